@@ -1,0 +1,65 @@
+/* hiercl runtime API: what the `hiercl` command (and any embedding program)
+ * uses. Plugins do not include this; they get include/hiercl/plugin.h. */
+#ifndef HIERCL_H
+#define HIERCL_H
+
+#include "hiercl/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HIERCL_VERSION "0.1.0"
+
+/* Exit statuses of the command, also used by hcl_run. */
+enum { HCL_EXIT_OK = 0, HCL_EXIT_FAIL = 1, HCL_EXIT_USAGE = 2, HCL_EXIT_NODEVICE = 3,
+       HCL_EXIT_INTERRUPTED = 130 };
+
+typedef struct hcl_ctx_options {
+  const char *device;     /* selector; NULL: HIERCL_DEVICE, else the default */
+  int profiling;          /* per-kernel device times */
+  int cache_policy;       /* 0 auto, 1 on, 2 off */
+  const char *cache_dir;  /* NULL: default */
+  const char *binary_dir; /* prebuilt program binaries (devices without compiler) */
+  int quiet;              /* suppress notes on stderr */
+} hcl_ctx_options;
+
+/* Create a context on the selected device. On failure *out is NULL and err
+ * holds one line (with the candidate list when the selector matched none). */
+hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, size_t errlen);
+/* Release everything the context holds. NULL is a no-op. */
+void hcl_ctx_destroy(hcl_ctx *ctx);
+/* The last error message of the context ("" when none). */
+const char *hcl_errmsg(const hcl_ctx *ctx);
+/* A name for a status: HCL_ERR_* names and OpenCL error names. */
+const char *hcl_strerror(hcl_status rc);
+/* The process exit status that fits rc. */
+int hcl_exit_code(hcl_status rc);
+
+/* One experiment: a config file plus command-line overrides. */
+typedef struct hcl_run_options {
+  const char *config_path;
+  const char *const *sets;     /* "section.key=value" overrides */
+  size_t n_sets;
+  const char *device;          /* overrides [runtime] device and HIERCL_DEVICE */
+  const char *out_dir;         /* parent of the run directory (default [run] out) */
+  const char *plugin_path;     /* extra plugin directories (colon list) */
+  const volatile int *stop;    /* set to nonzero (e.g. from SIGINT) to end cleanly */
+  int progress;                /* draw a one-line progress display on stderr */
+  char run_dir[1024];          /* out: the directory written */
+} hcl_run_options;
+
+/* Validate the config, train on the device and write manifest.json,
+ * metrics.jsonl and summary.json under a new run directory. What was
+ * measured before an error or an interrupt stays on disk. err gets one line. */
+hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen);
+
+/* Write n samples of the configured target (replica 0, stream HCL_STREAM_*)
+ * to path ("-" = stdout) as csv (header x0..,y0..) or npy (float32 [n, x+y]). */
+hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, const char *format,
+                          const char *path, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,386 @@
+/* hiercl plugin ABI: the only header a target or model plugin includes.
+ *
+ * A plugin is a shared object exporting one symbol, hcl_plugin_init, which
+ * receives the runtime's function table (hcl_host_api) and returns a const
+ * descriptor (hcl_plugin_desc). Plugins never link libhiercl: everything they
+ * need from the runtime comes through the table.
+ *
+ * Compatibility rules (SQLite vfs / GStreamer plugin desc):
+ *  - every struct crossing the boundary starts with a size field and only
+ *    ever grows at its end; a reader touches a field only if the size covers it;
+ *  - HCL_PLUGIN_ABI_VERSION changes only when an existing field changes.
+ *
+ * Data layout: every device tensor carries a leading replica dimension R
+ * (R independent runs with their own seeds trained in one pass). A batch of
+ * inputs is float [R, n, x_size], targets float [R, n, y_dim], model outputs
+ * float [R, n, out_dim], model parameters one flat float [R, n_params].
+ */
+#ifndef HIERCL_PLUGIN_H
+#define HIERCL_PLUGIN_H
+
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HCL_PLUGIN_ABI_VERSION 1u
+
+/* ---- status codes: OpenCL error codes (negative, > -10000) pass through -- */
+typedef int32_t hcl_status;
+enum {
+  HCL_OK = 0,
+  HCL_ERR_NOMEM = -10001,       /* host or device allocation failed */
+  HCL_ERR_PARAM = -10002,       /* bad parameter value or shape */
+  HCL_ERR_UNSUPPORTED = -10003, /* feature not available on this device / plugin */
+  HCL_ERR_ABI = -10004,         /* plugin ABI or struct size mismatch */
+  HCL_ERR_IO = -10005,          /* file could not be read or written */
+  HCL_ERR_BUILD = -10006,       /* OpenCL program failed to build (log attached) */
+  HCL_ERR_CONFIG = -10007,      /* malformed or unknown config key */
+  HCL_ERR_NODEVICE = -10008,    /* no OpenCL device, or selector matched none */
+  HCL_ERR_NUMERIC = -10009,     /* NaN / Inf / ill-conditioned system */
+  HCL_ERR_INTERRUPTED = -10010, /* run stopped by the user (Ctrl-C) */
+  HCL_ERR_PLUGIN = -10011,      /* plugin failed (its message is in the ctx) */
+  HCL_ERR_BLAS = -10012         /* CLBlast returned an error */
+};
+
+typedef struct hcl_ctx hcl_ctx;         /* runtime context: device, queue, errors */
+typedef struct hcl_params hcl_params;   /* a plugin's resolved [section] */
+typedef struct hcl_trainer hcl_trainer; /* handle given to model train() */
+typedef struct hcl_probe hcl_probe;     /* handle given to probe() */
+
+/* A region of a device buffer. offset and size are in bytes. */
+typedef struct hcl_buf {
+  cl_mem mem;
+  size_t offset;
+  size_t size;
+} hcl_buf;
+
+/* ---- declared parameters (VLC-style option declarations) ---------------- */
+typedef enum {
+  HCL_PARAM_INT = 1,
+  HCL_PARAM_DOUBLE,
+  HCL_PARAM_BOOL,
+  HCL_PARAM_STRING,
+  HCL_PARAM_ENUM,       /* one of choices */
+  HCL_PARAM_LIST        /* comma-separated numbers: "1, 0.5, 0.25" */
+} hcl_param_type;
+
+/* One key of a plugin's INI section. Tables end with an entry whose key is
+ * NULL. Keys are lower case (iniparser lower-cases keys). lo > hi means
+ * unbounded; the bounds apply to INT, DOUBLE and every LIST element. */
+typedef struct hcl_param_desc {
+  const char *key;
+  hcl_param_type type;
+  const char *def; /* default as text; NULL = the key is required */
+  double lo, hi;
+  const char *const *choices; /* ENUM: NULL-terminated */
+  const char *help;
+} hcl_param_desc;
+
+/* ---- what a run looks like, handed to create() -------------------------- */
+enum { HCL_STREAM_TRAIN = 0, HCL_STREAM_TEST = 1, HCL_STREAM_PROBE = 2 };
+
+typedef struct hcl_setup {
+  uint32_t struct_size;
+  uint32_t replicas;     /* R */
+  const uint64_t *seeds; /* [R]: replica r behaves as a run with seeds[r] */
+  const hcl_params *params;
+  uint64_t train_size;   /* P; 0 = fresh samples every step */
+  uint64_t test_size;
+  size_t max_batch;      /* largest n any call will pass */
+} hcl_setup;
+
+/* Shape of one input sample (without batch and replica). rank 1: [n];
+ * rank 2: channels first [channels, length]. */
+typedef struct hcl_shape {
+  uint32_t rank;
+  size_t dims[4];
+} hcl_shape;
+
+/* Task of a target: decides losses, error metric and output width. */
+typedef enum {
+  HCL_TASK_REGRESSION = 1, /* y real, y_dim values */
+  HCL_TASK_BINARY = 2,     /* y in {-1, +1}, one output */
+  HCL_TASK_CLASSES = 3     /* y a class index stored as float, n_classes outputs */
+} hcl_task;
+
+typedef struct hcl_target_info {
+  uint32_t struct_size;
+  hcl_shape x;     /* one input sample */
+  size_t y_dim;    /* floats of one label: 1 except multi-output regression */
+  hcl_task task;
+  size_t n_classes; /* HCL_TASK_CLASSES only */
+} hcl_target_info;
+
+/* A named block of a model's flat parameter vector, per replica. */
+typedef struct hcl_block {
+  const char *name;  /* e.g. "layer2.weight" */
+  size_t offset;     /* floats from the start of one replica's parameters */
+  size_t rows, cols; /* count = rows * cols; a bias has cols = 1 */
+  uint32_t group;    /* layer index: layer-wise algorithms select by group */
+  uint32_t trainable; /* 0 = frozen by construction (e.g. fixed readout) */
+} hcl_block;
+
+/* ---- metrics a probe or an algorithm reports ----------------------------- */
+/* values has one entry per replica. */
+typedef struct hcl_metric {
+  const char *name;
+  const double *values;
+} hcl_metric;
+
+/* ---- one phase of gradient training, run by the runtime's loop ---------- */
+/* A model's train() composes phases: layer-wise training is one phase per
+ * layer with `groups` selecting it; neuron-wise coordinate descent selects
+ * rows within a block via row_mask. The runtime samples batches, computes
+ * loss and gradients, applies the optimizer to the selected blocks only,
+ * evaluates on schedule and honours Ctrl-C. */
+typedef struct hcl_phase {
+  uint32_t struct_size;
+  const char *label;     /* shown in metrics ("layer 2") */
+  uint64_t steps;        /* optimizer steps in this phase */
+  uint64_t group_mask;   /* bit g set: blocks of group g train; 0 = all */
+  double lr_scale;       /* multiplies the configured lr (0 -> 1) */
+  double l2;             /* extra l2 penalty on the trained blocks */
+  const char *row_block; /* NULL, or a block whose rows are masked: */
+  size_t row;            /* only this row of row_block trains */
+  double stop_loss;      /* > 0: stop when train loss (all replicas) below */
+  uint64_t patience;     /* > 0: stop when loss has not improved for this many steps */
+} hcl_phase;
+
+/* ---- the runtime's function table --------------------------------------- */
+typedef struct hcl_arg { /* one kernel argument, for run_kernel */
+  size_t size;
+  const void *value;
+} hcl_arg;
+#define HCL_ARG(v) ((hcl_arg){sizeof(v), &(v)})
+
+typedef enum { HCL_LOG_ERROR = 0, HCL_LOG_WARN, HCL_LOG_INFO, HCL_LOG_DEBUG } hcl_log_level;
+
+/* Activations known to the fused runtime kernels. */
+typedef enum {
+  HCL_ACT_IDENTITY = 0,
+  HCL_ACT_RELU,
+  HCL_ACT_LEAKY_RELU, /* slope 0.1 */
+  HCL_ACT_QUADRATIC,  /* z^2 */
+  HCL_ACT_TANH
+} hcl_act;
+
+/* Random draws (Philox-4x32-10; see kernels/philox.cl for the exact maps). */
+typedef enum {
+  HCL_RNG_UNIFORM = 0, /* U[a, b) */
+  HCL_RNG_NORMAL,      /* N(a, b^2) */
+  HCL_RNG_RADEMACHER,  /* +-1 */
+  HCL_RNG_BERNOULLI    /* 1 with probability a, else 0 */
+} hcl_rng_dist;
+
+typedef struct hcl_host_api {
+  uint32_t abi_version;
+  uint32_t struct_size;
+
+  /* Log a line to stderr (prefixed by the runtime). */
+  void (*log)(hcl_ctx *ctx, hcl_log_level level, const char *fmt, ...);
+  /* Set the ctx error message and return rc, for `return host->fail(...)`. */
+  hcl_status (*fail)(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...);
+  /* Record a key/value about this run into the manifest (JSON literal or string). */
+  void (*note)(hcl_ctx *ctx, const char *key, const char *value, int is_json);
+
+  /* Parameters of the plugin's section: validated, defaulted, typed. */
+  int64_t (*param_int)(const hcl_params *p, const char *key);
+  double (*param_double)(const hcl_params *p, const char *key);
+  int (*param_bool)(const hcl_params *p, const char *key);
+  const char *(*param_str)(const hcl_params *p, const char *key);
+  /* Numbers of a LIST key into out (at most max); returns how many there are. */
+  size_t (*param_list)(const hcl_params *p, const char *key, double *out, size_t max);
+
+  /* The OpenCL objects of the run (one device, one in-order queue). */
+  cl_context (*cl_context)(hcl_ctx *ctx);
+  cl_device_id (*cl_device)(hcl_ctx *ctx);
+  cl_command_queue (*cl_queue)(hcl_ctx *ctx);
+
+  /* Device memory: zero-filled allocation, release, blocking transfers. */
+  hcl_status (*buf_alloc)(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
+  void (*buf_free)(hcl_ctx *ctx, hcl_buf *buf);
+  hcl_status (*buf_write)(hcl_ctx *ctx, hcl_buf dst, const void *src, size_t bytes);
+  hcl_status (*buf_read)(hcl_ctx *ctx, hcl_buf src, void *dst, size_t bytes);
+  hcl_status (*buf_copy)(hcl_ctx *ctx, hcl_buf dst, hcl_buf src, size_t bytes);
+
+  /* Build an OpenCL program through the runtime's cache. The runtime
+   * prepends its common library (kernels/common.cl: Philox, activations,
+   * hcl_buf offsets helpers), so plugin kernels can call it. `name` labels
+   * the program in logs and errors. Build failures carry the compiler log. */
+  hcl_status (*program)(hcl_ctx *ctx, const char *name, const char *src,
+                        const char *options, cl_program *out);
+  hcl_status (*kernel)(hcl_ctx *ctx, cl_program prog, const char *name, cl_kernel *out);
+  /* Set the arguments and enqueue; `label` names the kernel in profiles.
+   * lws may be NULL. Never waits for the device. */
+  hcl_status (*run_kernel)(hcl_ctx *ctx, cl_kernel k, cl_uint dims, const size_t *gws,
+                           const size_t *lws, const char *label, size_t nargs,
+                           const hcl_arg *args);
+  /* Wait for every enqueued command. */
+  hcl_status (*finish)(hcl_ctx *ctx);
+
+  /* Row-major SGEMM, C = alpha op(A) op(B) + beta C, ld* in floats, through
+   * CLBlast. The batched form runs `batch` products, operand i starting
+   * stride_* floats after operand i-1 (the replica dimension). */
+  hcl_status (*sgemm)(hcl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                      float alpha, hcl_buf a, size_t lda, hcl_buf b, size_t ldb, float beta,
+                      hcl_buf c, size_t ldc);
+  hcl_status (*sgemm_batched)(hcl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n,
+                              size_t k, float alpha, hcl_buf a, size_t lda, size_t stride_a,
+                              hcl_buf b, size_t ldb, size_t stride_b, float beta, hcl_buf c,
+                              size_t ldc, size_t stride_c, size_t batch);
+
+  /* ---- fused elementwise and reduction ops on [R, rows, cols] ---------- */
+  /* y = act(z + bias[r, col]) for z [R, rows, cols], bias [R, cols] (bias.mem
+   * NULL: none). z keeps the pre-activation; y may alias z only for identity. */
+  hcl_status (*bias_act)(hcl_ctx *ctx, hcl_act act, hcl_buf z, hcl_buf bias, size_t bias_stride,
+                         hcl_buf y, size_t R, size_t rows, size_t cols);
+  /* dz = dy * act'(z) (dz may alias dy). */
+  hcl_status (*act_backward)(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hcl_buf dz,
+                             size_t R, size_t rows, size_t cols);
+  /* out[r, col] = beta*out + alpha * sum_row x[r, row, col] (deterministic tree). */
+  hcl_status (*col_sum)(hcl_ctx *ctx, hcl_buf x, hcl_buf out, size_t out_stride, size_t R,
+                        size_t rows, size_t cols, float alpha, float beta);
+  /* y = a*x + b*y over n floats. */
+  hcl_status (*axpby)(hcl_ctx *ctx, float a, hcl_buf x, float b, hcl_buf y, size_t n);
+  /* Fill n floats with a value. */
+  hcl_status (*fill)(hcl_ctx *ctx, hcl_buf y, float value, size_t n);
+  /* Draw n floats for each replica r into out[r*stride ...] from the stream
+   * (seeds[r], stream_id), counters starting at `first`: the same bits on
+   * every device and for any split of the range. */
+  hcl_status (*rng)(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const uint64_t *seeds,
+                    size_t R, uint64_t stream_id, uint64_t first, hcl_buf out, size_t stride,
+                    size_t n);
+  /* Host Philox-4x32-10: out = philox(key, counter), for host-side setup. */
+  void (*philox)(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4]);
+
+  /* ---- trainer services for model train() and probes ------------------- */
+  /* Run one phase of the runtime's SGD loop; *final_loss gets the mean train
+   * loss of the last step, per replica (may be NULL). */
+  hcl_status (*train_phase)(hcl_trainer *t, const hcl_phase *phase, double *final_loss);
+  /* Fill x [R, n, x_size], y [R, n, y_dim] with samples first..first+n-1 of
+   * a stream (train indices wrap at the training-set size). */
+  hcl_status (*train_batch)(hcl_trainer *t, uint32_t stream, uint64_t first, size_t n,
+                            hcl_buf x, hcl_buf y);
+  /* The flat parameters [R, n_params] being trained. */
+  hcl_buf (*train_params)(hcl_trainer *t);
+  /* Log an evaluation line now (test loss, error, probes, plus extra metrics). */
+  hcl_status (*train_eval)(hcl_trainer *t, const hcl_metric *extra, size_t n_extra);
+  /* Nonzero once the user asked to stop (Ctrl-C): return HCL_ERR_INTERRUPTED. */
+  int (*train_stop_requested)(hcl_trainer *t);
+
+  /* Run the model being trained or probed on x [R, n, x_size] -> out [R, n, out_dim]. */
+  hcl_status (*probe_forward)(hcl_probe *p, hcl_buf x, size_t n, hcl_buf out);
+  /* Report one metric (one value per replica) from a probe. */
+  hcl_status (*probe_emit)(hcl_probe *p, const char *name, const double *values);
+  /* Samples for probing: same as train_batch, from the probe's own stream. */
+  hcl_status (*probe_batch)(hcl_probe *p, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
+                            hcl_buf y);
+  /* The model's parameters and named blocks, e.g. for weight-clustering probes. */
+  hcl_buf (*probe_params)(hcl_probe *p, const hcl_block **blocks, size_t *n_blocks);
+  /* Hidden features of the model's layer `layer` (see hcl_model_vt.features). */
+  hcl_status (*probe_features)(hcl_probe *p, size_t layer, hcl_buf x, size_t n, hcl_buf out,
+                               size_t *dim);
+  /* Evaluate a named quantity of the target at x (hcl_target_vt.eval), e.g.
+   * "hstar" for learned-feature probes of models; out [R, n]. */
+  hcl_status (*probe_target_eval)(hcl_probe *p, const char *what, hcl_buf x, size_t n,
+                                  hcl_buf out);
+  hcl_ctx *(*probe_ctx)(hcl_probe *p);
+  size_t (*probe_replicas)(hcl_probe *p);
+} hcl_host_api;
+
+/* ---- target plugins: data generators ----------------------------------- */
+typedef struct hcl_target_vt {
+  uint32_t struct_size;
+  /* Make a target for setup->replicas replicas (its own random parameters
+   * per replica seed, e.g. the staircase's nothing, the RHM's rules). */
+  hcl_status (*create)(hcl_ctx *ctx, const hcl_setup *setup, void **self);
+  void (*destroy)(void *self);
+  hcl_status (*info)(void *self, hcl_target_info *out);
+  /* Samples first..first+n-1 of `stream` into x [R, n, x_size], y [R, n,
+   * y_dim]; index i of a train stream is taken modulo train_size (> 0).
+   * Sample i depends only on (seed, stream, i): the same bits on every device
+   * and for every n. */
+  hcl_status (*sample)(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
+                       hcl_buf y);
+  /* Optional: metrics computed by evaluating the model (hcl_probe_forward). */
+  hcl_status (*probe)(void *self, hcl_probe *p);
+  /* Optional: named evaluations for model probes, e.g. "hstar": [R, n] of the
+   * latent feature h*(x) at inputs x. Unknown names return HCL_ERR_UNSUPPORTED. */
+  hcl_status (*eval)(void *self, const char *what, hcl_buf x, size_t n, hcl_buf out);
+} hcl_target_vt;
+
+/* ---- model plugins: hypothesis classes ---------------------------------- */
+typedef struct hcl_model_vt {
+  uint32_t struct_size;
+  /* Make a model for inputs of `target` (shape, task, classes). Reject
+   * impossible shapes with the numbers that disagree. */
+  hcl_status (*create)(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
+                       void **self);
+  void (*destroy)(void *self);
+  /* Parameters per replica and their named blocks (valid until destroy). */
+  size_t (*n_params)(void *self);
+  size_t (*out_dim)(void *self);
+  const hcl_block *(*blocks)(void *self, size_t *n_blocks);
+  /* Initialise params [R, n_params] from the replica seeds. */
+  hcl_status (*init)(void *self, hcl_buf params);
+  /* out [R, n, out_dim] = f(params, x [R, n, x_size]); n <= max_batch. Keeps
+   * what backward needs. */
+  hcl_status (*forward)(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out);
+  /* grad [R, n_params] = d(sum of dout . out)/d params, for the last forward. */
+  hcl_status (*backward)(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad);
+  /* Optional: activations of hidden layer `layer` (1-based) at x, into out
+   * [R, n, dim]; sets *dim. Used by probes (synonymic sensitivity). */
+  hcl_status (*features)(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
+                         hcl_buf out, size_t *dim);
+  /* Optional: training algorithms other than plain SGD; NULL-terminated. */
+  const char *const *algorithms;
+  /* Optional: run `algorithm` through the trainer services of hcl_host_api. */
+  hcl_status (*train)(void *self, const char *algorithm, hcl_trainer *t);
+  /* Optional: metrics about the model itself at an evaluation. */
+  hcl_status (*probe)(void *self, hcl_probe *p);
+} hcl_model_vt;
+
+/* ---- the descriptor ------------------------------------------------------ */
+enum { HCL_PLUGIN_TARGET = 1, HCL_PLUGIN_MODEL = 2 };
+
+typedef struct hcl_plugin_desc {
+  uint32_t abi_version; /* HCL_PLUGIN_ABI_VERSION; first, never moves */
+  uint32_t struct_size; /* sizeof(hcl_plugin_desc) when the plugin was built */
+  uint32_t kind;        /* HCL_PLUGIN_TARGET or HCL_PLUGIN_MODEL */
+  const char *name;     /* [a-z0-9_]+, the value of [target|model] plugin */
+  const char *version;
+  const char *summary;  /* one line */
+  const char *citation; /* the paper(s), shown by `hiercl describe` */
+  const hcl_param_desc *params;
+  const void *vt; /* const hcl_target_vt * or const hcl_model_vt * */
+  void *reserved[8];
+} hcl_plugin_desc;
+
+/* The one exported entry point. On failure return NULL and set *errmsg to a
+ * static string saying why. */
+typedef const hcl_plugin_desc *(*hcl_plugin_init_fn)(const hcl_host_api *host,
+                                                     const char **errmsg);
+
+#if defined(__GNUC__)
+#define HCL_EXPORT __attribute__((visibility("default")))
+#else
+#define HCL_EXPORT
+#endif
+
+/* Defines the entry point: HCL_PLUGIN_ENTRY(my_init) where
+ * `static const hcl_plugin_desc *my_init(const hcl_host_api *, const char **)`. */
+#define HCL_PLUGIN_ENTRY(fn)                                                                  \
+  HCL_EXPORT const hcl_plugin_desc *hcl_plugin_init(const hcl_host_api *host,                  \
+                                                    const char **errmsg) {                     \
+    return fn(host, errmsg);                                                                   \
+  }
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,249 @@
+/* Row-major SGEMM through CLBlast, checked once per ctx against the
+ * runtime's reference kernel (kernels/ops.cl) so that a miscompiled or
+ * mistuned CLBlast kernel stops the run with a clear message instead of
+ * training on wrong numbers. */
+#include "internal.h"
+
+#include <clblast_c.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ctx->blas_checked bits: which CLBlast routines passed the self-check. */
+#define CHECKED_GEMM 1
+#define CHECKED_BATCHED 2
+
+/* Defined in tune.c: nonzero when CLBlast parameters were overridden for this
+ * device, so the self-check also covers the (tuned) large-matrix kernel. */
+int hcl_blas_tuned(cl_device_id dev);
+
+static const char *status_name(int s) {
+  switch (s) {
+  case CLBlastSuccess: return "success";
+  case CLBlastOpenCLCompilerNotAvailable: return "OpenCL compiler not available";
+  case CLBlastTempBufferAllocFailure: return "temporary buffer allocation failed";
+  case CLBlastOpenCLOutOfResources: return "CL_OUT_OF_RESOURCES";
+  case CLBlastOpenCLOutOfHostMemory: return "CL_OUT_OF_HOST_MEMORY";
+  case CLBlastOpenCLBuildProgramFailure: return "kernel build failed";
+  case CLBlastInvalidValue: return "CL_INVALID_VALUE";
+  case CLBlastInvalidCommandQueue: return "invalid command queue";
+  case CLBlastInvalidMemObject: return "invalid buffer";
+  case CLBlastInvalidLocalThreadsTotal: return "work-group too large";
+  case CLBlastInvalidLocalMemUsage: return "not enough local memory";
+  case CLBlastNotImplemented: return "not implemented";
+  case CLBlastInvalidDimension: return "invalid dimension";
+  case CLBlastInvalidLeadDimA: return "lda too small";
+  case CLBlastInvalidLeadDimB: return "ldb too small";
+  case CLBlastInvalidLeadDimC: return "ldc too small";
+  case CLBlastInsufficientMemoryA: return "buffer A too small";
+  case CLBlastInsufficientMemoryB: return "buffer B too small";
+  case CLBlastInsufficientMemoryC: return "buffer C too small";
+  case CLBlastInvalidBatchCount: return "invalid batch count";
+  case CLBlastInvalidOverrideKernel: return "invalid override kernel";
+  case CLBlastMissingOverrideParameter: return "missing override parameter";
+  case CLBlastDatabaseError: return "no database entry for the device";
+  default: return s < 0 && s > -100 ? hcl_strerror(s) : "CLBlast error";
+  }
+}
+
+static hcl_status blast_fail(hcl_ctx *ctx, const char *what, int ta, int tb, size_t m, size_t n,
+                             size_t k, size_t batch, int st) {
+  return hcl_fail(ctx, HCL_ERR_BLAS,
+                  "CLBlast %s m=%zu n=%zu k=%zu (ta=%d tb=%d batch=%zu): status %d (%s), device %s (%s)",
+                  what, m, n, k, ta, tb, batch, st, status_name(st), ctx->dev.id, ctx->dev.name);
+}
+
+/* A row-major rows x cols operand with leading dimension ld in buffer b. */
+static hcl_status check_matrix(hcl_ctx *ctx, const char *name, hcl_buf b, size_t rows,
+                               size_t cols, size_t ld, size_t stride, size_t batch) {
+  if (!b.mem) return hcl_fail(ctx, HCL_ERR_PARAM, "sgemm: buffer %s is NULL", name);
+  if (b.offset % 4)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "sgemm: buffer %s offset %zu is not a multiple of 4",
+                    name, b.offset);
+  if (ld < cols)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "sgemm: ld%s %zu < %zu columns", name, ld, cols);
+  size_t floats = (batch - 1) * stride + (rows - 1) * ld + cols;
+  if (b.size / 4 < floats)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "sgemm: buffer %s holds %zu floats, needs %zu", name,
+                    b.size / 4, floats);
+  return HCL_OK;
+}
+
+static hcl_status check_args(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
+                             hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                             hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+  HCL_TRY(check_matrix(ctx, "a", a, ta ? k : m, ta ? m : k, lda, sa, batch));
+  HCL_TRY(check_matrix(ctx, "b", b, tb ? n : k, tb ? k : n, ldb, sb, batch));
+  return check_matrix(ctx, "c", c, m, n, ldc, sc, batch);
+}
+
+static CLBlastTranspose tr(int t) { return t ? CLBlastTransposeYes : CLBlastTransposeNo; }
+
+static int raw_gemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                    hcl_buf a, size_t lda, hcl_buf b, size_t ldb, float beta, hcl_buf c,
+                    size_t ldc) {
+  return CLBlastSgemm(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a.mem, a.offset / 4,
+                      lda, b.mem, b.offset / 4, ldb, beta, c.mem, c.offset / 4, ldc, &ctx->queue,
+                      NULL);
+}
+
+static int raw_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                       hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                       float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+  return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a.mem,
+                                    a.offset / 4, lda, sa, b.mem, b.offset / 4, ldb, sb, beta,
+                                    c.mem, c.offset / 4, ldc, sc, batch, &ctx->queue, NULL);
+}
+
+/* ---- self-check ---------------------------------------------------------- */
+typedef struct check_case {
+  size_t m, n, k, pad, off, batch; /* pad: extra leading-dimension floats */
+} check_case;
+
+static uint32_t lcg(uint32_t *s) {
+  *s = *s * 1664525u + 1013904223u;
+  return *s >> 8;
+}
+
+/* Compare CLBlast with the reference kernel on one shape, all four
+ * transpose variants, alpha/beta not trivial, offsets and padded ld. */
+static hcl_status check_shape(hcl_ctx *ctx, const check_case *cc) {
+  const float alpha = 0.75f, beta = -0.5f;
+  size_t m = cc->m, n = cc->n, k = cc->k, B = cc->batch, mx = m > n ? m : n;
+  size_t ld = (k > mx ? k : mx) + cc->pad; /* one ld fits every variant */
+  size_t sa = (mx > k ? mx : k) * ld, sc = m * ld;
+  size_t fa = cc->off + B * sa, fc = cc->off + B * sc;
+  float *ha = malloc(fa * 4), *hb = malloc(fa * 4), *hc = malloc(fc * 4);
+  float *r1 = malloc(fc * 4), *r2 = malloc(fc * 4);
+  hcl_buf da = {0}, db = {0}, dc1 = {0}, dc2 = {0};
+  hcl_status rc = HCL_OK;
+  if (!ha || !hb || !hc || !r1 || !r2) {
+    rc = hcl_fail(ctx, HCL_ERR_NOMEM, "sgemm self-check: out of host memory");
+    goto out;
+  }
+  uint32_t s = 12345u;
+  for (size_t i = 0; i < fa; i++) ha[i] = (float)lcg(&s) / 8388608.0f - 1.0f;
+  for (size_t i = 0; i < fa; i++) hb[i] = (float)lcg(&s) / 8388608.0f - 1.0f;
+  for (size_t i = 0; i < fc; i++) hc[i] = (float)lcg(&s) / 8388608.0f - 1.0f;
+  if ((rc = hcl_buf_alloc(ctx, fa * 4, &da)) || (rc = hcl_buf_alloc(ctx, fa * 4, &db)) ||
+      (rc = hcl_buf_alloc(ctx, fc * 4, &dc1)) || (rc = hcl_buf_alloc(ctx, fc * 4, &dc2)) ||
+      (rc = hcl_buf_write(ctx, da, ha, fa * 4)) || (rc = hcl_buf_write(ctx, db, hb, fa * 4)))
+    goto out;
+  hcl_buf a = hcl_buf_sub(da, cc->off * 4, (fa - cc->off) * 4);
+  hcl_buf b = hcl_buf_sub(db, cc->off * 4, (fa - cc->off) * 4);
+  hcl_buf c1 = hcl_buf_sub(dc1, cc->off * 4, (fc - cc->off) * 4);
+  hcl_buf c2 = hcl_buf_sub(dc2, cc->off * 4, (fc - cc->off) * 4);
+  for (int v = 0; v < 4; v++) {
+    int ta = v & 1, tb = v >> 1;
+    if ((rc = hcl_buf_write(ctx, dc1, hc, fc * 4)) || (rc = hcl_buf_write(ctx, dc2, hc, fc * 4)))
+      goto out;
+    int st = B > 1 ? raw_batched(ctx, ta, tb, m, n, k, alpha, a, ld, sa, b, ld, sa, beta, c1, ld,
+                                 sc, B)
+                   : raw_gemm(ctx, ta, tb, m, n, k, alpha, a, ld, b, ld, beta, c1, ld);
+    if (st != CLBlastSuccess) {
+      rc = blast_fail(ctx, "self-check", ta, tb, m, n, k, B, st);
+      goto out;
+    }
+    for (size_t q = 0; q < B && rc == HCL_OK; q++)
+      rc = hcl_sgemm_reference(ctx, ta, tb, m, n, k, alpha, hcl_buf_sub(a, q * sa * 4, sa * 4), ld,
+                               hcl_buf_sub(b, q * sa * 4, sa * 4), ld, beta,
+                               hcl_buf_sub(c2, q * sc * 4, sc * 4), ld);
+    if (rc || (rc = hcl_buf_read(ctx, dc1, r1, fc * 4)) || (rc = hcl_buf_read(ctx, dc2, r2, fc * 4)))
+      goto out;
+    for (size_t q = 0; q < B; q++)
+      for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+          /* bound: a few float roundings of each product, relative to the
+           * sum of magnitudes (both sides accumulate in float) */
+          const float *A = ha + cc->off + q * sa, *Bm = hb + cc->off + q * sa;
+          double mag = fabs(beta * hc[cc->off + q * sc + i * ld + j]);
+          for (size_t p = 0; p < k; p++)
+            mag += fabs(alpha * (ta ? A[p * ld + i] : A[i * ld + p]) *
+                        (tb ? Bm[j * ld + p] : Bm[p * ld + j]));
+          size_t o = cc->off + q * sc + i * ld + j;
+          double d = fabs((double)r1[o] - (double)r2[o]);
+          if (!(d <= 1e-5 * (double)(k + 4) * mag + 1e-30)) {
+            rc = hcl_fail(ctx, HCL_ERR_BLAS,
+                          "CLBlast self-check failed on device %s (%s, driver %s): %s m=%zu n=%zu "
+                          "k=%zu ta=%d tb=%d gives C[%zu,%zu] = %.9g, the reference kernel %.9g. "
+                          "CLBlast's kernels (or the tuned parameters in the cache directory's "
+                          "clblast/ folder) are wrong on this device",
+                          ctx->dev.id, ctx->dev.name, ctx->dev.driver,
+                          B > 1 ? "sgemm_batched" : "sgemm", m, n, k, ta, tb, i, j, r1[o], r2[o]);
+            goto out;
+          }
+        }
+  }
+  /* the floats before C's offset must be untouched (an offset bug writes there) */
+  for (size_t i = 0; i < cc->off; i++)
+    if (r1[i] != hc[i]) {
+      rc = hcl_fail(ctx, HCL_ERR_BLAS, "CLBlast self-check failed on device %s (%s): it wrote "
+                    "before the C offset", ctx->dev.id, ctx->dev.name);
+      goto out;
+    }
+out:
+  hcl_buf_free(ctx, &da);
+  hcl_buf_free(ctx, &db);
+  hcl_buf_free(ctx, &dc1);
+  hcl_buf_free(ctx, &dc2);
+  free(ha), free(hb), free(hc), free(r1), free(r2);
+  return rc;
+}
+
+hcl_status hcl_blas_selfcheck(hcl_ctx *ctx) {
+  if (ctx->blas_checked & CHECKED_GEMM) return HCL_OK;
+  /* small odd shape: CLBlast's direct kernel */
+  check_case small = {23, 19, 29, 3, 5, 1};
+  HCL_TRY(check_shape(ctx, &small));
+  /* tuned parameters drive the indirect kernel (m n k >= 128^3 on PoCL):
+   * check one shape of that size too */
+  if (hcl_blas_tuned(ctx->dev.device_id)) {
+    check_case big = {131, 133, 129, 1, 3, 1};
+    HCL_TRY(check_shape(ctx, &big));
+  }
+  ctx->blas_checked |= CHECKED_GEMM;
+  return HCL_OK;
+}
+
+static hcl_status selfcheck_batched(hcl_ctx *ctx) {
+  if (ctx->blas_checked & CHECKED_BATCHED) return HCL_OK;
+  check_case small = {13, 17, 11, 2, 7, 3};
+  HCL_TRY(check_shape(ctx, &small));
+  ctx->blas_checked |= CHECKED_BATCHED;
+  return HCL_OK;
+}
+
+/* ---- the entry points ---------------------------------------------------- */
+hcl_status hcl_sgemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                     hcl_buf a, size_t lda, hcl_buf b, size_t ldb, float beta, hcl_buf c,
+                     size_t ldc) {
+  if (!m || !n) return HCL_OK;
+  /* k = 0: C = beta C, which CLBlast refuses as a dimension error */
+  if (!k) return hcl_sgemm_reference(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  HCL_TRY(check_args(ctx, ta, tb, m, n, k, a, lda, 0, b, ldb, 0, c, ldc, 0, 1));
+  HCL_TRY(hcl_blas_selfcheck(ctx));
+  int st = raw_gemm(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (st != CLBlastSuccess) return blast_fail(ctx, "sgemm", ta, tb, m, n, k, 1, st);
+  return HCL_OK;
+}
+
+hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
+                             float alpha, hcl_buf a, size_t lda, size_t sa, hcl_buf b,
+                             size_t ldb, size_t sb, float beta, hcl_buf c, size_t ldc,
+                             size_t sc, size_t batch) {
+  if (!m || !n || !batch) return HCL_OK;
+  if (batch == 1) return hcl_sgemm(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (!k) {
+    HCL_TRY(check_matrix(ctx, "c", c, m, n, ldc, sc, batch));
+    for (size_t q = 0; q < batch; q++)
+      HCL_TRY(hcl_sgemm_reference(ctx, ta, tb, m, n, 0, alpha, a, lda, b, ldb, beta,
+                                  hcl_buf_sub(c, q * sc * 4, c.size - q * sc * 4), ldc));
+    return HCL_OK;
+  }
+  HCL_TRY(check_args(ctx, ta, tb, m, n, k, a, lda, sa, b, ldb, sb, c, ldc, sc, batch));
+  HCL_TRY(hcl_blas_selfcheck(ctx));
+  HCL_TRY(selfcheck_batched(ctx));
+  int st = raw_batched(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+  if (st != CLBlastSuccess) return blast_fail(ctx, "sgemm_batched", ta, tb, m, n, k, batch, st);
+  return HCL_OK;
+}

@@ -1,0 +1,113 @@
+/* Device buffers and kernel launches. Launches never wait for the device;
+ * each is counted per label (and timed when profiling is on). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+hcl_status hcl_buf_alloc(hcl_ctx *ctx, size_t bytes, hcl_buf *out) {
+  cl_int cl;
+  memset(out, 0, sizeof *out);
+  size_t alloc = bytes ? bytes : 4;
+  cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, alloc, NULL, &cl);
+  if (cl != CL_SUCCESS)
+    return hcl_fail(ctx, HCL_ERR_NOMEM, "device %s: cannot allocate %zu bytes: %s", ctx->dev.id,
+                    bytes, hcl_strerror(cl));
+  const float zero = 0.0f;
+  const unsigned char zbyte = 0; /* the pattern size must divide the buffer size */
+  cl = alloc % 4 ? clEnqueueFillBuffer(ctx->queue, m, &zbyte, 1, 0, alloc, 0, NULL, NULL)
+                 : clEnqueueFillBuffer(ctx->queue, m, &zero, sizeof zero, 0, alloc, 0, NULL, NULL);
+  if (cl != CL_SUCCESS) {
+    clReleaseMemObject(m);
+    return hcl_fail(ctx, cl, "device %s: cannot clear a buffer of %zu bytes: %s", ctx->dev.id,
+                    bytes, hcl_strerror(cl));
+  }
+  out->mem = m;
+  out->size = bytes;
+  return HCL_OK;
+}
+
+void hcl_buf_free(hcl_ctx *ctx, hcl_buf *buf) {
+  (void)ctx;
+  if (buf && buf->mem && buf->offset == 0) clReleaseMemObject(buf->mem);
+  if (buf) memset(buf, 0, sizeof *buf);
+}
+
+hcl_status hcl_buf_write(hcl_ctx *ctx, hcl_buf dst, const void *src, size_t bytes) {
+  if (bytes > dst.size)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "buffer write of %zu bytes into %zu", bytes, dst.size);
+  if (!bytes) return HCL_OK;
+  HCL_CL(ctx, clEnqueueWriteBuffer(ctx->queue, dst.mem, CL_TRUE, dst.offset, bytes, src, 0, NULL, NULL),
+         "buffer write");
+  return HCL_OK;
+}
+
+hcl_status hcl_buf_read(hcl_ctx *ctx, hcl_buf src, void *dst, size_t bytes) {
+  if (bytes > src.size)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "buffer read of %zu bytes from %zu", bytes, src.size);
+  if (!bytes) return HCL_OK;
+  HCL_CL(ctx, clEnqueueReadBuffer(ctx->queue, src.mem, CL_TRUE, src.offset, bytes, dst, 0, NULL, NULL),
+         "buffer read");
+  return HCL_OK;
+}
+
+hcl_status hcl_buf_copy(hcl_ctx *ctx, hcl_buf dst, hcl_buf src, size_t bytes) {
+  if (bytes > src.size || bytes > dst.size)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "buffer copy of %zu bytes (src %zu, dst %zu)", bytes,
+                    src.size, dst.size);
+  if (!bytes) return HCL_OK;
+  HCL_CL(ctx, clEnqueueCopyBuffer(ctx->queue, src.mem, dst.mem, src.offset, dst.offset, bytes, 0,
+                                  NULL, NULL),
+         "buffer copy");
+  return HCL_OK;
+}
+
+hcl_buf hcl_buf_sub(hcl_buf b, size_t offset, size_t size) {
+  hcl_buf s = {b.mem, b.offset + offset, size};
+  return s;
+}
+
+static hcl_kernel_stat *stat_for(hcl_ctx *ctx, const char *label) {
+  for (size_t i = 0; i < ctx->n_stats; i++)
+    if (!strcmp(ctx->stats[i].label, label)) return &ctx->stats[i];
+  hcl_kernel_stat *ns = realloc(ctx->stats, (ctx->n_stats + 1) * sizeof *ns);
+  if (!ns) return NULL;
+  ctx->stats = ns;
+  hcl_kernel_stat *s = &ns[ctx->n_stats++];
+  memset(s, 0, sizeof *s);
+  snprintf(s->label, sizeof s->label, "%s", label);
+  return s;
+}
+
+hcl_status hcl_run_kernel(hcl_ctx *ctx, cl_kernel k, cl_uint dims, const size_t *gws,
+                          const size_t *lws, const char *label, size_t nargs, const hcl_arg *args) {
+  if (!label) label = "kernel";
+  for (size_t i = 0; i < nargs; i++) {
+    cl_int cl = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].value);
+    if (cl != CL_SUCCESS)
+      return hcl_fail(ctx, cl, "kernel %s: argument %zu: %s", label, i, hcl_strerror(cl));
+  }
+  for (cl_uint d = 0; d < dims; d++)
+    if (gws[d] == 0) return HCL_OK; /* nothing to do */
+  cl_event ev = NULL;
+  cl_int cl = clEnqueueNDRangeKernel(ctx->queue, k, dims, NULL, gws, lws, 0, NULL,
+                                     ctx->profiling ? &ev : NULL);
+  if (cl != CL_SUCCESS)
+    return hcl_fail(ctx, cl, "kernel %s: launch of %zu items: %s", label, gws[0], hcl_strerror(cl));
+  hcl_kernel_stat *s = stat_for(ctx, label);
+  if (s) s->launches++;
+  if (ev) {
+    cl_ulong t0 = 0, t1 = 0;
+    clWaitForEvents(1, &ev);
+    clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL);
+    clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL);
+    if (s) s->device_s += (double)(t1 - t0) * 1e-9;
+    clReleaseEvent(ev);
+  }
+  return HCL_OK;
+}
+
+hcl_status hcl_finish(hcl_ctx *ctx) {
+  HCL_CL(ctx, clFinish(ctx->queue), "waiting for the device");
+  return HCL_OK;
+}

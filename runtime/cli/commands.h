@@ -1,0 +1,17 @@
+/* The subcommands of `hiercl`, one file each; main.c dispatches. Each returns
+ * the process exit status (hiercl.h HCL_EXIT_*) and prints its own errors. */
+#ifndef HCL_COMMANDS_H
+#define HCL_COMMANDS_H
+
+/* hiercl devices [--json]: every OpenCL device; compiles nothing. */
+int hcl_cmd_devices(int argc, char **argv);
+/* hiercl plugins [--plugin-path P] [--json]: loaded plugins and rejected files. */
+int hcl_cmd_plugins(int argc, char **argv);
+/* hiercl describe NAME [--plugin-path P]: a plugin's parameters and paper. */
+int hcl_cmd_describe(int argc, char **argv);
+/* hiercl run CONFIG [--device SEL] [--set s.k=v]... [--out DIR] [--seed N]. */
+int hcl_cmd_run(int argc, char **argv);
+/* hiercl sample CONFIG --n K [--format csv|npy] [--out FILE]. */
+int hcl_cmd_sample(int argc, char **argv);
+
+#endif

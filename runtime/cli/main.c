@@ -1,0 +1,46 @@
+/* hiercl: the command. Dispatches to one file per subcommand. */
+#include "commands.h"
+#include "hiercl/hiercl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: hiercl COMMAND [ARGS]\n"
+    "\n"
+    "Experiments of deep-learning theory on any OpenCL device.\n"
+    "\n"
+    "commands:\n"
+    "  run CONFIG [--device SEL] [--set section.key=value]... [--out DIR] [--seed N]\n"
+    "                      train as the INI config says; writes a run directory\n"
+    "  sample CONFIG --n K [--format csv|npy] [--out FILE]\n"
+    "                      write K samples of the configured target\n"
+    "  devices [--json]    list every OpenCL device with its stable id\n"
+    "  plugins [--json]    list target and model plugins (and files rejected)\n"
+    "  describe NAME       a plugin's parameters, defaults, ranges and paper\n"
+    "\n"
+    "common options: --plugin-path DIRS (also HIERCL_PLUGIN_PATH), --device SEL\n"
+    "(also HIERCL_DEVICE): an index, an id such as pocl:cpu:0, gpu, cpu, accel, or\n"
+    "a name substring. Exit status: 0 ok, 1 failure, 2 bad usage or config,\n"
+    "3 no device, 130 interrupted.\n";
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? HCL_EXIT_USAGE : HCL_EXIT_OK;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("hiercl %s\n", HIERCL_VERSION);
+    return HCL_EXIT_OK;
+  }
+  static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+  } cmds[] = {{"run", hcl_cmd_run},         {"sample", hcl_cmd_sample},
+              {"devices", hcl_cmd_devices}, {"plugins", hcl_cmd_plugins},
+              {"describe", hcl_cmd_describe}};
+  for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+    if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "hiercl: unknown command '%s' (see hiercl --help)\n", argv[1]);
+  return HCL_EXIT_USAGE;
+}

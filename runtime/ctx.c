@@ -1,0 +1,103 @@
+/* The runtime context: one selected device, its OpenCL context and one
+ * in-order queue, the error buffer and the plugins' manifest notes. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, size_t errlen) {
+  hcl_ctx_options none = {0};
+  if (!opt) opt = &none;
+  *out = NULL;
+  hcl_device_info *devs = NULL;
+  size_t n = 0, idx = 0;
+  hcl_status rc = hcl_devices_list(&devs, &n, err, errlen);
+  if (rc != HCL_OK) return rc;
+  const char *sel = opt->device;
+  if (!sel || !*sel) sel = getenv("HIERCL_DEVICE");
+  rc = hcl_device_select(devs, n, sel, &idx, err, errlen);
+  if (rc != HCL_OK) {
+    free(devs);
+    return rc;
+  }
+  hcl_ctx *ctx = calloc(1, sizeof *ctx);
+  if (!ctx) {
+    free(devs);
+    snprintf(err, errlen, "out of host memory");
+    return HCL_ERR_NOMEM;
+  }
+  ctx->dev = devs[idx];
+  free(devs);
+  ctx->log_level = opt->quiet ? HCL_LOG_WARN : HCL_LOG_INFO;
+  ctx->profiling = opt->profiling;
+  ctx->cache_policy = opt->cache_policy;
+  if (opt->cache_dir) snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", opt->cache_dir);
+  if (opt->binary_dir) snprintf(ctx->binary_dir, sizeof ctx->binary_dir, "%s", opt->binary_dir);
+  if (!sel || !*sel)
+    hcl_log(ctx, HCL_LOG_INFO, "device %s (%s) chosen by default; --device selects another",
+            ctx->dev.id, ctx->dev.name);
+
+  cl_int cl;
+  cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->dev.platform_id,
+                                   0};
+  ctx->context = clCreateContext(props, 1, &ctx->dev.device_id, NULL, NULL, &cl);
+  if (cl == CL_SUCCESS) {
+    cl_command_queue_properties qp = opt->profiling ? CL_QUEUE_PROFILING_ENABLE : 0;
+#ifdef __GNUC__
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    ctx->queue = clCreateCommandQueue(ctx->context, ctx->dev.device_id, qp, &cl);
+#ifdef __GNUC__
+#pragma GCC diagnostic pop
+#endif
+  }
+  if (cl != CL_SUCCESS) {
+    snprintf(err, errlen, "device %s (%s): cannot create an OpenCL context/queue: %s", ctx->dev.id,
+             ctx->dev.name, hcl_strerror(cl));
+    hcl_ctx_destroy(ctx);
+    return cl;
+  }
+  rc = hcl_blas_apply_tuning(ctx);
+  if (rc != HCL_OK) hcl_log(ctx, HCL_LOG_WARN, "CLBlast tuning not applied: %s", ctx->errmsg);
+  ctx->errmsg[0] = 0;
+  *out = ctx;
+  return HCL_OK;
+}
+
+void hcl_ctx_destroy(hcl_ctx *ctx) {
+  if (!ctx) return;
+  hcl_ops_release(ctx);
+  if (ctx->queue) {
+    clFinish(ctx->queue);
+    clReleaseCommandQueue(ctx->queue);
+  }
+  if (ctx->context) clReleaseContext(ctx->context);
+  for (size_t i = 0; i < ctx->n_notes; i++) {
+    free(ctx->notes[i].key);
+    free(ctx->notes[i].value);
+  }
+  free(ctx->notes);
+  free(ctx->stats);
+  free(ctx);
+}
+
+void hcl_note_add(hcl_ctx *ctx, const char *key, const char *value, int is_json) {
+  if (!ctx || !key || !value) return;
+  for (size_t i = 0; i < ctx->n_notes; i++) /* a later note replaces an earlier one */
+    if (!strcmp(ctx->notes[i].key, key)) {
+      char *v = strdup(value);
+      if (!v) return;
+      free(ctx->notes[i].value);
+      ctx->notes[i].value = v;
+      ctx->notes[i].is_json = is_json;
+      return;
+    }
+  hcl_note *nn = realloc(ctx->notes, (ctx->n_notes + 1) * sizeof *nn);
+  if (!nn) return;
+  ctx->notes = nn;
+  nn[ctx->n_notes].key = strdup(key);
+  nn[ctx->n_notes].value = strdup(value);
+  nn[ctx->n_notes].is_json = is_json;
+  if (nn[ctx->n_notes].key && nn[ctx->n_notes].value) ctx->n_notes++;
+}

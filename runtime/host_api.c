@@ -1,0 +1,72 @@
+/* The function table handed to plugins (hcl_host_api in plugin.h). Plugins
+ * reach the runtime only through it, so they never link libhiercl. */
+#include "internal.h"
+#include "trainer.h"
+
+static void api_log(hcl_ctx *ctx, hcl_log_level level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  hcl_logv(ctx, level, fmt, ap);
+  va_end(ap);
+}
+
+static hcl_status api_fail(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  hcl_failv(ctx, rc, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+static cl_context api_context(hcl_ctx *ctx) { return ctx->context; }
+static cl_device_id api_device(hcl_ctx *ctx) { return ctx->dev.device_id; }
+static cl_command_queue api_queue(hcl_ctx *ctx) { return ctx->queue; }
+
+static const hcl_host_api g_api = {
+    .abi_version = HCL_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(hcl_host_api),
+    .log = api_log,
+    .fail = api_fail,
+    .note = hcl_note_add,
+    .param_int = hcl_param_int,
+    .param_double = hcl_param_double,
+    .param_bool = hcl_param_bool,
+    .param_str = hcl_param_str,
+    .param_list = hcl_param_list,
+    .cl_context = api_context,
+    .cl_device = api_device,
+    .cl_queue = api_queue,
+    .buf_alloc = hcl_buf_alloc,
+    .buf_free = hcl_buf_free,
+    .buf_write = hcl_buf_write,
+    .buf_read = hcl_buf_read,
+    .buf_copy = hcl_buf_copy,
+    .program = hcl_program_build,
+    .kernel = hcl_kernel_create,
+    .run_kernel = hcl_run_kernel,
+    .finish = hcl_finish,
+    .sgemm = hcl_sgemm,
+    .sgemm_batched = hcl_sgemm_batched,
+    .bias_act = hcl_bias_act,
+    .act_backward = hcl_act_backward,
+    .col_sum = hcl_col_sum,
+    .axpby = hcl_axpby,
+    .fill = hcl_fill,
+    .rng = hcl_rng_fill,
+    .philox = hcl_philox4x32,
+    .train_phase = hcl_trainer_phase,
+    .train_batch = hcl_trainer_batch,
+    .train_params = hcl_trainer_params,
+    .train_eval = hcl_trainer_eval,
+    .train_stop_requested = hcl_trainer_stop_requested,
+    .probe_forward = hcl_probe_forward,
+    .probe_emit = hcl_probe_emit,
+    .probe_batch = hcl_probe_batch,
+    .probe_params = hcl_probe_params,
+    .probe_features = hcl_probe_features,
+    .probe_target_eval = hcl_probe_target_eval,
+    .probe_ctx = hcl_probe_ctx,
+    .probe_replicas = hcl_probe_replicas,
+};
+
+const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

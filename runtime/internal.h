@@ -1,0 +1,298 @@
+/* Internal runtime interfaces shared between the modules of libhiercl.
+ * Not installed; plugins never see this (they get include/hiercl/plugin.h). */
+#ifndef HCL_INTERNAL_H
+#define HCL_INTERNAL_H
+
+#include "hiercl/hiercl.h"
+#include "hiercl/plugin.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#define HCL_ERRMSG_MAX 8192
+
+/* ---- devices (device_list.c, device_select.c) ---------------------------- */
+typedef struct hcl_device_info {
+  char id[96];            /* stable id: "<platform-slug>:<cpu|gpu|accel|other>:<k>" */
+  char platform[128];     /* CL_PLATFORM_NAME */
+  char platform_vendor[128];
+  char platform_version[128];
+  char name[256];         /* CL_DEVICE_NAME */
+  char vendor[128];
+  char version[128];      /* CL_DEVICE_VERSION */
+  char driver[128];       /* CL_DRIVER_VERSION */
+  cl_device_type type;
+  unsigned compute_units;
+  unsigned clock_mhz;
+  uint64_t global_mem, local_mem, max_alloc;
+  size_t max_work_group;
+  int fp64;
+  int compiler_available; /* 0: needs prebuilt binaries (FPGA boards) */
+  cl_platform_id platform_id;
+  cl_device_id device_id;
+} hcl_device_info;
+
+/* Enumerate every device of every platform, in a stable order (platform
+ * name, device name, index), with stable ids. *out is malloc'd. No platform
+ * at all is not an error: *n = 0. */
+hcl_status hcl_devices_list(hcl_device_info **out, size_t *n, char *err, size_t errlen);
+/* "cpu" / "gpu" / "accel" / "other" for a CL device type. */
+const char *hcl_device_type_name(cl_device_type type);
+/* Resolve a selector (index, stable id, gpu|cpu|accel, name substring; NULL
+ * or "" = default: first GPU, else first CPU, else first device) to an index
+ * into devs. Pure: no OpenCL calls, so it is tested on fake lists. On no
+ * match writes an error listing the candidates and returns HCL_ERR_NODEVICE. */
+hcl_status hcl_device_select(const hcl_device_info *devs, size_t n, const char *selector,
+                             size_t *index, char *err, size_t errlen);
+
+/* ---- the context (ctx.c, error.c) ---------------------------------------- */
+typedef struct hcl_note {
+  char *key, *value;
+  int is_json;
+} hcl_note;
+
+typedef struct hcl_kernel_stat {
+  char label[64];
+  uint64_t launches;
+  double device_s; /* with profiling on */
+} hcl_kernel_stat;
+
+struct hcl_ctx {
+  hcl_device_info dev;
+  cl_context context;
+  cl_command_queue queue;
+  int profiling;
+  hcl_log_level log_level;
+  char errmsg[HCL_ERRMSG_MAX];
+  /* program cache (program.c) */
+  int cache_policy;      /* HCL_CACHE_AUTO / ON / OFF */
+  char cache_dir[1024];  /* "" = default under the user's cache directory */
+  char binary_dir[1024]; /* prebuilt binaries for devices without a compiler */
+  /* the runtime's own kernels (ops.c) */
+  struct hcl_ops *ops;
+  /* CLBlast checked against the reference kernel on this device (blas.c) */
+  int blas_checked;
+  /* manifest notes from plugins */
+  hcl_note *notes;
+  size_t n_notes;
+  /* kernel launch statistics */
+  hcl_kernel_stat *stats;
+  size_t n_stats;
+};
+
+/* Set ctx->errmsg from a format and return rc. Safe with ctx == NULL. */
+hcl_status hcl_fail(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...);
+hcl_status hcl_failv(hcl_ctx *ctx, hcl_status rc, const char *fmt, va_list ap);
+/* Log to stderr when level <= the ctx's (or global) level. */
+void hcl_log(hcl_ctx *ctx, hcl_log_level level, const char *fmt, ...);
+void hcl_logv(hcl_ctx *ctx, hcl_log_level level, const char *fmt, va_list ap);
+/* Check an OpenCL return code; on error fail with "what: CL_ERROR_NAME". */
+#define HCL_CL(ctx, call, what)                                                                \
+  do {                                                                                         \
+    cl_int hcl_cl_rc_ = (call);                                                                \
+    if (hcl_cl_rc_ != CL_SUCCESS)                                                              \
+      return hcl_fail((ctx), hcl_cl_rc_, "%s: %s", (what), hcl_strerror(hcl_cl_rc_));          \
+  } while (0)
+#define HCL_TRY(call)                                                                          \
+  do {                                                                                         \
+    hcl_status hcl_try_rc_ = (call);                                                           \
+    if (hcl_try_rc_ != HCL_OK) return hcl_try_rc_;                                             \
+  } while (0)
+
+/* Record a manifest note (copied). */
+void hcl_note_add(hcl_ctx *ctx, const char *key, const char *value, int is_json);
+
+/* ---- buffers and launches (buffer.c) ------------------------------------- */
+hcl_status hcl_buf_alloc(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
+void hcl_buf_free(hcl_ctx *ctx, hcl_buf *buf);
+hcl_status hcl_buf_write(hcl_ctx *ctx, hcl_buf dst, const void *src, size_t bytes);
+hcl_status hcl_buf_read(hcl_ctx *ctx, hcl_buf src, void *dst, size_t bytes);
+hcl_status hcl_buf_copy(hcl_ctx *ctx, hcl_buf dst, hcl_buf src, size_t bytes);
+/* A sub-region: byte offset and size relative to b. */
+hcl_buf hcl_buf_sub(hcl_buf b, size_t offset, size_t size);
+hcl_status hcl_run_kernel(hcl_ctx *ctx, cl_kernel k, cl_uint dims, const size_t *gws,
+                          const size_t *lws, const char *label, size_t nargs, const hcl_arg *args);
+hcl_status hcl_finish(hcl_ctx *ctx);
+
+/* ---- programs and their cache (program.c, sha256.c) ---------------------- */
+enum { HCL_CACHE_AUTO = 0, HCL_CACHE_ON = 1, HCL_CACHE_OFF = 2 };
+/* Build `src` (the common library prepended) with options, through the
+ * on-disk binary cache per ctx->cache_policy, or load a prebuilt binary from
+ * ctx->binary_dir when the device has no compiler. A corrupt or stale cache
+ * entry is rebuilt. Build errors carry the log. */
+hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src,
+                             const char *options, cl_program *out);
+hcl_status hcl_kernel_create(hcl_ctx *ctx, cl_program prog, const char *name, cl_kernel *out);
+/* Cache key (64 hex chars + NUL) for a source/options on ctx's device. */
+void hcl_program_cache_key(const hcl_device_info *dev, const char *src, const char *options,
+                           char key[65]);
+/* The cache directory in effect (HCL_CACHE_DIR, XDG_CACHE_HOME, HOME). */
+void hcl_cache_dir(const hcl_ctx *ctx, char *out, size_t len);
+void hcl_sha256(const void *data, size_t len, uint8_t out[32]);
+void hcl_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* Embedded OpenCL sources (generated from kernels/ at build time). */
+extern const char hcl_src_common[]; /* kernels/common.cl: prepended to every program */
+extern const char hcl_src_ops[];    /* kernels/ops.cl: the runtime's own kernels */
+
+/* ---- numerics (philox.c, ops.c, blas.c) ---------------------------------- */
+/* Philox-4x32-10 (Random123). */
+void hcl_philox4x32(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4]);
+/* Host reference of the device draws: element i of (seed, stream) stream. */
+float hcl_rng_host(hcl_rng_dist dist, float a, float b, uint64_t seed, uint64_t stream,
+                   uint64_t i);
+
+hcl_status hcl_ops_init(hcl_ctx *ctx); /* compiles kernels/ops.cl once per ctx */
+void hcl_ops_release(hcl_ctx *ctx);
+hcl_status hcl_bias_act(hcl_ctx *ctx, hcl_act act, hcl_buf z, hcl_buf bias, size_t bias_stride,
+                        hcl_buf y, size_t R, size_t rows, size_t cols);
+hcl_status hcl_act_backward(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hcl_buf dz,
+                            size_t R, size_t rows, size_t cols);
+hcl_status hcl_col_sum(hcl_ctx *ctx, hcl_buf x, hcl_buf out, size_t out_stride, size_t R,
+                       size_t rows, size_t cols, float alpha, float beta);
+hcl_status hcl_axpby(hcl_ctx *ctx, float a, hcl_buf x, float b, hcl_buf y, size_t n);
+hcl_status hcl_fill(hcl_ctx *ctx, hcl_buf y, float value, size_t n);
+hcl_status hcl_rng_fill(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const uint64_t *seeds,
+                        size_t R, uint64_t stream_id, uint64_t first, hcl_buf out, size_t stride,
+                        size_t n);
+/* dst[r, j, :] = src[r, (first + j) % rows_src, :] for j < n, width floats a row. */
+hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf dst, size_t R,
+                           uint64_t first, size_t n, size_t width);
+
+typedef enum {
+  HCL_LOSS_MSE = 0,      /* mean (f - y)^2 over outputs and samples, no 1/2 */
+  HCL_LOSS_CROSS_ENTROPY,/* softmax over out_dim classes; y = class index */
+  HCL_LOSS_LOGISTIC,     /* log(1 + exp(-y f)), y in {-1, +1} */
+  HCL_LOSS_HINGE         /* max(0, 1 - y f) */
+} hcl_loss_kind;
+/* For f [R, n, out_dim] and y [R, n, y_dim]:
+ *   loss_acc[r] = (accumulate ? loss_acc[r] : 0) + sum_i loss_i   (per sample,
+ *                  mse averaged over out_dim);
+ *   err_acc[r]  likewise with the per-sample error (mse: same as loss;
+ *                  binary: sign(f) != y; classes: argmax f != y);
+ *   dout = grad_scale * dloss_i/df (skipped when dout.mem is NULL).
+ * When a loss is not finite and nan_step[r] < 0, nan_step[r] = step (int32[R],
+ * skipped when nan_step.mem is NULL). Deterministic: fixed-order reduction. */
+hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size_t R, size_t n,
+                    size_t out_dim, float grad_scale, hcl_buf dout, hcl_buf loss_acc,
+                    hcl_buf err_acc, int accumulate, hcl_buf nan_step, int32_t step);
+
+typedef enum { HCL_OPT_SGD = 0, HCL_OPT_ADAM = 1 } hcl_optim_kind;
+typedef struct hcl_optim {
+  hcl_optim_kind kind;
+  float momentum, weight_decay, beta1, beta2, eps;
+  int nesterov;
+} hcl_optim;
+/* One update of params [R, n] from grad [R, n] with lr (scalar) times
+ * lr_scale[r] (lr_scale.mem NULL: 1), plus l2 * params added to the gradient.
+ * state1/state2 [R, n] are momentum / Adam moments (zeroed at start). mask
+ * [n] (float 0/1; mask.mem NULL: all) freezes entries. t = 1-based step
+ * (Adam bias correction). */
+hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf lr_scale,
+                          float l2, hcl_buf params, hcl_buf grad, hcl_buf state1, hcl_buf state2,
+                          hcl_buf mask, size_t R, size_t n, uint64_t t);
+
+/* Row-major SGEMM through CLBlast (checked once per ctx against a reference). */
+hcl_status hcl_sgemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                     hcl_buf a, size_t lda, hcl_buf b, size_t ldb, float beta, hcl_buf c,
+                     size_t ldc);
+hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
+                             float alpha, hcl_buf a, size_t lda, size_t sa, hcl_buf b,
+                             size_t ldb, size_t sb, float beta, hcl_buf c, size_t ldc,
+                             size_t sc, size_t batch);
+/* The runtime's simple reference GEMM kernel (same contract as hcl_sgemm). */
+hcl_status hcl_sgemm_reference(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
+                               float alpha, hcl_buf a, size_t lda, hcl_buf b, size_t ldb,
+                               float beta, hcl_buf c, size_t ldc);
+/* Compare CLBlast against the reference once; fails with a clear message. */
+hcl_status hcl_blas_selfcheck(hcl_ctx *ctx);
+/* Apply stored CLBlast tuning for this device, if any (tune.c). */
+hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx);
+
+/* ---- config and parameters (config.c, params.c) -------------------------- */
+/* One resolved section: key -> value text, checked against a schema. */
+typedef struct hcl_kv {
+  char *key, *value;
+  int from_default;
+} hcl_kv;
+
+struct hcl_params {
+  char section[32];
+  const hcl_param_desc *schema;
+  hcl_kv *kv;
+  size_t n;
+};
+
+typedef struct hcl_config {
+  char path[1024];
+  char *text;              /* the original file */
+  /* raw sections: every key found in the file, after overrides */
+  struct hcl_raw_section {
+    char name[32];
+    hcl_kv *kv;
+    size_t n;
+  } *sections;
+  size_t n_sections;
+} hcl_config;
+
+/* Load an INI file (iniparser). Malformed lines fail naming file and line. */
+hcl_status hcl_config_load(hcl_ctx *ctx, const char *path, hcl_config *out);
+/* Apply "section.key=value" (adds or replaces). */
+hcl_status hcl_config_set(hcl_ctx *ctx, hcl_config *cfg, const char *assignment);
+/* Line of section/key in the file (0: unknown or set with --set). */
+unsigned hcl_config_line(const hcl_config *cfg, const char *section, const char *key);
+/* Raw value of section/key or NULL. */
+const char *hcl_config_get(const hcl_config *cfg, const char *section, const char *key);
+/* Check one section against a schema (plus `extra_keys` allowed, e.g.
+ * "plugin"), fill defaults, check types, ranges and choices. Errors name the
+ * file, section and key. */
+hcl_status hcl_params_resolve(hcl_ctx *ctx, const hcl_config *cfg, const char *section,
+                              const hcl_param_desc *schema, const char *const *extra_keys,
+                              hcl_params *out);
+/* Error if the config has a section not in `known` (NULL-terminated). */
+hcl_status hcl_config_check_sections(hcl_ctx *ctx, const hcl_config *cfg,
+                                     const char *const *known);
+void hcl_params_free(hcl_params *p);
+void hcl_config_free(hcl_config *cfg);
+int64_t hcl_param_int(const hcl_params *p, const char *key);
+double hcl_param_double(const hcl_params *p, const char *key);
+int hcl_param_bool(const hcl_params *p, const char *key);
+const char *hcl_param_str(const hcl_params *p, const char *key);
+size_t hcl_param_list(const hcl_params *p, const char *key, double *out, size_t max);
+/* 1 when value fits the desc, else 0 with the reason in why. */
+int hcl_param_check_value(const hcl_param_desc *d, const char *value, char *why, size_t len);
+
+/* ---- plugins (loader.c) --------------------------------------------------- */
+typedef struct hcl_plugin {
+  char path[1024];
+  void *handle;
+  const hcl_plugin_desc *desc;
+  char sha256[65];
+} hcl_plugin;
+
+typedef struct hcl_registry {
+  hcl_plugin *plugins;
+  size_t n;
+  /* rejected files, with reasons, for `hiercl plugins` */
+  char **rejected;
+  size_t n_rejected;
+} hcl_registry;
+
+/* The host table handed to plugins. */
+const hcl_host_api *hcl_host_api_get(void);
+/* Search directories in order: extra (colon list, may be NULL),
+ * HIERCL_PLUGIN_PATH, the build tree, the install prefix. */
+hcl_status hcl_registry_scan(hcl_ctx *ctx, const char *extra_path, hcl_registry *out);
+/* Load one file; on rejection the message names the file and the reason. */
+hcl_status hcl_plugin_load(hcl_ctx *ctx, const char *path, hcl_plugin *out);
+const hcl_plugin *hcl_registry_find(const hcl_registry *reg, const char *name, uint32_t kind);
+void hcl_registry_free(hcl_registry *reg);
+
+/* ---- small JSON writer (json.c) ------------------------------------------ */
+/* Append a JSON string literal of s (quoted, escaped) to f. */
+void hcl_json_str(FILE *f, const char *s);
+/* Print a double as JSON (%.9g; NaN/Inf as null). */
+void hcl_json_num(FILE *f, double v);
+
+#endif

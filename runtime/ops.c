@@ -1,0 +1,381 @@
+/* The runtime's fused elementwise, reduction, loss, optimiser and RNG ops
+ * (kernels/ops.cl). The program is compiled on the first use of any op in a
+ * ctx. Every op checks its buffers (offset a multiple of 4, size large
+ * enough) so that a shape mistake fails with a message instead of corrupting
+ * device memory, and only enqueues: nothing here waits for the device, except
+ * rng_fill when it has to upload a new set of seeds. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Work-group shapes; kernels/ops.cl has the same numbers (reqd_work_group_size). */
+#define CS_W 32     /* col_sum columns per group */
+#define CS_H 8      /* col_sum row lanes */
+#define RED_WG 256  /* loss: work-items per replica */
+#define EW_WG 256   /* elementwise groups */
+#define EW_X_MAX 64 /* elementwise: widest first dimension of a group */
+
+enum {
+  K_BIAS_ACT,
+  K_ACT_BACKWARD,
+  K_COL_SUM,
+  K_AXPBY,
+  K_FILL,
+  K_RNG,
+  K_GATHER,
+  K_LOSS,
+  K_OPTIM,
+  K_GEMM_REF,
+  K_COUNT
+};
+
+static const char *const k_names[K_COUNT] = {
+    "hcl_k_bias_act", "hcl_k_act_backward", "hcl_k_col_sum", "hcl_k_axpby",
+    "hcl_k_fill",     "hcl_k_rng_fill",     "hcl_k_gather_rows", "hcl_k_loss",
+    "hcl_k_optim",    "hcl_k_gemm_ref"};
+
+struct hcl_ops {
+  cl_program prog;
+  cl_kernel k[K_COUNT];
+  /* the seeds of the last rng_fill, on the device and on the host, so that
+   * the usual case (the same replica seeds every call) uploads nothing */
+  hcl_buf seeds;
+  uint64_t *seeds_host;
+  size_t n_seeds, seeds_cap;
+};
+
+void hcl_ops_release(hcl_ctx *ctx) {
+  if (!ctx || !ctx->ops) return;
+  struct hcl_ops *o = ctx->ops;
+  for (int i = 0; i < K_COUNT; i++)
+    if (o->k[i]) clReleaseKernel(o->k[i]);
+  if (o->prog) clReleaseProgram(o->prog);
+  hcl_buf_free(ctx, &o->seeds);
+  free(o->seeds_host);
+  free(o);
+  ctx->ops = NULL;
+}
+
+/* A reduction kernel needs its fixed group size: the summation order (and so
+ * the bits of the result) must not depend on what the device allows. */
+static hcl_status check_group(hcl_ctx *ctx, cl_kernel k, const char *name, size_t need) {
+  size_t max = 0;
+  HCL_CL(ctx,
+         clGetKernelWorkGroupInfo(k, ctx->dev.device_id, CL_KERNEL_WORK_GROUP_SIZE, sizeof max,
+                                  &max, NULL),
+         "ops: work-group size query");
+  if (max < need)
+    return hcl_fail(ctx, HCL_ERR_UNSUPPORTED,
+                    "device %s (%s): kernel %s needs work-groups of %zu items, the device allows %zu",
+                    ctx->dev.id, ctx->dev.name, name, need, max);
+  return HCL_OK;
+}
+
+hcl_status hcl_ops_init(hcl_ctx *ctx) {
+  if (ctx->ops) return HCL_OK;
+  struct hcl_ops *o = calloc(1, sizeof *o);
+  if (!o) return hcl_fail(ctx, HCL_ERR_NOMEM, "ops: out of host memory");
+  hcl_status rc = hcl_program_build(ctx, "ops", hcl_src_ops, "", &o->prog);
+  for (int i = 0; rc == HCL_OK && i < K_COUNT; i++)
+    rc = hcl_kernel_create(ctx, o->prog, k_names[i], &o->k[i]);
+  if (rc == HCL_OK) rc = check_group(ctx, o->k[K_COL_SUM], k_names[K_COL_SUM], CS_W * CS_H);
+  if (rc == HCL_OK) rc = check_group(ctx, o->k[K_LOSS], k_names[K_LOSS], RED_WG);
+  ctx->ops = o;
+  if (rc != HCL_OK) hcl_ops_release(ctx);
+  return rc;
+}
+
+#define OPS_READY(ctx)                                                                         \
+  do {                                                                                         \
+    if (!(ctx)->ops) HCL_TRY(hcl_ops_init(ctx));                                               \
+  } while (0)
+
+static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+/* A buffer an op reads or writes: non-NULL, float-aligned, large enough. */
+static hcl_status need(hcl_ctx *ctx, const char *op, const char *name, hcl_buf b, size_t floats,
+                       size_t elem) {
+  if (!b.mem) return hcl_fail(ctx, HCL_ERR_PARAM, "%s: buffer %s is NULL", op, name);
+  if (b.offset % elem)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "%s: buffer %s offset %zu is not a multiple of %zu bytes",
+                    op, name, b.offset, elem);
+  if (b.size / elem < floats)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "%s: buffer %s holds %zu bytes, needs %zu elements of %zu",
+                    op, name, b.size, floats, elem);
+  return HCL_OK;
+}
+#define NEED(op, name, b, n) HCL_TRY(need(ctx, op, name, b, n, 4))
+
+/* Elementwise launch over (x, y): groups of up to EW_X_MAX in x and about
+ * EW_WG items in all, so small x (a width-40 layer) still fills a group. */
+static void geom2(size_t nx, size_t ny, size_t gws[2], size_t lws[2]) {
+  lws[0] = nx < EW_X_MAX ? nx : EW_X_MAX;
+  lws[1] = EW_WG / lws[0];
+  gws[0] = round_up(nx, lws[0]);
+  gws[1] = round_up(ny, lws[1]);
+}
+
+static hcl_status run1(hcl_ctx *ctx, int k, size_t n, const char *label, size_t nargs,
+                       const hcl_arg *args) {
+  size_t gws = round_up(n, EW_WG), lws = EW_WG;
+  return hcl_run_kernel(ctx, ctx->ops->k[k], 1, &gws, &lws, label, nargs, args);
+}
+
+hcl_status hcl_bias_act(hcl_ctx *ctx, hcl_act act, hcl_buf z, hcl_buf bias, size_t bias_stride,
+                        hcl_buf y, size_t R, size_t rows, size_t cols) {
+  if (!R || !rows || !cols) return HCL_OK;
+  if ((unsigned)act > HCL_ACT_TANH) return hcl_fail(ctx, HCL_ERR_PARAM, "bias_act: activation %d", (int)act);
+  OPS_READY(ctx);
+  size_t total = R * rows * cols;
+  NEED("bias_act", "z", z, total);
+  NEED("bias_act", "y", y, total);
+  cl_int has_bias = bias.mem != NULL;
+  if (has_bias) NEED("bias_act", "bias", bias, (R - 1) * bias_stride + cols);
+  else bias = z;
+  cl_int a = (cl_int)act;
+  cl_ulong zo = z.offset / 4, bo = bias.offset / 4, bs = bias_stride, yo = y.offset / 4;
+  cl_ulong r_ = R, rows_ = rows, cols_ = cols;
+  hcl_arg args[] = {HCL_ARG(a),  HCL_ARG(z.mem),    HCL_ARG(zo), HCL_ARG(bias.mem),
+                    HCL_ARG(bo), HCL_ARG(bs),       HCL_ARG(has_bias), HCL_ARG(y.mem),
+                    HCL_ARG(yo), HCL_ARG(r_),       HCL_ARG(rows_),    HCL_ARG(cols_)};
+  size_t gws[2], lws[2];
+  geom2(cols, R * rows, gws, lws);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_BIAS_ACT], 2, gws, lws, "bias_act", 12, args);
+}
+
+hcl_status hcl_act_backward(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hcl_buf dz,
+                            size_t R, size_t rows, size_t cols) {
+  size_t total = R * rows * cols;
+  if (!total) return HCL_OK;
+  if ((unsigned)act > HCL_ACT_TANH)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "act_backward: activation %d", (int)act);
+  OPS_READY(ctx);
+  NEED("act_backward", "dy", dy, total);
+  NEED("act_backward", "z", z, total);
+  NEED("act_backward", "dz", dz, total);
+  cl_int a = (cl_int)act;
+  cl_ulong dyo = dy.offset / 4, zo = z.offset / 4, dzo = dz.offset / 4, n = total;
+  hcl_arg args[] = {HCL_ARG(a),  HCL_ARG(dy.mem), HCL_ARG(dyo), HCL_ARG(z.mem),
+                    HCL_ARG(zo), HCL_ARG(dz.mem), HCL_ARG(dzo), HCL_ARG(n)};
+  return run1(ctx, K_ACT_BACKWARD, total, "act_backward", 8, args);
+}
+
+hcl_status hcl_col_sum(hcl_ctx *ctx, hcl_buf x, hcl_buf out, size_t out_stride, size_t R,
+                       size_t rows, size_t cols, float alpha, float beta) {
+  if (!R || !cols) return HCL_OK;
+  OPS_READY(ctx);
+  if (rows) NEED("col_sum", "x", x, R * rows * cols);
+  else x = out;
+  NEED("col_sum", "out", out, (R - 1) * out_stride + cols);
+  cl_ulong xo = x.offset / 4, oo = out.offset / 4, os = out_stride, rows_ = rows, cols_ = cols;
+  hcl_arg args[] = {HCL_ARG(x.mem), HCL_ARG(xo),    HCL_ARG(out.mem), HCL_ARG(oo),   HCL_ARG(os),
+                    HCL_ARG(rows_), HCL_ARG(cols_), HCL_ARG(alpha),   HCL_ARG(beta)};
+  size_t gws[3] = {round_up(cols, CS_W), CS_H, R}, lws[3] = {CS_W, CS_H, 1};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_COL_SUM], 3, gws, lws, "col_sum", 9, args);
+}
+
+hcl_status hcl_axpby(hcl_ctx *ctx, float a, hcl_buf x, float b, hcl_buf y, size_t n) {
+  if (!n) return HCL_OK;
+  OPS_READY(ctx);
+  NEED("axpby", "x", x, n);
+  NEED("axpby", "y", y, n);
+  cl_ulong xo = x.offset / 4, yo = y.offset / 4, n_ = n;
+  hcl_arg args[] = {HCL_ARG(a), HCL_ARG(x.mem), HCL_ARG(xo), HCL_ARG(b),
+                    HCL_ARG(y.mem), HCL_ARG(yo), HCL_ARG(n_)};
+  return run1(ctx, K_AXPBY, n, "axpby", 7, args);
+}
+
+hcl_status hcl_fill(hcl_ctx *ctx, hcl_buf y, float value, size_t n) {
+  if (!n) return HCL_OK;
+  OPS_READY(ctx);
+  NEED("fill", "y", y, n);
+  cl_ulong yo = y.offset / 4, n_ = n;
+  hcl_arg args[] = {HCL_ARG(y.mem), HCL_ARG(yo), HCL_ARG(value), HCL_ARG(n_)};
+  return run1(ctx, K_FILL, n, "fill", 4, args);
+}
+
+/* Make o->seeds hold seeds[0..R-1]; uploads only when they changed. */
+static hcl_status upload_seeds(hcl_ctx *ctx, const uint64_t *seeds, size_t R) {
+  struct hcl_ops *o = ctx->ops;
+  if (o->n_seeds == R && !memcmp(o->seeds_host, seeds, R * sizeof *seeds)) return HCL_OK;
+  if (R > o->seeds_cap) {
+    uint64_t *h = realloc(o->seeds_host, R * sizeof *h);
+    if (!h) return hcl_fail(ctx, HCL_ERR_NOMEM, "rng: out of host memory");
+    o->seeds_host = h;
+    hcl_buf_free(ctx, &o->seeds); /* kernels already enqueued keep their reference */
+    o->n_seeds = o->seeds_cap = 0;
+    HCL_TRY(hcl_buf_alloc(ctx, R * sizeof *seeds, &o->seeds));
+    o->seeds_cap = R;
+  }
+  o->n_seeds = 0;
+  HCL_TRY(hcl_buf_write(ctx, o->seeds, seeds, R * sizeof *seeds));
+  memcpy(o->seeds_host, seeds, R * sizeof *seeds);
+  o->n_seeds = R;
+  return HCL_OK;
+}
+
+hcl_status hcl_rng_fill(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const uint64_t *seeds,
+                        size_t R, uint64_t stream_id, uint64_t first, hcl_buf out, size_t stride,
+                        size_t n) {
+  if (!R || !n) return HCL_OK;
+  if ((unsigned)dist > HCL_RNG_BERNOULLI)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "rng: distribution %d", (int)dist);
+  if (!seeds) return hcl_fail(ctx, HCL_ERR_PARAM, "rng: no seeds");
+  if (R > 1 && stride < n)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "rng: replica stride %zu < n %zu", stride, n);
+  OPS_READY(ctx);
+  NEED("rng", "out", out, (R - 1) * stride + n);
+  HCL_TRY(upload_seeds(ctx, seeds, R));
+  cl_int d = (cl_int)dist;
+  cl_ulong st = stream_id, fi = first, oo = out.offset / 4, str = stride, n_ = n;
+  cl_ulong nblocks = ((first + n - 1) >> 2) - (first >> 2) + 1;
+  hcl_arg args[] = {HCL_ARG(d),       HCL_ARG(a),  HCL_ARG(b),   HCL_ARG(ctx->ops->seeds.mem),
+                    HCL_ARG(st),      HCL_ARG(fi), HCL_ARG(out.mem), HCL_ARG(oo),
+                    HCL_ARG(str),     HCL_ARG(n_), HCL_ARG(nblocks)};
+  size_t gws[2] = {round_up((size_t)nblocks, 64), R}, lws[2] = {64, 1};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_RNG], 2, gws, lws, "rng", 11, args);
+}
+
+hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf dst, size_t R,
+                           uint64_t first, size_t n, size_t width) {
+  if (!R || !n || !width) return HCL_OK;
+  if (!rows_src) return hcl_fail(ctx, HCL_ERR_PARAM, "gather_rows: the source has no rows");
+  OPS_READY(ctx);
+  NEED("gather_rows", "src", src, R * rows_src * width);
+  NEED("gather_rows", "dst", dst, R * n * width);
+  cl_ulong so = src.offset / 4, rs = rows_src, dso = dst.offset / 4, r_ = R, f0 = first % rows_src;
+  cl_ulong n_ = n, w = width;
+  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(rs), HCL_ARG(dst.mem), HCL_ARG(dso),
+                    HCL_ARG(r_),      HCL_ARG(f0), HCL_ARG(n_), HCL_ARG(w)};
+  size_t gws[2], lws[2];
+  geom2(width, R * n, gws, lws);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER], 2, gws, lws, "gather_rows", 9, args);
+}
+
+static const char *loss_name(hcl_loss_kind k) {
+  static const char *const names[] = {"mse", "cross_entropy", "logistic", "hinge"};
+  return (unsigned)k <= HCL_LOSS_HINGE ? names[k] : "?";
+}
+
+hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size_t R, size_t n,
+                    size_t out_dim, float grad_scale, hcl_buf dout, hcl_buf loss_acc,
+                    hcl_buf err_acc, int accumulate, hcl_buf nan_step, int32_t step) {
+  if (!R) return HCL_OK;
+  if ((unsigned)kind > HCL_LOSS_HINGE) return hcl_fail(ctx, HCL_ERR_PARAM, "loss: kind %d", (int)kind);
+  if (!out_dim) return hcl_fail(ctx, HCL_ERR_PARAM, "loss %s: out_dim is 0", loss_name(kind));
+  if ((kind == HCL_LOSS_LOGISTIC || kind == HCL_LOSS_HINGE) && out_dim != 1)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "loss %s needs one output, the model has %zu",
+                    loss_name(kind), out_dim);
+  OPS_READY(ctx);
+  const char *op = loss_name(kind);
+  size_t ydim = kind == HCL_LOSS_MSE ? out_dim : 1;
+  cl_int has_dout = dout.mem != NULL, has_loss = loss_acc.mem != NULL;
+  cl_int has_err = err_acc.mem != NULL, has_nan = nan_step.mem != NULL;
+  if (n) {
+    NEED(op, "f", f, R * n * out_dim);
+    NEED(op, "y", y, R * n * ydim);
+  } else {
+    f = y = has_loss ? loss_acc : err_acc;
+    has_dout = 0;
+  }
+  if (has_dout) NEED(op, "dout", dout, R * n * out_dim);
+  if (has_loss) NEED(op, "loss_acc", loss_acc, R);
+  if (has_err) NEED(op, "err_acc", err_acc, R);
+  if (has_nan) HCL_TRY(need(ctx, op, "nan_step", nan_step, R, sizeof(int32_t)));
+  if (!f.mem) return HCL_OK; /* nothing to compute or to write */
+  if (!has_dout) dout = f;
+  if (!has_loss) loss_acc = f;
+  if (!has_err) err_acc = f;
+  if (!has_nan) nan_step = f;
+  cl_int k = (cl_int)kind, acc = accumulate != 0, st = step;
+  cl_ulong fo = f.offset / 4, yo = y.offset / 4, n_ = n, od = out_dim, dso = dout.offset / 4;
+  cl_ulong lo = loss_acc.offset / 4, eo = err_acc.offset / 4, no = nan_step.offset / 4;
+  float mse_scale = (float)(1.0 / (double)out_dim);
+  float mse_gscale = (float)(2.0 * grad_scale / (double)out_dim);
+  hcl_arg args[] = {HCL_ARG(k),         HCL_ARG(f.mem),        HCL_ARG(fo),       HCL_ARG(y.mem),
+                    HCL_ARG(yo),        HCL_ARG(n_),           HCL_ARG(od),       HCL_ARG(grad_scale),
+                    HCL_ARG(mse_scale), HCL_ARG(mse_gscale),   HCL_ARG(dout.mem), HCL_ARG(dso),
+                    HCL_ARG(has_dout),  HCL_ARG(loss_acc.mem), HCL_ARG(lo),       HCL_ARG(has_loss),
+                    HCL_ARG(err_acc.mem), HCL_ARG(eo),         HCL_ARG(has_err),  HCL_ARG(acc),
+                    HCL_ARG(nan_step.mem), HCL_ARG(no),        HCL_ARG(has_nan),  HCL_ARG(st)};
+  size_t gws[2] = {RED_WG, R}, lws[2] = {RED_WG, 1};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_LOSS], 2, gws, lws, "loss", 24, args);
+}
+
+hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf lr_scale,
+                          float l2, hcl_buf params, hcl_buf grad, hcl_buf state1, hcl_buf state2,
+                          hcl_buf mask, size_t R, size_t n, uint64_t t) {
+  if (!R || !n) return HCL_OK;
+  if (!opt || (opt->kind != HCL_OPT_SGD && opt->kind != HCL_OPT_ADAM))
+    return hcl_fail(ctx, HCL_ERR_PARAM, "optim: unknown optimiser");
+  if (t < 1) return hcl_fail(ctx, HCL_ERR_PARAM, "optim: step t must start at 1");
+  OPS_READY(ctx);
+  int adam = opt->kind == HCL_OPT_ADAM;
+  NEED("optim", "params", params, R * n);
+  NEED("optim", "grad", grad, R * n);
+  if (adam || opt->momentum != 0.0f) NEED("optim", "state1", state1, R * n);
+  else state1 = params;
+  if (adam) NEED("optim", "state2", state2, R * n);
+  else state2 = params;
+  cl_int has_lrs = lr_scale.mem != NULL, has_mask = mask.mem != NULL;
+  if (has_lrs) NEED("optim", "lr_scale", lr_scale, R);
+  else lr_scale = params;
+  if (has_mask) NEED("optim", "mask", mask, n);
+  else mask = params;
+  cl_int kind = adam, nesterov = opt->nesterov != 0, first = t == 1;
+  float step_scale = 1.0f, inv_sqrt_bc2 = 1.0f;
+  if (adam) {
+    double bc1 = 1.0 - pow((double)opt->beta1, (double)t);
+    double bc2 = 1.0 - pow((double)opt->beta2, (double)t);
+    if (!(bc1 > 0.0) || !(bc2 > 0.0))
+      return hcl_fail(ctx, HCL_ERR_PARAM, "optim: adam betas must be below 1 (beta1 %g, beta2 %g)",
+                      opt->beta1, opt->beta2);
+    step_scale = (float)(1.0 / bc1);
+    inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
+  }
+  float wd = opt->weight_decay, mu = opt->momentum, b1 = opt->beta1, b2 = opt->beta2, eps = opt->eps;
+  cl_ulong lso = lr_scale.offset / 4, po = params.offset / 4, go = grad.offset / 4;
+  cl_ulong s1o = state1.offset / 4, s2o = state2.offset / 4, mo = mask.offset / 4, n_ = n;
+  hcl_arg args[] = {HCL_ARG(kind),        HCL_ARG(lr),         HCL_ARG(lr_scale.mem), HCL_ARG(lso),
+                    HCL_ARG(has_lrs),     HCL_ARG(l2),         HCL_ARG(wd),           HCL_ARG(mu),
+                    HCL_ARG(nesterov),    HCL_ARG(first),      HCL_ARG(b1),           HCL_ARG(b2),
+                    HCL_ARG(eps),         HCL_ARG(step_scale), HCL_ARG(inv_sqrt_bc2), HCL_ARG(params.mem),
+                    HCL_ARG(po),          HCL_ARG(grad.mem),   HCL_ARG(go),           HCL_ARG(state1.mem),
+                    HCL_ARG(s1o),         HCL_ARG(state2.mem), HCL_ARG(s2o),          HCL_ARG(mask.mem),
+                    HCL_ARG(mo),          HCL_ARG(has_mask),   HCL_ARG(n_)};
+  size_t gws[2] = {round_up(n, 64), R}, lws[2] = {64, 1};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_OPTIM], 2, gws, lws, "optim", 27, args);
+}
+
+/* Floats a row-major matrix of `rows` x `cols` with leading dimension ld spans. */
+static hcl_status need_matrix(hcl_ctx *ctx, const char *name, hcl_buf b, size_t rows, size_t cols,
+                              size_t ld) {
+  if (ld < cols)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "sgemm: ld%s %zu < %zu columns", name, ld, cols);
+  return need(ctx, "sgemm", name, b, (rows - 1) * ld + cols, 4);
+}
+
+hcl_status hcl_sgemm_reference(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
+                               float alpha, hcl_buf a, size_t lda, hcl_buf b, size_t ldb,
+                               float beta, hcl_buf c, size_t ldc) {
+  if (!m || !n) return HCL_OK;
+  OPS_READY(ctx);
+  if (k) {
+    HCL_TRY(need_matrix(ctx, "a", a, ta ? k : m, ta ? m : k, lda));
+    HCL_TRY(need_matrix(ctx, "b", b, tb ? n : k, tb ? k : n, ldb));
+  } else {
+    a = b = c;
+  }
+  HCL_TRY(need_matrix(ctx, "c", c, m, n, ldc));
+  cl_int ta_ = ta != 0, tb_ = tb != 0;
+  cl_ulong m_ = m, n_ = n, k_ = k, ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
+  cl_ulong lda_ = lda, ldb_ = ldb, ldc_ = ldc;
+  hcl_arg args[] = {HCL_ARG(ta_), HCL_ARG(tb_),   HCL_ARG(m_),   HCL_ARG(n_),    HCL_ARG(k_),
+                    HCL_ARG(alpha), HCL_ARG(a.mem), HCL_ARG(ao), HCL_ARG(lda_),  HCL_ARG(b.mem),
+                    HCL_ARG(bo),  HCL_ARG(ldb_),  HCL_ARG(beta), HCL_ARG(c.mem), HCL_ARG(co),
+                    HCL_ARG(ldc_)};
+  size_t gws[2] = {round_up(n, 8), round_up(m, 8)}, lws[2] = {8, 8};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_REF], 2, gws, lws, "gemm_ref", 16, args);
+}

@@ -1,0 +1,36 @@
+/* Program-cache internals exposed for tests and tools (program.c). The
+ * cache's public contract is in internal.h (hcl_program_build & co). */
+#ifndef HCL_PROGRAM_CACHE_H
+#define HCL_PROGRAM_CACHE_H
+
+#include "internal.h"
+
+/* Version of the cache key and of the .clbin header; bump to orphan old entries. */
+#define HCL_CACHE_FORMAT 1u
+/* Bytes of the .clbin header: magic "HCLCLBIN", u32 format, u32 reserved,
+ * u64 size, u32 crc32 of the binary, u32 reserved; all little-endian. */
+#define HCL_CLBIN_HEADER 32
+
+/* Process-wide counters of what hcl_program_build did, for tests and the
+ * debug tally (not synchronised: programs are built from one thread). */
+typedef struct hcl_program_cache_stats {
+  unsigned long hits;     /* loaded from the cache */
+  unsigned long misses;   /* looked up, absent, built from source */
+  unsigned long saves;    /* written to the cache */
+  unsigned long rejected; /* corrupt, unreadable or failing entries deleted, then rebuilt */
+  unsigned long uncached; /* built from source with the cache off (policy) */
+  unsigned long prebuilt; /* loaded from binary_dir (device without compiler) */
+} hcl_program_cache_stats;
+
+/* Copy the counters into *out. */
+void hcl_program_cache_stats_get(hcl_program_cache_stats *out);
+/* Zero the counters. */
+void hcl_program_cache_stats_reset(void);
+/* 1 when ctx's policy (auto skips PoCL and NVIDIA) uses the on-disk cache. */
+int hcl_program_cache_enabled(const hcl_ctx *ctx);
+/* Path of a cache entry: <dir>/<key[0..1]>/<key>.clbin. */
+void hcl_program_cache_path(const char *dir, const char key[65], char *out, size_t len);
+/* The text actually compiled: the common library, "\n#line 1\n", then src (malloc'd; NULL if out of memory). */
+char *hcl_program_full_source(const char *src);
+
+#endif

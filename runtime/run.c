@@ -1,0 +1,388 @@
+/* hcl_run: one experiment from a config file, end to end. */
+#include "output.h"
+#include "schema.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct run_state {
+  hcl_config cfg;
+  hcl_params run, runtime, train, eval, target_p, model_p;
+  hcl_ctx *ctx;
+  hcl_registry reg;
+  const hcl_plugin *tpl, *mpl;
+  void *target, *model;
+  uint64_t *seeds;
+  hcl_train_cfg tc;
+  hcl_trainer t;
+  hcl_run_out out;
+} run_state;
+
+static const char *const plugin_key[] = {"plugin", NULL};
+
+static hcl_status err_out(hcl_status rc, const hcl_ctx *ctx, char *err, size_t errlen) {
+  snprintf(err, errlen, "%s", hcl_errmsg(ctx));
+  return rc;
+}
+
+static void stem(const char *path, char *out, size_t len) {
+  const char *b = strrchr(path, '/');
+  b = b ? b + 1 : path;
+  snprintf(out, len, "%s", b);
+  char *dot = strrchr(out, '.');
+  if (dot && dot != out) *dot = 0;
+}
+
+/* Load, override and check the core sections (no device needed). */
+static hcl_status load_config(run_state *s, const hcl_run_options *opt) {
+  HCL_TRY(hcl_config_load(NULL, opt->config_path, &s->cfg));
+  for (size_t i = 0; i < opt->n_sets; i++) HCL_TRY(hcl_config_set(NULL, &s->cfg, opt->sets[i]));
+  HCL_TRY(hcl_config_check_sections(NULL, &s->cfg, hcl_config_sections));
+  HCL_TRY(hcl_params_resolve(NULL, &s->cfg, "run", hcl_schema_run, NULL, &s->run));
+  HCL_TRY(hcl_params_resolve(NULL, &s->cfg, "runtime", hcl_schema_runtime, NULL, &s->runtime));
+  HCL_TRY(hcl_params_resolve(NULL, &s->cfg, "train", hcl_schema_train, NULL, &s->train));
+  HCL_TRY(hcl_params_resolve(NULL, &s->cfg, "eval", hcl_schema_eval, NULL, &s->eval));
+  return HCL_OK;
+}
+
+static hcl_status find_plugin(run_state *s, const char *section, uint32_t kind,
+                              const hcl_plugin **out, hcl_params *params) {
+  const char *name = hcl_config_get(&s->cfg, section, "plugin");
+  if (!name || !*name)
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG, "%s: [%s] plugin is required (see `hiercl plugins`)",
+                    s->cfg.path, section);
+  *out = hcl_registry_find(&s->reg, name, kind);
+  if (!*out) {
+    char known[1024] = "";
+    for (size_t i = 0; i < s->reg.n; i++)
+      if (s->reg.plugins[i].desc->kind == kind) {
+        if (*known) strncat(known, ", ", sizeof known - strlen(known) - 1);
+        strncat(known, s->reg.plugins[i].desc->name, sizeof known - strlen(known) - 1);
+      }
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG, "%s: [%s] plugin '%s' not found (available: %s)",
+                    s->cfg.path, section, name, *known ? known : "none; check --plugin-path");
+  }
+  /* runs before the device is open: the message stays in the thread's buffer */
+  return hcl_params_resolve(NULL, &s->cfg, section, (*out)->desc->params, plugin_key, params);
+}
+
+static hcl_status make_seeds(run_state *s) {
+  double list[4096];
+  size_t n = hcl_param_list(&s->run, "seeds", list, 4096);
+  uint32_t R = n ? (uint32_t)n : (uint32_t)hcl_param_int(&s->run, "replicas");
+  s->seeds = calloc(R, sizeof *s->seeds);
+  if (!s->seeds) return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
+  uint64_t base = (uint64_t)hcl_param_int(&s->run, "seed");
+  for (uint32_t r = 0; r < R; r++) s->seeds[r] = n ? (uint64_t)list[r] : base + r;
+  s->tc.replicas = R;
+  s->tc.seeds = s->seeds;
+  return HCL_OK;
+}
+
+static hcl_status train_config(run_state *s) {
+  hcl_train_cfg *c = &s->tc;
+  const hcl_params *tr = &s->train, *ev = &s->eval;
+  c->steps = (uint64_t)hcl_param_int(tr, "steps");
+  c->batch = (uint64_t)hcl_param_int(tr, "batch");
+  c->train_size = (uint64_t)hcl_param_int(tr, "train_size");
+  c->algorithm = hcl_param_str(tr, "algorithm");
+  c->stop_loss = hcl_param_double(tr, "stop_loss");
+  c->stop_error = hcl_param_double(tr, "stop_error");
+  hcl_schedule *sc = &c->sched;
+  const char *kind = hcl_param_str(tr, "schedule");
+  sc->kind = !strcmp(kind, "step")        ? HCL_SCHED_STEP
+             : !strcmp(kind, "piecewise") ? HCL_SCHED_PIECEWISE
+             : !strcmp(kind, "cosine")    ? HCL_SCHED_COSINE
+                                          : HCL_SCHED_CONSTANT;
+  sc->lr = hcl_param_double(tr, "lr");
+  sc->every = (uint64_t)hcl_param_int(tr, "lr_every");
+  sc->factor = hcl_param_double(tr, "lr_factor");
+  sc->n_factors = hcl_param_list(tr, "lr_factors", sc->factors, 64);
+  if (sc->n_factors > 64) sc->n_factors = 64;
+  sc->lr_min = hcl_param_double(tr, "lr_min");
+  sc->total = c->steps;
+  if ((sc->kind == HCL_SCHED_STEP || sc->kind == HCL_SCHED_PIECEWISE) && !sc->every)
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG, "%s: [train] schedule = %s needs lr_every > 0",
+                    s->cfg.path, kind);
+  if (sc->kind == HCL_SCHED_PIECEWISE && !sc->n_factors)
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG, "%s: [train] schedule = piecewise needs lr_factors",
+                    s->cfg.path);
+  const char *opt = hcl_param_str(tr, "optimizer");
+  c->optim.kind = !strcmp(opt, "adam") ? HCL_OPT_ADAM : HCL_OPT_SGD;
+  c->optim.momentum = (float)hcl_param_double(tr, "momentum");
+  c->optim.nesterov = hcl_param_bool(tr, "nesterov");
+  c->optim.weight_decay = (float)hcl_param_double(tr, "weight_decay");
+  c->optim.beta1 = (float)hcl_param_double(tr, "beta1");
+  c->optim.beta2 = (float)hcl_param_double(tr, "beta2");
+  c->optim.eps = (float)hcl_param_double(tr, "eps");
+  c->eval_every = (uint64_t)hcl_param_int(ev, "every");
+  c->test_size = (uint64_t)hcl_param_int(ev, "test_size");
+  c->probes = hcl_param_bool(ev, "probes");
+  c->eval_batch = (uint64_t)hcl_param_int(ev, "batch");
+  if (!c->eval_batch) {
+    c->eval_batch = c->batch > 1000 ? c->batch : 1000;
+    if (c->test_size && c->eval_batch > c->test_size) c->eval_batch = c->test_size;
+    if (c->eval_batch < c->batch) c->eval_batch = c->batch;
+  }
+  return make_seeds(s);
+}
+
+static hcl_status pick_loss(run_state *s) {
+  const char *l = hcl_param_str(&s->train, "loss");
+  hcl_task task = s->t.tinfo.task;
+  if (!strcmp(l, "auto"))
+    l = task == HCL_TASK_CLASSES ? "cross_entropy" : task == HCL_TASK_BINARY ? "logistic" : "mse";
+  s->tc.loss = !strcmp(l, "cross_entropy") ? HCL_LOSS_CROSS_ENTROPY
+               : !strcmp(l, "logistic")    ? HCL_LOSS_LOGISTIC
+               : !strcmp(l, "hinge")       ? HCL_LOSS_HINGE
+                                           : HCL_LOSS_MSE;
+  if ((s->tc.loss == HCL_LOSS_CROSS_ENTROPY) != (task == HCL_TASK_CLASSES))
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG, "%s: [train] loss = %s does not fit a %s target",
+                    s->cfg.path, l,
+                    task == HCL_TASK_CLASSES ? "classification" : task == HCL_TASK_BINARY ? "+-1" : "regression");
+  hcl_note_add(s->ctx, "loss", l, 0);
+  return HCL_OK;
+}
+
+static hcl_status open_device(run_state *s, const hcl_run_options *opt, int quiet, char *err,
+                              size_t errlen) {
+  const char *sel = opt->device;
+  if (!sel || !*sel) sel = getenv("HIERCL_DEVICE");
+  if (!sel || !*sel) sel = hcl_param_str(&s->runtime, "device");
+  const char *cache = hcl_param_str(&s->runtime, "kernel_cache");
+  const char *bin = hcl_param_str(&s->runtime, "binary_dir");
+  hcl_ctx_options o = {.device = sel,
+                       .profiling = hcl_param_bool(&s->runtime, "profile"),
+                       .cache_policy = !strcmp(cache, "on") ? HCL_CACHE_ON
+                                       : !strcmp(cache, "off") ? HCL_CACHE_OFF
+                                                               : HCL_CACHE_AUTO,
+                       .binary_dir = *bin ? bin : NULL,
+                       .quiet = quiet};
+  return hcl_ctx_create(&o, &s->ctx, err, errlen);
+}
+
+/* Prefix the plugin's own message with the file, section and plugin name. */
+static hcl_status plugin_fail(run_state *s, hcl_status rc, const char *section, const char *name) {
+  char msg[HCL_ERRMSG_MAX - 256];
+  memcpy(msg, s->ctx->errmsg, sizeof msg - 1); /* the message may be long: cut it */
+  msg[sizeof msg - 1] = 0;
+  return hcl_fail(s->ctx, rc, "%s: [%s] %s: %s", s->cfg.path, section, name, msg);
+}
+
+static hcl_status create_plugins(run_state *s) {
+  hcl_setup setup = {.struct_size = sizeof setup,
+                     .replicas = s->tc.replicas,
+                     .seeds = s->seeds,
+                     .params = &s->target_p,
+                     .train_size = s->tc.train_size,
+                     .test_size = s->tc.test_size,
+                     .max_batch = s->tc.batch > s->tc.eval_batch ? s->tc.batch : s->tc.eval_batch};
+  const hcl_target_vt *tvt = s->tpl->desc->vt;
+  const hcl_model_vt *mvt = s->mpl->desc->vt;
+  hcl_status rc = tvt->create(s->ctx, &setup, &s->target);
+  if (rc != HCL_OK)
+    return plugin_fail(s, rc, "target", s->tpl->desc->name);
+  s->t.tvt = tvt;
+  s->t.target = s->target;
+  memset(&s->t.tinfo, 0, sizeof s->t.tinfo);
+  s->t.tinfo.struct_size = sizeof s->t.tinfo;
+  HCL_TRY(tvt->info(s->target, &s->t.tinfo));
+  setup.params = &s->model_p;
+  rc = mvt->create(s->ctx, &setup, &s->t.tinfo, &s->model);
+  if (rc != HCL_OK)
+    return plugin_fail(s, rc, "model", s->mpl->desc->name);
+  s->t.mvt = mvt;
+  s->t.model = s->model;
+  return HCL_OK;
+}
+
+static void write_manifest(run_state *s, const char *status, const char *error) {
+  const hcl_params *secs[] = {&s->run, &s->runtime, &s->target_p, &s->model_p, &s->train, &s->eval};
+  hcl_manifest m = {.status = status, .error = error, .cfg = &s->cfg, .sections = secs,
+                    .n_sections = 6, .target = s->tpl, .model = s->mpl, .replicas = s->tc.replicas,
+                    .seeds = s->seeds, .n_params = s->t.n_params};
+  if (hcl_out_manifest(s->ctx, &s->out, &m) != HCL_OK)
+    hcl_log(s->ctx, HCL_LOG_ERROR, "%s", s->ctx->errmsg);
+}
+
+static void cleanup(run_state *s) {
+  if (s->ctx) hcl_trainer_release(&s->t);
+  if (s->model) s->t.mvt->destroy(s->model);
+  if (s->target) s->t.tvt->destroy(s->target);
+  hcl_out_close(&s->out);
+  hcl_registry_free(&s->reg);
+  hcl_ctx_destroy(s->ctx);
+  hcl_params *ps[] = {&s->run, &s->runtime, &s->train, &s->eval, &s->target_p, &s->model_p};
+  for (size_t i = 0; i < 6; i++) hcl_params_free(ps[i]);
+  hcl_config_free(&s->cfg);
+  free(s->seeds);
+}
+
+hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
+  run_state *s = calloc(1, sizeof *s);
+  if (!s) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
+  hcl_status rc = load_config(s, opt);
+  if (rc != HCL_OK) {
+    err_out(rc, NULL, err, errlen);
+    cleanup(s);
+    return rc;
+  }
+  /* every config error is found before a device is opened or a kernel built */
+  if ((rc = hcl_registry_scan(NULL, opt->plugin_path, &s->reg)) != HCL_OK ||
+      (rc = find_plugin(s, "target", HCL_PLUGIN_TARGET, &s->tpl, &s->target_p)) != HCL_OK ||
+      (rc = find_plugin(s, "model", HCL_PLUGIN_MODEL, &s->mpl, &s->model_p)) != HCL_OK ||
+      (rc = train_config(s)) != HCL_OK) {
+    err_out(rc, NULL, err, errlen);
+    cleanup(s);
+    return rc;
+  }
+  rc = open_device(s, opt, 0, err, errlen);
+  if (rc != HCL_OK) {
+    cleanup(s);
+    return rc;
+  }
+  if ((rc = create_plugins(s)) != HCL_OK ||
+      (rc = pick_loss(s)) != HCL_OK) {
+    err_out(rc, s->ctx, err, errlen);
+    cleanup(s);
+    return rc;
+  }
+  char name[256];
+  const char *rn = hcl_param_str(&s->run, "name");
+  if (*rn) snprintf(name, sizeof name, "%s", rn);
+  else stem(opt->config_path, name, sizeof name);
+  const char *parent = opt->out_dir && *opt->out_dir ? opt->out_dir : hcl_param_str(&s->run, "out");
+  s->t.ctx = s->ctx;
+  s->t.cfg = &s->tc;
+  s->t.stop = opt->stop;
+  s->t.progress = opt->progress;
+  s->out.seeds = s->seeds;
+  if ((rc = hcl_out_open(s->ctx, &s->out, parent, name)) != HCL_OK) {
+    err_out(rc, s->ctx, err, errlen);
+    cleanup(s);
+    return rc;
+  }
+  snprintf(opt->run_dir, sizeof opt->run_dir, "%s", s->out.dir);
+  s->t.sink = hcl_out_sink(&s->out);
+  rc = hcl_trainer_init(&s->t);
+  if (rc == HCL_OK) {
+    write_manifest(s, "running", NULL);
+    rc = hcl_trainer_run(&s->t);
+  }
+  const char *status = rc == HCL_OK ? "completed" : rc == HCL_ERR_INTERRUPTED ? "interrupted" : "failed";
+  char msg[HCL_ERRMSG_MAX];
+  snprintf(msg, sizeof msg, "%s", rc == HCL_OK ? "" : s->ctx->errmsg);
+  if (hcl_out_summary(s->ctx, &s->out, &s->t, status, msg) != HCL_OK)
+    hcl_log(s->ctx, HCL_LOG_ERROR, "%s", s->ctx->errmsg);
+  write_manifest(s, status, msg);
+  if (rc != HCL_OK) snprintf(err, errlen, "%s (results so far in %s)", msg, s->out.dir);
+  cleanup(s);
+  return rc;
+}
+
+/* ---- hiercl sample ------------------------------------------------------- */
+
+static hcl_status write_samples(hcl_ctx *ctx, FILE *f, const char *format, const float *x,
+                                const float *y, size_t n, size_t xs, size_t yd, int header) {
+  if (!strcmp(format, "npy")) {
+    if (header) {
+      char h[256];
+      int len = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }",
+                         n, xs + yd);
+      int pad = 64 - (10 + len + 1) % 64; /* header padded so data is 64-byte aligned */
+      fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+      uint16_t hl = (uint16_t)(len + pad + 1);
+      fputc(hl & 0xff, f);
+      fputc(hl >> 8, f);
+      fprintf(f, "%s%*s\n", h, pad, "");
+      return HCL_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+      fwrite(x + i * xs, sizeof(float), xs, f);
+      fwrite(y + i * yd, sizeof(float), yd, f);
+    }
+  } else {
+    if (header) {
+      for (size_t j = 0; j < xs; j++) fprintf(f, "x%zu,", j);
+      for (size_t j = 0; j < yd; j++) fprintf(f, "y%zu%s", j, j + 1 < yd ? "," : "\n");
+      return HCL_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+      for (size_t j = 0; j < xs; j++) fprintf(f, "%.9g,", x[i * xs + j]);
+      for (size_t j = 0; j < yd; j++) fprintf(f, "%.9g%s", y[i * yd + j], j + 1 < yd ? "," : "\n");
+    }
+  }
+  return ferror(f) ? hcl_fail(ctx, HCL_ERR_IO, "write error") : HCL_OK;
+}
+
+hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, const char *format,
+                          const char *path, char *err, size_t errlen) {
+  run_state *s = calloc(1, sizeof *s);
+  if (!s) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
+  FILE *f = NULL;
+  float *hx = NULL, *hy = NULL;
+  hcl_buf bx = {0}, by = {0};
+  hcl_status rc = load_config(s, opt);
+  if (rc != HCL_OK) {
+    err_out(rc, NULL, err, errlen);
+    goto done;
+  }
+  if ((rc = hcl_registry_scan(NULL, opt->plugin_path, &s->reg)) != HCL_OK ||
+      (rc = find_plugin(s, "target", HCL_PLUGIN_TARGET, &s->tpl, &s->target_p)) != HCL_OK ||
+      (rc = train_config(s)) != HCL_OK) {
+    err_out(rc, NULL, err, errlen);
+    goto done;
+  }
+  if ((rc = open_device(s, opt, 1, err, errlen)) != HCL_OK) goto done;
+  s->tc.replicas = 1; /* replica 0: the run's first seed */
+  size_t chunk = 4096;
+  hcl_setup setup = {.struct_size = sizeof setup, .replicas = 1, .seeds = s->seeds,
+                     .params = &s->target_p, .train_size = s->tc.train_size,
+                     .test_size = s->tc.test_size, .max_batch = chunk};
+  const hcl_target_vt *tvt = s->tpl->desc->vt;
+  if ((rc = tvt->create(s->ctx, &setup, &s->target)) != HCL_OK) {
+    plugin_fail(s, rc, "target", s->tpl->desc->name);
+    goto fail;
+  }
+  s->t.tvt = tvt;
+  hcl_target_info ti = {.struct_size = sizeof ti};
+  if ((rc = tvt->info(s->target, &ti)) != HCL_OK) goto fail;
+  size_t xs = 1, yd = ti.y_dim ? ti.y_dim : 1;
+  for (uint32_t i = 0; i < ti.x.rank; i++) xs *= ti.x.dims[i];
+  f = path && strcmp(path, "-") ? fopen(path, "wb") : stdout;
+  if (!f) {
+    rc = hcl_fail(s->ctx, HCL_ERR_IO, "%s: cannot write", path);
+    goto fail;
+  }
+  hx = malloc(chunk * xs * sizeof(float));
+  hy = malloc(chunk * yd * sizeof(float));
+  if (!hx || !hy) {
+    rc = hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
+    goto fail;
+  }
+  if ((rc = hcl_buf_alloc(s->ctx, chunk * xs * sizeof(float), &bx)) != HCL_OK ||
+      (rc = hcl_buf_alloc(s->ctx, chunk * yd * sizeof(float), &by)) != HCL_OK ||
+      (rc = write_samples(s->ctx, f, format, NULL, NULL, n, xs, yd, 1)) != HCL_OK)
+    goto fail;
+  for (uint64_t first = 0; first < n; first += chunk) {
+    size_t k = n - first < chunk ? (size_t)(n - first) : chunk;
+    if ((rc = tvt->sample(s->target, stream, first, k, bx, by)) != HCL_OK ||
+        (rc = hcl_buf_read(s->ctx, bx, hx, k * xs * sizeof(float))) != HCL_OK ||
+        (rc = hcl_buf_read(s->ctx, by, hy, k * yd * sizeof(float))) != HCL_OK ||
+        (rc = write_samples(s->ctx, f, format, hx, hy, k, xs, yd, 0)) != HCL_OK)
+      goto fail;
+  }
+  goto done;
+fail:
+  err_out(rc, s->ctx, err, errlen);
+done:
+  if (f && f != stdout) fclose(f);
+  free(hx);
+  free(hy);
+  hcl_buf_free(s->ctx, &bx);
+  hcl_buf_free(s->ctx, &by);
+  if (s->target) s->t.tvt->destroy(s->target);
+  s->target = NULL;
+  cleanup(s);
+  return rc;
+}

@@ -1,0 +1,368 @@
+/* The on-device training loop: sample -> forward -> loss -> backward ->
+ * update, with no read-back per step. The host syncs every HCL_SYNC_EVERY
+ * steps (to bound the queue and check for NaN) and at evaluations. */
+#include "trainer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HCL_SYNC_EVERY 256
+#define HCL_CACHE_MAX_BYTES ((size_t)1 << 30)
+
+static size_t fbytes(size_t n) { return n * sizeof(float); }
+
+static hcl_status alloc_f(hcl_trainer *t, hcl_buf *b, size_t n) {
+  return hcl_buf_alloc(t->ctx, fbytes(n), b);
+}
+
+static hcl_status reset_nan_steps(hcl_trainer *t) {
+  int32_t *v = malloc(sizeof(int32_t) * t->cfg->replicas);
+  if (!v) return hcl_fail(t->ctx, HCL_ERR_NOMEM, "out of host memory");
+  for (uint32_t r = 0; r < t->cfg->replicas; r++) v[r] = -1;
+  hcl_status rc = hcl_buf_write(t->ctx, t->nan_step, v, sizeof(int32_t) * t->cfg->replicas);
+  free(v);
+  return rc;
+}
+
+/* Fill the cached training set [R, P, w] chunk by chunk through t->x/t->y. */
+static hcl_status build_train_cache(hcl_trainer *t) {
+  const hcl_train_cfg *c = t->cfg;
+  size_t R = c->replicas, P = c->train_size, maxb = c->batch > c->eval_batch ? c->batch : c->eval_batch;
+  HCL_TRY(alloc_f(t, &t->cache_x, R * P * t->x_size));
+  HCL_TRY(alloc_f(t, &t->cache_y, R * P * t->y_dim));
+  for (size_t first = 0; first < P; first += maxb) {
+    size_t n = P - first < maxb ? P - first : maxb;
+    HCL_TRY(t->tvt->sample(t->target, HCL_STREAM_TRAIN, first, n, t->x, t->y));
+    for (size_t r = 0; r < R; r++) {
+      HCL_TRY(hcl_buf_copy(t->ctx, hcl_buf_sub(t->cache_x, fbytes((r * P + first) * t->x_size), fbytes(n * t->x_size)),
+                           hcl_buf_sub(t->x, fbytes(r * n * t->x_size), fbytes(n * t->x_size)),
+                           fbytes(n * t->x_size)));
+      HCL_TRY(hcl_buf_copy(t->ctx, hcl_buf_sub(t->cache_y, fbytes((r * P + first) * t->y_dim), fbytes(n * t->y_dim)),
+                           hcl_buf_sub(t->y, fbytes(r * n * t->y_dim), fbytes(n * t->y_dim)),
+                           fbytes(n * t->y_dim)));
+    }
+  }
+  t->cached = 1;
+  return hcl_finish(t->ctx);
+}
+
+hcl_status hcl_trainer_init(hcl_trainer *t) {
+  const hcl_train_cfg *c = t->cfg;
+  size_t R = c->replicas;
+  t->x_size = 1;
+  for (uint32_t i = 0; i < t->tinfo.x.rank; i++) t->x_size *= t->tinfo.x.dims[i];
+  t->y_dim = t->tinfo.y_dim ? t->tinfo.y_dim : 1;
+  t->n_params = t->mvt->n_params(t->model);
+  t->out_dim = t->mvt->out_dim(t->model);
+  t->blocks = t->mvt->blocks(t->model, &t->n_blocks);
+  size_t maxb = c->batch > c->eval_batch ? c->batch : c->eval_batch;
+  HCL_TRY(alloc_f(t, &t->params, R * t->n_params));
+  HCL_TRY(alloc_f(t, &t->grad, R * t->n_params));
+  HCL_TRY(alloc_f(t, &t->state1, R * t->n_params));
+  HCL_TRY(alloc_f(t, &t->state2, c->optim.kind == HCL_OPT_ADAM ? R * t->n_params : 1));
+  HCL_TRY(alloc_f(t, &t->mask, t->n_params));
+  HCL_TRY(alloc_f(t, &t->x, R * maxb * t->x_size));
+  HCL_TRY(alloc_f(t, &t->y, R * maxb * t->y_dim));
+  HCL_TRY(alloc_f(t, &t->out, R * maxb * t->out_dim));
+  HCL_TRY(alloc_f(t, &t->dout, R * maxb * t->out_dim));
+  HCL_TRY(alloc_f(t, &t->loss_acc, 2 * R));
+  HCL_TRY(alloc_f(t, &t->err_acc, 2 * R));
+  HCL_TRY(hcl_buf_alloc(t->ctx, sizeof(int32_t) * R, &t->nan_step));
+  HCL_TRY(reset_nan_steps(t));
+  t->last_train = calloc(4 * R, sizeof(double));
+  if (!t->last_train) return hcl_fail(t->ctx, HCL_ERR_NOMEM, "out of host memory");
+  t->last_test = t->last_train + R;
+  t->last_err = t->last_test + R;
+  t->best_test = t->last_err + R;
+  for (size_t r = 0; r < R; r++) t->best_test[r] = INFINITY;
+  HCL_TRY(t->mvt->init(t->model, t->params));
+  if (c->train_size > 0) {
+    size_t bytes = fbytes(R * c->train_size * (t->x_size + t->y_dim));
+    if (bytes <= HCL_CACHE_MAX_BYTES) HCL_TRY(build_train_cache(t));
+    else
+      hcl_log(t->ctx, HCL_LOG_INFO, "training set of %zu MiB regenerated per batch (same samples)",
+              bytes >> 20);
+  }
+  return hcl_finish(t->ctx);
+}
+
+void hcl_trainer_release(hcl_trainer *t) {
+  hcl_buf *bufs[] = {&t->params, &t->grad, &t->state1, &t->state2, &t->mask, &t->x, &t->y,
+                     &t->out, &t->dout, &t->loss_acc, &t->err_acc, &t->nan_step, &t->cache_x,
+                     &t->cache_y};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) hcl_buf_free(t->ctx, bufs[i]);
+  free(t->last_train);
+  t->last_train = NULL;
+  for (size_t i = 0; i < t->m_n; i++) free(t->m_names[i]);
+  free(t->m_names);
+  free(t->m_values);
+  t->m_names = NULL;
+  t->m_values = NULL;
+  t->m_n = t->m_cap = 0;
+}
+
+hcl_status hcl_trainer_batch(hcl_trainer *t, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
+                             hcl_buf y) {
+  if (stream == HCL_STREAM_TRAIN && t->cached) {
+    HCL_TRY(hcl_gather_rows(t->ctx, t->cache_x, t->cfg->train_size, x, t->cfg->replicas,
+                            first % t->cfg->train_size, n, t->x_size));
+    return hcl_gather_rows(t->ctx, t->cache_y, t->cfg->train_size, y, t->cfg->replicas,
+                           first % t->cfg->train_size, n, t->y_dim);
+  }
+  return t->tvt->sample(t->target, stream, first, n, x, y);
+}
+
+hcl_buf hcl_trainer_params(hcl_trainer *t) { return t->params; }
+
+int hcl_trainer_stop_requested(hcl_trainer *t) { return t->stop && *t->stop; }
+
+/* ---- evaluation ---------------------------------------------------------- */
+
+hcl_status hcl_trainer_metric_add(hcl_trainer *t, const char *name, const double *values) {
+  size_t R = t->cfg->replicas;
+  for (size_t i = 0; i < t->m_n; i++)
+    if (!strcmp(t->m_names[i], name)) {
+      memcpy(t->m_values + i * R, values, R * sizeof(double));
+      return HCL_OK;
+    }
+  if (t->m_n == t->m_cap) {
+    size_t cap = t->m_cap ? 2 * t->m_cap : 16;
+    char **nn = realloc(t->m_names, cap * sizeof *nn);
+    if (!nn) return hcl_fail(t->ctx, HCL_ERR_NOMEM, "out of host memory");
+    t->m_names = nn;
+    double *nv = realloc(t->m_values, cap * R * sizeof *nv);
+    if (!nv) return hcl_fail(t->ctx, HCL_ERR_NOMEM, "out of host memory");
+    t->m_values = nv;
+    t->m_cap = cap;
+  }
+  t->m_names[t->m_n] = strdup(name);
+  if (!t->m_names[t->m_n]) return hcl_fail(t->ctx, HCL_ERR_NOMEM, "out of host memory");
+  memcpy(t->m_values + t->m_n * R, values, R * sizeof(double));
+  t->m_n++;
+  return HCL_OK;
+}
+
+static void progress_line(hcl_trainer *t, int final) {
+  if (!t->progress) return;
+  double el = hcl_now() - t->t0, rate = el > 0 ? (double)t->step / el : 0;
+  double left = rate > 0 && t->cfg->steps > t->step ? (double)(t->cfg->steps - t->step) / rate : 0;
+  fprintf(stderr, "\r\033[K  step %llu/%llu  train %.4g  test %.4g  %.0f steps/s  ETA %d:%02d",
+          (unsigned long long)t->step, (unsigned long long)t->cfg->steps, t->last_train[0],
+          t->last_test[0], rate, (int)(left / 60), (int)left % 60);
+  if (final) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+static hcl_status read_sums(hcl_trainer *t, hcl_buf b, double *out) {
+  size_t R = t->cfg->replicas;
+  float tmp[R];
+  HCL_TRY(hcl_buf_read(t->ctx, b, tmp, sizeof tmp));
+  for (size_t r = 0; r < R; r++) out[r] = tmp[r];
+  return HCL_OK;
+}
+
+static hcl_status check_nan(hcl_trainer *t) {
+  size_t R = t->cfg->replicas;
+  int32_t s[R];
+  HCL_TRY(hcl_buf_read(t->ctx, t->nan_step, s, sizeof s));
+  for (size_t r = 0; r < R; r++)
+    if (s[r] >= 0)
+      return hcl_fail(t->ctx, HCL_ERR_NUMERIC,
+                      "training loss is not finite at step %d (replica %zu, seed %llu); "
+                      "lower [train] lr or check the data",
+                      s[r], r, (unsigned long long)t->cfg->seeds[r]);
+  return HCL_OK;
+}
+
+static hcl_status test_metrics(hcl_trainer *t, double *loss, double *err) {
+  const hcl_train_cfg *c = t->cfg;
+  size_t R = c->replicas;
+  hcl_buf tl = hcl_buf_sub(t->loss_acc, fbytes(R), fbytes(R));
+  hcl_buf te = hcl_buf_sub(t->err_acc, fbytes(R), fbytes(R));
+  hcl_buf none = {0};
+  for (uint64_t first = 0; first < c->test_size; first += c->eval_batch) {
+    size_t n = c->test_size - first < c->eval_batch ? c->test_size - first : c->eval_batch;
+    HCL_TRY(t->tvt->sample(t->target, HCL_STREAM_TEST, first, n, t->x, t->y));
+    HCL_TRY(t->mvt->forward(t->model, t->params, t->x, n, t->out));
+    HCL_TRY(hcl_loss(t->ctx, c->loss, t->out, t->y, R, n, t->out_dim, 0.0f, none, tl, te,
+                     first > 0, none, 0));
+  }
+  HCL_TRY(read_sums(t, tl, loss));
+  HCL_TRY(read_sums(t, te, err));
+  for (size_t r = 0; r < R; r++) {
+    loss[r] /= (double)c->test_size;
+    err[r] /= (double)c->test_size;
+  }
+  return HCL_OK;
+}
+
+hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_extra) {
+  const hcl_train_cfg *c = t->cfg;
+  size_t R = c->replicas;
+  hcl_status nan_rc = check_nan(t);
+  double train[R], test[R], err[R];
+  HCL_TRY(read_sums(t, t->loss_acc, train));
+  for (size_t r = 0; r < R; r++)
+    train[r] = t->acc_steps ? train[r] / (double)(t->acc_steps * c->batch) : NAN;
+  HCL_TRY(hcl_fill(t->ctx, hcl_buf_sub(t->loss_acc, 0, fbytes(R)), 0.0f, R));
+  t->acc_steps = 0;
+  for (size_t i = 0; i < t->m_n; i++) free(t->m_names[i]);
+  t->m_n = 0;
+  HCL_TRY(hcl_trainer_metric_add(t, "train_loss", train));
+  if (c->test_size > 0 && nan_rc == HCL_OK) {
+    HCL_TRY(test_metrics(t, test, err));
+    HCL_TRY(hcl_trainer_metric_add(t, "test_loss", test));
+    if (t->tinfo.task != HCL_TASK_REGRESSION) HCL_TRY(hcl_trainer_metric_add(t, "test_error", err));
+  } else {
+    for (size_t r = 0; r < R; r++) test[r] = err[r] = NAN;
+  }
+  if (c->probes && nan_rc == HCL_OK) {
+    hcl_probe p = {t};
+    if (t->tvt->probe) HCL_TRY(t->tvt->probe(t->target, &p));
+    if (t->mvt->probe) HCL_TRY(t->mvt->probe(t->model, &p));
+  }
+  for (size_t i = 0; i < n_extra; i++) HCL_TRY(hcl_trainer_metric_add(t, extra[i].name, extra[i].values));
+  if (t->sink.write)
+    HCL_TRY(t->sink.write(t->sink.user, t->step, t->samples, t->phase_label, t->lr_now,
+                          hcl_now() - t->t0, t->m_n, (const char *const *)t->m_names,
+                          t->m_values, (uint32_t)R));
+  for (size_t r = 0; r < R; r++) {
+    t->last_train[r] = train[r];
+    t->last_test[r] = test[r];
+    t->last_err[r] = t->tinfo.task == HCL_TASK_REGRESSION ? test[r] : err[r];
+    if (test[r] < t->best_test[r]) t->best_test[r] = test[r];
+  }
+  t->evals++;
+  progress_line(t, 0);
+  return nan_rc;
+}
+
+/* ---- one phase of SGD ---------------------------------------------------- */
+
+static hcl_status upload_mask(hcl_trainer *t, const hcl_phase *ph, int *masked) {
+  float *m = malloc(fbytes(t->n_params));
+  if (!m) return hcl_fail(t->ctx, HCL_ERR_NOMEM, "out of host memory");
+  int any_frozen = 0;
+  for (size_t i = 0; i < t->n_params; i++) m[i] = 0.0f;
+  for (size_t b = 0; b < t->n_blocks; b++) {
+    const hcl_block *bl = &t->blocks[b];
+    int on = bl->trainable && (!ph->group_mask || (bl->group < 64 && (ph->group_mask >> bl->group) & 1));
+    int rowsel = ph->row_block && !strcmp(ph->row_block, bl->name);
+    for (size_t i = 0; i < bl->rows * bl->cols; i++) {
+      int e = on && (!rowsel || i / bl->cols == ph->row);
+      m[bl->offset + i] = e ? 1.0f : 0.0f;
+    }
+  }
+  for (size_t i = 0; i < t->n_params; i++) any_frozen |= m[i] == 0.0f;
+  hcl_status rc = any_frozen ? hcl_buf_write(t->ctx, t->mask, m, fbytes(t->n_params)) : HCL_OK;
+  free(m);
+  *masked = any_frozen;
+  return rc;
+}
+
+static hcl_status sync_point(hcl_trainer *t) {
+  HCL_TRY(hcl_finish(t->ctx));
+  progress_line(t, 0);
+  return check_nan(t);
+}
+
+static int below_all(const double *v, size_t R, double thr) {
+  for (size_t r = 0; r < R; r++)
+    if (!(v[r] < thr)) return 0;
+  return 1;
+}
+
+hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_loss) {
+  const hcl_train_cfg *c = t->cfg;
+  size_t R = c->replicas, B = c->batch;
+  int masked = 0;
+  HCL_TRY(upload_mask(t, ph, &masked));
+  HCL_TRY(hcl_fill(t->ctx, t->state1, 0.0f, R * t->n_params));
+  if (c->optim.kind == HCL_OPT_ADAM) HCL_TRY(hcl_fill(t->ctx, t->state2, 0.0f, R * t->n_params));
+  hcl_buf none = {0}, mask = masked ? t->mask : none;
+  double scale = ph->lr_scale > 0 ? ph->lr_scale : 1.0;
+  t->phase_label = ph->label ? ph->label : "sgd";
+  double best = INFINITY;
+  uint64_t best_at = 0;
+  for (uint64_t i = 0; i < ph->steps; i++) {
+    if (hcl_trainer_stop_requested(t))
+      return hcl_fail(t->ctx, HCL_ERR_INTERRUPTED, "interrupted at step %llu",
+                      (unsigned long long)t->step);
+    t->lr_now = hcl_schedule_lr(&c->sched, t->step) * scale;
+    HCL_TRY(hcl_trainer_batch(t, HCL_STREAM_TRAIN, t->samples, B, t->x, t->y));
+    HCL_TRY(t->mvt->forward(t->model, t->params, t->x, B, t->out));
+    HCL_TRY(hcl_loss(t->ctx, c->loss, t->out, t->y, R, B, t->out_dim, 1.0f / (float)B, t->dout,
+                     hcl_buf_sub(t->loss_acc, 0, fbytes(R)), none, 1, t->nan_step,
+                     (int32_t)t->step));
+    HCL_TRY(t->mvt->backward(t->model, t->params, t->dout, B, t->grad));
+    HCL_TRY(hcl_optim_step(t->ctx, &c->optim, (float)t->lr_now, none, (float)ph->l2, t->params,
+                           t->grad, t->state1, t->state2, mask, R, t->n_params, i + 1));
+    t->step++;
+    t->samples += B;
+    t->acc_steps++;
+    int last = i + 1 == ph->steps;
+    if (c->eval_every && t->step % c->eval_every == 0) {
+      HCL_TRY(hcl_trainer_eval(t, NULL, 0));
+      if (c->stop_loss > 0 && below_all(t->last_train, R, c->stop_loss)) break;
+      if (c->stop_error > 0 && below_all(t->last_err, R, c->stop_error)) break;
+    } else if (t->step % HCL_SYNC_EVERY == 0 || last) {
+      HCL_TRY(sync_point(t));
+    }
+    if ((ph->stop_loss > 0 || ph->patience > 0) && (t->step % HCL_SYNC_EVERY == 0 || last)) {
+      double l[R];
+      HCL_TRY(read_sums(t, hcl_buf_sub(t->loss_acc, 0, fbytes(R)), l));
+      double worst = 0;
+      for (size_t r = 0; r < R; r++) {
+        double m = t->acc_steps ? l[r] / (double)(t->acc_steps * B) : t->last_train[r];
+        if (m > worst) worst = m;
+      }
+      if (ph->stop_loss > 0 && worst < ph->stop_loss) break;
+      if (worst < best) {
+        best = worst;
+        best_at = i;
+      } else if (ph->patience > 0 && i - best_at >= ph->patience) {
+        break;
+      }
+    }
+  }
+  if (final_loss)
+    for (size_t r = 0; r < R; r++) final_loss[r] = t->last_train[r];
+  return HCL_OK;
+}
+
+hcl_status hcl_trainer_run(hcl_trainer *t) {
+  const hcl_train_cfg *c = t->cfg;
+  t->t0 = hcl_now();
+  t->phase_label = "init";
+  t->lr_now = hcl_schedule_lr(&c->sched, 0);
+  HCL_TRY(hcl_trainer_eval(t, NULL, 0));
+  const char *alg = c->algorithm && *c->algorithm ? c->algorithm : "sgd";
+  int custom = 0;
+  if (t->mvt->algorithms)
+    for (const char *const *a = t->mvt->algorithms; *a; a++) custom |= !strcmp(*a, alg);
+  hcl_status rc;
+  if (custom && t->mvt->train) {
+    rc = t->mvt->train(t->model, alg, t);
+  } else if (!strcmp(alg, "sgd")) {
+    hcl_phase ph = {.struct_size = sizeof ph, .label = "sgd", .steps = c->steps};
+    rc = hcl_trainer_phase(t, &ph, NULL);
+  } else {
+    char known[512] = "sgd";
+    if (t->mvt->algorithms)
+      for (const char *const *a = t->mvt->algorithms; *a; a++) {
+        strncat(known, ", ", sizeof known - strlen(known) - 1);
+        strncat(known, *a, sizeof known - strlen(known) - 1);
+      }
+    return hcl_fail(t->ctx, HCL_ERR_CONFIG, "[train] algorithm '%s' is not offered by this model (known: %s)",
+                    alg, known);
+  }
+  if (rc != HCL_OK) {
+    progress_line(t, 1);
+    return rc;
+  }
+  if (!c->eval_every || t->step % c->eval_every != 0) HCL_TRY(hcl_trainer_eval(t, NULL, 0));
+  progress_line(t, 1);
+  return HCL_OK;
+}

@@ -1,0 +1,111 @@
+/* The training loop and evaluation (trainer.c, probe.c, schedule.c). */
+#ifndef HCL_TRAINER_H
+#define HCL_TRAINER_H
+
+#include "internal.h"
+
+typedef enum { HCL_SCHED_CONSTANT = 0, HCL_SCHED_STEP, HCL_SCHED_PIECEWISE, HCL_SCHED_COSINE } hcl_sched_kind;
+
+typedef struct hcl_schedule {
+  hcl_sched_kind kind;
+  double lr;         /* base learning rate */
+  uint64_t every;    /* step / piecewise interval */
+  double factor;     /* step: multiply by factor every `every` steps */
+  double factors[64];/* piecewise: factor of interval i (the last one holds) */
+  size_t n_factors;
+  double lr_min;     /* cosine: final lr */
+  uint64_t total;    /* cosine: total steps */
+} hcl_schedule;
+
+/* Learning rate at 0-based step t. */
+double hcl_schedule_lr(const hcl_schedule *s, uint64_t t);
+
+/* Everything the loop needs, resolved from the config by run.c. */
+typedef struct hcl_train_cfg {
+  uint32_t replicas;
+  const uint64_t *seeds;
+  uint64_t steps, batch, train_size;
+  hcl_schedule sched;
+  hcl_loss_kind loss;
+  hcl_optim optim;
+  uint64_t eval_every, test_size, eval_batch, probe_samples;
+  int probes;
+  double stop_loss, stop_error; /* > 0: end when every replica is below */
+  const char *algorithm;
+} hcl_train_cfg;
+
+/* Where evaluation lines go (output.c supplies it). */
+typedef struct hcl_metric_sink {
+  void *user;
+  /* one evaluation: names[i] has values[i*R .. i*R+R-1] */
+  hcl_status (*write)(void *user, uint64_t step, uint64_t samples, const char *phase, double lr,
+                      double wall_s, size_t n, const char *const *names, const double *values,
+                      uint32_t R);
+} hcl_metric_sink;
+
+struct hcl_trainer {
+  hcl_ctx *ctx;
+  const hcl_train_cfg *cfg;
+  const hcl_target_vt *tvt;
+  void *target;
+  hcl_target_info tinfo;
+  const hcl_model_vt *mvt;
+  void *model;
+  size_t n_params, out_dim, x_size, y_dim, n_blocks;
+  const hcl_block *blocks;
+  hcl_buf params, grad, state1, state2, mask;
+  hcl_buf x, y, out, dout, loss_acc, err_acc, nan_step;
+  hcl_buf cache_x, cache_y; /* the finite training set, generated once */
+  int cached;
+  uint64_t step, samples, acc_steps;
+  const char *phase_label;
+  double lr_now;
+  double t0;
+  const volatile int *stop;
+  int progress;
+  hcl_metric_sink sink;
+  /* last evaluation, per replica */
+  double *last_train, *last_test, *last_err, *best_test;
+  uint64_t evals;
+  /* metrics of the evaluation under way (probes append) */
+  char **m_names;
+  double *m_values;
+  size_t m_n, m_cap;
+};
+
+/* Allocate buffers, initialise the parameters and (finite P) generate the
+ * training set once on the device. */
+hcl_status hcl_trainer_init(hcl_trainer *t);
+/* Run the configured algorithm to the end (or stop, Ctrl-C, NaN). */
+hcl_status hcl_trainer_run(hcl_trainer *t);
+void hcl_trainer_release(hcl_trainer *t);
+
+/* Plugin-facing services (hcl_host_api). */
+hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *phase, double *final_loss);
+hcl_status hcl_trainer_batch(hcl_trainer *t, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
+                             hcl_buf y);
+hcl_buf hcl_trainer_params(hcl_trainer *t);
+hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_extra);
+int hcl_trainer_stop_requested(hcl_trainer *t);
+/* Add (or replace) a metric of the evaluation under way. */
+hcl_status hcl_trainer_metric_add(hcl_trainer *t, const char *name, const double *values);
+
+/* Probe handle = the trainer during an evaluation. */
+struct hcl_probe {
+  hcl_trainer *t;
+};
+hcl_status hcl_probe_forward(hcl_probe *p, hcl_buf x, size_t n, hcl_buf out);
+hcl_status hcl_probe_emit(hcl_probe *p, const char *name, const double *values);
+hcl_status hcl_probe_batch(hcl_probe *p, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
+                           hcl_buf y);
+hcl_buf hcl_probe_params(hcl_probe *p, const hcl_block **blocks, size_t *n_blocks);
+hcl_status hcl_probe_features(hcl_probe *p, size_t layer, hcl_buf x, size_t n, hcl_buf out,
+                              size_t *dim);
+hcl_status hcl_probe_target_eval(hcl_probe *p, const char *what, hcl_buf x, size_t n, hcl_buf out);
+hcl_ctx *hcl_probe_ctx(hcl_probe *p);
+size_t hcl_probe_replicas(hcl_probe *p);
+
+/* Seconds on a monotonic clock. */
+double hcl_now(void);
+
+#endif

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install what is missing (Debian 12, as root or with sudo), then configure
+# and build hiercl into ./build. Safe to run again: it installs nothing twice.
+set -eu
+cd "$(dirname "$0")/.."
+pkgs="build-essential cmake ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd \
+libiniparser-dev libcmocka-dev clinfo"
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup: installing$missing" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >&2
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${HCL_CMAKE_ARGS:-} >/dev/null
+cmake --build build -j"$(nproc)"

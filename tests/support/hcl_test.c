@@ -1,0 +1,121 @@
+/* Shared helpers for the cmocka tests (see hcl_test.h). */
+#include "hcl_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static hcl_ctx *g_ctx;
+static int g_ctx_tried;
+static hcl_registry g_reg;
+static int g_reg_done;
+
+static void release_all(void) {
+  if (g_reg_done) hcl_registry_free(&g_reg);
+  hcl_ctx_destroy(g_ctx);
+}
+
+hcl_ctx *hcl_test_ctx(void) {
+  if (!g_ctx_tried) {
+    g_ctx_tried = 1;
+    char err[1024];
+    hcl_ctx_options o = {.device = "cpu", .quiet = 1};
+    if (hcl_ctx_create(&o, &g_ctx, err, sizeof err) != HCL_OK) {
+      fprintf(stderr, "no OpenCL CPU device: %s\n", err);
+      g_ctx = NULL;
+    }
+    atexit(release_all);
+  }
+  return g_ctx;
+}
+
+const hcl_registry *hcl_test_registry(void) {
+  if (!g_reg_done) {
+    g_reg_done = 1;
+    if (hcl_registry_scan(hcl_test_ctx(), HCL_TEST_PLUGIN_DIR, &g_reg) != HCL_OK)
+      fprintf(stderr, "plugin scan: %s\n", hcl_errmsg(hcl_test_ctx()));
+  }
+  return &g_reg;
+}
+
+const hcl_plugin_desc *hcl_test_plugin(const char *name, uint32_t kind) {
+  const hcl_plugin *p = hcl_registry_find(hcl_test_registry(), name, kind);
+  if (!p) fail_msg("plugin '%s' not built in %s", name, HCL_TEST_PLUGIN_DIR);
+  return p->desc;
+}
+
+hcl_params *hcl_test_params(const hcl_plugin_desc *d, const char *section, const char *const *kv) {
+  hcl_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  snprintf(cfg.path, sizeof cfg.path, "test");
+  char buf[1024];
+  for (size_t i = 0; kv && kv[i]; i++) {
+    snprintf(buf, sizeof buf, "%s.%s", section, kv[i]);
+    if (hcl_config_set(NULL, &cfg, buf) != HCL_OK) fail_msg("%s", hcl_errmsg(NULL));
+  }
+  hcl_params *p = calloc(1, sizeof *p);
+  static const char *const extra[] = {"plugin", NULL};
+  if (hcl_params_resolve(NULL, &cfg, section, d->params, extra, p) != HCL_OK)
+    fail_msg("%s", hcl_errmsg(NULL));
+  hcl_config_free(&cfg);
+  return p;
+}
+
+void hcl_test_params_free(hcl_params *p) {
+  if (!p) return;
+  hcl_params_free(p);
+  free(p);
+}
+
+char *hcl_test_read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+    free(s);
+    s = NULL;
+  }
+  if (s) s[n] = 0;
+  fclose(f);
+  return s;
+}
+
+int hcl_test_json_num(const char *text, const char *key, double *out) {
+  char pat[128];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char *p = strstr(text, pat);
+  if (!p) return 0;
+  p += strlen(pat);
+  if (!strncmp(p, "null", 4)) {
+    *out = 0.0 / 0.0;
+    return 1;
+  }
+  char *end;
+  *out = strtod(p, &end);
+  return end != p;
+}
+
+const char *hcl_test_tmpdir(void) {
+  static char dir[256];
+  if (!dir[0]) {
+    snprintf(dir, sizeof dir, "/tmp/hcltest.XXXXXX");
+    if (!mkdtemp(dir)) fail_msg("mkdtemp failed");
+  }
+  return dir;
+}
+
+const char *hcl_test_write_temp(const char *name, const char *text) {
+  static char paths[8][512];
+  static int slot;
+  char *p = paths[slot++ % 8];
+  snprintf(p, 512, "%s/%s", hcl_test_tmpdir(), name);
+  FILE *f = fopen(p, "w");
+  if (!f) fail_msg("cannot write %s", p);
+  fputs(text, f);
+  fclose(f);
+  return p;
+}

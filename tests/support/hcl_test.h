@@ -1,0 +1,32 @@
+/* Shared helpers for the cmocka tests. */
+#ifndef HCL_TEST_H
+#define HCL_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+/* One PoCL/CPU context per test program (NULL when no device: skip()). */
+hcl_ctx *hcl_test_ctx(void);
+/* The plugins of the build tree, scanned once. */
+const hcl_registry *hcl_test_registry(void);
+/* A built plugin by name and kind; fails the test when missing. */
+const hcl_plugin_desc *hcl_test_plugin(const char *name, uint32_t kind);
+/* Resolve `section` of a plugin from "key=value" strings (NULL-terminated),
+ * defaults filled; fails the test on a config error. Free with hcl_test_params_free. */
+hcl_params *hcl_test_params(const hcl_plugin_desc *d, const char *section, const char *const *kv);
+void hcl_test_params_free(hcl_params *p);
+/* Whole file as a NUL-terminated string (malloc'd), NULL if unreadable. */
+char *hcl_test_read_file(const char *path);
+/* The number after "key": in a JSON text (first occurrence after `from`). */
+int hcl_test_json_num(const char *text, const char *key, double *out);
+/* Write text to a new file under a fresh temporary directory; returns the path (static buffer per call slot). */
+const char *hcl_test_write_temp(const char *name, const char *text);
+/* A fresh temporary directory (mkdtemp), path valid until exit. */
+const char *hcl_test_tmpdir(void);
+
+#endif

@@ -1,0 +1,344 @@
+/* The plugin loader against fixture plugins (tests/fixtures/plugins): the
+ * good ones load and are found by name and kind; every bad one is rejected
+ * with its path and the reason; directories are scanned in the documented
+ * order, files by name, and the first plugin of a name wins. Also `hiercl
+ * plugins` / `hiercl describe` when the command is built. No device needed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FIX HCL_TEST_FIXTURE_PLUGINS
+#define GOOD FIX "/good"
+#define BAD FIX "/bad"
+#define DUP FIX "/dup"
+
+#define assert_contains(msg, frag)                                                             \
+  do {                                                                                         \
+    if (!strstr((msg), (frag))) fail_msg("message '%s'\n  lacks '%s'", (msg), (frag));         \
+  } while (0)
+
+static int setup(void **state) {
+  (void)state;
+  unsetenv("HIERCL_PLUGIN_PATH"); /* the tests set it themselves */
+  return 0;
+}
+
+/* The rejection of `path` in reg, or NULL. */
+static const char *rejection_of(const hcl_registry *reg, const char *path) {
+  size_t n = strlen(path);
+  for (size_t i = 0; i < reg->n_rejected; i++)
+    if (!strncmp(reg->rejected[i], path, n) && !strncmp(reg->rejected[i] + n, ": ", 2))
+      return reg->rejected[i];
+  return NULL;
+}
+
+static size_t rejection_index(const hcl_registry *reg, const char *path) {
+  const char *r = rejection_of(reg, path);
+  for (size_t i = 0; r && i < reg->n_rejected; i++)
+    if (reg->rejected[i] == r) return i;
+  return (size_t)-1;
+}
+
+/* sha256sum's answer for a file: an independent reference. */
+static void sha256sum(const char *path, char out[65]) {
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  out[0] = 0;
+  if (fscanf(p, "%64s", out) != 1) out[0] = 0;
+  pclose(p);
+}
+
+static void test_good_plugins_load(void **state) {
+  (void)state;
+  hcl_registry reg;
+  assert_int_equal(hcl_registry_scan(NULL, GOOD, &reg), HCL_OK);
+  const hcl_plugin *t = hcl_registry_find(&reg, "good_target", HCL_PLUGIN_TARGET);
+  const hcl_plugin *m = hcl_registry_find(&reg, "good_model", HCL_PLUGIN_MODEL);
+  assert_non_null(t);
+  assert_non_null(m);
+  /* Names are per kind; kind 0 matches either. */
+  assert_null(hcl_registry_find(&reg, "good_target", HCL_PLUGIN_MODEL));
+  assert_null(hcl_registry_find(&reg, "good_model", HCL_PLUGIN_TARGET));
+  assert_ptr_equal(hcl_registry_find(&reg, "good_model", 0), m);
+  assert_null(hcl_registry_find(&reg, "nosuch", 0));
+  assert_string_equal(t->path, GOOD "/good_target.so");
+  assert_string_equal(m->path, GOOD "/good_model.so");
+  assert_string_equal(t->desc->version, "1.2.3");
+  assert_int_equal(t->desc->kind, HCL_PLUGIN_TARGET);
+  assert_string_equal(t->desc->params[0].key, "n");
+  assert_non_null(t->handle);
+  /* good_target's init refuses a missing host table, so loading proves the
+   * table was passed. The hash is the file's. */
+  char want[65];
+  sha256sum(t->path, want);
+  assert_int_equal(strlen(want), 64);
+  assert_string_equal(t->sha256, want);
+  sha256sum(m->path, want);
+  assert_string_equal(m->sha256, want);
+  assert_null(rejection_of(&reg, GOOD "/good_target.so"));
+  assert_null(rejection_of(&reg, GOOD "/good_model.so"));
+  hcl_registry_free(&reg);
+  assert_int_equal(reg.n, 0);
+  assert_null(reg.plugins);
+  hcl_registry_free(&reg); /* twice is harmless */
+}
+
+typedef struct bad_case {
+  const char *file;
+  hcl_status rc;
+  const char *frag[3];
+} bad_case;
+
+static void test_each_rejection_names_file_and_reason(void **state) {
+  (void)state;
+  char small_struct[160], small_vt[160];
+  snprintf(small_struct, sizeof small_struct, "descriptor struct_size %u too small",
+           (unsigned)offsetof(hcl_plugin_desc, vt));
+  snprintf(small_vt, sizeof small_vt, "target vtable struct_size %u too small",
+           (unsigned)offsetof(hcl_target_vt, info));
+  const bad_case cases[] = {
+      {"no_entry", HCL_ERR_PLUGIN, {"no entry point 'hcl_plugin_init'"}},
+      {"bad_abi", HCL_ERR_ABI, {"plugin ABI 99, host 1"}},
+      {"small_struct", HCL_ERR_ABI, {small_struct}},
+      {"init_fails", HCL_ERR_PLUGIN,
+       {"init failed: needs cl_khr_fp64, which this fixture pretends is missing"}},
+      {"bad_name", HCL_ERR_PLUGIN, {"bad plugin name 'Bad-Name'", "[a-z0-9_]+"}},
+      {"bad_kind", HCL_ERR_ABI, {"kind 7 is neither target (1) nor model (2)"}},
+      {"null_vt", HCL_ERR_ABI, {"plugin 'null_vt': vt is NULL"}},
+      {"small_vt", HCL_ERR_ABI, {"plugin 'small_vt'", small_vt}},
+      {"missing_fn", HCL_ERR_ABI, {"model vtable has no 'backward' function"}},
+      {"bad_default", HCL_ERR_PLUGIN, {"default '1000' of 'n' is invalid", "in [1, 100]"}},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char path[1024], head[1100];
+    snprintf(path, sizeof path, "%s/%s.so", BAD, cases[i].file);
+    snprintf(head, sizeof head, "%s: ", path);
+    hcl_plugin p;
+    memset(&p, 0x5a, sizeof p);
+    hcl_status rc = hcl_plugin_load(NULL, path, &p);
+    if (rc != cases[i].rc)
+      fail_msg("%s: rc %d (%s), want %d", cases[i].file, rc, hcl_errmsg(NULL), cases[i].rc);
+    const char *msg = hcl_errmsg(NULL);
+    if (strncmp(msg, head, strlen(head))) fail_msg("'%s' does not start with '%s'", msg, head);
+    for (size_t k = 0; k < 3 && cases[i].frag[k]; k++) assert_contains(msg, cases[i].frag[k]);
+    assert_null(p.handle);
+    assert_null(p.desc);
+  }
+  /* A file that is not there, and one that is not a shared object. */
+  hcl_plugin p;
+  assert_int_equal(hcl_plugin_load(NULL, BAD "/nosuch.so", &p), HCL_ERR_PLUGIN);
+  assert_contains(hcl_errmsg(NULL), BAD "/nosuch.so: dlopen failed: ");
+  assert_contains(hcl_errmsg(NULL), "No such file");
+  /* Errors land in the ctx when there is one. */
+  static hcl_ctx ctx;
+  assert_int_equal(hcl_plugin_load(&ctx, BAD "/bad_abi.so", &p), HCL_ERR_ABI);
+  assert_contains(hcl_errmsg(&ctx), BAD "/bad_abi.so: plugin ABI 99, host 1");
+}
+
+static void test_scan_collects_rejections_in_name_order(void **state) {
+  (void)state;
+  hcl_registry reg;
+  assert_int_equal(hcl_registry_scan(NULL, BAD, &reg), HCL_OK); /* rejections are not fatal */
+  static const char *const order[] = {"bad_abi",  "bad_default", "bad_kind", "bad_name",
+                                      "init_fails", "missing_fn", "no_entry", "null_vt",
+                                      "small_struct", "small_vt"};
+  size_t last = 0;
+  for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.so", BAD, order[i]);
+    size_t at = rejection_index(&reg, path);
+    if (at == (size_t)-1) fail_msg("%s not rejected", path);
+    if (i && at != last + 1) fail_msg("%s rejected at %zu, after %zu", path, at, last);
+    last = at;
+  }
+  for (size_t i = 0; i < reg.n; i++)
+    if (!strncmp(reg.plugins[i].path, BAD "/", strlen(BAD) + 1))
+      fail_msg("%s was loaded", reg.plugins[i].path);
+  assert_contains(rejection_of(&reg, BAD "/init_fails.so"), "init failed: needs cl_khr_fp64");
+  hcl_registry_free(&reg);
+}
+
+static void test_first_directory_wins(void **state) {
+  (void)state;
+  hcl_registry reg;
+  assert_int_equal(hcl_registry_scan(NULL, GOOD ":" DUP, &reg), HCL_OK);
+  const hcl_plugin *t = hcl_registry_find(&reg, "good_target", HCL_PLUGIN_TARGET);
+  assert_non_null(t);
+  assert_string_equal(t->desc->version, "1.2.3");
+  assert_string_equal(t->path, GOOD "/good_target.so");
+  const char *r = rejection_of(&reg, DUP "/dup.so");
+  assert_non_null(r);
+  assert_string_equal(r, DUP "/dup.so: duplicate plugin 'good_target' (also in " GOOD
+                             "/good_target.so)");
+  assert_non_null(hcl_registry_find(&reg, "good_model", HCL_PLUGIN_MODEL));
+  hcl_registry_free(&reg);
+
+  assert_int_equal(hcl_registry_scan(NULL, DUP ":" GOOD, &reg), HCL_OK);
+  t = hcl_registry_find(&reg, "good_target", HCL_PLUGIN_TARGET);
+  assert_string_equal(t->desc->version, "dup");
+  assert_string_equal(rejection_of(&reg, GOOD "/good_target.so"),
+                      GOOD "/good_target.so: duplicate plugin 'good_target' (also in " DUP
+                           "/dup.so)");
+  assert_non_null(hcl_registry_find(&reg, "good_model", HCL_PLUGIN_MODEL));
+  hcl_registry_free(&reg);
+}
+
+static void test_env_path_after_extra(void **state) {
+  (void)state;
+  hcl_registry reg;
+  /* The environment alone. */
+  setenv("HIERCL_PLUGIN_PATH", GOOD, 1);
+  assert_int_equal(hcl_registry_scan(NULL, NULL, &reg), HCL_OK);
+  assert_non_null(hcl_registry_find(&reg, "good_target", HCL_PLUGIN_TARGET));
+  assert_non_null(hcl_registry_find(&reg, "good_model", HCL_PLUGIN_MODEL));
+  hcl_registry_free(&reg);
+  /* --plugin-path comes before the environment. */
+  assert_int_equal(hcl_registry_scan(NULL, DUP, &reg), HCL_OK);
+  assert_string_equal(hcl_registry_find(&reg, "good_target", 1)->desc->version, "dup");
+  assert_contains(rejection_of(&reg, GOOD "/good_target.so"), "duplicate plugin 'good_target'");
+  hcl_registry_free(&reg);
+  /* A colon list; a directory that does not exist is reported, not fatal. */
+  setenv("HIERCL_PLUGIN_PATH", FIX "/nosuch:" DUP ":" GOOD, 1);
+  assert_int_equal(hcl_registry_scan(NULL, NULL, &reg), HCL_OK);
+  assert_string_equal(hcl_registry_find(&reg, "good_target", 1)->desc->version, "dup");
+  assert_non_null(hcl_registry_find(&reg, "good_model", HCL_PLUGIN_MODEL));
+  assert_contains(rejection_of(&reg, FIX "/nosuch"), "cannot open plugin directory");
+  hcl_registry_free(&reg);
+  unsetenv("HIERCL_PLUGIN_PATH");
+}
+
+/* Files sorted by name within a folder; only regular *.so files; a folder
+ * named twice is scanned once. Built from symlinks in a temporary folder. */
+static void test_sorted_files_and_repeated_dir(void **state) {
+  (void)state;
+  char dir[] = "/tmp/hcl_loader_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char a[256], b[256], c[256], d[256], txt[256];
+  snprintf(a, sizeof a, "%s/a.so", dir);
+  snprintf(b, sizeof b, "%s/b.so", dir);
+  snprintf(c, sizeof c, "%s/c.so", dir);
+  snprintf(d, sizeof d, "%s/d.so", dir);
+  snprintf(txt, sizeof txt, "%s/readme.txt", dir);
+  assert_int_equal(symlink(DUP "/dup.so", a), 0);
+  assert_int_equal(symlink(GOOD "/good_target.so", b), 0);
+  FILE *f = fopen(c, "w"); /* not a shared object */
+  assert_non_null(f);
+  fputs("not an ELF file\n", f);
+  fclose(f);
+  assert_int_equal(mkdir(d, 0700), 0); /* a folder named *.so: skipped */
+  f = fopen(txt, "w");
+  assert_non_null(f);
+  fclose(f);
+
+  char path[600];
+  snprintf(path, sizeof path, "%s:%s/.", dir, dir);
+  hcl_registry reg;
+  assert_int_equal(hcl_registry_scan(NULL, path, &reg), HCL_OK);
+  const hcl_plugin *t = hcl_registry_find(&reg, "good_target", HCL_PLUGIN_TARGET);
+  assert_non_null(t);
+  assert_string_equal(t->path, a); /* a.so sorts first */
+  assert_string_equal(t->desc->version, "dup");
+  char want[1024];
+  snprintf(want, sizeof want, "%s: duplicate plugin 'good_target' (also in %s)", b, a);
+  assert_string_equal(rejection_of(&reg, b), want);
+  assert_contains(rejection_of(&reg, c), "dlopen failed");
+  assert_null(rejection_of(&reg, d));
+  size_t in_dir = 0;
+  for (size_t i = 0; i < reg.n_rejected; i++)
+    if (!strncmp(reg.rejected[i], dir, strlen(dir))) in_dir++;
+  assert_int_equal(in_dir, 2); /* b.so and c.so, once each */
+  hcl_registry_free(&reg);
+
+  unlink(a);
+  unlink(b);
+  unlink(c);
+  unlink(txt);
+  rmdir(d);
+  rmdir(dir);
+}
+
+/* ---- the command ----------------------------------------------------------- */
+
+/* Run the hiercl command; returns its exit status, output (stdout and
+ * stderr) in out. */
+static int run_cli(const char *args, char *out, size_t len) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "env -u HIERCL_PLUGIN_PATH '%s' %s 2>&1", HCL_TEST_HIERCL, args);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t n = fread(out, 1, len - 1, p);
+  out[n] = 0;
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void **state) {
+  (void)state;
+  if (access(HCL_TEST_HIERCL, X_OK) != 0) {
+    print_message("hiercl not built (%s); skipping the command tests\n", HCL_TEST_HIERCL);
+    skip();
+  }
+  static char out[1 << 16];
+  assert_int_equal(run_cli("plugins --plugin-path " GOOD ":" BAD, out, sizeof out), 0);
+  assert_contains(out, "KIND");
+  assert_contains(out, "good_target");
+  assert_contains(out, "1.2.3");
+  assert_contains(out, GOOD "/good_model.so");
+  assert_contains(out, "rejected:");
+  assert_contains(out, BAD "/bad_abi.so: plugin ABI 99, host 1");
+
+  assert_int_equal(run_cli("plugins --json --plugin-path=" GOOD, out, sizeof out), 0);
+  assert_contains(out, "\"name\": \"good_model\"");
+  assert_contains(out, "\"kind\": \"model\"");
+  assert_contains(out, "\"sha256\": \"");
+
+  assert_int_equal(run_cli("describe good_target --plugin-path " GOOD, out, sizeof out), 0);
+  assert_contains(out, "good_target 1.2.3 (target plugin)");
+  assert_contains(out, "Nobody, Fixtures considered useful (2024)");
+  assert_contains(out, "plugin = good_target");
+  assert_contains(out, "n (int, default 10, range [1, 100])");
+  assert_contains(out, "input dimension");
+  assert_contains(out, "mode (enum, default a, choices: a, b, c)");
+  assert_contains(out, "k (int, required, range [0, 8])");
+  assert_contains(out, "widths (list, default 1, 2, 4, range [1, 64])");
+
+  assert_int_equal(run_cli("describe good_model --json --plugin-path " GOOD, out, sizeof out), 0);
+  assert_contains(out, "\"key\": \"width\", \"type\": \"int\", \"default\": \"8\"");
+
+  assert_int_equal(run_cli("describe nosuch --plugin-path " GOOD, out, sizeof out), 2);
+  assert_contains(out, "unknown plugin 'nosuch'");
+  assert_contains(out, "good_model");
+  assert_contains(out, "good_target");
+  /* A plugin that failed to load: describe says why. */
+  assert_int_equal(run_cli("describe init_fails --plugin-path " BAD, out, sizeof out), 2);
+  assert_contains(out, BAD "/init_fails.so: init failed");
+  assert_int_equal(run_cli("describe", out, sizeof out), 2);
+  assert_int_equal(run_cli("plugins --bogus", out, sizeof out), 2);
+  assert_contains(out, "unknown option '--bogus'");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup(test_good_plugins_load, setup),
+      cmocka_unit_test_setup(test_each_rejection_names_file_and_reason, setup),
+      cmocka_unit_test_setup(test_scan_collects_rejections_in_name_order, setup),
+      cmocka_unit_test_setup(test_first_directory_wins, setup),
+      cmocka_unit_test_setup(test_env_path_after_extra, setup),
+      cmocka_unit_test_setup(test_sorted_files_and_repeated_dir, setup),
+      cmocka_unit_test_setup(test_cli, setup),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

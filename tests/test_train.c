@@ -1,0 +1,216 @@
+/* End-to-end training through hcl_run: learning S_3, replicas equal to
+ * separate runs, interrupt and NaN handling, config errors. */
+#include "hcl_test.h"
+#include "trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *base_cfg =
+    "[run]\nseed = 5\n"
+    "[target]\nplugin = staircase\nn = 10\nk = 3\nprobe_samples = 2000\n"
+    "[model]\nplugin = resnet\nwidth = 32\ndepth = 3\n"
+    "[train]\nsteps = 4000\nbatch = 32\nlr = 0.05\ntrain_size = 0\n"
+    "[eval]\nevery = 1000\ntest_size = 2000\n";
+
+static hcl_status run_cfg(const char *cfg_text, const char *const *sets, size_t n_sets,
+                          const volatile int *stop, char *dir, char *err, size_t errlen) {
+  const char *path = hcl_test_write_temp("train.ini", cfg_text);
+  hcl_run_options o = {.config_path = path, .sets = sets, .n_sets = n_sets, .device = "cpu",
+                       .out_dir = hcl_test_tmpdir(), .plugin_path = HCL_TEST_PLUGIN_DIR,
+                       .stop = stop};
+  hcl_status rc = hcl_run(&o, err, errlen);
+  snprintf(dir, 1024, "%s", o.run_dir);
+  return rc;
+}
+
+static char *read_in(const char *dir, const char *file) {
+  char p[1200];
+  snprintf(p, sizeof p, "%s/%s", dir, file);
+  return hcl_test_read_file(p);
+}
+
+static void skip_without_device(void) {
+  if (!hcl_test_ctx()) skip();
+}
+
+/* The last metrics line of a replica. */
+static const char *last_line_of(const char *text, int replica) {
+  char pat[32];
+  snprintf(pat, sizeof pat, "\"replica\":%d,", replica);
+  const char *last = NULL;
+  for (const char *p = text; (p = strstr(p, pat)); p++) last = p;
+  return last;
+}
+
+static void learns_s3(void **state) {
+  (void)state;
+  skip_without_device();
+  char dir[1024], err[4096];
+  hcl_status rc = run_cfg(base_cfg, NULL, 0, NULL, dir, err, sizeof err);
+  if (rc != HCL_OK) fail_msg("%s", err);
+  char *m = read_in(dir, "metrics.jsonl");
+  assert_non_null(m);
+  double test = NAN, c3 = NAN, c1 = NAN;
+  const char *last = last_line_of(m, 0);
+  assert_non_null(last);
+  assert_true(hcl_test_json_num(last, "test_loss", &test));
+  assert_true(test < 0.05);
+  /* the probe: every chain coefficient near 1/sqrt(3) once learned */
+  assert_true(hcl_test_json_num(last, "fourier_1", &c1));
+  assert_true(hcl_test_json_num(last, "fourier_1to3", &c3));
+  assert_true(fabs(c1 - 1 / sqrt(3.0)) < 0.1);
+  assert_true(fabs(c3 - 1 / sqrt(3.0)) < 0.1);
+  /* the first evaluation is the untrained network: far from learned */
+  double first_test = 0;
+  assert_true(hcl_test_json_num(m, "test_loss", &first_test));
+  assert_true(first_test > 0.5);
+  char *man = read_in(dir, "manifest.json");
+  assert_non_null(man);
+  assert_non_null(strstr(man, "\"status\":\"completed\""));
+  assert_non_null(strstr(man, "\"probe_samples\":\"2000\"")); /* resolved config */
+  assert_non_null(strstr(man, "\"width\":\"32\""));
+  char *sum = read_in(dir, "summary.json");
+  assert_non_null(sum);
+  double steps = 0;
+  assert_true(hcl_test_json_num(sum, "steps", &steps));
+  assert_int_equal((int)steps, 4000);
+  free(m);
+  free(man);
+  free(sum);
+}
+
+/* Metrics lines of one replica without the run-specific fields (wall time). */
+static char *strip_lines(const char *text, int replica) {
+  char pat[32];
+  snprintf(pat, sizeof pat, "\"replica\":%d,", replica);
+  size_t cap = strlen(text) + 1, n = 0;
+  char *out = calloc(cap, 1);
+  for (const char *line = text; *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+    if (strstr(buf, pat)) {
+      /* drop "replica":k and "wall_s":v so lines compare across runs */
+      char *w = strstr(buf, "\"wall_s\":");
+      if (w) {
+        char *c = strchr(w, ',');
+        memmove(w, c + 1, strlen(c + 1) + 1);
+      }
+      char *r = strstr(buf, "\"replica\":");
+      if (r) {
+        char *c = strchr(r, ',');
+        memmove(r, c + 1, strlen(c + 1) + 1);
+      }
+      n += (size_t)snprintf(out + n, cap - n, "%s\n", buf);
+    }
+    line += len + (end ? 1 : 0);
+  }
+  return out;
+}
+
+static void replicas_equal_separate_runs(void **state) {
+  (void)state;
+  skip_without_device();
+  char dir2[1024], dira[1024], dirb[1024], err[4096];
+  const char *two[] = {"run.seeds=11, 12", "train.steps=300", "eval.every=100"};
+  const char *one_a[] = {"run.seed=11", "train.steps=300", "eval.every=100"};
+  const char *one_b[] = {"run.seed=12", "train.steps=300", "eval.every=100"};
+  if (run_cfg(base_cfg, two, 3, NULL, dir2, err, sizeof err)) fail_msg("%s", err);
+  if (run_cfg(base_cfg, one_a, 3, NULL, dira, err, sizeof err)) fail_msg("%s", err);
+  if (run_cfg(base_cfg, one_b, 3, NULL, dirb, err, sizeof err)) fail_msg("%s", err);
+  char *m2 = read_in(dir2, "metrics.jsonl"), *ma = read_in(dira, "metrics.jsonl"),
+       *mb = read_in(dirb, "metrics.jsonl");
+  char *r0 = strip_lines(m2, 0), *r1 = strip_lines(m2, 1), *a = strip_lines(ma, 0),
+       *b = strip_lines(mb, 0);
+  assert_true(strlen(a) > 100);
+  assert_string_equal(r0, a); /* bit-identical metrics, printed with %.9g */
+  assert_string_equal(r1, b);
+  assert_string_not_equal(a, b);
+  free(m2), free(ma), free(mb), free(r0), free(r1), free(a), free(b);
+}
+
+static void interrupt_keeps_results(void **state) {
+  (void)state;
+  skip_without_device();
+  char dir[1024], err[4096];
+  volatile int stop = 1;
+  hcl_status rc = run_cfg(base_cfg, NULL, 0, &stop, dir, err, sizeof err);
+  assert_int_equal(rc, HCL_ERR_INTERRUPTED);
+  assert_int_equal(hcl_exit_code(rc), HCL_EXIT_INTERRUPTED);
+  char *man = read_in(dir, "manifest.json"), *sum = read_in(dir, "summary.json"),
+       *m = read_in(dir, "metrics.jsonl");
+  assert_non_null(strstr(man, "\"status\":\"interrupted\""));
+  assert_non_null(strstr(sum, "\"status\":\"interrupted\""));
+  assert_non_null(strstr(m, "\"step\":0,")); /* the initial evaluation is on disk */
+  free(man), free(sum), free(m);
+}
+
+static void nan_stops_with_step(void **state) {
+  (void)state;
+  skip_without_device();
+  char dir[1024], err[4096];
+  const char *sets[] = {"train.lr=1e6", "model.activation=quadratic", "eval.every=50"};
+  hcl_status rc = run_cfg(base_cfg, sets, 3, NULL, dir, err, sizeof err);
+  assert_int_equal(rc, HCL_ERR_NUMERIC);
+  assert_non_null(strstr(err, "not finite at step"));
+  char *sum = read_in(dir, "summary.json");
+  assert_non_null(strstr(sum, "\"status\":\"failed\""));
+  free(sum);
+}
+
+static void config_errors_name_the_key(void **state) {
+  (void)state;
+  skip_without_device();
+  char dir[1024], err[4096];
+  const char *bad_key[] = {"train.stepz=3"};
+  hcl_status rc = run_cfg(base_cfg, bad_key, 1, NULL, dir, err, sizeof err);
+  assert_int_equal(hcl_exit_code(rc), HCL_EXIT_USAGE);
+  assert_non_null(strstr(err, "stepz"));
+  assert_non_null(strstr(err, "train"));
+  const char *bad_model[] = {"model.width=-4"};
+  rc = run_cfg(base_cfg, bad_model, 1, NULL, dir, err, sizeof err);
+  assert_int_equal(hcl_exit_code(rc), HCL_EXIT_USAGE);
+  assert_non_null(strstr(err, "width"));
+  const char *no_plugin[] = {"model.plugin=nosuchmodel"};
+  rc = run_cfg(base_cfg, no_plugin, 1, NULL, dir, err, sizeof err);
+  assert_int_equal(hcl_exit_code(rc), HCL_EXIT_USAGE);
+  assert_non_null(strstr(err, "nosuchmodel"));
+  assert_non_null(strstr(err, "resnet")); /* lists what is available */
+  const char *bad_alg[] = {"train.algorithm=magic"};
+  rc = run_cfg(base_cfg, bad_alg, 1, NULL, dir, err, sizeof err);
+  assert_int_equal(hcl_exit_code(rc), HCL_EXIT_USAGE);
+  assert_non_null(strstr(err, "magic"));
+}
+
+static void schedules(void **state) {
+  (void)state;
+  hcl_schedule s = {.kind = HCL_SCHED_STEP, .lr = 0.01, .every = 15000, .factor = 0.5};
+  assert_float_equal(hcl_schedule_lr(&s, 14999), 0.01, 1e-15);
+  assert_float_equal(hcl_schedule_lr(&s, 15000), 0.005, 1e-15);
+  assert_float_equal(hcl_schedule_lr(&s, 45000), 0.00125, 1e-15);
+  hcl_schedule p = {.kind = HCL_SCHED_PIECEWISE, .lr = 1, .every = 10, .factors = {1, 0.3, 0.1},
+                    .n_factors = 3};
+  assert_float_equal(hcl_schedule_lr(&p, 9), 1, 0);
+  assert_float_equal(hcl_schedule_lr(&p, 10), 0.3, 0);
+  assert_float_equal(hcl_schedule_lr(&p, 1000), 0.1, 0);
+  hcl_schedule c = {.kind = HCL_SCHED_COSINE, .lr = 1, .lr_min = 0, .total = 100};
+  assert_float_equal(hcl_schedule_lr(&c, 0), 1, 1e-12);
+  assert_float_equal(hcl_schedule_lr(&c, 50), 0.5, 1e-12);
+  assert_float_equal(hcl_schedule_lr(&c, 100), 0, 1e-12);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(schedules),
+      cmocka_unit_test(config_errors_name_the_key),
+      cmocka_unit_test(learns_s3),
+      cmocka_unit_test(replicas_equal_separate_runs),
+      cmocka_unit_test(interrupt_keeps_results),
+      cmocka_unit_test(nan_stops_with_step),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
