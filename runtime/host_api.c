@@ -67,6 +67,12 @@ static const hcl_host_api g_api = {
     .probe_target_eval = hcl_probe_target_eval,
     .probe_ctx = hcl_probe_ctx,
     .probe_replicas = hcl_probe_replicas,
+    .solve_spd = hcl_solve_spd,
+    .train_loss_grad = hcl_trainer_loss_grad,
+    .train_steps = hcl_trainer_steps,
+    .train_lr = hcl_trainer_lr,
+    .train_batch_size = hcl_trainer_batch_size,
+    .train_size = hcl_trainer_train_size,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

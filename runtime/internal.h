@@ -193,6 +193,11 @@ hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf 
                           float l2, hcl_buf params, hcl_buf grad, hcl_buf state1, hcl_buf state2,
                           hcl_buf mask, size_t R, size_t n, uint64_t t);
 
+/* Solve (A + lambda I) X = B per replica on the device (solve.c); see
+ * hcl_host_api.solve_spd. */
+hcl_status hcl_solve_spd(hcl_ctx *ctx, hcl_buf a, hcl_buf b, size_t R, size_t k, size_t m,
+                         float lambda);
+
 /* Row-major SGEMM through CLBlast (checked once per ctx against a reference). */
 hcl_status hcl_sgemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                      hcl_buf a, size_t lda, hcl_buf b, size_t ldb, float beta, hcl_buf c,

@@ -366,3 +366,21 @@ hcl_status hcl_trainer_run(hcl_trainer *t) {
   progress_line(t, 1);
   return HCL_OK;
 }
+
+/* ---- services for custom algorithms -------------------------------------- */
+
+hcl_status hcl_trainer_loss_grad(hcl_trainer *t, hcl_buf out, hcl_buf y, size_t n, float scale,
+                                 hcl_buf dout, double *loss) {
+  size_t R = t->cfg->replicas;
+  hcl_buf acc = hcl_buf_sub(t->err_acc, 0, fbytes(R)), none = {0};
+  HCL_TRY(hcl_loss(t->ctx, t->cfg->loss, out, y, R, n, t->out_dim, scale, dout, acc, none, 0, none, 0));
+  if (!loss) return HCL_OK;
+  HCL_TRY(read_sums(t, acc, loss));
+  for (size_t r = 0; r < R; r++) loss[r] /= (double)n;
+  return HCL_OK;
+}
+
+uint64_t hcl_trainer_steps(hcl_trainer *t) { return t->cfg->steps; }
+double hcl_trainer_lr(hcl_trainer *t) { return t->cfg->sched.lr; }
+size_t hcl_trainer_batch_size(hcl_trainer *t) { return t->cfg->batch; }
+uint64_t hcl_trainer_train_size(hcl_trainer *t) { return t->cfg->train_size; }

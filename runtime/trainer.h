@@ -87,6 +87,12 @@ hcl_status hcl_trainer_batch(hcl_trainer *t, uint32_t stream, uint64_t first, si
 hcl_buf hcl_trainer_params(hcl_trainer *t);
 hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_extra);
 int hcl_trainer_stop_requested(hcl_trainer *t);
+hcl_status hcl_trainer_loss_grad(hcl_trainer *t, hcl_buf out, hcl_buf y, size_t n, float scale,
+                                 hcl_buf dout, double *loss);
+uint64_t hcl_trainer_steps(hcl_trainer *t);
+double hcl_trainer_lr(hcl_trainer *t);
+size_t hcl_trainer_batch_size(hcl_trainer *t);
+uint64_t hcl_trainer_train_size(hcl_trainer *t);
 /* Add (or replace) a metric of the evaluation under way. */
 hcl_status hcl_trainer_metric_add(hcl_trainer *t, const char *name, const double *values);
 

@@ -127,6 +127,17 @@ static hcl_status apply_file(hcl_ctx *ctx, const char *path, FILE *f) {
   return HCL_OK;
 }
 
+/* Apply one parameter file (exported for tests/test_blas.c). */
+hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path);
+hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot open the CLBlast parameter file", path);
+  hcl_status rc = apply_file(ctx, path, f);
+  fclose(f);
+  if (rc == HCL_OK && !hcl_blas_tuned(ctx->dev.device_id)) remember(ctx->dev.device_id, path);
+  return rc;
+}
+
 hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx) {
   for (size_t i = 0; i < g_n_tuned; i++)
     if (g_tuned[i] == ctx->dev.device_id) { /* already configured in this process */
@@ -140,10 +151,8 @@ hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx) {
   snprintf(path, sizeof path, "%s/clblast/%s.ini", dir, key);
   FILE *f = *dir ? fopen(path, "r") : NULL;
   if (f) {
-    hcl_status rc = apply_file(ctx, path, f);
     fclose(f);
-    if (rc != HCL_OK) return rc;
-    remember(ctx->dev.device_id, path);
+    HCL_TRY(hcl_blas_apply_tuning_file(ctx, path));
     hcl_note_add(ctx, "clblast_parameters", path, 0);
     hcl_log(ctx, HCL_LOG_INFO, "CLBlast parameters for %s from %s", ctx->dev.name, path);
     return HCL_OK;

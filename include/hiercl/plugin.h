@@ -291,6 +291,24 @@ typedef struct hcl_host_api {
                                   hcl_buf out);
   hcl_ctx *(*probe_ctx)(hcl_probe *p);
   size_t (*probe_replicas)(hcl_probe *p);
+
+  /* ---- closed-form stages and custom algorithms ------------------------ */
+  /* Solve (A + lambda I) X = B on the device for each replica: A [R, k, k]
+   * symmetric (only read), B [R, k, m] overwritten by X. Fails with
+   * HCL_ERR_NUMERIC naming the replica and pivot when A + lambda I is not
+   * numerically positive definite (never returns NaNs). */
+  hcl_status (*solve_spd)(hcl_ctx *ctx, hcl_buf a, hcl_buf b, size_t R, size_t k, size_t m,
+                          float lambda);
+  /* The run's loss on out [R, n, out_dim] against y [R, n, y_dim]: dout gets
+   * scale * dloss/dout (dout.mem NULL: skipped); loss (may be NULL) gets the
+   * mean loss per replica (this reads back, so use it outside hot loops). */
+  hcl_status (*train_loss_grad)(hcl_trainer *t, hcl_buf out, hcl_buf y, size_t n, float scale,
+                                hcl_buf dout, double *loss);
+  /* The configured [train] values every algorithm may use. */
+  uint64_t (*train_steps)(hcl_trainer *t);
+  double (*train_lr)(hcl_trainer *t);
+  size_t (*train_batch_size)(hcl_trainer *t);
+  uint64_t (*train_size)(hcl_trainer *t);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */

@@ -1,0 +1,191 @@
+/* SGEMM through CLBlast (runtime/blas.c, tune.c): the self-check passes on
+ * this device; hcl_sgemm, hcl_sgemm_batched and the reference kernel against
+ * a float64 host product for the four transpose variants, odd sizes, buffer
+ * offsets, padded leading dimensions, alpha/beta, k = 0; one product large
+ * enough for CLBlast's (tuned) indirect kernel; argument errors; the
+ * tuning-file parser. */
+#include "hcl_test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* tune.c: parse and apply one parameter file (not in internal.h). */
+hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path);
+
+#define OK(call)                                                                               \
+  do {                                                                                         \
+    if ((call) != HCL_OK) fail_msg("%s: %s", #call, hcl_errmsg(ctx));                          \
+  } while (0)
+
+static hcl_ctx *ctx_or_skip(void) {
+  hcl_ctx *ctx = hcl_test_ctx();
+  if (!ctx) skip();
+  return ctx;
+}
+
+static uint32_t g_s = 2463534242u;
+static float frand(void) { /* xorshift32 in [-1, 1) */
+  g_s ^= g_s << 13;
+  g_s ^= g_s >> 17;
+  g_s ^= g_s << 5;
+  return (float)(g_s >> 8) * 0x1p-23f - 1.0f;
+}
+
+typedef enum { USE_CLBLAST, USE_BATCHED, USE_REFERENCE } which;
+
+/* C = alpha op(A) op(B) + beta C for `batch` products on the device, checked
+ * against double. Operands sit at element offsets with padded ld and gaps
+ * between batch entries; the floats around them must stay untouched. */
+static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n, size_t k,
+                       float alpha, float beta, size_t batch) {
+  size_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+  size_t lda = ac + 3, ldb = bc + 1, ldc = n + 2;
+  size_t sa = ar * lda + 5, sb = br * ldb + 2, sc = m * ldc + 7; /* batch strides with gaps */
+  size_t oa = 3, ob = 1, oc = 6;
+  size_t na = oa + batch * sa, nb = ob + batch * sb, nc = oc + batch * sc;
+  float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4), *got = malloc(nc * 4);
+  for (size_t i = 0; i < na; i++) A[i] = frand();
+  for (size_t i = 0; i < nb; i++) B[i] = frand();
+  for (size_t i = 0; i < nc; i++) C[i] = frand();
+  hcl_buf da, db, dc;
+  OK(hcl_buf_alloc(ctx, na * 4, &da));
+  OK(hcl_buf_alloc(ctx, nb * 4, &db));
+  OK(hcl_buf_alloc(ctx, nc * 4, &dc));
+  OK(hcl_buf_write(ctx, da, A, na * 4));
+  OK(hcl_buf_write(ctx, db, B, nb * 4));
+  OK(hcl_buf_write(ctx, dc, C, nc * 4));
+  hcl_buf a = hcl_buf_sub(da, oa * 4, (na - oa) * 4), b = hcl_buf_sub(db, ob * 4, (nb - ob) * 4);
+  hcl_buf c = hcl_buf_sub(dc, oc * 4, (nc - oc) * 4);
+  if (w == USE_BATCHED)
+    OK(hcl_sgemm_batched(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                         batch));
+  else
+    for (size_t q = 0; q < batch; q++) {
+      hcl_buf aq = hcl_buf_sub(a, q * sa * 4, a.size - q * sa * 4);
+      hcl_buf bq = hcl_buf_sub(b, q * sb * 4, b.size - q * sb * 4);
+      hcl_buf cq = hcl_buf_sub(c, q * sc * 4, c.size - q * sc * 4);
+      if (w == USE_CLBLAST) OK(hcl_sgemm(ctx, ta, tb, m, n, k, alpha, aq, lda, bq, ldb, beta, cq, ldc));
+      else OK(hcl_sgemm_reference(ctx, ta, tb, m, n, k, alpha, aq, lda, bq, ldb, beta, cq, ldc));
+    }
+  OK(hcl_buf_read(ctx, dc, got, nc * 4));
+  for (size_t i = 0; i < nc; i++) { /* outside the products: untouched */
+    size_t rel = i - oc, q = rel / sc, in = rel % sc;
+    int inside = i >= oc && q < batch && in < m * ldc && in % ldc < n;
+    if (!inside && memcmp(&got[i], &C[i], 4))
+      fail_msg("variant %d%d: element %zu outside C changed", ta, tb, i);
+  }
+  for (size_t q = 0; q < batch; q++)
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++) {
+        const float *Aq = A + oa + q * sa, *Bq = B + ob + q * sb;
+        double s = 0, mag = 0;
+        for (size_t p = 0; p < k; p++) {
+          double x = ta ? Aq[p * lda + i] : Aq[i * lda + p];
+          double y = tb ? Bq[j * ldb + p] : Bq[p * ldb + j];
+          s += x * y;
+          mag += fabs(x * y);
+        }
+        size_t o = oc + q * sc + i * ldc + j;
+        double want = alpha * s + beta * (double)C[o];
+        double tol = 2e-6 * (double)(k + 2) * (fabs(alpha) * mag + fabs(beta * C[o])) + 1e-6;
+        if (!(fabs(got[o] - want) <= tol))
+          fail_msg("%s ta=%d tb=%d m=%zu n=%zu k=%zu batch %zu: C[%zu,%zu] = %.9g, want %.9g",
+                   w == USE_BATCHED ? "batched" : w == USE_CLBLAST ? "sgemm" : "reference", ta, tb,
+                   m, n, k, q, i, j, got[o], want);
+      }
+  hcl_buf_free(ctx, &da), hcl_buf_free(ctx, &db), hcl_buf_free(ctx, &dc);
+  free(A), free(B), free(C), free(got);
+}
+
+static void test_selfcheck(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  OK(hcl_blas_selfcheck(ctx));
+  assert_true(ctx->blas_checked != 0);
+}
+
+static void test_reference_kernel(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  for (int v = 0; v < 4; v++) check_gemm(ctx, USE_REFERENCE, v & 1, v >> 1, 9, 14, 11, 1.25f, 0.5f, 2);
+  check_gemm(ctx, USE_REFERENCE, 0, 0, 5, 3, 0, 1.0f, -2.0f, 1); /* k = 0: C = beta C */
+}
+
+static void test_sgemm_variants(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  for (int v = 0; v < 4; v++) {
+    check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 33, 17, 45, 1.5f, -0.5f, 1);
+    check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 1, 7, 3, 1.0f, 0.0f, 2); /* thin, beta 0 */
+    check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 20, 1, 30, -1.0f, 1.0f, 1); /* one column */
+  }
+  check_gemm(ctx, USE_CLBLAST, 0, 0, 6, 4, 0, 1.0f, 0.25f, 1); /* k = 0 */
+}
+
+/* m n k >= 128^3: CLBlast's indirect kernel (the tuned one on PoCL). */
+static void test_sgemm_large(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  check_gemm(ctx, USE_CLBLAST, 0, 0, 131, 160, 129, 1.0f, 0.0f, 1);
+  check_gemm(ctx, USE_CLBLAST, 1, 0, 129, 131, 160, 0.5f, 1.0f, 1);
+  check_gemm(ctx, USE_CLBLAST, 0, 1, 160, 129, 131, 1.0f, -1.0f, 1);
+}
+
+static void test_sgemm_batched(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  for (int v = 0; v < 4; v++) check_gemm(ctx, USE_BATCHED, v & 1, v >> 1, 13, 21, 19, 0.75f, 0.5f, 3);
+  check_gemm(ctx, USE_BATCHED, 1, 0, 8, 5, 7, 1.0f, 0.0f, 1); /* batch 1: plain sgemm */
+  check_gemm(ctx, USE_BATCHED, 0, 0, 4, 6, 0, 1.0f, 3.0f, 2); /* k = 0 */
+}
+
+static void test_errors(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  hcl_buf b;
+  OK(hcl_buf_alloc(ctx, 400, &b));
+  assert_int_equal(hcl_sgemm(ctx, 0, 0, 11, 10, 10, 1, b, 10, b, 10, 0, b, 10), HCL_ERR_PARAM);
+  assert_non_null(strstr(hcl_errmsg(ctx), "needs"));
+  assert_int_equal(hcl_sgemm(ctx, 0, 0, 2, 2, 2, 1, hcl_buf_sub(b, 2, 100), 2, b, 2, 0, b, 2),
+                   HCL_ERR_PARAM);
+  assert_int_equal(hcl_sgemm(ctx, 0, 0, 2, 3, 2, 1, b, 2, b, 3, 0, b, 2), HCL_ERR_PARAM); /* ldc < n */
+  assert_non_null(strstr(hcl_errmsg(ctx), "ldc"));
+  assert_int_equal(hcl_sgemm_batched(ctx, 0, 0, 4, 4, 4, 1, b, 4, 16, b, 4, 16, 0, b, 4, 16, 7),
+                   HCL_ERR_PARAM);
+  hcl_buf_free(ctx, &b);
+}
+
+static void test_tuning_file(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  /* CLBlast checks the set is complete for its kernel: a valid Xgemm set */
+  const char *good = "# PoCL set\n[Xgemm]\nGEMMK=0\nKREG=1\nKWG=32\nKWI=2\nMDIMA=8\nMDIMC=8\n"
+                     "MWG=64\nNDIMB=32\nNDIMC=8\nNWG=128\nSA=0\nSB=0\nSTRM=0\nSTRN=0\nVWM=8\n"
+                     "VWN=4\n\n[GemmRoutine]\n XGEMM_MIN_INDIRECT_SIZE = 128 \n";
+  OK(hcl_blas_apply_tuning_file(ctx, hcl_test_write_temp("good.ini", good)));
+  const char *missing = "[Xgemm]\nGEMMK=0\nKREG=1\n";
+  assert_int_equal(hcl_blas_apply_tuning_file(ctx, hcl_test_write_temp("missing.ini", missing)),
+                   HCL_ERR_BLAS);
+  assert_non_null(strstr(hcl_errmsg(ctx), "missing.ini"));
+  assert_int_equal(hcl_blas_apply_tuning_file(ctx, hcl_test_write_temp("bad.ini", "[Xgemm]\nKWG 32\n")),
+                   HCL_ERR_CONFIG);
+  assert_non_null(strstr(hcl_errmsg(ctx), "bad.ini:2"));
+  assert_int_equal(
+      hcl_blas_apply_tuning_file(ctx, hcl_test_write_temp("neg.ini", "[Xgemm]\nKWG = -3\n")),
+      HCL_ERR_CONFIG);
+  assert_int_equal(hcl_blas_apply_tuning_file(ctx, hcl_test_write_temp("none.ini", "# empty\n")),
+                   HCL_ERR_CONFIG);
+  /* still correct after re-applying */
+  check_gemm(ctx, USE_CLBLAST, 1, 1, 11, 9, 7, 1.0f, 0.0f, 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_selfcheck),      cmocka_unit_test(test_reference_kernel),
+      cmocka_unit_test(test_sgemm_variants), cmocka_unit_test(test_sgemm_large),
+      cmocka_unit_test(test_sgemm_batched),  cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_tuning_file),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
