@@ -33,6 +33,15 @@ static int valid_name(const char *s, size_t n) {
   return 1;
 }
 
+/* Keys of [sweep] name other keys ("train.train_size"), so they may hold dots. */
+static int valid_key(const char *section, size_t sn, const char *s, size_t n) {
+  int sweep = sn == 5 && !strncasecmp(section, "sweep", 5);
+  if (n == 0 || s[0] == '.' || s[n - 1] == '.') return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!name_char((unsigned char)s[i]) && !(sweep && s[i] == '.')) return 0;
+  return 1;
+}
+
 static void lower_copy(char *dst, size_t cap, const char *src, size_t n) {
   if (n >= cap) n = cap - 1;
   for (size_t i = 0; i < n; i++) dst[i] = (char)tolower((unsigned char)src[i]);
@@ -164,7 +173,8 @@ static hcl_status scan_lines(hcl_ctx *ctx, const char *path, const char *text) {
     const char *kb = l.b, *ke = eq, *vb = eq + 1, *ve = l.e;
     trim(&kb, &ke);
     trim(&vb, &ve);
-    if (!valid_name(kb, (size_t)(ke - kb)) || (size_t)(ke - kb) >= sizeof seen->key) {
+    if (!valid_key(section, strlen(section), kb, (size_t)(ke - kb)) ||
+        (size_t)(ke - kb) >= sizeof seen->key) {
       rc = hcl_fail(ctx, HCL_ERR_CONFIG,
                     "%s:%u: bad key name '%.*s' (letters, digits, '_' and '-', at most %zu)", path,
                     l.no, (int)(ke - kb), kb, sizeof seen->key - 1);
@@ -365,7 +375,7 @@ hcl_status hcl_config_set(hcl_ctx *ctx, hcl_config *cfg, const char *assignment)
                     "bad --set assignment '%s': section '%.*s' must be letters, digits, '_' or "
                     "'-' (expected section.key=value)",
                     a, (int)(se - sb), sb);
-  if (!valid_name(kb, (size_t)(ke - kb)) || (size_t)(ke - kb) >= 64)
+  if (!valid_key(sb, (size_t)(se - sb), kb, (size_t)(ke - kb)) || (size_t)(ke - kb) >= 64)
     return hcl_fail(ctx, HCL_ERR_CONFIG,
                     "bad --set assignment '%s': key '%.*s' must be letters, digits, '_' or '-' "
                     "(expected section.key=value)",

@@ -218,6 +218,11 @@ hcl_status hcl_out_summary(hcl_ctx *ctx, const hcl_run_out *o, const hcl_trainer
           (unsigned long long)t->step, (unsigned long long)t->samples,
           (unsigned long long)t->evals);
   hcl_json_num(f, wall);
+  fprintf(f, ",\n\"task\":\"%s\",\n\"n_classes\":%zu",
+          t->tinfo.task == HCL_TASK_CLASSES  ? "classes"
+          : t->tinfo.task == HCL_TASK_BINARY ? "binary"
+                                             : "regression",
+          t->tinfo.task == HCL_TASK_CLASSES ? t->tinfo.n_classes : 0);
   fputs(",\n\"steps_per_s\":", f);
   hcl_json_num(f, wall > 0 ? (double)t->step / wall : 0);
   fputs(",\n\"replicas\":[", f);

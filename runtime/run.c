@@ -236,6 +236,10 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
     cleanup(s);
     return rc;
   }
+  if (opt->dry_run) {
+    cleanup(s);
+    return HCL_OK;
+  }
   rc = open_device(s, opt, 0, err, errlen);
   if (rc != HCL_OK) {
     cleanup(s);

@@ -46,6 +46,7 @@ typedef struct hcl_run_options {
   const char *plugin_path;     /* extra plugin directories (colon list) */
   const volatile int *stop;    /* set to nonzero (e.g. from SIGINT) to end cleanly */
   int progress;                /* draw a one-line progress display on stderr */
+  int dry_run;                 /* check config and plugins only: no device, no output */
   char run_dir[1024];          /* out: the directory written */
 } hcl_run_options;
 
@@ -58,6 +59,21 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen);
  * to path ("-" = stdout) as csv (header x0..,y0..) or npy (float32 [n, x+y]). */
 hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, const char *format,
                           const char *path, char *err, size_t errlen);
+
+/* A grid of runs over config keys: the [sweep] section (section.key = v1,
+ * v2 | a..b | geom(lo, hi, n)) plus grid entries "section.key=v1,v2". Seeds
+ * (run.seed) become replicas of one run per point. Results go to
+ * <out>/sweep_<name>_<hash>/ (sweep.jsonl, table.tsv, pstar.json); running
+ * the same sweep again skips the points already completed. */
+typedef struct hcl_sweep_options {
+  hcl_run_options run;       /* config, --set, device, out, plugin path, stop */
+  const char *const *grid;   /* "section.key=values" */
+  size_t n_grid;
+  char sweep_dir[1024];      /* out: the sweep directory */
+} hcl_sweep_options;
+
+/* Run (or resume) a sweep; prints progress on stderr and the table on stdout. */
+hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

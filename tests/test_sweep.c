@@ -1,0 +1,130 @@
+/* Sweeps: value lists, P* interpolation, a small grid end to end with seeds
+ * as replicas, and resuming. */
+#include "hcl_test.h"
+#include "sweep.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void expect_values(const char *text, const char *const *want, size_t n) {
+  char **v;
+  size_t k;
+  if (hcl_sweep_parse_values("train.x", text, &v, &k) != HCL_OK) fail_msg("%s", hcl_errmsg(NULL));
+  assert_int_equal(k, n);
+  for (size_t i = 0; i < n; i++) {
+    assert_string_equal(v[i], want[i]);
+    free(v[i]);
+  }
+  free(v);
+}
+
+static void value_lists(void **state) {
+  (void)state;
+  expect_values("100, 1000 ,1e4", (const char *const[]){"100", "1000", "1e4"}, 3);
+  expect_values("0..3", (const char *const[]){"0", "1", "2", "3"}, 4);
+  expect_values("geom(10, 1000, 3)", (const char *const[]){"10", "100", "1000"}, 3);
+  expect_values("geom(0.1, 0.4, 3)", (const char *const[]){"0.1", "0.2", "0.4"}, 3);
+  char **v;
+  size_t k;
+  assert_int_equal(hcl_sweep_parse_values("train.x", "3..1", &v, &k), HCL_ERR_CONFIG);
+  assert_int_equal(hcl_sweep_parse_values("train.x", "1,,2", &v, &k), HCL_ERR_CONFIG);
+  assert_int_equal(hcl_sweep_parse_values("train.x", "geom(0, 10, 3)", &v, &k), HCL_ERR_CONFIG);
+}
+
+static void pstar_interpolation(void **state) {
+  (void)state;
+  double P[] = {100, 1000, 10000}, e[] = {0.5, 0.3, 0.01}, ps, lo, hi;
+  /* threshold 0.155 is halfway (linearly in error) between 0.3 and 0.01: P* = sqrt(1000*10000) */
+  hcl_sweep_pstar(P, e, 3, 0.155, &ps, &lo, &hi);
+  assert_float_equal(ps, sqrt(1000.0 * 10000.0), 1e-6);
+  assert_float_equal(lo, 1000, 0);
+  assert_float_equal(hi, 10000, 0);
+  hcl_sweep_pstar(P, e, 3, 0.3, &ps, &lo, &hi); /* exactly at a point */
+  assert_float_equal(ps, 1000, 1e-9);
+  hcl_sweep_pstar(P, e, 3, 0.001, &ps, &lo, &hi); /* never reached */
+  assert_true(isnan(ps));
+  assert_float_equal(lo, 10000, 0);
+  hcl_sweep_pstar(P, e, 3, 0.9, &ps, &lo, &hi); /* already below at the smallest P */
+  assert_true(isnan(ps));
+  assert_float_equal(hi, 100, 0);
+}
+
+static int count(const char *text, const char *pat) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, pat)); p++) n++;
+  return n;
+}
+
+static void grid_end_to_end_and_resume(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  const char *cfg = hcl_test_write_temp(
+      "sw.ini",
+      "[target]\nplugin = staircase\nn = 8\nk = 2\nprobe_samples = 200\n"
+      "[model]\nplugin = resnet\nwidth = 16\ndepth = 3\n"
+      "[train]\nsteps = 600\nbatch = 16\nlr = 0.05\n"
+      "[eval]\nevery = 300\ntest_size = 500\n"
+      "[sweep]\ntrain.train_size = 8, 2000\nrun.seed = 0..1\nthreshold = 0.2\n");
+  hcl_sweep_options o;
+  memset(&o, 0, sizeof o);
+  o.run.config_path = cfg;
+  o.run.device = "cpu";
+  o.run.out_dir = hcl_test_tmpdir();
+  o.run.plugin_path = HCL_TEST_PLUGIN_DIR;
+  char err[4096];
+  if (hcl_sweep(&o, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  char path[1200];
+  snprintf(path, sizeof path, "%s/sweep.jsonl", o.sweep_dir);
+  char *lines = hcl_test_read_file(path);
+  assert_non_null(lines);
+  /* 2 points x 2 seeds, each seed a replica of one run per point */
+  assert_int_equal(count(lines, "\"status\":\"completed\""), 4);
+  assert_int_equal(count(lines, "\"seed\":1,"), 2);
+  /* with P = 8 the net memorises and cannot generalise; with 2000 it learns */
+  snprintf(path, sizeof path, "%s/table.tsv", o.sweep_dir);
+  char *table = hcl_test_read_file(path);
+  assert_non_null(table);
+  double small = 0, large = 0;
+  char *l8 = strstr(table, "\n8\t"), *l2000 = strstr(table, "\n2000\t");
+  assert_non_null(l8);
+  assert_non_null(l2000);
+  assert_int_equal(sscanf(l8, "\n8\t2\t%lf", &small), 1);
+  assert_int_equal(sscanf(l2000, "\n2000\t2\t%lf", &large), 1);
+  assert_true(large < small);
+  snprintf(path, sizeof path, "%s/pstar.json", o.sweep_dir);
+  char *ps = hcl_test_read_file(path);
+  assert_non_null(ps);
+  assert_non_null(strstr(ps, "\"metric\":\"test_loss\""));
+  /* resume: the same sweep again runs nothing new */
+  hcl_sweep_options o2;
+  memset(&o2, 0, sizeof o2);
+  o2.run = o.run;
+  if (hcl_sweep(&o2, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  assert_string_equal(o2.sweep_dir, o.sweep_dir);
+  char *lines2 = hcl_test_read_file(path);
+  free(lines2);
+  snprintf(path, sizeof path, "%s/sweep.jsonl", o.sweep_dir);
+  lines2 = hcl_test_read_file(path);
+  assert_int_equal(count(lines2, "\"status\":\"completed\""), 4);
+  /* a bad grid value fails before anything runs */
+  const char *bad[] = {"model.width=16, -3"};
+  hcl_sweep_options o3;
+  memset(&o3, 0, sizeof o3);
+  o3.run = o.run;
+  o3.grid = bad;
+  o3.n_grid = 1;
+  assert_int_equal(hcl_exit_code(hcl_sweep(&o3, err, sizeof err)), HCL_EXIT_USAGE);
+  assert_non_null(strstr(err, "width"));
+  free(lines), free(lines2), free(table), free(ps);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(value_lists),
+      cmocka_unit_test(pstar_interpolation),
+      cmocka_unit_test(grid_end_to_end_and_resume),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
