@@ -8,31 +8,44 @@
 #define HCL_CS_H 8   /* col_sum: row lanes per group */
 #define HCL_RED_WG 256 /* loss: work-items per replica */
 
+/* One kernel per activation: a run-time switch around tanh keeps PoCL from
+ * vectorising the loop (8x slower measured), so ACT is a compile-time constant. */
+
 /* z [R, rows, cols] (+)= bias[r*bias_stride + col]; y = act(z). z keeps the
- * pre-activation (bias included). gws = (>= cols, >= R*rows). */
-__kernel void hcl_k_bias_act(int act, __global float *z, ulong z_off, __global const float *bias,
-                             ulong bias_off, ulong bias_stride, int has_bias, __global float *y,
-                             ulong y_off, ulong R, ulong rows, ulong cols) {
-  size_t col = get_global_id(0), rr = get_global_id(1);
-  if (col >= cols || rr >= R * rows) return;
-  size_t r = rr / rows;
-  size_t e = rr * cols + col;
-  float v = z[z_off + e];
-  if (has_bias) {
-    v = v + bias[bias_off + r * bias_stride + col];
-    z[z_off + e] = v;
+ * pre-activation (bias included). gws = (>= cols, >= rows, R). */
+#define HCL_DEF_BIAS_ACT(NAME, ACT)                                                             \
+  __kernel void NAME(__global float *z, ulong z_off, __global const float *bias, ulong bias_off, \
+                     ulong bias_stride, int has_bias, __global float *y, ulong y_off, ulong rows, \
+                     ulong cols) {                                                               \
+    size_t col = get_global_id(0), row = get_global_id(1), r = get_global_id(2);                \
+    if (col >= cols || row >= rows) return;                                                     \
+    size_t e = (r * rows + row) * cols + col;                                                   \
+    float v = z[z_off + e];                                                                     \
+    if (has_bias) {                                                                             \
+      v = v + bias[bias_off + r * bias_stride + col];                                           \
+      z[z_off + e] = v;                                                                         \
+    }                                                                                           \
+    y[y_off + e] = hcl_act_f(ACT, v);                                                           \
   }
-  y[y_off + e] = hcl_act_f(act, v);
-}
+HCL_DEF_BIAS_ACT(hcl_k_bias_act_identity, HCL_ACT_IDENTITY)
+HCL_DEF_BIAS_ACT(hcl_k_bias_act_relu, HCL_ACT_RELU)
+HCL_DEF_BIAS_ACT(hcl_k_bias_act_leaky_relu, HCL_ACT_LEAKY_RELU)
+HCL_DEF_BIAS_ACT(hcl_k_bias_act_quadratic, HCL_ACT_QUADRATIC)
+HCL_DEF_BIAS_ACT(hcl_k_bias_act_tanh, HCL_ACT_TANH)
 
 /* dz = dy * act'(z) over n floats. */
-__kernel void hcl_k_act_backward(int act, __global const float *dy, ulong dy_off,
-                                 __global const float *z, ulong z_off, __global float *dz,
-                                 ulong dz_off, ulong n) {
-  size_t e = get_global_id(0);
-  if (e >= n) return;
-  dz[dz_off + e] = dy[dy_off + e] * hcl_act_df(act, z[z_off + e]);
-}
+#define HCL_DEF_ACT_BACKWARD(NAME, ACT)                                                         \
+  __kernel void NAME(__global const float *dy, ulong dy_off, __global const float *z,          \
+                     ulong z_off, __global float *dz, ulong dz_off, ulong n) {                  \
+    size_t e = get_global_id(0);                                                                \
+    if (e >= n) return;                                                                         \
+    dz[dz_off + e] = dy[dy_off + e] * hcl_act_df(ACT, z[z_off + e]);                            \
+  }
+HCL_DEF_ACT_BACKWARD(hcl_k_act_backward_identity, HCL_ACT_IDENTITY)
+HCL_DEF_ACT_BACKWARD(hcl_k_act_backward_relu, HCL_ACT_RELU)
+HCL_DEF_ACT_BACKWARD(hcl_k_act_backward_leaky_relu, HCL_ACT_LEAKY_RELU)
+HCL_DEF_ACT_BACKWARD(hcl_k_act_backward_quadratic, HCL_ACT_QUADRATIC)
+HCL_DEF_ACT_BACKWARD(hcl_k_act_backward_tanh, HCL_ACT_TANH)
 
 /* out[r*out_stride + col] = beta*out + alpha * sum_row x[r, row, col].
  * Group (col block, 0, r): lane ly sums rows ly, ly+H, ... in order, then a
@@ -61,6 +74,33 @@ hcl_k_col_sum(__global const float *x, ulong x_off, __global float *out, ulong o
   }
 }
 
+/* The same on CPUs, where the barriers of the group version are slow (PoCL:
+ * 6-30x): each work-item sums 8 columns over all rows in row order, eight
+ * floats at a time. Deterministic too (a different fixed order than the
+ * group version, so CPU and GPU bits differ). gws = (>= ceil(cols/8), R). */
+__kernel void hcl_k_col_sum_vec(__global const float *x, ulong x_off, __global float *out,
+                                ulong out_off, ulong out_stride, ulong rows, ulong cols,
+                                float alpha, float beta) {
+  size_t c0 = get_global_id(0) * 8, r = get_global_id(1);
+  if (c0 >= cols) return;
+  __global const float *p = x + x_off + r * rows * cols;
+  __global float *o = out + out_off + r * out_stride;
+  if (c0 + 8 <= cols) {
+    float8 s = (float8)(0.0f);
+    for (size_t i = 0; i < rows; i++) s += vload8(0, p + i * cols + c0);
+    float8 v = alpha * s;
+    if (beta != 0.0f) v = beta * vload8(0, o + c0) + v;
+    vstore8(v, 0, o + c0);
+    return;
+  }
+  for (size_t c = c0; c < cols; c++) {
+    float s = 0.0f;
+    for (size_t i = 0; i < rows; i++) s += p[i * cols + c];
+    float v = alpha * s;
+    o[c] = beta == 0.0f ? v : beta * o[c] + v;
+  }
+}
+
 /* y = a*x + b*y (b == 0: y not read). */
 __kernel void hcl_k_axpby(float a, __global const float *x, ulong x_off, float b,
                           __global float *y, ulong y_off, ulong n) {
@@ -76,32 +116,76 @@ __kernel void hcl_k_fill(__global float *y, ulong y_off, float value, ulong n) {
 }
 
 /* Elements first..first+n-1 of stream (seeds[r], stream) into
- * out[r*stride + (i - first)]. Work-item g of replica r computes block
- * first/4 + g once and writes its (up to) 4 elements. */
-__kernel void hcl_k_rng_fill(int dist, float a, float b, __global const ulong *seeds, ulong stream,
-                             ulong first, __global float *out, ulong out_off, ulong stride,
-                             ulong n, ulong nblocks) {
-  size_t g = get_global_id(0), r = get_global_id(1);
-  if (g >= nblocks) return;
-  ulong block = (first >> 2) + g;
-  uint4 x = hcl_rng_block(seeds[r], stream, block);
+ * out[r*stride + (i - first)]. A work-item computes one Philox block and its
+ * 4 elements. Blocks wholly inside the range go through a branch-free kernel
+ * with scalar stores (tail branches or vector stores stop PoCL's vectoriser:
+ * 2.5-4x slower measured); the at most two partial blocks at the ends
+ * through a second one. One pair of kernels per distribution. */
+#define HCL_RNG_BLOCK_VALUES(DIST)                                                              \
+  uint4 x = hcl_rng_block(seeds[r], stream, block);                                             \
+  float v0, v1, v2, v3;                                                                         \
+  if (DIST == HCL_RNG_NORMAL) {                                                                 \
+    float r0 = hcl_rng_radius(x.x), r1 = hcl_rng_radius(x.z);                                   \
+    float2 s0 = hcl_rng_sincos(x.y), s1 = hcl_rng_sincos(x.w);                                  \
+    v0 = a + b * (r0 * s0.y), v1 = a + b * (r0 * s0.x);                                         \
+    v2 = a + b * (r1 * s1.y), v3 = a + b * (r1 * s1.x);                                         \
+  } else {                                                                                      \
+    v0 = hcl_rng_draw(DIST, a, b, x, 0u), v1 = hcl_rng_draw(DIST, a, b, x, 1u);                 \
+    v2 = hcl_rng_draw(DIST, a, b, x, 2u), v3 = hcl_rng_draw(DIST, a, b, x, 3u);                 \
+  }                                                                                             \
   __global float *o = out + out_off + r * stride;
-  for (uint j = 0; j < 4u; j++) {
-    ulong i = (block << 2) + j;
-    if (i >= first && i - first < n) o[i - first] = hcl_rng_draw(dist, a, b, x, j);
+
+/* full: blocks bfirst .. bfirst+nfull-1, gws = (>= nfull, R).
+ * edge: blocks e0 (and e1 when nedge is 2), gws = (nedge, R). */
+#define HCL_DEF_RNG(FULL, EDGE, DIST)                                                           \
+  __kernel void FULL(float a, float b, __global const ulong *seeds, ulong stream, ulong first,  \
+                     __global float *out, ulong out_off, ulong stride, ulong bfirst,            \
+                     ulong nfull) {                                                             \
+    size_t g = get_global_id(0), r = get_global_id(1);                                          \
+    if (g >= nfull) return;                                                                     \
+    ulong block = bfirst + g;                                                                   \
+    HCL_RNG_BLOCK_VALUES(DIST)                                                                  \
+    size_t q = (block << 2) - first;                                                            \
+    o[q] = v0, o[q + 1] = v1, o[q + 2] = v2, o[q + 3] = v3;                                     \
+  }                                                                                             \
+  __kernel void EDGE(float a, float b, __global const ulong *seeds, ulong stream, ulong first,  \
+                     __global float *out, ulong out_off, ulong stride, ulong n, ulong e0,       \
+                     ulong e1) {                                                                \
+    size_t g = get_global_id(0), r = get_global_id(1);                                          \
+    ulong block = g ? e1 : e0, i0 = block << 2;                                                 \
+    HCL_RNG_BLOCK_VALUES(DIST)                                                                  \
+    if (i0 >= first && i0 - first < n) o[i0 - first] = v0;                                      \
+    if (i0 + 1 >= first && i0 + 1 - first < n) o[i0 + 1 - first] = v1;                         \
+    if (i0 + 2 >= first && i0 + 2 - first < n) o[i0 + 2 - first] = v2;                         \
+    if (i0 + 3 >= first && i0 + 3 - first < n) o[i0 + 3 - first] = v3;                         \
   }
-}
+HCL_DEF_RNG(hcl_k_rng_uniform, hcl_k_rng_uniform_edge, HCL_RNG_UNIFORM)
+HCL_DEF_RNG(hcl_k_rng_normal, hcl_k_rng_normal_edge, HCL_RNG_NORMAL)
+HCL_DEF_RNG(hcl_k_rng_rademacher, hcl_k_rng_rademacher_edge, HCL_RNG_RADEMACHER)
+HCL_DEF_RNG(hcl_k_rng_bernoulli, hcl_k_rng_bernoulli_edge, HCL_RNG_BERNOULLI)
 
 /* dst[r, j, c] = src[r, (f0 + j) % rows_src, c], f0 = first % rows_src.
- * gws = (>= width, >= R*n). */
+ * gws = (>= width, >= n, R). */
 __kernel void hcl_k_gather_rows(__global const float *src, ulong src_off, ulong rows_src,
-                                __global float *dst, ulong dst_off, ulong R, ulong f0, ulong n,
+                                __global float *dst, ulong dst_off, ulong f0, ulong n,
                                 ulong width) {
-  size_t c = get_global_id(0), rr = get_global_id(1);
-  if (c >= width || rr >= R * n) return;
-  size_t r = rr / n, j = rr - r * n;
+  size_t c = get_global_id(0), j = get_global_id(1), r = get_global_id(2);
+  if (c >= width || j >= n) return;
   size_t srow = (f0 + j) % rows_src;
-  dst[dst_off + rr * width + c] = src[src_off + (r * rows_src + srow) * width + c];
+  dst[dst_off + (r * n + j) * width + c] = src[src_off + (r * rows_src + srow) * width + c];
+}
+
+/* The same, one work-item per row (CPUs: a 3D range of small rows costs
+ * PoCL a group per row). gws = (>= n, R). */
+__kernel void hcl_k_gather_rows_cpu(__global const float *src, ulong src_off, ulong rows_src,
+                                    __global float *dst, ulong dst_off, ulong f0, ulong n,
+                                    ulong width) {
+  size_t j = get_global_id(0), r = get_global_id(1);
+  if (j >= n) return;
+  size_t srow = (f0 + j) % rows_src;
+  __global const float *s = src + src_off + (r * rows_src + srow) * width;
+  __global float *d = dst + dst_off + (r * n + j) * width;
+  for (size_t c = 0; c < width; c++) d[c] = s[c];
 }
 
 /* Losses (hcl_loss_kind of runtime/internal.h). */
@@ -110,11 +194,78 @@ __kernel void hcl_k_gather_rows(__global const float *src, ulong src_off, ulong 
 #define HCL_LOSS_LOGISTIC 2
 #define HCL_LOSS_HINGE 3
 
-/* One group of HCL_RED_WG work-items per replica: item l handles samples l,
- * l + WG, ... in order, then a fixed tree. Per sample: the loss (mse averaged
- * over out_dim), the error (mse: the loss; binary: y f <= 0; classes: first
- * argmax != y) and dout = grad_scale * dloss/df. mse_scale = 1/out_dim,
+/* Sample i of replica r: the loss (mse averaged over out_dim), the error
+ * (mse: the loss; binary: y f <= 0; classes: first argmax != y) and, when
+ * has_dout, dout = grad_scale * dloss/df. mse_scale = 1/out_dim,
  * mse_gscale = 2 grad_scale / out_dim. */
+HCL_FN void hcl_loss_sample(int kind, __global const float *fi, __global const float *yi,
+                            __global float *di, int has_dout, ulong out_dim, float grad_scale,
+                            float mse_scale, float mse_gscale, float *loss, float *err) {
+  float li, ei;
+  if (kind == HCL_LOSS_MSE) {
+    float s = 0.0f;
+    for (size_t k = 0; k < out_dim; k++) {
+      float d = fi[k] - yi[k];
+      s += d * d;
+      if (has_dout) di[k] = mse_gscale * d;
+    }
+    li = s * mse_scale;
+    ei = li;
+  } else if (kind == HCL_LOSS_CROSS_ENTROPY) {
+    float mx = fi[0];
+    size_t best = 0;
+    for (size_t k = 1; k < out_dim; k++) {
+      mx = fmax(mx, fi[k]);
+      if (fi[k] > fi[best]) best = k;
+    }
+    float sum = 0.0f;
+    for (size_t k = 0; k < out_dim; k++) sum += exp(fi[k] - mx);
+    float yc = yi[0];
+    int ok = yc >= 0.0f && yc < (float)out_dim; /* a bad label gives NaN */
+    long c = ok ? (long)yc : 0;
+    ok = ok && (float)c == yc;
+    li = ok ? mx + log(sum) - fi[c] : NAN;
+    ei = (ok && (long)best == c) ? 0.0f : 1.0f;
+    if (has_dout) {
+      float inv = 1.0f / sum;
+      for (size_t k = 0; k < out_dim; k++) {
+        float p = exp(fi[k] - mx) * inv;
+        di[k] = grad_scale * ((long)k == c ? p - 1.0f : p);
+      }
+    }
+  } else {
+    float yv = yi[0], fv = fi[0];
+    float m = yv * fv; /* margin */
+    ei = m > 0.0f ? 0.0f : 1.0f;
+    float g;
+    if (kind == HCL_LOSS_LOGISTIC) {
+      /* log(1 + e^-m) and its derivative -y sigmoid(-m), both stable */
+      li = m < 0.0f ? -m + log1p(exp(m)) : log1p(exp(-m));
+      float em = exp(-fabs(m));
+      float sig = m < 0.0f ? 1.0f / (1.0f + em) : em / (1.0f + em); /* sigmoid(-m) */
+      g = -yv * sig;
+    } else {
+      float h = 1.0f - m;
+      li = h < 0.0f ? 0.0f : h; /* NaN stays NaN */
+      g = h > 0.0f ? -yv : 0.0f;
+    }
+    if (has_dout) di[0] = grad_scale * g;
+  }
+  *loss = li;
+  *err = ei;
+}
+
+/* The per-replica totals: accumulate or overwrite, and record the first
+ * non-finite step. */
+#define HCL_LOSS_STORE(r, tl, te)                                                               \
+  do {                                                                                          \
+    if (has_loss) loss_acc[loss_off + r] = accumulate ? loss_acc[loss_off + r] + tl : tl;       \
+    if (has_err) err_acc[err_off + r] = accumulate ? err_acc[err_off + r] + te : te;            \
+    if (has_nan && !isfinite(tl) && nan_step[nan_off + r] < 0) nan_step[nan_off + r] = step;    \
+  } while (0)
+
+/* GPUs: one group of HCL_RED_WG work-items per replica; item l handles
+ * samples l, l + WG, ... in order, then a fixed tree. gws = (WG, R). */
 __kernel __attribute__((reqd_work_group_size(HCL_RED_WG, 1, 1))) void
 hcl_k_loss(int kind, __global const float *f, ulong f_off, __global const float *y, ulong y_off,
            ulong n, ulong out_dim, float grad_scale, float mse_scale, float mse_gscale,
@@ -126,59 +277,11 @@ hcl_k_loss(int kind, __global const float *f, ulong f_off, __global const float 
   ulong ydim = kind == HCL_LOSS_MSE ? out_dim : 1;
   float sl = 0.0f, se = 0.0f;
   for (size_t i = l; i < n; i += HCL_RED_WG) {
-    __global const float *fi = f + f_off + (r * n + i) * out_dim;
-    __global const float *yi = y + y_off + (r * n + i) * ydim;
-    __global float *di = dout + dout_off + (r * n + i) * out_dim;
+    size_t s = r * n + i;
     float li, ei;
-    if (kind == HCL_LOSS_MSE) {
-      float s = 0.0f;
-      for (size_t k = 0; k < out_dim; k++) {
-        float d = fi[k] - yi[k];
-        s += d * d;
-        if (has_dout) di[k] = mse_gscale * d;
-      }
-      li = s * mse_scale;
-      ei = li;
-    } else if (kind == HCL_LOSS_CROSS_ENTROPY) {
-      float mx = fi[0];
-      size_t best = 0;
-      for (size_t k = 1; k < out_dim; k++) {
-        mx = fmax(mx, fi[k]);
-        if (fi[k] > fi[best]) best = k;
-      }
-      float se_ = 0.0f;
-      for (size_t k = 0; k < out_dim; k++) se_ += exp(fi[k] - mx);
-      float yc = yi[0];
-      int ok = yc >= 0.0f && yc < (float)out_dim; /* a bad label gives NaN */
-      long c = ok ? (long)yc : 0;
-      ok = ok && (float)c == yc;
-      li = ok ? mx + log(se_) - fi[c] : NAN;
-      ei = (ok && (long)best == c) ? 0.0f : 1.0f;
-      if (has_dout) {
-        float inv = 1.0f / se_;
-        for (size_t k = 0; k < out_dim; k++) {
-          float p = exp(fi[k] - mx) * inv;
-          di[k] = grad_scale * ((long)k == c ? p - 1.0f : p);
-        }
-      }
-    } else {
-      float yv = yi[0], fv = fi[0];
-      float m = yv * fv; /* margin */
-      ei = m > 0.0f ? 0.0f : 1.0f;
-      float g;
-      if (kind == HCL_LOSS_LOGISTIC) {
-        /* log(1 + e^-m) and its derivative -y sigmoid(-m), both stable */
-        li = m < 0.0f ? -m + log1p(exp(m)) : log1p(exp(-m));
-        float em = exp(-fabs(m));
-        float sig = m < 0.0f ? 1.0f / (1.0f + em) : em / (1.0f + em); /* sigmoid(-m) */
-        g = -yv * sig;
-      } else {
-        float h = 1.0f - m;
-        li = h < 0.0f ? 0.0f : h; /* NaN stays NaN */
-        g = h > 0.0f ? -yv : 0.0f;
-      }
-      if (has_dout) di[0] = grad_scale * g;
-    }
+    hcl_loss_sample(kind, f + f_off + s * out_dim, y + y_off + s * ydim,
+                    dout + dout_off + s * out_dim, has_dout, out_dim, grad_scale, mse_scale,
+                    mse_gscale, &li, &ei);
     sl += li;
     se += ei;
   }
@@ -192,12 +295,45 @@ hcl_k_loss(int kind, __global const float *f, ulong f_off, __global const float 
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }
-  if (l == 0) {
-    float tl = pl[0], te = pe[0];
-    if (has_loss) loss_acc[loss_off + r] = accumulate ? loss_acc[loss_off + r] + tl : tl;
-    if (has_err) err_acc[err_off + r] = accumulate ? err_acc[err_off + r] + te : te;
-    if (has_nan && !isfinite(tl) && nan_step[nan_off + r] < 0) nan_step[nan_off + r] = step;
+  if (l == 0) HCL_LOSS_STORE(r, pl[0], pe[0]);
+}
+
+/* CPUs, where the group's barriers cost ~1 us per replica (PoCL): first one
+ * work-item per sample (one kernel per loss kind, so it vectorises) writes
+ * loss and error into part[r*n + i] and part[(R + r)*n + i]; then one
+ * work-item per replica sums them in sample order. gws = (>= n, R), then (R). */
+#define HCL_DEF_LOSS_SAMPLES(NAME, KIND)                                                        \
+  __kernel void NAME(__global const float *f, ulong f_off, __global const float *y,             \
+                     ulong y_off, ulong n, ulong R, ulong out_dim, float grad_scale,             \
+                     float mse_scale, float mse_gscale, __global float *dout, ulong dout_off,    \
+                     int has_dout, __global float *part) {                                       \
+    size_t i = get_global_id(0), r = get_global_id(1), s = r * n + i;                           \
+    if (i >= n) return;                                                                         \
+    ulong ydim = KIND == HCL_LOSS_MSE ? out_dim : 1;                                            \
+    float li, ei;                                                                               \
+    hcl_loss_sample(KIND, f + f_off + s * out_dim, y + y_off + s * ydim,                        \
+                    dout + dout_off + s * out_dim, has_dout, out_dim, grad_scale, mse_scale,    \
+                    mse_gscale, &li, &ei);                                                      \
+    part[s] = li;                                                                               \
+    part[R * n + s] = ei;                                                                       \
   }
+HCL_DEF_LOSS_SAMPLES(hcl_k_loss_mse, HCL_LOSS_MSE)
+HCL_DEF_LOSS_SAMPLES(hcl_k_loss_cross_entropy, HCL_LOSS_CROSS_ENTROPY)
+HCL_DEF_LOSS_SAMPLES(hcl_k_loss_logistic, HCL_LOSS_LOGISTIC)
+HCL_DEF_LOSS_SAMPLES(hcl_k_loss_hinge, HCL_LOSS_HINGE)
+
+__kernel void hcl_k_loss_sum(__global const float *part, ulong n, ulong R,
+                             __global float *loss_acc, ulong loss_off, int has_loss,
+                             __global float *err_acc, ulong err_off, int has_err, int accumulate,
+                             __global int *nan_step, ulong nan_off, int has_nan, int step) {
+  size_t r = get_global_id(0);
+  __global const float *pl = part + r * n, *pe = part + (R + r) * n;
+  float tl = 0.0f, te = 0.0f;
+  for (size_t i = 0; i < n; i++) {
+    tl += pl[i];
+    te += pe[i];
+  }
+  HCL_LOSS_STORE(r, tl, te);
 }
 
 /* Optimiser update of params [R, n] (torch.optim.SGD / Adam formulas).
@@ -257,4 +393,74 @@ __kernel void hcl_k_gemm_ref(int ta, int tb, ulong m, ulong n, ulong k, float al
   size_t o = c_off + i * ldc + j;
   float v = alpha * s;
   c[o] = beta == 0.0f ? v : v + beta * c[o];
+}
+
+/* ---- thin products (GEMMs with m, n or k = 1), batched over q ------------
+ * CLBlast pads such shapes to its tiles; these run at memory speed on CPUs.
+ * Operand q starts s* floats after operand q-1. */
+
+/* out[q][i*inco] = alpha sum_p M[q][i*ldm + p] v[q][p*incv] (+ beta out):
+ * one row dot product per work-item, four partial sums in a fixed order.
+ * gws = (>= rows, batch). */
+__kernel void hcl_k_gemv_dot(ulong rows, ulong k, float alpha, __global const float *M,
+                             ulong m_off, ulong ldm, ulong sm, __global const float *v, ulong v_off,
+                             ulong incv, ulong sv, float beta, __global float *out, ulong o_off,
+                             ulong inco, ulong so) {
+  size_t i = get_global_id(0), q = get_global_id(1);
+  if (i >= rows) return;
+  __global const float *mr = M + m_off + q * sm + i * ldm;
+  __global const float *vv = v + v_off + q * sv;
+  float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+  size_t p = 0;
+  for (; p + 4 <= k; p += 4) {
+    s0 += mr[p] * vv[p * incv];
+    s1 += mr[p + 1] * vv[(p + 1) * incv];
+    s2 += mr[p + 2] * vv[(p + 2) * incv];
+    s3 += mr[p + 3] * vv[(p + 3) * incv];
+  }
+  for (; p < k; p++) s0 += mr[p] * vv[p * incv];
+  float val = alpha * ((s0 + s1) + (s2 + s3));
+  size_t o = o_off + q * so + i * inco;
+  out[o] = beta == 0.0f ? val : val + beta * out[o];
+}
+
+/* out[q][j*inco] = alpha sum_p v[q][p*incv] M[q][p*ldm + j] (+ beta out):
+ * eight consecutive columns per work-item, p in order.
+ * gws = (>= ceil(cols / 8), batch). */
+__kernel void hcl_k_gemv_axpy(ulong cols, ulong k, float alpha, __global const float *M,
+                              ulong m_off, ulong ldm, ulong sm, __global const float *v,
+                              ulong v_off, ulong incv, ulong sv, float beta, __global float *out,
+                              ulong o_off, ulong inco, ulong so) {
+  size_t j0 = get_global_id(0) * 8, q = get_global_id(1);
+  if (j0 >= cols) return;
+  __global const float *mq = M + m_off + q * sm;
+  __global const float *vv = v + v_off + q * sv;
+  __global float *oq = out + o_off + q * so;
+  if (j0 + 8 <= cols && inco == 1) {
+    float8 s = (float8)(0.0f);
+    for (size_t p = 0; p < k; p++) s += vv[p * incv] * vload8(0, mq + p * ldm + j0);
+    float8 val = alpha * s;
+    if (beta != 0.0f) val = val + beta * vload8(0, oq + j0);
+    vstore8(val, 0, oq + j0);
+    return;
+  }
+  size_t j1 = j0 + 8 < cols ? j0 + 8 : cols;
+  for (size_t j = j0; j < j1; j++) {
+    float s = 0.0f;
+    for (size_t p = 0; p < k; p++) s += vv[p * incv] * mq[p * ldm + j];
+    float val = alpha * s;
+    oq[j * inco] = beta == 0.0f ? val : val + beta * oq[j * inco];
+  }
+}
+
+/* Rank one: c[q][i*ldc + j] = alpha (u[q][i*incu] v[q][j*incv]) (+ beta c).
+ * gws = (>= n, >= m, batch). */
+__kernel void hcl_k_ger(ulong m, ulong n, float alpha, __global const float *u, ulong u_off,
+                        ulong incu, ulong su, __global const float *v, ulong v_off, ulong incv,
+                        ulong sv, float beta, __global float *c, ulong c_off, ulong ldc, ulong sc) {
+  size_t j = get_global_id(0), i = get_global_id(1), q = get_global_id(2);
+  if (i >= m || j >= n) return;
+  float val = alpha * (u[u_off + q * su + i * incu] * v[v_off + q * sv + j * incv]);
+  size_t o = c_off + q * sc + i * ldc + j;
+  c[o] = beta == 0.0f ? val : val + beta * c[o];
 }

@@ -17,6 +17,19 @@
  * device, so the self-check also covers the (tuned) large-matrix kernel. */
 int hcl_blas_tuned(cl_device_id dev);
 
+/* Defined in ops.c: GEMMs with m, n or k = 1 as GEMV / rank-one kernels. */
+hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                         hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                         float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);
+
+/* Thin shapes skip CLBlast on CPUs, where it pads them to its tiles (3-10x
+ * slower than a GEMV there, measured on PoCL). On GPUs the one-work-item-per-
+ * output kernels would leave the device idle, so CLBlast keeps them. */
+int hcl_ops_cpu_paths(const hcl_ctx *ctx); /* ops.c */
+static int use_thin(const hcl_ctx *ctx, size_t m, size_t n, size_t k) {
+  return hcl_ops_cpu_paths(ctx) && (m == 1 || n == 1 || k == 1);
+}
+
 static const char *status_name(int s) {
   switch (s) {
   case CLBlastSuccess: return "success";
@@ -48,18 +61,19 @@ static const char *status_name(int s) {
 
 static hcl_status blast_fail(hcl_ctx *ctx, const char *what, int ta, int tb, size_t m, size_t n,
                              size_t k, size_t batch, int st) {
-  return hcl_fail(ctx, HCL_ERR_BLAS,
-                  "CLBlast %s m=%zu n=%zu k=%zu (ta=%d tb=%d batch=%zu): status %d (%s), device %s (%s)",
-                  what, m, n, k, ta, tb, batch, st, status_name(st), ctx->dev.id, ctx->dev.name);
+  return hcl_fail(
+      ctx, HCL_ERR_BLAS,
+      "CLBlast %s m=%zu n=%zu k=%zu (ta=%d tb=%d batch=%zu): status %d (%s), device %s (%s)", what,
+      m, n, k, ta, tb, batch, st, status_name(st), ctx->dev.id, ctx->dev.name);
 }
 
 /* A row-major rows x cols operand with leading dimension ld in buffer b. */
-static hcl_status check_matrix(hcl_ctx *ctx, const char *name, hcl_buf b, size_t rows,
-                               size_t cols, size_t ld, size_t stride, size_t batch) {
+static hcl_status check_matrix(hcl_ctx *ctx, const char *name, hcl_buf b, size_t rows, size_t cols,
+                               size_t ld, size_t stride, size_t batch) {
   if (!b.mem) return hcl_fail(ctx, HCL_ERR_PARAM, "sgemm: buffer %s is NULL", name);
   if (b.offset % 4)
-    return hcl_fail(ctx, HCL_ERR_PARAM, "sgemm: buffer %s offset %zu is not a multiple of 4",
-                    name, b.offset);
+    return hcl_fail(ctx, HCL_ERR_PARAM, "sgemm: buffer %s offset %zu is not a multiple of 4", name,
+                    b.offset);
   if (ld < cols)
     return hcl_fail(ctx, HCL_ERR_PARAM, "sgemm: ld%s %zu < %zu columns", name, ld, cols);
   size_t floats = (batch - 1) * stride + (rows - 1) * ld + cols;
@@ -69,9 +83,9 @@ static hcl_status check_matrix(hcl_ctx *ctx, const char *name, hcl_buf b, size_t
   return HCL_OK;
 }
 
-static hcl_status check_args(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
-                             hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
-                             hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+static hcl_status check_args(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, hcl_buf a,
+                             size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb, hcl_buf c,
+                             size_t ldc, size_t sc, size_t batch) {
   HCL_TRY(check_matrix(ctx, "a", a, ta ? k : m, ta ? m : k, lda, sa, batch));
   HCL_TRY(check_matrix(ctx, "b", b, tb ? n : k, tb ? k : n, ldb, sb, batch));
   return check_matrix(ctx, "c", c, m, n, ldc, sc, batch);
@@ -137,9 +151,9 @@ static hcl_status check_shape(hcl_ctx *ctx, const check_case *cc) {
     int ta = v & 1, tb = v >> 1;
     if ((rc = hcl_buf_write(ctx, dc1, hc, fc * 4)) || (rc = hcl_buf_write(ctx, dc2, hc, fc * 4)))
       goto out;
-    int st = B > 1 ? raw_batched(ctx, ta, tb, m, n, k, alpha, a, ld, sa, b, ld, sa, beta, c1, ld,
-                                 sc, B)
-                   : raw_gemm(ctx, ta, tb, m, n, k, alpha, a, ld, b, ld, beta, c1, ld);
+    int st =
+        B > 1 ? raw_batched(ctx, ta, tb, m, n, k, alpha, a, ld, sa, b, ld, sa, beta, c1, ld, sc, B)
+              : raw_gemm(ctx, ta, tb, m, n, k, alpha, a, ld, b, ld, beta, c1, ld);
     if (st != CLBlastSuccess) {
       rc = blast_fail(ctx, "self-check", ta, tb, m, n, k, B, st);
       goto out;
@@ -148,7 +162,8 @@ static hcl_status check_shape(hcl_ctx *ctx, const check_case *cc) {
       rc = hcl_sgemm_reference(ctx, ta, tb, m, n, k, alpha, hcl_buf_sub(a, q * sa * 4, sa * 4), ld,
                                hcl_buf_sub(b, q * sa * 4, sa * 4), ld, beta,
                                hcl_buf_sub(c2, q * sc * 4, sc * 4), ld);
-    if (rc || (rc = hcl_buf_read(ctx, dc1, r1, fc * 4)) || (rc = hcl_buf_read(ctx, dc2, r2, fc * 4)))
+    if (rc || (rc = hcl_buf_read(ctx, dc1, r1, fc * 4)) ||
+        (rc = hcl_buf_read(ctx, dc2, r2, fc * 4)))
       goto out;
     for (size_t q = 0; q < B; q++)
       for (size_t i = 0; i < m; i++)
@@ -177,8 +192,10 @@ static hcl_status check_shape(hcl_ctx *ctx, const check_case *cc) {
   /* the floats before C's offset must be untouched (an offset bug writes there) */
   for (size_t i = 0; i < cc->off; i++)
     if (r1[i] != hc[i]) {
-      rc = hcl_fail(ctx, HCL_ERR_BLAS, "CLBlast self-check failed on device %s (%s): it wrote "
-                    "before the C offset", ctx->dev.id, ctx->dev.name);
+      rc = hcl_fail(ctx, HCL_ERR_BLAS,
+                    "CLBlast self-check failed on device %s (%s): it wrote "
+                    "before the C offset",
+                    ctx->dev.id, ctx->dev.name);
       goto out;
     }
 out:
@@ -221,6 +238,8 @@ hcl_status hcl_sgemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
   /* k = 0: C = beta C, which CLBlast refuses as a dimension error */
   if (!k) return hcl_sgemm_reference(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   HCL_TRY(check_args(ctx, ta, tb, m, n, k, a, lda, 0, b, ldb, 0, c, ldc, 0, 1));
+  if (use_thin(ctx, m, n, k))
+    return hcl_gemm_thin(ctx, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
   HCL_TRY(hcl_blas_selfcheck(ctx));
   int st = raw_gemm(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (st != CLBlastSuccess) return blast_fail(ctx, "sgemm", ta, tb, m, n, k, 1, st);
@@ -228,9 +247,9 @@ hcl_status hcl_sgemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
 }
 
 hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
-                             float alpha, hcl_buf a, size_t lda, size_t sa, hcl_buf b,
-                             size_t ldb, size_t sb, float beta, hcl_buf c, size_t ldc,
-                             size_t sc, size_t batch) {
+                             float alpha, hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb,
+                             size_t sb, float beta, hcl_buf c, size_t ldc, size_t sc,
+                             size_t batch) {
   if (!m || !n || !batch) return HCL_OK;
   if (batch == 1) return hcl_sgemm(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (!k) {
@@ -241,9 +260,13 @@ hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, s
     return HCL_OK;
   }
   HCL_TRY(check_args(ctx, ta, tb, m, n, k, a, lda, sa, b, ldb, sb, c, ldc, sc, batch));
+  if (use_thin(ctx, m, n, k))
+    return hcl_gemm_thin(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                         batch);
   HCL_TRY(hcl_blas_selfcheck(ctx));
   HCL_TRY(selfcheck_batched(ctx));
-  int st = raw_batched(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+  int st =
+      raw_batched(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
   if (st != CLBlastSuccess) return blast_fail(ctx, "sgemm_batched", ta, tb, m, n, k, batch, st);
   return HCL_OK;
 }

@@ -17,24 +17,64 @@
 #define EW_WG 256   /* elementwise groups */
 #define EW_X_MAX 64 /* elementwise: widest first dimension of a group */
 
+/* Kernels; bias_act and act_backward have one kernel per hcl_act, in order. */
 enum {
   K_BIAS_ACT,
-  K_ACT_BACKWARD,
-  K_COL_SUM,
+  K_ACT_BACKWARD = K_BIAS_ACT + 5,
+  K_COL_SUM = K_ACT_BACKWARD + 5,
+  K_COL_SUM_VEC,
   K_AXPBY,
   K_FILL,
-  K_RNG,
-  K_GATHER,
+  K_RNG,                  /* one per hcl_rng_dist, in order: whole blocks */
+  K_RNG_EDGE = K_RNG + 4, /* the same: partial blocks at the ends */
+  K_GATHER = K_RNG_EDGE + 4,
+  K_GATHER_CPU,
   K_LOSS,
+  K_LOSS_SAMPLES, /* one per hcl_loss_kind, in order (CPUs) */
+  K_LOSS_SUM = K_LOSS_SAMPLES + 4,
   K_OPTIM,
   K_GEMM_REF,
+  K_GEMV_DOT,
+  K_GEMV_AXPY,
+  K_GER,
   K_COUNT
 };
 
-static const char *const k_names[K_COUNT] = {
-    "hcl_k_bias_act", "hcl_k_act_backward", "hcl_k_col_sum", "hcl_k_axpby",
-    "hcl_k_fill",     "hcl_k_rng_fill",     "hcl_k_gather_rows", "hcl_k_loss",
-    "hcl_k_optim",    "hcl_k_gemm_ref"};
+static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
+                                             "hcl_k_bias_act_relu",
+                                             "hcl_k_bias_act_leaky_relu",
+                                             "hcl_k_bias_act_quadratic",
+                                             "hcl_k_bias_act_tanh",
+                                             "hcl_k_act_backward_identity",
+                                             "hcl_k_act_backward_relu",
+                                             "hcl_k_act_backward_leaky_relu",
+                                             "hcl_k_act_backward_quadratic",
+                                             "hcl_k_act_backward_tanh",
+                                             "hcl_k_col_sum",
+                                             "hcl_k_col_sum_vec",
+                                             "hcl_k_axpby",
+                                             "hcl_k_fill",
+                                             "hcl_k_rng_uniform",
+                                             "hcl_k_rng_normal",
+                                             "hcl_k_rng_rademacher",
+                                             "hcl_k_rng_bernoulli",
+                                             "hcl_k_rng_uniform_edge",
+                                             "hcl_k_rng_normal_edge",
+                                             "hcl_k_rng_rademacher_edge",
+                                             "hcl_k_rng_bernoulli_edge",
+                                             "hcl_k_gather_rows",
+                                             "hcl_k_gather_rows_cpu",
+                                             "hcl_k_loss",
+                                             "hcl_k_loss_mse",
+                                             "hcl_k_loss_cross_entropy",
+                                             "hcl_k_loss_logistic",
+                                             "hcl_k_loss_hinge",
+                                             "hcl_k_loss_sum",
+                                             "hcl_k_optim",
+                                             "hcl_k_gemm_ref",
+                                             "hcl_k_gemv_dot",
+                                             "hcl_k_gemv_axpy",
+                                             "hcl_k_ger"};
 
 struct hcl_ops {
   cl_program prog;
@@ -44,6 +84,8 @@ struct hcl_ops {
   hcl_buf seeds;
   uint64_t *seeds_host;
   size_t n_seeds, seeds_cap;
+  /* per-sample losses and errors of the CPU loss path [2, R, n] */
+  hcl_buf part;
 };
 
 void hcl_ops_release(hcl_ctx *ctx) {
@@ -53,6 +95,7 @@ void hcl_ops_release(hcl_ctx *ctx) {
     if (o->k[i]) clReleaseKernel(o->k[i]);
   if (o->prog) clReleaseProgram(o->prog);
   hcl_buf_free(ctx, &o->seeds);
+  hcl_buf_free(ctx, &o->part);
   free(o->seeds_host);
   free(o);
   ctx->ops = NULL;
@@ -67,9 +110,10 @@ static hcl_status check_group(hcl_ctx *ctx, cl_kernel k, const char *name, size_
                                   &max, NULL),
          "ops: work-group size query");
   if (max < need)
-    return hcl_fail(ctx, HCL_ERR_UNSUPPORTED,
-                    "device %s (%s): kernel %s needs work-groups of %zu items, the device allows %zu",
-                    ctx->dev.id, ctx->dev.name, name, need, max);
+    return hcl_fail(
+        ctx, HCL_ERR_UNSUPPORTED,
+        "device %s (%s): kernel %s needs work-groups of %zu items, the device allows %zu",
+        ctx->dev.id, ctx->dev.name, name, need, max);
   return HCL_OK;
 }
 
@@ -87,9 +131,25 @@ hcl_status hcl_ops_init(hcl_ctx *ctx) {
   return rc;
 }
 
-#define OPS_READY(ctx)                                                                         \
-  do {                                                                                         \
-    if (!(ctx)->ops) HCL_TRY(hcl_ops_init(ctx));                                               \
+/* Which kernel variants run: CPUs get branch-free, barrier-free ones that
+ * PoCL vectorises, GPUs work-group reductions and padded groups.
+ * HCL_OPS_PATHS=cpu|gpu overrides the choice (to compare or bisect), and
+ * tests force either on one device. */
+static int g_force_paths = -2; /* -2: not read yet, -1: by device type, 0 GPU, 1 CPU */
+void hcl_ops_force_paths(int mode); /* tests: -1 by device type, 0 GPU, 1 CPU paths */
+void hcl_ops_force_paths(int mode) { g_force_paths = mode; }
+int hcl_ops_cpu_paths(const hcl_ctx *ctx);
+int hcl_ops_cpu_paths(const hcl_ctx *ctx) {
+  if (g_force_paths == -2) {
+    const char *e = getenv("HCL_OPS_PATHS");
+    g_force_paths = e && !strcmp(e, "cpu") ? 1 : e && !strcmp(e, "gpu") ? 0 : -1;
+  }
+  return g_force_paths >= 0 ? g_force_paths : (ctx->dev.type & CL_DEVICE_TYPE_CPU) != 0;
+}
+
+#define OPS_READY(ctx)                                                                             \
+  do {                                                                                             \
+    if (!(ctx)->ops) HCL_TRY(hcl_ops_init(ctx));                                                   \
   } while (0)
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
@@ -117,6 +177,20 @@ static void geom2(size_t nx, size_t ny, size_t gws[2], size_t lws[2]) {
   gws[1] = round_up(ny, lws[1]);
 }
 
+/* Launch over (x, y, z) for kernels that bound-check x and y. On CPUs the
+ * exact range with the driver's own group size is fastest (PoCL: 1.5x over
+ * padded groups); GPUs get geom2's groups. Returns the lws to pass (NULL on CPUs). */
+static const size_t *geom3(const hcl_ctx *ctx, size_t nx, size_t ny, size_t nz, size_t gws[3],
+                           size_t lws[3]) {
+  gws[2] = nz, lws[2] = 1;
+  if (hcl_ops_cpu_paths(ctx)) {
+    gws[0] = nx, gws[1] = ny;
+    return NULL;
+  }
+  geom2(nx, ny, gws, lws);
+  return lws;
+}
+
 static hcl_status run1(hcl_ctx *ctx, int k, size_t n, const char *label, size_t nargs,
                        const hcl_arg *args) {
   size_t gws = round_up(n, EW_WG), lws = EW_WG;
@@ -126,27 +200,29 @@ static hcl_status run1(hcl_ctx *ctx, int k, size_t n, const char *label, size_t 
 hcl_status hcl_bias_act(hcl_ctx *ctx, hcl_act act, hcl_buf z, hcl_buf bias, size_t bias_stride,
                         hcl_buf y, size_t R, size_t rows, size_t cols) {
   if (!R || !rows || !cols) return HCL_OK;
-  if ((unsigned)act > HCL_ACT_TANH) return hcl_fail(ctx, HCL_ERR_PARAM, "bias_act: activation %d", (int)act);
+  if ((unsigned)act > HCL_ACT_TANH)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "bias_act: activation %d", (int)act);
   OPS_READY(ctx);
   size_t total = R * rows * cols;
   NEED("bias_act", "z", z, total);
   NEED("bias_act", "y", y, total);
   cl_int has_bias = bias.mem != NULL;
-  if (has_bias) NEED("bias_act", "bias", bias, (R - 1) * bias_stride + cols);
-  else bias = z;
-  cl_int a = (cl_int)act;
+  if (has_bias)
+    NEED("bias_act", "bias", bias, (R - 1) * bias_stride + cols);
+  else
+    bias = z;
   cl_ulong zo = z.offset / 4, bo = bias.offset / 4, bs = bias_stride, yo = y.offset / 4;
-  cl_ulong r_ = R, rows_ = rows, cols_ = cols;
-  hcl_arg args[] = {HCL_ARG(a),  HCL_ARG(z.mem),    HCL_ARG(zo), HCL_ARG(bias.mem),
-                    HCL_ARG(bo), HCL_ARG(bs),       HCL_ARG(has_bias), HCL_ARG(y.mem),
-                    HCL_ARG(yo), HCL_ARG(r_),       HCL_ARG(rows_),    HCL_ARG(cols_)};
-  size_t gws[2], lws[2];
-  geom2(cols, R * rows, gws, lws);
-  return hcl_run_kernel(ctx, ctx->ops->k[K_BIAS_ACT], 2, gws, lws, "bias_act", 12, args);
+  cl_ulong rows_ = rows, cols_ = cols;
+  hcl_arg args[] = {HCL_ARG(z.mem), HCL_ARG(zo),       HCL_ARG(bias.mem), HCL_ARG(bo),
+                    HCL_ARG(bs),    HCL_ARG(has_bias), HCL_ARG(y.mem),    HCL_ARG(yo),
+                    HCL_ARG(rows_), HCL_ARG(cols_)};
+  size_t gws[3], lws[3];
+  const size_t *l = geom3(ctx, cols, rows, R, gws, lws);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_BIAS_ACT + act], 3, gws, l, "bias_act", 10, args);
 }
 
-hcl_status hcl_act_backward(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hcl_buf dz,
-                            size_t R, size_t rows, size_t cols) {
+hcl_status hcl_act_backward(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hcl_buf dz, size_t R,
+                            size_t rows, size_t cols) {
   size_t total = R * rows * cols;
   if (!total) return HCL_OK;
   if ((unsigned)act > HCL_ACT_TANH)
@@ -155,23 +231,28 @@ hcl_status hcl_act_backward(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hc
   NEED("act_backward", "dy", dy, total);
   NEED("act_backward", "z", z, total);
   NEED("act_backward", "dz", dz, total);
-  cl_int a = (cl_int)act;
   cl_ulong dyo = dy.offset / 4, zo = z.offset / 4, dzo = dz.offset / 4, n = total;
-  hcl_arg args[] = {HCL_ARG(a),  HCL_ARG(dy.mem), HCL_ARG(dyo), HCL_ARG(z.mem),
-                    HCL_ARG(zo), HCL_ARG(dz.mem), HCL_ARG(dzo), HCL_ARG(n)};
-  return run1(ctx, K_ACT_BACKWARD, total, "act_backward", 8, args);
+  hcl_arg args[] = {HCL_ARG(dy.mem), HCL_ARG(dyo), HCL_ARG(z.mem), HCL_ARG(zo),
+                    HCL_ARG(dz.mem), HCL_ARG(dzo), HCL_ARG(n)};
+  return run1(ctx, K_ACT_BACKWARD + act, total, "act_backward", 7, args);
 }
 
 hcl_status hcl_col_sum(hcl_ctx *ctx, hcl_buf x, hcl_buf out, size_t out_stride, size_t R,
                        size_t rows, size_t cols, float alpha, float beta) {
   if (!R || !cols) return HCL_OK;
   OPS_READY(ctx);
-  if (rows) NEED("col_sum", "x", x, R * rows * cols);
-  else x = out;
+  if (rows)
+    NEED("col_sum", "x", x, R * rows * cols);
+  else
+    x = out;
   NEED("col_sum", "out", out, (R - 1) * out_stride + cols);
   cl_ulong xo = x.offset / 4, oo = out.offset / 4, os = out_stride, rows_ = rows, cols_ = cols;
-  hcl_arg args[] = {HCL_ARG(x.mem), HCL_ARG(xo),    HCL_ARG(out.mem), HCL_ARG(oo),   HCL_ARG(os),
+  hcl_arg args[] = {HCL_ARG(x.mem), HCL_ARG(xo),    HCL_ARG(out.mem), HCL_ARG(oo),  HCL_ARG(os),
                     HCL_ARG(rows_), HCL_ARG(cols_), HCL_ARG(alpha),   HCL_ARG(beta)};
+  if (hcl_ops_cpu_paths(ctx)) { /* see hcl_k_col_sum_vec */
+    size_t gws[2] = {(cols + 7) / 8, R};
+    return hcl_run_kernel(ctx, ctx->ops->k[K_COL_SUM_VEC], 2, gws, NULL, "col_sum", 9, args);
+  }
   size_t gws[3] = {round_up(cols, CS_W), CS_H, R}, lws[3] = {CS_W, CS_H, 1};
   return hcl_run_kernel(ctx, ctx->ops->k[K_COL_SUM], 3, gws, lws, "col_sum", 9, args);
 }
@@ -182,8 +263,8 @@ hcl_status hcl_axpby(hcl_ctx *ctx, float a, hcl_buf x, float b, hcl_buf y, size_
   NEED("axpby", "x", x, n);
   NEED("axpby", "y", y, n);
   cl_ulong xo = x.offset / 4, yo = y.offset / 4, n_ = n;
-  hcl_arg args[] = {HCL_ARG(a), HCL_ARG(x.mem), HCL_ARG(xo), HCL_ARG(b),
-                    HCL_ARG(y.mem), HCL_ARG(yo), HCL_ARG(n_)};
+  hcl_arg args[] = {HCL_ARG(a),     HCL_ARG(x.mem), HCL_ARG(xo), HCL_ARG(b),
+                    HCL_ARG(y.mem), HCL_ARG(yo),    HCL_ARG(n_)};
   return run1(ctx, K_AXPBY, n, "axpby", 7, args);
 }
 
@@ -228,14 +309,34 @@ hcl_status hcl_rng_fill(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const
   OPS_READY(ctx);
   NEED("rng", "out", out, (R - 1) * stride + n);
   HCL_TRY(upload_seeds(ctx, seeds, R));
-  cl_int d = (cl_int)dist;
   cl_ulong st = stream_id, fi = first, oo = out.offset / 4, str = stride, n_ = n;
-  cl_ulong nblocks = ((first + n - 1) >> 2) - (first >> 2) + 1;
-  hcl_arg args[] = {HCL_ARG(d),       HCL_ARG(a),  HCL_ARG(b),   HCL_ARG(ctx->ops->seeds.mem),
-                    HCL_ARG(st),      HCL_ARG(fi), HCL_ARG(out.mem), HCL_ARG(oo),
-                    HCL_ARG(str),     HCL_ARG(n_), HCL_ARG(nblocks)};
-  size_t gws[2] = {round_up((size_t)nblocks, 64), R}, lws[2] = {64, 1};
-  return hcl_run_kernel(ctx, ctx->ops->k[K_RNG], 2, gws, lws, "rng", 11, args);
+  /* whole blocks [bf, bl) and the partial ones around them */
+  uint64_t last = first + n; /* one past */
+  cl_ulong bf = (first + 3) >> 2, bl = last >> 2, edge[2];
+  size_t n_edge = 0;
+  if (bl < bf) { /* the range lies inside one block */
+    edge[n_edge++] = first >> 2;
+    bl = bf;
+  } else {
+    if (first & 3) edge[n_edge++] = first >> 2;
+    if (last & 3) edge[n_edge++] = last >> 2;
+  }
+  cl_mem seeds_mem = ctx->ops->seeds.mem;
+  if (bl > bf) {
+    cl_ulong nfull = bl - bf;
+    hcl_arg args[] = {HCL_ARG(a),  HCL_ARG(b),       HCL_ARG(seeds_mem), HCL_ARG(st),
+                      HCL_ARG(fi), HCL_ARG(out.mem), HCL_ARG(oo),        HCL_ARG(str),
+                      HCL_ARG(bf), HCL_ARG(nfull)};
+    size_t gws[2] = {round_up((size_t)nfull, 64), R}, lws[2] = {64, 1};
+    HCL_TRY(hcl_run_kernel(ctx, ctx->ops->k[K_RNG + dist], 2, gws, lws, "rng", 10, args));
+  }
+  if (!n_edge) return HCL_OK;
+  if (n_edge == 1) edge[1] = edge[0];
+  hcl_arg args[] = {HCL_ARG(a),  HCL_ARG(b),       HCL_ARG(seeds_mem), HCL_ARG(st),
+                    HCL_ARG(fi), HCL_ARG(out.mem), HCL_ARG(oo),        HCL_ARG(str),
+                    HCL_ARG(n_), HCL_ARG(edge[0]), HCL_ARG(edge[1])};
+  size_t gws[2] = {n_edge, R};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_RNG_EDGE + dist], 2, gws, NULL, "rng", 11, args);
 }
 
 hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf dst, size_t R,
@@ -245,13 +346,17 @@ hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf d
   OPS_READY(ctx);
   NEED("gather_rows", "src", src, R * rows_src * width);
   NEED("gather_rows", "dst", dst, R * n * width);
-  cl_ulong so = src.offset / 4, rs = rows_src, dso = dst.offset / 4, r_ = R, f0 = first % rows_src;
+  cl_ulong so = src.offset / 4, rs = rows_src, dso = dst.offset / 4, f0 = first % rows_src;
   cl_ulong n_ = n, w = width;
-  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(rs), HCL_ARG(dst.mem), HCL_ARG(dso),
-                    HCL_ARG(r_),      HCL_ARG(f0), HCL_ARG(n_), HCL_ARG(w)};
-  size_t gws[2], lws[2];
-  geom2(width, R * n, gws, lws);
-  return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER], 2, gws, lws, "gather_rows", 9, args);
+  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(rs), HCL_ARG(dst.mem),
+                    HCL_ARG(dso),     HCL_ARG(f0), HCL_ARG(n_), HCL_ARG(w)};
+  if (hcl_ops_cpu_paths(ctx)) { /* see hcl_k_gather_rows_cpu */
+    size_t gws[2] = {n, R};
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER_CPU], 2, gws, NULL, "gather_rows", 8, args);
+  }
+  size_t gws[3], lws[3];
+  const size_t *l = geom3(ctx, width, n, R, gws, lws);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER], 3, gws, l, "gather_rows", 8, args);
 }
 
 static const char *loss_name(hcl_loss_kind k) {
@@ -263,7 +368,8 @@ hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size
                     size_t out_dim, float grad_scale, hcl_buf dout, hcl_buf loss_acc,
                     hcl_buf err_acc, int accumulate, hcl_buf nan_step, int32_t step) {
   if (!R) return HCL_OK;
-  if ((unsigned)kind > HCL_LOSS_HINGE) return hcl_fail(ctx, HCL_ERR_PARAM, "loss: kind %d", (int)kind);
+  if ((unsigned)kind > HCL_LOSS_HINGE)
+    return hcl_fail(ctx, HCL_ERR_PARAM, "loss: kind %d", (int)kind);
   if (!out_dim) return hcl_fail(ctx, HCL_ERR_PARAM, "loss %s: out_dim is 0", loss_name(kind));
   if ((kind == HCL_LOSS_LOGISTIC || kind == HCL_LOSS_HINGE) && out_dim != 1)
     return hcl_fail(ctx, HCL_ERR_PARAM, "loss %s needs one output, the model has %zu",
@@ -294,18 +400,45 @@ hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size
   cl_ulong lo = loss_acc.offset / 4, eo = err_acc.offset / 4, no = nan_step.offset / 4;
   float mse_scale = (float)(1.0 / (double)out_dim);
   float mse_gscale = (float)(2.0 * grad_scale / (double)out_dim);
-  hcl_arg args[] = {HCL_ARG(k),         HCL_ARG(f.mem),        HCL_ARG(fo),       HCL_ARG(y.mem),
-                    HCL_ARG(yo),        HCL_ARG(n_),           HCL_ARG(od),       HCL_ARG(grad_scale),
-                    HCL_ARG(mse_scale), HCL_ARG(mse_gscale),   HCL_ARG(dout.mem), HCL_ARG(dso),
-                    HCL_ARG(has_dout),  HCL_ARG(loss_acc.mem), HCL_ARG(lo),       HCL_ARG(has_loss),
-                    HCL_ARG(err_acc.mem), HCL_ARG(eo),         HCL_ARG(has_err),  HCL_ARG(acc),
-                    HCL_ARG(nan_step.mem), HCL_ARG(no),        HCL_ARG(has_nan),  HCL_ARG(st)};
+  if (hcl_ops_cpu_paths(ctx)) { /* see hcl_k_loss_sum */
+    struct hcl_ops *o = ctx->ops;
+    size_t need_bytes = 2 * R * (n ? n : 1) * sizeof(float);
+    if (o->part.size < need_bytes) {
+      hcl_buf_free(ctx, &o->part); /* kernels already enqueued keep their reference */
+      HCL_TRY(hcl_buf_alloc(ctx, need_bytes, &o->part));
+    }
+    cl_ulong R_ = R;
+    if (n) {
+      hcl_arg a1[] = {HCL_ARG(f.mem),      HCL_ARG(fo),         HCL_ARG(y.mem),
+                      HCL_ARG(yo),         HCL_ARG(n_),         HCL_ARG(R_),
+                      HCL_ARG(od),         HCL_ARG(grad_scale), HCL_ARG(mse_scale),
+                      HCL_ARG(mse_gscale), HCL_ARG(dout.mem),   HCL_ARG(dso),
+                      HCL_ARG(has_dout),   HCL_ARG(o->part.mem)};
+      size_t g1[2] = {n, R};
+      HCL_TRY(hcl_run_kernel(ctx, o->k[K_LOSS_SAMPLES + kind], 2, g1, NULL, "loss", 14, a1));
+    }
+    hcl_arg a2[] = {
+        HCL_ARG(o->part.mem), HCL_ARG(n_),       HCL_ARG(R_),           HCL_ARG(loss_acc.mem),
+        HCL_ARG(lo),          HCL_ARG(has_loss), HCL_ARG(err_acc.mem),  HCL_ARG(eo),
+        HCL_ARG(has_err),     HCL_ARG(acc),      HCL_ARG(nan_step.mem), HCL_ARG(no),
+        HCL_ARG(has_nan),     HCL_ARG(st)};
+    size_t g2 = R;
+    return hcl_run_kernel(ctx, o->k[K_LOSS_SUM], 1, &g2, NULL, "loss", 14, a2);
+  }
+  hcl_arg args[] = {HCL_ARG(k),          HCL_ARG(f.mem),        HCL_ARG(fo),
+                    HCL_ARG(y.mem),      HCL_ARG(yo),           HCL_ARG(n_),
+                    HCL_ARG(od),         HCL_ARG(grad_scale),   HCL_ARG(mse_scale),
+                    HCL_ARG(mse_gscale), HCL_ARG(dout.mem),     HCL_ARG(dso),
+                    HCL_ARG(has_dout),   HCL_ARG(loss_acc.mem), HCL_ARG(lo),
+                    HCL_ARG(has_loss),   HCL_ARG(err_acc.mem),  HCL_ARG(eo),
+                    HCL_ARG(has_err),    HCL_ARG(acc),          HCL_ARG(nan_step.mem),
+                    HCL_ARG(no),         HCL_ARG(has_nan),      HCL_ARG(st)};
   size_t gws[2] = {RED_WG, R}, lws[2] = {RED_WG, 1};
   return hcl_run_kernel(ctx, ctx->ops->k[K_LOSS], 2, gws, lws, "loss", 24, args);
 }
 
-hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf lr_scale,
-                          float l2, hcl_buf params, hcl_buf grad, hcl_buf state1, hcl_buf state2,
+hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf lr_scale, float l2,
+                          hcl_buf params, hcl_buf grad, hcl_buf state1, hcl_buf state2,
                           hcl_buf mask, size_t R, size_t n, uint64_t t) {
   if (!R || !n) return HCL_OK;
   if (!opt || (opt->kind != HCL_OPT_SGD && opt->kind != HCL_OPT_ADAM))
@@ -315,15 +448,23 @@ hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf 
   int adam = opt->kind == HCL_OPT_ADAM;
   NEED("optim", "params", params, R * n);
   NEED("optim", "grad", grad, R * n);
-  if (adam || opt->momentum != 0.0f) NEED("optim", "state1", state1, R * n);
-  else state1 = params;
-  if (adam) NEED("optim", "state2", state2, R * n);
-  else state2 = params;
+  if (adam || opt->momentum != 0.0f)
+    NEED("optim", "state1", state1, R * n);
+  else
+    state1 = params;
+  if (adam)
+    NEED("optim", "state2", state2, R * n);
+  else
+    state2 = params;
   cl_int has_lrs = lr_scale.mem != NULL, has_mask = mask.mem != NULL;
-  if (has_lrs) NEED("optim", "lr_scale", lr_scale, R);
-  else lr_scale = params;
-  if (has_mask) NEED("optim", "mask", mask, n);
-  else mask = params;
+  if (has_lrs)
+    NEED("optim", "lr_scale", lr_scale, R);
+  else
+    lr_scale = params;
+  if (has_mask)
+    NEED("optim", "mask", mask, n);
+  else
+    mask = params;
   cl_int kind = adam, nesterov = opt->nesterov != 0, first = t == 1;
   float step_scale = 1.0f, inv_sqrt_bc2 = 1.0f;
   if (adam) {
@@ -335,16 +476,19 @@ hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf 
     step_scale = (float)(1.0 / bc1);
     inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
   }
-  float wd = opt->weight_decay, mu = opt->momentum, b1 = opt->beta1, b2 = opt->beta2, eps = opt->eps;
+  float wd = opt->weight_decay, mu = opt->momentum, b1 = opt->beta1, b2 = opt->beta2,
+        eps = opt->eps;
   cl_ulong lso = lr_scale.offset / 4, po = params.offset / 4, go = grad.offset / 4;
   cl_ulong s1o = state1.offset / 4, s2o = state2.offset / 4, mo = mask.offset / 4, n_ = n;
-  hcl_arg args[] = {HCL_ARG(kind),        HCL_ARG(lr),         HCL_ARG(lr_scale.mem), HCL_ARG(lso),
-                    HCL_ARG(has_lrs),     HCL_ARG(l2),         HCL_ARG(wd),           HCL_ARG(mu),
-                    HCL_ARG(nesterov),    HCL_ARG(first),      HCL_ARG(b1),           HCL_ARG(b2),
-                    HCL_ARG(eps),         HCL_ARG(step_scale), HCL_ARG(inv_sqrt_bc2), HCL_ARG(params.mem),
-                    HCL_ARG(po),          HCL_ARG(grad.mem),   HCL_ARG(go),           HCL_ARG(state1.mem),
-                    HCL_ARG(s1o),         HCL_ARG(state2.mem), HCL_ARG(s2o),          HCL_ARG(mask.mem),
-                    HCL_ARG(mo),          HCL_ARG(has_mask),   HCL_ARG(n_)};
+  hcl_arg args[] = {HCL_ARG(kind),       HCL_ARG(lr),         HCL_ARG(lr_scale.mem),
+                    HCL_ARG(lso),        HCL_ARG(has_lrs),    HCL_ARG(l2),
+                    HCL_ARG(wd),         HCL_ARG(mu),         HCL_ARG(nesterov),
+                    HCL_ARG(first),      HCL_ARG(b1),         HCL_ARG(b2),
+                    HCL_ARG(eps),        HCL_ARG(step_scale), HCL_ARG(inv_sqrt_bc2),
+                    HCL_ARG(params.mem), HCL_ARG(po),         HCL_ARG(grad.mem),
+                    HCL_ARG(go),         HCL_ARG(state1.mem), HCL_ARG(s1o),
+                    HCL_ARG(state2.mem), HCL_ARG(s2o),        HCL_ARG(mask.mem),
+                    HCL_ARG(mo),         HCL_ARG(has_mask),   HCL_ARG(n_)};
   size_t gws[2] = {round_up(n, 64), R}, lws[2] = {64, 1};
   return hcl_run_kernel(ctx, ctx->ops->k[K_OPTIM], 2, gws, lws, "optim", 27, args);
 }
@@ -372,10 +516,58 @@ hcl_status hcl_sgemm_reference(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n,
   cl_int ta_ = ta != 0, tb_ = tb != 0;
   cl_ulong m_ = m, n_ = n, k_ = k, ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
   cl_ulong lda_ = lda, ldb_ = ldb, ldc_ = ldc;
-  hcl_arg args[] = {HCL_ARG(ta_), HCL_ARG(tb_),   HCL_ARG(m_),   HCL_ARG(n_),    HCL_ARG(k_),
-                    HCL_ARG(alpha), HCL_ARG(a.mem), HCL_ARG(ao), HCL_ARG(lda_),  HCL_ARG(b.mem),
-                    HCL_ARG(bo),  HCL_ARG(ldb_),  HCL_ARG(beta), HCL_ARG(c.mem), HCL_ARG(co),
-                    HCL_ARG(ldc_)};
+  hcl_arg args[] = {HCL_ARG(ta_),  HCL_ARG(tb_),   HCL_ARG(m_),    HCL_ARG(n_),
+                    HCL_ARG(k_),   HCL_ARG(alpha), HCL_ARG(a.mem), HCL_ARG(ao),
+                    HCL_ARG(lda_), HCL_ARG(b.mem), HCL_ARG(bo),    HCL_ARG(ldb_),
+                    HCL_ARG(beta), HCL_ARG(c.mem), HCL_ARG(co),    HCL_ARG(ldc_)};
   size_t gws[2] = {round_up(n, 8), round_up(m, 8)}, lws[2] = {8, 8};
   return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_REF], 2, gws, lws, "gemm_ref", 16, args);
+}
+
+/* Thin products as GEMV / rank-one kernels (blas.c calls this on CPU
+ * devices, where CLBlast pads them to its tiles and runs 3-10x slower).
+ * Arguments already checked by blas.c; m, n, k >= 1 and one of them is 1. */
+hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                         hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                         float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);
+hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                         hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                         float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+  OPS_READY(ctx);
+  cl_ulong ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
+  cl_ulong sa_ = sa, sb_ = sb, sc_ = sc;
+  if (k == 1) { /* C = alpha a b^T: u = column of op(A), v = row of op(B) */
+    cl_ulong m_ = m, n_ = n, incu = ta ? 1 : lda, incv = tb ? ldb : 1, ldc_ = ldc;
+    hcl_arg args[] = {HCL_ARG(m_),    HCL_ARG(n_),   HCL_ARG(alpha), HCL_ARG(a.mem),
+                      HCL_ARG(ao),    HCL_ARG(incu), HCL_ARG(sa_),   HCL_ARG(b.mem),
+                      HCL_ARG(bo),    HCL_ARG(incv), HCL_ARG(sb_),   HCL_ARG(beta),
+                      HCL_ARG(c.mem), HCL_ARG(co),   HCL_ARG(ldc_),  HCL_ARG(sc_)};
+    size_t g2[2], l2[2];
+    geom2(n, m, g2, l2);
+    size_t gws[3] = {g2[0], g2[1], batch}, lws[3] = {l2[0], l2[1], 1};
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GER], 3, gws, lws, "gemm_thin", 16, args);
+  }
+  /* one output vector: n == 1 (a column of C, stride ldc) or m == 1 (a row) */
+  int col = n == 1;
+  size_t len = col ? m : n;
+  hcl_buf M, v;
+  cl_ulong m_off, ldm, sm, v_off, incv, sv, inco = col ? ldc : 1, len_ = len, k_ = k;
+  int rows_contiguous;
+  if (col) { /* c_i = sum_p opA(i,p) b(p): v = B's column */
+    M = a, m_off = ao, ldm = lda, sm = sa_, rows_contiguous = !ta;
+    v = b, v_off = bo, incv = tb ? 1 : ldb, sv = sb_;
+  } else { /* c_j = sum_p a(p) opB(p,j): v = A's row */
+    M = b, m_off = bo, ldm = ldb, sm = sb_, rows_contiguous = tb;
+    v = a, v_off = ao, incv = ta ? lda : 1, sv = sa_;
+  }
+  hcl_arg args[] = {HCL_ARG(len_),  HCL_ARG(k_),   HCL_ARG(alpha), HCL_ARG(M.mem),
+                    HCL_ARG(m_off), HCL_ARG(ldm),  HCL_ARG(sm),    HCL_ARG(v.mem),
+                    HCL_ARG(v_off), HCL_ARG(incv), HCL_ARG(sv),    HCL_ARG(beta),
+                    HCL_ARG(c.mem), HCL_ARG(co),   HCL_ARG(inco),  HCL_ARG(sc_)};
+  if (rows_contiguous) {
+    size_t gws[2] = {round_up(len, 16), batch}, lws[2] = {16, 1};
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMV_DOT], 2, gws, lws, "gemm_thin", 16, args);
+  }
+  size_t gws[2] = {round_up((len + 7) / 8, 8), batch}, lws[2] = {8, 1};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMV_AXPY], 2, gws, lws, "gemm_thin", 16, args);
 }

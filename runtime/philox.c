@@ -93,10 +93,11 @@ void hcl_rng_sincos_host(uint32_t w, float *sin_out, float *cos_out) {
   float s = t * (6.283185482e+00f +
                  t2 * (-4.134170151e+01f +
                        t2 * (8.160524750e+01f + t2 * (-7.670585632e+01f + t2 * 4.205869293e+01f))));
-  float c = 1.0f + t2 * (-1.973920822e+01f +
-                         t2 * (6.493939209e+01f +
-                               t2 * (-8.545681763e+01f +
-                                     t2 * (6.024464035e+01f + t2 * -2.642625618e+01f))));
+  float c =
+      1.0f +
+      t2 * (-1.973920822e+01f +
+            t2 * (6.493939209e+01f +
+                  t2 * (-8.545681763e+01f + t2 * (6.024464035e+01f + t2 * -2.642625618e+01f))));
   switch (qq & 3u) {
   case 0: *sin_out = s, *cos_out = c; break;
   case 1: *sin_out = c, *cos_out = -s; break;

@@ -216,6 +216,7 @@ static void cleanup(run_state *s) {
   for (size_t i = 0; i < 6; i++) hcl_params_free(ps[i]);
   hcl_config_free(&s->cfg);
   free(s->seeds);
+  free(s);
 }
 
 hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {

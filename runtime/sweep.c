@@ -548,7 +548,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   size_t np = n_points(&sw), n_sets0 = opt->run.n_sets;
   size_t max_sets = n_sets0 + MAX_AXES + 1;
   const char **sets = calloc(max_sets, sizeof *sets);
-  char (*own)[512] = calloc(MAX_AXES + 1, sizeof *own);
+  char (*own)[4200] = calloc(MAX_AXES + 1, sizeof *own);
   uint64_t seeds[MAX_VALUES];
   size_t R = 1;
   char seedlist[4096] = "";
@@ -577,7 +577,8 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
       for (size_t i = 0; i < n_sets0; i++) sets[ns++] = opt->run.sets[i];
       for (size_t i = 0, k = 0; i < sw.n_axes; i++) {
         if ((int)i == sw.seed_axis) continue;
-        snprintf(own[k], sizeof own[k], "%s=%s", sw.axes[i].key, sw.axes[i].values[value_at(&sw, p, i)]);
+        snprintf(own[k], sizeof own[k], "%.96s=%.4000s", sw.axes[i].key,
+                 sw.axes[i].values[value_at(&sw, p, i)]);
         sets[ns++] = own[k++];
       }
       if (sw.seed_axis >= 0) {

@@ -4,6 +4,7 @@
 #include "trainer.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -337,6 +338,10 @@ hcl_status hcl_trainer_run(hcl_trainer *t) {
   t->t0 = hcl_now();
   t->phase_label = "init";
   t->lr_now = hcl_schedule_lr(&c->sched, 0);
+  /* the prepare hook is read only when the plugin's vtable is that large */
+  if (t->mvt->struct_size >= offsetof(hcl_model_vt, prepare) + sizeof t->mvt->prepare &&
+      t->mvt->prepare)
+    HCL_TRY(t->mvt->prepare(t->model, t));
   HCL_TRY(hcl_trainer_eval(t, NULL, 0));
   const char *alg = c->algorithm && *c->algorithm ? c->algorithm : "sgd";
   int custom = 0;

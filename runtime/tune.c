@@ -46,9 +46,9 @@ static void remember(cl_device_id dev, const char *source) {
 }
 
 /* The Xgemm parameters measured best on PoCL (PERF-NOTES.md). */
-static const char *const pocl_names[16] = {"GEMMK", "KREG", "KWG",   "KWI",   "MDIMA", "MDIMC",
-                                           "MWG",   "NDIMB", "NDIMC", "NWG",  "SA",    "SB",
-                                           "STRM",  "STRN", "VWM",   "VWN"};
+static const char *const pocl_names[16] = {"GEMMK", "KREG",  "KWG",   "KWI", "MDIMA", "MDIMC",
+                                           "MWG",   "NDIMB", "NDIMC", "NWG", "SA",    "SB",
+                                           "STRM",  "STRN",  "VWM",   "VWN"};
 static const size_t pocl_values[16] = {0, 1, 32, 2, 8, 8, 64, 32, 8, 128, 0, 0, 0, 0, 8, 4};
 
 static int is_pocl(const hcl_device_info *d) {
@@ -67,8 +67,8 @@ static hcl_status override(hcl_ctx *ctx, const char *where, const char *kernel, 
                     where, n, kernel, ctx->dev.name, (int)st,
                     st == CLBlastMissingOverrideParameter ? " (the kernel has other parameters: "
                                                             "give all of them)"
-                    : st == CLBlastInvalidOverrideKernel ? " (unknown kernel name)"
-                                                         : "");
+                    : st == CLBlastInvalidOverrideKernel  ? " (unknown kernel name)"
+                                                          : "");
   return HCL_OK;
 }
 

@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ops.c: -1 kernel variants by device type, 0 the GPU ones, 1 the CPU ones. */
+void hcl_ops_force_paths(int mode);
 /* tune.c: parse and apply one parameter file (not in internal.h). */
 hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path);
 
-#define OK(call)                                                                               \
-  do {                                                                                         \
-    if ((call) != HCL_OK) fail_msg("%s: %s", #call, hcl_errmsg(ctx));                          \
+#define OK(call)                                                                                   \
+  do {                                                                                             \
+    if ((call) != HCL_OK) fail_msg("%s: %s", #call, hcl_errmsg(ctx));                              \
   } while (0)
 
 static hcl_ctx *ctx_or_skip(void) {
@@ -65,8 +67,10 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
       hcl_buf aq = hcl_buf_sub(a, q * sa * 4, a.size - q * sa * 4);
       hcl_buf bq = hcl_buf_sub(b, q * sb * 4, b.size - q * sb * 4);
       hcl_buf cq = hcl_buf_sub(c, q * sc * 4, c.size - q * sc * 4);
-      if (w == USE_CLBLAST) OK(hcl_sgemm(ctx, ta, tb, m, n, k, alpha, aq, lda, bq, ldb, beta, cq, ldc));
-      else OK(hcl_sgemm_reference(ctx, ta, tb, m, n, k, alpha, aq, lda, bq, ldb, beta, cq, ldc));
+      if (w == USE_CLBLAST)
+        OK(hcl_sgemm(ctx, ta, tb, m, n, k, alpha, aq, lda, bq, ldb, beta, cq, ldc));
+      else
+        OK(hcl_sgemm_reference(ctx, ta, tb, m, n, k, alpha, aq, lda, bq, ldb, beta, cq, ldc));
     }
   OK(hcl_buf_read(ctx, dc, got, nc * 4));
   for (size_t i = 0; i < nc; i++) { /* outside the products: untouched */
@@ -91,8 +95,10 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
         double tol = 2e-6 * (double)(k + 2) * (fabs(alpha) * mag + fabs(beta * C[o])) + 1e-6;
         if (!(fabs(got[o] - want) <= tol))
           fail_msg("%s ta=%d tb=%d m=%zu n=%zu k=%zu batch %zu: C[%zu,%zu] = %.9g, want %.9g",
-                   w == USE_BATCHED ? "batched" : w == USE_CLBLAST ? "sgemm" : "reference", ta, tb,
-                   m, n, k, q, i, j, got[o], want);
+                   w == USE_BATCHED   ? "batched"
+                   : w == USE_CLBLAST ? "sgemm"
+                                      : "reference",
+                   ta, tb, m, n, k, q, i, j, got[o], want);
       }
   hcl_buf_free(ctx, &da), hcl_buf_free(ctx, &db), hcl_buf_free(ctx, &dc);
   free(A), free(B), free(C), free(got);
@@ -108,7 +114,8 @@ static void test_selfcheck(void **state) {
 static void test_reference_kernel(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  for (int v = 0; v < 4; v++) check_gemm(ctx, USE_REFERENCE, v & 1, v >> 1, 9, 14, 11, 1.25f, 0.5f, 2);
+  for (int v = 0; v < 4; v++)
+    check_gemm(ctx, USE_REFERENCE, v & 1, v >> 1, 9, 14, 11, 1.25f, 0.5f, 2);
   check_gemm(ctx, USE_REFERENCE, 0, 0, 5, 3, 0, 1.0f, -2.0f, 1); /* k = 0: C = beta C */
 }
 
@@ -117,7 +124,7 @@ static void test_sgemm_variants(void **state) {
   hcl_ctx *ctx = ctx_or_skip();
   for (int v = 0; v < 4; v++) {
     check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 33, 17, 45, 1.5f, -0.5f, 1);
-    check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 1, 7, 3, 1.0f, 0.0f, 2); /* thin, beta 0 */
+    check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 1, 7, 3, 1.0f, 0.0f, 2);    /* thin, beta 0 */
     check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 20, 1, 30, -1.0f, 1.0f, 1); /* one column */
   }
   check_gemm(ctx, USE_CLBLAST, 0, 0, 6, 4, 0, 1.0f, 0.25f, 1); /* k = 0 */
@@ -135,9 +142,32 @@ static void test_sgemm_large(void **state) {
 static void test_sgemm_batched(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  for (int v = 0; v < 4; v++) check_gemm(ctx, USE_BATCHED, v & 1, v >> 1, 13, 21, 19, 0.75f, 0.5f, 3);
+  for (int v = 0; v < 4; v++)
+    check_gemm(ctx, USE_BATCHED, v & 1, v >> 1, 13, 21, 19, 0.75f, 0.5f, 3);
   check_gemm(ctx, USE_BATCHED, 1, 0, 8, 5, 7, 1.0f, 0.0f, 1); /* batch 1: plain sgemm */
   check_gemm(ctx, USE_BATCHED, 0, 0, 4, 6, 0, 1.0f, 3.0f, 2); /* k = 0 */
+}
+
+/* m, n or k = 1: the GEMV / rank-one kernels on CPUs, CLBlast on GPUs. */
+static void test_sgemm_thin(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  for (int mode = 1; mode >= 0; mode--) {
+    hcl_ops_force_paths(mode);
+    for (int v = 0; v < 4; v++) {
+      int ta = v & 1, tb = v >> 1;
+      check_gemm(ctx, USE_CLBLAST, ta, tb, 37, 1, 45, 1.5f, -0.5f, 1); /* a column */
+      check_gemm(ctx, USE_CLBLAST, ta, tb, 1, 29, 13, 0.5f, 0.0f, 1);  /* a row, tail of 8 */
+      check_gemm(ctx, USE_CLBLAST, ta, tb, 1, 32, 6, 1.0f, 2.0f, 1);   /* a row, whole 8s */
+      check_gemm(ctx, USE_CLBLAST, ta, tb, 19, 23, 1, -1.0f, 0.5f, 1); /* rank one */
+      check_gemm(ctx, USE_CLBLAST, ta, tb, 1, 1, 33, 1.0f, 1.0f, 1);   /* a dot product */
+      check_gemm(ctx, USE_BATCHED, ta, tb, 21, 1, 40, 1.0f, 0.0f, 3);  /* replicas */
+      check_gemm(ctx, USE_BATCHED, ta, tb, 1, 40, 21, 1.0f, 1.0f, 3);
+      check_gemm(ctx, USE_BATCHED, ta, tb, 20, 40, 1, 2.0f, 0.0f, 3);
+    }
+    check_gemm(ctx, USE_CLBLAST, 0, 1, 1024, 1, 512, 1.0f, 0.0f, 1); /* a readout's forward */
+  }
+  hcl_ops_force_paths(-1);
 }
 
 static void test_errors(void **state) {
@@ -149,7 +179,8 @@ static void test_errors(void **state) {
   assert_non_null(strstr(hcl_errmsg(ctx), "needs"));
   assert_int_equal(hcl_sgemm(ctx, 0, 0, 2, 2, 2, 1, hcl_buf_sub(b, 2, 100), 2, b, 2, 0, b, 2),
                    HCL_ERR_PARAM);
-  assert_int_equal(hcl_sgemm(ctx, 0, 0, 2, 3, 2, 1, b, 2, b, 3, 0, b, 2), HCL_ERR_PARAM); /* ldc < n */
+  assert_int_equal(hcl_sgemm(ctx, 0, 0, 2, 3, 2, 1, b, 2, b, 3, 0, b, 2),
+                   HCL_ERR_PARAM); /* ldc < n */
   assert_non_null(strstr(hcl_errmsg(ctx), "ldc"));
   assert_int_equal(hcl_sgemm_batched(ctx, 0, 0, 4, 4, 4, 1, b, 4, 16, b, 4, 16, 0, b, 4, 16, 7),
                    HCL_ERR_PARAM);
@@ -168,8 +199,9 @@ static void test_tuning_file(void **state) {
   assert_int_equal(hcl_blas_apply_tuning_file(ctx, hcl_test_write_temp("missing.ini", missing)),
                    HCL_ERR_BLAS);
   assert_non_null(strstr(hcl_errmsg(ctx), "missing.ini"));
-  assert_int_equal(hcl_blas_apply_tuning_file(ctx, hcl_test_write_temp("bad.ini", "[Xgemm]\nKWG 32\n")),
-                   HCL_ERR_CONFIG);
+  assert_int_equal(
+      hcl_blas_apply_tuning_file(ctx, hcl_test_write_temp("bad.ini", "[Xgemm]\nKWG 32\n")),
+      HCL_ERR_CONFIG);
   assert_non_null(strstr(hcl_errmsg(ctx), "bad.ini:2"));
   assert_int_equal(
       hcl_blas_apply_tuning_file(ctx, hcl_test_write_temp("neg.ini", "[Xgemm]\nKWG = -3\n")),
@@ -184,8 +216,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_selfcheck),      cmocka_unit_test(test_reference_kernel),
       cmocka_unit_test(test_sgemm_variants), cmocka_unit_test(test_sgemm_large),
-      cmocka_unit_test(test_sgemm_batched),  cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_tuning_file),
+      cmocka_unit_test(test_sgemm_batched),  cmocka_unit_test(test_sgemm_thin),
+      cmocka_unit_test(test_errors),         cmocka_unit_test(test_tuning_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* The runtime's fused ops (runtime/ops.c, kernels/ops.cl) against float64
  * host references: several replicas, non-zero buffer offsets, odd sizes, and
- * sentinels around every buffer to catch writes out of bounds. Loss
+ * sentinels around every buffer to catch writes out of bounds. Everything
+ * runs twice: with the CPU kernel variants and with the GPU ones. Loss
  * gradients are also checked against central finite differences of the host
  * loss in double; optimiser steps against torch's SGD / Adam formulas over
  * several steps; col_sum and loss are bit-identical across repeated runs. */
@@ -12,9 +13,12 @@
 
 #define SENT 12345.5f
 
-#define OK(call)                                                                               \
-  do {                                                                                         \
-    if ((call) != HCL_OK) fail_msg("%s: %s", #call, hcl_errmsg(ctx));                          \
+/* ops.c: -1 kernel variants by device type, 0 the GPU ones, 1 the CPU ones. */
+void hcl_ops_force_paths(int mode);
+
+#define OK(call)                                                                                   \
+  do {                                                                                             \
+    if ((call) != HCL_OK) fail_msg("%s: %s", #call, hcl_errmsg(ctx));                              \
   } while (0)
 
 static hcl_ctx *ctx_or_skip(void) {
@@ -125,7 +129,8 @@ static void test_bias_act(void **state) {
   tbuf tz = tb_make(ctx, z0, N, 1), tb = tb_make(ctx, bias, R * bstride, 0);
   OK(hcl_bias_act(ctx, HCL_ACT_IDENTITY, tz.v, tb.v, bstride, tz.v, R, rows, cols));
   tb_read(ctx, &tz, z);
-  for (size_t e = 0; e < N; e++) assert_true(z[e] == z0[e] + bias[(e / (rows * cols)) * bstride + e % cols]);
+  for (size_t e = 0; e < N; e++)
+    assert_true(z[e] == z0[e] + bias[(e / (rows * cols)) * bstride + e % cols]);
   tb_free(ctx, &tz), tb_free(ctx, &tb);
   free(z0), free(bias), free(z), free(y);
 }
@@ -237,15 +242,16 @@ static void test_gather_rows(void **state) {
   tb_read(ctx, &td, dst);
   for (size_t r = 0; r < R; r++)
     for (size_t j = 0; j < n; j++)
-      assert_memory_equal(&dst[(r * n + j) * width],
-                          &src[(r * rows + (first + j) % rows) * width], width * 4);
+      assert_memory_equal(&dst[(r * n + j) * width], &src[(r * rows + (first + j) % rows) * width],
+                          width * 4);
   tb_free(ctx, &ts), tb_free(ctx, &td);
   free(src), free(dst);
 }
 
 /* ---- losses ----------------------------------------------------------------- */
 /* Host loss of one sample in double; err gets the error indicator. */
-static double host_loss(hcl_loss_kind kind, const double *f, const float *y, size_t od, double *err) {
+static double host_loss(hcl_loss_kind kind, const double *f, const float *y, size_t od,
+                        double *err) {
   switch (kind) {
   case HCL_LOSS_MSE: {
     double s = 0;
@@ -264,12 +270,8 @@ static double host_loss(hcl_loss_kind kind, const double *f, const float *y, siz
     *err = best != c;
     return mx + log(se) - f[c];
   }
-  case HCL_LOSS_LOGISTIC:
-    *err = y[0] * f[0] <= 0;
-    return log1p(exp(-y[0] * f[0]));
-  default:
-    *err = y[0] * f[0] <= 0;
-    return fmax(0.0, 1.0 - y[0] * f[0]);
+  case HCL_LOSS_LOGISTIC: *err = y[0] * f[0] <= 0; return log1p(exp(-y[0] * f[0]));
+  default: *err = y[0] * f[0] <= 0; return fmax(0.0, 1.0 - y[0] * f[0]);
   }
 }
 
@@ -317,8 +319,10 @@ static void check_loss(hcl_ctx *ctx, hcl_loss_kind kind, size_t od) {
       }
     }
     close_to(loss[r], L, 0, 1e-5 * mag + 1e-6, "loss", r);
-    if (kind == HCL_LOSS_MSE) assert_true(err[r] == loss[r]);
-    else assert_true(err[r] == (float)E); /* counts are exact */
+    if (kind == HCL_LOSS_MSE)
+      assert_true(err[r] == loss[r]);
+    else
+      assert_true(err[r] == (float)E); /* counts are exact */
   }
   /* accumulate: the same batch again doubles the sums, bit for bit */
   OK(hcl_loss(ctx, kind, tf.v, ty.v, R, n, od, gs, (hcl_buf){0}, tl.v, te.v, 1, (hcl_buf){0}, 0));
@@ -432,8 +436,8 @@ static void check_optim(hcl_ctx *ctx, const hcl_optim *opt, float l2, int use_ma
     OK(hcl_buf_write(ctx, tg.v, g, R * n * 4));
     OK(hcl_optim_step(ctx, opt, lr, use_lrs ? tr.v : (hcl_buf){0}, l2, tp.v, tg.v,
                       stateful ? ts1.v : (hcl_buf){0},
-                      opt->kind == HCL_OPT_ADAM ? ts2.v : (hcl_buf){0}, use_mask ? tm.v : (hcl_buf){0},
-                      R, n, t));
+                      opt->kind == HCL_OPT_ADAM ? ts2.v : (hcl_buf){0},
+                      use_mask ? tm.v : (hcl_buf){0}, R, n, t));
     for (size_t r = 0; r < R; r++)
       for (size_t e = 0; e < n; e++) {
         size_t i = r * n + e;
@@ -455,8 +459,10 @@ static void check_optim(hcl_ctx *ctx, const hcl_optim *opt, float l2, int use_ma
       }
     tb_read(ctx, &tp, got);
     for (size_t i = 0; i < R * n; i++) {
-      if (mask[i % n] == 0.0f) assert_true(got[i] == p[i]); /* frozen: bits unchanged */
-      else close_to(got[i], hp[i], 2e-5, 2e-6, opt->kind == HCL_OPT_SGD ? "sgd" : "adam", i);
+      if (mask[i % n] == 0.0f)
+        assert_true(got[i] == p[i]); /* frozen: bits unchanged */
+      else
+        close_to(got[i], hp[i], 2e-5, 2e-6, opt->kind == HCL_OPT_SGD ? "sgd" : "adam", i);
     }
     free(g);
   }
@@ -484,8 +490,8 @@ static void test_optim_adam(void **state) {
   hcl_ctx *ctx = ctx_or_skip();
   hcl_optim adam = {.kind = HCL_OPT_ADAM, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
   check_optim(ctx, &adam, 0.0f, 0, 0);
-  hcl_optim adam_wd = {.kind = HCL_OPT_ADAM, .beta1 = 0.8f, .beta2 = 0.99f, .eps = 1e-6f,
-                       .weight_decay = 0.02f};
+  hcl_optim adam_wd = {
+      .kind = HCL_OPT_ADAM, .beta1 = 0.8f, .beta2 = 0.99f, .eps = 1e-6f, .weight_decay = 0.02f};
   check_optim(ctx, &adam_wd, 0.003f, 1, 1);
 }
 
@@ -500,8 +506,8 @@ static void test_shape_errors(void **state) {
   assert_int_equal(hcl_col_sum(ctx, b, b, 4, 1, 5, 4, 1, 0), HCL_ERR_PARAM);
   assert_int_equal(hcl_fill(ctx, (hcl_buf){0}, 1.0f, 1), HCL_ERR_PARAM);
   hcl_optim o = {.kind = HCL_OPT_SGD, .momentum = 0.9f};
-  assert_int_equal(hcl_optim_step(ctx, &o, 0.1f, (hcl_buf){0}, 0, b, b, (hcl_buf){0},
-                                  (hcl_buf){0}, (hcl_buf){0}, 1, 4, 1),
+  assert_int_equal(hcl_optim_step(ctx, &o, 0.1f, (hcl_buf){0}, 0, b, b, (hcl_buf){0}, (hcl_buf){0},
+                                  (hcl_buf){0}, 1, 4, 1),
                    HCL_ERR_PARAM); /* momentum needs state1 */
   assert_non_null(strstr(hcl_errmsg(ctx), "state1"));
   hcl_buf_free(ctx, &b);
@@ -509,13 +515,24 @@ static void test_shape_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_bias_act),          cmocka_unit_test(test_act_backward),
-      cmocka_unit_test(test_col_sum),           cmocka_unit_test(test_axpby_fill),
-      cmocka_unit_test(test_gather_rows),       cmocka_unit_test(test_loss_mse),
-      cmocka_unit_test(test_loss_cross_entropy), cmocka_unit_test(test_loss_logistic),
-      cmocka_unit_test(test_loss_hinge),        cmocka_unit_test(test_loss_nan_and_edges),
-      cmocka_unit_test(test_optim_sgd),         cmocka_unit_test(test_optim_adam),
+      cmocka_unit_test(test_bias_act),
+      cmocka_unit_test(test_act_backward),
+      cmocka_unit_test(test_col_sum),
+      cmocka_unit_test(test_axpby_fill),
+      cmocka_unit_test(test_gather_rows),
+      cmocka_unit_test(test_loss_mse),
+      cmocka_unit_test(test_loss_cross_entropy),
+      cmocka_unit_test(test_loss_logistic),
+      cmocka_unit_test(test_loss_hinge),
+      cmocka_unit_test(test_loss_nan_and_edges),
+      cmocka_unit_test(test_optim_sgd),
+      cmocka_unit_test(test_optim_adam),
       cmocka_unit_test(test_shape_errors),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  hcl_ops_force_paths(1);
+  int rc = cmocka_run_group_tests_name("cpu kernel variants", tests, NULL, NULL);
+  hcl_ops_force_paths(0);
+  rc += cmocka_run_group_tests_name("gpu kernel variants", tests, NULL, NULL);
+  hcl_ops_force_paths(-1);
+  return rc;
 }

@@ -46,18 +46,18 @@ static cl_kernel kernel(hcl_ctx *ctx, const char *name) {
   return k;
 }
 
-#define OK(call)                                                                               \
-  do {                                                                                         \
-    if ((call) != HCL_OK) fail_msg("%s: %s", #call, hcl_errmsg(ctx));                          \
+#define OK(call)                                                                                   \
+  do {                                                                                             \
+    if ((call) != HCL_OK) fail_msg("%s: %s", #call, hcl_errmsg(ctx));                              \
   } while (0)
 
 /* Random123 kat_vectors: philox4x32 10 rounds. */
 static const uint32_t kat[3][10] = {
     {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
-    {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d,
-     0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
-    {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09,
-     0x94fdcceb, 0x5001e420, 0x24126ea1}};
+    {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d, 0x41c83b0e,
+     0xa20bc7c6, 0x6d5451fd},
+    {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09, 0x94fdcceb,
+     0x5001e420, 0x24126ea1}};
 
 static void test_known_answers_host(void **state) {
   (void)state;
@@ -221,8 +221,8 @@ static void test_distributions(void **state) {
   }
   v /= (double)N;
   m4 /= (double)N;
-  assert_true(fabs(m) < 5.0 / sqrt((double)N));             /* sd of the mean 1e-3 */
-  assert_true(fabs(v - 1.0) < 5.0 * sqrt(2.0 / (double)N)); /* sd of the variance 1.4e-3 */
+  assert_true(fabs(m) < 5.0 / sqrt((double)N));               /* sd of the mean 1e-3 */
+  assert_true(fabs(v - 1.0) < 5.0 * sqrt(2.0 / (double)N));   /* sd of the variance 1.4e-3 */
   assert_true(fabs(m4 - 3.0) < 5.0 * sqrt(96.0 / (double)N)); /* kurtosis: sd ~ sqrt(96/N) */
   for (size_t i = 0; i < N; i++) {
     uint64_t blk = i >> 2;
@@ -299,9 +299,9 @@ static void test_rng_errors(void **state) {
   assert_non_null(strstr(hcl_errmsg(ctx), "out"));
   assert_int_equal(hcl_rng_fill(ctx, (hcl_rng_dist)9, 0, 1, &seed, 1, 0, 0, b, 10, 10),
                    HCL_ERR_PARAM);
-  assert_int_equal(hcl_rng_fill(ctx, HCL_RNG_UNIFORM, 0, 1, &seed, 1, 0, 0,
-                                hcl_buf_sub(b, 2, 36), 4, 4),
-                   HCL_ERR_PARAM); /* offset not a multiple of 4 bytes */
+  assert_int_equal(
+      hcl_rng_fill(ctx, HCL_RNG_UNIFORM, 0, 1, &seed, 1, 0, 0, hcl_buf_sub(b, 2, 36), 4, 4),
+      HCL_ERR_PARAM); /* offset not a multiple of 4 bytes */
   hcl_buf_free(ctx, &b);
 }
 

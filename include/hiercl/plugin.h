@@ -361,6 +361,9 @@ typedef struct hcl_model_vt {
   hcl_status (*train)(void *self, const char *algorithm, hcl_trainer *t);
   /* Optional: metrics about the model itself at an evaluation. */
   hcl_status (*probe)(void *self, hcl_probe *p);
+  /* Optional: data-dependent set-up (e.g. whitening a representation on the
+   * training set) after init and before the first evaluation. */
+  hcl_status (*prepare)(void *self, hcl_trainer *t);
 } hcl_model_vt;
 
 /* ---- the descriptor ------------------------------------------------------ */

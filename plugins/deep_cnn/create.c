@@ -1,0 +1,237 @@
+/* deep_cnn plugin: create (parameters, shape checks, buffers) and destroy. */
+#include "deep_cnn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void dcnn_destroy(void *self) {
+  dcnn *m = self;
+  if (!m) return;
+  const hcl_host_api *host = dcnn_host;
+  dcnn_ridge_release(m);
+  for (size_t k = 0; m->layer && k < m->L; k++) {
+    host->buf_free(m->ctx, &m->layer[k].U);
+    host->buf_free(m->ctx, &m->layer[k].Z);
+    host->buf_free(m->ctx, &m->layer[k].A);
+  }
+  hcl_buf *bufs[] = {&m->g, &m->dg, &m->da, &m->dz, &m->du, &m->bs};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+    if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
+  dcnn_kernels_release(m);
+  free(m->layer);
+  free(m->blocks);
+  free(m->names);
+  free(m->seeds);
+  free(m);
+}
+
+/* Typed parameters with the schema's defaults when no params are given. */
+static int64_t pint(const hcl_params *p, const char *key, int64_t def) {
+  return p ? dcnn_host->param_int(p, key) : def;
+}
+static double pdbl(const hcl_params *p, const char *key, double def) {
+  return p ? dcnn_host->param_double(p, key) : def;
+}
+static const char *pstr(const hcl_params *p, const char *key, const char *def) {
+  const char *s = p ? dcnn_host->param_str(p, key) : NULL;
+  return s ? s : def;
+}
+
+/* Read and check width, s, depth, param, bias, lr_factor and the
+ * algorithm parameters (the depth is checked against the input later). */
+static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, dcnn *m, int64_t *depth) {
+  const hcl_host_api *host = dcnn_host;
+  int64_t width = pint(p, "width", 64), s = pint(p, "s", 2);
+  *depth = pint(p, "depth", 0);
+  if (width < 1)
+    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: width = %lld: must be at least 1",
+                      (long long)width);
+  if (s < 2)
+    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: s = %lld: the patch size must be at least 2",
+                      (long long)s);
+  if (*depth < 0 || *depth > 64)
+    return host->fail(ctx, HCL_ERR_PARAM,
+                      "deep_cnn: depth = %lld: expected 1 to 64, or 0 (from the input length)",
+                      (long long)*depth);
+  m->H = (size_t)width;
+  m->s = (size_t)s;
+  const char *param = pstr(p, "param", "mf");
+  if (!strcmp(param, "mf"))
+    m->mf = 1;
+  else if (!strcmp(param, "standard"))
+    m->mf = 0;
+  else
+    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: param = %s: expected mf or standard", param);
+  const char *bias = pstr(p, "bias", "none");
+  if (!strcmp(bias, "none"))
+    m->bias = DCNN_BIAS_NONE;
+  else if (!strcmp(bias, "shared"))
+    m->bias = DCNN_BIAS_SHARED;
+  else if (!strcmp(bias, "position"))
+    m->bias = DCNN_BIAS_POSITION;
+  else
+    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: bias = %s: expected none, shared or position",
+                      bias);
+  const char *lrf = pstr(p, "lr_factor", "auto");
+  int width_factor;
+  if (!strcmp(lrf, "auto"))
+    width_factor = m->mf;
+  else if (!strcmp(lrf, "width"))
+    width_factor = 1;
+  else if (!strcmp(lrf, "none"))
+    width_factor = 0;
+  else
+    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: lr_factor = %s: expected auto, width or none",
+                      lrf);
+  m->grad_scale = width_factor ? (float)m->H : 1.0f;
+  m->out_scale = m->mf ? 1.0f / (float)m->H : 1.0f;
+  m->bias_scale = m->mf ? 0.1f : 1.0f;
+  int64_t ls = pint(p, "layer_steps", 0);
+  if (ls < 0)
+    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: layer_steps = %lld: must be >= 0",
+                      (long long)ls);
+  m->layer_steps = (uint64_t)ls;
+  int64_t feat = pint(p, "ridge_features", 512), samples = pint(p, "ridge_samples", 0);
+  double lambda = pdbl(p, "ridge_lambda", 1e-3);
+  m->rc.n_sigma = p ? host->param_list(p, "ridge_sigma", m->rc.sigma, 64) : 0;
+  if (m->rc.n_sigma > 64) m->rc.n_sigma = 64;
+  if (m->rc.n_sigma == 0) /* the schema's default */
+    m->rc.sigma[0] = 1.0, m->rc.sigma[1] = 0.25, m->rc.n_sigma = 2;
+  for (size_t i = 0; i < m->rc.n_sigma; i++)
+    if (!(m->rc.sigma[i] >= 0))
+      return host->fail(ctx, HCL_ERR_PARAM,
+                        "deep_cnn: ridge_sigma value %zu = %g: must be > 0 (or 0: median heuristic)",
+                        i + 1, m->rc.sigma[i]);
+  if (feat < 1)
+    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: ridge_features = %lld: must be at least 1",
+                      (long long)feat);
+  if (!(lambda >= 0))
+    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: ridge_lambda = %g: must be >= 0", lambda);
+  if (samples < 0)
+    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: ridge_samples = %lld: must be >= 0",
+                      (long long)samples);
+  m->rc.D = (size_t)feat;
+  m->rc.lambda = lambda;
+  m->rc.samples = (uint64_t)samples;
+  return HCL_OK;
+}
+
+/* Input channels and length, depth and output width from the target. */
+static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, int64_t depth, dcnn *m) {
+  const hcl_host_api *host = dcnn_host;
+  if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
+    return host->fail(ctx, HCL_ERR_ABI, "deep_cnn: target info missing or too small");
+  if (t->x.rank == 2) {
+    m->v = t->x.dims[0];
+    m->d = t->x.dims[1];
+  } else if (t->x.rank == 1) {
+    m->v = 1;
+    m->d = t->x.dims[0];
+  } else {
+    return host->fail(ctx, HCL_ERR_PARAM,
+                      "deep_cnn: target input rank %u: expected 2 ([channels, length]) or 1",
+                      (unsigned)t->x.rank);
+  }
+  if (m->v == 0 || m->d == 0)
+    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: target input [%zu, %zu] is empty", m->v,
+                      m->d);
+  if (depth == 0) { /* L = log_s d, exactly */
+    size_t L = 0, pw = 1;
+    while (pw < m->d) pw *= m->s, L++;
+    if (pw != m->d || L == 0)
+      return host->fail(ctx, HCL_ERR_PARAM,
+                        "deep_cnn: input length %zu is not a power of s = %zu (depth = 0 takes "
+                        "L from the input length)",
+                        m->d, m->s);
+    m->L = L;
+  } else {
+    size_t pw = 1;
+    int over = 0;
+    for (int64_t k = 0; k < depth; k++) {
+      if (pw > ((size_t)-1) / m->s) over = 1;
+      else pw *= m->s;
+    }
+    if (over || pw != m->d) {
+      if (over)
+        return host->fail(ctx, HCL_ERR_PARAM,
+                          "deep_cnn: input length %zu is not s^L = %zu^%lld (too large)", m->d,
+                          m->s, (long long)depth);
+      return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: input length %zu is not s^L = %zu^%lld = %zu",
+                        m->d, m->s, (long long)depth, pw);
+    }
+    m->L = (size_t)depth;
+  }
+  m->task = t->task;
+  m->y_dim = t->y_dim ? t->y_dim : 1;
+  if (t->task == HCL_TASK_CLASSES) {
+    if (t->n_classes < 1)
+      return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: classification target with 0 classes");
+    m->n_out = t->n_classes;
+  } else {
+    m->n_out = t->task == HCL_TASK_REGRESSION && t->y_dim > 1 ? t->y_dim : 1;
+  }
+  return HCL_OK;
+}
+
+static hcl_status alloc_f(dcnn *m, hcl_buf *b, size_t floats) {
+  return dcnn_host->buf_alloc(m->ctx, (floats ? floats : 1) * sizeof(float), b);
+}
+
+/* The forward/backward buffers for max_batch samples. */
+static hcl_status alloc_buffers(dcnn *m) {
+  size_t RB = m->R * m->max_batch, H = m->H, widest = m->layer[0].P * H, bmax = 1;
+  for (size_t k = 0; k < m->L; k++) {
+    dcnn_layer *ly = &m->layer[k];
+    DCNN_TRY(alloc_f(m, &ly->U, RB * ly->P * ly->c_in * m->s));
+    DCNN_TRY(alloc_f(m, &ly->Z, RB * ly->P * H));
+    DCNN_TRY(alloc_f(m, &ly->A, RB * ly->P * H));
+    if (ly->b_count > bmax) bmax = ly->b_count;
+  }
+  DCNN_TRY(alloc_f(m, &m->g, RB * H));
+  DCNN_TRY(alloc_f(m, &m->dg, RB * H));
+  DCNN_TRY(alloc_f(m, &m->da, RB * widest));
+  DCNN_TRY(alloc_f(m, &m->dz, RB * widest));
+  DCNN_TRY(alloc_f(m, &m->du, m->L > 1 ? RB * widest : 1));
+  return alloc_f(m, &m->bs, m->bias != DCNN_BIAS_NONE && m->bias_scale != 1.0f ? m->R * bmax : 1);
+}
+
+hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
+                       void **self) {
+  const hcl_host_api *host = dcnn_host;
+  *self = NULL;
+  if (!setup || setup->struct_size < offsetof(hcl_setup, max_batch) + sizeof setup->max_batch)
+    return host->fail(ctx, HCL_ERR_ABI, "deep_cnn: setup missing or too small");
+  if (setup->replicas < 1 || !setup->seeds)
+    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: %u replicas (need >= 1 and their seeds)",
+                      (unsigned)setup->replicas);
+  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: max_batch = 0");
+  dcnn *m = calloc(1, sizeof *m);
+  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
+  m->ctx = ctx;
+  m->R = setup->replicas;
+  m->max_batch = setup->max_batch;
+  int64_t depth = 0;
+  hcl_status rc = read_params(ctx, setup->params, m, &depth);
+  if (rc == HCL_OK) rc = read_target(ctx, target, depth, m);
+  if (rc != HCL_OK) {
+    dcnn_destroy(m);
+    return rc;
+  }
+  m->has_rb = !m->mf && m->bias != DCNN_BIAS_NONE;
+  m->stage = m->L;
+  m->train_from = 1;
+  m->seeds = malloc(m->R * sizeof *m->seeds);
+  if (!m->seeds || dcnn_layout(m) != HCL_OK) {
+    dcnn_destroy(m);
+    return host->fail(ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
+  }
+  memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
+  rc = alloc_buffers(m);
+  if (rc == HCL_OK) rc = dcnn_kernels_build(m);
+  if (rc != HCL_OK) {
+    dcnn_destroy(m);
+    return rc;
+  }
+  *self = m;
+  return HCL_OK;
+}

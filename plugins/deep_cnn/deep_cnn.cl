@@ -1,0 +1,112 @@
+/* Kernels of the deep_cnn model (SPEC 2.3). kernels/common.cl is prepended
+ * by the runtime. Buffers travel as (pointer, offset in floats).
+ *
+ * Layouts (b = sample index over all replicas, b = r * n + i):
+ *   input x       [b, c, pos]          channels first (the target's [v, d])
+ *   activations   [b, pos, c]          channels last (one GEMM row per position)
+ *   patches       [b, p, c * s + j]    position p*s+j of channel c: the order of
+ *                                      PyTorch's Conv1d weight [H, c_in, s]
+ * With filter size = stride = s the patch matrix is a permutation of its
+ * source, so im2col / col2im below only move floats.
+ *
+ * Every kernel is one-dimensional over `total` elements (the host pads the
+ * global size to a multiple of the work-group size), so that any shape gets
+ * full work-groups. */
+
+/* dst[r, i, p, c*s + j] = src[so + r*rs + i*sb + c*sc + (p*s + j)*sp] for
+ * sample i < count of replica r. sc/sp select channels-first (sc = d, sp = 1)
+ * or channels-last (sc = 1, sp = C) sources; rs lets a chunk of samples be
+ * taken from a larger batch. total = R * count * P * C * s. */
+__kernel void dcnn_im2col(__global const float *src, ulong so, ulong rs, ulong sb, ulong sc,
+                          ulong sp, __global float *dst, ulong dof, ulong count, uint P, uint C,
+                          uint s, ulong total) {
+  size_t g = get_global_id(0);
+  if (g >= total) return;
+  size_t w = (size_t)C * s, per = (size_t)P * w;
+  size_t b = g / per, e = g - b * per;
+  size_t r = b / count, i = b - r * count;
+  size_t p = e / w, q = e - p * w, c = q / s, j = q - c * s;
+  dst[dof + g] = src[so + r * rs + i * sb + c * sc + (p * s + j) * sp];
+}
+
+/* The transpose of im2col onto a channels-last activation:
+ * dst[b, pos, c] = src[b, pos / s, c*s + pos % s]. total = B * P * s * C. */
+__kernel void dcnn_col2im(__global const float *src, ulong so, __global float *dst, ulong dof,
+                          uint P, uint C, uint s, ulong total) {
+  size_t g = get_global_id(0);
+  if (g >= total) return;
+  size_t per = (size_t)P * s * C;
+  size_t b = g / per, e = g - b * per;
+  size_t pos = e / C, c = e - pos * C, p = pos / s, j = pos - p * s;
+  dst[dof + g] = src[so + b * per + p * ((size_t)C * s) + c * s + j];
+}
+
+/* Mean over positions: out[b, c] = scale * sum_p a[b, p, c], summed in
+ * position order. total = B * C. */
+__kernel void dcnn_pool(__global const float *a, ulong ao, __global float *out, ulong oo, uint P,
+                        uint C, float scale, ulong total) {
+  size_t g = get_global_id(0);
+  if (g >= total) return;
+  size_t b = g / C, c = g - b * C;
+  __global const float *row = a + ao + b * P * C + c;
+  float acc = 0.0f;
+  for (uint p = 0; p < P; p++) acc += row[(size_t)p * C];
+  out[oo + g] = scale * acc;
+}
+
+/* The transpose of dcnn_pool: da[b, p, c] = scale * g[b, c]. total = B * P * C. */
+__kernel void dcnn_spread(__global const float *gr, ulong go, __global float *da, ulong dao,
+                          uint P, uint C, float scale, ulong total) {
+  size_t g = get_global_id(0);
+  if (g >= total) return;
+  size_t per = (size_t)P * C;
+  size_t b = g / per, c = (g - b * per) % C;
+  da[dao + g] = scale * gr[go + b * C + c];
+}
+
+/* dst[r*count + i] = scale * src[so + r*stride + i]: a replica-strided block
+ * of the parameters, scaled (the mf bias factor 0.1). total = R * count. */
+__kernel void dcnn_scale_copy(__global const float *src, ulong so, ulong stride,
+                              __global float *dst, ulong dof, ulong count, float scale,
+                              ulong total) {
+  size_t g = get_global_id(0);
+  if (g >= total) return;
+  size_t r = g / count, i = g - r * count;
+  dst[dof + g] = scale * src[so + r * stride + i];
+}
+
+/* Random Fourier features in place: f[r, row, k] = amp * cos(f + phase[r, k])
+ * for f [R, rows, D]. total = R * rows * D. */
+__kernel void dcnn_rff(__global float *f, ulong fo, __global const float *phase, ulong po,
+                       uint D, ulong rows, float amp, ulong total) {
+  size_t g = get_global_id(0);
+  if (g >= total) return;
+  size_t r = g / (rows * D), k = g % D;
+  f[fo + g] = amp * cos(f[fo + g] + phase[po + r * D + k]);
+}
+
+/* Rows of q [rows, C] divided by their sum (a row summing to less than 1e-12
+ * in absolute value becomes uniform 1/C). total = rows. */
+__kernel void dcnn_normalise(__global float *q, ulong qo, uint C, ulong total) {
+  size_t row = get_global_id(0);
+  if (row >= total) return;
+  __global float *v = q + qo + row * C;
+  float sum = 0.0f;
+  for (uint c = 0; c < C; c++) sum += v[c];
+  if (fabs(sum) < 1e-12f) {
+    for (uint c = 0; c < C; c++) v[c] = 1.0f / (float)C;
+    return;
+  }
+  float inv = 1.0f / sum;
+  for (uint c = 0; c < C; c++) v[c] = v[c] * inv;
+}
+
+/* One-hot labels: e[b, k] = (k == (int)y[b]) ? 1 : 0 for class indices stored
+ * as floats. total = B * C. */
+__kernel void dcnn_onehot(__global const float *y, ulong yo, __global float *e, ulong eo, uint C,
+                          ulong total) {
+  size_t g = get_global_id(0);
+  if (g >= total) return;
+  size_t b = g / C, k = g - b * C;
+  e[eo + g] = (int)k == (int)y[yo + b] ? 1.0f : 0.0f;
+}

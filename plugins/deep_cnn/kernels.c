@@ -1,0 +1,111 @@
+/* deep_cnn plugin: its own kernels (deep_cnn.cl) and their launchers. */
+#include "deep_cnn.h"
+
+extern const char hcl_cl_deep_cnn[];
+
+#define DCNN_WG 64 /* work-group size of every plugin kernel */
+
+hcl_status dcnn_kernels_build(dcnn *m) {
+  const hcl_host_api *host = dcnn_host;
+  DCNN_TRY(host->program(m->ctx, "deep_cnn", hcl_cl_deep_cnn, "", &m->prog));
+  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_im2col", &m->k_im2col));
+  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_col2im", &m->k_col2im));
+  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_pool", &m->k_pool));
+  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_spread", &m->k_spread));
+  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_scale_copy", &m->k_scale_copy));
+  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_rff", &m->k_rff));
+  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_normalise", &m->k_normalise));
+  return host->kernel(m->ctx, m->prog, "dcnn_onehot", &m->k_onehot);
+}
+
+void dcnn_kernels_release(dcnn *m) {
+  cl_kernel ks[] = {m->k_im2col,     m->k_col2im, m->k_pool,      m->k_spread,
+                    m->k_scale_copy, m->k_rff,    m->k_normalise, m->k_onehot};
+  for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
+    if (ks[i]) clReleaseKernel(ks[i]);
+  if (m->prog) clReleaseProgram(m->prog);
+  m->prog = NULL;
+}
+
+/* Offset of a view in floats, as the kernels take it. */
+static cl_ulong fo(hcl_buf b) { return (cl_ulong)(b.offset / sizeof(float)); }
+
+/* One-dimensional launch over `total` items; the kernel's last argument is
+ * total (appended here). */
+static hcl_status launch(dcnn *m, cl_kernel k, const char *label, size_t total, size_t nargs,
+                         hcl_arg *args) {
+  if (!total) return HCL_OK;
+  cl_ulong tot = total;
+  args[nargs] = HCL_ARG(tot);
+  size_t lws = DCNN_WG, gws = (total + DCNN_WG - 1) / DCNN_WG * DCNN_WG;
+  return dcnn_host->run_kernel(m->ctx, k, 1, &gws, &lws, label, nargs + 1, args);
+}
+
+hcl_status dcnn_im2col(dcnn *m, hcl_buf src, size_t rs, size_t sb, size_t sc, size_t sp,
+                       hcl_buf dst, size_t count, size_t P, size_t C, size_t s) {
+  cl_ulong so = fo(src), r_ = rs, b = sb, c = sc, p = sp, dof = fo(dst), cnt = count;
+  cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C, s_ = (cl_uint)s;
+  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so),  HCL_ARG(r_),  HCL_ARG(b),
+                    HCL_ARG(c),       HCL_ARG(p),   HCL_ARG(dst.mem), HCL_ARG(dof),
+                    HCL_ARG(cnt),     HCL_ARG(P_),  HCL_ARG(C_),  HCL_ARG(s_),
+                    {0, NULL}};
+  return launch(m, m->k_im2col, "deep_cnn_im2col", m->R * count * P * C * s, 12, args);
+}
+
+hcl_status dcnn_col2im(dcnn *m, hcl_buf src, hcl_buf dst, size_t B, size_t P, size_t C,
+                       size_t s) {
+  cl_ulong so = fo(src), dof = fo(dst);
+  cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C, s_ = (cl_uint)s;
+  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(dst.mem), HCL_ARG(dof),
+                    HCL_ARG(P_),      HCL_ARG(C_), HCL_ARG(s_),      {0, NULL}};
+  return launch(m, m->k_col2im, "deep_cnn_col2im", B * P * s * C, 7, args);
+}
+
+hcl_status dcnn_pool(dcnn *m, hcl_buf a, hcl_buf out, size_t B, size_t P, size_t C,
+                     float scale) {
+  cl_ulong ao = fo(a), oo = fo(out);
+  cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C;
+  hcl_arg args[] = {HCL_ARG(a.mem), HCL_ARG(ao), HCL_ARG(out.mem), HCL_ARG(oo),
+                    HCL_ARG(P_),    HCL_ARG(C_), HCL_ARG(scale),   {0, NULL}};
+  return launch(m, m->k_pool, "deep_cnn_pool", B * C, 7, args);
+}
+
+hcl_status dcnn_spread(dcnn *m, hcl_buf g, hcl_buf da, size_t B, size_t P, size_t C,
+                       float scale) {
+  cl_ulong go = fo(g), dao = fo(da);
+  cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C;
+  hcl_arg args[] = {HCL_ARG(g.mem), HCL_ARG(go), HCL_ARG(da.mem), HCL_ARG(dao),
+                    HCL_ARG(P_),    HCL_ARG(C_), HCL_ARG(scale),  {0, NULL}};
+  return launch(m, m->k_spread, "deep_cnn_spread", B * P * C, 7, args);
+}
+
+hcl_status dcnn_scale_copy(dcnn *m, hcl_buf params, size_t off, size_t count, float scale,
+                           hcl_buf dst) {
+  cl_ulong so = fo(params) + off, stride = m->n_params, dof = fo(dst), cnt = count;
+  hcl_arg args[] = {HCL_ARG(params.mem), HCL_ARG(so),  HCL_ARG(stride), HCL_ARG(dst.mem),
+                    HCL_ARG(dof),        HCL_ARG(cnt), HCL_ARG(scale),  {0, NULL}};
+  return launch(m, m->k_scale_copy, "deep_cnn_scale_copy", m->R * count, 7, args);
+}
+
+hcl_status dcnn_rff(dcnn *m, hcl_buf f, hcl_buf phase, size_t rows, size_t D, float amp) {
+  cl_ulong fo_ = fo(f), po = fo(phase), rows_ = rows;
+  cl_uint D_ = (cl_uint)D;
+  hcl_arg args[] = {HCL_ARG(f.mem), HCL_ARG(fo_),   HCL_ARG(phase.mem), HCL_ARG(po),
+                    HCL_ARG(D_),    HCL_ARG(rows_), HCL_ARG(amp),       {0, NULL}};
+  return launch(m, m->k_rff, "deep_cnn_rff", m->R * rows * D, 7, args);
+}
+
+hcl_status dcnn_normalise(dcnn *m, hcl_buf q, size_t rows, size_t C) {
+  cl_ulong qo = fo(q);
+  cl_uint C_ = (cl_uint)C;
+  hcl_arg args[] = {HCL_ARG(q.mem), HCL_ARG(qo), HCL_ARG(C_), {0, NULL}};
+  return launch(m, m->k_normalise, "deep_cnn_normalise", rows, 3, args);
+}
+
+hcl_status dcnn_onehot(dcnn *m, hcl_buf y, hcl_buf e, size_t B, size_t C) {
+  cl_ulong yo = fo(y), eo = fo(e);
+  cl_uint C_ = (cl_uint)C;
+  hcl_arg args[] = {HCL_ARG(y.mem), HCL_ARG(yo), HCL_ARG(e.mem), HCL_ARG(eo), HCL_ARG(C_),
+                    {0, NULL}};
+  return launch(m, m->k_onehot, "deep_cnn_onehot", B * C, 5, args);
+}

@@ -1,0 +1,218 @@
+/* regular_net plugin: create (parameters, shape checks, buffers) and destroy. */
+#include "regular_net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Values used when a caller hands no params (the schema's defaults). */
+enum { DEFAULT_WIDTH = 64, DEFAULT_DEPTH = 2, DEFAULT_NEURON_CHECK = 50 };
+
+void hcl_rn_destroy(void *self) {
+  hcl_rn *m = self;
+  if (!m) return;
+  const hcl_host_api *host = hcl_rn_host;
+  for (size_t l = 0; l < m->L; l++) {
+    if (m->z && m->z[l].mem) host->buf_free(m->ctx, &m->z[l]);
+    if (m->h && m->h[l].mem) host->buf_free(m->ctx, &m->h[l]);
+  }
+  for (int i = 0; i < 2; i++)
+    if (m->dh[i].mem) host->buf_free(m->ctx, &m->dh[i]);
+  if (m->cmask.mem) host->buf_free(m->ctx, &m->cmask);
+  if (m->eff.mem) host->buf_free(m->ctx, &m->eff);
+  if (m->keep.mem) host->buf_free(m->ctx, &m->keep);
+  if (m->k_mul) clReleaseKernel(m->k_mul);
+  if (m->k_grad) clReleaseKernel(m->k_grad);
+  if (m->prog) clReleaseProgram(m->prog);
+  free(m->z);
+  free(m->h);
+  free(m->seeds);
+  free(m->layers);
+  free(m->blocks);
+  free(m->names);
+  free(m);
+}
+
+/* Index of s in a NULL-terminated list, or -1. */
+static int pick(const char *s, const char *const *choices) {
+  for (int i = 0; s && choices[i]; i++)
+    if (!strcmp(s, choices[i])) return i;
+  return -1;
+}
+
+static hcl_status parse_enum(hcl_ctx *ctx, const hcl_params *p, const char *key,
+                             const char *const *choices, int *out) {
+  const char *s = p ? hcl_rn_host->param_str(p, key) : choices[0];
+  int i = pick(s, choices);
+  if (i < 0) {
+    char list[256] = "";
+    for (size_t k = 0; choices[k]; k++) {
+      if (k) strncat(list, ", ", sizeof list - strlen(list) - 1);
+      strncat(list, choices[k], sizeof list - strlen(list) - 1);
+    }
+    return hcl_rn_host->fail(ctx, HCL_ERR_PARAM, "regular_net: %s = %s: expected one of %s", key,
+                             s ? s : "(none)", list);
+  }
+  *out = i;
+  return HCL_OK;
+}
+
+static const char *const act_names[] = {"relu", "leaky_relu", "quadratic", "tanh", "identity",
+                                        NULL};
+static const hcl_act act_ids[] = {HCL_ACT_RELU, HCL_ACT_LEAKY_RELU, HCL_ACT_QUADRATIC,
+                                  HCL_ACT_TANH, HCL_ACT_IDENTITY};
+static const char *const readout_names[] = {"last", "all", NULL};
+static const char *const fixed_names[] = {"none", "pm_v", NULL};
+static const char *const init_names[] = {"uniform_fan_in", "normal", "zero", NULL};
+
+static int64_t int_or(const hcl_params *p, const char *key, int64_t def) {
+  return p ? hcl_rn_host->param_int(p, key) : def;
+}
+static double dbl_or(const hcl_params *p, const char *key, double def) {
+  return p ? hcl_rn_host->param_double(p, key) : def;
+}
+static int bool_or(const hcl_params *p, const char *key, int def) {
+  return p ? hcl_rn_host->param_bool(p, key) : def;
+}
+
+/* Read and check every parameter of the [model] section. */
+static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, hcl_rn *m) {
+  const hcl_host_api *host = hcl_rn_host;
+  int64_t width = int_or(p, "width", DEFAULT_WIDTH), depth = int_or(p, "depth", DEFAULT_DEPTH);
+  if (width < 1)
+    return host->fail(ctx, HCL_ERR_PARAM, "regular_net: width = %lld: must be at least 1",
+                      (long long)width);
+  if (depth < 1)
+    return host->fail(ctx, HCL_ERR_PARAM, "regular_net: depth = %lld: must be at least 1",
+                      (long long)depth);
+  m->W = (size_t)width;
+  m->L = (size_t)depth;
+  int a;
+  HCL_RN_TRY(parse_enum(ctx, p, "activation", act_names, &a));
+  m->act = act_ids[a];
+  HCL_RN_TRY(parse_enum(ctx, p, "readout", readout_names, &m->readout));
+  HCL_RN_TRY(parse_enum(ctx, p, "readout_fixed", fixed_names, &m->fixed));
+  HCL_RN_TRY(parse_enum(ctx, p, "init", init_names, &m->init));
+  m->p1 = dbl_or(p, "p1", 1.0);
+  m->p2 = dbl_or(p, "p2", 1.0);
+  if (!(m->p1 >= 0 && m->p1 <= 1) || !(m->p2 >= 0 && m->p2 <= 1))
+    return host->fail(ctx, HCL_ERR_PARAM,
+                      "regular_net: p1 = %g, p2 = %g: connection probabilities must lie in [0, 1]",
+                      m->p1, m->p2);
+  m->skip = bool_or(p, "input_skip", 1);
+  m->bias = bool_or(p, "bias", 1);
+  m->readout_bias = bool_or(p, "readout_bias", 1);
+  m->init_scale = dbl_or(p, "init_scale", 1.0);
+  if (!(m->init_scale >= 0))
+    return host->fail(ctx, HCL_ERR_PARAM, "regular_net: init_scale = %g: must be >= 0",
+                      m->init_scale);
+  m->neuron_steps = (uint64_t)int_or(p, "neuron_steps", 0);
+  m->neuron_patience = (uint64_t)int_or(p, "neuron_patience", 0);
+  m->neuron_check = (uint64_t)int_or(p, "neuron_check", DEFAULT_NEURON_CHECK);
+  m->passes = (uint64_t)int_or(p, "layer_passes", 1);
+  m->lambda1 = dbl_or(p, "lambda1", 0.0);
+  m->lambda2 = dbl_or(p, "lambda2", 0.0);
+  if (m->neuron_check < 1 || m->passes < 1)
+    return host->fail(ctx, HCL_ERR_PARAM,
+                      "regular_net: neuron_check = %llu, layer_passes = %llu: both must be >= 1",
+                      (unsigned long long)m->neuron_check, (unsigned long long)m->passes);
+  if (!(m->lambda1 >= 0) || !(m->lambda2 >= 0))
+    return host->fail(ctx, HCL_ERR_PARAM,
+                      "regular_net: lambda1 = %g, lambda2 = %g: penalties must be >= 0",
+                      m->lambda1, m->lambda2);
+  return HCL_OK;
+}
+
+/* Input size and output width from the target; the readout's shape. */
+static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, hcl_rn *m) {
+  const hcl_host_api *host = hcl_rn_host;
+  if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
+    return host->fail(ctx, HCL_ERR_ABI, "regular_net: target info missing or too small");
+  if (t->x.rank < 1 || t->x.rank > 4)
+    return host->fail(ctx, HCL_ERR_PARAM, "regular_net: target input rank %u: expected 1 to 4",
+                      (unsigned)t->x.rank);
+  size_t d = 1;
+  for (uint32_t i = 0; i < t->x.rank; i++) d *= t->x.dims[i];
+  if (d == 0) return host->fail(ctx, HCL_ERR_PARAM, "regular_net: target input has size 0");
+  m->d = d;
+  m->y_dim = t->y_dim ? t->y_dim : 1;
+  if (t->task == HCL_TASK_CLASSES) {
+    if (t->n_classes < 1)
+      return host->fail(ctx, HCL_ERR_PARAM, "regular_net: classification target with 0 classes");
+    m->D = t->n_classes;
+  } else {
+    m->D = 1;
+  }
+  m->U = m->readout == HCL_RN_READOUT_ALL ? m->L * m->W : m->W;
+  if (m->fixed == HCL_RN_FIXED_PM_V) {
+    if (m->D != 1)
+      return host->fail(ctx, HCL_ERR_PARAM,
+                        "regular_net: readout_fixed = pm_v needs one output, the target has %zu "
+                        "classes",
+                        m->D);
+    if (m->U % 2)
+      return host->fail(ctx, HCL_ERR_PARAM,
+                        "regular_net: readout_fixed = pm_v needs an even number 2k of readout "
+                        "units, got %zu (width %zu x %zu layer%s read out)",
+                        m->U, m->W, m->U / m->W, m->U / m->W > 1 ? "s" : "");
+  }
+  return HCL_OK;
+}
+
+static hcl_status alloc_act(hcl_rn *m, hcl_buf *b) {
+  return hcl_rn_host->buf_alloc(m->ctx, m->R * m->max_batch * m->W * sizeof(float), b);
+}
+
+/* Buffers of the forward and backward passes, and the masks. */
+static hcl_status alloc_all(hcl_rn *m) {
+  const hcl_host_api *host = hcl_rn_host;
+  for (size_t l = 0; l < m->L; l++) {
+    HCL_RN_TRY(alloc_act(m, &m->z[l]));
+    HCL_RN_TRY(alloc_act(m, &m->h[l]));
+  }
+  HCL_RN_TRY(alloc_act(m, &m->dh[0]));
+  HCL_RN_TRY(alloc_act(m, &m->dh[1]));
+  m->masked = m->p1 < 1.0 || m->p2 < 1.0;
+  if (!m->masked) return HCL_OK;
+  HCL_RN_TRY(host->buf_alloc(m->ctx, m->R * m->n_params * sizeof(float), &m->cmask));
+  HCL_RN_TRY(host->buf_alloc(m->ctx, m->R * m->n_params * sizeof(float), &m->eff));
+  HCL_RN_TRY(hcl_rn_kernels(m));
+  return hcl_rn_draw_masks(m);
+}
+
+hcl_status hcl_rn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
+                         void **self) {
+  const hcl_host_api *host = hcl_rn_host;
+  *self = NULL;
+  if (!setup || setup->struct_size < offsetof(hcl_setup, max_batch) + sizeof setup->max_batch)
+    return host->fail(ctx, HCL_ERR_ABI, "regular_net: setup missing or too small");
+  if (setup->replicas < 1 || !setup->seeds)
+    return host->fail(ctx, HCL_ERR_PARAM, "regular_net: %u replicas (need >= 1 and their seeds)",
+                      (unsigned)setup->replicas);
+  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "regular_net: max_batch = 0");
+  hcl_rn *m = calloc(1, sizeof *m);
+  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "regular_net: out of host memory");
+  m->ctx = ctx;
+  m->R = setup->replicas;
+  m->max_batch = setup->max_batch;
+  hcl_status rc = read_params(ctx, setup->params, m);
+  if (rc == HCL_OK) rc = read_target(ctx, target, m);
+  if (rc != HCL_OK) {
+    hcl_rn_destroy(m);
+    return rc;
+  }
+  m->seeds = malloc(m->R * sizeof *m->seeds);
+  m->z = calloc(m->L, sizeof *m->z);
+  m->h = calloc(m->L, sizeof *m->h);
+  if (!m->seeds || !m->z || !m->h || hcl_rn_layout(m) != HCL_OK) {
+    hcl_rn_destroy(m);
+    return host->fail(ctx, HCL_ERR_NOMEM, "regular_net: out of host memory");
+  }
+  memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
+  rc = alloc_all(m);
+  if (rc != HCL_OK) {
+    hcl_rn_destroy(m);
+    return rc;
+  }
+  *self = m;
+  return HCL_OK;
+}

@@ -1,0 +1,233 @@
+/* taylor plugin: create (parameters, shape checks, layout, buffers, kernels)
+ * and destroy. */
+#include "taylor.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+extern const char hcl_cl_taylor[];
+
+/* The schema's defaults, for a caller that hands no params. */
+#define DEF_WIDTH 1024
+#define DEF_ORDER 2
+#define DEF_REP_WIDTH 512
+#define DEF_INIT_STD 0.01
+#define DEF_W0_STD 1.0
+#define DEF_RCOND 1e-6
+/* Work-group of the head's reduction (a power of two; lowered to fit the device). */
+#define HEAD_WG 64
+
+static const char *const block_names[HCL_TAYLOR_B_COUNT] = {
+    "w", "w0", "a", "rep.v", "rep.b", "rep.whiten", "rep.offset", "rep.fitted"};
+
+void hcl_taylor_destroy(void *self) {
+  hcl_taylor *m = self;
+  if (!m) return;
+  const hcl_host_api *host = hcl_taylor_host;
+  hcl_buf *bufs[] = {&m->zb, &m->hb, &m->cb, &m->sb, &m->eb};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+    if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
+  if (m->k_head) clReleaseKernel(m->k_head);
+  if (m->k_dcoef) clReleaseKernel(m->k_dcoef);
+  if (m->prog) clReleaseProgram(m->prog);
+  free(m->seeds);
+  free(m);
+}
+
+/* activation = auto | relu | relu3 | ... for the order; relu has no sigma''. */
+static hcl_status parse_act(hcl_taylor *m, const char *s) {
+  const hcl_host_api *host = hcl_taylor_host;
+  if (!s || !strcmp(s, "auto"))
+    m->act = m->order == 1 ? HCL_TAYLOR_RELU : HCL_TAYLOR_RELU3;
+  else if (!strcmp(s, "relu"))
+    m->act = HCL_TAYLOR_RELU;
+  else if (!strcmp(s, "relu3"))
+    m->act = HCL_TAYLOR_RELU3;
+  else if (!strcmp(s, "quadratic"))
+    m->act = HCL_TAYLOR_QUADRATIC;
+  else if (!strcmp(s, "softplus"))
+    m->act = HCL_TAYLOR_SOFTPLUS;
+  else if (!strcmp(s, "tanh"))
+    m->act = HCL_TAYLOR_TANH;
+  else
+    return host->fail(m->ctx, HCL_ERR_PARAM,
+                      "taylor: activation = %s: expected auto, relu, relu3, quadratic, softplus "
+                      "or tanh", s);
+  if (m->order == 2 && m->act == HCL_TAYLOR_RELU)
+    return host->fail(m->ctx, HCL_ERR_PARAM,
+                      "taylor: activation = relu with order = 2: relu'' is a delta at 0, so the "
+                      "quadratic model is 0 almost everywhere; use relu3 (relu^3/6, sigma'' = "
+                      "relu), softplus, tanh or quadratic");
+  return HCL_OK;
+}
+
+/* Read and check the [model] keys. */
+static hcl_status read_params(const hcl_params *p, hcl_taylor *m) {
+  const hcl_host_api *host = hcl_taylor_host;
+  int64_t width = p ? host->param_int(p, "width") : DEF_WIDTH;
+  int64_t order = p ? host->param_int(p, "order") : DEF_ORDER;
+  int64_t D = p ? host->param_int(p, "rep_width") : DEF_REP_WIDTH;
+  const char *rep = p ? host->param_str(p, "representation") : "raw";
+  m->init_std = p ? host->param_double(p, "init_std") : DEF_INIT_STD;
+  m->w0_std = p ? host->param_double(p, "w0_std") : DEF_W0_STD;
+  m->rep_bias = p ? host->param_double(p, "rep_bias") : 0.0;
+  m->rcond = p ? host->param_double(p, "whiten_rcond") : DEF_RCOND;
+  if (width < 1)
+    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: width = %lld: must be at least 1",
+                      (long long)width);
+  if (order != 1 && order != 2)
+    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: order = %lld: expected 1 (NTK) or 2 "
+                      "(QuadNTK)", (long long)order);
+  if (!rep || (strcmp(rep, "raw") && strcmp(rep, "neural")))
+    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: representation = %s: expected raw or "
+                      "neural", rep ? rep : "");
+  if (D < 1)
+    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: rep_width = %lld: must be at least 1",
+                      (long long)D);
+  if (!(m->init_std >= 0) || !(m->w0_std >= 0) || !(m->rep_bias >= 0) || !(m->rcond >= 0) ||
+      m->rcond > 1)
+    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: init_std = %g, w0_std = %g, rep_bias = "
+                      "%g must be >= 0 and whiten_rcond = %g in [0, 1]", m->init_std, m->w0_std,
+                      m->rep_bias, m->rcond);
+  m->m = (size_t)width;
+  m->order = (int)order;
+  m->neural = !strcmp(rep, "neural");
+  m->D = m->neural ? (size_t)D : 0;
+  return parse_act(m, p ? host->param_str(p, "activation") : NULL);
+}
+
+/* Input size from the target; one output (regression, or the score of a
+ * binary task). */
+static hcl_status read_target(const hcl_target_info *t, hcl_taylor *m) {
+  const hcl_host_api *host = hcl_taylor_host;
+  if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
+    return host->fail(m->ctx, HCL_ERR_ABI, "taylor: target info missing or too small");
+  if (t->x.rank < 1 || t->x.rank > 4)
+    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: target input rank %u: expected 1 to 4",
+                      (unsigned)t->x.rank);
+  size_t d = 1;
+  for (uint32_t i = 0; i < t->x.rank; i++) d *= t->x.dims[i];
+  if (d == 0) return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: target input has size 0");
+  if (t->task == HCL_TASK_CLASSES)
+    return host->fail(m->ctx, HCL_ERR_PARAM,
+                      "taylor: the target is a %zu-class classification task; the Taylor model "
+                      "has one output (regression or binary labels)", t->n_classes);
+  if (t->task == HCL_TASK_REGRESSION && t->y_dim > 1)
+    return host->fail(m->ctx, HCL_ERR_PARAM,
+                      "taylor: the target has %zu outputs per sample; the Taylor model has one",
+                      t->y_dim);
+  m->d = d;
+  m->y_dim = t->y_dim ? t->y_dim : 1;
+  return HCL_OK;
+}
+
+/* Blocks in order: w (trainable), then the frozen w0, a and the
+ * representation's V, b, whitening matrix, offset and fitted flag. */
+static void layout(hcl_taylor *m) {
+  size_t rows[HCL_TAYLOR_B_COUNT] = {m->m, m->m, m->m, m->D, m->D, m->D, m->D, 1};
+  size_t cols[HCL_TAYLOR_B_COUNT] = {m->dz, m->dz, 1, m->d, 1, m->D, 1, 1};
+  uint32_t group[HCL_TAYLOR_B_COUNT] = {0, 1, 1, 2, 2, 2, 2, 2};
+  m->n_blocks = m->neural ? HCL_TAYLOR_B_COUNT : HCL_TAYLOR_B_V;
+  size_t off = 0;
+  for (size_t b = 0; b < m->n_blocks; b++) {
+    m->off[b] = off;
+    m->blocks[b] = (hcl_block){block_names[b], off, rows[b], cols[b], group[b], b == 0};
+    off += rows[b] * cols[b];
+  }
+  m->n_params = off;
+}
+
+static hcl_status alloc(hcl_taylor *m, size_t width, hcl_buf *b) {
+  return hcl_taylor_host->buf_alloc(m->ctx, m->R * m->max_batch * width * sizeof(float), b);
+}
+
+/* Build the kernels; the head's work-group is HEAD_WG or the largest power
+ * of two the device runs it with. */
+static hcl_status build(hcl_taylor *m) {
+  const hcl_host_api *host = hcl_taylor_host;
+  HCL_TAYLOR_TRY(host->program(m->ctx, "taylor", hcl_cl_taylor, "", &m->prog));
+  HCL_TAYLOR_TRY(host->kernel(m->ctx, m->prog, "tay_head", &m->k_head));
+  HCL_TAYLOR_TRY(host->kernel(m->ctx, m->prog, "tay_dcoef", &m->k_dcoef));
+  size_t kmax = 0;
+  cl_int err = clGetKernelWorkGroupInfo(m->k_head, host->cl_device(m->ctx),
+                                        CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL);
+  if (err != CL_SUCCESS || kmax < 1) kmax = 1;
+  m->wg = HEAD_WG;
+  while (m->wg > kmax) m->wg >>= 1;
+  return HCL_OK;
+}
+
+static hcl_status setup_buffers(hcl_taylor *m) {
+  if (m->neural) {
+    HCL_TAYLOR_TRY(alloc(m, m->D, &m->zb));
+    HCL_TAYLOR_TRY(alloc(m, m->D, &m->hb));
+  }
+  HCL_TAYLOR_TRY(alloc(m, m->m, &m->cb));
+  HCL_TAYLOR_TRY(alloc(m, m->m, &m->sb));
+  HCL_TAYLOR_TRY(alloc(m, m->m, &m->eb));
+  return build(m);
+}
+
+hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
+                             void **self) {
+  const hcl_host_api *host = hcl_taylor_host;
+  *self = NULL;
+  if (!setup || setup->struct_size < offsetof(hcl_setup, max_batch) + sizeof setup->max_batch)
+    return host->fail(ctx, HCL_ERR_ABI, "taylor: setup missing or too small");
+  if (setup->replicas < 1 || !setup->seeds)
+    return host->fail(ctx, HCL_ERR_PARAM, "taylor: %u replicas (need >= 1 and their seeds)",
+                      (unsigned)setup->replicas);
+  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "taylor: max_batch = 0");
+  hcl_taylor *m = calloc(1, sizeof *m);
+  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "taylor: out of host memory");
+  m->ctx = ctx;
+  m->R = setup->replicas;
+  m->max_batch = setup->max_batch;
+  m->train_size = setup->train_size;
+  hcl_status rc = read_params(setup->params, m);
+  if (rc == HCL_OK) rc = read_target(target, m);
+  if (rc != HCL_OK) {
+    hcl_taylor_destroy(m);
+    return rc;
+  }
+  m->dz = m->neural ? m->D : m->d;
+  layout(m);
+  if (m->order == 2 && m->init_std == 0)
+    host->log(ctx, HCL_LOG_WARN, "taylor: order = 2 with init_std = 0: w = 0 is a stationary "
+              "point of the quadratic model, gradient descent will not move");
+  m->seeds = malloc(m->R * sizeof *m->seeds);
+  if (!m->seeds) {
+    hcl_taylor_destroy(m);
+    return host->fail(ctx, HCL_ERR_NOMEM, "taylor: out of host memory");
+  }
+  memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
+  rc = setup_buffers(m);
+  if (rc != HCL_OK) {
+    hcl_taylor_destroy(m);
+    return rc;
+  }
+  *self = m;
+  return HCL_OK;
+}
+
+hcl_buf hcl_taylor_view(hcl_buf b, size_t off, size_t span) {
+  return (hcl_buf){b.mem, b.offset + off * sizeof(float), span * sizeof(float)};
+}
+
+hcl_buf hcl_taylor_pview(const hcl_taylor *m, hcl_buf params, int blk) {
+  const hcl_block *b = &m->blocks[blk];
+  return hcl_taylor_view(params, b->offset, (m->R - 1) * m->n_params + b->rows * b->cols);
+}
+
+size_t hcl_taylor_n_params(void *self) { return ((hcl_taylor *)self)->n_params; }
+
+size_t hcl_taylor_out_dim(void *self) {
+  (void)self;
+  return 1;
+}
+
+const hcl_block *hcl_taylor_blocks(void *self, size_t *n_blocks) {
+  hcl_taylor *m = self;
+  *n_blocks = m->n_blocks;
+  return m->blocks;
+}

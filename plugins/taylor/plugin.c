@@ -1,0 +1,102 @@
+/* taylor plugin: descriptor, declared parameters and entry point (SPEC 2.5,
+ * neural-rep, our reading of the paper). */
+#include "taylor.h"
+
+#include <stddef.h>
+
+const hcl_host_api *hcl_taylor_host;
+
+static const char *const activations[] = {"auto", "relu", "relu3", "quadratic", "softplus",
+                                          "tanh", NULL};
+static const char *const representations[] = {"raw", "neural", NULL};
+
+static const hcl_param_desc params[] = {
+    {"width", HCL_PARAM_INT, "1024", 1, 16777216, NULL,
+     "m: neurons of the wide two-layer net g(w; z) = (1/sqrt m) sum_r a_r sigma(w_r . z) "
+     "whose Taylor expansion around w0 is the model"},
+    {"order", HCL_PARAM_INT, "2", 1, 2, NULL,
+     "1: NTK f(z) = (1/sqrt m) sum_r a_r sigma'(w0_r . z)(w_r . z), the linearisation "
+     "d/de g(w0 + e w) at e = 0; 2: QuadNTK f(z) = (1/(2 sqrt m)) sum_r a_r sigma''(w0_r . z)"
+     "(w_r . z)^2, the second-order term (1/2) d^2/de^2 g(w0 + e w) at e = 0"},
+    {"activation", HCL_PARAM_ENUM, "auto", 1, 0, activations,
+     "sigma of the two-layer net (its derivative of order `order` is used): auto = relu for "
+     "order 1 (sigma' = 1{t > 0}, the ReLU NTK) and relu3 for order 2 (our reading of the "
+     "smoothness the quadratic model needs: sigma'' must exist and be Lipschitz); relu: "
+     "max(0,t), order 1 only (its sigma'' is a delta); relu3: relu(t)^3/6 (sigma' = relu^2/2, "
+     "sigma'' = relu); quadratic: t^2/2 (sigma' = t, sigma'' = 1); softplus: log(1+e^t) "
+     "(sigma' = logistic s, sigma'' = s(1-s)); tanh"},
+    {"representation", HCL_PARAM_ENUM, "raw", 1, 0, representations,
+     "input z of the Taylor model: raw z = x; neural z = Sigma^{-1/2}(h(x) - mu) with "
+     "h(x) = relu(V x + b) a fixed random layer of width rep_width and mu, Sigma the mean and "
+     "covariance of h over the P training samples (fitted by [train] algorithm = gd, which "
+     "neural needs, with train_size = P > 0; the runtime's plain sgd is refused; until the fit, "
+     "i.e. at the step-0 evaluation, the model outputs 0)"},
+    {"rep_width", HCL_PARAM_INT, "512", 1, 4096, NULL,
+     "D: width of the random representation h(x) = relu(V x + b), V [D, d] ~ N(0, 1/d) per "
+     "replica seed (representation = neural only); the whitening costs O(D^3) on the host "
+     "in double (about 3 s per replica at D = 1000) and D^2 floats of parameters"},
+    {"rep_bias", HCL_PARAM_DOUBLE, "0", 0, 1e6, NULL,
+     "standard deviation of the representation's bias b ~ N(0, rep_bias^2) (0: no bias)"},
+    {"init_std", HCL_PARAM_DOUBLE, "0.01", 0, 1e6, NULL,
+     "trainable w_r ~ N(0, init_std^2 / dz I) at init (so w_r . z is about init_std): the "
+     "expansion starts at w = 0 in the paper's reading, but w = 0 is a stationary point of the "
+     "order-2 model (zero gradient), so a small random start is the default; 0 = exactly 0"},
+    {"w0_std", HCL_PARAM_DOUBLE, "1", 0, 1e6, NULL,
+     "expansion point w0_r ~ N(0, w0_std^2 I) (SPEC: N(0, I)); a_r ~ Unif{-1, +1}"},
+    {"whiten_rcond", HCL_PARAM_DOUBLE, "1e-6", 0, 1, NULL,
+     "neural: eigenvalues of the training covariance below whiten_rcond * the largest are "
+     "dropped (their directions map to 0) instead of amplified"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL}};
+
+static const char *const algorithms[] = {"gd", NULL};
+
+static const hcl_model_vt vt = {
+    .struct_size = sizeof(hcl_model_vt),
+    .create = hcl_taylor_create,
+    .destroy = hcl_taylor_destroy,
+    .n_params = hcl_taylor_n_params,
+    .out_dim = hcl_taylor_out_dim,
+    .blocks = hcl_taylor_blocks,
+    .init = hcl_taylor_init,
+    .forward = hcl_taylor_forward,
+    .backward = hcl_taylor_backward,
+    .features = hcl_taylor_features,
+    .algorithms = algorithms,
+    .train = hcl_taylor_train,
+    .prepare = hcl_taylor_prepare,
+};
+
+static const hcl_plugin_desc desc = {
+    .abi_version = HCL_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(hcl_plugin_desc),
+    .kind = HCL_PLUGIN_MODEL,
+    .name = "taylor",
+    .version = "1.0.0",
+    .summary = "NTK (order 1) and quadratic Taylor model QuadNTK (order 2) of a wide two-layer "
+               "net around a random w0, on the raw input or on a whitened fixed random ReLU "
+               "representation; trainable w [m, dz], one output. Algorithm gd: fit the "
+               "whitening on the training set, then the runtime's loop (full-batch gradient "
+               "descent with [train] batch = train_size; l2 via [train] weight_decay). "
+               "*(reading)*: implemented from this project's reading of the paper (full text "
+               "not at hand); the paper's ||W||_{2,4}-type regulariser and sign "
+               "randomisation are not implemented",
+    .citation = "M. Chen, Y. Bai, J. D. Lee, T. Zhao, H. Wang, C. Xiong, R. Socher, Towards "
+                "understanding hierarchical learning: benefits of neural representations, "
+                "NeurIPS 2020, arXiv:2006.13436 (reading); quadratic Taylor model from Y. Bai, "
+                "J. D. Lee, Beyond linearization, ICLR 2020, arXiv:1910.01619",
+    .params = params,
+    .vt = &vt,
+};
+
+/* Accept a host table that has every function this plugin calls. */
+static const hcl_plugin_desc *taylor_init(const hcl_host_api *host, const char **errmsg) {
+  size_t need = offsetof(hcl_host_api, train_size) + sizeof host->train_size;
+  if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION || host->struct_size < need) {
+    *errmsg = "taylor: host API too old or of another ABI version";
+    return NULL;
+  }
+  hcl_taylor_host = host;
+  return &desc;
+}
+
+HCL_PLUGIN_ENTRY(taylor_init)

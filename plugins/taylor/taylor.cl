@@ -1,0 +1,72 @@
+/* Kernels of the taylor model (SPEC 2.5). kernels/common.cl is prepended by
+ * the runtime. Buffers travel as (pointer, offset in floats); per-replica
+ * parameters stride `pstride` floats.
+ *
+ * U [R, n, m] = z w0^T and S [R, n, m] = z w^T come from batched SGEMMs; the
+ * head turns U into the coefficients C = a_r sigma^(order)(U) / sqrt(m) (in
+ * place, kept for backward) and reduces over r:
+ *   order 1: out = sum_r C S          order 2: out = 1/2 sum_r C S^2          */
+
+#define TAY_ACT_RELU 0u
+#define TAY_ACT_RELU3 1u
+#define TAY_ACT_QUADRATIC 2u
+#define TAY_ACT_SOFTPLUS 3u
+#define TAY_ACT_TANH 4u
+
+/* sigma'(u) or sigma''(u) of the activation (order 1 or 2). relu has
+ * sigma'(0) = 0 and no sigma'' (the host refuses relu with order 2). */
+static inline float tay_deriv(uint act, uint order, float u) {
+  if (act == TAY_ACT_RELU) return order == 1u && u > 0.0f ? 1.0f : 0.0f;
+  if (act == TAY_ACT_RELU3) {
+    float r = u > 0.0f ? u : 0.0f;
+    return order == 1u ? 0.5f * r * r : r;
+  }
+  if (act == TAY_ACT_QUADRATIC) return order == 1u ? u : 1.0f;
+  if (act == TAY_ACT_SOFTPLUS) {
+    float s = 1.0f / (1.0f + exp(-u));
+    return order == 1u ? s : s * (1.0f - s);
+  }
+  float t = tanh(u), g = 1.0f - t * t;
+  return order == 1u ? g : -2.0f * t * g;
+}
+
+/* One work-group per (replica, sample) row g = rep * n + i; a fixed-shape
+ * tree over the group, so the sum is the same bits at every launch. */
+__kernel void tay_head(__global float *u, ulong uo, __global const float *s, ulong so,
+                       __global const float *p, ulong ao, ulong pstride, __global float *out,
+                       ulong oo, uint n, uint m, uint order, uint act, float inv_sqrt_m,
+                       __local float *red) {
+  uint lid = get_local_id(0), wg = get_local_size(0);
+  ulong g = get_group_id(0), rep = g / n;
+  __global float *ur = HCL_AT(u, uo) + g * m;
+  __global const float *sr = HCL_AT(s, so) + g * m;
+  __global const float *ar = HCL_AT(p, ao) + rep * pstride;
+  float acc = 0.0f;
+  for (uint r = lid; r < m; r += wg) {
+    float c = ar[r] * tay_deriv(act, order, ur[r]) * inv_sqrt_m;
+    float sv = sr[r];
+    ur[r] = c;
+    acc = acc + (order == 1u ? c * sv : 0.5f * c * (sv * sv));
+  }
+  red[lid] = acc;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (uint h = wg >> 1; h > 0; h >>= 1) {
+    if (lid < h) red[lid] = red[lid] + red[lid + h];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (lid == 0) HCL_AT(out, oo)[g] = red[0];
+}
+
+/* E [R, n, m] = dout[g] * C (order 1) or dout[g] * C * S (order 2): the
+ * derivative of sum_g dout_g f_g with respect to (w_r . z_g). */
+__kernel void tay_dcoef(__global float *e, ulong eo, __global const float *c, ulong co,
+                        __global const float *s, ulong so, __global const float *dout, ulong dO,
+                        uint m, ulong rows, uint order) {
+  uint r = get_global_id(0);
+  ulong g = get_global_id(1);
+  if (r >= m || g >= rows) return;
+  ulong k = g * m + r;
+  float v = HCL_AT(dout, dO)[g] * HCL_AT(c, co)[k];
+  if (order == 2u) v = v * HCL_AT(s, so)[k];
+  HCL_AT(e, eo)[k] = v;
+}

@@ -1,0 +1,121 @@
+/* taylor plugin: shared declarations of its source files (not an ABI).
+ *
+ * SPEC 2.5 (neural-rep, our reading): Taylor models of a wide two-layer net
+ * g(w; z) = (1/sqrt m) sum_r a_r sigma(w_r . z) around a random point w0:
+ *   order 1 (NTK):     f(z) = (1/sqrt m)     sum_r a_r sigma'(w0_r . z) (w_r . z)
+ *   order 2 (QuadNTK): f(z) = (1/(2 sqrt m)) sum_r a_r sigma''(w0_r . z) (w_r . z)^2
+ * on z = x (raw) or z = whitened relu(V x + b) (neural). */
+#ifndef HCL_TAYLOR_H
+#define HCL_TAYLOR_H
+
+#include "hiercl/plugin.h"
+
+/* The runtime's function table, set once by hcl_plugin_init (plugin.c). */
+extern const hcl_host_api *hcl_taylor_host;
+
+/* Return the status of a call when it is not HCL_OK. */
+#define HCL_TAYLOR_TRY(call)                                                                   \
+  do {                                                                                         \
+    hcl_status hcl_taylor_rc_ = (call);                                                        \
+    if (hcl_taylor_rc_ != HCL_OK) return hcl_taylor_rc_;                                       \
+  } while (0)
+
+/* Stream ids of the init draws: tag "taylor" in the high bits + one id per
+ * random quantity, so no draw shares counters with another or with a
+ * target's data streams. */
+#define HCL_TAYLOR_STREAM_BASE 0x7461796c6f720000ull /* "taylor\0\0" */
+enum {
+  HCL_TAYLOR_STREAM_W0 = 1, /* w0 [m, dz] ~ N(0, w0_std^2) */
+  HCL_TAYLOR_STREAM_A = 2,  /* a [m] ~ Unif{-1, +1} */
+  HCL_TAYLOR_STREAM_W = 3,  /* w [m, dz] ~ N(0, init_std^2 / dz) */
+  HCL_TAYLOR_STREAM_V = 4,  /* V [D, d] ~ N(0, 1/d) */
+  HCL_TAYLOR_STREAM_B = 5   /* b [D] ~ N(0, rep_bias^2) */
+};
+
+/* Activation sigma of the underlying two-layer net; its derivatives are
+ * evaluated in taylor.cl (TAY_ACT_* there, same order). */
+typedef enum {
+  HCL_TAYLOR_RELU = 0,      /* max(0,t): sigma' = 1{t > 0}; order 1 only */
+  HCL_TAYLOR_RELU3 = 1,     /* relu(t)^3/6: sigma' = relu^2/2, sigma'' = relu */
+  HCL_TAYLOR_QUADRATIC = 2, /* t^2/2: sigma' = t, sigma'' = 1 */
+  HCL_TAYLOR_SOFTPLUS = 3,  /* log(1+e^t): sigma' = logistic, sigma'' = s(1-s) */
+  HCL_TAYLOR_TANH = 4       /* tanh: sigma' = 1-tanh^2, sigma'' = -2 tanh (1-tanh^2) */
+} hcl_taylor_act;
+
+/* Block indices (into blocks[]); the frozen blocks follow "w" contiguously. */
+enum {
+  HCL_TAYLOR_B_W = 0,
+  HCL_TAYLOR_B_W0,
+  HCL_TAYLOR_B_A,
+  HCL_TAYLOR_B_V,       /* neural only from here */
+  HCL_TAYLOR_B_BIAS,
+  HCL_TAYLOR_B_WHITEN,
+  HCL_TAYLOR_B_OFFSET,
+  HCL_TAYLOR_B_FITTED,
+  HCL_TAYLOR_B_COUNT
+};
+
+/* One model instance for R replicas. */
+typedef struct hcl_taylor {
+  hcl_ctx *ctx;
+  size_t R, d, D, dz, m, max_batch, n_params, n_blocks, y_dim;
+  int order, neural;
+  hcl_taylor_act act;
+  double init_std, w0_std, rep_bias, rcond;
+  uint64_t *seeds; /* [R], copied from the setup */
+  uint64_t train_size; /* P from the setup (for messages) */
+  hcl_block blocks[HCL_TAYLOR_B_COUNT];
+  size_t off[HCL_TAYLOR_B_COUNT]; /* offsets of the blocks (floats in a replica) */
+  cl_program prog;
+  cl_kernel k_head, k_dcoef;
+  size_t wg; /* work-group size of k_head (a power of two) */
+  /* kept from the last forward, each [R, max_batch, .]: */
+  hcl_buf zb; /* neural: the representation z [.., D] (also the pre-activation scratch) */
+  hcl_buf hb; /* neural: relu(V x + b) [.., D] */
+  hcl_buf cb; /* U = Z w0^T, then the coefficients C = a sigma^(order)(U)/sqrt m [.., m] */
+  hcl_buf sb; /* S = Z w^T [.., m] */
+  hcl_buf eb; /* backward scratch [.., m] */
+  hcl_buf x_last; /* the input of the last forward (raw: z = x) */
+  size_t n_last;
+  int have_forward;
+  /* the params buffer whose "rep.fitted" block was last seen nonzero */
+  cl_mem fitted_mem;
+  size_t fitted_offset;
+} hcl_taylor;
+
+/* A view of buffer b: `off` floats in, covering `span` floats. */
+hcl_buf hcl_taylor_view(hcl_buf b, size_t off, size_t span);
+/* The view of block `blk` of params for ops striding n_params over replicas. */
+hcl_buf hcl_taylor_pview(const hcl_taylor *m, hcl_buf params, int blk);
+/* The input z of the Taylor model for the last-computed representation. */
+hcl_buf hcl_taylor_z(const hcl_taylor *m, size_t n);
+
+hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
+                             void **self);
+void hcl_taylor_destroy(void *self);
+size_t hcl_taylor_n_params(void *self);
+size_t hcl_taylor_out_dim(void *self);
+const hcl_block *hcl_taylor_blocks(void *self, size_t *n_blocks);
+hcl_status hcl_taylor_init(void *self, hcl_buf params);
+/* z [R, n, dz] of x into zb (neural: relu(x V^T + b) whitened; raw: nothing). */
+hcl_status hcl_taylor_represent(hcl_taylor *m, hcl_buf params, hcl_buf x, size_t n);
+/* relu(x V^T + b) [R, n, D] into hb (neural only; before whitening). */
+hcl_status hcl_taylor_hidden(hcl_taylor *m, hcl_buf params, hcl_buf x, size_t n);
+hcl_status hcl_taylor_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out);
+hcl_status hcl_taylor_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad);
+hcl_status hcl_taylor_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
+                               hcl_buf out, size_t *dim);
+/* The "gd" algorithm: fit the whitening (neural), then the runtime's loop. */
+hcl_status hcl_taylor_train(void *self, const char *algorithm, hcl_trainer *t);
+/* Fit the neural representation's whitening (before the first evaluation). */
+hcl_status hcl_taylor_prepare(void *self, hcl_trainer *t);
+/* Fit mean and whitening matrix of relu(V x + b) on the P training samples
+ * into the blocks rep.whiten / rep.offset / rep.fitted of params. */
+hcl_status hcl_taylor_fit_whitening(hcl_taylor *m, hcl_trainer *t, hcl_buf params);
+
+/* Eigen-decomposition of the symmetric n x n matrix a (double): on return
+ * eigenvector i is a[i*n .. i*n + n) (unit norm), w[i] its eigenvalue, in
+ * ascending order. Returns 0, or -1 when the QL iteration did not converge. */
+int hcl_taylor_eigh(double *a, double *w, size_t n);
+
+#endif

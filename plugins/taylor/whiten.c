@@ -1,0 +1,247 @@
+/* taylor plugin: whitening of the neural representation on the training set,
+ * and the "gd" algorithm.
+ *
+ * z = (h(x) - mu) M with mu, Sigma the mean and covariance of h over the P
+ * training samples and M = Sigma^{-1/2} (directions with eigenvalue below
+ * whiten_rcond * the largest map to 0). Sigma is accumulated on the device
+ * in float (two passes: mean, then the centred second moment) and
+ * decomposed on the host in double. One refinement pass removes the float
+ * error that small eigenvalues amplify: with M0 from the first estimate,
+ * C1 = cov(z0) is close to the identity, and M = M0 C1^{-1/2}. */
+#include "taylor.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Eigenvalues of the refinement covariance below this are rounding noise of
+ * directions the first pass dropped (the kept ones are close to 1). */
+#define REFINE_RCOND 1e-3
+
+/* out = pseudo C^{-1/2} (symmetric, D x D, double) with eigenvalues below
+ * rcond * max dropped; c is overwritten. Returns the rank, or -1. */
+static long inv_sqrt(double *c, size_t D, double rcond, double *out) {
+  double *w = malloc(D * sizeof *w);
+  if (!w) return -1;
+  if (hcl_taylor_eigh(c, w, D) != 0) {
+    free(w);
+    return -1;
+  }
+  double top = w[D - 1];
+  long rank = 0;
+  memset(out, 0, D * D * sizeof *out);
+  for (size_t i = 0; i < D; i++) {
+    if (!(top > 0) || !(w[i] > rcond * top)) continue;
+    rank++;
+    double *u = c + i * D, s = 1.0 / sqrt(w[i]);
+    /* out += s u u^T, upper triangle */
+    for (size_t j = 0; j < D; j++) {
+      double f = s * u[j];
+      if (f == 0.0) continue;
+      double *row = out + j * D;
+      for (size_t k = j; k < D; k++) row[k] += f * u[k];
+    }
+  }
+  for (size_t j = 0; j < D; j++)
+    for (size_t k = 0; k < j; k++) out[j * D + k] = out[k * D + j];
+  free(w);
+  return rank;
+}
+
+/* c = a b for D x D row-major doubles. */
+static void matmul(const double *a, const double *b, size_t D, double *c) {
+  memset(c, 0, D * D * sizeof *c);
+  for (size_t i = 0; i < D; i++)
+    for (size_t l = 0; l < D; l++) {
+      double f = a[i * D + l];
+      if (f == 0.0) continue;
+      const double *br = b + l * D;
+      double *cr = c + i * D;
+      for (size_t k = 0; k < D; k++) cr[k] += f * br[k];
+    }
+}
+
+typedef struct fit_bufs {
+  hcl_buf x, y, negmean, cov;
+  float *hcov, *hmean, *hblock;
+  double *c, *m0, *n, *mm;
+} fit_bufs;
+
+static void fit_free(hcl_taylor *m, fit_bufs *b) {
+  const hcl_host_api *host = hcl_taylor_host;
+  hcl_buf *bufs[] = {&b->x, &b->y, &b->negmean, &b->cov};
+  for (size_t i = 0; i < 4; i++)
+    if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
+  free(b->hcov), free(b->hmean), free(b->hblock);
+  free(b->c), free(b->m0), free(b->n), free(b->mm);
+}
+
+static hcl_status fit_alloc(hcl_taylor *m, fit_bufs *b) {
+  const hcl_host_api *host = hcl_taylor_host;
+  size_t R = m->R, D = m->D, B = m->max_batch;
+  HCL_TAYLOR_TRY(host->buf_alloc(m->ctx, R * B * m->d * sizeof(float), &b->x));
+  HCL_TAYLOR_TRY(host->buf_alloc(m->ctx, R * B * m->y_dim * sizeof(float), &b->y));
+  HCL_TAYLOR_TRY(host->buf_alloc(m->ctx, R * D * sizeof(float), &b->negmean));
+  HCL_TAYLOR_TRY(host->buf_alloc(m->ctx, R * D * D * sizeof(float), &b->cov));
+  b->hcov = malloc(R * D * D * sizeof *b->hcov);
+  b->hmean = malloc(R * D * sizeof *b->hmean);
+  b->hblock = malloc((D * D + D + 1) * sizeof *b->hblock);
+  size_t dd = D * D * sizeof(double);
+  b->c = malloc(dd), b->m0 = malloc(R * dd), b->n = malloc(dd), b->mm = malloc(dd);
+  if (!b->hcov || !b->hmean || !b->hblock || !b->c || !b->m0 || !b->n || !b->mm)
+    return host->fail(m->ctx, HCL_ERR_NOMEM,
+                      "taylor: out of host memory for the whitening (rep_width = %zu)", D);
+  return HCL_OK;
+}
+
+/* The training chunk [first, first + n) into b->x. */
+static hcl_status chunk(hcl_taylor *m, hcl_trainer *t, fit_bufs *b, uint64_t first, size_t n) {
+  return hcl_taylor_host->train_batch(t, HCL_STREAM_TRAIN, first, n,
+                                      hcl_taylor_view(b->x, 0, m->R * n * m->d),
+                                      hcl_taylor_view(b->y, 0, m->R * n * m->y_dim));
+}
+
+/* cov [R, D, D] = (1/P) sum over the training set of v v^T for the rows v
+ * of the centred h (of_z = 0: after a first pass that puts -mu into
+ * negmean) or of z with the blocks now in params (of_z = 1); read back into
+ * b->hcov. */
+static hcl_status moments(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b,
+                          uint64_t P, int of_z) {
+  const hcl_host_api *host = hcl_taylor_host;
+  size_t R = m->R, D = m->D, B = m->max_batch;
+  float inv = (float)(1.0 / (double)P);
+  if (!of_z)
+    for (uint64_t first = 0; first < P; first += B) {
+      size_t n = P - first < B ? (size_t)(P - first) : B;
+      HCL_TAYLOR_TRY(chunk(m, t, b, first, n));
+      HCL_TAYLOR_TRY(hcl_taylor_hidden(m, params, b->x, n));
+      HCL_TAYLOR_TRY(host->col_sum(m->ctx, hcl_taylor_view(m->hb, 0, R * n * D), b->negmean, D,
+                                   R, n, D, -inv, first ? 1.0f : 0.0f));
+    }
+  for (uint64_t first = 0; first < P; first += B) {
+    size_t n = P - first < B ? (size_t)(P - first) : B;
+    HCL_TAYLOR_TRY(chunk(m, t, b, first, n));
+    hcl_buf v;
+    if (of_z) {
+      HCL_TAYLOR_TRY(hcl_taylor_represent(m, params, b->x, n));
+      v = hcl_taylor_view(m->zb, 0, R * n * D);
+    } else {
+      HCL_TAYLOR_TRY(hcl_taylor_hidden(m, params, b->x, n));
+      v = hcl_taylor_view(m->hb, 0, R * n * D);
+      HCL_TAYLOR_TRY(host->bias_act(m->ctx, HCL_ACT_IDENTITY, v, b->negmean, D, v, R, n, D));
+    }
+    HCL_TAYLOR_TRY(host->sgemm_batched(m->ctx, 1, 0, D, D, n, inv, v, D, n * D, v, D, n * D,
+                                       first ? 1.0f : 0.0f, b->cov, D, D * D, R));
+  }
+  return host->buf_read(m->ctx, b->cov, b->hcov, R * D * D * sizeof(float));
+}
+
+/* Write M (row-major D x D), c = -mu M and fitted = P into replica r. */
+static hcl_status write_blocks(hcl_taylor *m, hcl_buf params, fit_bufs *b, size_t r,
+                               const double *M, uint64_t P) {
+  size_t D = m->D;
+  const float *negmean = b->hmean + r * D;
+  for (size_t i = 0; i < D * D; i++) b->hblock[i] = (float)M[i];
+  double *c = b->n; /* scratch row */
+  for (size_t j = 0; j < D; j++) c[j] = 0.0;
+  for (size_t k = 0; k < D; k++) {
+    double f = negmean[k];
+    for (size_t j = 0; j < D; j++) c[j] += f * M[k * D + j];
+  }
+  for (size_t j = 0; j < D; j++) b->hblock[D * D + j] = (float)c[j];
+  b->hblock[D * D + D] = (float)P;
+  /* whiten, offset and fitted are contiguous in this order */
+  return hcl_taylor_host->buf_write(
+      m->ctx, hcl_taylor_view(params, r * m->n_params + m->off[HCL_TAYLOR_B_WHITEN], D * D + D + 1),
+      b->hblock, (D * D + D + 1) * sizeof(float));
+}
+
+static hcl_status fit(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b, uint64_t P) {
+  const hcl_host_api *host = hcl_taylor_host;
+  size_t R = m->R, D = m->D;
+  HCL_TAYLOR_TRY(fit_alloc(m, b));
+  HCL_TAYLOR_TRY(moments(m, t, params, b, P, 0));
+  HCL_TAYLOR_TRY(host->buf_read(m->ctx, b->negmean, b->hmean, R * D * sizeof(float)));
+  char ranks[64 * 24] = "[";
+  for (size_t r = 0; r < R; r++) {
+    for (size_t i = 0; i < D * D; i++) b->c[i] = b->hcov[r * D * D + i];
+    long rank = inv_sqrt(b->c, D, m->rcond, b->m0 + r * D * D);
+    if (rank < 0)
+      return host->fail(m->ctx, HCL_ERR_NUMERIC,
+                        "taylor: eigen-decomposition of the %zu x %zu covariance of h(x) did not "
+                        "converge (replica %zu, seed %llu)", D, D, r,
+                        (unsigned long long)m->seeds[r]);
+    if (rank == 0)
+      return host->fail(m->ctx, HCL_ERR_NUMERIC,
+                        "taylor: h(x) = relu(V x + b) is constant on the %llu training samples "
+                        "(replica %zu): nothing to whiten", (unsigned long long)P, r);
+    if ((size_t)rank < D)
+      host->log(m->ctx, HCL_LOG_WARN,
+                "taylor: replica %zu: the covariance of h(x) on %llu samples has %ld of %zu "
+                "eigenvalues above whiten_rcond = %g of the largest; the others map to 0", r,
+                (unsigned long long)P, rank, D, m->rcond);
+    if (strlen(ranks) < sizeof ranks - 32)
+      snprintf(ranks + strlen(ranks), sizeof ranks - strlen(ranks), "%s%ld", r ? "," : "", rank);
+    HCL_TAYLOR_TRY(write_blocks(m, params, b, r, b->m0 + r * D * D, P));
+  }
+  strncat(ranks, "]", sizeof ranks - strlen(ranks) - 1);
+  host->note(m->ctx, "taylor.whiten_rank", ranks, 1);
+  /* refinement: M = M0 C1^{-1/2}, C1 the covariance of z0 = (h - mu) M0 */
+  HCL_TAYLOR_TRY(moments(m, t, params, b, P, 1));
+  for (size_t r = 0; r < R; r++) {
+    for (size_t i = 0; i < D * D; i++) b->c[i] = b->hcov[r * D * D + i];
+    if (inv_sqrt(b->c, D, REFINE_RCOND, b->mm) < 0)
+      return host->fail(m->ctx, HCL_ERR_NUMERIC,
+                        "taylor: eigen-decomposition of the refinement covariance did not "
+                        "converge (replica %zu)", r);
+    matmul(b->m0 + r * D * D, b->mm, D, b->c);
+    HCL_TAYLOR_TRY(write_blocks(m, params, b, r, b->c, P));
+  }
+  return host->finish(m->ctx);
+}
+
+hcl_status hcl_taylor_fit_whitening(hcl_taylor *m, hcl_trainer *t, hcl_buf params) {
+  const hcl_host_api *host = hcl_taylor_host;
+  uint64_t P = host->train_size(t);
+  if (P == 0)
+    return host->fail(m->ctx, HCL_ERR_CONFIG,
+                      "taylor: representation = neural whitens h(x) on the training set, but "
+                      "[train] train_size = 0 (fresh samples every step): set train_size = P");
+  fit_bufs b;
+  memset(&b, 0, sizeof b);
+  hcl_status rc = fit(m, t, params, &b, P);
+  fit_free(m, &b);
+  m->fitted_mem = NULL;
+  m->have_forward = 0;
+  if (rc == HCL_OK)
+    host->log(m->ctx, HCL_LOG_INFO, "taylor: whitened h(x) (width %zu) on %llu training samples",
+              m->D, (unsigned long long)P);
+  return rc;
+}
+
+hcl_status hcl_taylor_train(void *self, const char *algorithm, hcl_trainer *t) {
+  hcl_taylor *m = self;
+  const hcl_host_api *host = hcl_taylor_host;
+  if (!algorithm || strcmp(algorithm, "gd"))
+    return host->fail(m->ctx, HCL_ERR_UNSUPPORTED, "taylor: no algorithm '%s' (known: gd)",
+                      algorithm ? algorithm : "");
+  uint64_t P = host->train_size(t);
+  size_t B = host->train_batch_size(t);
+  if (P == 0 || B != P)
+    host->log(m->ctx, HCL_LOG_WARN,
+              "taylor: algorithm gd with [train] batch = %zu and train_size = %llu is "
+              "minibatch SGD; set batch = train_size for full-batch gradient descent", B,
+              (unsigned long long)P);
+  /* the whitening was fitted by prepare(), before the step-0 evaluation */
+  hcl_phase ph = {.struct_size = sizeof ph, .label = "gd", .steps = host->train_steps(t)};
+  return host->train_phase(t, &ph, NULL);
+}
+
+/* Fit the whitening on the training set before the first evaluation, so the
+ * step-0 metrics already see the whitened representation. */
+hcl_status hcl_taylor_prepare(void *self, hcl_trainer *t) {
+  hcl_taylor *m = self;
+  if (!m->neural) return HCL_OK;
+  return hcl_taylor_fit_whitening(m, t, hcl_taylor_host->train_params(t));
+}

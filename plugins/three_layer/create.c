@@ -1,0 +1,180 @@
+/* three_layer plugin: create (parameters, shape checks, layout, buffers),
+ * destroy and the layout accessors. */
+#include "three_layer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static hcl_status parse_act(hcl_ctx *ctx, const char *key, const char *s, hcl_act *out) {
+  static const struct {
+    const char *name;
+    hcl_act act;
+  } acts[] = {{"relu", HCL_ACT_RELU},         {"leaky_relu", HCL_ACT_LEAKY_RELU},
+              {"quadratic", HCL_ACT_QUADRATIC}, {"tanh", HCL_ACT_TANH},
+              {"identity", HCL_ACT_IDENTITY}};
+  if (!s) s = "relu";
+  for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
+    if (!strcmp(s, acts[i].name)) {
+      *out = acts[i].act;
+      return HCL_OK;
+    }
+  return tl_host->fail(ctx, HCL_ERR_PARAM, "three_layer: %s = %s: not an activation", key, s);
+}
+
+void tl_destroy(void *self) {
+  tl_model *m = self;
+  if (!m) return;
+  hcl_buf *bufs[] = {&m->z1,   &m->phi,  &m->z2,   &m->h,     &m->dh,    &m->p_x,
+                     &m->p_y,  &m->p_hs, &m->p_sz, &m->p_szz, &m->p_szh};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+    if (bufs[i]->mem) tl_host->buf_free(m->ctx, bufs[i]);
+  free(m->seeds);
+  free(m);
+}
+
+/* Widths and options from the [model] section (the schema's defaults when
+ * no params are given). */
+static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, tl_model *m) {
+  const hcl_host_api *host = tl_host;
+  int64_t m1 = p ? host->param_int(p, "m1") : 512, m2 = p ? host->param_int(p, "m2") : 512;
+  if (m1 < 1 || m2 < 1)
+    return host->fail(ctx, HCL_ERR_PARAM, "three_layer: m1 = %lld, m2 = %lld: both must be >= 1",
+                      (long long)m1, (long long)m2);
+  m->m1 = (size_t)m1;
+  m->m2 = (size_t)m2;
+  TL_TRY(parse_act(ctx, "act1", p ? host->param_str(p, "act1") : NULL, &m->act1));
+  TL_TRY(parse_act(ctx, "act2", p ? host->param_str(p, "act2") : NULL, &m->act2));
+  if (m->act2 == HCL_ACT_IDENTITY)
+    return host->fail(ctx, HCL_ERR_PARAM, "three_layer: act2 = identity makes f linear in phi");
+  m->two_layer = p ? host->param_bool(p, "two_layer") : 0;
+  m->freeze_w = p ? host->param_bool(p, "freeze_w") : 0;
+  m->train_b = p ? host->param_bool(p, "train_b") : 0;
+  m->redraw_b = p ? host->param_bool(p, "redraw_b") : 1;
+  m->w_scale = p ? host->param_double(p, "w_scale") : 1.0;
+  m->b_scale = p ? host->param_double(p, "b_scale") : 1.0;
+  m->eta1 = p ? host->param_double(p, "eta1") : 0.0;
+  m->lambda = p ? host->param_double(p, "lambda") : 1e-6;
+  int64_t ps = p ? host->param_int(p, "probe_samples") : 2000;
+  m->probe_samples = ps > 0 ? (uint64_t)ps : 0;
+  const char *bd = p ? host->param_str(p, "b_dist") : "normal";
+  if (!strcmp(bd, "normal"))
+    m->b_dist = TL_B_NORMAL;
+  else if (!strcmp(bd, "uniform"))
+    m->b_dist = TL_B_UNIFORM;
+  else
+    return host->fail(ctx, HCL_ERR_PARAM, "three_layer: b_dist = %s: expected normal or uniform",
+                      bd);
+  if (m->w_scale < 0 || m->b_scale < 0 || m->eta1 < 0 || m->lambda < 0)
+    return host->fail(ctx, HCL_ERR_PARAM,
+                      "three_layer: w_scale, b_scale, eta1 and lambda must be >= 0");
+  return HCL_OK;
+}
+
+/* Input size and output width from the target. */
+static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, tl_model *m) {
+  const hcl_host_api *host = tl_host;
+  if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
+    return host->fail(ctx, HCL_ERR_ABI, "three_layer: target info missing or too small");
+  if (t->x.rank < 1 || t->x.rank > 4)
+    return host->fail(ctx, HCL_ERR_PARAM, "three_layer: target input rank %u: expected 1 to 4",
+                      (unsigned)t->x.rank);
+  size_t d = 1;
+  for (uint32_t i = 0; i < t->x.rank; i++) d *= t->x.dims[i];
+  if (d == 0) return host->fail(ctx, HCL_ERR_PARAM, "three_layer: target input has size 0");
+  m->d = d;
+  m->task = t->task;
+  m->y_dim = t->y_dim ? t->y_dim : 1;
+  if (t->task == HCL_TASK_CLASSES) {
+    if (t->n_classes < 1)
+      return host->fail(ctx, HCL_ERR_PARAM, "three_layer: classification target with 0 classes");
+    m->D = t->n_classes;
+  } else {
+    m->D = t->task == HCL_TASK_REGRESSION ? m->y_dim : 1;
+  }
+  return HCL_OK;
+}
+
+/* Offsets and named blocks; V first (absent for two_layer), then W, b, a. */
+static void layout(tl_model *m) {
+  size_t k = tl_phi_dim(m), off = 0, n = 0;
+  if (!m->two_layer) {
+    m->v_off = off;
+    m->blocks[n++] = (hcl_block){"V", off, m->m1, m->d, 0, 0};
+    off += m->m1 * m->d;
+  }
+  m->w_off = off;
+  m->blocks[n++] = (hcl_block){"W", off, m->m2, k, 1, (uint32_t)!m->freeze_w};
+  off += m->m2 * k;
+  m->b_off = off;
+  m->blocks[n++] = (hcl_block){"b", off, m->m2, 1, 1, (uint32_t)m->train_b};
+  off += m->m2;
+  m->a_off = off;
+  m->blocks[n++] = (hcl_block){"a", off, m->m2, m->D, 2, 1};
+  off += m->m2 * m->D;
+  m->n_params = off;
+  m->n_blocks = n;
+}
+
+static hcl_status alloc_act(tl_model *m, size_t width, hcl_buf *b) {
+  return tl_host->buf_alloc(m->ctx, m->R * m->max_batch * width * sizeof(float), b);
+}
+
+hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
+                     void **self) {
+  const hcl_host_api *host = tl_host;
+  *self = NULL;
+  if (!setup || setup->struct_size < offsetof(hcl_setup, max_batch) + sizeof setup->max_batch)
+    return host->fail(ctx, HCL_ERR_ABI, "three_layer: setup missing or too small");
+  if (setup->replicas < 1 || !setup->seeds)
+    return host->fail(ctx, HCL_ERR_PARAM, "three_layer: %u replicas (need >= 1 and their seeds)",
+                      (unsigned)setup->replicas);
+  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "three_layer: max_batch = 0");
+  tl_model *m = calloc(1, sizeof *m);
+  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
+  m->ctx = ctx;
+  m->R = setup->replicas;
+  m->max_batch = setup->max_batch;
+  hcl_status rc = read_params(ctx, setup->params, m);
+  if (rc == HCL_OK) rc = read_target(ctx, target, m);
+  if (rc == HCL_OK && !(m->seeds = malloc(m->R * sizeof *m->seeds)))
+    rc = host->fail(ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
+  if (rc != HCL_OK) {
+    tl_destroy(m);
+    return rc;
+  }
+  memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
+  if (m->two_layer) m->m1 = m->d;
+  layout(m);
+  size_t k = tl_phi_dim(m);
+  if (!m->two_layer) rc = alloc_act(m, m->m1, &m->z1);
+  if (rc == HCL_OK) rc = alloc_act(m, k, &m->phi);
+  if (rc == HCL_OK) rc = alloc_act(m, m->m2, &m->z2);
+  if (rc == HCL_OK) rc = alloc_act(m, m->m2, &m->h);
+  if (rc == HCL_OK) rc = alloc_act(m, m->m2, &m->dh);
+  if (rc != HCL_OK) {
+    tl_destroy(m);
+    return rc;
+  }
+  *self = m;
+  return HCL_OK;
+}
+
+hcl_buf tl_view(hcl_buf b, size_t off, size_t span) {
+  return (hcl_buf){b.mem, b.offset + off * sizeof(float), span * sizeof(float)};
+}
+
+hcl_buf tl_pview(const tl_model *m, hcl_buf params, size_t off, size_t count) {
+  return tl_view(params, off, (m->R - 1) * m->n_params + count);
+}
+
+size_t tl_phi_dim(const tl_model *m) { return m->two_layer ? m->d : m->m1; }
+
+size_t tl_n_params(void *self) { return ((tl_model *)self)->n_params; }
+
+size_t tl_out_dim(void *self) { return ((tl_model *)self)->D; }
+
+const hcl_block *tl_blocks(void *self, size_t *n_blocks) {
+  tl_model *m = self;
+  *n_blocks = m->n_blocks;
+  return m->blocks;
+}

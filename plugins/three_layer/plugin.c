@@ -1,0 +1,108 @@
+/* three_layer plugin: descriptor, declared parameters and entry point
+ * (SPEC 2.4, *(reading)*). */
+#include "three_layer.h"
+
+#include <stddef.h>
+
+const hcl_host_api *tl_host;
+
+static const char *const act1_choices[] = {"relu", "leaky_relu", "quadratic", "tanh", "identity",
+                                           NULL};
+static const char *const act2_choices[] = {"relu", "leaky_relu", "quadratic", "tanh", NULL};
+static const char *const b_dists[] = {"normal", "uniform", NULL};
+
+static const hcl_param_desc params[] = {
+    {"m1", HCL_PARAM_INT, "512", 1, 1048576, NULL,
+     "width of the fixed random first layer: phi(x) = sigma1(V x)/sqrt(m1), V [m1, d] with rows "
+     "uniform on the unit sphere (ignored when two_layer = true)"},
+    {"m2", HCL_PARAM_INT, "512", 1, 1048576, NULL,
+     "width of the trained hidden layer: f(x) = (1/m2) sum_j a_j sigma2(w_j . phi(x) + b_j)"},
+    {"act1", HCL_PARAM_ENUM, "relu", 1, 0, act1_choices,
+     "sigma1 of the random feature map phi: relu | leaky_relu (slope 0.1) | quadratic (z^2) | "
+     "tanh | identity"},
+    {"act2", HCL_PARAM_ENUM, "relu", 1, 0, act2_choices,
+     "sigma2 of the hidden layer: relu | leaky_relu | quadratic | tanh"},
+    {"two_layer", HCL_PARAM_BOOL, "false", 1, 0, NULL,
+     "baseline: a two-layer net, phi(x) = x/sqrt(d) (no V; W [m2, d]): "
+     "f(x) = (1/m2) sum_j a_j sigma2(w_j . x/sqrt(d) + b_j); train it with sgd or algorithm1"},
+    {"freeze_w", HCL_PARAM_BOOL, "false", 1, 0, NULL,
+     "baseline: W frozen at its random init (block W trainable = 0), a random-features model "
+     "trained by sgd (a, and b with train_b) or by the ridge stage alone (algorithm ridge)"},
+    {"train_b", HCL_PARAM_BOOL, "false", 1, 0, NULL,
+     "let sgd train the biases b too (the paper keeps them random)"},
+    {"w_scale", HCL_PARAM_DOUBLE, "1", 0, 1e6, NULL,
+     "init of W (sgd, freeze_w): entries N(0, w_scale^2), so w_j . phi(x) has variance about "
+     "w_scale^2 |phi(x)|^2 (|phi|^2 ~ 1/2 for relu, 1 for two_layer); algorithm1 starts from "
+     "W = 0 regardless"},
+    {"b_dist", HCL_PARAM_ENUM, "normal", 1, 0, b_dists,
+     "law of the biases b_j (init and algorithm1's re-draw): normal N(0, b_scale^2) | uniform "
+     "U[-b_scale, b_scale]"},
+    {"b_scale", HCL_PARAM_DOUBLE, "1", 0, 1e6, NULL, "scale of the biases b_j (see b_dist)"},
+    {"eta1", HCL_PARAM_DOUBLE, "0", 0, 1e12, NULL,
+     "algorithm1 stage-1 step: W = -eta1 grad_W L(W = 0) on the first half of the data; "
+     "0 = automatic, per replica: the eta1 giving the pre-activations w_j . phi(x) unit mean "
+     "square over units and first-half samples (so b_scale = 1 spreads the biases over their "
+     "range) (our reading; the paper's eta1 is a theory constant)"},
+    {"lambda", HCL_PARAM_DOUBLE, "1e-6", 0, 1e12, NULL,
+     "ridge penalty of the readout fit (algorithm1 stage 2, algorithm ridge): "
+     "(H^T H/n + lambda I) a = H^T y/n, features h_j(x) = sigma2(w_j . phi(x) + b_j)/m2 "
+     "(so H^T H/n has entries of order 1/m2^2: lambda is on that scale)"},
+    {"redraw_b", HCL_PARAM_BOOL, "true", 1, 0, NULL,
+     "algorithm1: stage 2 re-draws b (fresh stream) before the ridge fit, as in the paper"},
+    {"probe_samples", HCL_PARAM_INT, "2000", 0, 1e9, NULL,
+     "probe: inputs of the probe stream on which hstar_corr = mean over units j of "
+     "|corr(w_j . phi(x), h*(x))| is estimated (h* from the target's eval(\"hstar\"): "
+     "single_index, quadratic_features; nothing is reported for other targets); 0 = off"},
+    {NULL, 0, NULL, 0, 0, NULL, NULL}};
+
+static const char *const algorithms[] = {"algorithm1", "ridge", NULL};
+
+static const hcl_model_vt vt = {
+    .struct_size = sizeof(hcl_model_vt),
+    .create = tl_create,
+    .destroy = tl_destroy,
+    .n_params = tl_n_params,
+    .out_dim = tl_out_dim,
+    .blocks = tl_blocks,
+    .init = tl_init,
+    .forward = tl_forward,
+    .backward = tl_backward,
+    .features = tl_features,
+    .algorithms = algorithms,
+    .train = tl_train,
+    .probe = tl_probe,
+};
+
+static const hcl_plugin_desc desc = {
+    .abi_version = HCL_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(hcl_plugin_desc),
+    .kind = HCL_PLUGIN_MODEL,
+    .name = "three_layer",
+    .version = "1.0.0",
+    .summary =
+        "three-layer net f(x) = (1/m2) sum_j a_j sigma2(w_j . phi(x) + b_j), phi(x) = "
+        "sigma1(V x)/sqrt(m1), V fixed random, b random, W and a trained; algorithms: sgd, "
+        "algorithm1 (one gradient step on W from 0 on the first half of the data, then b "
+        "re-drawn and a by ridge on the second half), ridge (the readout alone); baselines "
+        "freeze_w (random features) and two_layer. *(reading)*: implemented from this project's "
+        "reading of the paper (full text not at hand); choices are parameters",
+    .citation = "E. Nichani, A. Damian, J. D. Lee, Provable guarantees for nonlinear feature "
+                "learning in three-layer neural networks, NeurIPS 2023, arXiv:2305.06986 "
+                "(reading; no code released)",
+    .params = params,
+    .vt = &vt,
+};
+
+/* Accept a host table that has every function this plugin calls. */
+static const hcl_plugin_desc *tl_init_plugin(const hcl_host_api *host, const char **errmsg) {
+  size_t need = offsetof(hcl_host_api, train_size) + sizeof host->train_size;
+  if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION || host->struct_size < need) {
+    *errmsg = "three_layer: host API too old (needs solve_spd and the trainer services) or of "
+              "another ABI version";
+    return NULL;
+  }
+  tl_host = host;
+  return &desc;
+}
+
+HCL_PLUGIN_ENTRY(tl_init_plugin)

@@ -1,0 +1,84 @@
+/* three_layer plugin: shared declarations of its source files (not an ABI).
+ *
+ * f(x) = (1/m2) sum_j a_j sigma2(w_j . phi(x) + b_j), phi(x) = sigma1(V x)/sqrt(m1)
+ * (SPEC 2.4; Nichani, Damian, Lee, NeurIPS 2023, arXiv:2305.06986, our reading).
+ * Per replica the flat parameters are, in order:
+ *   V [m1, d]  rows uniform on the unit sphere, fixed    (group 0, trainable 0)
+ *   W [m2, m1] trainable (unless freeze_w)               (group 1)
+ *   b [m2]     random, fixed (unless train_b)            (group 1)
+ *   a [m2, D]  the readout (D = 1 but for multi-output)  (group 2)
+ * two_layer = true drops V: phi(x) = x / sqrt(d) (the same net with sigma1 =
+ * identity and V = I), W [m2, d]. */
+#ifndef HCL_THREE_LAYER_H
+#define HCL_THREE_LAYER_H
+
+#include "hiercl/plugin.h"
+
+/* The runtime's function table, set once by the entry point (plugin.c). */
+extern const hcl_host_api *tl_host;
+
+#define TL_TRY(call)                                                                           \
+  do {                                                                                         \
+    hcl_status tl_try_rc_ = (call);                                                            \
+    if (tl_try_rc_ != HCL_OK) return tl_try_rc_;                                               \
+  } while (0)
+
+/* Stream ids of the model's draws: "thly" in the high bits, one per quantity. */
+#define TL_STREAM_TAG 0x74686c7900000000ull
+enum { TL_STREAM_V = 0, TL_STREAM_W = 1, TL_STREAM_B = 2, TL_STREAM_A = 3, TL_STREAM_B2 = 4 };
+
+enum { TL_B_NORMAL = 0, TL_B_UNIFORM = 1 };
+
+typedef struct tl_model {
+  hcl_ctx *ctx;
+  size_t R, d, m1, m2, D, y_dim, max_batch, n_params;
+  hcl_task task;
+  hcl_act act1, act2;
+  int two_layer, freeze_w, train_b, redraw_b, b_dist;
+  double w_scale, b_scale, eta1, lambda;
+  uint64_t probe_samples;
+  uint64_t *seeds; /* [R], copied from the setup */
+  /* layout: offsets in floats from a replica's start (v_off unused when two_layer) */
+  size_t v_off, w_off, b_off, a_off;
+  hcl_block blocks[4];
+  size_t n_blocks;
+  /* kept by the last forward, each [R, max_batch, width]: z1 = V x (m1), phi
+   * (m1), z2 = W phi + b (m2), h = sigma2(z2) (m2); dh backward scratch (m2) */
+  hcl_buf z1, phi, z2, h, dh;
+  hcl_buf x_last;
+  size_t n_last;
+  int have_forward; /* 0 until a forward; features(), probe() reset it */
+  /* probe scratch, made on the first probe */
+  hcl_buf p_x, p_y, p_hs, p_sz, p_szz, p_szh;
+  size_t p_chunk;
+} tl_model;
+
+/* A view of b: `off` floats in, covering `span` floats. */
+hcl_buf tl_view(hcl_buf b, size_t off, size_t span);
+/* The view of a per-replica parameter block at `off` with `count` floats,
+ * for batched ops striding n_params over the replicas. */
+hcl_buf tl_pview(const tl_model *m, hcl_buf params, size_t off, size_t count);
+/* Width of phi: m1, or d for two_layer. */
+size_t tl_phi_dim(const tl_model *m);
+
+hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
+                     void **self);
+void tl_destroy(void *self);
+size_t tl_n_params(void *self);
+size_t tl_out_dim(void *self);
+const hcl_block *tl_blocks(void *self, size_t *n_blocks);
+hcl_status tl_init(void *self, hcl_buf params);
+/* Draw b of every replica from `stream` (TL_STREAM_B at init, TL_STREAM_B2 for
+ * algorithm1's stage 2). */
+hcl_status tl_draw_b(tl_model *m, hcl_buf params, uint64_t stream);
+
+/* phi(x) into m->phi (and z1), n samples. */
+hcl_status tl_phi(tl_model *m, hcl_buf params, hcl_buf x, size_t n);
+hcl_status tl_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out);
+hcl_status tl_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad);
+hcl_status tl_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
+                       hcl_buf out, size_t *dim);
+hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t);
+hcl_status tl_probe(void *self, hcl_probe *p);
+
+#endif

@@ -1,0 +1,240 @@
+/* three_layer plugin: the layer-wise algorithms (SPEC 2.4, our reading of
+ * Nichani, Damian, Lee 2023).
+ *
+ * algorithm1, on a finite training set of P samples (indices 0..P-1):
+ *  stage 1: W = 0, then one gradient step W = -eta1 grad_W L on the first
+ *           half (indices 0 .. P/2-1), L the run's loss, the gradient taken
+ *           through forward/backward with the init's a and b; eta1 = 0 picks
+ *           per replica the step giving w_j . phi(x) unit mean square;
+ *  stage 2: b re-drawn (redraw_b), then a by ridge on the second half
+ *           (indices P/2 .. P-1): (H^T H/n + lambda I) a = H^T y/n with
+ *           h_j(x) = sigma2(w_j . phi(x) + b_j)/m2, solved on the device.
+ * ridge: stage 2 alone on all P samples with the current W and b (the
+ *        random-features baseline with freeze_w).
+ * Both end with one evaluation (host->train_eval) carrying stage metrics. */
+#include "three_layer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Scratch of one algorithm run: a batch of samples and model outputs. */
+typedef struct tl_work {
+  tl_model *m;
+  hcl_trainer *t;
+  hcl_buf params;
+  size_t chunk;
+  hcl_buf x, y, out, dout, g, gtmp, acc, G, c;
+} tl_work;
+
+static void work_free(tl_work *w) {
+  hcl_buf *bufs[] = {&w->x, &w->y, &w->out, &w->dout, &w->g, &w->gtmp, &w->acc, &w->G, &w->c};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+    if (bufs[i]->mem) tl_host->buf_free(w->m->ctx, bufs[i]);
+}
+
+static hcl_status alloc_f(tl_work *w, hcl_buf *b, size_t n) {
+  return tl_host->buf_alloc(w->m->ctx, n * sizeof(float), b);
+}
+
+static hcl_status work_alloc(tl_work *w) {
+  tl_model *m = w->m;
+  size_t R = m->R, B = w->chunk;
+  TL_TRY(alloc_f(w, &w->x, R * B * m->d));
+  TL_TRY(alloc_f(w, &w->y, R * B * m->y_dim));
+  TL_TRY(alloc_f(w, &w->out, R * B * m->D));
+  return alloc_f(w, &w->dout, R * B * m->D);
+}
+
+/* Samples first .. first+n-1 of the training stream into w->x, w->y, and
+ * the model's forward on them. */
+static hcl_status batch_forward(tl_work *w, uint64_t first, size_t n) {
+  tl_model *m = w->m;
+  TL_TRY(tl_host->train_batch(w->t, HCL_STREAM_TRAIN, first, n,
+                              tl_view(w->x, 0, m->R * n * m->d),
+                              tl_view(w->y, 0, m->R * n * m->y_dim)));
+  return tl_forward(m, w->params, w->x, n, tl_view(w->out, 0, m->R * n * m->D));
+}
+
+/* Mean training loss over samples first .. first+n_all-1 (per replica). */
+static hcl_status mean_loss(tl_work *w, uint64_t first, size_t n_all, double *loss) {
+  tl_model *m = w->m;
+  size_t R = m->R;
+  double part[R];
+  for (size_t r = 0; r < R; r++) loss[r] = 0;
+  hcl_buf none = {0};
+  for (size_t off = 0; off < n_all; off += w->chunk) {
+    size_t n = n_all - off < w->chunk ? n_all - off : w->chunk;
+    TL_TRY(batch_forward(w, first + off, n));
+    TL_TRY(tl_host->train_loss_grad(w->t, tl_view(w->out, 0, R * n * m->D),
+                                    tl_view(w->y, 0, R * n * m->y_dim), n, 0.0f, none, part));
+    for (size_t r = 0; r < R; r++) loss[r] += part[r] * (double)n / (double)n_all;
+  }
+  return HCL_OK;
+}
+
+/* w->g = gradient of the mean loss over samples 0 .. n1-1 (all blocks the
+ * backward fills); loss0 gets the mean loss there. */
+static hcl_status stage1_gradient(tl_work *w, size_t n1, double *loss0) {
+  tl_model *m = w->m;
+  size_t R = m->R, np = m->n_params;
+  double part[R];
+  for (size_t r = 0; r < R; r++) loss0[r] = 0;
+  for (size_t off = 0; off < n1; off += w->chunk) {
+    size_t n = n1 - off < w->chunk ? n1 - off : w->chunk;
+    TL_TRY(batch_forward(w, off, n));
+    hcl_buf dout = tl_view(w->dout, 0, R * n * m->D);
+    TL_TRY(tl_host->train_loss_grad(w->t, tl_view(w->out, 0, R * n * m->D),
+                                    tl_view(w->y, 0, R * n * m->y_dim), n,
+                                    (float)(1.0 / (double)n1), dout, part));
+    for (size_t r = 0; r < R; r++) loss0[r] += part[r] * (double)n / (double)n1;
+    TL_TRY(tl_backward(m, w->params, dout, n, off == 0 ? w->g : w->gtmp));
+    if (off > 0) TL_TRY(tl_host->axpby(m->ctx, 1.0f, w->gtmp, 1.0f, w->g, R * np));
+  }
+  return HCL_OK;
+}
+
+/* eta per replica making mean_{i,j} (g_j . phi(x_i))^2 = 1 on the first
+ * half, g = grad_W: a second pass computing Z = phi g^T and summing squares. */
+static hcl_status auto_eta(tl_work *w, size_t n1, double *eta) {
+  tl_model *m = w->m;
+  const hcl_host_api *host = tl_host;
+  size_t R = m->R, k = tl_phi_dim(m), m2 = m->m2;
+  TL_TRY(alloc_f(w, &w->acc, R * m2));
+  hcl_buf none = {0};
+  for (size_t off = 0; off < n1; off += w->chunk) {
+    size_t n = n1 - off < w->chunk ? n1 - off : w->chunk, span = R * n * m2;
+    TL_TRY(host->train_batch(w->t, HCL_STREAM_TRAIN, off, n, tl_view(w->x, 0, R * n * m->d),
+                             tl_view(w->y, 0, R * n * m->y_dim)));
+    TL_TRY(tl_phi(m, w->params, w->x, n));
+    TL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, tl_view(m->phi, 0, R * n * k), k,
+                               n * k, tl_pview(m, w->g, m->w_off, m2 * k), k, m->n_params, 0.0f,
+                               tl_view(m->z2, 0, span), m2, n * m2, R));
+    TL_TRY(host->bias_act(m->ctx, HCL_ACT_QUADRATIC, tl_view(m->z2, 0, span), none, 0,
+                          tl_view(m->dh, 0, span), R, n, m2));
+    TL_TRY(host->col_sum(m->ctx, tl_view(m->dh, 0, span), w->acc, m2, R, n, m2, 1.0f,
+                         off == 0 ? 0.0f : 1.0f));
+  }
+  m->have_forward = 0;
+  float *acc = malloc(R * m2 * sizeof *acc);
+  if (!acc) return host->fail(m->ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
+  hcl_status rc = host->buf_read(m->ctx, w->acc, acc, R * m2 * sizeof *acc);
+  for (size_t r = 0; r < R && rc == HCL_OK; r++) {
+    double s = 0;
+    for (size_t j = 0; j < m2; j++) s += acc[r * m2 + j];
+    double ms = s / ((double)n1 * (double)m2);
+    if (!(ms > 0) || !isfinite(ms))
+      rc = host->fail(m->ctx, HCL_ERR_NUMERIC,
+                      "three_layer: algorithm1 stage 1 gradient of W is zero or not finite "
+                      "(replica %zu, mean square of w_j . phi = %g): every unit has "
+                      "sigma2'(b_j) = 0 or the labels are constant; set eta1 > 0 or change "
+                      "act2 / b_scale",
+                      r, ms);
+    else
+      eta[r] = 1.0 / sqrt(ms);
+  }
+  free(acc);
+  return rc;
+}
+
+/* W = -eta[r] g_W for each replica (W was 0). */
+static hcl_status apply_step(tl_work *w, const double *eta) {
+  tl_model *m = w->m;
+  size_t count = m->m2 * tl_phi_dim(m);
+  for (size_t r = 0; r < m->R; r++) {
+    size_t off = r * m->n_params + m->w_off;
+    TL_TRY(tl_host->axpby(m->ctx, (float)-eta[r], tl_view(w->g, off, count), 0.0f,
+                          tl_view(w->params, off, count), count));
+  }
+  return HCL_OK;
+}
+
+/* Ridge fit of a on samples first .. first+n_all-1 with the current W, b. */
+static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all) {
+  tl_model *m = w->m;
+  const hcl_host_api *host = tl_host;
+  size_t R = m->R, m2 = m->m2, D = m->D;
+  if (m->task == HCL_TASK_CLASSES || m->y_dim != D)
+    return host->fail(m->ctx, HCL_ERR_UNSUPPORTED,
+                      "three_layer: the ridge fit of a needs real or +-1 labels with one value per "
+                      "output (target y_dim %zu, %zu outputs); train classification with sgd",
+                      m->y_dim, D);
+  TL_TRY(alloc_f(w, &w->G, R * m2 * m2));
+  TL_TRY(alloc_f(w, &w->c, R * m2 * D));
+  double inv_n = 1.0 / (double)n_all, inv_m2 = 1.0 / (double)m2;
+  for (size_t off = 0; off < n_all; off += w->chunk) {
+    size_t n = n_all - off < w->chunk ? n_all - off : w->chunk, span = R * n * m2;
+    float beta = off == 0 ? 0.0f : 1.0f;
+    TL_TRY(batch_forward(w, first + off, n));
+    hcl_buf hv = tl_view(m->h, 0, span);
+    /* G += h^T h / (m2^2 n), c += h^T y / (m2 n) */
+    TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, m2, n, (float)(inv_m2 * inv_m2 * inv_n), hv, m2,
+                               n * m2, hv, m2, n * m2, beta, w->G, m2, m2 * m2, R));
+    TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)(inv_m2 * inv_n), hv, m2, n * m2,
+                               tl_view(w->y, 0, R * n * D), D, n * D, beta, w->c, D, m2 * D, R));
+  }
+  TL_TRY(host->solve_spd(m->ctx, w->G, w->c, R, m2, D, (float)m->lambda));
+  for (size_t r = 0; r < R; r++)
+    TL_TRY(host->buf_copy(m->ctx, tl_view(w->params, r * m->n_params + m->a_off, m2 * D),
+                          tl_view(w->c, r * m2 * D, m2 * D), m2 * D * sizeof(float)));
+  return HCL_OK;
+}
+
+static hcl_status algorithm1(tl_work *w, uint64_t P) {
+  tl_model *m = w->m;
+  const hcl_host_api *host = tl_host;
+  size_t R = m->R, n1 = (size_t)(P / 2), n2 = (size_t)(P - P / 2);
+  double loss0[R], eta[R], fit[R];
+  TL_TRY(alloc_f(w, &w->g, R * m->n_params));
+  TL_TRY(alloc_f(w, &w->gtmp, R * m->n_params));
+  size_t wc = m->m2 * tl_phi_dim(m);
+  for (size_t r = 0; r < R; r++)
+    TL_TRY(host->fill(m->ctx, tl_view(w->params, r * m->n_params + m->w_off, wc), 0.0f, wc));
+  TL_TRY(stage1_gradient(w, n1, loss0));
+  if (m->eta1 > 0)
+    for (size_t r = 0; r < R; r++) eta[r] = m->eta1;
+  else
+    TL_TRY(auto_eta(w, n1, eta));
+  TL_TRY(apply_step(w, eta));
+  if (host->train_stop_requested(w->t))
+    return host->fail(m->ctx, HCL_ERR_INTERRUPTED, "three_layer: interrupted after stage 1");
+  if (m->redraw_b) TL_TRY(tl_draw_b(m, w->params, TL_STREAM_B2));
+  TL_TRY(ridge(w, n1, n2));
+  TL_TRY(mean_loss(w, n1, n2, fit));
+  hcl_metric extra[] = {{"stage1_loss", loss0}, {"eta1", eta}, {"ridge_loss", fit}};
+  return host->train_eval(w->t, extra, 3);
+}
+
+static hcl_status ridge_only(tl_work *w, uint64_t P) {
+  size_t R = w->m->R;
+  double fit[R];
+  TL_TRY(ridge(w, 0, (size_t)P));
+  TL_TRY(mean_loss(w, 0, (size_t)P, fit));
+  hcl_metric extra[] = {{"ridge_loss", fit}};
+  return tl_host->train_eval(w->t, extra, 1);
+}
+
+hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t) {
+  tl_model *m = self;
+  const hcl_host_api *host = tl_host;
+  int alg1 = !strcmp(algorithm, "algorithm1");
+  if (!alg1 && strcmp(algorithm, "ridge"))
+    return host->fail(m->ctx, HCL_ERR_CONFIG,
+                      "three_layer: algorithm '%s' unknown (sgd, algorithm1, ridge)", algorithm);
+  uint64_t P = host->train_size(t);
+  if (P < 2)
+    return host->fail(m->ctx, HCL_ERR_CONFIG,
+                      "three_layer: %s needs a finite training set of at least 2 samples "
+                      "([train] train_size = %llu; 0 means fresh samples, which this algorithm "
+                      "cannot split in halves)",
+                      algorithm, (unsigned long long)P);
+  if (alg1 && m->freeze_w)
+    return host->fail(m->ctx, HCL_ERR_CONFIG,
+                      "three_layer: algorithm1 trains W, but freeze_w = true; use algorithm = "
+                      "ridge or sgd for the random-features baseline");
+  tl_work w = {.m = m, .t = t, .params = host->train_params(t), .chunk = m->max_batch};
+  hcl_status rc = work_alloc(&w);
+  if (rc == HCL_OK) rc = alg1 ? algorithm1(&w, P) : ridge_only(&w, P);
+  work_free(&w);
+  return rc;
+}

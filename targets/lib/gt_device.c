@@ -1,0 +1,135 @@
+/* Device side shared by the Gaussian targets: program build (the shared .cl
+ * files, then the plugin's), seed and link upload, and the launches of the
+ * sample and eval kernels with their common leading arguments. */
+#include "gauss_target.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Embedded by each plugin's CMakeLists (KERNELS ../lib/gt_math.cl ../lib/gt_draw.cl). */
+extern const char hcl_cl_gt_math[];
+extern const char hcl_cl_gt_draw[];
+
+hcl_status gt_upload(gt_target *t, const float *v, size_t n, hcl_buf *out) {
+  GT_TRY(gt_host->buf_alloc(t->ctx, (n ? n : 1) * sizeof(float), out));
+  if (n) GT_TRY(gt_host->buf_write(t->ctx, *out, v, n * sizeof(float)));
+  return HCL_OK;
+}
+
+hcl_status gt_device_init(gt_target *t, const char *plugin_src, const char *sample_kernel,
+                          const char *eval_kernel) {
+  hcl_ctx *ctx = t->ctx;
+  cl_ulong *seeds = malloc(t->R * sizeof *seeds);
+  if (!seeds) return gt_host->fail(ctx, HCL_ERR_NOMEM, "%s: out of host memory", t->name);
+  for (size_t r = 0; r < t->R; r++) seeds[r] = (cl_ulong)t->seeds[r];
+  hcl_status rc = gt_host->buf_alloc(ctx, t->R * sizeof *seeds, &t->d_seeds);
+  if (rc == HCL_OK) rc = gt_host->buf_write(ctx, t->d_seeds, seeds, t->R * sizeof *seeds);
+  free(seeds);
+  GT_TRY(rc);
+  GT_TRY(gt_upload(t, t->link.coef_f, GT_MAX_COEF, &t->d_coef));
+  size_t l1 = strlen(hcl_cl_gt_math), l2 = strlen(hcl_cl_gt_draw), l3 = strlen(plugin_src);
+  char *src = malloc(l1 + l2 + l3 + 3);
+  if (!src) return gt_host->fail(ctx, HCL_ERR_NOMEM, "%s: out of host memory", t->name);
+  memcpy(src, hcl_cl_gt_math, l1);
+  src[l1] = '\n';
+  memcpy(src + l1 + 1, hcl_cl_gt_draw, l2);
+  src[l1 + 1 + l2] = '\n';
+  memcpy(src + l1 + l2 + 2, plugin_src, l3 + 1);
+  rc = gt_host->program(ctx, t->name, src, "", &t->prog);
+  free(src);
+  GT_TRY(rc);
+  GT_TRY(gt_host->kernel(ctx, t->prog, sample_kernel, &t->k_sample));
+  return gt_host->kernel(ctx, t->prog, eval_kernel, &t->k_eval);
+}
+
+/* Float offset of a buffer region (offsets are whole floats by contract). */
+static hcl_status float_offset(const gt_target *t, hcl_buf b, const char *what, cl_ulong *out) {
+  if (b.offset % sizeof(float))
+    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %s offset %zu is not float aligned", t->name,
+                         what, b.offset);
+  *out = (cl_ulong)(b.offset / sizeof(float));
+  return HCL_OK;
+}
+
+static hcl_status check_room(const gt_target *t, hcl_buf b, size_t floats, const char *what) {
+  if (!b.mem)
+    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %s has no device buffer", t->name, what);
+  if (b.size && b.size < floats * sizeof(float))
+    return gt_host->fail(t->ctx, HCL_ERR_PARAM,
+                         "%s: %s holds %zu bytes, %zu floats ([R, n, ...]) needed", t->name, what,
+                         b.size, floats);
+  return HCL_OK;
+}
+
+#define GT_MAX_ARGS 32
+
+hcl_status gt_device_sample(gt_target *t, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
+                            hcl_buf y, size_t n_extra, const hcl_arg *extra) {
+  if (!n) return HCL_OK;
+  if (n > UINT32_MAX)
+    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %zu samples in one call", t->name, n);
+  if (stream > HCL_STREAM_PROBE)
+    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: unknown stream %u (0 train, 1 test, 2 probe)",
+                         t->name, stream);
+  GT_TRY(check_room(t, x, t->R * n * t->d, "x"));
+  GT_TRY(check_room(t, y, t->R * n, "y"));
+  cl_ulong xo, yo;
+  GT_TRY(float_offset(t, x, "x", &xo));
+  GT_TRY(float_offset(t, y, "y", &yo));
+  cl_uint cnt = (cl_uint)n, d = (cl_uint)t->d, sphere = t->inputs == GT_IN_SPHERE;
+  cl_ulong fst = first, wrap = stream == HCL_STREAM_TRAIN ? t->train_size : 0;
+  cl_ulong sid_x = gt_stream_id(t->tag, GT_PURPOSE_X, stream);
+  cl_ulong sid_noise = gt_stream_id(t->tag, GT_PURPOSE_NOISE, stream);
+  cl_float sqrt_d = (cl_float)sqrt((double)t->d), noise = (cl_float)t->noise;
+  cl_uint kind = (cl_uint)t->link.kind, nc = (cl_uint)t->link.n_coef;
+  hcl_arg args[GT_MAX_ARGS] = {
+      HCL_ARG(x.mem),          HCL_ARG(xo),    HCL_ARG(y.mem),     HCL_ARG(yo),
+      HCL_ARG(t->d_seeds.mem), HCL_ARG(cnt),   HCL_ARG(d),         HCL_ARG(fst),
+      HCL_ARG(wrap),           HCL_ARG(sid_x), HCL_ARG(sid_noise), HCL_ARG(sphere),
+      HCL_ARG(sqrt_d),         HCL_ARG(noise), HCL_ARG(kind),      HCL_ARG(nc),
+      HCL_ARG(t->d_coef.mem)};
+  size_t na = 17;
+  if (na + n_extra > GT_MAX_ARGS)
+    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: too many kernel arguments", t->name);
+  for (size_t a = 0; a < n_extra; a++) args[na++] = extra[a];
+  size_t gws[2] = {n, t->R};
+  return gt_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, t->label_sample, na, args);
+}
+
+hcl_status gt_eval_what(const gt_target *t, const char *what, cl_uint *out) {
+  if (what && !strcmp(what, "hstar")) {
+    *out = 0;
+    return HCL_OK;
+  }
+  if (what && !strcmp(what, "f")) {
+    *out = 1;
+    return HCL_OK;
+  }
+  return gt_host->fail(t->ctx, HCL_ERR_UNSUPPORTED,
+                       "%s: no quantity '%s' to evaluate (known: hstar, f)", t->name,
+                       what ? what : "");
+}
+
+hcl_status gt_device_eval(gt_target *t, cl_uint what, hcl_buf x, size_t n, hcl_buf out,
+                          size_t n_extra, const hcl_arg *extra) {
+  if (!n) return HCL_OK;
+  if (n > UINT32_MAX)
+    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %zu samples in one call", t->name, n);
+  GT_TRY(check_room(t, x, t->R * n * t->d, "x"));
+  GT_TRY(check_room(t, out, t->R * n, "out"));
+  cl_ulong xo, oo;
+  GT_TRY(float_offset(t, x, "x", &xo));
+  GT_TRY(float_offset(t, out, "out", &oo));
+  cl_uint cnt = (cl_uint)n, d = (cl_uint)t->d;
+  cl_uint kind = (cl_uint)t->link.kind, nc = (cl_uint)t->link.n_coef;
+  hcl_arg args[GT_MAX_ARGS] = {
+      HCL_ARG(x.mem), HCL_ARG(xo),   HCL_ARG(out.mem), HCL_ARG(oo), HCL_ARG(cnt),
+      HCL_ARG(d),     HCL_ARG(what), HCL_ARG(kind),    HCL_ARG(nc), HCL_ARG(t->d_coef.mem)};
+  size_t na = 10;
+  if (na + n_extra > GT_MAX_ARGS)
+    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: too many kernel arguments", t->name);
+  for (size_t a = 0; a < n_extra; a++) args[na++] = extra[a];
+  size_t gws[2] = {n, t->R};
+  return gt_host->run_kernel(t->ctx, t->k_eval, 2, gws, NULL, t->label_eval, na, args);
+}

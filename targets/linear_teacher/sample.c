@@ -1,0 +1,157 @@
+/* Device side of the linear_teacher target: w* (drawn by host->rng,
+ * normalised on the host), seed and w* upload, kernel
+ * compilation, sample(), eval("margin") and the attempt-cap counter. The
+ * exact draw layout is in linear_teacher.cl. */
+#include "linear_teacher.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const char hcl_cl_linear_teacher[];
+
+hcl_status lt_teacher_make(hcl_ctx *ctx, const uint64_t *seeds, size_t R, size_t d, float *out) {
+  hcl_buf g = {0};
+  HCL_LT_TRY(lt_host->buf_alloc(ctx, R * d * sizeof(float), &g));
+  hcl_status rc = lt_host->rng(ctx, HCL_RNG_NORMAL, 0.0f, 1.0f, seeds, R, LT_STREAM_TEACHER, 0,
+                               g, d, d);
+  if (rc == HCL_OK) rc = lt_host->buf_read(ctx, g, out, R * d * sizeof(float));
+  lt_host->buf_free(ctx, &g);
+  HCL_LT_TRY(rc);
+  for (size_t r = 0; r < R; r++) {
+    float *w = out + r * d;
+    double ss = 0.0;
+    for (size_t j = 0; j < d; j++) ss += (double)w[j] * (double)w[j];
+    if (!(ss > 0.0))
+      return lt_host->fail(ctx, HCL_ERR_NUMERIC,
+                           "linear_teacher: replica %zu (seed %llu) drew w* = 0; use another seed",
+                           r, (unsigned long long)seeds[r]);
+    double norm = sqrt(ss);
+    for (size_t j = 0; j < d; j++) w[j] = (float)((double)w[j] / norm);
+  }
+  return HCL_OK;
+}
+
+hcl_status lt_device_init(lt_target *t) {
+  hcl_ctx *ctx = t->ctx;
+  uint32_t *keys = malloc(2 * t->R * sizeof *keys);
+  if (!keys) return lt_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
+  for (size_t r = 0; r < t->R; r++) {
+    keys[2 * r] = (uint32_t)t->seeds[r];
+    keys[2 * r + 1] = (uint32_t)(t->seeds[r] >> 32);
+  }
+  hcl_status rc = lt_host->buf_alloc(ctx, 2 * t->R * sizeof *keys, &t->d_seeds);
+  if (rc == HCL_OK) rc = lt_host->buf_write(ctx, t->d_seeds, keys, 2 * t->R * sizeof *keys);
+  free(keys);
+  HCL_LT_TRY(rc);
+  HCL_LT_TRY(lt_host->buf_alloc(ctx, t->R * t->d * sizeof(float), &t->d_wstar));
+  HCL_LT_TRY(lt_host->buf_write(ctx, t->d_wstar, t->wstar, t->R * t->d * sizeof(float)));
+  HCL_LT_TRY(lt_host->buf_alloc(ctx, t->R * sizeof(uint32_t), &t->d_capped));
+  HCL_LT_TRY(lt_host->program(ctx, "linear_teacher", hcl_cl_linear_teacher, "", &t->prog));
+  HCL_LT_TRY(lt_host->kernel(ctx, t->prog, "lt_sample", &t->k_sample));
+  HCL_LT_TRY(lt_host->kernel(ctx, t->prog, "lt_margin", &t->k_margin));
+  HCL_LT_TRY(lt_host->kernel(ctx, t->prog, "lt_agree", &t->k_agree));
+  return HCL_OK;
+}
+
+void lt_device_release(lt_target *t) {
+  hcl_ctx *ctx = t->ctx;
+  cl_kernel ks[] = {t->k_sample, t->k_margin, t->k_agree};
+  for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
+    if (ks[i]) clReleaseKernel(ks[i]);
+  if (t->prog) clReleaseProgram(t->prog);
+  hcl_buf *bufs[] = {&t->d_seeds, &t->d_wstar, &t->d_capped, &t->p_x,      &t->p_y,
+                     &t->p_f,     &t->p_dir,   &t->p_off,    &t->p_counts};
+  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+    if (bufs[i]->mem) lt_host->buf_free(ctx, bufs[i]);
+}
+
+/* Float offset of a buffer region (offsets are whole floats by contract). */
+static hcl_status float_offset(lt_target *t, hcl_buf b, const char *what, cl_ulong *out) {
+  if (b.offset % sizeof(float))
+    return lt_host->fail(t->ctx, HCL_ERR_PARAM,
+                         "linear_teacher: %s offset %zu is not float aligned", what, b.offset);
+  *out = (cl_ulong)(b.offset / sizeof(float));
+  return HCL_OK;
+}
+
+/* Fail unless b (when sized) holds `floats` floats. */
+static hcl_status check_room(lt_target *t, hcl_buf b, size_t floats, const char *what) {
+  if (b.size && b.size < floats * sizeof(float))
+    return lt_host->fail(t->ctx, HCL_ERR_PARAM,
+                         "linear_teacher: %s holds %zu bytes, %zu floats ([R, n, ...]) needed",
+                         what, b.size, floats);
+  return HCL_OK;
+}
+
+hcl_status lt_sample(void *self, uint32_t stream, uint64_t first, size_t count, hcl_buf x,
+                     hcl_buf y) {
+  lt_target *t = self;
+  if (!count) return HCL_OK;
+  if (count > UINT32_MAX || stream > 255)
+    return lt_host->fail(t->ctx, HCL_ERR_PARAM,
+                         "linear_teacher: %zu samples of stream %u in one call (at most 2^32 "
+                         "samples, streams 0..255)",
+                         count, stream);
+  HCL_LT_TRY(check_room(t, x, t->R * count * t->d, "x"));
+  HCL_LT_TRY(check_room(t, y, t->R * count, "y"));
+  cl_ulong xo, yo;
+  HCL_LT_TRY(float_offset(t, x, "x", &xo));
+  HCL_LT_TRY(float_offset(t, y, "y", &yo));
+  cl_uint cnt = (cl_uint)count, d = (cl_uint)t->d, st = stream, inputs = (cl_uint)t->inputs;
+  cl_uint attempts = t->attempts;
+  cl_ulong fst = first, wrap = stream == HCL_STREAM_TRAIN ? t->train_size : 0;
+  cl_float gamma = (cl_float)t->margin, noise = (cl_float)t->noise;
+  hcl_arg args[] = {HCL_ARG(x.mem),     HCL_ARG(xo),         HCL_ARG(y.mem),
+                    HCL_ARG(yo),        HCL_ARG(t->d_seeds.mem), HCL_ARG(t->d_wstar.mem),
+                    HCL_ARG(t->d_capped.mem), HCL_ARG(cnt),  HCL_ARG(d),
+                    HCL_ARG(fst),       HCL_ARG(wrap),       HCL_ARG(st),
+                    HCL_ARG(inputs),    HCL_ARG(attempts),   HCL_ARG(gamma),
+                    HCL_ARG(noise)};
+  size_t gws[2] = {count, t->R};
+  return lt_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, "linear_teacher_sample",
+                             sizeof args / sizeof *args, args);
+}
+
+hcl_status lt_eval(void *self, const char *what, hcl_buf x, size_t count, hcl_buf out) {
+  lt_target *t = self;
+  if (!what || strcmp(what, "margin"))
+    return lt_host->fail(t->ctx, HCL_ERR_UNSUPPORTED,
+                         "linear_teacher: no quantity '%s' to evaluate (known: margin)",
+                         what ? what : "");
+  if (!count) return HCL_OK;
+  if (count > UINT32_MAX)
+    return lt_host->fail(t->ctx, HCL_ERR_PARAM, "linear_teacher: %zu samples in one call", count);
+  HCL_LT_TRY(check_room(t, x, t->R * count * t->d, "x"));
+  HCL_LT_TRY(check_room(t, out, t->R * count, "out"));
+  cl_ulong xo, oo;
+  HCL_LT_TRY(float_offset(t, x, "x", &xo));
+  HCL_LT_TRY(float_offset(t, out, "out", &oo));
+  cl_uint cnt = (cl_uint)count, d = (cl_uint)t->d;
+  hcl_arg args[] = {HCL_ARG(x.mem), HCL_ARG(xo),  HCL_ARG(out.mem), HCL_ARG(oo),
+                    HCL_ARG(t->d_wstar.mem), HCL_ARG(cnt), HCL_ARG(d)};
+  size_t gws[2] = {count, t->R};
+  return lt_host->run_kernel(t->ctx, t->k_margin, 2, gws, NULL, "linear_teacher_margin",
+                             sizeof args / sizeof *args, args);
+}
+
+hcl_status lt_check_capped(lt_target *t, uint32_t *per_replica) {
+  uint32_t *c = per_replica ? per_replica : malloc(t->R * sizeof *c);
+  if (!c) return lt_host->fail(t->ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
+  hcl_status rc = lt_host->buf_read(t->ctx, t->d_capped, c, t->R * sizeof *c);
+  uint64_t total = 0;
+  for (size_t r = 0; r < t->R && rc == HCL_OK; r++) total += c[r];
+  if (rc == HCL_OK && total > t->capped_seen) {
+    char num[32];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)total);
+    lt_host->note(t->ctx, "linear_teacher.capped_draws", num, 1);
+    lt_host->log(t->ctx, HCL_LOG_WARN,
+                 "linear_teacher: %llu draws found no x with |w*.x| >= %g in %u attempts and "
+                 "kept the last attempt (margin NOT respected for them); raise max_attempts",
+                 (unsigned long long)total, t->margin, t->attempts);
+    t->capped_seen = total;
+  }
+  if (c != per_replica) free(c);
+  return rc;
+}
