@@ -30,6 +30,14 @@ static int use_thin(const hcl_ctx *ctx, size_t m, size_t n, size_t k) {
   return hcl_ops_cpu_paths(ctx) && (m == 1 || n == 1 || k == 1);
 }
 
+/* Products up to HCL_GEMM_SMALL_MAX multiply-adds per replica take one small
+ * kernel: below that CLBlast's host-side cost per call (and on PoCL its
+ * local-memory tiles) outweighs the arithmetic. The limit is ctx->gemm_small_max
+ * (HCL_GEMM_SMALL_MAX in the environment; 0 turns the path off). */
+static int use_small(const hcl_ctx *ctx, size_t m, size_t n, size_t k) {
+  return (double)m * (double)n * (double)k <= (double)ctx->gemm_small_max;
+}
+
 static const char *status_name(int s) {
   switch (s) {
   case CLBlastSuccess: return "success";
@@ -240,6 +248,8 @@ hcl_status hcl_sgemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
   HCL_TRY(check_args(ctx, ta, tb, m, n, k, a, lda, 0, b, ldb, 0, c, ldc, 0, 1));
   if (use_thin(ctx, m, n, k))
     return hcl_gemm_thin(ctx, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
+  if (use_small(ctx, m, n, k))
+    return hcl_gemm_small(ctx, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
   HCL_TRY(hcl_blas_selfcheck(ctx));
   int st = raw_gemm(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (st != CLBlastSuccess) return blast_fail(ctx, "sgemm", ta, tb, m, n, k, 1, st);
@@ -263,6 +273,9 @@ hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, s
   if (use_thin(ctx, m, n, k))
     return hcl_gemm_thin(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
                          batch);
+  if (use_small(ctx, m, n, k))
+    return hcl_gemm_small(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                          batch);
   HCL_TRY(hcl_blas_selfcheck(ctx));
   HCL_TRY(selfcheck_batched(ctx));
   int st =

@@ -30,6 +30,8 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
   free(devs);
   ctx->log_level = opt->quiet ? HCL_LOG_WARN : HCL_LOG_INFO;
   ctx->profiling = opt->profiling;
+  const char *gs = getenv("HCL_GEMM_SMALL_MAX");
+  ctx->gemm_small_max = gs ? atof(gs) : 131072.0;
   ctx->cache_policy = opt->cache_policy;
   if (opt->cache_dir) snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", opt->cache_dir);
   if (opt->binary_dir) snprintf(ctx->binary_dir, sizeof ctx->binary_dir, "%s", opt->binary_dir);

@@ -73,6 +73,8 @@ struct hcl_ctx {
   struct hcl_ops *ops;
   /* CLBlast checked against the reference kernel on this device (blas.c) */
   int blas_checked;
+  /* products of at most this many multiply-adds skip CLBlast (blas.c) */
+  double gemm_small_max;
   /* manifest notes from plugins */
   hcl_note *notes;
   size_t n_notes;
@@ -206,6 +208,11 @@ hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, s
                              float alpha, hcl_buf a, size_t lda, size_t sa, hcl_buf b,
                              size_t ldb, size_t sb, float beta, hcl_buf c, size_t ldc,
                              size_t sc, size_t batch);
+/* Small batched products in one kernel launch (no CLBlast call): one
+ * work-item per output; operand q starts s* floats after operand q-1. */
+hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                          hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                          float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);
 /* The runtime's simple reference GEMM kernel (same contract as hcl_sgemm). */
 hcl_status hcl_sgemm_reference(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
                                float alpha, hcl_buf a, size_t lda, hcl_buf b, size_t ldb,

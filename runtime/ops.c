@@ -37,6 +37,7 @@ enum {
   K_GEMV_DOT,
   K_GEMV_AXPY,
   K_GER,
+  K_GEMM_SMALL,
   K_COUNT
 };
 
@@ -74,7 +75,8 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_gemm_ref",
                                              "hcl_k_gemv_dot",
                                              "hcl_k_gemv_axpy",
-                                             "hcl_k_ger"};
+                                             "hcl_k_ger",
+                                             "hcl_k_gemm_small"};
 
 struct hcl_ops {
   cl_program prog;
@@ -570,4 +572,21 @@ hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_
   }
   size_t gws[2] = {round_up((len + 7) / 8, 8), batch}, lws[2] = {8, 1};
   return hcl_run_kernel(ctx, ctx->ops->k[K_GEMV_AXPY], 2, gws, lws, "gemm_thin", 16, args);
+}
+
+hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                          hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                          float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+  OPS_READY(ctx);
+  cl_int ta_ = ta != 0, tb_ = tb != 0;
+  cl_ulong m_ = m, n_ = n, k_ = k, ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
+  cl_ulong lda_ = lda, ldb_ = ldb, ldc_ = ldc, sa_ = sa, sb_ = sb, sc_ = sc;
+  hcl_arg args[] = {HCL_ARG(ta_),   HCL_ARG(tb_),   HCL_ARG(m_),  HCL_ARG(n_),    HCL_ARG(k_),
+                    HCL_ARG(alpha), HCL_ARG(a.mem), HCL_ARG(ao),  HCL_ARG(lda_),  HCL_ARG(sa_),
+                    HCL_ARG(b.mem), HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta),
+                    HCL_ARG(c.mem), HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_)};
+  size_t g2[2], l2[2];
+  geom2(n, m, g2, l2);
+  size_t gws[3] = {g2[0], g2[1], batch}, lws[3] = {l2[0], l2[1], 1};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_SMALL], 3, gws, lws, "gemm_small", 19, args);
 }

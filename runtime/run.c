@@ -85,6 +85,13 @@ static hcl_status train_config(run_state *s) {
   c->steps = (uint64_t)hcl_param_int(tr, "steps");
   c->batch = (uint64_t)hcl_param_int(tr, "batch");
   c->train_size = (uint64_t)hcl_param_int(tr, "train_size");
+  if (!c->batch) {
+    if (!c->train_size)
+      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                      "%s: [train] batch = 0 (full batch) needs a training set: set train_size > 0",
+                      s->cfg.path);
+    c->batch = c->train_size;
+  }
   c->algorithm = hcl_param_str(tr, "algorithm");
   c->stop_loss = hcl_param_double(tr, "stop_loss");
   c->stop_error = hcl_param_double(tr, "stop_error");

@@ -34,7 +34,8 @@ const hcl_param_desc hcl_schema_runtime[] = {
 
 const hcl_param_desc hcl_schema_train[] = {
     {"steps", HCL_PARAM_INT, "1000", 0, 1e15, NULL, "optimizer steps"},
-    {"batch", HCL_PARAM_INT, "20", 1, 1e7, NULL, "samples per step"},
+    {"batch", HCL_PARAM_INT, "20", 0, 1e7, NULL,
+     "samples per step; 0 = the whole training set (full-batch gradient descent)"},
     {"lr", HCL_PARAM_DOUBLE, "0.01", 0, 1e6, NULL, "learning rate"},
     {"schedule", HCL_PARAM_ENUM, "constant", UNB, sched_choices, "learning-rate schedule"},
     {"lr_every", HCL_PARAM_INT, "0", 0, 1e15, NULL, "step/piecewise: steps per interval"},

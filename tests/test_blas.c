@@ -122,11 +122,17 @@ static void test_reference_kernel(void **state) {
 static void test_sgemm_variants(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  for (int v = 0; v < 4; v++) {
-    check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 33, 17, 45, 1.5f, -0.5f, 1);
-    check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 1, 7, 3, 1.0f, 0.0f, 2);    /* thin, beta 0 */
-    check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 20, 1, 30, -1.0f, 1.0f, 1); /* one column */
+  double keep = ctx->gemm_small_max;
+  /* path 0: CLBlast (and the thin kernels); path 1: the small-product kernel */
+  for (int path = 0; path < 2; path++) {
+    ctx->gemm_small_max = path ? 1e18 : 0;
+    for (int v = 0; v < 4; v++) {
+      check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 33, 17, 45, 1.5f, -0.5f, 1);
+      check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 1, 7, 3, 1.0f, 0.0f, 2);    /* thin, beta 0 */
+      check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 20, 1, 30, -1.0f, 1.0f, 1); /* one column */
+    }
   }
+  ctx->gemm_small_max = keep;
   check_gemm(ctx, USE_CLBLAST, 0, 0, 6, 4, 0, 1.0f, 0.25f, 1); /* k = 0 */
 }
 
@@ -142,8 +148,13 @@ static void test_sgemm_large(void **state) {
 static void test_sgemm_batched(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  for (int v = 0; v < 4; v++)
-    check_gemm(ctx, USE_BATCHED, v & 1, v >> 1, 13, 21, 19, 0.75f, 0.5f, 3);
+  double keep = ctx->gemm_small_max;
+  for (int path = 0; path < 2; path++) {
+    ctx->gemm_small_max = path ? 1e18 : 0;
+    for (int v = 0; v < 4; v++)
+      check_gemm(ctx, USE_BATCHED, v & 1, v >> 1, 13, 21, 19, 0.75f, 0.5f, 3);
+  }
+  ctx->gemm_small_max = keep;
   check_gemm(ctx, USE_BATCHED, 1, 0, 8, 5, 7, 1.0f, 0.0f, 1); /* batch 1: plain sgemm */
   check_gemm(ctx, USE_BATCHED, 0, 0, 4, 6, 0, 1.0f, 3.0f, 2); /* k = 0 */
 }

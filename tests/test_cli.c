@@ -106,6 +106,24 @@ static void sample_writes_csv_and_npy(void **state) {
   free(data);
 }
 
+/* Every shipped config is valid: its keys, values and plugins check out. */
+static void shipped_configs_validate(void **state) {
+  (void)state;
+  FILE *ls = popen("ls " HCL_TEST_CONFIGS "/*.ini", "r");
+  assert_non_null(ls);
+  char path[1024];
+  int n = 0;
+  while (fgets(path, sizeof path, ls)) {
+    path[strcspn(path, "\n")] = 0;
+    hcl_run_options o = {.config_path = path, .plugin_path = HCL_TEST_PLUGIN_DIR, .dry_run = 1};
+    char err[4096];
+    if (hcl_run(&o, err, sizeof err) != HCL_OK) fail_msg("%s: %s", path, err);
+    n++;
+  }
+  pclose(ls);
+  assert_true(n >= 10);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(help_and_usage),
@@ -113,6 +131,7 @@ int main(void) {
       cmocka_unit_test(devices_list_and_bad_selector),
       cmocka_unit_test(bad_config_one_line_exit_2),
       cmocka_unit_test(sample_writes_csv_and_npy),
+      cmocka_unit_test(shipped_configs_validate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
