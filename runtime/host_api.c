@@ -73,6 +73,7 @@ static const hcl_host_api g_api = {
     .train_lr = hcl_trainer_lr,
     .train_batch_size = hcl_trainer_batch_size,
     .train_size = hcl_trainer_train_size,
+    .train_label = hcl_trainer_label,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

@@ -1,14 +1,14 @@
 /* Dense SPD solves on the device, (A + lambda I) X = B per replica
  * (hcl_host_api.solve_spd): blocked Cholesky then two triangular solves,
  * kernels/solve.cl. The factorisation works on a copy of A, so A is only
- * read; B is overwritten by X only when every replica factored, so a failed
- * call leaves B as it was. Used by closed-form stages (ridge regression of
+ * read; B is overwritten only when every replica factored, so a system that
+ * is not positive definite leaves B as it was (a non-finite X, from
+ * overflow, is reported after the fact). Used by closed-form stages (ridge regression of
  * a readout), not in hot loops: the program is built per call (the driver's
  * or the runtime's binary cache makes that cheap after the first time) and
  * the call waits for the device twice (pivot status, finiteness). */
 #include "internal.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +36,7 @@ typedef struct solve_state {
   size_t R, k_dim, m;
 } solve_state;
 
+/* Everything setup() made (also when it stopped half way). */
 static void release(solve_state *s) {
   for (int i = 0; i < K_COUNT; i++)
     if (s->k[i]) clReleaseKernel(s->k[i]);
@@ -71,6 +72,7 @@ static hcl_status check_group(solve_state *s, int k, size_t need) {
   return HCL_OK;
 }
 
+/* Program, kernels and scratch buffers of one call. */
 static hcl_status setup(solve_state *s) {
   char opts[128];
   snprintf(opts, sizeof opts, "-DHCL_SOLVE_NB=%d -DHCL_SOLVE_WG=%d -DHCL_SOLVE_TILE=%d", SOLVE_NB,
@@ -158,6 +160,7 @@ static hcl_status substitute(solve_state *s, hcl_buf b) {
   return HCL_OK;
 }
 
+/* Factor, check the pivots, substitute, check the solution. */
 static hcl_status solve(solve_state *s, hcl_buf a, hcl_buf b, float lambda) {
   HCL_TRY(setup(s));
   HCL_TRY(factor(s, a, lambda));

@@ -236,6 +236,7 @@ hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_ex
     if (test[r] < t->best_test[r]) t->best_test[r] = test[r];
   }
   t->evals++;
+  t->last_eval_step = t->step;
   progress_line(t, 0);
   return nan_rc;
 }
@@ -284,7 +285,8 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
   if (c->optim.kind == HCL_OPT_ADAM) HCL_TRY(hcl_fill(t->ctx, t->state2, 0.0f, R * t->n_params));
   hcl_buf none = {0}, mask = masked ? t->mask : none;
   double scale = ph->lr_scale > 0 ? ph->lr_scale : 1.0;
-  t->phase_label = ph->label ? ph->label : "sgd";
+  snprintf(t->label_buf, sizeof t->label_buf, "%s", ph->label ? ph->label : "sgd");
+  t->phase_label = t->label_buf;
   double best = INFINITY;
   uint64_t best_at = 0;
   for (uint64_t i = 0; i < ph->steps; i++) {
@@ -337,6 +339,7 @@ hcl_status hcl_trainer_run(hcl_trainer *t) {
   const hcl_train_cfg *c = t->cfg;
   t->t0 = hcl_now();
   t->phase_label = "init";
+  t->last_eval_step = UINT64_MAX;
   t->lr_now = hcl_schedule_lr(&c->sched, 0);
   /* the prepare hook is read only when the plugin's vtable is that large */
   if (t->mvt->struct_size >= offsetof(hcl_model_vt, prepare) + sizeof t->mvt->prepare &&
@@ -348,6 +351,7 @@ hcl_status hcl_trainer_run(hcl_trainer *t) {
   if (t->mvt->algorithms)
     for (const char *const *a = t->mvt->algorithms; *a; a++) custom |= !strcmp(*a, alg);
   hcl_status rc;
+  uint64_t evals_before = t->evals;
   if (custom && t->mvt->train) {
     rc = t->mvt->train(t->model, alg, t);
   } else if (!strcmp(alg, "sgd")) {
@@ -367,7 +371,10 @@ hcl_status hcl_trainer_run(hcl_trainer *t) {
     progress_line(t, 1);
     return rc;
   }
-  if (!c->eval_every || t->step % c->eval_every != 0) HCL_TRY(hcl_trainer_eval(t, NULL, 0));
+  /* a closing evaluation unless the last step was evaluated (a closed-form
+   * algorithm changes the parameters without steps: it must have evaluated) */
+  if (t->last_eval_step != t->step || (custom && t->evals == evals_before))
+    HCL_TRY(hcl_trainer_eval(t, NULL, 0));
   progress_line(t, 1);
   return HCL_OK;
 }
@@ -389,3 +396,8 @@ uint64_t hcl_trainer_steps(hcl_trainer *t) { return t->cfg->steps; }
 double hcl_trainer_lr(hcl_trainer *t) { return t->cfg->sched.lr; }
 size_t hcl_trainer_batch_size(hcl_trainer *t) { return t->cfg->batch; }
 uint64_t hcl_trainer_train_size(hcl_trainer *t) { return t->cfg->train_size; }
+
+void hcl_trainer_label(hcl_trainer *t, const char *label) {
+  snprintf(t->label_buf, sizeof t->label_buf, "%s", label ? label : "");
+  t->phase_label = t->label_buf;
+}

@@ -59,6 +59,8 @@ struct hcl_trainer {
   int cached;
   uint64_t step, samples, acc_steps;
   const char *phase_label;
+  char label_buf[64];     /* a label set by hcl_trainer_label */
+  uint64_t last_eval_step; /* step of the last evaluation (UINT64_MAX: none) */
   double lr_now;
   double t0;
   const volatile int *stop;
@@ -93,6 +95,7 @@ uint64_t hcl_trainer_steps(hcl_trainer *t);
 double hcl_trainer_lr(hcl_trainer *t);
 size_t hcl_trainer_batch_size(hcl_trainer *t);
 uint64_t hcl_trainer_train_size(hcl_trainer *t);
+void hcl_trainer_label(hcl_trainer *t, const char *label);
 /* Add (or replace) a metric of the evaluation under way. */
 hcl_status hcl_trainer_metric_add(hcl_trainer *t, const char *name, const double *values);
 

@@ -5,6 +5,7 @@
  * features, init statistics, replicas bit for bit, and learning runs on a
  * Random Hierarchy Model through hcl_run (sgd, layerwise, ridge_chain). */
 #include "support/hcl_test.h"
+#include "trainer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,11 +22,15 @@ enum { BIAS_NONE = 0, BIAS_SHARED = 1, BIAS_POSITION = 2 };
 typedef struct ref_cnn {
   size_t v, d, s, L, H, D;
   int mf, bias;
+  size_t stage; /* 0: the full network; k: layers 1..k, mean over P_k, readout */
 } ref_cnn;
+
+static size_t ref_K(const ref_cnn *r) { return r->stage ? r->stage : r->L; }
 
 static size_t ref_P(const ref_cnn *r, size_t k) { /* positions after layer k (k >= 1) */
   size_t P = r->d;
-  for (size_t i = 0; i < k; i++) P /= r->s;
+  for (size_t i = 0; i < k; i++)
+    P /= r->s;
   return P;
 }
 static size_t ref_cin(const ref_cnn *r, size_t k) { return k == 1 ? r->v : r->H; }
@@ -35,7 +40,8 @@ static size_t ref_bcount(const ref_cnn *r, size_t k) {
 static int ref_has_rb(const ref_cnn *r) { return !r->mf && r->bias != BIAS_NONE; }
 static size_t ref_woff(const ref_cnn *r, size_t k) { /* k = L + 1: the readout */
   size_t off = 0;
-  for (size_t i = 1; i < k; i++) off += r->H * ref_cin(r, i) * r->s + ref_bcount(r, i);
+  for (size_t i = 1; i < k; i++)
+    off += r->H * ref_cin(r, i) * r->s + ref_bcount(r, i);
   return off;
 }
 static size_t ref_boff(const ref_cnn *r, size_t k) {
@@ -50,22 +56,27 @@ static double ref_alpha(const ref_cnn *r, size_t k) {
 static double ref_bscale(const ref_cnn *r) { return r->mf ? 0.1 : 1.0; }
 static double ref_oscale(const ref_cnn *r) { return r->mf ? 1.0 / (double)r->H : 1.0; }
 
-/* One sample: a[0] = x [v][d]; z[k], a[k] [H][P_k] for k = 1..L; out [D]. */
+/* One sample: a[0] = x [v][d]; z[k], a[k] [H][P_k] for k = 1..K; out [D]
+ * from the mean over positions of a[K]. */
 static void ref_sample(const ref_cnn *r, const double *p, const double *x, double **z, double **a,
                        double *out) {
   size_t s = r->s, H = r->H;
   memcpy(a[0], x, r->v * r->d * sizeof *x);
-  for (size_t k = 1; k <= r->L; k++) {
+  size_t K = ref_K(r), PK = ref_P(r, K);
+  for (size_t k = 1; k <= K; k++) {
     size_t cin = ref_cin(r, k), P = ref_P(r, k), Pin = P * s, cols = cin * s;
     const double *w = p + ref_woff(r, k), *b = p + ref_boff(r, k);
     for (size_t h = 0; h < H; h++)
       for (size_t q = 0; q < P; q++) {
         double acc = 0;
         for (size_t c = 0; c < cin; c++)
-          for (size_t j = 0; j < s; j++) acc += w[h * cols + c * s + j] * a[k - 1][c * Pin + q * s + j];
+          for (size_t j = 0; j < s; j++)
+            acc += w[h * cols + c * s + j] * a[k - 1][c * Pin + q * s + j];
         acc *= ref_alpha(r, k);
-        if (r->bias == BIAS_SHARED) acc += ref_bscale(r) * b[h];
-        if (r->bias == BIAS_POSITION) acc += ref_bscale(r) * b[q * H + h];
+        if (r->bias == BIAS_SHARED)
+          acc += ref_bscale(r) * b[h];
+        if (r->bias == BIAS_POSITION)
+          acc += ref_bscale(r) * b[q * H + h];
         z[k][h * P + q] = acc;
         a[k][h * P + q] = acc > 0 ? acc : 0;
       }
@@ -73,7 +84,12 @@ static void ref_sample(const ref_cnn *r, const double *p, const double *x, doubl
   const double *ro = p + ref_woff(r, r->L + 1);
   for (size_t o = 0; o < r->D; o++) {
     double acc = 0;
-    for (size_t h = 0; h < H; h++) acc += ro[o * H + h] * a[r->L][h];
+    for (size_t h = 0; h < H; h++) {
+      double g = 0;
+      for (size_t q = 0; q < PK; q++)
+        g += a[K][h * PK + q];
+      acc += ro[o * H + h] * g / (double)PK;
+    }
     out[o] = ref_oscale(r) * acc + (ref_has_rb(r) ? ro[r->D * H + o] : 0.0);
   }
 }
@@ -93,57 +109,72 @@ static void work_alloc(const ref_cnn *r, ref_work *w) {
   }
 }
 static void work_free(const ref_cnn *r, ref_work *w) {
-  for (size_t k = 0; k <= r->L; k++) free(w->z[k]), free(w->a[k]), free(w->da[k]);
+  for (size_t k = 0; k <= r->L; k++)
+    free(w->z[k]), free(w->a[k]), free(w->da[k]);
 }
 
 /* out [n][D] for samples x [n][v*d]. */
 static void ref_forward(const ref_cnn *r, const double *p, const double *x, size_t n, double *out) {
   ref_work w;
   work_alloc(r, &w);
-  for (size_t i = 0; i < n; i++) ref_sample(r, p, x + i * r->v * r->d, w.z, w.a, out + i * r->D);
+  for (size_t i = 0; i < n; i++)
+    ref_sample(r, p, x + i * r->v * r->d, w.z, w.a, out + i * r->D);
   work_free(r, &w);
 }
 
 /* grad = d(sum dout . out)/dp, NOT multiplied by the lr factor. */
 static void ref_backward(const ref_cnn *r, const double *p, const double *x, size_t n,
                          const double *dout, double *grad) {
-  size_t H = r->H, s = r->s, L = r->L;
+  size_t H = r->H, s = r->s, L = r->L, K = ref_K(r), PK = ref_P(r, K);
   ref_work w;
   work_alloc(r, &w);
-  double *out = malloc(r->D * sizeof *out);
+  double *out = malloc(r->D * sizeof *out), *g = malloc(H * sizeof *g),
+         *dg = malloc(H * sizeof *dg);
   memset(grad, 0, ref_n_params(r) * sizeof *grad);
   const double *ro = p + ref_woff(r, L + 1);
   double *gro = grad + ref_woff(r, L + 1);
   for (size_t i = 0; i < n; i++) {
     ref_sample(r, p, x + i * r->v * r->d, w.z, w.a, out);
     const double *dd = dout + i * r->D;
-    for (size_t h = 0; h < H; h++) w.da[L][h] = 0;
+    for (size_t h = 0; h < H; h++) {
+      g[h] = 0, dg[h] = 0;
+      for (size_t q = 0; q < PK; q++)
+        g[h] += w.a[K][h * PK + q] / (double)PK;
+    }
     for (size_t o = 0; o < r->D; o++) {
-      if (ref_has_rb(r)) gro[r->D * H + o] += dd[o];
+      if (ref_has_rb(r))
+        gro[r->D * H + o] += dd[o];
       for (size_t h = 0; h < H; h++) {
-        gro[o * H + h] += ref_oscale(r) * dd[o] * w.a[L][h];
-        w.da[L][h] += ref_oscale(r) * dd[o] * ro[o * H + h];
+        gro[o * H + h] += ref_oscale(r) * dd[o] * g[h];
+        dg[h] += ref_oscale(r) * dd[o] * ro[o * H + h];
       }
     }
-    for (size_t k = L; k >= 1; k--) {
+    for (size_t h = 0; h < H; h++)
+      for (size_t q = 0; q < PK; q++)
+        w.da[K][h * PK + q] = dg[h] / (double)PK;
+    for (size_t k = K; k >= 1; k--) {
       size_t cin = ref_cin(r, k), P = ref_P(r, k), Pin = P * s, cols = cin * s;
       const double *wk = p + ref_woff(r, k);
       double *gw = grad + ref_woff(r, k), *gb = grad + ref_boff(r, k), al = ref_alpha(r, k);
-      if (k > 1) memset(w.da[k - 1], 0, H * Pin * sizeof(double));
+      if (k > 1)
+        memset(w.da[k - 1], 0, H * Pin * sizeof(double));
       for (size_t h = 0; h < H; h++)
         for (size_t q = 0; q < P; q++) {
           double dz = w.z[k][h * P + q] > 0 ? w.da[k][h * P + q] : 0;
-          if (r->bias == BIAS_SHARED) gb[h] += ref_bscale(r) * dz;
-          if (r->bias == BIAS_POSITION) gb[q * H + h] += ref_bscale(r) * dz;
+          if (r->bias == BIAS_SHARED)
+            gb[h] += ref_bscale(r) * dz;
+          if (r->bias == BIAS_POSITION)
+            gb[q * H + h] += ref_bscale(r) * dz;
           for (size_t c = 0; c < cin; c++)
             for (size_t j = 0; j < s; j++) {
               gw[h * cols + c * s + j] += al * dz * w.a[k - 1][c * Pin + q * s + j];
-              if (k > 1) w.da[k - 1][c * Pin + q * s + j] += al * dz * wk[h * cols + c * s + j];
+              if (k > 1)
+                w.da[k - 1][c * Pin + q * s + j] += al * dz * wk[h * cols + c * s + j];
             }
         }
     }
   }
-  free(out);
+  free(out), free(g), free(dg);
   work_free(r, &w);
 }
 
@@ -151,7 +182,8 @@ static double ref_objective(const ref_cnn *r, const double *p, const double *x, 
                             const double *dout) {
   double *out = malloc(n * r->D * sizeof *out), s = 0;
   ref_forward(r, p, x, n, out);
-  for (size_t i = 0; i < n * r->D; i++) s += dout[i] * out[i];
+  for (size_t i = 0; i < n * r->D; i++)
+    s += dout[i] * out[i];
   free(out);
   return s;
 }
@@ -168,7 +200,8 @@ static double urand(double lo, double hi) { /* xorshift64*, deterministic */
 
 static double max_abs(const double *a, size_t n) {
   double m = 0;
-  for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
+  for (size_t i = 0; i < n; i++)
+    m = fmax(m, fabs(a[i]));
   return m;
 }
 
@@ -179,7 +212,8 @@ static void assert_close(const float *got, const double *want, size_t n, double 
   size_t at = 0;
   for (size_t i = 0; i < n; i++) {
     double e = fabs((double)got[i] - want[i]);
-    if (!(e <= worst)) worst = e, at = i;
+    if (!(e <= worst))
+      worst = e, at = i;
   }
   if (!(worst <= rel * scale + 1e-6))
     fail_msg("%s: element %zu: got %.9g want %.9g (max error %.3g, scale %.3g)", what, at,
@@ -194,12 +228,14 @@ static const hcl_model_vt *g_vt;
 static int group_setup(void **state) {
   (void)state;
   g_ctx = hcl_test_ctx(); /* NULL without an OpenCL CPU device: device tests skip */
-  if (!g_ctx) return 0;
+  if (!g_ctx)
+    return 0;
   const hcl_plugin *pl = hcl_registry_find(hcl_test_registry(), "deep_cnn", HCL_PLUGIN_MODEL);
   if (!pl) {
     const hcl_registry *reg = hcl_test_registry();
     fprintf(stderr, "deep_cnn plugin not found in %s\n", HCL_TEST_PLUGIN_DIR);
-    for (size_t i = 0; i < reg->n_rejected; i++) fprintf(stderr, "  %s\n", reg->rejected[i]);
+    for (size_t i = 0; i < reg->n_rejected; i++)
+      fprintf(stderr, "  %s\n", reg->rejected[i]);
     return -1;
   }
   g_desc = pl->desc;
@@ -207,9 +243,10 @@ static int group_setup(void **state) {
   return 0;
 }
 
-#define NEED_DEVICE()                                                                          \
-  do {                                                                                         \
-    if (!g_ctx) skip();                                                                        \
+#define NEED_DEVICE()                                                                              \
+  do {                                                                                             \
+    if (!g_ctx)                                                                                    \
+      skip();                                                                                      \
   } while (0)
 
 static hcl_target_info target_seq(size_t v, size_t d, hcl_task task, size_t classes) {
@@ -231,11 +268,15 @@ static hcl_status model_make(const char *const *kv, size_t R, const uint64_t *se
                              size_t max_batch, const hcl_target_info *t, model *m) {
   memset(m, 0, sizeof *m);
   hcl_params *p = hcl_test_params(g_desc, "model", kv);
-  hcl_setup s = {.struct_size = sizeof s, .replicas = (uint32_t)R, .seeds = seeds, .params = p,
+  hcl_setup s = {.struct_size = sizeof s,
+                 .replicas = (uint32_t)R,
+                 .seeds = seeds,
+                 .params = p,
                  .max_batch = max_batch};
   hcl_status rc = g_vt->create(g_ctx, &s, t, &m->self);
   hcl_test_params_free(p);
-  if (rc != HCL_OK) return rc;
+  if (rc != HCL_OK)
+    return rc;
   m->R = R;
   m->np = g_vt->n_params(m->self);
   m->D = g_vt->out_dim(m->self);
@@ -244,7 +285,8 @@ static hcl_status model_make(const char *const *kv, size_t R, const uint64_t *se
 }
 
 static void model_free(model *m) {
-  if (m->self) g_vt->destroy(m->self);
+  if (m->self)
+    g_vt->destroy(m->self);
   hcl_buf_free(g_ctx, &m->params);
   memset(m, 0, sizeof *m);
 }
@@ -265,13 +307,15 @@ static hcl_buf upload(const float *h, size_t n) {
 
 static float *random_floats(size_t n, double lo, double hi) {
   float *h = malloc(n * sizeof *h);
-  for (size_t i = 0; i < n; i++) h[i] = (float)urand(lo, hi);
+  for (size_t i = 0; i < n; i++)
+    h[i] = (float)urand(lo, hi);
   return h;
 }
 
 static double *to_double(const float *f, size_t n) {
   double *d = malloc(n * sizeof *d);
-  for (size_t i = 0; i < n; i++) d[i] = f[i];
+  for (size_t i = 0; i < n; i++)
+    d[i] = f[i];
   return d;
 }
 
@@ -286,15 +330,22 @@ static void test_reference_gradient_fd(void **state) {
       {.v = 3, .d = 8, .s = 2, .L = 3, .H = 4, .D = 2, .mf = 1, .bias = BIAS_SHARED},
       {.v = 2, .d = 9, .s = 3, .L = 2, .H = 3, .D = 3, .mf = 0, .bias = BIAS_POSITION},
       {.v = 2, .d = 4, .s = 2, .L = 2, .H = 5, .D = 1, .mf = 0, .bias = BIAS_SHARED},
+      /* truncated networks (layerwise stages): mean over the positions left */
+      {.v = 3, .d = 8, .s = 2, .L = 3, .H = 4, .D = 2, .mf = 1, .bias = BIAS_SHARED, .stage = 1},
+      {.v = 2, .d = 9, .s = 3, .L = 2, .H = 3, .D = 2, .mf = 0, .bias = BIAS_POSITION, .stage = 1},
+      {.v = 3, .d = 8, .s = 2, .L = 3, .H = 4, .D = 2, .mf = 1, .bias = BIAS_NONE, .stage = 2},
   };
   for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
     const ref_cnn *r = &cases[ci];
     size_t np = ref_n_params(r), n = 3;
     double *p = malloc(np * sizeof *p), *g = malloc(np * sizeof *g);
     double *x = malloc(n * r->v * r->d * sizeof *x), *dout = malloc(n * r->D * sizeof *dout);
-    for (size_t i = 0; i < np; i++) p[i] = urand(-1, 1);
-    for (size_t i = 0; i < n * r->v * r->d; i++) x[i] = urand(-1, 1);
-    for (size_t i = 0; i < n * r->D; i++) dout[i] = urand(-1, 1);
+    for (size_t i = 0; i < np; i++)
+      p[i] = urand(-1, 1);
+    for (size_t i = 0; i < n * r->v * r->d; i++)
+      x[i] = urand(-1, 1);
+    for (size_t i = 0; i < n * r->D; i++)
+      dout[i] = urand(-1, 1);
     ref_backward(r, p, x, n, dout, g);
     const double h = 1e-6;
     for (size_t i = 0; i < np; i++) {
@@ -324,7 +375,8 @@ static void test_descriptor(void **state) {
   assert_non_null(strstr(g_desc->citation, "hierarchy-learning"));
   for (const hcl_param_desc *d = g_desc->params; d->key; d++) {
     assert_non_null(d->help);
-    if (strlen(d->help) < 20) fail_msg("param %s: help too short", d->key);
+    if (strlen(d->help) < 20)
+      fail_msg("param %s: help too short", d->key);
   }
   const char *const *alg = g_vt->algorithms;
   assert_non_null(alg);
@@ -338,8 +390,8 @@ static void test_descriptor(void **state) {
 /* Expected block names, shapes, groups and offsets against the reference layout. */
 static void check_layout(const char *const *kv, const ref_cnn *r, size_t classes) {
   uint64_t seed = 1;
-  hcl_target_info t = target_seq(r->v, r->d, classes ? HCL_TASK_CLASSES : HCL_TASK_REGRESSION,
-                                 classes);
+  hcl_target_info t =
+      target_seq(r->v, r->d, classes ? HCL_TASK_CLASSES : HCL_TASK_REGRESSION, classes);
   model m;
   assert_int_equal(model_make(kv, 1, &seed, 4, &t, &m), HCL_OK);
   assert_int_equal(m.np, ref_n_params(r));
@@ -411,17 +463,19 @@ static void test_rejects(void **state) {
                    HCL_ERR_PARAM);
   assert_null(m.self);
   const char *msg = hcl_errmsg(g_ctx);
-  if (!strstr(msg, "input length 30 is not s^L = 2^4 = 16")) fail_msg("message: %s", msg);
+  if (!strstr(msg, "input length 30 is not s^L = 2^4 = 16"))
+    fail_msg("message: %s", msg);
   assert_int_equal(model_make(NULL, 1, &seed, 4, &t, &m), HCL_ERR_PARAM);
   msg = hcl_errmsg(g_ctx);
-  if (!strstr(msg, "input length 30 is not a power of s = 2")) fail_msg("message: %s", msg);
+  if (!strstr(msg, "input length 30 is not a power of s = 2"))
+    fail_msg("message: %s", msg);
   t = target_seq(4, 16, HCL_TASK_CLASSES, 4);
   assert_int_equal(model_make((const char *[]){"depth=2", NULL}, 1, &seed, 4, &t, &m),
                    HCL_ERR_PARAM);
   msg = hcl_errmsg(g_ctx);
-  if (!strstr(msg, "input length 16 is not s^L = 2^2 = 4")) fail_msg("message: %s", msg);
-  assert_int_equal(model_make((const char *[]){"s=3", NULL}, 1, &seed, 4, &t, &m),
-                   HCL_ERR_PARAM);
+  if (!strstr(msg, "input length 16 is not s^L = 2^2 = 4"))
+    fail_msg("message: %s", msg);
+  assert_int_equal(model_make((const char *[]){"s=3", NULL}, 1, &seed, 4, &t, &m), HCL_ERR_PARAM);
   t.x.rank = 3;
   assert_int_equal(model_make(NULL, 1, &seed, 4, &t, &m), HCL_ERR_PARAM);
   assert_non_null(strstr(hcl_errmsg(g_ctx), "rank 3"));
@@ -455,20 +509,22 @@ static void check_forward_backward(const char *const *kv, const ref_cnn *r, size
   enum { R = 3 };
   const uint64_t seeds[R] = {11, 2022, 987654321};
   const size_t n = 7, max_batch = 9, xs = r->v * r->d;
-  hcl_target_info t = target_seq(r->v, r->d, classes ? HCL_TASK_CLASSES : HCL_TASK_REGRESSION,
-                                 classes);
+  hcl_target_info t =
+      target_seq(r->v, r->d, classes ? HCL_TASK_CLASSES : HCL_TASK_REGRESSION, classes);
   model m;
   assert_int_equal(model_make(kv, R, seeds, max_batch, &t, &m), HCL_OK);
   assert_int_equal(m.np, ref_n_params(r));
   size_t D = m.D, np = m.np;
   assert_int_equal(D, r->D);
   float *xh = random_floats(R * n * xs, -1, 1);
-  for (size_t i = 0; i < R * n * xs; i += 5) xh[i] = 0.0f; /* some exact zeros, as one-hot */
+  for (size_t i = 0; i < R * n * xs; i += 5)
+    xh[i] = 0.0f; /* some exact zeros, as one-hot */
   float *douth = random_floats(R * n * D, -1, 1);
   hcl_buf x = upload(xh, R * n * xs), dout = upload(douth, R * n * D), out, grad;
   assert_int_equal(hcl_buf_alloc(g_ctx, R * n * D * sizeof(float), &out), HCL_OK);
   float *seven = malloc(R * np * sizeof *seven);
-  for (size_t i = 0; i < R * np; i++) seven[i] = 7.0f; /* backward must overwrite */
+  for (size_t i = 0; i < R * np; i++)
+    seven[i] = 7.0f; /* backward must overwrite */
   grad = upload(seven, R * np);
   assert_int_equal(g_vt->init(m.self, m.params), HCL_OK);
   assert_int_equal(g_vt->forward(m.self, m.params, x, n, out), HCL_OK);
@@ -485,9 +541,10 @@ static void check_forward_backward(const char *const *kv, const ref_cnn *r, size
              rep);
     assert_close(oh + rep * n * D, ref_out, n * D, 1e-4, what);
     ref_backward(r, p, xd, n, dd, ref_g);
-    for (size_t i = 0; i < np; i++) ref_g[i] *= gscale;
-    snprintf(what, sizeof what, "%s L=%zu gradient, replica %zu", r->mf ? "mf" : "standard",
-             r->L, rep);
+    for (size_t i = 0; i < np; i++)
+      ref_g[i] *= gscale;
+    snprintf(what, sizeof what, "%s L=%zu gradient, replica %zu", r->mf ? "mf" : "standard", r->L,
+             rep);
     assert_close(gh + rep * np, ref_g, np, 1e-4, what);
     free(p), free(xd), free(dd);
   }
@@ -527,8 +584,8 @@ static void test_standard(void **state) {
   /* regression (one output), per-position biases, lr factor forced on */
   ref_cnn rr = {.v = 2, .d = 8, .s = 2, .L = 3, .H = 7, .D = 1, .mf = 0, .bias = BIAS_POSITION};
   check_forward_backward(
-      (const char *[]){"width=7", "param=standard", "bias=position", "lr_factor=width", NULL},
-      &rr, 0, 7.0);
+      (const char *[]){"width=7", "param=standard", "bias=position", "lr_factor=width", NULL}, &rr,
+      0, 7.0);
 }
 
 /* features(k) = conv k's ReLU output, [H, P_k] flattened channels first. */
@@ -541,9 +598,8 @@ static void test_features(void **state) {
   const size_t n = 5, xs = r.v * r.d;
   hcl_target_info t = target_seq(r.v, r.d, HCL_TASK_CLASSES, 4);
   model m;
-  assert_int_equal(model_make((const char *[]){"width=6", "bias=shared", NULL}, R, seeds, 8, &t,
-                              &m),
-                   HCL_OK);
+  assert_int_equal(
+      model_make((const char *[]){"width=6", "bias=shared", NULL}, R, seeds, 8, &t, &m), HCL_OK);
   float *xh = random_floats(R * n * xs, -1, 1);
   hcl_buf x = upload(xh, R * n * xs), feat, out;
   assert_int_equal(hcl_buf_alloc(g_ctx, R * n * r.H * 4 * sizeof(float), &feat), HCL_OK);
@@ -592,9 +648,8 @@ static void test_init_statistics(void **state) {
   const uint64_t seeds[R] = {42, 1ull << 40};
   hcl_target_info t = target_seq(8, 16, HCL_TASK_CLASSES, 8);
   model m, m2;
-  assert_int_equal(model_make((const char *[]){"width=64", "bias=shared", NULL}, R, seeds, 4, &t,
-                              &m),
-                   HCL_OK);
+  assert_int_equal(
+      model_make((const char *[]){"width=64", "bias=shared", NULL}, R, seeds, 4, &t, &m), HCL_OK);
   assert_int_equal(g_vt->init(m.self, m.params), HCL_OK);
   float *ph = read_floats(m.params, R * m.np);
   size_t nb = 0;
@@ -612,9 +667,8 @@ static void test_init_statistics(void **state) {
   }
   assert_memory_not_equal(ph + b[2].offset, ph + b[4].offset, 64 * 64 * sizeof *ph);
   assert_memory_not_equal(ph, ph + m.np, m.np * sizeof *ph);
-  assert_int_equal(model_make((const char *[]){"width=64", "bias=shared", NULL}, R, seeds, 8, &t,
-                              &m2),
-                   HCL_OK);
+  assert_int_equal(
+      model_make((const char *[]){"width=64", "bias=shared", NULL}, R, seeds, 8, &t, &m2), HCL_OK);
   assert_int_equal(g_vt->init(m2.self, m2.params), HCL_OK);
   float *ph2 = read_floats(m2.params, R * m.np);
   assert_memory_equal(ph, ph2, R * m.np * sizeof *ph);
@@ -630,7 +684,9 @@ static void test_init_statistics(void **state) {
   b = g_vt->blocks(m.self, &nb);
   for (size_t i = 0; i < nb; i++) {
     size_t count = b[i].rows * b[i].cols;
-    size_t fan_in = !strncmp(b[i].name, "conv1.", 6) ? 16 : !strncmp(b[i].name, "conv", 4) ? 128 : 64;
+    size_t fan_in = !strncmp(b[i].name, "conv1.", 6) ? 16
+                    : !strncmp(b[i].name, "conv", 4) ? 128
+                                                     : 64;
     double bound = 1 / sqrt((double)fan_in), mx = 0;
     for (size_t k = 0; k < count; k++) {
       double v = ph[b[i].offset + k];
@@ -675,7 +731,8 @@ static void test_replicas_bitwise(void **state) {
     assert_int_equal(g_vt->init(one.self, one.params), HCL_OK);
     assert_int_equal(g_vt->forward(one.self, one.params, x1, n, o1), HCL_OK);
     assert_int_equal(g_vt->backward(one.self, one.params, d1, n, g1), HCL_OK);
-    float *p1 = read_floats(one.params, np), *oo = read_floats(o1, n * D), *gg = read_floats(g1, np);
+    float *p1 = read_floats(one.params, np), *oo = read_floats(o1, n * D),
+          *gg = read_floats(g1, np);
     assert_memory_equal(p1, pa + rep * np, np * sizeof *p1);
     assert_memory_equal(oo, oa + rep * n * D, n * D * sizeof *oo);
     assert_memory_equal(gg, ga + rep * np, np * sizeof *gg);
@@ -692,6 +749,152 @@ static void test_replicas_bitwise(void **state) {
   hcl_buf_free(g_ctx, &out);
   hcl_buf_free(g_ctx, &grad);
   model_free(&all);
+}
+
+/* ---- layerwise through the runtime's trainer, step by step --------------
+ * A fixed regression data set (a fake target), L = 2, one SGD step per stage
+ * on the full batch: the final parameters must be
+ *   conv1 = conv1_0 - lr H grad_conv1(stage-1 net: mean over P_1, readout r1)
+ *   conv2 = conv2_0 - lr H grad_conv2(full net with the new conv1, readout r2)
+ *   readout = r2 - lr H grad_readout(same)
+ * with r_k the readouts redrawn at stage k (stream "dcnn" 0x10000 + 2k,
+ * reproduced with the host Philox mirror), the MSE loss mean (f - y)^2. */
+enum { LW_R = 2, LW_P = 6, LW_V = 3, LW_D = 4, LW_H = 8 };
+static float lw_x[LW_R][LW_P][LW_V * LW_D], lw_y[LW_R][LW_P];
+
+static hcl_status lw_create(hcl_ctx *ctx, const hcl_setup *s, void **self) {
+  (void)ctx, (void)s;
+  *self = lw_x;
+  return HCL_OK;
+}
+static void lw_destroy(void *self) { (void)self; }
+static hcl_status lw_info(void *self, hcl_target_info *out) {
+  (void)self;
+  *out = target_seq(LW_V, LW_D, HCL_TASK_REGRESSION, 0);
+  return HCL_OK;
+}
+static hcl_status lw_sample(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
+                            hcl_buf y) {
+  (void)self, (void)stream;
+  size_t xs = LW_V * LW_D;
+  float *hx = malloc(LW_R * n * xs * sizeof *hx), *hy = malloc(LW_R * n * sizeof *hy);
+  for (size_t r = 0; r < LW_R; r++)
+    for (size_t i = 0; i < n; i++) {
+      size_t k = (size_t)((first + i) % LW_P);
+      memcpy(hx + (r * n + i) * xs, lw_x[r][k], xs * sizeof *hx);
+      hy[r * n + i] = lw_y[r][k];
+    }
+  hcl_status rc = hcl_buf_write(g_ctx, x, hx, LW_R * n * xs * sizeof *hx);
+  if (rc == HCL_OK)
+    rc = hcl_buf_write(g_ctx, y, hy, LW_R * n * sizeof *hy);
+  free(hx), free(hy);
+  return rc;
+}
+static const hcl_target_vt lw_target = {.struct_size = sizeof(hcl_target_vt),
+                                        .create = lw_create,
+                                        .destroy = lw_destroy,
+                                        .info = lw_info,
+                                        .sample = lw_sample};
+
+/* The reference gradient of the MSE loss on the fixed batch. */
+static void lw_grad(const ref_cnn *r, const double *p, size_t rep, double *grad) {
+  size_t xs = LW_V * LW_D;
+  double x[LW_P * LW_V * LW_D], out[LW_P], dout[LW_P];
+  for (size_t i = 0; i < LW_P; i++)
+    for (size_t j = 0; j < xs; j++)
+      x[i * xs + j] = lw_x[rep][i][j];
+  ref_forward(r, p, x, LW_P, out);
+  for (size_t i = 0; i < LW_P; i++)
+    dout[i] = 2.0 * (out[i] - lw_y[rep][i]) / LW_P;
+  ref_backward(r, p, x, LW_P, dout, grad);
+}
+
+static void test_layerwise_steps(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  const uint64_t seeds[LW_R] = {7, 1234567};
+  const double lr = 0.05;
+  for (size_t r = 0; r < LW_R; r++)
+    for (size_t i = 0; i < LW_P; i++) {
+      for (size_t j = 0; j < LW_V * LW_D; j++)
+        lw_x[r][i][j] = (float)urand(0, 1);
+      lw_y[r][i] = (float)urand(-1, 1);
+    }
+  hcl_target_info ti = target_seq(LW_V, LW_D, HCL_TASK_REGRESSION, 0);
+  model m;
+  assert_int_equal(
+      model_make((const char *[]){"width=8", "bias=shared", NULL}, LW_R, seeds, LW_P, &ti, &m),
+      HCL_OK);
+  hcl_train_cfg cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.replicas = LW_R;
+  cfg.seeds = seeds;
+  cfg.steps = 2; /* L = 2 stages of one step */
+  cfg.batch = LW_P;
+  cfg.train_size = LW_P;
+  cfg.sched.kind = HCL_SCHED_CONSTANT;
+  cfg.sched.lr = lr;
+  cfg.loss = HCL_LOSS_MSE;
+  cfg.optim.kind = HCL_OPT_SGD;
+  cfg.eval_batch = LW_P;
+  cfg.algorithm = "layerwise";
+  hcl_trainer t;
+  memset(&t, 0, sizeof t);
+  t.ctx = g_ctx;
+  t.cfg = &cfg;
+  t.tvt = &lw_target;
+  t.target = lw_x;
+  t.tinfo = ti;
+  t.mvt = g_vt;
+  t.model = m.self;
+  assert_int_equal(hcl_trainer_init(&t), HCL_OK);
+  size_t np = m.np;
+  float *p0 = read_floats(t.params, LW_R * np);
+  if (hcl_trainer_run(&t) != HCL_OK)
+    fail_msg("%s", hcl_errmsg(g_ctx));
+  assert_int_equal(t.step, 2);
+  float *p2 = read_floats(t.params, LW_R * np);
+  ref_cnn r = {
+      .v = LW_V, .d = LW_D, .s = 2, .L = 2, .H = LW_H, .D = 1, .mf = 1, .bias = BIAS_SHARED};
+  size_t c1 = ref_woff(&r, 1), c2 = ref_woff(&r, 2), ro = ref_woff(&r, 3);
+  double *g = malloc(np * sizeof *g), *want = malloc(np * sizeof *want);
+  for (size_t rep = 0; rep < LW_R; rep++) {
+    double *p = to_double(p0 + rep * np, np);
+    /* stage 1: readout r1, layers 1 only, mean over P_1 = 2 positions */
+    for (size_t h = 0; h < LW_H; h++)
+      p[ro + h] = hcl_rng_host(HCL_RNG_NORMAL, 0.0f, 1.0f, seeds[rep], 0x64636e6e00010002ull, h);
+    r.stage = 1;
+    lw_grad(&r, p, rep, g);
+    for (size_t i = c1; i < c2; i++)
+      p[i] -= lr * LW_H * g[i]; /* conv1 weight and bias */
+    /* stage 2: readout r2, the full network; conv2 and the readout train */
+    for (size_t h = 0; h < LW_H; h++)
+      p[ro + h] = hcl_rng_host(HCL_RNG_NORMAL, 0.0f, 1.0f, seeds[rep], 0x64636e6e00010004ull, h);
+    r.stage = 0;
+    lw_grad(&r, p, rep, g);
+    for (size_t i = c2; i < np; i++)
+      p[i] -= lr * LW_H * g[i];
+    /* compare the updates: from the init for the conv blocks, from r2 for
+     * the readout (its stage-1 values were replaced) */
+    float *got = malloc(np * sizeof *got);
+    for (size_t i = 0; i < np; i++) {
+      double base = i < ro ? p0[rep * np + i]
+                           : hcl_rng_host(HCL_RNG_NORMAL, 0.0f, 1.0f, seeds[rep],
+                                          0x64636e6e00010004ull, i - ro);
+      want[i] = p[i] - base;
+      got[i] = (float)((double)p2[rep * np + i] - base);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "layerwise updates, replica %zu", rep);
+    assert_close(got, want, np, 2e-4, what);
+    assert_true(max_abs(want, c2) > 1e-3);           /* conv1 moved in stage 1 */
+    assert_true(max_abs(want + c2, ro - c2) > 1e-3); /* conv2 moved in stage 2 */
+    free(got);
+    free(p);
+  }
+  free(g), free(want), free(p0), free(p2);
+  hcl_trainer_release(&t);
+  model_free(&m);
 }
 
 /* ---- learning runs through hcl_run on the rhm target --------------------- */
@@ -712,8 +915,12 @@ static int have_rhm(void) {
 static hcl_status run_cfg(const char *const *sets, size_t n_sets, char *dir, char *err,
                           size_t errlen) {
   const char *path = hcl_test_write_temp("deep_cnn_rhm.ini", rhm_cfg);
-  hcl_run_options o = {.config_path = path, .sets = sets, .n_sets = n_sets, .device = "cpu",
-                       .out_dir = hcl_test_tmpdir(), .plugin_path = HCL_TEST_PLUGIN_DIR};
+  hcl_run_options o = {.config_path = path,
+                       .sets = sets,
+                       .n_sets = n_sets,
+                       .device = "cpu",
+                       .out_dir = hcl_test_tmpdir(),
+                       .plugin_path = HCL_TEST_PLUGIN_DIR};
   hcl_status rc = hcl_run(&o, err, errlen);
   snprintf(dir, 1024, "%s", o.run_dir);
   return rc;
@@ -726,7 +933,8 @@ static double last_metric(const char *dir, const char *key) {
   char *text = hcl_test_read_file(p);
   assert_non_null(text);
   const char *last = NULL;
-  for (const char *q = text; (q = strstr(q, "\"replica\":0,")); q++) last = q;
+  for (const char *q = text; (q = strstr(q, "\"replica\":0,")); q++)
+    last = q;
   assert_non_null(last);
   double v = NAN;
   assert_true(hcl_test_json_num(last, key, &v));
@@ -753,20 +961,23 @@ static void test_learns_rhm_sgd(void **state) {
     skip();
   }
   char dir[1024], err[4096];
-  if (run_cfg(NULL, 0, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  if (run_cfg(NULL, 0, dir, err, sizeof err) != HCL_OK)
+    fail_msg("%s", err);
   double first = first_metric(dir, "test_error"), last = last_metric(dir, "test_error");
   fprintf(stderr, "deep_cnn sgd on rhm: test error %.3f -> %.3f\n", first, last);
-  assert_true(first > 0.5); /* chance is 0.75 */
+  assert_true(first > 0.5);  /* chance is 0.75 */
   assert_true(last < 0.075); /* below eps_rand / 10 */
 }
 
 static void test_learns_rhm_layerwise(void **state) {
   (void)state;
   NEED_DEVICE();
-  if (!have_rhm()) skip();
+  if (!have_rhm())
+    skip();
   char dir[1024], err[4096];
   const char *sets[] = {"train.algorithm=layerwise", "train.steps=3000"};
-  if (run_cfg(sets, 2, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  if (run_cfg(sets, 2, dir, err, sizeof err) != HCL_OK)
+    fail_msg("%s", err);
   double last = last_metric(dir, "test_error");
   fprintf(stderr, "deep_cnn layerwise on rhm: test error %.3f\n", last);
   assert_true(last < 0.15);
@@ -785,25 +996,38 @@ static void test_learns_rhm_layerwise(void **state) {
 static void test_learns_rhm_ridge_chain(void **state) {
   (void)state;
   NEED_DEVICE();
-  if (!have_rhm()) skip();
+  if (!have_rhm())
+    skip();
   char dir[1024], err[4096];
-  const char *sets[] = {"train.algorithm=ridge_chain", "model.ridge_features=256",
-                        "target.n_c=8",  "target.v=8", "target.m=8", "train.train_size=2048",
+  const char *sets[] = {"train.algorithm=ridge_chain",
+                        "model.ridge_features=256",
+                        "target.n_c=8",
+                        "target.v=8",
+                        "target.m=8",
+                        "train.train_size=2048",
                         "eval.test_size=1024"};
   hcl_status rc = run_cfg(sets, 7, dir, err, sizeof err);
   if (rc == HCL_ERR_UNSUPPORTED && strstr(err, "solve_spd")) {
     fprintf(stderr, "solve_spd not available yet: skipping ridge_chain (%s)\n", err);
     skip();
   }
-  if (rc != HCL_OK) fail_msg("%s", err);
+  if (rc != HCL_OK)
+    fail_msg("%s", err);
   double last = last_metric(dir, "test_error");
   fprintf(stderr, "deep_cnn ridge_chain on rhm: test error %.3f (chance 0.875)\n", last);
   assert_true(last < 0.1);
   /* the median heuristic for sigma, two replicas */
-  const char *med[] = {"train.algorithm=ridge_chain", "model.ridge_features=256",
-                       "target.n_c=8",  "target.v=8", "target.m=8", "train.train_size=2048",
-                       "eval.test_size=1024", "model.ridge_sigma=0", "run.replicas=2"};
-  if (run_cfg(med, 9, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  const char *med[] = {"train.algorithm=ridge_chain",
+                       "model.ridge_features=256",
+                       "target.n_c=8",
+                       "target.v=8",
+                       "target.m=8",
+                       "train.train_size=2048",
+                       "eval.test_size=1024",
+                       "model.ridge_sigma=0",
+                       "run.replicas=2"};
+  if (run_cfg(med, 9, dir, err, sizeof err) != HCL_OK)
+    fail_msg("%s", err);
   last = last_metric(dir, "test_error");
   fprintf(stderr, "deep_cnn ridge_chain (median heuristic) on rhm: test error %.3f\n", last);
   assert_true(last < 0.1);
@@ -814,7 +1038,8 @@ static void test_learns_rhm_ridge_chain(void **state) {
 static void test_regression_target(void **state) {
   (void)state;
   NEED_DEVICE();
-  if (!hcl_registry_find(hcl_test_registry(), "staircase", HCL_PLUGIN_TARGET)) skip();
+  if (!hcl_registry_find(hcl_test_registry(), "staircase", HCL_PLUGIN_TARGET))
+    skip();
   const char *cfg = "[run]\nseed = 1\n"
                     "[target]\nplugin = staircase\nn = 16\nk = 2\nprobe_samples = 100\n"
                     "[model]\nplugin = deep_cnn\nwidth = 8\nparam = standard\nbias = shared\n"
@@ -825,13 +1050,19 @@ static void test_regression_target(void **state) {
   const char *algs[] = {"train.algorithm=sgd", "train.algorithm=layerwise",
                         "train.algorithm=ridge_chain"};
   for (size_t i = 0; i < 3; i++) {
-    hcl_run_options o = {.config_path = path, .sets = &algs[i], .n_sets = 1, .device = "cpu",
-                         .out_dir = hcl_test_tmpdir(), .plugin_path = HCL_TEST_PLUGIN_DIR};
+    hcl_run_options o = {.config_path = path,
+                         .sets = &algs[i],
+                         .n_sets = 1,
+                         .device = "cpu",
+                         .out_dir = hcl_test_tmpdir(),
+                         .plugin_path = HCL_TEST_PLUGIN_DIR};
     hcl_status rc = hcl_run(&o, err, sizeof err);
-    if (i < 2 && rc != HCL_OK) fail_msg("%s: %s", algs[i], err);
+    if (i < 2 && rc != HCL_OK)
+      fail_msg("%s: %s", algs[i], err);
     if (i == 2) {
       assert_int_not_equal(rc, HCL_OK);
-      if (!strstr(err, "classification")) fail_msg("ridge_chain on regression: %s", err);
+      if (!strstr(err, "classification"))
+        fail_msg("ridge_chain on regression: %s", err);
     }
   }
 }
@@ -847,6 +1078,7 @@ int main(void) {
       cmocka_unit_test(test_features),
       cmocka_unit_test(test_init_statistics),
       cmocka_unit_test(test_replicas_bitwise),
+      cmocka_unit_test(test_layerwise_steps),
       cmocka_unit_test(test_learns_rhm_sgd),
       cmocka_unit_test(test_learns_rhm_layerwise),
       cmocka_unit_test(test_learns_rhm_ridge_chain),

@@ -190,8 +190,9 @@ static void ill_conditioned(void **state) {
   hcl_buf_free(ctx, &db);
 }
 
-/* Indefinite, zero, negative-trace and NaN systems fail cleanly at the right
- * pivot; a negative-definite system becomes solvable with a large lambda. */
+/* Indefinite, zero and NaN systems fail cleanly at the right pivot; an
+ * indefinite system becomes solvable with a large lambda; an overflowing
+ * solution is an error. */
 static void indefinite_and_nan(void **state) {
   (void)state;
   NEED_DEVICE();
@@ -223,6 +224,13 @@ static void indefinite_and_nan(void **state) {
   x = download(ctx, db, K);
   for (size_t i = 0; i < K; i++) assert_false(isnan(x[i]));
   free(x);
+  /* positive definite but the solution overflows float: reported, not returned silently */
+  memset(a, 0, K * K * sizeof *a);
+  for (size_t i = 0; i < K; i++) a[i * K + i] = 1e-20f, b[i] = 1e20f;
+  assert_int_equal(hcl_buf_write(ctx, da, a, K * K * sizeof *a), HCL_OK);
+  assert_int_equal(hcl_buf_write(ctx, db, b, K * sizeof *b), HCL_OK);
+  assert_int_equal(hcl_solve_spd(ctx, da, db, 1, K, 1, 0.0f), HCL_ERR_NUMERIC);
+  assert_non_null(strstr(ctx->errmsg, "non-finite solution (replica 0"));
   free(a);
   hcl_buf_free(ctx, &da);
   hcl_buf_free(ctx, &db);

@@ -309,6 +309,9 @@ typedef struct hcl_host_api {
   double (*train_lr)(hcl_trainer *t);
   size_t (*train_batch_size)(hcl_trainer *t);
   uint64_t (*train_size)(hcl_trainer *t);
+  /* Name the algorithm's current stage in the metrics ("phase") for stages
+   * that run no train_phase (closed-form fits); label is copied. */
+  void (*train_label)(hcl_trainer *t, const char *label);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */

@@ -9,8 +9,7 @@
 #include "deep_cnn.h"
 
 /* Gradient of the readout; dA of layer `stage` into m->da. */
-static hcl_status readout_backward(dcnn *m, hcl_buf params, hcl_buf dout, size_t n,
-                                   hcl_buf grad) {
+static hcl_status readout_backward(dcnn *m, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad) {
   const hcl_host_api *host = dcnn_host;
   const dcnn_layer *ly = &m->layer[m->stage - 1];
   size_t D = m->n_out, H = m->H, R = m->R;
@@ -25,9 +24,10 @@ static hcl_status readout_backward(dcnn *m, hcl_buf params, hcl_buf dout, size_t
   /* dG = out_scale dout W_ro; the mean's transpose spreads it over positions */
   hcl_buf dst = dcnn_view(ly->P == 1 ? m->da : m->dg, 0, R * n * H);
   DCNN_TRY(host->sgemm_batched(m->ctx, 0, 0, n, H, D, m->out_scale, d, D, n * D,
-                               dcnn_pview(m, params, m->ro_off, D * H), H, m->n_params, 0.0f,
-                               dst, H, n * H, R));
-  if (ly->P == 1) return HCL_OK;
+                               dcnn_pview(m, params, m->ro_off, D * H), H, m->n_params, 0.0f, dst,
+                               H, n * H, R));
+  if (ly->P == 1)
+    return HCL_OK;
   return dcnn_spread(m, dst, dcnn_view(m->da, 0, R * n * ly->P * H), R * n, ly->P, H,
                      1.0f / (float)ly->P);
 }
@@ -47,17 +47,18 @@ static hcl_status conv_backward(dcnn *m, size_t k, hcl_buf params, size_t n, hcl
                                dcnn_pview(m, grad, ly->w_off, H * cs), cs, m->n_params, R));
   float bscale = m->bias_scale * m->grad_scale;
   if (m->bias == DCNN_BIAS_SHARED)
-    DCNN_TRY(host->col_sum(m->ctx, dz, dcnn_pview(m, grad, ly->b_off, H), m->n_params, R, rows,
-                           H, bscale, 0.0f));
+    DCNN_TRY(host->col_sum(m->ctx, dz, dcnn_pview(m, grad, ly->b_off, H), m->n_params, R, rows, H,
+                           bscale, 0.0f));
   else if (m->bias == DCNN_BIAS_POSITION)
-    DCNN_TRY(host->col_sum(m->ctx, dz, dcnn_pview(m, grad, ly->b_off, ly->P * H), m->n_params, R,
-                           n, ly->P * H, bscale, 0.0f));
-  if (!below) return HCL_OK;
+    DCNN_TRY(host->col_sum(m->ctx, dz, dcnn_pview(m, grad, ly->b_off, ly->P * H), m->n_params, R, n,
+                           ly->P * H, bscale, 0.0f));
+  if (!below)
+    return HCL_OK;
   /* dU = alpha dZ W, then the patches' transpose back onto A_{k-1} */
   hcl_buf du = dcnn_view(m->du, 0, R * rows * cs);
   DCNN_TRY(host->sgemm_batched(m->ctx, 0, 0, rows, cs, H, ly->alpha, dz, H, rows * H,
-                               dcnn_pview(m, params, ly->w_off, H * cs), cs, m->n_params, 0.0f,
-                               du, cs, rows * cs, R));
+                               dcnn_pview(m, params, ly->w_off, H * cs), cs, m->n_params, 0.0f, du,
+                               cs, rows * cs, R));
   return dcnn_col2im(m, du, dcnn_view(m->da, 0, R * rows * cs), R * n, ly->P, H, s);
 }
 
@@ -74,12 +75,13 @@ hcl_status dcnn_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl
     return host->fail(m->ctx, HCL_ERR_PARAM,
                       "deep_cnn: backward without a forward (or after features())");
   if (n != m->n_last)
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "deep_cnn: backward on %zu samples, forward had %zu", n, m->n_last);
+    return host->fail(m->ctx, HCL_ERR_PARAM, "deep_cnn: backward on %zu samples, forward had %zu",
+                      n, m->n_last);
   size_t total = m->R * m->n_params;
   if (n == 0 || m->stage < m->L || m->train_from > 1)
     DCNN_TRY(host->fill(m->ctx, dcnn_view(grad, 0, total), 0.0f, total));
-  if (n == 0) return HCL_OK;
+  if (n == 0)
+    return HCL_OK;
   DCNN_TRY(readout_backward(m, params, dout, n, grad));
   size_t lo = m->train_from - 1;
   for (size_t k = m->stage; k-- > lo;)

@@ -23,42 +23,44 @@
 extern const hcl_host_api *dcnn_host;
 
 /* Return the status of a call when it is not HCL_OK. */
-#define DCNN_TRY(call)                                                                         \
-  do {                                                                                         \
-    hcl_status dcnn_rc_ = (call);                                                              \
-    if (dcnn_rc_ != HCL_OK) return dcnn_rc_;                                                   \
+#define DCNN_TRY(call)                                                                             \
+  do {                                                                                             \
+    hcl_status dcnn_rc_ = (call);                                                                  \
+    if (dcnn_rc_ != HCL_OK)                                                                        \
+      return dcnn_rc_;                                                                             \
   } while (0)
 
 /* Stream ids: a tag ("dcnn" in the high 32 bits) and a purpose, so that no
  * two random quantities share counters (targets use small ids and their own
  * tags). */
-#define DCNN_STREAM_INIT 0x64636e6e00000000ull   /* + block index: init() */
-#define DCNN_STREAM_STAGE 0x64636e6e00010000ull  /* + stage k: layerwise readout redraw */
-#define DCNN_STREAM_OMEGA 0x64636e6e00020000ull  /* + level: ridge_chain frequencies */
-#define DCNN_STREAM_PHASE 0x64636e6e00030000ull  /* + level: ridge_chain phases */
+#define DCNN_STREAM_INIT 0x64636e6e00000000ull  /* + block index: init() */
+#define DCNN_STREAM_STAGE 0x64636e6e00010000ull /* + stage k: layerwise readout redraw */
+#define DCNN_STREAM_OMEGA 0x64636e6e00020000ull /* + level: ridge_chain frequencies */
+#define DCNN_STREAM_PHASE 0x64636e6e00030000ull /* + level: ridge_chain phases */
 
 enum { DCNN_BIAS_NONE = 0, DCNN_BIAS_SHARED, DCNN_BIAS_POSITION };
 
 /* One convolution layer k (1-based in names, 0-based in arrays). */
 typedef struct dcnn_layer {
-  size_t c_in;    /* input channels: v for layer 1, H above */
-  size_t P;       /* output positions d / s^k */
-  size_t w_off;   /* weight [H, c_in * s] in a replica's parameters */
-  size_t b_off;   /* bias, when the model has biases */
-  size_t b_count; /* H (shared) or P * H (per position, channels last) */
-  float alpha;    /* pre-activation scale: 1/sqrt(c_in * s) (mf) or 1 */
+  size_t c_in;     /* input channels: v for layer 1, H above */
+  size_t P;        /* output positions d / s^k */
+  size_t w_off;    /* weight [H, c_in * s] in a replica's parameters */
+  size_t b_off;    /* bias, when the model has biases */
+  size_t b_count;  /* H (shared) or P * H (per position, channels last) */
+  float alpha;     /* pre-activation scale: 1/sqrt(c_in * s) (mf) or 1 */
   hcl_buf U, Z, A; /* kept by forward for backward, [R, max_batch, ...] */
 } dcnn_layer;
 
 /* State of the ridge_chain algorithm (SPEC 2.3, rhm-layerwise, reading). */
 typedef struct dcnn_ridge {
-  size_t D;         /* random Fourier features per level */
-  double sigma[64]; /* RBF bandwidth of each level (the last value repeats) */
+  size_t D; /* random Fourier features per level */
+  double
+      sigma[64]; /* RBF bandwidth of each level, the last value repeating; 0 = median heuristic */
   size_t n_sigma;
   double lambda;    /* ridge */
   uint64_t samples; /* fit samples (0: the training set) */
   int fitted;       /* forward evaluates the chain once every level is fitted */
-  hcl_buf *omega;   /* per level: [R, D, c_in * s], N(0, 1/sigma^2) */
+  hcl_buf *omega;   /* per level: [R, D, c_in * s], N(0, 1/sigma^2), drawn at its fit */
   hcl_buf *phase;   /* per level: [R, D], U[0, 2 pi) */
   hcl_buf *w;       /* per level: [R, D, n_c], W^T of the ridge solution */
   hcl_buf *q;       /* per level: [R, max_batch, P_l, n_c] outputs (channels last) */
@@ -70,17 +72,17 @@ typedef struct dcnn {
   hcl_ctx *ctx;
   size_t R, max_batch;
   size_t v, d, s, L, H; /* input channels and length, patch, depth, width */
-  size_t n_out;         /* n_classes, or 1 */
+  size_t n_out;         /* n_classes; 1 (y_dim for multi-output regression) */
   size_t y_dim;         /* floats of one label */
   hcl_task task;
-  int mf;               /* param = mf (else standard) */
-  int bias;             /* DCNN_BIAS_* */
-  float out_scale;      /* readout scale: 1/H (mf) or 1 */
-  float bias_scale;     /* conv bias factor: 0.1 (mf, as the reference) or 1 */
-  float grad_scale;     /* the lr factor folded into the gradient: H or 1 */
-  uint64_t layer_steps; /* layerwise: steps per layer (0: [train] steps / L) */
-  uint64_t *seeds;      /* [R] */
-  dcnn_layer *layer;    /* [L] */
+  int mf;                /* param = mf (else standard) */
+  int bias;              /* DCNN_BIAS_* */
+  float out_scale;       /* readout scale: 1/H (mf) or 1 */
+  float bias_scale;      /* conv bias factor: 0.1 (mf, as the reference) or 1 */
+  float grad_scale;      /* the lr factor folded into the gradient: H or 1 */
+  uint64_t layer_steps;  /* layerwise: steps per layer (0: [train] steps / L) */
+  uint64_t *seeds;       /* [R] */
+  dcnn_layer *layer;     /* [L] */
   size_t ro_off, rb_off; /* readout weight [n_out, H], bias [n_out] (has_rb) */
   int has_rb;
   size_t n_params, n_blocks;
@@ -94,8 +96,9 @@ typedef struct dcnn {
   /* forward state */
   size_t n_last;
   int have_forward;
-  size_t stage;      /* forward: layers 1..stage then the readout (L but in layerwise) */
-  size_t train_from; /* backward: conv gradients of layers >= train_from only (1 but in layerwise) */
+  size_t stage; /* forward: layers 1..stage then the readout (L but in layerwise) */
+  size_t
+      train_from; /* backward: conv gradients of layers >= train_from only (1 but in layerwise) */
   char stage_label[32]; /* the phase label of a layerwise stage (outlives the phase) */
   dcnn_ridge rc;
 } dcnn;
@@ -146,8 +149,8 @@ hcl_status dcnn_init(void *self, hcl_buf params);
 hcl_status dcnn_init_readout(dcnn *m, hcl_buf params, uint64_t stream_w, uint64_t stream_b);
 hcl_status dcnn_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out);
 hcl_status dcnn_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad);
-hcl_status dcnn_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
-                         hcl_buf out, size_t *dim);
+hcl_status dcnn_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n, hcl_buf out,
+                         size_t *dim);
 hcl_status dcnn_train(void *self, const char *algorithm, hcl_trainer *t);
 
 /* ---- forward.c (shared with ridge) --------------------------------------- */

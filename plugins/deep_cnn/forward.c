@@ -32,8 +32,8 @@ static hcl_status conv(dcnn *m, size_t k, hcl_buf params, hcl_buf x, size_t n) {
   }
   hcl_buf Z = dcnn_view(ly->Z, 0, R * rows * H), A = dcnn_view(ly->A, 0, R * rows * H);
   DCNN_TRY(host->sgemm_batched(m->ctx, 0, 1, rows, H, cs, ly->alpha, U, cs, rows * cs,
-                               dcnn_pview(m, params, ly->w_off, H * cs), cs, m->n_params, 0.0f,
-                               Z, H, rows * H, R));
+                               dcnn_pview(m, params, ly->w_off, H * cs), cs, m->n_params, 0.0f, Z,
+                               H, rows * H, R));
   if (m->bias == DCNN_BIAS_NONE)
     return host->bias_act(m->ctx, HCL_ACT_RELU, Z, no_buf, 0, A, R, rows, H);
   hcl_buf bias;
@@ -46,7 +46,8 @@ static hcl_status conv(dcnn *m, size_t k, hcl_buf params, hcl_buf x, size_t n) {
 }
 
 hcl_status dcnn_conv_layers(dcnn *m, hcl_buf params, hcl_buf x, size_t n, size_t upto) {
-  for (size_t k = 0; k < upto; k++) DCNN_TRY(conv(m, k, params, x, n));
+  for (size_t k = 0; k < upto; k++)
+    DCNN_TRY(conv(m, k, params, x, n));
   return HCL_OK;
 }
 
@@ -81,17 +82,20 @@ hcl_status dcnn_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf
   DCNN_TRY(check_n(m, n));
   m->n_last = n;
   m->have_forward = 1;
-  if (n == 0) return HCL_OK;
-  if (m->rc.fitted) return dcnn_ridge_forward(m, x, n, out);
+  if (n == 0)
+    return HCL_OK;
+  if (m->rc.fitted)
+    return dcnn_ridge_forward(m, x, n, out);
   DCNN_TRY(dcnn_conv_layers(m, params, x, n, m->stage));
   hcl_buf feat;
   DCNN_TRY(pooled(m, m->stage, n, &feat));
   size_t D = m->n_out, H = m->H;
   hcl_buf o = dcnn_view(out, 0, m->R * n * D);
   DCNN_TRY(host->sgemm_batched(m->ctx, 0, 1, n, D, H, m->out_scale, feat, H, n * H,
-                               dcnn_pview(m, params, m->ro_off, D * H), H, m->n_params, 0.0f, o,
-                               D, n * D, m->R));
-  if (!m->has_rb) return HCL_OK;
+                               dcnn_pview(m, params, m->ro_off, D * H), H, m->n_params, 0.0f, o, D,
+                               n * D, m->R));
+  if (!m->has_rb)
+    return HCL_OK;
   return host->bias_act(m->ctx, HCL_ACT_IDENTITY, o, dcnn_pview(m, params, m->rb_off, D),
                         m->n_params, o, m->R, n, D);
 }
@@ -99,18 +103,20 @@ hcl_status dcnn_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf
 /* Layer `layer` (1 .. L): the ReLU output of convolution `layer`, [H, P]
  * flattened channels first (H * d / s^layer floats per sample). It reuses
  * the forward buffers, so a backward must follow a new forward. */
-hcl_status dcnn_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
-                         hcl_buf out, size_t *dim) {
+hcl_status dcnn_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n, hcl_buf out,
+                         size_t *dim) {
   dcnn *m = self;
   if (layer < 1 || layer > m->L)
     return dcnn_host->fail(m->ctx, HCL_ERR_PARAM,
                            "deep_cnn: features of layer %zu: expected 1 to %zu", layer, m->L);
   DCNN_TRY(check_n(m, n));
   m->have_forward = 0;
-  if (m->rc.fitted) return dcnn_ridge_features(m, layer, x, n, out, dim);
+  if (m->rc.fitted)
+    return dcnn_ridge_features(m, layer, x, n, out, dim);
   const dcnn_layer *ly = &m->layer[layer - 1];
   *dim = m->H * ly->P;
-  if (n == 0) return HCL_OK;
+  if (n == 0)
+    return HCL_OK;
   DCNN_TRY(dcnn_conv_layers(m, params, x, n, layer));
   return dcnn_flatten_cf(m, ly->A, dcnn_view(out, 0, m->R * n * *dim), n, ly->P, m->H);
 }

@@ -22,8 +22,10 @@ void dcnn_kernels_release(dcnn *m) {
   cl_kernel ks[] = {m->k_im2col,     m->k_col2im, m->k_pool,      m->k_spread,
                     m->k_scale_copy, m->k_rff,    m->k_normalise, m->k_onehot};
   for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
-    if (ks[i]) clReleaseKernel(ks[i]);
-  if (m->prog) clReleaseProgram(m->prog);
+    if (ks[i])
+      clReleaseKernel(ks[i]);
+  if (m->prog)
+    clReleaseProgram(m->prog);
   m->prog = NULL;
 }
 
@@ -34,7 +36,8 @@ static cl_ulong fo(hcl_buf b) { return (cl_ulong)(b.offset / sizeof(float)); }
  * total (appended here). */
 static hcl_status launch(dcnn *m, cl_kernel k, const char *label, size_t total, size_t nargs,
                          hcl_arg *args) {
-  if (!total) return HCL_OK;
+  if (!total)
+    return HCL_OK;
   cl_ulong tot = total;
   args[nargs] = HCL_ARG(tot);
   size_t lws = DCNN_WG, gws = (total + DCNN_WG - 1) / DCNN_WG * DCNN_WG;
@@ -45,15 +48,13 @@ hcl_status dcnn_im2col(dcnn *m, hcl_buf src, size_t rs, size_t sb, size_t sc, si
                        hcl_buf dst, size_t count, size_t P, size_t C, size_t s) {
   cl_ulong so = fo(src), r_ = rs, b = sb, c = sc, p = sp, dof = fo(dst), cnt = count;
   cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C, s_ = (cl_uint)s;
-  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so),  HCL_ARG(r_),  HCL_ARG(b),
-                    HCL_ARG(c),       HCL_ARG(p),   HCL_ARG(dst.mem), HCL_ARG(dof),
-                    HCL_ARG(cnt),     HCL_ARG(P_),  HCL_ARG(C_),  HCL_ARG(s_),
-                    {0, NULL}};
+  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so),      HCL_ARG(r_),  HCL_ARG(b),   HCL_ARG(c),
+                    HCL_ARG(p),       HCL_ARG(dst.mem), HCL_ARG(dof), HCL_ARG(cnt), HCL_ARG(P_),
+                    HCL_ARG(C_),      HCL_ARG(s_),      {0, NULL}};
   return launch(m, m->k_im2col, "deep_cnn_im2col", m->R * count * P * C * s, 12, args);
 }
 
-hcl_status dcnn_col2im(dcnn *m, hcl_buf src, hcl_buf dst, size_t B, size_t P, size_t C,
-                       size_t s) {
+hcl_status dcnn_col2im(dcnn *m, hcl_buf src, hcl_buf dst, size_t B, size_t P, size_t C, size_t s) {
   cl_ulong so = fo(src), dof = fo(dst);
   cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C, s_ = (cl_uint)s;
   hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(dst.mem), HCL_ARG(dof),
@@ -61,8 +62,7 @@ hcl_status dcnn_col2im(dcnn *m, hcl_buf src, hcl_buf dst, size_t B, size_t P, si
   return launch(m, m->k_col2im, "deep_cnn_col2im", B * P * s * C, 7, args);
 }
 
-hcl_status dcnn_pool(dcnn *m, hcl_buf a, hcl_buf out, size_t B, size_t P, size_t C,
-                     float scale) {
+hcl_status dcnn_pool(dcnn *m, hcl_buf a, hcl_buf out, size_t B, size_t P, size_t C, float scale) {
   cl_ulong ao = fo(a), oo = fo(out);
   cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C;
   hcl_arg args[] = {HCL_ARG(a.mem), HCL_ARG(ao), HCL_ARG(out.mem), HCL_ARG(oo),
@@ -70,8 +70,7 @@ hcl_status dcnn_pool(dcnn *m, hcl_buf a, hcl_buf out, size_t B, size_t P, size_t
   return launch(m, m->k_pool, "deep_cnn_pool", B * C, 7, args);
 }
 
-hcl_status dcnn_spread(dcnn *m, hcl_buf g, hcl_buf da, size_t B, size_t P, size_t C,
-                       float scale) {
+hcl_status dcnn_spread(dcnn *m, hcl_buf g, hcl_buf da, size_t B, size_t P, size_t C, float scale) {
   cl_ulong go = fo(g), dao = fo(da);
   cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C;
   hcl_arg args[] = {HCL_ARG(g.mem), HCL_ARG(go), HCL_ARG(da.mem), HCL_ARG(dao),
@@ -105,7 +104,7 @@ hcl_status dcnn_normalise(dcnn *m, hcl_buf q, size_t rows, size_t C) {
 hcl_status dcnn_onehot(dcnn *m, hcl_buf y, hcl_buf e, size_t B, size_t C) {
   cl_ulong yo = fo(y), eo = fo(e);
   cl_uint C_ = (cl_uint)C;
-  hcl_arg args[] = {HCL_ARG(y.mem), HCL_ARG(yo), HCL_ARG(e.mem), HCL_ARG(eo), HCL_ARG(C_),
-                    {0, NULL}};
+  hcl_arg args[] = {HCL_ARG(y.mem), HCL_ARG(yo), HCL_ARG(e.mem),
+                    HCL_ARG(eo),    HCL_ARG(C_), {0, NULL}};
   return launch(m, m->k_onehot, "deep_cnn_onehot", B * C, 5, args);
 }

@@ -13,7 +13,8 @@ hcl_status dcnn_layout(dcnn *m) {
   m->layer = calloc(L, sizeof *m->layer);
   m->blocks = calloc(nb, sizeof *m->blocks);
   m->names = calloc(nb, sizeof *m->names);
-  if (!m->layer || !m->blocks || !m->names) return HCL_ERR_NOMEM;
+  if (!m->layer || !m->blocks || !m->names)
+    return HCL_ERR_NOMEM;
   size_t off = 0, b = 0, P = m->d;
   for (size_t k = 0; k < L; k++) {
     dcnn_layer *ly = &m->layer[k];
@@ -33,8 +34,8 @@ hcl_status dcnn_layout(dcnn *m) {
       snprintf(m->names[b], sizeof m->names[0], "conv%zu.bias", k + 1);
       /* shared: [H, 1] like a Linear bias; per position: [P, H], channels last */
       int shared = m->bias == DCNN_BIAS_SHARED;
-      m->blocks[b] = (hcl_block){m->names[b], off, shared ? m->H : P, shared ? 1 : m->H,
-                                 (uint32_t)k, 1};
+      m->blocks[b] =
+          (hcl_block){m->names[b], off, shared ? m->H : P, shared ? 1 : m->H, (uint32_t)k, 1};
       b++;
       off += ly->b_count;
     }

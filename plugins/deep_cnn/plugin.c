@@ -19,8 +19,9 @@ static const hcl_param_desc params[] = {
      "L: number of convolutions; the input length d must be s^L (else create fails with "
      "the numbers); 0 = L = log_s d from the target"},
     {"param", HCL_PARAM_ENUM, "mf", 1, 0, params_choices,
-     "mf: the reference parametrisation (ConvNetGAPMF / CNN2 of pcsl-epfl/hierarchy-learning): "
-     "conv weights N(0,1), each pre-activation divided by sqrt(c_in*s), readout N(0,1) with "
+     "mf: the reference parametrisation (ConvNetGAPMF of pcsl-epfl/hierarchy-learning; its "
+     "CNN2 divides by sqrt(c_in) only): conv weights N(0,1), each pre-activation divided by "
+     "sqrt(c_in*s), readout N(0,1) with "
      "the output divided by H, conv biases N(0,1) entering as 0.1*b, no readout bias, and the "
      "learning rate multiplied by H (see lr_factor); standard: PyTorch's Conv1d/Linear "
      "default init U(+-1/sqrt(fan_in)) for weights and biases, no scaling, readout bias when "
@@ -41,10 +42,13 @@ static const hcl_param_desc params[] = {
      "readout.weight redrawn from the init distribution), layers below frozen, as the "
      "reference's CNNLayerWise; stage L is the full network with its final readout"},
     {"ridge_features", HCL_PARAM_INT, "512", 1, 65536, NULL,
-     "algorithm = ridge_chain (reading of Ren-Dandi-Krzakala-Lee 2026): D, random Fourier "
+     "algorithm = ridge_chain *(reading)* of Ren-Dandi-Krzakala-Lee 2026: D, random Fourier "
      "features per level: phi(z) = sqrt(2/D) cos(Omega z + b), Omega N(0, 1/sigma^2), "
      "b U[0, 2pi), z the s concatenated child outputs (one-hot tokens at level 1, "
-     "normalised n_c-vectors above)"},
+     "normalised n_c-vectors above). Levels are fitted from the bottom (see ridge_lambda); "
+     "afterwards the model evaluates the chain (the conv weights are unused, no gradient): "
+     "its outputs are level L's vectors q, so test_error is the chain's and test_loss the "
+     "cross-entropy of softmax(q)"},
     {"ridge_sigma", HCL_PARAM_LIST, "1, 0.25", 0, 1e6, NULL,
      "algorithm = ridge_chain: sigma of the RBF kernel exp(-|z-z'|^2 / (2 sigma^2)) that "
      "the features approximate, one value per level from the bottom, the last one repeating "
@@ -101,7 +105,7 @@ static const hcl_plugin_desc desc = {
 
 /* Accept a host table that has every function this plugin calls. */
 static const hcl_plugin_desc *dcnn_plugin_init(const hcl_host_api *host, const char **errmsg) {
-  size_t need = offsetof(hcl_host_api, train_size) + sizeof host->train_size;
+  size_t need = offsetof(hcl_host_api, train_label) + sizeof host->train_label;
   if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION || host->struct_size < need) {
     *errmsg = "deep_cnn: host API too old or of another ABI version";
     return NULL;

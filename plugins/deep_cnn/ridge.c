@@ -49,10 +49,14 @@ void dcnn_ridge_release(dcnn *m) {
   dcnn_ridge *rc = &m->rc;
   const hcl_host_api *host = dcnn_host;
   for (size_t l = 0; l < m->L; l++) {
-    if (rc->omega) host->buf_free(m->ctx, &rc->omega[l]);
-    if (rc->phase) host->buf_free(m->ctx, &rc->phase[l]);
-    if (rc->w) host->buf_free(m->ctx, &rc->w[l]);
-    if (rc->q) host->buf_free(m->ctx, &rc->q[l]);
+    if (rc->omega)
+      host->buf_free(m->ctx, &rc->omega[l]);
+    if (rc->phase)
+      host->buf_free(m->ctx, &rc->phase[l]);
+    if (rc->w)
+      host->buf_free(m->ctx, &rc->w[l]);
+    if (rc->q)
+      host->buf_free(m->ctx, &rc->q[l]);
   }
   free(rc->omega);
   free(rc->phase);
@@ -83,7 +87,8 @@ static hcl_status ridge_alloc(dcnn *m) {
     return host->fail(m->ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
   for (size_t l = 0; l < L; l++) {
     size_t cs = level_cin(m, l) * m->s;
-    if (cs > max_cs) max_cs = cs;
+    if (cs > max_cs)
+      max_cs = cs;
     DCNN_TRY(alloc_f(m, &rc->omega[l], R * D * cs));
     DCNN_TRY(alloc_f(m, &rc->phase[l], R * D));
     DCNN_TRY(alloc_f(m, &rc->w[l], R * D * C));
@@ -93,16 +98,18 @@ static hcl_status ridge_alloc(dcnn *m) {
   }
   /* rows of one chunk: at least one sample's patches of level 1 */
   size_t P1 = m->layer[0].P, cap = DCNN_RIDGE_BUDGET / (R * D);
-  if (cap > m->max_batch * P1) cap = m->max_batch * P1;
-  if (cap < P1) cap = P1;
+  if (cap > m->max_batch * P1)
+    cap = m->max_batch * P1;
+  if (cap < P1)
+    cap = P1;
   rc->rows_cap = cap;
   DCNN_TRY(alloc_f(m, &rc->u, R * cap * max_cs));
   return alloc_f(m, &rc->f, R * cap * D);
 }
 
 /* The source of level l's patches for `n` samples: x or the level below. */
-static void level_source(const dcnn *m, size_t l, hcl_buf x, size_t n, hcl_buf *src,
-                         size_t *sb, size_t *sc, size_t *sp) {
+static void level_source(const dcnn *m, size_t l, hcl_buf x, size_t n, hcl_buf *src, size_t *sb,
+                         size_t *sc, size_t *sp) {
   if (l == 0) {
     *src = x;
     *sb = m->v * m->d, *sc = m->d, *sp = 1;
@@ -116,16 +123,16 @@ static void level_source(const dcnn *m, size_t l, hcl_buf x, size_t n, hcl_buf *
 /* phi of `count` samples' patches starting at sample i0 (P patches each, or
  * only the first when P = 1 is passed for a level with more): into rc.f as
  * [R, count * P, D]. */
-static hcl_status embed(dcnn *m, size_t l, hcl_buf src, size_t n, size_t sb, size_t sc,
-                        size_t sp, size_t i0, size_t count, size_t P) {
+static hcl_status embed(dcnn *m, size_t l, hcl_buf src, size_t n, size_t sb, size_t sc, size_t sp,
+                        size_t i0, size_t count, size_t P) {
   const hcl_host_api *host = dcnn_host;
   dcnn_ridge *rc = &m->rc;
   size_t R = m->R, D = rc->D, cs = level_cin(m, l) * m->s, rows = count * P;
   hcl_buf from = dcnn_view(src, i0 * sb, (R * n - i0) * sb);
   hcl_buf u = dcnn_view(rc->u, 0, R * rows * cs), f = dcnn_view(rc->f, 0, R * rows * D);
   DCNN_TRY(dcnn_im2col(m, from, n * sb, sb, sc, sp, u, count, P, level_cin(m, l), m->s));
-  DCNN_TRY(host->sgemm_batched(m->ctx, 0, 1, rows, D, cs, 1.0f, u, cs, rows * cs, rc->omega[l],
-                               cs, D * cs, 0.0f, f, D, rows * D, R));
+  DCNN_TRY(host->sgemm_batched(m->ctx, 0, 1, rows, D, cs, 1.0f, u, cs, rows * cs, rc->omega[l], cs,
+                               D * cs, 0.0f, f, D, rows * D, R));
   return dcnn_rff(m, f, rc->phase[l], rows, D, (float)sqrt(2.0 / (double)D));
 }
 
@@ -141,15 +148,15 @@ static hcl_status level_forward(dcnn *m, size_t l, hcl_buf x, size_t n) {
     size_t count = n - i0 < chunk ? n - i0 : chunk, rows = count * P;
     DCNN_TRY(embed(m, l, src, n, sb, sc, sp, i0, count, P));
     hcl_buf q = dcnn_view(rc->q[l], i0 * P * C, (R - 1) * n * P * C + rows * C);
-    DCNN_TRY(host->sgemm_batched(m->ctx, 0, 0, rows, C, D, 1.0f,
-                                 dcnn_view(rc->f, 0, R * rows * D), D, rows * D, rc->w[l], C,
-                                 D * C, 0.0f, q, C, n * P * C, R));
+    DCNN_TRY(host->sgemm_batched(m->ctx, 0, 0, rows, C, D, 1.0f, dcnn_view(rc->f, 0, R * rows * D),
+                                 D, rows * D, rc->w[l], C, D * C, 0.0f, q, C, n * P * C, R));
   }
   return dcnn_normalise(m, dcnn_view(rc->q[l], 0, R * n * P * C), R * n * P, C);
 }
 
 hcl_status dcnn_ridge_levels(dcnn *m, hcl_buf x, size_t n, size_t upto) {
-  for (size_t l = 0; l < upto; l++) DCNN_TRY(level_forward(m, l, x, n));
+  for (size_t l = 0; l < upto; l++)
+    DCNN_TRY(level_forward(m, l, x, n));
   return HCL_OK;
 }
 
@@ -166,7 +173,8 @@ hcl_status dcnn_ridge_features(dcnn *m, size_t layer, hcl_buf x, size_t n, hcl_b
                                size_t *dim) {
   size_t P = m->layer[layer - 1].P, C = m->n_out;
   *dim = C * P;
-  if (n == 0) return HCL_OK;
+  if (n == 0)
+    return HCL_OK;
   DCNN_TRY(dcnn_ridge_levels(m, x, n, layer));
   return dcnn_flatten_cf(m, m->rc.q[layer - 1], dcnn_view(out, 0, m->R * n * C * P), n, P, C);
 }
@@ -178,7 +186,8 @@ typedef struct fit_bufs {
 
 static void fit_free(dcnn *m, fit_bufs *fb) {
   hcl_buf *all[] = {&fb->a, &fb->b, &fb->e, &fb->x, &fb->y};
-  for (size_t i = 0; i < 5; i++) dcnn_host->buf_free(m->ctx, all[i]);
+  for (size_t i = 0; i < 5; i++)
+    dcnn_host->buf_free(m->ctx, all[i]);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -191,10 +200,11 @@ static int cmp_double(const void *a, const void *b) {
 static hcl_status median_sigma(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fit_bufs *fb,
                                double *sigma) {
   const hcl_host_api *host = dcnn_host;
-  size_t R = m->R, cs = level_cin(m, l) * m->s, nb = m->max_batch < m->rc.rows_cap ? m->max_batch
-                                                                                    : m->rc.rows_cap;
+  size_t R = m->R, cs = level_cin(m, l) * m->s,
+         nb = m->max_batch < m->rc.rows_cap ? m->max_batch : m->rc.rows_cap;
   size_t k = N < 256 ? (size_t)N : 256;
-  if (k > nb) k = nb;
+  if (k > nb)
+    k = nb;
   DCNN_TRY(host->train_batch(t, HCL_STREAM_TRAIN, 0, k, fb->x, fb->y));
   DCNN_TRY(dcnn_ridge_levels(m, fb->x, k, l));
   hcl_buf src;
@@ -225,7 +235,8 @@ static hcl_status median_sigma(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fi
     if (!(med > 0))
       rc = host->fail(m->ctx, HCL_ERR_NUMERIC,
                       "deep_cnn: ridge_chain level %zu: the median heuristic found no spread in "
-                      "the inputs (replica %zu); set [model] ridge_sigma", l + 1, r);
+                      "the inputs (replica %zu); set [model] ridge_sigma",
+                      l + 1, r);
     sigma[r] = 0.5 * med;
   }
   free(u);
@@ -244,15 +255,18 @@ static hcl_status draw_omega(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fit_
     return host->rng(m->ctx, HCL_RNG_NORMAL, 0.0f, (float)(1.0 / fixed), m->seeds, R,
                      DCNN_STREAM_OMEGA + l, 0, rc->omega[l], D * cs, D * cs);
   double *sigma = malloc(R * sizeof *sigma);
-  if (!sigma) return host->fail(m->ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
+  if (!sigma)
+    return host->fail(m->ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
   hcl_status st = median_sigma(m, t, l, N, fb, sigma);
   for (size_t r = 0; st == HCL_OK && r < R; r++) {
     st = host->rng(m->ctx, HCL_RNG_NORMAL, 0.0f, (float)(1.0 / sigma[r]), m->seeds + r, 1,
                    DCNN_STREAM_OMEGA + l, 0, dcnn_view(rc->omega[l], r * D * cs, D * cs), D * cs,
                    D * cs);
     if (st == HCL_OK)
-      host->log(m->ctx, HCL_LOG_INFO, "deep_cnn: ridge_chain level %zu, replica %zu: sigma = %g "
-                "(median heuristic)", l + 1, r, sigma[r]);
+      host->log(m->ctx, HCL_LOG_INFO,
+                "deep_cnn: ridge_chain level %zu, replica %zu: sigma = %g "
+                "(median heuristic)",
+                l + 1, r, sigma[r]);
   }
   free(sigma);
   return st;
@@ -268,8 +282,10 @@ static hcl_status fit_level(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, size_
   DCNN_TRY(draw_omega(m, t, l, N, fb));
   for (uint64_t first = 0; first < N; first += nb) {
     if (host->train_stop_requested(t))
-      return host->fail(m->ctx, HCL_ERR_INTERRUPTED, "deep_cnn: ridge_chain interrupted at "
-                        "level %zu", l + 1);
+      return host->fail(m->ctx, HCL_ERR_INTERRUPTED,
+                        "deep_cnn: ridge_chain interrupted at "
+                        "level %zu",
+                        l + 1);
     size_t count = N - first < nb ? (size_t)(N - first) : nb;
     DCNN_TRY(host->train_batch(t, HCL_STREAM_TRAIN, first, count, fb->x, fb->y));
     DCNN_TRY(dcnn_ridge_levels(m, fb->x, count, l));
@@ -280,10 +296,10 @@ static hcl_status fit_level(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, size_
     hcl_buf f = dcnn_view(rc->f, 0, R * count * D), e = dcnn_view(fb->e, 0, R * count * C);
     DCNN_TRY(dcnn_onehot(m, fb->y, e, R * count, C));
     float beta = first == 0 ? 0.0f : 1.0f;
-    DCNN_TRY(host->sgemm_batched(m->ctx, 1, 0, D, D, count, inv, f, D, count * D, f, D,
-                                 count * D, beta, fb->a, D, D * D, R));
-    DCNN_TRY(host->sgemm_batched(m->ctx, 1, 0, D, C, count, inv, f, D, count * D, e, C,
-                                 count * C, beta, fb->b, C, D * C, R));
+    DCNN_TRY(host->sgemm_batched(m->ctx, 1, 0, D, D, count, inv, f, D, count * D, f, D, count * D,
+                                 beta, fb->a, D, D * D, R));
+    DCNN_TRY(host->sgemm_batched(m->ctx, 1, 0, D, C, count, inv, f, D, count * D, e, C, count * C,
+                                 beta, fb->b, C, D * C, R));
   }
   DCNN_TRY(host->solve_spd(m->ctx, fb->a, fb->b, R, D, C, (float)rc->lambda));
   return host->buf_copy(m->ctx, rc->w[l], fb->b, R * D * C * sizeof(float));
@@ -307,16 +323,21 @@ hcl_status dcnn_ridge_chain(dcnn *m, hcl_trainer *t) {
   fit_bufs fb;
   memset(&fb, 0, sizeof fb);
   hcl_status st = alloc_f(m, &fb.a, R * D * D);
-  if (st == HCL_OK) st = alloc_f(m, &fb.b, R * D * C);
-  if (st == HCL_OK) st = alloc_f(m, &fb.e, R * nb * C);
-  if (st == HCL_OK) st = alloc_f(m, &fb.x, R * nb * m->v * m->d);
-  if (st == HCL_OK) st = alloc_f(m, &fb.y, R * nb * m->y_dim);
+  if (st == HCL_OK)
+    st = alloc_f(m, &fb.b, R * D * C);
+  if (st == HCL_OK)
+    st = alloc_f(m, &fb.e, R * nb * C);
+  if (st == HCL_OK)
+    st = alloc_f(m, &fb.x, R * nb * m->v * m->d);
+  if (st == HCL_OK)
+    st = alloc_f(m, &fb.y, R * nb * m->y_dim);
   for (size_t l = 0; st == HCL_OK && l < m->L; l++) {
     st = fit_level(m, t, l, N, nb, &fb);
     if (st == HCL_OK)
-      host->log(m->ctx, HCL_LOG_INFO, "deep_cnn: ridge_chain level %zu of %zu fitted on %llu "
-                "samples (D = %zu, lambda = %g)", l + 1, m->L, (unsigned long long)N, D,
-                rc->lambda);
+      host->log(m->ctx, HCL_LOG_INFO,
+                "deep_cnn: ridge_chain level %zu of %zu fitted on %llu "
+                "samples (D = %zu, lambda = %g)",
+                l + 1, m->L, (unsigned long long)N, D, rc->lambda);
   }
   fit_free(m, &fb);
   if (st != HCL_OK) {
@@ -324,8 +345,7 @@ hcl_status dcnn_ridge_chain(dcnn *m, hcl_trainer *t) {
     return st;
   }
   rc->fitted = 1;
-  /* Evaluate the fitted chain now: the runtime's closing evaluation is
-   * skipped when step 0 is a multiple of [eval] every (every > 0), and this
-   * algorithm takes no SGD steps. With every = 0 the line appears twice. */
+  /* evaluate the fitted chain now, labelled: it takes no SGD steps */
+  host->train_label(t, "ridge_chain");
   return host->train_eval(t, NULL, 0);
 }

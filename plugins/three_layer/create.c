@@ -50,6 +50,7 @@ static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, tl_model *m) {
   m->freeze_w = p ? host->param_bool(p, "freeze_w") : 0;
   m->train_b = p ? host->param_bool(p, "train_b") : 0;
   m->redraw_b = p ? host->param_bool(p, "redraw_b") : 1;
+  m->center_y = p ? host->param_bool(p, "center_y") : 1;
   m->w_scale = p ? host->param_double(p, "w_scale") : 1.0;
   m->b_scale = p ? host->param_double(p, "b_scale") : 1.0;
   m->eta1 = p ? host->param_double(p, "eta1") : 0.0;

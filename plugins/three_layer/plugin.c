@@ -43,6 +43,11 @@ static const hcl_param_desc params[] = {
      "0 = automatic, per replica: the eta1 giving the pre-activations w_j . phi(x) unit mean "
      "square over units and first-half samples (so b_scale = 1 spreads the biases over their "
      "range) (our reading; the paper's eta1 is a theory constant)"},
+    {"center_y", HCL_PARAM_BOOL, "true", 1, 0, NULL,
+     "algorithm1 stage 1: take the gradient against centred labels y - mean(y) (the mean over "
+     "the first half), i.e. with the network's output shifted by that mean, as in the paper's "
+     "setting E f* = 0; otherwise the label mean dominates the step and the learned feature is "
+     "mostly the kernel's constant direction (our reading)"},
     {"lambda", HCL_PARAM_DOUBLE, "1e-6", 0, 1e12, NULL,
      "ridge penalty of the readout fit (algorithm1 stage 2, algorithm ridge): "
      "(H^T H/n + lambda I) a = H^T y/n, features h_j(x) = sigma2(w_j . phi(x) + b_j)/m2 "
@@ -95,7 +100,7 @@ static const hcl_plugin_desc desc = {
 
 /* Accept a host table that has every function this plugin calls. */
 static const hcl_plugin_desc *tl_init_plugin(const hcl_host_api *host, const char **errmsg) {
-  size_t need = offsetof(hcl_host_api, train_size) + sizeof host->train_size;
+  size_t need = offsetof(hcl_host_api, train_label) + sizeof host->train_label;
   if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION || host->struct_size < need) {
     *errmsg = "three_layer: host API too old (needs solve_spd and the trainer services) or of "
               "another ABI version";

@@ -34,7 +34,7 @@ typedef struct tl_model {
   size_t R, d, m1, m2, D, y_dim, max_batch, n_params;
   hcl_task task;
   hcl_act act1, act2;
-  int two_layer, freeze_w, train_b, redraw_b, b_dist;
+  int two_layer, freeze_w, train_b, redraw_b, center_y, b_dist;
   double w_scale, b_scale, eta1, lambda;
   uint64_t probe_samples;
   uint64_t *seeds; /* [R], copied from the setup */

@@ -3,9 +3,10 @@
  *
  * algorithm1, on a finite training set of P samples (indices 0..P-1):
  *  stage 1: W = 0, then one gradient step W = -eta1 grad_W L on the first
- *           half (indices 0 .. P/2-1), L the run's loss, the gradient taken
- *           through forward/backward with the init's a and b; eta1 = 0 picks
- *           per replica the step giving w_j . phi(x) unit mean square;
+ *           half (indices 0 .. P/2-1), L the run's loss (against labels
+ *           centred by their first-half mean with center_y), the gradient
+ *           taken through forward/backward with the init's a and b; eta1 = 0
+ *           picks per replica the step giving w_j . phi(x) unit mean square;
  *  stage 2: b re-drawn (redraw_b), then a by ridge on the second half
  *           (indices P/2 .. P-1): (H^T H/n + lambda I) a = H^T y/n with
  *           h_j(x) = sigma2(w_j . phi(x) + b_j)/m2, solved on the device.
@@ -24,11 +25,12 @@ typedef struct tl_work {
   hcl_trainer *t;
   hcl_buf params;
   size_t chunk;
-  hcl_buf x, y, out, dout, g, gtmp, acc, G, c;
+  hcl_buf x, y, out, dout, g, gtmp, acc, G, c, ybar;
 } tl_work;
 
 static void work_free(tl_work *w) {
-  hcl_buf *bufs[] = {&w->x, &w->y, &w->out, &w->dout, &w->g, &w->gtmp, &w->acc, &w->G, &w->c};
+  hcl_buf *bufs[] = {&w->x,    &w->y,   &w->out, &w->dout, &w->g,
+                     &w->gtmp, &w->acc, &w->G,   &w->c,    &w->ybar};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) tl_host->buf_free(w->m->ctx, bufs[i]);
 }
@@ -73,19 +75,38 @@ static hcl_status mean_loss(tl_work *w, uint64_t first, size_t n_all, double *lo
   return HCL_OK;
 }
 
+/* w->ybar [R, y_dim] = mean label over samples 0 .. n1-1. */
+static hcl_status label_mean(tl_work *w, size_t n1) {
+  tl_model *m = w->m;
+  size_t R = m->R, yd = m->y_dim;
+  TL_TRY(alloc_f(w, &w->ybar, R * yd));
+  for (size_t off = 0; off < n1; off += w->chunk) {
+    size_t n = n1 - off < w->chunk ? n1 - off : w->chunk;
+    TL_TRY(tl_host->train_batch(w->t, HCL_STREAM_TRAIN, off, n, tl_view(w->x, 0, R * n * m->d),
+                                tl_view(w->y, 0, R * n * yd)));
+    TL_TRY(tl_host->col_sum(m->ctx, tl_view(w->y, 0, R * n * yd), w->ybar, yd, R, n, yd,
+                            (float)(1.0 / (double)n1), off == 0 ? 0.0f : 1.0f));
+  }
+  return HCL_OK;
+}
+
 /* w->g = gradient of the mean loss over samples 0 .. n1-1 (all blocks the
- * backward fills); loss0 gets the mean loss there. */
+ * backward fills); loss0 gets the mean loss there. With center_y (and one
+ * real label per output) the outputs are shifted by the label mean first:
+ * the loss of f + ybar against y is the loss of f against y - ybar for mse. */
 static hcl_status stage1_gradient(tl_work *w, size_t n1, double *loss0) {
   tl_model *m = w->m;
-  size_t R = m->R, np = m->n_params;
+  size_t R = m->R, np = m->n_params, D = m->D;
+  int center = m->center_y && m->task != HCL_TASK_CLASSES && m->y_dim == D;
+  if (center) TL_TRY(label_mean(w, n1));
   double part[R];
   for (size_t r = 0; r < R; r++) loss0[r] = 0;
   for (size_t off = 0; off < n1; off += w->chunk) {
     size_t n = n1 - off < w->chunk ? n1 - off : w->chunk;
     TL_TRY(batch_forward(w, off, n));
-    hcl_buf dout = tl_view(w->dout, 0, R * n * m->D);
-    TL_TRY(tl_host->train_loss_grad(w->t, tl_view(w->out, 0, R * n * m->D),
-                                    tl_view(w->y, 0, R * n * m->y_dim), n,
+    hcl_buf out = tl_view(w->out, 0, R * n * D), dout = tl_view(w->dout, 0, R * n * D);
+    if (center) TL_TRY(tl_host->bias_act(m->ctx, HCL_ACT_IDENTITY, out, w->ybar, D, out, R, n, D));
+    TL_TRY(tl_host->train_loss_grad(w->t, out, tl_view(w->y, 0, R * n * m->y_dim), n,
                                     (float)(1.0 / (double)n1), dout, part));
     for (size_t r = 0; r < R; r++) loss0[r] += part[r] * (double)n / (double)n1;
     TL_TRY(tl_backward(m, w->params, dout, n, off == 0 ? w->g : w->gtmp));
@@ -154,11 +175,6 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all) {
   tl_model *m = w->m;
   const hcl_host_api *host = tl_host;
   size_t R = m->R, m2 = m->m2, D = m->D;
-  if (m->task == HCL_TASK_CLASSES || m->y_dim != D)
-    return host->fail(m->ctx, HCL_ERR_UNSUPPORTED,
-                      "three_layer: the ridge fit of a needs real or +-1 labels with one value per "
-                      "output (target y_dim %zu, %zu outputs); train classification with sgd",
-                      m->y_dim, D);
   TL_TRY(alloc_f(w, &w->G, R * m2 * m2));
   TL_TRY(alloc_f(w, &w->c, R * m2 * D));
   double inv_n = 1.0 / (double)n_all, inv_m2 = 1.0 / (double)m2;
@@ -202,6 +218,7 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
   TL_TRY(ridge(w, n1, n2));
   TL_TRY(mean_loss(w, n1, n2, fit));
   hcl_metric extra[] = {{"stage1_loss", loss0}, {"eta1", eta}, {"ridge_loss", fit}};
+  host->train_label(w->t, "algorithm1");
   return host->train_eval(w->t, extra, 3);
 }
 
@@ -211,6 +228,7 @@ static hcl_status ridge_only(tl_work *w, uint64_t P) {
   TL_TRY(ridge(w, 0, (size_t)P));
   TL_TRY(mean_loss(w, 0, (size_t)P, fit));
   hcl_metric extra[] = {{"ridge_loss", fit}};
+  tl_host->train_label(w->t, "ridge");
   return tl_host->train_eval(w->t, extra, 1);
 }
 
@@ -228,6 +246,12 @@ hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t) {
                       "([train] train_size = %llu; 0 means fresh samples, which this algorithm "
                       "cannot split in halves)",
                       algorithm, (unsigned long long)P);
+  if (m->task == HCL_TASK_CLASSES || m->y_dim != m->D)
+    return host->fail(m->ctx, HCL_ERR_UNSUPPORTED,
+                      "three_layer: %s fits a by ridge regression, which needs real or +-1 labels "
+                      "with one value per output (target y_dim %zu, %zu outputs); train "
+                      "classification with sgd",
+                      algorithm, m->y_dim, m->D);
   if (alg1 && m->freeze_w)
     return host->fail(m->ctx, HCL_ERR_CONFIG,
                       "three_layer: algorithm1 trains W, but freeze_w = true; use algorithm = "

@@ -20,7 +20,9 @@ hcl_ctx *hcl_test_ctx(void) {
   if (!g_ctx_tried) {
     g_ctx_tried = 1;
     char err[1024];
-    hcl_ctx_options o = {.device = "cpu", .quiet = 1};
+    /* HIERCL_TEST_DEVICE runs the device tests elsewhere (e.g. gpu) */
+    const char *dev = getenv("HIERCL_TEST_DEVICE");
+    hcl_ctx_options o = {.device = dev && *dev ? dev : "cpu", .quiet = 1};
     if (hcl_ctx_create(&o, &g_ctx, err, sizeof err) != HCL_OK) {
       fprintf(stderr, "no OpenCL CPU device: %s\n", err);
       g_ctx = NULL;

@@ -10,7 +10,8 @@
 
 #include "internal.h"
 
-/* One PoCL/CPU context per test program (NULL when no device: skip()). */
+/* One context per test program on HIERCL_TEST_DEVICE (default cpu); NULL when
+ * there is no such device (then skip()). */
 hcl_ctx *hcl_test_ctx(void);
 /* The plugins of the build tree, scanned once. */
 const hcl_registry *hcl_test_registry(void);
