@@ -126,12 +126,16 @@ static hcl_status train_config(run_state *s) {
   c->test_size = (uint64_t)hcl_param_int(ev, "test_size");
   c->probes = hcl_param_bool(ev, "probes");
   c->eval_batch = (uint64_t)hcl_param_int(ev, "batch");
+  HCL_TRY(make_seeds(s));
   if (!c->eval_batch) {
-    c->eval_batch = c->batch > 1000 ? c->batch : 1000;
+    /* few, large evaluation chunks (launches cost more than arithmetic at
+     * these sizes), bounded so that R x chunk activations stay modest */
+    uint64_t budget = 32768 / c->replicas;
+    c->eval_batch = budget > 256 ? budget : 256;
     if (c->test_size && c->eval_batch > c->test_size) c->eval_batch = c->test_size;
     if (c->eval_batch < c->batch) c->eval_batch = c->batch;
   }
-  return make_seeds(s);
+  return HCL_OK;
 }
 
 static hcl_status pick_loss(run_state *s) {

@@ -64,6 +64,6 @@ const hcl_param_desc hcl_schema_train[] = {
 const hcl_param_desc hcl_schema_eval[] = {
     {"every", HCL_PARAM_INT, "1000", 0, 1e15, NULL, "evaluate every N steps (0: start and end only)"},
     {"test_size", HCL_PARAM_INT, "10000", 0, 1e12, NULL, "test samples (a stream disjoint from training)"},
-    {"batch", HCL_PARAM_INT, "0", 0, 1e7, NULL, "samples per evaluation chunk (0: automatic)"},
+    {"batch", HCL_PARAM_INT, "0", 0, 1e7, NULL, "samples per evaluation chunk (0: automatic, 32768 / replicas, at least 256)"},
     {"probes", HCL_PARAM_BOOL, "true", UNB, NULL, "run the target's and model's probes"},
     {NULL, 0, NULL, 0, 0, NULL, NULL}};

@@ -108,15 +108,20 @@ static void grid_end_to_end_and_resume(void **state) {
   snprintf(path, sizeof path, "%s/sweep.jsonl", o.sweep_dir);
   lines2 = hcl_test_read_file(path);
   assert_int_equal(count(lines2, "\"status\":\"completed\""), 4);
-  /* hiercl plot draws the sample-complexity curve (matplotlib) */
+  /* hiercl plot draws the sample-complexity curve (matplotlib: installed by
+   * scripts/setup.sh; a machine without it, e.g. a bare GPU box, skips this) */
   char cmd[1400];
-  snprintf(cmd, sizeof cmd, "%s plot %s > /dev/null", HCL_TEST_HIERCL, o.sweep_dir);
-  assert_int_equal(system(cmd), 0);
-  snprintf(path, sizeof path, "%s/sample_complexity.png", o.sweep_dir);
-  char *png = hcl_test_read_file(path);
-  assert_non_null(png);
-  assert_memory_equal(png, "\x89PNG", 4);
-  free(png);
+  if (system("/usr/bin/python3 -c 'import matplotlib' 2>/dev/null") == 0) {
+    snprintf(cmd, sizeof cmd, "%s plot %s > /dev/null", HCL_TEST_HIERCL, o.sweep_dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/sample_complexity.png", o.sweep_dir);
+    char *png = hcl_test_read_file(path);
+    assert_non_null(png);
+    assert_memory_equal(png, "\x89PNG", 4);
+    free(png);
+  } else {
+    fprintf(stderr, "note: matplotlib missing: hiercl plot not checked here\n");
+  }
   /* a bad grid value fails before anything runs */
   const char *bad[] = {"model.width=16, -3"};
   hcl_sweep_options o3;
