@@ -219,8 +219,13 @@ hcl_status hcl_sgemm_reference(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n,
                                float beta, hcl_buf c, size_t ldc);
 /* Compare CLBlast against the reference once; fails with a clear message. */
 hcl_status hcl_blas_selfcheck(hcl_ctx *ctx);
-/* Apply stored CLBlast tuning for this device, if any (tune.c). */
+/* Apply stored CLBlast tuning for this device, if any (tune.c); with
+ * HCL_CLBLAST_TUNING=off in the environment, CLBlast's own defaults stay. */
 hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx);
+/* Apply one parameter file ([Kernel] sections of NAME = integer lines). */
+hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path);
+/* Where the tuned parameters of ctx's device live ("" without a cache dir). */
+void hcl_blas_tuning_path(const hcl_ctx *ctx, char *out, size_t len);
 
 /* ---- config and parameters (config.c, params.c) -------------------------- */
 /* One resolved section: key -> value text, checked against a schema. */

@@ -127,8 +127,16 @@ static hcl_status apply_file(hcl_ctx *ctx, const char *path, FILE *f) {
   return HCL_OK;
 }
 
+void hcl_blas_tuning_path(const hcl_ctx *ctx, char *out, size_t len) {
+  char dir[1024], id[600], key[65];
+  hcl_cache_dir(ctx, dir, sizeof dir);
+  snprintf(id, sizeof id, "%s\n%s", ctx->dev.name, ctx->dev.driver);
+  hcl_sha256_hex(id, strlen(id), key);
+  if (*dir) snprintf(out, len, "%s/clblast/%s.ini", dir, key);
+  else if (len) *out = 0;
+}
+
 /* Apply one parameter file (exported for tests/test_blas.c). */
-hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path);
 hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path) {
   FILE *f = fopen(path, "r");
   if (!f) return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot open the CLBlast parameter file", path);
@@ -144,12 +152,11 @@ hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx) {
       hcl_note_add(ctx, "clblast_parameters", g_source[i], 0);
       return HCL_OK;
     }
-  char dir[1024], id[600], key[65], path[1200];
-  hcl_cache_dir(ctx, dir, sizeof dir);
-  snprintf(id, sizeof id, "%s\n%s", ctx->dev.name, ctx->dev.driver);
-  hcl_sha256_hex(id, strlen(id), key);
-  snprintf(path, sizeof path, "%s/clblast/%s.ini", dir, key);
-  FILE *f = *dir ? fopen(path, "r") : NULL;
+  const char *mode = getenv("HCL_CLBLAST_TUNING"); /* "off": CLBlast's own defaults */
+  if (mode && !strcmp(mode, "off")) return HCL_OK;
+  char path[1200];
+  hcl_blas_tuning_path(ctx, path, sizeof path);
+  FILE *f = *path ? fopen(path, "r") : NULL;
   if (f) {
     fclose(f);
     HCL_TRY(hcl_blas_apply_tuning_file(ctx, path));
@@ -165,9 +172,10 @@ hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx) {
   HCL_TRY(override(ctx, "built-in PoCL parameters", "GemmRoutine", 1, gemm_routine, min_indirect));
   remember(ctx->dev.device_id, "built-in PoCL set");
   hcl_note_add(ctx, "clblast_parameters", "built-in PoCL set", 0);
-  hcl_log(ctx, HCL_LOG_INFO,
-          "CLBlast: using the built-in PoCL Xgemm parameters on %s (CLBlast's defaults are 5-9x "
-          "slower here); a tuned file %s overrides them",
-          ctx->dev.name, path);
+  hcl_log(ctx, HCL_LOG_DEBUG, "CLBlast: built-in PoCL parameters on %s (no %s)", ctx->dev.name, path);
+  static int noted; /* once per process: a note, not a warning */
+  if (!noted++)
+    hcl_log(ctx, HCL_LOG_INFO, "%s is untuned; built-in GEMM parameters in use (`hiercl tune` tunes them)",
+            ctx->dev.id);
   return HCL_OK;
 }

@@ -13,6 +13,8 @@ int hcl_cmd_describe(int argc, char **argv);
 int hcl_cmd_run(int argc, char **argv);
 /* hiercl sweep CONFIG [--grid section.key=v1,v2]...: a grid of runs, resumable. */
 int hcl_cmd_sweep(int argc, char **argv);
+/* hiercl tune [--device SEL]: CLBlast GEMM parameters for a device. */
+int hcl_cmd_tune(int argc, char **argv);
 /* hiercl plot DIR: learning or sample-complexity curves as SVG and PNG. */
 int hcl_cmd_plot(int argc, char **argv);
 /* hiercl sample CONFIG --n K [--format csv|npy] [--out FILE]. */

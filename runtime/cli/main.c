@@ -16,6 +16,7 @@ static const char usage[] =
     "  sweep CONFIG [--grid section.key=v1,v2,...]...\n"
     "                      a grid of runs (seeds as replicas), resumable, with P*\n"
     "  plot DIR            learning curves of a run, sample-complexity curves of a sweep\n"
+    "  tune [--device SEL] tune CLBlast's GEMM for a device (clblast-utils)\n"
     "  sample CONFIG --n K [--format csv|npy] [--out FILE]\n"
     "                      write K samples of the configured target\n"
     "  devices [--json]    list every OpenCL device with its stable id\n"
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {{"run", hcl_cmd_run},         {"sample", hcl_cmd_sample},
               {"sweep", hcl_cmd_sweep},     {"plot", hcl_cmd_plot},
+              {"tune", hcl_cmd_tune},
               {"devices", hcl_cmd_devices}, {"plugins", hcl_cmd_plugins},
               {"describe", hcl_cmd_describe}};
   for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
