@@ -25,12 +25,12 @@
 /* One Philox round and key bump. Scalar uints and 64-bit products instead of
  * mul_hi on uint4, and the ten rounds written out: PoCL vectorises this form
  * across work-items (5-10x faster measured). */
-#define HCL_PHILOX_ROUND(c0, c1, c2, c3, k0, k1)                                              \
-  do {                                                                                        \
-    ulong p0_ = (ulong)HCL_PHILOX_M0 * c0, p1_ = (ulong)HCL_PHILOX_M1 * c2;                   \
-    uint n0_ = (uint)(p1_ >> 32) ^ c1 ^ k0, n2_ = (uint)(p0_ >> 32) ^ c3 ^ k1;                \
-    c0 = n0_, c1 = (uint)p1_, c2 = n2_, c3 = (uint)p0_;                                       \
-    k0 += HCL_PHILOX_W0, k1 += HCL_PHILOX_W1; /* the bump after round 10 is unused */         \
+#define HCL_PHILOX_ROUND(c0, c1, c2, c3, k0, k1)                                                   \
+  do {                                                                                             \
+    ulong p0_ = (ulong)HCL_PHILOX_M0 * c0, p1_ = (ulong)HCL_PHILOX_M1 * c2;                        \
+    uint n0_ = (uint)(p1_ >> 32) ^ c1 ^ k0, n2_ = (uint)(p0_ >> 32) ^ c3 ^ k1;                     \
+    c0 = n0_, c1 = (uint)p1_, c2 = n2_, c3 = (uint)p0_;                                            \
+    k0 += HCL_PHILOX_W0, k1 += HCL_PHILOX_W1; /* the bump after round 10 is unused */              \
   } while (0)
 
 /* philox4x32-10(counter, key): 10 rounds, the key bumped between rounds. */
@@ -76,9 +76,7 @@ HCL_FN uint4 hcl_rng_block(ulong seed, ulong stream, ulong block) {
 }
 
 /* Word j (0..3) of a block. */
-HCL_FN uint hcl_word(uint4 x, uint j) {
-  return j == 0 ? x.x : j == 1 ? x.y : j == 2 ? x.z : x.w;
-}
+HCL_FN uint hcl_word(uint4 x, uint j) { return j == 0 ? x.x : j == 1 ? x.y : j == 2 ? x.z : x.w; }
 
 /* (w >> 8) * 2^-24: the top 24 bits as a float in [0, 1), exactly. */
 HCL_FN float hcl_u01(uint w) { return (float)(w >> 8) * 5.9604644775390625e-8f; }
@@ -98,8 +96,8 @@ HCL_FN float hcl_ln(float x) {
   float f = as_float(mb) - 1.0f; /* exact (Sterbenz) */
   float d = 2.0f + f;            /* in [1.707, 2.415] */
   float y = 1.0f - 0.25f * d;    /* ~1/d, relative error <= 0.043 */
-  y = y + y * (1.0f - d * y); /* three Newton steps, written out: CPU drivers */
-  y = y + y * (1.0f - d * y); /* vectorise straight-line code, not inner loops */
+  y = y + y * (1.0f - d * y);    /* three Newton steps, written out: CPU drivers */
+  y = y + y * (1.0f - d * y);    /* vectorise straight-line code, not inner loops */
   y = y + y * (1.0f - d * y);
   float s = f * y;
   float z = s * s; /* <= 0.0295: the series below is exact to 2e-9 */
@@ -113,7 +111,7 @@ HCL_FN float hcl_ln(float x) {
  * Newton steps (relative error about 2 ulp). */
 HCL_FN float hcl_sqrt_newton(float v) {
   float y = as_float(0x5f3759dfu - (as_uint(v) >> 1)); /* finite for any v >= -0 */
-  y = y * (1.5f - 0.5f * v * y * y); /* written out, as in hcl_ln */
+  y = y * (1.5f - 0.5f * v * y * y);                   /* written out, as in hcl_ln */
   y = y * (1.5f - 0.5f * v * y * y);
   y = y * (1.5f - 0.5f * v * y * y);
   return v > 0.0f ? v * y : 0.0f;
@@ -130,17 +128,18 @@ HCL_FN float hcl_rng_radius(uint w) {
  * |t| <= 1/8 turn; Taylor polynomials in t to 3e-8. */
 HCL_FN float2 hcl_rng_sincos(uint w) {
   uint k = w >> 8;
-  uint qq = (k + 0x200000u) >> 22; /* nearest quarter, 0..4 */
+  uint qq = (k + 0x200000u) >> 22;  /* nearest quarter, 0..4 */
   int j = (int)k - (int)(qq << 22); /* in [-2^21, 2^21) */
   float t = (float)j * 5.9604644775390625e-8f;
   float t2 = t * t;
   float s = t * (6.283185482e+00f +
                  t2 * (-4.134170151e+01f +
                        t2 * (8.160524750e+01f + t2 * (-7.670585632e+01f + t2 * 4.205869293e+01f))));
-  float c = 1.0f + t2 * (-1.973920822e+01f +
-                         t2 * (6.493939209e+01f +
-                               t2 * (-8.545681763e+01f +
-                                     t2 * (6.024464035e+01f + t2 * -2.642625618e+01f))));
+  float c =
+      1.0f +
+      t2 * (-1.973920822e+01f +
+            t2 * (6.493939209e+01f +
+                  t2 * (-8.545681763e+01f + t2 * (6.024464035e+01f + t2 * -2.642625618e+01f))));
   /* rotate by q quarter turns: (s, c), (c, -s), (-s, -c), (-c, s) */
   uint q = qq & 3u;
   float sn = (q & 1u) ? c : s, cs = (q & 1u) ? s : c;

@@ -4,8 +4,8 @@
  * result does not depend on the device's scheduling: same bits every run. */
 
 /* Work-group shapes the host must use (ops.c has the same numbers). */
-#define HCL_CS_W 32  /* col_sum: columns per group */
-#define HCL_CS_H 8   /* col_sum: row lanes per group */
+#define HCL_CS_W 32    /* col_sum: columns per group */
+#define HCL_CS_H 8     /* col_sum: row lanes per group */
 #define HCL_RED_WG 256 /* loss: work-items per replica */
 
 /* One kernel per activation: a run-time switch around tanh keeps PoCL from
@@ -13,19 +13,19 @@
 
 /* z [R, rows, cols] (+)= bias[r*bias_stride + col]; y = act(z). z keeps the
  * pre-activation (bias included). gws = (>= cols, >= rows, R). */
-#define HCL_DEF_BIAS_ACT(NAME, ACT)                                                             \
-  __kernel void NAME(__global float *z, ulong z_off, __global const float *bias, ulong bias_off, \
-                     ulong bias_stride, int has_bias, __global float *y, ulong y_off, ulong rows, \
-                     ulong cols) {                                                               \
-    size_t col = get_global_id(0), row = get_global_id(1), r = get_global_id(2);                \
-    if (col >= cols || row >= rows) return;                                                     \
-    size_t e = (r * rows + row) * cols + col;                                                   \
-    float v = z[z_off + e];                                                                     \
-    if (has_bias) {                                                                             \
-      v = v + bias[bias_off + r * bias_stride + col];                                           \
-      z[z_off + e] = v;                                                                         \
-    }                                                                                           \
-    y[y_off + e] = hcl_act_f(ACT, v);                                                           \
+#define HCL_DEF_BIAS_ACT(NAME, ACT)                                                                \
+  __kernel void NAME(__global float *z, ulong z_off, __global const float *bias, ulong bias_off,   \
+                     ulong bias_stride, int has_bias, __global float *y, ulong y_off, ulong rows,  \
+                     ulong cols) {                                                                 \
+    size_t col = get_global_id(0), row = get_global_id(1), r = get_global_id(2);                   \
+    if (col >= cols || row >= rows) return;                                                        \
+    size_t e = (r * rows + row) * cols + col;                                                      \
+    float v = z[z_off + e];                                                                        \
+    if (has_bias) {                                                                                \
+      v = v + bias[bias_off + r * bias_stride + col];                                              \
+      z[z_off + e] = v;                                                                            \
+    }                                                                                              \
+    y[y_off + e] = hcl_act_f(ACT, v);                                                              \
   }
 HCL_DEF_BIAS_ACT(hcl_k_bias_act_identity, HCL_ACT_IDENTITY)
 HCL_DEF_BIAS_ACT(hcl_k_bias_act_relu, HCL_ACT_RELU)
@@ -34,12 +34,12 @@ HCL_DEF_BIAS_ACT(hcl_k_bias_act_quadratic, HCL_ACT_QUADRATIC)
 HCL_DEF_BIAS_ACT(hcl_k_bias_act_tanh, HCL_ACT_TANH)
 
 /* dz = dy * act'(z) over n floats. */
-#define HCL_DEF_ACT_BACKWARD(NAME, ACT)                                                         \
-  __kernel void NAME(__global const float *dy, ulong dy_off, __global const float *z,          \
-                     ulong z_off, __global float *dz, ulong dz_off, ulong n) {                  \
-    size_t e = get_global_id(0);                                                                \
-    if (e >= n) return;                                                                         \
-    dz[dz_off + e] = dy[dy_off + e] * hcl_act_df(ACT, z[z_off + e]);                            \
+#define HCL_DEF_ACT_BACKWARD(NAME, ACT)                                                            \
+  __kernel void NAME(__global const float *dy, ulong dy_off, __global const float *z, ulong z_off, \
+                     __global float *dz, ulong dz_off, ulong n) {                                  \
+    size_t e = get_global_id(0);                                                                   \
+    if (e >= n) return;                                                                            \
+    dz[dz_off + e] = dy[dy_off + e] * hcl_act_df(ACT, z[z_off + e]);                               \
   }
 HCL_DEF_ACT_BACKWARD(hcl_k_act_backward_identity, HCL_ACT_IDENTITY)
 HCL_DEF_ACT_BACKWARD(hcl_k_act_backward_relu, HCL_ACT_RELU)
@@ -102,8 +102,8 @@ __kernel void hcl_k_col_sum_vec(__global const float *x, ulong x_off, __global f
 }
 
 /* y = a*x + b*y (b == 0: y not read). */
-__kernel void hcl_k_axpby(float a, __global const float *x, ulong x_off, float b,
-                          __global float *y, ulong y_off, ulong n) {
+__kernel void hcl_k_axpby(float a, __global const float *x, ulong x_off, float b, __global float *y,
+                          ulong y_off, ulong n) {
   size_t e = get_global_id(0);
   if (e >= n) return;
   float v = a * x[x_off + e];
@@ -121,43 +121,43 @@ __kernel void hcl_k_fill(__global float *y, ulong y_off, float value, ulong n) {
  * with scalar stores (tail branches or vector stores stop PoCL's vectoriser:
  * 2.5-4x slower measured); the at most two partial blocks at the ends
  * through a second one. One pair of kernels per distribution. */
-#define HCL_RNG_BLOCK_VALUES(DIST)                                                              \
-  uint4 x = hcl_rng_block(seeds[r], stream, block);                                             \
-  float v0, v1, v2, v3;                                                                         \
-  if (DIST == HCL_RNG_NORMAL) {                                                                 \
-    float r0 = hcl_rng_radius(x.x), r1 = hcl_rng_radius(x.z);                                   \
-    float2 s0 = hcl_rng_sincos(x.y), s1 = hcl_rng_sincos(x.w);                                  \
-    v0 = a + b * (r0 * s0.y), v1 = a + b * (r0 * s0.x);                                         \
-    v2 = a + b * (r1 * s1.y), v3 = a + b * (r1 * s1.x);                                         \
-  } else {                                                                                      \
-    v0 = hcl_rng_draw(DIST, a, b, x, 0u), v1 = hcl_rng_draw(DIST, a, b, x, 1u);                 \
-    v2 = hcl_rng_draw(DIST, a, b, x, 2u), v3 = hcl_rng_draw(DIST, a, b, x, 3u);                 \
-  }                                                                                             \
+#define HCL_RNG_BLOCK_VALUES(DIST)                                                                 \
+  uint4 x = hcl_rng_block(seeds[r], stream, block);                                                \
+  float v0, v1, v2, v3;                                                                            \
+  if (DIST == HCL_RNG_NORMAL) {                                                                    \
+    float r0 = hcl_rng_radius(x.x), r1 = hcl_rng_radius(x.z);                                      \
+    float2 s0 = hcl_rng_sincos(x.y), s1 = hcl_rng_sincos(x.w);                                     \
+    v0 = a + b * (r0 * s0.y), v1 = a + b * (r0 * s0.x);                                            \
+    v2 = a + b * (r1 * s1.y), v3 = a + b * (r1 * s1.x);                                            \
+  } else {                                                                                         \
+    v0 = hcl_rng_draw(DIST, a, b, x, 0u), v1 = hcl_rng_draw(DIST, a, b, x, 1u);                    \
+    v2 = hcl_rng_draw(DIST, a, b, x, 2u), v3 = hcl_rng_draw(DIST, a, b, x, 3u);                    \
+  }                                                                                                \
   __global float *o = out + out_off + r * stride;
 
 /* full: blocks bfirst .. bfirst+nfull-1, gws = (>= nfull, R).
  * edge: blocks e0 (and e1 when nedge is 2), gws = (nedge, R). */
-#define HCL_DEF_RNG(FULL, EDGE, DIST)                                                           \
-  __kernel void FULL(float a, float b, __global const ulong *seeds, ulong stream, ulong first,  \
-                     __global float *out, ulong out_off, ulong stride, ulong bfirst,            \
-                     ulong nfull) {                                                             \
-    size_t g = get_global_id(0), r = get_global_id(1);                                          \
-    if (g >= nfull) return;                                                                     \
-    ulong block = bfirst + g;                                                                   \
-    HCL_RNG_BLOCK_VALUES(DIST)                                                                  \
-    size_t q = (block << 2) - first;                                                            \
-    o[q] = v0, o[q + 1] = v1, o[q + 2] = v2, o[q + 3] = v3;                                     \
-  }                                                                                             \
-  __kernel void EDGE(float a, float b, __global const ulong *seeds, ulong stream, ulong first,  \
-                     __global float *out, ulong out_off, ulong stride, ulong n, ulong e0,       \
-                     ulong e1) {                                                                \
-    size_t g = get_global_id(0), r = get_global_id(1);                                          \
-    ulong block = g ? e1 : e0, i0 = block << 2;                                                 \
-    HCL_RNG_BLOCK_VALUES(DIST)                                                                  \
-    if (i0 >= first && i0 - first < n) o[i0 - first] = v0;                                      \
-    if (i0 + 1 >= first && i0 + 1 - first < n) o[i0 + 1 - first] = v1;                         \
-    if (i0 + 2 >= first && i0 + 2 - first < n) o[i0 + 2 - first] = v2;                         \
-    if (i0 + 3 >= first && i0 + 3 - first < n) o[i0 + 3 - first] = v3;                         \
+#define HCL_DEF_RNG(FULL, EDGE, DIST)                                                              \
+  __kernel void FULL(float a, float b, __global const ulong *seeds, ulong stream, ulong first,     \
+                     __global float *out, ulong out_off, ulong stride, ulong bfirst,               \
+                     ulong nfull) {                                                                \
+    size_t g = get_global_id(0), r = get_global_id(1);                                             \
+    if (g >= nfull) return;                                                                        \
+    ulong block = bfirst + g;                                                                      \
+    HCL_RNG_BLOCK_VALUES(DIST)                                                                     \
+    size_t q = (block << 2) - first;                                                               \
+    o[q] = v0, o[q + 1] = v1, o[q + 2] = v2, o[q + 3] = v3;                                        \
+  }                                                                                                \
+  __kernel void EDGE(float a, float b, __global const ulong *seeds, ulong stream, ulong first,     \
+                     __global float *out, ulong out_off, ulong stride, ulong n, ulong e0,          \
+                     ulong e1) {                                                                   \
+    size_t g = get_global_id(0), r = get_global_id(1);                                             \
+    ulong block = g ? e1 : e0, i0 = block << 2;                                                    \
+    HCL_RNG_BLOCK_VALUES(DIST)                                                                     \
+    if (i0 >= first && i0 - first < n) o[i0 - first] = v0;                                         \
+    if (i0 + 1 >= first && i0 + 1 - first < n) o[i0 + 1 - first] = v1;                             \
+    if (i0 + 2 >= first && i0 + 2 - first < n) o[i0 + 2 - first] = v2;                             \
+    if (i0 + 3 >= first && i0 + 3 - first < n) o[i0 + 3 - first] = v3;                             \
   }
 HCL_DEF_RNG(hcl_k_rng_uniform, hcl_k_rng_uniform_edge, HCL_RNG_UNIFORM)
 HCL_DEF_RNG(hcl_k_rng_normal, hcl_k_rng_normal_edge, HCL_RNG_NORMAL)
@@ -257,11 +257,11 @@ HCL_FN void hcl_loss_sample(int kind, __global const float *fi, __global const f
 
 /* The per-replica totals: accumulate or overwrite, and record the first
  * non-finite step. */
-#define HCL_LOSS_STORE(r, tl, te)                                                               \
-  do {                                                                                          \
-    if (has_loss) loss_acc[loss_off + r] = accumulate ? loss_acc[loss_off + r] + tl : tl;       \
-    if (has_err) err_acc[err_off + r] = accumulate ? err_acc[err_off + r] + te : te;            \
-    if (has_nan && !isfinite(tl) && nan_step[nan_off + r] < 0) nan_step[nan_off + r] = step;    \
+#define HCL_LOSS_STORE(r, tl, te)                                                                  \
+  do {                                                                                             \
+    if (has_loss) loss_acc[loss_off + r] = accumulate ? loss_acc[loss_off + r] + tl : tl;          \
+    if (has_err) err_acc[err_off + r] = accumulate ? err_acc[err_off + r] + te : te;               \
+    if (has_nan && !isfinite(tl) && nan_step[nan_off + r] < 0) nan_step[nan_off + r] = step;       \
   } while (0)
 
 /* GPUs: one group of HCL_RED_WG work-items per replica; item l handles
@@ -302,30 +302,30 @@ hcl_k_loss(int kind, __global const float *f, ulong f_off, __global const float 
  * work-item per sample (one kernel per loss kind, so it vectorises) writes
  * loss and error into part[r*n + i] and part[(R + r)*n + i]; then one
  * work-item per replica sums them in sample order. gws = (>= n, R), then (R). */
-#define HCL_DEF_LOSS_SAMPLES(NAME, KIND)                                                        \
-  __kernel void NAME(__global const float *f, ulong f_off, __global const float *y,             \
-                     ulong y_off, ulong n, ulong R, ulong out_dim, float grad_scale,             \
-                     float mse_scale, float mse_gscale, __global float *dout, ulong dout_off,    \
-                     int has_dout, __global float *part) {                                       \
-    size_t i = get_global_id(0), r = get_global_id(1), s = r * n + i;                           \
-    if (i >= n) return;                                                                         \
-    ulong ydim = KIND == HCL_LOSS_MSE ? out_dim : 1;                                            \
-    float li, ei;                                                                               \
-    hcl_loss_sample(KIND, f + f_off + s * out_dim, y + y_off + s * ydim,                        \
-                    dout + dout_off + s * out_dim, has_dout, out_dim, grad_scale, mse_scale,    \
-                    mse_gscale, &li, &ei);                                                      \
-    part[s] = li;                                                                               \
-    part[R * n + s] = ei;                                                                       \
+#define HCL_DEF_LOSS_SAMPLES(NAME, KIND)                                                           \
+  __kernel void NAME(__global const float *f, ulong f_off, __global const float *y, ulong y_off,   \
+                     ulong n, ulong R, ulong out_dim, float grad_scale, float mse_scale,           \
+                     float mse_gscale, __global float *dout, ulong dout_off, int has_dout,         \
+                     __global float *part) {                                                       \
+    size_t i = get_global_id(0), r = get_global_id(1), s = r * n + i;                              \
+    if (i >= n) return;                                                                            \
+    ulong ydim = KIND == HCL_LOSS_MSE ? out_dim : 1;                                               \
+    float li, ei;                                                                                  \
+    hcl_loss_sample(KIND, f + f_off + s * out_dim, y + y_off + s * ydim,                           \
+                    dout + dout_off + s * out_dim, has_dout, out_dim, grad_scale, mse_scale,       \
+                    mse_gscale, &li, &ei);                                                         \
+    part[s] = li;                                                                                  \
+    part[R * n + s] = ei;                                                                          \
   }
 HCL_DEF_LOSS_SAMPLES(hcl_k_loss_mse, HCL_LOSS_MSE)
 HCL_DEF_LOSS_SAMPLES(hcl_k_loss_cross_entropy, HCL_LOSS_CROSS_ENTROPY)
 HCL_DEF_LOSS_SAMPLES(hcl_k_loss_logistic, HCL_LOSS_LOGISTIC)
 HCL_DEF_LOSS_SAMPLES(hcl_k_loss_hinge, HCL_LOSS_HINGE)
 
-__kernel void hcl_k_loss_sum(__global const float *part, ulong n, ulong R,
-                             __global float *loss_acc, ulong loss_off, int has_loss,
-                             __global float *err_acc, ulong err_off, int has_err, int accumulate,
-                             __global int *nan_step, ulong nan_off, int has_nan, int step) {
+__kernel void hcl_k_loss_sum(__global const float *part, ulong n, ulong R, __global float *loss_acc,
+                             ulong loss_off, int has_loss, __global float *err_acc, ulong err_off,
+                             int has_err, int accumulate, __global int *nan_step, ulong nan_off,
+                             int has_nan, int step) {
   size_t r = get_global_id(0);
   __global const float *pl = part + r * n, *pe = part + (R + r) * n;
   float tl = 0.0f, te = 0.0f;
@@ -345,10 +345,9 @@ __kernel void hcl_k_loss_sum(__global const float *part, ulong n, ulong R,
  * mask[e] == 0: entry e untouched (states too). */
 __kernel void hcl_k_optim(int kind, float lr, __global const float *lr_scale, ulong lrs_off,
                           int has_lrs, float l2, float wd, float momentum, int nesterov, int first,
-                          float beta1, float beta2, float eps, float step_scale,
-                          float inv_sqrt_bc2, __global float *p, ulong p_off,
-                          __global const float *grad, ulong g_off, __global float *s1,
-                          ulong s1_off, __global float *s2, ulong s2_off,
+                          float beta1, float beta2, float eps, float step_scale, float inv_sqrt_bc2,
+                          __global float *p, ulong p_off, __global const float *grad, ulong g_off,
+                          __global float *s1, ulong s1_off, __global float *s2, ulong s2_off,
                           __global const float *mask, ulong mask_off, int has_mask, ulong n) {
   size_t e = get_global_id(0), r = get_global_id(1);
   if (e >= n) return;
@@ -402,10 +401,10 @@ __kernel void hcl_k_gemm_ref(int ta, int tb, ulong m, ulong n, ulong k, float al
 /* out[q][i*inco] = alpha sum_p M[q][i*ldm + p] v[q][p*incv] (+ beta out):
  * one row dot product per work-item, four partial sums in a fixed order.
  * gws = (>= rows, batch). */
-__kernel void hcl_k_gemv_dot(ulong rows, ulong k, float alpha, __global const float *M,
-                             ulong m_off, ulong ldm, ulong sm, __global const float *v, ulong v_off,
-                             ulong incv, ulong sv, float beta, __global float *out, ulong o_off,
-                             ulong inco, ulong so) {
+__kernel void hcl_k_gemv_dot(ulong rows, ulong k, float alpha, __global const float *M, ulong m_off,
+                             ulong ldm, ulong sm, __global const float *v, ulong v_off, ulong incv,
+                             ulong sv, float beta, __global float *out, ulong o_off, ulong inco,
+                             ulong so) {
   size_t i = get_global_id(0), q = get_global_id(1);
   if (i >= rows) return;
   __global const float *mr = M + m_off + q * sm + i * ldm;

@@ -23,12 +23,12 @@
  * solution is not finite); st[2r+1] = the pivot's float bits. */
 
 /* diag (+)= -t with Kahan compensation c (both updated in place). */
-#define HCL_KAHAN_SUB(sum, c, t)                                                               \
-  do {                                                                                         \
-    float y_ = -(t) - (c);                                                                     \
-    float s_ = (sum) + y_;                                                                     \
-    (c) = (s_ - (sum)) - y_;                                                                   \
-    (sum) = s_;                                                                                \
+#define HCL_KAHAN_SUB(sum, c, t)                                                                   \
+  do {                                                                                             \
+    float y_ = -(t) - (c);                                                                         \
+    float s_ = (sum) + y_;                                                                         \
+    (c) = (s_ - (sum)) - y_;                                                                       \
+    (sum) = s_;                                                                                    \
   } while (0)
 
 /* L[r] += lambda I, thr[r] = tiny * max(trace, 0) (NaN trace: 0, so every
@@ -97,8 +97,10 @@ solve_potrf_diag(__global float *L, ulong k, ulong j0, ulong nb, __global const 
         if (cc <= ii) {
           size_t i = j + 1 + ii, c = j + 1 + cc;
           float v = T[i][j] * T[c][j];
-          if (i == c) HCL_KAHAN_SUB(T[i][i], C[i], v);
-          else T[i][c] = T[i][c] - v;
+          if (i == c)
+            HCL_KAHAN_SUB(T[i][i], C[i], v);
+          else
+            T[i][c] = T[i][c] - v;
         }
       }
     }

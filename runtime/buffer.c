@@ -37,7 +37,8 @@ hcl_status hcl_buf_write(hcl_ctx *ctx, hcl_buf dst, const void *src, size_t byte
   if (bytes > dst.size)
     return hcl_fail(ctx, HCL_ERR_PARAM, "buffer write of %zu bytes into %zu", bytes, dst.size);
   if (!bytes) return HCL_OK;
-  HCL_CL(ctx, clEnqueueWriteBuffer(ctx->queue, dst.mem, CL_TRUE, dst.offset, bytes, src, 0, NULL, NULL),
+  HCL_CL(ctx,
+         clEnqueueWriteBuffer(ctx->queue, dst.mem, CL_TRUE, dst.offset, bytes, src, 0, NULL, NULL),
          "buffer write");
   return HCL_OK;
 }
@@ -46,7 +47,8 @@ hcl_status hcl_buf_read(hcl_ctx *ctx, hcl_buf src, void *dst, size_t bytes) {
   if (bytes > src.size)
     return hcl_fail(ctx, HCL_ERR_PARAM, "buffer read of %zu bytes from %zu", bytes, src.size);
   if (!bytes) return HCL_OK;
-  HCL_CL(ctx, clEnqueueReadBuffer(ctx->queue, src.mem, CL_TRUE, src.offset, bytes, dst, 0, NULL, NULL),
+  HCL_CL(ctx,
+         clEnqueueReadBuffer(ctx->queue, src.mem, CL_TRUE, src.offset, bytes, dst, 0, NULL, NULL),
          "buffer read");
   return HCL_OK;
 }
@@ -56,8 +58,9 @@ hcl_status hcl_buf_copy(hcl_ctx *ctx, hcl_buf dst, hcl_buf src, size_t bytes) {
     return hcl_fail(ctx, HCL_ERR_PARAM, "buffer copy of %zu bytes (src %zu, dst %zu)", bytes,
                     src.size, dst.size);
   if (!bytes) return HCL_OK;
-  HCL_CL(ctx, clEnqueueCopyBuffer(ctx->queue, src.mem, dst.mem, src.offset, dst.offset, bytes, 0,
-                                  NULL, NULL),
+  HCL_CL(ctx,
+         clEnqueueCopyBuffer(ctx->queue, src.mem, dst.mem, src.offset, dst.offset, bytes, 0, NULL,
+                             NULL),
          "buffer copy");
   return HCL_OK;
 }

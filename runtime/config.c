@@ -19,9 +19,7 @@
 unsigned hcl_config_line(const hcl_config *cfg, const char *section, const char *key);
 
 /* The file name for messages. */
-static const char *cfg_name(const hcl_config *cfg) {
-  return cfg->path[0] ? cfg->path : "<config>";
-}
+static const char *cfg_name(const hcl_config *cfg) { return cfg->path[0] ? cfg->path : "<config>"; }
 
 static int name_char(int c) { return isalnum(c) || c == '_' || c == '-'; }
 
@@ -129,16 +127,17 @@ static hcl_status scan_lines(hcl_ctx *ctx, const char *path, const char *text) {
     }
     if (len == 0 || *l.b == '#' || *l.b == ';') continue;
     if (l.e[-1] == '\\') {
-      rc = hcl_fail(ctx, HCL_ERR_CONFIG,
-                    "%s:%u: line continuation with '\\' is not supported; put the value on one line",
-                    path, l.no);
+      rc =
+          hcl_fail(ctx, HCL_ERR_CONFIG,
+                   "%s:%u: line continuation with '\\' is not supported; put the value on one line",
+                   path, l.no);
       break;
     }
     if (*l.b == '[') {
       const char *close = memchr(l.b, ']', len);
       if (!close) {
-        rc = hcl_fail(ctx, HCL_ERR_CONFIG, "%s:%u: unterminated '[' in section header '%.*s'",
-                      path, l.no, (int)len, l.b);
+        rc = hcl_fail(ctx, HCL_ERR_CONFIG, "%s:%u: unterminated '[' in section header '%.*s'", path,
+                      l.no, (int)len, l.b);
         break;
       }
       if (close != l.e - 1) {
@@ -182,13 +181,13 @@ static hcl_status scan_lines(hcl_ctx *ctx, const char *path, const char *text) {
     }
     if (!section[0]) {
       rc = hcl_fail(ctx, HCL_ERR_CONFIG,
-                    "%s:%u: key '%.*s' outside any section (add a [section] header above it)",
-                    path, l.no, (int)(ke - kb), kb);
+                    "%s:%u: key '%.*s' outside any section (add a [section] header above it)", path,
+                    l.no, (int)(ke - kb), kb);
       break;
     }
     if (vb < ve && (*vb == '"' || *vb == '\'') && !memchr(vb + 1, *vb, (size_t)(ve - vb - 1))) {
-      rc = hcl_fail(ctx, HCL_ERR_CONFIG, "%s:%u: unterminated quote in value of '%.*s'", path,
-                    l.no, (int)(ke - kb), kb);
+      rc = hcl_fail(ctx, HCL_ERR_CONFIG, "%s:%u: unterminated quote in value of '%.*s'", path, l.no,
+                    (int)(ke - kb), kb);
       break;
     }
     char key[64];
@@ -268,8 +267,7 @@ static struct hcl_raw_section *find_section(const hcl_config *cfg, const char *n
 }
 
 static struct hcl_raw_section *add_section(hcl_config *cfg, const char *name) {
-  struct hcl_raw_section *s =
-      realloc(cfg->sections, (cfg->n_sections + 1) * sizeof *cfg->sections);
+  struct hcl_raw_section *s = realloc(cfg->sections, (cfg->n_sections + 1) * sizeof *cfg->sections);
   if (!s) return NULL;
   cfg->sections = s;
   s = &cfg->sections[cfg->n_sections++];
@@ -346,7 +344,8 @@ hcl_status hcl_config_load(hcl_ctx *ctx, const char *path, hcl_config *out) {
   if (rc == HCL_OK) {
     iniparser_set_error_callback(quiet_errback);
     dictionary *d = iniparser_load(path);
-    if (!d) rc = hcl_fail(ctx, HCL_ERR_CONFIG, "%s: iniparser could not parse the file", path);
+    if (!d)
+      rc = hcl_fail(ctx, HCL_ERR_CONFIG, "%s: iniparser could not parse the file", path);
     else {
       rc = take_dictionary(ctx, d, out);
       iniparser_freedict(d);
@@ -421,8 +420,8 @@ hcl_status hcl_config_check_sections(hcl_ctx *ctx, const hcl_config *cfg,
       used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "", known[k]);
     unsigned line = hcl_config_line(cfg, name, NULL);
     if (line)
-      return hcl_fail(ctx, HCL_ERR_CONFIG, "%s:%u: unknown section [%s] (known: %s)",
-                      cfg_name(cfg), line, name, list);
+      return hcl_fail(ctx, HCL_ERR_CONFIG, "%s:%u: unknown section [%s] (known: %s)", cfg_name(cfg),
+                      line, name, list);
     /* No header line: the section came from --set. */
     return hcl_fail(ctx, HCL_ERR_CONFIG, "%s (--set): unknown section [%s] (known: %s)",
                     cfg_name(cfg), name, list);

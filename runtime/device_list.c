@@ -53,7 +53,8 @@ static int has_ci(const char *hay, const char *needle) {
   size_t n = strlen(needle);
   for (; *hay; hay++) {
     size_t i = 0;
-    while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i])) i++;
+    while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+      i++;
     if (i == n) return 1;
   }
   return n == 0;
@@ -63,9 +64,12 @@ static int has_ci(const char *hay, const char *needle) {
 static void platform_slug(const hcl_device_info *d, char *out, size_t cap) {
   static const struct {
     const char *needle, *slug;
-  } known[] = {{"portable computing language", "pocl"}, {"pocl", "pocl"},
-               {"nvidia", "nvidia"},                    {"intel", "intel"},
-               {"advanced micro devices", "amd"},       {"amd", "amd"}};
+  } known[] = {{"portable computing language", "pocl"},
+               {"pocl", "pocl"},
+               {"nvidia", "nvidia"},
+               {"intel", "intel"},
+               {"advanced micro devices", "amd"},
+               {"amd", "amd"}};
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
     if (has_ci(d->platform, known[i].needle) || has_ci(d->platform_vendor, known[i].needle)) {
       snprintf(out, cap, "%s", known[i].slug);
@@ -73,8 +77,10 @@ static void platform_slug(const hcl_device_info *d, char *out, size_t cap) {
     }
   size_t n = 0;
   for (const char *p = d->platform; *p && n + 1 < cap; p++) {
-    if (isalnum((unsigned char)*p)) out[n++] = (char)tolower((unsigned char)*p);
-    else if (n) break; /* end of the first word */
+    if (isalnum((unsigned char)*p))
+      out[n++] = (char)tolower((unsigned char)*p);
+    else if (n)
+      break; /* end of the first word */
   }
   if (!n) n = (size_t)snprintf(out, cap, "cl");
   out[n] = 0;
@@ -113,7 +119,8 @@ static void fill_device(hcl_device_info *d, cl_platform_id p, cl_device_id dev) 
   d->local_mem = device_ulong(dev, CL_DEVICE_LOCAL_MEM_SIZE);
   d->max_alloc = device_ulong(dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE);
   size_t wg = 0;
-  if (clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL) != CL_SUCCESS) wg = 0;
+  if (clGetDeviceInfo(dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL) != CL_SUCCESS)
+    wg = 0;
   d->max_work_group = wg;
   /* fp64: the double config is nonzero exactly when doubles are supported
    * (OpenCL 1.2); older drivers only list the extension. */
@@ -190,7 +197,7 @@ hcl_status hcl_devices_list(hcl_device_info **out, size_t *n, char *err, size_t 
   qsort(list, count, sizeof *list, entry_cmp);
 
   hcl_device_info *devs = calloc(count, sizeof *devs);
-  char (*slugs)[32] = calloc(count, sizeof *slugs);
+  char(*slugs)[32] = calloc(count, sizeof *slugs);
   if (!devs || !slugs) {
     free(devs);
     free(slugs);

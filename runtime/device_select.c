@@ -35,8 +35,8 @@ static hcl_status no_match(const hcl_device_info *devs, size_t n, char *err, siz
   if (!err || !errlen) return HCL_ERR_NODEVICE;
   size_t len = (size_t)snprintf(err, errlen, fmt, sel);
   for (size_t i = 0; i < n && len < errlen; i++)
-    len += (size_t)snprintf(err + len, errlen - len, "%s%zu %s (%s)", i ? ", " : "; candidates: ",
-                            i, devs[i].id, devs[i].name);
+    len += (size_t)snprintf(err + len, errlen - len, "%s%zu %s (%s)",
+                            i ? ", " : "; candidates: ", i, devs[i].id, devs[i].name);
   return HCL_ERR_NODEVICE;
 }
 

@@ -14,14 +14,14 @@
 
 /* ---- devices (device_list.c, device_select.c) ---------------------------- */
 typedef struct hcl_device_info {
-  char id[96];            /* stable id: "<platform-slug>:<cpu|gpu|accel|other>:<k>" */
-  char platform[128];     /* CL_PLATFORM_NAME */
+  char id[96];        /* stable id: "<platform-slug>:<cpu|gpu|accel|other>:<k>" */
+  char platform[128]; /* CL_PLATFORM_NAME */
   char platform_vendor[128];
   char platform_version[128];
-  char name[256];         /* CL_DEVICE_NAME */
+  char name[256]; /* CL_DEVICE_NAME */
   char vendor[128];
-  char version[128];      /* CL_DEVICE_VERSION */
-  char driver[128];       /* CL_DRIVER_VERSION */
+  char version[128]; /* CL_DEVICE_VERSION */
+  char driver[128];  /* CL_DRIVER_VERSION */
   cl_device_type type;
   unsigned compute_units;
   unsigned clock_mhz;
@@ -90,16 +90,16 @@ hcl_status hcl_failv(hcl_ctx *ctx, hcl_status rc, const char *fmt, va_list ap);
 void hcl_log(hcl_ctx *ctx, hcl_log_level level, const char *fmt, ...);
 void hcl_logv(hcl_ctx *ctx, hcl_log_level level, const char *fmt, va_list ap);
 /* Check an OpenCL return code; on error fail with "what: CL_ERROR_NAME". */
-#define HCL_CL(ctx, call, what)                                                                \
-  do {                                                                                         \
-    cl_int hcl_cl_rc_ = (call);                                                                \
-    if (hcl_cl_rc_ != CL_SUCCESS)                                                              \
-      return hcl_fail((ctx), hcl_cl_rc_, "%s: %s", (what), hcl_strerror(hcl_cl_rc_));          \
+#define HCL_CL(ctx, call, what)                                                                    \
+  do {                                                                                             \
+    cl_int hcl_cl_rc_ = (call);                                                                    \
+    if (hcl_cl_rc_ != CL_SUCCESS)                                                                  \
+      return hcl_fail((ctx), hcl_cl_rc_, "%s: %s", (what), hcl_strerror(hcl_cl_rc_));              \
   } while (0)
-#define HCL_TRY(call)                                                                          \
-  do {                                                                                         \
-    hcl_status hcl_try_rc_ = (call);                                                           \
-    if (hcl_try_rc_ != HCL_OK) return hcl_try_rc_;                                             \
+#define HCL_TRY(call)                                                                              \
+  do {                                                                                             \
+    hcl_status hcl_try_rc_ = (call);                                                               \
+    if (hcl_try_rc_ != HCL_OK) return hcl_try_rc_;                                                 \
   } while (0)
 
 /* Record a manifest note (copied). */
@@ -123,8 +123,8 @@ enum { HCL_CACHE_AUTO = 0, HCL_CACHE_ON = 1, HCL_CACHE_OFF = 2 };
  * on-disk binary cache per ctx->cache_policy, or load a prebuilt binary from
  * ctx->binary_dir when the device has no compiler. A corrupt or stale cache
  * entry is rebuilt. Build errors carry the log. */
-hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src,
-                             const char *options, cl_program *out);
+hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src, const char *options,
+                             cl_program *out);
 hcl_status hcl_kernel_create(hcl_ctx *ctx, cl_program prog, const char *name, cl_kernel *out);
 /* Cache key (64 hex chars + NUL) for a source/options on ctx's device. */
 void hcl_program_cache_key(const hcl_device_info *dev, const char *src, const char *options,
@@ -142,15 +142,14 @@ extern const char hcl_src_ops[];    /* kernels/ops.cl: the runtime's own kernels
 /* Philox-4x32-10 (Random123). */
 void hcl_philox4x32(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4]);
 /* Host reference of the device draws: element i of (seed, stream) stream. */
-float hcl_rng_host(hcl_rng_dist dist, float a, float b, uint64_t seed, uint64_t stream,
-                   uint64_t i);
+float hcl_rng_host(hcl_rng_dist dist, float a, float b, uint64_t seed, uint64_t stream, uint64_t i);
 
 hcl_status hcl_ops_init(hcl_ctx *ctx); /* compiles kernels/ops.cl once per ctx */
 void hcl_ops_release(hcl_ctx *ctx);
 hcl_status hcl_bias_act(hcl_ctx *ctx, hcl_act act, hcl_buf z, hcl_buf bias, size_t bias_stride,
                         hcl_buf y, size_t R, size_t rows, size_t cols);
-hcl_status hcl_act_backward(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hcl_buf dz,
-                            size_t R, size_t rows, size_t cols);
+hcl_status hcl_act_backward(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hcl_buf dz, size_t R,
+                            size_t rows, size_t cols);
 hcl_status hcl_col_sum(hcl_ctx *ctx, hcl_buf x, hcl_buf out, size_t out_stride, size_t R,
                        size_t rows, size_t cols, float alpha, float beta);
 hcl_status hcl_axpby(hcl_ctx *ctx, float a, hcl_buf x, float b, hcl_buf y, size_t n);
@@ -163,10 +162,10 @@ hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf d
                            uint64_t first, size_t n, size_t width);
 
 typedef enum {
-  HCL_LOSS_MSE = 0,      /* mean (f - y)^2 over outputs and samples, no 1/2 */
-  HCL_LOSS_CROSS_ENTROPY,/* softmax over out_dim classes; y = class index */
-  HCL_LOSS_LOGISTIC,     /* log(1 + exp(-y f)), y in {-1, +1} */
-  HCL_LOSS_HINGE         /* max(0, 1 - y f) */
+  HCL_LOSS_MSE = 0,       /* mean (f - y)^2 over outputs and samples, no 1/2 */
+  HCL_LOSS_CROSS_ENTROPY, /* softmax over out_dim classes; y = class index */
+  HCL_LOSS_LOGISTIC,      /* log(1 + exp(-y f)), y in {-1, +1} */
+  HCL_LOSS_HINGE          /* max(0, 1 - y f) */
 } hcl_loss_kind;
 /* For f [R, n, out_dim] and y [R, n, y_dim]:
  *   loss_acc[r] = (accumulate ? loss_acc[r] : 0) + sum_i loss_i   (per sample,
@@ -191,8 +190,8 @@ typedef struct hcl_optim {
  * state1/state2 [R, n] are momentum / Adam moments (zeroed at start). mask
  * [n] (float 0/1; mask.mem NULL: all) freezes entries. t = 1-based step
  * (Adam bias correction). */
-hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf lr_scale,
-                          float l2, hcl_buf params, hcl_buf grad, hcl_buf state1, hcl_buf state2,
+hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf lr_scale, float l2,
+                          hcl_buf params, hcl_buf grad, hcl_buf state1, hcl_buf state2,
                           hcl_buf mask, size_t R, size_t n, uint64_t t);
 
 /* Solve (A + lambda I) X = B per replica on the device (solve.c); see
@@ -205,9 +204,8 @@ hcl_status hcl_sgemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
                      hcl_buf a, size_t lda, hcl_buf b, size_t ldb, float beta, hcl_buf c,
                      size_t ldc);
 hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
-                             float alpha, hcl_buf a, size_t lda, size_t sa, hcl_buf b,
-                             size_t ldb, size_t sb, float beta, hcl_buf c, size_t ldc,
-                             size_t sc, size_t batch);
+                             float alpha, hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb,
+                             size_t sb, float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);
 /* Small batched products in one kernel launch (no CLBlast call): one
  * work-item per output; operand q starts s* floats after operand q-1. */
 hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
@@ -243,13 +241,13 @@ struct hcl_params {
 
 typedef struct hcl_config {
   char path[1024];
-  char *text;              /* the original file */
+  char *text; /* the original file */
   /* raw sections: every key found in the file, after overrides */
   struct hcl_raw_section {
     char name[32];
     hcl_kv *kv;
     size_t n;
-  } *sections;
+  } * sections;
   size_t n_sections;
 } hcl_config;
 
@@ -268,8 +266,7 @@ hcl_status hcl_params_resolve(hcl_ctx *ctx, const hcl_config *cfg, const char *s
                               const hcl_param_desc *schema, const char *const *extra_keys,
                               hcl_params *out);
 /* Error if the config has a section not in `known` (NULL-terminated). */
-hcl_status hcl_config_check_sections(hcl_ctx *ctx, const hcl_config *cfg,
-                                     const char *const *known);
+hcl_status hcl_config_check_sections(hcl_ctx *ctx, const hcl_config *cfg, const char *const *known);
 void hcl_params_free(hcl_params *p);
 void hcl_config_free(hcl_config *cfg);
 int64_t hcl_param_int(const hcl_params *p, const char *key);

@@ -50,8 +50,8 @@ static hcl_status check_schema(hcl_ctx *ctx, const char *path, const hcl_plugin_
                       path, d->name);
     for (size_t j = 0; j < i; j++)
       if (!strcmp(d->params[j].key, p->key))
-        return hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: plugin '%s': parameter '%s' declared twice",
-                        path, d->name, p->key);
+        return hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: plugin '%s': parameter '%s' declared twice", path,
+                        d->name, p->key);
     if (p->type < HCL_PARAM_INT || p->type > HCL_PARAM_LIST)
       return hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: plugin '%s': parameter '%s' has unknown type %d",
                       path, d->name, p->key, (int)p->type);
@@ -76,15 +76,24 @@ static hcl_status check_vt(hcl_ctx *ctx, const char *path, const hcl_plugin_desc
     const hcl_target_vt *vt = d->vt;
     need = HCL_END_OF(hcl_target_vt, sample);
     if (size >= need)
-      missing = !vt->create ? "create" : !vt->destroy ? "destroy" : !vt->info ? "info"
-              : !vt->sample ? "sample" : NULL;
+      missing = !vt->create    ? "create"
+                : !vt->destroy ? "destroy"
+                : !vt->info    ? "info"
+                : !vt->sample  ? "sample"
+                               : NULL;
   } else {
     const hcl_model_vt *vt = d->vt;
     need = HCL_END_OF(hcl_model_vt, backward);
     if (size >= need)
-      missing = !vt->create ? "create" : !vt->destroy ? "destroy" : !vt->n_params ? "n_params"
-              : !vt->out_dim ? "out_dim" : !vt->blocks ? "blocks" : !vt->init ? "init"
-              : !vt->forward ? "forward" : !vt->backward ? "backward" : NULL;
+      missing = !vt->create     ? "create"
+                : !vt->destroy  ? "destroy"
+                : !vt->n_params ? "n_params"
+                : !vt->out_dim  ? "out_dim"
+                : !vt->blocks   ? "blocks"
+                : !vt->init     ? "init"
+                : !vt->forward  ? "forward"
+                : !vt->backward ? "backward"
+                                : NULL;
   }
   if (size < need)
     return hcl_fail(ctx, HCL_ERR_ABI,
@@ -112,8 +121,8 @@ static hcl_status check_desc(hcl_ctx *ctx, const char *path, const hcl_plugin_de
     return hcl_fail(ctx, HCL_ERR_ABI, "%s: plugin kind %u is neither target (%d) nor model (%d)",
                     path, d->kind, HCL_PLUGIN_TARGET, HCL_PLUGIN_MODEL);
   if (!valid_plugin_name(d->name))
-    return hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: bad plugin name '%s' (must match [a-z0-9_]+)",
-                    path, d->name ? d->name : "(null)");
+    return hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: bad plugin name '%s' (must match [a-z0-9_]+)", path,
+                    d->name ? d->name : "(null)");
   HCL_TRY(check_vt(ctx, path, d));
   return check_schema(ctx, path, d);
 }

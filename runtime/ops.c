@@ -137,7 +137,7 @@ hcl_status hcl_ops_init(hcl_ctx *ctx) {
  * PoCL vectorises, GPUs work-group reductions and padded groups.
  * HCL_OPS_PATHS=cpu|gpu overrides the choice (to compare or bisect), and
  * tests force either on one device. */
-static int g_force_paths = -2; /* -2: not read yet, -1: by device type, 0 GPU, 1 CPU */
+static int g_force_paths = -2;      /* -2: not read yet, -1: by device type, 0 GPU, 1 CPU */
 void hcl_ops_force_paths(int mode); /* tests: -1 by device type, 0 GPU, 1 CPU paths */
 void hcl_ops_force_paths(int mode) { g_force_paths = mode; }
 int hcl_ops_cpu_paths(const hcl_ctx *ctx);
@@ -581,8 +581,8 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
   cl_int ta_ = ta != 0, tb_ = tb != 0;
   cl_ulong m_ = m, n_ = n, k_ = k, ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
   cl_ulong lda_ = lda, ldb_ = ldb, ldc_ = ldc, sa_ = sa, sb_ = sb, sc_ = sc;
-  hcl_arg args[] = {HCL_ARG(ta_),   HCL_ARG(tb_),   HCL_ARG(m_),  HCL_ARG(n_),    HCL_ARG(k_),
-                    HCL_ARG(alpha), HCL_ARG(a.mem), HCL_ARG(ao),  HCL_ARG(lda_),  HCL_ARG(sa_),
+  hcl_arg args[] = {HCL_ARG(ta_),   HCL_ARG(tb_),   HCL_ARG(m_),   HCL_ARG(n_),   HCL_ARG(k_),
+                    HCL_ARG(alpha), HCL_ARG(a.mem), HCL_ARG(ao),   HCL_ARG(lda_), HCL_ARG(sa_),
                     HCL_ARG(b.mem), HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta),
                     HCL_ARG(c.mem), HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_)};
   size_t g2[2], l2[2];

@@ -41,10 +41,13 @@ hcl_status hcl_out_open(hcl_ctx *ctx, hcl_run_out *o, const char *parent, const 
   slug(name, n, sizeof n);
   slug(ctx->dev.id, d, sizeof d);
   for (int k = 1; k < 1000; k++) {
-    if (k == 1) snprintf(o->dir, sizeof o->dir, "%s/%s_%s_%s", parent, stamp, n, d);
-    else snprintf(o->dir, sizeof o->dir, "%s/%s_%s_%s-%d", parent, stamp, n, d, k);
+    if (k == 1)
+      snprintf(o->dir, sizeof o->dir, "%s/%s_%s_%s", parent, stamp, n, d);
+    else
+      snprintf(o->dir, sizeof o->dir, "%s/%s_%s_%s-%d", parent, stamp, n, d, k);
     if (mkdir(o->dir, 0777) == 0) break; /* mkdir is atomic: never reuse a directory */
-    if (errno != EEXIST) return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot create: %s", o->dir, strerror(errno));
+    if (errno != EEXIST)
+      return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot create: %s", o->dir, strerror(errno));
   }
   char p[1100];
   snprintf(p, sizeof p, "%s/metrics.jsonl", o->dir);
@@ -163,8 +166,10 @@ hcl_status hcl_out_manifest(hcl_ctx *ctx, const hcl_run_out *o, const hcl_manife
     if (i) fputc(',', f);
     hcl_json_str(f, ctx->notes[i].key);
     fputc(':', f);
-    if (ctx->notes[i].is_json) fputs(ctx->notes[i].value, f);
-    else hcl_json_str(f, ctx->notes[i].value);
+    if (ctx->notes[i].is_json)
+      fputs(ctx->notes[i].value, f);
+    else
+      hcl_json_str(f, ctx->notes[i].value);
   }
   fputs("}\n}\n", f);
   return commit_tmp(ctx, o, "manifest.json", f, tmp);

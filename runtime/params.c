@@ -48,8 +48,7 @@ static int parse_int(const char *s, int64_t *out) {
     return 1;
   }
   double d;
-  if (!parse_double_n(s, strlen(s), &d) || d != floor(d) || fabs(d) > 9007199254740992.0)
-    return 0;
+  if (!parse_double_n(s, strlen(s), &d) || d != floor(d) || fabs(d) > 9007199254740992.0) return 0;
   *out = (int64_t)d;
   return 1;
 }
@@ -71,8 +70,10 @@ static int in_range(const hcl_param_desc *d, double v) {
 
 /* " in [lo, hi]" or "" when unbounded. */
 static void range_text(const hcl_param_desc *d, char *buf, size_t len) {
-  if (bounded(d)) snprintf(buf, len, " in [%.15g, %.15g]", d->lo, d->hi);
-  else if (len) buf[0] = 0;
+  if (bounded(d))
+    snprintf(buf, len, " in [%.15g, %.15g]", d->lo, d->hi);
+  else if (len)
+    buf[0] = 0;
 }
 
 static void choices_text(const hcl_param_desc *d, char *buf, size_t len) {
@@ -229,8 +230,10 @@ static void where(const hcl_config *cfg, const char *section, const char *key, c
     }
   }
   unsigned line = hcl_config_line(cfg, section, key);
-  if (line) snprintf(buf, len, "%s:%u", name, line);
-  else snprintf(buf, len, "%s", name);
+  if (line)
+    snprintf(buf, len, "%s:%u", name, line);
+  else
+    snprintf(buf, len, "%s", name);
 }
 
 static hcl_status unknown_key(hcl_ctx *ctx, const hcl_config *cfg, const char *section,
@@ -251,8 +254,8 @@ static hcl_status unknown_key(hcl_ctx *ctx, const hcl_config *cfg, const char *s
   }
   if (guess) snprintf(hint, sizeof hint, "; did you mean '%s'?", guess);
   where(cfg, section, key, at, sizeof at);
-  return hcl_fail(ctx, HCL_ERR_CONFIG, "%s: [%s] unknown key '%s'%s (known: %s)", at, section,
-                  key, hint, used ? known : "none");
+  return hcl_fail(ctx, HCL_ERR_CONFIG, "%s: [%s] unknown key '%s'%s (known: %s)", at, section, key,
+                  hint, used ? known : "none");
 }
 
 static hcl_status push(hcl_params *p, const char *key, const char *value, int from_default) {
@@ -339,8 +342,8 @@ void hcl_params_free(hcl_params *p) {
 static const char *lookup(const hcl_params *p, const char *key, const char *what) {
   for (size_t i = 0; p && key && i < p->n; i++)
     if (!strcmp(p->kv[i].key, key)) return p->kv[i].value;
-  hcl_log(NULL, HCL_LOG_ERROR, "%s: [%s] has no parameter '%s' (not declared in the schema?)",
-          what, p ? p->section : "?", key ? key : "(null)");
+  hcl_log(NULL, HCL_LOG_ERROR, "%s: [%s] has no parameter '%s' (not declared in the schema?)", what,
+          p ? p->section : "?", key ? key : "(null)");
   return NULL;
 }
 

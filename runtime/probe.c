@@ -43,7 +43,8 @@ hcl_status hcl_probe_features(hcl_probe *p, size_t layer, hcl_buf x, size_t n, h
 hcl_status hcl_probe_target_eval(hcl_probe *p, const char *what, hcl_buf x, size_t n, hcl_buf out) {
   hcl_trainer *t = p->t;
   if (!t->tvt->eval)
-    return hcl_fail(t->ctx, HCL_ERR_UNSUPPORTED, "the target has no quantity '%s' to evaluate", what);
+    return hcl_fail(t->ctx, HCL_ERR_UNSUPPORTED, "the target has no quantity '%s' to evaluate",
+                    what);
   return t->tvt->eval(t->target, what, x, n, out);
 }
 

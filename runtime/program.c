@@ -45,20 +45,25 @@ void hcl_cache_dir(const hcl_ctx *ctx, char *out, size_t len) {
   const char *env = getenv("HCL_CACHE_DIR");
   const char *xdg = getenv("XDG_CACHE_HOME");
   const char *home = getenv("HOME");
-  if (env && *env) snprintf(out, len, "%s", env);
-  else if (ctx && ctx->cache_dir[0]) snprintf(out, len, "%s", ctx->cache_dir);
-  else if (xdg && *xdg) snprintf(out, len, "%s/hiercl/clbin", xdg);
-  else if (home && *home) snprintf(out, len, "%s/.cache/hiercl/clbin", home);
-  else if (len) out[0] = 0; /* nowhere to cache: programs are built every time */
+  if (env && *env)
+    snprintf(out, len, "%s", env);
+  else if (ctx && ctx->cache_dir[0])
+    snprintf(out, len, "%s", ctx->cache_dir);
+  else if (xdg && *xdg)
+    snprintf(out, len, "%s/hiercl/clbin", xdg);
+  else if (home && *home)
+    snprintf(out, len, "%s/.cache/hiercl/clbin", home);
+  else if (len)
+    out[0] = 0; /* nowhere to cache: programs are built every time */
 }
 
 void hcl_program_cache_key(const hcl_device_info *dev, const char *src, const char *options,
                            char key[65]) {
   char format[16];
   snprintf(format, sizeof format, "%u", HCL_CACHE_FORMAT);
-  const char *fields[] = {format,       src ? src : "", options ? options : "", dev->platform,
-                          dev->platform_version, dev->name, dev->vendor, dev->version,
-                          dev->driver};
+  const char *fields[] = {format,        src ? src : "",        options ? options : "",
+                          dev->platform, dev->platform_version, dev->name,
+                          dev->vendor,   dev->version,          dev->driver};
   hcl_sha256_ctx s;
   hcl_sha256_init(&s);
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
@@ -268,8 +273,8 @@ static hcl_status build_failed(hcl_ctx *ctx, const char *name, cl_program prog, 
   size_t tl = strlen(text);
   while (tl && (text[tl - 1] == '\n' || text[tl - 1] == ' ' || text[tl - 1] == '\r')) tl--;
   char head[1024];
-  int hl = snprintf(head, sizeof head, "program '%s' failed to build on %s (%s): %s%s%s%s",
-                    name, ctx->dev.id, ctx->dev.name, hcl_strerror(cl),
+  int hl = snprintf(head, sizeof head, "program '%s' failed to build on %s (%s): %s%s%s%s", name,
+                    ctx->dev.id, ctx->dev.name, hcl_strerror(cl),
                     options && *options ? " with options '" : "", options ? options : "",
                     options && *options ? "'" : "");
   hl = hl < 0 ? 0 : (int)strlen(head); /* snprintf returns the untruncated length */
@@ -292,8 +297,8 @@ static hcl_status build_source(hcl_ctx *ctx, const char *name, const char *full,
   cl_int cl;
   cl_program prog = clCreateProgramWithSource(ctx->context, 1, &full, NULL, &cl);
   if (cl != CL_SUCCESS)
-    return hcl_fail(ctx, cl, "program '%s': clCreateProgramWithSource on %s: %s", name,
-                    ctx->dev.id, hcl_strerror(cl));
+    return hcl_fail(ctx, cl, "program '%s': clCreateProgramWithSource on %s: %s", name, ctx->dev.id,
+                    hcl_strerror(cl));
   cl = clBuildProgram(prog, 1, &ctx->dev.device_id, options, NULL, NULL);
   if (cl != CL_SUCCESS) {
     hcl_status rc = build_failed(ctx, name, prog, cl, options, offset);
@@ -305,11 +310,11 @@ static hcl_status build_source(hcl_ctx *ctx, const char *name, const char *full,
 }
 
 /* Load a checked binary; CL_SUCCESS or the driver's refusal (why says where). */
-static cl_int build_binary(hcl_ctx *ctx, const unsigned char *bin, size_t size,
-                           const char *options, cl_program *out, char *why, size_t wl) {
+static cl_int build_binary(hcl_ctx *ctx, const unsigned char *bin, size_t size, const char *options,
+                           cl_program *out, char *why, size_t wl) {
   cl_int cl, status = CL_SUCCESS;
-  cl_program prog = clCreateProgramWithBinary(ctx->context, 1, &ctx->dev.device_id, &size, &bin,
-                                              &status, &cl);
+  cl_program prog =
+      clCreateProgramWithBinary(ctx->context, 1, &ctx->dev.device_id, &size, &bin, &status, &cl);
   if (cl == CL_SUCCESS && status != CL_SUCCESS) cl = status;
   if (cl != CL_SUCCESS) {
     snprintf(why, wl, "clCreateProgramWithBinary: %s", hcl_strerror(cl));
@@ -365,8 +370,7 @@ static void cache_save(hcl_ctx *ctx, const char *name, cl_program prog, const ch
 static hcl_status load_prebuilt(hcl_ctx *ctx, const char *name, const char *key,
                                 const char *options, cl_program *out) {
   char path[2048], why[512] = "missing";
-  if (!ctx->binary_dir[0])
-    snprintf(why, sizeof why, "no binary directory is set");
+  if (!ctx->binary_dir[0]) snprintf(why, sizeof why, "no binary directory is set");
   snprintf(path, sizeof path, "%s/%s.clbin", ctx->binary_dir[0] ? ctx->binary_dir : "<binary_dir>",
            key);
   unsigned char *bin = NULL;
@@ -394,8 +398,8 @@ static hcl_status load_prebuilt(hcl_ctx *ctx, const char *name, const char *key,
                   key, key);
 }
 
-hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src,
-                             const char *options, cl_program *out) {
+hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src, const char *options,
+                             cl_program *out) {
   *out = NULL;
   if (!name) name = "program";
   if (!src) return hcl_fail(ctx, HCL_ERR_PARAM, "program '%s': no source", name);
@@ -442,8 +446,7 @@ hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src,
   }
   if (e == ENTRY_BAD) {
     g_stats.rejected++;
-    hcl_log(ctx, HCL_LOG_INFO, "program cache: deleting %s (%s); rebuilding '%s'", path, why,
-            name);
+    hcl_log(ctx, HCL_LOG_INFO, "program cache: deleting %s (%s); rebuilding '%s'", path, why, name);
     remove(path);
   } else {
     g_stats.misses++;

@@ -30,7 +30,8 @@ void hcl_program_cache_stats_reset(void);
 int hcl_program_cache_enabled(const hcl_ctx *ctx);
 /* Path of a cache entry: <dir>/<key[0..1]>/<key>.clbin. */
 void hcl_program_cache_path(const char *dir, const char key[65], char *out, size_t len);
-/* The text actually compiled: the common library, "\n#line 1\n", then src (malloc'd; NULL if out of memory). */
+/* The text actually compiled: the common library, "\n#line 1\n", then src (malloc'd; NULL if out of
+ * memory). */
 char *hcl_program_full_source(const char *src);
 
 #endif

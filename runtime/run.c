@@ -150,7 +150,9 @@ static hcl_status pick_loss(run_state *s) {
   if ((s->tc.loss == HCL_LOSS_CROSS_ENTROPY) != (task == HCL_TASK_CLASSES))
     return hcl_fail(s->ctx, HCL_ERR_CONFIG, "%s: [train] loss = %s does not fit a %s target",
                     s->cfg.path, l,
-                    task == HCL_TASK_CLASSES ? "classification" : task == HCL_TASK_BINARY ? "+-1" : "regression");
+                    task == HCL_TASK_CLASSES  ? "classification"
+                    : task == HCL_TASK_BINARY ? "+-1"
+                                              : "regression");
   hcl_note_add(s->ctx, "loss", l, 0);
   return HCL_OK;
 }
@@ -164,7 +166,7 @@ static hcl_status open_device(run_state *s, const hcl_run_options *opt, int quie
   const char *bin = hcl_param_str(&s->runtime, "binary_dir");
   hcl_ctx_options o = {.device = sel,
                        .profiling = hcl_param_bool(&s->runtime, "profile"),
-                       .cache_policy = !strcmp(cache, "on") ? HCL_CACHE_ON
+                       .cache_policy = !strcmp(cache, "on")    ? HCL_CACHE_ON
                                        : !strcmp(cache, "off") ? HCL_CACHE_OFF
                                                                : HCL_CACHE_AUTO,
                        .binary_dir = *bin ? bin : NULL,
@@ -191,8 +193,7 @@ static hcl_status create_plugins(run_state *s) {
   const hcl_target_vt *tvt = s->tpl->desc->vt;
   const hcl_model_vt *mvt = s->mpl->desc->vt;
   hcl_status rc = tvt->create(s->ctx, &setup, &s->target);
-  if (rc != HCL_OK)
-    return plugin_fail(s, rc, "target", s->tpl->desc->name);
+  if (rc != HCL_OK) return plugin_fail(s, rc, "target", s->tpl->desc->name);
   s->t.tvt = tvt;
   s->t.target = s->target;
   memset(&s->t.tinfo, 0, sizeof s->t.tinfo);
@@ -200,8 +201,7 @@ static hcl_status create_plugins(run_state *s) {
   HCL_TRY(tvt->info(s->target, &s->t.tinfo));
   setup.params = &s->model_p;
   rc = mvt->create(s->ctx, &setup, &s->t.tinfo, &s->model);
-  if (rc != HCL_OK)
-    return plugin_fail(s, rc, "model", s->mpl->desc->name);
+  if (rc != HCL_OK) return plugin_fail(s, rc, "model", s->mpl->desc->name);
   s->t.mvt = mvt;
   s->t.model = s->model;
   return HCL_OK;
@@ -209,9 +209,16 @@ static hcl_status create_plugins(run_state *s) {
 
 static void write_manifest(run_state *s, const char *status, const char *error) {
   const hcl_params *secs[] = {&s->run, &s->runtime, &s->target_p, &s->model_p, &s->train, &s->eval};
-  hcl_manifest m = {.status = status, .error = error, .cfg = &s->cfg, .sections = secs,
-                    .n_sections = 6, .target = s->tpl, .model = s->mpl, .replicas = s->tc.replicas,
-                    .seeds = s->seeds, .n_params = s->t.n_params};
+  hcl_manifest m = {.status = status,
+                    .error = error,
+                    .cfg = &s->cfg,
+                    .sections = secs,
+                    .n_sections = 6,
+                    .target = s->tpl,
+                    .model = s->mpl,
+                    .replicas = s->tc.replicas,
+                    .seeds = s->seeds,
+                    .n_params = s->t.n_params};
   if (hcl_out_manifest(s->ctx, &s->out, &m) != HCL_OK)
     hcl_log(s->ctx, HCL_LOG_ERROR, "%s", s->ctx->errmsg);
 }
@@ -257,16 +264,17 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
     cleanup(s);
     return rc;
   }
-  if ((rc = create_plugins(s)) != HCL_OK ||
-      (rc = pick_loss(s)) != HCL_OK) {
+  if ((rc = create_plugins(s)) != HCL_OK || (rc = pick_loss(s)) != HCL_OK) {
     err_out(rc, s->ctx, err, errlen);
     cleanup(s);
     return rc;
   }
   char name[256];
   const char *rn = hcl_param_str(&s->run, "name");
-  if (*rn) snprintf(name, sizeof name, "%s", rn);
-  else stem(opt->config_path, name, sizeof name);
+  if (*rn)
+    snprintf(name, sizeof name, "%s", rn);
+  else
+    stem(opt->config_path, name, sizeof name);
   const char *parent = opt->out_dir && *opt->out_dir ? opt->out_dir : hcl_param_str(&s->run, "out");
   s->t.ctx = s->ctx;
   s->t.cfg = &s->tc;
@@ -285,7 +293,9 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
     write_manifest(s, "running", NULL);
     rc = hcl_trainer_run(&s->t);
   }
-  const char *status = rc == HCL_OK ? "completed" : rc == HCL_ERR_INTERRUPTED ? "interrupted" : "failed";
+  const char *status = rc == HCL_OK                ? "completed"
+                       : rc == HCL_ERR_INTERRUPTED ? "interrupted"
+                                                   : "failed";
   char msg[HCL_ERRMSG_MAX];
   snprintf(msg, sizeof msg, "%s", rc == HCL_OK ? "" : s->ctx->errmsg);
   if (hcl_out_summary(s->ctx, &s->out, &s->t, status, msg) != HCL_OK)
@@ -303,8 +313,9 @@ static hcl_status write_samples(hcl_ctx *ctx, FILE *f, const char *format, const
   if (!strcmp(format, "npy")) {
     if (header) {
       char h[256];
-      int len = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }",
-                         n, xs + yd);
+      int len =
+          snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }",
+                   n, xs + yd);
       int pad = 64 - (10 + len + 1) % 64; /* header padded so data is 64-byte aligned */
       fwrite("\x93NUMPY\x01\x00", 1, 8, f);
       uint16_t hl = (uint16_t)(len + pad + 1);
@@ -352,9 +363,13 @@ hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, con
   if ((rc = open_device(s, opt, 1, err, errlen)) != HCL_OK) goto done;
   s->tc.replicas = 1; /* replica 0: the run's first seed */
   size_t chunk = 4096;
-  hcl_setup setup = {.struct_size = sizeof setup, .replicas = 1, .seeds = s->seeds,
-                     .params = &s->target_p, .train_size = s->tc.train_size,
-                     .test_size = s->tc.test_size, .max_batch = chunk};
+  hcl_setup setup = {.struct_size = sizeof setup,
+                     .replicas = 1,
+                     .seeds = s->seeds,
+                     .params = &s->target_p,
+                     .train_size = s->tc.train_size,
+                     .test_size = s->tc.test_size,
+                     .max_batch = chunk};
   const hcl_target_vt *tvt = s->tpl->desc->vt;
   if ((rc = tvt->create(s->ctx, &setup, &s->target)) != HCL_OK) {
     plugin_fail(s, rc, "target", s->tpl->desc->name);

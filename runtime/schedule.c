@@ -6,8 +6,7 @@
 
 double hcl_schedule_lr(const hcl_schedule *s, uint64_t t) {
   switch (s->kind) {
-  case HCL_SCHED_STEP:
-    return s->every ? s->lr * pow(s->factor, (double)(t / s->every)) : s->lr;
+  case HCL_SCHED_STEP: return s->every ? s->lr * pow(s->factor, (double)(t / s->every)) : s->lr;
   case HCL_SCHED_PIECEWISE: {
     if (!s->n_factors || !s->every) return s->lr;
     uint64_t i = t / s->every;

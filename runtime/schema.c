@@ -5,16 +5,18 @@
 #define UNB 1, 0 /* lo > hi: unbounded */
 
 static const char *const sched_choices[] = {"constant", "step", "piecewise", "cosine", NULL};
-static const char *const loss_choices[] = {"auto", "mse", "cross_entropy", "logistic", "hinge", NULL};
+static const char *const loss_choices[] = {"auto",     "mse",   "cross_entropy",
+                                           "logistic", "hinge", NULL};
 static const char *const opt_choices[] = {"sgd", "adam", NULL};
 static const char *const cache_choices[] = {"auto", "on", "off", NULL};
 
-const char *const hcl_config_sections[] = {"run", "runtime", "target", "model", "train", "eval",
-                                           "sweep", NULL};
+const char *const hcl_config_sections[] = {"run",   "runtime", "target", "model",
+                                           "train", "eval",    "sweep",  NULL};
 
 const hcl_param_desc hcl_schema_run[] = {
     {"name", HCL_PARAM_STRING, "", UNB, NULL, "name of the run (default: the config file's stem)"},
-    {"seed", HCL_PARAM_INT, "0", 0, 4294967295.0, NULL, "seed of replica 0; replica r uses seed + r"},
+    {"seed", HCL_PARAM_INT, "0", 0, 4294967295.0, NULL,
+     "seed of replica 0; replica r uses seed + r"},
     {"replicas", HCL_PARAM_INT, "1", 1, 4096, NULL,
      "independent runs (seeds) trained together in one pass"},
     {"seeds", HCL_PARAM_LIST, "", 0, 4294967295.0, NULL,
@@ -39,7 +41,8 @@ const hcl_param_desc hcl_schema_train[] = {
     {"lr", HCL_PARAM_DOUBLE, "0.01", 0, 1e6, NULL, "learning rate"},
     {"schedule", HCL_PARAM_ENUM, "constant", UNB, sched_choices, "learning-rate schedule"},
     {"lr_every", HCL_PARAM_INT, "0", 0, 1e15, NULL, "step/piecewise: steps per interval"},
-    {"lr_factor", HCL_PARAM_DOUBLE, "0.5", 0, 1e6, NULL, "step: factor applied every lr_every steps"},
+    {"lr_factor", HCL_PARAM_DOUBLE, "0.5", 0, 1e6, NULL,
+     "step: factor applied every lr_every steps"},
     {"lr_factors", HCL_PARAM_LIST, "", 0, 1e6, NULL, "piecewise: factor of each interval"},
     {"lr_min", HCL_PARAM_DOUBLE, "0", 0, 1e6, NULL, "cosine: final learning rate"},
     {"loss", HCL_PARAM_ENUM, "auto", UNB, loss_choices,
@@ -62,8 +65,11 @@ const hcl_param_desc hcl_schema_train[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL}};
 
 const hcl_param_desc hcl_schema_eval[] = {
-    {"every", HCL_PARAM_INT, "1000", 0, 1e15, NULL, "evaluate every N steps (0: start and end only)"},
-    {"test_size", HCL_PARAM_INT, "10000", 0, 1e12, NULL, "test samples (a stream disjoint from training)"},
-    {"batch", HCL_PARAM_INT, "0", 0, 1e7, NULL, "samples per evaluation chunk (0: automatic, 32768 / replicas, at least 256)"},
+    {"every", HCL_PARAM_INT, "1000", 0, 1e15, NULL,
+     "evaluate every N steps (0: start and end only)"},
+    {"test_size", HCL_PARAM_INT, "10000", 0, 1e12, NULL,
+     "test samples (a stream disjoint from training)"},
+    {"batch", HCL_PARAM_INT, "0", 0, 1e7, NULL,
+     "samples per evaluation chunk (0: automatic, 32768 / replicas, at least 256)"},
     {"probes", HCL_PARAM_BOOL, "true", UNB, NULL, "run the target's and model's probes"},
     {NULL, 0, NULL, 0, 0, NULL, NULL}};

@@ -78,7 +78,8 @@ static hcl_status setup(solve_state *s) {
   snprintf(opts, sizeof opts, "-DHCL_SOLVE_NB=%d -DHCL_SOLVE_WG=%d -DHCL_SOLVE_TILE=%d", SOLVE_NB,
            SOLVE_WG, SOLVE_TILE);
   HCL_TRY(hcl_program_build(s->ctx, "solve", hcl_src_solve, opts, &s->prog));
-  for (int i = 0; i < K_COUNT; i++) HCL_TRY(hcl_kernel_create(s->ctx, s->prog, k_names[i], &s->k[i]));
+  for (int i = 0; i < K_COUNT; i++)
+    HCL_TRY(hcl_kernel_create(s->ctx, s->prog, k_names[i], &s->k[i]));
   HCL_TRY(check_group(s, K_POTRF, SOLVE_WG));
   HCL_TRY(check_group(s, K_TRSV, SOLVE_WG));
   HCL_TRY(check_group(s, K_SYRK, SOLVE_TILE * SOLVE_TILE));
@@ -100,13 +101,13 @@ static hcl_status factor(solve_state *s, hcl_buf a, float lambda) {
   HCL_TRY(hcl_buf_copy(ctx, s->L, hcl_buf_sub(a, 0, R * k * k * sizeof(float)),
                        R * k * k * sizeof(float)));
   float tiny = SOLVE_TINY;
-  hcl_arg pa[] = {HCL_ARG(s->L.mem), HCL_ARG(k), HCL_ARG(lambda), HCL_ARG(tiny),
+  hcl_arg pa[] = {HCL_ARG(s->L.mem),   HCL_ARG(k),         HCL_ARG(lambda),     HCL_ARG(tiny),
                   HCL_ARG(s->thr.mem), HCL_ARG(s->st.mem), HCL_ARG(s->comp.mem)};
   HCL_TRY(hcl_run_kernel(ctx, s->k[K_PREPARE], 1, &R, NULL, "solve_prepare", 7, pa));
   for (cl_ulong j0 = 0; j0 < k; j0 += SOLVE_NB) {
     cl_ulong nb = k - j0 < SOLVE_NB ? k - j0 : SOLVE_NB, j1 = j0 + nb;
     size_t g1[2] = {SOLVE_WG, R}, l1[2] = {SOLVE_WG, 1};
-    hcl_arg da[] = {HCL_ARG(s->L.mem), HCL_ARG(k), HCL_ARG(j0), HCL_ARG(nb),
+    hcl_arg da[] = {HCL_ARG(s->L.mem),   HCL_ARG(k),         HCL_ARG(j0),         HCL_ARG(nb),
                     HCL_ARG(s->thr.mem), HCL_ARG(s->st.mem), HCL_ARG(s->comp.mem)};
     HCL_TRY(hcl_run_kernel(ctx, s->k[K_POTRF], 2, g1, l1, "solve_potrf", 7, da));
     if (j1 == k) break;
@@ -117,7 +118,7 @@ static hcl_status factor(solve_state *s, hcl_buf a, float lambda) {
     HCL_TRY(hcl_run_kernel(ctx, s->k[K_TRSM], 2, g2, NULL, "solve_trsm", 6, ta));
     size_t g3[3] = {round_up(rows, SOLVE_TILE), round_up(rows, SOLVE_TILE), R};
     size_t l3[3] = {SOLVE_TILE, SOLVE_TILE, 1};
-    hcl_arg sa[] = {HCL_ARG(s->L.mem), HCL_ARG(s->P.mem), HCL_ARG(k), HCL_ARG(j1),
+    hcl_arg sa[] = {HCL_ARG(s->L.mem), HCL_ARG(s->P.mem),  HCL_ARG(k),          HCL_ARG(j1),
                     HCL_ARG(nb),       HCL_ARG(s->st.mem), HCL_ARG(s->comp.mem)};
     HCL_TRY(hcl_run_kernel(ctx, s->k[K_SYRK], 3, g3, l3, "solve_syrk", 7, sa));
   }
@@ -152,10 +153,10 @@ static hcl_status substitute(solve_state *s, hcl_buf b) {
   size_t g[2] = {SOLVE_WG, s->R}, l[2] = {SOLVE_WG, 1};
   for (cl_int trans = 0; trans < 2; trans++) {
     cl_ulong off = b.offset / sizeof(float);
-    hcl_arg a[] = {HCL_ARG(s->L.mem), HCL_ARG(b.mem), HCL_ARG(off),     HCL_ARG(k),
+    hcl_arg a[] = {HCL_ARG(s->L.mem), HCL_ARG(b.mem), HCL_ARG(off),      HCL_ARG(k),
                    HCL_ARG(m),        HCL_ARG(trans), HCL_ARG(s->st.mem)};
-    HCL_TRY(hcl_run_kernel(s->ctx, s->k[K_TRSV], 2, g, l, trans ? "solve_trsv_t" : "solve_trsv",
-                           7, a));
+    HCL_TRY(
+        hcl_run_kernel(s->ctx, s->k[K_TRSV], 2, g, l, trans ? "solve_trsv_t" : "solve_trsv", 7, a));
   }
   return HCL_OK;
 }

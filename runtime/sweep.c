@@ -12,7 +12,7 @@
 #define MAX_VALUES 256
 
 typedef struct axis {
-  char key[96];     /* section.key */
+  char key[96]; /* section.key */
   char *values[MAX_VALUES];
   size_t n;
 } axis;
@@ -20,17 +20,18 @@ typedef struct axis {
 typedef struct sweep {
   axis axes[MAX_AXES];
   size_t n_axes;
-  int seed_axis;     /* index of run.seed, or -1 */
-  int size_axis;     /* index of train.train_size, or -1 */
-  char metric[32];   /* auto, test_error, test_loss, train_loss */
-  double threshold;  /* 0: automatic */
+  int seed_axis;    /* index of run.seed, or -1 */
+  int size_axis;    /* index of train.train_size, or -1 */
+  char metric[32];  /* auto, test_error, test_loss, train_loss */
+  double threshold; /* 0: automatic */
   char name[128];
 } sweep;
 
 /* ---- value lists: "a, b, c" | "a..b" (integers) | "geom(lo, hi, n)" ------- */
 
 static hcl_status add_value(axis *a, const char *v) {
-  if (a->n == MAX_VALUES) return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s: more than %d values", a->key, MAX_VALUES);
+  if (a->n == MAX_VALUES)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s: more than %d values", a->key, MAX_VALUES);
   a->values[a->n] = strdup(v);
   if (!a->values[a->n]) return hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
   a->n++;
@@ -59,21 +60,25 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
   if (sscanf(t, "geom(%lf ,%lf ,%d )%c", &lo, &hi, &cnt, &tail) == 3 ||
       sscanf(t, "geom(%lf,%lf,%d)%c", &lo, &hi, &cnt, &tail) == 3) {
     if (!(lo > 0 && hi > 0 && cnt >= 2 && cnt <= MAX_VALUES))
-      return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s = %s: geom(lo, hi, n) needs 0 < lo, 0 < hi, 2 <= n <= %d",
-                      key, text, MAX_VALUES);
+      return hcl_fail(NULL, HCL_ERR_CONFIG,
+                      "[sweep] %s = %s: geom(lo, hi, n) needs 0 < lo, 0 < hi, 2 <= n <= %d", key,
+                      text, MAX_VALUES);
     int ints = lo == floor(lo) && hi == floor(hi);
     for (int k = 0; k < cnt && rc == HCL_OK; k++) {
       double v = lo * pow(hi / lo, (double)k / (cnt - 1));
       char s[64];
-      if (ints) snprintf(s, sizeof s, "%lld", (long long)llround(v));
-      else snprintf(s, sizeof s, "%.6g", v);
+      if (ints)
+        snprintf(s, sizeof s, "%lld", (long long)llround(v));
+      else
+        snprintf(s, sizeof s, "%.6g", v);
       if (ints && a.n && !strcmp(a.values[a.n - 1], s)) continue; /* rounding made a duplicate */
       rc = add_value(&a, s);
     }
   } else if (strstr(t, "..") && sscanf(t, "%lld..%lld%c", &i0, &i1, &tail) == 2) {
     if (i1 < i0 || i1 - i0 >= MAX_VALUES)
-      return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s = %s: range a..b needs a <= b and at most %d values",
-                      key, text, MAX_VALUES);
+      return hcl_fail(NULL, HCL_ERR_CONFIG,
+                      "[sweep] %s = %s: range a..b needs a <= b and at most %d values", key, text,
+                      MAX_VALUES);
     for (long long v = i0; v <= i1 && rc == HCL_OK; v++) {
       char s[32];
       snprintf(s, sizeof s, "%lld", v);
@@ -85,7 +90,8 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
       if (comma) *comma = 0;
       char *v = trimmed(tok);
       rc = *v ? add_value(&a, v)
-              : hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s = %s: empty value in the list", key, text);
+              : hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s = %s: empty value in the list", key,
+                         text);
       tok = comma ? comma + 1 : NULL;
     }
   }
@@ -101,7 +107,8 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
   return HCL_OK;
 }
 
-static const char *const grid_sections[] = {"run", "runtime", "target", "model", "train", "eval", NULL};
+static const char *const grid_sections[] = {"run",   "runtime", "target", "model",
+                                            "train", "eval",    NULL};
 
 static hcl_status add_axis(sweep *sw, const char *key, const char *values) {
   const char *dot = strchr(key, '.');
@@ -116,7 +123,8 @@ static hcl_status add_axis(sweep *sw, const char *key, const char *values) {
   size_t i = 0;
   for (; i < sw->n_axes; i++)
     if (!strcmp(sw->axes[i].key, key)) break; /* --grid replaces the file's axis */
-  if (i == MAX_AXES) return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] at most %d grid keys", MAX_AXES);
+  if (i == MAX_AXES)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] at most %d grid keys", MAX_AXES);
   axis *a = &sw->axes[i];
   for (size_t k = 0; k < a->n; k++) free(a->values[k]);
   memset(a, 0, sizeof *a);
@@ -143,16 +151,18 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
       } else if (!strcmp(kv->key, "metric")) {
         if (strcmp(kv->value, "auto") && strcmp(kv->value, "test_error") &&
             strcmp(kv->value, "test_loss") && strcmp(kv->value, "train_loss"))
-          return hcl_fail(NULL, HCL_ERR_CONFIG,
-                          "%s: [sweep] metric = %s (expected auto, test_error, test_loss or train_loss)",
-                          cfg->path, kv->value);
+          return hcl_fail(
+              NULL, HCL_ERR_CONFIG,
+              "%s: [sweep] metric = %s (expected auto, test_error, test_loss or train_loss)",
+              cfg->path, kv->value);
         snprintf(sw->metric, sizeof sw->metric, "%s", kv->value);
       } else if (!strcmp(kv->key, "threshold")) {
         char *end;
         sw->threshold = strtod(kv->value, &end);
         if (*end || !(sw->threshold >= 0))
-          return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] threshold = %s: expected a number >= 0",
-                          cfg->path, kv->value);
+          return hcl_fail(NULL, HCL_ERR_CONFIG,
+                          "%s: [sweep] threshold = %s: expected a number >= 0", cfg->path,
+                          kv->value);
       } else if (!strcmp(kv->key, "name")) {
         snprintf(sw->name, sizeof sw->name, "%s", kv->value);
       } else {
@@ -166,16 +176,18 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
   for (size_t i = 0; i < opt->n_grid; i++) {
     const char *eq = strchr(opt->grid[i], '=');
     if (!eq)
-      return hcl_fail(NULL, HCL_ERR_CONFIG, "--grid '%s': expected section.key=v1,v2,...", opt->grid[i]);
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "--grid '%s': expected section.key=v1,v2,...",
+                      opt->grid[i]);
     char key[96];
     snprintf(key, sizeof key, "%.*s", (int)(eq - opt->grid[i]), opt->grid[i]);
     HCL_TRY(add_axis(sw, trimmed(key), eq + 1));
   }
   if (!sw->n_axes)
-    return hcl_fail(NULL, HCL_ERR_CONFIG,
-                    "%s: nothing to sweep: add a [sweep] section (e.g. train.train_size = 100, 1000) "
-                    "or --grid section.key=v1,v2",
-                    cfg->path);
+    return hcl_fail(
+        NULL, HCL_ERR_CONFIG,
+        "%s: nothing to sweep: add a [sweep] section (e.g. train.train_size = 100, 1000) "
+        "or --grid section.key=v1,v2",
+        cfg->path);
   sw->seed_axis = sw->size_axis = -1;
   for (size_t i = 0; i < sw->n_axes; i++) {
     if (!strcmp(sw->axes[i].key, "run.seed")) sw->seed_axis = (int)i;
@@ -287,7 +299,10 @@ static void record(FILE *out, const sweep *sw, size_t p, const char *key, const 
       hcl_json_str(out, error);
     }
     fprintf(out, ",\"task\":\"%s\",\"n_classes\":%d",
-            task_classes == 1 ? "classes" : task_classes == 2 ? "binary" : "regression", (int)n_classes);
+            task_classes == 1   ? "classes"
+            : task_classes == 2 ? "binary"
+                                : "regression",
+            (int)n_classes);
     /* the replica's object in summary.json: copy its metrics */
     const char *obj = NULL;
     if (rep) {
@@ -386,8 +401,10 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty) {
       line = nl ? nl + 1 : NULL;
     }
     if (pass == 0) {
-      if (strcmp(sw->metric, "auto")) snprintf(metric, sizeof metric, "%s", sw->metric);
-      else snprintf(metric, sizeof metric, "%s", classes || binary ? "test_error" : "test_loss");
+      if (strcmp(sw->metric, "auto"))
+        snprintf(metric, sizeof metric, "%s", sw->metric);
+      else
+        snprintf(metric, sizeof metric, "%s", classes || binary ? "test_error" : "test_loss");
       if (thr <= 0) thr = classes && nc > 1 ? (1 - 1 / nc) / 10 : binary ? 0.05 : 0.1;
     }
     if (pass == 1)
@@ -424,7 +441,8 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty) {
     fprintf(ps, "{\"metric\":\"%s\",\"threshold\":", metric);
     hcl_json_num(ps, thr);
     fputs(",\"groups\":[", ps);
-    if (tty) fprintf(tty, "\nP* (smallest train_size with %s <= %.4g, log-interpolated):\n", metric, thr);
+    if (tty)
+      fprintf(tty, "\nP* (smallest train_size with %s <= %.4g, log-interpolated):\n", metric, thr);
     size_t nP = sw->axes[sw->size_axis].n;
     int first = 1;
     for (size_t p = 0; p < np; p++) {
@@ -457,9 +475,13 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty) {
       hcl_json_num(ps, hi);
       fputs("]}", ps);
       if (tty) {
-        if (isfinite(pstar)) fprintf(tty, "  %-40s P* = %.4g  (between %g and %g)\n", *group ? group : "(all)", pstar, lo, hi);
-        else if (isfinite(hi)) fprintf(tty, "  %-40s P* <= %g (the smallest P tried)\n", *group ? group : "(all)", hi);
-        else fprintf(tty, "  %-40s P* > %g (never reached)\n", *group ? group : "(all)", lo);
+        if (isfinite(pstar))
+          fprintf(tty, "  %-40s P* = %.4g  (between %g and %g)\n", *group ? group : "(all)", pstar,
+                  lo, hi);
+        else if (isfinite(hi))
+          fprintf(tty, "  %-40s P* <= %g (the smallest P tried)\n", *group ? group : "(all)", hi);
+        else
+          fprintf(tty, "  %-40s P* > %g (never reached)\n", *group ? group : "(all)", lo);
       }
     }
     fputs("\n]}\n", ps);
@@ -500,7 +522,8 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   sweep sw;
   memset(&sw, 0, sizeof sw);
   hcl_status rc = hcl_config_load(NULL, opt->run.config_path, &cfg);
-  for (size_t i = 0; rc == HCL_OK && i < opt->run.n_sets; i++) rc = hcl_config_set(NULL, &cfg, opt->run.sets[i]);
+  for (size_t i = 0; rc == HCL_OK && i < opt->run.n_sets; i++)
+    rc = hcl_config_set(NULL, &cfg, opt->run.sets[i]);
   if (rc == HCL_OK) rc = read_sweep(&sw, &cfg, opt);
   if (rc != HCL_OK) {
     snprintf(err, errlen, "%s", hcl_errmsg(NULL));
@@ -511,8 +534,10 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   /* the sweep directory is named by a hash of what defines it: re-running
    * the same command finds it and resumes */
   char name[128], hash[65];
-  if (sw.name[0]) snprintf(name, sizeof name, "%s", sw.name);
-  else stem(opt->run.config_path, name, sizeof name);
+  if (sw.name[0])
+    snprintf(name, sizeof name, "%s", sw.name);
+  else
+    stem(opt->run.config_path, name, sizeof name);
   size_t cap = strlen(cfg.text) + 4096;
   for (size_t i = 0; i < opt->run.n_sets; i++) cap += strlen(opt->run.sets[i]) + 1;
   for (size_t i = 0; i < opt->n_grid; i++) cap += strlen(opt->grid[i]) + 1;
@@ -548,7 +573,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   size_t np = n_points(&sw), n_sets0 = opt->run.n_sets;
   size_t max_sets = n_sets0 + MAX_AXES + 1;
   const char **sets = calloc(max_sets, sizeof *sets);
-  char (*own)[4200] = calloc(MAX_AXES + 1, sizeof *own);
+  char(*own)[4200] = calloc(MAX_AXES + 1, sizeof *own);
   uint64_t seeds[MAX_VALUES];
   size_t R = 1;
   char seedlist[4096] = "";
@@ -562,7 +587,8 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
       snprintf(seedlist + l, sizeof seedlist - l, "%s%s", i ? ", " : "", a->values[i]);
     }
   } else {
-    seeds[0] = (uint64_t)strtoull(hcl_config_get(&cfg, "run", "seed") ? hcl_config_get(&cfg, "run", "seed") : "0", NULL, 10);
+    seeds[0] = (uint64_t)strtoull(
+        hcl_config_get(&cfg, "run", "seed") ? hcl_config_get(&cfg, "run", "seed") : "0", NULL, 10);
   }
   /* check every point before running any, so a bad value fails in seconds */
   int failures = 0;
@@ -610,7 +636,10 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
               R > 1 ? " (seeds as replicas)" : "");
       hcl_status prc = hcl_run(&ro, err, errlen);
       ran++;
-      record(out, &sw, p, key, ro.run_dir, prc == HCL_OK ? "completed" : prc == HCL_ERR_INTERRUPTED ? "interrupted" : "failed",
+      record(out, &sw, p, key, ro.run_dir,
+             prc == HCL_OK                ? "completed"
+             : prc == HCL_ERR_INTERRUPTED ? "interrupted"
+                                          : "failed",
              prc == HCL_OK ? NULL : err, seeds, R);
       if (prc == HCL_ERR_INTERRUPTED) {
         rc = prc;
@@ -646,8 +675,8 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   }
   if (rc == HCL_OK && failures) {
     rc = HCL_ERR_PLUGIN;
-    snprintf(err, errlen, "%d sweep point(s) failed; see %s/sweep.jsonl (re-run to retry them)", failures,
-             opt->sweep_dir);
+    snprintf(err, errlen, "%d sweep point(s) failed; see %s/sweep.jsonl (re-run to retry them)",
+             failures, opt->sweep_dir);
   }
   hcl_config_free(&cfg);
   free_sweep(&sw);

@@ -30,19 +30,22 @@ static hcl_status reset_nan_steps(hcl_trainer *t) {
 /* Fill the cached training set [R, P, w] chunk by chunk through t->x/t->y. */
 static hcl_status build_train_cache(hcl_trainer *t) {
   const hcl_train_cfg *c = t->cfg;
-  size_t R = c->replicas, P = c->train_size, maxb = c->batch > c->eval_batch ? c->batch : c->eval_batch;
+  size_t R = c->replicas, P = c->train_size,
+         maxb = c->batch > c->eval_batch ? c->batch : c->eval_batch;
   HCL_TRY(alloc_f(t, &t->cache_x, R * P * t->x_size));
   HCL_TRY(alloc_f(t, &t->cache_y, R * P * t->y_dim));
   for (size_t first = 0; first < P; first += maxb) {
     size_t n = P - first < maxb ? P - first : maxb;
     HCL_TRY(t->tvt->sample(t->target, HCL_STREAM_TRAIN, first, n, t->x, t->y));
     for (size_t r = 0; r < R; r++) {
-      HCL_TRY(hcl_buf_copy(t->ctx, hcl_buf_sub(t->cache_x, fbytes((r * P + first) * t->x_size), fbytes(n * t->x_size)),
-                           hcl_buf_sub(t->x, fbytes(r * n * t->x_size), fbytes(n * t->x_size)),
-                           fbytes(n * t->x_size)));
-      HCL_TRY(hcl_buf_copy(t->ctx, hcl_buf_sub(t->cache_y, fbytes((r * P + first) * t->y_dim), fbytes(n * t->y_dim)),
-                           hcl_buf_sub(t->y, fbytes(r * n * t->y_dim), fbytes(n * t->y_dim)),
-                           fbytes(n * t->y_dim)));
+      HCL_TRY(hcl_buf_copy(
+          t->ctx,
+          hcl_buf_sub(t->cache_x, fbytes((r * P + first) * t->x_size), fbytes(n * t->x_size)),
+          hcl_buf_sub(t->x, fbytes(r * n * t->x_size), fbytes(n * t->x_size)),
+          fbytes(n * t->x_size)));
+      HCL_TRY(hcl_buf_copy(
+          t->ctx, hcl_buf_sub(t->cache_y, fbytes((r * P + first) * t->y_dim), fbytes(n * t->y_dim)),
+          hcl_buf_sub(t->y, fbytes(r * n * t->y_dim), fbytes(n * t->y_dim)), fbytes(n * t->y_dim)));
     }
   }
   t->cached = 1;
@@ -81,7 +84,8 @@ hcl_status hcl_trainer_init(hcl_trainer *t) {
   HCL_TRY(t->mvt->init(t->model, t->params));
   if (c->train_size > 0) {
     size_t bytes = fbytes(R * c->train_size * (t->x_size + t->y_dim));
-    if (bytes <= HCL_CACHE_MAX_BYTES) HCL_TRY(build_train_cache(t));
+    if (bytes <= HCL_CACHE_MAX_BYTES)
+      HCL_TRY(build_train_cache(t));
     else
       hcl_log(t->ctx, HCL_LOG_INFO, "training set of %zu MiB regenerated per batch (same samples)",
               bytes >> 20);
@@ -90,9 +94,9 @@ hcl_status hcl_trainer_init(hcl_trainer *t) {
 }
 
 void hcl_trainer_release(hcl_trainer *t) {
-  hcl_buf *bufs[] = {&t->params, &t->grad, &t->state1, &t->state2, &t->mask, &t->x, &t->y,
-                     &t->out, &t->dout, &t->loss_acc, &t->err_acc, &t->nan_step, &t->cache_x,
-                     &t->cache_y};
+  hcl_buf *bufs[] = {&t->params,  &t->grad,     &t->state1,  &t->state2, &t->mask,
+                     &t->x,       &t->y,        &t->out,     &t->dout,   &t->loss_acc,
+                     &t->err_acc, &t->nan_step, &t->cache_x, &t->cache_y};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) hcl_buf_free(t->ctx, bufs[i]);
   free(t->last_train);
   t->last_train = NULL;
@@ -187,8 +191,8 @@ static hcl_status test_metrics(hcl_trainer *t, double *loss, double *err) {
     size_t n = c->test_size - first < c->eval_batch ? c->test_size - first : c->eval_batch;
     HCL_TRY(t->tvt->sample(t->target, HCL_STREAM_TEST, first, n, t->x, t->y));
     HCL_TRY(t->mvt->forward(t->model, t->params, t->x, n, t->out));
-    HCL_TRY(hcl_loss(t->ctx, c->loss, t->out, t->y, R, n, t->out_dim, 0.0f, none, tl, te,
-                     first > 0, none, 0));
+    HCL_TRY(hcl_loss(t->ctx, c->loss, t->out, t->y, R, n, t->out_dim, 0.0f, none, tl, te, first > 0,
+                     none, 0));
   }
   HCL_TRY(read_sums(t, tl, loss));
   HCL_TRY(read_sums(t, te, err));
@@ -224,11 +228,12 @@ hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_ex
     if (t->tvt->probe) HCL_TRY(t->tvt->probe(t->target, &p));
     if (t->mvt->probe) HCL_TRY(t->mvt->probe(t->model, &p));
   }
-  for (size_t i = 0; i < n_extra; i++) HCL_TRY(hcl_trainer_metric_add(t, extra[i].name, extra[i].values));
+  for (size_t i = 0; i < n_extra; i++)
+    HCL_TRY(hcl_trainer_metric_add(t, extra[i].name, extra[i].values));
   if (t->sink.write)
     HCL_TRY(t->sink.write(t->sink.user, t->step, t->samples, t->phase_label, t->lr_now,
-                          hcl_now() - t->t0, t->m_n, (const char *const *)t->m_names,
-                          t->m_values, (uint32_t)R));
+                          hcl_now() - t->t0, t->m_n, (const char *const *)t->m_names, t->m_values,
+                          (uint32_t)R));
   for (size_t r = 0; r < R; r++) {
     t->last_train[r] = train[r];
     t->last_test[r] = test[r];
@@ -250,7 +255,8 @@ static hcl_status upload_mask(hcl_trainer *t, const hcl_phase *ph, int *masked) 
   for (size_t i = 0; i < t->n_params; i++) m[i] = 0.0f;
   for (size_t b = 0; b < t->n_blocks; b++) {
     const hcl_block *bl = &t->blocks[b];
-    int on = bl->trainable && (!ph->group_mask || (bl->group < 64 && (ph->group_mask >> bl->group) & 1));
+    int on =
+        bl->trainable && (!ph->group_mask || (bl->group < 64 && (ph->group_mask >> bl->group) & 1));
     int rowsel = ph->row_block && !strcmp(ph->row_block, bl->name);
     for (size_t i = 0; i < bl->rows * bl->cols; i++) {
       int e = on && (!rowsel || i / bl->cols == ph->row);
@@ -364,8 +370,8 @@ hcl_status hcl_trainer_run(hcl_trainer *t) {
         strncat(known, ", ", sizeof known - strlen(known) - 1);
         strncat(known, *a, sizeof known - strlen(known) - 1);
       }
-    return hcl_fail(t->ctx, HCL_ERR_CONFIG, "[train] algorithm '%s' is not offered by this model (known: %s)",
-                    alg, known);
+    return hcl_fail(t->ctx, HCL_ERR_CONFIG,
+                    "[train] algorithm '%s' is not offered by this model (known: %s)", alg, known);
   }
   if (rc != HCL_OK) {
     progress_line(t, 1);
@@ -385,7 +391,8 @@ hcl_status hcl_trainer_loss_grad(hcl_trainer *t, hcl_buf out, hcl_buf y, size_t 
                                  hcl_buf dout, double *loss) {
   size_t R = t->cfg->replicas;
   hcl_buf acc = hcl_buf_sub(t->err_acc, 0, fbytes(R)), none = {0};
-  HCL_TRY(hcl_loss(t->ctx, t->cfg->loss, out, y, R, n, t->out_dim, scale, dout, acc, none, 0, none, 0));
+  HCL_TRY(
+      hcl_loss(t->ctx, t->cfg->loss, out, y, R, n, t->out_dim, scale, dout, acc, none, 0, none, 0));
   if (!loss) return HCL_OK;
   HCL_TRY(read_sums(t, acc, loss));
   for (size_t r = 0; r < R; r++) loss[r] /= (double)n;

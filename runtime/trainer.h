@@ -4,17 +4,22 @@
 
 #include "internal.h"
 
-typedef enum { HCL_SCHED_CONSTANT = 0, HCL_SCHED_STEP, HCL_SCHED_PIECEWISE, HCL_SCHED_COSINE } hcl_sched_kind;
+typedef enum {
+  HCL_SCHED_CONSTANT = 0,
+  HCL_SCHED_STEP,
+  HCL_SCHED_PIECEWISE,
+  HCL_SCHED_COSINE
+} hcl_sched_kind;
 
 typedef struct hcl_schedule {
   hcl_sched_kind kind;
-  double lr;         /* base learning rate */
-  uint64_t every;    /* step / piecewise interval */
-  double factor;     /* step: multiply by factor every `every` steps */
-  double factors[64];/* piecewise: factor of interval i (the last one holds) */
+  double lr;          /* base learning rate */
+  uint64_t every;     /* step / piecewise interval */
+  double factor;      /* step: multiply by factor every `every` steps */
+  double factors[64]; /* piecewise: factor of interval i (the last one holds) */
   size_t n_factors;
-  double lr_min;     /* cosine: final lr */
-  uint64_t total;    /* cosine: total steps */
+  double lr_min;  /* cosine: final lr */
+  uint64_t total; /* cosine: total steps */
 } hcl_schedule;
 
 /* Learning rate at 0-based step t. */
@@ -59,7 +64,7 @@ struct hcl_trainer {
   int cached;
   uint64_t step, samples, acc_steps;
   const char *phase_label;
-  char label_buf[64];     /* a label set by hcl_trainer_label */
+  char label_buf[64];      /* a label set by hcl_trainer_label */
   uint64_t last_eval_step; /* step of the last evaluation (UINT64_MAX: none) */
   double lr_now;
   double t0;

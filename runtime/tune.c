@@ -132,8 +132,10 @@ void hcl_blas_tuning_path(const hcl_ctx *ctx, char *out, size_t len) {
   hcl_cache_dir(ctx, dir, sizeof dir);
   snprintf(id, sizeof id, "%s\n%s", ctx->dev.name, ctx->dev.driver);
   hcl_sha256_hex(id, strlen(id), key);
-  if (*dir) snprintf(out, len, "%s/clblast/%s.ini", dir, key);
-  else if (len) *out = 0;
+  if (*dir)
+    snprintf(out, len, "%s/clblast/%s.ini", dir, key);
+  else if (len)
+    *out = 0;
 }
 
 /* Apply one parameter file (exported for tests/test_blas.c). */
@@ -172,10 +174,12 @@ hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx) {
   HCL_TRY(override(ctx, "built-in PoCL parameters", "GemmRoutine", 1, gemm_routine, min_indirect));
   remember(ctx->dev.device_id, "built-in PoCL set");
   hcl_note_add(ctx, "clblast_parameters", "built-in PoCL set", 0);
-  hcl_log(ctx, HCL_LOG_DEBUG, "CLBlast: built-in PoCL parameters on %s (no %s)", ctx->dev.name, path);
+  hcl_log(ctx, HCL_LOG_DEBUG, "CLBlast: built-in PoCL parameters on %s (no %s)", ctx->dev.name,
+          path);
   static int noted; /* once per process: a note, not a warning */
   if (!noted++)
-    hcl_log(ctx, HCL_LOG_INFO, "%s is untuned; built-in GEMM parameters in use (`hiercl tune` tunes them)",
+    hcl_log(ctx, HCL_LOG_INFO,
+            "%s is untuned; built-in GEMM parameters in use (`hiercl tune` tunes them)",
             ctx->dev.id);
   return HCL_OK;
 }

@@ -51,8 +51,8 @@ static void devices_list_and_bad_selector(void **state) {
   assert_int_equal(sh(HCL_TEST_HIERCL " devices --json", out, sizeof out), 0);
   assert_true(out[0] == '[');
   char cmd[1024];
-  snprintf(cmd, sizeof cmd, "%s run %s/staircase_resnet.ini --device no-such-device-xyz", HCL_TEST_HIERCL,
-           HCL_TEST_CONFIGS);
+  snprintf(cmd, sizeof cmd, "%s run %s/staircase_resnet.ini --device no-such-device-xyz",
+           HCL_TEST_HIERCL, HCL_TEST_CONFIGS);
   assert_int_equal(sh(cmd, out, sizeof out), 3);
   assert_non_null(strstr(out, "no-such-device-xyz"));
   assert_non_null(strstr(out, "candidates"));
@@ -61,9 +61,8 @@ static void devices_list_and_bad_selector(void **state) {
 static void bad_config_one_line_exit_2(void **state) {
   (void)state;
   if (!hcl_test_ctx()) skip();
-  const char *p = hcl_test_write_temp("bad.ini",
-                                      "[target]\nplugin = staircase\nn = 10\nk = 3\n"
-                                      "[model]\nplugin = resnet\nwidht = 3\n");
+  const char *p = hcl_test_write_temp("bad.ini", "[target]\nplugin = staircase\nn = 10\nk = 3\n"
+                                                 "[model]\nplugin = resnet\nwidht = 3\n");
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "%s run %s --out %s", HCL_TEST_HIERCL, p, hcl_test_tmpdir());
   assert_int_equal(sh(cmd, out, sizeof out), 2);
@@ -90,8 +89,8 @@ static void sample_writes_csv_and_npy(void **state) {
   assert_int_equal(lines, 6);
   char npy[600];
   snprintf(npy, sizeof npy, "%s/s.npy", hcl_test_tmpdir());
-  snprintf(cmd, sizeof cmd, "%s sample %s --n 7 --format npy --out %s --device cpu", HCL_TEST_HIERCL,
-           p, npy);
+  snprintf(cmd, sizeof cmd, "%s sample %s --n 7 --format npy --out %s --device cpu",
+           HCL_TEST_HIERCL, p, npy);
   assert_int_equal(sh(cmd, out, sizeof out), 0);
   char *data = hcl_test_read_file(npy);
   assert_non_null(data);

@@ -35,8 +35,8 @@ static const hcl_param_desc target_schema[] = {
     {"n", HCL_PARAM_INT, "10", 1, 1000, NULL, "input dimension"},
     {NULL, 0, NULL, 0, 0, NULL, NULL}};
 static const char *const plugin_key[] = {"plugin", NULL};
-static const char *const known_sections[] = {"run",   "runtime", "target", "model", "train",
-                                             "eval",  "sweep",   "probe",  NULL};
+static const char *const known_sections[] = {"run",  "runtime", "target", "model", "train",
+                                             "eval", "sweep",   "probe",  NULL};
 
 typedef struct resolved {
   hcl_params run, model, target;
@@ -64,9 +64,9 @@ static const hcl_kv *kv_of(const hcl_params *p, const char *key) {
 }
 
 /* Assert that msg contains frag, printing both when it does not. */
-#define assert_contains(msg, frag)                                                             \
-  do {                                                                                         \
-    if (!strstr((msg), (frag))) fail_msg("message '%s'\n  lacks '%s'", (msg), (frag));         \
+#define assert_contains(msg, frag)                                                                 \
+  do {                                                                                             \
+    if (!strstr((msg), (frag))) fail_msg("message '%s'\n  lacks '%s'", (msg), (frag));             \
   } while (0)
 
 /* ---- good files ---------------------------------------------------------- */
@@ -164,31 +164,33 @@ typedef struct bad_case {
 } bad_case;
 
 static const bad_case bad_cases[] = {
-    {"unknown_key", {"unknown_key.ini:4: [model] unknown key 'widht'", "did you mean 'width'",
-                     "(known: width, depth, lr, act, bias, widths, name, plugin)"}},
+    {"unknown_key",
+     {"unknown_key.ini:4: [model] unknown key 'widht'", "did you mean 'width'",
+      "(known: width, depth, lr, act, bias, widths, name, plugin)"}},
     {"no_equals", {"no_equals.ini:3: expected 'key = value' or '[section]'", "width 12"}},
     {"unterminated_section", {"unterminated_section.ini:3: unterminated '['", "[model"}},
     {"text_after_section", {"text_after_section.ini:1: unexpected text after ']'"}},
     {"bad_section_name", {"bad_section_name.ini:1: bad section name 'my model'"}},
     {"key_outside_section", {"key_outside_section.ini:1: key 'depth' outside any section"}},
     {"bad_int", {"bad_int.ini:3: [model] width = '12abc'", "expected an integer in [1, 4096]"}},
-    {"fractional_int", {"fractional_int.ini:2: [model] depth = '2.5'",
-                        "expected an integer in [1, 16]"}},
-    {"out_of_range", {"out_of_range.ini:3: [model] width = '0'", "out of range",
-                      "in [1, 4096]"}},
+    {"fractional_int",
+     {"fractional_int.ini:2: [model] depth = '2.5'", "expected an integer in [1, 16]"}},
+    {"out_of_range", {"out_of_range.ini:3: [model] width = '0'", "out of range", "in [1, 4096]"}},
     {"bad_double", {"bad_double.ini:3: [model] lr = '0.1.2'", "expected a finite number in"}},
     {"nan_double", {"nan_double.ini:3: [model] lr = 'nan'", "finite number"}},
-    {"bad_enum", {"bad_enum.ini:3: [model] act = 'sigmoid'",
-                  "expected one of: relu, tanh, quadratic"}},
+    {"bad_enum",
+     {"bad_enum.ini:3: [model] act = 'sigmoid'", "expected one of: relu, tanh, quadratic"}},
     {"bad_bool", {"bad_bool.ini:3: [model] bias = 'maybe'", "expected a boolean"}},
-    {"bad_list", {"bad_list.ini:3: [model] widths = '1, x, 3'", "element 2 'x' is not a number",
-                  "in [1, 4096]"}},
+    {"bad_list",
+     {"bad_list.ini:3: [model] widths = '1, x, 3'", "element 2 'x' is not a number",
+      "in [1, 4096]"}},
     {"list_range", {"list_range.ini:3: [model] widths", "element 3 (0) out of range"}},
     {"list_empty_element", {"list_empty_element.ini:3:", "element 2 '' is not a number"}},
-    {"missing_required", {"missing_required.ini: [model] missing required key 'depth'",
-                          "number of hidden layers"}},
-    {"unknown_section", {"unknown_section.ini:4: unknown section [modle]",
-                         "known: run, runtime, target, model, train, eval, sweep, probe"}},
+    {"missing_required",
+     {"missing_required.ini: [model] missing required key 'depth'", "number of hidden layers"}},
+    {"unknown_section",
+     {"unknown_section.ini:4: unknown section [modle]",
+      "known: run, runtime, target, model, train, eval, sweep, probe"}},
     {"duplicate_key", {"duplicate_key.ini:4: [model] key 'width' given twice (first at line 3)"}},
     {"unterminated_quote", {"unterminated_quote.ini:3: unterminated quote", "'name'"}},
     {"continuation", {"continuation.ini:3: line continuation"}},
@@ -247,10 +249,10 @@ static void test_set_overrides(void **state) {
   hcl_config cfg;
   resolved r;
   assert_int_equal(hcl_config_load(NULL, INI("good", "minimal"), &cfg), HCL_OK);
-  assert_int_equal(hcl_config_set(NULL, &cfg, "model.depth=5"), HCL_OK);        /* replace */
-  assert_int_equal(hcl_config_set(NULL, &cfg, " Model.Width = 128 "), HCL_OK);  /* add */
-  assert_int_equal(hcl_config_set(NULL, &cfg, "run.seed='42'"), HCL_OK);        /* new section */
-  assert_int_equal(hcl_config_set(NULL, &cfg, "model.name=a=b"), HCL_OK);       /* '=' in value */
+  assert_int_equal(hcl_config_set(NULL, &cfg, "model.depth=5"), HCL_OK);       /* replace */
+  assert_int_equal(hcl_config_set(NULL, &cfg, " Model.Width = 128 "), HCL_OK); /* add */
+  assert_int_equal(hcl_config_set(NULL, &cfg, "run.seed='42'"), HCL_OK);       /* new section */
+  assert_int_equal(hcl_config_set(NULL, &cfg, "model.name=a=b"), HCL_OK);      /* '=' in value */
   assert_string_equal(hcl_config_get(&cfg, "model", "depth"), "5");
   assert_string_equal(hcl_config_get(&cfg, "run", "seed"), "42");
   assert_int_equal(resolve_all(&cfg, &r), HCL_OK);
@@ -284,8 +286,8 @@ static void test_set_overrides(void **state) {
 
 static void test_set_malformed(void **state) {
   (void)state;
-  static const char *const bad[] = {"model.width", "width=3", ".width=3", "model.=3",
-                                    "my model.width=3", "model.wi dth=3", "", "=3"};
+  static const char *const bad[] = {"model.width",      "width=3",        ".width=3", "model.=3",
+                                    "my model.width=3", "model.wi dth=3", "",         "=3"};
   hcl_config cfg;
   assert_int_equal(hcl_config_load(NULL, INI("good", "minimal"), &cfg), HCL_OK);
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -306,23 +308,52 @@ static void test_set_malformed(void **state) {
 static void test_check_value(void **state) {
   (void)state;
   char why[256];
-  const hcl_param_desc *width = &model_schema[0], *lr = &model_schema[2],
-                       *act = &model_schema[3], *bias = &model_schema[4],
-                       *widths = &model_schema[5], *name = &model_schema[6],
-                       *seed = &run_schema[1];
+  const hcl_param_desc *width = &model_schema[0], *lr = &model_schema[2], *act = &model_schema[3],
+                       *bias = &model_schema[4], *widths = &model_schema[5],
+                       *name = &model_schema[6], *seed = &run_schema[1];
   static const struct {
     int which;
     const char *value;
     int ok;
   } cases[] = {
-      {0, "1", 1},      {0, "4096", 1},  {0, "4097", 0},  {0, "0", 0},     {0, "+12", 1},
-      {0, "1e3", 1},    {0, "1.5", 0},   {0, "", 0},      {0, "0x10", 0},  {0, "12 13", 0},
-      {1, "1e-3", 1},   {1, "10", 1},    {1, "10.5", 0},  {1, "0", 0},     {1, "inf", 0},
-      {1, "1e999", 0},  {1, "-nan", 0},  {1, "0.1x", 0},  {2, "relu", 1},  {2, "RELU", 0},
-      {2, "", 0},       {3, "TRUE", 1},  {3, "on", 1},    {3, "0", 1},     {3, "No", 1},
-      {3, "2", 0},      {3, "", 0},      {4, "", 1},      {4, " 3 ", 1},   {4, "1,2,3", 1},
-      {4, "1,", 0},     {4, ",1", 0},    {4, "5000", 0},  {4, "1;2", 0},   {5, "", 1},
-      {5, "any = thing", 1}, {6, "-9223372036854775808", 1}, {6, "99999999999999999999", 0},
+      {0, "1", 1},
+      {0, "4096", 1},
+      {0, "4097", 0},
+      {0, "0", 0},
+      {0, "+12", 1},
+      {0, "1e3", 1},
+      {0, "1.5", 0},
+      {0, "", 0},
+      {0, "0x10", 0},
+      {0, "12 13", 0},
+      {1, "1e-3", 1},
+      {1, "10", 1},
+      {1, "10.5", 0},
+      {1, "0", 0},
+      {1, "inf", 0},
+      {1, "1e999", 0},
+      {1, "-nan", 0},
+      {1, "0.1x", 0},
+      {2, "relu", 1},
+      {2, "RELU", 0},
+      {2, "", 0},
+      {3, "TRUE", 1},
+      {3, "on", 1},
+      {3, "0", 1},
+      {3, "No", 1},
+      {3, "2", 0},
+      {3, "", 0},
+      {4, "", 1},
+      {4, " 3 ", 1},
+      {4, "1,2,3", 1},
+      {4, "1,", 0},
+      {4, ",1", 0},
+      {4, "5000", 0},
+      {4, "1;2", 0},
+      {5, "", 1},
+      {5, "any = thing", 1},
+      {6, "-9223372036854775808", 1},
+      {6, "99999999999999999999", 0},
   };
   const hcl_param_desc *descs[] = {width, lr, act, bias, widths, name, seed};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -29,8 +29,7 @@ static size_t ref_K(const ref_cnn *r) { return r->stage ? r->stage : r->L; }
 
 static size_t ref_P(const ref_cnn *r, size_t k) { /* positions after layer k (k >= 1) */
   size_t P = r->d;
-  for (size_t i = 0; i < k; i++)
-    P /= r->s;
+  for (size_t i = 0; i < k; i++) P /= r->s;
   return P;
 }
 static size_t ref_cin(const ref_cnn *r, size_t k) { return k == 1 ? r->v : r->H; }
@@ -40,8 +39,7 @@ static size_t ref_bcount(const ref_cnn *r, size_t k) {
 static int ref_has_rb(const ref_cnn *r) { return !r->mf && r->bias != BIAS_NONE; }
 static size_t ref_woff(const ref_cnn *r, size_t k) { /* k = L + 1: the readout */
   size_t off = 0;
-  for (size_t i = 1; i < k; i++)
-    off += r->H * ref_cin(r, i) * r->s + ref_bcount(r, i);
+  for (size_t i = 1; i < k; i++) off += r->H * ref_cin(r, i) * r->s + ref_bcount(r, i);
   return off;
 }
 static size_t ref_boff(const ref_cnn *r, size_t k) {
@@ -73,10 +71,8 @@ static void ref_sample(const ref_cnn *r, const double *p, const double *x, doubl
           for (size_t j = 0; j < s; j++)
             acc += w[h * cols + c * s + j] * a[k - 1][c * Pin + q * s + j];
         acc *= ref_alpha(r, k);
-        if (r->bias == BIAS_SHARED)
-          acc += ref_bscale(r) * b[h];
-        if (r->bias == BIAS_POSITION)
-          acc += ref_bscale(r) * b[q * H + h];
+        if (r->bias == BIAS_SHARED) acc += ref_bscale(r) * b[h];
+        if (r->bias == BIAS_POSITION) acc += ref_bscale(r) * b[q * H + h];
         z[k][h * P + q] = acc;
         a[k][h * P + q] = acc > 0 ? acc : 0;
       }
@@ -86,8 +82,7 @@ static void ref_sample(const ref_cnn *r, const double *p, const double *x, doubl
     double acc = 0;
     for (size_t h = 0; h < H; h++) {
       double g = 0;
-      for (size_t q = 0; q < PK; q++)
-        g += a[K][h * PK + q];
+      for (size_t q = 0; q < PK; q++) g += a[K][h * PK + q];
       acc += ro[o * H + h] * g / (double)PK;
     }
     out[o] = ref_oscale(r) * acc + (ref_has_rb(r) ? ro[r->D * H + o] : 0.0);
@@ -109,16 +104,14 @@ static void work_alloc(const ref_cnn *r, ref_work *w) {
   }
 }
 static void work_free(const ref_cnn *r, ref_work *w) {
-  for (size_t k = 0; k <= r->L; k++)
-    free(w->z[k]), free(w->a[k]), free(w->da[k]);
+  for (size_t k = 0; k <= r->L; k++) free(w->z[k]), free(w->a[k]), free(w->da[k]);
 }
 
 /* out [n][D] for samples x [n][v*d]. */
 static void ref_forward(const ref_cnn *r, const double *p, const double *x, size_t n, double *out) {
   ref_work w;
   work_alloc(r, &w);
-  for (size_t i = 0; i < n; i++)
-    ref_sample(r, p, x + i * r->v * r->d, w.z, w.a, out + i * r->D);
+  for (size_t i = 0; i < n; i++) ref_sample(r, p, x + i * r->v * r->d, w.z, w.a, out + i * r->D);
   work_free(r, &w);
 }
 
@@ -138,38 +131,31 @@ static void ref_backward(const ref_cnn *r, const double *p, const double *x, siz
     const double *dd = dout + i * r->D;
     for (size_t h = 0; h < H; h++) {
       g[h] = 0, dg[h] = 0;
-      for (size_t q = 0; q < PK; q++)
-        g[h] += w.a[K][h * PK + q] / (double)PK;
+      for (size_t q = 0; q < PK; q++) g[h] += w.a[K][h * PK + q] / (double)PK;
     }
     for (size_t o = 0; o < r->D; o++) {
-      if (ref_has_rb(r))
-        gro[r->D * H + o] += dd[o];
+      if (ref_has_rb(r)) gro[r->D * H + o] += dd[o];
       for (size_t h = 0; h < H; h++) {
         gro[o * H + h] += ref_oscale(r) * dd[o] * g[h];
         dg[h] += ref_oscale(r) * dd[o] * ro[o * H + h];
       }
     }
     for (size_t h = 0; h < H; h++)
-      for (size_t q = 0; q < PK; q++)
-        w.da[K][h * PK + q] = dg[h] / (double)PK;
+      for (size_t q = 0; q < PK; q++) w.da[K][h * PK + q] = dg[h] / (double)PK;
     for (size_t k = K; k >= 1; k--) {
       size_t cin = ref_cin(r, k), P = ref_P(r, k), Pin = P * s, cols = cin * s;
       const double *wk = p + ref_woff(r, k);
       double *gw = grad + ref_woff(r, k), *gb = grad + ref_boff(r, k), al = ref_alpha(r, k);
-      if (k > 1)
-        memset(w.da[k - 1], 0, H * Pin * sizeof(double));
+      if (k > 1) memset(w.da[k - 1], 0, H * Pin * sizeof(double));
       for (size_t h = 0; h < H; h++)
         for (size_t q = 0; q < P; q++) {
           double dz = w.z[k][h * P + q] > 0 ? w.da[k][h * P + q] : 0;
-          if (r->bias == BIAS_SHARED)
-            gb[h] += ref_bscale(r) * dz;
-          if (r->bias == BIAS_POSITION)
-            gb[q * H + h] += ref_bscale(r) * dz;
+          if (r->bias == BIAS_SHARED) gb[h] += ref_bscale(r) * dz;
+          if (r->bias == BIAS_POSITION) gb[q * H + h] += ref_bscale(r) * dz;
           for (size_t c = 0; c < cin; c++)
             for (size_t j = 0; j < s; j++) {
               gw[h * cols + c * s + j] += al * dz * w.a[k - 1][c * Pin + q * s + j];
-              if (k > 1)
-                w.da[k - 1][c * Pin + q * s + j] += al * dz * wk[h * cols + c * s + j];
+              if (k > 1) w.da[k - 1][c * Pin + q * s + j] += al * dz * wk[h * cols + c * s + j];
             }
         }
     }
@@ -182,8 +168,7 @@ static double ref_objective(const ref_cnn *r, const double *p, const double *x, 
                             const double *dout) {
   double *out = malloc(n * r->D * sizeof *out), s = 0;
   ref_forward(r, p, x, n, out);
-  for (size_t i = 0; i < n * r->D; i++)
-    s += dout[i] * out[i];
+  for (size_t i = 0; i < n * r->D; i++) s += dout[i] * out[i];
   free(out);
   return s;
 }
@@ -200,8 +185,7 @@ static double urand(double lo, double hi) { /* xorshift64*, deterministic */
 
 static double max_abs(const double *a, size_t n) {
   double m = 0;
-  for (size_t i = 0; i < n; i++)
-    m = fmax(m, fabs(a[i]));
+  for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
   return m;
 }
 
@@ -212,8 +196,7 @@ static void assert_close(const float *got, const double *want, size_t n, double 
   size_t at = 0;
   for (size_t i = 0; i < n; i++) {
     double e = fabs((double)got[i] - want[i]);
-    if (!(e <= worst))
-      worst = e, at = i;
+    if (!(e <= worst)) worst = e, at = i;
   }
   if (!(worst <= rel * scale + 1e-6))
     fail_msg("%s: element %zu: got %.9g want %.9g (max error %.3g, scale %.3g)", what, at,
@@ -228,14 +211,12 @@ static const hcl_model_vt *g_vt;
 static int group_setup(void **state) {
   (void)state;
   g_ctx = hcl_test_ctx(); /* NULL without an OpenCL CPU device: device tests skip */
-  if (!g_ctx)
-    return 0;
+  if (!g_ctx) return 0;
   const hcl_plugin *pl = hcl_registry_find(hcl_test_registry(), "deep_cnn", HCL_PLUGIN_MODEL);
   if (!pl) {
     const hcl_registry *reg = hcl_test_registry();
     fprintf(stderr, "deep_cnn plugin not found in %s\n", HCL_TEST_PLUGIN_DIR);
-    for (size_t i = 0; i < reg->n_rejected; i++)
-      fprintf(stderr, "  %s\n", reg->rejected[i]);
+    for (size_t i = 0; i < reg->n_rejected; i++) fprintf(stderr, "  %s\n", reg->rejected[i]);
     return -1;
   }
   g_desc = pl->desc;
@@ -245,8 +226,7 @@ static int group_setup(void **state) {
 
 #define NEED_DEVICE()                                                                              \
   do {                                                                                             \
-    if (!g_ctx)                                                                                    \
-      skip();                                                                                      \
+    if (!g_ctx) skip();                                                                            \
   } while (0)
 
 static hcl_target_info target_seq(size_t v, size_t d, hcl_task task, size_t classes) {
@@ -275,8 +255,7 @@ static hcl_status model_make(const char *const *kv, size_t R, const uint64_t *se
                  .max_batch = max_batch};
   hcl_status rc = g_vt->create(g_ctx, &s, t, &m->self);
   hcl_test_params_free(p);
-  if (rc != HCL_OK)
-    return rc;
+  if (rc != HCL_OK) return rc;
   m->R = R;
   m->np = g_vt->n_params(m->self);
   m->D = g_vt->out_dim(m->self);
@@ -285,8 +264,7 @@ static hcl_status model_make(const char *const *kv, size_t R, const uint64_t *se
 }
 
 static void model_free(model *m) {
-  if (m->self)
-    g_vt->destroy(m->self);
+  if (m->self) g_vt->destroy(m->self);
   hcl_buf_free(g_ctx, &m->params);
   memset(m, 0, sizeof *m);
 }
@@ -307,15 +285,13 @@ static hcl_buf upload(const float *h, size_t n) {
 
 static float *random_floats(size_t n, double lo, double hi) {
   float *h = malloc(n * sizeof *h);
-  for (size_t i = 0; i < n; i++)
-    h[i] = (float)urand(lo, hi);
+  for (size_t i = 0; i < n; i++) h[i] = (float)urand(lo, hi);
   return h;
 }
 
 static double *to_double(const float *f, size_t n) {
   double *d = malloc(n * sizeof *d);
-  for (size_t i = 0; i < n; i++)
-    d[i] = f[i];
+  for (size_t i = 0; i < n; i++) d[i] = f[i];
   return d;
 }
 
@@ -340,12 +316,9 @@ static void test_reference_gradient_fd(void **state) {
     size_t np = ref_n_params(r), n = 3;
     double *p = malloc(np * sizeof *p), *g = malloc(np * sizeof *g);
     double *x = malloc(n * r->v * r->d * sizeof *x), *dout = malloc(n * r->D * sizeof *dout);
-    for (size_t i = 0; i < np; i++)
-      p[i] = urand(-1, 1);
-    for (size_t i = 0; i < n * r->v * r->d; i++)
-      x[i] = urand(-1, 1);
-    for (size_t i = 0; i < n * r->D; i++)
-      dout[i] = urand(-1, 1);
+    for (size_t i = 0; i < np; i++) p[i] = urand(-1, 1);
+    for (size_t i = 0; i < n * r->v * r->d; i++) x[i] = urand(-1, 1);
+    for (size_t i = 0; i < n * r->D; i++) dout[i] = urand(-1, 1);
     ref_backward(r, p, x, n, dout, g);
     const double h = 1e-6;
     for (size_t i = 0; i < np; i++) {
@@ -375,8 +348,7 @@ static void test_descriptor(void **state) {
   assert_non_null(strstr(g_desc->citation, "hierarchy-learning"));
   for (const hcl_param_desc *d = g_desc->params; d->key; d++) {
     assert_non_null(d->help);
-    if (strlen(d->help) < 20)
-      fail_msg("param %s: help too short", d->key);
+    if (strlen(d->help) < 20) fail_msg("param %s: help too short", d->key);
   }
   const char *const *alg = g_vt->algorithms;
   assert_non_null(alg);
@@ -463,18 +435,15 @@ static void test_rejects(void **state) {
                    HCL_ERR_PARAM);
   assert_null(m.self);
   const char *msg = hcl_errmsg(g_ctx);
-  if (!strstr(msg, "input length 30 is not s^L = 2^4 = 16"))
-    fail_msg("message: %s", msg);
+  if (!strstr(msg, "input length 30 is not s^L = 2^4 = 16")) fail_msg("message: %s", msg);
   assert_int_equal(model_make(NULL, 1, &seed, 4, &t, &m), HCL_ERR_PARAM);
   msg = hcl_errmsg(g_ctx);
-  if (!strstr(msg, "input length 30 is not a power of s = 2"))
-    fail_msg("message: %s", msg);
+  if (!strstr(msg, "input length 30 is not a power of s = 2")) fail_msg("message: %s", msg);
   t = target_seq(4, 16, HCL_TASK_CLASSES, 4);
   assert_int_equal(model_make((const char *[]){"depth=2", NULL}, 1, &seed, 4, &t, &m),
                    HCL_ERR_PARAM);
   msg = hcl_errmsg(g_ctx);
-  if (!strstr(msg, "input length 16 is not s^L = 2^2 = 4"))
-    fail_msg("message: %s", msg);
+  if (!strstr(msg, "input length 16 is not s^L = 2^2 = 4")) fail_msg("message: %s", msg);
   assert_int_equal(model_make((const char *[]){"s=3", NULL}, 1, &seed, 4, &t, &m), HCL_ERR_PARAM);
   t.x.rank = 3;
   assert_int_equal(model_make(NULL, 1, &seed, 4, &t, &m), HCL_ERR_PARAM);
@@ -517,14 +486,12 @@ static void check_forward_backward(const char *const *kv, const ref_cnn *r, size
   size_t D = m.D, np = m.np;
   assert_int_equal(D, r->D);
   float *xh = random_floats(R * n * xs, -1, 1);
-  for (size_t i = 0; i < R * n * xs; i += 5)
-    xh[i] = 0.0f; /* some exact zeros, as one-hot */
+  for (size_t i = 0; i < R * n * xs; i += 5) xh[i] = 0.0f; /* some exact zeros, as one-hot */
   float *douth = random_floats(R * n * D, -1, 1);
   hcl_buf x = upload(xh, R * n * xs), dout = upload(douth, R * n * D), out, grad;
   assert_int_equal(hcl_buf_alloc(g_ctx, R * n * D * sizeof(float), &out), HCL_OK);
   float *seven = malloc(R * np * sizeof *seven);
-  for (size_t i = 0; i < R * np; i++)
-    seven[i] = 7.0f; /* backward must overwrite */
+  for (size_t i = 0; i < R * np; i++) seven[i] = 7.0f; /* backward must overwrite */
   grad = upload(seven, R * np);
   assert_int_equal(g_vt->init(m.self, m.params), HCL_OK);
   assert_int_equal(g_vt->forward(m.self, m.params, x, n, out), HCL_OK);
@@ -541,8 +508,7 @@ static void check_forward_backward(const char *const *kv, const ref_cnn *r, size
              rep);
     assert_close(oh + rep * n * D, ref_out, n * D, 1e-4, what);
     ref_backward(r, p, xd, n, dd, ref_g);
-    for (size_t i = 0; i < np; i++)
-      ref_g[i] *= gscale;
+    for (size_t i = 0; i < np; i++) ref_g[i] *= gscale;
     snprintf(what, sizeof what, "%s L=%zu gradient, replica %zu", r->mf ? "mf" : "standard", r->L,
              rep);
     assert_close(gh + rep * np, ref_g, np, 1e-4, what);
@@ -785,8 +751,7 @@ static hcl_status lw_sample(void *self, uint32_t stream, uint64_t first, size_t 
       hy[r * n + i] = lw_y[r][k];
     }
   hcl_status rc = hcl_buf_write(g_ctx, x, hx, LW_R * n * xs * sizeof *hx);
-  if (rc == HCL_OK)
-    rc = hcl_buf_write(g_ctx, y, hy, LW_R * n * sizeof *hy);
+  if (rc == HCL_OK) rc = hcl_buf_write(g_ctx, y, hy, LW_R * n * sizeof *hy);
   free(hx), free(hy);
   return rc;
 }
@@ -801,11 +766,9 @@ static void lw_grad(const ref_cnn *r, const double *p, size_t rep, double *grad)
   size_t xs = LW_V * LW_D;
   double x[LW_P * LW_V * LW_D], out[LW_P], dout[LW_P];
   for (size_t i = 0; i < LW_P; i++)
-    for (size_t j = 0; j < xs; j++)
-      x[i * xs + j] = lw_x[rep][i][j];
+    for (size_t j = 0; j < xs; j++) x[i * xs + j] = lw_x[rep][i][j];
   ref_forward(r, p, x, LW_P, out);
-  for (size_t i = 0; i < LW_P; i++)
-    dout[i] = 2.0 * (out[i] - lw_y[rep][i]) / LW_P;
+  for (size_t i = 0; i < LW_P; i++) dout[i] = 2.0 * (out[i] - lw_y[rep][i]) / LW_P;
   ref_backward(r, p, x, LW_P, dout, grad);
 }
 
@@ -816,8 +779,7 @@ static void test_layerwise_steps(void **state) {
   const double lr = 0.05;
   for (size_t r = 0; r < LW_R; r++)
     for (size_t i = 0; i < LW_P; i++) {
-      for (size_t j = 0; j < LW_V * LW_D; j++)
-        lw_x[r][i][j] = (float)urand(0, 1);
+      for (size_t j = 0; j < LW_V * LW_D; j++) lw_x[r][i][j] = (float)urand(0, 1);
       lw_y[r][i] = (float)urand(-1, 1);
     }
   hcl_target_info ti = target_seq(LW_V, LW_D, HCL_TASK_REGRESSION, 0);
@@ -850,8 +812,7 @@ static void test_layerwise_steps(void **state) {
   assert_int_equal(hcl_trainer_init(&t), HCL_OK);
   size_t np = m.np;
   float *p0 = read_floats(t.params, LW_R * np);
-  if (hcl_trainer_run(&t) != HCL_OK)
-    fail_msg("%s", hcl_errmsg(g_ctx));
+  if (hcl_trainer_run(&t) != HCL_OK) fail_msg("%s", hcl_errmsg(g_ctx));
   assert_int_equal(t.step, 2);
   float *p2 = read_floats(t.params, LW_R * np);
   ref_cnn r = {
@@ -865,15 +826,13 @@ static void test_layerwise_steps(void **state) {
       p[ro + h] = hcl_rng_host(HCL_RNG_NORMAL, 0.0f, 1.0f, seeds[rep], 0x64636e6e00010002ull, h);
     r.stage = 1;
     lw_grad(&r, p, rep, g);
-    for (size_t i = c1; i < c2; i++)
-      p[i] -= lr * LW_H * g[i]; /* conv1 weight and bias */
+    for (size_t i = c1; i < c2; i++) p[i] -= lr * LW_H * g[i]; /* conv1 weight and bias */
     /* stage 2: readout r2, the full network; conv2 and the readout train */
     for (size_t h = 0; h < LW_H; h++)
       p[ro + h] = hcl_rng_host(HCL_RNG_NORMAL, 0.0f, 1.0f, seeds[rep], 0x64636e6e00010004ull, h);
     r.stage = 0;
     lw_grad(&r, p, rep, g);
-    for (size_t i = c2; i < np; i++)
-      p[i] -= lr * LW_H * g[i];
+    for (size_t i = c2; i < np; i++) p[i] -= lr * LW_H * g[i];
     /* compare the updates: from the init for the conv blocks, from r2 for
      * the readout (its stage-1 values were replaced) */
     float *got = malloc(np * sizeof *got);
@@ -933,8 +892,7 @@ static double last_metric(const char *dir, const char *key) {
   char *text = hcl_test_read_file(p);
   assert_non_null(text);
   const char *last = NULL;
-  for (const char *q = text; (q = strstr(q, "\"replica\":0,")); q++)
-    last = q;
+  for (const char *q = text; (q = strstr(q, "\"replica\":0,")); q++) last = q;
   assert_non_null(last);
   double v = NAN;
   assert_true(hcl_test_json_num(last, key, &v));
@@ -961,8 +919,7 @@ static void test_learns_rhm_sgd(void **state) {
     skip();
   }
   char dir[1024], err[4096];
-  if (run_cfg(NULL, 0, dir, err, sizeof err) != HCL_OK)
-    fail_msg("%s", err);
+  if (run_cfg(NULL, 0, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
   double first = first_metric(dir, "test_error"), last = last_metric(dir, "test_error");
   fprintf(stderr, "deep_cnn sgd on rhm: test error %.3f -> %.3f\n", first, last);
   assert_true(first > 0.5);  /* chance is 0.75 */
@@ -972,12 +929,10 @@ static void test_learns_rhm_sgd(void **state) {
 static void test_learns_rhm_layerwise(void **state) {
   (void)state;
   NEED_DEVICE();
-  if (!have_rhm())
-    skip();
+  if (!have_rhm()) skip();
   char dir[1024], err[4096];
   const char *sets[] = {"train.algorithm=layerwise", "train.steps=3000"};
-  if (run_cfg(sets, 2, dir, err, sizeof err) != HCL_OK)
-    fail_msg("%s", err);
+  if (run_cfg(sets, 2, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
   double last = last_metric(dir, "test_error");
   fprintf(stderr, "deep_cnn layerwise on rhm: test error %.3f\n", last);
   assert_true(last < 0.15);
@@ -996,8 +951,7 @@ static void test_learns_rhm_layerwise(void **state) {
 static void test_learns_rhm_ridge_chain(void **state) {
   (void)state;
   NEED_DEVICE();
-  if (!have_rhm())
-    skip();
+  if (!have_rhm()) skip();
   char dir[1024], err[4096];
   const char *sets[] = {"train.algorithm=ridge_chain",
                         "model.ridge_features=256",
@@ -1011,8 +965,7 @@ static void test_learns_rhm_ridge_chain(void **state) {
     fprintf(stderr, "solve_spd not available yet: skipping ridge_chain (%s)\n", err);
     skip();
   }
-  if (rc != HCL_OK)
-    fail_msg("%s", err);
+  if (rc != HCL_OK) fail_msg("%s", err);
   double last = last_metric(dir, "test_error");
   fprintf(stderr, "deep_cnn ridge_chain on rhm: test error %.3f (chance 0.875)\n", last);
   assert_true(last < 0.1);
@@ -1026,8 +979,7 @@ static void test_learns_rhm_ridge_chain(void **state) {
                        "eval.test_size=1024",
                        "model.ridge_sigma=0",
                        "run.replicas=2"};
-  if (run_cfg(med, 9, dir, err, sizeof err) != HCL_OK)
-    fail_msg("%s", err);
+  if (run_cfg(med, 9, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
   last = last_metric(dir, "test_error");
   fprintf(stderr, "deep_cnn ridge_chain (median heuristic) on rhm: test error %.3f\n", last);
   assert_true(last < 0.1);
@@ -1038,8 +990,7 @@ static void test_learns_rhm_ridge_chain(void **state) {
 static void test_regression_target(void **state) {
   (void)state;
   NEED_DEVICE();
-  if (!hcl_registry_find(hcl_test_registry(), "staircase", HCL_PLUGIN_TARGET))
-    skip();
+  if (!hcl_registry_find(hcl_test_registry(), "staircase", HCL_PLUGIN_TARGET)) skip();
   const char *cfg = "[run]\nseed = 1\n"
                     "[target]\nplugin = staircase\nn = 16\nk = 2\nprobe_samples = 100\n"
                     "[model]\nplugin = deep_cnn\nwidth = 8\nparam = standard\nbias = shared\n"
@@ -1057,12 +1008,10 @@ static void test_regression_target(void **state) {
                          .out_dir = hcl_test_tmpdir(),
                          .plugin_path = HCL_TEST_PLUGIN_DIR};
     hcl_status rc = hcl_run(&o, err, sizeof err);
-    if (i < 2 && rc != HCL_OK)
-      fail_msg("%s: %s", algs[i], err);
+    if (i < 2 && rc != HCL_OK) fail_msg("%s: %s", algs[i], err);
     if (i == 2) {
       assert_int_not_equal(rc, HCL_OK);
-      if (!strstr(err, "classification"))
-        fail_msg("ridge_chain on regression: %s", err);
+      if (!strstr(err, "classification")) fail_msg("ridge_chain on regression: %s", err);
     }
   }
 }

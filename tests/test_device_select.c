@@ -118,11 +118,11 @@ static void test_substring(void **state) {
   hcl_device_info d[4];
   size_t n = mixed(d);
   char err[1024];
-  assert_int_equal(sel(d, n, "a4000", err), 2);          /* device name */
+  assert_int_equal(sel(d, n, "a4000", err), 2); /* device name */
   assert_int_equal(sel(d, n, "h100", err), 1);
-  assert_int_equal(sel(d, n, "portable", err), 3);       /* platform name */
+  assert_int_equal(sel(d, n, "portable", err), 3);         /* platform name */
   assert_int_equal(sel(d, n, "the POCL project", err), 3); /* platform vendor */
-  assert_int_equal(sel(d, n, "nvidia", err), 1);         /* several: the first */
+  assert_int_equal(sel(d, n, "nvidia", err), 1);           /* several: the first */
   assert_int_equal(sel(d, n, "fpga", err), 0);
   assert_int_equal(sel(d, n, "EPYC", err), 3);
 }

@@ -38,8 +38,7 @@ static int setup_group(void **state) {
   (void)state;
   g_ctx = hcl_test_ctx();
   if (!g_ctx) return 0;
-  const hcl_plugin *p =
-      hcl_registry_find(hcl_test_registry(), "linear_teacher", HCL_PLUGIN_TARGET);
+  const hcl_plugin *p = hcl_registry_find(hcl_test_registry(), "linear_teacher", HCL_PLUGIN_TARGET);
   if (!p) {
     fprintf(stderr, "linear_teacher plugin not found in %s\n", HCL_TEST_PLUGIN_DIR);
     return -1;
@@ -49,9 +48,9 @@ static int setup_group(void **state) {
   return 0;
 }
 
-#define NEED_DEVICE()                                                                          \
-  do {                                                                                         \
-    if (!g_ctx) skip();                                                                        \
+#define NEED_DEVICE()                                                                              \
+  do {                                                                                             \
+    if (!g_ctx) skip();                                                                            \
   } while (0)
 
 /* Create a target from "key=value" strings of [target]. */
@@ -196,9 +195,9 @@ static float ref_sample(const ref_gen *g, const float *w, uint64_t seed, uint32_
 
 /* Device rows [R, count, d] / [R, count] against the reference, bit for
  * bit; returns the number of capped samples per replica in capped[]. */
-static void check_against_ref(const ref_gen *g, const float *wstar, const uint64_t *seeds,
-                              size_t R, uint32_t stream, uint64_t first, size_t count,
-                              const float *x, const float *y, uint32_t *capped) {
+static void check_against_ref(const ref_gen *g, const float *wstar, const uint64_t *seeds, size_t R,
+                              uint32_t stream, uint64_t first, size_t count, const float *x,
+                              const float *y, uint32_t *capped) {
   float rx[64];
   for (size_t r = 0; r < R; r++) {
     if (capped) capped[r] = 0;
@@ -241,8 +240,8 @@ static void test_descriptor(void **state) {
   assert_non_null(strstr(g_desc->citation, "2101.02533"));
   assert_non_null(strstr(g_desc->citation, "Sarussi"));
   assert_non_null(g_desc->summary);
-  const char *keys[] = {"d", "margin", "inputs", "label_noise", "max_attempts", "probe_samples",
-                        "cluster_threshold"};
+  const char *keys[] = {
+      "d", "margin", "inputs", "label_noise", "max_attempts", "probe_samples", "cluster_threshold"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
     const hcl_param_desc *p = g_desc->params;
     while (p->key && strcmp(p->key, keys[i])) p++;
@@ -336,8 +335,8 @@ static void test_samples_match_reference(void **state) {
     for (size_t r = 0; r < R; r++) ref_wstar(seeds[r], d, w + r * d);
     uint32_t attempts = (uint32_t)atoi(note_of("linear_teacher.max_attempts"));
     assert_true(attempts > 10 && attempts < 200);
-    ref_gen g = {.d = d, .ball = ball, .gamma = ball ? 0.1 : 0.3, .noise = 0.2,
-                 .attempts = attempts};
+    ref_gen g = {
+        .d = d, .ball = ball, .gamma = ball ? 0.1 : 0.3, .noise = 0.2, .attempts = attempts};
     draw(self, R, d, HCL_STREAM_TEST, 0, N, x, y);
     check_against_ref(&g, w, seeds, R, HCL_STREAM_TEST, 0, N, x, y, NULL);
     const size_t cuts[][2] = {{0, 700}, {700, 1}, {701, 500}, {1201, 299}};
@@ -427,8 +426,7 @@ static void test_margin_labels_laws(void **state) {
   g_vt->destroy(self);
   /* label flips: rate 0.25 against sign(w*.x), the same inputs as above */
   float *yn = malloc(N * sizeof *yn), *x2 = malloc(N * 10 * sizeof *x2);
-  make_ok((const char *[]){"d=10", "margin=0.5", "label_noise=0.25", NULL}, 1, &seed, 0, N,
-          &self);
+  make_ok((const char *[]){"d=10", "margin=0.5", "label_noise=0.25", NULL}, 1, &seed, 0, N, &self);
   draw(self, 1, 10, HCL_STREAM_TRAIN, 0, N, x2, yn);
   assert_memory_equal(x2, x, N * 10 * sizeof *x); /* flips have their own stream */
   size_t flips = 0, flips_pos = 0, pos = 0;
@@ -494,7 +492,7 @@ static void test_cap_and_errors(void **state) {
   /* automatic caps (pure host) */
   assert_int_equal(lt_auto_attempts(1.0), 1);
   assert_int_equal(lt_auto_attempts(0.5), 100); /* 2^-100 <= 1e-30 < 2^-99 */
-  assert_int_equal(lt_auto_attempts(1e-12), 0);  /* needs ~7e13 attempts */
+  assert_int_equal(lt_auto_attempts(1e-12), 0); /* needs ~7e13 attempts */
   assert_int_equal(lt_auto_attempts(0.0), 0);
   assert_true(fabs(lt_accept_prob(LT_IN_GAUSSIAN, 9, 1.0) - 0.31731050786291410) < 1e-12);
   assert_true(lt_accept_prob(LT_IN_BALL, 9, 1.0) == 0.0);
@@ -604,7 +602,8 @@ static size_t identity_mismatches(int variant, int with_bias, size_t n_nets, siz
   for (size_t net = 0; net < n_nets; net++) {
     size_t k = 1 + (size_t)(urand() * 5), d = 1 + (size_t)(urand() * 12);
     size_t hp = variant == 3 ? k + 1 : k, h = hp + k;
-    double *W = malloc(h * d * sizeof *W), *wp = malloc(d * sizeof *wp), *wm = malloc(d * sizeof *wm);
+    double *W = malloc(h * d * sizeof *W), *wp = malloc(d * sizeof *wp),
+           *wm = malloc(d * sizeof *wm);
     double b[12], v[12], x[13], bp = with_bias ? nrand() : 0, bm = with_bias ? nrand() : 0;
     double vv = 1 / sqrt(2.0 * k) * (0.5 + urand());
     for (size_t j = 0; j < d; j++) {
@@ -686,9 +685,9 @@ static void test_probe_layout(void **state) {
   assert_int_equal(L.readout, 2);
   assert_int_equal(L.bias, 1);
   /* deeper: resnet depth 3 has a [h, h] block */
-  hcl_block r3[] = {{"fc0.weight", 0, h, d, 0, 1},   {"fc0.bias", 20, h, 1, 0, 1},
+  hcl_block r3[] = {{"fc0.weight", 0, h, d, 0, 1},     {"fc0.bias", 20, h, 1, 0, 1},
                     {"block1.weight", 24, h, h, 1, 1}, {"block1.bias", 40, h, 1, 1, 1},
-                    {"out.weight", 44, 1, h, 2, 1},  {"out.bias", 48, 1, 1, 2, 1}};
+                    {"out.weight", 44, 1, h, 2, 1},    {"out.bias", 48, 1, 1, 2, 1}};
   assert_int_equal(lt_find_layout(r3, 6, d, &L), -1);
   /* no block over the inputs, or no readout of h floats */
   hcl_block nd[] = {{"a.weight", 0, h, d + 1, 0, 1}, {"readout.weight", 24, 1, h, 1, 1}};
@@ -925,8 +924,8 @@ static void test_probe_fake_trainer(void **state) {
     const float *P = g_params + r * g_np;
     lt_cluster_stats st;
     double dir[6], off;
-    assert_int_equal(lt_cluster(P, P + FK_H * d, P + FK_H * d + FK_H, FK_H, d, 0.99,
-                                wstar + r * d, &st, dir, &off),
+    assert_int_equal(lt_cluster(P, P + FK_H * d, P + FK_H * d + FK_H, FK_H, d, 0.99, wstar + r * d,
+                                &st, dir, &off),
                      0);
     assert_true(off != 0.0);
     assert_true(metric(&pr, "cluster_cos", r) == st.cluster_cos);
@@ -980,7 +979,9 @@ static void test_end_to_end(void **state) {
                     "[train]\nsteps = 1500\nbatch = 32\nlr = 0.1\ntrain_size = 0\n"
                     "[eval]\nevery = 500\ntest_size = 2000\n";
   const char *path = hcl_test_write_temp("lt_train.ini", cfg);
-  hcl_run_options o = {.config_path = path, .device = "cpu", .out_dir = hcl_test_tmpdir(),
+  hcl_run_options o = {.config_path = path,
+                       .device = "cpu",
+                       .out_dir = hcl_test_tmpdir(),
                        .plugin_path = HCL_TEST_PLUGIN_DIR};
   char err[4096], file[1200];
   if (hcl_run(&o, err, sizeof err) != HCL_OK) fail_msg("%s", err);
@@ -998,10 +999,11 @@ static void test_end_to_end(void **state) {
   assert_true(hcl_test_json_num(last, "direction_cos", &dcos));
   /* learned: few test errors, the net agrees with w* and points along it */
   if (!(err_test < 0.1 && tea > 0.9 && dcos > 0.8))
-    fail_msg("after training: test_error %g, teacher_agreement %g, direction_cos %g", err_test,
-             tea, dcos);
-  fprintf(stderr, "end to end: test_error %.4g teacher_agreement %.4g linear_agreement %.4g "
-                  "cluster_cos %.4g clusters %g direction_cos %.4g\n",
+    fail_msg("after training: test_error %g, teacher_agreement %g, direction_cos %g", err_test, tea,
+             dcos);
+  fprintf(stderr,
+          "end to end: test_error %.4g teacher_agreement %.4g linear_agreement %.4g "
+          "cluster_cos %.4g clusters %g direction_cos %.4g\n",
           err_test, tea, lin, ccos, clu, dcos);
   assert_true(lin >= 0 && lin <= 1 && ccos >= -1 && ccos <= 1 && clu >= 1 && clu <= 8);
   free(m);

@@ -23,9 +23,9 @@
 #define BAD FIX "/bad"
 #define DUP FIX "/dup"
 
-#define assert_contains(msg, frag)                                                             \
-  do {                                                                                         \
-    if (!strstr((msg), (frag))) fail_msg("message '%s'\n  lacks '%s'", (msg), (frag));         \
+#define assert_contains(msg, frag)                                                                 \
+  do {                                                                                             \
+    if (!strstr((msg), (frag))) fail_msg("message '%s'\n  lacks '%s'", (msg), (frag));             \
   } while (0)
 
 static int setup(void **state) {
@@ -113,7 +113,8 @@ static void test_each_rejection_names_file_and_reason(void **state) {
       {"no_entry", HCL_ERR_PLUGIN, {"no entry point 'hcl_plugin_init'"}},
       {"bad_abi", HCL_ERR_ABI, {"plugin ABI 99, host 1"}},
       {"small_struct", HCL_ERR_ABI, {small_struct}},
-      {"init_fails", HCL_ERR_PLUGIN,
+      {"init_fails",
+       HCL_ERR_PLUGIN,
        {"init failed: needs cl_khr_fp64, which this fixture pretends is missing"}},
       {"bad_name", HCL_ERR_PLUGIN, {"bad plugin name 'Bad-Name'", "[a-z0-9_]+"}},
       {"bad_kind", HCL_ERR_ABI, {"kind 7 is neither target (1) nor model (2)"}},
@@ -152,8 +153,8 @@ static void test_scan_collects_rejections_in_name_order(void **state) {
   (void)state;
   hcl_registry reg;
   assert_int_equal(hcl_registry_scan(NULL, BAD, &reg), HCL_OK); /* rejections are not fatal */
-  static const char *const order[] = {"bad_abi",  "bad_default", "bad_kind", "bad_name",
-                                      "init_fails", "missing_fn", "no_entry", "null_vt",
+  static const char *const order[] = {"bad_abi",      "bad_default", "bad_kind", "bad_name",
+                                      "init_fails",   "missing_fn",  "no_entry", "null_vt",
                                       "small_struct", "small_vt"};
   size_t last = 0;
   for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
@@ -189,9 +190,8 @@ static void test_first_directory_wins(void **state) {
   assert_int_equal(hcl_registry_scan(NULL, DUP ":" GOOD, &reg), HCL_OK);
   t = hcl_registry_find(&reg, "good_target", HCL_PLUGIN_TARGET);
   assert_string_equal(t->desc->version, "dup");
-  assert_string_equal(rejection_of(&reg, GOOD "/good_target.so"),
-                      GOOD "/good_target.so: duplicate plugin 'good_target' (also in " DUP
-                           "/dup.so)");
+  assert_string_equal(rejection_of(&reg, GOOD "/good_target.so"), GOOD
+                      "/good_target.so: duplicate plugin 'good_target' (also in " DUP "/dup.so)");
   assert_non_null(hcl_registry_find(&reg, "good_model", HCL_PLUGIN_MODEL));
   hcl_registry_free(&reg);
 }

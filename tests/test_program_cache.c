@@ -111,8 +111,10 @@ static void test_cache_key(void **state) {
 }
 
 static void with_env(const char *name, const char *value) {
-  if (value) setenv(name, value, 1);
-  else unsetenv(name);
+  if (value)
+    setenv(name, value, 1);
+  else
+    unsetenv(name);
 }
 
 static void test_cache_dir(void **state) {
@@ -168,8 +170,8 @@ static void test_policy(void **state) {
 /* ---- on the device ----------------------------------------------------------- */
 typedef struct fixture {
   hcl_ctx *ctx;
-  char dir[64];     /* HCL_CACHE_DIR for this test program */
-  char bindir[64];  /* binary_dir for the no-compiler case */
+  char dir[64];    /* HCL_CACHE_DIR for this test program */
+  char bindir[64]; /* binary_dir for the no-compiler case */
   char *saved_env;
 } fixture;
 
@@ -199,8 +201,8 @@ static int setup(void **state) {
   char err[HCL_ERRMSG_MAX];
   /* HCL_TEST_DEVICE runs the same checks on another device (e.g. "gpu") */
   const char *dev = getenv("HCL_TEST_DEVICE");
-  hcl_ctx_options o = {.device = dev && *dev ? dev : "cpu", .quiet = 1,
-                       .cache_policy = HCL_CACHE_ON};
+  hcl_ctx_options o = {
+      .device = dev && *dev ? dev : "cpu", .quiet = 1, .cache_policy = HCL_CACHE_ON};
   if (hcl_ctx_create(&o, &fx.ctx, err, sizeof err) != HCL_OK) {
     print_message("no OpenCL device: %s\n", err);
     fx.ctx = NULL;
@@ -238,15 +240,15 @@ static void build_and_run(fixture *fx) {
   float x[8], y[8];
   for (int i = 0; i < 8; i++) x[i] = (float)i - 2.5f;
   cl_int cl;
-  cl_mem m = clCreateBuffer(fx->ctx->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof x,
-                            x, &cl);
+  cl_mem m =
+      clCreateBuffer(fx->ctx->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof x, x, &cl);
   assert_int_equal(cl, CL_SUCCESS);
   float a = 3.0f;
   assert_int_equal(clSetKernelArg(k, 0, sizeof m, &m), CL_SUCCESS);
   assert_int_equal(clSetKernelArg(k, 1, sizeof a, &a), CL_SUCCESS);
   size_t gws = 8;
-  assert_int_equal(
-      clEnqueueNDRangeKernel(fx->ctx->queue, k, 1, NULL, &gws, NULL, 0, NULL, NULL), CL_SUCCESS);
+  assert_int_equal(clEnqueueNDRangeKernel(fx->ctx->queue, k, 1, NULL, &gws, NULL, 0, NULL, NULL),
+                   CL_SUCCESS);
   assert_int_equal(clEnqueueReadBuffer(fx->ctx->queue, m, CL_TRUE, 0, sizeof y, y, 0, NULL, NULL),
                    CL_SUCCESS);
   for (int i = 0; i < 8; i++) assert_true(y[i] == 3.0f * x[i] + 1.0f);
@@ -320,7 +322,8 @@ static void corrupt_and_check(fixture *fx, const char *path, int how) {
   assert_int_equal(st.rejected, 1);
   assert_int_equal(st.hits, 0);
   assert_int_equal(st.saves, 1);
-  assert_true(file_size(path) > HCL_CLBIN_HEADER); /* a good entry again (checked by the hit below) */
+  assert_true(file_size(path) >
+              HCL_CLBIN_HEADER); /* a good entry again (checked by the hit below) */
   build_and_run(fx);
   hcl_program_cache_stats_get(&st);
   assert_int_equal(st.hits, 1);
@@ -346,7 +349,8 @@ static void test_policy_off_and_auto(void **state) {
   int policies[2] = {HCL_CACHE_OFF, HCL_CACHE_AUTO};
   for (int i = 0; i < 2; i++) {
     fx->ctx->cache_policy = policies[i];
-    if (policies[i] == HCL_CACHE_AUTO && hcl_program_cache_enabled(fx->ctx)) continue; /* not PoCL/NVIDIA */
+    if (policies[i] == HCL_CACHE_AUTO && hcl_program_cache_enabled(fx->ctx))
+      continue; /* not PoCL/NVIDIA */
     hcl_program_cache_stats_reset();
     cl_program p = NULL;
     assert_int_equal(hcl_program_build(fx->ctx, "other", src, NULL, &p), HCL_OK);
@@ -375,7 +379,8 @@ static void test_build_error_has_log(void **state) {
   assert_non_null(strstr(msg, "my_broken_prog"));
   assert_non_null(strstr(msg, "hcl_no_such_identifier_42"));
   assert_non_null(strstr(msg, fx->ctx->dev.id));
-  if (!strstr(msg, ":2:")) fail_msg("no ':2:' (the plugin's own line, thanks to #line 1) in: %s", msg);
+  if (!strstr(msg, ":2:"))
+    fail_msg("no ':2:' (the plugin's own line, thanks to #line 1) in: %s", msg);
   assert_true(strlen(msg) < HCL_ERRMSG_MAX);
   assert_int_equal(file_size(path), -1);
 }

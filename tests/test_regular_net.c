@@ -157,8 +157,8 @@ static void ref_backward(const ref_net *r, const double *p, const double *mask, 
   free(gh);
 }
 
-static double ref_objective(const ref_net *r, const double *p, const double *mask,
-                            const double *x, size_t n, const double *dout) {
+static double ref_objective(const ref_net *r, const double *p, const double *mask, const double *x,
+                            size_t n, const double *dout) {
   double *out = malloc(n * r->D * sizeof *out), s = 0;
   ref_forward(r, p, mask, x, n, out, NULL, NULL);
   for (size_t i = 0; i < n * r->D; i++) s += dout[i] * out[i];
@@ -211,8 +211,7 @@ static double *ref_mask(const ref_net *r, double p1, double p2, uint64_t seed) {
   for (size_t l = 0; l < r->L; l++) {
     double p = l == 0 ? p2 : p1;
     for (size_t i = 0; p < 1 && i < r->W * r->in[l]; i++)
-      m[r->w_off[l] + i] =
-          hcl_rng_host(HCL_RNG_BERNOULLI, (float)p, 0, seed, mask_stream(l, 0), i);
+      m[r->w_off[l] + i] = hcl_rng_host(HCL_RNG_BERNOULLI, (float)p, 0, seed, mask_stream(l, 0), i);
     for (size_t i = 0; r->s_off[l] != NONE && p2 < 1 && i < r->W * r->d; i++)
       m[r->s_off[l] + i] =
           hcl_rng_host(HCL_RNG_BERNOULLI, (float)p2, 0, seed, mask_stream(l, 1), i);
@@ -241,9 +240,9 @@ static int group_setup(void **state) {
   return 0;
 }
 
-#define NEED_DEVICE()                                                                          \
-  do {                                                                                         \
-    if (!g_ctx) skip();                                                                        \
+#define NEED_DEVICE()                                                                              \
+  do {                                                                                             \
+    if (!g_ctx) skip();                                                                            \
   } while (0)
 
 static hcl_target_info target_vec(size_t d, hcl_task task, size_t classes) {
@@ -277,8 +276,11 @@ static hcl_status model_make(const char *const *kv, size_t R, const uint64_t *se
   memset(&p, 0, sizeof p);
   hcl_status rc = hcl_params_resolve(g_ctx, &cfg, "model", g_desc->params, extra, &p);
   if (rc == HCL_OK) {
-    hcl_setup s = {.struct_size = sizeof s, .replicas = (uint32_t)R, .seeds = seeds,
-                   .params = &p, .max_batch = max_batch};
+    hcl_setup s = {.struct_size = sizeof s,
+                   .replicas = (uint32_t)R,
+                   .seeds = seeds,
+                   .params = &p,
+                   .max_batch = max_batch};
     rc = g_vt->create(g_ctx, &s, t, &m->self);
   }
   hcl_params_free(&p);
@@ -338,11 +340,10 @@ static const hcl_block *find_block(void *self, const char *name) {
  * structures. */
 static void test_reference_gradient_fd(void **state) {
   (void)state;
-  ref_net shapes[] = {
-      {.d = 5, .W = 4, .L = 3, .D = 2, .all = 0, .skip = 1, .bias = 1, .rbias = 1},
-      {.d = 5, .W = 4, .L = 3, .D = 1, .all = 1, .skip = 1, .bias = 0, .rbias = 0},
-      {.d = 3, .W = 4, .L = 2, .D = 1, .all = 1, .skip = 0, .bias = 1, .rbias = 1},
-      {.d = 3, .W = 2, .L = 1, .D = 3, .all = 0, .skip = 1, .bias = 1, .rbias = 0}};
+  ref_net shapes[] = {{.d = 5, .W = 4, .L = 3, .D = 2, .all = 0, .skip = 1, .bias = 1, .rbias = 1},
+                      {.d = 5, .W = 4, .L = 3, .D = 1, .all = 1, .skip = 1, .bias = 0, .rbias = 0},
+                      {.d = 3, .W = 4, .L = 2, .D = 1, .all = 1, .skip = 0, .bias = 1, .rbias = 1},
+                      {.d = 3, .W = 2, .L = 1, .D = 3, .all = 0, .skip = 1, .bias = 1, .rbias = 0}};
   for (int act = 0; act < N_ACTS; act++)
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
       ref_net r = shapes[s];
@@ -392,9 +393,9 @@ static void test_descriptor(void **state) {
   assert_null(g_vt->algorithms[1]);
   assert_non_null(g_vt->train);
   assert_non_null(g_vt->features);
-  const char *keys[] = {"width", "depth", "activation", "p1", "p2", "input_skip", "readout",
-                        "readout_fixed", "readout_bias", "init", "init_scale", "neuron_steps",
-                        "lambda1", "lambda2"};
+  const char *keys[] = {"width",      "depth",        "activation",    "p1",           "p2",
+                        "input_skip", "readout",      "readout_fixed", "readout_bias", "init",
+                        "init_scale", "neuron_steps", "lambda1",       "lambda2"};
   for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
     const hcl_param_desc *d = g_desc->params;
     while (d->key && strcmp(d->key, keys[k])) d++;
@@ -417,10 +418,9 @@ static void test_layout(void **state) {
   assert_int_equal(m.D, 1);
   size_t nb = 0;
   const hcl_block *b = g_vt->blocks(m.self, &nb);
-  static const char *const names[] = {"layer1.weight", "layer1.bias",   "layer2.weight",
-                                      "layer2.skip",   "layer2.bias",   "layer3.weight",
-                                      "layer3.skip",   "layer3.bias",   "readout.weight",
-                                      "readout.bias"};
+  static const char *const names[] = {
+      "layer1.weight", "layer1.bias", "layer2.weight", "layer2.skip",    "layer2.bias",
+      "layer3.weight", "layer3.skip", "layer3.bias",   "readout.weight", "readout.bias"};
   size_t rows[] = {6, 6, 6, 6, 6, 6, 6, 6, 1, 1}, cols[] = {7, 1, 6, 7, 1, 6, 7, 1, 18, 1};
   uint32_t groups[] = {1, 1, 2, 2, 2, 3, 3, 3, 4, 4};
   assert_int_equal(nb, 10);
@@ -453,8 +453,13 @@ static void test_layout(void **state) {
 
   /* the linear-teacher network: width 2k, frozen +-v readout */
   t = target_vec(10, HCL_TASK_BINARY, 0);
-  const char *kv3[] = {"width=8", "depth=1", "activation=leaky_relu", "readout_fixed=pm_v",
-                       "bias=false", "readout_bias=false", NULL};
+  const char *kv3[] = {"width=8",
+                       "depth=1",
+                       "activation=leaky_relu",
+                       "readout_fixed=pm_v",
+                       "bias=false",
+                       "readout_bias=false",
+                       NULL};
   assert_int_equal(model_make(kv3, 1, &seed, 4, &t, &m), HCL_OK);
   assert_int_equal(m.np, 80 + 8);
   const hcl_block *w1 = find_block(m.self, "layer1.weight");
@@ -500,8 +505,8 @@ static void test_rejects(void **state) {
   /* create itself refuses them when handed unchecked params */
   hcl_kv kv[2] = {{"depth", "0", 0}, {"width", "4", 0}};
   hcl_params p = {.section = "model", .schema = g_desc->params, .kv = kv, .n = 2};
-  hcl_setup s = {.struct_size = sizeof s, .replicas = 1, .seeds = &seed, .params = &p,
-                 .max_batch = 4};
+  hcl_setup s = {
+      .struct_size = sizeof s, .replicas = 1, .seeds = &seed, .params = &p, .max_batch = 4};
   void *self = (void *)&s;
   assert_int_equal(g_vt->create(g_ctx, &s, &t, &self), HCL_ERR_PARAM);
   assert_null(self);
@@ -545,8 +550,15 @@ static void check_forward_backward(int act, int all, int masked, size_t classes)
                       NULL};
   model m;
   assert_int_equal(model_make(kv, R, seeds, max_batch, &t, &m), HCL_OK);
-  ref_net r = {.d = d, .W = W, .L = L, .D = m.D, .act = act, .all = all, .skip = 1,
-               .bias = !all, .rbias = !all};
+  ref_net r = {.d = d,
+               .W = W,
+               .L = L,
+               .D = m.D,
+               .act = act,
+               .all = all,
+               .skip = 1,
+               .bias = !all,
+               .rbias = !all};
   ref_layout(&r);
   assert_int_equal(m.np, r.np);
   size_t D = m.D, np = m.np;
@@ -561,8 +573,8 @@ static void check_forward_backward(int act, int all, int masked, size_t classes)
     for (size_t i = 0; i < np; i++) {
       if (masks[rep][i] == 0) {
         zeros++;
-        if (ph[rep * np + i] != 0.0f) fail_msg("replica %zu: absent connection %zu = %g", rep, i,
-                                              (double)ph[rep * np + i]);
+        if (ph[rep * np + i] != 0.0f)
+          fail_msg("replica %zu: absent connection %zu = %g", rep, i, (double)ph[rep * np + i]);
       } else {
         ones += ph[rep * np + i] != 0.0f;
       }
@@ -784,8 +796,8 @@ static void test_replicas_bitwise(void **state) {
   const uint64_t seeds[R] = {101, 202, 303};
   const size_t n = 11, d = 12;
   hcl_target_info t = target_vec(d, HCL_TASK_BINARY, 0);
-  const char *kv[] = {"width=10", "depth=3", "p1=0.5", "p2=0.3", "activation=tanh",
-                      "readout=all", NULL};
+  const char *kv[] = {"width=10",        "depth=3",     "p1=0.5", "p2=0.3",
+                      "activation=tanh", "readout=all", NULL};
   model all;
   assert_int_equal(model_make(kv, R, seeds, 16, &t, &all), HCL_OK);
   size_t np = all.np;
@@ -843,8 +855,7 @@ static void test_features(void **state) {
   const char *kv[] = {"width=7", "depth=3", "p1=0.5", "p2=0.5", "activation=leaky_relu", NULL};
   model m;
   assert_int_equal(model_make(kv, R, seeds, 12, &t, &m), HCL_OK);
-  ref_net r = {.d = d, .W = W, .L = L, .D = 1, .act = ACT_LEAKY, .skip = 1, .bias = 1,
-               .rbias = 1};
+  ref_net r = {.d = d, .W = W, .L = L, .D = 1, .act = ACT_LEAKY, .skip = 1, .bias = 1, .rbias = 1};
   ref_layout(&r);
   float *xh = random_floats(R * n * d, -1, 1);
   hcl_buf x = upload(xh, R * n * d), feat, out;
@@ -892,8 +903,13 @@ static void test_pm_v_identity(void **state) {
   const size_t d = 6, k = 3, W = 2 * k, n = 200;
   uint64_t seed = 3;
   hcl_target_info t = target_vec(d, HCL_TASK_BINARY, 0);
-  const char *kv[] = {"width=6", "depth=1", "activation=leaky_relu", "readout_fixed=pm_v",
-                      "bias=false", "readout_bias=false", NULL};
+  const char *kv[] = {"width=6",
+                      "depth=1",
+                      "activation=leaky_relu",
+                      "readout_fixed=pm_v",
+                      "bias=false",
+                      "readout_bias=false",
+                      NULL};
   model m;
   assert_int_equal(model_make(kv, 1, &seed, n, &t, &m), HCL_OK);
   assert_int_equal(g_vt->init(m.self, m.params), HCL_OK);
@@ -959,7 +975,7 @@ static size_t first_neuron(uint64_t seed, size_t W, uint64_t index) {
 
 typedef struct scd_probe {
   hcl_trainer *t;
-  int layer;     /* the layer whose first neuron step is checked (1-based) */
+  int layer; /* the layer whose first neuron step is checked (1-based) */
   volatile int stop;
   float *before; /* params when that layer starts */
   uint64_t before_step, before_samples;
@@ -1004,21 +1020,34 @@ static void check_scd_step(int layer) {
   const hcl_plugin_desc *tdesc = hcl_test_plugin("staircase", HCL_PLUGIN_TARGET);
   const hcl_target_vt *tvt = tdesc->vt;
   hcl_params *tp = hcl_test_params(tdesc, "target", (const char *[]){"n=6", "k=2", NULL});
-  hcl_setup ts = {.struct_size = sizeof ts, .replicas = R, .seeds = seeds, .params = tp,
-                  .train_size = 64, .test_size = 0, .max_batch = B};
+  hcl_setup ts = {.struct_size = sizeof ts,
+                  .replicas = R,
+                  .seeds = seeds,
+                  .params = tp,
+                  .train_size = 64,
+                  .test_size = 0,
+                  .max_batch = B};
   void *target = NULL;
   assert_int_equal(tvt->create(g_ctx, &ts, &target), HCL_OK);
   hcl_target_info ti = {.struct_size = sizeof ti};
   assert_int_equal(tvt->info(target, &ti), HCL_OK);
-  const char *kv[] = {"width=5", "depth=2", "p1=0.7", "p2=0.6", "lambda1=0.1", "lambda2=0.3",
-                      "neuron_steps=1", "activation=tanh", "readout=all", NULL};
+  const char *kv[] = {"width=5",     "depth=2",     "p1=0.7",         "p2=0.6",
+                      "lambda1=0.1", "lambda2=0.3", "neuron_steps=1", "activation=tanh",
+                      "readout=all", NULL};
   model m;
   assert_int_equal(model_make(kv, R, seeds, B, &ti, &m), HCL_OK);
   size_t np = m.np;
-  hcl_train_cfg cfg = {.replicas = R, .seeds = seeds, .steps = 1000, .batch = B,
-                       .train_size = 64, .sched = {.kind = HCL_SCHED_CONSTANT, .lr = lr},
-                       .loss = HCL_LOSS_MSE, .optim = {.kind = HCL_OPT_SGD, .weight_decay = wd},
-                       .eval_every = 1, .test_size = 0, .eval_batch = B,
+  hcl_train_cfg cfg = {.replicas = R,
+                       .seeds = seeds,
+                       .steps = 1000,
+                       .batch = B,
+                       .train_size = 64,
+                       .sched = {.kind = HCL_SCHED_CONSTANT, .lr = lr},
+                       .loss = HCL_LOSS_MSE,
+                       .optim = {.kind = HCL_OPT_SGD, .weight_decay = wd},
+                       .eval_every = 1,
+                       .test_size = 0,
+                       .eval_batch = B,
                        .algorithm = "layerwise_scd"};
   hcl_trainer t;
   memset(&t, 0, sizeof t);
@@ -1044,8 +1073,8 @@ static void check_scd_step(int layer) {
   assert_int_equal(hcl_trainer_batch(&t, HCL_STREAM_TRAIN, probe.before_samples, B, xb, yb),
                    HCL_OK);
   float *xh = read_floats(xb, R * B * d), *yh = read_floats(yb, R * B);
-  ref_net r = {.d = d, .W = W, .L = L, .D = 1, .act = ACT_TANH, .all = 1, .skip = 1, .bias = 1,
-               .rbias = 1};
+  ref_net r = {
+      .d = d, .W = W, .L = L, .D = 1, .act = ACT_TANH, .all = 1, .skip = 1, .bias = 1, .rbias = 1};
   ref_layout(&r);
   assert_int_equal(r.np, np);
   size_t l = (size_t)layer - 1, v = first_neuron(seeds[0], W, l), in = r.in[l];
@@ -1070,12 +1099,11 @@ static void check_scd_step(int layer) {
         fail_msg("layer %d, replica %zu param %zu (neuron %zu%s%s%s%s): %.9g after the step, "
                  "want %.9g (before %.9g)",
                  layer, rep, i, v, row_w ? ", its weights" : "", row_s ? ", its skip" : "",
-                 bias_v ? ", its bias" : "", readout ? ", readout" : "", (double)a[i], want,
-                 p[i]);
+                 bias_v ? ", its bias" : "", readout ? ", readout" : "", (double)a[i], want, p[i]);
       if (mask[i] == 0) assert_true(a[i] == 0.0f);
       if (!row_w && !row_s && !bias_v && !readout && a[i] != b[i])
-        fail_msg("layer %d, replica %zu: frozen param %zu moved from %.9g to %.9g", layer, rep,
-                 i, (double)b[i], (double)a[i]);
+        fail_msg("layer %d, replica %zu: frozen param %zu moved from %.9g to %.9g", layer, rep, i,
+                 (double)b[i], (double)a[i]);
       changed += a[i] != b[i];
     }
     assert_true(changed > (layer == 1 ? d / 2 : W / 2)); /* the step did move something */
@@ -1107,7 +1135,9 @@ static void test_scd_one_neuron(void **state) {
 
 static hcl_status run_cfg(const char *cfg_text, char *dir, char *err, size_t errlen) {
   const char *path = hcl_test_write_temp("regular_net.ini", cfg_text);
-  hcl_run_options o = {.config_path = path, .device = "cpu", .out_dir = hcl_test_tmpdir(),
+  hcl_run_options o = {.config_path = path,
+                       .device = "cpu",
+                       .out_dir = hcl_test_tmpdir(),
                        .plugin_path = HCL_TEST_PLUGIN_DIR};
   hcl_status rc = hcl_run(&o, err, errlen);
   snprintf(dir, 1024, "%s", o.run_dir);

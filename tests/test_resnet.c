@@ -181,9 +181,9 @@ static int group_setup(void **state) {
   return 0;
 }
 
-#define NEED_DEVICE()                                                                          \
-  do {                                                                                         \
-    if (!g_ctx) skip();                                                                        \
+#define NEED_DEVICE()                                                                              \
+  do {                                                                                             \
+    if (!g_ctx) skip();                                                                            \
   } while (0)
 
 static hcl_target_info target_vec(size_t n_in, hcl_task task, size_t classes) {
@@ -220,8 +220,11 @@ static hcl_status model_make(size_t width, size_t depth, const char *act, size_t
   memset(&p, 0, sizeof p);
   hcl_status rc = hcl_params_resolve(g_ctx, &cfg, "model", g_desc->params, extra, &p);
   if (rc == HCL_OK) {
-    hcl_setup s = {.struct_size = sizeof s, .replicas = (uint32_t)R, .seeds = seeds,
-                   .params = &p, .max_batch = max_batch};
+    hcl_setup s = {.struct_size = sizeof s,
+                   .replicas = (uint32_t)R,
+                   .seeds = seeds,
+                   .params = &p,
+                   .max_batch = max_batch};
     rc = g_vt->create(g_ctx, &s, t, &m->self);
   }
   hcl_params_free(&p);
@@ -292,8 +295,8 @@ static void test_reference_gradient_fd(void **state) {
       p[i] = keep;
       double fd = (fp - fm) / (2 * h);
       if (!(fabs(fd - g[i]) <= 1e-6 * (1 + fabs(g[i]))))
-        fail_msg("%s: param %zu: reference %.12g, finite difference %.12g", act_names[act], i,
-                 g[i], fd);
+        fail_msg("%s: param %zu: reference %.12g, finite difference %.12g", act_names[act], i, g[i],
+                 fd);
     }
     free(p);
     free(g);
@@ -331,10 +334,9 @@ static void test_layout(void **state) {
   size_t nb = 0;
   const hcl_block *b = g_vt->blocks(m.self, &nb);
   assert_int_equal(nb, 10);
-  static const char *const names[] = {"fc0.weight",    "fc0.bias",    "block1.weight",
-                                      "block1.bias",   "block2.weight", "block2.bias",
-                                      "block3.weight", "block3.bias", "out.weight",
-                                      "out.bias"};
+  static const char *const names[] = {
+      "fc0.weight",  "fc0.bias",      "block1.weight", "block1.bias", "block2.weight",
+      "block2.bias", "block3.weight", "block3.bias",   "out.weight",  "out.bias"};
   size_t rows[] = {40, 40, 40, 40, 40, 40, 40, 40, 1, 1};
   size_t cols[] = {30, 1, 40, 1, 40, 1, 40, 1, 40, 1};
   size_t off = 0;
@@ -380,8 +382,8 @@ static void test_rejects(void **state) {
   /* create itself refuses them when handed unchecked params */
   hcl_kv kv[3] = {{"width", "40", 0}, {"depth", "1", 0}, {"activation", "relu", 0}};
   hcl_params p = {.section = "model", .schema = g_desc->params, .kv = kv, .n = 3};
-  hcl_setup s = {.struct_size = sizeof s, .replicas = 1, .seeds = &seed, .params = &p,
-                 .max_batch = 4};
+  hcl_setup s = {
+      .struct_size = sizeof s, .replicas = 1, .seeds = &seed, .params = &p, .max_batch = 4};
   void *self = (void *)&s;
   assert_int_equal(g_vt->create(g_ctx, &s, &t, &self), HCL_ERR_PARAM);
   assert_null(self);
@@ -410,8 +412,7 @@ static void check_forward_backward(int act, size_t n_in, size_t W, size_t L, siz
   enum { R = 3 };
   const uint64_t seeds[R] = {11, 2022, 987654321};
   const size_t n = 13, max_batch = 16;
-  hcl_target_info t =
-      target_vec(n_in, classes ? HCL_TASK_CLASSES : HCL_TASK_BINARY, classes);
+  hcl_target_info t = target_vec(n_in, classes ? HCL_TASK_CLASSES : HCL_TASK_BINARY, classes);
   model m;
   assert_int_equal(model_make(W, L, act_names[act], R, seeds, max_batch, &t, &m), HCL_OK);
   ref_net r = {.n_in = n_in, .W = W, .L = L, .D = m.D, .act = act};
@@ -574,8 +575,7 @@ static void test_init_statistics(void **state) {
   /* replicas differ in every block */
   for (size_t i = 0; i < nb; i++) {
     size_t count = b[i].rows * b[i].cols, same = 0;
-    for (size_t k = 0; k < count; k++)
-      same += ph[b[i].offset + k] == ph[m.np + b[i].offset + k];
+    for (size_t k = 0; k < count; k++) same += ph[b[i].offset + k] == ph[m.np + b[i].offset + k];
     assert_true(same < count / 2 + 1 || count == 1);
     if (count == 1) assert_true(ph[b[i].offset] != ph[m.np + b[i].offset]);
   }

@@ -70,9 +70,9 @@ static int teardown_group(void **state) {
   return 0;
 }
 
-#define NEED_DEVICE()                                                                          \
-  do {                                                                                         \
-    if (!g_ctx) skip();                                                                        \
+#define NEED_DEVICE()                                                                              \
+  do {                                                                                             \
+    if (!g_ctx) skip();                                                                            \
   } while (0)
 
 static hcl_status make(const char *const *kv, size_t R, const uint64_t *seeds, uint64_t P,
@@ -113,15 +113,15 @@ static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 /* ---- independent reference of the documented layout ---------------------- */
 typedef struct ref {
   uint64_t n_c, v, m, s, L, d, n_dig;
-  uint64_t pmax;     /* valid when index */
-  int index;         /* P_max < 2^63 */
+  uint64_t pmax; /* valid when index */
+  int index;     /* P_max < 2^63 */
   uint32_t half;
   float on, off;
   size_t R;
   uint64_t seeds[4];
-  uint32_t *tab[4];  /* per replica, [table_size] from grammar.c */
+  uint32_t *tab[4]; /* per replica, [table_size] from grammar.c */
   size_t table_size;
-  uint64_t P, T, N;  /* train, test, probe_samples */
+  uint64_t P, T, N; /* train, test, probe_samples */
 } ref;
 
 static uint64_t ipow(uint64_t b, uint64_t e) {
@@ -131,9 +131,9 @@ static uint64_t ipow(uint64_t b, uint64_t e) {
 }
 
 /* Fill a reference for a grammar; tables through the plugin's samplers. */
-static void ref_init(ref *f, uint64_t n_c, uint64_t v, uint64_t m, uint64_t s, uint64_t L,
-                     int kind, int whitening, size_t R, const uint64_t *seeds, uint64_t P,
-                     uint64_t T, uint64_t N) {
+static void ref_init(ref *f, uint64_t n_c, uint64_t v, uint64_t m, uint64_t s, uint64_t L, int kind,
+                     int whitening, size_t R, const uint64_t *seeds, uint64_t P, uint64_t T,
+                     uint64_t N) {
   memset(f, 0, sizeof *f);
   f->n_c = n_c, f->v = v, f->m = m, f->s = s, f->L = L;
   f->d = ipow(s, L);
@@ -235,8 +235,10 @@ static uint64_t ref_sample(const ref *f, size_t r, uint32_t stream, uint64_t j0,
       if (!T && pm == P) draw = 1, base = 0, wrap = 0;
     } else {
       uint64_t q = pm - P - T, need = 2 * (f->N ? f->N : 1);
-      if (P && q >= need) base = P + T, wrap = q;
-      else draw = 1;
+      if (P && q >= need)
+        base = P + T, wrap = q;
+      else
+        draw = 1;
     }
   } else {
     wrap = stream == HCL_STREAM_TRAIN ? P : stream == HCL_STREAM_TEST ? T : 0;
@@ -285,8 +287,8 @@ static uint64_t ref_sample(const ref *f, size_t r, uint32_t stream, uint64_t j0,
 }
 
 /* Draw count samples of a stream into host x [R, count, v*d], y [R, count]. */
-static void draw(void *self, const ref *f, uint32_t stream, uint64_t first, size_t count,
-                 float *x, float *y) {
+static void draw(void *self, const ref *f, uint32_t stream, uint64_t first, size_t count, float *x,
+                 float *y) {
   size_t xs = (size_t)(f->v * f->d);
   hcl_buf dx = alloc_f(f->R * count * xs), dy = alloc_f(f->R * count);
   assert_int_equal(g_vt->sample(self, stream, first, count, dx, dy), HCL_OK);
@@ -389,8 +391,16 @@ static void test_descriptor(void **state) {
   assert_int_equal(g_desc->kind, HCL_PLUGIN_TARGET);
   assert_non_null(strstr(g_desc->citation, "2307.02129"));
   assert_non_null(strstr(g_desc->citation, "2601.19756"));
-  const char *keys[] = {"n_c", "v", "m", "s", "l", "rules", "whitening", "probe_samples",
-                        "sensitivity_layers", "sensitivity_levels"};
+  const char *keys[] = {"n_c",
+                        "v",
+                        "m",
+                        "s",
+                        "l",
+                        "rules",
+                        "whitening",
+                        "probe_samples",
+                        "sensitivity_layers",
+                        "sensitivity_levels"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
     const hcl_param_desc *d = g_desc->params;
     while (d->key && strcmp(d->key, keys[i])) d++;
@@ -478,15 +488,15 @@ static void test_samples_match_reference(void **state) {
   /* P_max = 4*3^7 = 8748: train wraps at P = 1000 (2500 samples), test at 500 */
   run_match((const char *[]){"n_c=4", "v=6", "m=3", "s=2", "l=3", NULL}, 4, 6, 3, 2, 3, 0, 0, 1000,
             500, 2500);
-  run_match((const char *[]){"n_c=4", "v=6", "m=3", "s=2", "l=3", "rules=ren",
-                             "whitening=centered", NULL},
+  run_match((const char *[]){"n_c=4", "v=6", "m=3", "s=2", "l=3", "rules=ren", "whitening=centered",
+                             NULL},
             4, 6, 3, 2, 3, 1, 1, 1000, 500, 1200);
   /* s = 3, P_max = 3*2^4 = 48, prx whitening; the probe falls back to draws */
   run_match((const char *[]){"n_c=3", "v=4", "m=2", "s=3", "l=2", "whitening=prx", NULL}, 3, 4, 2,
             3, 2, 0, 2, 20, 10, 300);
   /* P_max = 4*4^63 >= 2^63: every stream draws with replacement */
-  run_match((const char *[]){"n_c=4", "v=8", "m=4", "s=2", "l=6", "rules=ren", NULL}, 4, 8, 4, 2,
-            6, 1, 0, 100, 50, 250);
+  run_match((const char *[]){"n_c=4", "v=8", "m=4", "s=2", "l=6", "rules=ren", NULL}, 4, 8, 4, 2, 6,
+            1, 0, 100, 50, 250);
   assert_non_null(strstr(note_of("rhm.sampling"), "with replacement"));
 }
 
@@ -497,7 +507,7 @@ static void test_rule_tables(void **state) {
   (void)state;
   const struct {
     uint64_t n_c, v, m, s, L;
-  } cfg[] = {{4, 6, 3, 2, 3}, {2, 2, 2, 2, 2}, {4, 4, 4, 2, 2}, {10, 4, 3, 3, 3},
+  } cfg[] = {{4, 6, 3, 2, 3}, {2, 2, 2, 2, 2}, {4, 4, 4, 2, 2},   {10, 4, 3, 3, 3},
              {3, 5, 5, 2, 4}, {7, 3, 3, 3, 2}, {16, 16, 16, 2, 2}};
   for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++)
     for (int kind = 0; kind < 2; kind++)
@@ -513,8 +523,10 @@ static void test_rule_tables(void **state) {
             const uint32_t *tab = ref_level(&f, 0, t);
             for (uint64_t i = 0; i < K; i++) cnt[tab[i * f.s]]++;
             for (uint64_t mu = 0; mu < f.v; mu++) {
-              if (t) assert_int_equal(cnt[mu], f.m);
-              else assert_true(cnt[mu] == K / f.v || cnt[mu] == K / f.v + 1);
+              if (t)
+                assert_int_equal(cnt[mu], f.m);
+              else
+                assert_true(cnt[mu] == K / f.v || cnt[mu] == K / f.v + 1);
             }
             free(cnt);
           }
@@ -546,8 +558,8 @@ static void test_rule_tables(void **state) {
   NEED_DEVICE();
   const uint64_t seeds[2] = {5, 6};
   void *self = NULL;
-  make_ok((const char *[]){"n_c=10", "v=4", "m=3", "s=3", "l=3", "rules=ren", NULL}, 2, seeds, 0,
-          0, 8, &self);
+  make_ok((const char *[]){"n_c=10", "v=4", "m=3", "s=3", "l=3", "rules=ren", NULL}, 2, seeds, 0, 0,
+          8, &self);
   const rhm_target *t = self;
   ref f;
   ref_init(&f, 10, 4, 3, 3, 3, 1, 0, 2, seeds, 0, 0, 0);
@@ -640,8 +652,8 @@ static void test_enumerate_small(void **state) {
  * agree, and both are permutations of [0, P_max) for many sizes. */
 static void test_bijection(void **state) {
   (void)state;
-  const uint64_t sizes[] = {1, 2, 3, 4, 5, 7, 16, 17, 24, 100, 255, 256, 257, 1000, 4097, 65536,
-                            65537, 100003};
+  const uint64_t sizes[] = {1,   2,   3,   4,   5,    7,    16,    17,    24,
+                            100, 255, 256, 257, 1000, 4097, 65536, 65537, 100003};
   for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
     uint64_t n = sizes[i];
     uint32_t k = 2;
@@ -658,8 +670,8 @@ static void test_bijection(void **state) {
         uint64_t y = ref_perm(seed * 977, k / 2, n, x);
         assert_true(y < n);
         assert_int_equal(y, rhm_feistel_perm(&g, hcl_philox4x32, seed * 977, x));
-        if (seen[y]) fail_msg("size %llu: %llu hit twice", (unsigned long long)n,
-                              (unsigned long long)y);
+        if (seen[y])
+          fail_msg("size %llu: %llu hit twice", (unsigned long long)n, (unsigned long long)y);
         seen[y] = 1;
         moved += y != x;
       }
@@ -755,9 +767,12 @@ static hcl_status fake_features(void *self, hcl_buf params, size_t layer, hcl_bu
   fake_model *fm = self;
   const ref *f = fm->f;
   size_t xs = (size_t)(f->v * f->d), d1 = (size_t)(f->d / f->s);
-  if (layer == 1) *dim = xs;
-  else if (layer == 2) *dim = (size_t)f->v * d1;
-  else return hcl_fail(g_ctx, HCL_ERR_PARAM, "fake: no layer %zu", layer);
+  if (layer == 1)
+    *dim = xs;
+  else if (layer == 2)
+    *dim = (size_t)f->v * d1;
+  else
+    return hcl_fail(g_ctx, HCL_ERR_PARAM, "fake: no layer %zu", layer);
   if (!n) return HCL_OK;
   if (layer == 1) return hcl_buf_copy(g_ctx, out, x, f->R * n * xs * sizeof(float));
   float *hx = malloc(f->R * n * xs * sizeof *hx), *ho = calloc(f->R * n * *dim, sizeof *ho);
@@ -825,8 +840,10 @@ static double host_sensitivity(const ref *f, const fake_model *fm, size_t r, int
   for (int pass = 0; pass < 2; pass++)
     for (uint64_t i = 0; i < f->N; i++) {
       ref_sample(f, r, HCL_STREAM_PROBE, i, 0, a);
-      if (pass == 0) ref_sample(f, r, HCL_STREAM_PROBE, f->N + i, 0, b);
-      else ref_sample(f, r, HCL_STREAM_PROBE, i, ell, b);
+      if (pass == 0)
+        ref_sample(f, r, HCL_STREAM_PROBE, f->N + i, 0, b);
+      else
+        ref_sample(f, r, HCL_STREAM_PROBE, i, ell, b);
       double diff = 0;
       if (layer == 1) {
         for (uint64_t p = 0; p < f->d; p++) diff += a[p] != b[p] ? 2 : 0;
@@ -835,8 +852,10 @@ static double host_sensitivity(const ref *f, const fake_model *fm, size_t r, int
         parse_up(f, fm->inv[r], b, 1, ub);
         for (size_t p = 0; p < d1; p++) diff += ua[p] != ub[p] ? 2 : 0;
       }
-      if (pass == 0) den += diff;
-      else num += diff;
+      if (pass == 0)
+        den += diff;
+      else
+        num += diff;
     }
   free(a);
   free(b);
@@ -869,8 +888,10 @@ static void test_probe_sensitivity(void **state) {
         double got = metric(&pr, name, r), want = host_sensitivity(&f, &fm, r, k, l);
         if (fabs(got - want) > 1e-12 * fabs(want))
           fail_msg("%s r=%zu: device %.15g, host %.15g", name, r, got, want);
-        if (k == 2 && l == 1) assert_true(got == 0.0); /* invariant by construction */
-        else assert_true(got > 0.02);
+        if (k == 2 && l == 1)
+          assert_true(got == 0.0); /* invariant by construction */
+        else
+          assert_true(got > 0.02);
       }
   assert_true(metric(&pr, "sensitivity_k1_l3", 0) != metric(&pr, "sensitivity_k1_l3", 1));
   /* the same inputs at every evaluation */
@@ -909,12 +930,9 @@ static void test_probe_sensitivity(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_descriptor),
-      cmocka_unit_test(test_samples_match_reference),
-      cmocka_unit_test(test_rule_tables),
-      cmocka_unit_test(test_enumerate_small),
-      cmocka_unit_test(test_bijection),
-      cmocka_unit_test(test_bounds_and_whitening),
+      cmocka_unit_test(test_descriptor),        cmocka_unit_test(test_samples_match_reference),
+      cmocka_unit_test(test_rule_tables),       cmocka_unit_test(test_enumerate_small),
+      cmocka_unit_test(test_bijection),         cmocka_unit_test(test_bounds_and_whitening),
       cmocka_unit_test(test_probe_sensitivity),
   };
   return cmocka_run_group_tests(tests, setup_group, teardown_group);

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NEED_DEVICE()                                                                          \
-  hcl_ctx *ctx = hcl_test_ctx();                                                               \
+#define NEED_DEVICE()                                                                              \
+  hcl_ctx *ctx = hcl_test_ctx();                                                                   \
   if (!ctx) skip()
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
@@ -140,7 +140,8 @@ static void singular_needs_lambda(void **state) {
   NEED_DEVICE();
   enum { R = 3, K = 100, M = 2 };
   float *a = malloc(R * K * K * sizeof *a), b[R * K * M];
-  for (size_t r = 0; r < R; r++) make_spd(a + r * K * K, K, r == 1 ? K / 2 : 2 * K, r == 1 ? 0 : 0.1);
+  for (size_t r = 0; r < R; r++)
+    make_spd(a + r * K * K, K, r == 1 ? K / 2 : 2 * K, r == 1 ? 0 : 0.1);
   for (size_t i = 0; i < R * K * M; i++) b[i] = (float)nrand();
   hcl_buf da = upload(ctx, a, R * K * K), db = upload(ctx, b, R * K * M);
   hcl_status rc = hcl_solve_spd(ctx, da, db, R, K, M, 0.0f);
@@ -313,9 +314,9 @@ static void through_host_api(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(through_host_api),   cmocka_unit_test(random_systems),
+      cmocka_unit_test(through_host_api),      cmocka_unit_test(random_systems),
       cmocka_unit_test(singular_needs_lambda), cmocka_unit_test(ill_conditioned),
-      cmocka_unit_test(indefinite_and_nan), cmocka_unit_test(deterministic_and_independent),
+      cmocka_unit_test(indefinite_and_nan),    cmocka_unit_test(deterministic_and_independent),
       cmocka_unit_test(argument_checks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,9 +67,9 @@ static int teardown_group(void **state) {
   return 0;
 }
 
-#define NEED_DEVICE()                                                                          \
-  do {                                                                                         \
-    if (!g_ctx) skip();                                                                        \
+#define NEED_DEVICE()                                                                              \
+  do {                                                                                             \
+    if (!g_ctx) skip();                                                                            \
   } while (0)
 
 /* Create a target from "key=value" strings of [target]. */
@@ -185,8 +185,7 @@ static float ref_sample(const ref_gen *g, uint64_t seed, uint32_t stream, uint64
   for (size_t j = 0; j < g->n; j++) x[j] = ref_x(g, seed, stream, i, j);
   float y = ref_f32(g->f, x);
   if (g->noise != 0.0)
-    y = y + (float)g->noise *
-                hcl_rng_host(HCL_RNG_NORMAL, 0, 1, seed, STREAM_NOISE | stream, i);
+    y = y + (float)g->noise * hcl_rng_host(HCL_RNG_NORMAL, 0, 1, seed, STREAM_NOISE | stream, i);
   return y;
 }
 
@@ -220,8 +219,8 @@ static void test_descriptor(void **state) {
   assert_int_equal(g_desc->kind, HCL_PLUGIN_TARGET);
   assert_non_null(strstr(g_desc->citation, "2108.10573"));
   assert_non_null(strstr(g_desc->citation, "Abbe"));
-  const char *keys[] = {"n", "k", "function", "normalize", "k2", "terms", "inputs", "bias",
-                        "noise", "probe_samples", "probe_sets"};
+  const char *keys[] = {"n",      "k",    "function", "normalize",     "k2",        "terms",
+                        "inputs", "bias", "noise",    "probe_samples", "probe_sets"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
     const hcl_param_desc *d = g_desc->params;
     while (d->key && strcmp(d->key, keys[i])) d++;
@@ -411,12 +410,12 @@ static void test_exact_fourier(void **state) {
   check_exact((const char *[]){"n=10", "k=6", NULL}, 10, &f, STC_FN_STAIRCASE, 6, 6, 1, "");
   memset(&f, 0, sizeof f); /* not normalised */
   for (int i = 1; i <= 6; i++) ref_chain(&f, 1.0, 0, i, 0);
-  check_exact((const char *[]){"n=10", "k=6", "normalize=false", NULL}, 10, &f,
-              STC_FN_STAIRCASE, 6, 6, 0, "");
+  check_exact((const char *[]){"n=10", "k=6", "normalize=false", NULL}, 10, &f, STC_FN_STAIRCASE, 6,
+              6, 0, "");
   memset(&f, 0, sizeof f); /* parity chi_{1..5} */
   ref_chain(&f, 1.0, 0, 5, 0);
-  check_exact((const char *[]){"n=10", "k=5", "function=parity", NULL}, 10, &f, STC_FN_PARITY, 5,
-              5, 1, "");
+  check_exact((const char *[]){"n=10", "k=5", "function=parity", NULL}, 10, &f, STC_FN_PARITY, 5, 5,
+              1, "");
   memset(&f, 0, sizeof f); /* S_{4,5}: chi_{1..i}, i<=4, then x1 chi_{5..5+i-2}, i=2..5 */
   for (int i = 1; i <= 4; i++) ref_chain(&f, 1.0, 0, i, 0);
   for (int i = 2; i <= 5; i++) ref_chain(&f, 1.0, 4, i - 1, 1);
@@ -457,17 +456,17 @@ static const char *note_of(const char *key) {
 static void test_staircase_property(void **state) {
   (void)state;
   /* SPEC 1.1 examples */
-  assert_int_equal(sp_of("1:1 2, 1:1", 5), 1);   /* x1x2 + x1: yes */
-  assert_int_equal(sp_of("1:1 2, 1:3", 5), 0);   /* x1x2 + x3: no */
-  assert_int_equal(sp_of("1:1 2 3 4", 5), 0);    /* parity, k >= 2: no */
-  assert_int_equal(sp_of("1:2", 5), 1);          /* parity, k = 1: yes */
+  assert_int_equal(sp_of("1:1 2, 1:1", 5), 1);          /* x1x2 + x1: yes */
+  assert_int_equal(sp_of("1:1 2, 1:3", 5), 0);          /* x1x2 + x3: no */
+  assert_int_equal(sp_of("1:1 2 3 4", 5), 0);           /* parity, k >= 2: no */
+  assert_int_equal(sp_of("1:2", 5), 1);                 /* parity, k = 1: yes */
   assert_int_equal(sp_of("1:1, 1:1 2, 1:1 2 3", 5), 1); /* S_3 */
   /* more */
   assert_int_equal(sp_of("1:1, 1:2 3", 5), 0);
-  assert_int_equal(sp_of("1:1, 1:1 2, 1:2 3", 5), 0); /* {2,3}: neither {2} nor {3} */
+  assert_int_equal(sp_of("1:1, 1:1 2, 1:2 3", 5), 0);      /* {2,3}: neither {2} nor {3} */
   assert_int_equal(sp_of("1:1, 1:1 2, 1:2 3, 1:3", 5), 1); /* {3} -> {2,3} */
-  assert_int_equal(sp_of("1:1 2, 1:1, -1:1", 5), 0); /* x1 cancels */
-  assert_int_equal(sp_of("1:1, 1:1 3, 1:3 1 5", 5), 1); /* order inside a term is free */
+  assert_int_equal(sp_of("1:1 2, 1:1, -1:1", 5), 0);       /* x1 cancels */
+  assert_int_equal(sp_of("1:1, 1:1 3, 1:3 1 5", 5), 1);    /* order inside a term is free */
   assert_int_equal(sp_of("3:, 1:4", 5), 1);
   assert_int_equal(sp_of("3:", 5), 1);
   for (size_t k = 1; k <= 8; k++) {
@@ -560,8 +559,8 @@ static void test_parse_and_errors(void **state) {
 
   /* names of the probe metrics: [a-z0-9_] only */
   assert_int_equal(stc_sets_parse("0, 1, 1 2, 1 2 3, 1 2 5, 3 4 5 6", 6, &t, why, sizeof why), 0);
-  const char *names[] = {"fourier_0", "fourier_1", "fourier_1_2", "fourier_1to3", "fourier_1_2_5",
-                         "fourier_3to6"};
+  const char *names[] = {"fourier_0",    "fourier_1",     "fourier_1_2",
+                         "fourier_1to3", "fourier_1_2_5", "fourier_3to6"};
   for (size_t j = 0; j < 6; j++) {
     char nm[64];
     stc_set_name(&t, j, nm, sizeof nm);
@@ -664,8 +663,7 @@ static void test_probe_known_model(void **state) {
   const size_t R = 2, N = 20000, batch = 4096;
   const uint64_t seeds[2] = {101, 202};
   void *self = NULL;
-  make_ok((const char *[]){"n=10", "k=4", "probe_samples=20000", NULL}, R, seeds, 0, batch,
-          &self);
+  make_ok((const char *[]){"n=10", "k=4", "probe_samples=20000", NULL}, R, seeds, 0, batch, &self);
   const char *terms = "0.4:, 0.3:1, -0.7:1 2, 0.25:1 2 3, 0.1:1 2 3 4, 0.5:5, 0.2:2 3";
   char kv[160];
   snprintf(kv, sizeof kv, "terms=%s", terms);
@@ -709,8 +707,8 @@ static void test_probe_known_model(void **state) {
   probe_free(&pr2);
   g_vt->destroy(self);
   /* fourier target: probe every term's set, plus the empty set */
-  make_ok((const char *[]){"n=10", "function=fourier", kv, "probe_samples=3000", NULL}, R, seeds,
-          0, 1000, &self);
+  make_ok((const char *[]){"n=10", "function=fourier", kv, "probe_samples=3000", NULL}, R, seeds, 0,
+          1000, &self);
   run_probe(&pr, self, R, seeds, 1000);
   assert_int_equal(pr.tr.m_n, 7);
   assert_true(fabs(metric(&pr, "fourier_5", 0) - 0.5) < 0.1);
@@ -766,8 +764,8 @@ static void test_input_moments(void **state) {
   /* probe on biased inputs, the model being the target itself */
   const uint64_t seeds[1] = {99};
   void *self = NULL;
-  make_ok((const char *[]){"n=6", "k=3", "inputs=biased", "probe_samples=12000", NULL}, 1, seeds,
-          0, 5000, &self);
+  make_ok((const char *[]){"n=6", "k=3", "inputs=biased", "probe_samples=12000", NULL}, 1, seeds, 0,
+          5000, &self);
   g_model_target = self;
   probe_run pr;
   run_probe(&pr, self, 1, seeds, 5000);
@@ -791,14 +789,10 @@ static void test_input_moments(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_descriptor),
-      cmocka_unit_test(test_samples_match_reference),
-      cmocka_unit_test(test_train_wrap),
-      cmocka_unit_test(test_exact_fourier),
-      cmocka_unit_test(test_staircase_property),
-      cmocka_unit_test(test_parse_and_errors),
-      cmocka_unit_test(test_probe_known_model),
-      cmocka_unit_test(test_input_moments),
+      cmocka_unit_test(test_descriptor),         cmocka_unit_test(test_samples_match_reference),
+      cmocka_unit_test(test_train_wrap),         cmocka_unit_test(test_exact_fourier),
+      cmocka_unit_test(test_staircase_property), cmocka_unit_test(test_parse_and_errors),
+      cmocka_unit_test(test_probe_known_model),  cmocka_unit_test(test_input_moments),
   };
   return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }

@@ -61,12 +61,11 @@ static void grid_end_to_end_and_resume(void **state) {
   (void)state;
   if (!hcl_test_ctx()) skip();
   const char *cfg = hcl_test_write_temp(
-      "sw.ini",
-      "[target]\nplugin = staircase\nn = 8\nk = 2\nprobe_samples = 200\n"
-      "[model]\nplugin = resnet\nwidth = 16\ndepth = 3\n"
-      "[train]\nsteps = 600\nbatch = 16\nlr = 0.05\n"
-      "[eval]\nevery = 300\ntest_size = 500\n"
-      "[sweep]\ntrain.train_size = 8, 2000\nrun.seed = 0..1\nthreshold = 0.2\n");
+      "sw.ini", "[target]\nplugin = staircase\nn = 8\nk = 2\nprobe_samples = 200\n"
+                "[model]\nplugin = resnet\nwidth = 16\ndepth = 3\n"
+                "[train]\nsteps = 600\nbatch = 16\nlr = 0.05\n"
+                "[eval]\nevery = 300\ntest_size = 500\n"
+                "[sweep]\ntrain.train_size = 8, 2000\nrun.seed = 0..1\nthreshold = 0.2\n");
   hcl_sweep_options o;
   memset(&o, 0, sizeof o);
   o.run.config_path = cfg;

@@ -47,7 +47,10 @@ typedef struct ref {
   size_t m, d, D, dz;
   int order, act, neural;
 } ref;
-static size_t off_w(const ref *r) { (void)r; return 0; }
+static size_t off_w(const ref *r) {
+  (void)r;
+  return 0;
+}
 static size_t off_w0(const ref *r) { return r->m * r->dz; }
 static size_t off_a(const ref *r) { return 2 * r->m * r->dz; }
 static size_t off_v(const ref *r) { return off_a(r) + r->m; }
@@ -102,8 +105,8 @@ static void ref_out(const ref *r, const double *p, const double *z, size_t n, do
 }
 
 /* grad (np) = d(sum_i dout_i out_i)/dp; zero for every block but w. */
-static void ref_grad(const ref *r, const double *p, const double *z, size_t n,
-                     const double *dout, double *grad) {
+static void ref_grad(const ref *r, const double *p, const double *z, size_t n, const double *dout,
+                     double *grad) {
   size_t m = r->m, dz = r->dz;
   memset(grad, 0, ref_np(r) * sizeof *grad);
   for (size_t i = 0; i < n; i++)
@@ -189,9 +192,9 @@ static int group_setup(void **state) {
   return 0;
 }
 
-#define NEED_DEVICE()                                                                          \
-  do {                                                                                         \
-    if (!g_ctx) skip();                                                                        \
+#define NEED_DEVICE()                                                                              \
+  do {                                                                                             \
+    if (!g_ctx) skip();                                                                            \
   } while (0)
 
 static hcl_target_info target_vec(size_t d, hcl_task task) {
@@ -212,7 +215,10 @@ static hcl_status model_make(const char *const *kv, size_t R, const uint64_t *se
                              size_t max_batch, const hcl_target_info *t, model *m) {
   memset(m, 0, sizeof *m);
   hcl_params *p = hcl_test_params(g_desc, "model", kv);
-  hcl_setup s = {.struct_size = sizeof s, .replicas = (uint32_t)R, .seeds = seeds, .params = p,
+  hcl_setup s = {.struct_size = sizeof s,
+                 .replicas = (uint32_t)R,
+                 .seeds = seeds,
+                 .params = p,
                  .max_batch = max_batch};
   hcl_status rc = g_vt->create(g_ctx, &s, t, &m->self);
   hcl_test_params_free(p);
@@ -287,11 +293,11 @@ static void set_random_whitening(model *m, const ref *r) {
  * reference objective (every parameter, frozen ones included at 0). */
 static void test_reference_gradient_fd(void **state) {
   (void)state;
-  const int cases[][3] = {{1, A_RELU, 0}, {1, A_SOFTPLUS, 1}, {2, A_RELU3, 0}, {2, A_TANH, 1},
-                          {2, A_QUAD, 0}};
+  const int cases[][3] = {
+      {1, A_RELU, 0}, {1, A_SOFTPLUS, 1}, {2, A_RELU3, 0}, {2, A_TANH, 1}, {2, A_QUAD, 0}};
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-    ref r = {.m = 5, .d = 4, .D = 6, .order = cases[c][0], .act = cases[c][1],
-             .neural = cases[c][2]};
+    ref r = {
+        .m = 5, .d = 4, .D = 6, .order = cases[c][0], .act = cases[c][1], .neural = cases[c][2]};
     r.dz = r.neural ? r.D : r.d;
     size_t np = ref_np(&r), n = 7;
     double *p = malloc(np * sizeof *p), *g = malloc(np * sizeof *g);
@@ -333,8 +339,8 @@ static void test_descriptor(void **state) {
   assert_non_null(g_vt->algorithms);
   assert_string_equal(g_vt->algorithms[0], "gd");
   assert_null(g_vt->algorithms[1]);
-  const char *keys[] = {"width", "order", "activation", "representation", "rep_width",
-                        "rep_bias", "init_std", "w0_std", "whiten_rcond"};
+  const char *keys[] = {"width",    "order",    "activation", "representation", "rep_width",
+                        "rep_bias", "init_std", "w0_std",     "whiten_rcond"};
   for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
     const hcl_param_desc *d = g_desc->params;
     while (d->key && strcmp(d->key, keys[k])) d++;
@@ -377,10 +383,10 @@ static void test_layout(void **state) {
   assert_int_equal(m.np, ref_np(&r));
   b = g_vt->blocks(m.self, &nb);
   assert_int_equal(nb, 8);
-  const char *names[] = {"w", "w0", "a", "rep.v", "rep.b", "rep.whiten", "rep.offset",
-                         "rep.fitted"};
-  size_t offs[] = {0, off_w0(&r), off_a(&r), off_v(&r), off_b(&r), off_M(&r), off_c(&r),
-                   off_fit(&r)};
+  const char *names[] = {"w",     "w0",         "a",          "rep.v",
+                         "rep.b", "rep.whiten", "rep.offset", "rep.fitted"};
+  size_t offs[] = {0,         off_w0(&r), off_a(&r), off_v(&r),
+                   off_b(&r), off_M(&r),  off_c(&r), off_fit(&r)};
   for (size_t i = 0; i < nb; i++) {
     assert_string_equal(b[i].name, names[i]);
     assert_int_equal(b[i].offset, offs[i]);
@@ -415,14 +421,14 @@ static void test_rejects(void **state) {
   assert_int_equal(model_make(spec_kv(&s, buf), 1, &seed, 4, &ty, &m), HCL_ERR_PARAM);
   assert_non_null(strstr(hcl_errmsg(g_ctx), "2 outputs"));
   /* create refuses unchecked params with the numbers */
-  hcl_kv kv[9] = {{"width", "0", 0},           {"order", "3", 0},
-                  {"activation", "auto", 0},    {"representation", "raw", 0},
-                  {"rep_width", "4", 0},        {"rep_bias", "0", 0},
-                  {"init_std", "0.01", 0},      {"w0_std", "1", 0},
+  hcl_kv kv[9] = {{"width", "0", 0},          {"order", "3", 0},
+                  {"activation", "auto", 0},  {"representation", "raw", 0},
+                  {"rep_width", "4", 0},      {"rep_bias", "0", 0},
+                  {"init_std", "0.01", 0},    {"w0_std", "1", 0},
                   {"whiten_rcond", "1e-6", 0}};
   hcl_params p = {.section = "model", .schema = g_desc->params, .kv = kv, .n = 9};
-  hcl_setup st = {.struct_size = sizeof st, .replicas = 1, .seeds = &seed, .params = &p,
-                  .max_batch = 4};
+  hcl_setup st = {
+      .struct_size = sizeof st, .replicas = 1, .seeds = &seed, .params = &p, .max_batch = 4};
   void *self = (void *)&st;
   assert_int_equal(g_vt->create(g_ctx, &st, &t, &self), HCL_ERR_PARAM);
   assert_null(self);
@@ -461,7 +467,11 @@ static void check_forward_backward(const spec *s) {
   model m;
   char buf[6][64];
   assert_int_equal(model_make(spec_kv(s, buf), R, seeds, max_batch, &t, &m), HCL_OK);
-  ref r = {.m = s->m, .d = d, .D = s->neural ? s->D : 0, .order = s->order, .act = s->act,
+  ref r = {.m = s->m,
+           .d = d,
+           .D = s->neural ? s->D : 0,
+           .order = s->order,
+           .act = s->act,
            .neural = s->neural};
   r.dz = r.neural ? r.D : d;
   assert_int_equal(m.np, ref_np(&r));
@@ -486,13 +496,13 @@ static void check_forward_backward(const spec *s) {
     double *dd = to_double(douth + rep * n, n);
     ref_z(&r, p, xd, n, z);
     ref_out(&r, p, z, n, ro);
-    snprintf(what, sizeof what, "order %d %s %s forward, replica %zu", s->order,
-             act_names[s->act], s->neural ? "neural" : "raw", rep);
+    snprintf(what, sizeof what, "order %d %s %s forward, replica %zu", s->order, act_names[s->act],
+             s->neural ? "neural" : "raw", rep);
     assert_true(max_abs(ro, n) > 1e-3); /* a meaningful comparison */
     assert_close(oh + rep * n, ro, n, 1e-4, what);
     ref_grad(&r, p, z, n, dd, rg);
-    snprintf(what, sizeof what, "order %d %s %s gradient, replica %zu", s->order,
-             act_names[s->act], s->neural ? "neural" : "raw", rep);
+    snprintf(what, sizeof what, "order %d %s %s gradient, replica %zu", s->order, act_names[s->act],
+             s->neural ? "neural" : "raw", rep);
     assert_close(gh + rep * np, rg, np, 1e-4, what);
     for (size_t i = off_w0(&r); i < np; i++) assert_true(gh[rep * np + i] == 0.0f);
     free(p);
@@ -511,17 +521,15 @@ static void check_forward_backward(const spec *s) {
 static void test_forward_backward_raw(void **state) {
   (void)state;
   NEED_DEVICE();
-  const spec cases[] = {{1, A_RELU, 0, 37, 0},      {1, A_SOFTPLUS, 0, 5, 0},
-                        {2, A_RELU3, 0, 37, 0},     {2, A_TANH, 0, 70, 0},
-                        {2, A_QUAD, 0, 3, 0},       {1, A_RELU3, 0, 130, 0}};
+  const spec cases[] = {{1, A_RELU, 0, 37, 0}, {1, A_SOFTPLUS, 0, 5, 0}, {2, A_RELU3, 0, 37, 0},
+                        {2, A_TANH, 0, 70, 0}, {2, A_QUAD, 0, 3, 0},     {1, A_RELU3, 0, 130, 0}};
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) check_forward_backward(&cases[c]);
 }
 
 static void test_forward_backward_neural(void **state) {
   (void)state;
   NEED_DEVICE();
-  const spec cases[] = {{1, A_RELU, 1, 37, 12}, {2, A_RELU3, 1, 37, 12},
-                        {2, A_SOFTPLUS, 1, 9, 5}};
+  const spec cases[] = {{1, A_RELU, 1, 37, 12}, {2, A_RELU3, 1, 37, 12}, {2, A_SOFTPLUS, 1, 9, 5}};
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) check_forward_backward(&cases[c]);
 }
 
@@ -538,8 +546,13 @@ static void check_expansion(int order, int act, int neural) {
   char buf[6][64];
   spec s = {order, act, neural, 41, D};
   assert_int_equal(model_make(spec_kv(&s, buf), R, seeds, n, &t, &m), HCL_OK);
-  ref r = {.m = 41, .d = d, .D = neural ? D : 0, .dz = neural ? D : d, .order = order,
-           .act = act, .neural = neural};
+  ref r = {.m = 41,
+           .d = d,
+           .D = neural ? D : 0,
+           .dz = neural ? D : d,
+           .order = order,
+           .act = act,
+           .neural = neural};
   assert_int_equal(g_vt->init(m.self, m.params), HCL_OK);
   if (neural) set_random_whitening(&m, &r);
   float *xh = random_floats(R * n * d, -1.5, 1.5);
@@ -602,8 +615,8 @@ static void test_init_statistics(void **state) {
   const size_t d = 16, M = 200, D = 64;
   hcl_target_info t = target_vec(d, HCL_TASK_REGRESSION);
   model m;
-  const char *kv[] = {"order=2", "representation=neural", "width=200", "rep_width=64",
-                      "init_std=0.3", NULL};
+  const char *kv[] = {"order=2",      "representation=neural", "width=200",
+                      "rep_width=64", "init_std=0.3",          NULL};
   assert_int_equal(model_make(kv, R, seeds, 4, &t, &m), HCL_OK);
   assert_int_equal(g_vt->init(m.self, m.params), HCL_OK);
   ref r = {.m = M, .d = d, .D = D, .dz = D, .neural = 1};
@@ -611,7 +624,9 @@ static void test_init_statistics(void **state) {
   struct {
     size_t off, count;
     double var;
-  } blk[] = {{off_w(&r), M * D, 0.09 / D}, {off_w0(&r), M * D, 1.0}, {off_v(&r), D * d, 1.0 / d},
+  } blk[] = {{off_w(&r), M * D, 0.09 / D},
+             {off_w0(&r), M * D, 1.0},
+             {off_v(&r), D * d, 1.0 / d},
              {off_a(&r), M, 1.0}};
   for (size_t rep = 0; rep < R; rep++) {
     const float *p = ph + rep * m.np;
@@ -710,10 +725,14 @@ static void rig_make(rig *g, size_t R, const uint64_t *seeds, size_t d, size_t P
   char nk[32];
   snprintf(nk, sizeof nk, "n=%zu", d);
   const char *tkv[] = {nk, "k=2", "inputs=gaussian", NULL};
-  hcl_params *tp = hcl_test_params(td, "target", tkv), *mp = hcl_test_params(g_desc, "model",
-                                                                              model_kv);
-  hcl_setup s = {.struct_size = sizeof s, .replicas = (uint32_t)R, .seeds = seeds, .params = tp,
-                 .train_size = P, .max_batch = B};
+  hcl_params *tp = hcl_test_params(td, "target", tkv),
+             *mp = hcl_test_params(g_desc, "model", model_kv);
+  hcl_setup s = {.struct_size = sizeof s,
+                 .replicas = (uint32_t)R,
+                 .seeds = seeds,
+                 .params = tp,
+                 .train_size = P,
+                 .max_batch = B};
   g->tvt = td->vt;
   assert_int_equal(g->tvt->create(g_ctx, &s, &g->target), HCL_OK);
   g->t.tinfo.struct_size = sizeof g->t.tinfo;
@@ -722,8 +741,13 @@ static void rig_make(rig *g, size_t R, const uint64_t *seeds, size_t d, size_t P
   if (g_vt->create(g_ctx, &s, &g->t.tinfo, &g->m.self) != HCL_OK) fail_msg("%s", hcl_errmsg(g_ctx));
   hcl_test_params_free(tp);
   hcl_test_params_free(mp);
-  g->cfg = (hcl_train_cfg){.replicas = (uint32_t)R, .seeds = seeds, .steps = 0, .batch = B,
-                           .train_size = P, .loss = HCL_LOSS_MSE, .eval_batch = B,
+  g->cfg = (hcl_train_cfg){.replicas = (uint32_t)R,
+                           .seeds = seeds,
+                           .steps = 0,
+                           .batch = B,
+                           .train_size = P,
+                           .loss = HCL_LOSS_MSE,
+                           .eval_batch = B,
                            .algorithm = "gd"};
   g->cfg.sched.lr = 0.01;
   g->t.ctx = g_ctx;
@@ -799,13 +823,13 @@ static void check_whitened(size_t R, size_t d, size_t D, size_t P, size_t B, dou
     assert_true(ph[rep * g.m.np + off_fit(&r)] == (float)P);
     moments(zh + rep * P * D, P, D, mean, cov);
     for (size_t j = 0; j < D; j++)
-      if (!(fabs(mean[j]) < 1e-4)) fail_msg("replica %zu: whitened mean[%zu] = %g", rep, j, mean[j]);
+      if (!(fabs(mean[j]) < 1e-4))
+        fail_msg("replica %zu: whitened mean[%zu] = %g", rep, j, mean[j]);
     double tr = 0, worst = 0;
     for (size_t j = 0; j < D; j++) tr += cov[j * D + j];
     if (D < P) { /* full rank: the identity */
       for (size_t j = 0; j < D; j++)
-        for (size_t k = 0; k < D; k++)
-          worst = fmax(worst, fabs(cov[j * D + k] - (j == k)));
+        for (size_t k = 0; k < D; k++) worst = fmax(worst, fabs(cov[j * D + k] - (j == k)));
       if (!(worst < 1e-4)) fail_msg("replica %zu: |cov - I| = %g", rep, worst);
     } else { /* rank < D: an orthogonal projection, cov^2 = cov */
       for (size_t j = 0; j < D; j++)
@@ -857,8 +881,7 @@ static void check_eigh(double *a, size_t n) {
       if (!(fabs(s - w[i] * u[j]) < 1e-10 * (1 + scale) * n))
         fail_msg("n = %zu: (A u_%zu)[%zu] = %g, lambda u = %g", n, i, j, s, w[i] * u[j]);
     }
-    for (size_t k = 0; k <= i; k++)
-      assert_true(fabs(dot(u, v + k * n, n) - (k == i)) < 1e-12 * n);
+    for (size_t k = 0; k <= i; k++) assert_true(fabs(dot(u, v + k * n, n) - (k == i)) < 1e-12 * n);
   }
   free(v);
   free(w);
@@ -900,8 +923,12 @@ static const char *gd_cfg =
 static hcl_status run_cfg(const char *text, const char *const *sets, size_t n_sets, char *dir,
                           char *err, size_t errlen) {
   const char *path = hcl_test_write_temp("taylor.ini", text);
-  hcl_run_options o = {.config_path = path, .sets = sets, .n_sets = n_sets, .device = "cpu",
-                       .out_dir = hcl_test_tmpdir(), .plugin_path = HCL_TEST_PLUGIN_DIR};
+  hcl_run_options o = {.config_path = path,
+                       .sets = sets,
+                       .n_sets = n_sets,
+                       .device = "cpu",
+                       .out_dir = hcl_test_tmpdir(),
+                       .plugin_path = HCL_TEST_PLUGIN_DIR};
   hcl_status rc = hcl_run(&o, err, errlen);
   snprintf(dir, 1024, "%s", o.run_dir);
   return rc;

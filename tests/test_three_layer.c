@@ -20,9 +20,9 @@ static hcl_ctx *g_ctx;
 static const hcl_plugin_desc *g_desc;
 static const hcl_model_vt *g_vt;
 
-#define NEED_DEVICE()                                                                          \
-  do {                                                                                         \
-    if (!g_ctx) skip();                                                                        \
+#define NEED_DEVICE()                                                                              \
+  do {                                                                                             \
+    if (!g_ctx) skip();                                                                            \
   } while (0)
 
 /* the model's stream ids (plugins/three_layer/three_layer.h) */
@@ -176,8 +176,11 @@ static int chol_solve(double *A, size_t k, double lambda, double *b) {
 
 /* ---- device helpers ----------------------------------------------------- */
 static hcl_target_info target_vec(size_t d, hcl_task task, size_t y_dim, size_t classes) {
-  hcl_target_info t = {.struct_size = sizeof t, .x = {.rank = 1, .dims = {d}}, .y_dim = y_dim,
-                       .task = task, .n_classes = classes};
+  hcl_target_info t = {.struct_size = sizeof t,
+                       .x = {.rank = 1, .dims = {d}},
+                       .y_dim = y_dim,
+                       .task = task,
+                       .n_classes = classes};
   return t;
 }
 
@@ -191,7 +194,10 @@ static hcl_status model_make(const char *const *kv, size_t R, const uint64_t *se
                              size_t max_batch, const hcl_target_info *t, model *m) {
   memset(m, 0, sizeof *m);
   hcl_params *p = hcl_test_params(g_desc, "model", kv);
-  hcl_setup s = {.struct_size = sizeof s, .replicas = (uint32_t)R, .seeds = seeds, .params = p,
+  hcl_setup s = {.struct_size = sizeof s,
+                 .replicas = (uint32_t)R,
+                 .seeds = seeds,
+                 .params = p,
                  .max_batch = max_batch};
   hcl_status rc = g_vt->create(g_ctx, &s, t, &m->self);
   hcl_test_params_free(p);
@@ -299,9 +305,8 @@ static hcl_status fake_eval(void *self, const char *what, hcl_buf x, size_t n, h
   return rc;
 }
 
-static const hcl_target_vt fake_vt = {.struct_size = sizeof(hcl_target_vt),
-                                      .sample = fake_sample,
-                                      .eval = fake_eval};
+static const hcl_target_vt fake_vt = {
+    .struct_size = sizeof(hcl_target_vt), .sample = fake_sample, .eval = fake_eval};
 
 /* A model trained through the runtime's trainer on the fake target. */
 typedef struct run {
@@ -318,19 +323,31 @@ static void run_make_task(run *rn, const char *const *kv, size_t R, const uint64
                           uint64_t P, size_t batch, int has_hstar, size_t classes) {
   memset(rn, 0, sizeof *rn);
   size_t d = 5;
-  rn->f = (fake_target){.ctx = g_ctx, .R = R, .d = d, .seeds = seeds, .P = P,
-                        .has_hstar = has_hstar};
+  rn->f =
+      (fake_target){.ctx = g_ctx, .R = R, .d = d, .seeds = seeds, .P = P, .has_hstar = has_hstar};
   hcl_target_info ti = classes ? target_vec(d, HCL_TASK_CLASSES, 1, classes)
                                : target_vec(d, HCL_TASK_REGRESSION, 1, 0);
   if (model_make(kv, R, seeds, batch, &ti, &rn->m) != HCL_OK) fail_msg("%s", g_ctx->errmsg);
-  rn->cfg = (hcl_train_cfg){.replicas = (uint32_t)R, .seeds = seeds, .steps = 100,
-                            .batch = batch, .train_size = P,
+  rn->cfg = (hcl_train_cfg){.replicas = (uint32_t)R,
+                            .seeds = seeds,
+                            .steps = 100,
+                            .batch = batch,
+                            .train_size = P,
                             .sched = {.kind = HCL_SCHED_CONSTANT, .lr = 0.1},
-                            .loss = HCL_LOSS_MSE, .optim = {.kind = HCL_OPT_SGD},
-                            .eval_every = 0, .test_size = 0, .eval_batch = batch,
-                            .probes = 1, .algorithm = "algorithm1"};
-  rn->t = (hcl_trainer){.ctx = g_ctx, .cfg = &rn->cfg, .tvt = &fake_vt, .target = &rn->f,
-                        .tinfo = ti, .mvt = g_vt, .model = rn->m.self};
+                            .loss = HCL_LOSS_MSE,
+                            .optim = {.kind = HCL_OPT_SGD},
+                            .eval_every = 0,
+                            .test_size = 0,
+                            .eval_batch = batch,
+                            .probes = 1,
+                            .algorithm = "algorithm1"};
+  rn->t = (hcl_trainer){.ctx = g_ctx,
+                        .cfg = &rn->cfg,
+                        .tvt = &fake_vt,
+                        .target = &rn->f,
+                        .tinfo = ti,
+                        .mvt = g_vt,
+                        .model = rn->m.self};
   if (hcl_trainer_init(&rn->t) != HCL_OK) fail_msg("%s", g_ctx->errmsg);
 }
 
@@ -362,7 +379,8 @@ static int has_metric(const run *rn, const char *name) {
  * objective for every parameter, three-layer and two-layer. */
 static void reference_gradient_fd(void **state) {
   (void)state;
-  const ref_net nets[] = {{4, 6, 5, 2, A_TANH, A_QUAD, 0}, {4, 6, 5, 1, A_RELU, A_TANH, 0},
+  const ref_net nets[] = {{4, 6, 5, 2, A_TANH, A_QUAD, 0},
+                          {4, 6, 5, 1, A_RELU, A_TANH, 0},
                           {3, 3, 4, 1, A_ID, A_LEAKY, 1}};
   for (size_t q = 0; q < 3; q++) {
     const ref_net *r = &nets[q];
@@ -459,13 +477,21 @@ static void forward_backward_vs_reference(void **state) {
   } cases[] = {
       {{"m1=10", "m2=7", NULL}, {6, 10, 7, 1, A_RELU, A_RELU, 0}, 0, 0},
       {{"m1=9", "m2=6", "act1=tanh", "act2=quadratic", "train_b=true", NULL},
-       {6, 9, 6, 2, A_TANH, A_QUAD, 0}, 1, 0},
+       {6, 9, 6, 2, A_TANH, A_QUAD, 0},
+       1,
+       0},
       {{"m2=8", "two_layer=true", "act2=leaky_relu", "train_b=true", NULL},
-       {6, 6, 8, 1, A_ID, A_LEAKY, 1}, 1, 0},
+       {6, 6, 8, 1, A_ID, A_LEAKY, 1},
+       1,
+       0},
       {{"m1=12", "m2=5", "freeze_w=true", "act1=identity", "act2=tanh", NULL},
-       {6, 12, 5, 1, A_ID, A_TANH, 0}, 0, 1},
+       {6, 12, 5, 1, A_ID, A_TANH, 0},
+       0,
+       1},
       {{"m1=8", "m2=70", "act1=leaky_relu", "act2=relu", NULL},
-       {6, 8, 70, 1, A_LEAKY, A_RELU, 0}, 0, 0},
+       {6, 8, 70, 1, A_LEAKY, A_RELU, 0},
+       0,
+       0},
   };
   const size_t n = 13;
   for (size_t q = 0; q < sizeof cases / sizeof *cases; q++) {
@@ -524,8 +550,7 @@ static void forward_backward_vs_reference(void **state) {
         assert_true(fabs(fh[i * dim + j] - act_f(r->act2, z)) < 1e-4 * (1 + fabs(z * z)));
       }
     }
-    assert_int_equal(g_vt->features(m.self, m.params, layers + 1, x, n, feat, &dim),
-                     HCL_ERR_PARAM);
+    assert_int_equal(g_vt->features(m.self, m.params, layers + 1, x, n, feat, &dim), HCL_ERR_PARAM);
     assert_int_equal(g_vt->backward(m.self, m.params, dout, n, grad), HCL_ERR_PARAM);
     free(fh), free(p0), free(phi), free(z1);
     hcl_buf_free(g_ctx, &feat);
@@ -711,8 +736,10 @@ static void check_algorithm1(int center) {
   const uint64_t seeds[R] = {21, 22};
   const uint64_t P = 61;
   const size_t n1 = 30, n2 = 31;
-  const char *kv[] = {"m1=12", "m2=9", "eta1=0.7", "lambda=1e-3", "act2=tanh", "b_scale=0.8",
-                      "probe_samples=0", center ? "center_y=true" : "center_y=false", NULL};
+  const char *kv[] = {
+      "m1=12",     "m2=9",        "eta1=0.7",        "lambda=1e-3",
+      "act2=tanh", "b_scale=0.8", "probe_samples=0", center ? "center_y=true" : "center_y=false",
+      NULL};
   run *rn = malloc(sizeof *rn);
   run_make(rn, kv, R, seeds, P, 8, 0);
   rn->ref = (ref_net){5, 12, 9, 1, A_RELU, A_TANH, 0};
@@ -831,8 +858,8 @@ static void ridge_algorithm(void **state) {
   (void)state;
   NEED_DEVICE();
   const uint64_t seed = 41, P = 45;
-  const char *kv[] = {"m1=8", "m2=12", "freeze_w=true", "lambda=1e-3", "w_scale=1.5",
-                      "probe_samples=0", NULL};
+  const char *kv[] = {
+      "m1=8", "m2=12", "freeze_w=true", "lambda=1e-3", "w_scale=1.5", "probe_samples=0", NULL};
   run *rn = malloc(sizeof *rn);
   run_make(rn, kv, 1, &seed, P, 10, 0);
   rn->ref = (ref_net){5, 8, 12, 1, A_RELU, A_RELU, 0};
@@ -938,9 +965,9 @@ typedef struct losses {
   double v[64];
   size_t n;
 } losses;
-static hcl_status record(void *user, uint64_t step, uint64_t samples, const char *phase,
-                         double lr, double wall_s, size_t n, const char *const *names,
-                         const double *values, uint32_t R) {
+static hcl_status record(void *user, uint64_t step, uint64_t samples, const char *phase, double lr,
+                         double wall_s, size_t n, const char *const *names, const double *values,
+                         uint32_t R) {
   (void)step, (void)samples, (void)phase, (void)lr, (void)wall_s;
   losses *l = user;
   for (size_t i = 0; i < n; i++)
@@ -995,8 +1022,12 @@ static const char *si_cfg =
 static hcl_status run_cfg(const char *text, const char *const *sets, size_t n_sets, char *dir,
                           char *err, size_t errlen) {
   const char *path = hcl_test_write_temp("three_layer.ini", text);
-  hcl_run_options o = {.config_path = path, .sets = sets, .n_sets = n_sets, .device = "cpu",
-                       .out_dir = hcl_test_tmpdir(), .plugin_path = HCL_TEST_PLUGIN_DIR};
+  hcl_run_options o = {.config_path = path,
+                       .sets = sets,
+                       .n_sets = n_sets,
+                       .device = "cpu",
+                       .out_dir = hcl_test_tmpdir(),
+                       .plugin_path = HCL_TEST_PLUGIN_DIR};
   hcl_status rc = hcl_run(&o, err, errlen);
   snprintf(dir, 1024, "%s", o.run_dir);
   return rc;

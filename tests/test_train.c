@@ -8,18 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *base_cfg =
-    "[run]\nseed = 5\n"
-    "[target]\nplugin = staircase\nn = 10\nk = 3\nprobe_samples = 2000\n"
-    "[model]\nplugin = resnet\nwidth = 32\ndepth = 3\n"
-    "[train]\nsteps = 4000\nbatch = 32\nlr = 0.05\ntrain_size = 0\n"
-    "[eval]\nevery = 1000\ntest_size = 2000\n";
+static const char *base_cfg = "[run]\nseed = 5\n"
+                              "[target]\nplugin = staircase\nn = 10\nk = 3\nprobe_samples = 2000\n"
+                              "[model]\nplugin = resnet\nwidth = 32\ndepth = 3\n"
+                              "[train]\nsteps = 4000\nbatch = 32\nlr = 0.05\ntrain_size = 0\n"
+                              "[eval]\nevery = 1000\ntest_size = 2000\n";
 
 static hcl_status run_cfg(const char *cfg_text, const char *const *sets, size_t n_sets,
                           const volatile int *stop, char *dir, char *err, size_t errlen) {
   const char *path = hcl_test_write_temp("train.ini", cfg_text);
-  hcl_run_options o = {.config_path = path, .sets = sets, .n_sets = n_sets, .device = "cpu",
-                       .out_dir = hcl_test_tmpdir(), .plugin_path = HCL_TEST_PLUGIN_DIR,
+  hcl_run_options o = {.config_path = path,
+                       .sets = sets,
+                       .n_sets = n_sets,
+                       .device = "cpu",
+                       .out_dir = hcl_test_tmpdir(),
+                       .plugin_path = HCL_TEST_PLUGIN_DIR,
                        .stop = stop};
   hcl_status rc = hcl_run(&o, err, errlen);
   snprintf(dir, 1024, "%s", o.run_dir);
@@ -192,8 +195,8 @@ static void schedules(void **state) {
   assert_float_equal(hcl_schedule_lr(&s, 14999), 0.01, 1e-15);
   assert_float_equal(hcl_schedule_lr(&s, 15000), 0.005, 1e-15);
   assert_float_equal(hcl_schedule_lr(&s, 45000), 0.00125, 1e-15);
-  hcl_schedule p = {.kind = HCL_SCHED_PIECEWISE, .lr = 1, .every = 10, .factors = {1, 0.3, 0.1},
-                    .n_factors = 3};
+  hcl_schedule p = {
+      .kind = HCL_SCHED_PIECEWISE, .lr = 1, .every = 10, .factors = {1, 0.3, 0.1}, .n_factors = 3};
   assert_float_equal(hcl_schedule_lr(&p, 9), 1, 0);
   assert_float_equal(hcl_schedule_lr(&p, 10), 0.3, 0);
   assert_float_equal(hcl_schedule_lr(&p, 1000), 0.1, 0);

@@ -13,12 +13,14 @@
 static const char *fake_tuner =
     "#!/bin/sh\n"
     "cat > clblast_xgemm_1_32.json <<'J'\n"
-    "{\n  \"kernel_family\": \"xgemm_1\",\n  \"best_kernel\": \"Xgemm\",\n  \"best_time\": \"2.50\",\n"
+    "{\n  \"kernel_family\": \"xgemm_1\",\n  \"best_kernel\": \"Xgemm\",\n  \"best_time\": "
+    "\"2.50\",\n"
     "  \"best_parameters\": \"GEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=8 MDIMC=8 MWG=64 NDIMB=32 NDIMC=8 "
     "NWG=128 PRECISION=32 SA=0 SB=0 STRM=0 STRN=0 VWM=8 VWN=4\",\n  \"results\": []\n}\nJ\n"
     "cat > clblast_xgemm_3_32.json <<'J'\n"
     "{\n  \"best_time\": \"0.10\",\n  \"best_parameters\": \"GEMMK=1 KREG=4 KWG=1 KWI=1 MDIMA=8 "
-    "MDIMC=8 MWG=16 NDIMB=8 NDIMC=8 NWG=16 PRECISION=32 SA=0 SB=0 STRM=0 STRN=0 VWM=1 VWN=1\"\n}\nJ\n"
+    "MDIMC=8 MWG=16 NDIMB=8 NDIMC=8 NWG=16 PRECISION=32 SA=0 SB=0 STRM=0 STRN=0 VWM=1 "
+    "VWN=1\"\n}\nJ\n"
     "echo \"$@\" > args.txt\n";
 
 static void tune_writes_and_applies(void **state) {
@@ -55,8 +57,8 @@ static void tune_writes_and_applies(void **state) {
   const char *cfg = hcl_test_write_temp("tiny.ini", "[target]\nplugin = staircase\nn = 4\nk = 2\n"
                                                     "[model]\nplugin = resnet\n[train]\nsteps = 5\n"
                                                     "[eval]\ntest_size = 10\n");
-  snprintf(cmd, sizeof cmd, "HCL_CACHE_DIR=%s %s run %s --device cpu --out %s -q 2>/dev/null", cache,
-           HCL_TEST_HIERCL, cfg, hcl_test_tmpdir());
+  snprintf(cmd, sizeof cmd, "HCL_CACHE_DIR=%s %s run %s --device cpu --out %s -q 2>/dev/null",
+           cache, HCL_TEST_HIERCL, cfg, hcl_test_tmpdir());
   p = popen(cmd, "r");
   n = fread(out, 1, sizeof out - 1, p);
   out[n] = 0;
@@ -68,8 +70,9 @@ static void tune_writes_and_applies(void **state) {
   assert_non_null(m);
   assert_non_null(strstr(m, path));
   free(m);
-  snprintf(cmd, sizeof cmd, "HCL_CACHE_DIR=%s %s tune --dry-run --device cpu --size 200,200,200 2>&1",
-           cache, HCL_TEST_HIERCL);
+  snprintf(cmd, sizeof cmd,
+           "HCL_CACHE_DIR=%s %s tune --dry-run --device cpu --size 200,200,200 2>&1", cache,
+           HCL_TEST_HIERCL);
   p = popen(cmd, "r");
   n = fread(out, 1, sizeof out - 1, p);
   out[n] = 0;

@@ -12,8 +12,13 @@ extern "C" {
 #define HIERCL_VERSION "0.1.0"
 
 /* Exit statuses of the command, also used by hcl_run. */
-enum { HCL_EXIT_OK = 0, HCL_EXIT_FAIL = 1, HCL_EXIT_USAGE = 2, HCL_EXIT_NODEVICE = 3,
-       HCL_EXIT_INTERRUPTED = 130 };
+enum {
+  HCL_EXIT_OK = 0,
+  HCL_EXIT_FAIL = 1,
+  HCL_EXIT_USAGE = 2,
+  HCL_EXIT_NODEVICE = 3,
+  HCL_EXIT_INTERRUPTED = 130
+};
 
 typedef struct hcl_ctx_options {
   const char *device;     /* selector; NULL: HIERCL_DEVICE, else the default */
@@ -39,15 +44,15 @@ int hcl_exit_code(hcl_status rc);
 /* One experiment: a config file plus command-line overrides. */
 typedef struct hcl_run_options {
   const char *config_path;
-  const char *const *sets;     /* "section.key=value" overrides */
+  const char *const *sets; /* "section.key=value" overrides */
   size_t n_sets;
-  const char *device;          /* overrides [runtime] device and HIERCL_DEVICE */
-  const char *out_dir;         /* parent of the run directory (default [run] out) */
-  const char *plugin_path;     /* extra plugin directories (colon list) */
-  const volatile int *stop;    /* set to nonzero (e.g. from SIGINT) to end cleanly */
-  int progress;                /* draw a one-line progress display on stderr */
-  int dry_run;                 /* check config and plugins only: no device, no output */
-  char run_dir[1024];          /* out: the directory written */
+  const char *device;       /* overrides [runtime] device and HIERCL_DEVICE */
+  const char *out_dir;      /* parent of the run directory (default [run] out) */
+  const char *plugin_path;  /* extra plugin directories (colon list) */
+  const volatile int *stop; /* set to nonzero (e.g. from SIGINT) to end cleanly */
+  int progress;             /* draw a one-line progress display on stderr */
+  int dry_run;              /* check config and plugins only: no device, no output */
+  char run_dir[1024];       /* out: the directory written */
 } hcl_run_options;
 
 /* Validate the config, train on the device and write manifest.json,
@@ -66,10 +71,10 @@ hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, con
  * <out>/sweep_<name>_<hash>/ (sweep.jsonl, table.tsv, pstar.json); running
  * the same sweep again skips the points already completed. */
 typedef struct hcl_sweep_options {
-  hcl_run_options run;       /* config, --set, device, out, plugin path, stop */
-  const char *const *grid;   /* "section.key=values" */
+  hcl_run_options run;     /* config, --set, device, out, plugin path, stop */
+  const char *const *grid; /* "section.key=values" */
   size_t n_grid;
-  char sweep_dir[1024];      /* out: the sweep directory */
+  char sweep_dir[1024]; /* out: the sweep directory */
 } hcl_sweep_options;
 
 /* Run (or resume) a sweep; prints progress on stderr and the table on stdout. */

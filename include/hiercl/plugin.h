@@ -65,8 +65,8 @@ typedef enum {
   HCL_PARAM_DOUBLE,
   HCL_PARAM_BOOL,
   HCL_PARAM_STRING,
-  HCL_PARAM_ENUM,       /* one of choices */
-  HCL_PARAM_LIST        /* comma-separated numbers: "1, 0.5, 0.25" */
+  HCL_PARAM_ENUM, /* one of choices */
+  HCL_PARAM_LIST  /* comma-separated numbers: "1, 0.5, 0.25" */
 } hcl_param_type;
 
 /* One key of a plugin's INI section. Tables end with an entry whose key is
@@ -89,9 +89,9 @@ typedef struct hcl_setup {
   uint32_t replicas;     /* R */
   const uint64_t *seeds; /* [R]: replica r behaves as a run with seeds[r] */
   const hcl_params *params;
-  uint64_t train_size;   /* P; 0 = fresh samples every step */
+  uint64_t train_size; /* P; 0 = fresh samples every step */
   uint64_t test_size;
-  size_t max_batch;      /* largest n any call will pass */
+  size_t max_batch; /* largest n any call will pass */
 } hcl_setup;
 
 /* Shape of one input sample (without batch and replica). rank 1: [n];
@@ -110,18 +110,18 @@ typedef enum {
 
 typedef struct hcl_target_info {
   uint32_t struct_size;
-  hcl_shape x;     /* one input sample */
-  size_t y_dim;    /* floats of one label: 1 except multi-output regression */
+  hcl_shape x;  /* one input sample */
+  size_t y_dim; /* floats of one label: 1 except multi-output regression */
   hcl_task task;
   size_t n_classes; /* HCL_TASK_CLASSES only */
 } hcl_target_info;
 
 /* A named block of a model's flat parameter vector, per replica. */
 typedef struct hcl_block {
-  const char *name;  /* e.g. "layer2.weight" */
-  size_t offset;     /* floats from the start of one replica's parameters */
-  size_t rows, cols; /* count = rows * cols; a bias has cols = 1 */
-  uint32_t group;    /* layer index: layer-wise algorithms select by group */
+  const char *name;   /* e.g. "layer2.weight" */
+  size_t offset;      /* floats from the start of one replica's parameters */
+  size_t rows, cols;  /* count = rows * cols; a bias has cols = 1 */
+  uint32_t group;     /* layer index: layer-wise algorithms select by group */
   uint32_t trainable; /* 0 = frozen by construction (e.g. fixed readout) */
 } hcl_block;
 
@@ -212,14 +212,13 @@ typedef struct hcl_host_api {
    * prepends its common library (kernels/common.cl: Philox, activations,
    * hcl_buf offsets helpers), so plugin kernels can call it. `name` labels
    * the program in logs and errors. Build failures carry the compiler log. */
-  hcl_status (*program)(hcl_ctx *ctx, const char *name, const char *src,
-                        const char *options, cl_program *out);
+  hcl_status (*program)(hcl_ctx *ctx, const char *name, const char *src, const char *options,
+                        cl_program *out);
   hcl_status (*kernel)(hcl_ctx *ctx, cl_program prog, const char *name, cl_kernel *out);
   /* Set the arguments and enqueue; `label` names the kernel in profiles.
    * lws may be NULL. Never waits for the device. */
   hcl_status (*run_kernel)(hcl_ctx *ctx, cl_kernel k, cl_uint dims, const size_t *gws,
-                           const size_t *lws, const char *label, size_t nargs,
-                           const hcl_arg *args);
+                           const size_t *lws, const char *label, size_t nargs, const hcl_arg *args);
   /* Wait for every enqueued command. */
   hcl_status (*finish)(hcl_ctx *ctx);
 
@@ -229,10 +228,10 @@ typedef struct hcl_host_api {
   hcl_status (*sgemm)(hcl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                       float alpha, hcl_buf a, size_t lda, hcl_buf b, size_t ldb, float beta,
                       hcl_buf c, size_t ldc);
-  hcl_status (*sgemm_batched)(hcl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n,
-                              size_t k, float alpha, hcl_buf a, size_t lda, size_t stride_a,
-                              hcl_buf b, size_t ldb, size_t stride_b, float beta, hcl_buf c,
-                              size_t ldc, size_t stride_c, size_t batch);
+  hcl_status (*sgemm_batched)(hcl_ctx *ctx, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                              float alpha, hcl_buf a, size_t lda, size_t stride_a, hcl_buf b,
+                              size_t ldb, size_t stride_b, float beta, hcl_buf c, size_t ldc,
+                              size_t stride_c, size_t batch);
 
   /* ---- fused elementwise and reduction ops on [R, rows, cols] ---------- */
   /* y = act(z + bias[r, col]) for z [R, rows, cols], bias [R, cols] (bias.mem
@@ -240,8 +239,8 @@ typedef struct hcl_host_api {
   hcl_status (*bias_act)(hcl_ctx *ctx, hcl_act act, hcl_buf z, hcl_buf bias, size_t bias_stride,
                          hcl_buf y, size_t R, size_t rows, size_t cols);
   /* dz = dy * act'(z) (dz may alias dy). */
-  hcl_status (*act_backward)(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hcl_buf dz,
-                             size_t R, size_t rows, size_t cols);
+  hcl_status (*act_backward)(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hcl_buf dz, size_t R,
+                             size_t rows, size_t cols);
   /* out[r, col] = beta*out + alpha * sum_row x[r, row, col] (deterministic tree). */
   hcl_status (*col_sum)(hcl_ctx *ctx, hcl_buf x, hcl_buf out, size_t out_stride, size_t R,
                         size_t rows, size_t cols, float alpha, float beta);
@@ -264,8 +263,8 @@ typedef struct hcl_host_api {
   hcl_status (*train_phase)(hcl_trainer *t, const hcl_phase *phase, double *final_loss);
   /* Fill x [R, n, x_size], y [R, n, y_dim] with samples first..first+n-1 of
    * a stream (train indices wrap at the training-set size). */
-  hcl_status (*train_batch)(hcl_trainer *t, uint32_t stream, uint64_t first, size_t n,
-                            hcl_buf x, hcl_buf y);
+  hcl_status (*train_batch)(hcl_trainer *t, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
+                            hcl_buf y);
   /* The flat parameters [R, n_params] being trained. */
   hcl_buf (*train_params)(hcl_trainer *t);
   /* Log an evaluation line now (test loss, error, probes, plus extra metrics). */
@@ -287,8 +286,7 @@ typedef struct hcl_host_api {
                                size_t *dim);
   /* Evaluate a named quantity of the target at x (hcl_target_vt.eval), e.g.
    * "hstar" for learned-feature probes of models; out [R, n]. */
-  hcl_status (*probe_target_eval)(hcl_probe *p, const char *what, hcl_buf x, size_t n,
-                                  hcl_buf out);
+  hcl_status (*probe_target_eval)(hcl_probe *p, const char *what, hcl_buf x, size_t n, hcl_buf out);
   hcl_ctx *(*probe_ctx)(hcl_probe *p);
   size_t (*probe_replicas)(hcl_probe *p);
 
@@ -326,8 +324,7 @@ typedef struct hcl_target_vt {
    * y_dim]; index i of a train stream is taken modulo train_size (> 0).
    * Sample i depends only on (seed, stream, i): the same bits on every device
    * and for every n. */
-  hcl_status (*sample)(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
-                       hcl_buf y);
+  hcl_status (*sample)(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x, hcl_buf y);
   /* Optional: metrics computed by evaluating the model (hcl_probe_forward). */
   hcl_status (*probe)(void *self, hcl_probe *p);
   /* Optional: named evaluations for model probes, e.g. "hstar": [R, n] of the
@@ -356,8 +353,8 @@ typedef struct hcl_model_vt {
   hcl_status (*backward)(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad);
   /* Optional: activations of hidden layer `layer` (1-based) at x, into out
    * [R, n, dim]; sets *dim. Used by probes (synonymic sensitivity). */
-  hcl_status (*features)(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
-                         hcl_buf out, size_t *dim);
+  hcl_status (*features)(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n, hcl_buf out,
+                         size_t *dim);
   /* Optional: training algorithms other than plain SGD; NULL-terminated. */
   const char *const *algorithms;
   /* Optional: run `algorithm` through the trainer services of hcl_host_api. */
@@ -387,8 +384,7 @@ typedef struct hcl_plugin_desc {
 
 /* The one exported entry point. On failure return NULL and set *errmsg to a
  * static string saying why. */
-typedef const hcl_plugin_desc *(*hcl_plugin_init_fn)(const hcl_host_api *host,
-                                                     const char **errmsg);
+typedef const hcl_plugin_desc *(*hcl_plugin_init_fn)(const hcl_host_api *host, const char **errmsg);
 
 #if defined(__GNUC__)
 #define HCL_EXPORT __attribute__((visibility("default")))
@@ -398,10 +394,10 @@ typedef const hcl_plugin_desc *(*hcl_plugin_init_fn)(const hcl_host_api *host,
 
 /* Defines the entry point: HCL_PLUGIN_ENTRY(my_init) where
  * `static const hcl_plugin_desc *my_init(const hcl_host_api *, const char **)`. */
-#define HCL_PLUGIN_ENTRY(fn)                                                                  \
-  HCL_EXPORT const hcl_plugin_desc *hcl_plugin_init(const hcl_host_api *host,                  \
-                                                    const char **errmsg) {                     \
-    return fn(host, errmsg);                                                                   \
+#define HCL_PLUGIN_ENTRY(fn)                                                                       \
+  HCL_EXPORT const hcl_plugin_desc *hcl_plugin_init(const hcl_host_api *host,                      \
+                                                    const char **errmsg) {                         \
+    return fn(host, errmsg);                                                                       \
   }
 
 #ifdef __cplusplus

@@ -26,8 +26,7 @@ static hcl_status readout_backward(dcnn *m, hcl_buf params, hcl_buf dout, size_t
   DCNN_TRY(host->sgemm_batched(m->ctx, 0, 0, n, H, D, m->out_scale, d, D, n * D,
                                dcnn_pview(m, params, m->ro_off, D * H), H, m->n_params, 0.0f, dst,
                                H, n * H, R));
-  if (ly->P == 1)
-    return HCL_OK;
+  if (ly->P == 1) return HCL_OK;
   return dcnn_spread(m, dst, dcnn_view(m->da, 0, R * n * ly->P * H), R * n, ly->P, H,
                      1.0f / (float)ly->P);
 }
@@ -52,8 +51,7 @@ static hcl_status conv_backward(dcnn *m, size_t k, hcl_buf params, size_t n, hcl
   else if (m->bias == DCNN_BIAS_POSITION)
     DCNN_TRY(host->col_sum(m->ctx, dz, dcnn_pview(m, grad, ly->b_off, ly->P * H), m->n_params, R, n,
                            ly->P * H, bscale, 0.0f));
-  if (!below)
-    return HCL_OK;
+  if (!below) return HCL_OK;
   /* dU = alpha dZ W, then the patches' transpose back onto A_{k-1} */
   hcl_buf du = dcnn_view(m->du, 0, R * rows * cs);
   DCNN_TRY(host->sgemm_batched(m->ctx, 0, 0, rows, cs, H, ly->alpha, dz, H, rows * H,
@@ -80,11 +78,9 @@ hcl_status dcnn_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl
   size_t total = m->R * m->n_params;
   if (n == 0 || m->stage < m->L || m->train_from > 1)
     DCNN_TRY(host->fill(m->ctx, dcnn_view(grad, 0, total), 0.0f, total));
-  if (n == 0)
-    return HCL_OK;
+  if (n == 0) return HCL_OK;
   DCNN_TRY(readout_backward(m, params, dout, n, grad));
   size_t lo = m->train_from - 1;
-  for (size_t k = m->stage; k-- > lo;)
-    DCNN_TRY(conv_backward(m, k, params, n, grad, k > lo));
+  for (size_t k = m->stage; k-- > lo;) DCNN_TRY(conv_backward(m, k, params, n, grad, k > lo));
   return HCL_OK;
 }

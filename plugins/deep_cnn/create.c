@@ -6,8 +6,7 @@
 
 void dcnn_destroy(void *self) {
   dcnn *m = self;
-  if (!m)
-    return;
+  if (!m) return;
   const hcl_host_api *host = dcnn_host;
   dcnn_ridge_release(m);
   for (size_t k = 0; m->layer && k < m->L; k++) {
@@ -17,8 +16,7 @@ void dcnn_destroy(void *self) {
   }
   hcl_buf *bufs[] = {&m->g, &m->dg, &m->da, &m->dz, &m->du, &m->bs};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-    if (bufs[i]->mem)
-      host->buf_free(m->ctx, bufs[i]);
+    if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
   dcnn_kernels_release(m);
   free(m->layer);
   free(m->blocks);
@@ -96,8 +94,7 @@ static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, dcnn *m, int64_
   int64_t feat = pint(p, "ridge_features", 512), samples = pint(p, "ridge_samples", 0);
   double lambda = pdbl(p, "ridge_lambda", 1e-3);
   m->rc.n_sigma = p ? host->param_list(p, "ridge_sigma", m->rc.sigma, 64) : 0;
-  if (m->rc.n_sigma > 64)
-    m->rc.n_sigma = 64;
+  if (m->rc.n_sigma > 64) m->rc.n_sigma = 64;
   if (m->rc.n_sigma == 0) /* the schema's default */
     m->rc.sigma[0] = 1.0, m->rc.sigma[1] = 0.25, m->rc.n_sigma = 2;
   for (size_t i = 0; i < m->rc.n_sigma; i++)
@@ -140,8 +137,7 @@ static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, int64_t de
     return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: target input [%zu, %zu] is empty", m->v, m->d);
   if (depth == 0) { /* L = log_s d, exactly */
     size_t L = 0, pw = 1;
-    while (pw < m->d)
-      pw *= m->s, L++;
+    while (pw < m->d) pw *= m->s, L++;
     if (pw != m->d || L == 0)
       return host->fail(ctx, HCL_ERR_PARAM,
                         "deep_cnn: input length %zu is not a power of s = %zu (depth = 0 takes "
@@ -192,8 +188,7 @@ static hcl_status alloc_buffers(dcnn *m) {
     DCNN_TRY(alloc_f(m, &ly->U, RB * ly->P * ly->c_in * m->s));
     DCNN_TRY(alloc_f(m, &ly->Z, RB * ly->P * H));
     DCNN_TRY(alloc_f(m, &ly->A, RB * ly->P * H));
-    if (ly->b_count > bmax)
-      bmax = ly->b_count;
+    if (ly->b_count > bmax) bmax = ly->b_count;
   }
   DCNN_TRY(alloc_f(m, &m->g, RB * H));
   DCNN_TRY(alloc_f(m, &m->dg, RB * H));
@@ -212,18 +207,15 @@ hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_in
   if (setup->replicas < 1 || !setup->seeds)
     return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: %u replicas (need >= 1 and their seeds)",
                       (unsigned)setup->replicas);
-  if (setup->max_batch < 1)
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: max_batch = 0");
+  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: max_batch = 0");
   dcnn *m = calloc(1, sizeof *m);
-  if (!m)
-    return host->fail(ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
+  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
   m->ctx = ctx;
   m->R = setup->replicas;
   m->max_batch = setup->max_batch;
   int64_t depth = 0;
   hcl_status rc = read_params(ctx, setup->params, m, &depth);
-  if (rc == HCL_OK)
-    rc = read_target(ctx, target, depth, m);
+  if (rc == HCL_OK) rc = read_target(ctx, target, depth, m);
   if (rc != HCL_OK) {
     dcnn_destroy(m);
     return rc;
@@ -238,8 +230,7 @@ hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_in
   }
   memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
   rc = alloc_buffers(m);
-  if (rc == HCL_OK)
-    rc = dcnn_kernels_build(m);
+  if (rc == HCL_OK) rc = dcnn_kernels_build(m);
   if (rc != HCL_OK) {
     dcnn_destroy(m);
     return rc;

@@ -55,8 +55,8 @@ __kernel void dcnn_pool(__global const float *a, ulong ao, __global float *out, 
 }
 
 /* The transpose of dcnn_pool: da[b, p, c] = scale * g[b, c]. total = B * P * C. */
-__kernel void dcnn_spread(__global const float *gr, ulong go, __global float *da, ulong dao,
-                          uint P, uint C, float scale, ulong total) {
+__kernel void dcnn_spread(__global const float *gr, ulong go, __global float *da, ulong dao, uint P,
+                          uint C, float scale, ulong total) {
   size_t g = get_global_id(0);
   if (g >= total) return;
   size_t per = (size_t)P * C;
@@ -77,8 +77,8 @@ __kernel void dcnn_scale_copy(__global const float *src, ulong so, ulong stride,
 
 /* Random Fourier features in place: f[r, row, k] = amp * cos(f + phase[r, k])
  * for f [R, rows, D]. total = R * rows * D. */
-__kernel void dcnn_rff(__global float *f, ulong fo, __global const float *phase, ulong po,
-                       uint D, ulong rows, float amp, ulong total) {
+__kernel void dcnn_rff(__global float *f, ulong fo, __global const float *phase, ulong po, uint D,
+                       ulong rows, float amp, ulong total) {
   size_t g = get_global_id(0);
   if (g >= total) return;
   size_t r = g / (rows * D), k = g % D;

@@ -26,8 +26,7 @@ extern const hcl_host_api *dcnn_host;
 #define DCNN_TRY(call)                                                                             \
   do {                                                                                             \
     hcl_status dcnn_rc_ = (call);                                                                  \
-    if (dcnn_rc_ != HCL_OK)                                                                        \
-      return dcnn_rc_;                                                                             \
+    if (dcnn_rc_ != HCL_OK) return dcnn_rc_;                                                       \
   } while (0)
 
 /* Stream ids: a tag ("dcnn" in the high 32 bits) and a purpose, so that no

@@ -46,8 +46,7 @@ static hcl_status conv(dcnn *m, size_t k, hcl_buf params, hcl_buf x, size_t n) {
 }
 
 hcl_status dcnn_conv_layers(dcnn *m, hcl_buf params, hcl_buf x, size_t n, size_t upto) {
-  for (size_t k = 0; k < upto; k++)
-    DCNN_TRY(conv(m, k, params, x, n));
+  for (size_t k = 0; k < upto; k++) DCNN_TRY(conv(m, k, params, x, n));
   return HCL_OK;
 }
 
@@ -82,10 +81,8 @@ hcl_status dcnn_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf
   DCNN_TRY(check_n(m, n));
   m->n_last = n;
   m->have_forward = 1;
-  if (n == 0)
-    return HCL_OK;
-  if (m->rc.fitted)
-    return dcnn_ridge_forward(m, x, n, out);
+  if (n == 0) return HCL_OK;
+  if (m->rc.fitted) return dcnn_ridge_forward(m, x, n, out);
   DCNN_TRY(dcnn_conv_layers(m, params, x, n, m->stage));
   hcl_buf feat;
   DCNN_TRY(pooled(m, m->stage, n, &feat));
@@ -94,8 +91,7 @@ hcl_status dcnn_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf
   DCNN_TRY(host->sgemm_batched(m->ctx, 0, 1, n, D, H, m->out_scale, feat, H, n * H,
                                dcnn_pview(m, params, m->ro_off, D * H), H, m->n_params, 0.0f, o, D,
                                n * D, m->R));
-  if (!m->has_rb)
-    return HCL_OK;
+  if (!m->has_rb) return HCL_OK;
   return host->bias_act(m->ctx, HCL_ACT_IDENTITY, o, dcnn_pview(m, params, m->rb_off, D),
                         m->n_params, o, m->R, n, D);
 }
@@ -111,12 +107,10 @@ hcl_status dcnn_features(void *self, hcl_buf params, size_t layer, hcl_buf x, si
                            "deep_cnn: features of layer %zu: expected 1 to %zu", layer, m->L);
   DCNN_TRY(check_n(m, n));
   m->have_forward = 0;
-  if (m->rc.fitted)
-    return dcnn_ridge_features(m, layer, x, n, out, dim);
+  if (m->rc.fitted) return dcnn_ridge_features(m, layer, x, n, out, dim);
   const dcnn_layer *ly = &m->layer[layer - 1];
   *dim = m->H * ly->P;
-  if (n == 0)
-    return HCL_OK;
+  if (n == 0) return HCL_OK;
   DCNN_TRY(dcnn_conv_layers(m, params, x, n, layer));
   return dcnn_flatten_cf(m, ly->A, dcnn_view(out, 0, m->R * n * *dim), n, ly->P, m->H);
 }

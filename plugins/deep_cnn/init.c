@@ -19,8 +19,7 @@ static hcl_status draw(dcnn *m, hcl_buf params, size_t off, size_t count, size_t
 
 hcl_status dcnn_init_readout(dcnn *m, hcl_buf params, uint64_t stream_w, uint64_t stream_b) {
   DCNN_TRY(draw(m, params, m->ro_off, m->n_out * m->H, m->H, stream_w));
-  if (m->has_rb)
-    DCNN_TRY(draw(m, params, m->rb_off, m->n_out, m->H, stream_b));
+  if (m->has_rb) DCNN_TRY(draw(m, params, m->rb_off, m->n_out, m->H, stream_b));
   return HCL_OK;
 }
 

@@ -22,10 +22,8 @@ void dcnn_kernels_release(dcnn *m) {
   cl_kernel ks[] = {m->k_im2col,     m->k_col2im, m->k_pool,      m->k_spread,
                     m->k_scale_copy, m->k_rff,    m->k_normalise, m->k_onehot};
   for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
-    if (ks[i])
-      clReleaseKernel(ks[i]);
-  if (m->prog)
-    clReleaseProgram(m->prog);
+    if (ks[i]) clReleaseKernel(ks[i]);
+  if (m->prog) clReleaseProgram(m->prog);
   m->prog = NULL;
 }
 
@@ -36,8 +34,7 @@ static cl_ulong fo(hcl_buf b) { return (cl_ulong)(b.offset / sizeof(float)); }
  * total (appended here). */
 static hcl_status launch(dcnn *m, cl_kernel k, const char *label, size_t total, size_t nargs,
                          hcl_arg *args) {
-  if (!total)
-    return HCL_OK;
+  if (!total) return HCL_OK;
   cl_ulong tot = total;
   args[nargs] = HCL_ARG(tot);
   size_t lws = DCNN_WG, gws = (total + DCNN_WG - 1) / DCNN_WG * DCNN_WG;

@@ -28,26 +28,22 @@ hcl_status dcnn_layerwise(dcnn *m, hcl_trainer *t) {
   const hcl_host_api *host = dcnn_host;
   uint64_t total = host->train_steps(t);
   uint64_t per = m->layer_steps ? m->layer_steps : total / m->L;
-  if (per == 0 && total > 0)
-    per = 1;
+  if (per == 0 && total > 0) per = 1;
   hcl_buf params = host->train_params(t);
   for (size_t k = 1; k <= m->L; k++) {
     m->stage = k;
     m->train_from = k;
     hcl_status rc =
         dcnn_init_readout(m, params, DCNN_STREAM_STAGE + 2 * k, DCNN_STREAM_STAGE + 2 * k + 1);
-    if (rc != HCL_OK)
-      return finish(m, rc);
+    if (rc != HCL_OK) return finish(m, rc);
     snprintf(m->stage_label, sizeof m->stage_label, "layer %zu", k);
     hcl_phase ph = {.struct_size = sizeof ph,
                     .label = m->stage_label,
                     .steps = per,
                     .group_mask = (1ull << (k - 1)) | (1ull << m->L)};
     rc = host->train_phase(t, &ph, NULL);
-    if (rc == HCL_OK && k < m->L)
-      rc = host->train_eval(t, NULL, 0);
-    if (rc != HCL_OK)
-      return finish(m, rc);
+    if (rc == HCL_OK && k < m->L) rc = host->train_eval(t, NULL, 0);
+    if (rc != HCL_OK) return finish(m, rc);
   }
   return finish(m, HCL_OK);
 }

@@ -13,8 +13,7 @@ hcl_status dcnn_layout(dcnn *m) {
   m->layer = calloc(L, sizeof *m->layer);
   m->blocks = calloc(nb, sizeof *m->blocks);
   m->names = calloc(nb, sizeof *m->names);
-  if (!m->layer || !m->blocks || !m->names)
-    return HCL_ERR_NOMEM;
+  if (!m->layer || !m->blocks || !m->names) return HCL_ERR_NOMEM;
   size_t off = 0, b = 0, P = m->d;
   for (size_t k = 0; k < L; k++) {
     dcnn_layer *ly = &m->layer[k];

@@ -49,14 +49,10 @@ void dcnn_ridge_release(dcnn *m) {
   dcnn_ridge *rc = &m->rc;
   const hcl_host_api *host = dcnn_host;
   for (size_t l = 0; l < m->L; l++) {
-    if (rc->omega)
-      host->buf_free(m->ctx, &rc->omega[l]);
-    if (rc->phase)
-      host->buf_free(m->ctx, &rc->phase[l]);
-    if (rc->w)
-      host->buf_free(m->ctx, &rc->w[l]);
-    if (rc->q)
-      host->buf_free(m->ctx, &rc->q[l]);
+    if (rc->omega) host->buf_free(m->ctx, &rc->omega[l]);
+    if (rc->phase) host->buf_free(m->ctx, &rc->phase[l]);
+    if (rc->w) host->buf_free(m->ctx, &rc->w[l]);
+    if (rc->q) host->buf_free(m->ctx, &rc->q[l]);
   }
   free(rc->omega);
   free(rc->phase);
@@ -87,8 +83,7 @@ static hcl_status ridge_alloc(dcnn *m) {
     return host->fail(m->ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
   for (size_t l = 0; l < L; l++) {
     size_t cs = level_cin(m, l) * m->s;
-    if (cs > max_cs)
-      max_cs = cs;
+    if (cs > max_cs) max_cs = cs;
     DCNN_TRY(alloc_f(m, &rc->omega[l], R * D * cs));
     DCNN_TRY(alloc_f(m, &rc->phase[l], R * D));
     DCNN_TRY(alloc_f(m, &rc->w[l], R * D * C));
@@ -98,10 +93,8 @@ static hcl_status ridge_alloc(dcnn *m) {
   }
   /* rows of one chunk: at least one sample's patches of level 1 */
   size_t P1 = m->layer[0].P, cap = DCNN_RIDGE_BUDGET / (R * D);
-  if (cap > m->max_batch * P1)
-    cap = m->max_batch * P1;
-  if (cap < P1)
-    cap = P1;
+  if (cap > m->max_batch * P1) cap = m->max_batch * P1;
+  if (cap < P1) cap = P1;
   rc->rows_cap = cap;
   DCNN_TRY(alloc_f(m, &rc->u, R * cap * max_cs));
   return alloc_f(m, &rc->f, R * cap * D);
@@ -155,8 +148,7 @@ static hcl_status level_forward(dcnn *m, size_t l, hcl_buf x, size_t n) {
 }
 
 hcl_status dcnn_ridge_levels(dcnn *m, hcl_buf x, size_t n, size_t upto) {
-  for (size_t l = 0; l < upto; l++)
-    DCNN_TRY(level_forward(m, l, x, n));
+  for (size_t l = 0; l < upto; l++) DCNN_TRY(level_forward(m, l, x, n));
   return HCL_OK;
 }
 
@@ -173,8 +165,7 @@ hcl_status dcnn_ridge_features(dcnn *m, size_t layer, hcl_buf x, size_t n, hcl_b
                                size_t *dim) {
   size_t P = m->layer[layer - 1].P, C = m->n_out;
   *dim = C * P;
-  if (n == 0)
-    return HCL_OK;
+  if (n == 0) return HCL_OK;
   DCNN_TRY(dcnn_ridge_levels(m, x, n, layer));
   return dcnn_flatten_cf(m, m->rc.q[layer - 1], dcnn_view(out, 0, m->R * n * C * P), n, P, C);
 }
@@ -186,8 +177,7 @@ typedef struct fit_bufs {
 
 static void fit_free(dcnn *m, fit_bufs *fb) {
   hcl_buf *all[] = {&fb->a, &fb->b, &fb->e, &fb->x, &fb->y};
-  for (size_t i = 0; i < 5; i++)
-    dcnn_host->buf_free(m->ctx, all[i]);
+  for (size_t i = 0; i < 5; i++) dcnn_host->buf_free(m->ctx, all[i]);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -203,8 +193,7 @@ static hcl_status median_sigma(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fi
   size_t R = m->R, cs = level_cin(m, l) * m->s,
          nb = m->max_batch < m->rc.rows_cap ? m->max_batch : m->rc.rows_cap;
   size_t k = N < 256 ? (size_t)N : 256;
-  if (k > nb)
-    k = nb;
+  if (k > nb) k = nb;
   DCNN_TRY(host->train_batch(t, HCL_STREAM_TRAIN, 0, k, fb->x, fb->y));
   DCNN_TRY(dcnn_ridge_levels(m, fb->x, k, l));
   hcl_buf src;
@@ -255,8 +244,7 @@ static hcl_status draw_omega(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fit_
     return host->rng(m->ctx, HCL_RNG_NORMAL, 0.0f, (float)(1.0 / fixed), m->seeds, R,
                      DCNN_STREAM_OMEGA + l, 0, rc->omega[l], D * cs, D * cs);
   double *sigma = malloc(R * sizeof *sigma);
-  if (!sigma)
-    return host->fail(m->ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
+  if (!sigma) return host->fail(m->ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
   hcl_status st = median_sigma(m, t, l, N, fb, sigma);
   for (size_t r = 0; st == HCL_OK && r < R; r++) {
     st = host->rng(m->ctx, HCL_RNG_NORMAL, 0.0f, (float)(1.0 / sigma[r]), m->seeds + r, 1,
@@ -323,14 +311,10 @@ hcl_status dcnn_ridge_chain(dcnn *m, hcl_trainer *t) {
   fit_bufs fb;
   memset(&fb, 0, sizeof fb);
   hcl_status st = alloc_f(m, &fb.a, R * D * D);
-  if (st == HCL_OK)
-    st = alloc_f(m, &fb.b, R * D * C);
-  if (st == HCL_OK)
-    st = alloc_f(m, &fb.e, R * nb * C);
-  if (st == HCL_OK)
-    st = alloc_f(m, &fb.x, R * nb * m->v * m->d);
-  if (st == HCL_OK)
-    st = alloc_f(m, &fb.y, R * nb * m->y_dim);
+  if (st == HCL_OK) st = alloc_f(m, &fb.b, R * D * C);
+  if (st == HCL_OK) st = alloc_f(m, &fb.e, R * nb * C);
+  if (st == HCL_OK) st = alloc_f(m, &fb.x, R * nb * m->v * m->d);
+  if (st == HCL_OK) st = alloc_f(m, &fb.y, R * nb * m->y_dim);
   for (size_t l = 0; st == HCL_OK && l < m->L; l++) {
     st = fit_level(m, t, l, N, nb, &fb);
     if (st == HCL_OK)

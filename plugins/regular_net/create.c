@@ -56,10 +56,10 @@ static hcl_status parse_enum(hcl_ctx *ctx, const hcl_params *p, const char *key,
   return HCL_OK;
 }
 
-static const char *const act_names[] = {"relu", "leaky_relu", "quadratic", "tanh", "identity",
-                                        NULL};
-static const hcl_act act_ids[] = {HCL_ACT_RELU, HCL_ACT_LEAKY_RELU, HCL_ACT_QUADRATIC,
-                                  HCL_ACT_TANH, HCL_ACT_IDENTITY};
+static const char *const act_names[] = {"relu", "leaky_relu", "quadratic",
+                                        "tanh", "identity",   NULL};
+static const hcl_act act_ids[] = {HCL_ACT_RELU, HCL_ACT_LEAKY_RELU, HCL_ACT_QUADRATIC, HCL_ACT_TANH,
+                                  HCL_ACT_IDENTITY};
 static const char *const readout_names[] = {"last", "all", NULL};
 static const char *const fixed_names[] = {"none", "pm_v", NULL};
 static const char *const init_names[] = {"uniform_fan_in", "normal", "zero", NULL};
@@ -117,8 +117,8 @@ static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, hcl_rn *m) {
                       (unsigned long long)m->neuron_check, (unsigned long long)m->passes);
   if (!(m->lambda1 >= 0) || !(m->lambda2 >= 0))
     return host->fail(ctx, HCL_ERR_PARAM,
-                      "regular_net: lambda1 = %g, lambda2 = %g: penalties must be >= 0",
-                      m->lambda1, m->lambda2);
+                      "regular_net: lambda1 = %g, lambda2 = %g: penalties must be >= 0", m->lambda1,
+                      m->lambda2);
   return HCL_OK;
 }
 

@@ -42,11 +42,10 @@ hcl_status hcl_rn_grad_post(hcl_rn *m, hcl_buf params, hcl_buf grad) {
            b1 = m->sel_b1, ro = m->sel_ro;
   cl_float l2w = m->sel_l2w, l2s = m->sel_l2s;
   cl_mem cm = m->masked ? m->cmask.mem : grad.mem; /* any valid buffer when unused */
-  hcl_arg args[] = {HCL_ARG(grad.mem), HCL_ARG(go),  HCL_ARG(params.mem), HCL_ARG(po),
-                    HCL_ARG(cm),       HCL_ARG(mo),  HCL_ARG(has_cm),     HCL_ARG(sel),
-                    HCL_ARG(w0),       HCL_ARG(w1),  HCL_ARG(l2w),        HCL_ARG(s0),
-                    HCL_ARG(s1),       HCL_ARG(l2s), HCL_ARG(b0),         HCL_ARG(b1),
-                    HCL_ARG(ro),       HCL_ARG(np)};
+  hcl_arg args[] = {
+      HCL_ARG(grad.mem), HCL_ARG(go),  HCL_ARG(params.mem), HCL_ARG(po), HCL_ARG(cm),  HCL_ARG(mo),
+      HCL_ARG(has_cm),   HCL_ARG(sel), HCL_ARG(w0),         HCL_ARG(w1), HCL_ARG(l2w), HCL_ARG(s0),
+      HCL_ARG(s1),       HCL_ARG(l2s), HCL_ARG(b0),         HCL_ARG(b1), HCL_ARG(ro),  HCL_ARG(np)};
   size_t gws[2] = {m->n_params, m->R};
   return hcl_rn_host->run_kernel(m->ctx, m->k_grad, 2, gws, NULL, "regular_net_grad", 18, args);
 }

@@ -8,10 +8,10 @@
 static hcl_status linear(hcl_rn *m, hcl_buf P, size_t off, size_t cols, hcl_buf a, size_t n,
                          float beta, hcl_buf z) {
   size_t W = m->W;
-  return hcl_rn_host->sgemm_batched(
-      m->ctx, 0, 1, n, W, cols, 1.0f, hcl_rn_view(a, 0, m->R * n * cols), cols, n * cols,
-      hcl_rn_pview(m, P, off, W * cols), cols, m->n_params, beta,
-      hcl_rn_view(z, 0, m->R * n * W), W, n * W, m->R);
+  return hcl_rn_host->sgemm_batched(m->ctx, 0, 1, n, W, cols, 1.0f,
+                                    hcl_rn_view(a, 0, m->R * n * cols), cols, n * cols,
+                                    hcl_rn_pview(m, P, off, W * cols), cols, m->n_params, beta,
+                                    hcl_rn_view(z, 0, m->R * n * W), W, n * W, m->R);
 }
 
 /* Hidden layers 0 .. upto-1 into z[], h[]. */
@@ -45,8 +45,8 @@ static hcl_status readout(hcl_rn *m, hcl_buf P, size_t n, hcl_buf out) {
                                    m->n_params, l == first ? 0.0f : 1.0f, o, D, n * D, m->R));
   }
   if (m->rb_off == SIZE_MAX) return HCL_OK;
-  return host->bias_act(m->ctx, HCL_ACT_IDENTITY, o, hcl_rn_pview(m, P, m->rb_off, D),
-                        m->n_params, o, m->R, n, D);
+  return host->bias_act(m->ctx, HCL_ACT_IDENTITY, o, hcl_rn_pview(m, P, m->rb_off, D), m->n_params,
+                        o, m->R, n, D);
 }
 
 static hcl_status check_n(hcl_rn *m, size_t n) {

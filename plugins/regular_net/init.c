@@ -26,8 +26,7 @@ hcl_status hcl_rn_draw_masks(hcl_rn *m) {
   HCL_RN_TRY(hcl_rn_host->fill(m->ctx, m->cmask, 1.0f, m->R * m->n_params));
   for (size_t l = 0; l < m->L; l++) {
     const hcl_rn_layer *ly = &m->layers[l];
-    HCL_RN_TRY(draw_mask(m, ly->w_off, ly->in, ly->w_from_input ? m->p2 : m->p1,
-                         part_index(l, 0)));
+    HCL_RN_TRY(draw_mask(m, ly->w_off, ly->in, ly->w_from_input ? m->p2 : m->p1, part_index(l, 0)));
     if (ly->s_off != SIZE_MAX) HCL_RN_TRY(draw_mask(m, ly->s_off, m->d, m->p2, part_index(l, 1)));
   }
   return HCL_OK;
@@ -73,8 +72,8 @@ static hcl_status pm_v(hcl_rn *m, hcl_buf params) {
 hcl_status hcl_rn_init(void *self, hcl_buf params) {
   hcl_rn *m = self;
   const hcl_host_api *host = hcl_rn_host;
-  HCL_RN_TRY(host->fill(m->ctx, hcl_rn_view(params, 0, m->R * m->n_params), 0.0f,
-                        m->R * m->n_params));
+  HCL_RN_TRY(
+      host->fill(m->ctx, hcl_rn_view(params, 0, m->R * m->n_params), 0.0f, m->R * m->n_params));
   for (size_t l = 0; l < m->L; l++) {
     const hcl_rn_layer *ly = &m->layers[l];
     HCL_RN_TRY(draw_block(m, params, ly->w_off, m->W * ly->in, ly->fan_in, 0, part_index(l, 0)));

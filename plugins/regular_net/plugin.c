@@ -5,8 +5,8 @@
 
 const hcl_host_api *hcl_rn_host;
 
-static const char *const activations[] = {"relu", "leaky_relu", "quadratic", "tanh", "identity",
-                                          NULL};
+static const char *const activations[] = {"relu", "leaky_relu", "quadratic",
+                                          "tanh", "identity",   NULL};
 static const char *const readouts[] = {"last", "all", NULL};
 static const char *const fixed[] = {"none", "pm_v", NULL};
 static const char *const inits[] = {"uniform_fan_in", "normal", "zero", NULL};

@@ -20,8 +20,8 @@ __kernel void rn_mask_mul(__global const float *x, ulong x_off, __global const f
  * other entry gets 0. Then entries whose connection is absent (cm == 0) get 0. */
 __kernel void rn_grad_post(__global float *g, ulong g_off, __global const float *p, ulong p_off,
                            __global const float *cm, ulong cm_off, int has_cm, int sel, ulong w0,
-                           ulong w1, float l2w, ulong s0, ulong s1, float l2s, ulong b0,
-                           ulong b1, ulong ro, ulong np) {
+                           ulong w1, float l2w, ulong s0, ulong s1, float l2s, ulong b0, ulong b1,
+                           ulong ro, ulong np) {
   size_t e = get_global_id(0), r = get_global_id(1);
   if (e >= np) return;
   size_t i = r * np + e;

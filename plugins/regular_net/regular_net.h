@@ -16,10 +16,10 @@
 extern const hcl_host_api *hcl_rn_host;
 
 /* Return the status of a call when it is not HCL_OK. */
-#define HCL_RN_TRY(call)                                                                       \
-  do {                                                                                         \
-    hcl_status hcl_rn_rc_ = (call);                                                            \
-    if (hcl_rn_rc_ != HCL_OK) return hcl_rn_rc_;                                              \
+#define HCL_RN_TRY(call)                                                                           \
+  do {                                                                                             \
+    hcl_status hcl_rn_rc_ = (call);                                                                \
+    if (hcl_rn_rc_ != HCL_OK) return hcl_rn_rc_;                                                   \
   } while (0)
 
 /* Stream ids: "regnet" tag in the high bits, the kind of draw in bits 24..31
@@ -27,7 +27,7 @@ extern const hcl_host_api *hcl_rn_host;
  * meets a target's data streams 0, 1, 2). */
 #define HCL_RN_STREAM_TAG 0x7265676e65740000ull /* "regnet\0\0" */
 enum { HCL_RN_DRAW_INIT = 0, HCL_RN_DRAW_MASK = 1, HCL_RN_DRAW_SCHEDULE = 2 };
-#define HCL_RN_STREAM(kind, index)                                                             \
+#define HCL_RN_STREAM(kind, index)                                                                 \
   (HCL_RN_STREAM_TAG | ((uint64_t)(kind) << 24) | (uint64_t)(index))
 
 enum { HCL_RN_READOUT_LAST = 0, HCL_RN_READOUT_ALL = 1 };
@@ -37,12 +37,12 @@ enum { HCL_RN_INIT_UNIFORM = 0, HCL_RN_INIT_NORMAL = 1, HCL_RN_INIT_ZERO = 2 };
 /* What one hidden layer l (0-based here, 1-based in names) owns in a
  * replica's parameter vector; SIZE_MAX offsets mean "absent". */
 typedef struct hcl_rn_layer {
-  size_t in;         /* columns of `w`: d for layer 1, W above */
-  size_t w_off;      /* "layer<l>.weight" [W, in] */
-  size_t s_off;      /* "layer<l>.skip" [W, d] (l >= 2 and input_skip) */
-  size_t b_off;      /* "layer<l>.bias" [W] (bias) */
-  double fan_in;     /* connections of the full layer: in (+ d with a skip) */
-  int w_from_input;  /* 1 for layer 1: its weights come from the inputs (p2, lambda2) */
+  size_t in;        /* columns of `w`: d for layer 1, W above */
+  size_t w_off;     /* "layer<l>.weight" [W, in] */
+  size_t s_off;     /* "layer<l>.skip" [W, d] (l >= 2 and input_skip) */
+  size_t b_off;     /* "layer<l>.bias" [W] (bias) */
+  double fan_in;    /* connections of the full layer: in (+ d with a skip) */
+  int w_from_input; /* 1 for layer 1: its weights come from the inputs (p2, lambda2) */
 } hcl_rn_layer;
 
 /* One model instance for R replicas. */
@@ -73,7 +73,7 @@ typedef struct hcl_rn {
   /* kept activations of the last forward, each [R, max_batch, W]: z[l] the
    * pre-activation (bias included), h[l] the layer's output */
   hcl_buf *z, *h;
-  hcl_buf dh[2]; /* backward scratch, [R, max_batch, W] */
+  hcl_buf dh[2];  /* backward scratch, [R, max_batch, W] */
   hcl_buf x_last; /* the input of the last forward (the caller's buffer) */
   hcl_buf p_last; /* the parameters the last forward used (params or eff) */
   size_t n_last;

@@ -154,8 +154,8 @@ static hcl_status copy_rows(hcl_rn *m, hcl_buf params, size_t off, size_t cols, 
   for (size_t r = 0; r < m->R; r++) {
     hcl_buf p = hcl_rn_view(params, r * m->n_params + off + v0 * cols, count);
     hcl_buf k = hcl_rn_view(m->keep, m->keep_stride * r + koff + v0 * cols, count);
-    HCL_RN_TRY(hcl_rn_host->buf_copy(m->ctx, to_keep ? k : p, to_keep ? p : k,
-                                     count * sizeof(float)));
+    HCL_RN_TRY(
+        hcl_rn_host->buf_copy(m->ctx, to_keep ? k : p, to_keep ? p : k, count * sizeof(float)));
   }
   return HCL_OK;
 }

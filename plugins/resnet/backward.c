@@ -7,13 +7,13 @@ static hcl_status weight_grad(hcl_resnet *m, size_t l, hcl_buf dz, hcl_buf a, si
                               hcl_buf grad) {
   const hcl_host_api *host = hcl_resnet_host;
   size_t in = m->in_dim[l], out = m->out_dims[l];
-  HCL_RESNET_TRY(host->sgemm_batched(
-      m->ctx, 1, 0, out, in, n, 1.0f, hcl_resnet_view(dz, 0, m->R * n * out), out, n * out,
-      hcl_resnet_view(a, 0, m->R * n * in), in, n * in, 0.0f,
-      hcl_resnet_pview(m, grad, m->w_off[l], out * in), in, m->n_params, m->R));
+  HCL_RESNET_TRY(
+      host->sgemm_batched(m->ctx, 1, 0, out, in, n, 1.0f, hcl_resnet_view(dz, 0, m->R * n * out),
+                          out, n * out, hcl_resnet_view(a, 0, m->R * n * in), in, n * in, 0.0f,
+                          hcl_resnet_pview(m, grad, m->w_off[l], out * in), in, m->n_params, m->R));
   return host->col_sum(m->ctx, hcl_resnet_view(dz, 0, m->R * n * out),
-                       hcl_resnet_pview(m, grad, m->b_off[l], out), m->n_params, m->R, n, out,
-                       1.0f, 0.0f);
+                       hcl_resnet_pview(m, grad, m->b_off[l], out), m->n_params, m->R, n, out, 1.0f,
+                       0.0f);
 }
 
 /* dh = dz W_l + beta dh: the gradient reaching layer l's input. */
@@ -36,10 +36,11 @@ hcl_status hcl_resnet_backward(void *self, hcl_buf params, hcl_buf dout, size_t 
     return host->fail(m->ctx, HCL_ERR_PARAM,
                       "resnet: backward without a forward (or after features())");
   if (n != m->n_last)
-    return host->fail(m->ctx, HCL_ERR_PARAM, "resnet: backward on %zu samples, forward had %zu",
-                      n, m->n_last);
-  if (n == 0) return host->fill(m->ctx, hcl_resnet_view(grad, 0, m->R * m->n_params), 0.0f,
-                                m->R * m->n_params);
+    return host->fail(m->ctx, HCL_ERR_PARAM, "resnet: backward on %zu samples, forward had %zu", n,
+                      m->n_last);
+  if (n == 0)
+    return host->fill(m->ctx, hcl_resnet_view(grad, 0, m->R * m->n_params), 0.0f,
+                      m->R * m->n_params);
   size_t L = m->depth, W = m->width, span = m->R * n * W;
   HCL_RESNET_TRY(weight_grad(m, L - 1, dout, m->h[L - 2], n, grad));
   HCL_RESNET_TRY(input_grad(m, L - 1, params, dout, n, 0.0f));

@@ -15,9 +15,8 @@ static hcl_status parse_act(hcl_ctx *ctx, const char *s, hcl_act *out) {
   else if (!strcmp(s, "quadratic"))
     *out = HCL_ACT_QUADRATIC;
   else
-    return hcl_resnet_host->fail(ctx, HCL_ERR_PARAM,
-                                 "resnet: activation = %s: expected relu, leaky_relu or quadratic",
-                                 s);
+    return hcl_resnet_host->fail(
+        ctx, HCL_ERR_PARAM, "resnet: activation = %s: expected relu, leaky_relu or quadratic", s);
   return HCL_OK;
 }
 
@@ -70,8 +69,7 @@ static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, hcl_resnet
                       (unsigned)t->x.rank);
   size_t n_in = 1;
   for (uint32_t i = 0; i < t->x.rank; i++) n_in *= t->x.dims[i];
-  if (n_in == 0)
-    return host->fail(ctx, HCL_ERR_PARAM, "resnet: target input has size 0");
+  if (n_in == 0) return host->fail(ctx, HCL_ERR_PARAM, "resnet: target input has size 0");
   m->n_in = n_in;
   if (t->task == HCL_TASK_CLASSES) {
     if (t->n_classes < 1)
@@ -96,8 +94,7 @@ hcl_status hcl_resnet_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
   if (setup->replicas < 1 || !setup->seeds)
     return host->fail(ctx, HCL_ERR_PARAM, "resnet: %u replicas (need >= 1 and their seeds)",
                       (unsigned)setup->replicas);
-  if (setup->max_batch < 1)
-    return host->fail(ctx, HCL_ERR_PARAM, "resnet: max_batch = 0");
+  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "resnet: max_batch = 0");
   hcl_resnet *m = calloc(1, sizeof *m);
   if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "resnet: out of host memory");
   m->ctx = ctx;

@@ -3,8 +3,7 @@
 
 /* z = x W^T for layer l over all replicas: one batched SGEMM. x is
  * [R, n, in] (replica stride n*in), W [out, in] inside params. */
-static hcl_status linear(hcl_resnet *m, size_t l, hcl_buf params, hcl_buf x, size_t n,
-                         hcl_buf z) {
+static hcl_status linear(hcl_resnet *m, size_t l, hcl_buf params, hcl_buf x, size_t n, hcl_buf z) {
   size_t in = m->in_dim[l], out = m->out_dims[l];
   return hcl_resnet_host->sgemm_batched(
       m->ctx, 0, 1, n, out, in, 1.0f, hcl_resnet_view(x, 0, m->R * n * in), in, n * in,
@@ -49,8 +48,8 @@ hcl_status hcl_resnet_forward(void *self, hcl_buf params, hcl_buf x, size_t n, h
   hcl_buf o = hcl_resnet_view(out, 0, m->R * n * D);
   HCL_RESNET_TRY(linear(m, L - 1, params, m->h[L - 2], n, o));
   return hcl_resnet_host->bias_act(m->ctx, HCL_ACT_IDENTITY, o,
-                                   hcl_resnet_pview(m, params, m->b_off[L - 1], D), m->n_params,
-                                   o, m->R, n, D);
+                                   hcl_resnet_pview(m, params, m->b_off[L - 1], D), m->n_params, o,
+                                   m->R, n, D);
 }
 
 /* Layer `layer` (1 .. depth-1) is the output of hidden layer layer-1. It

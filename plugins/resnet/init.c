@@ -15,8 +15,7 @@ hcl_status hcl_resnet_init(void *self, hcl_buf params) {
     float bound = (float)(1.0 / sqrt((double)m->in_dim[b / 2]));
     hcl_status rc = host->rng(m->ctx, HCL_RNG_UNIFORM, -bound, bound, m->seeds, m->R,
                               HCL_RESNET_STREAM_BASE + b, 0,
-                              hcl_resnet_pview(m, params, blk->offset, count), m->n_params,
-                              count);
+                              hcl_resnet_pview(m, params, blk->offset, count), m->n_params, count);
     if (rc != HCL_OK) return rc;
   }
   return HCL_OK;

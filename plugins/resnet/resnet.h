@@ -8,10 +8,10 @@
 extern const hcl_host_api *hcl_resnet_host;
 
 /* Return the status of a call when it is not HCL_OK. */
-#define HCL_RESNET_TRY(call)                                                                   \
-  do {                                                                                         \
-    hcl_status hcl_resnet_rc_ = (call);                                                        \
-    if (hcl_resnet_rc_ != HCL_OK) return hcl_resnet_rc_;                                       \
+#define HCL_RESNET_TRY(call)                                                                       \
+  do {                                                                                             \
+    hcl_status hcl_resnet_rc_ = (call);                                                            \
+    if (hcl_resnet_rc_ != HCL_OK) return hcl_resnet_rc_;                                           \
   } while (0)
 
 /* Stream ids of the init draws: tag + block index, so that no block shares a

@@ -38,13 +38,13 @@ hcl_status hcl_taylor_backward(void *self, hcl_buf params, hcl_buf dout, size_t 
     return host->fail(m->ctx, HCL_ERR_PARAM,
                       "taylor: backward without a forward (or after features())");
   if (n != m->n_last)
-    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: backward on %zu samples, forward had %zu",
-                      n, m->n_last);
+    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: backward on %zu samples, forward had %zu", n,
+                      m->n_last);
   HCL_TAYLOR_TRY(check_fitted(m, params));
   size_t R = m->R, np = m->n_params, frozen = m->off[HCL_TAYLOR_B_W0];
   for (size_t r = 0; r < R; r++)
-    HCL_TAYLOR_TRY(host->fill(m->ctx, hcl_taylor_view(grad, r * np + frozen, np - frozen), 0.0f,
-                              np - frozen));
+    HCL_TAYLOR_TRY(
+        host->fill(m->ctx, hcl_taylor_view(grad, r * np + frozen, np - frozen), 0.0f, np - frozen));
   if (n == 0) {
     for (size_t r = 0; r < R; r++)
       HCL_TAYLOR_TRY(host->fill(m->ctx, hcl_taylor_view(grad, r * np, frozen), 0.0f, frozen));
@@ -53,13 +53,13 @@ hcl_status hcl_taylor_backward(void *self, hcl_buf params, hcl_buf dout, size_t 
   size_t w = m->m, dz = m->dz;
   cl_ulong eo = fo(m->eb), co = fo(m->cb), so = fo(m->sb), dO = fo(dout), rows = R * n;
   cl_uint mm = (cl_uint)w, order = (cl_uint)m->order;
-  hcl_arg args[] = {HCL_ARG(m->eb.mem), HCL_ARG(eo),  HCL_ARG(m->cb.mem), HCL_ARG(co),
-                    HCL_ARG(m->sb.mem), HCL_ARG(so),  HCL_ARG(dout.mem),  HCL_ARG(dO),
+  hcl_arg args[] = {HCL_ARG(m->eb.mem), HCL_ARG(eo),   HCL_ARG(m->cb.mem), HCL_ARG(co),
+                    HCL_ARG(m->sb.mem), HCL_ARG(so),   HCL_ARG(dout.mem),  HCL_ARG(dO),
                     HCL_ARG(mm),        HCL_ARG(rows), HCL_ARG(order)};
   size_t gws[2] = {w, rows};
   HCL_TAYLOR_TRY(host->run_kernel(m->ctx, m->k_dcoef, 2, gws, NULL, "taylor_dcoef",
                                   sizeof args / sizeof *args, args));
-  return host->sgemm_batched(m->ctx, 1, 0, w, dz, n, 1.0f, hcl_taylor_view(m->eb, 0, R * n * w),
-                             w, n * w, hcl_taylor_z(m, n), dz, n * dz, 0.0f,
+  return host->sgemm_batched(m->ctx, 1, 0, w, dz, n, 1.0f, hcl_taylor_view(m->eb, 0, R * n * w), w,
+                             n * w, hcl_taylor_z(m, n), dz, n * dz, 0.0f,
                              hcl_taylor_pview(m, grad, HCL_TAYLOR_B_W), dz, np, R);
 }

@@ -52,7 +52,8 @@ static hcl_status parse_act(hcl_taylor *m, const char *s) {
   else
     return host->fail(m->ctx, HCL_ERR_PARAM,
                       "taylor: activation = %s: expected auto, relu, relu3, quadratic, softplus "
-                      "or tanh", s);
+                      "or tanh",
+                      s);
   if (m->order == 2 && m->act == HCL_TAYLOR_RELU)
     return host->fail(m->ctx, HCL_ERR_PARAM,
                       "taylor: activation = relu with order = 2: relu'' is a delta at 0, so the "
@@ -76,19 +77,24 @@ static hcl_status read_params(const hcl_params *p, hcl_taylor *m) {
     return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: width = %lld: must be at least 1",
                       (long long)width);
   if (order != 1 && order != 2)
-    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: order = %lld: expected 1 (NTK) or 2 "
-                      "(QuadNTK)", (long long)order);
+    return host->fail(m->ctx, HCL_ERR_PARAM,
+                      "taylor: order = %lld: expected 1 (NTK) or 2 "
+                      "(QuadNTK)",
+                      (long long)order);
   if (!rep || (strcmp(rep, "raw") && strcmp(rep, "neural")))
-    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: representation = %s: expected raw or "
-                      "neural", rep ? rep : "");
+    return host->fail(m->ctx, HCL_ERR_PARAM,
+                      "taylor: representation = %s: expected raw or "
+                      "neural",
+                      rep ? rep : "");
   if (D < 1)
     return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: rep_width = %lld: must be at least 1",
                       (long long)D);
   if (!(m->init_std >= 0) || !(m->w0_std >= 0) || !(m->rep_bias >= 0) || !(m->rcond >= 0) ||
       m->rcond > 1)
-    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: init_std = %g, w0_std = %g, rep_bias = "
-                      "%g must be >= 0 and whiten_rcond = %g in [0, 1]", m->init_std, m->w0_std,
-                      m->rep_bias, m->rcond);
+    return host->fail(m->ctx, HCL_ERR_PARAM,
+                      "taylor: init_std = %g, w0_std = %g, rep_bias = "
+                      "%g must be >= 0 and whiten_rcond = %g in [0, 1]",
+                      m->init_std, m->w0_std, m->rep_bias, m->rcond);
   m->m = (size_t)width;
   m->order = (int)order;
   m->neural = !strcmp(rep, "neural");
@@ -111,7 +117,8 @@ static hcl_status read_target(const hcl_target_info *t, hcl_taylor *m) {
   if (t->task == HCL_TASK_CLASSES)
     return host->fail(m->ctx, HCL_ERR_PARAM,
                       "taylor: the target is a %zu-class classification task; the Taylor model "
-                      "has one output (regression or binary labels)", t->n_classes);
+                      "has one output (regression or binary labels)",
+                      t->n_classes);
   if (t->task == HCL_TASK_REGRESSION && t->y_dim > 1)
     return host->fail(m->ctx, HCL_ERR_PARAM,
                       "taylor: the target has %zu outputs per sample; the Taylor model has one",
@@ -193,7 +200,8 @@ hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
   m->dz = m->neural ? m->D : m->d;
   layout(m);
   if (m->order == 2 && m->init_std == 0)
-    host->log(ctx, HCL_LOG_WARN, "taylor: order = 2 with init_std = 0: w = 0 is a stationary "
+    host->log(ctx, HCL_LOG_WARN,
+              "taylor: order = 2 with init_std = 0: w = 0 is a stationary "
               "point of the quadratic model, gradient descent will not move");
   m->seeds = malloc(m->R * sizeof *m->seeds);
   if (!m->seeds) {

@@ -10,7 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define V(r, c) a[(size_t)(c) * n + (size_t)(r)]
+#define V(r, c) a[(size_t)(c)*n + (size_t)(r)]
 
 /* Reduce to tridiagonal form: d the diagonal, e the subdiagonal (e[0] = 0),
  * V the accumulated orthogonal transformation. */

@@ -25,13 +25,11 @@ hcl_status hcl_taylor_represent(hcl_taylor *m, hcl_buf params, hcl_buf x, size_t
   size_t R = m->R, D = m->D;
   HCL_TAYLOR_TRY(hcl_taylor_hidden(m, params, x, n));
   hcl_buf z = hcl_taylor_view(m->zb, 0, R * n * D);
-  HCL_TAYLOR_TRY(host->sgemm_batched(m->ctx, 0, 0, n, D, D, 1.0f,
-                                     hcl_taylor_view(m->hb, 0, R * n * D), D, n * D,
-                                     hcl_taylor_pview(m, params, HCL_TAYLOR_B_WHITEN), D,
-                                     m->n_params, 0.0f, z, D, n * D, R));
+  HCL_TAYLOR_TRY(host->sgemm_batched(
+      m->ctx, 0, 0, n, D, D, 1.0f, hcl_taylor_view(m->hb, 0, R * n * D), D, n * D,
+      hcl_taylor_pview(m, params, HCL_TAYLOR_B_WHITEN), D, m->n_params, 0.0f, z, D, n * D, R));
   return host->bias_act(m->ctx, HCL_ACT_IDENTITY, z,
-                        hcl_taylor_pview(m, params, HCL_TAYLOR_B_OFFSET), m->n_params, z, R, n,
-                        D);
+                        hcl_taylor_pview(m, params, HCL_TAYLOR_B_OFFSET), m->n_params, z, R, n, D);
 }
 
 hcl_buf hcl_taylor_z(const hcl_taylor *m, size_t n) {
@@ -47,8 +45,7 @@ static hcl_status check_n(hcl_taylor *m, size_t n) {
 }
 
 /* P [R, n, m] = z W^T for the block W [m, dz] of params. */
-static hcl_status project(hcl_taylor *m, hcl_buf params, int blk, hcl_buf z, size_t n,
-                          hcl_buf p) {
+static hcl_status project(hcl_taylor *m, hcl_buf params, int blk, hcl_buf z, size_t n, hcl_buf p) {
   size_t dz = m->dz, w = m->m;
   return hcl_taylor_host->sgemm_batched(m->ctx, 0, 1, n, w, dz, 1.0f, z, dz, n * dz,
                                         hcl_taylor_pview(m, params, blk), dz, m->n_params, 0.0f,
@@ -74,10 +71,11 @@ hcl_status hcl_taylor_forward(void *self, hcl_buf params, hcl_buf x, size_t n, h
   cl_ulong ps = m->n_params, oo = fo(out);
   cl_uint nn = (cl_uint)n, mm = (cl_uint)m->m, order = (cl_uint)m->order, act = (cl_uint)m->act;
   cl_float inv = (cl_float)(1.0 / sqrt((double)m->m));
-  hcl_arg args[] = {HCL_ARG(m->cb.mem), HCL_ARG(co),     HCL_ARG(m->sb.mem), HCL_ARG(so),
-                    HCL_ARG(params.mem), HCL_ARG(ao),    HCL_ARG(ps),        HCL_ARG(out.mem),
-                    HCL_ARG(oo),        HCL_ARG(nn),     HCL_ARG(mm),        HCL_ARG(order),
-                    HCL_ARG(act),       HCL_ARG(inv),    {m->wg * sizeof(float), NULL}};
+  hcl_arg args[] = {HCL_ARG(m->cb.mem), HCL_ARG(co),         HCL_ARG(m->sb.mem),
+                    HCL_ARG(so),        HCL_ARG(params.mem), HCL_ARG(ao),
+                    HCL_ARG(ps),        HCL_ARG(out.mem),    HCL_ARG(oo),
+                    HCL_ARG(nn),        HCL_ARG(mm),         HCL_ARG(order),
+                    HCL_ARG(act),       HCL_ARG(inv),        {m->wg * sizeof(float), NULL}};
   size_t gws = m->wg * m->R * n, lws = m->wg;
   return host->run_kernel(m->ctx, m->k_head, 1, &gws, &lws, "taylor_head",
                           sizeof args / sizeof *args, args);

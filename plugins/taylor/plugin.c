@@ -6,8 +6,8 @@
 
 const hcl_host_api *hcl_taylor_host;
 
-static const char *const activations[] = {"auto", "relu", "relu3", "quadratic", "softplus",
-                                          "tanh", NULL};
+static const char *const activations[] = {"auto",     "relu", "relu3", "quadratic",
+                                          "softplus", "tanh", NULL};
 static const char *const representations[] = {"raw", "neural", NULL};
 
 static const hcl_param_desc params[] = {

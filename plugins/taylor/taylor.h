@@ -14,10 +14,10 @@
 extern const hcl_host_api *hcl_taylor_host;
 
 /* Return the status of a call when it is not HCL_OK. */
-#define HCL_TAYLOR_TRY(call)                                                                   \
-  do {                                                                                         \
-    hcl_status hcl_taylor_rc_ = (call);                                                        \
-    if (hcl_taylor_rc_ != HCL_OK) return hcl_taylor_rc_;                                       \
+#define HCL_TAYLOR_TRY(call)                                                                       \
+  do {                                                                                             \
+    hcl_status hcl_taylor_rc_ = (call);                                                            \
+    if (hcl_taylor_rc_ != HCL_OK) return hcl_taylor_rc_;                                           \
   } while (0)
 
 /* Stream ids of the init draws: tag "taylor" in the high bits + one id per
@@ -47,7 +47,7 @@ enum {
   HCL_TAYLOR_B_W = 0,
   HCL_TAYLOR_B_W0,
   HCL_TAYLOR_B_A,
-  HCL_TAYLOR_B_V,       /* neural only from here */
+  HCL_TAYLOR_B_V, /* neural only from here */
   HCL_TAYLOR_B_BIAS,
   HCL_TAYLOR_B_WHITEN,
   HCL_TAYLOR_B_OFFSET,
@@ -62,7 +62,7 @@ typedef struct hcl_taylor {
   int order, neural;
   hcl_taylor_act act;
   double init_std, w0_std, rep_bias, rcond;
-  uint64_t *seeds; /* [R], copied from the setup */
+  uint64_t *seeds;     /* [R], copied from the setup */
   uint64_t train_size; /* P from the setup (for messages) */
   hcl_block blocks[HCL_TAYLOR_B_COUNT];
   size_t off[HCL_TAYLOR_B_COUNT]; /* offsets of the blocks (floats in a replica) */
@@ -70,11 +70,11 @@ typedef struct hcl_taylor {
   cl_kernel k_head, k_dcoef;
   size_t wg; /* work-group size of k_head (a power of two) */
   /* kept from the last forward, each [R, max_batch, .]: */
-  hcl_buf zb; /* neural: the representation z [.., D] (also the pre-activation scratch) */
-  hcl_buf hb; /* neural: relu(V x + b) [.., D] */
-  hcl_buf cb; /* U = Z w0^T, then the coefficients C = a sigma^(order)(U)/sqrt m [.., m] */
-  hcl_buf sb; /* S = Z w^T [.., m] */
-  hcl_buf eb; /* backward scratch [.., m] */
+  hcl_buf zb;     /* neural: the representation z [.., D] (also the pre-activation scratch) */
+  hcl_buf hb;     /* neural: relu(V x + b) [.., D] */
+  hcl_buf cb;     /* U = Z w0^T, then the coefficients C = a sigma^(order)(U)/sqrt m [.., m] */
+  hcl_buf sb;     /* S = Z w^T [.., m] */
+  hcl_buf eb;     /* backward scratch [.., m] */
   hcl_buf x_last; /* the input of the last forward (raw: z = x) */
   size_t n_last;
   int have_forward;

@@ -106,8 +106,8 @@ static hcl_status chunk(hcl_taylor *m, hcl_trainer *t, fit_bufs *b, uint64_t fir
  * of the centred h (of_z = 0: after a first pass that puts -mu into
  * negmean) or of z with the blocks now in params (of_z = 1); read back into
  * b->hcov. */
-static hcl_status moments(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b,
-                          uint64_t P, int of_z) {
+static hcl_status moments(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b, uint64_t P,
+                          int of_z) {
   const hcl_host_api *host = hcl_taylor_host;
   size_t R = m->R, D = m->D, B = m->max_batch;
   float inv = (float)(1.0 / (double)P);
@@ -116,8 +116,8 @@ static hcl_status moments(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_buf
       size_t n = P - first < B ? (size_t)(P - first) : B;
       HCL_TAYLOR_TRY(chunk(m, t, b, first, n));
       HCL_TAYLOR_TRY(hcl_taylor_hidden(m, params, b->x, n));
-      HCL_TAYLOR_TRY(host->col_sum(m->ctx, hcl_taylor_view(m->hb, 0, R * n * D), b->negmean, D,
-                                   R, n, D, -inv, first ? 1.0f : 0.0f));
+      HCL_TAYLOR_TRY(host->col_sum(m->ctx, hcl_taylor_view(m->hb, 0, R * n * D), b->negmean, D, R,
+                                   n, D, -inv, first ? 1.0f : 0.0f));
     }
   for (uint64_t first = 0; first < P; first += B) {
     size_t n = P - first < B ? (size_t)(P - first) : B;
@@ -170,17 +170,18 @@ static hcl_status fit(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b
     if (rank < 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
                         "taylor: eigen-decomposition of the %zu x %zu covariance of h(x) did not "
-                        "converge (replica %zu, seed %llu)", D, D, r,
-                        (unsigned long long)m->seeds[r]);
+                        "converge (replica %zu, seed %llu)",
+                        D, D, r, (unsigned long long)m->seeds[r]);
     if (rank == 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
                         "taylor: h(x) = relu(V x + b) is constant on the %llu training samples "
-                        "(replica %zu): nothing to whiten", (unsigned long long)P, r);
+                        "(replica %zu): nothing to whiten",
+                        (unsigned long long)P, r);
     if ((size_t)rank < D)
       host->log(m->ctx, HCL_LOG_WARN,
                 "taylor: replica %zu: the covariance of h(x) on %llu samples has %ld of %zu "
-                "eigenvalues above whiten_rcond = %g of the largest; the others map to 0", r,
-                (unsigned long long)P, rank, D, m->rcond);
+                "eigenvalues above whiten_rcond = %g of the largest; the others map to 0",
+                r, (unsigned long long)P, rank, D, m->rcond);
     if (strlen(ranks) < sizeof ranks - 32)
       snprintf(ranks + strlen(ranks), sizeof ranks - strlen(ranks), "%s%ld", r ? "," : "", rank);
     HCL_TAYLOR_TRY(write_blocks(m, params, b, r, b->m0 + r * D * D, P));
@@ -194,7 +195,8 @@ static hcl_status fit(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b
     if (inv_sqrt(b->c, D, REFINE_RCOND, b->mm) < 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
                         "taylor: eigen-decomposition of the refinement covariance did not "
-                        "converge (replica %zu)", r);
+                        "converge (replica %zu)",
+                        r);
     matmul(b->m0 + r * D * D, b->mm, D, b->c);
     HCL_TAYLOR_TRY(write_blocks(m, params, b, r, b->c, P));
   }
@@ -231,8 +233,8 @@ hcl_status hcl_taylor_train(void *self, const char *algorithm, hcl_trainer *t) {
   if (P == 0 || B != P)
     host->log(m->ctx, HCL_LOG_WARN,
               "taylor: algorithm gd with [train] batch = %zu and train_size = %llu is "
-              "minibatch SGD; set batch = train_size for full-batch gradient descent", B,
-              (unsigned long long)P);
+              "minibatch SGD; set batch = train_size for full-batch gradient descent",
+              B, (unsigned long long)P);
   /* the whitening was fitted by prepare(), before the step-0 evaluation */
   hcl_phase ph = {.struct_size = sizeof ph, .label = "gd", .steps = host->train_steps(t)};
   return host->train_phase(t, &ph, NULL);

@@ -9,8 +9,10 @@ static hcl_status parse_act(hcl_ctx *ctx, const char *key, const char *s, hcl_ac
   static const struct {
     const char *name;
     hcl_act act;
-  } acts[] = {{"relu", HCL_ACT_RELU},         {"leaky_relu", HCL_ACT_LEAKY_RELU},
-              {"quadratic", HCL_ACT_QUADRATIC}, {"tanh", HCL_ACT_TANH},
+  } acts[] = {{"relu", HCL_ACT_RELU},
+              {"leaky_relu", HCL_ACT_LEAKY_RELU},
+              {"quadratic", HCL_ACT_QUADRATIC},
+              {"tanh", HCL_ACT_TANH},
               {"identity", HCL_ACT_IDENTITY}};
   if (!s) s = "relu";
   for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
@@ -24,8 +26,8 @@ static hcl_status parse_act(hcl_ctx *ctx, const char *key, const char *s, hcl_ac
 void tl_destroy(void *self) {
   tl_model *m = self;
   if (!m) return;
-  hcl_buf *bufs[] = {&m->z1,   &m->phi,  &m->z2,   &m->h,     &m->dh,    &m->p_x,
-                     &m->p_y,  &m->p_hs, &m->p_sz, &m->p_szz, &m->p_szh};
+  hcl_buf *bufs[] = {&m->z1,  &m->phi,  &m->z2,   &m->h,     &m->dh,   &m->p_x,
+                     &m->p_y, &m->p_hs, &m->p_sz, &m->p_szz, &m->p_szh};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) tl_host->buf_free(m->ctx, bufs[i]);
   free(m->seeds);

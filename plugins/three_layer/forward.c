@@ -23,8 +23,8 @@ hcl_status tl_phi(tl_model *m, hcl_buf params, hcl_buf x, size_t n) {
                              tl_pview(m, params, m->v_off, m1 * d), d, m->n_params, 0.0f,
                              tl_view(m->z1, 0, span), m1, n * m1, R));
   hcl_buf none = {0};
-  TL_TRY(host->bias_act(m->ctx, m->act1, tl_view(m->z1, 0, span), none, 0,
-                        tl_view(m->phi, 0, span), R, n, m1));
+  TL_TRY(host->bias_act(m->ctx, m->act1, tl_view(m->z1, 0, span), none, 0, tl_view(m->phi, 0, span),
+                        R, n, m1));
   return host->axpby(m->ctx, (float)(1.0 / sqrt((double)m1)), tl_view(m->phi, 0, span), 0.0f,
                      tl_view(m->phi, 0, span), span);
 }
@@ -33,12 +33,11 @@ hcl_status tl_phi(tl_model *m, hcl_buf params, hcl_buf x, size_t n) {
 static hcl_status hidden(tl_model *m, hcl_buf params, size_t n) {
   const hcl_host_api *host = tl_host;
   size_t R = m->R, k = tl_phi_dim(m), m2 = m->m2, span = R * n * m2;
-  TL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, tl_view(m->phi, 0, R * n * k), k,
-                             n * k, tl_pview(m, params, m->w_off, m2 * k), k, m->n_params, 0.0f,
+  TL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, tl_view(m->phi, 0, R * n * k), k, n * k,
+                             tl_pview(m, params, m->w_off, m2 * k), k, m->n_params, 0.0f,
                              tl_view(m->z2, 0, span), m2, n * m2, R));
-  return host->bias_act(m->ctx, m->act2, tl_view(m->z2, 0, span),
-                        tl_pview(m, params, m->b_off, m2), m->n_params, tl_view(m->h, 0, span),
-                        R, n, m2);
+  return host->bias_act(m->ctx, m->act2, tl_view(m->z2, 0, span), tl_pview(m, params, m->b_off, m2),
+                        m->n_params, tl_view(m->h, 0, span), R, n, m2);
 }
 
 hcl_status tl_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out) {
@@ -99,14 +98,14 @@ hcl_status tl_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_b
 
 /* Three-layer: layer 1 = phi (m1), layer 2 = sigma2(W phi + b) (m2);
  * two_layer: layer 1 = sigma2(W x/sqrt(d) + b). Uses the forward buffers. */
-hcl_status tl_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
-                       hcl_buf out, size_t *dim) {
+hcl_status tl_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n, hcl_buf out,
+                       size_t *dim) {
   tl_model *m = self;
   const hcl_host_api *host = tl_host;
   size_t layers = m->two_layer ? 1 : 2;
   if (layer < 1 || layer > layers)
-    return host->fail(m->ctx, HCL_ERR_PARAM, "three_layer: features of layer %zu: expected 1 to %zu",
-                      layer, layers);
+    return host->fail(m->ctx, HCL_ERR_PARAM,
+                      "three_layer: features of layer %zu: expected 1 to %zu", layer, layers);
   TL_TRY(check_n(m, n));
   m->have_forward = 0;
   int want_phi = !m->two_layer && layer == 1;

@@ -12,9 +12,8 @@
 static hcl_status init_v(tl_model *m, hcl_buf params) {
   const hcl_host_api *host = tl_host;
   size_t count = m->m1 * m->d;
-  TL_TRY(host->rng(m->ctx, HCL_RNG_NORMAL, 0.0f, 1.0f, m->seeds, m->R,
-                   TL_STREAM_TAG | TL_STREAM_V, 0, tl_pview(m, params, m->v_off, count),
-                   m->n_params, count));
+  TL_TRY(host->rng(m->ctx, HCL_RNG_NORMAL, 0.0f, 1.0f, m->seeds, m->R, TL_STREAM_TAG | TL_STREAM_V,
+                   0, tl_pview(m, params, m->v_off, count), m->n_params, count));
   float *v = malloc(count * sizeof *v);
   if (!v) return host->fail(m->ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
   hcl_status rc = HCL_OK;
@@ -54,8 +53,8 @@ hcl_status tl_init(void *self, hcl_buf params) {
   if (!m->two_layer) TL_TRY(init_v(m, params));
   size_t wc = m->m2 * tl_phi_dim(m);
   TL_TRY(host->rng(m->ctx, HCL_RNG_NORMAL, 0.0f, (float)m->w_scale, m->seeds, m->R,
-                   TL_STREAM_TAG | TL_STREAM_W, 0, tl_pview(m, params, m->w_off, wc),
-                   m->n_params, wc));
+                   TL_STREAM_TAG | TL_STREAM_W, 0, tl_pview(m, params, m->w_off, wc), m->n_params,
+                   wc));
   TL_TRY(tl_draw_b(m, params, TL_STREAM_B));
   size_t ac = m->m2 * m->D;
   return host->rng(m->ctx, HCL_RNG_RADEMACHER, 0.0f, 0.0f, m->seeds, m->R,

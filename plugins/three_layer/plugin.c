@@ -6,8 +6,8 @@
 
 const hcl_host_api *tl_host;
 
-static const char *const act1_choices[] = {"relu", "leaky_relu", "quadratic", "tanh", "identity",
-                                           NULL};
+static const char *const act1_choices[] = {"relu", "leaky_relu", "quadratic",
+                                           "tanh", "identity",   NULL};
 static const char *const act2_choices[] = {"relu", "leaky_relu", "quadratic", "tanh", NULL};
 static const char *const b_dists[] = {"normal", "uniform", NULL};
 

@@ -35,13 +35,13 @@ static hcl_status accumulate(tl_model *m, hcl_probe *p, hcl_buf params, uint64_t
   if (rc != HCL_OK) return rc;
   TL_TRY(tl_phi(m, params, x, n));
   hcl_buf u = tl_view(m->z2, 0, span), none = {0};
-  TL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, tl_view(m->phi, 0, R * n * k), k,
-                             n * k, tl_pview(m, params, m->w_off, m2 * k), k, m->n_params, 0.0f,
-                             u, m2, n * m2, R));
+  TL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, tl_view(m->phi, 0, R * n * k), k, n * k,
+                             tl_pview(m, params, m->w_off, m2 * k), k, m->n_params, 0.0f, u, m2,
+                             n * m2, R));
   float beta = first == 0 ? 0.0f : 1.0f;
   TL_TRY(host->col_sum(m->ctx, u, m->p_sz, m2, R, n, m2, 1.0f, beta));
-  TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, 1, n, 1.0f, u, m2, n * m2, hs, 1, n, beta,
-                             m->p_szh, 1, m2, R));
+  TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, 1, n, 1.0f, u, m2, n * m2, hs, 1, n, beta, m->p_szh,
+                             1, m2, R));
   TL_TRY(host->bias_act(m->ctx, HCL_ACT_QUADRATIC, u, none, 0, tl_view(m->dh, 0, span), R, n, m2));
   TL_TRY(host->col_sum(m->ctx, tl_view(m->dh, 0, span), m->p_szz, m2, R, n, m2, 1.0f, beta));
   float *h = malloc(R * n * sizeof *h);
@@ -57,8 +57,7 @@ static hcl_status accumulate(tl_model *m, hcl_probe *p, hcl_buf params, uint64_t
 }
 
 /* Mean |corr_j| per replica from the sums over N samples. */
-static hcl_status finish(tl_model *m, double N, const double *sh, const double *shh,
-                         double *corr) {
+static hcl_status finish(tl_model *m, double N, const double *sh, const double *shh, double *corr) {
   const hcl_host_api *host = tl_host;
   size_t R = m->R, m2 = m->m2;
   float *s = malloc(3 * R * m2 * sizeof *s);

@@ -17,10 +17,10 @@
 /* The runtime's function table, set once by the entry point (plugin.c). */
 extern const hcl_host_api *tl_host;
 
-#define TL_TRY(call)                                                                           \
-  do {                                                                                         \
-    hcl_status tl_try_rc_ = (call);                                                            \
-    if (tl_try_rc_ != HCL_OK) return tl_try_rc_;                                               \
+#define TL_TRY(call)                                                                               \
+  do {                                                                                             \
+    hcl_status tl_try_rc_ = (call);                                                                \
+    if (tl_try_rc_ != HCL_OK) return tl_try_rc_;                                                   \
   } while (0)
 
 /* Stream ids of the model's draws: "thly" in the high bits, one per quantity. */
@@ -76,8 +76,8 @@ hcl_status tl_draw_b(tl_model *m, hcl_buf params, uint64_t stream);
 hcl_status tl_phi(tl_model *m, hcl_buf params, hcl_buf x, size_t n);
 hcl_status tl_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out);
 hcl_status tl_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad);
-hcl_status tl_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
-                       hcl_buf out, size_t *dim);
+hcl_status tl_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n, hcl_buf out,
+                       size_t *dim);
 hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t);
 hcl_status tl_probe(void *self, hcl_probe *p);
 

@@ -52,8 +52,7 @@ static hcl_status work_alloc(tl_work *w) {
  * the model's forward on them. */
 static hcl_status batch_forward(tl_work *w, uint64_t first, size_t n) {
   tl_model *m = w->m;
-  TL_TRY(tl_host->train_batch(w->t, HCL_STREAM_TRAIN, first, n,
-                              tl_view(w->x, 0, m->R * n * m->d),
+  TL_TRY(tl_host->train_batch(w->t, HCL_STREAM_TRAIN, first, n, tl_view(w->x, 0, m->R * n * m->d),
                               tl_view(w->y, 0, m->R * n * m->y_dim)));
   return tl_forward(m, w->params, w->x, n, tl_view(w->out, 0, m->R * n * m->D));
 }

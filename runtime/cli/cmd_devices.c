@@ -89,8 +89,10 @@ static void print_table(const hcl_device_info *devs, size_t n, size_t def, const
            (double)d->global_mem / (1024.0 * 1024.0 * 1024.0), ver, d->name, d->platform);
   }
   if (def < n) {
-    if (env) printf("* default device (HIERCL_DEVICE=%s)\n", env);
-    else printf("* default device (first GPU, else first CPU)\n");
+    if (env)
+      printf("* default device (HIERCL_DEVICE=%s)\n", env);
+    else
+      printf("* default device (first GPU, else first CPU)\n");
   }
 }
 
@@ -98,7 +100,8 @@ int hcl_cmd_devices(int argc, char **argv) {
   int json = 0;
   for (int i = 0; i < argc; i++) {
     if (i == 0 && argv[0][0] != '-') continue; /* the command name */
-    if (!strcmp(argv[i], "--json")) json = 1;
+    if (!strcmp(argv[i], "--json"))
+      json = 1;
     else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       usage(stdout);
       return HCL_EXIT_OK;
@@ -126,14 +129,18 @@ int hcl_cmd_devices(int argc, char **argv) {
   const char *env = getenv("HIERCL_DEVICE");
   if (env && *env) {
     size_t e = 0;
-    if (hcl_device_select(devs, n, env, &e, err, sizeof err) == HCL_OK) def = e;
+    if (hcl_device_select(devs, n, env, &e, err, sizeof err) == HCL_OK)
+      def = e;
     else {
       fprintf(stderr, "hiercl: warning: HIERCL_DEVICE: %s\n", err);
       env = NULL;
     }
-  } else env = NULL;
-  if (json) print_json(devs, n, def);
-  else print_table(devs, n, def, env);
+  } else
+    env = NULL;
+  if (json)
+    print_json(devs, n, def);
+  else
+    print_table(devs, n, def, env);
   free(devs);
   return HCL_EXIT_OK;
 }

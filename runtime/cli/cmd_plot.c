@@ -11,7 +11,8 @@
 
 /* The script: HIERCL_PLOT_SCRIPT, the install prefix, then the source tree. */
 static const char *find_script(void) {
-  static const char *const candidates[] = {HCL_INSTALL_SHARE_DIR "/plot.py", HCL_SOURCE_DIR "/tools/plot.py"};
+  static const char *const candidates[] = {HCL_INSTALL_SHARE_DIR "/plot.py",
+                                           HCL_SOURCE_DIR "/tools/plot.py"};
   const char *env = getenv("HIERCL_PLOT_SCRIPT");
   if (env && *env) return env;
   for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++)

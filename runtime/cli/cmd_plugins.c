@@ -37,21 +37,24 @@ static int parse_opts(int argc, char **argv, const char *usage, int want_name, c
   memset(o, 0, sizeof *o);
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (!strcmp(a, "--json")) o->json = 1;
+    if (!strcmp(a, "--json"))
+      o->json = 1;
     else if (!strcmp(a, "--plugin-path")) {
       if (i + 1 >= argc) {
         fprintf(stderr, "hiercl %s: --plugin-path needs a value\nusage: %s\n", argv[0], usage);
         return HCL_EXIT_USAGE;
       }
       o->plugin_path = argv[++i];
-    } else if (!strncmp(a, "--plugin-path=", 14)) o->plugin_path = a + 14;
+    } else if (!strncmp(a, "--plugin-path=", 14))
+      o->plugin_path = a + 14;
     else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       printf("usage: %s\n", usage);
       return HCL_EXIT_OK;
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "hiercl %s: unknown option '%s'\nusage: %s\n", argv[0], a, usage);
       return HCL_EXIT_USAGE;
-    } else if (want_name && !o->name) o->name = a;
+    } else if (want_name && !o->name)
+      o->name = a;
     else {
       fprintf(stderr, "hiercl %s: unexpected argument '%s'\nusage: %s\n", argv[0], a, usage);
       return HCL_EXIT_USAGE;
@@ -122,7 +125,8 @@ static void print_table(const hcl_registry *reg, const hcl_plugin **v) {
   }
   if (reg->n == 0)
     printf("no plugins found (add a directory with --plugin-path or HIERCL_PLUGIN_PATH)\n");
-  else printf("%-6s  %-*s  %-*s  %s\n", "KIND", wn, "NAME", wv, "VERSION", "FILE");
+  else
+    printf("%-6s  %-*s  %-*s  %s\n", "KIND", wn, "NAME", wv, "VERSION", "FILE");
   for (size_t i = 0; i < reg->n; i++)
     printf("%-6s  %-*s  %-*s  %s\n", kind_str(v[i]->desc->kind), wn, v[i]->desc->name, wv,
            or_dash(v[i]->desc->version), v[i]->path);
@@ -145,8 +149,10 @@ int hcl_cmd_plugins(int argc, char **argv) {
     fprintf(stderr, "hiercl plugins: out of memory\n");
     return HCL_EXIT_FAIL;
   }
-  if (o.json) print_json_list(&reg, v);
-  else print_table(&reg, v);
+  if (o.json)
+    print_json_list(&reg, v);
+  else
+    print_table(&reg, v);
   free(v);
   hcl_registry_free(&reg);
   return HCL_EXIT_OK;
@@ -189,8 +195,10 @@ static void describe_text(const hcl_plugin *pl) {
   for (size_t i = 0; d->params[i].key; i++) {
     const hcl_param_desc *p = &d->params[i];
     printf("  %s (%s", p->key, type_str(p->type));
-    if (p->def) printf(", default %s", *p->def ? p->def : "\"\"");
-    else printf(", required");
+    if (p->def)
+      printf(", default %s", *p->def ? p->def : "\"\"");
+    else
+      printf(", required");
     if (has_range(p)) printf(", range [%.15g, %.15g]", p->lo, p->hi);
     if (p->type == HCL_PARAM_ENUM && p->choices) {
       printf(", choices: ");
@@ -236,8 +244,10 @@ static void describe_json(const hcl_plugin *pl) {
     printf(", \"type\": ");
     hcl_json_str(stdout, type_str(p->type));
     printf(", \"default\": ");
-    if (p->def) hcl_json_str(stdout, p->def);
-    else printf("null");
+    if (p->def)
+      hcl_json_str(stdout, p->def);
+    else
+      printf("null");
     printf(", \"required\": %s", p->def ? "false" : "true");
     if (has_range(p)) {
       printf(", \"min\": ");
@@ -286,7 +296,8 @@ int hcl_cmd_describe(int argc, char **argv) {
   if (!t && !m) {
     const hcl_plugin **v = sorted_plugins(&reg);
     fprintf(stderr, "hiercl describe: unknown plugin '%s' (known:", o.name);
-    for (size_t i = 0; v && i < reg.n; i++) fprintf(stderr, "%s %s", i ? "," : "", v[i]->desc->name);
+    for (size_t i = 0; v && i < reg.n; i++)
+      fprintf(stderr, "%s %s", i ? "," : "", v[i]->desc->name);
     fprintf(stderr, "%s)\n", reg.n ? "" : " none; see `hiercl plugins`");
     print_rejections_for(&reg, o.name);
     free(v);

@@ -49,19 +49,20 @@ int hcl_cmd_sample(int argc, char **argv) {
   if (!opt.config_path || n < 0 || (strcmp(format, "csv") && strcmp(format, "npy")) ||
       (strcmp(stream, "train") && strcmp(stream, "test"))) {
     fprintf(stderr, "hiercl sample: %s\n%s",
-            !opt.config_path ? "missing CONFIG"
-            : n == -1        ? "missing --n K"
-            : n < 0          ? "--n takes a non-negative integer"
+            !opt.config_path                                    ? "missing CONFIG"
+            : n == -1                                           ? "missing --n K"
+            : n < 0                                             ? "--n takes a non-negative integer"
             : strcmp(stream, "train") && strcmp(stream, "test") ? "--stream is train or test"
-                                                               : "--format is csv or npy",
+                                                                : "--format is csv or npy",
             sample_usage);
     return HCL_EXIT_USAGE;
   }
   opt.sets = sets;
   opt.n_sets = n_sets;
   char err[8192];
-  hcl_status rc = hcl_sample_run(&opt, (uint64_t)n, strcmp(stream, "test") ? HCL_STREAM_TRAIN : HCL_STREAM_TEST,
-                                 format, out, err, sizeof err);
+  hcl_status rc =
+      hcl_sample_run(&opt, (uint64_t)n, strcmp(stream, "test") ? HCL_STREAM_TRAIN : HCL_STREAM_TEST,
+                     format, out, err, sizeof err);
   if (rc != HCL_OK) fprintf(stderr, "hiercl: error: %s\n", err);
   return hcl_exit_code(rc);
 }

@@ -63,8 +63,11 @@ int hcl_cmd_sweep(int argc, char **argv) {
   char err[8192];
   hcl_status rc = hcl_sweep(&opt, err, sizeof err);
   if (rc == HCL_ERR_INTERRUPTED)
-    fprintf(stderr, "hiercl: sweep interrupted; run the same command again to resume (%s)\n", opt.sweep_dir);
-  else if (rc != HCL_OK) fprintf(stderr, "hiercl: error: %s\n", err);
-  else printf("%s\n", opt.sweep_dir);
+    fprintf(stderr, "hiercl: sweep interrupted; run the same command again to resume (%s)\n",
+            opt.sweep_dir);
+  else if (rc != HCL_OK)
+    fprintf(stderr, "hiercl: error: %s\n", err);
+  else
+    printf("%s\n", opt.sweep_dir);
   return hcl_exit_code(rc);
 }

@@ -96,8 +96,8 @@ static int best_of(const char *dir, char *params, size_t len, double *best_ms) {
     snprintf(path, sizeof path, "%s/clblast_xgemm_%d_32.json", dir, stage);
     char *text = slurp(path);
     if (text && json_field(text, "best_time", t, sizeof t) &&
-        json_field(text, "best_parameters", p, sizeof p) && strstr(p, "GEMMK=0") &&
-        atof(t) > 0 && atof(t) < *best_ms) {
+        json_field(text, "best_parameters", p, sizeof p) && strstr(p, "GEMMK=0") && atof(t) > 0 &&
+        atof(t) < *best_ms) {
       *best_ms = atof(t);
       snprintf(params, len, "%s", p);
     }

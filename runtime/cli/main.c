@@ -29,7 +29,8 @@ static const char usage[] =
     "3 no device, 130 interrupted.\n";
 
 int main(int argc, char **argv) {
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+      !strcmp(argv[1], "help")) {
     fputs(usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? HCL_EXIT_USAGE : HCL_EXIT_OK;
   }
@@ -42,9 +43,8 @@ int main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {{"run", hcl_cmd_run},         {"sample", hcl_cmd_sample},
               {"sweep", hcl_cmd_sweep},     {"plot", hcl_cmd_plot},
-              {"tune", hcl_cmd_tune},
-              {"devices", hcl_cmd_devices}, {"plugins", hcl_cmd_plugins},
-              {"describe", hcl_cmd_describe}};
+              {"tune", hcl_cmd_tune},       {"devices", hcl_cmd_devices},
+              {"plugins", hcl_cmd_plugins}, {"describe", hcl_cmd_describe}};
   for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
     if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "hiercl: unknown command '%s' (see hiercl --help)\n", argv[1]);

@@ -102,8 +102,8 @@ typedef struct gt_target {
   /* device (gt_device.c) */
   cl_program prog;
   cl_kernel k_sample, k_eval;
-  hcl_buf d_seeds; /* ulong [R] */
-  hcl_buf d_coef;  /* float [GT_MAX_COEF]: the link polynomial */
+  hcl_buf d_seeds;                       /* ulong [R] */
+  hcl_buf d_coef;                        /* float [GT_MAX_COEF]: the link polynomial */
   char label_sample[64], label_eval[64]; /* kernel names in profiles */
 } gt_target;
 

@@ -77,19 +77,20 @@ GT_FN float gt_tanh(float z) {
     if (a != a) return z;
     t = 1.0f;
   } else {
-    float u = 2.0f * a;                                      /* [0, 18) */
-    int k = (int)(u * 0x1.715476p+0f + 0.5f);                /* round(u / ln 2), 0..26 */
+    float u = 2.0f * a;                       /* [0, 18) */
+    int k = (int)(u * 0x1.715476p+0f + 0.5f); /* round(u / ln 2), 0..26 */
     float fk = (float)k;
     float r = (u - fk * 0x1.62e4p-1f) - fk * 0x1.7f7d1cp-20f; /* ln2 = hi + lo, fk*hi exact */
-    float p = r + r * r *
-                      (0x1p-1f +
-                       r * (0x1.555556p-3f +
-                            r * (0x1.555556p-5f +
-                                 r * (0x1.111112p-7f +
-                                      r * (0x1.6c16c2p-10f +
-                                           r * (0x1.a01a02p-13f + r * 0x1.a01a02p-16f))))));
+    float p =
+        r +
+        r * r *
+            (0x1p-1f +
+             r * (0x1.555556p-3f +
+                  r * (0x1.555556p-5f +
+                       r * (0x1.111112p-7f +
+                            r * (0x1.6c16c2p-10f + r * (0x1.a01a02p-13f + r * 0x1.a01a02p-16f))))));
     float sc = gt_as_float((gt_u32)(k + 127) << 23); /* 2^k */
-    float e = sc * p + (sc - 1.0f);                    /* expm1(u) */
+    float e = sc * p + (sc - 1.0f);                  /* expm1(u) */
     float den = e + 2.0f;
     float y = gt_recip(den);
     t = e * y;

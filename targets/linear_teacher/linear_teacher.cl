@@ -44,9 +44,8 @@ static inline float lt_dot(const __global float *a, const __global float *b, uin
 /* One work item per (sample, replica): x [R, count, d], y [R, count, 1]. */
 __kernel void lt_sample(__global float *x, ulong xo, __global float *y, ulong yo,
                         __global const uint *keys, __global const float *wstar,
-                        __global uint *capped, uint count, uint d, ulong first,
-                        ulong train_size, uint stream, uint inputs, uint attempts, float gamma,
-                        float noise) {
+                        __global uint *capped, uint count, uint d, ulong first, ulong train_size,
+                        uint stream, uint inputs, uint attempts, float gamma, float noise) {
   uint i = get_global_id(0), r = get_global_id(1);
   if (i >= count) return;
   ulong s = first + i;
@@ -70,9 +69,12 @@ __kernel void lt_sample(__global float *x, ulong xo, __global float *y, ulong yo
         float z = j == 0u ? p01.x : j == 1u ? p01.y : j == 2u ? p23.x : p23.y;
         float g = 0.0f + 1.0f * z; /* exactly hcl_rng_draw(NORMAL, 0, 1) */
         uint c = (uint)(4 * b) + j;
-        if (c < d) xr[c] = g;
-        else if (c == d) e0 = g;
-        else e1 = g;
+        if (c < d)
+          xr[c] = g;
+        else if (c == d)
+          e0 = g;
+        else
+          e1 = g;
       }
     }
     if (inputs == LT_IN_BALL) {
@@ -109,8 +111,8 @@ __kernel void lt_margin(__global const float *x, ulong xo, __global float *out, 
  * sign(z) = z >= 0 ? +1 : -1. Integer sums: any order gives the same. */
 __kernel void lt_agree(__global const float *x, ulong xo, __global const float *f, ulong fo,
                        __global const float *wstar, __global const float *dir,
-                       __global const float *off, __global uint *counts, uint count, uint d,
-                       uint G, uint B) {
+                       __global const float *off, __global uint *counts, uint count, uint d, uint G,
+                       uint B) {
   uint g = get_global_id(0), r = get_global_id(1);
   if (g >= G) return;
   uint lo = g * B, hi = min(lo + B, count);

@@ -31,10 +31,10 @@ enum { LT_IN_GAUSSIAN = 0, LT_IN_BALL };
 extern const hcl_host_api *lt_host;
 
 /* Return the status of call when it is not HCL_OK. */
-#define HCL_LT_TRY(call)                                                                       \
-  do {                                                                                         \
-    hcl_status lt_try_rc_ = (call);                                                            \
-    if (lt_try_rc_ != HCL_OK) return lt_try_rc_;                                               \
+#define HCL_LT_TRY(call)                                                                           \
+  do {                                                                                             \
+    hcl_status lt_try_rc_ = (call);                                                                \
+    if (lt_try_rc_ != HCL_OK) return lt_try_rc_;                                                   \
   } while (0)
 
 /* ---- acceptance probability and cap (cap.c) ----------------------------- */
@@ -49,10 +49,10 @@ uint32_t lt_auto_attempts(double p);
 /* ---- probe math, pure C without the host table (probe_math.c) ----------- */
 /* Where the two-layer net lives in the model's blocks (indices; -1 = none). */
 typedef struct lt_layout {
-  long w1;       /* first layer [h, d]: the first block with cols == d */
-  long bias;     /* optional first-layer bias [h, 1]: same group, "bias" in its name */
-  long readout;  /* [1, h] (any block of h floats; "readout" in the name first) */
-  size_t h;      /* hidden units */
+  long w1;      /* first layer [h, d]: the first block with cols == d */
+  long bias;    /* optional first-layer bias [h, 1]: same group, "bias" in its name */
+  long readout; /* [1, h] (any block of h floats; "readout" in the name first) */
+  size_t h;     /* hidden units */
 } lt_layout;
 /* 0 and the layout when blocks form a two-layer net on d inputs; -1 when
  * not (no [h, d] block, no readout of h floats, or a deeper net: some other
@@ -97,9 +97,9 @@ typedef struct lt_target {
   /* device */
   cl_program prog;
   cl_kernel k_sample, k_margin, k_agree;
-  hcl_buf d_seeds;  /* uint [R, 2]: key words of each replica */
-  hcl_buf d_wstar;  /* float [R, d] */
-  hcl_buf d_capped; /* uint [R]: draws that hit the attempt cap (wraps at 2^32) */
+  hcl_buf d_seeds;      /* uint [R, 2]: key words of each replica */
+  hcl_buf d_wstar;      /* float [R, d] */
+  hcl_buf d_capped;     /* uint [R]: draws that hit the attempt cap (wraps at 2^32) */
   uint64_t capped_seen; /* total last reported */
   /* probe scratch, allocated on the first probe */
   size_t probe_chunk;

@@ -101,8 +101,7 @@ static hcl_status configure(lt_target *t, const hcl_params *p) {
                          "or inputs out of range",
                          (long long)d, (long long)ps, (long long)cap);
   if (!(t->margin >= 0.0) || !isfinite(t->margin))
-    return lt_host->fail(ctx, HCL_ERR_PARAM, "linear_teacher: margin = %g must be >= 0",
-                         t->margin);
+    return lt_host->fail(ctx, HCL_ERR_PARAM, "linear_teacher: margin = %g must be >= 0", t->margin);
   if (!(t->noise >= 0.0 && t->noise <= 1.0))
     return lt_host->fail(ctx, HCL_ERR_PARAM,
                          "linear_teacher: label_noise = %g must be a probability in [0, 1]",
@@ -118,8 +117,7 @@ static hcl_status configure(lt_target *t, const hcl_params *p) {
         "probability %.3g, so the rejection cap would need more than %u attempts per sample; "
         "lower the margin%s",
         t->margin, k_inputs[t->inputs], t->d, t->p_accept, LT_MAX_ATTEMPTS_LIMIT,
-        t->inputs == LT_IN_BALL ? " (|w*.x| < 1 in the ball, and about 1/sqrt(d) typically)"
-                                : "");
+        t->inputs == LT_IN_BALL ? " (|w*.x| < 1 in the ball, and about 1/sqrt(d) typically)" : "");
   t->attempts = cap ? (uint32_t)cap : automatic;
   double miss = t->p_accept >= 1.0 ? 0.0 : pow(1.0 - t->p_accept, (double)t->attempts);
   if (cap && miss > LT_CAP_TARGET)

@@ -43,8 +43,8 @@ static hcl_status read_block(lt_target *t, hcl_buf params, size_t n_params, cons
 /* Cluster statistics of every replica; dir [R, d] and off [R] (float) for
  * the device. */
 static hcl_status cluster_all(lt_target *t, hcl_buf params, const hcl_block *blocks,
-                              size_t n_blocks, const lt_layout *lay, double *cos_v,
-                              double *clu_v, double *dcos_v, float *dir_f, float *off_f) {
+                              size_t n_blocks, const lt_layout *lay, double *cos_v, double *clu_v,
+                              double *dcos_v, float *dir_f, float *off_f) {
   hcl_ctx *ctx = t->ctx;
   size_t R = t->R, d = t->d, h = lay->h;
   size_t n_params = 0;
@@ -106,10 +106,18 @@ static hcl_status agreements(lt_target *t, hcl_probe *p, double *lin, double *te
     cl_ulong zero = 0;
     cl_uint cm = (cl_uint)m, d = (cl_uint)t->d, B = LT_PROBE_BLOCK;
     cl_uint G = (cl_uint)((m + LT_PROBE_BLOCK - 1) / LT_PROBE_BLOCK);
-    hcl_arg a[] = {HCL_ARG(t->p_x.mem),   HCL_ARG(zero),          HCL_ARG(t->p_f.mem),
-                   HCL_ARG(zero),         HCL_ARG(t->d_wstar.mem), HCL_ARG(t->p_dir.mem),
-                   HCL_ARG(t->p_off.mem), HCL_ARG(t->p_counts.mem), HCL_ARG(cm),
-                   HCL_ARG(d),            HCL_ARG(G),             HCL_ARG(B)};
+    hcl_arg a[] = {HCL_ARG(t->p_x.mem),
+                   HCL_ARG(zero),
+                   HCL_ARG(t->p_f.mem),
+                   HCL_ARG(zero),
+                   HCL_ARG(t->d_wstar.mem),
+                   HCL_ARG(t->p_dir.mem),
+                   HCL_ARG(t->p_off.mem),
+                   HCL_ARG(t->p_counts.mem),
+                   HCL_ARG(cm),
+                   HCL_ARG(d),
+                   HCL_ARG(G),
+                   HCL_ARG(B)};
     size_t gws[2] = {G, R};
     HCL_LT_TRY(lt_host->run_kernel(ctx, t->k_agree, 2, gws, NULL, "linear_teacher_agree",
                                    sizeof a / sizeof *a, a));

@@ -32,8 +32,7 @@ int lt_find_layout(const hcl_block *blocks, size_t n_blocks, size_t d, lt_layout
   for (size_t i = 0; i < n_blocks && out->bias < 0; i++) {
     const hcl_block *b = &blocks[i];
     if ((long)i == out->w1 || (long)i == out->readout) continue;
-    if (b->rows == h && b->cols == 1 && b->group == w1->group && b->name &&
-        strstr(b->name, "bias"))
+    if (b->rows == h && b->cols == 1 && b->group == w1->group && b->name && strstr(b->name, "bias"))
       out->bias = (long)i;
   }
   /* a hidden-to-hidden weight (h columns, several rows) means a deeper net */

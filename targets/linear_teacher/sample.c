@@ -14,8 +14,8 @@ extern const char hcl_cl_linear_teacher[];
 hcl_status lt_teacher_make(hcl_ctx *ctx, const uint64_t *seeds, size_t R, size_t d, float *out) {
   hcl_buf g = {0};
   HCL_LT_TRY(lt_host->buf_alloc(ctx, R * d * sizeof(float), &g));
-  hcl_status rc = lt_host->rng(ctx, HCL_RNG_NORMAL, 0.0f, 1.0f, seeds, R, LT_STREAM_TEACHER, 0,
-                               g, d, d);
+  hcl_status rc =
+      lt_host->rng(ctx, HCL_RNG_NORMAL, 0.0f, 1.0f, seeds, R, LT_STREAM_TEACHER, 0, g, d, d);
   if (rc == HCL_OK) rc = lt_host->buf_read(ctx, g, out, R * d * sizeof(float));
   lt_host->buf_free(ctx, &g);
   HCL_LT_TRY(rc);
@@ -61,7 +61,7 @@ void lt_device_release(lt_target *t) {
   for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
     if (ks[i]) clReleaseKernel(ks[i]);
   if (t->prog) clReleaseProgram(t->prog);
-  hcl_buf *bufs[] = {&t->d_seeds, &t->d_wstar, &t->d_capped, &t->p_x,      &t->p_y,
+  hcl_buf *bufs[] = {&t->d_seeds, &t->d_wstar, &t->d_capped, &t->p_x,     &t->p_y,
                      &t->p_f,     &t->p_dir,   &t->p_off,    &t->p_counts};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) lt_host->buf_free(ctx, bufs[i]);
@@ -103,11 +103,21 @@ hcl_status lt_sample(void *self, uint32_t stream, uint64_t first, size_t count, 
   cl_uint attempts = t->attempts;
   cl_ulong fst = first, wrap = stream == HCL_STREAM_TRAIN ? t->train_size : 0;
   cl_float gamma = (cl_float)t->margin, noise = (cl_float)t->noise;
-  hcl_arg args[] = {HCL_ARG(x.mem),     HCL_ARG(xo),         HCL_ARG(y.mem),
-                    HCL_ARG(yo),        HCL_ARG(t->d_seeds.mem), HCL_ARG(t->d_wstar.mem),
-                    HCL_ARG(t->d_capped.mem), HCL_ARG(cnt),  HCL_ARG(d),
-                    HCL_ARG(fst),       HCL_ARG(wrap),       HCL_ARG(st),
-                    HCL_ARG(inputs),    HCL_ARG(attempts),   HCL_ARG(gamma),
+  hcl_arg args[] = {HCL_ARG(x.mem),
+                    HCL_ARG(xo),
+                    HCL_ARG(y.mem),
+                    HCL_ARG(yo),
+                    HCL_ARG(t->d_seeds.mem),
+                    HCL_ARG(t->d_wstar.mem),
+                    HCL_ARG(t->d_capped.mem),
+                    HCL_ARG(cnt),
+                    HCL_ARG(d),
+                    HCL_ARG(fst),
+                    HCL_ARG(wrap),
+                    HCL_ARG(st),
+                    HCL_ARG(inputs),
+                    HCL_ARG(attempts),
+                    HCL_ARG(gamma),
                     HCL_ARG(noise)};
   size_t gws[2] = {count, t->R};
   return lt_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, "linear_teacher_sample",
@@ -129,7 +139,7 @@ hcl_status lt_eval(void *self, const char *what, hcl_buf x, size_t count, hcl_bu
   HCL_LT_TRY(float_offset(t, x, "x", &xo));
   HCL_LT_TRY(float_offset(t, out, "out", &oo));
   cl_uint cnt = (cl_uint)count, d = (cl_uint)t->d;
-  hcl_arg args[] = {HCL_ARG(x.mem), HCL_ARG(xo),  HCL_ARG(out.mem), HCL_ARG(oo),
+  hcl_arg args[] = {HCL_ARG(x.mem),          HCL_ARG(xo),  HCL_ARG(out.mem), HCL_ARG(oo),
                     HCL_ARG(t->d_wstar.mem), HCL_ARG(cnt), HCL_ARG(d)};
   size_t gws[2] = {count, t->R};
   return lt_host->run_kernel(t->ctx, t->k_margin, 2, gws, NULL, "linear_teacher_margin",

@@ -37,16 +37,15 @@ __kernel void lrp_sample(__global float *x, ulong xo, __global float *y, ulong y
 }
 
 /* out [R, count] = beta_1 . x (what 0, "hstar") or f*(x) (what 1). */
-__kernel void lrp_eval(__global const float *x, ulong xo, __global float *out, ulong oo,
-                       uint count, uint d, uint what, uint link_kind, uint n_coef,
-                       __global const float *coef, __global const float *B,
-                       __global const float *a, __global const float *off,
+__kernel void lrp_eval(__global const float *x, ulong xo, __global float *out, ulong oo, uint count,
+                       uint d, uint what, uint link_kind, uint n_coef, __global const float *coef,
+                       __global const float *B, __global const float *a, __global const float *off,
                        __global const uint *pw, uint r) {
   uint i = get_global_id(0), rep = get_global_id(1);
   if (i >= count) return;
   ulong row = (ulong)rep * count + i;
   const __global float *xr = HCL_AT(x, xo) + row * d;
   const __global float *Br = B + (ulong)rep * r * d;
-  HCL_AT(out, oo)[row] =
-      what ? lrp_f(xr, d, r, Br, a + (ulong)rep * r, off[rep], pw) : gt_dot(xr, Br, d);
+  HCL_AT(out, oo)
+  [row] = what ? lrp_f(xr, d, r, Br, a + (ulong)rep * r, off[rep], pw) : gt_dot(xr, Br, d);
 }

@@ -34,9 +34,9 @@ __kernel void quf_sample(__global float *x, ulong xo, __global float *y, ulong y
 }
 
 /* out [R, count] = h*(x) (what 0) or g(h*(x)) (what 1). */
-__kernel void quf_eval(__global const float *x, ulong xo, __global float *out, ulong oo,
-                       uint count, uint d, uint what, uint link_kind, uint n_coef,
-                       __global const float *coef, __global const float *A, float hscale) {
+__kernel void quf_eval(__global const float *x, ulong xo, __global float *out, ulong oo, uint count,
+                       uint d, uint what, uint link_kind, uint n_coef, __global const float *coef,
+                       __global const float *A, float hscale) {
   uint i = get_global_id(0), r = get_global_id(1);
   if (i >= count) return;
   ulong row = (ulong)r * count + i;

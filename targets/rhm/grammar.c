@@ -51,9 +51,11 @@ int rhm_dims_init(rhm_dims *g, uint64_t n_c, uint64_t v, uint64_t m, uint64_t s,
   memset(g, 0, sizeof *g);
   g->n_c = n_c, g->v = v, g->m = m, g->s = s, g->L = L;
   if (n_c < 1 || v < 2 || m < 1 || s < 2 || L < 1) {
-    why_set(why, len, "n_c = %llu, v = %llu, m = %llu, s = %llu, L = %llu: need n_c >= 1, v >= 2, "
-            "m >= 1, s >= 2, L >= 1", (unsigned long long)n_c, (unsigned long long)v,
-            (unsigned long long)m, (unsigned long long)s, (unsigned long long)L);
+    why_set(why, len,
+            "n_c = %llu, v = %llu, m = %llu, s = %llu, L = %llu: need n_c >= 1, v >= 2, "
+            "m >= 1, s >= 2, L >= 1",
+            (unsigned long long)n_c, (unsigned long long)v, (unsigned long long)m,
+            (unsigned long long)s, (unsigned long long)L);
     return -1;
   }
   g->d = pow_or_zero(s, L);
@@ -63,8 +65,8 @@ int rhm_dims_init(rhm_dims *g, uint64_t n_c, uint64_t v, uint64_t m, uint64_t s,
     return -1;
   }
   if (v * g->d > RHM_MAX_X) {
-    why_set(why, len, "one sample has v*d = %llu*%llu floats, more than %u",
-            (unsigned long long)v, (unsigned long long)g->d, RHM_MAX_X);
+    why_set(why, len, "one sample has v*d = %llu*%llu floats, more than %u", (unsigned long long)v,
+            (unsigned long long)g->d, RHM_MAX_X);
     return -1;
   }
   g->vs = pow_or_zero(v, s);

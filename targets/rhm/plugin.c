@@ -72,12 +72,12 @@ static hcl_status read_list(rhm_target *t, const hcl_params *p, const char *key,
                             uint32_t *out, size_t *n) {
   double vals[64];
   size_t k = rhm_host->param_list(p, key, vals, 64);
-  if (k > 64)
-    return rhm_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %zu entries, at most 64", key, k);
+  if (k > 64) return rhm_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %zu entries, at most 64", key, k);
   for (size_t i = 0; i < k; i++) {
     if (vals[i] != floor(vals[i]) || vals[i] < 1 || vals[i] > (double)hi)
-      return rhm_host->fail(t->ctx, HCL_ERR_PARAM, "%s: entry %zu (%g) must be an integer in 1..%llu",
-                            key, i + 1, vals[i], (unsigned long long)hi);
+      return rhm_host->fail(t->ctx, HCL_ERR_PARAM,
+                            "%s: entry %zu (%g) must be an integer in 1..%llu", key, i + 1, vals[i],
+                            (unsigned long long)hi);
     out[i] = (uint32_t)vals[i];
   }
   *n = k;
@@ -110,9 +110,9 @@ static hcl_status plan_streams(rhm_target *t) {
                           "train_size + test_size = %llu + %llu = %llu exceeds P_max = "
                           "n_c*m^((s^L-1)/(s-1)) = %llu*%llu^%llu = %s distinct data (bound "
                           "train_size + test_size <= P_max)",
-                          (unsigned long long)P, (unsigned long long)T,
-                          (unsigned long long)(P + T), (unsigned long long)g->n_c,
-                          (unsigned long long)g->m, (unsigned long long)g->n_dig, pm);
+                          (unsigned long long)P, (unsigned long long)T, (unsigned long long)(P + T),
+                          (unsigned long long)g->n_c, (unsigned long long)g->m,
+                          (unsigned long long)g->n_dig, pm);
   if (!P && T >= pmax)
     return rhm_host->fail(ctx, HCL_ERR_PARAM,
                           "online training (train_size = 0) with test_size = %llu leaves no data: "
@@ -120,9 +120,12 @@ static hcl_status plan_streams(rhm_target *t) {
                           (unsigned long long)T, pm);
   t->map[HCL_STREAM_TRAIN] =
       P ? (rhm_stream_map){RHM_MODE_INDEX, 0, P} : (rhm_stream_map){RHM_MODE_INDEX, T, pmax - T};
-  if (T) t->map[HCL_STREAM_TEST] = (rhm_stream_map){RHM_MODE_INDEX, P, T};
-  else if (pmax > P) t->map[HCL_STREAM_TEST] = (rhm_stream_map){RHM_MODE_INDEX, P, pmax - P};
-  else t->map[HCL_STREAM_TEST] = (rhm_stream_map){RHM_MODE_DRAW, 0, 0};
+  if (T)
+    t->map[HCL_STREAM_TEST] = (rhm_stream_map){RHM_MODE_INDEX, P, T};
+  else if (pmax > P)
+    t->map[HCL_STREAM_TEST] = (rhm_stream_map){RHM_MODE_INDEX, P, pmax - P};
+  else
+    t->map[HCL_STREAM_TEST] = (rhm_stream_map){RHM_MODE_DRAW, 0, 0};
   uint64_t q = pmax - P - T, need = 2 * (t->probe_samples ? t->probe_samples : 1);
   if (P && q >= need)
     t->map[HCL_STREAM_PROBE] = (rhm_stream_map){RHM_MODE_INDEX, P + T, q};
@@ -159,7 +162,8 @@ static void note_rules(rhm_target *t) {
       for (uint64_t j = 0; j < g->m; j++) {
         u += (size_t)snprintf(s + u, cap - u, "%s[", j ? "," : "");
         for (uint64_t a = 0; a < g->s; a++)
-          u += (size_t)snprintf(s + u, cap - u, "%s%u", a ? "," : "", tab[(p * g->m + j) * g->s + a]);
+          u += (size_t)snprintf(s + u, cap - u, "%s%u", a ? "," : "",
+                                tab[(p * g->m + j) * g->s + a]);
         u += (size_t)snprintf(s + u, cap - u, "]");
       }
       u += (size_t)snprintf(s + u, cap - u, "]");
@@ -180,11 +184,11 @@ static hcl_status configure(rhm_target *t, const hcl_params *p) {
   t->whitening = enum_index(rhm_host->param_str(p, "whitening"), k_whitening);
   if (n_c < 1 || v < 1 || m < 1 || s < 1 || L < 1 || ps < 0 || t->rules_kind < 0 ||
       t->whitening < 0)
-    return rhm_host->fail(ctx, HCL_ERR_PARAM,
-                          "rhm: n_c = %lld, v = %lld, m = %lld, s = %lld, L = %lld, probe_samples = "
-                          "%lld, rules or whitening out of range",
-                          (long long)n_c, (long long)v, (long long)m, (long long)s, (long long)L,
-                          (long long)ps);
+    return rhm_host->fail(
+        ctx, HCL_ERR_PARAM,
+        "rhm: n_c = %lld, v = %lld, m = %lld, s = %lld, L = %lld, probe_samples = "
+        "%lld, rules or whitening out of range",
+        (long long)n_c, (long long)v, (long long)m, (long long)s, (long long)L, (long long)ps);
   char why[512];
   if (rhm_dims_init(&t->g, (uint64_t)n_c, (uint64_t)v, (uint64_t)m, (uint64_t)s, (uint64_t)L, why,
                     sizeof why))
@@ -216,13 +220,14 @@ static void describe(rhm_target *t) {
            (unsigned long long)g->s, (unsigned long long)g->L, (unsigned long long)g->d,
            k_rules[t->rules_kind], k_whitening[t->whitening], g->p_max_sat ? ">=" : "", pm);
   rhm_host->note(t->ctx, "rhm.grammar", buf, 1);
-  rhm_host->note(t->ctx, "rhm.rng",
-                 "runtime streams (kernels/common.cl), ids 0x52484D<purpose><sub>: rules of depth "
-                 "t = (seed, 0x52484D00_00000000|t) on the host; Feistel round k on half r = word 0 "
-                 "of block (k<<32|r) of (seed, 0x52484D01_00000000); with-replacement data of "
-                 "stream s = (seed, 0x52484D02_00000000|s); probe synonym re-draws of level l = "
-                 "(seed, 0x52484D03_00000000|l); layout in targets/rhm/rhm.cl",
-                 0);
+  rhm_host->note(
+      t->ctx, "rhm.rng",
+      "runtime streams (kernels/common.cl), ids 0x52484D<purpose><sub>: rules of depth "
+      "t = (seed, 0x52484D00_00000000|t) on the host; Feistel round k on half r = word 0 "
+      "of block (k<<32|r) of (seed, 0x52484D01_00000000); with-replacement data of "
+      "stream s = (seed, 0x52484D02_00000000|s); probe synonym re-draws of level l = "
+      "(seed, 0x52484D03_00000000|l); layout in targets/rhm/rhm.cl",
+      0);
   note_rules(t);
   rhm_host->log(t->ctx, HCL_LOG_INFO,
                 "rhm: n_c = %llu, v = %llu, m = %llu, s = %llu, L = %llu, d = %llu, P_max = %s%s, "

@@ -56,9 +56,9 @@ static inline ulong rhm_perm(ulong x, ulong seed, uint h, ulong pmax) {
 __kernel void rhm_sample(__global float *x, ulong xo, __global float *y, ulong yo,
                          __global const uint *keys, __global const uint *rules, ulong table_size,
                          uint count, ulong first, uint mode, ulong base, ulong wrap,
-                         ulong draw_stream, ulong pmax, ulong per_class, uint fh, uint n_c,
-                         uint v, uint m, uint s, uint L, uint d, uint n_dig, uint syn_on,
-                         uint syn_t, ulong syn_stream, float on, float off) {
+                         ulong draw_stream, ulong pmax, ulong per_class, uint fh, uint n_c, uint v,
+                         uint m, uint s, uint L, uint d, uint n_dig, uint syn_on, uint syn_t,
+                         ulong syn_stream, float on, float off) {
   uint i = get_global_id(0), r = get_global_id(1);
   if (i >= count) return;
   ulong j0 = first + i, j = wrap ? j0 % wrap : j0;
@@ -96,8 +96,7 @@ __kernel void rhm_sample(__global float *x, ulong xo, __global float *y, ulong y
   row[0] = label;
   ulong node0 = 0, width = 1;
   for (uint t = 0; t < L; t++) {
-    __global const uint *tab =
-        tabs + (t == 0 ? 0UL : ((ulong)n_c + (ulong)(t - 1) * v) * m * s);
+    __global const uint *tab = tabs + (t == 0 ? 0UL : ((ulong)n_c + (ulong)(t - 1) * v) * m * s);
     for (ulong k = width; k-- > 0;) {
       ulong q = node0 + k;
       uint dg;

@@ -30,10 +30,10 @@
 extern const hcl_host_api *rhm_host;
 
 /* Return the status of call when it is not HCL_OK. */
-#define HCL_RHM_TRY(call)                                                                      \
-  do {                                                                                         \
-    hcl_status rhm_try_rc_ = (call);                                                           \
-    if (rhm_try_rc_ != HCL_OK) return rhm_try_rc_;                                             \
+#define HCL_RHM_TRY(call)                                                                          \
+  do {                                                                                             \
+    hcl_status rhm_try_rc_ = (call);                                                               \
+    if (rhm_try_rc_ != HCL_OK) return rhm_try_rc_;                                                 \
   } while (0)
 
 /* ---- stream ids: "RHM" in the top 24 bits, a purpose byte, a sub-id ----- */
@@ -53,22 +53,22 @@ __extension__ typedef unsigned __int128 rhm_u128; /* GCC/Clang */
 
 typedef struct rhm_dims {
   uint64_t n_c, v, m, s, L;
-  uint64_t d;       /* s^L */
-  uint64_t n_dig;   /* (s^L - 1)/(s - 1) */
-  rhm_u128 p_max;   /* n_c * m^n_dig, saturated at RHM_U128_SAT */
-  int p_max_sat;    /* 1 when the true P_max is >= RHM_U128_SAT */
-  uint64_t vs;      /* v^s (checked < 2^64) */
-  uint64_t vs1;     /* v^(s-1) */
-  size_t table_size; /* uints of one replica's rule tables */
-  int index_mode;   /* P_max < 2^63: exact index -> datum bijection */
-  uint64_t per_class; /* P_max / n_c (index mode) */
+  uint64_t d;            /* s^L */
+  uint64_t n_dig;        /* (s^L - 1)/(s - 1) */
+  rhm_u128 p_max;        /* n_c * m^n_dig, saturated at RHM_U128_SAT */
+  int p_max_sat;         /* 1 when the true P_max is >= RHM_U128_SAT */
+  uint64_t vs;           /* v^s (checked < 2^64) */
+  uint64_t vs1;          /* v^(s-1) */
+  size_t table_size;     /* uints of one replica's rule tables */
+  int index_mode;        /* P_max < 2^63: exact index -> datum bijection */
+  uint64_t per_class;    /* P_max / n_c (index mode) */
   uint32_t feistel_half; /* Feistel half width h: domain 2^(2h) >= P_max */
 } rhm_dims;
 
 #define RHM_U128_SAT ((rhm_u128)1 << 126)
-#define RHM_MAX_D 1048576u          /* d = s^L */
-#define RHM_MAX_X 268435456u        /* v * d floats of one sample */
-#define RHM_MAX_TABLE 67108864u     /* uints of one replica's rule tables */
+#define RHM_MAX_D 1048576u      /* d = s^L */
+#define RHM_MAX_X 268435456u    /* v * d floats of one sample */
+#define RHM_MAX_TABLE 67108864u /* uints of one replica's rule tables */
 
 /* Fill dims from (n_c, v, m, s, L) and check SPEC's bounds and the plugin's
  * size limits. 0, or -1 with a message stating the violated bound in why. */
@@ -120,9 +120,9 @@ void rhm_whiten_values(int whitening, uint64_t v, float *on, float *off);
 /* ---- the target (plugin.c, sample.c, probe.c) --------------------------- */
 /* Index map of one data stream. */
 typedef struct rhm_stream_map {
-  int mode;       /* RHM_MODE_INDEX or RHM_MODE_DRAW */
-  uint64_t base;  /* index mode: first permuted index */
-  uint64_t wrap;  /* sample index taken modulo wrap (0: none) */
+  int mode;      /* RHM_MODE_INDEX or RHM_MODE_DRAW */
+  uint64_t base; /* index mode: first permuted index */
+  uint64_t wrap; /* sample index taken modulo wrap (0: none) */
 } rhm_stream_map;
 
 typedef struct rhm_target {
@@ -152,8 +152,7 @@ typedef struct rhm_target {
 /* Upload the seeds and rule tables, compile the kernels (sample.c). */
 hcl_status rhm_device_init(rhm_target *t);
 void rhm_device_release(rhm_target *t);
-hcl_status rhm_sample(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
-                      hcl_buf y);
+hcl_status rhm_sample(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x, hcl_buf y);
 /* sample() with the digits of depth t re-drawn from (seed, RHM_STREAM_SYN |
  * ell) (ell = L - t; ell = 0: no re-draw), for the sensitivity probe. */
 hcl_status rhm_sample_ext(rhm_target *t, uint32_t stream, uint64_t first, size_t n, hcl_buf x,

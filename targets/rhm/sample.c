@@ -51,16 +51,16 @@ static hcl_status float_offset(rhm_target *t, hcl_buf b, const char *what, cl_ul
 static hcl_status check_room(rhm_target *t, hcl_buf b, size_t floats, const char *what) {
   if (b.size && b.size < floats * sizeof(float))
     return rhm_host->fail(t->ctx, HCL_ERR_PARAM,
-                          "rhm: %s holds %zu bytes, %zu floats ([R, n, ...]) needed", what,
-                          b.size, floats);
+                          "rhm: %s holds %zu bytes, %zu floats ([R, n, ...]) needed", what, b.size,
+                          floats);
   return HCL_OK;
 }
 
 hcl_status rhm_sample_ext(rhm_target *t, uint32_t stream, uint64_t first, size_t count, hcl_buf x,
                           hcl_buf y, uint32_t ell) {
   if (stream > HCL_STREAM_PROBE)
-    return rhm_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: unknown stream %u (0 train, 1 test, 2 probe)",
-                          stream);
+    return rhm_host->fail(t->ctx, HCL_ERR_PARAM,
+                          "rhm: unknown stream %u (0 train, 1 test, 2 probe)", stream);
   if (ell > t->g.L)
     return rhm_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: level %u outside 1..L = 1..%llu", ell,
                           (unsigned long long)t->g.L);
@@ -83,23 +83,40 @@ hcl_status rhm_sample_ext(rhm_target *t, uint32_t stream, uint64_t first, size_t
   cl_uint L = (cl_uint)g->L, d = (cl_uint)g->d, n_dig = (cl_uint)g->n_dig;
   cl_uint syn_on = ell ? 1u : 0u, syn_t = ell ? (cl_uint)(g->L - ell) : 0u;
   cl_float on = t->x_on, off = t->x_off;
-  hcl_arg args[] = {HCL_ARG(x.mem),     HCL_ARG(xo),         HCL_ARG(y.mem),
-                    HCL_ARG(yo),        HCL_ARG(t->d_seeds.mem), HCL_ARG(t->d_rules.mem),
-                    HCL_ARG(tsize),     HCL_ARG(cnt),        HCL_ARG(fst),
-                    HCL_ARG(mode),      HCL_ARG(base),       HCL_ARG(wrap),
-                    HCL_ARG(dstream),   HCL_ARG(pmax),       HCL_ARG(per_class),
-                    HCL_ARG(half),      HCL_ARG(n_c),        HCL_ARG(v),
-                    HCL_ARG(m),         HCL_ARG(s),          HCL_ARG(L),
-                    HCL_ARG(d),         HCL_ARG(n_dig),      HCL_ARG(syn_on),
-                    HCL_ARG(syn_t),     HCL_ARG(syn_stream), HCL_ARG(on),
+  hcl_arg args[] = {HCL_ARG(x.mem),
+                    HCL_ARG(xo),
+                    HCL_ARG(y.mem),
+                    HCL_ARG(yo),
+                    HCL_ARG(t->d_seeds.mem),
+                    HCL_ARG(t->d_rules.mem),
+                    HCL_ARG(tsize),
+                    HCL_ARG(cnt),
+                    HCL_ARG(fst),
+                    HCL_ARG(mode),
+                    HCL_ARG(base),
+                    HCL_ARG(wrap),
+                    HCL_ARG(dstream),
+                    HCL_ARG(pmax),
+                    HCL_ARG(per_class),
+                    HCL_ARG(half),
+                    HCL_ARG(n_c),
+                    HCL_ARG(v),
+                    HCL_ARG(m),
+                    HCL_ARG(s),
+                    HCL_ARG(L),
+                    HCL_ARG(d),
+                    HCL_ARG(n_dig),
+                    HCL_ARG(syn_on),
+                    HCL_ARG(syn_t),
+                    HCL_ARG(syn_stream),
+                    HCL_ARG(on),
                     HCL_ARG(off)};
   size_t gws[2] = {count, t->R};
   return rhm_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, "rhm_sample",
                               sizeof args / sizeof *args, args);
 }
 
-hcl_status rhm_sample(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
-                      hcl_buf y) {
+hcl_status rhm_sample(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x, hcl_buf y) {
   return rhm_sample_ext(self, stream, first, n, x, y, 0);
 }
 
@@ -108,7 +125,7 @@ hcl_status rhm_sqdist(rhm_target *t, hcl_buf a, hcl_buf b, size_t n, size_t D, h
   HCL_RHM_TRY(float_offset(t, a, "features", &ao));
   HCL_RHM_TRY(float_offset(t, b, "features", &bo));
   cl_uint cnt = (cl_uint)n, dim = (cl_uint)D;
-  hcl_arg args[] = {HCL_ARG(a.mem), HCL_ARG(ao),    HCL_ARG(b.mem), HCL_ARG(bo),
+  hcl_arg args[] = {HCL_ARG(a.mem),   HCL_ARG(ao),  HCL_ARG(b.mem), HCL_ARG(bo),
                     HCL_ARG(out.mem), HCL_ARG(cnt), HCL_ARG(dim)};
   size_t gws[2] = {n, t->R};
   return rhm_host->run_kernel(t->ctx, t->k_sqdist, 2, gws, NULL, "rhm_sqdist",

@@ -67,9 +67,8 @@ static void sort_u32(uint32_t *a, size_t n) {
 
 /* Parse whitespace-separated 1-based indices of s[0..end) into idx (0-based,
  * sorted). allow_zero: the single token "0" means the empty set. */
-static int parse_indices(const char *s, const char *end, size_t n, int allow_zero,
-                         uint32_t **idx, size_t *size, size_t item, const char *what, char *why,
-                         size_t len) {
+static int parse_indices(const char *s, const char *end, size_t n, int allow_zero, uint32_t **idx,
+                         size_t *size, size_t item, const char *what, char *why, size_t len) {
   size_t cap = 8, m = 0;
   uint32_t *a = malloc(cap * sizeof *a);
   if (!a) {
@@ -124,8 +123,8 @@ static int parse_indices(const char *s, const char *end, size_t n, int allow_zer
     p = q;
   }
   if (saw_zero && m) {
-    why_set(why, len, "%s %zu: 0 (the empty set) can not be combined with other indices",
-            what, item);
+    why_set(why, len, "%s %zu: 0 (the empty set) can not be combined with other indices", what,
+            item);
     free(a);
     return -1;
   }
@@ -362,9 +361,7 @@ int stc_function_build(int kind, size_t n, size_t k, size_t k2, int normalize,
   case STC_FN_FOURIER:
     if (stc_terms_parse(terms_text, n, &raw, why, len)) return -1;
     break;
-  default:
-    why_set(why, len, "unknown function kind %d", kind);
-    return -1;
+  default: why_set(why, len, "unknown function kind %d", kind); return -1;
   }
   if (rc || stc_terms_canonical(&raw, out)) {
     stc_terms_free(&raw);
@@ -488,9 +485,8 @@ void stc_terms_text(const stc_terms *t, char *buf, size_t len) {
   for (size_t j = 0; j < t->count; j++) {
     char term[256];
     double c = t->coef[j];
-    size_t tl = (size_t)snprintf(term, sizeof term, "%s%.6g", j == 0 ? (c < 0 ? "-" : "")
-                                                                      : (c < 0 ? " - " : " + "),
-                                 fabs(c));
+    size_t tl = (size_t)snprintf(term, sizeof term, "%s%.6g",
+                                 j == 0 ? (c < 0 ? "-" : "") : (c < 0 ? " - " : " + "), fabs(c));
     for (uint32_t a = t->off[j]; a < t->off[j + 1] && tl < sizeof term; a++)
       tl += (size_t)snprintf(term + tl, sizeof term - tl, "*x%u", t->idx[a] + 1);
     if (tl >= sizeof term || used + tl + 4 >= len) {

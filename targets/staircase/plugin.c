@@ -77,17 +77,14 @@ static void describe_function(stc_target *t, size_t k, size_t k2, int normalize)
     else
       snprintf(head, sizeof head, "staircase S_%zu(x) = sum_{i=1..%zu} chi_{1..i}(x)", k, k);
     break;
-  case STC_FN_PARITY:
-    snprintf(head, sizeof head, "parity chi_{1..%zu}(x)", k);
-    break;
+  case STC_FN_PARITY: snprintf(head, sizeof head, "parity chi_{1..%zu}(x)", k); break;
   case STC_FN_MULTI:
     snprintf(head, sizeof head,
              "multi_staircase S_{%zu,%zu}(x) = sum_{i=1..%zu} chi_{1..i} + sum_{i=2..%zu} x_1 "
              "chi_{%zu..%zu+i-1}",
              k, k2, k, k2, k + 1, k);
     break;
-  default:
-    snprintf(head, sizeof head, "fourier function of %zu terms", t->fn.count);
+  default: snprintf(head, sizeof head, "fourier function of %zu terms", t->fn.count);
   }
   stc_terms_text(&t->fn, text, sizeof text);
   int sp = stc_staircase_property(&t->fn);
@@ -135,8 +132,8 @@ static hcl_status configure(stc_target *t, const hcl_params *p) {
   t->n = (size_t)n;
   t->probe_samples = (uint64_t)ps;
   if (t->inputs == STC_IN_BIASED && !(t->bias > 0.0 && t->bias < 1.0))
-    return stc_host->fail(ctx, HCL_ERR_PARAM,
-                          "bias = %g: p must be strictly between 0 and 1", t->bias);
+    return stc_host->fail(ctx, HCL_ERR_PARAM, "bias = %g: p must be strictly between 0 and 1",
+                          t->bias);
   if (!(t->noise >= 0.0) || !isfinite(t->noise))
     return stc_host->fail(ctx, HCL_ERR_PARAM, "noise = %g must be >= 0", t->noise);
   if (t->kind != STC_FN_FOURIER && terms && *terms)

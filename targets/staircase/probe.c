@@ -26,10 +26,18 @@ static hcl_status probe_accumulate(stc_target *t, hcl_ctx *ctx, size_t m) {
   cl_ulong zero = 0;
   cl_uint cm = (cl_uint)m, n = (cl_uint)t->n, S = (cl_uint)t->probe_sets.count;
   cl_uint B = STC_PROBE_BLOCK, G = (cl_uint)((m + STC_PROBE_BLOCK - 1) / STC_PROBE_BLOCK);
-  hcl_arg a1[] = {HCL_ARG(t->p_x.mem),  HCL_ARG(zero),          HCL_ARG(t->p_f.mem),
-                  HCL_ARG(zero),        HCL_ARG(t->p_partial.mem), HCL_ARG(cm),
-                  HCL_ARG(n),           HCL_ARG(S),             HCL_ARG(G),
-                  HCL_ARG(B),           HCL_ARG(t->d_poff.mem), HCL_ARG(t->d_pidx.mem)};
+  hcl_arg a1[] = {HCL_ARG(t->p_x.mem),
+                  HCL_ARG(zero),
+                  HCL_ARG(t->p_f.mem),
+                  HCL_ARG(zero),
+                  HCL_ARG(t->p_partial.mem),
+                  HCL_ARG(cm),
+                  HCL_ARG(n),
+                  HCL_ARG(S),
+                  HCL_ARG(G),
+                  HCL_ARG(B),
+                  HCL_ARG(t->d_poff.mem),
+                  HCL_ARG(t->d_pidx.mem)};
   size_t g1[3] = {G, S, t->R};
   HCL_STC_TRY(stc_host->run_kernel(ctx, t->k_probe_partial, 3, g1, NULL, "staircase_probe_partial",
                                    sizeof a1 / sizeof *a1, a1));

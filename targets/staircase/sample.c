@@ -30,8 +30,8 @@ static hcl_status upload_sets(stc_target *t, const stc_terms *s, hcl_buf *d_coef
   }
   uint32_t zero = 0;
   HCL_STC_TRY(stc_host->buf_alloc(ctx, (nt + 1) * sizeof(uint32_t), d_off));
-  HCL_STC_TRY(stc_host->buf_write(ctx, *d_off, s->off ? s->off : &zero,
-                                  (nt + 1) * sizeof(uint32_t)));
+  HCL_STC_TRY(
+      stc_host->buf_write(ctx, *d_off, s->off ? s->off : &zero, (nt + 1) * sizeof(uint32_t)));
   HCL_STC_TRY(stc_host->buf_alloc(ctx, (ni ? ni : 1) * sizeof(uint32_t), d_idx));
   if (ni) HCL_STC_TRY(stc_host->buf_write(ctx, *d_idx, s->idx, ni * sizeof(uint32_t)));
   return HCL_OK;
@@ -65,8 +65,8 @@ void stc_device_release(stc_target *t) {
   for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
     if (ks[i]) clReleaseKernel(ks[i]);
   if (t->prog) clReleaseProgram(t->prog);
-  hcl_buf *bufs[] = {&t->d_seeds, &t->d_coef, &t->d_off,     &t->d_idx, &t->d_poff, &t->d_pidx,
-                     &t->p_x,     &t->p_y,    &t->p_f,       &t->p_partial, &t->p_acc};
+  hcl_buf *bufs[] = {&t->d_seeds, &t->d_coef, &t->d_off, &t->d_idx,     &t->d_poff, &t->d_pidx,
+                     &t->p_x,     &t->p_y,    &t->p_f,   &t->p_partial, &t->p_acc};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) stc_host->buf_free(ctx, bufs[i]);
 }
@@ -107,12 +107,24 @@ hcl_status stc_sample(void *self, uint32_t stream, uint64_t first, size_t count,
     xhi = stc_biased_hi(t->bias);
     xlo = stc_biased_lo(t->bias);
   }
-  hcl_arg args[] = {HCL_ARG(x.mem),        HCL_ARG(xo),         HCL_ARG(y.mem),
-                    HCL_ARG(yo),           HCL_ARG(t->d_seeds.mem), HCL_ARG(cnt),
-                    HCL_ARG(n),            HCL_ARG(fst),        HCL_ARG(wrap),
-                    HCL_ARG(st),           HCL_ARG(inputs),     HCL_ARG(xhi),
-                    HCL_ARG(xlo),          HCL_ARG(bias),     HCL_ARG(noise),
-                    HCL_ARG(nterms),       HCL_ARG(t->d_coef.mem), HCL_ARG(t->d_off.mem),
+  hcl_arg args[] = {HCL_ARG(x.mem),
+                    HCL_ARG(xo),
+                    HCL_ARG(y.mem),
+                    HCL_ARG(yo),
+                    HCL_ARG(t->d_seeds.mem),
+                    HCL_ARG(cnt),
+                    HCL_ARG(n),
+                    HCL_ARG(fst),
+                    HCL_ARG(wrap),
+                    HCL_ARG(st),
+                    HCL_ARG(inputs),
+                    HCL_ARG(xhi),
+                    HCL_ARG(xlo),
+                    HCL_ARG(bias),
+                    HCL_ARG(noise),
+                    HCL_ARG(nterms),
+                    HCL_ARG(t->d_coef.mem),
+                    HCL_ARG(t->d_off.mem),
                     HCL_ARG(t->d_idx.mem)};
   size_t gws[2] = {count, t->R};
   return stc_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, "staircase_sample",
@@ -133,10 +145,10 @@ hcl_status stc_eval(void *self, const char *what, hcl_buf x, size_t count, hcl_b
   HCL_STC_TRY(float_offset(t, x, "x", &xo));
   HCL_STC_TRY(float_offset(t, out, "out", &oo));
   cl_uint cnt = (cl_uint)count, n = (cl_uint)t->n, nterms = (cl_uint)t->fn.count;
-  hcl_arg args[] = {HCL_ARG(x.mem),    HCL_ARG(xo),          HCL_ARG(out.mem),
-                    HCL_ARG(oo),       HCL_ARG(cnt),         HCL_ARG(n),
-                    HCL_ARG(nterms),   HCL_ARG(t->d_coef.mem), HCL_ARG(t->d_off.mem),
-                    HCL_ARG(t->d_idx.mem)};
+  hcl_arg args[] = {
+      HCL_ARG(x.mem),        HCL_ARG(xo),          HCL_ARG(out.mem), HCL_ARG(oo),
+      HCL_ARG(cnt),          HCL_ARG(n),           HCL_ARG(nterms),  HCL_ARG(t->d_coef.mem),
+      HCL_ARG(t->d_off.mem), HCL_ARG(t->d_idx.mem)};
   size_t gws[2] = {count, t->R};
   return stc_host->run_kernel(t->ctx, t->k_eval, 2, gws, NULL, "staircase_eval_f",
                               sizeof args / sizeof *args, args);

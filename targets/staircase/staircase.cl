@@ -51,10 +51,12 @@ __kernel void stc_sample(__global float *x, ulong xo, __global float *y, ulong y
     uint lim = (uint)min((ulong)4, (ulong)n - 4 * b);
     for (uint j = 0; j < lim; j++) {
       float v;
-      if (inputs == STC_IN_BOOLEAN) v = hcl_rng_draw(HCL_RNG_RADEMACHER, 0.0f, 0.0f, w, j);
+      if (inputs == STC_IN_BOOLEAN)
+        v = hcl_rng_draw(HCL_RNG_RADEMACHER, 0.0f, 0.0f, w, j);
       else if (inputs == STC_IN_BIASED)
         v = hcl_rng_draw(HCL_RNG_BERNOULLI, bias, 0.0f, w, j) != 0.0f ? xhi : xlo;
-      else v = hcl_rng_draw(HCL_RNG_NORMAL, 0.0f, 1.0f, w, j);
+      else
+        v = hcl_rng_draw(HCL_RNG_NORMAL, 0.0f, 1.0f, w, j);
       xr[4 * b + j] = v;
     }
   }

@@ -16,18 +16,18 @@
 extern const hcl_host_api *stc_host;
 
 /* Return the status of call when it is not HCL_OK. */
-#define HCL_STC_TRY(call)                                                                      \
-  do {                                                                                         \
-    hcl_status stc_try_rc_ = (call);                                                           \
-    if (stc_try_rc_ != HCL_OK) return stc_try_rc_;                                             \
+#define HCL_STC_TRY(call)                                                                          \
+  do {                                                                                             \
+    hcl_status stc_try_rc_ = (call);                                                               \
+    if (stc_try_rc_ != HCL_OK) return stc_try_rc_;                                                 \
   } while (0)
 
 /* ---- terms (function.c) ------------------------------------------------- */
 typedef struct stc_terms {
-  size_t count;   /* number of terms (sets) */
-  double *coef;   /* [count] */
-  uint32_t *off;  /* [count + 1] */
-  uint32_t *idx;  /* [off[count]], 0-based */
+  size_t count;  /* number of terms (sets) */
+  double *coef;  /* [count] */
+  uint32_t *off; /* [count + 1] */
+  uint32_t *idx; /* [off[count]], 0-based */
   size_t cap, cap_idx;
 } stc_terms;
 
@@ -107,9 +107,9 @@ typedef struct stc_target {
   /* device */
   cl_program prog;
   cl_kernel k_sample, k_eval, k_probe_partial, k_probe_sum;
-  hcl_buf d_seeds;                   /* uint [R, 2]: key words of each replica */
-  hcl_buf d_coef, d_off, d_idx;      /* the function's terms */
-  hcl_buf d_poff, d_pidx;            /* probe sets */
+  hcl_buf d_seeds;              /* uint [R, 2]: key words of each replica */
+  hcl_buf d_coef, d_off, d_idx; /* the function's terms */
+  hcl_buf d_poff, d_pidx;       /* probe sets */
   /* probe scratch, allocated on the first probe */
   size_t probe_chunk;
   hcl_buf p_x, p_y, p_f, p_partial, p_acc;
@@ -123,8 +123,7 @@ float stc_biased_lo(double p); /* value of x_i when B = 0: -p/sqrt(p(1-p)) */
 /* Upload the terms and seeds and compile the kernels (sample.c). */
 hcl_status stc_device_init(stc_target *t);
 void stc_device_release(stc_target *t);
-hcl_status stc_sample(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
-                      hcl_buf y);
+hcl_status stc_sample(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x, hcl_buf y);
 hcl_status stc_eval(void *self, const char *what, hcl_buf x, size_t n, hcl_buf out);
 /* The Fourier-coefficient probe (probe.c). */
 hcl_status stc_probe(void *self, hcl_probe *p);

@@ -25,7 +25,8 @@ void hcl_test_params_free(hcl_params *p);
 char *hcl_test_read_file(const char *path);
 /* The number after "key": in a JSON text (first occurrence after `from`). */
 int hcl_test_json_num(const char *text, const char *key, double *out);
-/* Write text to a new file under a fresh temporary directory; returns the path (static buffer per call slot). */
+/* Write text to a new file under a fresh temporary directory; returns the path (static buffer per
+ * call slot). */
 const char *hcl_test_write_temp(const char *name, const char *text);
 /* A fresh temporary directory (mkdtemp), path valid until exit. */
 const char *hcl_test_tmpdir(void);
