@@ -198,7 +198,7 @@ static float ref_sample(const ref_gen *g, const float *w, uint64_t seed, uint32_
 static void check_against_ref(const ref_gen *g, const float *wstar, const uint64_t *seeds, size_t R,
                               uint32_t stream, uint64_t first, size_t count, const float *x,
                               const float *y, uint32_t *capped) {
-  float rx[64];
+  float rx[64] = {0};
   for (size_t r = 0; r < R; r++) {
     if (capped) capped[r] = 0;
     for (size_t i = 0; i < count; i++) {
