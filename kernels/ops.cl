@@ -188,6 +188,19 @@ __kernel void hcl_k_gather_rows_cpu(__global const float *src, ulong src_off, ul
   for (size_t c = 0; c < width; c++) d[c] = s[c];
 }
 
+/* Per-replica training-set sizes (a sweep over P batched as replicas):
+ * dst[r, j, :] = src[r, (f0 + j) % sizes[r], :]. gws = (>= n, R). */
+__kernel void hcl_k_gather_rows_var(__global const float *src, ulong src_off, ulong rows_src,
+                                    __global float *dst, ulong dst_off, ulong f0, ulong n,
+                                    ulong width, __global const ulong *sizes) {
+  size_t j = get_global_id(0), r = get_global_id(1);
+  if (j >= n) return;
+  size_t srow = (f0 + j) % sizes[r];
+  __global const float *s = src + src_off + (r * rows_src + srow) * width;
+  __global float *d = dst + dst_off + (r * n + j) * width;
+  for (size_t c = 0; c < width; c++) d[c] = s[c];
+}
+
 /* Losses (hcl_loss_kind of runtime/internal.h). */
 #define HCL_LOSS_MSE 0
 #define HCL_LOSS_CROSS_ENTROPY 1

@@ -161,6 +161,11 @@ hcl_status hcl_rng_fill(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const
 hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf dst, size_t R,
                            uint64_t first, size_t n, size_t width);
 
+/* The same with a training-set size per replica: row (first + j) % sizes[r]
+ * of replica r (sizes: device cl_ulong[R], each <= rows_src). */
+hcl_status hcl_gather_rows_var(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf sizes,
+                               hcl_buf dst, size_t R, uint64_t first, size_t n, size_t width);
+
 typedef enum {
   HCL_LOSS_MSE = 0,       /* mean (f - y)^2 over outputs and samples, no 1/2 */
   HCL_LOSS_CROSS_ENTROPY, /* softmax over out_dim classes; y = class index */

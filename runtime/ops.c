@@ -29,6 +29,7 @@ enum {
   K_RNG_EDGE = K_RNG + 4, /* the same: partial blocks at the ends */
   K_GATHER = K_RNG_EDGE + 4,
   K_GATHER_CPU,
+  K_GATHER_VAR,
   K_LOSS,
   K_LOSS_SAMPLES, /* one per hcl_loss_kind, in order (CPUs) */
   K_LOSS_SUM = K_LOSS_SAMPLES + 4,
@@ -65,6 +66,7 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_rng_bernoulli_edge",
                                              "hcl_k_gather_rows",
                                              "hcl_k_gather_rows_cpu",
+                                             "hcl_k_gather_rows_var",
                                              "hcl_k_loss",
                                              "hcl_k_loss_mse",
                                              "hcl_k_loss_cross_entropy",
@@ -359,6 +361,19 @@ hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf d
   size_t gws[3], lws[3];
   const size_t *l = geom3(ctx, width, n, R, gws, lws);
   return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER], 3, gws, l, "gather_rows", 8, args);
+}
+
+hcl_status hcl_gather_rows_var(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf sizes,
+                               hcl_buf dst, size_t R, uint64_t first, size_t n, size_t width) {
+  if (!R || !n || !width) return HCL_OK;
+  OPS_READY(ctx);
+  NEED("gather_rows_var", "src", src, R * rows_src * width);
+  NEED("gather_rows_var", "dst", dst, R * n * width);
+  cl_ulong so = src.offset / 4, rs = rows_src, dso = dst.offset / 4, f0 = first, n_ = n, w = width;
+  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(rs), HCL_ARG(dst.mem),  HCL_ARG(dso),
+                    HCL_ARG(f0),      HCL_ARG(n_), HCL_ARG(w),  HCL_ARG(sizes.mem)};
+  size_t gws[2] = {n, R};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER_VAR], 2, gws, NULL, "gather_rows", 9, args);
 }
 
 static const char *loss_name(hcl_loss_kind k) {

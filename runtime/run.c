@@ -12,7 +12,7 @@ typedef struct run_state {
   hcl_registry reg;
   const hcl_plugin *tpl, *mpl;
   void *target, *model;
-  uint64_t *seeds;
+  uint64_t *seeds, *train_sizes;
   hcl_train_cfg tc;
   hcl_trainer t;
   hcl_run_out out;
@@ -85,6 +85,7 @@ static hcl_status train_config(run_state *s) {
   c->steps = (uint64_t)hcl_param_int(tr, "steps");
   c->batch = (uint64_t)hcl_param_int(tr, "batch");
   c->train_size = (uint64_t)hcl_param_int(tr, "train_size");
+  int full_batch = !c->batch;
   if (!c->batch) {
     if (!c->train_size)
       return hcl_fail(s->ctx, HCL_ERR_CONFIG,
@@ -127,6 +128,28 @@ static hcl_status train_config(run_state *s) {
   c->probes = hcl_param_bool(ev, "probes");
   c->eval_batch = (uint64_t)hcl_param_int(ev, "batch");
   HCL_TRY(make_seeds(s));
+  double sizes[4096];
+  size_t ns = hcl_param_list(tr, "train_sizes", sizes, 4096);
+  if (ns) {
+    if (ns != c->replicas)
+      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                      "%s: [train] train_sizes has %zu values for %u replicas (one per replica; "
+                      "set [run] seeds or replicas to match)",
+                      s->cfg.path, ns, c->replicas);
+    if (full_batch)
+      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                      "%s: [train] batch = 0 (full batch) cannot be combined with train_sizes "
+                      "(the batch would differ per replica)",
+                      s->cfg.path);
+    s->train_sizes = calloc(ns, sizeof *s->train_sizes);
+    if (!s->train_sizes) return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
+    c->train_size = 0;
+    for (size_t r = 0; r < ns; r++) {
+      s->train_sizes[r] = (uint64_t)sizes[r];
+      if (s->train_sizes[r] > c->train_size) c->train_size = s->train_sizes[r];
+    }
+    c->train_sizes = s->train_sizes;
+  }
   if (!c->eval_batch) {
     /* few, large evaluation chunks (launches cost more than arithmetic at
      * these sizes), bounded so that R x chunk activations stay modest */
@@ -234,6 +257,7 @@ static void cleanup(run_state *s) {
   for (size_t i = 0; i < 6; i++) hcl_params_free(ps[i]);
   hcl_config_free(&s->cfg);
   free(s->seeds);
+  free(s->train_sizes);
   free(s);
 }
 

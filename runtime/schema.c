@@ -56,6 +56,9 @@ const hcl_param_desc hcl_schema_train[] = {
     {"eps", HCL_PARAM_DOUBLE, "1e-8", 0, 1, NULL, "adam epsilon"},
     {"train_size", HCL_PARAM_INT, "0", 0, 1e15, NULL,
      "P: training set of the first P samples, cycled in order; 0 = fresh samples every step"},
+    {"train_sizes", HCL_PARAM_LIST, "", 1, 1e15, NULL,
+     "one training-set size per replica (a sample-complexity curve in one pass); "
+     "overrides train_size"},
     {"algorithm", HCL_PARAM_STRING, "sgd", UNB, NULL,
      "training algorithm: sgd, or one the model offers (hiercl describe MODEL)"},
     {"stop_loss", HCL_PARAM_DOUBLE, "0", 0, 1e30, NULL,

@@ -267,8 +267,9 @@ static char *slurp(const char *path) {
 }
 
 /* Append one line per replica of a finished (or failed) run to sweep.jsonl. */
-static void record(FILE *out, const sweep *sw, size_t p, const char *key, const char *run_dir,
-                   const char *status, const char *error, const uint64_t *seeds, size_t R) {
+static void record(FILE *out, const sweep *sw, const size_t *pts, const unsigned char *skip,
+                   const char *run_dir, const char *status, const char *error,
+                   const uint64_t *seeds, size_t R) {
   char path[1200];
   snprintf(path, sizeof path, "%s/summary.json", run_dir);
   char *sum = *run_dir ? slurp(path) : NULL;
@@ -278,6 +279,10 @@ static void record(FILE *out, const sweep *sw, size_t p, const char *key, const 
   if (sum && strstr(sum, "\"task\":\"binary\"")) task_classes = 2;
   if (sum) json_get(sum, "n_classes", &n_classes);
   for (size_t r = 0; r < R; r++) {
+    if (skip && skip[r]) continue; /* recorded by an earlier, resumed sweep */
+    size_t p = pts[r];
+    char key[1024];
+    point_key(sw, p, -1, key, sizeof key);
     fputs("{\"point\":{", out);
     int first = 1;
     for (size_t i = 0; i < sw->n_axes; i++) {
@@ -571,46 +576,78 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   }
 
   size_t np = n_points(&sw), n_sets0 = opt->run.n_sets;
-  size_t max_sets = n_sets0 + MAX_AXES + 1;
-  const char **sets = calloc(max_sets, sizeof *sets);
-  char(*own)[4200] = calloc(MAX_AXES + 1, sizeof *own);
+  const char **sets = calloc(n_sets0 + MAX_AXES + 2, sizeof *sets);
+  char(*own)[4200] = calloc(MAX_AXES, sizeof *own);
   uint64_t seeds[MAX_VALUES];
-  size_t R = 1;
-  char seedlist[4096] = "";
+  size_t nS = 1;
   if (sw.seed_axis >= 0) {
     axis *a = &sw.axes[sw.seed_axis];
-    R = a->n;
-    for (size_t i = 0; i < a->n; i++) {
-      char *end;
-      seeds[i] = strtoull(a->values[i], &end, 10);
-      size_t l = strlen(seedlist);
-      snprintf(seedlist + l, sizeof seedlist - l, "%s%s", i ? ", " : "", a->values[i]);
-    }
+    nS = a->n;
+    for (size_t i = 0; i < a->n; i++) seeds[i] = strtoull(a->values[i], NULL, 10);
   } else {
-    seeds[0] = (uint64_t)strtoull(
-        hcl_config_get(&cfg, "run", "seed") ? hcl_config_get(&cfg, "run", "seed") : "0", NULL, 10);
+    const char *sd = hcl_config_get(&cfg, "run", "seed");
+    seeds[0] = strtoull(sd ? sd : "0", NULL, 10);
   }
-  /* check every point before running any, so a bad value fails in seconds */
+  /* Points that differ only in train.train_size train together: one run per
+   * group, its replicas the (size, seed) pairs ([train] train_sizes). Full
+   * batch (batch = 0) differs per size, so those points run one by one. */
+  const char *bv = hcl_config_get(&cfg, "train", "batch");
+  int group = sw.size_axis >= 0 && sw.axes[sw.size_axis].n > 1 && !(bv && !strcmp(bv, "0"));
+  size_t nP = group ? sw.axes[sw.size_axis].n : 1, Rmax = nP * nS;
+  size_t *pts = calloc(Rmax, sizeof *pts);
+  uint64_t *rseeds = calloc(Rmax, sizeof *rseeds);
+  unsigned char *skip = calloc(Rmax, 1);
+  char *seedlist = calloc(Rmax + 2, 64),
+       *sizelist = calloc(Rmax + 2, 64); /* numbers, 20 digits at most */
+  if (!sets || !own || !pts || !rseeds || !skip || !seedlist || !sizelist) {
+    rc = HCL_ERR_NOMEM;
+    snprintf(err, errlen, "out of memory");
+  }
+  /* pass 0 checks every run before any starts, so a bad value fails in seconds */
   int failures = 0;
   double t0 = hcl_now();
-  size_t ran = 0, todo = 0;
+  size_t ran = 0, todo = 0, jobs = 0;
   for (int pass = 0; pass < 2 && rc == HCL_OK; pass++) {
     for (size_t p = 0; p < np; p++) {
-      char key[1024];
-      point_key(&sw, p, -1, key, sizeof key);
-      if (pass == 1 && done_before(previous, key)) continue;
+      if (group && value_at(&sw, p, (size_t)sw.size_axis) != 0) continue; /* not a group's first */
+      /* the job's replicas: (point, seed) pairs */
+      size_t R = 0, n_done = 0;
+      char gkey[1024];
+      point_key(&sw, p, group ? sw.size_axis : -1, gkey, sizeof gkey);
+      for (size_t q = 0; q < np; q++) {
+        char k2[1024];
+        point_key(&sw, q, group ? sw.size_axis : -1, k2, sizeof k2);
+        if (group ? strcmp(k2, gkey) != 0 : q != p) continue;
+        char key[1024];
+        point_key(&sw, q, -1, key, sizeof key);
+        int done = done_before(previous, key);
+        for (size_t k = 0; k < nS; k++, R++) {
+          pts[R] = q;
+          rseeds[R] = seeds[k];
+          skip[R] = (unsigned char)done;
+          n_done += (size_t)done;
+        }
+      }
+      if (pass == 1 && n_done == R) continue;
       size_t ns = 0;
       for (size_t i = 0; i < n_sets0; i++) sets[ns++] = opt->run.sets[i];
       for (size_t i = 0, k = 0; i < sw.n_axes; i++) {
-        if ((int)i == sw.seed_axis) continue;
+        if ((int)i == sw.seed_axis || (group && (int)i == sw.size_axis)) continue;
         snprintf(own[k], sizeof own[k], "%.96s=%.4000s", sw.axes[i].key,
                  sw.axes[i].values[value_at(&sw, p, i)]);
         sets[ns++] = own[k++];
       }
-      if (sw.seed_axis >= 0) {
-        snprintf(own[MAX_AXES], sizeof own[MAX_AXES], "run.seeds=%s", seedlist);
-        sets[ns++] = own[MAX_AXES];
+      char *sl = seedlist, *zl = sizelist;
+      sl += sprintf(sl, "run.seeds=");
+      zl += sprintf(zl, "train.train_sizes=");
+      for (size_t r = 0; r < R; r++) {
+        sl += sprintf(sl, "%s%llu", r ? ", " : "", (unsigned long long)rseeds[r]);
+        zl += sprintf(zl, "%s%s", r ? ", " : "",
+                      sw.axes[group ? sw.size_axis : 0]
+                          .values[value_at(&sw, pts[r], group ? (size_t)sw.size_axis : 0)]);
       }
+      if (sw.seed_axis >= 0 || group) sets[ns++] = seedlist;
+      if (group) sets[ns++] = sizelist;
       hcl_run_options ro = opt->run;
       ro.sets = sets;
       ro.n_sets = ns;
@@ -621,10 +658,11 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         if (rc != HCL_OK) {
           char tmp[2048];
           snprintf(tmp, sizeof tmp, "%s", err);
-          snprintf(err, errlen, "sweep point %s: %s", key, tmp);
+          snprintf(err, errlen, "sweep point %s: %s", gkey, tmp);
           break;
         }
-        todo++;
+        jobs++;
+        todo += n_done < R;
         continue;
       }
       if (opt->run.stop && *opt->run.stop) {
@@ -632,38 +670,38 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         snprintf(err, errlen, "interrupted");
         break;
       }
-      fprintf(stderr, "hiercl sweep: [%zu/%zu] %s%s\n", ran + 1, todo, key,
-              R > 1 ? " (seeds as replicas)" : "");
+      fprintf(stderr, "hiercl sweep: [%zu/%zu] %s%s\n", ran + 1, todo, *gkey ? gkey : "(all)",
+              group   ? " (train sizes and seeds as replicas)"
+              : R > 1 ? " (seeds as replicas)"
+                      : "");
       hcl_status prc = hcl_run(&ro, err, errlen);
       ran++;
-      record(out, &sw, p, key, ro.run_dir,
+      record(out, &sw, pts, skip, ro.run_dir,
              prc == HCL_OK                ? "completed"
              : prc == HCL_ERR_INTERRUPTED ? "interrupted"
                                           : "failed",
-             prc == HCL_OK ? NULL : err, seeds, R);
+             prc == HCL_OK ? NULL : err, rseeds, R);
       if (prc == HCL_ERR_INTERRUPTED) {
         rc = prc;
         break;
       }
       if (prc != HCL_OK) {
         failures++;
-        fprintf(stderr, "hiercl sweep: point %s failed: %s\n", key, err);
+        fprintf(stderr, "hiercl sweep: %s failed: %s\n", gkey, err);
       }
       double el = hcl_now() - t0, left = el / ran * (double)(todo - ran);
-      fprintf(stderr, "hiercl sweep: %zu/%zu done, %.0f s elapsed, ETA %d:%02d\n", ran, todo, el,
-              (int)(left / 60), (int)left % 60);
+      fprintf(stderr, "hiercl sweep: %zu/%zu runs done, %.0f s elapsed, ETA %d:%02d\n", ran, todo,
+              el, (int)(left / 60), (int)left % 60);
     }
-    if (pass == 0 && rc == HCL_OK && todo < np)
-      fprintf(stderr, "hiercl sweep: %zu of %zu points already done in %s; running the rest\n",
-              np - todo, np, opt->sweep_dir);
-    if (pass == 0) todo = 0;
-    if (pass == 0)
-      for (size_t p = 0; p < np; p++) {
-        char key[1024];
-        point_key(&sw, p, -1, key, sizeof key);
-        todo += !done_before(previous, key);
-      }
+    if (pass == 0 && rc == HCL_OK && todo < jobs)
+      fprintf(stderr, "hiercl sweep: %zu of %zu runs already done in %s; running the rest\n",
+              jobs - todo, jobs, opt->sweep_dir);
   }
+  free(pts);
+  free(rseeds);
+  free(skip);
+  free(seedlist);
+  free(sizelist);
   fclose(out);
   free(previous);
   free(sets);

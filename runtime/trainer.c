@@ -84,6 +84,18 @@ hcl_status hcl_trainer_init(hcl_trainer *t) {
   HCL_TRY(t->mvt->init(t->model, t->params));
   if (c->train_size > 0) {
     size_t bytes = fbytes(R * c->train_size * (t->x_size + t->y_dim));
+    if (c->train_sizes) { /* per-replica sizes: every replica's set lives in the cache */
+      if (bytes > HCL_CACHE_MAX_BYTES)
+        return hcl_fail(t->ctx, HCL_ERR_CONFIG,
+                        "[train] train_sizes: %zu replicas x %llu samples need %zu MiB of device "
+                        "memory (at most %zu); use fewer replicas per run",
+                        R, (unsigned long long)c->train_size, bytes >> 20,
+                        (size_t)HCL_CACHE_MAX_BYTES >> 20);
+      HCL_TRY(hcl_buf_alloc(t->ctx, R * sizeof(cl_ulong), &t->sizes));
+      cl_ulong sz[R];
+      for (size_t r = 0; r < R; r++) sz[r] = c->train_sizes[r];
+      HCL_TRY(hcl_buf_write(t->ctx, t->sizes, sz, sizeof sz));
+    }
     if (bytes <= HCL_CACHE_MAX_BYTES)
       HCL_TRY(build_train_cache(t));
     else
@@ -94,9 +106,9 @@ hcl_status hcl_trainer_init(hcl_trainer *t) {
 }
 
 void hcl_trainer_release(hcl_trainer *t) {
-  hcl_buf *bufs[] = {&t->params,  &t->grad,     &t->state1,  &t->state2, &t->mask,
-                     &t->x,       &t->y,        &t->out,     &t->dout,   &t->loss_acc,
-                     &t->err_acc, &t->nan_step, &t->cache_x, &t->cache_y};
+  hcl_buf *bufs[] = {&t->params,  &t->grad,     &t->state1,  &t->state2,  &t->mask,
+                     &t->x,       &t->y,        &t->out,     &t->dout,    &t->loss_acc,
+                     &t->err_acc, &t->nan_step, &t->cache_x, &t->cache_y, &t->sizes};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) hcl_buf_free(t->ctx, bufs[i]);
   free(t->last_train);
   t->last_train = NULL;
@@ -110,6 +122,12 @@ void hcl_trainer_release(hcl_trainer *t) {
 
 hcl_status hcl_trainer_batch(hcl_trainer *t, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
                              hcl_buf y) {
+  if (stream == HCL_STREAM_TRAIN && t->cached && t->cfg->train_sizes) {
+    HCL_TRY(hcl_gather_rows_var(t->ctx, t->cache_x, t->cfg->train_size, t->sizes, x,
+                                t->cfg->replicas, first, n, t->x_size));
+    return hcl_gather_rows_var(t->ctx, t->cache_y, t->cfg->train_size, t->sizes, y,
+                               t->cfg->replicas, first, n, t->y_dim);
+  }
   if (stream == HCL_STREAM_TRAIN && t->cached) {
     HCL_TRY(hcl_gather_rows(t->ctx, t->cache_x, t->cfg->train_size, x, t->cfg->replicas,
                             first % t->cfg->train_size, n, t->x_size));
@@ -215,6 +233,11 @@ hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_ex
   t->acc_steps = 0;
   for (size_t i = 0; i < t->m_n; i++) free(t->m_names[i]);
   t->m_n = 0;
+  if (c->train_sizes) { /* which point of a sample-complexity curve each replica is */
+    double sz[R];
+    for (size_t r = 0; r < R; r++) sz[r] = (double)c->train_sizes[r];
+    HCL_TRY(hcl_trainer_metric_add(t, "train_size", sz));
+  }
   HCL_TRY(hcl_trainer_metric_add(t, "train_loss", train));
   if (c->test_size > 0 && nan_rc == HCL_OK) {
     HCL_TRY(test_metrics(t, test, err));

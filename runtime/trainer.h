@@ -30,6 +30,7 @@ typedef struct hcl_train_cfg {
   uint32_t replicas;
   const uint64_t *seeds;
   uint64_t steps, batch, train_size;
+  const uint64_t *train_sizes; /* [R] or NULL; train_size is then their maximum */
   hcl_schedule sched;
   hcl_loss_kind loss;
   hcl_optim optim;
@@ -61,6 +62,7 @@ struct hcl_trainer {
   hcl_buf params, grad, state1, state2, mask;
   hcl_buf x, y, out, dout, loss_acc, err_acc, nan_step;
   hcl_buf cache_x, cache_y; /* the finite training set, generated once */
+  hcl_buf sizes;            /* cl_ulong[R] of cfg->train_sizes */
   int cached;
   uint64_t step, samples, acc_steps;
   const char *phase_label;

@@ -248,6 +248,29 @@ static void test_gather_rows(void **state) {
   free(src), free(dst);
 }
 
+/* Per-replica training-set sizes: replica r cycles through its first sizes[r] rows. */
+static void test_gather_rows_var(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  const size_t R = 3, rows = 17, width = 4, n = 40;
+  const uint64_t first = (1ull << 34) + 5;
+  const cl_ulong sizes[3] = {17, 3, 10};
+  float *src = frand(R * rows * width, -1, 1), *dst = malloc(R * n * width * 4);
+  tbuf ts = tb_make(ctx, src, R * rows * width, 4), td = tb_make(ctx, NULL, R * n * width, 1);
+  hcl_buf sb;
+  OK(hcl_buf_alloc(ctx, sizeof sizes, &sb));
+  OK(hcl_buf_write(ctx, sb, sizes, sizeof sizes));
+  OK(hcl_gather_rows_var(ctx, ts.v, rows, sb, td.v, R, first, n, width));
+  tb_read(ctx, &td, dst);
+  for (size_t r = 0; r < R; r++)
+    for (size_t j = 0; j < n; j++)
+      assert_memory_equal(&dst[(r * n + j) * width],
+                          &src[(r * rows + (first + j) % sizes[r]) * width], width * 4);
+  hcl_buf_free(ctx, &sb);
+  tb_free(ctx, &ts), tb_free(ctx, &td);
+  free(src), free(dst);
+}
+
 /* ---- losses ----------------------------------------------------------------- */
 /* Host loss of one sample in double; err gets the error indicator. */
 static double host_loss(hcl_loss_kind kind, const double *f, const float *y, size_t od,
@@ -520,6 +543,7 @@ int main(void) {
       cmocka_unit_test(test_col_sum),
       cmocka_unit_test(test_axpby_fill),
       cmocka_unit_test(test_gather_rows),
+      cmocka_unit_test(test_gather_rows_var),
       cmocka_unit_test(test_loss_mse),
       cmocka_unit_test(test_loss_cross_entropy),
       cmocka_unit_test(test_loss_logistic),

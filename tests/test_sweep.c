@@ -78,9 +78,16 @@ static void grid_end_to_end_and_resume(void **state) {
   snprintf(path, sizeof path, "%s/sweep.jsonl", o.sweep_dir);
   char *lines = hcl_test_read_file(path);
   assert_non_null(lines);
-  /* 2 points x 2 seeds, each seed a replica of one run per point */
+  /* 2 sizes x 2 seeds: four replicas of ONE run (sizes and seeds batched) */
   assert_int_equal(count(lines, "\"status\":\"completed\""), 4);
   assert_int_equal(count(lines, "\"seed\":1,"), 2);
+  char ls[1300];
+  snprintf(ls, sizeof ls, "ls %s/runs | wc -l", o.sweep_dir);
+  FILE *lp = popen(ls, "r");
+  int n_runs = 0;
+  assert_int_equal(fscanf(lp, "%d", &n_runs), 1);
+  pclose(lp);
+  assert_int_equal(n_runs, 1);
   /* with P = 8 the net memorises and cannot generalise; with 2000 it learns */
   snprintf(path, sizeof path, "%s/table.tsv", o.sweep_dir);
   char *table = hcl_test_read_file(path);

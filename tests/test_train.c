@@ -136,6 +136,40 @@ static void replicas_equal_separate_runs(void **state) {
   free(m2), free(ma), free(mb), free(r0), free(r1), free(a), free(b);
 }
 
+/* A sample-complexity curve in one pass: replica r trains on the first
+ * train_sizes[r] samples, exactly as a separate run with that train_size. */
+static void train_sizes_equal_separate_runs(void **state) {
+  (void)state;
+  skip_without_device();
+  char dir2[1024], dira[1024], dirb[1024], err[4096];
+  const char *two[] = {"run.seeds=4, 4", "train.train_sizes=40, 700", "train.steps=300",
+                       "eval.every=100"};
+  const char *one_a[] = {"run.seed=4", "train.train_size=40", "train.steps=300", "eval.every=100"};
+  const char *one_b[] = {"run.seed=4", "train.train_size=700", "train.steps=300", "eval.every=100"};
+  if (run_cfg(base_cfg, two, 4, NULL, dir2, err, sizeof err)) fail_msg("%s", err);
+  if (run_cfg(base_cfg, one_a, 4, NULL, dira, err, sizeof err)) fail_msg("%s", err);
+  if (run_cfg(base_cfg, one_b, 4, NULL, dirb, err, sizeof err)) fail_msg("%s", err);
+  char *m2 = read_in(dir2, "metrics.jsonl"), *ma = read_in(dira, "metrics.jsonl"),
+       *mb = read_in(dirb, "metrics.jsonl");
+  assert_non_null(strstr(m2, "\"train_size\":40,"));
+  /* drop the train_size metric, then compare line by line */
+  for (char *p = m2; (p = strstr(p, "\"train_size\":"));) {
+    char *c = strchr(p, ',');
+    memmove(p, c + 1, strlen(c + 1) + 1);
+  }
+  char *r0 = strip_lines(m2, 0), *r1 = strip_lines(m2, 1), *a = strip_lines(ma, 0),
+       *b = strip_lines(mb, 0);
+  assert_string_equal(r0, a);
+  assert_string_equal(r1, b);
+  assert_string_not_equal(a, b); /* 40 points are memorised, 700 generalise */
+  /* one size per replica, or an error naming the key */
+  const char *bad[] = {"train.train_sizes=40, 700, 900"};
+  assert_int_equal(hcl_exit_code(run_cfg(base_cfg, bad, 1, NULL, dir2, err, sizeof err)),
+                   HCL_EXIT_USAGE);
+  assert_non_null(strstr(err, "train_sizes"));
+  free(m2), free(ma), free(mb), free(r0), free(r1), free(a), free(b);
+}
+
 static void interrupt_keeps_results(void **state) {
   (void)state;
   skip_without_device();
@@ -212,6 +246,7 @@ int main(void) {
       cmocka_unit_test(config_errors_name_the_key),
       cmocka_unit_test(learns_s3),
       cmocka_unit_test(replicas_equal_separate_runs),
+      cmocka_unit_test(train_sizes_equal_separate_runs),
       cmocka_unit_test(interrupt_keeps_results),
       cmocka_unit_test(nan_stops_with_step),
   };
