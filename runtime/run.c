@@ -13,6 +13,7 @@ typedef struct run_state {
   const hcl_plugin *tpl, *mpl;
   void *target, *model;
   uint64_t *seeds, *train_sizes;
+  double *lr_scales;
   hcl_train_cfg tc;
   hcl_trainer t;
   hcl_run_out out;
@@ -150,6 +151,22 @@ static hcl_status train_config(run_state *s) {
     }
     c->train_sizes = s->train_sizes;
   }
+  size_t nl = hcl_param_list(tr, "lrs", sizes, 4096);
+  if (nl) {
+    if (nl != c->replicas)
+      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                      "%s: [train] lrs has %zu values for %u replicas (one per replica)",
+                      s->cfg.path, nl, c->replicas);
+    if (!(c->sched.lr > 0))
+      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                      "%s: [train] lrs needs lr > 0 (each replica's rate is lrs[r]; the "
+                      "schedule is taken relative to lr)",
+                      s->cfg.path);
+    s->lr_scales = calloc(nl, sizeof *s->lr_scales);
+    if (!s->lr_scales) return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
+    for (size_t r = 0; r < nl; r++) s->lr_scales[r] = sizes[r] / c->sched.lr;
+    c->lr_scales = s->lr_scales;
+  }
   if (!c->eval_batch) {
     /* few, large evaluation chunks (launches cost more than arithmetic at
      * these sizes), bounded so that R x chunk activations stay modest */
@@ -258,6 +275,7 @@ static void cleanup(run_state *s) {
   hcl_config_free(&s->cfg);
   free(s->seeds);
   free(s->train_sizes);
+  free(s->lr_scales);
   free(s);
 }
 

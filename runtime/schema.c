@@ -59,6 +59,9 @@ const hcl_param_desc hcl_schema_train[] = {
     {"train_sizes", HCL_PARAM_LIST, "", 1, 1e15, NULL,
      "one training-set size per replica (a sample-complexity curve in one pass); "
      "overrides train_size"},
+    {"lrs", HCL_PARAM_LIST, "", 0, 1e6, NULL,
+     "one learning rate per replica (a learning-rate grid in one pass); the schedule's "
+     "factors apply to each"},
     {"algorithm", HCL_PARAM_STRING, "sgd", UNB, NULL,
      "training algorithm: sgd, or one the model offers (hiercl describe MODEL)"},
     {"stop_loss", HCL_PARAM_DOUBLE, "0", 0, 1e30, NULL,

@@ -222,14 +222,18 @@ static size_t value_at(const sweep *sw, size_t p, size_t axis_i) {
 }
 
 /* "k1=v1;k2=v2" of the non-seed axes (optionally leaving one out). */
-static void point_key(const sweep *sw, size_t p, int skip_axis, char *out, size_t len) {
+static void point_key_mask(const sweep *sw, size_t p, unsigned skip, char *out, size_t len) {
   out[0] = 0;
   for (size_t i = 0; i < sw->n_axes; i++) {
-    if ((int)i == sw->seed_axis || (int)i == skip_axis) continue;
+    if ((int)i == sw->seed_axis || (skip >> i & 1u)) continue;
     size_t l = strlen(out);
     snprintf(out + l, len - l, "%s%s=%s", l ? ";" : "", sw->axes[i].key,
              sw->axes[i].values[value_at(sw, p, i)]);
   }
+}
+
+static void point_key(const sweep *sw, size_t p, int skip_axis, char *out, size_t len) {
+  point_key_mask(sw, p, skip_axis >= 0 ? 1u << skip_axis : 0u, out, len);
 }
 
 /* ---- results --------------------------------------------------------------- */
@@ -588,18 +592,35 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     const char *sd = hcl_config_get(&cfg, "run", "seed");
     seeds[0] = strtoull(sd ? sd : "0", NULL, 10);
   }
-  /* Points that differ only in train.train_size train together: one run per
-   * group, its replicas the (size, seed) pairs ([train] train_sizes). Full
-   * batch (batch = 0) differs per size, so those points run one by one. */
+  /* Points that differ only in batchable keys train together: one run per
+   * group, its replicas the (size, lr, seed) combinations ([train]
+   * train_sizes, lrs). Full batch (batch = 0) differs per size, so sizes then
+   * run one by one. */
+  static const struct {
+    const char *axis, *list;
+  } batchable[] = {{"train.train_size", "train.train_sizes"}, {"train.lr", "train.lrs"}};
   const char *bv = hcl_config_get(&cfg, "train", "batch");
-  int group = sw.size_axis >= 0 && sw.axes[sw.size_axis].n > 1 && !(bv && !strcmp(bv, "0"));
-  size_t nP = group ? sw.axes[sw.size_axis].n : 1, Rmax = nP * nS;
+  unsigned bmask = 0;
+  const char *blist[MAX_AXES] = {0};
+  size_t Rmax = nS;
+  for (size_t i = 0; i < sw.n_axes; i++)
+    for (size_t b = 0; b < sizeof batchable / sizeof *batchable; b++)
+      if (!strcmp(sw.axes[i].key, batchable[b].axis) && sw.axes[i].n > 1 &&
+          !((int)i == sw.size_axis && bv && !strcmp(bv, "0"))) {
+        bmask |= 1u << i;
+        blist[i] = batchable[b].list;
+        Rmax *= sw.axes[i].n;
+      }
+  int group = bmask != 0;
   size_t *pts = calloc(Rmax, sizeof *pts);
   uint64_t *rseeds = calloc(Rmax, sizeof *rseeds);
   unsigned char *skip = calloc(Rmax, 1);
-  char *seedlist = calloc(Rmax + 2, 64),
-       *sizelist = calloc(Rmax + 2, 64); /* numbers, 20 digits at most */
-  if (!sets || !own || !pts || !rseeds || !skip || !seedlist || !sizelist) {
+  char *seedlist = calloc(Rmax + 2, 64); /* numbers, 20 digits at most */
+  char *lists[MAX_AXES] = {0};
+  int nomem = !sets || !own || !pts || !rseeds || !skip || !seedlist;
+  for (size_t i = 0; i < sw.n_axes; i++)
+    if (bmask >> i & 1u) nomem |= !(lists[i] = calloc(Rmax + 2, 64));
+  if (nomem) {
     rc = HCL_ERR_NOMEM;
     snprintf(err, errlen, "out of memory");
   }
@@ -609,15 +630,18 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   size_t ran = 0, todo = 0, jobs = 0;
   for (int pass = 0; pass < 2 && rc == HCL_OK; pass++) {
     for (size_t p = 0; p < np; p++) {
-      if (group && value_at(&sw, p, (size_t)sw.size_axis) != 0) continue; /* not a group's first */
+      int first_of_group = 1;
+      for (size_t i = 0; i < sw.n_axes; i++)
+        if (bmask >> i & 1u) first_of_group &= value_at(&sw, p, i) == 0;
+      if (!first_of_group) continue;
       /* the job's replicas: (point, seed) pairs */
       size_t R = 0, n_done = 0;
       char gkey[1024];
-      point_key(&sw, p, group ? sw.size_axis : -1, gkey, sizeof gkey);
+      point_key_mask(&sw, p, bmask, gkey, sizeof gkey);
       for (size_t q = 0; q < np; q++) {
         char k2[1024];
-        point_key(&sw, q, group ? sw.size_axis : -1, k2, sizeof k2);
-        if (group ? strcmp(k2, gkey) != 0 : q != p) continue;
+        point_key_mask(&sw, q, bmask, k2, sizeof k2);
+        if (strcmp(k2, gkey)) continue;
         char key[1024];
         point_key(&sw, q, -1, key, sizeof key);
         int done = done_before(previous, key);
@@ -632,22 +656,24 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
       size_t ns = 0;
       for (size_t i = 0; i < n_sets0; i++) sets[ns++] = opt->run.sets[i];
       for (size_t i = 0, k = 0; i < sw.n_axes; i++) {
-        if ((int)i == sw.seed_axis || (group && (int)i == sw.size_axis)) continue;
+        if ((int)i == sw.seed_axis || (bmask >> i & 1u)) continue;
         snprintf(own[k], sizeof own[k], "%.96s=%.4000s", sw.axes[i].key,
                  sw.axes[i].values[value_at(&sw, p, i)]);
         sets[ns++] = own[k++];
       }
-      char *sl = seedlist, *zl = sizelist;
+      char *sl = seedlist;
       sl += sprintf(sl, "run.seeds=");
-      zl += sprintf(zl, "train.train_sizes=");
-      for (size_t r = 0; r < R; r++) {
+      for (size_t r = 0; r < R; r++)
         sl += sprintf(sl, "%s%llu", r ? ", " : "", (unsigned long long)rseeds[r]);
-        zl += sprintf(zl, "%s%s", r ? ", " : "",
-                      sw.axes[group ? sw.size_axis : 0]
-                          .values[value_at(&sw, pts[r], group ? (size_t)sw.size_axis : 0)]);
-      }
       if (sw.seed_axis >= 0 || group) sets[ns++] = seedlist;
-      if (group) sets[ns++] = sizelist;
+      for (size_t i = 0; i < sw.n_axes; i++) {
+        if (!(bmask >> i & 1u)) continue;
+        char *zl = lists[i];
+        zl += sprintf(zl, "%s=", blist[i]);
+        for (size_t r = 0; r < R; r++)
+          zl += sprintf(zl, "%s%.40s", r ? ", " : "", sw.axes[i].values[value_at(&sw, pts[r], i)]);
+        sets[ns++] = lists[i];
+      }
       hcl_run_options ro = opt->run;
       ro.sets = sets;
       ro.n_sets = ns;
@@ -671,7 +697,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         break;
       }
       fprintf(stderr, "hiercl sweep: [%zu/%zu] %s%s\n", ran + 1, todo, *gkey ? gkey : "(all)",
-              group   ? " (train sizes and seeds as replicas)"
+              group   ? " (train sizes / learning rates and seeds as replicas)"
               : R > 1 ? " (seeds as replicas)"
                       : "");
       hcl_status prc = hcl_run(&ro, err, errlen);
@@ -701,7 +727,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   free(rseeds);
   free(skip);
   free(seedlist);
-  free(sizelist);
+  for (size_t i = 0; i < MAX_AXES; i++) free(lists[i]);
   fclose(out);
   free(previous);
   free(sets);

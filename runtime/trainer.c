@@ -82,6 +82,12 @@ hcl_status hcl_trainer_init(hcl_trainer *t) {
   t->best_test = t->last_err + R;
   for (size_t r = 0; r < R; r++) t->best_test[r] = INFINITY;
   HCL_TRY(t->mvt->init(t->model, t->params));
+  if (c->lr_scales) { /* per-replica learning rates, applied by the optimiser */
+    float ls[R];
+    for (size_t r = 0; r < R; r++) ls[r] = (float)c->lr_scales[r];
+    HCL_TRY(alloc_f(t, &t->lr_scale, R));
+    HCL_TRY(hcl_buf_write(t->ctx, t->lr_scale, ls, sizeof ls));
+  }
   if (c->train_size > 0) {
     size_t bytes = fbytes(R * c->train_size * (t->x_size + t->y_dim));
     if (c->train_sizes) { /* per-replica sizes: every replica's set lives in the cache */
@@ -106,9 +112,9 @@ hcl_status hcl_trainer_init(hcl_trainer *t) {
 }
 
 void hcl_trainer_release(hcl_trainer *t) {
-  hcl_buf *bufs[] = {&t->params,  &t->grad,     &t->state1,  &t->state2,  &t->mask,
-                     &t->x,       &t->y,        &t->out,     &t->dout,    &t->loss_acc,
-                     &t->err_acc, &t->nan_step, &t->cache_x, &t->cache_y, &t->sizes};
+  hcl_buf *bufs[] = {&t->params,  &t->grad,    &t->state1, &t->state2,   &t->mask,    &t->x,
+                     &t->y,       &t->out,     &t->dout,   &t->loss_acc, &t->err_acc, &t->nan_step,
+                     &t->cache_x, &t->cache_y, &t->sizes,  &t->lr_scale};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) hcl_buf_free(t->ctx, bufs[i]);
   free(t->last_train);
   t->last_train = NULL;
@@ -238,6 +244,11 @@ hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_ex
     for (size_t r = 0; r < R; r++) sz[r] = (double)c->train_sizes[r];
     HCL_TRY(hcl_trainer_metric_add(t, "train_size", sz));
   }
+  if (c->lr_scales) { /* each replica's own learning rate now */
+    double lr[R];
+    for (size_t r = 0; r < R; r++) lr[r] = t->lr_now * c->lr_scales[r];
+    HCL_TRY(hcl_trainer_metric_add(t, "replica_lr", lr));
+  }
   HCL_TRY(hcl_trainer_metric_add(t, "train_loss", train));
   if (c->test_size > 0 && nan_rc == HCL_OK) {
     HCL_TRY(test_metrics(t, test, err));
@@ -329,8 +340,8 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
                      hcl_buf_sub(t->loss_acc, 0, fbytes(R)), none, 1, t->nan_step,
                      (int32_t)t->step));
     HCL_TRY(t->mvt->backward(t->model, t->params, t->dout, B, t->grad));
-    HCL_TRY(hcl_optim_step(t->ctx, &c->optim, (float)t->lr_now, none, (float)ph->l2, t->params,
-                           t->grad, t->state1, t->state2, mask, R, t->n_params, i + 1));
+    HCL_TRY(hcl_optim_step(t->ctx, &c->optim, (float)t->lr_now, t->lr_scale, (float)ph->l2,
+                           t->params, t->grad, t->state1, t->state2, mask, R, t->n_params, i + 1));
     t->step++;
     t->samples += B;
     t->acc_steps++;

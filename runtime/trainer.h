@@ -31,6 +31,7 @@ typedef struct hcl_train_cfg {
   const uint64_t *seeds;
   uint64_t steps, batch, train_size;
   const uint64_t *train_sizes; /* [R] or NULL; train_size is then their maximum */
+  const double *lr_scales;     /* [R] or NULL: replica r's lr is sched(t) * lr_scales[r] */
   hcl_schedule sched;
   hcl_loss_kind loss;
   hcl_optim optim;
@@ -63,6 +64,7 @@ struct hcl_trainer {
   hcl_buf x, y, out, dout, loss_acc, err_acc, nan_step;
   hcl_buf cache_x, cache_y; /* the finite training set, generated once */
   hcl_buf sizes;            /* cl_ulong[R] of cfg->train_sizes */
+  hcl_buf lr_scale;         /* float[R] of cfg->lr_scales */
   int cached;
   uint64_t step, samples, acc_steps;
   const char *phase_label;

@@ -114,6 +114,34 @@ static void grid_end_to_end_and_resume(void **state) {
   snprintf(path, sizeof path, "%s/sweep.jsonl", o.sweep_dir);
   lines2 = hcl_test_read_file(path);
   assert_int_equal(count(lines2, "\"status\":\"completed\""), 4);
+  /* learning rates batch too: 2 rates x 2 sizes x 2 seeds = one run of 8 replicas */
+  const char *lr_grid[] = {"train.lr=0.01, 0.05"};
+  hcl_sweep_options o4;
+  memset(&o4, 0, sizeof o4);
+  o4.run = o.run;
+  o4.grid = lr_grid;
+  o4.n_grid = 1;
+  if (hcl_sweep(&o4, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  snprintf(ls, sizeof ls, "ls %s/runs | wc -l", o4.sweep_dir);
+  lp = popen(ls, "r");
+  assert_int_equal(fscanf(lp, "%d", &n_runs), 1);
+  pclose(lp);
+  assert_int_equal(n_runs, 1);
+  snprintf(path, sizeof path, "%s/sweep.jsonl", o4.sweep_dir);
+  char *l4 = hcl_test_read_file(path);
+  assert_int_equal(count(l4, "\"status\":\"completed\""), 8);
+  assert_int_equal(count(l4, "\"train.lr\":\"0.05\""), 4);
+  /* the run's metrics carry each replica's own learning rate */
+  char *rd = strstr(l4, "\"run_dir\":\"");
+  assert_non_null(rd);
+  char mpath[1300];
+  snprintf(mpath, sizeof mpath, "%.*s/metrics.jsonl", (int)(strchr(rd + 11, '"') - (rd + 11)),
+           rd + 11);
+  char *m4 = hcl_test_read_file(mpath);
+  assert_non_null(m4);
+  assert_non_null(strstr(m4, "\"replica_lr\":0.05"));
+  assert_non_null(strstr(m4, "\"replica_lr\":0.01"));
+  free(l4), free(m4);
   /* hiercl plot draws the sample-complexity curve (matplotlib: installed by
    * scripts/setup.sh; a machine without it, e.g. a bare GPU box, skips this) */
   char cmd[1400];
