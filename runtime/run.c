@@ -142,6 +142,11 @@ static hcl_status train_config(run_state *s) {
                       "%s: [train] batch = 0 (full batch) cannot be combined with train_sizes "
                       "(the batch would differ per replica)",
                       s->cfg.path);
+    if (strcmp(c->algorithm, "sgd"))
+      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                      "%s: [train] train_sizes works with algorithm = sgd only (algorithm %s reads "
+                      "one training-set size); run the sizes one by one",
+                      s->cfg.path, c->algorithm);
     s->train_sizes = calloc(ns, sizeof *s->train_sizes);
     if (!s->train_sizes) return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
     c->train_size = 0;

@@ -594,19 +594,22 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   }
   /* Points that differ only in batchable keys train together: one run per
    * group, its replicas the (size, lr, seed) combinations ([train]
-   * train_sizes, lrs). Full batch (batch = 0) differs per size, so sizes then
-   * run one by one. */
+   * train_sizes, lrs). Sizes run one by one under full batch (batch = 0:
+   * the batch would differ) and under a model's own algorithm (it reads one
+   * training-set size). */
   static const struct {
     const char *axis, *list;
   } batchable[] = {{"train.train_size", "train.train_sizes"}, {"train.lr", "train.lrs"}};
   const char *bv = hcl_config_get(&cfg, "train", "batch");
+  const char *alg = hcl_config_get(&cfg, "train", "algorithm");
+  int sizes_ok = !(bv && !strcmp(bv, "0")) && (!alg || !strcmp(alg, "sgd"));
   unsigned bmask = 0;
   const char *blist[MAX_AXES] = {0};
   size_t Rmax = nS;
   for (size_t i = 0; i < sw.n_axes; i++)
     for (size_t b = 0; b < sizeof batchable / sizeof *batchable; b++)
       if (!strcmp(sw.axes[i].key, batchable[b].axis) && sw.axes[i].n > 1 &&
-          !((int)i == sw.size_axis && bv && !strcmp(bv, "0"))) {
+          ((int)i != sw.size_axis || sizes_ok)) {
         bmask |= 1u << i;
         blist[i] = batchable[b].list;
         Rmax *= sw.axes[i].n;

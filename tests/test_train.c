@@ -167,6 +167,11 @@ static void train_sizes_equal_separate_runs(void **state) {
   assert_int_equal(hcl_exit_code(run_cfg(base_cfg, bad, 1, NULL, dir2, err, sizeof err)),
                    HCL_EXIT_USAGE);
   assert_non_null(strstr(err, "train_sizes"));
+  /* a model's own algorithm reads one training-set size: refused, not guessed */
+  const char *alg[] = {"run.seeds=4, 4", "train.train_sizes=40, 700", "train.algorithm=layerwise"};
+  assert_int_equal(hcl_exit_code(run_cfg(base_cfg, alg, 3, NULL, dir2, err, sizeof err)),
+                   HCL_EXIT_USAGE);
+  assert_non_null(strstr(err, "algorithm = sgd only"));
   free(m2), free(ma), free(mb), free(r0), free(r1), free(a), free(b);
 }
 
