@@ -269,31 +269,13 @@ static void model_free(model *m) {
   memset(m, 0, sizeof *m);
 }
 
-static float *read_floats(hcl_buf b, size_t n) {
-  float *h = malloc(n * sizeof *h);
-  assert_non_null(h);
-  assert_int_equal(hcl_buf_read(g_ctx, b, h, n * sizeof *h), HCL_OK);
-  return h;
-}
+#define read_floats(b, n) hcl_test_download(g_ctx, b, n)
 
-static hcl_buf upload(const float *h, size_t n) {
-  hcl_buf b;
-  assert_int_equal(hcl_buf_alloc(g_ctx, n * sizeof *h, &b), HCL_OK);
-  assert_int_equal(hcl_buf_write(g_ctx, b, h, n * sizeof *h), HCL_OK);
-  return b;
-}
+#define upload(h, n) hcl_test_upload(g_ctx, h, n)
 
-static float *random_floats(size_t n, double lo, double hi) {
-  float *h = malloc(n * sizeof *h);
-  for (size_t i = 0; i < n; i++) h[i] = (float)urand(lo, hi);
-  return h;
-}
+#define random_floats(n, lo, hi) hcl_test_random_floats(urand, n, lo, hi)
 
-static double *to_double(const float *f, size_t n) {
-  double *d = malloc(n * sizeof *d);
-  for (size_t i = 0; i < n; i++) d[i] = f[i];
-  return d;
-}
+#define to_double(f, n) hcl_test_to_double(f, n)
 
 /* ---- tests that need no device -------------------------------------------- */
 

@@ -121,3 +121,31 @@ const char *hcl_test_write_temp(const char *name, const char *text) {
   fclose(f);
   return p;
 }
+
+float *hcl_test_download(hcl_ctx *ctx, hcl_buf b, size_t n) {
+  float *h = malloc(n * sizeof *h);
+  assert_non_null(h);
+  assert_int_equal(hcl_buf_read(ctx, b, h, n * sizeof *h), HCL_OK);
+  return h;
+}
+
+hcl_buf hcl_test_upload(hcl_ctx *ctx, const float *h, size_t n) {
+  hcl_buf b;
+  assert_int_equal(hcl_buf_alloc(ctx, n * sizeof *h, &b), HCL_OK);
+  assert_int_equal(hcl_buf_write(ctx, b, h, n * sizeof *h), HCL_OK);
+  return b;
+}
+
+double *hcl_test_to_double(const float *f, size_t n) {
+  double *d = malloc(n * sizeof *d);
+  assert_non_null(d);
+  for (size_t i = 0; i < n; i++) d[i] = f[i];
+  return d;
+}
+
+float *hcl_test_random_floats(double (*draw)(double, double), size_t n, double lo, double hi) {
+  float *h = malloc(n * sizeof *h);
+  assert_non_null(h);
+  for (size_t i = 0; i < n; i++) h[i] = (float)draw(lo, hi);
+  return h;
+}

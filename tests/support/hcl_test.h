@@ -31,4 +31,13 @@ const char *hcl_test_write_temp(const char *name, const char *text);
 /* A fresh temporary directory (mkdtemp), path valid until exit. */
 const char *hcl_test_tmpdir(void);
 
+/* Device buffers in tests: n floats read back (malloc'd), or a new buffer
+ * holding n host floats; both fail the test on a device error. */
+float *hcl_test_download(hcl_ctx *ctx, hcl_buf b, size_t n);
+hcl_buf hcl_test_upload(hcl_ctx *ctx, const float *h, size_t n);
+/* A double copy of n floats (malloc'd). */
+double *hcl_test_to_double(const float *f, size_t n);
+/* n floats, each draw(lo, hi) in turn (malloc'd): the caller's own generator. */
+float *hcl_test_random_floats(double (*draw)(double, double), size_t n, double lo, double hi);
+
 #endif
