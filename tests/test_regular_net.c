@@ -168,33 +168,12 @@ static double ref_objective(const ref_net *r, const double *p, const double *mas
 
 /* ---- small helpers -------------------------------------------------------- */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static double urand(double lo, double hi) { /* xorshift64*, deterministic */
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  uint64_t v = rng_state * 2685821657736338717ull;
-  return lo + (hi - lo) * (double)(v >> 11) / 9007199254740992.0;
-}
+static double urand(double lo, double hi) { return hcl_test_xorshift(&rng_state, lo, hi); }
 
-static double max_abs(const double *a, size_t n) {
-  double m = 0;
-  for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
-  return m;
-}
+#define max_abs(a, n) hcl_test_max_abs(a, n)
 
 /* Every |got - want| within rel * max|want| (+ a tiny absolute floor). */
-static void assert_close(const float *got, const double *want, size_t n, double rel,
-                         const char *what) {
-  double scale = max_abs(want, n), worst = 0;
-  size_t at = 0;
-  for (size_t i = 0; i < n; i++) {
-    double e = fabs((double)got[i] - want[i]);
-    if (!(e <= worst)) worst = e, at = i;
-  }
-  if (!(worst <= rel * scale + 1e-6))
-    fail_msg("%s: element %zu: got %.9g want %.9g (max error %.3g, scale %.3g)", what, at,
-             (double)got[at], want[at], worst, scale);
-}
+#define assert_close(got, want, n, rel, what) hcl_test_assert_close(got, want, n, rel, what)
 
 /* The plugin's mask stream of layer l's part (0 weight, 1 skip): documented
  * in regular_net.h ("regnet" tag, kind 1 = masks, index l << 2 | part). */

@@ -131,19 +131,9 @@ static double ref_objective(const ref_net *r, const double *p, const double *x, 
 
 /* ---- small helpers -------------------------------------------------------- */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static double urand(double lo, double hi) { /* xorshift64*, deterministic */
-  rng_state ^= rng_state >> 12;
-  rng_state ^= rng_state << 25;
-  rng_state ^= rng_state >> 27;
-  uint64_t v = rng_state * 2685821657736338717ull;
-  return lo + (hi - lo) * (double)(v >> 11) / 9007199254740992.0;
-}
+static double urand(double lo, double hi) { return hcl_test_xorshift(&rng_state, lo, hi); }
 
-static double max_abs(const double *a, size_t n) {
-  double m = 0;
-  for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
-  return m;
-}
+#define max_abs(a, n) hcl_test_max_abs(a, n)
 
 /* Every |got - want| within rel * max|want| (+ a tiny absolute floor). */
 static void assert_close(const float *got, const double *want, size_t n, double rel,

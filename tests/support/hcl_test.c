@@ -1,6 +1,7 @@
 /* Shared helpers for the cmocka tests (see hcl_test.h). */
 #include "hcl_test.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,4 +149,31 @@ float *hcl_test_random_floats(double (*draw)(double, double), size_t n, double l
   assert_non_null(h);
   for (size_t i = 0; i < n; i++) h[i] = (float)draw(lo, hi);
   return h;
+}
+
+double hcl_test_xorshift(uint64_t *state, double lo, double hi) {
+  *state ^= *state >> 12;
+  *state ^= *state << 25;
+  *state ^= *state >> 27;
+  uint64_t v = *state * 2685821657736338717ull;
+  return lo + (hi - lo) * (double)(v >> 11) / 9007199254740992.0;
+}
+
+double hcl_test_max_abs(const double *a, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++) m = fmax(m, fabs(a[i]));
+  return m;
+}
+
+void hcl_test_assert_close(const float *got, const double *want, size_t n, double rel,
+                           const char *what) {
+  double scale = hcl_test_max_abs(want, n), worst = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < n; i++) {
+    double e = fabs((double)got[i] - want[i]);
+    if (!(e <= worst)) worst = e, at = i;
+  }
+  if (!(worst <= rel * scale + 1e-6))
+    fail_msg("%s: element %zu: got %.9g want %.9g (max error %.3g, scale %.3g)", what, at,
+             (double)got[at], want[at], worst, scale);
 }

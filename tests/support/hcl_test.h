@@ -39,5 +39,13 @@ hcl_buf hcl_test_upload(hcl_ctx *ctx, const float *h, size_t n);
 double *hcl_test_to_double(const float *f, size_t n);
 /* n floats, each draw(lo, hi) in turn (malloc'd): the caller's own generator. */
 float *hcl_test_random_floats(double (*draw)(double, double), size_t n, double lo, double hi);
+/* Uniform double in [lo, hi) from a xorshift64* state (deterministic). */
+double hcl_test_xorshift(uint64_t *state, double lo, double hi);
+/* Largest |a[i]|. */
+double hcl_test_max_abs(const double *a, size_t n);
+/* Every |got - want| within rel * max|want| + 1e-6, else fail naming `what`
+ * and the worst element. */
+void hcl_test_assert_close(const float *got, const double *want, size_t n, double rel,
+                           const char *what);
 
 #endif
