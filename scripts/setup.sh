@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 pkgs="build-essential cmake ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd \
-libiniparser-dev libcmocka-dev clinfo python3-matplotlib"
+libiniparser-dev libcmocka-dev clinfo python3-matplotlib clblast-utils"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
