@@ -601,7 +601,7 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
                     HCL_ARG(b.mem), HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta),
                     HCL_ARG(c.mem), HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_)};
   size_t g2[2], l2[2];
-  geom2(n, m, g2, l2);
+  geom2((n + 3) / 4, m, g2, l2); /* 4 columns per work-item */
   size_t gws[3] = {g2[0], g2[1], batch}, lws[3] = {l2[0], l2[1], 1};
   return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_SMALL], 3, gws, lws, "gemm_small", 19, args);
 }
