@@ -39,6 +39,7 @@ enum {
   K_GEMV_AXPY,
   K_GER,
   K_GEMM_SMALL,
+  K_GEMM_SMALL1,
   K_COUNT
 };
 
@@ -78,7 +79,8 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_gemv_dot",
                                              "hcl_k_gemv_axpy",
                                              "hcl_k_ger",
-                                             "hcl_k_gemm_small"};
+                                             "hcl_k_gemm_small",
+                                             "hcl_k_gemm_small1"};
 
 struct hcl_ops {
   cl_program prog;
@@ -601,7 +603,9 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
                     HCL_ARG(b.mem), HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta),
                     HCL_ARG(c.mem), HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_)};
   size_t g2[2], l2[2];
-  geom2((n + 3) / 4, m, g2, l2); /* 4 columns per work-item */
+  int cpu = hcl_ops_cpu_paths(ctx); /* CPUs: 4 columns per work-item; GPUs: one */
+  geom2(cpu ? (n + 3) / 4 : n, m, g2, l2);
   size_t gws[3] = {g2[0], g2[1], batch}, lws[3] = {l2[0], l2[1], 1};
-  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_SMALL], 3, gws, lws, "gemm_small", 19, args);
+  return hcl_run_kernel(ctx, ctx->ops->k[cpu ? K_GEMM_SMALL : K_GEMM_SMALL1], 3, gws, lws,
+                        "gemm_small", 19, args);
 }
