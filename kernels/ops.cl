@@ -478,7 +478,7 @@ __kernel void hcl_k_ger(ulong m, ulong n, float alpha, __global const float *u, 
 }
 
 /* GPUs: one output per work-item (more parallel work; the 4-column variant
- * below was 20% slower on an H100 at 100 replicas). Same summation order. */
+ * below was 10-22% slower on an H100 at 100 replicas). Same summation order. */
 __kernel void hcl_k_gemm_small1(int ta, int tb, ulong m, ulong n, ulong k, float alpha,
                                 __global const float *a, ulong a_off, ulong lda, ulong sa,
                                 __global const float *b, ulong b_off, ulong ldb, ulong sb,
