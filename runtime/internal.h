@@ -308,6 +308,14 @@ hcl_status hcl_plugin_load(hcl_ctx *ctx, const char *path, hcl_plugin *out);
 const hcl_plugin *hcl_registry_find(const hcl_registry *reg, const char *name, uint32_t kind);
 void hcl_registry_free(hcl_registry *reg);
 
+/* ---- files and paths (files.c) ------------------------------------------- */
+/* Whole file as a NUL-terminated malloc'd string; NULL when unreadable. */
+char *hcl_file_text(const char *path);
+/* File name without folders and extension: "configs/x.ini" -> "x". */
+void hcl_path_stem(const char *path, char *out, size_t len);
+/* Create a directory and its missing parents (like mkdir -p). */
+hcl_status hcl_mkdir_p(hcl_ctx *ctx, const char *path);
+
 /* ---- small JSON writer (json.c) ------------------------------------------ */
 /* Append a JSON string literal of s (quoted, escaped) to f. */
 void hcl_json_str(FILE *f, const char *s);

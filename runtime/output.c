@@ -18,23 +18,8 @@ static void slug(const char *in, char *out, size_t len) {
   out[j] = 0;
 }
 
-static hcl_status mkdir_p(hcl_ctx *ctx, const char *path) {
-  char tmp[1024];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(tmp, 0777) && errno != EEXIST)
-        return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-      *p = '/';
-    }
-  if (mkdir(tmp, 0777) && errno != EEXIST)
-    return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-  return HCL_OK;
-}
-
 hcl_status hcl_out_open(hcl_ctx *ctx, hcl_run_out *o, const char *parent, const char *name) {
-  HCL_TRY(mkdir_p(ctx, parent));
+  HCL_TRY(hcl_mkdir_p(ctx, parent));
   char stamp[32], n[128], d[96];
   time_t now = time(NULL);
   strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime(&now));

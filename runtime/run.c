@@ -26,14 +26,6 @@ static hcl_status err_out(hcl_status rc, const hcl_ctx *ctx, char *err, size_t e
   return rc;
 }
 
-static void stem(const char *path, char *out, size_t len) {
-  const char *b = strrchr(path, '/');
-  b = b ? b + 1 : path;
-  snprintf(out, len, "%s", b);
-  char *dot = strrchr(out, '.');
-  if (dot && dot != out) *dot = 0;
-}
-
 /* Load, override and check the core sections (no device needed). */
 static hcl_status load_config(run_state *s, const hcl_run_options *opt) {
   HCL_TRY(hcl_config_load(NULL, opt->config_path, &s->cfg));
@@ -321,7 +313,7 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
   if (*rn)
     snprintf(name, sizeof name, "%s", rn);
   else
-    stem(opt->config_path, name, sizeof name);
+    hcl_path_stem(opt->config_path, name, sizeof name);
   const char *parent = opt->out_dir && *opt->out_dir ? opt->out_dir : hcl_param_str(&s->run, "out");
   s->t.ctx = s->ctx;
   s->t.cfg = &s->tc;

@@ -254,29 +254,13 @@ static int json_get(const char *line, const char *key, double *v) {
   return end != p;
 }
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-    free(s);
-    s = NULL;
-  }
-  if (s) s[n] = 0;
-  fclose(f);
-  return s;
-}
-
 /* Append one line per replica of a finished (or failed) run to sweep.jsonl. */
 static void record(FILE *out, const sweep *sw, const size_t *pts, const unsigned char *skip,
                    const char *run_dir, const char *status, const char *error,
                    const uint64_t *seeds, size_t R) {
   char path[1200];
   snprintf(path, sizeof path, "%s/summary.json", run_dir);
-  char *sum = *run_dir ? slurp(path) : NULL;
+  char *sum = *run_dir ? hcl_file_text(path) : NULL;
   const char *rep = sum ? strstr(sum, "\"replicas\":[") : NULL;
   double task_classes = 0, n_classes = 0;
   if (sum && strstr(sum, "\"task\":\"classes\"")) task_classes = 1;
@@ -365,7 +349,7 @@ static int cmp_dbl(const void *a, const void *b) {
 static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty) {
   char path[1200];
   snprintf(path, sizeof path, "%s/sweep.jsonl", dir);
-  char *text = slurp(path);
+  char *text = hcl_file_text(path);
   if (!text) return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot read", path);
   size_t np = n_points(sw);
   double *mean = calloc(np, sizeof *mean), *sd = calloc(np, sizeof *sd);
@@ -504,14 +488,6 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty) {
 
 /* ---- the driver ------------------------------------------------------------ */
 
-static void stem(const char *path, char *out, size_t len) {
-  const char *b = strrchr(path, '/');
-  b = b ? b + 1 : path;
-  snprintf(out, len, "%s", b);
-  char *dot = strrchr(out, '.');
-  if (dot && dot != out) *dot = 0;
-}
-
 /* Whether sweep.jsonl already holds a completed line for this point. */
 static int done_before(const char *jsonl, const char *key) {
   if (!jsonl) return 0;
@@ -546,7 +522,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   if (sw.name[0])
     snprintf(name, sizeof name, "%s", sw.name);
   else
-    stem(opt->run.config_path, name, sizeof name);
+    hcl_path_stem(opt->run.config_path, name, sizeof name);
   size_t cap = strlen(cfg.text) + 4096;
   for (size_t i = 0; i < opt->run.n_sets; i++) cap += strlen(opt->run.sets[i]) + 1;
   for (size_t i = 0; i < opt->n_grid; i++) cap += strlen(opt->grid[i]) + 1;
@@ -558,7 +534,12 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   hcl_sha256_hex(ident, strlen(ident), hash);
   free(ident);
   const char *parent = opt->run.out_dir && *opt->run.out_dir ? opt->run.out_dir : "runs";
-  mkdir(parent, 0777);
+  if (hcl_mkdir_p(NULL, parent) != HCL_OK) { /* like hiercl run --out: parents too */
+    snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+    hcl_config_free(&cfg);
+    free_sweep(&sw);
+    return HCL_ERR_IO;
+  }
   snprintf(opt->sweep_dir, sizeof opt->sweep_dir, "%s/sweep_%s_%.8s", parent, name, hash);
   if (mkdir(opt->sweep_dir, 0777) && errno != EEXIST) {
     snprintf(err, errlen, "%s: cannot create: %s", opt->sweep_dir, strerror(errno));
@@ -569,7 +550,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   char path[1200], runs[1200];
   snprintf(path, sizeof path, "%s/sweep.jsonl", opt->sweep_dir);
   snprintf(runs, sizeof runs, "%s/runs", opt->sweep_dir);
-  char *previous = slurp(path);
+  char *previous = hcl_file_text(path);
   FILE *out = fopen(path, "a");
   if (!out) {
     snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));

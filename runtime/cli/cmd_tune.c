@@ -62,19 +62,6 @@ static double gflops(hcl_ctx *ctx, size_t m, size_t n, size_t k) {
   return reps ? 2.0 * m * n * k * reps / t * 1e-9 : 0;
 }
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  if (s && fread(s, 1, (size_t)n, f) != (size_t)n) s[0] = 0;
-  if (s) s[n] = 0;
-  fclose(f);
-  return s;
-}
-
 /* "key": "value" of a stage file, copied into out. */
 static int json_field(const char *text, const char *key, char *out, size_t len) {
   char pat[64];
@@ -94,7 +81,7 @@ static int best_of(const char *dir, char *params, size_t len, double *best_ms) {
   for (int stage = 1; stage <= 4; stage++) {
     char path[1200], t[64], p[1024];
     snprintf(path, sizeof path, "%s/clblast_xgemm_%d_32.json", dir, stage);
-    char *text = slurp(path);
+    char *text = hcl_file_text(path);
     if (text && json_field(text, "best_time", t, sizeof t) &&
         json_field(text, "best_parameters", p, sizeof p) && strstr(p, "GEMMK=0") && atof(t) > 0 &&
         atof(t) < *best_ms) {
@@ -116,12 +103,9 @@ static int write_params(const char *path, const char *params, double ms, const h
                         size_t m, size_t n, size_t k) {
   char dir[1200];
   snprintf(dir, sizeof dir, "%s", path);
-  for (char *s = dir + 1; *s; s++)
-    if (*s == '/') {
-      *s = 0;
-      mkdir(dir, 0777);
-      *s = '/';
-    }
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = 0; /* the file's folder */
+  if (slash && hcl_mkdir_p(NULL, dir) != HCL_OK) return -1;
   char tmp[1300];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   FILE *f = fopen(tmp, "w");

@@ -71,21 +71,7 @@ void hcl_test_params_free(hcl_params *p) {
   free(p);
 }
 
-char *hcl_test_read_file(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-    free(s);
-    s = NULL;
-  }
-  if (s) s[n] = 0;
-  fclose(f);
-  return s;
-}
+char *hcl_test_read_file(const char *path) { return hcl_file_text(path); }
 
 int hcl_test_json_num(const char *text, const char *key, double *out) {
   char pat[128];
