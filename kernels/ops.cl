@@ -164,14 +164,15 @@ HCL_DEF_RNG(hcl_k_rng_normal, hcl_k_rng_normal_edge, HCL_RNG_NORMAL)
 HCL_DEF_RNG(hcl_k_rng_rademacher, hcl_k_rng_rademacher_edge, HCL_RNG_RADEMACHER)
 HCL_DEF_RNG(hcl_k_rng_bernoulli, hcl_k_rng_bernoulli_edge, HCL_RNG_BERNOULLI)
 
-/* dst[r, j, c] = src[r, (f0 + j) % rows_src, c], f0 = first % rows_src.
+/* dst[r, j, c] = src[r, (f0 + j) % rows, c] with rows = sizes[r], or rows_src
+ * when sizes is NULL (one training-set size for all replicas).
  * gws = (>= width, >= n, R). */
 __kernel void hcl_k_gather_rows(__global const float *src, ulong src_off, ulong rows_src,
-                                __global float *dst, ulong dst_off, ulong f0, ulong n,
-                                ulong width) {
+                                __global float *dst, ulong dst_off, ulong f0, ulong n, ulong width,
+                                __global const ulong *sizes) {
   size_t c = get_global_id(0), j = get_global_id(1), r = get_global_id(2);
   if (c >= width || j >= n) return;
-  size_t srow = (f0 + j) % rows_src;
+  size_t srow = (f0 + j) % (sizes ? sizes[r] : rows_src);
   dst[dst_off + (r * n + j) * width + c] = src[src_off + (r * rows_src + srow) * width + c];
 }
 
@@ -179,23 +180,10 @@ __kernel void hcl_k_gather_rows(__global const float *src, ulong src_off, ulong 
  * PoCL a group per row). gws = (>= n, R). */
 __kernel void hcl_k_gather_rows_cpu(__global const float *src, ulong src_off, ulong rows_src,
                                     __global float *dst, ulong dst_off, ulong f0, ulong n,
-                                    ulong width) {
-  size_t j = get_global_id(0), r = get_global_id(1);
-  if (j >= n) return;
-  size_t srow = (f0 + j) % rows_src;
-  __global const float *s = src + src_off + (r * rows_src + srow) * width;
-  __global float *d = dst + dst_off + (r * n + j) * width;
-  for (size_t c = 0; c < width; c++) d[c] = s[c];
-}
-
-/* Per-replica training-set sizes (a sweep over P batched as replicas):
- * dst[r, j, :] = src[r, (f0 + j) % sizes[r], :]. gws = (>= n, R). */
-__kernel void hcl_k_gather_rows_var(__global const float *src, ulong src_off, ulong rows_src,
-                                    __global float *dst, ulong dst_off, ulong f0, ulong n,
                                     ulong width, __global const ulong *sizes) {
   size_t j = get_global_id(0), r = get_global_id(1);
   if (j >= n) return;
-  size_t srow = (f0 + j) % sizes[r];
+  size_t srow = (f0 + j) % (sizes ? sizes[r] : rows_src);
   __global const float *s = src + src_off + (r * rows_src + srow) * width;
   __global float *d = dst + dst_off + (r * n + j) * width;
   for (size_t c = 0; c < width; c++) d[c] = s[c];

@@ -157,14 +157,11 @@ hcl_status hcl_fill(hcl_ctx *ctx, hcl_buf y, float value, size_t n);
 hcl_status hcl_rng_fill(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const uint64_t *seeds,
                         size_t R, uint64_t stream_id, uint64_t first, hcl_buf out, size_t stride,
                         size_t n);
-/* dst[r, j, :] = src[r, (first + j) % rows_src, :] for j < n, width floats a row. */
-hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf dst, size_t R,
-                           uint64_t first, size_t n, size_t width);
-
-/* The same with a training-set size per replica: row (first + j) % sizes[r]
- * of replica r (sizes: device cl_ulong[R], each <= rows_src). */
-hcl_status hcl_gather_rows_var(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf sizes,
-                               hcl_buf dst, size_t R, uint64_t first, size_t n, size_t width);
+/* dst[r, j, :] = src[r, (first + j) % rows, :] for j < n, width floats a row,
+ * src [R, rows_src, width]; rows = sizes[r] (device cl_ulong[R], each <=
+ * rows_src: a training-set size per replica), or rows_src when sizes.mem is NULL. */
+hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf sizes, hcl_buf dst,
+                           size_t R, uint64_t first, size_t n, size_t width);
 
 typedef enum {
   HCL_LOSS_MSE = 0,       /* mean (f - y)^2 over outputs and samples, no 1/2 */

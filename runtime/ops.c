@@ -29,7 +29,6 @@ enum {
   K_RNG_EDGE = K_RNG + 4, /* the same: partial blocks at the ends */
   K_GATHER = K_RNG_EDGE + 4,
   K_GATHER_CPU,
-  K_GATHER_VAR,
   K_LOSS,
   K_LOSS_SAMPLES, /* one per hcl_loss_kind, in order (CPUs) */
   K_LOSS_SUM = K_LOSS_SAMPLES + 4,
@@ -67,7 +66,6 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_rng_bernoulli_edge",
                                              "hcl_k_gather_rows",
                                              "hcl_k_gather_rows_cpu",
-                                             "hcl_k_gather_rows_var",
                                              "hcl_k_loss",
                                              "hcl_k_loss_mse",
                                              "hcl_k_loss_cross_entropy",
@@ -345,37 +343,26 @@ hcl_status hcl_rng_fill(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const
   return hcl_run_kernel(ctx, ctx->ops->k[K_RNG_EDGE + dist], 2, gws, NULL, "rng", 11, args);
 }
 
-hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf dst, size_t R,
-                           uint64_t first, size_t n, size_t width) {
+hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf sizes, hcl_buf dst,
+                           size_t R, uint64_t first, size_t n, size_t width) {
   if (!R || !n || !width) return HCL_OK;
   if (!rows_src) return hcl_fail(ctx, HCL_ERR_PARAM, "gather_rows: the source has no rows");
   OPS_READY(ctx);
   NEED("gather_rows", "src", src, R * rows_src * width);
   NEED("gather_rows", "dst", dst, R * n * width);
-  cl_ulong so = src.offset / 4, rs = rows_src, dso = dst.offset / 4, f0 = first % rows_src;
-  cl_ulong n_ = n, w = width;
-  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(rs), HCL_ARG(dst.mem),
-                    HCL_ARG(dso),     HCL_ARG(f0), HCL_ARG(n_), HCL_ARG(w)};
+  if (sizes.mem) HCL_TRY(need(ctx, "gather_rows", "sizes", sizes, R, sizeof(cl_ulong)));
+  /* one size for all: reduce first on the host; per-replica sizes: in the kernel */
+  cl_ulong so = src.offset / 4, rs = rows_src, dso = dst.offset / 4;
+  cl_ulong f0 = sizes.mem ? first : first % rows_src, n_ = n, w = width;
+  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(rs), HCL_ARG(dst.mem),  HCL_ARG(dso),
+                    HCL_ARG(f0),      HCL_ARG(n_), HCL_ARG(w),  HCL_ARG(sizes.mem)};
   if (hcl_ops_cpu_paths(ctx)) { /* see hcl_k_gather_rows_cpu */
     size_t gws[2] = {n, R};
-    return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER_CPU], 2, gws, NULL, "gather_rows", 8, args);
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER_CPU], 2, gws, NULL, "gather_rows", 9, args);
   }
   size_t gws[3], lws[3];
   const size_t *l = geom3(ctx, width, n, R, gws, lws);
-  return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER], 3, gws, l, "gather_rows", 8, args);
-}
-
-hcl_status hcl_gather_rows_var(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf sizes,
-                               hcl_buf dst, size_t R, uint64_t first, size_t n, size_t width) {
-  if (!R || !n || !width) return HCL_OK;
-  OPS_READY(ctx);
-  NEED("gather_rows_var", "src", src, R * rows_src * width);
-  NEED("gather_rows_var", "dst", dst, R * n * width);
-  cl_ulong so = src.offset / 4, rs = rows_src, dso = dst.offset / 4, f0 = first, n_ = n, w = width;
-  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(rs), HCL_ARG(dst.mem),  HCL_ARG(dso),
-                    HCL_ARG(f0),      HCL_ARG(n_), HCL_ARG(w),  HCL_ARG(sizes.mem)};
-  size_t gws[2] = {n, R};
-  return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER_VAR], 2, gws, NULL, "gather_rows", 9, args);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER], 3, gws, l, "gather_rows", 9, args);
 }
 
 static const char *loss_name(hcl_loss_kind k) {

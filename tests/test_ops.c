@@ -238,7 +238,8 @@ static void test_gather_rows(void **state) {
   const uint64_t first = (1ull << 33) + 11;
   float *src = frand(R * rows * width, -1, 1), *dst = malloc(R * n * width * 4);
   tbuf ts = tb_make(ctx, src, R * rows * width, 4), td = tb_make(ctx, NULL, R * n * width, 1);
-  OK(hcl_gather_rows(ctx, ts.v, rows, td.v, R, first, n, width));
+  hcl_buf none = {0};
+  OK(hcl_gather_rows(ctx, ts.v, rows, none, td.v, R, first, n, width));
   tb_read(ctx, &td, dst);
   for (size_t r = 0; r < R; r++)
     for (size_t j = 0; j < n; j++)
@@ -260,7 +261,7 @@ static void test_gather_rows_var(void **state) {
   hcl_buf sb;
   OK(hcl_buf_alloc(ctx, sizeof sizes, &sb));
   OK(hcl_buf_write(ctx, sb, sizes, sizeof sizes));
-  OK(hcl_gather_rows_var(ctx, ts.v, rows, sb, td.v, R, first, n, width));
+  OK(hcl_gather_rows(ctx, ts.v, rows, sb, td.v, R, first, n, width));
   tb_read(ctx, &td, dst);
   for (size_t r = 0; r < R; r++)
     for (size_t j = 0; j < n; j++)
