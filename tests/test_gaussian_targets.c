@@ -48,42 +48,13 @@ static const hcl_plugin_desc *g_desc[3];
 enum { SIX = 0, QUF = 1, LRP = 2 };
 static const char *const k_names[3] = {"single_index", "quadratic_features", "low_rank_poly"};
 
-static hcl_ctx *g_own_ctx; /* HIERCL_TEST_DEVICE: run the suite on another device */
-
 static int setup_group(void **state) {
   (void)state;
   gt_host = hcl_host_api_get();
-  const char *dev = getenv("HIERCL_TEST_DEVICE");
-  if (dev && *dev) {
-    char err[1024];
-    if (hcl_ctx_create(&(hcl_ctx_options){.device = dev, .quiet = 1}, &g_own_ctx, err,
-                       sizeof err) != HCL_OK) {
-      fprintf(stderr, "HIERCL_TEST_DEVICE=%s: %s\n", dev, err);
-      return -1;
-    }
-    fprintf(stderr, "gaussian target tests on %s (%s)\n", g_own_ctx->dev.name, g_own_ctx->dev.id);
-    hcl_test_registry(); /* scanned with the default ctx, plugins are ctx-free */
-    g_ctx = g_own_ctx;
-  } else {
-    g_ctx = hcl_test_ctx();
-  }
-  if (!g_ctx) return 0;
   for (int k = 0; k < 3; k++) {
-    const hcl_plugin *p = hcl_registry_find(hcl_test_registry(), k_names[k], HCL_PLUGIN_TARGET);
-    if (!p) {
-      fprintf(stderr, "%s plugin not found in %s\n", k_names[k], HCL_TEST_PLUGIN_DIR);
-      return -1;
-    }
-    g_desc[k] = p->desc;
-    g_vt[k] = p->desc->vt;
+    if (hcl_test_setup_plugin(k_names[k], HCL_PLUGIN_TARGET, &g_ctx, &g_desc[k])) return -1;
+    g_vt[k] = g_desc[k]->vt;
   }
-  return 0;
-}
-
-static int teardown_group(void **state) {
-  (void)state;
-  hcl_ctx_destroy(g_own_ctx);
-  g_own_ctx = NULL;
   return 0;
 }
 
@@ -1091,5 +1062,5 @@ int main(void) {
       cmocka_unit_test(test_moments),
       cmocka_unit_test(test_errors),
   };
-  return cmocka_run_group_tests(tests, setup_group, teardown_group);
+  return cmocka_run_group_tests(tests, setup_group, NULL);
 }

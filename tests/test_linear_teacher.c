@@ -36,16 +36,9 @@ static const hcl_target_vt *g_vt;
 
 static int setup_group(void **state) {
   (void)state;
-  g_ctx = hcl_test_ctx();
-  if (!g_ctx) return 0;
-  const hcl_plugin *p = hcl_registry_find(hcl_test_registry(), "linear_teacher", HCL_PLUGIN_TARGET);
-  if (!p) {
-    fprintf(stderr, "linear_teacher plugin not found in %s\n", HCL_TEST_PLUGIN_DIR);
-    return -1;
-  }
-  g_desc = p->desc;
-  g_vt = g_desc->vt;
-  return 0;
+  int rc = hcl_test_setup_plugin("linear_teacher", HCL_PLUGIN_TARGET, &g_ctx, &g_desc);
+  if (rc == 0) g_vt = g_desc->vt;
+  return rc;
 }
 
 #define NEED_DEVICE()                                                                              \

@@ -30,7 +30,6 @@
 static hcl_ctx *g_ctx;
 static const hcl_plugin_desc *g_desc;
 static const hcl_target_vt *g_vt;
-static hcl_ctx *g_own_ctx; /* HIERCL_TEST_DEVICE: run the suite on another device */
 
 /* Stream ids as documented in rhm.cl / the manifest note (not taken from rhm.h). */
 #define T_FEISTEL 0x52484D0100000000ULL
@@ -39,35 +38,9 @@ static hcl_ctx *g_own_ctx; /* HIERCL_TEST_DEVICE: run the suite on another devic
 
 static int setup_group(void **state) {
   (void)state;
-  const char *dev = getenv("HIERCL_TEST_DEVICE");
-  if (dev && *dev) {
-    char err[1024];
-    if (hcl_ctx_create(&(hcl_ctx_options){.device = dev, .quiet = 1}, &g_own_ctx, err,
-                       sizeof err) != HCL_OK) {
-      fprintf(stderr, "HIERCL_TEST_DEVICE=%s: %s\n", dev, err);
-      return -1;
-    }
-    hcl_test_registry();
-    g_ctx = g_own_ctx;
-  } else {
-    g_ctx = hcl_test_ctx();
-  }
-  if (!g_ctx) return 0;
-  const hcl_plugin *p = hcl_registry_find(hcl_test_registry(), "rhm", HCL_PLUGIN_TARGET);
-  if (!p) {
-    fprintf(stderr, "rhm plugin not found in %s\n", HCL_TEST_PLUGIN_DIR);
-    return -1;
-  }
-  g_desc = p->desc;
-  g_vt = g_desc->vt;
-  return 0;
-}
-
-static int teardown_group(void **state) {
-  (void)state;
-  hcl_ctx_destroy(g_own_ctx);
-  g_own_ctx = NULL;
-  return 0;
+  int rc = hcl_test_setup_plugin("rhm", HCL_PLUGIN_TARGET, &g_ctx, &g_desc);
+  if (rc == 0) g_vt = g_desc->vt;
+  return rc;
 }
 
 #define NEED_DEVICE()                                                                              \
@@ -935,5 +908,5 @@ int main(void) {
       cmocka_unit_test(test_bijection),         cmocka_unit_test(test_bounds_and_whitening),
       cmocka_unit_test(test_probe_sensitivity),
   };
-  return cmocka_run_group_tests(tests, setup_group, teardown_group);
+  return cmocka_run_group_tests(tests, setup_group, NULL);
 }

@@ -31,40 +31,11 @@ static const hcl_target_vt *g_vt;
 #define STREAM_X 0x5354410000000000ULL
 #define STREAM_NOISE 0x5354410100000000ULL
 
-static hcl_ctx *g_own_ctx; /* HIERCL_TEST_DEVICE: run the suite on another device */
-
 static int setup_group(void **state) {
   (void)state;
-  const char *dev = getenv("HIERCL_TEST_DEVICE");
-  if (dev && *dev) {
-    char err[1024];
-    if (hcl_ctx_create(&(hcl_ctx_options){.device = dev, .quiet = 1}, &g_own_ctx, err,
-                       sizeof err) != HCL_OK) {
-      fprintf(stderr, "HIERCL_TEST_DEVICE=%s: %s\n", dev, err);
-      return -1;
-    }
-    fprintf(stderr, "staircase tests on %s (%s)\n", g_own_ctx->dev.name, g_own_ctx->dev.id);
-    hcl_test_registry(); /* scanned with the default ctx, plugins are ctx-free */
-    g_ctx = g_own_ctx;
-  } else {
-    g_ctx = hcl_test_ctx();
-  }
-  if (!g_ctx) return 0;
-  const hcl_plugin *p = hcl_registry_find(hcl_test_registry(), "staircase", HCL_PLUGIN_TARGET);
-  if (!p) {
-    fprintf(stderr, "staircase plugin not found in %s\n", HCL_TEST_PLUGIN_DIR);
-    return -1;
-  }
-  g_desc = p->desc;
-  g_vt = g_desc->vt;
-  return 0;
-}
-
-static int teardown_group(void **state) {
-  (void)state;
-  hcl_ctx_destroy(g_own_ctx);
-  g_own_ctx = NULL;
-  return 0;
+  int rc = hcl_test_setup_plugin("staircase", HCL_PLUGIN_TARGET, &g_ctx, &g_desc);
+  if (rc == 0) g_vt = g_desc->vt;
+  return rc;
 }
 
 #define NEED_DEVICE()                                                                              \
@@ -794,5 +765,5 @@ int main(void) {
       cmocka_unit_test(test_staircase_property), cmocka_unit_test(test_parse_and_errors),
       cmocka_unit_test(test_probe_known_model),  cmocka_unit_test(test_input_moments),
   };
-  return cmocka_run_group_tests(tests, setup_group, teardown_group);
+  return cmocka_run_group_tests(tests, setup_group, NULL);
 }

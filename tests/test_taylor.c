@@ -153,18 +153,9 @@ static const hcl_model_vt *g_vt;
 
 static int group_setup(void **state) {
   (void)state;
-  g_ctx = hcl_test_ctx(); /* NULL without an OpenCL CPU device: device tests skip */
-  if (!g_ctx) return 0;
-  const hcl_plugin *pl = hcl_registry_find(hcl_test_registry(), "taylor", HCL_PLUGIN_MODEL);
-  if (!pl) {
-    const hcl_registry *reg = hcl_test_registry();
-    fprintf(stderr, "taylor plugin not found in %s\n", HCL_TEST_PLUGIN_DIR);
-    for (size_t i = 0; i < reg->n_rejected; i++) fprintf(stderr, "  %s\n", reg->rejected[i]);
-    return -1;
-  }
-  g_desc = pl->desc;
-  g_vt = g_desc->vt;
-  return 0;
+  int rc = hcl_test_setup_plugin("taylor", HCL_PLUGIN_MODEL, &g_ctx, &g_desc);
+  if (rc == 0) g_vt = g_desc->vt;
+  return rc;
 }
 
 #define NEED_DEVICE()                                                                              \

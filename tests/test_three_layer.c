@@ -1062,10 +1062,9 @@ static void learns_single_index(void **state) {
 
 static int setup(void **state) {
   (void)state;
-  g_ctx = hcl_test_ctx();
-  g_desc = hcl_test_plugin("three_layer", HCL_PLUGIN_MODEL);
-  g_vt = g_desc->vt;
-  return 0;
+  int rc = hcl_test_setup_plugin("three_layer", HCL_PLUGIN_MODEL, &g_ctx, &g_desc);
+  if (rc == 0) g_vt = g_desc->vt;
+  return rc;
 }
 
 int main(void) {

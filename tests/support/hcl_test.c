@@ -25,7 +25,7 @@ hcl_ctx *hcl_test_ctx(void) {
     const char *dev = getenv("HIERCL_TEST_DEVICE");
     hcl_ctx_options o = {.device = dev && *dev ? dev : "cpu", .quiet = 1};
     if (hcl_ctx_create(&o, &g_ctx, err, sizeof err) != HCL_OK) {
-      fprintf(stderr, "no OpenCL CPU device: %s\n", err);
+      fprintf(stderr, "no OpenCL device for the tests: %s\n", err);
       g_ctx = NULL;
     }
     atexit(release_all);
@@ -40,6 +40,27 @@ const hcl_registry *hcl_test_registry(void) {
       fprintf(stderr, "plugin scan: %s\n", hcl_errmsg(hcl_test_ctx()));
   }
   return &g_reg;
+}
+
+int hcl_test_setup_plugin(const char *name, uint32_t kind, hcl_ctx **ctx,
+                          const hcl_plugin_desc **desc) {
+  *ctx = hcl_test_ctx();
+  const char *dev = getenv("HIERCL_TEST_DEVICE");
+  if (!*ctx && dev && *dev) {
+    fprintf(stderr, "HIERCL_TEST_DEVICE=%s: no such device\n", dev);
+    return -1;
+  }
+  if (*ctx && dev && *dev)
+    fprintf(stderr, "%s tests on %s (%s)\n", name, (*ctx)->dev.name, (*ctx)->dev.id);
+  const hcl_registry *reg = hcl_test_registry();
+  const hcl_plugin *p = hcl_registry_find(reg, name, kind);
+  if (!p) {
+    fprintf(stderr, "%s plugin not found in %s\n", name, HCL_TEST_PLUGIN_DIR);
+    for (size_t i = 0; i < reg->n_rejected; i++) fprintf(stderr, "  %s\n", reg->rejected[i]);
+    return -1;
+  }
+  *desc = p->desc;
+  return 0;
 }
 
 const hcl_plugin_desc *hcl_test_plugin(const char *name, uint32_t kind) {

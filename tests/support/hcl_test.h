@@ -15,6 +15,13 @@
 hcl_ctx *hcl_test_ctx(void);
 /* The plugins of the build tree, scanned once. */
 const hcl_registry *hcl_test_registry(void);
+/* A cmocka group setup's work: *ctx = hcl_test_ctx() (NULL without a device:
+ * the device tests skip) and *desc = the built plugin `name` of `kind`.
+ * Returns 0, or -1 (the group fails) when the plugin is missing — the
+ * loader's rejections are printed — or when HIERCL_TEST_DEVICE names a device
+ * that cannot be opened. */
+int hcl_test_setup_plugin(const char *name, uint32_t kind, hcl_ctx **ctx,
+                          const hcl_plugin_desc **desc);
 /* A built plugin by name and kind; fails the test when missing. */
 const hcl_plugin_desc *hcl_test_plugin(const char *name, uint32_t kind);
 /* Resolve `section` of a plugin from "key=value" strings (NULL-terminated),
