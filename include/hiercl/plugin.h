@@ -22,6 +22,7 @@
 #include <CL/cl.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -331,6 +332,17 @@ typedef struct hcl_target_vt {
    * latent feature h*(x) at inputs x. Unknown names return HCL_ERR_UNSUPPORTED. */
   hcl_status (*eval)(void *self, const char *what, hcl_buf x, size_t n, hcl_buf out);
 } hcl_target_vt;
+
+/* For a target's info(): copy a filled-in hcl_target_info to the caller's, no
+ * further than the caller's struct_size covers (0: the whole struct), and set
+ * out->struct_size to what was written. Returns HCL_OK. */
+static inline hcl_status hcl_target_info_put(hcl_target_info *out, const hcl_target_info *info) {
+  uint32_t size = out->struct_size ? out->struct_size : (uint32_t)sizeof *out;
+  if (size > sizeof *info) size = (uint32_t)sizeof *info;
+  memcpy(out, info, size);
+  out->struct_size = size;
+  return HCL_OK;
+}
 
 /* ---- model plugins: hypothesis classes ---------------------------------- */
 typedef struct hcl_model_vt {

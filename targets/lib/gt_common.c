@@ -61,7 +61,6 @@ void gt_target_release(gt_target *t) {
 }
 
 hcl_status gt_target_info(const gt_target *t, hcl_target_info *out) {
-  uint32_t size = out->struct_size ? out->struct_size : (uint32_t)sizeof *out;
   hcl_target_info info;
   memset(&info, 0, sizeof info);
   info.struct_size = (uint32_t)sizeof info;
@@ -69,9 +68,7 @@ hcl_status gt_target_info(const gt_target *t, hcl_target_info *out) {
   info.x.dims[0] = t->d;
   info.y_dim = 1;
   info.task = HCL_TASK_REGRESSION;
-  memcpy(out, &info, size < sizeof info ? size : sizeof info);
-  out->struct_size = size < sizeof info ? size : (uint32_t)sizeof info;
-  return HCL_OK;
+  return hcl_target_info_put(out, &info);
 }
 
 void gt_note(const gt_target *t, const char *key, const char *value, int is_json) {

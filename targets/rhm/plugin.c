@@ -279,7 +279,6 @@ static hcl_status rhm_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
 /* x is one-hot [v, d] channels first, y the class index: classification. */
 static hcl_status rhm_info(void *self, hcl_target_info *out) {
   rhm_target *t = self;
-  uint32_t size = out->struct_size ? out->struct_size : (uint32_t)sizeof *out;
   hcl_target_info info;
   memset(&info, 0, sizeof info);
   info.struct_size = (uint32_t)sizeof info;
@@ -289,9 +288,7 @@ static hcl_status rhm_info(void *self, hcl_target_info *out) {
   info.y_dim = 1;
   info.task = HCL_TASK_CLASSES;
   info.n_classes = (size_t)t->g.n_c;
-  memcpy(out, &info, size < sizeof info ? size : sizeof info);
-  out->struct_size = size < sizeof info ? size : (uint32_t)sizeof info;
-  return HCL_OK;
+  return hcl_target_info_put(out, &info);
 }
 
 static const hcl_target_vt k_vt = {

@@ -185,7 +185,6 @@ static hcl_status stc_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
 /* x is [n], y one real value: regression. Writes only what out's size covers. */
 static hcl_status stc_info(void *self, hcl_target_info *out) {
   stc_target *t = self;
-  uint32_t size = out->struct_size ? out->struct_size : (uint32_t)sizeof *out;
   hcl_target_info info;
   memset(&info, 0, sizeof info);
   info.struct_size = (uint32_t)sizeof info;
@@ -194,9 +193,7 @@ static hcl_status stc_info(void *self, hcl_target_info *out) {
   info.y_dim = 1;
   info.task = HCL_TASK_REGRESSION;
   info.n_classes = 0;
-  memcpy(out, &info, size < sizeof info ? size : sizeof info);
-  out->struct_size = size < sizeof info ? size : (uint32_t)sizeof info;
-  return HCL_OK;
+  return hcl_target_info_put(out, &info);
 }
 
 static const hcl_target_vt k_vt = {
