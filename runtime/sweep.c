@@ -436,7 +436,6 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty) {
     fputs(",\"groups\":[", ps);
     if (tty)
       fprintf(tty, "\nP* (smallest train_size with %s <= %.4g, log-interpolated):\n", metric, thr);
-    size_t nP = sw->axes[sw->size_axis].n;
     int first = 1;
     for (size_t p = 0; p < np; p++) {
       if (value_at(sw, p, (size_t)sw->size_axis) != 0) continue; /* one per group */
@@ -452,7 +451,6 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty) {
         Ps[k][1] = mean[q];
         k++;
       }
-      (void)nP;
       qsort(Ps, k, sizeof Ps[0], cmp_dbl);
       double P[MAX_VALUES], e[MAX_VALUES], pstar, lo, hi;
       for (size_t i = 0; i < k; i++) P[i] = Ps[i][0], e[i] = Ps[i][1];
