@@ -207,37 +207,12 @@ static hcl_target_info target_seq(size_t v, size_t d, hcl_task task, size_t clas
   return t;
 }
 
-typedef struct model {
-  void *self;
-  size_t R, np, D;
-  hcl_buf params;
-} model;
-
-/* A model from "key=value" strings resolved against the plugin's schema. */
+typedef hcl_test_model model;
 static hcl_status model_make(const char *const *kv, size_t R, const uint64_t *seeds,
                              size_t max_batch, const hcl_target_info *t, model *m) {
-  memset(m, 0, sizeof *m);
-  hcl_params *p = hcl_test_params(g_desc, "model", kv);
-  hcl_setup s = {.struct_size = sizeof s,
-                 .replicas = (uint32_t)R,
-                 .seeds = seeds,
-                 .params = p,
-                 .max_batch = max_batch};
-  hcl_status rc = g_vt->create(g_ctx, &s, t, &m->self);
-  hcl_test_params_free(p);
-  if (rc != HCL_OK) return rc;
-  m->R = R;
-  m->np = g_vt->n_params(m->self);
-  m->D = g_vt->out_dim(m->self);
-  assert_int_equal(hcl_buf_alloc(g_ctx, R * m->np * sizeof(float), &m->params), HCL_OK);
-  return HCL_OK;
+  return hcl_test_model_make(g_ctx, g_desc, kv, R, seeds, max_batch, t, m);
 }
-
-static void model_free(model *m) {
-  if (m->self) g_vt->destroy(m->self);
-  hcl_buf_free(g_ctx, &m->params);
-  memset(m, 0, sizeof *m);
-}
+#define model_free(m) hcl_test_model_free(m)
 
 #define read_floats(b, n) hcl_test_download(g_ctx, b, n)
 

@@ -222,52 +222,12 @@ static hcl_target_info target_vec(size_t d, hcl_task task, size_t classes) {
   return t;
 }
 
-typedef struct model {
-  void *self;
-  size_t R, np, D;
-  hcl_buf params;
-} model;
-
-/* A model built like the command does: [model] "key=value" strings resolved
- * against the plugin's schema, then create(). */
+typedef hcl_test_model model;
 static hcl_status model_make(const char *const *kv, size_t R, const uint64_t *seeds,
                              size_t max_batch, const hcl_target_info *t, model *m) {
-  hcl_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  memset(m, 0, sizeof *m);
-  char a[256];
-  assert_int_equal(hcl_config_set(g_ctx, &cfg, "model.plugin=regular_net"), HCL_OK);
-  for (size_t i = 0; kv && kv[i]; i++) {
-    snprintf(a, sizeof a, "model.%s", kv[i]);
-    assert_int_equal(hcl_config_set(g_ctx, &cfg, a), HCL_OK);
-  }
-  static const char *const extra[] = {"plugin", NULL};
-  hcl_params p;
-  memset(&p, 0, sizeof p);
-  hcl_status rc = hcl_params_resolve(g_ctx, &cfg, "model", g_desc->params, extra, &p);
-  if (rc == HCL_OK) {
-    hcl_setup s = {.struct_size = sizeof s,
-                   .replicas = (uint32_t)R,
-                   .seeds = seeds,
-                   .params = &p,
-                   .max_batch = max_batch};
-    rc = g_vt->create(g_ctx, &s, t, &m->self);
-  }
-  hcl_params_free(&p);
-  hcl_config_free(&cfg);
-  if (rc != HCL_OK) return rc;
-  m->R = R;
-  m->np = g_vt->n_params(m->self);
-  m->D = g_vt->out_dim(m->self);
-  assert_int_equal(hcl_buf_alloc(g_ctx, R * m->np * sizeof(float), &m->params), HCL_OK);
-  return HCL_OK;
+  return hcl_test_model_make(g_ctx, g_desc, kv, R, seeds, max_batch, t, m);
 }
-
-static void model_free(model *m) {
-  if (m->self) g_vt->destroy(m->self);
-  hcl_buf_free(g_ctx, &m->params);
-  memset(m, 0, sizeof *m);
-}
+#define model_free(m) hcl_test_model_free(m)
 
 #define read_floats(b, n) hcl_test_download(g_ctx, b, n)
 

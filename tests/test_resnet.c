@@ -176,52 +176,18 @@ static hcl_target_info target_vec(size_t n_in, hcl_task task, size_t classes) {
 
 /* A model built like the command does: [model] section resolved against the
  * plugin's schema, then create(). */
-typedef struct model {
-  void *self;
-  size_t R, np, D;
-  hcl_buf params;
-} model;
+typedef hcl_test_model model;
+#define model_free(m) hcl_test_model_free(m)
 
 static hcl_status model_make(size_t width, size_t depth, const char *act, size_t R,
                              const uint64_t *seeds, size_t max_batch, const hcl_target_info *t,
                              model *m) {
-  hcl_config cfg;
-  memset(&cfg, 0, sizeof cfg);
-  memset(m, 0, sizeof *m);
-  char a[128];
-  assert_int_equal(hcl_config_set(g_ctx, &cfg, "model.plugin=resnet"), HCL_OK);
-  snprintf(a, sizeof a, "model.width=%zu", width);
-  assert_int_equal(hcl_config_set(g_ctx, &cfg, a), HCL_OK);
-  snprintf(a, sizeof a, "model.depth=%zu", depth);
-  assert_int_equal(hcl_config_set(g_ctx, &cfg, a), HCL_OK);
-  snprintf(a, sizeof a, "model.activation=%s", act);
-  assert_int_equal(hcl_config_set(g_ctx, &cfg, a), HCL_OK);
-  static const char *const extra[] = {"plugin", NULL};
-  hcl_params p;
-  memset(&p, 0, sizeof p);
-  hcl_status rc = hcl_params_resolve(g_ctx, &cfg, "model", g_desc->params, extra, &p);
-  if (rc == HCL_OK) {
-    hcl_setup s = {.struct_size = sizeof s,
-                   .replicas = (uint32_t)R,
-                   .seeds = seeds,
-                   .params = &p,
-                   .max_batch = max_batch};
-    rc = g_vt->create(g_ctx, &s, t, &m->self);
-  }
-  hcl_params_free(&p);
-  hcl_config_free(&cfg);
-  if (rc != HCL_OK) return rc;
-  m->R = R;
-  m->np = g_vt->n_params(m->self);
-  m->D = g_vt->out_dim(m->self);
-  assert_int_equal(hcl_buf_alloc(g_ctx, R * m->np * sizeof(float), &m->params), HCL_OK);
-  return HCL_OK;
-}
-
-static void model_free(model *m) {
-  if (m->self) g_vt->destroy(m->self);
-  hcl_buf_free(g_ctx, &m->params);
-  memset(m, 0, sizeof *m);
+  char w[64], d[64], a[64];
+  snprintf(w, sizeof w, "width=%zu", width);
+  snprintf(d, sizeof d, "depth=%zu", depth);
+  snprintf(a, sizeof a, "activation=%s", act);
+  const char *kv[] = {w, d, a, NULL};
+  return hcl_test_model_make(g_ctx, g_desc, kv, R, seeds, max_batch, t, m);
 }
 
 #define read_floats(b, n) hcl_test_download(g_ctx, b, n)

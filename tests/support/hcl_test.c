@@ -63,6 +63,48 @@ int hcl_test_setup_plugin(const char *name, uint32_t kind, hcl_ctx **ctx,
   return 0;
 }
 
+hcl_status hcl_test_model_make(hcl_ctx *ctx, const hcl_plugin_desc *desc, const char *const *kv,
+                               size_t R, const uint64_t *seeds, size_t max_batch,
+                               const hcl_target_info *t, hcl_test_model *m) {
+  memset(m, 0, sizeof *m);
+  hcl_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  char a[256];
+  for (size_t i = 0; kv && kv[i]; i++) {
+    snprintf(a, sizeof a, "model.%s", kv[i]);
+    assert_int_equal(hcl_config_set(ctx, &cfg, a), HCL_OK);
+  }
+  static const char *const extra[] = {"plugin", NULL};
+  hcl_params p;
+  memset(&p, 0, sizeof p);
+  const hcl_model_vt *vt = desc->vt;
+  hcl_status rc = hcl_params_resolve(ctx, &cfg, "model", desc->params, extra, &p);
+  if (rc == HCL_OK) {
+    hcl_setup s = {.struct_size = sizeof s,
+                   .replicas = (uint32_t)R,
+                   .seeds = seeds,
+                   .params = &p,
+                   .max_batch = max_batch};
+    rc = vt->create(ctx, &s, t, &m->self);
+  }
+  hcl_params_free(&p);
+  hcl_config_free(&cfg);
+  if (rc != HCL_OK) return rc;
+  m->ctx = ctx;
+  m->vt = vt;
+  m->R = R;
+  m->np = vt->n_params(m->self);
+  m->D = vt->out_dim(m->self);
+  assert_int_equal(hcl_buf_alloc(ctx, R * m->np * sizeof(float), &m->params), HCL_OK);
+  return HCL_OK;
+}
+
+void hcl_test_model_free(hcl_test_model *m) {
+  if (m->self) m->vt->destroy(m->self);
+  hcl_buf_free(m->ctx, &m->params);
+  memset(m, 0, sizeof *m);
+}
+
 const hcl_plugin_desc *hcl_test_plugin(const char *name, uint32_t kind) {
   const hcl_plugin *p = hcl_registry_find(hcl_test_registry(), name, kind);
   if (!p) fail_msg("plugin '%s' not built in %s", name, HCL_TEST_PLUGIN_DIR);

@@ -22,6 +22,22 @@ const hcl_registry *hcl_test_registry(void);
  * that cannot be opened. */
 int hcl_test_setup_plugin(const char *name, uint32_t kind, hcl_ctx **ctx,
                           const hcl_plugin_desc **desc);
+/* A model for tests, created like the command does: "key=value" strings of
+ * [model] resolved against the plugin's schema, then create(); with its
+ * parameter buffer [R, np] (zeros). */
+typedef struct hcl_test_model {
+  hcl_ctx *ctx;
+  const hcl_model_vt *vt;
+  void *self;
+  size_t R, np, D; /* replicas, parameters per replica, outputs */
+  hcl_buf params;
+} hcl_test_model;
+/* Returns the schema's or create()'s status (message in ctx); *m is usable
+ * only on HCL_OK. */
+hcl_status hcl_test_model_make(hcl_ctx *ctx, const hcl_plugin_desc *desc, const char *const *kv,
+                               size_t R, const uint64_t *seeds, size_t max_batch,
+                               const hcl_target_info *t, hcl_test_model *m);
+void hcl_test_model_free(hcl_test_model *m);
 /* A built plugin by name and kind; fails the test when missing. */
 const hcl_plugin_desc *hcl_test_plugin(const char *name, uint32_t kind);
 /* Resolve `section` of a plugin from "key=value" strings (NULL-terminated),
