@@ -74,6 +74,7 @@ static const hcl_host_api g_api = {
     .train_batch_size = hcl_trainer_batch_size,
     .train_size = hcl_trainer_train_size,
     .train_label = hcl_trainer_label,
+    .rng_draw = hcl_rng_host,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

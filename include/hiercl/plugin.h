@@ -311,6 +311,11 @@ typedef struct hcl_host_api {
   /* Name the algorithm's current stage in the metrics ("phase") for stages
    * that run no train_phase (closed-form fits); label is copied. */
   void (*train_label)(hcl_trainer *t, const char *label);
+  /* One draw on the host: element i of stream (seed, stream) of `dist`, the
+   * same bits as host->rng gives on any device (for parameters a plugin
+   * draws once on the host and uploads). */
+  float (*rng_draw)(hcl_rng_dist dist, float a, float b, uint64_t seed, uint64_t stream,
+                    uint64_t i);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */

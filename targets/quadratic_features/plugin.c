@@ -193,7 +193,7 @@ static const hcl_plugin_desc *quf_init(const hcl_host_api *host, const char **er
               "for";
     return NULL;
   }
-  if (host->struct_size < offsetof(hcl_host_api, probe_replicas) + sizeof host->probe_replicas) {
+  if (host->struct_size < offsetof(hcl_host_api, rng_draw) + sizeof host->rng_draw) {
     *errmsg = "quadratic_features: the runtime's host table is older than this plugin needs";
     return NULL;
   }

@@ -148,7 +148,7 @@ static const hcl_plugin_desc *six_init(const hcl_host_api *host, const char **er
     *errmsg = "single_index: runtime plugin ABI version differs from the one it was built for";
     return NULL;
   }
-  if (host->struct_size < offsetof(hcl_host_api, probe_replicas) + sizeof host->probe_replicas) {
+  if (host->struct_size < offsetof(hcl_host_api, rng_draw) + sizeof host->rng_draw) {
     *errmsg = "single_index: the runtime's host table is older than this plugin needs";
     return NULL;
   }
