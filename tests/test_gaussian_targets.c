@@ -65,17 +65,7 @@ static int setup_group(void **state) {
 
 static hcl_status make(int k, const char *const *kv, size_t R, const uint64_t *seeds, uint64_t P,
                        size_t max_batch, void **self) {
-  hcl_params *p = hcl_test_params(g_desc[k], "target", kv);
-  hcl_setup s = {.struct_size = sizeof s,
-                 .replicas = (uint32_t)R,
-                 .seeds = seeds,
-                 .params = p,
-                 .train_size = P,
-                 .test_size = 0,
-                 .max_batch = max_batch};
-  hcl_status rc = g_vt[k]->create(g_ctx, &s, self);
-  hcl_test_params_free(p);
-  return rc;
+  return hcl_test_target_make(g_ctx, g_desc[k], kv, R, seeds, P, 0, max_batch, self);
 }
 
 static void *make_ok(int k, const char *const *kv, size_t R, const uint64_t *seeds, uint64_t P,

@@ -50,17 +50,7 @@ static int setup_group(void **state) {
 
 static hcl_status make(const char *const *kv, size_t R, const uint64_t *seeds, uint64_t P,
                        uint64_t T, size_t max_batch, void **self) {
-  hcl_params *p = hcl_test_params(g_desc, "target", kv);
-  hcl_setup s = {.struct_size = sizeof s,
-                 .replicas = (uint32_t)R,
-                 .seeds = seeds,
-                 .params = p,
-                 .train_size = P,
-                 .test_size = T,
-                 .max_batch = max_batch};
-  hcl_status rc = g_vt->create(g_ctx, &s, self);
-  hcl_test_params_free(p);
-  return rc;
+  return hcl_test_target_make(g_ctx, g_desc, kv, R, seeds, P, T, max_batch, self);
 }
 
 static void make_ok(const char *const *kv, size_t R, const uint64_t *seeds, uint64_t P, uint64_t T,

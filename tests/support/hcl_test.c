@@ -105,6 +105,23 @@ void hcl_test_model_free(hcl_test_model *m) {
   memset(m, 0, sizeof *m);
 }
 
+hcl_status hcl_test_target_make(hcl_ctx *ctx, const hcl_plugin_desc *desc, const char *const *kv,
+                                size_t R, const uint64_t *seeds, uint64_t P, uint64_t T,
+                                size_t max_batch, void **self) {
+  hcl_params *p = hcl_test_params(desc, "target", kv);
+  hcl_setup s = {.struct_size = sizeof s,
+                 .replicas = (uint32_t)R,
+                 .seeds = seeds,
+                 .params = p,
+                 .train_size = P,
+                 .test_size = T,
+                 .max_batch = max_batch};
+  const hcl_target_vt *vt = desc->vt;
+  hcl_status rc = vt->create(ctx, &s, self);
+  hcl_test_params_free(p);
+  return rc;
+}
+
 const hcl_plugin_desc *hcl_test_plugin(const char *name, uint32_t kind) {
   const hcl_plugin *p = hcl_registry_find(hcl_test_registry(), name, kind);
   if (!p) fail_msg("plugin '%s' not built in %s", name, HCL_TEST_PLUGIN_DIR);

@@ -38,6 +38,11 @@ hcl_status hcl_test_model_make(hcl_ctx *ctx, const hcl_plugin_desc *desc, const 
                                size_t R, const uint64_t *seeds, size_t max_batch,
                                const hcl_target_info *t, hcl_test_model *m);
 void hcl_test_model_free(hcl_test_model *m);
+/* A target created from "key=value" strings of [target] (a schema error fails
+ * the test) with P training and T test samples; returns create()'s status. */
+hcl_status hcl_test_target_make(hcl_ctx *ctx, const hcl_plugin_desc *desc, const char *const *kv,
+                                size_t R, const uint64_t *seeds, uint64_t P, uint64_t T,
+                                size_t max_batch, void **self);
 /* A built plugin by name and kind; fails the test when missing. */
 const hcl_plugin_desc *hcl_test_plugin(const char *name, uint32_t kind);
 /* Resolve `section` of a plugin from "key=value" strings (NULL-terminated),
