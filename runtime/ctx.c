@@ -60,6 +60,7 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
     hcl_ctx_destroy(ctx);
     return cl;
   }
+  hcl_mem_budget_init(ctx);
   rc = hcl_blas_apply_tuning(ctx);
   if (rc != HCL_OK) hcl_log(ctx, HCL_LOG_WARN, "CLBlast tuning not applied: %s", ctx->errmsg);
   ctx->errmsg[0] = 0;

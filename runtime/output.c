@@ -215,6 +215,8 @@ hcl_status hcl_out_summary(hcl_ctx *ctx, const hcl_run_out *o, const hcl_trainer
           t->tinfo.task == HCL_TASK_CLASSES ? t->tinfo.n_classes : 0);
   fputs(",\n\"steps_per_s\":", f);
   hcl_json_num(f, wall > 0 ? (double)t->step / wall : 0);
+  /* device memory hiercl held at most (every hcl_buf_alloc, plugins included) */
+  fprintf(f, ",\n\"peak_device_bytes\":%zu", hcl_mem_peak(ctx));
   fputs(",\n\"replicas\":[", f);
   for (uint32_t r = 0; t->last_train && r < t->cfg->replicas; r++) {
     fprintf(f, "%s\n {\"replica\":%u,\"seed\":%llu,\"best_test_loss\":", r ? "," : "", r,

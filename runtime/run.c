@@ -216,6 +216,12 @@ static hcl_status plugin_fail(run_state *s, hcl_status rc, const char *section, 
   char msg[HCL_ERRMSG_MAX - 256];
   memcpy(msg, s->ctx->errmsg, sizeof msg - 1); /* the message may be long: cut it */
   msg[sizeof msg - 1] = 0;
+  if (rc == HCL_ERR_NOMEM) /* plugin buffers grow with these keys too */
+    return hcl_fail(s->ctx, rc,
+                    "%s: [%s] %s: %s (sizes grow with [run] replicas = %u and the largest batch, "
+                    "[train] batch = %llu / [eval] batch = %llu)",
+                    s->cfg.path, section, name, msg, s->tc.replicas,
+                    (unsigned long long)s->tc.batch, (unsigned long long)s->tc.eval_batch);
   return hcl_fail(s->ctx, rc, "%s: [%s] %s: %s", s->cfg.path, section, name, msg);
 }
 
@@ -236,6 +242,7 @@ static hcl_status create_plugins(run_state *s) {
   memset(&s->t.tinfo, 0, sizeof s->t.tinfo);
   s->t.tinfo.struct_size = sizeof s->t.tinfo;
   HCL_TRY(tvt->info(s->target, &s->t.tinfo));
+  HCL_TRY(hcl_trainer_preflight(s->ctx, &s->tc, &s->t.tinfo, 0, 0)); /* names the batch keys */
   setup.params = &s->model_p;
   rc = mvt->create(s->ctx, &setup, &s->t.tinfo, &s->model);
   if (rc != HCL_OK) return plugin_fail(s, rc, "model", s->mpl->desc->name);
@@ -303,10 +310,14 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
     cleanup(s);
     return rc;
   }
-  if ((rc = create_plugins(s)) != HCL_OK || (rc = pick_loss(s)) != HCL_OK) {
-    err_out(rc, s->ctx, err, errlen);
+  s->ctx->stop = opt->stop; /* long loops in plugins and evaluation check it */
+  hcl_status setup_rc = create_plugins(s);
+  if (setup_rc == HCL_OK) setup_rc = pick_loss(s);
+  /* a refused allocation still leaves a run directory saying why */
+  if (setup_rc != HCL_OK && setup_rc != HCL_ERR_NOMEM) {
+    err_out(setup_rc, s->ctx, err, errlen);
     cleanup(s);
-    return rc;
+    return setup_rc;
   }
   char name[256];
   const char *rn = hcl_param_str(&s->run, "name");
@@ -320,6 +331,8 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
   s->t.stop = opt->stop;
   s->t.progress = opt->progress;
   s->out.seeds = s->seeds;
+  char setup_msg[HCL_ERRMSG_MAX];
+  snprintf(setup_msg, sizeof setup_msg, "%s", setup_rc != HCL_OK ? s->ctx->errmsg : "");
   if ((rc = hcl_out_open(s->ctx, &s->out, parent, name)) != HCL_OK) {
     err_out(rc, s->ctx, err, errlen);
     cleanup(s);
@@ -327,7 +340,7 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
   }
   snprintf(opt->run_dir, sizeof opt->run_dir, "%s", s->out.dir);
   s->t.sink = hcl_out_sink(&s->out);
-  rc = hcl_trainer_init(&s->t);
+  rc = setup_rc != HCL_OK ? hcl_fail(s->ctx, setup_rc, "%s", setup_msg) : hcl_trainer_init(&s->t);
   if (rc == HCL_OK) {
     write_manifest(s, "running", NULL);
     rc = hcl_trainer_run(&s->t);

@@ -3,19 +3,10 @@
 #include "commands.h"
 #include "hiercl/hiercl.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t g_stop;
-
-static void on_sigint(int sig) {
-  (void)sig;
-  g_stop = 1;
-  signal(SIGINT, SIG_DFL); /* a second Ctrl-C ends the process at once */
-}
 
 static const char run_usage[] =
     "usage: hiercl run CONFIG [--device SEL] [--set section.key=value]... [--out DIR]\n"
@@ -66,9 +57,9 @@ int hcl_cmd_run(int argc, char **argv) {
   }
   opt.sets = sets;
   opt.n_sets = n_sets;
-  opt.stop = (const volatile int *)&g_stop;
+  opt.stop = hcl_cli_stop_flag();
   opt.progress = !quiet && isatty(STDERR_FILENO);
-  signal(SIGINT, on_sigint);
+  hcl_cli_catch_stop();
   char err[8192];
   hcl_status rc = hcl_run(&opt, err, sizeof err);
   if (rc == HCL_ERR_INTERRUPTED) {
@@ -78,5 +69,5 @@ int hcl_cmd_run(int argc, char **argv) {
   } else {
     printf("%s\n", opt.run_dir);
   }
-  return hcl_exit_code(rc);
+  return hcl_cli_exit_code(rc);
 }

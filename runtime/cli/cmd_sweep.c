@@ -2,18 +2,9 @@
 #include "commands.h"
 #include "hiercl/hiercl.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static volatile sig_atomic_t g_stop;
-
-static void on_sigint(int sig) {
-  (void)sig;
-  g_stop = 1;
-  signal(SIGINT, SIG_DFL);
-}
 
 static const char sweep_usage[] =
     "usage: hiercl sweep CONFIG [--grid section.key=v1,v2,...]... [--set section.key=value]...\n"
@@ -57,9 +48,9 @@ int hcl_cmd_sweep(int argc, char **argv) {
   opt.run.n_sets = n_sets;
   opt.grid = grid;
   opt.n_grid = n_grid;
-  opt.run.stop = (const volatile int *)&g_stop;
+  opt.run.stop = hcl_cli_stop_flag();
   opt.run.progress = isatty(STDERR_FILENO);
-  signal(SIGINT, on_sigint);
+  hcl_cli_catch_stop();
   char err[8192];
   hcl_status rc = hcl_sweep(&opt, err, sizeof err);
   if (rc == HCL_ERR_INTERRUPTED)
@@ -69,5 +60,5 @@ int hcl_cmd_sweep(int argc, char **argv) {
     fprintf(stderr, "hiercl: error: %s\n", err);
   else
     printf("%s\n", opt.sweep_dir);
-  return hcl_exit_code(rc);
+  return hcl_cli_exit_code(rc);
 }
