@@ -298,7 +298,7 @@ static hcl_status test_metrics(hcl_trainer *t, double *loss, double *err) {
 hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_extra) {
   const hcl_train_cfg *c = t->cfg;
   size_t R = c->replicas;
-  hcl_status nan_rc = check_nan(t);
+  hcl_status end_rc = check_nan(t); /* a NaN, or a stop during the probes */
   double train[R], test[R], err[R];
   HCL_TRY(read_sums(t, t->loss_acc, train));
   for (size_t r = 0; r < R; r++)
@@ -318,17 +318,22 @@ hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_ex
     HCL_TRY(hcl_trainer_metric_add(t, "replica_lr", lr));
   }
   HCL_TRY(hcl_trainer_metric_add(t, "train_loss", train));
-  if (c->test_size > 0 && nan_rc == HCL_OK) {
+  if (c->test_size > 0 && end_rc == HCL_OK) {
     HCL_TRY(test_metrics(t, test, err));
     HCL_TRY(hcl_trainer_metric_add(t, "test_loss", test));
     if (t->tinfo.task != HCL_TASK_REGRESSION) HCL_TRY(hcl_trainer_metric_add(t, "test_error", err));
   } else {
     for (size_t r = 0; r < R; r++) test[r] = err[r] = NAN;
   }
-  if (c->probes && nan_rc == HCL_OK) {
+  if (c->probes && end_rc == HCL_OK) {
     hcl_probe p = {t};
-    if (t->tvt->probe) HCL_TRY(t->tvt->probe(t->target, &p));
-    if (t->mvt->probe) HCL_TRY(t->mvt->probe(t->model, &p));
+    hcl_status prc = t->tvt->probe ? t->tvt->probe(t->target, &p) : HCL_OK;
+    if (prc == HCL_OK && t->mvt->probe) prc = t->mvt->probe(t->model, &p);
+    /* a stop during the probes keeps the line (test metrics, probes done) */
+    if (prc == HCL_ERR_INTERRUPTED)
+      end_rc = prc;
+    else
+      HCL_TRY(prc);
   }
   for (size_t i = 0; i < n_extra; i++)
     HCL_TRY(hcl_trainer_metric_add(t, extra[i].name, extra[i].values));
@@ -345,7 +350,7 @@ hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_ex
   t->evals++;
   t->last_eval_step = t->step;
   progress_line(t, 0);
-  return nan_rc;
+  return end_rc;
 }
 
 /* ---- one phase of SGD ---------------------------------------------------- */
