@@ -313,8 +313,8 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
   s->ctx->stop = opt->stop; /* long loops in plugins and evaluation check it */
   hcl_status setup_rc = create_plugins(s);
   if (setup_rc == HCL_OK) setup_rc = pick_loss(s);
-  /* a refused allocation still leaves a run directory saying why */
-  if (setup_rc != HCL_OK && setup_rc != HCL_ERR_NOMEM) {
+  /* a refused allocation or a stop during set-up still leaves a run directory */
+  if (setup_rc != HCL_OK && setup_rc != HCL_ERR_NOMEM && setup_rc != HCL_ERR_INTERRUPTED) {
     err_out(setup_rc, s->ctx, err, errlen);
     cleanup(s);
     return setup_rc;

@@ -63,7 +63,9 @@ int hcl_cmd_run(int argc, char **argv) {
   char err[8192];
   hcl_status rc = hcl_run(&opt, err, sizeof err);
   if (rc == HCL_ERR_INTERRUPTED) {
-    fprintf(stderr, "hiercl: interrupted; results so far in %s\n", opt.run_dir);
+    fprintf(stderr, "hiercl: %s; results so far in %s\n",
+            hcl_cli_exit_code(rc) == HCL_EXIT_TERMINATED ? "terminated (SIGTERM)" : "interrupted",
+            opt.run_dir);
   } else if (rc != HCL_OK) {
     fprintf(stderr, "hiercl: error: %s\n", err);
   } else {

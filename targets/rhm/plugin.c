@@ -268,10 +268,17 @@ static hcl_status rhm_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
   if (rc == HCL_OK) {
     t->tables = malloc(t->R * t->g.table_size * sizeof *t->tables);
     if (!t->tables) rc = rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory (rules)");
-    for (size_t r = 0; r < t->R && rc == HCL_OK; r++)
-      if (rhm_rules_build(&t->g, t->rules_kind, rhm_host->philox, t->seeds[r],
-                          t->tables + r * t->g.table_size))
+    int can_stop =
+        rhm_host->struct_size >= offsetof(hcl_host_api, should_stop) + sizeof rhm_host->should_stop;
+    for (size_t r = 0; r < t->R && rc == HCL_OK; r++) {
+      if (r && can_stop && rhm_host->should_stop(ctx)) /* large tables: seconds per replica */
+        rc = rhm_host->fail(ctx, HCL_ERR_INTERRUPTED,
+                            "rhm: interrupted while drawing the rules (replica %zu of %zu)", r,
+                            t->R);
+      else if (rhm_rules_build(&t->g, t->rules_kind, rhm_host->philox, t->seeds[r],
+                               t->tables + r * t->g.table_size))
         rc = rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory (rules)");
+    }
   }
   if (rc == HCL_OK) {
     describe(t);
