@@ -77,6 +77,7 @@ static const hcl_host_api g_api = {
     .rng_draw = hcl_rng_host,
     .should_stop = hcl_should_stop,
     .host_mem_check = hcl_host_mem_check,
+    .mem_check = hcl_mem_check,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

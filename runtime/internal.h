@@ -129,13 +129,15 @@ hcl_status hcl_finish(hcl_ctx *ctx);
 size_t hcl_mem_current(const hcl_ctx *ctx);
 size_t hcl_mem_peak(const hcl_ctx *ctx);
 /* Set ctx->mem_budget: CL_DEVICE_GLOBAL_MEM_SIZE; for CPU devices at most the
- * host's MemAvailable; at most HIERCL_DEVICE_MEM_LIMIT (bytes) when set. */
+ * host memory available (hcl_host_mem_available); at most
+ * HIERCL_DEVICE_MEM_LIMIT (bytes) when set. */
 void hcl_mem_budget_init(hcl_ctx *ctx);
 /* Fail with HCL_ERR_NOMEM unless `bytes` more fit: each of `largest` (the
  * biggest single buffer) within the max allocation size and the total
  * within the budget. `what` names the cause (config keys) in the error. */
 hcl_status hcl_mem_check(hcl_ctx *ctx, size_t bytes, size_t largest, const char *what);
-/* The host's available memory in bytes (MemAvailable; 0 when unknown). */
+/* The host memory this process can still take, in bytes: MemAvailable, at
+ * most what its cgroup (Slurm) and RLIMIT_AS leave; 0 when unknown. */
 size_t hcl_host_mem_available(void);
 /* Fail with HCL_ERR_NOMEM when a host allocation of `bytes` cannot fit in
  * the host's available memory; `what` names the cause. */

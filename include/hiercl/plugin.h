@@ -325,6 +325,12 @@ typedef struct hcl_host_api {
    * available memory), else HCL_ERR_NOMEM with `what` (the plugin and key
    * that set the size) in the message: check before a large malloc. */
   hcl_status (*host_mem_check)(hcl_ctx *ctx, size_t bytes, const char *what);
+  /* HCL_OK when `bytes` more device memory, in buffers of at most `largest`
+   * bytes each, fit the device (its largest allocation, and the memory the
+   * run may hold beside what it holds already); else HCL_ERR_NOMEM with
+   * `what` (the plugin and keys that set the size) and the limits in the
+   * message. Check a plugin's total before allocating its buffers one by one. */
+  hcl_status (*mem_check)(hcl_ctx *ctx, size_t bytes, size_t largest, const char *what);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */
