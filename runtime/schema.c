@@ -71,8 +71,10 @@ const hcl_param_desc hcl_schema_train[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL}};
 
 const hcl_param_desc hcl_schema_eval[] = {
-    {"every", HCL_PARAM_INT, "1000", 0, 1e15, NULL,
-     "evaluate every N steps (0: start and end only)"},
+    {"every", HCL_PARAM_STRING, "1000", UNB, NULL,
+     "N: evaluate every N steps (0: start and end only); log:N: about N evaluations evenly "
+     "spaced in log(step), at step 0 and the distinct steps round(steps^(k/(N-1))), "
+     "k = 0..N-1 (so step 1 and the last step), for learning curves on a log axis"},
     {"test_size", HCL_PARAM_INT, "10000", 0, 1e12, NULL,
      "test samples (a stream disjoint from training)"},
     {"batch", HCL_PARAM_INT, "0", 0, 1e7, NULL,

@@ -340,7 +340,7 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
     t->samples += B;
     t->acc_steps++;
     int last = i + 1 == ph->steps;
-    if (c->eval_every && t->step % c->eval_every == 0) {
+    if (hcl_eval_due(c->eval_every, c->eval_log, c->steps, t->step)) {
       HCL_TRY(hcl_trainer_eval(t, NULL, 0));
       if (c->stop_loss > 0 && below_all(t->last_train, R, c->stop_loss)) break;
       if (c->stop_error > 0 && below_all(t->last_err, R, c->stop_error)) break;
