@@ -123,6 +123,7 @@ static hcl_status train_config(run_state *s) {
                     "(N from 2 to 1000000 evaluations spaced in log(step))",
                     s->cfg.path, every);
   c->test_size = (uint64_t)hcl_param_int(ev, "test_size");
+  c->val_size = (uint64_t)hcl_param_int(ev, "val_size");
   c->probes = hcl_param_bool(ev, "probes");
   c->eval_batch = (uint64_t)hcl_param_int(ev, "batch");
   HCL_TRY(make_seeds(s));

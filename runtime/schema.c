@@ -77,6 +77,9 @@ const hcl_param_desc hcl_schema_eval[] = {
      "k = 0..N-1 (so step 1 and the last step), for learning curves on a log axis"},
     {"test_size", HCL_PARAM_INT, "10000", 0, 1e12, NULL,
      "test samples (a stream disjoint from training)"},
+    {"val_size", HCL_PARAM_INT, "0", 0, 1e12, NULL,
+     "validation samples (a third stream, disjoint from training and test): their loss is "
+     "val_loss in metrics.jsonl and summary.json; 0 = off"},
     {"batch", HCL_PARAM_INT, "0", 0, 1e7, NULL,
      "samples per evaluation chunk (0: automatic, 32768 / replicas, at least 256)"},
     {"probes", HCL_PARAM_BOOL, "true", UNB, NULL, "run the target's and model's probes"},

@@ -49,6 +49,7 @@ typedef struct hcl_train_cfg {
   hcl_optim optim;
   uint64_t eval_every, test_size, eval_batch, probe_samples;
   uint32_t eval_log; /* > 0: [eval] every = log:eval_log (eval_every unused) */
+  uint64_t val_size; /* > 0: val_loss on that many samples of HCL_STREAM_VAL */
   int probes;
   double stop_loss, stop_error; /* > 0: end when every replica is below */
   const char *algorithm;

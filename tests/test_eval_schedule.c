@@ -1,5 +1,6 @@
 /* [eval] every: integer intervals and log:N, against an independent
- * computation; parsing; and end to end, the steps of metrics.jsonl. */
+ * computation; parsing; and end to end, the steps of metrics.jsonl.
+ * [eval] val_size: val_loss on the validation stream. */
 #include "hcl_test.h"
 #include "trainer.h"
 
@@ -169,12 +170,70 @@ static void test_end_to_end(void **state) {
   assert_non_null(strstr(err, "[eval] every"));
 }
 
+/* The number after `key` in every line of replica 0 of metrics.jsonl. */
+static size_t metric_values(const char *dir, const char *key, double *out, size_t max) {
+  char p[1200];
+  snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+  char *text = hcl_test_read_file(p);
+  assert_non_null(text);
+  size_t n = 0;
+  for (const char *line = text; line && *line && n < max;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+    double v;
+    if (strstr(buf, "\"replica\":0,") && hcl_test_json_num(buf, key, &v)) out[n++] = v;
+    line = end ? end + 1 : NULL;
+  }
+  free(text);
+  return n;
+}
+
+/* val_size > 0: every evaluation line and the summary carry val_loss, the
+ * loss on the validation stream: not the test stream's (another sample of
+ * the same law: close to test_loss at the untrained step 0, not equal) and
+ * independent of test_size; val_size = 0 (the default) writes none. */
+static void test_val_loss(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  char dir[1024], err[4096];
+  const char *sets[] = {"eval.every=100", "eval.val_size=3000", "eval.test_size=3000"};
+  if (run_cfg(sets, 3, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  double val[16], test[16];
+  size_t nv = metric_values(dir, "val_loss", val, 16),
+         nt = metric_values(dir, "test_loss", test, 16);
+  assert_int_equal(nv, 4);
+  assert_int_equal(nt, 4);
+  for (size_t i = 0; i < nv; i++) assert_true(isfinite(val[i]) && val[i] != test[i]);
+  assert_true(fabs(val[0] - test[0]) < 0.15 * test[0]);
+  char p[1200];
+  snprintf(p, sizeof p, "%s/summary.json", dir);
+  char *sum = hcl_test_read_file(p);
+  double vs = NAN;
+  assert_true(hcl_test_json_num(sum, "val_loss", &vs));
+  assert_true(vs == val[nv - 1]);
+  free(sum);
+  /* the validation samples do not depend on the test set's size (the
+   * evaluation chunks do, so the float sums may differ in the last bits) */
+  const char *sets2[] = {"eval.every=100", "eval.val_size=3000", "eval.test_size=500"};
+  if (run_cfg(sets2, 3, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  double val2[16];
+  assert_int_equal(metric_values(dir, "val_loss", val2, 16), 4);
+  for (size_t i = 0; i < nv; i++)
+    if (!(fabs(val2[i] - val[i]) <= 1e-5 * val[i]))
+      fail_msg("val_loss %.9g with test_size 500, %.9g with 3000", val2[i], val[i]);
+  /* off by default */
+  const char *sets3[] = {"eval.every=100"};
+  if (run_cfg(sets3, 1, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  assert_int_equal(metric_values(dir, "val_loss", val2, 16), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_log_schedule),
-      cmocka_unit_test(test_integer_schedule),
-      cmocka_unit_test(test_parse),
-      cmocka_unit_test(test_end_to_end),
+      cmocka_unit_test(test_log_schedule), cmocka_unit_test(test_integer_schedule),
+      cmocka_unit_test(test_parse),        cmocka_unit_test(test_end_to_end),
+      cmocka_unit_test(test_val_loss),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
