@@ -39,11 +39,14 @@ typedef struct bench_row {
     double launches, device_s;
   } top[TOP_KERNELS];
   size_t n_top;
+  double torch_per_s; /* replica steps (or runs) per second of the PyTorch twin; NaN: not run */
+  int torch_threads;
+  char torch_version[48];
 } bench_row;
 
 static const char bench_usage[] =
     "usage: hiercl bench [--device SEL|all]... [--quick] [--only SUBSTRING] [-o md|csv|json]\n"
-    "                    [--plugin-path DIRS]\n"
+    "                    [--torch] [--plugin-path DIRS]\n"
     "       hiercl bench --compare A.json B.json\n";
 
 /* The number after "key": in text (NaN when absent or null). */
@@ -128,6 +131,68 @@ static void run_case(bench_row *r, const char *tmp, int quick, const char *plugi
   if (!r->ok) snprintf(r->error, sizeof r->error, "%s: no steps_per_s", sum_path);
 }
 
+/* bench/torch/suite.py: HIERCL_TORCH_SUITE, the installed copy, the source tree. */
+static const char *torch_suite(void) {
+  const char *env = getenv("HIERCL_TORCH_SUITE");
+  if (env && *env) return env;
+  static const char *const candidates[] = {HCL_INSTALL_SHARE_DIR "/torch/suite.py",
+                                           HCL_SOURCE_DIR "/bench/torch/suite.py"};
+  for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++)
+    if (access(candidates[i], R_OK) == 0) return candidates[i];
+  return NULL;
+}
+
+/* The Python that has torch: HIERCL_PYTHON, else Debian's (python3-torch). */
+static const char *torch_python(void) {
+  const char *env = getenv("HIERCL_PYTHON");
+  if (env && *env) return env;
+  return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
+/* The PyTorch twin of a row, same case, replicas and steps; on a CPU the
+ * faster of 1 thread and all cores (PyTorch's OpenMP threads spin against
+ * OpenBLAS's pool, so either can win). */
+static void run_torch(bench_row *r, const char *script, int quick) {
+  r->torch_per_s = NAN;
+  char exp[64];
+  snprintf(exp, sizeof exp, "%.*s", (int)strcspn(r->c->name, "/"), r->c->name);
+  unsigned steps = quick ? r->c->quick_steps : r->c->steps;
+  int gpu = r->dev->type & CL_DEVICE_TYPE_GPU;
+  if (gpu && !strstr(r->dev->platform, "NVIDIA")) {
+    snprintf(r->torch_version, sizeof r->torch_version, "no CUDA device");
+    return;
+  }
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  int threads[2] = {1, cores > 1 ? (int)cores : 0};
+  for (int t = 0; t < (gpu ? 1 : 2); t++) {
+    if (!threads[t]) continue;
+    char cmd[2048], line[1024] = "";
+    snprintf(cmd, sizeof cmd,
+             "OMP_WAIT_POLICY=PASSIVE '%s' '%s' --case %s --replicas %u --steps %u --threads %d "
+             "--device %s 2>&1",
+             torch_python(), script, exp, r->c->replicas, steps ? steps : 3, threads[t],
+             gpu ? "cuda" : "cpu");
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    char buf[1024];
+    while (fgets(buf, sizeof buf, p)) memcpy(line, buf, sizeof line);
+    int st = pclose(p);
+    double v = json_num(line, "replica_per_s");
+    if (st != 0 || !isfinite(v)) {
+      fprintf(stderr, "hiercl bench: note: PyTorch twin of %s failed: %s", r->c->name, line);
+      return;
+    }
+    if (!(v <= r->torch_per_s)) {
+      r->torch_per_s = v;
+      r->torch_threads = threads[t];
+    }
+    const char *iv = strstr(line, "\"implementation\": \"pytorch ");
+    if (iv)
+      snprintf(r->torch_version, sizeof r->torch_version, "%.*s", (int)strcspn(iv + 27, "\""),
+               iv + 27);
+  }
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)st, (void)flag, (void)ftw;
   return remove(path);
@@ -169,6 +234,11 @@ static void print_json(FILE *o, const bench_row *rows, size_t n) {
       num_or_null(o, r->gemm_flops / r->steps * r->per_s / 1e9, "%.6g");
       fputs(",\"peak_device_bytes\":", o);
       num_or_null(o, r->peak_bytes, "%.0f");
+      if (isfinite(r->torch_per_s)) {
+        fprintf(o, ",\"torch_version\":\"%s\",\"torch_threads\":%d,\"torch_replica_per_s\":%.6g",
+                r->torch_version, r->torch_threads, r->torch_per_s);
+        fprintf(o, ",\"ratio_vs_torch\":%.4g", r->per_s * r->c->replicas / r->torch_per_s);
+      }
       fputs(",\"top_kernels\":[", o);
       for (size_t k = 0; k < r->n_top; k++)
         fprintf(o, "%s{\"name\":\"%s\",\"launches\":%.0f,\"device_s\":%.6g}", k ? "," : "",
@@ -184,11 +254,12 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
   const char *sep = csv ? "," : " | ";
   if (csv)
     fputs("hiercl_version,device_id,device,driver,experiment,replicas,unit,per_s,replica_per_s,"
-          "gflop_per_s,peak_device_bytes,top_kernels,error\n",
+          "gflop_per_s,peak_device_bytes,torch_replica_per_s,ratio_vs_torch,top_kernels,error\n",
           o);
   else
     fputs("| device | driver | experiment | R | per s | replica per s | GFLOP/s | peak MiB |"
-          " top kernels (device s) |\n|---|---|---|---:|---:|---:|---:|---:|---|\n",
+          " PyTorch replica per s | hiercl/PyTorch | top kernels (device s) |\n"
+          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
           o);
   for (size_t i = 0; i < n; i++) {
     const bench_row *r = &rows[i];
@@ -216,6 +287,13 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
       fprintf(o, csv ? "%.0f" : "%.1f", csv ? r->peak_bytes : mib);
     else if (!csv)
       fputs("-", o);
+    fputs(sep, o);
+    if (r->ok && isfinite(r->torch_per_s))
+      fprintf(o, "%.4g%s%.3g", r->torch_per_s, sep, r->per_s * r->c->replicas / r->torch_per_s);
+    else if (!csv)
+      fprintf(o, "-%s-", sep);
+    else
+      fputs(sep, o);
     fputs(sep, o);
     if (csv)
       fprintf(o, "\"%s\",\"%s\"\n", top, r->ok ? "" : r->error);
@@ -262,7 +340,7 @@ static int compare(const char *a_path, const char *b_path) {
 int hcl_cmd_bench(int argc, char **argv) {
   const char *sel[16], *only = NULL, *fmt = "md", *plugin_path = NULL;
   size_t n_sel = 0;
-  int quick = 0;
+  int quick = 0, torch = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int has = i + 1 < argc;
@@ -279,6 +357,8 @@ int hcl_cmd_bench(int argc, char **argv) {
       sel[n_sel++] = argv[++i];
     } else if (!strcmp(a, "--quick")) {
       quick = 1;
+    } else if (!strcmp(a, "--torch")) {
+      torch = 1;
     } else if (!strcmp(a, "--only") && has) {
       only = argv[++i];
     } else if (!strcmp(a, "-o") && has) {
@@ -292,6 +372,12 @@ int hcl_cmd_bench(int argc, char **argv) {
   }
   if (strcmp(fmt, "md") && strcmp(fmt, "csv") && strcmp(fmt, "json")) {
     fprintf(stderr, "hiercl bench: -o '%s': expected md, csv or json\n", fmt);
+    return HCL_EXIT_USAGE;
+  }
+  const char *script = torch ? torch_suite() : NULL;
+  if (torch && !script) {
+    fprintf(stderr, "hiercl bench: error: --torch: bench/torch/suite.py not found "
+                    "(set HIERCL_TORCH_SUITE)\n");
     return HCL_EXIT_USAGE;
   }
   hcl_device_info *devs = NULL;
@@ -342,7 +428,9 @@ int hcl_cmd_bench(int argc, char **argv) {
       r->dev = &devs[pick[d]];
       r->c = &suite[c];
       fprintf(stderr, "bench: %s on %s ...\n", r->c->name, r->dev->id);
+      r->torch_per_s = NAN;
       run_case(r, tmp, quick, plugin_path);
+      if (r->ok && script) run_torch(r, script, quick);
       if (!r->ok) {
         fprintf(stderr, "hiercl bench: %s on %s failed: %s\n", r->c->name, r->dev->id, r->error);
         failed = 1;
