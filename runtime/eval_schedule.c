@@ -43,8 +43,8 @@ static uint64_t log_point(uint64_t total, uint32_t n, uint64_t k) {
 }
 
 int hcl_eval_due(uint64_t every, uint32_t log_points, uint64_t total, uint64_t step) {
+  if (step == 0) return 1; /* the start */
   if (!log_points) return every && step % every == 0;
-  if (step == 0) return 1;
   if (total == 0 || step > total) return 0;
   if (step == 1 || step == total) return 1;
   /* points are non-decreasing in k; the k whose point is `step`, if any,

@@ -28,9 +28,10 @@ double hcl_schedule_lr(const hcl_schedule *s, uint64_t t);
 /* [eval] every: "N" (every N steps, 0 = start and end only) into *every, or
  * "log:N" (N >= 2) into *log_points. Returns 0, or -1 when malformed. */
 int hcl_eval_every_parse(const char *text, uint64_t *every, uint32_t *log_points);
-/* Whether the trainer evaluates after `step` steps of `total`: step % every
- * == 0 (every > 0), or with log_points = N step 0 and the distinct values of
- * round(total^(k/(N-1))), k = 0..N-1 (so 1 and total always). */
+/* Whether the trainer evaluates after `step` steps of `total`: step 0, and
+ * step % every == 0 (every > 0), or with log_points = N the distinct values
+ * of round(total^(k/(N-1))), k = 0..N-1 (so 1 and total always). The closing
+ * evaluation of a run that ends off the schedule is the trainer's own. */
 int hcl_eval_due(uint64_t every, uint32_t log_points, uint64_t total, uint64_t step);
 /* The steps a run of `total` steps evaluates at, closing evaluation
  * included, ascending, into out (at most max); returns how many there are. */
