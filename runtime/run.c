@@ -116,8 +116,14 @@ static hcl_status train_config(run_state *s) {
   c->optim.beta1 = (float)hcl_param_double(tr, "beta1");
   c->optim.beta2 = (float)hcl_param_double(tr, "beta2");
   c->optim.eps = (float)hcl_param_double(tr, "eps");
-  c->eval_every = (uint64_t)hcl_param_int(ev, "every");
+  const char *every = hcl_param_str(ev, "every");
+  if (hcl_eval_every_parse(every, &c->eval_every, &c->eval_log))
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                    "%s: [eval] every = '%s': expected a step count (0 to 1e15) or log:N "
+                    "(N from 2 to 1000000 evaluations spaced in log(step))",
+                    s->cfg.path, every);
   c->test_size = (uint64_t)hcl_param_int(ev, "test_size");
+  c->val_size = (uint64_t)hcl_param_int(ev, "val_size");
   c->probes = hcl_param_bool(ev, "probes");
   c->eval_batch = (uint64_t)hcl_param_int(ev, "batch");
   HCL_TRY(make_seeds(s));

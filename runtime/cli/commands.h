@@ -20,6 +20,9 @@ int hcl_cmd_plot(int argc, char **argv);
 /* hiercl sample CONFIG --n K [--format csv|npy] [--out FILE]. */
 int hcl_cmd_sample(int argc, char **argv);
 
+/* hiercl bench [--device SEL|all]... [--quick] [-o md|csv|json] | --compare A B. */
+int hcl_cmd_bench(int argc, char **argv);
+
 /* ---- stop requests (main.c) ---------------------------------------------- */
 /* Exit status of a run ended by SIGTERM (Slurm/MPI cancel, time limit):
  * 128 + 15, as a shell reports it; Ctrl-C (SIGINT) gives 130. */
