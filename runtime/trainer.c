@@ -74,7 +74,7 @@ hcl_status hcl_trainer_preflight(hcl_ctx *ctx, const hcl_train_cfg *c, const hcl
   /* the terms of hcl_trainer_init, each with the key that sets its size */
   struct term {
     size_t bytes, largest;
-    char what[160];
+    char what[320];
   } tm[3];
   size_t n_state = c->optim.kind == HCL_OPT_ADAM ? 4 : 3; /* params, grad, momentum, 2nd moment */
   tm[0].largest = hcl_size_mul3(R, n_params, F);
@@ -90,7 +90,7 @@ hcl_status hcl_trainer_preflight(hcl_ctx *ctx, const hcl_train_cfg *c, const hcl
   tm[1].largest = hcl_size_mul3(rb, wide, 1);
   snprintf(tm[1].what, sizeof tm[1].what,
            "[%s] batch = %zu: batch buffers of [run] replicas = %zu x %zu samples x %zu floats "
-           "(input %zu, label %zu%s)",
+           "(input %zu from the [target] shape, label %zu%s)",
            eval_max ? "eval" : "train", maxb, R, maxb, per, xs, yd,
            out_dim ? ", output and its gradient" : "");
   size_t set = hcl_size_mul3(R, (size_t)c->train_size, F);
@@ -101,7 +101,7 @@ hcl_status hcl_trainer_preflight(hcl_ctx *ctx, const hcl_train_cfg *c, const hcl
       tm[2].bytes ? hcl_size_mul3(hcl_size_mul3(R, (size_t)c->train_size, F), xs, 1) : 0;
   snprintf(tm[2].what, sizeof tm[2].what,
            "[train] train_size = %llu: the training set of [run] replicas = %zu x %llu samples "
-           "x %zu floats",
+           "x %zu floats (the [target] shape and label)",
            (unsigned long long)c->train_size, R, (unsigned long long)c->train_size, xs + yd);
   size_t total = 0, dom = 0, big = 0, big_at = 0;
   for (size_t i = 0; i < 3; i++) {
