@@ -60,7 +60,8 @@ size_t hcl_host_mem_available(void) {
   size_t cg = cgroup_left(), as = rlimit_left();
   if (cg < avail) avail = cg;
   if (as < avail) avail = as;
-  return avail == SIZE_MAX ? 0 : avail;
+  if (avail == SIZE_MAX) return 0;
+  return avail ? avail : 1; /* a limit reached: nothing left, which is not "unknown" */
 }
 
 void hcl_mem_budget_init(hcl_ctx *ctx) {

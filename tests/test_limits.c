@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static int sh(const char *cmd, char *out, size_t len) {
   char full[4096];
@@ -55,6 +57,51 @@ static void size_arithmetic_overflows(void **state) {
   /* 4096 replicas x 1e7 samples x 2^40 floats does not wrap to something small */
   assert_true(hcl_size_mul3(4096, 10000000, (size_t)1 << 40) == SIZE_MAX);
   assert_true(hcl_size_mul3(3, 5, 7) == 105);
+}
+
+/* Host allocations a plugin is about to make are checked the same way. */
+static void host_memory_check(void **state) {
+  (void)state;
+  size_t avail = hcl_host_mem_available();
+  assert_true(avail > 0); /* Linux: /proc/meminfo */
+  assert_int_equal(hcl_host_mem_check(NULL, avail / 4, "small"), HCL_OK);
+  assert_int_equal(hcl_host_mem_check(NULL, SIZE_MAX / 2, "rhm: rule tables ([target] l)"),
+                   HCL_ERR_NOMEM);
+  assert_non_null(strstr(hcl_errmsg(NULL), "rhm: rule tables ([target] l)"));
+  /* plugins reach both checks through the host table */
+  const hcl_host_api *h = hcl_host_api_get();
+  assert_true(h->struct_size >= offsetof(hcl_host_api, mem_check) + sizeof h->mem_check);
+  assert_ptr_equal(h->host_mem_check, hcl_host_mem_check);
+  assert_ptr_equal(h->mem_check, hcl_mem_check);
+  assert_ptr_equal(h->should_stop, hcl_should_stop);
+}
+
+/* A ulimit -v (or a Slurm job's cgroup) is the host memory this process has:
+ * with 2 GB of address space left, at most half of it counts (the driver
+ * reserves address space later). */
+static void ulimit_limits_host_memory(void **state) {
+  (void)state;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long vm_kb = 0;
+    while (f && fgets(line, sizeof line, f))
+      if (sscanf(line, "VmSize: %llu kB", &vm_kb) == 1) break;
+    if (f) fclose(f);
+    struct rlimit rl;
+    getrlimit(RLIMIT_AS, &rl);
+    rl.rlim_cur = (rlim_t)(vm_kb * 1024 + ((rlim_t)2 << 30));
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max) _exit(0); /* cannot test */
+    if (setrlimit(RLIMIT_AS, &rl)) _exit(0);
+    size_t avail = hcl_host_mem_available();
+    _exit(avail > 0 && avail <= ((size_t)1 << 30) + ((size_t)64 << 20) ? 0 : 1);
+  }
+  int st = 0;
+  assert_int_equal(waitpid(pid, &st, 0), pid);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 static void allocations_are_counted(void **state) {
@@ -127,7 +174,7 @@ static void preflight_names_the_key(void **state) {
   ti.x.dims[0] = 100;
   c.train_size = 100000000; /* 100e6 x 101 floats: 40 GB, larger than any cache */
   assert_int_equal(hcl_trainer_preflight(ctx, &c, &ti, 10, 1), HCL_OK); /* regenerated per batch */
-  c.train_size = 1000000; /* 404 MB of cache */
+  c.train_size = 1000000;                                               /* 404 MB of cache */
   assert_int_equal(hcl_trainer_preflight(ctx, &c, &ti, 10, 1), HCL_ERR_NOMEM);
   assert_non_null(strstr(hcl_errmsg(ctx), "[train] train_size = 1000000"));
   c.train_size = 0;
@@ -207,6 +254,8 @@ static void cli_summary_reports_peak(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(size_arithmetic_overflows),
+      cmocka_unit_test(host_memory_check),
+      cmocka_unit_test(ulimit_limits_host_memory),
       cmocka_unit_test(allocations_are_counted),
       cmocka_unit_test(refused_beyond_device_limits),
       cmocka_unit_test(preflight_names_the_key),

@@ -113,6 +113,22 @@ static void sigint_during_target_setup(void **state) {
   assert_interrupted_on_disk(parent);
 }
 
+/* The flag behind host->should_stop: the run's stop request, read live. */
+static void should_stop_reads_the_flag(void **state) {
+  (void)state;
+  hcl_ctx *ctx = hcl_test_ctx();
+  if (!ctx) skip();
+  volatile int flag = 0;
+  assert_false(hcl_should_stop(NULL));
+  assert_false(hcl_should_stop(ctx)); /* no flag: never */
+  ctx->stop = &flag;
+  assert_false(hcl_should_stop(ctx));
+  flag = 15;
+  assert_true(hcl_should_stop(ctx));
+  assert_true(hcl_host_api_get()->should_stop(ctx));
+  ctx->stop = NULL;
+}
+
 static uint64_t launches(hcl_ctx *ctx, const char *label) {
   for (size_t i = 0; i < ctx->n_stats; i++)
     if (!strcmp(ctx->stats[i].label, label)) return ctx->stats[i].launches;
@@ -158,6 +174,7 @@ static void linear_teacher_rounds_same_samples(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(should_stop_reads_the_flag),
       cmocka_unit_test(sigterm_during_evaluation),
       cmocka_unit_test(sigint_during_target_setup),
       cmocka_unit_test(linear_teacher_rounds_same_samples),
