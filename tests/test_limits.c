@@ -230,6 +230,20 @@ static void cli_budget_refuses_plugin_buffers(void **state) {
   free(man), free(sum);
 }
 
+/* A model's activations are checked as a whole: the error names its keys. */
+static void cli_model_names_depth(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  char parent[600], cmd[2048];
+  snprintf(parent, sizeof parent, "%s/depth", hcl_test_tmpdir());
+  snprintf(cmd, sizeof cmd,
+           "HIERCL_DEVICE_MEM_LIMIT=500000 %s run %s/quickstart.ini --out %s %s --set "
+           "model.depth=64",
+           HCL_TEST_HIERCL, HCL_TEST_CONFIGS, parent, tiny_sets);
+  assert_int_equal(sh(cmd, out, sizeof out), 1);
+  assert_non_null(strstr(out, "[model] depth = 64 x width = 40"));
+}
+
 /* A completed run reports the device memory it held at most. */
 static void cli_summary_reports_peak(void **state) {
   (void)state;
@@ -261,6 +275,7 @@ int main(void) {
       cmocka_unit_test(preflight_names_the_key),
       cmocka_unit_test(cli_refusal_keeps_manifest),
       cmocka_unit_test(cli_budget_refuses_plugin_buffers),
+      cmocka_unit_test(cli_model_names_depth),
       cmocka_unit_test(cli_summary_reports_peak),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
