@@ -232,7 +232,8 @@ static hcl_status create_plugins(run_state *s) {
                      .params = &s->target_p,
                      .train_size = s->tc.train_size,
                      .test_size = s->tc.test_size,
-                     .max_batch = s->tc.batch > s->tc.eval_batch ? s->tc.batch : s->tc.eval_batch};
+                     .max_batch = s->tc.batch > s->tc.eval_batch ? s->tc.batch : s->tc.eval_batch,
+                     .val_size = s->tc.val_size};
   const hcl_target_vt *tvt = s->tpl->desc->vt;
   const hcl_model_vt *mvt = s->mpl->desc->vt;
   hcl_status rc = tvt->create(s->ctx, &setup, &s->target);
@@ -414,7 +415,8 @@ hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, con
                      .params = &s->target_p,
                      .train_size = s->tc.train_size,
                      .test_size = s->tc.test_size,
-                     .max_batch = chunk};
+                     .max_batch = chunk,
+                     .val_size = s->tc.val_size};
   const hcl_target_vt *tvt = s->tpl->desc->vt;
   if ((rc = tvt->create(s->ctx, &setup, &s->target)) != HCL_OK) {
     plugin_fail(s, rc, "target", s->tpl->desc->name);
