@@ -53,7 +53,7 @@ static const char *config(void) {
 /* The environment that loads the shim for one command ("" = no fault). */
 static void fault_env(char *env, size_t len, const char *dir, const char *log, const char *what) {
   snprintf(env, len,
-           "ASAN_OPTIONS=verify_asan_link_order=0 LD_PRELOAD=%s HIERCL_FAULT_DIR=%s "
+           "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:verify_asan_link_order=0\" LD_PRELOAD=%s HIERCL_FAULT_DIR=%s "
            "HIERCL_FAULT_LOG=%s %s",
            HCL_TEST_FAULT_SHIM, dir, log, what);
 }
