@@ -612,20 +612,23 @@ static int done_before(const char *jsonl, const char *key, uint64_t seed) {
  * disk interrupted): the file then ends with a whole record, so appending
  * starts a new line, and the cut point runs again. text is the file's
  * content, updated in place. */
-static hcl_status repair_tail(const char *path, char *text) {
-  size_t len = strlen(text), keep = len;
-  for (;;) {
-    if (keep && text[keep - 1] != '\n') { /* no newline at the end: torn */
+size_t hcl_sweep_whole_prefix(const char *text, size_t len) {
+  size_t keep = len;
+  while (keep) {
+    if (text[keep - 1] != '\n') { /* no newline at the end: torn */
       while (keep && text[keep - 1] != '\n') keep--;
       continue;
     }
-    if (!keep) break;
-    size_t b = keep - 1; /* the last whole line: text[b0, keep - 1) */
-    size_t b0 = b;
+    size_t b = keep - 1, b0 = b; /* the last whole line: text[b0, b) */
     while (b0 && text[b0 - 1] != '\n') b0--;
     if (line_ok(text + b0, b - b0)) break;
     keep = b0; /* an invalid last line goes too */
   }
+  return keep;
+}
+
+static hcl_status repair_tail(const char *path, char *text) {
+  size_t len = strlen(text), keep = hcl_sweep_whole_prefix(text, len);
   if (keep == len) return HCL_OK;
   fprintf(stderr,
           "hiercl sweep: %s: dropping a torn or invalid last record (%zu bytes); its point "
