@@ -84,12 +84,18 @@ hcl_status hcl_sync_parent(hcl_ctx *ctx, const char *path) {
   return bad ? hcl_fail(ctx, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(e)) : HCL_OK;
 }
 
+int hcl_tmp_name(const char *path, char *tmp, size_t len) {
+  const char *slash = strrchr(path, '/');
+  int n = slash ? snprintf(tmp, len, "%.*s/.%s.tmp", (int)(slash - path), path, slash + 1)
+                : snprintf(tmp, len, ".%s.tmp", path);
+  if (n >= 0 && (size_t)n < len) return 0;
+  if (len) tmp[0] = 0; /* never a cut name that could be some other file */
+  return -1;
+}
+
 hcl_status hcl_file_replace(hcl_ctx *ctx, const char *path, const void *data, size_t len) {
   char tmp[PATH_MAX];
-  const char *slash = strrchr(path, '/');
-  int n = slash ? snprintf(tmp, sizeof tmp, "%.*s/.%s.tmp", (int)(slash - path), path, slash + 1)
-                : snprintf(tmp, sizeof tmp, ".%s.tmp", path);
-  if (n < 0 || (size_t)n >= sizeof tmp)
+  if (hcl_tmp_name(path, tmp, sizeof tmp))
     return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot write: path longer than PATH_MAX = %d", path,
                     PATH_MAX);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);

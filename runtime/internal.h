@@ -316,6 +316,8 @@ hcl_status hcl_mkdir_p(hcl_ctx *ctx, const char *path);
 hcl_status hcl_write_fd(hcl_ctx *ctx, int fd, const void *data, size_t len, const char *path);
 /* fsync the folder holding path, so a rename or a new file in it is durable. */
 hcl_status hcl_sync_parent(hcl_ctx *ctx, const char *path);
+/* The temporary name of path, <dir>/.<name>.tmp, into tmp; -1 when too long. */
+int hcl_tmp_name(const char *path, char *tmp, size_t len);
 /* Replace path with data durably: <dir>/.<name>.tmp, write, fsync, rename,
  * fsync the folder. On failure the temporary is removed and path untouched. */
 hcl_status hcl_file_replace(hcl_ctx *ctx, const char *path, const void *data, size_t len);

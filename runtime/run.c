@@ -407,19 +407,6 @@ static hcl_status write_samples(hcl_ctx *ctx, int fd, const char *label, const c
   return rc;
 }
 
-/* The sample file is written as <dir>/.<name>.tmp and renamed when whole:
- * a failed write never leaves a file that looks complete. */
-static int open_sample_tmp(const char *path, char *tmp, size_t len) {
-  const char *slash = strrchr(path, '/');
-  int n = slash ? snprintf(tmp, len, "%.*s/.%s.tmp", (int)(slash - path), path, slash + 1)
-                : snprintf(tmp, len, ".%s.tmp", path);
-  if (n < 0 || (size_t)n >= len) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  return open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-}
-
 hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, const char *format,
                           const char *path, char *err, size_t errlen) {
   run_state *s = calloc(1, sizeof *s);
@@ -460,7 +447,12 @@ hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, con
   if ((rc = tvt->info(s->target, &ti)) != HCL_OK) goto fail;
   size_t xs = 1, yd = ti.y_dim ? ti.y_dim : 1;
   for (uint32_t i = 0; i < ti.x.rank; i++) xs *= ti.x.dims[i];
-  fd = to_file ? open_sample_tmp(path, tmp, sizeof tmp) : STDOUT_FILENO;
+  /* a file is written as <dir>/.<name>.tmp and renamed when whole: a
+   * failed write never leaves a file that looks complete */
+  fd = !to_file ? STDOUT_FILENO
+       : hcl_tmp_name(path, tmp, sizeof tmp)
+           ? (errno = ENAMETOOLONG, -1)
+           : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) {
     rc = hcl_fail(s->ctx, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     goto fail;
