@@ -1,6 +1,7 @@
 /* hcl_sweep: a grid of runs ([sweep] section or --grid), seeds batched as
  * replicas of one run, resumable, with the sample-complexity estimate P*. */
 #include "sweep.h"
+#include "scaling.h"
 #include "output.h"
 
 #include <errno.h>
@@ -26,6 +27,8 @@ typedef struct sweep {
   size_t n_axes;
   int seed_axis;    /* index of run.seed, or -1 */
   int size_axis;    /* index of train.train_size, or -1 */
+  int dim_axis;     /* the dimension P* is fitted against ([sweep] dim, target.d), or -1 */
+  char dim_key[96]; /* [sweep] dim as given ("" = target.d when it is an axis) */
   char metric[32];  /* auto, test_error, test_loss, train_loss */
   double threshold; /* 0: automatic */
   char name[128];
@@ -169,9 +172,11 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
                           kv->value);
       } else if (!strcmp(kv->key, "name")) {
         snprintf(sw->name, sizeof sw->name, "%s", kv->value);
+      } else if (!strcmp(kv->key, "dim")) {
+        snprintf(sw->dim_key, sizeof sw->dim_key, "%s", kv->value);
       } else {
         return hcl_fail(NULL, HCL_ERR_CONFIG,
-                        "%s: [sweep] unknown key '%s' (known: metric, threshold, name, and "
+                        "%s: [sweep] unknown key '%s' (known: metric, threshold, name, dim, and "
                         "section.key grid axes such as train.train_size)",
                         cfg->path, kv->key);
       }
@@ -192,10 +197,22 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
         "%s: nothing to sweep: add a [sweep] section (e.g. train.train_size = 100, 1000) "
         "or --grid section.key=v1,v2",
         cfg->path);
-  sw->seed_axis = sw->size_axis = -1;
+  sw->seed_axis = sw->size_axis = sw->dim_axis = -1;
   for (size_t i = 0; i < sw->n_axes; i++) {
     if (!strcmp(sw->axes[i].key, "run.seed")) sw->seed_axis = (int)i;
     if (!strcmp(sw->axes[i].key, "train.train_size")) sw->size_axis = (int)i;
+    if (!strcmp(sw->axes[i].key, *sw->dim_key ? sw->dim_key : "target.d")) sw->dim_axis = (int)i;
+  }
+  if (*sw->dim_key && sw->dim_axis < 0)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] dim = %s is not a grid axis", cfg->path,
+                    sw->dim_key);
+  for (size_t k = 0; sw->dim_axis >= 0 && k < sw->axes[sw->dim_axis].n; k++) {
+    char *end;
+    double d = strtod(sw->axes[sw->dim_axis].values[k], &end);
+    if (*end || !(d > 0))
+      return hcl_fail(NULL, HCL_ERR_CONFIG,
+                      "%s: [sweep] dim axis %s: value '%s' is not a positive number", cfg->path,
+                      sw->axes[sw->dim_axis].key, sw->axes[sw->dim_axis].values[k]);
   }
   return HCL_OK;
 }
@@ -429,6 +446,87 @@ static size_t line_point(const sweep *sw, const char *line, size_t np) {
   return np;
 }
 
+/* The exponent of P* in the dimension, per group of the other keys: each
+ * dimension's curve is its seeds' metric against train_size, P* comes from the
+ * seed mean, and the interval from resampling the seeds (scaling.c). Written
+ * into pstar.json's "exponents" and printed. Groups with a missing point are
+ * left out (their P* is not known). */
+static void write_exponents(const sweep *sw, const double *val, const size_t *cnt, size_t nS,
+                            double thr, FILE *ps, FILE *say) {
+  size_t np = n_points(sw), nd = sw->axes[sw->dim_axis].n, nP = sw->axes[sw->size_axis].n;
+  unsigned skip = 1u << sw->dim_axis | 1u << sw->size_axis;
+  double *P = malloc(nP * sizeof *P), *err = malloc(nd * nP * nS * sizeof *err);
+  double *pstar = malloc(nd * sizeof *pstar);
+  size_t *order = malloc(nP * sizeof *order);
+  hcl_scaling_curve *c = malloc(nd * sizeof *c);
+  fputs(",\"exponents\":[", ps);
+  int first = 1;
+  for (size_t p = 0; P && err && pstar && order && c && p < np; p++) {
+    if (value_at(sw, p, (size_t)sw->dim_axis) || value_at(sw, p, (size_t)sw->size_axis)) continue;
+    char group[1024];
+    point_key_mask(sw, p, skip, group, sizeof group);
+    for (size_t i = 0; i < nP; i++) order[i] = i;
+    for (size_t i = 1; i < nP; i++) /* sizes ascending (insertion sort: few values) */
+      for (size_t j = i; j > 0 && atof(sw->axes[sw->size_axis].values[order[j - 1]]) >
+                                      atof(sw->axes[sw->size_axis].values[order[j]]);
+           j--) {
+        size_t t = order[j];
+        order[j] = order[j - 1], order[j - 1] = t;
+      }
+    for (size_t i = 0; i < nP; i++) P[i] = atof(sw->axes[sw->size_axis].values[order[i]]);
+    int complete = 1;
+    for (size_t q = 0; q < np; q++) {
+      char g2[1024];
+      point_key_mask(sw, q, skip, g2, sizeof g2);
+      if (strcmp(g2, group)) continue;
+      size_t j = value_at(sw, q, (size_t)sw->dim_axis), vi = value_at(sw, q, (size_t)sw->size_axis);
+      size_t i = 0;
+      while (order[i] != vi) i++;
+      complete &= cnt[q] == nS;
+      memcpy(err + (j * nP + i) * nS, val + q * nS, nS * sizeof *err);
+    }
+    if (!complete) continue;
+    for (size_t j = 0; j < nd; j++)
+      c[j] = (hcl_scaling_curve){.d = atof(sw->axes[sw->dim_axis].values[j]),
+                                 .n_p = nP,
+                                 .P = P,
+                                 .n_seeds = nS,
+                                 .err = err + j * nP * nS};
+    hcl_scaling_fit f;
+    if (hcl_scaling_exponent(c, nd, thr, 2000, 0.95, 0, pstar, &f) != HCL_OK) continue;
+    fprintf(ps, "%s\n {\"group\":", first ? "" : ",");
+    first = 0;
+    hcl_json_str(ps, group);
+    fputs(",\"dim\":", ps);
+    hcl_json_str(ps, sw->axes[sw->dim_axis].key);
+    fputs(",\"points\":[", ps);
+    for (size_t j = 0; j < nd; j++) {
+      fprintf(ps, "%s{\"d\":", j ? "," : "");
+      hcl_json_num(ps, c[j].d);
+      fputs(",\"pstar\":", ps);
+      hcl_json_num(ps, pstar[j]);
+      fputs("}", ps);
+    }
+    fputs("],\"k\":", ps);
+    hcl_json_num(ps, f.k);
+    fputs(",\"k_interval\":[", ps);
+    hcl_json_num(ps, f.k_lo);
+    fputc(',', ps);
+    hcl_json_num(ps, f.k_hi);
+    fputs("],\"log_c\":", ps);
+    hcl_json_num(ps, f.log_c);
+    fprintf(ps, ",\"n_fit\":%zu,\"level\":0.95,\"bootstrap\":%zu}", f.n_fit, f.n_boot);
+    if (say)
+      fprintf(say,
+              "  %-40s P* ~ %s^k: k = %.3g [%.3g, %.3g] (95%% bootstrap over %zu seeds, %zu of %zu "
+              "%s values with a P*)\n",
+              *group ? group : "(all)", sw->axes[sw->dim_axis].key, f.k, f.k_lo, f.k_hi, nS,
+              f.n_fit, nd, sw->axes[sw->dim_axis].key);
+  }
+  fputs("\n]", ps);
+  free(P), free(err), free(pstar), free(order), free(c);
+}
+
 /* Read sweep.jsonl back and write table.tsv (mean and sd over seeds per
  * point) and pstar.json (per group of the other keys); print the table.
  * Only whole records of completed runs count, one per (point, seed), in
@@ -492,12 +590,13 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const u
       q += (val[p * nS + k] - mean[p]) * (val[p * nS + k] - mean[p]);
     sd[p] = cnt[p] == nS ? (nS > 1 ? sqrt(q / (double)(nS - 1)) : 0) : NAN;
   }
-  free(val);
   free(have);
 
   hcl_membuf mb;
   FILE *t = hcl_membuf_open(&mb);
-  if (!t) return free(mean), free(sd), free(cnt), hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
+  if (!t)
+    return free(mean), free(sd), free(cnt), free(val),
+           hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
   for (size_t i = 0; i < sw->n_axes; i++)
     if ((int)i != sw->seed_axis) fprintf(t, "%s\t", sw->axes[i].key);
   fprintf(t, "seeds\t%s_mean\t%s_sd\n", metric, metric);
@@ -577,13 +676,19 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const u
       }
     }
     if (ps) {
-      fputs("\n]}\n", ps);
+      fputs("\n]", ps);
+      if (sw->dim_axis >= 0 && sw->dim_axis != sw->size_axis) {
+        if (say) fprintf(say, "\nScaling of P* in %s:\n", sw->axes[sw->dim_axis].key);
+        write_exponents(sw, val, cnt, nS, thr, ps, say);
+      }
+      fputs("}\n", ps);
       snprintf(path, sizeof path, "%s/pstar.json", dir);
       rc = hcl_membuf_close(NULL, &mb);
       if (rc == HCL_OK) rc = hcl_file_replace(NULL, path, mb.data, mb.len);
       hcl_membuf_free(&mb);
     }
   }
+  free(val);
   free(mean);
   free(sd);
   free(cnt);
