@@ -214,7 +214,7 @@ static void exponent_in_dimension(void **state) {
   o.run.plugin_path = HCL_TEST_PLUGIN_DIR;
   char err[4096];
   if (hcl_sweep(&o, err, sizeof err) != HCL_OK) fail_msg("%s", err);
-  char cmd[2048];
+  char cmd[4096];
   snprintf(cmd, sizeof cmd,
            "python3 -c 'import json,math,sys; d=json.load(open(sys.argv[1])); e=d[\"exponents\"]; "
            "assert len(e)==1 and e[0][\"dim\"]==\"target.n\", e; e=e[0]; p=e[\"points\"]; "
