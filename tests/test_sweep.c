@@ -51,6 +51,31 @@ static void pstar_interpolation(void **state) {
   assert_float_equal(hi, 100, 0);
 }
 
+/* What a resumed sweep keeps of sweep.jsonl: whole records only (a line cut
+ * by a full disk, a line that is not a record, and a "completed" record
+ * without its metrics are dropped from the end). */
+static void whole_prefix(void **state) {
+  (void)state;
+  const char *rec = "{\"point\":{\"a\":\"1\"},\"key\":\"a=1\",\"seed\":0,\"status\":"
+                    "\"completed\",\"run_dir\":\"r\",\"best_test_loss\":0.5,\"test_loss\":0.5}\n";
+  const char *failed = "{\"point\":{\"a\":\"2\"},\"key\":\"a=2\",\"seed\":0,\"status\":"
+                       "\"failed\",\"run_dir\":\"r\",\"error\":\"disk full\"}\n";
+  const char *no_metrics = "{\"point\":{\"a\":\"2\"},\"key\":\"a=2\",\"seed\":1,\"status\":"
+                           "\"completed\",\"run_dir\":\"r\"}\n";
+  char t[2048];
+  size_t n1 = strlen(rec), n2 = strlen(failed);
+  snprintf(t, sizeof t, "%s%s", rec, failed); /* all whole */
+  assert_int_equal(hcl_sweep_whole_prefix(t, strlen(t)), n1 + n2);
+  snprintf(t, sizeof t, "%s%.40s", rec, failed); /* torn: cut at the last newline */
+  assert_int_equal(hcl_sweep_whole_prefix(t, strlen(t)), n1);
+  snprintf(t, sizeof t, "%s%s", rec, no_metrics); /* "completed" without numbers */
+  assert_int_equal(hcl_sweep_whole_prefix(t, strlen(t)), n1);
+  snprintf(t, sizeof t, "%s{\"point\":{}}\n\n%.30s", rec, rec); /* junk lines and a torn one */
+  assert_int_equal(hcl_sweep_whole_prefix(t, strlen(t)), n1);
+  assert_int_equal(hcl_sweep_whole_prefix("", 0), 0);
+  assert_int_equal(hcl_sweep_whole_prefix("{\"point\":{", 10), 0);
+}
+
 static int count(const char *text, const char *pat) {
   int n = 0;
   for (const char *p = text; (p = strstr(p, pat)); p++) n++;
@@ -168,11 +193,56 @@ static void grid_end_to_end_and_resume(void **state) {
   free(lines), free(lines2), free(table), free(ps);
 }
 
+/* A dimension axis ([sweep] dim) adds P*(d) and its fitted exponent to
+ * pstar.json; with two dimensions the fit is exact, so k is checked against
+ * the file's own P* values by an independent parser. */
+static void exponent_in_dimension(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  const char *cfg = hcl_test_write_temp(
+      "swd.ini", "[target]\nplugin = staircase\nn = 8\nk = 2\nprobe_samples = 200\n"
+                 "[model]\nplugin = resnet\nwidth = 16\ndepth = 3\n"
+                 "[train]\nsteps = 600\nbatch = 16\nlr = 0.05\n"
+                 "[eval]\nevery = 0\ntest_size = 500\n"
+                 "[sweep]\ntrain.train_size = 8, 64, 2000\ntarget.n = 8, 16\nrun.seed = 0..2\n"
+                 "threshold = 0.2\ndim = target.n\n");
+  hcl_sweep_options o;
+  memset(&o, 0, sizeof o);
+  o.run.config_path = cfg;
+  o.run.device = "cpu";
+  o.run.out_dir = hcl_test_tmpdir();
+  o.run.plugin_path = HCL_TEST_PLUGIN_DIR;
+  char err[4096];
+  if (hcl_sweep(&o, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import json,math,sys; d=json.load(open(sys.argv[1])); e=d[\"exponents\"]; "
+           "assert len(e)==1 and e[0][\"dim\"]==\"target.n\", e; e=e[0]; p=e[\"points\"]; "
+           "assert [q[\"d\"] for q in p]==[8,16], p; a,b=p[0][\"pstar\"],p[1][\"pstar\"]; "
+           "assert a is not None and b is not None, p; "
+           "assert abs(e[\"k\"]-math.log(b/a)/math.log(2))<1e-6, e; "
+           "assert e[\"bootstrap\"]>0 and e[\"n_fit\"]==2, e' %s/pstar.json",
+           o.sweep_dir);
+  assert_int_equal(system(cmd), 0);
+  if (system("python3 -c 'import matplotlib' 2>/dev/null") == 0) {
+    snprintf(cmd, sizeof cmd, "%s plot %s > /dev/null && test -s %s/pstar_scaling.png",
+             HCL_TEST_HIERCL, o.sweep_dir, o.sweep_dir);
+    assert_int_equal(system(cmd), 0);
+  }
+  /* a dim that is not an axis is a config error */
+  const char *bad =
+      hcl_test_write_temp("swb.ini", "[target]\nplugin = staircase\n[model]\nplugin = resnet\n"
+                                     "[sweep]\ntrain.train_size = 8, 64\ndim = target.d\n");
+  o.run.config_path = bad;
+  assert_int_equal(hcl_sweep(&o, err, sizeof err), HCL_ERR_CONFIG);
+  assert_non_null(strstr(err, "dim = target.d"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(value_lists),
-      cmocka_unit_test(pstar_interpolation),
-      cmocka_unit_test(grid_end_to_end_and_resume),
+      cmocka_unit_test(value_lists),           cmocka_unit_test(pstar_interpolation),
+      cmocka_unit_test(whole_prefix),          cmocka_unit_test(grid_end_to_end_and_resume),
+      cmocka_unit_test(exponent_in_dimension),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,6 +103,7 @@ typedef struct hcl_setup {
   uint64_t train_size; /* P; 0 = fresh samples every step */
   uint64_t test_size;
   size_t max_batch; /* largest n any call will pass */
+  uint64_t val_size; /* samples of HCL_STREAM_VAL the run evaluates ([eval] val_size; 0 = none) */
 } hcl_setup;
 
 /* Shape of one input sample (without batch and replica). rank 1: [n];
