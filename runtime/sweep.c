@@ -1,5 +1,6 @@
 /* hcl_sweep: a grid of runs ([sweep] section or --grid), seeds batched as
  * replicas of one run, resumable, with the sample-complexity estimate P*. */
+#include "schema.h"
 #include "sweep.h"
 
 #include <errno.h>
@@ -110,7 +111,69 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
 static const char *const grid_sections[] = {"run",   "runtime", "target", "model",
                                             "train", "eval",    NULL};
 
-static hcl_status add_axis(sweep *sw, const char *key, const char *values) {
+/* The declared parameter of a core-section key ("train.lr"), NULL for the
+ * plugin sections (their values are checked against the plugin's schema by
+ * the dry run of every point, before any point runs). */
+static const hcl_param_desc *core_param(const char *key, const char **section) {
+  static const struct {
+    const char *name;
+    const hcl_param_desc *schema;
+  } core[] = {{"run", hcl_schema_run},
+              {"runtime", hcl_schema_runtime},
+              {"train", hcl_schema_train},
+              {"eval", hcl_schema_eval}};
+  const char *dot = strchr(key, '.');
+  *section = NULL;
+  for (size_t c = 0; dot && c < sizeof core / sizeof *core; c++) {
+    if (strlen(core[c].name) != (size_t)(dot - key) ||
+        strncmp(core[c].name, key, (size_t)(dot - key)))
+      continue;
+    *section = core[c].name;
+    for (const hcl_param_desc *d = core[c].schema; d->key; d++)
+      if (!strcmp(d->key, dot + 1)) return d;
+  }
+  return NULL;
+}
+
+/* Every value of an axis, before anything runs: the same typed checks as
+ * --set for the core sections, and no byte that sweep.jsonl would escape
+ * (a quote, a backslash, a control character, invalid UTF-8): the resume
+ * matches finished points by their key text, so such a value would never
+ * count as finished. Seeds are rewritten as plain integers ("1e3" -> 1000)
+ * because they become run.seeds. */
+hcl_status hcl_sweep_check_values(const char *key, char **values, size_t n, const char *origin) {
+  const char *section;
+  const hcl_param_desc *d = core_param(key, &section);
+  if (section && !d)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] grid key '%s': [%s] has no key '%s'", origin,
+                    key, section, strchr(key, '.') + 1);
+  for (size_t i = 0; i < n; i++) {
+    const char *v = values[i];
+    for (const char *p = v; *p; p++)
+      if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7F)
+        return hcl_fail(NULL, HCL_ERR_CONFIG,
+                        "%s: [sweep] %s value '%s': quotes, backslashes and control characters "
+                        "are not allowed in grid values",
+                        origin, key, v);
+    if (!hcl_utf8_valid(v))
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] %s value %zu is not valid UTF-8", origin,
+                      key, i + 1);
+    char why[512];
+    if (d && !hcl_param_check_value(d, v, why, sizeof why))
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] %s = '%s': %s", origin, key, v, why);
+    if (!strcmp(key, "run.seed")) {
+      char canon[32];
+      snprintf(canon, sizeof canon, "%.0f", strtod(v, NULL)); /* integral, < 2^32: exact */
+      char *c = strdup(canon);
+      if (!c) return hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
+      free(values[i]);
+      values[i] = c;
+    }
+  }
+  return HCL_OK;
+}
+
+static hcl_status add_axis(sweep *sw, const char *key, const char *values, const char *origin) {
   const char *dot = strchr(key, '.');
   int ok = 0;
   for (const char *const *s = grid_sections; dot && *s; s++)
@@ -136,7 +199,7 @@ static hcl_status add_axis(sweep *sw, const char *key, const char *values) {
   a->n = n;
   free(vals);
   if (i == sw->n_axes) sw->n_axes++;
-  return HCL_OK;
+  return hcl_sweep_check_values(a->key, a->values, a->n, origin);
 }
 
 static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_options *opt) {
@@ -147,7 +210,9 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
     for (size_t k = 0; k < cfg->sections[s].n; k++) {
       const hcl_kv *kv = &cfg->sections[s].kv[k];
       if (strchr(kv->key, '.')) {
-        HCL_TRY(add_axis(sw, kv->key, kv->value));
+        char at[1200];
+        hcl_config_where(cfg, "sweep", kv->key, at, sizeof at);
+        HCL_TRY(add_axis(sw, kv->key, kv->value, at));
       } else if (!strcmp(kv->key, "metric")) {
         if (strcmp(kv->value, "auto") && strcmp(kv->value, "test_error") &&
             strcmp(kv->value, "test_loss") && strcmp(kv->value, "train_loss"))
@@ -159,7 +224,7 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
       } else if (!strcmp(kv->key, "threshold")) {
         char *end;
         sw->threshold = strtod(kv->value, &end);
-        if (*end || !(sw->threshold >= 0))
+        if (end == kv->value || *end || !(sw->threshold >= 0) || !isfinite(sw->threshold))
           return hcl_fail(NULL, HCL_ERR_CONFIG,
                           "%s: [sweep] threshold = %s: expected a number >= 0", cfg->path,
                           kv->value);
@@ -180,7 +245,7 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
                       opt->grid[i]);
     char key[96];
     snprintf(key, sizeof key, "%.*s", (int)(eq - opt->grid[i]), opt->grid[i]);
-    HCL_TRY(add_axis(sw, trimmed(key), eq + 1));
+    HCL_TRY(add_axis(sw, trimmed(key), eq + 1, "--grid"));
   }
   if (!sw->n_axes)
     return hcl_fail(
