@@ -89,6 +89,40 @@ static void json_escapes_invalid_utf8(void **state) {
   assert_false(hcl_utf8_valid("\xC0\xAF"));
 }
 
+/* The command's JSON with bytes that are not UTF-8: a rejected plugin file
+ * name in `plugins --json`, a config comment copied into manifest.json. */
+static void command_json_is_valid_utf8(void **state) {
+  (void)state;
+  char dir[1200], cmd[4096];
+  snprintf(dir, sizeof dir, "%s/badplugins", hcl_test_tmpdir());
+  mkdir(dir, 0777);
+  char file[1300];
+  snprintf(file, sizeof file, "%s/bad\xff.so", dir);
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  fputs("not a library", f);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "%s plugins --json --plugin-path %s 2>/dev/null", HCL_TEST_HIERCL, dir);
+  assert_int_equal(sh(cmd), 0);
+  assert_contains(out, "bad\\ufffd.so");
+  assert_true(hcl_utf8_valid(out));
+  if (!hcl_test_ctx()) skip();
+  const char *p = hcl_test_write_temp(
+      "latin1.ini", "; caf\xe9 (Latin-1)\n[target]\nplugin = staircase\nn = 6\nk = 2\n"
+                    "[model]\nplugin = resnet\nwidth = 4\ndepth = 2\n"
+                    "[train]\nsteps = 2\nbatch = 4\n[eval]\nevery = 0\ntest_size = 16\n");
+  hcl_run_options o = {.config_path = p, .plugin_path = HCL_TEST_PLUGIN_DIR, .out_dir = dir};
+  char err[4096];
+  if (hcl_run(&o, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  char path[1300];
+  snprintf(path, sizeof path, "%s/manifest.json", o.run_dir);
+  char *m = hcl_test_read_file(path);
+  assert_non_null(m);
+  assert_true(hcl_utf8_valid(m));
+  assert_contains(m, "caf\\ufffd (Latin-1)");
+  free(m);
+}
+
 /* ---- config lines -------------------------------------------------------- */
 
 static void long_line_names_file_line_and_limit(void **state) {
@@ -355,6 +389,7 @@ static void ridge_failure_names_the_lambda_key(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(json_escapes_invalid_utf8),
+      cmocka_unit_test(command_json_is_valid_utf8),
       cmocka_unit_test(long_line_names_file_line_and_limit),
       cmocka_unit_test(seeds_past_the_replica_cap_are_refused),
       cmocka_unit_test(list_values_are_whole_and_within_limits),
