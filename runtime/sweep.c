@@ -11,6 +11,9 @@
 
 #define MAX_AXES 8
 #define MAX_VALUES 256
+/* Longest grid value: point keys ("k1=v1;k2=v2", 1024 bytes) and the
+ * per-replica lists must hold every value whole, never cut. */
+#define MAX_VALUE_LEN 200
 
 typedef struct axis {
   char key[96]; /* section.key */
@@ -50,8 +53,8 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
   axis a;
   memset(&a, 0, sizeof a);
   snprintf(a.key, sizeof a.key, "%s", key);
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", text);
+  char *buf = strdup(text); /* any length: a cut list would lose or change values */
+  if (!buf) return hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
   char *t = trimmed(buf);
   double lo, hi;
   int cnt;
@@ -60,11 +63,13 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
   hcl_status rc = HCL_OK;
   if (sscanf(t, "geom(%lf ,%lf ,%d )%c", &lo, &hi, &cnt, &tail) == 3 ||
       sscanf(t, "geom(%lf,%lf,%d)%c", &lo, &hi, &cnt, &tail) == 3) {
-    if (!(lo > 0 && hi > 0 && cnt >= 2 && cnt <= MAX_VALUES))
-      return hcl_fail(NULL, HCL_ERR_CONFIG,
-                      "[sweep] %s = %s: geom(lo, hi, n) needs 0 < lo, 0 < hi, 2 <= n <= %d", key,
-                      text, MAX_VALUES);
-    int ints = lo == floor(lo) && hi == floor(hi);
+    if (!(lo > 0 && hi > 0 && isfinite(lo) && isfinite(hi) && cnt >= 2 && cnt <= MAX_VALUES))
+      rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "[sweep] %s = %s: geom(lo, hi, n) needs finite 0 < lo, 0 < hi, 2 <= n <= %d",
+                    key, text, MAX_VALUES);
+    /* whole numbers stay whole while llround is exact (below 2^53) */
+    int ints =
+        lo == floor(lo) && hi == floor(hi) && lo < 9007199254740992.0 && hi < 9007199254740992.0;
     for (int k = 0; k < cnt && rc == HCL_OK; k++) {
       double v = lo * pow(hi / lo, (double)k / (cnt - 1));
       char s[64];
@@ -76,10 +81,11 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
       rc = add_value(&a, s);
     }
   } else if (strstr(t, "..") && sscanf(t, "%lld..%lld%c", &i0, &i1, &tail) == 2) {
-    if (i1 < i0 || i1 - i0 >= MAX_VALUES)
-      return hcl_fail(NULL, HCL_ERR_CONFIG,
-                      "[sweep] %s = %s: range a..b needs a <= b and at most %d values", key, text,
-                      MAX_VALUES);
+    /* the difference in unsigned arithmetic: i1 - i0 may not fit a long long */
+    if (i1 < i0 || (unsigned long long)i1 - (unsigned long long)i0 >= MAX_VALUES)
+      rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "[sweep] %s = %s: range a..b needs a <= b and at most %d values", key, text,
+                    MAX_VALUES);
     for (long long v = i0; v <= i1 && rc == HCL_OK; v++) {
       char s[32];
       snprintf(s, sizeof s, "%lld", v);
@@ -97,6 +103,7 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
     }
   }
   if (rc == HCL_OK && !a.n) rc = hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s: no values", key);
+  free(buf);
   if (rc != HCL_OK) {
     for (size_t i = 0; i < a.n; i++) free(a.values[i]);
     return rc;
@@ -149,6 +156,9 @@ hcl_status hcl_sweep_check_values(const char *key, char **values, size_t n, cons
                     key, section, strchr(key, '.') + 1);
   for (size_t i = 0; i < n; i++) {
     const char *v = values[i];
+    if (strlen(v) > MAX_VALUE_LEN)
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] %s value %zu is longer than %d characters",
+                      origin, key, i + 1, MAX_VALUE_LEN);
     for (const char *p = v; *p; p++)
       if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7F)
         return hcl_fail(NULL, HCL_ERR_CONFIG,
@@ -244,6 +254,9 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
       return hcl_fail(NULL, HCL_ERR_CONFIG, "--grid '%s': expected section.key=v1,v2,...",
                       opt->grid[i]);
     char key[96];
+    if ((size_t)(eq - opt->grid[i]) >= sizeof key)
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "--grid '%.100s...': key longer than %zu characters",
+                      opt->grid[i], sizeof key - 1);
     snprintf(key, sizeof key, "%.*s", (int)(eq - opt->grid[i]), opt->grid[i]);
     HCL_TRY(add_axis(sw, trimmed(key), eq + 1, "--grid"));
   }
@@ -254,10 +267,20 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
         "or --grid section.key=v1,v2",
         cfg->path);
   sw->seed_axis = sw->size_axis = -1;
+  size_t key_len = 0; /* the longest point key, which must fit its 1024-byte buffers whole */
   for (size_t i = 0; i < sw->n_axes; i++) {
     if (!strcmp(sw->axes[i].key, "run.seed")) sw->seed_axis = (int)i;
     if (!strcmp(sw->axes[i].key, "train.train_size")) sw->size_axis = (int)i;
+    size_t longest = 0;
+    for (size_t k = 0; k < sw->axes[i].n; k++)
+      if (strlen(sw->axes[i].values[k]) > longest) longest = strlen(sw->axes[i].values[k]);
+    if (strcmp(sw->axes[i].key, "run.seed")) key_len += strlen(sw->axes[i].key) + 2 + longest;
   }
+  if (key_len >= 1024)
+    return hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "%s: [sweep] the grid keys and values are too long together (%zu characters; "
+                    "at most 1023 for a point's key)",
+                    cfg->path, key_len);
   return HCL_OK;
 }
 
@@ -666,7 +689,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   char *lists[MAX_AXES] = {0};
   int nomem = !sets || !own || !pts || !rseeds || !skip || !seedlist;
   for (size_t i = 0; i < sw.n_axes; i++)
-    if (bmask >> i & 1u) nomem |= !(lists[i] = calloc(Rmax + 2, 64));
+    if (bmask >> i & 1u) nomem |= !(lists[i] = calloc(Rmax + 2, MAX_VALUE_LEN + 8));
   if (nomem) {
     rc = HCL_ERR_NOMEM;
     snprintf(err, errlen, "out of memory");
@@ -718,7 +741,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         char *zl = lists[i];
         zl += sprintf(zl, "%s=", blist[i]);
         for (size_t r = 0; r < R; r++)
-          zl += sprintf(zl, "%s%.40s", r ? ", " : "", sw.axes[i].values[value_at(&sw, pts[r], i)]);
+          zl += sprintf(zl, "%s%s", r ? ", " : "", sw.axes[i].values[value_at(&sw, pts[r], i)]);
         sets[ns++] = lists[i];
       }
       hcl_run_options ro = opt->run;

@@ -4,6 +4,7 @@
  * valid whatever bytes come in. */
 #include "hcl_test.h"
 #include "hiercl/hiercl.h"
+#include "sweep.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,6 +320,37 @@ static void grid_values_are_checked_before_anything_runs(void **state) {
   assert_contains(err, want);
 }
 
+/* Value lists of any length are read whole (a 4 KiB buffer cut them), and
+ * the limits that keep point keys whole are errors, never truncation. */
+static void grid_lists_are_read_whole(void **state) {
+  (void)state;
+  char *text = malloc(250 * 24), *p = text;
+  assert_non_null(text);
+  for (int i = 0; i < 250; i++) p += sprintf(p, "%s%d%018d", i ? ", " : "", 1 + i % 9, i);
+  char **v;
+  size_t n;
+  if (hcl_sweep_parse_values("model.seedish", text, &v, &n) != HCL_OK)
+    fail_msg("%s", hcl_errmsg(NULL));
+  assert_int_equal(n, 250);
+  assert_string_equal(v[249], "7000000000000000249");
+  for (size_t i = 0; i < n; i++) free(v[i]);
+  free(v);
+  free(text);
+  /* a range whose width overflows a long long */
+  assert_int_equal(hcl_sweep_parse_values("train.x", "-9..9223372036854775807", &v, &n),
+                   HCL_ERR_CONFIG);
+  assert_int_equal(hcl_sweep_parse_values("train.x", "geom(1, inf, 3)", &v, &n), HCL_ERR_CONFIG);
+  /* a value too long for a point's key */
+  char *big = malloc(300);
+  assert_non_null(big);
+  memset(big, 'a', 299);
+  big[299] = 0;
+  char *vals[] = {big};
+  assert_int_equal(hcl_sweep_check_values("model.name", vals, 1, "--grid"), HCL_ERR_CONFIG);
+  assert_contains(hcl_errmsg(NULL), "--grid: [sweep] model.name value 1 is longer than 200");
+  free(big);
+}
+
 /* Seeds written in float syntax are the seeds they say (1e3 was run as 1). */
 static void grid_seeds_in_float_syntax(void **state) {
   (void)state;
@@ -396,6 +428,7 @@ int main(void) {
       cmocka_unit_test(unknown_algorithm_fails_before_the_device),
       cmocka_unit_test(many_seed_and_replica_options),
       cmocka_unit_test(grid_values_are_checked_before_anything_runs),
+      cmocka_unit_test(grid_lists_are_read_whole),
       cmocka_unit_test(grid_seeds_in_float_syntax),
       cmocka_unit_test(device_errors_name_their_source),
       cmocka_unit_test(ridge_failure_names_the_lambda_key),
