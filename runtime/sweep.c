@@ -587,6 +587,17 @@ static int done_before(const char *jsonl, const char *key) {
   return 0;
 }
 
+/* The sweep directory (and its parents) and sweep.jsonl, opened to append. */
+static hcl_status open_sweep_dir(const char *parent, const char *dir, const char *path,
+                                 FILE **out) {
+  HCL_TRY(hcl_mkdir_p(NULL, parent)); /* like hiercl run --out: parents too */
+  if (mkdir(dir, 0777) && errno != EEXIST)
+    return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+  *out = fopen(path, "a");
+  if (!*out) return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+  return HCL_OK;
+}
+
 hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   hcl_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -620,31 +631,12 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   hcl_sha256_hex(ident, strlen(ident), hash);
   free(ident);
   const char *parent = opt->run.out_dir && *opt->run.out_dir ? opt->run.out_dir : "runs";
-  if (hcl_mkdir_p(NULL, parent) != HCL_OK) { /* like hiercl run --out: parents too */
-    snprintf(err, errlen, "%s", hcl_errmsg(NULL));
-    hcl_config_free(&cfg);
-    free_sweep(&sw);
-    return HCL_ERR_IO;
-  }
   snprintf(opt->sweep_dir, sizeof opt->sweep_dir, "%s/sweep_%s_%.8s", parent, name, hash);
-  if (mkdir(opt->sweep_dir, 0777) && errno != EEXIST) {
-    snprintf(err, errlen, "%s: cannot create: %s", opt->sweep_dir, strerror(errno));
-    hcl_config_free(&cfg);
-    free_sweep(&sw);
-    return HCL_ERR_IO;
-  }
   char path[1200], runs[1200];
   snprintf(path, sizeof path, "%s/sweep.jsonl", opt->sweep_dir);
   snprintf(runs, sizeof runs, "%s/runs", opt->sweep_dir);
   char *previous = hcl_file_text(path);
-  FILE *out = fopen(path, "a");
-  if (!out) {
-    snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-    free(previous);
-    hcl_config_free(&cfg);
-    free_sweep(&sw);
-    return HCL_ERR_IO;
-  }
+  FILE *out = NULL; /* opened after every point checked out (pass 0): no directory before */
 
   size_t np = n_points(&sw), n_sets0 = opt->run.n_sets;
   const char **sets = calloc(n_sets0 + MAX_AXES + 2, sizeof *sets);
@@ -699,6 +691,10 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   double t0 = hcl_now();
   size_t ran = 0, todo = 0, jobs = 0;
   for (int pass = 0; pass < 2 && rc == HCL_OK; pass++) {
+    if (pass == 1 && (rc = open_sweep_dir(parent, opt->sweep_dir, path, &out)) != HCL_OK) {
+      snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+      break;
+    }
     for (size_t p = 0; p < np; p++) {
       int first_of_group = 1;
       for (size_t i = 0; i < sw.n_axes; i++)
@@ -798,11 +794,12 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   free(skip);
   free(seedlist);
   for (size_t i = 0; i < MAX_AXES; i++) free(lists[i]);
-  fclose(out);
+  if (out) fclose(out);
   free(previous);
   free(sets);
   free(own);
-  hcl_status srec = summarise(&sw, opt->sweep_dir, rc == HCL_OK ? stdout : NULL);
+  /* no directory when a point failed its checks: nothing to summarise */
+  hcl_status srec = out ? summarise(&sw, opt->sweep_dir, rc == HCL_OK ? stdout : NULL) : HCL_OK;
   if (rc == HCL_OK && srec != HCL_OK) {
     rc = srec;
     snprintf(err, errlen, "%s", hcl_errmsg(NULL));

@@ -302,6 +302,8 @@ static void grid_values_are_checked_before_anything_runs(void **state) {
       {"run.name=a\\b", "run.name value 'a\\b': quotes, backslashes"},
       {"run.name=a\tb", "control characters"},
       {"run.name=caf\xff", "run.name value 1 is not valid UTF-8"},
+      /* plugin keys: checked by every point's dry run, still before any directory */
+      {"target.n=4,abc", "sweep point target.n=abc:"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     if (sweep_grid(cfg, bad[i].grid, outdir, err, sizeof err) != HCL_ERR_CONFIG)
