@@ -674,14 +674,22 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         Rmax *= sw.axes[i].n;
       }
   int group = bmask != 0;
+  if (Rmax > HCL_MAX_REPLICAS) { /* checked before the per-replica lists are allocated */
+    rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                  "%s: [sweep] one run would train %zu replicas (seeds x train sizes x learning "
+                  "rates); at most %d: use fewer values or split the sweep",
+                  cfg.path, Rmax, HCL_MAX_REPLICAS);
+    snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+    Rmax = 0;
+  }
   size_t *pts = calloc(Rmax, sizeof *pts);
   uint64_t *rseeds = calloc(Rmax, sizeof *rseeds);
   unsigned char *skip = calloc(Rmax, 1);
   char *seedlist = calloc(Rmax + 2, 64); /* numbers, 20 digits at most */
   char *lists[MAX_AXES] = {0};
-  int nomem = !sets || !own || !pts || !rseeds || !skip || !seedlist;
+  int nomem = rc == HCL_OK && (!sets || !own || !pts || !rseeds || !skip || !seedlist);
   for (size_t i = 0; i < sw.n_axes; i++)
-    if (bmask >> i & 1u) nomem |= !(lists[i] = calloc(Rmax + 2, MAX_VALUE_LEN + 8));
+    if (rc == HCL_OK && bmask >> i & 1u) nomem |= !(lists[i] = calloc(Rmax + 2, MAX_VALUE_LEN + 8));
   if (nomem) {
     rc = HCL_ERR_NOMEM;
     snprintf(err, errlen, "out of memory");

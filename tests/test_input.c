@@ -320,6 +320,14 @@ static void grid_values_are_checked_before_anything_runs(void **state) {
   char want[1200];
   snprintf(want, sizeof want, "%s:8: [sweep] train.train_size = '2.5'", p);
   assert_contains(err, want);
+  /* seeds x sizes batched into one run: the replica cap, before anything is allocated */
+  p = hcl_test_write_temp("grid_big.ini",
+                          "[target]\nplugin = staircase\nn = 6\nk = 2\n[model]\nplugin = resnet\n"
+                          "[sweep]\nrun.seed = 0..255\n");
+  assert_int_equal(sweep_grid(p, "train.train_size=1..17", outdir, err, sizeof err),
+                   HCL_ERR_CONFIG);
+  assert_contains(err, "[sweep] one run would train 4352 replicas");
+  assert_int_not_equal(stat(outdir, &st), 0);
 }
 
 /* Value lists of any length are read whole (a 4 KiB buffer cut them), and
