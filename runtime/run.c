@@ -97,7 +97,18 @@ static hcl_status make_seeds(run_state *s) {
     return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
   }
   uint64_t base = (uint64_t)hcl_param_int(&s->run, "seed");
-  for (uint32_t r = 0; r < R; r++) s->seeds[r] = n ? (uint64_t)list[r] : base + r;
+  for (uint32_t r = 0; r < R; r++) {
+    if (n && list[r] != (double)(uint64_t)list[r]) { /* 1.5 ran as seed 1 */
+      char at[1200];
+      hcl_config_where(&s->cfg, "run", "seeds", at, sizeof at);
+      hcl_status rc =
+          hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                   "%s: [run] seeds element %u (%.15g) is not a whole number", at, r + 1, list[r]);
+      free(list);
+      return rc;
+    }
+    s->seeds[r] = n ? (uint64_t)list[r] : base + r;
+  }
   free(list);
   s->tc.replicas = R;
   s->tc.seeds = s->seeds;

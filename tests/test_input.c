@@ -190,6 +190,9 @@ static void list_values_are_whole_and_within_limits(void **state) {
   const char *frac[] = {"run.seeds=1,2", "train.train_sizes=10,7.9"};
   assert_int_equal(dry_run(cfg, frac, 2, err, sizeof err), HCL_ERR_CONFIG);
   assert_contains(err, "[train] train_sizes element 2 (7.9) is not a whole number");
+  const char *seeds[] = {"run.seeds=1,1.5"};
+  assert_int_equal(dry_run(cfg, seeds, 1, err, sizeof err), HCL_ERR_CONFIG);
+  assert_contains(err, "(--set run.seeds): [run] seeds element 2 (1.5) is not a whole number");
   /* lr_factors beyond the schedule's 64 were dropped silently */
   char *factors = long_list("train.lr_factors", 65, 1);
   const char *sets[] = {"train.schedule=piecewise", "train.lr_every=10", factors};
