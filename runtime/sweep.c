@@ -621,8 +621,9 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   else
     hcl_path_stem(opt->run.config_path, name, sizeof name);
   size_t cap = strlen(cfg.text) + 4096;
-  for (size_t i = 0; i < opt->run.n_sets; i++) cap += strlen(opt->run.sets[i]) + 1;
-  for (size_t i = 0; i < opt->n_grid; i++) cap += strlen(opt->grid[i]) + 1;
+  /* each item adds its "\n--set " or "\n--grid " prefix too */
+  for (size_t i = 0; i < opt->run.n_sets; i++) cap += strlen(opt->run.sets[i]) + 8;
+  for (size_t i = 0; i < opt->n_grid; i++) cap += strlen(opt->grid[i]) + 8;
   char *ident = calloc(cap, 1);
   if (!ident) return snprintf(err, errlen, "out of memory"), HCL_ERR_NOMEM;
   strcat(ident, cfg.text);

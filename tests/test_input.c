@@ -364,6 +364,32 @@ static void grid_lists_are_read_whole(void **state) {
   free(big);
 }
 
+/* Thousands of --set options with a sweep: the text hashed into the sweep's
+ * name has room for each option's prefix (a heap overflow past ~700). */
+static void sweep_with_thousands_of_sets(void **state) {
+  (void)state;
+  const char *cfg = small_config("sets.ini");
+  enum { N = 3000 };
+  const char **sets = calloc(N, sizeof *sets);
+  assert_non_null(sets);
+  for (size_t i = 0; i < N; i++) sets[i] = "train.steps=1";
+  const char *g[] = {"target.n=abc"};
+  hcl_sweep_options o;
+  memset(&o, 0, sizeof o);
+  o.run.config_path = cfg;
+  o.run.plugin_path = HCL_TEST_PLUGIN_DIR;
+  o.run.sets = sets;
+  o.run.n_sets = N;
+  char outdir[1200], err[4096];
+  snprintf(outdir, sizeof outdir, "%s/sets_runs", hcl_test_tmpdir());
+  o.run.out_dir = outdir;
+  o.grid = g;
+  o.n_grid = 1;
+  assert_int_equal(hcl_sweep(&o, err, sizeof err), HCL_ERR_CONFIG);
+  assert_contains(err, "sweep point target.n=abc:");
+  free(sets);
+}
+
 /* Seeds written in float syntax are the seeds they say (1e3 was run as 1). */
 static void grid_seeds_in_float_syntax(void **state) {
   (void)state;
@@ -442,6 +468,7 @@ int main(void) {
       cmocka_unit_test(many_seed_and_replica_options),
       cmocka_unit_test(grid_values_are_checked_before_anything_runs),
       cmocka_unit_test(grid_lists_are_read_whole),
+      cmocka_unit_test(sweep_with_thousands_of_sets),
       cmocka_unit_test(grid_seeds_in_float_syntax),
       cmocka_unit_test(device_errors_name_their_source),
       cmocka_unit_test(ridge_failure_names_the_lambda_key),
