@@ -247,7 +247,6 @@ static hcl_status train_config(run_state *s) {
   c->probes = hcl_param_bool(ev, "probes");
   c->eval_batch = (uint64_t)hcl_param_int(ev, "batch");
   HCL_TRY(make_seeds(s));
-  HCL_TRY(check_algorithm(s));
   double *sizes;
   size_t ns;
   HCL_TRY(read_list(s, tr, "train_sizes", &sizes, &ns));
@@ -260,6 +259,7 @@ static hcl_status train_config(run_state *s) {
   rc = train_lrs(s, lrs, nl);
   free(lrs);
   if (rc != HCL_OK) return rc;
+  HCL_TRY(check_algorithm(s));
   if (!c->eval_batch) {
     /* few, large evaluation chunks (launches cost more than arithmetic at
      * these sizes), bounded so that R x chunk activations stay modest */
