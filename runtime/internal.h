@@ -304,6 +304,10 @@ hcl_status hcl_config_load(hcl_ctx *ctx, const char *path, hcl_config *out);
 hcl_status hcl_config_set(hcl_ctx *ctx, hcl_config *cfg, const char *assignment);
 /* Line of section/key in the file (0: unknown or set with --set). */
 unsigned hcl_config_line(const hcl_config *cfg, const char *section, const char *key);
+/* Where section/key was given, for messages: "FILE:LINE", "FILE (--set
+ * section.key)" or "FILE". */
+void hcl_config_where(const hcl_config *cfg, const char *section, const char *key, char *buf,
+                      size_t len);
 /* Raw value of section/key or NULL. */
 const char *hcl_config_get(const hcl_config *cfg, const char *section, const char *key);
 /* Check one section against a schema (plus `extra_keys` allowed, e.g.
@@ -380,8 +384,14 @@ hcl_status hcl_membuf_close(hcl_ctx *ctx, hcl_membuf *m);
 void hcl_membuf_free(hcl_membuf *m);
 
 /* ---- small JSON writer (json.c) ------------------------------------------ */
-/* Append a JSON string literal of s (quoted, escaped) to f. */
+/* Append a JSON string literal of s (quoted, escaped) to f; always valid
+ * JSON: bytes that are not well-formed UTF-8 are written as U+FFFD. */
 void hcl_json_str(FILE *f, const char *s);
+/* Length (1-4) of the well-formed UTF-8 sequence at s, 0 when the bytes there
+ * are not one (overlong, surrogate, truncated, above U+10FFFF). */
+size_t hcl_utf8_seq(const char *s);
+/* 1 when the NUL-terminated s is well-formed UTF-8. */
+int hcl_utf8_valid(const char *s);
 /* Print a double as JSON (%.9g; NaN/Inf as null). */
 void hcl_json_num(FILE *f, double v);
 

@@ -1,5 +1,6 @@
 /* hcl_sweep: a grid of runs ([sweep] section or --grid), seeds batched as
  * replicas of one run, resumable, with the sample-complexity estimate P*. */
+#include "schema.h"
 #include "sweep.h"
 #include "scaling.h"
 #include "output.h"
@@ -15,6 +16,9 @@
 
 #define MAX_AXES 8
 #define MAX_VALUES 256
+/* Longest grid value: point keys ("k1=v1;k2=v2", 1024 bytes) and the
+ * per-replica lists must hold every value whole, never cut. */
+#define MAX_VALUE_LEN 200
 
 typedef struct axis {
   char key[96]; /* section.key */
@@ -56,8 +60,8 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
   axis a;
   memset(&a, 0, sizeof a);
   snprintf(a.key, sizeof a.key, "%s", key);
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", text);
+  char *buf = strdup(text); /* any length: a cut list would lose or change values */
+  if (!buf) return hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
   char *t = trimmed(buf);
   double lo, hi;
   int cnt;
@@ -66,11 +70,13 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
   hcl_status rc = HCL_OK;
   if (sscanf(t, "geom(%lf ,%lf ,%d )%c", &lo, &hi, &cnt, &tail) == 3 ||
       sscanf(t, "geom(%lf,%lf,%d)%c", &lo, &hi, &cnt, &tail) == 3) {
-    if (!(lo > 0 && hi > 0 && cnt >= 2 && cnt <= MAX_VALUES))
-      return hcl_fail(NULL, HCL_ERR_CONFIG,
-                      "[sweep] %s = %s: geom(lo, hi, n) needs 0 < lo, 0 < hi, 2 <= n <= %d", key,
-                      text, MAX_VALUES);
-    int ints = lo == floor(lo) && hi == floor(hi);
+    if (!(lo > 0 && hi > 0 && isfinite(lo) && isfinite(hi) && cnt >= 2 && cnt <= MAX_VALUES))
+      rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "[sweep] %s = %s: geom(lo, hi, n) needs finite 0 < lo, 0 < hi, 2 <= n <= %d",
+                    key, text, MAX_VALUES);
+    /* whole numbers stay whole while llround is exact (below 2^53) */
+    int ints =
+        lo == floor(lo) && hi == floor(hi) && lo < 9007199254740992.0 && hi < 9007199254740992.0;
     for (int k = 0; k < cnt && rc == HCL_OK; k++) {
       double v = lo * pow(hi / lo, (double)k / (cnt - 1));
       char s[64];
@@ -82,10 +88,11 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
       rc = add_value(&a, s);
     }
   } else if (strstr(t, "..") && sscanf(t, "%lld..%lld%c", &i0, &i1, &tail) == 2) {
-    if (i1 < i0 || i1 - i0 >= MAX_VALUES)
-      return hcl_fail(NULL, HCL_ERR_CONFIG,
-                      "[sweep] %s = %s: range a..b needs a <= b and at most %d values", key, text,
-                      MAX_VALUES);
+    /* the difference in unsigned arithmetic: i1 - i0 may not fit a long long */
+    if (i1 < i0 || (unsigned long long)i1 - (unsigned long long)i0 >= MAX_VALUES)
+      rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "[sweep] %s = %s: range a..b needs a <= b and at most %d values", key, text,
+                    MAX_VALUES);
     for (long long v = i0; v <= i1 && rc == HCL_OK; v++) {
       char s[32];
       snprintf(s, sizeof s, "%lld", v);
@@ -103,6 +110,7 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
     }
   }
   if (rc == HCL_OK && !a.n) rc = hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s: no values", key);
+  free(buf);
   if (rc != HCL_OK) {
     for (size_t i = 0; i < a.n; i++) free(a.values[i]);
     return rc;
@@ -117,7 +125,72 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
 static const char *const grid_sections[] = {"run",   "runtime", "target", "model",
                                             "train", "eval",    NULL};
 
-static hcl_status add_axis(sweep *sw, const char *key, const char *values) {
+/* The declared parameter of a core-section key ("train.lr"), NULL for the
+ * plugin sections (their values are checked against the plugin's schema by
+ * the dry run of every point, before any point runs). */
+static const hcl_param_desc *core_param(const char *key, const char **section) {
+  static const struct {
+    const char *name;
+    const hcl_param_desc *schema;
+  } core[] = {{"run", hcl_schema_run},
+              {"runtime", hcl_schema_runtime},
+              {"train", hcl_schema_train},
+              {"eval", hcl_schema_eval}};
+  const char *dot = strchr(key, '.');
+  *section = NULL;
+  for (size_t c = 0; dot && c < sizeof core / sizeof *core; c++) {
+    if (strlen(core[c].name) != (size_t)(dot - key) ||
+        strncmp(core[c].name, key, (size_t)(dot - key)))
+      continue;
+    *section = core[c].name;
+    for (const hcl_param_desc *d = core[c].schema; d->key; d++)
+      if (!strcmp(d->key, dot + 1)) return d;
+  }
+  return NULL;
+}
+
+/* Every value of an axis, before anything runs: the same typed checks as
+ * --set for the core sections, and no byte that sweep.jsonl would escape
+ * (a quote, a backslash, a control character, invalid UTF-8): the resume
+ * matches finished points by their key text, so such a value would never
+ * count as finished. Seeds are rewritten as plain integers ("1e3" -> 1000)
+ * because they become run.seeds. */
+hcl_status hcl_sweep_check_values(const char *key, char **values, size_t n, const char *origin) {
+  const char *section;
+  const hcl_param_desc *d = core_param(key, &section);
+  if (section && !d)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] grid key '%s': [%s] has no key '%s'", origin,
+                    key, section, strchr(key, '.') + 1);
+  for (size_t i = 0; i < n; i++) {
+    const char *v = values[i];
+    if (strlen(v) > MAX_VALUE_LEN)
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] %s value %zu is longer than %d characters",
+                      origin, key, i + 1, MAX_VALUE_LEN);
+    for (const char *p = v; *p; p++)
+      if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7F)
+        return hcl_fail(NULL, HCL_ERR_CONFIG,
+                        "%s: [sweep] %s value '%s': quotes, backslashes and control characters "
+                        "are not allowed in grid values",
+                        origin, key, v);
+    if (!hcl_utf8_valid(v))
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] %s value %zu is not valid UTF-8", origin,
+                      key, i + 1);
+    char why[512];
+    if (d && !hcl_param_check_value(d, v, why, sizeof why))
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] %s = '%s': %s", origin, key, v, why);
+    if (!strcmp(key, "run.seed")) {
+      char canon[32];
+      snprintf(canon, sizeof canon, "%.0f", strtod(v, NULL)); /* integral, < 2^32: exact */
+      char *c = strdup(canon);
+      if (!c) return hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
+      free(values[i]);
+      values[i] = c;
+    }
+  }
+  return HCL_OK;
+}
+
+static hcl_status add_axis(sweep *sw, const char *key, const char *values, const char *origin) {
   const char *dot = strchr(key, '.');
   int ok = 0;
   for (const char *const *s = grid_sections; dot && *s; s++)
@@ -143,7 +216,7 @@ static hcl_status add_axis(sweep *sw, const char *key, const char *values) {
   a->n = n;
   free(vals);
   if (i == sw->n_axes) sw->n_axes++;
-  return HCL_OK;
+  return hcl_sweep_check_values(a->key, a->values, a->n, origin);
 }
 
 static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_options *opt) {
@@ -154,7 +227,9 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
     for (size_t k = 0; k < cfg->sections[s].n; k++) {
       const hcl_kv *kv = &cfg->sections[s].kv[k];
       if (strchr(kv->key, '.')) {
-        HCL_TRY(add_axis(sw, kv->key, kv->value));
+        char at[1200];
+        hcl_config_where(cfg, "sweep", kv->key, at, sizeof at);
+        HCL_TRY(add_axis(sw, kv->key, kv->value, at));
       } else if (!strcmp(kv->key, "metric")) {
         if (strcmp(kv->value, "auto") && strcmp(kv->value, "test_error") &&
             strcmp(kv->value, "test_loss") && strcmp(kv->value, "train_loss"))
@@ -166,7 +241,7 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
       } else if (!strcmp(kv->key, "threshold")) {
         char *end;
         sw->threshold = strtod(kv->value, &end);
-        if (*end || !(sw->threshold >= 0))
+        if (end == kv->value || *end || !(sw->threshold >= 0) || !isfinite(sw->threshold))
           return hcl_fail(NULL, HCL_ERR_CONFIG,
                           "%s: [sweep] threshold = %s: expected a number >= 0", cfg->path,
                           kv->value);
@@ -188,8 +263,11 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
       return hcl_fail(NULL, HCL_ERR_CONFIG, "--grid '%s': expected section.key=v1,v2,...",
                       opt->grid[i]);
     char key[96];
+    if ((size_t)(eq - opt->grid[i]) >= sizeof key)
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "--grid '%.100s...': key longer than %zu characters",
+                      opt->grid[i], sizeof key - 1);
     snprintf(key, sizeof key, "%.*s", (int)(eq - opt->grid[i]), opt->grid[i]);
-    HCL_TRY(add_axis(sw, trimmed(key), eq + 1));
+    HCL_TRY(add_axis(sw, trimmed(key), eq + 1, "--grid"));
   }
   if (!sw->n_axes)
     return hcl_fail(
@@ -198,10 +276,15 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
         "or --grid section.key=v1,v2",
         cfg->path);
   sw->seed_axis = sw->size_axis = sw->dim_axis = -1;
+  size_t key_len = 0; /* the longest point key, which must fit its 1024-byte buffers whole */
   for (size_t i = 0; i < sw->n_axes; i++) {
     if (!strcmp(sw->axes[i].key, "run.seed")) sw->seed_axis = (int)i;
     if (!strcmp(sw->axes[i].key, "train.train_size")) sw->size_axis = (int)i;
     if (!strcmp(sw->axes[i].key, *sw->dim_key ? sw->dim_key : "target.d")) sw->dim_axis = (int)i;
+    size_t longest = 0;
+    for (size_t k = 0; k < sw->axes[i].n; k++)
+      if (strlen(sw->axes[i].values[k]) > longest) longest = strlen(sw->axes[i].values[k]);
+    if (strcmp(sw->axes[i].key, "run.seed")) key_len += strlen(sw->axes[i].key) + 2 + longest;
   }
   if (*sw->dim_key && sw->dim_axis < 0)
     return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] dim = %s is not a grid axis", cfg->path,
@@ -214,6 +297,11 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
                       "%s: [sweep] dim axis %s: value '%s' is not a positive number", cfg->path,
                       sw->axes[sw->dim_axis].key, sw->axes[sw->dim_axis].values[k]);
   }
+  if (key_len >= 1024)
+    return hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "%s: [sweep] the grid keys and values are too long together (%zu characters; "
+                    "at most 1023 for a point's key)",
+                    cfg->path, key_len);
   return HCL_OK;
 }
 
@@ -751,6 +839,22 @@ static hcl_status repair_tail(const char *path, char *text) {
   return HCL_OK;
 }
 
+/* The sweep directory (and its parents) and sweep.jsonl, its torn tail cut,
+ * opened to append. Called once every point has passed its checks, so a bad
+ * grid leaves no directory behind. */
+static hcl_status open_sweep_dir(const char *parent, const char *dir, const char *path, int *out) {
+  HCL_TRY(hcl_mkdir_p(NULL, parent)); /* like hiercl run --out: parents too */
+  if (mkdir(dir, 0777) && errno != EEXIST)
+    return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+  char *text = hcl_file_text(path);
+  hcl_status rc = text ? repair_tail(path, text) : HCL_OK;
+  free(text);
+  HCL_TRY(rc);
+  *out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+  if (*out < 0) return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+  return HCL_OK;
+}
+
 hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   hcl_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -774,8 +878,9 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   else
     hcl_path_stem(opt->run.config_path, name, sizeof name);
   size_t cap = strlen(cfg.text) + 4096;
-  for (size_t i = 0; i < opt->run.n_sets; i++) cap += strlen(opt->run.sets[i]) + 1;
-  for (size_t i = 0; i < opt->n_grid; i++) cap += strlen(opt->grid[i]) + 1;
+  /* each item adds its "\n--set " or "\n--grid " prefix too */
+  for (size_t i = 0; i < opt->run.n_sets; i++) cap += strlen(opt->run.sets[i]) + 8;
+  for (size_t i = 0; i < opt->n_grid; i++) cap += strlen(opt->grid[i]) + 8;
   char *ident = calloc(cap, 1);
   if (!ident) return snprintf(err, errlen, "out of memory"), HCL_ERR_NOMEM;
   strcat(ident, cfg.text);
@@ -786,35 +891,21 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   const char *parent = opt->run.out_dir && *opt->run.out_dir ? opt->run.out_dir : "runs";
   /* the runs go to <parent>/sweep_<name>_<hash8>/runs/<run>: all of it must
    * fit in PATH_MAX, checked before anything is created (never cut) */
-  if ((rc = hcl_out_check_parent(NULL, parent, strlen(name) + 24)) != HCL_OK ||
-      (rc = hcl_mkdir_p(NULL, parent)) != HCL_OK) { /* like hiercl run --out: parents too */
+  if ((rc = hcl_out_check_parent(NULL, parent, strlen(name) + 24)) != HCL_OK) {
     snprintf(err, errlen, "%s", hcl_errmsg(NULL));
     hcl_config_free(&cfg);
     free_sweep(&sw);
     return rc;
   }
   snprintf(opt->sweep_dir, sizeof opt->sweep_dir, "%s/sweep_%s_%.8s", parent, name, hash);
-  if (mkdir(opt->sweep_dir, 0777) && errno != EEXIST) {
-    snprintf(err, errlen, "%s: cannot create: %s", opt->sweep_dir, strerror(errno));
-    hcl_config_free(&cfg);
-    free_sweep(&sw);
-    return HCL_ERR_IO;
-  }
   char path[PATH_MAX + 64], runs[PATH_MAX + 64]; /* sweep_dir fits: checked above */
   snprintf(path, sizeof path, "%s/sweep.jsonl", opt->sweep_dir);
   snprintf(runs, sizeof runs, "%s/runs", opt->sweep_dir);
+  /* what earlier sweeps recorded, its torn tail left out (cut on disk when
+   * the directory is opened, after every point checked out) */
   char *previous = hcl_file_text(path);
+  if (previous) previous[hcl_sweep_whole_prefix(previous, strlen(previous))] = 0;
   int out = -1;
-  if (previous && repair_tail(path, previous) != HCL_OK)
-    snprintf(err, errlen, "%s", hcl_errmsg(NULL));
-  else if ((out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666)) < 0)
-    snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-  if (out < 0) {
-    free(previous);
-    hcl_config_free(&cfg);
-    free_sweep(&sw);
-    return HCL_ERR_IO;
-  }
 
   size_t np = n_points(&sw), n_sets0 = opt->run.n_sets;
   const char **sets = calloc(n_sets0 + MAX_AXES + 2, sizeof *sets);
@@ -852,14 +943,22 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         Rmax *= sw.axes[i].n;
       }
   int group = bmask != 0;
+  if (Rmax > HCL_MAX_REPLICAS) { /* checked before the per-replica lists are allocated */
+    rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                  "%s: [sweep] one run would train %zu replicas (seeds x train sizes x learning "
+                  "rates); at most %d: use fewer values or split the sweep",
+                  cfg.path, Rmax, HCL_MAX_REPLICAS);
+    snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+    Rmax = 0;
+  }
   size_t *pts = calloc(Rmax, sizeof *pts);
   uint64_t *rseeds = calloc(Rmax, sizeof *rseeds);
   unsigned char *skip = calloc(Rmax, 1);
   char *seedlist = calloc(Rmax + 2, 64); /* numbers, 20 digits at most */
   char *lists[MAX_AXES] = {0};
-  int nomem = !sets || !own || !pts || !rseeds || !skip || !seedlist;
+  int nomem = rc == HCL_OK && (!sets || !own || !pts || !rseeds || !skip || !seedlist);
   for (size_t i = 0; i < sw.n_axes; i++)
-    if (bmask >> i & 1u) nomem |= !(lists[i] = calloc(Rmax + 2, 64));
+    if (rc == HCL_OK && bmask >> i & 1u) nomem |= !(lists[i] = calloc(Rmax + 2, MAX_VALUE_LEN + 8));
   if (nomem) {
     rc = HCL_ERR_NOMEM;
     snprintf(err, errlen, "out of memory");
@@ -869,6 +968,10 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   double t0 = hcl_now();
   size_t ran = 0, todo = 0, jobs = 0;
   for (int pass = 0; pass < 2 && rc == HCL_OK; pass++) {
+    if (pass == 1 && (rc = open_sweep_dir(parent, opt->sweep_dir, path, &out)) != HCL_OK) {
+      snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+      break;
+    }
     for (size_t p = 0; p < np; p++) {
       int first_of_group = 1;
       for (size_t i = 0; i < sw.n_axes; i++)
@@ -911,7 +1014,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         char *zl = lists[i];
         zl += sprintf(zl, "%s=", blist[i]);
         for (size_t r = 0; r < R; r++)
-          zl += sprintf(zl, "%s%.40s", r ? ", " : "", sw.axes[i].values[value_at(&sw, pts[r], i)]);
+          zl += sprintf(zl, "%s%s", r ? ", " : "", sw.axes[i].values[value_at(&sw, pts[r], i)]);
         sets[ns++] = lists[i];
       }
       hcl_run_options ro = opt->run;
@@ -980,7 +1083,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   free(skip);
   free(seedlist);
   for (size_t i = 0; i < MAX_AXES; i++) free(lists[i]);
-  if (close(out) && rc == HCL_OK) {
+  if (out >= 0 && close(out) && rc == HCL_OK) {
     rc = HCL_ERR_IO;
     snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
   }
@@ -988,8 +1091,9 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   free(sets);
   free(own);
   /* the table and P* from whole records only; not after a write failed
-   * (the files on disk stay as they were, each from whole records) */
-  hcl_status srec = rc == HCL_OK || rc == HCL_ERR_INTERRUPTED
+   * (the files on disk stay as they were, each from whole records), nor
+   * when a point failed its checks (no directory was made) */
+  hcl_status srec = out >= 0 && (rc == HCL_OK || rc == HCL_ERR_INTERRUPTED)
                         ? summarise(&sw, opt->sweep_dir, rc == HCL_OK ? stdout : NULL, seeds, nS)
                         : HCL_OK;
   if (rc == HCL_OK && srec != HCL_OK) {

@@ -5,6 +5,11 @@
 
 /* Expand "a, b" | "a..b" | "geom(lo, hi, n)" into strings (malloc'd array of malloc'd strings). */
 hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out, size_t *n);
+/* Check the n values of grid key `key` (section.key) before anything runs:
+ * typed like --set for the core sections; no quotes, backslashes, control
+ * characters or invalid UTF-8 anywhere. run.seed values are rewritten in
+ * place as plain integers. Errors start with `origin` ("--grid", FILE:LINE). */
+hcl_status hcl_sweep_check_values(const char *key, char **values, size_t n, const char *origin);
 /* P*: the smallest P (ascending P[]) with err <= thr, log-interpolated between
  * the bracketing points [lo, hi]; NaN pstar with lo = 0 when already below at
  * P[0] (then hi = P[0]), NaN with lo = P[n-1] when never reached. */

@@ -3,6 +3,7 @@
 #include "hiercl/hiercl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -13,19 +14,27 @@ static const char sweep_usage[] =
     "axis trains the seeds as replicas of one run. Re-running the same command resumes.\n";
 
 int hcl_cmd_sweep(int argc, char **argv) {
-  const char *sets[256], *grid[64];
+  /* every option takes one argument at least: argc bounds both lists (the
+   * sweep itself limits the number of grid keys, with a clear error) */
+  const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+  const char **grid = calloc((size_t)argc + 1, sizeof *grid);
   size_t n_sets = 0, n_grid = 0;
+  int code = -1;
   hcl_sweep_options opt;
   memset(&opt, 0, sizeof opt);
-  for (int i = 1; i < argc; i++) {
+  if (!sets || !grid) {
+    fprintf(stderr, "hiercl sweep: out of memory\n");
+    code = HCL_EXIT_FAIL;
+  }
+  for (int i = 1; code < 0 && i < argc; i++) {
     const char *a = argv[i];
     int has = i + 1 < argc;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       fputs(sweep_usage, stdout);
-      return HCL_EXIT_OK;
-    } else if (!strcmp(a, "--grid") && has && n_grid < 64) {
+      code = HCL_EXIT_OK;
+    } else if (!strcmp(a, "--grid") && has) {
       grid[n_grid++] = argv[++i];
-    } else if (!strcmp(a, "--set") && has && n_sets < 256) {
+    } else if (!strcmp(a, "--set") && has) {
       sets[n_sets++] = argv[++i];
     } else if (!strcmp(a, "--device") && has) {
       opt.run.device = argv[++i];
@@ -35,14 +44,19 @@ int hcl_cmd_sweep(int argc, char **argv) {
       opt.run.plugin_path = argv[++i];
     } else if (a[0] == '-' || opt.run.config_path) {
       fprintf(stderr, "hiercl sweep: unexpected argument '%s'\n%s", a, sweep_usage);
-      return HCL_EXIT_USAGE;
+      code = HCL_EXIT_USAGE;
     } else {
       opt.run.config_path = a;
     }
   }
-  if (!opt.run.config_path) {
+  if (code < 0 && !opt.run.config_path) {
     fputs(sweep_usage, stderr);
-    return HCL_EXIT_USAGE;
+    code = HCL_EXIT_USAGE;
+  }
+  if (code >= 0) {
+    free(sets);
+    free(grid);
+    return code;
   }
   opt.run.sets = sets;
   opt.run.n_sets = n_sets;
@@ -60,5 +74,7 @@ int hcl_cmd_sweep(int argc, char **argv) {
     fprintf(stderr, "hiercl: error: %s\n", err);
   else
     printf("%s\n", opt.sweep_dir);
+  free(sets);
+  free(grid);
   return hcl_cli_exit_code(rc);
 }
