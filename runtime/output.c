@@ -271,8 +271,9 @@ hcl_status hcl_out_summary(hcl_ctx *ctx, const hcl_run_out *o, const hcl_trainer
   }
   fputs("],\n\"kernels\":{", f);
   for (size_t i = 0; i < ctx->n_stats; i++) {
-    fprintf(f, "%s\n \"%s\":{\"launches\":%llu", i ? "," : "", ctx->stats[i].label,
-            (unsigned long long)ctx->stats[i].launches);
+    fputs(i ? ",\n " : "\n ", f);
+    hcl_json_str(f, ctx->stats[i].label); /* a plugin's label: escaped like any string */
+    fprintf(f, ":{\"launches\":%llu", (unsigned long long)ctx->stats[i].launches);
     if (ctx->profiling) {
       fputs(",\"device_s\":", f);
       hcl_json_num(f, ctx->stats[i].device_s);
