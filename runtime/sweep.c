@@ -14,35 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_AXES 8
-#define MAX_VALUES 256
-/* Longest grid value: point keys ("k1=v1;k2=v2", 1024 bytes) and the
- * per-replica lists must hold every value whole, never cut. */
-#define MAX_VALUE_LEN 200
-
-typedef struct axis {
-  char key[96]; /* section.key */
-  char *values[MAX_VALUES];
-  size_t n;
-} axis;
-
-typedef struct sweep {
-  axis axes[MAX_AXES];
-  size_t n_axes;
-  int seed_axis;    /* index of run.seed, or -1 */
-  int size_axis;    /* index of train.train_size, or -1 */
-  int dim_axis;     /* the dimension P* is fitted against ([sweep] dim, target.d), or -1 */
-  char dim_key[96]; /* [sweep] dim as given ("" = target.d when it is an axis) */
-  char metric[32];  /* auto, test_error, test_loss, train_loss */
-  double threshold; /* 0: automatic */
-  char name[128];
-} sweep;
-
 /* ---- value lists: "a, b, c" | "a..b" (integers) | "geom(lo, hi, n)" ------- */
 
-static hcl_status add_value(axis *a, const char *v) {
-  if (a->n == MAX_VALUES)
-    return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s: more than %d values", a->key, MAX_VALUES);
+static hcl_status add_value(hcl_axis *a, const char *v) {
+  if (a->n == HCL_SWEEP_MAX_VALUES)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s: more than %d values", a->key,
+                    HCL_SWEEP_MAX_VALUES);
   a->values[a->n] = strdup(v);
   if (!a->values[a->n]) return hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
   a->n++;
@@ -57,7 +34,7 @@ static char *trimmed(char *s) {
 }
 
 hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out, size_t *n) {
-  axis a;
+  hcl_axis a;
   memset(&a, 0, sizeof a);
   snprintf(a.key, sizeof a.key, "%s", key);
   char *buf = strdup(text); /* any length: a cut list would lose or change values */
@@ -70,10 +47,11 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
   hcl_status rc = HCL_OK;
   if (sscanf(t, "geom(%lf ,%lf ,%d )%c", &lo, &hi, &cnt, &tail) == 3 ||
       sscanf(t, "geom(%lf,%lf,%d)%c", &lo, &hi, &cnt, &tail) == 3) {
-    if (!(lo > 0 && hi > 0 && isfinite(lo) && isfinite(hi) && cnt >= 2 && cnt <= MAX_VALUES))
+    if (!(lo > 0 && hi > 0 && isfinite(lo) && isfinite(hi) && cnt >= 2 &&
+          cnt <= HCL_SWEEP_MAX_VALUES))
       rc = hcl_fail(NULL, HCL_ERR_CONFIG,
                     "[sweep] %s = %s: geom(lo, hi, n) needs finite 0 < lo, 0 < hi, 2 <= n <= %d",
-                    key, text, MAX_VALUES);
+                    key, text, HCL_SWEEP_MAX_VALUES);
     /* whole numbers stay whole while llround is exact (below 2^53) */
     int ints =
         lo == floor(lo) && hi == floor(hi) && lo < 9007199254740992.0 && hi < 9007199254740992.0;
@@ -89,10 +67,10 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
     }
   } else if (strstr(t, "..") && sscanf(t, "%lld..%lld%c", &i0, &i1, &tail) == 2) {
     /* the difference in unsigned arithmetic: i1 - i0 may not fit a long long */
-    if (i1 < i0 || (unsigned long long)i1 - (unsigned long long)i0 >= MAX_VALUES)
+    if (i1 < i0 || (unsigned long long)i1 - (unsigned long long)i0 >= HCL_SWEEP_MAX_VALUES)
       rc = hcl_fail(NULL, HCL_ERR_CONFIG,
                     "[sweep] %s = %s: range a..b needs a <= b and at most %d values", key, text,
-                    MAX_VALUES);
+                    HCL_SWEEP_MAX_VALUES);
     for (long long v = i0; v <= i1 && rc == HCL_OK; v++) {
       char s[32];
       snprintf(s, sizeof s, "%lld", v);
@@ -163,9 +141,9 @@ hcl_status hcl_sweep_check_values(const char *key, char **values, size_t n, cons
                     key, section, strchr(key, '.') + 1);
   for (size_t i = 0; i < n; i++) {
     const char *v = values[i];
-    if (strlen(v) > MAX_VALUE_LEN)
+    if (strlen(v) > HCL_SWEEP_MAX_VALUE_LEN)
       return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] %s value %zu is longer than %d characters",
-                      origin, key, i + 1, MAX_VALUE_LEN);
+                      origin, key, i + 1, HCL_SWEEP_MAX_VALUE_LEN);
     for (const char *p = v; *p; p++)
       if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7F)
         return hcl_fail(NULL, HCL_ERR_CONFIG,
@@ -190,7 +168,7 @@ hcl_status hcl_sweep_check_values(const char *key, char **values, size_t n, cons
   return HCL_OK;
 }
 
-static hcl_status add_axis(sweep *sw, const char *key, const char *values, const char *origin) {
+static hcl_status add_axis(hcl_grid *sw, const char *key, const char *values, const char *origin) {
   const char *dot = strchr(key, '.');
   int ok = 0;
   for (const char *const *s = grid_sections; dot && *s; s++)
@@ -203,9 +181,9 @@ static hcl_status add_axis(sweep *sw, const char *key, const char *values, const
   size_t i = 0;
   for (; i < sw->n_axes; i++)
     if (!strcmp(sw->axes[i].key, key)) break; /* --grid replaces the file's axis */
-  if (i == MAX_AXES)
-    return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] at most %d grid keys", MAX_AXES);
-  axis *a = &sw->axes[i];
+  if (i == HCL_SWEEP_MAX_AXES)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] at most %d grid keys", HCL_SWEEP_MAX_AXES);
+  hcl_axis *a = &sw->axes[i];
   for (size_t k = 0; k < a->n; k++) free(a->values[k]);
   memset(a, 0, sizeof *a);
   snprintf(a->key, sizeof a->key, "%s", key);
@@ -219,7 +197,7 @@ static hcl_status add_axis(sweep *sw, const char *key, const char *values, const
   return hcl_sweep_check_values(a->key, a->values, a->n, origin);
 }
 
-static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_options *opt) {
+static hcl_status read_sweep(hcl_grid *sw, const hcl_config *cfg, const hcl_sweep_options *opt) {
   memset(sw, 0, sizeof *sw);
   snprintf(sw->metric, sizeof sw->metric, "auto");
   for (size_t s = 0; s < cfg->n_sections; s++) {
@@ -305,14 +283,14 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
   return HCL_OK;
 }
 
-static void free_sweep(sweep *sw) {
+static void free_sweep(hcl_grid *sw) {
   for (size_t i = 0; i < sw->n_axes; i++)
     for (size_t k = 0; k < sw->axes[i].n; k++) free(sw->axes[i].values[k]);
 }
 
 /* ---- the grid: every combination of the non-seed axes ---------------------- */
 
-static size_t n_points(const sweep *sw) {
+size_t hcl_sweep_n_points(const hcl_grid *sw) {
   size_t n = 1;
   for (size_t i = 0; i < sw->n_axes; i++)
     if ((int)i != sw->seed_axis) n *= sw->axes[i].n;
@@ -320,7 +298,7 @@ static size_t n_points(const sweep *sw) {
 }
 
 /* Value index of axis i at point p (mixed radix over the non-seed axes, last fastest). */
-static size_t value_at(const sweep *sw, size_t p, size_t axis_i) {
+size_t hcl_sweep_value_at(const hcl_grid *sw, size_t p, size_t axis_i) {
   for (size_t i = sw->n_axes; i-- > 0;) {
     if ((int)i == sw->seed_axis) continue;
     size_t idx = p % sw->axes[i].n;
@@ -331,18 +309,18 @@ static size_t value_at(const sweep *sw, size_t p, size_t axis_i) {
 }
 
 /* "k1=v1;k2=v2" of the non-seed axes (optionally leaving one out). */
-static void point_key_mask(const sweep *sw, size_t p, unsigned skip, char *out, size_t len) {
+void hcl_sweep_point_key_mask(const hcl_grid *sw, size_t p, unsigned skip, char *out, size_t len) {
   out[0] = 0;
   for (size_t i = 0; i < sw->n_axes; i++) {
     if ((int)i == sw->seed_axis || (skip >> i & 1u)) continue;
     size_t l = strlen(out);
     snprintf(out + l, len - l, "%s%s=%s", l ? ";" : "", sw->axes[i].key,
-             sw->axes[i].values[value_at(sw, p, i)]);
+             sw->axes[i].values[hcl_sweep_value_at(sw, p, i)]);
   }
 }
 
-static void point_key(const sweep *sw, size_t p, int skip_axis, char *out, size_t len) {
-  point_key_mask(sw, p, skip_axis >= 0 ? 1u << skip_axis : 0u, out, len);
+static void point_key(const hcl_grid *sw, size_t p, int skip_axis, char *out, size_t len) {
+  hcl_sweep_point_key_mask(sw, p, skip_axis >= 0 ? 1u << skip_axis : 0u, out, len);
 }
 
 /* ---- results --------------------------------------------------------------- */
@@ -365,7 +343,7 @@ static int json_get(const char *line, const char *key, double *v) {
 
 /* Whether a sweep.jsonl line is a whole record (as record() writes it); a
  * completed one must carry its metrics. A torn or foreign line is neither. */
-static int line_ok(const char *line, size_t len) {
+int hcl_sweep_line_ok(const char *line, size_t len) {
   static const char head[] = "{\"point\":{";
   if (len < sizeof head || strncmp(line, head, sizeof head - 1) || line[len - 1] != '}') return 0;
   char buf[128];
@@ -385,7 +363,7 @@ static int line_ok(const char *line, size_t len) {
 
 /* Whether a (NUL-terminated) line is a whole record of a completed run. */
 static int line_completed(const char *line) {
-  return strstr(line, "\"status\":\"completed\"") && line_ok(line, strlen(line));
+  return strstr(line, "\"status\":\"completed\"") && hcl_sweep_line_ok(line, strlen(line));
 }
 
 /* The text of the replica object r in summary.json ("best_test_loss" on,
@@ -408,7 +386,7 @@ static const char *replica_metrics(const char *rep, size_t r, int *len) {
  * are durable. A run recorded "completed" carries its metrics, else it is
  * recorded "failed". On a write failure the file is cut back to its length
  * before, and the error names it. */
-static hcl_status record(int fd, const char *jsonl, const sweep *sw, const size_t *pts,
+static hcl_status record(int fd, const char *jsonl, const hcl_grid *sw, const size_t *pts,
                          const unsigned char *skip, const char *run_dir, const char *status,
                          const char *error, const uint64_t *seeds, size_t R) {
   char path[PATH_MAX + 64];
@@ -447,7 +425,7 @@ static hcl_status record(int fd, const char *jsonl, const sweep *sw, const size_
       first = 0;
       hcl_json_str(out, sw->axes[i].key);
       fputc(':', out);
-      hcl_json_str(out, sw->axes[i].values[value_at(sw, p, i)]);
+      hcl_json_str(out, sw->axes[i].values[hcl_sweep_value_at(sw, p, i)]);
     }
     fputs("},\"key\":", out);
     hcl_json_str(out, key);
@@ -521,7 +499,7 @@ static size_t seed_index(const char *line, const uint64_t *seeds, size_t nS) {
 }
 
 /* The point whose key a line carries, or np. */
-static size_t line_point(const sweep *sw, const char *line, size_t np) {
+static size_t line_point(const hcl_grid *sw, const char *line, size_t np) {
   const char *kp = strstr(line, "\"key\":\"");
   if (!kp) return np;
   kp += 7;
@@ -539,9 +517,9 @@ static size_t line_point(const sweep *sw, const char *line, size_t np) {
  * seed mean, and the interval from resampling the seeds (scaling.c). Written
  * into pstar.json's "exponents" and printed. Groups with a missing point are
  * left out (their P* is not known). */
-static void write_exponents(const sweep *sw, const double *val, const size_t *cnt, size_t nS,
+static void write_exponents(const hcl_grid *sw, const double *val, const size_t *cnt, size_t nS,
                             double thr, FILE *ps, FILE *say) {
-  size_t np = n_points(sw), nd = sw->axes[sw->dim_axis].n, nP = sw->axes[sw->size_axis].n;
+  size_t np = hcl_sweep_n_points(sw), nd = sw->axes[sw->dim_axis].n, nP = sw->axes[sw->size_axis].n;
   unsigned skip = 1u << sw->dim_axis | 1u << sw->size_axis;
   double *P = malloc(nP * sizeof *P), *err = malloc(nd * nP * nS * sizeof *err);
   double *pstar = malloc(nd * sizeof *pstar);
@@ -550,9 +528,11 @@ static void write_exponents(const sweep *sw, const double *val, const size_t *cn
   fputs(",\"exponents\":[", ps);
   int first = 1;
   for (size_t p = 0; P && err && pstar && order && c && p < np; p++) {
-    if (value_at(sw, p, (size_t)sw->dim_axis) || value_at(sw, p, (size_t)sw->size_axis)) continue;
+    if (hcl_sweep_value_at(sw, p, (size_t)sw->dim_axis) ||
+        hcl_sweep_value_at(sw, p, (size_t)sw->size_axis))
+      continue;
     char group[1024];
-    point_key_mask(sw, p, skip, group, sizeof group);
+    hcl_sweep_point_key_mask(sw, p, skip, group, sizeof group);
     for (size_t i = 0; i < nP; i++) order[i] = i;
     for (size_t i = 1; i < nP; i++) /* sizes ascending (insertion sort: few values) */
       for (size_t j = i; j > 0 && atof(sw->axes[sw->size_axis].values[order[j - 1]]) >
@@ -565,9 +545,10 @@ static void write_exponents(const sweep *sw, const double *val, const size_t *cn
     int complete = 1;
     for (size_t q = 0; q < np; q++) {
       char g2[1024];
-      point_key_mask(sw, q, skip, g2, sizeof g2);
+      hcl_sweep_point_key_mask(sw, q, skip, g2, sizeof g2);
       if (strcmp(g2, group)) continue;
-      size_t j = value_at(sw, q, (size_t)sw->dim_axis), vi = value_at(sw, q, (size_t)sw->size_axis);
+      size_t j = hcl_sweep_value_at(sw, q, (size_t)sw->dim_axis),
+             vi = hcl_sweep_value_at(sw, q, (size_t)sw->size_axis);
       size_t i = 0;
       while (order[i] != vi) i++;
       complete &= cnt[q] == nS;
@@ -621,13 +602,13 @@ static void write_exponents(const sweep *sw, const double *val, const size_t *cn
  * seed order (so a resumed sweep gives the same bytes as one that never
  * stopped). A point is given a mean only when every seed is in; a group a
  * P* only when every point is. Both files are replaced atomically. */
-static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const uint64_t *seeds,
+static hcl_status summarise(const hcl_grid *sw, const char *dir, FILE *tty, const uint64_t *seeds,
                             size_t nS) {
   char path[PATH_MAX + 64];
   snprintf(path, sizeof path, "%s/sweep.jsonl", dir);
   char *text = hcl_file_text(path);
   if (!text) return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-  size_t np = n_points(sw);
+  size_t np = hcl_sweep_n_points(sw);
   double *mean = calloc(np, sizeof *mean), *sd = calloc(np, sizeof *sd);
   double *val = calloc(np * nS, sizeof *val);
   size_t *cnt = calloc(np, sizeof *cnt);
@@ -690,7 +671,8 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const u
   fprintf(t, "seeds\t%s_mean\t%s_sd\n", metric, metric);
   for (size_t p = 0; p < np; p++) {
     for (size_t i = 0; i < sw->n_axes; i++)
-      if ((int)i != sw->seed_axis) fprintf(t, "%s\t", sw->axes[i].values[value_at(sw, p, i)]);
+      if ((int)i != sw->seed_axis)
+        fprintf(t, "%s\t", sw->axes[i].values[hcl_sweep_value_at(sw, p, i)]);
     fprintf(t, "%zu\t%.6g\t%.6g\n", cnt[p], mean[p], sd[p]);
   }
   snprintf(path, sizeof path, "%s/table.tsv", dir);
@@ -720,10 +702,10 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const u
       fprintf(say, "\nP* (smallest train_size with %s <= %.4g, log-interpolated):\n", metric, thr);
     int first = 1;
     for (size_t p = 0; ps && p < np; p++) {
-      if (value_at(sw, p, (size_t)sw->size_axis) != 0) continue; /* one per group */
+      if (hcl_sweep_value_at(sw, p, (size_t)sw->size_axis) != 0) continue; /* one per group */
       char group[1024];
       point_key(sw, p, sw->size_axis, group, sizeof group);
-      double Ps[MAX_VALUES][2]; /* (P, err) sorted by P */
+      double Ps[HCL_SWEEP_MAX_VALUES][2]; /* (P, err) sorted by P */
       size_t k = 0;
       int complete = 1;
       for (size_t q = 0; q < np; q++) {
@@ -731,12 +713,13 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const u
         point_key(sw, q, sw->size_axis, g2, sizeof g2);
         if (strcmp(g2, group)) continue;
         complete &= cnt[q] == nS;
-        Ps[k][0] = atof(sw->axes[sw->size_axis].values[value_at(sw, q, (size_t)sw->size_axis)]);
+        Ps[k][0] =
+            atof(sw->axes[sw->size_axis].values[hcl_sweep_value_at(sw, q, (size_t)sw->size_axis)]);
         Ps[k][1] = mean[q];
         k++;
       }
       qsort(Ps, k, sizeof Ps[0], cmp_dbl);
-      double P[MAX_VALUES], e[MAX_VALUES], pstar = NAN, lo = NAN, hi = NAN;
+      double P[HCL_SWEEP_MAX_VALUES], e[HCL_SWEEP_MAX_VALUES], pstar = NAN, lo = NAN, hi = NAN;
       for (size_t i = 0; i < k; i++) P[i] = Ps[i][0], e[i] = Ps[i][1];
       if (complete) hcl_sweep_pstar(P, e, k, thr, &pstar, &lo, &hi); /* else: not known */
       fprintf(ps, "%s\n {\"group\":", first ? "" : ",");
@@ -796,7 +779,8 @@ static int done_before(const char *jsonl, const char *key, uint64_t seed) {
     while (start > jsonl && start[-1] != '\n') start--;
     if (!end) return 0; /* torn */
     const char *sd = strstr(p, sp), *st = strstr(p, "\"status\":\"completed\"");
-    if (sd && sd < end && st && st < end && line_ok(start, (size_t)(end - start))) return 1;
+    if (sd && sd < end && st && st < end && hcl_sweep_line_ok(start, (size_t)(end - start)))
+      return 1;
   }
   return 0;
 }
@@ -814,7 +798,7 @@ size_t hcl_sweep_whole_prefix(const char *text, size_t len) {
     }
     size_t b = keep - 1, b0 = b; /* the last whole line: text[b0, b) */
     while (b0 && text[b0 - 1] != '\n') b0--;
-    if (line_ok(text + b0, b - b0)) break;
+    if (hcl_sweep_line_ok(text + b0, b - b0)) break;
     keep = b0; /* an invalid last line goes too */
   }
   return keep;
@@ -858,7 +842,7 @@ static hcl_status open_sweep_dir(const char *parent, const char *dir, const char
 hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   hcl_config cfg;
   memset(&cfg, 0, sizeof cfg);
-  sweep sw;
+  hcl_grid sw;
   memset(&sw, 0, sizeof sw);
   hcl_status rc = hcl_config_load(NULL, opt->run.config_path, &cfg);
   for (size_t i = 0; rc == HCL_OK && i < opt->run.n_sets; i++)
@@ -907,13 +891,13 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   if (previous) previous[hcl_sweep_whole_prefix(previous, strlen(previous))] = 0;
   int out = -1;
 
-  size_t np = n_points(&sw), n_sets0 = opt->run.n_sets;
-  const char **sets = calloc(n_sets0 + MAX_AXES + 2, sizeof *sets);
-  char(*own)[4200] = calloc(MAX_AXES, sizeof *own);
-  uint64_t seeds[MAX_VALUES];
+  size_t np = hcl_sweep_n_points(&sw), n_sets0 = opt->run.n_sets;
+  const char **sets = calloc(n_sets0 + HCL_SWEEP_MAX_AXES + 2, sizeof *sets);
+  char(*own)[4200] = calloc(HCL_SWEEP_MAX_AXES, sizeof *own);
+  uint64_t seeds[HCL_SWEEP_MAX_VALUES];
   size_t nS = 1;
   if (sw.seed_axis >= 0) {
-    axis *a = &sw.axes[sw.seed_axis];
+    hcl_axis *a = &sw.axes[sw.seed_axis];
     nS = a->n;
     for (size_t i = 0; i < a->n; i++) seeds[i] = strtoull(a->values[i], NULL, 10);
   } else {
@@ -932,7 +916,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   const char *alg = hcl_config_get(&cfg, "train", "algorithm");
   int sizes_ok = !(bv && !strcmp(bv, "0")) && (!alg || !strcmp(alg, "sgd"));
   unsigned bmask = 0;
-  const char *blist[MAX_AXES] = {0};
+  const char *blist[HCL_SWEEP_MAX_AXES] = {0};
   size_t Rmax = nS;
   for (size_t i = 0; i < sw.n_axes; i++)
     for (size_t b = 0; b < sizeof batchable / sizeof *batchable; b++)
@@ -955,10 +939,11 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   uint64_t *rseeds = calloc(Rmax, sizeof *rseeds);
   unsigned char *skip = calloc(Rmax, 1);
   char *seedlist = calloc(Rmax + 2, 64); /* numbers, 20 digits at most */
-  char *lists[MAX_AXES] = {0};
+  char *lists[HCL_SWEEP_MAX_AXES] = {0};
   int nomem = rc == HCL_OK && (!sets || !own || !pts || !rseeds || !skip || !seedlist);
   for (size_t i = 0; i < sw.n_axes; i++)
-    if (rc == HCL_OK && bmask >> i & 1u) nomem |= !(lists[i] = calloc(Rmax + 2, MAX_VALUE_LEN + 8));
+    if (rc == HCL_OK && bmask >> i & 1u)
+      nomem |= !(lists[i] = calloc(Rmax + 2, HCL_SWEEP_MAX_VALUE_LEN + 8));
   if (nomem) {
     rc = HCL_ERR_NOMEM;
     snprintf(err, errlen, "out of memory");
@@ -975,15 +960,15 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     for (size_t p = 0; p < np; p++) {
       int first_of_group = 1;
       for (size_t i = 0; i < sw.n_axes; i++)
-        if (bmask >> i & 1u) first_of_group &= value_at(&sw, p, i) == 0;
+        if (bmask >> i & 1u) first_of_group &= hcl_sweep_value_at(&sw, p, i) == 0;
       if (!first_of_group) continue;
       /* the job's replicas: (point, seed) pairs */
       size_t R = 0, n_done = 0;
       char gkey[1024];
-      point_key_mask(&sw, p, bmask, gkey, sizeof gkey);
+      hcl_sweep_point_key_mask(&sw, p, bmask, gkey, sizeof gkey);
       for (size_t q = 0; q < np; q++) {
         char k2[1024];
-        point_key_mask(&sw, q, bmask, k2, sizeof k2);
+        hcl_sweep_point_key_mask(&sw, q, bmask, k2, sizeof k2);
         if (strcmp(k2, gkey)) continue;
         char key[1024];
         point_key(&sw, q, -1, key, sizeof key);
@@ -1001,7 +986,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
       for (size_t i = 0, k = 0; i < sw.n_axes; i++) {
         if ((int)i == sw.seed_axis || (bmask >> i & 1u)) continue;
         snprintf(own[k], sizeof own[k], "%.96s=%.4000s", sw.axes[i].key,
-                 sw.axes[i].values[value_at(&sw, p, i)]);
+                 sw.axes[i].values[hcl_sweep_value_at(&sw, p, i)]);
         sets[ns++] = own[k++];
       }
       char *sl = seedlist;
@@ -1014,7 +999,8 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         char *zl = lists[i];
         zl += sprintf(zl, "%s=", blist[i]);
         for (size_t r = 0; r < R; r++)
-          zl += sprintf(zl, "%s%s", r ? ", " : "", sw.axes[i].values[value_at(&sw, pts[r], i)]);
+          zl += sprintf(zl, "%s%s", r ? ", " : "",
+                        sw.axes[i].values[hcl_sweep_value_at(&sw, pts[r], i)]);
         sets[ns++] = lists[i];
       }
       hcl_run_options ro = opt->run;
@@ -1082,7 +1068,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   free(rseeds);
   free(skip);
   free(seedlist);
-  for (size_t i = 0; i < MAX_AXES; i++) free(lists[i]);
+  for (size_t i = 0; i < HCL_SWEEP_MAX_AXES; i++) free(lists[i]);
   if (out >= 0 && close(out) && rc == HCL_OK) {
     rc = HCL_ERR_IO;
     snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));

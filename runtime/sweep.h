@@ -1,7 +1,41 @@
-/* Sweep internals exposed for tests (sweep.c). */
+/* Sweep internals: the grid (sweep.c), candidate selection (sweep_select.c),
+ * and what the tests reach. */
 #ifndef HCL_SWEEP_H
 #define HCL_SWEEP_H
 #include "trainer.h"
+
+#define HCL_SWEEP_MAX_AXES 8
+#define HCL_SWEEP_MAX_VALUES 256
+/* Longest grid value: point keys ("k1=v1;k2=v2", 1024 bytes) and the
+ * per-replica lists must hold every value whole, never cut. */
+#define HCL_SWEEP_MAX_VALUE_LEN 200
+
+typedef struct hcl_axis {
+  char key[96]; /* section.key */
+  char *values[HCL_SWEEP_MAX_VALUES];
+  size_t n;
+} hcl_axis;
+
+typedef struct hcl_grid {
+  hcl_axis axes[HCL_SWEEP_MAX_AXES];
+  size_t n_axes;
+  int seed_axis;    /* index of run.seed, or -1 */
+  int size_axis;    /* index of train.train_size, or -1 */
+  int dim_axis;     /* the dimension P* is fitted against ([sweep] dim, target.d), or -1 */
+  char dim_key[96]; /* [sweep] dim as given ("" = target.d when it is an axis) */
+  char metric[32];  /* auto, test_error, test_loss, train_loss */
+  double threshold; /* 0: automatic */
+  char name[128];
+} hcl_grid;
+
+/* Points of the grid: every combination of the non-seed axes. */
+size_t hcl_sweep_n_points(const hcl_grid *sw);
+/* Value index of axis axis_i at point p (mixed radix over the non-seed axes, last fastest). */
+size_t hcl_sweep_value_at(const hcl_grid *sw, size_t p, size_t axis_i);
+/* "k1=v1;k2=v2" of the non-seed axes, leaving out the axes whose bit is set in skip. */
+void hcl_sweep_point_key_mask(const hcl_grid *sw, size_t p, unsigned skip, char *out, size_t len);
+/* Whether line[0, len) is a whole sweep.jsonl record (a completed one with its metrics). */
+int hcl_sweep_line_ok(const char *line, size_t len);
 
 /* Expand "a, b" | "a..b" | "geom(lo, hi, n)" into strings (malloc'd array of malloc'd strings). */
 hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out, size_t *n);
