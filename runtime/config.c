@@ -31,9 +31,11 @@ static int valid_name(const char *s, size_t n) {
   return 1;
 }
 
-/* Keys of [sweep] name other keys ("train.train_size"), so they may hold dots. */
+/* Keys of [sweep] and [select] name other keys ("train.train_size"), so they
+ * may hold dots. */
 static int valid_key(const char *section, size_t sn, const char *s, size_t n) {
-  int sweep = sn == 5 && !strncasecmp(section, "sweep", 5);
+  int sweep = (sn == 5 && !strncasecmp(section, "sweep", 5)) ||
+              (sn == 6 && !strncasecmp(section, "select", 6));
   if (n == 0 || s[0] == '.' || s[n - 1] == '.') return 0;
   for (size_t i = 0; i < n; i++)
     if (!name_char((unsigned char)s[i]) && !(sweep && s[i] == '.')) return 0;

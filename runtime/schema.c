@@ -10,8 +10,8 @@ static const char *const loss_choices[] = {"auto",     "mse",   "cross_entropy",
 static const char *const opt_choices[] = {"sgd", "adam", NULL};
 static const char *const cache_choices[] = {"auto", "on", "off", NULL};
 
-const char *const hcl_config_sections[] = {"run",   "runtime", "target", "model",
-                                           "train", "eval",    "sweep",  NULL};
+const char *const hcl_config_sections[] = {"run",  "runtime", "target", "model", "train",
+                                           "eval", "sweep",   "select", NULL};
 
 const hcl_param_desc hcl_schema_run[] = {
     {"name", HCL_PARAM_STRING, "", UNB, NULL, "name of the run (default: the config file's stem)"},

@@ -197,6 +197,48 @@ static hcl_status add_axis(hcl_grid *sw, const char *key, const char *values, co
   return hcl_sweep_check_values(a->key, a->values, a->n, origin);
 }
 
+/* The candidate axes ([select] section, then --select), after the grid's:
+ * they vary fastest, so a point's candidates are consecutive points. */
+static hcl_status read_candidates(hcl_grid *sw, const hcl_config *cfg,
+                                  const hcl_sweep_options *opt) {
+  size_t n_grid = sw->n_axes;
+  size_t n_cli = opt->n_select;
+  for (size_t s = 0; s < cfg->n_sections + n_cli; s++) {
+    int cli = s >= cfg->n_sections;
+    if (!cli && strcmp(cfg->sections[s].name, "select")) continue;
+    for (size_t k = 0; k < (cli ? 1 : cfg->sections[s].n); k++) {
+      char key[96], raw[96], at[1200];
+      const char *values;
+      if (cli) {
+        const char *arg = opt->select[s - cfg->n_sections], *eq = strchr(arg, '=');
+        if (!eq || (size_t)(eq - arg) >= sizeof key)
+          return hcl_fail(NULL, HCL_ERR_CONFIG, "--select '%.100s': expected section.key=v1,v2,...",
+                          arg);
+        snprintf(raw, sizeof raw, "%.*s", (int)(eq - arg), arg);
+        snprintf(key, sizeof key, "%s", trimmed(raw));
+        snprintf(at, sizeof at, "--select");
+        values = eq + 1;
+      } else {
+        const hcl_kv *kv = &cfg->sections[s].kv[k];
+        snprintf(key, sizeof key, "%s", kv->key);
+        hcl_config_where(cfg, "select", kv->key, at, sizeof at);
+        values = kv->value;
+      }
+      for (size_t i = 0; i < n_grid; i++)
+        if (!strcmp(sw->axes[i].key, key))
+          return hcl_fail(NULL, HCL_ERR_CONFIG,
+                          "%s: %s is both a grid axis and a candidate for selection", at, key);
+      if (!strcmp(key, "run.seed") || !strcmp(key, "train.train_size") ||
+          !strcmp(key, "eval.val_size"))
+        return hcl_fail(NULL, HCL_ERR_CONFIG,
+                        "%s: %s cannot be selected on validation (it defines the point)", at, key);
+      HCL_TRY(add_axis(sw, key, values, at));
+    }
+  }
+  sw->n_select = sw->n_axes - n_grid;
+  return HCL_OK;
+}
+
 static hcl_status read_sweep(hcl_grid *sw, const hcl_config *cfg, const hcl_sweep_options *opt) {
   memset(sw, 0, sizeof *sw);
   snprintf(sw->metric, sizeof sw->metric, "auto");
@@ -247,6 +289,7 @@ static hcl_status read_sweep(hcl_grid *sw, const hcl_config *cfg, const hcl_swee
     snprintf(key, sizeof key, "%.*s", (int)(eq - opt->grid[i]), opt->grid[i]);
     HCL_TRY(add_axis(sw, trimmed(key), eq + 1, "--grid"));
   }
+  HCL_TRY(read_candidates(sw, cfg, opt));
   if (!sw->n_axes)
     return hcl_fail(
         NULL, HCL_ERR_CONFIG,
@@ -264,7 +307,8 @@ static hcl_status read_sweep(hcl_grid *sw, const hcl_config *cfg, const hcl_swee
       if (strlen(sw->axes[i].values[k]) > longest) longest = strlen(sw->axes[i].values[k]);
     if (strcmp(sw->axes[i].key, "run.seed")) key_len += strlen(sw->axes[i].key) + 2 + longest;
   }
-  if (*sw->dim_key && sw->dim_axis < 0)
+  if ((*sw->dim_key && sw->dim_axis < 0) ||
+      (sw->dim_axis >= 0 && (size_t)sw->dim_axis >= sw->n_axes - sw->n_select))
     return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] dim = %s is not a grid axis", cfg->path,
                     sw->dim_key);
   for (size_t k = 0; sw->dim_axis >= 0 && k < sw->axes[sw->dim_axis].n; k++) {
@@ -326,7 +370,7 @@ static void point_key(const hcl_grid *sw, size_t p, int skip_axis, char *out, si
 /* ---- results --------------------------------------------------------------- */
 
 /* One metric of a flat one-line JSON object. */
-static int json_get(const char *line, const char *key, double *v) {
+int hcl_sweep_json_get(const char *line, const char *key, double *v) {
   char pat[96];
   snprintf(pat, sizeof pat, "\"%s\":", key);
   const char *p = strstr(line, pat);
@@ -397,7 +441,7 @@ static hcl_status record(int fd, const char *jsonl, const hcl_grid *sw, const si
   double task_classes = 0, n_classes = 0;
   if (sum && strstr(sum, "\"task\":\"classes\"")) task_classes = 1;
   if (sum && strstr(sum, "\"task\":\"binary\"")) task_classes = 2;
-  if (sum) json_get(sum, "n_classes", &n_classes);
+  if (sum) hcl_sweep_json_get(sum, "n_classes", &n_classes);
   hcl_membuf mb;
   FILE *out = hcl_membuf_open(&mb);
   if (!out) {
@@ -631,10 +675,10 @@ static hcl_status summarise(const hcl_grid *sw, const char *dir, FILE *tty, cons
         if (pass == 0) {
           classes |= strstr(line, "\"task\":\"classes\"") != NULL;
           binary |= strstr(line, "\"task\":\"binary\"") != NULL;
-          if (json_get(line, "n_classes", &v)) nc = v;
+          if (hcl_sweep_json_get(line, "n_classes", &v)) nc = v;
         } else {
           size_t p = line_point(sw, line, np), k = seed_index(line, seeds, nS);
-          if (p < np && k < nS && json_get(line, metric, &v))
+          if (p < np && k < nS && hcl_sweep_json_get(line, metric, &v))
             val[p * nS + k] = v, have[p * nS + k] = 1; /* the last record of a pair wins */
         }
       }
@@ -865,11 +909,13 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   /* each item adds its "\n--set " or "\n--grid " prefix too */
   for (size_t i = 0; i < opt->run.n_sets; i++) cap += strlen(opt->run.sets[i]) + 8;
   for (size_t i = 0; i < opt->n_grid; i++) cap += strlen(opt->grid[i]) + 8;
+  for (size_t i = 0; i < opt->n_select; i++) cap += strlen(opt->select[i]) + 10;
   char *ident = calloc(cap, 1);
   if (!ident) return snprintf(err, errlen, "out of memory"), HCL_ERR_NOMEM;
   strcat(ident, cfg.text);
   for (size_t i = 0; i < opt->run.n_sets; i++) strcat(strcat(ident, "\n--set "), opt->run.sets[i]);
   for (size_t i = 0; i < opt->n_grid; i++) strcat(strcat(ident, "\n--grid "), opt->grid[i]);
+  for (size_t i = 0; i < opt->n_select; i++) strcat(strcat(ident, "\n--select "), opt->select[i]);
   hcl_sha256_hex(ident, strlen(ident), hash);
   free(ident);
   const char *parent = opt->run.out_dir && *opt->run.out_dir ? opt->run.out_dir : "runs";
@@ -882,14 +928,29 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     return rc;
   }
   snprintf(opt->sweep_dir, sizeof opt->sweep_dir, "%s/sweep_%s_%.8s", parent, name, hash);
-  char path[PATH_MAX + 64], runs[PATH_MAX + 64]; /* sweep_dir fits: checked above */
+  /* sweep.jsonl holds the points' records; with candidates to select, each
+   * candidate's record goes to candidates.jsonl and sweep.jsonl the chosen */
+  char path[PATH_MAX + 64], runs[PATH_MAX + 64], cpath[PATH_MAX + 64]; /* checked above */
   snprintf(path, sizeof path, "%s/sweep.jsonl", opt->sweep_dir);
+  snprintf(cpath, sizeof cpath, "%s/candidates.jsonl", opt->sweep_dir);
   snprintf(runs, sizeof runs, "%s/runs", opt->sweep_dir);
+  const char *rec_path = sw.n_select ? cpath : path;
+  const char *vs = hcl_config_get(&cfg, "eval", "val_size");
+  if (sw.n_select && !(vs && strtod(vs, NULL) > 0)) {
+    snprintf(err, errlen,
+             "%s: selection ([select] or --select) picks each point's candidate with the lowest "
+             "val_loss: set [eval] val_size > 0 (a validation stream, disjoint from train and "
+             "test)",
+             opt->run.config_path);
+    hcl_config_free(&cfg);
+    free_sweep(&sw);
+    return HCL_ERR_CONFIG;
+  }
   /* what earlier sweeps recorded, its torn tail left out (cut on disk when
    * the directory is opened, after every point checked out) */
-  char *previous = hcl_file_text(path);
+  char *previous = hcl_file_text(rec_path);
   if (previous) previous[hcl_sweep_whole_prefix(previous, strlen(previous))] = 0;
-  int out = -1;
+  int out = -1, sel_out = -1;
 
   size_t np = hcl_sweep_n_points(&sw), n_sets0 = opt->run.n_sets;
   const char **sets = calloc(n_sets0 + HCL_SWEEP_MAX_AXES + 2, sizeof *sets);
@@ -953,8 +1014,12 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   double t0 = hcl_now();
   size_t ran = 0, todo = 0, jobs = 0;
   for (int pass = 0; pass < 2 && rc == HCL_OK; pass++) {
-    if (pass == 1 && (rc = open_sweep_dir(parent, opt->sweep_dir, path, &out)) != HCL_OK) {
-      snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+    if (pass == 1 &&
+        ((rc = open_sweep_dir(parent, opt->sweep_dir, rec_path, &out)) != HCL_OK ||
+         (sw.n_select &&
+          ((rc = open_sweep_dir(parent, opt->sweep_dir, path, &sel_out)) != HCL_OK ||
+           (rc = hcl_sweep_select_pending(&sw, cpath, path, sel_out, seeds, nS)) != HCL_OK)))) {
+      snprintf(err, errlen, "%s", hcl_errmsg(NULL)); /* (selection caught up after a crash) */
       break;
     }
     for (size_t p = 0; p < np; p++) {
@@ -1031,7 +1096,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
                       : "");
       hcl_status prc = hcl_run(&ro, err, errlen);
       ran++;
-      hcl_status wrc = record(out, path, &sw, pts, skip, ro.run_dir,
+      hcl_status wrc = record(out, rec_path, &sw, pts, skip, ro.run_dir,
                               prc == HCL_OK                ? "completed"
                               : prc == HCL_ERR_INTERRUPTED ? "interrupted"
                                                            : "failed",
@@ -1043,6 +1108,8 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         rc = prc;
         break;
       }
+      if (wrc == HCL_OK && sw.n_select) /* the points whose candidates are all in */
+        wrc = hcl_sweep_select_pending(&sw, cpath, path, sel_out, seeds, nS);
       if (wrc != HCL_OK) {
         snprintf(err, errlen, "%s", hcl_errmsg(NULL));
         rc = wrc;
@@ -1071,8 +1138,15 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   for (size_t i = 0; i < HCL_SWEEP_MAX_AXES; i++) free(lists[i]);
   if (out >= 0 && close(out) && rc == HCL_OK) {
     rc = HCL_ERR_IO;
+    snprintf(err, errlen, "%s: cannot write: %s", rec_path, strerror(errno));
+  }
+  if (sel_out >= 0 && close(sel_out) && rc == HCL_OK) {
+    rc = HCL_ERR_IO;
     snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
   }
+  hcl_grid vis = sw; /* the table, P* and exponents: the grid without its candidate axes */
+  vis.n_axes -= sw.n_select;
+  vis.n_select = 0;
   free(previous);
   free(sets);
   free(own);
@@ -1080,7 +1154,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
    * (the files on disk stay as they were, each from whole records), nor
    * when a point failed its checks (no directory was made) */
   hcl_status srec = out >= 0 && (rc == HCL_OK || rc == HCL_ERR_INTERRUPTED)
-                        ? summarise(&sw, opt->sweep_dir, rc == HCL_OK ? stdout : NULL, seeds, nS)
+                        ? summarise(&vis, opt->sweep_dir, rc == HCL_OK ? stdout : NULL, seeds, nS)
                         : HCL_OK;
   if (rc == HCL_OK && srec != HCL_OK) {
     rc = srec;

@@ -26,6 +26,8 @@ typedef struct hcl_grid {
   char metric[32];  /* auto, test_error, test_loss, train_loss */
   double threshold; /* 0: automatic */
   char name[128];
+  size_t n_select; /* the last n_select axes are candidates ([select], --select), chosen per
+                      (point, seed) on val_loss */
 } hcl_grid;
 
 /* Points of the grid: every combination of the non-seed axes. */
@@ -34,6 +36,17 @@ size_t hcl_sweep_n_points(const hcl_grid *sw);
 size_t hcl_sweep_value_at(const hcl_grid *sw, size_t p, size_t axis_i);
 /* "k1=v1;k2=v2" of the non-seed axes, leaving out the axes whose bit is set in skip. */
 void hcl_sweep_point_key_mask(const hcl_grid *sw, size_t p, unsigned skip, char *out, size_t len);
+/* The number after "key": in a one-line JSON record (0 when absent or null). */
+int hcl_sweep_json_get(const char *line, const char *key, double *v);
+/* Selection (sweep_select.c): for every (point, seed) of the grid without its
+ * candidate axes that sweep.jsonl (sel_path, open for appending as sel_fd)
+ * lacks and whose candidates all have a record in cand_path, append one
+ * record of the candidate with the lowest finite val_loss: its metrics, with
+ * "selected" (the chosen values) and "candidates" (each one's val_loss). One
+ * write and an fsync; on failure the error names sel_path. */
+hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *cand_path,
+                                    const char *sel_path, int sel_fd, const uint64_t *seeds,
+                                    size_t nS);
 /* Whether line[0, len) is a whole sweep.jsonl record (a completed one with its metrics). */
 int hcl_sweep_line_ok(const char *line, size_t len);
 
