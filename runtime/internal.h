@@ -73,6 +73,8 @@ struct hcl_ctx {
   struct hcl_ops *ops;
   /* CLBlast checked against the reference kernel on this device (blas.c) */
   int blas_checked;
+  /* bytes of CLBlast's own temporaries queued since blas.c last waited */
+  size_t blas_pending;
   /* products of at most this many multiply-adds skip CLBlast (blas.c) */
   double gemm_small_max;
   /* manifest notes from plugins */
