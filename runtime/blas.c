@@ -115,18 +115,48 @@ hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
  *  - one product: CLBlastSgemmWithTempBuffer on the ctx's scratch buffer
  *    (ops.c), which the in-order queue serialises; nothing is created;
  *  - replicas: still one strided-batched call (R calls cost R times the
- *    launches: half the speed at R = 12 on PoCL), but the bytes its
- *    temporaries take are counted and the host waits for the queue before
- *    they would pass g_pending_max, which bounds what is in flight;
- *  - a batched call whose own temporaries pass that bound: one call per
- *    entry on the scratch buffer.
+ *    launches: half the speed at R = 12 on PoCL), but what its temporaries
+ *    take is counted and bounded (bound_queued);
+ *  - a batched call whose own temporaries pass half that bound: one call
+ *    per entry on the scratch buffer.
  * The indirect products are issued column-major (C^T = op(B)^T op(A)^T, the
- * same memory): CLBlast's kernel wants a column-major C, so this saves the
- * two copies of C (and its temporary) that a row-major call makes. */
-static size_t g_pending_max = (size_t)32 << 20;
+ * same memory): CLBlast's GEMMK = 0 kernel (the PoCL set) wants a column-major
+ * C, so this saves the two copies of C (and its temporary) that a row-major
+ * call makes. */
+static size_t g_pending_max = (size_t)64 << 20;
 
 void hcl_blas_set_pending_max(size_t bytes); /* tests: 0 forces one call per entry */
 void hcl_blas_set_pending_max(size_t bytes) { g_pending_max = bytes; }
+
+/* Keep the temporaries of queued strided-batched calls under g_pending_max
+ * without draining the queue: calls are counted in segments of at most half
+ * of it, each closed by a marker; before a segment is closed the host waits
+ * for the marker of the one before, so at most two segments are queued (and
+ * alive: the driver frees a temporary once its commands have run). A full
+ * clFinish instead would idle the device while the host refills the queue. */
+static int bound_queued(hcl_ctx *ctx, size_t bytes) {
+  if (ctx->blas_pending && ctx->blas_pending + bytes > g_pending_max / 2) {
+    if (ctx->blas_mark) {
+      cl_int cl = clWaitForEvents(1, &ctx->blas_mark);
+      clReleaseEvent(ctx->blas_mark);
+      ctx->blas_mark = NULL;
+      if (cl != CL_SUCCESS) return cl;
+    }
+    cl_int cl = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &ctx->blas_mark);
+    if (cl != CL_SUCCESS) return cl;
+    ctx->blas_pending = 0;
+  }
+  ctx->blas_pending += bytes;
+  return CL_SUCCESS;
+}
+
+/* Drop the queue marker (hcl_ops_release calls it when the ctx goes). */
+void hcl_blas_release(hcl_ctx *ctx);
+void hcl_blas_release(hcl_ctx *ctx) {
+  if (ctx->blas_mark) clReleaseEvent(ctx->blas_mark);
+  ctx->blas_mark = NULL;
+  ctx->blas_pending = 0;
+}
 
 /* CLBlast's direct kernel: one launch, no temporaries. */
 static int raw_direct(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
@@ -184,16 +214,10 @@ static int raw_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
   if (!bytes)
     return raw_direct(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
   size_t total = bytes * batch;
-  if (batch == 1 || total > g_pending_max)
+  if (batch == 1 || total > g_pending_max / 2)
     return raw_scratch(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch,
                        bytes);
-  if (ctx->blas_pending + total > g_pending_max) {
-    /* the temporaries of every queued call are freed once the queue drains */
-    cl_int cl = clFinish(ctx->queue);
-    if (cl != CL_SUCCESS) return cl;
-    ctx->blas_pending = 0;
-  }
-  ctx->blas_pending += total;
+  if ((st = bound_queued(ctx, total)) != CL_SUCCESS) return st;
   return CLBlastSgemmStridedBatched(CLBlastLayoutColMajor, tr(tb), tr(ta), n, m, k, alpha, b.mem,
                                     b.offset / 4, ldb, sb, a.mem, a.offset / 4, lda, sa, beta,
                                     c.mem, c.offset / 4, ldc, sc, batch, &ctx->queue, NULL);

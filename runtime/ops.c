@@ -94,7 +94,10 @@ struct hcl_ops {
   hcl_buf blas_temp;
 };
 
+void hcl_blas_release(hcl_ctx *ctx); /* blas.c: its queue marker */
+
 void hcl_ops_release(hcl_ctx *ctx) {
+  if (ctx) hcl_blas_release(ctx);
   if (!ctx || !ctx->ops) return;
   struct hcl_ops *o = ctx->ops;
   for (int i = 0; i < K_COUNT; i++)

@@ -9,8 +9,8 @@
  *   momentum, one batch's activations and gradients, one evaluation chunk,
  *   the training set), counted from the model's shapes below.
  * - resident memory (VmHWM): what the drivers and CLBlast hold counts too; it
- *   may grow by at most 1.5 x the allocation growth plus a fixed 64 MiB (the
- *   32 MiB blas.c lets CLBlast's temporaries take while queued, and slack).
+ *   may grow by at most 1.5 x the allocation growth plus a fixed 96 MiB (the
+ *   64 MiB blas.c lets CLBlast's temporaries take while queued, and slack).
  *   Before the fix CLBlast's per-call temporaries of every queued step stayed
  *   alive: about 450 MB per replica over 256 steps.
  * Nothing is timed. */
@@ -164,10 +164,10 @@ static void test_replicas_memory(void **state) {
   if (alloc_growth > 7 * bound)
     fail_msg("hiercl's device allocations grew by %.1f MB from R = 1 to 8, more than 7 x %.1f MB",
              alloc_growth / 1e6, bound / 1e6);
-  double allowed = 1.5 * (alloc_growth > 0 ? alloc_growth : 0) + 64.0 * 1024 * 1024;
+  double allowed = 1.5 * (alloc_growth > 0 ? alloc_growth : 0) + 96.0 * 1024 * 1024;
   if (rss_growth > allowed)
     fail_msg("peak resident memory grew by %.1f MB from R = 1 to 8 (%d steps), more than %.1f MB "
-             "(1.5 x the %.1f MB hiercl allocated more, + 64 MiB)",
+             "(1.5 x the %.1f MB hiercl allocated more, + 96 MiB)",
              rss_growth / 1e6, STEPS, allowed / 1e6, alloc_growth / 1e6);
 }
 
