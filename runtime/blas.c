@@ -101,20 +101,132 @@ static hcl_status check_args(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, s
 
 static CLBlastTranspose tr(int t) { return t ? CLBlastTransposeYes : CLBlastTransposeNo; }
 
-static int raw_gemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
-                    hcl_buf a, size_t lda, hcl_buf b, size_t ldb, float beta, hcl_buf c,
-                    size_t ldc) {
-  return CLBlastSgemm(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a.mem, a.offset / 4,
-                      lda, b.mem, b.offset / 4, ldb, beta, c.mem, c.offset / 4, ldc, &ctx->queue,
-                      NULL);
+/* Defined in ops.c: the ctx's reusable scratch buffer of at least `bytes`. */
+hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
+
+/* Memory of CLBlast's indirect kernel (m n k >= XGEMM_MIN_INDIRECT_SIZE^3).
+ *
+ * It copies padded, transposed operands into temporaries, and CLBlastSgemm
+ * and CLBlastSgemmStridedBatched create them per call (a row-major C always
+ * needs one). The driver frees a released buffer only once the commands
+ * using it have run, and the trainer queues up to 256 steps ahead, so every
+ * queued step held its own copies: 450 MB per replica for the RHM CNN on
+ * PoCL. Now:
+ *  - one product: CLBlastSgemmWithTempBuffer on the ctx's scratch buffer
+ *    (ops.c), which the in-order queue serialises; nothing is created;
+ *  - replicas: still one strided-batched call (R calls cost R times the
+ *    launches: half the speed at R = 12 on PoCL), but what its temporaries
+ *    take is counted and bounded (bound_queued);
+ *  - a batched call whose own temporaries pass half that bound: one call
+ *    per entry on the scratch buffer.
+ * The indirect products are issued column-major (C^T = op(B)^T op(A)^T, the
+ * same memory): CLBlast's GEMMK = 0 kernel (the PoCL set) wants a column-major
+ * C, so this saves the two copies of C (and its temporary) that a row-major
+ * call makes. */
+static size_t g_pending_max = (size_t)64 << 20;
+
+void hcl_blas_set_pending_max(size_t bytes); /* tests: 0 forces one call per entry */
+void hcl_blas_set_pending_max(size_t bytes) { g_pending_max = bytes; }
+
+/* Keep the temporaries of queued strided-batched calls under g_pending_max
+ * without draining the queue: calls are counted in segments of at most half
+ * of it, each closed by a marker; before a segment is closed the host waits
+ * for the marker of the one before, so at most two segments are queued (and
+ * alive: the driver frees a temporary once its commands have run). A full
+ * clFinish instead would idle the device while the host refills the queue. */
+static int bound_queued(hcl_ctx *ctx, size_t bytes) {
+  if (ctx->blas_pending && ctx->blas_pending + bytes > g_pending_max / 2) {
+    if (ctx->blas_mark) {
+      cl_int cl = clWaitForEvents(1, &ctx->blas_mark);
+      clReleaseEvent(ctx->blas_mark);
+      ctx->blas_mark = NULL;
+      if (cl != CL_SUCCESS) return cl;
+    }
+    cl_int cl = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &ctx->blas_mark);
+    if (cl != CL_SUCCESS) return cl;
+    ctx->blas_pending = 0;
+  }
+  ctx->blas_pending += bytes;
+  return CL_SUCCESS;
 }
 
-static int raw_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
-                       hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
-                       float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+/* Drop the queue marker (hcl_ops_release calls it when the ctx goes). */
+void hcl_blas_release(hcl_ctx *ctx);
+void hcl_blas_release(hcl_ctx *ctx) {
+  if (ctx->blas_mark) clReleaseEvent(ctx->blas_mark);
+  ctx->blas_mark = NULL;
+  ctx->blas_pending = 0;
+}
+
+/* CLBlast's direct kernel: one launch, no temporaries. */
+static int raw_direct(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                      hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                      float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+  if (batch == 1)
+    return CLBlastSgemm(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a.mem, a.offset / 4,
+                        lda, b.mem, b.offset / 4, ldb, beta, c.mem, c.offset / 4, ldc, &ctx->queue,
+                        NULL);
   return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a.mem,
                                     a.offset / 4, lda, sa, b.mem, b.offset / 4, ldb, sb, beta,
                                     c.mem, c.offset / 4, ldc, sc, batch, &ctx->queue, NULL);
+}
+
+/* Bytes of temporaries one product of this shape needs at most (0: the
+ * direct kernel runs). Offsets of 1 make every operand count, whatever its
+ * real offset (CLBlast skips the copy of an operand at offset 0 that already
+ * has its layout). */
+static int temp_bytes(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, size_t lda,
+                      size_t ldb, size_t ldc, size_t *bytes) {
+  *bytes = 0;
+  return CLBlastSGemmTempBufferSize(CLBlastLayoutColMajor, tr(tb), tr(ta), n, m, k, 1, ldb, 1, lda,
+                                    1, ldc, &ctx->queue, bytes);
+}
+
+/* One indirect call per entry, all on the scratch buffer. */
+static int raw_scratch(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                       hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                       float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch, size_t bytes) {
+  int st = CLBlastSuccess;
+  for (size_t q = 0; q < batch && st == CLBlastSuccess; q++)
+    for (int tries = 0;; tries++) {
+      hcl_buf t;
+      if (hcl_ops_blas_temp(ctx, bytes, &t) != HCL_OK) return CLBlastTempBufferAllocFailure;
+      st = CLBlastSgemmWithTempBuffer(CLBlastLayoutColMajor, tr(tb), tr(ta), n, m, k, alpha, b.mem,
+                                      b.offset / 4 + q * sb, ldb, a.mem, a.offset / 4 + q * sa, lda,
+                                      beta, c.mem, c.offset / 4 + q * sc, ldc, &ctx->queue, NULL,
+                                      t.mem);
+      /* the size query and the routine disagree (another CLBlast version or
+       * parameter set): CLBlast checks before it enqueues, so retry larger */
+      if (st != CLBlastInsufficientMemoryTemp || tries == 3) break;
+      bytes = t.size * 2;
+    }
+  return st;
+}
+
+/* C = alpha op(A) op(B) + beta C for `batch` entries (strides sa, sb, sc
+ * floats). Returns a CLBlast status (OpenCL codes pass through). */
+static int raw_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                       hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                       float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+  size_t bytes;
+  int st = temp_bytes(ctx, ta, tb, m, n, k, lda, ldb, ldc, &bytes);
+  if (st != CLBlastSuccess) return st;
+  if (!bytes)
+    return raw_direct(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+  size_t total = bytes * batch;
+  if (batch == 1 || total > g_pending_max / 2)
+    return raw_scratch(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch,
+                       bytes);
+  if ((st = bound_queued(ctx, total)) != CL_SUCCESS) return st;
+  return CLBlastSgemmStridedBatched(CLBlastLayoutColMajor, tr(tb), tr(ta), n, m, k, alpha, b.mem,
+                                    b.offset / 4, ldb, sb, a.mem, a.offset / 4, lda, sa, beta,
+                                    c.mem, c.offset / 4, ldc, sc, batch, &ctx->queue, NULL);
+}
+
+static int raw_gemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                    hcl_buf a, size_t lda, hcl_buf b, size_t ldb, float beta, hcl_buf c,
+                    size_t ldc) {
+  return raw_batched(ctx, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
 }
 
 /* ---- self-check ---------------------------------------------------------- */
@@ -234,6 +346,11 @@ static hcl_status selfcheck_batched(hcl_ctx *ctx) {
   if (ctx->blas_checked & CHECKED_BATCHED) return HCL_OK;
   check_case small = {13, 17, 11, 2, 7, 3};
   HCL_TRY(check_shape(ctx, &small));
+  /* the indirect kernel, one call per entry on the shared scratch buffer */
+  if (hcl_blas_tuned(ctx->dev.device_id)) {
+    check_case big = {131, 133, 129, 1, 3, 2};
+    HCL_TRY(check_shape(ctx, &big));
+  }
   ctx->blas_checked |= CHECKED_BATCHED;
   return HCL_OK;
 }

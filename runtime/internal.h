@@ -73,6 +73,9 @@ struct hcl_ctx {
   struct hcl_ops *ops;
   /* CLBlast checked against the reference kernel on this device (blas.c) */
   int blas_checked;
+  /* CLBlast's own temporaries queued (blas.c): bytes since the marker */
+  size_t blas_pending;
+  cl_event blas_mark;
   /* products of at most this many multiply-adds skip CLBlast (blas.c) */
   double gemm_small_max;
   /* manifest notes from plugins */

@@ -90,9 +90,14 @@ struct hcl_ops {
   size_t n_seeds, seeds_cap;
   /* per-sample losses and errors of the CPU loss path [2, R, n] */
   hcl_buf part;
+  /* CLBlast's padded/transposed operands (blas.c), kept for the ctx */
+  hcl_buf blas_temp;
 };
 
+void hcl_blas_release(hcl_ctx *ctx); /* blas.c: its queue marker */
+
 void hcl_ops_release(hcl_ctx *ctx) {
+  if (ctx) hcl_blas_release(ctx);
   if (!ctx || !ctx->ops) return;
   struct hcl_ops *o = ctx->ops;
   for (int i = 0; i < K_COUNT; i++)
@@ -100,6 +105,7 @@ void hcl_ops_release(hcl_ctx *ctx) {
   if (o->prog) clReleaseProgram(o->prog);
   hcl_buf_free(ctx, &o->seeds);
   hcl_buf_free(ctx, &o->part);
+  hcl_buf_free(ctx, &o->blas_temp);
   free(o->seeds_host);
   free(o);
   ctx->ops = NULL;
@@ -595,4 +601,21 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
   size_t gws[3] = {g2[0], g2[1], batch}, lws[3] = {l2[0], l2[1], 1};
   return hcl_run_kernel(ctx, ctx->ops->k[cpu ? K_GEMM_SMALL : K_GEMM_SMALL1], 3, gws, lws,
                         "gemm_small", 19, args);
+}
+
+/* ---- scratch for blas.c -------------------------------------------------- */
+hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
+/* A device buffer of at least `bytes`, owned by the ctx and reused by every
+ * call: commands on the in-order queue never overlap, so one suffices. A
+ * larger request replaces it (the old one is freed once its commands ran). */
+hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out) {
+  HCL_TRY(hcl_ops_init(ctx));
+  hcl_buf *t = &ctx->ops->blas_temp;
+  if (!t->mem || t->size < bytes) {
+    hcl_buf_free(ctx, t);
+    size_t round = (size_t)1 << 16; /* a few sizes, not one buffer per shape */
+    HCL_TRY(hcl_buf_alloc(ctx, (bytes + round - 1) / round * round, t));
+  }
+  *out = *t;
+  return HCL_OK;
 }

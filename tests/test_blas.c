@@ -12,6 +12,9 @@
 
 /* ops.c: -1 kernel variants by device type, 0 the GPU ones, 1 the CPU ones. */
 void hcl_ops_force_paths(int mode);
+/* blas.c: bytes of CLBlast temporaries allowed in flight (0: one call per
+ * batch entry on the ctx's scratch buffer). */
+void hcl_blas_set_pending_max(size_t bytes);
 /* tune.c: parse and apply one parameter file (not in internal.h). */
 hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path);
 
@@ -159,6 +162,25 @@ static void test_sgemm_batched(void **state) {
   check_gemm(ctx, USE_BATCHED, 0, 0, 4, 6, 0, 1.0f, 3.0f, 2); /* k = 0 */
 }
 
+/* Replicas of products large enough for CLBlast's indirect kernel: the
+ * column-major strided-batched call (with the waits that bound its queued
+ * temporaries: with 4 MiB each call is a segment of its own), and
+ * one call per entry on the shared scratch buffer (bound 0), which must not
+ * let one entry's padded copies overwrite another's before they are used. */
+static void test_sgemm_batched_large(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  size_t bounds[3] = {(size_t)32 << 20, (size_t)4 << 20, 0};
+  for (int i = 0; i < 3; i++) {
+    hcl_blas_set_pending_max(bounds[i]);
+    for (int v = 0; v < 4; v++)
+      check_gemm(ctx, USE_BATCHED, v & 1, v >> 1, 131, 160, 129, v ? 0.5f : 1.0f,
+                 v & 1 ? 0.0f : -1.0f, 3);
+    check_gemm(ctx, USE_CLBLAST, 0, 1, 160, 129, 131, 1.0f, 1.0f, 1);
+  }
+  hcl_blas_set_pending_max((size_t)64 << 20);
+}
+
 /* m, n or k = 1: the GEMV / rank-one kernels on CPUs, CLBlast on GPUs. */
 static void test_sgemm_thin(void **state) {
   (void)state;
@@ -227,8 +249,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_selfcheck),      cmocka_unit_test(test_reference_kernel),
       cmocka_unit_test(test_sgemm_variants), cmocka_unit_test(test_sgemm_large),
-      cmocka_unit_test(test_sgemm_batched),  cmocka_unit_test(test_sgemm_thin),
-      cmocka_unit_test(test_errors),         cmocka_unit_test(test_tuning_file),
+      cmocka_unit_test(test_sgemm_batched),  cmocka_unit_test(test_sgemm_batched_large),
+      cmocka_unit_test(test_sgemm_thin),     cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_tuning_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
