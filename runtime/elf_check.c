@@ -57,9 +57,11 @@ typedef uint32_t addr_t;
 #if defined(__x86_64__)
 #define HOST_MACHINE EM_X86_64
 #define R_IRELATIVE R_X86_64_IRELATIVE
+#define R_COPY R_X86_64_COPY
 #elif defined(__aarch64__)
 #define HOST_MACHINE EM_AARCH64
 #define R_IRELATIVE R_AARCH64_IRELATIVE
+#define R_COPY R_AARCH64_COPY
 #elif defined(__i386__)
 #define HOST_MACHINE EM_386
 #define R_IRELATIVE R_386_IRELATIVE
@@ -88,6 +90,7 @@ typedef uint32_t addr_t;
 /* More than any linker writes; bounds the work on a crafted file. */
 #define MAX_PHNUM 512
 #define MAX_CHAIN 100000000u
+#define MAX_VERSIONS 1000000u
 
 typedef struct view {
   const unsigned char *d;
@@ -138,6 +141,18 @@ static int in_file(const view *v, uint64_t addr, uint64_t len, uint64_t *off) {
       *off = ph.p_offset + (addr - ph.p_vaddr); /* within the file: checked per segment */
       return 1;
     }
+  }
+  return 0;
+}
+
+/* 1 when [addr, addr + len) lies in one writable PT_LOAD's memory image
+ * (where the loader writes relocated values). */
+static int in_writable(const view *v, uint64_t addr, uint64_t len) {
+  for (size_t i = 0; i < v->phnum; i++) {
+    phdr_t ph = phdr(v, i);
+    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_W) && addr >= ph.p_vaddr &&
+        fits(addr - ph.p_vaddr, len, ph.p_memsz))
+      return 1;
   }
   return 0;
 }
@@ -258,6 +273,10 @@ static int check_segments(view *v, phdr_t *dyn) {
     int read_in_memory = ph.p_type == PT_DYNAMIC || ph.p_type == PT_NOTE ||
                          ph.p_type == PT_GNU_PROPERTY || ph.p_type == PT_TLS ||
                          ph.p_type == PT_PHDR || ph.p_type == PT_GNU_EH_FRAME;
+    /* RELRO is made read-only after relocation: outside the image, that
+     * mprotect would hit whatever else the process has mapped there */
+    if (ph.p_type == PT_GNU_RELRO && !in_image(v, ph.p_vaddr, ph.p_memsz))
+      return bad(v, "PT_GNU_RELRO %zu lies outside the loaded segments", i);
     if (!read_in_memory) continue;
     if (ph.p_filesz > ph.p_memsz)
       return bad(v, "%s %zu: file size exceeds memory size", ptype(ph.p_type), i);
@@ -275,6 +294,7 @@ typedef struct dyninfo {
   int has[DT_NUM > 40 ? DT_NUM : 40];
   uint64_t gnu_hash, versym, verdef, verdefnum, verneed, verneednum;
   int has_gnu_hash, has_versym, has_verdef, has_verneed;
+  uint64_t ver_high;   /* the highest version index defined or needed */
   uint64_t strtab_off; /* file offset of the string table */
   uint64_t nsyms;
 } dyninfo;
@@ -326,7 +346,32 @@ static int read_dynamic(view *v, const phdr_t *dp, dyninfo *di) {
     return bad(v, "the dynamic string table lies outside the file's loaded bytes");
   if (v->d[di->strtab_off + di->val[DT_STRSZ] - 1] != 0)
     return bad(v, "the dynamic string table does not end with a NUL");
-  if (di->has[DT_SYMENT] && di->val[DT_SYMENT] != sizeof(sym_t))
+  /* glibc asserts these entry sizes, reading the entry without a NULL check */
+  static const struct {
+    int table, ent;
+    size_t size;
+  } ents[] = {{DT_RELA, DT_RELAENT, sizeof(rela_t)},
+              {DT_REL, DT_RELENT, sizeof(rel_t)},
+              {DT_RELR, DT_RELRENT, sizeof(addr_t)}};
+  for (size_t i = 0; i < sizeof ents / sizeof ents[0]; i++)
+    if (di->has[ents[i].table] && (!di->has[ents[i].ent] || di->val[ents[i].ent] != ents[i].size))
+      return bad(v, "a relocation table without its entry size %zu", ents[i].size);
+  /* ... and these sizes, when the table is there */
+  static const int sized[][2] = {{DT_RELA, DT_RELASZ},
+                                 {DT_REL, DT_RELSZ},
+                                 {DT_JMPREL, DT_PLTRELSZ},
+                                 {DT_JMPREL, DT_PLTREL},
+                                 {DT_RELR, DT_RELRSZ},
+                                 {DT_INIT_ARRAY, DT_INIT_ARRAYSZ},
+                                 {DT_FINI_ARRAY, DT_FINI_ARRAYSZ},
+                                 {DT_PREINIT_ARRAY, DT_PREINIT_ARRAYSZ}};
+  for (size_t i = 0; i < sizeof sized / sizeof sized[0]; i++)
+    if (di->has[sized[i][0]] && !di->has[sized[i][1]])
+      return bad(v, "dynamic entry %d without its size entry %d", sized[i][0], sized[i][1]);
+  if (di->has[DT_PLTREL] && di->val[DT_PLTREL] != DT_RELA && di->val[DT_PLTREL] != DT_REL)
+    return bad(v, "DT_PLTREL %llu is neither DT_RELA nor DT_REL",
+               (unsigned long long)di->val[DT_PLTREL]);
+  if (!di->has[DT_SYMENT] || di->val[DT_SYMENT] != sizeof(sym_t))
     return bad(v, "symbol size %llu, expected %zu", (unsigned long long)di->val[DT_SYMENT],
                sizeof(sym_t));
   for (size_t i = 0; i < n; i++) { /* the string-valued entries */
@@ -398,47 +443,55 @@ static int check_hash(view *v, dyninfo *di) {
     memcpy(&s, v->d + off + i * sizeof s, sizeof s);
     if (!string_ok(v, di, s.st_name, "symbol name")) return 0;
   }
-  if (di->has_versym && !in_file(v, di->versym, 2 * di->nsyms, &off))
-    return bad(v, "DT_VERSYM runs past the file");
   return 1;
 }
 
-/* Version definitions and needs: linked lists of offsets the loader walks. */
-static int check_versions(view *v, const dyninfo *di) {
-  uint64_t at = di->verdef, off;
-  for (uint64_t i = 0; di->has_verdef && i < di->verdefnum; i++) {
+/* Version definitions and needs: lists the loader walks until a zero
+ * "next" (it ignores the counts); the highest index they give sizes the
+ * table that every symbol's DT_VERSYM entry indexes, unchecked. */
+static int check_versions(view *v, dyninfo *di) {
+  uint64_t off, high = 0, steps = 0;
+  for (uint64_t at = di->verdef; di->has_verdef;) {
     verdef_t d;
-    if (!in_file(v, at, sizeof d, &off))
-      return bad(v, "DT_VERDEF entry %llu outside the file", (unsigned long long)i);
+    verdaux_t a;
+    if (++steps > MAX_VERSIONS || !in_file(v, at, sizeof d, &off))
+      return bad(v, "DT_VERDEF runs past the file");
     memcpy(&d, v->d + off, sizeof d);
-    uint64_t aux = at + d.vd_aux;
-    for (unsigned k = 0; k < d.vd_cnt; k++) {
-      verdaux_t a;
-      if (!in_file(v, aux, sizeof a, &off)) return bad(v, "DT_VERDEF aux entry outside the file");
-      memcpy(&a, v->d + off, sizeof a);
-      if (!string_ok(v, di, a.vda_name, "version definition")) return 0;
-      aux += a.vda_next;
-    }
-    if (!d.vd_next && i + 1 < di->verdefnum) return bad(v, "DT_VERDEF list ends early");
+    if ((d.vd_ndx & 0x7fffu) > high) high = d.vd_ndx & 0x7fffu;
+    if (!in_file(v, at + d.vd_aux, sizeof a, &off)) return bad(v, "DT_VERDEF runs past the file");
+    memcpy(&a, v->d + off, sizeof a);
+    if (!string_ok(v, di, a.vda_name, "version definition")) return 0;
+    if (!d.vd_next) break;
     at += d.vd_next;
   }
-  at = di->verneed;
-  for (uint64_t i = 0; di->has_verneed && i < di->verneednum; i++) {
+  for (uint64_t at = di->verneed; di->has_verneed;) {
     verneed_t n;
-    if (!in_file(v, at, sizeof n, &off))
-      return bad(v, "DT_VERNEED entry %llu outside the file", (unsigned long long)i);
+    if (++steps > MAX_VERSIONS || !in_file(v, at, sizeof n, &off))
+      return bad(v, "DT_VERNEED runs past the file");
     memcpy(&n, v->d + off, sizeof n);
     if (!string_ok(v, di, n.vn_file, "version need")) return 0;
-    uint64_t aux = at + n.vn_aux;
-    for (unsigned k = 0; k < n.vn_cnt; k++) {
+    for (uint64_t aux = at + n.vn_aux;;) {
       vernaux_t a;
-      if (!in_file(v, aux, sizeof a, &off)) return bad(v, "DT_VERNEED aux entry outside the file");
+      if (++steps > MAX_VERSIONS || !in_file(v, aux, sizeof a, &off))
+        return bad(v, "DT_VERNEED runs past the file");
       memcpy(&a, v->d + off, sizeof a);
       if (!string_ok(v, di, a.vna_name, "version need")) return 0;
+      if ((a.vna_other & 0x7fffu) > high) high = a.vna_other & 0x7fffu;
+      if (!a.vna_next) break;
       aux += a.vna_next;
     }
-    if (!n.vn_next && i + 1 < di->verneednum) return bad(v, "DT_VERNEED list ends early");
+    if (!n.vn_next) break;
     at += n.vn_next;
+  }
+  di->ver_high = high;
+  if (!di->has_versym) return 1;
+  if (!high) return bad(v, "DT_VERSYM without version definitions or needs");
+  if (!in_file(v, di->versym, 2 * di->nsyms, &off)) return bad(v, "DT_VERSYM runs past the file");
+  for (uint64_t i = 0; i < di->nsyms; i++) {
+    uint16_t x;
+    memcpy(&x, v->d + off + 2 * i, 2);
+    if ((x & 0x7fffu) > high)
+      return bad(v, "symbol %llu has an unknown version %u", (unsigned long long)i, x & 0x7fffu);
   }
   return 1;
 }
@@ -447,9 +500,14 @@ static int check_versions(view *v, const dyninfo *di) {
  * IFUNC resolver (which the loader calls) is in code. */
 static int check_reloc(view *v, const dyninfo *di, uint64_t where, uint64_t info, uint64_t addend,
                        const char *table) {
-  if (!in_image(v, where, sizeof(addr_t)))
-    return bad(v, "%s: relocation at 0x%llx outside the loaded segments", table,
-               (unsigned long long)where);
+  /* without text relocations the loader writes only into writable segments */
+  int textrel = di->has[DT_TEXTREL] || (di->val[DT_FLAGS] & DF_TEXTREL);
+  if (!(textrel ? in_image : in_writable)(v, where, sizeof(addr_t)))
+    return bad(v, "%s: relocation at 0x%llx outside the %s segments", table,
+               (unsigned long long)where, textrel ? "loaded" : "writable");
+#ifdef R_COPY
+  if (R_TYPE(info) == R_COPY) return bad(v, "%s: copy relocation in a shared object", table);
+#endif
   /* Symbols past the hashed ones (a table that hashes none) are read too:
    * the entry and its name must be in the file. */
   uint64_t sym = R_SYM(info), off;
@@ -460,6 +518,16 @@ static int check_reloc(view *v, const dyninfo *di, uint64_t where, uint64_t info
       return bad(v, "%s: relocation symbol %llu past the file", table, (unsigned long long)sym);
     memcpy(&s, v->d + off, sizeof s);
     if (!string_ok(v, di, s.st_name, "symbol name")) return 0;
+    uint16_t x;
+    if (di->has_versym) {
+      if (!in_file(v, di->versym + 2 * sym, 2, &off))
+        return bad(v, "%s: relocation symbol %llu has no DT_VERSYM entry", table,
+                   (unsigned long long)sym);
+      memcpy(&x, v->d + off, 2);
+      if ((x & 0x7fffu) > di->ver_high)
+        return bad(v, "%s: relocation symbol %llu has an unknown version", table,
+                   (unsigned long long)sym);
+    }
   }
 #ifdef R_IRELATIVE
   if (R_TYPE(info) == R_IRELATIVE && !in_code(v, addend))

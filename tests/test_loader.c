@@ -354,6 +354,29 @@ static void test_truncated_plugins_rejected(void **state) {
   free(b);
 }
 
+/* Files the fuzzer (fuzz/fuzz_loader.c, dlopen in a child) found that
+ * dlopen faults on after an earlier version of the check let them through:
+ * mutations of a fixture plugin. Each is refused now, for its reason. */
+static void test_fuzz_findings_rejected(void **state) {
+  (void)state;
+  static const char *const cases[][2] = {
+      {"finding_relro_outside_image", "PT_GNU_RELRO 8 lies outside the loaded segments"},
+      {"finding_rela_without_size", "without its size entry"},
+      {"finding_rela_without_entry_size", "a relocation table without its entry size"},
+      {"good_target_stripped.elf", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char path[1200], why[256];
+    snprintf(path, sizeof path, "%s/../fuzz/corpus/loader/%s", HCL_TEST_DATA, cases[i][0]);
+    size_t n;
+    unsigned char *b = slurp(path, &n);
+    int ok = hcl_elf_check(b, n, why, sizeof why);
+    free(b);
+    if (ok != !cases[i][1]) fail_msg("%s: check says %d (%s)", cases[i][0], ok, why);
+    if (cases[i][1]) assert_contains(why, cases[i][1]);
+  }
+}
+
 /* hcl_plugin_load on `path` in a child with a watchdog (a FIFO blocked the
  * old loader's open forever); the child exits 0 when it was refused with
  * `frag` in the message, 1 otherwise, and dies of SIGALRM when it hangs. */
@@ -580,6 +603,7 @@ int main(void) {
       cmocka_unit_test_setup(test_env_path_after_extra, setup),
       cmocka_unit_test_setup(test_sorted_files_and_repeated_dir, setup),
       cmocka_unit_test_setup(test_truncated_plugins_rejected, setup),
+      cmocka_unit_test_setup(test_fuzz_findings_rejected, setup),
       cmocka_unit_test_setup(test_special_entries_listed, setup),
       cmocka_unit_test_setup(test_relative_entry_resolved, setup),
       cmocka_unit_test_setup(test_cli, setup),
