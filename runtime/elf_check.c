@@ -246,6 +246,8 @@ static int check_segments(view *v, phdr_t *dyn) {
                  i, (unsigned long long)ph.p_offset, (unsigned long long)ph.p_offset + ph.p_filesz,
                  v->size);
     if (ph.p_type == PT_LOAD) {
+      /* the loader reads its tables through the mapping */
+      if (!(ph.p_flags & PF_R)) return bad(v, "PT_LOAD %zu is not readable", i);
       if (ph.p_filesz > ph.p_memsz)
         return bad(v, "PT_LOAD %zu: file size %llu exceeds its memory size %llu", i,
                    (unsigned long long)ph.p_filesz, (unsigned long long)ph.p_memsz);
@@ -282,6 +284,9 @@ static int check_segments(view *v, phdr_t *dyn) {
       return bad(v, "%s %zu: file size exceeds memory size", ptype(ph.p_type), i);
     if (!in_image(v, ph.p_vaddr, ph.p_memsz) || !in_file(v, ph.p_vaddr, ph.p_filesz, &off))
       return bad(v, "%s %zu lies outside the loaded segments", ptype(ph.p_type), i);
+    /* a writable PT_DYNAMIC is relocated in place by the loader */
+    if (ph.p_type == PT_DYNAMIC && (ph.p_flags & PF_W) && !in_writable(v, ph.p_vaddr, ph.p_memsz))
+      return bad(v, "PT_DYNAMIC is marked writable but lies in a read-only segment");
     if (ph.p_type == PT_TLS && ph.p_align > 1 && (ph.p_align & (ph.p_align - 1)))
       return bad(v, "PT_TLS alignment %llu is not a power of two", (unsigned long long)ph.p_align);
   }

@@ -1,7 +1,8 @@
-/* Plugin loader: dlopen each *.so of the search path, call hcl_plugin_init
- * with the host table, and check the descriptor before anything else reads
- * it. Every rejection names the file and the reason (llama.cpp learned that
- * a silent skip costs users hours). */
+/* Plugin loader: check each *.so of the search path (a regular file whose
+ * ELF structure dlopen can map without faulting, elf_check.c), dlopen it,
+ * call hcl_plugin_init with the host table, and check the descriptor before
+ * anything else reads it. Every rejection or skipped entry names the file
+ * and the reason (llama.cpp learned that a silent skip costs users hours). */
 #include "elf_check.h"
 #include "internal.h"
 

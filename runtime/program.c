@@ -1,6 +1,7 @@
 /* OpenCL programs: the common library prepended to every source, and an
  * on-disk binary cache (ANCHORS 3.2). The cache is an optimisation only: an
- * entry that is missing, corrupt or refused by the driver is deleted and the
+ * entry that is missing, corrupt, not a regular file, another program's (its
+ * header carries its key) or refused by the driver is deleted and the
  * program rebuilt from source, so a bad cache never fails a run. */
 #include "program_cache.h"
 #include "sha256.h"

@@ -14,6 +14,11 @@
  * vendor string, and its generic defaults are 5-9x slower there. GEMMK=1 is
  * never used on PoCL (it fails CLBlast's own tuner verification).
  *
+ * CLBlast takes any integers and then builds broken kernels (or divides by
+ * zero), so the values are checked first against the constraints of its own
+ * tuner; a file that fails those checks, or later the self-check, is skipped
+ * with one warning and the defaults below apply: a bad file never fails runs.
+ *
  * CLBlast keeps overrides per device for the whole process, so each device is
  * configured once; the list below also tells the self-check (blas.c) that the
  * large-matrix kernel runs with parameters that CLBlast never shipped. */
