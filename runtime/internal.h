@@ -312,6 +312,27 @@ char *hcl_file_text(const char *path);
 void hcl_path_stem(const char *path, char *out, size_t len);
 /* Create a directory and its missing parents (like mkdir -p). */
 hcl_status hcl_mkdir_p(hcl_ctx *ctx, const char *path);
+/* write(2) all of data to fd; a failure names path and the OS error. */
+hcl_status hcl_write_fd(hcl_ctx *ctx, int fd, const void *data, size_t len, const char *path);
+/* fsync the folder holding path, so a rename or a new file in it is durable. */
+hcl_status hcl_sync_parent(hcl_ctx *ctx, const char *path);
+/* The temporary name of path, <dir>/.<name>.tmp, into tmp; -1 when too long. */
+int hcl_tmp_name(const char *path, char *tmp, size_t len);
+/* Replace path with data durably: <dir>/.<name>.tmp, write, fsync, rename,
+ * fsync the folder. On failure the temporary is removed and path untouched. */
+hcl_status hcl_file_replace(hcl_ctx *ctx, const char *path, const void *data, size_t len);
+/* A growing in-memory file (open_memstream): format into f, then close. */
+typedef struct hcl_membuf {
+  char *data;
+  size_t len;
+  FILE *f;
+} hcl_membuf;
+/* Start an empty buffer; NULL when out of memory. */
+FILE *hcl_membuf_open(hcl_membuf *m);
+/* Close the stream: data/len hold the text (HCL_ERR_NOMEM if a write failed). */
+hcl_status hcl_membuf_close(hcl_ctx *ctx, hcl_membuf *m);
+/* Release the buffer (and the stream if still open). */
+void hcl_membuf_free(hcl_membuf *m);
 
 /* ---- small JSON writer (json.c) ------------------------------------------ */
 /* Append a JSON string literal of s (quoted, escaped) to f. */

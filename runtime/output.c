@@ -3,6 +3,7 @@
 #include "output.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -18,48 +19,76 @@ static void slug(const char *in, char *out, size_t len) {
   out[j] = 0;
 }
 
+hcl_status hcl_out_check_parent(hcl_ctx *ctx, const char *parent, size_t extra) {
+  size_t n = strlen(parent), max = HCL_RUN_DIR_MAX - HCL_OUT_ROOM - extra;
+  if (n <= max) return HCL_OK;
+  /* refused, never cut: a cut name would land in another run's directory */
+  return hcl_fail(ctx, HCL_ERR_CONFIG,
+                  "--out / [run] out '%.40s...' is too long: %zu characters (at most %zu: a run "
+                  "directory's path is limited to %d bytes, below PATH_MAX = %d)",
+                  parent, n, max, HCL_RUN_DIR_MAX, PATH_MAX);
+}
+
 hcl_status hcl_out_open(hcl_ctx *ctx, hcl_run_out *o, const char *parent, const char *name) {
+  o->ctx = ctx;
+  o->metrics_open = 0;
+  HCL_TRY(hcl_out_check_parent(ctx, parent, 0));
   HCL_TRY(hcl_mkdir_p(ctx, parent));
   char stamp[32], n[128], d[96];
   time_t now = time(NULL);
   strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime(&now));
   slug(name, n, sizeof n);
   slug(ctx->dev.id, d, sizeof d);
-  for (int k = 1; k < 1000; k++) {
-    if (k == 1)
-      snprintf(o->dir, sizeof o->dir, "%s/%s_%s_%s", parent, stamp, n, d);
-    else
-      snprintf(o->dir, sizeof o->dir, "%s/%s_%s_%s-%d", parent, stamp, n, d, k);
-    if (mkdir(o->dir, 0777) == 0) break; /* mkdir is atomic: never reuse a directory */
-    if (errno != EEXIST)
+  int made = 0;
+  for (int k = 1; k < 1000 && !made; k++) {
+    int len = k == 1 ? snprintf(o->dir, sizeof o->dir, "%s/%s_%s_%s", parent, stamp, n, d)
+                     : snprintf(o->dir, sizeof o->dir, "%s/%s_%s_%s-%d", parent, stamp, n, d, k);
+    if (len < 0 || (size_t)len >= sizeof o->dir) /* checked above; never write a cut name */
+      return hcl_fail(ctx, HCL_ERR_CONFIG, "%.80s...: run directory path longer than PATH_MAX",
+                      parent);
+    if (mkdir(o->dir, 0777) == 0)
+      made = 1; /* mkdir fails on an existing directory: a run never reuses one */
+    else if (errno != EEXIST)
       return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot create: %s", o->dir, strerror(errno));
   }
-  char p[1100];
-  snprintf(p, sizeof p, "%s/metrics.jsonl", o->dir);
-  o->metrics = fopen(p, "w");
-  if (!o->metrics) return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot write: %s", p, strerror(errno));
+  if (!made)
+    return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot create a new run directory: 999 names taken",
+                    o->dir);
+  HCL_TRY(hcl_sync_parent(ctx, o->dir));
+  if (snprintf(o->metrics_path, sizeof o->metrics_path, "%s/metrics.jsonl", o->dir) >=
+      (int)sizeof o->metrics_path) /* HCL_OUT_ROOM leaves room: cannot happen */
+    return hcl_fail(ctx, HCL_ERR_IO, "%s: path longer than PATH_MAX", o->dir);
+  o->metrics_fd = open(o->metrics_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0666);
+  if (o->metrics_fd < 0)
+    return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot write: %s", o->metrics_path, strerror(errno));
+  o->metrics_open = 1;
   return HCL_OK;
 }
 
-void hcl_out_close(hcl_run_out *o) {
-  if (o->metrics) fclose(o->metrics);
-  o->metrics = NULL;
+hcl_status hcl_out_close(hcl_run_out *o) {
+  if (!o->metrics_open) return HCL_OK;
+  o->metrics_open = 0;
+  int bad = fsync(o->metrics_fd), e = errno;
+  if (close(o->metrics_fd) && !bad) bad = 1, e = errno;
+  return bad ? hcl_fail(o->ctx, HCL_ERR_IO, "%s: cannot write: %s", o->metrics_path, strerror(e))
+             : HCL_OK;
 }
 
-/* Write f through a temporary file and rename, so a reader never sees half. */
-static FILE *open_tmp(const hcl_run_out *o, const char *file, char *tmp, size_t len) {
-  snprintf(tmp, len, "%s/.%s.tmp", o->dir, file);
-  return fopen(tmp, "w");
+/* Format a whole file in memory, then replace it on disk in one durable step. */
+static FILE *begin(hcl_ctx *ctx, hcl_membuf *m) {
+  FILE *f = hcl_membuf_open(m);
+  if (!f) hcl_fail(ctx, HCL_ERR_NOMEM, "out of host memory");
+  return f;
 }
 
-static hcl_status commit_tmp(hcl_ctx *ctx, const hcl_run_out *o, const char *file, FILE *f,
-                             const char *tmp) {
-  char dst[1100];
-  snprintf(dst, sizeof dst, "%s/%s", o->dir, file);
-  int bad = ferror(f);
-  if (fclose(f) || bad || rename(tmp, dst))
-    return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot write: %s", dst, strerror(errno));
-  return HCL_OK;
+static hcl_status commit(hcl_ctx *ctx, const hcl_run_out *o, const char *file, hcl_membuf *m) {
+  char dst[PATH_MAX];
+  hcl_status rc = hcl_membuf_close(ctx, m);
+  if (rc == HCL_OK && snprintf(dst, sizeof dst, "%s/%s", o->dir, file) >= (int)sizeof dst)
+    rc = hcl_fail(ctx, HCL_ERR_IO, "%s: path longer than PATH_MAX", o->dir);
+  if (rc == HCL_OK) rc = hcl_file_replace(ctx, dst, m->data, m->len);
+  hcl_membuf_free(m);
+  return rc;
 }
 
 static void write_section(FILE *f, const hcl_params *p) {
@@ -86,9 +115,9 @@ static void write_plugin(FILE *f, const hcl_plugin *pl) {
 }
 
 hcl_status hcl_out_manifest(hcl_ctx *ctx, const hcl_run_out *o, const hcl_manifest *m) {
-  char tmp[1100];
-  FILE *f = open_tmp(o, "manifest.json", tmp, sizeof tmp);
-  if (!f) return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+  hcl_membuf mb;
+  FILE *f = begin(ctx, &mb);
+  if (!f) return HCL_ERR_NOMEM;
   char stamp[32];
   time_t now = time(NULL);
   strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
@@ -157,7 +186,7 @@ hcl_status hcl_out_manifest(hcl_ctx *ctx, const hcl_run_out *o, const hcl_manife
       hcl_json_str(f, ctx->notes[i].value);
   }
   fputs("}\n}\n", f);
-  return commit_tmp(ctx, o, "manifest.json", f, tmp);
+  return commit(ctx, o, "manifest.json", &mb);
 }
 
 /* hcl_metric_sink.write: one JSON object per replica. */
@@ -165,7 +194,9 @@ static hcl_status sink_write(void *user, uint64_t step, uint64_t samples, const 
                              double lr, double wall_s, size_t n, const char *const *names,
                              const double *values, uint32_t R) {
   hcl_run_out *o = user;
-  FILE *f = o->metrics;
+  hcl_membuf mb;
+  FILE *f = begin(o->ctx, &mb);
+  if (!f) return HCL_ERR_NOMEM;
   for (uint32_t r = 0; r < R; r++) {
     fprintf(f, "{\"step\":%llu,\"samples\":%llu,\"replica\":%u,\"seed\":%llu,\"phase\":",
             (unsigned long long)step, (unsigned long long)samples, r,
@@ -183,8 +214,16 @@ static hcl_status sink_write(void *user, uint64_t step, uint64_t samples, const 
     }
     fputs("}\n", f);
   }
-  fflush(f); /* a crash or Ctrl-C keeps every line written so far */
-  return ferror(f) ? HCL_ERR_IO : HCL_OK;
+  /* one write(2) per evaluation: a crash or Ctrl-C keeps every line written
+   * so far; a failure names the file and the OS error */
+  hcl_status rc = hcl_membuf_close(o->ctx, &mb);
+  off_t before = lseek(o->metrics_fd, 0, SEEK_END);
+  if (rc == HCL_OK) rc = hcl_write_fd(o->ctx, o->metrics_fd, mb.data, mb.len, o->metrics_path);
+  if (rc != HCL_OK && before >= 0 && ftruncate(o->metrics_fd, before)) {
+    /* the torn tail stays; readers skip a line without its newline */
+  }
+  hcl_membuf_free(&mb);
+  return rc;
 }
 
 hcl_metric_sink hcl_out_sink(hcl_run_out *o) {
@@ -194,9 +233,9 @@ hcl_metric_sink hcl_out_sink(hcl_run_out *o) {
 
 hcl_status hcl_out_summary(hcl_ctx *ctx, const hcl_run_out *o, const hcl_trainer *t,
                            const char *status, const char *error) {
-  char tmp[1100];
-  FILE *f = open_tmp(o, "summary.json", tmp, sizeof tmp);
-  if (!f) return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+  hcl_membuf mb;
+  FILE *f = begin(ctx, &mb);
+  if (!f) return HCL_ERR_NOMEM;
   double wall = t->t0 > 0 ? hcl_now() - t->t0 : 0;
   fputs("{\n\"status\":", f);
   hcl_json_str(f, status);
@@ -239,5 +278,5 @@ hcl_status hcl_out_summary(hcl_ctx *ctx, const hcl_run_out *o, const hcl_trainer
     fputc('}', f);
   }
   fputs("}\n}\n", f);
-  return commit_tmp(ctx, o, "summary.json", f, tmp);
+  return commit(ctx, o, "summary.json", &mb);
 }

@@ -2,8 +2,12 @@
 #include "output.h"
 #include "schema.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct run_state {
   hcl_config cfg;
@@ -116,8 +120,14 @@ static hcl_status train_config(run_state *s) {
   c->optim.beta1 = (float)hcl_param_double(tr, "beta1");
   c->optim.beta2 = (float)hcl_param_double(tr, "beta2");
   c->optim.eps = (float)hcl_param_double(tr, "eps");
-  c->eval_every = (uint64_t)hcl_param_int(ev, "every");
+  const char *every = hcl_param_str(ev, "every");
+  if (hcl_eval_every_parse(every, &c->eval_every, &c->eval_log))
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                    "%s: [eval] every = '%s': expected a step count (0 to 1e15) or log:N "
+                    "(N from 2 to 1000000 evaluations spaced in log(step))",
+                    s->cfg.path, every);
   c->test_size = (uint64_t)hcl_param_int(ev, "test_size");
+  c->val_size = (uint64_t)hcl_param_int(ev, "val_size");
   c->probes = hcl_param_bool(ev, "probes");
   c->eval_batch = (uint64_t)hcl_param_int(ev, "batch");
   HCL_TRY(make_seeds(s));
@@ -226,7 +236,8 @@ static hcl_status create_plugins(run_state *s) {
                      .params = &s->target_p,
                      .train_size = s->tc.train_size,
                      .test_size = s->tc.test_size,
-                     .max_batch = s->tc.batch > s->tc.eval_batch ? s->tc.batch : s->tc.eval_batch};
+                     .max_batch = s->tc.batch > s->tc.eval_batch ? s->tc.batch : s->tc.eval_batch,
+                     .val_size = s->tc.val_size};
   const hcl_target_vt *tvt = s->tpl->desc->vt;
   const hcl_model_vt *mvt = s->mpl->desc->vt;
   hcl_status rc = tvt->create(s->ctx, &setup, &s->target);
@@ -244,7 +255,7 @@ static hcl_status create_plugins(run_state *s) {
   return HCL_OK;
 }
 
-static void write_manifest(run_state *s, const char *status, const char *error) {
+static hcl_status write_manifest(run_state *s, const char *status, const char *error) {
   const hcl_params *secs[] = {&s->run, &s->runtime, &s->target_p, &s->model_p, &s->train, &s->eval};
   hcl_manifest m = {.status = status,
                     .error = error,
@@ -256,8 +267,7 @@ static void write_manifest(run_state *s, const char *status, const char *error) 
                     .replicas = s->tc.replicas,
                     .seeds = s->seeds,
                     .n_params = s->t.n_params};
-  if (hcl_out_manifest(s->ctx, &s->out, &m) != HCL_OK)
-    hcl_log(s->ctx, HCL_LOG_ERROR, "%s", s->ctx->errmsg);
+  return hcl_out_manifest(s->ctx, &s->out, &m);
 }
 
 static void cleanup(run_state *s) {
@@ -294,6 +304,12 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
     cleanup(s);
     return rc;
   }
+  const char *parent = opt->out_dir && *opt->out_dir ? opt->out_dir : hcl_param_str(&s->run, "out");
+  if ((rc = hcl_out_check_parent(NULL, parent, 0)) != HCL_OK) { /* before any work, never cut */
+    err_out(rc, NULL, err, errlen);
+    cleanup(s);
+    return rc;
+  }
   if (opt->dry_run) {
     cleanup(s);
     return HCL_OK;
@@ -314,7 +330,6 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
     snprintf(name, sizeof name, "%s", rn);
   else
     hcl_path_stem(opt->config_path, name, sizeof name);
-  const char *parent = opt->out_dir && *opt->out_dir ? opt->out_dir : hcl_param_str(&s->run, "out");
   s->t.ctx = s->ctx;
   s->t.cfg = &s->tc;
   s->t.stop = opt->stop;
@@ -328,18 +343,30 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
   snprintf(opt->run_dir, sizeof opt->run_dir, "%s", s->out.dir);
   s->t.sink = hcl_out_sink(&s->out);
   rc = hcl_trainer_init(&s->t);
-  if (rc == HCL_OK) {
-    write_manifest(s, "running", NULL);
-    rc = hcl_trainer_run(&s->t);
-  }
-  const char *status = rc == HCL_OK                ? "completed"
-                       : rc == HCL_ERR_INTERRUPTED ? "interrupted"
-                                                   : "failed";
+  if (rc == HCL_OK) rc = write_manifest(s, "running", NULL); /* no run without its record */
+  if (rc == HCL_OK) rc = hcl_trainer_run(&s->t);
+  /* The final writes: metrics.jsonl to disk, then summary.json, then the
+   * manifest. A run whose results are not all on disk has not completed:
+   * the first failure is the run's error (file and OS error), later writes
+   * still try to record it, and no .tmp file is left behind. */
   char msg[HCL_ERRMSG_MAX];
   snprintf(msg, sizeof msg, "%s", rc == HCL_OK ? "" : s->ctx->errmsg);
-  if (hcl_out_summary(s->ctx, &s->out, &s->t, status, msg) != HCL_OK)
-    hcl_log(s->ctx, HCL_LOG_ERROR, "%s", s->ctx->errmsg);
-  write_manifest(s, status, msg);
+  hcl_status wrc = hcl_out_close(&s->out);
+  if (wrc != HCL_OK && (rc == HCL_OK || rc == HCL_ERR_INTERRUPTED)) {
+    rc = wrc;
+    snprintf(msg, sizeof msg, "%s", s->ctx->errmsg);
+  }
+  for (int file = 0; file < 2; file++) {
+    const char *status = rc == HCL_OK                ? "completed"
+                         : rc == HCL_ERR_INTERRUPTED ? "interrupted"
+                                                     : "failed";
+    wrc = file == 0 ? hcl_out_summary(s->ctx, &s->out, &s->t, status, msg)
+                    : write_manifest(s, status, msg);
+    if (wrc != HCL_OK && (rc == HCL_OK || rc == HCL_ERR_INTERRUPTED)) {
+      rc = wrc;
+      snprintf(msg, sizeof msg, "%s", s->ctx->errmsg);
+    }
+  }
   if (rc != HCL_OK) snprintf(err, errlen, "%s (results so far in %s)", msg, s->out.dir);
   cleanup(s);
   return rc;
@@ -347,8 +374,13 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
 
 /* ---- hiercl sample ------------------------------------------------------- */
 
-static hcl_status write_samples(hcl_ctx *ctx, FILE *f, const char *format, const float *x,
-                                const float *y, size_t n, size_t xs, size_t yd, int header) {
+/* Format n samples (or the header) in memory and write(2) them to fd. */
+static hcl_status write_samples(hcl_ctx *ctx, int fd, const char *label, const char *format,
+                                const float *x, const float *y, size_t n, size_t xs, size_t yd,
+                                int header) {
+  hcl_membuf mb;
+  FILE *f = hcl_membuf_open(&mb);
+  if (!f) return hcl_fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   if (!strcmp(format, "npy")) {
     if (header) {
       char h[256];
@@ -361,31 +393,34 @@ static hcl_status write_samples(hcl_ctx *ctx, FILE *f, const char *format, const
       fputc(hl & 0xff, f);
       fputc(hl >> 8, f);
       fprintf(f, "%s%*s\n", h, pad, "");
-      return HCL_OK;
+    } else {
+      for (size_t i = 0; i < n; i++) {
+        fwrite(x + i * xs, sizeof(float), xs, f);
+        fwrite(y + i * yd, sizeof(float), yd, f);
+      }
     }
-    for (size_t i = 0; i < n; i++) {
-      fwrite(x + i * xs, sizeof(float), xs, f);
-      fwrite(y + i * yd, sizeof(float), yd, f);
-    }
+  } else if (header) {
+    for (size_t j = 0; j < xs; j++) fprintf(f, "x%zu,", j);
+    for (size_t j = 0; j < yd; j++) fprintf(f, "y%zu%s", j, j + 1 < yd ? "," : "\n");
   } else {
-    if (header) {
-      for (size_t j = 0; j < xs; j++) fprintf(f, "x%zu,", j);
-      for (size_t j = 0; j < yd; j++) fprintf(f, "y%zu%s", j, j + 1 < yd ? "," : "\n");
-      return HCL_OK;
-    }
     for (size_t i = 0; i < n; i++) {
       for (size_t j = 0; j < xs; j++) fprintf(f, "%.9g,", x[i * xs + j]);
       for (size_t j = 0; j < yd; j++) fprintf(f, "%.9g%s", y[i * yd + j], j + 1 < yd ? "," : "\n");
     }
   }
-  return ferror(f) ? hcl_fail(ctx, HCL_ERR_IO, "write error") : HCL_OK;
+  hcl_status rc = hcl_membuf_close(ctx, &mb);
+  if (rc == HCL_OK) rc = hcl_write_fd(ctx, fd, mb.data, mb.len, label);
+  hcl_membuf_free(&mb);
+  return rc;
 }
 
 hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, const char *format,
                           const char *path, char *err, size_t errlen) {
   run_state *s = calloc(1, sizeof *s);
   if (!s) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
-  FILE *f = NULL;
+  int fd = -1, to_file = path && strcmp(path, "-");
+  const char *label = to_file ? path : "stdout";
+  char tmp[PATH_MAX] = "";
   float *hx = NULL, *hy = NULL;
   hcl_buf bx = {0}, by = {0};
   hcl_status rc = load_config(s, opt);
@@ -408,7 +443,8 @@ hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, con
                      .params = &s->target_p,
                      .train_size = s->tc.train_size,
                      .test_size = s->tc.test_size,
-                     .max_batch = chunk};
+                     .max_batch = chunk,
+                     .val_size = s->tc.val_size};
   const hcl_target_vt *tvt = s->tpl->desc->vt;
   if ((rc = tvt->create(s->ctx, &setup, &s->target)) != HCL_OK) {
     plugin_fail(s, rc, "target", s->tpl->desc->name);
@@ -419,9 +455,14 @@ hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, con
   if ((rc = tvt->info(s->target, &ti)) != HCL_OK) goto fail;
   size_t xs = 1, yd = ti.y_dim ? ti.y_dim : 1;
   for (uint32_t i = 0; i < ti.x.rank; i++) xs *= ti.x.dims[i];
-  f = path && strcmp(path, "-") ? fopen(path, "wb") : stdout;
-  if (!f) {
-    rc = hcl_fail(s->ctx, HCL_ERR_IO, "%s: cannot write", path);
+  /* a file is written as <dir>/.<name>.tmp and renamed when whole: a
+   * failed write never leaves a file that looks complete */
+  fd = !to_file ? STDOUT_FILENO
+       : hcl_tmp_name(path, tmp, sizeof tmp)
+           ? (errno = ENAMETOOLONG, -1)
+           : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    rc = hcl_fail(s->ctx, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     goto fail;
   }
   hx = malloc(chunk * xs * sizeof(float));
@@ -432,21 +473,33 @@ hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, con
   }
   if ((rc = hcl_buf_alloc(s->ctx, chunk * xs * sizeof(float), &bx)) != HCL_OK ||
       (rc = hcl_buf_alloc(s->ctx, chunk * yd * sizeof(float), &by)) != HCL_OK ||
-      (rc = write_samples(s->ctx, f, format, NULL, NULL, n, xs, yd, 1)) != HCL_OK)
+      (rc = write_samples(s->ctx, fd, label, format, NULL, NULL, n, xs, yd, 1)) != HCL_OK)
     goto fail;
   for (uint64_t first = 0; first < n; first += chunk) {
     size_t k = n - first < chunk ? (size_t)(n - first) : chunk;
     if ((rc = tvt->sample(s->target, stream, first, k, bx, by)) != HCL_OK ||
         (rc = hcl_buf_read(s->ctx, bx, hx, k * xs * sizeof(float))) != HCL_OK ||
         (rc = hcl_buf_read(s->ctx, by, hy, k * yd * sizeof(float))) != HCL_OK ||
-        (rc = write_samples(s->ctx, f, format, hx, hy, k, xs, yd, 0)) != HCL_OK)
+        (rc = write_samples(s->ctx, fd, label, format, hx, hy, k, xs, yd, 0)) != HCL_OK)
       goto fail;
+  }
+  if (to_file) { /* whole: to disk, then under its name */
+    int bad = fsync(fd), e = errno;
+    if (close(fd) && !bad) bad = 1, e = errno;
+    fd = -1;
+    if (!bad && rename(tmp, path)) bad = 1, e = errno;
+    if (bad) {
+      rc = hcl_fail(s->ctx, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(e));
+      goto fail;
+    }
+    if ((rc = hcl_sync_parent(s->ctx, path)) != HCL_OK) goto fail;
   }
   goto done;
 fail:
   err_out(rc, s->ctx, err, errlen);
+  if (to_file && fd >= 0) close(fd);
+  if (to_file && tmp[0]) unlink(tmp); /* no partial file under any name */
 done:
-  if (f && f != stdout) fclose(f);
   free(hx);
   free(hy);
   hcl_buf_free(s->ctx, &bx);

@@ -71,10 +71,15 @@ const hcl_param_desc hcl_schema_train[] = {
     {NULL, 0, NULL, 0, 0, NULL, NULL}};
 
 const hcl_param_desc hcl_schema_eval[] = {
-    {"every", HCL_PARAM_INT, "1000", 0, 1e15, NULL,
-     "evaluate every N steps (0: start and end only)"},
+    {"every", HCL_PARAM_STRING, "1000", UNB, NULL,
+     "N: evaluate every N steps (0: start and end only); log:N: about N evaluations evenly "
+     "spaced in log(step), at step 0 and the distinct steps round(steps^(k/(N-1))), "
+     "k = 0..N-1 (so step 1 and the last step), for learning curves on a log axis"},
     {"test_size", HCL_PARAM_INT, "10000", 0, 1e12, NULL,
      "test samples (a stream disjoint from training)"},
+    {"val_size", HCL_PARAM_INT, "0", 0, 1e12, NULL,
+     "validation samples (a third stream, disjoint from training and test): their loss is "
+     "val_loss in metrics.jsonl and summary.json; 0 = off"},
     {"batch", HCL_PARAM_INT, "0", 0, 1e7, NULL,
      "samples per evaluation chunk (0: automatic, 32768 / replicas, at least 256)"},
     {"probes", HCL_PARAM_BOOL, "true", UNB, NULL, "run the target's and model's probes"},

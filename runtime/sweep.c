@@ -1,12 +1,16 @@
 /* hcl_sweep: a grid of runs ([sweep] section or --grid), seeds batched as
  * replicas of one run, resumable, with the sample-complexity estimate P*. */
 #include "sweep.h"
+#include "output.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_AXES 8
 #define MAX_VALUES 256
@@ -254,21 +258,80 @@ static int json_get(const char *line, const char *key, double *v) {
   return end != p;
 }
 
-/* Append one line per replica of a finished (or failed) run to sweep.jsonl. */
-static void record(FILE *out, const sweep *sw, const size_t *pts, const unsigned char *skip,
-                   const char *run_dir, const char *status, const char *error,
-                   const uint64_t *seeds, size_t R) {
-  char path[1200];
-  snprintf(path, sizeof path, "%s/summary.json", run_dir);
-  char *sum = *run_dir ? hcl_file_text(path) : NULL;
+/* Whether a sweep.jsonl line is a whole record (as record() writes it); a
+ * completed one must carry its metrics. A torn or foreign line is neither. */
+static int line_ok(const char *line, size_t len) {
+  static const char head[] = "{\"point\":{";
+  if (len < sizeof head || strncmp(line, head, sizeof head - 1) || line[len - 1] != '}') return 0;
+  char buf[128];
+  const char *need[] = {"\"key\":\"", "\"seed\":", "\"status\":\""};
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(buf, sizeof buf, "%s", need[i]);
+    const char *p = strstr(line, buf);
+    if (!p || p >= line + len) return 0;
+  }
+  const char *st = strstr(line, "\"status\":\"completed\"");
+  if (st && st < line + len) {
+    const char *m = strstr(line, "\"best_test_loss\":");
+    if (!m || m >= line + len) return 0;
+  }
+  return 1;
+}
+
+/* Whether a (NUL-terminated) line is a whole record of a completed run. */
+static int line_completed(const char *line) {
+  return strstr(line, "\"status\":\"completed\"") && line_ok(line, strlen(line));
+}
+
+/* The text of the replica object r in summary.json ("best_test_loss" on,
+ * without braces), or NULL when the summary lacks it. */
+static const char *replica_metrics(const char *rep, size_t r, int *len) {
+  if (!rep) return NULL;
+  char pat[48];
+  snprintf(pat, sizeof pat, "{\"replica\":%zu,", r);
+  const char *obj = strstr(rep, pat);
+  const char *end = obj ? strchr(obj, '}') : NULL;
+  const char *m = obj ? strstr(obj, "\"best_test_loss\"") : NULL;
+  if (!m || !end || m > end) return NULL;
+  *len = (int)(end - m);
+  return m;
+}
+
+/* Append one line per replica of a finished (or failed) run to sweep.jsonl
+ * (fd, opened for appending), after the run's summary.json is on disk: one
+ * write(2) and an fsync, so a point is recorded done only when its metrics
+ * are durable. A run recorded "completed" carries its metrics, else it is
+ * recorded "failed". On a write failure the file is cut back to its length
+ * before, and the error names it. */
+static hcl_status record(int fd, const char *jsonl, const sweep *sw, const size_t *pts,
+                         const unsigned char *skip, const char *run_dir, const char *status,
+                         const char *error, const uint64_t *seeds, size_t R) {
+  char path[PATH_MAX + 64];
+  int pl = snprintf(path, sizeof path, "%s/summary.json", run_dir);
+  char *sum = *run_dir && pl < (int)sizeof path ? hcl_file_text(path) : NULL;
   const char *rep = sum ? strstr(sum, "\"replicas\":[") : NULL;
+  int sum_completed = sum && strstr(sum, "\"status\":\"completed\"");
   double task_classes = 0, n_classes = 0;
   if (sum && strstr(sum, "\"task\":\"classes\"")) task_classes = 1;
   if (sum && strstr(sum, "\"task\":\"binary\"")) task_classes = 2;
   if (sum) json_get(sum, "n_classes", &n_classes);
+  hcl_membuf mb;
+  FILE *out = hcl_membuf_open(&mb);
+  if (!out) {
+    free(sum);
+    return hcl_fail(NULL, HCL_ERR_NOMEM, "out of host memory");
+  }
   for (size_t r = 0; r < R; r++) {
     if (skip && skip[r]) continue; /* recorded by an earlier, resumed sweep */
     size_t p = pts[r];
+    int mlen = 0;
+    const char *metrics = replica_metrics(rep, r, &mlen);
+    const char *st = status, *why = error;
+    char missing[PATH_MAX + 64];
+    if (!strcmp(status, "completed") && (!sum_completed || !metrics)) {
+      snprintf(missing, sizeof missing, "%.*s: no completed metrics for replica %zu", pl, path, r);
+      st = "failed", why = missing; /* never "completed" without its numbers */
+    }
     char key[1024];
     point_key(sw, p, -1, key, sizeof key);
     fputs("{\"point\":{", out);
@@ -284,34 +347,32 @@ static void record(FILE *out, const sweep *sw, const size_t *pts, const unsigned
     fputs("},\"key\":", out);
     hcl_json_str(out, key);
     fprintf(out, ",\"seed\":%llu,\"status\":", (unsigned long long)seeds[r]);
-    hcl_json_str(out, status);
+    hcl_json_str(out, st);
     fputs(",\"run_dir\":", out);
     hcl_json_str(out, run_dir);
-    if (error && *error) {
+    if (why && *why) {
       fputs(",\"error\":", out);
-      hcl_json_str(out, error);
+      hcl_json_str(out, why);
     }
     fprintf(out, ",\"task\":\"%s\",\"n_classes\":%d",
             task_classes == 1   ? "classes"
             : task_classes == 2 ? "binary"
                                 : "regression",
             (int)n_classes);
-    /* the replica's object in summary.json: copy its metrics */
-    const char *obj = NULL;
-    if (rep) {
-      char pat[48];
-      snprintf(pat, sizeof pat, "{\"replica\":%zu,", r);
-      obj = strstr(rep, pat);
-    }
-    if (obj) {
-      const char *end = strchr(obj, '}');
-      const char *m = strstr(obj, "\"best_test_loss\"");
-      if (m && end && m < end) fprintf(out, ",%.*s", (int)(end - m), m);
-    }
+    if (metrics) fprintf(out, ",%.*s", mlen, metrics); /* the replica's summary metrics */
     fputs("}\n", out);
   }
-  fflush(out);
   free(sum);
+  hcl_status rc = hcl_membuf_close(NULL, &mb);
+  off_t before = lseek(fd, 0, SEEK_END);
+  if (rc == HCL_OK) rc = hcl_write_fd(NULL, fd, mb.data, mb.len, jsonl);
+  if (rc == HCL_OK && fsync(fd))
+    rc = hcl_fail(NULL, HCL_ERR_IO, "%s: cannot write: %s", jsonl, strerror(errno));
+  if (rc != HCL_OK && before >= 0 && ftruncate(fd, before)) {
+    /* cannot cut it back: the next resume drops the torn line */
+  }
+  hcl_membuf_free(&mb);
+  return rc;
 }
 
 /* ---- P*: smallest P with metric <= threshold, log-interpolated -------------- */
@@ -344,54 +405,74 @@ static int cmp_dbl(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* The index of seed in seeds[0..nS), or nS. */
+static size_t seed_index(const char *line, const uint64_t *seeds, size_t nS) {
+  const char *p = strstr(line, "\"seed\":");
+  if (!p) return nS;
+  unsigned long long v = strtoull(p + 7, NULL, 10);
+  size_t k = 0;
+  while (k < nS && seeds[k] != v) k++;
+  return k;
+}
+
+/* The point whose key a line carries, or np. */
+static size_t line_point(const sweep *sw, const char *line, size_t np) {
+  const char *kp = strstr(line, "\"key\":\"");
+  if (!kp) return np;
+  kp += 7;
+  for (size_t p = 0; p < np; p++) {
+    char key[1024];
+    point_key(sw, p, -1, key, sizeof key);
+    size_t kl = strlen(key);
+    if (!strncmp(kp, key, kl) && kp[kl] == '"') return p;
+  }
+  return np;
+}
+
 /* Read sweep.jsonl back and write table.tsv (mean and sd over seeds per
- * point) and pstar.json (per group of the other keys); print the table. */
-static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty) {
-  char path[1200];
+ * point) and pstar.json (per group of the other keys); print the table.
+ * Only whole records of completed runs count, one per (point, seed), in
+ * seed order (so a resumed sweep gives the same bytes as one that never
+ * stopped). A point is given a mean only when every seed is in; a group a
+ * P* only when every point is. Both files are replaced atomically. */
+static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const uint64_t *seeds,
+                            size_t nS) {
+  char path[PATH_MAX + 64];
   snprintf(path, sizeof path, "%s/sweep.jsonl", dir);
   char *text = hcl_file_text(path);
-  if (!text) return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot read", path);
+  if (!text) return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
   size_t np = n_points(sw);
   double *mean = calloc(np, sizeof *mean), *sd = calloc(np, sizeof *sd);
+  double *val = calloc(np * nS, sizeof *val);
   size_t *cnt = calloc(np, sizeof *cnt);
+  unsigned char *have = calloc(np * nS, 1); /* a null metric is a value too (NaN) */
+  if (!mean || !sd || !val || !cnt || !have) {
+    free(mean), free(sd), free(val), free(cnt), free(have), free(text);
+    return hcl_fail(NULL, HCL_ERR_NOMEM, "out of host memory");
+  }
   char metric[32] = "";
   double thr = sw->threshold, nc = 0;
   int classes = 0, binary = 0;
-  /* pass 1: find the metric and threshold; pass 2 and 3: mean, sd */
-  for (int pass = 0; pass < 3; pass++) {
+  /* pass 0: the task (metric and threshold); pass 1: each (point, seed)'s value */
+  for (int pass = 0; pass < 2; pass++) {
     for (char *line = text; line && *line;) {
       char *nl = strchr(line, '\n');
-      if (nl) *nl = 0;
-      if (strstr(line, "\"status\":\"completed\"")) {
+      if (!nl) break; /* a line without its newline is torn: not a record */
+      *nl = 0;
+      if (line_completed(line)) {
+        double v;
         if (pass == 0) {
           classes |= strstr(line, "\"task\":\"classes\"") != NULL;
           binary |= strstr(line, "\"task\":\"binary\"") != NULL;
-          double v;
           if (json_get(line, "n_classes", &v)) nc = v;
         } else {
-          const char *kp = strstr(line, "\"key\":\"");
-          double v;
-          if (kp && json_get(line, metric, &v)) {
-            kp += 7;
-            for (size_t p = 0; p < np; p++) {
-              char key[1024];
-              point_key(sw, p, -1, key, sizeof key);
-              size_t kl = strlen(key);
-              if (!strncmp(kp, key, kl) && kp[kl] == '"') {
-                if (pass == 1) {
-                  mean[p] += v;
-                  cnt[p]++;
-                } else {
-                  sd[p] += (v - mean[p]) * (v - mean[p]);
-                }
-                break;
-              }
-            }
-          }
+          size_t p = line_point(sw, line, np), k = seed_index(line, seeds, nS);
+          if (p < np && k < nS && json_get(line, metric, &v))
+            val[p * nS + k] = v, have[p * nS + k] = 1; /* the last record of a pair wins */
         }
       }
-      if (nl) *nl = '\n';
-      line = nl ? nl + 1 : NULL;
+      *nl = '\n';
+      line = nl + 1;
     }
     if (pass == 0) {
       if (strcmp(sw->metric, "auto"))
@@ -400,15 +481,23 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty) {
         snprintf(metric, sizeof metric, "%s", classes || binary ? "test_error" : "test_loss");
       if (thr <= 0) thr = classes && nc > 1 ? (1 - 1 / nc) / 10 : binary ? 0.05 : 0.1;
     }
-    if (pass == 1)
-      for (size_t p = 0; p < np; p++) mean[p] = cnt[p] ? mean[p] / cnt[p] : NAN;
   }
-  for (size_t p = 0; p < np; p++) sd[p] = cnt[p] > 1 ? sqrt(sd[p] / (cnt[p] - 1)) : 0;
   free(text);
+  for (size_t p = 0; p < np; p++) {
+    double m = 0, q = 0;
+    for (size_t k = 0; k < nS; k++)
+      if (have[p * nS + k]) cnt[p]++, m += val[p * nS + k]; /* in seed order */
+    mean[p] = cnt[p] == nS ? m / (double)nS : NAN;
+    for (size_t k = 0; cnt[p] == nS && k < nS; k++)
+      q += (val[p * nS + k] - mean[p]) * (val[p * nS + k] - mean[p]);
+    sd[p] = cnt[p] == nS ? (nS > 1 ? sqrt(q / (double)(nS - 1)) : 0) : NAN;
+  }
+  free(val);
+  free(have);
 
-  snprintf(path, sizeof path, "%s/table.tsv", dir);
-  FILE *t = fopen(path, "w");
-  if (!t) return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+  hcl_membuf mb;
+  FILE *t = hcl_membuf_open(&mb);
+  if (!t) return free(mean), free(sd), free(cnt), hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
   for (size_t i = 0; i < sw->n_axes; i++)
     if ((int)i != sw->seed_axis) fprintf(t, "%s\t", sw->axes[i].key);
   fprintf(t, "seeds\t%s_mean\t%s_sd\n", metric, metric);
@@ -417,44 +506,52 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty) {
       if ((int)i != sw->seed_axis) fprintf(t, "%s\t", sw->axes[i].values[value_at(sw, p, i)]);
     fprintf(t, "%zu\t%.6g\t%.6g\n", cnt[p], mean[p], sd[p]);
   }
-  fclose(t);
-  if (tty) {
+  snprintf(path, sizeof path, "%s/table.tsv", dir);
+  hcl_status rc = hcl_membuf_close(NULL, &mb);
+  if (rc == HCL_OK) rc = hcl_file_replace(NULL, path, mb.data, mb.len);
+  hcl_membuf_free(&mb);
+  if (rc == HCL_OK && tty) {
     fprintf(tty, "\n%-60s %5s  %s (mean ± sd over seeds)\n", "point", "seeds", metric);
     for (size_t p = 0; p < np; p++) {
       char key[1024];
       point_key(sw, p, -1, key, sizeof key);
-      fprintf(tty, "%-60s %5zu  %.4g ± %.2g\n", key, cnt[p], mean[p], sd[p]);
+      fprintf(tty, "%-60s %5zu  %.4g ± %.2g%s\n", key, cnt[p], mean[p], sd[p],
+              cnt[p] < nS ? "  (incomplete: seeds missing)" : "");
     }
   }
 
-  if (sw->size_axis >= 0) {
-    snprintf(path, sizeof path, "%s/pstar.json", dir);
-    FILE *ps = fopen(path, "w");
-    if (!ps) return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    fprintf(ps, "{\"metric\":\"%s\",\"threshold\":", metric);
-    hcl_json_num(ps, thr);
-    fputs(",\"groups\":[", ps);
-    if (tty)
-      fprintf(tty, "\nP* (smallest train_size with %s <= %.4g, log-interpolated):\n", metric, thr);
+  if (rc == HCL_OK && sw->size_axis >= 0) {
+    FILE *ps = hcl_membuf_open(&mb);
+    if (!ps) rc = hcl_fail(NULL, HCL_ERR_NOMEM, "out of host memory");
+    FILE *say = ps ? tty : NULL;
+    if (ps) {
+      fprintf(ps, "{\"metric\":\"%s\",\"threshold\":", metric);
+      hcl_json_num(ps, thr);
+      fputs(",\"groups\":[", ps);
+    }
+    if (say)
+      fprintf(say, "\nP* (smallest train_size with %s <= %.4g, log-interpolated):\n", metric, thr);
     int first = 1;
-    for (size_t p = 0; p < np; p++) {
+    for (size_t p = 0; ps && p < np; p++) {
       if (value_at(sw, p, (size_t)sw->size_axis) != 0) continue; /* one per group */
       char group[1024];
       point_key(sw, p, sw->size_axis, group, sizeof group);
       double Ps[MAX_VALUES][2]; /* (P, err) sorted by P */
       size_t k = 0;
+      int complete = 1;
       for (size_t q = 0; q < np; q++) {
         char g2[1024];
         point_key(sw, q, sw->size_axis, g2, sizeof g2);
-        if (strcmp(g2, group) || !cnt[q]) continue;
+        if (strcmp(g2, group)) continue;
+        complete &= cnt[q] == nS;
         Ps[k][0] = atof(sw->axes[sw->size_axis].values[value_at(sw, q, (size_t)sw->size_axis)]);
         Ps[k][1] = mean[q];
         k++;
       }
       qsort(Ps, k, sizeof Ps[0], cmp_dbl);
-      double P[MAX_VALUES], e[MAX_VALUES], pstar, lo, hi;
+      double P[MAX_VALUES], e[MAX_VALUES], pstar = NAN, lo = NAN, hi = NAN;
       for (size_t i = 0; i < k; i++) P[i] = Ps[i][0], e[i] = Ps[i][1];
-      hcl_sweep_pstar(P, e, k, thr, &pstar, &lo, &hi);
+      if (complete) hcl_sweep_pstar(P, e, k, thr, &pstar, &lo, &hi); /* else: not known */
       fprintf(ps, "%s\n {\"group\":", first ? "" : ",");
       first = 0;
       hcl_json_str(ps, group);
@@ -464,39 +561,89 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty) {
       hcl_json_num(ps, lo);
       fputc(',', ps);
       hcl_json_num(ps, hi);
-      fputs("]}", ps);
-      if (tty) {
-        if (isfinite(pstar))
-          fprintf(tty, "  %-40s P* = %.4g  (between %g and %g)\n", *group ? group : "(all)", pstar,
+      fputs("]", ps);
+      if (!complete) fputs(",\"complete\":false", ps);
+      fputs("}", ps);
+      if (say) {
+        if (!complete)
+          fprintf(say, "  %-40s P* unknown (some points incomplete)\n", *group ? group : "(all)");
+        else if (isfinite(pstar))
+          fprintf(say, "  %-40s P* = %.4g  (between %g and %g)\n", *group ? group : "(all)", pstar,
                   lo, hi);
         else if (isfinite(hi))
-          fprintf(tty, "  %-40s P* <= %g (the smallest P tried)\n", *group ? group : "(all)", hi);
+          fprintf(say, "  %-40s P* <= %g (the smallest P tried)\n", *group ? group : "(all)", hi);
         else
-          fprintf(tty, "  %-40s P* > %g (never reached)\n", *group ? group : "(all)", lo);
+          fprintf(say, "  %-40s P* > %g (never reached)\n", *group ? group : "(all)", lo);
       }
     }
-    fputs("\n]}\n", ps);
-    fclose(ps);
+    if (ps) {
+      fputs("\n]}\n", ps);
+      snprintf(path, sizeof path, "%s/pstar.json", dir);
+      rc = hcl_membuf_close(NULL, &mb);
+      if (rc == HCL_OK) rc = hcl_file_replace(NULL, path, mb.data, mb.len);
+      hcl_membuf_free(&mb);
+    }
   }
   free(mean);
   free(sd);
   free(cnt);
-  return HCL_OK;
+  return rc;
 }
 
 /* ---- the driver ------------------------------------------------------------ */
 
-/* Whether sweep.jsonl already holds a completed line for this point. */
-static int done_before(const char *jsonl, const char *key) {
+/* Whether sweep.jsonl holds a whole completed record of (point key, seed). */
+static int done_before(const char *jsonl, const char *key, uint64_t seed) {
   if (!jsonl) return 0;
-  char pat[1200];
+  char pat[1200], sp[48];
   snprintf(pat, sizeof pat, "\"key\":\"%s\",", key);
+  snprintf(sp, sizeof sp, ",\"seed\":%llu,", (unsigned long long)seed);
   for (const char *p = jsonl; (p = strstr(p, pat)); p++) {
-    const char *end = strchr(p, '\n');
-    const char *st = strstr(p, "\"status\":\"completed\"");
-    if (st && (!end || st < end)) return 1;
+    const char *start = p, *end = strchr(p, '\n');
+    while (start > jsonl && start[-1] != '\n') start--;
+    if (!end) return 0; /* torn */
+    const char *sd = strstr(p, sp), *st = strstr(p, "\"status\":\"completed\"");
+    if (sd && sd < end && st && st < end && line_ok(start, (size_t)(end - start))) return 1;
   }
   return 0;
+}
+
+/* Cut a torn or invalid tail off sweep.jsonl (the record a crash or a full
+ * disk interrupted): the file then ends with a whole record, so appending
+ * starts a new line, and the cut point runs again. text is the file's
+ * content, updated in place. */
+size_t hcl_sweep_whole_prefix(const char *text, size_t len) {
+  size_t keep = len;
+  while (keep) {
+    if (text[keep - 1] != '\n') { /* no newline at the end: torn */
+      while (keep && text[keep - 1] != '\n') keep--;
+      continue;
+    }
+    size_t b = keep - 1, b0 = b; /* the last whole line: text[b0, b) */
+    while (b0 && text[b0 - 1] != '\n') b0--;
+    if (line_ok(text + b0, b - b0)) break;
+    keep = b0; /* an invalid last line goes too */
+  }
+  return keep;
+}
+
+static hcl_status repair_tail(const char *path, char *text) {
+  size_t len = strlen(text), keep = hcl_sweep_whole_prefix(text, len);
+  if (keep == len) return HCL_OK;
+  fprintf(stderr,
+          "hiercl sweep: %s: dropping a torn or invalid last record (%zu bytes); its point "
+          "runs again\n",
+          path, len - keep);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || ftruncate(fd, (off_t)keep) || fsync(fd)) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot repair the torn last line: %s", path,
+                    strerror(e));
+  }
+  close(fd);
+  text[keep] = 0;
+  return HCL_OK;
 }
 
 hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
@@ -532,11 +679,14 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   hcl_sha256_hex(ident, strlen(ident), hash);
   free(ident);
   const char *parent = opt->run.out_dir && *opt->run.out_dir ? opt->run.out_dir : "runs";
-  if (hcl_mkdir_p(NULL, parent) != HCL_OK) { /* like hiercl run --out: parents too */
+  /* the runs go to <parent>/sweep_<name>_<hash8>/runs/<run>: all of it must
+   * fit in PATH_MAX, checked before anything is created (never cut) */
+  if ((rc = hcl_out_check_parent(NULL, parent, strlen(name) + 24)) != HCL_OK ||
+      (rc = hcl_mkdir_p(NULL, parent)) != HCL_OK) { /* like hiercl run --out: parents too */
     snprintf(err, errlen, "%s", hcl_errmsg(NULL));
     hcl_config_free(&cfg);
     free_sweep(&sw);
-    return HCL_ERR_IO;
+    return rc;
   }
   snprintf(opt->sweep_dir, sizeof opt->sweep_dir, "%s/sweep_%s_%.8s", parent, name, hash);
   if (mkdir(opt->sweep_dir, 0777) && errno != EEXIST) {
@@ -545,13 +695,16 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     free_sweep(&sw);
     return HCL_ERR_IO;
   }
-  char path[1200], runs[1200];
+  char path[PATH_MAX + 64], runs[PATH_MAX + 64]; /* sweep_dir fits: checked above */
   snprintf(path, sizeof path, "%s/sweep.jsonl", opt->sweep_dir);
   snprintf(runs, sizeof runs, "%s/runs", opt->sweep_dir);
   char *previous = hcl_file_text(path);
-  FILE *out = fopen(path, "a");
-  if (!out) {
+  int out = -1;
+  if (previous && repair_tail(path, previous) != HCL_OK)
+    snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+  else if ((out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666)) < 0)
     snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+  if (out < 0) {
     free(previous);
     hcl_config_free(&cfg);
     free_sweep(&sw);
@@ -626,8 +779,8 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         if (strcmp(k2, gkey)) continue;
         char key[1024];
         point_key(&sw, q, -1, key, sizeof key);
-        int done = done_before(previous, key);
         for (size_t k = 0; k < nS; k++, R++) {
+          int done = done_before(previous, key, seeds[k]); /* per seed: a torn group reruns */
           pts[R] = q;
           rseeds[R] = seeds[k];
           skip[R] = (unsigned char)done;
@@ -684,11 +837,23 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
                       : "");
       hcl_status prc = hcl_run(&ro, err, errlen);
       ran++;
-      record(out, &sw, pts, skip, ro.run_dir,
-             prc == HCL_OK                ? "completed"
-             : prc == HCL_ERR_INTERRUPTED ? "interrupted"
-                                          : "failed",
-             prc == HCL_OK ? NULL : err, rseeds, R);
+      hcl_status wrc = record(out, path, &sw, pts, skip, ro.run_dir,
+                              prc == HCL_OK                ? "completed"
+                              : prc == HCL_ERR_INTERRUPTED ? "interrupted"
+                                                           : "failed",
+                              prc == HCL_OK ? NULL : err, rseeds, R);
+      if (prc == HCL_ERR_IO) { /* a write failed (a full disk): stop, naming it */
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s", err);
+        snprintf(err, errlen, "sweep point %s: %s", *gkey ? gkey : "(all)", tmp);
+        rc = prc;
+        break;
+      }
+      if (wrc != HCL_OK) {
+        snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+        rc = wrc;
+        break;
+      }
       if (prc == HCL_ERR_INTERRUPTED) {
         rc = prc;
         break;
@@ -710,11 +875,18 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   free(skip);
   free(seedlist);
   for (size_t i = 0; i < MAX_AXES; i++) free(lists[i]);
-  fclose(out);
+  if (close(out) && rc == HCL_OK) {
+    rc = HCL_ERR_IO;
+    snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+  }
   free(previous);
   free(sets);
   free(own);
-  hcl_status srec = summarise(&sw, opt->sweep_dir, rc == HCL_OK ? stdout : NULL);
+  /* the table and P* from whole records only; not after a write failed
+   * (the files on disk stay as they were, each from whole records) */
+  hcl_status srec = rc == HCL_OK || rc == HCL_ERR_INTERRUPTED
+                        ? summarise(&sw, opt->sweep_dir, rc == HCL_OK ? stdout : NULL, seeds, nS)
+                        : HCL_OK;
   if (rc == HCL_OK && srec != HCL_OK) {
     rc = srec;
     snprintf(err, errlen, "%s", hcl_errmsg(NULL));

@@ -10,4 +10,8 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
  * P[0] (then hi = P[0]), NaN with lo = P[n-1] when never reached. */
 hcl_status hcl_sweep_pstar(const double *P, const double *err, size_t n, double thr, double *pstar,
                            double *lo, double *hi);
+/* How much of a sweep.jsonl text (len bytes, NUL at text[len]) a resumed
+ * sweep keeps: the longest prefix ending in a whole record line (a torn or
+ * invalid tail, e.g. from a full disk or a crash, is cut). */
+size_t hcl_sweep_whole_prefix(const char *text, size_t len);
 #endif

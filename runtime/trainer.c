@@ -199,15 +199,18 @@ static hcl_status check_nan(hcl_trainer *t) {
   return HCL_OK;
 }
 
-static hcl_status test_metrics(hcl_trainer *t, double *loss, double *err) {
+/* Mean loss and error over samples 0 .. size-1 of a held-out stream (test,
+ * or val). */
+static hcl_status test_metrics(hcl_trainer *t, uint32_t stream, uint64_t size, double *loss,
+                               double *err) {
   const hcl_train_cfg *c = t->cfg;
   size_t R = c->replicas;
   hcl_buf tl = hcl_buf_sub(t->loss_acc, fbytes(R), fbytes(R));
   hcl_buf te = hcl_buf_sub(t->err_acc, fbytes(R), fbytes(R));
   hcl_buf none = {0};
-  for (uint64_t first = 0; first < c->test_size; first += c->eval_batch) {
-    size_t n = c->test_size - first < c->eval_batch ? c->test_size - first : c->eval_batch;
-    HCL_TRY(t->tvt->sample(t->target, HCL_STREAM_TEST, first, n, t->x, t->y));
+  for (uint64_t first = 0; first < size; first += c->eval_batch) {
+    size_t n = size - first < c->eval_batch ? size - first : c->eval_batch;
+    HCL_TRY(t->tvt->sample(t->target, stream, first, n, t->x, t->y));
     HCL_TRY(t->mvt->forward(t->model, t->params, t->x, n, t->out));
     HCL_TRY(hcl_loss(t->ctx, c->loss, t->out, t->y, R, n, t->out_dim, 0.0f, none, tl, te, first > 0,
                      none, 0));
@@ -215,8 +218,8 @@ static hcl_status test_metrics(hcl_trainer *t, double *loss, double *err) {
   HCL_TRY(read_sums(t, tl, loss));
   HCL_TRY(read_sums(t, te, err));
   for (size_t r = 0; r < R; r++) {
-    loss[r] /= (double)c->test_size;
-    err[r] /= (double)c->test_size;
+    loss[r] /= (double)size;
+    err[r] /= (double)size;
   }
   return HCL_OK;
 }
@@ -245,11 +248,16 @@ hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_ex
   }
   HCL_TRY(hcl_trainer_metric_add(t, "train_loss", train));
   if (c->test_size > 0 && nan_rc == HCL_OK) {
-    HCL_TRY(test_metrics(t, test, err));
+    HCL_TRY(test_metrics(t, HCL_STREAM_TEST, c->test_size, test, err));
     HCL_TRY(hcl_trainer_metric_add(t, "test_loss", test));
     if (t->tinfo.task != HCL_TASK_REGRESSION) HCL_TRY(hcl_trainer_metric_add(t, "test_error", err));
   } else {
     for (size_t r = 0; r < R; r++) test[r] = err[r] = NAN;
+  }
+  if (c->val_size > 0 && nan_rc == HCL_OK) {
+    double vl[R], ve[R];
+    HCL_TRY(test_metrics(t, HCL_STREAM_VAL, c->val_size, vl, ve));
+    HCL_TRY(hcl_trainer_metric_add(t, "val_loss", vl));
   }
   if (c->probes && nan_rc == HCL_OK) {
     hcl_probe p = {t};
@@ -340,7 +348,7 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
     t->samples += B;
     t->acc_steps++;
     int last = i + 1 == ph->steps;
-    if (c->eval_every && t->step % c->eval_every == 0) {
+    if (hcl_eval_due(c->eval_every, c->eval_log, c->steps, t->step)) {
       HCL_TRY(hcl_trainer_eval(t, NULL, 0));
       if (c->stop_loss > 0 && below_all(t->last_train, R, c->stop_loss)) break;
       if (c->stop_error > 0 && below_all(t->last_err, R, c->stop_error)) break;

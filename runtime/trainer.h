@@ -25,6 +25,19 @@ typedef struct hcl_schedule {
 /* Learning rate at 0-based step t. */
 double hcl_schedule_lr(const hcl_schedule *s, uint64_t t);
 
+/* [eval] every: "N" (every N steps, 0 = start and end only) into *every, or
+ * "log:N" (N >= 2) into *log_points. Returns 0, or -1 when malformed. */
+int hcl_eval_every_parse(const char *text, uint64_t *every, uint32_t *log_points);
+/* Whether the trainer evaluates after `step` steps of `total`: step 0, and
+ * step % every == 0 (every > 0), or with log_points = N the distinct values
+ * of round(total^(k/(N-1))), k = 0..N-1 (so 1 and total always). The closing
+ * evaluation of a run that ends off the schedule is the trainer's own. */
+int hcl_eval_due(uint64_t every, uint32_t log_points, uint64_t total, uint64_t step);
+/* The steps a run of `total` steps evaluates at, closing evaluation
+ * included, ascending, into out (at most max); returns how many there are. */
+size_t hcl_eval_steps(uint64_t every, uint32_t log_points, uint64_t total, uint64_t *out,
+                      size_t max);
+
 /* Everything the loop needs, resolved from the config by run.c. */
 typedef struct hcl_train_cfg {
   uint32_t replicas;
@@ -36,6 +49,8 @@ typedef struct hcl_train_cfg {
   hcl_loss_kind loss;
   hcl_optim optim;
   uint64_t eval_every, test_size, eval_batch, probe_samples;
+  uint32_t eval_log; /* > 0: [eval] every = log:eval_log (eval_every unused) */
+  uint64_t val_size; /* > 0: val_loss on that many samples of HCL_STREAM_VAL */
   int probes;
   double stop_loss, stop_error; /* > 0: end when every replica is below */
   const char *algorithm;

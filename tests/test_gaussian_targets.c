@@ -327,6 +327,26 @@ static void check_target(const ref_cfg *c, void *self, const uint64_t *seeds, si
   diff = 0;
   for (size_t i = 0; i < 300 * d; i++) diff += !same_bits(x[i], x2[i]);
   assert_true(diff > 300 * d * 9 / 10);
+  /* the unlabelled stream (a model's whitening) and the validation stream:
+   * the reference's draws, and neither the test nor the probe stream nor
+   * each other */
+  float *x3 = malloc(R * 300 * d * sizeof *x3), *y3 = malloc(R * 300 * sizeof *y3);
+  float *x4 = malloc(R * 300 * d * sizeof *x4), *y4 = malloc(R * 300 * sizeof *y4);
+  draw(c->kind, self, R, d, HCL_STREAM_UNLABELLED, 0, 300, x3, y3);
+  check_ref(c, seeds, R, HCL_STREAM_UNLABELLED, 0, 300, x3, y3);
+  draw(c->kind, self, R, d, HCL_STREAM_VAL, 0, 300, x4, y4);
+  check_ref(c, seeds, R, HCL_STREAM_VAL, 0, 300, x4, y4);
+  size_t d_test = 0, d_probe = 0, v_test = 0, v_probe = 0, v_unl = 0;
+  for (size_t i = 0; i < 300 * d; i++) {
+    d_test += !same_bits(x[i], x3[i]);
+    d_probe += !same_bits(x2[i], x3[i]);
+    v_test += !same_bits(x[i], x4[i]);
+    v_probe += !same_bits(x2[i], x4[i]);
+    v_unl += !same_bits(x3[i], x4[i]);
+  }
+  assert_true(d_test > 300 * d * 9 / 10 && d_probe > 300 * d * 9 / 10);
+  assert_true(v_test > 300 * d * 9 / 10 && v_probe > 300 * d * 9 / 10 && v_unl > 300 * d * 9 / 10);
+  free(x3), free(y3), free(x4), free(y4);
   /* eval f at the sampled inputs = y (no noise) or its noise-free part */
   float *f = malloc(R * N * sizeof *f);
   eval_at(c->kind, self, "f", R, d, x, N, f);

@@ -65,7 +65,7 @@ static void ref_forward(const ref_net *r, const double *p, const double *x, size
     double *zl = z + l * n * W, *hl = h + l * n * W;
     ref_linear(r, l, p, l == 0 ? x : hl - n * W, n, zl);
     for (size_t i = 0; i < n * W; i++)
-      hl[i] = ref_act(r->act, zl[i]) + (l > 0 ? hl[i - n * W] : 0.0);
+      hl[i] = ref_act(r->act, zl[i]) + (l > 0 ? (hl - n * W)[i] : 0.0); /* residual */
   }
   ref_linear(r, r->L - 1, p, h + (nh - 1) * n * W, n, out);
   if (zs) memcpy(zs, z, nh * n * W * sizeof *z);

@@ -827,6 +827,77 @@ static double host_sensitivity(const ref *f, const fake_model *fm, size_t r, int
   return num / den;
 }
 
+/* A target with a validation stream of V samples ([eval] val_size). */
+static hcl_status make_val(const char *const *kv, const uint64_t *seeds, uint64_t P, uint64_t T,
+                           uint64_t V, void **self) {
+  hcl_params *p = hcl_test_params(g_desc, "target", kv);
+  hcl_setup su = {.struct_size = sizeof su,
+                  .replicas = 1,
+                  .seeds = seeds,
+                  .params = p,
+                  .train_size = P,
+                  .test_size = T,
+                  .max_batch = 64,
+                  .val_size = V};
+  hcl_status rc = g_vt->create(g_ctx, &su, self);
+  hcl_test_params_free(p);
+  return rc;
+}
+
+/* The data of rows first..first+n of a stream, as one 64-bit token code each. */
+static void codes(void *self, const ref *f, uint32_t stream, uint64_t first, size_t n,
+                  uint64_t *out) {
+  size_t xs = (size_t)(f->v * f->d);
+  float *x = malloc(n * xs * sizeof *x), *y = malloc(n * sizeof *y);
+  uint32_t *tok = malloc(f->d * sizeof *tok);
+  draw(self, f, stream, first, n, x, y);
+  for (size_t i = 0; i < n; i++) {
+    row_tokens(f, x + i * xs, tok);
+    out[i] = 0;
+    for (uint64_t j = 0; j < f->d; j++) out[i] = out[i] * f->v + tok[j];
+  }
+  free(tok);
+  free(x);
+  free(y);
+}
+
+/* The validation stream takes its own permuted indices: disjoint from train,
+ * test and probe, train and test unchanged by it, wrapping after V; too
+ * large a V is refused naming val_size. P_max = 3 * 2^4 = 48. */
+static void test_val_stream_disjoint(void **state) {
+  (void)state;
+  const char *const kv[] = {"n_c=3", "v=5", "m=2", "s=3", "l=2", "probe_samples=4", NULL};
+  const uint64_t seed = 7;
+  const uint64_t P = 10, T = 5, V = 8;
+  ref f;
+  ref_init(&f, 3, 5, 2, 3, 2, 0, 0, 1, &seed, P, T, 512);
+  void *with = NULL, *without = NULL;
+  assert_int_equal(make_val(kv, &seed, P, T, V, &with), HCL_OK);
+  assert_int_equal(make_val(kv, &seed, P, T, 0, &without), HCL_OK);
+  uint64_t tr[P], te[T], va[2 * V], pr[20], tr0[P], te0[T];
+  codes(with, &f, HCL_STREAM_TRAIN, 0, P, tr);
+  codes(with, &f, HCL_STREAM_TEST, 0, T, te);
+  codes(with, &f, HCL_STREAM_VAL, 0, 2 * V, va);
+  codes(with, &f, HCL_STREAM_PROBE, 0, 20, pr);
+  codes(without, &f, HCL_STREAM_TRAIN, 0, P, tr0);
+  codes(without, &f, HCL_STREAM_TEST, 0, T, te0);
+  assert_memory_equal(tr, tr0, sizeof tr);
+  assert_memory_equal(te, te0, sizeof te);
+  for (uint64_t i = 0; i < V; i++) {
+    assert_true(va[i] == va[V + i]); /* wraps after V */
+    for (uint64_t j = 0; j < i; j++) assert_true(va[i] != va[j]);
+    for (uint64_t j = 0; j < P; j++) assert_true(va[i] != tr[j]);
+    for (uint64_t j = 0; j < T; j++) assert_true(va[i] != te[j]);
+    for (uint64_t j = 0; j < 20; j++) assert_true(va[i] != pr[j]);
+  }
+  g_vt->destroy(with);
+  g_vt->destroy(without);
+  void *bad = NULL;
+  assert_int_not_equal(make_val(kv, &seed, P, T, 48 - P - T + 1, &bad), HCL_OK);
+  assert_non_null(strstr(hcl_errmsg(g_ctx), "val_size"));
+  ref_free(&f);
+}
+
 static void test_probe_sensitivity(void **state) {
   (void)state;
   NEED_DEVICE();
@@ -896,7 +967,7 @@ int main(void) {
       cmocka_unit_test(test_descriptor),        cmocka_unit_test(test_samples_match_reference),
       cmocka_unit_test(test_rule_tables),       cmocka_unit_test(test_enumerate_small),
       cmocka_unit_test(test_bijection),         cmocka_unit_test(test_bounds_and_whitening),
-      cmocka_unit_test(test_probe_sensitivity),
+      cmocka_unit_test(test_probe_sensitivity), cmocka_unit_test(test_val_stream_disjoint),
   };
   return cmocka_run_group_tests(tests, setup_group, NULL);
 }

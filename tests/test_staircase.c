@@ -242,6 +242,23 @@ static void test_samples_match_reference(void **state) {
     diff = 0;
     for (size_t i = 0; i < 300 * n; i++) diff += !same_bits(x[i], x2[i]);
     assert_true(diff > 300 * n / 4);
+    /* the unlabelled and validation streams: the reference's, differing from
+     * test, probe and each other (x2 keeps the probe samples) */
+    float *xu = malloc(R * 300 * n * sizeof *xu), *yu = malloc(R * 300 * sizeof *yu);
+    float *xv = malloc(R * 300 * n * sizeof *xv), *yv = malloc(R * 300 * sizeof *yv);
+    draw(self, R, n, HCL_STREAM_UNLABELLED, 0, 300, xu, yu);
+    check_against_ref(&g, seeds, R, HCL_STREAM_UNLABELLED, 0, 300, xu, yu);
+    draw(self, R, n, HCL_STREAM_VAL, 0, 300, xv, yv);
+    check_against_ref(&g, seeds, R, HCL_STREAM_VAL, 0, 300, xv, yv);
+    size_t dv[4] = {0};
+    for (size_t i = 0; i < 300 * n; i++) {
+      dv[0] += !same_bits(x[i], xv[i]);
+      dv[1] += !same_bits(x2[i], xv[i]);
+      dv[2] += !same_bits(xu[i], xv[i]);
+      dv[3] += !same_bits(x[i], xu[i]);
+    }
+    for (size_t k = 0; k < 4; k++) assert_true(dv[k] > 300 * n / 4);
+    free(xu), free(yu), free(xv), free(yv);
     g_vt->destroy(self);
   }
   free(x);

@@ -51,6 +51,31 @@ static void pstar_interpolation(void **state) {
   assert_float_equal(hi, 100, 0);
 }
 
+/* What a resumed sweep keeps of sweep.jsonl: whole records only (a line cut
+ * by a full disk, a line that is not a record, and a "completed" record
+ * without its metrics are dropped from the end). */
+static void whole_prefix(void **state) {
+  (void)state;
+  const char *rec = "{\"point\":{\"a\":\"1\"},\"key\":\"a=1\",\"seed\":0,\"status\":"
+                    "\"completed\",\"run_dir\":\"r\",\"best_test_loss\":0.5,\"test_loss\":0.5}\n";
+  const char *failed = "{\"point\":{\"a\":\"2\"},\"key\":\"a=2\",\"seed\":0,\"status\":"
+                       "\"failed\",\"run_dir\":\"r\",\"error\":\"disk full\"}\n";
+  const char *no_metrics = "{\"point\":{\"a\":\"2\"},\"key\":\"a=2\",\"seed\":1,\"status\":"
+                           "\"completed\",\"run_dir\":\"r\"}\n";
+  char t[2048];
+  size_t n1 = strlen(rec), n2 = strlen(failed);
+  snprintf(t, sizeof t, "%s%s", rec, failed); /* all whole */
+  assert_int_equal(hcl_sweep_whole_prefix(t, strlen(t)), n1 + n2);
+  snprintf(t, sizeof t, "%s%.40s", rec, failed); /* torn: cut at the last newline */
+  assert_int_equal(hcl_sweep_whole_prefix(t, strlen(t)), n1);
+  snprintf(t, sizeof t, "%s%s", rec, no_metrics); /* "completed" without numbers */
+  assert_int_equal(hcl_sweep_whole_prefix(t, strlen(t)), n1);
+  snprintf(t, sizeof t, "%s{\"point\":{}}\n\n%.30s", rec, rec); /* junk lines and a torn one */
+  assert_int_equal(hcl_sweep_whole_prefix(t, strlen(t)), n1);
+  assert_int_equal(hcl_sweep_whole_prefix("", 0), 0);
+  assert_int_equal(hcl_sweep_whole_prefix("{\"point\":{", 10), 0);
+}
+
 static int count(const char *text, const char *pat) {
   int n = 0;
   for (const char *p = text; (p = strstr(p, pat)); p++) n++;
@@ -172,6 +197,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(value_lists),
       cmocka_unit_test(pstar_interpolation),
+      cmocka_unit_test(whole_prefix),
       cmocka_unit_test(grid_end_to_end_and_resume),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -268,7 +268,7 @@ static void test_descriptor(void **state) {
   assert_string_equal(g_vt->algorithms[0], "gd");
   assert_null(g_vt->algorithms[1]);
   const char *keys[] = {"width",    "order",    "activation", "representation", "rep_width",
-                        "rep_bias", "init_std", "w0_std",     "whiten_rcond"};
+                        "rep_bias", "init_std", "w0_std",     "whiten_rcond",   "whiten_size"};
   for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
     const hcl_param_desc *d = g_desc->params;
     while (d->key && strcmp(d->key, keys[k])) d++;
@@ -349,12 +349,12 @@ static void test_rejects(void **state) {
   assert_int_equal(model_make(spec_kv(&s, buf), 1, &seed, 4, &ty, &m), HCL_ERR_PARAM);
   assert_non_null(strstr(hcl_errmsg(g_ctx), "2 outputs"));
   /* create refuses unchecked params with the numbers */
-  hcl_kv kv[9] = {{"width", "0", 0},          {"order", "3", 0},
-                  {"activation", "auto", 0},  {"representation", "raw", 0},
-                  {"rep_width", "4", 0},      {"rep_bias", "0", 0},
-                  {"init_std", "0.01", 0},    {"w0_std", "1", 0},
-                  {"whiten_rcond", "1e-6", 0}};
-  hcl_params p = {.section = "model", .schema = g_desc->params, .kv = kv, .n = 9};
+  hcl_kv kv[10] = {{"width", "0", 0},           {"order", "3", 0},
+                   {"activation", "auto", 0},   {"representation", "raw", 0},
+                   {"rep_width", "4", 0},       {"rep_bias", "0", 0},
+                   {"init_std", "0.01", 0},     {"w0_std", "1", 0},
+                   {"whiten_rcond", "1e-6", 0}, {"whiten_size", "0", 0}};
+  hcl_params p = {.section = "model", .schema = g_desc->params, .kv = kv, .n = 10};
   hcl_setup st = {
       .struct_size = sizeof st, .replicas = 1, .seeds = &seed, .params = &p, .max_batch = 4};
   void *self = (void *)&st;
@@ -708,14 +708,19 @@ static void moments(const float *z, size_t n, size_t D, double *mean, double *co
         cov[j * D + k] += (z[i * D + j] - mean[j]) * (z[i * D + k] - mean[k]) / (double)n;
 }
 
-/* Fit on P samples in chunks of B (the model's max_batch), then z of the
- * training samples, chunk by chunk, has mean 0 and covariance I (or, with
- * fewer samples than units, an orthogonal projection). */
-static void check_whitened(size_t R, size_t d, size_t D, size_t P, size_t B, double *rank_out) {
+/* Fit on N samples of the unlabelled stream in chunks of B (the model's
+ * max_batch); the training set (P samples) plays no part. Then z of those N
+ * samples, chunk by chunk, has mean 0 and covariance c I with c the mean
+ * square per coordinate of their x (the raw input's scale), or, with fewer
+ * samples than units, c' times an orthogonal projection with trace(cov) =
+ * c D. rank_out: the rank, trace(cov)^2 / trace(cov^2). */
+static void check_whitened(size_t R, size_t d, size_t D, size_t N, size_t P, size_t B,
+                           double *rank_out) {
   const uint64_t seeds[4] = {3, 4, 5, 6};
-  char dk[32];
+  char dk[32], nk[32];
   snprintf(dk, sizeof dk, "rep_width=%zu", D);
-  const char *kv[] = {"order=2", "representation=neural", "width=8", dk, "rep_bias=0.5", NULL};
+  snprintf(nk, sizeof nk, "whiten_size=%zu", N);
+  const char *kv[] = {"order=2", "representation=neural", "width=8", dk, nk, "rep_bias=0.5", NULL};
   rig g;
   rig_make(&g, R, seeds, d, P, B, kv);
   hcl_buf x, y, zb, out;
@@ -733,45 +738,56 @@ static void check_whitened(size_t R, size_t d, size_t D, size_t P, size_t B, dou
   assert_non_null(strstr(hcl_errmsg(g_ctx), "algorithm = gd"));
   /* prepare() fits the whitening before the first evaluation */
   assert_int_equal(g_vt->prepare(g.m.self, &g.t), HCL_OK);
-  float *zh = malloc(R * P * D * sizeof *zh), *ph = read_floats(g.t.params, R * g.m.np);
-  for (size_t first = 0; first < P; first += B) { /* zh [R, P, D] */
-    size_t n = P - first < B ? P - first : B, dim = 0;
-    assert_int_equal(hcl_trainer_batch(&g.t, HCL_STREAM_TRAIN, first, n, x, y), HCL_OK);
+  float *zh = malloc(R * N * D * sizeof *zh), *ph = read_floats(g.t.params, R * g.m.np);
+  double msx[4] = {0};
+  for (size_t first = 0; first < N; first += B) { /* zh [R, N, D] */
+    size_t n = N - first < B ? N - first : B, dim = 0;
+    assert_int_equal(hcl_trainer_batch(&g.t, HCL_STREAM_UNLABELLED, first, n, x, y), HCL_OK);
+    float *xh = read_floats(x, R * n * d);
+    for (size_t rep = 0; rep < R; rep++)
+      for (size_t i = 0; i < n * d; i++)
+        msx[rep] += (double)xh[rep * n * d + i] * xh[rep * n * d + i] / ((double)N * d);
+    free(xh);
     assert_int_equal(g_vt->features(g.m.self, g.t.params, 1, x, n, zb, &dim), HCL_OK);
     assert_int_equal(dim, D);
     float *c = read_floats(zb, R * n * D);
     for (size_t rep = 0; rep < R; rep++)
-      memcpy(zh + (rep * P + first) * D, c + rep * n * D, n * D * sizeof *zh);
+      memcpy(zh + (rep * N + first) * D, c + rep * n * D, n * D * sizeof *zh);
     free(c);
   }
   double *mean = malloc(D * sizeof *mean), *cov = malloc(D * D * sizeof *cov);
-  double *cc = malloc(D * D * sizeof *cc);
   ref r = {.m = 8, .d = d, .D = D, .dz = D, .neural = 1};
   for (size_t rep = 0; rep < R; rep++) {
-    assert_true(ph[rep * g.m.np + off_fit(&r)] == (float)P);
-    moments(zh + rep * P * D, P, D, mean, cov);
+    assert_true(ph[rep * g.m.np + off_fit(&r)] == (float)N);
+    /* Gaussian inputs: near 1, but not 1 to the tolerance below */
+    assert_true(fabs(msx[rep] - 1) < 0.2);
+    moments(zh + rep * N * D, N, D, mean, cov);
     for (size_t j = 0; j < D; j++)
       if (!(fabs(mean[j]) < 1e-4))
         fail_msg("replica %zu: whitened mean[%zu] = %g", rep, j, mean[j]);
-    double tr = 0, worst = 0;
+    double tr = 0, tr2 = 0, worst = 0;
     for (size_t j = 0; j < D; j++) tr += cov[j * D + j];
-    if (D < P) { /* full rank: the identity */
+    for (size_t j = 0; j < D * D; j++) tr2 += cov[j] * cov[j];
+    if (!(fabs(tr - msx[rep] * D) < 1e-4 * D))
+      fail_msg("replica %zu: E|z|^2 = %.7g, D E|x|^2/d = %.7g", rep, tr, msx[rep] * D);
+    if (D < N) { /* full rank: c I */
       for (size_t j = 0; j < D; j++)
-        for (size_t k = 0; k < D; k++) worst = fmax(worst, fabs(cov[j * D + k] - (j == k)));
-      if (!(worst < 1e-4)) fail_msg("replica %zu: |cov - I| = %g", rep, worst);
-    } else { /* rank < D: an orthogonal projection, cov^2 = cov */
+        for (size_t k = 0; k < D; k++)
+          worst = fmax(worst, fabs(cov[j * D + k] - msx[rep] * (j == k)));
+      if (!(worst < 1e-4)) fail_msg("replica %zu: |cov - %g I| = %g", rep, msx[rep], worst);
+    } else { /* rank < D: c' times an orthogonal projection, cov^2 = c' cov */
+      double cp = tr2 / tr;
       for (size_t j = 0; j < D; j++)
         for (size_t k = 0; k < D; k++) {
           double s = 0;
           for (size_t l = 0; l < D; l++) s += cov[j * D + l] * cov[l * D + k];
-          cc[j * D + k] = s;
-          worst = fmax(worst, fabs(s - cov[j * D + k]));
+          worst = fmax(worst, fabs(s - cp * cov[j * D + k]));
         }
-      if (!(worst < 1e-4)) fail_msg("replica %zu: |cov^2 - cov| = %g", rep, worst);
+      if (!(worst < 1e-4 * cp)) fail_msg("replica %zu: |cov^2 - c cov| = %g", rep, worst);
     }
-    rank_out[rep] = tr;
+    rank_out[rep] = tr * tr / tr2;
   }
-  free(mean), free(cov), free(cc), free(zh), free(ph);
+  free(mean), free(cov), free(zh), free(ph);
   hcl_buf_free(g_ctx, &x);
   hcl_buf_free(g_ctx, &y);
   hcl_buf_free(g_ctx, &zb);
@@ -782,13 +798,87 @@ static void check_whitened(size_t R, size_t d, size_t D, size_t P, size_t B, dou
 static void test_whitening(void **state) {
   (void)state;
   NEED_DEVICE();
-  double tr[4];
-  check_whitened(2, 6, 24, 400, 128, tr);
-  assert_true(fabs(tr[0] - 24) < 1e-3 && fabs(tr[1] - 24) < 1e-3);
-  /* more units than samples: the centred data span at most P - 1 directions */
-  check_whitened(1, 5, 40, 30, 30, tr);
-  assert_true(tr[0] > 20 && tr[0] < 29.5);
-  assert_true(fabs(tr[0] - round(tr[0])) < 1e-3);
+  double rk[4];
+  check_whitened(2, 6, 24, 400, 50, 128, rk);
+  assert_true(fabs(rk[0] - 24) < 1e-2 && fabs(rk[1] - 24) < 1e-2);
+  /* more units than samples: the centred data span at most N - 1 directions */
+  check_whitened(1, 5, 40, 30, 100, 30, rk);
+  assert_true(rk[0] > 20 && rk[0] < 29.5);
+  assert_true(fabs(rk[0] - round(rk[0])) < 1e-2);
+}
+
+/* The whitening blocks (M, c, fitted) after prepare(), replica-major. */
+static float *fitted_whitening(size_t R, const uint64_t *seeds, size_t P, const char *const *kv,
+                               size_t *per) {
+  rig g;
+  rig_make(&g, R, seeds, 6, P, 64, kv);
+  assert_int_equal(g_vt->prepare(g.m.self, &g.t), HCL_OK);
+  size_t np = g.m.np, D = 40;
+  ref r = {.m = 8, .d = 6, .D = D, .dz = D, .neural = 1};
+  *per = np - off_M(&r);
+  float *ph = read_floats(g.t.params, R * np), *out = malloc(R * *per * sizeof *out);
+  for (size_t rep = 0; rep < R; rep++)
+    memcpy(out + rep * *per, ph + rep * np + off_M(&r), *per * sizeof *out);
+  free(ph);
+  rig_free(&g);
+  return out;
+}
+
+/* The whitening never sees the labelled training set: changing its size
+ * (and so its points) changes nothing, bit for bit. */
+static void test_whitening_ignores_training_set(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  const uint64_t seeds[2] = {8, 9};
+  const char *kv[] = {"order=2", "representation=neural", "width=8", "rep_width=40", NULL};
+  size_t per = 0;
+  float *a = fitted_whitening(2, seeds, 16, kv, &per),
+        *b = fitted_whitening(2, seeds, 500, kv, &per);
+  assert_memory_equal(a, b, 2 * per * sizeof *a);
+  assert_true(a[per - 1] == 800.0f); /* fitted on 20 * rep_width samples by default */
+  free(a), free(b);
+}
+
+/* With no more training points than units (P = D = 40), inputs the fit
+ * never saw (the test stream) come out on the raw input's scale: the mean
+ * square per coordinate of z is that of x, within the estimation error of
+ * the 800 fitting samples, and no coordinate explodes (fitted on the P
+ * training points, the covariance had rank 39 and test z a mean square of
+ * about 50 per coordinate, one coordinate 170). */
+static void test_features_bounded_small_p(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  const uint64_t seed = 12;
+  const size_t R = 1, d = 6, D = 40, P = 40, T = 500, B = 500;
+  const char *kv[] = {"order=2",      "representation=neural", "width=8",
+                      "rep_width=40", "rep_bias=0.5",          NULL};
+  rig g;
+  rig_make(&g, R, &seed, d, P, B, kv);
+  assert_int_equal(g_vt->prepare(g.m.self, &g.t), HCL_OK);
+  hcl_buf x, y, zb;
+  assert_int_equal(hcl_buf_alloc(g_ctx, T * d * sizeof(float), &x), HCL_OK);
+  assert_int_equal(hcl_buf_alloc(g_ctx, T * sizeof(float), &y), HCL_OK);
+  assert_int_equal(hcl_buf_alloc(g_ctx, T * D * sizeof(float), &zb), HCL_OK);
+  assert_int_equal(hcl_trainer_batch(&g.t, HCL_STREAM_TEST, 0, T, x, y), HCL_OK);
+  size_t dim = 0;
+  assert_int_equal(g_vt->features(g.m.self, g.t.params, 1, x, T, zb, &dim), HCL_OK);
+  float *xh = read_floats(x, T * d), *zh = read_floats(zb, T * D);
+  double msx = 0, msz = 0, big = 0, col[40] = {0};
+  for (size_t i = 0; i < T * d; i++) msx += (double)xh[i] * xh[i] / (double)(T * d);
+  for (size_t i = 0; i < T * D; i++) {
+    msz += (double)zh[i] * zh[i] / (double)(T * D);
+    col[i % D] += (double)zh[i] * zh[i] / (double)T;
+  }
+  for (size_t j = 0; j < D; j++) big = fmax(big, col[j]);
+  fprintf(stderr,
+          "  P = %zu <= D = %zu: test mean square per coordinate z %.4g, x %.4g, largest %.3g\n", P,
+          D, msz, msx, big);
+  if (!(msz > 0.8 * msx && msz < 1.35 * msx))
+    fail_msg("test features: mean square %g per coordinate, the raw input's %g", msz, msx);
+  assert_true(big < 10 * msx); /* no direction blown up */
+  free(xh), free(zh);
+  hcl_buf_free(g_ctx, &x), hcl_buf_free(g_ctx, &y), hcl_buf_free(g_ctx, &zb);
+  rig_free(&g);
 }
 
 /* The plugin's host eigen-solver (compiled into this test from its source):
@@ -938,17 +1028,16 @@ static void test_gd_low_rank_poly(void **state) {
 }
 
 /* The whitening is fitted by prepare() for any algorithm, so the runtime's
- * plain sgd works on the neural representation; without a training set there
- * is nothing to whiten on, and the message says so. */
-static void test_sgd_neural_refused(void **state) {
+ * plain sgd works on the neural representation; it is fitted on the
+ * unlabelled stream, so fresh samples (train_size = 0) work too. */
+static void test_sgd_neural(void **state) {
   (void)state;
   NEED_DEVICE();
   char dir[1024], err[4096];
   const char *sets[] = {"train.algorithm=sgd", "train.steps=5"};
-  assert_int_equal(run_cfg(gd_cfg, sets, 2, dir, err, sizeof err), HCL_OK);
-  const char *sets2[] = {"train.train_size=0", "train.steps=5"};
-  assert_int_equal(run_cfg(gd_cfg, sets2, 2, dir, err, sizeof err), HCL_ERR_CONFIG);
-  assert_non_null(strstr(err, "train_size"));
+  if (run_cfg(gd_cfg, sets, 2, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  const char *sets2[] = {"train.train_size=0", "train.batch=50", "train.steps=5"};
+  if (run_cfg(gd_cfg, sets2, 3, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
 }
 
 /* Two replicas in one run give the metrics of two separate runs. */
@@ -956,12 +1045,12 @@ static void test_replicas_equal_runs(void **state) {
   (void)state;
   NEED_DEVICE();
   char d2[1024], da[1024], db[1024], err[4096];
-  const char *two[] = {"run.seeds=11, 12", "train.steps=60", "eval.every=20"};
-  const char *one_a[] = {"run.seed=11", "train.steps=60", "eval.every=20"};
-  const char *one_b[] = {"run.seed=12", "train.steps=60", "eval.every=20"};
-  if (run_cfg(gd_cfg, two, 3, d2, err, sizeof err)) fail_msg("%s", err);
-  if (run_cfg(gd_cfg, one_a, 3, da, err, sizeof err)) fail_msg("%s", err);
-  if (run_cfg(gd_cfg, one_b, 3, db, err, sizeof err)) fail_msg("%s", err);
+  const char *two[] = {"run.seeds=11, 12", "train.steps=60", "eval.every=20", "train.lr=0.03"};
+  const char *one_a[] = {"run.seed=11", "train.steps=60", "eval.every=20", "train.lr=0.03"};
+  const char *one_b[] = {"run.seed=12", "train.steps=60", "eval.every=20", "train.lr=0.03"};
+  if (run_cfg(gd_cfg, two, 4, d2, err, sizeof err)) fail_msg("%s", err);
+  if (run_cfg(gd_cfg, one_a, 4, da, err, sizeof err)) fail_msg("%s", err);
+  if (run_cfg(gd_cfg, one_b, 4, db, err, sizeof err)) fail_msg("%s", err);
   char *m2 = read_in(d2, "metrics.jsonl"), *ma = read_in(da, "metrics.jsonl"),
        *mb = read_in(db, "metrics.jsonl");
   double l2[16], la[16], l3[16], lb[16];
@@ -988,10 +1077,12 @@ int main(void) {
       cmocka_unit_test(test_init_statistics),
       cmocka_unit_test(test_replicas_bitwise),
       cmocka_unit_test(test_whitening),
+      cmocka_unit_test(test_whitening_ignores_training_set),
+      cmocka_unit_test(test_features_bounded_small_p),
       cmocka_unit_test(test_eigh),
       cmocka_unit_test(test_gd_neural_staircase),
       cmocka_unit_test(test_gd_low_rank_poly),
-      cmocka_unit_test(test_sgd_neural_refused),
+      cmocka_unit_test(test_sgd_neural),
       cmocka_unit_test(test_replicas_equal_runs),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);

@@ -649,7 +649,9 @@ static void host_phi(const run *rn, const double *p, size_t r, uint32_t stream, 
 }
 
 /* Ridge solution on samples first .. first+n-1 with the params p (double):
- * (H^T H/n + lambda I) a = H^T y/n, h_j = sigma2(w_j . phi + b_j)/m2. */
+ * a = argmin (1/n) sum_i (f(x_i) - y_i)^2 + lambda (1/m2) |a|^2 with
+ * f = (1/m2) sum_j a_j s_j, s_j = sigma2(w_j . phi + b_j), whose normal
+ * equations are (S^T S/(n m2) + lambda I) a = S^T y/n. */
 static void host_ridge(const run *rn, const double *p, size_t r, uint64_t first, size_t n,
                        double lambda, double *a) {
   const ref_net *R_ = &rn->ref;
@@ -662,12 +664,12 @@ static void host_ridge(const run *rn, const double *p, size_t r, uint64_t first,
     for (size_t j = 0; j < m2; j++) {
       double z = p[rb(R_) + j];
       for (size_t c = 0; c < k; c++) z += p[rw(R_) + j * k + c] * phi[c];
-      h[j] = act_f(R_->act2, z) / m2;
+      h[j] = act_f(R_->act2, z);
     }
     double y = fake_y(x);
     for (size_t j = 0; j < m2; j++) {
       a[j] += h[j] * y / n;
-      for (size_t l = 0; l < m2; l++) G[j * m2 + l] += h[j] * h[l] / n;
+      for (size_t l = 0; l < m2; l++) G[j * m2 + l] += h[j] * h[l] / ((double)n * m2);
     }
   }
   assert_true(chol_solve(G, m2, lambda, a));
@@ -840,6 +842,64 @@ static void ridge_algorithm(void **state) {
   free(rn);
 }
 
+/* lambda does not depend on the width: with every unit of a width-m net
+ * duplicated (W and b rows j and j + m equal) the ridge fit at width 2m is
+ * a = [a_m, a_m], a_m the fit at width m, and the predictions are the same
+ * (by algebra: the kernel (1/m2) sum_j s_j s_j' is unchanged). A penalty on
+ * a Gram of scale 1/m2^2 would make lambda twice as strong at 2m. */
+static void ridge_width_invariant(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  const uint64_t seed = 43, P = 40;
+  enum { M = 6, K = 8, NT = 16 };
+  const char *kv1[] = {"m1=8", "m2=6", "freeze_w=true", "lambda=0.05", "probe_samples=0", NULL};
+  const char *kv2[] = {"m1=8", "m2=12", "freeze_w=true", "lambda=0.05", "probe_samples=0", NULL};
+  run *r1 = malloc(sizeof *r1), *r2 = malloc(sizeof *r2);
+  run_make(r1, kv1, 1, &seed, P, NT, 0);
+  run_make(r2, kv2, 1, &seed, P, NT, 0);
+  r1->ref = (ref_net){5, K, M, 1, A_RELU, A_RELU, 0};
+  r2->ref = (ref_net){5, K, 2 * M, 1, A_RELU, A_RELU, 0};
+  size_t np1 = r1->m.np, np2 = r2->m.np;
+  float *p1 = read_floats(r1->t.params, np1), *p2 = read_floats(r2->t.params, np2);
+  /* V is the same draw at both widths; width 2m: both halves of W, b = width m's */
+  assert_memory_equal(p1, p2, rw(&r1->ref) * sizeof *p1);
+  for (size_t h = 0; h < 2; h++) {
+    memcpy(p2 + rw(&r2->ref) + h * M * K, p1 + rw(&r1->ref), M * K * sizeof *p1);
+    memcpy(p2 + rb(&r2->ref) + h * M, p1 + rb(&r1->ref), M * sizeof *p1);
+  }
+  hcl_buf up = hcl_test_upload(g_ctx, p2, np2);
+  assert_int_equal(hcl_buf_copy(g_ctx, r2->t.params, up, np2 * sizeof(float)), HCL_OK);
+  hcl_buf_free(g_ctx, &up);
+  if (g_vt->train(r1->m.self, "ridge", &r1->t) != HCL_OK) fail_msg("%s", g_ctx->errmsg);
+  if (g_vt->train(r2->m.self, "ridge", &r2->t) != HCL_OK) fail_msg("%s", g_ctx->errmsg);
+  float *q1 = read_floats(r1->t.params, np1), *q2 = read_floats(r2->t.params, np2);
+  double a[2 * M];
+  for (size_t j = 0; j < 2 * M; j++) a[j] = q1[ra(&r1->ref) + j % M];
+  assert_close("ridge a at width 2m against [a_m, a_m]", q2 + ra(&r2->ref), a, 2 * M, 1e-4);
+  /* the regularisation is felt: a differs from the lambda -> 0 fit */
+  double *d1 = to_double(q1, np1), a0[M];
+  host_ridge(r1, d1, 0, 0, P, 1e-9, a0);
+  double diff = 0;
+  for (size_t j = 0; j < M; j++) diff = fmax(diff, fabs(a0[j] - q1[ra(&r1->ref) + j]));
+  assert_true(diff > 1e-2 * hcl_test_max_abs(a0, M));
+  /* the same predictions on fresh inputs */
+  float x[NT * 5];
+  for (size_t i = 0; i < NT * 5; i++) x[i] = (float)urand(-1, 1);
+  hcl_buf xb = hcl_test_upload(g_ctx, x, NT * 5), o1, o2;
+  assert_int_equal(hcl_buf_alloc(g_ctx, NT * sizeof(float), &o1), HCL_OK);
+  assert_int_equal(hcl_buf_alloc(g_ctx, NT * sizeof(float), &o2), HCL_OK);
+  assert_int_equal(g_vt->forward(r1->m.self, r1->t.params, xb, NT, o1), HCL_OK);
+  assert_int_equal(g_vt->forward(r2->m.self, r2->t.params, xb, NT, o2), HCL_OK);
+  float *f1 = read_floats(o1, NT), *f2 = read_floats(o2, NT);
+  double want[NT];
+  for (size_t i = 0; i < NT; i++) want[i] = f1[i];
+  assert_close("predictions at width 2m against width m", f2, want, NT, 1e-4);
+  hcl_buf_free(g_ctx, &xb), hcl_buf_free(g_ctx, &o1), hcl_buf_free(g_ctx, &o2);
+  free(p1), free(p2), free(q1), free(q2), free(d1), free(f1), free(f2);
+  run_free(r1), run_free(r2);
+  free(r1), free(r2);
+}
+
 /* hstar_corr: mean over units of |corr(w_j . phi(x), h*(x))| on the probe
  * stream, against the host; absent when the target has no h*. */
 static void probe_feature_correlation(void **state) {
@@ -978,7 +1038,7 @@ static int have_single_index(void) {
 static const char *si_cfg =
     "[run]\nseed = 3\n"
     "[target]\nplugin = single_index\nd = 12\nlink = relu\n"
-    "[model]\nplugin = three_layer\nm1 = 256\nm2 = 256\nlambda = 1e-6\nprobe_samples = 1000\n"
+    "[model]\nplugin = three_layer\nm1 = 256\nm2 = 256\nlambda = 2.56e-4\nprobe_samples = 1000\n"
     "[train]\nalgorithm = algorithm1\ntrain_size = 4000\nbatch = 500\nsteps = 1\nlr = 1\n"
     "[eval]\ntest_size = 2000\n";
 
@@ -1054,6 +1114,7 @@ int main(void) {
       cmocka_unit_test(algorithm1_matches_formulas),
       cmocka_unit_test(algorithm1_auto_eta_and_replicas),
       cmocka_unit_test(ridge_algorithm),
+      cmocka_unit_test(ridge_width_invariant),
       cmocka_unit_test(probe_feature_correlation),
       cmocka_unit_test(algorithm_errors),
       cmocka_unit_test(sgd_end_to_end),

@@ -83,7 +83,17 @@ typedef struct hcl_param_desc {
 } hcl_param_desc;
 
 /* ---- what a run looks like, handed to create() -------------------------- */
-enum { HCL_STREAM_TRAIN = 0, HCL_STREAM_TEST = 1, HCL_STREAM_PROBE = 2 };
+/* Sample streams of a target, pairwise disjoint. UNLABELLED: inputs a model
+ * fits statistics on (a whitening, a normalisation) without touching the
+ * labelled training set; its labels are never used. VAL: the validation set
+ * ([eval] val_size), for choices that must not see the test set. */
+enum {
+  HCL_STREAM_TRAIN = 0,
+  HCL_STREAM_TEST = 1,
+  HCL_STREAM_PROBE = 2,
+  HCL_STREAM_UNLABELLED = 3,
+  HCL_STREAM_VAL = 4
+};
 
 typedef struct hcl_setup {
   uint32_t struct_size;
@@ -93,6 +103,7 @@ typedef struct hcl_setup {
   uint64_t train_size; /* P; 0 = fresh samples every step */
   uint64_t test_size;
   size_t max_batch; /* largest n any call will pass */
+  uint64_t val_size; /* samples of HCL_STREAM_VAL the run evaluates ([eval] val_size; 0 = none) */
 } hcl_setup;
 
 /* Shape of one input sample (without batch and replica). rank 1: [n];

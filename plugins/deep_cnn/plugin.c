@@ -59,7 +59,10 @@ static const hcl_param_desc params[] = {
     {"ridge_lambda", HCL_PARAM_DOUBLE, "1e-3", 0, 1e6, NULL,
      "algorithm = ridge_chain: lambda of W = E[e_y phi^T](E[phi phi^T] + lambda I)^-1, fitted "
      "per level on the first patch only (e_y the one-hot class label), applied to every "
-     "patch, output W phi normalised to sum 1; level L's output is the model's"},
+     "patch, output W phi normalised to sum 1; level L's output is the model's. Independent "
+     "of D: with phi's sqrt(2/D) the kernel phi(z) . phi(z') is an average over the D "
+     "features (-> the RBF kernel as D grows), so W phi(z) = k(z, Z)(K/N + lambda I)^-1 E/N, "
+     "kernel ridge regression with penalty lambda |f|_K^2 whatever D"},
     {"ridge_samples", HCL_PARAM_INT, "0", 0, 1e15, NULL,
      "algorithm = ridge_chain: fit samples (the first ones of the training stream); 0 = the "
      "whole training set ([train] train_size, which must then be > 0)"},

@@ -17,7 +17,7 @@ static hcl_status check_fitted(hcl_taylor *m, hcl_buf params) {
     if (!(f > 0.0f))
       return host->fail(m->ctx, HCL_ERR_CONFIG,
                         "taylor: representation = neural, but the whitening of h(x) on the "
-                        "training set is not fitted (replica %zu): set [train] algorithm = gd "
+                        "unlabelled stream is not fitted (replica %zu): set [train] algorithm = gd "
                         "(it whitens, then runs gradient descent); the runtime's plain sgd "
                         "would train on an unfitted representation",
                         r);

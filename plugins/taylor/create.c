@@ -14,6 +14,7 @@ extern const char hcl_cl_taylor[];
 #define DEF_INIT_STD 0.01
 #define DEF_W0_STD 1.0
 #define DEF_RCOND 1e-6
+#define DEF_WHITEN_PER_UNIT 20 /* whiten_size = 0: this many samples per unit of h */
 /* Work-group of the head's reduction (a power of two; lowered to fit the device). */
 #define HEAD_WG 64
 
@@ -73,6 +74,7 @@ static hcl_status read_params(const hcl_params *p, hcl_taylor *m) {
   m->w0_std = p ? host->param_double(p, "w0_std") : DEF_W0_STD;
   m->rep_bias = p ? host->param_double(p, "rep_bias") : 0.0;
   m->rcond = p ? host->param_double(p, "whiten_rcond") : DEF_RCOND;
+  int64_t ws = p ? host->param_int(p, "whiten_size") : 0;
   if (width < 1)
     return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: width = %lld: must be at least 1",
                       (long long)width);
@@ -99,6 +101,10 @@ static hcl_status read_params(const hcl_params *p, hcl_taylor *m) {
   m->order = (int)order;
   m->neural = !strcmp(rep, "neural");
   m->D = m->neural ? (size_t)D : 0;
+  if (ws < 0)
+    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: whiten_size = %lld: must be >= 0",
+                      (long long)ws);
+  m->whiten_size = ws > 0 ? (uint64_t)ws : DEF_WHITEN_PER_UNIT * (uint64_t)D;
   return parse_act(m, p ? host->param_str(p, "activation") : NULL);
 }
 

@@ -26,11 +26,15 @@ static const hcl_param_desc params[] = {
      "sigma'' = relu); quadratic: t^2/2 (sigma' = t, sigma'' = 1); softplus: log(1+e^t) "
      "(sigma' = logistic s, sigma'' = s(1-s)); tanh"},
     {"representation", HCL_PARAM_ENUM, "raw", 1, 0, representations,
-     "input z of the Taylor model: raw z = x; neural z = Sigma^{-1/2}(h(x) - mu) with "
-     "h(x) = relu(V x + b) a fixed random layer of width rep_width and mu, Sigma the mean and "
-     "covariance of h over the P training samples (fitted by [train] algorithm = gd, which "
-     "neural needs, with train_size = P > 0; the runtime's plain sgd is refused; until the fit, "
-     "i.e. at the step-0 evaluation, the model outputs 0)"},
+     "input z of the Taylor model: raw z = x; neural z = s Sigma^{-1/2}(h(x) - mu) with "
+     "h(x) = relu(V x + b) a fixed random layer of width rep_width, mu and Sigma the mean and "
+     "covariance of h over whiten_size samples of the target's unlabelled stream (disjoint "
+     "from train and test: the labelled training set plays no part), and s making the mean "
+     "square per coordinate of z equal the raw input's (both measured on that sample: "
+     "E|z|^2/rep_width = E|x|^2/d), so that one lr and init mean the same on either "
+     "representation (for inputs with unit-variance coordinates, such as low_rank_poly's "
+     "sphere of radius sqrt(d), E|z|^2 = dz either way). Fitted before the step-0 evaluation, "
+     "for any algorithm"},
     {"rep_width", HCL_PARAM_INT, "512", 1, 4096, NULL,
      "D: width of the random representation h(x) = relu(V x + b), V [D, d] ~ N(0, 1/d) per "
      "replica seed (representation = neural only); the whitening costs O(D^3) on the host "
@@ -44,8 +48,12 @@ static const hcl_param_desc params[] = {
     {"w0_std", HCL_PARAM_DOUBLE, "1", 0, 1e6, NULL,
      "expansion point w0_r ~ N(0, w0_std^2 I) (SPEC: N(0, I)); a_r ~ Unif{-1, +1}"},
     {"whiten_rcond", HCL_PARAM_DOUBLE, "1e-6", 0, 1, NULL,
-     "neural: eigenvalues of the training covariance below whiten_rcond * the largest are "
+     "neural: eigenvalues of the covariance of h below whiten_rcond * the largest are "
      "dropped (their directions map to 0) instead of amplified"},
+    {"whiten_size", HCL_PARAM_INT, "0", 0, 1e9, NULL,
+     "neural: samples of the target's unlabelled stream (stream 3) the whitening is "
+     "estimated on; 0 = 20 * rep_width, so that the covariance is full rank and "
+     "well estimated (fewer than rep_width leave directions out)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL}};
 
 static const char *const algorithms[] = {"gd", NULL};
@@ -71,15 +79,16 @@ static const hcl_plugin_desc desc = {
     .struct_size = sizeof(hcl_plugin_desc),
     .kind = HCL_PLUGIN_MODEL,
     .name = "taylor",
-    .version = "1.0.0",
-    .summary = "NTK (order 1) and quadratic Taylor model QuadNTK (order 2) of a wide two-layer "
-               "net around a random w0, on the raw input or on a whitened fixed random ReLU "
-               "representation; trainable w [m, dz], one output. Algorithm gd: fit the "
-               "whitening on the training set, then the runtime's loop (full-batch gradient "
-               "descent with [train] batch = train_size; l2 via [train] weight_decay). "
-               "*(reading)*: implemented from this project's reading of the paper (full text "
-               "not at hand); the paper's ||W||_{2,4}-type regulariser and sign "
-               "randomisation are not implemented",
+    .version = "1.1.0",
+    .summary =
+        "NTK (order 1) and quadratic Taylor model QuadNTK (order 2) of a wide two-layer "
+        "net around a random w0, on the raw input or on a fixed random ReLU "
+        "representation whitened on unlabelled samples and scaled like the raw input; "
+        "trainable w [m, dz], one output. Algorithm gd: the runtime's loop (full-batch gradient "
+        "descent with [train] batch = train_size; l2 via [train] weight_decay). "
+        "*(reading)*: implemented from this project's reading of the paper (full text "
+        "not at hand); the paper's ||W||_{2,4}-type regulariser and sign "
+        "randomisation are not implemented",
     .citation = "M. Chen, Y. Bai, J. D. Lee, T. Zhao, H. Wang, C. Xiong, R. Socher, Towards "
                 "understanding hierarchical learning: benefits of neural representations, "
                 "NeurIPS 2020, arXiv:2006.13436 (reading); quadratic Taylor model from Y. Bai, "

@@ -4,7 +4,8 @@
  * g(w; z) = (1/sqrt m) sum_r a_r sigma(w_r . z) around a random point w0:
  *   order 1 (NTK):     f(z) = (1/sqrt m)     sum_r a_r sigma'(w0_r . z) (w_r . z)
  *   order 2 (QuadNTK): f(z) = (1/(2 sqrt m)) sum_r a_r sigma''(w0_r . z) (w_r . z)^2
- * on z = x (raw) or z = whitened relu(V x + b) (neural). */
+ * on z = x (raw) or z = whitened relu(V x + b) (neural), the latter scaled
+ * to the raw input's mean square per coordinate (whiten.c). */
 #ifndef HCL_TAYLOR_H
 #define HCL_TAYLOR_H
 
@@ -62,8 +63,9 @@ typedef struct hcl_taylor {
   int order, neural;
   hcl_taylor_act act;
   double init_std, w0_std, rep_bias, rcond;
-  uint64_t *seeds;     /* [R], copied from the setup */
-  uint64_t train_size; /* P from the setup (for messages) */
+  uint64_t whiten_size; /* N: unlabelled samples the whitening is fitted on */
+  uint64_t *seeds;      /* [R], copied from the setup */
+  uint64_t train_size;  /* P from the setup (for messages) */
   hcl_block blocks[HCL_TAYLOR_B_COUNT];
   size_t off[HCL_TAYLOR_B_COUNT]; /* offsets of the blocks (floats in a replica) */
   cl_program prog;
@@ -109,8 +111,9 @@ hcl_status hcl_taylor_features(void *self, hcl_buf params, size_t layer, hcl_buf
 hcl_status hcl_taylor_train(void *self, const char *algorithm, hcl_trainer *t);
 /* Fit the neural representation's whitening (before the first evaluation). */
 hcl_status hcl_taylor_prepare(void *self, hcl_trainer *t);
-/* Fit mean and whitening matrix of relu(V x + b) on the P training samples
- * into the blocks rep.whiten / rep.offset / rep.fitted of params. */
+/* Fit mean and whitening matrix of relu(V x + b) on the first whiten_size
+ * samples of the unlabelled stream (never the training set) into the blocks
+ * rep.whiten / rep.offset / rep.fitted of params. */
 hcl_status hcl_taylor_fit_whitening(hcl_taylor *m, hcl_trainer *t, hcl_buf params);
 
 /* Eigen-decomposition of the symmetric n x n matrix a (double): on return

@@ -1,13 +1,19 @@
-/* taylor plugin: whitening of the neural representation on the training set,
- * and the "gd" algorithm.
+/* taylor plugin: whitening of the neural representation, and the "gd"
+ * algorithm.
  *
- * z = (h(x) - mu) M with mu, Sigma the mean and covariance of h over the P
- * training samples and M = Sigma^{-1/2} (directions with eigenvalue below
- * whiten_rcond * the largest map to 0). Sigma is accumulated on the device
- * in float (two passes: mean, then the centred second moment) and
- * decomposed on the host in double. One refinement pass removes the float
- * error that small eigenvalues amplify: with M0 from the first estimate,
- * C1 = cov(z0) is close to the identity, and M = M0 C1^{-1/2}. */
+ * z = (h(x) - mu) M with mu, Sigma the mean and covariance of h over the
+ * first N = whiten_size samples of the target's unlabelled stream and
+ * M = s Sigma^{-1/2} (directions with eigenvalue below whiten_rcond * the
+ * largest map to 0). Not the labelled training set: with P <= rep_width
+ * training points Sigma would be rank-deficient and its tiny eigenvalues
+ * would blow test inputs up. Sigma is accumulated on the device in float
+ * (two passes: mean, then the centred second moment) and decomposed on the
+ * host in double. One refinement pass removes the float error that small
+ * eigenvalues amplify: with M0 from the first estimate, C1 = cov(z0) is
+ * close to the identity, and M = M0 C1^{-1/2} s. The scale s puts z on the
+ * raw input's scale: E|z|^2/D = E|x|^2/d on the sample (the refined z has
+ * E|z|^2 = rank before s), so that one lr and init mean the same for the
+ * raw and the neural representation. */
 #include "taylor.h"
 
 #include <math.h>
@@ -64,8 +70,8 @@ static void matmul(const double *a, const double *b, size_t D, double *c) {
 
 typedef struct fit_bufs {
   hcl_buf x, y, negmean, cov;
-  float *hcov, *hmean, *hblock;
-  double *c, *m0, *n, *mm;
+  float *hcov, *hmean, *hblock, *hx;
+  double *c, *m0, *n, *mm, *msx; /* msx [R]: mean square per coordinate of x */
 } fit_bufs;
 
 static void fit_free(hcl_taylor *m, fit_bufs *b) {
@@ -73,8 +79,8 @@ static void fit_free(hcl_taylor *m, fit_bufs *b) {
   hcl_buf *bufs[] = {&b->x, &b->y, &b->negmean, &b->cov};
   for (size_t i = 0; i < 4; i++)
     if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
-  free(b->hcov), free(b->hmean), free(b->hblock);
-  free(b->c), free(b->m0), free(b->n), free(b->mm);
+  free(b->hcov), free(b->hmean), free(b->hblock), free(b->hx);
+  free(b->c), free(b->m0), free(b->n), free(b->mm), free(b->msx);
 }
 
 static hcl_status fit_alloc(hcl_taylor *m, fit_bufs *b) {
@@ -87,40 +93,52 @@ static hcl_status fit_alloc(hcl_taylor *m, fit_bufs *b) {
   b->hcov = malloc(R * D * D * sizeof *b->hcov);
   b->hmean = malloc(R * D * sizeof *b->hmean);
   b->hblock = malloc((D * D + D + 1) * sizeof *b->hblock);
+  b->hx = malloc(R * B * m->d * sizeof *b->hx);
   size_t dd = D * D * sizeof(double);
   b->c = malloc(dd), b->m0 = malloc(R * dd), b->n = malloc(dd), b->mm = malloc(dd);
-  if (!b->hcov || !b->hmean || !b->hblock || !b->c || !b->m0 || !b->n || !b->mm)
+  b->msx = calloc(R, sizeof *b->msx);
+  if (!b->hcov || !b->hmean || !b->hblock || !b->hx || !b->c || !b->m0 || !b->n || !b->mm ||
+      !b->msx)
     return host->fail(m->ctx, HCL_ERR_NOMEM,
                       "taylor: out of host memory for the whitening (rep_width = %zu)", D);
   return HCL_OK;
 }
 
-/* The training chunk [first, first + n) into b->x. */
+/* Samples [first, first + n) of the unlabelled stream into b->x (their
+ * labels, in b->y, are not used). */
 static hcl_status chunk(hcl_taylor *m, hcl_trainer *t, fit_bufs *b, uint64_t first, size_t n) {
-  return hcl_taylor_host->train_batch(t, HCL_STREAM_TRAIN, first, n,
+  return hcl_taylor_host->train_batch(t, HCL_STREAM_UNLABELLED, first, n,
                                       hcl_taylor_view(b->x, 0, m->R * n * m->d),
                                       hcl_taylor_view(b->y, 0, m->R * n * m->y_dim));
 }
 
-/* cov [R, D, D] = (1/P) sum over the training set of v v^T for the rows v
- * of the centred h (of_z = 0: after a first pass that puts -mu into
- * negmean) or of z with the blocks now in params (of_z = 1); read back into
- * b->hcov. */
-static hcl_status moments(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b, uint64_t P,
+/* cov [R, D, D] = (1/N) sum over the N unlabelled samples of v v^T for the
+ * rows v of the centred h (of_z = 0: after a first pass that puts -mu into
+ * negmean and the inputs' mean square into msx) or of z with the blocks now
+ * in params (of_z = 1); read back into b->hcov. */
+static hcl_status moments(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b, uint64_t N,
                           int of_z) {
   const hcl_host_api *host = hcl_taylor_host;
   size_t R = m->R, D = m->D, B = m->max_batch;
-  float inv = (float)(1.0 / (double)P);
+  float inv = (float)(1.0 / (double)N);
   if (!of_z)
-    for (uint64_t first = 0; first < P; first += B) {
-      size_t n = P - first < B ? (size_t)(P - first) : B;
+    for (uint64_t first = 0; first < N; first += B) {
+      size_t n = N - first < B ? (size_t)(N - first) : B;
       HCL_TAYLOR_TRY(chunk(m, t, b, first, n));
       HCL_TAYLOR_TRY(hcl_taylor_hidden(m, params, b->x, n));
       HCL_TAYLOR_TRY(host->col_sum(m->ctx, hcl_taylor_view(m->hb, 0, R * n * D), b->negmean, D, R,
                                    n, D, -inv, first ? 1.0f : 0.0f));
+      HCL_TAYLOR_TRY(host->buf_read(m->ctx, hcl_taylor_view(b->x, 0, R * n * m->d), b->hx,
+                                    R * n * m->d * sizeof *b->hx));
+      for (size_t r = 0; r < R; r++) {
+        double s = 0;
+        for (size_t i = 0; i < n * m->d; i++)
+          s += (double)b->hx[r * n * m->d + i] * b->hx[r * n * m->d + i];
+        b->msx[r] += s / ((double)N * (double)m->d);
+      }
     }
-  for (uint64_t first = 0; first < P; first += B) {
-    size_t n = P - first < B ? (size_t)(P - first) : B;
+  for (uint64_t first = 0; first < N; first += B) {
+    size_t n = N - first < B ? (size_t)(N - first) : B;
     HCL_TAYLOR_TRY(chunk(m, t, b, first, n));
     hcl_buf v;
     if (of_z) {
@@ -137,9 +155,9 @@ static hcl_status moments(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_buf
   return host->buf_read(m->ctx, b->cov, b->hcov, R * D * D * sizeof(float));
 }
 
-/* Write M (row-major D x D), c = -mu M and fitted = P into replica r. */
+/* Write M (row-major D x D), c = -mu M and fitted = N into replica r. */
 static hcl_status write_blocks(hcl_taylor *m, hcl_buf params, fit_bufs *b, size_t r,
-                               const double *M, uint64_t P) {
+                               const double *M, uint64_t N) {
   size_t D = m->D;
   const float *negmean = b->hmean + r * D;
   for (size_t i = 0; i < D * D; i++) b->hblock[i] = (float)M[i];
@@ -150,18 +168,18 @@ static hcl_status write_blocks(hcl_taylor *m, hcl_buf params, fit_bufs *b, size_
     for (size_t j = 0; j < D; j++) c[j] += f * M[k * D + j];
   }
   for (size_t j = 0; j < D; j++) b->hblock[D * D + j] = (float)c[j];
-  b->hblock[D * D + D] = (float)P;
+  b->hblock[D * D + D] = (float)N;
   /* whiten, offset and fitted are contiguous in this order */
   return hcl_taylor_host->buf_write(
       m->ctx, hcl_taylor_view(params, r * m->n_params + m->off[HCL_TAYLOR_B_WHITEN], D * D + D + 1),
       b->hblock, (D * D + D + 1) * sizeof(float));
 }
 
-static hcl_status fit(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b, uint64_t P) {
+static hcl_status fit(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b, uint64_t N) {
   const hcl_host_api *host = hcl_taylor_host;
   size_t R = m->R, D = m->D;
   HCL_TAYLOR_TRY(fit_alloc(m, b));
-  HCL_TAYLOR_TRY(moments(m, t, params, b, P, 0));
+  HCL_TAYLOR_TRY(moments(m, t, params, b, N, 0));
   HCL_TAYLOR_TRY(host->buf_read(m->ctx, b->negmean, b->hmean, R * D * sizeof(float)));
   char ranks[64 * 24] = "[";
   for (size_t r = 0; r < R; r++) {
@@ -174,51 +192,57 @@ static hcl_status fit(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b
                         D, D, r, (unsigned long long)m->seeds[r]);
     if (rank == 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
-                        "taylor: h(x) = relu(V x + b) is constant on the %llu training samples "
+                        "taylor: h(x) = relu(V x + b) is constant on the %llu unlabelled samples "
                         "(replica %zu): nothing to whiten",
-                        (unsigned long long)P, r);
+                        (unsigned long long)N, r);
     if ((size_t)rank < D)
       host->log(m->ctx, HCL_LOG_WARN,
-                "taylor: replica %zu: the covariance of h(x) on %llu samples has %ld of %zu "
-                "eigenvalues above whiten_rcond = %g of the largest; the others map to 0",
-                r, (unsigned long long)P, rank, D, m->rcond);
+                "taylor: replica %zu: the covariance of h(x) on %llu unlabelled samples has %ld "
+                "of %zu eigenvalues above whiten_rcond = %g of the largest; the others map to 0",
+                r, (unsigned long long)N, rank, D, m->rcond);
     if (strlen(ranks) < sizeof ranks - 32)
       snprintf(ranks + strlen(ranks), sizeof ranks - strlen(ranks), "%s%ld", r ? "," : "", rank);
-    HCL_TAYLOR_TRY(write_blocks(m, params, b, r, b->m0 + r * D * D, P));
+    HCL_TAYLOR_TRY(write_blocks(m, params, b, r, b->m0 + r * D * D, N));
   }
   strncat(ranks, "]", sizeof ranks - strlen(ranks) - 1);
   host->note(m->ctx, "taylor.whiten_rank", ranks, 1);
-  /* refinement: M = M0 C1^{-1/2}, C1 the covariance of z0 = (h - mu) M0 */
-  HCL_TAYLOR_TRY(moments(m, t, params, b, P, 1));
+  /* refinement: M = M0 C1^{-1/2} s, C1 the covariance of z0 = (h - mu) M0;
+   * z0 C1^{-1/2} has E|z|^2 = rank1 on the sample, s^2 = msx D / rank1 */
+  HCL_TAYLOR_TRY(moments(m, t, params, b, N, 1));
   for (size_t r = 0; r < R; r++) {
     for (size_t i = 0; i < D * D; i++) b->c[i] = b->hcov[r * D * D + i];
-    if (inv_sqrt(b->c, D, REFINE_RCOND, b->mm) < 0)
+    long rank1 = inv_sqrt(b->c, D, REFINE_RCOND, b->mm);
+    if (rank1 < 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
                         "taylor: eigen-decomposition of the refinement covariance did not "
                         "converge (replica %zu)",
                         r);
+    if (!(b->msx[r] > 0) || rank1 == 0)
+      return host->fail(m->ctx, HCL_ERR_NUMERIC,
+                        "taylor: the inputs x are 0 on the %llu unlabelled samples (replica "
+                        "%zu): no scale to match",
+                        (unsigned long long)N, r);
+    double s = sqrt(b->msx[r] * (double)D / (double)rank1);
+    for (size_t i = 0; i < D * D; i++) b->mm[i] *= s;
     matmul(b->m0 + r * D * D, b->mm, D, b->c);
-    HCL_TAYLOR_TRY(write_blocks(m, params, b, r, b->c, P));
+    HCL_TAYLOR_TRY(write_blocks(m, params, b, r, b->c, N));
   }
   return host->finish(m->ctx);
 }
 
 hcl_status hcl_taylor_fit_whitening(hcl_taylor *m, hcl_trainer *t, hcl_buf params) {
   const hcl_host_api *host = hcl_taylor_host;
-  uint64_t P = host->train_size(t);
-  if (P == 0)
-    return host->fail(m->ctx, HCL_ERR_CONFIG,
-                      "taylor: representation = neural whitens h(x) on the training set, but "
-                      "[train] train_size = 0 (fresh samples every step): set train_size = P");
+  uint64_t N = m->whiten_size; /* unlabelled samples, not the training set */
   fit_bufs b;
   memset(&b, 0, sizeof b);
-  hcl_status rc = fit(m, t, params, &b, P);
+  hcl_status rc = fit(m, t, params, &b, N);
   fit_free(m, &b);
   m->fitted_mem = NULL;
   m->have_forward = 0;
   if (rc == HCL_OK)
-    host->log(m->ctx, HCL_LOG_INFO, "taylor: whitened h(x) (width %zu) on %llu training samples",
-              m->D, (unsigned long long)P);
+    host->log(m->ctx, HCL_LOG_INFO,
+              "taylor: whitened h(x) (width %zu) on %llu samples of the unlabelled stream", m->D,
+              (unsigned long long)N);
   return rc;
 }
 
@@ -240,8 +264,8 @@ hcl_status hcl_taylor_train(void *self, const char *algorithm, hcl_trainer *t) {
   return host->train_phase(t, &ph, NULL);
 }
 
-/* Fit the whitening on the training set before the first evaluation, so the
- * step-0 metrics already see the whitened representation. */
+/* Fit the whitening on the unlabelled stream before the first evaluation,
+ * so the step-0 metrics already see the whitened representation. */
 hcl_status hcl_taylor_prepare(void *self, hcl_trainer *t) {
   hcl_taylor *m = self;
   if (!m->neural) return HCL_OK;

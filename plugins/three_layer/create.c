@@ -56,7 +56,7 @@ static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, tl_model *m) {
   m->w_scale = p ? host->param_double(p, "w_scale") : 1.0;
   m->b_scale = p ? host->param_double(p, "b_scale") : 1.0;
   m->eta1 = p ? host->param_double(p, "eta1") : 0.0;
-  m->lambda = p ? host->param_double(p, "lambda") : 1e-6;
+  m->lambda = p ? host->param_double(p, "lambda") : 1e-3;
   int64_t ps = p ? host->param_int(p, "probe_samples") : 2000;
   m->probe_samples = ps > 0 ? (uint64_t)ps : 0;
   const char *bd = p ? host->param_str(p, "b_dist") : "normal";

@@ -48,10 +48,13 @@ static const hcl_param_desc params[] = {
      "the first half), i.e. with the network's output shifted by that mean, as in the paper's "
      "setting E f* = 0; otherwise the label mean dominates the step and the learned feature is "
      "mostly the kernel's constant direction (our reading)"},
-    {"lambda", HCL_PARAM_DOUBLE, "1e-6", 0, 1e12, NULL,
-     "ridge penalty of the readout fit (algorithm1 stage 2, algorithm ridge): "
-     "(H^T H/n + lambda I) a = H^T y/n, features h_j(x) = sigma2(w_j . phi(x) + b_j)/m2 "
-     "(so H^T H/n has entries of order 1/m2^2: lambda is on that scale)"},
+    {"lambda", HCL_PARAM_DOUBLE, "1e-3", 0, 1e12, NULL,
+     "ridge penalty of the readout fit (algorithm1 stage 2, algorithm ridge), independent of "
+     "the width: a = argmin (1/n) sum_i (f(x_i) - y_i)^2 + lambda (1/m2) sum_j a_j^2, i.e. "
+     "(S^T S/(n m2) + lambda I) a = S^T y/n with s_j(x) = sigma2(w_j . phi(x) + b_j): kernel "
+     "ridge regression with the kernel K(x, x') = (1/m2) sum_j s_j(x) s_j(x') (an average "
+     "over units, entries of order 1) and penalty lambda |f|_K^2, so a given lambda means the "
+     "same at every m2"},
     {"redraw_b", HCL_PARAM_BOOL, "true", 1, 0, NULL,
      "algorithm1: stage 2 re-draws b (fresh stream) before the ridge fit, as in the paper"},
     {"probe_samples", HCL_PARAM_INT, "2000", 0, 1e9, NULL,
@@ -83,12 +86,13 @@ static const hcl_plugin_desc desc = {
     .struct_size = sizeof(hcl_plugin_desc),
     .kind = HCL_PLUGIN_MODEL,
     .name = "three_layer",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .summary =
         "three-layer net f(x) = (1/m2) sum_j a_j sigma2(w_j . phi(x) + b_j), phi(x) = "
         "sigma1(V x)/sqrt(m1), V fixed random, b random, W and a trained; algorithms: sgd, "
         "algorithm1 (one gradient step on W from 0 on the first half of the data, then b "
-        "re-drawn and a by ridge on the second half), ridge (the readout alone); baselines "
+        "re-drawn and a by ridge on the second half; lambda is in the units of the kernel (1/m2) "
+        "sum_j s_j(x) s_j(x'), independent of the width), ridge (the readout alone); baselines "
         "freeze_w (random features) and two_layer. *(reading)*: implemented from this project's "
         "reading of the paper (full text not at hand); choices are parameters",
     .citation = "E. Nichani, A. Damian, J. D. Lee, Provable guarantees for nonlinear feature "

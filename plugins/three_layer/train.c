@@ -8,8 +8,14 @@
  *           taken through forward/backward with the init's a and b; eta1 = 0
  *           picks per replica the step giving w_j . phi(x) unit mean square;
  *  stage 2: b re-drawn (redraw_b), then a by ridge on the second half
- *           (indices P/2 .. P-1): (H^T H/n + lambda I) a = H^T y/n with
- *           h_j(x) = sigma2(w_j . phi(x) + b_j)/m2, solved on the device.
+ *           (indices P/2 .. P-1), solved on the device:
+ *             a = argmin (1/n) sum_i (f(x_i) - y_i)^2 + lambda (1/m2) sum_j a_j^2,
+ *           f(x) = (1/m2) sum_j a_j s_j(x), s_j(x) = sigma2(w_j . phi(x) + b_j);
+ *           normal equations (S^T S/(n m2) + lambda I) a = S^T y/n. That is
+ *           kernel ridge regression with the kernel K(x, x') = (1/m2) sum_j
+ *           s_j(x) s_j(x'), an average over units, and the penalty lambda
+ *           |f|_K^2: lambda has the same meaning at every width m2 (the fit
+ *           converges as m2 grows; duplicating every unit changes nothing).
  * ridge: stage 2 alone on all P samples with the current W and b (the
  *        random-features baseline with freeze_w).
  * Both end with one evaluation (host->train_eval) carrying stage metrics. */
@@ -181,11 +187,11 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all) {
     size_t n = n_all - off < w->chunk ? n_all - off : w->chunk, span = R * n * m2;
     float beta = off == 0 ? 0.0f : 1.0f;
     TL_TRY(batch_forward(w, first + off, n));
-    hcl_buf hv = tl_view(m->h, 0, span);
-    /* G += h^T h / (m2^2 n), c += h^T y / (m2 n) */
-    TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, m2, n, (float)(inv_m2 * inv_m2 * inv_n), hv, m2,
-                               n * m2, hv, m2, n * m2, beta, w->G, m2, m2 * m2, R));
-    TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)(inv_m2 * inv_n), hv, m2, n * m2,
+    hcl_buf sv = tl_view(m->h, 0, span); /* s_j(x) = sigma2(w_j . phi(x) + b_j) */
+    /* G += S^T S / (n m2), c += S^T y / n */
+    TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, m2, n, (float)(inv_m2 * inv_n), sv, m2, n * m2, sv,
+                               m2, n * m2, beta, w->G, m2, m2 * m2, R));
+    TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)inv_n, sv, m2, n * m2,
                                tl_view(w->y, 0, R * n * D), D, n * D, beta, w->c, D, m2 * D, R));
   }
   TL_TRY(host->solve_spd(m->ctx, w->G, w->c, R, m2, D, (float)m->lambda));

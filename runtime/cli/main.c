@@ -17,6 +17,8 @@ static const char usage[] =
     "                      a grid of runs (seeds as replicas), resumable, with P*\n"
     "  plot DIR            learning curves of a run, sample-complexity curves of a sweep\n"
     "  tune [--device SEL] tune CLBlast's GEMM for a device (clblast-utils)\n"
+    "  bench [--device SEL|all] [--quick] [-o md|csv|json] | --compare A.json B.json\n"
+    "                      the reference experiments' training steps, per device\n"
     "  sample CONFIG --n K [--format csv|npy] [--out FILE]\n"
     "                      write K samples of the configured target\n"
     "  devices [--json]    list every OpenCL device with its stable id\n"
@@ -41,10 +43,10 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     int (*fn)(int, char **);
-  } cmds[] = {{"run", hcl_cmd_run},         {"sample", hcl_cmd_sample},
-              {"sweep", hcl_cmd_sweep},     {"plot", hcl_cmd_plot},
-              {"tune", hcl_cmd_tune},       {"devices", hcl_cmd_devices},
-              {"plugins", hcl_cmd_plugins}, {"describe", hcl_cmd_describe}};
+  } cmds[] = {
+      {"run", hcl_cmd_run},         {"sample", hcl_cmd_sample},     {"sweep", hcl_cmd_sweep},
+      {"plot", hcl_cmd_plot},       {"tune", hcl_cmd_tune},         {"devices", hcl_cmd_devices},
+      {"plugins", hcl_cmd_plugins}, {"describe", hcl_cmd_describe}, {"bench", hcl_cmd_bench}};
   for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
     if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "hiercl: unknown command '%s' (see hiercl --help)\n", argv[1]);

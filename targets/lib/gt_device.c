@@ -69,8 +69,9 @@ hcl_status gt_device_sample(gt_target *t, uint32_t stream, uint64_t first, size_
   if (!n) return HCL_OK;
   if (n > UINT32_MAX)
     return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %zu samples in one call", t->name, n);
-  if (stream > HCL_STREAM_PROBE)
-    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: unknown stream %u (0 train, 1 test, 2 probe)",
+  if (stream > HCL_STREAM_VAL)
+    return gt_host->fail(t->ctx, HCL_ERR_PARAM,
+                         "%s: unknown stream %u (0 train, 1 test, 2 probe, 3 unlabelled, 4 val)",
                          t->name, stream);
   GT_TRY(check_room(t, x, t->R * n * t->d, "x"));
   GT_TRY(check_room(t, y, t->R * n, "y"));

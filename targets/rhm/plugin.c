@@ -88,8 +88,12 @@ static hcl_status read_list(rhm_target *t, const hcl_params *p, const char *key,
 static hcl_status plan_streams(rhm_target *t) {
   hcl_ctx *ctx = t->ctx;
   const rhm_dims *g = &t->g;
-  uint64_t P = t->train_size, T = t->test_size;
+  uint64_t P = t->train_size, T = t->test_size, V = t->val_size;
   char pm[64];
+  /* Unlabelled inputs are i.i.d. draws: statistics fitted on them need no
+   * disjointness from the labelled sets. */
+  t->map[HCL_STREAM_UNLABELLED] = (rhm_stream_map){RHM_MODE_DRAW, 0, 0};
+  t->map[HCL_STREAM_VAL] = (rhm_stream_map){RHM_MODE_DRAW, 0, V};
   rhm_u128_text(g->p_max, pm, sizeof pm);
   if (!g->index_mode) {
     t->map[HCL_STREAM_TRAIN] = (rhm_stream_map){RHM_MODE_DRAW, 0, P};
@@ -105,30 +109,40 @@ static hcl_status plan_streams(rhm_target *t) {
     return HCL_OK;
   }
   uint64_t pmax = (uint64_t)g->p_max;
-  if ((rhm_u128)P + T > g->p_max)
-    return rhm_host->fail(ctx, HCL_ERR_PARAM,
-                          "train_size + test_size = %llu + %llu = %llu exceeds P_max = "
-                          "n_c*m^((s^L-1)/(s-1)) = %llu*%llu^%llu = %s distinct data (bound "
-                          "train_size + test_size <= P_max)",
-                          (unsigned long long)P, (unsigned long long)T, (unsigned long long)(P + T),
-                          (unsigned long long)g->n_c, (unsigned long long)g->m,
-                          (unsigned long long)g->n_dig, pm);
+  if ((rhm_u128)P + T + V > g->p_max)
+    return rhm_host->fail(
+        ctx, HCL_ERR_PARAM,
+        "train_size + test_size + val_size = %llu + %llu + %llu = %llu exceeds P_max = "
+        "n_c*m^((s^L-1)/(s-1)) = %llu*%llu^%llu = %s distinct data (bound "
+        "train_size + test_size + val_size <= P_max)",
+        (unsigned long long)P, (unsigned long long)T, (unsigned long long)V,
+        (unsigned long long)(P + T + V), (unsigned long long)g->n_c, (unsigned long long)g->m,
+        (unsigned long long)g->n_dig, pm);
   if (!P && T >= pmax)
     return rhm_host->fail(ctx, HCL_ERR_PARAM,
                           "online training (train_size = 0) with test_size = %llu leaves no data: "
                           "P_max = %s (bound test_size < P_max)",
                           (unsigned long long)T, pm);
-  t->map[HCL_STREAM_TRAIN] =
-      P ? (rhm_stream_map){RHM_MODE_INDEX, 0, P} : (rhm_stream_map){RHM_MODE_INDEX, T, pmax - T};
+  /* Validation takes its own V permuted indices, disjoint from train and test,
+   * placed so that train and test are the same with or without it (except
+   * online training, whose train range starts after test and validation). */
+  if (!P && V >= pmax - T)
+    return rhm_host->fail(ctx, HCL_ERR_PARAM,
+                          "online training (train_size = 0) with test_size + val_size = %llu + "
+                          "%llu leaves no data: P_max = %s",
+                          (unsigned long long)T, (unsigned long long)V, pm);
+  t->map[HCL_STREAM_TRAIN] = P ? (rhm_stream_map){RHM_MODE_INDEX, 0, P}
+                               : (rhm_stream_map){RHM_MODE_INDEX, T + V, pmax - T - V};
   if (T)
     t->map[HCL_STREAM_TEST] = (rhm_stream_map){RHM_MODE_INDEX, P, T};
-  else if (pmax > P)
-    t->map[HCL_STREAM_TEST] = (rhm_stream_map){RHM_MODE_INDEX, P, pmax - P};
+  else if (pmax > P + V)
+    t->map[HCL_STREAM_TEST] = (rhm_stream_map){RHM_MODE_INDEX, P, pmax - P - V};
   else
     t->map[HCL_STREAM_TEST] = (rhm_stream_map){RHM_MODE_DRAW, 0, 0};
-  uint64_t q = pmax - P - T, need = 2 * (t->probe_samples ? t->probe_samples : 1);
+  if (V) t->map[HCL_STREAM_VAL] = (rhm_stream_map){RHM_MODE_INDEX, T || !P ? P + T : pmax - V, V};
+  uint64_t q = pmax - P - T - V, need = 2 * (t->probe_samples ? t->probe_samples : 1);
   if (P && q >= need)
-    t->map[HCL_STREAM_PROBE] = (rhm_stream_map){RHM_MODE_INDEX, P + T, q};
+    t->map[HCL_STREAM_PROBE] = (rhm_stream_map){RHM_MODE_INDEX, P + T + V, q};
   else
     t->map[HCL_STREAM_PROBE] = (rhm_stream_map){RHM_MODE_DRAW, 0, 0};
   rhm_host->note(ctx, "rhm.sampling",
@@ -139,7 +153,7 @@ static hcl_status plan_streams(rhm_target *t) {
                  0);
   rhm_host->note(ctx, "rhm.probe_stream",
                  t->map[HCL_STREAM_PROBE].mode == RHM_MODE_INDEX
-                     ? "fresh: probe i = datum(perm(P + T + i mod (P_max - P - T)))"
+                     ? "fresh: probe i = datum(perm(P + T + V + i mod (P_max - P - T - V)))"
                      : "with replacement (no 2*probe_samples unused indices beyond P + T, or "
                        "online training)",
                  0);
@@ -249,6 +263,9 @@ static hcl_status rhm_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
   t->test_size = setup->struct_size >= offsetof(hcl_setup, test_size) + sizeof setup->test_size
                      ? setup->test_size
                      : 0;
+  t->val_size = setup->struct_size >= offsetof(hcl_setup, val_size) + sizeof setup->val_size
+                    ? setup->val_size
+                    : 0;
   t->max_batch = setup->max_batch ? setup->max_batch : 1;
   t->seeds = malloc(t->R * sizeof *t->seeds);
   hcl_status rc = t->seeds ? HCL_OK : rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory");

@@ -132,9 +132,9 @@ typedef struct rhm_target {
   rhm_dims g;
   int rules_kind, whitening;
   float x_on, x_off;
-  uint64_t train_size, test_size;
+  uint64_t train_size, test_size, val_size;
   size_t max_batch;
-  rhm_stream_map map[3]; /* train, test, probe */
+  rhm_stream_map map[5]; /* train, test, probe, unlabelled, val (HCL_STREAM_*) */
   uint32_t *tables;      /* [R, table_size] */
   /* probe */
   uint64_t probe_samples;

@@ -58,9 +58,10 @@ static hcl_status check_room(rhm_target *t, hcl_buf b, size_t floats, const char
 
 hcl_status rhm_sample_ext(rhm_target *t, uint32_t stream, uint64_t first, size_t count, hcl_buf x,
                           hcl_buf y, uint32_t ell) {
-  if (stream > HCL_STREAM_PROBE)
+  if (stream > HCL_STREAM_VAL)
     return rhm_host->fail(t->ctx, HCL_ERR_PARAM,
-                          "rhm: unknown stream %u (0 train, 1 test, 2 probe)", stream);
+                          "rhm: unknown stream %u (0 train, 1 test, 2 probe, 3 unlabelled, 4 val)",
+                          stream);
   if (ell > t->g.L)
     return rhm_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: level %u outside 1..L = 1..%llu", ell,
                           (unsigned long long)t->g.L);

@@ -1,0 +1,449 @@
+/* hiercl bench: the vendor-neutral benchmark. Runs the fixed suite of the
+ * reference experiments' training steps (bench_suite.c) on every selected
+ * device and reports steps/s, replica-steps/s, the busiest kernels' device
+ * time and peak device memory, one row per (device, case), each row naming
+ * its device, driver and hiercl version so files from different machines
+ * can be put side by side (--compare). */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "bench_suite.h"
+#include "commands.h"
+#include "hiercl/hiercl.h"
+#include "internal.h"
+
+#include <ftw.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BENCH_SCHEMA "hiercl-bench/1"
+#define TOP_KERNELS 3
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig) {
+  (void)sig;
+  g_stop = 1;
+}
+
+typedef struct bench_row {
+  const hcl_device_info *dev;
+  const hcl_bench_case *c;
+  int ok;
+  char error[2048];
+  double steps, per_s, wall_s, gemm_flops, peak_bytes;
+  struct {
+    char name[48];
+    double launches, device_s;
+  } top[TOP_KERNELS];
+  size_t n_top;
+  double torch_per_s; /* replica steps (or runs) per second of the PyTorch twin; NaN: not run */
+  int torch_threads;
+  char torch_version[48];
+} bench_row;
+
+static const char bench_usage[] =
+    "usage: hiercl bench [--device SEL|all]... [--quick] [--only SUBSTRING] [-o md|csv|json]\n"
+    "                    [--torch] [--plugin-path DIRS]\n"
+    "       hiercl bench --compare A.json B.json\n";
+
+/* The number after "key": in text (NaN when absent or null). */
+static double json_num(const char *text, const char *key) {
+  char pat[80];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char *p = text ? strstr(text, pat) : NULL;
+  if (!p) return NAN;
+  char *end;
+  double v = strtod(p + strlen(pat), &end);
+  return end == p + strlen(pat) ? NAN : v;
+}
+
+/* The busiest kernels of summary.json's "kernels" object, by device time. */
+static void read_kernels(const char *sum, bench_row *r) {
+  const char *k = sum ? strstr(sum, "\"kernels\":{") : NULL;
+  if (!k) return;
+  k += strlen("\"kernels\":{");
+  for (;;) {
+    const char *q = strchr(k, '"');
+    if (!q) return;
+    const char *qe = strchr(q + 1, '"');
+    const char *obj_end = qe ? strchr(qe, '}') : NULL;
+    if (!qe || !obj_end) return;
+    char name[48];
+    snprintf(name, sizeof name, "%.*s", (int)(qe - q - 1), q + 1);
+    char obj[256];
+    snprintf(obj, sizeof obj, "%.*s", (int)(obj_end - qe), qe);
+    double ds = json_num(obj, "device_s"), la = json_num(obj, "launches");
+    size_t at = r->n_top;
+    while (at > 0 && !(r->top[at - 1].device_s >= ds)) at--;
+    if (at < TOP_KERNELS) {
+      size_t last = r->n_top < TOP_KERNELS ? r->n_top : TOP_KERNELS - 1;
+      memmove(&r->top[at + 1], &r->top[at], (last - at) * sizeof r->top[0]);
+      snprintf(r->top[at].name, sizeof r->top[at].name, "%s", name);
+      r->top[at].launches = la;
+      r->top[at].device_s = ds;
+      if (r->n_top < TOP_KERNELS) r->n_top++;
+    }
+    k = obj_end + 1;
+    if (*k != ',') return;
+  }
+}
+
+static void run_case(bench_row *r, const char *tmp, int quick, const char *plugin_path) {
+  char cfg[1024], sets[3][64], sum_path[1200];
+  snprintf(cfg, sizeof cfg, "%s/%s.ini", tmp, strchr(r->c->name, '/') + 1);
+  FILE *f = fopen(cfg, "w");
+  if (!f || fputs(r->c->config, f) < 0 || fclose(f)) {
+    snprintf(r->error, sizeof r->error, "%s: cannot write", cfg);
+    return;
+  }
+  unsigned steps = quick ? r->c->quick_steps : r->c->steps;
+  const char *argv[3] = {sets[0], sets[1], sets[2]};
+  size_t n = 0;
+  snprintf(sets[n++], sizeof sets[0], "run.replicas=%u", r->c->replicas);
+  snprintf(sets[n++], sizeof sets[0], "runtime.profile=true");
+  if (steps) snprintf(sets[n++], sizeof sets[0], "train.steps=%u", steps);
+  hcl_run_options opt = {.config_path = cfg,
+                         .sets = argv,
+                         .n_sets = n,
+                         .device = r->dev->id,
+                         .out_dir = tmp,
+                         .plugin_path = plugin_path,
+                         .stop = (const volatile int *)&g_stop};
+  hcl_status rc = hcl_run(&opt, r->error, sizeof r->error);
+  if (rc != HCL_OK) return;
+  snprintf(sum_path, sizeof sum_path, "%s/summary.json", opt.run_dir);
+  char *sum = hcl_file_text(sum_path);
+  if (!sum) {
+    snprintf(r->error, sizeof r->error, "%s: cannot read", sum_path);
+    return;
+  }
+  r->steps = json_num(sum, "steps");
+  r->wall_s = json_num(sum, "wall_s");
+  r->per_s = strcmp(r->c->unit, "run") ? json_num(sum, "steps_per_s") : 1 / r->wall_s;
+  r->gemm_flops = json_num(sum, "gemm_flops");
+  r->peak_bytes = json_num(sum, "peak_device_bytes");
+  read_kernels(sum, r);
+  free(sum);
+  r->ok = isfinite(r->per_s) && r->per_s > 0;
+  if (!r->ok) snprintf(r->error, sizeof r->error, "%s: no steps_per_s", sum_path);
+}
+
+/* bench/torch/suite.py: HIERCL_TORCH_SUITE, the installed copy, the source tree. */
+static const char *torch_suite(void) {
+  const char *env = getenv("HIERCL_TORCH_SUITE");
+  if (env && *env) return env;
+  static const char *const candidates[] = {HCL_INSTALL_SHARE_DIR "/torch/suite.py",
+                                           HCL_SOURCE_DIR "/bench/torch/suite.py"};
+  for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++)
+    if (access(candidates[i], R_OK) == 0) return candidates[i];
+  return NULL;
+}
+
+/* The Python that has torch: HIERCL_PYTHON, else Debian's (python3-torch). */
+static const char *torch_python(void) {
+  const char *env = getenv("HIERCL_PYTHON");
+  if (env && *env) return env;
+  return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
+/* The PyTorch twin of a row, same case, replicas and steps; on a CPU the
+ * faster of 1 thread and all cores (PyTorch's OpenMP threads spin against
+ * OpenBLAS's pool, so either can win). */
+static void run_torch(bench_row *r, const char *script, int quick) {
+  r->torch_per_s = NAN;
+  char exp[64];
+  snprintf(exp, sizeof exp, "%.*s", (int)strcspn(r->c->name, "/"), r->c->name);
+  unsigned steps = quick ? r->c->quick_steps : r->c->steps;
+  int gpu = r->dev->type & CL_DEVICE_TYPE_GPU;
+  if (gpu && !strstr(r->dev->platform, "NVIDIA")) {
+    snprintf(r->torch_version, sizeof r->torch_version, "no CUDA device");
+    return;
+  }
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  int threads[2] = {1, cores > 1 ? (int)cores : 0};
+  for (int t = 0; t < (gpu ? 1 : 2); t++) {
+    if (!threads[t]) continue;
+    char cmd[2048], line[1024] = "";
+    snprintf(cmd, sizeof cmd,
+             "OMP_WAIT_POLICY=PASSIVE '%s' '%s' --case %s --replicas %u --steps %u --threads %d "
+             "--device %s 2>&1",
+             torch_python(), script, exp, r->c->replicas, steps ? steps : 3, threads[t],
+             gpu ? "cuda" : "cpu");
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    char buf[1024];
+    while (fgets(buf, sizeof buf, p)) memcpy(line, buf, sizeof line);
+    int st = pclose(p);
+    double v = json_num(line, "replica_per_s");
+    if (st != 0 || !isfinite(v)) {
+      fprintf(stderr, "hiercl bench: note: PyTorch twin of %s failed: %s", r->c->name, line);
+      return;
+    }
+    if (!(v <= r->torch_per_s)) {
+      r->torch_per_s = v;
+      r->torch_threads = threads[t];
+    }
+    const char *iv = strstr(line, "\"implementation\": \"pytorch ");
+    if (iv)
+      snprintf(r->torch_version, sizeof r->torch_version, "%.*s", (int)strcspn(iv + 27, "\""),
+               iv + 27);
+  }
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  return remove(path);
+}
+
+static void num_or_null(FILE *o, double v, const char *fmt) {
+  if (isfinite(v))
+    fprintf(o, fmt, v);
+  else
+    fputs("null", o);
+}
+
+static void print_json(FILE *o, const bench_row *rows, size_t n) {
+  fprintf(o, "{\"schema\":\"%s\",\"rows\":[\n", BENCH_SCHEMA);
+  for (size_t i = 0; i < n; i++) {
+    const bench_row *r = &rows[i];
+    fputs(" {\"hiercl_version\":\"" HIERCL_VERSION "\",\"device_id\":", o);
+    hcl_json_str(o, r->dev->id);
+    fputs(",\"device\":", o);
+    hcl_json_str(o, r->dev->name);
+    fputs(",\"platform\":", o);
+    hcl_json_str(o, r->dev->platform);
+    fputs(",\"driver\":", o);
+    hcl_json_str(o, r->dev->driver);
+    fprintf(o, ",\"experiment\":\"%s\",\"replicas\":%u,\"unit\":\"%s\",\"ok\":%s", r->c->name,
+            r->c->replicas, r->c->unit, r->ok ? "true" : "false");
+    if (!r->ok) {
+      fputs(",\"error\":", o);
+      hcl_json_str(o, r->error);
+      fputs("}", o);
+    } else {
+      fputs(",\"steps\":", o);
+      num_or_null(o, r->steps, "%.0f");
+      fputs(",\"per_s\":", o);
+      num_or_null(o, r->per_s, "%.6g");
+      fputs(",\"replica_per_s\":", o);
+      num_or_null(o, r->per_s * r->c->replicas, "%.6g");
+      fputs(",\"gflop_per_s\":", o);
+      num_or_null(o, r->gemm_flops / r->steps * r->per_s / 1e9, "%.6g");
+      fputs(",\"peak_device_bytes\":", o);
+      num_or_null(o, r->peak_bytes, "%.0f");
+      if (isfinite(r->torch_per_s)) {
+        fprintf(o, ",\"torch_version\":\"%s\",\"torch_threads\":%d,\"torch_replica_per_s\":%.6g",
+                r->torch_version, r->torch_threads, r->torch_per_s);
+        fprintf(o, ",\"ratio_vs_torch\":%.4g", r->per_s * r->c->replicas / r->torch_per_s);
+      }
+      fputs(",\"top_kernels\":[", o);
+      for (size_t k = 0; k < r->n_top; k++)
+        fprintf(o, "%s{\"name\":\"%s\",\"launches\":%.0f,\"device_s\":%.6g}", k ? "," : "",
+                r->top[k].name, r->top[k].launches, r->top[k].device_s);
+      fputs("]}", o);
+    }
+    fputs(i + 1 < n ? ",\n" : "\n", o);
+  }
+  fputs("]}\n", o);
+}
+
+static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
+  const char *sep = csv ? "," : " | ";
+  if (csv)
+    fputs("hiercl_version,device_id,device,driver,experiment,replicas,unit,per_s,replica_per_s,"
+          "gflop_per_s,peak_device_bytes,torch_replica_per_s,ratio_vs_torch,top_kernels,error\n",
+          o);
+  else
+    fputs("| device | driver | experiment | R | per s | replica per s | GFLOP/s | peak MiB |"
+          " PyTorch replica per s | hiercl/PyTorch | top kernels (device s) |\n"
+          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+          o);
+  for (size_t i = 0; i < n; i++) {
+    const bench_row *r = &rows[i];
+    char top[256] = "";
+    for (size_t k = 0; k < r->n_top; k++)
+      snprintf(top + strlen(top), sizeof top - strlen(top), "%s%s %.3g",
+               k ? (csv ? ";" : ", ") : "", r->top[k].name, r->top[k].device_s);
+    double gf = r->gemm_flops / r->steps * r->per_s / 1e9, mib = r->peak_bytes / 1048576.0;
+    if (csv)
+      fprintf(o, "%s,%s,\"%s\",\"%s\",%s,%u,%s,", HIERCL_VERSION, r->dev->id, r->dev->name,
+              r->dev->driver, r->c->name, r->c->replicas, r->c->unit);
+    else
+      fprintf(o, "| %s (%s) | %s | %s | %u | ", r->dev->id, r->dev->name, r->dev->driver,
+              r->c->name, r->c->replicas);
+    if (r->ok)
+      fprintf(o, "%.4g%s%.4g%s", r->per_s, sep, r->per_s * r->c->replicas, sep);
+    else
+      fprintf(o, "%s%s%s", csv ? "" : "failed", sep, sep);
+    if (r->ok && isfinite(gf))
+      fprintf(o, "%.3g", gf);
+    else if (!csv)
+      fputs("-", o);
+    fputs(sep, o);
+    if (r->ok && isfinite(mib))
+      fprintf(o, csv ? "%.0f" : "%.1f", csv ? r->peak_bytes : mib);
+    else if (!csv)
+      fputs("-", o);
+    fputs(sep, o);
+    if (r->ok && isfinite(r->torch_per_s))
+      fprintf(o, "%.4g%s%.3g", r->torch_per_s, sep, r->per_s * r->c->replicas / r->torch_per_s);
+    else if (!csv)
+      fprintf(o, "-%s-", sep);
+    else
+      fputs(sep, o);
+    fputs(sep, o);
+    if (csv)
+      fprintf(o, "\"%s\",\"%s\"\n", top, r->ok ? "" : r->error);
+    else
+      fprintf(o, "%s |\n", r->ok ? top : r->error);
+  }
+}
+
+/* One row per line in our JSON: (experiment, device_id) -> replica_per_s. */
+static int compare(const char *a_path, const char *b_path) {
+  char *a = hcl_file_text(a_path), *b = hcl_file_text(b_path);
+  if (!a || !b || !strstr(a, BENCH_SCHEMA) || !strstr(b, BENCH_SCHEMA)) {
+    fprintf(stderr, "hiercl bench: error: %s: not a hiercl bench JSON file (%s)\n",
+            !a || !strstr(a, BENCH_SCHEMA) ? a_path : b_path, BENCH_SCHEMA);
+    free(a), free(b);
+    return HCL_EXIT_USAGE;
+  }
+  printf("| experiment | A: %s | B: %s | B/A |\n|---|---:|---:|---:|\n", a_path, b_path);
+  int matched = 0;
+  for (char *line = strstr(a, "{\"hiercl_version\""); line;
+       line = strstr(line + 1, "{\"hiercl_version\"")) {
+    char exp[128];
+    const char *e = strstr(line, "\"experiment\":\"");
+    const char *nl = strchr(line, '\n');
+    if (!e || (nl && e > nl)) continue;
+    e += strlen("\"experiment\":\"");
+    snprintf(exp, sizeof exp, "%.*s", (int)strcspn(e, "\""), e);
+    char pat[160];
+    snprintf(pat, sizeof pat, "\"experiment\":\"%s\"", exp);
+    const char *bl = strstr(b, pat);
+    if (!bl) continue;
+    double va = json_num(line, "replica_per_s"), vb = json_num(bl, "replica_per_s");
+    printf("| %s | %.4g | %.4g | %.3g |\n", exp, va, vb, vb / va);
+    matched++;
+  }
+  free(a), free(b);
+  if (!matched) {
+    fprintf(stderr, "hiercl bench: error: %s and %s share no experiment\n", a_path, b_path);
+    return HCL_EXIT_FAIL;
+  }
+  return HCL_EXIT_OK;
+}
+
+int hcl_cmd_bench(int argc, char **argv) {
+  const char *sel[16], *only = NULL, *fmt = "md", *plugin_path = NULL;
+  size_t n_sel = 0;
+  int quick = 0, torch = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int has = i + 1 < argc;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      fputs(bench_usage, stdout);
+      return HCL_EXIT_OK;
+    } else if (!strcmp(a, "--compare") && i + 2 < argc) {
+      return compare(argv[i + 1], argv[i + 2]);
+    } else if (!strcmp(a, "--device") && has) {
+      if (n_sel == sizeof sel / sizeof *sel) {
+        fprintf(stderr, "hiercl bench: at most %zu --device options\n", n_sel);
+        return HCL_EXIT_USAGE;
+      }
+      sel[n_sel++] = argv[++i];
+    } else if (!strcmp(a, "--quick")) {
+      quick = 1;
+    } else if (!strcmp(a, "--torch")) {
+      torch = 1;
+    } else if (!strcmp(a, "--only") && has) {
+      only = argv[++i];
+    } else if (!strcmp(a, "-o") && has) {
+      fmt = argv[++i];
+    } else if (!strcmp(a, "--plugin-path") && has) {
+      plugin_path = argv[++i];
+    } else {
+      fprintf(stderr, "hiercl bench: unexpected argument '%s'\n%s", a, bench_usage);
+      return HCL_EXIT_USAGE;
+    }
+  }
+  if (strcmp(fmt, "md") && strcmp(fmt, "csv") && strcmp(fmt, "json")) {
+    fprintf(stderr, "hiercl bench: -o '%s': expected md, csv or json\n", fmt);
+    return HCL_EXIT_USAGE;
+  }
+  const char *script = torch ? torch_suite() : NULL;
+  if (torch && !script) {
+    fprintf(stderr, "hiercl bench: error: --torch: bench/torch/suite.py not found "
+                    "(set HIERCL_TORCH_SUITE)\n");
+    return HCL_EXIT_USAGE;
+  }
+  hcl_device_info *devs = NULL;
+  size_t nd = 0;
+  char err[8192];
+  if (hcl_devices_list(&devs, &nd, err, sizeof err) != HCL_OK || !nd) {
+    fprintf(stderr, "hiercl bench: error: %s\n", nd ? err : "no OpenCL device");
+    free(devs);
+    return HCL_EXIT_NODEVICE;
+  }
+  /* Devices to run: each selector once, "all" = every device; default: the
+   * run default (HIERCL_DEVICE, else the first GPU, else the CPU). */
+  size_t *pick = calloc(nd, sizeof *pick), n_pick = 0;
+  if (!n_sel) sel[n_sel++] = getenv("HIERCL_DEVICE");
+  for (size_t s = 0; s < n_sel; s++) {
+    for (size_t d = 0; d < nd; d++) {
+      size_t idx = d;
+      if (!sel[s] || strcmp(sel[s], "all")) {
+        if (hcl_device_select(devs, nd, sel[s], &idx, err, sizeof err) != HCL_OK) {
+          fprintf(stderr, "hiercl bench: error: --device %s: %s\n", sel[s] ? sel[s] : "", err);
+          free(pick), free(devs);
+          return HCL_EXIT_NODEVICE;
+        }
+        d = nd; /* one device per selector */
+      }
+      size_t k = 0;
+      while (k < n_pick && pick[k] != idx) k++;
+      if (k == n_pick) pick[n_pick++] = idx;
+    }
+  }
+  size_t nc;
+  const hcl_bench_case *suite = hcl_bench_suite(&nc);
+  bench_row *rows = calloc(n_pick * nc, sizeof *rows);
+  size_t n_rows = 0;
+  char tmp[] = "/tmp/hiercl-bench-XXXXXX";
+  if (!rows || !mkdtemp(tmp)) {
+    fprintf(stderr, "hiercl bench: error: cannot create a scratch folder in /tmp\n");
+    free(rows), free(pick), free(devs);
+    return HCL_EXIT_FAIL;
+  }
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  int failed = 0;
+  for (size_t d = 0; d < n_pick && !g_stop; d++)
+    for (size_t c = 0; c < nc && !g_stop; c++) {
+      if (only && !strstr(suite[c].name, only)) continue;
+      bench_row *r = &rows[n_rows++];
+      r->dev = &devs[pick[d]];
+      r->c = &suite[c];
+      fprintf(stderr, "bench: %s on %s ...\n", r->c->name, r->dev->id);
+      r->torch_per_s = NAN;
+      run_case(r, tmp, quick, plugin_path);
+      if (r->ok && script) run_torch(r, script, quick);
+      if (!r->ok) {
+        fprintf(stderr, "hiercl bench: %s on %s failed: %s\n", r->c->name, r->dev->id, r->error);
+        failed = 1;
+      }
+    }
+  if (!strcmp(fmt, "json"))
+    print_json(stdout, rows, n_rows);
+  else
+    print_table(stdout, rows, n_rows, !strcmp(fmt, "csv"));
+  /* The scratch runs are only the timing's by-products. */
+  if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS))
+    fprintf(stderr, "hiercl bench: note: could not remove %s\n", tmp);
+  free(rows), free(pick), free(devs);
+  if (g_stop) return HCL_EXIT_INTERRUPTED;
+  return failed ? HCL_EXIT_FAIL : n_rows ? HCL_EXIT_OK : HCL_EXIT_USAGE;
+}
