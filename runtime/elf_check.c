@@ -366,13 +366,16 @@ static int read_dynamic(view *v, const phdr_t *dp, dyninfo *di) {
                                  {DT_REL, DT_RELSZ},
                                  {DT_JMPREL, DT_PLTRELSZ},
                                  {DT_JMPREL, DT_PLTREL},
+                                 {DT_PLTREL, DT_JMPREL}, /* glibc keys the PLT on DT_PLTREL */
+                                 {DT_PLTREL, DT_PLTRELSZ},
                                  {DT_RELR, DT_RELRSZ},
                                  {DT_INIT_ARRAY, DT_INIT_ARRAYSZ},
                                  {DT_FINI_ARRAY, DT_FINI_ARRAYSZ},
                                  {DT_PREINIT_ARRAY, DT_PREINIT_ARRAYSZ}};
   for (size_t i = 0; i < sizeof sized / sizeof sized[0]; i++)
     if (di->has[sized[i][0]] && !di->has[sized[i][1]])
-      return bad(v, "dynamic entry %d without its size entry %d", sized[i][0], sized[i][1]);
+      return bad(v, "dynamic entry %d without entry %d, which the loader reads with it",
+                 sized[i][0], sized[i][1]);
   if (di->has[DT_PLTREL] && di->val[DT_PLTREL] != DT_RELA && di->val[DT_PLTREL] != DT_REL)
     return bad(v, "DT_PLTREL %llu is neither DT_RELA nor DT_REL",
                (unsigned long long)di->val[DT_PLTREL]);

@@ -361,7 +361,8 @@ static void test_fuzz_findings_rejected(void **state) {
   (void)state;
   static const char *const cases[][2] = {
       {"finding_relro_outside_image", "PT_GNU_RELRO 8 lies outside the loaded segments"},
-      {"finding_rela_without_size", "without its size entry"},
+      {"finding_rela_without_size", "dynamic entry 7 without entry 8"},
+      {"finding_pltrel_without_jmprel", "dynamic entry 20 without entry 23"},
       {"finding_rela_without_entry_size", "a relocation table without its entry size"},
       {"finding_load_not_readable", "PT_LOAD 0 is not readable"},
       {"good_target_stripped.elf", NULL},
