@@ -7,8 +7,9 @@
  *    loaded segment lies within the input (checked here independently: the
  *    property whose absence made dlopen raise SIGBUS on a truncated file);
  *  - with HCL_FUZZ_DLOPEN=1 in the environment, an accepted input is also
- *    dlopen'ed in a child process: the child dying of a signal is a file the
- *    check let through that dlopen faults on. (It runs the input's
+ *    dlopen'ed in a child process: the child dying of a signal, or exiting
+ *    inside dlopen (ld.so's assertions), is a file the check let through
+ *    that dlopen cannot take. (It runs the input's
  *    constructors: seed the corpus only with the project's own plugins.)
  * Seeds: fuzz/corpus/loader/ (a fixture plugin, cuts of a plugin's header). */
 #include "elf_check.h"
@@ -116,8 +117,13 @@ static int dlopen_survives(const uint8_t *data, size_t size) {
   int st = 0;
   if (pid > 0) waitpid(pid, &st, 0);
   unlink(path);
-  if (pid > 0 && WIFSIGNALED(st)) {
-    fprintf(stderr, "fuzz_loader: dlopen in the child died of signal %d\n", WTERMSIG(st));
+  /* a signal, or an exit inside dlopen (ld.so's "Inconsistency detected"
+   * assertions exit 127): either would end the command that loads plugins */
+  if (pid > 0 && (WIFSIGNALED(st) || WEXITSTATUS(st) != 0)) {
+    if (WIFSIGNALED(st))
+      fprintf(stderr, "fuzz_loader: dlopen in the child died of signal %d\n", WTERMSIG(st));
+    else
+      fprintf(stderr, "fuzz_loader: dlopen in the child exited with %d\n", WEXITSTATUS(st));
     return 0;
   }
   return 1;

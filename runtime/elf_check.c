@@ -58,13 +58,16 @@ typedef uint32_t addr_t;
 #define HOST_MACHINE EM_X86_64
 #define R_IRELATIVE R_X86_64_IRELATIVE
 #define R_COPY R_X86_64_COPY
+#define R_RELATIVE R_X86_64_RELATIVE
 #elif defined(__aarch64__)
 #define HOST_MACHINE EM_AARCH64
 #define R_IRELATIVE R_AARCH64_IRELATIVE
 #define R_COPY R_AARCH64_COPY
+#define R_RELATIVE R_AARCH64_RELATIVE
 #elif defined(__i386__)
 #define HOST_MACHINE EM_386
 #define R_IRELATIVE R_386_IRELATIVE
+#define R_RELATIVE R_386_RELATIVE
 #elif defined(__powerpc64__)
 #define HOST_MACHINE EM_PPC64
 #elif defined(__riscv)
@@ -297,7 +300,7 @@ static int check_segments(view *v, phdr_t *dyn) {
 typedef struct dyninfo {
   uint64_t val[DT_NUM > 40 ? DT_NUM : 40];
   int has[DT_NUM > 40 ? DT_NUM : 40];
-  uint64_t gnu_hash, versym, verdef, verdefnum, verneed, verneednum;
+  uint64_t gnu_hash, versym, verdef, verdefnum, verneed, verneednum, relacount, relcount;
   int has_gnu_hash, has_versym, has_verdef, has_verneed;
   uint64_t ver_high;   /* the highest version index defined or needed */
   uint64_t strtab_off; /* file offset of the string table */
@@ -342,6 +345,10 @@ static int read_dynamic(view *v, const phdr_t *dp, dyninfo *di) {
       di->verneed = val, di->has_verneed = 1;
     else if (tag == DT_VERNEEDNUM)
       di->verneednum = val;
+    else if (tag == DT_RELACOUNT)
+      di->relacount = val;
+    else if (tag == DT_RELCOUNT)
+      di->relcount = val;
   }
   if (!ended) return bad(v, "the dynamic table has no DT_NULL end within the file");
   if (!di->has[DT_STRTAB] || !di->has[DT_SYMTAB])
@@ -546,6 +553,35 @@ static int check_reloc(view *v, const dyninfo *di, uint64_t where, uint64_t info
   return 1;
 }
 
+/* glibc applies the first DT_RELACOUNT (DT_RELCOUNT) entries as relative
+ * relocations and asserts their type, which exits the process. */
+static int check_relative(view *v, uint64_t off, uint64_t n, uint64_t count, int rela) {
+  /* more would run into a following PLT table, which glibc may merge */
+  if (count > n)
+    return bad(v, "%llu relative relocations counted, the table has %llu",
+               (unsigned long long)count, (unsigned long long)n);
+#ifdef R_RELATIVE
+  for (uint64_t i = 0; i < count && i < n; i++) {
+    uint64_t info;
+    if (rela) {
+      rela_t r;
+      memcpy(&r, v->d + off + i * sizeof r, sizeof r);
+      info = r.r_info;
+    } else {
+      rel_t r;
+      memcpy(&r, v->d + off + i * sizeof r, sizeof r);
+      info = r.r_info;
+    }
+    if (R_TYPE(info) != R_RELATIVE)
+      return bad(v, "relocation %llu of the %llu counted relative ones is not relative",
+                 (unsigned long long)i, (unsigned long long)count);
+  }
+#else
+  (void)v, (void)off, (void)n, (void)count, (void)rela;
+#endif
+  return 1;
+}
+
 static int check_rela(view *v, const dyninfo *di, uint64_t addr, uint64_t size, int rela,
                       const char *table) {
   size_t ent = rela ? sizeof(rela_t) : sizeof(rel_t);
@@ -553,6 +589,9 @@ static int check_rela(view *v, const dyninfo *di, uint64_t addr, uint64_t size, 
   if (size % ent)
     return bad(v, "%s: size %llu is not a multiple of %zu", table, (unsigned long long)size, ent);
   if (!in_file(v, addr, size, &off)) return bad(v, "%s runs past the file", table);
+  uint64_t count = rela ? di->relacount : di->relcount;
+  if (!strcmp(table, "DT_JMPREL")) count = 0; /* the count is the RELA/REL table's */
+  if (!check_relative(v, off, size / ent, count, rela)) return 0;
   for (uint64_t i = 0; i < size / ent; i++) {
     if (rela) {
       rela_t r;

@@ -14,6 +14,7 @@
 
 #include "elf_check.h"
 
+#include <elf.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -380,6 +381,66 @@ static void test_fuzz_findings_rejected(void **state) {
   }
 }
 
+/* File offset of the dynamic entry `tag` of a 64-bit shared object (the
+ * fixture), or 0. The dynamic table's address is its file offset there. */
+static size_t dyn_entry(const unsigned char *b, size_t n, int64_t tag) {
+  Elf64_Ehdr eh;
+  memcpy(&eh, b, sizeof eh);
+  for (size_t i = 0; i < eh.e_phnum; i++) {
+    Elf64_Phdr ph;
+    memcpy(&ph, b + eh.e_phoff + i * sizeof ph, sizeof ph);
+    if (ph.p_type != PT_DYNAMIC) continue;
+    for (size_t o = ph.p_offset; o + sizeof(Elf64_Dyn) <= n && o < ph.p_offset + ph.p_filesz;
+         o += sizeof(Elf64_Dyn)) {
+      Elf64_Dyn d;
+      memcpy(&d, b + o, sizeof d);
+      if (d.d_tag == tag) return o;
+      if (d.d_tag == DT_NULL) break;
+    }
+  }
+  return 0;
+}
+
+/* glibc asserts that the first DT_RELACOUNT relocations are relative; a
+ * failed assertion exits the whole process inside dlopen (found by the
+ * fuzz target once it also counted such exits). */
+static void test_relative_count_checked(void **state) {
+  (void)state;
+#ifndef __x86_64__
+  skip(); /* the fixture's relocation types below are x86-64's */
+#else
+  size_t n;
+  unsigned char *b = slurp(GOOD "/good_target.so", &n);
+  char why[256];
+  size_t cnt = dyn_entry(b, n, DT_RELACOUNT), rela = dyn_entry(b, n, DT_RELA);
+  size_t relasz = dyn_entry(b, n, DT_RELASZ);
+  if (!cnt || !rela || !relasz) skip(); /* a linker that writes no count */
+  Elf64_Dyn dc, dr, ds;
+  memcpy(&dc, b + cnt, sizeof dc);
+  memcpy(&dr, b + rela, sizeof dr);
+  memcpy(&ds, b + relasz, sizeof ds);
+  assert_true(dc.d_un.d_val > 0);
+  /* more counted than the table has */
+  Elf64_Dyn big = dc;
+  big.d_un.d_val = ds.d_un.d_val / sizeof(Elf64_Rela) + 1;
+  memcpy(b + cnt, &big, sizeof big);
+  assert_int_equal(hcl_elf_check(b, n, why, sizeof why), 0);
+  assert_contains(why, "relative relocations counted, the table has");
+  memcpy(b + cnt, &dc, sizeof dc);
+  assert_int_equal(hcl_elf_check(b, n, why, sizeof why), 1);
+  /* the first one of another type (the table's address is its offset here) */
+  Elf64_Rela r;
+  assert_true(dr.d_un.d_ptr + sizeof r <= n);
+  memcpy(&r, b + dr.d_un.d_ptr, sizeof r);
+  assert_int_equal(ELF64_R_TYPE(r.r_info), R_X86_64_RELATIVE);
+  r.r_info = ELF64_R_INFO(0, R_X86_64_64);
+  memcpy(b + dr.d_un.d_ptr, &r, sizeof r);
+  assert_int_equal(hcl_elf_check(b, n, why, sizeof why), 0);
+  assert_contains(why, "is not relative");
+  free(b);
+#endif
+}
+
 /* hcl_plugin_load on `path` in a child with a watchdog (a FIFO blocked the
  * old loader's open forever); the child exits 0 when it was refused with
  * `frag` in the message, 1 otherwise, and dies of SIGALRM when it hangs. */
@@ -607,6 +668,7 @@ int main(void) {
       cmocka_unit_test_setup(test_sorted_files_and_repeated_dir, setup),
       cmocka_unit_test_setup(test_truncated_plugins_rejected, setup),
       cmocka_unit_test_setup(test_fuzz_findings_rejected, setup),
+      cmocka_unit_test_setup(test_relative_count_checked, setup),
       cmocka_unit_test_setup(test_special_entries_listed, setup),
       cmocka_unit_test_setup(test_relative_entry_resolved, setup),
       cmocka_unit_test_setup(test_cli, setup),
