@@ -398,14 +398,14 @@ static hcl_status scan_list(hcl_ctx *ctx, hcl_registry *reg, const char *list, i
 }
 
 /* The real folder of the running program and its file name; 0 if unknown. */
-static int exe_location(char *dir, size_t len, const char **base) {
-  static char exe[PATH_MAX];
+static int exe_location(char *dir, size_t len, char *base, size_t blen) {
+  char exe[PATH_MAX];
   if (!realpath("/proc/self/exe", exe)) return 0;
   char *slash = strrchr(exe, '/');
-  if (!slash || (size_t)(slash - exe) >= len) return 0;
+  if (!slash || (size_t)(slash - exe) >= len || strlen(slash + 1) >= blen) return 0;
   memcpy(dir, exe, (size_t)(slash - exe));
   dir[slash - exe] = 0;
-  *base = slash + 1;
+  strcpy(base, slash + 1);
   return 1;
 }
 
@@ -414,9 +414,9 @@ static int exe_location(char *dir, size_t len, const char **base) {
  * are the build tree's plugins searched. An installed copy never looks into
  * a build folder, where a stale or planted .so would run its constructor. */
 static int running_from_build_tree(void) {
-  char dir[PATH_MAX], build[PATH_MAX], tests[PATH_MAX + 8];
-  const char *base;
-  if (!*HCL_BUILD_DIR || !exe_location(dir, sizeof dir, &base) || !realpath(HCL_BUILD_DIR, build))
+  char dir[PATH_MAX], base[256], build[PATH_MAX], tests[PATH_MAX + 8];
+  if (!*HCL_BUILD_DIR || !exe_location(dir, sizeof dir, base, sizeof base) ||
+      !realpath(HCL_BUILD_DIR, build))
     return 0;
   snprintf(tests, sizeof tests, "%s/tests", build);
   return !strcmp(dir, build) || !strcmp(dir, tests);
@@ -426,11 +426,10 @@ static int running_from_build_tree(void) {
  * wherever the prefix was moved (cmake --install --prefix). Other programs
  * linking the library do not guess. */
 static void relocated_install_dir(char *out, size_t len) {
-  char dir[PATH_MAX];
-  const char *base;
+  char dir[PATH_MAX], base[256];
   size_t nb = strlen(HCL_INSTALL_BINDIR);
   out[0] = 0;
-  if (!exe_location(dir, sizeof dir, &base) || strcmp(base, "hiercl")) return;
+  if (!exe_location(dir, sizeof dir, base, sizeof base) || strcmp(base, "hiercl")) return;
   size_t nd = strlen(dir);
   if (nd <= nb || dir[nd - nb - 1] != '/' || strcmp(dir + nd - nb, HCL_INSTALL_BINDIR)) return;
   dir[nd - nb - 1] = 0;
