@@ -5,10 +5,47 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* "1.5 GiB": sizes in errors, next to the exact byte count. */
+static const char *human(size_t bytes, char *buf, size_t len) {
+  static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double v = (double)bytes;
+  size_t u = 0;
+  while (v >= 1024.0 && u + 1 < sizeof unit / sizeof *unit) v /= 1024.0, u++;
+  snprintf(buf, len, u ? "%.3g %s" : "%.0f %s", v, unit[u]);
+  return buf;
+}
+
+hcl_status hcl_mem_check(hcl_ctx *ctx, size_t bytes, size_t largest, const char *what) {
+  char h1[32], h2[32], h3[32];
+  const char *sep = what && *what ? ": " : "";
+  if (!what) what = "";
+  if (ctx->dev.max_alloc && largest > ctx->dev.max_alloc)
+    return hcl_fail(ctx, HCL_ERR_NOMEM,
+                    "%s%sa buffer of %zu bytes (%s) is larger than device %s allows in one "
+                    "allocation (CL_DEVICE_MAX_MEM_ALLOC_SIZE = %llu bytes, %s)",
+                    what, sep, largest, human(largest, h1, sizeof h1), ctx->dev.id,
+                    (unsigned long long)ctx->dev.max_alloc,
+                    human((size_t)ctx->dev.max_alloc, h2, sizeof h2));
+  size_t total;
+  if (ctx->mem_budget &&
+      (!hcl_size_add(ctx->mem_current, bytes, &total) || total > ctx->mem_budget))
+    return hcl_fail(ctx, HCL_ERR_NOMEM,
+                    "%s%s%zu bytes (%s) of device memory needed, %zu already held by hiercl: "
+                    "beyond the %s available on device %s (%s)",
+                    what, sep, bytes, human(bytes, h1, sizeof h1), ctx->mem_current,
+                    human(ctx->mem_budget, h2, sizeof h2), ctx->dev.id,
+                    *ctx->mem_budget_why ? ctx->mem_budget_why
+                                         : human(ctx->mem_budget, h3, sizeof h3));
+  return HCL_OK;
+}
+
 hcl_status hcl_buf_alloc(hcl_ctx *ctx, size_t bytes, hcl_buf *out) {
   cl_int cl;
   memset(out, 0, sizeof *out);
   size_t alloc = bytes ? bytes : 4;
+  /* refused before the driver sees it: PoCL aborts or the host's OOM killer
+   * ends the process on sizes it cannot hold */
+  HCL_TRY(hcl_mem_check(ctx, alloc, alloc, NULL));
   cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, alloc, NULL, &cl);
   if (cl != CL_SUCCESS)
     return hcl_fail(ctx, HCL_ERR_NOMEM, "device %s: cannot allocate %zu bytes: %s", ctx->dev.id,
@@ -24,14 +61,23 @@ hcl_status hcl_buf_alloc(hcl_ctx *ctx, size_t bytes, hcl_buf *out) {
   }
   out->mem = m;
   out->size = bytes;
+  ctx->mem_current += alloc;
+  if (ctx->mem_current > ctx->mem_peak) ctx->mem_peak = ctx->mem_current;
   return HCL_OK;
 }
 
 void hcl_buf_free(hcl_ctx *ctx, hcl_buf *buf) {
-  (void)ctx;
-  if (buf && buf->mem && buf->offset == 0) clReleaseMemObject(buf->mem);
+  if (buf && buf->mem && buf->offset == 0) {
+    size_t size = 0; /* the object's own size: a copied hcl_buf may carry a smaller one */
+    if (clGetMemObjectInfo(buf->mem, CL_MEM_SIZE, sizeof size, &size, NULL) != CL_SUCCESS) size = 0;
+    if (ctx) ctx->mem_current -= size < ctx->mem_current ? size : ctx->mem_current;
+    clReleaseMemObject(buf->mem);
+  }
   if (buf) memset(buf, 0, sizeof *buf);
 }
+
+size_t hcl_mem_current(const hcl_ctx *ctx) { return ctx ? ctx->mem_current : 0; }
+size_t hcl_mem_peak(const hcl_ctx *ctx) { return ctx ? ctx->mem_peak : 0; }
 
 hcl_status hcl_buf_write(hcl_ctx *ctx, hcl_buf dst, const void *src, size_t bytes) {
   if (bytes > dst.size)

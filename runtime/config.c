@@ -31,9 +31,11 @@ static int valid_name(const char *s, size_t n) {
   return 1;
 }
 
-/* Keys of [sweep] name other keys ("train.train_size"), so they may hold dots. */
+/* Keys of [sweep] and [select] name other keys ("train.train_size"), so they
+ * may hold dots. */
 static int valid_key(const char *section, size_t sn, const char *s, size_t n) {
-  int sweep = sn == 5 && !strncasecmp(section, "sweep", 5);
+  int sweep = (sn == 5 && !strncasecmp(section, "sweep", 5)) ||
+              (sn == 6 && !strncasecmp(section, "select", 6));
   if (n == 0 || s[0] == '.' || s[n - 1] == '.') return 0;
   for (size_t i = 0; i < n; i++)
     if (!name_char((unsigned char)s[i]) && !(sweep && s[i] == '.')) return 0;
@@ -55,6 +57,7 @@ static void trim(const char **b, const char **e) {
 /* One line of the text, in [b, e), already trimmed. */
 typedef struct line_view {
   const char *b, *e;
+  size_t raw; /* length before trimming, without the line end */
   unsigned no;
 } line_view;
 
@@ -68,6 +71,7 @@ static int next_line(const char *text, size_t *pos, unsigned *no, line_view *out
   out->no = *no;
   out->b = b;
   out->e = e;
+  out->raw = (size_t)(e - b) - (e > b && e[-1] == '\r');
   trim(&out->b, &out->e);
   return 1;
 }
@@ -120,9 +124,11 @@ static hcl_status scan_lines(hcl_ctx *ctx, const char *path, const char *text) {
                     path);
   while (rc == HCL_OK && next_line(text, &pos, &no, &l)) {
     size_t len = (size_t)(l.e - l.b);
-    if (len > HCL_INI_LINE_MAX) {
-      rc = hcl_fail(ctx, HCL_ERR_CONFIG, "%s:%u: line longer than %d characters", path, l.no,
-                    HCL_INI_LINE_MAX);
+    /* the untrimmed length: iniparser reads whole lines, blanks included */
+    if (l.raw > HCL_INI_LINE_MAX) {
+      rc = hcl_fail(ctx, HCL_ERR_CONFIG,
+                    "%s:%u: line of %zu characters; a config line has at most %d (shorten it)",
+                    path, l.no, l.raw, HCL_INI_LINE_MAX);
       break;
     }
     if (len == 0 || *l.b == '#' || *l.b == ';') continue;
@@ -345,7 +351,10 @@ hcl_status hcl_config_load(hcl_ctx *ctx, const char *path, hcl_config *out) {
     iniparser_set_error_callback(quiet_errback);
     dictionary *d = iniparser_load(path);
     if (!d)
-      rc = hcl_fail(ctx, HCL_ERR_CONFIG, "%s: iniparser could not parse the file", path);
+      rc = hcl_fail(ctx, HCL_ERR_CONFIG,
+                    "%s: iniparser could not parse the file (lines of at most %d characters, "
+                    "'key = value' in '[section]'s)",
+                    path, HCL_INI_LINE_MAX);
     else {
       rc = take_dictionary(ctx, d, out);
       iniparser_freedict(d);

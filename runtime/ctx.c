@@ -14,10 +14,15 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
   hcl_status rc = hcl_devices_list(&devs, &n, err, errlen);
   if (rc != HCL_OK) return rc;
   const char *sel = opt->device;
-  if (!sel || !*sel) sel = getenv("HIERCL_DEVICE");
+  int from_env = !sel || !*sel;
+  if (from_env) sel = getenv("HIERCL_DEVICE");
   rc = hcl_device_select(devs, n, sel, &idx, err, errlen);
   if (rc != HCL_OK) {
     free(devs);
+    char *why = from_env && err && errlen ? strdup(err) : NULL;
+    if (why) /* say where a selector nobody typed came from */
+      snprintf(err, errlen, "HIERCL_DEVICE='%s' (from the environment): %s", sel ? sel : "", why);
+    free(why);
     return rc;
   }
   hcl_ctx *ctx = calloc(1, sizeof *ctx);
@@ -60,6 +65,7 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
     hcl_ctx_destroy(ctx);
     return cl;
   }
+  hcl_mem_budget_init(ctx);
   rc = hcl_blas_apply_tuning(ctx);
   if (rc != HCL_OK) hcl_log(ctx, HCL_LOG_WARN, "CLBlast tuning not applied: %s", ctx->errmsg);
   ctx->errmsg[0] = 0;

@@ -75,6 +75,9 @@ static const hcl_host_api g_api = {
     .train_size = hcl_trainer_train_size,
     .train_label = hcl_trainer_label,
     .rng_draw = hcl_rng_host,
+    .should_stop = hcl_should_stop,
+    .host_mem_check = hcl_host_mem_check,
+    .mem_check = hcl_mem_check,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

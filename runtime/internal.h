@@ -81,6 +81,12 @@ struct hcl_ctx {
   /* kernel launch statistics */
   hcl_kernel_stat *stats;
   size_t n_stats;
+  /* device memory allocated through hcl_buf_alloc (buffer.c): every hiercl
+   * allocation is counted, and refused beyond max_alloc or the budget */
+  size_t mem_current, mem_peak;
+  size_t mem_budget;        /* bytes hiercl may hold at once (hcl_mem_budget_init) */
+  char mem_budget_why[256]; /* where the budget comes from, for errors */
+  const volatile int *stop; /* the run's stop request (NULL: none), for hcl_should_stop */
 };
 
 /* Set ctx->errmsg from a format and return rc. Safe with ctx == NULL. */
@@ -106,6 +112,9 @@ void hcl_logv(hcl_ctx *ctx, hcl_log_level level, const char *fmt, va_list ap);
 void hcl_note_add(hcl_ctx *ctx, const char *key, const char *value, int is_json);
 
 /* ---- buffers and launches (buffer.c) ------------------------------------- */
+/* A zero-filled device buffer, counted in ctx's current and peak bytes.
+ * Refused (HCL_ERR_NOMEM, nothing allocated) when larger than the device's
+ * CL_DEVICE_MAX_MEM_ALLOC_SIZE or when the total would pass ctx->mem_budget. */
 hcl_status hcl_buf_alloc(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
 void hcl_buf_free(hcl_ctx *ctx, hcl_buf *buf);
 hcl_status hcl_buf_write(hcl_ctx *ctx, hcl_buf dst, const void *src, size_t bytes);
@@ -116,6 +125,42 @@ hcl_buf hcl_buf_sub(hcl_buf b, size_t offset, size_t size);
 hcl_status hcl_run_kernel(hcl_ctx *ctx, cl_kernel k, cl_uint dims, const size_t *gws,
                           const size_t *lws, const char *label, size_t nargs, const hcl_arg *args);
 hcl_status hcl_finish(hcl_ctx *ctx);
+/* Device bytes hiercl holds now / held at most, through hcl_buf_alloc. */
+size_t hcl_mem_current(const hcl_ctx *ctx);
+size_t hcl_mem_peak(const hcl_ctx *ctx);
+/* Set ctx->mem_budget: CL_DEVICE_GLOBAL_MEM_SIZE; for CPU devices at most the
+ * host memory available (hcl_host_mem_available); at most
+ * HIERCL_DEVICE_MEM_LIMIT (bytes) when set. */
+void hcl_mem_budget_init(hcl_ctx *ctx);
+/* Fail with HCL_ERR_NOMEM unless `bytes` more fit: each of `largest` (the
+ * biggest single buffer) within the max allocation size and the total
+ * within the budget. `what` names the cause (config keys) in the error. */
+hcl_status hcl_mem_check(hcl_ctx *ctx, size_t bytes, size_t largest, const char *what);
+/* The host memory this process can still take, in bytes: MemAvailable, at
+ * most what its cgroup (Slurm) and RLIMIT_AS leave; 0 when unknown. */
+size_t hcl_host_mem_available(void);
+/* Fail with HCL_ERR_NOMEM when a host allocation of `bytes` cannot fit in
+ * the host's available memory; `what` names the cause. */
+hcl_status hcl_host_mem_check(hcl_ctx *ctx, size_t bytes, const char *what);
+/* Nonzero once the run was asked to stop (SIGINT/SIGTERM through ctx->stop). */
+int hcl_should_stop(hcl_ctx *ctx);
+
+/* Overflow-checked size arithmetic: 1 and *out = a * b (a + b), or 0 (and
+ * *out = SIZE_MAX) when the result does not fit in size_t. */
+static inline int hcl_size_mul(size_t a, size_t b, size_t *out) {
+  if (a && b > SIZE_MAX / a) return *out = SIZE_MAX, 0;
+  return *out = a * b, 1;
+}
+static inline int hcl_size_add(size_t a, size_t b, size_t *out) {
+  if (b > SIZE_MAX - a) return *out = SIZE_MAX, 0;
+  return *out = a + b, 1;
+}
+/* a * b * c, saturating at SIZE_MAX (a saturated size never fits a budget). */
+static inline size_t hcl_size_mul3(size_t a, size_t b, size_t c) {
+  size_t ab, abc;
+  if (!hcl_size_mul(a, b, &ab) || !hcl_size_mul(ab, c, &abc)) return SIZE_MAX;
+  return abc;
+}
 
 /* ---- programs and their cache (program.c, sha256.c) ---------------------- */
 enum { HCL_CACHE_AUTO = 0, HCL_CACHE_ON = 1, HCL_CACHE_OFF = 2 };
@@ -259,6 +304,10 @@ hcl_status hcl_config_load(hcl_ctx *ctx, const char *path, hcl_config *out);
 hcl_status hcl_config_set(hcl_ctx *ctx, hcl_config *cfg, const char *assignment);
 /* Line of section/key in the file (0: unknown or set with --set). */
 unsigned hcl_config_line(const hcl_config *cfg, const char *section, const char *key);
+/* Where section/key was given, for messages: "FILE:LINE", "FILE (--set
+ * section.key)" or "FILE". */
+void hcl_config_where(const hcl_config *cfg, const char *section, const char *key, char *buf,
+                      size_t len);
 /* Raw value of section/key or NULL. */
 const char *hcl_config_get(const hcl_config *cfg, const char *section, const char *key);
 /* Check one section against a schema (plus `extra_keys` allowed, e.g.
@@ -335,8 +384,14 @@ hcl_status hcl_membuf_close(hcl_ctx *ctx, hcl_membuf *m);
 void hcl_membuf_free(hcl_membuf *m);
 
 /* ---- small JSON writer (json.c) ------------------------------------------ */
-/* Append a JSON string literal of s (quoted, escaped) to f. */
+/* Append a JSON string literal of s (quoted, escaped) to f; always valid
+ * JSON: bytes that are not well-formed UTF-8 are written as U+FFFD. */
 void hcl_json_str(FILE *f, const char *s);
+/* Length (1-4) of the well-formed UTF-8 sequence at s, 0 when the bytes there
+ * are not one (overlong, surrogate, truncated, above U+10FFFF). */
+size_t hcl_utf8_seq(const char *s);
+/* 1 when the NUL-terminated s is well-formed UTF-8. */
+int hcl_utf8_valid(const char *s);
 /* Print a double as JSON (%.9g; NaN/Inf as null). */
 void hcl_json_num(FILE *f, double v);
 

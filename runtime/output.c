@@ -254,6 +254,8 @@ hcl_status hcl_out_summary(hcl_ctx *ctx, const hcl_run_out *o, const hcl_trainer
           t->tinfo.task == HCL_TASK_CLASSES ? t->tinfo.n_classes : 0);
   fputs(",\n\"steps_per_s\":", f);
   hcl_json_num(f, wall > 0 ? (double)t->step / wall : 0);
+  /* device memory hiercl held at most (every hcl_buf_alloc, plugins included) */
+  fprintf(f, ",\n\"peak_device_bytes\":%zu", hcl_mem_peak(ctx));
   fputs(",\n\"replicas\":[", f);
   for (uint32_t r = 0; t->last_train && r < t->cfg->replicas; r++) {
     fprintf(f, "%s\n {\"replica\":%u,\"seed\":%llu,\"best_test_loss\":", r ? "," : "", r,
@@ -269,8 +271,9 @@ hcl_status hcl_out_summary(hcl_ctx *ctx, const hcl_run_out *o, const hcl_trainer
   }
   fputs("],\n\"kernels\":{", f);
   for (size_t i = 0; i < ctx->n_stats; i++) {
-    fprintf(f, "%s\n \"%s\":{\"launches\":%llu", i ? "," : "", ctx->stats[i].label,
-            (unsigned long long)ctx->stats[i].launches);
+    fputs(i ? ",\n " : "\n ", f);
+    hcl_json_str(f, ctx->stats[i].label); /* a plugin's label: escaped like any string */
+    fprintf(f, ":{\"launches\":%llu", (unsigned long long)ctx->stats[i].launches);
     if (ctx->profiling) {
       fputs(",\"device_s\":", f);
       hcl_json_num(f, ctx->stats[i].device_s);

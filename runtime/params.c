@@ -217,8 +217,8 @@ static int extra_has(const char *const *extra, const char *key) {
 
 /* "FILE:LINE", "FILE (--set)" for a value given with --set (config.c marks
  * those with from_default = -1), or "FILE" when the line is unknown. */
-static void where(const hcl_config *cfg, const char *section, const char *key, char *buf,
-                  size_t len) {
+void hcl_config_where(const hcl_config *cfg, const char *section, const char *key, char *buf,
+                      size_t len) {
   const char *name = cfg->path[0] ? cfg->path : "<config>";
   for (size_t i = 0; i < cfg->n_sections; i++) {
     if (strcasecmp(cfg->sections[i].name, section)) continue;
@@ -253,7 +253,7 @@ static hcl_status unknown_key(hcl_ctx *ctx, const hcl_config *cfg, const char *s
     }
   }
   if (guess) snprintf(hint, sizeof hint, "; did you mean '%s'?", guess);
-  where(cfg, section, key, at, sizeof at);
+  hcl_config_where(cfg, section, key, at, sizeof at);
   return hcl_fail(ctx, HCL_ERR_CONFIG, "%s: [%s] unknown key '%s'%s (known: %s)", at, section, key,
                   hint, used ? known : "none");
 }
@@ -297,7 +297,7 @@ hcl_status hcl_params_resolve(hcl_ctx *ctx, const hcl_config *cfg, const char *s
     const char *v = hcl_config_get(cfg, section, d->key);
     if (v) {
       if (!hcl_param_check_value(d, v, why, sizeof why)) {
-        where(cfg, section, d->key, at, sizeof at);
+        hcl_config_where(cfg, section, d->key, at, sizeof at);
         rc = hcl_fail(ctx, HCL_ERR_CONFIG, "%s: [%s] %s = '%s': %s", at, section, d->key, v, why);
         break;
       }

@@ -4,8 +4,17 @@
 
 #include <stdio.h>
 
+/* Probes loop over chunks through these services: a stop request ends them
+ * between chunks (plugins need not poll). */
+static hcl_status stop_check(hcl_trainer *t, const char *where) {
+  if (!hcl_trainer_stop_requested(t)) return HCL_OK;
+  return hcl_fail(t->ctx, HCL_ERR_INTERRUPTED, "interrupted during %s at step %llu", where,
+                  (unsigned long long)t->step);
+}
+
 hcl_status hcl_probe_forward(hcl_probe *p, hcl_buf x, size_t n, hcl_buf out) {
   hcl_trainer *t = p->t;
+  HCL_TRY(stop_check(t, "a probe"));
   size_t maxb = t->cfg->batch > t->cfg->eval_batch ? t->cfg->batch : t->cfg->eval_batch;
   if (n > maxb)
     return hcl_fail(t->ctx, HCL_ERR_PARAM, "probe asked for %zu samples at once (at most %zu)", n,
@@ -23,6 +32,7 @@ hcl_status hcl_probe_emit(hcl_probe *p, const char *name, const double *values) 
 
 hcl_status hcl_probe_batch(hcl_probe *p, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
                            hcl_buf y) {
+  HCL_TRY(stop_check(p->t, "a probe"));
   return p->t->tvt->sample(p->t->target, stream, first, n, x, y);
 }
 
@@ -37,6 +47,7 @@ hcl_status hcl_probe_features(hcl_probe *p, size_t layer, hcl_buf x, size_t n, h
   hcl_trainer *t = p->t;
   if (!t->mvt->features)
     return hcl_fail(t->ctx, HCL_ERR_UNSUPPORTED, "this model does not expose hidden features");
+  HCL_TRY(stop_check(t, "a probe"));
   return t->mvt->features(t->model, t->params, layer, x, n, out, dim);
 }
 

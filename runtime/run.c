@@ -63,16 +63,136 @@ static hcl_status find_plugin(run_state *s, const char *section, uint32_t kind,
   return hcl_params_resolve(NULL, &s->cfg, section, (*out)->desc->params, plugin_key, params);
 }
 
+/* A LIST key of a resolved section, read whole into *out (malloc'd; NULL
+ * when empty). At most HCL_MAX_REPLICAS values: one per replica. */
+static hcl_status read_list(run_state *s, const hcl_params *p, const char *key, double **out,
+                            size_t *n) {
+  *out = NULL;
+  *n = hcl_param_list(p, key, NULL, 0);
+  if (*n > HCL_MAX_REPLICAS) {
+    char at[1200];
+    hcl_config_where(&s->cfg, p->section, key, at, sizeof at);
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                    "%s: [%s] %s has %zu values; at most %d (one per replica, and a run has at "
+                    "most %d replicas)",
+                    at, p->section, key, *n, HCL_MAX_REPLICAS, HCL_MAX_REPLICAS);
+  }
+  if (!*n) return HCL_OK;
+  *out = malloc(*n * sizeof **out);
+  if (!*out) return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
+  if (hcl_param_list(p, key, *out, *n) != *n) {
+    free(*out);
+    *out = NULL;
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG, "[%s] %s: the list changed while read", p->section,
+                    key);
+  }
+  return HCL_OK;
+}
+
 static hcl_status make_seeds(run_state *s) {
-  double list[4096];
-  size_t n = hcl_param_list(&s->run, "seeds", list, 4096);
+  double *list;
+  size_t n;
+  HCL_TRY(read_list(s, &s->run, "seeds", &list, &n));
+  /* [run] replicas is range-checked by the schema (1..HCL_MAX_REPLICAS) */
   uint32_t R = n ? (uint32_t)n : (uint32_t)hcl_param_int(&s->run, "replicas");
   s->seeds = calloc(R, sizeof *s->seeds);
-  if (!s->seeds) return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
+  if (!s->seeds) {
+    free(list);
+    return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
+  }
   uint64_t base = (uint64_t)hcl_param_int(&s->run, "seed");
-  for (uint32_t r = 0; r < R; r++) s->seeds[r] = n ? (uint64_t)list[r] : base + r;
+  for (uint32_t r = 0; r < R; r++) {
+    if (n && list[r] != (double)(uint64_t)list[r]) { /* 1.5 ran as seed 1 */
+      char at[1200];
+      hcl_config_where(&s->cfg, "run", "seeds", at, sizeof at);
+      hcl_status rc =
+          hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                   "%s: [run] seeds element %u (%.15g) is not a whole number", at, r + 1, list[r]);
+      free(list);
+      return rc;
+    }
+    s->seeds[r] = n ? (uint64_t)list[r] : base + r;
+  }
+  free(list);
   s->tc.replicas = R;
   s->tc.seeds = s->seeds;
+  return HCL_OK;
+}
+
+/* The model must offer [train] algorithm: checked from its declared list,
+ * before a device is opened or a run directory made. */
+static hcl_status check_algorithm(run_state *s) {
+  const char *alg = hcl_param_str(&s->train, "algorithm");
+  if (!alg || !*alg || !strcmp(alg, "sgd") || !s->mpl) return HCL_OK;
+  const hcl_model_vt *mvt = s->mpl->desc->vt;
+  char known[512] = "sgd";
+  for (const char *const *a = mvt ? mvt->algorithms : NULL; a && *a; a++) {
+    if (!strcmp(*a, alg) && mvt->train) return HCL_OK;
+    strncat(known, ", ", sizeof known - strlen(known) - 1);
+    strncat(known, *a, sizeof known - strlen(known) - 1);
+  }
+  char at[1200];
+  hcl_config_where(&s->cfg, "train", "algorithm", at, sizeof at);
+  return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                  "%s: [train] algorithm = '%s': model '%s' does not offer it (known: %s)", at, alg,
+                  s->mpl->desc->name, known);
+}
+
+/* [train] train_sizes: one training-set size per replica (whole numbers). */
+static hcl_status train_lists(run_state *s, const double *sizes, size_t ns, int full_batch) {
+  hcl_train_cfg *c = &s->tc;
+  if (!ns) return HCL_OK;
+  if (ns != c->replicas)
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                    "%s: [train] train_sizes has %zu values for %u replicas (one per replica; "
+                    "set [run] seeds or replicas to match)",
+                    s->cfg.path, ns, c->replicas);
+  if (full_batch)
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                    "%s: [train] batch = 0 (full batch) cannot be combined with train_sizes "
+                    "(the batch would differ per replica)",
+                    s->cfg.path);
+  if (strcmp(c->algorithm, "sgd"))
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                    "%s: [train] train_sizes works with algorithm = sgd only (algorithm %s reads "
+                    "one training-set size); run the sizes one by one",
+                    s->cfg.path, c->algorithm);
+  for (size_t r = 0; r < ns; r++)
+    if (sizes[r] != (double)(uint64_t)sizes[r]) {
+      char at[1200];
+      hcl_config_where(&s->cfg, "train", "train_sizes", at, sizeof at);
+      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                      "%s: [train] train_sizes element %zu (%.15g) is not a whole number", at,
+                      r + 1, sizes[r]);
+    }
+  s->train_sizes = calloc(ns, sizeof *s->train_sizes);
+  if (!s->train_sizes) return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
+  c->train_size = 0;
+  for (size_t r = 0; r < ns; r++) {
+    s->train_sizes[r] = (uint64_t)sizes[r];
+    if (s->train_sizes[r] > c->train_size) c->train_size = s->train_sizes[r];
+  }
+  c->train_sizes = s->train_sizes;
+  return HCL_OK;
+}
+
+/* [train] lrs: one learning rate per replica, as scales of [train] lr. */
+static hcl_status train_lrs(run_state *s, const double *lrs, size_t nl) {
+  hcl_train_cfg *c = &s->tc;
+  if (!nl) return HCL_OK;
+  if (nl != c->replicas)
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                    "%s: [train] lrs has %zu values for %u replicas (one per replica)", s->cfg.path,
+                    nl, c->replicas);
+  if (!(c->sched.lr > 0))
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                    "%s: [train] lrs needs lr > 0 (each replica's rate is lrs[r]; the "
+                    "schedule is taken relative to lr)",
+                    s->cfg.path);
+  s->lr_scales = calloc(nl, sizeof *s->lr_scales);
+  if (!s->lr_scales) return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
+  for (size_t r = 0; r < nl; r++) s->lr_scales[r] = lrs[r] / c->sched.lr;
+  c->lr_scales = s->lr_scales;
   return HCL_OK;
 }
 
@@ -102,8 +222,14 @@ static hcl_status train_config(run_state *s) {
   sc->lr = hcl_param_double(tr, "lr");
   sc->every = (uint64_t)hcl_param_int(tr, "lr_every");
   sc->factor = hcl_param_double(tr, "lr_factor");
-  sc->n_factors = hcl_param_list(tr, "lr_factors", sc->factors, 64);
-  if (sc->n_factors > 64) sc->n_factors = 64;
+  size_t max_factors = sizeof sc->factors / sizeof sc->factors[0];
+  sc->n_factors = hcl_param_list(tr, "lr_factors", sc->factors, max_factors);
+  if (sc->n_factors > max_factors) {
+    char at[1200];
+    hcl_config_where(&s->cfg, "train", "lr_factors", at, sizeof at);
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG, "%s: [train] lr_factors has %zu values; at most %zu",
+                    at, sc->n_factors, max_factors);
+  }
   sc->lr_min = hcl_param_double(tr, "lr_min");
   sc->total = c->steps;
   if ((sc->kind == HCL_SCHED_STEP || sc->kind == HCL_SCHED_PIECEWISE) && !sc->every)
@@ -131,49 +257,19 @@ static hcl_status train_config(run_state *s) {
   c->probes = hcl_param_bool(ev, "probes");
   c->eval_batch = (uint64_t)hcl_param_int(ev, "batch");
   HCL_TRY(make_seeds(s));
-  double sizes[4096];
-  size_t ns = hcl_param_list(tr, "train_sizes", sizes, 4096);
-  if (ns) {
-    if (ns != c->replicas)
-      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
-                      "%s: [train] train_sizes has %zu values for %u replicas (one per replica; "
-                      "set [run] seeds or replicas to match)",
-                      s->cfg.path, ns, c->replicas);
-    if (full_batch)
-      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
-                      "%s: [train] batch = 0 (full batch) cannot be combined with train_sizes "
-                      "(the batch would differ per replica)",
-                      s->cfg.path);
-    if (strcmp(c->algorithm, "sgd"))
-      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
-                      "%s: [train] train_sizes works with algorithm = sgd only (algorithm %s reads "
-                      "one training-set size); run the sizes one by one",
-                      s->cfg.path, c->algorithm);
-    s->train_sizes = calloc(ns, sizeof *s->train_sizes);
-    if (!s->train_sizes) return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
-    c->train_size = 0;
-    for (size_t r = 0; r < ns; r++) {
-      s->train_sizes[r] = (uint64_t)sizes[r];
-      if (s->train_sizes[r] > c->train_size) c->train_size = s->train_sizes[r];
-    }
-    c->train_sizes = s->train_sizes;
-  }
-  size_t nl = hcl_param_list(tr, "lrs", sizes, 4096);
-  if (nl) {
-    if (nl != c->replicas)
-      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
-                      "%s: [train] lrs has %zu values for %u replicas (one per replica)",
-                      s->cfg.path, nl, c->replicas);
-    if (!(c->sched.lr > 0))
-      return hcl_fail(s->ctx, HCL_ERR_CONFIG,
-                      "%s: [train] lrs needs lr > 0 (each replica's rate is lrs[r]; the "
-                      "schedule is taken relative to lr)",
-                      s->cfg.path);
-    s->lr_scales = calloc(nl, sizeof *s->lr_scales);
-    if (!s->lr_scales) return hcl_fail(s->ctx, HCL_ERR_NOMEM, "out of host memory");
-    for (size_t r = 0; r < nl; r++) s->lr_scales[r] = sizes[r] / c->sched.lr;
-    c->lr_scales = s->lr_scales;
-  }
+  double *sizes;
+  size_t ns;
+  HCL_TRY(read_list(s, tr, "train_sizes", &sizes, &ns));
+  hcl_status rc = train_lists(s, sizes, ns, full_batch);
+  free(sizes);
+  if (rc != HCL_OK) return rc;
+  double *lrs;
+  size_t nl;
+  HCL_TRY(read_list(s, tr, "lrs", &lrs, &nl));
+  rc = train_lrs(s, lrs, nl);
+  free(lrs);
+  if (rc != HCL_OK) return rc;
+  HCL_TRY(check_algorithm(s));
   if (!c->eval_batch) {
     /* few, large evaluation chunks (launches cost more than arithmetic at
      * these sizes), bounded so that R x chunk activations stay modest */
@@ -206,9 +302,21 @@ static hcl_status pick_loss(run_state *s) {
 
 static hcl_status open_device(run_state *s, const hcl_run_options *opt, int quiet, char *err,
                               size_t errlen) {
+  /* where the selector came from, so a bad one is traced to its source */
+  char from[1300] = "";
   const char *sel = opt->device;
-  if (!sel || !*sel) sel = getenv("HIERCL_DEVICE");
-  if (!sel || !*sel) sel = hcl_param_str(&s->runtime, "device");
+  if (!sel || !*sel) {
+    sel = getenv("HIERCL_DEVICE");
+    if (sel && *sel) snprintf(from, sizeof from, "HIERCL_DEVICE='%s' (from the environment)", sel);
+  }
+  if (!sel || !*sel) {
+    sel = hcl_param_str(&s->runtime, "device");
+    if (*sel) {
+      char at[1200];
+      hcl_config_where(&s->cfg, "runtime", "device", at, sizeof at);
+      snprintf(from, sizeof from, "%s: [runtime] device = '%s'", at, sel);
+    }
+  }
   const char *cache = hcl_param_str(&s->runtime, "kernel_cache");
   const char *bin = hcl_param_str(&s->runtime, "binary_dir");
   hcl_ctx_options o = {.device = sel,
@@ -218,7 +326,13 @@ static hcl_status open_device(run_state *s, const hcl_run_options *opt, int quie
                                                                : HCL_CACHE_AUTO,
                        .binary_dir = *bin ? bin : NULL,
                        .quiet = quiet};
-  return hcl_ctx_create(&o, &s->ctx, err, errlen);
+  hcl_status rc = hcl_ctx_create(&o, &s->ctx, err, errlen);
+  if (rc == HCL_ERR_NODEVICE && *from && errlen) {
+    char *why = strdup(err);
+    if (why) snprintf(err, errlen, "%s: %s", from, why);
+    free(why);
+  }
+  return rc;
 }
 
 /* Prefix the plugin's own message with the file, section and plugin name. */
@@ -226,6 +340,12 @@ static hcl_status plugin_fail(run_state *s, hcl_status rc, const char *section, 
   char msg[HCL_ERRMSG_MAX - 256];
   memcpy(msg, s->ctx->errmsg, sizeof msg - 1); /* the message may be long: cut it */
   msg[sizeof msg - 1] = 0;
+  if (rc == HCL_ERR_NOMEM) /* plugin buffers grow with these keys too */
+    return hcl_fail(s->ctx, rc,
+                    "%s: [%s] %s: %s (sizes grow with [run] replicas = %u and the largest batch, "
+                    "[train] batch = %llu / [eval] batch = %llu)",
+                    s->cfg.path, section, name, msg, s->tc.replicas,
+                    (unsigned long long)s->tc.batch, (unsigned long long)s->tc.eval_batch);
   return hcl_fail(s->ctx, rc, "%s: [%s] %s: %s", s->cfg.path, section, name, msg);
 }
 
@@ -247,6 +367,7 @@ static hcl_status create_plugins(run_state *s) {
   memset(&s->t.tinfo, 0, sizeof s->t.tinfo);
   s->t.tinfo.struct_size = sizeof s->t.tinfo;
   HCL_TRY(tvt->info(s->target, &s->t.tinfo));
+  HCL_TRY(hcl_trainer_preflight(s->ctx, &s->tc, &s->t.tinfo, 0, 0)); /* names the batch keys */
   setup.params = &s->model_p;
   rc = mvt->create(s->ctx, &setup, &s->t.tinfo, &s->model);
   if (rc != HCL_OK) return plugin_fail(s, rc, "model", s->mpl->desc->name);
@@ -319,10 +440,14 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
     cleanup(s);
     return rc;
   }
-  if ((rc = create_plugins(s)) != HCL_OK || (rc = pick_loss(s)) != HCL_OK) {
-    err_out(rc, s->ctx, err, errlen);
+  s->ctx->stop = opt->stop; /* long loops in plugins and evaluation check it */
+  hcl_status setup_rc = create_plugins(s);
+  if (setup_rc == HCL_OK) setup_rc = pick_loss(s);
+  /* a refused allocation or a stop during set-up still leaves a run directory */
+  if (setup_rc != HCL_OK && setup_rc != HCL_ERR_NOMEM && setup_rc != HCL_ERR_INTERRUPTED) {
+    err_out(setup_rc, s->ctx, err, errlen);
     cleanup(s);
-    return rc;
+    return setup_rc;
   }
   char name[256];
   const char *rn = hcl_param_str(&s->run, "name");
@@ -335,6 +460,8 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
   s->t.stop = opt->stop;
   s->t.progress = opt->progress;
   s->out.seeds = s->seeds;
+  char setup_msg[HCL_ERRMSG_MAX];
+  snprintf(setup_msg, sizeof setup_msg, "%s", setup_rc != HCL_OK ? s->ctx->errmsg : "");
   if ((rc = hcl_out_open(s->ctx, &s->out, parent, name)) != HCL_OK) {
     err_out(rc, s->ctx, err, errlen);
     cleanup(s);
@@ -342,7 +469,7 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
   }
   snprintf(opt->run_dir, sizeof opt->run_dir, "%s", s->out.dir);
   s->t.sink = hcl_out_sink(&s->out);
-  rc = hcl_trainer_init(&s->t);
+  rc = setup_rc != HCL_OK ? hcl_fail(s->ctx, setup_rc, "%s", setup_msg) : hcl_trainer_init(&s->t);
   if (rc == HCL_OK) rc = write_manifest(s, "running", NULL); /* no run without its record */
   if (rc == HCL_OK) rc = hcl_trainer_run(&s->t);
   /* The final writes: metrics.jsonl to disk, then summary.json, then the

@@ -10,17 +10,17 @@ static const char *const loss_choices[] = {"auto",     "mse",   "cross_entropy",
 static const char *const opt_choices[] = {"sgd", "adam", NULL};
 static const char *const cache_choices[] = {"auto", "on", "off", NULL};
 
-const char *const hcl_config_sections[] = {"run",   "runtime", "target", "model",
-                                           "train", "eval",    "sweep",  NULL};
+const char *const hcl_config_sections[] = {"run",  "runtime", "target", "model", "train",
+                                           "eval", "sweep",   "select", NULL};
 
 const hcl_param_desc hcl_schema_run[] = {
     {"name", HCL_PARAM_STRING, "", UNB, NULL, "name of the run (default: the config file's stem)"},
     {"seed", HCL_PARAM_INT, "0", 0, 4294967295.0, NULL,
      "seed of replica 0; replica r uses seed + r"},
-    {"replicas", HCL_PARAM_INT, "1", 1, 4096, NULL,
+    {"replicas", HCL_PARAM_INT, "1", 1, HCL_MAX_REPLICAS, NULL,
      "independent runs (seeds) trained together in one pass"},
     {"seeds", HCL_PARAM_LIST, "", 0, 4294967295.0, NULL,
-     "explicit seeds, one per replica (overrides seed and replicas)"},
+     "explicit seeds, one per replica, at most 4096 (overrides seed and replicas)"},
     {"out", HCL_PARAM_STRING, "runs", UNB, NULL, "folder that receives the run directory"},
     {NULL, 0, NULL, 0, 0, NULL, NULL}};
 

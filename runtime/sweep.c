@@ -1,6 +1,8 @@
 /* hcl_sweep: a grid of runs ([sweep] section or --grid), seeds batched as
  * replicas of one run, resumable, with the sample-complexity estimate P*. */
+#include "schema.h"
 #include "sweep.h"
+#include "scaling.h"
 #include "output.h"
 
 #include <errno.h>
@@ -12,30 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_AXES 8
-#define MAX_VALUES 256
-
-typedef struct axis {
-  char key[96]; /* section.key */
-  char *values[MAX_VALUES];
-  size_t n;
-} axis;
-
-typedef struct sweep {
-  axis axes[MAX_AXES];
-  size_t n_axes;
-  int seed_axis;    /* index of run.seed, or -1 */
-  int size_axis;    /* index of train.train_size, or -1 */
-  char metric[32];  /* auto, test_error, test_loss, train_loss */
-  double threshold; /* 0: automatic */
-  char name[128];
-} sweep;
-
 /* ---- value lists: "a, b, c" | "a..b" (integers) | "geom(lo, hi, n)" ------- */
 
-static hcl_status add_value(axis *a, const char *v) {
-  if (a->n == MAX_VALUES)
-    return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s: more than %d values", a->key, MAX_VALUES);
+static hcl_status add_value(hcl_axis *a, const char *v) {
+  if (a->n == HCL_SWEEP_MAX_VALUES)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s: more than %d values", a->key,
+                    HCL_SWEEP_MAX_VALUES);
   a->values[a->n] = strdup(v);
   if (!a->values[a->n]) return hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
   a->n++;
@@ -50,11 +34,11 @@ static char *trimmed(char *s) {
 }
 
 hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out, size_t *n) {
-  axis a;
+  hcl_axis a;
   memset(&a, 0, sizeof a);
   snprintf(a.key, sizeof a.key, "%s", key);
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", text);
+  char *buf = strdup(text); /* any length: a cut list would lose or change values */
+  if (!buf) return hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
   char *t = trimmed(buf);
   double lo, hi;
   int cnt;
@@ -63,11 +47,14 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
   hcl_status rc = HCL_OK;
   if (sscanf(t, "geom(%lf ,%lf ,%d )%c", &lo, &hi, &cnt, &tail) == 3 ||
       sscanf(t, "geom(%lf,%lf,%d)%c", &lo, &hi, &cnt, &tail) == 3) {
-    if (!(lo > 0 && hi > 0 && cnt >= 2 && cnt <= MAX_VALUES))
-      return hcl_fail(NULL, HCL_ERR_CONFIG,
-                      "[sweep] %s = %s: geom(lo, hi, n) needs 0 < lo, 0 < hi, 2 <= n <= %d", key,
-                      text, MAX_VALUES);
-    int ints = lo == floor(lo) && hi == floor(hi);
+    if (!(lo > 0 && hi > 0 && isfinite(lo) && isfinite(hi) && cnt >= 2 &&
+          cnt <= HCL_SWEEP_MAX_VALUES))
+      rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "[sweep] %s = %s: geom(lo, hi, n) needs finite 0 < lo, 0 < hi, 2 <= n <= %d",
+                    key, text, HCL_SWEEP_MAX_VALUES);
+    /* whole numbers stay whole while llround is exact (below 2^53) */
+    int ints =
+        lo == floor(lo) && hi == floor(hi) && lo < 9007199254740992.0 && hi < 9007199254740992.0;
     for (int k = 0; k < cnt && rc == HCL_OK; k++) {
       double v = lo * pow(hi / lo, (double)k / (cnt - 1));
       char s[64];
@@ -79,10 +66,11 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
       rc = add_value(&a, s);
     }
   } else if (strstr(t, "..") && sscanf(t, "%lld..%lld%c", &i0, &i1, &tail) == 2) {
-    if (i1 < i0 || i1 - i0 >= MAX_VALUES)
-      return hcl_fail(NULL, HCL_ERR_CONFIG,
-                      "[sweep] %s = %s: range a..b needs a <= b and at most %d values", key, text,
-                      MAX_VALUES);
+    /* the difference in unsigned arithmetic: i1 - i0 may not fit a long long */
+    if (i1 < i0 || (unsigned long long)i1 - (unsigned long long)i0 >= HCL_SWEEP_MAX_VALUES)
+      rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "[sweep] %s = %s: range a..b needs a <= b and at most %d values", key, text,
+                    HCL_SWEEP_MAX_VALUES);
     for (long long v = i0; v <= i1 && rc == HCL_OK; v++) {
       char s[32];
       snprintf(s, sizeof s, "%lld", v);
@@ -100,6 +88,7 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
     }
   }
   if (rc == HCL_OK && !a.n) rc = hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] %s: no values", key);
+  free(buf);
   if (rc != HCL_OK) {
     for (size_t i = 0; i < a.n; i++) free(a.values[i]);
     return rc;
@@ -114,7 +103,72 @@ hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out
 static const char *const grid_sections[] = {"run",   "runtime", "target", "model",
                                             "train", "eval",    NULL};
 
-static hcl_status add_axis(sweep *sw, const char *key, const char *values) {
+/* The declared parameter of a core-section key ("train.lr"), NULL for the
+ * plugin sections (their values are checked against the plugin's schema by
+ * the dry run of every point, before any point runs). */
+static const hcl_param_desc *core_param(const char *key, const char **section) {
+  static const struct {
+    const char *name;
+    const hcl_param_desc *schema;
+  } core[] = {{"run", hcl_schema_run},
+              {"runtime", hcl_schema_runtime},
+              {"train", hcl_schema_train},
+              {"eval", hcl_schema_eval}};
+  const char *dot = strchr(key, '.');
+  *section = NULL;
+  for (size_t c = 0; dot && c < sizeof core / sizeof *core; c++) {
+    if (strlen(core[c].name) != (size_t)(dot - key) ||
+        strncmp(core[c].name, key, (size_t)(dot - key)))
+      continue;
+    *section = core[c].name;
+    for (const hcl_param_desc *d = core[c].schema; d->key; d++)
+      if (!strcmp(d->key, dot + 1)) return d;
+  }
+  return NULL;
+}
+
+/* Every value of an axis, before anything runs: the same typed checks as
+ * --set for the core sections, and no byte that sweep.jsonl would escape
+ * (a quote, a backslash, a control character, invalid UTF-8): the resume
+ * matches finished points by their key text, so such a value would never
+ * count as finished. Seeds are rewritten as plain integers ("1e3" -> 1000)
+ * because they become run.seeds. */
+hcl_status hcl_sweep_check_values(const char *key, char **values, size_t n, const char *origin) {
+  const char *section;
+  const hcl_param_desc *d = core_param(key, &section);
+  if (section && !d)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] grid key '%s': [%s] has no key '%s'", origin,
+                    key, section, strchr(key, '.') + 1);
+  for (size_t i = 0; i < n; i++) {
+    const char *v = values[i];
+    if (strlen(v) > HCL_SWEEP_MAX_VALUE_LEN)
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] %s value %zu is longer than %d characters",
+                      origin, key, i + 1, HCL_SWEEP_MAX_VALUE_LEN);
+    for (const char *p = v; *p; p++)
+      if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7F)
+        return hcl_fail(NULL, HCL_ERR_CONFIG,
+                        "%s: [sweep] %s value '%s': quotes, backslashes and control characters "
+                        "are not allowed in grid values",
+                        origin, key, v);
+    if (!hcl_utf8_valid(v))
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] %s value %zu is not valid UTF-8", origin,
+                      key, i + 1);
+    char why[512];
+    if (d && !hcl_param_check_value(d, v, why, sizeof why))
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] %s = '%s': %s", origin, key, v, why);
+    if (!strcmp(key, "run.seed")) {
+      char canon[32];
+      snprintf(canon, sizeof canon, "%.0f", strtod(v, NULL)); /* integral, < 2^32: exact */
+      char *c = strdup(canon);
+      if (!c) return hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
+      free(values[i]);
+      values[i] = c;
+    }
+  }
+  return HCL_OK;
+}
+
+static hcl_status add_axis(hcl_grid *sw, const char *key, const char *values, const char *origin) {
   const char *dot = strchr(key, '.');
   int ok = 0;
   for (const char *const *s = grid_sections; dot && *s; s++)
@@ -127,9 +181,9 @@ static hcl_status add_axis(sweep *sw, const char *key, const char *values) {
   size_t i = 0;
   for (; i < sw->n_axes; i++)
     if (!strcmp(sw->axes[i].key, key)) break; /* --grid replaces the file's axis */
-  if (i == MAX_AXES)
-    return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] at most %d grid keys", MAX_AXES);
-  axis *a = &sw->axes[i];
+  if (i == HCL_SWEEP_MAX_AXES)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "[sweep] at most %d grid keys", HCL_SWEEP_MAX_AXES);
+  hcl_axis *a = &sw->axes[i];
   for (size_t k = 0; k < a->n; k++) free(a->values[k]);
   memset(a, 0, sizeof *a);
   snprintf(a->key, sizeof a->key, "%s", key);
@@ -140,10 +194,52 @@ static hcl_status add_axis(sweep *sw, const char *key, const char *values) {
   a->n = n;
   free(vals);
   if (i == sw->n_axes) sw->n_axes++;
+  return hcl_sweep_check_values(a->key, a->values, a->n, origin);
+}
+
+/* The candidate axes ([select] section, then --select), after the grid's:
+ * they vary fastest, so a point's candidates are consecutive points. */
+static hcl_status read_candidates(hcl_grid *sw, const hcl_config *cfg,
+                                  const hcl_sweep_options *opt) {
+  size_t n_grid = sw->n_axes;
+  size_t n_cli = opt->n_select;
+  for (size_t s = 0; s < cfg->n_sections + n_cli; s++) {
+    int cli = s >= cfg->n_sections;
+    if (!cli && strcmp(cfg->sections[s].name, "select")) continue;
+    for (size_t k = 0; k < (cli ? 1 : cfg->sections[s].n); k++) {
+      char key[96], raw[96], at[1200];
+      const char *values;
+      if (cli) {
+        const char *arg = opt->select[s - cfg->n_sections], *eq = strchr(arg, '=');
+        if (!eq || (size_t)(eq - arg) >= sizeof key)
+          return hcl_fail(NULL, HCL_ERR_CONFIG, "--select '%.100s': expected section.key=v1,v2,...",
+                          arg);
+        snprintf(raw, sizeof raw, "%.*s", (int)(eq - arg), arg);
+        snprintf(key, sizeof key, "%s", trimmed(raw));
+        snprintf(at, sizeof at, "--select");
+        values = eq + 1;
+      } else {
+        const hcl_kv *kv = &cfg->sections[s].kv[k];
+        snprintf(key, sizeof key, "%s", kv->key);
+        hcl_config_where(cfg, "select", kv->key, at, sizeof at);
+        values = kv->value;
+      }
+      for (size_t i = 0; i < n_grid; i++)
+        if (!strcmp(sw->axes[i].key, key))
+          return hcl_fail(NULL, HCL_ERR_CONFIG,
+                          "%s: %s is both a grid axis and a candidate for selection", at, key);
+      if (!strcmp(key, "run.seed") || !strcmp(key, "train.train_size") ||
+          !strcmp(key, "eval.val_size"))
+        return hcl_fail(NULL, HCL_ERR_CONFIG,
+                        "%s: %s cannot be selected on validation (it defines the point)", at, key);
+      HCL_TRY(add_axis(sw, key, values, at));
+    }
+  }
+  sw->n_select = sw->n_axes - n_grid;
   return HCL_OK;
 }
 
-static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_options *opt) {
+static hcl_status read_sweep(hcl_grid *sw, const hcl_config *cfg, const hcl_sweep_options *opt) {
   memset(sw, 0, sizeof *sw);
   snprintf(sw->metric, sizeof sw->metric, "auto");
   for (size_t s = 0; s < cfg->n_sections; s++) {
@@ -151,7 +247,9 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
     for (size_t k = 0; k < cfg->sections[s].n; k++) {
       const hcl_kv *kv = &cfg->sections[s].kv[k];
       if (strchr(kv->key, '.')) {
-        HCL_TRY(add_axis(sw, kv->key, kv->value));
+        char at[1200];
+        hcl_config_where(cfg, "sweep", kv->key, at, sizeof at);
+        HCL_TRY(add_axis(sw, kv->key, kv->value, at));
       } else if (!strcmp(kv->key, "metric")) {
         if (strcmp(kv->value, "auto") && strcmp(kv->value, "test_error") &&
             strcmp(kv->value, "test_loss") && strcmp(kv->value, "train_loss"))
@@ -163,15 +261,17 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
       } else if (!strcmp(kv->key, "threshold")) {
         char *end;
         sw->threshold = strtod(kv->value, &end);
-        if (*end || !(sw->threshold >= 0))
+        if (end == kv->value || *end || !(sw->threshold >= 0) || !isfinite(sw->threshold))
           return hcl_fail(NULL, HCL_ERR_CONFIG,
                           "%s: [sweep] threshold = %s: expected a number >= 0", cfg->path,
                           kv->value);
       } else if (!strcmp(kv->key, "name")) {
         snprintf(sw->name, sizeof sw->name, "%s", kv->value);
+      } else if (!strcmp(kv->key, "dim")) {
+        snprintf(sw->dim_key, sizeof sw->dim_key, "%s", kv->value);
       } else {
         return hcl_fail(NULL, HCL_ERR_CONFIG,
-                        "%s: [sweep] unknown key '%s' (known: metric, threshold, name, and "
+                        "%s: [sweep] unknown key '%s' (known: metric, threshold, name, dim, and "
                         "section.key grid axes such as train.train_size)",
                         cfg->path, kv->key);
       }
@@ -183,31 +283,58 @@ static hcl_status read_sweep(sweep *sw, const hcl_config *cfg, const hcl_sweep_o
       return hcl_fail(NULL, HCL_ERR_CONFIG, "--grid '%s': expected section.key=v1,v2,...",
                       opt->grid[i]);
     char key[96];
+    if ((size_t)(eq - opt->grid[i]) >= sizeof key)
+      return hcl_fail(NULL, HCL_ERR_CONFIG, "--grid '%.100s...': key longer than %zu characters",
+                      opt->grid[i], sizeof key - 1);
     snprintf(key, sizeof key, "%.*s", (int)(eq - opt->grid[i]), opt->grid[i]);
-    HCL_TRY(add_axis(sw, trimmed(key), eq + 1));
+    HCL_TRY(add_axis(sw, trimmed(key), eq + 1, "--grid"));
   }
+  HCL_TRY(read_candidates(sw, cfg, opt));
   if (!sw->n_axes)
     return hcl_fail(
         NULL, HCL_ERR_CONFIG,
         "%s: nothing to sweep: add a [sweep] section (e.g. train.train_size = 100, 1000) "
         "or --grid section.key=v1,v2",
         cfg->path);
-  sw->seed_axis = sw->size_axis = -1;
+  sw->seed_axis = sw->size_axis = sw->dim_axis = -1;
+  size_t key_len = 0; /* the longest point key, which must fit its 1024-byte buffers whole */
   for (size_t i = 0; i < sw->n_axes; i++) {
     if (!strcmp(sw->axes[i].key, "run.seed")) sw->seed_axis = (int)i;
     if (!strcmp(sw->axes[i].key, "train.train_size")) sw->size_axis = (int)i;
+    if (!strcmp(sw->axes[i].key, *sw->dim_key ? sw->dim_key : "target.d")) sw->dim_axis = (int)i;
+    size_t longest = 0;
+    for (size_t k = 0; k < sw->axes[i].n; k++)
+      if (strlen(sw->axes[i].values[k]) > longest) longest = strlen(sw->axes[i].values[k]);
+    if (strcmp(sw->axes[i].key, "run.seed")) key_len += strlen(sw->axes[i].key) + 2 + longest;
   }
+  if ((*sw->dim_key && sw->dim_axis < 0) ||
+      (sw->dim_axis >= 0 && (size_t)sw->dim_axis >= sw->n_axes - sw->n_select))
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [sweep] dim = %s is not a grid axis", cfg->path,
+                    sw->dim_key);
+  for (size_t k = 0; sw->dim_axis >= 0 && k < sw->axes[sw->dim_axis].n; k++) {
+    char *end;
+    double d = strtod(sw->axes[sw->dim_axis].values[k], &end);
+    if (*end || !(d > 0))
+      return hcl_fail(NULL, HCL_ERR_CONFIG,
+                      "%s: [sweep] dim axis %s: value '%s' is not a positive number", cfg->path,
+                      sw->axes[sw->dim_axis].key, sw->axes[sw->dim_axis].values[k]);
+  }
+  if (key_len >= 1024)
+    return hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "%s: [sweep] the grid keys and values are too long together (%zu characters; "
+                    "at most 1023 for a point's key)",
+                    cfg->path, key_len);
   return HCL_OK;
 }
 
-static void free_sweep(sweep *sw) {
+static void free_sweep(hcl_grid *sw) {
   for (size_t i = 0; i < sw->n_axes; i++)
     for (size_t k = 0; k < sw->axes[i].n; k++) free(sw->axes[i].values[k]);
 }
 
 /* ---- the grid: every combination of the non-seed axes ---------------------- */
 
-static size_t n_points(const sweep *sw) {
+size_t hcl_sweep_n_points(const hcl_grid *sw) {
   size_t n = 1;
   for (size_t i = 0; i < sw->n_axes; i++)
     if ((int)i != sw->seed_axis) n *= sw->axes[i].n;
@@ -215,7 +342,7 @@ static size_t n_points(const sweep *sw) {
 }
 
 /* Value index of axis i at point p (mixed radix over the non-seed axes, last fastest). */
-static size_t value_at(const sweep *sw, size_t p, size_t axis_i) {
+size_t hcl_sweep_value_at(const hcl_grid *sw, size_t p, size_t axis_i) {
   for (size_t i = sw->n_axes; i-- > 0;) {
     if ((int)i == sw->seed_axis) continue;
     size_t idx = p % sw->axes[i].n;
@@ -226,24 +353,24 @@ static size_t value_at(const sweep *sw, size_t p, size_t axis_i) {
 }
 
 /* "k1=v1;k2=v2" of the non-seed axes (optionally leaving one out). */
-static void point_key_mask(const sweep *sw, size_t p, unsigned skip, char *out, size_t len) {
+void hcl_sweep_point_key_mask(const hcl_grid *sw, size_t p, unsigned skip, char *out, size_t len) {
   out[0] = 0;
   for (size_t i = 0; i < sw->n_axes; i++) {
     if ((int)i == sw->seed_axis || (skip >> i & 1u)) continue;
     size_t l = strlen(out);
     snprintf(out + l, len - l, "%s%s=%s", l ? ";" : "", sw->axes[i].key,
-             sw->axes[i].values[value_at(sw, p, i)]);
+             sw->axes[i].values[hcl_sweep_value_at(sw, p, i)]);
   }
 }
 
-static void point_key(const sweep *sw, size_t p, int skip_axis, char *out, size_t len) {
-  point_key_mask(sw, p, skip_axis >= 0 ? 1u << skip_axis : 0u, out, len);
+static void point_key(const hcl_grid *sw, size_t p, int skip_axis, char *out, size_t len) {
+  hcl_sweep_point_key_mask(sw, p, skip_axis >= 0 ? 1u << skip_axis : 0u, out, len);
 }
 
 /* ---- results --------------------------------------------------------------- */
 
 /* One metric of a flat one-line JSON object. */
-static int json_get(const char *line, const char *key, double *v) {
+int hcl_sweep_json_get(const char *line, const char *key, double *v) {
   char pat[96];
   snprintf(pat, sizeof pat, "\"%s\":", key);
   const char *p = strstr(line, pat);
@@ -260,7 +387,7 @@ static int json_get(const char *line, const char *key, double *v) {
 
 /* Whether a sweep.jsonl line is a whole record (as record() writes it); a
  * completed one must carry its metrics. A torn or foreign line is neither. */
-static int line_ok(const char *line, size_t len) {
+int hcl_sweep_line_ok(const char *line, size_t len) {
   static const char head[] = "{\"point\":{";
   if (len < sizeof head || strncmp(line, head, sizeof head - 1) || line[len - 1] != '}') return 0;
   char buf[128];
@@ -280,7 +407,7 @@ static int line_ok(const char *line, size_t len) {
 
 /* Whether a (NUL-terminated) line is a whole record of a completed run. */
 static int line_completed(const char *line) {
-  return strstr(line, "\"status\":\"completed\"") && line_ok(line, strlen(line));
+  return strstr(line, "\"status\":\"completed\"") && hcl_sweep_line_ok(line, strlen(line));
 }
 
 /* The text of the replica object r in summary.json ("best_test_loss" on,
@@ -303,7 +430,7 @@ static const char *replica_metrics(const char *rep, size_t r, int *len) {
  * are durable. A run recorded "completed" carries its metrics, else it is
  * recorded "failed". On a write failure the file is cut back to its length
  * before, and the error names it. */
-static hcl_status record(int fd, const char *jsonl, const sweep *sw, const size_t *pts,
+static hcl_status record(int fd, const char *jsonl, const hcl_grid *sw, const size_t *pts,
                          const unsigned char *skip, const char *run_dir, const char *status,
                          const char *error, const uint64_t *seeds, size_t R) {
   char path[PATH_MAX + 64];
@@ -314,7 +441,7 @@ static hcl_status record(int fd, const char *jsonl, const sweep *sw, const size_
   double task_classes = 0, n_classes = 0;
   if (sum && strstr(sum, "\"task\":\"classes\"")) task_classes = 1;
   if (sum && strstr(sum, "\"task\":\"binary\"")) task_classes = 2;
-  if (sum) json_get(sum, "n_classes", &n_classes);
+  if (sum) hcl_sweep_json_get(sum, "n_classes", &n_classes);
   hcl_membuf mb;
   FILE *out = hcl_membuf_open(&mb);
   if (!out) {
@@ -342,7 +469,7 @@ static hcl_status record(int fd, const char *jsonl, const sweep *sw, const size_
       first = 0;
       hcl_json_str(out, sw->axes[i].key);
       fputc(':', out);
-      hcl_json_str(out, sw->axes[i].values[value_at(sw, p, i)]);
+      hcl_json_str(out, sw->axes[i].values[hcl_sweep_value_at(sw, p, i)]);
     }
     fputs("},\"key\":", out);
     hcl_json_str(out, key);
@@ -416,7 +543,7 @@ static size_t seed_index(const char *line, const uint64_t *seeds, size_t nS) {
 }
 
 /* The point whose key a line carries, or np. */
-static size_t line_point(const sweep *sw, const char *line, size_t np) {
+static size_t line_point(const hcl_grid *sw, const char *line, size_t np) {
   const char *kp = strstr(line, "\"key\":\"");
   if (!kp) return np;
   kp += 7;
@@ -429,19 +556,103 @@ static size_t line_point(const sweep *sw, const char *line, size_t np) {
   return np;
 }
 
+/* The exponent of P* in the dimension, per group of the other keys: each
+ * dimension's curve is its seeds' metric against train_size, P* comes from the
+ * seed mean, and the interval from resampling the seeds (scaling.c). Written
+ * into pstar.json's "exponents" and printed. Groups with a missing point are
+ * left out (their P* is not known). */
+static void write_exponents(const hcl_grid *sw, const double *val, const size_t *cnt, size_t nS,
+                            double thr, FILE *ps, FILE *say) {
+  size_t np = hcl_sweep_n_points(sw), nd = sw->axes[sw->dim_axis].n, nP = sw->axes[sw->size_axis].n;
+  unsigned skip = 1u << sw->dim_axis | 1u << sw->size_axis;
+  double *P = malloc(nP * sizeof *P), *err = malloc(nd * nP * nS * sizeof *err);
+  double *pstar = malloc(nd * sizeof *pstar);
+  size_t *order = malloc(nP * sizeof *order);
+  hcl_scaling_curve *c = malloc(nd * sizeof *c);
+  fputs(",\"exponents\":[", ps);
+  int first = 1;
+  for (size_t p = 0; P && err && pstar && order && c && p < np; p++) {
+    if (hcl_sweep_value_at(sw, p, (size_t)sw->dim_axis) ||
+        hcl_sweep_value_at(sw, p, (size_t)sw->size_axis))
+      continue;
+    char group[1024];
+    hcl_sweep_point_key_mask(sw, p, skip, group, sizeof group);
+    for (size_t i = 0; i < nP; i++) order[i] = i;
+    for (size_t i = 1; i < nP; i++) /* sizes ascending (insertion sort: few values) */
+      for (size_t j = i; j > 0 && atof(sw->axes[sw->size_axis].values[order[j - 1]]) >
+                                      atof(sw->axes[sw->size_axis].values[order[j]]);
+           j--) {
+        size_t t = order[j];
+        order[j] = order[j - 1], order[j - 1] = t;
+      }
+    for (size_t i = 0; i < nP; i++) P[i] = atof(sw->axes[sw->size_axis].values[order[i]]);
+    int complete = 1;
+    for (size_t q = 0; q < np; q++) {
+      char g2[1024];
+      hcl_sweep_point_key_mask(sw, q, skip, g2, sizeof g2);
+      if (strcmp(g2, group)) continue;
+      size_t j = hcl_sweep_value_at(sw, q, (size_t)sw->dim_axis),
+             vi = hcl_sweep_value_at(sw, q, (size_t)sw->size_axis);
+      size_t i = 0;
+      while (order[i] != vi) i++;
+      complete &= cnt[q] == nS;
+      memcpy(err + (j * nP + i) * nS, val + q * nS, nS * sizeof *err);
+    }
+    if (!complete) continue;
+    for (size_t j = 0; j < nd; j++)
+      c[j] = (hcl_scaling_curve){.d = atof(sw->axes[sw->dim_axis].values[j]),
+                                 .n_p = nP,
+                                 .P = P,
+                                 .n_seeds = nS,
+                                 .err = err + j * nP * nS};
+    hcl_scaling_fit f;
+    if (hcl_scaling_exponent(c, nd, thr, 2000, 0.95, 0, pstar, &f) != HCL_OK) continue;
+    fprintf(ps, "%s\n {\"group\":", first ? "" : ",");
+    first = 0;
+    hcl_json_str(ps, group);
+    fputs(",\"dim\":", ps);
+    hcl_json_str(ps, sw->axes[sw->dim_axis].key);
+    fputs(",\"points\":[", ps);
+    for (size_t j = 0; j < nd; j++) {
+      fprintf(ps, "%s{\"d\":", j ? "," : "");
+      hcl_json_num(ps, c[j].d);
+      fputs(",\"pstar\":", ps);
+      hcl_json_num(ps, pstar[j]);
+      fputs("}", ps);
+    }
+    fputs("],\"k\":", ps);
+    hcl_json_num(ps, f.k);
+    fputs(",\"k_interval\":[", ps);
+    hcl_json_num(ps, f.k_lo);
+    fputc(',', ps);
+    hcl_json_num(ps, f.k_hi);
+    fputs("],\"log_c\":", ps);
+    hcl_json_num(ps, f.log_c);
+    fprintf(ps, ",\"n_fit\":%zu,\"level\":0.95,\"bootstrap\":%zu}", f.n_fit, f.n_boot);
+    if (say)
+      fprintf(say,
+              "  %-40s P* ~ %s^k: k = %.3g [%.3g, %.3g] (95%% bootstrap over %zu seeds, %zu of %zu "
+              "%s values with a P*)\n",
+              *group ? group : "(all)", sw->axes[sw->dim_axis].key, f.k, f.k_lo, f.k_hi, nS,
+              f.n_fit, nd, sw->axes[sw->dim_axis].key);
+  }
+  fputs("\n]", ps);
+  free(P), free(err), free(pstar), free(order), free(c);
+}
+
 /* Read sweep.jsonl back and write table.tsv (mean and sd over seeds per
  * point) and pstar.json (per group of the other keys); print the table.
  * Only whole records of completed runs count, one per (point, seed), in
  * seed order (so a resumed sweep gives the same bytes as one that never
  * stopped). A point is given a mean only when every seed is in; a group a
  * P* only when every point is. Both files are replaced atomically. */
-static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const uint64_t *seeds,
+static hcl_status summarise(const hcl_grid *sw, const char *dir, FILE *tty, const uint64_t *seeds,
                             size_t nS) {
   char path[PATH_MAX + 64];
   snprintf(path, sizeof path, "%s/sweep.jsonl", dir);
   char *text = hcl_file_text(path);
   if (!text) return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-  size_t np = n_points(sw);
+  size_t np = hcl_sweep_n_points(sw);
   double *mean = calloc(np, sizeof *mean), *sd = calloc(np, sizeof *sd);
   double *val = calloc(np * nS, sizeof *val);
   size_t *cnt = calloc(np, sizeof *cnt);
@@ -464,10 +675,10 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const u
         if (pass == 0) {
           classes |= strstr(line, "\"task\":\"classes\"") != NULL;
           binary |= strstr(line, "\"task\":\"binary\"") != NULL;
-          if (json_get(line, "n_classes", &v)) nc = v;
+          if (hcl_sweep_json_get(line, "n_classes", &v)) nc = v;
         } else {
           size_t p = line_point(sw, line, np), k = seed_index(line, seeds, nS);
-          if (p < np && k < nS && json_get(line, metric, &v))
+          if (p < np && k < nS && hcl_sweep_json_get(line, metric, &v))
             val[p * nS + k] = v, have[p * nS + k] = 1; /* the last record of a pair wins */
         }
       }
@@ -492,18 +703,20 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const u
       q += (val[p * nS + k] - mean[p]) * (val[p * nS + k] - mean[p]);
     sd[p] = cnt[p] == nS ? (nS > 1 ? sqrt(q / (double)(nS - 1)) : 0) : NAN;
   }
-  free(val);
   free(have);
 
   hcl_membuf mb;
   FILE *t = hcl_membuf_open(&mb);
-  if (!t) return free(mean), free(sd), free(cnt), hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
+  if (!t)
+    return free(mean), free(sd), free(cnt), free(val),
+           hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
   for (size_t i = 0; i < sw->n_axes; i++)
     if ((int)i != sw->seed_axis) fprintf(t, "%s\t", sw->axes[i].key);
   fprintf(t, "seeds\t%s_mean\t%s_sd\n", metric, metric);
   for (size_t p = 0; p < np; p++) {
     for (size_t i = 0; i < sw->n_axes; i++)
-      if ((int)i != sw->seed_axis) fprintf(t, "%s\t", sw->axes[i].values[value_at(sw, p, i)]);
+      if ((int)i != sw->seed_axis)
+        fprintf(t, "%s\t", sw->axes[i].values[hcl_sweep_value_at(sw, p, i)]);
     fprintf(t, "%zu\t%.6g\t%.6g\n", cnt[p], mean[p], sd[p]);
   }
   snprintf(path, sizeof path, "%s/table.tsv", dir);
@@ -533,10 +746,10 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const u
       fprintf(say, "\nP* (smallest train_size with %s <= %.4g, log-interpolated):\n", metric, thr);
     int first = 1;
     for (size_t p = 0; ps && p < np; p++) {
-      if (value_at(sw, p, (size_t)sw->size_axis) != 0) continue; /* one per group */
+      if (hcl_sweep_value_at(sw, p, (size_t)sw->size_axis) != 0) continue; /* one per group */
       char group[1024];
       point_key(sw, p, sw->size_axis, group, sizeof group);
-      double Ps[MAX_VALUES][2]; /* (P, err) sorted by P */
+      double Ps[HCL_SWEEP_MAX_VALUES][2]; /* (P, err) sorted by P */
       size_t k = 0;
       int complete = 1;
       for (size_t q = 0; q < np; q++) {
@@ -544,12 +757,13 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const u
         point_key(sw, q, sw->size_axis, g2, sizeof g2);
         if (strcmp(g2, group)) continue;
         complete &= cnt[q] == nS;
-        Ps[k][0] = atof(sw->axes[sw->size_axis].values[value_at(sw, q, (size_t)sw->size_axis)]);
+        Ps[k][0] =
+            atof(sw->axes[sw->size_axis].values[hcl_sweep_value_at(sw, q, (size_t)sw->size_axis)]);
         Ps[k][1] = mean[q];
         k++;
       }
       qsort(Ps, k, sizeof Ps[0], cmp_dbl);
-      double P[MAX_VALUES], e[MAX_VALUES], pstar = NAN, lo = NAN, hi = NAN;
+      double P[HCL_SWEEP_MAX_VALUES], e[HCL_SWEEP_MAX_VALUES], pstar = NAN, lo = NAN, hi = NAN;
       for (size_t i = 0; i < k; i++) P[i] = Ps[i][0], e[i] = Ps[i][1];
       if (complete) hcl_sweep_pstar(P, e, k, thr, &pstar, &lo, &hi); /* else: not known */
       fprintf(ps, "%s\n {\"group\":", first ? "" : ",");
@@ -577,13 +791,19 @@ static hcl_status summarise(const sweep *sw, const char *dir, FILE *tty, const u
       }
     }
     if (ps) {
-      fputs("\n]}\n", ps);
+      fputs("\n]", ps);
+      if (sw->dim_axis >= 0 && sw->dim_axis != sw->size_axis) {
+        if (say) fprintf(say, "\nScaling of P* in %s:\n", sw->axes[sw->dim_axis].key);
+        write_exponents(sw, val, cnt, nS, thr, ps, say);
+      }
+      fputs("}\n", ps);
       snprintf(path, sizeof path, "%s/pstar.json", dir);
       rc = hcl_membuf_close(NULL, &mb);
       if (rc == HCL_OK) rc = hcl_file_replace(NULL, path, mb.data, mb.len);
       hcl_membuf_free(&mb);
     }
   }
+  free(val);
   free(mean);
   free(sd);
   free(cnt);
@@ -603,7 +823,8 @@ static int done_before(const char *jsonl, const char *key, uint64_t seed) {
     while (start > jsonl && start[-1] != '\n') start--;
     if (!end) return 0; /* torn */
     const char *sd = strstr(p, sp), *st = strstr(p, "\"status\":\"completed\"");
-    if (sd && sd < end && st && st < end && line_ok(start, (size_t)(end - start))) return 1;
+    if (sd && sd < end && st && st < end && hcl_sweep_line_ok(start, (size_t)(end - start)))
+      return 1;
   }
   return 0;
 }
@@ -621,7 +842,7 @@ size_t hcl_sweep_whole_prefix(const char *text, size_t len) {
     }
     size_t b = keep - 1, b0 = b; /* the last whole line: text[b0, b) */
     while (b0 && text[b0 - 1] != '\n') b0--;
-    if (line_ok(text + b0, b - b0)) break;
+    if (hcl_sweep_line_ok(text + b0, b - b0)) break;
     keep = b0; /* an invalid last line goes too */
   }
   return keep;
@@ -646,10 +867,26 @@ static hcl_status repair_tail(const char *path, char *text) {
   return HCL_OK;
 }
 
+/* The sweep directory (and its parents) and sweep.jsonl, its torn tail cut,
+ * opened to append. Called once every point has passed its checks, so a bad
+ * grid leaves no directory behind. */
+static hcl_status open_sweep_dir(const char *parent, const char *dir, const char *path, int *out) {
+  HCL_TRY(hcl_mkdir_p(NULL, parent)); /* like hiercl run --out: parents too */
+  if (mkdir(dir, 0777) && errno != EEXIST)
+    return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+  char *text = hcl_file_text(path);
+  hcl_status rc = text ? repair_tail(path, text) : HCL_OK;
+  free(text);
+  HCL_TRY(rc);
+  *out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+  if (*out < 0) return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+  return HCL_OK;
+}
+
 hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   hcl_config cfg;
   memset(&cfg, 0, sizeof cfg);
-  sweep sw;
+  hcl_grid sw;
   memset(&sw, 0, sizeof sw);
   hcl_status rc = hcl_config_load(NULL, opt->run.config_path, &cfg);
   for (size_t i = 0; rc == HCL_OK && i < opt->run.n_sets; i++)
@@ -669,55 +906,59 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   else
     hcl_path_stem(opt->run.config_path, name, sizeof name);
   size_t cap = strlen(cfg.text) + 4096;
-  for (size_t i = 0; i < opt->run.n_sets; i++) cap += strlen(opt->run.sets[i]) + 1;
-  for (size_t i = 0; i < opt->n_grid; i++) cap += strlen(opt->grid[i]) + 1;
+  /* each item adds its "\n--set " or "\n--grid " prefix too */
+  for (size_t i = 0; i < opt->run.n_sets; i++) cap += strlen(opt->run.sets[i]) + 8;
+  for (size_t i = 0; i < opt->n_grid; i++) cap += strlen(opt->grid[i]) + 8;
+  for (size_t i = 0; i < opt->n_select; i++) cap += strlen(opt->select[i]) + 10;
   char *ident = calloc(cap, 1);
   if (!ident) return snprintf(err, errlen, "out of memory"), HCL_ERR_NOMEM;
   strcat(ident, cfg.text);
   for (size_t i = 0; i < opt->run.n_sets; i++) strcat(strcat(ident, "\n--set "), opt->run.sets[i]);
   for (size_t i = 0; i < opt->n_grid; i++) strcat(strcat(ident, "\n--grid "), opt->grid[i]);
+  for (size_t i = 0; i < opt->n_select; i++) strcat(strcat(ident, "\n--select "), opt->select[i]);
   hcl_sha256_hex(ident, strlen(ident), hash);
   free(ident);
   const char *parent = opt->run.out_dir && *opt->run.out_dir ? opt->run.out_dir : "runs";
   /* the runs go to <parent>/sweep_<name>_<hash8>/runs/<run>: all of it must
    * fit in PATH_MAX, checked before anything is created (never cut) */
-  if ((rc = hcl_out_check_parent(NULL, parent, strlen(name) + 24)) != HCL_OK ||
-      (rc = hcl_mkdir_p(NULL, parent)) != HCL_OK) { /* like hiercl run --out: parents too */
+  if ((rc = hcl_out_check_parent(NULL, parent, strlen(name) + 24)) != HCL_OK) {
     snprintf(err, errlen, "%s", hcl_errmsg(NULL));
     hcl_config_free(&cfg);
     free_sweep(&sw);
     return rc;
   }
   snprintf(opt->sweep_dir, sizeof opt->sweep_dir, "%s/sweep_%s_%.8s", parent, name, hash);
-  if (mkdir(opt->sweep_dir, 0777) && errno != EEXIST) {
-    snprintf(err, errlen, "%s: cannot create: %s", opt->sweep_dir, strerror(errno));
-    hcl_config_free(&cfg);
-    free_sweep(&sw);
-    return HCL_ERR_IO;
-  }
-  char path[PATH_MAX + 64], runs[PATH_MAX + 64]; /* sweep_dir fits: checked above */
+  /* sweep.jsonl holds the points' records; with candidates to select, each
+   * candidate's record goes to candidates.jsonl and sweep.jsonl the chosen */
+  char path[PATH_MAX + 64], runs[PATH_MAX + 64], cpath[PATH_MAX + 64]; /* checked above */
   snprintf(path, sizeof path, "%s/sweep.jsonl", opt->sweep_dir);
+  snprintf(cpath, sizeof cpath, "%s/candidates.jsonl", opt->sweep_dir);
   snprintf(runs, sizeof runs, "%s/runs", opt->sweep_dir);
-  char *previous = hcl_file_text(path);
-  int out = -1;
-  if (previous && repair_tail(path, previous) != HCL_OK)
-    snprintf(err, errlen, "%s", hcl_errmsg(NULL));
-  else if ((out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666)) < 0)
-    snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-  if (out < 0) {
-    free(previous);
+  const char *rec_path = sw.n_select ? cpath : path;
+  const char *vs = hcl_config_get(&cfg, "eval", "val_size");
+  if (sw.n_select && !(vs && strtod(vs, NULL) > 0)) {
+    snprintf(err, errlen,
+             "%s: selection ([select] or --select) picks each point's candidate with the lowest "
+             "val_loss: set [eval] val_size > 0 (a validation stream, disjoint from train and "
+             "test)",
+             opt->run.config_path);
     hcl_config_free(&cfg);
     free_sweep(&sw);
-    return HCL_ERR_IO;
+    return HCL_ERR_CONFIG;
   }
+  /* what earlier sweeps recorded, its torn tail left out (cut on disk when
+   * the directory is opened, after every point checked out) */
+  char *previous = hcl_file_text(rec_path);
+  if (previous) previous[hcl_sweep_whole_prefix(previous, strlen(previous))] = 0;
+  int out = -1, sel_out = -1;
 
-  size_t np = n_points(&sw), n_sets0 = opt->run.n_sets;
-  const char **sets = calloc(n_sets0 + MAX_AXES + 2, sizeof *sets);
-  char(*own)[4200] = calloc(MAX_AXES, sizeof *own);
-  uint64_t seeds[MAX_VALUES];
+  size_t np = hcl_sweep_n_points(&sw), n_sets0 = opt->run.n_sets;
+  const char **sets = calloc(n_sets0 + HCL_SWEEP_MAX_AXES + 2, sizeof *sets);
+  char(*own)[4200] = calloc(HCL_SWEEP_MAX_AXES, sizeof *own);
+  uint64_t seeds[HCL_SWEEP_MAX_VALUES];
   size_t nS = 1;
   if (sw.seed_axis >= 0) {
-    axis *a = &sw.axes[sw.seed_axis];
+    hcl_axis *a = &sw.axes[sw.seed_axis];
     nS = a->n;
     for (size_t i = 0; i < a->n; i++) seeds[i] = strtoull(a->values[i], NULL, 10);
   } else {
@@ -736,7 +977,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   const char *alg = hcl_config_get(&cfg, "train", "algorithm");
   int sizes_ok = !(bv && !strcmp(bv, "0")) && (!alg || !strcmp(alg, "sgd"));
   unsigned bmask = 0;
-  const char *blist[MAX_AXES] = {0};
+  const char *blist[HCL_SWEEP_MAX_AXES] = {0};
   size_t Rmax = nS;
   for (size_t i = 0; i < sw.n_axes; i++)
     for (size_t b = 0; b < sizeof batchable / sizeof *batchable; b++)
@@ -747,14 +988,23 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         Rmax *= sw.axes[i].n;
       }
   int group = bmask != 0;
+  if (Rmax > HCL_MAX_REPLICAS) { /* checked before the per-replica lists are allocated */
+    rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                  "%s: [sweep] one run would train %zu replicas (seeds x train sizes x learning "
+                  "rates); at most %d: use fewer values or split the sweep",
+                  cfg.path, Rmax, HCL_MAX_REPLICAS);
+    snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+    Rmax = 0;
+  }
   size_t *pts = calloc(Rmax, sizeof *pts);
   uint64_t *rseeds = calloc(Rmax, sizeof *rseeds);
   unsigned char *skip = calloc(Rmax, 1);
   char *seedlist = calloc(Rmax + 2, 64); /* numbers, 20 digits at most */
-  char *lists[MAX_AXES] = {0};
-  int nomem = !sets || !own || !pts || !rseeds || !skip || !seedlist;
+  char *lists[HCL_SWEEP_MAX_AXES] = {0};
+  int nomem = rc == HCL_OK && (!sets || !own || !pts || !rseeds || !skip || !seedlist);
   for (size_t i = 0; i < sw.n_axes; i++)
-    if (bmask >> i & 1u) nomem |= !(lists[i] = calloc(Rmax + 2, 64));
+    if (rc == HCL_OK && bmask >> i & 1u)
+      nomem |= !(lists[i] = calloc(Rmax + 2, HCL_SWEEP_MAX_VALUE_LEN + 8));
   if (nomem) {
     rc = HCL_ERR_NOMEM;
     snprintf(err, errlen, "out of memory");
@@ -764,18 +1014,26 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   double t0 = hcl_now();
   size_t ran = 0, todo = 0, jobs = 0;
   for (int pass = 0; pass < 2 && rc == HCL_OK; pass++) {
+    if (pass == 1 &&
+        ((rc = open_sweep_dir(parent, opt->sweep_dir, rec_path, &out)) != HCL_OK ||
+         (sw.n_select &&
+          ((rc = open_sweep_dir(parent, opt->sweep_dir, path, &sel_out)) != HCL_OK ||
+           (rc = hcl_sweep_select_pending(&sw, cpath, path, sel_out, seeds, nS)) != HCL_OK)))) {
+      snprintf(err, errlen, "%s", hcl_errmsg(NULL)); /* (selection caught up after a crash) */
+      break;
+    }
     for (size_t p = 0; p < np; p++) {
       int first_of_group = 1;
       for (size_t i = 0; i < sw.n_axes; i++)
-        if (bmask >> i & 1u) first_of_group &= value_at(&sw, p, i) == 0;
+        if (bmask >> i & 1u) first_of_group &= hcl_sweep_value_at(&sw, p, i) == 0;
       if (!first_of_group) continue;
       /* the job's replicas: (point, seed) pairs */
       size_t R = 0, n_done = 0;
       char gkey[1024];
-      point_key_mask(&sw, p, bmask, gkey, sizeof gkey);
+      hcl_sweep_point_key_mask(&sw, p, bmask, gkey, sizeof gkey);
       for (size_t q = 0; q < np; q++) {
         char k2[1024];
-        point_key_mask(&sw, q, bmask, k2, sizeof k2);
+        hcl_sweep_point_key_mask(&sw, q, bmask, k2, sizeof k2);
         if (strcmp(k2, gkey)) continue;
         char key[1024];
         point_key(&sw, q, -1, key, sizeof key);
@@ -793,7 +1051,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
       for (size_t i = 0, k = 0; i < sw.n_axes; i++) {
         if ((int)i == sw.seed_axis || (bmask >> i & 1u)) continue;
         snprintf(own[k], sizeof own[k], "%.96s=%.4000s", sw.axes[i].key,
-                 sw.axes[i].values[value_at(&sw, p, i)]);
+                 sw.axes[i].values[hcl_sweep_value_at(&sw, p, i)]);
         sets[ns++] = own[k++];
       }
       char *sl = seedlist;
@@ -806,7 +1064,8 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         char *zl = lists[i];
         zl += sprintf(zl, "%s=", blist[i]);
         for (size_t r = 0; r < R; r++)
-          zl += sprintf(zl, "%s%.40s", r ? ", " : "", sw.axes[i].values[value_at(&sw, pts[r], i)]);
+          zl += sprintf(zl, "%s%s", r ? ", " : "",
+                        sw.axes[i].values[hcl_sweep_value_at(&sw, pts[r], i)]);
         sets[ns++] = lists[i];
       }
       hcl_run_options ro = opt->run;
@@ -837,7 +1096,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
                       : "");
       hcl_status prc = hcl_run(&ro, err, errlen);
       ran++;
-      hcl_status wrc = record(out, path, &sw, pts, skip, ro.run_dir,
+      hcl_status wrc = record(out, rec_path, &sw, pts, skip, ro.run_dir,
                               prc == HCL_OK                ? "completed"
                               : prc == HCL_ERR_INTERRUPTED ? "interrupted"
                                                            : "failed",
@@ -849,6 +1108,8 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         rc = prc;
         break;
       }
+      if (wrc == HCL_OK && sw.n_select) /* the points whose candidates are all in */
+        wrc = hcl_sweep_select_pending(&sw, cpath, path, sel_out, seeds, nS);
       if (wrc != HCL_OK) {
         snprintf(err, errlen, "%s", hcl_errmsg(NULL));
         rc = wrc;
@@ -874,18 +1135,26 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   free(rseeds);
   free(skip);
   free(seedlist);
-  for (size_t i = 0; i < MAX_AXES; i++) free(lists[i]);
-  if (close(out) && rc == HCL_OK) {
+  for (size_t i = 0; i < HCL_SWEEP_MAX_AXES; i++) free(lists[i]);
+  if (out >= 0 && close(out) && rc == HCL_OK) {
+    rc = HCL_ERR_IO;
+    snprintf(err, errlen, "%s: cannot write: %s", rec_path, strerror(errno));
+  }
+  if (sel_out >= 0 && close(sel_out) && rc == HCL_OK) {
     rc = HCL_ERR_IO;
     snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
   }
+  hcl_grid vis = sw; /* the table, P* and exponents: the grid without its candidate axes */
+  vis.n_axes -= sw.n_select;
+  vis.n_select = 0;
   free(previous);
   free(sets);
   free(own);
   /* the table and P* from whole records only; not after a write failed
-   * (the files on disk stay as they were, each from whole records) */
-  hcl_status srec = rc == HCL_OK || rc == HCL_ERR_INTERRUPTED
-                        ? summarise(&sw, opt->sweep_dir, rc == HCL_OK ? stdout : NULL, seeds, nS)
+   * (the files on disk stay as they were, each from whole records), nor
+   * when a point failed its checks (no directory was made) */
+  hcl_status srec = out >= 0 && (rc == HCL_OK || rc == HCL_ERR_INTERRUPTED)
+                        ? summarise(&vis, opt->sweep_dir, rc == HCL_OK ? stdout : NULL, seeds, nS)
                         : HCL_OK;
   if (rc == HCL_OK && srec != HCL_OK) {
     rc = srec;

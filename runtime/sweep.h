@@ -1,10 +1,62 @@
-/* Sweep internals exposed for tests (sweep.c). */
+/* Sweep internals: the grid (sweep.c), candidate selection (sweep_select.c),
+ * and what the tests reach. */
 #ifndef HCL_SWEEP_H
 #define HCL_SWEEP_H
 #include "trainer.h"
 
+#define HCL_SWEEP_MAX_AXES 8
+#define HCL_SWEEP_MAX_VALUES 256
+/* Longest grid value: point keys ("k1=v1;k2=v2", 1024 bytes) and the
+ * per-replica lists must hold every value whole, never cut. */
+#define HCL_SWEEP_MAX_VALUE_LEN 200
+
+typedef struct hcl_axis {
+  char key[96]; /* section.key */
+  char *values[HCL_SWEEP_MAX_VALUES];
+  size_t n;
+} hcl_axis;
+
+typedef struct hcl_grid {
+  hcl_axis axes[HCL_SWEEP_MAX_AXES];
+  size_t n_axes;
+  int seed_axis;    /* index of run.seed, or -1 */
+  int size_axis;    /* index of train.train_size, or -1 */
+  int dim_axis;     /* the dimension P* is fitted against ([sweep] dim, target.d), or -1 */
+  char dim_key[96]; /* [sweep] dim as given ("" = target.d when it is an axis) */
+  char metric[32];  /* auto, test_error, test_loss, train_loss */
+  double threshold; /* 0: automatic */
+  char name[128];
+  size_t n_select; /* the last n_select axes are candidates ([select], --select), chosen per
+                      (point, seed) on val_loss */
+} hcl_grid;
+
+/* Points of the grid: every combination of the non-seed axes. */
+size_t hcl_sweep_n_points(const hcl_grid *sw);
+/* Value index of axis axis_i at point p (mixed radix over the non-seed axes, last fastest). */
+size_t hcl_sweep_value_at(const hcl_grid *sw, size_t p, size_t axis_i);
+/* "k1=v1;k2=v2" of the non-seed axes, leaving out the axes whose bit is set in skip. */
+void hcl_sweep_point_key_mask(const hcl_grid *sw, size_t p, unsigned skip, char *out, size_t len);
+/* The number after "key": in a one-line JSON record (0 when absent or null). */
+int hcl_sweep_json_get(const char *line, const char *key, double *v);
+/* Selection (sweep_select.c): for every (point, seed) of the grid without its
+ * candidate axes that sweep.jsonl (sel_path, open for appending as sel_fd)
+ * lacks and whose candidates all have a record in cand_path, append one
+ * record of the candidate with the lowest finite val_loss: its metrics, with
+ * "selected" (the chosen values) and "candidates" (each one's val_loss). One
+ * write and an fsync; on failure the error names sel_path. */
+hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *cand_path,
+                                    const char *sel_path, int sel_fd, const uint64_t *seeds,
+                                    size_t nS);
+/* Whether line[0, len) is a whole sweep.jsonl record (a completed one with its metrics). */
+int hcl_sweep_line_ok(const char *line, size_t len);
+
 /* Expand "a, b" | "a..b" | "geom(lo, hi, n)" into strings (malloc'd array of malloc'd strings). */
 hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out, size_t *n);
+/* Check the n values of grid key `key` (section.key) before anything runs:
+ * typed like --set for the core sections; no quotes, backslashes, control
+ * characters or invalid UTF-8 anywhere. run.seed values are rewritten in
+ * place as plain integers. Errors start with `origin` ("--grid", FILE:LINE). */
+hcl_status hcl_sweep_check_values(const char *key, char **values, size_t n, const char *origin);
 /* P*: the smallest P (ascending P[]) with err <= thr, log-interpolated between
  * the bracketing points [lo, hi]; NaN pstar with lo = 0 when already below at
  * P[0] (then hi = P[0]), NaN with lo = P[n-1] when never reached. */

@@ -34,7 +34,13 @@ static hcl_status build_train_cache(hcl_trainer *t) {
          maxb = c->batch > c->eval_batch ? c->batch : c->eval_batch;
   HCL_TRY(alloc_f(t, &t->cache_x, R * P * t->x_size));
   HCL_TRY(alloc_f(t, &t->cache_y, R * P * t->y_dim));
-  for (size_t first = 0; first < P; first += maxb) {
+  for (size_t first = 0, chunk = 0; first < P; first += maxb, chunk++) {
+    if (chunk % 8 == 7)
+      HCL_TRY(hcl_finish(t->ctx)); /* so that a stop need not drain a long queue */
+    if (first > 0 && hcl_trainer_stop_requested(t))
+      return hcl_fail(t->ctx, HCL_ERR_INTERRUPTED,
+                      "interrupted while generating the training set (%zu of %zu samples)", first,
+                      P);
     size_t n = P - first < maxb ? P - first : maxb;
     HCL_TRY(t->tvt->sample(t->target, HCL_STREAM_TRAIN, first, n, t->x, t->y));
     for (size_t r = 0; r < R; r++) {
@@ -52,16 +58,73 @@ static hcl_status build_train_cache(hcl_trainer *t) {
   return hcl_finish(t->ctx);
 }
 
+/* Floats of one input sample (the product of the target's shape), saturating. */
+static size_t shape_floats(const hcl_target_info *ti) {
+  size_t n = 1;
+  for (uint32_t i = 0; i < ti->x.rank && i < 4; i++) n = hcl_size_mul3(n, ti->x.dims[i], 1);
+  return n;
+}
+
+hcl_status hcl_trainer_preflight(hcl_ctx *ctx, const hcl_train_cfg *c, const hcl_target_info *ti,
+                                 size_t n_params, size_t out_dim) {
+  size_t R = c->replicas, xs = shape_floats(ti), yd = ti->y_dim ? ti->y_dim : 1;
+  int eval_max = c->eval_batch > c->batch;
+  size_t maxb = (size_t)(eval_max ? c->eval_batch : c->batch);
+  size_t F = sizeof(float), width = hcl_size_mul3(2, out_dim, 1), rb = hcl_size_mul3(R, maxb, F);
+  /* the terms of hcl_trainer_init, each with the key that sets its size */
+  struct term {
+    size_t bytes, largest;
+    char what[320];
+  } tm[3];
+  size_t n_state = c->optim.kind == HCL_OPT_ADAM ? 4 : 3; /* params, grad, momentum, 2nd moment */
+  tm[0].largest = hcl_size_mul3(R, n_params, F);
+  tm[0].bytes = hcl_size_mul3(tm[0].largest, n_state, 1);
+  snprintf(tm[0].what, sizeof tm[0].what,
+           "[model] parameters: %zu per replica x [run] replicas = %zu x %zu copies (parameters, "
+           "gradient, optimiser state)",
+           n_params, R, n_state);
+  size_t per = xs, wide = xs > out_dim ? xs : out_dim;
+  hcl_size_add(per, yd, &per);
+  hcl_size_add(per, width, &per);
+  tm[1].bytes = hcl_size_mul3(rb, per, 1);
+  tm[1].largest = hcl_size_mul3(rb, wide, 1);
+  snprintf(tm[1].what, sizeof tm[1].what,
+           "[%s] batch = %zu: batch buffers of [run] replicas = %zu x %zu samples x %zu floats "
+           "(input %zu from the [target] shape, label %zu%s)",
+           eval_max ? "eval" : "train", maxb, R, maxb, per, xs, yd,
+           out_dim ? ", output and its gradient" : "");
+  size_t set = hcl_size_mul3(R, (size_t)c->train_size, F);
+  set = hcl_size_mul3(set, xs > SIZE_MAX - yd ? SIZE_MAX : xs + yd, 1);
+  /* sets beyond the cache limit are regenerated per batch: nothing is stored */
+  tm[2].bytes = set <= HCL_CACHE_MAX_BYTES ? set : 0;
+  tm[2].largest =
+      tm[2].bytes ? hcl_size_mul3(hcl_size_mul3(R, (size_t)c->train_size, F), xs, 1) : 0;
+  snprintf(tm[2].what, sizeof tm[2].what,
+           "[train] train_size = %llu: the training set of [run] replicas = %zu x %llu samples "
+           "x %zu floats (the [target] shape and label)",
+           (unsigned long long)c->train_size, R, (unsigned long long)c->train_size, xs + yd);
+  size_t total = 0, dom = 0, big = 0, big_at = 0;
+  for (size_t i = 0; i < 3; i++) {
+    hcl_size_add(total, tm[i].bytes, &total);
+    if (tm[i].bytes > tm[dom].bytes) dom = i;
+    if (tm[i].largest > big) big = tm[i].largest, big_at = i;
+  }
+  /* a single buffer over the device's limit is named by its own term */
+  if (ctx->dev.max_alloc && big > ctx->dev.max_alloc) dom = big_at;
+  return hcl_mem_check(ctx, total, big, tm[dom].what);
+}
+
 hcl_status hcl_trainer_init(hcl_trainer *t) {
   const hcl_train_cfg *c = t->cfg;
   size_t R = c->replicas;
-  t->x_size = 1;
-  for (uint32_t i = 0; i < t->tinfo.x.rank; i++) t->x_size *= t->tinfo.x.dims[i];
+  t->x_size = shape_floats(&t->tinfo);
   t->y_dim = t->tinfo.y_dim ? t->tinfo.y_dim : 1;
   t->n_params = t->mvt->n_params(t->model);
   t->out_dim = t->mvt->out_dim(t->model);
   t->blocks = t->mvt->blocks(t->model, &t->n_blocks);
   size_t maxb = c->batch > c->eval_batch ? c->batch : c->eval_batch;
+  /* every size below is checked here first, so a failure names its key */
+  HCL_TRY(hcl_trainer_preflight(t->ctx, c, &t->tinfo, t->n_params, t->out_dim));
   HCL_TRY(alloc_f(t, &t->params, R * t->n_params));
   HCL_TRY(alloc_f(t, &t->grad, R * t->n_params));
   HCL_TRY(alloc_f(t, &t->state1, R * t->n_params));
@@ -139,7 +202,9 @@ hcl_status hcl_trainer_batch(hcl_trainer *t, uint32_t stream, uint64_t first, si
 
 hcl_buf hcl_trainer_params(hcl_trainer *t) { return t->params; }
 
-int hcl_trainer_stop_requested(hcl_trainer *t) { return t->stop && *t->stop; }
+int hcl_trainer_stop_requested(hcl_trainer *t) {
+  return (t->stop && *t->stop) || hcl_should_stop(t->ctx);
+}
 
 /* ---- evaluation ---------------------------------------------------------- */
 
@@ -208,7 +273,16 @@ static hcl_status test_metrics(hcl_trainer *t, uint32_t stream, uint64_t size, d
   hcl_buf tl = hcl_buf_sub(t->loss_acc, fbytes(R), fbytes(R));
   hcl_buf te = hcl_buf_sub(t->err_acc, fbytes(R), fbytes(R));
   hcl_buf none = {0};
-  for (uint64_t first = 0; first < size; first += c->eval_batch) {
+  uint64_t chunk = 0;
+  for (uint64_t first = 0; first < size; first += c->eval_batch, chunk++) {
+    /* a stop request ends a long evaluation; the queue is drained every few
+     * chunks so that stopping does not wait for thousands of queued ones */
+    if (chunk % 8 == 7) HCL_TRY(hcl_finish(t->ctx));
+    if (first > 0 && hcl_trainer_stop_requested(t)) /* between chunks: one always runs */
+      return hcl_fail(t->ctx, HCL_ERR_INTERRUPTED,
+                      "interrupted during the evaluation at step %llu (%llu of %llu samples)",
+                      (unsigned long long)t->step, (unsigned long long)first,
+                      (unsigned long long)size);
     size_t n = size - first < c->eval_batch ? size - first : c->eval_batch;
     HCL_TRY(t->tvt->sample(t->target, stream, first, n, t->x, t->y));
     HCL_TRY(t->mvt->forward(t->model, t->params, t->x, n, t->out));
@@ -227,7 +301,7 @@ static hcl_status test_metrics(hcl_trainer *t, uint32_t stream, uint64_t size, d
 hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_extra) {
   const hcl_train_cfg *c = t->cfg;
   size_t R = c->replicas;
-  hcl_status nan_rc = check_nan(t);
+  hcl_status end_rc = check_nan(t); /* a NaN, or a stop during the probes */
   double train[R], test[R], err[R];
   HCL_TRY(read_sums(t, t->loss_acc, train));
   for (size_t r = 0; r < R; r++)
@@ -247,22 +321,27 @@ hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_ex
     HCL_TRY(hcl_trainer_metric_add(t, "replica_lr", lr));
   }
   HCL_TRY(hcl_trainer_metric_add(t, "train_loss", train));
-  if (c->test_size > 0 && nan_rc == HCL_OK) {
+  if (c->test_size > 0 && end_rc == HCL_OK) {
     HCL_TRY(test_metrics(t, HCL_STREAM_TEST, c->test_size, test, err));
     HCL_TRY(hcl_trainer_metric_add(t, "test_loss", test));
     if (t->tinfo.task != HCL_TASK_REGRESSION) HCL_TRY(hcl_trainer_metric_add(t, "test_error", err));
   } else {
     for (size_t r = 0; r < R; r++) test[r] = err[r] = NAN;
   }
-  if (c->val_size > 0 && nan_rc == HCL_OK) {
+  if (c->val_size > 0 && end_rc == HCL_OK) {
     double vl[R], ve[R];
     HCL_TRY(test_metrics(t, HCL_STREAM_VAL, c->val_size, vl, ve));
     HCL_TRY(hcl_trainer_metric_add(t, "val_loss", vl));
   }
-  if (c->probes && nan_rc == HCL_OK) {
+  if (c->probes && end_rc == HCL_OK) {
     hcl_probe p = {t};
-    if (t->tvt->probe) HCL_TRY(t->tvt->probe(t->target, &p));
-    if (t->mvt->probe) HCL_TRY(t->mvt->probe(t->model, &p));
+    hcl_status prc = t->tvt->probe ? t->tvt->probe(t->target, &p) : HCL_OK;
+    if (prc == HCL_OK && t->mvt->probe) prc = t->mvt->probe(t->model, &p);
+    /* a stop during the probes keeps the line (test metrics, probes done) */
+    if (prc == HCL_ERR_INTERRUPTED)
+      end_rc = prc;
+    else
+      HCL_TRY(prc);
   }
   for (size_t i = 0; i < n_extra; i++)
     HCL_TRY(hcl_trainer_metric_add(t, extra[i].name, extra[i].values));
@@ -279,7 +358,7 @@ hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_ex
   t->evals++;
   t->last_eval_step = t->step;
   progress_line(t, 0);
-  return nan_rc;
+  return end_rc;
 }
 
 /* ---- one phase of SGD ---------------------------------------------------- */

@@ -99,6 +99,12 @@ struct hcl_trainer {
   size_t m_n, m_cap;
 };
 
+/* Check that the trainer's buffers for target `ti` (n_params, out_dim: 0
+ * when the model is not made yet) fit the device: each within the largest
+ * allocation, all of them plus what is held within the budget. The error
+ * names the key of the dominant term ([eval] batch, [train] train_size...). */
+hcl_status hcl_trainer_preflight(hcl_ctx *ctx, const hcl_train_cfg *c, const hcl_target_info *ti,
+                                 size_t n_params, size_t out_dim);
 /* Allocate buffers, initialise the parameters and (finite P) generate the
  * training set once on the device. */
 hcl_status hcl_trainer_init(hcl_trainer *t);

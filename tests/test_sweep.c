@@ -193,12 +193,136 @@ static void grid_end_to_end_and_resume(void **state) {
   free(lines), free(lines2), free(table), free(ps);
 }
 
+/* A dimension axis ([sweep] dim) adds P*(d) and its fitted exponent to
+ * pstar.json; with two dimensions the fit is exact, so k is checked against
+ * the file's own P* values by an independent parser. */
+static void exponent_in_dimension(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  const char *cfg = hcl_test_write_temp(
+      "swd.ini", "[target]\nplugin = staircase\nn = 8\nk = 2\nprobe_samples = 200\n"
+                 "[model]\nplugin = resnet\nwidth = 16\ndepth = 3\n"
+                 "[train]\nsteps = 600\nbatch = 16\nlr = 0.05\n"
+                 "[eval]\nevery = 0\ntest_size = 500\n"
+                 "[sweep]\ntrain.train_size = 8, 64, 2000\ntarget.n = 8, 16\nrun.seed = 0..2\n"
+                 "threshold = 0.2\ndim = target.n\n");
+  hcl_sweep_options o;
+  memset(&o, 0, sizeof o);
+  o.run.config_path = cfg;
+  o.run.device = "cpu";
+  o.run.out_dir = hcl_test_tmpdir();
+  o.run.plugin_path = HCL_TEST_PLUGIN_DIR;
+  char err[4096];
+  if (hcl_sweep(&o, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import json,math,sys; d=json.load(open(sys.argv[1])); e=d[\"exponents\"]; "
+           "assert len(e)==1 and e[0][\"dim\"]==\"target.n\", e; e=e[0]; p=e[\"points\"]; "
+           "assert [q[\"d\"] for q in p]==[8,16], p; a,b=p[0][\"pstar\"],p[1][\"pstar\"]; "
+           "assert a is not None and b is not None, p; "
+           "assert abs(e[\"k\"]-math.log(b/a)/math.log(2))<1e-6, e; "
+           "assert e[\"bootstrap\"]>0 and e[\"n_fit\"]==2, e' %s/pstar.json",
+           o.sweep_dir);
+  assert_int_equal(system(cmd), 0);
+  if (system("python3 -c 'import matplotlib' 2>/dev/null") == 0) {
+    snprintf(cmd, sizeof cmd, "%s plot %s > /dev/null && test -s %s/pstar_scaling.png",
+             HCL_TEST_HIERCL, o.sweep_dir, o.sweep_dir);
+    assert_int_equal(system(cmd), 0);
+  }
+  /* a dim that is not an axis is a config error */
+  const char *bad =
+      hcl_test_write_temp("swb.ini", "[target]\nplugin = staircase\n[model]\nplugin = resnet\n"
+                                     "[sweep]\ntrain.train_size = 8, 64\ndim = target.d\n");
+  o.run.config_path = bad;
+  assert_int_equal(hcl_sweep(&o, err, sizeof err), HCL_ERR_CONFIG);
+  assert_non_null(strstr(err, "dim = target.d"));
+}
+
+/* Selection on the validation stream: every candidate trains (learning rates
+ * batch as replicas), sweep.jsonl keeps per (point, seed) the candidate with
+ * the lowest val_loss and its test metrics — checked against
+ * candidates.jsonl by an independent parser — and a record lost between the
+ * candidates and the selection comes back identical on resume. */
+static void select_on_validation(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  static const char base[] =
+      "[target]\nplugin = staircase\nn = 8\nk = 2\n"
+      "[model]\nplugin = resnet\nwidth = 16\ndepth = 3\n"
+      "[train]\nsteps = 400\nbatch = 16\nlr = 0.05\n"
+      "[eval]\nevery = 0\ntest_size = 300\n%s"
+      "[sweep]\ntrain.train_size = 64, 1000\nrun.seed = 0..1\nthreshold = 0.2\n"
+      "[select]\ntrain.lr = 0.0001, 0.05\n";
+  char text[1024];
+  snprintf(text, sizeof text, base, "val_size = 200\n");
+  hcl_sweep_options o;
+  memset(&o, 0, sizeof o);
+  o.run.config_path = hcl_test_write_temp("sel.ini", text);
+  o.run.device = "cpu";
+  o.run.out_dir = hcl_test_tmpdir();
+  o.run.plugin_path = HCL_TEST_PLUGIN_DIR;
+  char err[4096], path[1200], cmd[4096];
+  if (hcl_sweep(&o, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  snprintf(path, sizeof path, "%s/sweep.jsonl", o.sweep_dir);
+  char *first = hcl_test_read_file(path);
+  assert_non_null(first);
+  assert_int_equal(count(first, "\"selected\":{\"train.lr\":"), 4); /* 2 sizes x 2 seeds */
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import json,sys\n"
+           "c=[json.loads(l) for l in open(sys.argv[1]+\"/candidates.jsonl\")]\n"
+           "s=[json.loads(l) for l in open(sys.argv[1]+\"/sweep.jsonl\")]\n"
+           "assert len(c)==8 and len(s)==4, (len(c), len(s))\n"
+           "for r in s:\n"
+           "  m=[x for x in c if x[\"seed\"]==r[\"seed\"] and "
+           "x[\"point\"][\"train.train_size\"]==r[\"point\"][\"train.train_size\"]]\n"
+           "  assert len(m)==2, m\n"
+           "  b=min(m, key=lambda x: x[\"val_loss\"])\n"
+           "  assert r[\"selected\"]=={\"train.lr\": b[\"point\"][\"train.lr\"]}, (r, b)\n"
+           "  assert r[\"test_loss\"]==b[\"test_loss\"] and r[\"val_loss\"]==b[\"val_loss\"]\n"
+           "  assert b[\"val_loss\"]!=b[\"test_loss\"]\n"
+           "  assert sorted(x[\"val_loss\"] for x in r[\"candidates\"])==sorted(x[\"val_loss\"] "
+           "for x in m)\n"
+           "' %s",
+           o.sweep_dir);
+  assert_int_equal(system(cmd), 0);
+  /* a selection record lost after its candidates were written: resumed, the
+   * same bytes come back, and nothing trains again */
+  size_t len = strlen(first), cut = len - 1;
+  while (cut && first[cut - 1] != '\n') cut--;
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  assert_int_equal(fwrite(first, 1, cut, f), cut);
+  fclose(f);
+  hcl_sweep_options o2;
+  memset(&o2, 0, sizeof o2);
+  o2.run = o.run;
+  if (hcl_sweep(&o2, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  char *again = hcl_test_read_file(path);
+  assert_string_equal(again, first);
+  snprintf(path, sizeof path, "%s/candidates.jsonl", o.sweep_dir);
+  char *cand = hcl_test_read_file(path);
+  assert_int_equal(count(cand, "\n"), 8);
+  free(first), free(again), free(cand);
+  /* no validation stream: refused before anything runs */
+  snprintf(text, sizeof text, base, "");
+  o.run.config_path = hcl_test_write_temp("sel0.ini", text);
+  assert_int_equal(hcl_sweep(&o, err, sizeof err), HCL_ERR_CONFIG);
+  assert_non_null(strstr(err, "val_size"));
+  /* a key both swept and selected */
+  const char *both[] = {"train.train_size=64, 1000"};
+  snprintf(text, sizeof text, base, "val_size = 200\n");
+  o.run.config_path = hcl_test_write_temp("sel1.ini", text);
+  o.select = both;
+  o.n_select = 1;
+  assert_int_equal(hcl_sweep(&o, err, sizeof err), HCL_ERR_CONFIG);
+  assert_non_null(strstr(err, "train.train_size"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(value_lists),
-      cmocka_unit_test(pstar_interpolation),
-      cmocka_unit_test(whole_prefix),
-      cmocka_unit_test(grid_end_to_end_and_resume),
+      cmocka_unit_test(value_lists),           cmocka_unit_test(pstar_interpolation),
+      cmocka_unit_test(whole_prefix),          cmocka_unit_test(grid_end_to_end_and_resume),
+      cmocka_unit_test(exponent_in_dimension), cmocka_unit_test(select_on_validation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,7 +113,37 @@ def plot_sweep(d):
     ax.set_ylabel(metric + " (mean ± sd over seeds)")
     ax.set_title(os.path.basename(os.path.normpath(d)))
     ax.legend(fontsize=7)
-    return save(fig, d, "sample_complexity")
+    out = save(fig, d, "sample_complexity")
+    if os.path.exists(pj) and ps.get("exponents"):
+        out += plot_exponents(d, ps)
+    return out
+
+
+def plot_exponents(d, ps):
+    """P* against the dimension on log-log axes, one line per learner (group of
+    the other keys), with the fitted power law and its bootstrap interval."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    dim = ps["exponents"][0]["dim"]
+    for e in ps["exponents"]:
+        pts = [(p["d"], p["pstar"]) for p in e["points"] if p["pstar"] is not None]
+        if not pts:
+            continue
+        k, lo, hi = e.get("k"), *(e.get("k_interval") or [None, None])
+        label = e["group"] or "all"
+        if k is not None:
+            label += "  k = %.2f" % k + (" [%.2f, %.2f]" % (lo, hi) if lo is not None else "")
+        line = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", label=label)[0]
+        if k is not None and e.get("log_c") is not None:
+            ds = [p["d"] for p in e["points"]]
+            ax.plot(ds, [math.exp(e["log_c"]) * x ** k for x in ds], "-", lw=1,
+                    color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(dim)
+    ax.set_ylabel("P* (%s <= %.3g)" % (ps.get("metric"), ps.get("threshold")))
+    ax.set_title(os.path.basename(os.path.normpath(d)) + ": P* ~ %s^k" % dim)
+    ax.legend(fontsize=7)
+    return save(fig, d, "pstar_scaling")
 
 
 def main():

@@ -74,7 +74,9 @@ typedef struct hcl_sweep_options {
   hcl_run_options run;     /* config, --set, device, out, plugin path, stop */
   const char *const *grid; /* "section.key=values" */
   size_t n_grid;
-  char sweep_dir[1024]; /* out: the sweep directory */
+  char sweep_dir[1024];      /* out: the sweep directory */
+  const char *const *select; /* "section.key=values": candidates chosen per point on val_loss */
+  size_t n_select;
 } hcl_sweep_options;
 
 /* Run (or resume) a sweep; prints progress on stderr and the table on stdout. */

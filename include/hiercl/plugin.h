@@ -327,6 +327,21 @@ typedef struct hcl_host_api {
    * draws once on the host and uploads). */
   float (*rng_draw)(hcl_rng_dist dist, float a, float b, uint64_t seed, uint64_t stream,
                     uint64_t i);
+  /* Nonzero once the run was asked to stop (Ctrl-C, SIGTERM): a long loop
+   * (set-up, rejection, probe chunks) checks it between device calls and
+   * returns host->fail(ctx, HCL_ERR_INTERRUPTED, ...). Read it only when
+   * struct_size covers it (runtimes before it lack it). */
+  int (*should_stop)(hcl_ctx *ctx);
+  /* HCL_OK when `bytes` of host memory can be allocated now (the host's
+   * available memory), else HCL_ERR_NOMEM with `what` (the plugin and key
+   * that set the size) in the message: check before a large malloc. */
+  hcl_status (*host_mem_check)(hcl_ctx *ctx, size_t bytes, const char *what);
+  /* HCL_OK when `bytes` more device memory, in buffers of at most `largest`
+   * bytes each, fit the device (its largest allocation, and the memory the
+   * run may hold beside what it holds already); else HCL_ERR_NOMEM with
+   * `what` (the plugin and keys that set the size) and the limits in the
+   * message. Check a plugin's total before allocating its buffers one by one. */
+  hcl_status (*mem_check)(hcl_ctx *ctx, size_t bytes, size_t largest, const char *what);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */

@@ -1,6 +1,7 @@
 /* deep_cnn plugin: create (parameters, shape checks, buffers) and destroy. */
 #include "deep_cnn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,9 +181,36 @@ static hcl_status alloc_f(dcnn *m, hcl_buf *b, size_t floats) {
   return dcnn_host->buf_alloc(m->ctx, (floats ? floats : 1) * sizeof(float), b);
 }
 
+/* The sizes alloc_buffers() will take, checked as a whole first (when the
+ * runtime offers the check), so that the error names the keys. */
+static hcl_status check_buffers(dcnn *m) {
+  const hcl_host_api *host = dcnn_host;
+  if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
+  double RB = (double)m->R * (double)m->max_batch, H = (double)m->H;
+  double widest = (double)m->layer[0].P * H, all = RB * H * 2.0 + RB * widest * 3.0,
+         big = RB * widest;
+  for (size_t k = 0; k < m->L; k++) {
+    double u = RB * (double)m->layer[k].P * (double)m->layer[k].c_in * (double)m->s;
+    double z = RB * (double)m->layer[k].P * H;
+    all += u + 2.0 * z;
+    if (u > big) big = u;
+    if (z > big) big = z;
+  }
+  char what[256];
+  snprintf(what, sizeof what,
+           "deep_cnn: activations of [model] width = %zu over %zu layers ([target] l) for %zu "
+           "replicas x %zu samples (the largest batch)",
+           m->H, m->L, m->R, m->max_batch);
+  double cap = (double)SIZE_MAX / 8.0;
+  all *= sizeof(float), big *= sizeof(float);
+  return host->mem_check(m->ctx, all < cap ? (size_t)all : SIZE_MAX,
+                         big < cap ? (size_t)big : SIZE_MAX, what);
+}
+
 /* The forward/backward buffers for max_batch samples. */
 static hcl_status alloc_buffers(dcnn *m) {
   size_t RB = m->R * m->max_batch, H = m->H, widest = m->layer[0].P * H, bmax = 1;
+  DCNN_TRY(check_buffers(m));
   for (size_t k = 0; k < m->L; k++) {
     dcnn_layer *ly = &m->layer[k];
     DCNN_TRY(alloc_f(m, &ly->U, RB * ly->P * ly->c_in * m->s));

@@ -289,7 +289,14 @@ static hcl_status fit_level(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, size_
     DCNN_TRY(host->sgemm_batched(m->ctx, 1, 0, D, C, count, inv, f, D, count * D, e, C, count * C,
                                  beta, fb->b, C, D * C, R));
   }
-  DCNN_TRY(host->solve_spd(m->ctx, fb->a, fb->b, R, D, C, (float)rc->lambda));
+  hcl_status st = host->solve_spd(m->ctx, fb->a, fb->b, R, D, C, (float)rc->lambda);
+  if (st == HCL_ERR_NUMERIC) /* the solver cannot know which key sets lambda: say it here */
+    return host->fail(m->ctx, st,
+                      "deep_cnn: algorithm ridge_chain, level %zu: the ridge system (E[phi "
+                      "phi^T] + lambda I) is not numerically positive definite for some replica; "
+                      "increase [model] ridge_lambda (now %g)",
+                      l + 1, rc->lambda);
+  DCNN_TRY(st);
   return host->buf_copy(m->ctx, rc->w[l], fb->b, R * D * C * sizeof(float));
 }
 

@@ -1,6 +1,7 @@
 /* regular_net plugin: create (parameters, shape checks, buffers) and destroy. */
 #include "regular_net.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,9 +163,27 @@ static hcl_status alloc_act(hcl_rn *m, hcl_buf *b) {
   return hcl_rn_host->buf_alloc(m->ctx, m->R * m->max_batch * m->W * sizeof(float), b);
 }
 
+/* z, h of L layers plus two dh: refused as a whole, naming the keys, before
+ * any of them is allocated (when the runtime offers the check). */
+static hcl_status check_act_memory(hcl_rn *m) {
+  const hcl_host_api *host = hcl_rn_host;
+  if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
+  double one = (double)m->R * (double)m->max_batch * (double)m->W * sizeof(float);
+  double all = one * (2.0 * (double)m->L + 2.0);
+  char what[256];
+  snprintf(what, sizeof what,
+           "regular_net: activations of [model] depth = %zu x width = %zu for %zu replicas x %zu "
+           "samples (the largest batch)",
+           m->L, m->W, m->R, m->max_batch);
+  size_t cap = SIZE_MAX;
+  return host->mem_check(m->ctx, all < (double)cap ? (size_t)all : cap,
+                         one < (double)cap ? (size_t)one : cap, what);
+}
+
 /* Buffers of the forward and backward passes, and the masks. */
 static hcl_status alloc_all(hcl_rn *m) {
   const hcl_host_api *host = hcl_rn_host;
+  HCL_RN_TRY(check_act_memory(m));
   for (size_t l = 0; l < m->L; l++) {
     HCL_RN_TRY(alloc_act(m, &m->z[l]));
     HCL_RN_TRY(alloc_act(m, &m->h[l]));

@@ -1,6 +1,7 @@
 /* resnet plugin: create (parameters, shape checks, buffers) and destroy. */
 #include "resnet.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,23 @@ static hcl_status alloc_act(hcl_resnet *m, hcl_buf *b) {
   return hcl_resnet_host->buf_alloc(m->ctx, m->R * m->max_batch * m->width * sizeof(float), b);
 }
 
+/* z, h of depth-1 layers plus dh, dz: refused as a whole, naming the keys,
+ * before any of them is allocated (when the runtime offers the check). */
+static hcl_status check_act_memory(hcl_resnet *m) {
+  const hcl_host_api *host = hcl_resnet_host;
+  if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
+  double one = (double)m->R * (double)m->max_batch * (double)m->width * sizeof(float);
+  double all = one * (2.0 * (double)(m->depth - 1) + 2.0);
+  char what[256];
+  snprintf(what, sizeof what,
+           "resnet: activations of [model] depth = %zu x width = %zu for %zu replicas x %zu "
+           "samples (the largest batch)",
+           m->depth, m->width, m->R, m->max_batch);
+  size_t cap = SIZE_MAX;
+  return host->mem_check(m->ctx, all < (double)cap ? (size_t)all : cap,
+                         one < (double)cap ? (size_t)one : cap, what);
+}
+
 hcl_status hcl_resnet_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
                              void **self) {
   const hcl_host_api *host = hcl_resnet_host;
@@ -114,6 +132,7 @@ hcl_status hcl_resnet_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
     return host->fail(ctx, HCL_ERR_NOMEM, "resnet: out of host memory");
   }
   memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
+  rc = check_act_memory(m);
   for (size_t l = 0; rc == HCL_OK && l + 1 < m->depth; l++) {
     rc = alloc_act(m, &m->z[l]);
     if (rc == HCL_OK) rc = alloc_act(m, &m->h[l]);

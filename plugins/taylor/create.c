@@ -2,6 +2,7 @@
  * and destroy. */
 #include "taylor.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,7 +171,25 @@ static hcl_status build(hcl_taylor *m) {
   return HCL_OK;
 }
 
+/* The activations below as a whole, checked first (when the runtime offers
+ * the check), so that the error names the keys. */
+static hcl_status check_buffers(hcl_taylor *m) {
+  const hcl_host_api *host = hcl_taylor_host;
+  if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
+  double rb = (double)m->R * (double)m->max_batch * sizeof(float);
+  double D = m->neural ? (double)m->D : 0.0, w = (double)m->m;
+  double all = rb * (2.0 * D + 3.0 * w), big = rb * (D > w ? D : w), cap = (double)SIZE_MAX / 8.0;
+  char what[256];
+  snprintf(what, sizeof what,
+           "taylor: activations of [model] width = %zu%s for %zu replicas x %zu samples (the "
+           "largest batch)",
+           m->m, m->neural ? " and rep_width" : "", m->R, m->max_batch);
+  return host->mem_check(m->ctx, all < cap ? (size_t)all : SIZE_MAX,
+                         big < cap ? (size_t)big : SIZE_MAX, what);
+}
+
 static hcl_status setup_buffers(hcl_taylor *m) {
+  HCL_TAYLOR_TRY(check_buffers(m));
   if (m->neural) {
     HCL_TAYLOR_TRY(alloc(m, m->D, &m->zb));
     HCL_TAYLOR_TRY(alloc(m, m->D, &m->hb));

@@ -2,6 +2,7 @@
  * destroy and the layout accessors. */
 #include "three_layer.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,7 +150,23 @@ hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info
   if (m->two_layer) m->m1 = m->d;
   layout(m);
   size_t k = tl_phi_dim(m);
-  if (!m->two_layer) rc = alloc_act(m, m->m1, &m->z1);
+  if (rc == HCL_OK &&
+      host->struct_size >= offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) {
+    /* the activations below as a whole first, so that the error names the keys */
+    double rb = (double)m->R * (double)m->max_batch * sizeof(float), cap = (double)SIZE_MAX / 8.0;
+    double w1 = m->two_layer ? 0.0 : (double)m->m1,
+           all = rb * (w1 + (double)k + 3.0 * (double)m->m2);
+    double wide = w1 > (double)k ? w1 : (double)k,
+           big = rb * (wide > (double)m->m2 ? wide : (double)m->m2);
+    char what[256];
+    snprintf(what, sizeof what,
+             "three_layer: activations of [model] m1 = %zu, m2 = %zu for %zu replicas x %zu "
+             "samples (the largest batch)",
+             m->m1, m->m2, m->R, m->max_batch);
+    rc = host->mem_check(ctx, all < cap ? (size_t)all : SIZE_MAX,
+                         big < cap ? (size_t)big : SIZE_MAX, what);
+  }
+  if (rc == HCL_OK && !m->two_layer) rc = alloc_act(m, m->m1, &m->z1);
   if (rc == HCL_OK) rc = alloc_act(m, k, &m->phi);
   if (rc == HCL_OK) rc = alloc_act(m, m->m2, &m->z2);
   if (rc == HCL_OK) rc = alloc_act(m, m->m2, &m->h);

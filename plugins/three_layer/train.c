@@ -175,8 +175,9 @@ static hcl_status apply_step(tl_work *w, const double *eta) {
   return HCL_OK;
 }
 
-/* Ridge fit of a on samples first .. first+n_all-1 with the current W, b. */
-static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all) {
+/* Ridge fit of a on samples first .. first+n_all-1 with the current W, b;
+ * `alg` names the algorithm in errors. */
+static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *alg) {
   tl_model *m = w->m;
   const hcl_host_api *host = tl_host;
   size_t R = m->R, m2 = m->m2, D = m->D;
@@ -194,7 +195,14 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all) {
     TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)inv_n, sv, m2, n * m2,
                                tl_view(w->y, 0, R * n * D), D, n * D, beta, w->c, D, m2 * D, R));
   }
-  TL_TRY(host->solve_spd(m->ctx, w->G, w->c, R, m2, D, (float)m->lambda));
+  hcl_status st = host->solve_spd(m->ctx, w->G, w->c, R, m2, D, (float)m->lambda);
+  if (st == HCL_ERR_NUMERIC) /* the solver cannot know which key sets lambda: say it here */
+    return host->fail(m->ctx, st,
+                      "three_layer: algorithm %s: the ridge system (H^T H/n + lambda I) a = H^T "
+                      "y/n is not numerically positive definite for some replica; increase "
+                      "[model] lambda (now %g)",
+                      alg, m->lambda);
+  TL_TRY(st);
   for (size_t r = 0; r < R; r++)
     TL_TRY(host->buf_copy(m->ctx, tl_view(w->params, r * m->n_params + m->a_off, m2 * D),
                           tl_view(w->c, r * m2 * D, m2 * D), m2 * D * sizeof(float)));
@@ -220,7 +228,7 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
   if (host->train_stop_requested(w->t))
     return host->fail(m->ctx, HCL_ERR_INTERRUPTED, "three_layer: interrupted after stage 1");
   if (m->redraw_b) TL_TRY(tl_draw_b(m, w->params, TL_STREAM_B2));
-  TL_TRY(ridge(w, n1, n2));
+  TL_TRY(ridge(w, n1, n2, "algorithm1"));
   TL_TRY(mean_loss(w, n1, n2, fit));
   hcl_metric extra[] = {{"stage1_loss", loss0}, {"eta1", eta}, {"ridge_loss", fit}};
   host->train_label(w->t, "algorithm1");
@@ -230,7 +238,7 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
 static hcl_status ridge_only(tl_work *w, uint64_t P) {
   size_t R = w->m->R;
   double fit[R];
-  TL_TRY(ridge(w, 0, (size_t)P));
+  TL_TRY(ridge(w, 0, (size_t)P, "ridge"));
   TL_TRY(mean_loss(w, 0, (size_t)P, fit));
   hcl_metric extra[] = {{"ridge_loss", fit}};
   tl_host->train_label(w->t, "ridge");

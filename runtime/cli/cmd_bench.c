@@ -12,7 +12,6 @@
 
 #include <ftw.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +19,6 @@
 
 #define BENCH_SCHEMA "hiercl-bench/1"
 #define TOP_KERNELS 3
-
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig) {
-  (void)sig;
-  g_stop = 1;
-}
 
 typedef struct bench_row {
   const hcl_device_info *dev;
@@ -111,7 +103,7 @@ static void run_case(bench_row *r, const char *tmp, int quick, const char *plugi
                          .device = r->dev->id,
                          .out_dir = tmp,
                          .plugin_path = plugin_path,
-                         .stop = (const volatile int *)&g_stop};
+                         .stop = hcl_cli_stop_flag()};
   hcl_status rc = hcl_run(&opt, r->error, sizeof r->error);
   if (rc != HCL_OK) return;
   snprintf(sum_path, sizeof sum_path, "%s/summary.json", opt.run_dir);
@@ -418,11 +410,11 @@ int hcl_cmd_bench(int argc, char **argv) {
     free(rows), free(pick), free(devs);
     return HCL_EXIT_FAIL;
   }
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
+  hcl_cli_catch_stop();
+  const volatile int *stop = hcl_cli_stop_flag();
   int failed = 0;
-  for (size_t d = 0; d < n_pick && !g_stop; d++)
-    for (size_t c = 0; c < nc && !g_stop; c++) {
+  for (size_t d = 0; d < n_pick && !*stop; d++)
+    for (size_t c = 0; c < nc && !*stop; c++) {
       if (only && !strstr(suite[c].name, only)) continue;
       bench_row *r = &rows[n_rows++];
       r->dev = &devs[pick[d]];
@@ -444,6 +436,6 @@ int hcl_cmd_bench(int argc, char **argv) {
   if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS))
     fprintf(stderr, "hiercl bench: note: could not remove %s\n", tmp);
   free(rows), free(pick), free(devs);
-  if (g_stop) return HCL_EXIT_INTERRUPTED;
+  if (*stop) return hcl_cli_exit_code(HCL_ERR_INTERRUPTED);
   return failed ? HCL_EXIT_FAIL : n_rows ? HCL_EXIT_OK : HCL_EXIT_USAGE;
 }

@@ -12,17 +12,23 @@ static const char sample_usage[] =
     "                     [--device SEL] [--set section.key=value]... [--plugin-path DIRS]\n";
 
 int hcl_cmd_sample(int argc, char **argv) {
-  const char *sets[256];
+  /* every option takes one argument at least: argc bounds the --set list */
+  const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+  if (!sets) {
+    fprintf(stderr, "hiercl sample: out of memory\n");
+    return HCL_EXIT_FAIL;
+  }
   size_t n_sets = 0;
+  int code = -1;
   hcl_run_options opt = {0};
   const char *format = "csv", *out = "-", *stream = "train";
   long long n = -1;
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; code < 0 && i < argc; i++) {
     const char *a = argv[i];
     int has = i + 1 < argc;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       fputs(sample_usage, stdout);
-      return HCL_EXIT_OK;
+      code = HCL_EXIT_OK;
     } else if (!strcmp(a, "--n") && has) {
       char *end;
       n = strtoll(argv[++i], &end, 10);
@@ -37,14 +43,18 @@ int hcl_cmd_sample(int argc, char **argv) {
       opt.device = argv[++i];
     } else if (!strcmp(a, "--plugin-path") && has) {
       opt.plugin_path = argv[++i];
-    } else if (!strcmp(a, "--set") && has && n_sets < 256) {
+    } else if (!strcmp(a, "--set") && has) {
       sets[n_sets++] = argv[++i];
     } else if (a[0] == '-' || opt.config_path) {
       fprintf(stderr, "hiercl sample: unexpected argument '%s'\n%s", a, sample_usage);
-      return HCL_EXIT_USAGE;
+      code = HCL_EXIT_USAGE;
     } else {
       opt.config_path = a;
     }
+  }
+  if (code >= 0) {
+    free(sets);
+    return code;
   }
   if (!opt.config_path || n < 0 || (strcmp(format, "csv") && strcmp(format, "npy")) ||
       (strcmp(stream, "train") && strcmp(stream, "test"))) {
@@ -55,6 +65,7 @@ int hcl_cmd_sample(int argc, char **argv) {
             : strcmp(stream, "train") && strcmp(stream, "test") ? "--stream is train or test"
                                                                 : "--format is csv or npy",
             sample_usage);
+    free(sets);
     return HCL_EXIT_USAGE;
   }
   opt.sets = sets;
@@ -64,5 +75,6 @@ int hcl_cmd_sample(int argc, char **argv) {
       hcl_sample_run(&opt, (uint64_t)n, strcmp(stream, "test") ? HCL_STREAM_TRAIN : HCL_STREAM_TEST,
                      format, out, err, sizeof err);
   if (rc != HCL_OK) fprintf(stderr, "hiercl: error: %s\n", err);
+  free(sets);
   return hcl_exit_code(rc);
 }

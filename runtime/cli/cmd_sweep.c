@@ -2,39 +2,45 @@
 #include "commands.h"
 #include "hiercl/hiercl.h"
 
-#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t g_stop;
-
-static void on_sigint(int sig) {
-  (void)sig;
-  g_stop = 1;
-  signal(SIGINT, SIG_DFL);
-}
-
 static const char sweep_usage[] =
     "usage: hiercl sweep CONFIG [--grid section.key=v1,v2,...]... [--set section.key=value]...\n"
-    "                    [--device SEL] [--out DIR] [--plugin-path DIRS]\n"
+    "                    [--select section.key=v1,v2,...]... [--device SEL] [--out DIR]\n"
+    "                    [--plugin-path DIRS]\n"
     "values: a list 'v1, v2', an integer range 'a..b', or 'geom(lo, hi, n)'; run.seed as an\n"
-    "axis trains the seeds as replicas of one run. Re-running the same command resumes.\n";
+    "axis trains the seeds as replicas of one run. --select (or a [select] section) trains\n"
+    "every candidate at every point and keeps, per seed, the one with the lowest val_loss\n"
+    "([eval] val_size > 0). Re-running the same command resumes.\n";
 
 int hcl_cmd_sweep(int argc, char **argv) {
-  const char *sets[256], *grid[64];
-  size_t n_sets = 0, n_grid = 0;
+  /* every option takes one argument at least: argc bounds both lists (the
+   * sweep itself limits the number of grid keys, with a clear error) */
+  const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+  const char **grid = calloc((size_t)argc + 1, sizeof *grid);
+  const char **select = calloc((size_t)argc + 1, sizeof *select);
+  size_t n_sets = 0, n_grid = 0, n_select = 0;
+  int code = -1;
   hcl_sweep_options opt;
   memset(&opt, 0, sizeof opt);
-  for (int i = 1; i < argc; i++) {
+  if (!sets || !grid || !select) {
+    fprintf(stderr, "hiercl sweep: out of memory\n");
+    code = HCL_EXIT_FAIL;
+  }
+  for (int i = 1; code < 0 && i < argc; i++) {
     const char *a = argv[i];
     int has = i + 1 < argc;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       fputs(sweep_usage, stdout);
-      return HCL_EXIT_OK;
-    } else if (!strcmp(a, "--grid") && has && n_grid < 64) {
+      code = HCL_EXIT_OK;
+    } else if (!strcmp(a, "--grid") && has) {
       grid[n_grid++] = argv[++i];
-    } else if (!strcmp(a, "--set") && has && n_sets < 256) {
+    } else if (!strcmp(a, "--select") && has) {
+      select[n_select++] = argv[++i];
+    } else if (!strcmp(a, "--set") && has) {
       sets[n_sets++] = argv[++i];
     } else if (!strcmp(a, "--device") && has) {
       opt.run.device = argv[++i];
@@ -44,22 +50,30 @@ int hcl_cmd_sweep(int argc, char **argv) {
       opt.run.plugin_path = argv[++i];
     } else if (a[0] == '-' || opt.run.config_path) {
       fprintf(stderr, "hiercl sweep: unexpected argument '%s'\n%s", a, sweep_usage);
-      return HCL_EXIT_USAGE;
+      code = HCL_EXIT_USAGE;
     } else {
       opt.run.config_path = a;
     }
   }
-  if (!opt.run.config_path) {
+  if (code < 0 && !opt.run.config_path) {
     fputs(sweep_usage, stderr);
-    return HCL_EXIT_USAGE;
+    code = HCL_EXIT_USAGE;
+  }
+  if (code >= 0) {
+    free(sets);
+    free(grid);
+    free(select);
+    return code;
   }
   opt.run.sets = sets;
   opt.run.n_sets = n_sets;
   opt.grid = grid;
   opt.n_grid = n_grid;
-  opt.run.stop = (const volatile int *)&g_stop;
+  opt.select = select;
+  opt.n_select = n_select;
+  opt.run.stop = hcl_cli_stop_flag();
   opt.run.progress = isatty(STDERR_FILENO);
-  signal(SIGINT, on_sigint);
+  hcl_cli_catch_stop();
   char err[8192];
   hcl_status rc = hcl_sweep(&opt, err, sizeof err);
   if (rc == HCL_ERR_INTERRUPTED)
@@ -69,5 +83,8 @@ int hcl_cmd_sweep(int argc, char **argv) {
     fprintf(stderr, "hiercl: error: %s\n", err);
   else
     printf("%s\n", opt.sweep_dir);
-  return hcl_exit_code(rc);
+  free(sets);
+  free(grid);
+  free(select);
+  return hcl_cli_exit_code(rc);
 }

@@ -23,4 +23,17 @@ int hcl_cmd_sample(int argc, char **argv);
 /* hiercl bench [--device SEL|all]... [--quick] [-o md|csv|json] | --compare A B. */
 int hcl_cmd_bench(int argc, char **argv);
 
+/* ---- stop requests (main.c) ---------------------------------------------- */
+/* Exit status of a run ended by SIGTERM (Slurm/MPI cancel, time limit):
+ * 128 + 15, as a shell reports it; Ctrl-C (SIGINT) gives 130. */
+#define HCL_EXIT_TERMINATED 143
+/* The stop flag a run polls (hcl_run_options.stop): 0, or the number of the
+ * first SIGINT/SIGTERM received once hcl_cli_catch_stop() is in place. */
+const volatile int *hcl_cli_stop_flag(void);
+/* Route SIGINT and SIGTERM to the stop flag; a second one ends the process
+ * at once (the default action). */
+void hcl_cli_catch_stop(void);
+/* hcl_exit_code(rc), except that a run interrupted by SIGTERM exits 143. */
+int hcl_cli_exit_code(int rc);
+
 #endif

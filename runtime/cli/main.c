@@ -2,8 +2,29 @@
 #include "commands.h"
 #include "hiercl/hiercl.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+
+static volatile sig_atomic_t g_stop;
+
+static void on_stop(int sig) {
+  g_stop = sig;
+  signal(SIGINT, SIG_DFL); /* a second Ctrl-C or SIGTERM ends the process at once */
+  signal(SIGTERM, SIG_DFL);
+}
+
+const volatile int *hcl_cli_stop_flag(void) { return (const volatile int *)&g_stop; }
+
+void hcl_cli_catch_stop(void) {
+  signal(SIGINT, on_stop);
+  signal(SIGTERM, on_stop);
+}
+
+int hcl_cli_exit_code(int rc) {
+  if (rc == HCL_ERR_INTERRUPTED && g_stop == SIGTERM) return HCL_EXIT_TERMINATED;
+  return hcl_exit_code(rc);
+}
 
 static const char usage[] =
     "usage: hiercl COMMAND [ARGS]\n"
@@ -28,7 +49,8 @@ static const char usage[] =
     "common options: --plugin-path DIRS (also HIERCL_PLUGIN_PATH), --device SEL\n"
     "(also HIERCL_DEVICE): an index, an id such as pocl:cpu:0, gpu, cpu, accel, or\n"
     "a name substring. Exit status: 0 ok, 1 failure, 2 bad usage or config,\n"
-    "3 no device, 130 interrupted.\n";
+    "3 no device, 130 interrupted (SIGINT), 143 terminated (SIGTERM); an interrupted\n"
+    "run's summary.json says \"interrupted\".\n";
 
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||

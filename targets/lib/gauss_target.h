@@ -113,6 +113,11 @@ hcl_status gt_target_init(gt_target *t, hcl_ctx *ctx, const hcl_setup *setup, co
                           uint64_t tag, int has_link, size_t min_d);
 /* Release what gt_target_init and gt_device_init made (not t itself). */
 void gt_target_release(gt_target *t);
+/* HCL_OK when `bytes` (a double, so that no product wraps) of host memory
+ * can be had now (host->host_mem_check, when the runtime offers it); else
+ * HCL_ERR_NOMEM saying `what` (the plugin and its keys) needs them. */
+hcl_status gt_host_room(const gt_target *t, double bytes, const char *what);
+
 /* x rank 1 [d], y_dim 1, regression; writes only what out's size covers. */
 hcl_status gt_target_info(const gt_target *t, hcl_target_info *out);
 /* Note a per-replica array of numbers as JSON under "<name>.<key>". */

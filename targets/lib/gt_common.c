@@ -113,3 +113,11 @@ void gt_note_common(const gt_target *t) {
                : "");
   gt_note(t, "rng", buf, 0);
 }
+
+hcl_status gt_host_room(const gt_target *t, double bytes, const char *what) {
+  if (gt_host->struct_size <
+      offsetof(hcl_host_api, host_mem_check) + sizeof gt_host->host_mem_check)
+    return HCL_OK;
+  size_t b = bytes < (double)SIZE_MAX ? (size_t)bytes : SIZE_MAX;
+  return gt_host->host_mem_check(t->ctx, b, what);
+}

@@ -41,13 +41,20 @@ static inline float lt_dot(const __global float *a, const __global float *b, uin
   return acc;
 }
 
-/* One work item per (sample, replica): x [R, count, d], y [R, count, 1]. */
+/* One work item per (sample, replica): x [R, count, d], y [R, count, 1].
+ * Attempts t0..t1-1 of the rejection loop (0..attempts-1 in one launch, or
+ * in rounds so that the host can stop between them: a round with t0 > 0
+ * skips the samples already done (y != 0; the host zeroes y first), and a
+ * sample still missing the margin when t1 < attempts leaves y = 0 and counts
+ * itself in *pending). Every attempt t is the same draw in any split. */
 __kernel void lt_sample(__global float *x, ulong xo, __global float *y, ulong yo,
                         __global const uint *keys, __global const float *wstar,
                         __global uint *capped, uint count, uint d, ulong first, ulong train_size,
-                        uint stream, uint inputs, uint attempts, float gamma, float noise) {
+                        uint stream, uint inputs, uint attempts, float gamma, float noise, uint t0,
+                        uint t1, __global uint *pending) {
   uint i = get_global_id(0), r = get_global_id(1);
   if (i >= count) return;
+  if (t0 > 0u && HCL_AT(y, yo)[(ulong)r * count + i] != 0.0f) return;
   ulong s = first + i;
   if (train_size) s %= train_size;
   ulong seed = (ulong)keys[2 * r] | ((ulong)keys[2 * r + 1] << 32);
@@ -57,7 +64,7 @@ __kernel void lt_sample(__global float *x, ulong xo, __global float *y, ulong yo
   const __global float *w = wstar + (ulong)r * d;
   float dot = 0.0f;
   int accepted = 0;
-  for (uint t = 0; t < attempts && !accepted; t++) {
+  for (uint t = t0; t < t1 && !accepted; t++) {
     ulong st = LT_STREAM_X | ((ulong)t << 8) | (ulong)stream;
     float e0 = 0.0f, e1 = 0.0f; /* ball: the two extra coordinates */
     for (ulong b = 0; b < nb; b++) {
@@ -87,6 +94,10 @@ __kernel void lt_sample(__global float *x, ulong xo, __global float *y, ulong yo
     }
     dot = lt_dot(w, xr, d);
     accepted = fabs(dot) >= gamma;
+  }
+  if (!accepted && t1 < attempts) { /* the next round goes on */
+    atomic_inc(pending);
+    return;
   }
   if (!accepted) atomic_inc(capped + r);
   float yv = dot >= 0.0f ? 1.0f : -1.0f;

@@ -23,6 +23,10 @@
 #define LT_STREAM_FLIP 0x4C54430100000000ULL    /* "LTC", purpose 1: label flips */
 #define LT_STREAM_TEACHER 0x4C54430200000000ULL /* "LTC", purpose 2: w* */
 #define LT_MAX_ATTEMPTS_LIMIT 16777216u         /* attempt index lives in 24 bits */
+/* Normal draws of one sample() launch, at most, before the rejection loop is
+ * split into rounds of attempts (a stop request is checked between rounds;
+ * about a second of a 2-core CPU) */
+#define LT_ROUND_DRAWS 3e7
 #define LT_CAP_TARGET 1e-30 /* automatic cap: P(one sample hits it) below this */
 
 enum { LT_IN_GAUSSIAN = 0, LT_IN_BALL };
@@ -100,6 +104,7 @@ typedef struct lt_target {
   hcl_buf d_seeds;      /* uint [R, 2]: key words of each replica */
   hcl_buf d_wstar;      /* float [R, d] */
   hcl_buf d_capped;     /* uint [R]: draws that hit the attempt cap (wraps at 2^32) */
+  hcl_buf d_pending;    /* uint: samples still drawing after a round of attempts */
   uint64_t capped_seen; /* total last reported */
   /* probe scratch, allocated on the first probe */
   size_t probe_chunk;
@@ -114,6 +119,12 @@ hcl_status lt_teacher_make(hcl_ctx *ctx, const uint64_t *seeds, size_t R, size_t
 hcl_status lt_device_init(lt_target *t);
 void lt_device_release(lt_target *t);
 hcl_status lt_sample(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x, hcl_buf y);
+/* Attempts of the rejection loop per launch for n samples: t->attempts (one
+ * launch) unless the expected draws exceed LT_ROUND_DRAWS. */
+size_t lt_round_attempts(const lt_target *t, size_t n);
+/* Nonzero once the run was asked to stop (host->should_stop, when the
+ * runtime's table has it). */
+int lt_stop_requested(hcl_ctx *ctx);
 /* eval "margin": out [R, n] = w*.x, the same float sum as the rejection test. */
 hcl_status lt_eval(void *self, const char *what, hcl_buf x, size_t n, hcl_buf out);
 /* Draws that hit the cap so far, per replica (reads the device counter);

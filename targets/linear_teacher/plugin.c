@@ -152,6 +152,14 @@ static hcl_status lt_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
     memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
     rc = configure(t, setup->params);
   }
+  if (rc == HCL_OK && lt_host->struct_size >=
+                          offsetof(hcl_host_api, host_mem_check) + sizeof lt_host->host_mem_check) {
+    char what[128];
+    snprintf(what, sizeof what, "linear_teacher: w* of [target] d = %zu for %zu replicas", t->d,
+             t->R);
+    double bytes = (double)t->R * (double)t->d * sizeof(float);
+    rc = lt_host->host_mem_check(ctx, bytes < (double)SIZE_MAX ? (size_t)bytes : SIZE_MAX, what);
+  }
   if (rc == HCL_OK) {
     t->wstar = malloc(t->R * t->d * sizeof *t->wstar);
     rc = t->wstar ? lt_teacher_make(ctx, t->seeds, t->R, t->d, t->wstar)

@@ -48,6 +48,7 @@ hcl_status lt_device_init(lt_target *t) {
   HCL_LT_TRY(lt_host->buf_alloc(ctx, t->R * t->d * sizeof(float), &t->d_wstar));
   HCL_LT_TRY(lt_host->buf_write(ctx, t->d_wstar, t->wstar, t->R * t->d * sizeof(float)));
   HCL_LT_TRY(lt_host->buf_alloc(ctx, t->R * sizeof(uint32_t), &t->d_capped));
+  HCL_LT_TRY(lt_host->buf_alloc(ctx, sizeof(uint32_t), &t->d_pending));
   HCL_LT_TRY(lt_host->program(ctx, "linear_teacher", hcl_cl_linear_teacher, "", &t->prog));
   HCL_LT_TRY(lt_host->kernel(ctx, t->prog, "lt_sample", &t->k_sample));
   HCL_LT_TRY(lt_host->kernel(ctx, t->prog, "lt_margin", &t->k_margin));
@@ -61,8 +62,8 @@ void lt_device_release(lt_target *t) {
   for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
     if (ks[i]) clReleaseKernel(ks[i]);
   if (t->prog) clReleaseProgram(t->prog);
-  hcl_buf *bufs[] = {&t->d_seeds, &t->d_wstar, &t->d_capped, &t->p_x,     &t->p_y,
-                     &t->p_f,     &t->p_dir,   &t->p_off,    &t->p_counts};
+  hcl_buf *bufs[] = {&t->d_seeds, &t->d_wstar, &t->d_capped, &t->d_pending, &t->p_x,
+                     &t->p_y,     &t->p_f,     &t->p_dir,    &t->p_off,     &t->p_counts};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) lt_host->buf_free(ctx, bufs[i]);
 }
@@ -100,7 +101,7 @@ hcl_status lt_sample(void *self, uint32_t stream, uint64_t first, size_t count, 
   HCL_LT_TRY(float_offset(t, x, "x", &xo));
   HCL_LT_TRY(float_offset(t, y, "y", &yo));
   cl_uint cnt = (cl_uint)count, d = (cl_uint)t->d, st = stream, inputs = (cl_uint)t->inputs;
-  cl_uint attempts = t->attempts;
+  cl_uint attempts = t->attempts, t0 = 0, t1 = attempts;
   cl_ulong fst = first, wrap = stream == HCL_STREAM_TRAIN ? t->train_size : 0;
   cl_float gamma = (cl_float)t->margin, noise = (cl_float)t->noise;
   hcl_arg args[] = {HCL_ARG(x.mem),
@@ -118,10 +119,48 @@ hcl_status lt_sample(void *self, uint32_t stream, uint64_t first, size_t count, 
                     HCL_ARG(inputs),
                     HCL_ARG(attempts),
                     HCL_ARG(gamma),
-                    HCL_ARG(noise)};
+                    HCL_ARG(noise),
+                    HCL_ARG(t0),
+                    HCL_ARG(t1),
+                    HCL_ARG(t->d_pending.mem)};
   size_t gws[2] = {count, t->R};
-  return lt_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, "linear_teacher_sample",
-                             sizeof args / sizeof *args, args);
+  size_t per_round = lt_round_attempts(t, count);
+  if (per_round >= attempts) /* one launch: the usual case */
+    return lt_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, "linear_teacher_sample",
+                               sizeof args / sizeof *args, args);
+  /* a rare margin: rounds of attempts, a stop request checked between them */
+  HCL_LT_TRY(lt_host->fill(t->ctx, y, 0.0f, t->R * count));
+  for (t0 = 0; t0 < attempts; t0 = t1) {
+    t1 = attempts - t0 > per_round ? t0 + (cl_uint)per_round : attempts;
+    cl_uint pending = 0;
+    HCL_LT_TRY(lt_host->buf_write(t->ctx, t->d_pending, &pending, sizeof pending));
+    HCL_LT_TRY(lt_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, "linear_teacher_sample",
+                                   sizeof args / sizeof *args, args));
+    HCL_LT_TRY(lt_host->buf_read(t->ctx, t->d_pending, &pending, sizeof pending));
+    if (!pending) break;
+    if (lt_stop_requested(t->ctx) && t1 < attempts)
+      return lt_host->fail(t->ctx, HCL_ERR_INTERRUPTED,
+                           "linear_teacher: interrupted while drawing inputs with margin %g "
+                           "(attempt %u of at most %u)",
+                           t->margin, t1, attempts);
+  }
+  return HCL_OK;
+}
+
+int lt_stop_requested(hcl_ctx *ctx) {
+  return lt_host->struct_size >=
+             offsetof(hcl_host_api, should_stop) + sizeof lt_host->should_stop &&
+         lt_host->should_stop(ctx);
+}
+
+size_t lt_round_attempts(const lt_target *t, size_t count) {
+  /* expected attempts per sample: 1/p, at most the cap (p = 0: every one) */
+  double per_sample = t->p_accept > 0.0 ? 1.0 / t->p_accept : (double)t->attempts;
+  if (per_sample > (double)t->attempts) per_sample = (double)t->attempts;
+  double draws = (double)t->R * (double)count * (double)(t->d + 2); /* normals of one attempt */
+  if (draws * per_sample <= LT_ROUND_DRAWS) return t->attempts;
+  double a = LT_ROUND_DRAWS / draws;
+  return a < 1.0 ? 1 : (size_t)a;
 }
 
 hcl_status lt_eval(void *self, const char *what, hcl_buf x, size_t count, hcl_buf out) {

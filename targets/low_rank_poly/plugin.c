@@ -103,6 +103,10 @@ static hcl_status configure(lrp_target *t, const hcl_params *prm) {
 static hcl_status make_function(lrp_target *t) {
   gt_target *g = &t->g;
   size_t R = g->R, d = g->d, r = t->r;
+  char what[160];
+  snprintf(what, sizeof what,
+           "low_rank_poly: directions of [target] r = %zu, d = %zu for %zu replicas", r, d, R);
+  GT_TRY(gt_host_room(g, (double)r * (double)d * (8.0 + 4.0 * (double)R), what));
   double *B = malloc(r * d * sizeof *B), *c = malloc(R * sizeof *c), *mu = malloc(R * sizeof *mu);
   double *gram = malloc(R * sizeof *gram);
   float *Bf = malloc(R * r * d * sizeof *Bf), *af = malloc(R * r * sizeof *af);

@@ -51,6 +51,12 @@ static void quf_destroy(void *self) {
 static hcl_status make_matrices(quf_target *t) {
   gt_target *g = &t->g;
   size_t R = g->R, d = g->d;
+  char what[160];
+  snprintf(what, sizeof what,
+           "quadratic_features: the matrices A of [target] d = %zu (d x d doubles, and %zu "
+           "replicas x d x d floats)",
+           d, R);
+  GT_TRY(gt_host_room(g, (double)d * (double)d * (8.0 + 4.0 * (double)R), what));
   double *A = malloc(d * d * sizeof *A), *tr = malloc(R * sizeof *tr);
   double *fro = malloc(R * sizeof *fro);
   float *Af = malloc(R * d * d * sizeof *Af);

@@ -273,13 +273,29 @@ static hcl_status rhm_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
     memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
     rc = configure(t, setup->params);
   }
+  if (rc == HCL_OK && rhm_host->struct_size >= offsetof(hcl_host_api, host_mem_check) +
+                                                   sizeof rhm_host->host_mem_check) {
+    /* replicas x (n_c + (l-1) v) m s rule entries: refused, not swapped to death */
+    char what[160];
+    snprintf(what, sizeof what,
+             "rhm: rule tables of %zu replicas x %zu entries ([target] l, v, m, s)", t->R,
+             t->g.table_size);
+    rc = rhm_host->host_mem_check(ctx, t->R * t->g.table_size * sizeof *t->tables, what);
+  }
   if (rc == HCL_OK) {
     t->tables = malloc(t->R * t->g.table_size * sizeof *t->tables);
     if (!t->tables) rc = rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory (rules)");
-    for (size_t r = 0; r < t->R && rc == HCL_OK; r++)
-      if (rhm_rules_build(&t->g, t->rules_kind, rhm_host->philox, t->seeds[r],
-                          t->tables + r * t->g.table_size))
+    int can_stop =
+        rhm_host->struct_size >= offsetof(hcl_host_api, should_stop) + sizeof rhm_host->should_stop;
+    for (size_t r = 0; r < t->R && rc == HCL_OK; r++) {
+      if (r && can_stop && rhm_host->should_stop(ctx)) /* large tables: seconds per replica */
+        rc = rhm_host->fail(ctx, HCL_ERR_INTERRUPTED,
+                            "rhm: interrupted while drawing the rules (replica %zu of %zu)", r,
+                            t->R);
+      else if (rhm_rules_build(&t->g, t->rules_kind, rhm_host->philox, t->seeds[r],
+                               t->tables + r * t->g.table_size))
         rc = rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory (rules)");
+    }
   }
   if (rc == HCL_OK) {
     describe(t);

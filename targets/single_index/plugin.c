@@ -39,6 +39,9 @@ static void six_destroy(void *self) {
 static hcl_status make_beta(six_target *t) {
   gt_target *g = &t->g;
   size_t R = g->R, d = g->d;
+  char what[128];
+  snprintf(what, sizeof what, "single_index: beta of [target] d = %zu for %zu replicas", d, R);
+  GT_TRY(gt_host_room(g, (double)d * (8.0 + 4.0 * (double)R), what));
   double *b = malloc(d * sizeof *b), *norm = malloc(R * sizeof *norm);
   float *bf = malloc(R * d * sizeof *bf);
   hcl_status rc = HCL_OK;

@@ -1,0 +1,140 @@
+/* Hyperparameter selection on the validation stream, as the papers do it
+ * ("grid search over a holdout validation set"): every candidate of a sweep
+ * point trains (as replicas of one run where the key batches), its record
+ * goes to candidates.jsonl, and the point's record in sweep.jsonl is the
+ * candidate with the lowest val_loss, per seed. The table, P* and the
+ * exponents then read sweep.jsonl as for any sweep, so a method and its
+ * baselines are tuned by the same procedure. */
+#include "sweep.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The last whole record of (key, seed) in text, or NULL; *len its length. */
+static const char *last_record(const char *text, const char *key, uint64_t seed, size_t *len) {
+  char kp[1100], sp[48];
+  snprintf(kp, sizeof kp, "\"key\":\"%s\",", key);
+  snprintf(sp, sizeof sp, ",\"seed\":%llu,", (unsigned long long)seed);
+  const char *found = NULL;
+  for (const char *line = text; line && *line;) {
+    const char *nl = strchr(line, '\n');
+    if (!nl) break; /* torn: not a record */
+    size_t n = (size_t)(nl - line);
+    const char *k = strstr(line, kp), *s = strstr(line, sp);
+    if (k && k < nl && s && s < nl && hcl_sweep_line_ok(line, n)) found = line, *len = n;
+    line = nl + 1;
+  }
+  return found;
+}
+
+/* "k":"v" pairs of the axes in [from, to) at point p, comma-separated. */
+static void axes_json(FILE *f, const hcl_grid *sw, size_t p, size_t from, size_t to) {
+  int first = 1;
+  for (size_t i = from; i < to; i++) {
+    if ((int)i == sw->seed_axis) continue;
+    fputs(first ? "" : ",", f);
+    first = 0;
+    hcl_json_str(f, sw->axes[i].key);
+    fputc(':', f);
+    hcl_json_str(f, sw->axes[i].values[hcl_sweep_value_at(sw, p, i)]);
+  }
+}
+
+/* One (visible point, seed): its selection record into f, or 0 when a
+ * candidate has no record yet. p is the point's first candidate. */
+static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, size_t C,
+                      uint64_t seed, const char *vkey, char **lines, double *val, int *done) {
+  size_t first_sel = sw->n_axes - sw->n_select, best = C;
+  double best_v = INFINITY;
+  for (size_t c = 0; c < C; c++) {
+    char key[1024];
+    size_t len;
+    hcl_sweep_point_key_mask(sw, p + c, 0, key, sizeof key);
+    const char *l = last_record(cand, key, seed, &len);
+    free(lines[c]);
+    if (!l || !(lines[c] = strndup(l, len))) return lines[c] = NULL, 0;
+    done[c] = strstr(lines[c], "\"status\":\"completed\"") != NULL;
+    if (!hcl_sweep_json_get(lines[c], "val_loss", &val[c])) val[c] = NAN;
+    /* ties keep the first candidate in grid order: the choice is deterministic */
+    if (done[c] && isfinite(val[c]) && val[c] < best_v) best_v = val[c], best = c;
+  }
+  fputs("{\"point\":{", f);
+  axes_json(f, sw, p, 0, first_sel);
+  fputs("},\"key\":", f);
+  hcl_json_str(f, vkey);
+  fprintf(f, ",\"seed\":%llu,\"status\":\"%s\"", (unsigned long long)seed,
+          best < C ? "completed" : "failed");
+  if (best == C) fputs(",\"error\":\"no candidate finished with a finite val_loss\"", f);
+  fputs(",\"selected\":", f);
+  if (best < C) {
+    fputc('{', f);
+    axes_json(f, sw, p + best, first_sel, sw->n_axes);
+    fputc('}', f);
+  } else {
+    fputs("null", f);
+  }
+  fputs(",\"candidates\":[", f);
+  for (size_t c = 0; c < C; c++) {
+    fputs(c ? ",{" : "{", f);
+    axes_json(f, sw, p + c, first_sel, sw->n_axes);
+    fprintf(f, ",\"status\":\"%s\",\"val_loss\":", done[c] ? "completed" : "failed");
+    hcl_json_num(f, val[c]);
+    fputc('}', f);
+  }
+  fputc(']', f);
+  if (best < C) { /* the chosen run: its directory, task and every metric */
+    const char *tail = strstr(lines[best], ",\"run_dir\":");
+    if (tail) fprintf(f, "%.*s", (int)strlen(tail) - 1, tail); /* without its closing brace */
+  }
+  fputs("}\n", f);
+  return 1;
+}
+
+hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *cand_path, const char *sel_path,
+                                    int sel_fd, const uint64_t *seeds, size_t nS) {
+  char *cand = hcl_file_text(cand_path), *sel = hcl_file_text(sel_path);
+  if (!cand) { /* nothing trained yet */
+    free(sel);
+    return HCL_OK;
+  }
+  size_t first_sel = sw->n_axes - sw->n_select, C = 1;
+  unsigned selmask = 0;
+  for (size_t i = first_sel; i < sw->n_axes; i++) C *= sw->axes[i].n, selmask |= 1u << i;
+  hcl_membuf mb;
+  FILE *f = hcl_membuf_open(&mb);
+  char **lines = calloc(C, sizeof *lines);
+  double *val = calloc(C, sizeof *val);
+  int *done = calloc(C, sizeof *done);
+  if (!f || !lines || !val || !done) {
+    if (f) hcl_membuf_close(NULL, &mb), hcl_membuf_free(&mb);
+    free(cand), free(sel), free(lines), free(val), free(done);
+    return hcl_fail(NULL, HCL_ERR_NOMEM, "out of host memory");
+  }
+  size_t np = hcl_sweep_n_points(sw);
+  for (size_t p = 0; p < np; p += C) { /* candidate axes are last: fastest in the grid order */
+    char vkey[1024];
+    hcl_sweep_point_key_mask(sw, p, selmask, vkey, sizeof vkey);
+    for (size_t k = 0; k < nS; k++) {
+      size_t len;
+      if (sel && last_record(sel, vkey, seeds[k], &len)) continue; /* selected before */
+      select_one(f, sw, cand, p, C, seeds[k], vkey, lines, val, done);
+    }
+  }
+  for (size_t c = 0; c < C; c++) free(lines[c]);
+  free(cand), free(sel), free(lines), free(val), free(done);
+  hcl_status rc = hcl_membuf_close(NULL, &mb);
+  if (rc == HCL_OK && mb.len) {
+    off_t before = lseek(sel_fd, 0, SEEK_END);
+    rc = hcl_write_fd(NULL, sel_fd, mb.data, mb.len, sel_path);
+    if (rc == HCL_OK && fsync(sel_fd))
+      rc = hcl_fail(NULL, HCL_ERR_IO, "%s: cannot write: %s", sel_path, strerror(errno));
+    if (rc != HCL_OK && before >= 0 && ftruncate(sel_fd, before)) {
+      /* cannot cut it back: the next resume drops the torn line */
+    }
+  }
+  hcl_membuf_free(&mb);
+  return rc;
+}
