@@ -16,6 +16,10 @@
 /* Defined in tune.c: nonzero when CLBlast parameters were overridden for this
  * device, so the self-check also covers the (tuned) large-matrix kernel. */
 int hcl_blas_tuned(cl_device_id dev);
+/* Defined in tune.c: after a failed self-check, drop parameters that came
+ * from a file (moved aside, one warning) for the built-in set; 1 when the
+ * check is worth running again. */
+int hcl_blas_tuning_fallback(hcl_ctx *ctx, const char *why);
 
 /* Defined in ops.c: GEMMs with m, n or k = 1 as GEMV / rank-one kernels. */
 hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
@@ -327,8 +331,7 @@ out:
   return rc;
 }
 
-hcl_status hcl_blas_selfcheck(hcl_ctx *ctx) {
-  if (ctx->blas_checked & CHECKED_GEMM) return HCL_OK;
+static hcl_status selfcheck_gemm(hcl_ctx *ctx) {
   /* small odd shape: CLBlast's direct kernel */
   check_case small = {23, 19, 29, 3, 5, 1};
   HCL_TRY(check_shape(ctx, &small));
@@ -338,12 +341,28 @@ hcl_status hcl_blas_selfcheck(hcl_ctx *ctx) {
     check_case big = {131, 133, 129, 1, 3, 1};
     HCL_TRY(check_shape(ctx, &big));
   }
+  return HCL_OK;
+}
+
+/* A parameter file that passed its checks can still be wrong on the device:
+ * it is dropped and the check runs again, so it fails no further run. */
+static hcl_status with_fallback(hcl_ctx *ctx, hcl_status (*check)(hcl_ctx *)) {
+  hcl_status rc = check(ctx);
+  if (rc == HCL_ERR_BLAS && hcl_blas_tuning_fallback(ctx, ctx->errmsg)) {
+    ctx->blas_checked = 0; /* every routine again, with the new parameters */
+    rc = check(ctx);
+  }
+  return rc;
+}
+
+hcl_status hcl_blas_selfcheck(hcl_ctx *ctx) {
+  if (ctx->blas_checked & CHECKED_GEMM) return HCL_OK;
+  HCL_TRY(with_fallback(ctx, selfcheck_gemm));
   ctx->blas_checked |= CHECKED_GEMM;
   return HCL_OK;
 }
 
-static hcl_status selfcheck_batched(hcl_ctx *ctx) {
-  if (ctx->blas_checked & CHECKED_BATCHED) return HCL_OK;
+static hcl_status selfcheck_batched_once(hcl_ctx *ctx) {
   check_case small = {13, 17, 11, 2, 7, 3};
   HCL_TRY(check_shape(ctx, &small));
   /* the indirect kernel, one call per entry on the shared scratch buffer */
@@ -351,6 +370,12 @@ static hcl_status selfcheck_batched(hcl_ctx *ctx) {
     check_case big = {131, 133, 129, 1, 3, 2};
     HCL_TRY(check_shape(ctx, &big));
   }
+  return HCL_OK;
+}
+
+static hcl_status selfcheck_batched(hcl_ctx *ctx) {
+  if (ctx->blas_checked & CHECKED_BATCHED) return HCL_OK;
+  HCL_TRY(with_fallback(ctx, selfcheck_batched_once));
   ctx->blas_checked |= CHECKED_BATCHED;
   return HCL_OK;
 }

@@ -350,7 +350,9 @@ typedef struct hcl_registry {
 /* The host table handed to plugins. */
 const hcl_host_api *hcl_host_api_get(void);
 /* Search directories in order: extra (colon list, may be NULL),
- * HIERCL_PLUGIN_PATH, the build tree, the install prefix. */
+ * HIERCL_PLUGIN_PATH, the build tree (only for programs run from it),
+ * <prefix>/lib/hiercl/plugins of an installed hiercl, the configured install
+ * prefix. */
 hcl_status hcl_registry_scan(hcl_ctx *ctx, const char *extra_path, hcl_registry *out);
 /* Load one file; on rejection the message names the file and the reason. */
 hcl_status hcl_plugin_load(hcl_ctx *ctx, const char *path, hcl_plugin *out);

@@ -1,17 +1,21 @@
-/* Plugin loader: dlopen each *.so of the search path, call hcl_plugin_init
- * with the host table, and check the descriptor before anything else reads
- * it. Every rejection names the file and the reason (llama.cpp learned that
- * a silent skip costs users hours). */
+/* Plugin loader: check each *.so of the search path (a regular file whose
+ * ELF structure dlopen can map without faulting, elf_check.c), dlopen it,
+ * call hcl_plugin_init with the host table, and check the descriptor before
+ * anything else reads it. Every rejection or skipped entry names the file
+ * and the reason (llama.cpp learned that a silent skip costs users hours). */
+#include "elf_check.h"
 #include "internal.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #ifndef HCL_BUILD_PLUGIN_DIR
 #define HCL_BUILD_PLUGIN_DIR ""
@@ -19,6 +23,18 @@
 #ifndef HCL_INSTALL_PLUGIN_DIR
 #define HCL_INSTALL_PLUGIN_DIR ""
 #endif
+#ifndef HCL_BUILD_DIR
+#define HCL_BUILD_DIR ""
+#endif
+#ifndef HCL_INSTALL_BINDIR
+#define HCL_INSTALL_BINDIR "bin"
+#endif
+#ifndef HCL_INSTALL_LIBDIR
+#define HCL_INSTALL_LIBDIR "lib"
+#endif
+
+/* Larger than any plugin; the whole file is read to be checked and hashed. */
+#define HCL_PLUGIN_MAX_BYTES ((off_t)1 << 30)
 
 /* Bytes of a struct up to and including `field`. */
 #define HCL_END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
@@ -127,34 +143,55 @@ static hcl_status check_desc(hcl_ctx *ctx, const char *path, const hcl_plugin_de
   return check_schema(ctx, path, d);
 }
 
-/* sha256 of the file's bytes, for the manifest. */
-static hcl_status hash_file(hcl_ctx *ctx, const char *path, char out[65]) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-  char *buf = NULL;
-  size_t len = 0, cap = 0, got;
-  do {
-    if (cap - len < 65536) {
-      char *nb = realloc(buf, cap ? 2 * cap : 1 << 20);
-      if (!nb) {
-        free(buf);
-        fclose(f);
-        return hcl_fail(ctx, HCL_ERR_NOMEM, "%s: out of memory hashing the file", path);
-      }
-      buf = nb;
-      cap = cap ? 2 * cap : 1 << 20;
+/* What a non-regular file is, for the reason it is skipped. */
+static const char *file_kind(mode_t m) {
+  return S_ISDIR(m)    ? "a directory"
+         : S_ISFIFO(m) ? "a FIFO (named pipe)"
+         : S_ISSOCK(m) ? "a socket"
+         : S_ISCHR(m)  ? "a character device"
+         : S_ISBLK(m)  ? "a block device"
+                       : "not a regular file";
+}
+
+/* The whole file, read through one descriptor opened without blocking (a
+ * FIFO must not hang the scan) after fstat says it is a regular file. */
+static hcl_status read_plugin_file(hcl_ctx *ctx, const char *path, unsigned char **data,
+                                   size_t *size) {
+  *data = NULL;
+  *size = 0;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  hcl_status rc = HCL_OK;
+  unsigned char *buf = NULL;
+  size_t got = 0;
+  if (fstat(fd, &st) != 0)
+    rc = hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: cannot stat: %s", path, strerror(errno));
+  else if (!S_ISREG(st.st_mode))
+    rc = hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: %s, not a plugin file; skipped", path,
+                  file_kind(st.st_mode));
+  else if (st.st_size > HCL_PLUGIN_MAX_BYTES)
+    rc = hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: %lld bytes, larger than any plugin; skipped", path,
+                  (long long)st.st_size);
+  else if (!(buf = malloc(st.st_size ? (size_t)st.st_size : 1)))
+    rc = hcl_fail(ctx, HCL_ERR_NOMEM, "%s: out of memory reading the file", path);
+  while (rc == HCL_OK && got < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      rc = hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: read error: %s", path,
+                    n < 0 ? strerror(errno) : "the file shrank while being read");
+      break;
     }
-    got = fread(buf + len, 1, cap - len, f);
-    len += got;
-  } while (got > 0);
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(buf);
-    return hcl_fail(ctx, HCL_ERR_IO, "%s: read error while hashing", path);
+    got += (size_t)n;
   }
-  hcl_sha256_hex(buf, len, out);
-  free(buf);
+  close(fd);
+  if (rc != HCL_OK) {
+    free(buf);
+    return rc;
+  }
+  *data = buf;
+  *size = got;
   return HCL_OK;
 }
 
@@ -163,10 +200,23 @@ hcl_status hcl_plugin_load(hcl_ctx *ctx, const char *path, hcl_plugin *out) {
   if (!path || strlen(path) >= sizeof out->path)
     return hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: plugin path missing or too long",
                     path ? path : "(null)");
+  /* dlopen faults (SIGBUS, no error) on a truncated or corrupt file: check
+   * the bytes first, and hash the same bytes for the manifest. */
+  unsigned char *bytes;
+  size_t size;
+  HCL_TRY(read_plugin_file(ctx, path, &bytes, &size));
+  char why[256];
+  if (!hcl_elf_check(bytes, size, why, sizeof why)) {
+    free(bytes);
+    return hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: not a loadable shared object: %s", path, why);
+  }
+  hcl_sha256_hex(bytes, size, out->sha256);
+  free(bytes);
   dlerror();
   void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     const char *e = dlerror();
+    memset(out, 0, sizeof *out);
     return hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: dlopen failed: %s", path, e ? e : "unknown error");
   }
   hcl_plugin_init_fn init;
@@ -174,6 +224,7 @@ hcl_status hcl_plugin_load(hcl_ctx *ctx, const char *path, hcl_plugin *out) {
   memcpy(&init, &sym, sizeof init); /* object -> function pointer without a cast warning */
   if (!sym) {
     dlclose(h);
+    memset(out, 0, sizeof *out);
     return hcl_fail(ctx, HCL_ERR_PLUGIN,
                     "%s: no entry point 'hcl_plugin_init' (define it with HCL_PLUGIN_ENTRY)", path);
   }
@@ -185,7 +236,6 @@ hcl_status hcl_plugin_load(hcl_ctx *ctx, const char *path, hcl_plugin *out) {
                   msg && *msg ? msg : "(the plugin gave no message)");
   else
     rc = check_desc(ctx, path, d);
-  if (rc == HCL_OK) rc = hash_file(ctx, path, out->sha256);
   if (rc != HCL_OK) {
     dlclose(h);
     memset(out, 0, sizeof *out);
@@ -217,9 +267,38 @@ static int ends_with_so(const char *s) {
   return n > 3 && !strcmp(s + n - 3, ".so");
 }
 
-/* Scan one directory: its *.so files in name order. `explicit` directories
- * (user-given) that can not be opened are reported; built-in ones that do not
- * exist are skipped silently. */
+/* Entries named *.so that are no plugin file: a dangling link, a link loop,
+ * a directory, a FIFO... Each is listed with the reason, never opened (a
+ * FIFO would block the open). Returns 1 with the line in why, else 0. */
+static int skip_reason(const char *path, char *why, size_t wl) {
+  struct stat lst, st;
+  if (lstat(path, &lst) != 0) {
+    snprintf(why, wl, "%s: cannot stat: %s; skipped", path, strerror(errno));
+    return 1;
+  }
+  if (stat(path, &st) != 0) {
+    int e = errno;
+    char to[PATH_MAX];
+    ssize_t n = S_ISLNK(lst.st_mode) ? readlink(path, to, sizeof to - 1) : -1;
+    to[n > 0 ? n : 0] = 0;
+    if (e == ELOOP)
+      snprintf(why, wl, "%s: symbolic link loop; skipped", path);
+    else if (e == ENOENT && S_ISLNK(lst.st_mode))
+      snprintf(why, wl, "%s: dangling symbolic link (to %s); skipped", path, to);
+    else
+      snprintf(why, wl, "%s: cannot stat: %s; skipped", path, strerror(e));
+    return 1;
+  }
+  if (S_ISREG(st.st_mode)) return 0;
+  snprintf(why, wl, "%s: %s%s, not a plugin file; skipped", path, file_kind(st.st_mode),
+           S_ISLNK(lst.st_mode) ? " (through a symbolic link)" : "");
+  return 1;
+}
+
+/* Scan one directory: its *.so files in name order, named through the
+ * directory's real path (so a relative entry such as "." shows where it
+ * pointed). `explicit` directories (user-given) that can not be opened are
+ * reported; built-in ones that do not exist are skipped silently. */
 static hcl_status scan_dir(hcl_ctx *ctx, hcl_registry *reg, const char *dir, int explicit_dir,
                            char ***seen, size_t *n_seen) {
   char real[PATH_MAX];
@@ -241,7 +320,7 @@ static hcl_status scan_dir(hcl_ctx *ctx, hcl_registry *reg, const char *dir, int
   *seen = ns;
   (*n_seen)++;
 
-  DIR *dh = opendir(dir);
+  DIR *dh = opendir(real);
   if (!dh) {
     if (explicit_dir) {
       char msg[PATH_MAX + 128];
@@ -268,11 +347,13 @@ static hcl_status scan_dir(hcl_ctx *ctx, hcl_registry *reg, const char *dir, int
   if (rc == HCL_OK) qsort(names, n, sizeof *names, cmp_str);
 
   for (size_t i = 0; i < n && rc == HCL_OK; i++) {
-    char path[PATH_MAX];
-    int len = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-    struct stat st;
-    if (len < 0 || (size_t)len >= sizeof path || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+    char path[PATH_MAX], why[2 * PATH_MAX + 128];
+    int len = snprintf(path, sizeof path, "%s/%s", real, names[i]);
+    if (len < 0 || (size_t)len >= sizeof path) continue;
+    if (skip_reason(path, why, sizeof why)) {
+      if (!add_rejected(reg, why)) rc = hcl_fail(ctx, HCL_ERR_NOMEM, "out of memory");
       continue;
+    }
     hcl_plugin p;
     if (hcl_plugin_load(ctx, path, &p) != HCL_OK) {
       if (!add_rejected(reg, hcl_errmsg(ctx))) rc = hcl_fail(ctx, HCL_ERR_NOMEM, "out of memory");
@@ -316,13 +397,56 @@ static hcl_status scan_list(hcl_ctx *ctx, hcl_registry *reg, const char *list, i
   return rc;
 }
 
+/* The real folder of the running program and its file name; 0 if unknown. */
+static int exe_location(char *dir, size_t len, char *base, size_t blen) {
+  char exe[PATH_MAX];
+  if (!realpath("/proc/self/exe", exe)) return 0;
+  char *slash = strrchr(exe, '/');
+  if (!slash || (size_t)(slash - exe) >= len || strlen(slash + 1) >= blen) return 0;
+  memcpy(dir, exe, (size_t)(slash - exe));
+  dir[slash - exe] = 0;
+  strcpy(base, slash + 1);
+  return 1;
+}
+
+/* 1 when the running program was built in this build tree and runs from it
+ * (the command in the build folder, the tests one folder below): only then
+ * are the build tree's plugins searched. An installed copy never looks into
+ * a build folder, where a stale or planted .so would run its constructor. */
+static int running_from_build_tree(void) {
+  char dir[PATH_MAX], base[256], build[PATH_MAX], tests[PATH_MAX + 8];
+  if (!*HCL_BUILD_DIR || !exe_location(dir, sizeof dir, base, sizeof base) ||
+      !realpath(HCL_BUILD_DIR, build))
+    return 0;
+  snprintf(tests, sizeof tests, "%s/tests", build);
+  return !strcmp(dir, build) || !strcmp(dir, tests);
+}
+
+/* An installed `hiercl` at <prefix>/bin finds <prefix>/lib/hiercl/plugins,
+ * wherever the prefix was moved (cmake --install --prefix). Other programs
+ * linking the library do not guess. */
+static void relocated_install_dir(char *out, size_t len) {
+  char dir[PATH_MAX], base[256];
+  size_t nb = strlen(HCL_INSTALL_BINDIR);
+  out[0] = 0;
+  if (!exe_location(dir, sizeof dir, base, sizeof base) || strcmp(base, "hiercl")) return;
+  size_t nd = strlen(dir);
+  if (nd <= nb || dir[nd - nb - 1] != '/' || strcmp(dir + nd - nb, HCL_INSTALL_BINDIR)) return;
+  dir[nd - nb - 1] = 0;
+  snprintf(out, len, "%s/%s/hiercl/plugins", dir, HCL_INSTALL_LIBDIR);
+}
+
 hcl_status hcl_registry_scan(hcl_ctx *ctx, const char *extra_path, hcl_registry *out) {
   memset(out, 0, sizeof *out);
   char **seen = NULL;
   size_t n_seen = 0;
+  char relocated[PATH_MAX + 64];
+  relocated_install_dir(relocated, sizeof relocated);
   hcl_status rc = scan_list(ctx, out, extra_path, 1, &seen, &n_seen);
   if (rc == HCL_OK) rc = scan_list(ctx, out, getenv("HIERCL_PLUGIN_PATH"), 1, &seen, &n_seen);
-  if (rc == HCL_OK) rc = scan_list(ctx, out, HCL_BUILD_PLUGIN_DIR, 0, &seen, &n_seen);
+  if (rc == HCL_OK && running_from_build_tree())
+    rc = scan_list(ctx, out, HCL_BUILD_PLUGIN_DIR, 0, &seen, &n_seen);
+  if (rc == HCL_OK) rc = scan_list(ctx, out, relocated, 0, &seen, &n_seen);
   if (rc == HCL_OK) rc = scan_list(ctx, out, HCL_INSTALL_PLUGIN_DIR, 0, &seen, &n_seen);
   for (size_t i = 0; i < n_seen; i++) free(seen[i]);
   free(seen);

@@ -1,11 +1,13 @@
 /* OpenCL programs: the common library prepended to every source, and an
  * on-disk binary cache (ANCHORS 3.2). The cache is an optimisation only: an
- * entry that is missing, corrupt or refused by the driver is deleted and the
+ * entry that is missing, corrupt, not a regular file, another program's (its
+ * header carries its key) or refused by the driver is deleted and the
  * program rebuilt from source, so a bad cache never fails a run. */
 #include "program_cache.h"
 #include "sha256.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -73,6 +75,17 @@ void hcl_program_cache_key(const hcl_device_info *dev, const char *src, const ch
   hcl_sha256_to_hex(d, key);
 }
 
+void hcl_program_cache_key_bytes(const char key[65], unsigned char out[32]) {
+  for (int i = 0; i < 32; i++) {
+    unsigned v = 0;
+    for (int j = 0; j < 2; j++) {
+      char c = key[2 * i + j];
+      v = v * 16 + (unsigned)(c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0');
+    }
+    out[i] = (unsigned char)v;
+  }
+}
+
 void hcl_program_cache_path(const char *dir, const char key[65], char *out, size_t len) {
   snprintf(out, len, "%s/%.2s/%s.clbin", dir, key, key);
 }
@@ -104,20 +117,38 @@ static uint64_t get64(const unsigned char *p) {
 
 enum { ENTRY_OK = 0, ENTRY_MISSING = 1, ENTRY_BAD = 2 };
 
-/* Read and check an entry; on ENTRY_BAD `why` says what is wrong. */
-static int entry_read(const char *path, unsigned char **bin, size_t *size, char *why, size_t wl) {
+/* All of n bytes from fd; 0 on a short read or an error. */
+static int read_full(int fd, unsigned char *buf, size_t n) {
+  for (size_t got = 0; got < n;) {
+    ssize_t r = read(fd, buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return 0;
+    got += (size_t)r;
+  }
+  return 1;
+}
+
+/* Read and check the entry stored for `key`; on ENTRY_BAD `why` says what is
+ * wrong. Opened without blocking and checked to be a regular file: a FIFO or
+ * a device in the cache folder must not hang the run. */
+static int entry_read(const char *path, const char key[65], unsigned char **bin, size_t *size,
+                      char *why, size_t wl) {
   *bin = NULL;
   *size = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
     if (errno == ENOENT) return ENTRY_MISSING;
     snprintf(why, wl, "cannot open: %s", strerror(errno));
     return ENTRY_BAD;
   }
-  unsigned char h[HCL_CLBIN_HEADER];
+  unsigned char h[HCL_CLBIN_HEADER], want[32];
   struct stat st;
   int rc = ENTRY_BAD;
-  if (fstat(fileno(f), &st) != 0 || fread(h, 1, sizeof h, f) != sizeof h) {
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(why, wl, "not a regular file");
+    goto done;
+  }
+  if (!read_full(fd, h, sizeof h)) {
     snprintf(why, wl, "shorter than its %d-byte header", HCL_CLBIN_HEADER);
     goto done;
   }
@@ -130,6 +161,11 @@ static int entry_read(const char *path, unsigned char **bin, size_t *size, char 
     snprintf(why, wl, "format %u, expected %u", get32(h + 8), HCL_CACHE_FORMAT);
     goto done;
   }
+  hcl_program_cache_key_bytes(key, want);
+  if (memcmp(h + 32, want, sizeof want)) {
+    snprintf(why, wl, "it holds the binary of another program (key mismatch)");
+    goto done;
+  }
   if (n == 0 || n > CLBIN_MAX_SIZE || (uint64_t)st.st_size != HCL_CLBIN_HEADER + n) {
     snprintf(why, wl, "size field %llu does not match the file (%lld bytes)", (unsigned long long)n,
              (long long)st.st_size);
@@ -140,7 +176,7 @@ static int entry_read(const char *path, unsigned char **bin, size_t *size, char 
     snprintf(why, wl, "out of host memory");
     goto done;
   }
-  if (fread(b, 1, (size_t)n, f) != n) {
+  if (!read_full(fd, b, (size_t)n)) {
     free(b);
     snprintf(why, wl, "read error");
     goto done;
@@ -154,7 +190,7 @@ static int entry_read(const char *path, unsigned char **bin, size_t *size, char 
   *size = (size_t)n;
   rc = ENTRY_OK;
 done:
-  fclose(f);
+  close(fd);
   return rc;
 }
 
@@ -175,8 +211,8 @@ static int make_parent_dirs(const char *path) {
 }
 
 /* Atomic write: a reader sees the old entry, no entry, or the whole new one. */
-static int entry_write(const char *path, const unsigned char *bin, size_t size, char *why,
-                       size_t wl) {
+static int entry_write(const char *path, const char key[65], const unsigned char *bin, size_t size,
+                       char *why, size_t wl) {
   if (make_parent_dirs(path) != 0) {
     snprintf(why, wl, "cannot create its folder: %s", strerror(errno));
     return -1;
@@ -188,6 +224,7 @@ static int entry_write(const char *path, const unsigned char *bin, size_t size, 
   put32(h + 8, HCL_CACHE_FORMAT);
   put64(h + 16, size);
   put32(h + 24, hcl_crc32(0, bin, size));
+  hcl_program_cache_key_bytes(key, h + 32);
   FILE *f = fopen(tmp, "wb");
   if (!f) {
     snprintf(why, wl, "cannot create %s: %s", tmp, strerror(errno));
@@ -333,7 +370,8 @@ static cl_int build_binary(hcl_ctx *ctx, const unsigned char *bin, size_t size, 
 }
 
 /* Save a freshly built program; failures only cost the next run a compile. */
-static void cache_save(hcl_ctx *ctx, const char *name, cl_program prog, const char *path) {
+static void cache_save(hcl_ctx *ctx, const char *name, cl_program prog, const char *path,
+                       const char key[65]) {
   char why[2300] = "";
   /* Some drivers (Mali) compile lazily at clCreateKernel: force it so the
    * saved binary holds the compiled code (viennacl-dev PR #225). */
@@ -354,7 +392,7 @@ static void cache_save(hcl_ctx *ctx, const char *name, cl_program prog, const ch
   } else if ((cl = clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL)) !=
              CL_SUCCESS) {
     snprintf(why, sizeof why, "clGetProgramInfo(CL_PROGRAM_BINARIES): %s", hcl_strerror(cl));
-  } else if (entry_write(path, bin, size, why, sizeof why) == 0) {
+  } else if (entry_write(path, key, bin, size, why, sizeof why) == 0) {
     g_stats.saves++;
     hcl_log(ctx, HCL_LOG_DEBUG, "program cache SAVE '%s' %s (%zu bytes)", name, path, size);
     free(bin);
@@ -376,7 +414,7 @@ static hcl_status load_prebuilt(hcl_ctx *ctx, const char *name, const char *key,
   unsigned char *bin = NULL;
   size_t size = 0;
   if (ctx->binary_dir[0]) {
-    int e = entry_read(path, &bin, &size, why, sizeof why);
+    int e = entry_read(path, key, &bin, &size, why, sizeof why);
     if (e == ENTRY_OK) {
       cl_int cl = build_binary(ctx, bin, size, options, out, why, sizeof why);
       free(bin);
@@ -432,7 +470,7 @@ hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src, co
   unsigned char *bin = NULL;
   size_t size = 0;
   char why[512] = "";
-  int e = entry_read(path, &bin, &size, why, sizeof why);
+  int e = entry_read(path, key, &bin, &size, why, sizeof why);
   if (e == ENTRY_OK) {
     cl_int cl = build_binary(ctx, bin, size, options, out, why, sizeof why);
     free(bin);
@@ -454,7 +492,7 @@ hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src, co
   }
   rc = build_source(ctx, name, full, options, out);
   free(full);
-  if (rc == HCL_OK) cache_save(ctx, name, *out, path);
+  if (rc == HCL_OK) cache_save(ctx, name, *out, path, key);
   return rc;
 }
 

@@ -9,7 +9,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -290,7 +292,7 @@ static void test_round_trip(void **state) {
 }
 
 /* Rewrite part of the entry, then check it is deleted, rebuilt and saved again. */
-static void corrupt_and_check(fixture *fx, const char *path, int how) {
+static void corrupt_and_check(fixture *fx, const char *path, const char key[65], int how) {
   long size = file_size(path);
   assert_true(size > HCL_CLBIN_HEADER + 16);
   if (how == 0) { /* flip bytes in the binary: checksum mismatch */
@@ -307,6 +309,7 @@ static void corrupt_and_check(fixture *fx, const char *path, int how) {
     unsigned char h[HCL_CLBIN_HEADER] = {'H', 'C', 'L', 'C', 'L', 'B', 'I', 'N'};
     h[8] = HCL_CACHE_FORMAT;
     h[16] = sizeof junk;
+    hcl_program_cache_key_bytes(key, h + 32); /* its own key: the driver is what refuses it */
     uint32_t crc = hcl_crc32(0, junk, sizeof junk);
     for (int i = 0; i < 4; i++) h[24 + i] = (unsigned char)(crc >> (8 * i));
     FILE *f = fopen(path, "wb");
@@ -335,7 +338,91 @@ static void test_corrupt_entries_rebuilt(void **state) {
   char path[1024], key[65];
   entry_path(fx, kSrc, kOpts, path, sizeof path, key);
   if (file_size(path) < 0) build_and_run(fx);
-  for (int how = 0; how < 3; how++) corrupt_and_check(fx, path, how);
+  for (int how = 0; how < 3; how++) corrupt_and_check(fx, path, key, how);
+}
+
+/* The entry of one program copied under another program's name: valid
+ * checksum, wrong binary. It was loaded, and every run failed with
+ * CL_INVALID_KERNEL_NAME; now the key in the header refuses it and the
+ * program is rebuilt from source. */
+static void test_other_programs_entry_rebuilt(void **state) {
+  fixture *fx = *state;
+  if (!fx->ctx) skip();
+  const char *src = "__kernel void seven(__global float *x) { x[get_global_id(0)] = 7.0f; }\n";
+  char mine[1024], other[1024], key[65], other_key[65];
+  entry_path(fx, src, NULL, mine, sizeof mine, key);
+  entry_path(fx, kSrc, kOpts, other, sizeof other, other_key);
+  if (file_size(other) < 0) build_and_run(fx); /* the affine program's entry */
+  cl_program p = NULL;
+  assert_int_equal(hcl_program_build(fx->ctx, "seven", src, NULL, &p), HCL_OK);
+  clReleaseProgram(p);
+  assert_true(file_size(mine) > HCL_CLBIN_HEADER);
+  char cmd[2200];
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s'", other, mine);
+  assert_int_equal(system(cmd), 0);
+  hcl_program_cache_stats st;
+  for (int run = 0; run < 2; run++) { /* the bad entry is dropped once, then a hit */
+    hcl_program_cache_stats_reset();
+    assert_int_equal(hcl_program_build(fx->ctx, "seven", src, NULL, &p), HCL_OK);
+    cl_kernel k = NULL;
+    if (hcl_kernel_create(fx->ctx, p, "seven", &k) != HCL_OK) fail_msg("%s", hcl_errmsg(fx->ctx));
+    clReleaseKernel(k);
+    clReleaseProgram(p);
+    hcl_program_cache_stats_get(&st);
+    assert_int_equal(st.rejected, run == 0 ? 1 : 0);
+    assert_int_equal(st.hits, run == 0 ? 0 : 1);
+  }
+}
+
+/* Opens the FIFO for writing once `secs` seconds pass without `done`: a
+ * reader blocked in open() then gets EOF, so a hang becomes a failure. */
+typedef struct watchdog {
+  const char *fifo;
+  volatile int done, fired;
+} watchdog;
+
+static void *watchdog_run(void *arg) {
+  watchdog *w = arg;
+  for (int i = 0; i < 400 && !w->done; i++) usleep(50000);
+  if (w->done) return NULL;
+  int fd = open(w->fifo, O_WRONLY | O_NONBLOCK);
+  if (fd >= 0) {
+    w->fired = 1;
+    close(fd);
+  }
+  return NULL;
+}
+
+/* A FIFO where the entry should be hung the run in fopen(); now it is seen
+ * not to be a regular file, dropped, and the program rebuilt. */
+static void test_fifo_entry_skipped(void **state) {
+  fixture *fx = *state;
+  if (!fx->ctx) skip();
+  const char *src = "__kernel void eight(__global float *x) { x[get_global_id(0)] = 8.0f; }\n";
+  char path[1024], key[65];
+  entry_path(fx, src, NULL, path, sizeof path, key);
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s", path);
+  *strrchr(dir, '/') = 0;
+  mkdir(dir, 0700);
+  assert_int_equal(mkfifo(path, 0600), 0);
+  watchdog w = {path, 0, 0};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, watchdog_run, &w), 0);
+  hcl_program_cache_stats_reset();
+  cl_program p = NULL;
+  hcl_status rc = hcl_program_build(fx->ctx, "eight", src, NULL, &p);
+  w.done = 1;
+  pthread_join(t, NULL);
+  assert_int_equal(rc, HCL_OK);
+  clReleaseProgram(p);
+  assert_int_equal(w.fired, 0); /* the build never waited on the FIFO */
+  hcl_program_cache_stats st;
+  hcl_program_cache_stats_get(&st);
+  assert_int_equal(st.rejected, 1);
+  struct stat sb;
+  assert_int_equal(stat(path, &sb), 0);
+  assert_true(S_ISREG(sb.st_mode)); /* replaced by a real entry */
 }
 
 static void test_policy_off_and_auto(void **state) {
@@ -446,6 +533,8 @@ int main(void) {
       cmocka_unit_test(test_policy),
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_corrupt_entries_rebuilt),
+      cmocka_unit_test(test_other_programs_entry_rebuilt),
+      cmocka_unit_test(test_fifo_entry_skipped),
       cmocka_unit_test(test_policy_off_and_auto),
       cmocka_unit_test(test_build_error_has_log),
       cmocka_unit_test(test_kernel_name_error),
