@@ -122,6 +122,8 @@ def plot_sweep(d):
 def plot_exponents(d, ps):
     """P* against the dimension on log-log axes, one line per learner (group of
     the other keys), with the fitted power law and its bootstrap interval."""
+    if not any(p["pstar"] is not None for e in ps["exponents"] for p in e["points"]):
+        return []  # no P* reached anywhere: nothing to draw
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     dim = ps["exponents"][0]["dim"]
     for e in ps["exponents"]:
