@@ -69,6 +69,10 @@ struct hcl_ctx {
   int cache_policy;      /* HCL_CACHE_AUTO / ON / OFF */
   char cache_dir[1024];  /* "" = default under the user's cache directory */
   char binary_dir[1024]; /* prebuilt binaries for devices without a compiler */
+  int no_compile;        /* load prebuilt binaries even though the device compiles */
+  char export_dir[1024]; /* "" or where every program built is recorded */
+  /* the device the records are keyed for (NULL: dev) */
+  hcl_device_info *export_dev;
   /* the runtime's own kernels (ops.c) */
   struct hcl_ops *ops;
   /* CLBlast checked against the reference kernel on this device (blas.c) */
