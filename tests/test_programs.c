@@ -141,6 +141,16 @@ static void export_compile_and_run_without_compiler(void **state) {
   assert_int_equal(have_target, 1);
   assert_true(n >= 2);
 
+  /* without --export the list is printed and nothing is left behind */
+  snprintf(cmd, sizeof cmd, "%s programs %s --device '%s'", HCL_TEST_HIERCL, ini, dev);
+  assert_int_equal(sh(cmd, out, sizeof out), 0);
+  char row[200];
+  snprintf(row, sizeof row, "%s\t%s\tstaircase\t", staircase_key, staircase_file);
+  assert_non_null(strstr(out, row));
+  snprintf(cmd, sizeof cmd, "%s programs", HCL_TEST_HIERCL);
+  assert_int_equal(sh(cmd, out, sizeof out), 2); /* no config: usage */
+  assert_non_null(strstr(out, "usage: hiercl programs"));
+
   /* a normal run, and the same run from the binaries only */
   snprintf(cmd, sizeof cmd, "%s run %s --device '%s' --out %s/normal --quiet", HCL_TEST_HIERCL, ini,
            dev, root);
