@@ -6,6 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Record programs keyed for a device without a compiler while the dry run
+ * builds and runs them on one that has a compiler (the sources and options
+ * do not depend on the device). */
+size_t hcl_export_run_on(const hcl_device_info *devs, size_t n, size_t idx) {
+  if (idx < n && devs[idx].compiler_available) return idx;
+  for (size_t i = 0; i < n; i++)
+    if (devs[i].compiler_available) return i;
+  return n;
+}
+
 hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, size_t errlen) {
   hcl_ctx_options none = {0};
   if (!opt) opt = &none;
@@ -31,25 +41,19 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
   if (exporting && strlen(export_dir) >= 700) { /* room for "/<key>.options" within 1024 */
     free(devs);
     snprintf(err, errlen,
-             "program export folder '%.80s...' is too long (%zu characters, at most 699)",
+             "program export folder (--export, HIERCL_EXPORT_PROGRAMS) '%.80s...' is too long (%zu "
+             "characters, at most 699)",
              export_dir, strlen(export_dir));
     return HCL_ERR_CONFIG;
   }
-  size_t run_on = idx;
-  if (exporting && !devs[idx].compiler_available) {
-    /* Record programs keyed for the device without a compiler while the dry
-     * run builds and runs them on one that has a compiler (the sources and
-     * options do not depend on the device). */
-    for (run_on = 0; run_on < n && !devs[run_on].compiler_available; run_on++) {
-    }
-    if (run_on == n) {
-      snprintf(err, errlen,
-               "device %s (%s) has no OpenCL compiler, and recording its programs needs another "
-               "device with one to build and run them (none found)",
-               devs[idx].id, devs[idx].name);
-      free(devs);
-      return HCL_ERR_NODEVICE;
-    }
+  size_t run_on = exporting ? hcl_export_run_on(devs, n, idx) : idx;
+  if (run_on == n) {
+    snprintf(err, errlen,
+             "device %s (%s) has no OpenCL compiler, and recording its programs needs another "
+             "device with one to build and run them (none found)",
+             devs[idx].id, devs[idx].name);
+    free(devs);
+    return HCL_ERR_NODEVICE;
   }
   hcl_ctx *ctx = calloc(1, sizeof *ctx);
   hcl_device_info *export_dev = run_on != idx ? malloc(sizeof *export_dev) : NULL;

@@ -46,6 +46,10 @@ const char *hcl_device_type_name(cl_device_type type);
 hcl_status hcl_device_select(const hcl_device_info *devs, size_t n, const char *selector,
                              size_t *index, char *err, size_t errlen);
 
+/* The device a run recording programs for devs[idx] runs on: idx when it
+ * has a compiler, else the first device with one; n when there is none. */
+size_t hcl_export_run_on(const hcl_device_info *devs, size_t n, size_t idx);
+
 /* ---- the context (ctx.c, error.c) ---------------------------------------- */
 typedef struct hcl_note {
   char *key, *value;

@@ -7,6 +7,7 @@
 #include "program_cache.h"
 #include "sha256.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,8 +312,58 @@ static void no_compile_loads_both_binary_forms(void **state) {
   free(full);
 }
 
+/* A run recording programs for a device without a compiler runs on the
+ * first device that has one; none at all is an error (n). */
+static void stand_in_device(void **state) {
+  (void)state;
+  hcl_device_info d[3];
+  memset(d, 0, sizeof d);
+  d[1].compiler_available = d[2].compiler_available = 1;
+  assert_int_equal(hcl_export_run_on(d, 3, 0), 1);
+  assert_int_equal(hcl_export_run_on(d, 3, 2), 2); /* its own compiler: itself */
+  d[1].compiler_available = 0;
+  assert_int_equal(hcl_export_run_on(d, 3, 1), 2);
+  d[2].compiler_available = 0;
+  assert_int_equal(hcl_export_run_on(d, 3, 0), 3);
+  assert_int_equal(hcl_export_run_on(d, 0, 0), 0);
+}
+
+/* Compilation disabled: CLBlast, which compiles its kernels at run time, is
+ * never called (every product takes the runtime's own kernel); recording
+ * programs builds them, so it ignores the switch; a too long export folder is
+ * refused before anything is made. */
+static void context_options(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  const char *dev = getenv("HIERCL_TEST_DEVICE");
+  hcl_ctx_options o = {.device = dev && *dev ? dev : "cpu", .quiet = 1, .no_compile = 1};
+  hcl_ctx *ctx = NULL;
+  char err[1024];
+  assert_int_equal(hcl_ctx_create(&o, &ctx, err, sizeof err), HCL_OK);
+  assert_int_equal(ctx->no_compile, 1);
+  if (!getenv("HCL_GEMM_SMALL_MAX")) assert_true(isinf(ctx->gemm_small_max));
+  hcl_ctx_destroy(ctx);
+  char dir[800];
+  snprintf(dir, sizeof dir, "%s/rec", hcl_test_tmpdir());
+  o.export_dir = dir;
+  assert_int_equal(hcl_ctx_create(&o, &ctx, err, sizeof err), HCL_OK);
+  assert_int_equal(ctx->no_compile, 0);
+  assert_string_equal(ctx->export_dir, dir);
+  assert_null(ctx->export_dev); /* the device compiles: records are keyed for it */
+  hcl_ctx_destroy(ctx);
+  char long_dir[760];
+  memset(long_dir, 'a', sizeof long_dir - 1);
+  long_dir[sizeof long_dir - 1] = 0;
+  o.export_dir = long_dir;
+  assert_int_equal(hcl_ctx_create(&o, &ctx, err, sizeof err), HCL_ERR_CONFIG);
+  assert_null(ctx);
+  assert_non_null(strstr(err, "HIERCL_EXPORT_PROGRAMS"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(stand_in_device),
+      cmocka_unit_test(context_options),
       cmocka_unit_test(export_keyed_for_the_recorded_device),
       cmocka_unit_test(no_compile_loads_both_binary_forms),
       cmocka_unit_test(export_compile_and_run_without_compiler),
