@@ -23,7 +23,8 @@ static const char programs_usage[] =
     "  the runtime looks for in [runtime] binary_dir, program, device, options).\n"
     "  Compile each <key>.cl with its options for the device and save the binary as\n"
     "  <binary_dir>/<key>.clbin. A device without a compiler is recorded while another\n"
-    "  device builds and runs the programs. Without --export the list is only printed.\n";
+    "  device builds and runs the programs. Without --export the list is only printed.\n"
+    "  HIERCL_NO_COMPILE=1 makes a device that compiles load them instead, to test them.\n";
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)st, (void)flag, (void)ftw;
