@@ -2,8 +2,19 @@
  * in-order queue, the error buffer and the plugins' manifest notes. */
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Record programs keyed for a device without a compiler while the dry run
+ * builds and runs them on one that has a compiler (the sources and options
+ * do not depend on the device). */
+size_t hcl_export_run_on(const hcl_device_info *devs, size_t n, size_t idx) {
+  if (idx < n && devs[idx].compiler_available) return idx;
+  for (size_t i = 0; i < n; i++)
+    if (devs[i].compiler_available) return i;
+  return n;
+}
 
 hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, size_t errlen) {
   hcl_ctx_options none = {0};
@@ -25,24 +36,62 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
     free(why);
     return rc;
   }
-  hcl_ctx *ctx = calloc(1, sizeof *ctx);
-  if (!ctx) {
+  const char *export_dir = opt->export_dir ? opt->export_dir : getenv("HIERCL_EXPORT_PROGRAMS");
+  int exporting = export_dir && *export_dir;
+  if (exporting && strlen(export_dir) >= 700) { /* room for "/<key>.options" within 1024 */
     free(devs);
+    snprintf(err, errlen,
+             "program export folder (--export, HIERCL_EXPORT_PROGRAMS) '%.80s...' is too long (%zu "
+             "characters, at most 699)",
+             export_dir, strlen(export_dir));
+    return HCL_ERR_CONFIG;
+  }
+  size_t run_on = exporting ? hcl_export_run_on(devs, n, idx) : idx;
+  if (run_on == n) {
+    snprintf(err, errlen,
+             "device %s (%s) has no OpenCL compiler, and recording its programs needs another "
+             "device with one to build and run them (none found)",
+             devs[idx].id, devs[idx].name);
+    free(devs);
+    return HCL_ERR_NODEVICE;
+  }
+  hcl_ctx *ctx = calloc(1, sizeof *ctx);
+  hcl_device_info *export_dev = run_on != idx ? malloc(sizeof *export_dev) : NULL;
+  if (!ctx || (run_on != idx && !export_dev)) {
+    free(devs);
+    free(ctx);
+    free(export_dev);
     snprintf(err, errlen, "out of host memory");
     return HCL_ERR_NOMEM;
   }
-  ctx->dev = devs[idx];
+  ctx->dev = devs[run_on];
+  if (export_dev) *export_dev = devs[idx];
+  ctx->export_dev = export_dev;
+  if (exporting) snprintf(ctx->export_dir, sizeof ctx->export_dir, "%s", export_dir);
   free(devs);
   ctx->log_level = opt->quiet ? HCL_LOG_WARN : HCL_LOG_INFO;
   ctx->profiling = opt->profiling;
+  const char *nc = getenv("HIERCL_NO_COMPILE");
+  ctx->no_compile = !exporting && (opt->no_compile || (nc && *nc && strcmp(nc, "0")));
   const char *gs = getenv("HCL_GEMM_SMALL_MAX");
-  ctx->gemm_small_max = gs ? atof(gs) : 131072.0;
+  /* CLBlast compiles its kernels at run time: without a compiler every
+   * product takes the runtime's own kernel, whose program is prebuilt. */
+  int prebuilt_only = ctx->no_compile || !ctx->dev.compiler_available;
+  ctx->gemm_small_max = gs ? atof(gs) : prebuilt_only ? HUGE_VAL : 131072.0;
   ctx->cache_policy = opt->cache_policy;
   if (opt->cache_dir) snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", opt->cache_dir);
   if (opt->binary_dir) snprintf(ctx->binary_dir, sizeof ctx->binary_dir, "%s", opt->binary_dir);
   if (!sel || !*sel)
     hcl_log(ctx, HCL_LOG_INFO, "device %s (%s) chosen by default; --device selects another",
             ctx->dev.id, ctx->dev.name);
+  if (export_dev)
+    hcl_log(ctx, HCL_LOG_WARN,
+            "device %s (%s) has no OpenCL compiler: its programs are recorded in %s while %s (%s) "
+            "builds and runs them",
+            export_dev->id, export_dev->name, ctx->export_dir, ctx->dev.id, ctx->dev.name);
+  if (ctx->no_compile)
+    hcl_log(ctx, HCL_LOG_INFO, "compilation disabled (HIERCL_NO_COMPILE): programs load from %s",
+            ctx->binary_dir[0] ? ctx->binary_dir : "[runtime] binary_dir (not set)");
 
   cl_int cl;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->dev.platform_id,
@@ -87,6 +136,7 @@ void hcl_ctx_destroy(hcl_ctx *ctx) {
   }
   free(ctx->notes);
   free(ctx->stats);
+  free(ctx->export_dev);
   free(ctx);
 }
 

@@ -46,6 +46,10 @@ const char *hcl_device_type_name(cl_device_type type);
 hcl_status hcl_device_select(const hcl_device_info *devs, size_t n, const char *selector,
                              size_t *index, char *err, size_t errlen);
 
+/* The device a run recording programs for devs[idx] runs on: idx when it
+ * has a compiler, else the first device with one; n when there is none. */
+size_t hcl_export_run_on(const hcl_device_info *devs, size_t n, size_t idx);
+
 /* ---- the context (ctx.c, error.c) ---------------------------------------- */
 typedef struct hcl_note {
   char *key, *value;
@@ -69,6 +73,10 @@ struct hcl_ctx {
   int cache_policy;      /* HCL_CACHE_AUTO / ON / OFF */
   char cache_dir[1024];  /* "" = default under the user's cache directory */
   char binary_dir[1024]; /* prebuilt binaries for devices without a compiler */
+  int no_compile;        /* load prebuilt binaries even though the device compiles */
+  char export_dir[1024]; /* "" or where every program built is recorded */
+  /* the device the records are keyed for (NULL: dev) */
+  hcl_device_info *export_dev;
   /* the runtime's own kernels (ops.c) */
   struct hcl_ops *ops;
   /* CLBlast checked against the reference kernel on this device (blas.c) */

@@ -1,7 +1,8 @@
-/* OpenCL programs: the common library prepended to every source, and an
- * on-disk binary cache (ANCHORS 3.2). The cache is an optimisation only: an
- * entry that is missing, corrupt, not a regular file, another program's (its
- * header carries its key) or refused by the driver is deleted and the
+/* OpenCL programs: the common library prepended to every source, an
+ * on-disk binary cache (ANCHORS 3.2), prebuilt binaries for devices without
+ * a compiler, and the record of every program a run builds (`hiercl
+ * programs`). The cache is an optimisation only: an entry that is missing, corrupt, not a regular
+ * file, another program's (its header carries its key) or refused by the driver is deleted and the
  * program rebuilt from source, so a bad cache never fails a run. */
 #include "program_cache.h"
 #include "sha256.h"
@@ -128,11 +129,35 @@ static int read_full(int fd, unsigned char *buf, size_t n) {
   return 1;
 }
 
-/* Read and check the entry stored for `key`; on ENTRY_BAD `why` says what is
+/* The whole of a prebuilt file without our header: the vendor's binary as
+ * its offline compiler wrote it (aoc, v++), named <key>.clbin. */
+static int read_raw(int fd, const struct stat *st, unsigned char **bin, size_t *size, char *why,
+                    size_t wl) {
+  if (st->st_size == 0 || (uint64_t)st->st_size > CLBIN_MAX_SIZE) {
+    snprintf(why, wl, "%lld bytes, not a program binary", (long long)st->st_size);
+    return ENTRY_BAD;
+  }
+  unsigned char *b = malloc((size_t)st->st_size);
+  if (!b) {
+    snprintf(why, wl, "out of host memory");
+    return ENTRY_BAD;
+  }
+  if (lseek(fd, 0, SEEK_SET) != 0 || !read_full(fd, b, (size_t)st->st_size)) {
+    free(b);
+    snprintf(why, wl, "read error");
+    return ENTRY_BAD;
+  }
+  *bin = b;
+  *size = (size_t)st->st_size;
+  return ENTRY_OK;
+}
+
+/* Read and check the entry stored for `key`; with allow_raw a file that does
+ * not start with the header's magic is taken whole as the binary; on ENTRY_BAD `why` says what is
  * wrong. Opened without blocking and checked to be a regular file: a FIFO or
  * a device in the cache folder must not hang the run. */
-static int entry_read(const char *path, const char key[65], unsigned char **bin, size_t *size,
-                      char *why, size_t wl) {
+static int entry_read(const char *path, const char key[65], int allow_raw, unsigned char **bin,
+                      size_t *size, char *why, size_t wl) {
   *bin = NULL;
   *size = 0;
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -146,6 +171,16 @@ static int entry_read(const char *path, const char key[65], unsigned char **bin,
   int rc = ENTRY_BAD;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     snprintf(why, wl, "not a regular file");
+    goto done;
+  }
+  if (allow_raw &&
+      (st.st_size < (off_t)sizeof clbin_magic ||
+       (read_full(fd, h, sizeof clbin_magic) && memcmp(h, clbin_magic, sizeof clbin_magic)))) {
+    rc = read_raw(fd, &st, bin, size, why, wl);
+    goto done;
+  }
+  if (allow_raw && lseek(fd, 0, SEEK_SET) != 0) {
+    snprintf(why, wl, "cannot seek: %s", strerror(errno));
     goto done;
   }
   if (!read_full(fd, h, sizeof h)) {
@@ -404,7 +439,9 @@ static void cache_save(hcl_ctx *ctx, const char *name, cl_program prog, const ch
     hcl_log(ctx, HCL_LOG_WARN, "program cache: cannot save '%s' to %s: %s", name, path, why);
 }
 
-/* Devices without a compiler (FPGA boards) load <binary_dir>/<key>.clbin. */
+/* Devices without a compiler (FPGA boards), and any device with
+ * compilation disabled, load <binary_dir>/<key>.clbin: either the vendor's
+ * binary as its offline compiler wrote it, or a .clbin with our header. */
 static hcl_status load_prebuilt(hcl_ctx *ctx, const char *name, const char *key,
                                 const char *options, cl_program *out) {
   char path[2048], why[512] = "missing";
@@ -414,7 +451,7 @@ static hcl_status load_prebuilt(hcl_ctx *ctx, const char *name, const char *key,
   unsigned char *bin = NULL;
   size_t size = 0;
   if (ctx->binary_dir[0]) {
-    int e = entry_read(path, key, &bin, &size, why, sizeof why);
+    int e = entry_read(path, key, 1, &bin, &size, why, sizeof why);
     if (e == ENTRY_OK) {
       cl_int cl = build_binary(ctx, bin, size, options, out, why, sizeof why);
       free(bin);
@@ -425,15 +462,81 @@ static hcl_status load_prebuilt(hcl_ctx *ctx, const char *name, const char *key,
       }
     }
   }
-  char cache[1024];
-  hcl_cache_dir(ctx, cache, sizeof cache);
   return hcl_fail(ctx, HCL_ERR_UNSUPPORTED,
-                  "program '%s': device %s (%s) has no OpenCL compiler and needs the prebuilt "
-                  "binary %s (%s); produce it by running the same experiment with the program "
-                  "cache on (cache policy on) on a device of the same kind (same platform, device "
-                  "and driver versions), then copy %s/%.2s/%s.clbin there",
-                  name, ctx->dev.id, ctx->dev.name, path, why, cache[0] ? cache : "<cache dir>",
-                  key, key);
+                  "program '%s' (key %s): device %s (%s) %s and needs the prebuilt binary %s "
+                  "(%s); `hiercl programs CONFIG --device %s --export DIR` writes every program "
+                  "of the run (DIR/<key>.cl, its options and programs.tsv) to compile offline "
+                  "into [runtime] binary_dir",
+                  name, key, ctx->dev.id, ctx->dev.name,
+                  ctx->dev.compiler_available ? "has compilation disabled (HIERCL_NO_COMPILE)"
+                                              : "has no OpenCL compiler",
+                  path, why, ctx->dev.id);
+}
+
+/* ---- recording programs (hiercl programs) -------------------------------- */
+/* One field of a programs.tsv line: tabs and line breaks become spaces (the
+ * exact options are in <key>.options). */
+static void tsv_field(FILE *f, const char *s) {
+  for (; *s; s++) fputc(*s == '\t' || *s == '\n' || *s == '\r' ? ' ' : *s, f);
+}
+
+/* 1 when programs.tsv (text) already lists key (at the start of a line). */
+static int tsv_has(const char *text, const char *key) {
+  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+    if (!strncmp(p, key, 64) && p[64] == '\t') return 1;
+  return 0;
+}
+
+/* Append one line to <dir>/programs.tsv (with the header when it is new). */
+static hcl_status tsv_append(hcl_ctx *ctx, const char *path, const char *key, const char *name,
+                             const hcl_device_info *dev, const char *options) {
+  hcl_membuf mb;
+  FILE *f = hcl_membuf_open(&mb);
+  if (!f) return hcl_fail(ctx, HCL_ERR_NOMEM, "out of host memory");
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size == 0)
+    fputs("key\tfile\tprogram\tdevice\toptions\n", f);
+  fprintf(f, "%s\t%s.clbin\t", key, key);
+  tsv_field(f, name);
+  fputc('\t', f);
+  tsv_field(f, dev->id);
+  fputc('\t', f);
+  tsv_field(f, options);
+  fputc('\n', f);
+  hcl_status rc = hcl_membuf_close(ctx, &mb);
+  if (rc == HCL_OK && fd < 0)
+    rc = hcl_fail(ctx, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+  if (rc == HCL_OK) rc = hcl_write_fd(ctx, fd, mb.data, mb.len, path); /* one write: one line */
+  if (fd >= 0 && close(fd) && rc == HCL_OK)
+    rc = hcl_fail(ctx, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+  hcl_membuf_free(&mb);
+  return rc;
+}
+
+/* Record a program in ctx->export_dir: <key>.cl (the text compiled),
+ * <key>.options, and a programs.tsv line, the commit (a program already
+ * listed is skipped, so rebuilding or a second run adds nothing). Keyed for
+ * ctx->export_dev when the dry run stands in for a device without a compiler. */
+static hcl_status export_program(hcl_ctx *ctx, const char *name, const char *full,
+                                 const char *options) {
+  const hcl_device_info *dev = ctx->export_dev ? ctx->export_dev : &ctx->dev;
+  char key[65], tsv[1100], path[1100];
+  hcl_program_cache_key(dev, full, options, key);
+  HCL_TRY(hcl_mkdir_p(ctx, ctx->export_dir));
+  snprintf(tsv, sizeof tsv, "%s/programs.tsv", ctx->export_dir);
+  char *text = hcl_file_text(tsv);
+  int listed = tsv_has(text, key);
+  free(text);
+  if (listed) return HCL_OK;
+  snprintf(path, sizeof path, "%s/%s.cl", ctx->export_dir, key);
+  HCL_TRY(hcl_file_replace(ctx, path, full, strlen(full)));
+  snprintf(path, sizeof path, "%s/%s.options", ctx->export_dir, key);
+  HCL_TRY(hcl_file_replace(ctx, path, options, strlen(options)));
+  HCL_TRY(tsv_append(ctx, tsv, key, name, dev, options));
+  g_stats.exported++;
+  hcl_log(ctx, HCL_LOG_INFO, "program '%s' recorded as %s/%s.cl", name, ctx->export_dir, key);
+  return HCL_OK;
 }
 
 hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src, const char *options,
@@ -448,7 +551,11 @@ hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src, co
   hcl_program_cache_key(&ctx->dev, full, options, key);
   hcl_status rc;
 
-  if (!ctx->dev.compiler_available) {
+  if (ctx->export_dir[0] && (rc = export_program(ctx, name, full, options)) != HCL_OK) {
+    free(full);
+    return rc;
+  }
+  if (!ctx->dev.compiler_available || ctx->no_compile) {
     rc = load_prebuilt(ctx, name, key, options, out);
     free(full);
     return rc;
@@ -470,7 +577,7 @@ hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src, co
   unsigned char *bin = NULL;
   size_t size = 0;
   char why[512] = "";
-  int e = entry_read(path, key, &bin, &size, why, sizeof why);
+  int e = entry_read(path, key, 0, &bin, &size, why, sizeof why);
   if (e == ENTRY_OK) {
     cl_int cl = build_binary(ctx, bin, size, options, out, why, sizeof why);
     free(bin);

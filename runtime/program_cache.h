@@ -22,6 +22,7 @@ typedef struct hcl_program_cache_stats {
   unsigned long rejected; /* corrupt, unreadable or failing entries deleted, then rebuilt */
   unsigned long uncached; /* built from source with the cache off (policy) */
   unsigned long prebuilt; /* loaded from binary_dir (device without compiler) */
+  unsigned long exported; /* recorded in the export folder (hiercl programs) */
 } hcl_program_cache_stats;
 
 /* Copy the counters into *out. */

@@ -27,6 +27,12 @@ typedef struct hcl_ctx_options {
   const char *cache_dir;  /* NULL: default */
   const char *binary_dir; /* prebuilt program binaries (devices without compiler) */
   int quiet;              /* suppress notes on stderr */
+  /* Record every program built (source as compiled, options, the file name
+   * the runtime looks for) under this folder; NULL: HIERCL_EXPORT_PROGRAMS. */
+  const char *export_dir;
+  /* Load every program from binary_dir as on a device without a compiler
+   * (also HIERCL_NO_COMPILE=1); ignored while recording programs. */
+  int no_compile;
 } hcl_ctx_options;
 
 /* Create a context on the selected device. On failure *out is NULL and err
