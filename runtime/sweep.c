@@ -934,8 +934,8 @@ static hcl_status sweep_merge(hcl_sweep_options *opt, const hcl_grid *sw, const 
   HCL_TRY(hcl_sweep_merge_file(&vis, dir, "sweep", seeds, nS));
   HCL_TRY(summarise(&vis, dir, opt->quiet ? NULL : stdout, seeds, nS));
   size_t c[3];
-  HCL_TRY(hcl_sweep_status_report(sw, dir, sw->n_select ? "candidates" : "sweep", seeds, nS, job,
-                                  0, 0, NULL, c, NULL));
+  HCL_TRY(hcl_sweep_status_report(sw, dir, sw->n_select ? "candidates" : "sweep", seeds, nS, job, 0,
+                                  0, NULL, c, NULL));
   opt->n_done = c[0], opt->n_failed = c[1], opt->n_pending = c[2];
   fprintf(stderr, "hiercl sweep: merged %s: %zu points done, %zu failed, %zu pending\n", dir, c[0],
           c[1], c[2]);
@@ -1115,10 +1115,9 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   for (int pass = 0; pass < 2 && rc == HCL_OK; pass++) {
     if (pass == 1 &&
         ((rc = open_sweep_dir(parent, opt->sweep_dir, rec_path, &out)) != HCL_OK ||
-         (sw.n_select &&
-          ((rc = open_sweep_dir(parent, opt->sweep_dir, path, &sel_out)) != HCL_OK ||
-           (rc = hcl_sweep_select_pending(&sw, opt->sweep_dir, path, sel_out, seeds, nS)) !=
-               HCL_OK)))) {
+         (sw.n_select && ((rc = open_sweep_dir(parent, opt->sweep_dir, path, &sel_out)) != HCL_OK ||
+                          (rc = hcl_sweep_select_pending(&sw, opt->sweep_dir, path, sel_out, seeds,
+                                                         nS)) != HCL_OK)))) {
       snprintf(err, errlen, "%s", hcl_errmsg(NULL)); /* (selection caught up after a crash) */
       break;
     }
@@ -1229,8 +1228,8 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
               todo, el, (int)(left / 60), (int)left % 60);
     }
     if (pass == 0 && rc == HCL_OK && todo < jobs)
-      fprintf(stderr, "hiercl sweep: %s%zu of %zu runs already done in %s; running the rest\n",
-              tag, jobs - todo, jobs, opt->sweep_dir);
+      fprintf(stderr, "hiercl sweep: %s%zu of %zu runs already done in %s; running the rest\n", tag,
+              jobs - todo, jobs, opt->sweep_dir);
   }
   free(pts);
   free(rseeds);

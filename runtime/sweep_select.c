@@ -96,7 +96,8 @@ static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, s
 hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *dir, const char *sel_path,
                                     int sel_fd, const uint64_t *seeds, size_t nS) {
   /* every shard's records: the last candidate of a point may have run in another shard */
-  char *cand = hcl_sweep_read_records(dir, "candidates"), *sel = hcl_sweep_read_records(dir, "sweep");
+  char *cand = hcl_sweep_read_records(dir, "candidates"),
+       *sel = hcl_sweep_read_records(dir, "sweep");
   if (!cand || !sel) {
     free(cand), free(sel);
     return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot read the sweep records: %s", dir,

@@ -233,7 +233,10 @@ hcl_status hcl_sweep_status_report(const hcl_grid *sw, const char *dir, const ch
     if (!out) continue;
     char key[1024];
     hcl_sweep_point_key_mask(sw, p, 0, key, sizeof key);
-    fprintf(out, "%-8s %s", state == 0 ? "done" : state == 1 ? "failed" : "pending",
+    fprintf(out, "%-8s %s",
+            state == 0   ? "done"
+            : state == 1 ? "failed"
+                         : "pending",
             *key ? key : "(all)");
     if (shard_count) fprintf(out, "  [run %zu, shard %u/%u]", job[p], shard, shard_count);
     if (state && nS > 1) fprintf(out, "  (%zu of %zu seeds done)", done, nS);

@@ -81,12 +81,12 @@ typedef struct hcl_sweep_options {
    * j % shard_count == shard_index train, their records go to
    * sweep.shard-I-of-N.jsonl, and table.tsv / pstar.json are left to a merge. */
   unsigned shard_index, shard_count;
-  int action;                   /* HCL_SWEEP_RUN, HCL_SWEEP_STATUS, HCL_SWEEP_MERGE */
-  int quiet;                    /* status: count only, print nothing */
-  unsigned char *shard_undone;  /* status: [shard_count] set for each shard with work left */
-  size_t n_done, n_failed;      /* out (status, merge): points done, failed, */
-  size_t n_pending;             /* and neither */
-  size_t n_runs;                /* out: runs (jobs) in the whole grid */
+  int action;                  /* HCL_SWEEP_RUN, HCL_SWEEP_STATUS, HCL_SWEEP_MERGE */
+  int quiet;                   /* status: count only, print nothing */
+  unsigned char *shard_undone; /* status: [shard_count] set for each shard with work left */
+  size_t n_done, n_failed;     /* out (status, merge): points done, failed, */
+  size_t n_pending;            /* and neither */
+  size_t n_runs;               /* out: runs (jobs) in the whole grid */
 } hcl_sweep_options;
 
 enum {
