@@ -247,14 +247,14 @@ static void failed_point_fails_its_shard(void **state) {
   const char *dir = subdir("failing", 0);
   char common[2048];
   snprintf(common, sizeof common,
-           "--device %s --plugin-path %s --grid 'model.width=16, 3000' --set train.steps=100",
+           "--device %s --plugin-path %s --grid 'model.width=16, 300' --set train.steps=50",
            device(), HCL_TEST_PLUGIN_DIR);
-  assert_int_equal(sh("HIERCL_DEVICE_MEM_LIMIT=20000000 %s sweep %s --out %s %s --shard 1/2",
+  assert_int_equal(sh("HIERCL_DEVICE_MEM_LIMIT=3000000 %s sweep %s --out %s %s --shard 1/2",
                       HCL_TEST_HIERCL, cfg, dir, common),
                    1);
   assert_non_null(strstr(out, "shard 1/2: 1 sweep point(s) failed; see "));
   assert_non_null(strstr(out, "sweep.shard-1-of-2.jsonl"));
-  assert_int_equal(sh("HIERCL_DEVICE_MEM_LIMIT=20000000 %s sweep %s --out %s %s --shard 0/2",
+  assert_int_equal(sh("HIERCL_DEVICE_MEM_LIMIT=3000000 %s sweep %s --out %s %s --shard 0/2",
                       HCL_TEST_HIERCL, cfg, dir, common),
                    0);
   assert_int_equal(sh_stdout("%s sweep %s --out %s %s --status", HCL_TEST_HIERCL, cfg, dir, common),
@@ -262,13 +262,63 @@ static void failed_point_fails_its_shard(void **state) {
   assert_int_equal(count(out, "\ndone     train.train_size="), 1);
   assert_int_equal(strncmp(out, "done     train.train_size=8;model.width=16\n", 43), 0);
   assert_int_equal(count(out, "failed   train.train_size="), 2);
-  assert_non_null(strstr(out, "failed   train.train_size=8;model.width=3000  (0 of 2 seeds "
+  assert_non_null(strstr(out, "failed   train.train_size=8;model.width=300  (0 of 2 seeds "
                               "done): "));
-  assert_non_null(strstr(out, "width = 3000"));
+  assert_non_null(strstr(out, "width = 300 "));
   assert_non_null(strstr(out, "HIERCL_DEVICE_MEM_LIMIT"));
   assert_non_null(strstr(out, "4 points (2 runs in all): 2 done, 2 failed, 0 pending"));
   assert_int_equal(sh("%s sweep %s --out %s %s --merge", HCL_TEST_HIERCL, cfg, dir, common), 1);
   assert_non_null(strstr(out, "2 points done, 2 failed, 0 pending"));
+  /* re-run unsharded without the limit: only the failed run trains, and the
+   * table gathers every shard's records */
+  if (sh("%s sweep %s --out %s %s", HCL_TEST_HIERCL, cfg, dir, common)) fail_msg("%s", out);
+  assert_non_null(strstr(out, "1 of 2 runs already done"));
+  assert_non_null(strstr(out, "[1/1] model.width=300 "));
+  assert_int_equal(count(out, "\ntrain.train_size="), 4);
+  assert_int_equal(count(out, "  (incomplete"), 0);
+  assert_int_equal(sh("%s sweep %s --out %s %s --status", HCL_TEST_HIERCL, cfg, dir, common), 0);
+  assert_non_null(strstr(out, "4 done, 0 failed, 0 pending"));
+}
+
+/* Selection across shards: a point's candidates (widths, one run each) train
+ * in different shards, so no shard sees them all until the last; --merge
+ * makes any selection left and gives the single-process table and P*. */
+static void selection_across_shards(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  const char *cfg = hcl_test_write_temp(
+      "ss.ini", "[target]\nplugin = staircase\nn = 8\nk = 2\n"
+                "[model]\nplugin = resnet\nwidth = 16\ndepth = 3\n"
+                "[train]\nsteps = 200\nbatch = 16\nlr = 0.05\n"
+                "[eval]\nevery = 0\ntest_size = 200\nval_size = 100\n"
+                "[sweep]\ntrain.train_size = 64, 1000\nrun.seed = 0..1\nthreshold = 0.2\n"
+                "[select]\nmodel.width = 8, 16, 24\ntrain.lr = 0.001, 0.05\n");
+  const char *one = subdir("sel_one", 0), *sharded = subdir("sel_sharded", 0);
+  char common[1024];
+  snprintf(common, sizeof common, "--device %s --plugin-path %s", device(), HCL_TEST_PLUGIN_DIR);
+  if (sh("%s sweep %s --out %s %s", HCL_TEST_HIERCL, cfg, one, common)) fail_msg("%s", out);
+  for (int i = 2; i >= 0; i--)
+    if (sh("%s sweep %s --out %s %s --shard %d/3", HCL_TEST_HIERCL, cfg, sharded, common, i))
+      fail_msg("%s", out);
+  /* as if the shards had run at once, each seeing only its own candidates:
+   * no selection made yet; the merge makes them */
+  assert_int_equal(sh("rm %s/sweep_ss_*/sweep.shard-*-of-3.jsonl", sharded), 0);
+  assert_int_equal(sh("%s sweep %s --out %s %s --merge", HCL_TEST_HIERCL, cfg, sharded, common), 0);
+  const char *files[] = {"table.tsv", "pstar.json", "sweep.jsonl"};
+  for (int i = 0; i < 3; i++) {
+    char a[1400], b[1400];
+    assert_int_equal(
+        sh("ls -d %s/sweep_ss_*/%s %s/sweep_ss_*/%s", one, files[i], sharded, files[i]), 0);
+    assert_int_equal(sscanf(out, "%1399s %1399s", a, b), 2);
+    char *x = hcl_test_read_file(a), *y = hcl_test_read_file(b);
+    assert_non_null(x);
+    assert_non_null(y);
+    if (i < 2)
+      assert_string_equal(x, y);
+    else /* 2 sizes x 2 seeds, each with its chosen candidate */
+      assert_int_equal(count(y, "\"selected\":{\"model.width\":"), 4);
+    free(x), free(y);
+  }
 }
 
 /* Shard values that are not I/N with 0 <= I < N, and Slurm variables that
@@ -347,6 +397,7 @@ int main(void) {
       cmocka_unit_test(shards_cover_every_point_once),
       cmocka_unit_test(shards_merge_to_single_process_bytes),
       cmocka_unit_test(failed_point_fails_its_shard),
+      cmocka_unit_test(selection_across_shards),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
