@@ -153,6 +153,8 @@ static void shards_merge_to_single_process_bytes(void **state) {
   assert_non_null(script);
   assert_non_null(strstr(script, "#!/bin/bash\n"));
   assert_non_null(strstr(script, "\n#SBATCH --array=0-1\n"));
+  assert_non_null(strstr(script, "\n#SBATCH --output=/")); /* absolute */
+  assert_non_null(strstr(script, "/slurm-%A_%a.out\n"));
   assert_non_null(strstr(script, "\n#SBATCH --partition=gpu\n#SBATCH --time=1:00:00\n"));
   assert_non_null(strstr(script, " --shard \"${SLURM_ARRAY_TASK_ID}/2\" --out '/"));
   assert_non_null(strstr(script, " --grid 'model.width=8, 16, 24'"));

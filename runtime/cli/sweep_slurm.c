@@ -66,7 +66,9 @@ static void write_script(FILE *f, const hcl_sweep_options *opt, const char *pare
         "# (only the shards with work left); then `hiercl sweep ... --merge`.\n",
         f);
   fprintf(f, "#SBATCH --job-name=hiercl-sweep\n#SBATCH --array=0-%u\n", n - 1);
-  fprintf(f, "#SBATCH --output=%s/slurm-%%A_%%a.out\n", opt->sweep_dir);
+  char dir[PATH_MAX]; /* Slurm opens --output relative to where the job starts: absolute */
+  fprintf(f, "#SBATCH --output=%s/slurm-%%A_%%a.out\n",
+          realpath(opt->sweep_dir, dir) ? dir : opt->sweep_dir);
   for (int i = 0; i < n_sb; i++) fprintf(f, "#SBATCH %s\n", sb[i]);
   fputs("exec ", f);
   shell_word(f, *self ? self : "hiercl");
