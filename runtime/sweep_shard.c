@@ -88,7 +88,7 @@ char *hcl_sweep_read_records(const char *dir, const char *base) {
     nf++;
   }
   closedir(d);
-  qsort(files, nf, sizeof *files, cmp_shard); /* a fixed order, whatever readdir gives */
+  if (nf) qsort(files, nf, sizeof *files, cmp_shard); /* a fixed order, whatever readdir gives */
   for (size_t k = 0; k < nf; k++) {
     snprintf(path, sizeof path, "%s/%s", dir, files[k].name);
     if (append_file(path, &buf, &len)) {
