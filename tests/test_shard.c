@@ -299,12 +299,17 @@ static void selection_across_shards(void **state) {
   char common[1024];
   snprintf(common, sizeof common, "--device %s --plugin-path %s", device(), HCL_TEST_PLUGIN_DIR);
   if (sh("%s sweep %s --out %s %s", HCL_TEST_HIERCL, cfg, one, common)) fail_msg("%s", out);
-  for (int i = 2; i >= 0; i--)
-    if (sh("%s sweep %s --out %s %s --shard %d/3", HCL_TEST_HIERCL, cfg, sharded, common, i))
-      fail_msg("%s", out);
-  /* as if the shards had run at once, each seeing only its own candidates:
-   * no selection made yet; the merge makes them */
-  assert_int_equal(sh("rm %s/sweep_ss_*/sweep.shard-*-of-3.jsonl", sharded), 0);
+  /* the three shards at once, as an array's tasks start: each appends to its
+   * own files while reading the others' */
+  char cmd[4096] = "", *c = cmd;
+  for (int i = 0; i < 3; i++)
+    c += snprintf(c, sizeof cmd - (size_t)(c - cmd),
+                  "%s sweep %s --out %s %s --shard %d/3 >/dev/null & p%d=$!; ", HCL_TEST_HIERCL,
+                  cfg, sharded, common, i, i);
+  if (sh("%s wait $p0 && wait $p1 && wait $p2", cmd)) fail_msg("%s", out);
+  /* as if each shard had seen only its own candidates: no selection made
+   * yet (with concurrent shards, some may be); the merge makes them */
+  assert_int_equal(sh("rm -f %s/sweep_ss_*/sweep.shard-*-of-3.jsonl", sharded), 0);
   assert_int_equal(sh("%s sweep %s --out %s %s --merge", HCL_TEST_HIERCL, cfg, sharded, common), 0);
   const char *files[] = {"table.tsv", "pstar.json", "sweep.jsonl"};
   for (int i = 0; i < 3; i++) {
