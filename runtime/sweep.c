@@ -883,6 +883,65 @@ static hcl_status open_sweep_dir(const char *parent, const char *dir, const char
   return HCL_OK;
 }
 
+/* sweep.jsonl (and candidates.jsonl) rewritten from every shard's records. */
+static hcl_status merge_records(const hcl_grid *sw, const hcl_grid *vis, const char *dir,
+                                const uint64_t *seeds, size_t nS) {
+  if (sw->n_select) HCL_TRY(hcl_sweep_merge_file(sw, dir, "candidates", seeds, nS));
+  return hcl_sweep_merge_file(vis, dir, "sweep", seeds, nS);
+}
+
+/* The states of the points into opt (and their lines on stdout): --status. */
+static hcl_status sweep_status(hcl_sweep_options *opt, const hcl_grid *sw, const char *base,
+                               const uint64_t *seeds, size_t nS, const size_t *job) {
+  size_t c[3];
+  FILE *out = opt->quiet ? NULL : stdout;
+  HCL_TRY(hcl_sweep_status_report(sw, opt->sweep_dir, base, seeds, nS, job, opt->shard_index,
+                                  opt->shard_count, out, c, opt->shard_undone));
+  opt->n_done = c[0], opt->n_failed = c[1], opt->n_pending = c[2];
+  struct stat st;
+  if (out && opt->shard_count && opt->shard_index < opt->shard_count)
+    fprintf(out, "shard %u/%u: ", opt->shard_index, opt->shard_count);
+  if (out)
+    fprintf(out, "%zu points (%zu runs in all): %zu done, %zu failed, %zu pending in %s%s\n",
+            c[0] + c[1] + c[2], opt->n_runs, c[0], c[1], c[2], opt->sweep_dir,
+            stat(opt->sweep_dir, &st) ? " (not made yet)" : "");
+  return HCL_OK;
+}
+
+/* --merge: sweep.jsonl from every shard's records (and, when selecting, the
+ * selections the shards could not make: a point's candidates ran in several
+ * shards), then table.tsv and pstar.json as an unsharded sweep writes them. */
+static hcl_status sweep_merge(hcl_sweep_options *opt, const hcl_grid *sw, const char *parent,
+                              const uint64_t *seeds, size_t nS, const size_t *job) {
+  const char *dir = opt->sweep_dir;
+  struct stat st;
+  if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+    return hcl_fail(NULL, HCL_ERR_IO, "%s: no such sweep directory (no shard has run yet)", dir);
+  hcl_grid vis = *sw; /* the grid without its candidate axes */
+  vis.n_axes -= sw->n_select;
+  vis.n_select = 0;
+  if (sw->n_select) {
+    HCL_TRY(hcl_sweep_merge_file(sw, dir, "candidates", seeds, nS));
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/sweep.jsonl", dir);
+    int fd = -1;
+    hcl_status rc = open_sweep_dir(parent, dir, path, &fd);
+    if (rc == HCL_OK) rc = hcl_sweep_select_pending(sw, dir, path, fd, seeds, nS);
+    if (fd >= 0 && close(fd) && rc == HCL_OK)
+      rc = hcl_fail(NULL, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    HCL_TRY(rc);
+  }
+  HCL_TRY(hcl_sweep_merge_file(&vis, dir, "sweep", seeds, nS));
+  HCL_TRY(summarise(&vis, dir, opt->quiet ? NULL : stdout, seeds, nS));
+  size_t c[3];
+  HCL_TRY(hcl_sweep_status_report(sw, dir, sw->n_select ? "candidates" : "sweep", seeds, nS, job, 0,
+                                  0, NULL, c, NULL));
+  opt->n_done = c[0], opt->n_failed = c[1], opt->n_pending = c[2];
+  fprintf(stderr, "hiercl sweep: merged %s: %zu points done, %zu failed, %zu pending\n", dir, c[0],
+          c[1], c[2]);
+  return HCL_OK;
+}
+
 hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   hcl_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -928,13 +987,29 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     return rc;
   }
   snprintf(opt->sweep_dir, sizeof opt->sweep_dir, "%s/sweep_%s_%.8s", parent, name, hash);
+  unsigned shard_n = opt->action == HCL_SWEEP_MERGE ? 0 : opt->shard_count;
+  unsigned shard_i = opt->shard_index;
+  if (shard_n && shard_i >= shard_n && !(opt->action == HCL_SWEEP_STATUS && shard_i == shard_n)) {
+    snprintf(err, errlen, "--shard %u/%u: the shard index must be below the shard count", shard_i,
+             shard_n);
+    hcl_config_free(&cfg);
+    free_sweep(&sw);
+    return HCL_ERR_CONFIG;
+  }
+  int sharded = opt->action == HCL_SWEEP_RUN && shard_n > 0;
   /* sweep.jsonl holds the points' records; with candidates to select, each
-   * candidate's record goes to candidates.jsonl and sweep.jsonl the chosen */
+   * candidate's record goes to candidates.jsonl and sweep.jsonl the chosen.
+   * A shard appends to its own sweep.shard-I-of-N.jsonl (candidates.shard-...)
+   * so concurrent shards never append to one file. */
   char path[PATH_MAX + 64], runs[PATH_MAX + 64], cpath[PATH_MAX + 64]; /* checked above */
-  snprintf(path, sizeof path, "%s/sweep.jsonl", opt->sweep_dir);
-  snprintf(cpath, sizeof cpath, "%s/candidates.jsonl", opt->sweep_dir);
+  char own[2][NAME_MAX + 1];
+  hcl_sweep_shard_name("sweep", shard_i, shard_n, own[0], sizeof own[0]);
+  hcl_sweep_shard_name("candidates", shard_i, shard_n, own[1], sizeof own[1]);
+  snprintf(path, sizeof path, "%s/%s", opt->sweep_dir, sharded ? own[0] : "sweep.jsonl");
+  snprintf(cpath, sizeof cpath, "%s/%s", opt->sweep_dir, sharded ? own[1] : "candidates.jsonl");
   snprintf(runs, sizeof runs, "%s/runs", opt->sweep_dir);
   const char *rec_path = sw.n_select ? cpath : path;
+  const char *rec_base = sw.n_select ? "candidates" : "sweep";
   const char *vs = hcl_config_get(&cfg, "eval", "val_size");
   if (sw.n_select && !(vs && strtod(vs, NULL) > 0)) {
     snprintf(err, errlen,
@@ -946,15 +1021,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     free_sweep(&sw);
     return HCL_ERR_CONFIG;
   }
-  /* what earlier sweeps recorded, its torn tail left out (cut on disk when
-   * the directory is opened, after every point checked out) */
-  char *previous = hcl_file_text(rec_path);
-  if (previous) previous[hcl_sweep_whole_prefix(previous, strlen(previous))] = 0;
-  int out = -1, sel_out = -1;
-
   size_t np = hcl_sweep_n_points(&sw), n_sets0 = opt->run.n_sets;
-  const char **sets = calloc(n_sets0 + HCL_SWEEP_MAX_AXES + 2, sizeof *sets);
-  char(*own)[4200] = calloc(HCL_SWEEP_MAX_AXES, sizeof *own);
   uint64_t seeds[HCL_SWEEP_MAX_VALUES];
   size_t nS = 1;
   if (sw.seed_axis >= 0) {
@@ -988,12 +1055,44 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         Rmax *= sw.axes[i].n;
       }
   int group = bmask != 0;
-  if (Rmax > HCL_MAX_REPLICAS) { /* checked before the per-replica lists are allocated */
-    rc = hcl_fail(NULL, HCL_ERR_CONFIG,
-                  "%s: [sweep] one run would train %zu replicas (seeds x train sizes x learning "
-                  "rates); at most %d: use fewer values or split the sweep",
-                  cfg.path, Rmax, HCL_MAX_REPLICAS);
+  size_t *job = calloc(np, sizeof *job);
+  if (!job) {
+    hcl_config_free(&cfg);
+    free_sweep(&sw);
+    return snprintf(err, errlen, "out of memory"), HCL_ERR_NOMEM;
+  }
+  opt->n_runs = hcl_sweep_jobs(&sw, bmask, job);
+  if (opt->action != HCL_SWEEP_RUN) {
+    rc = opt->action == HCL_SWEEP_STATUS ? sweep_status(opt, &sw, rec_base, seeds, nS, job)
+                                         : sweep_merge(opt, &sw, parent, seeds, nS, job);
+    if (rc != HCL_OK) snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+    free(job);
+    hcl_config_free(&cfg);
+    free_sweep(&sw);
+    return rc;
+  }
+  /* what earlier sweeps (and every shard) recorded, torn tails left out (this
+   * process's own file is cut on disk when the directory is opened, after
+   * every point checked out) */
+  char *previous = hcl_sweep_read_records(opt->sweep_dir, rec_base);
+  if (!previous) {
+    rc = hcl_fail(NULL, HCL_ERR_IO, "%s: cannot read the sweep records: %s", opt->sweep_dir,
+                  strerror(errno));
     snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+  }
+  int out = -1, sel_out = -1;
+  const char **sets = calloc(n_sets0 + HCL_SWEEP_MAX_AXES + 2, sizeof *sets);
+  char(*own_sets)[4200] = calloc(HCL_SWEEP_MAX_AXES, sizeof *own_sets);
+  char tag[64] = ""; /* names the shard in every progress line of its log */
+  if (sharded) snprintf(tag, sizeof tag, "shard %u/%u: ", shard_i, shard_n);
+  if (Rmax > HCL_MAX_REPLICAS) { /* checked before the per-replica lists are allocated */
+    if (rc == HCL_OK) {
+      rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "%s: [sweep] one run would train %zu replicas (seeds x train sizes x "
+                    "learning rates); at most %d: use fewer values or split the sweep",
+                    cfg.path, Rmax, HCL_MAX_REPLICAS);
+      snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+    }
     Rmax = 0;
   }
   size_t *pts = calloc(Rmax, sizeof *pts);
@@ -1001,7 +1100,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   unsigned char *skip = calloc(Rmax, 1);
   char *seedlist = calloc(Rmax + 2, 64); /* numbers, 20 digits at most */
   char *lists[HCL_SWEEP_MAX_AXES] = {0};
-  int nomem = rc == HCL_OK && (!sets || !own || !pts || !rseeds || !skip || !seedlist);
+  int nomem = rc == HCL_OK && (!sets || !own_sets || !pts || !rseeds || !skip || !seedlist);
   for (size_t i = 0; i < sw.n_axes; i++)
     if (rc == HCL_OK && bmask >> i & 1u)
       nomem |= !(lists[i] = calloc(Rmax + 2, HCL_SWEEP_MAX_VALUE_LEN + 8));
@@ -1016,9 +1115,9 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   for (int pass = 0; pass < 2 && rc == HCL_OK; pass++) {
     if (pass == 1 &&
         ((rc = open_sweep_dir(parent, opt->sweep_dir, rec_path, &out)) != HCL_OK ||
-         (sw.n_select &&
-          ((rc = open_sweep_dir(parent, opt->sweep_dir, path, &sel_out)) != HCL_OK ||
-           (rc = hcl_sweep_select_pending(&sw, cpath, path, sel_out, seeds, nS)) != HCL_OK)))) {
+         (sw.n_select && ((rc = open_sweep_dir(parent, opt->sweep_dir, path, &sel_out)) != HCL_OK ||
+                          (rc = hcl_sweep_select_pending(&sw, opt->sweep_dir, path, sel_out, seeds,
+                                                         nS)) != HCL_OK)))) {
       snprintf(err, errlen, "%s", hcl_errmsg(NULL)); /* (selection caught up after a crash) */
       break;
     }
@@ -1026,7 +1125,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
       int first_of_group = 1;
       for (size_t i = 0; i < sw.n_axes; i++)
         if (bmask >> i & 1u) first_of_group &= hcl_sweep_value_at(&sw, p, i) == 0;
-      if (!first_of_group) continue;
+      if (!first_of_group || (sharded && job[p] % shard_n != shard_i)) continue;
       /* the job's replicas: (point, seed) pairs */
       size_t R = 0, n_done = 0;
       char gkey[1024];
@@ -1050,9 +1149,9 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
       for (size_t i = 0; i < n_sets0; i++) sets[ns++] = opt->run.sets[i];
       for (size_t i = 0, k = 0; i < sw.n_axes; i++) {
         if ((int)i == sw.seed_axis || (bmask >> i & 1u)) continue;
-        snprintf(own[k], sizeof own[k], "%.96s=%.4000s", sw.axes[i].key,
+        snprintf(own_sets[k], sizeof own_sets[k], "%.96s=%.4000s", sw.axes[i].key,
                  sw.axes[i].values[hcl_sweep_value_at(&sw, p, i)]);
-        sets[ns++] = own[k++];
+        sets[ns++] = own_sets[k++];
       }
       char *sl = seedlist;
       sl += sprintf(sl, "run.seeds=");
@@ -1090,7 +1189,8 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         snprintf(err, errlen, "interrupted");
         break;
       }
-      fprintf(stderr, "hiercl sweep: [%zu/%zu] %s%s\n", ran + 1, todo, *gkey ? gkey : "(all)",
+      fprintf(stderr, "hiercl sweep: %s[%zu/%zu] %s%s\n", tag, ran + 1, todo,
+              *gkey ? gkey : "(all)",
               group   ? " (train sizes / learning rates and seeds as replicas)"
               : R > 1 ? " (seeds as replicas)"
                       : "");
@@ -1109,7 +1209,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
         break;
       }
       if (wrc == HCL_OK && sw.n_select) /* the points whose candidates are all in */
-        wrc = hcl_sweep_select_pending(&sw, cpath, path, sel_out, seeds, nS);
+        wrc = hcl_sweep_select_pending(&sw, opt->sweep_dir, path, sel_out, seeds, nS);
       if (wrc != HCL_OK) {
         snprintf(err, errlen, "%s", hcl_errmsg(NULL));
         rc = wrc;
@@ -1121,14 +1221,14 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
       }
       if (prc != HCL_OK) {
         failures++;
-        fprintf(stderr, "hiercl sweep: %s failed: %s\n", gkey, err);
+        fprintf(stderr, "hiercl sweep: %s%s failed: %s\n", tag, gkey, err);
       }
       double el = hcl_now() - t0, left = el / ran * (double)(todo - ran);
-      fprintf(stderr, "hiercl sweep: %zu/%zu runs done, %.0f s elapsed, ETA %d:%02d\n", ran, todo,
-              el, (int)(left / 60), (int)left % 60);
+      fprintf(stderr, "hiercl sweep: %s%zu/%zu runs done, %.0f s elapsed, ETA %d:%02d\n", tag, ran,
+              todo, el, (int)(left / 60), (int)left % 60);
     }
     if (pass == 0 && rc == HCL_OK && todo < jobs)
-      fprintf(stderr, "hiercl sweep: %zu of %zu runs already done in %s; running the rest\n",
+      fprintf(stderr, "hiercl sweep: %s%zu of %zu runs already done in %s; running the rest\n", tag,
               jobs - todo, jobs, opt->sweep_dir);
   }
   free(pts);
@@ -1149,21 +1249,31 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   vis.n_select = 0;
   free(previous);
   free(sets);
-  free(own);
+  free(own_sets);
+  free(job);
   /* the table and P* from whole records only; not after a write failed
    * (the files on disk stay as they were, each from whole records), nor
-   * when a point failed its checks (no directory was made) */
-  hcl_status srec = out >= 0 && (rc == HCL_OK || rc == HCL_ERR_INTERRUPTED)
-                        ? summarise(&vis, opt->sweep_dir, rc == HCL_OK ? stdout : NULL, seeds, nS)
-                        : HCL_OK;
+   * when a point failed its checks (no directory was made), nor by a shard
+   * (the other shards' runs may not be done: --merge writes them) */
+  int summary = !sharded && out >= 0 && (rc == HCL_OK || rc == HCL_ERR_INTERRUPTED);
+  hcl_status srec = HCL_OK;
+  if (summary && hcl_sweep_has_shards(opt->sweep_dir)) /* shards ran here: gather them first */
+    srec = merge_records(&sw, &vis, opt->sweep_dir, seeds, nS);
+  if (summary && srec == HCL_OK)
+    srec = summarise(&vis, opt->sweep_dir, rc == HCL_OK ? stdout : NULL, seeds, nS);
+  if (sharded && rc == HCL_OK && !failures)
+    fprintf(stderr,
+            "hiercl sweep: %sits runs are done; once every shard is, --merge writes table.tsv "
+            "and pstar.json\n",
+            tag);
   if (rc == HCL_OK && srec != HCL_OK) {
     rc = srec;
     snprintf(err, errlen, "%s", hcl_errmsg(NULL));
   }
   if (rc == HCL_OK && failures) {
     rc = HCL_ERR_PLUGIN;
-    snprintf(err, errlen, "%d sweep point(s) failed; see %s/sweep.jsonl (re-run to retry them)",
-             failures, opt->sweep_dir);
+    snprintf(err, errlen, "%s%d sweep point(s) failed; see %s (re-run to retry them)", tag,
+             failures, rec_path);
   }
   hcl_config_free(&cfg);
   free_sweep(&sw);

@@ -39,14 +39,14 @@ void hcl_sweep_point_key_mask(const hcl_grid *sw, size_t p, unsigned skip, char 
 /* The number after "key": in a one-line JSON record (0 when absent or null). */
 int hcl_sweep_json_get(const char *line, const char *key, double *v);
 /* Selection (sweep_select.c): for every (point, seed) of the grid without its
- * candidate axes that sweep.jsonl (sel_path, open for appending as sel_fd)
- * lacks and whose candidates all have a record in cand_path, append one
+ * candidate axes that the sweep records of dir (sweep.jsonl and its shard
+ * files) lack and whose candidates all have a record (candidates.jsonl and
+ * its shard files), append to sel_path (open for appending as sel_fd) one
  * record of the candidate with the lowest finite val_loss: its metrics, with
  * "selected" (the chosen values) and "candidates" (each one's val_loss). One
  * write and an fsync; on failure the error names sel_path. */
-hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *cand_path,
-                                    const char *sel_path, int sel_fd, const uint64_t *seeds,
-                                    size_t nS);
+hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *dir, const char *sel_path,
+                                    int sel_fd, const uint64_t *seeds, size_t nS);
 /* Whether line[0, len) is a whole sweep.jsonl record (a completed one with its metrics). */
 int hcl_sweep_line_ok(const char *line, size_t len);
 
@@ -66,4 +66,43 @@ hcl_status hcl_sweep_pstar(const double *P, const double *err, size_t n, double 
  * sweep keeps: the longest prefix ending in a whole record line (a torn or
  * invalid tail, e.g. from a full disk or a crash, is cut). */
 size_t hcl_sweep_whole_prefix(const char *text, size_t len);
+
+/* ---- shards (sweep_shard.c) ---- */
+/* The run (job) of every point into job[np]: points that differ only in the
+ * batched axes (bit i of bmask) train as one run; runs are numbered in grid
+ * order. Shard I of N runs the jobs j with j % N == I. Returns the number of runs. */
+size_t hcl_sweep_jobs(const hcl_grid *sw, unsigned bmask, size_t *job);
+/* "<base>.shard-I-of-N.jsonl": the file shard I of N appends its records to. */
+void hcl_sweep_shard_name(const char *base, unsigned i, unsigned n, char *out, size_t len);
+/* Every whole record of <dir>/<base>.jsonl, then of each <base>.shard-I-of-N.jsonl
+ * in (N, I) order, as one text (malloc'd; "" when there are none, NULL on a
+ * read error). A torn tail of each file is left out. */
+char *hcl_sweep_read_records(const char *dir, const char *base);
+/* The record of one (point, seed) chosen from a records text. */
+typedef struct hcl_sweep_pick {
+  const char *line; /* NULL: none */
+  size_t len;       /* without the newline */
+  int completed;
+} hcl_sweep_pick;
+/* pick[p * nS + k]: the last completed record of (point p, seeds[k]) in text,
+ * else its last record of any status. */
+hcl_status hcl_sweep_pick_records(const hcl_grid *sw, const char *text, const uint64_t *seeds,
+                                  size_t nS, hcl_sweep_pick *pick);
+/* Replace <dir>/<base>.jsonl by the picked record of every (point, seed), in
+ * grid order then seed order, from it and every shard file (atomically). */
+hcl_status hcl_sweep_merge_file(const hcl_grid *sw, const char *dir, const char *base,
+                                const uint64_t *seeds, size_t nS);
+/* Each point of the grid as done (every seed completed), failed (a seed's
+ * last record failed: its error) or pending, one line each to out (NULL:
+ * none). With shard_count > 0 each line names the point's run and shard, and
+ * only shard shard_index's points are listed and counted (shard_index >=
+ * shard_count: all). counts[] = {done, failed, pending}; undone[s] (when
+ * not NULL, shard_count entries, or 1 unsharded) is set for each shard with
+ * a point not done. */
+hcl_status hcl_sweep_status_report(const hcl_grid *sw, const char *dir, const char *base,
+                                   const uint64_t *seeds, size_t nS, const size_t *job,
+                                   unsigned shard_index, unsigned shard_count, FILE *out,
+                                   size_t counts[3], unsigned char *undone);
+/* Whether dir holds a shard's records (sweep.shard-* or candidates.shard-*). */
+int hcl_sweep_has_shards(const char *dir);
 #endif

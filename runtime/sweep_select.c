@@ -93,11 +93,18 @@ static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, s
   return 1;
 }
 
-hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *cand_path, const char *sel_path,
+hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *dir, const char *sel_path,
                                     int sel_fd, const uint64_t *seeds, size_t nS) {
-  char *cand = hcl_file_text(cand_path), *sel = hcl_file_text(sel_path);
-  if (!cand) { /* nothing trained yet */
-    free(sel);
+  /* every shard's records: the last candidate of a point may have run in another shard */
+  char *cand = hcl_sweep_read_records(dir, "candidates"),
+       *sel = hcl_sweep_read_records(dir, "sweep");
+  if (!cand || !sel) {
+    free(cand), free(sel);
+    return hcl_fail(NULL, HCL_ERR_IO, "%s: cannot read the sweep records: %s", dir,
+                    strerror(errno));
+  }
+  if (!*cand) { /* nothing trained yet */
+    free(cand), free(sel);
     return HCL_OK;
   }
   size_t first_sel = sw->n_axes - sw->n_select, C = 1;

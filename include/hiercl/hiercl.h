@@ -83,9 +83,27 @@ typedef struct hcl_sweep_options {
   char sweep_dir[1024];      /* out: the sweep directory */
   const char *const *select; /* "section.key=values": candidates chosen per point on val_loss */
   size_t n_select;
+  /* Shards (Slurm job arrays): with shard_count > 0 only the runs j with
+   * j % shard_count == shard_index train, their records go to
+   * sweep.shard-I-of-N.jsonl, and table.tsv / pstar.json are left to a merge. */
+  unsigned shard_index, shard_count;
+  int action;                  /* HCL_SWEEP_RUN, HCL_SWEEP_STATUS, HCL_SWEEP_MERGE */
+  int quiet;                   /* status: count only, print nothing */
+  unsigned char *shard_undone; /* status: [shard_count] set for each shard with work left */
+  size_t n_done, n_failed;     /* out (status, merge): points done, failed, */
+  size_t n_pending;            /* and neither */
+  size_t n_runs;               /* out: runs (jobs) in the whole grid */
 } hcl_sweep_options;
 
-/* Run (or resume) a sweep; prints progress on stderr and the table on stdout. */
+enum {
+  HCL_SWEEP_RUN = 0,    /* run (or resume) the sweep, or one shard of it */
+  HCL_SWEEP_STATUS = 1, /* list each point as done, failed or pending; no device, no run */
+  HCL_SWEEP_MERGE = 2   /* sweep.jsonl from every shard's records, then table.tsv, pstar.json */
+};
+
+/* Run (or resume) a sweep; prints progress on stderr and the table on stdout.
+ * STATUS and MERGE return HCL_OK when they could read (and write) the
+ * records: the points' states are in n_done, n_failed, n_pending. */
 hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen);
 
 #ifdef __cplusplus
