@@ -300,6 +300,56 @@ static hcl_status pick_loss(run_state *s) {
   return HCL_OK;
 }
 
+/* The plugins' device-free checks (hcl_target_vt.check, hcl_model_vt.check)
+ * and the loss against the target's task: every parameter error a plugin
+ * can find without a device comes before the device opens or a run
+ * directory is made (and in a sweep's dry-run pass). */
+static hcl_status plugin_checks(run_state *s) {
+  const hcl_target_vt *tvt = s->tpl->desc->vt;
+  const hcl_model_vt *mvt = s->mpl->desc->vt;
+  const hcl_train_cfg *c = &s->tc;
+  hcl_check_info run = {.struct_size = sizeof run,
+                        .replicas = c->replicas,
+                        .train_size = c->train_size,
+                        .train_size_min = c->train_size,
+                        .test_size = c->test_size,
+                        .val_size = c->val_size,
+                        .batch = c->batch,
+                        .eval_batch = c->eval_batch,
+                        .steps = c->steps,
+                        .algorithm = c->algorithm,
+                        .loss = hcl_param_str(&s->train, "loss")};
+  for (uint32_t r = 0; c->train_sizes && r < c->replicas; r++)
+    if (c->train_sizes[r] < run.train_size_min) run.train_size_min = c->train_sizes[r];
+  char msg[HCL_ERRMSG_MAX - 256] = "";
+  hcl_target_info info = {.struct_size = sizeof info};
+  int have_info = 0;
+  if (tvt->struct_size >= offsetof(hcl_target_vt, check) + sizeof tvt->check && tvt->check) {
+    hcl_status rc = tvt->check(&s->target_p, &run, &info, msg, sizeof msg);
+    if (rc != HCL_OK)
+      return hcl_fail(NULL, rc, "%s: [target] %s: %s", s->cfg.path, s->tpl->desc->name,
+                      *msg ? msg : "invalid parameters");
+    have_info = info.struct_size >= offsetof(hcl_target_info, n_classes) + sizeof info.n_classes;
+  }
+  if (!have_info) return HCL_OK; /* the model's check needs the target's shape */
+  const char *l = run.loss;
+  int ce = !strcmp(l, "cross_entropy"), classes = info.task == HCL_TASK_CLASSES;
+  if (strcmp(l, "auto") && ce != classes)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [train] loss = %s does not fit a %s target",
+                    s->cfg.path, l,
+                    classes                        ? "classification"
+                    : info.task == HCL_TASK_BINARY ? "+-1"
+                                                   : "regression");
+  if (mvt->struct_size >= offsetof(hcl_model_vt, check) + sizeof mvt->check && mvt->check) {
+    *msg = 0;
+    hcl_status rc = mvt->check(&s->model_p, &run, &info, msg, sizeof msg);
+    if (rc != HCL_OK)
+      return hcl_fail(NULL, rc, "%s: [model] %s: %s", s->cfg.path, s->mpl->desc->name,
+                      *msg ? msg : "invalid parameters");
+  }
+  return HCL_OK;
+}
+
 static hcl_status open_device(run_state *s, const hcl_run_options *opt, int quiet, char *err,
                               size_t errlen) {
   /* where the selector came from, so a bad one is traced to its source */
@@ -420,7 +470,7 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
   if ((rc = hcl_registry_scan(NULL, opt->plugin_path, &s->reg)) != HCL_OK ||
       (rc = find_plugin(s, "target", HCL_PLUGIN_TARGET, &s->tpl, &s->target_p)) != HCL_OK ||
       (rc = find_plugin(s, "model", HCL_PLUGIN_MODEL, &s->mpl, &s->model_p)) != HCL_OK ||
-      (rc = train_config(s)) != HCL_OK) {
+      (rc = train_config(s)) != HCL_OK || (rc = plugin_checks(s)) != HCL_OK) {
     err_out(rc, NULL, err, errlen);
     cleanup(s);
     return rc;
