@@ -89,6 +89,9 @@ static void target_checks_come_before_the_device(void **state) {
           "[target] staircase: k = 99 exceeds the input dimension n = 30");
   refused("run", "three_layer_quadratic.ini", "--set target.rank=1",
           "[target] quadratic_features: rank = 1, must be 0 (full) or 2..d");
+  /* hiercl sample checks the target before the device too (--out: no file) */
+  refused("sample", "staircase_resnet.ini", "--n 3 --set target.k=99",
+          "[target] staircase: k = 99 exceeds the input dimension n = 30");
   /* the loss against the target's task, known from the target's check */
   refused("run", "rhm_cnn_sweep.ini", "--set train.loss=mse",
           "[train] loss = mse does not fit a classification target");
