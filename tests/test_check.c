@@ -128,6 +128,84 @@ static void every_shipped_config_passes_the_checks(void **state) {
   assert_true(n > 0);
 }
 
+/* check() fills the target info without a device; it must be the info
+ * create() + info() give (the model is checked against it). */
+static void target_check_info_matches_create(void **state) {
+  (void)state;
+  hcl_ctx *ctx = hcl_test_ctx();
+  if (!ctx) skip();
+  static const struct {
+    const char *name;
+    const char *kv[4];
+  } cases[] = {{"staircase", {"n=6", "k=2", NULL}}, {"rhm", {"n_c=4", "v=4", "m=2", NULL}},
+               {"single_index", {"d=5", NULL}},     {"quadratic_features", {"d=4", NULL}},
+               {"low_rank_poly", {"d=3", NULL}},    {"linear_teacher", {"d=7", NULL}}};
+  uint64_t seed = 1;
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    const hcl_plugin_desc *d = hcl_test_plugin(cases[i].name, HCL_PLUGIN_TARGET);
+    const hcl_target_vt *vt = d->vt;
+    assert_true(vt->struct_size >= offsetof(hcl_target_vt, check) + sizeof vt->check);
+    assert_non_null(vt->check);
+    hcl_params *p = hcl_test_params(d, "target", cases[i].kv);
+    hcl_check_info run = {.struct_size = sizeof run,
+                          .replicas = 1,
+                          .train_size = 16,
+                          .train_size_min = 16,
+                          .test_size = 16,
+                          .batch = 8,
+                          .eval_batch = 16,
+                          .steps = 1,
+                          .algorithm = "sgd",
+                          .loss = "auto"};
+    hcl_target_info ci = {.struct_size = sizeof ci}, ti = {.struct_size = sizeof ti};
+    char err[1024] = "";
+    if (vt->check(p, &run, &ci, err, sizeof err) != HCL_OK) fail_msg("%s: %s", cases[i].name, err);
+    hcl_test_params_free(p);
+    void *self = NULL;
+    if (hcl_test_target_make(ctx, d, cases[i].kv, 1, &seed, 16, 16, 16, &self) != HCL_OK)
+      fail_msg("%s create: %s", cases[i].name, hcl_errmsg(ctx));
+    assert_int_equal(vt->info(self, &ti), HCL_OK);
+    vt->destroy(self);
+    assert_int_equal(ci.struct_size, ti.struct_size);
+    assert_int_equal(ci.x.rank, ti.x.rank);
+    for (uint32_t k = 0; k < ti.x.rank; k++) assert_int_equal(ci.x.dims[k], ti.x.dims[k]);
+    assert_int_equal(ci.y_dim, ti.y_dim);
+    assert_int_equal(ci.task, ti.task);
+    assert_int_equal(ci.n_classes, ti.n_classes);
+  }
+}
+
+/* A model's check() and create() refuse the same parameters; check()'s line
+ * leaves the plugin's name to the runtime. */
+static void model_check_and_create_agree(void **state) {
+  (void)state;
+  hcl_ctx *ctx = hcl_test_ctx();
+  if (!ctx) skip();
+  const hcl_plugin_desc *d = hcl_test_plugin("deep_cnn", HCL_PLUGIN_MODEL);
+  const hcl_model_vt *vt = d->vt;
+  hcl_target_info t = {.struct_size = sizeof t,
+                       .x = {.rank = 2, .dims = {4, 8}},
+                       .y_dim = 1,
+                       .task = HCL_TASK_CLASSES,
+                       .n_classes = 4};
+  hcl_check_info run = {.struct_size = sizeof run, .replicas = 1, .algorithm = "sgd"};
+  const char *bad[] = {"width=4", "depth=2", NULL}, *good[] = {"width=4", "depth=3", NULL};
+  char err[1024] = "";
+  hcl_params *p = hcl_test_params(d, "model", bad);
+  assert_int_equal(vt->check(p, &run, &t, err, sizeof err), HCL_ERR_PARAM);
+  hcl_test_params_free(p);
+  assert_string_equal(err, "depth = 2: input length 8 is not s^L = 2^2 = 4");
+  uint64_t seed = 1;
+  hcl_test_model m;
+  assert_int_equal(hcl_test_model_make(ctx, d, bad, 1, &seed, 4, &t, &m), HCL_ERR_PARAM);
+  assert_contains(hcl_errmsg(ctx), "deep_cnn: depth = 2: input length 8 is not s^L");
+  p = hcl_test_params(d, "model", good);
+  assert_int_equal(vt->check(p, &run, &t, err, sizeof err), HCL_OK);
+  hcl_test_params_free(p);
+  assert_int_equal(hcl_test_model_make(ctx, d, good, 1, &seed, 4, &t, &m), HCL_OK);
+  hcl_test_model_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(model_shape_checks_come_before_the_device),
@@ -135,6 +213,8 @@ int main(void) {
       cmocka_unit_test(target_checks_come_before_the_device),
       cmocka_unit_test(a_bad_sweep_point_fails_before_anything_runs),
       cmocka_unit_test(every_shipped_config_passes_the_checks),
+      cmocka_unit_test(target_check_info_matches_create),
+      cmocka_unit_test(model_check_and_create_agree),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
