@@ -300,6 +300,70 @@ static hcl_status pick_loss(run_state *s) {
   return HCL_OK;
 }
 
+/* What the run knows before a device, for the plugins' check(). */
+static hcl_check_info check_info(const run_state *s) {
+  const hcl_train_cfg *c = &s->tc;
+  hcl_check_info run = {.struct_size = sizeof run,
+                        .replicas = c->replicas,
+                        .train_size = c->train_size,
+                        .train_size_min = c->train_size,
+                        .test_size = c->test_size,
+                        .val_size = c->val_size,
+                        .batch = c->batch,
+                        .eval_batch = c->eval_batch,
+                        .steps = c->steps,
+                        .algorithm = c->algorithm,
+                        .loss = hcl_param_str(&s->train, "loss")};
+  for (uint32_t r = 0; c->train_sizes && r < c->replicas; r++)
+    if (c->train_sizes[r] < run.train_size_min) run.train_size_min = c->train_sizes[r];
+  return run;
+}
+
+/* The target's device-free check (hcl_target_vt.check), when it has one;
+ * info->struct_size is 0 unless the check filled it. */
+static hcl_status check_target(run_state *s, const hcl_check_info *run, hcl_target_info *info) {
+  const hcl_target_vt *tvt = s->tpl->desc->vt;
+  char msg[HCL_ERRMSG_MAX - 256] = "";
+  memset(info, 0, sizeof *info);
+  if (tvt->struct_size < offsetof(hcl_target_vt, check) + sizeof tvt->check || !tvt->check)
+    return HCL_OK;
+  info->struct_size = sizeof *info;
+  hcl_status rc = tvt->check(&s->target_p, run, info, msg, sizeof msg);
+  if (rc == HCL_OK) return HCL_OK;
+  info->struct_size = 0;
+  return hcl_fail(NULL, rc, "%s: [target] %s: %s", s->cfg.path, s->tpl->desc->name,
+                  *msg ? msg : "invalid parameters");
+}
+
+/* The plugins' device-free checks (hcl_target_vt.check, hcl_model_vt.check)
+ * and the loss against the target's task: every parameter error a plugin
+ * can find without a device comes before the device opens or a run
+ * directory is made (and in a sweep's dry-run pass). */
+static hcl_status plugin_checks(run_state *s) {
+  const hcl_model_vt *mvt = s->mpl->desc->vt;
+  hcl_check_info run = check_info(s);
+  hcl_target_info info;
+  HCL_TRY(check_target(s, &run, &info));
+  if (info.struct_size < offsetof(hcl_target_info, n_classes) + sizeof info.n_classes)
+    return HCL_OK; /* the model's check needs the target's shape */
+  const char *l = run.loss;
+  int ce = !strcmp(l, "cross_entropy"), classes = info.task == HCL_TASK_CLASSES;
+  if (strcmp(l, "auto") && ce != classes)
+    return hcl_fail(NULL, HCL_ERR_CONFIG, "%s: [train] loss = %s does not fit a %s target",
+                    s->cfg.path, l,
+                    classes                        ? "classification"
+                    : info.task == HCL_TASK_BINARY ? "+-1"
+                                                   : "regression");
+  if (mvt->struct_size < offsetof(hcl_model_vt, check) + sizeof mvt->check || !mvt->check)
+    return HCL_OK;
+  char msg[HCL_ERRMSG_MAX - 256] = "";
+  hcl_status rc = mvt->check(&s->model_p, &run, &info, msg, sizeof msg);
+  if (rc != HCL_OK)
+    return hcl_fail(NULL, rc, "%s: [model] %s: %s", s->cfg.path, s->mpl->desc->name,
+                    *msg ? msg : "invalid parameters");
+  return HCL_OK;
+}
+
 static hcl_status open_device(run_state *s, const hcl_run_options *opt, int quiet, char *err,
                               size_t errlen) {
   /* where the selector came from, so a bad one is traced to its source */
@@ -420,7 +484,7 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
   if ((rc = hcl_registry_scan(NULL, opt->plugin_path, &s->reg)) != HCL_OK ||
       (rc = find_plugin(s, "target", HCL_PLUGIN_TARGET, &s->tpl, &s->target_p)) != HCL_OK ||
       (rc = find_plugin(s, "model", HCL_PLUGIN_MODEL, &s->mpl, &s->model_p)) != HCL_OK ||
-      (rc = train_config(s)) != HCL_OK) {
+      (rc = train_config(s)) != HCL_OK || (rc = plugin_checks(s)) != HCL_OK) {
     err_out(rc, NULL, err, errlen);
     cleanup(s);
     return rc;
@@ -558,6 +622,12 @@ hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, con
   if ((rc = hcl_registry_scan(NULL, opt->plugin_path, &s->reg)) != HCL_OK ||
       (rc = find_plugin(s, "target", HCL_PLUGIN_TARGET, &s->tpl, &s->target_p)) != HCL_OK ||
       (rc = train_config(s)) != HCL_OK) {
+    err_out(rc, NULL, err, errlen);
+    goto done;
+  }
+  hcl_check_info run = check_info(s);
+  hcl_target_info checked;
+  if ((rc = check_target(s, &run, &checked)) != HCL_OK) { /* before the device */
     err_out(rc, NULL, err, errlen);
     goto done;
   }

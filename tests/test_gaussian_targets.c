@@ -80,7 +80,8 @@ static void *make_ok(int k, const char *const *kv, size_t R, const uint64_t *see
 static gt_link link_of(int k, const char *const *kv) {
   hcl_params *p = hcl_test_params(g_desc[k], "target", kv);
   gt_link l;
-  if (gt_link_read(g_ctx, "test", p, &l) != HCL_OK) fail_msg("link: %s", hcl_errmsg(g_ctx));
+  hcl_report rep = {.host = gt_host, .ctx = g_ctx};
+  if (gt_link_read(&rep, "test", p, &l) != HCL_OK) fail_msg("link: %s", hcl_errmsg(g_ctx));
   hcl_test_params_free(p);
   return l;
 }

@@ -20,7 +20,9 @@
 
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -102,7 +104,7 @@ typedef struct hcl_setup {
   const hcl_params *params;
   uint64_t train_size; /* P; 0 = fresh samples every step */
   uint64_t test_size;
-  size_t max_batch; /* largest n any call will pass */
+  size_t max_batch;  /* largest n any call will pass */
   uint64_t val_size; /* samples of HCL_STREAM_VAL the run evaluates ([eval] val_size; 0 = none) */
 } hcl_setup;
 
@@ -127,6 +129,22 @@ typedef struct hcl_target_info {
   hcl_task task;
   size_t n_classes; /* HCL_TASK_CLASSES only */
 } hcl_target_info;
+
+/* What a run knows before a device opens, handed to the plugins' check().
+ * Read a field only when struct_size covers it. */
+typedef struct hcl_check_info {
+  uint32_t struct_size;
+  uint32_t replicas;       /* R */
+  uint64_t train_size;     /* P; 0 = fresh samples; with train_sizes, their largest */
+  uint64_t train_size_min; /* the smallest per-replica size (= train_size without train_sizes) */
+  uint64_t test_size;
+  uint64_t val_size;
+  uint64_t batch;        /* [train] batch (full batch: the training-set size) */
+  uint64_t eval_batch;   /* [eval] batch as the run will use it */
+  uint64_t steps;        /* [train] steps */
+  const char *algorithm; /* [train] algorithm: "sgd" or one of the model's algorithms */
+  const char *loss;      /* [train] loss as configured ("auto", "mse", ...) */
+} hcl_check_info;
 
 /* A named block of a model's flat parameter vector, per replica. */
 typedef struct hcl_block {
@@ -362,6 +380,15 @@ typedef struct hcl_target_vt {
   /* Optional: named evaluations for model probes, e.g. "hstar": [R, n] of the
    * latent feature h*(x) at inputs x. Unknown names return HCL_ERR_UNSUPPORTED. */
   hcl_status (*eval)(void *self, const char *what, hcl_buf x, size_t n, hcl_buf out);
+  /* Optional, read only when struct_size covers it: validate the parameters
+   * against the run (`run`) WITHOUT a device, and fill `info` as info() will
+   * (hcl_target_info_put). Runs before the device opens and before a run
+   * directory is made, so every parameter error comes first; keep it cheap
+   * (no large host computation). On error: one line in err, without the
+   * plugin's name (the runtime prefixes FILE: [target] NAME:). create()
+   * keeps its own checks. */
+  hcl_status (*check)(const hcl_params *p, const hcl_check_info *run, hcl_target_info *info,
+                      char *err, size_t errlen);
 } hcl_target_vt;
 
 /* For a target's info(): copy a filled-in hcl_target_info to the caller's, no
@@ -407,6 +434,14 @@ typedef struct hcl_model_vt {
   /* Optional: data-dependent set-up (e.g. whitening a representation on the
    * training set) after init and before the first evaluation. */
   hcl_status (*prepare)(void *self, hcl_trainer *t);
+  /* Optional, read only when struct_size covers it: validate the parameters
+   * against the target's info and the run (`run`: sizes, algorithm, loss)
+   * WITHOUT a device: shape compatibilities and what train() would refuse.
+   * Runs before the device opens and before a run directory is made. On
+   * error: one line in err, without the plugin's name (the runtime prefixes
+   * FILE: [model] NAME:). create() and train() keep their own checks. */
+  hcl_status (*check)(const hcl_params *p, const hcl_check_info *run, const hcl_target_info *target,
+                      char *err, size_t errlen);
 } hcl_model_vt;
 
 /* ---- the descriptor ------------------------------------------------------ */
@@ -442,6 +477,35 @@ typedef const hcl_plugin_desc *(*hcl_plugin_init_fn)(const hcl_host_api *host, c
                                                     const char **errmsg) {                         \
     return fn(host, errmsg);                                                                       \
   }
+
+/* ---- checks shared by a plugin's check() and its create() or train() ------ */
+/* Where a shared check reports: with `host` set, through host->fail(ctx)
+ * (create, train); with host NULL, into err (check), with a leading `strip`
+ * (the plugin's "name: ") removed, since the runtime prefixes the name. */
+typedef struct hcl_report {
+  const hcl_host_api *host;
+  hcl_ctx *ctx;
+  char *err;
+  size_t errlen;
+  const char *strip;
+} hcl_report;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+/* Report one error line where r says; returns rc. */
+static inline hcl_status
+hcl_report_fail(const hcl_report *r, hcl_status rc, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (r->host) return (r->host->fail)(r->ctx, rc, "%s", msg); /* () : a plugin may define fail() */
+  size_t skip = r->strip && !strncmp(msg, r->strip, strlen(r->strip)) ? strlen(r->strip) : 0;
+  if (r->errlen) snprintf(r->err, r->errlen, "%s", msg + skip);
+  return rc;
+}
 
 #ifdef __cplusplus
 }

@@ -40,20 +40,19 @@ static const char *pstr(const hcl_params *p, const char *key, const char *def) {
 
 /* Read and check width, s, depth, param, bias, lr_factor and the
  * algorithm parameters (the depth is checked against the input later). */
-static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, dcnn *m, int64_t *depth) {
-  const hcl_host_api *host = dcnn_host;
+static hcl_status read_params(const hcl_report *r, const hcl_params *p, dcnn *m, int64_t *depth) {
   int64_t width = pint(p, "width", 64), s = pint(p, "s", 2);
   *depth = pint(p, "depth", 0);
   if (width < 1)
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: width = %lld: must be at least 1",
-                      (long long)width);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: width = %lld: must be at least 1",
+                           (long long)width);
   if (s < 2)
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: s = %lld: the patch size must be at least 2",
-                      (long long)s);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "deep_cnn: s = %lld: the patch size must be at least 2", (long long)s);
   if (*depth < 0 || *depth > 64)
-    return host->fail(ctx, HCL_ERR_PARAM,
-                      "deep_cnn: depth = %lld: expected 1 to 64, or 0 (from the input length)",
-                      (long long)*depth);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "deep_cnn: depth = %lld: expected 1 to 64, or 0 (from the input length)",
+                           (long long)*depth);
   m->H = (size_t)width;
   m->s = (size_t)s;
   const char *param = pstr(p, "param", "mf");
@@ -62,7 +61,8 @@ static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, dcnn *m, int64_
   else if (!strcmp(param, "standard"))
     m->mf = 0;
   else
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: param = %s: expected mf or standard", param);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: param = %s: expected mf or standard",
+                           param);
   const char *bias = pstr(p, "bias", "none");
   if (!strcmp(bias, "none"))
     m->bias = DCNN_BIAS_NONE;
@@ -71,8 +71,8 @@ static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, dcnn *m, int64_
   else if (!strcmp(bias, "position"))
     m->bias = DCNN_BIAS_POSITION;
   else
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: bias = %s: expected none, shared or position",
-                      bias);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "deep_cnn: bias = %s: expected none, shared or position", bias);
   const char *lrf = pstr(p, "lr_factor", "auto");
   int width_factor;
   if (!strcmp(lrf, "auto"))
@@ -82,36 +82,36 @@ static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, dcnn *m, int64_
   else if (!strcmp(lrf, "none"))
     width_factor = 0;
   else
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: lr_factor = %s: expected auto, width or none",
-                      lrf);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "deep_cnn: lr_factor = %s: expected auto, width or none", lrf);
   m->grad_scale = width_factor ? (float)m->H : 1.0f;
   m->out_scale = m->mf ? 1.0f / (float)m->H : 1.0f;
   m->bias_scale = m->mf ? 0.1f : 1.0f;
   int64_t ls = pint(p, "layer_steps", 0);
   if (ls < 0)
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: layer_steps = %lld: must be >= 0",
-                      (long long)ls);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: layer_steps = %lld: must be >= 0",
+                           (long long)ls);
   m->layer_steps = (uint64_t)ls;
   int64_t feat = pint(p, "ridge_features", 512), samples = pint(p, "ridge_samples", 0);
   double lambda = pdbl(p, "ridge_lambda", 1e-3);
-  m->rc.n_sigma = p ? host->param_list(p, "ridge_sigma", m->rc.sigma, 64) : 0;
+  m->rc.n_sigma = p ? dcnn_host->param_list(p, "ridge_sigma", m->rc.sigma, 64) : 0;
   if (m->rc.n_sigma > 64) m->rc.n_sigma = 64;
   if (m->rc.n_sigma == 0) /* the schema's default */
     m->rc.sigma[0] = 1.0, m->rc.sigma[1] = 0.25, m->rc.n_sigma = 2;
   for (size_t i = 0; i < m->rc.n_sigma; i++)
     if (!(m->rc.sigma[i] >= 0))
-      return host->fail(
-          ctx, HCL_ERR_PARAM,
+      return hcl_report_fail(
+          r, HCL_ERR_PARAM,
           "deep_cnn: ridge_sigma value %zu = %g: must be > 0 (or 0: median heuristic)", i + 1,
           m->rc.sigma[i]);
   if (feat < 1)
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: ridge_features = %lld: must be at least 1",
-                      (long long)feat);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: ridge_features = %lld: must be at least 1",
+                           (long long)feat);
   if (!(lambda >= 0))
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: ridge_lambda = %g: must be >= 0", lambda);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: ridge_lambda = %g: must be >= 0", lambda);
   if (samples < 0)
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: ridge_samples = %lld: must be >= 0",
-                      (long long)samples);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: ridge_samples = %lld: must be >= 0",
+                           (long long)samples);
   m->rc.D = (size_t)feat;
   m->rc.lambda = lambda;
   m->rc.samples = (uint64_t)samples;
@@ -119,10 +119,10 @@ static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, dcnn *m, int64_
 }
 
 /* Input channels and length, depth and output width from the target. */
-static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, int64_t depth, dcnn *m) {
-  const hcl_host_api *host = dcnn_host;
+static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, int64_t depth,
+                              dcnn *m) {
   if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
-    return host->fail(ctx, HCL_ERR_ABI, "deep_cnn: target info missing or too small");
+    return hcl_report_fail(r, HCL_ERR_ABI, "deep_cnn: target info missing or too small");
   if (t->x.rank == 2) {
     m->v = t->x.dims[0];
     m->d = t->x.dims[1];
@@ -130,20 +130,22 @@ static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, int64_t de
     m->v = 1;
     m->d = t->x.dims[0];
   } else {
-    return host->fail(ctx, HCL_ERR_PARAM,
-                      "deep_cnn: target input rank %u: expected 2 ([channels, length]) or 1",
-                      (unsigned)t->x.rank);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "deep_cnn: target input rank %u: expected 2 ([channels, length]) or 1",
+                           (unsigned)t->x.rank);
   }
   if (m->v == 0 || m->d == 0)
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: target input [%zu, %zu] is empty", m->v, m->d);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: target input [%zu, %zu] is empty", m->v,
+                           m->d);
   if (depth == 0) { /* L = log_s d, exactly */
     size_t L = 0, pw = 1;
     while (pw < m->d) pw *= m->s, L++;
     if (pw != m->d || L == 0)
-      return host->fail(ctx, HCL_ERR_PARAM,
-                        "deep_cnn: input length %zu is not a power of s = %zu (depth = 0 takes "
-                        "L from the input length)",
-                        m->d, m->s);
+      return hcl_report_fail(
+          r, HCL_ERR_PARAM,
+          "deep_cnn: input length %zu is not a power of s = %zu (depth = 0 takes "
+          "L from the input length)",
+          m->d, m->s);
     m->L = L;
   } else {
     size_t pw = 1;
@@ -156,12 +158,14 @@ static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, int64_t de
     }
     if (over || pw != m->d) {
       if (over)
-        return host->fail(ctx, HCL_ERR_PARAM,
-                          "deep_cnn: input length %zu is not s^L = %zu^%lld (too large)", m->d,
-                          m->s, (long long)depth);
-      return host->fail(ctx, HCL_ERR_PARAM,
-                        "deep_cnn: input length %zu is not s^L = %zu^%lld = %zu", m->d, m->s,
-                        (long long)depth, pw);
+        return hcl_report_fail(
+            r, HCL_ERR_PARAM,
+            "deep_cnn: depth = %lld: input length %zu is not s^L = %zu^%lld (too "
+            "large)",
+            (long long)depth, m->d, m->s, (long long)depth);
+      return hcl_report_fail(r, HCL_ERR_PARAM,
+                             "deep_cnn: depth = %lld: input length %zu is not s^L = %zu^%lld = %zu",
+                             (long long)depth, m->d, m->s, (long long)depth, pw);
     }
     m->L = (size_t)depth;
   }
@@ -169,7 +173,7 @@ static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, int64_t de
   m->y_dim = t->y_dim ? t->y_dim : 1;
   if (t->task == HCL_TASK_CLASSES) {
     if (t->n_classes < 1)
-      return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: classification target with 0 classes");
+      return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: classification target with 0 classes");
     m->n_out = t->n_classes;
   } else {
     m->n_out = t->task == HCL_TASK_REGRESSION && t->y_dim > 1 ? t->y_dim : 1;
@@ -242,8 +246,9 @@ hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_in
   m->R = setup->replicas;
   m->max_batch = setup->max_batch;
   int64_t depth = 0;
-  hcl_status rc = read_params(ctx, setup->params, m, &depth);
-  if (rc == HCL_OK) rc = read_target(ctx, target, depth, m);
+  hcl_report rep = {.host = host, .ctx = ctx};
+  hcl_status rc = read_params(&rep, setup->params, m, &depth);
+  if (rc == HCL_OK) rc = read_target(&rep, target, depth, m);
   if (rc != HCL_OK) {
     dcnn_destroy(m);
     return rc;
@@ -264,5 +269,28 @@ hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_in
     return rc;
   }
   *self = m;
+  return HCL_OK;
+}
+
+/* The parameters against the target's shape and the run, without a device:
+ * read_params and read_target on a scratch model, and what ridge_chain
+ * (dcnn_ridge_chain) would refuse. */
+hcl_status dcnn_check(const hcl_params *p, const hcl_check_info *run, const hcl_target_info *target,
+                      char *err, size_t errlen) {
+  hcl_report rep = {.err = err, .errlen = errlen, .strip = "deep_cnn: "};
+  dcnn m;
+  memset(&m, 0, sizeof m);
+  int64_t depth = 0;
+  hcl_status rc = read_params(&rep, p, &m, &depth);
+  if (rc == HCL_OK) rc = read_target(&rep, target, depth, &m);
+  if (rc != HCL_OK || !run->algorithm || strcmp(run->algorithm, "ridge_chain")) return rc;
+  if (m.task != HCL_TASK_CLASSES)
+    return hcl_report_fail(&rep, HCL_ERR_PARAM,
+                           "ridge_chain needs a classification target (it regresses the one-hot "
+                           "class)");
+  if (!m.rc.samples && !run->train_size)
+    return hcl_report_fail(&rep, HCL_ERR_PARAM,
+                           "ridge_chain with [train] train_size = 0 (fresh samples): set [model] "
+                           "ridge_samples");
   return HCL_OK;
 }

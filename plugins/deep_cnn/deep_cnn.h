@@ -139,6 +139,9 @@ hcl_status dcnn_normalise(dcnn *m, hcl_buf q, size_t rows, size_t C);
 hcl_status dcnn_onehot(dcnn *m, hcl_buf y, hcl_buf e, size_t B, size_t C);
 
 /* ---- the model vtable ---------------------------------------------------- */
+/* Device-free check of the parameters against the target and the run (hcl_model_vt.check). */
+hcl_status dcnn_check(const hcl_params *p, const hcl_check_info *run, const hcl_target_info *target,
+                      char *err, size_t errlen);
 hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
                        void **self);
 void dcnn_destroy(void *self);

@@ -83,6 +83,7 @@ static const hcl_model_vt vt = {
     .features = dcnn_features,
     .algorithms = algorithms,
     .train = dcnn_train,
+    .check = dcnn_check,
 };
 
 static const hcl_plugin_desc desc = {

@@ -40,7 +40,7 @@ static int pick(const char *s, const char *const *choices) {
   return -1;
 }
 
-static hcl_status parse_enum(hcl_ctx *ctx, const hcl_params *p, const char *key,
+static hcl_status parse_enum(const hcl_report *r, const hcl_params *p, const char *key,
                              const char *const *choices, int *out) {
   const char *s = p ? hcl_rn_host->param_str(p, key) : choices[0];
   int i = pick(s, choices);
@@ -50,8 +50,8 @@ static hcl_status parse_enum(hcl_ctx *ctx, const hcl_params *p, const char *key,
       if (k) strncat(list, ", ", sizeof list - strlen(list) - 1);
       strncat(list, choices[k], sizeof list - strlen(list) - 1);
     }
-    return hcl_rn_host->fail(ctx, HCL_ERR_PARAM, "regular_net: %s = %s: expected one of %s", key,
-                             s ? s : "(none)", list);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: %s = %s: expected one of %s", key,
+                           s ? s : "(none)", list);
   }
   *out = i;
   return HCL_OK;
@@ -76,36 +76,35 @@ static int bool_or(const hcl_params *p, const char *key, int def) {
 }
 
 /* Read and check every parameter of the [model] section. */
-static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, hcl_rn *m) {
-  const hcl_host_api *host = hcl_rn_host;
+static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_rn *m) {
   int64_t width = int_or(p, "width", DEFAULT_WIDTH), depth = int_or(p, "depth", DEFAULT_DEPTH);
   if (width < 1)
-    return host->fail(ctx, HCL_ERR_PARAM, "regular_net: width = %lld: must be at least 1",
-                      (long long)width);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: width = %lld: must be at least 1",
+                           (long long)width);
   if (depth < 1)
-    return host->fail(ctx, HCL_ERR_PARAM, "regular_net: depth = %lld: must be at least 1",
-                      (long long)depth);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: depth = %lld: must be at least 1",
+                           (long long)depth);
   m->W = (size_t)width;
   m->L = (size_t)depth;
   int a;
-  HCL_RN_TRY(parse_enum(ctx, p, "activation", act_names, &a));
+  HCL_RN_TRY(parse_enum(r, p, "activation", act_names, &a));
   m->act = act_ids[a];
-  HCL_RN_TRY(parse_enum(ctx, p, "readout", readout_names, &m->readout));
-  HCL_RN_TRY(parse_enum(ctx, p, "readout_fixed", fixed_names, &m->fixed));
-  HCL_RN_TRY(parse_enum(ctx, p, "init", init_names, &m->init));
+  HCL_RN_TRY(parse_enum(r, p, "readout", readout_names, &m->readout));
+  HCL_RN_TRY(parse_enum(r, p, "readout_fixed", fixed_names, &m->fixed));
+  HCL_RN_TRY(parse_enum(r, p, "init", init_names, &m->init));
   m->p1 = dbl_or(p, "p1", 1.0);
   m->p2 = dbl_or(p, "p2", 1.0);
   if (!(m->p1 >= 0 && m->p1 <= 1) || !(m->p2 >= 0 && m->p2 <= 1))
-    return host->fail(ctx, HCL_ERR_PARAM,
-                      "regular_net: p1 = %g, p2 = %g: connection probabilities must lie in [0, 1]",
-                      m->p1, m->p2);
+    return hcl_report_fail(
+        r, HCL_ERR_PARAM,
+        "regular_net: p1 = %g, p2 = %g: connection probabilities must lie in [0, 1]", m->p1, m->p2);
   m->skip = bool_or(p, "input_skip", 1);
   m->bias = bool_or(p, "bias", 1);
   m->readout_bias = bool_or(p, "readout_bias", 1);
   m->init_scale = dbl_or(p, "init_scale", 1.0);
   if (!(m->init_scale >= 0))
-    return host->fail(ctx, HCL_ERR_PARAM, "regular_net: init_scale = %g: must be >= 0",
-                      m->init_scale);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: init_scale = %g: must be >= 0",
+                           m->init_scale);
   m->neuron_steps = (uint64_t)int_or(p, "neuron_steps", 0);
   m->neuron_patience = (uint64_t)int_or(p, "neuron_patience", 0);
   m->neuron_check = (uint64_t)int_or(p, "neuron_check", DEFAULT_NEURON_CHECK);
@@ -113,32 +112,32 @@ static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, hcl_rn *m) {
   m->lambda1 = dbl_or(p, "lambda1", 0.0);
   m->lambda2 = dbl_or(p, "lambda2", 0.0);
   if (m->neuron_check < 1 || m->passes < 1)
-    return host->fail(ctx, HCL_ERR_PARAM,
-                      "regular_net: neuron_check = %llu, layer_passes = %llu: both must be >= 1",
-                      (unsigned long long)m->neuron_check, (unsigned long long)m->passes);
+    return hcl_report_fail(
+        r, HCL_ERR_PARAM,
+        "regular_net: neuron_check = %llu, layer_passes = %llu: both must be >= 1",
+        (unsigned long long)m->neuron_check, (unsigned long long)m->passes);
   if (!(m->lambda1 >= 0) || !(m->lambda2 >= 0))
-    return host->fail(ctx, HCL_ERR_PARAM,
-                      "regular_net: lambda1 = %g, lambda2 = %g: penalties must be >= 0", m->lambda1,
-                      m->lambda2);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "regular_net: lambda1 = %g, lambda2 = %g: penalties must be >= 0",
+                           m->lambda1, m->lambda2);
   return HCL_OK;
 }
 
 /* Input size and output width from the target; the readout's shape. */
-static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, hcl_rn *m) {
-  const hcl_host_api *host = hcl_rn_host;
+static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, hcl_rn *m) {
   if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
-    return host->fail(ctx, HCL_ERR_ABI, "regular_net: target info missing or too small");
+    return hcl_report_fail(r, HCL_ERR_ABI, "regular_net: target info missing or too small");
   if (t->x.rank < 1 || t->x.rank > 4)
-    return host->fail(ctx, HCL_ERR_PARAM, "regular_net: target input rank %u: expected 1 to 4",
-                      (unsigned)t->x.rank);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: target input rank %u: expected 1 to 4",
+                           (unsigned)t->x.rank);
   size_t d = 1;
   for (uint32_t i = 0; i < t->x.rank; i++) d *= t->x.dims[i];
-  if (d == 0) return host->fail(ctx, HCL_ERR_PARAM, "regular_net: target input has size 0");
+  if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: target input has size 0");
   m->d = d;
   m->y_dim = t->y_dim ? t->y_dim : 1;
   if (t->task == HCL_TASK_CLASSES) {
     if (t->n_classes < 1)
-      return host->fail(ctx, HCL_ERR_PARAM, "regular_net: classification target with 0 classes");
+      return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: classification target with 0 classes");
     m->D = t->n_classes;
   } else {
     m->D = 1;
@@ -146,15 +145,16 @@ static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, hcl_rn *m)
   m->U = m->readout == HCL_RN_READOUT_ALL ? m->L * m->W : m->W;
   if (m->fixed == HCL_RN_FIXED_PM_V) {
     if (m->D != 1)
-      return host->fail(ctx, HCL_ERR_PARAM,
-                        "regular_net: readout_fixed = pm_v needs one output, the target has %zu "
-                        "classes",
-                        m->D);
+      return hcl_report_fail(
+          r, HCL_ERR_PARAM,
+          "regular_net: readout_fixed = pm_v needs one output, the target has %zu "
+          "classes",
+          m->D);
     if (m->U % 2)
-      return host->fail(ctx, HCL_ERR_PARAM,
-                        "regular_net: readout_fixed = pm_v needs an even number 2k of readout "
-                        "units, got %zu (width %zu x %zu layer%s read out)",
-                        m->U, m->W, m->U / m->W, m->U / m->W > 1 ? "s" : "");
+      return hcl_report_fail(r, HCL_ERR_PARAM,
+                             "regular_net: readout_fixed = pm_v needs an even number 2k of readout "
+                             "units, got %zu (width %zu x %zu layer%s read out)",
+                             m->U, m->W, m->U / m->W, m->U / m->W > 1 ? "s" : "");
   }
   return HCL_OK;
 }
@@ -213,8 +213,9 @@ hcl_status hcl_rn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_
   m->ctx = ctx;
   m->R = setup->replicas;
   m->max_batch = setup->max_batch;
-  hcl_status rc = read_params(ctx, setup->params, m);
-  if (rc == HCL_OK) rc = read_target(ctx, target, m);
+  hcl_report rep = {.host = host, .ctx = ctx};
+  hcl_status rc = read_params(&rep, setup->params, m);
+  if (rc == HCL_OK) rc = read_target(&rep, target, m);
   if (rc != HCL_OK) {
     hcl_rn_destroy(m);
     return rc;
@@ -234,4 +235,19 @@ hcl_status hcl_rn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_
   }
   *self = m;
   return HCL_OK;
+}
+
+/* The [model] keys against the target and the run, without a device; also
+ * what layerwise_scd (hcl_rn_train) refuses. */
+hcl_status hcl_rn_check(const hcl_params *p, const hcl_check_info *run,
+                        const hcl_target_info *target, char *err, size_t errlen) {
+  hcl_report rep = {.err = err, .errlen = errlen, .strip = "regular_net: "};
+  hcl_rn *m = calloc(1, sizeof *m);
+  if (!m) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
+  hcl_status rc = read_params(&rep, p, m);
+  if (rc == HCL_OK) rc = read_target(&rep, target, m);
+  if (rc == HCL_OK && run->algorithm && !strcmp(run->algorithm, "layerwise_scd"))
+    rc = hcl_rn_scd_check(&rep, m);
+  free(m);
+  return rc;
 }

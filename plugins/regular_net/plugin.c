@@ -73,6 +73,7 @@ static const hcl_model_vt vt = {
     .features = hcl_rn_features,
     .algorithms = algorithms,
     .train = hcl_rn_train,
+    .check = hcl_rn_check,
 };
 
 static const hcl_plugin_desc desc = {

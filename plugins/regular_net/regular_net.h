@@ -105,6 +105,11 @@ size_t hcl_rn_out_dim(void *self);
 const hcl_block *hcl_rn_blocks(void *self, size_t *n_blocks);
 
 /* ---- create.c ------------------------------------------------------------ */
+/* Device-free check of the parameters against the target and the run (hcl_model_vt.check). */
+hcl_status hcl_rn_check(const hcl_params *p, const hcl_check_info *run,
+                        const hcl_target_info *target, char *err, size_t errlen);
+/* What layerwise_scd needs of the model's shape (train and check). */
+hcl_status hcl_rn_scd_check(const hcl_report *r, const hcl_rn *m);
 hcl_status hcl_rn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
                          void **self);
 void hcl_rn_destroy(void *self);

@@ -213,6 +213,15 @@ static hcl_status train_layer(hcl_rn *m, hcl_trainer *t, monitor *mo, size_t l, 
   return host->train_eval(t, extra, 2);
 }
 
+hcl_status hcl_rn_scd_check(const hcl_report *r, const hcl_rn *m) {
+  if (m->L + 1 >= 64)
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "regular_net: layerwise_scd selects layers by group bits 1..depth+1 < "
+                           "64; depth = %zu is too deep",
+                           m->L);
+  return HCL_OK;
+}
+
 hcl_status hcl_rn_train(void *self, const char *algorithm, hcl_trainer *t) {
   hcl_rn *m = self;
   const hcl_host_api *host = hcl_rn_host;
@@ -220,11 +229,8 @@ hcl_status hcl_rn_train(void *self, const char *algorithm, hcl_trainer *t) {
     return host->fail(m->ctx, HCL_ERR_UNSUPPORTED,
                       "regular_net: no training algorithm '%s' (known: sgd, layerwise_scd)",
                       algorithm ? algorithm : "");
-  if (m->L + 1 >= 64)
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "regular_net: layerwise_scd selects layers by group bits 1..depth+1 < 64; "
-                      "depth = %zu is too deep",
-                      m->L);
+  hcl_report rep = {.host = host, .ctx = m->ctx};
+  HCL_RN_TRY(hcl_rn_scd_check(&rep, m));
   HCL_RN_TRY(hcl_rn_kernels(m));
   uint64_t steps = m->neuron_steps;
   if (!steps) {

@@ -8,7 +8,7 @@
 /* Defaults when a caller hands no params (the schema's defaults). */
 enum { DEFAULT_WIDTH = 40, DEFAULT_DEPTH = 5 };
 
-static hcl_status parse_act(hcl_ctx *ctx, const char *s, hcl_act *out) {
+static hcl_status parse_act(const hcl_report *r, const char *s, hcl_act *out) {
   if (!s || !strcmp(s, "relu"))
     *out = HCL_ACT_RELU;
   else if (!strcmp(s, "leaky_relu"))
@@ -16,8 +16,8 @@ static hcl_status parse_act(hcl_ctx *ctx, const char *s, hcl_act *out) {
   else if (!strcmp(s, "quadratic"))
     *out = HCL_ACT_QUADRATIC;
   else
-    return hcl_resnet_host->fail(
-        ctx, HCL_ERR_PARAM, "resnet: activation = %s: expected relu, leaky_relu or quadratic", s);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "resnet: activation = %s: expected relu, leaky_relu or quadratic", s);
   return HCL_OK;
 }
 
@@ -44,37 +44,36 @@ void hcl_resnet_destroy(void *self) {
 }
 
 /* Read and check width, depth, activation. */
-static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, hcl_resnet *m) {
+static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_resnet *m) {
   const hcl_host_api *host = hcl_resnet_host;
   int64_t width = p ? host->param_int(p, "width") : DEFAULT_WIDTH;
   int64_t depth = p ? host->param_int(p, "depth") : DEFAULT_DEPTH;
   if (width < 1)
-    return host->fail(ctx, HCL_ERR_PARAM, "resnet: width = %lld: must be at least 1",
-                      (long long)width);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "resnet: width = %lld: must be at least 1",
+                           (long long)width);
   if (depth < 2)
-    return host->fail(ctx, HCL_ERR_PARAM,
-                      "resnet: depth = %lld: must be at least 2 (input layer and readout)",
-                      (long long)depth);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "resnet: depth = %lld: must be at least 2 (input layer and readout)",
+                           (long long)depth);
   m->width = (size_t)width;
   m->depth = (size_t)depth;
-  return parse_act(ctx, p ? host->param_str(p, "activation") : NULL, &m->act);
+  return parse_act(r, p ? host->param_str(p, "activation") : NULL, &m->act);
 }
 
 /* Input size and output width from the target. */
-static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, hcl_resnet *m) {
-  const hcl_host_api *host = hcl_resnet_host;
+static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, hcl_resnet *m) {
   if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
-    return host->fail(ctx, HCL_ERR_ABI, "resnet: target info missing or too small");
+    return hcl_report_fail(r, HCL_ERR_ABI, "resnet: target info missing or too small");
   if (t->x.rank < 1 || t->x.rank > 4)
-    return host->fail(ctx, HCL_ERR_PARAM, "resnet: target input rank %u: expected 1 to 4",
-                      (unsigned)t->x.rank);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "resnet: target input rank %u: expected 1 to 4",
+                           (unsigned)t->x.rank);
   size_t n_in = 1;
   for (uint32_t i = 0; i < t->x.rank; i++) n_in *= t->x.dims[i];
-  if (n_in == 0) return host->fail(ctx, HCL_ERR_PARAM, "resnet: target input has size 0");
+  if (n_in == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "resnet: target input has size 0");
   m->n_in = n_in;
   if (t->task == HCL_TASK_CLASSES) {
     if (t->n_classes < 1)
-      return host->fail(ctx, HCL_ERR_PARAM, "resnet: classification target with 0 classes");
+      return hcl_report_fail(r, HCL_ERR_PARAM, "resnet: classification target with 0 classes");
     m->out_dim = t->n_classes;
   } else {
     m->out_dim = 1;
@@ -118,8 +117,9 @@ hcl_status hcl_resnet_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
   m->ctx = ctx;
   m->R = setup->replicas;
   m->max_batch = setup->max_batch;
-  hcl_status rc = read_params(ctx, setup->params, m);
-  if (rc == HCL_OK) rc = read_target(ctx, target, m);
+  hcl_report rep = {.host = host, .ctx = ctx};
+  hcl_status rc = read_params(&rep, setup->params, m);
+  if (rc == HCL_OK) rc = read_target(&rep, target, m);
   if (rc != HCL_OK) {
     hcl_resnet_destroy(m);
     return rc;
@@ -145,4 +145,16 @@ hcl_status hcl_resnet_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
   }
   *self = m;
   return HCL_OK;
+}
+
+/* The [model] keys against the target, without a device (hcl_model_vt.check). */
+hcl_status hcl_resnet_check(const hcl_params *p, const hcl_check_info *run,
+                            const hcl_target_info *target, char *err, size_t errlen) {
+  (void)run;
+  hcl_report rep = {.err = err, .errlen = errlen, .strip = "resnet: "};
+  hcl_resnet m;
+  memset(&m, 0, sizeof m);
+  hcl_status rc = read_params(&rep, p, &m);
+  if (rc == HCL_OK) rc = read_target(&rep, target, &m);
+  return rc;
 }

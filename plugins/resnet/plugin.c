@@ -28,6 +28,7 @@ static const hcl_model_vt vt = {
     .forward = hcl_resnet_forward,
     .backward = hcl_resnet_backward,
     .features = hcl_resnet_features,
+    .check = hcl_resnet_check,
 };
 
 static const hcl_plugin_desc desc = {

@@ -50,6 +50,9 @@ hcl_buf hcl_resnet_view(hcl_buf b, size_t off, size_t span);
  * batched ops striding n_params floats over the R replicas. */
 hcl_buf hcl_resnet_pview(const hcl_resnet *m, hcl_buf params, size_t off, size_t count);
 
+/* Device-free check of the parameters against the target (hcl_model_vt.check). */
+hcl_status hcl_resnet_check(const hcl_params *p, const hcl_check_info *run,
+                            const hcl_target_info *target, char *err, size_t errlen);
 hcl_status hcl_resnet_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
                              void **self);
 void hcl_resnet_destroy(void *self);

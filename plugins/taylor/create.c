@@ -37,8 +37,7 @@ void hcl_taylor_destroy(void *self) {
 }
 
 /* activation = auto | relu | relu3 | ... for the order; relu has no sigma''. */
-static hcl_status parse_act(hcl_taylor *m, const char *s) {
-  const hcl_host_api *host = hcl_taylor_host;
+static hcl_status parse_act(const hcl_report *r, hcl_taylor *m, const char *s) {
   if (!s || !strcmp(s, "auto"))
     m->act = m->order == 1 ? HCL_TAYLOR_RELU : HCL_TAYLOR_RELU3;
   else if (!strcmp(s, "relu"))
@@ -52,20 +51,22 @@ static hcl_status parse_act(hcl_taylor *m, const char *s) {
   else if (!strcmp(s, "tanh"))
     m->act = HCL_TAYLOR_TANH;
   else
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "taylor: activation = %s: expected auto, relu, relu3, quadratic, softplus "
-                      "or tanh",
-                      s);
+    return hcl_report_fail(
+        r, HCL_ERR_PARAM,
+        "taylor: activation = %s: expected auto, relu, relu3, quadratic, softplus "
+        "or tanh",
+        s);
   if (m->order == 2 && m->act == HCL_TAYLOR_RELU)
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "taylor: activation = relu with order = 2: relu'' is a delta at 0, so the "
-                      "quadratic model is 0 almost everywhere; use relu3 (relu^3/6, sigma'' = "
-                      "relu), softplus, tanh or quadratic");
+    return hcl_report_fail(
+        r, HCL_ERR_PARAM,
+        "taylor: activation = relu with order = 2: relu'' is a delta at 0, so the "
+        "quadratic model is 0 almost everywhere; use relu3 (relu^3/6, sigma'' = "
+        "relu), softplus, tanh or quadratic");
   return HCL_OK;
 }
 
 /* Read and check the [model] keys. */
-static hcl_status read_params(const hcl_params *p, hcl_taylor *m) {
+static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_taylor *m) {
   const hcl_host_api *host = hcl_taylor_host;
   int64_t width = p ? host->param_int(p, "width") : DEF_WIDTH;
   int64_t order = p ? host->param_int(p, "order") : DEF_ORDER;
@@ -77,59 +78,59 @@ static hcl_status read_params(const hcl_params *p, hcl_taylor *m) {
   m->rcond = p ? host->param_double(p, "whiten_rcond") : DEF_RCOND;
   int64_t ws = p ? host->param_int(p, "whiten_size") : 0;
   if (width < 1)
-    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: width = %lld: must be at least 1",
-                      (long long)width);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: width = %lld: must be at least 1",
+                           (long long)width);
   if (order != 1 && order != 2)
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "taylor: order = %lld: expected 1 (NTK) or 2 "
-                      "(QuadNTK)",
-                      (long long)order);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "taylor: order = %lld: expected 1 (NTK) or 2 "
+                           "(QuadNTK)",
+                           (long long)order);
   if (!rep || (strcmp(rep, "raw") && strcmp(rep, "neural")))
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "taylor: representation = %s: expected raw or "
-                      "neural",
-                      rep ? rep : "");
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "taylor: representation = %s: expected raw or "
+                           "neural",
+                           rep ? rep : "");
   if (D < 1)
-    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: rep_width = %lld: must be at least 1",
-                      (long long)D);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: rep_width = %lld: must be at least 1",
+                           (long long)D);
   if (!(m->init_std >= 0) || !(m->w0_std >= 0) || !(m->rep_bias >= 0) || !(m->rcond >= 0) ||
       m->rcond > 1)
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "taylor: init_std = %g, w0_std = %g, rep_bias = "
-                      "%g must be >= 0 and whiten_rcond = %g in [0, 1]",
-                      m->init_std, m->w0_std, m->rep_bias, m->rcond);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "taylor: init_std = %g, w0_std = %g, rep_bias = "
+                           "%g must be >= 0 and whiten_rcond = %g in [0, 1]",
+                           m->init_std, m->w0_std, m->rep_bias, m->rcond);
   m->m = (size_t)width;
   m->order = (int)order;
   m->neural = !strcmp(rep, "neural");
   m->D = m->neural ? (size_t)D : 0;
   if (ws < 0)
-    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: whiten_size = %lld: must be >= 0",
-                      (long long)ws);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: whiten_size = %lld: must be >= 0",
+                           (long long)ws);
   m->whiten_size = ws > 0 ? (uint64_t)ws : DEF_WHITEN_PER_UNIT * (uint64_t)D;
-  return parse_act(m, p ? host->param_str(p, "activation") : NULL);
+  return parse_act(r, m, p ? host->param_str(p, "activation") : NULL);
 }
 
 /* Input size from the target; one output (regression, or the score of a
  * binary task). */
-static hcl_status read_target(const hcl_target_info *t, hcl_taylor *m) {
-  const hcl_host_api *host = hcl_taylor_host;
+static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, hcl_taylor *m) {
   if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
-    return host->fail(m->ctx, HCL_ERR_ABI, "taylor: target info missing or too small");
+    return hcl_report_fail(r, HCL_ERR_ABI, "taylor: target info missing or too small");
   if (t->x.rank < 1 || t->x.rank > 4)
-    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: target input rank %u: expected 1 to 4",
-                      (unsigned)t->x.rank);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: target input rank %u: expected 1 to 4",
+                           (unsigned)t->x.rank);
   size_t d = 1;
   for (uint32_t i = 0; i < t->x.rank; i++) d *= t->x.dims[i];
-  if (d == 0) return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: target input has size 0");
+  if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: target input has size 0");
   if (t->task == HCL_TASK_CLASSES)
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "taylor: the target is a %zu-class classification task; the Taylor model "
-                      "has one output (regression or binary labels)",
-                      t->n_classes);
+    return hcl_report_fail(
+        r, HCL_ERR_PARAM,
+        "taylor: the target is a %zu-class classification task; the Taylor model "
+        "has one output (regression or binary labels)",
+        t->n_classes);
   if (t->task == HCL_TASK_REGRESSION && t->y_dim > 1)
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "taylor: the target has %zu outputs per sample; the Taylor model has one",
-                      t->y_dim);
+    return hcl_report_fail(
+        r, HCL_ERR_PARAM, "taylor: the target has %zu outputs per sample; the Taylor model has one",
+        t->y_dim);
   m->d = d;
   m->y_dim = t->y_dim ? t->y_dim : 1;
   return HCL_OK;
@@ -216,8 +217,9 @@ hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
   m->R = setup->replicas;
   m->max_batch = setup->max_batch;
   m->train_size = setup->train_size;
-  hcl_status rc = read_params(setup->params, m);
-  if (rc == HCL_OK) rc = read_target(target, m);
+  hcl_report rep = {.host = host, .ctx = ctx};
+  hcl_status rc = read_params(&rep, setup->params, m);
+  if (rc == HCL_OK) rc = read_target(&rep, target, m);
   if (rc != HCL_OK) {
     hcl_taylor_destroy(m);
     return rc;
@@ -263,4 +265,16 @@ const hcl_block *hcl_taylor_blocks(void *self, size_t *n_blocks) {
   hcl_taylor *m = self;
   *n_blocks = m->n_blocks;
   return m->blocks;
+}
+
+/* The [model] keys against the target, without a device (hcl_model_vt.check).
+ * A neural representation works with any algorithm (prepare() whitens it). */
+hcl_status hcl_taylor_check(const hcl_params *p, const hcl_check_info *run,
+                            const hcl_target_info *target, char *err, size_t errlen) {
+  (void)run;
+  hcl_report rep = {.err = err, .errlen = errlen, .strip = "taylor: "};
+  hcl_taylor m;
+  memset(&m, 0, sizeof m);
+  HCL_TAYLOR_TRY(read_params(&rep, p, &m));
+  return read_target(&rep, target, &m);
 }

@@ -72,6 +72,7 @@ static const hcl_model_vt vt = {
     .algorithms = algorithms,
     .train = hcl_taylor_train,
     .prepare = hcl_taylor_prepare,
+    .check = hcl_taylor_check,
 };
 
 static const hcl_plugin_desc desc = {

@@ -92,6 +92,9 @@ hcl_buf hcl_taylor_pview(const hcl_taylor *m, hcl_buf params, int blk);
 /* The input z of the Taylor model for the last-computed representation. */
 hcl_buf hcl_taylor_z(const hcl_taylor *m, size_t n);
 
+/* Device-free check of the parameters against the target and the run (hcl_model_vt.check). */
+hcl_status hcl_taylor_check(const hcl_params *p, const hcl_check_info *run,
+                            const hcl_target_info *target, char *err, size_t errlen);
 hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
                              void **self);
 void hcl_taylor_destroy(void *self);

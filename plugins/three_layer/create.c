@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static hcl_status parse_act(hcl_ctx *ctx, const char *key, const char *s, hcl_act *out) {
+static hcl_status parse_act(const hcl_report *r, const char *key, const char *s, hcl_act *out) {
   static const struct {
     const char *name;
     hcl_act act;
@@ -21,7 +21,7 @@ static hcl_status parse_act(hcl_ctx *ctx, const char *key, const char *s, hcl_ac
       *out = acts[i].act;
       return HCL_OK;
     }
-  return tl_host->fail(ctx, HCL_ERR_PARAM, "three_layer: %s = %s: not an activation", key, s);
+  return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: %s = %s: not an activation", key, s);
 }
 
 void tl_destroy(void *self) {
@@ -37,18 +37,18 @@ void tl_destroy(void *self) {
 
 /* Widths and options from the [model] section (the schema's defaults when
  * no params are given). */
-static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, tl_model *m) {
+static hcl_status read_params(const hcl_report *r, const hcl_params *p, tl_model *m) {
   const hcl_host_api *host = tl_host;
   int64_t m1 = p ? host->param_int(p, "m1") : 512, m2 = p ? host->param_int(p, "m2") : 512;
   if (m1 < 1 || m2 < 1)
-    return host->fail(ctx, HCL_ERR_PARAM, "three_layer: m1 = %lld, m2 = %lld: both must be >= 1",
-                      (long long)m1, (long long)m2);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: m1 = %lld, m2 = %lld: both must be >= 1",
+                           (long long)m1, (long long)m2);
   m->m1 = (size_t)m1;
   m->m2 = (size_t)m2;
-  TL_TRY(parse_act(ctx, "act1", p ? host->param_str(p, "act1") : NULL, &m->act1));
-  TL_TRY(parse_act(ctx, "act2", p ? host->param_str(p, "act2") : NULL, &m->act2));
+  TL_TRY(parse_act(r, "act1", p ? host->param_str(p, "act1") : NULL, &m->act1));
+  TL_TRY(parse_act(r, "act2", p ? host->param_str(p, "act2") : NULL, &m->act2));
   if (m->act2 == HCL_ACT_IDENTITY)
-    return host->fail(ctx, HCL_ERR_PARAM, "three_layer: act2 = identity makes f linear in phi");
+    return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: act2 = identity makes f linear in phi");
   m->two_layer = p ? host->param_bool(p, "two_layer") : 0;
   m->freeze_w = p ? host->param_bool(p, "freeze_w") : 0;
   m->train_b = p ? host->param_bool(p, "train_b") : 0;
@@ -66,31 +66,30 @@ static hcl_status read_params(hcl_ctx *ctx, const hcl_params *p, tl_model *m) {
   else if (!strcmp(bd, "uniform"))
     m->b_dist = TL_B_UNIFORM;
   else
-    return host->fail(ctx, HCL_ERR_PARAM, "three_layer: b_dist = %s: expected normal or uniform",
-                      bd);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: b_dist = %s: expected normal or uniform",
+                           bd);
   if (m->w_scale < 0 || m->b_scale < 0 || m->eta1 < 0 || m->lambda < 0)
-    return host->fail(ctx, HCL_ERR_PARAM,
-                      "three_layer: w_scale, b_scale, eta1 and lambda must be >= 0");
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "three_layer: w_scale, b_scale, eta1 and lambda must be >= 0");
   return HCL_OK;
 }
 
 /* Input size and output width from the target. */
-static hcl_status read_target(hcl_ctx *ctx, const hcl_target_info *t, tl_model *m) {
-  const hcl_host_api *host = tl_host;
+static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, tl_model *m) {
   if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
-    return host->fail(ctx, HCL_ERR_ABI, "three_layer: target info missing or too small");
+    return hcl_report_fail(r, HCL_ERR_ABI, "three_layer: target info missing or too small");
   if (t->x.rank < 1 || t->x.rank > 4)
-    return host->fail(ctx, HCL_ERR_PARAM, "three_layer: target input rank %u: expected 1 to 4",
-                      (unsigned)t->x.rank);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: target input rank %u: expected 1 to 4",
+                           (unsigned)t->x.rank);
   size_t d = 1;
   for (uint32_t i = 0; i < t->x.rank; i++) d *= t->x.dims[i];
-  if (d == 0) return host->fail(ctx, HCL_ERR_PARAM, "three_layer: target input has size 0");
+  if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: target input has size 0");
   m->d = d;
   m->task = t->task;
   m->y_dim = t->y_dim ? t->y_dim : 1;
   if (t->task == HCL_TASK_CLASSES) {
     if (t->n_classes < 1)
-      return host->fail(ctx, HCL_ERR_PARAM, "three_layer: classification target with 0 classes");
+      return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: classification target with 0 classes");
     m->D = t->n_classes;
   } else {
     m->D = t->task == HCL_TASK_REGRESSION ? m->y_dim : 1;
@@ -138,8 +137,9 @@ hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info
   m->ctx = ctx;
   m->R = setup->replicas;
   m->max_batch = setup->max_batch;
-  hcl_status rc = read_params(ctx, setup->params, m);
-  if (rc == HCL_OK) rc = read_target(ctx, target, m);
+  hcl_report rep = {.host = host, .ctx = ctx};
+  hcl_status rc = read_params(&rep, setup->params, m);
+  if (rc == HCL_OK) rc = read_target(&rep, target, m);
   if (rc == HCL_OK && !(m->seeds = malloc(m->R * sizeof *m->seeds)))
     rc = host->fail(ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
   if (rc != HCL_OK) {
@@ -197,4 +197,18 @@ const hcl_block *tl_blocks(void *self, size_t *n_blocks) {
   tl_model *m = self;
   *n_blocks = m->n_blocks;
   return m->blocks;
+}
+
+/* The parameters against the target and the run, without a device: what
+ * create() and train() (tl_train_check) would refuse. */
+hcl_status tl_check(const hcl_params *p, const hcl_check_info *run, const hcl_target_info *target,
+                    char *err, size_t errlen) {
+  hcl_report rep = {.err = err, .errlen = errlen, .strip = "three_layer: "};
+  tl_model m;
+  memset(&m, 0, sizeof m);
+  hcl_status rc = read_params(&rep, p, &m);
+  if (rc == HCL_OK) rc = read_target(&rep, target, &m);
+  if (rc == HCL_OK && run->algorithm && strcmp(run->algorithm, "sgd"))
+    rc = tl_train_check(&rep, &m, run->algorithm, run->train_size);
+  return rc;
 }

@@ -78,6 +78,7 @@ static const hcl_model_vt vt = {
     .features = tl_features,
     .algorithms = algorithms,
     .train = tl_train,
+    .check = tl_check,
     .probe = tl_probe,
 };
 

@@ -61,6 +61,12 @@ hcl_buf tl_pview(const tl_model *m, hcl_buf params, size_t off, size_t count);
 /* Width of phi: m1, or d for two_layer. */
 size_t tl_phi_dim(const tl_model *m);
 
+/* Device-free check of the parameters against the target and the run (hcl_model_vt.check). */
+hcl_status tl_check(const hcl_params *p, const hcl_check_info *run, const hcl_target_info *target,
+                    char *err, size_t errlen);
+/* What train(algorithm) needs of the model and the training-set size P. */
+hcl_status tl_train_check(const hcl_report *r, const tl_model *m, const char *algorithm,
+                          uint64_t P);
 hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
                      void **self);
 void tl_destroy(void *self);

@@ -245,30 +245,41 @@ static hcl_status ridge_only(tl_work *w, uint64_t P) {
   return tl_host->train_eval(w->t, extra, 1);
 }
 
+/* What algorithm1 and ridge need of the model and of the training-set size
+ * P; shared by tl_train and tl_check (before the device opens). */
+hcl_status tl_train_check(const hcl_report *r, const tl_model *m, const char *algorithm,
+                          uint64_t P) {
+  int alg1 = !strcmp(algorithm, "algorithm1");
+  if (!alg1 && strcmp(algorithm, "ridge"))
+    return hcl_report_fail(r, HCL_ERR_CONFIG,
+                           "three_layer: algorithm '%s' unknown (sgd, algorithm1, ridge)",
+                           algorithm);
+  if (P < 2)
+    return hcl_report_fail(r, HCL_ERR_CONFIG,
+                           "three_layer: %s needs a finite training set of at least 2 samples "
+                           "([train] train_size = %llu; 0 means fresh samples, which this "
+                           "algorithm cannot split in halves)",
+                           algorithm, (unsigned long long)P);
+  if (m->task == HCL_TASK_CLASSES || m->y_dim != m->D)
+    return hcl_report_fail(r, HCL_ERR_UNSUPPORTED,
+                           "three_layer: %s fits a by ridge regression, which needs real or +-1 "
+                           "labels with one value per output (target y_dim %zu, %zu outputs); "
+                           "train classification with sgd",
+                           algorithm, m->y_dim, m->D);
+  if (alg1 && m->freeze_w)
+    return hcl_report_fail(r, HCL_ERR_CONFIG,
+                           "three_layer: algorithm1 trains W, but freeze_w = true; use algorithm "
+                           "= ridge or sgd for the random-features baseline");
+  return HCL_OK;
+}
+
 hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t) {
   tl_model *m = self;
   const hcl_host_api *host = tl_host;
   int alg1 = !strcmp(algorithm, "algorithm1");
-  if (!alg1 && strcmp(algorithm, "ridge"))
-    return host->fail(m->ctx, HCL_ERR_CONFIG,
-                      "three_layer: algorithm '%s' unknown (sgd, algorithm1, ridge)", algorithm);
   uint64_t P = host->train_size(t);
-  if (P < 2)
-    return host->fail(m->ctx, HCL_ERR_CONFIG,
-                      "three_layer: %s needs a finite training set of at least 2 samples "
-                      "([train] train_size = %llu; 0 means fresh samples, which this algorithm "
-                      "cannot split in halves)",
-                      algorithm, (unsigned long long)P);
-  if (m->task == HCL_TASK_CLASSES || m->y_dim != m->D)
-    return host->fail(m->ctx, HCL_ERR_UNSUPPORTED,
-                      "three_layer: %s fits a by ridge regression, which needs real or +-1 labels "
-                      "with one value per output (target y_dim %zu, %zu outputs); train "
-                      "classification with sgd",
-                      algorithm, m->y_dim, m->D);
-  if (alg1 && m->freeze_w)
-    return host->fail(m->ctx, HCL_ERR_CONFIG,
-                      "three_layer: algorithm1 trains W, but freeze_w = true; use algorithm = "
-                      "ridge or sgd for the random-features baseline");
+  hcl_report rep = {.host = host, .ctx = m->ctx};
+  TL_TRY(tl_train_check(&rep, m, algorithm, P));
   tl_work w = {.m = m, .t = t, .params = host->train_params(t), .chunk = m->max_batch};
   hcl_status rc = work_alloc(&w);
   if (rc == HCL_OK) rc = alg1 ? algorithm1(&w, P) : ridge_only(&w, P);

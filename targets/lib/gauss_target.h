@@ -73,7 +73,7 @@ typedef struct gt_link {
 
 /* Read `link`, `coefficients`, `poly_basis` of a plugin section into out,
  * checking them (poly needs coefficients, at most GT_MAX_COEF). */
-hcl_status gt_link_read(hcl_ctx *ctx, const char *who, const hcl_params *p, gt_link *out);
+hcl_status gt_link_read(const hcl_report *r, const char *who, const hcl_params *p, gt_link *out);
 /* The identity link (targets without one). */
 void gt_link_identity(gt_link *out);
 /* Monomial coefficients of He_k / sqrt(k!) into c[0..k] (k < GT_MAX_COEF). */
@@ -111,6 +111,14 @@ typedef struct gt_target {
  * and, when has_link, the link keys. d < min_d fails naming min_d. */
 hcl_status gt_target_init(gt_target *t, hcl_ctx *ctx, const hcl_setup *setup, const char *name,
                           uint64_t tag, int has_link, size_t min_d);
+/* The keys every Gaussian target has (d, inputs, noise, the link when
+ * has_link), into t (t->name set); reports through r (create or check). */
+hcl_status gt_target_read(gt_target *t, const hcl_report *r, const hcl_params *p, int has_link,
+                          size_t min_d);
+/* For a target's check(): gt_target_read into a scratch t (no device, no
+ * seeds) and the info create() would give. */
+hcl_status gt_check(gt_target *t, const char *name, const hcl_params *p, int has_link, size_t min_d,
+                    const hcl_report *r, hcl_target_info *info);
 /* Release what gt_target_init and gt_device_init made (not t itself). */
 void gt_target_release(gt_target *t);
 /* HCL_OK when `bytes` (a double, so that no product wraps) of host memory

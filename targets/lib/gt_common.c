@@ -29,22 +29,36 @@ hcl_status gt_target_init(gt_target *t, hcl_ctx *ctx, const hcl_setup *setup, co
   t->seeds = malloc(t->R * sizeof *t->seeds);
   if (!t->seeds) return gt_host->fail(ctx, HCL_ERR_NOMEM, "%s: out of host memory", name);
   memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
-  const hcl_params *p = setup->params;
+  hcl_report rep = {.host = gt_host, .ctx = ctx};
+  return gt_target_read(t, &rep, setup->params, has_link, min_d);
+}
+
+hcl_status gt_target_read(gt_target *t, const hcl_report *r, const hcl_params *p, int has_link,
+                          size_t min_d) {
+  const char *name = t->name;
   int64_t d = gt_host->param_int(p, "d");
   t->inputs = choice_index(gt_host->param_str(p, "inputs"), gt_input_choices);
   t->noise = gt_host->param_double(p, "noise");
   if (d < (int64_t)min_d || d > 1048576)
-    return gt_host->fail(ctx, HCL_ERR_PARAM, "%s: d = %lld, must be in %zu..1048576%s", name,
-                         (long long)d, min_d, min_d > 1 ? " (a traceless A = 0 when d = 1)" : "");
+    return hcl_report_fail(r, HCL_ERR_PARAM, "%s: d = %lld, must be in %zu..1048576%s", name,
+                           (long long)d, min_d, min_d > 1 ? " (a traceless A = 0 when d = 1)" : "");
   t->d = (size_t)d;
   if (t->inputs < 0)
-    return gt_host->fail(ctx, HCL_ERR_PARAM, "%s: inputs must be gaussian or sphere", name);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "%s: inputs must be gaussian or sphere", name);
   if (!(t->noise >= 0.0) || !isfinite(t->noise))
-    return gt_host->fail(ctx, HCL_ERR_PARAM, "%s: noise = %g must be a finite number >= 0", name,
-                         t->noise);
-  if (has_link) return gt_link_read(ctx, name, p, &t->link);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "%s: noise = %g must be a finite number >= 0", name,
+                           t->noise);
+  if (has_link) return gt_link_read(r, name, p, &t->link);
   gt_link_identity(&t->link);
   return HCL_OK;
+}
+
+hcl_status gt_check(gt_target *t, const char *name, const hcl_params *p, int has_link, size_t min_d,
+                    const hcl_report *r, hcl_target_info *info) {
+  memset(t, 0, sizeof *t);
+  t->name = name;
+  GT_TRY(gt_target_read(t, r, p, has_link, min_d));
+  return gt_target_info(t, info);
 }
 
 void gt_target_release(gt_target *t) {

@@ -51,16 +51,17 @@ void gt_link_identity(gt_link *out) {
   out->n_coef = 1;
 }
 
-hcl_status gt_link_read(hcl_ctx *ctx, const char *who, const hcl_params *p, gt_link *out) {
+hcl_status gt_link_read(const hcl_report *r, const char *who, const hcl_params *p, gt_link *out) {
+  hcl_ctx *ctx = r->host ? r->ctx : NULL;
   memset(out, 0, sizeof *out);
   out->menu = choice_index(gt_host->param_str(p, "link"), gt_link_choices);
   int basis = choice_index(gt_host->param_str(p, "poly_basis"), gt_basis_choices);
   double c[GT_MAX_COEF + 1];
   size_t nc = gt_host->param_list(p, "coefficients", c, GT_MAX_COEF + 1);
   if (out->menu < 0 || basis < 0)
-    return gt_host->fail(ctx, HCL_ERR_PARAM, "%s: link or poly_basis is not one of the choices",
-                         who);
-  if (out->menu != MENU_POLY && nc)
+    return hcl_report_fail(r, HCL_ERR_PARAM, "%s: link or poly_basis is not one of the choices",
+                           who);
+  if (r->host && out->menu != MENU_POLY && nc) /* once, from create() */
     gt_host->log(ctx, HCL_LOG_WARN, "%s: coefficients are ignored unless link = poly", who);
   out->n_coef = 1;
   if (out->menu <= MENU_HE4) {
@@ -74,14 +75,14 @@ hcl_status gt_link_read(hcl_ctx *ctx, const char *who, const hcl_params *p, gt_l
   } else {
     out->kind = GT_LINK_POLY;
     if (!nc)
-      return gt_host->fail(ctx, HCL_ERR_PARAM,
-                           "%s: link = poly needs coefficients, e.g. coefficients = 0, 1, 0.5 "
-                           "(c_0, c_1, c_2; basis from poly_basis = %s)",
-                           who, gt_basis_choices[basis]);
+      return hcl_report_fail(r, HCL_ERR_PARAM,
+                             "%s: link = poly needs coefficients, e.g. coefficients = 0, 1, 0.5 "
+                             "(c_0, c_1, c_2; basis from poly_basis = %s)",
+                             who, gt_basis_choices[basis]);
     if (nc > GT_MAX_COEF)
-      return gt_host->fail(ctx, HCL_ERR_PARAM,
-                           "%s: coefficients has %zu values, at most %d (degree %d) are allowed",
-                           who, nc, GT_MAX_COEF, GT_MAX_COEF - 1);
+      return hcl_report_fail(r, HCL_ERR_PARAM,
+                             "%s: coefficients has %zu values, at most %d (degree %d) are allowed",
+                             who, nc, GT_MAX_COEF, GT_MAX_COEF - 1);
     out->n_coef = nc;
     if (basis == 0) {
       memcpy(out->coef, c, nc * sizeof *c);

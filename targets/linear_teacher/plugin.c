@@ -87,7 +87,7 @@ static void describe(lt_target *t) {
 
 /* Read and check the parameters into t; every failure names the key and
  * the numbers that disagree. */
-static hcl_status configure(lt_target *t, const hcl_params *p) {
+static hcl_status configure(lt_target *t, const hcl_params *p, const hcl_report *r) {
   hcl_ctx *ctx = t->ctx;
   int64_t d = lt_host->param_int(p, "d"), ps = lt_host->param_int(p, "probe_samples");
   int64_t cap = lt_host->param_int(p, "max_attempts");
@@ -96,23 +96,23 @@ static hcl_status configure(lt_target *t, const hcl_params *p) {
   t->noise = lt_host->param_double(p, "label_noise");
   t->threshold = lt_host->param_double(p, "cluster_threshold");
   if (d < 1 || ps < 1 || t->inputs < 0 || cap < 0 || cap > (int64_t)LT_MAX_ATTEMPTS_LIMIT)
-    return lt_host->fail(ctx, HCL_ERR_PARAM,
-                         "linear_teacher: d = %lld, probe_samples = %lld, max_attempts = %lld "
-                         "or inputs out of range",
-                         (long long)d, (long long)ps, (long long)cap);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "linear_teacher: d = %lld, probe_samples = %lld, max_attempts = %lld "
+                           "or inputs out of range",
+                           (long long)d, (long long)ps, (long long)cap);
   if (!(t->margin >= 0.0) || !isfinite(t->margin))
-    return lt_host->fail(ctx, HCL_ERR_PARAM, "linear_teacher: margin = %g must be >= 0", t->margin);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "linear_teacher: margin = %g must be >= 0", t->margin);
   if (!(t->noise >= 0.0 && t->noise <= 1.0))
-    return lt_host->fail(ctx, HCL_ERR_PARAM,
-                         "linear_teacher: label_noise = %g must be a probability in [0, 1]",
-                         t->noise);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "linear_teacher: label_noise = %g must be a probability in [0, 1]",
+                           t->noise);
   t->d = (size_t)d;
   t->probe_samples = (uint64_t)ps;
   t->p_accept = lt_accept_prob(t->inputs, t->d, t->margin);
   uint32_t automatic = lt_auto_attempts(t->p_accept);
   if (cap == 0 && automatic == 0)
-    return lt_host->fail(
-        ctx, HCL_ERR_PARAM,
+    return hcl_report_fail(
+        r, HCL_ERR_PARAM,
         "linear_teacher: margin = %g with %s inputs in d = %zu: a draw meets the margin with "
         "probability %.3g, so the rejection cap would need more than %u attempts per sample; "
         "lower the margin%s",
@@ -120,6 +120,7 @@ static hcl_status configure(lt_target *t, const hcl_params *p) {
         t->inputs == LT_IN_BALL ? " (|w*.x| < 1 in the ball, and about 1/sqrt(d) typically)" : "");
   t->attempts = cap ? (uint32_t)cap : automatic;
   double miss = t->p_accept >= 1.0 ? 0.0 : pow(1.0 - t->p_accept, (double)t->attempts);
+  if (!ctx) return HCL_OK; /* check(): no warnings twice, no notes */
   if (cap && miss > LT_CAP_TARGET)
     lt_host->log(ctx, HCL_LOG_WARN,
                  "linear_teacher: max_attempts = %lld: a sample misses the margin with "
@@ -150,7 +151,8 @@ static hcl_status lt_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
       t->seeds ? HCL_OK : lt_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
   if (rc == HCL_OK) {
     memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
-    rc = configure(t, setup->params);
+    hcl_report rep = {.host = lt_host, .ctx = ctx};
+    rc = configure(t, setup->params, &rep);
   }
   if (rc == HCL_OK && lt_host->struct_size >=
                           offsetof(hcl_host_api, host_mem_check) + sizeof lt_host->host_mem_check) {
@@ -188,6 +190,17 @@ static hcl_status lt_info(void *self, hcl_target_info *out) {
   return hcl_target_info_put(out, &info);
 }
 
+/* The keys without a device (w* is drawn in create). */
+static hcl_status lt_check(const hcl_params *p, const hcl_check_info *run, hcl_target_info *info,
+                           char *err, size_t errlen) {
+  (void)run;
+  lt_target t;
+  memset(&t, 0, sizeof t);
+  hcl_report rep = {.err = err, .errlen = errlen, .strip = "linear_teacher: "};
+  hcl_status rc = configure(&t, p, &rep);
+  return rc == HCL_OK ? lt_info(&t, info) : rc;
+}
+
 static const hcl_target_vt k_vt = {
     .struct_size = sizeof(hcl_target_vt),
     .create = lt_create,
@@ -196,6 +209,7 @@ static const hcl_target_vt k_vt = {
     .sample = lt_sample,
     .probe = lt_probe,
     .eval = lt_eval,
+    .check = lt_check,
 };
 
 static const hcl_plugin_desc k_desc = {

@@ -51,50 +51,50 @@ static void lrp_destroy(void *self) {
 }
 
 /* Fill v[0..r) from a LIST key with one value (broadcast) or r values. */
-static hcl_status read_per_component(lrp_target *t, const hcl_params *p, const char *key,
-                                     double *v) {
+static hcl_status read_per_component(lrp_target *t, const hcl_params *p, const char *key, double *v,
+                                     const hcl_report *r) {
   size_t n = gt_host->param_list(p, key, v, t->r);
   if (n == 1)
     for (size_t j = 1; j < t->r; j++) v[j] = v[0];
   else if (n != t->r)
-    return gt_host->fail(t->g.ctx, HCL_ERR_PARAM,
-                         "low_rank_poly: %s has %zu values; give one (for every j) or r = %zu", key,
-                         n, t->r);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "low_rank_poly: %s has %zu values; give one (for every j) or r = %zu",
+                           key, n, t->r);
   return HCL_OK;
 }
 
-static hcl_status configure(lrp_target *t, const hcl_params *prm) {
+static hcl_status configure(lrp_target *t, const hcl_params *prm, const hcl_report *rep) {
   gt_target *g = &t->g;
   int64_t r = gt_host->param_int(prm, "r");
   t->orthogonal = gt_host->param_bool(prm, "orthogonal");
   t->center = gt_host->param_bool(prm, "center");
   if (r < 1 || r > LRP_MAX_R)
-    return gt_host->fail(g->ctx, HCL_ERR_PARAM, "low_rank_poly: r = %lld, must be in 1..%d",
-                         (long long)r, LRP_MAX_R);
+    return hcl_report_fail(rep, HCL_ERR_PARAM, "low_rank_poly: r = %lld, must be in 1..%d",
+                           (long long)r, LRP_MAX_R);
   t->r = (size_t)r;
   if (t->orthogonal && t->r > g->d)
-    return gt_host->fail(g->ctx, HCL_ERR_PARAM,
-                         "low_rank_poly: r = %zu orthogonal directions do not fit in d = %zu "
-                         "(set orthogonal = false or r <= d)",
-                         t->r, g->d);
+    return hcl_report_fail(rep, HCL_ERR_PARAM,
+                           "low_rank_poly: r = %zu orthogonal directions do not fit in d = %zu "
+                           "(set orthogonal = false or r <= d)",
+                           t->r, g->d);
   double pv[LRP_MAX_R];
-  GT_TRY(read_per_component(t, prm, "p", pv));
-  GT_TRY(read_per_component(t, prm, "alpha", t->alpha));
+  GT_TRY(read_per_component(t, prm, "p", pv, rep));
+  GT_TRY(read_per_component(t, prm, "alpha", t->alpha, rep));
   int any = 0;
   for (size_t j = 0; j < t->r; j++) {
     if (!(pv[j] >= 1.0 && pv[j] <= LRP_MAX_P) || pv[j] != floor(pv[j]))
-      return gt_host->fail(g->ctx, HCL_ERR_PARAM,
-                           "low_rank_poly: p_%zu = %g, must be an integer in 1..%d", j + 1, pv[j],
-                           LRP_MAX_P);
+      return hcl_report_fail(rep, HCL_ERR_PARAM,
+                             "low_rank_poly: p_%zu = %g, must be an integer in 1..%d", j + 1, pv[j],
+                             LRP_MAX_P);
     if (!isfinite(t->alpha[j]))
-      return gt_host->fail(g->ctx, HCL_ERR_PARAM, "low_rank_poly: alpha_%zu is not finite", j + 1);
+      return hcl_report_fail(rep, HCL_ERR_PARAM, "low_rank_poly: alpha_%zu is not finite", j + 1);
     t->p[j] = (unsigned)pv[j];
     any |= t->alpha[j] != 0.0;
   }
   if (!any)
-    return gt_host->fail(g->ctx, HCL_ERR_PARAM,
-                         "low_rank_poly: every alpha_j is 0, f* would be 0 and cannot be "
-                         "normalised");
+    return hcl_report_fail(rep, HCL_ERR_PARAM,
+                           "low_rank_poly: every alpha_j is 0, f* would be 0 and cannot be "
+                           "normalised");
   return HCL_OK;
 }
 
@@ -208,7 +208,8 @@ static hcl_status lrp_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
   lrp_target *t = calloc(1, sizeof *t);
   if (!t) return gt_host->fail(ctx, HCL_ERR_NOMEM, "low_rank_poly: out of host memory");
   hcl_status rc = gt_target_init(&t->g, ctx, setup, "low_rank_poly", LRP_TAG, 0, 1);
-  if (rc == HCL_OK) rc = configure(t, setup->params);
+  hcl_report rep = {.host = gt_host, .ctx = ctx};
+  if (rc == HCL_OK) rc = configure(t, setup->params, &rep);
   if (rc == HCL_OK) {
     describe(t);
     rc = make_function(t);
@@ -247,6 +248,19 @@ static hcl_status lrp_eval(void *self, const char *what, hcl_buf x, size_t n, hc
   return gt_device_eval(&t->g, w, x, n, out, 5, extra);
 }
 
+/* The keys without a device (the exact moments are computed in create). */
+static hcl_status lrp_check(const hcl_params *p, const hcl_check_info *run, hcl_target_info *info,
+                            char *err, size_t errlen) {
+  (void)run;
+  lrp_target *t = calloc(1, sizeof *t);
+  if (!t) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
+  hcl_report rep = {.err = err, .errlen = errlen, .strip = "low_rank_poly: "};
+  hcl_status rc = gt_check(&t->g, "low_rank_poly", p, 0, 1, &rep, info);
+  if (rc == HCL_OK) rc = configure(t, p, &rep);
+  free(t);
+  return rc;
+}
+
 static const hcl_target_vt k_vt = {
     .struct_size = sizeof(hcl_target_vt),
     .create = lrp_create,
@@ -255,6 +269,7 @@ static const hcl_target_vt k_vt = {
     .sample = lrp_sample,
     .probe = NULL,
     .eval = lrp_eval,
+    .check = lrp_check,
 };
 
 static const hcl_plugin_desc k_desc = {

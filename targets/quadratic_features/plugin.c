@@ -96,20 +96,28 @@ static hcl_status make_matrices(quf_target *t) {
   return rc;
 }
 
-static hcl_status configure(quf_target *t, const hcl_params *p) {
+/* rank against d (shared by create and check). */
+static hcl_status check_rank(quf_target *t, const hcl_params *p, const hcl_report *r) {
   gt_target *g = &t->g;
   int64_t rank = gt_host->param_int(p, "rank");
-  int standardize = gt_host->param_bool(p, "standardize");
   if (g->d > QUF_MAX_D)
-    return gt_host->fail(g->ctx, HCL_ERR_PARAM,
-                         "quadratic_features: d = %zu, at most %d (A has d*d entries per replica)",
-                         g->d, QUF_MAX_D);
+    return hcl_report_fail(
+        r, HCL_ERR_PARAM, "quadratic_features: d = %zu, at most %d (A has d*d entries per replica)",
+        g->d, QUF_MAX_D);
   if (rank < 0 || rank == 1 || (size_t)rank > g->d)
-    return gt_host->fail(g->ctx, HCL_ERR_PARAM,
-                         "quadratic_features: rank = %lld, must be 0 (full) or 2..d = 2..%zu "
-                         "(a rank-1 symmetric A cannot have trace 0)",
-                         (long long)rank, g->d);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "quadratic_features: rank = %lld, must be 0 (full) or 2..d = 2..%zu "
+                           "(a rank-1 symmetric A cannot have trace 0)",
+                           (long long)rank, g->d);
   t->rank = (size_t)rank;
+  return HCL_OK;
+}
+
+static hcl_status configure(quf_target *t, const hcl_params *p) {
+  gt_target *g = &t->g;
+  int standardize = gt_host->param_bool(p, "standardize");
+  hcl_report rep = {.host = gt_host, .ctx = g->ctx};
+  GT_TRY(check_rank(t, p, &rep));
   double var = quf_hstar_var(g->d, g->inputs);
   t->hscale = standardize ? (float)(1.0 / sqrt(var)) : 1.0f;
   char buf[512];
@@ -168,6 +176,17 @@ static hcl_status quf_eval(void *self, const char *what, hcl_buf x, size_t n, hc
   return gt_device_eval(&t->g, w, x, n, out, 2, extra);
 }
 
+/* The keys without a device (A is drawn in create). */
+static hcl_status quf_check(const hcl_params *p, const hcl_check_info *run, hcl_target_info *info,
+                            char *err, size_t errlen) {
+  (void)run;
+  quf_target t;
+  memset(&t, 0, sizeof t);
+  hcl_report rep = {.err = err, .errlen = errlen, .strip = "quadratic_features: "};
+  GT_TRY(gt_check(&t.g, "quadratic_features", p, 1, 2, &rep, info));
+  return check_rank(&t, p, &rep);
+}
+
 static const hcl_target_vt k_vt = {
     .struct_size = sizeof(hcl_target_vt),
     .create = quf_create,
@@ -176,6 +195,7 @@ static const hcl_target_vt k_vt = {
     .sample = quf_sample,
     .probe = NULL,
     .eval = quf_eval,
+    .check = quf_check,
 };
 
 static const hcl_plugin_desc k_desc = {

@@ -72,12 +72,12 @@ static hcl_status read_list(rhm_target *t, const hcl_params *p, const char *key,
                             uint32_t *out, size_t *n) {
   double vals[64];
   size_t k = rhm_host->param_list(p, key, vals, 64);
-  if (k > 64) return rhm_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %zu entries, at most 64", key, k);
+  if (k > 64) return hcl_report_fail(t->rep, HCL_ERR_PARAM, "%s: %zu entries, at most 64", key, k);
   for (size_t i = 0; i < k; i++) {
     if (vals[i] != floor(vals[i]) || vals[i] < 1 || vals[i] > (double)hi)
-      return rhm_host->fail(t->ctx, HCL_ERR_PARAM,
-                            "%s: entry %zu (%g) must be an integer in 1..%llu", key, i + 1, vals[i],
-                            (unsigned long long)hi);
+      return hcl_report_fail(t->rep, HCL_ERR_PARAM,
+                             "%s: entry %zu (%g) must be an integer in 1..%llu", key, i + 1,
+                             vals[i], (unsigned long long)hi);
     out[i] = (uint32_t)vals[i];
   }
   *n = k;
@@ -103,15 +103,16 @@ static hcl_status plan_streams(rhm_target *t) {
                    "with replacement: P_max >= 2^63, every stream draws label and rule choices "
                    "i.i.d. uniform (train, test and probe may overlap with negligible probability)",
                    0);
-    rhm_host->log(ctx, HCL_LOG_INFO,
-                  "rhm: P_max = %s%s >= 2^63: train and test data are drawn with replacement", pm,
-                  g->p_max_sat ? " (at least)" : "");
+    if (ctx)
+      rhm_host->log(ctx, HCL_LOG_INFO,
+                    "rhm: P_max = %s%s >= 2^63: train and test data are drawn with replacement", pm,
+                    g->p_max_sat ? " (at least)" : "");
     return HCL_OK;
   }
   uint64_t pmax = (uint64_t)g->p_max;
   if ((rhm_u128)P + T + V > g->p_max)
-    return rhm_host->fail(
-        ctx, HCL_ERR_PARAM,
+    return hcl_report_fail(
+        t->rep, HCL_ERR_PARAM,
         "train_size + test_size + val_size = %llu + %llu + %llu = %llu exceeds P_max = "
         "n_c*m^((s^L-1)/(s-1)) = %llu*%llu^%llu = %s distinct data (bound "
         "train_size + test_size + val_size <= P_max)",
@@ -119,18 +120,18 @@ static hcl_status plan_streams(rhm_target *t) {
         (unsigned long long)(P + T + V), (unsigned long long)g->n_c, (unsigned long long)g->m,
         (unsigned long long)g->n_dig, pm);
   if (!P && T >= pmax)
-    return rhm_host->fail(ctx, HCL_ERR_PARAM,
-                          "online training (train_size = 0) with test_size = %llu leaves no data: "
-                          "P_max = %s (bound test_size < P_max)",
-                          (unsigned long long)T, pm);
+    return hcl_report_fail(t->rep, HCL_ERR_PARAM,
+                           "online training (train_size = 0) with test_size = %llu leaves no data: "
+                           "P_max = %s (bound test_size < P_max)",
+                           (unsigned long long)T, pm);
   /* Validation takes its own V permuted indices, disjoint from train and test,
    * placed so that train and test are the same with or without it (except
    * online training, whose train range starts after test and validation). */
   if (!P && V >= pmax - T)
-    return rhm_host->fail(ctx, HCL_ERR_PARAM,
-                          "online training (train_size = 0) with test_size + val_size = %llu + "
-                          "%llu leaves no data: P_max = %s",
-                          (unsigned long long)T, (unsigned long long)V, pm);
+    return hcl_report_fail(t->rep, HCL_ERR_PARAM,
+                           "online training (train_size = 0) with test_size + val_size = %llu + "
+                           "%llu leaves no data: P_max = %s",
+                           (unsigned long long)T, (unsigned long long)V, pm);
   t->map[HCL_STREAM_TRAIN] = P ? (rhm_stream_map){RHM_MODE_INDEX, 0, P}
                                : (rhm_stream_map){RHM_MODE_INDEX, T + V, pmax - T - V};
   if (T)
@@ -190,7 +191,6 @@ static void note_rules(rhm_target *t) {
 }
 
 static hcl_status configure(rhm_target *t, const hcl_params *p) {
-  hcl_ctx *ctx = t->ctx;
   int64_t n_c = rhm_host->param_int(p, "n_c"), v = rhm_host->param_int(p, "v");
   int64_t m = rhm_host->param_int(p, "m"), s = rhm_host->param_int(p, "s");
   int64_t L = rhm_host->param_int(p, "l"), ps = rhm_host->param_int(p, "probe_samples");
@@ -198,15 +198,15 @@ static hcl_status configure(rhm_target *t, const hcl_params *p) {
   t->whitening = enum_index(rhm_host->param_str(p, "whitening"), k_whitening);
   if (n_c < 1 || v < 1 || m < 1 || s < 1 || L < 1 || ps < 0 || t->rules_kind < 0 ||
       t->whitening < 0)
-    return rhm_host->fail(
-        ctx, HCL_ERR_PARAM,
+    return hcl_report_fail(
+        t->rep, HCL_ERR_PARAM,
         "rhm: n_c = %lld, v = %lld, m = %lld, s = %lld, L = %lld, probe_samples = "
         "%lld, rules or whitening out of range",
         (long long)n_c, (long long)v, (long long)m, (long long)s, (long long)L, (long long)ps);
   char why[512];
   if (rhm_dims_init(&t->g, (uint64_t)n_c, (uint64_t)v, (uint64_t)m, (uint64_t)s, (uint64_t)L, why,
                     sizeof why))
-    return rhm_host->fail(ctx, HCL_ERR_PARAM, "rhm: %s", why);
+    return hcl_report_fail(t->rep, HCL_ERR_PARAM, "rhm: %s", why);
   t->probe_samples = (uint64_t)ps;
   HCL_RHM_TRY(read_list(t, p, "sensitivity_layers", 64, t->layers, &t->n_layers));
   HCL_RHM_TRY(read_list(t, p, "sensitivity_levels", t->g.L, t->levels, &t->n_levels));
@@ -258,6 +258,8 @@ static hcl_status rhm_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
   rhm_target *t = calloc(1, sizeof *t);
   if (!t) return rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory");
   t->ctx = ctx;
+  hcl_report rep = {.host = rhm_host, .ctx = ctx};
+  t->rep = &rep;
   t->R = setup->replicas;
   t->train_size = setup->train_size;
   t->test_size = setup->struct_size >= offsetof(hcl_setup, test_size) + sizeof setup->test_size
@@ -324,6 +326,23 @@ static hcl_status rhm_info(void *self, hcl_target_info *out) {
   return hcl_target_info_put(out, &info);
 }
 
+/* The parameters against the run's sizes, without a device: configure()
+ * without the rule tables (the grammar's dimensions and P_max only). */
+static hcl_status rhm_check(const hcl_params *p, const hcl_check_info *run, hcl_target_info *info,
+                            char *err, size_t errlen) {
+  rhm_target *t = calloc(1, sizeof *t);
+  if (!t) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
+  hcl_report rep = {.err = err, .errlen = errlen, .strip = "rhm: "};
+  t->rep = &rep;
+  t->train_size = run->train_size;
+  t->test_size = run->test_size;
+  t->val_size = run->val_size;
+  hcl_status rc = configure(t, p);
+  if (rc == HCL_OK) rc = rhm_info(t, info);
+  free(t);
+  return rc;
+}
+
 static const hcl_target_vt k_vt = {
     .struct_size = sizeof(hcl_target_vt),
     .create = rhm_create,
@@ -332,6 +351,7 @@ static const hcl_target_vt k_vt = {
     .sample = rhm_sample,
     .probe = rhm_probe,
     .eval = NULL,
+    .check = rhm_check,
 };
 
 static const hcl_plugin_desc k_desc = {

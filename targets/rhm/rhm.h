@@ -126,7 +126,8 @@ typedef struct rhm_stream_map {
 } rhm_stream_map;
 
 typedef struct rhm_target {
-  hcl_ctx *ctx;
+  hcl_ctx *ctx;          /* NULL in check(): no notes, no logs */
+  const hcl_report *rep; /* where configure() reports (create or check) */
   size_t R;
   uint64_t *seeds;
   rhm_dims g;

@@ -122,6 +122,15 @@ static hcl_status six_eval(void *self, const char *what, hcl_buf x, size_t n, hc
   return gt_device_eval(&t->g, w, x, n, out, 1, extra);
 }
 
+/* The keys without a device (beta is drawn in create). */
+static hcl_status six_check(const hcl_params *p, const hcl_check_info *run, hcl_target_info *info,
+                            char *err, size_t errlen) {
+  (void)run;
+  gt_target g;
+  hcl_report rep = {.err = err, .errlen = errlen, .strip = "single_index: "};
+  return gt_check(&g, "single_index", p, 1, 1, &rep, info);
+}
+
 static const hcl_target_vt k_vt = {
     .struct_size = sizeof(hcl_target_vt),
     .create = six_create,
@@ -130,6 +139,7 @@ static const hcl_target_vt k_vt = {
     .sample = six_sample,
     .probe = NULL,
     .eval = six_eval,
+    .check = six_check,
 };
 
 static const hcl_plugin_desc k_desc = {

@@ -110,7 +110,7 @@ static void describe_function(stc_target *t, size_t k, size_t k2, int normalize)
 
 /* Read and check the parameters into t, build the function and its probe
  * sets; every failure names the key and the numbers that disagree. */
-static hcl_status configure(stc_target *t, const hcl_params *p) {
+static hcl_status configure(stc_target *t, const hcl_params *p, const hcl_report *r) {
   hcl_ctx *ctx = t->ctx;
   int64_t n = stc_host->param_int(p, "n"), k = stc_host->param_int(p, "k");
   int64_t k2 = stc_host->param_int(p, "k2");
@@ -124,34 +124,34 @@ static hcl_status configure(stc_target *t, const hcl_params *p) {
   const char *psets = stc_host->param_str(p, "probe_sets");
   char why[512];
   if (n < 1 || k < 1 || k2 < 0 || ps < 1 || t->kind < 0 || t->inputs < 0)
-    return stc_host->fail(ctx, HCL_ERR_PARAM,
-                          "n = %lld, k = %lld, k2 = %lld, probe_samples = %lld, "
-                          "function or inputs out of range",
-                          (long long)n, (long long)k, (long long)k2, (long long)ps);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "n = %lld, k = %lld, k2 = %lld, probe_samples = %lld, "
+                           "function or inputs out of range",
+                           (long long)n, (long long)k, (long long)k2, (long long)ps);
   if (k2 == 0) k2 = k;
   t->n = (size_t)n;
   t->probe_samples = (uint64_t)ps;
   if (t->inputs == STC_IN_BIASED && !(t->bias > 0.0 && t->bias < 1.0))
-    return stc_host->fail(ctx, HCL_ERR_PARAM, "bias = %g: p must be strictly between 0 and 1",
-                          t->bias);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "bias = %g: p must be strictly between 0 and 1",
+                           t->bias);
   if (!(t->noise >= 0.0) || !isfinite(t->noise))
-    return stc_host->fail(ctx, HCL_ERR_PARAM, "noise = %g must be >= 0", t->noise);
-  if (t->kind != STC_FN_FOURIER && terms && *terms)
+    return hcl_report_fail(r, HCL_ERR_PARAM, "noise = %g must be >= 0", t->noise);
+  if (ctx && t->kind != STC_FN_FOURIER && terms && *terms)
     stc_host->log(ctx, HCL_LOG_WARN, "terms is ignored unless function = fourier");
   if (t->kind == STC_FN_FOURIER && !(terms && terms[strspn(terms, " \t")]))
-    return stc_host->fail(ctx, HCL_ERR_PARAM,
-                          "function = fourier needs terms, e.g. terms = 1.0:1, 1.0:1 2, 0.5:1 2 3");
+    return hcl_report_fail(
+        r, HCL_ERR_PARAM, "function = fourier needs terms, e.g. terms = 1.0:1, 1.0:1 2, 0.5:1 2 3");
   if (stc_function_build(t->kind, t->n, (size_t)k, (size_t)k2, normalize, terms, &t->fn, why,
                          sizeof why))
-    return stc_host->fail(ctx, HCL_ERR_PARAM, "%s%s", t->kind == STC_FN_FOURIER ? "terms: " : "",
-                          why);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "%s%s", t->kind == STC_FN_FOURIER ? "terms: " : "",
+                           why);
   if (psets && *psets) {
     if (stc_sets_parse(psets, t->n, &t->probe_sets, why, sizeof why))
-      return stc_host->fail(ctx, HCL_ERR_PARAM, "probe_sets: %s", why);
+      return hcl_report_fail(r, HCL_ERR_PARAM, "probe_sets: %s", why);
   } else if (stc_probe_default_sets(t->kind, (size_t)k, (size_t)k2, &t->fn, &t->probe_sets)) {
-    return stc_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
+    return hcl_report_fail(r, HCL_ERR_NOMEM, "out of host memory");
   }
-  describe_function(t, (size_t)k, (size_t)k2, normalize);
+  if (ctx) describe_function(t, (size_t)k, (size_t)k2, normalize); /* not in check() */
   return HCL_OK;
 }
 
@@ -171,7 +171,8 @@ static hcl_status stc_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
       t->seeds ? HCL_OK : stc_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
   if (rc == HCL_OK) {
     memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
-    rc = configure(t, setup->params);
+    hcl_report rep = {.host = stc_host, .ctx = ctx};
+    rc = configure(t, setup->params, &rep);
   }
   if (rc == HCL_OK) rc = stc_device_init(t);
   if (rc != HCL_OK) {
@@ -196,6 +197,22 @@ static hcl_status stc_info(void *self, hcl_target_info *out) {
   return hcl_target_info_put(out, &info);
 }
 
+/* The parameters without a device: configure() on a scratch target (the
+ * function's terms and probe sets are small host lists). */
+static hcl_status stc_check(const hcl_params *p, const hcl_check_info *run, hcl_target_info *info,
+                            char *err, size_t errlen) {
+  (void)run;
+  stc_target *t = calloc(1, sizeof *t);
+  if (!t) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
+  hcl_report rep = {.err = err, .errlen = errlen, .strip = "staircase: "};
+  hcl_status rc = configure(t, p, &rep);
+  if (rc == HCL_OK) rc = stc_info(t, info);
+  stc_terms_free(&t->fn);
+  stc_terms_free(&t->probe_sets);
+  free(t);
+  return rc;
+}
+
 static const hcl_target_vt k_vt = {
     .struct_size = sizeof(hcl_target_vt),
     .create = stc_create,
@@ -204,6 +221,7 @@ static const hcl_target_vt k_vt = {
     .sample = stc_sample,
     .probe = stc_probe,
     .eval = stc_eval,
+    .check = stc_check,
 };
 
 static const hcl_plugin_desc k_desc = {
