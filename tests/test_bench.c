@@ -9,16 +9,7 @@
 
 static char out[1 << 16];
 
-static int sh(const char *cmd) {
-  char full[4200];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  assert_non_null(p);
-  size_t n = fread(out, 1, sizeof out - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int sh(const char *cmd) { return hcl_test_sh(cmd, out, sizeof out); }
 
 static const char *device(void) {
   const char *d = getenv("HIERCL_TEST_DEVICE");

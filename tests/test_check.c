@@ -15,17 +15,7 @@
 static char out[1 << 16];
 
 /* Run a shell command; stdout+stderr into out; the exit status (-1: killed). */
-static int sh(const char *cmd) { /* cmd: at most 8192 bytes */
-  char full[8300];
-  if ((size_t)snprintf(full, sizeof full, "%s 2>&1", cmd) >= sizeof full)
-    fail_msg("command too long");
-  FILE *p = popen(full, "r");
-  assert_non_null(p);
-  size_t n = fread(out, 1, sizeof out - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int sh(const char *cmd) { return hcl_test_sh(cmd, out, sizeof out); }
 
 #define assert_contains(hay, needle)                                                               \
   do {                                                                                             \

@@ -7,27 +7,15 @@
 #include <string.h>
 #include <sys/wait.h>
 
-/* Run a shell command; capture stdout+stderr into out; return exit status. */
-static int sh(const char *cmd, char *out, size_t len) {
-  char full[4096];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  assert_non_null(p);
-  size_t n = fread(out, 1, len - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static char out[65536];
 
 static void help_and_usage(void **state) {
   (void)state;
-  assert_int_equal(sh(HCL_TEST_HIERCL " --help", out, sizeof out), 0);
+  assert_int_equal(hcl_test_sh(HCL_TEST_HIERCL " --help", out, sizeof out), 0);
   assert_non_null(strstr(out, "usage: hiercl"));
-  assert_int_equal(sh(HCL_TEST_HIERCL " frobnicate", out, sizeof out), 2);
+  assert_int_equal(hcl_test_sh(HCL_TEST_HIERCL " frobnicate", out, sizeof out), 2);
   assert_non_null(strstr(out, "frobnicate"));
-  assert_int_equal(sh(HCL_TEST_HIERCL " run", out, sizeof out), 2);
+  assert_int_equal(hcl_test_sh(HCL_TEST_HIERCL " run", out, sizeof out), 2);
 }
 
 static void no_device_is_exit_3(void **state) {
@@ -39,21 +27,21 @@ static void no_device_is_exit_3(void **state) {
   char mk[600];
   snprintf(mk, sizeof mk, "mkdir -p %s/empty-icd", hcl_test_tmpdir());
   assert_int_equal(system(mk), 0);
-  assert_int_equal(sh(cmd, out, sizeof out), 3);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 3);
   assert_non_null(strstr(out, "no OpenCL device"));
 }
 
 static void devices_list_and_bad_selector(void **state) {
   (void)state;
   if (!hcl_test_ctx()) skip();
-  assert_int_equal(sh(HCL_TEST_HIERCL " devices", out, sizeof out), 0);
+  assert_int_equal(hcl_test_sh(HCL_TEST_HIERCL " devices", out, sizeof out), 0);
   assert_non_null(strstr(out, ":cpu:0"));
-  assert_int_equal(sh(HCL_TEST_HIERCL " devices --json", out, sizeof out), 0);
+  assert_int_equal(hcl_test_sh(HCL_TEST_HIERCL " devices --json", out, sizeof out), 0);
   assert_true(out[0] == '[');
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "%s run %s/staircase_resnet.ini --device no-such-device-xyz",
            HCL_TEST_HIERCL, HCL_TEST_CONFIGS);
-  assert_int_equal(sh(cmd, out, sizeof out), 3);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 3);
   assert_non_null(strstr(out, "no-such-device-xyz"));
   assert_non_null(strstr(out, "candidates"));
 }
@@ -65,7 +53,7 @@ static void bad_config_one_line_exit_2(void **state) {
                                                  "[model]\nplugin = resnet\nwidht = 3\n");
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "%s run %s --out %s", HCL_TEST_HIERCL, p, hcl_test_tmpdir());
-  assert_int_equal(sh(cmd, out, sizeof out), 2);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 2);
   assert_non_null(strstr(out, "bad.ini"));
   assert_non_null(strstr(out, "widht"));
   assert_non_null(strstr(out, "[model]"));
@@ -82,7 +70,7 @@ static void sample_writes_csv_and_npy(void **state) {
                                                "[model]\nplugin = resnet\n");
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "%s sample %s --n 5 --device cpu", HCL_TEST_HIERCL, p);
-  assert_int_equal(sh(cmd, out, sizeof out), 0);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
   assert_non_null(strstr(out, "x0,x1,x2,x3,y0\n"));
   int lines = 0;
   for (char *c = out; *c; c++) lines += *c == '\n';
@@ -91,7 +79,7 @@ static void sample_writes_csv_and_npy(void **state) {
   snprintf(npy, sizeof npy, "%s/s.npy", hcl_test_tmpdir());
   snprintf(cmd, sizeof cmd, "%s sample %s --n 7 --format npy --out %s --device cpu",
            HCL_TEST_HIERCL, p, npy);
-  assert_int_equal(sh(cmd, out, sizeof out), 0);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
   char *data = hcl_test_read_file(npy);
   assert_non_null(data);
   assert_memory_equal(data, "\x93NUMPY\x01\x00", 8);

@@ -26,16 +26,7 @@ static char out[1 << 16];
 static int g_faults; /* fault positions injected, reported at the end */
 
 /* Run a shell command; stdout+stderr into out; the exit status. */
-static int sh(const char *cmd) {
-  char full[8192];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  assert_non_null(p);
-  size_t n = fread(out, 1, sizeof out - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int sh(const char *cmd) { return hcl_test_sh(cmd, out, sizeof out); }
 
 static const char *config(void) {
   static const char *p;
@@ -53,7 +44,8 @@ static const char *config(void) {
 /* The environment that loads the shim for one command ("" = no fault). */
 static void fault_env(char *env, size_t len, const char *dir, const char *log, const char *what) {
   snprintf(env, len,
-           "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:verify_asan_link_order=0\" LD_PRELOAD=%s HIERCL_FAULT_DIR=%s "
+           "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:verify_asan_link_order=0\" LD_PRELOAD=%s "
+           "HIERCL_FAULT_DIR=%s "
            "HIERCL_FAULT_LOG=%s %s",
            HCL_TEST_FAULT_SHIM, dir, log, what);
 }

@@ -15,19 +15,7 @@
 static char out[1 << 16];
 
 /* Run a shell command; stdout+stderr into out; the exit status (-1: killed). */
-static int sh(const char *cmd) {
-  size_t len = strlen(cmd) + 16;
-  char *full = malloc(len);
-  assert_non_null(full);
-  snprintf(full, len, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  free(full);
-  assert_non_null(p);
-  size_t n = fread(out, 1, sizeof out - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int sh(const char *cmd) { return hcl_test_sh(cmd, out, sizeof out); }
 
 #define assert_contains(hay, needle)                                                               \
   do {                                                                                             \

@@ -13,17 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int sh(const char *cmd, char *out, size_t len) {
-  char full[4096];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  assert_non_null(p);
-  size_t n = fread(out, 1, len - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* The one run directory under parent (a fresh folder per test). */
 static void run_dir_in(const char *parent, char *out, size_t len) {
   DIR *d = opendir(parent);
@@ -200,7 +189,7 @@ static void cli_refusal_keeps_manifest(void **state) {
   snprintf(cmd, sizeof cmd,
            "%s run %s/quickstart.ini --out %s %s --set target.n=1048576 --set eval.test_size=20000",
            HCL_TEST_HIERCL, HCL_TEST_CONFIGS, parent, tiny_sets);
-  assert_int_equal(sh(cmd, out, sizeof out), 1);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 1);
   assert_non_null(strstr(out, "[eval] batch = 20000"));
   run_dir_in(parent, dir, sizeof dir);
   char *man = read_in(dir, "manifest.json"), *sum = read_in(dir, "summary.json");
@@ -219,7 +208,7 @@ static void cli_budget_refuses_plugin_buffers(void **state) {
   snprintf(parent, sizeof parent, "%s/budget", hcl_test_tmpdir());
   snprintf(cmd, sizeof cmd, "HIERCL_DEVICE_MEM_LIMIT=20000 %s run %s/quickstart.ini --out %s %s",
            HCL_TEST_HIERCL, HCL_TEST_CONFIGS, parent, tiny_sets);
-  assert_int_equal(sh(cmd, out, sizeof out), 1);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 1);
   assert_non_null(strstr(out, "HIERCL_DEVICE_MEM_LIMIT = 20000"));
   run_dir_in(parent, dir, sizeof dir);
   char *man = read_in(dir, "manifest.json"), *sum = read_in(dir, "summary.json");
@@ -240,7 +229,7 @@ static void cli_model_names_depth(void **state) {
            "HIERCL_DEVICE_MEM_LIMIT=500000 %s run %s/quickstart.ini --out %s %s --set "
            "model.depth=64",
            HCL_TEST_HIERCL, HCL_TEST_CONFIGS, parent, tiny_sets);
-  assert_int_equal(sh(cmd, out, sizeof out), 1);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 1);
   assert_non_null(strstr(out, "[model] depth = 64 x width = 40"));
 }
 
@@ -252,7 +241,7 @@ static void cli_summary_reports_peak(void **state) {
   snprintf(parent, sizeof parent, "%s/peak", hcl_test_tmpdir());
   snprintf(cmd, sizeof cmd, "%s run %s/quickstart.ini --out %s %s", HCL_TEST_HIERCL,
            HCL_TEST_CONFIGS, parent, tiny_sets);
-  assert_int_equal(sh(cmd, out, sizeof out), 0);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
   run_dir_in(parent, dir, sizeof dir);
   char *sum = read_in(dir, "summary.json");
   double peak = 0;

@@ -15,18 +15,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Run a shell command; capture stdout+stderr into out; return exit status. */
-static int sh(const char *cmd, char *out, size_t len) {
-  char full[8192];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  assert_non_null(p);
-  size_t n = fread(out, 1, len - 1, p);
-  out[n] = 0;
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static char out[65536];
 
 static const char kConfig[] = "[run]\nseed = 3\n"
@@ -108,7 +96,7 @@ static void export_compile_and_run_without_compiler(void **state) {
 
   snprintf(cmd, sizeof cmd, "%s programs %s --device '%s' --export %s", HCL_TEST_HIERCL, ini, dev,
            exp);
-  assert_int_equal(sh(cmd, out, sizeof out), 0);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
   /* every program the run builds: the target's and the runtime's own */
   char tsv_path[700];
   snprintf(tsv_path, sizeof tsv_path, "%s/programs.tsv", exp);
@@ -144,25 +132,25 @@ static void export_compile_and_run_without_compiler(void **state) {
 
   /* without --export the list is printed and nothing is left behind */
   snprintf(cmd, sizeof cmd, "%s programs %s --device '%s'", HCL_TEST_HIERCL, ini, dev);
-  assert_int_equal(sh(cmd, out, sizeof out), 0);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
   char row[200];
   snprintf(row, sizeof row, "%s\t%s\tstaircase\t", staircase_key, staircase_file);
   assert_non_null(strstr(out, row));
   snprintf(cmd, sizeof cmd, "%s programs", HCL_TEST_HIERCL);
-  assert_int_equal(sh(cmd, out, sizeof out), 2); /* no config: usage */
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 2); /* no config: usage */
   assert_non_null(strstr(out, "usage: hiercl programs"));
 
   /* a normal run, and the same run from the binaries only */
   snprintf(cmd, sizeof cmd, "%s run %s --device '%s' --out %s/normal --quiet", HCL_TEST_HIERCL, ini,
            dev, root);
-  assert_int_equal(sh(cmd, out, sizeof out), 0);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
   snprintf(parent, sizeof parent, "%s/normal/", root);
   char *normal = replica_line(out, parent);
   snprintf(cmd, sizeof cmd,
            "HIERCL_NO_COMPILE=1 %s run %s --device '%s' --out %s/prebuilt --set "
            "runtime.binary_dir=%s",
            HCL_TEST_HIERCL, ini, dev, root, bin);
-  assert_int_equal(sh(cmd, out, sizeof out), 0);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
   assert_non_null(strstr(out, "compilation disabled"));
   snprintf(parent, sizeof parent, "%s/prebuilt/", root);
   char *prebuilt = replica_line(out, parent);
@@ -178,7 +166,7 @@ static void export_compile_and_run_without_compiler(void **state) {
            "HIERCL_NO_COMPILE=1 %s run %s --device '%s' --out %s/missing --set "
            "runtime.binary_dir=%s",
            HCL_TEST_HIERCL, ini, dev, root, bin);
-  assert_int_not_equal(sh(cmd, out, sizeof out), 0);
+  assert_int_not_equal(hcl_test_sh(cmd, out, sizeof out), 0);
   assert_non_null(strstr(out, missing));
   assert_non_null(strstr(out, staircase_key));
   assert_non_null(strstr(out, "hiercl programs"));

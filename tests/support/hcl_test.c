@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static hcl_ctx *g_ctx;
@@ -242,4 +243,25 @@ void hcl_test_assert_close(const float *got, const double *want, size_t n, doubl
   if (!(worst <= rel * scale + 1e-6))
     fail_msg("%s: element %zu: got %.9g want %.9g (max error %.3g, scale %.3g)", what, at,
              (double)got[at], want[at], worst, scale);
+}
+
+int hcl_test_sh(const char *cmd, char *out, size_t len) {
+  size_t n = strlen(cmd) + 8;
+  char *full = malloc(n);
+  assert_non_null(full);
+  snprintf(full, n, "%s 2>&1", cmd);
+  FILE *p = popen(full, "r");
+  free(full);
+  assert_non_null(p);
+  size_t got = 0;
+  char sink[4096];
+  for (;;) { /* drain it all, so the command never dies of a closed pipe */
+    size_t room = got + 1 < len ? len - 1 - got : 0;
+    size_t r = room ? fread(out + got, 1, room, p) : fread(sink, 1, sizeof sink, p);
+    if (!r) break;
+    if (room) got += r;
+  }
+  if (len) out[got] = 0;
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -56,6 +56,10 @@ int hcl_test_json_num(const char *text, const char *key, double *out);
 /* Write text to a new file under a fresh temporary directory; returns the path (static buffer per
  * call slot). */
 const char *hcl_test_write_temp(const char *name, const char *text);
+/* Run a shell command (any length) with stderr joined to stdout; the first
+ * len - 1 bytes of its output go to out (NUL-terminated); returns its exit
+ * status (-1 when it did not exit normally). */
+int hcl_test_sh(const char *cmd, char *out, size_t len);
 /* A fresh temporary directory (mkdtemp), path valid until exit. */
 const char *hcl_test_tmpdir(void);
 
