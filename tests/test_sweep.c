@@ -82,6 +82,17 @@ static int count(const char *text, const char *pat) {
   return n;
 }
 
+/* A sweep of cfg on the CPU into this program's temporary folder. */
+static hcl_sweep_options sweep_options(const char *cfg) {
+  hcl_sweep_options o;
+  memset(&o, 0, sizeof o);
+  o.run.config_path = cfg;
+  o.run.device = "cpu";
+  o.run.out_dir = hcl_test_tmpdir();
+  o.run.plugin_path = HCL_TEST_PLUGIN_DIR;
+  return o;
+}
+
 static void grid_end_to_end_and_resume(void **state) {
   (void)state;
   if (!hcl_test_ctx()) skip();
@@ -91,12 +102,7 @@ static void grid_end_to_end_and_resume(void **state) {
                 "[train]\nsteps = 600\nbatch = 16\nlr = 0.05\n"
                 "[eval]\nevery = 300\ntest_size = 500\n"
                 "[sweep]\ntrain.train_size = 8, 2000\nrun.seed = 0..1\nthreshold = 0.2\n");
-  hcl_sweep_options o;
-  memset(&o, 0, sizeof o);
-  o.run.config_path = cfg;
-  o.run.device = "cpu";
-  o.run.out_dir = hcl_test_tmpdir();
-  o.run.plugin_path = HCL_TEST_PLUGIN_DIR;
+  hcl_sweep_options o = sweep_options(cfg);
   char err[4096];
   if (hcl_sweep(&o, err, sizeof err) != HCL_OK) fail_msg("%s", err);
   char path[1200];
@@ -206,12 +212,7 @@ static void exponent_in_dimension(void **state) {
                  "[eval]\nevery = 0\ntest_size = 500\n"
                  "[sweep]\ntrain.train_size = 8, 64, 2000\ntarget.n = 8, 16\nrun.seed = 0..2\n"
                  "threshold = 0.2\ndim = target.n\n");
-  hcl_sweep_options o;
-  memset(&o, 0, sizeof o);
-  o.run.config_path = cfg;
-  o.run.device = "cpu";
-  o.run.out_dir = hcl_test_tmpdir();
-  o.run.plugin_path = HCL_TEST_PLUGIN_DIR;
+  hcl_sweep_options o = sweep_options(cfg);
   char err[4096];
   if (hcl_sweep(&o, err, sizeof err) != HCL_OK) fail_msg("%s", err);
   char cmd[4096];
@@ -255,12 +256,7 @@ static void select_on_validation(void **state) {
       "[select]\ntrain.lr = 0.0001, 0.05\n";
   char text[1024];
   snprintf(text, sizeof text, base, "val_size = 200\n");
-  hcl_sweep_options o;
-  memset(&o, 0, sizeof o);
-  o.run.config_path = hcl_test_write_temp("sel.ini", text);
-  o.run.device = "cpu";
-  o.run.out_dir = hcl_test_tmpdir();
-  o.run.plugin_path = HCL_TEST_PLUGIN_DIR;
+  hcl_sweep_options o = sweep_options(hcl_test_write_temp("sel.ini", text));
   char err[4096], path[1200], cmd[4096];
   if (hcl_sweep(&o, err, sizeof err) != HCL_OK) fail_msg("%s", err);
   snprintf(path, sizeof path, "%s/sweep.jsonl", o.sweep_dir);
