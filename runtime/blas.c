@@ -123,10 +123,11 @@ hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
  *    take is counted and bounded (bound_queued);
  *  - a batched call whose own temporaries pass half that bound: one call
  *    per entry on the scratch buffer.
- * The indirect products are issued column-major (C^T = op(B)^T op(A)^T, the
- * same memory): CLBlast's GEMMK = 0 kernel (the PoCL set) wants a column-major
- * C, so this saves the two copies of C (and its temporary) that a row-major
- * call makes. */
+ * Every path is row-major, as the single and the batched calls must sum in
+ * the same order (a replica is bit-identical to a separate run). Issuing the
+ * products column-major (C^T = op(B)^T op(A)^T) would save CLBlast's copies
+ * of C, but CLBlast 1.5.3's column-major strided-batched call gave wrong
+ * results on the RHM CNN's shapes (tests/test_train.c checks the replicas). */
 static size_t g_pending_max = (size_t)64 << 20;
 
 void hcl_blas_set_pending_max(size_t bytes); /* tests: 0 forces one call per entry */
@@ -182,7 +183,7 @@ static int raw_direct(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k
 static int temp_bytes(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, size_t lda,
                       size_t ldb, size_t ldc, size_t *bytes) {
   *bytes = 0;
-  return CLBlastSGemmTempBufferSize(CLBlastLayoutColMajor, tr(tb), tr(ta), n, m, k, 1, ldb, 1, lda,
+  return CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, 1, lda, 1, ldb,
                                     1, ldc, &ctx->queue, bytes);
 }
 
@@ -195,8 +196,8 @@ static int raw_scratch(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
     for (int tries = 0;; tries++) {
       hcl_buf t;
       if (hcl_ops_blas_temp(ctx, bytes, &t) != HCL_OK) return CLBlastTempBufferAllocFailure;
-      st = CLBlastSgemmWithTempBuffer(CLBlastLayoutColMajor, tr(tb), tr(ta), n, m, k, alpha, b.mem,
-                                      b.offset / 4 + q * sb, ldb, a.mem, a.offset / 4 + q * sa, lda,
+      st = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a.mem,
+                                      a.offset / 4 + q * sa, lda, b.mem, b.offset / 4 + q * sb, ldb,
                                       beta, c.mem, c.offset / 4 + q * sc, ldc, &ctx->queue, NULL,
                                       t.mem);
       /* the size query and the routine disagree (another CLBlast version or
@@ -222,8 +223,8 @@ static int raw_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
     return raw_scratch(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch,
                        bytes);
   if ((st = bound_queued(ctx, total)) != CL_SUCCESS) return st;
-  return CLBlastSgemmStridedBatched(CLBlastLayoutColMajor, tr(tb), tr(ta), n, m, k, alpha, b.mem,
-                                    b.offset / 4, ldb, sb, a.mem, a.offset / 4, lda, sa, beta,
+  return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a.mem,
+                                    a.offset / 4, lda, sa, b.mem, b.offset / 4, ldb, sb, beta,
                                     c.mem, c.offset / 4, ldc, sc, batch, &ctx->queue, NULL);
 }
 
