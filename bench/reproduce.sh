@@ -34,6 +34,10 @@ extras="staircase_biased_resnet staircase_gaussian_resnet multi_staircase_resnet
 
 # q ARGS...: the arguments only in quick mode
 q() { if [ $quick = 1 ]; then echo "$@"; fi; }
+# quick RHM nets: width 64, lr 4 (times H: at the reference's 0.1 H the
+# mean-field nets stay on their initial plateau for thousands of steps), at
+# most 3 000 steps, no sensitivity probe, 2 seeds
+rhmq="--set model.width=64 --set train.lr=4 --set train.steps=3000 --set target.probe_samples=0 --grid run.seed=0..1"
 
 # run NAME CONFIG ARGS...: one run; its directory goes to OUT/NAME.dir
 run() {
@@ -69,15 +73,13 @@ claim() {
       run "$1" "$1" $([ $quick = 1 ] || echo --replicas 4) ;;
     rhm_cnn)
       sweep rhm_cnn rhm_cnn_reference \
-        $(q --grid "train.train_size=geom(128,3584,5)" --grid run.seed=0..1 --set train.steps=3000) ;;
+        $(q --grid "train.train_size=geom(128,3584,5)" $rhmq) ;;
     rhm_cnn_l3)
       sweep rhm_cnn_l3 rhm_cnn_l3_reference \
-        $(q --grid "train.train_size=geom(128,4096,6)" --grid run.seed=0..1 --set train.steps=3000 \
-            --set model.width=64) ;;
+        $(q --grid "train.train_size=geom(128,4096,6)" $rhmq) ;;
     rhm_fcn)
-      sweep rhm_fcn_m4 rhm_fcn_mf_m4 $(q --grid run.seed=0..1 --set train.steps=3000)
-      sweep rhm_fcn_m8 rhm_fcn_mf_m8 \
-        $(q --grid "train.train_size=geom(64,3584,5)" --grid run.seed=0..1 --set train.steps=3000) ;;
+      sweep rhm_fcn_m4 rhm_fcn_mf_m4 $(q $rhmq)
+      sweep rhm_fcn_m8 rhm_fcn_mf_m8 $(q --grid "train.train_size=geom(64,3584,5)" $rhmq) ;;
     rhm_ridge_chain)
       sweep "$1" "$1" $(q --grid run.seed=0..1) ;;
     three_layer_single_index | three_layer_quadratic)
