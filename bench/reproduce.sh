@@ -57,7 +57,8 @@ sweep() {
   timeout "$limit" "$hiercl" sweep "configs/$c.ini" --device "$dev" --out "$out" "$@" \
     > "$out/$n.table.txt" 2> "$out/$n.log"
   rc=$?
-  tail -n 1 "$out/$n.table.txt" > "$out/$n.dir"
+  # the newest sweep directory of this config (a failed sweep prints none)
+  ls -dt "$out/sweep_${c}_"???????? 2>/dev/null | head -n 1 > "$out/$n.dir"
   echo "$n: exit $rc in $(( $(date +%s) - start )) s" | tee -a "$out/times.txt"
 }
 
@@ -93,7 +94,7 @@ claim() {
       sweep neural_rep neural_rep_taylor \
         $(q --grid "train.train_size=geom(64,4096,5)" --grid target.d=8,12,16 --grid run.seed=0..1 \
             --grid model.order=2 --set train.steps=500 --set model.width=256 --set model.rep_width=128 \
-            --select train.lr=0.05,0.1 --select train.weight_decay=1e-4) ;;
+            --select train.lr=0.005,0.01 --select train.weight_decay=1e-4) ;;
     linear_teacher)
       run "$1" "$1" ;;
   esac
