@@ -389,6 +389,7 @@ hcl_status hcl_sgemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
   /* k = 0: C = beta C, which CLBlast refuses as a dimension error */
   if (!k) return hcl_sgemm_reference(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   HCL_TRY(check_args(ctx, ta, tb, m, n, k, a, lda, 0, b, ldb, 0, c, ldc, 0, 1));
+  ctx->gemm_flops += 2.0 * (double)m * (double)n * (double)k;
   if (use_thin(ctx, m, n, k))
     return hcl_gemm_thin(ctx, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
   if (use_small(ctx, m, n, k))
@@ -413,6 +414,7 @@ hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, s
     return HCL_OK;
   }
   HCL_TRY(check_args(ctx, ta, tb, m, n, k, a, lda, sa, b, ldb, sb, c, ldc, sc, batch));
+  ctx->gemm_flops += 2.0 * (double)m * (double)n * (double)k * (double)batch;
   if (use_thin(ctx, m, n, k))
     return hcl_gemm_thin(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
                          batch);

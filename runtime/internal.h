@@ -81,6 +81,9 @@ struct hcl_ctx {
   struct hcl_ops *ops;
   /* CLBlast checked against the reference kernel on this device (blas.c) */
   int blas_checked;
+  /* floating-point operations of the products issued (2 m n k per entry;
+   * blas.c), for achieved GFLOP/s in summary.json and hiercl bench */
+  double gemm_flops;
   /* CLBlast's own temporaries queued (blas.c): bytes since the marker */
   size_t blas_pending;
   cl_event blas_mark;

@@ -256,6 +256,7 @@ hcl_status hcl_out_summary(hcl_ctx *ctx, const hcl_run_out *o, const hcl_trainer
   hcl_json_num(f, wall > 0 ? (double)t->step / wall : 0);
   /* device memory hiercl held at most (every hcl_buf_alloc, plugins included) */
   fprintf(f, ",\n\"peak_device_bytes\":%zu", hcl_mem_peak(ctx));
+  fprintf(f, ",\n\"gemm_flops\":%.0f", ctx->gemm_flops);
   fputs(",\n\"replicas\":[", f);
   for (uint32_t r = 0; t->last_train && r < t->cfg->replicas; r++) {
     fprintf(f, "%s\n {\"replica\":%u,\"seed\":%llu,\"best_test_loss\":", r ? "," : "", r,

@@ -148,6 +148,24 @@ static void test_sgemm_large(void **state) {
   check_gemm(ctx, USE_CLBLAST, 0, 1, 160, 129, 131, 1.0f, -1.0f, 1);
 }
 
+/* The FLOP count behind achieved GFLOP/s: 2 m n k per product entry, on
+ * every path (CLBlast, thin, small), once per call. */
+static void test_flop_count(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  double keep = ctx->gemm_small_max;
+  for (int path = 0; path < 2; path++) {
+    ctx->gemm_small_max = path ? 1e18 : 0;
+    double before = ctx->gemm_flops;
+    check_gemm(ctx, USE_CLBLAST, 0, 0, 33, 17, 45, 1.0f, 0.0f, 1);
+    assert_true(ctx->gemm_flops - before == 2.0 * 33 * 17 * 45);
+    before = ctx->gemm_flops;
+    check_gemm(ctx, USE_BATCHED, 0, 1, 13, 21, 19, 1.0f, 0.0f, 3);
+    assert_true(ctx->gemm_flops - before == 2.0 * 13 * 21 * 19 * 3);
+  }
+  ctx->gemm_small_max = keep;
+}
+
 static void test_sgemm_batched(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
@@ -250,8 +268,8 @@ int main(void) {
       cmocka_unit_test(test_selfcheck),      cmocka_unit_test(test_reference_kernel),
       cmocka_unit_test(test_sgemm_variants), cmocka_unit_test(test_sgemm_large),
       cmocka_unit_test(test_sgemm_batched),  cmocka_unit_test(test_sgemm_batched_large),
-      cmocka_unit_test(test_sgemm_thin),     cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_tuning_file),
+      cmocka_unit_test(test_flop_count),     cmocka_unit_test(test_sgemm_thin),
+      cmocka_unit_test(test_errors),         cmocka_unit_test(test_tuning_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
