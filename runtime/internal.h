@@ -410,5 +410,8 @@ size_t hcl_utf8_seq(const char *s);
 int hcl_utf8_valid(const char *s);
 /* Print a double as JSON (%.9g; NaN/Inf as null). */
 void hcl_json_num(FILE *f, double v);
+/* The number after the first "key": in a flat JSON text into *v (null: NaN);
+ * 0 when the key is absent or holds no number. */
+int hcl_json_get_num(const char *text, const char *key, double *v);
 
 #endif

@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 size_t hcl_utf8_seq(const char *s) {
@@ -79,4 +80,19 @@ void hcl_json_num(FILE *f, double v) {
     fprintf(f, "%lld", (long long)v);
   else
     fprintf(f, "%.9g", v);
+}
+
+int hcl_json_get_num(const char *text, const char *key, double *v) {
+  char pat[96];
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  const char *p = strstr(text, pat);
+  if (!p) return 0;
+  p += strlen(pat);
+  if (!strncmp(p, "null", 4)) {
+    *v = NAN;
+    return 1;
+  }
+  char *end;
+  *v = strtod(p, &end);
+  return end != p;
 }

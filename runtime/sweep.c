@@ -363,27 +363,23 @@ void hcl_sweep_point_key_mask(const hcl_grid *sw, size_t p, unsigned skip, char 
   }
 }
 
+void hcl_sweep_axes_json(FILE *f, const hcl_grid *sw, size_t p, size_t from, size_t to) {
+  int first = 1;
+  for (size_t i = from; i < to; i++) {
+    if ((int)i == sw->seed_axis) continue;
+    fputs(first ? "" : ",", f);
+    first = 0;
+    hcl_json_str(f, sw->axes[i].key);
+    fputc(':', f);
+    hcl_json_str(f, sw->axes[i].values[hcl_sweep_value_at(sw, p, i)]);
+  }
+}
+
 static void point_key(const hcl_grid *sw, size_t p, int skip_axis, char *out, size_t len) {
   hcl_sweep_point_key_mask(sw, p, skip_axis >= 0 ? 1u << skip_axis : 0u, out, len);
 }
 
 /* ---- results --------------------------------------------------------------- */
-
-/* One metric of a flat one-line JSON object. */
-int hcl_sweep_json_get(const char *line, const char *key, double *v) {
-  char pat[96];
-  snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char *p = strstr(line, pat);
-  if (!p) return 0;
-  p += strlen(pat);
-  if (!strncmp(p, "null", 4)) {
-    *v = NAN;
-    return 1;
-  }
-  char *end;
-  *v = strtod(p, &end);
-  return end != p;
-}
 
 /* Whether a sweep.jsonl line is a whole record (as record() writes it); a
  * completed one must carry its metrics. A torn or foreign line is neither. */
@@ -441,7 +437,7 @@ static hcl_status record(int fd, const char *jsonl, const hcl_grid *sw, const si
   double task_classes = 0, n_classes = 0;
   if (sum && strstr(sum, "\"task\":\"classes\"")) task_classes = 1;
   if (sum && strstr(sum, "\"task\":\"binary\"")) task_classes = 2;
-  if (sum) hcl_sweep_json_get(sum, "n_classes", &n_classes);
+  if (sum) hcl_json_get_num(sum, "n_classes", &n_classes);
   hcl_membuf mb;
   FILE *out = hcl_membuf_open(&mb);
   if (!out) {
@@ -462,15 +458,7 @@ static hcl_status record(int fd, const char *jsonl, const hcl_grid *sw, const si
     char key[1024];
     point_key(sw, p, -1, key, sizeof key);
     fputs("{\"point\":{", out);
-    int first = 1;
-    for (size_t i = 0; i < sw->n_axes; i++) {
-      if ((int)i == sw->seed_axis) continue;
-      fprintf(out, "%s", first ? "" : ",");
-      first = 0;
-      hcl_json_str(out, sw->axes[i].key);
-      fputc(':', out);
-      hcl_json_str(out, sw->axes[i].values[hcl_sweep_value_at(sw, p, i)]);
-    }
+    hcl_sweep_axes_json(out, sw, p, 0, sw->n_axes);
     fputs("},\"key\":", out);
     hcl_json_str(out, key);
     fprintf(out, ",\"seed\":%llu,\"status\":", (unsigned long long)seeds[r]);
@@ -675,10 +663,10 @@ static hcl_status summarise(const hcl_grid *sw, const char *dir, FILE *tty, cons
         if (pass == 0) {
           classes |= strstr(line, "\"task\":\"classes\"") != NULL;
           binary |= strstr(line, "\"task\":\"binary\"") != NULL;
-          if (hcl_sweep_json_get(line, "n_classes", &v)) nc = v;
+          if (hcl_json_get_num(line, "n_classes", &v)) nc = v;
         } else {
           size_t p = line_point(sw, line, np), k = seed_index(line, seeds, nS);
-          if (p < np && k < nS && hcl_sweep_json_get(line, metric, &v))
+          if (p < np && k < nS && hcl_json_get_num(line, metric, &v))
             val[p * nS + k] = v, have[p * nS + k] = 1; /* the last record of a pair wins */
         }
       }

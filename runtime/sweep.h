@@ -36,8 +36,6 @@ size_t hcl_sweep_n_points(const hcl_grid *sw);
 size_t hcl_sweep_value_at(const hcl_grid *sw, size_t p, size_t axis_i);
 /* "k1=v1;k2=v2" of the non-seed axes, leaving out the axes whose bit is set in skip. */
 void hcl_sweep_point_key_mask(const hcl_grid *sw, size_t p, unsigned skip, char *out, size_t len);
-/* The number after "key": in a one-line JSON record (0 when absent or null). */
-int hcl_sweep_json_get(const char *line, const char *key, double *v);
 /* Selection (sweep_select.c): for every (point, seed) of the grid without its
  * candidate axes that the sweep records of dir (sweep.jsonl and its shard
  * files) lack and whose candidates all have a record (candidates.jsonl and
@@ -47,6 +45,9 @@ int hcl_sweep_json_get(const char *line, const char *key, double *v);
  * write and an fsync; on failure the error names sel_path. */
 hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *dir, const char *sel_path,
                                     int sel_fd, const uint64_t *seeds, size_t nS);
+/* "key":"value" pairs of the non-seed axes in [from, to) at point p,
+ * comma-separated (the inside of a record's "point" object). */
+void hcl_sweep_axes_json(FILE *f, const hcl_grid *sw, size_t p, size_t from, size_t to);
 /* Whether line[0, len) is a whole sweep.jsonl record (a completed one with its metrics). */
 int hcl_sweep_line_ok(const char *line, size_t len);
 

@@ -30,19 +30,6 @@ static const char *last_record(const char *text, const char *key, uint64_t seed,
   return found;
 }
 
-/* "k":"v" pairs of the axes in [from, to) at point p, comma-separated. */
-static void axes_json(FILE *f, const hcl_grid *sw, size_t p, size_t from, size_t to) {
-  int first = 1;
-  for (size_t i = from; i < to; i++) {
-    if ((int)i == sw->seed_axis) continue;
-    fputs(first ? "" : ",", f);
-    first = 0;
-    hcl_json_str(f, sw->axes[i].key);
-    fputc(':', f);
-    hcl_json_str(f, sw->axes[i].values[hcl_sweep_value_at(sw, p, i)]);
-  }
-}
-
 /* One (visible point, seed): its selection record into f, or 0 when a
  * candidate has no record yet. p is the point's first candidate. */
 static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, size_t C,
@@ -57,12 +44,12 @@ static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, s
     free(lines[c]);
     if (!l || !(lines[c] = strndup(l, len))) return lines[c] = NULL, 0;
     done[c] = strstr(lines[c], "\"status\":\"completed\"") != NULL;
-    if (!hcl_sweep_json_get(lines[c], "val_loss", &val[c])) val[c] = NAN;
+    if (!hcl_json_get_num(lines[c], "val_loss", &val[c])) val[c] = NAN;
     /* ties keep the first candidate in grid order: the choice is deterministic */
     if (done[c] && isfinite(val[c]) && val[c] < best_v) best_v = val[c], best = c;
   }
   fputs("{\"point\":{", f);
-  axes_json(f, sw, p, 0, first_sel);
+  hcl_sweep_axes_json(f, sw, p, 0, first_sel);
   fputs("},\"key\":", f);
   hcl_json_str(f, vkey);
   fprintf(f, ",\"seed\":%llu,\"status\":\"%s\"", (unsigned long long)seed,
@@ -71,7 +58,7 @@ static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, s
   fputs(",\"selected\":", f);
   if (best < C) {
     fputc('{', f);
-    axes_json(f, sw, p + best, first_sel, sw->n_axes);
+    hcl_sweep_axes_json(f, sw, p + best, first_sel, sw->n_axes);
     fputc('}', f);
   } else {
     fputs("null", f);
@@ -79,7 +66,7 @@ static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, s
   fputs(",\"candidates\":[", f);
   for (size_t c = 0; c < C; c++) {
     fputs(c ? ",{" : "{", f);
-    axes_json(f, sw, p + c, first_sel, sw->n_axes);
+    hcl_sweep_axes_json(f, sw, p + c, first_sel, sw->n_axes);
     fprintf(f, ",\"status\":\"%s\",\"val_loss\":", done[c] ? "completed" : "failed");
     hcl_json_num(f, val[c]);
     fputc('}', f);

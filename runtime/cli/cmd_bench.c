@@ -43,13 +43,8 @@ static const char bench_usage[] =
 
 /* The number after "key": in text (NaN when absent or null). */
 static double json_num(const char *text, const char *key) {
-  char pat[80];
-  snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char *p = text ? strstr(text, pat) : NULL;
-  if (!p) return NAN;
-  char *end;
-  double v = strtod(p + strlen(pat), &end);
-  return end == p + strlen(pat) ? NAN : v;
+  double v;
+  return text && hcl_json_get_num(text, key, &v) ? v : NAN;
 }
 
 /* The busiest kernels of summary.json's "kernels" object, by device time. */
@@ -123,24 +118,6 @@ static void run_case(bench_row *r, const char *tmp, int quick, const char *plugi
   if (!r->ok) snprintf(r->error, sizeof r->error, "%s: no steps_per_s", sum_path);
 }
 
-/* bench/torch/suite.py: HIERCL_TORCH_SUITE, the installed copy, the source tree. */
-static const char *torch_suite(void) {
-  const char *env = getenv("HIERCL_TORCH_SUITE");
-  if (env && *env) return env;
-  static const char *const candidates[] = {HCL_INSTALL_SHARE_DIR "/torch/suite.py",
-                                           HCL_SOURCE_DIR "/bench/torch/suite.py"};
-  for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++)
-    if (access(candidates[i], R_OK) == 0) return candidates[i];
-  return NULL;
-}
-
-/* The Python that has torch: HIERCL_PYTHON, else Debian's (python3-torch). */
-static const char *torch_python(void) {
-  const char *env = getenv("HIERCL_PYTHON");
-  if (env && *env) return env;
-  return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
 /* The PyTorch twin of a row, same case, replicas and steps; on a CPU the
  * faster of 1 thread and all cores (PyTorch's OpenMP threads spin against
  * OpenBLAS's pool, so either can win). */
@@ -162,7 +139,7 @@ static void run_torch(bench_row *r, const char *script, int quick) {
     snprintf(cmd, sizeof cmd,
              "OMP_WAIT_POLICY=PASSIVE '%s' '%s' --case %s --replicas %u --steps %u --threads %d "
              "--device %s 2>&1",
-             torch_python(), script, exp, r->c->replicas, steps ? steps : 3, threads[t],
+             hcl_cli_python(), script, exp, r->c->replicas, steps ? steps : 3, threads[t],
              gpu ? "cuda" : "cpu");
     FILE *p = popen(cmd, "r");
     if (!p) return;
@@ -366,7 +343,10 @@ int hcl_cmd_bench(int argc, char **argv) {
     fprintf(stderr, "hiercl bench: -o '%s': expected md, csv or json\n", fmt);
     return HCL_EXIT_USAGE;
   }
-  const char *script = torch ? torch_suite() : NULL;
+  const char *script =
+      torch ? hcl_cli_script("HIERCL_TORCH_SUITE", HCL_INSTALL_SHARE_DIR "/torch/suite.py",
+                             HCL_SOURCE_DIR "/bench/torch/suite.py")
+            : NULL;
   if (torch && !script) {
     fprintf(stderr, "hiercl bench: error: --torch: bench/torch/suite.py not found "
                     "(set HIERCL_TORCH_SUITE)\n");

@@ -9,36 +9,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The script: HIERCL_PLOT_SCRIPT, the install prefix, then the source tree. */
-static const char *find_script(void) {
-  static const char *const candidates[] = {HCL_INSTALL_SHARE_DIR "/plot.py",
-                                           HCL_SOURCE_DIR "/tools/plot.py"};
-  const char *env = getenv("HIERCL_PLOT_SCRIPT");
-  if (env && *env) return env;
-  for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++)
-    if (access(candidates[i], R_OK) == 0) return candidates[i];
-  return NULL;
-}
-
-/* Debian's matplotlib belongs to /usr/bin/python3, which may not be first on PATH. */
-static const char *find_python(void) {
-  const char *env = getenv("HIERCL_PYTHON");
-  if (env && *env) return env;
-  return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
 int hcl_cmd_plot(int argc, char **argv) {
   if (argc != 2 || argv[1][0] == '-') {
     fputs("usage: hiercl plot RUN_OR_SWEEP_DIR   (writes SVG and PNG into the directory)\n",
           argc == 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
     return argc == 2 && !strcmp(argv[1], "--help") ? HCL_EXIT_OK : HCL_EXIT_USAGE;
   }
-  const char *script = find_script();
+  const char *script = hcl_cli_script("HIERCL_PLOT_SCRIPT", HCL_INSTALL_SHARE_DIR "/plot.py",
+                                      HCL_SOURCE_DIR "/tools/plot.py");
   if (!script) {
     fprintf(stderr, "hiercl: error: plot.py not found (set HIERCL_PLOT_SCRIPT)\n");
     return HCL_EXIT_FAIL;
   }
-  const char *py = find_python();
+  const char *py = hcl_cli_python();
   pid_t pid = fork();
   if (pid < 0) {
     perror("hiercl: fork");

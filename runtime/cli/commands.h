@@ -38,4 +38,12 @@ void hcl_cli_catch_stop(void);
 /* hcl_exit_code(rc), except that a run interrupted by SIGTERM exits 143. */
 int hcl_cli_exit_code(int rc);
 
+/* ---- files the command runs (share.c) ------------------------------------ */
+/* A script the command runs: the file named by environment variable env,
+ * else the installed copy, else the source tree's; NULL when none is readable. */
+const char *hcl_cli_script(const char *env, const char *installed, const char *source);
+/* The Python that has Debian's packages (matplotlib, torch): HIERCL_PYTHON,
+ * else /usr/bin/python3, which may not be first on PATH. */
+const char *hcl_cli_python(void);
+
 #endif
