@@ -31,9 +31,12 @@ static const char *last_record(const char *text, const char *key, uint64_t seed,
 }
 
 /* One (visible point, seed): its selection record into f, or 0 when a
- * candidate has no record yet. p is the point's first candidate. */
+ * candidate has no record yet — or when no candidate finished and
+ * only_completed is set (a failed selection is not written twice). p is the
+ * point's first candidate. */
 static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, size_t C,
-                      uint64_t seed, const char *vkey, char **lines, double *val, int *done) {
+                      uint64_t seed, const char *vkey, int only_completed, char **lines,
+                      double *val, int *done) {
   size_t first_sel = sw->n_axes - sw->n_select, best = C;
   double best_v = INFINITY;
   for (size_t c = 0; c < C; c++) {
@@ -48,6 +51,7 @@ static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, s
     /* ties keep the first candidate in grid order: the choice is deterministic */
     if (done[c] && isfinite(val[c]) && val[c] < best_v) best_v = val[c], best = c;
   }
+  if (best == C && only_completed) return 0;
   fputs("{\"point\":{", f);
   hcl_sweep_axes_json(f, sw, p, 0, first_sel);
   fputs("},\"key\":", f);
@@ -113,8 +117,11 @@ hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *dir, const c
     hcl_sweep_point_key_mask(sw, p, selmask, vkey, sizeof vkey);
     for (size_t k = 0; k < nS; k++) {
       size_t len;
-      if (sel && last_record(sel, vkey, seeds[k], &len)) continue; /* selected before */
-      select_one(f, sw, cand, p, C, seeds[k], vkey, lines, val, done);
+      const char *prev = last_record(sel, vkey, seeds[k], &len);
+      const char *st = prev ? strstr(prev, "\"status\":\"completed\"") : NULL;
+      if (st && st < prev + len) continue; /* selected before */
+      /* none yet, or a failed one whose candidates may since have been re-run */
+      select_one(f, sw, cand, p, C, seeds[k], vkey, prev != NULL, lines, val, done);
     }
   }
   for (size_t c = 0; c < C; c++) free(lines[c]);

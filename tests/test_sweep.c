@@ -298,7 +298,32 @@ static void select_on_validation(void **state) {
   snprintf(path, sizeof path, "%s/candidates.jsonl", o.sweep_dir);
   char *cand = hcl_test_read_file(path);
   assert_int_equal(count(cand, "\n"), 8);
-  free(first), free(again), free(cand);
+  /* a selection recorded as failed (its candidates had failed, then were
+   * re-run): the resume selects again, and the table is the same */
+  snprintf(path, sizeof path, "%s/table.tsv", o.sweep_dir);
+  char *table = hcl_test_read_file(path);
+  const char *st = strstr(first + cut, "\"status\":\"");
+  assert_non_null(st);
+  char failed[2048];
+  snprintf(failed, sizeof failed,
+           "%.*s\"status\":\"failed\",\"error\":\"injected\",\"selected\":null}\n",
+           (int)(st - (first + cut)), first + cut);
+  snprintf(path, sizeof path, "%s/sweep.jsonl", o.sweep_dir);
+  f = fopen(path, "w");
+  assert_non_null(f);
+  assert_int_equal(fwrite(first, 1, cut, f), cut);
+  fputs(failed, f);
+  fclose(f);
+  if (hcl_sweep(&o2, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  char *third = hcl_test_read_file(path);
+  assert_int_equal(count(third, "\"selected\":{"), 4); /* selected again after the failed one */
+  if (hcl_sweep(&o2, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  char *fourth = hcl_test_read_file(path);
+  assert_string_equal(fourth, third); /* and only once */
+  snprintf(path, sizeof path, "%s/table.tsv", o.sweep_dir);
+  char *table2 = hcl_test_read_file(path);
+  assert_string_equal(table2, table);
+  free(first), free(again), free(cand), free(table), free(third), free(fourth), free(table2);
   /* no validation stream: refused before anything runs */
   snprintf(text, sizeof text, base, "");
   o.run.config_path = hcl_test_write_temp("sel0.ini", text);
