@@ -125,6 +125,8 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
 void hcl_ctx_destroy(hcl_ctx *ctx) {
   if (!ctx) return;
   hcl_ops_release(ctx);
+  for (size_t i = 0; i < ctx->n_memo; i++) clReleaseProgram(ctx->memo[i].prog);
+  free(ctx->memo);
   if (ctx->queue) {
     clFinish(ctx->queue);
     clReleaseCommandQueue(ctx->queue);

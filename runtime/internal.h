@@ -101,6 +101,15 @@ struct hcl_ctx {
   size_t mem_budget;        /* bytes hiercl may hold at once (hcl_mem_budget_init) */
   char mem_budget_why[256]; /* where the budget comes from, for errors */
   const volatile int *stop; /* the run's stop request (NULL: none), for hcl_should_stop */
+  /* Programs built on this ctx, kept for the next run (contexts of a sweep,
+   * session.c): a program is compiled once per device, not once per point. */
+  int memo_programs;
+  struct hcl_memo_program {
+    char key[65];
+    cl_program prog;
+  } * memo;
+  size_t n_memo;
+  unsigned long memo_built, memo_reused;
 };
 
 /* Set ctx->errmsg from a format and return rc. Safe with ctx == NULL. */
@@ -205,6 +214,8 @@ float hcl_rng_host(hcl_rng_dist dist, float a, float b, uint64_t seed, uint64_t 
 
 hcl_status hcl_ops_init(hcl_ctx *ctx); /* compiles kernels/ops.cl once per ctx */
 void hcl_ops_release(hcl_ctx *ctx);
+/* Free the ops' scratch buffers (they grow with a run's sizes), keeping the kernels. */
+void hcl_ops_trim(hcl_ctx *ctx);
 hcl_status hcl_bias_act(hcl_ctx *ctx, hcl_act act, hcl_buf z, hcl_buf bias, size_t bias_stride,
                         hcl_buf y, size_t R, size_t rows, size_t cols);
 hcl_status hcl_act_backward(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hcl_buf dz, size_t R,
@@ -369,6 +380,26 @@ hcl_status hcl_registry_scan(hcl_ctx *ctx, const char *extra_path, hcl_registry 
 hcl_status hcl_plugin_load(hcl_ctx *ctx, const char *path, hcl_plugin *out);
 const hcl_plugin *hcl_registry_find(const hcl_registry *reg, const char *name, uint32_t kind);
 void hcl_registry_free(hcl_registry *reg);
+
+/* ---- sessions: what the runs of one process share (session.c) ----------- */
+#define HCL_SESSION_MAX_CTX 8
+struct hcl_session {
+  hcl_registry reg; /* scanned once, for the session's plugin path */
+  struct hcl_session_ctx {
+    char key[2200]; /* selector, profiling, cache policy, binary dir */
+    hcl_ctx *ctx;
+  } ctx[HCL_SESSION_MAX_CTX];
+  size_t n_ctx;
+};
+/* The session's context for these options (created on first use, with
+ * program memoisation on): *created is 1 when it was made now. On failure
+ * err holds one line, as hcl_ctx_create writes it. */
+hcl_status hcl_session_ctx(hcl_session *s, const hcl_ctx_options *o, hcl_ctx **out, int *created,
+                           char *err, size_t errlen);
+/* Make a session's ctx ready for its next run: notes, kernel statistics,
+ * FLOP count, peak memory, error message and stop flag cleared; scratch
+ * buffers freed; programs and kernels kept. */
+void hcl_ctx_reset_run(hcl_ctx *ctx);
 
 /* ---- files and paths (files.c) ------------------------------------------- */
 /* Whole file as a NUL-terminated malloc'd string; NULL when unreadable. */

@@ -111,6 +111,16 @@ void hcl_ops_release(hcl_ctx *ctx) {
   ctx->ops = NULL;
 }
 
+void hcl_ops_trim(hcl_ctx *ctx) {
+  if (ctx) hcl_blas_release(ctx);
+  if (!ctx || !ctx->ops) return;
+  struct hcl_ops *o = ctx->ops;
+  hcl_buf_free(ctx, &o->seeds);
+  hcl_buf_free(ctx, &o->part);
+  hcl_buf_free(ctx, &o->blas_temp);
+  o->n_seeds = o->seeds_cap = 0;
+}
+
 /* A reduction kernel needs its fixed group size: the summation order (and so
  * the bits of the result) must not depend on what the device allows. */
 static hcl_status check_group(hcl_ctx *ctx, cl_kernel k, const char *name, size_t need) {

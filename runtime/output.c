@@ -36,7 +36,8 @@ hcl_status hcl_out_open(hcl_ctx *ctx, hcl_run_out *o, const char *parent, const 
   HCL_TRY(hcl_mkdir_p(ctx, parent));
   char stamp[32], n[128], d[96];
   time_t now = time(NULL);
-  strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime(&now));
+  struct tm tm;
+  strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime_r(&now, &tm)); /* threads of a sweep too */
   slug(name, n, sizeof n);
   slug(ctx->dev.id, d, sizeof d);
   int made = 0;
@@ -120,7 +121,8 @@ hcl_status hcl_out_manifest(hcl_ctx *ctx, const hcl_run_out *o, const hcl_manife
   if (!f) return HCL_ERR_NOMEM;
   char stamp[32];
   time_t now = time(NULL);
-  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+  struct tm tm;
+  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
   fputs("{\n\"hiercl_version\":", f);
   hcl_json_str(f, HIERCL_VERSION);
   fputs(",\n\"written\":", f);

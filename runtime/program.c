@@ -19,6 +19,8 @@ static const char clbin_magic[8] = {'H', 'C', 'L', 'C', 'L', 'B', 'I', 'N'};
 #define CLBIN_MAX_SIZE ((uint64_t)1 << 31) /* a larger size field is a corrupt header */
 
 static hcl_program_cache_stats g_stats;
+/* Worker threads of a sweep build programs at the same time (one ctx each). */
+#define STAT_INC(field) __atomic_fetch_add(&g_stats.field, 1, __ATOMIC_RELAXED)
 
 void hcl_program_cache_stats_get(hcl_program_cache_stats *out) { *out = g_stats; }
 void hcl_program_cache_stats_reset(void) { memset(&g_stats, 0, sizeof g_stats); }
@@ -428,7 +430,7 @@ static void cache_save(hcl_ctx *ctx, const char *name, cl_program prog, const ch
              CL_SUCCESS) {
     snprintf(why, sizeof why, "clGetProgramInfo(CL_PROGRAM_BINARIES): %s", hcl_strerror(cl));
   } else if (entry_write(path, key, bin, size, why, sizeof why) == 0) {
-    g_stats.saves++;
+    STAT_INC(saves);
     hcl_log(ctx, HCL_LOG_DEBUG, "program cache SAVE '%s' %s (%zu bytes)", name, path, size);
     free(bin);
     return;
@@ -456,7 +458,7 @@ static hcl_status load_prebuilt(hcl_ctx *ctx, const char *name, const char *key,
       cl_int cl = build_binary(ctx, bin, size, options, out, why, sizeof why);
       free(bin);
       if (cl == CL_SUCCESS) {
-        g_stats.prebuilt++;
+        STAT_INC(prebuilt);
         hcl_log(ctx, HCL_LOG_DEBUG, "program '%s': prebuilt binary %s", name, path);
         return HCL_OK;
       }
@@ -534,10 +536,36 @@ static hcl_status export_program(hcl_ctx *ctx, const char *name, const char *ful
   snprintf(path, sizeof path, "%s/%s.options", ctx->export_dir, key);
   HCL_TRY(hcl_file_replace(ctx, path, options, strlen(options)));
   HCL_TRY(tsv_append(ctx, tsv, key, name, dev, options));
-  g_stats.exported++;
+  STAT_INC(exported);
   hcl_log(ctx, HCL_LOG_INFO, "program '%s' recorded as %s/%s.cl", name, ctx->export_dir, key);
   return HCL_OK;
 }
+
+/* The program of key built earlier on ctx (a new reference), or NULL. */
+static cl_program memo_find(hcl_ctx *ctx, const char key[65]) {
+  for (size_t i = 0; ctx->memo_programs && i < ctx->n_memo; i++)
+    if (!strcmp(ctx->memo[i].key, key) && clRetainProgram(ctx->memo[i].prog) == CL_SUCCESS) {
+      ctx->memo_reused++;
+      return ctx->memo[i].prog;
+    }
+  return NULL;
+}
+
+/* Keep a reference to a program just built for ctx's later runs (memory
+ * permitting: without it the next run builds it again). */
+static void memo_keep(hcl_ctx *ctx, const char key[65], cl_program prog) {
+  if (!ctx->memo_programs) return;
+  ctx->memo_built++;
+  struct hcl_memo_program *m = realloc(ctx->memo, (ctx->n_memo + 1) * sizeof *m);
+  if (!m) return;
+  ctx->memo = m;
+  if (clRetainProgram(prog) != CL_SUCCESS) return;
+  memcpy(m[ctx->n_memo].key, key, 65);
+  m[ctx->n_memo++].prog = prog;
+}
+
+static hcl_status build_uncached(hcl_ctx *ctx, const char *name, const char *full,
+                                 const char *options, const char *key, cl_program *out);
 
 hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src, const char *options,
                              cl_program *out) {
@@ -549,15 +577,26 @@ hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src, co
   if (!full) return hcl_fail(ctx, HCL_ERR_NOMEM, "program '%s': out of host memory", name);
   char key[65];
   hcl_program_cache_key(&ctx->dev, full, options, key);
-  hcl_status rc;
-
-  if (ctx->export_dir[0] && (rc = export_program(ctx, name, full, options)) != HCL_OK) {
+  if ((*out = memo_find(ctx, key))) {
+    hcl_log(ctx, HCL_LOG_DEBUG, "program '%s' reused (built earlier on this device)", name);
     free(full);
+    return HCL_OK;
+  }
+  hcl_status rc = build_uncached(ctx, name, full, options, key, out);
+  free(full);
+  if (rc == HCL_OK) memo_keep(ctx, key, *out);
+  return rc;
+}
+
+/* hcl_program_build without the memo: full is the source as compiled. */
+static hcl_status build_uncached(hcl_ctx *ctx, const char *name, const char *full,
+                                 const char *options, const char *key, cl_program *out) {
+  hcl_status rc;
+  if (ctx->export_dir[0] && (rc = export_program(ctx, name, full, options)) != HCL_OK) {
     return rc;
   }
   if (!ctx->dev.compiler_available || ctx->no_compile) {
     rc = load_prebuilt(ctx, name, key, options, out);
-    free(full);
     return rc;
   }
 
@@ -568,9 +607,8 @@ hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src, co
     use = dir[0] != 0;
   }
   if (!use) {
-    g_stats.uncached++;
+    STAT_INC(uncached);
     rc = build_source(ctx, name, full, options, out);
-    free(full);
     return rc;
   }
   hcl_program_cache_path(dir, key, path, sizeof path);
@@ -582,23 +620,21 @@ hcl_status hcl_program_build(hcl_ctx *ctx, const char *name, const char *src, co
     cl_int cl = build_binary(ctx, bin, size, options, out, why, sizeof why);
     free(bin);
     if (cl == CL_SUCCESS) {
-      g_stats.hits++;
+      STAT_INC(hits);
       hcl_log(ctx, HCL_LOG_DEBUG, "program cache HIT '%s' %s", name, path);
-      free(full);
       return HCL_OK;
     }
     e = ENTRY_BAD;
   }
   if (e == ENTRY_BAD) {
-    g_stats.rejected++;
+    STAT_INC(rejected);
     hcl_log(ctx, HCL_LOG_INFO, "program cache: deleting %s (%s); rebuilding '%s'", path, why, name);
     remove(path);
   } else {
-    g_stats.misses++;
+    STAT_INC(misses);
     hcl_log(ctx, HCL_LOG_DEBUG, "program cache MISS '%s' %s", name, path);
   }
   rc = build_source(ctx, name, full, options, out);
-  free(full);
   if (rc == HCL_OK) cache_save(ctx, name, *out, path, key);
   return rc;
 }

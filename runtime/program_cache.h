@@ -14,7 +14,7 @@
 #define HCL_CLBIN_HEADER 64
 
 /* Process-wide counters of what hcl_program_build did, for tests and the
- * debug tally (not synchronised: programs are built from one thread). */
+ * debug tally (incremented atomically: a sweep's threads build programs at once). */
 typedef struct hcl_program_cache_stats {
   unsigned long hits;     /* loaded from the cache */
   unsigned long misses;   /* looked up, absent, built from source */

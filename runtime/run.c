@@ -13,7 +13,9 @@ typedef struct run_state {
   hcl_config cfg;
   hcl_params run, runtime, train, eval, target_p, model_p;
   hcl_ctx *ctx;
-  hcl_registry reg;
+  int shared_ctx;           /* ctx belongs to the session: kept for its next run */
+  hcl_registry reg;         /* the run's own (no session) */
+  const hcl_registry *regp; /* the registry in use: &reg or the session's */
   const hcl_plugin *tpl, *mpl;
   void *target, *model;
   uint64_t *seeds, *train_sizes;
@@ -48,13 +50,13 @@ static hcl_status find_plugin(run_state *s, const char *section, uint32_t kind,
   if (!name || !*name)
     return hcl_fail(s->ctx, HCL_ERR_CONFIG, "%s: [%s] plugin is required (see `hiercl plugins`)",
                     s->cfg.path, section);
-  *out = hcl_registry_find(&s->reg, name, kind);
+  *out = hcl_registry_find(s->regp, name, kind);
   if (!*out) {
     char known[1024] = "";
-    for (size_t i = 0; i < s->reg.n; i++)
-      if (s->reg.plugins[i].desc->kind == kind) {
+    for (size_t i = 0; i < s->regp->n; i++)
+      if (s->regp->plugins[i].desc->kind == kind) {
         if (*known) strncat(known, ", ", sizeof known - strlen(known) - 1);
-        strncat(known, s->reg.plugins[i].desc->name, sizeof known - strlen(known) - 1);
+        strncat(known, s->regp->plugins[i].desc->name, sizeof known - strlen(known) - 1);
       }
     return hcl_fail(s->ctx, HCL_ERR_CONFIG, "%s: [%s] plugin '%s' not found (available: %s)",
                     s->cfg.path, section, name, *known ? known : "none; check --plugin-path");
@@ -390,7 +392,10 @@ static hcl_status open_device(run_state *s, const hcl_run_options *opt, int quie
                                                                : HCL_CACHE_AUTO,
                        .binary_dir = *bin ? bin : NULL,
                        .quiet = quiet};
-  hcl_status rc = hcl_ctx_create(&o, &s->ctx, err, errlen);
+  int created = 1;
+  hcl_status rc = opt->session ? hcl_session_ctx(opt->session, &o, &s->ctx, &created, err, errlen)
+                               : hcl_ctx_create(&o, &s->ctx, err, errlen);
+  s->shared_ctx = opt->session && rc == HCL_OK;
   if (rc == HCL_ERR_NODEVICE && *from && errlen) {
     char *why = strdup(err);
     if (why) snprintf(err, errlen, "%s: %s", from, why);
@@ -461,7 +466,7 @@ static void cleanup(run_state *s) {
   if (s->target) s->t.tvt->destroy(s->target);
   hcl_out_close(&s->out);
   hcl_registry_free(&s->reg);
-  hcl_ctx_destroy(s->ctx);
+  if (!s->shared_ctx) hcl_ctx_destroy(s->ctx);
   hcl_params *ps[] = {&s->run, &s->runtime, &s->train, &s->eval, &s->target_p, &s->model_p};
   for (size_t i = 0; i < 6; i++) hcl_params_free(ps[i]);
   hcl_config_free(&s->cfg);
@@ -481,7 +486,8 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
     return rc;
   }
   /* every config error is found before a device is opened or a kernel built */
-  if ((rc = hcl_registry_scan(NULL, opt->plugin_path, &s->reg)) != HCL_OK ||
+  s->regp = opt->session ? &opt->session->reg : &s->reg;
+  if ((!opt->session && (rc = hcl_registry_scan(NULL, opt->plugin_path, &s->reg)) != HCL_OK) ||
       (rc = find_plugin(s, "target", HCL_PLUGIN_TARGET, &s->tpl, &s->target_p)) != HCL_OK ||
       (rc = find_plugin(s, "model", HCL_PLUGIN_MODEL, &s->mpl, &s->model_p)) != HCL_OK ||
       (rc = train_config(s)) != HCL_OK || (rc = plugin_checks(s)) != HCL_OK) {
@@ -505,6 +511,7 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
     return rc;
   }
   s->ctx->stop = opt->stop; /* long loops in plugins and evaluation check it */
+  snprintf(opt->device_id, sizeof opt->device_id, "%s", s->ctx->dev.id);
   hcl_status setup_rc = create_plugins(s);
   if (setup_rc == HCL_OK) setup_rc = pick_loss(s);
   /* a refused allocation or a stop during set-up still leaves a run directory */
@@ -619,6 +626,7 @@ hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, con
     err_out(rc, NULL, err, errlen);
     goto done;
   }
+  s->regp = &s->reg;
   if ((rc = hcl_registry_scan(NULL, opt->plugin_path, &s->reg)) != HCL_OK ||
       (rc = find_plugin(s, "target", HCL_PLUGIN_TARGET, &s->tpl, &s->target_p)) != HCL_OK ||
       (rc = train_config(s)) != HCL_OK) {

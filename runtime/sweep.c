@@ -420,15 +420,12 @@ static const char *replica_metrics(const char *rep, size_t r, int *len) {
   return m;
 }
 
-/* Append one line per replica of a finished (or failed) run to sweep.jsonl
- * (fd, opened for appending), after the run's summary.json is on disk: one
- * write(2) and an fsync, so a point is recorded done only when its metrics
- * are durable. A run recorded "completed" carries its metrics, else it is
- * recorded "failed". On a write failure the file is cut back to its length
- * before, and the error names it. */
-static hcl_status record(int fd, const char *jsonl, const hcl_grid *sw, const size_t *pts,
-                         const unsigned char *skip, const char *run_dir, const char *status,
-                         const char *error, const uint64_t *seeds, size_t R) {
+/* The lines of a finished (or failed) run, one per replica not recorded
+ * before, formatted after the run's summary.json is on disk. A run recorded
+ * "completed" carries its metrics, else it is recorded "failed". */
+hcl_status hcl_sweep_record_text(const hcl_grid *sw, const hcl_sweep_job *job, const char *run_dir,
+                                 const char *device, const char *status, const char *error,
+                                 FILE *out) {
   char path[PATH_MAX + 64];
   int pl = snprintf(path, sizeof path, "%s/summary.json", run_dir);
   char *sum = *run_dir && pl < (int)sizeof path ? hcl_file_text(path) : NULL;
@@ -438,15 +435,9 @@ static hcl_status record(int fd, const char *jsonl, const hcl_grid *sw, const si
   if (sum && strstr(sum, "\"task\":\"classes\"")) task_classes = 1;
   if (sum && strstr(sum, "\"task\":\"binary\"")) task_classes = 2;
   if (sum) hcl_json_get_num(sum, "n_classes", &n_classes);
-  hcl_membuf mb;
-  FILE *out = hcl_membuf_open(&mb);
-  if (!out) {
-    free(sum);
-    return hcl_fail(NULL, HCL_ERR_NOMEM, "out of host memory");
-  }
-  for (size_t r = 0; r < R; r++) {
-    if (skip && skip[r]) continue; /* recorded by an earlier, resumed sweep */
-    size_t p = pts[r];
+  for (size_t r = 0; r < job->R; r++) {
+    if (job->skip[r]) continue; /* recorded by an earlier, resumed sweep */
+    size_t p = job->pts[r];
     int mlen = 0;
     const char *metrics = replica_metrics(rep, r, &mlen);
     const char *st = status, *why = error;
@@ -461,10 +452,14 @@ static hcl_status record(int fd, const char *jsonl, const hcl_grid *sw, const si
     hcl_sweep_axes_json(out, sw, p, 0, sw->n_axes);
     fputs("},\"key\":", out);
     hcl_json_str(out, key);
-    fprintf(out, ",\"seed\":%llu,\"status\":", (unsigned long long)seeds[r]);
+    fprintf(out, ",\"seed\":%llu,\"status\":", (unsigned long long)job->rseeds[r]);
     hcl_json_str(out, st);
     fputs(",\"run_dir\":", out);
     hcl_json_str(out, run_dir);
+    if (device && *device) { /* which device ran it (--device all, MPI ranks) */
+      fputs(",\"device\":", out);
+      hcl_json_str(out, device);
+    }
     if (why && *why) {
       fputs(",\"error\":", out);
       hcl_json_str(out, why);
@@ -478,15 +473,21 @@ static hcl_status record(int fd, const char *jsonl, const hcl_grid *sw, const si
     fputs("}\n", out);
   }
   free(sum);
-  hcl_status rc = hcl_membuf_close(NULL, &mb);
+  return HCL_OK;
+}
+
+/* Append a run's record lines to the records file (fd, opened for
+ * appending): one write(2) and an fsync, so a point is recorded done only
+ * when its metrics are durable. On a write failure the file is cut back to
+ * its length before, and the error names it. */
+hcl_status hcl_sweep_append(int fd, const char *jsonl, const char *text, size_t len) {
   off_t before = lseek(fd, 0, SEEK_END);
-  if (rc == HCL_OK) rc = hcl_write_fd(NULL, fd, mb.data, mb.len, jsonl);
+  hcl_status rc = hcl_write_fd(NULL, fd, text, len, jsonl);
   if (rc == HCL_OK && fsync(fd))
     rc = hcl_fail(NULL, HCL_ERR_IO, "%s: cannot write: %s", jsonl, strerror(errno));
   if (rc != HCL_OK && before >= 0 && ftruncate(fd, before)) {
     /* cannot cut it back: the next resume drops the torn line */
   }
-  hcl_membuf_free(&mb);
   return rc;
 }
 
@@ -801,7 +802,7 @@ static hcl_status summarise(const hcl_grid *sw, const char *dir, FILE *tty, cons
 /* ---- the driver ------------------------------------------------------------ */
 
 /* Whether sweep.jsonl holds a whole completed record of (point key, seed). */
-static int done_before(const char *jsonl, const char *key, uint64_t seed) {
+int hcl_sweep_done_before(const char *jsonl, const char *key, uint64_t seed) {
   if (!jsonl) return 0;
   char pat[1200], sp[48];
   snprintf(pat, sizeof pat, "\"key\":\"%s\",", key);
@@ -1009,7 +1010,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     free_sweep(&sw);
     return HCL_ERR_CONFIG;
   }
-  size_t np = hcl_sweep_n_points(&sw), n_sets0 = opt->run.n_sets;
+  size_t np = hcl_sweep_n_points(&sw);
   uint64_t seeds[HCL_SWEEP_MAX_VALUES];
   size_t nS = 1;
   if (sw.seed_axis >= 0) {
@@ -1069,8 +1070,6 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     snprintf(err, errlen, "%s", hcl_errmsg(NULL));
   }
   int out = -1, sel_out = -1;
-  const char **sets = calloc(n_sets0 + HCL_SWEEP_MAX_AXES + 2, sizeof *sets);
-  char(*own_sets)[4200] = calloc(HCL_SWEEP_MAX_AXES, sizeof *own_sets);
   char tag[64] = ""; /* names the shard in every progress line of its log */
   if (sharded) snprintf(tag, sizeof tag, "shard %u/%u: ", shard_i, shard_n);
   if (Rmax > HCL_MAX_REPLICAS) { /* checked before the per-replica lists are allocated */
@@ -1083,147 +1082,107 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     }
     Rmax = 0;
   }
-  size_t *pts = calloc(Rmax, sizeof *pts);
-  uint64_t *rseeds = calloc(Rmax, sizeof *rseeds);
-  unsigned char *skip = calloc(Rmax, 1);
-  char *seedlist = calloc(Rmax + 2, 64); /* numbers, 20 digits at most */
-  char *lists[HCL_SWEEP_MAX_AXES] = {0};
-  int nomem = rc == HCL_OK && (!sets || !own_sets || !pts || !rseeds || !skip || !seedlist);
-  for (size_t i = 0; i < sw.n_axes; i++)
-    if (rc == HCL_OK && bmask >> i & 1u)
-      nomem |= !(lists[i] = calloc(Rmax + 2, HCL_SWEEP_MAX_VALUE_LEN + 8));
-  if (nomem) {
+  int mpi_rank, mpi_size;
+  hcl_sweep_mpi_world(&mpi_rank, &mpi_size);
+  if (sharded) mpi_size = 1, mpi_rank = 0; /* a shard under mpirun: each rank is on its own */
+  hcl_sweep_env *env = calloc(1, sizeof *env);
+  size_t *tasks = calloc(np ? np : 1, sizeof *tasks);
+  char **devices = NULL;
+  size_t n_devices = 0;
+  if (rc == HCL_OK && (!env || !tasks)) {
     rc = HCL_ERR_NOMEM;
     snprintf(err, errlen, "out of memory");
   }
-  /* pass 0 checks every run before any starts, so a bad value fails in seconds */
-  int failures = 0;
-  double t0 = hcl_now();
-  size_t ran = 0, todo = 0, jobs = 0;
-  for (int pass = 0; pass < 2 && rc == HCL_OK; pass++) {
-    if (pass == 1 &&
-        ((rc = open_sweep_dir(parent, opt->sweep_dir, rec_path, &out)) != HCL_OK ||
-         (sw.n_select && ((rc = open_sweep_dir(parent, opt->sweep_dir, path, &sel_out)) != HCL_OK ||
-                          (rc = hcl_sweep_select_pending(&sw, opt->sweep_dir, path, sel_out, seeds,
-                                                         nS)) != HCL_OK)))) {
-      snprintf(err, errlen, "%s", hcl_errmsg(NULL)); /* (selection caught up after a crash) */
+  if (rc == HCL_OK) rc = hcl_sweep_devices(opt->run.device, &devices, &n_devices, err, errlen);
+  hcl_sweep_job jb;
+  memset(&jb, 0, sizeof jb);
+  hcl_session *session = NULL; /* the checks' plugin registry, scanned once */
+  if (env) {
+    *env = (hcl_sweep_env){.opt = opt,
+                           .sw = &sw,
+                           .seeds = seeds,
+                           .nS = nS,
+                           .bmask = bmask,
+                           .blist = blist,
+                           .group = group,
+                           .Rmax = Rmax,
+                           .runs = runs,
+                           .previous = previous,
+                           .out = -1,
+                           .rec_path = rec_path,
+                           .sel_out = -1,
+                           .path = path,
+                           .tag = tag,
+                           .tasks = tasks,
+                           .progress_tty = isatty(STDERR_FILENO),
+                           .t0 = hcl_now()};
+    pthread_mutex_init(&env->lock, NULL);
+  }
+  if (rc == HCL_OK && (rc = hcl_sweep_job_alloc(env, &jb)) != HCL_OK)
+    snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+  if (rc == HCL_OK &&
+      (rc = hcl_session_create(opt->run.plugin_path, &session, err, errlen)) != HCL_OK)
+    session = NULL;
+  /* pass 0 checks every run before any starts, so a bad value fails in
+   * seconds (rank 0 only: the other ranks wait for work) */
+  size_t todo = 0, jobs = 0;
+  for (size_t p = 0; rc == HCL_OK && mpi_rank == 0 && p < np; p++) {
+    int first_of_group = 1;
+    for (size_t i = 0; i < sw.n_axes; i++)
+      if (bmask >> i & 1u) first_of_group &= hcl_sweep_value_at(&sw, p, i) == 0;
+    if (!first_of_group || (sharded && job[p] % shard_n != shard_i)) continue;
+    hcl_sweep_job_prepare(env, p, &jb);
+    hcl_run_options ro = opt->run;
+    ro.sets = jb.sets;
+    ro.n_sets = jb.n_sets;
+    ro.out_dir = runs;
+    ro.dry_run = 1;
+    ro.session = session;
+    rc = hcl_run(&ro, err, errlen);
+    if (rc != HCL_OK) {
+      char tmp[2048];
+      snprintf(tmp, sizeof tmp, "%s", err);
+      snprintf(err, errlen, "sweep point %s: %s", jb.gkey, tmp);
       break;
     }
-    for (size_t p = 0; p < np; p++) {
-      int first_of_group = 1;
-      for (size_t i = 0; i < sw.n_axes; i++)
-        if (bmask >> i & 1u) first_of_group &= hcl_sweep_value_at(&sw, p, i) == 0;
-      if (!first_of_group || (sharded && job[p] % shard_n != shard_i)) continue;
-      /* the job's replicas: (point, seed) pairs */
-      size_t R = 0, n_done = 0;
-      char gkey[1024];
-      hcl_sweep_point_key_mask(&sw, p, bmask, gkey, sizeof gkey);
-      for (size_t q = 0; q < np; q++) {
-        char k2[1024];
-        hcl_sweep_point_key_mask(&sw, q, bmask, k2, sizeof k2);
-        if (strcmp(k2, gkey)) continue;
-        char key[1024];
-        point_key(&sw, q, -1, key, sizeof key);
-        for (size_t k = 0; k < nS; k++, R++) {
-          int done = done_before(previous, key, seeds[k]); /* per seed: a torn group reruns */
-          pts[R] = q;
-          rseeds[R] = seeds[k];
-          skip[R] = (unsigned char)done;
-          n_done += (size_t)done;
-        }
-      }
-      if (pass == 1 && n_done == R) continue;
-      size_t ns = 0;
-      for (size_t i = 0; i < n_sets0; i++) sets[ns++] = opt->run.sets[i];
-      for (size_t i = 0, k = 0; i < sw.n_axes; i++) {
-        if ((int)i == sw.seed_axis || (bmask >> i & 1u)) continue;
-        snprintf(own_sets[k], sizeof own_sets[k], "%.96s=%.4000s", sw.axes[i].key,
-                 sw.axes[i].values[hcl_sweep_value_at(&sw, p, i)]);
-        sets[ns++] = own_sets[k++];
-      }
-      char *sl = seedlist;
-      sl += sprintf(sl, "run.seeds=");
-      for (size_t r = 0; r < R; r++)
-        sl += sprintf(sl, "%s%llu", r ? ", " : "", (unsigned long long)rseeds[r]);
-      if (sw.seed_axis >= 0 || group) sets[ns++] = seedlist;
-      for (size_t i = 0; i < sw.n_axes; i++) {
-        if (!(bmask >> i & 1u)) continue;
-        char *zl = lists[i];
-        zl += sprintf(zl, "%s=", blist[i]);
-        for (size_t r = 0; r < R; r++)
-          zl += sprintf(zl, "%s%s", r ? ", " : "",
-                        sw.axes[i].values[hcl_sweep_value_at(&sw, pts[r], i)]);
-        sets[ns++] = lists[i];
-      }
-      hcl_run_options ro = opt->run;
-      ro.sets = sets;
-      ro.n_sets = ns;
-      ro.out_dir = runs;
-      ro.dry_run = pass == 0;
-      if (pass == 0) {
-        rc = hcl_run(&ro, err, errlen);
-        if (rc != HCL_OK) {
-          char tmp[2048];
-          snprintf(tmp, sizeof tmp, "%s", err);
-          snprintf(err, errlen, "sweep point %s: %s", gkey, tmp);
-          break;
-        }
-        jobs++;
-        todo += n_done < R;
-        continue;
-      }
-      if (opt->run.stop && *opt->run.stop) {
-        rc = HCL_ERR_INTERRUPTED;
-        snprintf(err, errlen, "interrupted");
-        break;
-      }
-      fprintf(stderr, "hiercl sweep: %s[%zu/%zu] %s%s\n", tag, ran + 1, todo,
-              *gkey ? gkey : "(all)",
-              group   ? " (train sizes / learning rates and seeds as replicas)"
-              : R > 1 ? " (seeds as replicas)"
-                      : "");
-      hcl_status prc = hcl_run(&ro, err, errlen);
-      ran++;
-      hcl_status wrc = record(out, rec_path, &sw, pts, skip, ro.run_dir,
-                              prc == HCL_OK                ? "completed"
-                              : prc == HCL_ERR_INTERRUPTED ? "interrupted"
-                                                           : "failed",
-                              prc == HCL_OK ? NULL : err, rseeds, R);
-      if (prc == HCL_ERR_IO) { /* a write failed (a full disk): stop, naming it */
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s", err);
-        snprintf(err, errlen, "sweep point %s: %s", *gkey ? gkey : "(all)", tmp);
-        rc = prc;
-        break;
-      }
-      if (wrc == HCL_OK && sw.n_select) /* the points whose candidates are all in */
-        wrc = hcl_sweep_select_pending(&sw, opt->sweep_dir, path, sel_out, seeds, nS);
-      if (wrc != HCL_OK) {
-        snprintf(err, errlen, "%s", hcl_errmsg(NULL));
-        rc = wrc;
-        break;
-      }
-      if (prc == HCL_ERR_INTERRUPTED) {
-        rc = prc;
-        break;
-      }
-      if (prc != HCL_OK) {
-        failures++;
-        fprintf(stderr, "hiercl sweep: %s%s failed: %s\n", tag, gkey, err);
-      }
-      double el = hcl_now() - t0, left = el / ran * (double)(todo - ran);
-      fprintf(stderr, "hiercl sweep: %s%zu/%zu runs done, %.0f s elapsed, ETA %d:%02d\n", tag, ran,
-              todo, el, (int)(left / 60), (int)left % 60);
-    }
-    if (pass == 0 && rc == HCL_OK && todo < jobs)
-      fprintf(stderr, "hiercl sweep: %s%zu of %zu runs already done in %s; running the rest\n", tag,
-              jobs - todo, jobs, opt->sweep_dir);
+    jobs++;
+    if (jb.n_done < jb.R) tasks[todo++] = p, env->points_todo += jb.n_points;
   }
-  free(pts);
-  free(rseeds);
-  free(skip);
-  free(seedlist);
-  for (size_t i = 0; i < HCL_SWEEP_MAX_AXES; i++) free(lists[i]);
+  hcl_session_destroy(session);
+  hcl_sweep_job_free(&jb);
+  if (rc == HCL_OK && mpi_rank == 0 && todo < jobs)
+    fprintf(stderr, "hiercl sweep: %s%zu of %zu runs already done in %s; running the rest\n", tag,
+            jobs - todo, jobs, opt->sweep_dir);
+  if (rc == HCL_OK && mpi_rank == 0 &&
+      ((rc = open_sweep_dir(parent, opt->sweep_dir, rec_path, &out)) != HCL_OK ||
+       (sw.n_select && ((rc = open_sweep_dir(parent, opt->sweep_dir, path, &sel_out)) != HCL_OK ||
+                        (rc = hcl_sweep_select_pending(&sw, opt->sweep_dir, path, sel_out, seeds,
+                                                       nS)) != HCL_OK))))
+    snprintf(err, errlen, "%s", hcl_errmsg(NULL)); /* (selection caught up after a crash) */
+  int parallel = 0, failures = 0;
+  if (env) {
+    env->n_tasks = todo;
+    env->out = out;
+    env->sel_out = sel_out;
+  }
+  if (mpi_size > 1) {
+    /* every rank takes part, even after a failed check: rank 0 then sends
+     * no work and the others end */
+    if (rc != HCL_OK && env) env->stop_all = 1, env->n_tasks = 0;
+    hcl_status mrc = env ? hcl_sweep_exec_mpi(env, devices, n_devices) : HCL_ERR_NOMEM;
+    if (rc == HCL_OK && mrc != HCL_OK) rc = mrc, snprintf(err, errlen, "%s", env->err);
+    parallel = mpi_size > 2;
+  } else if (rc == HCL_OK) {
+    rc = hcl_sweep_exec_local(env, devices, n_devices);
+    if (rc != HCL_OK) snprintf(err, errlen, "%s", env->err);
+    parallel = n_devices > 1;
+  }
+  if (env) failures = env->failures;
+  for (size_t i = 0; i < n_devices; i++) free(devices[i]);
+  free(devices);
+  free(tasks);
+  if (env) pthread_mutex_destroy(&env->lock);
+  free(env);
   if (out >= 0 && close(out) && rc == HCL_OK) {
     rc = HCL_ERR_IO;
     snprintf(err, errlen, "%s: cannot write: %s", rec_path, strerror(errno));
@@ -1232,12 +1191,18 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     rc = HCL_ERR_IO;
     snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
   }
+  if (mpi_rank > 0) { /* a worker: rank 0 writes the records, table and P* */
+    opt->mpi_worker = 1;
+    free(previous);
+    free(job);
+    hcl_config_free(&cfg);
+    free_sweep(&sw);
+    return rc;
+  }
   hcl_grid vis = sw; /* the table, P* and exponents: the grid without its candidate axes */
   vis.n_axes -= sw.n_select;
   vis.n_select = 0;
   free(previous);
-  free(sets);
-  free(own_sets);
   free(job);
   /* the table and P* from whole records only; not after a write failed
    * (the files on disk stay as they were, each from whole records), nor
@@ -1245,7 +1210,10 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
    * (the other shards' runs may not be done: --merge writes them) */
   int summary = !sharded && out >= 0 && (rc == HCL_OK || rc == HCL_ERR_INTERRUPTED);
   hcl_status srec = HCL_OK;
-  if (summary && hcl_sweep_has_shards(opt->sweep_dir)) /* shards ran here: gather them first */
+  /* shards ran here: gather them first; runs finished out of order
+   * (several devices or ranks): the records in grid then seed order, so
+   * the files do not depend on which finished first */
+  if (summary && (parallel || hcl_sweep_has_shards(opt->sweep_dir)))
     srec = merge_records(&sw, &vis, opt->sweep_dir, seeds, nS);
   if (summary && srec == HCL_OK)
     srec = summarise(&vis, opt->sweep_dir, rc == HCL_OK ? stdout : NULL, seeds, nS);

@@ -4,6 +4,8 @@
 #define HCL_SWEEP_H
 #include "trainer.h"
 
+#include <pthread.h>
+
 #define HCL_SWEEP_MAX_AXES 8
 #define HCL_SWEEP_MAX_VALUES 256
 /* Longest grid value: point keys ("k1=v1;k2=v2", 1024 bytes) and the
@@ -106,4 +108,98 @@ hcl_status hcl_sweep_status_report(const hcl_grid *sw, const char *dir, const ch
                                    size_t counts[3], unsigned char *undone);
 /* Whether dir holds a shard's records (sweep.shard-* or candidates.shard-*). */
 int hcl_sweep_has_shards(const char *dir);
+
+/* ---- running the runs (sweep_exec.c: one thread or one per device;
+ * sweep_mpi.c: ranks) ---- */
+/* What every engine needs to train a sweep's runs and record them. The
+ * records file, the selection and the progress belong to one process (rank
+ * 0 under MPI) and are updated under lock. */
+typedef struct hcl_sweep_env {
+  hcl_sweep_options *opt;
+  const hcl_grid *sw;
+  const uint64_t *seeds;
+  size_t nS;
+  unsigned bmask;           /* batched axes */
+  const char *const *blist; /* [axis]: the per-replica list key of a batched axis */
+  int group;                /* bmask != 0 */
+  size_t Rmax;              /* replicas of the largest run */
+  const char *runs;         /* parent of the run directories */
+  const char *previous;     /* whole records before this sweep started */
+  int out;                  /* records file (candidates.jsonl when selecting), appending */
+  const char *rec_path;
+  int sel_out; /* sweep.jsonl when selecting */
+  const char *path;
+  const char *tag;     /* "shard I/N: " or "" */
+  const size_t *tasks; /* the first point of each run with work left, in grid order */
+  size_t n_tasks, points_todo;
+  int progress_tty; /* stderr is a terminal: one redrawn line */
+  pthread_mutex_t lock;
+  size_t ran, points_done;
+  int failures, stop_all; /* stop_all: an interrupt or a write failure ends the sweep */
+  double t0;
+  hcl_status rc; /* the first fatal error, its message in err */
+  char err[8192];
+} hcl_sweep_env;
+
+/* One run of a sweep: its replicas (point, seed) and the --set list. */
+typedef struct hcl_sweep_job {
+  size_t p, R, n_done, n_points; /* first point, replicas, already recorded, points with work */
+  char gkey[1024];
+  const char **sets;
+  size_t n_sets;
+  char (*own)[4200];
+  size_t *pts;
+  uint64_t *rseeds;
+  unsigned char *skip;
+  char *seedlist;
+  char *lists[HCL_SWEEP_MAX_AXES];
+} hcl_sweep_job;
+
+/* Buffers for the largest run of env (HCL_ERR_NOMEM: message set). */
+hcl_status hcl_sweep_job_alloc(const hcl_sweep_env *env, hcl_sweep_job *job);
+void hcl_sweep_job_free(hcl_sweep_job *job);
+/* The run whose first point is p: replicas, which are recorded already
+ * (in env->previous) and the overrides that make it. */
+void hcl_sweep_job_prepare(const hcl_sweep_env *env, size_t p, hcl_sweep_job *job);
+/* Whether records text holds a whole completed record of (point key, seed). */
+int hcl_sweep_done_before(const char *records, const char *key, uint64_t seed);
+/* The record lines of a finished run into mb (open): one per replica not
+ * skipped, its metrics from <run_dir>/summary.json, "device" its id. */
+hcl_status hcl_sweep_record_text(const hcl_grid *sw, const hcl_sweep_job *job, const char *run_dir,
+                                 const char *device, const char *status, const char *error,
+                                 FILE *mb);
+/* Train one run (hcl_run with the session and device given) and format its
+ * records into *text (malloc'd, *len bytes); *prc is the run's status, err
+ * its message. Returns an error only when the records cannot be formatted. */
+hcl_status hcl_sweep_job_run(hcl_sweep_env *env, hcl_sweep_job *job, hcl_session *session,
+                             const char *device, hcl_status *prc, char *err, size_t errlen,
+                             char **text, size_t *len);
+/* Append record text to the records file fd (path names it in errors): one
+ * write and an fsync; cut back on failure. */
+hcl_status hcl_sweep_append(int fd, const char *path, const char *text, size_t len);
+/* Record a finished run (rank 0 / any thread; takes env->lock): append its
+ * records, select, count, print progress. Sets env->stop_all (and env->rc)
+ * on a write failure or an interrupt. */
+void hcl_sweep_job_done(hcl_sweep_env *env, const hcl_sweep_job *job, hcl_status prc,
+                        const char *err, const char *text, size_t len);
+/* The next run of the queue (its first point; advances *cursor; *ordinal,
+ * when not NULL, is its 1-based place), or (size_t)-1 when none is left or
+ * the sweep stops (interrupt, write failure). */
+size_t hcl_sweep_next_task(hcl_sweep_env *env, size_t *cursor, size_t *ordinal);
+/* Run env->tasks on the devices given (NULL or one: this thread, one after
+ * another; several: one worker thread per device pulling from one queue). */
+hcl_status hcl_sweep_exec_local(hcl_sweep_env *env, char **devices, size_t n_devices);
+/* The selector expanded: "all" every device, "a,b" each listed one (by
+ * their stable ids, duplicates dropped); NULL *ids (n 0) for one selector.
+ * Errors name the selector. */
+hcl_status hcl_sweep_devices(const char *selector, char ***ids, size_t *n, char *err,
+                             size_t errlen);
+
+/* ---- MPI (sweep_mpi.c; stubs without HCL_MPI) ---- */
+/* This process's rank and the world size (0 and 1 outside mpirun). */
+void hcl_sweep_mpi_world(int *rank, int *size);
+/* Rank 0: hand out env->tasks to the other ranks, one run at a time, and
+ * record what they send back. Other ranks: train what rank 0 sends, on the
+ * device of their node-local rank among devices (or the selector given). */
+hcl_status hcl_sweep_exec_mpi(hcl_sweep_env *env, char **devices, size_t n_devices);
 #endif

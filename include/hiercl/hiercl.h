@@ -47,6 +47,19 @@ const char *hcl_strerror(hcl_status rc);
 /* The process exit status that fits rc. */
 int hcl_exit_code(hcl_status rc);
 
+/* What the runs of one process share: the plugin registry (scanned once)
+ * and one context per device, whose programs are compiled once. Not thread
+ * safe: one session per thread. */
+typedef struct hcl_session hcl_session;
+/* A session whose registry is scanned from plugin_path (colon list, may be
+ * NULL) like hcl_run's. On failure *out is NULL and err holds one line. */
+hcl_status hcl_session_create(const char *plugin_path, hcl_session **out, char *err, size_t errlen);
+/* Release the session's contexts and plugins. NULL is a no-op. */
+void hcl_session_destroy(hcl_session *s);
+/* Programs the session's contexts compiled, and builds they were spared. */
+void hcl_session_programs(const hcl_session *s, unsigned long *built, unsigned long *reused,
+                          size_t *contexts);
+
 /* One experiment: a config file plus command-line overrides. */
 typedef struct hcl_run_options {
   const char *config_path;
@@ -59,6 +72,8 @@ typedef struct hcl_run_options {
   int progress;             /* draw a one-line progress display on stderr */
   int dry_run;              /* check config and plugins only: no device, no output */
   char run_dir[1024];       /* out: the directory written */
+  hcl_session *session;     /* NULL: a context and registry of the run's own */
+  char device_id[96];       /* out: the stable id of the device that ran it */
 } hcl_run_options;
 
 /* Validate the config, train on the device and write manifest.json,
@@ -93,6 +108,7 @@ typedef struct hcl_sweep_options {
   size_t n_done, n_failed;     /* out (status, merge): points done, failed, */
   size_t n_pending;            /* and neither */
   size_t n_runs;               /* out: runs (jobs) in the whole grid */
+  int mpi_worker;              /* out: this process was an MPI rank > 0 (it printed no table) */
 } hcl_sweep_options;
 
 enum {
@@ -100,6 +116,13 @@ enum {
   HCL_SWEEP_STATUS = 1, /* list each point as done, failed or pending; no device, no run */
   HCL_SWEEP_MERGE = 2   /* sweep.jsonl from every shard's records, then table.tsv, pstar.json */
 };
+
+/* Join the MPI world when this process was started by mpirun (hiercl built
+ * with HCL_MPI): then hcl_sweep runs as rank 0 handing out runs or as a
+ * worker. Returns the world size (1 when not under MPI). */
+int hcl_mpi_begin(int *argc, char ***argv);
+/* Leave the MPI world (no-op when not joined). */
+void hcl_mpi_end(void);
 
 /* Run (or resume) a sweep; prints progress on stderr and the table on stdout.
  * STATUS and MERGE return HCL_OK when they could read (and write) the

@@ -14,11 +14,14 @@ static const char sweep_usage[] =
     "usage: hiercl sweep CONFIG [--grid section.key=v1,v2,...]... [--set section.key=value]...\n"
     "                    [--select section.key=v1,v2,...]... [--device SEL] [--out DIR]\n"
     "                    [--plugin-path DIRS] [--shard I/N | --status | --merge]\n"
+    "       mpirun -np K hiercl sweep CONFIG ...   (rank 0 hands out runs; K-1 ranks train)\n"
     "       hiercl sweep CONFIG ... --slurm [--tasks N] [--submit] [-- SBATCH_OPTION...]\n"
     "values: a list 'v1, v2', an integer range 'a..b', or 'geom(lo, hi, n)'; run.seed as an\n"
     "axis trains the seeds as replicas of one run. --select (or a [select] section) trains\n"
     "every candidate at every point and keeps, per seed, the one with the lowest val_loss\n"
     "([eval] val_size > 0). Re-running the same command resumes.\n"
+    "--device all (or a comma list of selectors) trains on every selected device at once,\n"
+    "one worker thread each; under mpirun each rank takes the device of its node-local rank.\n"
     "--shard I/N runs shard I (0 <= I < N) of the runs, in the same sweep directory (default:\n"
     "SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, less SLURM_ARRAY_TASK_MIN, when set).\n"
     "--status lists each point as done, failed or pending: exit 0 all done, 1 some failed,\n"
@@ -186,7 +189,10 @@ int hcl_cmd_sweep(int argc, char **argv) {
     free(select);
     return code;
   }
+  /* under mpirun: rank 0 hands out the runs, the other ranks train them */
+  int world = opt.action == HCL_SWEEP_RUN ? hcl_mpi_begin(&argc, &argv) : 1;
   hcl_status rc = hcl_sweep(&opt, err, sizeof err);
+  if (world > 1) hcl_mpi_end();
   if (rc == HCL_OK && opt.action != HCL_SWEEP_RUN) {
     free(sets);
     free(grid);
@@ -198,7 +204,7 @@ int hcl_cmd_sweep(int argc, char **argv) {
             opt.sweep_dir);
   else if (rc != HCL_OK)
     fprintf(stderr, "hiercl: error: %s\n", err);
-  else if (opt.action == HCL_SWEEP_RUN)
+  else if (opt.action == HCL_SWEEP_RUN && !opt.mpi_worker)
     printf("%s\n", opt.sweep_dir);
   free(sets);
   free(grid);
