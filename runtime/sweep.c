@@ -1159,7 +1159,7 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
                         (rc = hcl_sweep_select_pending(&sw, opt->sweep_dir, path, sel_out, seeds,
                                                        nS)) != HCL_OK))))
     snprintf(err, errlen, "%s", hcl_errmsg(NULL)); /* (selection caught up after a crash) */
-  int parallel = 0, failures = 0;
+  int failures = 0;
   if (env) {
     env->n_tasks = todo;
     env->out = out;
@@ -1171,11 +1171,9 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     if (rc != HCL_OK && env) env->stop_all = 1, env->n_tasks = 0;
     hcl_status mrc = env ? hcl_sweep_exec_mpi(env, devices, n_devices) : HCL_ERR_NOMEM;
     if (rc == HCL_OK && mrc != HCL_OK) rc = mrc, snprintf(err, errlen, "%s", env->err);
-    parallel = mpi_size > 2;
   } else if (rc == HCL_OK) {
     rc = hcl_sweep_exec_local(env, devices, n_devices);
     if (rc != HCL_OK) snprintf(err, errlen, "%s", env->err);
-    parallel = n_devices > 1;
   }
   if (env) failures = env->failures;
   for (size_t i = 0; i < n_devices; i++) free(devices[i]);
@@ -1210,11 +1208,11 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
    * (the other shards' runs may not be done: --merge writes them) */
   int summary = !sharded && out >= 0 && (rc == HCL_OK || rc == HCL_ERR_INTERRUPTED);
   hcl_status srec = HCL_OK;
-  /* shards ran here: gather them first; runs finished out of order
-   * (several devices or ranks): the records in grid then seed order, so
-   * the files do not depend on which finished first */
-  if (summary && (parallel || hcl_sweep_has_shards(opt->sweep_dir)))
-    srec = merge_records(&sw, &vis, opt->sweep_dir, seeds, nS);
+  /* the records in grid then seed order, as --merge writes them: with the
+   * shards' records gathered when shards ran here, and the same file
+   * whatever order the runs finished in (one device, several, MPI ranks,
+   * a resumed sweep) */
+  if (summary) srec = merge_records(&sw, &vis, opt->sweep_dir, seeds, nS);
   if (summary && srec == HCL_OK)
     srec = summarise(&vis, opt->sweep_dir, rc == HCL_OK ? stdout : NULL, seeds, nS);
   if (sharded && rc == HCL_OK && !failures)

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef HCL_MPI
@@ -85,7 +86,11 @@ static hcl_status master(hcl_sweep_env *env, int size) {
   while (active) {
     MPI_Status st;
     int n = 0;
-    MPI_Probe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &st);
+    /* poll, sleeping: a blocking probe spins a core the workers need */
+    for (int got = 0; !got;) {
+      MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &got, &st);
+      if (!got) nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
+    }
     MPI_Get_count(&st, MPI_BYTE, &n);
     char *b = malloc(n > 20 ? (size_t)n : 21);
     MPI_Recv(b, n, MPI_BYTE, st.MPI_SOURCE, TAG_RESULT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);

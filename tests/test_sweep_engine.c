@@ -1,0 +1,229 @@
+/* The sweep engine, through the built command: the runs of a sweep share one
+ * context per device (programs compiled once) and give the numbers of
+ * separate `hiercl run`s; `--device all` (or a list) trains on every
+ * selected device at once and, on one device, is that device; the progress
+ * names each finished point. */
+#include "hcl_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char out[1 << 17];
+
+static int sh(const char *fmt, ...) {
+  char cmd[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  assert_true(n > 0 && n < (int)sizeof cmd);
+  return hcl_test_sh(cmd, out, sizeof out);
+}
+
+static int count(const char *text, const char *pat) {
+  int n = 0;
+  for (const char *p = text; (p = strstr(p, pat)); p++) n++;
+  return n;
+}
+
+static const char *device(void) {
+  const char *d = getenv("HIERCL_TEST_DEVICE");
+  return d && *d ? d : "cpu";
+}
+
+/* three widths, one run each; train sizes batched as replicas */
+static const char cfg_text[] = "[target]\nplugin = staircase\nn = 8\nk = 2\nprobe_samples = 100\n"
+                               "[model]\nplugin = resnet\nwidth = 16\ndepth = 3\n"
+                               "[train]\nsteps = 200\nbatch = 16\nlr = 0.05\n"
+                               "[eval]\nevery = 100\ntest_size = 300\n"
+                               "[sweep]\ntrain.train_size = 8, 2000\nmodel.width = 8, 12, 16\n"
+                               "threshold = 0.2\n";
+
+/* The sweep directory under parent (its one sweep_* entry), into dir. */
+static void sweep_dir(const char *parent, char *dir, size_t len) {
+  assert_int_equal(sh("ls -d %s/sweep_*", parent), 0);
+  snprintf(dir, len, "%.*s", (int)strcspn(out, "\n"), out);
+}
+
+/* sweep.jsonl (or another file) of the sweep under parent, with each
+ * record's run directory and device taken out: what must not depend on
+ * where or when a run trained. */
+static char *records(const char *parent, const char *file, int strip) {
+  char dir[1200], path[1400];
+  sweep_dir(parent, dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/%s", dir, file);
+  char *t = hcl_test_read_file(path);
+  assert_non_null(t);
+  static const char *const cut[] = {",\"run_dir\":\"", ",\"device\":\""};
+  for (size_t c = 0; strip && c < 2; c++)
+    for (char *p; (p = strstr(t, cut[c]));) {
+      char *end = strchr(p + strlen(cut[c]), '"');
+      assert_non_null(end);
+      memmove(p, end + 1, strlen(end + 1) + 1);
+    }
+  return t;
+}
+
+/* The context (and its compiled programs) serves every run of the sweep,
+ * and every replica's metrics are those of a separate `hiercl run` of its
+ * point, which makes its own context: sharing changes no number. The log
+ * has one line per finished point. */
+static void shared_context_same_numbers(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  const char *cfg = hcl_test_write_temp("se.ini", cfg_text);
+  char parent[1024];
+  snprintf(parent, sizeof parent, "%s/one", hcl_test_tmpdir());
+  if (sh("%s sweep %s --out %s --device %s --plugin-path %s", HCL_TEST_HIERCL, cfg, parent,
+         device(), HCL_TEST_PLUGIN_DIR))
+    fail_msg("%s", out);
+  assert_non_null(strstr(out, "3 runs on the device in 1 context: "));
+  assert_true(count(out, " compilations spared") == 1);
+  assert_null(strstr(out, ": 0 compilations spared"));
+  /* progress: each point once, as it finishes, then the runs' count */
+  assert_int_equal(count(out, "hiercl sweep: point train.train_size=8;model.width=12: completed"),
+                   1);
+  assert_int_equal(count(out, ": completed on "), 6);
+  assert_non_null(strstr(out, "3/3 runs done (6/6 points)"));
+  char *rec = records(parent, "sweep.jsonl", 0);
+  static const char *const widths[] = {"8", "12", "16"};
+  for (int w = 0; w < 3; w++) {
+    char rp[1200];
+    snprintf(rp, sizeof rp, "%s/run%d", hcl_test_tmpdir(), w);
+    if (sh("%s run %s --out %s --device %s --plugin-path %s --set model.width=%s --set "
+           "train.train_sizes='8, 2000' --set 'run.seeds=0, 0' 2>/dev/null | tail -n 1",
+           HCL_TEST_HIERCL, cfg, rp, device(), HCL_TEST_PLUGIN_DIR, widths[w]))
+      fail_msg("%s", out);
+    char sum_path[1400];
+    snprintf(sum_path, sizeof sum_path, "%.*s/summary.json", (int)strcspn(out, "\n"), out);
+    char *sum = hcl_test_read_file(sum_path);
+    assert_non_null(sum);
+    for (int r = 0; r < 2; r++) {
+      char pat[64];
+      snprintf(pat, sizeof pat, "{\"replica\":%d,", r);
+      const char *obj = strstr(sum, pat);
+      assert_non_null(obj);
+      const char *m = strstr(obj, "\"best_test_loss\""), *end = strchr(obj, '}');
+      assert_true(m && end && m < end);
+      char want[4096], key[256];
+      snprintf(want, sizeof want, ",%.*s}\n", (int)(end - m), m);
+      snprintf(key, sizeof key, "\"key\":\"train.train_size=%s;model.width=%s\"", r ? "2000" : "8",
+               widths[w]);
+      const char *line = strstr(rec, key);
+      assert_non_null(line);
+      const char *nl = strchr(line, '\n');
+      const char *hit = strstr(line, want);
+      if (!hit || hit > nl)
+        fail_msg("width %s replica %d: sweep record %.*s lacks %s", widths[w], r, (int)(nl - line),
+                 line, want);
+    }
+    free(sum);
+  }
+  free(rec);
+}
+
+/* --device all on a machine with one device (or a list naming one device
+ * twice, where there are more) trains like that device: the same records,
+ * table and P*, each record naming the device. */
+static void device_all_is_that_device(void **state) {
+  (void)state;
+  hcl_ctx *ctx = hcl_test_ctx();
+  if (!ctx) skip();
+  hcl_device_info *devs = NULL;
+  size_t nd = 0;
+  char err[1024];
+  assert_int_equal(hcl_devices_list(&devs, &nd, err, sizeof err), HCL_OK);
+  free(devs);
+  char sel[256];
+  if (nd == 1)
+    snprintf(sel, sizeof sel, "all");
+  else
+    snprintf(sel, sizeof sel, "'%s, %s'", ctx->dev.id, ctx->dev.id);
+  const char *cfg = hcl_test_write_temp("sa.ini", cfg_text);
+  char one[1024], all[1024];
+  snprintf(one, sizeof one, "%s/dev_one", hcl_test_tmpdir());
+  snprintf(all, sizeof all, "%s/dev_all", hcl_test_tmpdir());
+  if (sh("%s sweep %s --out %s --device %s --plugin-path %s", HCL_TEST_HIERCL, cfg, one,
+         ctx->dev.id, HCL_TEST_PLUGIN_DIR))
+    fail_msg("%s", out);
+  if (sh("%s sweep %s --out %s --device %s --plugin-path %s", HCL_TEST_HIERCL, cfg, all, sel,
+         HCL_TEST_PLUGIN_DIR))
+    fail_msg("%s", out);
+  char *raw = records(all, "sweep.jsonl", 0);
+  char want[160];
+  snprintf(want, sizeof want, "\"device\":\"%s\"", ctx->dev.id);
+  assert_int_equal(count(raw, want), 6);
+  free(raw);
+  static const char *const files[] = {"sweep.jsonl", "table.tsv", "pstar.json"};
+  for (int f = 0; f < 3; f++) {
+    char *a = records(one, files[f], 1), *b = records(all, files[f], 1);
+    assert_string_equal(a, b);
+    free(a), free(b);
+  }
+  assert_int_equal(sh("%s sweep %s --out %s --device 'cpu,' --plugin-path %s", HCL_TEST_HIERCL, cfg,
+                      all, HCL_TEST_PLUGIN_DIR),
+                   3);
+  assert_non_null(strstr(out, "--device 'cpu,': empty selector in the list"));
+}
+
+/* Two PoCL devices (POCL_DEVICES="pthread pthread"): one worker thread each
+ * pulling runs from one queue; the records, once in grid order, the table
+ * and P* are those of one device. */
+static void two_devices_one_queue(void **state) {
+  (void)state;
+  hcl_ctx *ctx = hcl_test_ctx();
+  if (!ctx) skip();
+  if (!strstr(ctx->dev.platform, "Portable Computing Language")) {
+    print_message("skipped: two devices are made with PoCL (POCL_DEVICES); device is %s\n",
+                  ctx->dev.platform);
+    skip();
+  }
+  const char *cfg = hcl_test_write_temp("s2.ini", cfg_text);
+  char one[1024], two[1024];
+  snprintf(one, sizeof one, "%s/q_one", hcl_test_tmpdir());
+  snprintf(two, sizeof two, "%s/q_two", hcl_test_tmpdir());
+  if (sh("POCL_DEVICES='pthread pthread' %s sweep %s --out %s --device all --plugin-path %s "
+         "--grid 'model.width=8, 12, 16, 20' --grid 'model.depth=3, 2'",
+         HCL_TEST_HIERCL, cfg, two, HCL_TEST_PLUGIN_DIR))
+    fail_msg("%s", out);
+  assert_non_null(strstr(out, " on pocl:cpu:1"));
+  /* the same 8 runs on one device */
+  if (sh("POCL_DEVICES='pthread' %s sweep %s --out %s --device pocl:cpu:0 --plugin-path %s "
+         "--grid 'model.width=8, 12, 16, 20' --grid 'model.depth=3, 2'",
+         HCL_TEST_HIERCL, cfg, one, HCL_TEST_PLUGIN_DIR))
+    fail_msg("%s", out);
+  char dir[1200];
+  sweep_dir(one, dir, sizeof dir);
+  char *raw = records(two, "sweep.jsonl", 0);
+  assert_int_equal(
+      count(raw, "\"device\":\"pocl:cpu:0\"") + count(raw, "\"device\":\"pocl:cpu:1\""), 16);
+  free(raw);
+  static const char *const files[] = {"sweep.jsonl", "table.tsv", "pstar.json"};
+  for (int f = 0; f < 3; f++) {
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s", dir, files[f]);
+    char *a = hcl_test_read_file(path);
+    assert_non_null(a);
+    for (char *p; f == 0 && (p = strstr(a, ",\"run_dir\":\""));) {
+      char *end = strchr(p + 12, '"');
+      memmove(p, end + 1, strlen(end + 1) + 1);
+    }
+    for (char *p; f == 0 && (p = strstr(a, ",\"device\":\""));) {
+      char *end = strchr(p + 11, '"');
+      memmove(p, end + 1, strlen(end + 1) + 1);
+    }
+    char *b = records(two, files[f], 1);
+    assert_string_equal(a, b);
+    free(a), free(b);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(shared_context_same_numbers),
+      cmocka_unit_test(device_all_is_that_device),
+      cmocka_unit_test(two_devices_one_queue),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
