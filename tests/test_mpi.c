@@ -1,0 +1,201 @@
+/* MPI sweeps (`mpirun -np 3 hiercl sweep`): rank 0 hands out runs, two ranks
+ * train them. The records, table and P* are those of one process; a rank
+ * killed mid-sweep loses only its run, which the next resume trains, and the
+ * final files are again those of one process. Skipped (saying why) when
+ * hiercl was built without MPI or mpirun is missing. */
+#include "hcl_test.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char out[1 << 17];
+
+static int sh(const char *fmt, ...) {
+  char cmd[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  assert_true(n > 0 && n < (int)sizeof cmd);
+  return hcl_test_sh(cmd, out, sizeof out);
+}
+
+static const char *device(void) {
+  const char *d = getenv("HIERCL_TEST_DEVICE");
+  return d && *d ? d : "cpu";
+}
+
+#define MPIRUN "mpirun --oversubscribe --allow-run-as-root -np 3"
+
+/* 1 when the test can run; else prints why and returns 0. */
+static int mpi_usable(void) {
+#ifndef HCL_MPI
+  print_message("skipped: hiercl was built without MPI (HCL_MPI off; install libopenmpi-dev)\n");
+  return 0;
+#else
+  if (sh("command -v mpirun")) {
+    print_message("skipped: mpirun is not on PATH (install openmpi-bin)\n");
+    return 0;
+  }
+  return hcl_test_ctx() != NULL;
+#endif
+}
+
+static const char cfg_text[] = "[target]\nplugin = staircase\nn = 8\nk = 2\nprobe_samples = 100\n"
+                               "[model]\nplugin = resnet\nwidth = 16\ndepth = 3\n"
+                               "[train]\nsteps = 200\nbatch = 16\nlr = 0.05\n"
+                               "[eval]\nevery = 100\ntest_size = 300\n"
+                               "[sweep]\ntrain.train_size = 8, 2000\nrun.seed = 0..1\n"
+                               "threshold = 0.2\n";
+
+/* <the sweep under parent>/file, with each record's run directory and device
+ * cut out (they name where a run trained, not what it found). */
+static char *sweep_file(const char *parent, const char *file) {
+  assert_int_equal(sh("ls -d %s/sweep_*", parent), 0);
+  char path[1400];
+  snprintf(path, sizeof path, "%.*s/%s", (int)strcspn(out, "\n"), out, file);
+  char *t = hcl_test_read_file(path);
+  if (!t) fail_msg("cannot read %s", path);
+  static const char *const cut[] = {",\"run_dir\":\"", ",\"device\":\""};
+  for (size_t c = 0; c < 2; c++)
+    for (char *p; (p = strstr(t, cut[c]));) {
+      char *end = strchr(p + strlen(cut[c]), '"');
+      assert_non_null(end);
+      memmove(p, end + 1, strlen(end + 1) + 1);
+    }
+  return t;
+}
+
+static void same_files(const char *a, const char *b) {
+  static const char *const files[] = {"sweep.jsonl", "table.tsv", "pstar.json"};
+  for (int f = 0; f < 3; f++) {
+    char *x = sweep_file(a, files[f]), *y = sweep_file(b, files[f]);
+    if (strcmp(x, y)) fail_msg("%s differs:\n--- one process\n%s\n--- MPI\n%s", files[f], x, y);
+    free(x), free(y);
+  }
+}
+
+/* 3 ranks (rank 0 and two workers) give the files of one process. */
+static void three_ranks_equal_one_process(void **state) {
+  (void)state;
+  if (!mpi_usable()) skip();
+  const char *cfg = hcl_test_write_temp("mpi.ini", cfg_text);
+  char one[1024], mpi[1024];
+  snprintf(one, sizeof one, "%s/one", hcl_test_tmpdir());
+  snprintf(mpi, sizeof mpi, "%s/mpi", hcl_test_tmpdir());
+  const char *grid = "--grid 'model.width=8, 12, 16, 20'";
+  if (sh("%s sweep %s --out %s --device %s --plugin-path %s %s", HCL_TEST_HIERCL, cfg, one,
+         device(), HCL_TEST_PLUGIN_DIR, grid))
+    fail_msg("%s", out);
+  if (sh(MPIRUN " %s sweep %s --out %s --device %s --plugin-path %s %s", HCL_TEST_HIERCL, cfg, mpi,
+         device(), HCL_TEST_PLUGIN_DIR, grid))
+    fail_msg("%s", out);
+  /* both workers trained (each is sent a run at the start); rank 0 logs
+   * one line per finished point */
+  assert_non_null(strstr(out, "hiercl sweep: rank 1"));
+  assert_non_null(strstr(out, "hiercl sweep: rank 2"));
+  assert_non_null(strstr(out, "hiercl sweep: 4/4 runs done (8/8 points)"));
+  assert_non_null(
+      strstr(out, "hiercl sweep: point train.train_size=2000;model.width=20: completed"));
+  same_files(one, mpi);
+}
+
+/* The pid of the process run by mpirun (pid launcher) as MPI rank `rank`:
+ * the one whose environment says so, below the launcher. 0 when none. */
+static pid_t rank_pid(pid_t launcher, int rank) {
+  DIR *d = opendir("/proc");
+  if (!d) return 0;
+  char want[64];
+  int wl = snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+  pid_t found = 0;
+  for (struct dirent *e; !found && (e = readdir(d));) {
+    pid_t pid = (pid_t)atoi(e->d_name);
+    if (pid <= 0) continue;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    static char env[1 << 16];
+    size_t n = fread(env, 1, sizeof env - 1, f);
+    fclose(f);
+    int is_rank = 0;
+    for (size_t i = 0; i < n; i += strlen(env + i) + 1)
+      is_rank |= !strncmp(env + i, want, (size_t)wl) && env[i + (size_t)wl] == 0;
+    /* below our launcher: walk up the parents */
+    for (pid_t p = pid; is_rank && p > 1 && !found;) {
+      snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+      f = fopen(path, "r");
+      if (!f) break;
+      int pp = 0;
+      if (fscanf(f, "%*d (%*[^)]) %*c %d", &pp) != 1) pp = 0;
+      fclose(f);
+      if (pp == launcher) found = pid;
+      p = (pid_t)pp;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+/* A worker killed once the first run is recorded: the job ends, the runs
+ * not recorded stay pending, and resuming (with MPI again) gives the files
+ * of one process. */
+static void killed_rank_resumes(void **state) {
+  (void)state;
+  if (!mpi_usable()) skip();
+  const char *cfg = hcl_test_write_temp("kill.ini", cfg_text);
+  char one[1024], mpi[1024], args[2048];
+  snprintf(one, sizeof one, "%s/kone", hcl_test_tmpdir());
+  snprintf(mpi, sizeof mpi, "%s/kmpi", hcl_test_tmpdir());
+  snprintf(args, sizeof args,
+           "%s --device %s --plugin-path %s --grid 'model.width=8, 12, 16, 20, 24, 28' "
+           "--set train.steps=1500",
+           cfg, device(), HCL_TEST_PLUGIN_DIR);
+  if (sh("%s sweep %s --out %s", HCL_TEST_HIERCL, args, one)) fail_msg("%s", out);
+  char cmd[8192], log[1200];
+  snprintf(log, sizeof log, "%s/kill.log", hcl_test_tmpdir());
+  snprintf(cmd, sizeof cmd, "exec " MPIRUN " %s sweep %s --out %s >%s 2>&1", HCL_TEST_HIERCL, args,
+           mpi, log);
+  pid_t launcher = fork();
+  assert_true(launcher >= 0);
+  if (launcher == 0) {
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  /* wait for the first record, then kill rank 1 */
+  int killed = 0;
+  for (int t = 0; t < 1200 && !killed; t++) {
+    nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
+    if (sh("cat %s/sweep_*/sweep.jsonl 2>/dev/null | grep -c completed", mpi)) continue;
+    pid_t w = rank_pid(launcher, 1);
+    if (w > 0 && kill(w, SIGKILL) == 0) killed = 1;
+  }
+  int st = 0;
+  if (!killed) kill(launcher, SIGTERM);
+  waitpid(launcher, &st, 0);
+  char *l = hcl_test_read_file(log);
+  if (!killed) fail_msg("rank 1 was never found to kill; mpirun said:\n%s", l ? l : "");
+  free(l);
+  assert_false(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* the job failed */
+  /* some points done, the rest pending: nothing counted done that is not */
+  int rc = sh("%s sweep %s --out %s --status", HCL_TEST_HIERCL, args, mpi);
+  assert_true(rc == 4 || rc == 1);
+  assert_null(strstr(out, ": 12 done, 0 failed, 0 pending"));
+  if (sh(MPIRUN " %s sweep %s --out %s", HCL_TEST_HIERCL, args, mpi)) fail_msg("%s", out);
+  assert_non_null(strstr(out, "runs already done in"));
+  same_files(one, mpi);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(three_ranks_equal_one_process),
+      cmocka_unit_test(killed_rank_resumes),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
