@@ -168,6 +168,10 @@ hcl_status hcl_sweep_exec_mpi(hcl_sweep_env *env, char **devices, size_t n_devic
 
 int hcl_mpi_begin(int *argc, char ***argv) {
   (void)argc, (void)argv;
+  /* under mpirun each rank would run the whole sweep into one directory */
+  const char *launched[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", NULL};
+  for (const char **e = launched; *e; e++)
+    if (getenv(*e) && atoi(getenv(*e)) > 1) return -1;
   return 1;
 }
 

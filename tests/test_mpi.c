@@ -106,6 +106,31 @@ static void three_ranks_equal_one_process(void **state) {
   same_files(one, mpi);
 }
 
+/* Each worker takes the device of its node-local rank among those selected
+ * (rank 0 trains nothing): with two PoCL devices, rank 1 the first, rank 2
+ * the second, and the records name them. */
+static void ranks_take_node_local_devices(void **state) {
+  (void)state;
+  if (!mpi_usable()) skip();
+  if (!strstr(hcl_test_ctx()->dev.platform, "Portable Computing Language")) {
+    print_message("skipped: two devices are made with PoCL (POCL_DEVICES)\n");
+    skip();
+  }
+  const char *cfg = hcl_test_write_temp("mpidev.ini", cfg_text);
+  char mpi[1024];
+  snprintf(mpi, sizeof mpi, "%s/mpidev", hcl_test_tmpdir());
+  if (sh("POCL_DEVICES='pthread pthread' " MPIRUN
+         " -x POCL_DEVICES %s sweep %s --out %s --device all --plugin-path %s --grid "
+         "'model.width=8, 12, 16' --set train.steps=20",
+         HCL_TEST_HIERCL, cfg, mpi, HCL_TEST_PLUGIN_DIR))
+    fail_msg("%s", out);
+  assert_non_null(strstr(out, "hiercl sweep: rank 1 on pocl:cpu:0: starting"));
+  assert_non_null(strstr(out, "hiercl sweep: rank 2 on pocl:cpu:1: starting"));
+  assert_int_equal(sh("cat %s/sweep_*/sweep.jsonl", mpi), 0);
+  assert_non_null(strstr(out, "\"device\":\"pocl:cpu:0\""));
+  assert_non_null(strstr(out, "\"device\":\"pocl:cpu:1\""));
+}
+
 /* The pid of the process run by mpirun (pid launcher) as MPI rank `rank`:
  * the one whose environment says so, below the launcher. 0 when none. */
 static pid_t rank_pid(pid_t launcher, int rank) {
@@ -195,6 +220,7 @@ static void killed_rank_resumes(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(three_ranks_equal_one_process),
+      cmocka_unit_test(ranks_take_node_local_devices),
       cmocka_unit_test(killed_rank_resumes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

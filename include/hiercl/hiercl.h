@@ -119,7 +119,8 @@ enum {
 
 /* Join the MPI world when this process was started by mpirun (hiercl built
  * with HCL_MPI): then hcl_sweep runs as rank 0 handing out runs or as a
- * worker. Returns the world size (1 when not under MPI). */
+ * worker. Returns the world size (1 when not under MPI), or -1 when started
+ * by mpirun with several ranks but built without MPI. */
 int hcl_mpi_begin(int *argc, char ***argv);
 /* Leave the MPI world (no-op when not joined). */
 void hcl_mpi_end(void);

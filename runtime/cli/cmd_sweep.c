@@ -191,6 +191,15 @@ int hcl_cmd_sweep(int argc, char **argv) {
   }
   /* under mpirun: rank 0 hands out the runs, the other ranks train them */
   int world = opt.action == HCL_SWEEP_RUN ? hcl_mpi_begin(&argc, &argv) : 1;
+  if (world < 0) {
+    fprintf(stderr, "hiercl sweep: started by mpirun with several ranks, but this hiercl was built "
+                    "without MPI (HCL_MPI): every rank would run the whole sweep; rebuild with "
+                    "libopenmpi-dev installed\n");
+    free(sets);
+    free(grid);
+    free(select);
+    return HCL_EXIT_USAGE;
+  }
   hcl_status rc = hcl_sweep(&opt, err, sizeof err);
   if (world > 1) hcl_mpi_end();
   if (rc == HCL_OK && opt.action != HCL_SWEEP_RUN) {
