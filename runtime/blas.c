@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <clblast_c.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,11 +209,35 @@ static int raw_scratch(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
   return st;
 }
 
+/* CLBlast 1.5 (Debian 12) is not safe to call from several threads at once
+ * (its program cache: CNugteren/CLBlast#486, fixed in 1.6.1), and its
+ * parameter overrides are process-wide: a sweep's device threads take turns
+ * (the calls only enqueue; the first on a device compiles). Recursive: the
+ * tuning fallback runs inside a checked call. */
+static pthread_mutex_t g_clblast_lock;
+static pthread_once_t g_clblast_once = PTHREAD_ONCE_INIT;
+
+static void clblast_lock_init(void) {
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&g_clblast_lock, &a);
+  pthread_mutexattr_destroy(&a);
+}
+
+void hcl_clblast_lock(void) {
+  pthread_once(&g_clblast_once, clblast_lock_init);
+  pthread_mutex_lock(&g_clblast_lock);
+}
+
+void hcl_clblast_unlock(void) { pthread_mutex_unlock(&g_clblast_lock); }
+
 /* C = alpha op(A) op(B) + beta C for `batch` entries (strides sa, sb, sc
  * floats). Returns a CLBlast status (OpenCL codes pass through). */
-static int raw_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
-                       hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
-                       float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+static int raw_batched_unlocked(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
+                                float alpha, hcl_buf a, size_t lda, size_t sa, hcl_buf b,
+                                size_t ldb, size_t sb, float beta, hcl_buf c, size_t ldc, size_t sc,
+                                size_t batch) {
   size_t bytes;
   int st = temp_bytes(ctx, ta, tb, m, n, k, lda, ldb, ldc, &bytes);
   if (st != CLBlastSuccess) return st;
@@ -226,6 +251,16 @@ static int raw_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
   return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a.mem,
                                     a.offset / 4, lda, sa, b.mem, b.offset / 4, ldb, sb, beta,
                                     c.mem, c.offset / 4, ldc, sc, batch, &ctx->queue, NULL);
+}
+
+static int raw_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                       hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                       float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+  hcl_clblast_lock();
+  int st = raw_batched_unlocked(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc,
+                                sc, batch);
+  hcl_clblast_unlock();
+  return st;
 }
 
 static int raw_gemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,

@@ -287,6 +287,10 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
 hcl_status hcl_sgemm_reference(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
                                float alpha, hcl_buf a, size_t lda, hcl_buf b, size_t ldb,
                                float beta, hcl_buf c, size_t ldc);
+/* Take / release the process-wide CLBlast lock (recursive): every CLBlast
+ * call and the tuning tables go through it, for a sweep's device threads. */
+void hcl_clblast_lock(void);
+void hcl_clblast_unlock(void);
 /* Compare CLBlast against the reference once; fails with a clear message. */
 hcl_status hcl_blas_selfcheck(hcl_ctx *ctx);
 /* Apply stored CLBlast tuning for this device, if any (tune.c); with

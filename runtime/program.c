@@ -255,7 +255,9 @@ static int entry_write(const char *path, const char key[65], const unsigned char
     return -1;
   }
   char tmp[2100];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  static unsigned long seq; /* threads of one process save entries too */
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lu", path, (long)getpid(),
+           __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
   unsigned char h[HCL_CLBIN_HEADER] = {0};
   memcpy(h, clbin_magic, sizeof clbin_magic);
   put32(h + 8, HCL_CACHE_FORMAT);

@@ -92,6 +92,9 @@ void hcl_ctx_reset_run(hcl_ctx *ctx) {
   ctx->n_stats = 0;
   ctx->gemm_flops = 0;
   ctx->mem_peak = ctx->mem_current; /* 0 unless a plugin leaked a buffer */
-  ctx->errmsg[0] = 0;
   ctx->stop = NULL;
+  /* the notes a new context starts with (which CLBlast parameters): the
+   * tables are set already, so this only notes them */
+  if (hcl_blas_apply_tuning(ctx) != HCL_OK) hcl_log(ctx, HCL_LOG_DEBUG, "%s", ctx->errmsg);
+  ctx->errmsg[0] = 0;
 }

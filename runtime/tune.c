@@ -43,10 +43,17 @@ static int g_from_file[MAX_DEVICES];     /* 1: a parameter file, 0: the built-in
 static size_t g_n_tuned;
 
 int hcl_blas_tuned(cl_device_id dev);
-int hcl_blas_tuned(cl_device_id dev) {
+static int hcl_blas_tuned_unlocked(cl_device_id dev) {
   for (size_t i = 0; i < g_n_tuned; i++)
     if (g_tuned[i] == dev) return 1;
   return 0;
+}
+
+int hcl_blas_tuned(cl_device_id dev) {
+  hcl_clblast_lock(); /* the tables here and CLBlast's overrides are process-wide */
+  int r = hcl_blas_tuned_unlocked(dev);
+  hcl_clblast_unlock();
+  return r;
 }
 
 static void remember(cl_device_id dev, const char *source, int from_file) {
@@ -283,7 +290,7 @@ void hcl_blas_tuning_path(const hcl_ctx *ctx, char *out, size_t len) {
 
 /* Apply one parameter file (exported for tests/test_blas.c). Opened
  * without blocking and only if it is a regular file (a FIFO would hang). */
-hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path) {
+static hcl_status hcl_blas_apply_tuning_file_unlocked(hcl_ctx *ctx, const char *path) {
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   struct stat st;
   if (fd < 0) return hcl_fail(ctx, HCL_ERR_IO, "%s: cannot open the CLBlast parameter file", path);
@@ -300,6 +307,13 @@ hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path) {
   fclose(f);
   if (rc == HCL_OK) remember(ctx->dev.device_id, path, 1);
   return rc;
+}
+
+hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path) {
+  hcl_clblast_lock(); /* the tables here and CLBlast's overrides are process-wide */
+  hcl_status r = hcl_blas_apply_tuning_file_unlocked(ctx, path);
+  hcl_clblast_unlock();
+  return r;
 }
 
 /* Without a (usable) file: the built-in set on PoCL, CLBlast's database elsewhere. */
@@ -322,7 +336,7 @@ static hcl_status apply_defaults(hcl_ctx *ctx, const char *path) {
   return HCL_OK;
 }
 
-hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx) {
+static hcl_status hcl_blas_apply_tuning_unlocked(hcl_ctx *ctx) {
   for (size_t i = 0; i < g_n_tuned; i++)
     if (g_tuned[i] == ctx->dev.device_id) { /* already configured in this process */
       hcl_note_add(ctx, "clblast_parameters", g_source[i], 0);
@@ -348,7 +362,14 @@ hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx) {
   return apply_defaults(ctx, path);
 }
 
-int hcl_blas_tuning_fallback(hcl_ctx *ctx, const char *why) {
+hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx) {
+  hcl_clblast_lock(); /* the tables here and CLBlast's overrides are process-wide */
+  hcl_status r = hcl_blas_apply_tuning_unlocked(ctx);
+  hcl_clblast_unlock();
+  return r;
+}
+
+static int hcl_blas_tuning_fallback_unlocked(hcl_ctx *ctx, const char *why) {
   size_t i = 0;
   while (i < g_n_tuned && g_tuned[i] != ctx->dev.device_id) i++;
   if (i == g_n_tuned || !g_from_file[i]) return 0;
@@ -369,4 +390,11 @@ int hcl_blas_tuning_fallback(hcl_ctx *ctx, const char *why) {
   }
   CLBlastClearCache(); /* its compiled kernels still hold the file's parameters */
   return 1;
+}
+
+int hcl_blas_tuning_fallback(hcl_ctx *ctx, const char *why) {
+  hcl_clblast_lock(); /* the tables here and CLBlast's overrides are process-wide */
+  int r = hcl_blas_tuning_fallback_unlocked(ctx, why);
+  hcl_clblast_unlock();
+  return r;
 }
