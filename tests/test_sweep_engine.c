@@ -219,11 +219,34 @@ static void two_devices_one_queue(void **state) {
   }
 }
 
+/* On a terminal the progress is one line redrawn in place (carriage return,
+ * erase) with points done / total and an ETA; the per-point lines are for
+ * logs only. The terminal is made with script(1). */
+static void terminal_progress_one_line(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  if (sh("command -v script")) {
+    print_message("skipped: script(1) (util-linux) is not installed to make a terminal\n");
+    skip();
+  }
+  const char *cfg = hcl_test_write_temp("tty.ini", cfg_text);
+  char parent[1024];
+  snprintf(parent, sizeof parent, "%s/tty", hcl_test_tmpdir());
+  if (sh("script -qec \"%s sweep %s --out %s --device %s --plugin-path %s\" /dev/null",
+         HCL_TEST_HIERCL, cfg, parent, device(), HCL_TEST_PLUGIN_DIR))
+    fail_msg("%s", out);
+  assert_non_null(strstr(out, "\r\033[Khiercl sweep: 2/6 points done (1/3 runs), "));
+  assert_non_null(strstr(out, "\r\033[Khiercl sweep: 6/6 points done (3/3 runs), "));
+  assert_non_null(strstr(out, ", ETA "));
+  assert_null(strstr(out, ": completed on ")); /* the log's lines stay out */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(shared_context_same_numbers),
       cmocka_unit_test(device_all_is_that_device),
       cmocka_unit_test(two_devices_one_queue),
+      cmocka_unit_test(terminal_progress_one_line),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
