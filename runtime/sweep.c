@@ -1084,7 +1084,6 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   }
   int mpi_rank, mpi_size;
   hcl_sweep_mpi_world(&mpi_rank, &mpi_size);
-  if (sharded) mpi_size = 1, mpi_rank = 0; /* a shard under mpirun: each rank is on its own */
   hcl_sweep_env *env = calloc(1, sizeof *env);
   size_t *tasks = calloc(np ? np : 1, sizeof *tasks);
   char **devices = NULL;
@@ -1094,6 +1093,13 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     snprintf(err, errlen, "out of memory");
   }
   if (rc == HCL_OK) rc = hcl_sweep_devices(opt->run.device, &devices, &n_devices, err, errlen);
+  /* MPI ranks with no device named anywhere: each takes a GPU of its node
+   * by its node-local rank (none: the default device) */
+  const char *rt_dev = hcl_config_get(&cfg, "runtime", "device");
+  const char *env_dev = getenv("HIERCL_DEVICE");
+  if (rc == HCL_OK && mpi_size > 1 && !n_devices && !(opt->run.device && *opt->run.device) &&
+      !(env_dev && *env_dev) && !(rt_dev && *rt_dev))
+    rc = hcl_sweep_devices("gpu-all", &devices, &n_devices, err, errlen);
   hcl_sweep_job jb;
   memset(&jb, 0, sizeof jb);
   hcl_session *session = NULL; /* the checks' plugin registry, scanned once */

@@ -295,10 +295,23 @@ hcl_status hcl_sweep_devices(const char *selector, char ***ids, size_t *n, char 
                              size_t errlen) {
   *ids = NULL;
   *n = 0;
-  if (!selector || (strcmp(selector, "all") && !strchr(selector, ','))) return HCL_OK;
+  if (!selector ||
+      (strcmp(selector, "all") && strcmp(selector, "gpu-all") && !strchr(selector, ',')))
+    return HCL_OK;
   hcl_device_info *devs = NULL;
   size_t nd = 0;
   HCL_TRY(hcl_devices_list(&devs, &nd, err, errlen));
+  if (!strcmp(selector, "gpu-all")) { /* every GPU; none: NULL (the default device) */
+    char **gpus = calloc(nd + 1, sizeof *gpus);
+    size_t k = 0;
+    for (size_t i = 0; gpus && i < nd; i++)
+      if (devs[i].type & CL_DEVICE_TYPE_GPU) gpus[k] = strdup(devs[i].id), k += gpus[k] != NULL;
+    free(devs);
+    if (!k) free(gpus), gpus = NULL;
+    *ids = gpus;
+    *n = k;
+    return HCL_OK;
+  }
   char **out = calloc(nd + 1, sizeof *out);
   char *list = strdup(selector);
   hcl_status rc = out && list ? HCL_OK : HCL_ERR_NOMEM;
