@@ -1092,14 +1092,26 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     rc = HCL_ERR_NOMEM;
     snprintf(err, errlen, "out of memory");
   }
-  if (rc == HCL_OK) rc = hcl_sweep_devices(opt->run.device, &devices, &n_devices, err, errlen);
-  /* MPI ranks with no device named anywhere: each takes a GPU of its node
-   * by its node-local rank (none: the default device) */
+  /* the selector as a run resolves it (--device, HIERCL_DEVICE, [runtime]
+   * device): "all" or a list gives one worker per device */
   const char *rt_dev = hcl_config_get(&cfg, "runtime", "device");
   const char *env_dev = getenv("HIERCL_DEVICE");
+  const char *sel = opt->run.device && *opt->run.device ? opt->run.device
+                    : env_dev && *env_dev               ? env_dev
+                                                        : rt_dev;
+  char origin[1200] = "--device";
+  if (sel == env_dev)
+    snprintf(origin, sizeof origin, "HIERCL_DEVICE (from the environment) =");
+  else if (sel == rt_dev) {
+    hcl_config_where(&cfg, "runtime", "device", origin, sizeof origin - 24);
+    strcat(origin, ": [runtime] device =");
+  }
+  if (rc == HCL_OK) rc = hcl_sweep_devices(sel, origin, &devices, &n_devices, err, errlen);
+  /* MPI ranks with no device named anywhere: each takes a GPU of its node
+   * by its node-local rank (none: the default device) */
   if (rc == HCL_OK && mpi_size > 1 && !n_devices && !(opt->run.device && *opt->run.device) &&
       !(env_dev && *env_dev) && !(rt_dev && *rt_dev))
-    rc = hcl_sweep_devices("gpu-all", &devices, &n_devices, err, errlen);
+    rc = hcl_sweep_devices("gpu-all", "", &devices, &n_devices, err, errlen);
   hcl_sweep_job jb;
   memset(&jb, 0, sizeof jb);
   hcl_session *session = NULL; /* the checks' plugin registry, scanned once */

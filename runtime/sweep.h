@@ -191,10 +191,10 @@ size_t hcl_sweep_next_task(hcl_sweep_env *env, size_t *cursor, size_t *ordinal);
 hcl_status hcl_sweep_exec_local(hcl_sweep_env *env, char **devices, size_t n_devices);
 /* The selector expanded: "all" every device, "a,b" each listed one (by
  * their stable ids, duplicates dropped), "gpu-all" every GPU (none: NULL);
- * NULL *ids (n 0) for one selector.
- * Errors name the selector. */
-hcl_status hcl_sweep_devices(const char *selector, char ***ids, size_t *n, char *err,
-                             size_t errlen);
+ * NULL *ids (n 0) for one selector. Errors start with origin (where the
+ * selector came from) and the selector. */
+hcl_status hcl_sweep_devices(const char *selector, const char *origin, char ***ids, size_t *n,
+                             char *err, size_t errlen);
 
 /* ---- MPI (sweep_mpi.c; stubs without HCL_MPI) ---- */
 /* This process's rank and the world size (0 and 1 outside mpirun). */

@@ -291,8 +291,8 @@ hcl_status hcl_sweep_exec_local(hcl_sweep_env *env, char **devices, size_t n_dev
   return env->rc;
 }
 
-hcl_status hcl_sweep_devices(const char *selector, char ***ids, size_t *n, char *err,
-                             size_t errlen) {
+hcl_status hcl_sweep_devices(const char *selector, const char *origin, char ***ids, size_t *n,
+                             char *err, size_t errlen) {
   *ids = NULL;
   *n = 0;
   if (!selector ||
@@ -321,7 +321,7 @@ hcl_status hcl_sweep_devices(const char *selector, char ***ids, size_t *n, char 
     for (; k < nd; k++)
       if (!(out[k] = strdup(devs[k].id))) rc = HCL_ERR_NOMEM;
     if (!nd) {
-      snprintf(err, errlen, "--device all: no OpenCL device found");
+      snprintf(err, errlen, "%s all: no OpenCL device found", origin);
       rc = HCL_ERR_NODEVICE;
     }
   }
@@ -334,10 +334,10 @@ hcl_status hcl_sweep_devices(const char *selector, char ***ids, size_t *n, char 
     size_t idx;
     char why[4096];
     if (!*tok) {
-      snprintf(err, errlen, "--device '%s': empty selector in the list", selector);
+      snprintf(err, errlen, "%s '%s': empty selector in the list", origin, selector);
       rc = HCL_ERR_NODEVICE;
     } else if ((rc = hcl_device_select(devs, nd, tok, &idx, why, sizeof why)) != HCL_OK) {
-      snprintf(err, errlen, "--device '%s': %s", selector, why);
+      snprintf(err, errlen, "%s '%s': %s", origin, selector, why);
     } else {
       int dup = 0;
       for (size_t i = 0; i < k; i++) dup |= !strcmp(out[i], devs[idx].id);
