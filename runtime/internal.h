@@ -104,6 +104,7 @@ struct hcl_ctx {
   /* Programs built on this ctx, kept for the next run (contexts of a sweep,
    * session.c): a program is compiled once per device, not once per point. */
   int memo_programs;
+  size_t memo_max; /* programs kept at most (each holds its device binary) */
   struct hcl_memo_program {
     char key[65];
     cl_program prog;

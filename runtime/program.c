@@ -558,6 +558,10 @@ static cl_program memo_find(hcl_ctx *ctx, const char key[65]) {
 static void memo_keep(hcl_ctx *ctx, const char key[65], cl_program prog) {
   if (!ctx->memo_programs) return;
   ctx->memo_built++;
+  if (ctx->n_memo && ctx->n_memo >= ctx->memo_max) { /* options that vary per point: oldest goes */
+    clReleaseProgram(ctx->memo[0].prog);
+    memmove(ctx->memo, ctx->memo + 1, --ctx->n_memo * sizeof *ctx->memo);
+  }
   struct hcl_memo_program *m = realloc(ctx->memo, (ctx->n_memo + 1) * sizeof *m);
   if (!m) return;
   ctx->memo = m;

@@ -64,7 +64,8 @@ hcl_status hcl_session_ctx(hcl_session *s, const hcl_ctx_options *o, hcl_ctx **o
   pthread_mutex_unlock(&create_lock);
   HCL_TRY(rc);
   ctx->memo_programs = !ctx->export_dir[0]; /* a recording run builds every program itself */
-  if (s->n_ctx == HCL_SESSION_MAX_CTX) {    /* many [runtime] variants: the oldest goes */
+  ctx->memo_max = 64;
+  if (s->n_ctx == HCL_SESSION_MAX_CTX) { /* many [runtime] variants: the oldest goes */
     hcl_ctx_destroy(s->ctx[0].ctx);
     memmove(s->ctx, s->ctx + 1, (HCL_SESSION_MAX_CTX - 1) * sizeof s->ctx[0]);
     s->n_ctx--;
