@@ -146,12 +146,12 @@ static void progress(hcl_sweep_env *env, const hcl_sweep_job *j, const char *tex
     snprintf(pat, sizeof pat, "\"key\":\"%s\",", key);
     const char *at = text ? strstr(text, pat) : NULL;
     const char *st = at ? strstr(at, "\"status\":\"") : NULL;
-    int ok = st && st < text + len && !strncmp(st + 10, "completed\"", 10);
+    int sl = st && st < text + len ? (int)strcspn(st + 10, "\"") : 0;
     const char *dev = at ? strstr(at, "\"device\":\"") : NULL;
     const char *nl = at ? strchr(at, '\n') : NULL;
     int dl = dev && nl && dev < nl ? (int)strcspn(dev + 10, "\"") : 0;
-    fprintf(stderr, "hiercl sweep: %spoint %s: %s%s%.*s\n", env->tag, *key ? key : "(all)",
-            ok ? "completed" : "failed", dl ? " on " : "", dl, dl ? dev + 10 : "");
+    fprintf(stderr, "hiercl sweep: %spoint %s: %.*s%s%.*s\n", env->tag, *key ? key : "(all)",
+            sl ? sl : 6, sl ? st + 10 : "failed", dl ? " on " : "", dl, dl ? dev + 10 : "");
   }
   fprintf(stderr,
           "hiercl sweep: %s%zu/%zu runs done (%zu/%zu points), %.0f s elapsed, ETA %d:%02d\n",
