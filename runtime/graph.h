@@ -78,6 +78,7 @@ typedef struct hcl_gstep {
   hcl_garg arg[HCL_GSTEP_MAX_ARGS];
   size_t n_args;
   size_t space; /* kernel: floats per sample of the iteration space */
+  size_t cols;  /* kernel: its columns (the launch is cols x n space/cols x R) */
   int kernel;   /* kernel: index into the graph's kernels */
   /* gemm: C = A op B per replica, rows per sample `rows` (P), see graph_exec */
   int ta, tb, gemm; /* gemm: 0 forward, 1 weight grad, 2 input grad */

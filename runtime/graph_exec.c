@@ -2,6 +2,7 @@
  * enqueued on the run's queue; nothing waits or reads back. */
 #include "graph.h"
 
+#include <stddef.h>
 #include <stdio.h>
 
 typedef struct bind {
@@ -46,11 +47,14 @@ static hcl_status run_generated(hcl_graph *g, const bind *b, const hcl_gstep *s)
     args[k++] = (hcl_arg){sizeof(cl_ulong), &v[3 * i]};
     args[k++] = (hcl_arg){sizeof(cl_ulong), &v[3 * i + 1]};
   }
-  cl_ulong per = b->n * s->space, total = g->R * per;
-  args[k++] = (hcl_arg){sizeof per, &per};
-  args[k++] = (hcl_arg){sizeof total, &total};
-  size_t gws = (total + 63) / 64 * 64;
-  return hcl_run_kernel(g->ctx, g->kernels[s->kernel], 1, &gws, NULL, "graph_ew", k, args);
+  cl_ulong rows = b->n * (s->space / s->cols), cols = s->cols;
+  args[k++] = (hcl_arg){sizeof rows, &rows};
+  args[k++] = (hcl_arg){sizeof cols, &cols};
+  size_t gws[3], lws[3];
+  const size_t *l = hcl_ops_geom3(g->ctx, cols, rows, g->R, gws, lws);
+  return hcl_run_kernel(
+      g->ctx, g->kernels[s->kernel], 3, gws, l,
+      s->node < g->n && s - g->steps < (ptrdiff_t)g->n_fwd ? "graph_fwd" : "graph_bwd", k, args);
 }
 
 /* The three products of a matmul node: forward C = A W^T, weight gradient

@@ -6,15 +6,18 @@
 #include <string.h>
 
 /* Every generated kernel takes (pointer, offset, replica stride) per
- * argument, then the floats per replica and in all; work-item e handles
- * replica r, element w of that replica. */
+ * argument, then the rows and columns of one replica's iteration space; the
+ * launch is (columns, rows, replicas), as the runtime's bias_act, so no
+ * work-item divides. */
 static hcl_status kernel_head(hcl_graph *g, const char *name, size_t n_args) {
   HCL_TRY(hcl_graph_src(g, "__kernel void %s(", name));
   for (size_t i = 0; i < n_args; i++)
     HCL_TRY(hcl_graph_src(g, "__global float *a%zu, ulong o%zu, ulong s%zu, ", i, i, i));
-  return hcl_graph_src(g, "ulong per, ulong total) {\n"
-                          "  size_t e = get_global_id(0);\n  if (e >= total) return;\n"
-                          "  size_t r = e / per, w = e - r * per;\n");
+  return hcl_graph_src(g, "ulong rows, ulong cols) {\n"
+                          "  size_t c = get_global_id(0), row = get_global_id(1), r = "
+                          "get_global_id(2);\n"
+                          "  if (c >= cols || row >= rows) return;\n"
+                          "  size_t w = row * cols + c;\n");
 }
 
 hcl_status hcl_graph_kernel_begin(hcl_graph *g, hcl_gstep *s, size_t n_args) {
@@ -93,6 +96,7 @@ static hcl_status fused(hcl_graph *g, size_t tail) {
   hcl_gstep *s = hcl_graph_new_step(g, HCL_GS_KERNEL, tail);
   if (!s) return hcl_fail(g->ctx, HCL_ERR_NOMEM, "graph: out of host memory");
   s->space = g->nodes[tail].P * g->nodes[tail].C;
+  s->cols = g->nodes[tail].C;
   /* collect the arguments first: the head needs their number */
   size_t first = tail;
   for (size_t v = 0; v <= tail; v++)
@@ -131,7 +135,7 @@ static hcl_status fused(hcl_graph *g, size_t tail) {
     switch (n->kind) {
     case HCL_GN_BIAS: {
       size_t k = arg_index(s, hcl_ga(HCL_GA_PARAM, (int)n->block));
-      snprintf(expr, sizeof expr, "%s + a%zu[o%zu + r * s%zu + w %% %zuu]", op[0], k, k, k, n->C);
+      snprintf(expr, sizeof expr, "%s + a%zu[o%zu + r * s%zu + c]", op[0], k, k, k);
       break;
     }
     case HCL_GN_ACT: {
@@ -160,22 +164,21 @@ static hcl_status gather(hcl_graph *g, size_t v) {
   hcl_gstep *s = hcl_graph_new_step(g, HCL_GS_KERNEL, v);
   if (!s) return hcl_fail(g->ctx, HCL_ERR_NOMEM, "graph: out of host memory");
   s->space = n->P * n->C;
+  s->cols = n->C;
   s->arg[0] = hcl_ga(HCL_GA_VALUE, value_of(g, n->in[0]));
   s->arg[1] = hcl_ga(HCL_GA_VALUE, n->value);
   HCL_TRY(hcl_graph_kernel_begin(g, s, 2));
   if (n->kind == HCL_GN_SLICE)
     HCL_TRY(hcl_graph_src(g,
-                          "  size_t row = w / %zuu, c = w %% %zuu;\n"
                           "  a1[o1 + r * s1 + w] = a0[o0 + r * s0 + row * %zuu + %zuu + c];\n}\n",
-                          n->C, n->C, a->C, n->first));
+                          a->C, n->first));
   else
     HCL_TRY(hcl_graph_src(g,
-                          "  size_t i = w / %zuu, c = w %% %zuu;\n"
-                          "  __global const float *p = a0 + o0 + r * s0 + i * %zuu + c;\n"
+                          "  __global const float *p = a0 + o0 + r * s0 + row * %zuu + c;\n"
                           "  float sum = 0.0f;\n"
                           "  for (size_t q = 0; q < %zuu; q++) sum += p[q * %zuu];\n"
                           "  a1[o1 + r * s1 + w] = sum * (1.0f / %zu.0f);\n}\n",
-                          n->C, n->C, a->P * a->C, a->P, a->C, a->P));
+                          a->P * a->C, a->P, a->C, a->P));
   n->fstep = (int)(g->n_steps - 1);
   return HCL_OK;
 }

@@ -102,6 +102,7 @@ static hcl_status ew_grad(rev *r, size_t v, int g_val, int x_val, int32_t into) 
   hcl_gstep *s = step(r, HCL_GS_KERNEL, v);
   if (!s) return NOMEM(g);
   s->space = n->P * n->C;
+  s->cols = n->C;
   s->arg[0] = hcl_ga(HCL_GA_VALUE, g_val);
   s->arg[1] = hcl_ga(HCL_GA_VALUE, x_val);
   s->arg[2] = hcl_ga(HCL_GA_VALUE, t);
@@ -133,19 +134,19 @@ static hcl_status gather_grad(rev *r, size_t v, int g_val) {
   s->arg[1] = hcl_ga(HCL_GA_VALUE, t);
   if (n->kind == HCL_GN_SLICE) {
     s->space = n->P * n->C;
+    s->cols = n->C;
     HCL_TRY(hcl_graph_kernel_begin(g, s, 2));
     return hcl_graph_src(g,
-                         "  size_t row = w / %zuu, c = w %% %zuu;\n"
                          "  a1[o1 + r * s1 + row * %zuu + %zuu + c] += a0[o0 + r * s0 + w];\n}\n",
-                         n->C, n->C, a->C, n->first);
+                         a->C, n->first);
   }
   s->space = a->P * a->C;
+  s->cols = a->C;
   HCL_TRY(hcl_graph_kernel_begin(g, s, 2));
   return hcl_graph_src(g,
-                       "  size_t i = w / %zuu, c = w %% %zuu;\n"
-                       "  float d = a0[o0 + r * s0 + i * %zuu + c] * (1.0f / %zu.0f);\n"
+                       "  float d = a0[o0 + r * s0 + row / %zuu * %zuu + c] * (1.0f / %zu.0f);\n"
                        "  a1[o1 + r * s1 + w] = %sd;\n}\n",
-                       a->P * a->C, a->C, a->C, a->P, acc ? "a1[o1 + r * s1 + w] + " : "");
+                       a->P, a->C, a->P, acc ? "a1[o1 + r * s1 + w] + " : "");
 }
 
 static hcl_status custom_grad(rev *r, size_t v, int g_val) {
@@ -246,9 +247,10 @@ hcl_status hcl_graph_grad_steps(hcl_graph *g) {
     if (rc == HCL_OK) rc = grow_holders(&r);
     if (rc == HCL_OK) r.holders[gv]--;
   }
-  int all = 1;
-  for (size_t b = 0; rc == HCL_OK && b < g->n_blocks; b++) all &= r.written[b];
-  if (rc == HCL_OK && !all) { /* blocks outside the graph get a zero gradient */
+  size_t covered = 0; /* floats of the blocks the steps write */
+  for (size_t b = 0; rc == HCL_OK && b < g->n_blocks; b++)
+    if (r.written[b]) covered += g->blocks[b].rows * g->blocks[b].cols;
+  if (rc == HCL_OK && covered != g->n_params) { /* the rest gets a zero gradient */
     hcl_gstep *s = hcl_graph_new_step(g, HCL_GS_ZERO_GRAD, 0);
     if (!s)
       rc = NOMEM(g);
