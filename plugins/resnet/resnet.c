@@ -25,8 +25,8 @@ static const hcl_param_desc params[] = {
      "act of every hidden layer: relu | leaky_relu (negative slope 0.1) | quadratic (z^2)"},
     {NULL, 0, NULL, 0, 0, NULL, NULL}};
 
-/* 2. One instance. Layer l is Linear(in_l -> out_l): layer 0 the input
- * layer, 1 .. L-2 the residual blocks, L-1 the readout. */
+/* 2. One instance. Layer l is Linear(in -> out): layer 0 the input layer,
+ * 1 .. L-2 the residual blocks, L-1 the readout. */
 typedef struct resnet {
   hcl_ctx *ctx;
   size_t R, n_in, W, L, out_dim, n_params;
@@ -42,49 +42,37 @@ static void destroy(void *self) {
   free(m);
 }
 
-/* Keys and target -> sizes. Shared by check() (no device, errors into err)
- * and create() (errors through host->fail): hcl_report says where. */
-static hcl_status read(const hcl_report *r, const hcl_params *p, const hcl_target_info *t,
-                       resnet *m) {
+/* Keys and target -> sizes (the runtime checked the keys' bounds already;
+ * create() checks again for callers that hand unchecked params). */
+static hcl_status read(hcl_ctx *ctx, const hcl_params *p, const hcl_target_info *t, resnet *m) {
   m->W = p ? (size_t)host->param_int(p, "width") : 40;
   m->L = p ? (size_t)host->param_int(p, "depth") : 5;
   const char *a = p ? host->param_str(p, "activation") : "relu";
   m->act = a[0] == 'l' ? HCL_GACT_LEAKY_RELU : a[0] == 'q' ? HCL_GACT_QUADRATIC : HCL_GACT_RELU;
-  if (m->W < 1) return hcl_report_fail(r, HCL_ERR_PARAM, "resnet: width = 0: must be at least 1");
-  if (m->L < 2)
-    return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "resnet: depth = %zu: must be at least 2 (input "
-                           "layer and readout)",
-                           m->L);
   m->n_in = 1;
   for (uint32_t i = 0; i < t->x.rank; i++) m->n_in *= t->x.dims[i];
   m->out_dim = t->task == HCL_TASK_CLASSES ? t->n_classes : 1;
-  if (!m->n_in || !m->out_dim)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "resnet: target has no inputs or no classes");
+  if (m->W < 1 || m->L < 2 || !m->n_in || !m->out_dim)
+    return host->fail(ctx, HCL_ERR_PARAM,
+                      "resnet: width = %zu, depth = %zu, %zu inputs, %zu "
+                      "outputs: need width >= 1, depth >= 2 (input layer and readout)",
+                      m->W, m->L, m->n_in, m->out_dim);
   return HCL_OK;
 }
 
-static hcl_status check(const hcl_params *p, const hcl_check_info *run, const hcl_target_info *t,
-                        char *err, size_t errlen) {
-  (void)run;
-  hcl_report r = {.err = err, .errlen = errlen, .strip = "resnet: "};
-  resnet m = {0};
-  return read(&r, p, t, &m);
-}
-
-/* 3. The parameter layout: PyTorch's order, weight [out, in] then bias. */
+/* 3. The parameter layout, PyTorch's order: each layer's weight [out, in]
+ * then its bias; the group (layer index) lets layer-wise phases select. */
 static hcl_status create(hcl_ctx *ctx, const hcl_setup *s, const hcl_target_info *t, void **self) {
-  hcl_report r = {.host = host, .ctx = ctx};
   resnet *m = calloc(1, sizeof *m);
-  hcl_status rc = m ? read(&r, s->params, t, m) : HCL_ERR_NOMEM;
-  if (rc == HCL_OK) {
-    m->ctx = ctx;
-    m->R = s->replicas;
-    m->seeds = malloc(m->R * sizeof *m->seeds);
-    m->blocks = calloc(2 * m->L, sizeof *m->blocks);
-    m->names = calloc(2 * m->L, sizeof *m->names);
-    if (!m->seeds || !m->blocks || !m->names) rc = host->fail(ctx, HCL_ERR_NOMEM, "out of memory");
-  }
+  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "resnet: out of host memory");
+  hcl_status rc = read(ctx, s->params, t, m);
+  m->ctx = ctx;
+  m->R = s->replicas;
+  m->seeds = malloc(m->R * sizeof *m->seeds);
+  m->blocks = calloc(2 * m->L, sizeof *m->blocks);
+  m->names = calloc(2 * m->L, sizeof *m->names);
+  if (rc == HCL_OK && (!m->seeds || !m->blocks || !m->names))
+    rc = host->fail(ctx, HCL_ERR_NOMEM, "resnet: out of host memory");
   for (size_t l = 0; rc == HCL_OK && l < m->L; l++) {
     size_t in = l ? m->W : m->n_in, out = l + 1 < m->L ? m->W : m->out_dim, i = 2 * l;
     char layer[24];
@@ -95,15 +83,15 @@ static hcl_status create(hcl_ctx *ctx, const hcl_setup *s, const hcl_target_info
     m->blocks[i + 1] = (hcl_block){m->names[i + 1], m->n_params + out * in, out, 1, (uint32_t)l, 1};
     m->n_params += out * in + out;
   }
-  /* Optional: refuse a too large model naming its keys (else the runtime
-   * refuses its buffers without them). */
+  /* Optional: refuse a model too large for the device naming its keys
+   * (the runtime refuses its buffers too, without the keys). */
   char what[160];
-  size_t act = rc == HCL_OK ? m->R * s->max_batch * m->W * sizeof(float) : 0;
+  size_t one = m->R * s->max_batch * m->W * sizeof(float);
   snprintf(what, sizeof what,
            "resnet: activations of [model] depth = %zu x width = %zu for %zu "
            "replicas x %zu samples (the largest batch)",
-           m ? m->L : 0, m ? m->W : 0, m ? m->R : 0, s->max_batch);
-  if (rc == HCL_OK) rc = host->mem_check(ctx, act * (2 * m->L + 2), act, what);
+           m->L, m->W, m->R, s->max_batch);
+  if (rc == HCL_OK) rc = host->mem_check(ctx, one * (2 * m->L + 2), one, what);
   if (rc != HCL_OK) return destroy(m), rc;
   memcpy(m->seeds, s->seeds, m->R * sizeof *m->seeds);
   *self = m;
@@ -153,29 +141,20 @@ static hcl_status graph(void *self, hcl_graph *g) {
 }
 
 /* 6. The descriptor: no forward or backward, the runtime supplies them. */
-static const hcl_model_vt vt = {.struct_size = sizeof vt,
-                                .create = create,
-                                .destroy = destroy,
-                                .n_params = n_params,
-                                .out_dim = out_dim,
-                                .blocks = blocks,
-                                .init = init,
-                                .check = check,
-                                .graph = graph};
-static const hcl_plugin_desc desc = {
-    .abi_version = HCL_PLUGIN_ABI_VERSION,
-    .struct_size = sizeof desc,
-    .kind = HCL_PLUGIN_MODEL,
-    .name = "resnet",
-    .version = "2.0.0",
-    .params = params,
-    .vt = &vt,
+/* clang-format off */
+static const hcl_model_vt vt = {.struct_size = sizeof vt, .create = create, .destroy = destroy,
+    .n_params = n_params, .out_dim = out_dim, .blocks = blocks, .init = init,
+    .graph = graph};
+static const hcl_plugin_desc desc = {.abi_version = HCL_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof desc, .kind = HCL_PLUGIN_MODEL, .name = "resnet", .version = "2.0.0",
+    .params = params, .vt = &vt,
     .summary = "residual MLP of the staircase experiments (ReLUResNet): Linear(n->W)+act, "
                "L-2 blocks x <- act(Linear(x)) + x, Linear(W->out); PyTorch default init "
                "U(+-1/sqrt(fan_in)); (n=30, W=40, L=5): 6201 parameters",
     .citation = "E. Abbe, E. Boix-Adsera, M. Brennan, G. Bresler, D. Nagaraj, The staircase "
                 "property: how hierarchical structure can guide deep learning, NeurIPS 2021, "
                 "arXiv:2108.10573 (code: github sean-lo/staircase_boolean, ReLUResNet)"};
+/* clang-format on */
 
 static const hcl_plugin_desc *entry(const hcl_host_api *h, const char **errmsg) {
   if (!h || h->abi_version != HCL_PLUGIN_ABI_VERSION || !HCL_HOST_HAS_GRAPH(h)) {
