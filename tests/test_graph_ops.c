@@ -460,11 +460,34 @@ static void test_fusion_and_planning(void **state) {
   hcl_graph_free(g);
 }
 
+/* A graph-only plugin loads (no forward or backward needed), and its shape
+ * error reaches the command line as one line naming the plugin, the op and
+ * the shapes, with a non-zero exit. */
+static void cli_shape_error(void **state) {
+  (void)state;
+  NEED_CTX();
+  const char *ini = hcl_test_write_temp("graph_bad.ini", "[target]\nplugin = staircase\nn = 6\n"
+                                                         "k = 2\n[model]\nplugin = graph_bad\n"
+                                                         "[train]\nsteps = 2\nbatch = 4\n");
+  char cmd[2048], out[8192];
+  snprintf(cmd, sizeof cmd, "%s run %s --plugin-path %s/graph --out %s/graph_bad --quiet",
+           HCL_TEST_HIERCL, ini, HCL_TEST_FIXTURE_PLUGINS, hcl_test_tmpdir());
+  assert_int_not_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  const char *line = strstr(out, "graph_bad");
+  if (!line || !strstr(line, "matmul") || !strstr(line, "block w is [3, 5]") ||
+      !strstr(line, "[1, 6]"))
+    fail_msg("expected the plugin, op and shapes in one line, got:\n%s", out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_activations),           cmocka_unit_test(test_residual_mul_shared),
-      cmocka_unit_test(test_patch_conv_slice_mean), cmocka_unit_test(test_custom_op),
-      cmocka_unit_test(test_shape_error),           cmocka_unit_test(test_fusion_and_planning),
+      cmocka_unit_test(test_activations),
+      cmocka_unit_test(test_residual_mul_shared),
+      cmocka_unit_test(test_patch_conv_slice_mean),
+      cmocka_unit_test(test_custom_op),
+      cmocka_unit_test(test_shape_error),
+      cmocka_unit_test(test_fusion_and_planning),
+      cmocka_unit_test(cli_shape_error),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
