@@ -41,6 +41,7 @@ typedef struct hcl_gnode {
   int store; /* 1: materialised in a value */
   int group; /* fused group of an elementwise node, else -1 */
   int value; /* value holding the output, -1: none */
+  int local; /* name inside its fused kernel */
   int fstep; /* the forward step that completes it, -1: none (the input) */
 } hcl_gnode;
 
@@ -94,15 +95,18 @@ struct hcl_graph {
   hcl_gnode *nodes;
   size_t n, cap;
   int32_t output;
-  int32_t features[64]; /* features[l - 1]: hidden layer l, -1 none */
-  hcl_status rc;        /* the first builder error */
+  int32_t *features; /* features[l - 1]: hidden layer l, -1 none */
+  size_t n_features; /* entries of features */
+  hcl_status rc;     /* the first builder error */
   char err[512];
   /* compiled (graph_compile) */
   hcl_gvalue *values;
   size_t n_values;
   hcl_gstep *steps;
   size_t n_steps, n_fwd;
-  char *src; /* generated kernels */
+  char *src;     /* generated kernels */
+  char *cur;     /* the kernel being generated, from its argument list on */
+  char **bodies; /* [n_kernels]: each kernel's text, to reuse an equal one */
   size_t n_kernels;
   size_t arena_floats; /* planned */
   size_t naive_floats; /* every value its own buffer, for comparison */
@@ -135,14 +139,17 @@ hcl_status hcl_g_output(hcl_graph *g, hcl_tensor t);
 void hcl_graph_mark(hcl_graph *g);
 /* graph_forward.c: forward steps and their kernels' source. */
 hcl_status hcl_graph_forward_steps(hcl_graph *g);
-/* Start generated kernel "hcl_g<k>" for step s with n_args arguments. */
+/* Start a generated kernel for step s with n_args arguments; its text goes
+ * through hcl_graph_src, and kernel_end names it "hcl_g<k>", or points s to
+ * an earlier kernel with the same text. */
 hcl_status hcl_graph_kernel_begin(hcl_graph *g, hcl_gstep *s, size_t n_args);
+hcl_status hcl_graph_kernel_end(hcl_graph *g, hcl_gstep *s);
 /* The activation of node n (derivative: its derivative) at expression z. */
 void hcl_graph_act_expr(const hcl_gnode *n, int derivative, const char *z, char *out, size_t len);
 /* graph_grad.c: the reverse-mode steps appended after the forward ones. */
 hcl_status hcl_graph_grad_steps(hcl_graph *g);
 /* graph_plan.c: liveness of the values and their arena offsets. */
-void hcl_graph_plan(hcl_graph *g);
+hcl_status hcl_graph_plan(hcl_graph *g);
 /* graph_compile.c: the whole pipeline, then the arena and the kernels. */
 hcl_status hcl_graph_compile(hcl_graph *g);
 
@@ -157,7 +164,7 @@ size_t hcl_graph_step_of(const hcl_graph *g, int32_t t);
 int hcl_graph_new_value(hcl_graph *g, int ext, size_t cols);
 hcl_gstep *hcl_graph_new_step(hcl_graph *g, hcl_gs_kind kind, size_t node);
 hcl_garg hcl_ga(int kind, int id);
-/* Append printf text to g->src. */
+/* Append printf text to the kernel being generated. */
 hcl_status hcl_graph_src(hcl_graph *g, const char *fmt, ...);
 
 /* graph_model.c: the descriptor of a graph-only model plugin d (vtable with

@@ -19,7 +19,6 @@ hcl_status hcl_graph_new(hcl_ctx *ctx, const hcl_block *blocks, size_t n_blocks,
   g->x_size = x_size;
   g->max_batch = max_batch;
   g->output = -1;
-  for (size_t i = 0; i < sizeof g->features / sizeof g->features[0]; i++) g->features[i] = -1;
   *out = g;
   return HCL_OK;
 }
@@ -32,9 +31,13 @@ void hcl_graph_free(hcl_graph *g) {
   if (g->prog) clReleaseProgram(g->prog);
   if (g->arena.mem) hcl_buf_free(g->ctx, &g->arena);
   free(g->kernels);
+  free(g->features);
   free(g->nodes);
   free(g->values);
   free(g->steps);
+  for (size_t i = 0; g->bodies && i < g->n_kernels; i++) free(g->bodies[i]);
+  free(g->bodies);
+  free(g->cur);
   free(g->src);
   free(g);
 }
@@ -223,10 +226,19 @@ hcl_tensor hcl_g_custom(hcl_graph *g, const hcl_graph_custom *op, const hcl_tens
 
 hcl_status hcl_g_feature(hcl_graph *g, hcl_tensor t, size_t layer) {
   if (!node(g, t, "feature")) return g->rc;
-  if (layer < 1 || layer > sizeof g->features / sizeof g->features[0]) {
-    bad(g, "feature", "layer %zu: expected 1 to %zu", layer,
-        sizeof g->features / sizeof g->features[0]);
+  if (layer < 1 || layer > g->n + 1) {
+    bad(g, "feature", "layer %zu: expected 1 to the number of nodes (%zu)", layer, g->n);
     return g->rc;
+  }
+  if (layer > g->n_features) {
+    int32_t *f = realloc(g->features, layer * sizeof *f);
+    if (!f) {
+      bad(g, "feature", "out of host memory");
+      return g->rc;
+    }
+    for (size_t i = g->n_features; i < layer; i++) f[i] = -1;
+    g->features = f;
+    g->n_features = layer;
   }
   g->features[layer - 1] = t;
   return HCL_OK;

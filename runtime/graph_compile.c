@@ -15,7 +15,7 @@ hcl_status hcl_graph_compile(hcl_graph *g) {
   hcl_graph_mark(g);
   HCL_TRY(hcl_graph_forward_steps(g));
   HCL_TRY(hcl_graph_grad_steps(g));
-  hcl_graph_plan(g);
+  HCL_TRY(hcl_graph_plan(g));
   size_t bytes = (g->arena_floats ? g->arena_floats : 1) * sizeof(float);
   char what[160];
   snprintf(what, sizeof what, "graph: activations and gradients of %zu replicas x %zu samples",

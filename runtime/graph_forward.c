@@ -9,8 +9,10 @@
  * argument, then the rows and columns of one replica's iteration space; the
  * launch is (columns, rows, replicas), as the runtime's bias_act, so no
  * work-item divides. */
-static hcl_status kernel_head(hcl_graph *g, const char *name, size_t n_args) {
-  HCL_TRY(hcl_graph_src(g, "__kernel void %s(", name));
+hcl_status hcl_graph_kernel_begin(hcl_graph *g, hcl_gstep *s, size_t n_args) {
+  s->n_args = n_args;
+  if (g->cur) g->cur[0] = 0;
+  HCL_TRY(hcl_graph_src(g, "("));
   for (size_t i = 0; i < n_args; i++)
     HCL_TRY(hcl_graph_src(g, "__global float *a%zu, ulong o%zu, ulong s%zu, ", i, i, i));
   return hcl_graph_src(g, "ulong rows, ulong cols) {\n"
@@ -18,14 +20,6 @@ static hcl_status kernel_head(hcl_graph *g, const char *name, size_t n_args) {
                           "get_global_id(2);\n"
                           "  if (c >= cols || row >= rows) return;\n"
                           "  size_t w = row * cols + c;\n");
-}
-
-hcl_status hcl_graph_kernel_begin(hcl_graph *g, hcl_gstep *s, size_t n_args) {
-  char name[32];
-  snprintf(name, sizeof name, "hcl_g%zu", g->n_kernels);
-  s->kernel = (int)g->n_kernels++;
-  s->n_args = n_args;
-  return kernel_head(g, name, n_args);
 }
 
 /* Float literal that reads back to the same float. */
@@ -99,10 +93,12 @@ static hcl_status fused(hcl_graph *g, size_t tail) {
   s->cols = g->nodes[tail].C;
   /* collect the arguments first: the head needs their number */
   size_t first = tail;
+  int members = 0; /* local names v0, v1, ...: equal chains give equal kernels */
   for (size_t v = 0; v <= tail; v++)
     if (g->nodes[v].group == grp) {
       first = v < first ? v : first;
       hcl_gnode *n = &g->nodes[v];
+      n->local = members++;
       for (int i = 0; i < 2; i++)
         if (n->in[i] >= 0 && g->nodes[n->in[i]].group != grp)
           arg_index(s, hcl_ga(HCL_GA_VALUE, value_of(g, n->in[i])));
@@ -125,7 +121,7 @@ static hcl_status fused(hcl_graph *g, size_t tail) {
     for (int i = 0; i < 2; i++) {
       if (n->in[i] < 0) continue;
       if (g->nodes[n->in[i]].group == grp)
-        snprintf(op[i], sizeof op[i], "v%d", (int)n->in[i]);
+        snprintf(op[i], sizeof op[i], "v%d", g->nodes[n->in[i]].local);
       else {
         size_t k = arg_index(s, hcl_ga(HCL_GA_VALUE, value_of(g, n->in[i])));
         snprintf(op[i], sizeof op[i], "a%zu[o%zu + r * s%zu + w]", k, k, k);
@@ -140,7 +136,7 @@ static hcl_status fused(hcl_graph *g, size_t tail) {
     }
     case HCL_GN_ACT: {
       char z[64];
-      snprintf(z, sizeof z, "v%dz", (int)v);
+      snprintf(z, sizeof z, "v%dz", n->local);
       HCL_TRY(hcl_graph_src(g, "  float %s = %s;\n", z, op[0]));
       hcl_graph_act_expr(n, 0, z, expr, sizeof expr);
       break;
@@ -148,14 +144,15 @@ static hcl_status fused(hcl_graph *g, size_t tail) {
     case HCL_GN_ADD: snprintf(expr, sizeof expr, "%s + %s", op[0], op[1]); break;
     default: snprintf(expr, sizeof expr, "%s * %s", op[0], op[1]); break;
     }
-    HCL_TRY(hcl_graph_src(g, "  float v%zu = %s;\n", v, expr));
+    HCL_TRY(hcl_graph_src(g, "  float v%d = %s;\n", n->local, expr));
     if (n->store) {
       size_t k = arg_index(s, hcl_ga(HCL_GA_VALUE, n->value));
-      HCL_TRY(hcl_graph_src(g, "  a%zu[o%zu + r * s%zu + w] = v%zu;\n", k, k, k, v));
+      HCL_TRY(hcl_graph_src(g, "  a%zu[o%zu + r * s%zu + w] = v%d;\n", k, k, k, n->local));
     }
     n->fstep = (int)(g->n_steps - 1);
   }
-  return hcl_graph_src(g, "}\n");
+  HCL_TRY(hcl_graph_src(g, "}\n"));
+  return hcl_graph_kernel_end(g, s);
 }
 
 /* slice: out[row, c] = in[row, first + c]; mean: out[c] = mean_p in[p, c]. */
@@ -179,6 +176,7 @@ static hcl_status gather(hcl_graph *g, size_t v) {
                           "  for (size_t q = 0; q < %zuu; q++) sum += p[q * %zuu];\n"
                           "  a1[o1 + r * s1 + w] = sum * (1.0f / %zu.0f);\n}\n",
                           a->P * a->C, a->P, a->C, a->P));
+  HCL_TRY(hcl_graph_kernel_end(g, s));
   n->fstep = (int)(g->n_steps - 1);
   return HCL_OK;
 }

@@ -19,7 +19,7 @@ static int32_t input(const hcl_gnode *n, size_t i) {
 /* A node that features() or the caller reads must be kept. */
 static int pinned(const hcl_graph *g, int32_t t) {
   if (t == g->output) return 1;
-  for (size_t i = 0; i < sizeof g->features / sizeof g->features[0]; i++)
+  for (size_t i = 0; i < g->n_features; i++)
     if (g->features[i] == t) return 1;
   return 0;
 }

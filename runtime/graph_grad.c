@@ -112,9 +112,10 @@ static hcl_status ew_grad(rev *r, size_t v, int g_val, int x_val, int32_t into) 
     HCL_TRY(hcl_graph_src(g, "  float z = a1[o1 + r * s1 + w];\n"));
     hcl_graph_act_expr(n, 1, "z", f, sizeof f);
   }
-  return hcl_graph_src(g,
-                       "  size_t i = o2 + r * s2 + w;\n  a2[i] = %sa0[o0 + r * s0 + w] * %s;\n}\n",
-                       acc ? "a2[i] + " : "", f);
+  HCL_TRY(hcl_graph_src(g,
+                        "  size_t i = o2 + r * s2 + w;\n  a2[i] = %sa0[o0 + r * s0 + w] * %s;\n}\n",
+                        acc ? "a2[i] + " : "", f));
+  return hcl_graph_kernel_end(g, s);
 }
 
 /* slice: gin[row, first + c] += g[row, c]; mean: gin[p, c] (+)= g[c] / P. */
@@ -136,17 +137,19 @@ static hcl_status gather_grad(rev *r, size_t v, int g_val) {
     s->space = n->P * n->C;
     s->cols = n->C;
     HCL_TRY(hcl_graph_kernel_begin(g, s, 2));
-    return hcl_graph_src(g,
-                         "  a1[o1 + r * s1 + row * %zuu + %zuu + c] += a0[o0 + r * s0 + w];\n}\n",
-                         a->C, n->first);
+    HCL_TRY(hcl_graph_src(g,
+                          "  a1[o1 + r * s1 + row * %zuu + %zuu + c] += a0[o0 + r * s0 + w];\n}\n",
+                          a->C, n->first));
+    return hcl_graph_kernel_end(g, s);
   }
   s->space = a->P * a->C;
   s->cols = a->C;
   HCL_TRY(hcl_graph_kernel_begin(g, s, 2));
-  return hcl_graph_src(g,
-                       "  float d = a0[o0 + r * s0 + row / %zuu * %zuu + c] * (1.0f / %zu.0f);\n"
-                       "  a1[o1 + r * s1 + w] = %sd;\n}\n",
-                       a->P, a->C, a->P, acc ? "a1[o1 + r * s1 + w] + " : "");
+  HCL_TRY(hcl_graph_src(g,
+                        "  float d = a0[o0 + r * s0 + row / %zuu * %zuu + c] * (1.0f / %zu.0f);\n"
+                        "  a1[o1 + r * s1 + w] = %sd;\n}\n",
+                        a->P, a->C, a->P, acc ? "a1[o1 + r * s1 + w] + " : ""));
+  return hcl_graph_kernel_end(g, s);
 }
 
 static hcl_status custom_grad(rev *r, size_t v, int g_val) {

@@ -113,7 +113,7 @@ static hcl_status gm_features(void *self, hcl_buf params, size_t layer, hcl_buf 
   gm *m = self;
   hcl_graph *g = m->g;
   size_t marked = 0;
-  while (marked < sizeof g->features / sizeof g->features[0] && g->features[marked] >= 0) marked++;
+  while (marked < g->n_features && g->features[marked] >= 0) marked++;
   if (layer < 1 || layer > marked)
     return hcl_fail(m->ctx, marked ? HCL_ERR_PARAM : HCL_ERR_UNSUPPORTED,
                     "graph: features of layer %zu: the model marks layers 1 to %zu", layer, marked);
@@ -162,9 +162,11 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
   }
 SLOT(0)
 SLOT(1)
-SLOT(2) SLOT(3) SLOT(4) SLOT(5) SLOT(6) SLOT(7) SLOT(8) SLOT(9) SLOT(10) SLOT(11) SLOT(12) SLOT(13)
-    SLOT(14) SLOT(15) SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23)
-        SLOT(24) SLOT(25) SLOT(26) SLOT(27) SLOT(28) SLOT(29) SLOT(30)
+SLOT(2)
+SLOT(3)
+SLOT(4) SLOT(5) SLOT(6) SLOT(7) SLOT(8) SLOT(9) SLOT(10) SLOT(11) SLOT(12) SLOT(13) SLOT(14)
+    SLOT(15) SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24)
+        SLOT(25) SLOT(26) SLOT(27) SLOT(28) SLOT(29) SLOT(30)
             SLOT(31) typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *,
                                                      const hcl_target_info *, void **);
 static const create_fn g_create[SLOTS] = {

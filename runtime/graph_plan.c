@@ -12,11 +12,18 @@ static size_t floats_of(const hcl_graph *g, const hcl_gvalue *v) {
   return (f + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 }
 
-static int overlap(const hcl_gvalue *a, const hcl_gvalue *b) {
-  return !(a->last < b->first || b->last < a->first);
+typedef struct born {
+  int first;
+  size_t id;
+} born;
+
+static int by_first(const void *a, const void *b) {
+  const born *x = a, *y = b;
+  if (x->first != y->first) return x->first < y->first ? -1 : 1;
+  return (x->id > y->id) - (x->id < y->id);
 }
 
-void hcl_graph_plan(hcl_graph *g) {
+hcl_status hcl_graph_plan(hcl_graph *g) {
   for (size_t i = 0; i < g->n_values; i++) g->values[i].first = g->values[i].last = -1;
   for (size_t s = 0; s < g->n_steps; s++)
     for (size_t a = 0; a < g->steps[s].n_args; a++) {
@@ -26,28 +33,38 @@ void hcl_graph_plan(hcl_graph *g) {
       if (v->first < 0) v->first = (int)s;
       v->last = (int)s;
     }
+  born *order = malloc((g->n_values + 1) * sizeof *order);
+  size_t *live = malloc((g->n_values + 1) * sizeof *live); /* placed, by offset */
+  if (!order || !live) {
+    free(order), free(live);
+    return hcl_fail(g->ctx, HCL_ERR_NOMEM, "graph: out of host memory");
+  }
+  size_t n = 0, n_live = 0;
+  for (size_t i = 0; i < g->n_values; i++)
+    if (g->values[i].ext == HCL_GV_ARENA && g->values[i].first >= 0)
+      order[n++] = (born){g->values[i].first, i};
+  qsort(order, n, sizeof *order, by_first);
   g->arena_floats = g->naive_floats = 0;
-  for (int s = 0; s < (int)g->n_steps; s++) /* values in order of first use */
-    for (size_t i = 0; i < g->n_values; i++) {
-      hcl_gvalue *v = &g->values[i];
-      if (v->ext != HCL_GV_ARENA || v->first != s) continue;
-      size_t size = floats_of(g, v), off = 0;
-      g->naive_floats += size;
-      for (int moved = 1; moved;) { /* lowest offset clear of every live placed value */
-        moved = 0;
-        for (size_t j = 0; j < g->n_values; j++) {
-          hcl_gvalue *u = &g->values[j];
-          if (j == i || u->ext != HCL_GV_ARENA || u->first < 0 || u->first > s || !overlap(u, v))
-            continue;
-          if (u->first == s && j > i) continue; /* not placed yet */
-          size_t us = floats_of(g, u);
-          if (off < u->offset + us && u->offset < off + size) {
-            off = u->offset + us;
-            moved = 1;
-          }
-        }
-      }
-      v->offset = off;
-      if (off + size > g->arena_floats) g->arena_floats = off + size;
+  for (size_t k = 0; k < n; k++) {
+    hcl_gvalue *v = &g->values[order[k].id];
+    size_t size = floats_of(g, v), off = 0, at = 0, keep = 0;
+    for (size_t j = 0; j < n_live; j++) /* drop the values dead before v is born */
+      if (g->values[live[j]].last >= v->first) live[keep++] = live[j];
+    n_live = keep;
+    for (; at < n_live; at++) { /* the lowest gap that holds v */
+      const hcl_gvalue *u = &g->values[live[at]];
+      if (off + size <= u->offset) break;
+      size_t end = u->offset + floats_of(g, u);
+      if (end > off) off = end;
     }
+    v->offset = off;
+    while (at < n_live && g->values[live[at]].offset < off) at++;
+    for (size_t j = n_live; j > at; j--) live[j] = live[j - 1];
+    live[at] = order[k].id;
+    n_live++;
+    g->naive_floats += size;
+    if (off + size > g->arena_floats) g->arena_floats = off + size;
+  }
+  free(order), free(live);
+  return HCL_OK;
 }

@@ -454,6 +454,8 @@ static void test_fusion_and_planning(void **state) {
   /* forward: one product and one fused kernel per layer (the last layer's
    * bias alone) */
   assert_int_equal(g->n_fwd, 2 * L);
+  /* equal layers share their generated kernels: one program of a few kernels */
+  if (!(g->n_kernels <= 5)) fail_msg("%zu generated kernels for %d equal layers", g->n_kernels, L);
   assert_int_equal(allocated, g->arena_floats * sizeof(float));
   if (!(g->arena_floats * 10 < g->naive_floats * 6))
     fail_msg("planned %zu floats, naive %zu", g->arena_floats, g->naive_floats);
