@@ -22,6 +22,14 @@ hcl_status hcl_graph_compile(hcl_graph *g) {
            g->R, g->max_batch);
   HCL_TRY(hcl_mem_check(g->ctx, bytes, bytes, what));
   HCL_TRY(hcl_buf_alloc(g->ctx, bytes, &g->arena));
+  /* what the plan came to, in the manifest: a reader can check fusion and reuse */
+  char note[256];
+  snprintf(note, sizeof note,
+           "{\"nodes\":%zu,\"forward_steps\":%zu,\"backward_steps\":%zu,\"kernels\":%zu,"
+           "\"arena_bytes\":%zu,\"unshared_bytes\":%zu}",
+           g->n, g->n_fwd, g->n_steps - g->n_fwd, g->n_kernels, bytes,
+           g->naive_floats * sizeof(float));
+  hcl_note_add(g->ctx, "model_graph", note, 1);
   if (!g->n_kernels) return HCL_OK;
   HCL_TRY(hcl_program_build(g->ctx, "graph", g->src, NULL, &g->prog));
   g->kernels = calloc(g->n_kernels, sizeof *g->kernels);
