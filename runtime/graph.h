@@ -17,6 +17,7 @@ typedef enum {
   HCL_GN_RESHAPE,
   HCL_GN_SLICE,
   HCL_GN_MEAN,
+  HCL_GN_TRANSPOSE,
   HCL_GN_CUSTOM
 } hcl_gn_kind;
 
@@ -130,6 +131,7 @@ hcl_tensor hcl_g_mul(hcl_graph *g, hcl_tensor a, hcl_tensor b);
 hcl_tensor hcl_g_reshape(hcl_graph *g, hcl_tensor a, size_t positions, size_t channels);
 hcl_tensor hcl_g_slice(hcl_graph *g, hcl_tensor a, size_t first, size_t count);
 hcl_tensor hcl_g_mean(hcl_graph *g, hcl_tensor a);
+hcl_tensor hcl_g_transpose(hcl_graph *g, hcl_tensor a);
 hcl_tensor hcl_g_custom(hcl_graph *g, const hcl_graph_custom *op, const hcl_tensor *in,
                         size_t n_in);
 hcl_status hcl_g_feature(hcl_graph *g, hcl_tensor t, size_t layer);

@@ -199,6 +199,12 @@ hcl_tensor hcl_g_mean(hcl_graph *g, hcl_tensor a) {
   return push(g, HCL_GN_MEAN, a, -1, 1, x->C);
 }
 
+hcl_tensor hcl_g_transpose(hcl_graph *g, hcl_tensor a) {
+  hcl_gnode *x = node(g, a, "transpose");
+  if (!x) return HCL_GRAPH_BAD;
+  return push(g, HCL_GN_TRANSPOSE, a, -1, x->C, x->P);
+}
+
 hcl_tensor hcl_g_custom(hcl_graph *g, const hcl_graph_custom *op, const hcl_tensor *in,
                         size_t n_in) {
   if (!op || op->struct_size < offsetof(hcl_graph_custom, backward) + sizeof op->backward ||

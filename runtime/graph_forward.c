@@ -155,7 +155,8 @@ static hcl_status fused(hcl_graph *g, size_t tail) {
   return hcl_graph_kernel_end(g, s);
 }
 
-/* slice: out[row, c] = in[row, first + c]; mean: out[c] = mean_p in[p, c]. */
+/* slice: out[row, c] = in[row, first + c]; mean: out[c] = mean_p in[p, c];
+ * transpose: out[q, c] = in[c, q]. */
 static hcl_status gather(hcl_graph *g, size_t v) {
   hcl_gnode *n = &g->nodes[v], *a = &g->nodes[n->in[0]];
   hcl_gstep *s = hcl_graph_new_step(g, HCL_GS_KERNEL, v);
@@ -169,6 +170,11 @@ static hcl_status gather(hcl_graph *g, size_t v) {
     HCL_TRY(hcl_graph_src(g,
                           "  a1[o1 + r * s1 + w] = a0[o0 + r * s0 + row * %zuu + %zuu + c];\n}\n",
                           a->C, n->first));
+  else if (n->kind == HCL_GN_TRANSPOSE) /* out[i, q, c] = in[i, c, q] */
+    HCL_TRY(hcl_graph_src(g,
+                          "  size_t i = row / %zuu, q = row %% %zuu;\n"
+                          "  a1[o1 + r * s1 + w] = a0[o0 + r * s0 + i * %zuu + c * %zuu + q];\n}\n",
+                          n->P, n->P, a->P * a->C, a->C));
   else
     HCL_TRY(hcl_graph_src(g,
                           "  __global const float *p = a0 + o0 + r * s0 + row * %zuu + c;\n"
@@ -212,7 +218,8 @@ hcl_status hcl_graph_forward_steps(hcl_graph *g) {
       n->fstep = (int)(g->n_steps - 1);
       break;
     case HCL_GN_SLICE:
-    case HCL_GN_MEAN: HCL_TRY(gather(g, v)); break;
+    case HCL_GN_MEAN:
+    case HCL_GN_TRANSPOSE: HCL_TRY(gather(g, v)); break;
     case HCL_GN_CUSTOM:
       if (n->n_ins > HCL_GSTEP_MAX_ARGS / 2 - 1)
         return hcl_fail(g->ctx, HCL_ERR_UNSUPPORTED, "graph: custom op %s: more than %d inputs",

@@ -118,7 +118,8 @@ static hcl_status ew_grad(rev *r, size_t v, int g_val, int x_val, int32_t into) 
   return hcl_graph_kernel_end(g, s);
 }
 
-/* slice: gin[row, first + c] += g[row, c]; mean: gin[p, c] (+)= g[c] / P. */
+/* slice: gin[row, first + c] += g[row, c]; mean: gin[p, c] (+)= g[c] / P;
+ * transpose: gin[p, c] (+)= g[c, p]. */
 static hcl_status gather_grad(rev *r, size_t v, int g_val) {
   hcl_graph *g = r->g;
   hcl_gnode *n = &g->nodes[v], *a = &g->nodes[n->in[0]];
@@ -145,6 +146,14 @@ static hcl_status gather_grad(rev *r, size_t v, int g_val) {
   s->space = a->P * a->C;
   s->cols = a->C;
   HCL_TRY(hcl_graph_kernel_begin(g, s, 2));
+  if (n->kind == HCL_GN_TRANSPOSE) { /* gin[i, p, c] (+)= g[i, c, p] */
+    HCL_TRY(hcl_graph_src(g,
+                          "  size_t i = row / %zuu, p = row %% %zuu;\n"
+                          "  float d = a0[o0 + r * s0 + i * %zuu + c * %zuu + p];\n"
+                          "  a1[o1 + r * s1 + w] = %sd;\n}\n",
+                          a->P, a->P, a->P * a->C, a->P, acc ? "a1[o1 + r * s1 + w] + " : ""));
+    return hcl_graph_kernel_end(g, s);
+  }
   HCL_TRY(hcl_graph_src(g,
                         "  float d = a0[o0 + r * s0 + row / %zuu * %zuu + c] * (1.0f / %zu.0f);\n"
                         "  a1[o1 + r * s1 + w] = %sd;\n}\n",
@@ -223,6 +232,7 @@ static hcl_status node_grad(rev *r, size_t v, int gv) {
     return HCL_OK;
   case HCL_GN_SLICE:
   case HCL_GN_MEAN:
+  case HCL_GN_TRANSPOSE:
     if (!g->nodes[n->in[0]].grad) return HCL_OK;
     return gather_grad(r, v, gv);
   case HCL_GN_CUSTOM: return custom_grad(r, v, gv);

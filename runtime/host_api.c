@@ -88,6 +88,7 @@ static const hcl_host_api g_api = {
     .g_reshape = hcl_g_reshape,
     .g_slice = hcl_g_slice,
     .g_mean = hcl_g_mean,
+    .g_transpose = hcl_g_transpose,
     .g_custom = hcl_g_custom,
     .g_feature = hcl_g_feature,
     .g_output = hcl_g_output,

@@ -13,7 +13,7 @@
 #include <string.h>
 
 /* ---- a tiny description both the graph and the host evaluation read ----- */
-enum { T_IN, T_MM, T_BIAS, T_ACT, T_ADD, T_MUL, T_RESHAPE, T_SLICE, T_MEAN, T_CUSTOM };
+enum { T_IN, T_MM, T_BIAS, T_ACT, T_ADD, T_MUL, T_RESHAPE, T_SLICE, T_MEAN, T_CUSTOM, T_TRANSPOSE };
 typedef struct top {
   int kind, a, b; /* inputs: indices of earlier ops */
   int blk;        /* T_MM, T_BIAS: block index */
@@ -133,6 +133,7 @@ static void shapes(const tcase *c, shape *s) {
     case T_SLICE: s[i] = (shape){a.P, o->C}; break;
     case T_MEAN: s[i] = (shape){1, a.C}; break;
     case T_CUSTOM: s[i] = (shape){1, 2}; break;
+    case T_TRANSPOSE: s[i] = (shape){a.C, a.P}; break;
     default: s[i] = a;
     }
   }
@@ -169,6 +170,7 @@ static void host_forward(const tcase *c, const double *p, const size_t *off, con
         case T_MEAN:
           for (size_t q = 0; q < s[o->a].P; q++) *y += A[k * aF + q * aC + ch] / (double)s[o->a].P;
           break;
+        case T_TRANSPOSE: *y = A[k * aF + ch * aC + pp]; break;
         case T_CUSTOM:
           for (size_t j = 0; j < aF; j++) {
             double t = A[k * aF + j];
@@ -201,6 +203,7 @@ static hcl_status build(hcl_graph *g, const tcase *c) {
     case T_SLICE: t[i] = hcl_g_slice(g, a, o->first, o->C); break;
     case T_MEAN: t[i] = hcl_g_mean(g, a); break;
     case T_CUSTOM: t[i] = hcl_g_custom(g, &cube_op, &a, 1); break;
+    case T_TRANSPOSE: t[i] = hcl_g_transpose(g, a); break;
     }
   }
   return hcl_g_output(g, t[c->n_ops - 1]);
@@ -359,6 +362,21 @@ static void test_patch_conv_slice_mean(void **state) {
                             {.kind = T_BIAS, .a = 8, .blk = 3}};
   tcase c = {ops, sizeof ops / sizeof ops[0], 12, b, 5, 0};
   double e = check_case(&c, "patch conv/slice/mean");
+  assert_true(e < GRAD_TOL);
+  /* a channels-first input [3 channels, 4 positions] made positions-first
+   * by a transpose, then the same patch convolution; tanh so the transpose
+   * gradient meets a non-constant derivative */
+  static const top cf[] = {{.kind = T_IN},
+                           {.kind = T_RESHAPE, .a = 0, .P = 3, .C = 4},
+                           {.kind = T_TRANSPOSE, .a = 1},
+                           {.kind = T_ACT, .a = 2, .act = HCL_GACT_TANH},
+                           {.kind = T_RESHAPE, .a = 3, .P = 2, .C = 6},
+                           {.kind = T_MM, .a = 4, .blk = 0},
+                           {.kind = T_TRANSPOSE, .a = 5}, /* [5, 2]: a gradient through it */
+                           {.kind = T_MEAN, .a = 6},      /* [1, 2] */
+                           {.kind = T_MM, .a = 7, .blk = 4}};
+  tcase c2 = {cf, sizeof cf / sizeof cf[0], 12, b, 5, 0};
+  e = check_case(&c2, "channels-first patch conv");
   assert_true(e < GRAD_TOL);
 }
 

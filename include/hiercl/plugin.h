@@ -377,8 +377,9 @@ typedef struct hcl_host_api {
   hcl_tensor (*g_reshape)(struct hcl_graph *g, hcl_tensor a, size_t positions, size_t channels);
   hcl_tensor (*g_slice)(struct hcl_graph *g, hcl_tensor a, size_t first, size_t count);
   hcl_tensor (*g_mean)(struct hcl_graph *g, hcl_tensor a);
-  hcl_tensor (*g_custom)(struct hcl_graph *g, const struct hcl_graph_custom *op, const hcl_tensor *in,
-                         size_t n_in);
+  hcl_tensor (*g_transpose)(struct hcl_graph *g, hcl_tensor a);
+  hcl_tensor (*g_custom)(struct hcl_graph *g, const struct hcl_graph_custom *op,
+                         const hcl_tensor *in, size_t n_in);
   hcl_status (*g_feature)(struct hcl_graph *g, hcl_tensor t, size_t layer);
   hcl_status (*g_output)(struct hcl_graph *g, hcl_tensor t);
 } hcl_host_api;
@@ -434,8 +435,8 @@ static inline hcl_status hcl_target_info_put(hcl_target_info *out, const hcl_tar
  * dimension first, n the batch): the input is [R, n, 1, x_size]. matmul and
  * bias act on the channels of every position, so a non-overlapping patch
  * convolution (filter = stride = s over [P, C]) is a reshape to [P/s, s*C]
- * followed by a matmul. A builder given an invalid shape records one error
- * naming the op and the shapes and returns HCL_GRAPH_BAD; every later op on
+ * followed by a matmul (a channels-first input is transposed first). A builder given an invalid
+ * shape records one error naming the op and the shapes and returns HCL_GRAPH_BAD; every later op on
  * HCL_GRAPH_BAD returns it too, and g_output returns the first error. */
 #define HCL_GRAPH_BAD (-1)
 
@@ -476,11 +477,13 @@ typedef struct hcl_graph_custom {
  *  g_reshape(a, P, C)   the same floats as [P, C] (P C = a's P C)
  *  g_slice(a, f, k)     channels f .. f+k-1 of each position
  *  g_mean(a)            mean over positions -> [.., 1, C]
+ *  g_transpose(a)       [P, C] -> [C, P]: channels-first input (a target's
+ *                       [channels, length]) to positions-first
  *  g_custom(op, in, k)  a custom op (the descriptor must outlive the model)
  *  g_feature(t, l)      t is hidden layer l's activation (features(), 1-based)
  *  g_output(t)          t [.., 1, out_dim] is the model output; returns the
  *                       graph's status (the first builder error, if any) */
-#define HCL_HOST_HAS_GRAPH(host) \
+#define HCL_HOST_HAS_GRAPH(host)                                                                   \
   ((host)->struct_size >= offsetof(hcl_host_api, g_output) + sizeof(void *))
 /* ==== end of model graphs ================================================= */
 
