@@ -22,6 +22,8 @@ typedef enum {
 } hcl_gn_kind;
 
 #define HCL_GRAPH_MAX_COEF 8
+#define HCL_GRAPH_CUSTOM_MAX_IN 6     /* a custom op's inputs */
+#define HCL_GRAPH_CUSTOM_MAX_BLOCKS 4 /* and parameter blocks */
 
 /* One node: a tensor [R, n, P, C] and the op that makes it. */
 typedef struct hcl_gnode {
@@ -36,6 +38,8 @@ typedef struct hcl_gnode {
   size_t n_coef;
   size_t first; /* slice: first channel */
   const hcl_graph_custom *op;
+  size_t cblock[HCL_GRAPH_CUSTOM_MAX_BLOCKS]; /* custom: its blocks */
+  size_t n_cblocks;
   /* derived by graph_compile */
   int n_users;
   int grad;  /* 1: depends on a parameter (needs a gradient) */
@@ -74,7 +78,7 @@ typedef enum {
   HCL_GS_CUSTOM_B
 } hcl_gs_kind;
 
-#define HCL_GSTEP_MAX_ARGS 16
+#define HCL_GSTEP_MAX_ARGS 24
 typedef struct hcl_gstep {
   hcl_gs_kind kind;
   hcl_garg arg[HCL_GSTEP_MAX_ARGS];
@@ -86,7 +90,7 @@ typedef struct hcl_gstep {
   int ta, tb, gemm; /* gemm: 0 forward, 1 weight grad, 2 input grad */
   size_t node;      /* the node the step belongs to (errors, gemm shapes) */
   float beta;
-  int n_in; /* custom: inputs among args (then out / dout, then din) */
+  int n_in; /* custom: inputs among args (then out / dout, din, blocks, their gradients) */
 } hcl_gstep;
 
 struct hcl_graph {

@@ -213,7 +213,18 @@ hcl_tensor hcl_g_custom(hcl_graph *g, const hcl_graph_custom *op, const hcl_tens
                "op %s: descriptor missing, too small, or without forward, backward "
                "or out_channels",
                op && op->name ? op->name : "(unnamed)");
-  if (!n_in || !in) return bad(g, "custom", "op %s: no inputs", op->name ? op->name : "");
+  const char *name = op->name ? op->name : "";
+  if (!n_in || !in || n_in > HCL_GRAPH_CUSTOM_MAX_IN)
+    return bad(g, "custom", "op %s: %zu inputs (1 to %d)", name, in ? n_in : 0,
+               HCL_GRAPH_CUSTOM_MAX_IN);
+  size_t blk[HCL_GRAPH_CUSTOM_MAX_BLOCKS], n_blk = 0;
+  for (const char *const *b = op->blocks; b && *b; b++) {
+    if (n_blk == HCL_GRAPH_CUSTOM_MAX_BLOCKS)
+      return bad(g, "custom", "op %s: more than %d blocks", name, HCL_GRAPH_CUSTOM_MAX_BLOCKS);
+    long k = find_block(g, *b, "custom");
+    if (k < 0) return HCL_GRAPH_BAD;
+    blk[n_blk++] = (size_t)k;
+  }
   for (size_t i = 0; i < n_in; i++)
     if (!node(g, in[i], "custom")) return HCL_GRAPH_BAD;
   int32_t *ins = malloc(n_in * sizeof *ins);
@@ -227,6 +238,8 @@ hcl_tensor hcl_g_custom(hcl_graph *g, const hcl_graph_custom *op, const hcl_tens
   g->nodes[t].ins = ins;
   g->nodes[t].n_ins = n_in;
   g->nodes[t].op = op;
+  memcpy(g->nodes[t].cblock, blk, sizeof blk);
+  g->nodes[t].n_cblocks = n_blk;
   return t;
 }
 

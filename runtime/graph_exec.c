@@ -79,21 +79,29 @@ static hcl_status run_gemm(hcl_graph *g, const bind *b, const hcl_gstep *s) {
 static hcl_status run_custom(hcl_graph *g, const bind *b, const hcl_gstep *s) {
   const hcl_gnode *nd = &g->nodes[s->node];
   hcl_buf buf[HCL_GSTEP_MAX_ARGS];
-  size_t cols[HCL_GSTEP_MAX_ARGS], off, stride, span;
+  size_t cols[HCL_GSTEP_MAX_ARGS], off, stride, span, ni = nd->n_ins, nb = nd->n_cblocks;
   for (size_t i = 0; i < s->n_args; i++) {
     buf[i] = (hcl_buf){0};
     if (s->arg[i].id >= 0) buf[i] = arg_buf(g, b, s->arg[i], &off, &stride, &span);
   }
-  for (size_t i = 0; i < nd->n_ins; i++) cols[i] = g->nodes[nd->ins[i]].P * g->nodes[nd->ins[i]].C;
+  for (size_t i = 0; i < ni; i++) cols[i] = g->nodes[nd->ins[i]].P * g->nodes[nd->ins[i]].C;
+  int fwd = s->kind == HCL_GS_CUSTOM_F;
+  hcl_graph_io io = {.R = g->R,
+                     .n = b->n,
+                     .n_in = ni,
+                     .in = buf,
+                     .cols = cols,
+                     .out = buf[ni],
+                     .din = fwd ? NULL : buf + ni + 1,
+                     .n_blocks = nb,
+                     .param = buf + (fwd ? ni + 1 : 2 * ni + 1),
+                     .dparam = fwd ? NULL : buf + 2 * ni + 1 + nb,
+                     .param_stride = g->n_params};
   const hcl_graph_custom *op = nd->op;
-  hcl_status rc =
-      s->kind == HCL_GS_CUSTOM_F
-          ? op->forward(op->user, g->ctx, g->R, b->n, buf, cols, nd->n_ins, buf[nd->n_ins])
-          : op->backward(op->user, g->ctx, g->R, b->n, buf, cols, nd->n_ins, buf[nd->n_ins],
-                         buf + nd->n_ins + 1);
+  hcl_status rc = fwd ? op->forward(op->user, g->ctx, &io) : op->backward(op->user, g->ctx, &io);
   if (rc != HCL_OK && g->ctx && !g->ctx->errmsg[0])
     return hcl_fail(g->ctx, rc, "graph: custom op %s: %s failed", op->name ? op->name : "",
-                    s->kind == HCL_GS_CUSTOM_F ? "forward" : "backward");
+                    fwd ? "forward" : "backward");
   return rc;
 }
 

@@ -221,15 +221,14 @@ hcl_status hcl_graph_forward_steps(hcl_graph *g) {
     case HCL_GN_MEAN:
     case HCL_GN_TRANSPOSE: HCL_TRY(gather(g, v)); break;
     case HCL_GN_CUSTOM:
-      if (n->n_ins > HCL_GSTEP_MAX_ARGS / 2 - 1)
-        return hcl_fail(g->ctx, HCL_ERR_UNSUPPORTED, "graph: custom op %s: more than %d inputs",
-                        n->op->name ? n->op->name : "", HCL_GSTEP_MAX_ARGS / 2 - 1);
       if (!(s = hcl_graph_new_step(g, HCL_GS_CUSTOM_F, v)))
         return hcl_fail(g->ctx, HCL_ERR_NOMEM, "graph: out of host memory");
       for (size_t i = 0; i < n->n_ins; i++)
         s->arg[i] = hcl_ga(HCL_GA_VALUE, value_of(g, n->ins[i]));
       s->arg[n->n_ins] = hcl_ga(HCL_GA_VALUE, n->value);
-      s->n_args = n->n_ins + 1;
+      for (size_t i = 0; i < n->n_cblocks; i++)
+        s->arg[n->n_ins + 1 + i] = hcl_ga(HCL_GA_PARAM, (int)n->cblock[i]);
+      s->n_args = n->n_ins + 1 + n->n_cblocks;
       s->n_in = (int)n->n_ins;
       n->fstep = (int)(g->n_steps - 1);
       break;

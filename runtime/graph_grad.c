@@ -14,6 +14,7 @@ typedef struct rev {
   int *holders; /* [values]: nodes not yet processed whose gradient is it */
   size_t n_holders;
   char *written; /* [blocks]: gradient written already (next one adds) */
+  int zero_all;  /* a custom op adds to a block gradient nothing wrote yet */
 } rev;
 
 #define NOMEM(g) hcl_fail((g)->ctx, HCL_ERR_NOMEM, "graph: out of host memory")
@@ -178,13 +179,20 @@ static hcl_status custom_grad(rev *r, size_t v, int g_val) {
   }
   hcl_gstep *s = step(r, HCL_GS_CUSTOM_B, v);
   if (!s) return NOMEM(g);
-  for (size_t i = 0; i < n->n_ins; i++) {
+  size_t ni = n->n_ins, nb = n->n_cblocks;
+  for (size_t i = 0; i < ni; i++) {
     s->arg[i] = hcl_ga(HCL_GA_VALUE, value_of(g, n->ins[i]));
-    s->arg[n->n_ins + 1 + i] = hcl_ga(HCL_GA_VALUE, din[i]);
+    s->arg[ni + 1 + i] = hcl_ga(HCL_GA_VALUE, din[i]);
   }
-  s->arg[n->n_ins] = hcl_ga(HCL_GA_VALUE, g_val);
-  s->n_args = 2 * n->n_ins + 1;
-  s->n_in = (int)n->n_ins;
+  s->arg[ni] = hcl_ga(HCL_GA_VALUE, g_val);
+  for (size_t i = 0; i < nb; i++) { /* the op adds: a gradient nothing wrote yet starts at 0 */
+    if (!r->written[n->cblock[i]]) r->zero_all = 1;
+    r->written[n->cblock[i]] = 1;
+    s->arg[2 * ni + 1 + i] = hcl_ga(HCL_GA_PARAM, (int)n->cblock[i]);
+    s->arg[2 * ni + 1 + nb + i] = hcl_ga(HCL_GA_GRAD, (int)n->cblock[i]);
+  }
+  s->n_args = 2 * ni + 1 + 2 * nb;
+  s->n_in = (int)ni;
   return HCL_OK;
 }
 
@@ -263,7 +271,7 @@ hcl_status hcl_graph_grad_steps(hcl_graph *g) {
   size_t covered = 0; /* floats of the blocks the steps write */
   for (size_t b = 0; rc == HCL_OK && b < g->n_blocks; b++)
     if (r.written[b]) covered += g->blocks[b].rows * g->blocks[b].cols;
-  if (rc == HCL_OK && covered != g->n_params) { /* the rest gets a zero gradient */
+  if (rc == HCL_OK && (covered != g->n_params || r.zero_all)) { /* the rest starts at 0 */
     hcl_gstep *s = hcl_graph_new_step(g, HCL_GS_ZERO_GRAD, 0);
     if (!s)
       rc = NOMEM(g);

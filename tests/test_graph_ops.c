@@ -32,74 +32,138 @@ typedef struct tcase {
   const tblock *blocks;
   size_t n_blocks;
   int wrong_custom; /* custom op with a wrong backward */
+  int exact;        /* the blocks cover every parameter float */
 } tcase;
 
-/* ---- the custom op: out = (sum_j v_j^3, sum_j j v_j^2) per sample -------- */
+/* ---- the custom op: out = (c0 sum_j v_j^3, c1 sum_j j v_j^2) per sample,
+ * c = 1 or the parameter block "cs" [2, 1] ------------------------------ */
 static const char custom_src[] =
-    "__kernel void cube_f(__global const float *in, ulong io, ulong cols, __global float *out,\n"
-    "                     ulong oo) {\n"
-    "  size_t s = get_global_id(0);\n"
+    "float cube_c(__global const float *p, ulong po, ulong ps, int has_p, size_t r, int k) {\n"
+    "  return has_p ? p[po + r * ps + k] : 1.0f;\n"
+    "}\n"
+    "__kernel void cube_f(__global const float *in, ulong io, ulong cols, ulong n,\n"
+    "                     __global float *out, ulong oo, __global const float *p, ulong po,\n"
+    "                     ulong ps, int has_p) {\n"
+    "  size_t s = get_global_id(0), r = s / n;\n"
     "  float a = 0.0f, b = 0.0f;\n"
     "  for (size_t j = 0; j < cols; j++) {\n"
     "    float v = in[io + s * cols + j];\n"
     "    a += v * v * v;\n"
     "    b += (float)j * v * v;\n"
     "  }\n"
-    "  out[oo + 2 * s] = a;\n"
-    "  out[oo + 2 * s + 1] = b;\n"
+    "  out[oo + 2 * s] = cube_c(p, po, ps, has_p, r, 0) * a;\n"
+    "  out[oo + 2 * s + 1] = cube_c(p, po, ps, has_p, r, 1) * b;\n"
     "}\n"
-    "__kernel void cube_b(__global const float *in, ulong io, ulong cols, __global const float "
-    "*d,\n"
-    "                     ulong dof, __global float *din, ulong dio, float k) {\n"
-    "  size_t e = get_global_id(0), s = e / cols, j = e % cols;\n"
+    "__kernel void cube_b(__global const float *in, ulong io, ulong cols, ulong n,\n"
+    "                     __global const float *d, ulong dof, __global float *din, ulong dio,\n"
+    "                     float k, __global const float *p, ulong po, ulong ps, int has_p) {\n"
+    "  size_t e = get_global_id(0), s = e / cols, j = e % cols, r = s / n;\n"
     "  float v = in[io + e];\n"
-    "  din[dio + e] += d[dof + 2 * s] * k * v * v + d[dof + 2 * s + 1] * 2.0f * (float)j * v;\n"
+    "  din[dio + e] += d[dof + 2 * s] * cube_c(p, po, ps, has_p, r, 0) * k * v * v +\n"
+    "                  d[dof + 2 * s + 1] * cube_c(p, po, ps, has_p, r, 1) * 2.0f * (float)j * v;\n"
+    "}\n"
+    "__kernel void cube_pg(__global const float *in, ulong io, ulong cols, ulong n,\n"
+    "                      __global const float *d, ulong dof, __global float *dp, ulong dpo,\n"
+    "                      ulong ps) {\n"
+    "  size_t r = get_global_id(0);\n"
+    "  float ga = 0.0f, gb = 0.0f;\n"
+    "  for (size_t s = r * n; s < (r + 1) * n; s++) {\n"
+    "    float a = 0.0f, b = 0.0f;\n"
+    "    for (size_t j = 0; j < cols; j++) {\n"
+    "      float v = in[io + s * cols + j];\n"
+    "      a += v * v * v;\n"
+    "      b += (float)j * v * v;\n"
+    "    }\n"
+    "    ga += d[dof + 2 * s] * a;\n"
+    "    gb += d[dof + 2 * s + 1] * b;\n"
+    "  }\n"
+    "  dp[dpo + r * ps] += ga;\n"
+    "  dp[dpo + r * ps + 1] += gb;\n"
     "}\n";
 
 typedef struct cube {
-  cl_kernel f, b;
+  cl_kernel f, b, pg;
   float k; /* 3: the true derivative of v^3; else wrong */
 } cube;
 
-static hcl_status cube_forward(void *user, hcl_ctx *ctx, size_t R, size_t n, const hcl_buf *in,
-                               const size_t *cols, size_t n_in, hcl_buf out) {
+/* Offset in floats of a buffer region; a has_p flag and a stand-in buffer
+ * when the op has no parameter block. */
+static cl_ulong fo(hcl_buf b) { return b.offset / sizeof(float); }
+
+static hcl_status cube_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
   cube *c = user;
-  (void)n_in;
-  cl_ulong io = in[0].offset / 4, cl = cols[0], oo = out.offset / 4;
-  hcl_arg a[] = {{sizeof(cl_mem), &in[0].mem},
-                 HCL_ARG(io),
+  cl_int has_p = io->n_blocks > 0;
+  hcl_buf p = has_p ? io->param[0] : io->in[0];
+  cl_ulong o_in = fo(io->in[0]), cl = io->cols[0], n = io->n, oo = fo(io->out), po = fo(p),
+           ps = io->param_stride;
+  hcl_arg a[] = {HCL_ARG(io->in[0].mem),
+                 HCL_ARG(o_in),
                  HCL_ARG(cl),
-                 {sizeof(cl_mem), &out.mem},
-                 HCL_ARG(oo)};
-  size_t gws = R * n;
-  return hcl_run_kernel(ctx, c->f, 1, &gws, NULL, "cube_f", 5, a);
+                 HCL_ARG(n),
+                 HCL_ARG(io->out.mem),
+                 HCL_ARG(oo),
+                 HCL_ARG(p.mem),
+                 HCL_ARG(po),
+                 HCL_ARG(ps),
+                 HCL_ARG(has_p)};
+  size_t gws = io->R * io->n;
+  return hcl_run_kernel(ctx, c->f, 1, &gws, NULL, "cube_f", 10, a);
 }
 
-static hcl_status cube_backward(void *user, hcl_ctx *ctx, size_t R, size_t n, const hcl_buf *in,
-                                const size_t *cols, size_t n_in, hcl_buf dout, const hcl_buf *din) {
+static hcl_status cube_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
   cube *c = user;
-  (void)n_in;
-  if (!din[0].mem) return HCL_OK;
-  cl_ulong io = in[0].offset / 4, cl = cols[0], dof = dout.offset / 4, dio = din[0].offset / 4;
-  hcl_arg a[] = {{sizeof(cl_mem), &in[0].mem},
-                 HCL_ARG(io),
+  cl_int has_p = io->n_blocks > 0;
+  hcl_buf p = has_p ? io->param[0] : io->in[0];
+  cl_ulong o_in = fo(io->in[0]), cl = io->cols[0], n = io->n, dof = fo(io->out), po = fo(p),
+           ps = io->param_stride;
+  if (io->din[0].mem) {
+    cl_ulong dio = fo(io->din[0]);
+    hcl_arg a[] = {HCL_ARG(io->in[0].mem),
+                   HCL_ARG(o_in),
+                   HCL_ARG(cl),
+                   HCL_ARG(n),
+                   HCL_ARG(io->out.mem),
+                   HCL_ARG(dof),
+                   HCL_ARG(io->din[0].mem),
+                   HCL_ARG(dio),
+                   HCL_ARG(c->k),
+                   HCL_ARG(p.mem),
+                   HCL_ARG(po),
+                   HCL_ARG(ps),
+                   HCL_ARG(has_p)};
+    size_t gws = io->R * io->n * io->cols[0];
+    HCL_TRY(hcl_run_kernel(ctx, c->b, 1, &gws, NULL, "cube_b", 13, a));
+  }
+  if (!has_p) return HCL_OK;
+  cl_ulong dpo = fo(io->dparam[0]);
+  hcl_arg a[] = {HCL_ARG(io->in[0].mem),
+                 HCL_ARG(o_in),
                  HCL_ARG(cl),
-                 {sizeof(cl_mem), &dout.mem},
+                 HCL_ARG(n),
+                 HCL_ARG(io->out.mem),
                  HCL_ARG(dof),
-                 {sizeof(cl_mem), &din[0].mem},
-                 HCL_ARG(dio),
-                 HCL_ARG(c->k)};
-  size_t gws = R * n * cols[0];
-  return hcl_run_kernel(ctx, c->b, 1, &gws, NULL, "cube_b", 8, a);
+                 HCL_ARG(io->dparam[0].mem),
+                 HCL_ARG(dpo),
+                 HCL_ARG(ps)};
+  size_t gws = io->R;
+  return hcl_run_kernel(ctx, c->pg, 1, &gws, NULL, "cube_pg", 9, a);
 }
 
 static cube g_cube;
+static const char *const cube_blocks[] = {"cs", NULL};
 static const hcl_graph_custom cube_op = {.struct_size = sizeof cube_op,
                                          .name = "cube",
                                          .out_channels = 2,
                                          .user = &g_cube,
                                          .forward = cube_forward,
                                          .backward = cube_backward};
+static const hcl_graph_custom cube_param_op = {.struct_size = sizeof cube_param_op,
+                                               .name = "cube_scaled",
+                                               .out_channels = 2,
+                                               .user = &g_cube,
+                                               .forward = cube_forward,
+                                               .backward = cube_backward,
+                                               .blocks = cube_blocks};
 
 /* ---- float64 host evaluation --------------------------------------------- */
 static double act_f(const top *o, double z) {
@@ -176,6 +240,7 @@ static void host_forward(const tcase *c, const double *p, const size_t *off, con
             double t = A[k * aF + j];
             *y += ch == 0 ? t * t * t : (double)j * t * t;
           }
+          if (o->b) *y *= p[off[o->blk] + ch]; /* the scaled op: block cs */
           break;
         }
       }
@@ -202,7 +267,7 @@ static hcl_status build(hcl_graph *g, const tcase *c) {
     case T_RESHAPE: t[i] = hcl_g_reshape(g, a, o->P, o->C); break;
     case T_SLICE: t[i] = hcl_g_slice(g, a, o->first, o->C); break;
     case T_MEAN: t[i] = hcl_g_mean(g, a); break;
-    case T_CUSTOM: t[i] = hcl_g_custom(g, &cube_op, &a, 1); break;
+    case T_CUSTOM: t[i] = hcl_g_custom(g, o->b ? &cube_param_op : &cube_op, &a, 1); break;
     case T_TRANSPOSE: t[i] = hcl_g_transpose(g, a); break;
     }
   }
@@ -227,7 +292,7 @@ static double check_case(const tcase *c, const char *what) {
     blocks[b] = (hcl_block){c->blocks[b].name, np, c->blocks[b].rows, c->blocks[b].cols, 0, 1};
     np += c->blocks[b].rows * c->blocks[b].cols;
   }
-  np += 3; /* floats no block covers: their gradient must stay written (0) */
+  if (!c->exact) np += 3; /* floats no block covers: their gradient must be written (0) */
   hcl_graph *g;
   assert_int_equal(hcl_graph_new(ctx, blocks, c->n_blocks, np, R, c->x_size, MAX_BATCH, &g),
                    HCL_OK);
@@ -314,7 +379,7 @@ static void test_activations(void **state) {
                  {.kind = T_MM, .a = 3, .blk = 2},
                  {.kind = T_BIAS, .a = 4, .blk = 3}};
     memcpy(ops[3].coef, acts[k].coef, sizeof ops[3].coef);
-    tcase c = {ops, 6, 4, mlp_blocks, 4, 0};
+    tcase c = {ops, 6, 4, mlp_blocks, 4, 0, 0};
     double e = check_case(&c, acts[k].name);
     if (!(e < GRAD_TOL)) fail_msg("%s: gradient error %.3g", acts[k].name, e);
   }
@@ -338,7 +403,7 @@ static void test_residual_mul_shared(void **state) {
                             {.kind = T_MUL, .a = 8, .b = 4},
                             {.kind = T_ADD, .a = 9, .b = 3},
                             {.kind = T_MM, .a = 10, .blk = 3}};
-  tcase c = {ops, sizeof ops / sizeof ops[0], 4, b, 4, 0};
+  tcase c = {ops, sizeof ops / sizeof ops[0], 4, b, 4, 0, 0};
   double e = check_case(&c, "residual/mul/shared");
   assert_true(e < GRAD_TOL);
 }
@@ -360,7 +425,7 @@ static void test_patch_conv_slice_mean(void **state) {
                             {.kind = T_MEAN, .a = 6},                      /* [1, 3] */
                             {.kind = T_MM, .a = 7, .blk = 2},
                             {.kind = T_BIAS, .a = 8, .blk = 3}};
-  tcase c = {ops, sizeof ops / sizeof ops[0], 12, b, 5, 0};
+  tcase c = {ops, sizeof ops / sizeof ops[0], 12, b, 5, 0, 0};
   double e = check_case(&c, "patch conv/slice/mean");
   assert_true(e < GRAD_TOL);
   /* a channels-first input [3 channels, 4 positions] made positions-first
@@ -375,7 +440,7 @@ static void test_patch_conv_slice_mean(void **state) {
                            {.kind = T_TRANSPOSE, .a = 5}, /* [5, 2]: a gradient through it */
                            {.kind = T_MEAN, .a = 6},      /* [1, 2] */
                            {.kind = T_MM, .a = 7, .blk = 4}};
-  tcase c2 = {cf, sizeof cf / sizeof cf[0], 12, b, 5, 0};
+  tcase c2 = {cf, sizeof cf / sizeof cf[0], 12, b, 5, 0, 0};
   e = check_case(&c2, "channels-first patch conv");
   assert_true(e < GRAD_TOL);
 }
@@ -390,19 +455,32 @@ static void test_custom_op(void **state) {
   assert_int_equal(hcl_program_build(ctx, "test_cube", custom_src, NULL, &prog), HCL_OK);
   assert_int_equal(hcl_kernel_create(ctx, prog, "cube_f", &g_cube.f), HCL_OK);
   assert_int_equal(hcl_kernel_create(ctx, prog, "cube_b", &g_cube.b), HCL_OK);
+  assert_int_equal(hcl_kernel_create(ctx, prog, "cube_pg", &g_cube.pg), HCL_OK);
   static const tblock b[] = {{"w1", 3, 4}, {"b1", 3, 1}, {"w2", 1, 2}};
   static const top ops[] = {{.kind = T_IN},
                             {.kind = T_MM, .a = 0, .blk = 0},
                             {.kind = T_BIAS, .a = 1, .blk = 1},
                             {.kind = T_CUSTOM, .a = 2},
                             {.kind = T_MM, .a = 3, .blk = 2}};
-  tcase c = {ops, sizeof ops / sizeof ops[0], 4, b, 3, 0};
+  tcase c = {ops, sizeof ops / sizeof ops[0], 4, b, 3, 0, 0};
   double good = check_case(&c, "custom");
   c.wrong_custom = 1;
   double bad = check_case(&c, "custom (wrong backward)");
-  clReleaseKernel(g_cube.f), clReleaseKernel(g_cube.b), clReleaseProgram(prog);
-  if (!(good < GRAD_TOL && bad > 100 * GRAD_TOL))
-    fail_msg("custom op: right backward error %.3g, wrong backward error %.3g", good, bad);
+  /* with a parameter block of its own (a Taylor-like coefficient per
+   * output), nothing else writing that block's gradient first */
+  static const tblock bp[] = {{"w1", 3, 4}, {"b1", 3, 1}, {"cs", 2, 1}, {"w2", 1, 2}};
+  static const top opp[] = {{.kind = T_IN},
+                            {.kind = T_MM, .a = 0, .blk = 0},
+                            {.kind = T_BIAS, .a = 1, .blk = 1},
+                            {.kind = T_CUSTOM, .a = 2, .b = 1, .blk = 2},
+                            {.kind = T_MM, .a = 3, .blk = 3}};
+  tcase cp = {opp, sizeof opp / sizeof opp[0], 4, bp, 4, 0, 1};
+  double param = check_case(&cp, "custom with a block");
+  clReleaseKernel(g_cube.f), clReleaseKernel(g_cube.b), clReleaseKernel(g_cube.pg);
+  clReleaseProgram(prog);
+  if (!(good < GRAD_TOL && bad > 100 * GRAD_TOL && param < GRAD_TOL))
+    fail_msg("custom op: right backward error %.3g, wrong backward error %.3g, with a block %.3g",
+             good, bad, param);
 }
 
 /* A shape error stops the build with one message naming the op and shapes;

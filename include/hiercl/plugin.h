@@ -451,21 +451,35 @@ typedef enum {
   HCL_GACT_POLY
 } hcl_graph_act;
 
-/* A custom op: out [R, n, 1, out_channels] from inputs in[i] [R, n, P_i, C_i]
- * (cols[i] = P_i C_i floats per sample), by the plugin's own kernels
- * (host->program / kernel / run_kernel inside the callbacks). forward writes
- * out; backward ADDS d(sum dout . out)/d in[i] into din[i] (din[i].mem NULL:
- * that input needs no gradient). Buffers are replica-strided: replica r of
- * in[i] starts r * n * cols[i] floats in. Both enqueue work, never wait. */
+/* What a custom op's callbacks work on. Buffers are replica-strided: replica
+ * r of in[i] starts r * n * cols[i] floats in, of a block r * param_stride. */
+typedef struct hcl_graph_io {
+  size_t R, n;           /* replicas, samples */
+  size_t n_in;           /* inputs */
+  const hcl_buf *in;     /* [n_in] the inputs, [R, n, cols[i]] */
+  const size_t *cols;    /* [n_in] floats of one sample of each input */
+  hcl_buf out;           /* forward: write the output [R, n, out_channels];
+                          * backward: its gradient dout (read only) */
+  const hcl_buf *din;    /* backward: [n_in] ADD d(sum dout . out)/d in[i]
+                          * (mem NULL: that input needs no gradient) */
+  size_t n_blocks;       /* the op's parameter blocks (hcl_graph_custom.blocks) */
+  const hcl_buf *param;  /* [n_blocks] each block of replica 0, replica stride param_stride */
+  const hcl_buf *dparam; /* backward: [n_blocks] ADD the block gradients, same layout */
+  size_t param_stride;   /* floats from one replica's block to the next (n_params) */
+} hcl_graph_io;
+
+/* A custom op: out [R, n, 1, out_channels] from up to 6 inputs and up to 4
+ * parameter blocks, by the plugin's own kernels (host->program / kernel /
+ * run_kernel inside the callbacks), for what the built-in ops do not cover
+ * (e.g. Taylor-model terms). Both callbacks enqueue work and never wait. */
 typedef struct hcl_graph_custom {
   uint32_t struct_size;
   const char *name; /* in errors and profiles */
   size_t out_channels;
   void *user;
-  hcl_status (*forward)(void *user, hcl_ctx *ctx, size_t R, size_t n, const hcl_buf *in,
-                        const size_t *cols, size_t n_in, hcl_buf out);
-  hcl_status (*backward)(void *user, hcl_ctx *ctx, size_t R, size_t n, const hcl_buf *in,
-                         const size_t *cols, size_t n_in, hcl_buf dout, const hcl_buf *din);
+  hcl_status (*forward)(void *user, hcl_ctx *ctx, const hcl_graph_io *io);
+  hcl_status (*backward)(void *user, hcl_ctx *ctx, const hcl_graph_io *io);
+  const char *const *blocks; /* NULL-terminated block names the op reads (NULL: none) */
 } hcl_graph_custom;
 
 /* The builders (hcl_host_api.g_*), each returning the new tensor:
