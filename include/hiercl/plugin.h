@@ -435,9 +435,10 @@ static inline hcl_status hcl_target_info_put(hcl_target_info *out, const hcl_tar
  * dimension first, n the batch): the input is [R, n, 1, x_size]. matmul and
  * bias act on the channels of every position, so a non-overlapping patch
  * convolution (filter = stride = s over [P, C]) is a reshape to [P/s, s*C]
- * followed by a matmul (a channels-first input is transposed first). A builder given an invalid
- * shape records one error naming the op and the shapes and returns HCL_GRAPH_BAD; every later op on
- * HCL_GRAPH_BAD returns it too, and g_output returns the first error. */
+ * followed by a matmul (a channels-first input is transposed first).
+ * A builder given an invalid shape records one error naming the op and the
+ * shapes and returns HCL_GRAPH_BAD; every later op on HCL_GRAPH_BAD returns
+ * it too, and g_output returns the first error. */
 #define HCL_GRAPH_BAD (-1)
 
 /* Activations of g_act. coef: LEAKY_RELU {slope} (none: 0.1); POLY
@@ -485,7 +486,7 @@ typedef struct hcl_graph_custom {
 /* The builders (hcl_host_api.g_*), each returning the new tensor:
  *  g_input()            the model input x, [R, n, 1, x_size]
  *  g_matmul(a, "w")     a W^T over channels; block w is [out, C] -> [.., P, out]
- *  g_bias(a, "b")       a + b per channel; block b is [C, 1]
+ *  g_bias(a, "b")       a + b per channel; block b holds C values ([C, 1])
  *  g_act(a, act, c, k)  act(a), elementwise
  *  g_add(a, b), g_mul   elementwise sum / product, same shapes
  *  g_reshape(a, P, C)   the same floats as [P, C] (P C = a's P C)
