@@ -1,5 +1,6 @@
 /* The function table handed to plugins (hcl_host_api in plugin.h). Plugins
  * reach the runtime only through it, so they never link libhiercl. */
+#include "graph.h"
 #include "internal.h"
 #include "trainer.h"
 
@@ -78,6 +79,19 @@ static const hcl_host_api g_api = {
     .should_stop = hcl_should_stop,
     .host_mem_check = hcl_host_mem_check,
     .mem_check = hcl_mem_check,
+    .g_input = hcl_g_input,
+    .g_matmul = hcl_g_matmul,
+    .g_bias = hcl_g_bias,
+    .g_act = hcl_g_act,
+    .g_add = hcl_g_add,
+    .g_mul = hcl_g_mul,
+    .g_reshape = hcl_g_reshape,
+    .g_slice = hcl_g_slice,
+    .g_mean = hcl_g_mean,
+    .g_transpose = hcl_g_transpose,
+    .g_custom = hcl_g_custom,
+    .g_feature = hcl_g_feature,
+    .g_output = hcl_g_output,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

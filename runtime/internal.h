@@ -224,6 +224,10 @@ hcl_status hcl_act_backward(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hc
 hcl_status hcl_col_sum(hcl_ctx *ctx, hcl_buf x, hcl_buf out, size_t out_stride, size_t R,
                        size_t rows, size_t cols, float alpha, float beta);
 hcl_status hcl_axpby(hcl_ctx *ctx, float a, hcl_buf x, float b, hcl_buf y, size_t n);
+/* Launch shape over (x, y, z) for elementwise kernels that bound-check x and
+ * y (bias_act's): fills gws (and lws); returns the lws to pass (NULL on CPUs). */
+const size_t *hcl_ops_geom3(const hcl_ctx *ctx, size_t nx, size_t ny, size_t nz, size_t gws[3],
+                            size_t lws[3]);
 hcl_status hcl_fill(hcl_ctx *ctx, hcl_buf y, float value, size_t n);
 hcl_status hcl_rng_fill(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const uint64_t *seeds,
                         size_t R, uint64_t stream_id, uint64_t first, hcl_buf out, size_t stride,

@@ -4,6 +4,7 @@
  * anything else reads it. Every rejection or skipped entry names the file
  * and the reason (llama.cpp learned that a silent skip costs users hours). */
 #include "elf_check.h"
+#include "graph.h"
 #include "internal.h"
 
 #include <ctype.h>
@@ -82,6 +83,12 @@ static hcl_status check_schema(hcl_ctx *ctx, const char *path, const hcl_plugin_
   return HCL_OK;
 }
 
+/* A model that describes a graph instead of forward and backward. */
+static int graph_only(const hcl_model_vt *vt) {
+  return vt->struct_size >= HCL_END_OF(hcl_model_vt, graph) && vt->graph && !vt->forward &&
+         !vt->backward;
+}
+
 /* The vtable: big enough for the mandatory entries, and those are set. */
 static hcl_status check_vt(hcl_ctx *ctx, const char *path, const hcl_plugin_desc *d) {
   if (!d->vt) return hcl_fail(ctx, HCL_ERR_ABI, "%s: plugin '%s': vt is NULL", path, d->name);
@@ -100,7 +107,15 @@ static hcl_status check_vt(hcl_ctx *ctx, const char *path, const hcl_plugin_desc
   } else {
     const hcl_model_vt *vt = d->vt;
     need = HCL_END_OF(hcl_model_vt, backward);
-    if (size >= need)
+    if (size >= need && graph_only(vt))
+      missing = !vt->create     ? "create"
+                : !vt->destroy  ? "destroy"
+                : !vt->n_params ? "n_params"
+                : !vt->out_dim  ? "out_dim"
+                : !vt->blocks   ? "blocks"
+                : !vt->init     ? "init"
+                                : NULL;
+    else if (size >= need)
       missing = !vt->create     ? "create"
                 : !vt->destroy  ? "destroy"
                 : !vt->n_params ? "n_params"
@@ -236,6 +251,8 @@ hcl_status hcl_plugin_load(hcl_ctx *ctx, const char *path, hcl_plugin *out) {
                   msg && *msg ? msg : "(the plugin gave no message)");
   else
     rc = check_desc(ctx, path, d);
+  if (rc == HCL_OK && d->kind == HCL_PLUGIN_MODEL && graph_only(d->vt))
+    rc = hcl_graph_wrap(ctx, path, d, &d); /* the runtime supplies forward and backward */
   if (rc != HCL_OK) {
     dlclose(h);
     memset(out, 0, sizeof *out);

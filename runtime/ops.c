@@ -200,8 +200,8 @@ static void geom2(size_t nx, size_t ny, size_t gws[2], size_t lws[2]) {
 /* Launch over (x, y, z) for kernels that bound-check x and y. On CPUs the
  * exact range with the driver's own group size is fastest (PoCL: 1.5x over
  * padded groups); GPUs get geom2's groups. Returns the lws to pass (NULL on CPUs). */
-static const size_t *geom3(const hcl_ctx *ctx, size_t nx, size_t ny, size_t nz, size_t gws[3],
-                           size_t lws[3]) {
+const size_t *hcl_ops_geom3(const hcl_ctx *ctx, size_t nx, size_t ny, size_t nz, size_t gws[3],
+                            size_t lws[3]) {
   gws[2] = nz, lws[2] = 1;
   if (hcl_ops_cpu_paths(ctx)) {
     gws[0] = nx, gws[1] = ny;
@@ -237,7 +237,7 @@ hcl_status hcl_bias_act(hcl_ctx *ctx, hcl_act act, hcl_buf z, hcl_buf bias, size
                     HCL_ARG(bs),    HCL_ARG(has_bias), HCL_ARG(y.mem),    HCL_ARG(yo),
                     HCL_ARG(rows_), HCL_ARG(cols_)};
   size_t gws[3], lws[3];
-  const size_t *l = geom3(ctx, cols, rows, R, gws, lws);
+  const size_t *l = hcl_ops_geom3(ctx, cols, rows, R, gws, lws);
   return hcl_run_kernel(ctx, ctx->ops->k[K_BIAS_ACT + act], 3, gws, l, "bias_act", 10, args);
 }
 
@@ -377,7 +377,7 @@ hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf s
     return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER_CPU], 2, gws, NULL, "gather_rows", 9, args);
   }
   size_t gws[3], lws[3];
-  const size_t *l = geom3(ctx, width, n, R, gws, lws);
+  const size_t *l = hcl_ops_geom3(ctx, width, n, R, gws, lws);
   return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER], 3, gws, l, "gather_rows", 9, args);
 }
 

@@ -54,6 +54,10 @@ typedef struct hcl_ctx hcl_ctx;         /* runtime context: device, queue, error
 typedef struct hcl_params hcl_params;   /* a plugin's resolved [section] */
 typedef struct hcl_trainer hcl_trainer; /* handle given to model train() */
 typedef struct hcl_probe hcl_probe;     /* handle given to probe() */
+/* A model graph being built (see "model graphs"); a tensor is its node id. */
+typedef struct hcl_graph hcl_graph;
+typedef int32_t hcl_tensor;
+struct hcl_graph_custom;
 
 /* A region of a device buffer. offset and size are in bytes. */
 typedef struct hcl_buf {
@@ -360,6 +364,24 @@ typedef struct hcl_host_api {
    * `what` (the plugin and keys that set the size) and the limits in the
    * message. Check a plugin's total before allocating its buffers one by one. */
   hcl_status (*mem_check)(hcl_ctx *ctx, size_t bytes, size_t largest, const char *what);
+
+  /* ---- model graph builders (see "model graphs" below); read only when
+   * struct_size covers them (HCL_HOST_HAS_GRAPH) ------------------------- */
+  hcl_tensor (*g_input)(struct hcl_graph *g);
+  hcl_tensor (*g_matmul)(struct hcl_graph *g, hcl_tensor a, const char *block);
+  hcl_tensor (*g_bias)(struct hcl_graph *g, hcl_tensor a, const char *block);
+  hcl_tensor (*g_act)(struct hcl_graph *g, hcl_tensor a, int act, const float *coef,
+                      size_t n_coef); /* act: an hcl_graph_act */
+  hcl_tensor (*g_add)(struct hcl_graph *g, hcl_tensor a, hcl_tensor b);
+  hcl_tensor (*g_mul)(struct hcl_graph *g, hcl_tensor a, hcl_tensor b);
+  hcl_tensor (*g_reshape)(struct hcl_graph *g, hcl_tensor a, size_t positions, size_t channels);
+  hcl_tensor (*g_slice)(struct hcl_graph *g, hcl_tensor a, size_t first, size_t count);
+  hcl_tensor (*g_mean)(struct hcl_graph *g, hcl_tensor a);
+  hcl_tensor (*g_transpose)(struct hcl_graph *g, hcl_tensor a);
+  hcl_tensor (*g_custom)(struct hcl_graph *g, const struct hcl_graph_custom *op,
+                         const hcl_tensor *in, size_t n_in);
+  hcl_status (*g_feature)(struct hcl_graph *g, hcl_tensor t, size_t layer);
+  hcl_status (*g_output)(struct hcl_graph *g, hcl_tensor t);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */
@@ -402,6 +424,84 @@ static inline hcl_status hcl_target_info_put(hcl_target_info *out, const hcl_tar
   return HCL_OK;
 }
 
+/* ==== model graphs ========================================================
+ * Instead of forward and backward, a model may describe its forward pass
+ * once, in hcl_model_vt.graph, through the builders of hcl_host_api (g_*).
+ * The runtime checks the shapes as the graph is built, derives the gradient
+ * by reverse mode, fuses chains of elementwise ops into one kernel, plans the
+ * buffers once for max_batch and runs forward and backward on the device.
+ *
+ * Every tensor is [R, n, positions, channels] (row-major, the replica
+ * dimension first, n the batch): the input is [R, n, 1, x_size]. matmul and
+ * bias act on the channels of every position, so a non-overlapping patch
+ * convolution (filter = stride = s over [P, C]) is a reshape to [P/s, s*C]
+ * followed by a matmul (a channels-first input is transposed first).
+ * A builder given an invalid shape records one error naming the op and the
+ * shapes and returns HCL_GRAPH_BAD; every later op on HCL_GRAPH_BAD returns
+ * it too, and g_output returns the first error. */
+#define HCL_GRAPH_BAD (-1)
+
+/* Activations of g_act. coef: LEAKY_RELU {slope} (none: 0.1); POLY
+ * {c0, c1, ..., ck}: sum_i c_i z^i (1 to 8 coefficients); others none. */
+typedef enum {
+  HCL_GACT_RELU = 1,
+  HCL_GACT_LEAKY_RELU,
+  HCL_GACT_QUADRATIC, /* z^2 */
+  HCL_GACT_TANH,
+  HCL_GACT_GELU, /* z Phi(z), the erf form */
+  HCL_GACT_POLY
+} hcl_graph_act;
+
+/* What a custom op's callbacks work on. Buffers are replica-strided: replica
+ * r of in[i] starts r * n * cols[i] floats in, of a block r * param_stride. */
+typedef struct hcl_graph_io {
+  size_t R, n;           /* replicas, samples */
+  size_t n_in;           /* inputs */
+  const hcl_buf *in;     /* [n_in] the inputs, [R, n, cols[i]] */
+  const size_t *cols;    /* [n_in] floats of one sample of each input */
+  hcl_buf out;           /* forward: write the output [R, n, out_channels];
+                          * backward: its gradient dout (read only) */
+  const hcl_buf *din;    /* backward: [n_in] ADD d(sum dout . out)/d in[i]
+                          * (mem NULL: that input needs no gradient) */
+  size_t n_blocks;       /* the op's parameter blocks (hcl_graph_custom.blocks) */
+  const hcl_buf *param;  /* [n_blocks] each block of replica 0, replica stride param_stride */
+  const hcl_buf *dparam; /* backward: [n_blocks] ADD the block gradients, same layout */
+  size_t param_stride;   /* floats from one replica's block to the next (n_params) */
+} hcl_graph_io;
+
+/* A custom op: out [R, n, 1, out_channels] from up to 6 inputs and up to 4
+ * parameter blocks, by the plugin's own kernels (host->program / kernel /
+ * run_kernel inside the callbacks), for what the built-in ops do not cover
+ * (e.g. Taylor-model terms). Both callbacks enqueue work and never wait. */
+typedef struct hcl_graph_custom {
+  uint32_t struct_size;
+  const char *name; /* in errors and profiles */
+  size_t out_channels;
+  void *user;
+  hcl_status (*forward)(void *user, hcl_ctx *ctx, const hcl_graph_io *io);
+  hcl_status (*backward)(void *user, hcl_ctx *ctx, const hcl_graph_io *io);
+  const char *const *blocks; /* NULL-terminated block names the op reads (NULL: none) */
+} hcl_graph_custom;
+
+/* The builders (hcl_host_api.g_*), each returning the new tensor:
+ *  g_input()            the model input x, [R, n, 1, x_size]
+ *  g_matmul(a, "w")     a W^T over channels; block w is [out, C] -> [.., P, out]
+ *  g_bias(a, "b")       a + b per channel; block b holds C values ([C, 1])
+ *  g_act(a, act, c, k)  act(a), elementwise
+ *  g_add(a, b), g_mul   elementwise sum / product, same shapes
+ *  g_reshape(a, P, C)   the same floats as [P, C] (P C = a's P C)
+ *  g_slice(a, f, k)     channels f .. f+k-1 of each position
+ *  g_mean(a)            mean over positions -> [.., 1, C]
+ *  g_transpose(a)       [P, C] -> [C, P]: channels-first input (a target's
+ *                       [channels, length]) to positions-first
+ *  g_custom(op, in, k)  a custom op (the descriptor must outlive the model)
+ *  g_feature(t, l)      t is hidden layer l's activation (features(), 1-based)
+ *  g_output(t)          t [.., 1, out_dim] is the model output; returns the
+ *                       graph's status (the first builder error, if any) */
+#define HCL_HOST_HAS_GRAPH(host)                                                                   \
+  ((host)->struct_size >= offsetof(hcl_host_api, g_output) + sizeof(void *))
+/* ==== end of model graphs ================================================= */
+
 /* ---- model plugins: hypothesis classes ---------------------------------- */
 typedef struct hcl_model_vt {
   uint32_t struct_size;
@@ -442,6 +542,10 @@ typedef struct hcl_model_vt {
    * FILE: [model] NAME:). create() and train() keep their own checks. */
   hcl_status (*check)(const hcl_params *p, const hcl_check_info *run, const hcl_target_info *target,
                       char *err, size_t errlen);
+  /* Optional, read only when struct_size covers it: describe the forward
+   * pass once as a graph (see "model graphs" below). A model with graph and
+   * without forward/backward gets them, and features, from the runtime. */
+  hcl_status (*graph)(void *self, struct hcl_graph *g);
 } hcl_model_vt;
 
 /* ---- the descriptor ------------------------------------------------------ */

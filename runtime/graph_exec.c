@@ -1,0 +1,146 @@
+/* Model graphs: running planned steps on the device. Everything is
+ * enqueued on the run's queue; nothing waits or reads back. */
+#include "graph.h"
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct bind {
+  hcl_buf params, x, out, dout, grad;
+  size_t n;
+} bind;
+
+/* Buffer, offset and replica stride (floats) of an argument. */
+static hcl_buf arg_buf(const hcl_graph *g, const bind *b, hcl_garg a, size_t *off, size_t *stride,
+                       size_t *span) {
+  hcl_buf base;
+  if (a.kind != HCL_GA_VALUE) {
+    const hcl_block *blk = &g->blocks[a.id];
+    base = a.kind == HCL_GA_PARAM ? b->params : b->grad;
+    *off = base.offset / sizeof(float) + blk->offset;
+    *stride = g->n_params;
+    *span = (g->R - 1) * g->n_params + blk->rows * blk->cols;
+    return (hcl_buf){base.mem, *off * sizeof(float), *span * sizeof(float)};
+  }
+  const hcl_gvalue *v = &g->values[a.id];
+  base = v->ext == HCL_GV_X      ? b->x
+         : v->ext == HCL_GV_OUT  ? b->out
+         : v->ext == HCL_GV_DOUT ? b->dout
+                                 : g->arena;
+  *off = base.offset / sizeof(float) + (v->ext == HCL_GV_ARENA ? v->offset : 0);
+  *stride = b->n * v->cols;
+  *span = g->R * b->n * v->cols;
+  return (hcl_buf){base.mem, *off * sizeof(float), *span * sizeof(float)};
+}
+
+static hcl_status run_generated(hcl_graph *g, const bind *b, const hcl_gstep *s) {
+  cl_ulong v[3 * HCL_GSTEP_MAX_ARGS + 2];
+  cl_mem mem[HCL_GSTEP_MAX_ARGS];
+  hcl_arg args[3 * HCL_GSTEP_MAX_ARGS + 2];
+  size_t k = 0;
+  for (size_t i = 0; i < s->n_args; i++) {
+    size_t off, stride, span;
+    mem[i] = arg_buf(g, b, s->arg[i], &off, &stride, &span).mem;
+    v[3 * i] = off;
+    v[3 * i + 1] = stride;
+    args[k++] = (hcl_arg){sizeof(cl_mem), &mem[i]};
+    args[k++] = (hcl_arg){sizeof(cl_ulong), &v[3 * i]};
+    args[k++] = (hcl_arg){sizeof(cl_ulong), &v[3 * i + 1]};
+  }
+  cl_ulong rows = b->n * (s->space / s->cols), cols = s->cols;
+  args[k++] = (hcl_arg){sizeof rows, &rows};
+  args[k++] = (hcl_arg){sizeof cols, &cols};
+  size_t gws[3], lws[3];
+  const size_t *l = hcl_ops_geom3(g->ctx, cols, rows, g->R, gws, lws);
+  return hcl_run_kernel(
+      g->ctx, g->kernels[s->kernel], 3, gws, l,
+      s->node < g->n && s - g->steps < (ptrdiff_t)g->n_fwd ? "graph_fwd" : "graph_bwd", k, args);
+}
+
+/* The three products of a matmul node: forward C = A W^T, weight gradient
+ * dW (+)= G^T A, input gradient dA (+)= G W; rows = n P per replica. */
+static hcl_status run_gemm(hcl_graph *g, const bind *b, const hcl_gstep *s) {
+  const hcl_gnode *nd = &g->nodes[s->node];
+  size_t in = g->nodes[nd->in[0]].C, out = nd->C, rows = b->n * nd->P;
+  size_t o[3], st[3], sp[3];
+  hcl_buf x = arg_buf(g, b, s->arg[0], &o[0], &st[0], &sp[0]);
+  hcl_buf y = arg_buf(g, b, s->arg[1], &o[1], &st[1], &sp[1]);
+  hcl_buf z = arg_buf(g, b, s->arg[2], &o[2], &st[2], &sp[2]);
+  if (s->gemm == 0)
+    return hcl_sgemm_batched(g->ctx, 0, 1, rows, out, in, 1.0f, x, in, st[0], y, in, st[1], 0.0f, z,
+                             out, st[2], g->R);
+  if (s->gemm == 1)
+    return hcl_sgemm_batched(g->ctx, 1, 0, out, in, rows, 1.0f, x, out, st[0], y, in, st[1],
+                             s->beta, z, in, st[2], g->R);
+  return hcl_sgemm_batched(g->ctx, 0, 0, rows, in, out, 1.0f, x, out, st[0], y, in, st[1], s->beta,
+                           z, in, st[2], g->R);
+}
+
+static hcl_status run_custom(hcl_graph *g, const bind *b, const hcl_gstep *s) {
+  const hcl_gnode *nd = &g->nodes[s->node];
+  hcl_buf buf[HCL_GSTEP_MAX_ARGS];
+  size_t cols[HCL_GSTEP_MAX_ARGS], off, stride, span, ni = nd->n_ins, nb = nd->n_cblocks;
+  for (size_t i = 0; i < s->n_args; i++) {
+    buf[i] = (hcl_buf){0};
+    if (s->arg[i].id >= 0) buf[i] = arg_buf(g, b, s->arg[i], &off, &stride, &span);
+  }
+  for (size_t i = 0; i < ni; i++) cols[i] = g->nodes[nd->ins[i]].P * g->nodes[nd->ins[i]].C;
+  int fwd = s->kind == HCL_GS_CUSTOM_F;
+  hcl_graph_io io = {.R = g->R,
+                     .n = b->n,
+                     .n_in = ni,
+                     .in = buf,
+                     .cols = cols,
+                     .out = buf[ni],
+                     .din = fwd ? NULL : buf + ni + 1,
+                     .n_blocks = nb,
+                     .param = buf + (fwd ? ni + 1 : 2 * ni + 1),
+                     .dparam = fwd ? NULL : buf + 2 * ni + 1 + nb,
+                     .param_stride = g->n_params};
+  const hcl_graph_custom *op = nd->op;
+  hcl_status rc = fwd ? op->forward(op->user, g->ctx, &io) : op->backward(op->user, g->ctx, &io);
+  if (rc != HCL_OK && g->ctx && !g->ctx->errmsg[0])
+    return hcl_fail(g->ctx, rc, "graph: custom op %s: %s failed", op->name ? op->name : "",
+                    fwd ? "forward" : "backward");
+  return rc;
+}
+
+static hcl_status run_step(hcl_graph *g, const bind *b, const hcl_gstep *s) {
+  size_t o, st, sp;
+  switch (s->kind) {
+  case HCL_GS_KERNEL: return run_generated(g, b, s);
+  case HCL_GS_GEMM: return run_gemm(g, b, s);
+  case HCL_GS_COLSUM: {
+    const hcl_gnode *nd = &g->nodes[s->node];
+    hcl_buf x = arg_buf(g, b, s->arg[0], &o, &st, &sp);
+    hcl_buf d = arg_buf(g, b, s->arg[1], &o, &st, &sp);
+    return hcl_col_sum(g->ctx, x, d, g->n_params, g->R, b->n * nd->P, nd->C, 1.0f, s->beta);
+  }
+  case HCL_GS_AXPY:
+  case HCL_GS_COPY: {
+    hcl_buf x = arg_buf(g, b, s->arg[0], &o, &st, &sp);
+    hcl_buf y = arg_buf(g, b, s->arg[1], &o, &st, &sp);
+    if (s->kind == HCL_GS_COPY) return hcl_buf_copy(g->ctx, y, x, sp * sizeof(float));
+    return hcl_axpby(g->ctx, 1.0f, x, 1.0f, y, sp);
+  }
+  case HCL_GS_ZERO: {
+    hcl_buf y = arg_buf(g, b, s->arg[0], &o, &st, &sp);
+    return hcl_fill(g->ctx, y, 0.0f, sp);
+  }
+  case HCL_GS_ZERO_GRAD:
+    return hcl_fill(g->ctx, hcl_buf_sub(b->grad, 0, g->R * g->n_params * sizeof(float)), 0.0f,
+                    g->R * g->n_params);
+  default: return run_custom(g, b, s);
+  }
+}
+
+hcl_status hcl_graph_run(hcl_graph *g, size_t from, size_t to, hcl_buf params, hcl_buf x,
+                         hcl_buf out, hcl_buf dout, hcl_buf grad, size_t n) {
+  bind b = {params, x, out, dout, grad, n};
+  for (size_t s = from; s < to; s++) HCL_TRY(run_step(g, &b, &g->steps[s]));
+  return HCL_OK;
+}
+
+size_t hcl_graph_step_of(const hcl_graph *g, int32_t t) {
+  return g->nodes[t].fstep < 0 ? 0 : (size_t)g->nodes[t].fstep;
+}

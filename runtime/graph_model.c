@@ -1,0 +1,223 @@
+/* Model graphs: the adapter that gives a graph-only model plugin the
+ * forward, backward and features of a hand-written one, so the trainer,
+ * layer-wise phases, frozen blocks, row masks, probes and closed-form stages
+ * see an ordinary model. Every other entry passes through to the plugin. */
+#include "graph.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct gm {
+  const hcl_model_vt *vt; /* the plugin's */
+  void *inner;
+  hcl_graph *g;
+  hcl_ctx *ctx;
+  hcl_buf x_last, out_last;
+  size_t n_last;
+  int have_forward; /* 0 until a forward; features() resets it */
+} gm;
+
+static hcl_status gm_create(const hcl_model_vt *vt, hcl_ctx *ctx, const hcl_setup *setup,
+                            const hcl_target_info *target, void **self) {
+  *self = NULL;
+  gm *m = calloc(1, sizeof *m);
+  if (!m) return hcl_fail(ctx, HCL_ERR_NOMEM, "graph: out of host memory");
+  m->vt = vt;
+  m->ctx = ctx;
+  hcl_status rc = vt->create(ctx, setup, target, &m->inner);
+  if (rc != HCL_OK) {
+    free(m);
+    return rc;
+  }
+  size_t nb, x_size = 1;
+  const hcl_block *blocks = vt->blocks(m->inner, &nb);
+  for (uint32_t i = 0; i < target->x.rank; i++) x_size *= target->x.dims[i];
+  rc = hcl_graph_new(ctx, blocks, nb, vt->n_params(m->inner), setup->replicas, x_size,
+                     setup->max_batch, &m->g);
+  if (rc == HCL_OK) {
+    rc = vt->graph(m->inner, m->g);
+    if (m->g->rc != HCL_OK) rc = hcl_fail(ctx, m->g->rc, "%s", m->g->err);
+  }
+  if (rc == HCL_OK && m->g->output >= 0 && m->g->out_dim != vt->out_dim(m->inner))
+    rc = hcl_fail(ctx, HCL_ERR_PARAM, "graph: the output has %zu channels but out_dim() is %zu",
+                  m->g->out_dim, vt->out_dim(m->inner));
+  if (rc == HCL_OK) rc = hcl_graph_compile(m->g);
+  if (rc != HCL_OK) {
+    hcl_graph_free(m->g);
+    vt->destroy(m->inner);
+    free(m);
+    return rc;
+  }
+  *self = m;
+  return HCL_OK;
+}
+
+static void gm_destroy(void *self) {
+  gm *m = self;
+  if (!m) return;
+  hcl_graph_free(m->g);
+  m->vt->destroy(m->inner);
+  free(m);
+}
+
+static size_t gm_n_params(void *self) { return ((gm *)self)->g->n_params; }
+static size_t gm_out_dim(void *self) { return ((gm *)self)->g->out_dim; }
+static const hcl_block *gm_blocks(void *self, size_t *n) {
+  gm *m = self;
+  return m->vt->blocks(m->inner, n);
+}
+static hcl_status gm_init(void *self, hcl_buf params) {
+  gm *m = self;
+  return m->vt->init(m->inner, params);
+}
+
+static hcl_status check_n(gm *m, size_t n) {
+  if (n > m->g->max_batch)
+    return hcl_fail(m->ctx, HCL_ERR_PARAM, "graph: batch %zu > max_batch %zu", n, m->g->max_batch);
+  return HCL_OK;
+}
+
+static hcl_status gm_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out) {
+  gm *m = self;
+  HCL_TRY(check_n(m, n));
+  m->x_last = x;
+  m->out_last = out;
+  m->n_last = n;
+  m->have_forward = 1;
+  if (n == 0) return HCL_OK;
+  return hcl_graph_run(m->g, 0, m->g->n_fwd, params, x, out, (hcl_buf){0}, (hcl_buf){0}, n);
+}
+
+static hcl_status gm_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad) {
+  gm *m = self;
+  hcl_graph *g = m->g;
+  if (!m->have_forward)
+    return hcl_fail(m->ctx, HCL_ERR_PARAM,
+                    "graph: backward without a forward (or after "
+                    "features())");
+  if (n != m->n_last)
+    return hcl_fail(m->ctx, HCL_ERR_PARAM, "graph: backward on %zu samples, forward had %zu", n,
+                    m->n_last);
+  if (n == 0)
+    return hcl_fill(m->ctx, hcl_buf_sub(grad, 0, g->R * g->n_params * sizeof(float)), 0.0f,
+                    g->R * g->n_params);
+  return hcl_graph_run(g, g->n_fwd, g->n_steps, params, m->x_last, m->out_last, dout, grad, n);
+}
+
+/* The forward pass up to the node marked as hidden layer `layer`, then a
+ * copy of its value (the kept activations are overwritten: a backward needs
+ * a new forward). */
+static hcl_status gm_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
+                              hcl_buf out, size_t *dim) {
+  gm *m = self;
+  hcl_graph *g = m->g;
+  size_t marked = 0;
+  while (marked < g->n_features && g->features[marked] >= 0) marked++;
+  if (layer < 1 || layer > marked)
+    return hcl_fail(m->ctx, marked ? HCL_ERR_PARAM : HCL_ERR_UNSUPPORTED,
+                    "graph: features of layer %zu: the model marks layers 1 to %zu", layer, marked);
+  HCL_TRY(check_n(m, n));
+  m->have_forward = 0;
+  int32_t t = g->features[layer - 1];
+  *dim = g->nodes[t].P * g->nodes[t].C;
+  if (n == 0) return HCL_OK;
+  size_t upto = hcl_graph_step_of(g, t) + 1;
+  if (g->nodes[g->output].fstep >= 0 && (size_t)g->nodes[g->output].fstep < upto)
+    return hcl_fail(m->ctx, HCL_ERR_UNSUPPORTED,
+                    "graph: features of layer %zu: the layer is computed with the output", layer);
+  HCL_TRY(hcl_graph_run(g, 0, upto, params, x, (hcl_buf){0}, (hcl_buf){0}, (hcl_buf){0}, n));
+  while (g->nodes[t].kind == HCL_GN_RESHAPE) t = g->nodes[t].in[0];
+  const hcl_gvalue *v = &g->values[g->nodes[t].value];
+  size_t span = g->R * n * v->cols * sizeof(float);
+  hcl_buf src = v->ext == HCL_GV_X ? hcl_buf_sub(x, 0, span)
+                                   : hcl_buf_sub(g->arena, v->offset * sizeof(float), span);
+  return hcl_buf_copy(m->ctx, hcl_buf_sub(out, 0, span), src, span);
+}
+
+static hcl_status gm_train(void *self, const char *algorithm, hcl_trainer *t) {
+  gm *m = self;
+  return m->vt->train(m->inner, algorithm, t);
+}
+static hcl_status gm_probe(void *self, hcl_probe *p) {
+  gm *m = self;
+  return m->vt->probe(m->inner, p);
+}
+static hcl_status gm_prepare(void *self, hcl_trainer *t) {
+  gm *m = self;
+  return m->vt->prepare(m->inner, t);
+}
+
+/* create() has no self to find the plugin by: one trampoline per slot. */
+#define SLOTS 32
+static const hcl_model_vt *g_inner[SLOTS];
+static hcl_model_vt g_vt[SLOTS];
+static hcl_plugin_desc g_desc[SLOTS];
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define SLOT(k)                                                                                    \
+  static hcl_status create_##k(hcl_ctx *ctx, const hcl_setup *s, const hcl_target_info *t,         \
+                               void **self) {                                                      \
+    return gm_create(g_inner[k], ctx, s, t, self);                                                 \
+  }
+SLOT(0)
+SLOT(1)
+SLOT(2)
+SLOT(3)
+SLOT(4)
+SLOT(5)
+SLOT(6) SLOT(7) SLOT(8) SLOT(9) SLOT(10) SLOT(11) SLOT(12) SLOT(13) SLOT(14) SLOT(15) SLOT(16)
+    SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24) SLOT(25) SLOT(26)
+        SLOT(27) SLOT(28) SLOT(29) SLOT(30)
+            SLOT(31) typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *,
+                                                     const hcl_target_info *, void **);
+static const create_fn g_create[SLOTS] = {
+    create_0,  create_1,  create_2,  create_3,  create_4,  create_5,  create_6,  create_7,
+    create_8,  create_9,  create_10, create_11, create_12, create_13, create_14, create_15,
+    create_16, create_17, create_18, create_19, create_20, create_21, create_22, create_23,
+    create_24, create_25, create_26, create_27, create_28, create_29, create_30, create_31};
+
+hcl_status hcl_graph_wrap(hcl_ctx *ctx, const char *path, const hcl_plugin_desc *d,
+                          const hcl_plugin_desc **out) {
+  const hcl_model_vt *in = d->vt;
+  pthread_mutex_lock(&g_lock);
+  size_t k = 0;
+  while (k < SLOTS && g_inner[k] && g_inner[k] != in) k++;
+  if (k == SLOTS) {
+    pthread_mutex_unlock(&g_lock);
+    return hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: plugin '%s': more than %d graph models loaded", path,
+                    d->name, SLOTS);
+  }
+  size_t n = d->struct_size < sizeof g_desc[k] ? d->struct_size : sizeof g_desc[k];
+  if (g_inner[k] == in && !memcmp(&g_desc[k], d, n)) { /* loaded again: already wrapped */
+    *out = &g_desc[k];
+    pthread_mutex_unlock(&g_lock);
+    return HCL_OK;
+  }
+  g_inner[k] = in;
+  memset(&g_desc[k], 0, sizeof g_desc[k]);
+  memcpy(&g_desc[k], d, n);
+  g_vt[k] = (hcl_model_vt){
+      .struct_size = sizeof(hcl_model_vt),
+      .create = g_create[k],
+      .destroy = gm_destroy,
+      .n_params = gm_n_params,
+      .out_dim = gm_out_dim,
+      .blocks = gm_blocks,
+      .init = gm_init,
+      .forward = gm_forward,
+      .backward = gm_backward,
+      .features = gm_features,
+      .algorithms = in->algorithms,
+      .train = in->train ? gm_train : NULL,
+      .probe = in->probe ? gm_probe : NULL,
+  };
+  size_t have = in->struct_size;
+  if (have >= offsetof(hcl_model_vt, prepare) + sizeof in->prepare && in->prepare)
+    g_vt[k].prepare = gm_prepare;
+  if (have >= offsetof(hcl_model_vt, check) + sizeof in->check) g_vt[k].check = in->check;
+  g_desc[k].vt = &g_vt[k];
+  *out = &g_desc[k];
+  pthread_mutex_unlock(&g_lock);
+  return HCL_OK;
+}

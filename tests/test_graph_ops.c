@@ -1,0 +1,591 @@
+/* Model graphs: every built-in op's forward against a float64 host
+ * evaluation and its gradient (reverse mode, on the device) against float64
+ * central finite differences of sum(dout . out), with R = 3 replicas holding
+ * different parameters and a batch below max_batch; custom ops (a correct
+ * backward passes, a wrong one is caught); shape errors; fusion and buffer
+ * planning. */
+#include "graph.h"
+#include "support/hcl_test.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a tiny description both the graph and the host evaluation read ----- */
+enum { T_IN, T_MM, T_BIAS, T_ACT, T_ADD, T_MUL, T_RESHAPE, T_SLICE, T_MEAN, T_CUSTOM, T_TRANSPOSE };
+typedef struct top {
+  int kind, a, b; /* inputs: indices of earlier ops */
+  int blk;        /* T_MM, T_BIAS: block index */
+  int act;
+  float coef[4];
+  size_t n_coef, P, C, first; /* T_RESHAPE: P, C; T_SLICE: first, C */
+} top;
+typedef struct tblock {
+  const char *name;
+  size_t rows, cols;
+} tblock;
+
+typedef struct tcase {
+  const top *ops;
+  size_t n_ops, x_size;
+  const tblock *blocks;
+  size_t n_blocks;
+  int wrong_custom; /* custom op with a wrong backward */
+  int exact;        /* the blocks cover every parameter float */
+} tcase;
+
+/* ---- the custom op: out = (c0 sum_j v_j^3, c1 sum_j j v_j^2) per sample,
+ * c = 1 or the parameter block "cs" [2, 1] ------------------------------ */
+static const char custom_src[] =
+    "float cube_c(__global const float *p, ulong po, ulong ps, int has_p, size_t r, int k) {\n"
+    "  return has_p ? p[po + r * ps + k] : 1.0f;\n"
+    "}\n"
+    "__kernel void cube_f(__global const float *in, ulong io, ulong cols, ulong n,\n"
+    "                     __global float *out, ulong oo, __global const float *p, ulong po,\n"
+    "                     ulong ps, int has_p) {\n"
+    "  size_t s = get_global_id(0), r = s / n;\n"
+    "  float a = 0.0f, b = 0.0f;\n"
+    "  for (size_t j = 0; j < cols; j++) {\n"
+    "    float v = in[io + s * cols + j];\n"
+    "    a += v * v * v;\n"
+    "    b += (float)j * v * v;\n"
+    "  }\n"
+    "  out[oo + 2 * s] = cube_c(p, po, ps, has_p, r, 0) * a;\n"
+    "  out[oo + 2 * s + 1] = cube_c(p, po, ps, has_p, r, 1) * b;\n"
+    "}\n"
+    "__kernel void cube_b(__global const float *in, ulong io, ulong cols, ulong n,\n"
+    "                     __global const float *d, ulong dof, __global float *din, ulong dio,\n"
+    "                     float k, __global const float *p, ulong po, ulong ps, int has_p) {\n"
+    "  size_t e = get_global_id(0), s = e / cols, j = e % cols, r = s / n;\n"
+    "  float v = in[io + e];\n"
+    "  din[dio + e] += d[dof + 2 * s] * cube_c(p, po, ps, has_p, r, 0) * k * v * v +\n"
+    "                  d[dof + 2 * s + 1] * cube_c(p, po, ps, has_p, r, 1) * 2.0f * (float)j * v;\n"
+    "}\n"
+    "__kernel void cube_pg(__global const float *in, ulong io, ulong cols, ulong n,\n"
+    "                      __global const float *d, ulong dof, __global float *dp, ulong dpo,\n"
+    "                      ulong ps) {\n"
+    "  size_t r = get_global_id(0);\n"
+    "  float ga = 0.0f, gb = 0.0f;\n"
+    "  for (size_t s = r * n; s < (r + 1) * n; s++) {\n"
+    "    float a = 0.0f, b = 0.0f;\n"
+    "    for (size_t j = 0; j < cols; j++) {\n"
+    "      float v = in[io + s * cols + j];\n"
+    "      a += v * v * v;\n"
+    "      b += (float)j * v * v;\n"
+    "    }\n"
+    "    ga += d[dof + 2 * s] * a;\n"
+    "    gb += d[dof + 2 * s + 1] * b;\n"
+    "  }\n"
+    "  dp[dpo + r * ps] += ga;\n"
+    "  dp[dpo + r * ps + 1] += gb;\n"
+    "}\n";
+
+typedef struct cube {
+  cl_kernel f, b, pg;
+  float k; /* 3: the true derivative of v^3; else wrong */
+} cube;
+
+/* Offset in floats of a buffer region; a has_p flag and a stand-in buffer
+ * when the op has no parameter block. */
+static cl_ulong fo(hcl_buf b) { return b.offset / sizeof(float); }
+
+static hcl_status cube_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
+  cube *c = user;
+  cl_int has_p = io->n_blocks > 0;
+  hcl_buf p = has_p ? io->param[0] : io->in[0];
+  cl_ulong o_in = fo(io->in[0]), cl = io->cols[0], n = io->n, oo = fo(io->out), po = fo(p),
+           ps = io->param_stride;
+  hcl_arg a[] = {HCL_ARG(io->in[0].mem),
+                 HCL_ARG(o_in),
+                 HCL_ARG(cl),
+                 HCL_ARG(n),
+                 HCL_ARG(io->out.mem),
+                 HCL_ARG(oo),
+                 HCL_ARG(p.mem),
+                 HCL_ARG(po),
+                 HCL_ARG(ps),
+                 HCL_ARG(has_p)};
+  size_t gws = io->R * io->n;
+  return hcl_run_kernel(ctx, c->f, 1, &gws, NULL, "cube_f", 10, a);
+}
+
+static hcl_status cube_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
+  cube *c = user;
+  cl_int has_p = io->n_blocks > 0;
+  hcl_buf p = has_p ? io->param[0] : io->in[0];
+  cl_ulong o_in = fo(io->in[0]), cl = io->cols[0], n = io->n, dof = fo(io->out), po = fo(p),
+           ps = io->param_stride;
+  if (io->din[0].mem) {
+    cl_ulong dio = fo(io->din[0]);
+    hcl_arg a[] = {HCL_ARG(io->in[0].mem),
+                   HCL_ARG(o_in),
+                   HCL_ARG(cl),
+                   HCL_ARG(n),
+                   HCL_ARG(io->out.mem),
+                   HCL_ARG(dof),
+                   HCL_ARG(io->din[0].mem),
+                   HCL_ARG(dio),
+                   HCL_ARG(c->k),
+                   HCL_ARG(p.mem),
+                   HCL_ARG(po),
+                   HCL_ARG(ps),
+                   HCL_ARG(has_p)};
+    size_t gws = io->R * io->n * io->cols[0];
+    HCL_TRY(hcl_run_kernel(ctx, c->b, 1, &gws, NULL, "cube_b", 13, a));
+  }
+  if (!has_p) return HCL_OK;
+  cl_ulong dpo = fo(io->dparam[0]);
+  hcl_arg a[] = {HCL_ARG(io->in[0].mem),
+                 HCL_ARG(o_in),
+                 HCL_ARG(cl),
+                 HCL_ARG(n),
+                 HCL_ARG(io->out.mem),
+                 HCL_ARG(dof),
+                 HCL_ARG(io->dparam[0].mem),
+                 HCL_ARG(dpo),
+                 HCL_ARG(ps)};
+  size_t gws = io->R;
+  return hcl_run_kernel(ctx, c->pg, 1, &gws, NULL, "cube_pg", 9, a);
+}
+
+static cube g_cube;
+static const char *const cube_blocks[] = {"cs", NULL};
+static const hcl_graph_custom cube_op = {.struct_size = sizeof cube_op,
+                                         .name = "cube",
+                                         .out_channels = 2,
+                                         .user = &g_cube,
+                                         .forward = cube_forward,
+                                         .backward = cube_backward};
+static const hcl_graph_custom cube_param_op = {.struct_size = sizeof cube_param_op,
+                                               .name = "cube_scaled",
+                                               .out_channels = 2,
+                                               .user = &g_cube,
+                                               .forward = cube_forward,
+                                               .backward = cube_backward,
+                                               .blocks = cube_blocks};
+
+/* ---- float64 host evaluation --------------------------------------------- */
+static double act_f(const top *o, double z) {
+  switch (o->act) {
+  case HCL_GACT_RELU: return z > 0 ? z : 0;
+  case HCL_GACT_LEAKY_RELU: return z > 0 ? z : (o->n_coef ? o->coef[0] : 0.1) * z;
+  case HCL_GACT_QUADRATIC: return z * z;
+  case HCL_GACT_TANH: return tanh(z);
+  case HCL_GACT_GELU: return 0.5 * z * (1 + erf(z / sqrt(2.0)));
+  default: {
+    double s = 0, p = 1;
+    for (size_t i = 0; i < o->n_coef; i++, p *= z) s += o->coef[i] * p;
+    return s;
+  }
+  }
+}
+
+typedef struct shape {
+  size_t P, C;
+} shape;
+
+/* Shapes of every op, as the graph should infer them. */
+static void shapes(const tcase *c, shape *s) {
+  for (size_t i = 0; i < c->n_ops; i++) {
+    const top *o = &c->ops[i];
+    shape a = i ? s[o->a] : (shape){1, c->x_size};
+    switch (o->kind) {
+    case T_IN: s[i] = (shape){1, c->x_size}; break;
+    case T_MM: s[i] = (shape){a.P, c->blocks[o->blk].rows}; break;
+    case T_RESHAPE: s[i] = (shape){o->P, o->C}; break;
+    case T_SLICE: s[i] = (shape){a.P, o->C}; break;
+    case T_MEAN: s[i] = (shape){1, a.C}; break;
+    case T_CUSTOM: s[i] = (shape){1, 2}; break;
+    case T_TRANSPOSE: s[i] = (shape){a.C, a.P}; break;
+    default: s[i] = a;
+    }
+  }
+}
+
+/* out [n, D] of one replica with parameters p (offsets per block). */
+static void host_forward(const tcase *c, const double *p, const size_t *off, const double *x,
+                         size_t n, double *out) {
+  shape s[32];
+  double *v[32];
+  shapes(c, s);
+  for (size_t i = 0; i < c->n_ops; i++) {
+    const top *o = &c->ops[i];
+    size_t F = s[i].P * s[i].C;
+    v[i] = calloc(n * F, sizeof(double));
+    const double *A = i ? v[o->a] : NULL, *B = o->kind == T_ADD || o->kind == T_MUL ? v[o->b] : 0;
+    size_t aF = i ? s[o->a].P * s[o->a].C : 0, aC = i ? s[o->a].C : 0;
+    for (size_t k = 0; k < n; k++)
+      for (size_t e = 0; e < F; e++) {
+        size_t pp = e / s[i].C, ch = e % s[i].C;
+        double *y = &v[i][k * F + e];
+        switch (o->kind) {
+        case T_IN: *y = x[k * F + e]; break;
+        case T_MM:
+          for (size_t j = 0; j < aC; j++)
+            *y += A[k * aF + pp * aC + j] * p[off[o->blk] + ch * aC + j];
+          break;
+        case T_BIAS: *y = A[k * F + e] + p[off[o->blk] + ch]; break;
+        case T_ACT: *y = act_f(o, A[k * F + e]); break;
+        case T_ADD: *y = A[k * F + e] + B[k * F + e]; break;
+        case T_MUL: *y = A[k * F + e] * B[k * F + e]; break;
+        case T_RESHAPE: *y = A[k * F + e]; break;
+        case T_SLICE: *y = A[k * aF + pp * aC + o->first + ch]; break;
+        case T_MEAN:
+          for (size_t q = 0; q < s[o->a].P; q++) *y += A[k * aF + q * aC + ch] / (double)s[o->a].P;
+          break;
+        case T_TRANSPOSE: *y = A[k * aF + ch * aC + pp]; break;
+        case T_CUSTOM:
+          for (size_t j = 0; j < aF; j++) {
+            double t = A[k * aF + j];
+            *y += ch == 0 ? t * t * t : (double)j * t * t;
+          }
+          if (o->b) *y *= p[off[o->blk] + ch]; /* the scaled op: block cs */
+          break;
+        }
+      }
+  }
+  size_t last = c->n_ops - 1, D = s[last].C;
+  memcpy(out, v[last], n * D * sizeof(double));
+  for (size_t i = 0; i < c->n_ops; i++) free(v[i]);
+}
+
+/* ---- building the graph from the description ----------------------------- */
+static hcl_status build(hcl_graph *g, const tcase *c) {
+  hcl_tensor t[32];
+  for (size_t i = 0; i < c->n_ops; i++) {
+    const top *o = &c->ops[i];
+    const char *blk = o->kind == T_MM || o->kind == T_BIAS ? c->blocks[o->blk].name : NULL;
+    hcl_tensor a = i ? t[o->a] : -1, b = o->kind == T_ADD || o->kind == T_MUL ? t[o->b] : -1;
+    switch (o->kind) {
+    case T_IN: t[i] = hcl_g_input(g); break;
+    case T_MM: t[i] = hcl_g_matmul(g, a, blk); break;
+    case T_BIAS: t[i] = hcl_g_bias(g, a, blk); break;
+    case T_ACT: t[i] = hcl_g_act(g, a, o->act, o->coef, o->n_coef); break;
+    case T_ADD: t[i] = hcl_g_add(g, a, b); break;
+    case T_MUL: t[i] = hcl_g_mul(g, a, b); break;
+    case T_RESHAPE: t[i] = hcl_g_reshape(g, a, o->P, o->C); break;
+    case T_SLICE: t[i] = hcl_g_slice(g, a, o->first, o->C); break;
+    case T_MEAN: t[i] = hcl_g_mean(g, a); break;
+    case T_CUSTOM: t[i] = hcl_g_custom(g, o->b ? &cube_param_op : &cube_op, &a, 1); break;
+    case T_TRANSPOSE: t[i] = hcl_g_transpose(g, a); break;
+    }
+  }
+  return hcl_g_output(g, t[c->n_ops - 1]);
+}
+
+static double urand(double lo, double hi) {
+  static uint64_t s = 0x9e3779b97f4a7c15ull;
+  return hcl_test_xorshift(&s, lo, hi);
+}
+
+enum { R = 3, N = 5, MAX_BATCH = 7 };
+
+/* Forward and gradient of case c on the device against the host; returns
+ * the largest gradient error relative to the gradient's scale. */
+static double check_case(const tcase *c, const char *what) {
+  hcl_ctx *ctx = hcl_test_ctx();
+  hcl_block blocks[16];
+  size_t off[16], np = 0;
+  for (size_t b = 0; b < c->n_blocks; b++) {
+    off[b] = np;
+    blocks[b] = (hcl_block){c->blocks[b].name, np, c->blocks[b].rows, c->blocks[b].cols, 0, 1};
+    np += c->blocks[b].rows * c->blocks[b].cols;
+  }
+  if (!c->exact) np += 3; /* floats no block covers: their gradient must be written (0) */
+  hcl_graph *g;
+  assert_int_equal(hcl_graph_new(ctx, blocks, c->n_blocks, np, R, c->x_size, MAX_BATCH, &g),
+                   HCL_OK);
+  assert_int_equal(build(g, c), HCL_OK);
+  g_cube.k = c->wrong_custom ? 2.0f : 3.0f;
+  assert_int_equal(hcl_graph_compile(g), HCL_OK);
+  size_t D = g->out_dim;
+  float *p = hcl_test_random_floats(urand, R * np, -0.8, 0.8); /* replicas differ */
+  float *x = hcl_test_random_floats(urand, R * N * c->x_size, -1, 1);
+  float *dout = hcl_test_random_floats(urand, R * N * D, -1, 1);
+  hcl_buf pb = hcl_test_upload(ctx, p, R * np), xb = hcl_test_upload(ctx, x, R * N * c->x_size);
+  hcl_buf db = hcl_test_upload(ctx, dout, R * N * D), ob, gb;
+  float *seven = malloc(R * np * sizeof *seven);
+  for (size_t i = 0; i < R * np; i++) seven[i] = 7.0f; /* backward must overwrite */
+  gb = hcl_test_upload(ctx, seven, R * np);
+  assert_int_equal(hcl_buf_alloc(ctx, R * N * D * sizeof(float), &ob), HCL_OK);
+  assert_int_equal(hcl_graph_run(g, 0, g->n_fwd, pb, xb, ob, (hcl_buf){0}, (hcl_buf){0}, N),
+                   HCL_OK);
+  assert_int_equal(hcl_graph_run(g, g->n_fwd, g->n_steps, pb, xb, ob, db, gb, N), HCL_OK);
+  float *out = hcl_test_download(ctx, ob, R * N * D), *grad = hcl_test_download(ctx, gb, R * np);
+  double worst = 0;
+  for (size_t r = 0; r < R; r++) {
+    double *pd = hcl_test_to_double(p + r * np, np),
+           *xd = hcl_test_to_double(x + r * N * c->x_size, N * c->x_size);
+    double *o = malloc(N * D * sizeof *o), *fd = malloc(np * sizeof *fd);
+    host_forward(c, pd, off, xd, N, o);
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s: forward, replica %zu", what, r);
+    hcl_test_assert_close(out + r * N * D, o, N * D, 1e-4, msg);
+    for (size_t j = 0; j < np; j++) { /* central differences of sum(dout . out) */
+      double h = 1e-5, keep = pd[j], lp = 0, lm = 0;
+      pd[j] = keep + h;
+      host_forward(c, pd, off, xd, N, o);
+      for (size_t i = 0; i < N * D; i++) lp += dout[r * N * D + i] * o[i];
+      pd[j] = keep - h;
+      host_forward(c, pd, off, xd, N, o);
+      for (size_t i = 0; i < N * D; i++) lm += dout[r * N * D + i] * o[i];
+      pd[j] = keep;
+      fd[j] = (lp - lm) / (2 * h);
+    }
+    double scale = hcl_test_max_abs(fd, np) + 1e-3;
+    for (size_t j = 0; j < np; j++) {
+      double e = fabs(grad[r * np + j] - fd[j]) / scale;
+      if (e > worst) worst = e;
+    }
+    free(pd), free(xd), free(o), free(fd);
+  }
+  hcl_buf_free(ctx, &pb), hcl_buf_free(ctx, &xb), hcl_buf_free(ctx, &db);
+  hcl_buf_free(ctx, &ob), hcl_buf_free(ctx, &gb);
+  free(p), free(x), free(dout), free(seven), free(out), free(grad);
+  hcl_graph_free(g);
+  return worst;
+}
+
+#define GRAD_TOL 2e-4
+#define NEED_CTX()                                                                                 \
+  do {                                                                                             \
+    if (!hcl_test_ctx()) skip();                                                                   \
+  } while (0)
+
+static const tblock mlp_blocks[] = {{"w1", 6, 4}, {"b1", 6, 1}, {"w2", 2, 6}, {"b2", 2, 1}};
+
+/* matmul, bias and each activation: x -> act(x W1^T + b1) W2^T + b2. */
+static void test_activations(void **state) {
+  (void)state;
+  NEED_CTX();
+  static const struct {
+    int act;
+    float coef[4];
+    size_t n;
+    const char *name;
+  } acts[] = {{HCL_GACT_RELU, {0}, 0, "relu"},
+              {HCL_GACT_LEAKY_RELU, {0}, 0, "leaky_relu"},
+              {HCL_GACT_LEAKY_RELU, {0.25f}, 1, "leaky_relu 0.25"},
+              {HCL_GACT_QUADRATIC, {0}, 0, "quadratic"},
+              {HCL_GACT_TANH, {0}, 0, "tanh"},
+              {HCL_GACT_GELU, {0}, 0, "gelu"},
+              {HCL_GACT_POLY, {0.1f, 0.5f, -0.3f, 0.2f}, 4, "polynomial"}};
+  for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
+    top ops[] = {{.kind = T_IN},
+                 {.kind = T_MM, .a = 0, .blk = 0},
+                 {.kind = T_BIAS, .a = 1, .blk = 1},
+                 {.kind = T_ACT, .a = 2, .act = acts[k].act, .n_coef = acts[k].n},
+                 {.kind = T_MM, .a = 3, .blk = 2},
+                 {.kind = T_BIAS, .a = 4, .blk = 3}};
+    memcpy(ops[3].coef, acts[k].coef, sizeof ops[3].coef);
+    tcase c = {ops, 6, 4, mlp_blocks, 4, 0, 0};
+    double e = check_case(&c, acts[k].name);
+    if (!(e < GRAD_TOL)) fail_msg("%s: gradient error %.3g", acts[k].name, e);
+  }
+}
+
+/* Residual add, elementwise product, an operand used twice, a block used by
+ * two matmuls (its gradient adds up). */
+static void test_residual_mul_shared(void **state) {
+  (void)state;
+  NEED_CTX();
+  static const tblock b[] = {{"w1", 4, 4}, {"b1", 4, 1}, {"sq", 4, 4}, {"w2", 2, 4}};
+  static const top ops[] = {{.kind = T_IN},
+                            {.kind = T_MM, .a = 0, .blk = 0},
+                            {.kind = T_BIAS, .a = 1, .blk = 1},
+                            {.kind = T_ACT, .a = 2, .act = HCL_GACT_TANH},
+                            {.kind = T_ADD, .a = 3, .b = 0},  /* residual from the input */
+                            {.kind = T_MM, .a = 4, .blk = 2}, /* sq ... */
+                            {.kind = T_MUL, .a = 5, .b = 3},  /* mask-like product */
+                            {.kind = T_MM, .a = 6, .blk = 2}, /* ... sq again */
+                            {.kind = T_ADD, .a = 7, .b = 7},  /* same operand twice */
+                            {.kind = T_MUL, .a = 8, .b = 4},
+                            {.kind = T_ADD, .a = 9, .b = 3},
+                            {.kind = T_MM, .a = 10, .blk = 3}};
+  tcase c = {ops, sizeof ops / sizeof ops[0], 4, b, 4, 0, 0};
+  double e = check_case(&c, "residual/mul/shared");
+  assert_true(e < GRAD_TOL);
+}
+
+/* Patch convolution (reshape + matmul over channels), slice, mean over
+ * positions, and a block outside the graph (gradient 0). */
+static void test_patch_conv_slice_mean(void **state) {
+  (void)state;
+  NEED_CTX();
+  static const tblock b[] = {
+      {"conv", 5, 6}, {"cb", 5, 1}, {"out", 2, 3}, {"ob", 2, 1}, {"unused", 2, 2}};
+  static const top ops[] = {{.kind = T_IN}, /* [1, 12] */
+                            {.kind = T_RESHAPE, .a = 0, .P = 4, .C = 3},
+                            {.kind = T_RESHAPE, .a = 1, .P = 2, .C = 6}, /* patches of 2 */
+                            {.kind = T_MM, .a = 2, .blk = 0},            /* [2, 5] */
+                            {.kind = T_BIAS, .a = 3, .blk = 1},
+                            {.kind = T_ACT, .a = 4, .act = HCL_GACT_QUADRATIC},
+                            {.kind = T_SLICE, .a = 5, .first = 1, .C = 3}, /* [2, 3] */
+                            {.kind = T_MEAN, .a = 6},                      /* [1, 3] */
+                            {.kind = T_MM, .a = 7, .blk = 2},
+                            {.kind = T_BIAS, .a = 8, .blk = 3}};
+  tcase c = {ops, sizeof ops / sizeof ops[0], 12, b, 5, 0, 0};
+  double e = check_case(&c, "patch conv/slice/mean");
+  assert_true(e < GRAD_TOL);
+  /* a channels-first input [3 channels, 4 positions] made positions-first
+   * by a transpose, then the same patch convolution; tanh so the transpose
+   * gradient meets a non-constant derivative */
+  static const top cf[] = {{.kind = T_IN},
+                           {.kind = T_RESHAPE, .a = 0, .P = 3, .C = 4},
+                           {.kind = T_TRANSPOSE, .a = 1},
+                           {.kind = T_ACT, .a = 2, .act = HCL_GACT_TANH},
+                           {.kind = T_RESHAPE, .a = 3, .P = 2, .C = 6},
+                           {.kind = T_MM, .a = 4, .blk = 0},
+                           {.kind = T_TRANSPOSE, .a = 5}, /* [5, 2]: a gradient through it */
+                           {.kind = T_MEAN, .a = 6},      /* [1, 2] */
+                           {.kind = T_MM, .a = 7, .blk = 4}};
+  tcase c2 = {cf, sizeof cf / sizeof cf[0], 12, b, 5, 0, 0};
+  e = check_case(&c2, "channels-first patch conv");
+  assert_true(e < GRAD_TOL);
+}
+
+/* A custom op with its own kernels: the right backward passes the check;
+ * one with a wrong derivative (2 v^2 for v^3) is caught by it. */
+static void test_custom_op(void **state) {
+  (void)state;
+  NEED_CTX();
+  hcl_ctx *ctx = hcl_test_ctx();
+  cl_program prog;
+  assert_int_equal(hcl_program_build(ctx, "test_cube", custom_src, NULL, &prog), HCL_OK);
+  assert_int_equal(hcl_kernel_create(ctx, prog, "cube_f", &g_cube.f), HCL_OK);
+  assert_int_equal(hcl_kernel_create(ctx, prog, "cube_b", &g_cube.b), HCL_OK);
+  assert_int_equal(hcl_kernel_create(ctx, prog, "cube_pg", &g_cube.pg), HCL_OK);
+  static const tblock b[] = {{"w1", 3, 4}, {"b1", 3, 1}, {"w2", 1, 2}};
+  static const top ops[] = {{.kind = T_IN},
+                            {.kind = T_MM, .a = 0, .blk = 0},
+                            {.kind = T_BIAS, .a = 1, .blk = 1},
+                            {.kind = T_CUSTOM, .a = 2},
+                            {.kind = T_MM, .a = 3, .blk = 2}};
+  tcase c = {ops, sizeof ops / sizeof ops[0], 4, b, 3, 0, 0};
+  double good = check_case(&c, "custom");
+  c.wrong_custom = 1;
+  double bad = check_case(&c, "custom (wrong backward)");
+  /* with a parameter block of its own (a Taylor-like coefficient per
+   * output), nothing else writing that block's gradient first */
+  static const tblock bp[] = {{"w1", 3, 4}, {"b1", 3, 1}, {"cs", 2, 1}, {"w2", 1, 2}};
+  static const top opp[] = {{.kind = T_IN},
+                            {.kind = T_MM, .a = 0, .blk = 0},
+                            {.kind = T_BIAS, .a = 1, .blk = 1},
+                            {.kind = T_CUSTOM, .a = 2, .b = 1, .blk = 2},
+                            {.kind = T_MM, .a = 3, .blk = 3}};
+  tcase cp = {opp, sizeof opp / sizeof opp[0], 4, bp, 4, 0, 1};
+  double param = check_case(&cp, "custom with a block");
+  clReleaseKernel(g_cube.f), clReleaseKernel(g_cube.b), clReleaseKernel(g_cube.pg);
+  clReleaseProgram(prog);
+  if (!(good < GRAD_TOL && bad > 100 * GRAD_TOL && param < GRAD_TOL))
+    fail_msg("custom op: right backward error %.3g, wrong backward error %.3g, with a block %.3g",
+             good, bad, param);
+}
+
+/* A shape error stops the build with one message naming the op and shapes;
+ * later ops and g_output report the same first error. */
+static void test_shape_error(void **state) {
+  (void)state;
+  NEED_CTX();
+  hcl_ctx *ctx = hcl_test_ctx();
+  hcl_block blocks[] = {{"fc0.weight", 0, 40, 30, 0, 1}, {"fc0.bias", 1200, 40, 1, 0, 1}};
+  hcl_graph *g;
+  assert_int_equal(hcl_graph_new(ctx, blocks, 2, 1240, 2, 20, 4, &g), HCL_OK);
+  hcl_tensor x = hcl_g_input(g);
+  hcl_tensor z = hcl_g_matmul(g, x, "fc0.weight"); /* input has 20 channels, block 30 columns */
+  assert_int_equal(z, HCL_GRAPH_BAD);
+  hcl_tensor y = hcl_g_bias(g, z, "fc0.bias");
+  assert_int_equal(y, HCL_GRAPH_BAD);
+  assert_int_equal(hcl_g_output(g, y), HCL_ERR_PARAM);
+  assert_int_equal(hcl_graph_compile(g), HCL_ERR_PARAM);
+  const char *msg = hcl_errmsg(ctx);
+  assert_non_null(strstr(msg, "matmul"));
+  assert_non_null(strstr(msg, "fc0.weight is [40, 30]"));
+  assert_non_null(strstr(msg, "[1, 20]"));
+  hcl_graph_free(g);
+  /* an unknown block and mismatched operands are named too */
+  assert_int_equal(hcl_graph_new(ctx, blocks, 2, 1240, 2, 30, 4, &g), HCL_OK);
+  x = hcl_g_input(g);
+  assert_int_equal(hcl_g_bias(g, x, "nope"), HCL_GRAPH_BAD);
+  assert_non_null(strstr(g->err, "no parameter block named 'nope'"));
+  hcl_graph_free(g);
+  assert_int_equal(hcl_graph_new(ctx, blocks, 2, 1240, 2, 30, 4, &g), HCL_OK);
+  x = hcl_g_input(g);
+  z = hcl_g_matmul(g, x, "fc0.weight");
+  assert_int_equal(hcl_g_add(g, z, x), HCL_GRAPH_BAD);
+  assert_non_null(strstr(g->err, "add: operands are [1, 40] and [1, 30]"));
+  hcl_graph_free(g);
+}
+
+/* A deep residual chain: bias + act + residual add run as one kernel per
+ * layer, and the planned arena (the bytes actually allocated) is well
+ * below one buffer per value. */
+static void test_fusion_and_planning(void **state) {
+  (void)state;
+  NEED_CTX();
+  hcl_ctx *ctx = hcl_test_ctx();
+  enum { L = 24, W = 16 };
+  hcl_block blocks[2 * L];
+  char names[2 * L][16];
+  size_t np = 0;
+  for (size_t l = 0; l < L; l++) {
+    snprintf(names[2 * l], 16, "w%zu", l);
+    snprintf(names[2 * l + 1], 16, "b%zu", l);
+    blocks[2 * l] = (hcl_block){names[2 * l], np, W, W, (uint32_t)l, 1};
+    blocks[2 * l + 1] = (hcl_block){names[2 * l + 1], np + W * W, W, 1, (uint32_t)l, 1};
+    np += W * W + W;
+  }
+  hcl_graph *g;
+  assert_int_equal(hcl_graph_new(ctx, blocks, 2 * L, np, 4, W, 32, &g), HCL_OK);
+  hcl_tensor h = hcl_g_input(g);
+  for (size_t l = 0; l < L; l++) {
+    hcl_tensor z = hcl_g_bias(g, hcl_g_matmul(g, h, names[2 * l]), names[2 * l + 1]);
+    h = l + 1 < L ? hcl_g_add(g, hcl_g_act(g, z, HCL_GACT_RELU, NULL, 0), h) : z;
+  }
+  assert_int_equal(hcl_g_output(g, h), HCL_OK);
+  size_t before = hcl_mem_current(ctx);
+  assert_int_equal(hcl_graph_compile(g), HCL_OK);
+  size_t allocated = hcl_mem_current(ctx) - before;
+  /* forward: one product and one fused kernel per layer (the last layer's
+   * bias alone) */
+  assert_int_equal(g->n_fwd, 2 * L);
+  /* equal layers share their generated kernels: one program of a few kernels */
+  if (!(g->n_kernels <= 5)) fail_msg("%zu generated kernels for %d equal layers", g->n_kernels, L);
+  assert_int_equal(allocated, g->arena_floats * sizeof(float));
+  if (!(g->arena_floats * 10 < g->naive_floats * 6))
+    fail_msg("planned %zu floats, naive %zu", g->arena_floats, g->naive_floats);
+  hcl_graph_free(g);
+}
+
+/* A graph-only plugin loads (no forward or backward needed), and its shape
+ * error reaches the command line as one line naming the plugin, the op and
+ * the shapes, with a non-zero exit. */
+static void cli_shape_error(void **state) {
+  (void)state;
+  NEED_CTX();
+  const char *ini = hcl_test_write_temp("graph_bad.ini", "[target]\nplugin = staircase\nn = 6\n"
+                                                         "k = 2\n[model]\nplugin = graph_bad\n"
+                                                         "[train]\nsteps = 2\nbatch = 4\n");
+  char cmd[2048], out[8192];
+  snprintf(cmd, sizeof cmd, "%s run %s --plugin-path %s/graph --out %s/graph_bad --quiet",
+           HCL_TEST_HIERCL, ini, HCL_TEST_FIXTURE_PLUGINS, hcl_test_tmpdir());
+  assert_int_not_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  const char *line = strstr(out, "graph_bad");
+  if (!line || !strstr(line, "matmul") || !strstr(line, "block w is [3, 5]") ||
+      !strstr(line, "[1, 6]"))
+    fail_msg("expected the plugin, op and shapes in one line, got:\n%s", out);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_activations),
+      cmocka_unit_test(test_residual_mul_shared),
+      cmocka_unit_test(test_patch_conv_slice_mean),
+      cmocka_unit_test(test_custom_op),
+      cmocka_unit_test(test_shape_error),
+      cmocka_unit_test(test_fusion_and_planning),
+      cmocka_unit_test(cli_shape_error),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
