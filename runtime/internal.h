@@ -116,11 +116,7 @@ void hcl_logv(hcl_ctx *ctx, hcl_log_level level, const char *fmt, va_list ap);
     if (hcl_cl_rc_ != CL_SUCCESS)                                                                  \
       return hcl_fail((ctx), hcl_cl_rc_, "%s: %s", (what), hcl_strerror(hcl_cl_rc_));              \
   } while (0)
-#define HCL_TRY(call)                                                                              \
-  do {                                                                                             \
-    hcl_status hcl_try_rc_ = (call);                                                               \
-    if (hcl_try_rc_ != HCL_OK) return hcl_try_rc_;                                                 \
-  } while (0)
+/* HCL_TRY(call): include/hiercl/plugin.h (the SDK) */
 
 /* Record a manifest note (copied). */
 void hcl_note_add(hcl_ctx *ctx, const char *key, const char *value, int is_json);

@@ -507,6 +507,123 @@ hcl_report_fail(const hcl_report *r, hcl_status rc, const char *fmt, ...) {
   return rc;
 }
 
+/* ==== SDK: what every plugin repeats, once (header only; not part of the ABI) ====
+ *
+ * A plugin's entry file:
+ *
+ *   static const hcl_param_desc params[] = {
+ *       HCL_P_INT("width", "64", 1, 65536, "hidden neurons"),
+ *       HCL_P_ENUM("act", "relu", acts, "activation"),
+ *       HCL_P_END};
+ *   static const hcl_plugin_desc desc = {HCL_DESC_HEAD(HCL_PLUGIN_MODEL), .name = "mine", ...};
+ *   HCL_PLUGIN_DEFINE(mine, desc)
+ *
+ * and every file then calls the runtime through `hcl_host`. */
+
+/* The runtime's function table in a plugin built with HCL_PLUGIN_DEFINE (set
+ * before any other entry is called). Hidden: each plugin has its own. */
+#if defined(__GNUC__)
+__attribute__((visibility("hidden")))
+#endif
+extern const hcl_host_api *hcl_host;
+
+/* Nonzero when a struct of `type` at ptr (with a struct_size first) covers
+ * `field`: read a field added after the plugin's oldest runtime only then. */
+#define HCL_STRUCT_HAS(ptr, type, field)                                                           \
+  ((ptr) && (size_t)(ptr)->struct_size >= offsetof(type, field) + sizeof((ptr)->field))
+/* Nonzero when the runtime's host table has entry `field` (newer than
+ * HCL_PLUGIN_NEEDS): `if (HCL_HOST_HAS(mem_check)) ...`. */
+#define HCL_HOST_HAS(field) (HCL_STRUCT_HAS(hcl_host, hcl_host_api, field) && hcl_host->field)
+
+/* The newest host-table entry a plugin calls without HCL_HOST_HAS; define it
+ * before including this header to need a newer runtime. The default is the
+ * last entry of the table as ABI 1 first shipped it. */
+#ifndef HCL_PLUGIN_NEEDS
+#define HCL_PLUGIN_NEEDS mem_check
+#endif
+
+/* The first fields of a descriptor: ABI version, size and kind. */
+#define HCL_DESC_HEAD(kind_)                                                                       \
+  .abi_version = HCL_PLUGIN_ABI_VERSION, .struct_size = sizeof(hcl_plugin_desc), .kind = (kind_)
+
+/* Defines hcl_host and the entry point returning `desc` (a static
+ * hcl_plugin_desc) once the host table's ABI version matches and the table
+ * reaches HCL_PLUGIN_NEEDS; otherwise the loader lists the plugin as
+ * rejected with the reason. `name` is the plugin's name, unquoted. */
+#define HCL_PLUGIN_DEFINE(name, desc)                                                              \
+  const hcl_host_api *hcl_host;                                                                    \
+  HCL_EXPORT const hcl_plugin_desc *hcl_plugin_init(const hcl_host_api *host,                      \
+                                                    const char **errmsg) {                         \
+    if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION) {                                    \
+      *errmsg = #name ": runtime plugin ABI version differs from the one it was built for";        \
+      return NULL;                                                                                 \
+    }                                                                                              \
+    if (!HCL_STRUCT_HAS(host, hcl_host_api, HCL_PLUGIN_NEEDS)) {                                   \
+      *errmsg = #name ": the runtime's host table is older than this plugin needs";                \
+      return NULL;                                                                                 \
+    }                                                                                              \
+    hcl_host = host;                                                                               \
+    return &(desc);                                                                                \
+  }
+
+/* ---- declared parameters: one macro per type (tables end with HCL_P_END) - */
+/* def is the default as text (NULL: required); lo > hi: unbounded. */
+#define HCL_P_INT(key, def, lo, hi, help)                                                          \
+  { key, HCL_PARAM_INT, def, lo, hi, NULL, help }
+#define HCL_P_DOUBLE(key, def, lo, hi, help)                                                       \
+  { key, HCL_PARAM_DOUBLE, def, lo, hi, NULL, help }
+#define HCL_P_BOOL(key, def, help)                                                                 \
+  { key, HCL_PARAM_BOOL, def, 1, 0, NULL, help }
+#define HCL_P_STRING(key, def, help)                                                               \
+  { key, HCL_PARAM_STRING, def, 1, 0, NULL, help }
+/* choices: a NULL-terminated list; read the value back as its index (hcl_param_choice). */
+#define HCL_P_ENUM(key, def, choices, help)                                                        \
+  { key, HCL_PARAM_ENUM, def, 1, 0, choices, help }
+#define HCL_P_LIST(key, def, lo, hi, help)                                                         \
+  { key, HCL_PARAM_LIST, def, lo, hi, NULL, help }
+#define HCL_P_END                                                                                  \
+  { NULL, (hcl_param_type)0, NULL, 0, 0, NULL, NULL }
+
+/* The index in `choices` (the list the key was declared with) of an ENUM
+ * key's value; the runtime has already refused any other value, so -1 only
+ * for a key declared with another list. */
+static inline int hcl_param_choice(const hcl_host_api *host, const hcl_params *p, const char *key,
+                                   const char *const *choices) {
+  const char *v = host->param_str(p, key);
+  for (int i = 0; v && choices[i]; i++)
+    if (!strcmp(v, choices[i])) return i;
+  return -1;
+}
+/* hcl_param_choice through hcl_host. */
+#define HCL_ENUM(p, key, choices) hcl_param_choice(hcl_host, (p), (key), (choices))
+
+/* Return the status of a call when it is not HCL_OK. */
+#define HCL_TRY(call)                                                                              \
+  do {                                                                                             \
+    hcl_status hcl_try_rc_ = (call);                                                               \
+    if (hcl_try_rc_ != HCL_OK) return hcl_try_rc_;                                                 \
+  } while (0)
+
+/* ---- views of device buffers --------------------------------------------- */
+/* The part of buffer b `off` floats in, `span` floats long. */
+static inline hcl_buf hcl_view(hcl_buf b, size_t off, size_t span) {
+  hcl_buf v = {b.mem, b.offset + off * sizeof(float), span * sizeof(float)};
+  return v;
+}
+/* A per-replica block of a [R, stride] buffer (the parameters: stride =
+ * n_params) at `off` with `count` floats: from replica 0's block to the end
+ * of replica R-1's, for batched ops that stride `stride` floats. */
+static inline hcl_buf hcl_pview(hcl_buf b, size_t R, size_t stride, size_t off, size_t count) {
+  return hcl_view(b, off, (R - 1) * stride + count);
+}
+/* Floats of one input sample of shape s (the product of its dims). */
+static inline size_t hcl_shape_size(const hcl_shape *s) {
+  size_t n = 1;
+  for (uint32_t i = 0; i < s->rank && i < 4; i++) n *= s->dims[i];
+  return n;
+}
+/* ==== end of the SDK ==== */
+
 #ifdef __cplusplus
 }
 #endif
