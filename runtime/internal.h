@@ -105,6 +105,9 @@ struct hcl_ctx {
 
 /* Set ctx->errmsg from a format and return rc. Safe with ctx == NULL. */
 hcl_status hcl_fail(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...);
+/* A plugin's message without the leading "<name>: " (any number of them)
+ * that plugins used to write, for the runtime to prefix "[section] name:" once. */
+const char *hcl_plugin_msg(const char *msg, const char *name);
 hcl_status hcl_failv(hcl_ctx *ctx, hcl_status rc, const char *fmt, va_list ap);
 /* Log to stderr when level <= the ctx's (or global) level. */
 void hcl_log(hcl_ctx *ctx, hcl_log_level level, const char *fmt, ...);

@@ -333,7 +333,7 @@ static hcl_status check_target(run_state *s, const hcl_check_info *run, hcl_targ
   if (rc == HCL_OK) return HCL_OK;
   info->struct_size = 0;
   return hcl_fail(NULL, rc, "%s: [target] %s: %s", s->cfg.path, s->tpl->desc->name,
-                  *msg ? msg : "invalid parameters");
+                  *msg ? hcl_plugin_msg(msg, s->tpl->desc->name) : "invalid parameters");
 }
 
 /* The plugins' device-free checks (hcl_target_vt.check, hcl_model_vt.check)
@@ -361,7 +361,7 @@ static hcl_status plugin_checks(run_state *s) {
   hcl_status rc = mvt->check(&s->model_p, &run, &info, msg, sizeof msg);
   if (rc != HCL_OK)
     return hcl_fail(NULL, rc, "%s: [model] %s: %s", s->cfg.path, s->mpl->desc->name,
-                    *msg ? msg : "invalid parameters");
+                    *msg ? hcl_plugin_msg(msg, s->mpl->desc->name) : "invalid parameters");
   return HCL_OK;
 }
 
@@ -403,8 +403,8 @@ static hcl_status open_device(run_state *s, const hcl_run_options *opt, int quie
 /* Prefix the plugin's own message with the file, section and plugin name. */
 static hcl_status plugin_fail(run_state *s, hcl_status rc, const char *section, const char *name) {
   char msg[HCL_ERRMSG_MAX - 256];
-  memcpy(msg, s->ctx->errmsg, sizeof msg - 1); /* the message may be long: cut it */
-  msg[sizeof msg - 1] = 0;
+  /* the message may be long: cut it */
+  snprintf(msg, sizeof msg, "%s", hcl_plugin_msg(s->ctx->errmsg, name));
   if (rc == HCL_ERR_NOMEM) /* plugin buffers grow with these keys too */
     return hcl_fail(s->ctx, rc,
                     "%s: [%s] %s: %s (sizes grow with [run] replicas = %u and the largest batch, "

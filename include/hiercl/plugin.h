@@ -527,10 +527,11 @@ __attribute__((visibility("hidden")))
 #endif
 extern const hcl_host_api *hcl_host;
 
-/* Nonzero when a struct of `type` at ptr (with a struct_size first) covers
- * `field`: read a field added after the plugin's oldest runtime only then. */
+/* Nonzero when a struct of `type` at ptr (not NULL, with a struct_size
+ * first) covers `field`: read a field added after the plugin's oldest
+ * runtime only then. */
 #define HCL_STRUCT_HAS(ptr, type, field)                                                           \
-  ((ptr) && (size_t)(ptr)->struct_size >= offsetof(type, field) + sizeof((ptr)->field))
+  ((size_t)(ptr)->struct_size >= offsetof(type, field) + sizeof((ptr)->field))
 /* Nonzero when the runtime's host table has entry `field` (newer than
  * HCL_PLUGIN_NEEDS): `if (HCL_HOST_HAS(mem_check)) ...`. */
 #define HCL_HOST_HAS(field) (HCL_STRUCT_HAS(hcl_host, hcl_host_api, field) && hcl_host->field)
