@@ -10,7 +10,7 @@ static int g_log_level = -1;
 
 static int global_level(void) {
   if (g_log_level < 0) {
-    const char *e = getenv("HCL_LOG");
+    const char *e = hcl_getenv("HIERCL_LOG");
     g_log_level = HCL_LOG_INFO;
     if (e && !strcmp(e, "debug")) g_log_level = HCL_LOG_DEBUG;
     if (e && !strcmp(e, "warn")) g_log_level = HCL_LOG_WARN;
@@ -44,7 +44,7 @@ const char *hcl_errmsg(const hcl_ctx *ctx) { return ctx ? ctx->errmsg : g_errmsg
 
 void hcl_logv(hcl_ctx *ctx, hcl_log_level level, const char *fmt, va_list ap) {
   int max = global_level();
-  if (ctx && (int)ctx->log_level < max && getenv("HCL_LOG") == NULL) max = ctx->log_level;
+  if (ctx && (int)ctx->log_level < max && hcl_getenv("HIERCL_LOG") == NULL) max = ctx->log_level;
   if ((int)level > max) return;
   static const char *const names[] = {"error", "warning", "note", "debug"};
   fprintf(stderr, "hiercl: %s: ", names[level]);

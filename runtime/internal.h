@@ -104,6 +104,9 @@ struct hcl_ctx {
 };
 
 /* Set ctx->errmsg from a format and return rc. Safe with ctx == NULL. */
+/* getenv(name) for a HIERCL_* name; when unset, the old HCL_* name, with a
+ * one-line deprecation warning on stderr (once per name and process). */
+const char *hcl_getenv(const char *name);
 hcl_status hcl_fail(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...);
 /* A plugin's message without the leading "<name>: " (any number of them)
  * that plugins used to write, for the runtime to prefix "[section] name:" once. */
@@ -187,7 +190,7 @@ hcl_status hcl_kernel_create(hcl_ctx *ctx, cl_program prog, const char *name, cl
 /* Cache key (64 hex chars + NUL) for a source/options on ctx's device. */
 void hcl_program_cache_key(const hcl_device_info *dev, const char *src, const char *options,
                            char key[65]);
-/* The cache directory in effect (HCL_CACHE_DIR, XDG_CACHE_HOME, HOME). */
+/* The cache directory in effect (HIERCL_CACHE_DIR, XDG_CACHE_HOME, HOME). */
 void hcl_cache_dir(const hcl_ctx *ctx, char *out, size_t len);
 void hcl_sha256(const void *data, size_t len, uint8_t out[32]);
 void hcl_sha256_hex(const void *data, size_t len, char out[65]);
@@ -278,7 +281,7 @@ hcl_status hcl_sgemm_reference(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n,
 /* Compare CLBlast against the reference once; fails with a clear message. */
 hcl_status hcl_blas_selfcheck(hcl_ctx *ctx);
 /* Apply stored CLBlast tuning for this device, if any (tune.c); with
- * HCL_CLBLAST_TUNING=off in the environment, CLBlast's own defaults stay. */
+ * HIERCL_CLBLAST_TUNING=off in the environment, CLBlast's own defaults stay. */
 hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx);
 /* Apply one parameter file ([Kernel] sections of NAME = integer lines). */
 hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path);

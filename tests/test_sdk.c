@@ -67,12 +67,42 @@ static void plugin_name_appears_once(void **state) {
   assert_non_null(strstr(out, "activations of [model]"));
 }
 
+/* Count of non-overlapping occurrences of needle in hay. */
+static int count(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = strstr(hay, needle); p; p = strstr(p + strlen(needle), needle)) n++;
+  return n;
+}
+
+/* Environment variables are HIERCL_*; an old HCL_* name still works, with
+ * one deprecation line per process however often it is read. */
+static void old_environment_names_warn_once(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  char cmd[2048];
+  const char *run = "%s %s sample %s/quickstart.ini --n 2 --device cpu";
+  snprintf(cmd, sizeof cmd, run, "HIERCL_LOG=error", HCL_TEST_HIERCL, HCL_TEST_CONFIGS);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  assert_null(strstr(out, "hiercl: note:")); /* the level applies */
+  assert_null(strstr(out, "deprecated"));
+  snprintf(cmd, sizeof cmd, run, "HCL_LOG=error", HCL_TEST_HIERCL, HCL_TEST_CONFIGS);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  assert_null(strstr(out, "hiercl: note:")); /* the old name still sets it */
+  assert_int_equal(count(out, "HCL_LOG is deprecated; set HIERCL_LOG instead"), 1);
+  snprintf(cmd, sizeof cmd, run, "HCL_LOG=error HIERCL_LOG=info", HCL_TEST_HIERCL,
+           HCL_TEST_CONFIGS);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  assert_non_null(strstr(out, "hiercl: note:")); /* the new name wins, silently */
+  assert_null(strstr(out, "deprecated"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(views_stride_over_replicas),
       cmocka_unit_test(struct_has_reads_the_size),
       cmocka_unit_test(enum_values_come_back_as_indices),
       cmocka_unit_test(plugin_name_appears_once),
+      cmocka_unit_test(old_environment_names_warn_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
