@@ -3,6 +3,7 @@
  * error carries its name once. */
 #include "hcl_test.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,104 @@ static void plugin_name_appears_once(void **state) {
   assert_non_null(strstr(out, "activations of [model]"));
 }
 
+/* A target written as one sampling kernel (tests/fixtures/plugins/
+ * kernel_target.c, HCL_KERNEL_TARGET_VT): its samples follow (seed, stream,
+ * index) only, whatever the batch split, the training stream wraps at the
+ * set's size, and the labels are what the kernel says, checked in float64. */
+static void kernel_target_samples_by_index(void **state) {
+  (void)state;
+  hcl_ctx *ctx = hcl_test_ctx();
+  if (!ctx) skip();
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/sdk", HCL_TEST_FIXTURE_PLUGINS);
+  hcl_registry reg;
+  assert_int_equal(hcl_registry_scan(NULL, dir, &reg), HCL_OK);
+  const hcl_plugin *pl = hcl_registry_find(&reg, "kernel_target", HCL_PLUGIN_TARGET);
+  assert_non_null(pl);
+  const char *kv[] = {"d=5", "scale=2", NULL};
+  hcl_params *p = hcl_test_params(pl->desc, "target", kv);
+  const uint64_t seeds[2] = {3, 4};
+  hcl_setup setup = {.struct_size = sizeof setup,
+                     .replicas = 2,
+                     .seeds = seeds,
+                     .params = p,
+                     .train_size = 5,
+                     .test_size = 100,
+                     .max_batch = 8};
+  const hcl_target_vt *vt = pl->desc->vt;
+  void *t = NULL;
+  assert_int_equal(vt->create(ctx, &setup, &t), HCL_OK);
+  hcl_target_info info = {.struct_size = sizeof info};
+  assert_int_equal(vt->info(t, &info), HCL_OK);
+  assert_int_equal(info.x.rank, 1);
+  assert_int_equal(info.x.dims[0], 5);
+  assert_int_equal(info.y_dim, 1);
+  assert_int_equal(info.task, HCL_TASK_REGRESSION);
+  hcl_buf x, y;
+  assert_int_equal(hcl_buf_alloc(ctx, 2 * 8 * 5 * sizeof(float), &x), HCL_OK);
+  assert_int_equal(hcl_buf_alloc(ctx, 2 * 8 * sizeof(float), &y), HCL_OK);
+  float xa[2][7][5], ya[2][7], xb[2][4][5], yb[2][4];
+  /* test stream: samples 0..6, then 3..6 alone */
+  assert_int_equal(vt->sample(t, HCL_STREAM_TEST, 0, 7, x, y), HCL_OK);
+  assert_int_equal(hcl_buf_read(ctx, x, xa, sizeof xa), HCL_OK);
+  assert_int_equal(hcl_buf_read(ctx, y, ya, sizeof ya), HCL_OK);
+  assert_int_equal(vt->sample(t, HCL_STREAM_TEST, 3, 4, x, y), HCL_OK);
+  assert_int_equal(hcl_buf_read(ctx, x, xb, sizeof xb), HCL_OK);
+  assert_int_equal(hcl_buf_read(ctx, y, yb, sizeof yb), HCL_OK);
+  for (int r = 0; r < 2; r++)
+    for (int i = 0; i < 4; i++) {
+      assert_memory_equal(xb[r][i], xa[r][3 + i], sizeof xb[r][i]);
+      assert_memory_equal(&yb[r][i], &ya[r][3 + i], sizeof(float));
+    }
+  for (int r = 0; r < 2; r++)
+    for (int i = 0; i < 7; i++) {
+      double sum = 0;
+      for (int j = 0; j < 5; j++) sum += xa[r][i][j];
+      assert_true(fabs(ya[r][i] - 2.0 * sum / sqrt(5.0)) < 1e-5 * (1 + fabs(sum)));
+    }
+  assert_memory_not_equal(xa[0], xa[1], sizeof xa[0]); /* replicas follow their seeds */
+  /* training stream of 5 samples: 3..6 are samples 3, 4, 0, 1 */
+  assert_int_equal(vt->sample(t, HCL_STREAM_TRAIN, 0, 5, x, y), HCL_OK);
+  assert_int_equal(hcl_buf_read(ctx, x, xa, 2 * 5 * 5 * sizeof(float)), HCL_OK);
+  float xt[2][5][5];
+  memcpy(xt, xa, sizeof xt); /* rows of the [2, 5, 5] read */
+  assert_int_equal(vt->sample(t, HCL_STREAM_TRAIN, 3, 4, x, y), HCL_OK);
+  assert_int_equal(hcl_buf_read(ctx, x, xb, sizeof xb), HCL_OK);
+  const int want[4] = {3, 4, 0, 1};
+  for (int r = 0; r < 2; r++)
+    for (int i = 0; i < 4; i++) assert_memory_equal(xb[r][i], xt[r][want[i]], sizeof xb[r][i]);
+  vt->destroy(t);
+  hcl_buf_free(ctx, &x);
+  hcl_buf_free(ctx, &y);
+  hcl_test_params_free(p);
+  hcl_registry_free(&reg);
+}
+
+/* The same target through the command: a bad d is refused before a device
+ * is opened, naming the key; a network trains on it. */
+static void kernel_target_runs(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  const char *ini = hcl_test_write_temp(
+      "kt.ini", "[target]\nplugin = kernel_target\nd = 5\nscale = 2\nlink = sign\n"
+                "[model]\nplugin = regular_net\nwidth = 16\ndepth = 1\n"
+                "[train]\nsteps = 100\nbatch = 16\nlr = 0.05\n[eval]\ntest_size = 64\n");
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s run %s --plugin-path %s/sdk --device cpu --out %s -q",
+           HCL_TEST_HIERCL, ini, HCL_TEST_FIXTURE_PLUGINS, hcl_test_tmpdir());
+  int rc = hcl_test_sh(cmd, out, sizeof out);
+  if (rc) fail_msg("exit %d: %s", rc, out);
+  snprintf(cmd, sizeof cmd, "%s sample %s --plugin-path %s/sdk --n 3 --set target.d=0",
+           HCL_TEST_HIERCL, ini, HCL_TEST_FIXTURE_PLUGINS);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 2);
+  assert_non_null(strstr(out, "[target] d"));
+  snprintf(cmd, sizeof cmd, "%s sample %s --plugin-path %s/sdk --n 3 --device cpu", HCL_TEST_HIERCL,
+           ini, HCL_TEST_FIXTURE_PLUGINS);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  assert_non_null(strstr(out, ",2\n") ? strstr(out, ",2\n")
+                                      : strstr(out, ",-2\n")); /* sign x scale */
+}
+
 /* Count of non-overlapping occurrences of needle in hay. */
 static int count(const char *hay, const char *needle) {
   int n = 0;
@@ -103,6 +202,8 @@ int main(void) {
       cmocka_unit_test(enum_values_come_back_as_indices),
       cmocka_unit_test(plugin_name_appears_once),
       cmocka_unit_test(old_environment_names_warn_once),
+      cmocka_unit_test(kernel_target_samples_by_index),
+      cmocka_unit_test(kernel_target_runs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef __cplusplus
@@ -623,6 +624,160 @@ static inline size_t hcl_shape_size(const hcl_shape *s) {
   for (uint32_t i = 0; i < s->rank && i < 4; i++) n *= s->dims[i];
   return n;
 }
+/* ---- a target from its sampling kernel alone ----------------------------- */
+/* A target plugin whose only required piece is one OpenCL kernel:
+ *
+ *   __kernel void NAME(__global float *x, ulong x_off, __global float *y, ulong y_off,
+ *                      __global const ulong *seeds, uint stream, ulong first, ulong n,
+ *                      ulong wrap, __global const float *params, uint n_params)
+ *
+ * runs on (n, R) work-items; work-item (i, r) writes sample
+ * s = first + i (s %= wrap when wrap > 0: the training set) of replica r,
+ * x at HCL_AT(x, x_off) + (r n + i) x_size, y at HCL_AT(y, y_off) + (r n + i)
+ * y_dim, as a function of (seeds[r], stream, s) only: draw with
+ * hcl_rng_block(seeds[r], stream_id, counter) from kernels/common.cl, which
+ * is prepended. params holds the plugin's declared INT, DOUBLE and BOOL
+ * values and ENUM indices, as floats in table order (STRING and LIST keys
+ * are skipped). The plugin writes the kernel, its parameter table and
+ *
+ *   static const hcl_kernel_target kt = {.source = hcl_cl_mine, .kernel = "mine_sample",
+ *                                        .params = params, .shape = mine_shape};
+ *   HCL_KERNEL_TARGET_VT(vt, kt)
+ *
+ * and a descriptor with .vt = &vt. */
+typedef struct hcl_kernel_target {
+  const char *source;           /* program text (an embedded .cl file) */
+  const char *kernel;           /* the sampling kernel's name */
+  const hcl_param_desc *params; /* the plugin's table, for the kernel's params */
+  hcl_target_info info;         /* shape, y_dim (0: 1), task (0: regression), classes */
+  /* Optional: complete `info` from the parameters (e.g. x.dims[0] = d), without a
+   * device; an error is one line in err. */
+  hcl_status (*shape)(const hcl_params *p, hcl_target_info *info, char *err, size_t errlen);
+} hcl_kernel_target;
+
+/* One target made by HCL_KERNEL_TARGET_VT (private to the SDK). */
+typedef struct hcl_kt_self {
+  const hcl_kernel_target *kt;
+  hcl_ctx *ctx;
+  size_t R;
+  uint64_t train_size;
+  hcl_target_info info;
+  cl_program prog;
+  cl_kernel k;
+  hcl_buf seeds, params;
+  cl_uint n_params;
+} hcl_kt_self;
+
+/* The info of kt for parameters p; one error line in err. */
+static inline hcl_status hcl_kt_shape(const hcl_kernel_target *kt, const hcl_params *p,
+                                      hcl_target_info *out, char *err, size_t errlen) {
+  *out = kt->info;
+  out->struct_size = sizeof *out;
+  if (!out->y_dim) out->y_dim = 1;
+  if (!out->task) out->task = HCL_TASK_REGRESSION;
+  hcl_status rc = kt->shape ? kt->shape(p, out, err, errlen) : HCL_OK;
+  if (rc == HCL_OK && (out->x.rank < 1 || out->x.rank > 4 || !hcl_shape_size(&out->x)))
+    rc = (snprintf(err, errlen, "the input shape has no elements"), HCL_ERR_PARAM);
+  return rc;
+}
+
+static inline void hcl_kt_destroy(void *self) {
+  hcl_kt_self *t = (hcl_kt_self *)self;
+  if (!t) return;
+  hcl_host->buf_free(t->ctx, &t->seeds);
+  hcl_host->buf_free(t->ctx, &t->params);
+  if (t->k) clReleaseKernel(t->k);
+  if (t->prog) clReleaseProgram(t->prog);
+  free(t);
+}
+
+/* Everything hcl_kt_create makes, into t (released by hcl_kt_destroy). */
+static inline hcl_status hcl_kt_make(hcl_kt_self *t, const hcl_setup *setup) {
+  char err[512] = "";
+  hcl_ctx *ctx = t->ctx;
+  if (hcl_kt_shape(t->kt, setup->params, &t->info, err, sizeof err) != HCL_OK)
+    return (hcl_host->fail)(ctx, HCL_ERR_PARAM, "%s", err);
+  float values[256];
+  cl_uint n = 0;
+  for (const hcl_param_desc *d = t->kt->params; d && d->key && n < 256; d++) {
+    if (d->type == HCL_PARAM_INT) values[n++] = (float)hcl_host->param_int(setup->params, d->key);
+    if (d->type == HCL_PARAM_DOUBLE)
+      values[n++] = (float)hcl_host->param_double(setup->params, d->key);
+    if (d->type == HCL_PARAM_BOOL) values[n++] = (float)hcl_host->param_bool(setup->params, d->key);
+    if (d->type == HCL_PARAM_ENUM)
+      values[n++] = (float)hcl_param_choice(hcl_host, setup->params, d->key, d->choices);
+  }
+  t->n_params = n;
+  if (t->R < 1 || t->R > 4096 || !setup->seeds)
+    return (hcl_host->fail)(ctx, HCL_ERR_PARAM, "%zu replicas: 1 to 4096, with their seeds", t->R);
+  cl_ulong seeds[4096];
+  for (size_t r = 0; r < t->R; r++) seeds[r] = setup->seeds[r];
+  HCL_TRY(hcl_host->buf_alloc(ctx, t->R * sizeof(cl_ulong), &t->seeds));
+  HCL_TRY(hcl_host->buf_write(ctx, t->seeds, seeds, t->R * sizeof(cl_ulong)));
+  HCL_TRY(hcl_host->buf_alloc(ctx, (n ? n : 1) * sizeof(float), &t->params));
+  if (n) HCL_TRY(hcl_host->buf_write(ctx, t->params, values, n * sizeof(float)));
+  HCL_TRY(hcl_host->program(ctx, t->kt->kernel, t->kt->source, "", &t->prog));
+  return hcl_host->kernel(ctx, t->prog, t->kt->kernel, &t->k);
+}
+
+/* create() of a kernel target: *self is set only on success. */
+static inline hcl_status hcl_kt_create(const hcl_kernel_target *kt, hcl_ctx *ctx,
+                                       const hcl_setup *setup, void **self) {
+  *self = NULL;
+  hcl_kt_self *t = (hcl_kt_self *)calloc(1, sizeof *t);
+  if (!t) return (hcl_host->fail)(ctx, HCL_ERR_NOMEM, "out of host memory");
+  t->kt = kt;
+  t->ctx = ctx;
+  t->R = setup->replicas;
+  t->train_size = setup->train_size;
+  hcl_status rc = hcl_kt_make(t, setup);
+  if (rc != HCL_OK) {
+    hcl_kt_destroy(t);
+    return rc;
+  }
+  *self = t;
+  return HCL_OK;
+}
+
+static inline hcl_status hcl_kt_info(void *self, hcl_target_info *out) {
+  return hcl_target_info_put(out, &((hcl_kt_self *)self)->info);
+}
+
+static inline hcl_status hcl_kt_sample(void *self, uint32_t stream, uint64_t first, size_t n,
+                                       hcl_buf x, hcl_buf y) {
+  hcl_kt_self *t = (hcl_kt_self *)self;
+  if (!n) return HCL_OK;
+  cl_ulong xo = x.offset / sizeof(float), yo = y.offset / sizeof(float), f = first, cn = n;
+  cl_ulong wrap = stream == HCL_STREAM_TRAIN ? t->train_size : 0;
+  cl_uint st = stream;
+  hcl_arg args[] = {
+      HCL_ARG(x.mem),      HCL_ARG(xo), HCL_ARG(y.mem), HCL_ARG(yo),   HCL_ARG(t->seeds.mem),
+      HCL_ARG(st),         HCL_ARG(f),  HCL_ARG(cn),    HCL_ARG(wrap), HCL_ARG(t->params.mem),
+      HCL_ARG(t->n_params)};
+  size_t gws[2] = {n, t->R};
+  return hcl_host->run_kernel(t->ctx, t->k, 2, gws, NULL, t->kt->kernel, 11, args);
+}
+
+/* Defines `static const hcl_target_vt vt` sampling with the kernel of `kt`
+ * (a static hcl_kernel_target): create, destroy, info, sample and a
+ * device-free check that fills the info. */
+#define HCL_KERNEL_TARGET_VT(vt, kt)                                                               \
+  static hcl_status vt##_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {               \
+    return hcl_kt_create(&(kt), ctx, setup, self);                                                 \
+  }                                                                                                \
+  static hcl_status vt##_check(const hcl_params *p, const hcl_check_info *run,                     \
+                               hcl_target_info *info, char *err, size_t errlen) {                  \
+    hcl_target_info got;                                                                           \
+    (void)run;                                                                                     \
+    HCL_TRY(hcl_kt_shape(&(kt), p, &got, err, errlen));                                            \
+    return hcl_target_info_put(info, &got);                                                        \
+  }                                                                                                \
+  static const hcl_target_vt vt = {.struct_size = sizeof(hcl_target_vt),                           \
+                                   .create = vt##_create,                                          \
+                                   .destroy = hcl_kt_destroy,                                      \
+                                   .info = hcl_kt_info,                                            \
+                                   .sample = hcl_kt_sample,                                        \
+                                   .check = vt##_check}
 /* ==== end of the SDK ==== */
 
 #ifdef __cplusplus
