@@ -123,8 +123,7 @@ static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, hcl
   if (t->x.rank < 1 || t->x.rank > 4)
     return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: target input rank %u: expected 1 to 4",
                            (unsigned)t->x.rank);
-  size_t d = 1;
-  for (uint32_t i = 0; i < t->x.rank; i++) d *= t->x.dims[i];
+  size_t d = hcl_shape_size(&t->x);
   if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: target input has size 0");
   m->d = d;
   m->y_dim = t->y_dim ? t->y_dim : 1;
