@@ -13,6 +13,7 @@
  *    constructors: seed the corpus only with the project's own plugins.)
  * Seeds: fuzz/corpus/loader/ (a fixture plugin, cuts of a plugin's header). */
 #include "elf_check.h"
+#include "internal.h" /* hcl_getenv */
 
 #include <dlfcn.h>
 #include <elf.h>
