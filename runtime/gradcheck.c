@@ -50,6 +50,29 @@ static hcl_status gc_poke(hcl_trainer *t, size_t at, const float *v) {
   return HCL_OK;
 }
 
+static int gc_cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* A gradient off by one factor in every coordinate (a learning rate folded
+ * into backward) is told apart from a wrong one: the median c of g / fd over
+ * the pairs with |g| >= max_g / 10 (first step's fd), kept when at least 80%
+ * of them lie within 5% of it and c is not 1; else NaN. gs and fs are
+ * reordered. */
+static double gc_ratio(double *gs, double *fs, size_t n, double max_g) {
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++)
+    if (fabs(gs[i]) >= 0.1 * max_g && fs[i] != 0 && isfinite(gs[i] / fs[i]))
+      gs[m++] = gs[i] / fs[i];
+  if (m < 4) return NAN;
+  qsort(gs, m, sizeof *gs, gc_cmp);
+  double c = gs[m / 2];
+  size_t close = 0;
+  for (size_t i = 0; i < m; i++) close += fabs(gs[i] / c - 1) < 0.05;
+  return close * 5 >= m * 4 && fabs(c - 1) > 0.05 ? c : NAN;
+}
+
 /* Steps tried for a coordinate that disagrees: each GC_SHRINK times smaller
  * than the last. */
 #define GC_TRIES 4
@@ -63,8 +86,8 @@ static hcl_status gc_poke(hcl_trainer *t, size_t at, const float *v) {
  * So a coordinate that disagrees is tried again with smaller steps, and the
  * step that agrees best counts. A wrong gradient disagrees at every step. */
 static hcl_status gc_block(const hcl_gradcheck_run *g, const hcl_block *b, const float *p0,
-                           const float *grad, const double *dout, float *out_host,
-                           hcl_gradcheck_block *res) {
+                           const float *grad, const double *dout, float *out_host, double *gs,
+                           double *fs, hcl_gradcheck_block *res) {
   hcl_trainer *t = g->t;
   size_t R = t->cfg->replicas, count = b->rows * b->cols;
   size_t K = count < g->coords ? count : g->coords;
@@ -95,6 +118,7 @@ static hcl_status gc_block(const hcl_gradcheck_run *g, const hcl_block *b, const
         double fd = (Lp[r] - Lm[r]) / ((double)plus[r] - (double)minus[r]);
         double diff = fabs(grad[r * t->n_params + at] - fd);
         if (!(diff >= best[r])) best[r] = diff, fd_best[r] = fd; /* NaN replaces */
+        if (!attempt) fs[k * R + r] = fd;
         if (!(best[r] <= 1e-4 * max_g)) agree = 0;
       }
       if (agree) break;
@@ -103,12 +127,14 @@ static hcl_status gc_block(const hcl_gradcheck_run *g, const hcl_block *b, const
     for (size_t r = 0; r < R; r++) {
       max_fd = fmax(max_fd, fabs(fd_best[r]));
       if (!(best[r] <= max_diff)) max_diff = best[r]; /* NaN sticks */
+      gs[k * R + r] = grad[r * t->n_params + at];
     }
   }
   double scale = fmax(max_g, max_fd);
   res->checked = K;
   res->max_grad = max_g;
   res->max_rel = isnan(max_diff) ? NAN : scale > 0 ? max_diff / scale : 0.0;
+  res->ratio = res->max_rel > 1e-2 ? gc_ratio(gs, fs, K * R, max_g) : NAN;
   return HCL_OK;
 }
 
@@ -124,8 +150,10 @@ hcl_status hcl_gradcheck_model(const hcl_gradcheck_run *g, hcl_gradcheck_block *
   float *out_host = malloc(R * n * D * sizeof *out_host),
         *dout_f = malloc(R * n * D * sizeof(float));
   double *dout = malloc(R * n * D * sizeof *dout);
+  /* (g, fd) pairs of one block: coords x replicas */
+  double *gs = malloc(g->coords * R * sizeof *gs), *fs = malloc(g->coords * R * sizeof *fs);
   hcl_gradcheck_block *res = calloc(t->n_blocks ? t->n_blocks : 1, sizeof *res);
-  if (!p0 || !grad || !out_host || !dout_f || !dout || !res) {
+  if (!p0 || !grad || !out_host || !dout_f || !dout || !res || !gs || !fs) {
     rc = hcl_fail(ctx, HCL_ERR_NOMEM, "out of host memory");
     goto done;
   }
@@ -154,7 +182,7 @@ hcl_status hcl_gradcheck_model(const hcl_gradcheck_run *g, hcl_gradcheck_block *
       rc = hcl_fail(ctx, HCL_ERR_INTERRUPTED, "gradcheck interrupted");
       goto done;
     }
-    if ((rc = gc_block(g, b, p0, grad, dout, out_host, r)) != HCL_OK) goto done;
+    if ((rc = gc_block(g, b, p0, grad, dout, out_host, gs, fs, r)) != HCL_OK) goto done;
   }
   *out = res;
   *n_out = t->n_blocks;
@@ -166,5 +194,7 @@ done:
   free(dout_f);
   free(dout);
   free(res);
+  free(gs);
+  free(fs);
   return rc;
 }

@@ -32,6 +32,7 @@ static void wrong_block_is_named(void **state) {
   if (!hcl_test_ctx()) skip();
   assert_int_equal(fixture_cli("bias"), 1);
   assert_non_null(strstr(out, "[model] wrong_grad: block 'bias'"));
+  assert_non_null(strstr(out, "it is 1.5 times the finite differences"));
   assert_int_equal(fixture_cli("weight"), 1);
   assert_non_null(strstr(out, "block 'weight'"));
   assert_int_equal(fixture_cli("readout"), 1);
@@ -63,11 +64,13 @@ static void error_measures_the_mistake(void **state) {
   assert_int_equal(n, 4);
   assert_string_equal(b[0].name, "weight");
   assert_true(fabs(b[0].max_rel - 1.0 / 3.0) < 5e-3);
-  assert_int_equal(b[0].checked, 16); /* 8 x 6 weights: 16 of them */
+  assert_int_equal(b[0].checked, 16);         /* 8 x 6 weights: 16 of them */
+  assert_true(fabs(b[0].ratio - 1.5) < 1e-2); /* a constant factor, told as such */
   for (size_t i = 1; i < 4; i++) {
     assert_true(b[i].trainable);
     assert_true(b[i].max_rel < 1e-3);
     assert_true(b[i].max_grad > 0);
+    assert_true(isnan(b[i].ratio));
   }
   assert_int_equal(b[3].checked, 1); /* a block smaller than 16: every coordinate */
   free(b);
@@ -118,6 +121,12 @@ static void builtin_models_pass_on_every_config(void **state) {
   }
   closedir(d);
   assert_true(n >= 10);
+  /* deep_cnn as configured: its gradient is the width (256) times the true one */
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s gradcheck %s/rhm_fcn_mf_m4.ini --device cpu", HCL_TEST_HIERCL,
+           HCL_TEST_CONFIGS);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 1);
+  assert_non_null(strstr(out, "it is 256 times the finite differences"));
 }
 
 int main(void) {

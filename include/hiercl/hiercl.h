@@ -127,6 +127,8 @@ typedef struct hcl_gradcheck_block {
   int trainable;  /* 0: frozen, not checked */
   double max_rel;
   double max_grad; /* largest |g| among the checked coordinates */
+  double ratio;    /* when g = ratio * fd in every coordinate but ratio is not 1 (a constant
+                      factor folded into backward); NaN otherwise */
 } hcl_gradcheck_block;
 
 /* Load the config and plugins, open the device, initialise the model as a

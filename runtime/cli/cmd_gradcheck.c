@@ -120,10 +120,16 @@ int hcl_cmd_gradcheck(int argc, char **argv) {
   }
   int status = HCL_EXIT_OK;
   if (worst) {
+    char why[160] = "";
+    if (isfinite(worst->ratio))
+      snprintf(why, sizeof why,
+               " (it is %.4g times the finite differences at the coordinates checked: a "
+               "constant factor such as a learning rate folded into backward?)",
+               worst->ratio);
     fprintf(stderr,
             "hiercl: error: %s: [model] %s: block '%s': backward() differs from finite "
-            "differences: max relative error %.3g > --tol %g\n",
-            opt.run.config_path, model, worst->name, worst->max_rel, tol);
+            "differences: max relative error %.3g > --tol %g%s\n",
+            opt.run.config_path, model, worst->name, worst->max_rel, tol, why);
     status = HCL_EXIT_FAIL;
   } else {
     printf("gradcheck passed: %s, %zu blocks, max relative error <= %g\n", model, nb, tol);
