@@ -6,13 +6,14 @@
  *  - an accepted input is a shared object of this host's class whose every
  *    loaded segment lies within the input (checked here independently: the
  *    property whose absence made dlopen raise SIGBUS on a truncated file);
- *  - with HCL_FUZZ_DLOPEN=1 in the environment, an accepted input is also
+ *  - with HIERCL_FUZZ_DLOPEN=1 in the environment, an accepted input is also
  *    dlopen'ed in a child process: the child dying of a signal, or exiting
  *    inside dlopen (ld.so's assertions), is a file the check let through
  *    that dlopen cannot take. (It runs the input's
  *    constructors: seed the corpus only with the project's own plugins.)
  * Seeds: fuzz/corpus/loader/ (a fixture plugin, cuts of a plugin's header). */
 #include "elf_check.h"
+#include "internal.h" /* hcl_getenv */
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -144,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (!loads_within(data, size)) abort();
   static int try_dlopen = -1;
-  if (try_dlopen < 0 && (try_dlopen = getenv("HCL_FUZZ_DLOPEN") != NULL)) atexit(report);
+  if (try_dlopen < 0 && (try_dlopen = hcl_getenv("HIERCL_FUZZ_DLOPEN") != NULL)) atexit(report);
   if (try_dlopen) {
     n_opened++;
     if (!dlopen_survives(data, size)) abort();

@@ -35,10 +35,10 @@ static int use_thin(const hcl_ctx *ctx, size_t m, size_t n, size_t k) {
   return hcl_ops_cpu_paths(ctx) && (m == 1 || n == 1 || k == 1);
 }
 
-/* Products up to HCL_GEMM_SMALL_MAX multiply-adds per replica take one small
+/* Products up to HIERCL_GEMM_SMALL_MAX multiply-adds per replica take one small
  * kernel: below that CLBlast's host-side cost per call (and on PoCL its
  * local-memory tiles) outweighs the arithmetic. The limit is ctx->gemm_small_max
- * (HCL_GEMM_SMALL_MAX in the environment; 0 turns the path off). */
+ * (HIERCL_GEMM_SMALL_MAX in the environment; 0 turns the path off). */
 static int use_small(const hcl_ctx *ctx, size_t m, size_t n, size_t k) {
   return (double)m * (double)n * (double)k <= (double)ctx->gemm_small_max;
 }

@@ -73,7 +73,7 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
   ctx->profiling = opt->profiling;
   const char *nc = getenv("HIERCL_NO_COMPILE");
   ctx->no_compile = !exporting && (opt->no_compile || (nc && *nc && strcmp(nc, "0")));
-  const char *gs = getenv("HCL_GEMM_SMALL_MAX");
+  const char *gs = hcl_getenv("HIERCL_GEMM_SMALL_MAX");
   /* CLBlast compiles its kernels at run time: without a compiler every
    * product takes the runtime's own kernel, whose program is prebuilt. */
   int prebuilt_only = ctx->no_compile || !ctx->dev.compiler_available;

@@ -10,7 +10,7 @@ static int g_log_level = -1;
 
 static int global_level(void) {
   if (g_log_level < 0) {
-    const char *e = getenv("HCL_LOG");
+    const char *e = hcl_getenv("HIERCL_LOG");
     g_log_level = HCL_LOG_INFO;
     if (e && !strcmp(e, "debug")) g_log_level = HCL_LOG_DEBUG;
     if (e && !strcmp(e, "warn")) g_log_level = HCL_LOG_WARN;
@@ -34,11 +34,17 @@ hcl_status hcl_fail(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...) {
   return rc;
 }
 
+const char *hcl_plugin_msg(const char *msg, const char *name) {
+  size_t n = strlen(name);
+  while (n && !strncmp(msg, name, n) && msg[n] == ':' && msg[n + 1] == ' ') msg += n + 2;
+  return msg;
+}
+
 const char *hcl_errmsg(const hcl_ctx *ctx) { return ctx ? ctx->errmsg : g_errmsg; }
 
 void hcl_logv(hcl_ctx *ctx, hcl_log_level level, const char *fmt, va_list ap) {
   int max = global_level();
-  if (ctx && (int)ctx->log_level < max && getenv("HCL_LOG") == NULL) max = ctx->log_level;
+  if (ctx && (int)ctx->log_level < max && hcl_getenv("HIERCL_LOG") == NULL) max = ctx->log_level;
   if ((int)level > max) return;
   static const char *const names[] = {"error", "warning", "note", "debug"};
   fprintf(stderr, "hiercl: %s: ", names[level]);
@@ -69,18 +75,19 @@ const char *hcl_strerror(hcl_status rc) {
 #define N(x)                                                                                       \
   case x: return #x;
     N(HCL_OK)
-    N(HCL_ERR_NOMEM) N(HCL_ERR_PARAM) N(HCL_ERR_UNSUPPORTED) N(HCL_ERR_ABI) N(HCL_ERR_IO) N(
-        HCL_ERR_BUILD) N(HCL_ERR_CONFIG) N(HCL_ERR_NODEVICE) N(HCL_ERR_NUMERIC)
-        N(HCL_ERR_INTERRUPTED) N(HCL_ERR_PLUGIN) N(HCL_ERR_BLAS) N(CL_DEVICE_NOT_FOUND) N(
-            CL_DEVICE_NOT_AVAILABLE) N(CL_COMPILER_NOT_AVAILABLE)
-            N(CL_MEM_OBJECT_ALLOCATION_FAILURE) N(CL_OUT_OF_RESOURCES) N(CL_OUT_OF_HOST_MEMORY) N(
-                CL_PROFILING_INFO_NOT_AVAILABLE) N(CL_MEM_COPY_OVERLAP) N(CL_IMAGE_FORMAT_MISMATCH)
-                N(CL_BUILD_PROGRAM_FAILURE) N(CL_MAP_FAILURE) N(CL_MISALIGNED_SUB_BUFFER_OFFSET)
-                    N(CL_INVALID_VALUE) N(CL_INVALID_DEVICE_TYPE) N(CL_INVALID_PLATFORM) N(
-                        CL_INVALID_DEVICE) N(CL_INVALID_CONTEXT) N(CL_INVALID_QUEUE_PROPERTIES)
-                        N(CL_INVALID_COMMAND_QUEUE) N(CL_INVALID_HOST_PTR) N(CL_INVALID_MEM_OBJECT)
-                            N(CL_INVALID_BINARY) N(CL_INVALID_BUILD_OPTIONS) N(CL_INVALID_PROGRAM)
-                                N(CL_INVALID_PROGRAM_EXECUTABLE) N(CL_INVALID_KERNEL_NAME)
+    N(HCL_ERR_NOMEM)
+    N(HCL_ERR_PARAM) N(HCL_ERR_UNSUPPORTED) N(HCL_ERR_ABI) N(HCL_ERR_IO) N(HCL_ERR_BUILD) N(
+        HCL_ERR_CONFIG) N(HCL_ERR_NODEVICE) N(HCL_ERR_NUMERIC) N(HCL_ERR_INTERRUPTED)
+        N(HCL_ERR_PLUGIN) N(HCL_ERR_BLAS) N(CL_DEVICE_NOT_FOUND) N(CL_DEVICE_NOT_AVAILABLE) N(
+            CL_COMPILER_NOT_AVAILABLE) N(CL_MEM_OBJECT_ALLOCATION_FAILURE) N(CL_OUT_OF_RESOURCES)
+            N(CL_OUT_OF_HOST_MEMORY) N(CL_PROFILING_INFO_NOT_AVAILABLE) N(CL_MEM_COPY_OVERLAP)
+                N(CL_IMAGE_FORMAT_MISMATCH) N(CL_BUILD_PROGRAM_FAILURE) N(CL_MAP_FAILURE)
+                    N(CL_MISALIGNED_SUB_BUFFER_OFFSET) N(CL_INVALID_VALUE) N(CL_INVALID_DEVICE_TYPE)
+                        N(CL_INVALID_PLATFORM) N(CL_INVALID_DEVICE) N(CL_INVALID_CONTEXT)
+                            N(CL_INVALID_QUEUE_PROPERTIES) N(CL_INVALID_COMMAND_QUEUE) N(
+                                CL_INVALID_HOST_PTR) N(CL_INVALID_MEM_OBJECT) N(CL_INVALID_BINARY)
+                                N(CL_INVALID_BUILD_OPTIONS) N(CL_INVALID_PROGRAM) N(
+                                    CL_INVALID_PROGRAM_EXECUTABLE) N(CL_INVALID_KERNEL_NAME)
                                     N(CL_INVALID_KERNEL_DEFINITION) N(CL_INVALID_KERNEL) N(
                                         CL_INVALID_ARG_INDEX) N(CL_INVALID_ARG_VALUE)
                                         N(CL_INVALID_ARG_SIZE) N(CL_INVALID_KERNEL_ARGS) N(

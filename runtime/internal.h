@@ -114,7 +114,13 @@ struct hcl_ctx {
 };
 
 /* Set ctx->errmsg from a format and return rc. Safe with ctx == NULL. */
+/* getenv(name) for a HIERCL_* name; when unset, the old HCL_* name, with a
+ * one-line deprecation warning on stderr (once per name and process). */
+const char *hcl_getenv(const char *name);
 hcl_status hcl_fail(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...);
+/* A plugin's message without the leading "<name>: " (any number of them)
+ * that plugins used to write, for the runtime to prefix "[section] name:" once. */
+const char *hcl_plugin_msg(const char *msg, const char *name);
 hcl_status hcl_failv(hcl_ctx *ctx, hcl_status rc, const char *fmt, va_list ap);
 /* Log to stderr when level <= the ctx's (or global) level. */
 void hcl_log(hcl_ctx *ctx, hcl_log_level level, const char *fmt, ...);
@@ -126,11 +132,7 @@ void hcl_logv(hcl_ctx *ctx, hcl_log_level level, const char *fmt, va_list ap);
     if (hcl_cl_rc_ != CL_SUCCESS)                                                                  \
       return hcl_fail((ctx), hcl_cl_rc_, "%s: %s", (what), hcl_strerror(hcl_cl_rc_));              \
   } while (0)
-#define HCL_TRY(call)                                                                              \
-  do {                                                                                             \
-    hcl_status hcl_try_rc_ = (call);                                                               \
-    if (hcl_try_rc_ != HCL_OK) return hcl_try_rc_;                                                 \
-  } while (0)
+/* HCL_TRY(call): include/hiercl/plugin.h (the SDK) */
 
 /* Record a manifest note (copied). */
 void hcl_note_add(hcl_ctx *ctx, const char *key, const char *value, int is_json);
@@ -198,7 +200,7 @@ hcl_status hcl_kernel_create(hcl_ctx *ctx, cl_program prog, const char *name, cl
 /* Cache key (64 hex chars + NUL) for a source/options on ctx's device. */
 void hcl_program_cache_key(const hcl_device_info *dev, const char *src, const char *options,
                            char key[65]);
-/* The cache directory in effect (HCL_CACHE_DIR, XDG_CACHE_HOME, HOME). */
+/* The cache directory in effect (HIERCL_CACHE_DIR, XDG_CACHE_HOME, HOME). */
 void hcl_cache_dir(const hcl_ctx *ctx, char *out, size_t len);
 void hcl_sha256(const void *data, size_t len, uint8_t out[32]);
 void hcl_sha256_hex(const void *data, size_t len, char out[65]);
@@ -299,7 +301,7 @@ void hcl_clblast_unlock(void);
 /* Compare CLBlast against the reference once; fails with a clear message. */
 hcl_status hcl_blas_selfcheck(hcl_ctx *ctx);
 /* Apply stored CLBlast tuning for this device, if any (tune.c); with
- * HCL_CLBLAST_TUNING=off in the environment, CLBlast's own defaults stay. */
+ * HIERCL_CLBLAST_TUNING=off in the environment, CLBlast's own defaults stay. */
 hcl_status hcl_blas_apply_tuning(hcl_ctx *ctx);
 /* Apply one parameter file ([Kernel] sections of NAME = integer lines). */
 hcl_status hcl_blas_apply_tuning_file(hcl_ctx *ctx, const char *path);

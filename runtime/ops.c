@@ -153,7 +153,7 @@ hcl_status hcl_ops_init(hcl_ctx *ctx) {
 
 /* Which kernel variants run: CPUs get branch-free, barrier-free ones that
  * PoCL vectorises, GPUs work-group reductions and padded groups.
- * HCL_OPS_PATHS=cpu|gpu overrides the choice (to compare or bisect), and
+ * HIERCL_OPS_PATHS=cpu|gpu overrides the choice (to compare or bisect), and
  * tests force either on one device. */
 static int g_force_paths = -2;      /* -2: not read yet, -1: by device type, 0 GPU, 1 CPU */
 void hcl_ops_force_paths(int mode); /* tests: -1 by device type, 0 GPU, 1 CPU paths */
@@ -161,7 +161,7 @@ void hcl_ops_force_paths(int mode) { g_force_paths = mode; }
 int hcl_ops_cpu_paths(const hcl_ctx *ctx);
 int hcl_ops_cpu_paths(const hcl_ctx *ctx) {
   if (g_force_paths == -2) {
-    const char *e = getenv("HCL_OPS_PATHS");
+    const char *e = hcl_getenv("HIERCL_OPS_PATHS");
     g_force_paths = e && !strcmp(e, "cpu") ? 1 : e && !strcmp(e, "gpu") ? 0 : -1;
   }
   return g_force_paths >= 0 ? g_force_paths : (ctx->dev.type & CL_DEVICE_TYPE_CPU) != 0;

@@ -47,7 +47,7 @@ int hcl_program_cache_enabled(const hcl_ctx *ctx) {
 }
 
 void hcl_cache_dir(const hcl_ctx *ctx, char *out, size_t len) {
-  const char *env = getenv("HCL_CACHE_DIR");
+  const char *env = hcl_getenv("HIERCL_CACHE_DIR");
   const char *xdg = getenv("XDG_CACHE_HOME");
   const char *home = getenv("HOME");
   if (env && *env)

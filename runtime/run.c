@@ -1,4 +1,5 @@
 /* hcl_run: one experiment from a config file, end to end. */
+#include "gradcheck.h"
 #include "output.h"
 #include "schema.h"
 
@@ -334,7 +335,7 @@ static hcl_status check_target(run_state *s, const hcl_check_info *run, hcl_targ
   if (rc == HCL_OK) return HCL_OK;
   info->struct_size = 0;
   return hcl_fail(NULL, rc, "%s: [target] %s: %s", s->cfg.path, s->tpl->desc->name,
-                  *msg ? msg : "invalid parameters");
+                  *msg ? hcl_plugin_msg(msg, s->tpl->desc->name) : "invalid parameters");
 }
 
 /* The plugins' device-free checks (hcl_target_vt.check, hcl_model_vt.check)
@@ -362,7 +363,7 @@ static hcl_status plugin_checks(run_state *s) {
   hcl_status rc = mvt->check(&s->model_p, &run, &info, msg, sizeof msg);
   if (rc != HCL_OK)
     return hcl_fail(NULL, rc, "%s: [model] %s: %s", s->cfg.path, s->mpl->desc->name,
-                    *msg ? msg : "invalid parameters");
+                    *msg ? hcl_plugin_msg(msg, s->mpl->desc->name) : "invalid parameters");
   return HCL_OK;
 }
 
@@ -407,8 +408,8 @@ static hcl_status open_device(run_state *s, const hcl_run_options *opt, int quie
 /* Prefix the plugin's own message with the file, section and plugin name. */
 static hcl_status plugin_fail(run_state *s, hcl_status rc, const char *section, const char *name) {
   char msg[HCL_ERRMSG_MAX - 256];
-  memcpy(msg, s->ctx->errmsg, sizeof msg - 1); /* the message may be long: cut it */
-  msg[sizeof msg - 1] = 0;
+  /* the message may be long: cut it */
+  snprintf(msg, sizeof msg, "%s", hcl_plugin_msg(s->ctx->errmsg, name));
   if (rc == HCL_ERR_NOMEM) /* plugin buffers grow with these keys too */
     return hcl_fail(s->ctx, rc,
                     "%s: [%s] %s: %s (sizes grow with [run] replicas = %u and the largest batch, "
@@ -712,5 +713,80 @@ done:
   if (s->target) s->t.tvt->destroy(s->target);
   s->target = NULL;
   cleanup(s);
+  return rc;
+}
+
+/* ---- hiercl gradcheck ---------------------------------------------------- */
+
+hcl_status hcl_gradcheck(hcl_gradcheck_options *opt, hcl_gradcheck_block **blocks, size_t *n_blocks,
+                         char *model, size_t model_len, char *err, size_t errlen) {
+  *blocks = NULL;
+  *n_blocks = 0;
+  if (model_len) *model = 0;
+  run_state *s = calloc(1, sizeof *s);
+  hcl_run_options ro = opt->run;
+  size_t n_sets = ro.n_sets;
+  const char **sets = calloc(n_sets + 1, sizeof *sets);
+  if (!s || !sets) {
+    free(s);
+    free(sets);
+    return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
+  }
+  /* the replicas are an override after the user's own ones */
+  char rset[64];
+  snprintf(rset, sizeof rset, "run.replicas=%u", opt->replicas ? opt->replicas : 2u);
+  for (size_t i = 0; i < n_sets; i++) sets[i] = ro.sets[i];
+  sets[n_sets] = rset;
+  ro.sets = sets;
+  ro.n_sets = n_sets + 1;
+  size_t samples = opt->samples ? opt->samples : 4;
+  hcl_status rc = load_config(s, &ro);
+  s->regp = &s->reg;
+  if (rc == HCL_OK && (rc = hcl_registry_scan(NULL, ro.plugin_path, &s->reg)) == HCL_OK &&
+      (rc = find_plugin(s, "target", HCL_PLUGIN_TARGET, &s->tpl, &s->target_p)) == HCL_OK &&
+      (rc = find_plugin(s, "model", HCL_PLUGIN_MODEL, &s->mpl, &s->model_p)) == HCL_OK &&
+      (rc = train_config(s)) == HCL_OK && (rc = plugin_checks(s)) == HCL_OK) {
+    if (model_len) snprintf(model, model_len, "%s", s->mpl->desc->name);
+    if (s->tc.replicas < 2)
+      rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "%s: [run] seeds gives %u replica; gradcheck needs at least 2 (each replica "
+                    "is checked on its own)",
+                    s->cfg.path, s->tc.replicas);
+    else if (samples > s->tc.batch && samples > s->tc.eval_batch)
+      rc = hcl_fail(NULL, HCL_ERR_CONFIG,
+                    "--samples %zu: more than the model's largest batch ([train] batch = %llu, "
+                    "[eval] batch = %llu)",
+                    samples, (unsigned long long)s->tc.batch, (unsigned long long)s->tc.eval_batch);
+  }
+  if (rc != HCL_OK) {
+    err_out(rc, NULL, err, errlen);
+    goto done;
+  }
+  if ((rc = open_device(s, &ro, 1, err, errlen)) != HCL_OK) goto done;
+  s->ctx->stop = ro.stop;
+  s->t.ctx = s->ctx;
+  s->t.cfg = &s->tc;
+  s->t.stop = ro.stop;
+  if ((rc = create_plugins(s)) != HCL_OK || (rc = pick_loss(s)) != HCL_OK ||
+      (rc = hcl_trainer_init(&s->t)) != HCL_OK) {
+    err_out(rc, s->ctx, err, errlen);
+    goto done;
+  }
+  const hcl_model_vt *mvt = s->t.mvt; /* data-dependent set-up, as a run does first */
+  if (mvt->struct_size >= offsetof(hcl_model_vt, prepare) + sizeof mvt->prepare && mvt->prepare &&
+      (rc = mvt->prepare(s->model, &s->t)) != HCL_OK) {
+    plugin_fail(s, rc, "model", s->mpl->desc->name);
+    err_out(rc, s->ctx, err, errlen);
+    goto done;
+  }
+  hcl_gradcheck_run g = {.t = &s->t, .samples = samples, .coords = opt->coords ? opt->coords : 16};
+  if ((rc = hcl_gradcheck_model(&g, blocks, n_blocks)) != HCL_OK) {
+    if (rc != HCL_ERR_INTERRUPTED && rc != HCL_ERR_NOMEM)
+      plugin_fail(s, rc, "model", s->mpl->desc->name);
+    err_out(rc, s->ctx, err, errlen);
+  }
+done:
+  cleanup(s);
+  free(sets);
   return rc;
 }

@@ -342,7 +342,7 @@ static hcl_status hcl_blas_apply_tuning_unlocked(hcl_ctx *ctx) {
       hcl_note_add(ctx, "clblast_parameters", g_source[i], 0);
       return HCL_OK;
     }
-  const char *mode = getenv("HCL_CLBLAST_TUNING"); /* "off": CLBlast's own defaults */
+  const char *mode = hcl_getenv("HIERCL_CLBLAST_TUNING"); /* "off": CLBlast's own defaults */
   if (mode && !strcmp(mode, "off")) return HCL_OK;
   char path[1200];
   hcl_blas_tuning_path(ctx, path, sizeof path);

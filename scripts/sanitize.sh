@@ -1,7 +1,7 @@
 #!/bin/sh
 # The hardening checks: build with clang + ASan + UBSan (and the libFuzzer
 # targets), run the whole test suite under the sanitizers, then fuzz each
-# target for HCL_FUZZ_SECONDS (default 60) from its seed corpus.
+# target for HIERCL_FUZZ_SECONDS (default 60) from its seed corpus.
 # Needs what scripts/setup.sh installs, plus clang (installed here if missing).
 set -eu
 cd "$(dirname "$0")/.."
@@ -17,7 +17,11 @@ cmake --build build-asan -j"$(nproc)"
 export ASAN_OPTIONS="detect_leaks=0:protect_shadow_gap=0:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 ctest --test-dir build-asan --output-on-failure --timeout 1200 -j"$(nproc)"
-secs="${HCL_FUZZ_SECONDS:-60}"
+if [ -z "${HIERCL_FUZZ_SECONDS:-}" ] && [ -n "${HCL_FUZZ_SECONDS:-}" ]; then
+  echo "sanitize: warning: HCL_FUZZ_SECONDS is deprecated; set HIERCL_FUZZ_SECONDS instead" >&2
+  HIERCL_FUZZ_SECONDS="$HCL_FUZZ_SECONDS"
+fi
+secs="${HIERCL_FUZZ_SECONDS:-60}"
 for f in build-asan/fuzz/fuzz_*; do
   [ -x "$f" ] || continue
   name=$(basename "$f")

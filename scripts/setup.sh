@@ -19,5 +19,10 @@ if [ -n "$missing" ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >&2
 fi
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${HCL_CMAKE_ARGS:-} >/dev/null
+# HCL_CMAKE_ARGS: the name before HIERCL_CMAKE_ARGS, still read
+if [ -z "${HIERCL_CMAKE_ARGS:-}" ] && [ -n "${HCL_CMAKE_ARGS:-}" ]; then
+  echo "setup: warning: HCL_CMAKE_ARGS is deprecated; set HIERCL_CMAKE_ARGS instead" >&2
+  HIERCL_CMAKE_ARGS="$HCL_CMAKE_ARGS"
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${HIERCL_CMAKE_ARGS:-} >/dev/null
 cmake --build build -j"$(nproc)"

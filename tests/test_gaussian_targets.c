@@ -38,6 +38,9 @@
 #include "../targets/quadratic_features/matrix.c"
 #pragma pop_macro("fail")
 
+/* The host table the included target code calls (HCL_PLUGIN_DEFINE defines it in a plugin). */
+const hcl_host_api *hcl_host;
+
 #define SIX_T (0x534958ULL << 40)
 #define QUF_T (0x515546ULL << 40)
 #define LRP_T (0x4c5250ULL << 40)
@@ -50,7 +53,7 @@ static const char *const k_names[3] = {"single_index", "quadratic_features", "lo
 
 static int setup_group(void **state) {
   (void)state;
-  gt_host = hcl_host_api_get();
+  hcl_host = hcl_host_api_get();
   for (int k = 0; k < 3; k++) {
     if (hcl_test_setup_plugin(k_names[k], HCL_PLUGIN_TARGET, &g_ctx, &g_desc[k])) return -1;
     g_vt[k] = g_desc[k]->vt;
@@ -80,7 +83,7 @@ static void *make_ok(int k, const char *const *kv, size_t R, const uint64_t *see
 static gt_link link_of(int k, const char *const *kv) {
   hcl_params *p = hcl_test_params(g_desc[k], "target", kv);
   gt_link l;
-  hcl_report rep = {.host = gt_host, .ctx = g_ctx};
+  hcl_report rep = {.host = hcl_host, .ctx = g_ctx};
   if (gt_link_read(&rep, "test", p, &l) != HCL_OK) fail_msg("link: %s", hcl_errmsg(g_ctx));
   hcl_test_params_free(p);
   return l;
@@ -386,7 +389,7 @@ static void ref_beta(uint64_t seed, size_t d, float *out) {
 
 static void test_host_mirrors(void **state) {
   (void)state;
-  gt_host = hcl_host_api_get();
+  hcl_host = hcl_host_api_get();
   /* the shared normal draw = the runtime's mirror of the device, bit for bit */
   const uint64_t seeds[] = {0, 1, 0x0123456789abcdefULL, 0xffffffffffffffffULL};
   const uint64_t streams[] = {SIX_T | (2ULL << 32), QUF_T | (2ULL << 32) | 1, 7};
@@ -547,7 +550,7 @@ static void test_descriptors_and_params(void **state) {
  * construction against an independent recomputation. */
 static void test_matrix_properties(void **state) {
   (void)state;
-  gt_host = hcl_host_api_get();
+  hcl_host = hcl_host_api_get();
   const size_t d = 9;
   double A[81], M[81], eig[9];
   for (size_t rank = 0; rank <= d; rank++) {

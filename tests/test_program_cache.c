@@ -122,11 +122,11 @@ static void with_env(const char *name, const char *value) {
 static void test_cache_dir(void **state) {
   (void)state;
   char *saved[3];
-  const char *names[3] = {"HCL_CACHE_DIR", "XDG_CACHE_HOME", "HOME"};
+  const char *names[3] = {"HIERCL_CACHE_DIR", "XDG_CACHE_HOME", "HOME"};
   for (int i = 0; i < 3; i++) saved[i] = getenv(names[i]) ? strdup(getenv(names[i])) : NULL;
   static hcl_ctx ctx; /* only cache_dir is read */
   char out[1024];
-  with_env("HCL_CACHE_DIR", NULL);
+  with_env("HIERCL_CACHE_DIR", NULL);
   with_env("XDG_CACHE_HOME", NULL);
   with_env("HOME", "/home/u");
   hcl_cache_dir(&ctx, out, sizeof out);
@@ -137,7 +137,7 @@ static void test_cache_dir(void **state) {
   strcpy(ctx.cache_dir, "/from/ctx");
   hcl_cache_dir(&ctx, out, sizeof out);
   assert_string_equal(out, "/from/ctx");
-  with_env("HCL_CACHE_DIR", "/from/env");
+  with_env("HIERCL_CACHE_DIR", "/from/env");
   hcl_cache_dir(&ctx, out, sizeof out);
   assert_string_equal(out, "/from/env");
   hcl_cache_dir(NULL, out, sizeof out);
@@ -172,7 +172,7 @@ static void test_policy(void **state) {
 /* ---- on the device ----------------------------------------------------------- */
 typedef struct fixture {
   hcl_ctx *ctx;
-  char dir[64];    /* HCL_CACHE_DIR for this test program */
+  char dir[64];    /* HIERCL_CACHE_DIR for this test program */
   char bindir[64]; /* binary_dir for the no-compiler case */
   char *saved_env;
 } fixture;
@@ -198,11 +198,11 @@ static int setup(void **state) {
   strcpy(fx.dir, "/tmp/hcl_cache_test_XXXXXX");
   strcpy(fx.bindir, "/tmp/hcl_bin_test_XXXXXX");
   if (!mkdtemp(fx.dir) || !mkdtemp(fx.bindir)) return -1;
-  fx.saved_env = getenv("HCL_CACHE_DIR") ? strdup(getenv("HCL_CACHE_DIR")) : NULL;
-  setenv("HCL_CACHE_DIR", fx.dir, 1);
+  fx.saved_env = getenv("HIERCL_CACHE_DIR") ? strdup(getenv("HIERCL_CACHE_DIR")) : NULL;
+  setenv("HIERCL_CACHE_DIR", fx.dir, 1);
   char err[HCL_ERRMSG_MAX];
-  /* HCL_TEST_DEVICE runs the same checks on another device (e.g. "gpu") */
-  const char *dev = getenv("HCL_TEST_DEVICE");
+  /* HIERCL_TEST_DEVICE runs the same checks on another device (e.g. "gpu") */
+  const char *dev = getenv("HIERCL_TEST_DEVICE");
   hcl_ctx_options o = {
       .device = dev && *dev ? dev : "cpu", .quiet = 1, .cache_policy = HCL_CACHE_ON};
   if (hcl_ctx_create(&o, &fx.ctx, err, sizeof err) != HCL_OK) {
@@ -217,7 +217,7 @@ static int teardown(void **state) {
   hcl_ctx_destroy(fx->ctx);
   nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
   nftw(fx->bindir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-  with_env("HCL_CACHE_DIR", fx->saved_env);
+  with_env("HIERCL_CACHE_DIR", fx->saved_env);
   free(fx->saved_env);
   return 0;
 }

@@ -329,7 +329,7 @@ static void context_options(void **state) {
   char err[1024];
   assert_int_equal(hcl_ctx_create(&o, &ctx, err, sizeof err), HCL_OK);
   assert_int_equal(ctx->no_compile, 1);
-  if (!getenv("HCL_GEMM_SMALL_MAX")) assert_true(isinf(ctx->gemm_small_max));
+  if (!hcl_getenv("HIERCL_GEMM_SMALL_MAX")) assert_true(isinf(ctx->gemm_small_max));
   hcl_ctx_destroy(ctx);
   char dir[800];
   snprintf(dir, sizeof dir, "%s/rec", hcl_test_tmpdir());

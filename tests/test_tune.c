@@ -35,11 +35,11 @@ static const char *pocl_set(const char *const *changes) {
   return buf;
 }
 
-/* Run `hiercl ARGS` with HCL_CACHE_DIR=cache under a watchdog (timeout);
+/* Run `hiercl ARGS` with HIERCL_CACHE_DIR=cache under a watchdog (timeout);
  * output (stdout and stderr) in out; returns the exit status. */
 static int run_hiercl(const char *cache, const char *args, char *out, size_t len) {
   char cmd[4096];
-  snprintf(cmd, sizeof cmd, "HCL_CACHE_DIR=%s timeout 120 %s %s 2>&1", cache, HCL_TEST_HIERCL,
+  snprintf(cmd, sizeof cmd, "HIERCL_CACHE_DIR=%s timeout 120 %s %s 2>&1", cache, HCL_TEST_HIERCL,
            args);
   FILE *p = popen(cmd, "r");
   assert_non_null(p);
@@ -53,14 +53,14 @@ static int run_hiercl(const char *cache, const char *args, char *out, size_t len
 static void tuning_file(hcl_ctx *ctx, char *cache, size_t clen, char *path, size_t plen) {
   static int k;
   snprintf(cache, clen, "%s/cache%d", hcl_test_tmpdir(), k++);
-  const char *saved = getenv("HCL_CACHE_DIR");
+  const char *saved = getenv("HIERCL_CACHE_DIR");
   char *keep = saved ? strdup(saved) : NULL;
-  setenv("HCL_CACHE_DIR", cache, 1);
+  setenv("HIERCL_CACHE_DIR", cache, 1);
   hcl_blas_tuning_path(ctx, path, plen);
   if (keep)
-    setenv("HCL_CACHE_DIR", keep, 1);
+    setenv("HIERCL_CACHE_DIR", keep, 1);
   else
-    unsetenv("HCL_CACHE_DIR");
+    unsetenv("HIERCL_CACHE_DIR");
   free(keep);
   char dir[1200];
   snprintf(dir, sizeof dir, "%s/clblast", cache);
@@ -91,7 +91,7 @@ static void tune_writes_and_applies(void **state) {
   char cmd[2048], cache[600], out[8192];
   snprintf(cache, sizeof cache, "%s/cache", hcl_test_tmpdir());
   snprintf(cmd, sizeof cmd,
-           "chmod +x %s && HIERCL_CLBLAST_TUNER=%s HCL_CACHE_DIR=%s %s tune --device cpu "
+           "chmod +x %s && HIERCL_CLBLAST_TUNER=%s HIERCL_CACHE_DIR=%s %s tune --device cpu "
            "--size 128,128,128 --minutes 1 2>&1",
            tuner, tuner, cache, HCL_TEST_HIERCL);
   FILE *p = popen(cmd, "r");
@@ -117,7 +117,7 @@ static void tune_writes_and_applies(void **state) {
   const char *cfg = hcl_test_write_temp("tiny.ini", "[target]\nplugin = staircase\nn = 4\nk = 2\n"
                                                     "[model]\nplugin = resnet\n[train]\nsteps = 5\n"
                                                     "[eval]\ntest_size = 10\n");
-  snprintf(cmd, sizeof cmd, "HCL_CACHE_DIR=%s %s run %s --device cpu --out %s -q 2>/dev/null",
+  snprintf(cmd, sizeof cmd, "HIERCL_CACHE_DIR=%s %s run %s --device cpu --out %s -q 2>/dev/null",
            cache, HCL_TEST_HIERCL, cfg, hcl_test_tmpdir());
   p = popen(cmd, "r");
   n = fread(out, 1, sizeof out - 1, p);
@@ -131,7 +131,7 @@ static void tune_writes_and_applies(void **state) {
   assert_non_null(strstr(m, path));
   free(m);
   snprintf(cmd, sizeof cmd,
-           "HCL_CACHE_DIR=%s %s tune --dry-run --device cpu --size 200,200,200 2>&1", cache,
+           "HIERCL_CACHE_DIR=%s %s tune --dry-run --device cpu --size 200,200,200 2>&1", cache,
            HCL_TEST_HIERCL);
   p = popen(cmd, "r");
   n = fread(out, 1, sizeof out - 1, p);

@@ -130,6 +130,38 @@ void hcl_mpi_end(void);
  * records: the points' states are in n_done, n_failed, n_pending. */
 hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen);
 
+/* A gradient check of the configured model (hiercl gradcheck): its
+ * backward() against central finite differences of its forward(). */
+typedef struct hcl_gradcheck_options {
+  hcl_run_options run; /* config, --set, device, plugin path, stop */
+  size_t samples;      /* test inputs per replica (0: 4) */
+  uint32_t replicas;   /* R >= 2 (0: 2); [run] seeds, when set, decide instead */
+  size_t coords;       /* coordinates checked per block (0: 16); every one of a smaller block */
+} hcl_gradcheck_options;
+
+/* One parameter block's result. max_rel is max |g - fd| over the checked
+ * coordinates and replicas, divided by the largest |g| or |fd| among them
+ * (0 when both are 0; NaN when a value was not finite); fd is the central
+ * difference at the step (of 4, each 8 times smaller) that agrees best, so
+ * a step across a ReLU kink does not count against a right gradient. */
+typedef struct hcl_gradcheck_block {
+  char name[64];
+  size_t rows, cols;
+  size_t checked; /* coordinates checked (per replica) */
+  int trainable;  /* 0: frozen, not checked */
+  double max_rel;
+  double max_grad; /* largest |g| among the checked coordinates */
+  double ratio;    /* when g = ratio * fd in every coordinate but ratio is not 1 (a constant
+                      factor folded into backward); NaN otherwise */
+} hcl_gradcheck_block;
+
+/* Load the config and plugins, open the device, initialise the model as a
+ * run does (init, prepare) and check every trainable block. *blocks
+ * (free()) gets one entry per block, model (when not NULL) the plugin's
+ * name. err gets one line. */
+hcl_status hcl_gradcheck(hcl_gradcheck_options *opt, hcl_gradcheck_block **blocks, size_t *n_blocks,
+                         char *model, size_t model_len, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

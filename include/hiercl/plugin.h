@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef __cplusplus
@@ -610,6 +611,278 @@ hcl_report_fail(const hcl_report *r, hcl_status rc, const char *fmt, ...) {
   if (r->errlen) snprintf(r->err, r->errlen, "%s", msg + skip);
   return rc;
 }
+
+/* ==== SDK: what every plugin repeats, once (header only; not part of the ABI) ====
+ *
+ * A plugin's entry file:
+ *
+ *   static const hcl_param_desc params[] = {
+ *       HCL_P_INT("width", "64", 1, 65536, "hidden neurons"),
+ *       HCL_P_ENUM("act", "relu", acts, "activation"),
+ *       HCL_P_END};
+ *   static const hcl_plugin_desc desc = {HCL_DESC_HEAD(HCL_PLUGIN_MODEL), .name = "mine", ...};
+ *   HCL_PLUGIN_DEFINE(mine, desc)
+ *
+ * and every file then calls the runtime through `hcl_host`. */
+
+/* The runtime's function table in a plugin built with HCL_PLUGIN_DEFINE (set
+ * before any other entry is called). Hidden: each plugin has its own. */
+#if defined(__GNUC__)
+__attribute__((visibility("hidden")))
+#endif
+extern const hcl_host_api *hcl_host;
+
+/* Nonzero when a struct of `type` at ptr (not NULL, with a struct_size
+ * first) covers `field`: read a field added after the plugin's oldest
+ * runtime only then. */
+#define HCL_STRUCT_HAS(ptr, type, field)                                                           \
+  ((size_t)(ptr)->struct_size >= offsetof(type, field) + sizeof((ptr)->field))
+/* Nonzero when the runtime's host table has entry `field` (newer than
+ * HCL_PLUGIN_NEEDS): `if (HCL_HOST_HAS(mem_check)) ...`. */
+#define HCL_HOST_HAS(field) (HCL_STRUCT_HAS(hcl_host, hcl_host_api, field) && hcl_host->field)
+
+/* The newest host-table entry a plugin calls without HCL_HOST_HAS; define it
+ * before including this header to need a newer runtime. The default is the
+ * last entry of the table as ABI 1 first shipped it. */
+#ifndef HCL_PLUGIN_NEEDS
+#define HCL_PLUGIN_NEEDS mem_check
+#endif
+
+/* The first fields of a descriptor: ABI version, size and kind. */
+#define HCL_DESC_HEAD(kind_)                                                                       \
+  .abi_version = HCL_PLUGIN_ABI_VERSION, .struct_size = sizeof(hcl_plugin_desc), .kind = (kind_)
+
+/* Defines hcl_host and the entry point returning `desc` (a static
+ * hcl_plugin_desc) once the host table's ABI version matches and the table
+ * reaches HCL_PLUGIN_NEEDS; otherwise the loader lists the plugin as
+ * rejected with the reason. `name` is the plugin's name, unquoted. */
+#define HCL_PLUGIN_DEFINE(name, desc)                                                              \
+  const hcl_host_api *hcl_host;                                                                    \
+  HCL_EXPORT const hcl_plugin_desc *hcl_plugin_init(const hcl_host_api *host,                      \
+                                                    const char **errmsg) {                         \
+    if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION) {                                    \
+      *errmsg = #name ": runtime plugin ABI version differs from the one it was built for";        \
+      return NULL;                                                                                 \
+    }                                                                                              \
+    if (!HCL_STRUCT_HAS(host, hcl_host_api, HCL_PLUGIN_NEEDS)) {                                   \
+      *errmsg = #name ": the runtime's host table is older than this plugin needs";                \
+      return NULL;                                                                                 \
+    }                                                                                              \
+    hcl_host = host;                                                                               \
+    return &(desc);                                                                                \
+  }
+
+/* ---- declared parameters: one macro per type (tables end with HCL_P_END) - */
+/* def is the default as text (NULL: required); lo > hi: unbounded. */
+#define HCL_P_INT(key, def, lo, hi, help)                                                          \
+  { key, HCL_PARAM_INT, def, lo, hi, NULL, help }
+#define HCL_P_DOUBLE(key, def, lo, hi, help)                                                       \
+  { key, HCL_PARAM_DOUBLE, def, lo, hi, NULL, help }
+#define HCL_P_BOOL(key, def, help)                                                                 \
+  { key, HCL_PARAM_BOOL, def, 1, 0, NULL, help }
+#define HCL_P_STRING(key, def, help)                                                               \
+  { key, HCL_PARAM_STRING, def, 1, 0, NULL, help }
+/* choices: a NULL-terminated list; read the value back as its index (hcl_param_choice). */
+#define HCL_P_ENUM(key, def, choices, help)                                                        \
+  { key, HCL_PARAM_ENUM, def, 1, 0, choices, help }
+#define HCL_P_LIST(key, def, lo, hi, help)                                                         \
+  { key, HCL_PARAM_LIST, def, lo, hi, NULL, help }
+#define HCL_P_END                                                                                  \
+  { NULL, (hcl_param_type)0, NULL, 0, 0, NULL, NULL }
+
+/* The index in `choices` (the list the key was declared with) of an ENUM
+ * key's value; the runtime has already refused any other value, so -1 only
+ * for a key declared with another list. */
+static inline int hcl_param_choice(const hcl_host_api *host, const hcl_params *p, const char *key,
+                                   const char *const *choices) {
+  const char *v = host->param_str(p, key);
+  for (int i = 0; v && choices[i]; i++)
+    if (!strcmp(v, choices[i])) return i;
+  return -1;
+}
+/* hcl_param_choice through hcl_host. */
+#define HCL_ENUM(p, key, choices) hcl_param_choice(hcl_host, (p), (key), (choices))
+
+/* Return the status of a call when it is not HCL_OK. */
+#define HCL_TRY(call)                                                                              \
+  do {                                                                                             \
+    hcl_status hcl_try_rc_ = (call);                                                               \
+    if (hcl_try_rc_ != HCL_OK) return hcl_try_rc_;                                                 \
+  } while (0)
+
+/* ---- views of device buffers --------------------------------------------- */
+/* The part of buffer b `off` floats in, `span` floats long. */
+static inline hcl_buf hcl_view(hcl_buf b, size_t off, size_t span) {
+  hcl_buf v = {b.mem, b.offset + off * sizeof(float), span * sizeof(float)};
+  return v;
+}
+/* A per-replica block of a [R, stride] buffer (the parameters: stride =
+ * n_params) at `off` with `count` floats: from replica 0's block to the end
+ * of replica R-1's, for batched ops that stride `stride` floats. */
+static inline hcl_buf hcl_pview(hcl_buf b, size_t R, size_t stride, size_t off, size_t count) {
+  return hcl_view(b, off, (R - 1) * stride + count);
+}
+/* Floats of one input sample of shape s (the product of its dims). */
+static inline size_t hcl_shape_size(const hcl_shape *s) {
+  size_t n = 1;
+  for (uint32_t i = 0; i < s->rank && i < 4; i++) n *= s->dims[i];
+  return n;
+}
+/* ---- a target from its sampling kernel alone ----------------------------- */
+/* A target plugin whose only required piece is one OpenCL kernel:
+ *
+ *   __kernel void NAME(__global float *x, ulong x_off, __global float *y, ulong y_off,
+ *                      __global const ulong *seeds, uint stream, ulong first, ulong n,
+ *                      ulong wrap, __global const float *params, uint n_params)
+ *
+ * runs on (n, R) work-items; work-item (i, r) writes sample
+ * s = first + i (s %= wrap when wrap > 0: the training set) of replica r,
+ * x at HCL_AT(x, x_off) + (r n + i) x_size, y at HCL_AT(y, y_off) + (r n + i)
+ * y_dim, as a function of (seeds[r], stream, s) only: draw with
+ * hcl_rng_block(seeds[r], stream_id, counter) from kernels/common.cl, which
+ * is prepended. params holds the plugin's declared INT, DOUBLE and BOOL
+ * values and ENUM indices, as floats in table order (STRING and LIST keys
+ * are skipped). The plugin writes the kernel, its parameter table and
+ *
+ *   static const hcl_kernel_target kt = {.source = hcl_cl_mine, .kernel = "mine_sample",
+ *                                        .params = params, .shape = mine_shape};
+ *   HCL_KERNEL_TARGET_VT(vt, kt)
+ *
+ * and a descriptor with .vt = &vt. */
+typedef struct hcl_kernel_target {
+  const char *source;           /* program text (an embedded .cl file) */
+  const char *kernel;           /* the sampling kernel's name */
+  const hcl_param_desc *params; /* the plugin's table, for the kernel's params */
+  hcl_target_info info;         /* shape, y_dim (0: 1), task (0: regression), classes */
+  /* Optional: complete `info` from the parameters (e.g. x.dims[0] = d), without a
+   * device; an error is one line in err. */
+  hcl_status (*shape)(const hcl_params *p, hcl_target_info *info, char *err, size_t errlen);
+} hcl_kernel_target;
+
+/* One target made by HCL_KERNEL_TARGET_VT (private to the SDK). */
+typedef struct hcl_kt_self {
+  const hcl_kernel_target *kt;
+  hcl_ctx *ctx;
+  size_t R;
+  uint64_t train_size;
+  hcl_target_info info;
+  cl_program prog;
+  cl_kernel k;
+  hcl_buf seeds, params;
+  cl_uint n_params;
+} hcl_kt_self;
+
+/* The info of kt for parameters p; one error line in err. */
+static inline hcl_status hcl_kt_shape(const hcl_kernel_target *kt, const hcl_params *p,
+                                      hcl_target_info *out, char *err, size_t errlen) {
+  *out = kt->info;
+  out->struct_size = sizeof *out;
+  if (!out->y_dim) out->y_dim = 1;
+  if (!out->task) out->task = HCL_TASK_REGRESSION;
+  hcl_status rc = kt->shape ? kt->shape(p, out, err, errlen) : HCL_OK;
+  if (rc == HCL_OK && (out->x.rank < 1 || out->x.rank > 4 || !hcl_shape_size(&out->x)))
+    rc = (snprintf(err, errlen, "the input shape has no elements"), HCL_ERR_PARAM);
+  return rc;
+}
+
+static inline void hcl_kt_destroy(void *self) {
+  hcl_kt_self *t = (hcl_kt_self *)self;
+  if (!t) return;
+  hcl_host->buf_free(t->ctx, &t->seeds);
+  hcl_host->buf_free(t->ctx, &t->params);
+  if (t->k) clReleaseKernel(t->k);
+  if (t->prog) clReleaseProgram(t->prog);
+  free(t);
+}
+
+/* Everything hcl_kt_create makes, into t (released by hcl_kt_destroy). */
+static inline hcl_status hcl_kt_make(hcl_kt_self *t, const hcl_setup *setup) {
+  char err[512] = "";
+  hcl_ctx *ctx = t->ctx;
+  if (hcl_kt_shape(t->kt, setup->params, &t->info, err, sizeof err) != HCL_OK)
+    return (hcl_host->fail)(ctx, HCL_ERR_PARAM, "%s", err);
+  float values[256];
+  cl_uint n = 0;
+  for (const hcl_param_desc *d = t->kt->params; d && d->key && n < 256; d++) {
+    if (d->type == HCL_PARAM_INT) values[n++] = (float)hcl_host->param_int(setup->params, d->key);
+    if (d->type == HCL_PARAM_DOUBLE)
+      values[n++] = (float)hcl_host->param_double(setup->params, d->key);
+    if (d->type == HCL_PARAM_BOOL) values[n++] = (float)hcl_host->param_bool(setup->params, d->key);
+    if (d->type == HCL_PARAM_ENUM)
+      values[n++] = (float)hcl_param_choice(hcl_host, setup->params, d->key, d->choices);
+  }
+  t->n_params = n;
+  if (t->R < 1 || t->R > 4096 || !setup->seeds)
+    return (hcl_host->fail)(ctx, HCL_ERR_PARAM, "%zu replicas: 1 to 4096, with their seeds", t->R);
+  cl_ulong seeds[4096];
+  for (size_t r = 0; r < t->R; r++) seeds[r] = setup->seeds[r];
+  HCL_TRY(hcl_host->buf_alloc(ctx, t->R * sizeof(cl_ulong), &t->seeds));
+  HCL_TRY(hcl_host->buf_write(ctx, t->seeds, seeds, t->R * sizeof(cl_ulong)));
+  HCL_TRY(hcl_host->buf_alloc(ctx, (n ? n : 1) * sizeof(float), &t->params));
+  if (n) HCL_TRY(hcl_host->buf_write(ctx, t->params, values, n * sizeof(float)));
+  HCL_TRY(hcl_host->program(ctx, t->kt->kernel, t->kt->source, "", &t->prog));
+  return hcl_host->kernel(ctx, t->prog, t->kt->kernel, &t->k);
+}
+
+/* create() of a kernel target: *self is set only on success. */
+static inline hcl_status hcl_kt_create(const hcl_kernel_target *kt, hcl_ctx *ctx,
+                                       const hcl_setup *setup, void **self) {
+  *self = NULL;
+  hcl_kt_self *t = (hcl_kt_self *)calloc(1, sizeof *t);
+  if (!t) return (hcl_host->fail)(ctx, HCL_ERR_NOMEM, "out of host memory");
+  t->kt = kt;
+  t->ctx = ctx;
+  t->R = setup->replicas;
+  t->train_size = setup->train_size;
+  hcl_status rc = hcl_kt_make(t, setup);
+  if (rc != HCL_OK) {
+    hcl_kt_destroy(t);
+    return rc;
+  }
+  *self = t;
+  return HCL_OK;
+}
+
+static inline hcl_status hcl_kt_info(void *self, hcl_target_info *out) {
+  return hcl_target_info_put(out, &((hcl_kt_self *)self)->info);
+}
+
+static inline hcl_status hcl_kt_sample(void *self, uint32_t stream, uint64_t first, size_t n,
+                                       hcl_buf x, hcl_buf y) {
+  hcl_kt_self *t = (hcl_kt_self *)self;
+  if (!n) return HCL_OK;
+  cl_ulong xo = x.offset / sizeof(float), yo = y.offset / sizeof(float), f = first, cn = n;
+  cl_ulong wrap = stream == HCL_STREAM_TRAIN ? t->train_size : 0;
+  cl_uint st = stream;
+  hcl_arg args[] = {
+      HCL_ARG(x.mem),      HCL_ARG(xo), HCL_ARG(y.mem), HCL_ARG(yo),   HCL_ARG(t->seeds.mem),
+      HCL_ARG(st),         HCL_ARG(f),  HCL_ARG(cn),    HCL_ARG(wrap), HCL_ARG(t->params.mem),
+      HCL_ARG(t->n_params)};
+  size_t gws[2] = {n, t->R};
+  return hcl_host->run_kernel(t->ctx, t->k, 2, gws, NULL, t->kt->kernel, 11, args);
+}
+
+/* Defines `static const hcl_target_vt vt` sampling with the kernel of `kt`
+ * (a static hcl_kernel_target): create, destroy, info, sample and a
+ * device-free check that fills the info. */
+#define HCL_KERNEL_TARGET_VT(vt, kt)                                                               \
+  static hcl_status vt##_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {               \
+    return hcl_kt_create(&(kt), ctx, setup, self);                                                 \
+  }                                                                                                \
+  static hcl_status vt##_check(const hcl_params *p, const hcl_check_info *run,                     \
+                               hcl_target_info *info, char *err, size_t errlen) {                  \
+    hcl_target_info got;                                                                           \
+    (void)run;                                                                                     \
+    HCL_TRY(hcl_kt_shape(&(kt), p, &got, err, errlen));                                            \
+    return hcl_target_info_put(info, &got);                                                        \
+  }                                                                                                \
+  static const hcl_target_vt vt = {.struct_size = sizeof(hcl_target_vt),                           \
+                                   .create = vt##_create,                                          \
+                                   .destroy = hcl_kt_destroy,                                      \
+                                   .info = hcl_kt_info,                                            \
+                                   .sample = hcl_kt_sample,                                        \
+                                   .check = vt##_check}
+/* ==== end of the SDK ==== */
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,7 @@ enum { DEFAULT_WIDTH = 64, DEFAULT_DEPTH = 2, DEFAULT_NEURON_CHECK = 50 };
 void hcl_rn_destroy(void *self) {
   hcl_rn *m = self;
   if (!m) return;
-  const hcl_host_api *host = hcl_rn_host;
+  const hcl_host_api *host = hcl_host;
   for (size_t l = 0; l < m->L; l++) {
     if (m->z && m->z[l].mem) host->buf_free(m->ctx, &m->z[l]);
     if (m->h && m->h[l].mem) host->buf_free(m->ctx, &m->h[l]);
@@ -33,17 +33,10 @@ void hcl_rn_destroy(void *self) {
   free(m);
 }
 
-/* Index of s in a NULL-terminated list, or -1. */
-static int pick(const char *s, const char *const *choices) {
-  for (int i = 0; s && choices[i]; i++)
-    if (!strcmp(s, choices[i])) return i;
-  return -1;
-}
-
 static hcl_status parse_enum(const hcl_report *r, const hcl_params *p, const char *key,
                              const char *const *choices, int *out) {
-  const char *s = p ? hcl_rn_host->param_str(p, key) : choices[0];
-  int i = pick(s, choices);
+  const char *s = p ? hcl_host->param_str(p, key) : choices[0];
+  int i = p ? HCL_ENUM(p, key, choices) : 0;
   if (i < 0) {
     char list[256] = "";
     for (size_t k = 0; choices[k]; k++) {
@@ -66,13 +59,13 @@ static const char *const fixed_names[] = {"none", "pm_v", NULL};
 static const char *const init_names[] = {"uniform_fan_in", "normal", "zero", NULL};
 
 static int64_t int_or(const hcl_params *p, const char *key, int64_t def) {
-  return p ? hcl_rn_host->param_int(p, key) : def;
+  return p ? hcl_host->param_int(p, key) : def;
 }
 static double dbl_or(const hcl_params *p, const char *key, double def) {
-  return p ? hcl_rn_host->param_double(p, key) : def;
+  return p ? hcl_host->param_double(p, key) : def;
 }
 static int bool_or(const hcl_params *p, const char *key, int def) {
-  return p ? hcl_rn_host->param_bool(p, key) : def;
+  return p ? hcl_host->param_bool(p, key) : def;
 }
 
 /* Read and check every parameter of the [model] section. */
@@ -87,11 +80,11 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_rn *
   m->W = (size_t)width;
   m->L = (size_t)depth;
   int a;
-  HCL_RN_TRY(parse_enum(r, p, "activation", act_names, &a));
+  HCL_TRY(parse_enum(r, p, "activation", act_names, &a));
   m->act = act_ids[a];
-  HCL_RN_TRY(parse_enum(r, p, "readout", readout_names, &m->readout));
-  HCL_RN_TRY(parse_enum(r, p, "readout_fixed", fixed_names, &m->fixed));
-  HCL_RN_TRY(parse_enum(r, p, "init", init_names, &m->init));
+  HCL_TRY(parse_enum(r, p, "readout", readout_names, &m->readout));
+  HCL_TRY(parse_enum(r, p, "readout_fixed", fixed_names, &m->fixed));
+  HCL_TRY(parse_enum(r, p, "init", init_names, &m->init));
   m->p1 = dbl_or(p, "p1", 1.0);
   m->p2 = dbl_or(p, "p2", 1.0);
   if (!(m->p1 >= 0 && m->p1 <= 1) || !(m->p2 >= 0 && m->p2 <= 1))
@@ -125,13 +118,12 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_rn *
 
 /* Input size and output width from the target; the readout's shape. */
 static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, hcl_rn *m) {
-  if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
+  if (!t || !HCL_STRUCT_HAS(t, hcl_target_info, n_classes))
     return hcl_report_fail(r, HCL_ERR_ABI, "regular_net: target info missing or too small");
   if (t->x.rank < 1 || t->x.rank > 4)
     return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: target input rank %u: expected 1 to 4",
                            (unsigned)t->x.rank);
-  size_t d = 1;
-  for (uint32_t i = 0; i < t->x.rank; i++) d *= t->x.dims[i];
+  size_t d = hcl_shape_size(&t->x);
   if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: target input has size 0");
   m->d = d;
   m->y_dim = t->y_dim ? t->y_dim : 1;
@@ -160,14 +152,14 @@ static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, hcl
 }
 
 static hcl_status alloc_act(hcl_rn *m, hcl_buf *b) {
-  return hcl_rn_host->buf_alloc(m->ctx, m->R * m->max_batch * m->W * sizeof(float), b);
+  return hcl_host->buf_alloc(m->ctx, m->R * m->max_batch * m->W * sizeof(float), b);
 }
 
 /* z, h of L layers plus two dh: refused as a whole, naming the keys, before
  * any of them is allocated (when the runtime offers the check). */
 static hcl_status check_act_memory(hcl_rn *m) {
-  const hcl_host_api *host = hcl_rn_host;
-  if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
+  const hcl_host_api *host = hcl_host;
+  if (!HCL_HOST_HAS(mem_check)) return HCL_OK;
   double one = (double)m->R * (double)m->max_batch * (double)m->W * sizeof(float);
   double all = one * (2.0 * (double)m->L + 2.0);
   char what[256];
@@ -182,27 +174,27 @@ static hcl_status check_act_memory(hcl_rn *m) {
 
 /* Buffers of the forward and backward passes, and the masks. */
 static hcl_status alloc_all(hcl_rn *m) {
-  const hcl_host_api *host = hcl_rn_host;
-  HCL_RN_TRY(check_act_memory(m));
+  const hcl_host_api *host = hcl_host;
+  HCL_TRY(check_act_memory(m));
   for (size_t l = 0; l < m->L; l++) {
-    HCL_RN_TRY(alloc_act(m, &m->z[l]));
-    HCL_RN_TRY(alloc_act(m, &m->h[l]));
+    HCL_TRY(alloc_act(m, &m->z[l]));
+    HCL_TRY(alloc_act(m, &m->h[l]));
   }
-  HCL_RN_TRY(alloc_act(m, &m->dh[0]));
-  HCL_RN_TRY(alloc_act(m, &m->dh[1]));
+  HCL_TRY(alloc_act(m, &m->dh[0]));
+  HCL_TRY(alloc_act(m, &m->dh[1]));
   m->masked = m->p1 < 1.0 || m->p2 < 1.0;
   if (!m->masked) return HCL_OK;
-  HCL_RN_TRY(host->buf_alloc(m->ctx, m->R * m->n_params * sizeof(float), &m->cmask));
-  HCL_RN_TRY(host->buf_alloc(m->ctx, m->R * m->n_params * sizeof(float), &m->eff));
-  HCL_RN_TRY(hcl_rn_kernels(m));
+  HCL_TRY(host->buf_alloc(m->ctx, m->R * m->n_params * sizeof(float), &m->cmask));
+  HCL_TRY(host->buf_alloc(m->ctx, m->R * m->n_params * sizeof(float), &m->eff));
+  HCL_TRY(hcl_rn_kernels(m));
   return hcl_rn_draw_masks(m);
 }
 
 hcl_status hcl_rn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
                          void **self) {
-  const hcl_host_api *host = hcl_rn_host;
+  const hcl_host_api *host = hcl_host;
   *self = NULL;
-  if (!setup || setup->struct_size < offsetof(hcl_setup, max_batch) + sizeof setup->max_batch)
+  if (!setup || !HCL_STRUCT_HAS(setup, hcl_setup, max_batch))
     return host->fail(ctx, HCL_ERR_ABI, "regular_net: setup missing or too small");
   if (setup->replicas < 1 || !setup->seeds)
     return host->fail(ctx, HCL_ERR_PARAM, "regular_net: %u replicas (need >= 1 and their seeds)",

@@ -4,39 +4,39 @@
 extern const char hcl_cl_regular_net[];
 
 hcl_status hcl_rn_kernels(hcl_rn *m) {
-  const hcl_host_api *host = hcl_rn_host;
+  const hcl_host_api *host = hcl_host;
   if (m->prog) return HCL_OK;
-  HCL_RN_TRY(host->program(m->ctx, "regular_net", hcl_cl_regular_net, "", &m->prog));
-  HCL_RN_TRY(host->kernel(m->ctx, m->prog, "rn_mask_mul", &m->k_mul));
+  HCL_TRY(host->program(m->ctx, "regular_net", hcl_cl_regular_net, "", &m->prog));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "rn_mask_mul", &m->k_mul));
   return host->kernel(m->ctx, m->prog, "rn_grad_post", &m->k_grad);
 }
 
 /* Float offset of a buffer region (offsets are whole floats by contract). */
 static hcl_status float_offset(hcl_rn *m, hcl_buf b, const char *what, cl_ulong *out) {
   if (b.offset % sizeof(float))
-    return hcl_rn_host->fail(m->ctx, HCL_ERR_PARAM,
-                             "regular_net: %s offset %zu is not float aligned", what, b.offset);
+    return hcl_host->fail(m->ctx, HCL_ERR_PARAM, "regular_net: %s offset %zu is not float aligned",
+                          what, b.offset);
   *out = (cl_ulong)(b.offset / sizeof(float));
   return HCL_OK;
 }
 
 hcl_status hcl_rn_apply_mask(hcl_rn *m, hcl_buf params, hcl_buf out) {
   cl_ulong po, mo, eo, np = m->n_params;
-  HCL_RN_TRY(float_offset(m, params, "params", &po));
-  HCL_RN_TRY(float_offset(m, m->cmask, "mask", &mo));
-  HCL_RN_TRY(float_offset(m, out, "masked params", &eo));
+  HCL_TRY(float_offset(m, params, "params", &po));
+  HCL_TRY(float_offset(m, m->cmask, "mask", &mo));
+  HCL_TRY(float_offset(m, out, "masked params", &eo));
   hcl_arg args[] = {HCL_ARG(params.mem), HCL_ARG(po),      HCL_ARG(m->cmask.mem),
                     HCL_ARG(mo),         HCL_ARG(out.mem), HCL_ARG(eo),
                     HCL_ARG(np)};
   size_t gws[2] = {m->n_params, m->R};
-  return hcl_rn_host->run_kernel(m->ctx, m->k_mul, 2, gws, NULL, "regular_net_mask", 7, args);
+  return hcl_host->run_kernel(m->ctx, m->k_mul, 2, gws, NULL, "regular_net_mask", 7, args);
 }
 
 hcl_status hcl_rn_grad_post(hcl_rn *m, hcl_buf params, hcl_buf grad) {
   cl_ulong go, po, mo = 0, np = m->n_params;
-  HCL_RN_TRY(float_offset(m, grad, "grad", &go));
-  HCL_RN_TRY(float_offset(m, params, "params", &po));
-  if (m->masked) HCL_RN_TRY(float_offset(m, m->cmask, "mask", &mo));
+  HCL_TRY(float_offset(m, grad, "grad", &go));
+  HCL_TRY(float_offset(m, params, "params", &po));
+  if (m->masked) HCL_TRY(float_offset(m, m->cmask, "mask", &mo));
   cl_int has_cm = m->masked, sel = m->sel_on;
   cl_ulong w0 = m->sel_w0, w1 = m->sel_w1, s0 = m->sel_s0, s1 = m->sel_s1, b0 = m->sel_b0,
            b1 = m->sel_b1, ro = m->sel_ro;
@@ -47,5 +47,5 @@ hcl_status hcl_rn_grad_post(hcl_rn *m, hcl_buf params, hcl_buf grad) {
       HCL_ARG(has_cm),   HCL_ARG(sel), HCL_ARG(w0),         HCL_ARG(w1), HCL_ARG(l2w), HCL_ARG(s0),
       HCL_ARG(s1),       HCL_ARG(l2s), HCL_ARG(b0),         HCL_ARG(b1), HCL_ARG(ro),  HCL_ARG(np)};
   size_t gws[2] = {m->n_params, m->R};
-  return hcl_rn_host->run_kernel(m->ctx, m->k_grad, 2, gws, NULL, "regular_net_grad", 18, args);
+  return hcl_host->run_kernel(m->ctx, m->k_grad, 2, gws, NULL, "regular_net_grad", 18, args);
 }

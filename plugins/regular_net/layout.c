@@ -60,14 +60,6 @@ hcl_status hcl_rn_layout(hcl_rn *m) {
   return HCL_OK;
 }
 
-hcl_buf hcl_rn_view(hcl_buf b, size_t off, size_t span) {
-  return (hcl_buf){b.mem, b.offset + off * sizeof(float), span * sizeof(float)};
-}
-
-hcl_buf hcl_rn_pview(const hcl_rn *m, hcl_buf params, size_t off, size_t count) {
-  return hcl_rn_view(params, off, (m->R - 1) * m->n_params + count);
-}
-
 size_t hcl_rn_n_params(void *self) { return ((hcl_rn *)self)->n_params; }
 
 size_t hcl_rn_out_dim(void *self) { return ((hcl_rn *)self)->D; }

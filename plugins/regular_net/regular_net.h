@@ -12,16 +12,6 @@
 
 #include "hiercl/plugin.h"
 
-/* The runtime's function table, set once by hcl_plugin_init (plugin.c). */
-extern const hcl_host_api *hcl_rn_host;
-
-/* Return the status of a call when it is not HCL_OK. */
-#define HCL_RN_TRY(call)                                                                           \
-  do {                                                                                             \
-    hcl_status hcl_rn_rc_ = (call);                                                                \
-    if (hcl_rn_rc_ != HCL_OK) return hcl_rn_rc_;                                                   \
-  } while (0)
-
 /* Stream ids: "regnet" tag in the high bits, the kind of draw in bits 24..31
  * and the block index below, so no two draws share a Philox stream (and none
  * meets a target's data streams 0, 1, 2). */
@@ -95,11 +85,6 @@ typedef struct hcl_rn {
 /* Fill layers, blocks, names, offsets and n_params from d, W, L, D, U, skip,
  * bias, readout_bias, fixed. HCL_ERR_NOMEM when out of host memory. */
 hcl_status hcl_rn_layout(hcl_rn *m);
-/* A view of buffer b: `off` floats in, covering `span` floats. */
-hcl_buf hcl_rn_view(hcl_buf b, size_t off, size_t span);
-/* The view of a per-replica parameter block at `off` with `count` floats, for
- * batched ops striding n_params floats over the R replicas. */
-hcl_buf hcl_rn_pview(const hcl_rn *m, hcl_buf params, size_t off, size_t count);
 size_t hcl_rn_n_params(void *self);
 size_t hcl_rn_out_dim(void *self);
 const hcl_block *hcl_rn_blocks(void *self, size_t *n_blocks);

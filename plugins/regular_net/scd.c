@@ -42,7 +42,7 @@ static void shuffle(const hcl_rn *m, uint64_t index, size_t *order) {
     if (used == 4) {
       uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), (uint32_t)stream,
                          (uint32_t)(stream >> 32)};
-      hcl_rn_host->philox(key, ctr, word);
+      hcl_host->philox(key, ctr, word);
       block++;
       used = 0;
     }
@@ -83,25 +83,25 @@ typedef struct monitor {
 static void monitor_free(hcl_rn *m, monitor *mo) {
   hcl_buf *b[] = {&mo->x, &mo->y, &mo->out};
   for (int i = 0; i < 3; i++)
-    if (b[i]->mem) hcl_rn_host->buf_free(m->ctx, b[i]);
+    if (b[i]->mem) hcl_host->buf_free(m->ctx, b[i]);
 }
 
 static hcl_status monitor_make(hcl_rn *m, hcl_trainer *t, monitor *mo) {
-  const hcl_host_api *host = hcl_rn_host;
+  const hcl_host_api *host = hcl_host;
   uint64_t P = host->train_size(t);
   mo->n = P > 0 && P < m->max_batch ? (size_t)P : m->max_batch;
   size_t R = m->R, n = mo->n;
-  HCL_RN_TRY(host->buf_alloc(m->ctx, R * n * m->d * sizeof(float), &mo->x));
-  HCL_RN_TRY(host->buf_alloc(m->ctx, R * n * m->y_dim * sizeof(float), &mo->y));
-  HCL_RN_TRY(host->buf_alloc(m->ctx, R * n * m->D * sizeof(float), &mo->out));
+  HCL_TRY(host->buf_alloc(m->ctx, R * n * m->d * sizeof(float), &mo->x));
+  HCL_TRY(host->buf_alloc(m->ctx, R * n * m->y_dim * sizeof(float), &mo->y));
+  HCL_TRY(host->buf_alloc(m->ctx, R * n * m->D * sizeof(float), &mo->out));
   return host->train_batch(t, HCL_STREAM_TRAIN, 0, n, mo->x, mo->y);
 }
 
 /* Mean loss per replica of the current parameters on the monitor batch. */
 static hcl_status monitor_loss(hcl_rn *m, hcl_trainer *t, monitor *mo, double *loss) {
-  const hcl_host_api *host = hcl_rn_host;
+  const hcl_host_api *host = hcl_host;
   hcl_buf none = {0};
-  HCL_RN_TRY(hcl_rn_forward(m, host->train_params(t), mo->x, mo->n, mo->out));
+  HCL_TRY(hcl_rn_forward(m, host->train_params(t), mo->x, mo->n, mo->out));
   return host->train_loss_grad(t, mo->out, mo->y, mo->n, 0.0f, none, loss);
 }
 
@@ -109,7 +109,7 @@ static hcl_status monitor_loss(hcl_rn *m, hcl_trainer *t, monitor *mo, double *l
  * steps until its loss stalls; *used gets the steps it ran. */
 static hcl_status run_neuron(hcl_rn *m, hcl_trainer *t, monitor *mo, size_t l, size_t v,
                              uint64_t steps, uint64_t *used) {
-  const hcl_host_api *host = hcl_rn_host;
+  const hcl_host_api *host = hcl_host;
   hcl_phase ph = {.struct_size = sizeof ph,
                   .label = m->label,
                   .group_mask = (1ull << (l + 1)) | (1ull << (m->L + 1)),
@@ -126,13 +126,13 @@ static hcl_status run_neuron(hcl_rn *m, hcl_trainer *t, monitor *mo, size_t l, s
   }
   size_t R = m->R;
   double best[R], now[R];
-  HCL_RN_TRY(monitor_loss(m, t, mo, best));
+  HCL_TRY(monitor_loss(m, t, mo, best));
   uint64_t stale = 0;
   while (*used < steps) {
     ph.steps = steps - *used < m->neuron_check ? steps - *used : m->neuron_check;
-    HCL_RN_TRY(host->train_phase(t, &ph, NULL));
+    HCL_TRY(host->train_phase(t, &ph, NULL));
     *used += ph.steps;
-    HCL_RN_TRY(monitor_loss(m, t, mo, now));
+    HCL_TRY(monitor_loss(m, t, mo, now));
     int improved = 0;
     for (size_t r = 0; r < R; r++)
       if (now[r] < best[r] - 1e-4 * fabs(best[r])) {
@@ -152,10 +152,9 @@ static hcl_status copy_rows(hcl_rn *m, hcl_buf params, size_t off, size_t cols, 
   size_t count = (v1 - v0) * cols;
   if (!count) return HCL_OK;
   for (size_t r = 0; r < m->R; r++) {
-    hcl_buf p = hcl_rn_view(params, r * m->n_params + off + v0 * cols, count);
-    hcl_buf k = hcl_rn_view(m->keep, m->keep_stride * r + koff + v0 * cols, count);
-    HCL_RN_TRY(
-        hcl_rn_host->buf_copy(m->ctx, to_keep ? k : p, to_keep ? p : k, count * sizeof(float)));
+    hcl_buf p = hcl_view(params, r * m->n_params + off + v0 * cols, count);
+    hcl_buf k = hcl_view(m->keep, m->keep_stride * r + koff + v0 * cols, count);
+    HCL_TRY(hcl_host->buf_copy(m->ctx, to_keep ? k : p, to_keep ? p : k, count * sizeof(float)));
   }
   return HCL_OK;
 }
@@ -164,15 +163,15 @@ static hcl_status copy_rows(hcl_rn *m, hcl_buf params, size_t off, size_t cols, 
  * skip and bias blocks: the phase cannot freeze rows of those blocks. */
 static hcl_status keep_rows(hcl_rn *m, hcl_trainer *t, size_t l, size_t v, int restore) {
   const hcl_rn_layer *ly = &m->layers[l];
-  hcl_buf params = hcl_rn_host->train_params(t);
+  hcl_buf params = hcl_host->train_params(t);
   size_t offs[2] = {ly->s_off, ly->b_off}, cols[2] = {m->d, 1}, koff = 0;
   for (int b = 0; b < 2; b++) {
     if (offs[b] == SIZE_MAX) continue;
     if (!restore) {
-      HCL_RN_TRY(copy_rows(m, params, offs[b], cols[b], koff, 0, m->W, 1));
+      HCL_TRY(copy_rows(m, params, offs[b], cols[b], koff, 0, m->W, 1));
     } else {
-      HCL_RN_TRY(copy_rows(m, params, offs[b], cols[b], koff, 0, v, 0));
-      HCL_RN_TRY(copy_rows(m, params, offs[b], cols[b], koff, v + 1, m->W, 0));
+      HCL_TRY(copy_rows(m, params, offs[b], cols[b], koff, 0, v, 0));
+      HCL_TRY(copy_rows(m, params, offs[b], cols[b], koff, v + 1, m->W, 0));
     }
     koff += m->W * cols[b];
   }
@@ -182,7 +181,7 @@ static hcl_status keep_rows(hcl_rn *m, hcl_trainer *t, size_t l, size_t v, int r
 /* Train neuron v of layer l; *used gets the steps it ran. */
 static hcl_status train_neuron(hcl_rn *m, hcl_trainer *t, monitor *mo, size_t l, size_t v,
                                uint64_t steps, uint64_t *used) {
-  HCL_RN_TRY(keep_rows(m, t, l, v, 0));
+  HCL_TRY(keep_rows(m, t, l, v, 0));
   hcl_status rc = run_neuron(m, t, mo, l, v, steps, used);
   hcl_status put = keep_rows(m, t, l, v, 1); /* also after an interrupt */
   return rc != HCL_OK ? rc : put;
@@ -191,14 +190,14 @@ static hcl_status train_neuron(hcl_rn *m, hcl_trainer *t, monitor *mo, size_t l,
 /* One layer: passes x a random order of its neurons, then an evaluation. */
 static hcl_status train_layer(hcl_rn *m, hcl_trainer *t, monitor *mo, size_t l, uint64_t steps,
                               size_t *order) {
-  const hcl_host_api *host = hcl_rn_host;
+  const hcl_host_api *host = hcl_host;
   uint64_t total = 0;
   snprintf(m->label, sizeof m->label, "layer%zu", l + 1);
   for (uint64_t pass = 0; pass < m->passes; pass++) {
     shuffle(m, (uint64_t)l * m->passes + pass, order);
     for (size_t i = 0; i < m->W; i++) {
       uint64_t used = 0;
-      HCL_RN_TRY(train_neuron(m, t, mo, l, order[i], steps, &used));
+      HCL_TRY(train_neuron(m, t, mo, l, order[i], steps, &used));
       total += used;
     }
   }
@@ -224,14 +223,14 @@ hcl_status hcl_rn_scd_check(const hcl_report *r, const hcl_rn *m) {
 
 hcl_status hcl_rn_train(void *self, const char *algorithm, hcl_trainer *t) {
   hcl_rn *m = self;
-  const hcl_host_api *host = hcl_rn_host;
+  const hcl_host_api *host = hcl_host;
   if (!algorithm || strcmp(algorithm, "layerwise_scd"))
     return host->fail(m->ctx, HCL_ERR_UNSUPPORTED,
                       "regular_net: no training algorithm '%s' (known: sgd, layerwise_scd)",
                       algorithm ? algorithm : "");
   hcl_report rep = {.host = host, .ctx = m->ctx};
-  HCL_RN_TRY(hcl_rn_scd_check(&rep, m));
-  HCL_RN_TRY(hcl_rn_kernels(m));
+  HCL_TRY(hcl_rn_scd_check(&rep, m));
+  HCL_TRY(hcl_rn_kernels(m));
   uint64_t steps = m->neuron_steps;
   if (!steps) {
     uint64_t units = (uint64_t)m->L * m->W * m->passes;

@@ -20,6 +20,9 @@ int hcl_cmd_plot(int argc, char **argv);
 /* hiercl sample CONFIG --n K [--format csv|npy] [--out FILE]. */
 int hcl_cmd_sample(int argc, char **argv);
 
+/* hiercl gradcheck CONFIG [--samples N] [--replicas R] [--tol T]: a model's
+ * backward() against finite differences of its forward(). */
+int hcl_cmd_gradcheck(int argc, char **argv);
 /* hiercl programs CONFIG [--device SEL] [--export DIR]: the OpenCL programs a run builds. */
 int hcl_cmd_programs(int argc, char **argv);
 /* hiercl bench [--device SEL|all]... [--quick] [-o md|csv|json] | --compare A B. */

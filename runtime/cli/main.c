@@ -42,6 +42,8 @@ static const char usage[] =
     "                      the reference experiments' training steps, per device\n"
     "  sample CONFIG --n K [--format csv|npy] [--out FILE]\n"
     "                      write K samples of the configured target\n"
+    "  gradcheck CONFIG [--samples N] [--replicas R] [--tol T]\n"
+    "                      a model's gradients against finite differences, per block\n"
     "  programs CONFIG [--device SEL] [--export DIR]\n"
     "                      the OpenCL programs a run builds, to compile offline (FPGA)\n"
     "  devices [--json]    list every OpenCL device with its stable id\n"
@@ -67,11 +69,11 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     int (*fn)(int, char **);
-  } cmds[] = {{"run", hcl_cmd_run},         {"sample", hcl_cmd_sample},
-              {"sweep", hcl_cmd_sweep},     {"plot", hcl_cmd_plot},
-              {"tune", hcl_cmd_tune},       {"devices", hcl_cmd_devices},
-              {"plugins", hcl_cmd_plugins}, {"describe", hcl_cmd_describe},
-              {"bench", hcl_cmd_bench},     {"programs", hcl_cmd_programs}};
+  } cmds[] = {
+      {"run", hcl_cmd_run},           {"sample", hcl_cmd_sample},      {"sweep", hcl_cmd_sweep},
+      {"plot", hcl_cmd_plot},         {"tune", hcl_cmd_tune},          {"devices", hcl_cmd_devices},
+      {"plugins", hcl_cmd_plugins},   {"describe", hcl_cmd_describe},  {"bench", hcl_cmd_bench},
+      {"programs", hcl_cmd_programs}, {"gradcheck", hcl_cmd_gradcheck}};
   for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
     if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "hiercl: unknown command '%s' (see hiercl --help)\n", argv[1]);

@@ -22,16 +22,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The runtime's table, set by each plugin's entry point (gt_rng_host.c). */
-extern const hcl_host_api *gt_host;
-
-/* Return the status of call when it is not HCL_OK. */
-#define GT_TRY(call)                                                                               \
-  do {                                                                                             \
-    hcl_status gt_try_rc_ = (call);                                                                \
-    if (gt_try_rc_ != HCL_OK) return gt_try_rc_;                                                   \
-  } while (0)
-
 /* ---- streams ------------------------------------------------------------- */
 enum { GT_PURPOSE_X = 0, GT_PURPOSE_NOISE = 1, GT_PURPOSE_PARAM = 2 };
 
@@ -156,29 +146,28 @@ hcl_status gt_eval_what(const gt_target *t, const char *what, cl_uint *out);
 
 /* The parameter declarations every one of the three has. */
 /* clang-format off */
-#define GT_PARAM_D(def) \
-  {"d", HCL_PARAM_INT, def, 1, 1048576, NULL, "input dimension d (x in R^d)"}
+#define GT_PARAM_D(def) HCL_P_INT("d", def, 1, 1048576, "input dimension d (x in R^d)")
 #define GT_PARAM_INPUTS(def) \
-  {"inputs", HCL_PARAM_ENUM, def, 1, 0, gt_input_choices, \
-   "input law: gaussian x ~ N(0, I_d); sphere x uniform on the sphere of radius sqrt(d) " \
-   "(a Gaussian vector scaled to that radius)"}
+  HCL_P_ENUM("inputs", def, gt_input_choices, \
+    "input law: gaussian x ~ N(0, I_d); sphere x uniform on the sphere of radius sqrt(d) " \
+    "(a Gaussian vector scaled to that radius)")
 #define GT_PARAM_NOISE \
-  {"noise", HCL_PARAM_DOUBLE, "0", 0, 1e6, NULL, \
-   "label noise: y = f(x) + noise * N(0, 1), independent per sample"}
+  HCL_P_DOUBLE("noise", "0", 0, 1e6, \
+    "label noise: y = f(x) + noise * N(0, 1), independent per sample")
 #define GT_PARAM_LINK(what) \
-  {"link", HCL_PARAM_ENUM, "relu", 1, 0, gt_link_choices, \
-   "link g applied to " what ": he1..he4 = normalised Hermite polynomials He_k(z)/sqrt(k!) " \
-   "(orthonormal under N(0, 1)); relu = max(0, z); tanh; poly = the polynomial given by " \
-   "`coefficients`. Every link is computed with + - * only (tanh by range reduction, " \
-   "polynomials and Newton steps), so labels are the same bits on every device"}
+  HCL_P_ENUM("link", "relu", gt_link_choices, \
+    "link g applied to " what ": he1..he4 = normalised Hermite polynomials He_k(z)/sqrt(k!) " \
+    "(orthonormal under N(0, 1)); relu = max(0, z); tanh; poly = the polynomial given by " \
+    "`coefficients`. Every link is computed with + - * only (tanh by range reduction, " \
+    "polynomials and Newton steps), so labels are the same bits on every device")
 #define GT_PARAM_COEFFICIENTS \
-  {"coefficients", HCL_PARAM_LIST, "", 1, 0, NULL, \
-   "poly link (required there): coefficients c_0, c_1, ..., c_K, K <= 15, c_0 first, in the " \
-   "basis chosen by poly_basis"}
+  HCL_P_LIST("coefficients", "", 1, 0, \
+    "poly link (required there): coefficients c_0, c_1, ..., c_K, K <= 15, c_0 first, in the " \
+    "basis chosen by poly_basis")
 #define GT_PARAM_POLY_BASIS \
-  {"poly_basis", HCL_PARAM_ENUM, "monomial", 1, 0, gt_basis_choices, \
-   "poly link: monomial g(z) = sum_k c_k z^k; hermite g(z) = sum_k c_k He_k(z)/sqrt(k!) " \
-   "(then E g = c_0 and Var g = sum_{k>=1} c_k^2 for z ~ N(0, 1))"}
+  HCL_P_ENUM("poly_basis", "monomial", gt_basis_choices, \
+    "poly link: monomial g(z) = sum_k c_k z^k; hermite g(z) = sum_k c_k He_k(z)/sqrt(k!) " \
+    "(then E g = c_0 and Var g = sum_{k>=1} c_k^2 for z ~ N(0, 1))")
 /* clang-format on */
 
 #endif

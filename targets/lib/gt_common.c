@@ -7,12 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int choice_index(const char *v, const char *const *choices) {
-  for (int i = 0; choices[i]; i++)
-    if (v && !strcmp(v, choices[i])) return i;
-  return -1;
-}
-
 hcl_status gt_target_init(gt_target *t, hcl_ctx *ctx, const hcl_setup *setup, const char *name,
                           uint64_t tag, int has_link, size_t min_d) {
   memset(t, 0, sizeof *t);
@@ -22,23 +16,24 @@ hcl_status gt_target_init(gt_target *t, hcl_ctx *ctx, const hcl_setup *setup, co
   snprintf(t->label_sample, sizeof t->label_sample, "%s_sample", name);
   snprintf(t->label_eval, sizeof t->label_eval, "%s_eval", name);
   if (!setup || !setup->replicas || !setup->seeds || !setup->params)
-    return gt_host->fail(ctx, HCL_ERR_PARAM, "%s: no replicas, seeds or params in the setup", name);
+    return hcl_host->fail(ctx, HCL_ERR_PARAM, "%s: no replicas, seeds or params in the setup",
+                          name);
   t->R = setup->replicas;
   t->train_size = setup->train_size;
   t->max_batch = setup->max_batch ? setup->max_batch : 1;
   t->seeds = malloc(t->R * sizeof *t->seeds);
-  if (!t->seeds) return gt_host->fail(ctx, HCL_ERR_NOMEM, "%s: out of host memory", name);
+  if (!t->seeds) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "%s: out of host memory", name);
   memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
-  hcl_report rep = {.host = gt_host, .ctx = ctx};
+  hcl_report rep = {.host = hcl_host, .ctx = ctx};
   return gt_target_read(t, &rep, setup->params, has_link, min_d);
 }
 
 hcl_status gt_target_read(gt_target *t, const hcl_report *r, const hcl_params *p, int has_link,
                           size_t min_d) {
   const char *name = t->name;
-  int64_t d = gt_host->param_int(p, "d");
-  t->inputs = choice_index(gt_host->param_str(p, "inputs"), gt_input_choices);
-  t->noise = gt_host->param_double(p, "noise");
+  int64_t d = hcl_host->param_int(p, "d");
+  t->inputs = HCL_ENUM(p, "inputs", gt_input_choices);
+  t->noise = hcl_host->param_double(p, "noise");
   if (d < (int64_t)min_d || d > 1048576)
     return hcl_report_fail(r, HCL_ERR_PARAM, "%s: d = %lld, must be in %zu..1048576%s", name,
                            (long long)d, min_d, min_d > 1 ? " (a traceless A = 0 when d = 1)" : "");
@@ -57,7 +52,7 @@ hcl_status gt_check(gt_target *t, const char *name, const hcl_params *p, int has
                     const hcl_report *r, hcl_target_info *info) {
   memset(t, 0, sizeof *t);
   t->name = name;
-  GT_TRY(gt_target_read(t, r, p, has_link, min_d));
+  HCL_TRY(gt_target_read(t, r, p, has_link, min_d));
   return gt_target_info(t, info);
 }
 
@@ -66,8 +61,8 @@ void gt_target_release(gt_target *t) {
   if (t->k_sample) clReleaseKernel(t->k_sample);
   if (t->k_eval) clReleaseKernel(t->k_eval);
   if (t->prog) clReleaseProgram(t->prog);
-  if (t->d_seeds.mem) gt_host->buf_free(ctx, &t->d_seeds);
-  if (t->d_coef.mem) gt_host->buf_free(ctx, &t->d_coef);
+  if (t->d_seeds.mem) hcl_host->buf_free(ctx, &t->d_seeds);
+  if (t->d_coef.mem) hcl_host->buf_free(ctx, &t->d_coef);
   free(t->seeds);
   t->seeds = NULL;
   t->k_sample = t->k_eval = NULL;
@@ -88,7 +83,7 @@ hcl_status gt_target_info(const gt_target *t, hcl_target_info *out) {
 void gt_note(const gt_target *t, const char *key, const char *value, int is_json) {
   char k[128];
   snprintf(k, sizeof k, "%s.%s", t->name, key);
-  gt_host->note(t->ctx, k, value, is_json);
+  hcl_host->note(t->ctx, k, value, is_json);
 }
 
 void gt_note_replicas(const gt_target *t, const char *key, const double *v) {
@@ -129,9 +124,7 @@ void gt_note_common(const gt_target *t) {
 }
 
 hcl_status gt_host_room(const gt_target *t, double bytes, const char *what) {
-  if (gt_host->struct_size <
-      offsetof(hcl_host_api, host_mem_check) + sizeof gt_host->host_mem_check)
-    return HCL_OK;
+  if (!HCL_HOST_HAS(host_mem_check)) return HCL_OK;
   size_t b = bytes < (double)SIZE_MAX ? (size_t)bytes : SIZE_MAX;
-  return gt_host->host_mem_check(t->ctx, b, what);
+  return hcl_host->host_mem_check(t->ctx, b, what);
 }

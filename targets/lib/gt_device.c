@@ -12,8 +12,8 @@ extern const char hcl_cl_gt_math[];
 extern const char hcl_cl_gt_draw[];
 
 hcl_status gt_upload(gt_target *t, const float *v, size_t n, hcl_buf *out) {
-  GT_TRY(gt_host->buf_alloc(t->ctx, (n ? n : 1) * sizeof(float), out));
-  if (n) GT_TRY(gt_host->buf_write(t->ctx, *out, v, n * sizeof(float)));
+  HCL_TRY(hcl_host->buf_alloc(t->ctx, (n ? n : 1) * sizeof(float), out));
+  if (n) HCL_TRY(hcl_host->buf_write(t->ctx, *out, v, n * sizeof(float)));
   return HCL_OK;
 }
 
@@ -21,44 +21,44 @@ hcl_status gt_device_init(gt_target *t, const char *plugin_src, const char *samp
                           const char *eval_kernel) {
   hcl_ctx *ctx = t->ctx;
   cl_ulong *seeds = malloc(t->R * sizeof *seeds);
-  if (!seeds) return gt_host->fail(ctx, HCL_ERR_NOMEM, "%s: out of host memory", t->name);
+  if (!seeds) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "%s: out of host memory", t->name);
   for (size_t r = 0; r < t->R; r++) seeds[r] = (cl_ulong)t->seeds[r];
-  hcl_status rc = gt_host->buf_alloc(ctx, t->R * sizeof *seeds, &t->d_seeds);
-  if (rc == HCL_OK) rc = gt_host->buf_write(ctx, t->d_seeds, seeds, t->R * sizeof *seeds);
+  hcl_status rc = hcl_host->buf_alloc(ctx, t->R * sizeof *seeds, &t->d_seeds);
+  if (rc == HCL_OK) rc = hcl_host->buf_write(ctx, t->d_seeds, seeds, t->R * sizeof *seeds);
   free(seeds);
-  GT_TRY(rc);
-  GT_TRY(gt_upload(t, t->link.coef_f, GT_MAX_COEF, &t->d_coef));
+  HCL_TRY(rc);
+  HCL_TRY(gt_upload(t, t->link.coef_f, GT_MAX_COEF, &t->d_coef));
   size_t l1 = strlen(hcl_cl_gt_math), l2 = strlen(hcl_cl_gt_draw), l3 = strlen(plugin_src);
   char *src = malloc(l1 + l2 + l3 + 3);
-  if (!src) return gt_host->fail(ctx, HCL_ERR_NOMEM, "%s: out of host memory", t->name);
+  if (!src) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "%s: out of host memory", t->name);
   memcpy(src, hcl_cl_gt_math, l1);
   src[l1] = '\n';
   memcpy(src + l1 + 1, hcl_cl_gt_draw, l2);
   src[l1 + 1 + l2] = '\n';
   memcpy(src + l1 + l2 + 2, plugin_src, l3 + 1);
-  rc = gt_host->program(ctx, t->name, src, "", &t->prog);
+  rc = hcl_host->program(ctx, t->name, src, "", &t->prog);
   free(src);
-  GT_TRY(rc);
-  GT_TRY(gt_host->kernel(ctx, t->prog, sample_kernel, &t->k_sample));
-  return gt_host->kernel(ctx, t->prog, eval_kernel, &t->k_eval);
+  HCL_TRY(rc);
+  HCL_TRY(hcl_host->kernel(ctx, t->prog, sample_kernel, &t->k_sample));
+  return hcl_host->kernel(ctx, t->prog, eval_kernel, &t->k_eval);
 }
 
 /* Float offset of a buffer region (offsets are whole floats by contract). */
 static hcl_status float_offset(const gt_target *t, hcl_buf b, const char *what, cl_ulong *out) {
   if (b.offset % sizeof(float))
-    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %s offset %zu is not float aligned", t->name,
-                         what, b.offset);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %s offset %zu is not float aligned", t->name,
+                          what, b.offset);
   *out = (cl_ulong)(b.offset / sizeof(float));
   return HCL_OK;
 }
 
 static hcl_status check_room(const gt_target *t, hcl_buf b, size_t floats, const char *what) {
   if (!b.mem)
-    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %s has no device buffer", t->name, what);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %s has no device buffer", t->name, what);
   if (b.size && b.size < floats * sizeof(float))
-    return gt_host->fail(t->ctx, HCL_ERR_PARAM,
-                         "%s: %s holds %zu bytes, %zu floats ([R, n, ...]) needed", t->name, what,
-                         b.size, floats);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
+                          "%s: %s holds %zu bytes, %zu floats ([R, n, ...]) needed", t->name, what,
+                          b.size, floats);
   return HCL_OK;
 }
 
@@ -68,16 +68,16 @@ hcl_status gt_device_sample(gt_target *t, uint32_t stream, uint64_t first, size_
                             hcl_buf y, size_t n_extra, const hcl_arg *extra) {
   if (!n) return HCL_OK;
   if (n > UINT32_MAX)
-    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %zu samples in one call", t->name, n);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %zu samples in one call", t->name, n);
   if (stream > HCL_STREAM_VAL)
-    return gt_host->fail(t->ctx, HCL_ERR_PARAM,
-                         "%s: unknown stream %u (0 train, 1 test, 2 probe, 3 unlabelled, 4 val)",
-                         t->name, stream);
-  GT_TRY(check_room(t, x, t->R * n * t->d, "x"));
-  GT_TRY(check_room(t, y, t->R * n, "y"));
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
+                          "%s: unknown stream %u (0 train, 1 test, 2 probe, 3 unlabelled, 4 val)",
+                          t->name, stream);
+  HCL_TRY(check_room(t, x, t->R * n * t->d, "x"));
+  HCL_TRY(check_room(t, y, t->R * n, "y"));
   cl_ulong xo, yo;
-  GT_TRY(float_offset(t, x, "x", &xo));
-  GT_TRY(float_offset(t, y, "y", &yo));
+  HCL_TRY(float_offset(t, x, "x", &xo));
+  HCL_TRY(float_offset(t, y, "y", &yo));
   cl_uint cnt = (cl_uint)n, d = (cl_uint)t->d, sphere = t->inputs == GT_IN_SPHERE;
   cl_ulong fst = first, wrap = stream == HCL_STREAM_TRAIN ? t->train_size : 0;
   cl_ulong sid_x = gt_stream_id(t->tag, GT_PURPOSE_X, stream);
@@ -92,10 +92,10 @@ hcl_status gt_device_sample(gt_target *t, uint32_t stream, uint64_t first, size_
       HCL_ARG(t->d_coef.mem)};
   size_t na = 17;
   if (na + n_extra > GT_MAX_ARGS)
-    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: too many kernel arguments", t->name);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s: too many kernel arguments", t->name);
   for (size_t a = 0; a < n_extra; a++) args[na++] = extra[a];
   size_t gws[2] = {n, t->R};
-  return gt_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, t->label_sample, na, args);
+  return hcl_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, t->label_sample, na, args);
 }
 
 hcl_status gt_eval_what(const gt_target *t, const char *what, cl_uint *out) {
@@ -107,21 +107,21 @@ hcl_status gt_eval_what(const gt_target *t, const char *what, cl_uint *out) {
     *out = 1;
     return HCL_OK;
   }
-  return gt_host->fail(t->ctx, HCL_ERR_UNSUPPORTED,
-                       "%s: no quantity '%s' to evaluate (known: hstar, f)", t->name,
-                       what ? what : "");
+  return hcl_host->fail(t->ctx, HCL_ERR_UNSUPPORTED,
+                        "%s: no quantity '%s' to evaluate (known: hstar, f)", t->name,
+                        what ? what : "");
 }
 
 hcl_status gt_device_eval(gt_target *t, cl_uint what, hcl_buf x, size_t n, hcl_buf out,
                           size_t n_extra, const hcl_arg *extra) {
   if (!n) return HCL_OK;
   if (n > UINT32_MAX)
-    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %zu samples in one call", t->name, n);
-  GT_TRY(check_room(t, x, t->R * n * t->d, "x"));
-  GT_TRY(check_room(t, out, t->R * n, "out"));
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %zu samples in one call", t->name, n);
+  HCL_TRY(check_room(t, x, t->R * n * t->d, "x"));
+  HCL_TRY(check_room(t, out, t->R * n, "out"));
   cl_ulong xo, oo;
-  GT_TRY(float_offset(t, x, "x", &xo));
-  GT_TRY(float_offset(t, out, "out", &oo));
+  HCL_TRY(float_offset(t, x, "x", &xo));
+  HCL_TRY(float_offset(t, out, "out", &oo));
   cl_uint cnt = (cl_uint)n, d = (cl_uint)t->d;
   cl_uint kind = (cl_uint)t->link.kind, nc = (cl_uint)t->link.n_coef;
   hcl_arg args[GT_MAX_ARGS] = {
@@ -129,8 +129,8 @@ hcl_status gt_device_eval(gt_target *t, cl_uint what, hcl_buf x, size_t n, hcl_b
       HCL_ARG(d),     HCL_ARG(what), HCL_ARG(kind),    HCL_ARG(nc), HCL_ARG(t->d_coef.mem)};
   size_t na = 10;
   if (na + n_extra > GT_MAX_ARGS)
-    return gt_host->fail(t->ctx, HCL_ERR_PARAM, "%s: too many kernel arguments", t->name);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s: too many kernel arguments", t->name);
   for (size_t a = 0; a < n_extra; a++) args[na++] = extra[a];
   size_t gws[2] = {n, t->R};
-  return gt_host->run_kernel(t->ctx, t->k_eval, 2, gws, NULL, t->label_eval, na, args);
+  return hcl_host->run_kernel(t->ctx, t->k_eval, 2, gws, NULL, t->label_eval, na, args);
 }

@@ -15,12 +15,6 @@ const char *const gt_input_choices[] = {"gaussian", "sphere", NULL};
 
 enum { MENU_HE1 = 0, MENU_HE4 = 3, MENU_RELU = 4, MENU_TANH = 5, MENU_POLY = 6 };
 
-static int choice_index(const char *v, const char *const *choices) {
-  for (int i = 0; choices[i]; i++)
-    if (v && !strcmp(v, choices[i])) return i;
-  return -1;
-}
-
 void gt_hermite_coef(unsigned k, double *c) {
   /* probabilists' He_{m+1} = z He_m - m He_{m-1}, He_0 = 1, He_1 = z */
   double prev[GT_MAX_COEF] = {0}, cur[GT_MAX_COEF] = {0}, next[GT_MAX_COEF];
@@ -54,15 +48,15 @@ void gt_link_identity(gt_link *out) {
 hcl_status gt_link_read(const hcl_report *r, const char *who, const hcl_params *p, gt_link *out) {
   hcl_ctx *ctx = r->host ? r->ctx : NULL;
   memset(out, 0, sizeof *out);
-  out->menu = choice_index(gt_host->param_str(p, "link"), gt_link_choices);
-  int basis = choice_index(gt_host->param_str(p, "poly_basis"), gt_basis_choices);
+  out->menu = HCL_ENUM(p, "link", gt_link_choices);
+  int basis = HCL_ENUM(p, "poly_basis", gt_basis_choices);
   double c[GT_MAX_COEF + 1];
-  size_t nc = gt_host->param_list(p, "coefficients", c, GT_MAX_COEF + 1);
+  size_t nc = hcl_host->param_list(p, "coefficients", c, GT_MAX_COEF + 1);
   if (out->menu < 0 || basis < 0)
     return hcl_report_fail(r, HCL_ERR_PARAM, "%s: link or poly_basis is not one of the choices",
                            who);
   if (r->host && out->menu != MENU_POLY && nc) /* once, from create() */
-    gt_host->log(ctx, HCL_LOG_WARN, "%s: coefficients are ignored unless link = poly", who);
+    hcl_host->log(ctx, HCL_LOG_WARN, "%s: coefficients are ignored unless link = poly", who);
   out->n_coef = 1;
   if (out->menu <= MENU_HE4) {
     out->kind = GT_LINK_POLY;

@@ -7,10 +7,8 @@
 #include <math.h>
 #include <string.h>
 
-const hcl_host_api *gt_host;
-
 float gt_normal_host(uint64_t seed, uint64_t stream, uint64_t i) {
-  return gt_host->rng_draw(HCL_RNG_NORMAL, 0.0f, 1.0f, seed, stream, i);
+  return hcl_host->rng_draw(HCL_RNG_NORMAL, 0.0f, 1.0f, seed, stream, i);
 }
 
 int gt_unit_vector(uint64_t seed, uint64_t stream, uint64_t first, size_t d, double *out) {

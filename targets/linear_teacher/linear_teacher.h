@@ -31,16 +31,6 @@
 
 enum { LT_IN_GAUSSIAN = 0, LT_IN_BALL };
 
-/* ---- the host table (set once by the entry point) ---------------------- */
-extern const hcl_host_api *lt_host;
-
-/* Return the status of call when it is not HCL_OK. */
-#define HCL_LT_TRY(call)                                                                           \
-  do {                                                                                             \
-    hcl_status lt_try_rc_ = (call);                                                                \
-    if (lt_try_rc_ != HCL_OK) return lt_try_rc_;                                                   \
-  } while (0)
-
 /* ---- acceptance probability and cap (cap.c) ----------------------------- */
 /* P(|w*.x| >= gamma) for one draw: gaussian erfc(gamma/sqrt 2); ball
  * (x uniform in the unit ball of R^d) the integral of cos^d over

@@ -1,5 +1,7 @@
 /* The linear_teacher target plugin: descriptor, parameters, create/destroy/
  * info (SPEC 1.6; Sarussi, Brutzkus, Globerson, ICML 2021, arXiv:2101.02533). */
+/* the newest host-table entry this plugin calls unconditionally */
+#define HCL_PLUGIN_NEEDS probe_replicas
 #include "linear_teacher.h"
 
 #include <math.h>
@@ -7,49 +9,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-const hcl_host_api *lt_host;
-
 static const char *const k_inputs[] = {"gaussian", "ball", NULL};
 
 static const hcl_param_desc k_params[] = {
-    {"d", HCL_PARAM_INT, "50", 1, 1048576, NULL, "input dimension d (x in R^d)"},
-    {"margin", HCL_PARAM_DOUBLE, "0.1", 0, 1e3, NULL,
-     "margin gamma: inputs are redrawn until |w*.x| >= gamma (float dot product against "
-     "(float)gamma); 0 = no rejection"},
-    {"inputs", HCL_PARAM_ENUM, "gaussian", 1, 0, k_inputs,
-     "input law before rejection: gaussian x ~ N(0, I_d); ball x uniform in the unit ball of "
-     "R^d, built as the first d coordinates of g/|g|, g ~ N(0, I_{d+2}) (a uniform point of the "
-     "sphere S^{d+1} projected to R^d is uniform in the ball; |x| <= 1 up to float rounding)"},
-    {"label_noise", HCL_PARAM_DOUBLE, "0", 0, 1, NULL,
-     "probability that a label y = sign(w*.x) is flipped, independently per sample (its own "
-     "random stream; train and test labels alike)"},
-    {"max_attempts", HCL_PARAM_INT, "0", 0, LT_MAX_ATTEMPTS_LIMIT, NULL,
-     "cap T on rejection attempts per sample; 0 = automatic: the smallest T with P(all T "
-     "attempts rejected) <= 1e-30. A sample that hits the cap keeps its last attempt (margin "
-     "not met); such draws are counted on the device and reported as a warning and the "
-     "manifest note linear_teacher.capped_draws"},
-    {"probe_samples", HCL_PARAM_INT, "10000", 1, 1e9, NULL,
-     "probe, for a two-layer model f(x) = sum_i v_i act(w_i.x + b_i) (a block [h, d], a "
-     "readout of h floats, optionally a first-layer bias [h, 1]; deeper models get no probe "
-     "metrics): with w+ and w- the mean w_i over units with v_i > 0 and v_i < 0, "
-     "cluster_cos = mean cosine of w_i to its group's mean, clusters (see cluster_threshold), "
-     "direction_cos = cos(w+ - w-, w*), linear_agreement = P(sign f(x) = sign((w+ - w-).x + "
-     "b+ - b-)) (1 exactly for a leaky-ReLU +-v net whose groups share weights, SPEC 1.6), "
-     "teacher_agreement = P(sign f(x) = sign(w*.x)); the probabilities over the first "
-     "probe_samples inputs of the probe stream (the same ones at every evaluation, never "
-     "trained on)"},
-    {"cluster_threshold", HCL_PARAM_DOUBLE, "0.99", -1, 1, NULL,
-     "probe: cosine at or above which a hidden unit joins a cluster of its sign group (greedy: "
-     "units in index order join the first cluster whose first unit is that close, else start "
-     "one); `clusters` counts them over both groups"},
-    {NULL, 0, NULL, 0, 0, NULL, NULL}};
-
-/* Position of v in a NULL-terminated choice list, or -1. */
-static int enum_index(const char *v, const char *const *choices) {
-  for (int i = 0; choices[i]; i++)
-    if (v && !strcmp(v, choices[i])) return i;
-  return -1;
-}
+    HCL_P_INT("d", "50", 1, 1048576, "input dimension d (x in R^d)"),
+    HCL_P_DOUBLE(
+        "margin", "0.1", 0, 1e3,
+        "margin gamma: inputs are redrawn until |w*.x| >= gamma (float dot product against "
+        "(float)gamma); 0 = no rejection"),
+    HCL_P_ENUM(
+        "inputs", "gaussian", k_inputs,
+        "input law before rejection: gaussian x ~ N(0, I_d); ball x uniform in the unit ball of "
+        "R^d, built as the first d coordinates of g/|g|, g ~ N(0, I_{d+2}) (a uniform point of the "
+        "sphere S^{d+1} projected to R^d is uniform in the ball; |x| <= 1 up to float rounding)"),
+    HCL_P_DOUBLE(
+        "label_noise", "0", 0, 1,
+        "probability that a label y = sign(w*.x) is flipped, independently per sample (its own "
+        "random stream; train and test labels alike)"),
+    HCL_P_INT(
+        "max_attempts", "0", 0, LT_MAX_ATTEMPTS_LIMIT,
+        "cap T on rejection attempts per sample; 0 = automatic: the smallest T with P(all T "
+        "attempts rejected) <= 1e-30. A sample that hits the cap keeps its last attempt (margin "
+        "not met); such draws are counted on the device and reported as a warning and the "
+        "manifest note linear_teacher.capped_draws"),
+    HCL_P_INT(
+        "probe_samples", "10000", 1, 1e9,
+        "probe, for a two-layer model f(x) = sum_i v_i act(w_i.x + b_i) (a block [h, d], a "
+        "readout of h floats, optionally a first-layer bias [h, 1]; deeper models get no probe "
+        "metrics): with w+ and w- the mean w_i over units with v_i > 0 and v_i < 0, "
+        "cluster_cos = mean cosine of w_i to its group's mean, clusters (see cluster_threshold), "
+        "direction_cos = cos(w+ - w-, w*), linear_agreement = P(sign f(x) = sign((w+ - w-).x + "
+        "b+ - b-)) (1 exactly for a leaky-ReLU +-v net whose groups share weights, SPEC 1.6), "
+        "teacher_agreement = P(sign f(x) = sign(w*.x)); the probabilities over the first "
+        "probe_samples inputs of the probe stream (the same ones at every evaluation, never "
+        "trained on)"),
+    HCL_P_DOUBLE(
+        "cluster_threshold", "0.99", -1, 1,
+        "probe: cosine at or above which a hidden unit joins a cluster of its sign group (greedy: "
+        "units in index order join the first cluster whose first unit is that close, else start "
+        "one); `clusters` counts them over both groups"),
+    HCL_P_END};
 
 /* Release everything create made (also a half-made target); warn about
  * capped draws made since the last probe. */
@@ -67,34 +66,34 @@ static void lt_destroy(void *self) {
 static void describe(lt_target *t) {
   hcl_ctx *ctx = t->ctx;
   char num[64];
-  lt_host->note(ctx, "linear_teacher.inputs", k_inputs[t->inputs], 0);
+  hcl_host->note(ctx, "linear_teacher.inputs", k_inputs[t->inputs], 0);
   snprintf(num, sizeof num, "%.17g", t->p_accept);
-  lt_host->note(ctx, "linear_teacher.accept_probability", num, 1);
+  hcl_host->note(ctx, "linear_teacher.accept_probability", num, 1);
   snprintf(num, sizeof num, "%u", t->attempts);
-  lt_host->note(ctx, "linear_teacher.max_attempts", num, 1);
-  lt_host->note(ctx, "linear_teacher.rng",
-                "runtime streams (kernels/common.cl): w* = normalised elements 0..d-1 of stream "
-                "(seed, 0x4C54430200000000); attempt t of sample i of stream s (0 train, 1 "
-                "test, 2 probe): normals at elements i*4*ceil(m/4)+j of stream (seed, "
-                "0x4C54430000000000 | t<<8 | s), m = d (gaussian) or d+2 (ball); label flip = "
-                "element i of stream (seed, 0x4C54430100000000 | s); see linear_teacher.cl",
-                0);
-  lt_host->log(ctx, HCL_LOG_INFO,
-               "linear_teacher: d = %zu, %s inputs, margin %g (acceptance %.4g, cap %u "
-               "attempts), label noise %g",
-               t->d, k_inputs[t->inputs], t->margin, t->p_accept, t->attempts, t->noise);
+  hcl_host->note(ctx, "linear_teacher.max_attempts", num, 1);
+  hcl_host->note(ctx, "linear_teacher.rng",
+                 "runtime streams (kernels/common.cl): w* = normalised elements 0..d-1 of stream "
+                 "(seed, 0x4C54430200000000); attempt t of sample i of stream s (0 train, 1 "
+                 "test, 2 probe): normals at elements i*4*ceil(m/4)+j of stream (seed, "
+                 "0x4C54430000000000 | t<<8 | s), m = d (gaussian) or d+2 (ball); label flip = "
+                 "element i of stream (seed, 0x4C54430100000000 | s); see linear_teacher.cl",
+                 0);
+  hcl_host->log(ctx, HCL_LOG_INFO,
+                "linear_teacher: d = %zu, %s inputs, margin %g (acceptance %.4g, cap %u "
+                "attempts), label noise %g",
+                t->d, k_inputs[t->inputs], t->margin, t->p_accept, t->attempts, t->noise);
 }
 
 /* Read and check the parameters into t; every failure names the key and
  * the numbers that disagree. */
 static hcl_status configure(lt_target *t, const hcl_params *p, const hcl_report *r) {
   hcl_ctx *ctx = t->ctx;
-  int64_t d = lt_host->param_int(p, "d"), ps = lt_host->param_int(p, "probe_samples");
-  int64_t cap = lt_host->param_int(p, "max_attempts");
-  t->inputs = enum_index(lt_host->param_str(p, "inputs"), k_inputs);
-  t->margin = lt_host->param_double(p, "margin");
-  t->noise = lt_host->param_double(p, "label_noise");
-  t->threshold = lt_host->param_double(p, "cluster_threshold");
+  int64_t d = hcl_host->param_int(p, "d"), ps = hcl_host->param_int(p, "probe_samples");
+  int64_t cap = hcl_host->param_int(p, "max_attempts");
+  t->inputs = HCL_ENUM(p, "inputs", k_inputs);
+  t->margin = hcl_host->param_double(p, "margin");
+  t->noise = hcl_host->param_double(p, "label_noise");
+  t->threshold = hcl_host->param_double(p, "cluster_threshold");
   if (d < 1 || ps < 1 || t->inputs < 0 || cap < 0 || cap > (int64_t)LT_MAX_ATTEMPTS_LIMIT)
     return hcl_report_fail(r, HCL_ERR_PARAM,
                            "linear_teacher: d = %lld, probe_samples = %lld, max_attempts = %lld "
@@ -122,15 +121,15 @@ static hcl_status configure(lt_target *t, const hcl_params *p, const hcl_report 
   double miss = t->p_accept >= 1.0 ? 0.0 : pow(1.0 - t->p_accept, (double)t->attempts);
   if (!ctx) return HCL_OK; /* check(): no warnings twice, no notes */
   if (cap && miss > LT_CAP_TARGET)
-    lt_host->log(ctx, HCL_LOG_WARN,
-                 "linear_teacher: max_attempts = %lld: a sample misses the margin with "
-                 "probability %.3g (automatic cap: %u)",
-                 (long long)cap, miss, automatic);
+    hcl_host->log(ctx, HCL_LOG_WARN,
+                  "linear_teacher: max_attempts = %lld: a sample misses the margin with "
+                  "probability %.3g (automatic cap: %u)",
+                  (long long)cap, miss, automatic);
   if (t->p_accept < 0.01)
-    lt_host->log(ctx, HCL_LOG_WARN,
-                 "linear_teacher: margin %g accepts %.3g of the draws: about %.0f attempts per "
-                 "sample",
-                 t->margin, t->p_accept, 1.0 / t->p_accept);
+    hcl_host->log(ctx, HCL_LOG_WARN,
+                  "linear_teacher: margin %g accepts %.3g of the draws: about %.0f attempts per "
+                  "sample",
+                  t->margin, t->p_accept, 1.0 / t->p_accept);
   describe(t);
   return HCL_OK;
 }
@@ -139,33 +138,32 @@ static hcl_status configure(lt_target *t, const hcl_params *p, const hcl_report 
 static hcl_status lt_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   if (!setup->replicas || !setup->seeds)
-    return lt_host->fail(ctx, HCL_ERR_PARAM, "linear_teacher: no replicas/seeds in the setup");
+    return hcl_host->fail(ctx, HCL_ERR_PARAM, "linear_teacher: no replicas/seeds in the setup");
   lt_target *t = calloc(1, sizeof *t);
-  if (!t) return lt_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
   t->ctx = ctx;
   t->R = setup->replicas;
   t->train_size = setup->train_size;
   t->max_batch = setup->max_batch ? setup->max_batch : 1;
   t->seeds = malloc(t->R * sizeof *t->seeds);
   hcl_status rc =
-      t->seeds ? HCL_OK : lt_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
+      t->seeds ? HCL_OK : hcl_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
   if (rc == HCL_OK) {
     memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
-    hcl_report rep = {.host = lt_host, .ctx = ctx};
+    hcl_report rep = {.host = hcl_host, .ctx = ctx};
     rc = configure(t, setup->params, &rep);
   }
-  if (rc == HCL_OK && lt_host->struct_size >=
-                          offsetof(hcl_host_api, host_mem_check) + sizeof lt_host->host_mem_check) {
+  if (rc == HCL_OK && HCL_HOST_HAS(host_mem_check)) {
     char what[128];
     snprintf(what, sizeof what, "linear_teacher: w* of [target] d = %zu for %zu replicas", t->d,
              t->R);
     double bytes = (double)t->R * (double)t->d * sizeof(float);
-    rc = lt_host->host_mem_check(ctx, bytes < (double)SIZE_MAX ? (size_t)bytes : SIZE_MAX, what);
+    rc = hcl_host->host_mem_check(ctx, bytes < (double)SIZE_MAX ? (size_t)bytes : SIZE_MAX, what);
   }
   if (rc == HCL_OK) {
     t->wstar = malloc(t->R * t->d * sizeof *t->wstar);
     rc = t->wstar ? lt_teacher_make(ctx, t->seeds, t->R, t->d, t->wstar)
-                  : lt_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
+                  : hcl_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
   }
   if (rc == HCL_OK) rc = lt_device_init(t);
   if (rc != HCL_OK) {
@@ -213,9 +211,7 @@ static const hcl_target_vt k_vt = {
 };
 
 static const hcl_plugin_desc k_desc = {
-    .abi_version = HCL_PLUGIN_ABI_VERSION,
-    .struct_size = sizeof(hcl_plugin_desc),
-    .kind = HCL_PLUGIN_TARGET,
+    HCL_DESC_HEAD(HCL_PLUGIN_TARGET),
     .name = "linear_teacher",
     .version = "1.0.0",
     .summary = "Linearly separable data: y = sign(w*.x), w* uniform on the sphere, Gaussian or "
@@ -228,18 +224,4 @@ static const hcl_plugin_desc k_desc = {
     .vt = &k_vt,
 };
 
-/* Entry point: keep the host table, hand back the descriptor. */
-static const hcl_plugin_desc *lt_init(const hcl_host_api *host, const char **errmsg) {
-  if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION) {
-    *errmsg = "linear_teacher: runtime plugin ABI version differs from the one it was built for";
-    return NULL;
-  }
-  if (host->struct_size < offsetof(hcl_host_api, probe_replicas) + sizeof host->probe_replicas) {
-    *errmsg = "linear_teacher: the runtime's host table is older than this plugin needs";
-    return NULL;
-  }
-  lt_host = host;
-  return &k_desc;
-}
-
-HCL_PLUGIN_ENTRY(lt_init)
+HCL_PLUGIN_DEFINE(linear_teacher, k_desc)

@@ -2,6 +2,8 @@
  * Bai, Lee, Zhao, Wang, Xiong, Socher, NeurIPS 2020): x uniform on the
  * sphere of radius sqrt(d), f*(x) = c * sum_{j=1}^{r} alpha_j (beta_j . x)^{p_j}
  * with c chosen from exact moments so that Var f* = 1, y = f* + noise. */
+/* the newest host-table entry this plugin calls unconditionally */
+#define HCL_PLUGIN_NEEDS rng_draw
 #include "low_rank_poly.h"
 
 #include <math.h>
@@ -24,28 +26,30 @@ typedef struct lrp_target {
 
 static const hcl_param_desc k_params[] = {
     GT_PARAM_D("32"),
-    {"r", HCL_PARAM_INT, "1", 1, LRP_MAX_R, NULL,
-     "rank r: number of directions beta_1..beta_r (r <= d when orthogonal)"},
-    {"p", HCL_PARAM_LIST, "4", 1, LRP_MAX_P, NULL,
-     "degrees p_j (integers 1..16): one value for every j, or r values"},
-    {"alpha", HCL_PARAM_LIST, "1", 1, 0, NULL,
-     "weights alpha_j before normalisation: one value for every j, or r values"},
-    {"orthogonal", HCL_PARAM_BOOL, "true", 1, 0, NULL,
-     "true: beta_j a uniformly random orthonormal r-frame (Gram-Schmidt of Gaussian vectors); "
-     "false: independent uniform unit vectors"},
-    {"center", HCL_PARAM_BOOL, "false", 1, 0, NULL,
-     "subtract the exact mean so that E f* = 0 (the SPEC's f* is not centred: for even p, "
-     "E (beta . x)^p > 0)"},
+    HCL_P_INT("r", "1", 1, LRP_MAX_R,
+              "rank r: number of directions beta_1..beta_r (r <= d when orthogonal)"),
+    HCL_P_LIST("p", "4", 1, LRP_MAX_P,
+               "degrees p_j (integers 1..16): one value for every j, or r values"),
+    HCL_P_LIST("alpha", "1", 1, 0,
+               "weights alpha_j before normalisation: one value for every j, or r values"),
+    HCL_P_BOOL(
+        "orthogonal", "true",
+        "true: beta_j a uniformly random orthonormal r-frame (Gram-Schmidt of Gaussian vectors); "
+        "false: independent uniform unit vectors"),
+    HCL_P_BOOL(
+        "center", "false",
+        "subtract the exact mean so that E f* = 0 (the SPEC's f* is not centred: for even p, "
+        "E (beta . x)^p > 0)"),
     GT_PARAM_INPUTS("sphere"),
     GT_PARAM_NOISE,
-    {NULL, 0, NULL, 0, 0, NULL, NULL}};
+    HCL_P_END};
 
 static void lrp_destroy(void *self) {
   lrp_target *t = self;
   if (!t) return;
   hcl_buf *bufs[] = {&t->d_B, &t->d_a, &t->d_off, &t->d_pw};
   for (size_t i = 0; i < 4; i++)
-    if (bufs[i]->mem) gt_host->buf_free(t->g.ctx, bufs[i]);
+    if (bufs[i]->mem) hcl_host->buf_free(t->g.ctx, bufs[i]);
   gt_target_release(&t->g);
   free(t);
 }
@@ -53,7 +57,7 @@ static void lrp_destroy(void *self) {
 /* Fill v[0..r) from a LIST key with one value (broadcast) or r values. */
 static hcl_status read_per_component(lrp_target *t, const hcl_params *p, const char *key, double *v,
                                      const hcl_report *r) {
-  size_t n = gt_host->param_list(p, key, v, t->r);
+  size_t n = hcl_host->param_list(p, key, v, t->r);
   if (n == 1)
     for (size_t j = 1; j < t->r; j++) v[j] = v[0];
   else if (n != t->r)
@@ -65,9 +69,9 @@ static hcl_status read_per_component(lrp_target *t, const hcl_params *p, const c
 
 static hcl_status configure(lrp_target *t, const hcl_params *prm, const hcl_report *rep) {
   gt_target *g = &t->g;
-  int64_t r = gt_host->param_int(prm, "r");
-  t->orthogonal = gt_host->param_bool(prm, "orthogonal");
-  t->center = gt_host->param_bool(prm, "center");
+  int64_t r = hcl_host->param_int(prm, "r");
+  t->orthogonal = hcl_host->param_bool(prm, "orthogonal");
+  t->center = hcl_host->param_bool(prm, "center");
   if (r < 1 || r > LRP_MAX_R)
     return hcl_report_fail(rep, HCL_ERR_PARAM, "low_rank_poly: r = %lld, must be in 1..%d",
                            (long long)r, LRP_MAX_R);
@@ -78,8 +82,8 @@ static hcl_status configure(lrp_target *t, const hcl_params *prm, const hcl_repo
                            "(set orthogonal = false or r <= d)",
                            t->r, g->d);
   double pv[LRP_MAX_R];
-  GT_TRY(read_per_component(t, prm, "p", pv, rep));
-  GT_TRY(read_per_component(t, prm, "alpha", t->alpha, rep));
+  HCL_TRY(read_per_component(t, prm, "p", pv, rep));
+  HCL_TRY(read_per_component(t, prm, "alpha", t->alpha, rep));
   int any = 0;
   for (size_t j = 0; j < t->r; j++) {
     if (!(pv[j] >= 1.0 && pv[j] <= LRP_MAX_P) || pv[j] != floor(pv[j]))
@@ -106,20 +110,20 @@ static hcl_status make_function(lrp_target *t) {
   char what[160];
   snprintf(what, sizeof what,
            "low_rank_poly: directions of [target] r = %zu, d = %zu for %zu replicas", r, d, R);
-  GT_TRY(gt_host_room(g, (double)r * (double)d * (8.0 + 4.0 * (double)R), what));
+  HCL_TRY(gt_host_room(g, (double)r * (double)d * (8.0 + 4.0 * (double)R), what));
   double *B = malloc(r * d * sizeof *B), *c = malloc(R * sizeof *c), *mu = malloc(R * sizeof *mu);
   double *gram = malloc(R * sizeof *gram);
   float *Bf = malloc(R * r * d * sizeof *Bf), *af = malloc(R * r * sizeof *af);
   float *off = malloc(R * sizeof *off);
   hcl_status rc = HCL_OK;
   if (!B || !c || !mu || !gram || !Bf || !af || !off)
-    rc = gt_host->fail(g->ctx, HCL_ERR_NOMEM, "low_rank_poly: out of host memory");
+    rc = hcl_host->fail(g->ctx, HCL_ERR_NOMEM, "low_rank_poly: out of host memory");
   for (size_t rep = 0; rep < R && rc == HCL_OK; rep++) {
     if (lrp_directions(g->seeds[rep], d, r, t->orthogonal, B)) {
-      rc = gt_host->fail(g->ctx, HCL_ERR_NUMERIC,
-                         "low_rank_poly: replica %zu (seed %llu) drew degenerate directions; use "
-                         "another seed",
-                         rep, (unsigned long long)g->seeds[rep]);
+      rc = hcl_host->fail(g->ctx, HCL_ERR_NUMERIC,
+                          "low_rank_poly: replica %zu (seed %llu) drew degenerate directions; use "
+                          "another seed",
+                          rep, (unsigned long long)g->seeds[rep]);
       break;
     }
     float *Br = Bf + rep * r * d;
@@ -131,10 +135,10 @@ static hcl_status make_function(lrp_target *t) {
     lrp_moments(B, r, d, t->p, t->alpha, g->inputs, &mean, &var);
     for (size_t j = 0; j < r; j++) scale += fabs(t->alpha[j]);
     if (!(var > 1e-12 * scale * scale)) {
-      rc = gt_host->fail(g->ctx, HCL_ERR_PARAM,
-                         "low_rank_poly: f* is constant on the inputs (variance %g before "
-                         "normalisation; e.g. even p on the sphere with d = 1), nothing to learn",
-                         var);
+      rc = hcl_host->fail(g->ctx, HCL_ERR_PARAM,
+                          "low_rank_poly: f* is constant on the inputs (variance %g before "
+                          "normalisation; e.g. even p on the sphere with d = 1), nothing to learn",
+                          var);
       break;
     }
     c[rep] = 1.0 / sqrt(var);
@@ -160,8 +164,8 @@ static hcl_status make_function(lrp_target *t) {
     if (rc == HCL_OK) rc = gt_upload(g, af, R * r, &t->d_a);
     if (rc == HCL_OK) rc = gt_upload(g, off, R, &t->d_off);
     if (rc == HCL_OK) {
-      rc = gt_host->buf_alloc(g->ctx, r * sizeof(cl_uint), &t->d_pw);
-      if (rc == HCL_OK) rc = gt_host->buf_write(g->ctx, t->d_pw, pw, r * sizeof(cl_uint));
+      rc = hcl_host->buf_alloc(g->ctx, r * sizeof(cl_uint), &t->d_pw);
+      if (rc == HCL_OK) rc = hcl_host->buf_write(g->ctx, t->d_pw, pw, r * sizeof(cl_uint));
     }
   }
   free(B);
@@ -206,9 +210,9 @@ static void describe(lrp_target *t) {
 static hcl_status lrp_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   lrp_target *t = calloc(1, sizeof *t);
-  if (!t) return gt_host->fail(ctx, HCL_ERR_NOMEM, "low_rank_poly: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "low_rank_poly: out of host memory");
   hcl_status rc = gt_target_init(&t->g, ctx, setup, "low_rank_poly", LRP_TAG, 0, 1);
-  hcl_report rep = {.host = gt_host, .ctx = ctx};
+  hcl_report rep = {.host = hcl_host, .ctx = ctx};
   if (rc == HCL_OK) rc = configure(t, setup->params, &rep);
   if (rc == HCL_OK) {
     describe(t);
@@ -219,9 +223,9 @@ static hcl_status lrp_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
     lrp_destroy(t);
     return rc;
   }
-  gt_host->log(ctx, HCL_LOG_INFO, "low_rank_poly: d = %zu, r = %zu, p_1 = %u, %s inputs%s", t->g.d,
-               t->r, t->p[0], gt_input_choices[t->g.inputs],
-               t->orthogonal ? ", orthonormal directions" : "");
+  hcl_host->log(ctx, HCL_LOG_INFO, "low_rank_poly: d = %zu, r = %zu, p_1 = %u, %s inputs%s", t->g.d,
+                t->r, t->p[0], gt_input_choices[t->g.inputs],
+                t->orthogonal ? ", orthonormal directions" : "");
   *self = t;
   return HCL_OK;
 }
@@ -242,7 +246,7 @@ static hcl_status lrp_sample(void *self, uint32_t stream, uint64_t first, size_t
 static hcl_status lrp_eval(void *self, const char *what, hcl_buf x, size_t n, hcl_buf out) {
   lrp_target *t = self;
   cl_uint w, r = (cl_uint)t->r;
-  GT_TRY(gt_eval_what(&t->g, what, &w));
+  HCL_TRY(gt_eval_what(&t->g, what, &w));
   hcl_arg extra[] = {HCL_ARG(t->d_B.mem), HCL_ARG(t->d_a.mem), HCL_ARG(t->d_off.mem),
                      HCL_ARG(t->d_pw.mem), HCL_ARG(r)};
   return gt_device_eval(&t->g, w, x, n, out, 5, extra);
@@ -273,9 +277,7 @@ static const hcl_target_vt k_vt = {
 };
 
 static const hcl_plugin_desc k_desc = {
-    .abi_version = HCL_PLUGIN_ABI_VERSION,
-    .struct_size = sizeof(hcl_plugin_desc),
-    .kind = HCL_PLUGIN_TARGET,
+    HCL_DESC_HEAD(HCL_PLUGIN_TARGET),
     .name = "low_rank_poly",
     .version = "1.0.0",
     .summary = "(reading) Low-rank polynomial f*(x) = sum_j alpha_j (beta_j . x)^p_j, x uniform "
@@ -290,17 +292,4 @@ static const hcl_plugin_desc k_desc = {
     .vt = &k_vt,
 };
 
-static const hcl_plugin_desc *lrp_init(const hcl_host_api *host, const char **errmsg) {
-  if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION) {
-    *errmsg = "low_rank_poly: runtime plugin ABI version differs from the one it was built for";
-    return NULL;
-  }
-  if (host->struct_size < offsetof(hcl_host_api, rng_draw) + sizeof host->rng_draw) {
-    *errmsg = "low_rank_poly: the runtime's host table is older than this plugin needs";
-    return NULL;
-  }
-  gt_host = host;
-  return &k_desc;
-}
-
-HCL_PLUGIN_ENTRY(lrp_init)
+HCL_PLUGIN_DEFINE(low_rank_poly, k_desc)

@@ -2,6 +2,8 @@
  * NeurIPS 2023): x uniform on the sphere of radius sqrt(d) (or Gaussian),
  * h*(x) = x^T A x with A symmetric, tr A = 0, |A|_F = 1 per replica seed,
  * y = g(h*(x)) + noise * N(0, 1). eval("hstar") = h*(x), eval("f") = g(h*). */
+/* the newest host-table entry this plugin calls unconditionally */
+#define HCL_PLUGIN_NEEDS rng_draw
 #include "quadratic_features.h"
 
 #include <math.h>
@@ -22,26 +24,28 @@ typedef struct quf_target {
 
 static const hcl_param_desc k_params[] = {
     GT_PARAM_D("32"),
-    {"rank", HCL_PARAM_INT, "0", 0, 1048576, NULL,
-     "rank of A: 0 = full (A = G + G^T for a Gaussian G, minus its trace/d times I, scaled to "
-     "|A|_F = 1); k in 2..d: A = sum_{j<=k} lambda_j v_j v_j^T with v_j a uniformly random "
-     "orthonormal k-frame and lambda Gaussian, centred and scaled to unit norm (exactly rank k, "
-     "trace 0, |A|_F = 1; rank 1 cannot be traceless)"},
+    HCL_P_INT(
+        "rank", "0", 0, 1048576,
+        "rank of A: 0 = full (A = G + G^T for a Gaussian G, minus its trace/d times I, scaled to "
+        "|A|_F = 1); k in 2..d: A = sum_{j<=k} lambda_j v_j v_j^T with v_j a uniformly random "
+        "orthonormal k-frame and lambda Gaussian, centred and scaled to unit norm (exactly rank k, "
+        "trace 0, |A|_F = 1; rank 1 cannot be traceless)"),
     GT_PARAM_INPUTS("sphere"),
     GT_PARAM_LINK("h*(x) = x^T A x"),
     GT_PARAM_COEFFICIENTS,
     GT_PARAM_POLY_BASIS,
-    {"standardize", HCL_PARAM_BOOL, "false", 1, 0, NULL,
-     "divide h* by its standard deviation (sqrt(2d/(d+2)) on the sphere, sqrt(2) for Gaussian "
-     "inputs; exact for any such A) so that h* has variance 1 before the link; A itself keeps "
-     "|A|_F = 1"},
+    HCL_P_BOOL(
+        "standardize", "false",
+        "divide h* by its standard deviation (sqrt(2d/(d+2)) on the sphere, sqrt(2) for Gaussian "
+        "inputs; exact for any such A) so that h* has variance 1 before the link; A itself keeps "
+        "|A|_F = 1"),
     GT_PARAM_NOISE,
-    {NULL, 0, NULL, 0, 0, NULL, NULL}};
+    HCL_P_END};
 
 static void quf_destroy(void *self) {
   quf_target *t = self;
   if (!t) return;
-  if (t->d_A.mem) gt_host->buf_free(t->g.ctx, &t->d_A);
+  if (t->d_A.mem) hcl_host->buf_free(t->g.ctx, &t->d_A);
   gt_target_release(&t->g);
   free(t);
 }
@@ -56,22 +60,22 @@ static hcl_status make_matrices(quf_target *t) {
            "quadratic_features: the matrices A of [target] d = %zu (d x d doubles, and %zu "
            "replicas x d x d floats)",
            d, R);
-  GT_TRY(gt_host_room(g, (double)d * (double)d * (8.0 + 4.0 * (double)R), what));
+  HCL_TRY(gt_host_room(g, (double)d * (double)d * (8.0 + 4.0 * (double)R), what));
   double *A = malloc(d * d * sizeof *A), *tr = malloc(R * sizeof *tr);
   double *fro = malloc(R * sizeof *fro);
   float *Af = malloc(R * d * d * sizeof *Af);
   hcl_status rc = HCL_OK;
   if (!A || !tr || !fro || !Af)
-    rc = gt_host->fail(g->ctx, HCL_ERR_NOMEM,
-                       "quadratic_features: out of host memory for A "
-                       "(%zu x %zu, %zu replicas)",
-                       d, d, R);
+    rc = hcl_host->fail(g->ctx, HCL_ERR_NOMEM,
+                        "quadratic_features: out of host memory for A "
+                        "(%zu x %zu, %zu replicas)",
+                        d, d, R);
   for (size_t r = 0; r < R && rc == HCL_OK; r++) {
     if (quf_matrix(g->seeds[r], d, t->rank, A)) {
-      rc = gt_host->fail(g->ctx, HCL_ERR_NUMERIC,
-                         "quadratic_features: replica %zu (seed %llu) drew a degenerate A; use "
-                         "another seed",
-                         r, (unsigned long long)g->seeds[r]);
+      rc = hcl_host->fail(g->ctx, HCL_ERR_NUMERIC,
+                          "quadratic_features: replica %zu (seed %llu) drew a degenerate A; use "
+                          "another seed",
+                          r, (unsigned long long)g->seeds[r]);
       break;
     }
     double s = 0.0, f = 0.0;
@@ -99,7 +103,7 @@ static hcl_status make_matrices(quf_target *t) {
 /* rank against d (shared by create and check). */
 static hcl_status check_rank(quf_target *t, const hcl_params *p, const hcl_report *r) {
   gt_target *g = &t->g;
-  int64_t rank = gt_host->param_int(p, "rank");
+  int64_t rank = hcl_host->param_int(p, "rank");
   if (g->d > QUF_MAX_D)
     return hcl_report_fail(
         r, HCL_ERR_PARAM, "quadratic_features: d = %zu, at most %d (A has d*d entries per replica)",
@@ -115,9 +119,9 @@ static hcl_status check_rank(quf_target *t, const hcl_params *p, const hcl_repor
 
 static hcl_status configure(quf_target *t, const hcl_params *p) {
   gt_target *g = &t->g;
-  int standardize = gt_host->param_bool(p, "standardize");
-  hcl_report rep = {.host = gt_host, .ctx = g->ctx};
-  GT_TRY(check_rank(t, p, &rep));
+  int standardize = hcl_host->param_bool(p, "standardize");
+  hcl_report rep = {.host = hcl_host, .ctx = g->ctx};
+  HCL_TRY(check_rank(t, p, &rep));
   double var = quf_hstar_var(g->d, g->inputs);
   t->hscale = standardize ? (float)(1.0 / sqrt(var)) : 1.0f;
   char buf[512];
@@ -139,7 +143,7 @@ static hcl_status configure(quf_target *t, const hcl_params *p) {
 static hcl_status quf_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   quf_target *t = calloc(1, sizeof *t);
-  if (!t) return gt_host->fail(ctx, HCL_ERR_NOMEM, "quadratic_features: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "quadratic_features: out of host memory");
   hcl_status rc = gt_target_init(&t->g, ctx, setup, "quadratic_features", QUF_TAG, 1, 2);
   if (rc == HCL_OK) rc = configure(t, setup->params);
   if (rc == HCL_OK) rc = make_matrices(t);
@@ -150,9 +154,9 @@ static hcl_status quf_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
   }
   char link[256];
   gt_link_text(&t->g.link, link, sizeof link);
-  gt_host->log(ctx, HCL_LOG_INFO, "quadratic_features: d = %zu, rank %s%zu, %s inputs, %s", t->g.d,
-               t->rank ? "" : "full = ", t->rank ? t->rank : t->g.d, gt_input_choices[t->g.inputs],
-               link);
+  hcl_host->log(ctx, HCL_LOG_INFO, "quadratic_features: d = %zu, rank %s%zu, %s inputs, %s", t->g.d,
+                t->rank ? "" : "full = ", t->rank ? t->rank : t->g.d, gt_input_choices[t->g.inputs],
+                link);
   *self = t;
   return HCL_OK;
 }
@@ -171,7 +175,7 @@ static hcl_status quf_sample(void *self, uint32_t stream, uint64_t first, size_t
 static hcl_status quf_eval(void *self, const char *what, hcl_buf x, size_t n, hcl_buf out) {
   quf_target *t = self;
   cl_uint w;
-  GT_TRY(gt_eval_what(&t->g, what, &w));
+  HCL_TRY(gt_eval_what(&t->g, what, &w));
   hcl_arg extra[] = {HCL_ARG(t->d_A.mem), HCL_ARG(t->hscale)};
   return gt_device_eval(&t->g, w, x, n, out, 2, extra);
 }
@@ -183,7 +187,7 @@ static hcl_status quf_check(const hcl_params *p, const hcl_check_info *run, hcl_
   quf_target t;
   memset(&t, 0, sizeof t);
   hcl_report rep = {.err = err, .errlen = errlen, .strip = "quadratic_features: "};
-  GT_TRY(gt_check(&t.g, "quadratic_features", p, 1, 2, &rep, info));
+  HCL_TRY(gt_check(&t.g, "quadratic_features", p, 1, 2, &rep, info));
   return check_rank(&t, p, &rep);
 }
 
@@ -199,9 +203,7 @@ static const hcl_target_vt k_vt = {
 };
 
 static const hcl_plugin_desc k_desc = {
-    .abi_version = HCL_PLUGIN_ABI_VERSION,
-    .struct_size = sizeof(hcl_plugin_desc),
-    .kind = HCL_PLUGIN_TARGET,
+    HCL_DESC_HEAD(HCL_PLUGIN_TARGET),
     .name = "quadratic_features",
     .version = "1.0.0",
     .summary = "Function of a quadratic feature y = g(x^T A x) + noise, x uniform on the sphere "
@@ -213,18 +215,4 @@ static const hcl_plugin_desc k_desc = {
     .vt = &k_vt,
 };
 
-static const hcl_plugin_desc *quf_init(const hcl_host_api *host, const char **errmsg) {
-  if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION) {
-    *errmsg = "quadratic_features: runtime plugin ABI version differs from the one it was built "
-              "for";
-    return NULL;
-  }
-  if (host->struct_size < offsetof(hcl_host_api, rng_draw) + sizeof host->rng_draw) {
-    *errmsg = "quadratic_features: the runtime's host table is older than this plugin needs";
-    return NULL;
-  }
-  gt_host = host;
-  return &k_desc;
-}
-
-HCL_PLUGIN_ENTRY(quf_init)
+HCL_PLUGIN_DEFINE(quadratic_features, k_desc)

@@ -2,6 +2,8 @@
  * create/destroy/info and the manifest notes (SPEC 1.2; Cagnetta et al.,
  * PRX 2024, arXiv:2307.02129; rules = ren: Ren et al., COLT 2026,
  * arXiv:2601.19756). */
+/* the newest host-table entry this plugin calls unconditionally */
+#define HCL_PLUGIN_NEEDS probe_replicas
 #include "rhm.h"
 
 #include <math.h>
@@ -9,54 +11,49 @@
 #include <stdlib.h>
 #include <string.h>
 
-const hcl_host_api *rhm_host;
-
 static const char *const k_rules[] = {"uniform", "ren", NULL};
 static const char *const k_whitening[] = {"none", "centered", "prx", NULL};
 
 static const hcl_param_desc k_params[] = {
-    {"n_c", HCL_PARAM_INT, "8", 2, 65536, NULL,
-     "number of classes n_c (the root symbols); bound n_c*m <= v^s"},
-    {"v", HCL_PARAM_INT, "8", 2, 65536, NULL,
-     "vocabulary size v of every level below the root (input channels)"},
-    {"m", HCL_PARAM_INT, "4", 1, 65536, NULL,
-     "multiplicity m: rules (synonymous s-tuples) per symbol; bounds m <= v^(s-1) and "
-     "n_c*m <= v^s"},
-    {"s", HCL_PARAM_INT, "2", 2, 64, NULL, "tuple size s: every rule produces s symbols"},
-    {"l", HCL_PARAM_INT, "3", 1, 20, NULL,
-     "depth L: the input has d = s^L tokens (at most 1048576), one-hot [v, d]; "
-     "P_max = n_c*m^((s^L-1)/(s-1)) distinct data"},
-    {"rules", HCL_PARAM_ENUM, "uniform", 1, 0, k_rules,
-     "rule sampler per replica seed: uniform = each level draws its parents*m tuples uniformly "
-     "without replacement from the v^s lexicographic s-tuples, parent p gets draws p*m..p*m+m-1 "
-     "(the reference code); ren = for every first token mu draw its suffixes in [v]^(s-1) "
-     "without replacement (m each below the root; at the root n_c*m/v, the remainder spread "
-     "over random tokens: this project's reading for n_c != v), then deal the shuffled "
-     "candidates m to each parent, so first tokens are uniform over the rules (Ren et al.)"},
-    {"whitening", HCL_PARAM_ENUM, "none", 1, 0, k_whitening,
-     "input encoding: none = one-hot 1/0; centered = (x - 1/v)/sqrt(1 - 1/v); prx = "
-     "x*(1 + (v-1)^-1/2) - (v-1)^-1/2 (the reference code's whitening)"},
-    {"probe_samples", HCL_PARAM_INT, "512", 0, 1e7, NULL,
-     "synonymic-sensitivity probe: data averaged (x and an independent datum y each); 0 = off. "
-     "S_{k,l} = E|f_k(x) - f_k(P_l x)|^2 / E|f_k(x) - f_k(y)|^2, f_k = hidden layer k of the "
-     "model, P_l = the rule of every level-l node re-drawn uniformly among its parent's m rules "
-     "(may keep the same tuple); metric sensitivity_k<k>_l<l>. x = probe samples 0..N-1, y = "
-     "N..2N-1: fresh indices beyond train + test when 2N unused ones exist (finite train_size), "
-     "else i.i.d. draws; the same inputs at every evaluation. Feature widths are asked with "
-     "n = 0"},
-    {"sensitivity_layers", HCL_PARAM_LIST, "", 1, 64, NULL,
-     "probe: model layers k (1-based hidden layers); empty = 1..L, stopping at the first layer "
-     "the model does not have"},
-    {"sensitivity_levels", HCL_PARAM_LIST, "", 1, 64, NULL,
-     "probe: levels l of the hierarchy, 1 = the input tuples .. L = the tuple of the class; "
-     "empty = 1..L"},
-    {NULL, 0, NULL, 0, 0, NULL, NULL}};
-
-static int enum_index(const char *v, const char *const *choices) {
-  for (int i = 0; choices[i]; i++)
-    if (v && !strcmp(v, choices[i])) return i;
-  return -1;
-}
+    HCL_P_INT("n_c", "8", 2, 65536, "number of classes n_c (the root symbols); bound n_c*m <= v^s"),
+    HCL_P_INT("v", "8", 2, 65536,
+              "vocabulary size v of every level below the root (input channels)"),
+    HCL_P_INT("m", "4", 1, 65536,
+              "multiplicity m: rules (synonymous s-tuples) per symbol; bounds m <= v^(s-1) and "
+              "n_c*m <= v^s"),
+    HCL_P_INT("s", "2", 2, 64, "tuple size s: every rule produces s symbols"),
+    HCL_P_INT("l", "3", 1, 20,
+              "depth L: the input has d = s^L tokens (at most 1048576), one-hot [v, d]; "
+              "P_max = n_c*m^((s^L-1)/(s-1)) distinct data"),
+    HCL_P_ENUM(
+        "rules", "uniform", k_rules,
+        "rule sampler per replica seed: uniform = each level draws its parents*m tuples uniformly "
+        "without replacement from the v^s lexicographic s-tuples, parent p gets draws p*m..p*m+m-1 "
+        "(the reference code); ren = for every first token mu draw its suffixes in [v]^(s-1) "
+        "without replacement (m each below the root; at the root n_c*m/v, the remainder spread "
+        "over random tokens: this project's reading for n_c != v), then deal the shuffled "
+        "candidates m to each parent, so first tokens are uniform over the rules (Ren et al.)"),
+    HCL_P_ENUM("whitening", "none", k_whitening,
+               "input encoding: none = one-hot 1/0; centered = (x - 1/v)/sqrt(1 - 1/v); prx = "
+               "x*(1 + (v-1)^-1/2) - (v-1)^-1/2 (the reference code's whitening)"),
+    HCL_P_INT(
+        "probe_samples", "512", 0, 1e7,
+        "synonymic-sensitivity probe: data averaged (x and an independent datum y each); 0 = off. "
+        "S_{k,l} = E|f_k(x) - f_k(P_l x)|^2 / E|f_k(x) - f_k(y)|^2, f_k = hidden layer k of the "
+        "model, P_l = the rule of every level-l node re-drawn uniformly among its parent's m rules "
+        "(may keep the same tuple); metric sensitivity_k<k>_l<l>. x = probe samples 0..N-1, y = "
+        "N..2N-1: fresh indices beyond train + test when 2N unused ones exist (finite train_size), "
+        "else i.i.d. draws; the same inputs at every evaluation. Feature widths are asked with "
+        "n = 0"),
+    HCL_P_LIST(
+        "sensitivity_layers", "", 1, 64,
+        "probe: model layers k (1-based hidden layers); empty = 1..L, stopping at the first layer "
+        "the model does not have"),
+    HCL_P_LIST(
+        "sensitivity_levels", "", 1, 64,
+        "probe: levels l of the hierarchy, 1 = the input tuples .. L = the tuple of the class; "
+        "empty = 1..L"),
+    HCL_P_END};
 
 static void rhm_destroy(void *self) {
   rhm_target *t = self;
@@ -71,7 +68,7 @@ static void rhm_destroy(void *self) {
 static hcl_status read_list(rhm_target *t, const hcl_params *p, const char *key, uint64_t hi,
                             uint32_t *out, size_t *n) {
   double vals[64];
-  size_t k = rhm_host->param_list(p, key, vals, 64);
+  size_t k = hcl_host->param_list(p, key, vals, 64);
   if (k > 64) return hcl_report_fail(t->rep, HCL_ERR_PARAM, "%s: %zu entries, at most 64", key, k);
   for (size_t i = 0; i < k; i++) {
     if (vals[i] != floor(vals[i]) || vals[i] < 1 || vals[i] > (double)hi)
@@ -99,12 +96,12 @@ static hcl_status plan_streams(rhm_target *t) {
     t->map[HCL_STREAM_TRAIN] = (rhm_stream_map){RHM_MODE_DRAW, 0, P};
     t->map[HCL_STREAM_TEST] = (rhm_stream_map){RHM_MODE_DRAW, 0, T};
     t->map[HCL_STREAM_PROBE] = (rhm_stream_map){RHM_MODE_DRAW, 0, 0};
-    rhm_host->note(ctx, "rhm.sampling",
+    hcl_host->note(ctx, "rhm.sampling",
                    "with replacement: P_max >= 2^63, every stream draws label and rule choices "
                    "i.i.d. uniform (train, test and probe may overlap with negligible probability)",
                    0);
     if (ctx)
-      rhm_host->log(ctx, HCL_LOG_INFO,
+      hcl_host->log(ctx, HCL_LOG_INFO,
                     "rhm: P_max = %s%s >= 2^63: train and test data are drawn with replacement", pm,
                     g->p_max_sat ? " (at least)" : "");
     return HCL_OK;
@@ -146,13 +143,13 @@ static hcl_status plan_streams(rhm_target *t) {
     t->map[HCL_STREAM_PROBE] = (rhm_stream_map){RHM_MODE_INDEX, P + T + V, q};
   else
     t->map[HCL_STREAM_PROBE] = (rhm_stream_map){RHM_MODE_DRAW, 0, 0};
-  rhm_host->note(ctx, "rhm.sampling",
+  hcl_host->note(ctx, "rhm.sampling",
                  P ? "without replacement: keyed Feistel bijection perm of [0, P_max); train i = "
                      "datum(perm(i mod P)), test i = datum(perm(P + i mod T))"
                    : "without replacement: keyed Feistel bijection perm of [0, P_max); online "
                      "train i = datum(perm(T + i mod (P_max - T))), test i = datum(perm(i mod T))",
                  0);
-  rhm_host->note(ctx, "rhm.probe_stream",
+  hcl_host->note(ctx, "rhm.probe_stream",
                  t->map[HCL_STREAM_PROBE].mode == RHM_MODE_INDEX
                      ? "fresh: probe i = datum(perm(P + T + V + i mod (P_max - P - T - V)))"
                      : "with replacement (no 2*probe_samples unused indices beyond P + T, or "
@@ -186,16 +183,16 @@ static void note_rules(rhm_target *t) {
     u += (size_t)snprintf(s + u, cap - u, "]");
   }
   snprintf(s + u, cap - u, "]");
-  rhm_host->note(t->ctx, "rhm.rules_replica0", s, 1);
+  hcl_host->note(t->ctx, "rhm.rules_replica0", s, 1);
   free(s);
 }
 
 static hcl_status configure(rhm_target *t, const hcl_params *p) {
-  int64_t n_c = rhm_host->param_int(p, "n_c"), v = rhm_host->param_int(p, "v");
-  int64_t m = rhm_host->param_int(p, "m"), s = rhm_host->param_int(p, "s");
-  int64_t L = rhm_host->param_int(p, "l"), ps = rhm_host->param_int(p, "probe_samples");
-  t->rules_kind = enum_index(rhm_host->param_str(p, "rules"), k_rules);
-  t->whitening = enum_index(rhm_host->param_str(p, "whitening"), k_whitening);
+  int64_t n_c = hcl_host->param_int(p, "n_c"), v = hcl_host->param_int(p, "v");
+  int64_t m = hcl_host->param_int(p, "m"), s = hcl_host->param_int(p, "s");
+  int64_t L = hcl_host->param_int(p, "l"), ps = hcl_host->param_int(p, "probe_samples");
+  t->rules_kind = HCL_ENUM(p, "rules", k_rules);
+  t->whitening = HCL_ENUM(p, "whitening", k_whitening);
   if (n_c < 1 || v < 1 || m < 1 || s < 1 || L < 1 || ps < 0 || t->rules_kind < 0 ||
       t->whitening < 0)
     return hcl_report_fail(
@@ -208,8 +205,8 @@ static hcl_status configure(rhm_target *t, const hcl_params *p) {
                     sizeof why))
     return hcl_report_fail(t->rep, HCL_ERR_PARAM, "rhm: %s", why);
   t->probe_samples = (uint64_t)ps;
-  HCL_RHM_TRY(read_list(t, p, "sensitivity_layers", 64, t->layers, &t->n_layers));
-  HCL_RHM_TRY(read_list(t, p, "sensitivity_levels", t->g.L, t->levels, &t->n_levels));
+  HCL_TRY(read_list(t, p, "sensitivity_layers", 64, t->layers, &t->n_layers));
+  HCL_TRY(read_list(t, p, "sensitivity_levels", t->g.L, t->levels, &t->n_levels));
   if (!t->n_layers) {
     t->layers_default = 1;
     t->n_layers = (size_t)t->g.L;
@@ -233,8 +230,8 @@ static void describe(rhm_target *t) {
            (unsigned long long)g->n_c, (unsigned long long)g->v, (unsigned long long)g->m,
            (unsigned long long)g->s, (unsigned long long)g->L, (unsigned long long)g->d,
            k_rules[t->rules_kind], k_whitening[t->whitening], g->p_max_sat ? ">=" : "", pm);
-  rhm_host->note(t->ctx, "rhm.grammar", buf, 1);
-  rhm_host->note(
+  hcl_host->note(t->ctx, "rhm.grammar", buf, 1);
+  hcl_host->note(
       t->ctx, "rhm.rng",
       "runtime streams (kernels/common.cl), ids 0x52484D<purpose><sub>: rules of depth "
       "t = (seed, 0x52484D00_00000000|t) on the host; Feistel round k on half r = word 0 "
@@ -243,7 +240,7 @@ static void describe(rhm_target *t) {
       "(seed, 0x52484D03_00000000|l); layout in targets/rhm/rhm.cl",
       0);
   note_rules(t);
-  rhm_host->log(t->ctx, HCL_LOG_INFO,
+  hcl_host->log(t->ctx, HCL_LOG_INFO,
                 "rhm: n_c = %llu, v = %llu, m = %llu, s = %llu, L = %llu, d = %llu, P_max = %s%s, "
                 "rules %s, whitening %s",
                 (unsigned long long)g->n_c, (unsigned long long)g->v, (unsigned long long)g->m,
@@ -254,49 +251,43 @@ static void describe(rhm_target *t) {
 static hcl_status rhm_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   if (!setup->replicas || !setup->seeds)
-    return rhm_host->fail(ctx, HCL_ERR_PARAM, "rhm: no replicas/seeds in the setup");
+    return hcl_host->fail(ctx, HCL_ERR_PARAM, "rhm: no replicas/seeds in the setup");
   rhm_target *t = calloc(1, sizeof *t);
-  if (!t) return rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory");
   t->ctx = ctx;
-  hcl_report rep = {.host = rhm_host, .ctx = ctx};
+  hcl_report rep = {.host = hcl_host, .ctx = ctx};
   t->rep = &rep;
   t->R = setup->replicas;
   t->train_size = setup->train_size;
-  t->test_size = setup->struct_size >= offsetof(hcl_setup, test_size) + sizeof setup->test_size
-                     ? setup->test_size
-                     : 0;
-  t->val_size = setup->struct_size >= offsetof(hcl_setup, val_size) + sizeof setup->val_size
-                    ? setup->val_size
-                    : 0;
+  t->test_size = HCL_STRUCT_HAS(setup, hcl_setup, test_size) ? setup->test_size : 0;
+  t->val_size = HCL_STRUCT_HAS(setup, hcl_setup, val_size) ? setup->val_size : 0;
   t->max_batch = setup->max_batch ? setup->max_batch : 1;
   t->seeds = malloc(t->R * sizeof *t->seeds);
-  hcl_status rc = t->seeds ? HCL_OK : rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory");
+  hcl_status rc = t->seeds ? HCL_OK : hcl_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory");
   if (rc == HCL_OK) {
     memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
     rc = configure(t, setup->params);
   }
-  if (rc == HCL_OK && rhm_host->struct_size >= offsetof(hcl_host_api, host_mem_check) +
-                                                   sizeof rhm_host->host_mem_check) {
+  if (rc == HCL_OK && HCL_HOST_HAS(host_mem_check)) {
     /* replicas x (n_c + (l-1) v) m s rule entries: refused, not swapped to death */
     char what[160];
     snprintf(what, sizeof what,
              "rhm: rule tables of %zu replicas x %zu entries ([target] l, v, m, s)", t->R,
              t->g.table_size);
-    rc = rhm_host->host_mem_check(ctx, t->R * t->g.table_size * sizeof *t->tables, what);
+    rc = hcl_host->host_mem_check(ctx, t->R * t->g.table_size * sizeof *t->tables, what);
   }
   if (rc == HCL_OK) {
     t->tables = malloc(t->R * t->g.table_size * sizeof *t->tables);
-    if (!t->tables) rc = rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory (rules)");
-    int can_stop =
-        rhm_host->struct_size >= offsetof(hcl_host_api, should_stop) + sizeof rhm_host->should_stop;
+    if (!t->tables) rc = hcl_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory (rules)");
+    int can_stop = HCL_HOST_HAS(should_stop);
     for (size_t r = 0; r < t->R && rc == HCL_OK; r++) {
-      if (r && can_stop && rhm_host->should_stop(ctx)) /* large tables: seconds per replica */
-        rc = rhm_host->fail(ctx, HCL_ERR_INTERRUPTED,
+      if (r && can_stop && hcl_host->should_stop(ctx)) /* large tables: seconds per replica */
+        rc = hcl_host->fail(ctx, HCL_ERR_INTERRUPTED,
                             "rhm: interrupted while drawing the rules (replica %zu of %zu)", r,
                             t->R);
-      else if (rhm_rules_build(&t->g, t->rules_kind, rhm_host->philox, t->seeds[r],
+      else if (rhm_rules_build(&t->g, t->rules_kind, hcl_host->philox, t->seeds[r],
                                t->tables + r * t->g.table_size))
-        rc = rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory (rules)");
+        rc = hcl_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory (rules)");
     }
   }
   if (rc == HCL_OK) {
@@ -355,9 +346,7 @@ static const hcl_target_vt k_vt = {
 };
 
 static const hcl_plugin_desc k_desc = {
-    .abi_version = HCL_PLUGIN_ABI_VERSION,
-    .struct_size = sizeof(hcl_plugin_desc),
-    .kind = HCL_PLUGIN_TARGET,
+    HCL_DESC_HEAD(HCL_PLUGIN_TARGET),
     .name = "rhm",
     .version = "1.0.0",
     .summary = "Random Hierarchy Model: n_c classes expanded through L levels of random "
@@ -374,17 +363,4 @@ static const hcl_plugin_desc k_desc = {
     .vt = &k_vt,
 };
 
-static const hcl_plugin_desc *rhm_init(const hcl_host_api *host, const char **errmsg) {
-  if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION) {
-    *errmsg = "rhm: runtime plugin ABI version differs from the one it was built for";
-    return NULL;
-  }
-  if (host->struct_size < offsetof(hcl_host_api, probe_replicas) + sizeof host->probe_replicas) {
-    *errmsg = "rhm: the runtime's host table is older than this plugin needs";
-    return NULL;
-  }
-  rhm_host = host;
-  return &k_desc;
-}
-
-HCL_PLUGIN_ENTRY(rhm_init)
+HCL_PLUGIN_DEFINE(rhm, k_desc)

@@ -19,7 +19,7 @@ static hcl_status layer_dim(hcl_probe *p, uint32_t k, size_t *dim) {
   hcl_buf none;
   memset(&none, 0, sizeof none);
   *dim = 0;
-  return rhm_host->probe_features(p, k, none, 0, none, dim);
+  return hcl_host->probe_features(p, k, none, 0, none, dim);
 }
 
 static hcl_status probe_alloc(rhm_target *t, hcl_ctx *ctx, size_t chunk, size_t dmax) {
@@ -27,15 +27,15 @@ static hcl_status probe_alloc(rhm_target *t, hcl_ctx *ctx, size_t chunk, size_t 
   if (t->p_x.mem && t->probe_chunk == chunk && t->probe_dim >= dmax) return HCL_OK;
   hcl_buf *bufs[] = {&t->p_x, &t->p_y, &t->p_fa, &t->p_fb, &t->p_dist};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-    if (bufs[i]->mem) rhm_host->buf_free(ctx, bufs[i]);
+    if (bufs[i]->mem) hcl_host->buf_free(ctx, bufs[i]);
   t->probe_chunk = chunk;
   t->probe_dim = dmax;
   size_t dm = dmax ? dmax : 1;
-  HCL_RHM_TRY(rhm_host->buf_alloc(ctx, R * chunk * xs * sizeof(float), &t->p_x));
-  HCL_RHM_TRY(rhm_host->buf_alloc(ctx, R * chunk * sizeof(float), &t->p_y));
-  HCL_RHM_TRY(rhm_host->buf_alloc(ctx, R * chunk * dm * sizeof(float), &t->p_fa));
-  HCL_RHM_TRY(rhm_host->buf_alloc(ctx, R * chunk * dm * sizeof(float), &t->p_fb));
-  HCL_RHM_TRY(rhm_host->buf_alloc(ctx, R * chunk * sizeof(float), &t->p_dist));
+  HCL_TRY(hcl_host->buf_alloc(ctx, R * chunk * xs * sizeof(float), &t->p_x));
+  HCL_TRY(hcl_host->buf_alloc(ctx, R * chunk * sizeof(float), &t->p_y));
+  HCL_TRY(hcl_host->buf_alloc(ctx, R * chunk * dm * sizeof(float), &t->p_fa));
+  HCL_TRY(hcl_host->buf_alloc(ctx, R * chunk * dm * sizeof(float), &t->p_fb));
+  HCL_TRY(hcl_host->buf_alloc(ctx, R * chunk * sizeof(float), &t->p_dist));
   return HCL_OK;
 }
 
@@ -48,10 +48,10 @@ static hcl_status features_at(rhm_target *t, hcl_probe *p, uint32_t k, uint64_t 
   x.size = R * c * xs * sizeof(float);
   y.size = R * c * sizeof(float);
   f.size = R * c * (D ? D : 1) * sizeof(float);
-  HCL_RHM_TRY(rhm_sample_ext(t, HCL_STREAM_PROBE, first, c, x, y, ell));
-  HCL_RHM_TRY(rhm_host->probe_features(p, k, x, c, f, &dim));
+  HCL_TRY(rhm_sample_ext(t, HCL_STREAM_PROBE, first, c, x, y, ell));
+  HCL_TRY(hcl_host->probe_features(p, k, x, c, f, &dim));
   if (dim != D)
-    return rhm_host->fail(t->ctx, HCL_ERR_PLUGIN,
+    return hcl_host->fail(t->ctx, HCL_ERR_PLUGIN,
                           "rhm probe: layer %u reported %zu features, earlier %zu", k, dim, D);
   return HCL_OK;
 }
@@ -59,8 +59,8 @@ static hcl_status features_at(rhm_target *t, hcl_probe *p, uint32_t k, uint64_t 
 /* acc[r] += sum over the c rows of |fa - fb|^2. */
 static hcl_status add_dist(rhm_target *t, size_t c, size_t D, float *host, double *acc) {
   size_t R = t->R;
-  HCL_RHM_TRY(rhm_sqdist(t, t->p_fa, t->p_fb, c, D, t->p_dist));
-  HCL_RHM_TRY(rhm_host->buf_read(t->ctx, t->p_dist, host, R * c * sizeof(float)));
+  HCL_TRY(rhm_sqdist(t, t->p_fa, t->p_fb, c, D, t->p_dist));
+  HCL_TRY(hcl_host->buf_read(t->ctx, t->p_dist, host, R * c * sizeof(float)));
   for (size_t r = 0; r < R; r++)
     for (size_t i = 0; i < c; i++) acc[r] += (double)host[r * c + i];
   return HCL_OK;
@@ -68,11 +68,11 @@ static hcl_status add_dist(rhm_target *t, size_t c, size_t D, float *host, doubl
 
 hcl_status rhm_probe(void *self, hcl_probe *p) {
   rhm_target *t = self;
-  hcl_ctx *ctx = rhm_host->probe_ctx(p);
+  hcl_ctx *ctx = hcl_host->probe_ctx(p);
   size_t R = t->R;
-  if (rhm_host->probe_replicas(p) != R)
-    return rhm_host->fail(ctx, HCL_ERR_PARAM, "rhm probe: %zu replicas, target made for %zu",
-                          rhm_host->probe_replicas(p), R);
+  if (hcl_host->probe_replicas(p) != R)
+    return hcl_host->fail(ctx, HCL_ERR_PARAM, "rhm probe: %zu replicas, target made for %zu",
+                          hcl_host->probe_replicas(p), R);
   if (!t->probe_samples || !t->n_levels || !t->n_layers) return HCL_OK;
   /* which layers exist, and their widths */
   size_t dims[64], n_k = 0, dmax = 0;
@@ -89,14 +89,14 @@ hcl_status rhm_probe(void *self, hcl_probe *p) {
   if (!n_k) return HCL_OK;
   uint64_t N = t->probe_samples;
   size_t chunk = t->max_batch < N ? t->max_batch : (size_t)N;
-  HCL_RHM_TRY(probe_alloc(t, ctx, chunk, dmax));
+  HCL_TRY(probe_alloc(t, ctx, chunk, dmax));
   size_t nl = t->n_levels;
   double *num = calloc(n_k * nl * R, sizeof *num), *den = calloc(n_k * R, sizeof *den);
   double *vals = malloc(R * sizeof *vals);
   float *host = malloc(R * chunk * sizeof *host);
   hcl_status rc = (num && den && vals && host)
                       ? HCL_OK
-                      : rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm probe: out of host memory");
+                      : hcl_host->fail(ctx, HCL_ERR_NOMEM, "rhm probe: out of host memory");
   for (size_t a = 0; a < n_k && rc == HCL_OK; a++) {
     uint32_t k = t->layers[a];
     size_t D = dims[a];
@@ -119,7 +119,7 @@ hcl_status rhm_probe(void *self, hcl_probe *p) {
         double dn = den[a * R + r];
         vals[r] = dn > 0 ? num[(a * nl + b) * R + r] / dn : NAN;
       }
-      rc = rhm_host->probe_emit(p, name, vals);
+      rc = hcl_host->probe_emit(p, name, vals);
     }
   free(num);
   free(den);

@@ -26,16 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- the host table (set once by the entry point) ---------------------- */
-extern const hcl_host_api *rhm_host;
-
-/* Return the status of call when it is not HCL_OK. */
-#define HCL_RHM_TRY(call)                                                                          \
-  do {                                                                                             \
-    hcl_status rhm_try_rc_ = (call);                                                               \
-    if (rhm_try_rc_ != HCL_OK) return rhm_try_rc_;                                                 \
-  } while (0)
-
 /* ---- stream ids: "RHM" in the top 24 bits, a purpose byte, a sub-id ----- */
 #define RHM_STREAM_RULES 0x52484D0000000000ULL   /* | depth t: rule draws (host) */
 #define RHM_STREAM_FEISTEL 0x52484D0100000000ULL /* Feistel round function */

@@ -11,21 +11,21 @@ extern const char hcl_cl_rhm[];
 hcl_status rhm_device_init(rhm_target *t) {
   hcl_ctx *ctx = t->ctx;
   uint32_t *keys = malloc(2 * t->R * sizeof *keys);
-  if (!keys) return rhm_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory");
+  if (!keys) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory");
   for (size_t r = 0; r < t->R; r++) {
     keys[2 * r] = (uint32_t)t->seeds[r];
     keys[2 * r + 1] = (uint32_t)(t->seeds[r] >> 32);
   }
-  hcl_status rc = rhm_host->buf_alloc(ctx, 2 * t->R * sizeof *keys, &t->d_seeds);
-  if (rc == HCL_OK) rc = rhm_host->buf_write(ctx, t->d_seeds, keys, 2 * t->R * sizeof *keys);
+  hcl_status rc = hcl_host->buf_alloc(ctx, 2 * t->R * sizeof *keys, &t->d_seeds);
+  if (rc == HCL_OK) rc = hcl_host->buf_write(ctx, t->d_seeds, keys, 2 * t->R * sizeof *keys);
   free(keys);
-  HCL_RHM_TRY(rc);
+  HCL_TRY(rc);
   size_t tb = t->R * t->g.table_size * sizeof(uint32_t);
-  HCL_RHM_TRY(rhm_host->buf_alloc(ctx, tb, &t->d_rules));
-  HCL_RHM_TRY(rhm_host->buf_write(ctx, t->d_rules, t->tables, tb));
-  HCL_RHM_TRY(rhm_host->program(ctx, "rhm", hcl_cl_rhm, "", &t->prog));
-  HCL_RHM_TRY(rhm_host->kernel(ctx, t->prog, "rhm_sample", &t->k_sample));
-  HCL_RHM_TRY(rhm_host->kernel(ctx, t->prog, "rhm_sqdist", &t->k_sqdist));
+  HCL_TRY(hcl_host->buf_alloc(ctx, tb, &t->d_rules));
+  HCL_TRY(hcl_host->buf_write(ctx, t->d_rules, t->tables, tb));
+  HCL_TRY(hcl_host->program(ctx, "rhm", hcl_cl_rhm, "", &t->prog));
+  HCL_TRY(hcl_host->kernel(ctx, t->prog, "rhm_sample", &t->k_sample));
+  HCL_TRY(hcl_host->kernel(ctx, t->prog, "rhm_sqdist", &t->k_sqdist));
   return HCL_OK;
 }
 
@@ -36,13 +36,13 @@ void rhm_device_release(rhm_target *t) {
   if (t->prog) clReleaseProgram(t->prog);
   hcl_buf *bufs[] = {&t->d_seeds, &t->d_rules, &t->p_x, &t->p_y, &t->p_fa, &t->p_fb, &t->p_dist};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-    if (bufs[i]->mem) rhm_host->buf_free(ctx, bufs[i]);
+    if (bufs[i]->mem) hcl_host->buf_free(ctx, bufs[i]);
 }
 
 /* Float offset of a buffer region (offsets are whole floats by contract). */
 static hcl_status float_offset(rhm_target *t, hcl_buf b, const char *what, cl_ulong *out) {
   if (b.offset % sizeof(float))
-    return rhm_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: %s offset %zu is not float aligned", what,
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: %s offset %zu is not float aligned", what,
                           b.offset);
   *out = (cl_ulong)(b.offset / sizeof(float));
   return HCL_OK;
@@ -50,7 +50,7 @@ static hcl_status float_offset(rhm_target *t, hcl_buf b, const char *what, cl_ul
 
 static hcl_status check_room(rhm_target *t, hcl_buf b, size_t floats, const char *what) {
   if (b.size && b.size < floats * sizeof(float))
-    return rhm_host->fail(t->ctx, HCL_ERR_PARAM,
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
                           "rhm: %s holds %zu bytes, %zu floats ([R, n, ...]) needed", what, b.size,
                           floats);
   return HCL_OK;
@@ -59,21 +59,21 @@ static hcl_status check_room(rhm_target *t, hcl_buf b, size_t floats, const char
 hcl_status rhm_sample_ext(rhm_target *t, uint32_t stream, uint64_t first, size_t count, hcl_buf x,
                           hcl_buf y, uint32_t ell) {
   if (stream > HCL_STREAM_VAL)
-    return rhm_host->fail(t->ctx, HCL_ERR_PARAM,
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
                           "rhm: unknown stream %u (0 train, 1 test, 2 probe, 3 unlabelled, 4 val)",
                           stream);
   if (ell > t->g.L)
-    return rhm_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: level %u outside 1..L = 1..%llu", ell,
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: level %u outside 1..L = 1..%llu", ell,
                           (unsigned long long)t->g.L);
   if (!count) return HCL_OK;
   if (count > UINT32_MAX)
-    return rhm_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: %zu samples in one call", count);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: %zu samples in one call", count);
   size_t xs = (size_t)(t->g.v * t->g.d);
-  HCL_RHM_TRY(check_room(t, x, t->R * count * xs, "x"));
-  HCL_RHM_TRY(check_room(t, y, t->R * count, "y"));
+  HCL_TRY(check_room(t, x, t->R * count * xs, "x"));
+  HCL_TRY(check_room(t, y, t->R * count, "y"));
   cl_ulong xo, yo;
-  HCL_RHM_TRY(float_offset(t, x, "x", &xo));
-  HCL_RHM_TRY(float_offset(t, y, "y", &yo));
+  HCL_TRY(float_offset(t, x, "x", &xo));
+  HCL_TRY(float_offset(t, y, "y", &yo));
   const rhm_stream_map *mp = &t->map[stream];
   const rhm_dims *g = &t->g;
   cl_ulong tsize = g->table_size, fst = first, base = mp->base, wrap = mp->wrap;
@@ -113,7 +113,7 @@ hcl_status rhm_sample_ext(rhm_target *t, uint32_t stream, uint64_t first, size_t
                     HCL_ARG(on),
                     HCL_ARG(off)};
   size_t gws[2] = {count, t->R};
-  return rhm_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, "rhm_sample",
+  return hcl_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, "rhm_sample",
                               sizeof args / sizeof *args, args);
 }
 
@@ -123,12 +123,12 @@ hcl_status rhm_sample(void *self, uint32_t stream, uint64_t first, size_t n, hcl
 
 hcl_status rhm_sqdist(rhm_target *t, hcl_buf a, hcl_buf b, size_t n, size_t D, hcl_buf out) {
   cl_ulong ao, bo;
-  HCL_RHM_TRY(float_offset(t, a, "features", &ao));
-  HCL_RHM_TRY(float_offset(t, b, "features", &bo));
+  HCL_TRY(float_offset(t, a, "features", &ao));
+  HCL_TRY(float_offset(t, b, "features", &bo));
   cl_uint cnt = (cl_uint)n, dim = (cl_uint)D;
   hcl_arg args[] = {HCL_ARG(a.mem),   HCL_ARG(ao),  HCL_ARG(b.mem), HCL_ARG(bo),
                     HCL_ARG(out.mem), HCL_ARG(cnt), HCL_ARG(dim)};
   size_t gws[2] = {n, t->R};
-  return rhm_host->run_kernel(t->ctx, t->k_sqdist, 2, gws, NULL, "rhm_sqdist",
+  return hcl_host->run_kernel(t->ctx, t->k_sqdist, 2, gws, NULL, "rhm_sqdist",
                               sizeof args / sizeof *args, args);
 }

@@ -2,6 +2,8 @@
  * 2023): x ~ N(0, I_d), beta uniform on the unit sphere per replica seed,
  * y = g(beta . x) + noise * N(0, 1). eval("hstar") = beta . x for model
  * probes, eval("f") = g(beta . x). */
+/* the newest host-table entry this plugin calls unconditionally */
+#define HCL_PLUGIN_NEEDS rng_draw
 #include "../lib/gauss_target.h"
 
 #include <math.h>
@@ -24,12 +26,12 @@ static const hcl_param_desc k_params[] = {GT_PARAM_D("32"),
                                           GT_PARAM_COEFFICIENTS,
                                           GT_PARAM_POLY_BASIS,
                                           GT_PARAM_NOISE,
-                                          {NULL, 0, NULL, 0, 0, NULL, NULL}};
+                                          HCL_P_END};
 
 static void six_destroy(void *self) {
   six_target *t = self;
   if (!t) return;
-  if (t->d_beta.mem) gt_host->buf_free(t->g.ctx, &t->d_beta);
+  if (t->d_beta.mem) hcl_host->buf_free(t->g.ctx, &t->d_beta);
   gt_target_release(&t->g);
   free(t);
 }
@@ -41,16 +43,16 @@ static hcl_status make_beta(six_target *t) {
   size_t R = g->R, d = g->d;
   char what[128];
   snprintf(what, sizeof what, "single_index: beta of [target] d = %zu for %zu replicas", d, R);
-  GT_TRY(gt_host_room(g, (double)d * (8.0 + 4.0 * (double)R), what));
+  HCL_TRY(gt_host_room(g, (double)d * (8.0 + 4.0 * (double)R), what));
   double *b = malloc(d * sizeof *b), *norm = malloc(R * sizeof *norm);
   float *bf = malloc(R * d * sizeof *bf);
   hcl_status rc = HCL_OK;
-  if (!b || !norm || !bf) rc = gt_host->fail(g->ctx, HCL_ERR_NOMEM, "single_index: out of memory");
+  if (!b || !norm || !bf) rc = hcl_host->fail(g->ctx, HCL_ERR_NOMEM, "single_index: out of memory");
   for (size_t r = 0; r < R && rc == HCL_OK; r++) {
     if (gt_unit_vector(g->seeds[r], gt_stream_id(SIX_TAG, GT_PURPOSE_PARAM, 0), 0, d, b)) {
-      rc = gt_host->fail(g->ctx, HCL_ERR_NUMERIC,
-                         "single_index: replica %zu (seed %llu) drew beta = 0; use another seed", r,
-                         (unsigned long long)g->seeds[r]);
+      rc = hcl_host->fail(g->ctx, HCL_ERR_NUMERIC,
+                          "single_index: replica %zu (seed %llu) drew beta = 0; use another seed",
+                          r, (unsigned long long)g->seeds[r]);
       break;
     }
     double ss = 0.0;
@@ -83,7 +85,7 @@ static hcl_status make_beta(six_target *t) {
 static hcl_status six_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   six_target *t = calloc(1, sizeof *t);
-  if (!t) return gt_host->fail(ctx, HCL_ERR_NOMEM, "single_index: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "single_index: out of host memory");
   hcl_status rc = gt_target_init(&t->g, ctx, setup, "single_index", SIX_TAG, 1, 1);
   if (rc == HCL_OK) {
     gt_note_common(&t->g);
@@ -97,8 +99,8 @@ static hcl_status six_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
   }
   char link[256];
   gt_link_text(&t->g.link, link, sizeof link);
-  gt_host->log(ctx, HCL_LOG_INFO, "single_index: d = %zu, %s inputs, %s, noise %g", t->g.d,
-               gt_input_choices[t->g.inputs], link, t->g.noise);
+  hcl_host->log(ctx, HCL_LOG_INFO, "single_index: d = %zu, %s inputs, %s, noise %g", t->g.d,
+                gt_input_choices[t->g.inputs], link, t->g.noise);
   *self = t;
   return HCL_OK;
 }
@@ -117,7 +119,7 @@ static hcl_status six_sample(void *self, uint32_t stream, uint64_t first, size_t
 static hcl_status six_eval(void *self, const char *what, hcl_buf x, size_t n, hcl_buf out) {
   six_target *t = self;
   cl_uint w;
-  GT_TRY(gt_eval_what(&t->g, what, &w));
+  HCL_TRY(gt_eval_what(&t->g, what, &w));
   hcl_arg extra[] = {HCL_ARG(t->d_beta.mem)};
   return gt_device_eval(&t->g, w, x, n, out, 1, extra);
 }
@@ -143,9 +145,7 @@ static const hcl_target_vt k_vt = {
 };
 
 static const hcl_plugin_desc k_desc = {
-    .abi_version = HCL_PLUGIN_ABI_VERSION,
-    .struct_size = sizeof(hcl_plugin_desc),
-    .kind = HCL_PLUGIN_TARGET,
+    HCL_DESC_HEAD(HCL_PLUGIN_TARGET),
     .name = "single_index",
     .version = "1.0.0",
     .summary = "Single-index model y = g(beta . x) + noise, x ~ N(0, I_d), beta uniform on the "
@@ -156,17 +156,4 @@ static const hcl_plugin_desc k_desc = {
     .vt = &k_vt,
 };
 
-static const hcl_plugin_desc *six_init(const hcl_host_api *host, const char **errmsg) {
-  if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION) {
-    *errmsg = "single_index: runtime plugin ABI version differs from the one it was built for";
-    return NULL;
-  }
-  if (host->struct_size < offsetof(hcl_host_api, rng_draw) + sizeof host->rng_draw) {
-    *errmsg = "single_index: the runtime's host table is older than this plugin needs";
-    return NULL;
-  }
-  gt_host = host;
-  return &k_desc;
-}
-
-HCL_PLUGIN_ENTRY(six_init)
+HCL_PLUGIN_DEFINE(single_index, k_desc)

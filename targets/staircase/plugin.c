@@ -1,5 +1,7 @@
 /* The staircase target plugin: descriptor, parameters, create/destroy/info
  * (SPEC 1.1; Abbe et al., NeurIPS 2021, arXiv:2108.10573). */
+/* the newest host-table entry this plugin calls unconditionally */
+#define HCL_PLUGIN_NEEDS probe_replicas
 #include "staircase.h"
 
 #include <math.h>
@@ -7,52 +9,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-const hcl_host_api *stc_host;
-
 static const char *const k_functions[] = {"staircase", "parity", "multi_staircase", "fourier",
                                           NULL};
 static const char *const k_inputs[] = {"boolean", "biased", "gaussian", NULL};
 
 static const hcl_param_desc k_params[] = {
-    {"n", HCL_PARAM_INT, "30", 1, 1048576, NULL, "input dimension n (x in R^n)"},
-    {"k", HCL_PARAM_INT, "10", 1, 1048576, NULL,
-     "degree: staircase S_k, parity chi_{1..k}; multi_staircase: length k1 of the first "
-     "staircase"},
-    {"function", HCL_PARAM_ENUM, "staircase", 1, 0, k_functions,
-     "staircase: S_k = sum_{i<=k} chi_{1..i}; parity: chi_{1..k} (the non-staircase control); "
-     "multi_staircase: S_{k,k2} = sum_{i<=k} chi_{1..i} + sum_{i=2..k2} x_1 chi_{k+1..k+i-1} "
-     "(not normalised); fourier: the list in `terms`"},
-    {"normalize", HCL_PARAM_BOOL, "true", 1, 0, NULL,
-     "staircase only: divide S_k by sqrt(k) (every coefficient 1/sqrt(k), variance 1, as in the "
-     "paper's ResNet experiments)"},
-    {"k2", HCL_PARAM_INT, "0", 0, 1048576, NULL,
-     "multi_staircase: length of the second staircase (0 = same as k); it uses coordinates "
-     "1 and k+1..k+k2-1, so k+k2-1 <= n"},
-    {"terms", HCL_PARAM_STRING, "", 1, 0, NULL,
-     "fourier: comma-separated coefficient:indices terms with 1-based space-separated indices, "
-     "e.g. '1.0:1, 1.0:1 2, 0.5:1 2 3'; 'c:' is the constant term; equal sets are merged"},
-    {"inputs", HCL_PARAM_ENUM, "boolean", 1, 0, k_inputs,
-     "input law: boolean x_i = +-1 uniform; biased x_i = (B - p)/sqrt(p(1-p)), B ~ "
-     "Bernoulli(p) (mean 0, variance 1); gaussian x ~ N(0, I_n)"},
-    {"bias", HCL_PARAM_DOUBLE, "0.75", 0, 1, NULL,
-     "biased inputs: P(B = 1) = p, strictly between 0 and 1"},
-    {"noise", HCL_PARAM_DOUBLE, "0", 0, 1e6, NULL,
-     "label noise: y = f(x) + noise * N(0, 1), independent per sample"},
-    {"probe_samples", HCL_PARAM_INT, "30000", 1, 1e9, NULL,
-     "probe: inputs of the probe stream (the same ones at every evaluation, never trained on) "
-     "averaged to estimate the model's Fourier coefficients c_S = E[f(x) chi_S(x)]"},
-    {"probe_sets", HCL_PARAM_STRING, "", 1, 0, NULL,
-     "probe: sets to report instead of the default (the chain sets {1..j}, j = 0..k; every "
-     "term's set for fourier): comma-separated sets of 1-based space-separated indices, 0 = the "
-     "empty set, e.g. '0, 1, 1 2, 1 2 5'"},
-    {NULL, 0, NULL, 0, 0, NULL, NULL}};
-
-/* Position of v in a NULL-terminated choice list, or -1. */
-static int enum_index(const char *v, const char *const *choices) {
-  for (int i = 0; choices[i]; i++)
-    if (v && !strcmp(v, choices[i])) return i;
-  return -1;
-}
+    HCL_P_INT("n", "30", 1, 1048576, "input dimension n (x in R^n)"),
+    HCL_P_INT("k", "10", 1, 1048576,
+              "degree: staircase S_k, parity chi_{1..k}; multi_staircase: length k1 of the first "
+              "staircase"),
+    HCL_P_ENUM(
+        "function", "staircase", k_functions,
+        "staircase: S_k = sum_{i<=k} chi_{1..i}; parity: chi_{1..k} (the non-staircase control); "
+        "multi_staircase: S_{k,k2} = sum_{i<=k} chi_{1..i} + sum_{i=2..k2} x_1 chi_{k+1..k+i-1} "
+        "(not normalised); fourier: the list in `terms`"),
+    HCL_P_BOOL(
+        "normalize", "true",
+        "staircase only: divide S_k by sqrt(k) (every coefficient 1/sqrt(k), variance 1, as in the "
+        "paper's ResNet experiments)"),
+    HCL_P_INT(
+        "k2", "0", 0, 1048576,
+        "multi_staircase: length of the second staircase (0 = same as k); it uses coordinates "
+        "1 and k+1..k+k2-1, so k+k2-1 <= n"),
+    HCL_P_STRING(
+        "terms", "",
+        "fourier: comma-separated coefficient:indices terms with 1-based space-separated indices, "
+        "e.g. '1.0:1, 1.0:1 2, 0.5:1 2 3'; 'c:' is the constant term; equal sets are merged"),
+    HCL_P_ENUM("inputs", "boolean", k_inputs,
+               "input law: boolean x_i = +-1 uniform; biased x_i = (B - p)/sqrt(p(1-p)), B ~ "
+               "Bernoulli(p) (mean 0, variance 1); gaussian x ~ N(0, I_n)"),
+    HCL_P_DOUBLE("bias", "0.75", 0, 1, "biased inputs: P(B = 1) = p, strictly between 0 and 1"),
+    HCL_P_DOUBLE("noise", "0", 0, 1e6,
+                 "label noise: y = f(x) + noise * N(0, 1), independent per sample"),
+    HCL_P_INT(
+        "probe_samples", "30000", 1, 1e9,
+        "probe: inputs of the probe stream (the same ones at every evaluation, never trained on) "
+        "averaged to estimate the model's Fourier coefficients c_S = E[f(x) chi_S(x)]"),
+    HCL_P_STRING(
+        "probe_sets", "",
+        "probe: sets to report instead of the default (the chain sets {1..j}, j = 0..k; every "
+        "term's set for fourier): comma-separated sets of 1-based space-separated indices, 0 = the "
+        "empty set, e.g. '0, 1, 1 2, 1 2 5'"),
+    HCL_P_END};
 
 /* Release everything create made (also a half-made target). */
 static void stc_destroy(void *self) {
@@ -89,22 +87,22 @@ static void describe_function(stc_target *t, size_t k, size_t k2, int normalize)
   stc_terms_text(&t->fn, text, sizeof text);
   int sp = stc_staircase_property(&t->fn);
   size_t deg = stc_degree(&t->fn);
-  stc_host->note(ctx, "staircase.function", head, 0);
-  stc_host->note(ctx, "staircase.expansion", text, 0);
+  hcl_host->note(ctx, "staircase.function", head, 0);
+  hcl_host->note(ctx, "staircase.expansion", text, 0);
   char *json = stc_terms_json(&t->fn);
-  if (json) stc_host->note(ctx, "staircase.terms", json, 1);
+  if (json) hcl_host->note(ctx, "staircase.terms", json, 1);
   free(json);
-  stc_host->note(ctx, "staircase.staircase_property", sp == 1 ? "true" : "false", 1);
+  hcl_host->note(ctx, "staircase.staircase_property", sp == 1 ? "true" : "false", 1);
   char num[32];
   snprintf(num, sizeof num, "%zu", deg);
-  stc_host->note(ctx, "staircase.degree", num, 1);
-  stc_host->note(ctx, "staircase.inputs", k_inputs[t->inputs], 0);
-  stc_host->note(ctx, "staircase.rng",
+  hcl_host->note(ctx, "staircase.degree", num, 1);
+  hcl_host->note(ctx, "staircase.inputs", k_inputs[t->inputs], 0);
+  hcl_host->note(ctx, "staircase.rng",
                  "runtime streams (kernels/common.cl): coordinate j of sample i = element "
                  "i*4*ceil(n/4)+j of stream (seed, 0x5354410000000000 | s); label noise = element "
                  "i of stream (seed, 0x5354410100000000 | s); s = 0 train, 1 test, 2 probe",
                  0);
-  stc_host->log(ctx, HCL_LOG_INFO, "staircase: %s, degree %zu, %s the staircase property", head,
+  hcl_host->log(ctx, HCL_LOG_INFO, "staircase: %s, degree %zu, %s the staircase property", head,
                 deg, sp == 1 ? "HAS" : "does NOT have");
 }
 
@@ -112,16 +110,16 @@ static void describe_function(stc_target *t, size_t k, size_t k2, int normalize)
  * sets; every failure names the key and the numbers that disagree. */
 static hcl_status configure(stc_target *t, const hcl_params *p, const hcl_report *r) {
   hcl_ctx *ctx = t->ctx;
-  int64_t n = stc_host->param_int(p, "n"), k = stc_host->param_int(p, "k");
-  int64_t k2 = stc_host->param_int(p, "k2");
-  int normalize = stc_host->param_bool(p, "normalize");
-  t->kind = enum_index(stc_host->param_str(p, "function"), k_functions);
-  t->inputs = enum_index(stc_host->param_str(p, "inputs"), k_inputs);
-  t->bias = stc_host->param_double(p, "bias");
-  t->noise = stc_host->param_double(p, "noise");
-  int64_t ps = stc_host->param_int(p, "probe_samples");
-  const char *terms = stc_host->param_str(p, "terms");
-  const char *psets = stc_host->param_str(p, "probe_sets");
+  int64_t n = hcl_host->param_int(p, "n"), k = hcl_host->param_int(p, "k");
+  int64_t k2 = hcl_host->param_int(p, "k2");
+  int normalize = hcl_host->param_bool(p, "normalize");
+  t->kind = HCL_ENUM(p, "function", k_functions);
+  t->inputs = HCL_ENUM(p, "inputs", k_inputs);
+  t->bias = hcl_host->param_double(p, "bias");
+  t->noise = hcl_host->param_double(p, "noise");
+  int64_t ps = hcl_host->param_int(p, "probe_samples");
+  const char *terms = hcl_host->param_str(p, "terms");
+  const char *psets = hcl_host->param_str(p, "probe_sets");
   char why[512];
   if (n < 1 || k < 1 || k2 < 0 || ps < 1 || t->kind < 0 || t->inputs < 0)
     return hcl_report_fail(r, HCL_ERR_PARAM,
@@ -137,7 +135,7 @@ static hcl_status configure(stc_target *t, const hcl_params *p, const hcl_report
   if (!(t->noise >= 0.0) || !isfinite(t->noise))
     return hcl_report_fail(r, HCL_ERR_PARAM, "noise = %g must be >= 0", t->noise);
   if (ctx && t->kind != STC_FN_FOURIER && terms && *terms)
-    stc_host->log(ctx, HCL_LOG_WARN, "terms is ignored unless function = fourier");
+    hcl_host->log(ctx, HCL_LOG_WARN, "terms is ignored unless function = fourier");
   if (t->kind == STC_FN_FOURIER && !(terms && terms[strspn(terms, " \t")]))
     return hcl_report_fail(
         r, HCL_ERR_PARAM, "function = fourier needs terms, e.g. terms = 1.0:1, 1.0:1 2, 0.5:1 2 3");
@@ -159,19 +157,19 @@ static hcl_status configure(stc_target *t, const hcl_params *p, const hcl_report
 static hcl_status stc_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   if (!setup->replicas || !setup->seeds)
-    return stc_host->fail(ctx, HCL_ERR_PARAM, "staircase: no replicas/seeds in the setup");
+    return hcl_host->fail(ctx, HCL_ERR_PARAM, "staircase: no replicas/seeds in the setup");
   stc_target *t = calloc(1, sizeof *t);
-  if (!t) return stc_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
   t->ctx = ctx;
   t->R = setup->replicas;
   t->train_size = setup->train_size;
   t->max_batch = setup->max_batch ? setup->max_batch : 1;
   t->seeds = malloc(t->R * sizeof *t->seeds);
   hcl_status rc =
-      t->seeds ? HCL_OK : stc_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
+      t->seeds ? HCL_OK : hcl_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
   if (rc == HCL_OK) {
     memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
-    hcl_report rep = {.host = stc_host, .ctx = ctx};
+    hcl_report rep = {.host = hcl_host, .ctx = ctx};
     rc = configure(t, setup->params, &rep);
   }
   if (rc == HCL_OK) rc = stc_device_init(t);
@@ -225,9 +223,7 @@ static const hcl_target_vt k_vt = {
 };
 
 static const hcl_plugin_desc k_desc = {
-    .abi_version = HCL_PLUGIN_ABI_VERSION,
-    .struct_size = sizeof(hcl_plugin_desc),
-    .kind = HCL_PLUGIN_TARGET,
+    HCL_DESC_HEAD(HCL_PLUGIN_TARGET),
     .name = "staircase",
     .version = "1.0.0",
     .summary = "Boolean staircases S_k, parities, multi-staircases and Fourier-sparse functions "
@@ -239,18 +235,4 @@ static const hcl_plugin_desc k_desc = {
     .vt = &k_vt,
 };
 
-/* Entry point: keep the host table, hand back the descriptor. */
-static const hcl_plugin_desc *stc_init(const hcl_host_api *host, const char **errmsg) {
-  if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION) {
-    *errmsg = "staircase: runtime plugin ABI version differs from the one it was built for";
-    return NULL;
-  }
-  if (host->struct_size < offsetof(hcl_host_api, probe_replicas) + sizeof host->probe_replicas) {
-    *errmsg = "staircase: the runtime's host table is older than this plugin needs";
-    return NULL;
-  }
-  stc_host = host;
-  return &k_desc;
-}
-
-HCL_PLUGIN_ENTRY(stc_init)
+HCL_PLUGIN_DEFINE(staircase, k_desc)

@@ -20,42 +20,41 @@ static hcl_status upload_sets(stc_target *t, const stc_terms *s, hcl_buf *d_coef
   hcl_ctx *ctx = t->ctx;
   if (d_coef) {
     float *c = malloc((nt ? nt : 1) * sizeof *c);
-    if (!c) return stc_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
+    if (!c) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
     c[0] = 0.0f;
     for (size_t j = 0; j < nt; j++) c[j] = (float)s->coef[j];
-    hcl_status rc = stc_host->buf_alloc(ctx, (nt ? nt : 1) * sizeof *c, d_coef);
-    if (rc == HCL_OK && nt) rc = stc_host->buf_write(ctx, *d_coef, c, nt * sizeof *c);
+    hcl_status rc = hcl_host->buf_alloc(ctx, (nt ? nt : 1) * sizeof *c, d_coef);
+    if (rc == HCL_OK && nt) rc = hcl_host->buf_write(ctx, *d_coef, c, nt * sizeof *c);
     free(c);
     if (rc != HCL_OK) return rc;
   }
   uint32_t zero = 0;
-  HCL_STC_TRY(stc_host->buf_alloc(ctx, (nt + 1) * sizeof(uint32_t), d_off));
-  HCL_STC_TRY(
-      stc_host->buf_write(ctx, *d_off, s->off ? s->off : &zero, (nt + 1) * sizeof(uint32_t)));
-  HCL_STC_TRY(stc_host->buf_alloc(ctx, (ni ? ni : 1) * sizeof(uint32_t), d_idx));
-  if (ni) HCL_STC_TRY(stc_host->buf_write(ctx, *d_idx, s->idx, ni * sizeof(uint32_t)));
+  HCL_TRY(hcl_host->buf_alloc(ctx, (nt + 1) * sizeof(uint32_t), d_off));
+  HCL_TRY(hcl_host->buf_write(ctx, *d_off, s->off ? s->off : &zero, (nt + 1) * sizeof(uint32_t)));
+  HCL_TRY(hcl_host->buf_alloc(ctx, (ni ? ni : 1) * sizeof(uint32_t), d_idx));
+  if (ni) HCL_TRY(hcl_host->buf_write(ctx, *d_idx, s->idx, ni * sizeof(uint32_t)));
   return HCL_OK;
 }
 
 hcl_status stc_device_init(stc_target *t) {
   hcl_ctx *ctx = t->ctx;
   uint32_t *keys = malloc(2 * t->R * sizeof *keys);
-  if (!keys) return stc_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
+  if (!keys) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
   for (size_t r = 0; r < t->R; r++) {
     keys[2 * r] = (uint32_t)t->seeds[r];
     keys[2 * r + 1] = (uint32_t)(t->seeds[r] >> 32);
   }
-  hcl_status rc = stc_host->buf_alloc(ctx, 2 * t->R * sizeof *keys, &t->d_seeds);
-  if (rc == HCL_OK) rc = stc_host->buf_write(ctx, t->d_seeds, keys, 2 * t->R * sizeof *keys);
+  hcl_status rc = hcl_host->buf_alloc(ctx, 2 * t->R * sizeof *keys, &t->d_seeds);
+  if (rc == HCL_OK) rc = hcl_host->buf_write(ctx, t->d_seeds, keys, 2 * t->R * sizeof *keys);
   free(keys);
-  HCL_STC_TRY(rc);
-  HCL_STC_TRY(upload_sets(t, &t->fn, &t->d_coef, &t->d_off, &t->d_idx));
-  HCL_STC_TRY(upload_sets(t, &t->probe_sets, NULL, &t->d_poff, &t->d_pidx));
-  HCL_STC_TRY(stc_host->program(ctx, "staircase", hcl_cl_staircase, "", &t->prog));
-  HCL_STC_TRY(stc_host->kernel(ctx, t->prog, "stc_sample", &t->k_sample));
-  HCL_STC_TRY(stc_host->kernel(ctx, t->prog, "stc_eval_f", &t->k_eval));
-  HCL_STC_TRY(stc_host->kernel(ctx, t->prog, "stc_probe_partial", &t->k_probe_partial));
-  HCL_STC_TRY(stc_host->kernel(ctx, t->prog, "stc_probe_sum", &t->k_probe_sum));
+  HCL_TRY(rc);
+  HCL_TRY(upload_sets(t, &t->fn, &t->d_coef, &t->d_off, &t->d_idx));
+  HCL_TRY(upload_sets(t, &t->probe_sets, NULL, &t->d_poff, &t->d_pidx));
+  HCL_TRY(hcl_host->program(ctx, "staircase", hcl_cl_staircase, "", &t->prog));
+  HCL_TRY(hcl_host->kernel(ctx, t->prog, "stc_sample", &t->k_sample));
+  HCL_TRY(hcl_host->kernel(ctx, t->prog, "stc_eval_f", &t->k_eval));
+  HCL_TRY(hcl_host->kernel(ctx, t->prog, "stc_probe_partial", &t->k_probe_partial));
+  HCL_TRY(hcl_host->kernel(ctx, t->prog, "stc_probe_sum", &t->k_probe_sum));
   return HCL_OK;
 }
 
@@ -68,13 +67,13 @@ void stc_device_release(stc_target *t) {
   hcl_buf *bufs[] = {&t->d_seeds, &t->d_coef, &t->d_off, &t->d_idx,     &t->d_poff, &t->d_pidx,
                      &t->p_x,     &t->p_y,    &t->p_f,   &t->p_partial, &t->p_acc};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-    if (bufs[i]->mem) stc_host->buf_free(ctx, bufs[i]);
+    if (bufs[i]->mem) hcl_host->buf_free(ctx, bufs[i]);
 }
 
 /* Float offset of a buffer region (offsets are whole floats by contract). */
 static hcl_status float_offset(stc_target *t, hcl_buf b, const char *what, cl_ulong *out) {
   if (b.offset % sizeof(float))
-    return stc_host->fail(t->ctx, HCL_ERR_PARAM, "staircase: %s offset %zu is not float aligned",
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "staircase: %s offset %zu is not float aligned",
                           what, b.offset);
   *out = (cl_ulong)(b.offset / sizeof(float));
   return HCL_OK;
@@ -82,7 +81,7 @@ static hcl_status float_offset(stc_target *t, hcl_buf b, const char *what, cl_ul
 
 static hcl_status check_room(stc_target *t, hcl_buf b, size_t floats, const char *what) {
   if (b.size && b.size < floats * sizeof(float))
-    return stc_host->fail(t->ctx, HCL_ERR_PARAM,
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
                           "staircase: %s holds %zu bytes, %zu floats ([R, n, ...]) needed", what,
                           b.size, floats);
   return HCL_OK;
@@ -93,12 +92,12 @@ hcl_status stc_sample(void *self, uint32_t stream, uint64_t first, size_t count,
   stc_target *t = self;
   if (!count) return HCL_OK;
   if (count > UINT32_MAX)
-    return stc_host->fail(t->ctx, HCL_ERR_PARAM, "staircase: %zu samples in one call", count);
-  HCL_STC_TRY(check_room(t, x, t->R * count * t->n, "x"));
-  HCL_STC_TRY(check_room(t, y, t->R * count, "y"));
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "staircase: %zu samples in one call", count);
+  HCL_TRY(check_room(t, x, t->R * count * t->n, "x"));
+  HCL_TRY(check_room(t, y, t->R * count, "y"));
   cl_ulong xo, yo;
-  HCL_STC_TRY(float_offset(t, x, "x", &xo));
-  HCL_STC_TRY(float_offset(t, y, "y", &yo));
+  HCL_TRY(float_offset(t, x, "x", &xo));
+  HCL_TRY(float_offset(t, y, "y", &yo));
   cl_uint cnt = (cl_uint)count, n = (cl_uint)t->n, st = stream, inputs = (cl_uint)t->inputs;
   cl_uint nterms = (cl_uint)t->fn.count;
   cl_ulong fst = first, wrap = stream == HCL_STREAM_TRAIN ? t->train_size : 0;
@@ -127,29 +126,29 @@ hcl_status stc_sample(void *self, uint32_t stream, uint64_t first, size_t count,
                     HCL_ARG(t->d_off.mem),
                     HCL_ARG(t->d_idx.mem)};
   size_t gws[2] = {count, t->R};
-  return stc_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, "staircase_sample",
+  return hcl_host->run_kernel(t->ctx, t->k_sample, 2, gws, NULL, "staircase_sample",
                               sizeof args / sizeof *args, args);
 }
 
 hcl_status stc_eval(void *self, const char *what, hcl_buf x, size_t count, hcl_buf out) {
   stc_target *t = self;
   if (!what || strcmp(what, "f"))
-    return stc_host->fail(t->ctx, HCL_ERR_UNSUPPORTED,
+    return hcl_host->fail(t->ctx, HCL_ERR_UNSUPPORTED,
                           "staircase: no quantity '%s' to evaluate (known: f)", what ? what : "");
   if (!count) return HCL_OK;
   if (count > UINT32_MAX)
-    return stc_host->fail(t->ctx, HCL_ERR_PARAM, "staircase: %zu samples in one call", count);
-  HCL_STC_TRY(check_room(t, x, t->R * count * t->n, "x"));
-  HCL_STC_TRY(check_room(t, out, t->R * count, "out"));
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "staircase: %zu samples in one call", count);
+  HCL_TRY(check_room(t, x, t->R * count * t->n, "x"));
+  HCL_TRY(check_room(t, out, t->R * count, "out"));
   cl_ulong xo, oo;
-  HCL_STC_TRY(float_offset(t, x, "x", &xo));
-  HCL_STC_TRY(float_offset(t, out, "out", &oo));
+  HCL_TRY(float_offset(t, x, "x", &xo));
+  HCL_TRY(float_offset(t, out, "out", &oo));
   cl_uint cnt = (cl_uint)count, n = (cl_uint)t->n, nterms = (cl_uint)t->fn.count;
   hcl_arg args[] = {
       HCL_ARG(x.mem),        HCL_ARG(xo),          HCL_ARG(out.mem), HCL_ARG(oo),
       HCL_ARG(cnt),          HCL_ARG(n),           HCL_ARG(nterms),  HCL_ARG(t->d_coef.mem),
       HCL_ARG(t->d_off.mem), HCL_ARG(t->d_idx.mem)};
   size_t gws[2] = {count, t->R};
-  return stc_host->run_kernel(t->ctx, t->k_eval, 2, gws, NULL, "staircase_eval_f",
+  return hcl_host->run_kernel(t->ctx, t->k_eval, 2, gws, NULL, "staircase_eval_f",
                               sizeof args / sizeof *args, args);
 }

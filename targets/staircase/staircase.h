@@ -12,16 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- the host table (set once by the entry point) ---------------------- */
-extern const hcl_host_api *stc_host;
-
-/* Return the status of call when it is not HCL_OK. */
-#define HCL_STC_TRY(call)                                                                          \
-  do {                                                                                             \
-    hcl_status stc_try_rc_ = (call);                                                               \
-    if (stc_try_rc_ != HCL_OK) return stc_try_rc_;                                                 \
-  } while (0)
-
 /* ---- terms (function.c) ------------------------------------------------- */
 typedef struct stc_terms {
   size_t count;  /* number of terms (sets) */
