@@ -414,6 +414,20 @@ static void layout_and_blocks(void **state) {
   assert_int_equal(b[2].offset, 40);
   assert_int_equal(b[2].cols, 2);
   model_free(&m);
+  /* m1_per_d2: m1 = ceil(0.3 * 7^2) = 15 in place of m1 = 11; ignored by two_layer */
+  const char *kv4[] = {"m1=11", "m2=5", "m1_per_d2=0.3", NULL};
+  assert_int_equal(model_make(kv4, 1, &seed, 4, &t, &m), HCL_OK);
+  assert_int_equal(m.np, 15 * 7 + 5 * 15 + 5 + 5);
+  b = g_vt->blocks(m.self, &nb);
+  assert_int_equal(b[0].rows, 15);
+  model_free(&m);
+  const char *kv5[] = {"m2=5", "m1_per_d2=0.3", "two_layer=true", NULL};
+  assert_int_equal(model_make(kv5, 1, &seed, 4, &t, &m), HCL_OK);
+  assert_int_equal(m.np, 5 * 7 + 5 + 5);
+  model_free(&m);
+  const char *kv6[] = {"m2=5", "m1_per_d2=30000", NULL};
+  assert_int_equal(model_make(kv6, 1, &seed, 4, &t, &m), HCL_ERR_PARAM);
+  assert_non_null(strstr(g_ctx->errmsg, "m1_per_d2"));
   /* classes: one output per class */
   hcl_target_info t3 = target_vec(7, HCL_TASK_CLASSES, 1, 4);
   assert_int_equal(model_make(kv1, 1, &seed, 4, &t3, &m), HCL_OK);
@@ -769,16 +783,15 @@ static void algorithm1_matches_formulas(void **state) {
   check_algorithm1(1);
 }
 
-/* eta1 = 0: the step makes mean_{i, j} (w_j . phi(x_i))^2 = 1 on the first
- * half, and W is -eta1 (reported) times the gradient direction. Replicas of
- * one run equal separate runs bit for bit (the whole algorithm). */
-static void algorithm1_auto_eta_and_replicas(void **state) {
-  (void)state;
-  NEED_DEVICE();
+/* eta1 = 0: the step makes mean_{i, j} (w_j . phi(x_i))^2 = eta1_scale^2
+ * (1 by default) on the first half, and W is -eta1 (reported) times the
+ * gradient direction. Replicas of one run equal separate runs bit for bit
+ * (the whole algorithm). */
+static void check_auto_eta(const char *scale_kv, double want_ms) {
   enum { R = 2 };
   const uint64_t seeds[R] = {31, 32};
   const uint64_t P = 80;
-  const char *kv[] = {"m1=16", "m2=10", "lambda=1e-4", "probe_samples=0", NULL};
+  const char *kv[] = {"m1=16", "m2=10", "lambda=1e-4", "probe_samples=0", scale_kv, NULL};
   run *rn = malloc(sizeof *rn);
   run_make(rn, kv, R, seeds, P, 16, 0);
   rn->ref = (ref_net){5, 16, 10, 1, A_RELU, A_RELU, 0};
@@ -797,7 +810,8 @@ static void algorithm1_auto_eta_and_replicas(void **state) {
       }
     }
     ms /= (double)(P / 2) * m2;
-    if (!(fabs(ms - 1) < 1e-4)) fail_msg("replica %zu: mean square of w_j . phi = %.9g", r, ms);
+    if (!(fabs(ms - want_ms) < 1e-4 * want_ms))
+      fail_msg("replica %zu: mean square of w_j . phi = %.9g, want %g", r, ms, want_ms);
     assert_true(metric(rn, "eta1", r) > 0);
     free(q);
   }
@@ -815,6 +829,13 @@ static void algorithm1_auto_eta_and_replicas(void **state) {
   free(p1);
   run_free(rn);
   free(rn);
+}
+
+static void algorithm1_auto_eta_and_replicas(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  check_auto_eta(NULL, 1.0);
+  check_auto_eta("eta1_scale=2.5", 6.25);
 }
 
 /* The ridge algorithm with W frozen: W and b stay at their init, a is the

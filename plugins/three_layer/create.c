@@ -2,6 +2,7 @@
  * destroy and the layout accessors. */
 #include "three_layer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, tl_model
   m->w_scale = p ? host->param_double(p, "w_scale") : 1.0;
   m->b_scale = p ? host->param_double(p, "b_scale") : 1.0;
   m->eta1 = p ? host->param_double(p, "eta1") : 0.0;
+  m->eta1_scale = p ? host->param_double(p, "eta1_scale") : 1.0;
+  m->m1_per_d2 = p ? host->param_double(p, "m1_per_d2") : 0.0;
   m->lambda = p ? host->param_double(p, "lambda") : 1e-3;
   int64_t ps = p ? host->param_int(p, "probe_samples") : 2000;
   m->probe_samples = ps > 0 ? (uint64_t)ps : 0;
@@ -68,9 +71,11 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, tl_model
   else
     return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: b_dist = %s: expected normal or uniform",
                            bd);
-  if (m->w_scale < 0 || m->b_scale < 0 || m->eta1 < 0 || m->lambda < 0)
+  if (m->w_scale < 0 || m->b_scale < 0 || m->eta1 < 0 || m->lambda < 0 || m->m1_per_d2 < 0 ||
+      !(m->eta1_scale > 0))
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "three_layer: w_scale, b_scale, eta1 and lambda must be >= 0");
+                           "three_layer: w_scale, b_scale, eta1, lambda and m1_per_d2 must be >= "
+                           "0, eta1_scale > 0");
   return HCL_OK;
 }
 
@@ -94,6 +99,18 @@ static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, tl_
   } else {
     m->D = t->task == HCL_TASK_REGRESSION ? m->y_dim : 1;
   }
+  return HCL_OK;
+}
+
+/* m1 from m1_per_d2 (> 0) and the target's d, for the three-layer net. */
+static hcl_status resolve_m1(const hcl_report *r, tl_model *m) {
+  if (!(m->m1_per_d2 > 0) || m->two_layer) return HCL_OK;
+  double w = ceil(m->m1_per_d2 * (double)m->d * (double)m->d);
+  if (w > 1048576.0)
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "three_layer: m1_per_d2 = %g at d = %zu gives m1 = %.0f > 1048576",
+                           m->m1_per_d2, m->d, w);
+  m->m1 = (size_t)w;
   return HCL_OK;
 }
 
@@ -140,6 +157,7 @@ hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info
   hcl_report rep = {.host = host, .ctx = ctx};
   hcl_status rc = read_params(&rep, setup->params, m);
   if (rc == HCL_OK) rc = read_target(&rep, target, m);
+  if (rc == HCL_OK) rc = resolve_m1(&rep, m);
   if (rc == HCL_OK && !(m->seeds = malloc(m->R * sizeof *m->seeds)))
     rc = host->fail(ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
   if (rc != HCL_OK) {
@@ -208,6 +226,7 @@ hcl_status tl_check(const hcl_params *p, const hcl_check_info *run, const hcl_ta
   memset(&m, 0, sizeof m);
   hcl_status rc = read_params(&rep, p, &m);
   if (rc == HCL_OK) rc = read_target(&rep, target, &m);
+  if (rc == HCL_OK) rc = resolve_m1(&rep, &m);
   if (rc == HCL_OK && run->algorithm && strcmp(run->algorithm, "sgd"))
     rc = tl_train_check(&rep, &m, run->algorithm, run->train_size);
   return rc;

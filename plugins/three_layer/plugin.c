@@ -14,7 +14,12 @@ static const char *const b_dists[] = {"normal", "uniform", NULL};
 static const hcl_param_desc params[] = {
     {"m1", HCL_PARAM_INT, "512", 1, 1048576, NULL,
      "width of the fixed random first layer: phi(x) = sigma1(V x)/sqrt(m1), V [m1, d] with rows "
-     "uniform on the unit sphere (ignored when two_layer = true)"},
+     "uniform on the unit sphere (ignored when two_layer = true or m1_per_d2 > 0)"},
+    {"m1_per_d2", HCL_PARAM_DOUBLE, "0", 0, 1e6, NULL,
+     "> 0: m1 = ceil(m1_per_d2 d^2) instead of m1, so that one sweep over target.d keeps "
+     "the first layer as wide relative to d^2 at every d (phi's random-features estimate of "
+     "the degree-2 part of its kernel, which algorithm1's step learns x^T A x through, has a "
+     "relative error growing like d/sqrt(m1)); 0 = use m1"},
     {"m2", HCL_PARAM_INT, "512", 1, 1048576, NULL,
      "width of the trained hidden layer: f(x) = (1/m2) sum_j a_j sigma2(w_j . phi(x) + b_j)"},
     {"act1", HCL_PARAM_ENUM, "relu", 1, 0, act1_choices,
@@ -43,6 +48,10 @@ static const hcl_param_desc params[] = {
      "0 = automatic, per replica: the eta1 giving the pre-activations w_j . phi(x) unit mean "
      "square over units and first-half samples (so b_scale = 1 spreads the biases over their "
      "range) (our reading; the paper's eta1 is a theory constant)"},
+    {"eta1_scale", HCL_PARAM_DOUBLE, "1", 0, 1e6, NULL,
+     "with eta1 = 0: the step is eta1_scale times the automatic one (pre-activations of root "
+     "mean square eta1_scale), so that a validation grid over eta1_scale means the same at "
+     "every d and width; ignored when eta1 > 0"},
     {"center_y", HCL_PARAM_BOOL, "true", 1, 0, NULL,
      "algorithm1 stage 1: take the gradient against centred labels y - mean(y) (the mean over "
      "the first half), i.e. with the network's output shifted by that mean, as in the paper's "

@@ -35,7 +35,7 @@ typedef struct tl_model {
   hcl_task task;
   hcl_act act1, act2;
   int two_layer, freeze_w, train_b, redraw_b, center_y, b_dist;
-  double w_scale, b_scale, eta1, lambda;
+  double w_scale, b_scale, eta1, eta1_scale, lambda, m1_per_d2;
   uint64_t probe_samples;
   uint64_t *seeds; /* [R], copied from the setup */
   /* layout: offsets in floats from a replica's start (v_off unused when two_layer) */

@@ -6,7 +6,8 @@
  *           half (indices 0 .. P/2-1), L the run's loss (against labels
  *           centred by their first-half mean with center_y), the gradient
  *           taken through forward/backward with the init's a and b; eta1 = 0
- *           picks per replica the step giving w_j . phi(x) unit mean square;
+ *           picks per replica the step giving w_j . phi(x) mean square
+ *           eta1_scale^2;
  *  stage 2: b re-drawn (redraw_b), then a by ridge on the second half
  *           (indices P/2 .. P-1), solved on the device:
  *             a = argmin (1/n) sum_i (f(x_i) - y_i)^2 + lambda (1/m2) sum_j a_j^2,
@@ -120,7 +121,7 @@ static hcl_status stage1_gradient(tl_work *w, size_t n1, double *loss0) {
   return HCL_OK;
 }
 
-/* eta per replica making mean_{i,j} (g_j . phi(x_i))^2 = 1 on the first
+/* eta per replica making mean_{i,j} (eta g_j . phi(x_i))^2 = eta1_scale^2 on the first
  * half, g = grad_W: a second pass computing Z = phi g^T and summing squares. */
 static hcl_status auto_eta(tl_work *w, size_t n1, double *eta) {
   tl_model *m = w->m;
@@ -157,7 +158,7 @@ static hcl_status auto_eta(tl_work *w, size_t n1, double *eta) {
                       "act2 / b_scale",
                       r, ms);
     else
-      eta[r] = 1.0 / sqrt(ms);
+      eta[r] = m->eta1_scale / sqrt(ms);
   }
   free(acc);
   return rc;
