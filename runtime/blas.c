@@ -1,7 +1,8 @@
-/* Row-major SGEMM through CLBlast, checked once per ctx against the
- * runtime's reference kernel (kernels/ops.cl) so that a miscompiled or
- * mistuned CLBlast kernel stops the run with a clear message instead of
- * training on wrong numbers. */
+/* Row-major SGEMM: on CPU devices the runtime's own kernels for thin, small
+ * and (up to HIERCL_GEMM_RB_MAX multiply-adds) register-blocked products
+ * (kernels/ops.cl), else CLBlast, checked once per ctx against the runtime's
+ * reference kernel so that a miscompiled or mistuned CLBlast kernel stops
+ * the run with a clear message instead of training on wrong numbers. */
 #include "internal.h"
 
 #include <clblast_c.h>
