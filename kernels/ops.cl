@@ -530,3 +530,80 @@ __kernel void hcl_k_gemm_small(int ta, int tb, ulong m, ulong n, ulong k, float 
     }
   }
 }
+
+/* Row-major products on CPUs without CLBlast's padded and transposed copies
+ * (on PoCL those cost 20-40 % of a small-k product, and CLBlast pads k to
+ * its tile). op(B) must be B itself (blas.c transposes a B^T first, with
+ * hcl_k_transpose). Each work-item computes 8 rows x 32 columns of C in
+ * float16 registers (16 columns, or plain loops, at the right edge); each
+ * output sums over p in order, as the other kernels here do.
+ * gws = (ceil(n / 32), ceil(m / 8), batch). */
+#define HCL_RB_ROW(t) min(i0 + (t), m - 1) * ars
+__kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha,
+                            __global const float *a, ulong a_off, ulong lda, ulong sa,
+                            __global const float *b, ulong b_off, ulong ldb, ulong sb, float beta,
+                            __global float *c, ulong c_off, ulong ldc, ulong sc) {
+  size_t j0 = get_global_id(0) * 32, i0 = get_global_id(1) * 8, q = get_global_id(2);
+  if (j0 >= n || i0 >= m) return;
+  __global const float *aq = a + a_off + q * sa, *bq = b + b_off + q * sb + j0;
+  __global float *cq = c + c_off + q * sc + j0;
+  size_t as = ta ? lda : 1, ars = ta ? 1 : lda;
+  size_t rows = m - i0 < 8 ? m - i0 : 8, jn = n - j0 < 32 ? n - j0 : 32;
+  /* rows past m read row m-1 (in bounds) and are not stored */
+  __global const float *a0 = aq + HCL_RB_ROW(0), *a1 = aq + HCL_RB_ROW(1);
+  __global const float *a2 = aq + HCL_RB_ROW(2), *a3 = aq + HCL_RB_ROW(3);
+  __global const float *a4 = aq + HCL_RB_ROW(4), *a5 = aq + HCL_RB_ROW(5);
+  __global const float *a6 = aq + HCL_RB_ROW(6), *a7 = aq + HCL_RB_ROW(7);
+  if (jn >= 16) {
+    int two = jn == 32;
+    float16 x0 = 0.0f, x1 = 0.0f, x2 = 0.0f, x3 = 0.0f, x4 = 0.0f, x5 = 0.0f, x6 = 0.0f, x7 = 0.0f;
+    float16 y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f, y4 = 0.0f, y5 = 0.0f, y6 = 0.0f, y7 = 0.0f;
+    for (size_t p = 0; p < k; p++) {
+      size_t o = p * as;
+      float16 b0 = vload16(0, bq + p * ldb), b1 = two ? vload16(1, bq + p * ldb) : b0;
+      float v0 = a0[o], v1 = a1[o], v2 = a2[o], v3 = a3[o];
+      float v4 = a4[o], v5 = a5[o], v6 = a6[o], v7 = a7[o];
+      x0 += v0 * b0, y0 += v0 * b1;
+      x1 += v1 * b0, y1 += v1 * b1;
+      x2 += v2 * b0, y2 += v2 * b1;
+      x3 += v3 * b0, y3 += v3 * b1;
+      x4 += v4 * b0, y4 += v4 * b1;
+      x5 += v5 * b0, y5 += v5 * b1;
+      x6 += v6 * b0, y6 += v6 * b1;
+      x7 += v7 * b0, y7 += v7 * b1;
+    }
+    float16 xs[8] = {x0, x1, x2, x3, x4, x5, x6, x7}, ys[8] = {y0, y1, y2, y3, y4, y5, y6, y7};
+    for (size_t t = 0; t < rows; t++) {
+      __global float *cr = cq + (i0 + t) * ldc;
+      float16 u = alpha * xs[t];
+      if (beta != 0.0f) u += beta * vload16(0, cr);
+      vstore16(u, 0, cr);
+      if (!two) continue;
+      u = alpha * ys[t];
+      if (beta != 0.0f) u += beta * vload16(1, cr);
+      vstore16(u, 1, cr);
+    }
+    if (jn == 16 || jn == 32) return;
+    /* 16 < jn < 32: the columns past 16 below */
+    bq += 16, cq += 16, jn -= 16;
+  }
+  for (size_t t = 0; t < rows; t++)
+    for (size_t u = 0; u < jn; u++) {
+      __global const float *ar = aq + (i0 + t) * ars;
+      float s = 0.0f;
+      for (size_t p = 0; p < k; p++) s += ar[p * as] * bq[p * ldb + u];
+      size_t o = (i0 + t) * ldc + u;
+      float v = alpha * s;
+      cq[o] = beta == 0.0f ? v : v + beta * cq[o];
+    }
+}
+
+/* dst [batch][k, n] = the transpose of src [batch][n, k] (leading dimension
+ * lds, batch stride ss): op(B) = B^T as a plain B for hcl_k_gemm_rb.
+ * gws = (n, k, batch). */
+__kernel void hcl_k_transpose(__global const float *src, ulong so, ulong lds, ulong ss,
+                              __global float *dst, ulong n, ulong k) {
+  size_t j = get_global_id(0), p = get_global_id(1), q = get_global_id(2);
+  if (j >= n || p >= k) return;
+  dst[(q * k + p) * n + j] = src[so + q * ss + j * lds + p];
+}

@@ -1,7 +1,8 @@
-/* Row-major SGEMM through CLBlast, checked once per ctx against the
- * runtime's reference kernel (kernels/ops.cl) so that a miscompiled or
- * mistuned CLBlast kernel stops the run with a clear message instead of
- * training on wrong numbers. */
+/* Row-major SGEMM: on CPU devices the runtime's own kernels for thin, small
+ * and (up to HIERCL_GEMM_RB_MAX multiply-adds) register-blocked products
+ * (kernels/ops.cl), else CLBlast, checked once per ctx against the runtime's
+ * reference kernel so that a miscompiled or mistuned CLBlast kernel stops
+ * the run with a clear message instead of training on wrong numbers. */
 #include "internal.h"
 
 #include <clblast_c.h>
@@ -41,6 +42,15 @@ static int use_thin(const hcl_ctx *ctx, size_t m, size_t n, size_t k) {
  * (HIERCL_GEMM_SMALL_MAX in the environment; 0 turns the path off). */
 static int use_small(const hcl_ctx *ctx, size_t m, size_t n, size_t k) {
   return (double)m * (double)n * (double)k <= (double)ctx->gemm_small_max;
+}
+
+/* Products up to ctx->gemm_rb_max multiply-adds per entry take the runtime's
+ * register-blocked kernel on CPUs (HIERCL_GEMM_RB_MAX; 0 turns the path
+ * off): CLBlast's indirect kernel copies, pads and transposes its operands
+ * (C always, in row-major), and pads k to its tile, which cost more than the
+ * product at these sizes on PoCL. GPUs keep CLBlast. */
+static int use_rb(const hcl_ctx *ctx, size_t m, size_t n, size_t k) {
+  return hcl_ops_cpu_paths(ctx) && (double)m * (double)n * (double)k <= ctx->gemm_rb_max;
 }
 
 static const char *status_name(int s) {
@@ -429,6 +439,8 @@ hcl_status hcl_sgemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
     return hcl_gemm_thin(ctx, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
   if (use_small(ctx, m, n, k))
     return hcl_gemm_small(ctx, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
+  if (use_rb(ctx, m, n, k))
+    return hcl_gemm_rb(ctx, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
   HCL_TRY(hcl_blas_selfcheck(ctx));
   int st = raw_gemm(ctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (st != CLBlastSuccess) return blast_fail(ctx, "sgemm", ta, tb, m, n, k, 1, st);
@@ -456,6 +468,9 @@ hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, s
   if (use_small(ctx, m, n, k))
     return hcl_gemm_small(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
                           batch);
+  if (use_rb(ctx, m, n, k))
+    return hcl_gemm_rb(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                       batch);
   HCL_TRY(hcl_blas_selfcheck(ctx));
   HCL_TRY(selfcheck_batched(ctx));
   int st =

@@ -89,6 +89,7 @@ struct hcl_ctx {
   cl_event blas_mark;
   /* products of at most this many multiply-adds skip CLBlast (blas.c) */
   double gemm_small_max;
+  double gemm_rb_max; /* CPUs: m n k up to this per entry take hcl_gemm_rb (0: off) */
   /* manifest notes from plugins */
   hcl_note *notes;
   size_t n_notes;
@@ -285,6 +286,12 @@ hcl_status hcl_sgemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
 hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
                              float alpha, hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb,
                              size_t sb, float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);
+/* Batched products without CLBlast (CPU devices; blas.c decides): 8 x 32
+ * blocks of C per work-item, each output summed in order; op(B) = B^T is
+ * first transposed into the ctx's scratch buffer. */
+hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                       hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                       float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);
 /* Small batched products in one kernel launch (no CLBlast call): one
  * work-item per output; operand q starts s* floats after operand q-1. */
 hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,

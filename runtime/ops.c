@@ -39,6 +39,8 @@ enum {
   K_GER,
   K_GEMM_SMALL,
   K_GEMM_SMALL1,
+  K_GEMM_RB,
+  K_TRANSPOSE,
   K_COUNT
 };
 
@@ -78,7 +80,9 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_gemv_axpy",
                                              "hcl_k_ger",
                                              "hcl_k_gemm_small",
-                                             "hcl_k_gemm_small1"};
+                                             "hcl_k_gemm_small1",
+                                             "hcl_k_gemm_rb",
+                                             "hcl_k_transpose"};
 
 struct hcl_ops {
   cl_program prog;
@@ -611,6 +615,34 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
   size_t gws[3] = {g2[0], g2[1], batch}, lws[3] = {l2[0], l2[1], 1};
   return hcl_run_kernel(ctx, ctx->ops->k[cpu ? K_GEMM_SMALL : K_GEMM_SMALL1], 3, gws, lws,
                         "gemm_small", 19, args);
+}
+
+hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
+
+hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                       hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                       float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+  OPS_READY(ctx);
+  size_t gws[3], lws[3];
+  if (tb) { /* B^T into the scratch buffer, as [batch][k, n] */
+    hcl_buf t;
+    HCL_TRY(hcl_ops_blas_temp(ctx, batch * k * n * sizeof(float), &t));
+    cl_ulong so = b.offset / 4, lds = ldb, ss = sb, n_ = n, k_ = k;
+    hcl_arg targs[] = {HCL_ARG(b.mem), HCL_ARG(so), HCL_ARG(lds), HCL_ARG(ss),
+                       HCL_ARG(t.mem), HCL_ARG(n_), HCL_ARG(k_)};
+    const size_t *l = geom3(ctx, n, k, batch, gws, lws);
+    HCL_TRY(hcl_run_kernel(ctx, ctx->ops->k[K_TRANSPOSE], 3, gws, l, "transpose", 7, targs));
+    b = t, ldb = n, sb = k * n;
+  }
+  cl_int ta_ = ta != 0;
+  cl_ulong m_ = m, n_ = n, k_ = k, ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
+  cl_ulong lda_ = lda, ldb_ = ldb, ldc_ = ldc, sa_ = sa, sb_ = sb, sc_ = sc;
+  hcl_arg args[] = {HCL_ARG(ta_),   HCL_ARG(m_),   HCL_ARG(n_),   HCL_ARG(k_),   HCL_ARG(alpha),
+                    HCL_ARG(a.mem), HCL_ARG(ao),   HCL_ARG(lda_), HCL_ARG(sa_),  HCL_ARG(b.mem),
+                    HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta), HCL_ARG(c.mem),
+                    HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_)};
+  const size_t *l = geom3(ctx, (n + 31) / 32, (m + 7) / 8, batch, gws, lws);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB], 3, gws, l, "gemm_rb", 18, args);
 }
 
 /* ---- scratch for blas.c -------------------------------------------------- */

@@ -125,17 +125,19 @@ static void test_reference_kernel(void **state) {
 static void test_sgemm_variants(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  double keep = ctx->gemm_small_max;
-  /* path 0: CLBlast (and the thin kernels); path 1: the small-product kernel */
-  for (int path = 0; path < 2; path++) {
-    ctx->gemm_small_max = path ? 1e18 : 0;
+  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
+  /* path 0: CLBlast (and the thin kernels); 1: the small-product kernel;
+   * 2: the register-blocked kernel (CPUs) */
+  for (int path = 0; path < 3; path++) {
+    ctx->gemm_small_max = path == 1 ? 1e18 : 0;
+    ctx->gemm_rb_max = path == 2 ? 1e18 : 0;
     for (int v = 0; v < 4; v++) {
       check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 33, 17, 45, 1.5f, -0.5f, 1);
       check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 1, 7, 3, 1.0f, 0.0f, 2);    /* thin, beta 0 */
       check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 20, 1, 30, -1.0f, 1.0f, 1); /* one column */
     }
   }
-  ctx->gemm_small_max = keep;
+  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
   check_gemm(ctx, USE_CLBLAST, 0, 0, 6, 4, 0, 1.0f, 0.25f, 1); /* k = 0 */
 }
 
@@ -143,9 +145,37 @@ static void test_sgemm_variants(void **state) {
 static void test_sgemm_large(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  check_gemm(ctx, USE_CLBLAST, 0, 0, 131, 160, 129, 1.0f, 0.0f, 1);
-  check_gemm(ctx, USE_CLBLAST, 1, 0, 129, 131, 160, 0.5f, 1.0f, 1);
-  check_gemm(ctx, USE_CLBLAST, 0, 1, 160, 129, 131, 1.0f, -1.0f, 1);
+  double keep_rb = ctx->gemm_rb_max;
+  for (int path = 0; path < 2; path++) { /* CLBlast, then the register-blocked kernel */
+    ctx->gemm_rb_max = path ? 1e18 : 0;
+    check_gemm(ctx, USE_CLBLAST, 0, 0, 131, 160, 129, 1.0f, 0.0f, 1);
+    check_gemm(ctx, USE_CLBLAST, 1, 0, 129, 131, 160, 0.5f, 1.0f, 1);
+    check_gemm(ctx, USE_CLBLAST, 0, 1, 160, 129, 131, 1.0f, -1.0f, 1);
+  }
+  ctx->gemm_rb_max = keep_rb;
+}
+
+/* The register-blocked kernel (hcl_k_gemm_rb, CPUs) against double: every
+ * transpose variant, rows not a multiple of its 8, columns of 16, 32 and the
+ * edges between (16 < n < 32 and past 32), k = 16 (the RHM CNN's first
+ * layer, a Taylor model's projections), replicas, alpha and beta. */
+static void test_sgemm_rb(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
+  ctx->gemm_small_max = 0, ctx->gemm_rb_max = 1e18;
+  hcl_ops_force_paths(1);
+  for (int v = 0; v < 4; v++) {
+    int ta = v & 1, tb = v >> 1;
+    check_gemm(ctx, USE_BATCHED, ta, tb, 37, 64, 16, 1.0f, 0.0f, 3);
+    check_gemm(ctx, USE_BATCHED, ta, tb, 9, 16, 45, 0.5f, -1.0f, 2);
+    check_gemm(ctx, USE_BATCHED, ta, tb, 8, 23, 7, 1.0f, 0.5f, 2);
+    check_gemm(ctx, USE_BATCHED, ta, tb, 17, 45, 33, -2.0f, 0.0f, 2);
+    check_gemm(ctx, USE_CLBLAST, ta, tb, 3, 5, 2, 1.0f, 1.0f, 1);
+    check_gemm(ctx, USE_CLBLAST, ta, tb, 70, 96, 40, 1.0f, 0.0f, 1);
+  }
+  hcl_ops_force_paths(-1);
+  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
 }
 
 /* The FLOP count behind achieved GFLOP/s: 2 m n k per product entry, on
@@ -169,13 +199,14 @@ static void test_flop_count(void **state) {
 static void test_sgemm_batched(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  double keep = ctx->gemm_small_max;
-  for (int path = 0; path < 2; path++) {
-    ctx->gemm_small_max = path ? 1e18 : 0;
+  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
+  for (int path = 0; path < 3; path++) {
+    ctx->gemm_small_max = path == 1 ? 1e18 : 0;
+    ctx->gemm_rb_max = path == 2 ? 1e18 : 0;
     for (int v = 0; v < 4; v++)
       check_gemm(ctx, USE_BATCHED, v & 1, v >> 1, 13, 21, 19, 0.75f, 0.5f, 3);
   }
-  ctx->gemm_small_max = keep;
+  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
   check_gemm(ctx, USE_BATCHED, 1, 0, 8, 5, 7, 1.0f, 0.0f, 1); /* batch 1: plain sgemm */
   check_gemm(ctx, USE_BATCHED, 0, 0, 4, 6, 0, 1.0f, 3.0f, 2); /* k = 0 */
 }
@@ -189,6 +220,8 @@ static void test_sgemm_batched_large(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
   size_t bounds[3] = {(size_t)32 << 20, (size_t)4 << 20, 0};
+  double keep_rb = ctx->gemm_rb_max;
+  ctx->gemm_rb_max = 0; /* CLBlast */
   for (int i = 0; i < 3; i++) {
     hcl_blas_set_pending_max(bounds[i]);
     for (int v = 0; v < 4; v++)
@@ -197,6 +230,7 @@ static void test_sgemm_batched_large(void **state) {
     check_gemm(ctx, USE_CLBLAST, 0, 1, 160, 129, 131, 1.0f, 1.0f, 1);
   }
   hcl_blas_set_pending_max((size_t)64 << 20);
+  ctx->gemm_rb_max = keep_rb;
 }
 
 /* m, n or k = 1: the GEMV / rank-one kernels on CPUs, CLBlast on GPUs. */
@@ -265,11 +299,17 @@ static void test_tuning_file(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_selfcheck),      cmocka_unit_test(test_reference_kernel),
-      cmocka_unit_test(test_sgemm_variants), cmocka_unit_test(test_sgemm_large),
-      cmocka_unit_test(test_sgemm_batched),  cmocka_unit_test(test_sgemm_batched_large),
-      cmocka_unit_test(test_flop_count),     cmocka_unit_test(test_sgemm_thin),
-      cmocka_unit_test(test_errors),         cmocka_unit_test(test_tuning_file),
+      cmocka_unit_test(test_selfcheck),
+      cmocka_unit_test(test_reference_kernel),
+      cmocka_unit_test(test_sgemm_variants),
+      cmocka_unit_test(test_sgemm_large),
+      cmocka_unit_test(test_sgemm_rb),
+      cmocka_unit_test(test_sgemm_batched),
+      cmocka_unit_test(test_sgemm_batched_large),
+      cmocka_unit_test(test_flop_count),
+      cmocka_unit_test(test_sgemm_thin),
+      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_tuning_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,22 +41,31 @@ static hcl_status launch(dcnn *m, cl_kernel k, const char *label, size_t total, 
   return dcnn_host->run_kernel(m->ctx, k, 1, &gws, &lws, label, nargs + 1, args);
 }
 
+/* Three-dimensional launch over (C, positions, samples); the runtime picks
+ * the work-group size. */
+static hcl_status launch3(dcnn *m, cl_kernel k, const char *label, size_t C, size_t pos, size_t B,
+                          size_t nargs, const hcl_arg *args) {
+  if (!C || !pos || !B) return HCL_OK;
+  size_t gws[3] = {C, pos, B};
+  return dcnn_host->run_kernel(m->ctx, k, 3, gws, NULL, label, nargs, args);
+}
+
 hcl_status dcnn_im2col(dcnn *m, hcl_buf src, size_t rs, size_t sb, size_t sc, size_t sp,
                        hcl_buf dst, size_t count, size_t P, size_t C, size_t s) {
-  cl_ulong so = fo(src), r_ = rs, b = sb, c = sc, p = sp, dof = fo(dst), cnt = count;
-  cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C, s_ = (cl_uint)s;
-  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so),      HCL_ARG(r_),  HCL_ARG(b),   HCL_ARG(c),
-                    HCL_ARG(p),       HCL_ARG(dst.mem), HCL_ARG(dof), HCL_ARG(cnt), HCL_ARG(P_),
-                    HCL_ARG(C_),      HCL_ARG(s_),      {0, NULL}};
-  return launch(m, m->k_im2col, "deep_cnn_im2col", m->R * count * P * C * s, 12, args);
+  cl_ulong so = fo(src), r_ = rs, b = sb, c = sc, p = sp, dof = fo(dst);
+  cl_uint cnt = (cl_uint)count, P_ = (cl_uint)P, C_ = (cl_uint)C, s_ = (cl_uint)s;
+  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(r_),      HCL_ARG(b),
+                    HCL_ARG(c),       HCL_ARG(p),  HCL_ARG(dst.mem), HCL_ARG(dof),
+                    HCL_ARG(cnt),     HCL_ARG(P_), HCL_ARG(C_),      HCL_ARG(s_)};
+  return launch3(m, m->k_im2col, "deep_cnn_im2col", C, P * s, m->R * count, 12, args);
 }
 
 hcl_status dcnn_col2im(dcnn *m, hcl_buf src, hcl_buf dst, size_t B, size_t P, size_t C, size_t s) {
   cl_ulong so = fo(src), dof = fo(dst);
   cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C, s_ = (cl_uint)s;
   hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(dst.mem), HCL_ARG(dof),
-                    HCL_ARG(P_),      HCL_ARG(C_), HCL_ARG(s_),      {0, NULL}};
-  return launch(m, m->k_col2im, "deep_cnn_col2im", B * P * s * C, 7, args);
+                    HCL_ARG(P_),      HCL_ARG(C_), HCL_ARG(s_)};
+  return launch3(m, m->k_col2im, "deep_cnn_col2im", C, P * s, B, 7, args);
 }
 
 hcl_status dcnn_pool(dcnn *m, hcl_buf a, hcl_buf out, size_t B, size_t P, size_t C, float scale) {

@@ -161,7 +161,12 @@ static hcl_status alloc(hcl_taylor *m, size_t width, hcl_buf *b) {
 static hcl_status build(hcl_taylor *m) {
   const hcl_host_api *host = hcl_taylor_host;
   HCL_TAYLOR_TRY(host->program(m->ctx, "taylor", hcl_cl_taylor, "", &m->prog));
-  HCL_TAYLOR_TRY(host->kernel(m->ctx, m->prog, "tay_head", &m->k_head));
+  /* CPU devices: one work-item per row (no barriers); others: a tree per group */
+  cl_device_type type = 0;
+  clGetDeviceInfo(host->cl_device(m->ctx), CL_DEVICE_TYPE, sizeof type, &type, NULL);
+  m->head_rows = (type & CL_DEVICE_TYPE_CPU) != 0;
+  HCL_TAYLOR_TRY(
+      host->kernel(m->ctx, m->prog, m->head_rows ? "tay_head_rows" : "tay_head", &m->k_head));
   HCL_TAYLOR_TRY(host->kernel(m->ctx, m->prog, "tay_dcoef", &m->k_dcoef));
   size_t kmax = 0;
   cl_int err = clGetKernelWorkGroupInfo(m->k_head, host->cl_device(m->ctx),

@@ -71,11 +71,18 @@ hcl_status hcl_taylor_forward(void *self, hcl_buf params, hcl_buf x, size_t n, h
   cl_ulong ps = m->n_params, oo = fo(out);
   cl_uint nn = (cl_uint)n, mm = (cl_uint)m->m, order = (cl_uint)m->order, act = (cl_uint)m->act;
   cl_float inv = (cl_float)(1.0 / sqrt((double)m->m));
+  cl_ulong rows = m->R * n;
   hcl_arg args[] = {HCL_ARG(m->cb.mem), HCL_ARG(co),         HCL_ARG(m->sb.mem),
                     HCL_ARG(so),        HCL_ARG(params.mem), HCL_ARG(ao),
                     HCL_ARG(ps),        HCL_ARG(out.mem),    HCL_ARG(oo),
                     HCL_ARG(nn),        HCL_ARG(mm),         HCL_ARG(order),
                     HCL_ARG(act),       HCL_ARG(inv),        {m->wg * sizeof(float), NULL}};
+  if (m->head_rows) { /* the last argument is the row count, not local memory */
+    args[14] = HCL_ARG(rows);
+    size_t gws = rows;
+    return host->run_kernel(m->ctx, m->k_head, 1, &gws, NULL, "taylor_head",
+                            sizeof args / sizeof *args, args);
+  }
   size_t gws = m->wg * m->R * n, lws = m->wg;
   return host->run_kernel(m->ctx, m->k_head, 1, &gws, &lws, "taylor_head",
                           sizeof args / sizeof *args, args);

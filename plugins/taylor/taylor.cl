@@ -57,6 +57,55 @@ __kernel void tay_head(__global float *u, ulong uo, __global const float *s, ulo
   if (lid == 0) HCL_AT(out, oo)[g] = red[0];
 }
 
+/* tay_deriv on 16 lanes (the same formulas). */
+static inline float16 tay_deriv16(uint act, uint order, float16 u) {
+  float16 zero = 0.0f, one = 1.0f;
+  if (act == TAY_ACT_RELU) return order == 1u ? select(zero, one, u > zero) : zero;
+  if (act == TAY_ACT_RELU3) {
+    float16 r = fmax(u, zero);
+    return order == 1u ? 0.5f * r * r : r;
+  }
+  if (act == TAY_ACT_QUADRATIC) return order == 1u ? u : one;
+  if (act == TAY_ACT_SOFTPLUS) {
+    float16 s = one / (one + exp(-u));
+    return order == 1u ? s : s * (one - s);
+  }
+  float16 t = tanh(u), g = one - t * t;
+  return order == 1u ? g : -2.0f * t * g;
+}
+
+/* tay_head for CPUs: one work-item per row g, 16 lanes of r at a time
+ * (lane sums added in lane order, then the tail of m % 16): no barriers,
+ * which cost more than the arithmetic on a CPU device. gws = R * n. */
+__kernel void tay_head_rows(__global float *u, ulong uo, __global const float *s, ulong so,
+                            __global const float *p, ulong ao, ulong pstride,
+                            __global float *out, ulong oo, uint n, uint m, uint order, uint act,
+                            float inv_sqrt_m, ulong rows) {
+  ulong g = get_global_id(0);
+  if (g >= rows) return;
+  ulong rep = g / n;
+  __global float *ur = HCL_AT(u, uo) + g * m;
+  __global const float *sr = HCL_AT(s, so) + g * m;
+  __global const float *ar = HCL_AT(p, ao) + rep * pstride;
+  float16 acc = 0.0f;
+  uint r = 0;
+  for (; r + 16 <= m; r += 16) {
+    float16 c = vload16(0, ar + r) * tay_deriv16(act, order, vload16(0, ur + r)) * inv_sqrt_m;
+    float16 sv = vload16(0, sr + r);
+    vstore16(c, 0, ur + r);
+    acc = acc + (order == 1u ? c * sv : 0.5f * c * (sv * sv));
+  }
+  float tot = 0.0f;
+  for (uint l = 0; l < 16; l++) tot += acc[l];
+  for (; r < m; r++) {
+    float c = ar[r] * tay_deriv(act, order, ur[r]) * inv_sqrt_m;
+    float sv = sr[r];
+    ur[r] = c;
+    tot = tot + (order == 1u ? c * sv : 0.5f * c * (sv * sv));
+  }
+  HCL_AT(out, oo)[g] = tot;
+}
+
 /* E [R, n, m] = dout[g] * C (order 1) or dout[g] * C * S (order 2): the
  * derivative of sum_g dout_g f_g with respect to (w_r . z_g). */
 __kernel void tay_dcoef(__global float *e, ulong eo, __global const float *c, ulong co,

@@ -70,7 +70,8 @@ typedef struct hcl_taylor {
   size_t off[HCL_TAYLOR_B_COUNT]; /* offsets of the blocks (floats in a replica) */
   cl_program prog;
   cl_kernel k_head, k_dcoef;
-  size_t wg; /* work-group size of k_head (a power of two) */
+  size_t wg;     /* work-group size of k_head (a power of two) */
+  int head_rows; /* k_head is tay_head_rows (CPU devices): one work-item per row */
   /* kept from the last forward, each [R, max_batch, .]: */
   hcl_buf zb;     /* neural: the representation z [.., D] (also the pre-activation scratch) */
   hcl_buf hb;     /* neural: relu(V x + b) [.., D] */
