@@ -630,7 +630,7 @@ hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
     cl_ulong so = b.offset / 4, lds = ldb, ss = sb, n_ = n, k_ = k;
     hcl_arg targs[] = {HCL_ARG(b.mem), HCL_ARG(so), HCL_ARG(lds), HCL_ARG(ss),
                        HCL_ARG(t.mem), HCL_ARG(n_), HCL_ARG(k_)};
-    const size_t *l = geom3(ctx, n, k, batch, gws, lws);
+    const size_t *l = hcl_ops_geom3(ctx, n, k, batch, gws, lws);
     HCL_TRY(hcl_run_kernel(ctx, ctx->ops->k[K_TRANSPOSE], 3, gws, l, "transpose", 7, targs));
     b = t, ldb = n, sb = k * n;
   }
@@ -641,7 +641,7 @@ hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
                     HCL_ARG(a.mem), HCL_ARG(ao),   HCL_ARG(lda_), HCL_ARG(sa_),  HCL_ARG(b.mem),
                     HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta), HCL_ARG(c.mem),
                     HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_)};
-  const size_t *l = geom3(ctx, (n + 31) / 32, (m + 7) / 8, batch, gws, lws);
+  const size_t *l = hcl_ops_geom3(ctx, (n + 31) / 32, (m + 7) / 8, batch, gws, lws);
   return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB], 3, gws, l, "gemm_rb", 18, args);
 }
 
