@@ -5,25 +5,27 @@
  * elementwise chains, plans the buffers and runs both on the device for all
  * R replicas at once; the trainer, layer-wise phases and probes see an
  * ordinary model. */
+#define HCL_PLUGIN_NEEDS g_output /* the host table with model graphs */
 #include "hiercl/plugin.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static const hcl_host_api *host; /* the runtime's function table */
-
-/* 1. The [model] keys: the runtime validates and defaults them. */
+/* 1. The [model] keys: the runtime validates and defaults them. The SDK's
+ * hcl_host (set by HCL_PLUGIN_DEFINE below) is the runtime's function table. */
 static const char *const acts[] = {"relu", "leaky_relu", "quadratic", NULL};
+static const int act_of[] = {HCL_GACT_RELU, HCL_GACT_LEAKY_RELU, HCL_GACT_QUADRATIC};
 static const hcl_param_desc params[] = {
-    {"width", HCL_PARAM_INT, "40", 1, 1048576, NULL,
-     "W: neurons of every hidden layer (the reference code's how_fat)"},
-    {"depth", HCL_PARAM_INT, "5", 2, 4096, NULL,
-     "L: number of Linear layers, >= 2: Linear(n->W)+act, L-2 residual blocks "
-     "x <- act(Linear(x)) + x, Linear(W->out) (the reference code's num_layers)"},
-    {"activation", HCL_PARAM_ENUM, "relu", 1, 0, acts,
-     "act of every hidden layer: relu | leaky_relu (negative slope 0.1) | quadratic (z^2)"},
-    {NULL, 0, NULL, 0, 0, NULL, NULL}};
+    HCL_P_INT("width", "40", 1, 1048576,
+              "W: neurons of every hidden layer (the reference code's how_fat)"),
+    HCL_P_INT("depth", "5", 2, 4096,
+              "L: number of Linear layers, >= 2: Linear(n->W)+act, L-2 residual blocks "
+              "x <- act(Linear(x)) + x, Linear(W->out) (the reference code's num_layers)"),
+    HCL_P_ENUM(
+        "activation", "relu", acts,
+        "act of every hidden layer: relu | leaky_relu (negative slope 0.1) | quadratic (z^2)"),
+    HCL_P_END};
 
 /* 2. One instance. Layer l is Linear(in -> out): layer 0 the input layer,
  * 1 .. L-2 the residual blocks, L-1 the readout. */
@@ -45,18 +47,17 @@ static void destroy(void *self) {
 /* Keys and target -> sizes (the runtime checked the keys' bounds already;
  * create() checks again for callers that hand unchecked params). */
 static hcl_status read(hcl_ctx *ctx, const hcl_params *p, const hcl_target_info *t, resnet *m) {
-  m->W = p ? (size_t)host->param_int(p, "width") : 40;
-  m->L = p ? (size_t)host->param_int(p, "depth") : 5;
-  const char *a = p ? host->param_str(p, "activation") : "relu";
-  m->act = a[0] == 'l' ? HCL_GACT_LEAKY_RELU : a[0] == 'q' ? HCL_GACT_QUADRATIC : HCL_GACT_RELU;
-  m->n_in = 1;
-  for (uint32_t i = 0; i < t->x.rank; i++) m->n_in *= t->x.dims[i];
+  m->W = p ? (size_t)hcl_host->param_int(p, "width") : 40;
+  m->L = p ? (size_t)hcl_host->param_int(p, "depth") : 5;
+  int a = p ? HCL_ENUM(p, "activation", acts) : 0;
+  m->act = act_of[a < 0 ? 0 : a];
+  m->n_in = hcl_shape_size(&t->x);
   m->out_dim = t->task == HCL_TASK_CLASSES ? t->n_classes : 1;
   if (m->W < 1 || m->L < 2 || !m->n_in || !m->out_dim)
-    return host->fail(ctx, HCL_ERR_PARAM,
-                      "resnet: width = %zu, depth = %zu, %zu inputs, %zu "
-                      "outputs: need width >= 1, depth >= 2 (input layer and readout)",
-                      m->W, m->L, m->n_in, m->out_dim);
+    return hcl_host->fail(ctx, HCL_ERR_PARAM,
+                          "width = %zu, depth = %zu, %zu inputs, %zu outputs: need "
+                          "width >= 1, depth >= 2 (input layer and readout)",
+                          m->W, m->L, m->n_in, m->out_dim);
   return HCL_OK;
 }
 
@@ -64,7 +65,7 @@ static hcl_status read(hcl_ctx *ctx, const hcl_params *p, const hcl_target_info 
  * then its bias; the group (layer index) lets layer-wise phases select. */
 static hcl_status create(hcl_ctx *ctx, const hcl_setup *s, const hcl_target_info *t, void **self) {
   resnet *m = calloc(1, sizeof *m);
-  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "resnet: out of host memory");
+  if (!m) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   hcl_status rc = read(ctx, s->params, t, m);
   m->ctx = ctx;
   m->R = s->replicas;
@@ -72,7 +73,7 @@ static hcl_status create(hcl_ctx *ctx, const hcl_setup *s, const hcl_target_info
   m->blocks = calloc(2 * m->L, sizeof *m->blocks);
   m->names = calloc(2 * m->L, sizeof *m->names);
   if (rc == HCL_OK && (!m->seeds || !m->blocks || !m->names))
-    rc = host->fail(ctx, HCL_ERR_NOMEM, "resnet: out of host memory");
+    rc = hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   for (size_t l = 0; rc == HCL_OK && l < m->L; l++) {
     size_t in = l ? m->W : m->n_in, out = l + 1 < m->L ? m->W : m->out_dim, i = 2 * l;
     char layer[24];
@@ -88,10 +89,10 @@ static hcl_status create(hcl_ctx *ctx, const hcl_setup *s, const hcl_target_info
   char what[160];
   size_t one = m->R * s->max_batch * m->W * sizeof(float);
   snprintf(what, sizeof what,
-           "resnet: activations of [model] depth = %zu x width = %zu for %zu "
+           "activations of [model] depth = %zu x width = %zu for %zu "
            "replicas x %zu samples (the largest batch)",
            m->L, m->W, m->R, s->max_batch);
-  if (rc == HCL_OK) rc = host->mem_check(ctx, one * (2 * m->L + 2), one, what);
+  if (rc == HCL_OK) rc = hcl_host->mem_check(ctx, one * (2 * m->L + 2), one, what);
   if (rc != HCL_OK) return destroy(m), rc;
   memcpy(m->seeds, s->seeds, m->R * sizeof *m->seeds);
   *self = m;
@@ -114,11 +115,9 @@ static hcl_status init(void *self, hcl_buf p) {
   for (size_t b = 0; b < 2 * m->L; b++) {
     const hcl_block *k = &m->blocks[b];
     float bound = (float)(1.0 / sqrt((double)m->blocks[b & ~(size_t)1].cols));
-    hcl_buf view = {p.mem, p.offset + k->offset * sizeof(float),
-                    ((m->R - 1) * m->n_params + k->rows * k->cols) * sizeof(float)};
-    hcl_status rc = host->rng(m->ctx, HCL_RNG_UNIFORM, -bound, bound, m->seeds, m->R,
-                              0x7265736e65740000ull + b, 0, view, m->n_params, k->rows * k->cols);
-    if (rc != HCL_OK) return rc;
+    hcl_buf view = hcl_pview(p, m->R, m->n_params, k->offset, k->rows * k->cols);
+    HCL_TRY(hcl_host->rng(m->ctx, HCL_RNG_UNIFORM, -bound, bound, m->seeds, m->R,
+                          0x7265736e65740000ull + b, 0, view, m->n_params, k->rows * k->cols));
   }
   return HCL_OK;
 }
@@ -129,15 +128,17 @@ static hcl_status init(void *self, hcl_buf p) {
  * call returns the first error. bias + act + add become one kernel. */
 static hcl_status graph(void *self, hcl_graph *g) {
   resnet *m = self;
-  hcl_tensor h = host->g_input(g);
+  hcl_tensor h = hcl_host->g_input(g);
   for (size_t l = 0; l + 1 < m->L; l++) {
-    hcl_tensor z = host->g_bias(g, host->g_matmul(g, h, m->names[2 * l]), m->names[2 * l + 1]);
-    hcl_tensor a = host->g_act(g, z, m->act, NULL, 0);
-    h = l ? host->g_add(g, a, h) : a;
-    host->g_feature(g, h, l + 1); /* probes read hidden layer l+1 */
+    hcl_tensor z =
+        hcl_host->g_bias(g, hcl_host->g_matmul(g, h, m->names[2 * l]), m->names[2 * l + 1]);
+    hcl_tensor a = hcl_host->g_act(g, z, m->act, NULL, 0);
+    h = l ? hcl_host->g_add(g, a, h) : a;
+    hcl_host->g_feature(g, h, l + 1); /* probes read hidden layer l+1 */
   }
   size_t o = 2 * (m->L - 1);
-  return host->g_output(g, host->g_bias(g, host->g_matmul(g, h, m->names[o]), m->names[o + 1]));
+  return hcl_host->g_output(
+      g, hcl_host->g_bias(g, hcl_host->g_matmul(g, h, m->names[o]), m->names[o + 1]));
 }
 
 /* 6. The descriptor: no forward or backward, the runtime supplies them. */
@@ -145,9 +146,8 @@ static hcl_status graph(void *self, hcl_graph *g) {
 static const hcl_model_vt vt = {.struct_size = sizeof vt, .create = create, .destroy = destroy,
     .n_params = n_params, .out_dim = out_dim, .blocks = blocks, .init = init,
     .graph = graph};
-static const hcl_plugin_desc desc = {.abi_version = HCL_PLUGIN_ABI_VERSION,
-    .struct_size = sizeof desc, .kind = HCL_PLUGIN_MODEL, .name = "resnet", .version = "2.0.0",
-    .params = params, .vt = &vt,
+static const hcl_plugin_desc desc = {HCL_DESC_HEAD(HCL_PLUGIN_MODEL), .name = "resnet",
+    .version = "2.0.0", .params = params, .vt = &vt,
     .summary = "residual MLP of the staircase experiments (ReLUResNet): Linear(n->W)+act, "
                "L-2 blocks x <- act(Linear(x)) + x, Linear(W->out); PyTorch default init "
                "U(+-1/sqrt(fan_in)); (n=30, W=40, L=5): 6201 parameters",
@@ -156,12 +156,4 @@ static const hcl_plugin_desc desc = {.abi_version = HCL_PLUGIN_ABI_VERSION,
                 "arXiv:2108.10573 (code: github sean-lo/staircase_boolean, ReLUResNet)"};
 /* clang-format on */
 
-static const hcl_plugin_desc *entry(const hcl_host_api *h, const char **errmsg) {
-  if (!h || h->abi_version != HCL_PLUGIN_ABI_VERSION || !HCL_HOST_HAS_GRAPH(h)) {
-    *errmsg = "resnet: host API too old (no model graphs) or of another ABI version";
-    return NULL;
-  }
-  host = h;
-  return &desc;
-}
-HCL_PLUGIN_ENTRY(entry)
+HCL_PLUGIN_DEFINE(resnet, desc)
