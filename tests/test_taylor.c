@@ -324,6 +324,19 @@ static void test_layout(void **state) {
   assert_int_equal(b[3].rows, 5);
   assert_int_equal(b[3].cols, 10);
   model_free(&m);
+  /* rep_power = 2: D = d^2 whatever rep_width says (d = 10 here) */
+  const char *kp[] = {"order=2",     "representation=neural", "width=7",
+                      "rep_width=5", "rep_power=2",           NULL};
+  assert_int_equal(model_make(kp, 1, &seed, 4, &t, &m), HCL_OK);
+  b = g_vt->blocks(m.self, &nb);
+  assert_int_equal(b[0].cols, 100);
+  assert_int_equal(b[3].rows, 100);
+  assert_int_equal(b[5].rows * b[5].cols, 100 * 100);
+  model_free(&m);
+  /* d^4 = 10 000 > 4096: refused, naming the key */
+  const char *kq[] = {"order=2", "representation=neural", "width=7", "rep_power=4", NULL};
+  assert_int_equal(model_make(kq, 1, &seed, 4, &t, &m), HCL_ERR_PARAM);
+  assert_non_null(strstr(hcl_errmsg(g_ctx), "rep_power = 4"));
 }
 
 static void test_rejects(void **state) {
@@ -533,7 +546,7 @@ static void test_taylor_expansion(void **state) {
   check_expansion(2, A_RELU3, 1);
 }
 
-/* Init draws: a = +-1, w0 ~ N(0, 1), w ~ N(0, init_std^2/dz), V ~ N(0, 1/d),
+/* Init draws: a = +-1, w0 ~ N(0, 1/dz), w ~ N(0, init_std^2/dz), V ~ N(0, 1/d),
  * b = 0, whitening blocks 0. */
 static void test_init_statistics(void **state) {
   (void)state;
@@ -553,7 +566,7 @@ static void test_init_statistics(void **state) {
     size_t off, count;
     double var;
   } blk[] = {{off_w(&r), M * D, 0.09 / D},
-             {off_w0(&r), M * D, 1.0},
+             {off_w0(&r), M * D, 1.0 / D}, /* w0 . z ~ N(0, 1) as |z|^2 ~ D */
              {off_v(&r), D * d, 1.0 / d},
              {off_a(&r), M, 1.0}};
   for (size_t rep = 0; rep < R; rep++) {
@@ -935,7 +948,7 @@ static const char *gd_cfg =
     "[run]\nseed = 3\n"
     "[target]\nplugin = staircase\nn = 6\nk = 2\ninputs = gaussian\n"
     "[model]\nplugin = taylor\nwidth = 256\norder = 2\nrepresentation = neural\nrep_width = 24\n"
-    "[train]\nalgorithm = gd\nsteps = 200\nbatch = 200\ntrain_size = 200\nlr = 0.1\nloss = mse\n"
+    "[train]\nalgorithm = gd\nsteps = 200\nbatch = 200\ntrain_size = 200\nlr = 0.5\nloss = mse\n"
     "[eval]\nevery = 50\ntest_size = 400\nprobes = false\n";
 
 static hcl_status run_cfg(const char *text, const char *const *sets, size_t n_sets, char *dir,
@@ -1021,7 +1034,7 @@ static void test_gd_low_rank_poly(void **state) {
       "[target]\nplugin = low_rank_poly\n"
       "[model]\nplugin = taylor\nwidth = 256\norder = 2\nrepresentation = neural\n"
       "rep_width = 32\n"
-      "[train]\nalgorithm = gd\nsteps = 200\nbatch = 300\ntrain_size = 300\nlr = 0.02\n"
+      "[train]\nalgorithm = gd\nsteps = 200\nbatch = 300\ntrain_size = 300\nlr = 0.1\n"
       "loss = mse\n"
       "[eval]\nevery = 50\ntest_size = 400\nprobes = false\n";
   check_gd_lowers_loss(cfg, sets + 1, ns - 1);

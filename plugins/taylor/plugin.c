@@ -39,6 +39,10 @@ static const hcl_param_desc params[] = {
      "D: width of the random representation h(x) = relu(V x + b), V [D, d] ~ N(0, 1/d) per "
      "replica seed (representation = neural only); the whitening costs O(D^3) on the host "
      "in double (about 3 s per replica at D = 1000) and D^2 floats of parameters"},
+    {"rep_power", HCL_PARAM_INT, "0", 0, 8, NULL,
+     "k > 0: the representation's width is D = d^k (then rep_width is ignored), so that it "
+     "grows with d as the paper's needs (D >~ d^ceil(p/2) units express the target's "
+     "degree-ceil(p/2) factors: k = 2 for p = 4); 0: D = rep_width at every d"},
     {"rep_bias", HCL_PARAM_DOUBLE, "0", 0, 1e6, NULL,
      "standard deviation of the representation's bias b ~ N(0, rep_bias^2) (0: no bias)"},
     {"init_std", HCL_PARAM_DOUBLE, "0.01", 0, 1e6, NULL,
@@ -46,7 +50,9 @@ static const hcl_param_desc params[] = {
      "expansion starts at w = 0 in the paper's reading, but w = 0 is a stationary point of the "
      "order-2 model (zero gradient), so a small random start is the default; 0 = exactly 0"},
     {"w0_std", HCL_PARAM_DOUBLE, "1", 0, 1e6, NULL,
-     "expansion point w0_r ~ N(0, w0_std^2 I) (SPEC: N(0, I)); a_r ~ Unif{-1, +1}"},
+     "expansion point w0_r ~ N(0, w0_std^2/dz I), so that the pre-activation w0_r . z is "
+     "about N(0, w0_std^2) on either representation (both have unit mean square per "
+     "coordinate): the paper's w0 ~ N(0, I) on inputs of unit norm; a_r ~ Unif{-1, +1}"},
     {"whiten_rcond", HCL_PARAM_DOUBLE, "1e-6", 0, 1, NULL,
      "neural: eigenvalues of the covariance of h below whiten_rcond * the largest are "
      "dropped (their directions map to 0) instead of amplified"},

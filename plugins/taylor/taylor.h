@@ -61,6 +61,7 @@ typedef struct hcl_taylor {
   hcl_ctx *ctx;
   size_t R, d, D, dz, m, max_batch, n_params, n_blocks, y_dim;
   int order, neural;
+  int rep_power; /* > 0: D = d^rep_power instead of rep_width */
   hcl_taylor_act act;
   double init_std, w0_std, rep_bias, rcond;
   uint64_t whiten_size; /* N: unlabelled samples the whitening is fitted on */
