@@ -98,8 +98,8 @@ claim() {
     neural_rep)
       # one sweep: representation x order x d x P, lr selected for every learner
       sweep neural_rep neural_rep_taylor \
-        $(q --grid "train.train_size=geom(32,2048,7)" --grid target.d=6,9,12 --grid run.seed=0..1 \
-            --set train.steps=250 --set model.width=96 --set eval.every=250 \
+        $(q --grid "train.train_size=geom(64,2048,6)" --grid target.d=6,9,12 --grid run.seed=0..1 \
+            --set train.steps=200 --set model.width=96 --set eval.every=200 \
             --select train.lr=5,15 --select train.weight_decay=0) ;;
     linear_teacher)
       run "$1" "$1" ;;
@@ -215,11 +215,21 @@ def judge(name, dirs):
                           "coefficients": {q: r.get(q) for q in keys},
                           "half_rise_step": {q: rise.get((i, q)) for q in keys},
                           "in_order": ordered(i)} for i, r in enumerate(reps)]
-        c["band"] = ("test MSE < 0.05 x Var f* (%.3g), every coefficient within 10 %% of %.4f, and no "
-                     "coefficient reaches half its value before one of its subsets" % (0.05 * var, exact))
-        c["pass"] = all(r["test_loss"] < 0.05 * var and
-                        all(r.get(q) is not None and abs(r[q] - exact) <= 0.1 * exact for q in keys)
-                        and ordered(i) for i, r in enumerate(reps))
+        # every coefficient within 10 %: measured by the probe, or certified by
+        # the test MSE (the monomials are orthonormal under the input law, so
+        # each coefficient's error is at most sqrt(MSE)); on biased and Gaussian
+        # inputs the probe's own error is large (E chi_S^4 grows like 2.3^|S|
+        # and 3^|S|: about 0.08 at |S| = 5 from 10 000 probe points)
+        def coefs_ok(r):
+            return (math.sqrt(r["test_loss"]) <= 0.1 * exact or
+                    all(r.get(q) is not None and abs(r[q] - exact) <= 0.1 * exact for q in keys))
+        for m, r in zip(c["measured"], reps):
+            m["coefficient_error_bound_sqrt_mse"] = math.sqrt(r["test_loss"])
+        c["band"] = ("test MSE < 0.05 x Var f* (%.3g); every coefficient within 10 %% of %.4f (probe, or "
+                     "sqrt(test MSE) <= %.4f); no coefficient reaches half its value before one of its "
+                     "subsets" % (0.05 * var, exact, 0.1 * exact))
+        c["pass"] = all(r["test_loss"] < 0.05 * var and coefs_ok(r) and ordered(i)
+                        for i, r in enumerate(reps))
     elif name in ("rhm_cnn", "rhm_cnn_l3", "rhm_ridge_chain"):
         ps = pstar(dirs[0]).get("")
         ref = 512  # n_c m^L: 8 * 8^2 (L = 2) and 8 * 4^3 (L = 3)
