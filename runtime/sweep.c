@@ -383,6 +383,14 @@ static void point_key(const hcl_grid *sw, size_t p, int skip_axis, char *out, si
 
 /* Whether a sweep.jsonl line is a whole record (as record() writes it); a
  * completed one must carry its metrics. A torn or foreign line is neither. */
+int hcl_sweep_line_completed(const char *line, size_t len) {
+  /* the record's own status comes first; a selection record's candidates
+   * carry theirs later, inside "candidates" */
+  const char *st = strstr(line, "\"status\":\""); /* line is within a NUL-terminated text */
+  return st && st < line + len && (size_t)(line + len - st) >= 21 &&
+         !strncmp(st + 10, "completed\"", 10);
+}
+
 int hcl_sweep_line_ok(const char *line, size_t len) {
   static const char head[] = "{\"point\":{";
   if (len < sizeof head || strncmp(line, head, sizeof head - 1) || line[len - 1] != '}') return 0;
@@ -393,8 +401,7 @@ int hcl_sweep_line_ok(const char *line, size_t len) {
     const char *p = strstr(line, buf);
     if (!p || p >= line + len) return 0;
   }
-  const char *st = strstr(line, "\"status\":\"completed\"");
-  if (st && st < line + len) {
+  if (hcl_sweep_line_completed(line, len)) {
     const char *m = strstr(line, "\"best_test_loss\":");
     if (!m || m >= line + len) return 0;
   }
@@ -403,7 +410,8 @@ int hcl_sweep_line_ok(const char *line, size_t len) {
 
 /* Whether a (NUL-terminated) line is a whole record of a completed run. */
 static int line_completed(const char *line) {
-  return strstr(line, "\"status\":\"completed\"") && hcl_sweep_line_ok(line, strlen(line));
+  size_t n = strlen(line);
+  return hcl_sweep_line_completed(line, n) && hcl_sweep_line_ok(line, n);
 }
 
 /* The text of the replica object r in summary.json ("best_test_loss" on,
@@ -811,8 +819,9 @@ int hcl_sweep_done_before(const char *jsonl, const char *key, uint64_t seed) {
     const char *start = p, *end = strchr(p, '\n');
     while (start > jsonl && start[-1] != '\n') start--;
     if (!end) return 0; /* torn */
-    const char *sd = strstr(p, sp), *st = strstr(p, "\"status\":\"completed\"");
-    if (sd && sd < end && st && st < end && hcl_sweep_line_ok(start, (size_t)(end - start)))
+    const char *sd = strstr(p, sp);
+    size_t n = (size_t)(end - start);
+    if (sd && sd < end && hcl_sweep_line_completed(start, n) && hcl_sweep_line_ok(start, n))
       return 1;
   }
   return 0;
@@ -909,13 +918,16 @@ static hcl_status sweep_merge(hcl_sweep_options *opt, const hcl_grid *sw, const 
   hcl_grid vis = *sw; /* the grid without its candidate axes */
   vis.n_axes -= sw->n_select;
   vis.n_select = 0;
+  size_t n_sel_failed = 0;
   if (sw->n_select) {
     HCL_TRY(hcl_sweep_merge_file(sw, dir, "candidates", seeds, nS));
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/sweep.jsonl", dir);
     int fd = -1;
     hcl_status rc = open_sweep_dir(parent, dir, path, &fd);
-    if (rc == HCL_OK) rc = hcl_sweep_select_pending(sw, dir, path, fd, seeds, nS);
+    hcl_sweep_failures sf = {0};
+    if (rc == HCL_OK) rc = hcl_sweep_select_pending(sw, dir, path, fd, seeds, nS, &sf);
+    n_sel_failed = (size_t)sf.n;
     if (fd >= 0 && close(fd) && rc == HCL_OK)
       rc = hcl_fail(NULL, HCL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     HCL_TRY(rc);
@@ -928,6 +940,11 @@ static hcl_status sweep_merge(hcl_sweep_options *opt, const hcl_grid *sw, const 
   opt->n_done = c[0], opt->n_failed = c[1], opt->n_pending = c[2];
   fprintf(stderr, "hiercl sweep: merged %s: %zu points done, %zu failed, %zu pending\n", dir, c[0],
           c[1], c[2]);
+  if (n_sel_failed) { /* candidates that ran but gave no finite val_loss: the exit says failed */
+    fprintf(stderr, "hiercl sweep: %zu selection(s) failed (see %s/sweep.jsonl)\n", n_sel_failed,
+            dir);
+    opt->n_failed += n_sel_failed;
+  }
   return HCL_OK;
 }
 
@@ -1175,9 +1192,10 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
       ((rc = open_sweep_dir(parent, opt->sweep_dir, rec_path, &out)) != HCL_OK ||
        (sw.n_select && ((rc = open_sweep_dir(parent, opt->sweep_dir, path, &sel_out)) != HCL_OK ||
                         (rc = hcl_sweep_select_pending(&sw, opt->sweep_dir, path, sel_out, seeds,
-                                                       nS)) != HCL_OK))))
+                                                       nS, NULL)) != HCL_OK))))
     snprintf(err, errlen, "%s", hcl_errmsg(NULL)); /* (selection caught up after a crash) */
   int failures = 0;
+  hcl_sweep_failures run_fail = {0}, sel_fail = {0};
   if (env) {
     env->n_tasks = todo;
     env->out = out;
@@ -1193,7 +1211,14 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     rc = hcl_sweep_exec_local(env, devices, n_devices);
     if (rc != HCL_OK) snprintf(err, errlen, "%s", env->err);
   }
-  if (env) failures = env->failures;
+  if (env) failures = env->failures, run_fail = env->run_fail;
+  /* every (point, seed) left without a selection, this time or before (a
+   * resume does not train completed candidates again, so their failed
+   * selection would otherwise pass unnoticed) */
+  if (rc == HCL_OK && mpi_rank == 0 && sw.n_select && sel_out >= 0 &&
+      (rc = hcl_sweep_select_pending(&sw, opt->sweep_dir, path, sel_out, seeds, nS, &sel_fail)) !=
+          HCL_OK)
+    snprintf(err, errlen, "%s", hcl_errmsg(NULL));
   for (size_t i = 0; i < n_devices; i++) free(devices[i]);
   free(devices);
   free(tasks);
@@ -1244,8 +1269,15 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
   }
   if (rc == HCL_OK && failures) {
     rc = HCL_ERR_PLUGIN;
-    snprintf(err, errlen, "%s%d sweep point(s) failed; see %s (re-run to retry them)", tag,
-             failures, rec_path);
+    snprintf(err, errlen, "%s%d sweep point(s) failed (%s); see %s (re-run to retry them)", tag,
+             failures, run_fail.names, rec_path);
+  }
+  if (rc == HCL_OK && sel_fail.n) {
+    rc = HCL_ERR_PLUGIN;
+    snprintf(err, errlen,
+             "%s%d selection(s) failed (%s): no candidate finished with a finite val_loss; see "
+             "%s/sweep.jsonl",
+             tag, sel_fail.n, sel_fail.names, opt->sweep_dir);
   }
   hcl_config_free(&cfg);
   free_sweep(&sw);

@@ -45,13 +45,27 @@ void hcl_sweep_point_key_mask(const hcl_grid *sw, size_t p, unsigned skip, char 
  * record of the candidate with the lowest finite val_loss: its metrics, with
  * "selected" (the chosen values) and "candidates" (each one's val_loss). One
  * write and an fsync; on failure the error names sel_path. */
+/* Failures a sweep reports at its end: how many, and the first few named. */
+typedef struct hcl_sweep_failures {
+  int n;
+  char names[640];
+} hcl_sweep_failures;
+/* Count one failure of point `key` (and seed, when not NULL) in f (NULL: ignored). */
+void hcl_sweep_failure(hcl_sweep_failures *f, const char *key, const uint64_t *seed);
+/* Every (point, seed) whose selection failed (no candidate with a finite
+ * val_loss: written now, or before and not selected since) is counted in
+ * failed (may be NULL); one written now is named on stderr. */
 hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *dir, const char *sel_path,
-                                    int sel_fd, const uint64_t *seeds, size_t nS);
+                                    int sel_fd, const uint64_t *seeds, size_t nS,
+                                    hcl_sweep_failures *failed);
 /* "key":"value" pairs of the non-seed axes in [from, to) at point p,
  * comma-separated (the inside of a record's "point" object). */
 void hcl_sweep_axes_json(FILE *f, const hcl_grid *sw, size_t p, size_t from, size_t to);
 /* Whether line[0, len) is a whole sweep.jsonl record (a completed one with its metrics). */
 int hcl_sweep_line_ok(const char *line, size_t len);
+/* Whether the record line[0..len) itself is "completed" (its first status:
+ * a selection record's candidates have their own, later). */
+int hcl_sweep_line_completed(const char *line, size_t len);
 
 /* Expand "a, b" | "a..b" | "geom(lo, hi, n)" into strings (malloc'd array of malloc'd strings). */
 hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out, size_t *n);
@@ -136,6 +150,7 @@ typedef struct hcl_sweep_env {
   pthread_mutex_t lock;
   size_t ran, points_done;
   int failures, stop_all; /* stop_all: an interrupt or a write failure ends the sweep */
+  hcl_sweep_failures run_fail; /* the failed runs, the first few named */
   double t0;
   hcl_status rc; /* the first fatal error, its message in err */
   char err[8192];

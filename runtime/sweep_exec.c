@@ -173,7 +173,7 @@ void hcl_sweep_job_done(hcl_sweep_env *env, const hcl_sweep_job *j, hcl_status p
   }
   if (wrc == HCL_OK && env->sw->n_select) /* the points whose candidates are all in */
     wrc = hcl_sweep_select_pending(env->sw, env->opt->sweep_dir, env->path, env->sel_out,
-                                   env->seeds, env->nS);
+                                   env->seeds, env->nS, NULL);
   if (wrc != HCL_OK && env->rc == HCL_OK) {
     env->rc = wrc;
     snprintf(env->err, sizeof env->err, "%s", hcl_errmsg(NULL));
@@ -186,6 +186,7 @@ void hcl_sweep_job_done(hcl_sweep_env *env, const hcl_sweep_job *j, hcl_status p
   }
   if (prc != HCL_OK && prc != HCL_ERR_INTERRUPTED && prc != HCL_ERR_IO) {
     env->failures++;
+    hcl_sweep_failure(&env->run_fail, gkey, NULL);
     if (env->progress_tty) fputc('\n', stderr);
     fprintf(stderr, "hiercl sweep: %s%s failed: %s\n", env->tag, gkey, err);
   }

@@ -30,8 +30,23 @@ static const char *last_record(const char *text, const char *key, uint64_t seed,
   return found;
 }
 
-/* One (visible point, seed): its selection record into f, or 0 when a
- * candidate has no record yet — or when no candidate finished and
+void hcl_sweep_failure(hcl_sweep_failures *f, const char *key, const uint64_t *seed) {
+  if (!f) return;
+  size_t len = strlen(f->names), room = sizeof f->names - len;
+  if (++f->n > 4) { /* the first few name the problem; the record file has the rest */
+    if (f->n == 5 && room > 5) memcpy(f->names + len, ", ...", 6);
+    return;
+  }
+  char s[32] = "";
+  if (seed) snprintf(s, sizeof s, " seed %llu", (unsigned long long)*seed);
+  /* a long key is cut (%.*s), never the seed */
+  int keep = (int)(room > strlen(s) + 16 ? room - strlen(s) - 16 : 0);
+  snprintf(f->names + len, room, "%s%.*s%s", len ? ", " : "", keep, *key ? key : "(all)", s);
+}
+
+/* One (visible point, seed): writes its selection record into f and returns
+ * 1 (a candidate chosen) or 2 (none finished with a finite val_loss); -1
+ * when a candidate has no record yet; 0 when no candidate finished and
  * only_completed is set (a failed selection is not written twice). p is the
  * point's first candidate. */
 static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, size_t C,
@@ -45,8 +60,8 @@ static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, s
     hcl_sweep_point_key_mask(sw, p + c, 0, key, sizeof key);
     const char *l = last_record(cand, key, seed, &len);
     free(lines[c]);
-    if (!l || !(lines[c] = strndup(l, len))) return lines[c] = NULL, 0;
-    done[c] = strstr(lines[c], "\"status\":\"completed\"") != NULL;
+    if (!l || !(lines[c] = strndup(l, len))) return lines[c] = NULL, -1;
+    done[c] = hcl_sweep_line_completed(lines[c], len);
     if (!hcl_json_get_num(lines[c], "val_loss", &val[c])) val[c] = NAN;
     /* ties keep the first candidate in grid order: the choice is deterministic */
     if (done[c] && isfinite(val[c]) && val[c] < best_v) best_v = val[c], best = c;
@@ -81,11 +96,12 @@ static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, s
     if (tail) fprintf(f, "%.*s", (int)strlen(tail) - 1, tail); /* without its closing brace */
   }
   fputs("}\n", f);
-  return 1;
+  return best < C ? 1 : 2;
 }
 
 hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *dir, const char *sel_path,
-                                    int sel_fd, const uint64_t *seeds, size_t nS) {
+                                    int sel_fd, const uint64_t *seeds, size_t nS,
+                                    hcl_sweep_failures *failed) {
   /* every shard's records: the last candidate of a point may have run in another shard */
   char *cand = hcl_sweep_read_records(dir, "candidates"),
        *sel = hcl_sweep_read_records(dir, "sweep");
@@ -118,10 +134,16 @@ hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *dir, const c
     for (size_t k = 0; k < nS; k++) {
       size_t len;
       const char *prev = last_record(sel, vkey, seeds[k], &len);
-      const char *st = prev ? strstr(prev, "\"status\":\"completed\"") : NULL;
-      if (st && st < prev + len) continue; /* selected before */
+      if (prev && hcl_sweep_line_completed(prev, len)) continue; /* selected before */
       /* none yet, or a failed one whose candidates may since have been re-run */
-      select_one(f, sw, cand, p, C, seeds[k], vkey, prev != NULL, lines, val, done);
+      int r = select_one(f, sw, cand, p, C, seeds[k], vkey, prev != NULL, lines, val, done);
+      /* failed now, or before and its candidates still have no finite val_loss */
+      if (r == 0 || r == 2) hcl_sweep_failure(failed, vkey, &seeds[k]);
+      if (r == 2)
+        fprintf(stderr,
+                "hiercl sweep: selection failed at %s seed %llu: no candidate finished with a "
+                "finite val_loss\n",
+                *vkey ? vkey : "(all)", (unsigned long long)seeds[k]);
     }
   }
   for (size_t c = 0; c < C; c++) free(lines[c]);

@@ -142,8 +142,7 @@ hcl_status hcl_sweep_pick_records(const hcl_grid *sw, const char *text, const ui
         for (k = 0; k < nS && seeds[k] != v; k++) {
         }
       }
-      const char *st = strstr(line, "\"status\":\"completed\"");
-      int completed = st && st < nl;
+      int completed = hcl_sweep_line_completed(line, (size_t)(nl - line));
       /* a completed record wins over any other (a done point never runs
        * again); among equals the last one, in the order the files were read */
       if (p < np && k < nS && (completed || !pick[p * nS + k].completed))

@@ -254,7 +254,7 @@ static void failed_point_fails_its_shard(void **state) {
   assert_int_equal(sh("HIERCL_DEVICE_MEM_LIMIT=3000000 %s sweep %s --out %s %s --shard 1/2",
                       HCL_TEST_HIERCL, cfg, dir, common),
                    1);
-  assert_non_null(strstr(out, "shard 1/2: 1 sweep point(s) failed; see "));
+  assert_non_null(strstr(out, "shard 1/2: 1 sweep point(s) failed (model.width=300); see "));
   assert_non_null(strstr(out, "sweep.shard-1-of-2.jsonl"));
   assert_int_equal(sh("HIERCL_DEVICE_MEM_LIMIT=3000000 %s sweep %s --out %s %s --shard 0/2",
                       HCL_TEST_HIERCL, cfg, dir, common),

@@ -95,8 +95,8 @@ static void ref_out(const ref *r, const double *p, const double *z, size_t n, do
   for (size_t i = 0; i < n; i++) {
     double f = 0;
     for (size_t k = 0; k < m; k++) {
-      double u = dot(p + off_w0(r) + k * dz, z + i * dz, dz);
-      double s = dot(p + off_w(r) + k * dz, z + i * dz, dz);
+      double u = dot(p + off_w0(r) + k * dz, z + i * dz, dz) / sqrt((double)dz);
+      double s = dot(p + off_w(r) + k * dz, z + i * dz, dz) / sqrt((double)dz);
       double c = p[off_a(r) + k] * dsig(r->act, r->order, u);
       f += r->order == 1 ? c * s : c * s * s / 2;
     }
@@ -111,10 +111,10 @@ static void ref_grad(const ref *r, const double *p, const double *z, size_t n, c
   memset(grad, 0, ref_np(r) * sizeof *grad);
   for (size_t i = 0; i < n; i++)
     for (size_t k = 0; k < m; k++) {
-      double u = dot(p + off_w0(r) + k * dz, z + i * dz, dz);
-      double s = dot(p + off_w(r) + k * dz, z + i * dz, dz);
+      double u = dot(p + off_w0(r) + k * dz, z + i * dz, dz) / sqrt((double)dz);
+      double s = dot(p + off_w(r) + k * dz, z + i * dz, dz) / sqrt((double)dz);
       double c = p[off_a(r) + k] * dsig(r->act, r->order, u) / sqrt((double)m);
-      double e = dout[i] * (r->order == 1 ? c : c * s);
+      double e = dout[i] * (r->order == 1 ? c : c * s) / sqrt((double)dz);
       for (size_t j = 0; j < dz; j++) grad[off_w(r) + k * dz + j] += e * z[i * dz + j];
     }
 }
@@ -128,10 +128,10 @@ static double ref_objective(const ref *r, const double *p, const double *z, size
   return s;
 }
 
-/* The two-layer net g(theta; z) = (1/sqrt m) sum_r a_r sigma(theta_r . z). */
+/* The two-layer net g(theta; z) = (1/sqrt m) sum_r a_r sigma(theta_r . z/sqrt(dz)). */
 static double two_layer(const ref *r, const double *theta, const double *a, const double *z) {
-  double g = 0;
-  for (size_t k = 0; k < r->m; k++) g += a[k] * sig(r->act, dot(theta + k * r->dz, z, r->dz));
+  double g = 0, u = 1 / sqrt((double)r->dz);
+  for (size_t k = 0; k < r->m; k++) g += a[k] * sig(r->act, u * dot(theta + k * r->dz, z, r->dz));
   return g / sqrt((double)r->m);
 }
 
@@ -324,6 +324,19 @@ static void test_layout(void **state) {
   assert_int_equal(b[3].rows, 5);
   assert_int_equal(b[3].cols, 10);
   model_free(&m);
+  /* rep_power = 2: D = d^2 whatever rep_width says (d = 10 here) */
+  const char *kp[] = {"order=2",     "representation=neural", "width=7",
+                      "rep_width=5", "rep_power=2",           NULL};
+  assert_int_equal(model_make(kp, 1, &seed, 4, &t, &m), HCL_OK);
+  b = g_vt->blocks(m.self, &nb);
+  assert_int_equal(b[0].cols, 100);
+  assert_int_equal(b[3].rows, 100);
+  assert_int_equal(b[5].rows * b[5].cols, 100 * 100);
+  model_free(&m);
+  /* d^4 = 10 000 > 4096: refused, naming the key */
+  const char *kq[] = {"order=2", "representation=neural", "width=7", "rep_power=4", NULL};
+  assert_int_equal(model_make(kq, 1, &seed, 4, &t, &m), HCL_ERR_PARAM);
+  assert_non_null(strstr(hcl_errmsg(g_ctx), "rep_power = 4"));
 }
 
 static void test_rejects(void **state) {
@@ -522,6 +535,47 @@ static void check_expansion(int order, int act, int neural) {
   model_free(&m);
 }
 
+/* A large representation (D = 256, batches of 1024: products that go to
+ * CLBlast): two replicas with the same seed and whitening give the float64
+ * reference's outputs (a replica-batched whitening product gave one replica
+ * wrong rows). */
+static void test_large_representation_replicas(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  enum { R = 2 };
+  const uint64_t seeds[R] = {5, 5};
+  const size_t n = 1024, d = 16, D = 256;
+  hcl_target_info t = target_vec(d, HCL_TASK_REGRESSION);
+  model m;
+  char buf[6][64];
+  spec s = {2, A_RELU3, 1, 37, D};
+  assert_int_equal(model_make(spec_kv(&s, buf), R, seeds, n, &t, &m), HCL_OK);
+  ref r = {.m = 37, .d = d, .D = D, .dz = D, .order = 2, .act = A_RELU3, .neural = 1};
+  assert_int_equal(g_vt->init(m.self, m.params), HCL_OK);
+  float *ph = read_floats(m.params, R * m.np);
+  for (size_t i = off_M(&r); i < off_fit(&r); i++) /* one whitening for both */
+    ph[i] = ph[m.np + i] = (float)urand(-0.1, 0.1);
+  ph[off_fit(&r)] = ph[m.np + off_fit(&r)] = 1.0f;
+  assert_int_equal(hcl_buf_write(g_ctx, m.params, ph, R * m.np * sizeof *ph), HCL_OK);
+  float *xh = random_floats(n * d, -1, 1), *x2 = malloc(R * n * d * sizeof *x2);
+  memcpy(x2, xh, n * d * sizeof *x2), memcpy(x2 + n * d, xh, n * d * sizeof *x2);
+  hcl_buf x = upload(x2, R * n * d), out;
+  assert_int_equal(hcl_buf_alloc(g_ctx, R * n * sizeof(float), &out), HCL_OK);
+  assert_int_equal(g_vt->forward(m.self, m.params, x, n, out), HCL_OK);
+  float *oh = read_floats(out, R * n);
+  double *p = to_double(ph, m.np), *xd = to_double(xh, n * d);
+  double *z = malloc(n * D * sizeof *z), *want = malloc(n * sizeof *want);
+  ref_z(&r, p, xd, n, z);
+  ref_out(&r, p, z, n, want);
+  assert_true(max_abs(want, n) > 1e-3);
+  assert_close(oh, want, n, 1e-3, "D = 256, replica 0");
+  assert_close(oh + n, want, n, 1e-3, "D = 256, replica 1");
+  free(p), free(xd), free(z), free(want), free(ph), free(oh), free(xh), free(x2);
+  hcl_buf_free(g_ctx, &x);
+  hcl_buf_free(g_ctx, &out);
+  model_free(&m);
+}
+
 static void test_taylor_expansion(void **state) {
   (void)state;
   NEED_DEVICE();
@@ -533,7 +587,7 @@ static void test_taylor_expansion(void **state) {
   check_expansion(2, A_RELU3, 1);
 }
 
-/* Init draws: a = +-1, w0 ~ N(0, 1), w ~ N(0, init_std^2/dz), V ~ N(0, 1/d),
+/* Init draws: a = +-1, w0 ~ N(0, 1), w ~ N(0, init_std^2), V ~ N(0, 1/d),
  * b = 0, whitening blocks 0. */
 static void test_init_statistics(void **state) {
   (void)state;
@@ -552,8 +606,8 @@ static void test_init_statistics(void **state) {
   struct {
     size_t off, count;
     double var;
-  } blk[] = {{off_w(&r), M * D, 0.09 / D},
-             {off_w0(&r), M * D, 1.0},
+  } blk[] = {{off_w(&r), M * D, 0.09},
+             {off_w0(&r), M * D, 1.0}, /* the model sees z/sqrt(D): w0 . z/sqrt(D) ~ N(0, 1) */
              {off_v(&r), D * d, 1.0 / d},
              {off_a(&r), M, 1.0}};
   for (size_t rep = 0; rep < R; rep++) {
@@ -935,7 +989,7 @@ static const char *gd_cfg =
     "[run]\nseed = 3\n"
     "[target]\nplugin = staircase\nn = 6\nk = 2\ninputs = gaussian\n"
     "[model]\nplugin = taylor\nwidth = 256\norder = 2\nrepresentation = neural\nrep_width = 24\n"
-    "[train]\nalgorithm = gd\nsteps = 200\nbatch = 200\ntrain_size = 200\nlr = 0.1\nloss = mse\n"
+    "[train]\nalgorithm = gd\nsteps = 200\nbatch = 200\ntrain_size = 200\nlr = 5\nloss = mse\n"
     "[eval]\nevery = 50\ntest_size = 400\nprobes = false\n";
 
 static hcl_status run_cfg(const char *text, const char *const *sets, size_t n_sets, char *dir,
@@ -997,7 +1051,7 @@ static void test_gd_neural_staircase(void **state) {
   NEED_DEVICE();
   check_gd_lowers_loss(gd_cfg, NULL, 0);
   /* the NTK on the raw input, too */
-  const char *raw[] = {"model.order=1", "model.representation=raw", "train.lr=0.5"};
+  const char *raw[] = {"model.order=1", "model.representation=raw", "train.lr=3"};
   check_gd_lowers_loss(gd_cfg, raw, 3);
 }
 
@@ -1021,7 +1075,7 @@ static void test_gd_low_rank_poly(void **state) {
       "[target]\nplugin = low_rank_poly\n"
       "[model]\nplugin = taylor\nwidth = 256\norder = 2\nrepresentation = neural\n"
       "rep_width = 32\n"
-      "[train]\nalgorithm = gd\nsteps = 200\nbatch = 300\ntrain_size = 300\nlr = 0.02\n"
+      "[train]\nalgorithm = gd\nsteps = 200\nbatch = 300\ntrain_size = 300\nlr = 5\n"
       "loss = mse\n"
       "[eval]\nevery = 50\ntest_size = 400\nprobes = false\n";
   check_gd_lowers_loss(cfg, sets + 1, ns - 1);
@@ -1074,6 +1128,7 @@ int main(void) {
       cmocka_unit_test(test_forward_backward_raw),
       cmocka_unit_test(test_forward_backward_neural),
       cmocka_unit_test(test_taylor_expansion),
+      cmocka_unit_test(test_large_representation_replicas),
       cmocka_unit_test(test_init_statistics),
       cmocka_unit_test(test_replicas_bitwise),
       cmocka_unit_test(test_whitening),

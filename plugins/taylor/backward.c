@@ -1,6 +1,8 @@
 /* taylor plugin: gradient of sum(dout . out) with respect to the parameters. */
 #include "taylor.h"
 
+#include <math.h>
+
 static cl_ulong fo(hcl_buf b) { return (cl_ulong)(b.offset / sizeof(float)); }
 
 /* Neural: the whitening must have been fitted (rep.fitted > 0 in every
@@ -28,8 +30,8 @@ static hcl_status check_fitted(hcl_taylor *m, hcl_buf params) {
 }
 
 /* f_g = sum_r C_gr t(S_gr) with t(s) = s (order 1) or s^2/2 (order 2), and
- * S_gr = w_r . z_g, so d(sum_g dout_g f_g)/dw_r = sum_g E_gr z_g with
- * E = dout C (order 1) or dout C S (order 2): grad_w = E^T Z per replica.
+ * S_gr = w_r . z_g/sqrt(dz), so d(sum_g dout_g f_g)/dw_r = sum_g E_gr z_g/sqrt(dz)
+ * with E = dout C (order 1) or dout C S (order 2): grad_w = E^T Z/sqrt(dz).
  * The frozen blocks get a zero gradient. */
 hcl_status hcl_taylor_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad) {
   hcl_taylor *m = self;
@@ -59,7 +61,8 @@ hcl_status hcl_taylor_backward(void *self, hcl_buf params, hcl_buf dout, size_t 
   size_t gws[2] = {w, rows};
   HCL_TAYLOR_TRY(host->run_kernel(m->ctx, m->k_dcoef, 2, gws, NULL, "taylor_dcoef",
                                   sizeof args / sizeof *args, args));
-  return host->sgemm_batched(m->ctx, 1, 0, w, dz, n, 1.0f, hcl_taylor_view(m->eb, 0, R * n * w), w,
+  float s = (float)(1.0 / sqrt((double)dz)); /* the model's input is z/sqrt(dz) (forward.c) */
+  return host->sgemm_batched(m->ctx, 1, 0, w, dz, n, s, hcl_taylor_view(m->eb, 0, R * n * w), w,
                              n * w, hcl_taylor_z(m, n), dz, n * dz, 0.0f,
                              hcl_taylor_pview(m, grad, HCL_TAYLOR_B_W), dz, np, R);
 }

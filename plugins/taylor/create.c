@@ -106,8 +106,32 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_tayl
   if (ws < 0)
     return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: whiten_size = %lld: must be >= 0",
                            (long long)ws);
-  m->whiten_size = ws > 0 ? (uint64_t)ws : DEF_WHITEN_PER_UNIT * (uint64_t)D;
+  m->whiten_size = (uint64_t)ws; /* 0: automatic, set once D is known (size_rep) */
+  int64_t k = p ? host->param_int(p, "rep_power") : 0;
+  if (k < 0 || k > 8)
+    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: rep_power = %lld: expected 0 to 8",
+                           (long long)k);
+  m->rep_power = (int)k;
   return parse_act(r, m, p ? host->param_str(p, "activation") : NULL);
+}
+
+/* D = d^rep_power when rep_power > 0 (the paper's representation needs
+ * D >~ d^ceil(p/2) units to express the target's degree-ceil(p/2) factors),
+ * else rep_width; then the automatic whiten_size. After read_target. */
+static hcl_status size_rep(const hcl_report *r, hcl_taylor *m) {
+  if (!m->neural) return HCL_OK;
+  if (m->rep_power > 0) {
+    double D = 1;
+    for (int i = 0; i < m->rep_power; i++) D *= (double)m->d;
+    if (D > 4096)
+      return hcl_report_fail(r, HCL_ERR_PARAM,
+                             "taylor: rep_power = %d: D = d^%d = %.0f for d = %zu exceeds 4096 "
+                             "(the range of rep_width)",
+                             m->rep_power, m->rep_power, D, m->d);
+    m->D = (size_t)D;
+  }
+  if (!m->whiten_size) m->whiten_size = DEF_WHITEN_PER_UNIT * (uint64_t)m->D;
+  return HCL_OK;
 }
 
 /* Input size from the target; one output (regression, or the score of a
@@ -225,6 +249,7 @@ hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
   hcl_report rep = {.host = host, .ctx = ctx};
   hcl_status rc = read_params(&rep, setup->params, m);
   if (rc == HCL_OK) rc = read_target(&rep, target, m);
+  if (rc == HCL_OK) rc = size_rep(&rep, m);
   if (rc != HCL_OK) {
     hcl_taylor_destroy(m);
     return rc;
@@ -281,5 +306,6 @@ hcl_status hcl_taylor_check(const hcl_params *p, const hcl_check_info *run,
   hcl_taylor m;
   memset(&m, 0, sizeof m);
   HCL_TAYLOR_TRY(read_params(&rep, p, &m));
-  return read_target(&rep, target, &m);
+  HCL_TAYLOR_TRY(read_target(&rep, target, &m));
+  return size_rep(&rep, &m);
 }

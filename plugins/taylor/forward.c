@@ -25,9 +25,15 @@ hcl_status hcl_taylor_represent(hcl_taylor *m, hcl_buf params, hcl_buf x, size_t
   size_t R = m->R, D = m->D;
   HCL_TAYLOR_TRY(hcl_taylor_hidden(m, params, x, n));
   hcl_buf z = hcl_taylor_view(m->zb, 0, R * n * D);
-  HCL_TAYLOR_TRY(host->sgemm_batched(
-      m->ctx, 0, 0, n, D, D, 1.0f, hcl_taylor_view(m->hb, 0, R * n * D), D, n * D,
-      hcl_taylor_pview(m, params, HCL_TAYLOR_B_WHITEN), D, m->n_params, 0.0f, z, D, n * D, R));
+  /* one product per replica: the replica-batched call (B strided by
+   * n_params, through CLBlast at these sizes) returned wrong rows for one
+   * replica on PoCL at D = 128 and 256 (R = 2, the same seed: different
+   * outputs); the separate calls agree with a separate run */
+  for (size_t r = 0; r < R; r++)
+    HCL_TAYLOR_TRY(host->sgemm_batched(
+        m->ctx, 0, 0, n, D, D, 1.0f, hcl_taylor_view(m->hb, r * n * D, n * D), D, n * D,
+        hcl_taylor_view(params, r * m->n_params + m->off[HCL_TAYLOR_B_WHITEN], D * D), D, D * D,
+        0.0f, hcl_taylor_view(z, r * n * D, n * D), D, n * D, 1));
   return host->bias_act(m->ctx, HCL_ACT_IDENTITY, z,
                         hcl_taylor_pview(m, params, HCL_TAYLOR_B_OFFSET), m->n_params, z, R, n, D);
 }
@@ -44,10 +50,14 @@ static hcl_status check_n(hcl_taylor *m, size_t n) {
   return HCL_OK;
 }
 
-/* P [R, n, m] = z W^T for the block W [m, dz] of params. */
+/* P [R, n, m] = z W^T / sqrt(dz) for the block W [m, dz] of params: the
+ * model sees z/sqrt(dz), of unit norm on either representation (the paper's
+ * inputs on the unit sphere), so one lr and init mean the same on both and
+ * at every d (with z itself the curvature grew like dz). */
 static hcl_status project(hcl_taylor *m, hcl_buf params, int blk, hcl_buf z, size_t n, hcl_buf p) {
   size_t dz = m->dz, w = m->m;
-  return hcl_taylor_host->sgemm_batched(m->ctx, 0, 1, n, w, dz, 1.0f, z, dz, n * dz,
+  float s = (float)(1.0 / sqrt((double)dz));
+  return hcl_taylor_host->sgemm_batched(m->ctx, 0, 1, n, w, dz, s, z, dz, n * dz,
                                         hcl_taylor_pview(m, params, blk), dz, m->n_params, 0.0f,
                                         hcl_taylor_view(p, 0, m->R * n * w), w, n * w, m->R);
 }

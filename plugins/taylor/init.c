@@ -13,7 +13,7 @@ static hcl_status draw(hcl_taylor *m, hcl_buf params, int blk, hcl_rng_dist dist
                               m->n_params, bl->rows * bl->cols);
 }
 
-/* w ~ N(0, init_std^2/dz), w0 ~ N(0, w0_std^2), a ~ +-1; neural: V ~ N(0, 1/d),
+/* w ~ N(0, init_std^2), w0 ~ N(0, w0_std^2), a ~ +-1; neural: V ~ N(0, 1/d),
  * b ~ N(0, rep_bias^2), and the whitening blocks zero (not fitted yet: the
  * model outputs 0 until algorithm gd fits them). */
 hcl_status hcl_taylor_init(void *self, hcl_buf params) {
@@ -21,8 +21,11 @@ hcl_status hcl_taylor_init(void *self, hcl_buf params) {
   const hcl_host_api *host = hcl_taylor_host;
   m->fitted_mem = NULL;
   m->have_forward = 0;
-  HCL_TAYLOR_TRY(draw(m, params, HCL_TAYLOR_B_W, HCL_RNG_NORMAL, 0.0,
-                      m->init_std / sqrt((double)m->dz), HCL_TAYLOR_STREAM_W));
+  /* the model sees z/sqrt(dz), of unit norm (forward.c): w_r . z/sqrt(dz) is
+   * about init_std and w0_r . z/sqrt(dz) about N(0, w0_std^2) on either
+   * representation and at every d */
+  HCL_TAYLOR_TRY(
+      draw(m, params, HCL_TAYLOR_B_W, HCL_RNG_NORMAL, 0.0, m->init_std, HCL_TAYLOR_STREAM_W));
   HCL_TAYLOR_TRY(
       draw(m, params, HCL_TAYLOR_B_W0, HCL_RNG_NORMAL, 0.0, m->w0_std, HCL_TAYLOR_STREAM_W0));
   HCL_TAYLOR_TRY(

@@ -15,9 +15,11 @@ static const hcl_param_desc params[] = {
      "m: neurons of the wide two-layer net g(w; z) = (1/sqrt m) sum_r a_r sigma(w_r . z) "
      "whose Taylor expansion around w0 is the model"},
     {"order", HCL_PARAM_INT, "2", 1, 2, NULL,
-     "1: NTK f(z) = (1/sqrt m) sum_r a_r sigma'(w0_r . z)(w_r . z), the linearisation "
-     "d/de g(w0 + e w) at e = 0; 2: QuadNTK f(z) = (1/(2 sqrt m)) sum_r a_r sigma''(w0_r . z)"
-     "(w_r . z)^2, the second-order term (1/2) d^2/de^2 g(w0 + e w) at e = 0"},
+     "1: NTK f(z) = (1/sqrt m) sum_r a_r sigma'(w0_r . u)(w_r . u), the linearisation "
+     "d/de g(w0 + e w) at e = 0; 2: QuadNTK f(z) = (1/(2 sqrt m)) sum_r a_r sigma''(w0_r . u)"
+     "(w_r . u)^2, the second-order term (1/2) d^2/de^2 g(w0 + e w) at e = 0; u = z/sqrt(dz) "
+     "has unit norm on either representation (the paper's inputs on the unit sphere), so one "
+     "lr and init mean the same on both and at every d"},
     {"activation", HCL_PARAM_ENUM, "auto", 1, 0, activations,
      "sigma of the two-layer net (its derivative of order `order` is used): auto = relu for "
      "order 1 (sigma' = 1{t > 0}, the ReLU NTK) and relu3 for order 2 (our reading of the "
@@ -39,14 +41,20 @@ static const hcl_param_desc params[] = {
      "D: width of the random representation h(x) = relu(V x + b), V [D, d] ~ N(0, 1/d) per "
      "replica seed (representation = neural only); the whitening costs O(D^3) on the host "
      "in double (about 3 s per replica at D = 1000) and D^2 floats of parameters"},
+    {"rep_power", HCL_PARAM_INT, "0", 0, 8, NULL,
+     "k > 0: the representation's width is D = d^k (then rep_width is ignored), so that it "
+     "grows with d as the paper's needs (D >~ d^ceil(p/2) units express the target's "
+     "degree-ceil(p/2) factors: k = 2 for p = 4); 0: D = rep_width at every d"},
     {"rep_bias", HCL_PARAM_DOUBLE, "0", 0, 1e6, NULL,
      "standard deviation of the representation's bias b ~ N(0, rep_bias^2) (0: no bias)"},
     {"init_std", HCL_PARAM_DOUBLE, "0.01", 0, 1e6, NULL,
-     "trainable w_r ~ N(0, init_std^2 / dz I) at init (so w_r . z is about init_std): the "
+     "trainable w_r ~ N(0, init_std^2 I) at init (so w_r . u is about init_std): the "
      "expansion starts at w = 0 in the paper's reading, but w = 0 is a stationary point of the "
      "order-2 model (zero gradient), so a small random start is the default; 0 = exactly 0"},
     {"w0_std", HCL_PARAM_DOUBLE, "1", 0, 1e6, NULL,
-     "expansion point w0_r ~ N(0, w0_std^2 I) (SPEC: N(0, I)); a_r ~ Unif{-1, +1}"},
+     "expansion point w0_r ~ N(0, w0_std^2 I), so that the pre-activation w0_r . u is about "
+     "N(0, w0_std^2) on either representation (u = z/sqrt(dz) has unit norm, see order): "
+     "the paper's w0 ~ N(0, I) on inputs of unit norm; a_r ~ Unif{-1, +1}"},
     {"whiten_rcond", HCL_PARAM_DOUBLE, "1e-6", 0, 1, NULL,
      "neural: eigenvalues of the covariance of h below whiten_rcond * the largest are "
      "dropped (their directions map to 0) instead of amplified"},

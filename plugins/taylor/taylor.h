@@ -1,9 +1,11 @@
 /* taylor plugin: shared declarations of its source files (not an ABI).
  *
  * SPEC 2.5 (neural-rep, our reading): Taylor models of a wide two-layer net
- * g(w; z) = (1/sqrt m) sum_r a_r sigma(w_r . z) around a random point w0:
- *   order 1 (NTK):     f(z) = (1/sqrt m)     sum_r a_r sigma'(w0_r . z) (w_r . z)
- *   order 2 (QuadNTK): f(z) = (1/(2 sqrt m)) sum_r a_r sigma''(w0_r . z) (w_r . z)^2
+ * g(w; z) = (1/sqrt m) sum_r a_r sigma(w_r . u) around a random point w0,
+ * u = z/sqrt(dz) (of unit norm on either representation: the paper's inputs
+ * on the unit sphere, so one lr and init mean the same on both):
+ *   order 1 (NTK):     f(z) = (1/sqrt m)     sum_r a_r sigma'(w0_r . u) (w_r . u)
+ *   order 2 (QuadNTK): f(z) = (1/(2 sqrt m)) sum_r a_r sigma''(w0_r . u) (w_r . u)^2
  * on z = x (raw) or z = whitened relu(V x + b) (neural), the latter scaled
  * to the raw input's mean square per coordinate (whiten.c). */
 #ifndef HCL_TAYLOR_H
@@ -28,7 +30,7 @@ extern const hcl_host_api *hcl_taylor_host;
 enum {
   HCL_TAYLOR_STREAM_W0 = 1, /* w0 [m, dz] ~ N(0, w0_std^2) */
   HCL_TAYLOR_STREAM_A = 2,  /* a [m] ~ Unif{-1, +1} */
-  HCL_TAYLOR_STREAM_W = 3,  /* w [m, dz] ~ N(0, init_std^2 / dz) */
+  HCL_TAYLOR_STREAM_W = 3,  /* w [m, dz] ~ N(0, init_std^2) */
   HCL_TAYLOR_STREAM_V = 4,  /* V [D, d] ~ N(0, 1/d) */
   HCL_TAYLOR_STREAM_B = 5   /* b [D] ~ N(0, rep_bias^2) */
 };
@@ -61,6 +63,7 @@ typedef struct hcl_taylor {
   hcl_ctx *ctx;
   size_t R, d, D, dz, m, max_batch, n_params, n_blocks, y_dim;
   int order, neural;
+  int rep_power; /* > 0: D = d^rep_power instead of rep_width */
   hcl_taylor_act act;
   double init_std, w0_std, rep_bias, rcond;
   uint64_t whiten_size; /* N: unlabelled samples the whitening is fitted on */
