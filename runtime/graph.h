@@ -36,7 +36,7 @@ typedef struct hcl_gnode {
   int act;      /* hcl_graph_act */
   float coef[HCL_GRAPH_MAX_COEF];
   size_t n_coef;
-  size_t first; /* slice: first channel */
+  size_t first; /* slice: first channel; matmul: the block's first column */
   const hcl_graph_custom *op;
   size_t cblock[HCL_GRAPH_CUSTOM_MAX_BLOCKS]; /* custom: its blocks */
   size_t n_cblocks;
@@ -128,6 +128,7 @@ void hcl_graph_free(hcl_graph *g);
 /* The builders of hcl_host_api. */
 hcl_tensor hcl_g_input(hcl_graph *g);
 hcl_tensor hcl_g_matmul(hcl_graph *g, hcl_tensor a, const char *block);
+hcl_tensor hcl_g_matmul_cols(hcl_graph *g, hcl_tensor a, const char *block, size_t first);
 hcl_tensor hcl_g_bias(hcl_graph *g, hcl_tensor a, const char *block);
 hcl_tensor hcl_g_act(hcl_graph *g, hcl_tensor a, int act, const float *coef, size_t n_coef);
 hcl_tensor hcl_g_add(hcl_graph *g, hcl_tensor a, hcl_tensor b);

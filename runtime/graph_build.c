@@ -120,6 +120,24 @@ hcl_tensor hcl_g_matmul(hcl_graph *g, hcl_tensor a, const char *block) {
   return t;
 }
 
+hcl_tensor hcl_g_matmul_cols(hcl_graph *g, hcl_tensor a, const char *block, size_t first) {
+  hcl_gnode *x = node(g, a, "matmul_cols");
+  long b = x ? find_block(g, block, "matmul_cols") : -1;
+  if (b < 0) return HCL_GRAPH_BAD;
+  const hcl_block *blk = &g->blocks[b];
+  if (first > blk->cols || x->C > blk->cols - first)
+    return bad(g, "matmul_cols",
+               "block %s is [%zu, %zu]: columns %zu .. %zu (the input's %zu channels from "
+               "column %zu) do not fit",
+               blk->name, blk->rows, blk->cols, first, first + x->C - 1, x->C, first);
+  hcl_tensor t = push(g, HCL_GN_MATMUL, a, -1, x->P, blk->rows);
+  if (t >= 0) {
+    g->nodes[t].block = (size_t)b;
+    g->nodes[t].first = first;
+  }
+  return t;
+}
+
 hcl_tensor hcl_g_bias(hcl_graph *g, hcl_tensor a, const char *block) {
   hcl_gnode *x = node(g, a, "bias");
   long b = x ? find_block(g, block, "bias") : -1;

@@ -57,23 +57,31 @@ static hcl_status run_generated(hcl_graph *g, const bind *b, const hcl_gstep *s)
       s->node < g->n && s - g->steps < (ptrdiff_t)g->n_fwd ? "graph_fwd" : "graph_bwd", k, args);
 }
 
+/* The block argument of a matmul step narrowed to its column window:
+ * `first` columns in, the block's full width as leading dimension. */
+static hcl_buf window(hcl_buf w, size_t first) {
+  return (hcl_buf){w.mem, w.offset + first * sizeof(float), w.size - first * sizeof(float)};
+}
+
 /* The three products of a matmul node: forward C = A W^T, weight gradient
- * dW (+)= G^T A, input gradient dA (+)= G W; rows = n P per replica. */
+ * dW (+)= G^T A, input gradient dA (+)= G W; rows = n P per replica. W is
+ * the block's column window [out, in] with leading dimension ld. */
 static hcl_status run_gemm(hcl_graph *g, const bind *b, const hcl_gstep *s) {
   const hcl_gnode *nd = &g->nodes[s->node];
   size_t in = g->nodes[nd->in[0]].C, out = nd->C, rows = b->n * nd->P;
+  size_t ld = g->blocks[nd->block].cols;
   size_t o[3], st[3], sp[3];
   hcl_buf x = arg_buf(g, b, s->arg[0], &o[0], &st[0], &sp[0]);
   hcl_buf y = arg_buf(g, b, s->arg[1], &o[1], &st[1], &sp[1]);
   hcl_buf z = arg_buf(g, b, s->arg[2], &o[2], &st[2], &sp[2]);
   if (s->gemm == 0)
-    return hcl_sgemm_batched(g->ctx, 0, 1, rows, out, in, 1.0f, x, in, st[0], y, in, st[1], 0.0f, z,
-                             out, st[2], g->R);
+    return hcl_sgemm_batched(g->ctx, 0, 1, rows, out, in, 1.0f, x, in, st[0], window(y, nd->first),
+                             ld, st[1], 0.0f, z, out, st[2], g->R);
   if (s->gemm == 1)
     return hcl_sgemm_batched(g->ctx, 1, 0, out, in, rows, 1.0f, x, out, st[0], y, in, st[1],
-                             s->beta, z, in, st[2], g->R);
-  return hcl_sgemm_batched(g->ctx, 0, 0, rows, in, out, 1.0f, x, out, st[0], y, in, st[1], s->beta,
-                           z, in, st[2], g->R);
+                             s->beta, window(z, nd->first), ld, st[2], g->R);
+  return hcl_sgemm_batched(g->ctx, 0, 0, rows, in, out, 1.0f, x, out, st[0], window(y, nd->first),
+                           ld, st[1], s->beta, z, in, st[2], g->R);
 }
 
 static hcl_status run_custom(hcl_graph *g, const bind *b, const hcl_gstep *s) {

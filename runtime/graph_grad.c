@@ -13,8 +13,9 @@ typedef struct rev {
   int *gv;      /* [nodes]: gradient value, -1: none yet */
   int *holders; /* [values]: nodes not yet processed whose gradient is it */
   size_t n_holders;
-  char *written; /* [blocks]: gradient written already (next one adds) */
-  int zero_all;  /* a custom op adds to a block gradient nothing wrote yet */
+  char *written;   /* [blocks]: 1 gradient written (next one adds), 2 in part by windows */
+  size_t *wfloats; /* [blocks]: floats of the disjoint column windows written */
+  int zero_all;    /* a step adds to a block gradient nothing wrote yet */
 } rev;
 
 #define NOMEM(g) hcl_fail((g)->ctx, HCL_ERR_NOMEM, "graph: out of host memory")
@@ -89,9 +90,37 @@ static hcl_status alias(rev *r, int32_t a, int v, size_t node) {
 
 /* Parameter gradient steps: the first write sets, later ones add. */
 static float param_beta(rev *r, size_t block) {
+  if (r->written[block] == 2) r->zero_all = 1; /* the rest of a windowed block */
   float beta = r->written[block] ? 1.0f : 0.0f;
   r->written[block] = 1;
   return beta;
+}
+
+/* The same for matmul node v reading a column window of its block: a window
+ * disjoint from those written before sets its columns; one equal to an
+ * earlier window adds; one overlapping another adds onto a gradient zeroed
+ * first. Windows that tile the block leave nothing to zero. */
+static float window_beta(rev *r, size_t v) {
+  hcl_graph *g = r->g;
+  const hcl_gnode *n = &g->nodes[v];
+  size_t b = n->block, f = n->first, w = g->nodes[n->in[0]].C;
+  if (r->written[b] == 1) return 1.0f;
+  int overlap = 0;
+  for (size_t i = g->n_fwd; r->written[b] && i + 1 < g->n_steps; i++) {
+    const hcl_gstep *s = &g->steps[i]; /* earlier weight gradients of block b */
+    if (s->kind != HCL_GS_GEMM || s->gemm != 1 || g->nodes[s->node].block != b) continue;
+    const hcl_gnode *o = &g->nodes[s->node];
+    size_t of = o->first, ow = g->nodes[o->in[0]].C;
+    if (of == f && ow == w) return 1.0f;
+    if (of < f + w && f < of + ow) overlap = 1;
+  }
+  if (overlap) {
+    r->zero_all = 1;
+    return 1.0f;
+  }
+  r->wfloats[b] += g->blocks[b].rows * w;
+  r->written[b] = r->wfloats[b] == g->blocks[b].rows * g->blocks[b].cols ? 1 : 2;
+  return 0.0f;
 }
 
 /* gin (+)= g * df(x) (act) or g * other (mul): one kernel. */
@@ -186,7 +215,7 @@ static hcl_status custom_grad(rev *r, size_t v, int g_val) {
   }
   s->arg[ni] = hcl_ga(HCL_GA_VALUE, g_val);
   for (size_t i = 0; i < nb; i++) { /* the op adds: a gradient nothing wrote yet starts at 0 */
-    if (!r->written[n->cblock[i]]) r->zero_all = 1;
+    if (r->written[n->cblock[i]] != 1) r->zero_all = 1;
     r->written[n->cblock[i]] = 1;
     s->arg[2 * ni + 1 + i] = hcl_ga(HCL_GA_PARAM, (int)n->cblock[i]);
     s->arg[2 * ni + 1 + nb + i] = hcl_ga(HCL_GA_GRAD, (int)n->cblock[i]);
@@ -209,7 +238,8 @@ static hcl_status node_grad(rev *r, size_t v, int gv) {
     s->arg[1] = hcl_ga(HCL_GA_VALUE, value_of(g, n->in[0]));
     s->arg[2] = hcl_ga(HCL_GA_GRAD, (int)n->block);
     s->n_args = 3;
-    s->beta = param_beta(r, n->block);
+    s->beta = g->nodes[n->in[0]].C == g->blocks[n->block].cols ? param_beta(r, n->block)
+                                                               : window_beta(r, v);
     if (!g->nodes[n->in[0]].grad) return HCL_OK;
     int t, acc;
     HCL_TRY(target(r, n->in[0], &t, &acc, v));
@@ -252,7 +282,8 @@ hcl_status hcl_graph_grad_steps(hcl_graph *g) {
   rev r = {.g = g};
   r.gv = malloc(g->n * sizeof *r.gv);
   r.written = calloc(g->n_blocks + 1, 1);
-  hcl_status rc = r.gv && r.written ? grow_holders(&r) : NOMEM(g);
+  r.wfloats = calloc(g->n_blocks + 1, sizeof *r.wfloats);
+  hcl_status rc = r.gv && r.written && r.wfloats ? grow_holders(&r) : NOMEM(g);
   for (size_t i = 0; r.gv && i < g->n; i++) r.gv[i] = -1;
   int dout = rc == HCL_OK ? hcl_graph_new_value(g, HCL_GV_DOUT, g->out_dim) : -1;
   if (rc == HCL_OK && dout < 0) rc = NOMEM(g);
@@ -270,7 +301,7 @@ hcl_status hcl_graph_grad_steps(hcl_graph *g) {
   }
   size_t covered = 0; /* floats of the blocks the steps write */
   for (size_t b = 0; rc == HCL_OK && b < g->n_blocks; b++)
-    if (r.written[b]) covered += g->blocks[b].rows * g->blocks[b].cols;
+    if (r.written[b] == 1) covered += g->blocks[b].rows * g->blocks[b].cols;
   if (rc == HCL_OK && (covered != g->n_params || r.zero_all)) { /* the rest starts at 0 */
     hcl_gstep *s = hcl_graph_new_step(g, HCL_GS_ZERO_GRAD, 0);
     if (!s)
@@ -285,5 +316,6 @@ hcl_status hcl_graph_grad_steps(hcl_graph *g) {
   free(r.gv);
   free(r.holders);
   free(r.written);
+  free(r.wfloats);
   return rc;
 }

@@ -14,7 +14,11 @@ typedef struct gm {
   hcl_graph *g;
   hcl_ctx *ctx;
   hcl_buf x_last, out_last;
+  hcl_buf p_last; /* the parameters the last forward read (graph_params) */
   size_t n_last;
+  /* the plugin's optional hooks (NULL: none) */
+  hcl_status (*params_hook)(void *self, hcl_buf params, hcl_buf *use);
+  hcl_status (*grad_hook)(void *self, hcl_buf params, hcl_buf grad);
   int have_forward; /* 0 until a forward; features() resets it */
 } gm;
 
@@ -25,6 +29,8 @@ static hcl_status gm_create(const hcl_model_vt *vt, hcl_ctx *ctx, const hcl_setu
   if (!m) return hcl_fail(ctx, HCL_ERR_NOMEM, "graph: out of host memory");
   m->vt = vt;
   m->ctx = ctx;
+  if (HCL_STRUCT_HAS(vt, hcl_model_vt, graph_params)) m->params_hook = vt->graph_params;
+  if (HCL_STRUCT_HAS(vt, hcl_model_vt, graph_grad)) m->grad_hook = vt->graph_grad;
   hcl_status rc = vt->create(ctx, setup, target, &m->inner);
   if (rc != HCL_OK) {
     free(m);
@@ -86,7 +92,9 @@ static hcl_status gm_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hc
   m->n_last = n;
   m->have_forward = 1;
   if (n == 0) return HCL_OK;
-  return hcl_graph_run(m->g, 0, m->g->n_fwd, params, x, out, (hcl_buf){0}, (hcl_buf){0}, n);
+  m->p_last = params;
+  if (m->params_hook) HCL_TRY(m->params_hook(m->inner, params, &m->p_last));
+  return hcl_graph_run(m->g, 0, m->g->n_fwd, m->p_last, x, out, (hcl_buf){0}, (hcl_buf){0}, n);
 }
 
 static hcl_status gm_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad) {
@@ -102,7 +110,8 @@ static hcl_status gm_backward(void *self, hcl_buf params, hcl_buf dout, size_t n
   if (n == 0)
     return hcl_fill(m->ctx, hcl_buf_sub(grad, 0, g->R * g->n_params * sizeof(float)), 0.0f,
                     g->R * g->n_params);
-  return hcl_graph_run(g, g->n_fwd, g->n_steps, params, m->x_last, m->out_last, dout, grad, n);
+  HCL_TRY(hcl_graph_run(g, g->n_fwd, g->n_steps, m->p_last, m->x_last, m->out_last, dout, grad, n));
+  return m->grad_hook ? m->grad_hook(m->inner, params, grad) : HCL_OK;
 }
 
 /* The forward pass up to the node marked as hidden layer `layer`, then a
@@ -126,7 +135,9 @@ static hcl_status gm_features(void *self, hcl_buf params, size_t layer, hcl_buf 
   if (g->nodes[g->output].fstep >= 0 && (size_t)g->nodes[g->output].fstep < upto)
     return hcl_fail(m->ctx, HCL_ERR_UNSUPPORTED,
                     "graph: features of layer %zu: the layer is computed with the output", layer);
-  HCL_TRY(hcl_graph_run(g, 0, upto, params, x, (hcl_buf){0}, (hcl_buf){0}, (hcl_buf){0}, n));
+  hcl_buf use = params;
+  if (m->params_hook) HCL_TRY(m->params_hook(m->inner, params, &use));
+  HCL_TRY(hcl_graph_run(g, 0, upto, use, x, (hcl_buf){0}, (hcl_buf){0}, (hcl_buf){0}, n));
   while (g->nodes[t].kind == HCL_GN_RESHAPE) t = g->nodes[t].in[0];
   const hcl_gvalue *v = &g->values[g->nodes[t].value];
   size_t span = g->R * n * v->cols * sizeof(float);
@@ -166,9 +177,10 @@ SLOT(2)
 SLOT(3)
 SLOT(4)
 SLOT(5)
-SLOT(6) SLOT(7) SLOT(8) SLOT(9) SLOT(10) SLOT(11) SLOT(12) SLOT(13) SLOT(14) SLOT(15) SLOT(16)
-    SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24) SLOT(25) SLOT(26)
-        SLOT(27) SLOT(28) SLOT(29) SLOT(30)
+SLOT(6)
+SLOT(7) SLOT(8) SLOT(9) SLOT(10) SLOT(11) SLOT(12) SLOT(13) SLOT(14) SLOT(15) SLOT(16) SLOT(17)
+    SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24) SLOT(25) SLOT(26) SLOT(27)
+        SLOT(28) SLOT(29) SLOT(30)
             SLOT(31) typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *,
                                                      const hcl_target_info *, void **);
 static const create_fn g_create[SLOTS] = {

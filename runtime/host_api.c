@@ -92,6 +92,8 @@ static const hcl_host_api g_api = {
     .g_custom = hcl_g_custom,
     .g_feature = hcl_g_feature,
     .g_output = hcl_g_output,
+    .g_matmul_cols = hcl_g_matmul_cols,
+    .train_forward = hcl_trainer_forward,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

@@ -202,6 +202,10 @@ hcl_status hcl_trainer_batch(hcl_trainer *t, uint32_t stream, uint64_t first, si
 
 hcl_buf hcl_trainer_params(hcl_trainer *t) { return t->params; }
 
+hcl_status hcl_trainer_forward(hcl_trainer *t, hcl_buf x, size_t n, hcl_buf out) {
+  return t->mvt->forward(t->model, t->params, x, n, out);
+}
+
 int hcl_trainer_stop_requested(hcl_trainer *t) {
   return (t->stop && *t->stop) || hcl_should_stop(t->ctx);
 }

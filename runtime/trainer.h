@@ -117,6 +117,8 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *phase, double *fin
 hcl_status hcl_trainer_batch(hcl_trainer *t, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
                              hcl_buf y);
 hcl_buf hcl_trainer_params(hcl_trainer *t);
+/* out [R, n, out_dim] = the model at the current parameters on x (n <= max_batch). */
+hcl_status hcl_trainer_forward(hcl_trainer *t, hcl_buf x, size_t n, hcl_buf out);
 hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_extra);
 int hcl_trainer_stop_requested(hcl_trainer *t);
 hcl_status hcl_trainer_loss_grad(hcl_trainer *t, hcl_buf out, hcl_buf y, size_t n, float scale,

@@ -13,13 +13,26 @@
 #include <string.h>
 
 /* ---- a tiny description both the graph and the host evaluation read ----- */
-enum { T_IN, T_MM, T_BIAS, T_ACT, T_ADD, T_MUL, T_RESHAPE, T_SLICE, T_MEAN, T_CUSTOM, T_TRANSPOSE };
+enum {
+  T_IN,
+  T_MM,
+  T_BIAS,
+  T_ACT,
+  T_ADD,
+  T_MUL,
+  T_RESHAPE,
+  T_SLICE,
+  T_MEAN,
+  T_CUSTOM,
+  T_TRANSPOSE,
+  T_MMC
+};
 typedef struct top {
   int kind, a, b; /* inputs: indices of earlier ops */
-  int blk;        /* T_MM, T_BIAS: block index */
+  int blk;        /* T_MM, T_MMC, T_BIAS: block index */
   int act;
   float coef[4];
-  size_t n_coef, P, C, first; /* T_RESHAPE: P, C; T_SLICE: first, C */
+  size_t n_coef, P, C, first; /* T_RESHAPE: P, C; T_SLICE: first, C; T_MMC: first column */
 } top;
 typedef struct tblock {
   const char *name;
@@ -192,7 +205,8 @@ static void shapes(const tcase *c, shape *s) {
     shape a = i ? s[o->a] : (shape){1, c->x_size};
     switch (o->kind) {
     case T_IN: s[i] = (shape){1, c->x_size}; break;
-    case T_MM: s[i] = (shape){a.P, c->blocks[o->blk].rows}; break;
+    case T_MM:
+    case T_MMC: s[i] = (shape){a.P, c->blocks[o->blk].rows}; break;
     case T_RESHAPE: s[i] = (shape){o->P, o->C}; break;
     case T_SLICE: s[i] = (shape){a.P, o->C}; break;
     case T_MEAN: s[i] = (shape){1, a.C}; break;
@@ -225,6 +239,11 @@ static void host_forward(const tcase *c, const double *p, const size_t *off, con
           for (size_t j = 0; j < aC; j++)
             *y += A[k * aF + pp * aC + j] * p[off[o->blk] + ch * aC + j];
           break;
+        case T_MMC: /* columns first .. first + aC - 1 of the wider block */
+          for (size_t j = 0; j < aC; j++)
+            *y += A[k * aF + pp * aC + j] *
+                  p[off[o->blk] + ch * c->blocks[o->blk].cols + o->first + j];
+          break;
         case T_BIAS: *y = A[k * F + e] + p[off[o->blk] + ch]; break;
         case T_ACT: *y = act_f(o, A[k * F + e]); break;
         case T_ADD: *y = A[k * F + e] + B[k * F + e]; break;
@@ -255,11 +274,13 @@ static hcl_status build(hcl_graph *g, const tcase *c) {
   hcl_tensor t[32];
   for (size_t i = 0; i < c->n_ops; i++) {
     const top *o = &c->ops[i];
-    const char *blk = o->kind == T_MM || o->kind == T_BIAS ? c->blocks[o->blk].name : NULL;
+    const char *blk =
+        o->kind == T_MM || o->kind == T_MMC || o->kind == T_BIAS ? c->blocks[o->blk].name : NULL;
     hcl_tensor a = i ? t[o->a] : -1, b = o->kind == T_ADD || o->kind == T_MUL ? t[o->b] : -1;
     switch (o->kind) {
     case T_IN: t[i] = hcl_g_input(g); break;
     case T_MM: t[i] = hcl_g_matmul(g, a, blk); break;
+    case T_MMC: t[i] = hcl_g_matmul_cols(g, a, blk, o->first); break;
     case T_BIAS: t[i] = hcl_g_bias(g, a, blk); break;
     case T_ACT: t[i] = hcl_g_act(g, a, o->act, o->coef, o->n_coef); break;
     case T_ADD: t[i] = hcl_g_add(g, a, b); break;
@@ -445,6 +466,52 @@ static void test_patch_conv_slice_mean(void **state) {
   assert_true(e < GRAD_TOL);
 }
 
+/* Column windows of a block (a readout over several layers): windows that
+ * tile the block (each window's gradient sets its columns, nothing zeroed);
+ * the same window twice, overlapping windows, a column no window reads, and
+ * a block read both whole and through a window (the gradients add onto a
+ * zeroed block); and a window that does not fit. */
+static void test_matmul_cols(void **state) {
+  (void)state;
+  NEED_CTX();
+  static const tblock b[] = {{"w1", 6, 4}, {"w2", 6, 6}, {"ro", 2, 12}};
+  static const top tile[] = {{.kind = T_IN},
+                             {.kind = T_MM, .a = 0, .blk = 0},
+                             {.kind = T_ACT, .a = 1, .act = HCL_GACT_QUADRATIC},
+                             {.kind = T_MM, .a = 2, .blk = 1},
+                             {.kind = T_ACT, .a = 3, .act = HCL_GACT_TANH},
+                             {.kind = T_MMC, .a = 2, .blk = 2, .first = 0},
+                             {.kind = T_MMC, .a = 4, .blk = 2, .first = 6},
+                             {.kind = T_ADD, .a = 5, .b = 6}};
+  tcase c = {tile, sizeof tile / sizeof tile[0], 4, b, 3, 0, 1};
+  double e = check_case(&c, "matmul_cols tiling");
+  assert_true(e < GRAD_TOL);
+  static const tblock b2[] = {{"w", 6, 4}, {"ro", 6, 10}};
+  static const top mixed[] = {{.kind = T_IN},
+                              {.kind = T_MM, .a = 0, .blk = 0}, /* w whole ... */
+                              {.kind = T_SLICE, .a = 0, .first = 1, .C = 3},
+                              {.kind = T_MMC, .a = 2, .blk = 0, .first = 1}, /* ... and a window */
+                              {.kind = T_ACT, .a = 1, .act = HCL_GACT_TANH},
+                              {.kind = T_ADD, .a = 4, .b = 3},
+                              {.kind = T_MMC, .a = 5, .blk = 1, .first = 0},
+                              {.kind = T_MMC, .a = 5, .blk = 1, .first = 0}, /* again */
+                              {.kind = T_MMC, .a = 4, .blk = 1, .first = 3}, /* overlaps */
+                              {.kind = T_ADD, .a = 6, .b = 7},
+                              {.kind = T_ADD, .a = 9, .b = 8}}; /* column 9 of ro unread */
+  tcase c2 = {mixed, sizeof mixed / sizeof mixed[0], 4, b2, 2, 0, 0};
+  e = check_case(&c2, "matmul_cols overlapping");
+  assert_true(e < GRAD_TOL);
+  hcl_block blk[] = {{"ro", 0, 2, 12, 0, 1}};
+  hcl_graph *g;
+  assert_int_equal(hcl_graph_new(hcl_test_ctx(), blk, 1, 24, R, 7, MAX_BATCH, &g), HCL_OK);
+  hcl_tensor t = hcl_g_matmul_cols(g, hcl_g_input(g), "ro", 6); /* columns 6 .. 12 of 12 */
+  assert_int_equal(t, HCL_GRAPH_BAD);
+  assert_int_not_equal(g->rc, HCL_OK);
+  assert_non_null(strstr(g->err, "matmul_cols"));
+  assert_non_null(strstr(g->err, "[2, 12]"));
+  hcl_graph_free(g);
+}
+
 /* A custom op with its own kernels: the right backward passes the check;
  * one with a wrong derivative (2 v^2 for v^3) is caught by it. */
 static void test_custom_op(void **state) {
@@ -582,6 +649,7 @@ int main(void) {
       cmocka_unit_test(test_activations),
       cmocka_unit_test(test_residual_mul_shared),
       cmocka_unit_test(test_patch_conv_slice_mean),
+      cmocka_unit_test(test_matmul_cols),
       cmocka_unit_test(test_custom_op),
       cmocka_unit_test(test_shape_error),
       cmocka_unit_test(test_fusion_and_planning),

@@ -383,6 +383,11 @@ typedef struct hcl_host_api {
                          const hcl_tensor *in, size_t n_in);
   hcl_status (*g_feature)(struct hcl_graph *g, hcl_tensor t, size_t layer);
   hcl_status (*g_output)(struct hcl_graph *g, hcl_tensor t);
+  /* Read only when struct_size covers them (HCL_HOST_HAS). */
+  hcl_tensor (*g_matmul_cols)(struct hcl_graph *g, hcl_tensor a, const char *block, size_t first);
+  /* Run the model being trained on x [R, n, x_size] -> out [R, n, out_dim]
+   * with the current parameters (a loss check inside train()). */
+  hcl_status (*train_forward)(hcl_trainer *t, hcl_buf x, size_t n, hcl_buf out);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */
@@ -487,6 +492,9 @@ typedef struct hcl_graph_custom {
 /* The builders (hcl_host_api.g_*), each returning the new tensor:
  *  g_input()            the model input x, [R, n, 1, x_size]
  *  g_matmul(a, "w")     a W^T over channels; block w is [out, C] -> [.., P, out]
+ *  g_matmul_cols(a, "w", f)  a W[:, f .. f+C-1]^T: a column window of a
+ *                       wider block [out, K] (f + C <= K), e.g. one layer's
+ *                       share of a readout over several layers
  *  g_bias(a, "b")       a + b per channel; block b holds C values ([C, 1])
  *  g_act(a, act, c, k)  act(a), elementwise
  *  g_add(a, b), g_mul   elementwise sum / product, same shapes
@@ -547,6 +555,15 @@ typedef struct hcl_model_vt {
    * pass once as a graph (see "model graphs" below). A model with graph and
    * without forward/backward gets them, and features, from the runtime. */
   hcl_status (*graph)(void *self, struct hcl_graph *g);
+  /* Optional, graph models only, read only when struct_size covers it: the
+   * parameters the graph reads, from params [R, n_params] (e.g. params times
+   * fixed connectivity masks, into the model's own buffer); *use = params
+   * when nothing changes. Runs before every forward and features. */
+  hcl_status (*graph_params)(void *self, hcl_buf params, hcl_buf *use);
+  /* Optional, graph models only: runs after every backward on its grad
+   * [R, n_params] (params: backward's), e.g. masks, a coordinate-descent
+   * selection or a penalty on the gradient of what graph_params made. */
+  hcl_status (*graph_grad)(void *self, hcl_buf params, hcl_buf grad);
 } hcl_model_vt;
 
 /* ---- the descriptor ------------------------------------------------------ */

@@ -12,20 +12,12 @@ void hcl_rn_destroy(void *self) {
   hcl_rn *m = self;
   if (!m) return;
   const hcl_host_api *host = hcl_host;
-  for (size_t l = 0; l < m->L; l++) {
-    if (m->z && m->z[l].mem) host->buf_free(m->ctx, &m->z[l]);
-    if (m->h && m->h[l].mem) host->buf_free(m->ctx, &m->h[l]);
-  }
-  for (int i = 0; i < 2; i++)
-    if (m->dh[i].mem) host->buf_free(m->ctx, &m->dh[i]);
   if (m->cmask.mem) host->buf_free(m->ctx, &m->cmask);
   if (m->eff.mem) host->buf_free(m->ctx, &m->eff);
   if (m->keep.mem) host->buf_free(m->ctx, &m->keep);
   if (m->k_mul) clReleaseKernel(m->k_mul);
   if (m->k_grad) clReleaseKernel(m->k_grad);
   if (m->prog) clReleaseProgram(m->prog);
-  free(m->z);
-  free(m->h);
   free(m->seeds);
   free(m->layers);
   free(m->blocks);
@@ -151,12 +143,9 @@ static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, hcl
   return HCL_OK;
 }
 
-static hcl_status alloc_act(hcl_rn *m, hcl_buf *b) {
-  return hcl_host->buf_alloc(m->ctx, m->R * m->max_batch * m->W * sizeof(float), b);
-}
-
-/* z, h of L layers plus two dh: refused as a whole, naming the keys, before
- * any of them is allocated (when the runtime offers the check). */
+/* The graph's activations and their gradients, about z, h of L layers plus
+ * two gradients: refused here, naming the keys, before the runtime plans
+ * them (when the runtime offers the check). */
 static hcl_status check_act_memory(hcl_rn *m) {
   const hcl_host_api *host = hcl_host;
   if (!HCL_HOST_HAS(mem_check)) return HCL_OK;
@@ -172,16 +161,10 @@ static hcl_status check_act_memory(hcl_rn *m) {
                          one < (double)cap ? (size_t)one : cap, what);
 }
 
-/* Buffers of the forward and backward passes, and the masks. */
+/* The memory check of the graph's buffers, and the masks. */
 static hcl_status alloc_all(hcl_rn *m) {
   const hcl_host_api *host = hcl_host;
   HCL_TRY(check_act_memory(m));
-  for (size_t l = 0; l < m->L; l++) {
-    HCL_TRY(alloc_act(m, &m->z[l]));
-    HCL_TRY(alloc_act(m, &m->h[l]));
-  }
-  HCL_TRY(alloc_act(m, &m->dh[0]));
-  HCL_TRY(alloc_act(m, &m->dh[1]));
   m->masked = m->p1 < 1.0 || m->p2 < 1.0;
   if (!m->masked) return HCL_OK;
   HCL_TRY(host->buf_alloc(m->ctx, m->R * m->n_params * sizeof(float), &m->cmask));
@@ -213,9 +196,7 @@ hcl_status hcl_rn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_
     return rc;
   }
   m->seeds = malloc(m->R * sizeof *m->seeds);
-  m->z = calloc(m->L, sizeof *m->z);
-  m->h = calloc(m->L, sizeof *m->h);
-  if (!m->seeds || !m->z || !m->h || hcl_rn_layout(m) != HCL_OK) {
+  if (!m->seeds || hcl_rn_layout(m) != HCL_OK) {
     hcl_rn_destroy(m);
     return host->fail(ctx, HCL_ERR_NOMEM, "regular_net: out of host memory");
   }

@@ -77,12 +77,12 @@ static const hcl_model_vt vt = {
     .out_dim = hcl_rn_out_dim,
     .blocks = hcl_rn_blocks,
     .init = hcl_rn_init,
-    .forward = hcl_rn_forward,
-    .backward = hcl_rn_backward,
-    .features = hcl_rn_features,
     .algorithms = algorithms,
     .train = hcl_rn_train,
     .check = hcl_rn_check,
+    .graph = hcl_rn_graph,
+    .graph_params = hcl_rn_graph_params,
+    .graph_grad = hcl_rn_graph_grad,
 };
 
 static const hcl_plugin_desc desc = {

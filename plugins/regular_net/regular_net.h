@@ -53,21 +53,13 @@ typedef struct hcl_rn {
   size_t n_blocks;
   char (*names)[40];
   /* masks: cmask [R, n_params] floats 0/1 (1 off the masked blocks) and the
-   * masked parameters eff = params . cmask used by the last forward; both
+   * masked parameters eff = params . cmask the graph reads; both
    * only when p1 < 1 or p2 < 1 (masked = 1). */
   int masked;
   hcl_buf cmask, eff;
   /* device program for the masking and the coordinate-descent gradient */
   cl_program prog;
   cl_kernel k_mul, k_grad;
-  /* kept activations of the last forward, each [R, max_batch, W]: z[l] the
-   * pre-activation (bias included), h[l] the layer's output */
-  hcl_buf *z, *h;
-  hcl_buf dh[2];  /* backward scratch, [R, max_batch, W] */
-  hcl_buf x_last; /* the input of the last forward (the caller's buffer) */
-  hcl_buf p_last; /* the parameters the last forward used (params or eff) */
-  size_t n_last;
-  int have_forward; /* 0 until a forward; features() resets it */
   /* coordinate descent in progress: backward keeps only the gradient of the
    * selected neuron's incoming weights (plus the readout) and adds the l2
    * penalty; off (sel_on = 0) outside train() */
@@ -113,11 +105,13 @@ hcl_status hcl_rn_grad_post(hcl_rn *m, hcl_buf params, hcl_buf grad);
 hcl_status hcl_rn_draw_masks(hcl_rn *m);
 hcl_status hcl_rn_init(void *self, hcl_buf params);
 
-/* ---- forward.c / backward.c ---------------------------------------------- */
-hcl_status hcl_rn_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out);
-hcl_status hcl_rn_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad);
-hcl_status hcl_rn_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
-                           hcl_buf out, size_t *dim);
+/* ---- graph.c --------------------------------------------------------------- */
+/* The forward pass as a graph (hcl_model_vt.graph); layer l is feature l. */
+hcl_status hcl_rn_graph(void *self, hcl_graph *g);
+/* The parameters the graph reads: params, or params . masks in eff. */
+hcl_status hcl_rn_graph_params(void *self, hcl_buf params, hcl_buf *use);
+/* After backward: masks, and the coordinate-descent selection (sel_on). */
+hcl_status hcl_rn_graph_grad(void *self, hcl_buf params, hcl_buf grad);
 
 /* ---- scd.c --------------------------------------------------------------- */
 /* The layerwise stochastic coordinate descent (SPEC 2.1). */

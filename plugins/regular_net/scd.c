@@ -98,10 +98,10 @@ static hcl_status monitor_make(hcl_rn *m, hcl_trainer *t, monitor *mo) {
 }
 
 /* Mean loss per replica of the current parameters on the monitor batch. */
-static hcl_status monitor_loss(hcl_rn *m, hcl_trainer *t, monitor *mo, double *loss) {
+static hcl_status monitor_loss(hcl_trainer *t, monitor *mo, double *loss) {
   const hcl_host_api *host = hcl_host;
   hcl_buf none = {0};
-  HCL_TRY(hcl_rn_forward(m, host->train_params(t), mo->x, mo->n, mo->out));
+  HCL_TRY(host->train_forward(t, mo->x, mo->n, mo->out));
   return host->train_loss_grad(t, mo->out, mo->y, mo->n, 0.0f, none, loss);
 }
 
@@ -126,13 +126,13 @@ static hcl_status run_neuron(hcl_rn *m, hcl_trainer *t, monitor *mo, size_t l, s
   }
   size_t R = m->R;
   double best[R], now[R];
-  HCL_TRY(monitor_loss(m, t, mo, best));
+  HCL_TRY(monitor_loss(t, mo, best));
   uint64_t stale = 0;
   while (*used < steps) {
     ph.steps = steps - *used < m->neuron_check ? steps - *used : m->neuron_check;
     HCL_TRY(host->train_phase(t, &ph, NULL));
     *used += ph.steps;
-    HCL_TRY(monitor_loss(m, t, mo, now));
+    HCL_TRY(monitor_loss(t, mo, now));
     int improved = 0;
     for (size_t r = 0; r < R; r++)
       if (now[r] < best[r] - 1e-4 * fabs(best[r])) {
