@@ -62,13 +62,7 @@ static char *sweep_file(const char *parent, const char *file) {
   snprintf(path, sizeof path, "%.*s/%s", (int)strcspn(out, "\n"), out, file);
   char *t = hcl_test_read_file(path);
   if (!t) fail_msg("cannot read %s", path);
-  static const char *const cut[] = {",\"run_dir\":\"", ",\"device\":\""};
-  for (size_t c = 0; c < 2; c++)
-    for (char *p; (p = strstr(t, cut[c]));) {
-      char *end = strchr(p + strlen(cut[c]), '"');
-      assert_non_null(end);
-      memmove(p, end + 1, strlen(end + 1) + 1);
-    }
+  hcl_test_strip_where(t);
   return t;
 }
 

@@ -55,13 +55,7 @@ static char *records(const char *parent, const char *file, int strip) {
   snprintf(path, sizeof path, "%s/%s", dir, file);
   char *t = hcl_test_read_file(path);
   assert_non_null(t);
-  static const char *const cut[] = {",\"run_dir\":\"", ",\"device\":\""};
-  for (size_t c = 0; strip && c < 2; c++)
-    for (char *p; (p = strstr(t, cut[c]));) {
-      char *end = strchr(p + strlen(cut[c]), '"');
-      assert_non_null(end);
-      memmove(p, end + 1, strlen(end + 1) + 1);
-    }
+  if (strip) hcl_test_strip_where(t);
   return t;
 }
 

@@ -51,6 +51,9 @@ hcl_params *hcl_test_params(const hcl_plugin_desc *d, const char *section, const
 void hcl_test_params_free(hcl_params *p);
 /* Whole file as a NUL-terminated string (malloc'd), NULL if unreadable. */
 char *hcl_test_read_file(const char *path);
+/* Cut every ,"run_dir":"..." and ,"device":"..." out of sweep records in
+ * place: they name where a run trained, not what it found. */
+void hcl_test_strip_where(char *records);
 /* The number after "key": in a JSON text (first occurrence after `from`). */
 int hcl_test_json_num(const char *text, const char *key, double *out);
 /* Write text to a new file under a fresh temporary directory; returns the path (static buffer per
