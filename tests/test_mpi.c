@@ -54,22 +54,10 @@ static const char cfg_text[] = "[target]\nplugin = staircase\nn = 8\nk = 2\nprob
                                "[sweep]\ntrain.train_size = 8, 2000\nrun.seed = 0..1\n"
                                "threshold = 0.2\n";
 
-/* <the sweep under parent>/file, with each record's run directory and device
- * cut out (they name where a run trained, not what it found). */
-static char *sweep_file(const char *parent, const char *file) {
-  assert_int_equal(sh("ls -d %s/sweep_*", parent), 0);
-  char path[1400];
-  snprintf(path, sizeof path, "%.*s/%s", (int)strcspn(out, "\n"), out, file);
-  char *t = hcl_test_read_file(path);
-  if (!t) fail_msg("cannot read %s", path);
-  hcl_test_strip_where(t);
-  return t;
-}
-
 static void same_files(const char *a, const char *b) {
   static const char *const files[] = {"sweep.jsonl", "table.tsv", "pstar.json"};
   for (int f = 0; f < 3; f++) {
-    char *x = sweep_file(a, files[f]), *y = sweep_file(b, files[f]);
+    char *x = hcl_test_sweep_file(a, files[f]), *y = hcl_test_sweep_file(b, files[f]);
     if (strcmp(x, y)) fail_msg("%s differs:\n--- one process\n%s\n--- MPI\n%s", files[f], x, y);
     free(x), free(y);
   }

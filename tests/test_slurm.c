@@ -108,16 +108,6 @@ static const char cfg_text[] = "[target]\nplugin = staircase\nn = 8\nk = 2\nprob
                                "[sweep]\ntrain.train_size = 8, 2000\nrun.seed = 0..1\n"
                                "threshold = 0.2\n";
 
-static char *sweep_file(const char *parent, const char *file) {
-  assert_int_equal(sh("ls -d %s/sweep_*", parent), 0);
-  char path[1400];
-  snprintf(path, sizeof path, "%.*s/%s", (int)strcspn(out, "\n"), out, file);
-  char *t = hcl_test_read_file(path);
-  if (!t) fail_msg("cannot read %s", path);
-  hcl_test_strip_where(t);
-  return t;
-}
-
 static void array_job_on_real_slurm(void **state) {
   (void)state;
   if (!cluster[0]) {
@@ -162,7 +152,7 @@ static void array_job_on_real_slurm(void **state) {
   assert_int_equal(sh("%s sweep %s --out %s --merge", HCL_TEST_HIERCL, common, arr), 0);
   static const char *const files[] = {"sweep.jsonl", "table.tsv", "pstar.json"};
   for (int f = 0; f < 3; f++) {
-    char *a = sweep_file(one, files[f]), *b = sweep_file(arr, files[f]);
+    char *a = hcl_test_sweep_file(one, files[f]), *b = hcl_test_sweep_file(arr, files[f]);
     if (strcmp(a, b)) fail_msg("%s differs:\n--- one process\n%s\n--- array\n%s", files[f], a, b);
     free(a), free(b);
   }

@@ -164,6 +164,17 @@ void hcl_test_strip_where(char *t) {
     }
 }
 
+char *hcl_test_sweep_file(const char *parent, const char *file) {
+  char cmd[1200], dir[1400], path[1600];
+  snprintf(cmd, sizeof cmd, "ls -d '%s'/sweep_*", parent);
+  assert_int_equal(hcl_test_sh(cmd, dir, sizeof dir), 0);
+  snprintf(path, sizeof path, "%.*s/%s", (int)strcspn(dir, "\n"), dir, file);
+  char *t = hcl_test_read_file(path);
+  if (!t) fail_msg("cannot read %s", path);
+  hcl_test_strip_where(t);
+  return t;
+}
+
 int hcl_test_json_num(const char *text, const char *key, double *out) {
   char pat[128];
   snprintf(pat, sizeof pat, "\"%s\":", key);

@@ -54,6 +54,9 @@ char *hcl_test_read_file(const char *path);
 /* Cut every ,"run_dir":"..." and ,"device":"..." out of sweep records in
  * place: they name where a run trained, not what it found. */
 void hcl_test_strip_where(char *records);
+/* <the one sweep_* folder under parent>/file with hcl_test_strip_where
+ * applied (malloc'd); fails the test when there is none or it is unreadable. */
+char *hcl_test_sweep_file(const char *parent, const char *file);
 /* The number after "key": in a JSON text (first occurrence after `from`). */
 int hcl_test_json_num(const char *text, const char *key, double *out);
 /* Write text to a new file under a fresh temporary directory; returns the path (static buffer per
