@@ -147,6 +147,10 @@ static hcl_status gm_prepare(void *self, hcl_trainer *t) {
   gm *m = self;
   return m->vt->prepare(m->inner, t);
 }
+static double gm_lr_scale(void *self) {
+  gm *m = self;
+  return m->vt->lr_scale(m->inner);
+}
 
 /* create() has no self to find the plugin by: one trampoline per slot. */
 #define SLOTS 32
@@ -166,9 +170,10 @@ SLOT(2)
 SLOT(3)
 SLOT(4)
 SLOT(5)
-SLOT(6) SLOT(7) SLOT(8) SLOT(9) SLOT(10) SLOT(11) SLOT(12) SLOT(13) SLOT(14) SLOT(15) SLOT(16)
-    SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24) SLOT(25) SLOT(26)
-        SLOT(27) SLOT(28) SLOT(29) SLOT(30)
+SLOT(6)
+SLOT(7) SLOT(8) SLOT(9) SLOT(10) SLOT(11) SLOT(12) SLOT(13) SLOT(14) SLOT(15) SLOT(16) SLOT(17)
+    SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24) SLOT(25) SLOT(26) SLOT(27)
+        SLOT(28) SLOT(29) SLOT(30)
             SLOT(31) typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *,
                                                      const hcl_target_info *, void **);
 static const create_fn g_create[SLOTS] = {
@@ -216,6 +221,8 @@ hcl_status hcl_graph_wrap(hcl_ctx *ctx, const char *path, const hcl_plugin_desc 
   if (have >= offsetof(hcl_model_vt, prepare) + sizeof in->prepare && in->prepare)
     g_vt[k].prepare = gm_prepare;
   if (have >= offsetof(hcl_model_vt, check) + sizeof in->check) g_vt[k].check = in->check;
+  if (have >= offsetof(hcl_model_vt, lr_scale) + sizeof in->lr_scale && in->lr_scale)
+    g_vt[k].lr_scale = gm_lr_scale;
   g_desc[k].vt = &g_vt[k];
   *out = &g_desc[k];
   pthread_mutex_unlock(&g_lock);

@@ -547,6 +547,15 @@ typedef struct hcl_model_vt {
    * pass once as a graph (see "model graphs" below). A model with graph and
    * without forward/backward gets them, and features, from the runtime. */
   hcl_status (*graph)(void *self, struct hcl_graph *g);
+  /* Optional, read only when struct_size covers it, at the start of every
+   * phase: a factor f (> 0; else 1) on [train] lr for the gradient term,
+   * e.g. the width of a mean-field network, whose gradients shrink like
+   * 1/width. SGD (with or without momentum) steps lr (f grad + wd w):
+   * weight_decay and a phase's l2 keep their strength per unit of lr. Adam,
+   * invariant to the gradient's scale, keeps lr and takes eps / f: the
+   * update of a gradient multiplied by f. backward() stays the true
+   * gradient (gradcheck). */
+  double (*lr_scale)(void *self);
 } hcl_model_vt;
 
 /* ---- the descriptor ------------------------------------------------------ */

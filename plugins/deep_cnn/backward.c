@@ -1,11 +1,8 @@
 /* deep_cnn plugin: gradient of sum(dout . out) with respect to the parameters.
  *
- * The learning-rate factor of the mf parametrisation (the reference trains
- * with lr * H) is folded into the gradient: with lr_factor = width (the mf
- * default) every gradient block is multiplied by H here, which is the same
- * update as lr * H for SGD with or without momentum. It is not the same for
- * Adam (scale invariant: multiply [train] lr by H yourself) nor for
- * [train] weight_decay (it is added to the scaled gradient). */
+ * The true gradient, whatever lr_factor: the mf parametrisation's learning
+ * rate times H (the reference's) is the model's lr_scale(), which the
+ * runtime's SGD applies (dcnn_lr_scale). */
 #include "deep_cnn.h"
 
 /* Gradient of the readout; dA of layer `stage` into m->da. */
@@ -15,12 +12,12 @@ static hcl_status readout_backward(dcnn *m, hcl_buf params, hcl_buf dout, size_t
   size_t D = m->n_out, H = m->H, R = m->R;
   hcl_buf d = hcl_view(dout, 0, R * n * D);
   hcl_buf feat = ly->P == 1 ? hcl_view(ly->A, 0, R * n * H) : hcl_view(m->g, 0, R * n * H);
-  HCL_TRY(host->sgemm_batched(
-      m->ctx, 1, 0, D, H, n, m->out_scale * m->grad_scale, d, D, n * D, feat, H, n * H, 0.0f,
-      hcl_pview(grad, m->R, m->n_params, m->ro_off, D * H), H, m->n_params, R));
+  HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, D, H, n, m->out_scale, d, D, n * D, feat, H, n * H,
+                              0.0f, hcl_pview(grad, m->R, m->n_params, m->ro_off, D * H), H,
+                              m->n_params, R));
   if (m->has_rb)
     HCL_TRY(host->col_sum(m->ctx, d, hcl_pview(grad, m->R, m->n_params, m->rb_off, D), m->n_params,
-                          R, n, D, m->grad_scale, 0.0f));
+                          R, n, D, 1.0f, 0.0f));
   /* dG = out_scale dout W_ro; the mean's transpose spreads it over positions */
   hcl_buf dst = hcl_view(ly->P == 1 ? m->da : m->dg, 0, R * n * H);
   HCL_TRY(host->sgemm_batched(m->ctx, 0, 0, n, H, D, m->out_scale, d, D, n * D,
@@ -41,11 +38,10 @@ static hcl_status conv_backward(dcnn *m, size_t k, hcl_buf params, size_t n, hcl
   hcl_buf dz = hcl_view(m->dz, 0, R * rows * H);
   HCL_TRY(host->act_backward(m->ctx, HCL_ACT_RELU, hcl_view(m->da, 0, R * rows * H),
                              hcl_view(ly->Z, 0, R * rows * H), dz, R, rows, H));
-  HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, H, cs, rows, ly->alpha * m->grad_scale, dz, H, rows * H,
-                              hcl_view(ly->U, 0, R * rows * cs), cs, rows * cs, 0.0f,
-                              hcl_pview(grad, m->R, m->n_params, ly->w_off, H * cs), cs,
-                              m->n_params, R));
-  float bscale = m->bias_scale * m->grad_scale;
+  HCL_TRY(host->sgemm_batched(
+      m->ctx, 1, 0, H, cs, rows, ly->alpha, dz, H, rows * H, hcl_view(ly->U, 0, R * rows * cs), cs,
+      rows * cs, 0.0f, hcl_pview(grad, m->R, m->n_params, ly->w_off, H * cs), cs, m->n_params, R));
+  float bscale = m->bias_scale;
   if (m->bias == DCNN_BIAS_SHARED)
     HCL_TRY(host->col_sum(m->ctx, dz, hcl_pview(grad, m->R, m->n_params, ly->b_off, H), m->n_params,
                           R, rows, H, bscale, 0.0f));

@@ -63,7 +63,7 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, dcnn *m,
   m->mf = param == 0; /* mf | standard */
   m->bias = bias;     /* none | shared | position: the DCNN_BIAS_* order */
   int width_factor = lrf == 0 ? m->mf : lrf == 1; /* auto | width | none */
-  m->grad_scale = width_factor ? (float)m->H : 1.0f;
+  m->lr_scale = width_factor ? (double)m->H : 1.0;
   m->out_scale = m->mf ? 1.0f / (float)m->H : 1.0f;
   m->bias_scale = m->mf ? 0.1f : 1.0f;
   int64_t ls = pint(p, "layer_steps", 0);

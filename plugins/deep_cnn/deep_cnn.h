@@ -72,7 +72,7 @@ typedef struct dcnn {
   int bias;              /* DCNN_BIAS_* */
   float out_scale;       /* readout scale: 1/H (mf) or 1 */
   float bias_scale;      /* conv bias factor: 0.1 (mf, as the reference) or 1 */
-  float grad_scale;      /* the lr factor folded into the gradient: H or 1 */
+  double lr_scale;       /* lr_factor: H or 1, applied by the runtime's SGD */
   uint64_t layer_steps;  /* layerwise: steps per layer (0: [train] steps / L) */
   uint64_t *seeds;       /* [R] */
   dcnn_layer *layer;     /* [L] */
@@ -102,6 +102,8 @@ hcl_status dcnn_layout(dcnn *m);
 size_t dcnn_n_params(void *self);
 size_t dcnn_out_dim(void *self);
 const hcl_block *dcnn_blocks(void *self, size_t *n_blocks);
+/* The factor lr_factor puts on the SGD learning rate: H or 1 (hcl_model_vt.lr_scale). */
+double dcnn_lr_scale(void *self);
 
 /* ---- kernels.c: the plugin's own kernels -------------------------------- */
 hcl_status dcnn_kernels_build(dcnn *m);

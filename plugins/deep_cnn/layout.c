@@ -60,6 +60,8 @@ size_t dcnn_n_params(void *self) { return ((dcnn *)self)->n_params; }
 
 size_t dcnn_out_dim(void *self) { return ((dcnn *)self)->n_out; }
 
+double dcnn_lr_scale(void *self) { return ((dcnn *)self)->lr_scale; }
+
 const hcl_block *dcnn_blocks(void *self, size_t *n_blocks) {
   dcnn *m = self;
   *n_blocks = m->n_blocks;

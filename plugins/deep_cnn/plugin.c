@@ -33,10 +33,11 @@ static const hcl_param_desc params[] = {
         "main.py)"),
     HCL_P_ENUM(
         "lr_factor", "auto", dcnn_lr_choices,
-        "the reference multiplies the learning rate by H; here the gradient of every block is "
-        "multiplied instead (the same update for SGD with or without momentum; NOT for adam, "
-        "which ignores gradient scale: multiply [train] lr by H yourself; [train] weight_decay "
-        "is added to the scaled gradient): auto = width for param = mf, none for standard"),
+        "the reference multiplies the learning rate by H: width makes the runtime's SGD (with or "
+        "without momentum) step lr H along the gradient, which backward() leaves true; "
+        "[train] weight_decay keeps its strength per unit of lr (the step is lr (H grad + "
+        "weight_decay w)); adam, invariant to the gradient's scale, takes eps / H instead "
+        "(multiply [train] lr by H yourself): auto = width for param = mf, none for standard"),
     HCL_P_INT(
         "layer_steps", "0", 0, 1e15,
         "algorithm = layerwise: SGD steps of each of the L stages (0 = [train] steps / L). Stage "
@@ -90,6 +91,7 @@ static const hcl_model_vt vt = {
     .algorithms = algorithms,
     .train = dcnn_train,
     .check = dcnn_check,
+    .lr_scale = dcnn_lr_scale,
 };
 
 static const hcl_plugin_desc desc = {
