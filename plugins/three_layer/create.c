@@ -7,22 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static hcl_status parse_act(const hcl_report *r, const char *key, const char *s, hcl_act *out) {
-  static const struct {
-    const char *name;
-    hcl_act act;
-  } acts[] = {{"relu", HCL_ACT_RELU},
-              {"leaky_relu", HCL_ACT_LEAKY_RELU},
-              {"quadratic", HCL_ACT_QUADRATIC},
-              {"tanh", HCL_ACT_TANH},
-              {"identity", HCL_ACT_IDENTITY}};
-  if (!s) s = "relu";
-  for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
-    if (!strcmp(s, acts[i].name)) {
-      *out = acts[i].act;
-      return HCL_OK;
-    }
-  return hcl_report_fail(r, HCL_ERR_PARAM, "%s = %s: not an activation", key, s);
+/* The activation of ENUM key `key` (declared with `choices`, a prefix of
+ * tl_act1_choices); relu without params. */
+static hcl_status parse_act(const hcl_report *r, const hcl_params *p, const char *key,
+                            const char *const *choices, hcl_act *out) {
+  static const hcl_act acts[] = {HCL_ACT_RELU, HCL_ACT_LEAKY_RELU, HCL_ACT_QUADRATIC, HCL_ACT_TANH,
+                                 HCL_ACT_IDENTITY}; /* tl_act1_choices' order */
+  int i = p ? HCL_ENUM(p, key, choices) : 0;
+  if (i < 0) /* the runtime has refused any other value */
+    return hcl_report_fail(r, HCL_ERR_PARAM, "%s: not an activation", key);
+  *out = acts[i];
+  return HCL_OK;
 }
 
 void tl_destroy(void *self) {
@@ -46,8 +41,8 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, tl_model
                            (long long)m1, (long long)m2);
   m->m1 = (size_t)m1;
   m->m2 = (size_t)m2;
-  HCL_TRY(parse_act(r, "act1", p ? host->param_str(p, "act1") : NULL, &m->act1));
-  HCL_TRY(parse_act(r, "act2", p ? host->param_str(p, "act2") : NULL, &m->act2));
+  HCL_TRY(parse_act(r, p, "act1", tl_act1_choices, &m->act1));
+  HCL_TRY(parse_act(r, p, "act2", tl_act2_choices, &m->act2));
   if (m->act2 == HCL_ACT_IDENTITY)
     return hcl_report_fail(r, HCL_ERR_PARAM, "act2 = identity makes f linear in phi");
   m->two_layer = p ? host->param_bool(p, "two_layer") : 0;

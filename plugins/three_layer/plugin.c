@@ -4,9 +4,8 @@
 #define HCL_PLUGIN_NEEDS train_label
 #include "three_layer.h"
 
-static const char *const act1_choices[] = {"relu", "leaky_relu", "quadratic",
-                                           "tanh", "identity",   NULL};
-static const char *const act2_choices[] = {"relu", "leaky_relu", "quadratic", "tanh", NULL};
+const char *const tl_act1_choices[] = {"relu", "leaky_relu", "quadratic", "tanh", "identity", NULL};
+const char *const tl_act2_choices[] = {"relu", "leaky_relu", "quadratic", "tanh", NULL};
 const char *const tl_b_dists[] = {"normal", "uniform", NULL};
 
 static const hcl_param_desc params[] = {
@@ -24,10 +23,10 @@ static const hcl_param_desc params[] = {
         "m2", "512", 1, 1048576,
         "width of the trained hidden layer: f(x) = (1/m2) sum_j a_j sigma2(w_j . phi(x) + b_j)"),
     HCL_P_ENUM(
-        "act1", "relu", act1_choices,
+        "act1", "relu", tl_act1_choices,
         "sigma1 of the random feature map phi: relu | leaky_relu (slope 0.1) | quadratic (z^2) | "
         "tanh | identity"),
-    HCL_P_ENUM("act2", "relu", act2_choices,
+    HCL_P_ENUM("act2", "relu", tl_act2_choices,
                "sigma2 of the hidden layer: relu | leaky_relu | quadratic | tanh"),
     HCL_P_BOOL(
         "two_layer", "false",

@@ -21,6 +21,8 @@ enum { TL_STREAM_V = 0, TL_STREAM_W = 1, TL_STREAM_B = 2, TL_STREAM_A = 3, TL_ST
 enum { TL_B_NORMAL = 0, TL_B_UNIFORM = 1 };
 /* The declared list of b_dist, in TL_B_* order (plugin.c). */
 extern const char *const tl_b_dists[];
+/* The declared lists of act1 and act2 (a prefix of act1's; plugin.c). */
+extern const char *const tl_act1_choices[], *const tl_act2_choices[];
 
 typedef struct tl_model {
   hcl_ctx *ctx;
