@@ -158,6 +158,10 @@ static hcl_status gm_prepare(void *self, hcl_trainer *t) {
   gm *m = self;
   return m->vt->prepare(m->inner, t);
 }
+static double gm_lr_scale(void *self) {
+  gm *m = self;
+  return m->vt->lr_scale(m->inner);
+}
 
 /* create() has no self to find the plugin by: one trampoline per slot. */
 #define SLOTS 32
@@ -228,6 +232,8 @@ hcl_status hcl_graph_wrap(hcl_ctx *ctx, const char *path, const hcl_plugin_desc 
   if (have >= offsetof(hcl_model_vt, prepare) + sizeof in->prepare && in->prepare)
     g_vt[k].prepare = gm_prepare;
   if (have >= offsetof(hcl_model_vt, check) + sizeof in->check) g_vt[k].check = in->check;
+  if (have >= offsetof(hcl_model_vt, lr_scale) + sizeof in->lr_scale && in->lr_scale)
+    g_vt[k].lr_scale = gm_lr_scale;
   g_desc[k].vt = &g_vt[k];
   *out = &g_desc[k];
   pthread_mutex_unlock(&g_lock);

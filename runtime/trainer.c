@@ -401,6 +401,16 @@ static int below_all(const double *v, size_t R, double thr) {
   return 1;
 }
 
+/* The model's factor on the SGD learning rate (hcl_model_vt.lr_scale), 1
+ * when it has none or gives no positive number. */
+static double model_lr_scale(const hcl_trainer *t) {
+  const hcl_model_vt *v = t->mvt;
+  if (v->struct_size < offsetof(hcl_model_vt, lr_scale) + sizeof v->lr_scale || !v->lr_scale)
+    return 1.0;
+  double f = v->lr_scale(t->model);
+  return f > 0 && isfinite(f) ? f : 1.0;
+}
+
 hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_loss) {
   const hcl_train_cfg *c = t->cfg;
   size_t R = c->replicas, B = c->batch;
@@ -410,6 +420,15 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
   if (c->optim.kind == HCL_OPT_ADAM) HCL_TRY(hcl_fill(t->ctx, t->state2, 0.0f, R * t->n_params));
   hcl_buf none = {0}, mask = masked ? t->mask : none;
   double scale = ph->lr_scale > 0 ? ph->lr_scale : 1.0;
+  /* The model's factor f acts as a factor on the gradient would (which is
+   * how models applied it before): SGD steps lr (f grad + wd w), so lr f with
+   * weight decay and l2 divided by f; Adam, invariant to the gradient's scale
+   * but for eps, keeps lr and takes eps / f. */
+  hcl_optim opt = c->optim;
+  double f = model_lr_scale(t), lr_f = f;
+  opt.weight_decay = (float)(c->optim.weight_decay / f);
+  float l2 = (float)(ph->l2 / f);
+  if (opt.kind == HCL_OPT_ADAM) opt.eps = (float)(c->optim.eps / f), lr_f = 1.0;
   snprintf(t->label_buf, sizeof t->label_buf, "%s", ph->label ? ph->label : "sgd");
   t->phase_label = t->label_buf;
   double best = INFINITY;
@@ -425,8 +444,8 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
                      hcl_buf_sub(t->loss_acc, 0, fbytes(R)), none, 1, t->nan_step,
                      (int32_t)t->step));
     HCL_TRY(t->mvt->backward(t->model, t->params, t->dout, B, t->grad));
-    HCL_TRY(hcl_optim_step(t->ctx, &c->optim, (float)t->lr_now, t->lr_scale, (float)ph->l2,
-                           t->params, t->grad, t->state1, t->state2, mask, R, t->n_params, i + 1));
+    HCL_TRY(hcl_optim_step(t->ctx, &opt, (float)(t->lr_now * lr_f), t->lr_scale, l2, t->params,
+                           t->grad, t->state1, t->state2, mask, R, t->n_params, i + 1));
     t->step++;
     t->samples += B;
     t->acc_steps++;

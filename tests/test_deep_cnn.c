@@ -398,8 +398,9 @@ static void test_rejects(void **state) {
 }
 
 /* Plugin forward and gradient (float32, R = 3 replicas, their own seeds)
- * against the float64 reference on the parameters read back; the plugin's
- * gradient carries the lr factor (H for mf, 1 for standard). */
+ * against the float64 reference on the parameters read back; the gradient is
+ * the true one and the lr factor (H for mf, 1 for standard) the model's
+ * lr_scale, which the runtime's optimiser applies. */
 static void check_forward_backward(const char *const *kv, const ref_cnn *r, size_t classes,
                                    double gscale) {
   enum { R = 3 };
@@ -420,6 +421,8 @@ static void check_forward_backward(const char *const *kv, const ref_cnn *r, size
   float *seven = malloc(R * np * sizeof *seven);
   for (size_t i = 0; i < R * np; i++) seven[i] = 7.0f; /* backward must overwrite */
   grad = upload(seven, R * np);
+  assert_non_null(g_vt->lr_scale);
+  assert_true(g_vt->lr_scale(m.self) == gscale);
   assert_int_equal(g_vt->init(m.self, m.params), HCL_OK);
   assert_int_equal(g_vt->forward(m.self, m.params, x, n, out), HCL_OK);
   assert_int_equal(g_vt->backward(m.self, m.params, dout, n, grad), HCL_OK);
@@ -435,7 +438,6 @@ static void check_forward_backward(const char *const *kv, const ref_cnn *r, size
              rep);
     assert_close(oh + rep * n * D, ref_out, n * D, 1e-4, what);
     ref_backward(r, p, xd, n, dd, ref_g);
-    for (size_t i = 0; i < np; i++) ref_g[i] *= gscale;
     snprintf(what, sizeof what, "%s L=%zu gradient, replica %zu", r->mf ? "mf" : "standard", r->L,
              rep);
     assert_close(gh + rep * np, ref_g, np, 1e-4, what);
@@ -457,7 +459,7 @@ static void test_mf(void **state) {
   check_forward_backward((const char *[]){"width=12", NULL}, &r2, 4, 12.0);
   ref_cnn r3 = {.v = 3, .d = 8, .s = 2, .L = 3, .H = 10, .D = 5, .mf = 1, .bias = BIAS_NONE};
   check_forward_backward((const char *[]){"width=10", "depth=3", NULL}, &r3, 5, 10.0);
-  /* shared biases (0.1 b); lr factor off: the plain gradient */
+  /* shared biases (0.1 b); lr factor off */
   r3.bias = BIAS_SHARED;
   check_forward_backward((const char *[]){"width=10", "bias=shared", "lr_factor=none", NULL}, &r3,
                          5, 1.0);

@@ -564,6 +564,15 @@ typedef struct hcl_model_vt {
    * [R, n_params] (params: backward's), e.g. masks, a coordinate-descent
    * selection or a penalty on the gradient of what graph_params made. */
   hcl_status (*graph_grad)(void *self, hcl_buf params, hcl_buf grad);
+  /* Optional, read only when struct_size covers it, at the start of every
+   * phase: a factor f (> 0; else 1) on [train] lr for the gradient term,
+   * e.g. the width of a mean-field network, whose gradients shrink like
+   * 1/width. SGD (with or without momentum) steps lr (f grad + wd w):
+   * weight_decay and a phase's l2 keep their strength per unit of lr. Adam,
+   * invariant to the gradient's scale, keeps lr and takes eps / f: the
+   * update of a gradient multiplied by f. backward() stays the true
+   * gradient (gradcheck). */
+  double (*lr_scale)(void *self);
 } hcl_model_vt;
 
 /* ---- the descriptor ------------------------------------------------------ */

@@ -1,33 +1,30 @@
 /* deep_cnn plugin: gradient of sum(dout . out) with respect to the parameters.
  *
- * The learning-rate factor of the mf parametrisation (the reference trains
- * with lr * H) is folded into the gradient: with lr_factor = width (the mf
- * default) every gradient block is multiplied by H here, which is the same
- * update as lr * H for SGD with or without momentum. It is not the same for
- * Adam (scale invariant: multiply [train] lr by H yourself) nor for
- * [train] weight_decay (it is added to the scaled gradient). */
+ * The true gradient, whatever lr_factor: the mf parametrisation's learning
+ * rate times H (the reference's) is the model's lr_scale(), which the
+ * runtime's SGD applies (dcnn_lr_scale). */
 #include "deep_cnn.h"
 
 /* Gradient of the readout; dA of layer `stage` into m->da. */
 static hcl_status readout_backward(dcnn *m, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad) {
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   const dcnn_layer *ly = &m->layer[m->stage - 1];
   size_t D = m->n_out, H = m->H, R = m->R;
-  hcl_buf d = dcnn_view(dout, 0, R * n * D);
-  hcl_buf feat = ly->P == 1 ? dcnn_view(ly->A, 0, R * n * H) : dcnn_view(m->g, 0, R * n * H);
-  DCNN_TRY(host->sgemm_batched(m->ctx, 1, 0, D, H, n, m->out_scale * m->grad_scale, d, D, n * D,
-                               feat, H, n * H, 0.0f, dcnn_pview(m, grad, m->ro_off, D * H), H,
-                               m->n_params, R));
+  hcl_buf d = hcl_view(dout, 0, R * n * D);
+  hcl_buf feat = ly->P == 1 ? hcl_view(ly->A, 0, R * n * H) : hcl_view(m->g, 0, R * n * H);
+  HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, D, H, n, m->out_scale, d, D, n * D, feat, H, n * H,
+                              0.0f, hcl_pview(grad, m->R, m->n_params, m->ro_off, D * H), H,
+                              m->n_params, R));
   if (m->has_rb)
-    DCNN_TRY(host->col_sum(m->ctx, d, dcnn_pview(m, grad, m->rb_off, D), m->n_params, R, n, D,
-                           m->grad_scale, 0.0f));
+    HCL_TRY(host->col_sum(m->ctx, d, hcl_pview(grad, m->R, m->n_params, m->rb_off, D), m->n_params,
+                          R, n, D, 1.0f, 0.0f));
   /* dG = out_scale dout W_ro; the mean's transpose spreads it over positions */
-  hcl_buf dst = dcnn_view(ly->P == 1 ? m->da : m->dg, 0, R * n * H);
-  DCNN_TRY(host->sgemm_batched(m->ctx, 0, 0, n, H, D, m->out_scale, d, D, n * D,
-                               dcnn_pview(m, params, m->ro_off, D * H), H, m->n_params, 0.0f, dst,
-                               H, n * H, R));
+  hcl_buf dst = hcl_view(ly->P == 1 ? m->da : m->dg, 0, R * n * H);
+  HCL_TRY(host->sgemm_batched(m->ctx, 0, 0, n, H, D, m->out_scale, d, D, n * D,
+                              hcl_pview(params, m->R, m->n_params, m->ro_off, D * H), H,
+                              m->n_params, 0.0f, dst, H, n * H, R));
   if (ly->P == 1) return HCL_OK;
-  return dcnn_spread(m, dst, dcnn_view(m->da, 0, R * n * ly->P * H), R * n, ly->P, H,
+  return dcnn_spread(m, dst, hcl_view(m->da, 0, R * n * ly->P * H), R * n, ly->P, H,
                      1.0f / (float)ly->P);
 }
 
@@ -35,36 +32,36 @@ static hcl_status readout_backward(dcnn *m, hcl_buf params, hcl_buf dout, size_t
  * and (below = 1) dA of layer k-1 into m->da. */
 static hcl_status conv_backward(dcnn *m, size_t k, hcl_buf params, size_t n, hcl_buf grad,
                                 int below) {
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   const dcnn_layer *ly = &m->layer[k];
   size_t H = m->H, s = m->s, cs = ly->c_in * s, rows = n * ly->P, R = m->R;
-  hcl_buf dz = dcnn_view(m->dz, 0, R * rows * H);
-  DCNN_TRY(host->act_backward(m->ctx, HCL_ACT_RELU, dcnn_view(m->da, 0, R * rows * H),
-                              dcnn_view(ly->Z, 0, R * rows * H), dz, R, rows, H));
-  DCNN_TRY(host->sgemm_batched(m->ctx, 1, 0, H, cs, rows, ly->alpha * m->grad_scale, dz, H,
-                               rows * H, dcnn_view(ly->U, 0, R * rows * cs), cs, rows * cs, 0.0f,
-                               dcnn_pview(m, grad, ly->w_off, H * cs), cs, m->n_params, R));
-  float bscale = m->bias_scale * m->grad_scale;
+  hcl_buf dz = hcl_view(m->dz, 0, R * rows * H);
+  HCL_TRY(host->act_backward(m->ctx, HCL_ACT_RELU, hcl_view(m->da, 0, R * rows * H),
+                             hcl_view(ly->Z, 0, R * rows * H), dz, R, rows, H));
+  HCL_TRY(host->sgemm_batched(
+      m->ctx, 1, 0, H, cs, rows, ly->alpha, dz, H, rows * H, hcl_view(ly->U, 0, R * rows * cs), cs,
+      rows * cs, 0.0f, hcl_pview(grad, m->R, m->n_params, ly->w_off, H * cs), cs, m->n_params, R));
+  float bscale = m->bias_scale;
   if (m->bias == DCNN_BIAS_SHARED)
-    DCNN_TRY(host->col_sum(m->ctx, dz, dcnn_pview(m, grad, ly->b_off, H), m->n_params, R, rows, H,
-                           bscale, 0.0f));
+    HCL_TRY(host->col_sum(m->ctx, dz, hcl_pview(grad, m->R, m->n_params, ly->b_off, H), m->n_params,
+                          R, rows, H, bscale, 0.0f));
   else if (m->bias == DCNN_BIAS_POSITION)
-    DCNN_TRY(host->col_sum(m->ctx, dz, dcnn_pview(m, grad, ly->b_off, ly->P * H), m->n_params, R, n,
-                           ly->P * H, bscale, 0.0f));
+    HCL_TRY(host->col_sum(m->ctx, dz, hcl_pview(grad, m->R, m->n_params, ly->b_off, ly->P * H),
+                          m->n_params, R, n, ly->P * H, bscale, 0.0f));
   if (!below) return HCL_OK;
   /* dU = alpha dZ W, then the patches' transpose back onto A_{k-1} */
-  hcl_buf du = dcnn_view(m->du, 0, R * rows * cs);
-  DCNN_TRY(host->sgemm_batched(m->ctx, 0, 0, rows, cs, H, ly->alpha, dz, H, rows * H,
-                               dcnn_pview(m, params, ly->w_off, H * cs), cs, m->n_params, 0.0f, du,
-                               cs, rows * cs, R));
-  return dcnn_col2im(m, du, dcnn_view(m->da, 0, R * rows * cs), R * n, ly->P, H, s);
+  hcl_buf du = hcl_view(m->du, 0, R * rows * cs);
+  HCL_TRY(host->sgemm_batched(m->ctx, 0, 0, rows, cs, H, ly->alpha, dz, H, rows * H,
+                              hcl_pview(params, m->R, m->n_params, ly->w_off, H * cs), cs,
+                              m->n_params, 0.0f, du, cs, rows * cs, R));
+  return dcnn_col2im(m, du, hcl_view(m->da, 0, R * rows * cs), R * n, ly->P, H, s);
 }
 
 /* Top down from the readout through layers stage .. train_from; blocks
  * outside them (layers above the stage, frozen layers below) get zeros. */
 hcl_status dcnn_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad) {
   dcnn *m = self;
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   if (m->rc.fitted)
     return host->fail(m->ctx, HCL_ERR_UNSUPPORTED,
                       "deep_cnn: no gradient after ridge_chain (the fitted chain replaced the "
@@ -77,10 +74,10 @@ hcl_status dcnn_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl
                       n, m->n_last);
   size_t total = m->R * m->n_params;
   if (n == 0 || m->stage < m->L || m->train_from > 1)
-    DCNN_TRY(host->fill(m->ctx, dcnn_view(grad, 0, total), 0.0f, total));
+    HCL_TRY(host->fill(m->ctx, hcl_view(grad, 0, total), 0.0f, total));
   if (n == 0) return HCL_OK;
-  DCNN_TRY(readout_backward(m, params, dout, n, grad));
+  HCL_TRY(readout_backward(m, params, dout, n, grad));
   size_t lo = m->train_from - 1;
-  for (size_t k = m->stage; k-- > lo;) DCNN_TRY(conv_backward(m, k, params, n, grad, k > lo));
+  for (size_t k = m->stage; k-- > lo;) HCL_TRY(conv_backward(m, k, params, n, grad, k > lo));
   return HCL_OK;
 }

@@ -8,7 +8,7 @@
 void dcnn_destroy(void *self) {
   dcnn *m = self;
   if (!m) return;
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   dcnn_ridge_release(m);
   for (size_t k = 0; m->layer && k < m->L; k++) {
     host->buf_free(m->ctx, &m->layer[k].U);
@@ -28,14 +28,14 @@ void dcnn_destroy(void *self) {
 
 /* Typed parameters with the schema's defaults when no params are given. */
 static int64_t pint(const hcl_params *p, const char *key, int64_t def) {
-  return p ? dcnn_host->param_int(p, key) : def;
+  return p ? hcl_host->param_int(p, key) : def;
 }
 static double pdbl(const hcl_params *p, const char *key, double def) {
-  return p ? dcnn_host->param_double(p, key) : def;
+  return p ? hcl_host->param_double(p, key) : def;
 }
-static const char *pstr(const hcl_params *p, const char *key, const char *def) {
-  const char *s = p ? dcnn_host->param_str(p, key) : NULL;
-  return s ? s : def;
+/* An ENUM key's index in its declared list (plugin.c); def without params. */
+static int penum(const hcl_params *p, const char *key, const char *const *choices, int def) {
+  return p ? HCL_ENUM(p, key, choices) : def;
 }
 
 /* Read and check width, s, depth, param, bias, lr_factor and the
@@ -44,73 +44,50 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, dcnn *m,
   int64_t width = pint(p, "width", 64), s = pint(p, "s", 2);
   *depth = pint(p, "depth", 0);
   if (width < 1)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: width = %lld: must be at least 1",
-                           (long long)width);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "width = %lld: must be at least 1", (long long)width);
   if (s < 2)
-    return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "deep_cnn: s = %lld: the patch size must be at least 2", (long long)s);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "s = %lld: the patch size must be at least 2",
+                           (long long)s);
   if (*depth < 0 || *depth > 64)
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "deep_cnn: depth = %lld: expected 1 to 64, or 0 (from the input length)",
+                           "depth = %lld: expected 1 to 64, or 0 (from the input length)",
                            (long long)*depth);
   m->H = (size_t)width;
   m->s = (size_t)s;
-  const char *param = pstr(p, "param", "mf");
-  if (!strcmp(param, "mf"))
-    m->mf = 1;
-  else if (!strcmp(param, "standard"))
-    m->mf = 0;
-  else
-    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: param = %s: expected mf or standard",
-                           param);
-  const char *bias = pstr(p, "bias", "none");
-  if (!strcmp(bias, "none"))
-    m->bias = DCNN_BIAS_NONE;
-  else if (!strcmp(bias, "shared"))
-    m->bias = DCNN_BIAS_SHARED;
-  else if (!strcmp(bias, "position"))
-    m->bias = DCNN_BIAS_POSITION;
-  else
-    return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "deep_cnn: bias = %s: expected none, shared or position", bias);
-  const char *lrf = pstr(p, "lr_factor", "auto");
-  int width_factor;
-  if (!strcmp(lrf, "auto"))
-    width_factor = m->mf;
-  else if (!strcmp(lrf, "width"))
-    width_factor = 1;
-  else if (!strcmp(lrf, "none"))
-    width_factor = 0;
-  else
-    return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "deep_cnn: lr_factor = %s: expected auto, width or none", lrf);
-  m->grad_scale = width_factor ? (float)m->H : 1.0f;
+  /* the runtime has refused any value outside the declared lists */
+  int param = penum(p, "param", dcnn_param_choices, 0),
+      bias = penum(p, "bias", dcnn_bias_choices, 0),
+      lrf = penum(p, "lr_factor", dcnn_lr_choices, 0);
+  if (param < 0 || bias < 0 || lrf < 0)
+    return hcl_report_fail(r, HCL_ERR_PARAM, "param, bias or lr_factor: not a declared value");
+  m->mf = param == 0; /* mf | standard */
+  m->bias = bias;     /* none | shared | position: the DCNN_BIAS_* order */
+  int width_factor = lrf == 0 ? m->mf : lrf == 1; /* auto | width | none */
+  m->lr_scale = width_factor ? (double)m->H : 1.0;
   m->out_scale = m->mf ? 1.0f / (float)m->H : 1.0f;
   m->bias_scale = m->mf ? 0.1f : 1.0f;
   int64_t ls = pint(p, "layer_steps", 0);
   if (ls < 0)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: layer_steps = %lld: must be >= 0",
-                           (long long)ls);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "layer_steps = %lld: must be >= 0", (long long)ls);
   m->layer_steps = (uint64_t)ls;
   int64_t feat = pint(p, "ridge_features", 512), samples = pint(p, "ridge_samples", 0);
   double lambda = pdbl(p, "ridge_lambda", 1e-3);
-  m->rc.n_sigma = p ? dcnn_host->param_list(p, "ridge_sigma", m->rc.sigma, 64) : 0;
+  m->rc.n_sigma = p ? hcl_host->param_list(p, "ridge_sigma", m->rc.sigma, 64) : 0;
   if (m->rc.n_sigma > 64) m->rc.n_sigma = 64;
   if (m->rc.n_sigma == 0) /* the schema's default */
     m->rc.sigma[0] = 1.0, m->rc.sigma[1] = 0.25, m->rc.n_sigma = 2;
   for (size_t i = 0; i < m->rc.n_sigma; i++)
     if (!(m->rc.sigma[i] >= 0))
-      return hcl_report_fail(
-          r, HCL_ERR_PARAM,
-          "deep_cnn: ridge_sigma value %zu = %g: must be > 0 (or 0: median heuristic)", i + 1,
-          m->rc.sigma[i]);
+      return hcl_report_fail(r, HCL_ERR_PARAM,
+                             "ridge_sigma value %zu = %g: must be > 0 (or 0: median heuristic)",
+                             i + 1, m->rc.sigma[i]);
   if (feat < 1)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: ridge_features = %lld: must be at least 1",
+    return hcl_report_fail(r, HCL_ERR_PARAM, "ridge_features = %lld: must be at least 1",
                            (long long)feat);
   if (!(lambda >= 0))
-    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: ridge_lambda = %g: must be >= 0", lambda);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "ridge_lambda = %g: must be >= 0", lambda);
   if (samples < 0)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: ridge_samples = %lld: must be >= 0",
+    return hcl_report_fail(r, HCL_ERR_PARAM, "ridge_samples = %lld: must be >= 0",
                            (long long)samples);
   m->rc.D = (size_t)feat;
   m->rc.lambda = lambda;
@@ -121,8 +98,8 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, dcnn *m,
 /* Input channels and length, depth and output width from the target. */
 static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, int64_t depth,
                               dcnn *m) {
-  if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
-    return hcl_report_fail(r, HCL_ERR_ABI, "deep_cnn: target info missing or too small");
+  if (!t || !HCL_STRUCT_HAS(t, hcl_target_info, n_classes))
+    return hcl_report_fail(r, HCL_ERR_ABI, "target info missing or too small");
   if (t->x.rank == 2) {
     m->v = t->x.dims[0];
     m->d = t->x.dims[1];
@@ -131,21 +108,19 @@ static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, int
     m->d = t->x.dims[0];
   } else {
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "deep_cnn: target input rank %u: expected 2 ([channels, length]) or 1",
+                           "target input rank %u: expected 2 ([channels, length]) or 1",
                            (unsigned)t->x.rank);
   }
   if (m->v == 0 || m->d == 0)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: target input [%zu, %zu] is empty", m->v,
-                           m->d);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "target input [%zu, %zu] is empty", m->v, m->d);
   if (depth == 0) { /* L = log_s d, exactly */
     size_t L = 0, pw = 1;
     while (pw < m->d) pw *= m->s, L++;
     if (pw != m->d || L == 0)
-      return hcl_report_fail(
-          r, HCL_ERR_PARAM,
-          "deep_cnn: input length %zu is not a power of s = %zu (depth = 0 takes "
-          "L from the input length)",
-          m->d, m->s);
+      return hcl_report_fail(r, HCL_ERR_PARAM,
+                             "input length %zu is not a power of s = %zu (depth = 0 takes "
+                             "L from the input length)",
+                             m->d, m->s);
     m->L = L;
   } else {
     size_t pw = 1;
@@ -158,13 +133,12 @@ static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, int
     }
     if (over || pw != m->d) {
       if (over)
-        return hcl_report_fail(
-            r, HCL_ERR_PARAM,
-            "deep_cnn: depth = %lld: input length %zu is not s^L = %zu^%lld (too "
-            "large)",
-            (long long)depth, m->d, m->s, (long long)depth);
+        return hcl_report_fail(r, HCL_ERR_PARAM,
+                               "depth = %lld: input length %zu is not s^L = %zu^%lld (too "
+                               "large)",
+                               (long long)depth, m->d, m->s, (long long)depth);
       return hcl_report_fail(r, HCL_ERR_PARAM,
-                             "deep_cnn: depth = %lld: input length %zu is not s^L = %zu^%lld = %zu",
+                             "depth = %lld: input length %zu is not s^L = %zu^%lld = %zu",
                              (long long)depth, m->d, m->s, (long long)depth, pw);
     }
     m->L = (size_t)depth;
@@ -173,7 +147,7 @@ static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, int
   m->y_dim = t->y_dim ? t->y_dim : 1;
   if (t->task == HCL_TASK_CLASSES) {
     if (t->n_classes < 1)
-      return hcl_report_fail(r, HCL_ERR_PARAM, "deep_cnn: classification target with 0 classes");
+      return hcl_report_fail(r, HCL_ERR_PARAM, "classification target with 0 classes");
     m->n_out = t->n_classes;
   } else {
     m->n_out = t->task == HCL_TASK_REGRESSION && t->y_dim > 1 ? t->y_dim : 1;
@@ -182,14 +156,14 @@ static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, int
 }
 
 static hcl_status alloc_f(dcnn *m, hcl_buf *b, size_t floats) {
-  return dcnn_host->buf_alloc(m->ctx, (floats ? floats : 1) * sizeof(float), b);
+  return hcl_host->buf_alloc(m->ctx, (floats ? floats : 1) * sizeof(float), b);
 }
 
 /* The sizes alloc_buffers() will take, checked as a whole first (when the
  * runtime offers the check), so that the error names the keys. */
 static hcl_status check_buffers(dcnn *m) {
-  const hcl_host_api *host = dcnn_host;
-  if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
+  const hcl_host_api *host = hcl_host;
+  if (!HCL_HOST_HAS(mem_check)) return HCL_OK;
   double RB = (double)m->R * (double)m->max_batch, H = (double)m->H;
   double widest = (double)m->layer[0].P * H, all = RB * H * 2.0 + RB * widest * 3.0,
          big = RB * widest;
@@ -202,7 +176,7 @@ static hcl_status check_buffers(dcnn *m) {
   }
   char what[256];
   snprintf(what, sizeof what,
-           "deep_cnn: activations of [model] width = %zu over %zu layers ([target] l) for %zu "
+           "activations of [model] width = %zu over %zu layers ([target] l) for %zu "
            "replicas x %zu samples (the largest batch)",
            m->H, m->L, m->R, m->max_batch);
   double cap = (double)SIZE_MAX / 8.0;
@@ -214,34 +188,34 @@ static hcl_status check_buffers(dcnn *m) {
 /* The forward/backward buffers for max_batch samples. */
 static hcl_status alloc_buffers(dcnn *m) {
   size_t RB = m->R * m->max_batch, H = m->H, widest = m->layer[0].P * H, bmax = 1;
-  DCNN_TRY(check_buffers(m));
+  HCL_TRY(check_buffers(m));
   for (size_t k = 0; k < m->L; k++) {
     dcnn_layer *ly = &m->layer[k];
-    DCNN_TRY(alloc_f(m, &ly->U, RB * ly->P * ly->c_in * m->s));
-    DCNN_TRY(alloc_f(m, &ly->Z, RB * ly->P * H));
-    DCNN_TRY(alloc_f(m, &ly->A, RB * ly->P * H));
+    HCL_TRY(alloc_f(m, &ly->U, RB * ly->P * ly->c_in * m->s));
+    HCL_TRY(alloc_f(m, &ly->Z, RB * ly->P * H));
+    HCL_TRY(alloc_f(m, &ly->A, RB * ly->P * H));
     if (ly->b_count > bmax) bmax = ly->b_count;
   }
-  DCNN_TRY(alloc_f(m, &m->g, RB * H));
-  DCNN_TRY(alloc_f(m, &m->dg, RB * H));
-  DCNN_TRY(alloc_f(m, &m->da, RB * widest));
-  DCNN_TRY(alloc_f(m, &m->dz, RB * widest));
-  DCNN_TRY(alloc_f(m, &m->du, m->L > 1 ? RB * widest : 1));
+  HCL_TRY(alloc_f(m, &m->g, RB * H));
+  HCL_TRY(alloc_f(m, &m->dg, RB * H));
+  HCL_TRY(alloc_f(m, &m->da, RB * widest));
+  HCL_TRY(alloc_f(m, &m->dz, RB * widest));
+  HCL_TRY(alloc_f(m, &m->du, m->L > 1 ? RB * widest : 1));
   return alloc_f(m, &m->bs, m->bias != DCNN_BIAS_NONE && m->bias_scale != 1.0f ? m->R * bmax : 1);
 }
 
 hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
                        void **self) {
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   *self = NULL;
-  if (!setup || setup->struct_size < offsetof(hcl_setup, max_batch) + sizeof setup->max_batch)
-    return host->fail(ctx, HCL_ERR_ABI, "deep_cnn: setup missing or too small");
+  if (!setup || !HCL_STRUCT_HAS(setup, hcl_setup, max_batch))
+    return host->fail(ctx, HCL_ERR_ABI, "setup missing or too small");
   if (setup->replicas < 1 || !setup->seeds)
-    return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: %u replicas (need >= 1 and their seeds)",
+    return host->fail(ctx, HCL_ERR_PARAM, "%u replicas (need >= 1 and their seeds)",
                       (unsigned)setup->replicas);
-  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "deep_cnn: max_batch = 0");
+  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "max_batch = 0");
   dcnn *m = calloc(1, sizeof *m);
-  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
+  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   m->ctx = ctx;
   m->R = setup->replicas;
   m->max_batch = setup->max_batch;
@@ -259,7 +233,7 @@ hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_in
   m->seeds = malloc(m->R * sizeof *m->seeds);
   if (!m->seeds || dcnn_layout(m) != HCL_OK) {
     dcnn_destroy(m);
-    return host->fail(ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
+    return host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   }
   memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
   rc = alloc_buffers(m);
@@ -277,7 +251,7 @@ hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_in
  * (dcnn_ridge_chain) would refuse. */
 hcl_status dcnn_check(const hcl_params *p, const hcl_check_info *run, const hcl_target_info *target,
                       char *err, size_t errlen) {
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "deep_cnn: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   dcnn m;
   memset(&m, 0, sizeof m);
   int64_t depth = 0;

@@ -19,16 +19,6 @@
 
 #include "hiercl/plugin.h"
 
-/* The runtime's function table, set once by hcl_plugin_init (plugin.c). */
-extern const hcl_host_api *dcnn_host;
-
-/* Return the status of a call when it is not HCL_OK. */
-#define DCNN_TRY(call)                                                                             \
-  do {                                                                                             \
-    hcl_status dcnn_rc_ = (call);                                                                  \
-    if (dcnn_rc_ != HCL_OK) return dcnn_rc_;                                                       \
-  } while (0)
-
 /* Stream ids: a tag ("dcnn" in the high 32 bits) and a purpose, so that no
  * two random quantities share counters (targets use small ids and their own
  * tags). */
@@ -38,6 +28,10 @@ extern const hcl_host_api *dcnn_host;
 #define DCNN_STREAM_PHASE 0x64636e6e00030000ull /* + level: ridge_chain phases */
 
 enum { DCNN_BIAS_NONE = 0, DCNN_BIAS_SHARED, DCNN_BIAS_POSITION };
+
+/* The declared lists of the ENUM keys param, bias (in DCNN_BIAS_* order) and
+ * lr_factor (plugin.c). */
+extern const char *const dcnn_param_choices[], *const dcnn_bias_choices[], *const dcnn_lr_choices[];
 
 /* One convolution layer k (1-based in names, 0-based in arrays). */
 typedef struct dcnn_layer {
@@ -78,7 +72,7 @@ typedef struct dcnn {
   int bias;              /* DCNN_BIAS_* */
   float out_scale;       /* readout scale: 1/H (mf) or 1 */
   float bias_scale;      /* conv bias factor: 0.1 (mf, as the reference) or 1 */
-  float grad_scale;      /* the lr factor folded into the gradient: H or 1 */
+  double lr_scale;       /* lr_factor: H or 1, applied by the runtime's SGD */
   uint64_t layer_steps;  /* layerwise: steps per layer (0: [train] steps / L) */
   uint64_t *seeds;       /* [R] */
   dcnn_layer *layer;     /* [L] */
@@ -105,14 +99,11 @@ typedef struct dcnn {
 /* ---- layout.c ------------------------------------------------------------ */
 /* Fill offsets, blocks and n_params from v, d, s, L, H, n_out, bias. */
 hcl_status dcnn_layout(dcnn *m);
-/* A view of buffer b: `off` floats in, covering `span` floats. */
-hcl_buf dcnn_view(hcl_buf b, size_t off, size_t span);
-/* The view of a per-replica parameter block at `off` with `count` floats, for
- * batched ops striding n_params floats over the R replicas. */
-hcl_buf dcnn_pview(const dcnn *m, hcl_buf params, size_t off, size_t count);
 size_t dcnn_n_params(void *self);
 size_t dcnn_out_dim(void *self);
 const hcl_block *dcnn_blocks(void *self, size_t *n_blocks);
+/* The factor lr_factor puts on the SGD learning rate: H or 1 (hcl_model_vt.lr_scale). */
+double dcnn_lr_scale(void *self);
 
 /* ---- kernels.c: the plugin's own kernels -------------------------------- */
 hcl_status dcnn_kernels_build(dcnn *m);

@@ -6,15 +6,15 @@ extern const char hcl_cl_deep_cnn[];
 #define DCNN_WG 64 /* work-group size of every plugin kernel */
 
 hcl_status dcnn_kernels_build(dcnn *m) {
-  const hcl_host_api *host = dcnn_host;
-  DCNN_TRY(host->program(m->ctx, "deep_cnn", hcl_cl_deep_cnn, "", &m->prog));
-  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_im2col", &m->k_im2col));
-  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_col2im", &m->k_col2im));
-  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_pool", &m->k_pool));
-  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_spread", &m->k_spread));
-  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_scale_copy", &m->k_scale_copy));
-  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_rff", &m->k_rff));
-  DCNN_TRY(host->kernel(m->ctx, m->prog, "dcnn_normalise", &m->k_normalise));
+  const hcl_host_api *host = hcl_host;
+  HCL_TRY(host->program(m->ctx, "deep_cnn", hcl_cl_deep_cnn, "", &m->prog));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_im2col", &m->k_im2col));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_col2im", &m->k_col2im));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_pool", &m->k_pool));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_spread", &m->k_spread));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_scale_copy", &m->k_scale_copy));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_rff", &m->k_rff));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_normalise", &m->k_normalise));
   return host->kernel(m->ctx, m->prog, "dcnn_onehot", &m->k_onehot);
 }
 
@@ -38,7 +38,7 @@ static hcl_status launch(dcnn *m, cl_kernel k, const char *label, size_t total, 
   cl_ulong tot = total;
   args[nargs] = HCL_ARG(tot);
   size_t lws = DCNN_WG, gws = (total + DCNN_WG - 1) / DCNN_WG * DCNN_WG;
-  return dcnn_host->run_kernel(m->ctx, k, 1, &gws, &lws, label, nargs + 1, args);
+  return hcl_host->run_kernel(m->ctx, k, 1, &gws, &lws, label, nargs + 1, args);
 }
 
 /* Three-dimensional launch over (C, positions, samples); the runtime picks
@@ -47,7 +47,7 @@ static hcl_status launch3(dcnn *m, cl_kernel k, const char *label, size_t C, siz
                           size_t nargs, const hcl_arg *args) {
   if (!C || !pos || !B) return HCL_OK;
   size_t gws[3] = {C, pos, B};
-  return dcnn_host->run_kernel(m->ctx, k, 3, gws, NULL, label, nargs, args);
+  return hcl_host->run_kernel(m->ctx, k, 3, gws, NULL, label, nargs, args);
 }
 
 hcl_status dcnn_im2col(dcnn *m, hcl_buf src, size_t rs, size_t sb, size_t sc, size_t sp,

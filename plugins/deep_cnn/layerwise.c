@@ -25,7 +25,7 @@ static hcl_status finish(dcnn *m, hcl_status rc) {
 }
 
 hcl_status dcnn_layerwise(dcnn *m, hcl_trainer *t) {
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   uint64_t total = host->train_steps(t);
   uint64_t per = m->layer_steps ? m->layer_steps : total / m->L;
   if (per == 0 && total > 0) per = 1;

@@ -56,17 +56,11 @@ hcl_status dcnn_layout(dcnn *m) {
   return HCL_OK;
 }
 
-hcl_buf dcnn_view(hcl_buf b, size_t off, size_t span) {
-  return (hcl_buf){b.mem, b.offset + off * sizeof(float), span * sizeof(float)};
-}
-
-hcl_buf dcnn_pview(const dcnn *m, hcl_buf params, size_t off, size_t count) {
-  return dcnn_view(params, off, (m->R - 1) * m->n_params + count);
-}
-
 size_t dcnn_n_params(void *self) { return ((dcnn *)self)->n_params; }
 
 size_t dcnn_out_dim(void *self) { return ((dcnn *)self)->n_out; }
+
+double dcnn_lr_scale(void *self) { return ((dcnn *)self)->lr_scale; }
 
 const hcl_block *dcnn_blocks(void *self, size_t *n_blocks) {
   dcnn *m = self;

@@ -1,72 +1,79 @@
 /* deep_cnn plugin: descriptor, declared parameters and entry point. */
+/* the newest host-table entry this plugin calls unconditionally */
+#define HCL_PLUGIN_NEEDS train_label
 #include "deep_cnn.h"
 
-#include <stddef.h>
-
-const hcl_host_api *dcnn_host;
-
-static const char *const params_choices[] = {"mf", "standard", NULL};
-static const char *const bias_choices[] = {"none", "shared", "position", NULL};
-static const char *const lr_choices[] = {"auto", "width", "none", NULL};
+const char *const dcnn_param_choices[] = {"mf", "standard", NULL};
+const char *const dcnn_bias_choices[] = {"none", "shared", "position", NULL};
+const char *const dcnn_lr_choices[] = {"auto", "width", "none", NULL};
 
 static const hcl_param_desc params[] = {
-    {"width", HCL_PARAM_INT, "64", 1, 1048576, NULL,
-     "H: channels of every convolution (the reference code's --width, default 64)"},
-    {"s", HCL_PARAM_INT, "2", 2, 1024, NULL,
-     "filter size = stride of every convolution (non-overlapping patches): the RHM's "
-     "tuple size s"},
-    {"depth", HCL_PARAM_INT, "0", 0, 63, NULL,
-     "L: number of convolutions; the input length d must be s^L (else create fails with "
-     "the numbers); 0 = L = log_s d from the target"},
-    {"param", HCL_PARAM_ENUM, "mf", 1, 0, params_choices,
-     "mf: the reference parametrisation (ConvNetGAPMF of pcsl-epfl/hierarchy-learning; its "
-     "CNN2 divides by sqrt(c_in) only): conv weights N(0,1), each pre-activation divided by "
-     "sqrt(c_in*s), readout N(0,1) with "
-     "the output divided by H, conv biases N(0,1) entering as 0.1*b, no readout bias, and the "
-     "learning rate multiplied by H (see lr_factor); standard: PyTorch's Conv1d/Linear "
-     "default init U(+-1/sqrt(fan_in)) for weights and biases, no scaling, readout bias when "
-     "bias != none"},
-    {"bias", HCL_PARAM_ENUM, "none", 1, 0, bias_choices,
-     "biases of the convolutions: none (the SPEC's default) | shared (one per channel, "
-     "[H], as Conv1d and the reference's ConvNetGAPMF) | position (one per channel and "
-     "position, [P_k, H], as the reference's CNN2 with --bias 1, which is the default of its "
-     "main.py)"},
-    {"lr_factor", HCL_PARAM_ENUM, "auto", 1, 0, lr_choices,
-     "the reference multiplies the learning rate by H; here the gradient of every block is "
-     "multiplied instead (the same update for SGD with or without momentum; NOT for adam, "
-     "which ignores gradient scale: multiply [train] lr by H yourself; [train] weight_decay "
-     "is added to the scaled gradient): auto = width for param = mf, none for standard"},
-    {"layer_steps", HCL_PARAM_INT, "0", 0, 1e15, NULL,
-     "algorithm = layerwise: SGD steps of each of the L stages (0 = [train] steps / L). Stage "
-     "k trains conv k and a temporary readout (the mean over layer k's positions, then "
-     "readout.weight redrawn from the init distribution), layers below frozen, as the "
-     "reference's CNNLayerWise; stage L is the full network with its final readout"},
-    {"ridge_features", HCL_PARAM_INT, "512", 1, 65536, NULL,
-     "algorithm = ridge_chain *(reading)* of Ren-Dandi-Krzakala-Lee 2026: D, random Fourier "
-     "features per level: phi(z) = sqrt(2/D) cos(Omega z + b), Omega N(0, 1/sigma^2), "
-     "b U[0, 2pi), z the s concatenated child outputs (one-hot tokens at level 1, "
-     "normalised n_c-vectors above). Levels are fitted from the bottom (see ridge_lambda); "
-     "afterwards the model evaluates the chain (the conv weights are unused, no gradient): "
-     "its outputs are level L's vectors q, so test_error is the chain's and test_loss the "
-     "cross-entropy of softmax(q)"},
-    {"ridge_sigma", HCL_PARAM_LIST, "1, 0.25", 0, 1e6, NULL,
-     "algorithm = ridge_chain: sigma of the RBF kernel exp(-|z-z'|^2 / (2 sigma^2)) that "
-     "the features approximate, one value per level from the bottom, the last one repeating "
-     "(default: 1 at level 1, where distinct one-hot patches are sqrt(2) or 2 apart; 0.25 "
-     "above, where the inputs are probability vectors; measured on RHMs with n_c, v, m in "
-     "4..16, s = 2, L = 2, 3); 0 = the median heuristic: half the median distance between the "
-     "level's first-patch inputs of the first 256 fit samples, per replica"},
-    {"ridge_lambda", HCL_PARAM_DOUBLE, "1e-3", 0, 1e6, NULL,
-     "algorithm = ridge_chain: lambda of W = E[e_y phi^T](E[phi phi^T] + lambda I)^-1, fitted "
-     "per level on the first patch only (e_y the one-hot class label), applied to every "
-     "patch, output W phi normalised to sum 1; level L's output is the model's. Independent "
-     "of D: with phi's sqrt(2/D) the kernel phi(z) . phi(z') is an average over the D "
-     "features (-> the RBF kernel as D grows), so W phi(z) = k(z, Z)(K/N + lambda I)^-1 E/N, "
-     "kernel ridge regression with penalty lambda |f|_K^2 whatever D"},
-    {"ridge_samples", HCL_PARAM_INT, "0", 0, 1e15, NULL,
-     "algorithm = ridge_chain: fit samples (the first ones of the training stream); 0 = the "
-     "whole training set ([train] train_size, which must then be > 0)"},
-    {NULL, 0, NULL, 0, 0, NULL, NULL}};
+    HCL_P_INT("width", "64", 1, 1048576,
+              "H: channels of every convolution (the reference code's --width, default 64)"),
+    HCL_P_INT("s", "2", 2, 1024,
+              "filter size = stride of every convolution (non-overlapping patches): the RHM's "
+              "tuple size s"),
+    HCL_P_INT("depth", "0", 0, 63,
+              "L: number of convolutions; the input length d must be s^L (else create fails with "
+              "the numbers); 0 = L = log_s d from the target"),
+    HCL_P_ENUM(
+        "param", "mf", dcnn_param_choices,
+        "mf: the reference parametrisation (ConvNetGAPMF of pcsl-epfl/hierarchy-learning; its "
+        "CNN2 divides by sqrt(c_in) only): conv weights N(0,1), each pre-activation divided by "
+        "sqrt(c_in*s), readout N(0,1) with "
+        "the output divided by H, conv biases N(0,1) entering as 0.1*b, no readout bias, and the "
+        "learning rate multiplied by H (see lr_factor); standard: PyTorch's Conv1d/Linear "
+        "default init U(+-1/sqrt(fan_in)) for weights and biases, no scaling, readout bias when "
+        "bias != none"),
+    HCL_P_ENUM(
+        "bias", "none", dcnn_bias_choices,
+        "biases of the convolutions: none (the SPEC's default) | shared (one per channel, "
+        "[H], as Conv1d and the reference's ConvNetGAPMF) | position (one per channel and "
+        "position, [P_k, H], as the reference's CNN2 with --bias 1, which is the default of its "
+        "main.py)"),
+    HCL_P_ENUM(
+        "lr_factor", "auto", dcnn_lr_choices,
+        "the reference multiplies the learning rate by H: width makes the runtime's SGD (with or "
+        "without momentum) step lr H along the gradient, which backward() leaves true; "
+        "[train] weight_decay keeps its strength per unit of lr (the step is lr (H grad + "
+        "weight_decay w)); adam, invariant to the gradient's scale, takes eps / H instead "
+        "(multiply [train] lr by H yourself): auto = width for param = mf, none for standard"),
+    HCL_P_INT(
+        "layer_steps", "0", 0, 1e15,
+        "algorithm = layerwise: SGD steps of each of the L stages (0 = [train] steps / L). Stage "
+        "k trains conv k and a temporary readout (the mean over layer k's positions, then "
+        "readout.weight redrawn from the init distribution), layers below frozen, as the "
+        "reference's CNNLayerWise; stage L is the full network with its final readout"),
+    HCL_P_INT(
+        "ridge_features", "512", 1, 65536,
+        "algorithm = ridge_chain *(reading)* of Ren-Dandi-Krzakala-Lee 2026: D, random Fourier "
+        "features per level: phi(z) = sqrt(2/D) cos(Omega z + b), Omega N(0, 1/sigma^2), "
+        "b U[0, 2pi), z the s concatenated child outputs (one-hot tokens at level 1, "
+        "normalised n_c-vectors above). Levels are fitted from the bottom (see ridge_lambda); "
+        "afterwards the model evaluates the chain (the conv weights are unused, no gradient): "
+        "its outputs are level L's vectors q, so test_error is the chain's and test_loss the "
+        "cross-entropy of softmax(q)"),
+    HCL_P_LIST(
+        "ridge_sigma", "1, 0.25", 0, 1e6,
+        "algorithm = ridge_chain: sigma of the RBF kernel exp(-|z-z'|^2 / (2 sigma^2)) that "
+        "the features approximate, one value per level from the bottom, the last one repeating "
+        "(default: 1 at level 1, where distinct one-hot patches are sqrt(2) or 2 apart; 0.25 "
+        "above, where the inputs are probability vectors; measured on RHMs with n_c, v, m in "
+        "4..16, s = 2, L = 2, 3); 0 = the median heuristic: half the median distance between the "
+        "level's first-patch inputs of the first 256 fit samples, per replica"),
+    HCL_P_DOUBLE(
+        "ridge_lambda", "1e-3", 0, 1e6,
+        "algorithm = ridge_chain: lambda of W = E[e_y phi^T](E[phi phi^T] + lambda I)^-1, fitted "
+        "per level on the first patch only (e_y the one-hot class label), applied to every "
+        "patch, output W phi normalised to sum 1; level L's output is the model's. Independent "
+        "of D: with phi's sqrt(2/D) the kernel phi(z) . phi(z') is an average over the D "
+        "features (-> the RBF kernel as D grows), so W phi(z) = k(z, Z)(K/N + lambda I)^-1 E/N, "
+        "kernel ridge regression with penalty lambda |f|_K^2 whatever D"),
+    HCL_P_INT(
+        "ridge_samples", "0", 0, 1e15,
+        "algorithm = ridge_chain: fit samples (the first ones of the training stream); 0 = the "
+        "whole training set ([train] train_size, which must then be > 0)"),
+    HCL_P_END};
 
 static const char *const algorithms[] = {"layerwise", "ridge_chain", NULL};
 
@@ -84,12 +91,11 @@ static const hcl_model_vt vt = {
     .algorithms = algorithms,
     .train = dcnn_train,
     .check = dcnn_check,
+    .lr_scale = dcnn_lr_scale,
 };
 
 static const hcl_plugin_desc desc = {
-    .abi_version = HCL_PLUGIN_ABI_VERSION,
-    .struct_size = sizeof(hcl_plugin_desc),
-    .kind = HCL_PLUGIN_MODEL,
+    HCL_DESC_HEAD(HCL_PLUGIN_MODEL),
     .name = "deep_cnn",
     .version = "1.0.0",
     .summary = "hierarchical CNN of the Random Hierarchy Model: L convolutions with filter "
@@ -107,15 +113,4 @@ static const hcl_plugin_desc desc = {
     .vt = &vt,
 };
 
-/* Accept a host table that has every function this plugin calls. */
-static const hcl_plugin_desc *dcnn_plugin_init(const hcl_host_api *host, const char **errmsg) {
-  size_t need = offsetof(hcl_host_api, train_label) + sizeof host->train_label;
-  if (!host || host->abi_version != HCL_PLUGIN_ABI_VERSION || host->struct_size < need) {
-    *errmsg = "deep_cnn: host API too old or of another ABI version";
-    return NULL;
-  }
-  dcnn_host = host;
-  return &desc;
-}
-
-HCL_PLUGIN_ENTRY(dcnn_plugin_init)
+HCL_PLUGIN_DEFINE(deep_cnn, desc)

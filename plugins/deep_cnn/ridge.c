@@ -47,7 +47,7 @@ static size_t level_cin(const dcnn *m, size_t l) { return l == 0 ? m->v : m->n_o
 
 void dcnn_ridge_release(dcnn *m) {
   dcnn_ridge *rc = &m->rc;
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   for (size_t l = 0; l < m->L; l++) {
     if (rc->omega) host->buf_free(m->ctx, &rc->omega[l]);
     if (rc->phase) host->buf_free(m->ctx, &rc->phase[l]);
@@ -65,13 +65,13 @@ void dcnn_ridge_release(dcnn *m) {
 }
 
 static hcl_status alloc_f(dcnn *m, hcl_buf *b, size_t floats) {
-  return dcnn_host->buf_alloc(m->ctx, (floats ? floats : 1) * sizeof(float), b);
+  return hcl_host->buf_alloc(m->ctx, (floats ? floats : 1) * sizeof(float), b);
 }
 
 /* Buffers of every level and the draws of the phases b (Omega is drawn
  * when its level is fitted, see draw_omega). */
 static hcl_status ridge_alloc(dcnn *m) {
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   dcnn_ridge *rc = &m->rc;
   size_t L = m->L, R = m->R, D = rc->D, C = m->n_out, max_cs = 0;
   dcnn_ridge_release(m);
@@ -84,19 +84,19 @@ static hcl_status ridge_alloc(dcnn *m) {
   for (size_t l = 0; l < L; l++) {
     size_t cs = level_cin(m, l) * m->s;
     if (cs > max_cs) max_cs = cs;
-    DCNN_TRY(alloc_f(m, &rc->omega[l], R * D * cs));
-    DCNN_TRY(alloc_f(m, &rc->phase[l], R * D));
-    DCNN_TRY(alloc_f(m, &rc->w[l], R * D * C));
-    DCNN_TRY(alloc_f(m, &rc->q[l], R * m->max_batch * m->layer[l].P * C));
-    DCNN_TRY(host->rng(m->ctx, HCL_RNG_UNIFORM, 0.0f, (float)DCNN_TWO_PI, m->seeds, R,
-                       DCNN_STREAM_PHASE + l, 0, rc->phase[l], D, D));
+    HCL_TRY(alloc_f(m, &rc->omega[l], R * D * cs));
+    HCL_TRY(alloc_f(m, &rc->phase[l], R * D));
+    HCL_TRY(alloc_f(m, &rc->w[l], R * D * C));
+    HCL_TRY(alloc_f(m, &rc->q[l], R * m->max_batch * m->layer[l].P * C));
+    HCL_TRY(host->rng(m->ctx, HCL_RNG_UNIFORM, 0.0f, (float)DCNN_TWO_PI, m->seeds, R,
+                      DCNN_STREAM_PHASE + l, 0, rc->phase[l], D, D));
   }
   /* rows of one chunk: at least one sample's patches of level 1 */
   size_t P1 = m->layer[0].P, cap = DCNN_RIDGE_BUDGET / (R * D);
   if (cap > m->max_batch * P1) cap = m->max_batch * P1;
   if (cap < P1) cap = P1;
   rc->rows_cap = cap;
-  DCNN_TRY(alloc_f(m, &rc->u, R * cap * max_cs));
+  HCL_TRY(alloc_f(m, &rc->u, R * cap * max_cs));
   return alloc_f(m, &rc->f, R * cap * D);
 }
 
@@ -108,7 +108,7 @@ static void level_source(const dcnn *m, size_t l, hcl_buf x, size_t n, hcl_buf *
     *sb = m->v * m->d, *sc = m->d, *sp = 1;
   } else {
     size_t P = m->layer[l - 1].P, C = m->n_out;
-    *src = dcnn_view(m->rc.q[l - 1], 0, m->R * n * P * C);
+    *src = hcl_view(m->rc.q[l - 1], 0, m->R * n * P * C);
     *sb = P * C, *sc = 1, *sp = C;
   }
 }
@@ -118,20 +118,20 @@ static void level_source(const dcnn *m, size_t l, hcl_buf x, size_t n, hcl_buf *
  * [R, count * P, D]. */
 static hcl_status embed(dcnn *m, size_t l, hcl_buf src, size_t n, size_t sb, size_t sc, size_t sp,
                         size_t i0, size_t count, size_t P) {
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   dcnn_ridge *rc = &m->rc;
   size_t R = m->R, D = rc->D, cs = level_cin(m, l) * m->s, rows = count * P;
-  hcl_buf from = dcnn_view(src, i0 * sb, (R * n - i0) * sb);
-  hcl_buf u = dcnn_view(rc->u, 0, R * rows * cs), f = dcnn_view(rc->f, 0, R * rows * D);
-  DCNN_TRY(dcnn_im2col(m, from, n * sb, sb, sc, sp, u, count, P, level_cin(m, l), m->s));
-  DCNN_TRY(host->sgemm_batched(m->ctx, 0, 1, rows, D, cs, 1.0f, u, cs, rows * cs, rc->omega[l], cs,
-                               D * cs, 0.0f, f, D, rows * D, R));
+  hcl_buf from = hcl_view(src, i0 * sb, (R * n - i0) * sb);
+  hcl_buf u = hcl_view(rc->u, 0, R * rows * cs), f = hcl_view(rc->f, 0, R * rows * D);
+  HCL_TRY(dcnn_im2col(m, from, n * sb, sb, sc, sp, u, count, P, level_cin(m, l), m->s));
+  HCL_TRY(host->sgemm_batched(m->ctx, 0, 1, rows, D, cs, 1.0f, u, cs, rows * cs, rc->omega[l], cs,
+                              D * cs, 0.0f, f, D, rows * D, R));
   return dcnn_rff(m, f, rc->phase[l], rows, D, (float)sqrt(2.0 / (double)D));
 }
 
 /* Level l (0-based) of the fitted chain on n samples into rc.q[l]. */
 static hcl_status level_forward(dcnn *m, size_t l, hcl_buf x, size_t n) {
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   dcnn_ridge *rc = &m->rc;
   size_t R = m->R, D = rc->D, C = m->n_out, P = m->layer[l].P;
   size_t chunk = rc->rows_cap / P, sb, sc, sp;
@@ -139,24 +139,24 @@ static hcl_status level_forward(dcnn *m, size_t l, hcl_buf x, size_t n) {
   level_source(m, l, x, n, &src, &sb, &sc, &sp);
   for (size_t i0 = 0; i0 < n; i0 += chunk) {
     size_t count = n - i0 < chunk ? n - i0 : chunk, rows = count * P;
-    DCNN_TRY(embed(m, l, src, n, sb, sc, sp, i0, count, P));
-    hcl_buf q = dcnn_view(rc->q[l], i0 * P * C, (R - 1) * n * P * C + rows * C);
-    DCNN_TRY(host->sgemm_batched(m->ctx, 0, 0, rows, C, D, 1.0f, dcnn_view(rc->f, 0, R * rows * D),
-                                 D, rows * D, rc->w[l], C, D * C, 0.0f, q, C, n * P * C, R));
+    HCL_TRY(embed(m, l, src, n, sb, sc, sp, i0, count, P));
+    hcl_buf q = hcl_view(rc->q[l], i0 * P * C, (R - 1) * n * P * C + rows * C);
+    HCL_TRY(host->sgemm_batched(m->ctx, 0, 0, rows, C, D, 1.0f, hcl_view(rc->f, 0, R * rows * D), D,
+                                rows * D, rc->w[l], C, D * C, 0.0f, q, C, n * P * C, R));
   }
-  return dcnn_normalise(m, dcnn_view(rc->q[l], 0, R * n * P * C), R * n * P, C);
+  return dcnn_normalise(m, hcl_view(rc->q[l], 0, R * n * P * C), R * n * P, C);
 }
 
 hcl_status dcnn_ridge_levels(dcnn *m, hcl_buf x, size_t n, size_t upto) {
-  for (size_t l = 0; l < upto; l++) DCNN_TRY(level_forward(m, l, x, n));
+  for (size_t l = 0; l < upto; l++) HCL_TRY(level_forward(m, l, x, n));
   return HCL_OK;
 }
 
 hcl_status dcnn_ridge_forward(dcnn *m, hcl_buf x, size_t n, hcl_buf out) {
-  DCNN_TRY(dcnn_ridge_levels(m, x, n, m->L));
+  HCL_TRY(dcnn_ridge_levels(m, x, n, m->L));
   size_t span = m->R * n * m->n_out;
-  return dcnn_host->buf_copy(m->ctx, dcnn_view(out, 0, span), dcnn_view(m->rc.q[m->L - 1], 0, span),
-                             span * sizeof(float));
+  return hcl_host->buf_copy(m->ctx, hcl_view(out, 0, span), hcl_view(m->rc.q[m->L - 1], 0, span),
+                            span * sizeof(float));
 }
 
 /* Layer k's features after ridge_chain: level k's outputs [n_c, P_k]
@@ -166,8 +166,8 @@ hcl_status dcnn_ridge_features(dcnn *m, size_t layer, hcl_buf x, size_t n, hcl_b
   size_t P = m->layer[layer - 1].P, C = m->n_out;
   *dim = C * P;
   if (n == 0) return HCL_OK;
-  DCNN_TRY(dcnn_ridge_levels(m, x, n, layer));
-  return dcnn_flatten_cf(m, m->rc.q[layer - 1], dcnn_view(out, 0, m->R * n * C * P), n, P, C);
+  HCL_TRY(dcnn_ridge_levels(m, x, n, layer));
+  return dcnn_flatten_cf(m, m->rc.q[layer - 1], hcl_view(out, 0, m->R * n * C * P), n, P, C);
 }
 
 /* Scratch of the fit: statistics A, B, labels and a batch of data. */
@@ -177,7 +177,7 @@ typedef struct fit_bufs {
 
 static void fit_free(dcnn *m, fit_bufs *fb) {
   hcl_buf *all[] = {&fb->a, &fb->b, &fb->e, &fb->x, &fb->y};
-  for (size_t i = 0; i < 5; i++) dcnn_host->buf_free(m->ctx, all[i]);
+  for (size_t i = 0; i < 5; i++) hcl_host->buf_free(m->ctx, all[i]);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -189,17 +189,17 @@ static int cmp_double(const void *a, const void *b) {
  * the first (at most 256) fit samples, per replica, into sigma[R]. */
 static hcl_status median_sigma(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fit_bufs *fb,
                                double *sigma) {
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   size_t R = m->R, cs = level_cin(m, l) * m->s,
          nb = m->max_batch < m->rc.rows_cap ? m->max_batch : m->rc.rows_cap;
   size_t k = N < 256 ? (size_t)N : 256;
   if (k > nb) k = nb;
-  DCNN_TRY(host->train_batch(t, HCL_STREAM_TRAIN, 0, k, fb->x, fb->y));
-  DCNN_TRY(dcnn_ridge_levels(m, fb->x, k, l));
+  HCL_TRY(host->train_batch(t, HCL_STREAM_TRAIN, 0, k, fb->x, fb->y));
+  HCL_TRY(dcnn_ridge_levels(m, fb->x, k, l));
   hcl_buf src;
   size_t sb, sc, sp;
   level_source(m, l, fb->x, k, &src, &sb, &sc, &sp);
-  DCNN_TRY(dcnn_im2col(m, src, k * sb, sb, sc, sp, m->rc.u, k, 1, level_cin(m, l), m->s));
+  HCL_TRY(dcnn_im2col(m, src, k * sb, sb, sc, sp, m->rc.u, k, 1, level_cin(m, l), m->s));
   float *u = malloc(R * k * cs * sizeof *u);
   double *dist = malloc((k * (k - 1) / 2 + 1) * sizeof *dist);
   hcl_status rc = u && dist ? host->buf_read(m->ctx, m->rc.u, u, R * k * cs * sizeof *u)
@@ -236,7 +236,7 @@ static hcl_status median_sigma(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fi
 /* Omega of level l: N(0, 1/sigma^2) per replica, sigma from ridge_sigma or
  * the median heuristic. */
 static hcl_status draw_omega(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fit_bufs *fb) {
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   dcnn_ridge *rc = &m->rc;
   size_t R = m->R, D = rc->D, cs = level_cin(m, l) * m->s;
   double fixed = rc->sigma[l < rc->n_sigma ? l : rc->n_sigma - 1];
@@ -248,7 +248,7 @@ static hcl_status draw_omega(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fit_
   hcl_status st = median_sigma(m, t, l, N, fb, sigma);
   for (size_t r = 0; st == HCL_OK && r < R; r++) {
     st = host->rng(m->ctx, HCL_RNG_NORMAL, 0.0f, (float)(1.0 / sigma[r]), m->seeds + r, 1,
-                   DCNN_STREAM_OMEGA + l, 0, dcnn_view(rc->omega[l], r * D * cs, D * cs), D * cs,
+                   DCNN_STREAM_OMEGA + l, 0, hcl_view(rc->omega[l], r * D * cs, D * cs), D * cs,
                    D * cs);
     if (st == HCL_OK)
       host->log(m->ctx, HCL_LOG_INFO,
@@ -263,11 +263,11 @@ static hcl_status draw_omega(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fit_
 /* Level l: accumulate A and B over the fit samples, then solve. */
 static hcl_status fit_level(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, size_t nb,
                             fit_bufs *fb) {
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   dcnn_ridge *rc = &m->rc;
   size_t R = m->R, D = rc->D, C = m->n_out;
   float inv = (float)(1.0 / (double)N);
-  DCNN_TRY(draw_omega(m, t, l, N, fb));
+  HCL_TRY(draw_omega(m, t, l, N, fb));
   for (uint64_t first = 0; first < N; first += nb) {
     if (host->train_stop_requested(t))
       return host->fail(m->ctx, HCL_ERR_INTERRUPTED,
@@ -275,19 +275,19 @@ static hcl_status fit_level(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, size_
                         "level %zu",
                         l + 1);
     size_t count = N - first < nb ? (size_t)(N - first) : nb;
-    DCNN_TRY(host->train_batch(t, HCL_STREAM_TRAIN, first, count, fb->x, fb->y));
-    DCNN_TRY(dcnn_ridge_levels(m, fb->x, count, l));
+    HCL_TRY(host->train_batch(t, HCL_STREAM_TRAIN, first, count, fb->x, fb->y));
+    HCL_TRY(dcnn_ridge_levels(m, fb->x, count, l));
     hcl_buf src;
     size_t sb, sc, sp;
     level_source(m, l, fb->x, count, &src, &sb, &sc, &sp);
-    DCNN_TRY(embed(m, l, src, count, sb, sc, sp, 0, count, 1)); /* the first patch only */
-    hcl_buf f = dcnn_view(rc->f, 0, R * count * D), e = dcnn_view(fb->e, 0, R * count * C);
-    DCNN_TRY(dcnn_onehot(m, fb->y, e, R * count, C));
+    HCL_TRY(embed(m, l, src, count, sb, sc, sp, 0, count, 1)); /* the first patch only */
+    hcl_buf f = hcl_view(rc->f, 0, R * count * D), e = hcl_view(fb->e, 0, R * count * C);
+    HCL_TRY(dcnn_onehot(m, fb->y, e, R * count, C));
     float beta = first == 0 ? 0.0f : 1.0f;
-    DCNN_TRY(host->sgemm_batched(m->ctx, 1, 0, D, D, count, inv, f, D, count * D, f, D, count * D,
-                                 beta, fb->a, D, D * D, R));
-    DCNN_TRY(host->sgemm_batched(m->ctx, 1, 0, D, C, count, inv, f, D, count * D, e, C, count * C,
-                                 beta, fb->b, C, D * C, R));
+    HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, D, D, count, inv, f, D, count * D, f, D, count * D,
+                                beta, fb->a, D, D * D, R));
+    HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, D, C, count, inv, f, D, count * D, e, C, count * C,
+                                beta, fb->b, C, D * C, R));
   }
   hcl_status st = host->solve_spd(m->ctx, fb->a, fb->b, R, D, C, (float)rc->lambda);
   if (st == HCL_ERR_NUMERIC) /* the solver cannot know which key sets lambda: say it here */
@@ -296,12 +296,12 @@ static hcl_status fit_level(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, size_
                       "phi^T] + lambda I) is not numerically positive definite for some replica; "
                       "increase [model] ridge_lambda (now %g)",
                       l + 1, rc->lambda);
-  DCNN_TRY(st);
+  HCL_TRY(st);
   return host->buf_copy(m->ctx, rc->w[l], fb->b, R * D * C * sizeof(float));
 }
 
 hcl_status dcnn_ridge_chain(dcnn *m, hcl_trainer *t) {
-  const hcl_host_api *host = dcnn_host;
+  const hcl_host_api *host = hcl_host;
   dcnn_ridge *rc = &m->rc;
   if (m->task != HCL_TASK_CLASSES)
     return host->fail(m->ctx, HCL_ERR_PARAM,
@@ -312,7 +312,7 @@ hcl_status dcnn_ridge_chain(dcnn *m, hcl_trainer *t) {
     return host->fail(m->ctx, HCL_ERR_PARAM,
                       "deep_cnn: ridge_chain with [train] train_size = 0 (fresh samples): set "
                       "[model] ridge_samples");
-  DCNN_TRY(ridge_alloc(m));
+  HCL_TRY(ridge_alloc(m));
   size_t nb = m->max_batch < rc->rows_cap ? m->max_batch : rc->rows_cap;
   size_t R = m->R, D = rc->D, C = m->n_out;
   fit_bufs fb;

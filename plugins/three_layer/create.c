@@ -7,22 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static hcl_status parse_act(const hcl_report *r, const char *key, const char *s, hcl_act *out) {
-  static const struct {
-    const char *name;
-    hcl_act act;
-  } acts[] = {{"relu", HCL_ACT_RELU},
-              {"leaky_relu", HCL_ACT_LEAKY_RELU},
-              {"quadratic", HCL_ACT_QUADRATIC},
-              {"tanh", HCL_ACT_TANH},
-              {"identity", HCL_ACT_IDENTITY}};
-  if (!s) s = "relu";
-  for (size_t i = 0; i < sizeof acts / sizeof *acts; i++)
-    if (!strcmp(s, acts[i].name)) {
-      *out = acts[i].act;
-      return HCL_OK;
-    }
-  return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: %s = %s: not an activation", key, s);
+/* The activation of ENUM key `key` (declared with `choices`, a prefix of
+ * tl_act1_choices); relu without params. */
+static hcl_status parse_act(const hcl_report *r, const hcl_params *p, const char *key,
+                            const char *const *choices, hcl_act *out) {
+  static const hcl_act acts[] = {HCL_ACT_RELU, HCL_ACT_LEAKY_RELU, HCL_ACT_QUADRATIC, HCL_ACT_TANH,
+                                 HCL_ACT_IDENTITY}; /* tl_act1_choices' order */
+  int i = p ? HCL_ENUM(p, key, choices) : 0;
+  if (i < 0) /* the runtime has refused any other value */
+    return hcl_report_fail(r, HCL_ERR_PARAM, "%s: not an activation", key);
+  *out = acts[i];
+  return HCL_OK;
 }
 
 void tl_destroy(void *self) {
@@ -31,7 +26,7 @@ void tl_destroy(void *self) {
   hcl_buf *bufs[] = {&m->z1,  &m->phi,  &m->z2,   &m->h,     &m->dh,   &m->p_x,
                      &m->p_y, &m->p_hs, &m->p_sz, &m->p_szz, &m->p_szh};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-    if (bufs[i]->mem) tl_host->buf_free(m->ctx, bufs[i]);
+    if (bufs[i]->mem) hcl_host->buf_free(m->ctx, bufs[i]);
   free(m->seeds);
   free(m);
 }
@@ -39,17 +34,17 @@ void tl_destroy(void *self) {
 /* Widths and options from the [model] section (the schema's defaults when
  * no params are given). */
 static hcl_status read_params(const hcl_report *r, const hcl_params *p, tl_model *m) {
-  const hcl_host_api *host = tl_host;
+  const hcl_host_api *host = hcl_host;
   int64_t m1 = p ? host->param_int(p, "m1") : 512, m2 = p ? host->param_int(p, "m2") : 512;
   if (m1 < 1 || m2 < 1)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: m1 = %lld, m2 = %lld: both must be >= 1",
+    return hcl_report_fail(r, HCL_ERR_PARAM, "m1 = %lld, m2 = %lld: both must be >= 1",
                            (long long)m1, (long long)m2);
   m->m1 = (size_t)m1;
   m->m2 = (size_t)m2;
-  TL_TRY(parse_act(r, "act1", p ? host->param_str(p, "act1") : NULL, &m->act1));
-  TL_TRY(parse_act(r, "act2", p ? host->param_str(p, "act2") : NULL, &m->act2));
+  HCL_TRY(parse_act(r, p, "act1", tl_act1_choices, &m->act1));
+  HCL_TRY(parse_act(r, p, "act2", tl_act2_choices, &m->act2));
   if (m->act2 == HCL_ACT_IDENTITY)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: act2 = identity makes f linear in phi");
+    return hcl_report_fail(r, HCL_ERR_PARAM, "act2 = identity makes f linear in phi");
   m->two_layer = p ? host->param_bool(p, "two_layer") : 0;
   m->freeze_w = p ? host->param_bool(p, "freeze_w") : 0;
   m->train_b = p ? host->param_bool(p, "train_b") : 0;
@@ -63,38 +58,33 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, tl_model
   m->lambda = p ? host->param_double(p, "lambda") : 1e-3;
   int64_t ps = p ? host->param_int(p, "probe_samples") : 2000;
   m->probe_samples = ps > 0 ? (uint64_t)ps : 0;
-  const char *bd = p ? host->param_str(p, "b_dist") : "normal";
-  if (!strcmp(bd, "normal"))
-    m->b_dist = TL_B_NORMAL;
-  else if (!strcmp(bd, "uniform"))
-    m->b_dist = TL_B_UNIFORM;
-  else
-    return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: b_dist = %s: expected normal or uniform",
-                           bd);
+  m->b_dist = p ? HCL_ENUM(p, "b_dist", tl_b_dists) : TL_B_NORMAL;
+  if (m->b_dist < 0) /* the runtime has refused any other value */
+    return hcl_report_fail(r, HCL_ERR_PARAM, "b_dist: expected normal or uniform");
   if (m->w_scale < 0 || m->b_scale < 0 || m->eta1 < 0 || m->lambda < 0 || m->m1_per_d2 < 0 ||
       !(m->eta1_scale > 0))
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "three_layer: w_scale, b_scale, eta1, lambda and m1_per_d2 must be >= "
+                           "w_scale, b_scale, eta1, lambda and m1_per_d2 must be >= "
                            "0, eta1_scale > 0");
   return HCL_OK;
 }
 
 /* Input size and output width from the target. */
 static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, tl_model *m) {
-  if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
-    return hcl_report_fail(r, HCL_ERR_ABI, "three_layer: target info missing or too small");
+  if (!t || !HCL_STRUCT_HAS(t, hcl_target_info, n_classes))
+    return hcl_report_fail(r, HCL_ERR_ABI, "target info missing or too small");
   if (t->x.rank < 1 || t->x.rank > 4)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: target input rank %u: expected 1 to 4",
+    return hcl_report_fail(r, HCL_ERR_PARAM, "target input rank %u: expected 1 to 4",
                            (unsigned)t->x.rank);
   size_t d = 1;
   for (uint32_t i = 0; i < t->x.rank; i++) d *= t->x.dims[i];
-  if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: target input has size 0");
+  if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "target input has size 0");
   m->d = d;
   m->task = t->task;
   m->y_dim = t->y_dim ? t->y_dim : 1;
   if (t->task == HCL_TASK_CLASSES) {
     if (t->n_classes < 1)
-      return hcl_report_fail(r, HCL_ERR_PARAM, "three_layer: classification target with 0 classes");
+      return hcl_report_fail(r, HCL_ERR_PARAM, "classification target with 0 classes");
     m->D = t->n_classes;
   } else {
     m->D = t->task == HCL_TASK_REGRESSION ? m->y_dim : 1;
@@ -107,8 +97,7 @@ static hcl_status resolve_m1(const hcl_report *r, tl_model *m) {
   if (!(m->m1_per_d2 > 0) || m->two_layer) return HCL_OK;
   double w = ceil(m->m1_per_d2 * (double)m->d * (double)m->d);
   if (w > 1048576.0)
-    return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "three_layer: m1_per_d2 = %g at d = %zu gives m1 = %.0f > 1048576",
+    return hcl_report_fail(r, HCL_ERR_PARAM, "m1_per_d2 = %g at d = %zu gives m1 = %.0f > 1048576",
                            m->m1_per_d2, m->d, w);
   m->m1 = (size_t)w;
   return HCL_OK;
@@ -136,21 +125,21 @@ static void layout(tl_model *m) {
 }
 
 static hcl_status alloc_act(tl_model *m, size_t width, hcl_buf *b) {
-  return tl_host->buf_alloc(m->ctx, m->R * m->max_batch * width * sizeof(float), b);
+  return hcl_host->buf_alloc(m->ctx, m->R * m->max_batch * width * sizeof(float), b);
 }
 
 hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
                      void **self) {
-  const hcl_host_api *host = tl_host;
+  const hcl_host_api *host = hcl_host;
   *self = NULL;
-  if (!setup || setup->struct_size < offsetof(hcl_setup, max_batch) + sizeof setup->max_batch)
-    return host->fail(ctx, HCL_ERR_ABI, "three_layer: setup missing or too small");
+  if (!setup || !HCL_STRUCT_HAS(setup, hcl_setup, max_batch))
+    return host->fail(ctx, HCL_ERR_ABI, "setup missing or too small");
   if (setup->replicas < 1 || !setup->seeds)
-    return host->fail(ctx, HCL_ERR_PARAM, "three_layer: %u replicas (need >= 1 and their seeds)",
+    return host->fail(ctx, HCL_ERR_PARAM, "%u replicas (need >= 1 and their seeds)",
                       (unsigned)setup->replicas);
-  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "three_layer: max_batch = 0");
+  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "max_batch = 0");
   tl_model *m = calloc(1, sizeof *m);
-  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
+  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   m->ctx = ctx;
   m->R = setup->replicas;
   m->max_batch = setup->max_batch;
@@ -159,7 +148,7 @@ hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info
   if (rc == HCL_OK) rc = read_target(&rep, target, m);
   if (rc == HCL_OK) rc = resolve_m1(&rep, m);
   if (rc == HCL_OK && !(m->seeds = malloc(m->R * sizeof *m->seeds)))
-    rc = host->fail(ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
+    rc = host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   if (rc != HCL_OK) {
     tl_destroy(m);
     return rc;
@@ -168,8 +157,7 @@ hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info
   if (m->two_layer) m->m1 = m->d;
   layout(m);
   size_t k = tl_phi_dim(m);
-  if (rc == HCL_OK &&
-      host->struct_size >= offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) {
+  if (rc == HCL_OK && HCL_HOST_HAS(mem_check)) {
     /* the activations below as a whole first, so that the error names the keys */
     double rb = (double)m->R * (double)m->max_batch * sizeof(float), cap = (double)SIZE_MAX / 8.0;
     double w1 = m->two_layer ? 0.0 : (double)m->m1,
@@ -178,7 +166,7 @@ hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info
            big = rb * (wide > (double)m->m2 ? wide : (double)m->m2);
     char what[256];
     snprintf(what, sizeof what,
-             "three_layer: activations of [model] m1 = %zu, m2 = %zu for %zu replicas x %zu "
+             "activations of [model] m1 = %zu, m2 = %zu for %zu replicas x %zu "
              "samples (the largest batch)",
              m->m1, m->m2, m->R, m->max_batch);
     rc = host->mem_check(ctx, all < cap ? (size_t)all : SIZE_MAX,
@@ -195,14 +183,6 @@ hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info
   }
   *self = m;
   return HCL_OK;
-}
-
-hcl_buf tl_view(hcl_buf b, size_t off, size_t span) {
-  return (hcl_buf){b.mem, b.offset + off * sizeof(float), span * sizeof(float)};
-}
-
-hcl_buf tl_pview(const tl_model *m, hcl_buf params, size_t off, size_t count) {
-  return tl_view(params, off, (m->R - 1) * m->n_params + count);
 }
 
 size_t tl_phi_dim(const tl_model *m) { return m->two_layer ? m->d : m->m1; }

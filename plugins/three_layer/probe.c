@@ -13,13 +13,13 @@
 #include <stdlib.h>
 
 static hcl_status probe_alloc(tl_model *m) {
-  const hcl_host_api *host = tl_host;
+  const hcl_host_api *host = hcl_host;
   size_t R = m->R, B = m->p_chunk, f = sizeof(float);
-  TL_TRY(host->buf_alloc(m->ctx, R * B * m->d * f, &m->p_x));
-  TL_TRY(host->buf_alloc(m->ctx, R * B * m->y_dim * f, &m->p_y));
-  TL_TRY(host->buf_alloc(m->ctx, R * B * f, &m->p_hs));
-  TL_TRY(host->buf_alloc(m->ctx, R * m->m2 * f, &m->p_sz));
-  TL_TRY(host->buf_alloc(m->ctx, R * m->m2 * f, &m->p_szz));
+  HCL_TRY(host->buf_alloc(m->ctx, R * B * m->d * f, &m->p_x));
+  HCL_TRY(host->buf_alloc(m->ctx, R * B * m->y_dim * f, &m->p_y));
+  HCL_TRY(host->buf_alloc(m->ctx, R * B * f, &m->p_hs));
+  HCL_TRY(host->buf_alloc(m->ctx, R * m->m2 * f, &m->p_sz));
+  HCL_TRY(host->buf_alloc(m->ctx, R * m->m2 * f, &m->p_szz));
   return host->buf_alloc(m->ctx, R * m->m2 * f, &m->p_szh);
 }
 
@@ -27,23 +27,25 @@ static hcl_status probe_alloc(tl_model *m) {
  * the host. Returns HCL_ERR_UNSUPPORTED untouched when the target has no h*. */
 static hcl_status accumulate(tl_model *m, hcl_probe *p, hcl_buf params, uint64_t first, size_t n,
                              double *sh, double *shh) {
-  const hcl_host_api *host = tl_host;
+  const hcl_host_api *host = hcl_host;
   size_t R = m->R, k = tl_phi_dim(m), m2 = m->m2, span = R * n * m2;
-  hcl_buf x = tl_view(m->p_x, 0, R * n * m->d), hs = tl_view(m->p_hs, 0, R * n);
-  TL_TRY(host->probe_batch(p, HCL_STREAM_PROBE, first, n, x, tl_view(m->p_y, 0, R * n * m->y_dim)));
+  hcl_buf x = hcl_view(m->p_x, 0, R * n * m->d), hs = hcl_view(m->p_hs, 0, R * n);
+  HCL_TRY(
+      host->probe_batch(p, HCL_STREAM_PROBE, first, n, x, hcl_view(m->p_y, 0, R * n * m->y_dim)));
   hcl_status rc = host->probe_target_eval(p, "hstar", x, n, hs);
   if (rc != HCL_OK) return rc;
-  TL_TRY(tl_phi(m, params, x, n));
-  hcl_buf u = tl_view(m->z2, 0, span), none = {0};
-  TL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, tl_view(m->phi, 0, R * n * k), k, n * k,
-                             tl_pview(m, params, m->w_off, m2 * k), k, m->n_params, 0.0f, u, m2,
-                             n * m2, R));
+  HCL_TRY(tl_phi(m, params, x, n));
+  hcl_buf u = hcl_view(m->z2, 0, span), none = {0};
+  HCL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, hcl_view(m->phi, 0, R * n * k), k,
+                              n * k, hcl_pview(params, m->R, m->n_params, m->w_off, m2 * k), k,
+                              m->n_params, 0.0f, u, m2, n * m2, R));
   float beta = first == 0 ? 0.0f : 1.0f;
-  TL_TRY(host->col_sum(m->ctx, u, m->p_sz, m2, R, n, m2, 1.0f, beta));
-  TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, 1, n, 1.0f, u, m2, n * m2, hs, 1, n, beta, m->p_szh,
-                             1, m2, R));
-  TL_TRY(host->bias_act(m->ctx, HCL_ACT_QUADRATIC, u, none, 0, tl_view(m->dh, 0, span), R, n, m2));
-  TL_TRY(host->col_sum(m->ctx, tl_view(m->dh, 0, span), m->p_szz, m2, R, n, m2, 1.0f, beta));
+  HCL_TRY(host->col_sum(m->ctx, u, m->p_sz, m2, R, n, m2, 1.0f, beta));
+  HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, 1, n, 1.0f, u, m2, n * m2, hs, 1, n, beta, m->p_szh,
+                              1, m2, R));
+  HCL_TRY(
+      host->bias_act(m->ctx, HCL_ACT_QUADRATIC, u, none, 0, hcl_view(m->dh, 0, span), R, n, m2));
+  HCL_TRY(host->col_sum(m->ctx, hcl_view(m->dh, 0, span), m->p_szz, m2, R, n, m2, 1.0f, beta));
   float *h = malloc(R * n * sizeof *h);
   if (!h) return host->fail(m->ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
   rc = host->buf_read(m->ctx, hs, h, R * n * sizeof *h);
@@ -58,7 +60,7 @@ static hcl_status accumulate(tl_model *m, hcl_probe *p, hcl_buf params, uint64_t
 
 /* Mean |corr_j| per replica from the sums over N samples. */
 static hcl_status finish(tl_model *m, double N, const double *sh, const double *shh, double *corr) {
-  const hcl_host_api *host = tl_host;
+  const hcl_host_api *host = hcl_host;
   size_t R = m->R, m2 = m->m2;
   float *s = malloc(3 * R * m2 * sizeof *s);
   if (!s) return host->fail(m->ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
@@ -86,14 +88,14 @@ static hcl_status finish(tl_model *m, double N, const double *sh, const double *
 
 hcl_status tl_probe(void *self, hcl_probe *p) {
   tl_model *m = self;
-  const hcl_host_api *host = tl_host;
+  const hcl_host_api *host = hcl_host;
   if (!m->probe_samples) return HCL_OK;
   if (host->probe_replicas(p) != m->R)
     return host->fail(m->ctx, HCL_ERR_PARAM, "three_layer probe: %zu replicas, model made for %zu",
                       host->probe_replicas(p), m->R);
   if (!m->p_sz.mem) {
     m->p_chunk = m->max_batch < m->probe_samples ? m->max_batch : (size_t)m->probe_samples;
-    TL_TRY(probe_alloc(m));
+    HCL_TRY(probe_alloc(m));
   }
   hcl_buf params = host->probe_params(p, NULL, NULL);
   size_t R = m->R;
@@ -107,6 +109,6 @@ hcl_status tl_probe(void *self, hcl_probe *p) {
     if (rc == HCL_ERR_UNSUPPORTED && first == 0) return HCL_OK; /* no h*: nothing to report */
     if (rc != HCL_OK) return rc;
   }
-  TL_TRY(finish(m, (double)m->probe_samples, sh, shh, corr));
+  HCL_TRY(finish(m, (double)m->probe_samples, sh, shh, corr));
   return host->probe_emit(p, "hstar_corr", corr);
 }

@@ -14,20 +14,15 @@
 
 #include "hiercl/plugin.h"
 
-/* The runtime's function table, set once by the entry point (plugin.c). */
-extern const hcl_host_api *tl_host;
-
-#define TL_TRY(call)                                                                               \
-  do {                                                                                             \
-    hcl_status tl_try_rc_ = (call);                                                                \
-    if (tl_try_rc_ != HCL_OK) return tl_try_rc_;                                                   \
-  } while (0)
-
 /* Stream ids of the model's draws: "thly" in the high bits, one per quantity. */
 #define TL_STREAM_TAG 0x74686c7900000000ull
 enum { TL_STREAM_V = 0, TL_STREAM_W = 1, TL_STREAM_B = 2, TL_STREAM_A = 3, TL_STREAM_B2 = 4 };
 
 enum { TL_B_NORMAL = 0, TL_B_UNIFORM = 1 };
+/* The declared list of b_dist, in TL_B_* order (plugin.c). */
+extern const char *const tl_b_dists[];
+/* The declared lists of act1 and act2 (a prefix of act1's; plugin.c). */
+extern const char *const tl_act1_choices[], *const tl_act2_choices[];
 
 typedef struct tl_model {
   hcl_ctx *ctx;
@@ -53,11 +48,6 @@ typedef struct tl_model {
   size_t p_chunk;
 } tl_model;
 
-/* A view of b: `off` floats in, covering `span` floats. */
-hcl_buf tl_view(hcl_buf b, size_t off, size_t span);
-/* The view of a per-replica parameter block at `off` with `count` floats,
- * for batched ops striding n_params over the replicas. */
-hcl_buf tl_pview(const tl_model *m, hcl_buf params, size_t off, size_t count);
 /* Width of phi: m1, or d for two_layer. */
 size_t tl_phi_dim(const tl_model *m);
 

@@ -39,19 +39,19 @@ static void work_free(tl_work *w) {
   hcl_buf *bufs[] = {&w->x,    &w->y,   &w->out, &w->dout, &w->g,
                      &w->gtmp, &w->acc, &w->G,   &w->c,    &w->ybar};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-    if (bufs[i]->mem) tl_host->buf_free(w->m->ctx, bufs[i]);
+    if (bufs[i]->mem) hcl_host->buf_free(w->m->ctx, bufs[i]);
 }
 
 static hcl_status alloc_f(tl_work *w, hcl_buf *b, size_t n) {
-  return tl_host->buf_alloc(w->m->ctx, n * sizeof(float), b);
+  return hcl_host->buf_alloc(w->m->ctx, n * sizeof(float), b);
 }
 
 static hcl_status work_alloc(tl_work *w) {
   tl_model *m = w->m;
   size_t R = m->R, B = w->chunk;
-  TL_TRY(alloc_f(w, &w->x, R * B * m->d));
-  TL_TRY(alloc_f(w, &w->y, R * B * m->y_dim));
-  TL_TRY(alloc_f(w, &w->out, R * B * m->D));
+  HCL_TRY(alloc_f(w, &w->x, R * B * m->d));
+  HCL_TRY(alloc_f(w, &w->y, R * B * m->y_dim));
+  HCL_TRY(alloc_f(w, &w->out, R * B * m->D));
   return alloc_f(w, &w->dout, R * B * m->D);
 }
 
@@ -59,9 +59,10 @@ static hcl_status work_alloc(tl_work *w) {
  * the model's forward on them. */
 static hcl_status batch_forward(tl_work *w, uint64_t first, size_t n) {
   tl_model *m = w->m;
-  TL_TRY(tl_host->train_batch(w->t, HCL_STREAM_TRAIN, first, n, tl_view(w->x, 0, m->R * n * m->d),
-                              tl_view(w->y, 0, m->R * n * m->y_dim)));
-  return tl_forward(m, w->params, w->x, n, tl_view(w->out, 0, m->R * n * m->D));
+  HCL_TRY(hcl_host->train_batch(w->t, HCL_STREAM_TRAIN, first, n,
+                                hcl_view(w->x, 0, m->R * n * m->d),
+                                hcl_view(w->y, 0, m->R * n * m->y_dim)));
+  return tl_forward(m, w->params, w->x, n, hcl_view(w->out, 0, m->R * n * m->D));
 }
 
 /* Mean training loss over samples first .. first+n_all-1 (per replica). */
@@ -73,9 +74,9 @@ static hcl_status mean_loss(tl_work *w, uint64_t first, size_t n_all, double *lo
   hcl_buf none = {0};
   for (size_t off = 0; off < n_all; off += w->chunk) {
     size_t n = n_all - off < w->chunk ? n_all - off : w->chunk;
-    TL_TRY(batch_forward(w, first + off, n));
-    TL_TRY(tl_host->train_loss_grad(w->t, tl_view(w->out, 0, R * n * m->D),
-                                    tl_view(w->y, 0, R * n * m->y_dim), n, 0.0f, none, part));
+    HCL_TRY(batch_forward(w, first + off, n));
+    HCL_TRY(hcl_host->train_loss_grad(w->t, hcl_view(w->out, 0, R * n * m->D),
+                                      hcl_view(w->y, 0, R * n * m->y_dim), n, 0.0f, none, part));
     for (size_t r = 0; r < R; r++) loss[r] += part[r] * (double)n / (double)n_all;
   }
   return HCL_OK;
@@ -85,13 +86,13 @@ static hcl_status mean_loss(tl_work *w, uint64_t first, size_t n_all, double *lo
 static hcl_status label_mean(tl_work *w, size_t n1) {
   tl_model *m = w->m;
   size_t R = m->R, yd = m->y_dim;
-  TL_TRY(alloc_f(w, &w->ybar, R * yd));
+  HCL_TRY(alloc_f(w, &w->ybar, R * yd));
   for (size_t off = 0; off < n1; off += w->chunk) {
     size_t n = n1 - off < w->chunk ? n1 - off : w->chunk;
-    TL_TRY(tl_host->train_batch(w->t, HCL_STREAM_TRAIN, off, n, tl_view(w->x, 0, R * n * m->d),
-                                tl_view(w->y, 0, R * n * yd)));
-    TL_TRY(tl_host->col_sum(m->ctx, tl_view(w->y, 0, R * n * yd), w->ybar, yd, R, n, yd,
-                            (float)(1.0 / (double)n1), off == 0 ? 0.0f : 1.0f));
+    HCL_TRY(hcl_host->train_batch(w->t, HCL_STREAM_TRAIN, off, n, hcl_view(w->x, 0, R * n * m->d),
+                                  hcl_view(w->y, 0, R * n * yd)));
+    HCL_TRY(hcl_host->col_sum(m->ctx, hcl_view(w->y, 0, R * n * yd), w->ybar, yd, R, n, yd,
+                              (float)(1.0 / (double)n1), off == 0 ? 0.0f : 1.0f));
   }
   return HCL_OK;
 }
@@ -104,19 +105,20 @@ static hcl_status stage1_gradient(tl_work *w, size_t n1, double *loss0) {
   tl_model *m = w->m;
   size_t R = m->R, np = m->n_params, D = m->D;
   int center = m->center_y && m->task != HCL_TASK_CLASSES && m->y_dim == D;
-  if (center) TL_TRY(label_mean(w, n1));
+  if (center) HCL_TRY(label_mean(w, n1));
   double part[R];
   for (size_t r = 0; r < R; r++) loss0[r] = 0;
   for (size_t off = 0; off < n1; off += w->chunk) {
     size_t n = n1 - off < w->chunk ? n1 - off : w->chunk;
-    TL_TRY(batch_forward(w, off, n));
-    hcl_buf out = tl_view(w->out, 0, R * n * D), dout = tl_view(w->dout, 0, R * n * D);
-    if (center) TL_TRY(tl_host->bias_act(m->ctx, HCL_ACT_IDENTITY, out, w->ybar, D, out, R, n, D));
-    TL_TRY(tl_host->train_loss_grad(w->t, out, tl_view(w->y, 0, R * n * m->y_dim), n,
-                                    (float)(1.0 / (double)n1), dout, part));
+    HCL_TRY(batch_forward(w, off, n));
+    hcl_buf out = hcl_view(w->out, 0, R * n * D), dout = hcl_view(w->dout, 0, R * n * D);
+    if (center)
+      HCL_TRY(hcl_host->bias_act(m->ctx, HCL_ACT_IDENTITY, out, w->ybar, D, out, R, n, D));
+    HCL_TRY(hcl_host->train_loss_grad(w->t, out, hcl_view(w->y, 0, R * n * m->y_dim), n,
+                                      (float)(1.0 / (double)n1), dout, part));
     for (size_t r = 0; r < R; r++) loss0[r] += part[r] * (double)n / (double)n1;
-    TL_TRY(tl_backward(m, w->params, dout, n, off == 0 ? w->g : w->gtmp));
-    if (off > 0) TL_TRY(tl_host->axpby(m->ctx, 1.0f, w->gtmp, 1.0f, w->g, R * np));
+    HCL_TRY(tl_backward(m, w->params, dout, n, off == 0 ? w->g : w->gtmp));
+    if (off > 0) HCL_TRY(hcl_host->axpby(m->ctx, 1.0f, w->gtmp, 1.0f, w->g, R * np));
   }
   return HCL_OK;
 }
@@ -125,22 +127,22 @@ static hcl_status stage1_gradient(tl_work *w, size_t n1, double *loss0) {
  * half, g = grad_W: a second pass computing Z = phi g^T and summing squares. */
 static hcl_status auto_eta(tl_work *w, size_t n1, double *eta) {
   tl_model *m = w->m;
-  const hcl_host_api *host = tl_host;
+  const hcl_host_api *host = hcl_host;
   size_t R = m->R, k = tl_phi_dim(m), m2 = m->m2;
-  TL_TRY(alloc_f(w, &w->acc, R * m2));
+  HCL_TRY(alloc_f(w, &w->acc, R * m2));
   hcl_buf none = {0};
   for (size_t off = 0; off < n1; off += w->chunk) {
     size_t n = n1 - off < w->chunk ? n1 - off : w->chunk, span = R * n * m2;
-    TL_TRY(host->train_batch(w->t, HCL_STREAM_TRAIN, off, n, tl_view(w->x, 0, R * n * m->d),
-                             tl_view(w->y, 0, R * n * m->y_dim)));
-    TL_TRY(tl_phi(m, w->params, w->x, n));
-    TL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, tl_view(m->phi, 0, R * n * k), k,
-                               n * k, tl_pview(m, w->g, m->w_off, m2 * k), k, m->n_params, 0.0f,
-                               tl_view(m->z2, 0, span), m2, n * m2, R));
-    TL_TRY(host->bias_act(m->ctx, HCL_ACT_QUADRATIC, tl_view(m->z2, 0, span), none, 0,
-                          tl_view(m->dh, 0, span), R, n, m2));
-    TL_TRY(host->col_sum(m->ctx, tl_view(m->dh, 0, span), w->acc, m2, R, n, m2, 1.0f,
-                         off == 0 ? 0.0f : 1.0f));
+    HCL_TRY(host->train_batch(w->t, HCL_STREAM_TRAIN, off, n, hcl_view(w->x, 0, R * n * m->d),
+                              hcl_view(w->y, 0, R * n * m->y_dim)));
+    HCL_TRY(tl_phi(m, w->params, w->x, n));
+    HCL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, hcl_view(m->phi, 0, R * n * k), k,
+                                n * k, hcl_pview(w->g, m->R, m->n_params, m->w_off, m2 * k), k,
+                                m->n_params, 0.0f, hcl_view(m->z2, 0, span), m2, n * m2, R));
+    HCL_TRY(host->bias_act(m->ctx, HCL_ACT_QUADRATIC, hcl_view(m->z2, 0, span), none, 0,
+                           hcl_view(m->dh, 0, span), R, n, m2));
+    HCL_TRY(host->col_sum(m->ctx, hcl_view(m->dh, 0, span), w->acc, m2, R, n, m2, 1.0f,
+                          off == 0 ? 0.0f : 1.0f));
   }
   m->have_forward = 0;
   float *acc = malloc(R * m2 * sizeof *acc);
@@ -170,8 +172,8 @@ static hcl_status apply_step(tl_work *w, const double *eta) {
   size_t count = m->m2 * tl_phi_dim(m);
   for (size_t r = 0; r < m->R; r++) {
     size_t off = r * m->n_params + m->w_off;
-    TL_TRY(tl_host->axpby(m->ctx, (float)-eta[r], tl_view(w->g, off, count), 0.0f,
-                          tl_view(w->params, off, count), count));
+    HCL_TRY(hcl_host->axpby(m->ctx, (float)-eta[r], hcl_view(w->g, off, count), 0.0f,
+                            hcl_view(w->params, off, count), count));
   }
   return HCL_OK;
 }
@@ -180,21 +182,21 @@ static hcl_status apply_step(tl_work *w, const double *eta) {
  * `alg` names the algorithm in errors. */
 static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *alg) {
   tl_model *m = w->m;
-  const hcl_host_api *host = tl_host;
+  const hcl_host_api *host = hcl_host;
   size_t R = m->R, m2 = m->m2, D = m->D;
-  TL_TRY(alloc_f(w, &w->G, R * m2 * m2));
-  TL_TRY(alloc_f(w, &w->c, R * m2 * D));
+  HCL_TRY(alloc_f(w, &w->G, R * m2 * m2));
+  HCL_TRY(alloc_f(w, &w->c, R * m2 * D));
   double inv_n = 1.0 / (double)n_all, inv_m2 = 1.0 / (double)m2;
   for (size_t off = 0; off < n_all; off += w->chunk) {
     size_t n = n_all - off < w->chunk ? n_all - off : w->chunk, span = R * n * m2;
     float beta = off == 0 ? 0.0f : 1.0f;
-    TL_TRY(batch_forward(w, first + off, n));
-    hcl_buf sv = tl_view(m->h, 0, span); /* s_j(x) = sigma2(w_j . phi(x) + b_j) */
+    HCL_TRY(batch_forward(w, first + off, n));
+    hcl_buf sv = hcl_view(m->h, 0, span); /* s_j(x) = sigma2(w_j . phi(x) + b_j) */
     /* G += S^T S / (n m2), c += S^T y / n */
-    TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, m2, n, (float)(inv_m2 * inv_n), sv, m2, n * m2, sv,
-                               m2, n * m2, beta, w->G, m2, m2 * m2, R));
-    TL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)inv_n, sv, m2, n * m2,
-                               tl_view(w->y, 0, R * n * D), D, n * D, beta, w->c, D, m2 * D, R));
+    HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, m2, n, (float)(inv_m2 * inv_n), sv, m2, n * m2,
+                                sv, m2, n * m2, beta, w->G, m2, m2 * m2, R));
+    HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)inv_n, sv, m2, n * m2,
+                                hcl_view(w->y, 0, R * n * D), D, n * D, beta, w->c, D, m2 * D, R));
   }
   hcl_status st = host->solve_spd(m->ctx, w->G, w->c, R, m2, D, (float)m->lambda);
   if (st == HCL_ERR_NUMERIC) /* the solver cannot know which key sets lambda: say it here */
@@ -203,34 +205,34 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *al
                       "y/n is not numerically positive definite for some replica; increase "
                       "[model] lambda (now %g)",
                       alg, m->lambda);
-  TL_TRY(st);
+  HCL_TRY(st);
   for (size_t r = 0; r < R; r++)
-    TL_TRY(host->buf_copy(m->ctx, tl_view(w->params, r * m->n_params + m->a_off, m2 * D),
-                          tl_view(w->c, r * m2 * D, m2 * D), m2 * D * sizeof(float)));
+    HCL_TRY(host->buf_copy(m->ctx, hcl_view(w->params, r * m->n_params + m->a_off, m2 * D),
+                           hcl_view(w->c, r * m2 * D, m2 * D), m2 * D * sizeof(float)));
   return HCL_OK;
 }
 
 static hcl_status algorithm1(tl_work *w, uint64_t P) {
   tl_model *m = w->m;
-  const hcl_host_api *host = tl_host;
+  const hcl_host_api *host = hcl_host;
   size_t R = m->R, n1 = (size_t)(P / 2), n2 = (size_t)(P - P / 2);
   double loss0[R], eta[R], fit[R];
-  TL_TRY(alloc_f(w, &w->g, R * m->n_params));
-  TL_TRY(alloc_f(w, &w->gtmp, R * m->n_params));
+  HCL_TRY(alloc_f(w, &w->g, R * m->n_params));
+  HCL_TRY(alloc_f(w, &w->gtmp, R * m->n_params));
   size_t wc = m->m2 * tl_phi_dim(m);
   for (size_t r = 0; r < R; r++)
-    TL_TRY(host->fill(m->ctx, tl_view(w->params, r * m->n_params + m->w_off, wc), 0.0f, wc));
-  TL_TRY(stage1_gradient(w, n1, loss0));
+    HCL_TRY(host->fill(m->ctx, hcl_view(w->params, r * m->n_params + m->w_off, wc), 0.0f, wc));
+  HCL_TRY(stage1_gradient(w, n1, loss0));
   if (m->eta1 > 0)
     for (size_t r = 0; r < R; r++) eta[r] = m->eta1;
   else
-    TL_TRY(auto_eta(w, n1, eta));
-  TL_TRY(apply_step(w, eta));
+    HCL_TRY(auto_eta(w, n1, eta));
+  HCL_TRY(apply_step(w, eta));
   if (host->train_stop_requested(w->t))
     return host->fail(m->ctx, HCL_ERR_INTERRUPTED, "three_layer: interrupted after stage 1");
-  if (m->redraw_b) TL_TRY(tl_draw_b(m, w->params, TL_STREAM_B2));
-  TL_TRY(ridge(w, n1, n2, "algorithm1"));
-  TL_TRY(mean_loss(w, n1, n2, fit));
+  if (m->redraw_b) HCL_TRY(tl_draw_b(m, w->params, TL_STREAM_B2));
+  HCL_TRY(ridge(w, n1, n2, "algorithm1"));
+  HCL_TRY(mean_loss(w, n1, n2, fit));
   hcl_metric extra[] = {{"stage1_loss", loss0}, {"eta1", eta}, {"ridge_loss", fit}};
   host->train_label(w->t, "algorithm1");
   return host->train_eval(w->t, extra, 3);
@@ -239,11 +241,11 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
 static hcl_status ridge_only(tl_work *w, uint64_t P) {
   size_t R = w->m->R;
   double fit[R];
-  TL_TRY(ridge(w, 0, (size_t)P, "ridge"));
-  TL_TRY(mean_loss(w, 0, (size_t)P, fit));
+  HCL_TRY(ridge(w, 0, (size_t)P, "ridge"));
+  HCL_TRY(mean_loss(w, 0, (size_t)P, fit));
   hcl_metric extra[] = {{"ridge_loss", fit}};
-  tl_host->train_label(w->t, "ridge");
-  return tl_host->train_eval(w->t, extra, 1);
+  hcl_host->train_label(w->t, "ridge");
+  return hcl_host->train_eval(w->t, extra, 1);
 }
 
 /* What algorithm1 and ridge need of the model and of the training-set size
@@ -276,11 +278,11 @@ hcl_status tl_train_check(const hcl_report *r, const tl_model *m, const char *al
 
 hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t) {
   tl_model *m = self;
-  const hcl_host_api *host = tl_host;
+  const hcl_host_api *host = hcl_host;
   int alg1 = !strcmp(algorithm, "algorithm1");
   uint64_t P = host->train_size(t);
   hcl_report rep = {.host = host, .ctx = m->ctx};
-  TL_TRY(tl_train_check(&rep, m, algorithm, P));
+  HCL_TRY(tl_train_check(&rep, m, algorithm, P));
   tl_work w = {.m = m, .t = t, .params = host->train_params(t), .chunk = m->max_batch};
   hcl_status rc = work_alloc(&w);
   if (rc == HCL_OK) rc = alg1 ? algorithm1(&w, P) : ridge_only(&w, P);
