@@ -250,7 +250,9 @@ void hcl_clblast_unlock(void) { pthread_mutex_unlock(&g_clblast_lock); }
  * unlike the single product's, does not look at them). A packed operand at
  * an offset or with another stride — a parameter block strided by the
  * replica's parameter count — gave wrong replicas, so it takes one call per
- * entry. The tile sizes are CLBlast's, so every packed operand counts. */
+ * entry. Row-major, B is read in place only untransposed; A (transposed with
+ * GEMMK=0, not with GEMMK=1) and C (GEMMK=1) whatever the parameters. The
+ * tile sizes are CLBlast's, so every packed operand counts. */
 static int misread_in_place(hcl_buf x, size_t rows, size_t cols, size_t ld, size_t stride) {
   return ld == cols && (x.offset != 0 || stride != rows * cols);
 }
@@ -268,8 +270,7 @@ static int raw_batched_unlocked(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n
     return raw_direct(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
   size_t total = bytes * batch;
   int misread = misread_in_place(a, ta ? k : m, ta ? m : k, lda, sa) ||
-                misread_in_place(b, tb ? n : k, tb ? k : n, ldb, sb) ||
-                misread_in_place(c, m, n, ldc, sc);
+                (!tb && misread_in_place(b, k, n, ldb, sb)) || misread_in_place(c, m, n, ldc, sc);
   if (batch == 1 || total > g_pending_max / 2 || misread)
     return raw_scratch(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch,
                        bytes);
