@@ -137,8 +137,8 @@ hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
  * Every path is row-major, as the single and the batched calls must sum in
  * the same order (a replica is bit-identical to a separate run). Issuing the
  * products column-major (C^T = op(B)^T op(A)^T) would save CLBlast's copies
- * of C, but CLBlast 1.5.3's column-major strided-batched call gave wrong
- * results on the RHM CNN's shapes (tests/test_train.c checks the replicas). */
+ * of C, but then CLBlast reads C in place and drops its offset and stride
+ * (misread_in_place below): wrong results on the RHM CNN's shapes. */
 static size_t g_pending_max = (size_t)64 << 20;
 
 void hcl_blas_set_pending_max(size_t bytes); /* tests: 0 forces one call per entry */

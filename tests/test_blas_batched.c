@@ -116,15 +116,16 @@ static void test_whitening_shapes(void **state) {
 }
 
 /* Neighbouring shapes: A and C at offsets too, a stride gap of one float,
- * sizes off CLBlast's tiles and rectangular products. */
+ * sizes off CLBlast's tiles and rectangular products; the deep CNN's input
+ * gradient dU = dZ W at width 256 (k = 256, n = 512) and 64 (L = 3). */
 static void test_neighbour_shapes(void **state) {
   (void)state;
   const shape sh[] = {
-      {512, 128, 128, 2, 1, 1, 64, 32},
-      {256, 192, 64, 3, 130, 7, 0, 0},
-      {1000, 128, 136, 2, 5, 3, 3, 0},
+      {512, 128, 128, 2, 1, 1, 64, 32},    {256, 192, 64, 3, 130, 7, 0, 0},
+      {1000, 128, 136, 2, 5, 3, 3, 0},     {128, 512, 256, 2, 4096, 8704, 0, 0},
+      {256, 128, 64, 2, 1024, 9728, 0, 0},
   };
-  run_shapes(sh, 3, 1);
+  run_shapes(sh, 5, 1);
 }
 
 /* B with a packed stride (no gap) at offset 0: the layout CLBlast's batched
