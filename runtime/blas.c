@@ -137,8 +137,8 @@ hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
  * Every path is row-major, as the single and the batched calls must sum in
  * the same order (a replica is bit-identical to a separate run). Issuing the
  * products column-major (C^T = op(B)^T op(A)^T) would save CLBlast's copies
- * of C, but CLBlast 1.5.3's column-major strided-batched call gave wrong
- * results on the RHM CNN's shapes (tests/test_train.c checks the replicas). */
+ * of C, but then CLBlast reads C in place and drops its offset and stride
+ * (misread_in_place below): wrong results on the RHM CNN's shapes. */
 static size_t g_pending_max = (size_t)64 << 20;
 
 void hcl_blas_set_pending_max(size_t bytes); /* tests: 0 forces one call per entry */
@@ -242,6 +242,21 @@ void hcl_clblast_lock(void) {
 
 void hcl_clblast_unlock(void) { pthread_mutex_unlock(&g_clblast_lock); }
 
+/* CLBlast's strided-batched indirect kernel (1.5.3, XgemmStridedBatched)
+ * reads an operand in place when it needs no padding or transposition (its
+ * ld equals its row length, its sizes are multiples of the kernel's tiles)
+ * and then finds entry q at q * rows * cols floats from the buffer's start:
+ * the operand's offset and batch stride are dropped (its no-temporary test,
+ * unlike the single product's, does not look at them). A packed operand at
+ * an offset or with another stride — a parameter block strided by the
+ * replica's parameter count — gave wrong replicas, so it takes one call per
+ * entry. Row-major, B is read in place only untransposed; A (transposed with
+ * GEMMK=0, not with GEMMK=1) and C (GEMMK=1) whatever the parameters. The
+ * tile sizes are CLBlast's, so every packed operand counts. */
+static int misread_in_place(hcl_buf x, size_t rows, size_t cols, size_t ld, size_t stride) {
+  return ld == cols && (x.offset != 0 || stride != rows * cols);
+}
+
 /* C = alpha op(A) op(B) + beta C for `batch` entries (strides sa, sb, sc
  * floats). Returns a CLBlast status (OpenCL codes pass through). */
 static int raw_batched_unlocked(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
@@ -254,7 +269,9 @@ static int raw_batched_unlocked(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n
   if (!bytes)
     return raw_direct(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
   size_t total = bytes * batch;
-  if (batch == 1 || total > g_pending_max / 2)
+  int misread = misread_in_place(a, ta ? k : m, ta ? m : k, lda, sa) ||
+                (!tb && misread_in_place(b, k, n, ldb, sb)) || misread_in_place(c, m, n, ldc, sc);
+  if (batch == 1 || total > g_pending_max / 2 || misread)
     return raw_scratch(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch,
                        bytes);
   if ((st = bound_queued(ctx, total)) != CL_SUCCESS) return st;
@@ -411,6 +428,10 @@ hcl_status hcl_blas_selfcheck(hcl_ctx *ctx) {
 static hcl_status selfcheck_batched_once(hcl_ctx *ctx) {
   check_case small = {13, 17, 11, 2, 7, 3};
   HCL_TRY(check_shape(ctx, &small));
+  /* packed operands at an offset, sizes on the tiles: what the indirect
+   * kernel reads in place (misread_in_place), where its threshold allows */
+  check_case packed = {128, 128, 128, 0, 3, 2};
+  HCL_TRY(check_shape(ctx, &packed));
   /* the indirect kernel, one call per entry on the shared scratch buffer */
   if (hcl_blas_tuned(ctx->dev.device_id)) {
     check_case big = {131, 133, 129, 1, 3, 2};

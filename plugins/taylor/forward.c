@@ -25,15 +25,9 @@ hcl_status hcl_taylor_represent(hcl_taylor *m, hcl_buf params, hcl_buf x, size_t
   size_t R = m->R, D = m->D;
   HCL_TAYLOR_TRY(hcl_taylor_hidden(m, params, x, n));
   hcl_buf z = hcl_taylor_view(m->zb, 0, R * n * D);
-  /* one product per replica: the replica-batched call (B strided by
-   * n_params, through CLBlast at these sizes) returned wrong rows for one
-   * replica on PoCL at D = 128 and 256 (R = 2, the same seed: different
-   * outputs); the separate calls agree with a separate run */
-  for (size_t r = 0; r < R; r++)
-    HCL_TAYLOR_TRY(host->sgemm_batched(
-        m->ctx, 0, 0, n, D, D, 1.0f, hcl_taylor_view(m->hb, r * n * D, n * D), D, n * D,
-        hcl_taylor_view(params, r * m->n_params + m->off[HCL_TAYLOR_B_WHITEN], D * D), D, D * D,
-        0.0f, hcl_taylor_view(z, r * n * D, n * D), D, n * D, 1));
+  HCL_TAYLOR_TRY(host->sgemm_batched(
+      m->ctx, 0, 0, n, D, D, 1.0f, hcl_taylor_view(m->hb, 0, R * n * D), D, n * D,
+      hcl_taylor_pview(m, params, HCL_TAYLOR_B_WHITEN), D, m->n_params, 0.0f, z, D, n * D, R));
   return host->bias_act(m->ctx, HCL_ACT_IDENTITY, z,
                         hcl_taylor_pview(m, params, HCL_TAYLOR_B_OFFSET), m->n_params, z, R, n, D);
 }
