@@ -18,7 +18,7 @@ static hcl_status check_fitted(hcl_taylor *m, hcl_buf params) {
         sizeof f));
     if (!(f > 0.0f))
       return host->fail(m->ctx, HCL_ERR_CONFIG,
-                        "taylor: representation = neural, but the whitening of h(x) on the "
+                        "representation = neural, but the whitening of h(x) on the "
                         "unlabelled stream is not fitted (replica %zu): set [train] algorithm = gd "
                         "(it whitens, then runs gradient descent); the runtime's plain sgd "
                         "would train on an unfitted representation",
@@ -37,10 +37,9 @@ hcl_status hcl_taylor_backward(void *self, hcl_buf params, hcl_buf dout, size_t 
   hcl_taylor *m = self;
   const hcl_host_api *host = hcl_taylor_host;
   if (!m->have_forward)
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "taylor: backward without a forward (or after features())");
+    return host->fail(m->ctx, HCL_ERR_PARAM, "backward without a forward (or after features())");
   if (n != m->n_last)
-    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: backward on %zu samples, forward had %zu", n,
+    return host->fail(m->ctx, HCL_ERR_PARAM, "backward on %zu samples, forward had %zu", n,
                       m->n_last);
   HCL_TAYLOR_TRY(check_fitted(m, params));
   size_t R = m->R, np = m->n_params, frozen = m->off[HCL_TAYLOR_B_W0];

@@ -51,17 +51,15 @@ static hcl_status parse_act(const hcl_report *r, hcl_taylor *m, const char *s) {
   else if (!strcmp(s, "tanh"))
     m->act = HCL_TAYLOR_TANH;
   else
-    return hcl_report_fail(
-        r, HCL_ERR_PARAM,
-        "taylor: activation = %s: expected auto, relu, relu3, quadratic, softplus "
-        "or tanh",
-        s);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "activation = %s: expected auto, relu, relu3, quadratic, softplus "
+                           "or tanh",
+                           s);
   if (m->order == 2 && m->act == HCL_TAYLOR_RELU)
-    return hcl_report_fail(
-        r, HCL_ERR_PARAM,
-        "taylor: activation = relu with order = 2: relu'' is a delta at 0, so the "
-        "quadratic model is 0 almost everywhere; use relu3 (relu^3/6, sigma'' = "
-        "relu), softplus, tanh or quadratic");
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "activation = relu with order = 2: relu'' is a delta at 0, so the "
+                           "quadratic model is 0 almost everywhere; use relu3 (relu^3/6, sigma'' = "
+                           "relu), softplus, tanh or quadratic");
   return HCL_OK;
 }
 
@@ -78,25 +76,23 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_tayl
   m->rcond = p ? host->param_double(p, "whiten_rcond") : DEF_RCOND;
   int64_t ws = p ? host->param_int(p, "whiten_size") : 0;
   if (width < 1)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: width = %lld: must be at least 1",
-                           (long long)width);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "width = %lld: must be at least 1", (long long)width);
   if (order != 1 && order != 2)
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "taylor: order = %lld: expected 1 (NTK) or 2 "
+                           "order = %lld: expected 1 (NTK) or 2 "
                            "(QuadNTK)",
                            (long long)order);
   if (!rep || (strcmp(rep, "raw") && strcmp(rep, "neural")))
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "taylor: representation = %s: expected raw or "
+                           "representation = %s: expected raw or "
                            "neural",
                            rep ? rep : "");
   if (D < 1)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: rep_width = %lld: must be at least 1",
-                           (long long)D);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "rep_width = %lld: must be at least 1", (long long)D);
   if (!(m->init_std >= 0) || !(m->w0_std >= 0) || !(m->rep_bias >= 0) || !(m->rcond >= 0) ||
       m->rcond > 1)
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "taylor: init_std = %g, w0_std = %g, rep_bias = "
+                           "init_std = %g, w0_std = %g, rep_bias = "
                            "%g must be >= 0 and whiten_rcond = %g in [0, 1]",
                            m->init_std, m->w0_std, m->rep_bias, m->rcond);
   m->m = (size_t)width;
@@ -104,13 +100,11 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_tayl
   m->neural = !strcmp(rep, "neural");
   m->D = m->neural ? (size_t)D : 0;
   if (ws < 0)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: whiten_size = %lld: must be >= 0",
-                           (long long)ws);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "whiten_size = %lld: must be >= 0", (long long)ws);
   m->whiten_size = (uint64_t)ws; /* 0: automatic, set once D is known (size_rep) */
   int64_t k = p ? host->param_int(p, "rep_power") : 0;
   if (k < 0 || k > 8)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: rep_power = %lld: expected 0 to 8",
-                           (long long)k);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "rep_power = %lld: expected 0 to 8", (long long)k);
   m->rep_power = (int)k;
   return parse_act(r, m, p ? host->param_str(p, "activation") : NULL);
 }
@@ -125,7 +119,7 @@ static hcl_status size_rep(const hcl_report *r, hcl_taylor *m) {
     for (int i = 0; i < m->rep_power; i++) D *= (double)m->d;
     if (D > 4096)
       return hcl_report_fail(r, HCL_ERR_PARAM,
-                             "taylor: rep_power = %d: D = d^%d = %.0f for d = %zu exceeds 4096 "
+                             "rep_power = %d: D = d^%d = %.0f for d = %zu exceeds 4096 "
                              "(the range of rep_width)",
                              m->rep_power, m->rep_power, D, m->d);
     m->D = (size_t)D;
@@ -138,23 +132,22 @@ static hcl_status size_rep(const hcl_report *r, hcl_taylor *m) {
  * binary task). */
 static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, hcl_taylor *m) {
   if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
-    return hcl_report_fail(r, HCL_ERR_ABI, "taylor: target info missing or too small");
+    return hcl_report_fail(r, HCL_ERR_ABI, "target info missing or too small");
   if (t->x.rank < 1 || t->x.rank > 4)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: target input rank %u: expected 1 to 4",
+    return hcl_report_fail(r, HCL_ERR_PARAM, "target input rank %u: expected 1 to 4",
                            (unsigned)t->x.rank);
   size_t d = 1;
   for (uint32_t i = 0; i < t->x.rank; i++) d *= t->x.dims[i];
-  if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: target input has size 0");
+  if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "target input has size 0");
   if (t->task == HCL_TASK_CLASSES)
-    return hcl_report_fail(
-        r, HCL_ERR_PARAM,
-        "taylor: the target is a %zu-class classification task; the Taylor model "
-        "has one output (regression or binary labels)",
-        t->n_classes);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "the target is a %zu-class classification task; the Taylor model "
+                           "has one output (regression or binary labels)",
+                           t->n_classes);
   if (t->task == HCL_TASK_REGRESSION && t->y_dim > 1)
-    return hcl_report_fail(
-        r, HCL_ERR_PARAM, "taylor: the target has %zu outputs per sample; the Taylor model has one",
-        t->y_dim);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "the target has %zu outputs per sample; the Taylor model has one",
+                           t->y_dim);
   m->d = d;
   m->y_dim = t->y_dim ? t->y_dim : 1;
   return HCL_OK;
@@ -235,13 +228,13 @@ hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
   const hcl_host_api *host = hcl_taylor_host;
   *self = NULL;
   if (!setup || setup->struct_size < offsetof(hcl_setup, max_batch) + sizeof setup->max_batch)
-    return host->fail(ctx, HCL_ERR_ABI, "taylor: setup missing or too small");
+    return host->fail(ctx, HCL_ERR_ABI, "setup missing or too small");
   if (setup->replicas < 1 || !setup->seeds)
-    return host->fail(ctx, HCL_ERR_PARAM, "taylor: %u replicas (need >= 1 and their seeds)",
+    return host->fail(ctx, HCL_ERR_PARAM, "%u replicas (need >= 1 and their seeds)",
                       (unsigned)setup->replicas);
-  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "taylor: max_batch = 0");
+  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "max_batch = 0");
   hcl_taylor *m = calloc(1, sizeof *m);
-  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "taylor: out of host memory");
+  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   m->ctx = ctx;
   m->R = setup->replicas;
   m->max_batch = setup->max_batch;
@@ -263,7 +256,7 @@ hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
   m->seeds = malloc(m->R * sizeof *m->seeds);
   if (!m->seeds) {
     hcl_taylor_destroy(m);
-    return host->fail(ctx, HCL_ERR_NOMEM, "taylor: out of host memory");
+    return host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   }
   memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
   rc = setup_buffers(m);

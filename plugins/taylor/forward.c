@@ -39,7 +39,7 @@ hcl_buf hcl_taylor_z(const hcl_taylor *m, size_t n) {
 
 static hcl_status check_n(hcl_taylor *m, size_t n) {
   if (n > m->max_batch)
-    return hcl_taylor_host->fail(m->ctx, HCL_ERR_PARAM, "taylor: batch %zu > max_batch %zu", n,
+    return hcl_taylor_host->fail(m->ctx, HCL_ERR_PARAM, "batch %zu > max_batch %zu", n,
                                  m->max_batch);
   return HCL_OK;
 }
@@ -65,8 +65,8 @@ hcl_status hcl_taylor_forward(void *self, hcl_buf params, hcl_buf x, size_t n, h
   m->have_forward = 1;
   if (n == 0) return HCL_OK;
   if (out.size && out.size < m->R * n * sizeof(float))
-    return host->fail(m->ctx, HCL_ERR_PARAM, "taylor: out holds %zu bytes, %zu floats needed",
-                      out.size, m->R * n);
+    return host->fail(m->ctx, HCL_ERR_PARAM, "out holds %zu bytes, %zu floats needed", out.size,
+                      m->R * n);
   HCL_TAYLOR_TRY(hcl_taylor_represent(m, params, x, n));
   hcl_buf z = hcl_taylor_z(m, n);
   HCL_TAYLOR_TRY(project(m, params, HCL_TAYLOR_B_W0, z, n, m->cb));
@@ -101,7 +101,7 @@ hcl_status hcl_taylor_features(void *self, hcl_buf params, size_t layer, hcl_buf
   const hcl_host_api *host = hcl_taylor_host;
   if (layer != 1)
     return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "taylor: features of layer %zu: only layer 1 (the input z) exists", layer);
+                      "features of layer %zu: only layer 1 (the input z) exists", layer);
   HCL_TAYLOR_TRY(check_n(m, n));
   *dim = m->dz;
   if (n == 0) return HCL_OK;

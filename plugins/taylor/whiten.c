@@ -100,7 +100,7 @@ static hcl_status fit_alloc(hcl_taylor *m, fit_bufs *b) {
   if (!b->hcov || !b->hmean || !b->hblock || !b->hx || !b->c || !b->m0 || !b->n || !b->mm ||
       !b->msx)
     return host->fail(m->ctx, HCL_ERR_NOMEM,
-                      "taylor: out of host memory for the whitening (rep_width = %zu)", D);
+                      "out of host memory for the whitening (rep_width = %zu)", D);
   return HCL_OK;
 }
 
@@ -187,12 +187,12 @@ static hcl_status fit(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b
     long rank = inv_sqrt(b->c, D, m->rcond, b->m0 + r * D * D);
     if (rank < 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
-                        "taylor: eigen-decomposition of the %zu x %zu covariance of h(x) did not "
+                        "eigen-decomposition of the %zu x %zu covariance of h(x) did not "
                         "converge (replica %zu, seed %llu)",
                         D, D, r, (unsigned long long)m->seeds[r]);
     if (rank == 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
-                        "taylor: h(x) = relu(V x + b) is constant on the %llu unlabelled samples "
+                        "h(x) = relu(V x + b) is constant on the %llu unlabelled samples "
                         "(replica %zu): nothing to whiten",
                         (unsigned long long)N, r);
     if ((size_t)rank < D)
@@ -214,12 +214,12 @@ static hcl_status fit(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b
     long rank1 = inv_sqrt(b->c, D, REFINE_RCOND, b->mm);
     if (rank1 < 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
-                        "taylor: eigen-decomposition of the refinement covariance did not "
+                        "eigen-decomposition of the refinement covariance did not "
                         "converge (replica %zu)",
                         r);
     if (!(b->msx[r] > 0) || rank1 == 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
-                        "taylor: the inputs x are 0 on the %llu unlabelled samples (replica "
+                        "the inputs x are 0 on the %llu unlabelled samples (replica "
                         "%zu): no scale to match",
                         (unsigned long long)N, r);
     double s = sqrt(b->msx[r] * (double)D / (double)rank1);
@@ -250,7 +250,7 @@ hcl_status hcl_taylor_train(void *self, const char *algorithm, hcl_trainer *t) {
   hcl_taylor *m = self;
   const hcl_host_api *host = hcl_taylor_host;
   if (!algorithm || strcmp(algorithm, "gd"))
-    return host->fail(m->ctx, HCL_ERR_UNSUPPORTED, "taylor: no algorithm '%s' (known: gd)",
+    return host->fail(m->ctx, HCL_ERR_UNSUPPORTED, "no algorithm '%s' (known: gd)",
                       algorithm ? algorithm : "");
   uint64_t P = host->train_size(t);
   size_t B = host->train_batch_size(t);
