@@ -208,7 +208,7 @@ hcl_status hcl_rn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_
  * what layerwise_scd (hcl_rn_train) refuses. */
 hcl_status hcl_rn_check(const hcl_params *p, const hcl_check_info *run,
                         const hcl_target_info *target, char *err, size_t errlen) {
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "regular_net: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   hcl_rn *m = calloc(1, sizeof *m);
   if (!m) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
   hcl_status rc = read_params(&rep, p, m);

@@ -269,7 +269,7 @@ const hcl_block *hcl_taylor_blocks(void *self, size_t *n_blocks) {
 hcl_status hcl_taylor_check(const hcl_params *p, const hcl_check_info *run,
                             const hcl_target_info *target, char *err, size_t errlen) {
   (void)run;
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "taylor: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   hcl_taylor m;
   memset(&m, 0, sizeof m);
   HCL_TRY(read_params(&rep, p, &m));

@@ -192,7 +192,7 @@ static hcl_status lt_check(const hcl_params *p, const hcl_check_info *run, hcl_t
   (void)run;
   lt_target t;
   memset(&t, 0, sizeof t);
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "linear_teacher: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   hcl_status rc = configure(&t, p, &rep);
   return rc == HCL_OK ? lt_info(&t, info) : rc;
 }

@@ -256,7 +256,7 @@ static hcl_status lrp_check(const hcl_params *p, const hcl_check_info *run, hcl_
   (void)run;
   lrp_target *t = calloc(1, sizeof *t);
   if (!t) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "low_rank_poly: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   hcl_status rc = gt_check(&t->g, "low_rank_poly", p, 0, 1, &rep, info);
   if (rc == HCL_OK) rc = configure(t, p, &rep);
   free(t);

@@ -185,7 +185,7 @@ static hcl_status quf_check(const hcl_params *p, const hcl_check_info *run, hcl_
   (void)run;
   quf_target t;
   memset(&t, 0, sizeof t);
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "quadratic_features: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   HCL_TRY(gt_check(&t.g, "quadratic_features", p, 1, 2, &rep, info));
   return check_rank(&t, p, &rep);
 }

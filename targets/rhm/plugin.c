@@ -322,7 +322,7 @@ static hcl_status rhm_check(const hcl_params *p, const hcl_check_info *run, hcl_
                             char *err, size_t errlen) {
   rhm_target *t = calloc(1, sizeof *t);
   if (!t) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "rhm: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   t->rep = &rep;
   t->train_size = run->train_size;
   t->test_size = run->test_size;

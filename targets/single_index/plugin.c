@@ -129,7 +129,7 @@ static hcl_status six_check(const hcl_params *p, const hcl_check_info *run, hcl_
                             char *err, size_t errlen) {
   (void)run;
   gt_target g;
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "single_index: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   return gt_check(&g, "single_index", p, 1, 1, &rep, info);
 }
 

@@ -201,7 +201,7 @@ static hcl_status stc_check(const hcl_params *p, const hcl_check_info *run, hcl_
   (void)run;
   stc_target *t = calloc(1, sizeof *t);
   if (!t) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "staircase: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   hcl_status rc = configure(t, p, &rep);
   if (rc == HCL_OK) rc = stc_info(t, info);
   stc_terms_free(&t->fn);
