@@ -92,11 +92,35 @@ static void old_style_train_error_gets_the_name_once(void **state) {
   assert_int_equal(count_in_line(e, "ridge_linear"), 1);
 }
 
+/* In a sweep (a worker thread with its own session and ctx, reused from
+ * point to point), the failed point's record names the plugin once and the
+ * next point, on the same ctx, completes. */
+static void sweep_error_names_the_model_once(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  const char *p = hcl_test_write_temp(
+      "ridge_sweep.ini", "[target]\nplugin = single_index\nd = 4\n[model]\nplugin = three_layer\n"
+                         "m1 = 8\nm2 = 64\n[train]\nalgorithm = ridge\ntrain_size = 4\n"
+                         "batch = 4\n[eval]\nevery = 0\ntest_size = 8\n");
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "%s sweep %s --grid model.lambda=0,1 --device cpu --out %s/ridge_sweep && exit 9; "
+           "cat %s/ridge_sweep/sweep_ridge_sweep_*/sweep.jsonl",
+           HCL_TEST_HIERCL, p, hcl_test_tmpdir(), hcl_test_tmpdir());
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  const char *e = strstr(out, "\"error\":\"");
+  if (!e || !strstr(e, "[model] three_layer: algorithm ridge:"))
+    fail_msg("no error record: %s", out);
+  assert_int_equal(count_in_line(e, "three_layer"), 1);
+  if (!strstr(out, "\"status\":\"completed\"")) fail_msg("no completed point: %s", out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(host_fail_names_the_plugin_being_called),
       cmocka_unit_test(train_error_names_the_model_once),
       cmocka_unit_test(old_style_train_error_gets_the_name_once),
+      cmocka_unit_test(sweep_error_names_the_model_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
