@@ -94,7 +94,7 @@ static void old_style_train_error_gets_the_name_once(void **state) {
 
 /* In a sweep (a worker thread with its own session and ctx, reused from
  * point to point), the failed point's record names the plugin once and the
- * next point, on the same ctx, completes. */
+ * other point completes. */
 static void sweep_error_names_the_model_once(void **state) {
   (void)state;
   if (!hcl_test_ctx()) skip();
