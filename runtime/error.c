@@ -22,6 +22,7 @@ static int global_level(void) {
 hcl_status hcl_failv(hcl_ctx *ctx, hcl_status rc, const char *fmt, va_list ap) {
   char *buf = ctx ? ctx->errmsg : g_errmsg;
   vsnprintf(buf, HCL_ERRMSG_MAX, fmt, ap);
+  if (ctx) ctx->errmsg_plugin = 0;
   if (ctx) memcpy(g_errmsg, buf, HCL_ERRMSG_MAX); /* also reachable without the ctx */
   return rc;
 }
@@ -36,8 +37,39 @@ hcl_status hcl_fail(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...) {
 
 const char *hcl_plugin_msg(const char *msg, const char *name) {
   size_t n = strlen(name);
-  while (n && !strncmp(msg, name, n) && msg[n] == ':' && msg[n + 1] == ' ') msg += n + 2;
-  return msg;
+  for (;;) {
+    /* "[section] name: " as host->fail wrote it, or the plugin's own "name: " */
+    const char *m = msg, *close = *m == '[' ? strchr(m, ']') : NULL;
+    if (close && close[1] == ' ' && !strchr("[ ", m[1])) m = close + 2;
+    if (!n || strncmp(m, name, n) || m[n] != ':' || m[n + 1] != ' ') return msg;
+    msg = m + n + 2;
+  }
+}
+
+hcl_status hcl_plugin_failv(hcl_ctx *ctx, hcl_status rc, const char *fmt, va_list ap) {
+  const char *name = !ctx ? NULL : ctx->in_target > 0 ? ctx->plugin_target : ctx->plugin_model;
+  if (!name) return hcl_failv(ctx, rc, fmt, ap);
+  char msg[HCL_ERRMSG_MAX];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  const char *file = ctx->plugin_file ? ctx->plugin_file : "";
+  char head[HCL_ERRMSG_MAX];
+  snprintf(head, sizeof head, "%s%s[%s] %s: ", file, *file ? ": " : "",
+           ctx->in_target > 0 ? "target" : "model", name);
+  hcl_fail(ctx, rc, "%s%s", head, hcl_plugin_msg(msg, name));
+  size_t n = strlen(head);
+  if (n > strlen(ctx->errmsg)) n = strlen(ctx->errmsg); /* cut */
+  ctx->errmsg_plugin = 1;
+  ctx->errmsg_body = n;
+  return rc;
+}
+
+void hcl_target_enter(hcl_ctx *ctx) {
+  if (ctx) ctx->in_target++;
+}
+
+hcl_status hcl_target_leave(hcl_ctx *ctx, hcl_status rc) {
+  if (ctx) ctx->in_target--;
+  return rc;
 }
 
 const char *hcl_errmsg(const hcl_ctx *ctx) { return ctx ? ctx->errmsg : g_errmsg; }
@@ -76,9 +108,10 @@ const char *hcl_strerror(hcl_status rc) {
   case x: return #x;
     N(HCL_OK)
     N(HCL_ERR_NOMEM)
-    N(HCL_ERR_PARAM) N(HCL_ERR_UNSUPPORTED) N(HCL_ERR_ABI) N(HCL_ERR_IO) N(HCL_ERR_BUILD) N(
-        HCL_ERR_CONFIG) N(HCL_ERR_NODEVICE) N(HCL_ERR_NUMERIC) N(HCL_ERR_INTERRUPTED)
-        N(HCL_ERR_PLUGIN) N(HCL_ERR_BLAS) N(CL_DEVICE_NOT_FOUND) N(CL_DEVICE_NOT_AVAILABLE) N(
+    N(HCL_ERR_PARAM)
+    N(HCL_ERR_UNSUPPORTED) N(HCL_ERR_ABI) N(HCL_ERR_IO) N(HCL_ERR_BUILD) N(HCL_ERR_CONFIG) N(
+        HCL_ERR_NODEVICE) N(HCL_ERR_NUMERIC) N(HCL_ERR_INTERRUPTED) N(HCL_ERR_PLUGIN)
+        N(HCL_ERR_BLAS) N(CL_DEVICE_NOT_FOUND) N(CL_DEVICE_NOT_AVAILABLE) N(
             CL_COMPILER_NOT_AVAILABLE) N(CL_MEM_OBJECT_ALLOCATION_FAILURE) N(CL_OUT_OF_RESOURCES)
             N(CL_OUT_OF_HOST_MEMORY) N(CL_PROFILING_INFO_NOT_AVAILABLE) N(CL_MEM_COPY_OVERLAP)
                 N(CL_IMAGE_FORMAT_MISMATCH) N(CL_BUILD_PROGRAM_FAILURE) N(CL_MAP_FAILURE)

@@ -14,7 +14,7 @@ static void api_log(hcl_ctx *ctx, hcl_log_level level, const char *fmt, ...) {
 static hcl_status api_fail(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  hcl_failv(ctx, rc, fmt, ap);
+  hcl_plugin_failv(ctx, rc, fmt, ap);
   va_end(ap);
   return rc;
 }

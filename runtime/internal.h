@@ -112,6 +112,17 @@ struct hcl_ctx {
   } * memo;
   size_t n_memo;
   unsigned long memo_built, memo_reused;
+  /* The plugins of the run on this ctx (NULL: none), so that host->fail
+   * names the plugin that raised an error: the target's while in_target > 0
+   * (around every call into the target), else the model's. Per ctx, so each
+   * sweep worker attributes its own errors. */
+  const char *plugin_target, *plugin_model;
+  const char *plugin_file; /* the run's configuration, named first */
+  int in_target;
+  /* errmsg was raised by a plugin: "FILE: [section] name: " then its own
+   * message from offset errmsg_body */
+  int errmsg_plugin;
+  size_t errmsg_body;
 };
 
 /* Set ctx->errmsg from a format and return rc. Safe with ctx == NULL. */
@@ -123,6 +134,15 @@ hcl_status hcl_fail(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...);
  * that plugins used to write, for the runtime to prefix "[section] name:" once. */
 const char *hcl_plugin_msg(const char *msg, const char *name);
 hcl_status hcl_failv(hcl_ctx *ctx, hcl_status rc, const char *fmt, va_list ap);
+/* host->fail: the message prefixed "FILE: [section] name: " with the plugin being
+ * called (ctx->plugin_target / plugin_model), its own "name: " removed. */
+hcl_status hcl_plugin_failv(hcl_ctx *ctx, hcl_status rc, const char *fmt, va_list ap);
+/* Mark the start of a call into the target plugin (errors name the target). */
+void hcl_target_enter(hcl_ctx *ctx);
+/* Mark its end; returns rc, so HCL_IN_TARGET is an expression. */
+hcl_status hcl_target_leave(hcl_ctx *ctx, hcl_status rc);
+/* Evaluate `call`, a call into the target plugin, with its errors named. */
+#define HCL_IN_TARGET(ctx, call) (hcl_target_enter(ctx), hcl_target_leave(ctx, (call)))
 /* Log to stderr when level <= the ctx's (or global) level. */
 void hcl_log(hcl_ctx *ctx, hcl_log_level level, const char *fmt, ...);
 void hcl_logv(hcl_ctx *ctx, hcl_log_level level, const char *fmt, va_list ap);

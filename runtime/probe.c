@@ -33,7 +33,7 @@ hcl_status hcl_probe_emit(hcl_probe *p, const char *name, const double *values) 
 hcl_status hcl_probe_batch(hcl_probe *p, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
                            hcl_buf y) {
   HCL_TRY(stop_check(p->t, "a probe"));
-  return p->t->tvt->sample(p->t->target, stream, first, n, x, y);
+  return HCL_IN_TARGET(p->t->ctx, p->t->tvt->sample(p->t->target, stream, first, n, x, y));
 }
 
 hcl_buf hcl_probe_params(hcl_probe *p, const hcl_block **blocks, size_t *n_blocks) {
@@ -56,7 +56,7 @@ hcl_status hcl_probe_target_eval(hcl_probe *p, const char *what, hcl_buf x, size
   if (!t->tvt->eval)
     return hcl_fail(t->ctx, HCL_ERR_UNSUPPORTED, "the target has no quantity '%s' to evaluate",
                     what);
-  return t->tvt->eval(t->target, what, x, n, out);
+  return HCL_IN_TARGET(t->ctx, t->tvt->eval(t->target, what, x, n, out));
 }
 
 hcl_ctx *hcl_probe_ctx(hcl_probe *p) { return p->t->ctx; }

@@ -408,8 +408,10 @@ static hcl_status open_device(run_state *s, const hcl_run_options *opt, int quie
 /* Prefix the plugin's own message with the file, section and plugin name. */
 static hcl_status plugin_fail(run_state *s, hcl_status rc, const char *section, const char *name) {
   char msg[HCL_ERRMSG_MAX - 256];
+  /* host->fail already named the plugin: keep its own words only */
+  const char *own = s->ctx->errmsg_plugin ? s->ctx->errmsg + s->ctx->errmsg_body : s->ctx->errmsg;
   /* the message may be long: cut it */
-  snprintf(msg, sizeof msg, "%s", hcl_plugin_msg(s->ctx->errmsg, name));
+  snprintf(msg, sizeof msg, "%s", hcl_plugin_msg(own, name));
   if (rc == HCL_ERR_NOMEM) /* plugin buffers grow with these keys too */
     return hcl_fail(s->ctx, rc,
                     "%s: [%s] %s: %s (sizes grow with [run] replicas = %u and the largest batch, "
@@ -430,13 +432,16 @@ static hcl_status create_plugins(run_state *s) {
                      .val_size = s->tc.val_size};
   const hcl_target_vt *tvt = s->tpl->desc->vt;
   const hcl_model_vt *mvt = s->mpl->desc->vt;
-  hcl_status rc = tvt->create(s->ctx, &setup, &s->target);
+  s->ctx->plugin_file = s->cfg.path;
+  s->ctx->plugin_target = s->tpl->desc->name;
+  s->ctx->plugin_model = s->mpl->desc->name;
+  hcl_status rc = HCL_IN_TARGET(s->ctx, tvt->create(s->ctx, &setup, &s->target));
   if (rc != HCL_OK) return plugin_fail(s, rc, "target", s->tpl->desc->name);
   s->t.tvt = tvt;
   s->t.target = s->target;
   memset(&s->t.tinfo, 0, sizeof s->t.tinfo);
   s->t.tinfo.struct_size = sizeof s->t.tinfo;
-  HCL_TRY(tvt->info(s->target, &s->t.tinfo));
+  HCL_TRY(HCL_IN_TARGET(s->ctx, tvt->info(s->target, &s->t.tinfo)));
   HCL_TRY(hcl_trainer_preflight(s->ctx, &s->tc, &s->t.tinfo, 0, 0)); /* names the batch keys */
   setup.params = &s->model_p;
   rc = mvt->create(s->ctx, &setup, &s->t.tinfo, &s->model);
@@ -462,6 +467,8 @@ static hcl_status write_manifest(run_state *s, const char *status, const char *e
 }
 
 static void cleanup(run_state *s) {
+  if (s->ctx) /* a session's ctx outlives this run's plugins */
+    s->ctx->plugin_file = s->ctx->plugin_target = s->ctx->plugin_model = NULL;
   if (s->ctx) hcl_trainer_release(&s->t);
   if (s->model) s->t.mvt->destroy(s->model);
   if (s->target) s->t.tvt->destroy(s->target);
@@ -652,13 +659,15 @@ hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, con
                      .max_batch = chunk,
                      .val_size = s->tc.val_size};
   const hcl_target_vt *tvt = s->tpl->desc->vt;
-  if ((rc = tvt->create(s->ctx, &setup, &s->target)) != HCL_OK) {
+  s->ctx->plugin_file = s->cfg.path;
+  s->ctx->plugin_target = s->tpl->desc->name;
+  if ((rc = HCL_IN_TARGET(s->ctx, tvt->create(s->ctx, &setup, &s->target))) != HCL_OK) {
     plugin_fail(s, rc, "target", s->tpl->desc->name);
     goto fail;
   }
   s->t.tvt = tvt;
   hcl_target_info ti = {.struct_size = sizeof ti};
-  if ((rc = tvt->info(s->target, &ti)) != HCL_OK) goto fail;
+  if ((rc = HCL_IN_TARGET(s->ctx, tvt->info(s->target, &ti))) != HCL_OK) goto fail;
   size_t xs = 1, yd = ti.y_dim ? ti.y_dim : 1;
   for (uint32_t i = 0; i < ti.x.rank; i++) xs *= ti.x.dims[i];
   /* a file is written as <dir>/.<name>.tmp and renamed when whole: a
@@ -683,7 +692,7 @@ hcl_status hcl_sample_run(hcl_run_options *opt, uint64_t n, uint32_t stream, con
     goto fail;
   for (uint64_t first = 0; first < n; first += chunk) {
     size_t k = n - first < chunk ? (size_t)(n - first) : chunk;
-    if ((rc = tvt->sample(s->target, stream, first, k, bx, by)) != HCL_OK ||
+    if ((rc = HCL_IN_TARGET(s->ctx, tvt->sample(s->target, stream, first, k, bx, by))) != HCL_OK ||
         (rc = hcl_buf_read(s->ctx, bx, hx, k * xs * sizeof(float))) != HCL_OK ||
         (rc = hcl_buf_read(s->ctx, by, hy, k * yd * sizeof(float))) != HCL_OK ||
         (rc = write_samples(s->ctx, fd, label, format, hx, hy, k, xs, yd, 0)) != HCL_OK)

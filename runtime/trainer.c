@@ -42,7 +42,8 @@ static hcl_status build_train_cache(hcl_trainer *t) {
                       "interrupted while generating the training set (%zu of %zu samples)", first,
                       P);
     size_t n = P - first < maxb ? P - first : maxb;
-    HCL_TRY(t->tvt->sample(t->target, HCL_STREAM_TRAIN, first, n, t->x, t->y));
+    HCL_TRY(
+        HCL_IN_TARGET(t->ctx, t->tvt->sample(t->target, HCL_STREAM_TRAIN, first, n, t->x, t->y)));
     for (size_t r = 0; r < R; r++) {
       HCL_TRY(hcl_buf_copy(
           t->ctx,
@@ -197,7 +198,7 @@ hcl_status hcl_trainer_batch(hcl_trainer *t, uint32_t stream, uint64_t first, si
     return hcl_gather_rows(t->ctx, t->cache_y, t->cfg->train_size, t->sizes, y, t->cfg->replicas,
                            first, n, t->y_dim);
   }
-  return t->tvt->sample(t->target, stream, first, n, x, y);
+  return HCL_IN_TARGET(t->ctx, t->tvt->sample(t->target, stream, first, n, x, y));
 }
 
 hcl_buf hcl_trainer_params(hcl_trainer *t) { return t->params; }
@@ -288,7 +289,7 @@ static hcl_status test_metrics(hcl_trainer *t, uint32_t stream, uint64_t size, d
                       (unsigned long long)t->step, (unsigned long long)first,
                       (unsigned long long)size);
     size_t n = size - first < c->eval_batch ? size - first : c->eval_batch;
-    HCL_TRY(t->tvt->sample(t->target, stream, first, n, t->x, t->y));
+    HCL_TRY(HCL_IN_TARGET(t->ctx, t->tvt->sample(t->target, stream, first, n, t->x, t->y)));
     HCL_TRY(t->mvt->forward(t->model, t->params, t->x, n, t->out));
     HCL_TRY(hcl_loss(t->ctx, c->loss, t->out, t->y, R, n, t->out_dim, 0.0f, none, tl, te, first > 0,
                      none, 0));
@@ -339,7 +340,7 @@ hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_ex
   }
   if (c->probes && end_rc == HCL_OK) {
     hcl_probe p = {t};
-    hcl_status prc = t->tvt->probe ? t->tvt->probe(t->target, &p) : HCL_OK;
+    hcl_status prc = t->tvt->probe ? HCL_IN_TARGET(t->ctx, t->tvt->probe(t->target, &p)) : HCL_OK;
     if (prc == HCL_OK && t->mvt->probe) prc = t->mvt->probe(t->model, &p);
     /* a stop during the probes keeps the line (test metrics, probes done) */
     if (prc == HCL_ERR_INTERRUPTED)

@@ -441,7 +441,8 @@ static void ridge_failure_names_the_lambda_key(void **state) {
   snprintf(cmd, sizeof cmd, "%s run %s --quiet --device cpu --out %s/ridge_runs", HCL_TEST_HIERCL,
            p, hcl_test_tmpdir());
   assert_int_equal(sh(cmd), 1);
-  assert_contains(out, "three_layer: algorithm ridge:");
+  assert_contains(out, "[model] three_layer: algorithm ridge:");
+  if (strstr(out, "three_layer: three_layer")) fail_msg("name twice: %s", out);
   assert_contains(out, "increase [model] lambda (now 0)");
 }
 

@@ -611,8 +611,9 @@ typedef const hcl_plugin_desc *(*hcl_plugin_init_fn)(const hcl_host_api *host, c
 
 /* ---- checks shared by a plugin's check() and its create() or train() ------ */
 /* Where a shared check reports: with `host` set, through host->fail(ctx)
- * (create, train); with host NULL, into err (check), with a leading `strip`
- * (the plugin's "name: ") removed, since the runtime prefixes the name. */
+ * (create, train); with host NULL, into err (check). The runtime prefixes
+ * "[section] name: " either way, so messages do not name the plugin;
+ * `strip` (optional) drops a leading "name: " a plugin still writes. */
 typedef struct hcl_report {
   const hcl_host_api *host;
   hcl_ctx *ctx;

@@ -64,14 +64,13 @@ hcl_status dcnn_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl
   const hcl_host_api *host = hcl_host;
   if (m->rc.fitted)
     return host->fail(m->ctx, HCL_ERR_UNSUPPORTED,
-                      "deep_cnn: no gradient after ridge_chain (the fitted chain replaced the "
+                      "no gradient after ridge_chain (the fitted chain replaced the "
                       "network)");
   if (!m->have_forward)
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "deep_cnn: backward without a forward (or after features())");
+    return host->fail(m->ctx, HCL_ERR_PARAM, "backward without a forward (or after features())");
   if (n != m->n_last)
-    return host->fail(m->ctx, HCL_ERR_PARAM, "deep_cnn: backward on %zu samples, forward had %zu",
-                      n, m->n_last);
+    return host->fail(m->ctx, HCL_ERR_PARAM, "backward on %zu samples, forward had %zu", n,
+                      m->n_last);
   size_t total = m->R * m->n_params;
   if (n == 0 || m->stage < m->L || m->train_from > 1)
     HCL_TRY(host->fill(m->ctx, hcl_view(grad, 0, total), 0.0f, total));

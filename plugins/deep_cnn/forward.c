@@ -70,8 +70,7 @@ static hcl_status pooled(dcnn *m, size_t stage, size_t n, hcl_buf *feat) {
 
 static hcl_status check_n(dcnn *m, size_t n) {
   if (n > m->max_batch)
-    return hcl_host->fail(m->ctx, HCL_ERR_PARAM, "deep_cnn: batch %zu > max_batch %zu", n,
-                          m->max_batch);
+    return hcl_host->fail(m->ctx, HCL_ERR_PARAM, "batch %zu > max_batch %zu", n, m->max_batch);
   return HCL_OK;
 }
 
@@ -104,8 +103,8 @@ hcl_status dcnn_features(void *self, hcl_buf params, size_t layer, hcl_buf x, si
                          size_t *dim) {
   dcnn *m = self;
   if (layer < 1 || layer > m->L)
-    return hcl_host->fail(m->ctx, HCL_ERR_PARAM,
-                          "deep_cnn: features of layer %zu: expected 1 to %zu", layer, m->L);
+    return hcl_host->fail(m->ctx, HCL_ERR_PARAM, "features of layer %zu: expected 1 to %zu", layer,
+                          m->L);
   HCL_TRY(check_n(m, n));
   m->have_forward = 0;
   if (m->rc.fitted) return dcnn_ridge_features(m, layer, x, n, out, dim);

@@ -80,7 +80,7 @@ static hcl_status ridge_alloc(dcnn *m) {
   rc->w = calloc(L, sizeof *rc->w);
   rc->q = calloc(L, sizeof *rc->q);
   if (!rc->omega || !rc->phase || !rc->w || !rc->q)
-    return host->fail(m->ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
+    return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   for (size_t l = 0; l < L; l++) {
     size_t cs = level_cin(m, l) * m->s;
     if (cs > max_cs) max_cs = cs;
@@ -203,7 +203,7 @@ static hcl_status median_sigma(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fi
   float *u = malloc(R * k * cs * sizeof *u);
   double *dist = malloc((k * (k - 1) / 2 + 1) * sizeof *dist);
   hcl_status rc = u && dist ? host->buf_read(m->ctx, m->rc.u, u, R * k * cs * sizeof *u)
-                            : host->fail(m->ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
+                            : host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   for (size_t r = 0; rc == HCL_OK && r < R; r++) {
     const float *ur = u + r * k * cs;
     size_t nd = 0;
@@ -223,7 +223,7 @@ static hcl_status median_sigma(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fi
     }
     if (!(med > 0))
       rc = host->fail(m->ctx, HCL_ERR_NUMERIC,
-                      "deep_cnn: ridge_chain level %zu: the median heuristic found no spread in "
+                      "ridge_chain level %zu: the median heuristic found no spread in "
                       "the inputs (replica %zu); set [model] ridge_sigma",
                       l + 1, r);
     sigma[r] = 0.5 * med;
@@ -244,7 +244,7 @@ static hcl_status draw_omega(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, fit_
     return host->rng(m->ctx, HCL_RNG_NORMAL, 0.0f, (float)(1.0 / fixed), m->seeds, R,
                      DCNN_STREAM_OMEGA + l, 0, rc->omega[l], D * cs, D * cs);
   double *sigma = malloc(R * sizeof *sigma);
-  if (!sigma) return host->fail(m->ctx, HCL_ERR_NOMEM, "deep_cnn: out of host memory");
+  if (!sigma) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   hcl_status st = median_sigma(m, t, l, N, fb, sigma);
   for (size_t r = 0; st == HCL_OK && r < R; r++) {
     st = host->rng(m->ctx, HCL_RNG_NORMAL, 0.0f, (float)(1.0 / sigma[r]), m->seeds + r, 1,
@@ -271,7 +271,7 @@ static hcl_status fit_level(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, size_
   for (uint64_t first = 0; first < N; first += nb) {
     if (host->train_stop_requested(t))
       return host->fail(m->ctx, HCL_ERR_INTERRUPTED,
-                        "deep_cnn: ridge_chain interrupted at "
+                        "ridge_chain interrupted at "
                         "level %zu",
                         l + 1);
     size_t count = N - first < nb ? (size_t)(N - first) : nb;
@@ -292,7 +292,7 @@ static hcl_status fit_level(dcnn *m, hcl_trainer *t, size_t l, uint64_t N, size_
   hcl_status st = host->solve_spd(m->ctx, fb->a, fb->b, R, D, C, (float)rc->lambda);
   if (st == HCL_ERR_NUMERIC) /* the solver cannot know which key sets lambda: say it here */
     return host->fail(m->ctx, st,
-                      "deep_cnn: algorithm ridge_chain, level %zu: the ridge system (E[phi "
+                      "algorithm ridge_chain, level %zu: the ridge system (E[phi "
                       "phi^T] + lambda I) is not numerically positive definite for some replica; "
                       "increase [model] ridge_lambda (now %g)",
                       l + 1, rc->lambda);
@@ -305,12 +305,12 @@ hcl_status dcnn_ridge_chain(dcnn *m, hcl_trainer *t) {
   dcnn_ridge *rc = &m->rc;
   if (m->task != HCL_TASK_CLASSES)
     return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "deep_cnn: ridge_chain needs a classification target (it regresses the "
+                      "ridge_chain needs a classification target (it regresses the "
                       "one-hot class)");
   uint64_t N = rc->samples ? rc->samples : host->train_size(t);
   if (N == 0)
     return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "deep_cnn: ridge_chain with [train] train_size = 0 (fresh samples): set "
+                      "ridge_chain with [train] train_size = 0 (fresh samples): set "
                       "[model] ridge_samples");
   HCL_TRY(ridge_alloc(m));
   size_t nb = m->max_batch < rc->rows_cap ? m->max_batch : rc->rows_cap;

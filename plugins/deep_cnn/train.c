@@ -8,6 +8,6 @@ hcl_status dcnn_train(void *self, const char *algorithm, hcl_trainer *t) {
   if (algorithm && !strcmp(algorithm, "layerwise")) return dcnn_layerwise(m, t);
   if (algorithm && !strcmp(algorithm, "ridge_chain")) return dcnn_ridge_chain(m, t);
   return hcl_host->fail(m->ctx, HCL_ERR_CONFIG,
-                        "deep_cnn: unknown algorithm '%s' (known: sgd, layerwise, ridge_chain)",
+                        "unknown algorithm '%s' (known: sgd, layerwise, ridge_chain)",
                         algorithm ? algorithm : "(null)");
 }

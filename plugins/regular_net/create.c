@@ -35,8 +35,8 @@ static hcl_status parse_enum(const hcl_report *r, const hcl_params *p, const cha
       if (k) strncat(list, ", ", sizeof list - strlen(list) - 1);
       strncat(list, choices[k], sizeof list - strlen(list) - 1);
     }
-    return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: %s = %s: expected one of %s", key,
-                           s ? s : "(none)", list);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "%s = %s: expected one of %s", key, s ? s : "(none)",
+                           list);
   }
   *out = i;
   return HCL_OK;
@@ -64,11 +64,9 @@ static int bool_or(const hcl_params *p, const char *key, int def) {
 static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_rn *m) {
   int64_t width = int_or(p, "width", DEFAULT_WIDTH), depth = int_or(p, "depth", DEFAULT_DEPTH);
   if (width < 1)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: width = %lld: must be at least 1",
-                           (long long)width);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "width = %lld: must be at least 1", (long long)width);
   if (depth < 1)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: depth = %lld: must be at least 1",
-                           (long long)depth);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "depth = %lld: must be at least 1", (long long)depth);
   m->W = (size_t)width;
   m->L = (size_t)depth;
   int a;
@@ -80,16 +78,15 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_rn *
   m->p1 = dbl_or(p, "p1", 1.0);
   m->p2 = dbl_or(p, "p2", 1.0);
   if (!(m->p1 >= 0 && m->p1 <= 1) || !(m->p2 >= 0 && m->p2 <= 1))
-    return hcl_report_fail(
-        r, HCL_ERR_PARAM,
-        "regular_net: p1 = %g, p2 = %g: connection probabilities must lie in [0, 1]", m->p1, m->p2);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "p1 = %g, p2 = %g: connection probabilities must lie in [0, 1]", m->p1,
+                           m->p2);
   m->skip = bool_or(p, "input_skip", 1);
   m->bias = bool_or(p, "bias", 1);
   m->readout_bias = bool_or(p, "readout_bias", 1);
   m->init_scale = dbl_or(p, "init_scale", 1.0);
   if (!(m->init_scale >= 0))
-    return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: init_scale = %g: must be >= 0",
-                           m->init_scale);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "init_scale = %g: must be >= 0", m->init_scale);
   m->neuron_steps = (uint64_t)int_or(p, "neuron_steps", 0);
   m->neuron_patience = (uint64_t)int_or(p, "neuron_patience", 0);
   m->neuron_check = (uint64_t)int_or(p, "neuron_check", DEFAULT_NEURON_CHECK);
@@ -97,13 +94,11 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_rn *
   m->lambda1 = dbl_or(p, "lambda1", 0.0);
   m->lambda2 = dbl_or(p, "lambda2", 0.0);
   if (m->neuron_check < 1 || m->passes < 1)
-    return hcl_report_fail(
-        r, HCL_ERR_PARAM,
-        "regular_net: neuron_check = %llu, layer_passes = %llu: both must be >= 1",
-        (unsigned long long)m->neuron_check, (unsigned long long)m->passes);
-  if (!(m->lambda1 >= 0) || !(m->lambda2 >= 0))
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "regular_net: lambda1 = %g, lambda2 = %g: penalties must be >= 0",
+                           "neuron_check = %llu, layer_passes = %llu: both must be >= 1",
+                           (unsigned long long)m->neuron_check, (unsigned long long)m->passes);
+  if (!(m->lambda1 >= 0) || !(m->lambda2 >= 0))
+    return hcl_report_fail(r, HCL_ERR_PARAM, "lambda1 = %g, lambda2 = %g: penalties must be >= 0",
                            m->lambda1, m->lambda2);
   return HCL_OK;
 }
@@ -111,17 +106,17 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_rn *
 /* Input size and output width from the target; the readout's shape. */
 static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, hcl_rn *m) {
   if (!t || !HCL_STRUCT_HAS(t, hcl_target_info, n_classes))
-    return hcl_report_fail(r, HCL_ERR_ABI, "regular_net: target info missing or too small");
+    return hcl_report_fail(r, HCL_ERR_ABI, "target info missing or too small");
   if (t->x.rank < 1 || t->x.rank > 4)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: target input rank %u: expected 1 to 4",
+    return hcl_report_fail(r, HCL_ERR_PARAM, "target input rank %u: expected 1 to 4",
                            (unsigned)t->x.rank);
   size_t d = hcl_shape_size(&t->x);
-  if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: target input has size 0");
+  if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "target input has size 0");
   m->d = d;
   m->y_dim = t->y_dim ? t->y_dim : 1;
   if (t->task == HCL_TASK_CLASSES) {
     if (t->n_classes < 1)
-      return hcl_report_fail(r, HCL_ERR_PARAM, "regular_net: classification target with 0 classes");
+      return hcl_report_fail(r, HCL_ERR_PARAM, "classification target with 0 classes");
     m->D = t->n_classes;
   } else {
     m->D = 1;
@@ -129,14 +124,13 @@ static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, hcl
   m->U = m->readout == HCL_RN_READOUT_ALL ? m->L * m->W : m->W;
   if (m->fixed == HCL_RN_FIXED_PM_V) {
     if (m->D != 1)
-      return hcl_report_fail(
-          r, HCL_ERR_PARAM,
-          "regular_net: readout_fixed = pm_v needs one output, the target has %zu "
-          "classes",
-          m->D);
+      return hcl_report_fail(r, HCL_ERR_PARAM,
+                             "readout_fixed = pm_v needs one output, the target has %zu "
+                             "classes",
+                             m->D);
     if (m->U % 2)
       return hcl_report_fail(r, HCL_ERR_PARAM,
-                             "regular_net: readout_fixed = pm_v needs an even number 2k of readout "
+                             "readout_fixed = pm_v needs an even number 2k of readout "
                              "units, got %zu (width %zu x %zu layer%s read out)",
                              m->U, m->W, m->U / m->W, m->U / m->W > 1 ? "s" : "");
   }
@@ -178,13 +172,13 @@ hcl_status hcl_rn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_
   const hcl_host_api *host = hcl_host;
   *self = NULL;
   if (!setup || !HCL_STRUCT_HAS(setup, hcl_setup, max_batch))
-    return host->fail(ctx, HCL_ERR_ABI, "regular_net: setup missing or too small");
+    return host->fail(ctx, HCL_ERR_ABI, "setup missing or too small");
   if (setup->replicas < 1 || !setup->seeds)
-    return host->fail(ctx, HCL_ERR_PARAM, "regular_net: %u replicas (need >= 1 and their seeds)",
+    return host->fail(ctx, HCL_ERR_PARAM, "%u replicas (need >= 1 and their seeds)",
                       (unsigned)setup->replicas);
-  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "regular_net: max_batch = 0");
+  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "max_batch = 0");
   hcl_rn *m = calloc(1, sizeof *m);
-  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "regular_net: out of host memory");
+  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   m->ctx = ctx;
   m->R = setup->replicas;
   m->max_batch = setup->max_batch;
@@ -198,7 +192,7 @@ hcl_status hcl_rn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_
   m->seeds = malloc(m->R * sizeof *m->seeds);
   if (!m->seeds || hcl_rn_layout(m) != HCL_OK) {
     hcl_rn_destroy(m);
-    return host->fail(ctx, HCL_ERR_NOMEM, "regular_net: out of host memory");
+    return host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   }
   memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
   rc = alloc_all(m);
@@ -214,7 +208,7 @@ hcl_status hcl_rn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_
  * what layerwise_scd (hcl_rn_train) refuses. */
 hcl_status hcl_rn_check(const hcl_params *p, const hcl_check_info *run,
                         const hcl_target_info *target, char *err, size_t errlen) {
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "regular_net: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   hcl_rn *m = calloc(1, sizeof *m);
   if (!m) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
   hcl_status rc = read_params(&rep, p, m);

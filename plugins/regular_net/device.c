@@ -14,8 +14,8 @@ hcl_status hcl_rn_kernels(hcl_rn *m) {
 /* Float offset of a buffer region (offsets are whole floats by contract). */
 static hcl_status float_offset(hcl_rn *m, hcl_buf b, const char *what, cl_ulong *out) {
   if (b.offset % sizeof(float))
-    return hcl_host->fail(m->ctx, HCL_ERR_PARAM, "regular_net: %s offset %zu is not float aligned",
-                          what, b.offset);
+    return hcl_host->fail(m->ctx, HCL_ERR_PARAM, "%s offset %zu is not float aligned", what,
+                          b.offset);
   *out = (cl_ulong)(b.offset / sizeof(float));
   return HCL_OK;
 }

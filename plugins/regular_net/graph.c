@@ -23,9 +23,8 @@ hcl_status hcl_rn_graph(void *self, hcl_graph *g) {
   hcl_rn *m = self;
   const hcl_host_api *host = hcl_host;
   if (!HCL_HOST_HAS(g_matmul_cols) || !HCL_HOST_HAS(train_forward))
-    return host->fail(
-        m->ctx, HCL_ERR_ABI,
-        "regular_net: the runtime lacks g_matmul_cols or train_forward (older than this plugin)");
+    return host->fail(m->ctx, HCL_ERR_ABI,
+                      "the runtime lacks g_matmul_cols or train_forward (older than this plugin)");
   char name[48];
   int act = graph_act(m->act);
   hcl_tensor x = host->g_input(g), h = x, out = HCL_GRAPH_BAD;

@@ -215,7 +215,7 @@ static hcl_status train_layer(hcl_rn *m, hcl_trainer *t, monitor *mo, size_t l, 
 hcl_status hcl_rn_scd_check(const hcl_report *r, const hcl_rn *m) {
   if (m->L + 1 >= 64)
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "regular_net: layerwise_scd selects layers by group bits 1..depth+1 < "
+                           "layerwise_scd selects layers by group bits 1..depth+1 < "
                            "64; depth = %zu is too deep",
                            m->L);
   return HCL_OK;
@@ -226,7 +226,7 @@ hcl_status hcl_rn_train(void *self, const char *algorithm, hcl_trainer *t) {
   const hcl_host_api *host = hcl_host;
   if (!algorithm || strcmp(algorithm, "layerwise_scd"))
     return host->fail(m->ctx, HCL_ERR_UNSUPPORTED,
-                      "regular_net: no training algorithm '%s' (known: sgd, layerwise_scd)",
+                      "no training algorithm '%s' (known: sgd, layerwise_scd)",
                       algorithm ? algorithm : "");
   hcl_report rep = {.host = host, .ctx = m->ctx};
   HCL_TRY(hcl_rn_scd_check(&rep, m));
@@ -238,7 +238,7 @@ hcl_status hcl_rn_train(void *self, const char *algorithm, hcl_trainer *t) {
     if (!steps) steps = 1;
   }
   size_t *order = malloc(m->W * sizeof *order);
-  if (!order) return host->fail(m->ctx, HCL_ERR_NOMEM, "regular_net: out of host memory");
+  if (!order) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   monitor mo = {0};
   m->keep_stride = m->W * (m->d + 1);
   hcl_status rc = host->buf_alloc(m->ctx, m->R * m->keep_stride * sizeof(float), &m->keep);

@@ -25,7 +25,7 @@ static const char *const block_names[HCL_TAYLOR_B_COUNT] = {
 void hcl_taylor_destroy(void *self) {
   hcl_taylor *m = self;
   if (!m) return;
-  const hcl_host_api *host = hcl_taylor_host;
+  const hcl_host_api *host = hcl_host;
   hcl_buf *bufs[] = {&m->zb, &m->hb, &m->cb, &m->sb, &m->eb};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
@@ -36,83 +36,61 @@ void hcl_taylor_destroy(void *self) {
   free(m);
 }
 
-/* activation = auto | relu | relu3 | ... for the order; relu has no sigma''. */
-static hcl_status parse_act(const hcl_report *r, hcl_taylor *m, const char *s) {
-  if (!s || !strcmp(s, "auto"))
-    m->act = m->order == 1 ? HCL_TAYLOR_RELU : HCL_TAYLOR_RELU3;
-  else if (!strcmp(s, "relu"))
-    m->act = HCL_TAYLOR_RELU;
-  else if (!strcmp(s, "relu3"))
-    m->act = HCL_TAYLOR_RELU3;
-  else if (!strcmp(s, "quadratic"))
-    m->act = HCL_TAYLOR_QUADRATIC;
-  else if (!strcmp(s, "softplus"))
-    m->act = HCL_TAYLOR_SOFTPLUS;
-  else if (!strcmp(s, "tanh"))
-    m->act = HCL_TAYLOR_TANH;
-  else
-    return hcl_report_fail(
-        r, HCL_ERR_PARAM,
-        "taylor: activation = %s: expected auto, relu, relu3, quadratic, softplus "
-        "or tanh",
-        s);
+/* activation (its index in hcl_taylor_activations: auto, then
+ * hcl_taylor_act's order) for the order; relu has no sigma''. */
+static hcl_status parse_act(const hcl_report *r, hcl_taylor *m, int i) {
+  if (i < 0 || i > HCL_TAYLOR_TANH + 1)
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "activation: expected auto, relu, relu3, quadratic, softplus or tanh");
+  m->act = i > 0 ? (hcl_taylor_act)(i - 1) : m->order == 1 ? HCL_TAYLOR_RELU : HCL_TAYLOR_RELU3;
   if (m->order == 2 && m->act == HCL_TAYLOR_RELU)
-    return hcl_report_fail(
-        r, HCL_ERR_PARAM,
-        "taylor: activation = relu with order = 2: relu'' is a delta at 0, so the "
-        "quadratic model is 0 almost everywhere; use relu3 (relu^3/6, sigma'' = "
-        "relu), softplus, tanh or quadratic");
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "activation = relu with order = 2: relu'' is a delta at 0, so the "
+                           "quadratic model is 0 almost everywhere; use relu3 (relu^3/6, sigma'' = "
+                           "relu), softplus, tanh or quadratic");
   return HCL_OK;
 }
 
 /* Read and check the [model] keys. */
 static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_taylor *m) {
-  const hcl_host_api *host = hcl_taylor_host;
+  const hcl_host_api *host = hcl_host;
   int64_t width = p ? host->param_int(p, "width") : DEF_WIDTH;
   int64_t order = p ? host->param_int(p, "order") : DEF_ORDER;
   int64_t D = p ? host->param_int(p, "rep_width") : DEF_REP_WIDTH;
-  const char *rep = p ? host->param_str(p, "representation") : "raw";
+  int rep = p ? HCL_ENUM(p, "representation", hcl_taylor_representations) : 0; /* raw */
   m->init_std = p ? host->param_double(p, "init_std") : DEF_INIT_STD;
   m->w0_std = p ? host->param_double(p, "w0_std") : DEF_W0_STD;
   m->rep_bias = p ? host->param_double(p, "rep_bias") : 0.0;
   m->rcond = p ? host->param_double(p, "whiten_rcond") : DEF_RCOND;
   int64_t ws = p ? host->param_int(p, "whiten_size") : 0;
   if (width < 1)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: width = %lld: must be at least 1",
-                           (long long)width);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "width = %lld: must be at least 1", (long long)width);
   if (order != 1 && order != 2)
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "taylor: order = %lld: expected 1 (NTK) or 2 "
+                           "order = %lld: expected 1 (NTK) or 2 "
                            "(QuadNTK)",
                            (long long)order);
-  if (!rep || (strcmp(rep, "raw") && strcmp(rep, "neural")))
-    return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "taylor: representation = %s: expected raw or "
-                           "neural",
-                           rep ? rep : "");
+  if (rep < 0) return hcl_report_fail(r, HCL_ERR_PARAM, "representation: expected raw or neural");
   if (D < 1)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: rep_width = %lld: must be at least 1",
-                           (long long)D);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "rep_width = %lld: must be at least 1", (long long)D);
   if (!(m->init_std >= 0) || !(m->w0_std >= 0) || !(m->rep_bias >= 0) || !(m->rcond >= 0) ||
       m->rcond > 1)
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "taylor: init_std = %g, w0_std = %g, rep_bias = "
+                           "init_std = %g, w0_std = %g, rep_bias = "
                            "%g must be >= 0 and whiten_rcond = %g in [0, 1]",
                            m->init_std, m->w0_std, m->rep_bias, m->rcond);
   m->m = (size_t)width;
   m->order = (int)order;
-  m->neural = !strcmp(rep, "neural");
+  m->neural = rep == 1;
   m->D = m->neural ? (size_t)D : 0;
   if (ws < 0)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: whiten_size = %lld: must be >= 0",
-                           (long long)ws);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "whiten_size = %lld: must be >= 0", (long long)ws);
   m->whiten_size = (uint64_t)ws; /* 0: automatic, set once D is known (size_rep) */
   int64_t k = p ? host->param_int(p, "rep_power") : 0;
   if (k < 0 || k > 8)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: rep_power = %lld: expected 0 to 8",
-                           (long long)k);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "rep_power = %lld: expected 0 to 8", (long long)k);
   m->rep_power = (int)k;
-  return parse_act(r, m, p ? host->param_str(p, "activation") : NULL);
+  return parse_act(r, m, p ? HCL_ENUM(p, "activation", hcl_taylor_activations) : 0);
 }
 
 /* D = d^rep_power when rep_power > 0 (the paper's representation needs
@@ -125,7 +103,7 @@ static hcl_status size_rep(const hcl_report *r, hcl_taylor *m) {
     for (int i = 0; i < m->rep_power; i++) D *= (double)m->d;
     if (D > 4096)
       return hcl_report_fail(r, HCL_ERR_PARAM,
-                             "taylor: rep_power = %d: D = d^%d = %.0f for d = %zu exceeds 4096 "
+                             "rep_power = %d: D = d^%d = %.0f for d = %zu exceeds 4096 "
                              "(the range of rep_width)",
                              m->rep_power, m->rep_power, D, m->d);
     m->D = (size_t)D;
@@ -138,23 +116,22 @@ static hcl_status size_rep(const hcl_report *r, hcl_taylor *m) {
  * binary task). */
 static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, hcl_taylor *m) {
   if (!t || t->struct_size < offsetof(hcl_target_info, n_classes) + sizeof t->n_classes)
-    return hcl_report_fail(r, HCL_ERR_ABI, "taylor: target info missing or too small");
+    return hcl_report_fail(r, HCL_ERR_ABI, "target info missing or too small");
   if (t->x.rank < 1 || t->x.rank > 4)
-    return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: target input rank %u: expected 1 to 4",
+    return hcl_report_fail(r, HCL_ERR_PARAM, "target input rank %u: expected 1 to 4",
                            (unsigned)t->x.rank);
   size_t d = 1;
   for (uint32_t i = 0; i < t->x.rank; i++) d *= t->x.dims[i];
-  if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "taylor: target input has size 0");
+  if (d == 0) return hcl_report_fail(r, HCL_ERR_PARAM, "target input has size 0");
   if (t->task == HCL_TASK_CLASSES)
-    return hcl_report_fail(
-        r, HCL_ERR_PARAM,
-        "taylor: the target is a %zu-class classification task; the Taylor model "
-        "has one output (regression or binary labels)",
-        t->n_classes);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "the target is a %zu-class classification task; the Taylor model "
+                           "has one output (regression or binary labels)",
+                           t->n_classes);
   if (t->task == HCL_TASK_REGRESSION && t->y_dim > 1)
-    return hcl_report_fail(
-        r, HCL_ERR_PARAM, "taylor: the target has %zu outputs per sample; the Taylor model has one",
-        t->y_dim);
+    return hcl_report_fail(r, HCL_ERR_PARAM,
+                           "the target has %zu outputs per sample; the Taylor model has one",
+                           t->y_dim);
   m->d = d;
   m->y_dim = t->y_dim ? t->y_dim : 1;
   return HCL_OK;
@@ -177,21 +154,20 @@ static void layout(hcl_taylor *m) {
 }
 
 static hcl_status alloc(hcl_taylor *m, size_t width, hcl_buf *b) {
-  return hcl_taylor_host->buf_alloc(m->ctx, m->R * m->max_batch * width * sizeof(float), b);
+  return hcl_host->buf_alloc(m->ctx, m->R * m->max_batch * width * sizeof(float), b);
 }
 
 /* Build the kernels; the head's work-group is HEAD_WG or the largest power
  * of two the device runs it with. */
 static hcl_status build(hcl_taylor *m) {
-  const hcl_host_api *host = hcl_taylor_host;
-  HCL_TAYLOR_TRY(host->program(m->ctx, "taylor", hcl_cl_taylor, "", &m->prog));
+  const hcl_host_api *host = hcl_host;
+  HCL_TRY(host->program(m->ctx, "taylor", hcl_cl_taylor, "", &m->prog));
   /* CPU devices: one work-item per row (no barriers); others: a tree per group */
   cl_device_type type = 0;
   clGetDeviceInfo(host->cl_device(m->ctx), CL_DEVICE_TYPE, sizeof type, &type, NULL);
   m->head_rows = (type & CL_DEVICE_TYPE_CPU) != 0;
-  HCL_TAYLOR_TRY(
-      host->kernel(m->ctx, m->prog, m->head_rows ? "tay_head_rows" : "tay_head", &m->k_head));
-  HCL_TAYLOR_TRY(host->kernel(m->ctx, m->prog, "tay_dcoef", &m->k_dcoef));
+  HCL_TRY(host->kernel(m->ctx, m->prog, m->head_rows ? "tay_head_rows" : "tay_head", &m->k_head));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "tay_dcoef", &m->k_dcoef));
   size_t kmax = 0;
   cl_int err = clGetKernelWorkGroupInfo(m->k_head, host->cl_device(m->ctx),
                                         CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL);
@@ -204,7 +180,7 @@ static hcl_status build(hcl_taylor *m) {
 /* The activations below as a whole, checked first (when the runtime offers
  * the check), so that the error names the keys. */
 static hcl_status check_buffers(hcl_taylor *m) {
-  const hcl_host_api *host = hcl_taylor_host;
+  const hcl_host_api *host = hcl_host;
   if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
   double rb = (double)m->R * (double)m->max_batch * sizeof(float);
   double D = m->neural ? (double)m->D : 0.0, w = (double)m->m;
@@ -219,29 +195,29 @@ static hcl_status check_buffers(hcl_taylor *m) {
 }
 
 static hcl_status setup_buffers(hcl_taylor *m) {
-  HCL_TAYLOR_TRY(check_buffers(m));
+  HCL_TRY(check_buffers(m));
   if (m->neural) {
-    HCL_TAYLOR_TRY(alloc(m, m->D, &m->zb));
-    HCL_TAYLOR_TRY(alloc(m, m->D, &m->hb));
+    HCL_TRY(alloc(m, m->D, &m->zb));
+    HCL_TRY(alloc(m, m->D, &m->hb));
   }
-  HCL_TAYLOR_TRY(alloc(m, m->m, &m->cb));
-  HCL_TAYLOR_TRY(alloc(m, m->m, &m->sb));
-  HCL_TAYLOR_TRY(alloc(m, m->m, &m->eb));
+  HCL_TRY(alloc(m, m->m, &m->cb));
+  HCL_TRY(alloc(m, m->m, &m->sb));
+  HCL_TRY(alloc(m, m->m, &m->eb));
   return build(m);
 }
 
 hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
                              void **self) {
-  const hcl_host_api *host = hcl_taylor_host;
+  const hcl_host_api *host = hcl_host;
   *self = NULL;
   if (!setup || setup->struct_size < offsetof(hcl_setup, max_batch) + sizeof setup->max_batch)
-    return host->fail(ctx, HCL_ERR_ABI, "taylor: setup missing or too small");
+    return host->fail(ctx, HCL_ERR_ABI, "setup missing or too small");
   if (setup->replicas < 1 || !setup->seeds)
-    return host->fail(ctx, HCL_ERR_PARAM, "taylor: %u replicas (need >= 1 and their seeds)",
+    return host->fail(ctx, HCL_ERR_PARAM, "%u replicas (need >= 1 and their seeds)",
                       (unsigned)setup->replicas);
-  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "taylor: max_batch = 0");
+  if (setup->max_batch < 1) return host->fail(ctx, HCL_ERR_PARAM, "max_batch = 0");
   hcl_taylor *m = calloc(1, sizeof *m);
-  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "taylor: out of host memory");
+  if (!m) return host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   m->ctx = ctx;
   m->R = setup->replicas;
   m->max_batch = setup->max_batch;
@@ -263,7 +239,7 @@ hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
   m->seeds = malloc(m->R * sizeof *m->seeds);
   if (!m->seeds) {
     hcl_taylor_destroy(m);
-    return host->fail(ctx, HCL_ERR_NOMEM, "taylor: out of host memory");
+    return host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   }
   memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
   rc = setup_buffers(m);
@@ -273,15 +249,6 @@ hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
   }
   *self = m;
   return HCL_OK;
-}
-
-hcl_buf hcl_taylor_view(hcl_buf b, size_t off, size_t span) {
-  return (hcl_buf){b.mem, b.offset + off * sizeof(float), span * sizeof(float)};
-}
-
-hcl_buf hcl_taylor_pview(const hcl_taylor *m, hcl_buf params, int blk) {
-  const hcl_block *b = &m->blocks[blk];
-  return hcl_taylor_view(params, b->offset, (m->R - 1) * m->n_params + b->rows * b->cols);
 }
 
 size_t hcl_taylor_n_params(void *self) { return ((hcl_taylor *)self)->n_params; }
@@ -302,10 +269,10 @@ const hcl_block *hcl_taylor_blocks(void *self, size_t *n_blocks) {
 hcl_status hcl_taylor_check(const hcl_params *p, const hcl_check_info *run,
                             const hcl_target_info *target, char *err, size_t errlen) {
   (void)run;
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "taylor: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   hcl_taylor m;
   memset(&m, 0, sizeof m);
-  HCL_TAYLOR_TRY(read_params(&rep, p, &m));
-  HCL_TAYLOR_TRY(read_target(&rep, target, &m));
+  HCL_TRY(read_params(&rep, p, &m));
+  HCL_TRY(read_target(&rep, target, &m));
   return size_rep(&rep, &m);
 }

@@ -13,16 +13,6 @@
 
 #include "hiercl/plugin.h"
 
-/* The runtime's function table, set once by hcl_plugin_init (plugin.c). */
-extern const hcl_host_api *hcl_taylor_host;
-
-/* Return the status of a call when it is not HCL_OK. */
-#define HCL_TAYLOR_TRY(call)                                                                       \
-  do {                                                                                             \
-    hcl_status hcl_taylor_rc_ = (call);                                                            \
-    if (hcl_taylor_rc_ != HCL_OK) return hcl_taylor_rc_;                                           \
-  } while (0)
-
 /* Stream ids of the init draws: tag "taylor" in the high bits + one id per
  * random quantity, so no draw shares counters with another or with a
  * target's data streams. */
@@ -89,10 +79,16 @@ typedef struct hcl_taylor {
   size_t fitted_offset;
 } hcl_taylor;
 
-/* A view of buffer b: `off` floats in, covering `span` floats. */
-hcl_buf hcl_taylor_view(hcl_buf b, size_t off, size_t span);
+/* The choices of [model] activation (auto, then hcl_taylor_act's order) and
+ * representation (raw, neural), read back as indices (HCL_ENUM). */
+extern const char *const hcl_taylor_activations[];
+extern const char *const hcl_taylor_representations[];
+
 /* The view of block `blk` of params for ops striding n_params over replicas. */
-hcl_buf hcl_taylor_pview(const hcl_taylor *m, hcl_buf params, int blk);
+static inline hcl_buf hcl_taylor_pview(const hcl_taylor *m, hcl_buf params, int blk) {
+  const hcl_block *b = &m->blocks[blk];
+  return hcl_pview(params, m->R, m->n_params, b->offset, b->rows * b->cols);
+}
 /* The input z of the Taylor model for the last-computed representation. */
 hcl_buf hcl_taylor_z(const hcl_taylor *m, size_t n);
 

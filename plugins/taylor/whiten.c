@@ -75,7 +75,7 @@ typedef struct fit_bufs {
 } fit_bufs;
 
 static void fit_free(hcl_taylor *m, fit_bufs *b) {
-  const hcl_host_api *host = hcl_taylor_host;
+  const hcl_host_api *host = hcl_host;
   hcl_buf *bufs[] = {&b->x, &b->y, &b->negmean, &b->cov};
   for (size_t i = 0; i < 4; i++)
     if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
@@ -84,12 +84,12 @@ static void fit_free(hcl_taylor *m, fit_bufs *b) {
 }
 
 static hcl_status fit_alloc(hcl_taylor *m, fit_bufs *b) {
-  const hcl_host_api *host = hcl_taylor_host;
+  const hcl_host_api *host = hcl_host;
   size_t R = m->R, D = m->D, B = m->max_batch;
-  HCL_TAYLOR_TRY(host->buf_alloc(m->ctx, R * B * m->d * sizeof(float), &b->x));
-  HCL_TAYLOR_TRY(host->buf_alloc(m->ctx, R * B * m->y_dim * sizeof(float), &b->y));
-  HCL_TAYLOR_TRY(host->buf_alloc(m->ctx, R * D * sizeof(float), &b->negmean));
-  HCL_TAYLOR_TRY(host->buf_alloc(m->ctx, R * D * D * sizeof(float), &b->cov));
+  HCL_TRY(host->buf_alloc(m->ctx, R * B * m->d * sizeof(float), &b->x));
+  HCL_TRY(host->buf_alloc(m->ctx, R * B * m->y_dim * sizeof(float), &b->y));
+  HCL_TRY(host->buf_alloc(m->ctx, R * D * sizeof(float), &b->negmean));
+  HCL_TRY(host->buf_alloc(m->ctx, R * D * D * sizeof(float), &b->cov));
   b->hcov = malloc(R * D * D * sizeof *b->hcov);
   b->hmean = malloc(R * D * sizeof *b->hmean);
   b->hblock = malloc((D * D + D + 1) * sizeof *b->hblock);
@@ -100,16 +100,16 @@ static hcl_status fit_alloc(hcl_taylor *m, fit_bufs *b) {
   if (!b->hcov || !b->hmean || !b->hblock || !b->hx || !b->c || !b->m0 || !b->n || !b->mm ||
       !b->msx)
     return host->fail(m->ctx, HCL_ERR_NOMEM,
-                      "taylor: out of host memory for the whitening (rep_width = %zu)", D);
+                      "out of host memory for the whitening (rep_width = %zu)", D);
   return HCL_OK;
 }
 
 /* Samples [first, first + n) of the unlabelled stream into b->x (their
  * labels, in b->y, are not used). */
 static hcl_status chunk(hcl_taylor *m, hcl_trainer *t, fit_bufs *b, uint64_t first, size_t n) {
-  return hcl_taylor_host->train_batch(t, HCL_STREAM_UNLABELLED, first, n,
-                                      hcl_taylor_view(b->x, 0, m->R * n * m->d),
-                                      hcl_taylor_view(b->y, 0, m->R * n * m->y_dim));
+  return hcl_host->train_batch(t, HCL_STREAM_UNLABELLED, first, n,
+                               hcl_view(b->x, 0, m->R * n * m->d),
+                               hcl_view(b->y, 0, m->R * n * m->y_dim));
 }
 
 /* cov [R, D, D] = (1/N) sum over the N unlabelled samples of v v^T for the
@@ -118,18 +118,18 @@ static hcl_status chunk(hcl_taylor *m, hcl_trainer *t, fit_bufs *b, uint64_t fir
  * in params (of_z = 1); read back into b->hcov. */
 static hcl_status moments(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b, uint64_t N,
                           int of_z) {
-  const hcl_host_api *host = hcl_taylor_host;
+  const hcl_host_api *host = hcl_host;
   size_t R = m->R, D = m->D, B = m->max_batch;
   float inv = (float)(1.0 / (double)N);
   if (!of_z)
     for (uint64_t first = 0; first < N; first += B) {
       size_t n = N - first < B ? (size_t)(N - first) : B;
-      HCL_TAYLOR_TRY(chunk(m, t, b, first, n));
-      HCL_TAYLOR_TRY(hcl_taylor_hidden(m, params, b->x, n));
-      HCL_TAYLOR_TRY(host->col_sum(m->ctx, hcl_taylor_view(m->hb, 0, R * n * D), b->negmean, D, R,
-                                   n, D, -inv, first ? 1.0f : 0.0f));
-      HCL_TAYLOR_TRY(host->buf_read(m->ctx, hcl_taylor_view(b->x, 0, R * n * m->d), b->hx,
-                                    R * n * m->d * sizeof *b->hx));
+      HCL_TRY(chunk(m, t, b, first, n));
+      HCL_TRY(hcl_taylor_hidden(m, params, b->x, n));
+      HCL_TRY(host->col_sum(m->ctx, hcl_view(m->hb, 0, R * n * D), b->negmean, D, R, n, D, -inv,
+                            first ? 1.0f : 0.0f));
+      HCL_TRY(host->buf_read(m->ctx, hcl_view(b->x, 0, R * n * m->d), b->hx,
+                             R * n * m->d * sizeof *b->hx));
       for (size_t r = 0; r < R; r++) {
         double s = 0;
         for (size_t i = 0; i < n * m->d; i++)
@@ -139,18 +139,18 @@ static hcl_status moments(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_buf
     }
   for (uint64_t first = 0; first < N; first += B) {
     size_t n = N - first < B ? (size_t)(N - first) : B;
-    HCL_TAYLOR_TRY(chunk(m, t, b, first, n));
+    HCL_TRY(chunk(m, t, b, first, n));
     hcl_buf v;
     if (of_z) {
-      HCL_TAYLOR_TRY(hcl_taylor_represent(m, params, b->x, n));
-      v = hcl_taylor_view(m->zb, 0, R * n * D);
+      HCL_TRY(hcl_taylor_represent(m, params, b->x, n));
+      v = hcl_view(m->zb, 0, R * n * D);
     } else {
-      HCL_TAYLOR_TRY(hcl_taylor_hidden(m, params, b->x, n));
-      v = hcl_taylor_view(m->hb, 0, R * n * D);
-      HCL_TAYLOR_TRY(host->bias_act(m->ctx, HCL_ACT_IDENTITY, v, b->negmean, D, v, R, n, D));
+      HCL_TRY(hcl_taylor_hidden(m, params, b->x, n));
+      v = hcl_view(m->hb, 0, R * n * D);
+      HCL_TRY(host->bias_act(m->ctx, HCL_ACT_IDENTITY, v, b->negmean, D, v, R, n, D));
     }
-    HCL_TAYLOR_TRY(host->sgemm_batched(m->ctx, 1, 0, D, D, n, inv, v, D, n * D, v, D, n * D,
-                                       first ? 1.0f : 0.0f, b->cov, D, D * D, R));
+    HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, D, D, n, inv, v, D, n * D, v, D, n * D,
+                                first ? 1.0f : 0.0f, b->cov, D, D * D, R));
   }
   return host->buf_read(m->ctx, b->cov, b->hcov, R * D * D * sizeof(float));
 }
@@ -170,29 +170,29 @@ static hcl_status write_blocks(hcl_taylor *m, hcl_buf params, fit_bufs *b, size_
   for (size_t j = 0; j < D; j++) b->hblock[D * D + j] = (float)c[j];
   b->hblock[D * D + D] = (float)N;
   /* whiten, offset and fitted are contiguous in this order */
-  return hcl_taylor_host->buf_write(
-      m->ctx, hcl_taylor_view(params, r * m->n_params + m->off[HCL_TAYLOR_B_WHITEN], D * D + D + 1),
+  return hcl_host->buf_write(
+      m->ctx, hcl_view(params, r * m->n_params + m->off[HCL_TAYLOR_B_WHITEN], D * D + D + 1),
       b->hblock, (D * D + D + 1) * sizeof(float));
 }
 
 static hcl_status fit(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b, uint64_t N) {
-  const hcl_host_api *host = hcl_taylor_host;
+  const hcl_host_api *host = hcl_host;
   size_t R = m->R, D = m->D;
-  HCL_TAYLOR_TRY(fit_alloc(m, b));
-  HCL_TAYLOR_TRY(moments(m, t, params, b, N, 0));
-  HCL_TAYLOR_TRY(host->buf_read(m->ctx, b->negmean, b->hmean, R * D * sizeof(float)));
+  HCL_TRY(fit_alloc(m, b));
+  HCL_TRY(moments(m, t, params, b, N, 0));
+  HCL_TRY(host->buf_read(m->ctx, b->negmean, b->hmean, R * D * sizeof(float)));
   char ranks[64 * 24] = "[";
   for (size_t r = 0; r < R; r++) {
     for (size_t i = 0; i < D * D; i++) b->c[i] = b->hcov[r * D * D + i];
     long rank = inv_sqrt(b->c, D, m->rcond, b->m0 + r * D * D);
     if (rank < 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
-                        "taylor: eigen-decomposition of the %zu x %zu covariance of h(x) did not "
+                        "eigen-decomposition of the %zu x %zu covariance of h(x) did not "
                         "converge (replica %zu, seed %llu)",
                         D, D, r, (unsigned long long)m->seeds[r]);
     if (rank == 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
-                        "taylor: h(x) = relu(V x + b) is constant on the %llu unlabelled samples "
+                        "h(x) = relu(V x + b) is constant on the %llu unlabelled samples "
                         "(replica %zu): nothing to whiten",
                         (unsigned long long)N, r);
     if ((size_t)rank < D)
@@ -202,36 +202,36 @@ static hcl_status fit(hcl_taylor *m, hcl_trainer *t, hcl_buf params, fit_bufs *b
                 r, (unsigned long long)N, rank, D, m->rcond);
     if (strlen(ranks) < sizeof ranks - 32)
       snprintf(ranks + strlen(ranks), sizeof ranks - strlen(ranks), "%s%ld", r ? "," : "", rank);
-    HCL_TAYLOR_TRY(write_blocks(m, params, b, r, b->m0 + r * D * D, N));
+    HCL_TRY(write_blocks(m, params, b, r, b->m0 + r * D * D, N));
   }
   strncat(ranks, "]", sizeof ranks - strlen(ranks) - 1);
   host->note(m->ctx, "taylor.whiten_rank", ranks, 1);
   /* refinement: M = M0 C1^{-1/2} s, C1 the covariance of z0 = (h - mu) M0;
    * z0 C1^{-1/2} has E|z|^2 = rank1 on the sample, s^2 = msx D / rank1 */
-  HCL_TAYLOR_TRY(moments(m, t, params, b, N, 1));
+  HCL_TRY(moments(m, t, params, b, N, 1));
   for (size_t r = 0; r < R; r++) {
     for (size_t i = 0; i < D * D; i++) b->c[i] = b->hcov[r * D * D + i];
     long rank1 = inv_sqrt(b->c, D, REFINE_RCOND, b->mm);
     if (rank1 < 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
-                        "taylor: eigen-decomposition of the refinement covariance did not "
+                        "eigen-decomposition of the refinement covariance did not "
                         "converge (replica %zu)",
                         r);
     if (!(b->msx[r] > 0) || rank1 == 0)
       return host->fail(m->ctx, HCL_ERR_NUMERIC,
-                        "taylor: the inputs x are 0 on the %llu unlabelled samples (replica "
+                        "the inputs x are 0 on the %llu unlabelled samples (replica "
                         "%zu): no scale to match",
                         (unsigned long long)N, r);
     double s = sqrt(b->msx[r] * (double)D / (double)rank1);
     for (size_t i = 0; i < D * D; i++) b->mm[i] *= s;
     matmul(b->m0 + r * D * D, b->mm, D, b->c);
-    HCL_TAYLOR_TRY(write_blocks(m, params, b, r, b->c, N));
+    HCL_TRY(write_blocks(m, params, b, r, b->c, N));
   }
   return host->finish(m->ctx);
 }
 
 hcl_status hcl_taylor_fit_whitening(hcl_taylor *m, hcl_trainer *t, hcl_buf params) {
-  const hcl_host_api *host = hcl_taylor_host;
+  const hcl_host_api *host = hcl_host;
   uint64_t N = m->whiten_size; /* unlabelled samples, not the training set */
   fit_bufs b;
   memset(&b, 0, sizeof b);
@@ -248,9 +248,9 @@ hcl_status hcl_taylor_fit_whitening(hcl_taylor *m, hcl_trainer *t, hcl_buf param
 
 hcl_status hcl_taylor_train(void *self, const char *algorithm, hcl_trainer *t) {
   hcl_taylor *m = self;
-  const hcl_host_api *host = hcl_taylor_host;
+  const hcl_host_api *host = hcl_host;
   if (!algorithm || strcmp(algorithm, "gd"))
-    return host->fail(m->ctx, HCL_ERR_UNSUPPORTED, "taylor: no algorithm '%s' (known: gd)",
+    return host->fail(m->ctx, HCL_ERR_UNSUPPORTED, "no algorithm '%s' (known: gd)",
                       algorithm ? algorithm : "");
   uint64_t P = host->train_size(t);
   size_t B = host->train_batch_size(t);
@@ -269,5 +269,5 @@ hcl_status hcl_taylor_train(void *self, const char *algorithm, hcl_trainer *t) {
 hcl_status hcl_taylor_prepare(void *self, hcl_trainer *t) {
   hcl_taylor *m = self;
   if (!m->neural) return HCL_OK;
-  return hcl_taylor_fit_whitening(m, t, hcl_taylor_host->train_params(t));
+  return hcl_taylor_fit_whitening(m, t, hcl_host->train_params(t));
 }

@@ -201,7 +201,7 @@ const hcl_block *tl_blocks(void *self, size_t *n_blocks) {
  * create() and train() (tl_train_check) would refuse. */
 hcl_status tl_check(const hcl_params *p, const hcl_check_info *run, const hcl_target_info *target,
                     char *err, size_t errlen) {
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "three_layer: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   tl_model m;
   memset(&m, 0, sizeof m);
   hcl_status rc = read_params(&rep, p, &m);

@@ -7,8 +7,7 @@
 
 static hcl_status check_n(tl_model *m, size_t n) {
   if (n > m->max_batch)
-    return hcl_host->fail(m->ctx, HCL_ERR_PARAM, "three_layer: batch %zu > max_batch %zu", n,
-                          m->max_batch);
+    return hcl_host->fail(m->ctx, HCL_ERR_PARAM, "batch %zu > max_batch %zu", n, m->max_batch);
   return HCL_OK;
 }
 
@@ -66,10 +65,10 @@ hcl_status tl_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_b
   const hcl_host_api *host = hcl_host;
   if (!m->have_forward)
     return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "three_layer: backward without a forward (or after features/probe)");
+                      "backward without a forward (or after features/probe)");
   if (n != m->n_last)
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "three_layer: backward on %zu samples, forward had %zu", n, m->n_last);
+    return host->fail(m->ctx, HCL_ERR_PARAM, "backward on %zu samples, forward had %zu", n,
+                      m->n_last);
   size_t R = m->R, k = tl_phi_dim(m), m2 = m->m2, D = m->D, span = R * n * m2;
   int all_trained = m->two_layer && m->train_b && !m->freeze_w;
   if (n == 0 || !all_trained)
@@ -106,8 +105,8 @@ hcl_status tl_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size
   const hcl_host_api *host = hcl_host;
   size_t layers = m->two_layer ? 1 : 2;
   if (layer < 1 || layer > layers)
-    return host->fail(m->ctx, HCL_ERR_PARAM,
-                      "three_layer: features of layer %zu: expected 1 to %zu", layer, layers);
+    return host->fail(m->ctx, HCL_ERR_PARAM, "features of layer %zu: expected 1 to %zu", layer,
+                      layers);
   HCL_TRY(check_n(m, n));
   m->have_forward = 0;
   int want_phi = !m->two_layer && layer == 1;

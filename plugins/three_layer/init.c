@@ -15,7 +15,7 @@ static hcl_status init_v(tl_model *m, hcl_buf params) {
   HCL_TRY(host->rng(m->ctx, HCL_RNG_NORMAL, 0.0f, 1.0f, m->seeds, m->R, TL_STREAM_TAG | TL_STREAM_V,
                     0, hcl_pview(params, m->R, m->n_params, m->v_off, count), m->n_params, count));
   float *v = malloc(count * sizeof *v);
-  if (!v) return host->fail(m->ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
+  if (!v) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   hcl_status rc = HCL_OK;
   for (size_t r = 0; r < m->R && rc == HCL_OK; r++) {
     hcl_buf blk = hcl_view(params, r * m->n_params + m->v_off, count);
@@ -25,8 +25,7 @@ static hcl_status init_v(tl_model *m, hcl_buf params) {
       double s = 0;
       for (size_t c = 0; c < m->d; c++) s += (double)row[c] * row[c];
       if (!(s > 0)) { /* all d draws zero: impossible for d >= 1 but for a broken rng */
-        rc = host->fail(m->ctx, HCL_ERR_NUMERIC, "three_layer: row %zu of V is zero (replica %zu)",
-                        i, r);
+        rc = host->fail(m->ctx, HCL_ERR_NUMERIC, "row %zu of V is zero (replica %zu)", i, r);
         break;
       }
       double inv = 1.0 / sqrt(s);

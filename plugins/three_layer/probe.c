@@ -47,7 +47,7 @@ static hcl_status accumulate(tl_model *m, hcl_probe *p, hcl_buf params, uint64_t
       host->bias_act(m->ctx, HCL_ACT_QUADRATIC, u, none, 0, hcl_view(m->dh, 0, span), R, n, m2));
   HCL_TRY(host->col_sum(m->ctx, hcl_view(m->dh, 0, span), m->p_szz, m2, R, n, m2, 1.0f, beta));
   float *h = malloc(R * n * sizeof *h);
-  if (!h) return host->fail(m->ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
+  if (!h) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   rc = host->buf_read(m->ctx, hs, h, R * n * sizeof *h);
   for (size_t r = 0; r < R && rc == HCL_OK; r++)
     for (size_t i = 0; i < n; i++) {
@@ -63,7 +63,7 @@ static hcl_status finish(tl_model *m, double N, const double *sh, const double *
   const hcl_host_api *host = hcl_host;
   size_t R = m->R, m2 = m->m2;
   float *s = malloc(3 * R * m2 * sizeof *s);
-  if (!s) return host->fail(m->ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
+  if (!s) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   float *sz = s, *szz = s + R * m2, *szh = s + 2 * R * m2;
   hcl_status rc = host->buf_read(m->ctx, m->p_sz, sz, R * m2 * sizeof *s);
   if (rc == HCL_OK) rc = host->buf_read(m->ctx, m->p_szz, szz, R * m2 * sizeof *s);

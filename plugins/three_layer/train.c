@@ -146,7 +146,7 @@ static hcl_status auto_eta(tl_work *w, size_t n1, double *eta) {
   }
   m->have_forward = 0;
   float *acc = malloc(R * m2 * sizeof *acc);
-  if (!acc) return host->fail(m->ctx, HCL_ERR_NOMEM, "three_layer: out of host memory");
+  if (!acc) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   hcl_status rc = host->buf_read(m->ctx, w->acc, acc, R * m2 * sizeof *acc);
   for (size_t r = 0; r < R && rc == HCL_OK; r++) {
     double s = 0;
@@ -154,7 +154,7 @@ static hcl_status auto_eta(tl_work *w, size_t n1, double *eta) {
     double ms = s / ((double)n1 * (double)m2);
     if (!(ms > 0) || !isfinite(ms))
       rc = host->fail(m->ctx, HCL_ERR_NUMERIC,
-                      "three_layer: algorithm1 stage 1 gradient of W is zero or not finite "
+                      "algorithm1 stage 1 gradient of W is zero or not finite "
                       "(replica %zu, mean square of w_j . phi = %g): every unit has "
                       "sigma2'(b_j) = 0 or the labels are constant; set eta1 > 0 or change "
                       "act2 / b_scale",
@@ -201,7 +201,7 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *al
   hcl_status st = host->solve_spd(m->ctx, w->G, w->c, R, m2, D, (float)m->lambda);
   if (st == HCL_ERR_NUMERIC) /* the solver cannot know which key sets lambda: say it here */
     return host->fail(m->ctx, st,
-                      "three_layer: algorithm %s: the ridge system (H^T H/n + lambda I) a = H^T "
+                      "algorithm %s: the ridge system (H^T H/n + lambda I) a = H^T "
                       "y/n is not numerically positive definite for some replica; increase "
                       "[model] lambda (now %g)",
                       alg, m->lambda);
@@ -229,7 +229,7 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
     HCL_TRY(auto_eta(w, n1, eta));
   HCL_TRY(apply_step(w, eta));
   if (host->train_stop_requested(w->t))
-    return host->fail(m->ctx, HCL_ERR_INTERRUPTED, "three_layer: interrupted after stage 1");
+    return host->fail(m->ctx, HCL_ERR_INTERRUPTED, "interrupted after stage 1");
   if (m->redraw_b) HCL_TRY(tl_draw_b(m, w->params, TL_STREAM_B2));
   HCL_TRY(ridge(w, n1, n2, "algorithm1"));
   HCL_TRY(mean_loss(w, n1, n2, fit));
@@ -254,24 +254,23 @@ hcl_status tl_train_check(const hcl_report *r, const tl_model *m, const char *al
                           uint64_t P) {
   int alg1 = !strcmp(algorithm, "algorithm1");
   if (!alg1 && strcmp(algorithm, "ridge"))
-    return hcl_report_fail(r, HCL_ERR_CONFIG,
-                           "three_layer: algorithm '%s' unknown (sgd, algorithm1, ridge)",
+    return hcl_report_fail(r, HCL_ERR_CONFIG, "algorithm '%s' unknown (sgd, algorithm1, ridge)",
                            algorithm);
   if (P < 2)
     return hcl_report_fail(r, HCL_ERR_CONFIG,
-                           "three_layer: %s needs a finite training set of at least 2 samples "
+                           "%s needs a finite training set of at least 2 samples "
                            "([train] train_size = %llu; 0 means fresh samples, which this "
                            "algorithm cannot split in halves)",
                            algorithm, (unsigned long long)P);
   if (m->task == HCL_TASK_CLASSES || m->y_dim != m->D)
     return hcl_report_fail(r, HCL_ERR_UNSUPPORTED,
-                           "three_layer: %s fits a by ridge regression, which needs real or +-1 "
+                           "%s fits a by ridge regression, which needs real or +-1 "
                            "labels with one value per output (target y_dim %zu, %zu outputs); "
                            "train classification with sgd",
                            algorithm, m->y_dim, m->D);
   if (alg1 && m->freeze_w)
     return hcl_report_fail(r, HCL_ERR_CONFIG,
-                           "three_layer: algorithm1 trains W, but freeze_w = true; use algorithm "
+                           "algorithm1 trains W, but freeze_w = true; use algorithm "
                            "= ridge or sgd for the random-features baseline");
   return HCL_OK;
 }

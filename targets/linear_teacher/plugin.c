@@ -96,14 +96,13 @@ static hcl_status configure(lt_target *t, const hcl_params *p, const hcl_report 
   t->threshold = hcl_host->param_double(p, "cluster_threshold");
   if (d < 1 || ps < 1 || t->inputs < 0 || cap < 0 || cap > (int64_t)LT_MAX_ATTEMPTS_LIMIT)
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "linear_teacher: d = %lld, probe_samples = %lld, max_attempts = %lld "
+                           "d = %lld, probe_samples = %lld, max_attempts = %lld "
                            "or inputs out of range",
                            (long long)d, (long long)ps, (long long)cap);
   if (!(t->margin >= 0.0) || !isfinite(t->margin))
-    return hcl_report_fail(r, HCL_ERR_PARAM, "linear_teacher: margin = %g must be >= 0", t->margin);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "margin = %g must be >= 0", t->margin);
   if (!(t->noise >= 0.0 && t->noise <= 1.0))
-    return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "linear_teacher: label_noise = %g must be a probability in [0, 1]",
+    return hcl_report_fail(r, HCL_ERR_PARAM, "label_noise = %g must be a probability in [0, 1]",
                            t->noise);
   t->d = (size_t)d;
   t->probe_samples = (uint64_t)ps;
@@ -112,7 +111,7 @@ static hcl_status configure(lt_target *t, const hcl_params *p, const hcl_report 
   if (cap == 0 && automatic == 0)
     return hcl_report_fail(
         r, HCL_ERR_PARAM,
-        "linear_teacher: margin = %g with %s inputs in d = %zu: a draw meets the margin with "
+        "margin = %g with %s inputs in d = %zu: a draw meets the margin with "
         "probability %.3g, so the rejection cap would need more than %u attempts per sample; "
         "lower the margin%s",
         t->margin, k_inputs[t->inputs], t->d, t->p_accept, LT_MAX_ATTEMPTS_LIMIT,
@@ -138,16 +137,15 @@ static hcl_status configure(lt_target *t, const hcl_params *p, const hcl_report 
 static hcl_status lt_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   if (!setup->replicas || !setup->seeds)
-    return hcl_host->fail(ctx, HCL_ERR_PARAM, "linear_teacher: no replicas/seeds in the setup");
+    return hcl_host->fail(ctx, HCL_ERR_PARAM, "no replicas/seeds in the setup");
   lt_target *t = calloc(1, sizeof *t);
-  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   t->ctx = ctx;
   t->R = setup->replicas;
   t->train_size = setup->train_size;
   t->max_batch = setup->max_batch ? setup->max_batch : 1;
   t->seeds = malloc(t->R * sizeof *t->seeds);
-  hcl_status rc =
-      t->seeds ? HCL_OK : hcl_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
+  hcl_status rc = t->seeds ? HCL_OK : hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   if (rc == HCL_OK) {
     memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
     hcl_report rep = {.host = hcl_host, .ctx = ctx};
@@ -163,7 +161,7 @@ static hcl_status lt_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   if (rc == HCL_OK) {
     t->wstar = malloc(t->R * t->d * sizeof *t->wstar);
     rc = t->wstar ? lt_teacher_make(ctx, t->seeds, t->R, t->d, t->wstar)
-                  : hcl_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
+                  : hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   }
   if (rc == HCL_OK) rc = lt_device_init(t);
   if (rc != HCL_OK) {
@@ -194,7 +192,7 @@ static hcl_status lt_check(const hcl_params *p, const hcl_check_info *run, hcl_t
   (void)run;
   lt_target t;
   memset(&t, 0, sizeof t);
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "linear_teacher: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   hcl_status rc = configure(&t, p, &rep);
   return rc == HCL_OK ? lt_info(&t, info) : rc;
 }

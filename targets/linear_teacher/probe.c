@@ -33,8 +33,7 @@ static hcl_status read_block(lt_target *t, hcl_buf params, size_t n_params, cons
                              float *out) {
   size_t cnt = b->rows * b->cols;
   for (size_t r = 0; r < t->R; r++) {
-    hcl_buf sub = {params.mem, params.offset + (r * n_params + b->offset) * sizeof(float),
-                   cnt * sizeof(float)};
+    hcl_buf sub = hcl_view(params, r * n_params + b->offset, cnt);
     HCL_TRY(hcl_host->buf_read(t->ctx, sub, out + r * cnt, cnt * sizeof(float)));
   }
   return HCL_OK;

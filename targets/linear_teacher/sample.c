@@ -25,8 +25,8 @@ hcl_status lt_teacher_make(hcl_ctx *ctx, const uint64_t *seeds, size_t R, size_t
     for (size_t j = 0; j < d; j++) ss += (double)w[j] * (double)w[j];
     if (!(ss > 0.0))
       return hcl_host->fail(ctx, HCL_ERR_NUMERIC,
-                            "linear_teacher: replica %zu (seed %llu) drew w* = 0; use another seed",
-                            r, (unsigned long long)seeds[r]);
+                            "replica %zu (seed %llu) drew w* = 0; use another seed", r,
+                            (unsigned long long)seeds[r]);
     double norm = sqrt(ss);
     for (size_t j = 0; j < d; j++) w[j] = (float)((double)w[j] / norm);
   }
@@ -36,7 +36,7 @@ hcl_status lt_teacher_make(hcl_ctx *ctx, const uint64_t *seeds, size_t R, size_t
 hcl_status lt_device_init(lt_target *t) {
   hcl_ctx *ctx = t->ctx;
   uint32_t *keys = malloc(2 * t->R * sizeof *keys);
-  if (!keys) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
+  if (!keys) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   for (size_t r = 0; r < t->R; r++) {
     keys[2 * r] = (uint32_t)t->seeds[r];
     keys[2 * r + 1] = (uint32_t)(t->seeds[r] >> 32);
@@ -71,8 +71,8 @@ void lt_device_release(lt_target *t) {
 /* Float offset of a buffer region (offsets are whole floats by contract). */
 static hcl_status float_offset(lt_target *t, hcl_buf b, const char *what, cl_ulong *out) {
   if (b.offset % sizeof(float))
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
-                          "linear_teacher: %s offset %zu is not float aligned", what, b.offset);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s offset %zu is not float aligned", what,
+                          b.offset);
   *out = (cl_ulong)(b.offset / sizeof(float));
   return HCL_OK;
 }
@@ -81,8 +81,8 @@ static hcl_status float_offset(lt_target *t, hcl_buf b, const char *what, cl_ulo
 static hcl_status check_room(lt_target *t, hcl_buf b, size_t floats, const char *what) {
   if (b.size && b.size < floats * sizeof(float))
     return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
-                          "linear_teacher: %s holds %zu bytes, %zu floats ([R, n, ...]) needed",
-                          what, b.size, floats);
+                          "%s holds %zu bytes, %zu floats ([R, n, ...]) needed", what, b.size,
+                          floats);
   return HCL_OK;
 }
 
@@ -92,7 +92,7 @@ hcl_status lt_sample(void *self, uint32_t stream, uint64_t first, size_t count, 
   if (!count) return HCL_OK;
   if (count > UINT32_MAX || stream > 255)
     return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
-                          "linear_teacher: %zu samples of stream %u in one call (at most 2^32 "
+                          "%zu samples of stream %u in one call (at most 2^32 "
                           "samples, streams 0..255)",
                           count, stream);
   HCL_TRY(check_room(t, x, t->R * count * t->d, "x"));
@@ -140,7 +140,7 @@ hcl_status lt_sample(void *self, uint32_t stream, uint64_t first, size_t count, 
     if (!pending) break;
     if (lt_stop_requested(t->ctx) && t1 < attempts)
       return hcl_host->fail(t->ctx, HCL_ERR_INTERRUPTED,
-                            "linear_teacher: interrupted while drawing inputs with margin %g "
+                            "interrupted while drawing inputs with margin %g "
                             "(attempt %u of at most %u)",
                             t->margin, t1, attempts);
   }
@@ -165,11 +165,10 @@ hcl_status lt_eval(void *self, const char *what, hcl_buf x, size_t count, hcl_bu
   lt_target *t = self;
   if (!what || strcmp(what, "margin"))
     return hcl_host->fail(t->ctx, HCL_ERR_UNSUPPORTED,
-                          "linear_teacher: no quantity '%s' to evaluate (known: margin)",
-                          what ? what : "");
+                          "no quantity '%s' to evaluate (known: margin)", what ? what : "");
   if (!count) return HCL_OK;
   if (count > UINT32_MAX)
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "linear_teacher: %zu samples in one call", count);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%zu samples in one call", count);
   HCL_TRY(check_room(t, x, t->R * count * t->d, "x"));
   HCL_TRY(check_room(t, out, t->R * count, "out"));
   cl_ulong xo, oo;
@@ -185,7 +184,7 @@ hcl_status lt_eval(void *self, const char *what, hcl_buf x, size_t count, hcl_bu
 
 hcl_status lt_check_capped(lt_target *t, uint32_t *per_replica) {
   uint32_t *c = per_replica ? per_replica : malloc(t->R * sizeof *c);
-  if (!c) return hcl_host->fail(t->ctx, HCL_ERR_NOMEM, "linear_teacher: out of host memory");
+  if (!c) return hcl_host->fail(t->ctx, HCL_ERR_NOMEM, "out of host memory");
   hcl_status rc = hcl_host->buf_read(t->ctx, t->d_capped, c, t->R * sizeof *c);
   uint64_t total = 0;
   for (size_t r = 0; r < t->R && rc == HCL_OK; r++) total += c[r];

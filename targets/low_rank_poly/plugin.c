@@ -61,8 +61,7 @@ static hcl_status read_per_component(lrp_target *t, const hcl_params *p, const c
   if (n == 1)
     for (size_t j = 1; j < t->r; j++) v[j] = v[0];
   else if (n != t->r)
-    return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "low_rank_poly: %s has %zu values; give one (for every j) or r = %zu",
+    return hcl_report_fail(r, HCL_ERR_PARAM, "%s has %zu values; give one (for every j) or r = %zu",
                            key, n, t->r);
   return HCL_OK;
 }
@@ -73,12 +72,12 @@ static hcl_status configure(lrp_target *t, const hcl_params *prm, const hcl_repo
   t->orthogonal = hcl_host->param_bool(prm, "orthogonal");
   t->center = hcl_host->param_bool(prm, "center");
   if (r < 1 || r > LRP_MAX_R)
-    return hcl_report_fail(rep, HCL_ERR_PARAM, "low_rank_poly: r = %lld, must be in 1..%d",
-                           (long long)r, LRP_MAX_R);
+    return hcl_report_fail(rep, HCL_ERR_PARAM, "r = %lld, must be in 1..%d", (long long)r,
+                           LRP_MAX_R);
   t->r = (size_t)r;
   if (t->orthogonal && t->r > g->d)
     return hcl_report_fail(rep, HCL_ERR_PARAM,
-                           "low_rank_poly: r = %zu orthogonal directions do not fit in d = %zu "
+                           "r = %zu orthogonal directions do not fit in d = %zu "
                            "(set orthogonal = false or r <= d)",
                            t->r, g->d);
   double pv[LRP_MAX_R];
@@ -87,17 +86,16 @@ static hcl_status configure(lrp_target *t, const hcl_params *prm, const hcl_repo
   int any = 0;
   for (size_t j = 0; j < t->r; j++) {
     if (!(pv[j] >= 1.0 && pv[j] <= LRP_MAX_P) || pv[j] != floor(pv[j]))
-      return hcl_report_fail(rep, HCL_ERR_PARAM,
-                             "low_rank_poly: p_%zu = %g, must be an integer in 1..%d", j + 1, pv[j],
-                             LRP_MAX_P);
+      return hcl_report_fail(rep, HCL_ERR_PARAM, "p_%zu = %g, must be an integer in 1..%d", j + 1,
+                             pv[j], LRP_MAX_P);
     if (!isfinite(t->alpha[j]))
-      return hcl_report_fail(rep, HCL_ERR_PARAM, "low_rank_poly: alpha_%zu is not finite", j + 1);
+      return hcl_report_fail(rep, HCL_ERR_PARAM, "alpha_%zu is not finite", j + 1);
     t->p[j] = (unsigned)pv[j];
     any |= t->alpha[j] != 0.0;
   }
   if (!any)
     return hcl_report_fail(rep, HCL_ERR_PARAM,
-                           "low_rank_poly: every alpha_j is 0, f* would be 0 and cannot be "
+                           "every alpha_j is 0, f* would be 0 and cannot be "
                            "normalised");
   return HCL_OK;
 }
@@ -117,11 +115,11 @@ static hcl_status make_function(lrp_target *t) {
   float *off = malloc(R * sizeof *off);
   hcl_status rc = HCL_OK;
   if (!B || !c || !mu || !gram || !Bf || !af || !off)
-    rc = hcl_host->fail(g->ctx, HCL_ERR_NOMEM, "low_rank_poly: out of host memory");
+    rc = hcl_host->fail(g->ctx, HCL_ERR_NOMEM, "out of host memory");
   for (size_t rep = 0; rep < R && rc == HCL_OK; rep++) {
     if (lrp_directions(g->seeds[rep], d, r, t->orthogonal, B)) {
       rc = hcl_host->fail(g->ctx, HCL_ERR_NUMERIC,
-                          "low_rank_poly: replica %zu (seed %llu) drew degenerate directions; use "
+                          "replica %zu (seed %llu) drew degenerate directions; use "
                           "another seed",
                           rep, (unsigned long long)g->seeds[rep]);
       break;
@@ -136,7 +134,7 @@ static hcl_status make_function(lrp_target *t) {
     for (size_t j = 0; j < r; j++) scale += fabs(t->alpha[j]);
     if (!(var > 1e-12 * scale * scale)) {
       rc = hcl_host->fail(g->ctx, HCL_ERR_PARAM,
-                          "low_rank_poly: f* is constant on the inputs (variance %g before "
+                          "f* is constant on the inputs (variance %g before "
                           "normalisation; e.g. even p on the sphere with d = 1), nothing to learn",
                           var);
       break;
@@ -210,7 +208,7 @@ static void describe(lrp_target *t) {
 static hcl_status lrp_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   lrp_target *t = calloc(1, sizeof *t);
-  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "low_rank_poly: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   hcl_status rc = gt_target_init(&t->g, ctx, setup, "low_rank_poly", LRP_TAG, 0, 1);
   hcl_report rep = {.host = hcl_host, .ctx = ctx};
   if (rc == HCL_OK) rc = configure(t, setup->params, &rep);
@@ -258,7 +256,7 @@ static hcl_status lrp_check(const hcl_params *p, const hcl_check_info *run, hcl_
   (void)run;
   lrp_target *t = calloc(1, sizeof *t);
   if (!t) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "low_rank_poly: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   hcl_status rc = gt_check(&t->g, "low_rank_poly", p, 0, 1, &rep, info);
   if (rc == HCL_OK) rc = configure(t, p, &rep);
   free(t);

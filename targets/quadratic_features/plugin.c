@@ -67,13 +67,13 @@ static hcl_status make_matrices(quf_target *t) {
   hcl_status rc = HCL_OK;
   if (!A || !tr || !fro || !Af)
     rc = hcl_host->fail(g->ctx, HCL_ERR_NOMEM,
-                        "quadratic_features: out of host memory for A "
+                        "out of host memory for A "
                         "(%zu x %zu, %zu replicas)",
                         d, d, R);
   for (size_t r = 0; r < R && rc == HCL_OK; r++) {
     if (quf_matrix(g->seeds[r], d, t->rank, A)) {
       rc = hcl_host->fail(g->ctx, HCL_ERR_NUMERIC,
-                          "quadratic_features: replica %zu (seed %llu) drew a degenerate A; use "
+                          "replica %zu (seed %llu) drew a degenerate A; use "
                           "another seed",
                           r, (unsigned long long)g->seeds[r]);
       break;
@@ -105,12 +105,11 @@ static hcl_status check_rank(quf_target *t, const hcl_params *p, const hcl_repor
   gt_target *g = &t->g;
   int64_t rank = hcl_host->param_int(p, "rank");
   if (g->d > QUF_MAX_D)
-    return hcl_report_fail(
-        r, HCL_ERR_PARAM, "quadratic_features: d = %zu, at most %d (A has d*d entries per replica)",
-        g->d, QUF_MAX_D);
+    return hcl_report_fail(r, HCL_ERR_PARAM, "d = %zu, at most %d (A has d*d entries per replica)",
+                           g->d, QUF_MAX_D);
   if (rank < 0 || rank == 1 || (size_t)rank > g->d)
     return hcl_report_fail(r, HCL_ERR_PARAM,
-                           "quadratic_features: rank = %lld, must be 0 (full) or 2..d = 2..%zu "
+                           "rank = %lld, must be 0 (full) or 2..d = 2..%zu "
                            "(a rank-1 symmetric A cannot have trace 0)",
                            (long long)rank, g->d);
   t->rank = (size_t)rank;
@@ -143,7 +142,7 @@ static hcl_status configure(quf_target *t, const hcl_params *p) {
 static hcl_status quf_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   quf_target *t = calloc(1, sizeof *t);
-  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "quadratic_features: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   hcl_status rc = gt_target_init(&t->g, ctx, setup, "quadratic_features", QUF_TAG, 1, 2);
   if (rc == HCL_OK) rc = configure(t, setup->params);
   if (rc == HCL_OK) rc = make_matrices(t);
@@ -186,7 +185,7 @@ static hcl_status quf_check(const hcl_params *p, const hcl_check_info *run, hcl_
   (void)run;
   quf_target t;
   memset(&t, 0, sizeof t);
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "quadratic_features: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   HCL_TRY(gt_check(&t.g, "quadratic_features", p, 1, 2, &rep, info));
   return check_rank(&t, p, &rep);
 }

@@ -195,15 +195,15 @@ static hcl_status configure(rhm_target *t, const hcl_params *p) {
   t->whitening = HCL_ENUM(p, "whitening", k_whitening);
   if (n_c < 1 || v < 1 || m < 1 || s < 1 || L < 1 || ps < 0 || t->rules_kind < 0 ||
       t->whitening < 0)
-    return hcl_report_fail(
-        t->rep, HCL_ERR_PARAM,
-        "rhm: n_c = %lld, v = %lld, m = %lld, s = %lld, L = %lld, probe_samples = "
-        "%lld, rules or whitening out of range",
-        (long long)n_c, (long long)v, (long long)m, (long long)s, (long long)L, (long long)ps);
+    return hcl_report_fail(t->rep, HCL_ERR_PARAM,
+                           "n_c = %lld, v = %lld, m = %lld, s = %lld, L = %lld, probe_samples = "
+                           "%lld, rules or whitening out of range",
+                           (long long)n_c, (long long)v, (long long)m, (long long)s, (long long)L,
+                           (long long)ps);
   char why[512];
   if (rhm_dims_init(&t->g, (uint64_t)n_c, (uint64_t)v, (uint64_t)m, (uint64_t)s, (uint64_t)L, why,
                     sizeof why))
-    return hcl_report_fail(t->rep, HCL_ERR_PARAM, "rhm: %s", why);
+    return hcl_report_fail(t->rep, HCL_ERR_PARAM, "%s", why);
   t->probe_samples = (uint64_t)ps;
   HCL_TRY(read_list(t, p, "sensitivity_layers", 64, t->layers, &t->n_layers));
   HCL_TRY(read_list(t, p, "sensitivity_levels", t->g.L, t->levels, &t->n_levels));
@@ -251,9 +251,9 @@ static void describe(rhm_target *t) {
 static hcl_status rhm_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   if (!setup->replicas || !setup->seeds)
-    return hcl_host->fail(ctx, HCL_ERR_PARAM, "rhm: no replicas/seeds in the setup");
+    return hcl_host->fail(ctx, HCL_ERR_PARAM, "no replicas/seeds in the setup");
   rhm_target *t = calloc(1, sizeof *t);
-  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   t->ctx = ctx;
   hcl_report rep = {.host = hcl_host, .ctx = ctx};
   t->rep = &rep;
@@ -263,7 +263,7 @@ static hcl_status rhm_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
   t->val_size = HCL_STRUCT_HAS(setup, hcl_setup, val_size) ? setup->val_size : 0;
   t->max_batch = setup->max_batch ? setup->max_batch : 1;
   t->seeds = malloc(t->R * sizeof *t->seeds);
-  hcl_status rc = t->seeds ? HCL_OK : hcl_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory");
+  hcl_status rc = t->seeds ? HCL_OK : hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   if (rc == HCL_OK) {
     memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
     rc = configure(t, setup->params);
@@ -278,16 +278,15 @@ static hcl_status rhm_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) 
   }
   if (rc == HCL_OK) {
     t->tables = malloc(t->R * t->g.table_size * sizeof *t->tables);
-    if (!t->tables) rc = hcl_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory (rules)");
+    if (!t->tables) rc = hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory (rules)");
     int can_stop = HCL_HOST_HAS(should_stop);
     for (size_t r = 0; r < t->R && rc == HCL_OK; r++) {
       if (r && can_stop && hcl_host->should_stop(ctx)) /* large tables: seconds per replica */
         rc = hcl_host->fail(ctx, HCL_ERR_INTERRUPTED,
-                            "rhm: interrupted while drawing the rules (replica %zu of %zu)", r,
-                            t->R);
+                            "interrupted while drawing the rules (replica %zu of %zu)", r, t->R);
       else if (rhm_rules_build(&t->g, t->rules_kind, hcl_host->philox, t->seeds[r],
                                t->tables + r * t->g.table_size))
-        rc = hcl_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory (rules)");
+        rc = hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory (rules)");
     }
   }
   if (rc == HCL_OK) {
@@ -323,7 +322,7 @@ static hcl_status rhm_check(const hcl_params *p, const hcl_check_info *run, hcl_
                             char *err, size_t errlen) {
   rhm_target *t = calloc(1, sizeof *t);
   if (!t) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "rhm: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   t->rep = &rep;
   t->train_size = run->train_size;
   t->test_size = run->test_size;

@@ -11,7 +11,7 @@ extern const char hcl_cl_rhm[];
 hcl_status rhm_device_init(rhm_target *t) {
   hcl_ctx *ctx = t->ctx;
   uint32_t *keys = malloc(2 * t->R * sizeof *keys);
-  if (!keys) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "rhm: out of host memory");
+  if (!keys) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   for (size_t r = 0; r < t->R; r++) {
     keys[2 * r] = (uint32_t)t->seeds[r];
     keys[2 * r + 1] = (uint32_t)(t->seeds[r] >> 32);
@@ -42,7 +42,7 @@ void rhm_device_release(rhm_target *t) {
 /* Float offset of a buffer region (offsets are whole floats by contract). */
 static hcl_status float_offset(rhm_target *t, hcl_buf b, const char *what, cl_ulong *out) {
   if (b.offset % sizeof(float))
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: %s offset %zu is not float aligned", what,
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s offset %zu is not float aligned", what,
                           b.offset);
   *out = (cl_ulong)(b.offset / sizeof(float));
   return HCL_OK;
@@ -51,7 +51,7 @@ static hcl_status float_offset(rhm_target *t, hcl_buf b, const char *what, cl_ul
 static hcl_status check_room(rhm_target *t, hcl_buf b, size_t floats, const char *what) {
   if (b.size && b.size < floats * sizeof(float))
     return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
-                          "rhm: %s holds %zu bytes, %zu floats ([R, n, ...]) needed", what, b.size,
+                          "%s holds %zu bytes, %zu floats ([R, n, ...]) needed", what, b.size,
                           floats);
   return HCL_OK;
 }
@@ -60,14 +60,14 @@ hcl_status rhm_sample_ext(rhm_target *t, uint32_t stream, uint64_t first, size_t
                           hcl_buf y, uint32_t ell) {
   if (stream > HCL_STREAM_VAL)
     return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
-                          "rhm: unknown stream %u (0 train, 1 test, 2 probe, 3 unlabelled, 4 val)",
+                          "unknown stream %u (0 train, 1 test, 2 probe, 3 unlabelled, 4 val)",
                           stream);
   if (ell > t->g.L)
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: level %u outside 1..L = 1..%llu", ell,
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "level %u outside 1..L = 1..%llu", ell,
                           (unsigned long long)t->g.L);
   if (!count) return HCL_OK;
   if (count > UINT32_MAX)
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "rhm: %zu samples in one call", count);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%zu samples in one call", count);
   size_t xs = (size_t)(t->g.v * t->g.d);
   HCL_TRY(check_room(t, x, t->R * count * xs, "x"));
   HCL_TRY(check_room(t, y, t->R * count, "y"));

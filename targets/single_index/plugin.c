@@ -47,12 +47,12 @@ static hcl_status make_beta(six_target *t) {
   double *b = malloc(d * sizeof *b), *norm = malloc(R * sizeof *norm);
   float *bf = malloc(R * d * sizeof *bf);
   hcl_status rc = HCL_OK;
-  if (!b || !norm || !bf) rc = hcl_host->fail(g->ctx, HCL_ERR_NOMEM, "single_index: out of memory");
+  if (!b || !norm || !bf) rc = hcl_host->fail(g->ctx, HCL_ERR_NOMEM, "out of memory");
   for (size_t r = 0; r < R && rc == HCL_OK; r++) {
     if (gt_unit_vector(g->seeds[r], gt_stream_id(SIX_TAG, GT_PURPOSE_PARAM, 0), 0, d, b)) {
       rc = hcl_host->fail(g->ctx, HCL_ERR_NUMERIC,
-                          "single_index: replica %zu (seed %llu) drew beta = 0; use another seed",
-                          r, (unsigned long long)g->seeds[r]);
+                          "replica %zu (seed %llu) drew beta = 0; use another seed", r,
+                          (unsigned long long)g->seeds[r]);
       break;
     }
     double ss = 0.0;
@@ -85,7 +85,7 @@ static hcl_status make_beta(six_target *t) {
 static hcl_status six_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   six_target *t = calloc(1, sizeof *t);
-  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "single_index: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   hcl_status rc = gt_target_init(&t->g, ctx, setup, "single_index", SIX_TAG, 1, 1);
   if (rc == HCL_OK) {
     gt_note_common(&t->g);
@@ -129,7 +129,7 @@ static hcl_status six_check(const hcl_params *p, const hcl_check_info *run, hcl_
                             char *err, size_t errlen) {
   (void)run;
   gt_target g;
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "single_index: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   return gt_check(&g, "single_index", p, 1, 1, &rep, info);
 }
 

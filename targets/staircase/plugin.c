@@ -157,16 +157,15 @@ static hcl_status configure(stc_target *t, const hcl_params *p, const hcl_report
 static hcl_status stc_create(hcl_ctx *ctx, const hcl_setup *setup, void **self) {
   *self = NULL;
   if (!setup->replicas || !setup->seeds)
-    return hcl_host->fail(ctx, HCL_ERR_PARAM, "staircase: no replicas/seeds in the setup");
+    return hcl_host->fail(ctx, HCL_ERR_PARAM, "no replicas/seeds in the setup");
   stc_target *t = calloc(1, sizeof *t);
-  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
+  if (!t) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   t->ctx = ctx;
   t->R = setup->replicas;
   t->train_size = setup->train_size;
   t->max_batch = setup->max_batch ? setup->max_batch : 1;
   t->seeds = malloc(t->R * sizeof *t->seeds);
-  hcl_status rc =
-      t->seeds ? HCL_OK : hcl_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
+  hcl_status rc = t->seeds ? HCL_OK : hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   if (rc == HCL_OK) {
     memcpy(t->seeds, setup->seeds, t->R * sizeof *t->seeds);
     hcl_report rep = {.host = hcl_host, .ctx = ctx};
@@ -202,7 +201,7 @@ static hcl_status stc_check(const hcl_params *p, const hcl_check_info *run, hcl_
   (void)run;
   stc_target *t = calloc(1, sizeof *t);
   if (!t) return snprintf(err, errlen, "out of host memory"), HCL_ERR_NOMEM;
-  hcl_report rep = {.err = err, .errlen = errlen, .strip = "staircase: "};
+  hcl_report rep = {.err = err, .errlen = errlen};
   hcl_status rc = configure(t, p, &rep);
   if (rc == HCL_OK) rc = stc_info(t, info);
   stc_terms_free(&t->fn);

@@ -20,7 +20,7 @@ static hcl_status upload_sets(stc_target *t, const stc_terms *s, hcl_buf *d_coef
   hcl_ctx *ctx = t->ctx;
   if (d_coef) {
     float *c = malloc((nt ? nt : 1) * sizeof *c);
-    if (!c) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
+    if (!c) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
     c[0] = 0.0f;
     for (size_t j = 0; j < nt; j++) c[j] = (float)s->coef[j];
     hcl_status rc = hcl_host->buf_alloc(ctx, (nt ? nt : 1) * sizeof *c, d_coef);
@@ -39,7 +39,7 @@ static hcl_status upload_sets(stc_target *t, const stc_terms *s, hcl_buf *d_coef
 hcl_status stc_device_init(stc_target *t) {
   hcl_ctx *ctx = t->ctx;
   uint32_t *keys = malloc(2 * t->R * sizeof *keys);
-  if (!keys) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "staircase: out of host memory");
+  if (!keys) return hcl_host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   for (size_t r = 0; r < t->R; r++) {
     keys[2 * r] = (uint32_t)t->seeds[r];
     keys[2 * r + 1] = (uint32_t)(t->seeds[r] >> 32);
@@ -73,8 +73,8 @@ void stc_device_release(stc_target *t) {
 /* Float offset of a buffer region (offsets are whole floats by contract). */
 static hcl_status float_offset(stc_target *t, hcl_buf b, const char *what, cl_ulong *out) {
   if (b.offset % sizeof(float))
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "staircase: %s offset %zu is not float aligned",
-                          what, b.offset);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s offset %zu is not float aligned", what,
+                          b.offset);
   *out = (cl_ulong)(b.offset / sizeof(float));
   return HCL_OK;
 }
@@ -82,8 +82,8 @@ static hcl_status float_offset(stc_target *t, hcl_buf b, const char *what, cl_ul
 static hcl_status check_room(stc_target *t, hcl_buf b, size_t floats, const char *what) {
   if (b.size && b.size < floats * sizeof(float))
     return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
-                          "staircase: %s holds %zu bytes, %zu floats ([R, n, ...]) needed", what,
-                          b.size, floats);
+                          "%s holds %zu bytes, %zu floats ([R, n, ...]) needed", what, b.size,
+                          floats);
   return HCL_OK;
 }
 
@@ -92,7 +92,7 @@ hcl_status stc_sample(void *self, uint32_t stream, uint64_t first, size_t count,
   stc_target *t = self;
   if (!count) return HCL_OK;
   if (count > UINT32_MAX)
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "staircase: %zu samples in one call", count);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%zu samples in one call", count);
   HCL_TRY(check_room(t, x, t->R * count * t->n, "x"));
   HCL_TRY(check_room(t, y, t->R * count, "y"));
   cl_ulong xo, yo;
@@ -133,11 +133,11 @@ hcl_status stc_sample(void *self, uint32_t stream, uint64_t first, size_t count,
 hcl_status stc_eval(void *self, const char *what, hcl_buf x, size_t count, hcl_buf out) {
   stc_target *t = self;
   if (!what || strcmp(what, "f"))
-    return hcl_host->fail(t->ctx, HCL_ERR_UNSUPPORTED,
-                          "staircase: no quantity '%s' to evaluate (known: f)", what ? what : "");
+    return hcl_host->fail(t->ctx, HCL_ERR_UNSUPPORTED, "no quantity '%s' to evaluate (known: f)",
+                          what ? what : "");
   if (!count) return HCL_OK;
   if (count > UINT32_MAX)
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "staircase: %zu samples in one call", count);
+    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%zu samples in one call", count);
   HCL_TRY(check_room(t, x, t->R * count * t->n, "x"));
   HCL_TRY(check_room(t, out, t->R * count, "out"));
   cl_ulong xo, oo;
