@@ -17,15 +17,7 @@ static char out[1 << 17];
 static char cluster[256]; /* the cluster's folder; "" when not started */
 static char why_skip[1024];
 
-static int sh(const char *fmt, ...) {
-  char cmd[8192];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  assert_true(n > 0 && n < (int)sizeof cmd);
-  return hcl_test_sh(cmd, out, sizeof out);
-}
+#define sh(...) hcl_test_shf(out, sizeof out, __VA_ARGS__)
 
 static const char *device(void) {
   const char *d = getenv("HIERCL_TEST_DEVICE");

@@ -154,6 +154,16 @@ void hcl_test_params_free(hcl_params *p) {
 
 char *hcl_test_read_file(const char *path) { return hcl_file_text(path); }
 
+int hcl_test_shf(char *out, size_t len, const char *fmt, ...) {
+  char cmd[8192];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  assert_true(n > 0 && n < (int)sizeof cmd);
+  return hcl_test_sh(cmd, out, len);
+}
+
 void hcl_test_strip_where(char *t) {
   static const char *const cut[] = {",\"run_dir\":\"", ",\"device\":\""};
   for (size_t c = 0; c < 2; c++)

@@ -66,6 +66,12 @@ const char *hcl_test_write_temp(const char *name, const char *text);
  * len - 1 bytes of its output go to out (NUL-terminated); returns its exit
  * status (-1 when it did not exit normally). */
 int hcl_test_sh(const char *cmd, char *out, size_t len);
+/* hcl_test_sh of a printf-formatted command (at most 8191 bytes). */
+int hcl_test_shf(char *out, size_t len, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 /* A fresh temporary directory (mkdtemp), path valid until exit. */
 const char *hcl_test_tmpdir(void);
 
