@@ -53,13 +53,8 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
   for (size_t i = 0; i < na; i++) A[i] = frand();
   for (size_t i = 0; i < nb; i++) B[i] = frand();
   for (size_t i = 0; i < nc; i++) C[i] = frand();
-  hcl_buf da, db, dc;
-  OK(hcl_buf_alloc(ctx, na * 4, &da));
-  OK(hcl_buf_alloc(ctx, nb * 4, &db));
-  OK(hcl_buf_alloc(ctx, nc * 4, &dc));
-  OK(hcl_buf_write(ctx, da, A, na * 4));
-  OK(hcl_buf_write(ctx, db, B, nb * 4));
-  OK(hcl_buf_write(ctx, dc, C, nc * 4));
+  hcl_buf da = hcl_test_upload(ctx, A, na), db = hcl_test_upload(ctx, B, nb),
+          dc = hcl_test_upload(ctx, C, nc);
   hcl_buf a = hcl_buf_sub(da, oa * 4, (na - oa) * 4), b = hcl_buf_sub(db, ob * 4, (nb - ob) * 4);
   hcl_buf c = hcl_buf_sub(dc, oc * 4, (nc - oc) * 4);
   if (w == USE_BATCHED)

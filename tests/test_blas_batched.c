@@ -45,13 +45,8 @@ static void check(hcl_ctx *ctx, const char *path, const shape *s, int ta, int tb
   for (size_t i = 0; i < na; i++) A[i] = frand();
   for (size_t i = 0; i < nb; i++) B[i] = frand();
   for (size_t i = 0; i < nc; i++) C[i] = frand();
-  hcl_buf da, db, dc;
-  OK(hcl_buf_alloc(ctx, na * 4, &da));
-  OK(hcl_buf_alloc(ctx, nb * 4, &db));
-  OK(hcl_buf_alloc(ctx, nc * 4, &dc));
-  OK(hcl_buf_write(ctx, da, A, na * 4));
-  OK(hcl_buf_write(ctx, db, B, nb * 4));
-  OK(hcl_buf_write(ctx, dc, C, nc * 4));
+  hcl_buf da = hcl_test_upload(ctx, A, na), db = hcl_test_upload(ctx, B, nb),
+          dc = hcl_test_upload(ctx, C, nc);
   hcl_buf a = hcl_buf_sub(da, s->oa * 4, (na - s->oa) * 4);
   hcl_buf b = hcl_buf_sub(db, s->ob * 4, (nb - s->ob) * 4);
   hcl_buf c = hcl_buf_sub(dc, s->oc * 4, (nc - s->oc) * 4);

@@ -186,18 +186,7 @@ char *hcl_test_sweep_file(const char *parent, const char *file) {
 }
 
 int hcl_test_json_num(const char *text, const char *key, double *out) {
-  char pat[128];
-  snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char *p = strstr(text, pat);
-  if (!p) return 0;
-  p += strlen(pat);
-  if (!strncmp(p, "null", 4)) {
-    *out = 0.0 / 0.0;
-    return 1;
-  }
-  char *end;
-  *out = strtod(p, &end);
-  return end != p;
+  return hcl_json_get_num(text, key, out);
 }
 
 const char *hcl_test_tmpdir(void) {
