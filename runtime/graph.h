@@ -37,6 +37,7 @@ typedef struct hcl_gnode {
   float coef[HCL_GRAPH_MAX_COEF];
   size_t n_coef;
   size_t first; /* slice: first channel; matmul: the block's first column */
+  float alpha;  /* matmul: the product's scale (1 but for g_matmul_scaled) */
   const hcl_graph_custom *op;
   size_t cblock[HCL_GRAPH_CUSTOM_MAX_BLOCKS]; /* custom: its blocks */
   size_t n_cblocks;
@@ -90,7 +91,8 @@ typedef struct hcl_gstep {
   int ta, tb, gemm; /* gemm: 0 forward, 1 weight grad, 2 input grad */
   size_t node;      /* the node the step belongs to (errors, gemm shapes) */
   float beta;
-  int n_in; /* custom: inputs among args (then out / dout, din, blocks, their gradients) */
+  int n_in;         /* custom: inputs among args (then out / dout, din, blocks, their gradients) */
+  uint32_t din_set; /* custom backward: din the op writes whole (hcl_graph_io.din_set) */
 } hcl_gstep;
 
 struct hcl_graph {
@@ -129,6 +131,7 @@ void hcl_graph_free(hcl_graph *g);
 hcl_tensor hcl_g_input(hcl_graph *g);
 hcl_tensor hcl_g_matmul(hcl_graph *g, hcl_tensor a, const char *block);
 hcl_tensor hcl_g_matmul_cols(hcl_graph *g, hcl_tensor a, const char *block, size_t first);
+hcl_tensor hcl_g_matmul_scaled(hcl_graph *g, hcl_tensor a, const char *block, float alpha);
 hcl_tensor hcl_g_bias(hcl_graph *g, hcl_tensor a, const char *block);
 hcl_tensor hcl_g_act(hcl_graph *g, hcl_tensor a, int act, const float *coef, size_t n_coef);
 hcl_tensor hcl_g_add(hcl_graph *g, hcl_tensor a, hcl_tensor b);

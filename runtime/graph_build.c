@@ -2,6 +2,7 @@
  * check their shapes as the model calls them. */
 #include "graph.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,16 @@ hcl_tensor hcl_g_matmul(hcl_graph *g, hcl_tensor a, const char *block) {
                blk->name, blk->rows, blk->cols, x->P, x->C);
   hcl_tensor t = push(g, HCL_GN_MATMUL, a, -1, x->P, blk->rows);
   if (t >= 0) g->nodes[t].block = (size_t)b;
+  if (t >= 0) g->nodes[t].alpha = 1.0f;
+  return t;
+}
+
+hcl_tensor hcl_g_matmul_scaled(hcl_graph *g, hcl_tensor a, const char *block, float alpha) {
+  if (!isfinite(alpha) && node(g, a, "matmul_scaled"))
+    return bad(g, "matmul_scaled", "block %s: the scale %g is not finite", block ? block : "(null)",
+               (double)alpha);
+  hcl_tensor t = hcl_g_matmul(g, a, block);
+  if (t >= 0) g->nodes[t].alpha = alpha;
   return t;
 }
 
@@ -134,6 +145,7 @@ hcl_tensor hcl_g_matmul_cols(hcl_graph *g, hcl_tensor a, const char *block, size
   if (t >= 0) {
     g->nodes[t].block = (size_t)b;
     g->nodes[t].first = first;
+    g->nodes[t].alpha = 1.0f;
   }
   return t;
 }

@@ -63,9 +63,10 @@ static hcl_buf window(hcl_buf w, size_t first) {
   return (hcl_buf){w.mem, w.offset + first * sizeof(float), w.size - first * sizeof(float)};
 }
 
-/* The three products of a matmul node: forward C = A W^T, weight gradient
- * dW (+)= G^T A, input gradient dA (+)= G W; rows = n P per replica. W is
- * the block's column window [out, in] with leading dimension ld. */
+/* The three products of a matmul node: forward C = alpha A W^T, weight
+ * gradient dW (+)= alpha G^T A, input gradient dA (+)= alpha G W; rows = n P
+ * per replica. W is the block's column window [out, in] with leading
+ * dimension ld. */
 static hcl_status run_gemm(hcl_graph *g, const bind *b, const hcl_gstep *s) {
   const hcl_gnode *nd = &g->nodes[s->node];
   size_t in = g->nodes[nd->in[0]].C, out = nd->C, rows = b->n * nd->P;
@@ -75,13 +76,13 @@ static hcl_status run_gemm(hcl_graph *g, const bind *b, const hcl_gstep *s) {
   hcl_buf y = arg_buf(g, b, s->arg[1], &o[1], &st[1], &sp[1]);
   hcl_buf z = arg_buf(g, b, s->arg[2], &o[2], &st[2], &sp[2]);
   if (s->gemm == 0)
-    return hcl_sgemm_batched(g->ctx, 0, 1, rows, out, in, 1.0f, x, in, st[0], window(y, nd->first),
-                             ld, st[1], 0.0f, z, out, st[2], g->R);
+    return hcl_sgemm_batched(g->ctx, 0, 1, rows, out, in, nd->alpha, x, in, st[0],
+                             window(y, nd->first), ld, st[1], 0.0f, z, out, st[2], g->R);
   if (s->gemm == 1)
-    return hcl_sgemm_batched(g->ctx, 1, 0, out, in, rows, 1.0f, x, out, st[0], y, in, st[1],
+    return hcl_sgemm_batched(g->ctx, 1, 0, out, in, rows, nd->alpha, x, out, st[0], y, in, st[1],
                              s->beta, window(z, nd->first), ld, st[2], g->R);
-  return hcl_sgemm_batched(g->ctx, 0, 0, rows, in, out, 1.0f, x, out, st[0], window(y, nd->first),
-                           ld, st[1], s->beta, z, in, st[2], g->R);
+  return hcl_sgemm_batched(g->ctx, 0, 0, rows, in, out, nd->alpha, x, out, st[0],
+                           window(y, nd->first), ld, st[1], s->beta, z, in, st[2], g->R);
 }
 
 static hcl_status run_custom(hcl_graph *g, const bind *b, const hcl_gstep *s) {
@@ -104,7 +105,8 @@ static hcl_status run_custom(hcl_graph *g, const bind *b, const hcl_gstep *s) {
                      .n_blocks = nb,
                      .param = buf + (fwd ? ni + 1 : 2 * ni + 1),
                      .dparam = fwd ? NULL : buf + 2 * ni + 1 + nb,
-                     .param_stride = g->n_params};
+                     .param_stride = g->n_params,
+                     .din_set = fwd ? 0 : s->din_set};
   const hcl_graph_custom *op = nd->op;
   hcl_status rc = fwd ? op->forward(op->user, g->ctx, &io) : op->backward(op->user, g->ctx, &io);
   if (rc != HCL_OK && g->ctx && !g->ctx->errmsg[0])

@@ -28,11 +28,20 @@ static int pinned(const hcl_graph *g, int32_t t) {
  * its first elementwise input that has v as its only user, so every member
  * but the last has no reader outside the group and the group runs as one
  * kernel where its last member stands. */
+/* Node n reads a trainable parameter block. A frozen block (trainable = 0)
+ * gets a zero gradient and no gradient steps: the trainer never moves it. */
+static int reads_trainable(const hcl_graph *g, const hcl_gnode *n) {
+  if (n->kind == HCL_GN_MATMUL || n->kind == HCL_GN_BIAS) return g->blocks[n->block].trainable;
+  for (size_t i = 0; i < n->n_cblocks; i++)
+    if (g->blocks[n->cblock[i]].trainable) return 1;
+  return 0;
+}
+
 void hcl_graph_mark(hcl_graph *g) {
   int groups = 0;
   for (size_t v = 0; v < g->n; v++) {
     hcl_gnode *n = &g->nodes[v];
-    n->grad = n->kind == HCL_GN_MATMUL || n->kind == HCL_GN_BIAS || n->n_cblocks;
+    n->grad = reads_trainable(g, n);
     for (size_t i = 0; i < n_inputs(n); i++) {
       g->nodes[input(n, i)].n_users++;
       n->grad |= g->nodes[input(n, i)].grad;

@@ -191,16 +191,24 @@ static hcl_status gather_grad(rev *r, size_t v, int g_val) {
   return hcl_graph_kernel_end(g, s);
 }
 
+/* A custom op's backward adds into din, zeroed first, unless the op writes
+ * a fresh din itself (HCL_GCUSTOM_DIN_SET). */
 static hcl_status custom_grad(rev *r, size_t v, int g_val) {
   hcl_graph *g = r->g;
   hcl_gnode *n = &g->nodes[v];
   int din[HCL_GSTEP_MAX_ARGS];
+  int sets = HCL_STRUCT_HAS(n->op, hcl_graph_custom, flags) && (n->op->flags & HCL_GCUSTOM_DIN_SET);
+  uint32_t fresh = 0;
   for (size_t i = 0; i < n->n_ins; i++) {
     din[i] = -1;
     if (!g->nodes[n->ins[i]].grad) continue;
     int acc;
     HCL_TRY(target(r, n->ins[i], &din[i], &acc, v));
     if (acc) continue;
+    if (sets) {
+      fresh |= 1u << i;
+      continue;
+    }
     hcl_gstep *z = step(r, HCL_GS_ZERO, v);
     if (!z) return NOMEM(g);
     z->arg[0] = hcl_ga(HCL_GA_VALUE, din[i]);
@@ -222,6 +230,7 @@ static hcl_status custom_grad(rev *r, size_t v, int g_val) {
   }
   s->n_args = 2 * ni + 1 + 2 * nb;
   s->n_in = (int)ni;
+  s->din_set = fresh;
   return HCL_OK;
 }
 
@@ -232,14 +241,16 @@ static hcl_status node_grad(rev *r, size_t v, int gv) {
   hcl_gstep *s;
   switch (n->kind) {
   case HCL_GN_MATMUL: {
-    if (!(s = step(r, HCL_GS_GEMM, v))) return NOMEM(g); /* dW (+)= G^T A */
-    s->gemm = 1;
-    s->arg[0] = hcl_ga(HCL_GA_VALUE, gv);
-    s->arg[1] = hcl_ga(HCL_GA_VALUE, value_of(g, n->in[0]));
-    s->arg[2] = hcl_ga(HCL_GA_GRAD, (int)n->block);
-    s->n_args = 3;
-    s->beta = g->nodes[n->in[0]].C == g->blocks[n->block].cols ? param_beta(r, n->block)
-                                                               : window_beta(r, v);
+    if (g->blocks[n->block].trainable) {                   /* a frozen block's gradient stays 0 */
+      if (!(s = step(r, HCL_GS_GEMM, v))) return NOMEM(g); /* dW (+)= G^T A */
+      s->gemm = 1;
+      s->arg[0] = hcl_ga(HCL_GA_VALUE, gv);
+      s->arg[1] = hcl_ga(HCL_GA_VALUE, value_of(g, n->in[0]));
+      s->arg[2] = hcl_ga(HCL_GA_GRAD, (int)n->block);
+      s->n_args = 3;
+      s->beta = g->nodes[n->in[0]].C == g->blocks[n->block].cols ? param_beta(r, n->block)
+                                                                 : window_beta(r, v);
+    }
     if (!g->nodes[n->in[0]].grad) return HCL_OK;
     int t, acc;
     HCL_TRY(target(r, n->in[0], &t, &acc, v));
@@ -253,11 +264,13 @@ static hcl_status node_grad(rev *r, size_t v, int gv) {
     return HCL_OK;
   }
   case HCL_GN_BIAS:
-    if (!(s = step(r, HCL_GS_COLSUM, v))) return NOMEM(g);
-    s->arg[0] = hcl_ga(HCL_GA_VALUE, gv);
-    s->arg[1] = hcl_ga(HCL_GA_GRAD, (int)n->block);
-    s->n_args = 2;
-    s->beta = param_beta(r, n->block);
+    if (g->blocks[n->block].trainable) {
+      if (!(s = step(r, HCL_GS_COLSUM, v))) return NOMEM(g);
+      s->arg[0] = hcl_ga(HCL_GA_VALUE, gv);
+      s->arg[1] = hcl_ga(HCL_GA_GRAD, (int)n->block);
+      s->n_args = 2;
+      s->beta = param_beta(r, n->block);
+    }
     return alias(r, n->in[0], gv, v);
   case HCL_GN_ADD: HCL_TRY(alias(r, n->in[0], gv, v)); return alias(r, n->in[1], gv, v);
   case HCL_GN_RESHAPE: return alias(r, n->in[0], gv, v);

@@ -3,7 +3,7 @@
  * central finite differences of sum(dout . out), with R = 3 replicas holding
  * different parameters and a batch below max_batch; custom ops (a correct
  * backward passes, a wrong one is caught); shape errors; fusion and buffer
- * planning. */
+ * planning; scaled products and frozen blocks. */
 #include "graph.h"
 #include "support/hcl_test.h"
 
@@ -25,19 +25,22 @@ enum {
   T_MEAN,
   T_CUSTOM,
   T_TRANSPOSE,
-  T_MMC
+  T_MMC,
+  T_MMS
 };
 typedef struct top {
   int kind, a, b; /* inputs: indices of earlier ops */
-  int blk;        /* T_MM, T_MMC, T_BIAS: block index */
+  int blk;        /* T_MM, T_MMC, T_MMS, T_BIAS: block index */
   int act;
   float coef[4];
   size_t n_coef, P, C, first; /* T_RESHAPE: P, C; T_SLICE: first, C; T_MMC: first column */
+  float alpha;                /* T_MMS: the product's scale */
 } top;
 typedef struct tblock {
   const char *name;
   size_t rows, cols;
 } tblock;
+static unsigned g_frozen; /* bit b: block b is frozen (trainable = 0), its gradient 0 */
 
 typedef struct tcase {
   const top *ops;
@@ -69,11 +72,13 @@ static const char custom_src[] =
     "}\n"
     "__kernel void cube_b(__global const float *in, ulong io, ulong cols, ulong n,\n"
     "                     __global const float *d, ulong dof, __global float *din, ulong dio,\n"
-    "                     float k, __global const float *p, ulong po, ulong ps, int has_p) {\n"
+    "                     float k, __global const float *p, ulong po, ulong ps, int has_p,\n"
+    "                     int set) {\n"
     "  size_t e = get_global_id(0), s = e / cols, j = e % cols, r = s / n;\n"
     "  float v = in[io + e];\n"
-    "  din[dio + e] += d[dof + 2 * s] * cube_c(p, po, ps, has_p, r, 0) * k * v * v +\n"
-    "                  d[dof + 2 * s + 1] * cube_c(p, po, ps, has_p, r, 1) * 2.0f * (float)j * v;\n"
+    "  din[dio + e] = (set ? 0.0f : din[dio + e]) +\n"
+    "                 d[dof + 2 * s] * cube_c(p, po, ps, has_p, r, 0) * k * v * v +\n"
+    "                 d[dof + 2 * s + 1] * cube_c(p, po, ps, has_p, r, 1) * 2.0f * (float)j * v;\n"
     "}\n"
     "__kernel void cube_pg(__global const float *in, ulong io, ulong cols, ulong n,\n"
     "                      __global const float *d, ulong dof, __global float *dp, ulong dpo,\n"
@@ -131,6 +136,7 @@ static hcl_status cube_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *io
            ps = io->param_stride;
   if (io->din[0].mem) {
     cl_ulong dio = fo(io->din[0]);
+    cl_int set = (cl_int)(io->din_set & 1u); /* only ops with HCL_GCUSTOM_DIN_SET see it set */
     hcl_arg a[] = {HCL_ARG(io->in[0].mem),
                    HCL_ARG(o_in),
                    HCL_ARG(cl),
@@ -143,9 +149,10 @@ static hcl_status cube_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *io
                    HCL_ARG(p.mem),
                    HCL_ARG(po),
                    HCL_ARG(ps),
-                   HCL_ARG(has_p)};
+                   HCL_ARG(has_p),
+                   HCL_ARG(set)};
     size_t gws = io->R * io->n * io->cols[0];
-    HCL_TRY(hcl_run_kernel(ctx, c->b, 1, &gws, NULL, "cube_b", 13, a));
+    HCL_TRY(hcl_run_kernel(ctx, c->b, 1, &gws, NULL, "cube_b", 14, a));
   }
   if (!has_p) return HCL_OK;
   cl_ulong dpo = fo(io->dparam[0]);
@@ -177,6 +184,15 @@ static const hcl_graph_custom cube_param_op = {.struct_size = sizeof cube_param_
                                                .forward = cube_forward,
                                                .backward = cube_backward,
                                                .blocks = cube_blocks};
+/* the same op, writing a fresh input gradient itself (no zeroing pass) */
+static const hcl_graph_custom cube_set_op = {.struct_size = sizeof cube_set_op,
+                                             .name = "cube_set",
+                                             .out_channels = 2,
+                                             .user = &g_cube,
+                                             .forward = cube_forward,
+                                             .backward = cube_backward,
+                                             .flags = HCL_GCUSTOM_DIN_SET};
+static int g_cube_set; /* T_CUSTOM builds cube_set_op */
 
 /* ---- float64 host evaluation --------------------------------------------- */
 static double act_f(const top *o, double z) {
@@ -206,6 +222,7 @@ static void shapes(const tcase *c, shape *s) {
     switch (o->kind) {
     case T_IN: s[i] = (shape){1, c->x_size}; break;
     case T_MM:
+    case T_MMS:
     case T_MMC: s[i] = (shape){a.P, c->blocks[o->blk].rows}; break;
     case T_RESHAPE: s[i] = (shape){o->P, o->C}; break;
     case T_SLICE: s[i] = (shape){a.P, o->C}; break;
@@ -236,8 +253,10 @@ static void host_forward(const tcase *c, const double *p, const size_t *off, con
         switch (o->kind) {
         case T_IN: *y = x[k * F + e]; break;
         case T_MM:
+        case T_MMS:
           for (size_t j = 0; j < aC; j++)
             *y += A[k * aF + pp * aC + j] * p[off[o->blk] + ch * aC + j];
+          if (o->kind == T_MMS) *y *= o->alpha;
           break;
         case T_MMC: /* columns first .. first + aC - 1 of the wider block */
           for (size_t j = 0; j < aC; j++)
@@ -274,13 +293,15 @@ static hcl_status build(hcl_graph *g, const tcase *c) {
   hcl_tensor t[32];
   for (size_t i = 0; i < c->n_ops; i++) {
     const top *o = &c->ops[i];
-    const char *blk =
-        o->kind == T_MM || o->kind == T_MMC || o->kind == T_BIAS ? c->blocks[o->blk].name : NULL;
+    const char *blk = o->kind == T_MM || o->kind == T_MMC || o->kind == T_MMS || o->kind == T_BIAS
+                          ? c->blocks[o->blk].name
+                          : NULL;
     hcl_tensor a = i ? t[o->a] : -1, b = o->kind == T_ADD || o->kind == T_MUL ? t[o->b] : -1;
     switch (o->kind) {
     case T_IN: t[i] = hcl_g_input(g); break;
     case T_MM: t[i] = hcl_g_matmul(g, a, blk); break;
     case T_MMC: t[i] = hcl_g_matmul_cols(g, a, blk, o->first); break;
+    case T_MMS: t[i] = hcl_g_matmul_scaled(g, a, blk, o->alpha); break;
     case T_BIAS: t[i] = hcl_g_bias(g, a, blk); break;
     case T_ACT: t[i] = hcl_g_act(g, a, o->act, o->coef, o->n_coef); break;
     case T_ADD: t[i] = hcl_g_add(g, a, b); break;
@@ -288,7 +309,9 @@ static hcl_status build(hcl_graph *g, const tcase *c) {
     case T_RESHAPE: t[i] = hcl_g_reshape(g, a, o->P, o->C); break;
     case T_SLICE: t[i] = hcl_g_slice(g, a, o->first, o->C); break;
     case T_MEAN: t[i] = hcl_g_mean(g, a); break;
-    case T_CUSTOM: t[i] = hcl_g_custom(g, o->b ? &cube_param_op : &cube_op, &a, 1); break;
+    case T_CUSTOM:
+      t[i] = hcl_g_custom(g, o->b ? &cube_param_op : g_cube_set ? &cube_set_op : &cube_op, &a, 1);
+      break;
     case T_TRANSPOSE: t[i] = hcl_g_transpose(g, a); break;
     }
   }
@@ -310,7 +333,8 @@ static double check_case(const tcase *c, const char *what) {
   size_t off[16], np = 0;
   for (size_t b = 0; b < c->n_blocks; b++) {
     off[b] = np;
-    blocks[b] = (hcl_block){c->blocks[b].name, np, c->blocks[b].rows, c->blocks[b].cols, 0, 1};
+    blocks[b] = (hcl_block){c->blocks[b].name, np, c->blocks[b].rows,
+                            c->blocks[b].cols, 0,  !(g_frozen >> b & 1u)};
     np += c->blocks[b].rows * c->blocks[b].cols;
   }
   if (!c->exact) np += 3; /* floats no block covers: their gradient must be written (0) */
@@ -320,6 +344,8 @@ static double check_case(const tcase *c, const char *what) {
   assert_int_equal(build(g, c), HCL_OK);
   g_cube.k = c->wrong_custom ? 2.0f : 3.0f;
   assert_int_equal(hcl_graph_compile(g), HCL_OK);
+  /* the plan must never rely on what the arena held before */
+  assert_int_equal(hcl_fill(ctx, g->arena, 7.0f, g->arena_floats), HCL_OK);
   size_t D = g->out_dim;
   float *p = hcl_test_random_floats(urand, R * np, -0.8, 0.8); /* replicas differ */
   float *x = hcl_test_random_floats(urand, R * N * c->x_size, -1, 1);
@@ -354,6 +380,9 @@ static double check_case(const tcase *c, const char *what) {
       pd[j] = keep;
       fd[j] = (lp - lm) / (2 * h);
     }
+    for (size_t b = 0; b < c->n_blocks; b++) /* a frozen block's gradient is 0 */
+      if (g_frozen >> b & 1u)
+        for (size_t j = 0; j < c->blocks[b].rows * c->blocks[b].cols; j++) fd[off[b] + j] = 0;
     double scale = hcl_test_max_abs(fd, np) + 1e-3;
     for (size_t j = 0; j < np; j++) {
       double e = fabs(grad[r * np + j] - fd[j]) / scale;
@@ -366,6 +395,28 @@ static double check_case(const tcase *c, const char *what) {
   free(p), free(x), free(dout), free(seven), free(out), free(grad);
   hcl_graph_free(g);
   return worst;
+}
+
+/* Backward steps of case c's graph of kind `kind` (gemm >= 0: GEMM steps
+ * of that product only), after compiling it as check_case does. */
+static size_t backward_steps(const tcase *c, hcl_gs_kind kind, int gemm) {
+  hcl_ctx *ctx = hcl_test_ctx();
+  hcl_block blocks[16];
+  size_t np = 0, count = 0;
+  for (size_t b = 0; b < c->n_blocks; b++) {
+    blocks[b] = (hcl_block){c->blocks[b].name, np, c->blocks[b].rows,
+                            c->blocks[b].cols, 0,  !(g_frozen >> b & 1u)};
+    np += c->blocks[b].rows * c->blocks[b].cols;
+  }
+  hcl_graph *g;
+  assert_int_equal(hcl_graph_new(ctx, blocks, c->n_blocks, np, R, c->x_size, MAX_BATCH, &g),
+                   HCL_OK);
+  assert_int_equal(build(g, c), HCL_OK);
+  assert_int_equal(hcl_graph_compile(g), HCL_OK);
+  for (size_t i = g->n_fwd; i < g->n_steps; i++)
+    count += g->steps[i].kind == kind && (gemm < 0 || g->steps[i].gemm == gemm);
+  hcl_graph_free(g);
+  return count;
 }
 
 #define GRAD_TOL 2e-4
@@ -512,6 +563,54 @@ static void test_matmul_cols(void **state) {
   hcl_graph_free(g);
 }
 
+/* g_matmul_scaled (s a W^T, its gradients scaled too) and frozen blocks
+ * (trainable = 0): their gradient is 0 and no step computes one, nor a
+ * gradient of what depends on frozen blocks alone. */
+static void test_scaled_and_frozen(void **state) {
+  (void)state;
+  NEED_CTX();
+  static const tblock b[] = {{"w1", 5, 4}, {"b1", 5, 1}, {"w2", 3, 5}, {"b2", 3, 1}, {"w3", 2, 3}};
+  g_frozen = 1u << 0 | 1u << 3; /* w1, b2 */
+  static const top ops[] = {{.kind = T_IN},
+                            {.kind = T_MMS, .a = 0, .blk = 0, .alpha = 0.37f}, /* frozen */
+                            {.kind = T_BIAS, .a = 1, .blk = 1},
+                            {.kind = T_ACT, .a = 2, .act = HCL_GACT_TANH},
+                            {.kind = T_MMS, .a = 3, .blk = 2, .alpha = -1.7f},
+                            {.kind = T_BIAS, .a = 4, .blk = 3}, /* frozen */
+                            {.kind = T_ACT, .a = 5, .act = HCL_GACT_GELU},
+                            {.kind = T_MMS, .a = 6, .blk = 4, .alpha = 2.5f}};
+  tcase c = {ops, sizeof ops / sizeof ops[0], 4, b, 5, 0, 1};
+  double e = check_case(&c, "scaled products, frozen blocks");
+  if (!(e < GRAD_TOL)) fail_msg("scaled products, frozen blocks: gradient error %.3g", e);
+  /* weight gradients of w2 and w3 only; input gradients of w3 and w2, none
+   * into the frozen first layer; no bias gradient of the frozen b2 */
+  assert_int_equal(backward_steps(&c, HCL_GS_GEMM, 1), 2);
+  assert_int_equal(backward_steps(&c, HCL_GS_GEMM, 2), 2);
+  assert_int_equal(backward_steps(&c, HCL_GS_COLSUM, -1), 1);
+  /* a frozen first layer: nothing flows below the trained product */
+  static const tblock fb[] = {{"v", 6, 4}, {"vb", 6, 1}, {"w", 2, 6}};
+  g_frozen = 1u << 0 | 1u << 1; /* v, vb */
+  static const top fixed[] = {{.kind = T_IN},
+                              {.kind = T_MM, .a = 0, .blk = 0},
+                              {.kind = T_BIAS, .a = 1, .blk = 1},
+                              {.kind = T_ACT, .a = 2, .act = HCL_GACT_RELU},
+                              {.kind = T_MMS, .a = 3, .blk = 2, .alpha = 0.5f}};
+  tcase cf = {fixed, sizeof fixed / sizeof fixed[0], 4, fb, 3, 0, 1};
+  e = check_case(&cf, "frozen feature map");
+  if (!(e < GRAD_TOL)) fail_msg("frozen feature map: gradient error %.3g", e);
+  assert_int_equal(backward_steps(&cf, HCL_GS_GEMM, -1), 1);
+  assert_int_equal(backward_steps(&cf, HCL_GS_KERNEL, -1), 0);
+  assert_int_equal(backward_steps(&cf, HCL_GS_COLSUM, -1), 0);
+  g_frozen = 0;
+  /* a non-finite scale is refused, naming the op */
+  hcl_block blk[] = {{"w", 0, 2, 3, 0, 1}};
+  hcl_graph *g;
+  assert_int_equal(hcl_graph_new(hcl_test_ctx(), blk, 1, 6, R, 3, MAX_BATCH, &g), HCL_OK);
+  assert_int_equal(hcl_g_matmul_scaled(g, hcl_g_input(g), "w", (float)NAN), HCL_GRAPH_BAD);
+  assert_non_null(strstr(g->err, "matmul_scaled"));
+  hcl_graph_free(g);
+}
+
 /* A custom op with its own kernels: the right backward passes the check;
  * one with a wrong derivative (2 v^2 for v^3) is caught by it. */
 static void test_custom_op(void **state) {
@@ -543,11 +642,31 @@ static void test_custom_op(void **state) {
                             {.kind = T_MM, .a = 3, .blk = 3}};
   tcase cp = {opp, sizeof opp / sizeof opp[0], 4, bp, 4, 0, 1};
   double param = check_case(&cp, "custom with a block");
+  /* an op that writes a fresh input gradient itself: no zeroing pass */
+  g_cube_set = 1;
+  c.wrong_custom = 0;
+  double set = check_case(&c, "custom writing din");
+  assert_int_equal(backward_steps(&c, HCL_GS_ZERO, -1), 0);
+  g_cube_set = 0;
+  assert_int_equal(backward_steps(&c, HCL_GS_ZERO, -1), 1);
+  /* an op over a frozen block and the input alone is a fixed stage: no
+   * backward call, its block's gradient 0 */
+  static const tblock bf[] = {{"cs", 2, 1}, {"w2", 1, 2}};
+  g_frozen = 1u << 0; /* cs */
+  static const top opf[] = {{.kind = T_IN},
+                            {.kind = T_CUSTOM, .a = 0, .b = 1, .blk = 0},
+                            {.kind = T_MM, .a = 1, .blk = 1}};
+  tcase cf = {opf, sizeof opf / sizeof opf[0], 4, bf, 2, 0, 1};
+  double fixed = check_case(&cf, "custom fixed stage");
+  assert_int_equal(backward_steps(&cf, HCL_GS_CUSTOM_B, -1), 0);
+  g_frozen = 0;
   clReleaseKernel(g_cube.f), clReleaseKernel(g_cube.b), clReleaseKernel(g_cube.pg);
   clReleaseProgram(prog);
-  if (!(good < GRAD_TOL && bad > 100 * GRAD_TOL && param < GRAD_TOL))
-    fail_msg("custom op: right backward error %.3g, wrong backward error %.3g, with a block %.3g",
-             good, bad, param);
+  if (!(good < GRAD_TOL && bad > 100 * GRAD_TOL && param < GRAD_TOL && set < GRAD_TOL &&
+        fixed < GRAD_TOL))
+    fail_msg("custom op: right backward error %.3g, wrong backward error %.3g, with a block %.3g, "
+             "writing din %.3g, fixed stage %.3g",
+             good, bad, param, set, fixed);
 }
 
 /* A shape error stops the build with one message naming the op and shapes;
@@ -650,6 +769,7 @@ int main(void) {
       cmocka_unit_test(test_residual_mul_shared),
       cmocka_unit_test(test_patch_conv_slice_mean),
       cmocka_unit_test(test_matmul_cols),
+      cmocka_unit_test(test_scaled_and_frozen),
       cmocka_unit_test(test_custom_op),
       cmocka_unit_test(test_shape_error),
       cmocka_unit_test(test_fusion_and_planning),

@@ -388,6 +388,8 @@ typedef struct hcl_host_api {
   /* Run the model being trained on x [R, n, x_size] -> out [R, n, out_dim]
    * with the current parameters (a loss check inside train()). */
   hcl_status (*train_forward)(hcl_trainer *t, hcl_buf x, size_t n, hcl_buf out);
+  /* Read only when struct_size covers it (HCL_HOST_HAS). */
+  hcl_tensor (*g_matmul_scaled)(struct hcl_graph *g, hcl_tensor a, const char *block, float alpha);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */
@@ -444,7 +446,10 @@ static inline hcl_status hcl_target_info_put(hcl_target_info *out, const hcl_tar
  * followed by a matmul (a channels-first input is transposed first).
  * A builder given an invalid shape records one error naming the op and the
  * shapes and returns HCL_GRAPH_BAD; every later op on HCL_GRAPH_BAD returns
- * it too, and g_output returns the first error. */
+ * it too, and g_output returns the first error.
+ * A block with trainable = 0 (hcl_block) is a constant of the graph: its
+ * gradient is 0 and nothing is computed for it, nor for what depends only
+ * on such blocks (a fixed random feature map costs no backward work). */
 #define HCL_GRAPH_BAD (-1)
 
 /* Activations of g_act. coef: LEAKY_RELU {slope} (none: 0.1); POLY
@@ -473,12 +478,18 @@ typedef struct hcl_graph_io {
   const hcl_buf *param;  /* [n_blocks] each block of replica 0, replica stride param_stride */
   const hcl_buf *dparam; /* backward: [n_blocks] ADD the block gradients, same layout */
   size_t param_stride;   /* floats from one replica's block to the next (n_params) */
+  /* backward, ops with HCL_GCUSTOM_DIN_SET only (the host table has
+   * g_matmul_scaled): bit i set, din[i] holds nothing yet: write all of it
+   * (=) instead of adding; other din[i] still ADD */
+  uint32_t din_set;
 } hcl_graph_io;
 
 /* A custom op: out [R, n, 1, out_channels] from up to 6 inputs and up to 4
  * parameter blocks, by the plugin's own kernels (host->program / kernel /
  * run_kernel inside the callbacks), for what the built-in ops do not cover
- * (e.g. Taylor-model terms). Both callbacks enqueue work and never wait. */
+ * (e.g. Taylor-model terms). Both callbacks enqueue work and never wait.
+ * backward runs only when an input needs a gradient or a block is trainable:
+ * an op over frozen blocks and the input alone is a fixed stage. */
 typedef struct hcl_graph_custom {
   uint32_t struct_size;
   const char *name; /* in errors and profiles */
@@ -487,7 +498,11 @@ typedef struct hcl_graph_custom {
   hcl_status (*forward)(void *user, hcl_ctx *ctx, const hcl_graph_io *io);
   hcl_status (*backward)(void *user, hcl_ctx *ctx, const hcl_graph_io *io);
   const char *const *blocks; /* NULL-terminated block names the op reads (NULL: none) */
+  uint32_t flags;            /* HCL_GCUSTOM_* (read when struct_size covers it) */
 } hcl_graph_custom;
+/* The op's backward honours hcl_graph_io.din_set, so an input gradient
+ * nothing else adds to is not zeroed first (a pass over it saved). */
+#define HCL_GCUSTOM_DIN_SET 1u
 
 /* The builders (hcl_host_api.g_*), each returning the new tensor:
  *  g_input()            the model input x, [R, n, 1, x_size]
@@ -495,6 +510,8 @@ typedef struct hcl_graph_custom {
  *  g_matmul_cols(a, "w", f)  a W[:, f .. f+C-1]^T: a column window of a
  *                       wider block [out, K] (f + C <= K), e.g. one layer's
  *                       share of a readout over several layers
+ *  g_matmul_scaled(a, "w", s)  s a W^T in one product (s finite), e.g. an
+ *                       NTK-style 1/sqrt(fan_in); its gradients carry s too
  *  g_bias(a, "b")       a + b per channel; block b holds C values ([C, 1])
  *  g_act(a, act, c, k)  act(a), elementwise
  *  g_add(a, b), g_mul   elementwise sum / product, same shapes
