@@ -1094,6 +1094,34 @@ static void test_sgd_neural(void **state) {
   if (run_cfg(gd_cfg, sets2, 3, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
 }
 
+/* The model runs as a graph whose backward is three steps whatever the
+ * representation: the zeroed gradient, the head's dS and one product for
+ * w. The frozen w0 and the fixed representation cost no backward work. */
+static void test_graph_backward_steps(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  const char *raw[] = {"train.steps=2", "model.representation=raw"};
+  const char *neural[] = {"train.steps=2"};
+  const char *const *sets[] = {raw, neural};
+  const size_t n_sets[] = {2, 1};
+  const double fwd[] = {3, 4}; /* [rep,] two products, the head */
+  for (int k = 0; k < 2; k++) {
+    char dir[1024], err[4096];
+    if (run_cfg(gd_cfg, sets[k], n_sets[k], dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+    char *man = read_in(dir, "manifest.json");
+    assert_non_null(man);
+    const char *at = strstr(man, "\"model_graph\"");
+    assert_non_null(at);
+    double f = 0, b = 0;
+    assert_true(hcl_test_json_num(at, "forward_steps", &f));
+    assert_true(hcl_test_json_num(at, "backward_steps", &b));
+    if (f != fwd[k] || b != 3)
+      fail_msg("%s: %g forward and %g backward steps, expected %g and 3", k ? "neural" : "raw", f,
+               b, fwd[k]);
+    free(man);
+  }
+}
+
 /* Two replicas in one run give the metrics of two separate runs. */
 static void test_replicas_equal_runs(void **state) {
   (void)state;
@@ -1139,6 +1167,7 @@ int main(void) {
       cmocka_unit_test(test_gd_low_rank_poly),
       cmocka_unit_test(test_sgd_neural),
       cmocka_unit_test(test_replicas_equal_runs),
+      cmocka_unit_test(test_graph_backward_steps),
   };
   return cmocka_run_group_tests(tests, group_setup, NULL);
 }

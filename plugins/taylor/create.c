@@ -26,7 +26,7 @@ void hcl_taylor_destroy(void *self) {
   hcl_taylor *m = self;
   if (!m) return;
   const hcl_host_api *host = hcl_host;
-  hcl_buf *bufs[] = {&m->zb, &m->hb, &m->cb, &m->sb, &m->eb};
+  hcl_buf *bufs[] = {&m->zb, &m->hb};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
   if (m->k_head) clReleaseKernel(m->k_head);
@@ -167,7 +167,8 @@ static hcl_status build(hcl_taylor *m) {
   clGetDeviceInfo(host->cl_device(m->ctx), CL_DEVICE_TYPE, sizeof type, &type, NULL);
   m->head_rows = (type & CL_DEVICE_TYPE_CPU) != 0;
   HCL_TRY(host->kernel(m->ctx, m->prog, m->head_rows ? "tay_head_rows" : "tay_head", &m->k_head));
-  HCL_TRY(host->kernel(m->ctx, m->prog, "tay_dcoef", &m->k_dcoef));
+  HCL_TRY(
+      host->kernel(m->ctx, m->prog, m->head_rows ? "tay_dcoef_rows" : "tay_dcoef", &m->k_dcoef));
   size_t kmax = 0;
   cl_int err = clGetKernelWorkGroupInfo(m->k_head, host->cl_device(m->ctx),
                                         CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL);
@@ -177,14 +178,15 @@ static hcl_status build(hcl_taylor *m) {
   return HCL_OK;
 }
 
-/* The activations below as a whole, checked first (when the runtime offers
- * the check), so that the error names the keys. */
+/* The activations as a whole at their peak (h and z of the whitening, the
+ * graph's z, U, S and dS), checked first (when the runtime offers the
+ * check), so that the error names the keys. */
 static hcl_status check_buffers(hcl_taylor *m) {
   const hcl_host_api *host = hcl_host;
   if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
   double rb = (double)m->R * (double)m->max_batch * sizeof(float);
   double D = m->neural ? (double)m->D : 0.0, w = (double)m->m;
-  double all = rb * (2.0 * D + 3.0 * w), big = rb * (D > w ? D : w), cap = (double)SIZE_MAX / 8.0;
+  double all = rb * (3.0 * D + 3.0 * w), big = rb * (D > w ? D : w), cap = (double)SIZE_MAX / 8.0;
   char what[256];
   snprintf(what, sizeof what,
            "taylor: activations of [model] width = %zu%s for %zu replicas x %zu samples (the "
@@ -197,12 +199,8 @@ static hcl_status check_buffers(hcl_taylor *m) {
 static hcl_status setup_buffers(hcl_taylor *m) {
   HCL_TRY(check_buffers(m));
   if (m->neural) {
-    HCL_TRY(alloc(m, m->D, &m->zb));
-    HCL_TRY(alloc(m, m->D, &m->hb));
+    HCL_TRY(alloc(m, m->D, &m->hb)); /* zb: while the whitening is fitted (graph.c) */
   }
-  HCL_TRY(alloc(m, m->m, &m->cb));
-  HCL_TRY(alloc(m, m->m, &m->sb));
-  HCL_TRY(alloc(m, m->m, &m->eb));
   return build(m);
 }
 
@@ -232,6 +230,7 @@ hcl_status hcl_taylor_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_tar
   }
   m->dz = m->neural ? m->D : m->d;
   layout(m);
+  hcl_taylor_ops(m);
   if (m->order == 2 && m->init_std == 0)
     host->log(ctx, HCL_LOG_WARN,
               "taylor: order = 2 with init_std = 0: w = 0 is a stationary "

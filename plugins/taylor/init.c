@@ -20,8 +20,7 @@ hcl_status hcl_taylor_init(void *self, hcl_buf params) {
   hcl_taylor *m = self;
   const hcl_host_api *host = hcl_host;
   m->fitted_mem = NULL;
-  m->have_forward = 0;
-  /* the model sees z/sqrt(dz), of unit norm (forward.c): w_r . z/sqrt(dz) is
+  /* the model sees z/sqrt(dz), of unit norm (graph.c): w_r . z/sqrt(dz) is
    * about init_std and w0_r . z/sqrt(dz) about N(0, w0_std^2) on either
    * representation and at every d */
   HCL_TRY(draw(m, params, HCL_TAYLOR_B_W, HCL_RNG_NORMAL, 0.0, m->init_std, HCL_TAYLOR_STREAM_W));

@@ -1,6 +1,6 @@
 /* taylor plugin: descriptor, declared parameters and entry point (SPEC 2.5,
  * neural-rep, our reading of the paper). */
-#define HCL_PLUGIN_NEEDS train_size /* the newest host entry it calls unchecked */
+#define HCL_PLUGIN_NEEDS g_matmul_scaled /* the newest host entry it calls unchecked */
 #include "taylor.h"
 
 const char *const hcl_taylor_activations[] = {"auto",     "relu", "relu3", "quadratic",
@@ -79,19 +79,18 @@ static const hcl_model_vt vt = {
     .out_dim = hcl_taylor_out_dim,
     .blocks = hcl_taylor_blocks,
     .init = hcl_taylor_init,
-    .forward = hcl_taylor_forward,
-    .backward = hcl_taylor_backward,
-    .features = hcl_taylor_features,
     .algorithms = algorithms,
     .train = hcl_taylor_train,
     .prepare = hcl_taylor_prepare,
     .check = hcl_taylor_check,
+    .graph = hcl_taylor_graph,
+    .graph_grad = hcl_taylor_graph_grad,
 };
 
 static const hcl_plugin_desc desc = {
     HCL_DESC_HEAD(HCL_PLUGIN_MODEL),
     .name = "taylor",
-    .version = "1.1.0",
+    .version = "1.2.0",
     .summary =
         "NTK (order 1) and quadratic Taylor model QuadNTK (order 2) of a wide two-layer "
         "net around a random w0, on the raw input or on a fixed random ReLU "

@@ -1,11 +1,13 @@
-/* Kernels of the taylor model (SPEC 2.5). kernels/common.cl is prepended by
- * the runtime. Buffers travel as (pointer, offset in floats); per-replica
- * parameters stride `pstride` floats.
+/* Kernels of the taylor model (SPEC 2.5): the head of its graph (graph.c).
+ * kernels/common.cl is prepended by the runtime. Buffers travel as (pointer,
+ * offset in floats); per-replica parameters stride `pstride` floats.
  *
- * U [R, n, m] = z w0^T and S [R, n, m] = z w^T come from batched SGEMMs; the
- * head turns U into the coefficients C = a_r sigma^(order)(U) / sqrt(m) (in
- * place, kept for backward) and reduces over r:
- *   order 1: out = sum_r C S          order 2: out = 1/2 sum_r C S^2          */
+ * U [R, n, m] = u w0^T and S [R, n, m] = u w^T come from the graph's
+ * products; the head forms the coefficients C = a_r sigma^(order)(U) / sqrt(m)
+ * and reduces over r:
+ *   order 1: out = sum_r C S          order 2: out = 1/2 sum_r C S^2
+ * Its backward forms C again, by the same expression in the same lanes (so
+ * the same bits as the forward's), rather than keeping it in memory.      */
 
 #define TAY_ACT_RELU 0u
 #define TAY_ACT_RELU3 1u
@@ -32,20 +34,19 @@ static inline float tay_deriv(uint act, uint order, float u) {
 
 /* One work-group per (replica, sample) row g = rep * n + i; a fixed-shape
  * tree over the group, so the sum is the same bits at every launch. */
-__kernel void tay_head(__global float *u, ulong uo, __global const float *s, ulong so,
+__kernel void tay_head(__global const float *u, ulong uo, __global const float *s, ulong so,
                        __global const float *p, ulong ao, ulong pstride, __global float *out,
                        ulong oo, uint n, uint m, uint order, uint act, float inv_sqrt_m,
                        __local float *red) {
   uint lid = get_local_id(0), wg = get_local_size(0);
   ulong g = get_group_id(0), rep = g / n;
-  __global float *ur = HCL_AT(u, uo) + g * m;
+  __global const float *ur = HCL_AT(u, uo) + g * m;
   __global const float *sr = HCL_AT(s, so) + g * m;
   __global const float *ar = HCL_AT(p, ao) + rep * pstride;
   float acc = 0.0f;
   for (uint r = lid; r < m; r += wg) {
     float c = ar[r] * tay_deriv(act, order, ur[r]) * inv_sqrt_m;
     float sv = sr[r];
-    ur[r] = c;
     acc = acc + (order == 1u ? c * sv : 0.5f * c * (sv * sv));
   }
   red[lid] = acc;
@@ -77,14 +78,14 @@ static inline float16 tay_deriv16(uint act, uint order, float16 u) {
 /* tay_head for CPUs: one work-item per row g, 16 lanes of r at a time
  * (lane sums added in lane order, then the tail of m % 16): no barriers,
  * which cost more than the arithmetic on a CPU device. gws = R * n. */
-__kernel void tay_head_rows(__global float *u, ulong uo, __global const float *s, ulong so,
+__kernel void tay_head_rows(__global const float *u, ulong uo, __global const float *s, ulong so,
                             __global const float *p, ulong ao, ulong pstride,
                             __global float *out, ulong oo, uint n, uint m, uint order, uint act,
                             float inv_sqrt_m, ulong rows) {
   ulong g = get_global_id(0);
   if (g >= rows) return;
   ulong rep = g / n;
-  __global float *ur = HCL_AT(u, uo) + g * m;
+  __global const float *ur = HCL_AT(u, uo) + g * m;
   __global const float *sr = HCL_AT(s, so) + g * m;
   __global const float *ar = HCL_AT(p, ao) + rep * pstride;
   float16 acc = 0.0f;
@@ -92,7 +93,6 @@ __kernel void tay_head_rows(__global float *u, ulong uo, __global const float *s
   for (; r + 16 <= m; r += 16) {
     float16 c = vload16(0, ar + r) * tay_deriv16(act, order, vload16(0, ur + r)) * inv_sqrt_m;
     float16 sv = vload16(0, sr + r);
-    vstore16(c, 0, ur + r);
     acc = acc + (order == 1u ? c * sv : 0.5f * c * (sv * sv));
   }
   float tot = 0.0f;
@@ -100,22 +100,56 @@ __kernel void tay_head_rows(__global float *u, ulong uo, __global const float *s
   for (; r < m; r++) {
     float c = ar[r] * tay_deriv(act, order, ur[r]) * inv_sqrt_m;
     float sv = sr[r];
-    ur[r] = c;
     tot = tot + (order == 1u ? c * sv : 0.5f * c * (sv * sv));
   }
   HCL_AT(out, oo)[g] = tot;
 }
 
-/* E [R, n, m] = dout[g] * C (order 1) or dout[g] * C * S (order 2): the
- * derivative of sum_g dout_g f_g with respect to (w_r . z_g). */
-__kernel void tay_dcoef(__global float *e, ulong eo, __global const float *c, ulong co,
-                        __global const float *s, ulong so, __global const float *dout, ulong dO,
-                        uint m, ulong rows, uint order) {
+/* dS [R, n, m] (+)= dout[g] * C (order 1) or dout[g] * C * S (order 2): the
+ * derivative of sum_g dout_g f_g with respect to S = u w^T; set: dS holds
+ * nothing yet (=). One work-item per (r, g), C as tay_head forms it. */
+__kernel void tay_dcoef(__global float *e, ulong eo, __global const float *u, ulong uo,
+                        __global const float *s, ulong so, __global const float *p, ulong ao,
+                        ulong pstride, __global const float *dout, ulong dO, uint n, uint m,
+                        ulong rows, uint order, uint act, float inv_sqrt_m, uint set) {
   uint r = get_global_id(0);
   ulong g = get_global_id(1);
   if (r >= m || g >= rows) return;
   ulong k = g * m + r;
-  float v = HCL_AT(dout, dO)[g] * HCL_AT(c, co)[k];
+  float c = HCL_AT(p, ao)[(g / n) * pstride + r] * tay_deriv(act, order, HCL_AT(u, uo)[k]) *
+            inv_sqrt_m;
+  float v = HCL_AT(dout, dO)[g] * c;
   if (order == 2u) v = v * HCL_AT(s, so)[k];
-  HCL_AT(e, eo)[k] = v;
+  __global float *er = HCL_AT(e, eo) + k;
+  *er = set ? v : *er + v;
+}
+
+/* tay_dcoef for CPUs, one work-item per row g as tay_head_rows (its 16
+ * lanes, then the tail), so that C has the bits the forward used. */
+__kernel void tay_dcoef_rows(__global float *e, ulong eo, __global const float *u, ulong uo,
+                             __global const float *s, ulong so, __global const float *p,
+                             ulong ao, ulong pstride, __global const float *dout, ulong dO,
+                             uint n, uint m, ulong rows, uint order, uint act,
+                             float inv_sqrt_m, uint set) {
+  ulong g = get_global_id(0);
+  if (g >= rows) return;
+  __global const float *ur = HCL_AT(u, uo) + g * m;
+  __global const float *sr = HCL_AT(s, so) + g * m;
+  __global const float *ar = HCL_AT(p, ao) + (g / n) * pstride;
+  __global float *er = HCL_AT(e, eo) + g * m;
+  float d = HCL_AT(dout, dO)[g];
+  uint r = 0;
+  for (; r + 16 <= m; r += 16) {
+    float16 c = vload16(0, ar + r) * tay_deriv16(act, order, vload16(0, ur + r)) * inv_sqrt_m;
+    float16 v = d * c;
+    if (order == 2u) v = v * vload16(0, sr + r);
+    if (!set) v = vload16(0, er + r) + v;
+    vstore16(v, 0, er + r);
+  }
+  for (; r < m; r++) {
+    float c = ar[r] * tay_deriv(act, order, ur[r]) * inv_sqrt_m;
+    float v = d * c;
+    if (order == 2u) v = v * sr[r];
+    er[r] = set ? v : er[r] + v;
+  }
 }

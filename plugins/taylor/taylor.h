@@ -64,16 +64,12 @@ typedef struct hcl_taylor {
   cl_program prog;
   cl_kernel k_head, k_dcoef;
   size_t wg;     /* work-group size of k_head (a power of two) */
-  int head_rows; /* k_head is tay_head_rows (CPU devices): one work-item per row */
-  /* kept from the last forward, each [R, max_batch, .]: */
-  hcl_buf zb;     /* neural: the representation z [.., D] (also the pre-activation scratch) */
-  hcl_buf hb;     /* neural: relu(V x + b) [.., D] */
-  hcl_buf cb;     /* U = Z w0^T, then the coefficients C = a sigma^(order)(U)/sqrt m [.., m] */
-  hcl_buf sb;     /* S = Z w^T [.., m] */
-  hcl_buf eb;     /* backward scratch [.., m] */
-  hcl_buf x_last; /* the input of the last forward (raw: z = x) */
-  size_t n_last;
-  int have_forward;
+  int head_rows; /* CPU devices: tay_head_rows / tay_dcoef_rows, one work-item per row */
+  /* the graph's custom ops (graph.c); user = this instance */
+  hcl_graph_custom rep_op, head_op;
+  /* neural, each [R, max_batch, D]: relu(V x + b) (whitening and the
+   * graph's rep op) and, while the whitening is fitted, z (whiten.c) */
+  hcl_buf zb, hb;
   /* the params buffer whose "rep.fitted" block was last seen nonzero */
   cl_mem fitted_mem;
   size_t fitted_offset;
@@ -89,8 +85,6 @@ static inline hcl_buf hcl_taylor_pview(const hcl_taylor *m, hcl_buf params, int 
   const hcl_block *b = &m->blocks[blk];
   return hcl_pview(params, m->R, m->n_params, b->offset, b->rows * b->cols);
 }
-/* The input z of the Taylor model for the last-computed representation. */
-hcl_buf hcl_taylor_z(const hcl_taylor *m, size_t n);
 
 /* Device-free check of the parameters against the target and the run (hcl_model_vt.check). */
 hcl_status hcl_taylor_check(const hcl_params *p, const hcl_check_info *run,
@@ -102,14 +96,21 @@ size_t hcl_taylor_n_params(void *self);
 size_t hcl_taylor_out_dim(void *self);
 const hcl_block *hcl_taylor_blocks(void *self, size_t *n_blocks);
 hcl_status hcl_taylor_init(void *self, hcl_buf params);
-/* z [R, n, dz] of x into zb (neural: relu(x V^T + b) whitened; raw: nothing). */
+/* z [R, n, D] of x into zb: relu(x V^T + b) whitened (neural only; zb
+ * lives until hcl_taylor_whiten_done). */
 hcl_status hcl_taylor_represent(hcl_taylor *m, hcl_buf params, hcl_buf x, size_t n);
 /* relu(x V^T + b) [R, n, D] into hb (neural only; before whitening). */
 hcl_status hcl_taylor_hidden(hcl_taylor *m, hcl_buf params, hcl_buf x, size_t n);
-hcl_status hcl_taylor_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out);
-hcl_status hcl_taylor_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad);
-hcl_status hcl_taylor_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
-                               hcl_buf out, size_t *dim);
+/* Free what only the whitening's passes use (zb). */
+void hcl_taylor_whiten_done(hcl_taylor *m);
+/* Fill in the custom ops' descriptors (create(), before the graph). */
+void hcl_taylor_ops(hcl_taylor *m);
+/* The forward pass as a graph (hcl_model_vt.graph): the runtime derives
+ * backward and features (layer 1: the model's input z). */
+hcl_status hcl_taylor_graph(void *self, hcl_graph *g);
+/* After every backward (hcl_model_vt.graph_grad): refuses to train a neural
+ * representation whose whitening was never fitted. */
+hcl_status hcl_taylor_graph_grad(void *self, hcl_buf params, hcl_buf grad);
 /* The "gd" algorithm: fit the whitening (neural), then the runtime's loop. */
 hcl_status hcl_taylor_train(void *self, const char *algorithm, hcl_trainer *t);
 /* Fit the neural representation's whitening (before the first evaluation). */

@@ -237,8 +237,8 @@ hcl_status hcl_taylor_fit_whitening(hcl_taylor *m, hcl_trainer *t, hcl_buf param
   memset(&b, 0, sizeof b);
   hcl_status rc = fit(m, t, params, &b, N);
   fit_free(m, &b);
+  hcl_taylor_whiten_done(m);
   m->fitted_mem = NULL;
-  m->have_forward = 0;
   if (rc == HCL_OK)
     host->log(m->ctx, HCL_LOG_INFO,
               "taylor: whitened h(x) (width %zu) on %llu samples of the unlabelled stream", m->D,
