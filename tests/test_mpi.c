@@ -175,6 +175,19 @@ static int sweep_killing_rank1(const char *opts, const char *args, const char *d
   return st;
 }
 
+/* A killing test's paths (tag: their prefix), its sweep arguments, and
+ * the one-process sweep (in one) its MPI files must equal. */
+static void kill_case(const char *tag, char one[1024], char mpi[1024], char args[2048]) {
+  char name[32];
+  snprintf(name, sizeof name, "%s.ini", tag);
+  const char *cfg = hcl_test_write_temp(name, cfg_text);
+  snprintf(one, 1024, "%s/%sone", hcl_test_tmpdir(), tag);
+  snprintf(mpi, 1024, "%s/%smpi", hcl_test_tmpdir(), tag);
+  snprintf(args, 2048, "%s --device %s --plugin-path %s %s", cfg, device(), HCL_TEST_PLUGIN_DIR,
+           kill_grid);
+  if (sh("%s sweep %s --out %s", HCL_TEST_HIERCL, args, one)) fail_msg("%s", out);
+}
+
 /* Resuming dir with MPI trains what is pending and gives the files of one
  * process (one: that sweep's directory). */
 static void resume_equals(const char *args, const char *dir, const char *one) {
@@ -189,13 +202,8 @@ static void resume_equals(const char *args, const char *dir, const char *one) {
 static void killed_rank_resumes(void **state) {
   (void)state;
   if (!mpi_usable()) skip();
-  const char *cfg = hcl_test_write_temp("kill.ini", cfg_text);
   char one[1024], mpi[1024], args[2048];
-  snprintf(one, sizeof one, "%s/kone", hcl_test_tmpdir());
-  snprintf(mpi, sizeof mpi, "%s/kmpi", hcl_test_tmpdir());
-  snprintf(args, sizeof args, "%s --device %s --plugin-path %s %s", cfg, device(),
-           HCL_TEST_PLUGIN_DIR, kill_grid);
-  if (sh("%s sweep %s --out %s", HCL_TEST_HIERCL, args, one)) fail_msg("%s", out);
+  kill_case("k", one, mpi, args);
   char *l = NULL;
   int st = sweep_killing_rank1("", args, mpi, &l);
   assert_false(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* the job failed */
@@ -214,13 +222,8 @@ static void killed_rank_resumes(void **state) {
 static void killed_rank_loses_only_its_run(void **state) {
   (void)state;
   if (!mpi_usable()) skip();
-  const char *cfg = hcl_test_write_temp("lose.ini", cfg_text);
   char one[1024], mpi[1024], args[2048];
-  snprintf(one, sizeof one, "%s/lone", hcl_test_tmpdir());
-  snprintf(mpi, sizeof mpi, "%s/lmpi", hcl_test_tmpdir());
-  snprintf(args, sizeof args, "%s --device %s --plugin-path %s %s", cfg, device(),
-           HCL_TEST_PLUGIN_DIR, kill_grid);
-  if (sh("%s sweep %s --out %s", HCL_TEST_HIERCL, args, one)) fail_msg("%s", out);
+  kill_case("l", one, mpi, args);
   char *l = NULL;
   sweep_killing_rank1("--enable-recovery -x HIERCL_MPI_TIMEOUT=5", args, mpi, &l);
   if (!strstr(l, "hiercl sweep: rank 1 lost (nothing heard for 5 s); its run model.width=") ||
