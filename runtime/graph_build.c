@@ -92,6 +92,7 @@ static hcl_tensor push(hcl_graph *g, hcl_gn_kind kind, int32_t a, int32_t b, siz
   n->C = C;
   n->group = -1;
   n->value = -1;
+  n->scale = 1.0f;
   return (hcl_tensor)g->n++;
 }
 
@@ -221,6 +222,31 @@ hcl_tensor hcl_g_transpose(hcl_graph *g, hcl_tensor a) {
   hcl_gnode *x = node(g, a, "transpose");
   if (!x) return HCL_GRAPH_BAD;
   return push(g, HCL_GN_TRANSPOSE, a, -1, x->C, x->P);
+}
+
+hcl_tensor hcl_g_matmul_scaled(hcl_graph *g, hcl_tensor a, const char *block, float alpha) {
+  hcl_tensor t = hcl_g_matmul(g, a, block);
+  if (t >= 0) g->nodes[t].scale = alpha;
+  return t;
+}
+
+hcl_tensor hcl_g_bias_scaled(hcl_graph *g, hcl_tensor a, const char *block, float scale) {
+  hcl_tensor t = hcl_g_bias(g, a, block);
+  if (t >= 0) g->nodes[t].scale = scale;
+  return t;
+}
+
+hcl_tensor hcl_g_patch(hcl_graph *g, hcl_tensor a, size_t s) {
+  hcl_gnode *x = node(g, a, "patch");
+  if (!x) return HCL_GRAPH_BAD;
+  if (s < 1 || x->P % s)
+    return bad(g, "patch",
+               "patches of %zu positions over [%zu, %zu]: the positions must be a "
+               "multiple of the patch size",
+               s, x->P, x->C);
+  hcl_tensor t = push(g, HCL_GN_PATCH, a, -1, x->P / s, x->C * s);
+  if (t >= 0) g->nodes[t].first = s;
+  return t;
 }
 
 hcl_tensor hcl_g_custom(hcl_graph *g, const hcl_graph_custom *op, const hcl_tensor *in,
