@@ -51,6 +51,7 @@ typedef struct hcl_gnode {
   int local;  /* name inside its fused kernel */
   int fstep;  /* the forward step that completes it, -1: none (the input) */
   int needed; /* 1: the output depends on it (else only features() read it) */
+  int stop;   /* reshape: a view no gradient passes (g_detach) */
 } hcl_gnode;
 
 /* A buffer of the plan: `cols` floats per sample, R * max_batch samples. */
@@ -142,6 +143,7 @@ hcl_tensor hcl_g_slice(hcl_graph *g, hcl_tensor a, size_t first, size_t count);
 hcl_tensor hcl_g_mean(hcl_graph *g, hcl_tensor a);
 hcl_tensor hcl_g_transpose(hcl_graph *g, hcl_tensor a);
 hcl_tensor hcl_g_patch(hcl_graph *g, hcl_tensor a, size_t s);
+hcl_tensor hcl_g_detach(hcl_graph *g, hcl_tensor a);
 hcl_tensor hcl_g_matmul_scaled(hcl_graph *g, hcl_tensor a, const char *block, float alpha);
 hcl_tensor hcl_g_bias_scaled(hcl_graph *g, hcl_tensor a, const char *block, float scale);
 hcl_tensor hcl_g_custom(hcl_graph *g, const hcl_graph_custom *op, const hcl_tensor *in,

@@ -236,6 +236,15 @@ hcl_tensor hcl_g_bias_scaled(hcl_graph *g, hcl_tensor a, const char *block, floa
   return t;
 }
 
+hcl_tensor hcl_g_detach(hcl_graph *g, hcl_tensor a) {
+  hcl_gnode *x = node(g, a, "detach");
+  if (!x) return HCL_GRAPH_BAD;
+  /* a view of the same floats, like a reshape, that stops the gradient */
+  hcl_tensor t = push(g, HCL_GN_RESHAPE, a, -1, x->P, x->C);
+  if (t >= 0) g->nodes[t].stop = 1;
+  return t;
+}
+
 hcl_tensor hcl_g_patch(hcl_graph *g, hcl_tensor a, size_t s) {
   hcl_gnode *x = node(g, a, "patch");
   if (!x) return HCL_GRAPH_BAD;
@@ -316,7 +325,8 @@ hcl_status hcl_g_output(hcl_graph *g, hcl_tensor t) {
         "(take g_mean or g_reshape first)",
         (int)t, x->P, x->C);
   else if (x->kind == HCL_GN_INPUT || x->kind == HCL_GN_RESHAPE)
-    bad(g, "output", "tensor %d is the input or a reshape: the output must be computed", (int)t);
+    bad(g, "output", "tensor %d is the input, a reshape or a detach: the output must be computed",
+        (int)t);
   if (g->rc != HCL_OK) return g->rc;
   g->output = t;
   g->out_dim = x->C;

@@ -37,6 +37,7 @@ void hcl_graph_mark(hcl_graph *g) {
       g->nodes[input(n, i)].n_users++;
       n->grad |= g->nodes[input(n, i)].grad;
     }
+    if (n->stop) n->grad = 0;
   }
   for (size_t v = 0; v < g->n; v++) {
     hcl_gnode *n = &g->nodes[v];

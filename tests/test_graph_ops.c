@@ -556,6 +556,56 @@ static void test_patch_fold_feature_steps(void **state) {
   hcl_graph_free(g);
 }
 
+/* g_detach: the same forward, the gradients above it unchanged (bit for
+ * bit), none below it (its blocks 0) and no backward work for them. */
+static void test_detach(void **state) {
+  (void)state;
+  NEED_CTX();
+  hcl_ctx *ctx = hcl_test_ctx();
+  hcl_block blocks[] = {{"w1", 0, 5, 4, 0, 1}, {"w2", 20, 3, 5, 1, 1}, {"w3", 35, 2, 3, 2, 1}};
+  enum { NP = 41 };
+  float *p = hcl_test_random_floats(urand, R * NP, -0.8, 0.8);
+  float *x = hcl_test_random_floats(urand, R * N * 4, -1, 1);
+  float *dout = hcl_test_random_floats(urand, R * N * 2, -1, 1);
+  hcl_buf pb = hcl_test_upload(ctx, p, R * NP), xb = hcl_test_upload(ctx, x, R * N * 4);
+  hcl_buf db = hcl_test_upload(ctx, dout, R * N * 2);
+  float *out[2], *grad[2];
+  size_t bwd[2];
+  for (int d = 0; d < 2; d++) {
+    hcl_graph *g;
+    assert_int_equal(hcl_graph_new(ctx, blocks, 3, NP, R, 4, MAX_BATCH, &g), HCL_OK);
+    hcl_tensor h = hcl_g_act(g, hcl_g_matmul(g, hcl_g_input(g), "w1"), HCL_GACT_TANH, NULL, 0);
+    if (d) h = hcl_g_detach(g, h);
+    h = hcl_g_act(g, hcl_g_matmul(g, h, "w2"), HCL_GACT_TANH, NULL, 0);
+    assert_int_equal(hcl_g_output(g, hcl_g_matmul(g, h, "w3")), HCL_OK);
+    assert_int_equal(hcl_graph_compile(g), HCL_OK);
+    bwd[d] = g->n_steps - g->n_fwd;
+    hcl_buf ob, gb = hcl_test_upload(ctx, p, R * NP); /* backward must overwrite */
+    assert_int_equal(hcl_buf_alloc(ctx, R * N * 2 * sizeof(float), &ob), HCL_OK);
+    assert_int_equal(hcl_graph_forward(g, pb, xb, ob, N), HCL_OK);
+    assert_int_equal(hcl_graph_run(g, g->n_fwd, g->n_steps, pb, xb, ob, db, gb, N), HCL_OK);
+    out[d] = hcl_test_download(ctx, ob, R * N * 2);
+    grad[d] = hcl_test_download(ctx, gb, R * NP);
+    hcl_buf_free(ctx, &ob), hcl_buf_free(ctx, &gb);
+    hcl_graph_free(g);
+  }
+  assert_memory_equal(out[0], out[1], R * N * 2 * sizeof(float));
+  for (size_t r = 0; r < R; r++) {
+    const float *g0 = grad[0] + r * NP, *g1 = grad[1] + r * NP;
+    for (size_t i = 0; i < 20; i++) assert_true(g1[i] == 0.0f);
+    float big = 0;
+    for (size_t i = 0; i < 20; i++) big = fabsf(g0[i]) > big ? fabsf(g0[i]) : big;
+    assert_true(big > 0);
+    assert_memory_equal(g0 + 20, g1 + 20, (NP - 20) * sizeof(float));
+  }
+  /* w3: 2 products, tanh, w2: weight product only, then zeros for w1 (was:
+   * w2's input product, tanh and w1's product) */
+  if (!(bwd[1] == 5 && bwd[0] == 7))
+    fail_msg("backward steps %zu with detach, %zu without", bwd[1], bwd[0]);
+  hcl_buf_free(ctx, &pb), hcl_buf_free(ctx, &xb), hcl_buf_free(ctx, &db);
+  free(p), free(x), free(dout), free(out[0]), free(out[1]), free(grad[0]), free(grad[1]);
+}
+
 /* Column windows of a block (a readout over several layers): windows that
  * tile the block (each window's gradient sets its columns, nothing zeroed);
  * the same window twice, overlapping windows, a column no window reads, and
@@ -741,6 +791,7 @@ int main(void) {
       cmocka_unit_test(test_patch_conv_slice_mean),
       cmocka_unit_test(test_patch_scaled),
       cmocka_unit_test(test_patch_fold_feature_steps),
+      cmocka_unit_test(test_detach),
       cmocka_unit_test(test_matmul_cols),
       cmocka_unit_test(test_custom_op),
       cmocka_unit_test(test_shape_error),

@@ -392,6 +392,7 @@ typedef struct hcl_host_api {
   hcl_tensor (*g_patch)(struct hcl_graph *g, hcl_tensor a, size_t s);
   hcl_tensor (*g_matmul_scaled)(struct hcl_graph *g, hcl_tensor a, const char *block, float alpha);
   hcl_tensor (*g_bias_scaled)(struct hcl_graph *g, hcl_tensor a, const char *block, float scale);
+  hcl_tensor (*g_detach)(struct hcl_graph *g, hcl_tensor a);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */
@@ -444,8 +445,9 @@ static inline hcl_status hcl_target_info_put(hcl_target_info *out, const hcl_tar
  * Every tensor is [R, n, positions, channels] (row-major, the replica
  * dimension first, n the batch): the input is [R, n, 1, x_size]. matmul and
  * bias act on the channels of every position, so a non-overlapping patch
- * convolution (filter = stride = s over [P, C]) is a reshape to [P/s, s*C]
- * followed by a matmul (a channels-first input is transposed first).
+ * convolution (filter = stride = s over [P, C]) is g_patch (PyTorch's weight
+ * order; or a reshape to [P/s, s*C], position-major columns) followed by a
+ * matmul (a channels-first input is transposed first).
  * A builder given an invalid shape records one error naming the op and the
  * shapes and returns HCL_GRAPH_BAD; every later op on HCL_GRAPH_BAD returns
  * it too, and g_output returns the first error. */
@@ -515,6 +517,9 @@ typedef struct hcl_graph_custom {
  *  g_matmul_scaled(a, "w", f)  f a W^T, the factor inside the GEMM (and its
  *                       gradients): fan-in and mean-field scalings
  *  g_bias_scaled(a, "b", f)    a + f b per channel (a bias entering scaled)
+ *  g_detach(a)          a itself, through which no gradient flows (frozen
+ *                       layers below a layer-wise stage: their gradients
+ *                       are not computed, their blocks get 0)
  *  g_custom(op, in, k)  a custom op (the descriptor must outlive the model)
  *  g_feature(t, l)      t is hidden layer l's activation (features(), 1-based);
  *                       nodes that only features read (the output does not

@@ -201,6 +201,7 @@ hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_in
   }
   m->has_rb = !m->mf && m->bias != DCNN_BIAS_NONE;
   m->stage = m->L;
+  m->train_from = 1;
   m->seeds = malloc(m->R * sizeof *m->seeds);
   m->rops = calloc(m->L + 1, sizeof *m->rops);
   if (!m->seeds || !m->rops || dcnn_layout(m) != HCL_OK) {

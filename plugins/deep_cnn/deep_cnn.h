@@ -89,6 +89,7 @@ typedef struct dcnn {
   cl_program prog;
   cl_kernel k_im2col, k_rff, k_normalise, k_onehot;
   size_t stage;         /* the graph: layers 1..stage then the readout (L but in layerwise) */
+  size_t train_from;    /* the graph: gradients of layers >= train_from only (1 but in layerwise) */
   char stage_label[32]; /* the phase label of a layerwise stage (outlives the phase) */
   dcnn_ridge rc;
   dcnn_rop *rops; /* [L + 1], the ridge chain's graph ops */
@@ -135,7 +136,7 @@ hcl_status dcnn_init_readout(dcnn *m, hcl_buf params, uint64_t stream_w, uint64_
 hcl_status dcnn_train(void *self, const char *algorithm, hcl_trainer *t);
 /* graph.c: the model graph of the current variant (hcl_model_vt.graph). */
 hcl_status dcnn_graph(void *self, struct hcl_graph *g);
-/* The variant: stage (1..L) for the network, L + 1 for the fitted ridge chain. */
+/* The variant: 0 the network, 1 the fitted ridge chain, 1 + k layerwise stage k. */
 int dcnn_graph_variant(void *self);
 
 /* ---- layerwise.c, ridge.c ------------------------------------------------ */

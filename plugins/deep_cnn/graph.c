@@ -27,7 +27,8 @@ static hcl_tensor conv(dcnn *m, hcl_graph *g, size_t k, hcl_tensor h) {
 /* The CNN: every convolution (features(k) is conv k's output [H, P_k]
  * flattened channels first, as PyTorch's [C, P]), then the readout on the
  * mean over the positions of layer `stage` (L but in a layerwise stage; the
- * layers above it are computed only for features()). */
+ * layers above it are computed only for features(), the frozen ones below
+ * train_from get no gradient). */
 static hcl_status cnn_graph(dcnn *m, hcl_graph *g) {
   const hcl_host_api *host = hcl_host;
   /* the target's [v, d] is channels first: a transpose the first patches read through */
@@ -35,6 +36,7 @@ static hcl_status cnn_graph(dcnn *m, hcl_graph *g) {
   hcl_tensor h = host->g_transpose(g, host->g_reshape(g, x, m->v, m->d)), feat = HCL_GRAPH_BAD;
   for (size_t k = 0; k < m->L; k++) {
     size_t P = m->layer[k].P;
+    if (k > 0 && k + 1 == m->train_from) h = host->g_detach(g, h);
     h = conv(m, g, k, h);
     HCL_TRY(host->g_feature(g, P > 1 ? host->g_transpose(g, h) : h, k + 1));
     if (k + 1 == m->stage) feat = P > 1 ? host->g_mean(g, h) : h;
@@ -90,5 +92,6 @@ hcl_status dcnn_graph(void *self, hcl_graph *g) {
 
 int dcnn_graph_variant(void *self) {
   dcnn *m = self;
-  return m->rc.fitted ? (int)m->L + 1 : (int)m->stage;
+  if (m->rc.fitted) return 1;
+  return m->stage == m->L && m->train_from == 1 ? 0 : 1 + (int)m->stage;
 }

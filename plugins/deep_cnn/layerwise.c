@@ -20,6 +20,7 @@
 /* Back to the full network, whatever happened. */
 static hcl_status finish(dcnn *m, hcl_status rc) {
   m->stage = m->L;
+  m->train_from = 1;
   return rc;
 }
 
@@ -31,6 +32,7 @@ hcl_status dcnn_layerwise(dcnn *m, hcl_trainer *t) {
   hcl_buf params = host->train_params(t);
   for (size_t k = 1; k <= m->L; k++) {
     m->stage = k; /* the model's graph becomes the truncated network (graph.c) */
+    m->train_from = k;
     hcl_status rc =
         dcnn_init_readout(m, params, DCNN_STREAM_STAGE + 2 * k, DCNN_STREAM_STAGE + 2 * k + 1);
     if (rc != HCL_OK) return finish(m, rc);

@@ -1,6 +1,6 @@
 /* deep_cnn plugin: descriptor, declared parameters and entry point. */
 /* the newest host-table entry this plugin calls unconditionally */
-#define HCL_PLUGIN_NEEDS g_bias_scaled
+#define HCL_PLUGIN_NEEDS g_detach
 #include "deep_cnn.h"
 
 const char *const dcnn_param_choices[] = {"mf", "standard", NULL};
