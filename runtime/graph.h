@@ -168,6 +168,9 @@ hcl_status hcl_graph_grad_steps(hcl_graph *g);
 hcl_status hcl_graph_plan(hcl_graph *g);
 /* graph_compile.c: the whole pipeline, then the arena and the kernels. */
 hcl_status hcl_graph_compile(hcl_graph *g);
+/* Allocate the planned arena when the graph has none (after compile, or
+ * after the arena was freed while another variant ran). */
+hcl_status hcl_graph_arena(hcl_graph *g);
 
 /* graph_exec.c: run steps [from, to) for batch n (x: the input, out: the
  * output, dout, grad: the gradients; params: [R, n_params]). */

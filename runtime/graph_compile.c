@@ -6,6 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+hcl_status hcl_graph_arena(hcl_graph *g) {
+  if (g->arena.mem) return HCL_OK;
+  size_t bytes = (g->arena_floats ? g->arena_floats : 1) * sizeof(float);
+  char what[160];
+  snprintf(what, sizeof what, "graph: activations and gradients of %zu replicas x %zu samples",
+           g->R, g->max_batch);
+  HCL_TRY(hcl_mem_check(g->ctx, bytes, bytes, what));
+  return hcl_buf_alloc(g->ctx, bytes, &g->arena);
+}
+
 hcl_status hcl_graph_compile(hcl_graph *g) {
   if (g->rc != HCL_OK) return hcl_fail(g->ctx, g->rc, "%s", g->err);
   if (g->output < 0)
@@ -17,11 +27,7 @@ hcl_status hcl_graph_compile(hcl_graph *g) {
   HCL_TRY(hcl_graph_grad_steps(g));
   HCL_TRY(hcl_graph_plan(g));
   size_t bytes = (g->arena_floats ? g->arena_floats : 1) * sizeof(float);
-  char what[160];
-  snprintf(what, sizeof what, "graph: activations and gradients of %zu replicas x %zu samples",
-           g->R, g->max_batch);
-  HCL_TRY(hcl_mem_check(g->ctx, bytes, bytes, what));
-  HCL_TRY(hcl_buf_alloc(g->ctx, bytes, &g->arena));
+  HCL_TRY(hcl_graph_arena(g));
   /* what the plan came to, in the manifest: a reader can check fusion and reuse */
   char note[256];
   snprintf(note, sizeof note,

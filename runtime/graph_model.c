@@ -59,16 +59,20 @@ static hcl_status gm_build(gm *m, int k) {
 }
 
 /* The graph the model asks for now (graph_variant), built on first use; a
- * new variant needs a new forward before backward. */
+ * new variant needs a new forward before backward. Only the variant in use
+ * holds its arena: the one left frees it first (compiled kernels stay). */
 static hcl_status gm_select(gm *m) {
   int k = m->variant_hook ? m->variant_hook(m->inner) : 0;
   if (k < 0 || k >= HCL_GRAPH_MAX_VARIANTS)
     return hcl_fail(m->ctx, HCL_ERR_PARAM, "graph: variant %d: expected 0 to %d", k,
                     HCL_GRAPH_MAX_VARIANTS - 1);
-  if (!m->variant[k]) HCL_TRY(gm_build(m, k));
-  if (m->g != m->variant[k]) m->have_forward = 0;
-  m->g = m->variant[k];
-  return HCL_OK;
+  if (m->g && m->g == m->variant[k] && m->g->arena.mem) return HCL_OK;
+  if (m->g && m->g->arena.mem) hcl_buf_free(m->ctx, &m->g->arena);
+  m->have_forward = 0; /* m->g stays (shapes) until the new one is ready; forward asks again */
+  hcl_status rc = m->variant[k] ? HCL_OK : gm_build(m, k);
+  if (rc == HCL_OK) rc = hcl_graph_arena(m->variant[k]);
+  if (rc == HCL_OK) m->g = m->variant[k];
+  return rc;
 }
 
 static hcl_status gm_create(const hcl_model_vt *vt, hcl_ctx *ctx, const hcl_setup *setup,
@@ -226,8 +230,9 @@ SLOT(7)
 SLOT(8)
 SLOT(9)
 SLOT(10)
-SLOT(11) SLOT(12) SLOT(13) SLOT(14) SLOT(15) SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21)
-    SLOT(22) SLOT(23) SLOT(24) SLOT(25) SLOT(26) SLOT(27) SLOT(28) SLOT(29) SLOT(30)
+SLOT(11)
+SLOT(12) SLOT(13) SLOT(14) SLOT(15) SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22)
+    SLOT(23) SLOT(24) SLOT(25) SLOT(26) SLOT(27) SLOT(28) SLOT(29) SLOT(30)
         SLOT(31) typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *,
                                                  const hcl_target_info *, void **);
 static const create_fn g_create[SLOTS] = {
