@@ -149,31 +149,26 @@ static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, int
   return HCL_OK;
 }
 
-/* About what the graph's buffers will take (the runtime plans them when
- * create returns), checked first (when the runtime offers the check), so
- * that the error names the keys. */
+/* A lower bound of the graph's arena (one buffer, planned when create
+ * returns): the patches and products every layer keeps for backward, all
+ * live when backward starts. Checked first (when the runtime offers the
+ * check) so that the error names the keys; the runtime checks the exact
+ * size when it compiles the graph. */
 static hcl_status check_buffers(dcnn *m) {
   const hcl_host_api *host = hcl_host;
   if (!HCL_HOST_HAS(mem_check)) return HCL_OK;
-  double RB = (double)m->R * (double)m->max_batch, H = (double)m->H;
-  double widest = (double)m->layer[0].P * H, all = RB * H * 2.0 + RB * widest * 3.0,
-         big = RB * widest;
-  for (size_t k = 0; k < m->L; k++) {
-    double u = RB * (double)m->layer[k].P * (double)m->layer[k].c_in * (double)m->s;
-    double z = RB * (double)m->layer[k].P * H;
-    all += u + 2.0 * z;
-    if (u > big) big = u;
-    if (z > big) big = z;
-  }
+  double RB = (double)m->R * (double)m->max_batch, all = 0;
+  for (size_t k = 0; k < m->L; k++)
+    all += RB * (double)m->layer[k].P * ((double)m->layer[k].c_in * (double)m->s + (double)m->H);
   char what[256];
   snprintf(what, sizeof what,
            "activations of [model] width = %zu over %zu layers ([target] l) for %zu "
            "replicas x %zu samples (the largest batch)",
            m->H, m->L, m->R, m->max_batch);
   double cap = (double)SIZE_MAX / 8.0;
-  all *= sizeof(float), big *= sizeof(float);
-  return host->mem_check(m->ctx, all < cap ? (size_t)all : SIZE_MAX,
-                         big < cap ? (size_t)big : SIZE_MAX, what);
+  all *= sizeof(float);
+  size_t bytes = all < cap ? (size_t)all : SIZE_MAX;
+  return host->mem_check(m->ctx, bytes, bytes, what);
 }
 
 hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
