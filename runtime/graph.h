@@ -118,6 +118,7 @@ struct hcl_graph {
   char *cur;     /* the kernel being generated, from its argument list on */
   char **bodies; /* [n_kernels]: each kernel's text, to reuse an equal one */
   size_t n_kernels;
+  int variant;         /* the model's graph_variant it was built for (0: the only one) */
   size_t arena_floats; /* planned */
   size_t naive_floats; /* every value its own buffer, for comparison */
   hcl_buf arena;

@@ -35,7 +35,9 @@ hcl_status hcl_graph_compile(hcl_graph *g) {
            "\"arena_bytes\":%zu,\"unshared_bytes\":%zu}",
            g->n, g->n_fwd, g->n_steps - g->n_fwd, g->n_kernels, bytes,
            g->naive_floats * sizeof(float));
-  hcl_note_add(g->ctx, "model_graph", note, 1);
+  char key[48] = "model_graph"; /* the network; each other variant its own note */
+  if (g->variant) snprintf(key, sizeof key, "model_graph_variant_%d", g->variant);
+  hcl_note_add(g->ctx, key, note, 1);
   if (!g->n_kernels) return HCL_OK;
   HCL_TRY(hcl_program_build(g->ctx, "graph", g->src, NULL, &g->prog));
   g->kernels = calloc(g->n_kernels, sizeof *g->kernels);

@@ -43,6 +43,7 @@ static hcl_status gm_build(gm *m, int k) {
   const hcl_block *blocks = vt->blocks(m->inner, &nb);
   HCL_TRY(
       hcl_graph_new(ctx, blocks, nb, vt->n_params(m->inner), m->R, m->x_size, m->max_batch, &g));
+  g->variant = k;
   hcl_status rc = vt->graph(m->inner, g);
   if (g->rc != HCL_OK) rc = hcl_fail(ctx, g->rc, "%s", g->err);
   if (rc == HCL_OK && g->output >= 0 && g->out_dim != vt->out_dim(m->inner))
@@ -231,8 +232,10 @@ SLOT(8)
 SLOT(9)
 SLOT(10)
 SLOT(11)
-SLOT(12) SLOT(13) SLOT(14) SLOT(15) SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22)
-    SLOT(23) SLOT(24) SLOT(25) SLOT(26) SLOT(27) SLOT(28) SLOT(29) SLOT(30)
+SLOT(12)
+SLOT(13)
+SLOT(14) SLOT(15) SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24)
+    SLOT(25) SLOT(26) SLOT(27) SLOT(28) SLOT(29) SLOT(30)
         SLOT(31) typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *,
                                                  const hcl_target_info *, void **);
 static const create_fn g_create[SLOTS] = {
