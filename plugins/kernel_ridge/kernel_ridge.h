@@ -18,7 +18,8 @@
 #define KR_MAX_TRAIN 8192u
 
 enum { KR_NTK = 0, KR_NNGP = 1 };
-extern const char *const kr_kernels[]; /* the declared choices, KR_* order (plugin.c) */
+extern const char *const kr_kernels[];    /* the declared choices, KR_* order (plugin.c) */
+extern const char *const kr_precisions[]; /* auto, float32 */
 
 typedef struct kr_model {
   hcl_ctx *ctx;

@@ -73,7 +73,8 @@ hcl_status kr_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info
   m->b_scale = setup->params ? host->param_double(setup->params, "b_scale") : 1.0;
   m->blocks[0] = (hcl_block){"alpha", 0, m->P, 1, 0, 1};
   m->blocks[1] = (hcl_block){"alpha_lo", m->P, m->P, 1, 0, 0};
-  m->fp64 = device_fp64(ctx);
+  int f32 = setup->params && HCL_ENUM(setup->params, "precision", kr_precisions) == 1;
+  m->fp64 = !f32 && device_fp64(ctx);
   m->real_size = m->fp64 ? sizeof(cl_double) : sizeof(cl_float);
   m->sc = 1.0 / sqrt((double)m->d);
   m->bs = m->b_scale;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 const char *const kr_kernels[] = {"ntk", "nngp", NULL};
+const char *const kr_precisions[] = {"auto", "float32", NULL};
 
 static const hcl_param_desc params[] = {
     HCL_P_ENUM(
@@ -25,6 +26,10 @@ static const hcl_param_desc params[] = {
     HCL_P_DOUBLE("b_scale", "1", 0, 1e6,
                  "the constant coordinate of u (the bias of the underlying two-layer net: b ~ "
                  "N(0, b_scale^2) in three_layer's random features)"),
+    HCL_P_ENUM("precision", "auto", kr_precisions,
+               "arithmetic of the device kernels (Gram matrix, predictions, gradient): auto = "
+               "float64 where the device offers cl_khr_fp64, else float32; float32 = always "
+               "(the solve is float64 on the host either way)"),
     HCL_P_END};
 
 static const char *const algorithms[] = {"ridge", NULL};
