@@ -4,7 +4,8 @@
  * law three_layer's random-features baseline draws; the gradient against
  * the same closed form; the ridge fit against a float64 host solve of
  * (K + lambda P I) alpha = y; interpolation of the training labels as lambda
- * -> 0 (and not at a large lambda); the refusals (training-set size, task). */
+ * -> 0 (and not at a large lambda); the refusals (training-set size, task);
+ * the shipped sweep through the command with lambda selected on validation. */
 #include "hcl_test.h"
 #include "trainer.h"
 
@@ -507,6 +508,39 @@ static void refusals(void **state) {
   assert_non_null(strstr(g_ctx->errmsg, "8192"));
 }
 
+/* The shipped kernel-limit sweep through the command, scaled down: lambda
+ * is selected on the validation stream for each kernel (sweep.jsonl records
+ * it), every selected fit beats the constant predictor (test MSE < Var y =
+ * 0.34), and pstar.json fits an exponent per kernel. */
+static void sweep_selects_lambda(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  if (!hcl_registry_find(hcl_test_registry(), "single_index", HCL_PLUGIN_TARGET)) skip();
+  static char out[1 << 16];
+  const char *dir = hcl_test_tmpdir();
+  int rc = hcl_test_shf(out, sizeof out,
+                        "%s sweep %s/three_layer_single_index_kr.ini --device cpu --out %s "
+                        "--grid 'train.train_size=32,128' --grid target.d=4,6 --grid run.seed=0..1 "
+                        "--select model.lambda=1e-4,1 --set eval.val_size=300 --set "
+                        "eval.test_size=300 --set sweep.threshold=0.15",
+                        HCL_TEST_HIERCL, HCL_TEST_CONFIGS, dir);
+  if (rc != 0) fail_msg("sweep exit %d: %s", rc, out);
+  char *rec = hcl_test_sweep_file(dir, "sweep.jsonl");
+  size_t n = 0;
+  for (const char *l = rec; (l = strstr(l, "\"selected\":{\"model.lambda\":")); l++, n++) {
+    double test = NAN;
+    assert_true(hcl_test_json_num(l, "test_loss", &test));
+    if (!(test < 0.34)) fail_msg("selected fit with test MSE %g: %.300s", test, l);
+  }
+  assert_int_equal(n, 2 * 2 * 2 * 2); /* sizes x d x kernels x seeds */
+  free(rec);
+  char *ps = hcl_test_sweep_file(dir, "pstar.json");
+  assert_non_null(strstr(ps, "model.kernel=ntk"));
+  assert_non_null(strstr(ps, "model.kernel=nngp"));
+  assert_non_null(strstr(ps, "\"exponents\""));
+  free(ps);
+}
+
 static int setup(void **state) {
   (void)state;
   int rc = hcl_test_setup_plugin("kernel_ridge", HCL_PLUGIN_MODEL, &g_ctx, &g_desc);
@@ -518,7 +552,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(closed_form),      cmocka_unit_test(monte_carlo),
       cmocka_unit_test(fit_matches_host), cmocka_unit_test(interpolation),
-      cmocka_unit_test(refusals),
+      cmocka_unit_test(refusals),         cmocka_unit_test(sweep_selects_lambda),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
