@@ -81,30 +81,37 @@ static hcl_status store(kr_model *m, hcl_buf params, size_t r, const double *alp
                              2 * P * sizeof *f);
 }
 
-/* Mean training loss of the fitted predictor (the run's loss), per replica. */
-static hcl_status train_loss(kr_model *m, hcl_trainer *t, hcl_buf params, double *loss) {
+/* Mean training loss of the fit (the run's loss), per replica, from its
+ * predictions at the training inputs: f = K alpha = y - lambda P alpha
+ * (f_all [R, P], from the float64 solution; no P x P product). */
+static hcl_status train_loss(kr_model *m, hcl_trainer *t, const double *f_all, double *loss) {
   const hcl_host_api *host = hcl_host;
   size_t R = m->R, B = m->max_batch;
-  hcl_buf x = {0}, y = {0}, out = {0}, none = {0};
+  hcl_buf f = {0}, y = {0}, none = {0};
   double part[R];
   for (size_t r = 0; r < R; r++) loss[r] = 0;
-  hcl_status rc = host->buf_alloc(m->ctx, R * B * m->d * sizeof(float), &x);
+  float *hf = malloc(2 * R * B * sizeof *hf);
+  hcl_status rc = hf ? HCL_OK : host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
+  if (rc == HCL_OK) rc = host->buf_alloc(m->ctx, R * B * sizeof(float), &f);
   if (rc == HCL_OK) rc = host->buf_alloc(m->ctx, R * B * sizeof(float), &y);
-  if (rc == HCL_OK) rc = host->buf_alloc(m->ctx, R * B * sizeof(float), &out);
   for (size_t off = 0; off < m->P && rc == HCL_OK; off += B) {
     size_t n = m->P - off < B ? m->P - off : B;
-    rc = host->train_batch(t, HCL_STREAM_TRAIN, off, n, hcl_view(x, 0, R * n * m->d),
-                           hcl_view(y, 0, R * n));
-    if (rc == HCL_OK) rc = kr_forward(m, params, x, n, out);
+    float *hy = hf + R * n;
+    for (size_t r = 0; r < R; r++)
+      for (size_t i = 0; i < n; i++) {
+        hf[r * n + i] = (float)f_all[r * m->P + off + i];
+        hy[r * n + i] = (float)m->y[r * m->P + off + i];
+      }
+    rc = host->buf_write(m->ctx, hcl_view(f, 0, R * n), hf, R * n * sizeof *hf);
+    if (rc == HCL_OK) rc = host->buf_write(m->ctx, hcl_view(y, 0, R * n), hy, R * n * sizeof *hy);
     if (rc == HCL_OK)
-      rc = host->train_loss_grad(t, hcl_view(out, 0, R * n), hcl_view(y, 0, R * n), n, 0.0f, none,
+      rc = host->train_loss_grad(t, hcl_view(f, 0, R * n), hcl_view(y, 0, R * n), n, 0.0f, none,
                                  part);
     for (size_t r = 0; r < R && rc == HCL_OK; r++) loss[r] += part[r] * (double)n / (double)m->P;
   }
-  m->have_forward = 0;
-  host->buf_free(m->ctx, &x);
+  free(hf);
+  host->buf_free(m->ctx, &f);
   host->buf_free(m->ctx, &y);
-  host->buf_free(m->ctx, &out);
   return rc;
 }
 
@@ -116,16 +123,17 @@ hcl_status kr_train(void *self, const char *algorithm, hcl_trainer *t) {
   if (!m->prepared)
     return host->fail(m->ctx, HCL_ERR_PARAM, "no training set: prepare() did not run");
   size_t P = m->P, R = m->R;
-  HCL_TRY(host->host_mem_check(m->ctx,
-                               P * P * sizeof(double) + P * (sizeof(double) + 2 * sizeof(float)),
-                               "[train] train_size (kernel_ridge's float64 Gram matrix)"));
+  HCL_TRY(host->host_mem_check(
+      m->ctx, P * P * sizeof(double) + (R + 1) * P * sizeof(double) + 2 * P * sizeof(float),
+      "[train] train_size (kernel_ridge's float64 Gram matrix)"));
   HCL_TRY(host->mem_check(m->ctx, P * P * m->real_size, P * P * m->real_size,
                           "[train] train_size (kernel_ridge's Gram matrix)"));
   hcl_buf params = host->train_params(t), K = {0};
   double *A = malloc(P * P * sizeof *A), *alpha = malloc(P * sizeof *alpha);
+  double *fit_f = malloc(R * P * sizeof *fit_f);
   float *f = malloc(2 * P * sizeof *f);
   hcl_status rc =
-      A && alpha && f ? HCL_OK : host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
+      A && alpha && f && fit_f ? HCL_OK : host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   if (rc == HCL_OK) rc = host->buf_alloc(m->ctx, P * P * m->real_size, &K);
   for (size_t r = 0; r < R && rc == HCL_OK; r++) {
     if (host->train_stop_requested(t)) {
@@ -135,11 +143,14 @@ hcl_status kr_train(void *self, const char *algorithm, hcl_trainer *t) {
     rc = gram(m, r, K, A);
     if (rc == HCL_OK) rc = solve(m, r, A, alpha);
     if (rc == HCL_OK) rc = store(m, params, r, alpha, f);
+    for (size_t i = 0; i < P && rc == HCL_OK; i++)
+      fit_f[r * P + i] = m->y[r * P + i] - m->lambda * (double)P * alpha[i];
   }
   host->buf_free(m->ctx, &K);
   free(A), free(alpha), free(f);
   double fit[R];
-  if (rc == HCL_OK) rc = train_loss(m, t, params, fit);
+  if (rc == HCL_OK) rc = train_loss(m, t, fit_f, fit);
+  free(fit_f);
   if (rc != HCL_OK) return rc;
   hcl_metric extra[] = {{"ridge_loss", fit}};
   host->train_label(t, "ridge");
