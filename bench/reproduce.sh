@@ -365,8 +365,9 @@ def judge(name, dirs):
                          "test_loss_at_largest_P": largest,
                          "algorithm1_exponent_below": verdicts}
         c["band"] = ("Algorithm 1 reaches test MSE %s at every d, and its exponent k of P* ~ d^k is "
-                     "below every %s's (a baseline that never reaches it at some d counts as slower)"
-                     % (thr, "kernel's (random features on raw x and on phi, the NTK and NNGP kernel "
+                     "below that of every %s (a baseline that never reaches it at some d counts as "
+                     "slower)"
+                     % (thr, "kernel (random features on raw x and on phi, the NTK and NNGP kernel "
                         "limits)" if single else
                         "baseline (random features on raw x and on phi, the NTK and NNGP kernel limits, "
                         "trained two-layer net)"))
