@@ -1,13 +1,12 @@
 #!/bin/sh
 # Install what is missing (Debian 12, as root or with sudo), then configure
 # and build hiercl into ./build. Safe to run again: it installs nothing twice.
-# liblapack-dev: the float64 Cholesky of plugins/kernel_ridge (exact kernel ridge).
 # OpenMPI builds the MPI sweeps (HCL_MPI); the Slurm and munge packages let
 # tests/test_slurm.c start a private single-node Slurm (no service is set up).
 set -eu
 cd "$(dirname "$0")/.."
 pkgs="build-essential cmake ocl-icd-opencl-dev opencl-headers libclblast-dev pocl-opencl-icd \
-libiniparser-dev libcmocka-dev clinfo python3-matplotlib clblast-utils liblapack-dev \
+libiniparser-dev libcmocka-dev clinfo python3-matplotlib clblast-utils \
 libopenmpi-dev openmpi-bin slurmctld slurmd slurm-client munge"
 missing=""
 for p in $pkgs; do

@@ -1,7 +1,7 @@
 /* kernel_ridge plugin: algorithm "ridge", the exact fit. Per replica: the
  * Gram matrix K [P, P] on the device (kr_gram), then on the host in float64
- * A = K + lambda P I, its Cholesky factor (LAPACK dpotrf) and alpha = A^-1 y
- * (dpotrs): the minimiser of (1/P) sum_i (f(x_i) - y_i)^2 + lambda |f|_K^2.
+ * A = K + lambda P I, its Cholesky factor and alpha = A^-1 y (chol.c): the
+ * minimiser of (1/P) sum_i (f(x_i) - y_i)^2 + lambda |f|_K^2.
  * alpha goes to the parameters as a float and its rounding residual, so the
  * predictor keeps float64's solution. */
 #include "kernel_ridge.h"
@@ -10,13 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* LAPACK (Fortran interface; the trailing size_t is the hidden length of
- * the character argument, as gfortran passes it). */
-extern void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info,
-                    size_t uplo_len);
-extern void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a,
-                    const int *lda, double *b, const int *ldb, int *info, size_t uplo_len);
 
 /* The Gram matrix of replica r into the host's A [P, P] (float64). */
 static hcl_status gram(kr_model *m, size_t r, hcl_buf K, double *A) {
@@ -46,21 +39,17 @@ static hcl_status gram(kr_model *m, size_t r, hcl_buf K, double *A) {
 /* alpha of replica r from A = K (overwritten by its factor); fails naming
  * the replica when K + lambda P I is not numerically positive definite. */
 static hcl_status solve(kr_model *m, size_t r, double *A, double *alpha) {
-  int n = (int)m->P, one = 1, info = 0;
   double shift = m->lambda * (double)m->P;
   for (size_t i = 0; i < m->P; i++) A[i * m->P + i] += shift;
-  /* A is symmetric: row-major is column-major; "L" of one is "U" of the other */
-  dpotrf_("L", &n, A, &n, &info, 1);
-  if (info > 0)
+  size_t minor = kr_cholesky(A, m->P);
+  if (minor)
     return hcl_host->fail(m->ctx, HCL_ERR_NUMERIC,
                           "K + lambda P I is not numerically positive definite (replica %zu, "
-                          "leading minor %d of %zu; lambda = %g): duplicate training inputs or "
+                          "leading minor %zu of %zu; lambda = %g): duplicate training inputs or "
                           "lambda too small for float64; increase [model] lambda",
-                          r, info, m->P, m->lambda);
-  if (info < 0) return hcl_host->fail(m->ctx, HCL_ERR_PARAM, "dpotrf: argument %d", -info);
+                          r, minor, m->P, m->lambda);
   memcpy(alpha, m->y + r * m->P, m->P * sizeof *alpha);
-  dpotrs_("L", &n, &one, A, &n, alpha, &n, &info, 1);
-  if (info != 0) return hcl_host->fail(m->ctx, HCL_ERR_PARAM, "dpotrs: argument %d", -info);
+  kr_cholesky_solve(A, m->P, alpha);
   for (size_t i = 0; i < m->P; i++)
     if (!isfinite(alpha[i]))
       return hcl_host->fail(m->ctx, HCL_ERR_NUMERIC,

@@ -62,6 +62,12 @@ hcl_status kr_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf o
 hcl_status kr_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad);
 /* Algorithm "ridge": the exact fit (fit.c). */
 hcl_status kr_train(void *self, const char *algorithm, hcl_trainer *t);
+/* Factors the symmetric positive definite A [n, n] (row-major) in place
+ * into its lower Cholesky factor; 0, or the 1-based leading minor that is
+ * not positive. */
+size_t kr_cholesky(double *A, size_t n);
+/* b = (L L^T)^-1 b for a factor of kr_cholesky. */
+void kr_cholesky_solve(const double *L, size_t n, double *b);
 
 /* A `real` kernel argument: v (double) or f (float) as the device computes. */
 static inline hcl_arg kr_real(const kr_model *m, const cl_double *v, const cl_float *f) {

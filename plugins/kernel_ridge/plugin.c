@@ -92,8 +92,8 @@ static const hcl_plugin_desc desc = {
         "nngp: the arc-cosine kernel of degree 1, the random-features limit) on u = (x/sqrt(d), "
         "b_scale): f(x) = K(x, X) alpha, (K + lambda P I) alpha = y, i.e. the penalty lambda "
         "|f|_K^2 on the mean squared error, the same lambda as three_layer's ridge at any width; "
-        "algorithm ridge (Gram matrices on the device, Cholesky in float64 on the host through "
-        "LAPACK, P <= 8192); sgd descends on alpha",
+        "algorithm ridge (Gram matrices on the device, Cholesky in float64 on the host, "
+        "P <= 8192); sgd descends on alpha",
     .citation = "Y. Cho, L. K. Saul, Kernel methods for deep learning, NIPS 2009 (arc-cosine "
                 "kernels); A. Jacot, F. Gabriel, C. Hongler, Neural tangent kernel, NeurIPS 2018; "
                 "the two-layer kernel baselines of E. Nichani, A. Damian, J. D. Lee, NeurIPS "
