@@ -1,14 +1,16 @@
 /* taylor plugin: the model as a graph.
  *
- *   z = x (raw) or rep(x) (neural: a custom op, a fixed stage: its blocks are
- *       frozen, so the runtime never asks it for a gradient)
- *   U = z w0^T / sqrt(dz), S = z w^T / sqrt(dz)   (built-in scaled products)
- *   out = head(U, S; a)                            (a custom op, taylor.cl)
+ *   z = x (raw) or rep(x) (neural: a custom op over the frozen
+ *       representation blocks, detached: a fixed stage)
+ *   U = z w0^T / sqrt(dz) (detached: w0 is frozen), S = z w^T / sqrt(dz)
+ *       (the runtime's scaled products: the factor inside the GEMM)
+ *   out = head(U, S; a)   (a custom op, its kernels in taylor.cl)
  *
  * The runtime derives backward: head's backward gives dS, the product gives
- * grad w = dS^T z / sqrt(dz); w0, a and the representation are frozen, so
- * nothing is computed for them and their gradient is 0. The whitening is
- * fitted outside the graph (whiten.c), on the unlabelled stream. */
+ * grad w = dS^T z / sqrt(dz); no gradient flows into U or z, so nothing is
+ * computed for w0, a or the representation and their gradient is 0. The
+ * whitening is fitted outside the graph (whiten.c), on the unlabelled
+ * stream. */
 #include "taylor.h"
 
 #include <math.h>
@@ -79,7 +81,7 @@ static hcl_status rep_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) 
 static hcl_status rep_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
   (void)user, (void)io;
   return hcl_host->fail(ctx, HCL_ERR_UNSUPPORTED,
-                        "the representation is a fixed stage (frozen blocks): it has no gradient");
+                        "the representation is a fixed stage (detached): it has no gradient");
 }
 
 /* The head: out [R, n] = sum_r C S (order 1) or 1/2 sum_r C S^2 (order 2),
@@ -188,10 +190,11 @@ hcl_status hcl_taylor_graph(void *self, hcl_graph *g) {
   hcl_taylor *m = self;
   const hcl_host_api *host = hcl_host;
   hcl_tensor z = host->g_input(g);
-  if (m->neural) z = host->g_custom(g, &m->rep_op, &z, 1);
+  if (m->neural) z = host->g_detach(g, host->g_custom(g, &m->rep_op, &z, 1));
   HCL_TRY(host->g_feature(g, z, 1)); /* features(1): the model's input z */
   float s = (float)(1.0 / sqrt((double)m->dz));
-  hcl_tensor us[2] = {host->g_matmul_scaled(g, z, "w0", s), host->g_matmul_scaled(g, z, "w", s)};
+  hcl_tensor us[2] = {host->g_detach(g, host->g_matmul_scaled(g, z, "w0", s)),
+                      host->g_matmul_scaled(g, z, "w", s)};
   return host->g_output(g, host->g_custom(g, &m->head_op, us, 2));
 }
 

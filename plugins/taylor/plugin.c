@@ -1,6 +1,6 @@
 /* taylor plugin: descriptor, declared parameters and entry point (SPEC 2.5,
  * neural-rep, our reading of the paper). */
-#define HCL_PLUGIN_NEEDS g_matmul_scaled /* the newest host entry it calls unchecked */
+#define HCL_PLUGIN_NEEDS g_detach /* the newest host entry it calls unchecked */
 #include "taylor.h"
 
 const char *const hcl_taylor_activations[] = {"auto",     "relu", "relu3", "quadratic",
