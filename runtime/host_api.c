@@ -94,6 +94,8 @@ static const hcl_host_api g_api = {
     .g_output = hcl_g_output,
     .g_matmul_cols = hcl_g_matmul_cols,
     .train_forward = hcl_trainer_forward,
+    .train_backward = hcl_trainer_backward,
+    .train_features = hcl_trainer_features,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }
