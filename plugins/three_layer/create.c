@@ -124,30 +124,36 @@ static void layout(tl_model *m) {
   m->n_blocks = n;
 }
 
-static hcl_status alloc_act(tl_model *m, size_t width, hcl_buf *b) {
-  return hcl_host->buf_alloc(m->ctx, m->R * m->max_batch * width * sizeof(float), b);
+static hcl_status alloc_act(tl_model *m, size_t rows, size_t width, hcl_buf *b) {
+  return hcl_host->buf_alloc(m->ctx, m->R * rows * width * sizeof(float), b);
 }
 
-hcl_status tl_scratch(tl_model *m) {
+hcl_status tl_scratch(tl_model *m, size_t rows) {
   const hcl_host_api *host = hcl_host;
-  if (m->h.mem) return HCL_OK;
+  if (m->h.mem && m->scratch_rows >= rows) return HCL_OK;
+  hcl_buf *bufs[] = {&m->phi, &m->u, &m->h};
+  for (size_t i = 0; i < 3; i++)
+    if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
+  m->scratch_rows = 0;
   size_t k = tl_phi_dim(m);
   if (HCL_HOST_HAS(mem_check)) {
     /* the buffers below as a whole first, so that the error names the keys */
-    double rb = (double)m->R * (double)m->max_batch * sizeof(float), cap = (double)SIZE_MAX / 8.0;
+    double rb = (double)m->R * (double)rows * sizeof(float), cap = (double)SIZE_MAX / 8.0;
     double all = rb * ((double)k + 2.0 * (double)m->m2);
     double big = rb * ((double)k > (double)m->m2 ? (double)k : (double)m->m2);
     char what[256];
     snprintf(what, sizeof what,
              "activations of [model] m1 = %zu, m2 = %zu for %zu replicas x %zu "
-             "samples (the largest batch) in the algorithm's stages and the probe",
-             m->m1, m->m2, m->R, m->max_batch);
+             "samples (a chunk of the algorithm's stages or the probe)",
+             m->m1, m->m2, m->R, rows);
     HCL_TRY(host->mem_check(m->ctx, all < cap ? (size_t)all : SIZE_MAX,
                             big < cap ? (size_t)big : SIZE_MAX, what));
   }
-  HCL_TRY(alloc_act(m, k, &m->phi));
-  HCL_TRY(alloc_act(m, m->m2, &m->u));
-  return alloc_act(m, m->m2, &m->h); /* last: it marks the set complete */
+  HCL_TRY(alloc_act(m, rows, k, &m->phi));
+  HCL_TRY(alloc_act(m, rows, m->m2, &m->u));
+  HCL_TRY(alloc_act(m, rows, m->m2, &m->h));
+  m->scratch_rows = rows;
+  return HCL_OK;
 }
 
 hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,

@@ -92,11 +92,11 @@ hcl_status tl_probe(void *self, hcl_probe *p) {
   if (host->probe_replicas(p) != m->R)
     return host->fail(m->ctx, HCL_ERR_PARAM, "three_layer probe: %zu replicas, model made for %zu",
                       host->probe_replicas(p), m->R);
-  HCL_TRY(tl_scratch(m));
   if (!m->p_sz.mem) {
     m->p_chunk = m->max_batch < m->probe_samples ? m->max_batch : (size_t)m->probe_samples;
     HCL_TRY(probe_alloc(m));
   }
+  HCL_TRY(tl_scratch(m, m->p_chunk));
   hcl_buf params = host->probe_params(p, NULL, NULL);
   size_t R = m->R;
   double sh[R], shh[R], corr[R];

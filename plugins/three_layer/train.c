@@ -287,8 +287,10 @@ hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t) {
   uint64_t P = host->train_size(t);
   hcl_report rep = {.host = host, .ctx = m->ctx};
   HCL_TRY(tl_train_check(&rep, m, algorithm, P));
-  HCL_TRY(tl_scratch(m));
   tl_work w = {.m = m, .t = t, .params = host->train_params(t), .chunk = m->max_batch};
+  /* the largest chunk: of the second half (algorithm1), of all P (ridge) */
+  uint64_t most = alg1 ? P - P / 2 : P;
+  HCL_TRY(tl_scratch(m, most < w.chunk ? (size_t)most : w.chunk));
   hcl_status rc = work_alloc(&w);
   if (rc == HCL_OK) rc = alg1 ? algorithm1(&w, P) : ridge_only(&w, P);
   work_free(&w);
