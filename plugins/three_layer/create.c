@@ -23,8 +23,7 @@ static hcl_status parse_act(const hcl_report *r, const hcl_params *p, const char
 void tl_destroy(void *self) {
   tl_model *m = self;
   if (!m) return;
-  hcl_buf *bufs[] = {&m->phi,  &m->u,    &m->h,     &m->p_x,  &m->p_y,
-                     &m->p_hs, &m->p_sz, &m->p_szz, &m->p_szh};
+  hcl_buf *bufs[] = {&m->phi, &m->u, &m->p_x, &m->p_y, &m->p_hs, &m->p_sz, &m->p_szz, &m->p_szh};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) hcl_host->buf_free(m->ctx, bufs[i]);
   free(m->seeds);
@@ -130,17 +129,16 @@ static hcl_status alloc_act(tl_model *m, size_t rows, size_t width, hcl_buf *b) 
 
 hcl_status tl_scratch(tl_model *m, size_t rows) {
   const hcl_host_api *host = hcl_host;
-  if (m->h.mem && m->scratch_rows >= rows) return HCL_OK;
-  hcl_buf *bufs[] = {&m->phi, &m->u, &m->h};
-  for (size_t i = 0; i < 3; i++)
+  if (m->u.mem && m->scratch_rows >= rows) return HCL_OK;
+  hcl_buf *bufs[] = {&m->phi, &m->u};
+  for (size_t i = 0; i < 2; i++)
     if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
   m->scratch_rows = 0;
-  size_t k = tl_phi_dim(m);
+  size_t k = tl_phi_dim(m), wide = k > m->m2 ? k : m->m2; /* phi, later u^2 */
   if (HCL_HOST_HAS(mem_check)) {
     /* the buffers below as a whole first, so that the error names the keys */
     double rb = (double)m->R * (double)rows * sizeof(float), cap = (double)SIZE_MAX / 8.0;
-    double all = rb * ((double)k + 2.0 * (double)m->m2);
-    double big = rb * ((double)k > (double)m->m2 ? (double)k : (double)m->m2);
+    double all = rb * ((double)wide + (double)m->m2), big = rb * (double)wide;
     char what[256];
     snprintf(what, sizeof what,
              "activations of [model] m1 = %zu, m2 = %zu for %zu replicas x %zu "
@@ -149,9 +147,8 @@ hcl_status tl_scratch(tl_model *m, size_t rows) {
     HCL_TRY(host->mem_check(m->ctx, all < cap ? (size_t)all : SIZE_MAX,
                             big < cap ? (size_t)big : SIZE_MAX, what));
   }
-  HCL_TRY(alloc_act(m, rows, k, &m->phi));
+  HCL_TRY(alloc_act(m, rows, wide, &m->phi));
   HCL_TRY(alloc_act(m, rows, m->m2, &m->u));
-  HCL_TRY(alloc_act(m, rows, m->m2, &m->h));
   m->scratch_rows = rows;
   return HCL_OK;
 }

@@ -43,8 +43,9 @@ static hcl_status accumulate(tl_model *m, hcl_probe *p, hcl_buf params, uint64_t
   HCL_TRY(host->col_sum(m->ctx, u, m->p_sz, m2, R, n, m2, 1.0f, beta));
   HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, 1, n, 1.0f, u, m2, n * m2, hs, 1, n, beta, m->p_szh,
                               1, m2, R));
-  HCL_TRY(host->bias_act(m->ctx, HCL_ACT_QUADRATIC, u, none, 0, hcl_view(m->h, 0, span), R, n, m2));
-  HCL_TRY(host->col_sum(m->ctx, hcl_view(m->h, 0, span), m->p_szz, m2, R, n, m2, 1.0f, beta));
+  hcl_buf sq = hcl_view(m->phi, 0, span); /* u^2, phi read */
+  HCL_TRY(host->bias_act(m->ctx, HCL_ACT_QUADRATIC, u, none, 0, sq, R, n, m2));
+  HCL_TRY(host->col_sum(m->ctx, sq, m->p_szz, m2, R, n, m2, 1.0f, beta));
   float *h = malloc(R * n * sizeof *h);
   if (!h) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   rc = host->buf_read(m->ctx, hs, h, R * n * sizeof *h);

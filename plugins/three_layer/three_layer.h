@@ -41,9 +41,10 @@ typedef struct tl_model {
   hcl_block blocks[4];
   size_t n_blocks;
   hcl_graph_custom readout; /* out = h a / m2 (graph.c) */
-  /* scratch of the algorithms and the probe, each [R, scratch_rows, width]:
-   * phi (k), u = phi G^T (m2), h = hidden features or u^2 (m2) */
-  hcl_buf phi, u, h;
+  /* scratch of the algorithms and the probe, [R, scratch_rows, width]:
+   * phi (max(k, m2): phi, then u^2 once u is made), u (m2: u = phi G^T, or
+   * the hidden features of the ridge stage) */
+  hcl_buf phi, u;
   size_t scratch_rows;
   /* probe scratch, made on the first probe */
   hcl_buf p_x, p_y, p_hs, p_sz, p_szz, p_szh;
@@ -66,7 +67,7 @@ size_t tl_n_params(void *self);
 size_t tl_out_dim(void *self);
 const hcl_block *tl_blocks(void *self, size_t *n_blocks);
 hcl_status tl_init(void *self, hcl_buf params);
-/* m->phi, u and h for chunks of up to `rows` samples (made, or grown, on
+/* m->phi and u for chunks of up to `rows` samples (made, or grown, on
  * demand: train() and the probe only; an sgd run's forward and backward are
  * the graph's). */
 hcl_status tl_scratch(tl_model *m, size_t rows);

@@ -140,10 +140,10 @@ static hcl_status auto_eta(tl_work *w, size_t n1, double *eta) {
     HCL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, hcl_view(m->phi, 0, R * n * k), k,
                                 n * k, hcl_pview(w->g, m->R, m->n_params, m->w_off, m2 * k), k,
                                 m->n_params, 0.0f, hcl_view(m->u, 0, span), m2, n * m2, R));
-    HCL_TRY(host->bias_act(m->ctx, HCL_ACT_QUADRATIC, hcl_view(m->u, 0, span), none, 0,
-                           hcl_view(m->h, 0, span), R, n, m2));
-    HCL_TRY(host->col_sum(m->ctx, hcl_view(m->h, 0, span), w->acc, m2, R, n, m2, 1.0f,
-                          off == 0 ? 0.0f : 1.0f));
+    hcl_buf sq = hcl_view(m->phi, 0, span); /* u^2, phi read */
+    HCL_TRY(
+        host->bias_act(m->ctx, HCL_ACT_QUADRATIC, hcl_view(m->u, 0, span), none, 0, sq, R, n, m2));
+    HCL_TRY(host->col_sum(m->ctx, sq, w->acc, m2, R, n, m2, 1.0f, off == 0 ? 0.0f : 1.0f));
   }
   float *acc = malloc(R * m2 * sizeof *acc);
   if (!acc) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
@@ -192,7 +192,7 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *al
     float beta = off == 0 ? 0.0f : 1.0f;
     /* s_j(x) = sigma2(w_j . phi(x) + b_j): the graph's last hidden layer */
     size_t dim = 0;
-    hcl_buf sv = hcl_view(m->h, 0, span);
+    hcl_buf sv = hcl_view(m->u, 0, span);
     HCL_TRY(host->train_batch(w->t, HCL_STREAM_TRAIN, first + off, n,
                               hcl_view(w->x, 0, R * n * m->d),
                               hcl_view(w->y, 0, R * n * m->y_dim)));
