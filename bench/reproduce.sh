@@ -75,8 +75,10 @@ claim() {
       run "$1" "$1" $([ $quick = 1 ] && echo --replicas 2 --set eval.every=log:30 \
         --set eval.test_size=10000 --set target.probe_samples=10000 || echo --replicas 5) ;;
     staircase_regular_scd)
-      # full: seeds 0-3 as replicas; quick: seed 0
-      run "$1" "$1" $([ $quick = 1 ] || echo --replicas 4) ;;
+      # lr and the passes over each layer selected on a validation stream,
+      # per seed; full: seeds 0-3; quick: seeds 0-1
+      sweep "$1" "$1" --grid run.seed=0..$([ $quick = 1 ] && echo 1 || echo 3) \
+        --select train.lr=0.01,0.015,0.02 --select model.layer_passes=1,3 --set eval.val_size=5000 ;;
     rhm_cnn)
       sweep rhm_cnn rhm_cnn_reference \
         $(q --grid "train.train_size=geom(128,3584,5)" $rhmq) ;;
@@ -90,18 +92,22 @@ claim() {
       sweep "$1" "$1" $(q --grid run.seed=0..1) ;;
     three_layer_single_index | three_layer_quadratic)
       # quick: d = 4, 5, 6, 8 (m1 = 8 d^2 = 128 .. 512), P = 128, 512, 2 048 (32 d
-      # at d = 4 to 32 d^2 at d = 8), 3 seeds, 2 x 2 candidates (eta1_scale x
-      # lambda) for the learners with a first step, 2 (lambda) x 2 (phi or raw x)
-      # for random features, smaller validation/test/probe sets (the runs, ~1.5 s
-      # each on 2 cores, set the time); quadratic features: P* at test MSE 0.5 (the
-      # full threshold 0.3 is not reached at d >= 6 within 4 096 samples)
-      tq="--grid train.train_size=geom(128,2048,3) --grid target.d=4,5,6,8 --grid run.seed=0..2
-          --set eval.val_size=1000 --set eval.test_size=2000 --set model.probe_samples=1000
-          --select model.lambda=1e-4,1e-2"
+      # at d = 4 to 32 d^2 at d = 8), 5 seeds (the paper's), 2 x 2 candidates
+      # (eta1_scale x lambda) for the learners with a first step, 2 (lambda) x 2
+      # (phi or raw x) for random features, 2 (lambda) x 2 (NTK or NNGP) for the
+      # kernel limit, smaller validation/test/probe sets (the runs, ~1.5 s each on
+      # 2 cores, set the time); quadratic features: P* at test MSE 0.5 (the full
+      # threshold 0.3 is not reached at d >= 6 within 4 096 samples)
+      tq="--grid train.train_size=geom(128,2048,3) --grid target.d=4,5,6,8 --grid run.seed=0..4
+          --set eval.val_size=1000 --set eval.test_size=2000 --select model.lambda=1e-4,1e-2"
       [ "$1" = three_layer_quadratic ] && tq="$tq --set sweep.threshold=0.5"
       for v in "" _rf _2l; do
-        sweep "$1$v" "$1$v" $(q $tq) $(q $([ "$v" = _rf ] || echo --select model.eta1_scale=1,2))
-      done ;;
+        sweep "$1$v" "$1$v" $(q $tq --set model.probe_samples=1000) \
+          $(q $([ "$v" = _rf ] || echo --select model.eta1_scale=1,2))
+      done
+      # the kernel limit (exact kernel ridge, NTK and NNGP): the same quick
+      # grid and lambda candidates; full size: P up to 8 192 (the solver's limit)
+      sweep "$1_kr" "$1_kr" $(q $tq) ;;
     neural_rep)
       # one sweep: representation x order x d x P, lr selected for every learner
       sweep neural_rep neural_rep_taylor \
@@ -115,7 +121,7 @@ claim() {
   esac
   case $1 in
     rhm_fcn) dirs="$(cat "$out/rhm_fcn_m4.dir") $(cat "$out/rhm_fcn_m8.dir")" ;;
-    three_layer_*) dirs="$(cat "$out/$1.dir") $(cat "$out/$1_rf.dir") $(cat "$out/$1_2l.dir")" ;;
+    three_layer_*) dirs="$(cat "$out/$1.dir") $(cat "$out/$1_rf.dir") $(cat "$out/$1_2l.dir") $(cat "$out/$1_kr.dir")" ;;
     linear_teacher) dirs="$(cat "$out/linear_teacher.dir") $(cat "$out/linear_teacher_m01.dir")" ;;
     *) dirs=$(cat "$out/$1.dir") ;;
   esac
@@ -140,6 +146,19 @@ def final(d):
     if s.get("status") != "completed":
         raise ValueError("%s: status %s" % (d, s.get("status")))
     return s["replicas"]
+
+def records(d):
+    """A sweep's records (sweep.jsonl), one per point and seed; each must be completed."""
+    out = []
+    with open(os.path.join(d, "sweep.jsonl")) as f:
+        for line in f:
+            j = json.loads(line)
+            if j.get("status") != "completed":
+                raise ValueError("%s: seed %s: status %s" % (d, j.get("seed"), j.get("status")))
+            out.append(j)
+    if not out:
+        raise ValueError("%s: no records" % d)
+    return out
 
 def pstar(d):
     """{group: P* or None (not reached)} from pstar.json."""
@@ -171,7 +190,7 @@ def within(x, lo, hi):
 def judge(name, dirs):
     c = {"claim": name, "dirs": dirs}
     if name in ("staircase_resnet", "parity_resnet", "staircase_regular_scd"):
-        reps = final(dirs[0])
+        reps = final(dirs[0]) if name != "staircase_regular_scd" else records(dirs[0])
         k = {"staircase_resnet": 10, "parity_resnet": 10, "staircase_regular_scd": 3}[name]
         exact = 1 / math.sqrt(k)
         if name == "parity_resnet":
@@ -185,7 +204,8 @@ def judge(name, dirs):
         c["paper"] = ("Abbe et al. 2021: S_%d is learned (test MSE near 0), every chain "
                       "coefficient -> 1/sqrt(%d) = %.3f" % (k, k, exact))
         c["measured"] = [{"seed": r["seed"], "test_loss": r["test_loss"],
-                          **{q: r.get(q) for q in keys}} for r in reps]
+                          **{q: r.get(q) for q in keys},
+                          **({"selected": r["selected"]} if "selected" in r else {})} for r in reps]
         c["band"] = "test MSE < 0.05 and every coefficient within 10 %% of %.4f" % exact
         c["pass"] = all(r["test_loss"] < 0.05 and
                         all(r.get(q) is not None and abs(r[q] - exact) <= 0.1 * exact for q in keys)
@@ -270,16 +290,19 @@ def judge(name, dirs):
         # where Algorithm 1 reaches it counts as slower there. The test MSE at
         # the largest P is reported beside it.
         single = name == "three_layer_single_index"
-        a1 = at_largest_p(dirs[0])
-        rf = at_largest_p(dirs[1], split="model.two_layer")
-        tl = at_largest_p(dirs[2])
+        # learner, its sweep's split key (None: one group) and the names of its groups
+        lbls = ("algorithm1", "random_features", "two_layer", "kernel_limit")
+        splits = (None, "model.two_layer", None, "model.kernel")
+        names = {"model.two_layer=false": "depth-2 phi", "model.two_layer=true": "raw x",
+                 "model.kernel=ntk": "NTK", "model.kernel=nngp": "NNGP"}
+        def variant(split, value):
+            return "" if split is None else names.get("%s=%s" % (split, value), value)
         def fits(d):
             return {g: e for g, e in exponents(d).items()}
-        lbls = ("algorithm1", "random_features", "two_layer")
         ex = {}
         for lbl, d in zip(lbls, dirs):
             for g, e in fits(d).items():
-                g = g.replace("model.two_layer=false", "depth-2 phi").replace("model.two_layer=true", "raw x")
+                g = names.get(g, g)
                 ex[(lbl + " " + g).strip()] = {
                     "k": e.get("k"), "k_interval": e.get("k_interval"),
                     "pstar": {str(int(q["d"])): q.get("pstar") for q in e.get("points", [])}}
@@ -290,17 +313,17 @@ def judge(name, dirs):
             rows = table(d)
             out = {}
             for r in rows:
-                key = (r.get("model.two_layer") if split else None, r["target.d"])
+                key = (r.get(split) if split else None, r["target.d"])
                 out.setdefault(key, []).append((float(r["train.train_size"]), float(r["test_loss_mean"])))
             res = {}
             for (g, dd), pts in out.items():
                 pts.sort()
-                lbl = "" if g is None else ("depth-2 phi" if g == "false" else "raw x")
-                res.setdefault(lbl, {})[dd] = ("below" if pts[0][1] <= thr else
-                                               "never" if all(v > thr for _, v in pts) else "reached")
+                res.setdefault(variant(split, g), {})[dd] = (
+                    "below" if pts[0][1] <= thr else
+                    "never" if all(v > thr for _, v in pts) else "reached")
             return res
         cens = {}
-        for lbl, d, split in zip(lbls, dirs, (None, "model.two_layer", None)):
+        for lbl, d, split in zip(lbls, dirs, splits):
             for g, m in censored(d, split).items():
                 cens[(lbl + " " + g).strip()] = m
         for k in ex:
@@ -308,8 +331,10 @@ def judge(name, dirs):
                 if st != "reached":
                     ex[k]["pstar"][dd] = "< smallest P" if st == "below" else "> largest P"
         alg = ex.get("algorithm1")
+        # the single-index claim is against kernels (random features and the
+        # kernel limit); the quadratic one against every two-layer baseline
         base = {k: v for k, v in ex.items() if not k.startswith("algorithm1")
-                and (not single or k.startswith("random_features"))}
+                and (not single or not k.startswith("two_layer"))}
         def status(k):
             return cens.get(k, {})
         verdicts = {}
@@ -329,7 +354,7 @@ def judge(name, dirs):
             "g*(x^T A x) is learned by Algorithm 1 with Theta~(d^4) samples (v1; v3 improves it), "
             "independent of deg g* = p; kernels / two-layer nets need d^(2p) = d^6 for p = 3"))
         def spread(d, split=None):
-            """{"d[ variant]": [median, min, max]} of the seeds' test MSE at the largest P."""
+            """{"d[ split=variant]": [median, min, max]} of the seeds' test MSE at the largest P."""
             per = {}
             with open(os.path.join(d, "sweep.jsonl")) as f:
                 for line in f:
@@ -337,7 +362,7 @@ def judge(name, dirs):
                     if j.get("test_loss") is None:
                         continue
                     pt = j["point"]
-                    key = pt["target.d"] + ("" if not split else " two_layer=" + pt[split])
+                    key = pt["target.d"] + ("" if not split else " %s=%s" % (split.split(".")[-1], pt[split]))
                     per.setdefault(key, {}).setdefault(float(pt["train.train_size"]), []).append(j["test_loss"])
             out = {}
             for key, byp in per.items():
@@ -347,17 +372,22 @@ def judge(name, dirs):
                 out[key] = [med, v[0], v[-1]]
             return out
         c["measured_median_min_max_at_largest_P"] = {
-            lbl: spread(d, split) for lbl, d, split in zip(lbls, dirs, (None, "model.two_layer", None))}
+            lbl: spread(d, split) for lbl, d, split in zip(lbls, dirs, splits)}
+        largest = {}
+        for lbl, d, split in zip(lbls, dirs, splits):
+            largest[lbl] = {(dd if split is None else "%s %s=%s" % (dd, split.split(".")[-1], g)): v
+                            for (dd, g), v in at_largest_p(d, split=split).items()}
         c["measured"] = {"threshold_test_mse": thr,
                          "pstar_exponents": ex,
-                         "test_loss_at_largest_P": {"algorithm1": {d: v for (d, _), v in a1.items()},
-                                                    "random_features": {"%s two_layer=%s" % k: v for k, v in rf.items()},
-                                                    "two_layer": {d: v for (d, _), v in tl.items()}},
+                         "test_loss_at_largest_P": largest,
                          "algorithm1_exponent_below": verdicts}
         c["band"] = ("Algorithm 1 reaches test MSE %s at every d, and its exponent k of P* ~ d^k is "
-                     "below every %s's (a baseline that never reaches it at some d counts as slower)"
-                     % (thr, "random-features model" if single else
-                        "baseline (random features on raw x and on phi, trained two-layer net)"))
+                     "below that of every %s (a baseline that never reaches it at some d counts as "
+                     "slower)"
+                     % (thr, "kernel (random features on raw x and on phi, the NTK and NNGP kernel "
+                        "limits)" if single else
+                        "baseline (random features on raw x and on phi, the NTK and NNGP kernel limits, "
+                        "trained two-layer net)"))
         c["pass"] = bool(verdicts) and all(verdicts.values())
     elif name == "neural_rep":
         ex = exponents(dirs[0])

@@ -18,7 +18,8 @@ typedef enum {
   HCL_GN_SLICE,
   HCL_GN_MEAN,
   HCL_GN_TRANSPOSE,
-  HCL_GN_CUSTOM
+  HCL_GN_CUSTOM,
+  HCL_GN_PATCH
 } hcl_gn_kind;
 
 #define HCL_GRAPH_MAX_COEF 8
@@ -36,18 +37,21 @@ typedef struct hcl_gnode {
   int act;      /* hcl_graph_act */
   float coef[HCL_GRAPH_MAX_COEF];
   size_t n_coef;
-  size_t first; /* slice: first channel; matmul: the block's first column */
+  size_t first; /* slice: first channel; matmul: the block's first column; patch: s */
+  float scale;  /* matmul: factor on the product; bias: factor on the block (1: none) */
   const hcl_graph_custom *op;
   size_t cblock[HCL_GRAPH_CUSTOM_MAX_BLOCKS]; /* custom: its blocks */
   size_t n_cblocks;
   /* derived by graph_compile */
   int n_users;
-  int grad;  /* 1: depends on a parameter (needs a gradient) */
-  int store; /* 1: materialised in a value */
-  int group; /* fused group of an elementwise node, else -1 */
-  int value; /* value holding the output, -1: none */
-  int local; /* name inside its fused kernel */
-  int fstep; /* the forward step that completes it, -1: none (the input) */
+  int grad;   /* 1: depends on a parameter (needs a gradient) */
+  int store;  /* 1: materialised in a value */
+  int group;  /* fused group of an elementwise node, else -1 */
+  int value;  /* value holding the output, -1: none */
+  int local;  /* name inside its fused kernel */
+  int fstep;  /* the forward step that completes it, -1: none (the input) */
+  int needed; /* 1: the output depends on it (else only features() read it) */
+  int stop;   /* reshape: a view no gradient passes (g_detach) */
 } hcl_gnode;
 
 /* A buffer of the plan: `cols` floats per sample, R * max_batch samples. */
@@ -90,7 +94,8 @@ typedef struct hcl_gstep {
   int ta, tb, gemm; /* gemm: 0 forward, 1 weight grad, 2 input grad */
   size_t node;      /* the node the step belongs to (errors, gemm shapes) */
   float beta;
-  int n_in; /* custom: inputs among args (then out / dout, din, blocks, their gradients) */
+  int n_in;  /* custom: inputs among args (then out / dout, din, blocks, their gradients) */
+  int fonly; /* forward step that only features() needs: forward skips it */
 } hcl_gstep;
 
 struct hcl_graph {
@@ -113,6 +118,7 @@ struct hcl_graph {
   char *cur;     /* the kernel being generated, from its argument list on */
   char **bodies; /* [n_kernels]: each kernel's text, to reuse an equal one */
   size_t n_kernels;
+  int variant;         /* the model's graph_variant it was built for (0: the only one) */
   size_t arena_floats; /* planned */
   size_t naive_floats; /* every value its own buffer, for comparison */
   hcl_buf arena;
@@ -137,6 +143,10 @@ hcl_tensor hcl_g_reshape(hcl_graph *g, hcl_tensor a, size_t positions, size_t ch
 hcl_tensor hcl_g_slice(hcl_graph *g, hcl_tensor a, size_t first, size_t count);
 hcl_tensor hcl_g_mean(hcl_graph *g, hcl_tensor a);
 hcl_tensor hcl_g_transpose(hcl_graph *g, hcl_tensor a);
+hcl_tensor hcl_g_patch(hcl_graph *g, hcl_tensor a, size_t s);
+hcl_tensor hcl_g_detach(hcl_graph *g, hcl_tensor a);
+hcl_tensor hcl_g_matmul_scaled(hcl_graph *g, hcl_tensor a, const char *block, float alpha);
+hcl_tensor hcl_g_bias_scaled(hcl_graph *g, hcl_tensor a, const char *block, float scale);
 hcl_tensor hcl_g_custom(hcl_graph *g, const hcl_graph_custom *op, const hcl_tensor *in,
                         size_t n_in);
 hcl_status hcl_g_feature(hcl_graph *g, hcl_tensor t, size_t layer);
@@ -159,11 +169,16 @@ hcl_status hcl_graph_grad_steps(hcl_graph *g);
 hcl_status hcl_graph_plan(hcl_graph *g);
 /* graph_compile.c: the whole pipeline, then the arena and the kernels. */
 hcl_status hcl_graph_compile(hcl_graph *g);
+/* Allocate the planned arena when the graph has none (after compile, or
+ * after the arena was freed while another variant ran). */
+hcl_status hcl_graph_arena(hcl_graph *g);
 
 /* graph_exec.c: run steps [from, to) for batch n (x: the input, out: the
  * output, dout, grad: the gradients; params: [R, n_params]). */
 hcl_status hcl_graph_run(hcl_graph *g, size_t from, size_t to, hcl_buf params, hcl_buf x,
                          hcl_buf out, hcl_buf dout, hcl_buf grad, size_t n);
+/* The forward steps the output needs (not those only features() reads). */
+hcl_status hcl_graph_forward(hcl_graph *g, hcl_buf params, hcl_buf x, hcl_buf out, size_t n);
 /* The forward step after which node t's value is complete. */
 size_t hcl_graph_step_of(const hcl_graph *g, int32_t t);
 

@@ -92,6 +92,7 @@ static hcl_tensor push(hcl_graph *g, hcl_gn_kind kind, int32_t a, int32_t b, siz
   n->C = C;
   n->group = -1;
   n->value = -1;
+  n->scale = 1.0f;
   return (hcl_tensor)g->n++;
 }
 
@@ -223,6 +224,40 @@ hcl_tensor hcl_g_transpose(hcl_graph *g, hcl_tensor a) {
   return push(g, HCL_GN_TRANSPOSE, a, -1, x->C, x->P);
 }
 
+hcl_tensor hcl_g_matmul_scaled(hcl_graph *g, hcl_tensor a, const char *block, float alpha) {
+  hcl_tensor t = hcl_g_matmul(g, a, block);
+  if (t >= 0) g->nodes[t].scale = alpha;
+  return t;
+}
+
+hcl_tensor hcl_g_bias_scaled(hcl_graph *g, hcl_tensor a, const char *block, float scale) {
+  hcl_tensor t = hcl_g_bias(g, a, block);
+  if (t >= 0) g->nodes[t].scale = scale;
+  return t;
+}
+
+hcl_tensor hcl_g_detach(hcl_graph *g, hcl_tensor a) {
+  hcl_gnode *x = node(g, a, "detach");
+  if (!x) return HCL_GRAPH_BAD;
+  /* a view of the same floats, like a reshape, that stops the gradient */
+  hcl_tensor t = push(g, HCL_GN_RESHAPE, a, -1, x->P, x->C);
+  if (t >= 0) g->nodes[t].stop = 1;
+  return t;
+}
+
+hcl_tensor hcl_g_patch(hcl_graph *g, hcl_tensor a, size_t s) {
+  hcl_gnode *x = node(g, a, "patch");
+  if (!x) return HCL_GRAPH_BAD;
+  if (s < 1 || x->P % s)
+    return bad(g, "patch",
+               "patches of %zu positions over [%zu, %zu]: the positions must be a "
+               "multiple of the patch size",
+               s, x->P, x->C);
+  hcl_tensor t = push(g, HCL_GN_PATCH, a, -1, x->P / s, x->C * s);
+  if (t >= 0) g->nodes[t].first = s;
+  return t;
+}
+
 hcl_tensor hcl_g_custom(hcl_graph *g, const hcl_graph_custom *op, const hcl_tensor *in,
                         size_t n_in) {
   if (!op || op->struct_size < offsetof(hcl_graph_custom, backward) + sizeof op->backward ||
@@ -290,7 +325,8 @@ hcl_status hcl_g_output(hcl_graph *g, hcl_tensor t) {
         "(take g_mean or g_reshape first)",
         (int)t, x->P, x->C);
   else if (x->kind == HCL_GN_INPUT || x->kind == HCL_GN_RESHAPE)
-    bad(g, "output", "tensor %d is the input or a reshape: the output must be computed", (int)t);
+    bad(g, "output", "tensor %d is the input, a reshape or a detach: the output must be computed",
+        (int)t);
   if (g->rc != HCL_OK) return g->rc;
   g->output = t;
   g->out_dim = x->C;

@@ -6,6 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+hcl_status hcl_graph_arena(hcl_graph *g) {
+  if (g->arena.mem) return HCL_OK;
+  size_t bytes = (g->arena_floats ? g->arena_floats : 1) * sizeof(float);
+  char what[160];
+  snprintf(what, sizeof what, "graph: activations and gradients of %zu replicas x %zu samples",
+           g->R, g->max_batch);
+  HCL_TRY(hcl_mem_check(g->ctx, bytes, bytes, what));
+  return hcl_buf_alloc(g->ctx, bytes, &g->arena);
+}
+
 hcl_status hcl_graph_compile(hcl_graph *g) {
   if (g->rc != HCL_OK) return hcl_fail(g->ctx, g->rc, "%s", g->err);
   if (g->output < 0)
@@ -17,11 +27,7 @@ hcl_status hcl_graph_compile(hcl_graph *g) {
   HCL_TRY(hcl_graph_grad_steps(g));
   HCL_TRY(hcl_graph_plan(g));
   size_t bytes = (g->arena_floats ? g->arena_floats : 1) * sizeof(float);
-  char what[160];
-  snprintf(what, sizeof what, "graph: activations and gradients of %zu replicas x %zu samples",
-           g->R, g->max_batch);
-  HCL_TRY(hcl_mem_check(g->ctx, bytes, bytes, what));
-  HCL_TRY(hcl_buf_alloc(g->ctx, bytes, &g->arena));
+  HCL_TRY(hcl_graph_arena(g));
   /* what the plan came to, in the manifest: a reader can check fusion and reuse */
   char note[256];
   snprintf(note, sizeof note,
@@ -29,7 +35,9 @@ hcl_status hcl_graph_compile(hcl_graph *g) {
            "\"arena_bytes\":%zu,\"unshared_bytes\":%zu}",
            g->n, g->n_fwd, g->n_steps - g->n_fwd, g->n_kernels, bytes,
            g->naive_floats * sizeof(float));
-  hcl_note_add(g->ctx, "model_graph", note, 1);
+  char key[48] = "model_graph"; /* the network; each other variant its own note */
+  if (g->variant) snprintf(key, sizeof key, "model_graph_variant_%d", g->variant);
+  hcl_note_add(g->ctx, key, note, 1);
   if (!g->n_kernels) return HCL_OK;
   HCL_TRY(hcl_program_build(g->ctx, "graph", g->src, NULL, &g->prog));
   g->kernels = calloc(g->n_kernels, sizeof *g->kernels);

@@ -63,8 +63,9 @@ static hcl_buf window(hcl_buf w, size_t first) {
   return (hcl_buf){w.mem, w.offset + first * sizeof(float), w.size - first * sizeof(float)};
 }
 
-/* The three products of a matmul node: forward C = A W^T, weight gradient
- * dW (+)= G^T A, input gradient dA (+)= G W; rows = n P per replica. W is
+/* The three products of a matmul node: forward C = a A W^T, weight gradient
+ * dW (+)= a G^T A, input gradient dA (+)= a G W (a: the node's scale, inside
+ * the GEMM as a hand-written pass has it); rows = n P per replica. W is
  * the block's column window [out, in] with leading dimension ld. */
 static hcl_status run_gemm(hcl_graph *g, const bind *b, const hcl_gstep *s) {
   const hcl_gnode *nd = &g->nodes[s->node];
@@ -75,13 +76,13 @@ static hcl_status run_gemm(hcl_graph *g, const bind *b, const hcl_gstep *s) {
   hcl_buf y = arg_buf(g, b, s->arg[1], &o[1], &st[1], &sp[1]);
   hcl_buf z = arg_buf(g, b, s->arg[2], &o[2], &st[2], &sp[2]);
   if (s->gemm == 0)
-    return hcl_sgemm_batched(g->ctx, 0, 1, rows, out, in, 1.0f, x, in, st[0], window(y, nd->first),
-                             ld, st[1], 0.0f, z, out, st[2], g->R);
+    return hcl_sgemm_batched(g->ctx, 0, 1, rows, out, in, nd->scale, x, in, st[0],
+                             window(y, nd->first), ld, st[1], 0.0f, z, out, st[2], g->R);
   if (s->gemm == 1)
-    return hcl_sgemm_batched(g->ctx, 1, 0, out, in, rows, 1.0f, x, out, st[0], y, in, st[1],
+    return hcl_sgemm_batched(g->ctx, 1, 0, out, in, rows, nd->scale, x, out, st[0], y, in, st[1],
                              s->beta, window(z, nd->first), ld, st[2], g->R);
-  return hcl_sgemm_batched(g->ctx, 0, 0, rows, in, out, 1.0f, x, out, st[0], window(y, nd->first),
-                           ld, st[1], s->beta, z, in, st[2], g->R);
+  return hcl_sgemm_batched(g->ctx, 0, 0, rows, in, out, nd->scale, x, out, st[0],
+                           window(y, nd->first), ld, st[1], s->beta, z, in, st[2], g->R);
 }
 
 static hcl_status run_custom(hcl_graph *g, const bind *b, const hcl_gstep *s) {
@@ -122,7 +123,7 @@ static hcl_status run_step(hcl_graph *g, const bind *b, const hcl_gstep *s) {
     const hcl_gnode *nd = &g->nodes[s->node];
     hcl_buf x = arg_buf(g, b, s->arg[0], &o, &st, &sp);
     hcl_buf d = arg_buf(g, b, s->arg[1], &o, &st, &sp);
-    return hcl_col_sum(g->ctx, x, d, g->n_params, g->R, b->n * nd->P, nd->C, 1.0f, s->beta);
+    return hcl_col_sum(g->ctx, x, d, g->n_params, g->R, b->n * nd->P, nd->C, nd->scale, s->beta);
   }
   case HCL_GS_AXPY:
   case HCL_GS_COPY: {
@@ -146,6 +147,13 @@ hcl_status hcl_graph_run(hcl_graph *g, size_t from, size_t to, hcl_buf params, h
                          hcl_buf out, hcl_buf dout, hcl_buf grad, size_t n) {
   bind b = {params, x, out, dout, grad, n};
   for (size_t s = from; s < to; s++) HCL_TRY(run_step(g, &b, &g->steps[s]));
+  return HCL_OK;
+}
+
+hcl_status hcl_graph_forward(hcl_graph *g, hcl_buf params, hcl_buf x, hcl_buf out, size_t n) {
+  bind b = {params, x, out, {0}, {0}, n};
+  for (size_t s = 0; s < g->n_fwd; s++)
+    if (!g->steps[s].fonly) HCL_TRY(run_step(g, &b, &g->steps[s]));
   return HCL_OK;
 }
 

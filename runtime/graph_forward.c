@@ -131,7 +131,15 @@ static hcl_status fused(hcl_graph *g, size_t tail) {
     switch (n->kind) {
     case HCL_GN_BIAS: {
       size_t k = arg_index(s, hcl_ga(HCL_GA_PARAM, (int)n->block));
-      snprintf(expr, sizeof expr, "%s + a%zu[o%zu + r * s%zu + c]", op[0], k, k, k);
+      if (n->scale != 1.0f) { /* f b rounded first, as a scaled copy of the bias would be */
+        char f[32];
+        lit(f, sizeof f, n->scale);
+        HCL_TRY(hcl_graph_src(g, "  float v%db = %s * a%zu[o%zu + r * s%zu + c];\n", n->local, f, k,
+                              k, k));
+        snprintf(expr, sizeof expr, "%s + v%db", op[0], n->local);
+      } else {
+        snprintf(expr, sizeof expr, "%s + a%zu[o%zu + r * s%zu + c]", op[0], k, k, k);
+      }
       break;
     }
     case HCL_GN_ACT: {
@@ -155,18 +163,35 @@ static hcl_status fused(hcl_graph *g, size_t tail) {
   return hcl_graph_kernel_end(g, s);
 }
 
+/* patch: out[p, c*s + j] = in[p*s + j, c], or in[c, p*s + j] through an
+ * unstored transpose (row stride sr, channel stride sc). */
+static hcl_status patch_src(hcl_graph *g, const hcl_gnode *n) {
+  const hcl_gnode *a = &g->nodes[n->in[0]];
+  size_t s = n->first, sr = a->C, sc = 1;
+  if (a->kind == HCL_GN_TRANSPOSE && !a->store) sr = 1, sc = a->P;
+  return hcl_graph_src(
+      g,
+      "  size_t i = row / %zuu, p = row %% %zuu, ch = c / %zuu, j = c %% %zuu;\n"
+      "  a1[o1 + r * s1 + w] = a0[o0 + r * s0 + i * %zuu + (p * %zuu + j) * %zuu + "
+      "ch * %zuu];\n}\n",
+      n->P, n->P, s, s, a->P * a->C, s, sr, sc);
+}
+
 /* slice: out[row, c] = in[row, first + c]; mean: out[c] = mean_p in[p, c];
- * transpose: out[q, c] = in[c, q]. */
+ * transpose: out[q, c] = in[c, q]; patch: see patch_src. */
 static hcl_status gather(hcl_graph *g, size_t v) {
   hcl_gnode *n = &g->nodes[v], *a = &g->nodes[n->in[0]];
   hcl_gstep *s = hcl_graph_new_step(g, HCL_GS_KERNEL, v);
   if (!s) return hcl_fail(g->ctx, HCL_ERR_NOMEM, "graph: out of host memory");
   s->space = n->P * n->C;
   s->cols = n->C;
-  s->arg[0] = hcl_ga(HCL_GA_VALUE, value_of(g, n->in[0]));
+  int through = n->kind == HCL_GN_PATCH && a->kind == HCL_GN_TRANSPOSE && !a->store;
+  s->arg[0] = hcl_ga(HCL_GA_VALUE, value_of(g, through ? a->in[0] : n->in[0]));
   s->arg[1] = hcl_ga(HCL_GA_VALUE, n->value);
   HCL_TRY(hcl_graph_kernel_begin(g, s, 2));
-  if (n->kind == HCL_GN_SLICE)
+  if (n->kind == HCL_GN_PATCH)
+    HCL_TRY(patch_src(g, n));
+  else if (n->kind == HCL_GN_SLICE)
     HCL_TRY(hcl_graph_src(g,
                           "  a1[o1 + r * s1 + w] = a0[o0 + r * s0 + row * %zuu + %zuu + c];\n}\n",
                           a->C, n->first));
@@ -217,9 +242,12 @@ hcl_status hcl_graph_forward_steps(hcl_graph *g) {
       s->n_args = 3;
       n->fstep = (int)(g->n_steps - 1);
       break;
+    case HCL_GN_TRANSPOSE:
+      if (n->store) HCL_TRY(gather(g, v)); /* else its patch reads through it */
+      break;
     case HCL_GN_SLICE:
     case HCL_GN_MEAN:
-    case HCL_GN_TRANSPOSE: HCL_TRY(gather(g, v)); break;
+    case HCL_GN_PATCH: HCL_TRY(gather(g, v)); break;
     case HCL_GN_CUSTOM:
       if (!(s = hcl_graph_new_step(g, HCL_GS_CUSTOM_F, v)))
         return hcl_fail(g->ctx, HCL_ERR_NOMEM, "graph: out of host memory");
@@ -241,5 +269,9 @@ hcl_status hcl_graph_forward_steps(hcl_graph *g) {
     }
   }
   g->n_fwd = g->n_steps;
+  /* a step of nodes the output does not depend on runs for features() only */
+  for (size_t i = 0; i < g->n_fwd; i++) g->steps[i].fonly = 1;
+  for (size_t v = 0; v < g->n; v++)
+    if (g->nodes[v].needed && g->nodes[v].fstep >= 0) g->steps[g->nodes[v].fstep].fonly = 0;
   return HCL_OK;
 }

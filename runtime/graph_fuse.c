@@ -41,6 +41,7 @@ void hcl_graph_mark(hcl_graph *g) {
       g->nodes[input(n, i)].n_users++;
       n->grad |= g->nodes[input(n, i)].grad;
     }
+    if (n->stop) n->grad = 0;
   }
   for (size_t v = 0; v < g->n; v++) {
     hcl_gnode *n = &g->nodes[v];
@@ -75,4 +76,16 @@ void hcl_graph_mark(hcl_graph *g) {
   }
   for (size_t v = 0; v < g->n; v++)
     if (g->nodes[v].kind == HCL_GN_RESHAPE) g->nodes[g->nodes[v].in[0]].store = 1;
+  /* a patch reads through a transpose only it reads (one gather, not two);
+   * the transpose's gradient never needs its value */
+  for (size_t v = 0; v < g->n; v++) {
+    hcl_gnode *n = &g->nodes[v], *a = n->kind == HCL_GN_PATCH ? &g->nodes[n->in[0]] : NULL;
+    if (a && a->kind == HCL_GN_TRANSPOSE && a->n_users == 1 && !pinned(g, n->in[0])) a->store = 0;
+  }
+  /* what the output depends on; the rest only features() runs */
+  if (g->output >= 0) g->nodes[g->output].needed = 1;
+  for (size_t v = g->n; v-- > 0;)
+    if (g->nodes[v].needed)
+      for (size_t i = 0; i < n_inputs(&g->nodes[v]); i++)
+        g->nodes[input(&g->nodes[v], i)].needed = 1;
 }

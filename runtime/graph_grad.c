@@ -149,7 +149,7 @@ static hcl_status ew_grad(rev *r, size_t v, int g_val, int x_val, int32_t into) 
 }
 
 /* slice: gin[row, first + c] += g[row, c]; mean: gin[p, c] (+)= g[c] / P;
- * transpose: gin[p, c] (+)= g[c, p]. */
+ * transpose: gin[p, c] (+)= g[c, p]; patch: its inverse permutation. */
 static hcl_status gather_grad(rev *r, size_t v, int g_val) {
   hcl_graph *g = r->g;
   hcl_gnode *n = &g->nodes[v], *a = &g->nodes[n->in[0]];
@@ -176,6 +176,16 @@ static hcl_status gather_grad(rev *r, size_t v, int g_val) {
   s->space = a->P * a->C;
   s->cols = a->C;
   HCL_TRY(hcl_graph_kernel_begin(g, s, 2));
+  if (n->kind == HCL_GN_PATCH) { /* a permutation: gin[i, p*s + j, c] (+)= g[i, p, c*s + j] */
+    size_t ps = n->first;
+    HCL_TRY(hcl_graph_src(g,
+                          "  size_t i = row / %zuu, q = row %% %zuu, p = q / %zuu, j = q %% %zuu;\n"
+                          "  float d = a0[o0 + r * s0 + i * %zuu + p * %zuu + c * %zuu + j];\n"
+                          "  a1[o1 + r * s1 + w] = %sd;\n}\n",
+                          a->P, a->P, ps, ps, a->P * a->C, n->C, ps,
+                          acc ? "a1[o1 + r * s1 + w] + " : ""));
+    return hcl_graph_kernel_end(g, s);
+  }
   if (n->kind == HCL_GN_TRANSPOSE) { /* gin[i, p, c] (+)= g[i, c, p] */
     HCL_TRY(hcl_graph_src(g,
                           "  size_t i = row / %zuu, p = row %% %zuu;\n"
@@ -275,6 +285,7 @@ static hcl_status node_grad(rev *r, size_t v, int gv) {
   case HCL_GN_SLICE:
   case HCL_GN_MEAN:
   case HCL_GN_TRANSPOSE:
+  case HCL_GN_PATCH:
     if (!g->nodes[n->in[0]].grad) return HCL_OK;
     return gather_grad(r, v, gv);
   case HCL_GN_CUSTOM: return custom_grad(r, v, gv);

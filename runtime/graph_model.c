@@ -11,7 +11,10 @@
 typedef struct gm {
   const hcl_model_vt *vt; /* the plugin's */
   void *inner;
-  hcl_graph *g;
+  hcl_graph *g;        /* the variant in use */
+  hcl_graph **variant; /* [HCL_GRAPH_MAX_VARIANTS], compiled when first used */
+  int (*variant_hook)(void *self);
+  size_t x_size, R, max_batch;
   hcl_ctx *ctx;
   hcl_buf x_last, out_last;
   hcl_buf p_last; /* the parameters the last forward read (graph_params) */
@@ -22,6 +25,57 @@ typedef struct gm {
   int have_forward; /* 0 until a forward; features() resets it */
 } gm;
 
+static void gm_destroy(void *self) {
+  gm *m = self;
+  if (!m) return;
+  for (size_t i = 0; m->variant && i < HCL_GRAPH_MAX_VARIANTS; i++) hcl_graph_free(m->variant[i]);
+  free(m->variant);
+  if (m->inner) m->vt->destroy(m->inner);
+  free(m);
+}
+
+/* Graph variant k built from the model as it is now, checked and compiled. */
+static hcl_status gm_build(gm *m, int k) {
+  const hcl_model_vt *vt = m->vt;
+  hcl_ctx *ctx = m->ctx;
+  size_t nb;
+  hcl_graph *g;
+  const hcl_block *blocks = vt->blocks(m->inner, &nb);
+  HCL_TRY(
+      hcl_graph_new(ctx, blocks, nb, vt->n_params(m->inner), m->R, m->x_size, m->max_batch, &g));
+  g->variant = k;
+  hcl_status rc = vt->graph(m->inner, g);
+  if (g->rc != HCL_OK) rc = hcl_fail(ctx, g->rc, "%s", g->err);
+  if (rc == HCL_OK && g->output >= 0 && g->out_dim != vt->out_dim(m->inner))
+    rc = hcl_fail(ctx, HCL_ERR_PARAM,
+                  "graph: the output of variant %d has %zu channels but out_dim() is %zu", k,
+                  g->out_dim, vt->out_dim(m->inner));
+  if (rc == HCL_OK) rc = hcl_graph_compile(g);
+  if (rc != HCL_OK) {
+    hcl_graph_free(g);
+    return rc;
+  }
+  m->variant[k] = g;
+  return HCL_OK;
+}
+
+/* The graph the model asks for now (graph_variant), built on first use; a
+ * new variant needs a new forward before backward. Only the variant in use
+ * holds its arena: the one left frees it first (compiled kernels stay). */
+static hcl_status gm_select(gm *m) {
+  int k = m->variant_hook ? m->variant_hook(m->inner) : 0;
+  if (k < 0 || k >= HCL_GRAPH_MAX_VARIANTS)
+    return hcl_fail(m->ctx, HCL_ERR_PARAM, "graph: variant %d: expected 0 to %d", k,
+                    HCL_GRAPH_MAX_VARIANTS - 1);
+  if (m->g && m->g == m->variant[k] && m->g->arena.mem) return HCL_OK;
+  if (m->g && m->g->arena.mem) hcl_buf_free(m->ctx, &m->g->arena);
+  m->have_forward = 0; /* m->g stays (shapes) until the new one is ready; forward asks again */
+  hcl_status rc = m->variant[k] ? HCL_OK : gm_build(m, k);
+  if (rc == HCL_OK) rc = hcl_graph_arena(m->variant[k]);
+  if (rc == HCL_OK) m->g = m->variant[k];
+  return rc;
+}
+
 static hcl_status gm_create(const hcl_model_vt *vt, hcl_ctx *ctx, const hcl_setup *setup,
                             const hcl_target_info *target, void **self) {
   *self = NULL;
@@ -31,40 +85,29 @@ static hcl_status gm_create(const hcl_model_vt *vt, hcl_ctx *ctx, const hcl_setu
   m->ctx = ctx;
   if (HCL_STRUCT_HAS(vt, hcl_model_vt, graph_params)) m->params_hook = vt->graph_params;
   if (HCL_STRUCT_HAS(vt, hcl_model_vt, graph_grad)) m->grad_hook = vt->graph_grad;
+  if (HCL_STRUCT_HAS(vt, hcl_model_vt, graph_variant)) m->variant_hook = vt->graph_variant;
+  m->variant = calloc(HCL_GRAPH_MAX_VARIANTS, sizeof *m->variant);
+  if (!m->variant) {
+    free(m);
+    return hcl_fail(ctx, HCL_ERR_NOMEM, "graph: out of host memory");
+  }
   hcl_status rc = vt->create(ctx, setup, target, &m->inner);
   if (rc != HCL_OK) {
+    free(m->variant);
     free(m);
     return rc;
   }
-  size_t nb, x_size = 1;
-  const hcl_block *blocks = vt->blocks(m->inner, &nb);
-  for (uint32_t i = 0; i < target->x.rank; i++) x_size *= target->x.dims[i];
-  rc = hcl_graph_new(ctx, blocks, nb, vt->n_params(m->inner), setup->replicas, x_size,
-                     setup->max_batch, &m->g);
-  if (rc == HCL_OK) {
-    rc = vt->graph(m->inner, m->g);
-    if (m->g->rc != HCL_OK) rc = hcl_fail(ctx, m->g->rc, "%s", m->g->err);
-  }
-  if (rc == HCL_OK && m->g->output >= 0 && m->g->out_dim != vt->out_dim(m->inner))
-    rc = hcl_fail(ctx, HCL_ERR_PARAM, "graph: the output has %zu channels but out_dim() is %zu",
-                  m->g->out_dim, vt->out_dim(m->inner));
-  if (rc == HCL_OK) rc = hcl_graph_compile(m->g);
+  m->x_size = 1;
+  for (uint32_t i = 0; i < target->x.rank; i++) m->x_size *= target->x.dims[i];
+  m->R = setup->replicas;
+  m->max_batch = setup->max_batch;
+  rc = gm_select(m);
   if (rc != HCL_OK) {
-    hcl_graph_free(m->g);
-    vt->destroy(m->inner);
-    free(m);
+    gm_destroy(m);
     return rc;
   }
   *self = m;
   return HCL_OK;
-}
-
-static void gm_destroy(void *self) {
-  gm *m = self;
-  if (!m) return;
-  hcl_graph_free(m->g);
-  m->vt->destroy(m->inner);
-  free(m);
 }
 
 static size_t gm_n_params(void *self) { return ((gm *)self)->g->n_params; }
@@ -87,6 +130,7 @@ static hcl_status check_n(gm *m, size_t n) {
 static hcl_status gm_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out) {
   gm *m = self;
   HCL_TRY(check_n(m, n));
+  HCL_TRY(gm_select(m));
   m->x_last = x;
   m->out_last = out;
   m->n_last = n;
@@ -94,7 +138,7 @@ static hcl_status gm_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hc
   if (n == 0) return HCL_OK;
   m->p_last = params;
   if (m->params_hook) HCL_TRY(m->params_hook(m->inner, params, &m->p_last));
-  return hcl_graph_run(m->g, 0, m->g->n_fwd, m->p_last, x, out, (hcl_buf){0}, (hcl_buf){0}, n);
+  return hcl_graph_forward(m->g, m->p_last, x, out, n);
 }
 
 static hcl_status gm_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad) {
@@ -120,6 +164,7 @@ static hcl_status gm_backward(void *self, hcl_buf params, hcl_buf dout, size_t n
 static hcl_status gm_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n,
                               hcl_buf out, size_t *dim) {
   gm *m = self;
+  HCL_TRY(gm_select(m));
   hcl_graph *g = m->g;
   size_t marked = 0;
   while (marked < g->n_features && g->features[marked] >= 0) marked++;
@@ -182,11 +227,17 @@ SLOT(3)
 SLOT(4)
 SLOT(5)
 SLOT(6)
-SLOT(7) SLOT(8) SLOT(9) SLOT(10) SLOT(11) SLOT(12) SLOT(13) SLOT(14) SLOT(15) SLOT(16) SLOT(17)
-    SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24) SLOT(25) SLOT(26) SLOT(27)
-        SLOT(28) SLOT(29) SLOT(30)
-            SLOT(31) typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *,
-                                                     const hcl_target_info *, void **);
+SLOT(7)
+SLOT(8)
+SLOT(9)
+SLOT(10)
+SLOT(11)
+SLOT(12)
+SLOT(13)
+SLOT(14) SLOT(15) SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24)
+    SLOT(25) SLOT(26) SLOT(27) SLOT(28) SLOT(29) SLOT(30)
+        SLOT(31) typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *,
+                                                 const hcl_target_info *, void **);
 static const create_fn g_create[SLOTS] = {
     create_0,  create_1,  create_2,  create_3,  create_4,  create_5,  create_6,  create_7,
     create_8,  create_9,  create_10, create_11, create_12, create_13, create_14, create_15,

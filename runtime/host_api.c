@@ -94,6 +94,10 @@ static const hcl_host_api g_api = {
     .g_output = hcl_g_output,
     .g_matmul_cols = hcl_g_matmul_cols,
     .train_forward = hcl_trainer_forward,
+    .g_patch = hcl_g_patch,
+    .g_matmul_scaled = hcl_g_matmul_scaled,
+    .g_bias_scaled = hcl_g_bias_scaled,
+    .g_detach = hcl_g_detach,
     .train_backward = hcl_trainer_backward,
     .train_features = hcl_trainer_features,
 };

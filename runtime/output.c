@@ -261,6 +261,11 @@ hcl_status hcl_out_summary(hcl_ctx *ctx, const hcl_run_out *o, const hcl_trainer
   fprintf(f, ",\n\"gemm_flops\":%.0f", ctx->gemm_flops);
   fputs(",\n\"replicas\":[", f);
   for (uint32_t r = 0; t->last_train && r < t->cfg->replicas; r++) {
+    if (t->diverged && t->diverged[r] >= 0) { /* its numbers are void: none are written */
+      fprintf(f, "%s\n {\"replica\":%u,\"seed\":%llu,\"diverged_at_step\":%d}", r ? "," : "", r,
+              (unsigned long long)t->cfg->seeds[r], (int)t->diverged[r]);
+      continue;
+    }
     fprintf(f, "%s\n {\"replica\":%u,\"seed\":%llu,\"best_test_loss\":", r ? "," : "", r,
             (unsigned long long)t->cfg->seeds[r]);
     hcl_json_num(f, t->best_test[r]);

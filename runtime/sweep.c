@@ -415,13 +415,17 @@ static int line_completed(const char *line) {
 }
 
 /* The text of the replica object r in summary.json ("best_test_loss" on,
- * without braces), or NULL when the summary lacks it. */
-static const char *replica_metrics(const char *rep, size_t r, int *len) {
+ * without braces), or NULL when the summary lacks it; *diverged: the step
+ * at which the replica diverged (it then has no metrics), else -1. */
+static const char *replica_metrics(const char *rep, size_t r, int *len, double *diverged) {
+  *diverged = -1;
   if (!rep) return NULL;
   char pat[48];
   snprintf(pat, sizeof pat, "{\"replica\":%zu,", r);
   const char *obj = strstr(rep, pat);
   const char *end = obj ? strchr(obj, '}') : NULL;
+  const char *d = obj ? strstr(obj, "\"diverged_at_step\":") : NULL;
+  if (d && d < end) *diverged = strtod(d + 19, NULL);
   const char *m = obj ? strstr(obj, "\"best_test_loss\"") : NULL;
   if (!m || !end || m > end) return NULL;
   *len = (int)(end - m);
@@ -447,10 +451,17 @@ hcl_status hcl_sweep_record_text(const hcl_grid *sw, const hcl_sweep_job *job, c
     if (job->skip[r]) continue; /* recorded by an earlier, resumed sweep */
     size_t p = job->pts[r];
     int mlen = 0;
-    const char *metrics = replica_metrics(rep, r, &mlen);
+    double diverged;
+    const char *metrics = replica_metrics(rep, r, &mlen, &diverged);
     const char *st = status, *why = error;
     char missing[PATH_MAX + 64];
-    if (!strcmp(status, "completed") && (!sum_completed || !metrics)) {
+    if (!strcmp(status, "completed") && diverged >= 0) {
+      snprintf(missing, sizeof missing,
+               "training loss is not finite at step %.0f: this replica diverged (the other "
+               "replicas of its run completed)",
+               diverged);
+      st = "failed", why = missing; /* retried on resume, like any failure */
+    } else if (!strcmp(status, "completed") && (!sum_completed || !metrics)) {
       snprintf(missing, sizeof missing, "%.*s: no completed metrics for replica %zu", pl, path, r);
       st = "failed", why = missing; /* never "completed" without its numbers */
     }

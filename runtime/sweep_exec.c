@@ -159,6 +159,30 @@ static void progress(hcl_sweep_env *env, const hcl_sweep_job *j, const char *tex
           (int)(left / 60), (int)left % 60);
 }
 
+/* The replicas of a completed run recorded failed (they diverged): each is
+ * a failure of the sweep, named with its seed. */
+static void count_failed_replicas(hcl_sweep_env *env, const char *text, size_t len) {
+  for (const char *line = text; line && line < text + len;) {
+    const char *nl = memchr(line, '\n', (size_t)(text + len - line));
+    if (!nl) break;
+    const char *st = strstr(line, "\"status\":\"failed\""), *k = strstr(line, "\"key\":\"");
+    const char *sd = strstr(line, ",\"seed\":");
+    if (st && st < nl && k && k < nl && sd && sd < nl) {
+      char key[1024];
+      snprintf(key, sizeof key, "%.*s", (int)strcspn(k + 7, "\""), k + 7);
+      uint64_t seed = strtoull(sd + 8, NULL, 10);
+      env->failures++;
+      hcl_sweep_failure(&env->run_fail, key, &seed);
+      if (env->progress_tty) fputc('\n', stderr);
+      const char *e = strstr(line, "\"error\":\"");
+      fprintf(stderr, "hiercl sweep: %s%s seed %llu failed: %.*s\n", env->tag, *key ? key : "(all)",
+              (unsigned long long)seed, e && e < nl ? (int)strcspn(e + 9, "\"") : 0,
+              e && e < nl ? e + 9 : "");
+    }
+    line = nl + 1;
+  }
+}
+
 void hcl_sweep_job_done(hcl_sweep_env *env, const hcl_sweep_job *j, hcl_status prc, const char *err,
                         const char *text, size_t len) {
   pthread_mutex_lock(&env->lock);
@@ -190,6 +214,7 @@ void hcl_sweep_job_done(hcl_sweep_env *env, const hcl_sweep_job *j, hcl_status p
     if (env->progress_tty) fputc('\n', stderr);
     fprintf(stderr, "hiercl sweep: %s%s failed: %s\n", env->tag, gkey, err);
   }
+  if (prc == HCL_OK) count_failed_replicas(env, text, len);
   progress(env, j, text, len, prc);
   pthread_mutex_unlock(&env->lock);
 }

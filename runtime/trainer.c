@@ -145,6 +145,10 @@ hcl_status hcl_trainer_init(hcl_trainer *t) {
   t->last_err = t->last_test + R;
   t->best_test = t->last_err + R;
   for (size_t r = 0; r < R; r++) t->best_test[r] = INFINITY;
+  t->diverged = malloc(R * sizeof *t->diverged);
+  if (!t->diverged) return hcl_fail(t->ctx, HCL_ERR_NOMEM, "out of host memory");
+  for (size_t r = 0; r < R; r++) t->diverged[r] = -1;
+  t->n_diverged = 0;
   HCL_TRY(t->mvt->init(t->model, t->params));
   if (c->lr_scales) { /* per-replica learning rates, applied by the optimiser */
     float ls[R];
@@ -182,6 +186,8 @@ void hcl_trainer_release(hcl_trainer *t) {
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) hcl_buf_free(t->ctx, bufs[i]);
   free(t->last_train);
   t->last_train = NULL;
+  free(t->diverged);
+  t->diverged = NULL;
   for (size_t i = 0; i < t->m_n; i++) free(t->m_names[i]);
   free(t->m_names);
   free(t->m_values);
@@ -267,17 +273,31 @@ static hcl_status read_sums(hcl_trainer *t, hcl_buf b, double *out) {
   return HCL_OK;
 }
 
+/* Notes the replicas whose training loss became non-finite; an error only
+ * when every replica has (a diverged one's numbers are void: see
+ * hcl_trainer.diverged). */
 static hcl_status check_nan(hcl_trainer *t) {
   size_t R = t->cfg->replicas;
   int32_t s[R];
   HCL_TRY(hcl_buf_read(t->ctx, t->nan_step, s, sizeof s));
-  for (size_t r = 0; r < R; r++)
-    if (s[r] >= 0)
-      return hcl_fail(t->ctx, HCL_ERR_NUMERIC,
-                      "training loss is not finite at step %d (replica %zu, seed %llu); "
-                      "lower [train] lr or check the data",
-                      s[r], r, (unsigned long long)t->cfg->seeds[r]);
-  return HCL_OK;
+  for (size_t r = 0; r < R; r++) {
+    if (s[r] < 0 || t->diverged[r] >= 0) continue;
+    t->diverged[r] = s[r];
+    if (++t->n_diverged < R)
+      hcl_log(t->ctx, HCL_LOG_WARN,
+              "replica %zu (seed %llu): training loss is not finite at step %d; its numbers are "
+              "void, the other replicas go on",
+              r, (unsigned long long)t->cfg->seeds[r], s[r]);
+  }
+  if (t->n_diverged < R) return HCL_OK;
+  size_t first = 0; /* the earliest, to name */
+  for (size_t r = 1; r < R; r++)
+    if (t->diverged[r] < t->diverged[first]) first = r;
+  return hcl_fail(t->ctx, HCL_ERR_NUMERIC,
+                  "training loss is not finite at step %d (replica %zu, seed %llu%s); "
+                  "lower [train] lr or check the data",
+                  t->diverged[first], first, (unsigned long long)t->cfg->seeds[first],
+                  R > 1 ? "; every replica diverged" : "");
 }
 
 /* Mean loss and error over samples 0 .. size-1 of a held-out stream (test,
@@ -407,9 +427,10 @@ static hcl_status sync_point(hcl_trainer *t) {
   return check_nan(t);
 }
 
-static int below_all(const double *v, size_t R, double thr) {
+/* Every replica still training is below thr (a diverged one never will be). */
+static int below_all(const hcl_trainer *t, const double *v, size_t R, double thr) {
   for (size_t r = 0; r < R; r++)
-    if (!(v[r] < thr)) return 0;
+    if (t->diverged[r] < 0 && !(v[r] < thr)) return 0;
   return 1;
 }
 
@@ -464,8 +485,8 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
     int last = i + 1 == ph->steps;
     if (hcl_eval_due(c->eval_every, c->eval_log, c->steps, t->step)) {
       HCL_TRY(hcl_trainer_eval(t, NULL, 0));
-      if (c->stop_loss > 0 && below_all(t->last_train, R, c->stop_loss)) break;
-      if (c->stop_error > 0 && below_all(t->last_err, R, c->stop_error)) break;
+      if (c->stop_loss > 0 && below_all(t, t->last_train, R, c->stop_loss)) break;
+      if (c->stop_error > 0 && below_all(t, t->last_err, R, c->stop_error)) break;
     } else if (t->step % HCL_SYNC_EVERY == 0 || last) {
       HCL_TRY(sync_point(t));
     }

@@ -92,6 +92,11 @@ struct hcl_trainer {
   hcl_metric_sink sink;
   /* last evaluation, per replica */
   double *last_train, *last_test, *last_err, *best_test;
+  /* per replica: the first step whose training loss was not finite, -1 while
+   * finite. A diverged replica's numbers are void; the others go on, so one
+   * bad candidate of a batched selection does not end its batch-mates. */
+  int32_t *diverged;
+  size_t n_diverged;
   uint64_t evals;
   /* metrics of the evaluation under way (probes append) */
   char **m_names;

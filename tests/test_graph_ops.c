@@ -25,7 +25,10 @@ enum {
   T_MEAN,
   T_CUSTOM,
   T_TRANSPOSE,
-  T_MMC
+  T_MMC,
+  T_PATCH, /* .P: the patch size s */
+  T_MMS,   /* scaled matmul, factor coef[0] */
+  T_BIASS  /* scaled bias, factor coef[0] */
 };
 typedef struct top {
   int kind, a, b; /* inputs: indices of earlier ops */
@@ -212,6 +215,8 @@ static void shapes(const tcase *c, shape *s) {
     case T_MEAN: s[i] = (shape){1, a.C}; break;
     case T_CUSTOM: s[i] = (shape){1, 2}; break;
     case T_TRANSPOSE: s[i] = (shape){a.C, a.P}; break;
+    case T_PATCH: s[i] = (shape){a.P / o->P, a.C * o->P}; break;
+    case T_MMS: s[i] = (shape){a.P, c->blocks[o->blk].rows}; break;
     default: s[i] = a;
     }
   }
@@ -245,6 +250,14 @@ static void host_forward(const tcase *c, const double *p, const size_t *off, con
                   p[off[o->blk] + ch * c->blocks[o->blk].cols + o->first + j];
           break;
         case T_BIAS: *y = A[k * F + e] + p[off[o->blk] + ch]; break;
+        case T_MMS:
+          for (size_t j = 0; j < aC; j++)
+            *y += o->coef[0] * A[k * aF + pp * aC + j] * p[off[o->blk] + ch * aC + j];
+          break;
+        case T_BIASS: *y = A[k * F + e] + o->coef[0] * p[off[o->blk] + ch]; break;
+        case T_PATCH: /* column c*s + j of patch pp is position pp*s + j, channel c */
+          *y = A[k * aF + (pp * o->P + ch % o->P) * aC + ch / o->P];
+          break;
         case T_ACT: *y = act_f(o, A[k * F + e]); break;
         case T_ADD: *y = A[k * F + e] + B[k * F + e]; break;
         case T_MUL: *y = A[k * F + e] * B[k * F + e]; break;
@@ -274,8 +287,10 @@ static hcl_status build(hcl_graph *g, const tcase *c) {
   hcl_tensor t[32];
   for (size_t i = 0; i < c->n_ops; i++) {
     const top *o = &c->ops[i];
-    const char *blk =
-        o->kind == T_MM || o->kind == T_MMC || o->kind == T_BIAS ? c->blocks[o->blk].name : NULL;
+    const char *blk = o->kind == T_MM || o->kind == T_MMC || o->kind == T_BIAS ||
+                              o->kind == T_MMS || o->kind == T_BIASS
+                          ? c->blocks[o->blk].name
+                          : NULL;
     hcl_tensor a = i ? t[o->a] : -1, b = o->kind == T_ADD || o->kind == T_MUL ? t[o->b] : -1;
     switch (o->kind) {
     case T_IN: t[i] = hcl_g_input(g); break;
@@ -290,6 +305,9 @@ static hcl_status build(hcl_graph *g, const tcase *c) {
     case T_MEAN: t[i] = hcl_g_mean(g, a); break;
     case T_CUSTOM: t[i] = hcl_g_custom(g, o->b ? &cube_param_op : &cube_op, &a, 1); break;
     case T_TRANSPOSE: t[i] = hcl_g_transpose(g, a); break;
+    case T_PATCH: t[i] = hcl_g_patch(g, a, o->P); break;
+    case T_MMS: t[i] = hcl_g_matmul_scaled(g, a, blk, o->coef[0]); break;
+    case T_BIASS: t[i] = hcl_g_bias_scaled(g, a, blk, o->coef[0]); break;
     }
   }
   return hcl_g_output(g, t[c->n_ops - 1]);
@@ -473,6 +491,128 @@ static void test_patch_conv_slice_mean(void **state) {
   tcase c2 = {cf, sizeof cf / sizeof cf[0], 12, b, 5, 0, 0};
   e = check_case(&c2, "channels-first patch conv");
   assert_true(e < GRAD_TOL);
+}
+
+/* Patches in PyTorch's Conv1d weight order (g_patch), scaled products and
+ * biases (the mean-field factors of deep_cnn), patches of patches, and a
+ * patch read through a transpose: of the channels-first input (folded into
+ * one gather) and of a computed tensor (its gradient goes through both). */
+static void test_patch_scaled(void **state) {
+  (void)state;
+  NEED_CTX();
+  static const tblock b[] = {{"conv", 5, 6}, {"cb", 5, 1}, {"conv2", 3, 10}, {"out", 2, 3},
+                             {"w0", 4, 6},   {"pw", 5, 8}, {"unused", 1, 2}};
+  static const top cl[] = {{.kind = T_IN}, /* [1, 12] */
+                           {.kind = T_RESHAPE, .a = 0, .P = 4, .C = 3},
+                           {.kind = T_PATCH, .a = 1, .P = 2},                  /* [2, 6] */
+                           {.kind = T_MMS, .a = 2, .blk = 0, .coef = {0.37f}}, /* [2, 5] */
+                           {.kind = T_BIASS, .a = 3, .blk = 1, .coef = {0.1f}},
+                           {.kind = T_ACT, .a = 4, .act = HCL_GACT_TANH},
+                           {.kind = T_PATCH, .a = 5, .P = 2},                  /* [1, 10] */
+                           {.kind = T_MMS, .a = 6, .blk = 2, .coef = {-1.5f}}, /* [1, 3] */
+                           {.kind = T_ACT, .a = 7, .act = HCL_GACT_TANH},
+                           {.kind = T_MMS, .a = 8, .blk = 3, .coef = {0.25f}}};
+  tcase c = {cl, sizeof cl / sizeof cl[0], 12, b, 7, 0, 0};
+  double e = check_case(&c, "patches, scaled matmul and bias");
+  if (!(e < GRAD_TOL)) fail_msg("patches, scaled: gradient error %.3g", e);
+  static const top cf[] = {{.kind = T_IN},
+                           {.kind = T_RESHAPE, .a = 0, .P = 3, .C = 4}, /* [3 channels, 4] */
+                           {.kind = T_TRANSPOSE, .a = 1},               /* [4, 3] */
+                           {.kind = T_PATCH, .a = 2, .P = 2},           /* [2, 6] */
+                           {.kind = T_MMS, .a = 3, .blk = 0, .coef = {0.5f}},
+                           {.kind = T_BIASS, .a = 4, .blk = 1, .coef = {0.1f}},
+                           {.kind = T_ACT, .a = 5, .act = HCL_GACT_TANH},
+                           {.kind = T_MEAN, .a = 6}, /* [1, 5] */
+                           {.kind = T_RESHAPE, .a = 7, .P = 1, .C = 5},
+                           {.kind = T_ACT, .a = 8, .act = HCL_GACT_QUADRATIC}};
+  tcase c2 = {cf, sizeof cf / sizeof cf[0], 12, b, 7, 0, 0};
+  e = check_case(&c2, "patch of the transposed input");
+  if (!(e < GRAD_TOL)) fail_msg("patch of the transposed input: gradient error %.3g", e);
+  static const top ct[] = {{.kind = T_IN},
+                           {.kind = T_RESHAPE, .a = 0, .P = 2, .C = 6},
+                           {.kind = T_MM, .a = 1, .blk = 4}, /* [2, 4] */
+                           {.kind = T_ACT, .a = 2, .act = HCL_GACT_TANH},
+                           {.kind = T_TRANSPOSE, .a = 3},     /* [4, 2] */
+                           {.kind = T_PATCH, .a = 4, .P = 4}, /* [1, 8] */
+                           {.kind = T_MM, .a = 5, .blk = 5}};
+  tcase c3 = {ct, sizeof ct / sizeof ct[0], 12, b, 7, 0, 0};
+  e = check_case(&c3, "patch of a transposed hidden layer");
+  if (!(e < GRAD_TOL)) fail_msg("patch of a transposed hidden layer: gradient error %.3g", e);
+}
+
+/* The patch of a transposed input is one gather (no stored transpose), and
+ * nodes only features read do not run in forward: deep_cnn's first layer
+ * and its channels-first features. */
+static void test_patch_fold_feature_steps(void **state) {
+  (void)state;
+  NEED_CTX();
+  hcl_ctx *ctx = hcl_test_ctx();
+  hcl_block blocks[] = {{"w", 0, 4, 6, 0, 1}};
+  hcl_graph *g;
+  assert_int_equal(hcl_graph_new(ctx, blocks, 1, 24, 2, 12, 8, &g), HCL_OK);
+  hcl_tensor x = hcl_g_transpose(g, hcl_g_reshape(g, hcl_g_input(g), 3, 4));
+  hcl_tensor h = hcl_g_act(g, hcl_g_matmul(g, hcl_g_patch(g, x, 2), "w"), HCL_GACT_RELU, NULL, 0);
+  hcl_tensor f = hcl_g_transpose(g, h); /* features: channels first */
+  assert_int_equal(hcl_g_feature(g, f, 1), HCL_OK);
+  assert_int_equal(hcl_g_output(g, hcl_g_mean(g, h)), HCL_OK);
+  assert_int_equal(hcl_graph_compile(g), HCL_OK);
+  /* patch (through the transpose), product, ReLU, the feature transpose, mean */
+  assert_int_equal(g->n_fwd, 5);
+  size_t fonly = 0;
+  for (size_t s = 0; s < g->n_fwd; s++) fonly += (size_t)g->steps[s].fonly;
+  assert_int_equal(fonly, 1);
+  assert_true(g->steps[hcl_graph_step_of(g, f)].fonly);
+  hcl_graph_free(g);
+}
+
+/* g_detach: the same forward, the gradients above it unchanged (bit for
+ * bit), none below it (its blocks 0) and no backward work for them. */
+static void test_detach(void **state) {
+  (void)state;
+  NEED_CTX();
+  hcl_ctx *ctx = hcl_test_ctx();
+  hcl_block blocks[] = {{"w1", 0, 5, 4, 0, 1}, {"w2", 20, 3, 5, 1, 1}, {"w3", 35, 2, 3, 2, 1}};
+  enum { NP = 41 };
+  float *p = hcl_test_random_floats(urand, R * NP, -0.8, 0.8);
+  float *x = hcl_test_random_floats(urand, R * N * 4, -1, 1);
+  float *dout = hcl_test_random_floats(urand, R * N * 2, -1, 1);
+  hcl_buf pb = hcl_test_upload(ctx, p, R * NP), xb = hcl_test_upload(ctx, x, R * N * 4);
+  hcl_buf db = hcl_test_upload(ctx, dout, R * N * 2);
+  float *out[2], *grad[2];
+  size_t bwd[2];
+  for (int d = 0; d < 2; d++) {
+    hcl_graph *g;
+    assert_int_equal(hcl_graph_new(ctx, blocks, 3, NP, R, 4, MAX_BATCH, &g), HCL_OK);
+    hcl_tensor h = hcl_g_act(g, hcl_g_matmul(g, hcl_g_input(g), "w1"), HCL_GACT_TANH, NULL, 0);
+    if (d) h = hcl_g_detach(g, h);
+    h = hcl_g_act(g, hcl_g_matmul(g, h, "w2"), HCL_GACT_TANH, NULL, 0);
+    assert_int_equal(hcl_g_output(g, hcl_g_matmul(g, h, "w3")), HCL_OK);
+    assert_int_equal(hcl_graph_compile(g), HCL_OK);
+    bwd[d] = g->n_steps - g->n_fwd;
+    hcl_buf ob, gb = hcl_test_upload(ctx, p, R * NP); /* backward must overwrite */
+    assert_int_equal(hcl_buf_alloc(ctx, R * N * 2 * sizeof(float), &ob), HCL_OK);
+    assert_int_equal(hcl_graph_forward(g, pb, xb, ob, N), HCL_OK);
+    assert_int_equal(hcl_graph_run(g, g->n_fwd, g->n_steps, pb, xb, ob, db, gb, N), HCL_OK);
+    out[d] = hcl_test_download(ctx, ob, R * N * 2);
+    grad[d] = hcl_test_download(ctx, gb, R * NP);
+    hcl_buf_free(ctx, &ob), hcl_buf_free(ctx, &gb);
+    hcl_graph_free(g);
+  }
+  assert_memory_equal(out[0], out[1], R * N * 2 * sizeof(float));
+  for (size_t r = 0; r < R; r++) {
+    const float *g0 = grad[0] + r * NP, *g1 = grad[1] + r * NP;
+    for (size_t i = 0; i < 20; i++) assert_true(g1[i] == 0.0f);
+    float big = 0;
+    for (size_t i = 0; i < 20; i++) big = fabsf(g0[i]) > big ? fabsf(g0[i]) : big;
+    assert_true(big > 0);
+    assert_memory_equal(g0 + 20, g1 + 20, (NP - 20) * sizeof(float));
+  }
+  /* w3: 2 products, tanh, w2: weight product only, then zeros for w1 (was:
+   * w2's input product, tanh and w1's product) */
+  if (!(bwd[1] == 5 && bwd[0] == 7))
+    fail_msg("backward steps %zu with detach, %zu without", bwd[1], bwd[0]);
+  hcl_buf_free(ctx, &pb), hcl_buf_free(ctx, &xb), hcl_buf_free(ctx, &db);
+  free(p), free(x), free(dout), free(out[0]), free(out[1]), free(grad[0]), free(grad[1]);
 }
 
 /* Column windows of a block (a readout over several layers): windows that
@@ -694,6 +834,9 @@ int main(void) {
       cmocka_unit_test(test_activations),
       cmocka_unit_test(test_residual_mul_shared),
       cmocka_unit_test(test_patch_conv_slice_mean),
+      cmocka_unit_test(test_patch_scaled),
+      cmocka_unit_test(test_patch_fold_feature_steps),
+      cmocka_unit_test(test_detach),
       cmocka_unit_test(test_matmul_cols),
       cmocka_unit_test(test_frozen_blocks),
       cmocka_unit_test(test_custom_op),

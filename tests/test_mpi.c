@@ -1,7 +1,8 @@
 /* MPI sweeps (`mpirun -np 3 hiercl sweep`): rank 0 hands out runs, two ranks
  * train them. The records, table and P* are those of one process; a rank
  * killed mid-sweep loses only its run, which the next resume trains, and the
- * final files are again those of one process. Skipped (saying why) when
+ * final files are again those of one process; under --enable-recovery the
+ * other rank trains every other run meanwhile. Skipped (saying why) when
  * hiercl was built without MPI or mpirun is missing. */
 #include "hcl_test.h"
 
@@ -142,53 +143,113 @@ static pid_t rank_pid(pid_t launcher, int rank) {
   return found;
 }
 
-/* A worker killed once the first run is recorded: the job ends, the runs
- * not recorded stay pending, and resuming (with MPI again) gives the files
- * of one process. */
-static void killed_rank_resumes(void **state) {
-  (void)state;
-  if (!mpi_usable()) skip();
-  const char *cfg = hcl_test_write_temp("kill.ini", cfg_text);
-  char one[1024], mpi[1024], args[2048];
-  snprintf(one, sizeof one, "%s/kone", hcl_test_tmpdir());
-  snprintf(mpi, sizeof mpi, "%s/kmpi", hcl_test_tmpdir());
-  snprintf(args, sizeof args,
-           "%s --device %s --plugin-path %s --grid 'model.width=8, 12, 16, 20, 24, 28' "
-           "--set train.steps=1500",
-           cfg, device(), HCL_TEST_PLUGIN_DIR);
-  if (sh("%s sweep %s --out %s", HCL_TEST_HIERCL, args, one)) fail_msg("%s", out);
+static const char kill_grid[] = "--grid 'model.width=8, 12, 16, 20, 24, 28' --set train.steps=1500";
+
+/* Starts `mpirun [opts] hiercl sweep` into dir, SIGKILLs rank 1 once the
+ * first run is recorded, waits for mpirun and returns its wait status; the
+ * log is in *log_text (malloc'd). args: the sweep's config and options. */
+static int sweep_killing_rank1(const char *opts, const char *args, const char *dir,
+                               char **log_text) {
   char cmd[8192], log[1200];
-  snprintf(log, sizeof log, "%s/kill.log", hcl_test_tmpdir());
-  snprintf(cmd, sizeof cmd, "exec " MPIRUN " %s sweep %s --out %s >%s 2>&1", HCL_TEST_HIERCL, args,
-           mpi, log);
+  snprintf(log, sizeof log, "%s.log", dir);
+  snprintf(cmd, sizeof cmd, "exec " MPIRUN " %s %s sweep %s --out %s >%s 2>&1", opts,
+           HCL_TEST_HIERCL, args, dir, log);
   pid_t launcher = fork();
   assert_true(launcher >= 0);
   if (launcher == 0) {
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
   }
-  /* wait for the first record, then kill rank 1 */
   int killed = 0;
   for (int t = 0; t < 1200 && !killed; t++) {
     nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
-    if (sh("cat %s/sweep_*/sweep.jsonl 2>/dev/null | grep -c completed", mpi)) continue;
+    if (sh("cat %s/sweep_*/sweep.jsonl 2>/dev/null | grep -c completed", dir)) continue;
     pid_t w = rank_pid(launcher, 1);
     if (w > 0 && kill(w, SIGKILL) == 0) killed = 1;
   }
   int st = 0;
   if (!killed) kill(launcher, SIGTERM);
   waitpid(launcher, &st, 0);
-  char *l = hcl_test_read_file(log);
-  if (!killed) fail_msg("rank 1 was never found to kill; mpirun said:\n%s", l ? l : "");
-  free(l);
+  *log_text = hcl_test_read_file(log);
+  if (!killed) fail_msg("rank 1 was never found to kill; mpirun said:\n%s", *log_text);
+  return st;
+}
+
+/* A killing test's paths (tag: their prefix), its sweep arguments, and
+ * the one-process sweep (in one) its MPI files must equal. */
+static void kill_case(const char *tag, char one[1024], char mpi[1024], char args[2048]) {
+  char name[32];
+  snprintf(name, sizeof name, "%s.ini", tag);
+  const char *cfg = hcl_test_write_temp(name, cfg_text);
+  snprintf(one, 1024, "%s/%sone", hcl_test_tmpdir(), tag);
+  snprintf(mpi, 1024, "%s/%smpi", hcl_test_tmpdir(), tag);
+  snprintf(args, 2048, "%s --device %s --plugin-path %s %s", cfg, device(), HCL_TEST_PLUGIN_DIR,
+           kill_grid);
+  if (sh("%s sweep %s --out %s", HCL_TEST_HIERCL, args, one)) fail_msg("%s", out);
+}
+
+/* Resuming dir with MPI trains what is pending and gives the files of one
+ * process (one: that sweep's directory). */
+static void resume_equals(const char *args, const char *dir, const char *one) {
+  if (sh(MPIRUN " %s sweep %s --out %s", HCL_TEST_HIERCL, args, dir)) fail_msg("%s", out);
+  assert_non_null(strstr(out, "runs already done in"));
+  same_files(one, dir);
+}
+
+/* Under plain mpirun a killed worker ends the job: the runs not recorded
+ * stay pending (nothing counted done that is not), and resuming (with MPI
+ * again) gives the files of one process. */
+static void killed_rank_resumes(void **state) {
+  (void)state;
+  if (!mpi_usable()) skip();
+  char one[1024], mpi[1024], args[2048];
+  kill_case("k", one, mpi, args);
+  char *l = NULL;
+  int st = sweep_killing_rank1("", args, mpi, &l);
   assert_false(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* the job failed */
-  /* some points done, the rest pending: nothing counted done that is not */
+  free(l);
   int rc = sh("%s sweep %s --out %s --status", HCL_TEST_HIERCL, args, mpi);
   assert_true(rc == 4 || rc == 1);
   assert_null(strstr(out, ": 12 done, 0 failed, 0 pending"));
-  if (sh(MPIRUN " %s sweep %s --out %s", HCL_TEST_HIERCL, args, mpi)) fail_msg("%s", out);
-  assert_non_null(strstr(out, "runs already done in"));
-  same_files(one, mpi);
+  resume_equals(args, mpi, one);
+}
+
+/* Under `mpirun --enable-recovery` a killed worker loses only the run it
+ * held: rank 0 stops waiting once the rank's heartbeat is silent for
+ * HIERCL_MPI_TIMEOUT, the other worker trains every other run, exactly that
+ * run (2 points) is pending, and a resume completes the files of one
+ * process. */
+static void killed_rank_loses_only_its_run(void **state) {
+  (void)state;
+  if (!mpi_usable()) skip();
+  char one[1024], mpi[1024], args[2048];
+  kill_case("l", one, mpi, args);
+  char *l = NULL;
+  sweep_killing_rank1("--enable-recovery -x HIERCL_MPI_TIMEOUT=5", args, mpi, &l);
+  if (!strstr(l, "hiercl sweep: rank 1 lost (nothing heard for 5 s); its run model.width=") ||
+      !strstr(l, "is left pending for the next resume"))
+    fail_msg("rank 0 did not give rank 1 up; mpirun said:\n%s", l);
+  /* rank 2 trained every other run */
+  assert_non_null(strstr(l, "hiercl sweep: 5/6 runs done (10/12 points)"));
+  free(l);
+  assert_int_equal(sh("%s sweep %s --out %s --status", HCL_TEST_HIERCL, args, mpi), 4);
+  assert_non_null(strstr(out, ": 10 done, 0 failed, 2 pending"));
+  resume_equals(args, mpi, one);
+}
+
+/* A malformed HIERCL_MPI_TIMEOUT is one error line naming it; nothing runs. */
+static void bad_timeout_is_named(void **state) {
+  (void)state;
+  if (!mpi_usable()) skip();
+  const char *cfg = hcl_test_write_temp("badto.ini", cfg_text);
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/badto", hcl_test_tmpdir());
+  assert_int_not_equal(sh(MPIRUN " -x HIERCL_MPI_TIMEOUT=1 %s sweep %s --out %s --device %s "
+                                 "--plugin-path %s",
+                          HCL_TEST_HIERCL, cfg, dir, device(), HCL_TEST_PLUGIN_DIR),
+                       0);
+  assert_non_null(strstr(out, "HIERCL_MPI_TIMEOUT=1: not a number of seconds >= 2"));
+  assert_null(strstr(out, "starting"));
 }
 
 int main(void) {
@@ -196,6 +257,8 @@ int main(void) {
       cmocka_unit_test(three_ranks_equal_one_process),
       cmocka_unit_test(ranks_take_node_local_devices),
       cmocka_unit_test(killed_rank_resumes),
+      cmocka_unit_test(killed_rank_loses_only_its_run),
+      cmocka_unit_test(bad_timeout_is_named),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

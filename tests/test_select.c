@@ -158,6 +158,44 @@ static void failures_exit_nonzero(void **state) {
   assert_non_null(strstr(e, "target.d=20;model.lambda=0, target.d=24;model.lambda=0"));
 }
 
+/* A candidate that diverges (lr 1e6) is trained as replicas of one run with
+ * a sound one (lr 0.05): only its own replicas are void and recorded
+ * failed; the sound candidate completes and is selected for every point and
+ * seed, and the sweep still exits 1, naming the diverged ones. */
+static void diverged_candidate_spares_its_batch(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  const char *cfg = hcl_test_write_temp(
+      "diverge.ini", "[target]\nplugin = staircase\nn = 8\nk = 2\nprobe_samples = 100\n"
+                     "[model]\nplugin = resnet\nwidth = 16\ndepth = 3\n"
+                     "[train]\nsteps = 100\nbatch = 16\ntrain_size = 200\n"
+                     "[eval]\nevery = 0\ntest_size = 300\nval_size = 200\n"
+                     "[sweep]\nrun.seed = 0..1\n[select]\ntrain.lr = 0.05, 1e6\n");
+  char cmd[2048], out[16384], dir[1024];
+  snprintf(dir, sizeof dir, "%s/diverge", hcl_test_tmpdir());
+  snprintf(cmd, sizeof cmd,
+           "%s sweep %s --plugin-path %s --device cpu --out %s 2>&1 >/dev/null; echo \"exit $?\"",
+           HCL_TEST_HIERCL, cfg, HCL_TEST_PLUGIN_DIR, dir);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  assert_non_null(strstr(out, "exit 1"));
+  assert_non_null(
+      strstr(out, "2 sweep point(s) failed (train.lr=1e6 seed 0, train.lr=1e6 seed 1)"));
+  char *sel = hcl_test_sweep_file(dir, "sweep.jsonl");
+  int n = 0;
+  for (const char *l = sel;
+       (l = strstr(l, "\"status\":\"completed\",\"selected\":{\"train.lr\":\"0.05\"}")); l++)
+    n++;
+  assert_int_equal(n, 2); /* both seeds selected, each from the sound candidate */
+  free(sel);
+  char *cand = hcl_test_sweep_file(dir, "candidates.jsonl");
+  assert_non_null(strstr(cand, "\"key\":\"train.lr=0.05\",\"seed\":0,\"status\":\"completed\""));
+  assert_non_null(strstr(cand, "\"key\":\"train.lr=0.05\",\"seed\":1,\"status\":\"completed\""));
+  const char *bad = strstr(cand, "\"key\":\"train.lr=1e6\",\"seed\":0,\"status\":\"failed\"");
+  assert_non_null(bad);
+  assert_non_null(strstr(bad, "this replica diverged"));
+  free(cand);
+}
+
 /* A failed selection record whose candidates completed is a whole record
  * of a failed point: kept on resume, and not taken for a completed one. */
 static void failed_selection_record(void **state) {
@@ -176,6 +214,7 @@ int main(void) {
       cmocka_unit_test(failed_selection_record),
       cmocka_unit_test(ridge_selects_optimum_neighbour),
       cmocka_unit_test(failures_exit_nonzero),
+      cmocka_unit_test(diverged_candidate_spares_its_batch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

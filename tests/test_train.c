@@ -204,6 +204,32 @@ static void nan_stops_with_step(void **state) {
   free(sum);
 }
 
+/* One replica diverging (per-replica lr 1e6) leaves the other's run whole:
+ * the run completes, n_diverged and err name the void replica, and
+ * summary.json gives it diverged_at_step and no metrics. */
+static void diverged_replica_is_void(void **state) {
+  (void)state;
+  skip_without_device();
+  char err[4096];
+  const char *sets[] = {"run.seeds=0, 1", "train.lrs=0.05, 1e6", "model.activation=quadratic",
+                        "eval.every=50"};
+  hcl_run_options o = {.config_path = hcl_test_write_temp("diverge.ini", base_cfg),
+                       .sets = sets,
+                       .n_sets = 4,
+                       .device = "cpu",
+                       .out_dir = hcl_test_tmpdir(),
+                       .plugin_path = HCL_TEST_PLUGIN_DIR};
+  assert_int_equal(hcl_run(&o, err, sizeof err), HCL_OK);
+  assert_int_equal(o.n_diverged, 1);
+  assert_non_null(strstr(err, "1 of 2 replicas diverged (first: replica 1, seed 1,"));
+  char *sum = read_in(o.run_dir, "summary.json");
+  assert_non_null(strstr(sum, "\"status\":\"completed\""));
+  assert_non_null(strstr(sum, "{\"replica\":0,\"seed\":0,\"best_test_loss\":"));
+  assert_non_null(strstr(sum, "{\"replica\":1,\"seed\":1,\"diverged_at_step\":"));
+  assert_null(strstr(sum, "\"seed\":1,\"best_test_loss\""));
+  free(sum);
+}
+
 static void config_errors_name_the_key(void **state) {
   (void)state;
   skip_without_device();
@@ -254,6 +280,7 @@ int main(void) {
       cmocka_unit_test(train_sizes_equal_separate_runs),
       cmocka_unit_test(interrupt_keeps_results),
       cmocka_unit_test(nan_stops_with_step),
+      cmocka_unit_test(diverged_replica_is_void),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,6 +74,9 @@ typedef struct hcl_run_options {
   char run_dir[1024];       /* out: the directory written */
   hcl_session *session;     /* NULL: a context and registry of the run's own */
   char device_id[96];       /* out: the stable id of the device that ran it */
+  size_t n_diverged;        /* out: replicas whose training loss became non-finite, their
+                               numbers void (summary.json: diverged_at_step); the run still
+                               returns HCL_OK when others completed, with err saying so */
 } hcl_run_options;
 
 /* Validate the config, train on the device and write manifest.json,

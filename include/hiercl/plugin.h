@@ -388,6 +388,11 @@ typedef struct hcl_host_api {
   /* Run the model being trained on x [R, n, x_size] -> out [R, n, out_dim]
    * with the current parameters (a loss check inside train()). */
   hcl_status (*train_forward)(hcl_trainer *t, hcl_buf x, size_t n, hcl_buf out);
+  /* Read only when struct_size covers them (HCL_HOST_HAS): see "model graphs". */
+  hcl_tensor (*g_patch)(struct hcl_graph *g, hcl_tensor a, size_t s);
+  hcl_tensor (*g_matmul_scaled)(struct hcl_graph *g, hcl_tensor a, const char *block, float alpha);
+  hcl_tensor (*g_bias_scaled)(struct hcl_graph *g, hcl_tensor a, const char *block, float scale);
+  hcl_tensor (*g_detach)(struct hcl_graph *g, hcl_tensor a);
   /* grad [R, n_params] = d(sum dout . out)/d params of the model being
    * trained, for its last train_forward on n samples (a full-batch gradient
    * or a closed-form stage inside train()). */
@@ -448,8 +453,9 @@ static inline hcl_status hcl_target_info_put(hcl_target_info *out, const hcl_tar
  * Every tensor is [R, n, positions, channels] (row-major, the replica
  * dimension first, n the batch): the input is [R, n, 1, x_size]. matmul and
  * bias act on the channels of every position, so a non-overlapping patch
- * convolution (filter = stride = s over [P, C]) is a reshape to [P/s, s*C]
- * followed by a matmul (a channels-first input is transposed first).
+ * convolution (filter = stride = s over [P, C]) is g_patch (PyTorch's weight
+ * order; or a reshape to [P/s, s*C], position-major columns) followed by a
+ * matmul (a channels-first input is transposed first).
  * A builder given an invalid shape records one error naming the op and the
  * shapes and returns HCL_GRAPH_BAD; every later op on HCL_GRAPH_BAD returns
  * it too, and g_output returns the first error. */
@@ -511,8 +517,21 @@ typedef struct hcl_graph_custom {
  *  g_mean(a)            mean over positions -> [.., 1, C]
  *  g_transpose(a)       [P, C] -> [C, P]: channels-first input (a target's
  *                       [channels, length]) to positions-first
+ *  g_patch(a, s)        non-overlapping patches of s positions: [P, C] ->
+ *                       [P/s, C*s], column c*s + j = a[p*s + j, c] (the order
+ *                       of PyTorch's Conv1d weight [out, C, s]); a patch
+ *                       convolution is g_patch then g_matmul; a patch of a
+ *                       g_transpose reads through it (one gather)
+ *  g_matmul_scaled(a, "w", f)  f a W^T, the factor inside the GEMM (and its
+ *                       gradients): fan-in and mean-field scalings
+ *  g_bias_scaled(a, "b", f)    a + f b per channel (a bias entering scaled)
+ *  g_detach(a)          a itself, through which no gradient flows (frozen
+ *                       layers below a layer-wise stage: their gradients
+ *                       are not computed, their blocks get 0)
  *  g_custom(op, in, k)  a custom op (the descriptor must outlive the model)
- *  g_feature(t, l)      t is hidden layer l's activation (features(), 1-based)
+ *  g_feature(t, l)      t is hidden layer l's activation (features(), 1-based);
+ *                       nodes that only features read (the output does not
+ *                       depend on them) are skipped by forward
  *  g_output(t)          t [.., 1, out_dim] is the model output; returns the
  *                       graph's status (the first builder error, if any) */
 #define HCL_HOST_HAS_GRAPH(host)                                                                   \
@@ -581,7 +600,15 @@ typedef struct hcl_model_vt {
    * update of a gradient multiplied by f. backward() stays the true
    * gradient (gradcheck). */
   double (*lr_scale)(void *self);
+  /* Optional, graph models only, read only when struct_size covers it: which
+   * of the model's graphs applies now (0 to HCL_GRAPH_MAX_VARIANTS - 1), asked
+   * before every forward and features. The runtime calls graph() again, once
+   * per new value, with the model in that state: e.g. a layer-wise stage's
+   * truncated network, or a closed-form predictor that replaced the network
+   * (as custom ops). Every variant has the same out_dim. */
+  int (*graph_variant)(void *self);
 } hcl_model_vt;
+#define HCL_GRAPH_MAX_VARIANTS 256
 
 /* ---- the descriptor ------------------------------------------------------ */
 enum { HCL_PLUGIN_TARGET = 1, HCL_PLUGIN_MODEL = 2 };

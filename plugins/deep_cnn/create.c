@@ -9,16 +9,10 @@ void dcnn_destroy(void *self) {
   dcnn *m = self;
   if (!m) return;
   const hcl_host_api *host = hcl_host;
+  (void)host;
   dcnn_ridge_release(m);
-  for (size_t k = 0; m->layer && k < m->L; k++) {
-    host->buf_free(m->ctx, &m->layer[k].U);
-    host->buf_free(m->ctx, &m->layer[k].Z);
-    host->buf_free(m->ctx, &m->layer[k].A);
-  }
-  hcl_buf *bufs[] = {&m->g, &m->dg, &m->da, &m->dz, &m->du, &m->bs};
-  for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-    if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
   dcnn_kernels_release(m);
+  free(m->rops);
   free(m->layer);
   free(m->blocks);
   free(m->names);
@@ -155,53 +149,26 @@ static hcl_status read_target(const hcl_report *r, const hcl_target_info *t, int
   return HCL_OK;
 }
 
-static hcl_status alloc_f(dcnn *m, hcl_buf *b, size_t floats) {
-  return hcl_host->buf_alloc(m->ctx, (floats ? floats : 1) * sizeof(float), b);
-}
-
-/* The sizes alloc_buffers() will take, checked as a whole first (when the
- * runtime offers the check), so that the error names the keys. */
+/* A lower bound of the graph's arena (one buffer, planned when create
+ * returns): the patches and products every layer keeps for backward, all
+ * live when backward starts. Checked first (when the runtime offers the
+ * check) so that the error names the keys; the runtime checks the exact
+ * size when it compiles the graph. */
 static hcl_status check_buffers(dcnn *m) {
   const hcl_host_api *host = hcl_host;
   if (!HCL_HOST_HAS(mem_check)) return HCL_OK;
-  double RB = (double)m->R * (double)m->max_batch, H = (double)m->H;
-  double widest = (double)m->layer[0].P * H, all = RB * H * 2.0 + RB * widest * 3.0,
-         big = RB * widest;
-  for (size_t k = 0; k < m->L; k++) {
-    double u = RB * (double)m->layer[k].P * (double)m->layer[k].c_in * (double)m->s;
-    double z = RB * (double)m->layer[k].P * H;
-    all += u + 2.0 * z;
-    if (u > big) big = u;
-    if (z > big) big = z;
-  }
+  double RB = (double)m->R * (double)m->max_batch, all = 0;
+  for (size_t k = 0; k < m->L; k++)
+    all += RB * (double)m->layer[k].P * ((double)m->layer[k].c_in * (double)m->s + (double)m->H);
   char what[256];
   snprintf(what, sizeof what,
            "activations of [model] width = %zu over %zu layers ([target] l) for %zu "
            "replicas x %zu samples (the largest batch)",
            m->H, m->L, m->R, m->max_batch);
   double cap = (double)SIZE_MAX / 8.0;
-  all *= sizeof(float), big *= sizeof(float);
-  return host->mem_check(m->ctx, all < cap ? (size_t)all : SIZE_MAX,
-                         big < cap ? (size_t)big : SIZE_MAX, what);
-}
-
-/* The forward/backward buffers for max_batch samples. */
-static hcl_status alloc_buffers(dcnn *m) {
-  size_t RB = m->R * m->max_batch, H = m->H, widest = m->layer[0].P * H, bmax = 1;
-  HCL_TRY(check_buffers(m));
-  for (size_t k = 0; k < m->L; k++) {
-    dcnn_layer *ly = &m->layer[k];
-    HCL_TRY(alloc_f(m, &ly->U, RB * ly->P * ly->c_in * m->s));
-    HCL_TRY(alloc_f(m, &ly->Z, RB * ly->P * H));
-    HCL_TRY(alloc_f(m, &ly->A, RB * ly->P * H));
-    if (ly->b_count > bmax) bmax = ly->b_count;
-  }
-  HCL_TRY(alloc_f(m, &m->g, RB * H));
-  HCL_TRY(alloc_f(m, &m->dg, RB * H));
-  HCL_TRY(alloc_f(m, &m->da, RB * widest));
-  HCL_TRY(alloc_f(m, &m->dz, RB * widest));
-  HCL_TRY(alloc_f(m, &m->du, m->L > 1 ? RB * widest : 1));
-  return alloc_f(m, &m->bs, m->bias != DCNN_BIAS_NONE && m->bias_scale != 1.0f ? m->R * bmax : 1);
+  all *= sizeof(float);
+  size_t bytes = all < cap ? (size_t)all : SIZE_MAX;
+  return host->mem_check(m->ctx, bytes, bytes, what);
 }
 
 hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
@@ -231,12 +198,13 @@ hcl_status dcnn_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_in
   m->stage = m->L;
   m->train_from = 1;
   m->seeds = malloc(m->R * sizeof *m->seeds);
-  if (!m->seeds || dcnn_layout(m) != HCL_OK) {
+  m->rops = calloc(m->L + 1, sizeof *m->rops);
+  if (!m->seeds || !m->rops || dcnn_layout(m) != HCL_OK) {
     dcnn_destroy(m);
     return host->fail(ctx, HCL_ERR_NOMEM, "out of host memory");
   }
   memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
-  rc = alloc_buffers(m);
+  rc = check_buffers(m);
   if (rc == HCL_OK) rc = dcnn_kernels_build(m);
   if (rc != HCL_OK) {
     dcnn_destroy(m);

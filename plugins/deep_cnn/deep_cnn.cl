@@ -1,13 +1,14 @@
 /* Kernels of the deep_cnn model (SPEC 2.3). kernels/common.cl is prepended
  * by the runtime. Buffers travel as (pointer, offset in floats).
  *
+ * They serve the ridge_chain algorithm (the network itself is a model graph).
  * Layouts (b = sample index over all replicas, b = r * n + i):
  *   input x       [b, c, pos]          channels first (the target's [v, d])
- *   activations   [b, pos, c]          channels last (one GEMM row per position)
+ *   level outputs [b, pos, c]          channels last (one GEMM row per position)
  *   patches       [b, p, c * s + j]    position p*s+j of channel c: the order of
  *                                      PyTorch's Conv1d weight [H, c_in, s]
  * With filter size = stride = s the patch matrix is a permutation of its
- * source, so im2col / col2im below only move floats.
+ * source, so im2col below only moves floats.
  *
  * The other kernels are one-dimensional over `total` elements (the host
  * pads the global size to a multiple of the work-group size), so that any
@@ -26,51 +27,6 @@ __kernel void dcnn_im2col(__global const float *src, ulong so, ulong rs, ulong s
   uint r = b / count, i = b - r * count, p = pos / s, j = pos - p * s;
   size_t o = ((size_t)b * P + p) * ((size_t)C * s) + (size_t)c * s + j;
   dst[dof + o] = src[so + r * rs + i * sb + c * sc + pos * sp];
-}
-
-/* The transpose of im2col onto a channels-last activation:
- * dst[b, pos, c] = src[b, pos / s, c*s + pos % s]. Range (c, pos, b) over
- * (C, P*s, B). */
-__kernel void dcnn_col2im(__global const float *src, ulong so, __global float *dst, ulong dof,
-                          uint P, uint C, uint s) {
-  uint c = get_global_id(0), pos = get_global_id(1), b = get_global_id(2);
-  uint p = pos / s, j = pos - p * s;
-  size_t row = (size_t)b * P * s;
-  dst[dof + (row + pos) * C + c] = src[so + row * C + (size_t)p * C * s + (size_t)c * s + j];
-}
-
-/* Mean over positions: out[b, c] = scale * sum_p a[b, p, c], summed in
- * position order. total = B * C. */
-__kernel void dcnn_pool(__global const float *a, ulong ao, __global float *out, ulong oo, uint P,
-                        uint C, float scale, ulong total) {
-  size_t g = get_global_id(0);
-  if (g >= total) return;
-  size_t b = g / C, c = g - b * C;
-  __global const float *row = a + ao + b * P * C + c;
-  float acc = 0.0f;
-  for (uint p = 0; p < P; p++) acc += row[(size_t)p * C];
-  out[oo + g] = scale * acc;
-}
-
-/* The transpose of dcnn_pool: da[b, p, c] = scale * g[b, c]. total = B * P * C. */
-__kernel void dcnn_spread(__global const float *gr, ulong go, __global float *da, ulong dao, uint P,
-                          uint C, float scale, ulong total) {
-  size_t g = get_global_id(0);
-  if (g >= total) return;
-  size_t per = (size_t)P * C;
-  size_t b = g / per, c = (g - b * per) % C;
-  da[dao + g] = scale * gr[go + b * C + c];
-}
-
-/* dst[r*count + i] = scale * src[so + r*stride + i]: a replica-strided block
- * of the parameters, scaled (the mf bias factor 0.1). total = R * count. */
-__kernel void dcnn_scale_copy(__global const float *src, ulong so, ulong stride,
-                              __global float *dst, ulong dof, ulong count, float scale,
-                              ulong total) {
-  size_t g = get_global_id(0);
-  if (g >= total) return;
-  size_t r = g / count, i = g - r * count;
-  dst[dof + g] = scale * src[so + r * stride + i];
 }
 
 /* Random Fourier features in place: f[r, row, k] = amp * cos(f + phase[r, k])

@@ -4,15 +4,12 @@
  * L convolutions with filter size = stride = s over an input [v, d], d = s^L,
  * width H, ReLU; mean over the remaining positions; linear readout.
  *
- * Device layouts, per replica r and sample i (b = r*n + i):
- *   x          [R, n, v, d]            the target's one-hot channels first
- *   U_k        [R, n, P_k, c_{k-1}*s]  patches of layer k (im2col; column c*s + j
- *                                      as in PyTorch's Conv1d weight [H, c_in, s])
- *   Z_k, A_k   [R, n, P_k, H]          pre-activation and ReLU output, channels last
- *   G          [R, n, H]               mean of A_stage over its positions
- *   out        [R, n, n_out]
- * with P_k = d / s^k positions after layer k (P_L = 1) and c_0 = v, c_k = H.
- * Each convolution is one batched SGEMM over replicas: Z_k = alpha_k U_k W_k^T.
+ * The network is a model graph (graph.c): per replica and sample, the
+ * target's x [v, d] (channels first) is transposed to [d, v]; layer k takes
+ * patches [P_k, c_{k-1}*s] (column c*s + j as in PyTorch's Conv1d weight
+ * [H, c_in, s]), Z_k = alpha_k U_k W_k^T (+ bias), A_k = ReLU(Z_k) [P_k, H]
+ * channels last; the readout reads the mean of A_stage over its positions.
+ * P_k = d / s^k positions after layer k (P_L = 1), c_0 = v, c_k = H.
  */
 #ifndef HCL_DEEP_CNN_H
 #define HCL_DEEP_CNN_H
@@ -35,13 +32,12 @@ extern const char *const dcnn_param_choices[], *const dcnn_bias_choices[], *cons
 
 /* One convolution layer k (1-based in names, 0-based in arrays). */
 typedef struct dcnn_layer {
-  size_t c_in;     /* input channels: v for layer 1, H above */
-  size_t P;        /* output positions d / s^k */
-  size_t w_off;    /* weight [H, c_in * s] in a replica's parameters */
-  size_t b_off;    /* bias, when the model has biases */
-  size_t b_count;  /* H (shared) or P * H (per position, channels last) */
-  float alpha;     /* pre-activation scale: 1/sqrt(c_in * s) (mf) or 1 */
-  hcl_buf U, Z, A; /* kept by forward for backward, [R, max_batch, ...] */
+  size_t c_in;    /* input channels: v for layer 1, H above */
+  size_t P;       /* output positions d / s^k */
+  size_t w_off;   /* weight [H, c_in * s] in a replica's parameters */
+  size_t b_off;   /* bias, when the model has biases */
+  size_t b_count; /* H (shared) or P * H (per position, channels last) */
+  float alpha;    /* pre-activation scale: 1/sqrt(c_in * s) (mf) or 1 */
 } dcnn_layer;
 
 /* State of the ridge_chain algorithm (SPEC 2.3, rhm-layerwise, reading). */
@@ -60,6 +56,15 @@ typedef struct dcnn_ridge {
   hcl_buf u, f;     /* patches and features of one chunk */
   size_t rows_cap;  /* rows of u and f per replica */
 } dcnn_ridge;
+
+struct dcnn;
+/* A custom graph op of the fitted ridge chain: level l's outputs, or (level
+ * 0) the model output. */
+typedef struct dcnn_rop {
+  hcl_graph_custom op;
+  struct dcnn *m;
+  size_t level;
+} dcnn_rop;
 
 typedef struct dcnn {
   hcl_ctx *ctx;
@@ -81,19 +86,13 @@ typedef struct dcnn {
   size_t n_params, n_blocks;
   hcl_block *blocks;
   char (*names)[32];
-  /* scratch: G, dG [R, max_batch, H]; dA, dZ, dU [R, max_batch, P_1 * H];
-   * bs: scaled bias [R, max bias count] */
-  hcl_buf g, dg, da, dz, du, bs;
   cl_program prog;
-  cl_kernel k_im2col, k_col2im, k_pool, k_spread, k_scale_copy, k_rff, k_normalise, k_onehot;
-  /* forward state */
-  size_t n_last;
-  int have_forward;
-  size_t stage; /* forward: layers 1..stage then the readout (L but in layerwise) */
-  size_t
-      train_from; /* backward: conv gradients of layers >= train_from only (1 but in layerwise) */
+  cl_kernel k_im2col, k_rff, k_normalise, k_onehot;
+  size_t stage;         /* the graph: layers 1..stage then the readout (L but in layerwise) */
+  size_t train_from;    /* the graph: gradients of layers >= train_from only (1 but in layerwise) */
   char stage_label[32]; /* the phase label of a layerwise stage (outlives the phase) */
   dcnn_ridge rc;
+  dcnn_rop *rops; /* [L + 1], the ridge chain's graph ops */
 } dcnn;
 
 /* ---- layout.c ------------------------------------------------------------ */
@@ -113,15 +112,9 @@ void dcnn_kernels_release(dcnn *m);
  * stride sp (floats). */
 hcl_status dcnn_im2col(dcnn *m, hcl_buf src, size_t rs, size_t sb, size_t sc, size_t sp,
                        hcl_buf dst, size_t count, size_t P, size_t C, size_t s);
-/* dst [B, P*s, C] channels last from patches src [B, P, C*s]. */
-hcl_status dcnn_col2im(dcnn *m, hcl_buf src, hcl_buf dst, size_t B, size_t P, size_t C, size_t s);
-/* out [B, C] = scale * sum over positions of a [B, P, C]. */
-hcl_status dcnn_pool(dcnn *m, hcl_buf a, hcl_buf out, size_t B, size_t P, size_t C, float scale);
-/* da [B, P, C] = scale * g [B, C]. */
-hcl_status dcnn_spread(dcnn *m, hcl_buf g, hcl_buf da, size_t B, size_t P, size_t C, float scale);
-/* dst [R, count] = scale * params block (replica stride n_params). */
-hcl_status dcnn_scale_copy(dcnn *m, hcl_buf params, size_t off, size_t count, float scale,
-                           hcl_buf dst);
+/* Copy the channels-last [R, n, P, C] a into out [R, n, C * P] in
+ * channels-first order (PyTorch's flatten of [C, P]). */
+hcl_status dcnn_flatten_cf(dcnn *m, hcl_buf a, hcl_buf out, size_t n, size_t P, size_t C);
 /* f [R, rows, D] <- amp * cos(f + phase[r]). */
 hcl_status dcnn_rff(dcnn *m, hcl_buf f, hcl_buf phase, size_t rows, size_t D, float amp);
 /* Rows of q [rows, C] normalised to sum 1. */
@@ -140,18 +133,11 @@ hcl_status dcnn_init(void *self, hcl_buf params);
 /* Draw the readout weight (and bias) of every replica from streams
  * stream_w (stream_b). */
 hcl_status dcnn_init_readout(dcnn *m, hcl_buf params, uint64_t stream_w, uint64_t stream_b);
-hcl_status dcnn_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out);
-hcl_status dcnn_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad);
-hcl_status dcnn_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n, hcl_buf out,
-                         size_t *dim);
 hcl_status dcnn_train(void *self, const char *algorithm, hcl_trainer *t);
-
-/* ---- forward.c (shared with ridge) --------------------------------------- */
-/* Layers 1..upto on x (n samples) into the layers' U, Z, A buffers. */
-hcl_status dcnn_conv_layers(dcnn *m, hcl_buf params, hcl_buf x, size_t n, size_t upto);
-/* Copy the channels-last [R, n, P, C] activation into out [R, n, C * P] in
- * channels-first order (PyTorch's flatten of [C, P]). */
-hcl_status dcnn_flatten_cf(dcnn *m, hcl_buf a, hcl_buf out, size_t n, size_t P, size_t C);
+/* graph.c: the model graph of the current variant (hcl_model_vt.graph). */
+hcl_status dcnn_graph(void *self, struct hcl_graph *g);
+/* The variant: 0 the network, 1 the fitted ridge chain, 1 + k layerwise stage k. */
+int dcnn_graph_variant(void *self);
 
 /* ---- layerwise.c, ridge.c ------------------------------------------------ */
 hcl_status dcnn_layerwise(dcnn *m, hcl_trainer *t);

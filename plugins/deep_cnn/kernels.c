@@ -9,18 +9,13 @@ hcl_status dcnn_kernels_build(dcnn *m) {
   const hcl_host_api *host = hcl_host;
   HCL_TRY(host->program(m->ctx, "deep_cnn", hcl_cl_deep_cnn, "", &m->prog));
   HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_im2col", &m->k_im2col));
-  HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_col2im", &m->k_col2im));
-  HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_pool", &m->k_pool));
-  HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_spread", &m->k_spread));
-  HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_scale_copy", &m->k_scale_copy));
   HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_rff", &m->k_rff));
   HCL_TRY(host->kernel(m->ctx, m->prog, "dcnn_normalise", &m->k_normalise));
   return host->kernel(m->ctx, m->prog, "dcnn_onehot", &m->k_onehot);
 }
 
 void dcnn_kernels_release(dcnn *m) {
-  cl_kernel ks[] = {m->k_im2col,     m->k_col2im, m->k_pool,      m->k_spread,
-                    m->k_scale_copy, m->k_rff,    m->k_normalise, m->k_onehot};
+  cl_kernel ks[] = {m->k_im2col, m->k_rff, m->k_normalise, m->k_onehot};
   for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
     if (ks[i]) clReleaseKernel(ks[i]);
   if (m->prog) clReleaseProgram(m->prog);
@@ -60,36 +55,9 @@ hcl_status dcnn_im2col(dcnn *m, hcl_buf src, size_t rs, size_t sb, size_t sc, si
   return launch3(m, m->k_im2col, "deep_cnn_im2col", C, P * s, m->R * count, 12, args);
 }
 
-hcl_status dcnn_col2im(dcnn *m, hcl_buf src, hcl_buf dst, size_t B, size_t P, size_t C, size_t s) {
-  cl_ulong so = fo(src), dof = fo(dst);
-  cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C, s_ = (cl_uint)s;
-  hcl_arg args[] = {HCL_ARG(src.mem), HCL_ARG(so), HCL_ARG(dst.mem), HCL_ARG(dof),
-                    HCL_ARG(P_),      HCL_ARG(C_), HCL_ARG(s_)};
-  return launch3(m, m->k_col2im, "deep_cnn_col2im", C, P * s, B, 7, args);
-}
-
-hcl_status dcnn_pool(dcnn *m, hcl_buf a, hcl_buf out, size_t B, size_t P, size_t C, float scale) {
-  cl_ulong ao = fo(a), oo = fo(out);
-  cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C;
-  hcl_arg args[] = {HCL_ARG(a.mem), HCL_ARG(ao), HCL_ARG(out.mem), HCL_ARG(oo),
-                    HCL_ARG(P_),    HCL_ARG(C_), HCL_ARG(scale),   {0, NULL}};
-  return launch(m, m->k_pool, "deep_cnn_pool", B * C, 7, args);
-}
-
-hcl_status dcnn_spread(dcnn *m, hcl_buf g, hcl_buf da, size_t B, size_t P, size_t C, float scale) {
-  cl_ulong go = fo(g), dao = fo(da);
-  cl_uint P_ = (cl_uint)P, C_ = (cl_uint)C;
-  hcl_arg args[] = {HCL_ARG(g.mem), HCL_ARG(go), HCL_ARG(da.mem), HCL_ARG(dao),
-                    HCL_ARG(P_),    HCL_ARG(C_), HCL_ARG(scale),  {0, NULL}};
-  return launch(m, m->k_spread, "deep_cnn_spread", B * P * C, 7, args);
-}
-
-hcl_status dcnn_scale_copy(dcnn *m, hcl_buf params, size_t off, size_t count, float scale,
-                           hcl_buf dst) {
-  cl_ulong so = fo(params) + off, stride = m->n_params, dof = fo(dst), cnt = count;
-  hcl_arg args[] = {HCL_ARG(params.mem), HCL_ARG(so),  HCL_ARG(stride), HCL_ARG(dst.mem),
-                    HCL_ARG(dof),        HCL_ARG(cnt), HCL_ARG(scale),  {0, NULL}};
-  return launch(m, m->k_scale_copy, "deep_cnn_scale_copy", m->R * count, 7, args);
+hcl_status dcnn_flatten_cf(dcnn *m, hcl_buf a, hcl_buf out, size_t n, size_t P, size_t C) {
+  /* one "patch" spanning every position: column c*P + p */
+  return dcnn_im2col(m, a, n * P * C, P * C, 1, C, out, n, 1, C, P);
 }
 
 hcl_status dcnn_rff(dcnn *m, hcl_buf f, hcl_buf phase, size_t rows, size_t D, float amp) {

@@ -31,7 +31,7 @@ hcl_status dcnn_layerwise(dcnn *m, hcl_trainer *t) {
   if (per == 0 && total > 0) per = 1;
   hcl_buf params = host->train_params(t);
   for (size_t k = 1; k <= m->L; k++) {
-    m->stage = k;
+    m->stage = k; /* the model's graph becomes the truncated network (graph.c) */
     m->train_from = k;
     hcl_status rc =
         dcnn_init_readout(m, params, DCNN_STREAM_STAGE + 2 * k, DCNN_STREAM_STAGE + 2 * k + 1);

@@ -1,6 +1,6 @@
 /* deep_cnn plugin: descriptor, declared parameters and entry point. */
 /* the newest host-table entry this plugin calls unconditionally */
-#define HCL_PLUGIN_NEEDS train_label
+#define HCL_PLUGIN_NEEDS g_detach
 #include "deep_cnn.h"
 
 const char *const dcnn_param_choices[] = {"mf", "standard", NULL};
@@ -85,13 +85,12 @@ static const hcl_model_vt vt = {
     .out_dim = dcnn_out_dim,
     .blocks = dcnn_blocks,
     .init = dcnn_init,
-    .forward = dcnn_forward,
-    .backward = dcnn_backward,
-    .features = dcnn_features,
     .algorithms = algorithms,
     .train = dcnn_train,
     .check = dcnn_check,
     .lr_scale = dcnn_lr_scale,
+    .graph = dcnn_graph,
+    .graph_variant = dcnn_graph_variant,
 };
 
 static const hcl_plugin_desc desc = {

@@ -87,6 +87,10 @@ int hcl_cmd_run(int argc, char **argv) {
       printf("%s\n", opt.run_dir);
     }
     code = hcl_cli_exit_code(rc);
+    if (rc == HCL_OK && opt.n_diverged) { /* the others' numbers stand; the run is not whole */
+      fprintf(stderr, "hiercl: error: %s\n", err);
+      code = hcl_cli_exit_code(HCL_ERR_NUMERIC);
+    }
   }
   for (size_t i = 0; i < n_owned; i++) free(owned[i]);
   free(owned);

@@ -22,6 +22,8 @@ static const char sweep_usage[] =
     "([eval] val_size > 0). Re-running the same command resumes.\n"
     "--device all (or a comma list of selectors) trains on every selected device at once,\n"
     "one worker thread each; under mpirun each rank takes the device of its node-local rank.\n"
+    "Under mpirun --enable-recovery a rank silent for HIERCL_MPI_TIMEOUT s (default 60) is\n"
+    "given up: its run stays pending for the next resume and the other ranks go on.\n"
     "--shard I/N runs shard I (0 <= I < N) of the runs, in the same sweep directory (default:\n"
     "SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, less SLURM_ARRAY_TASK_MIN, when set).\n"
     "--status lists each point as done, failed or pending: exit 0 all done, 1 some failed,\n"
