@@ -32,7 +32,11 @@ void hcl_graph_mark(hcl_graph *g) {
   int groups = 0;
   for (size_t v = 0; v < g->n; v++) {
     hcl_gnode *n = &g->nodes[v];
-    n->grad = n->kind == HCL_GN_MATMUL || n->kind == HCL_GN_BIAS || n->n_cblocks;
+    /* a frozen block (trainable = 0) needs no gradient, so nothing below
+     * it does either (a fixed random first layer costs no backward) */
+    n->grad =
+        ((n->kind == HCL_GN_MATMUL || n->kind == HCL_GN_BIAS) && g->blocks[n->block].trainable) ||
+        n->n_cblocks;
     for (size_t i = 0; i < n_inputs(n); i++) {
       g->nodes[input(n, i)].n_users++;
       n->grad |= g->nodes[input(n, i)].grad;

@@ -251,14 +251,16 @@ static hcl_status node_grad(rev *r, size_t v, int gv) {
   hcl_gstep *s;
   switch (n->kind) {
   case HCL_GN_MATMUL: {
-    if (!(s = step(r, HCL_GS_GEMM, v))) return NOMEM(g); /* dW (+)= G^T A */
-    s->gemm = 1;
-    s->arg[0] = hcl_ga(HCL_GA_VALUE, gv);
-    s->arg[1] = hcl_ga(HCL_GA_VALUE, value_of(g, n->in[0]));
-    s->arg[2] = hcl_ga(HCL_GA_GRAD, (int)n->block);
-    s->n_args = 3;
-    s->beta = g->nodes[n->in[0]].C == g->blocks[n->block].cols ? param_beta(r, n->block)
-                                                               : window_beta(r, v);
+    if (g->blocks[n->block].trainable) { /* a frozen block keeps the zero of ZERO_GRAD */
+      if (!(s = step(r, HCL_GS_GEMM, v))) return NOMEM(g); /* dW (+)= G^T A */
+      s->gemm = 1;
+      s->arg[0] = hcl_ga(HCL_GA_VALUE, gv);
+      s->arg[1] = hcl_ga(HCL_GA_VALUE, value_of(g, n->in[0]));
+      s->arg[2] = hcl_ga(HCL_GA_GRAD, (int)n->block);
+      s->n_args = 3;
+      s->beta = g->nodes[n->in[0]].C == g->blocks[n->block].cols ? param_beta(r, n->block)
+                                                                 : window_beta(r, v);
+    }
     if (!g->nodes[n->in[0]].grad) return HCL_OK;
     int t, acc;
     HCL_TRY(target(r, n->in[0], &t, &acc, v));
@@ -272,11 +274,13 @@ static hcl_status node_grad(rev *r, size_t v, int gv) {
     return HCL_OK;
   }
   case HCL_GN_BIAS:
-    if (!(s = step(r, HCL_GS_COLSUM, v))) return NOMEM(g);
-    s->arg[0] = hcl_ga(HCL_GA_VALUE, gv);
-    s->arg[1] = hcl_ga(HCL_GA_GRAD, (int)n->block);
-    s->n_args = 2;
-    s->beta = param_beta(r, n->block);
+    if (g->blocks[n->block].trainable) {
+      if (!(s = step(r, HCL_GS_COLSUM, v))) return NOMEM(g);
+      s->arg[0] = hcl_ga(HCL_GA_VALUE, gv);
+      s->arg[1] = hcl_ga(HCL_GA_GRAD, (int)n->block);
+      s->n_args = 2;
+      s->beta = param_beta(r, n->block);
+    }
     return alias(r, n->in[0], gv, v);
   case HCL_GN_ADD: HCL_TRY(alias(r, n->in[0], gv, v)); return alias(r, n->in[1], gv, v);
   case HCL_GN_RESHAPE: return alias(r, n->in[0], gv, v);

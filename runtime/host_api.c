@@ -98,6 +98,8 @@ static const hcl_host_api g_api = {
     .g_matmul_scaled = hcl_g_matmul_scaled,
     .g_bias_scaled = hcl_g_bias_scaled,
     .g_detach = hcl_g_detach,
+    .train_backward = hcl_trainer_backward,
+    .train_features = hcl_trainer_features,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

@@ -213,6 +213,17 @@ hcl_status hcl_trainer_forward(hcl_trainer *t, hcl_buf x, size_t n, hcl_buf out)
   return t->mvt->forward(t->model, t->params, x, n, out);
 }
 
+hcl_status hcl_trainer_backward(hcl_trainer *t, hcl_buf dout, size_t n, hcl_buf grad) {
+  return t->mvt->backward(t->model, t->params, dout, n, grad);
+}
+
+hcl_status hcl_trainer_features(hcl_trainer *t, size_t layer, hcl_buf x, size_t n, hcl_buf out,
+                                size_t *dim) {
+  if (!t->mvt->features)
+    return hcl_fail(t->ctx, HCL_ERR_UNSUPPORTED, "this model does not expose hidden features");
+  return t->mvt->features(t->model, t->params, layer, x, n, out, dim);
+}
+
 int hcl_trainer_stop_requested(hcl_trainer *t) {
   return (t->stop && *t->stop) || hcl_should_stop(t->ctx);
 }

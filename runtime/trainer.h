@@ -124,6 +124,11 @@ hcl_status hcl_trainer_batch(hcl_trainer *t, uint32_t stream, uint64_t first, si
 hcl_buf hcl_trainer_params(hcl_trainer *t);
 /* out [R, n, out_dim] = the model at the current parameters on x (n <= max_batch). */
 hcl_status hcl_trainer_forward(hcl_trainer *t, hcl_buf x, size_t n, hcl_buf out);
+/* The model's backward for its last forward, with the current parameters. */
+hcl_status hcl_trainer_backward(hcl_trainer *t, hcl_buf dout, size_t n, hcl_buf grad);
+/* The model's hidden layer `layer` at x with the current parameters. */
+hcl_status hcl_trainer_features(hcl_trainer *t, size_t layer, hcl_buf x, size_t n, hcl_buf out,
+                                size_t *dim);
 hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_extra);
 int hcl_trainer_stop_requested(hcl_trainer *t);
 hcl_status hcl_trainer_loss_grad(hcl_trainer *t, hcl_buf out, hcl_buf y, size_t n, float scale,

@@ -335,6 +335,9 @@ static double urand(double lo, double hi) {
 
 enum { R = 3, N = 5, MAX_BATCH = 7 };
 
+static size_t g_bwd_gemms; /* the backward GEMM steps of the last check_case */
+static unsigned g_frozen;  /* bit b: check_case makes block b frozen (trainable = 0) */
+
 /* Forward and gradient of case c on the device against the host; returns
  * the largest gradient error relative to the gradient's scale. */
 static double check_case(const tcase *c, const char *what) {
@@ -343,7 +346,8 @@ static double check_case(const tcase *c, const char *what) {
   size_t off[16], np = 0;
   for (size_t b = 0; b < c->n_blocks; b++) {
     off[b] = np;
-    blocks[b] = (hcl_block){c->blocks[b].name, np, c->blocks[b].rows, c->blocks[b].cols, 0, 1};
+    blocks[b] = (hcl_block){c->blocks[b].name, np, c->blocks[b].rows,
+                            c->blocks[b].cols, 0,  !((g_frozen >> b) & 1)};
     np += c->blocks[b].rows * c->blocks[b].cols;
   }
   if (!c->exact) np += 3; /* floats no block covers: their gradient must be written (0) */
@@ -355,6 +359,8 @@ static double check_case(const tcase *c, const char *what) {
   assert_int_equal(hcl_graph_compile(g), HCL_OK);
   /* the plan must never rely on what the arena held before */
   assert_int_equal(hcl_fill(ctx, g->arena, 7.0f, g->arena_floats), HCL_OK);
+  g_bwd_gemms = 0;
+  for (size_t s = g->n_fwd; s < g->n_steps; s++) g_bwd_gemms += g->steps[s].kind == HCL_GS_GEMM;
   size_t D = g->out_dim;
   float *p = hcl_test_random_floats(urand, R * np, -0.8, 0.8); /* replicas differ */
   float *x = hcl_test_random_floats(urand, R * N * c->x_size, -1, 1);
@@ -389,6 +395,9 @@ static double check_case(const tcase *c, const char *what) {
       pd[j] = keep;
       fd[j] = (lp - lm) / (2 * h);
     }
+    for (size_t b = 0; b < c->n_blocks; b++) /* a frozen block's gradient is 0 */
+      if ((g_frozen >> b) & 1)
+        for (size_t j = 0; j < c->blocks[b].rows * c->blocks[b].cols; j++) fd[off[b] + j] = 0;
     double scale = hcl_test_max_abs(fd, np) + 1e-3;
     for (size_t j = 0; j < np; j++) {
       double e = fabs(grad[r * np + j] - fd[j]) / scale;
@@ -689,6 +698,42 @@ static void test_matmul_cols(void **state) {
   hcl_graph_free(g);
 }
 
+/* Frozen blocks (trainable = 0, e.g. a fixed random first layer) get a zero
+ * gradient and cost no backward work: below a frozen first layer and bias
+ * nothing is differentiated (one GEMM, dW2, instead of three), while a frozen
+ * block in the middle still passes the gradient to the trained layer under
+ * it (its dW skipped: four GEMMs instead of five). Every gradient against
+ * finite differences, with replicas. */
+static void test_frozen_blocks(void **state) {
+  (void)state;
+  NEED_CTX();
+  static const top first[] = {{.kind = T_IN},
+                              {.kind = T_MM, .a = 0, .blk = 0},
+                              {.kind = T_BIAS, .a = 1, .blk = 1},
+                              {.kind = T_ACT, .a = 2, .act = HCL_GACT_TANH},
+                              {.kind = T_MM, .a = 3, .blk = 2},
+                              {.kind = T_BIAS, .a = 4, .blk = 3}};
+  tcase c = {first, 6, 4, mlp_blocks, 4, 0, 1};
+  g_frozen = 0x3;
+  double e = check_case(&c, "frozen first layer");
+  g_frozen = 0;
+  if (!(e < GRAD_TOL)) fail_msg("frozen first layer: gradient error %.3g", e);
+  assert_int_equal(g_bwd_gemms, 1);
+  static const tblock b[] = {{"w1", 5, 4}, {"w2", 3, 5}, {"w3", 2, 3}};
+  static const top middle[] = {{.kind = T_IN},
+                               {.kind = T_MM, .a = 0, .blk = 0},
+                               {.kind = T_ACT, .a = 1, .act = HCL_GACT_TANH},
+                               {.kind = T_MM, .a = 2, .blk = 1},
+                               {.kind = T_ACT, .a = 3, .act = HCL_GACT_QUADRATIC},
+                               {.kind = T_MM, .a = 4, .blk = 2}};
+  tcase c2 = {middle, 6, 4, b, 3, 0, 1};
+  g_frozen = 0x2;
+  e = check_case(&c2, "frozen middle layer");
+  g_frozen = 0;
+  if (!(e < GRAD_TOL)) fail_msg("frozen middle layer: gradient error %.3g", e);
+  assert_int_equal(g_bwd_gemms, 4);
+}
+
 /* A custom op with its own kernels: the right backward passes the check;
  * one with a wrong derivative (2 v^2 for v^3) is caught by it. */
 static void test_custom_op(void **state) {
@@ -840,6 +885,7 @@ int main(void) {
       cmocka_unit_test(test_patch_fold_feature_steps),
       cmocka_unit_test(test_detach),
       cmocka_unit_test(test_matmul_cols),
+      cmocka_unit_test(test_frozen_blocks),
       cmocka_unit_test(test_custom_op),
       cmocka_unit_test(test_shape_error),
       cmocka_unit_test(test_fusion_and_planning),

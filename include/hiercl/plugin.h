@@ -393,6 +393,14 @@ typedef struct hcl_host_api {
   hcl_tensor (*g_matmul_scaled)(struct hcl_graph *g, hcl_tensor a, const char *block, float alpha);
   hcl_tensor (*g_bias_scaled)(struct hcl_graph *g, hcl_tensor a, const char *block, float scale);
   hcl_tensor (*g_detach)(struct hcl_graph *g, hcl_tensor a);
+  /* grad [R, n_params] = d(sum dout . out)/d params of the model being
+   * trained, for its last train_forward on n samples (a full-batch gradient
+   * or a closed-form stage inside train()). */
+  hcl_status (*train_backward)(hcl_trainer *t, hcl_buf dout, size_t n, hcl_buf grad);
+  /* Hidden layer `layer` of the model being trained at x, into out
+   * [R, n, dim] (hcl_model_vt.features; a later backward needs a new forward). */
+  hcl_status (*train_features)(hcl_trainer *t, size_t layer, hcl_buf x, size_t n, hcl_buf out,
+                               size_t *dim);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */

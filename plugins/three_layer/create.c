@@ -23,8 +23,7 @@ static hcl_status parse_act(const hcl_report *r, const hcl_params *p, const char
 void tl_destroy(void *self) {
   tl_model *m = self;
   if (!m) return;
-  hcl_buf *bufs[] = {&m->z1,  &m->phi,  &m->z2,   &m->h,     &m->dh,   &m->p_x,
-                     &m->p_y, &m->p_hs, &m->p_sz, &m->p_szz, &m->p_szh};
+  hcl_buf *bufs[] = {&m->phi, &m->u, &m->p_x, &m->p_y, &m->p_hs, &m->p_sz, &m->p_szz, &m->p_szh};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) hcl_host->buf_free(m->ctx, bufs[i]);
   free(m->seeds);
@@ -124,8 +123,34 @@ static void layout(tl_model *m) {
   m->n_blocks = n;
 }
 
-static hcl_status alloc_act(tl_model *m, size_t width, hcl_buf *b) {
-  return hcl_host->buf_alloc(m->ctx, m->R * m->max_batch * width * sizeof(float), b);
+static hcl_status alloc_act(tl_model *m, size_t rows, size_t width, hcl_buf *b) {
+  return hcl_host->buf_alloc(m->ctx, m->R * rows * width * sizeof(float), b);
+}
+
+hcl_status tl_scratch(tl_model *m, size_t rows) {
+  const hcl_host_api *host = hcl_host;
+  if (m->u.mem && m->scratch_rows >= rows) return HCL_OK;
+  hcl_buf *bufs[] = {&m->phi, &m->u};
+  for (size_t i = 0; i < 2; i++)
+    if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
+  m->scratch_rows = 0;
+  size_t k = tl_phi_dim(m), wide = k > m->m2 ? k : m->m2; /* phi, later u^2 */
+  if (HCL_HOST_HAS(mem_check)) {
+    /* the buffers below as a whole first, so that the error names the keys */
+    double rb = (double)m->R * (double)rows * sizeof(float), cap = (double)SIZE_MAX / 8.0;
+    double all = rb * ((double)wide + (double)m->m2), big = rb * (double)wide;
+    char what[256];
+    snprintf(what, sizeof what,
+             "activations of [model] m1 = %zu, m2 = %zu for %zu replicas x %zu "
+             "samples (a chunk of the algorithm's stages or the probe)",
+             m->m1, m->m2, m->R, rows);
+    HCL_TRY(host->mem_check(m->ctx, all < cap ? (size_t)all : SIZE_MAX,
+                            big < cap ? (size_t)big : SIZE_MAX, what));
+  }
+  HCL_TRY(alloc_act(m, rows, wide, &m->phi));
+  HCL_TRY(alloc_act(m, rows, m->m2, &m->u));
+  m->scratch_rows = rows;
+  return HCL_OK;
 }
 
 hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info *target,
@@ -156,31 +181,6 @@ hcl_status tl_create(hcl_ctx *ctx, const hcl_setup *setup, const hcl_target_info
   memcpy(m->seeds, setup->seeds, m->R * sizeof *m->seeds);
   if (m->two_layer) m->m1 = m->d;
   layout(m);
-  size_t k = tl_phi_dim(m);
-  if (rc == HCL_OK && HCL_HOST_HAS(mem_check)) {
-    /* the activations below as a whole first, so that the error names the keys */
-    double rb = (double)m->R * (double)m->max_batch * sizeof(float), cap = (double)SIZE_MAX / 8.0;
-    double w1 = m->two_layer ? 0.0 : (double)m->m1,
-           all = rb * (w1 + (double)k + 3.0 * (double)m->m2);
-    double wide = w1 > (double)k ? w1 : (double)k,
-           big = rb * (wide > (double)m->m2 ? wide : (double)m->m2);
-    char what[256];
-    snprintf(what, sizeof what,
-             "activations of [model] m1 = %zu, m2 = %zu for %zu replicas x %zu "
-             "samples (the largest batch)",
-             m->m1, m->m2, m->R, m->max_batch);
-    rc = host->mem_check(ctx, all < cap ? (size_t)all : SIZE_MAX,
-                         big < cap ? (size_t)big : SIZE_MAX, what);
-  }
-  if (rc == HCL_OK && !m->two_layer) rc = alloc_act(m, m->m1, &m->z1);
-  if (rc == HCL_OK) rc = alloc_act(m, k, &m->phi);
-  if (rc == HCL_OK) rc = alloc_act(m, m->m2, &m->z2);
-  if (rc == HCL_OK) rc = alloc_act(m, m->m2, &m->h);
-  if (rc == HCL_OK) rc = alloc_act(m, m->m2, &m->dh);
-  if (rc != HCL_OK) {
-    tl_destroy(m);
-    return rc;
-  }
   *self = m;
   return HCL_OK;
 }

@@ -1,7 +1,7 @@
 /* three_layer plugin: descriptor, declared parameters and entry point
  * (SPEC 2.4, *(reading)*). */
 /* the newest host-table entry this plugin calls unconditionally */
-#define HCL_PLUGIN_NEEDS train_label
+#define HCL_PLUGIN_NEEDS train_features
 #include "three_layer.h"
 
 const char *const tl_act1_choices[] = {"relu", "leaky_relu", "quadratic", "tanh", "identity", NULL};
@@ -91,19 +91,17 @@ static const hcl_model_vt vt = {
     .out_dim = tl_out_dim,
     .blocks = tl_blocks,
     .init = tl_init,
-    .forward = tl_forward,
-    .backward = tl_backward,
-    .features = tl_features,
     .algorithms = algorithms,
     .train = tl_train,
     .check = tl_check,
     .probe = tl_probe,
+    .graph = tl_graph,
 };
 
 static const hcl_plugin_desc desc = {
     HCL_DESC_HEAD(HCL_PLUGIN_MODEL),
     .name = "three_layer",
-    .version = "1.1.0",
+    .version = "1.2.0",
     .summary =
         "three-layer net f(x) = (1/m2) sum_j a_j sigma2(w_j . phi(x) + b_j), phi(x) = "
         "sigma1(V x)/sqrt(m1), V fixed random, b random, W and a trained; algorithms: sgd, "

@@ -34,8 +34,8 @@ static hcl_status accumulate(tl_model *m, hcl_probe *p, hcl_buf params, uint64_t
       host->probe_batch(p, HCL_STREAM_PROBE, first, n, x, hcl_view(m->p_y, 0, R * n * m->y_dim)));
   hcl_status rc = host->probe_target_eval(p, "hstar", x, n, hs);
   if (rc != HCL_OK) return rc;
-  HCL_TRY(tl_phi(m, params, x, n));
-  hcl_buf u = hcl_view(m->z2, 0, span), none = {0};
+  HCL_TRY(tl_phi(m, NULL, p, x, n));
+  hcl_buf u = hcl_view(m->u, 0, span), none = {0};
   HCL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, hcl_view(m->phi, 0, R * n * k), k,
                               n * k, hcl_pview(params, m->R, m->n_params, m->w_off, m2 * k), k,
                               m->n_params, 0.0f, u, m2, n * m2, R));
@@ -43,9 +43,9 @@ static hcl_status accumulate(tl_model *m, hcl_probe *p, hcl_buf params, uint64_t
   HCL_TRY(host->col_sum(m->ctx, u, m->p_sz, m2, R, n, m2, 1.0f, beta));
   HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, 1, n, 1.0f, u, m2, n * m2, hs, 1, n, beta, m->p_szh,
                               1, m2, R));
-  HCL_TRY(
-      host->bias_act(m->ctx, HCL_ACT_QUADRATIC, u, none, 0, hcl_view(m->dh, 0, span), R, n, m2));
-  HCL_TRY(host->col_sum(m->ctx, hcl_view(m->dh, 0, span), m->p_szz, m2, R, n, m2, 1.0f, beta));
+  hcl_buf sq = hcl_view(m->phi, 0, span); /* u^2, phi read */
+  HCL_TRY(host->bias_act(m->ctx, HCL_ACT_QUADRATIC, u, none, 0, sq, R, n, m2));
+  HCL_TRY(host->col_sum(m->ctx, sq, m->p_szz, m2, R, n, m2, 1.0f, beta));
   float *h = malloc(R * n * sizeof *h);
   if (!h) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   rc = host->buf_read(m->ctx, hs, h, R * n * sizeof *h);
@@ -97,11 +97,11 @@ hcl_status tl_probe(void *self, hcl_probe *p) {
     m->p_chunk = m->max_batch < m->probe_samples ? m->max_batch : (size_t)m->probe_samples;
     HCL_TRY(probe_alloc(m));
   }
+  HCL_TRY(tl_scratch(m, m->p_chunk));
   hcl_buf params = host->probe_params(p, NULL, NULL);
   size_t R = m->R;
   double sh[R], shh[R], corr[R];
   for (size_t r = 0; r < R; r++) sh[r] = shh[r] = 0;
-  m->have_forward = 0;
   for (uint64_t first = 0; first < m->probe_samples; first += m->p_chunk) {
     uint64_t left = m->probe_samples - first;
     size_t n = left < m->p_chunk ? (size_t)left : m->p_chunk;

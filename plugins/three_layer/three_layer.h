@@ -8,7 +8,10 @@
  *   b [m2]     random, fixed (unless train_b)            (group 1)
  *   a [m2, D]  the readout (D = 1 but for multi-output)  (group 2)
  * two_layer = true drops V: phi(x) = x / sqrt(d) (the same net with sigma1 =
- * identity and V = I), W [m2, d]. */
+ * identity and V = I), W [m2, d].
+ * The forward pass is a model graph (graph.c): the runtime runs forward,
+ * backward and features; train.c (algorithm1, ridge) and probe.c reach them
+ * through the trainer and probe services. */
 #ifndef HCL_THREE_LAYER_H
 #define HCL_THREE_LAYER_H
 
@@ -37,12 +40,12 @@ typedef struct tl_model {
   size_t v_off, w_off, b_off, a_off;
   hcl_block blocks[4];
   size_t n_blocks;
-  /* kept by the last forward, each [R, max_batch, width]: z1 = V x (m1), phi
-   * (m1), z2 = W phi + b (m2), h = sigma2(z2) (m2); dh backward scratch (m2) */
-  hcl_buf z1, phi, z2, h, dh;
-  hcl_buf x_last;
-  size_t n_last;
-  int have_forward; /* 0 until a forward; features(), probe() reset it */
+  hcl_graph_custom readout; /* out = h a / m2 (graph.c) */
+  /* scratch of the algorithms and the probe, [R, scratch_rows, width]:
+   * phi (max(k, m2): phi, then u^2 once u is made), u (m2: u = phi G^T, or
+   * the hidden features of the ridge stage) */
+  hcl_buf phi, u;
+  size_t scratch_rows;
   /* probe scratch, made on the first probe */
   hcl_buf p_x, p_y, p_hs, p_sz, p_szz, p_szh;
   size_t p_chunk;
@@ -64,16 +67,20 @@ size_t tl_n_params(void *self);
 size_t tl_out_dim(void *self);
 const hcl_block *tl_blocks(void *self, size_t *n_blocks);
 hcl_status tl_init(void *self, hcl_buf params);
+/* m->phi and u for chunks of up to `rows` samples (made, or grown, on
+ * demand: train() and the probe only; an sgd run's forward and backward are
+ * the graph's). */
+hcl_status tl_scratch(tl_model *m, size_t rows);
 /* Draw b of every replica from `stream` (TL_STREAM_B at init, TL_STREAM_B2 for
  * algorithm1's stage 2). */
 hcl_status tl_draw_b(tl_model *m, hcl_buf params, uint64_t stream);
 
-/* phi(x) into m->phi (and z1), n samples. */
-hcl_status tl_phi(tl_model *m, hcl_buf params, hcl_buf x, size_t n);
-hcl_status tl_forward(void *self, hcl_buf params, hcl_buf x, size_t n, hcl_buf out);
-hcl_status tl_backward(void *self, hcl_buf params, hcl_buf dout, size_t n, hcl_buf grad);
-hcl_status tl_features(void *self, hcl_buf params, size_t layer, hcl_buf x, size_t n, hcl_buf out,
-                       size_t *dim);
+/* The forward pass as a model graph: phi, the hidden layer and the readout
+ * (graph.c); the runtime derives backward and features from it. */
+hcl_status tl_graph(void *self, hcl_graph *g);
+/* phi(x) of n samples into m->phi: the graph's layer 1 through `t` (inside
+ * train()) or `p` (inside a probe), or x / sqrt(d) for two_layer. */
+hcl_status tl_phi(tl_model *m, hcl_trainer *t, hcl_probe *p, hcl_buf x, size_t n);
 hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t);
 hcl_status tl_probe(void *self, hcl_probe *p);
 

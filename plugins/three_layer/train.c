@@ -5,7 +5,8 @@
  *  stage 1: W = 0, then one gradient step W = -eta1 grad_W L on the first
  *           half (indices 0 .. P/2-1), L the run's loss (against labels
  *           centred by their first-half mean with center_y), the gradient
- *           taken through forward/backward with the init's a and b; eta1 = 0
+ *           taken through the graph's forward and reverse mode
+ *           (host->train_forward / train_backward) with the init's a and b; eta1 = 0
  *           picks per replica the step giving w_j . phi(x) mean square
  *           eta1_scale^2;
  *  stage 2: b re-drawn (redraw_b), then a by ridge on the second half
@@ -62,7 +63,7 @@ static hcl_status batch_forward(tl_work *w, uint64_t first, size_t n) {
   HCL_TRY(hcl_host->train_batch(w->t, HCL_STREAM_TRAIN, first, n,
                                 hcl_view(w->x, 0, m->R * n * m->d),
                                 hcl_view(w->y, 0, m->R * n * m->y_dim)));
-  return tl_forward(m, w->params, w->x, n, hcl_view(w->out, 0, m->R * n * m->D));
+  return hcl_host->train_forward(w->t, w->x, n, hcl_view(w->out, 0, m->R * n * m->D));
 }
 
 /* Mean training loss over samples first .. first+n_all-1 (per replica). */
@@ -117,7 +118,7 @@ static hcl_status stage1_gradient(tl_work *w, size_t n1, double *loss0) {
     HCL_TRY(hcl_host->train_loss_grad(w->t, out, hcl_view(w->y, 0, R * n * m->y_dim), n,
                                       (float)(1.0 / (double)n1), dout, part));
     for (size_t r = 0; r < R; r++) loss0[r] += part[r] * (double)n / (double)n1;
-    HCL_TRY(tl_backward(m, w->params, dout, n, off == 0 ? w->g : w->gtmp));
+    HCL_TRY(hcl_host->train_backward(w->t, dout, n, off == 0 ? w->g : w->gtmp));
     if (off > 0) HCL_TRY(hcl_host->axpby(m->ctx, 1.0f, w->gtmp, 1.0f, w->g, R * np));
   }
   return HCL_OK;
@@ -135,16 +136,15 @@ static hcl_status auto_eta(tl_work *w, size_t n1, double *eta) {
     size_t n = n1 - off < w->chunk ? n1 - off : w->chunk, span = R * n * m2;
     HCL_TRY(host->train_batch(w->t, HCL_STREAM_TRAIN, off, n, hcl_view(w->x, 0, R * n * m->d),
                               hcl_view(w->y, 0, R * n * m->y_dim)));
-    HCL_TRY(tl_phi(m, w->params, w->x, n));
+    HCL_TRY(tl_phi(m, w->t, NULL, w->x, n));
     HCL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, hcl_view(m->phi, 0, R * n * k), k,
                                 n * k, hcl_pview(w->g, m->R, m->n_params, m->w_off, m2 * k), k,
-                                m->n_params, 0.0f, hcl_view(m->z2, 0, span), m2, n * m2, R));
-    HCL_TRY(host->bias_act(m->ctx, HCL_ACT_QUADRATIC, hcl_view(m->z2, 0, span), none, 0,
-                           hcl_view(m->dh, 0, span), R, n, m2));
-    HCL_TRY(host->col_sum(m->ctx, hcl_view(m->dh, 0, span), w->acc, m2, R, n, m2, 1.0f,
-                          off == 0 ? 0.0f : 1.0f));
+                                m->n_params, 0.0f, hcl_view(m->u, 0, span), m2, n * m2, R));
+    hcl_buf sq = hcl_view(m->phi, 0, span); /* u^2, phi read */
+    HCL_TRY(
+        host->bias_act(m->ctx, HCL_ACT_QUADRATIC, hcl_view(m->u, 0, span), none, 0, sq, R, n, m2));
+    HCL_TRY(host->col_sum(m->ctx, sq, w->acc, m2, R, n, m2, 1.0f, off == 0 ? 0.0f : 1.0f));
   }
-  m->have_forward = 0;
   float *acc = malloc(R * m2 * sizeof *acc);
   if (!acc) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   hcl_status rc = host->buf_read(m->ctx, w->acc, acc, R * m2 * sizeof *acc);
@@ -190,8 +190,13 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *al
   for (size_t off = 0; off < n_all; off += w->chunk) {
     size_t n = n_all - off < w->chunk ? n_all - off : w->chunk, span = R * n * m2;
     float beta = off == 0 ? 0.0f : 1.0f;
-    HCL_TRY(batch_forward(w, first + off, n));
-    hcl_buf sv = hcl_view(m->h, 0, span); /* s_j(x) = sigma2(w_j . phi(x) + b_j) */
+    /* s_j(x) = sigma2(w_j . phi(x) + b_j): the graph's last hidden layer */
+    size_t dim = 0;
+    hcl_buf sv = hcl_view(m->u, 0, span);
+    HCL_TRY(host->train_batch(w->t, HCL_STREAM_TRAIN, first + off, n,
+                              hcl_view(w->x, 0, R * n * m->d),
+                              hcl_view(w->y, 0, R * n * m->y_dim)));
+    HCL_TRY(host->train_features(w->t, m->two_layer ? 1 : 2, w->x, n, sv, &dim));
     /* G += S^T S / (n m2), c += S^T y / n */
     HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, m2, n, (float)(inv_m2 * inv_n), sv, m2, n * m2,
                                 sv, m2, n * m2, beta, w->G, m2, m2 * m2, R));
@@ -283,6 +288,9 @@ hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t) {
   hcl_report rep = {.host = host, .ctx = m->ctx};
   HCL_TRY(tl_train_check(&rep, m, algorithm, P));
   tl_work w = {.m = m, .t = t, .params = host->train_params(t), .chunk = m->max_batch};
+  /* the largest chunk: of the second half (algorithm1), of all P (ridge) */
+  uint64_t most = alg1 ? P - P / 2 : P;
+  HCL_TRY(tl_scratch(m, most < w.chunk ? (size_t)most : w.chunk));
   hcl_status rc = work_alloc(&w);
   if (rc == HCL_OK) rc = alg1 ? algorithm1(&w, P) : ridge_only(&w, P);
   work_free(&w);
