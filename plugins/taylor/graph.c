@@ -2,15 +2,15 @@
  *
  *   z = x (raw) or rep(x) (neural: a custom op over the frozen
  *       representation blocks, detached: a fixed stage)
- *   U = z w0^T / sqrt(dz) (detached: w0 is frozen), S = z w^T / sqrt(dz)
- *       (the runtime's scaled products: the factor inside the GEMM)
+ *   U = z w0^T / sqrt(dz), S = z w^T / sqrt(dz)   (the runtime's scaled
+ *       products: the factor inside the GEMM)
  *   out = head(U, S; a)   (a custom op, its kernels in taylor.cl)
  *
  * The runtime derives backward: head's backward gives dS, the product gives
- * grad w = dS^T z / sqrt(dz); no gradient flows into U or z, so nothing is
- * computed for w0, a or the representation and their gradient is 0. The
- * whitening is fitted outside the graph (whiten.c), on the unlabelled
- * stream. */
+ * grad w = dS^T z / sqrt(dz). w0 is frozen and z detached, so U needs no
+ * gradient: nothing is computed for w0, a or the representation and their
+ * gradient is 0. The whitening is fitted outside the graph (whiten.c), on
+ * the unlabelled stream. */
 #include "taylor.h"
 
 #include <math.h>
@@ -193,8 +193,7 @@ hcl_status hcl_taylor_graph(void *self, hcl_graph *g) {
   if (m->neural) z = host->g_detach(g, host->g_custom(g, &m->rep_op, &z, 1));
   HCL_TRY(host->g_feature(g, z, 1)); /* features(1): the model's input z */
   float s = (float)(1.0 / sqrt((double)m->dz));
-  hcl_tensor us[2] = {host->g_detach(g, host->g_matmul_scaled(g, z, "w0", s)),
-                      host->g_matmul_scaled(g, z, "w", s)};
+  hcl_tensor us[2] = {host->g_matmul_scaled(g, z, "w0", s), host->g_matmul_scaled(g, z, "w", s)};
   return host->g_output(g, host->g_custom(g, &m->head_op, us, 2));
 }
 
