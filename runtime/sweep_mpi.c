@@ -32,6 +32,12 @@ int hcl_mpi_begin(int *argc, char ***argv) {
   for (const char **e = launched; *e; e++) under |= getenv(*e) != NULL;
   if (!under) return 1;
   int provided, size = 1;
+  /* under --enable-recovery a rank may die mid-message: one killed while
+   * writing into a shared-memory queue can leave the survivors' queue
+   * broken (a hang), while a dead peer's TCP socket is closed by the kernel;
+   * so TCP unless the user chose the transports (read at MPI_Init) */
+  const char *rec = getenv("OMPI_MCA_orte_enable_recovery");
+  if (rec && atoi(rec) > 0) setenv("OMPI_MCA_btl", "self,tcp", 0);
   /* serialized: a worker's heartbeat thread sends between its main
    * thread's calls, all under one mutex */
   if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) return 1;
