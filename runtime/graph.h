@@ -195,5 +195,9 @@ hcl_status hcl_graph_src(hcl_graph *g, const char *fmt, ...);
  * backward and features run the graph; static storage, never freed. */
 hcl_status hcl_graph_wrap(hcl_ctx *ctx, const char *path, const hcl_plugin_desc *d,
                           const hcl_plugin_desc **out);
+/* Releases what hcl_graph_wrap gave d (a no-op for a desc it did not make):
+ * called before the plugin is unloaded, so a long-lived process that loads
+ * and unloads plugins never runs out of wrapper slots. */
+void hcl_graph_unwrap(const hcl_plugin_desc *d);
 
 #endif

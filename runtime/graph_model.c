@@ -213,6 +213,7 @@ static double gm_lr_scale(void *self) {
 static const hcl_model_vt *g_inner[SLOTS];
 static hcl_model_vt g_vt[SLOTS];
 static hcl_plugin_desc g_desc[SLOTS];
+static unsigned g_refs[SLOTS]; /* loaded plugins using the slot; 0: free again */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define SLOT(k)                                                                                    \
@@ -234,8 +235,9 @@ SLOT(10)
 SLOT(11)
 SLOT(12)
 SLOT(13)
-SLOT(14) SLOT(15) SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24)
-    SLOT(25) SLOT(26) SLOT(27) SLOT(28) SLOT(29) SLOT(30)
+SLOT(14)
+SLOT(15) SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24) SLOT(25)
+    SLOT(26) SLOT(27) SLOT(28) SLOT(29) SLOT(30)
         SLOT(31) typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *,
                                                  const hcl_target_info *, void **);
 static const create_fn g_create[SLOTS] = {
@@ -248,8 +250,12 @@ hcl_status hcl_graph_wrap(hcl_ctx *ctx, const char *path, const hcl_plugin_desc 
                           const hcl_plugin_desc **out) {
   const hcl_model_vt *in = d->vt;
   pthread_mutex_lock(&g_lock);
+  /* the slot of this vtable (the same file loaded again), else a free one */
   size_t k = 0;
-  while (k < SLOTS && g_inner[k] && g_inner[k] != in) k++;
+  while (k < SLOTS && g_inner[k] != in) k++;
+  if (k == SLOTS)
+    for (k = 0; k < SLOTS && g_inner[k]; k++) {
+    }
   if (k == SLOTS) {
     pthread_mutex_unlock(&g_lock);
     return hcl_fail(ctx, HCL_ERR_PLUGIN, "%s: plugin '%s': more than %d graph models loaded", path,
@@ -257,11 +263,13 @@ hcl_status hcl_graph_wrap(hcl_ctx *ctx, const char *path, const hcl_plugin_desc 
   }
   size_t n = d->struct_size < sizeof g_desc[k] ? d->struct_size : sizeof g_desc[k];
   if (g_inner[k] == in && !memcmp(&g_desc[k], d, n)) { /* loaded again: already wrapped */
+    g_refs[k]++;
     *out = &g_desc[k];
     pthread_mutex_unlock(&g_lock);
     return HCL_OK;
   }
   g_inner[k] = in;
+  g_refs[k] = 1;
   memset(&g_desc[k], 0, sizeof g_desc[k]);
   memcpy(&g_desc[k], d, n);
   g_vt[k] = (hcl_model_vt){
@@ -289,4 +297,11 @@ hcl_status hcl_graph_wrap(hcl_ctx *ctx, const char *path, const hcl_plugin_desc 
   *out = &g_desc[k];
   pthread_mutex_unlock(&g_lock);
   return HCL_OK;
+}
+
+void hcl_graph_unwrap(const hcl_plugin_desc *d) {
+  pthread_mutex_lock(&g_lock);
+  for (size_t k = 0; k < SLOTS; k++)
+    if (d == &g_desc[k] && g_refs[k] && !--g_refs[k]) g_inner[k] = NULL;
+  pthread_mutex_unlock(&g_lock);
 }

@@ -266,6 +266,12 @@ hcl_status hcl_plugin_load(hcl_ctx *ctx, const char *path, hcl_plugin *out) {
 
 /* ---- the registry -------------------------------------------------------- */
 
+/* Unloads a loaded plugin, releasing its graph wrapper first. */
+static void plugin_close(hcl_plugin *p) {
+  hcl_graph_unwrap(p->desc);
+  dlclose(p->handle);
+}
+
 static int add_rejected(hcl_registry *reg, const char *msg) {
   char **r = realloc(reg->rejected, (reg->n_rejected + 1) * sizeof *r);
   if (!r) return 0;
@@ -381,13 +387,13 @@ static hcl_status scan_dir(hcl_ctx *ctx, hcl_registry *reg, const char *dir, int
       char msg[3 * PATH_MAX];
       snprintf(msg, sizeof msg, "%s: duplicate plugin '%s' (also in %s)", path, p.desc->name,
                prev->path);
-      dlclose(p.handle);
+      plugin_close(&p);
       if (!add_rejected(reg, msg)) rc = hcl_fail(ctx, HCL_ERR_NOMEM, "out of memory");
       continue;
     }
     hcl_plugin *np = realloc(reg->plugins, (reg->n + 1) * sizeof *np);
     if (!np) {
-      dlclose(p.handle);
+      plugin_close(&p);
       rc = hcl_fail(ctx, HCL_ERR_NOMEM, "out of memory");
       break;
     }
@@ -482,7 +488,7 @@ const hcl_plugin *hcl_registry_find(const hcl_registry *reg, const char *name, u
 void hcl_registry_free(hcl_registry *reg) {
   if (!reg) return;
   for (size_t i = 0; i < reg->n; i++)
-    if (reg->plugins[i].handle) dlclose(reg->plugins[i].handle);
+    if (reg->plugins[i].handle) plugin_close(&reg->plugins[i]);
   for (size_t i = 0; i < reg->n_rejected; i++) free(reg->rejected[i]);
   free(reg->plugins);
   free(reg->rejected);

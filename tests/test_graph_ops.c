@@ -876,6 +876,32 @@ static void cli_shape_error(void **state) {
     fail_msg("expected the plugin, op and shapes in one line, got:\n%s", out);
 }
 
+/* The runtime's wrapper slots for graph models are released on unwrap:
+ * 40 distinct graph-only models (40 vtables, more than the 32 slots), each
+ * wrapped then unwrapped, all wrap; a second wrap of the same one shares
+ * its slot until both are unwrapped. */
+static hcl_status no_graph(void *self, struct hcl_graph *g) {
+  (void)self, (void)g;
+  return HCL_OK;
+}
+
+static void test_wrap_slots_released(void **state) {
+  (void)state;
+  static hcl_model_vt vts[40];
+  for (int i = 0; i < 40; i++) {
+    vts[i] = (hcl_model_vt){.struct_size = sizeof(hcl_model_vt), .graph = no_graph};
+    hcl_plugin_desc d = {
+        .struct_size = sizeof d, .kind = HCL_PLUGIN_MODEL, .name = "slot", .vt = &vts[i]};
+    const hcl_plugin_desc *w1 = NULL, *w2 = NULL;
+    if (hcl_graph_wrap(NULL, "slot.so", &d, &w1) != HCL_OK)
+      fail_msg("wrap %d: %s", i, hcl_errmsg(NULL));
+    assert_int_equal(hcl_graph_wrap(NULL, "slot.so", &d, &w2), HCL_OK);
+    assert_ptr_equal(w1, w2); /* the same model loaded twice: one slot */
+    hcl_graph_unwrap(w1);
+    hcl_graph_unwrap(w2);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_activations),
@@ -890,6 +916,7 @@ int main(void) {
       cmocka_unit_test(test_shape_error),
       cmocka_unit_test(test_fusion_and_planning),
       cmocka_unit_test(cli_shape_error),
+      cmocka_unit_test(test_wrap_slots_released),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -658,9 +658,36 @@ static void test_cli_installed_ignores_build_tree(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* A long-lived process loads and unloads graph models many times (each
+ * sweep point, each embedding call): 40 registries, each with a distinct
+ * copy of resnet.so (so a distinct vtable), all load it; the runtime's
+ * wrapper slots (32) are released with each registry. */
+static void test_graph_models_reload_without_limit(void **state) {
+  (void)state;
+  char top[] = "/tmp/hcl_reload_XXXXXX";
+  assert_non_null(mkdtemp(top));
+  for (int i = 0; i < 40; i++) {
+    char dir[1024], cmd[2400];
+    snprintf(dir, sizeof dir, "%s/%d", top, i);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/resnet.so' '%s/'", dir, HCL_TEST_PLUGIN_DIR,
+             dir);
+    assert_int_equal(system(cmd), 0);
+    hcl_registry reg;
+    assert_int_equal(hcl_registry_scan(NULL, dir, &reg), HCL_OK);
+    const hcl_plugin *m = hcl_registry_find(&reg, "resnet", HCL_PLUGIN_MODEL);
+    if (!m) fail_msg("load %d: resnet not loaded: %s", i, reg.n_rejected ? reg.rejected[0] : "-");
+    assert_non_null(strstr(m->path, dir));
+    hcl_registry_free(&reg);
+  }
+  char cmd[1100];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", top);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_good_plugins_load, setup),
+      cmocka_unit_test_setup(test_graph_models_reload_without_limit, setup),
       cmocka_unit_test_setup(test_each_rejection_names_file_and_reason, setup),
       cmocka_unit_test_setup(test_scan_collects_rejections_in_name_order, setup),
       cmocka_unit_test_setup(test_first_directory_wins, setup),
