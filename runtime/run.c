@@ -59,8 +59,15 @@ static hcl_status find_plugin(run_state *s, const char *section, uint32_t kind,
         if (*known) strncat(known, ", ", sizeof known - strlen(known) - 1);
         strncat(known, s->regp->plugins[i].desc->name, sizeof known - strlen(known) - 1);
       }
-    return hcl_fail(s->ctx, HCL_ERR_CONFIG, "%s: [%s] plugin '%s' not found (available: %s)",
-                    s->cfg.path, section, name, *known ? known : "none; check --plugin-path");
+    /* a file of that name that did not load says why */
+    char file[300];
+    snprintf(file, sizeof file, "/%s.so: ", name);
+    const char *why = NULL;
+    for (size_t i = 0; i < s->regp->n_rejected && !why; i++)
+      if (strstr(s->regp->rejected[i], file)) why = s->regp->rejected[i];
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG, "%s: [%s] plugin '%s' not found (available: %s)%s%s",
+                    s->cfg.path, section, name, *known ? known : "none; check --plugin-path",
+                    why ? "; rejected: " : "", why ? why : "");
   }
   /* runs before the device is open: the message stays in the thread's buffer */
   return hcl_params_resolve(NULL, &s->cfg, section, (*out)->desc->params, plugin_key, params);

@@ -129,7 +129,7 @@ static void hand_out(hcl_sweep_env *env, size_t *cursor, rank_state *rs, int w) 
   MPI_Send(&msg, 1, MPI_INT64_T, w, TAG_TASK, MPI_COMM_WORLD);
 }
 
-/* Record a result message b (n bytes) from rank w. */
+/* Record a result message b (n bytes) from a worker. */
 static void take_result(hcl_sweep_env *env, hcl_sweep_job *j, const char *b, int n) {
   int64_t pp = -1;
   int32_t prc = HCL_ERR_PLUGIN;

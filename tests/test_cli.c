@@ -63,6 +63,26 @@ static void bad_config_one_line_exit_2(void **state) {
   assert_int_equal(nl[1], 0);
 }
 
+/* A config naming a plugin whose file did not load: the one error line
+ * says why that file was rejected, not only that the plugin is missing. */
+static void rejected_plugin_says_why(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  char dir[1024], cmd[2400];
+  snprintf(dir, sizeof dir, "%s/rejected", hcl_test_tmpdir());
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s' && printf 'not an ELF' > '%s/mymodel.so'", dir, dir);
+  assert_int_equal(system(cmd), 0);
+  const char *p = hcl_test_write_temp("rej.ini", "[target]\nplugin = staircase\nn = 10\nk = 3\n"
+                                                 "[model]\nplugin = mymodel\n");
+  snprintf(cmd, sizeof cmd, "%s run %s --plugin-path %s --out %s", HCL_TEST_HIERCL, p, dir,
+           hcl_test_tmpdir());
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 2);
+  assert_non_null(strstr(out, "plugin 'mymodel' not found"));
+  assert_non_null(strstr(out, "; rejected: "));
+  assert_non_null(strstr(out, "/mymodel.so: "));
+  assert_int_equal(strchr(out, '\n')[1], 0); /* one line */
+}
+
 static void sample_writes_csv_and_npy(void **state) {
   (void)state;
   if (!hcl_test_ctx()) skip();
@@ -117,6 +137,7 @@ int main(void) {
       cmocka_unit_test(no_device_is_exit_3),
       cmocka_unit_test(devices_list_and_bad_selector),
       cmocka_unit_test(bad_config_one_line_exit_2),
+      cmocka_unit_test(rejected_plugin_says_why),
       cmocka_unit_test(sample_writes_csv_and_npy),
       cmocka_unit_test(shipped_configs_validate),
   };
