@@ -78,7 +78,7 @@ claim() {
       # lr and the passes over each layer selected on a validation stream,
       # per seed; full: seeds 0-3; quick: seeds 0-1
       sweep "$1" "$1" --grid run.seed=0..$([ $quick = 1 ] && echo 1 || echo 3) \
-        --select train.lr=0.01,0.015,0.02 --select model.layer_passes=1,3 --set eval.val_size=5000 ;;
+        --select train.lr=0.01,0.015,0.02,0.03 --select model.layer_passes=1,3 --set eval.val_size=5000 ;;
     rhm_cnn)
       sweep rhm_cnn rhm_cnn_reference \
         $(q --grid "train.train_size=geom(128,3584,5)" $rhmq) ;;
