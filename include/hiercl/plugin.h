@@ -472,6 +472,18 @@ typedef enum {
   HCL_GACT_POLY
 } hcl_graph_act;
 
+/* The g_act activation of a fused-kernel activation (hcl_act); 0 for the
+ * identity, which needs no op. */
+static inline int hcl_graph_act_of(hcl_act a) {
+  switch (a) {
+  case HCL_ACT_RELU: return HCL_GACT_RELU;
+  case HCL_ACT_LEAKY_RELU: return HCL_GACT_LEAKY_RELU;
+  case HCL_ACT_QUADRATIC: return HCL_GACT_QUADRATIC;
+  case HCL_ACT_TANH: return HCL_GACT_TANH;
+  default: return 0;
+  }
+}
+
 /* What a custom op's callbacks work on. Buffers are replica-strided: replica
  * r of in[i] starts r * n * cols[i] floats in, of a block r * param_stride. */
 typedef struct hcl_graph_io {

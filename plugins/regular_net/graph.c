@@ -6,17 +6,6 @@
 
 #include <stdio.h>
 
-/* The graph's activation of m->act; 0 for the identity (no op). */
-static int graph_act(hcl_act a) {
-  switch (a) {
-  case HCL_ACT_RELU: return HCL_GACT_RELU;
-  case HCL_ACT_LEAKY_RELU: return HCL_GACT_LEAKY_RELU;
-  case HCL_ACT_QUADRATIC: return HCL_GACT_QUADRATIC;
-  case HCL_ACT_TANH: return HCL_GACT_TANH;
-  default: return 0;
-  }
-}
-
 /* h_l = act(h_{l-1} W_l^T (+ x S_l^T) (+ b_l)), then out = the read-out
  * layers times their column windows of readout.weight (+ c). */
 hcl_status hcl_rn_graph(void *self, hcl_graph *g) {
@@ -26,7 +15,7 @@ hcl_status hcl_rn_graph(void *self, hcl_graph *g) {
     return host->fail(m->ctx, HCL_ERR_ABI,
                       "the runtime lacks g_matmul_cols or train_forward (older than this plugin)");
   char name[48];
-  int act = graph_act(m->act);
+  int act = hcl_graph_act_of(m->act);
   hcl_tensor x = host->g_input(g), h = x, out = HCL_GRAPH_BAD;
   size_t first = m->readout == HCL_RN_READOUT_ALL ? 0 : m->L - 1;
   for (size_t l = 0; l < m->L; l++) {

@@ -36,17 +36,6 @@ static hcl_status readout_backward(void *user, hcl_ctx *ctx, const hcl_graph_io 
                              io->param_stride, 1.0f, io->din[0], m2, n * m2, io->R);
 }
 
-/* The graph's activation of a (identity: 0, no op). */
-static int graph_act(hcl_act a) {
-  switch (a) {
-  case HCL_ACT_RELU: return HCL_GACT_RELU;
-  case HCL_ACT_LEAKY_RELU: return HCL_GACT_LEAKY_RELU;
-  case HCL_ACT_QUADRATIC: return HCL_GACT_QUADRATIC;
-  case HCL_ACT_TANH: return HCL_GACT_TANH;
-  default: return 0;
-  }
-}
-
 /* c z, elementwise: a polynomial {0, c}, fused into the activation before it
  * (the same bits as the scaling axpby of the hand-written pass). */
 static hcl_tensor scale(hcl_graph *g, hcl_tensor t, double c) {
@@ -69,12 +58,12 @@ hcl_status tl_graph(void *self, hcl_graph *g) {
     phi = scale(g, x, 1.0 / sqrt((double)m->d));
   } else {
     hcl_tensor z1 = host->g_matmul(g, x, "V");
-    int act = graph_act(m->act1);
+    int act = hcl_graph_act_of(m->act1);
     phi = scale(g, act ? host->g_act(g, z1, act, NULL, 0) : z1, 1.0 / sqrt((double)m->m1));
     HCL_TRY(host->g_feature(g, phi, 1));
   }
   hcl_tensor z2 = host->g_bias(g, host->g_matmul(g, phi, "W"), "b");
-  hcl_tensor h = host->g_act(g, z2, graph_act(m->act2), NULL, 0);
+  hcl_tensor h = host->g_act(g, z2, hcl_graph_act_of(m->act2), NULL, 0);
   HCL_TRY(host->g_feature(g, h, m->two_layer ? 1 : 2));
   return host->g_output(g, host->g_custom(g, &m->readout, &h, 1));
 }
