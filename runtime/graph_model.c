@@ -236,8 +236,9 @@ SLOT(11)
 SLOT(12)
 SLOT(13)
 SLOT(14)
-SLOT(15) SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24) SLOT(25)
-    SLOT(26) SLOT(27) SLOT(28) SLOT(29) SLOT(30)
+SLOT(15)
+SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24) SLOT(25) SLOT(26)
+    SLOT(27) SLOT(28) SLOT(29) SLOT(30)
         SLOT(31) typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *,
                                                  const hcl_target_info *, void **);
 static const create_fn g_create[SLOTS] = {

@@ -383,12 +383,21 @@ static void point_key(const hcl_grid *sw, size_t p, int skip_axis, char *out, si
 
 /* Whether a sweep.jsonl line is a whole record (as record() writes it); a
  * completed one must carry its metrics. A torn or foreign line is neither. */
-int hcl_sweep_line_completed(const char *line, size_t len) {
+static int own_status_is(const char *line, size_t len, const char *status) {
   /* the record's own status comes first; a selection record's candidates
    * carry theirs later, inside "candidates" */
   const char *st = strstr(line, "\"status\":\""); /* line is within a NUL-terminated text */
-  return st && st < line + len && (size_t)(line + len - st) >= 21 &&
-         !strncmp(st + 10, "completed\"", 10);
+  size_t n = strlen(status);
+  return st && st < line + len && (size_t)(line + len - st) >= 11 + n &&
+         !strncmp(st + 10, status, n) && st[10 + n] == '"';
+}
+
+int hcl_sweep_line_completed(const char *line, size_t len) {
+  return own_status_is(line, len, "completed");
+}
+
+int hcl_sweep_line_final(const char *line, size_t len) {
+  return own_status_is(line, len, "completed") || own_status_is(line, len, "diverged");
 }
 
 int hcl_sweep_line_ok(const char *line, size_t len) {
@@ -460,7 +469,9 @@ hcl_status hcl_sweep_record_text(const hcl_grid *sw, const hcl_sweep_job *job, c
                "training loss is not finite at step %.0f: this replica diverged (the other "
                "replicas of its run completed)",
                diverged);
-      st = "failed", why = missing; /* retried on resume, like any failure */
+      /* final, not failed: the same seed and settings diverge again, so a
+       * resume does not retrain it; its numbers are void, none are written */
+      st = "diverged", why = missing;
     } else if (!strcmp(status, "completed") && (!sum_completed || !metrics)) {
       snprintf(missing, sizeof missing, "%.*s: no completed metrics for replica %zu", pl, path, r);
       st = "failed", why = missing; /* never "completed" without its numbers */
@@ -489,6 +500,8 @@ hcl_status hcl_sweep_record_text(const hcl_grid *sw, const hcl_sweep_job *job, c
                                 : "regression",
             (int)n_classes);
     if (metrics) fprintf(out, ",%.*s", mlen, metrics); /* the replica's summary metrics */
+    if (diverged >= 0 && !strcmp(st, "diverged"))
+      fprintf(out, ",\"diverged_at_step\":%.0f", diverged);
     fputs("}\n", out);
   }
   free(sum);
@@ -820,7 +833,7 @@ static hcl_status summarise(const hcl_grid *sw, const char *dir, FILE *tty, cons
 
 /* ---- the driver ------------------------------------------------------------ */
 
-/* Whether sweep.jsonl holds a whole completed record of (point key, seed). */
+/* Whether sweep.jsonl holds a whole final record of (point key, seed). */
 int hcl_sweep_done_before(const char *jsonl, const char *key, uint64_t seed) {
   if (!jsonl) return 0;
   char pat[1200], sp[48];
@@ -832,8 +845,7 @@ int hcl_sweep_done_before(const char *jsonl, const char *key, uint64_t seed) {
     if (!end) return 0; /* torn */
     const char *sd = strstr(p, sp);
     size_t n = (size_t)(end - start);
-    if (sd && sd < end && hcl_sweep_line_completed(start, n) && hcl_sweep_line_ok(start, n))
-      return 1;
+    if (sd && sd < end && hcl_sweep_line_final(start, n) && hcl_sweep_line_ok(start, n)) return 1;
   }
   return 0;
 }
@@ -902,7 +914,7 @@ static hcl_status merge_records(const hcl_grid *sw, const hcl_grid *vis, const c
 /* The states of the points into opt (and their lines on stdout): --status. */
 static hcl_status sweep_status(hcl_sweep_options *opt, const hcl_grid *sw, const char *base,
                                const uint64_t *seeds, size_t nS, const size_t *job) {
-  size_t c[3];
+  size_t c[4];
   FILE *out = opt->quiet ? NULL : stdout;
   HCL_TRY(hcl_sweep_status_report(sw, opt->sweep_dir, base, seeds, nS, job, opt->shard_index,
                                   opt->shard_count, out, c, opt->shard_undone));
@@ -945,7 +957,7 @@ static hcl_status sweep_merge(hcl_sweep_options *opt, const hcl_grid *sw, const 
   }
   HCL_TRY(hcl_sweep_merge_file(&vis, dir, "sweep", seeds, nS));
   HCL_TRY(summarise(&vis, dir, opt->quiet ? NULL : stdout, seeds, nS));
-  size_t c[3];
+  size_t c[4];
   HCL_TRY(hcl_sweep_status_report(sw, dir, sw->n_select ? "candidates" : "sweep", seeds, nS, job, 0,
                                   0, NULL, c, NULL));
   opt->n_done = c[0], opt->n_failed = c[1], opt->n_pending = c[2];
@@ -1223,6 +1235,17 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     if (rc != HCL_OK) snprintf(err, errlen, "%s", env->err);
   }
   if (env) failures = env->failures, run_fail = env->run_fail;
+  /* points whose every seed is final but one diverged: no number, and a
+   * re-run would diverge again, so they are not retried; the exit says so,
+   * on a resume too (a selection's diverged candidates are only unselected) */
+  size_t n_diverged = 0;
+  if (rc == HCL_OK && mpi_rank == 0 && !sw.n_select && out >= 0) {
+    size_t c[4];
+    rc = hcl_sweep_status_report(&sw, opt->sweep_dir, "sweep", seeds, nS, job, opt->shard_index,
+                                 opt->shard_count, NULL, c, NULL);
+    if (rc != HCL_OK) snprintf(err, errlen, "%s", hcl_errmsg(NULL));
+    n_diverged = c[3];
+  }
   /* every (point, seed) left without a selection, this time or before (a
    * resume does not train completed candidates again, so their failed
    * selection would otherwise pass unnoticed) */
@@ -1282,6 +1305,14 @@ hcl_status hcl_sweep(hcl_sweep_options *opt, char *err, size_t errlen) {
     rc = HCL_ERR_PLUGIN;
     snprintf(err, errlen, "%s%d sweep point(s) failed (%s); see %s (re-run to retry them)", tag,
              failures, run_fail.names, rec_path);
+  }
+  if (rc == HCL_OK && n_diverged) {
+    rc = HCL_ERR_PLUGIN;
+    snprintf(err, errlen,
+             "%s%zu sweep point(s) diverged: their numbers are void and a re-run diverges again "
+             "(`hiercl sweep %s --status` lists them); change the settings that diverge, e.g. "
+             "train.lr",
+             tag, n_diverged, opt->run.config_path);
   }
   if (rc == HCL_OK && sel_fail.n) {
     rc = HCL_ERR_PLUGIN;

@@ -66,6 +66,9 @@ int hcl_sweep_line_ok(const char *line, size_t len);
 /* Whether the record line[0..len) itself is "completed" (its first status:
  * a selection record's candidates have their own, later). */
 int hcl_sweep_line_completed(const char *line, size_t len);
+/* Whether the record line[0..len) is final: "completed", or "diverged" (a
+ * replica whose training loss went non-finite: deterministic, so never retrained). */
+int hcl_sweep_line_final(const char *line, size_t len);
 
 /* Expand "a, b" | "a..b" | "geom(lo, hi, n)" into strings (malloc'd array of malloc'd strings). */
 hcl_status hcl_sweep_parse_values(const char *key, const char *text, char ***out, size_t *n);
@@ -99,9 +102,9 @@ char *hcl_sweep_read_records(const char *dir, const char *base);
 typedef struct hcl_sweep_pick {
   const char *line; /* NULL: none */
   size_t len;       /* without the newline */
-  int completed;
+  int final;        /* 1 completed, 2 diverged, 0 otherwise (failed, interrupted) */
 } hcl_sweep_pick;
-/* pick[p * nS + k]: the last completed record of (point p, seeds[k]) in text,
+/* pick[p * nS + k]: the last final record of (point p, seeds[k]) in text,
  * else its last record of any status. */
 hcl_status hcl_sweep_pick_records(const hcl_grid *sw, const char *text, const uint64_t *seeds,
                                   size_t nS, hcl_sweep_pick *pick);
@@ -109,17 +112,19 @@ hcl_status hcl_sweep_pick_records(const hcl_grid *sw, const char *text, const ui
  * grid order then seed order, from it and every shard file (atomically). */
 hcl_status hcl_sweep_merge_file(const hcl_grid *sw, const char *dir, const char *base,
                                 const uint64_t *seeds, size_t nS);
-/* Each point of the grid as done (every seed completed), failed (a seed's
- * last record failed: its error) or pending, one line each to out (NULL:
- * none). With shard_count > 0 each line names the point's run and shard, and
- * only shard shard_index's points are listed and counted (shard_index >=
- * shard_count: all). counts[] = {done, failed, pending}; undone[s] (when
- * not NULL, shard_count entries, or 1 unsharded) is set for each shard with
- * a point not done. */
+/* Each point of the grid as done (every seed completed), diverged (every
+ * seed final, one diverged), failed (a seed's last record failed: its error)
+ * or pending, one line each to out (NULL: none). A diverged point counts as
+ * done in a selection's candidates (sw->n_select: not selectable, a result
+ * of the grid search) and as failed otherwise (its number is void); it is
+ * never undone (a re-run diverges again). With shard_count > 0 each line names the point's run and
+ * shard, and only shard shard_index's points are listed and counted (shard_index >= shard_count:
+ * all). counts[] = {done, failed, pending, of these diverged}; undone[s] (when not NULL,
+ * shard_count entries, or 1 unsharded) is set for each shard with a point not done. */
 hcl_status hcl_sweep_status_report(const hcl_grid *sw, const char *dir, const char *base,
                                    const uint64_t *seeds, size_t nS, const size_t *job,
                                    unsigned shard_index, unsigned shard_count, FILE *out,
-                                   size_t counts[3], unsigned char *undone);
+                                   size_t counts[4], unsigned char *undone);
 /* Whether dir holds a shard's records (sweep.shard-* or candidates.shard-*). */
 int hcl_sweep_has_shards(const char *dir);
 
@@ -149,7 +154,7 @@ typedef struct hcl_sweep_env {
   int progress_tty; /* stderr is a terminal: one redrawn line */
   pthread_mutex_t lock;
   size_t ran, points_done;
-  int failures, stop_all; /* stop_all: an interrupt or a write failure ends the sweep */
+  int failures, stop_all;      /* stop_all: an interrupt or a write failure ends the sweep */
   hcl_sweep_failures run_fail; /* the failed runs, the first few named */
   double t0;
   hcl_status rc; /* the first fatal error, its message in err */
@@ -176,7 +181,7 @@ void hcl_sweep_job_free(hcl_sweep_job *job);
 /* The run whose first point is p: replicas, which are recorded already
  * (in env->previous) and the overrides that make it. */
 void hcl_sweep_job_prepare(const hcl_sweep_env *env, size_t p, hcl_sweep_job *job);
-/* Whether records text holds a whole completed record of (point key, seed). */
+/* Whether records text holds a whole final (completed or diverged) record of (point key, seed). */
 int hcl_sweep_done_before(const char *records, const char *key, uint64_t seed);
 /* The record lines of a finished run into mb (open): one per replica not
  * skipped, its metrics from <run_dir>/summary.json, "device" its id. */

@@ -118,6 +118,18 @@ hcl_status hcl_sweep_job_run(hcl_sweep_env *env, hcl_sweep_job *j, hcl_session *
   return rc;
 }
 
+/* The string value of "name":"..." in the record line [line, end), or NULL;
+ * *n its length (JSON escapes left as they are). */
+static const char *rec_str(const char *line, const char *end, const char *name, int *n) {
+  char pat[32];
+  snprintf(pat, sizeof pat, "\"%s\":\"", name);
+  const char *v = strstr(line, pat);
+  if (!v || v >= end) return *n = 0, NULL;
+  v += strlen(pat);
+  *n = (int)strcspn(v, "\"");
+  return v;
+}
+
 /* The progress after a run: on a terminal one line redrawn in place; in a
  * log (Slurm, MPI) one plain line per finished point, then the runs' count. */
 static void progress(hcl_sweep_env *env, const hcl_sweep_job *j, const char *text, size_t len,
@@ -145,13 +157,12 @@ static void progress(hcl_sweep_env *env, const hcl_sweep_job *j, const char *tex
     char pat[1100];
     snprintf(pat, sizeof pat, "\"key\":\"%s\",", key);
     const char *at = text ? strstr(text, pat) : NULL;
-    const char *st = at ? strstr(at, "\"status\":\"") : NULL;
-    int sl = st && st < text + len ? (int)strcspn(st + 10, "\"") : 0;
-    const char *dev = at ? strstr(at, "\"device\":\"") : NULL;
-    const char *nl = at ? strchr(at, '\n') : NULL;
-    int dl = dev && nl && dev < nl ? (int)strcspn(dev + 10, "\"") : 0;
+    const char *nl = at ? memchr(at, '\n', (size_t)(text + len - at)) : NULL;
+    int sl = 0, dl = 0;
+    const char *st = nl ? rec_str(at, nl, "status", &sl) : NULL;
+    const char *dev = nl ? rec_str(at, nl, "device", &dl) : NULL;
     fprintf(stderr, "hiercl sweep: %spoint %s: %.*s%s%.*s\n", env->tag, *key ? key : "(all)",
-            sl ? sl : 6, sl ? st + 10 : "failed", dl ? " on " : "", dl, dl ? dev + 10 : "");
+            st ? sl : 6, st ? st : "failed", dev ? " on " : "", dl, dev ? dev : "");
   }
   fprintf(stderr,
           "hiercl sweep: %s%zu/%zu runs done (%zu/%zu points), %.0f s elapsed, ETA %d:%02d\n",
@@ -159,25 +170,29 @@ static void progress(hcl_sweep_env *env, const hcl_sweep_job *j, const char *tex
           (int)(left / 60), (int)left % 60);
 }
 
-/* The replicas of a completed run recorded failed (they diverged): each is
- * a failure of the sweep, named with its seed. */
+/* The replicas of a completed run recorded failed: each is a failure of the
+ * sweep, named with its seed. A diverged one is named, not counted: it is
+ * final (an unselectable candidate, or a point the sweep's exit reports). */
 static void count_failed_replicas(hcl_sweep_env *env, const char *text, size_t len) {
   for (const char *line = text; line && line < text + len;) {
     const char *nl = memchr(line, '\n', (size_t)(text + len - line));
     if (!nl) break;
-    const char *st = strstr(line, "\"status\":\"failed\""), *k = strstr(line, "\"key\":\"");
-    const char *sd = strstr(line, ",\"seed\":");
-    if (st && st < nl && k && k < nl && sd && sd < nl) {
+    int sl, kl, el;
+    const char *st = rec_str(line, nl, "status", &sl), *k = rec_str(line, nl, "key", &kl);
+    const char *sd = strstr(line, ",\"seed\":"), *e = rec_str(line, nl, "error", &el);
+    int failed = st && sl == 6 && !strncmp(st, "failed", 6);
+    int diverged = st && sl == 8 && !strncmp(st, "diverged", 8);
+    if ((failed || diverged) && k && sd && sd < nl) {
       char key[1024];
-      snprintf(key, sizeof key, "%.*s", (int)strcspn(k + 7, "\""), k + 7);
+      snprintf(key, sizeof key, "%.*s", kl, k);
       uint64_t seed = strtoull(sd + 8, NULL, 10);
-      env->failures++;
-      hcl_sweep_failure(&env->run_fail, key, &seed);
+      if (failed) env->failures++, hcl_sweep_failure(&env->run_fail, key, &seed);
       if (env->progress_tty) fputc('\n', stderr);
-      const char *e = strstr(line, "\"error\":\"");
-      fprintf(stderr, "hiercl sweep: %s%s seed %llu failed: %.*s\n", env->tag, *key ? key : "(all)",
-              (unsigned long long)seed, e && e < nl ? (int)strcspn(e + 9, "\"") : 0,
-              e && e < nl ? e + 9 : "");
+      fprintf(stderr, "hiercl sweep: %s%s seed %llu %s: %.*s%s\n", env->tag, *key ? key : "(all)",
+              (unsigned long long)seed, failed ? "failed" : "diverged", el, e ? e : "",
+              failed              ? ""
+              : env->sw->n_select ? " (a candidate left out of the selection)"
+                                  : " (not retried: it would diverge again)");
     }
     line = nl + 1;
   }

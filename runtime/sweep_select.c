@@ -61,10 +61,13 @@ static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, s
     const char *l = last_record(cand, key, seed, &len);
     free(lines[c]);
     if (!l || !(lines[c] = strndup(l, len))) return lines[c] = NULL, -1;
-    done[c] = hcl_sweep_line_completed(lines[c], len);
+    /* 1 completed, 2 diverged (final, not selectable), 0 failed */
+    done[c] = hcl_sweep_line_completed(lines[c], len) ? 1
+              : hcl_sweep_line_final(lines[c], len)   ? 2
+                                                      : 0;
     if (!hcl_json_get_num(lines[c], "val_loss", &val[c])) val[c] = NAN;
     /* ties keep the first candidate in grid order: the choice is deterministic */
-    if (done[c] && isfinite(val[c]) && val[c] < best_v) best_v = val[c], best = c;
+    if (done[c] == 1 && isfinite(val[c]) && val[c] < best_v) best_v = val[c], best = c;
   }
   if (best == C && only_completed) return 0;
   fputs("{\"point\":{", f);
@@ -86,7 +89,10 @@ static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, s
   for (size_t c = 0; c < C; c++) {
     fputs(c ? ",{" : "{", f);
     hcl_sweep_axes_json(f, sw, p + c, first_sel, sw->n_axes);
-    fprintf(f, ",\"status\":\"%s\",\"val_loss\":", done[c] ? "completed" : "failed");
+    fprintf(f, ",\"status\":\"%s\",\"val_loss\":",
+            done[c] == 1   ? "completed"
+            : done[c] == 2 ? "diverged"
+                           : "failed");
     hcl_json_num(f, val[c]);
     fputc('}', f);
   }

@@ -142,11 +142,11 @@ hcl_status hcl_sweep_pick_records(const hcl_grid *sw, const char *text, const ui
         for (k = 0; k < nS && seeds[k] != v; k++) {
         }
       }
-      int completed = hcl_sweep_line_completed(line, (size_t)(nl - line));
-      /* a completed record wins over any other (a done point never runs
-       * again); among equals the last one, in the order the files were read */
-      if (p < np && k < nS && (completed || !pick[p * nS + k].completed))
-        pick[p * nS + k] = (hcl_sweep_pick){line, n, completed};
+      int fin = hcl_sweep_line_completed(line, n) ? 1 : hcl_sweep_line_final(line, n) ? 2 : 0;
+      /* a final record wins over any other (a done point never runs again);
+       * among equals the last one, in the order the files were read */
+      if (p < np && k < nS && (fin || !pick[p * nS + k].final))
+        pick[p * nS + k] = (hcl_sweep_pick){line, n, fin};
     }
     line = nl + 1;
   }
@@ -205,7 +205,7 @@ static void print_error(FILE *out, const char *line, size_t len) {
 hcl_status hcl_sweep_status_report(const hcl_grid *sw, const char *dir, const char *base,
                                    const uint64_t *seeds, size_t nS, const size_t *job,
                                    unsigned shard_index, unsigned shard_count, FILE *out,
-                                   size_t counts[3], unsigned char *undone) {
+                                   size_t counts[4], unsigned char *undone) {
   char *text = hcl_sweep_read_records(dir, base);
   size_t np = hcl_sweep_n_points(sw);
   hcl_sweep_pick *pick = calloc(np * nS + 1, sizeof *pick);
@@ -215,31 +215,36 @@ hcl_status hcl_sweep_status_report(const hcl_grid *sw, const char *dir, const ch
                     errno ? strerror(errno) : "out of memory");
   }
   hcl_status rc = hcl_sweep_pick_records(sw, text, seeds, nS, pick);
-  counts[0] = counts[1] = counts[2] = 0;
+  counts[0] = counts[1] = counts[2] = counts[3] = 0;
   for (size_t p = 0; rc == HCL_OK && p < np; p++) {
     unsigned shard = shard_count ? (unsigned)(job[p] % shard_count) : 0;
-    size_t done = 0;
-    const hcl_sweep_pick *failed = NULL;
+    size_t done = 0, fin = 0;
+    const hcl_sweep_pick *failed = NULL, *diverged = NULL;
     for (size_t k = 0; k < nS; k++) {
       const hcl_sweep_pick *q = &pick[p * nS + k];
-      done += q->completed;
-      if (q->line && !q->completed && !failed) failed = q;
+      done += q->final == 1, fin += q->final != 0;
+      if (q->line && !q->final && !failed) failed = q;
+      if (q->final == 2 && !diverged) diverged = q;
     }
-    int state = done == nS ? 0 : failed ? 1 : 2; /* done, failed, pending */
-    if (undone && state) undone[shard] = 1;
+    /* done, failed, pending; a diverged point is final: done or failed */
+    int state = fin == nS && (!diverged || sw->n_select) ? 0 : failed || fin == nS ? 1 : 2;
+    if (undone && state && fin < nS) undone[shard] = 1;
     if (shard_count && shard_index < shard_count && shard != shard_index) continue;
     counts[state]++;
+    counts[3] += fin == nS && diverged;
     if (!out) continue;
     char key[1024];
     hcl_sweep_point_key_mask(sw, p, 0, key, sizeof key);
     fprintf(out, "%-8s %s",
-            state == 0   ? "done"
-            : state == 1 ? "failed"
-                         : "pending",
+            fin == nS && diverged ? "diverged"
+            : state == 0          ? "done"
+            : state == 1          ? "failed"
+                                  : "pending",
             *key ? key : "(all)");
     if (shard_count) fprintf(out, "  [run %zu, shard %u/%u]", job[p], shard, shard_count);
-    if (state && nS > 1) fprintf(out, "  (%zu of %zu seeds done)", done, nS);
-    if (failed) print_error(out, failed->line, failed->len);
+    if (done < nS && nS > 1) fprintf(out, "  (%zu of %zu seeds done)", done, nS);
+    const hcl_sweep_pick *why = failed ? failed : diverged;
+    if (why) print_error(out, why->line, why->len);
     fputc('\n', out);
   }
   free(text), free(pick);

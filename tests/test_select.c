@@ -160,8 +160,9 @@ static void failures_exit_nonzero(void **state) {
 
 /* A candidate that diverges (lr 1e6) is trained as replicas of one run with
  * a sound one (lr 0.05): only its own replicas are void and recorded
- * failed; the sound candidate completes and is selected for every point and
- * seed, and the sweep still exits 1, naming the diverged ones. */
+ * diverged (final, unselectable); the sound candidate completes and is
+ * selected for every point and seed, and the sweep exits 0, naming the
+ * diverged ones; a resume trains nothing again. */
 static void diverged_candidate_spares_its_batch(void **state) {
   (void)state;
   if (!hcl_test_ctx()) skip();
@@ -177,23 +178,74 @@ static void diverged_candidate_spares_its_batch(void **state) {
            "%s sweep %s --plugin-path %s --device cpu --out %s 2>&1 >/dev/null; echo \"exit $?\"",
            HCL_TEST_HIERCL, cfg, HCL_TEST_PLUGIN_DIR, dir);
   assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
-  assert_non_null(strstr(out, "exit 1"));
-  assert_non_null(
-      strstr(out, "2 sweep point(s) failed (train.lr=1e6 seed 0, train.lr=1e6 seed 1)"));
+  /* a candidate that diverges is an outcome of the grid search, not a failure */
+  assert_non_null(strstr(out, "exit 0"));
+  assert_non_null(strstr(out, "train.lr=1e6 seed 0 diverged"));
+  assert_non_null(strstr(out, "left out of the selection"));
   char *sel = hcl_test_sweep_file(dir, "sweep.jsonl");
   int n = 0;
   for (const char *l = sel;
        (l = strstr(l, "\"status\":\"completed\",\"selected\":{\"train.lr\":\"0.05\"}")); l++)
     n++;
   assert_int_equal(n, 2); /* both seeds selected, each from the sound candidate */
+  assert_non_null(strstr(sel, "{\"train.lr\":\"1e6\",\"status\":\"diverged\",\"val_loss\":"));
   free(sel);
   char *cand = hcl_test_sweep_file(dir, "candidates.jsonl");
   assert_non_null(strstr(cand, "\"key\":\"train.lr=0.05\",\"seed\":0,\"status\":\"completed\""));
   assert_non_null(strstr(cand, "\"key\":\"train.lr=0.05\",\"seed\":1,\"status\":\"completed\""));
-  const char *bad = strstr(cand, "\"key\":\"train.lr=1e6\",\"seed\":0,\"status\":\"failed\"");
+  const char *bad = strstr(cand, "\"key\":\"train.lr=1e6\",\"seed\":0,\"status\":\"diverged\"");
   assert_non_null(bad);
   assert_non_null(strstr(bad, "this replica diverged"));
+  assert_non_null(strstr(bad, "\"diverged_at_step\":"));
+  size_t before = strlen(cand);
   free(cand);
+  /* final: a resume trains nothing again, and --status says done */
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  assert_non_null(strstr(out, "exit 0"));
+  cand = hcl_test_sweep_file(dir, "candidates.jsonl");
+  assert_int_equal(strlen(cand), before);
+  free(cand);
+  snprintf(cmd, sizeof cmd, "%s sweep %s --plugin-path %s --out %s --status 2>&1; echo \"exit $?\"",
+           HCL_TEST_HIERCL, cfg, HCL_TEST_PLUGIN_DIR, dir);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  assert_non_null(strstr(out, "diverged train.lr=1e6"));
+  assert_non_null(strstr(out, "exit 0"));
+}
+
+/* Outside a selection a diverged point has no number: the sweep exits
+ * non-zero, on a resume too, but never trains it again (it would diverge
+ * again); --status lists it as diverged. */
+static void diverged_point_is_final(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  const char *cfg = hcl_test_write_temp(
+      "diverge_plain.ini", "[target]\nplugin = staircase\nn = 8\nk = 2\nprobe_samples = 100\n"
+                           "[model]\nplugin = resnet\nwidth = 16\ndepth = 3\n"
+                           "[train]\nsteps = 100\nbatch = 16\ntrain_size = 200\n"
+                           "[eval]\nevery = 0\ntest_size = 300\n"
+                           "[sweep]\ntrain.lr = 0.05, 1e6\n");
+  char cmd[2048], out[16384], dir[1024];
+  snprintf(dir, sizeof dir, "%s/diverge_plain", hcl_test_tmpdir());
+  snprintf(cmd, sizeof cmd,
+           "%s sweep %s --plugin-path %s --device cpu --out %s 2>&1 >/dev/null; echo \"exit $?\"",
+           HCL_TEST_HIERCL, cfg, HCL_TEST_PLUGIN_DIR, dir);
+  for (int pass = 0; pass < 2; pass++) {
+    assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "exit 1"));
+    assert_non_null(strstr(out, "1 sweep point(s) diverged"));
+    char *rec = hcl_test_sweep_file(dir, "sweep.jsonl");
+    const char *bad = strstr(rec, "\"key\":\"train.lr=1e6\",\"seed\":0,\"status\":\"diverged\"");
+    assert_non_null(bad);
+    assert_null(strstr(bad + 1, "\"key\":\"train.lr=1e6\"")); /* recorded once: not retrained */
+    assert_non_null(strstr(rec, "\"key\":\"train.lr=0.05\",\"seed\":0,\"status\":\"completed\""));
+    free(rec);
+  }
+  snprintf(cmd, sizeof cmd, "%s sweep %s --plugin-path %s --out %s --status 2>&1; echo \"exit $?\"",
+           HCL_TEST_HIERCL, cfg, HCL_TEST_PLUGIN_DIR, dir);
+  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  assert_non_null(strstr(out, "diverged train.lr=1e6: training loss is not finite"));
+  assert_non_null(strstr(out, "1 done, 1 failed, 0 pending"));
+  assert_null(strstr(out, "exit 0"));
 }
 
 /* A failed selection record whose candidates completed is a whole record
@@ -215,6 +267,7 @@ int main(void) {
       cmocka_unit_test(ridge_selects_optimum_neighbour),
       cmocka_unit_test(failures_exit_nonzero),
       cmocka_unit_test(diverged_candidate_spares_its_batch),
+      cmocka_unit_test(diverged_point_is_final),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -380,13 +380,13 @@ static void pick_rules(void **state) {
   uint64_t seeds[] = {0, 7};
   hcl_sweep_pick pick[4];
   assert_int_equal(hcl_sweep_pick_records(&sw, text, seeds, 2, pick), HCL_OK);
-  assert_true(pick[0].completed); /* width 1, seed 0 */
+  assert_int_equal(pick[0].final, 1); /* width 1, seed 0 */
   assert_non_null(strstr(pick[0].line, "best_test_loss"));
   assert_true(strstr(pick[0].line, "best_test_loss") < pick[0].line + pick[0].len);
   assert_null(pick[1].line); /* width 1, seed 7: none */
   assert_null(pick[2].line); /* width 2, seed 0: none */
   assert_non_null(pick[3].line);
-  assert_false(pick[3].completed);
+  assert_int_equal(pick[3].final, 0);
   assert_int_equal(strncmp(pick[3].line + pick[3].len - 12, "\"error\":\"D\"}", 12), 0);
   /* runs: the batched axis' points share one */
   size_t job[2];
