@@ -583,8 +583,7 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
   if (rc != HCL_OK) snprintf(err, errlen, "%s (results so far in %s)", msg, s->out.dir);
   opt->n_diverged = rc == HCL_OK ? s->t.n_diverged : 0;
   if (opt->n_diverged) {
-    size_t first = 0;
-    while (s->t.diverged[first] < 0) first++;
+    size_t first = hcl_trainer_first_diverged(&s->t);
     snprintf(err, errlen,
              "%zu of %zu replicas diverged (first: replica %zu, seed %llu, training loss not "
              "finite at step %d); their numbers are void, the others completed (%s)",

@@ -273,6 +273,13 @@ static hcl_status read_sums(hcl_trainer *t, hcl_buf b, double *out) {
   return HCL_OK;
 }
 
+size_t hcl_trainer_first_diverged(const hcl_trainer *t) {
+  size_t R = t->cfg->replicas, first = R;
+  for (size_t r = 0; r < R; r++) /* the earliest step; among equals the lowest replica */
+    if (t->diverged[r] >= 0 && (first == R || t->diverged[r] < t->diverged[first])) first = r;
+  return first;
+}
+
 /* Notes the replicas whose training loss became non-finite; an error only
  * when every replica has (a diverged one's numbers are void: see
  * hcl_trainer.diverged). */
@@ -290,9 +297,7 @@ static hcl_status check_nan(hcl_trainer *t) {
               r, (unsigned long long)t->cfg->seeds[r], s[r]);
   }
   if (t->n_diverged < R) return HCL_OK;
-  size_t first = 0; /* the earliest, to name */
-  for (size_t r = 1; r < R; r++)
-    if (t->diverged[r] < t->diverged[first]) first = r;
+  size_t first = hcl_trainer_first_diverged(t);
   return hcl_fail(t->ctx, HCL_ERR_NUMERIC,
                   "training loss is not finite at step %d (replica %zu, seed %llu%s); "
                   "lower [train] lr or check the data",

@@ -116,6 +116,9 @@ hcl_status hcl_trainer_init(hcl_trainer *t);
 /* Run the configured algorithm to the end (or stop, Ctrl-C, NaN). */
 hcl_status hcl_trainer_run(hcl_trainer *t);
 void hcl_trainer_release(hcl_trainer *t);
+/* The diverged replica to name: the earliest step, then the lowest index
+ * (replicas when none diverged). */
+size_t hcl_trainer_first_diverged(const hcl_trainer *t);
 
 /* Plugin-facing services (hcl_host_api). */
 hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *phase, double *final_loss);
