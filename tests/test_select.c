@@ -158,6 +158,16 @@ static void failures_exit_nonzero(void **state) {
   assert_non_null(strstr(e, "target.d=20;model.lambda=0, target.d=24;model.lambda=0"));
 }
 
+/* `hiercl sweep CFG --out DIR ARGS`: its stderr (with --status its stdout
+ * too) and "exit N" into out. */
+static void sweep_out(const char *cfg, const char *dir, const char *args, char *out, size_t n) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s sweep %s --plugin-path %s --out %s %s 2>&1 %s; echo \"exit $?\"",
+           HCL_TEST_HIERCL, cfg, HCL_TEST_PLUGIN_DIR, dir, args,
+           strstr(args, "--status") ? "" : ">/dev/null");
+  assert_int_equal(hcl_test_sh(cmd, out, n), 0);
+}
+
 /* A candidate that diverges (lr 1e6) is trained as replicas of one run with
  * a sound one (lr 0.05): only its own replicas are void and recorded
  * diverged (final, unselectable); the sound candidate completes and is
@@ -172,12 +182,9 @@ static void diverged_candidate_spares_its_batch(void **state) {
                      "[train]\nsteps = 100\nbatch = 16\ntrain_size = 200\n"
                      "[eval]\nevery = 0\ntest_size = 300\nval_size = 200\n"
                      "[sweep]\nrun.seed = 0..1\n[select]\ntrain.lr = 0.05, 1e6\n");
-  char cmd[2048], out[16384], dir[1024];
+  char out[16384], dir[1024];
   snprintf(dir, sizeof dir, "%s/diverge", hcl_test_tmpdir());
-  snprintf(cmd, sizeof cmd,
-           "%s sweep %s --plugin-path %s --device cpu --out %s 2>&1 >/dev/null; echo \"exit $?\"",
-           HCL_TEST_HIERCL, cfg, HCL_TEST_PLUGIN_DIR, dir);
-  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  sweep_out(cfg, dir, "--device cpu", out, sizeof out);
   /* a candidate that diverges is an outcome of the grid search, not a failure */
   assert_non_null(strstr(out, "exit 0"));
   assert_non_null(strstr(out, "train.lr=1e6 seed 0 diverged"));
@@ -200,14 +207,13 @@ static void diverged_candidate_spares_its_batch(void **state) {
   size_t before = strlen(cand);
   free(cand);
   /* final: a resume trains nothing again, and --status says done */
-  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  sweep_out(cfg, dir, "--device cpu", out, sizeof out);
   assert_non_null(strstr(out, "exit 0"));
+  assert_non_null(strstr(out, "1 of 1 runs already done"));
   cand = hcl_test_sweep_file(dir, "candidates.jsonl");
   assert_int_equal(strlen(cand), before);
   free(cand);
-  snprintf(cmd, sizeof cmd, "%s sweep %s --plugin-path %s --out %s --status 2>&1; echo \"exit $?\"",
-           HCL_TEST_HIERCL, cfg, HCL_TEST_PLUGIN_DIR, dir);
-  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  sweep_out(cfg, dir, "--status", out, sizeof out);
   assert_non_null(strstr(out, "diverged train.lr=1e6"));
   assert_non_null(strstr(out, "exit 0"));
 }
@@ -224,25 +230,21 @@ static void diverged_point_is_final(void **state) {
                            "[train]\nsteps = 100\nbatch = 16\ntrain_size = 200\n"
                            "[eval]\nevery = 0\ntest_size = 300\n"
                            "[sweep]\ntrain.lr = 0.05, 1e6\n");
-  char cmd[2048], out[16384], dir[1024];
+  char out[16384], dir[1024];
   snprintf(dir, sizeof dir, "%s/diverge_plain", hcl_test_tmpdir());
-  snprintf(cmd, sizeof cmd,
-           "%s sweep %s --plugin-path %s --device cpu --out %s 2>&1 >/dev/null; echo \"exit $?\"",
-           HCL_TEST_HIERCL, cfg, HCL_TEST_PLUGIN_DIR, dir);
   for (int pass = 0; pass < 2; pass++) {
-    assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+    sweep_out(cfg, dir, "--device cpu", out, sizeof out);
     assert_non_null(strstr(out, "exit 1"));
     assert_non_null(strstr(out, "1 sweep point(s) diverged"));
     char *rec = hcl_test_sweep_file(dir, "sweep.jsonl");
     const char *bad = strstr(rec, "\"key\":\"train.lr=1e6\",\"seed\":0,\"status\":\"diverged\"");
     assert_non_null(bad);
-    assert_null(strstr(bad + 1, "\"key\":\"train.lr=1e6\"")); /* recorded once: not retrained */
+    /* the second time nothing trains: the diverged point is final */
+    if (pass) assert_non_null(strstr(out, "1 of 1 runs already done"));
     assert_non_null(strstr(rec, "\"key\":\"train.lr=0.05\",\"seed\":0,\"status\":\"completed\""));
     free(rec);
   }
-  snprintf(cmd, sizeof cmd, "%s sweep %s --plugin-path %s --out %s --status 2>&1; echo \"exit $?\"",
-           HCL_TEST_HIERCL, cfg, HCL_TEST_PLUGIN_DIR, dir);
-  assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
+  sweep_out(cfg, dir, "--status", out, sizeof out);
   assert_non_null(strstr(out, "diverged train.lr=1e6: training loss is not finite"));
   assert_non_null(strstr(out, "1 done, 1 failed, 0 pending"));
   assert_null(strstr(out, "exit 0"));
