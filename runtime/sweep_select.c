@@ -13,21 +13,69 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The last whole record of (key, seed) in text, or NULL; *len its length. */
-static const char *last_record(const char *text, const char *key, uint64_t seed, size_t *len) {
-  char kp[1100], sp[48];
-  snprintf(kp, sizeof kp, "\"key\":\"%s\",", key);
-  snprintf(sp, sizeof sp, ",\"seed\":%llu,", (unsigned long long)seed);
-  const char *found = NULL;
-  for (const char *line = text; line && *line;) {
+/* The whole records of a records text, sorted by (key, seed, position): a
+ * sweep's selection looks up every (point, seed, candidate) after every run,
+ * so each lookup is a binary search, not a scan of the whole text. */
+typedef struct rec_ref {
+  const char *key, *line;
+  size_t klen, len, order;
+  uint64_t seed;
+} rec_ref;
+typedef struct rec_index {
+  rec_ref *r;
+  size_t n;
+} rec_index;
+
+static int rec_cmp(const void *pa, const void *pb) {
+  const rec_ref *a = pa, *b = pb;
+  size_t m = a->klen < b->klen ? a->klen : b->klen;
+  int c = memcmp(a->key, b->key, m);
+  if (c) return c;
+  if (a->klen != b->klen) return a->klen < b->klen ? -1 : 1;
+  if (a->seed != b->seed) return a->seed < b->seed ? -1 : 1;
+  return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* ix over text's whole record lines (text must outlive it); a torn or
+ * foreign line is not a record. */
+static hcl_status index_records(const char *text, rec_index *ix) {
+  size_t cap = 1;
+  for (const char *c = text; (c = strchr(c, '\n')); c++) cap++;
+  ix->n = 0;
+  if (!(ix->r = malloc(cap * sizeof *ix->r)))
+    return hcl_fail(NULL, HCL_ERR_NOMEM, "out of host memory");
+  for (const char *line = text; *line;) {
     const char *nl = strchr(line, '\n');
     if (!nl) break; /* torn: not a record */
     size_t n = (size_t)(nl - line);
-    const char *k = strstr(line, kp), *s = strstr(line, sp);
-    if (k && k < nl && s && s < nl && hcl_sweep_line_ok(line, n)) found = line, *len = n;
+    const char *k = strstr(line, "\"key\":\""), *sd = strstr(line, ",\"seed\":");
+    if (k && k < nl && sd && sd < nl && hcl_sweep_line_ok(line, n)) {
+      rec_ref *r = &ix->r[ix->n];
+      r->key = k + 7, r->klen = strcspn(k + 7, "\""), r->seed = strtoull(sd + 8, NULL, 10);
+      r->line = line, r->len = n, r->order = ix->n++;
+    }
     line = nl + 1;
   }
-  return found;
+  qsort(ix->r, ix->n, sizeof *ix->r, rec_cmp);
+  return HCL_OK;
+}
+
+/* The last whole record of (key, seed), or NULL; *len its length. */
+static const char *last_record(const rec_index *ix, const char *key, uint64_t seed, size_t *len) {
+  rec_ref q = {.key = key, .klen = strlen(key), .seed = seed, .order = SIZE_MAX};
+  size_t lo = 0, hi = ix->n; /* the first entry after q: the last of (key, seed) precedes it */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (rec_cmp(&ix->r[mid], &q) <= 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (!lo) return NULL;
+  const rec_ref *r = &ix->r[lo - 1];
+  if (r->klen != q.klen || memcmp(r->key, key, q.klen) || r->seed != seed) return NULL;
+  *len = r->len;
+  return r->line;
 }
 
 void hcl_sweep_failure(hcl_sweep_failures *f, const char *key, const uint64_t *seed) {
@@ -49,7 +97,7 @@ void hcl_sweep_failure(hcl_sweep_failures *f, const char *key, const uint64_t *s
  * when a candidate has no record yet; 0 when no candidate finished and
  * only_completed is set (a failed selection is not written twice). p is the
  * point's first candidate. */
-static int select_one(FILE *f, const hcl_grid *sw, const char *cand, size_t p, size_t C,
+static int select_one(FILE *f, const hcl_grid *sw, const rec_index *cand, size_t p, size_t C,
                       uint64_t seed, const char *vkey, int only_completed, char **lines,
                       double *val, int *done) {
   size_t first_sel = sw->n_axes - sw->n_select, best = C;
@@ -128,9 +176,11 @@ hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *dir, const c
   char **lines = calloc(C, sizeof *lines);
   double *val = calloc(C, sizeof *val);
   int *done = calloc(C, sizeof *done);
-  if (!f || !lines || !val || !done) {
+  rec_index ci = {0}, si = {0};
+  if (!f || !lines || !val || !done || index_records(cand, &ci) != HCL_OK ||
+      index_records(sel, &si) != HCL_OK) {
     if (f) hcl_membuf_close(NULL, &mb), hcl_membuf_free(&mb);
-    free(cand), free(sel), free(lines), free(val), free(done);
+    free(cand), free(sel), free(lines), free(val), free(done), free(ci.r), free(si.r);
     return hcl_fail(NULL, HCL_ERR_NOMEM, "out of host memory");
   }
   size_t np = hcl_sweep_n_points(sw);
@@ -139,10 +189,10 @@ hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *dir, const c
     hcl_sweep_point_key_mask(sw, p, selmask, vkey, sizeof vkey);
     for (size_t k = 0; k < nS; k++) {
       size_t len;
-      const char *prev = last_record(sel, vkey, seeds[k], &len);
+      const char *prev = last_record(&si, vkey, seeds[k], &len);
       if (prev && hcl_sweep_line_completed(prev, len)) continue; /* selected before */
       /* none yet, or a failed one whose candidates may since have been re-run */
-      int r = select_one(f, sw, cand, p, C, seeds[k], vkey, prev != NULL, lines, val, done);
+      int r = select_one(f, sw, &ci, p, C, seeds[k], vkey, prev != NULL, lines, val, done);
       /* failed now, or before and its candidates still have no finite val_loss */
       if (r == 0 || r == 2) hcl_sweep_failure(failed, vkey, &seeds[k]);
       if (r == 2)
@@ -153,7 +203,7 @@ hcl_status hcl_sweep_select_pending(const hcl_grid *sw, const char *dir, const c
     }
   }
   for (size_t c = 0; c < C; c++) free(lines[c]);
-  free(cand), free(sel), free(lines), free(val), free(done);
+  free(cand), free(sel), free(lines), free(val), free(done), free(ci.r), free(si.r);
   hcl_status rc = hcl_membuf_close(NULL, &mb);
   if (rc == HCL_OK && mb.len) {
     off_t before = lseek(sel_fd, 0, SEEK_END);
