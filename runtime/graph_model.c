@@ -221,6 +221,7 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
                                void **self) {                                                      \
     return gm_create(g_inner[k], ctx, s, t, self);                                                 \
   }
+// clang-format off
 SLOT(0)
 SLOT(1)
 SLOT(2)
@@ -237,10 +238,24 @@ SLOT(12)
 SLOT(13)
 SLOT(14)
 SLOT(15)
-SLOT(16) SLOT(17) SLOT(18) SLOT(19) SLOT(20) SLOT(21) SLOT(22) SLOT(23) SLOT(24) SLOT(25) SLOT(26)
-    SLOT(27) SLOT(28) SLOT(29) SLOT(30)
-        SLOT(31) typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *,
-                                                 const hcl_target_info *, void **);
+SLOT(16)
+SLOT(17)
+SLOT(18)
+SLOT(19)
+SLOT(20)
+SLOT(21)
+SLOT(22)
+SLOT(23)
+SLOT(24)
+SLOT(25)
+SLOT(26)
+SLOT(27)
+SLOT(28)
+SLOT(29)
+SLOT(30)
+SLOT(31)
+// clang-format on
+typedef hcl_status (*create_fn)(hcl_ctx *, const hcl_setup *, const hcl_target_info *, void **);
 static const create_fn g_create[SLOTS] = {
     create_0,  create_1,  create_2,  create_3,  create_4,  create_5,  create_6,  create_7,
     create_8,  create_9,  create_10, create_11, create_12, create_13, create_14, create_15,

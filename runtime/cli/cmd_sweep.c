@@ -27,7 +27,8 @@ static const char sweep_usage[] =
     "--shard I/N runs shard I (0 <= I < N) of the runs, in the same sweep directory (default:\n"
     "SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, less SLURM_ARRAY_TASK_MIN, when set).\n"
     "--status lists each point as done, failed, diverged (final: never retrained) or pending:\n"
-    "exit 0 all done, 1 some failed or diverged, 4 some pending. --merge gathers the shards' records and writes table.tsv and pstar.json\n"
+    "exit 0 all done, 1 some failed or diverged, 4 some pending. --merge gathers the shards' "
+    "records and writes table.tsv and pstar.json\n"
     "(same exits). --slurm writes <sweep dir>/array.sbatch, a job array of N tasks (default:\n"
     "one per run); --submit hands it to sbatch, only for the shards with work left.\n";
 
