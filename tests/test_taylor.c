@@ -865,6 +865,16 @@ static void test_whitening(void **state) {
   assert_true(fabs(rk[0] - round(rk[0])) < 1e-2);
 }
 
+/* Floats [first, first + count) of every replica of params [R, np], as
+ * [R, count] (malloc'd). */
+static float *replica_slices(hcl_buf params, size_t R, size_t np, size_t first, size_t count) {
+  float *ph = read_floats(params, R * np), *out = malloc(R * count * sizeof *out);
+  for (size_t rep = 0; rep < R; rep++)
+    memcpy(out + rep * count, ph + rep * np + first, count * sizeof *out);
+  free(ph);
+  return out;
+}
+
 /* The whitening blocks (M, c, fitted) after prepare(), replica-major. */
 static float *fitted_whitening(size_t R, const uint64_t *seeds, size_t P, const char *const *kv,
                                size_t *per) {
@@ -874,10 +884,7 @@ static float *fitted_whitening(size_t R, const uint64_t *seeds, size_t P, const 
   size_t np = g.m.np, D = 40;
   ref r = {.m = 8, .d = 6, .D = D, .dz = D, .neural = 1};
   *per = np - off_M(&r);
-  float *ph = read_floats(g.t.params, R * np), *out = malloc(R * *per * sizeof *out);
-  for (size_t rep = 0; rep < R; rep++)
-    memcpy(out + rep * *per, ph + rep * np + off_M(&r), *per * sizeof *out);
-  free(ph);
+  float *out = replica_slices(g.t.params, R, np, off_M(&r), *per);
   rig_free(&g);
   return out;
 }
@@ -991,16 +998,13 @@ static float *gd_one_step(size_t R, const uint64_t *seeds, const char *pen, doub
   rig_make(&g, R, seeds, dz, 64, 64, kv);
   g.cfg.steps = 1;
   g.cfg.sched.lr = lr;
-  float *ph = read_floats(g.t.params, R * g.m.np);
-  for (size_t rep = 0; p0 && rep < R; rep++)
-    memcpy(p0 + rep * m * dz, ph + rep * g.m.np, m * dz * sizeof *ph);
-  free(ph);
+  if (p0) {
+    float *w0 = replica_slices(g.t.params, R, g.m.np, 0, m * dz);
+    memcpy(p0, w0, R * m * dz * sizeof *p0);
+    free(w0);
+  }
   if (g_vt->train(g.m.self, "gd", &g.t) != HCL_OK) fail_msg("%s", hcl_errmsg(g_ctx));
-  ph = read_floats(g.t.params, R * g.m.np);
-  float *w = malloc(R * m * dz * sizeof *w);
-  for (size_t rep = 0; rep < R; rep++)
-    memcpy(w + rep * m * dz, ph + rep * g.m.np, m * dz * sizeof *w);
-  free(ph);
+  float *w = replica_slices(g.t.params, R, g.m.np, 0, m * dz);
   rig_free(&g);
   return w;
 }
@@ -1008,7 +1012,7 @@ static float *gd_one_step(size_t R, const uint64_t *seeds, const char *pen, doub
 /* One gd step with lambda against one without, from the same init and on
  * the same data: the difference is -lr times the penalty's gradient at the
  * init, which the float64 reference gives, in every replica (each its own
- * S); backward() alone (gradcheck's) is left without it. */
+ * S). */
 static void test_penalty_gradient_device(void **state) {
   (void)state;
   NEED_DEVICE();
