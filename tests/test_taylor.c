@@ -362,12 +362,13 @@ static void test_rejects(void **state) {
   assert_int_equal(model_make(spec_kv(&s, buf), 1, &seed, 4, &ty, &m), HCL_ERR_PARAM);
   assert_non_null(strstr(hcl_errmsg(g_ctx), "2 outputs"));
   /* create refuses unchecked params with the numbers */
-  hcl_kv kv[10] = {{"width", "0", 0},           {"order", "3", 0},
+  hcl_kv kv[11] = {{"width", "0", 0},           {"order", "3", 0},
                    {"activation", "auto", 0},   {"representation", "raw", 0},
                    {"rep_width", "4", 0},       {"rep_bias", "0", 0},
                    {"init_std", "0.01", 0},     {"w0_std", "1", 0},
-                   {"whiten_rcond", "1e-6", 0}, {"whiten_size", "0", 0}};
-  hcl_params p = {.section = "model", .schema = g_desc->params, .kv = kv, .n = 10};
+                   {"whiten_rcond", "1e-6", 0}, {"whiten_size", "0", 0},
+                   {"penalty_24", "-1", 0}};
+  hcl_params p = {.section = "model", .schema = g_desc->params, .kv = kv, .n = 11};
   hcl_setup st = {
       .struct_size = sizeof st, .replicas = 1, .seeds = &seed, .params = &p, .max_batch = 4};
   void *self = (void *)&st;
@@ -377,6 +378,9 @@ static void test_rejects(void **state) {
   kv[0].value = "4";
   assert_int_equal(g_vt->create(g_ctx, &st, &t, &self), HCL_ERR_PARAM);
   assert_non_null(strstr(hcl_errmsg(g_ctx), "order = 3"));
+  kv[1].value = "2";
+  assert_int_equal(g_vt->create(g_ctx, &st, &t, &self), HCL_ERR_PARAM);
+  assert_non_null(strstr(hcl_errmsg(g_ctx), "penalty_24 = -1"));
   /* batch above max_batch, backward without or after another forward */
   assert_int_equal(model_make(spec_kv(&s, buf), 1, &seed, 4, &t, &m), HCL_OK);
   hcl_buf x, out, grad;
@@ -861,6 +865,16 @@ static void test_whitening(void **state) {
   assert_true(fabs(rk[0] - round(rk[0])) < 1e-2);
 }
 
+/* Floats [first, first + count) of every replica of params [R, np], as
+ * [R, count] (malloc'd). */
+static float *replica_slices(hcl_buf params, size_t R, size_t np, size_t first, size_t count) {
+  float *ph = read_floats(params, R * np), *out = malloc(R * count * sizeof *out);
+  for (size_t rep = 0; rep < R; rep++)
+    memcpy(out + rep * count, ph + rep * np + first, count * sizeof *out);
+  free(ph);
+  return out;
+}
+
 /* The whitening blocks (M, c, fitted) after prepare(), replica-major. */
 static float *fitted_whitening(size_t R, const uint64_t *seeds, size_t P, const char *const *kv,
                                size_t *per) {
@@ -870,10 +884,7 @@ static float *fitted_whitening(size_t R, const uint64_t *seeds, size_t P, const 
   size_t np = g.m.np, D = 40;
   ref r = {.m = 8, .d = 6, .D = D, .dz = D, .neural = 1};
   *per = np - off_M(&r);
-  float *ph = read_floats(g.t.params, R * np), *out = malloc(R * *per * sizeof *out);
-  for (size_t rep = 0; rep < R; rep++)
-    memcpy(out + rep * *per, ph + rep * np + off_M(&r), *per * sizeof *out);
-  free(ph);
+  float *out = replica_slices(g.t.params, R, np, off_M(&r), *per);
   rig_free(&g);
   return out;
 }
@@ -933,6 +944,100 @@ static void test_features_bounded_small_p(void **state) {
   free(xh), free(zh);
   hcl_buf_free(g_ctx, &x), hcl_buf_free(g_ctx, &y), hcl_buf_free(g_ctx, &zb);
   rig_free(&g);
+}
+
+/* ---- the ||W||_{2,4}^8 penalty (model.penalty_24) ---------------------------- */
+
+/* float64 reference: (sum_r |w_r|^4)^2 of w [m, dz], and its gradient
+ * 8 S |w_r|^2 w_r into g (when g is not NULL). */
+static double ref_pen(const double *w, size_t m, size_t dz, double *g) {
+  double S = 0, n2[64];
+  for (size_t r = 0; r < m; r++) {
+    n2[r] = dot(w + r * dz, w + r * dz, dz);
+    S += n2[r] * n2[r];
+  }
+  for (size_t r = 0; g && r < m; r++)
+    for (size_t c = 0; c < dz; c++) g[r * dz + c] = 8 * S * n2[r] * w[r * dz + c];
+  return S * S;
+}
+
+/* The reference's value in closed form (rows of equal norm c: (m c^4)^2;
+ * one nonzero row: |w_1|^8) and its gradient against central finite
+ * differences. */
+static void test_penalty_reference(void **state) {
+  (void)state;
+  const size_t m = 6, dz = 4;
+  double w[24], g[24];
+  for (size_t i = 0; i < m * dz; i++) w[i] = (i % dz == i / dz % dz) ? 1.5 : 0.0;
+  assert_true(fabs(ref_pen(w, m, dz, NULL) - pow(m * pow(1.5, 4), 2)) < 1e-9);
+  memset(w, 0, sizeof w);
+  w[5] = 0.3, w[6] = -0.4; /* row 1, |w_1| = 0.5 */
+  assert_true(fabs(ref_pen(w, m, dz, NULL) - pow(0.5, 8)) < 1e-15);
+  for (size_t i = 0; i < m * dz; i++) w[i] = urand(-0.9, 0.9);
+  ref_pen(w, m, dz, g);
+  const double h = 1e-6;
+  for (size_t i = 0; i < m * dz; i++) {
+    double keep = w[i];
+    w[i] = keep + h;
+    double fp = ref_pen(w, m, dz, NULL);
+    w[i] = keep - h;
+    double fm = ref_pen(w, m, dz, NULL);
+    w[i] = keep;
+    double fd = (fp - fm) / (2 * h);
+    if (!(fabs(fd - g[i]) <= 1e-6 * (1 + fabs(g[i]))))
+      fail_msg("penalty: w[%zu]: reference %.12g, finite difference %.12g", i, g[i], fd);
+  }
+}
+
+/* w after one step of gd from the init, per replica [R, m * dz]; p0 (when
+ * not NULL) gets the initial w. */
+static float *gd_one_step(size_t R, const uint64_t *seeds, const char *pen, double lr, float *p0,
+                          size_t m, size_t dz) {
+  const char *kv[] = {"order=2", "representation=raw", "width=8", "init_std=0.5", pen, NULL};
+  rig g;
+  rig_make(&g, R, seeds, dz, 64, 64, kv);
+  g.cfg.steps = 1;
+  g.cfg.sched.lr = lr;
+  if (p0) {
+    float *w0 = replica_slices(g.t.params, R, g.m.np, 0, m * dz);
+    memcpy(p0, w0, R * m * dz * sizeof *p0);
+    free(w0);
+  }
+  if (g_vt->train(g.m.self, "gd", &g.t) != HCL_OK) fail_msg("%s", hcl_errmsg(g_ctx));
+  float *w = replica_slices(g.t.params, R, g.m.np, 0, m * dz);
+  rig_free(&g);
+  return w;
+}
+
+/* One gd step with lambda against one without, from the same init and on
+ * the same data: the difference is -lr times the penalty's gradient at the
+ * init, which the float64 reference gives, in every replica (each its own
+ * S). */
+static void test_penalty_gradient_device(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  const uint64_t seeds[2] = {21, 22};
+  const size_t R = 2, m = 8, dz = 5;
+  const double lr = 0.01, lambda = 0.1;
+  float p0[2 * 8 * 5];
+  float *with = gd_one_step(R, seeds, "penalty_24=0.1", lr, p0, m, dz),
+        *without = gd_one_step(R, seeds, "penalty_24=0", lr, NULL, m, dz);
+  double w[40], g[40], got[40], want[40];
+  for (size_t rep = 0; rep < R; rep++) {
+    for (size_t i = 0; i < m * dz; i++) w[i] = p0[rep * m * dz + i];
+    ref_pen(w, m, dz, g);
+    for (size_t i = 0; i < m * dz; i++) {
+      got[i] = (double)with[rep * m * dz + i] - (double)without[rep * m * dz + i];
+      want[i] = -lr * lambda * g[i];
+    }
+    double big = max_abs(want, m * dz);
+    assert_true(big > 1e-3); /* a step the check can see */
+    for (size_t i = 0; i < m * dz; i++)
+      if (!(fabs(got[i] - want[i]) <= 1e-4 * big))
+        fail_msg("replica %zu, w[%zu]: the penalty moved it by %.8g, the reference %.8g", rep, i,
+                 got[i], want[i]);
+  }
+  free(with), free(without);
 }
 
 /* The plugin's host eigen-solver (compiled into this test from its source):
@@ -1094,6 +1199,17 @@ static void test_sgd_neural(void **state) {
   if (run_cfg(gd_cfg, sets2, 3, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
 }
 
+/* The penalty is applied by gd alone: with the runtime's sgd the run is
+ * refused before it starts, the key and the algorithm named. */
+static void test_penalty_needs_gd(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  char dir[1024], err[4096];
+  const char *sets[] = {"train.algorithm=sgd", "train.steps=5", "model.penalty_24=0.1"};
+  assert_int_not_equal(run_cfg(gd_cfg, sets, 3, dir, err, sizeof err), HCL_OK);
+  if (!strstr(err, "penalty_24") || !strstr(err, "algorithm = gd")) fail_msg("%s", err);
+}
+
 /* The model runs as a graph whose backward is three steps whatever the
  * representation: the zeroed gradient, the head's dS and one product for
  * w. The frozen w0 and the fixed representation cost no backward work. */
@@ -1163,9 +1279,12 @@ int main(void) {
       cmocka_unit_test(test_whitening_ignores_training_set),
       cmocka_unit_test(test_features_bounded_small_p),
       cmocka_unit_test(test_eigh),
+      cmocka_unit_test(test_penalty_reference),
+      cmocka_unit_test(test_penalty_gradient_device),
       cmocka_unit_test(test_gd_neural_staircase),
       cmocka_unit_test(test_gd_low_rank_poly),
       cmocka_unit_test(test_sgd_neural),
+      cmocka_unit_test(test_penalty_needs_gd),
       cmocka_unit_test(test_replicas_equal_runs),
       cmocka_unit_test(test_graph_backward_steps),
   };

@@ -2,6 +2,7 @@
  * and destroy. */
 #include "taylor.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +27,13 @@ void hcl_taylor_destroy(void *self) {
   hcl_taylor *m = self;
   if (!m) return;
   const hcl_host_api *host = hcl_host;
-  hcl_buf *bufs[] = {&m->zb, &m->hb};
+  hcl_buf *bufs[] = {&m->zb, &m->hb, &m->pen_n2};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
   if (m->k_head) clReleaseKernel(m->k_head);
   if (m->k_dcoef) clReleaseKernel(m->k_dcoef);
+  if (m->k_pen_rows) clReleaseKernel(m->k_pen_rows);
+  if (m->k_pen_apply) clReleaseKernel(m->k_pen_apply);
   if (m->prog) clReleaseProgram(m->prog);
   free(m->seeds);
   free(m);
@@ -63,6 +66,7 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_tayl
   m->rep_bias = p ? host->param_double(p, "rep_bias") : 0.0;
   m->rcond = p ? host->param_double(p, "whiten_rcond") : DEF_RCOND;
   int64_t ws = p ? host->param_int(p, "whiten_size") : 0;
+  m->penalty = p ? host->param_double(p, "penalty_24") : 0.0;
   if (width < 1)
     return hcl_report_fail(r, HCL_ERR_PARAM, "width = %lld: must be at least 1", (long long)width);
   if (order != 1 && order != 2)
@@ -73,6 +77,9 @@ static hcl_status read_params(const hcl_report *r, const hcl_params *p, hcl_tayl
   if (rep < 0) return hcl_report_fail(r, HCL_ERR_PARAM, "representation: expected raw or neural");
   if (D < 1)
     return hcl_report_fail(r, HCL_ERR_PARAM, "rep_width = %lld: must be at least 1", (long long)D);
+  if (!(m->penalty >= 0) || !isfinite(m->penalty))
+    return hcl_report_fail(r, HCL_ERR_PARAM, "penalty_24 = %g: must be finite and >= 0",
+                           m->penalty);
   if (!(m->init_std >= 0) || !(m->w0_std >= 0) || !(m->rep_bias >= 0) || !(m->rcond >= 0) ||
       m->rcond > 1)
     return hcl_report_fail(r, HCL_ERR_PARAM,
@@ -175,7 +182,10 @@ static hcl_status build(hcl_taylor *m) {
   if (err != CL_SUCCESS || kmax < 1) kmax = 1;
   m->wg = HEAD_WG;
   while (m->wg > kmax) m->wg >>= 1;
-  return HCL_OK;
+  if (!(m->penalty > 0)) return HCL_OK;
+  HCL_TRY(host->kernel(m->ctx, m->prog, "tay_pen_rows", &m->k_pen_rows));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "tay_pen_apply", &m->k_pen_apply));
+  return host->buf_alloc(m->ctx, m->R * m->m * sizeof(float), &m->pen_n2);
 }
 
 /* The activations as a whole at their peak (h and z of the whitening, the
@@ -264,14 +274,20 @@ const hcl_block *hcl_taylor_blocks(void *self, size_t *n_blocks) {
 }
 
 /* The [model] keys against the target, without a device (hcl_model_vt.check).
- * A neural representation works with any algorithm (prepare() whitens it). */
+ * A neural representation works with any algorithm (prepare() whitens it);
+ * the penalty only with gd (the runtime's sgd would silently drop it). */
 hcl_status hcl_taylor_check(const hcl_params *p, const hcl_check_info *run,
                             const hcl_target_info *target, char *err, size_t errlen) {
-  (void)run;
   hcl_report rep = {.err = err, .errlen = errlen};
   hcl_taylor m;
   memset(&m, 0, sizeof m);
   HCL_TRY(read_params(&rep, p, &m));
+  const char *alg = run && run->algorithm && *run->algorithm ? run->algorithm : "sgd";
+  if (m.penalty > 0 && strcmp(alg, "gd"))
+    return hcl_report_fail(&rep, HCL_ERR_PARAM,
+                           "penalty_24 = %g needs [train] algorithm = gd (it is applied by gd; "
+                           "algorithm %s would train without it)",
+                           m.penalty, alg);
   HCL_TRY(read_target(&rep, target, &m));
   return size_rep(&rep, &m);
 }

@@ -197,12 +197,13 @@ hcl_status hcl_taylor_graph(void *self, hcl_graph *g) {
   return host->g_output(g, host->g_custom(g, &m->head_op, us, 2));
 }
 
-/* Neural: the whitening must have been fitted (rep.fitted > 0 in every
- * replica) before any training step. Read once per params buffer. */
+/* While gd trains, the penalty's gradient (penalty.c). Neural: the
+ * whitening must have been fitted (rep.fitted > 0 in every replica) before
+ * any training step. Read once per params buffer. */
 hcl_status hcl_taylor_graph_grad(void *self, hcl_buf params, hcl_buf grad) {
   hcl_taylor *m = self;
   const hcl_host_api *host = hcl_host;
-  (void)grad;
+  if (m->pen_on && m->penalty > 0) HCL_TRY(hcl_taylor_penalty_grad(m, params, grad));
   if (!m->neural || (m->fitted_mem == params.mem && m->fitted_offset == params.offset))
     return HCL_OK;
   for (size_t r = 0; r < m->R; r++) {

@@ -153,3 +153,32 @@ __kernel void tay_dcoef_rows(__global float *e, ulong eo, __global const float *
     er[r] = set ? v : er[r] + v;
   }
 }
+
+/* The ||W||_{2,4}^8 penalty (penalty.c): lambda (sum_r |w_r|^4)^2 on the
+ * rows w_r [dz] of block w (offset wo floats in each replica). First the
+ * squared row norms n2 [R, m], one work-item per (row, replica). */
+__kernel void tay_pen_rows(__global const float *p, ulong wo, ulong pstride,
+                           __global float *n2, ulong no, uint m, uint dz) {
+  size_t r = get_global_id(0), rep = get_global_id(1);
+  if (r >= m) return;
+  __global const float *w = p + wo + rep * pstride + r * (ulong)dz;
+  float s = 0.0f;
+  for (uint c = 0; c < dz; c++) s += w[c] * w[c];
+  n2[no + rep * (ulong)m + r] = s;
+}
+
+/* Then grad_r += 8 lambda S |w_r|^2 w_r with S = sum_j |w_j|^4, the exact
+ * gradient of lambda S^2. Every work-item sums S in the same order (the
+ * same bits in every row); one work-item per (row, replica). */
+__kernel void tay_pen_apply(__global float *g, ulong go, __global const float *p, ulong wo,
+                            ulong pstride, __global const float *n2, ulong no, uint m, uint dz,
+                            float lambda8) {
+  size_t r = get_global_id(0), rep = get_global_id(1);
+  if (r >= m) return;
+  __global const float *nr = n2 + no + rep * (ulong)m;
+  float S = 0.0f;
+  for (uint j = 0; j < m; j++) S += nr[j] * nr[j];
+  float k = lambda8 * S * nr[r];
+  ulong at = rep * pstride + r * (ulong)dz;
+  for (uint c = 0; c < dz; c++) g[go + at + c] += k * p[wo + at + c];
+}

@@ -56,15 +56,18 @@ typedef struct hcl_taylor {
   int rep_power; /* > 0: D = d^rep_power instead of rep_width */
   hcl_taylor_act act;
   double init_std, w0_std, rep_bias, rcond;
+  double penalty;       /* lambda of lambda ||W||_{2,4}^8 (penalty.c); 0 = none */
+  int pen_on;           /* the penalty's gradient is added: only while train() runs */
   uint64_t whiten_size; /* N: unlabelled samples the whitening is fitted on */
   uint64_t *seeds;      /* [R], copied from the setup */
   uint64_t train_size;  /* P from the setup (for messages) */
   hcl_block blocks[HCL_TAYLOR_B_COUNT];
   size_t off[HCL_TAYLOR_B_COUNT]; /* offsets of the blocks (floats in a replica) */
   cl_program prog;
-  cl_kernel k_head, k_dcoef;
-  size_t wg;     /* work-group size of k_head (a power of two) */
-  int head_rows; /* CPU devices: tay_head_rows / tay_dcoef_rows, one work-item per row */
+  cl_kernel k_head, k_dcoef, k_pen_rows, k_pen_apply;
+  hcl_buf pen_n2; /* [R, m]: squared row norms of w (penalty > 0 only) */
+  size_t wg;      /* work-group size of k_head (a power of two) */
+  int head_rows;  /* CPU devices: tay_head_rows / tay_dcoef_rows, one work-item per row */
   /* the graph's custom ops (graph.c); user = this instance */
   hcl_graph_custom rep_op, head_op;
   /* neural, each [R, max_batch, D]: relu(V x + b) (whitening and the
@@ -108,10 +111,12 @@ void hcl_taylor_ops(hcl_taylor *m);
 /* The forward pass as a graph (hcl_model_vt.graph): the runtime derives
  * backward and features (layer 1: the model's input z). */
 hcl_status hcl_taylor_graph(void *self, hcl_graph *g);
-/* After every backward (hcl_model_vt.graph_grad): refuses to train a neural
- * representation whose whitening was never fitted. */
+/* After every backward (hcl_model_vt.graph_grad): adds the penalty's
+ * gradient while gd trains; refuses to train a neural representation whose
+ * whitening was never fitted. */
 hcl_status hcl_taylor_graph_grad(void *self, hcl_buf params, hcl_buf grad);
-/* The "gd" algorithm: fit the whitening (neural), then the runtime's loop. */
+/* The "gd" algorithm: the runtime's loop on loss + penalty_24 ||W||_{2,4}^8
+ * (the whitening was fitted by prepare()). */
 hcl_status hcl_taylor_train(void *self, const char *algorithm, hcl_trainer *t);
 /* Fit the neural representation's whitening (before the first evaluation). */
 hcl_status hcl_taylor_prepare(void *self, hcl_trainer *t);
@@ -119,6 +124,11 @@ hcl_status hcl_taylor_prepare(void *self, hcl_trainer *t);
  * samples of the unlabelled stream (never the training set) into the blocks
  * rep.whiten / rep.offset / rep.fitted of params. */
 hcl_status hcl_taylor_fit_whitening(hcl_taylor *m, hcl_trainer *t, hcl_buf params);
+
+/* grad [R, n_params] += the gradient of penalty ||W||_{2,4}^8 =
+ * penalty (sum_r |w_r|^4)^2 at params, i.e. 8 penalty S |w_r|^2 w_r on
+ * every row w_r of block w, S = sum_r |w_r|^4 per replica. */
+hcl_status hcl_taylor_penalty_grad(hcl_taylor *m, hcl_buf params, hcl_buf grad);
 
 /* Eigen-decomposition of the symmetric n x n matrix a (double): on return
  * eigenvector i is a[i*n .. i*n + n) (unit norm), w[i] its eigenvalue, in

@@ -261,7 +261,10 @@ hcl_status hcl_taylor_train(void *self, const char *algorithm, hcl_trainer *t) {
               B, (unsigned long long)P);
   /* the whitening was fitted by prepare(), before the step-0 evaluation */
   hcl_phase ph = {.struct_size = sizeof ph, .label = "gd", .steps = host->train_steps(t)};
-  return host->train_phase(t, &ph, NULL);
+  m->pen_on = 1; /* the objective is loss + penalty_24 ||W||_{2,4}^8 (penalty.c) */
+  hcl_status rc = host->train_phase(t, &ph, NULL);
+  m->pen_on = 0;
+  return rc;
 }
 
 /* Fit the whitening on the unlabelled stream before the first evaluation,
