@@ -351,6 +351,21 @@ static void recovery_flag_spelled_true(void **state) {
   assert_null(strstr(out, "ends the whole job under plain mpirun"));
 }
 
+/* `mpirun -np 1` runs the sweep in its one rank and leaves MPI properly:
+ * mpirun reports no abnormal end. */
+static void one_rank_ends_cleanly(void **state) {
+  (void)state;
+  if (!mpi_usable()) skip();
+  char dir[1024];
+  const char *cfg = fresh_case("np1", dir);
+  if (sh("mpirun --allow-run-as-root -np 1 %s sweep %s --out %s --device %s --plugin-path %s "
+         "--grid 'model.width=8' --set train.steps=20",
+         HCL_TEST_HIERCL, cfg, dir, device(), HCL_TEST_PLUGIN_DIR))
+    fail_with(out, "the command failed (its output is above)");
+  assert_non_null(strstr(out, "hiercl sweep: 1/1 runs done"));
+  if (strstr(out, "exiting improperly")) fail_with(out, "rank 0 did not finalize (output above)");
+}
+
 /* A malformed HIERCL_MPI_TIMEOUT is one error line naming it; nothing runs. */
 static void bad_timeout_is_named(void **state) {
   (void)state;
@@ -373,6 +388,7 @@ int main(void) {
       cmocka_unit_test(killed_rank_loses_only_its_run),
       cmocka_unit_test(stalled_rank_holds_no_one),
       cmocka_unit_test(recovery_flag_spelled_true),
+      cmocka_unit_test(one_rank_ends_cleanly),
       cmocka_unit_test(bad_timeout_is_named),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
