@@ -9,12 +9,15 @@
  * has no failure notice without ULFM, so every worker sends a heartbeat from
  * a thread of its own (its training never stops it), and rank 0 gives up on
  * a rank it has not heard from for HIERCL_MPI_TIMEOUT seconds (default 60).
- * Without HCL_MPI these are stubs. */
+ * Once the runs are handed out, every send and receive is polled and, under
+ * recovery, no rank waits in MPI_Finalize for the others, so a dead peer
+ * cannot hold a survivor. Without HCL_MPI these are stubs. */
 #include "internal.h"
 #include "sweep.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +28,18 @@ enum { TAG_TASK = 1, TAG_RESULT = 2, TAG_BEAT = 3 };
 
 static int g_joined, g_threads; /* g_threads: MPI_THREAD_SERIALIZED was granted */
 
+/* 1 under `mpirun --enable-recovery` (or `--mca orte_enable_recovery`, any of
+ * Open MPI's spellings of true), which the launcher puts in every rank's
+ * environment: then a rank's death does not end the job. */
+static int recovery_mode(void) {
+  const char *v = getenv("OMPI_MCA_orte_enable_recovery");
+  static const char *const yes[] = {"t", "true", "enabled", "yes", "y"};
+  if (!v) return 0;
+  for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+    if (!strcasecmp(v, yes[i])) return 1;
+  return atoi(v) > 0;
+}
+
 int hcl_mpi_begin(int *argc, char ***argv) {
   /* only under a launcher: a plain `hiercl sweep` never starts MPI */
   const char *launched[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", NULL};
@@ -32,12 +47,18 @@ int hcl_mpi_begin(int *argc, char ***argv) {
   for (const char **e = launched; *e; e++) under |= getenv(*e) != NULL;
   if (!under) return 1;
   int provided, size = 1;
-  /* under --enable-recovery a rank may die mid-message: one killed while
-   * writing into a shared-memory queue can leave the survivors' queue
-   * broken (a hang), while a dead peer's TCP socket is closed by the kernel;
-   * so TCP unless the user chose the transports (read at MPI_Init) */
-  const char *rec = getenv("OMPI_MCA_orte_enable_recovery");
-  if (rec && atoi(rec) > 0) setenv("OMPI_MCA_btl", "self,tcp", 0);
+  /* read at MPI_Init; the user's own choice wins */
+  if (recovery_mode()) {
+    /* a rank may die mid-message: one killed while writing into a
+     * shared-memory queue can leave the survivors' queue broken (a hang),
+     * while a dead peer's TCP socket is closed by the kernel */
+    setenv("OMPI_MCA_btl", "self,tcp", 0);
+    /* MPI_Finalize starts with a PMIx fence over every rank of the job, the
+     * dead one too; Open MPI 4.1 sometimes never completes it (the survivors
+     * hang there). The sweep's protocol does not need it: every message a
+     * rank still needs is acknowledged before it finalizes (see master). */
+    setenv("OMPI_MCA_async_mpi_finalize", "1", 0);
+  }
   /* serialized: a worker's heartbeat thread sends between its main
    * thread's calls, all under one mutex */
   if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) return 1;
@@ -97,36 +118,48 @@ static double now_s(void) {
 
 static void nap(void) { nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL); }
 
+/* Whether the send *r has completed (then *r is MPI_REQUEST_NULL); a send
+ * that failed (its peer is gone) counts as complete: nothing will come of it. */
+static int sent(MPI_Request *r) {
+  int done = 1;
+  if (*r != MPI_REQUEST_NULL && MPI_Test(r, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+    *r = MPI_REQUEST_NULL, done = 1;
+  return done;
+}
+
 enum { BEAT_S = 1 }; /* a worker's heartbeat period */
 
-/* HIERCL_MPI_TIMEOUT in seconds (default 60); 0 with env->err set when it is
- * not a number >= 2 heartbeats. */
-static double lost_after(hcl_sweep_env *env) {
+/* HIERCL_MPI_TIMEOUT in seconds (default 60); 0 when it is not a number
+ * >= 2 heartbeats. */
+static double timeout_s(void) {
   const char *v = hcl_getenv("HIERCL_MPI_TIMEOUT");
   if (!v) return 60;
   char *end;
   double t = strtod(v, &end);
-  if (end != v && !*end && t >= 2 * BEAT_S && t < 1e9) return t;
-  snprintf(env->err, sizeof env->err,
-           "HIERCL_MPI_TIMEOUT=%s: not a number of seconds >= %d (how long rank 0 waits "
-           "for a word from a rank before giving up its run)",
-           v, 2 * BEAT_S);
-  return 0;
+  return end != v && !*end && t >= 2 * BEAT_S && t < 1e9 ? t : 0;
 }
 
 /* Rank 0's view of one worker. */
 typedef struct rank_state {
-  int64_t held; /* the run it trains, -1: none */
-  double heard; /* when it last sent anything */
-  int lost;     /* given up: silent for longer than the timeout */
+  int64_t held;    /* the run it trains, -1: none */
+  int64_t msg;     /* the message of req, which must live until it is sent */
+  MPI_Request req; /* rank 0's last send to it, MPI_REQUEST_NULL once sent */
+  double heard;    /* when it last sent anything */
+  int lost;        /* given up: silent for longer than the timeout */
 } rank_state;
 
-/* Send rank w its next run (or -1: no more), noting what it holds. */
+/* Send rank w its next run, or -1: no more. The stop is a synchronous send:
+ * once it completes the worker has it, so rank 0 may leave without
+ * MPI_Finalize's fence. Both are polled (a worker may die meanwhile). */
 static void hand_out(hcl_sweep_env *env, size_t *cursor, rank_state *rs, int w) {
   size_t p = hcl_sweep_next_task(env, cursor, NULL);
-  int64_t msg = p == (size_t)-1 ? -1 : (int64_t)p;
-  rs[w].held = msg;
-  MPI_Send(&msg, 1, MPI_INT64_T, w, TAG_TASK, MPI_COMM_WORLD);
+  /* the last send was received: the worker answered it */
+  if (rs[w].req != MPI_REQUEST_NULL) MPI_Wait(&rs[w].req, MPI_STATUS_IGNORE);
+  rs[w].held = rs[w].msg = p == (size_t)-1 ? -1 : (int64_t)p;
+  int rc = rs[w].msg < 0
+               ? MPI_Issend(&rs[w].msg, 1, MPI_INT64_T, w, TAG_TASK, MPI_COMM_WORLD, &rs[w].req)
+               : MPI_Isend(&rs[w].msg, 1, MPI_INT64_T, w, TAG_TASK, MPI_COMM_WORLD, &rs[w].req);
+  if (rc != MPI_SUCCESS) rs[w].req = MPI_REQUEST_NULL;
 }
 
 /* Record a result message b (n bytes) from a worker. */
@@ -141,21 +174,28 @@ static void take_result(hcl_sweep_env *env, hcl_sweep_job *j, const char *b, int
   }
 }
 
-/* Give up on the ranks silent for longer than `after` seconds; their runs
- * stay unrecorded, so pending. Returns how many runs are still awaited. */
+/* Give up on the ranks silent for longer than `after` seconds: a run they
+ * held stays unrecorded, so pending. Returns how many ranks are still
+ * awaited: those holding a run, and those that have not taken their stop. */
 static int check_silence(hcl_sweep_env *env, hcl_sweep_job *j, rank_state *rs, int size,
-                         double after, int *n_lost) {
+                         double after) {
   int waiting = 0;
   double t = now_s();
   for (int w = 1; w < size; w++) {
-    if (rs[w].held < 0 || rs[w].lost) continue;
+    if (rs[w].lost || (rs[w].held < 0 && sent(&rs[w].req))) continue;
     if (t - rs[w].heard <= after) {
       waiting++;
       continue;
     }
-    rs[w].lost = 1, ++*n_lost;
-    hcl_sweep_job_prepare(env, (size_t)rs[w].held, j);
+    rs[w].lost = 1;
     if (env->progress_tty) fputc('\n', stderr);
+    if (rs[w].held < 0) {
+      fprintf(stderr,
+              "hiercl sweep: rank %d silent for %.0f s after its last run; not waited for\n", w,
+              after);
+      continue;
+    }
+    hcl_sweep_job_prepare(env, (size_t)rs[w].held, j);
     fprintf(stderr,
             "hiercl sweep: rank %d lost (nothing heard for %.0f s); its run %s is left pending "
             "for the next resume\n",
@@ -166,7 +206,6 @@ static int check_silence(hcl_sweep_env *env, hcl_sweep_job *j, rank_state *rs, i
 
 static hcl_status master(hcl_sweep_env *env, int size) {
   size_t cursor = 0;
-  int n_lost = 0;
   hcl_sweep_job j;
   HCL_TRY(hcl_sweep_job_alloc(env, &j));
   rank_state *rs = calloc((size_t)size, sizeof *rs);
@@ -174,21 +213,25 @@ static hcl_status master(hcl_sweep_env *env, int size) {
     hcl_sweep_job_free(&j);
     return hcl_fail(NULL, HCL_ERR_NOMEM, "out of memory");
   }
-  /* a send to a dead rank must not end rank 0, which holds the records */
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-  double after = lost_after(env);
-  if (after <= 0) env->rc = HCL_ERR_CONFIG, env->stop_all = 1;
+  double after = timeout_s();
+  if (after <= 0) {
+    env->rc = HCL_ERR_CONFIG, env->stop_all = 1;
+    snprintf(env->err, sizeof env->err,
+             "HIERCL_MPI_TIMEOUT=%s: not a number of seconds >= %d (how long rank 0 waits "
+             "for a word from a rank before giving up its run)",
+             hcl_getenv("HIERCL_MPI_TIMEOUT"), 2 * BEAT_S);
+  }
   if (!g_threads) after = 1e30; /* no heartbeats: wait for ever */
-  const char *rec = getenv("OMPI_MCA_orte_enable_recovery");
-  int recovery = rec && atoi(rec) > 0;
+  int recovery = recovery_mode();
   if (!recovery && size > 2)
     fprintf(stderr, "hiercl sweep: note: a rank that dies ends the whole job under plain "
                     "mpirun; with `mpirun --enable-recovery` it loses only its own run\n");
   for (int w = 1; w < size; w++) {
+    rs[w].req = MPI_REQUEST_NULL;
     rs[w].heard = now_s();
     hand_out(env, &cursor, rs, w);
   }
-  while (check_silence(env, &j, rs, size, after, &n_lost)) {
+  while (check_silence(env, &j, rs, size, after)) {
     MPI_Status st;
     int got = 0, n = 0;
     /* poll, sleeping: a blocking probe spins a core the workers need */
@@ -207,23 +250,21 @@ static hcl_status master(hcl_sweep_env *env, int size) {
       /* a rank given up on that speaks again had only stalled: its run was
        * handed to no one else, so it is awaited again */
       if (rs[w].lost) {
-        rs[w].lost = 0, n_lost--;
+        rs[w].lost = 0;
         fprintf(stderr, "hiercl sweep: rank %d is heard from again\n", w);
       }
     }
-    if (st.MPI_TAG == TAG_RESULT && w > 0 && w < size) {
+    if (st.MPI_TAG == TAG_RESULT && w > 0 && w < size && rs[w].held >= 0) {
       take_result(env, &j, b, n);
       hand_out(env, &cursor, rs, w);
     }
     free(b);
   }
-  /* the ranks given up on may be gone: a send that nobody receives */
+  int n_lost = 0;
   for (int w = 1; w < size; w++) {
-    if (!rs[w].lost) continue;
-    int64_t stop = -1;
-    MPI_Request r;
-    if (MPI_Isend(&stop, 1, MPI_INT64_T, w, TAG_TASK, MPI_COMM_WORLD, &r) == MPI_SUCCESS)
-      MPI_Request_free(&r);
+    n_lost += rs[w].lost && rs[w].held >= 0;
+    /* a send to a rank given up on may never complete: MPI_Finalize drops it */
+    if (rs[w].req != MPI_REQUEST_NULL) MPI_Request_free(&rs[w].req);
   }
   if (n_lost && env->rc == HCL_OK) {
     env->rc = HCL_ERR_INTERRUPTED;
@@ -240,11 +281,14 @@ static hcl_status master(hcl_sweep_env *env, int size) {
 }
 
 /* A worker's heartbeat: a thread that tells rank 0 every BEAT_S seconds
- * that this rank lives, between the main thread's MPI calls (mu). */
+ * that this rank lives, between the main thread's MPI calls (mu). A beat
+ * is sent only once the last one has gone: if rank 0 is gone, none pile up. */
 typedef struct beat {
   pthread_mutex_t mu;
   pthread_t thread;
   int stop, running;
+  MPI_Request req; /* the last beat */
+  char one;
 } beat;
 
 static void *beat_loop(void *arg) {
@@ -252,33 +296,52 @@ static void *beat_loop(void *arg) {
   for (int tick = 0;; tick++) {
     pthread_mutex_lock(&bt->mu);
     int stop = bt->stop;
-    if (!stop && tick % (BEAT_S * 50) == 0) {
-      char one = 1;
-      MPI_Send(&one, 1, MPI_BYTE, 0, TAG_BEAT, MPI_COMM_WORLD);
-    }
+    if (!stop && tick % (BEAT_S * 50) == 0 && sent(&bt->req) &&
+        MPI_Isend(&bt->one, 1, MPI_BYTE, 0, TAG_BEAT, MPI_COMM_WORLD, &bt->req) != MPI_SUCCESS)
+      bt->req = MPI_REQUEST_NULL;
     pthread_mutex_unlock(&bt->mu);
     if (stop) return NULL;
     nap();
   }
 }
 
-/* The next run from rank 0 (-1: none), polled so the heartbeat can send. */
-static int64_t next_run(beat *bt) {
-  for (;;) {
-    int got = 0;
-    int64_t p = -1;
+/* The next run from rank 0 (-1: none), polled so the heartbeat can send,
+ * once *out (the last result) is sent. Rank 0 answers a result at once;
+ * when it says nothing for `patience` s it has ended without this rank
+ * (it gave it up) or died: -1 too, with a line. */
+static int64_t next_run(beat *bt, MPI_Request *out, double patience, int rank) {
+  int64_t p = -1;
+  int got = 0;
+  for (double t0 = now_s();;) {
     pthread_mutex_lock(&bt->mu);
-    MPI_Iprobe(0, TAG_TASK, MPI_COMM_WORLD, &got, MPI_STATUS_IGNORE);
-    if (got) MPI_Recv(&p, 1, MPI_INT64_T, 0, TAG_TASK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    int done = sent(out);
+    if (!got) {
+      MPI_Iprobe(0, TAG_TASK, MPI_COMM_WORLD, &got, MPI_STATUS_IGNORE);
+      if (got) MPI_Recv(&p, 1, MPI_INT64_T, 0, TAG_TASK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    }
+    int late = !(got && done) && now_s() - t0 > patience;
+    if (late && *out != MPI_REQUEST_NULL) MPI_Request_free(out);
     pthread_mutex_unlock(&bt->mu);
-    if (got) return p;
+    if (got && done) return p;
+    if (late) {
+      fprintf(stderr,
+              "hiercl sweep: rank %d: no word from rank 0 for %.0f s; stopping (rank 0 gave "
+              "this rank up, or ended)\n",
+              rank, patience);
+      return -1;
+    }
     nap();
   }
 }
 
 static hcl_status worker(hcl_sweep_env *env, int rank, const char *device) {
-  beat bt = {.stop = 0};
+  beat bt = {.stop = 0, .req = MPI_REQUEST_NULL, .one = 1};
   pthread_mutex_init(&bt.mu, NULL);
+  /* rank 0 answers a result at once, so a long silence means it has ended
+   * or died; twice its timeout, to spare a loaded machine (60 s when
+   * HIERCL_MPI_TIMEOUT is malformed: rank 0 then stops the sweep) */
+  double patience = timeout_s();
+  patience = 2 * (patience > 0 ? patience : 60);
   /* before the session: compiling kernels can take long */
   bt.running = g_threads && !pthread_create(&bt.thread, NULL, beat_loop, &bt);
   hcl_session *session = NULL;
@@ -288,8 +351,12 @@ static hcl_status worker(hcl_sweep_env *env, int rank, const char *device) {
   if (rc == HCL_OK &&
       (rc = hcl_session_create(env->opt->run.plugin_path, &session, err, sizeof err)) != HCL_OK)
     hcl_sweep_job_free(&j);
+  MPI_Request out = MPI_REQUEST_NULL;
+  char *b = NULL; /* the result in flight (out) */
   for (;;) {
-    int64_t p = next_run(&bt);
+    int64_t p = next_run(&bt, &out, patience, rank);
+    free(b);
+    b = NULL;
     if (p < 0) break;
     hcl_status prc = rc;
     char *text = NULL;
@@ -306,13 +373,13 @@ static hcl_status worker(hcl_sweep_env *env, int rank, const char *device) {
       snprintf(err, sizeof err, "rank %d: %s", rank, hcl_errmsg(NULL));
     }
     size_t n;
-    char *b = pack((size_t)p, prc, text, len, err, &n);
+    b = pack((size_t)p, prc, text, len, err, &n);
     free(text);
     if (!b) b = pack((size_t)p, HCL_ERR_NOMEM, NULL, 0, "out of memory", &n);
     pthread_mutex_lock(&bt.mu);
-    MPI_Send(b, b ? (int)n : 0, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
+    if (MPI_Isend(b, b ? (int)n : 0, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD, &out) != MPI_SUCCESS)
+      out = MPI_REQUEST_NULL;
     pthread_mutex_unlock(&bt.mu);
-    free(b);
   }
   if (bt.running) {
     pthread_mutex_lock(&bt.mu);
@@ -320,6 +387,8 @@ static hcl_status worker(hcl_sweep_env *env, int rank, const char *device) {
     pthread_mutex_unlock(&bt.mu);
     pthread_join(bt.thread, NULL);
   }
+  /* a beat rank 0 no longer reads: MPI_Finalize drops it */
+  if (bt.req != MPI_REQUEST_NULL) MPI_Request_free(&bt.req);
   pthread_mutex_destroy(&bt.mu);
   hcl_session_destroy(session);
   if (rc == HCL_OK) hcl_sweep_job_free(&j);
@@ -330,6 +399,9 @@ hcl_status hcl_sweep_exec_mpi(hcl_sweep_env *env, char **devices, size_t n_devic
   int rank, size;
   hcl_sweep_mpi_world(&rank, &size);
   int idx = node_worker_index(rank); /* collective: every rank */
+  /* an operation with a dead peer must not end a survivor: it returns an
+   * error, which the polling treats as done */
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   if (rank == 0) {
     env->progress_tty = 0; /* the launcher's log: one line per point */
     return master(env, size);

@@ -204,7 +204,7 @@ int hcl_cmd_sweep(int argc, char **argv) {
     return HCL_EXIT_USAGE;
   }
   hcl_status rc = hcl_sweep(&opt, err, sizeof err);
-  if (world > 1) hcl_mpi_end();
+  hcl_mpi_end(); /* also under `mpirun -np 1`, which joined MPI too */
   if (rc == HCL_OK && opt.action != HCL_SWEEP_RUN) {
     free(sets);
     free(grid);
