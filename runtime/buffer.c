@@ -1,5 +1,6 @@
 /* Device buffers and kernel launches. Launches never wait for the device;
- * each is counted per label (and timed when profiling is on). */
+ * each is counted per label (and timed when profiling is on, read later:
+ * profile.c). */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -145,18 +146,15 @@ hcl_status hcl_run_kernel(hcl_ctx *ctx, cl_kernel k, cl_uint dims, const size_t 
     return hcl_fail(ctx, cl, "kernel %s: launch of %zu items: %s", label, gws[0], hcl_strerror(cl));
   hcl_kernel_stat *s = stat_for(ctx, label);
   if (s) s->launches++;
-  if (ev) {
-    cl_ulong t0 = 0, t1 = 0;
-    clWaitForEvents(1, &ev);
-    clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL);
-    clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL);
-    if (s) s->device_s += (double)(t1 - t0) * 1e-9;
+  if (ev && s)
+    hcl_profile_keep(ctx, ev, (size_t)(s - ctx->stats));
+  else if (ev)
     clReleaseEvent(ev);
-  }
   return HCL_OK;
 }
 
 hcl_status hcl_finish(hcl_ctx *ctx) {
   HCL_CL(ctx, clFinish(ctx->queue), "waiting for the device");
+  hcl_profile_drain(ctx);
   return HCL_OK;
 }

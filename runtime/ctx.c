@@ -134,6 +134,7 @@ void hcl_ctx_destroy(hcl_ctx *ctx) {
   free(ctx->memo);
   if (ctx->queue) {
     clFinish(ctx->queue);
+    hcl_profile_release(ctx);
     clReleaseCommandQueue(ctx->queue);
   }
   if (ctx->context) clReleaseContext(ctx->context);

@@ -96,6 +96,12 @@ struct hcl_ctx {
   /* kernel launch statistics */
   hcl_kernel_stat *stats;
   size_t n_stats;
+  /* profiled launches whose times are not read yet (profile.c) */
+  struct hcl_prof_event {
+    cl_event ev;
+    size_t stat; /* index into stats */
+  } * prof_ev;
+  size_t n_prof_ev;
   /* device memory allocated through hcl_buf_alloc (buffer.c): every hiercl
    * allocation is counted, and refused beyond max_alloc or the budget */
   size_t mem_current, mem_peak;
@@ -172,6 +178,13 @@ hcl_buf hcl_buf_sub(hcl_buf b, size_t offset, size_t size);
 hcl_status hcl_run_kernel(hcl_ctx *ctx, cl_kernel k, cl_uint dims, const size_t *gws,
                           const size_t *lws, const char *label, size_t nargs, const hcl_arg *args);
 hcl_status hcl_finish(hcl_ctx *ctx);
+/* Keep a profiled launch's event (owned from now on) for stats[stat]; its
+ * time is read once the queue has run past it (profile.c). */
+void hcl_profile_keep(hcl_ctx *ctx, cl_event ev, size_t stat);
+/* Wait for every kept event and add its device time to its label. */
+void hcl_profile_drain(hcl_ctx *ctx);
+/* Drain, then free the list (context reset and destroy). */
+void hcl_profile_release(hcl_ctx *ctx);
 /* Device bytes hiercl holds now / held at most, through hcl_buf_alloc. */
 size_t hcl_mem_current(const hcl_ctx *ctx);
 size_t hcl_mem_peak(const hcl_ctx *ctx);

@@ -37,7 +37,7 @@ enum {
   K_GEMV_DOT,
   K_GEMV_AXPY,
   K_GER,
-  K_GEMM_SMALL,
+  K_GEMM_ROW,
   K_GEMM_SMALL1,
   K_GEMM_RB,
   K_TRANSPOSE,
@@ -79,7 +79,7 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_gemv_dot",
                                              "hcl_k_gemv_axpy",
                                              "hcl_k_ger",
-                                             "hcl_k_gemm_small",
+                                             "hcl_k_gemm_row",
                                              "hcl_k_gemm_small1",
                                              "hcl_k_gemm_rb",
                                              "hcl_k_transpose"};
@@ -609,12 +609,14 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
                     HCL_ARG(alpha), HCL_ARG(a.mem), HCL_ARG(ao),   HCL_ARG(lda_), HCL_ARG(sa_),
                     HCL_ARG(b.mem), HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta),
                     HCL_ARG(c.mem), HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_)};
-  size_t g2[2], l2[2];
-  int cpu = hcl_ops_cpu_paths(ctx); /* CPUs: 4 columns per work-item; GPUs: one */
-  geom2(cpu ? (n + 3) / 4 : n, m, g2, l2);
+  if (hcl_ops_cpu_paths(ctx)) { /* CPUs: one row per work-item (see hcl_k_gemm_row) */
+    size_t gws[2] = {m, batch};
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_ROW], 2, gws, NULL, "gemm_small", 19, args);
+  }
+  size_t g2[2], l2[2]; /* GPUs: one output per work-item */
+  geom2(n, m, g2, l2);
   size_t gws[3] = {g2[0], g2[1], batch}, lws[3] = {l2[0], l2[1], 1};
-  return hcl_run_kernel(ctx, ctx->ops->k[cpu ? K_GEMM_SMALL : K_GEMM_SMALL1], 3, gws, lws,
-                        "gemm_small", 19, args);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_SMALL1], 3, gws, lws, "gemm_small", 19, args);
 }
 
 hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out);

@@ -278,6 +278,7 @@ hcl_status hcl_out_summary(hcl_ctx *ctx, const hcl_run_out *o, const hcl_trainer
     fputc('}', f);
   }
   fputs("],\n\"kernels\":{", f);
+  hcl_profile_drain(ctx); /* the launches whose times are not read yet */
   for (size_t i = 0; i < ctx->n_stats; i++) {
     fputs(i ? ",\n " : "\n ", f);
     hcl_json_str(f, ctx->stats[i].label); /* a plugin's label: escaped like any string */

@@ -80,6 +80,7 @@ hcl_status hcl_session_ctx(hcl_session *s, const hcl_ctx_options *o, hcl_ctx **o
 void hcl_ctx_reset_run(hcl_ctx *ctx) {
   if (!ctx) return;
   if (ctx->queue) clFinish(ctx->queue);
+  hcl_profile_release(ctx); /* its events point into the stats freed below */
   hcl_ops_trim(ctx);
   for (size_t i = 0; i < ctx->n_notes; i++) {
     free(ctx->notes[i].key);

@@ -173,6 +173,65 @@ static void test_sgemm_rb(void **state) {
   ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
 }
 
+/* C of one batched small product (the runtime's small kernels) with the
+ * CPU (1) or the GPU (0) kernel variant, read back whole. */
+static float *small_product(hcl_ctx *ctx, int cpu, int ta, int tb, size_t m, size_t n, size_t k,
+                            float alpha, float beta, size_t batch) {
+  size_t lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
+  size_t sa = (ta ? k : m) * lda + 1, sb = (tb ? n : k) * ldb, sc = m * ldc + 2;
+  size_t na = batch * sa, nb = batch * sb, nc = batch * sc;
+  float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4);
+  g_s = 977u; /* the same operands for both variants */
+  for (size_t i = 0; i < na; i++) A[i] = frand();
+  for (size_t i = 0; i < nb; i++) B[i] = frand();
+  for (size_t i = 0; i < nc; i++) C[i] = frand();
+  hcl_buf da = hcl_test_upload(ctx, A, na), db = hcl_test_upload(ctx, B, nb),
+          dc = hcl_test_upload(ctx, C, nc);
+  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
+  ctx->gemm_small_max = 1e18, ctx->gemm_rb_max = 0;
+  hcl_ops_force_paths(cpu);
+  OK(hcl_sgemm_batched(ctx, ta, tb, m, n, k, alpha, da, lda, sa, db, ldb, sb, beta, dc, ldc, sc,
+                       batch));
+  hcl_ops_force_paths(-1);
+  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+  OK(hcl_buf_read(ctx, dc, C, nc * 4));
+  hcl_buf_free(ctx, &da), hcl_buf_free(ctx, &db), hcl_buf_free(ctx, &dc);
+  free(A), free(B);
+  return C;
+}
+
+/* The CPU small-product kernel (one row per work-item in float8 registers,
+ * hcl_k_gemm_row) gives the bits of the GPU one (one output per work-item,
+ * a plain loop over p), and both are right against double: every transpose
+ * variant, widths with 32-, 8- and 1-column parts (3, 8, 13, 32, 40, 45, 70),
+ * alpha and beta, replicas. */
+static void test_gemm_small_cpu_bits(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  static const size_t widths[] = {3, 8, 13, 32, 40, 45, 70};
+  for (int v = 0; v < 4; v++)
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
+      int ta = v & 1, tb = v >> 1;
+      size_t m = 5 + w, n = widths[w], k = 9 + 7 * w, batch = 3;
+      float beta = w % 2 ? 0.5f : 0.0f, alpha = w % 3 ? 1.0f : -1.5f;
+      float *cpu = small_product(ctx, 1, ta, tb, m, n, k, alpha, beta, batch);
+      float *gpu = small_product(ctx, 0, ta, tb, m, n, k, alpha, beta, batch);
+      size_t nc = batch * (m * (n + 3) + 2);
+      for (size_t i = 0; i < nc; i++)
+        if (memcmp(&cpu[i], &gpu[i], 4))
+          fail_msg("ta=%d tb=%d m=%zu n=%zu k=%zu: float %zu is %.9g on the CPU kernel, %.9g on "
+                   "the GPU one",
+                   ta, tb, m, n, k, i, cpu[i], gpu[i]);
+      free(cpu), free(gpu);
+      double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
+      ctx->gemm_small_max = 1e18, ctx->gemm_rb_max = 0;
+      hcl_ops_force_paths(1);
+      check_gemm(ctx, USE_BATCHED, ta, tb, m, n, k, alpha, beta, batch);
+      hcl_ops_force_paths(-1);
+      ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+    }
+}
+
 /* The FLOP count behind achieved GFLOP/s: 2 m n k per product entry, on
  * every path (CLBlast, thin, small), once per call. */
 static void test_flop_count(void **state) {
@@ -294,17 +353,12 @@ static void test_tuning_file(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_selfcheck),
-      cmocka_unit_test(test_reference_kernel),
-      cmocka_unit_test(test_sgemm_variants),
-      cmocka_unit_test(test_sgemm_large),
-      cmocka_unit_test(test_sgemm_rb),
-      cmocka_unit_test(test_sgemm_batched),
-      cmocka_unit_test(test_sgemm_batched_large),
-      cmocka_unit_test(test_flop_count),
-      cmocka_unit_test(test_sgemm_thin),
-      cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_tuning_file),
+      cmocka_unit_test(test_selfcheck),      cmocka_unit_test(test_reference_kernel),
+      cmocka_unit_test(test_sgemm_variants), cmocka_unit_test(test_sgemm_large),
+      cmocka_unit_test(test_sgemm_rb),       cmocka_unit_test(test_gemm_small_cpu_bits),
+      cmocka_unit_test(test_sgemm_batched),  cmocka_unit_test(test_sgemm_batched_large),
+      cmocka_unit_test(test_flop_count),     cmocka_unit_test(test_sgemm_thin),
+      cmocka_unit_test(test_errors),         cmocka_unit_test(test_tuning_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
