@@ -265,6 +265,7 @@ static hcl_status train_config(run_state *s) {
   c->test_size = (uint64_t)hcl_param_int(ev, "test_size");
   c->val_size = (uint64_t)hcl_param_int(ev, "val_size");
   c->probes = hcl_param_bool(ev, "probes");
+  c->train_set = hcl_param_bool(ev, "train_set");
   c->eval_batch = (uint64_t)hcl_param_int(ev, "batch");
   HCL_TRY(make_seeds(s));
   double *sizes;
@@ -273,6 +274,11 @@ static hcl_status train_config(run_state *s) {
   hcl_status rc = train_lists(s, sizes, ns, full_batch);
   free(sizes);
   if (rc != HCL_OK) return rc;
+  if (c->train_set && (!c->train_size || c->train_sizes))
+    return hcl_fail(s->ctx, HCL_ERR_CONFIG,
+                    "%s: [eval] train_set = true needs one finite training set: [train] "
+                    "train_size > 0 and no train_sizes",
+                    s->cfg.path);
   double *lrs;
   size_t nl;
   HCL_TRY(read_list(s, tr, "lrs", &lrs, &nl));

@@ -83,4 +83,8 @@ const hcl_param_desc hcl_schema_eval[] = {
     {"batch", HCL_PARAM_INT, "0", 0, 1e7, NULL,
      "samples per evaluation chunk (0: automatic, 32768 / replicas, at least 256)"},
     {"probes", HCL_PARAM_BOOL, "true", UNB, NULL, "run the target's and model's probes"},
+    {"train_set", HCL_PARAM_BOOL, "false", UNB, NULL,
+     "also evaluate the whole finite training set at the current parameters: train_set_loss "
+     "and (classification) train_set_error; train_loss is instead the mean over the interval's "
+     "mini-batches. Needs one train_size for every replica"},
     {NULL, 0, NULL, 0, 0, NULL, NULL}};

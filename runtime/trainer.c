@@ -369,6 +369,16 @@ hcl_status hcl_trainer_eval(hcl_trainer *t, const hcl_metric *extra, size_t n_ex
   } else {
     for (size_t r = 0; r < R; r++) test[r] = err[r] = NAN;
   }
+  if (c->train_set && end_rc == HCL_OK) {
+    /* the training set is samples 0..P-1 of the train stream: the loss and
+     * error at the current parameters, which train_loss (a mean over the
+     * interval's steps) is not under SGD */
+    double tl[R], te[R];
+    HCL_TRY(test_metrics(t, HCL_STREAM_TRAIN, c->train_size, tl, te));
+    HCL_TRY(hcl_trainer_metric_add(t, "train_set_loss", tl));
+    if (t->tinfo.task != HCL_TASK_REGRESSION)
+      HCL_TRY(hcl_trainer_metric_add(t, "train_set_error", te));
+  }
   if (c->val_size > 0 && end_rc == HCL_OK) {
     double vl[R], ve[R];
     HCL_TRY(test_metrics(t, HCL_STREAM_VAL, c->val_size, vl, ve));

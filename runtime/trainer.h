@@ -52,6 +52,7 @@ typedef struct hcl_train_cfg {
   uint32_t eval_log; /* > 0: [eval] every = log:eval_log (eval_every unused) */
   uint64_t val_size; /* > 0: val_loss on that many samples of HCL_STREAM_VAL */
   int probes;
+  int train_set; /* train_set_loss/_error over samples 0..train_size-1 of the train stream */
   double stop_loss, stop_error; /* > 0: end when every replica is below */
   const char *algorithm;
 } hcl_train_cfg;

@@ -230,6 +230,51 @@ static void diverged_replica_is_void(void **state) {
   free(sum);
 }
 
+/* [eval] train_set: the loss over the whole training set at the current
+ * parameters. With lr = 0 the parameters never move, so the mean of the ten
+ * mini-batch losses of an interval that covers the 100 training points once
+ * (train_loss, read through the cached set) must equal it (read from the
+ * train stream); train_set_error is a count over 100 points; an online run
+ * has no training set and is refused with the key named. */
+static const char *lt_cfg = "[run]\nseed = 3\n"
+                            "[target]\nplugin = linear_teacher\nd = 10\nmargin = 0.1\n"
+                            "probe_samples = 500\n"
+                            "[model]\nplugin = regular_net\ndepth = 1\nwidth = 8\n"
+                            "activation = leaky_relu\nreadout_fixed = pm_v\nreadout_bias = false\n"
+                            "bias = false\ninit = normal\ninit_scale = 0.5\n"
+                            "[train]\nloss = logistic\nsteps = 20\nbatch = 10\nlr = 0\n"
+                            "train_size = 100\n"
+                            "[eval]\nevery = 10\ntest_size = 500\ntrain_set = true\n";
+
+static void train_set_metrics(void **state) {
+  (void)state;
+  skip_without_device();
+  char dir[1024], err[4096];
+  assert_int_equal(run_cfg(lt_cfg, NULL, 0, NULL, dir, err, sizeof err), HCL_OK);
+  char *m = read_in(dir, "metrics.jsonl");
+  assert_non_null(m);
+  const char *last = last_line_of(m, 0);
+  assert_non_null(last);
+  while (last > m && last[-1] != '\n') last--; /* "step" comes before "replica" */
+  double step = 0, train = 0, set_loss = 0, set_err = -1, test = 0;
+  assert_true(hcl_test_json_num(last, "step", &step));
+  assert_true(hcl_test_json_num(last, "train_loss", &train));
+  assert_true(hcl_test_json_num(last, "train_set_loss", &set_loss));
+  assert_true(hcl_test_json_num(last, "train_set_error", &set_err));
+  assert_true(hcl_test_json_num(last, "test_loss", &test));
+  free(m);
+  assert_true(step == 20);
+  assert_true(set_loss > 0.1); /* an untrained net: the check below is not 0 = 0 */
+  assert_float_equal(set_loss, train, 1e-5 * train);
+  assert_true(fabs(set_loss - test) > 1e-4); /* another stream than the test set */
+  assert_true(set_err >= 0 && set_err <= 1);
+  assert_float_equal(set_err * 100, round(set_err * 100), 1e-4);
+  const char *online[] = {"train.train_size=0"};
+  hcl_status rc = run_cfg(lt_cfg, online, 1, NULL, dir, err, sizeof err);
+  assert_int_equal(hcl_exit_code(rc), HCL_EXIT_USAGE);
+  assert_non_null(strstr(err, "train_set"));
+}
+
 static void config_errors_name_the_key(void **state) {
   (void)state;
   skip_without_device();
@@ -275,6 +320,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(schedules),
       cmocka_unit_test(config_errors_name_the_key),
+      cmocka_unit_test(train_set_metrics),
       cmocka_unit_test(learns_s3),
       cmocka_unit_test(replicas_equal_separate_runs),
       cmocka_unit_test(train_sizes_equal_separate_runs),
