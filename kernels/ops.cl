@@ -552,7 +552,10 @@ __kernel void hcl_k_gemm_row(int ta, int tb, ulong m, ulong n, ulong k, float al
  * its tile). op(B) must be B itself (blas.c transposes a B^T first, with
  * hcl_k_transpose). Each work-item computes 8 rows x 32 columns of C in
  * float16 registers (16 columns, or plain loops, at the right edge); each
- * output sums over p in order, as the other kernels here do.
+ * output sums over p in order, as the other kernels here do, with fma():
+ * FP_CONTRACT is off for every program (common.cl), so a * b + c would be
+ * two instructions, and the product is compute-bound (fma is correctly
+ * rounded on every device, so the bits do not depend on the CPU).
  * gws = (ceil(n / 32), ceil(m / 8), batch). */
 #define HCL_RB_ROW(t) min(i0 + (t), m - 1) * ars
 __kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha,
@@ -579,14 +582,14 @@ __kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha,
       float16 b0 = vload16(0, bq + p * ldb), b1 = two ? vload16(1, bq + p * ldb) : b0;
       float v0 = a0[o], v1 = a1[o], v2 = a2[o], v3 = a3[o];
       float v4 = a4[o], v5 = a5[o], v6 = a6[o], v7 = a7[o];
-      x0 += v0 * b0, y0 += v0 * b1;
-      x1 += v1 * b0, y1 += v1 * b1;
-      x2 += v2 * b0, y2 += v2 * b1;
-      x3 += v3 * b0, y3 += v3 * b1;
-      x4 += v4 * b0, y4 += v4 * b1;
-      x5 += v5 * b0, y5 += v5 * b1;
-      x6 += v6 * b0, y6 += v6 * b1;
-      x7 += v7 * b0, y7 += v7 * b1;
+      x0 = fma((float16)v0, b0, x0), y0 = fma((float16)v0, b1, y0);
+      x1 = fma((float16)v1, b0, x1), y1 = fma((float16)v1, b1, y1);
+      x2 = fma((float16)v2, b0, x2), y2 = fma((float16)v2, b1, y2);
+      x3 = fma((float16)v3, b0, x3), y3 = fma((float16)v3, b1, y3);
+      x4 = fma((float16)v4, b0, x4), y4 = fma((float16)v4, b1, y4);
+      x5 = fma((float16)v5, b0, x5), y5 = fma((float16)v5, b1, y5);
+      x6 = fma((float16)v6, b0, x6), y6 = fma((float16)v6, b1, y6);
+      x7 = fma((float16)v7, b0, x7), y7 = fma((float16)v7, b1, y7);
     }
     float16 xs[8] = {x0, x1, x2, x3, x4, x5, x6, x7}, ys[8] = {y0, y1, y2, y3, y4, y5, y6, y7};
     for (size_t t = 0; t < rows; t++) {

@@ -173,6 +173,30 @@ static void test_sgemm_rb(void **state) {
   ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
 }
 
+/* The register-blocked kernel accumulates with fma(), one rounding per step:
+ * with C = A B, A row (1, 1 + 2^-13), B column (-1, 1 + 2^-13) every entry
+ * is 2^-12 + 2^-26 exactly; a separate multiply and add would round the
+ * second product to 1 + 2^-12 and give 2^-12. n = 32 takes the float16 path. */
+static void test_sgemm_rb_fused(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  enum { M = 8, N = 32, K = 2 };
+  float e = 1.0f + 0x1p-13f, A[M * K], B[K * N], C[M * N];
+  for (int i = 0; i < M; i++) A[i * K] = 1.0f, A[i * K + 1] = e;
+  for (int j = 0; j < N; j++) B[j] = -1.0f, B[N + j] = e;
+  hcl_buf da = hcl_test_upload(ctx, A, M * K), db = hcl_test_upload(ctx, B, K * N),
+          dc = hcl_test_upload(ctx, C, M * N);
+  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
+  ctx->gemm_small_max = 0, ctx->gemm_rb_max = 1e18;
+  hcl_ops_force_paths(1);
+  OK(hcl_sgemm_batched(ctx, 0, 0, M, N, K, 1.0f, da, K, 0, db, N, 0, 0.0f, dc, N, 0, 1));
+  hcl_ops_force_paths(-1);
+  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+  OK(hcl_buf_read(ctx, dc, C, sizeof C));
+  for (int i = 0; i < M * N; i++) assert_true(C[i] == 0x1p-12f + 0x1p-26f);
+  hcl_buf_free(ctx, &da), hcl_buf_free(ctx, &db), hcl_buf_free(ctx, &dc);
+}
+
 /* C of one batched small product (the runtime's small kernels) with the
  * CPU (1) or the GPU (0) kernel variant, read back whole. */
 static float *small_product(hcl_ctx *ctx, int cpu, int ta, int tb, size_t m, size_t n, size_t k,
@@ -353,12 +377,19 @@ static void test_tuning_file(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_selfcheck),      cmocka_unit_test(test_reference_kernel),
-      cmocka_unit_test(test_sgemm_variants), cmocka_unit_test(test_sgemm_large),
-      cmocka_unit_test(test_sgemm_rb),       cmocka_unit_test(test_gemm_small_cpu_bits),
-      cmocka_unit_test(test_sgemm_batched),  cmocka_unit_test(test_sgemm_batched_large),
-      cmocka_unit_test(test_flop_count),     cmocka_unit_test(test_sgemm_thin),
-      cmocka_unit_test(test_errors),         cmocka_unit_test(test_tuning_file),
+      cmocka_unit_test(test_selfcheck),
+      cmocka_unit_test(test_reference_kernel),
+      cmocka_unit_test(test_sgemm_variants),
+      cmocka_unit_test(test_sgemm_large),
+      cmocka_unit_test(test_sgemm_rb),
+      cmocka_unit_test(test_sgemm_rb_fused),
+      cmocka_unit_test(test_gemm_small_cpu_bits),
+      cmocka_unit_test(test_sgemm_batched),
+      cmocka_unit_test(test_sgemm_batched_large),
+      cmocka_unit_test(test_flop_count),
+      cmocka_unit_test(test_sgemm_thin),
+      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_tuning_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
