@@ -70,12 +70,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   merged[merged_len] = 0;
   if (hcl_sweep_pick_records(&sw, merged, seeds, 2, again) != HCL_OK) abort();
   for (size_t j = 0; j < 8; j++) {
-    if (!pick[j].line != !again[j].line || pick[j].completed != again[j].completed) abort();
+    if (!pick[j].line != !again[j].line || pick[j].final != again[j].final) abort();
     if (pick[j].line &&
         (pick[j].len != again[j].len || memcmp(pick[j].line, again[j].line, pick[j].len)))
       abort();
   }
-  size_t counts[3], job[4];
+  size_t counts[4], job[4];
   hcl_sweep_jobs(&sw, 1u, job);
   FILE *null = fopen("/dev/null", "w");
   if (!null) abort();
