@@ -397,7 +397,7 @@ int hcl_sweep_line_completed(const char *line, size_t len) {
 }
 
 int hcl_sweep_line_final(const char *line, size_t len) {
-  return own_status_is(line, len, "completed") || own_status_is(line, len, "diverged");
+  return own_status_is(line, len, "completed") ? 1 : own_status_is(line, len, "diverged") ? 2 : 0;
 }
 
 int hcl_sweep_line_ok(const char *line, size_t len) {

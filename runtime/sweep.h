@@ -66,8 +66,9 @@ int hcl_sweep_line_ok(const char *line, size_t len);
 /* Whether the record line[0..len) itself is "completed" (its first status:
  * a selection record's candidates have their own, later). */
 int hcl_sweep_line_completed(const char *line, size_t len);
-/* Whether the record line[0..len) is final: "completed", or "diverged" (a
- * replica whose training loss went non-finite: deterministic, so never retrained). */
+/* Whether the record line[0..len) is final: 1 "completed", 2 "diverged" (a
+ * replica whose training loss went non-finite: deterministic, so never
+ * retrained), 0 neither. */
 int hcl_sweep_line_final(const char *line, size_t len);
 
 /* Expand "a, b" | "a..b" | "geom(lo, hi, n)" into strings (malloc'd array of malloc'd strings). */

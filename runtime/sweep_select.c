@@ -110,9 +110,7 @@ static int select_one(FILE *f, const hcl_grid *sw, const rec_index *cand, size_t
     free(lines[c]);
     if (!l || !(lines[c] = strndup(l, len))) return lines[c] = NULL, -1;
     /* 1 completed, 2 diverged (final, not selectable), 0 failed */
-    done[c] = hcl_sweep_line_completed(lines[c], len) ? 1
-              : hcl_sweep_line_final(lines[c], len)   ? 2
-                                                      : 0;
+    done[c] = hcl_sweep_line_final(lines[c], len);
     if (!hcl_json_get_num(lines[c], "val_loss", &val[c])) val[c] = NAN;
     /* ties keep the first candidate in grid order: the choice is deterministic */
     if (done[c] == 1 && isfinite(val[c]) && val[c] < best_v) best_v = val[c], best = c;

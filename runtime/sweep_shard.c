@@ -142,7 +142,7 @@ hcl_status hcl_sweep_pick_records(const hcl_grid *sw, const char *text, const ui
         for (k = 0; k < nS && seeds[k] != v; k++) {
         }
       }
-      int fin = hcl_sweep_line_completed(line, n) ? 1 : hcl_sweep_line_final(line, n) ? 2 : 0;
+      int fin = hcl_sweep_line_final(line, n);
       /* a final record wins over any other (a done point never runs again);
        * among equals the last one, in the order the files were read */
       if (p < np && k < nS && (fin || !pick[p * nS + k].final))
