@@ -551,6 +551,7 @@ hcl_status hcl_run(hcl_run_options *opt, char *err, size_t errlen) {
   s->t.cfg = &s->tc;
   s->t.stop = opt->stop;
   s->t.progress = opt->progress;
+  s->t.progress_every = opt->progress_every_s > 0 ? opt->progress_every_s : 30;
   s->out.seeds = s->seeds;
   char setup_msg[HCL_ERRMSG_MAX];
   snprintf(setup_msg, sizeof setup_msg, "%s", setup_rc != HCL_OK ? s->ctx->errmsg : "");

@@ -254,14 +254,21 @@ hcl_status hcl_trainer_metric_add(hcl_trainer *t, const char *name, const double
   return HCL_OK;
 }
 
+/* On a terminal one line redrawn at every sync point; in a log a plain line
+ * every progress_every seconds and at the end, so a long run shows it is alive. */
 static void progress_line(hcl_trainer *t, int final) {
   if (!t->progress) return;
-  double el = hcl_now() - t->t0, rate = el > 0 ? (double)t->step / el : 0;
+  double now = hcl_now(), el = now - t->t0, rate = el > 0 ? (double)t->step / el : 0;
+  int log = t->progress == HCL_PROGRESS_LOG;
+  /* a log's closing line only for a run long enough to have shown progress */
+  if (log && now - (final ? t->t0 : t->progress_printed) < t->progress_every) return;
+  t->progress_printed = now;
   double left = rate > 0 && t->cfg->steps > t->step ? (double)(t->cfg->steps - t->step) / rate : 0;
-  fprintf(stderr, "\r\033[K  step %llu/%llu  train %.4g  test %.4g  %.0f steps/s  ETA %d:%02d",
-          (unsigned long long)t->step, (unsigned long long)t->cfg->steps, t->last_train[0],
-          t->last_test[0], rate, (int)(left / 60), (int)left % 60);
-  if (final) fputc('\n', stderr);
+  fprintf(stderr, "%s  step %llu/%llu  train %.4g  test %.4g  %.0f steps/s  ETA %d:%02d",
+          log ? "hiercl:" : "\r\033[K", (unsigned long long)t->step,
+          (unsigned long long)t->cfg->steps, t->last_train[0], t->last_test[0], rate,
+          (int)(left / 60), (int)left % 60);
+  if (final || log) fputc('\n', stderr);
   fflush(stderr);
 }
 
@@ -530,6 +537,7 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
 hcl_status hcl_trainer_run(hcl_trainer *t) {
   const hcl_train_cfg *c = t->cfg;
   t->t0 = hcl_now();
+  t->progress_printed = t->t0;
   t->phase_label = "init";
   t->last_eval_step = UINT64_MAX;
   t->lr_now = hcl_schedule_lr(&c->sched, 0);

@@ -89,7 +89,9 @@ struct hcl_trainer {
   double lr_now;
   double t0;
   const volatile int *stop;
-  int progress;
+  int progress;            /* hcl_run_options.progress */
+  double progress_every;   /* HCL_PROGRESS_LOG: seconds between lines */
+  double progress_printed; /* when the last log line was printed */
   hcl_metric_sink sink;
   /* last evaluation, per replica */
   double *last_train, *last_test, *last_err, *best_test;

@@ -114,6 +114,36 @@ static void sample_writes_csv_and_npy(void **state) {
 }
 
 /* Every shipped config is valid: its keys, values and plugins check out. */
+/* With stderr not a terminal (nohup, Slurm, CI) a run prints plain progress
+ * lines, one per HIERCL_PROGRESS_EVERY seconds, ending with its last step; a
+ * malformed interval is one error line before anything trains. */
+static void log_gets_progress_lines(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  const char *q = "--set train.steps=400 --set eval.every=100 --set eval.test_size=64";
+  assert_int_equal(hcl_test_shf(out, sizeof out,
+                                "HIERCL_PROGRESS_EVERY=0.000001 %s run %s/quickstart.ini %s "
+                                "--out %s/progress",
+                                HCL_TEST_HIERCL, HCL_TEST_CONFIGS, q, hcl_test_tmpdir()),
+                   0);
+  size_t lines = 0;
+  for (const char *p = out; (p = strstr(p, "hiercl:  step ")); p++) lines++;
+  assert_true(lines >= 4); /* one per evaluation at least, not a redrawn line */
+  assert_non_null(strstr(out, "step 400/400"));
+  assert_null(strchr(out, '\r'));
+  /* the default interval (30 s) keeps a short run's log to its own lines */
+  assert_int_equal(hcl_test_shf(out, sizeof out, "%s run %s/quickstart.ini %s --out %s/progress",
+                                HCL_TEST_HIERCL, HCL_TEST_CONFIGS, q, hcl_test_tmpdir()),
+                   0);
+  assert_null(strstr(out, "step 400/400"));
+  assert_int_equal(hcl_test_shf(out, sizeof out,
+                                "HIERCL_PROGRESS_EVERY=soon %s run %s/quickstart.ini",
+                                HCL_TEST_HIERCL, HCL_TEST_CONFIGS),
+                   2);
+  assert_non_null(strstr(out, "HIERCL_PROGRESS_EVERY=soon"));
+  assert_int_equal(strchr(out, '\n')[1], 0);
+}
+
 static void shipped_configs_validate(void **state) {
   (void)state;
   FILE *ls = popen("ls " HCL_TEST_CONFIGS "/*.ini", "r");
@@ -139,6 +169,7 @@ int main(void) {
       cmocka_unit_test(bad_config_one_line_exit_2),
       cmocka_unit_test(rejected_plugin_says_why),
       cmocka_unit_test(sample_writes_csv_and_npy),
+      cmocka_unit_test(log_gets_progress_lines),
       cmocka_unit_test(shipped_configs_validate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

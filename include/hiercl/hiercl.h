@@ -60,6 +60,10 @@ void hcl_session_destroy(hcl_session *s);
 void hcl_session_programs(const hcl_session *s, unsigned long *built, unsigned long *reused,
                           size_t *contexts);
 
+/* hcl_run_options.progress: a terminal gets a line redrawn in place; a log
+ * (nohup, Slurm, CI) gets plain lines, so a long run is never silent there. */
+enum { HCL_PROGRESS_TTY = 1, HCL_PROGRESS_LOG = 2 };
+
 /* One experiment: a config file plus command-line overrides. */
 typedef struct hcl_run_options {
   const char *config_path;
@@ -69,7 +73,9 @@ typedef struct hcl_run_options {
   const char *out_dir;      /* parent of the run directory (default [run] out) */
   const char *plugin_path;  /* extra plugin directories (colon list) */
   const volatile int *stop; /* set to nonzero (e.g. from SIGINT) to end cleanly */
-  int progress;             /* draw a one-line progress display on stderr */
+  int progress;             /* stderr progress: 0 none, HCL_PROGRESS_TTY one line redrawn in
+                               place, HCL_PROGRESS_LOG a plain line every progress_every_s */
+  double progress_every_s;  /* HCL_PROGRESS_LOG: seconds between lines (<= 0: 30) */
   int dry_run;              /* check config and plugins only: no device, no output */
   char run_dir[1024];       /* out: the directory written */
   hcl_session *session;     /* NULL: a context and registry of the run's own */

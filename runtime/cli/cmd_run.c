@@ -73,7 +73,10 @@ int hcl_cmd_run(int argc, char **argv) {
     opt.sets = sets;
     opt.n_sets = n_sets;
     opt.stop = hcl_cli_stop_flag();
-    opt.progress = !quiet && isatty(STDERR_FILENO);
+    opt.progress = hcl_cli_progress(quiet, &opt.progress_every_s);
+    if (opt.progress < 0) code = HCL_EXIT_USAGE;
+  }
+  if (code < 0) {
     hcl_cli_catch_stop();
     char err[8192];
     hcl_status rc = hcl_run(&opt, err, sizeof err);

@@ -182,7 +182,13 @@ int hcl_cmd_sweep(int argc, char **argv) {
   opt.select = select;
   opt.n_select = n_select;
   opt.run.stop = hcl_cli_stop_flag();
-  opt.run.progress = isatty(STDERR_FILENO);
+  opt.run.progress = hcl_cli_progress(0, &opt.run.progress_every_s);
+  if (opt.run.progress < 0) {
+    free(sets);
+    free(grid);
+    free(select);
+    return HCL_EXIT_USAGE;
+  }
   hcl_cli_catch_stop();
   char err[8192];
   if (slurm) {

@@ -48,5 +48,9 @@ const char *hcl_cli_script(const char *env, const char *installed, const char *s
 /* The Python that has Debian's packages (matplotlib, torch): HIERCL_PYTHON,
  * else /usr/bin/python3, which may not be first on PATH. */
 const char *hcl_cli_python(void);
+/* The progress display for stderr (hcl_run_options.progress) and, for a log,
+ * the seconds between lines from HIERCL_PROGRESS_EVERY; -1 after printing one
+ * error line when that variable is not a positive number. */
+int hcl_cli_progress(int quiet, double *every_s);
 
 #endif
