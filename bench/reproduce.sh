@@ -12,8 +12,9 @@
 #   of the small instance, not of the paper's protocol.
 # ONLY="claim ..." runs a subset (claim names: see the list below); LIMIT
 # bounds each command in seconds (default 3600, 600 with --quick). An
-# interrupted sweep resumes when the script runs again (same OUT). Then:
-# ./build/hiercl plot OUT/<dir>; docs/results.md has the last full pass.
+# interrupted sweep resumes when the script runs again (same OUT). Every
+# claim's directories are plotted (`hiercl plot`: PNG and SVG in each; their
+# paths under "plots" in claims.json); docs/results.md has the last full pass.
 set -u
 quick=0
 if [ "${1:-}" = "--quick" ]; then
@@ -142,6 +143,11 @@ claim() {
     *) dirs=$(cat "$out/$1.dir") ;;
   esac
   printf '%s\t%s\n' "$1" "$dirs" >> "$out/claims.tsv"
+  # each directory's plot (SVG and PNG beside its files); a plot that cannot
+  # be drawn is noted, and changes no verdict
+  for d in $dirs; do
+    "$hiercl" plot "$d" >> "$out/plots.log" 2>&1 || echo "$1: no plot of $d (see plots.log)" | tee -a "$out/times.txt"
+  done
 }
 
 for c in ${ONLY:-$claims}; do claim "$c"; done
@@ -500,7 +506,10 @@ with open(tsv) as f:
         name, _, rest = line.rstrip("\n").partition("\t")
         dirs = rest.split()
         try:
-            claims.append(judge(name, dirs))
+            c = judge(name, dirs)
+            c["plots"] = sorted(os.path.join(d, p) for d in dirs if os.path.isdir(d)
+                                for p in os.listdir(d) if p.endswith(".png"))
+            claims.append(c)
         except Exception as e:  # a run that failed or was cut: say so, count as fail
             claims.append({"claim": name, "dirs": dirs, "error": "%s: %s" % (type(e).__name__, e),
                            "pass": False})

@@ -33,10 +33,10 @@ static void refused(const char *cmd, const char *config, const char *sets, const
   snprintf(line, sizeof line, "HIERCL_DEVICE=no-such-device %s %s %s %s --out %s", HCL_TEST_HIERCL,
            cmd, path, sets, dir);
   int rc = sh(line);
-  if (rc != 2) fail_msg("%s: exit %d, expected 2: %s", line, rc, out);
+  if (rc != 2) HCL_FAIL_OUT(out, "%s: exit %d, expected 2 (output above)", line, rc);
   snprintf(msg, sizeof msg, "%s: %s", path, want);
   assert_contains(out, msg);
-  if (strstr(out, "no-such-device")) fail_msg("the device was reached: %s", out);
+  if (strstr(out, "no-such-device")) HCL_FAIL_OUT(out, "the device was reached (output above)");
   struct stat st;
   if (stat(dir, &st) == 0) fail_msg("%s: %s was made", line, dir);
 }
@@ -47,7 +47,7 @@ static void model_shape_checks_come_before_the_device(void **state) {
   refused("run", "rhm_cnn_sweep.ini", "--set model.depth=5",
           "[model] deep_cnn: depth = 5: input length 4 is not s^L = 2^5 = 32");
   /* the plugin's own name is not repeated */
-  if (strstr(out, "deep_cnn: deep_cnn:")) fail_msg("name twice: %s", out);
+  if (strstr(out, "deep_cnn: deep_cnn:")) HCL_FAIL_OUT(out, "name twice (output above)");
   /* taylor: relu'' is a delta, so order 2 needs another activation */
   refused("run", "neural_rep_taylor.ini", "--set model.order=2 --set model.activation=relu",
           "[model] taylor: activation = relu with order = 2");
@@ -111,7 +111,8 @@ static void every_shipped_config_passes_the_checks(void **state) {
     snprintf(line, sizeof line, "HIERCL_DEVICE=no-such-device %s run %s/%s --out %s/check_ok",
              HCL_TEST_HIERCL, HCL_TEST_CONFIGS, e->d_name, hcl_test_tmpdir());
     int rc = sh(line);
-    if (rc != 3 || !strstr(out, "no-such-device")) fail_msg("%s: exit %d: %s", e->d_name, rc, out);
+    if (rc != 3 || !strstr(out, "no-such-device"))
+      HCL_FAIL_OUT(out, "%s: exit %d (output above)", e->d_name, rc);
     n++;
   }
   closedir(d);

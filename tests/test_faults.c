@@ -96,7 +96,7 @@ static void expected_name(const call *c, char *name, size_t len) {
 /* Exactly one "hiercl: error:" line, naming `name` and the OS error. */
 static void assert_one_error_line(const char *name, const char *oserr) {
   const char *e = strstr(out, "hiercl: error: ");
-  if (!e) fail_msg("no error line; output:\n%s", out);
+  if (!e) HCL_FAIL_OUT(out, "no error line; output (output above)");
   assert_null(strstr(e + 1, "hiercl: error: "));
   const char *nl = strchr(e, '\n');
   size_t len = nl ? (size_t)(nl - e) : strlen(e);
@@ -174,7 +174,7 @@ static void reference_tables(void) {
   if (g_ref.table) return;
   char dir[1024], sdir[2048];
   snprintf(dir, sizeof dir, "%s/plain", hcl_test_tmpdir());
-  if (sweep_cmd("", dir) != 0) fail_msg("reference sweep failed:\n%s", out);
+  if (sweep_cmd("", dir) != 0) HCL_FAIL_OUT(out, "reference sweep failed (output above)");
   assert_true(sweep_dir(dir, sdir, sizeof sdir));
   g_ref.table = file_in(sdir, "table.tsv");
   g_ref.pstar = file_in(sdir, "pstar.json");
@@ -195,7 +195,7 @@ static void reference_sweep(void) {
   snprintf(dir, sizeof dir, "%s/ref", hcl_test_tmpdir());
   snprintf(log, sizeof log, "%s/ref.log", hcl_test_tmpdir());
   fault_env(env, sizeof env, dir, log, "");
-  if (sweep_cmd(env, dir) != 0) fail_msg("reference sweep failed:\n%s", out);
+  if (sweep_cmd(env, dir) != 0) HCL_FAIL_OUT(out, "reference sweep failed (output above)");
   assert_true(sweep_dir(dir, sdir, sizeof sdir));
   char *t = file_in(sdir, "table.tsv");
   assert_non_null(t);
@@ -225,7 +225,7 @@ static void check_and_resume(const char *dir) {
     if (t) assert_string_equal(t, g_ref.table);
     free(t);
   }
-  if (sweep_cmd("", dir) != 0) fail_msg("resumed sweep failed:\n%s", out);
+  if (sweep_cmd("", dir) != 0) HCL_FAIL_OUT(out, "resumed sweep failed (output above)");
   assert_true(sweep_dir(dir, sdir, sizeof sdir));
   assert_records_whole(sdir);
   char *t = file_in(sdir, "table.tsv"), *p = file_in(sdir, "pstar.json");
@@ -252,7 +252,7 @@ static void sweep_every_fault_position(void **state) {
     fault_env(env, sizeof env, dir, log, what);
     int rc = sweep_cmd(env, dir);
     g_faults++;
-    if (rc != 1) fail_msg("fault %zu (%s): exit %d, not 1:\n%s", k, what, rc, out);
+    if (rc != 1) HCL_FAIL_OUT(out, "fault %zu (%s): exit %d, not 1 (output above)", k, what, rc);
     call c[256];
     size_t n = read_log(log, c, 256);
     assert_true(n >= k);
@@ -279,7 +279,7 @@ static void sweep_disk_full_after_bytes(void **state) {
     fault_env(env, sizeof env, dir, log, what);
     int rc = sweep_cmd(env, dir);
     g_faults++;
-    if (rc != 1) fail_msg("disk of %ld bytes: exit %d, not 1:\n%s", limit, rc, out);
+    if (rc != 1) HCL_FAIL_OUT(out, "disk of %ld bytes: exit %d, not 1 (output above)", limit, rc);
     assert_one_error_line(hcl_test_tmpdir(), "No space left on device");
     check_and_resume(dir);
   }
@@ -294,7 +294,7 @@ static void run_every_fault_site(void **state) {
   snprintf(dir, sizeof dir, "%s/run-ref", hcl_test_tmpdir());
   snprintf(log, sizeof log, "%s/run-ref.log", hcl_test_tmpdir());
   fault_env(env, sizeof env, dir, log, "");
-  if (run_cmd(env, dir) != 0) fail_msg("reference run failed:\n%s", out);
+  if (run_cmd(env, dir) != 0) HCL_FAIL_OUT(out, "reference run failed (output above)");
   static call ref[256];
   size_t n = read_log(log, ref, 256), last_metrics = 0;
   assert_true(n >= 15);
@@ -317,7 +317,8 @@ static void run_every_fault_site(void **state) {
     fault_env(env, sizeof env, d, log, what);
     int rc = run_cmd(env, d);
     g_faults++;
-    if (rc != 1) fail_msg("run fault %zu (%s): exit %d, not 1:\n%s", k, ref[k - 1].op, rc, out);
+    if (rc != 1)
+      HCL_FAIL_OUT(out, "run fault %zu (%s): exit %d, not 1 (output above)", k, ref[k - 1].op, rc);
     static call c[256];
     assert_true(read_log(log, c, 256) >= k);
     expected_name(&c[k - 1], name, sizeof name);
@@ -470,7 +471,7 @@ static void sample_write_failure(void **state) {
              HCL_TEST_HIERCL, config(), fmts[i % 2], file);
     int rc = sh(cmd);
     g_faults++;
-    if (rc != 1) fail_msg("sample fault %s: exit %d:\n%s", what, rc, out);
+    if (rc != 1) HCL_FAIL_OUT(out, "sample fault %s: exit %d (output above)", what, rc);
     assert_one_error_line(file, "No space left on device");
     struct stat st;
     assert_int_not_equal(stat(file, &st), 0);

@@ -109,7 +109,7 @@ static void builtin_models_pass_on_every_config(void **state) {
     snprintf(path, sizeof path, "%s/%s", HCL_TEST_CONFIGS, e->d_name);
     snprintf(cmd, sizeof cmd, "%s gradcheck %s --device cpu", HCL_TEST_HIERCL, path);
     int rc = hcl_test_sh(cmd, out, sizeof out);
-    if (rc != 0) fail_msg("%s: exit %d\n%s", e->d_name, rc, out);
+    if (rc != 0) HCL_FAIL_OUT(out, "%s: exit %d (output above)", e->d_name, rc);
     assert_non_null(strstr(out, "gradcheck passed"));
     n++;
   }
@@ -122,7 +122,7 @@ static void builtin_models_pass_on_every_config(void **state) {
            "model.lr_factor=width --set model.bias=shared",
            HCL_TEST_HIERCL, HCL_TEST_CONFIGS);
   int rc = hcl_test_sh(cmd, out, sizeof out);
-  if (rc != 0) fail_msg("lr_factor = width: exit %d\n%s", rc, out);
+  if (rc != 0) HCL_FAIL_OUT(out, "lr_factor = width: exit %d (output above)", rc);
   assert_non_null(strstr(out, "gradcheck passed"));
 }
 

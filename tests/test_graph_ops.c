@@ -873,7 +873,7 @@ static void cli_shape_error(void **state) {
   const char *line = strstr(out, "graph_bad");
   if (!line || !strstr(line, "matmul") || !strstr(line, "block w is [3, 5]") ||
       !strstr(line, "[1, 6]"))
-    fail_msg("expected the plugin, op and shapes in one line, got:\n%s", out);
+    HCL_FAIL_OUT(out, "expected the plugin, op and shapes in one line, got (output above)");
 }
 
 /* The runtime's wrapper slots for graph models are released on unwrap:

@@ -442,7 +442,7 @@ static void ridge_failure_names_the_lambda_key(void **state) {
            p, hcl_test_tmpdir());
   assert_int_equal(sh(cmd), 1);
   assert_contains(out, "[model] three_layer: algorithm ridge:");
-  if (strstr(out, "three_layer: three_layer")) fail_msg("name twice: %s", out);
+  if (strstr(out, "three_layer: three_layer")) HCL_FAIL_OUT(out, "name twice (output above)");
   assert_contains(out, "increase [model] lambda (now 0)");
 }
 

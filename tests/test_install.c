@@ -15,7 +15,7 @@ static char out[1 << 17];
 /* Run a command; fail the test with its output when it exits non-zero. */
 static void sh_ok(const char *cmd) {
   int rc = hcl_test_sh(cmd, out, sizeof out);
-  if (rc != 0) fail_msg("`%s` exited %d:\n%s", cmd, rc, out);
+  if (rc != 0) HCL_FAIL_OUT(out, "`%s` exited %d (output above)", cmd, rc);
 }
 
 /* test_loss of `replica` at the first (first = 1) or last evaluation in metrics.jsonl. */

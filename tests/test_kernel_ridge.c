@@ -524,7 +524,7 @@ static void sweep_selects_lambda(void **state) {
                         "--select model.lambda=1e-4,1 --set eval.val_size=300 --set "
                         "eval.test_size=300 --set sweep.threshold=0.15",
                         HCL_TEST_HIERCL, HCL_TEST_CONFIGS, dir);
-  if (rc != 0) fail_msg("sweep exit %d: %s", rc, out);
+  if (rc != 0) HCL_FAIL_OUT(out, "sweep exit %d (output above)", rc);
   char *rec = hcl_test_sweep_file(dir, "sweep.jsonl");
   size_t n = 0;
   for (const char *l = rec; (l = strstr(l, "\"selected\":{\"model.lambda\":")); l++, n++) {

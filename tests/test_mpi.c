@@ -20,15 +20,6 @@ static char out[1 << 17];
 
 #define sh(...) hcl_test_shf(out, sizeof out, __VA_ARGS__)
 
-/* Fails the test after printing the whole of `text` (a command's output):
- * cmocka cuts a failure message after about 1 KB, which once hid how a hung
- * sweep's log ended. */
-#define fail_with(text, ...)                                                                       \
-  do {                                                                                             \
-    fprintf(stderr, "%s\n", (text));                                                               \
-    fail_msg(__VA_ARGS__);                                                                         \
-  } while (0)
-
 static const char *device(void) {
   const char *d = getenv("HIERCL_TEST_DEVICE");
   return d && *d ? d : "cpu";
@@ -80,10 +71,10 @@ static void three_ranks_equal_one_process(void **state) {
   const char *grid = "--grid 'model.width=8, 12, 16, 20'";
   if (sh("%s sweep %s --out %s --device %s --plugin-path %s %s", HCL_TEST_HIERCL, cfg, one,
          device(), HCL_TEST_PLUGIN_DIR, grid))
-    fail_with(out, "the command failed (its output is above)");
+    HCL_FAIL_OUT(out, "the command failed (its output is above)");
   if (sh(MPIRUN " %s sweep %s --out %s --device %s --plugin-path %s %s", HCL_TEST_HIERCL, cfg, mpi,
          device(), HCL_TEST_PLUGIN_DIR, grid))
-    fail_with(out, "the command failed (its output is above)");
+    HCL_FAIL_OUT(out, "the command failed (its output is above)");
   /* both workers trained (each is sent a run at the start); rank 0 logs
    * one line per finished point */
   assert_non_null(strstr(out, "hiercl sweep: rank 1"));
@@ -112,7 +103,7 @@ static void ranks_take_node_local_devices(void **state) {
          " -x POCL_DEVICES %s sweep %s --out %s --device all --plugin-path %s --grid "
          "'model.width=8, 12, 16' --set train.steps=20",
          HCL_TEST_HIERCL, cfg, mpi, HCL_TEST_PLUGIN_DIR))
-    fail_with(out, "the command failed (its output is above)");
+    HCL_FAIL_OUT(out, "the command failed (its output is above)");
   assert_non_null(strstr(out, "hiercl sweep: rank 1 on pocl:cpu:0: starting"));
   assert_non_null(strstr(out, "hiercl sweep: rank 2 on pocl:cpu:1: starting"));
   assert_int_equal(sh("cat %s/sweep_*/sweep.jsonl", mpi), 0);
@@ -218,8 +209,8 @@ static int sweep_stopping_rank1(const char *opts, const char *args, const char *
   if (!w || !recorded) kill(launcher, SIGTERM);
   waitpid(launcher, &st, 0);
   *log_text = hcl_test_read_file(log);
-  if (!w) fail_with(*log_text, "rank 1 was never found to stop; mpirun's log is above");
-  if (!recorded) fail_with(*log_text, "rank 2 recorded no run; mpirun's log is above");
+  if (!w) HCL_FAIL_OUT(*log_text, "rank 1 was never found to stop; mpirun's log is above");
+  if (!recorded) HCL_FAIL_OUT(*log_text, "rank 2 recorded no run; mpirun's log is above");
   return st;
 }
 
@@ -243,14 +234,14 @@ static void kill_case(const char *tag, char one[1024], char mpi[1024], char args
   snprintf(args, 2048, "%s --device %s --plugin-path %s %s", cfg, device(), HCL_TEST_PLUGIN_DIR,
            kill_grid);
   if (sh("%s sweep %s --out %s", HCL_TEST_HIERCL, args, one))
-    fail_with(out, "the one-process sweep failed (its output is above)");
+    HCL_FAIL_OUT(out, "the one-process sweep failed (its output is above)");
 }
 
 /* Resuming dir with MPI trains what is pending and gives the files of one
  * process (one: that sweep's directory). */
 static void resume_equals(const char *args, const char *dir, const char *one) {
   if (sh(MPIRUN " %s sweep %s --out %s", HCL_TEST_HIERCL, args, dir))
-    fail_with(out, "the resume failed (its output is above)");
+    HCL_FAIL_OUT(out, "the resume failed (its output is above)");
   assert_non_null(strstr(out, "runs already done in"));
   same_files(one, dir);
 }
@@ -278,9 +269,9 @@ static void killed_rank_resumes(void **state) {
 static void only_rank1_run_pending(const char *log, const char *args, const char *dir) {
   if (!strstr(log, "hiercl sweep: rank 1 lost (nothing heard for 5 s); its run model.width=") ||
       !strstr(log, "is left pending for the next resume"))
-    fail_with(log, "rank 0 did not give rank 1 up; mpirun's log is above");
+    HCL_FAIL_OUT(log, "rank 0 did not give rank 1 up; mpirun's log is above");
   if (!strstr(log, "hiercl sweep: 5/6 runs done (10/12 points)"))
-    fail_with(log, "rank 2 did not train every other run; mpirun's log is above");
+    HCL_FAIL_OUT(log, "rank 2 did not train every other run; mpirun's log is above");
   assert_int_equal(sh("%s sweep %s --out %s --status", HCL_TEST_HIERCL, args, dir), 4);
   assert_non_null(strstr(out, ": 10 done, 0 failed, 2 pending"));
 }
@@ -301,14 +292,14 @@ static void killed_rank_loses_only_its_run(void **state) {
   int st =
       sweep_stopping_rank1("--enable-recovery -x HIERCL_MPI_TIMEOUT=5", args, mpi, 1, NULL, &l);
   if (!WIFEXITED(st) || WEXITSTATUS(st) == 124) /* no hang: the job ends by itself */
-    fail_with(l, "mpirun did not end by itself (status %d); its log is above", st);
+    HCL_FAIL_OUT(l, "mpirun did not end by itself (status %d); its log is above", st);
   only_rank1_run_pending(l, args, mpi);
   /* a send to the dead rank makes Open MPI reconnect, and warn of a hang */
   if (strstr(l, "failed to TCP connect"))
-    fail_with(l, "rank 0 sent to the dead rank; mpirun's log is above");
+    HCL_FAIL_OUT(l, "rank 0 sent to the dead rank; mpirun's log is above");
   /* rank 2 had its stop from rank 0: it did not have to give rank 0 up */
   if (strstr(l, "no word from rank 0"))
-    fail_with(l, "rank 2 did not get its stop; mpirun's log is above");
+    HCL_FAIL_OUT(l, "rank 2 did not get its stop; mpirun's log is above");
   free(l);
   resume_equals(args, mpi, one);
 }
@@ -329,9 +320,9 @@ static void stalled_rank_holds_no_one(void **state) {
   int ended = 0;
   int st =
       sweep_stopping_rank1("--enable-recovery -x HIERCL_MPI_TIMEOUT=5", args, dir, 0, &ended, &l);
-  if (!ended) fail_with(l, "ranks 0 and 2 did not end while rank 1 was stopped; log above");
+  if (!ended) HCL_FAIL_OUT(l, "ranks 0 and 2 did not end while rank 1 was stopped; log above");
   if (!WIFEXITED(st) || WEXITSTATUS(st) == 124)
-    fail_with(l, "mpirun did not end by itself (status %d); its log is above", st);
+    HCL_FAIL_OUT(l, "mpirun did not end by itself (status %d); its log is above", st);
   only_rank1_run_pending(l, args, dir);
   free(l);
 }
@@ -346,7 +337,7 @@ static void recovery_flag_spelled_true(void **state) {
   if (sh(MPIRUN " --mca orte_enable_recovery true %s sweep %s --out %s --device %s "
                 "--plugin-path %s --grid 'model.width=8' --set train.steps=20",
          HCL_TEST_HIERCL, cfg, dir, device(), HCL_TEST_PLUGIN_DIR))
-    fail_with(out, "the command failed (its output is above)");
+    HCL_FAIL_OUT(out, "the command failed (its output is above)");
   assert_non_null(strstr(out, "hiercl sweep: 1/1 runs done"));
   assert_null(strstr(out, "ends the whole job under plain mpirun"));
 }
@@ -361,9 +352,10 @@ static void one_rank_ends_cleanly(void **state) {
   if (sh("mpirun --allow-run-as-root -np 1 %s sweep %s --out %s --device %s --plugin-path %s "
          "--grid 'model.width=8' --set train.steps=20",
          HCL_TEST_HIERCL, cfg, dir, device(), HCL_TEST_PLUGIN_DIR))
-    fail_with(out, "the command failed (its output is above)");
+    HCL_FAIL_OUT(out, "the command failed (its output is above)");
   assert_non_null(strstr(out, "hiercl sweep: 1/1 runs done"));
-  if (strstr(out, "exiting improperly")) fail_with(out, "rank 0 did not finalize (output above)");
+  if (strstr(out, "exiting improperly"))
+    HCL_FAIL_OUT(out, "rank 0 did not finalize (output above)");
 }
 
 /* A malformed HIERCL_MPI_TIMEOUT is one error line naming it; nothing runs. */

@@ -69,7 +69,7 @@ static void train_error_names_the_model_once(void **state) {
   assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 1);
   snprintf(want, sizeof want, "%s: [model] three_layer: algorithm ridge: the ridge system", p);
   const char *e = error_line();
-  if (strncmp(e, want, strlen(want))) fail_msg("want '%s...' in: %s", want, out);
+  if (strncmp(e, want, strlen(want))) HCL_FAIL_OUT(out, "want '%s...' in (output above)", want);
   assert_int_equal(count_in_line(e, "three_layer"), 1);
 }
 
@@ -88,7 +88,7 @@ static void old_style_train_error_gets_the_name_once(void **state) {
   assert_int_not_equal(hcl_test_sh(cmd, out, sizeof out), 0);
   const char *e = error_line();
   if (!strstr(e, "[model] ridge_linear: ridge needs [train] train_size"))
-    fail_msg("no '[model] ridge_linear: ridge needs' in: %s", out);
+    HCL_FAIL_OUT(out, "no '[model] ridge_linear: ridge needs' in (output above)");
   assert_int_equal(count_in_line(e, "ridge_linear"), 1);
 }
 
@@ -110,9 +110,10 @@ static void sweep_error_names_the_model_once(void **state) {
   assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 0);
   const char *e = strstr(out, "\"error\":\"");
   if (!e || !strstr(e, "[model] three_layer: algorithm ridge:"))
-    fail_msg("no error record: %s", out);
+    HCL_FAIL_OUT(out, "no error record (output above)");
   assert_int_equal(count_in_line(e, "three_layer"), 1);
-  if (!strstr(out, "\"status\":\"completed\"")) fail_msg("no completed point: %s", out);
+  if (!strstr(out, "\"status\":\"completed\""))
+    HCL_FAIL_OUT(out, "no completed point (output above)");
 }
 
 int main(void) {

@@ -154,7 +154,7 @@ static void kernel_target_runs(void **state) {
   snprintf(cmd, sizeof cmd, "%s run %s --plugin-path %s/sdk --device cpu --out %s -q",
            HCL_TEST_HIERCL, ini, HCL_TEST_FIXTURE_PLUGINS, hcl_test_tmpdir());
   int rc = hcl_test_sh(cmd, out, sizeof out);
-  if (rc) fail_msg("exit %d: %s", rc, out);
+  if (rc) HCL_FAIL_OUT(out, "exit %d (output above)", rc);
   snprintf(cmd, sizeof cmd, "%s sample %s --plugin-path %s/sdk --n 3 --set target.d=0",
            HCL_TEST_HIERCL, ini, HCL_TEST_FIXTURE_PLUGINS);
   assert_int_equal(hcl_test_sh(cmd, out, sizeof out), 2);

@@ -86,7 +86,7 @@ static void ridge_selects_optimum_neighbour(void **state) {
   snprintf(cmd, sizeof cmd, "%s sweep %s --plugin-path %s --device cpu --out %s 2>&1",
            HCL_TEST_HIERCL, cfg, PLUGINS, hcl_test_tmpdir());
   int rc = hcl_test_sh(cmd, out, sizeof out);
-  if (rc != 0) fail_msg("%s", out);
+  if (rc != 0) HCL_FAIL_OUT(out, "the command failed (output above)");
   snprintf(cmd, sizeof cmd, "cat $(ls -dt %s/sweep_ridge_sel_*/ | head -n 1)sweep.jsonl",
            hcl_test_tmpdir());
   char recs[65536];

@@ -120,7 +120,8 @@ static void shards_merge_to_single_process_bytes(void **state) {
   char common[2048];
   snprintf(common, sizeof common, "--device %s --plugin-path %s %s --set train.steps=300", device(),
            HCL_TEST_PLUGIN_DIR, grid);
-  if (sh("%s sweep %s --out %s %s", HCL_TEST_HIERCL, cfg, one, common)) fail_msg("%s", out);
+  if (sh("%s sweep %s --out %s %s", HCL_TEST_HIERCL, cfg, one, common))
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   /* a fake sbatch that records its arguments */
   char fake[1200];
   snprintf(fake, sizeof fake, "%s/sbatch", bin);
@@ -131,7 +132,7 @@ static void shards_merge_to_single_process_bytes(void **state) {
   chmod(fake, 0755);
   /* shard 0 of 2 (runs 0 and 2) given on the command line */
   if (sh("%s sweep %s --out %s %s --shard 0/2", HCL_TEST_HIERCL, cfg, sharded, common))
-    fail_msg("%s", out);
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   assert_non_null(strstr(out, "hiercl sweep: shard 0/2: 1/2 runs done")); /* progress names it */
   assert_int_equal(sh("ls -d %s/sweep_sm_*", sharded), 0);                /* the sweep directory */
   char sdir[1200];
@@ -147,7 +148,7 @@ static void shards_merge_to_single_process_bytes(void **state) {
   if (sh("PATH=%s:$PATH %s sweep %s --out %s %s --slurm --tasks 2 --submit -- "
          "--partition=gpu '--time=1:00:00'",
          bin, HCL_TEST_HIERCL, cfg, sharded, common))
-    fail_msg("%s", out);
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   snprintf(path, sizeof path, "%s/array.sbatch", sdir);
   char *script = hcl_test_read_file(path);
   assert_non_null(script);
@@ -173,7 +174,7 @@ static void shards_merge_to_single_process_bytes(void **state) {
   if (sh("SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_MIN=4 SLURM_ARRAY_TASK_COUNT=2 %s sweep %s "
          "--out %s %s",
          HCL_TEST_HIERCL, cfg, sharded, common))
-    fail_msg("%s", out);
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   assert_non_null(strstr(out, "hiercl sweep: shard 1/2: 1/1 runs done"));
   /* each (point, seed) in exactly one shard file */
   for (int s = 0; s < 2; s++) {
@@ -273,7 +274,8 @@ static void failed_point_fails_its_shard(void **state) {
   assert_non_null(strstr(out, "2 points done, 2 failed, 0 pending"));
   /* re-run unsharded without the limit: only the failed run trains, and the
    * table gathers every shard's records */
-  if (sh("%s sweep %s --out %s %s", HCL_TEST_HIERCL, cfg, dir, common)) fail_msg("%s", out);
+  if (sh("%s sweep %s --out %s %s", HCL_TEST_HIERCL, cfg, dir, common))
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   assert_non_null(strstr(out, "1 of 2 runs already done"));
   assert_non_null(strstr(out, "[1/1] model.width=300 "));
   assert_int_equal(count(out, "\ntrain.train_size="), 4);
@@ -298,7 +300,8 @@ static void selection_across_shards(void **state) {
   const char *one = subdir("sel_one", 0), *sharded = subdir("sel_sharded", 0);
   char common[1024];
   snprintf(common, sizeof common, "--device %s --plugin-path %s", device(), HCL_TEST_PLUGIN_DIR);
-  if (sh("%s sweep %s --out %s %s", HCL_TEST_HIERCL, cfg, one, common)) fail_msg("%s", out);
+  if (sh("%s sweep %s --out %s %s", HCL_TEST_HIERCL, cfg, one, common))
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   /* the three shards at once, as an array's tasks start: each appends to its
    * own files while reading the others' */
   char cmd[4096] = "", *c = cmd;
@@ -306,7 +309,8 @@ static void selection_across_shards(void **state) {
     c += snprintf(c, sizeof cmd - (size_t)(c - cmd),
                   "%s sweep %s --out %s %s --shard %d/3 >/dev/null & p%d=$!; ", HCL_TEST_HIERCL,
                   cfg, sharded, common, i, i);
-  if (sh("%s wait $p0 && wait $p1 && wait $p2", cmd)) fail_msg("%s", out);
+  if (sh("%s wait $p0 && wait $p1 && wait $p2", cmd))
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   /* as if each shard had seen only its own candidates: no selection made
    * yet (with concurrent shards, some may be); the merge makes them */
   assert_int_equal(sh("rm -f %s/sweep_ss_*/sweep.shard-*-of-3.jsonl", sharded), 0);

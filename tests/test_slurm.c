@@ -68,13 +68,13 @@ static void wait_job(unsigned long id) {
     nanosleep(&(struct timespec){.tv_nsec = 200000000}, NULL);
   }
   sh("squeue; scontrol show job -o %lu", id);
-  fail_msg("job %lu still queued after 300 s:\n%s", id, out);
+  HCL_FAIL_OUT(out, "job %lu still queued after 300 s (output above)", id);
 }
 
 /* The job id sbatch printed ("Submitted batch job N") in out. */
 static unsigned long job_id(void) {
   const char *s = strstr(out, "Submitted batch job ");
-  if (!s) fail_msg("no job submitted:\n%s", out);
+  if (!s) HCL_FAIL_OUT(out, "no job submitted (output above)");
   return strtoul(s + 20, NULL, 10);
 }
 
@@ -114,11 +114,12 @@ static void array_job_on_real_slurm(void **state) {
   /* width 300 fails under the memory limit: its task fails */
   snprintf(common, sizeof common, "%s --device %s --plugin-path %s --grid 'model.width=16, 300'",
            cfg, device(), HCL_TEST_PLUGIN_DIR);
-  if (sh("%s sweep %s --out %s", HCL_TEST_HIERCL, common, one)) fail_msg("%s", out);
+  if (sh("%s sweep %s --out %s", HCL_TEST_HIERCL, common, one))
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   /* submitted and returned at once: the environment goes with the job */
   if (sh("HIERCL_DEVICE_MEM_LIMIT=3000000 %s sweep %s --out %s --slurm --submit", HCL_TEST_HIERCL,
          common, arr))
-    fail_msg("%s", out);
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   assert_non_null(strstr(out, "2 runs in 2 array tasks; 2 of them with work left"));
   unsigned long id = job_id();
   wait_job(id);
@@ -131,7 +132,7 @@ static void array_job_on_real_slurm(void **state) {
   assert_non_null(strstr(out, "4 points (2 runs in all): 2 done, 2 failed, 0 pending"));
   /* again, without the limit: only task 1 is submitted */
   if (sh("%s sweep %s --out %s --slurm --submit", HCL_TEST_HIERCL, common, arr))
-    fail_msg("%s", out);
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   assert_non_null(strstr(out, "2 runs in 2 array tasks; 1 of them with work left"));
   unsigned long id2 = job_id();
   wait_job(id2);

@@ -63,7 +63,7 @@ static void shared_context_same_numbers(void **state) {
   snprintf(parent, sizeof parent, "%s/one", hcl_test_tmpdir());
   if (sh("%s sweep %s --out %s --device %s --plugin-path %s", HCL_TEST_HIERCL, cfg, parent,
          device(), HCL_TEST_PLUGIN_DIR))
-    fail_msg("%s", out);
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   assert_non_null(strstr(out, "3 runs on the device in 1 context: "));
   assert_true(count(out, " compilations spared") == 1);
   assert_null(strstr(out, ": 0 compilations spared"));
@@ -80,7 +80,7 @@ static void shared_context_same_numbers(void **state) {
     if (sh("%s run %s --out %s --device %s --plugin-path %s --set model.width=%s --set "
            "train.train_sizes='8, 2000' --set 'run.seeds=0, 0' 2>/dev/null | tail -n 1",
            HCL_TEST_HIERCL, cfg, rp, device(), HCL_TEST_PLUGIN_DIR, widths[w]))
-      fail_msg("%s", out);
+      HCL_FAIL_OUT(out, "the command failed (output above)");
     char sum_path[1400];
     snprintf(sum_path, sizeof sum_path, "%.*s/summary.json", (int)strcspn(out, "\n"), out);
     char *sum = hcl_test_read_file(sum_path);
@@ -132,10 +132,10 @@ static void device_all_is_that_device(void **state) {
   snprintf(all, sizeof all, "%s/dev_all", hcl_test_tmpdir());
   if (sh("%s sweep %s --out %s --device %s --plugin-path %s", HCL_TEST_HIERCL, cfg, one,
          ctx->dev.id, HCL_TEST_PLUGIN_DIR))
-    fail_msg("%s", out);
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   if (sh("%s sweep %s --out %s --device %s --plugin-path %s", HCL_TEST_HIERCL, cfg, all, sel,
          HCL_TEST_PLUGIN_DIR))
-    fail_msg("%s", out);
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   char *raw = records(all, "sweep.jsonl", 0);
   char want[160];
   snprintf(want, sizeof want, "\"device\":\"%s\"", ctx->dev.id);
@@ -172,13 +172,13 @@ static void two_devices_one_queue(void **state) {
   if (sh("POCL_DEVICES='pthread pthread' %s sweep %s --out %s --device all --plugin-path %s "
          "--grid 'model.width=8, 12, 16, 20' --grid 'model.depth=3, 2'",
          HCL_TEST_HIERCL, cfg, two, HCL_TEST_PLUGIN_DIR))
-    fail_msg("%s", out);
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   assert_non_null(strstr(out, " on pocl:cpu:1"));
   /* the same 8 runs on one device */
   if (sh("POCL_DEVICES='pthread' %s sweep %s --out %s --device pocl:cpu:0 --plugin-path %s "
          "--grid 'model.width=8, 12, 16, 20' --grid 'model.depth=3, 2'",
          HCL_TEST_HIERCL, cfg, one, HCL_TEST_PLUGIN_DIR))
-    fail_msg("%s", out);
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   char dir[1200];
   sweep_dir(one, dir, sizeof dir);
   char *raw = records(two, "sweep.jsonl", 0);
@@ -220,7 +220,7 @@ static void terminal_progress_one_line(void **state) {
   snprintf(parent, sizeof parent, "%s/tty", hcl_test_tmpdir());
   if (sh("script -qec \"%s sweep %s --out %s --device %s --plugin-path %s\" /dev/null",
          HCL_TEST_HIERCL, cfg, parent, device(), HCL_TEST_PLUGIN_DIR))
-    fail_msg("%s", out);
+    HCL_FAIL_OUT(out, "the command failed (output above)");
   assert_non_null(strstr(out, "\r\033[Khiercl sweep: 2/6 points done (1/3 runs), "));
   assert_non_null(strstr(out, "\r\033[Khiercl sweep: 6/6 points done (3/3 runs), "));
   assert_non_null(strstr(out, ", ETA "));

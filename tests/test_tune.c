@@ -98,7 +98,7 @@ static void tune_writes_and_applies(void **state) {
   size_t n = fread(out, 1, sizeof out - 1, p);
   out[n] = 0;
   int st = pclose(p);
-  if (!WIFEXITED(st) || WEXITSTATUS(st)) fail_msg("%s", out);
+  if (!WIFEXITED(st) || WEXITSTATUS(st)) HCL_FAIL_OUT(out, "the command failed (output above)");
   assert_non_null(strstr(out, "before:"));
   assert_non_null(strstr(out, "after:"));
   assert_non_null(strstr(out, "GEMMK=0")); /* the GEMMK=1 stage was faster but is never used */
@@ -211,9 +211,9 @@ static void bad_file_skipped_by_run(void **state) {
                                                     "[eval]\ntest_size = 10\n");
   snprintf(args, sizeof args, "run %s --device cpu --out %s", cfg, hcl_test_tmpdir());
   int st = run_hiercl(cache, args, out, sizeof out);
-  if (st != 0) fail_msg("exit %d:\n%s", st, out);
+  if (st != 0) HCL_FAIL_OUT(out, "exit %d (output above)", st);
   char *note = strstr(out, "CLBlast parameter file skipped");
-  if (!note) fail_msg("no note in:\n%s", out);
+  if (!note) HCL_FAIL_OUT(out, "no note in (output above)");
   assert_null(strstr(note + 1, "CLBlast parameter file skipped")); /* once */
   assert_non_null(strstr(out, "MWG = 7 is not a multiple"));
 }
@@ -229,7 +229,7 @@ static void fifo_file_skipped(void **state) {
   tuning_file(ctx, cache, sizeof cache, path, sizeof path);
   assert_int_equal(mkfifo(path, 0600), 0);
   int st = run_hiercl(cache, "tune --dry-run --device cpu --size 16,16,16", out, sizeof out);
-  if (st != 0) fail_msg("exit %d:\n%s", st, out);
+  if (st != 0) HCL_FAIL_OUT(out, "exit %d (output above)", st);
   assert_non_null(strstr(out, "is not a regular file"));
 }
 

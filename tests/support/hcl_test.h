@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include "internal.h"
@@ -72,6 +73,14 @@ int hcl_test_shf(char *out, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* Fails the test after printing the whole of `text` (a command's output) on
+ * stderr: cmocka cuts a failure message after about 1 KB, which once hid how
+ * a hung sweep's log ended. */
+#define HCL_FAIL_OUT(text, ...)                                                                    \
+  do {                                                                                             \
+    fprintf(stderr, "--- output\n%s\n--- end of output\n", (text));                                \
+    fail_msg(__VA_ARGS__);                                                                         \
+  } while (0)
 /* A fresh temporary directory (mkdtemp), path valid until exit. */
 const char *hcl_test_tmpdir(void);
 
