@@ -254,6 +254,10 @@ hcl_status hcl_out_summary(hcl_ctx *ctx, const hcl_run_out *o, const hcl_trainer
           : t->tinfo.task == HCL_TASK_BINARY ? "binary"
                                              : "regression",
           t->tinfo.task == HCL_TASK_CLASSES ? t->tinfo.n_classes : 0);
+  /* CPU time beside wall time: on a shared machine wall time counts the
+   * others' load, CPU time does not (other runs of this process count too) */
+  fputs(",\n\"cpu_s\":", f);
+  hcl_json_num(f, t->t0 > 0 ? hcl_cpu_now() - t->cpu0 : 0);
   fputs(",\n\"steps_per_s\":", f);
   hcl_json_num(f, wall > 0 ? (double)t->step / wall : 0);
   /* device memory hiercl held at most (every hcl_buf_alloc, plugins included) */

@@ -23,6 +23,12 @@ double hcl_schedule_lr(const hcl_schedule *s, uint64_t t) {
   }
 }
 
+double hcl_cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 double hcl_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -537,6 +537,7 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
 hcl_status hcl_trainer_run(hcl_trainer *t) {
   const hcl_train_cfg *c = t->cfg;
   t->t0 = hcl_now();
+  t->cpu0 = hcl_cpu_now();
   t->progress_printed = t->t0;
   t->phase_label = "init";
   t->last_eval_step = UINT64_MAX;

@@ -88,6 +88,7 @@ struct hcl_trainer {
   uint64_t last_eval_step; /* step of the last evaluation (UINT64_MAX: none) */
   double lr_now;
   double t0;
+  double cpu0; /* hcl_cpu_now() at t0: summary.json's cpu_s */
   const volatile int *stop;
   int progress;            /* hcl_run_options.progress */
   double progress_every;   /* HCL_PROGRESS_LOG: seconds between lines */
@@ -164,5 +165,7 @@ size_t hcl_probe_replicas(hcl_probe *p);
 
 /* Seconds on a monotonic clock. */
 double hcl_now(void);
+/* CPU seconds this process has used (every thread, the driver's included). */
+double hcl_cpu_now(void);
 
 #endif

@@ -35,6 +35,7 @@ static void json_rows_name_their_device(void **state) {
       "assert r[\"experiment\"]==\"linear_teacher/r1\" and r[\"ok\"] is True, r; "
       "assert r[\"per_s\"]>0 and r[\"replica_per_s\"]==r[\"per_s\"], r; "
       "assert r[\"gflop_per_s\"]>0 and r[\"peak_device_bytes\"]>0, r; "
+      "assert 0<r[\"cpu_s\"] and r[\"replica_per_cpu_s\"]>0, r; "
       "assert r[\"top_kernels\"] and all(k[\"launches\"]>0 for k in r[\"top_kernels\"]), r' %s",
       path);
   assert_int_equal(sh(cmd), 0);

@@ -25,7 +25,7 @@ typedef struct bench_row {
   const hcl_bench_case *c;
   int ok;
   char error[2048];
-  double steps, per_s, wall_s, gemm_flops, peak_bytes;
+  double steps, per_s, wall_s, cpu_s, gemm_flops, peak_bytes;
   struct {
     char name[48];
     double launches, device_s;
@@ -109,6 +109,7 @@ static void run_case(bench_row *r, const char *tmp, int quick, const char *plugi
   }
   r->steps = json_num(sum, "steps");
   r->wall_s = json_num(sum, "wall_s");
+  r->cpu_s = json_num(sum, "cpu_s");
   r->per_s = strcmp(r->c->unit, "run") ? json_num(sum, "steps_per_s") : 1 / r->wall_s;
   r->gemm_flops = json_num(sum, "gemm_flops");
   r->peak_bytes = json_num(sum, "peak_device_bytes");
@@ -199,6 +200,11 @@ static void print_json(FILE *o, const bench_row *rows, size_t n) {
       num_or_null(o, r->per_s, "%.6g");
       fputs(",\"replica_per_s\":", o);
       num_or_null(o, r->per_s * r->c->replicas, "%.6g");
+      /* per CPU second: comparable across runs on a loaded machine */
+      fputs(",\"cpu_s\":", o);
+      num_or_null(o, r->cpu_s, "%.6g");
+      fputs(",\"replica_per_cpu_s\":", o);
+      num_or_null(o, r->per_s * r->c->replicas * r->wall_s / r->cpu_s, "%.6g");
       fputs(",\"gflop_per_s\":", o);
       num_or_null(o, r->gemm_flops / r->steps * r->per_s / 1e9, "%.6g");
       fputs(",\"peak_device_bytes\":", o);
