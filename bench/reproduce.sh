@@ -97,13 +97,16 @@ claim() {
       # quick: d = 4, 5, 6, 8 (m1 = 8 d^2 = 128 .. 512), P = 16, 32, 64, 128, 512,
       # 2 048 (4 d at d = 4 to 32 d^2 at d = 8: the kernels and random features
       # reach the threshold below P = 128, so the grid starts at 16 for every
-      # learner to give each its P*(d)), 5 seeds (the paper's), 2 x 2 candidates
+      # learner to give each its P*(d); single index from P = 8: at d = 4 the
+      # kernels are below its threshold at P = 16), 5 seeds (the paper's), 2 x 2 candidates
       # (eta1_scale x lambda) for the learners with a first step, 2 (lambda) x 2
       # (phi or raw x) for random features, 2 (lambda) x 2 (NTK or NNGP) for the
       # kernel limit, smaller validation/test/probe sets (the runs, ~1.5 s each on
       # 2 cores, set the time); quadratic features: P* at test MSE 0.5 (the full
       # threshold 0.3 is not reached at d >= 6 within 4 096 samples)
-      tq="--grid train.train_size=16,32,64,128,512,2048 --grid target.d=4,5,6,8 --grid run.seed=0..4
+      tp=16,32,64,128,512,2048
+      [ "$1" = three_layer_single_index ] && tp=8,$tp
+      tq="--grid train.train_size=$tp --grid target.d=4,5,6,8 --grid run.seed=0..4
           --set eval.val_size=1000 --set eval.test_size=2000 --select model.lambda=1e-4,1e-2"
       [ "$1" = three_layer_quadratic ] && tq="$tq --set sweep.threshold=0.5"
       for v in "" _rf _2l; do
