@@ -183,7 +183,7 @@ def pstar(d):
     """{group: P* or None (not reached)} from pstar.json."""
     return {g["group"]: g.get("pstar") for g in load(os.path.join(d, "pstar.json"))["groups"]}
 
-def per_seed(d, group=""):
+def pstar_per_seed(d, group=""):
     """Each seed's own P* of one group (pstar.json's per_seed): {seed: P*, or
     "<= P" (below the threshold at the smallest P) or "> P" (never reached)}."""
     def one(s):
@@ -298,7 +298,7 @@ def judge(name, dirs):
                       "Ren et al. 2026: the layer-wise ridge chain learns the RHM with a sample "
                       "count comparable to the deep CNN's P* ~ n_c m^L = 512")
         c["measured"] = {"pstar": ps, "pstar_over_nc_m_L": ps / ref if ps else None,
-                         "pstar_per_seed": per_seed(dirs[0])}
+                         "pstar_per_seed": pstar_per_seed(dirs[0])}
         c["band"] = "0.25 <= P*/512 <= 4"
         c["pass"] = within(ps and ps / ref, 0.25, 4)
     elif name == "rhm_fcn":
@@ -306,7 +306,7 @@ def judge(name, dirs):
         got = {}
         for g, d in zip(pm, dirs):
             ps = pstar(d).get("")
-            got[g] = {"pstar": ps, "pstar_per_seed": per_seed(d), "P_max": pm[g],
+            got[g] = {"pstar": ps, "pstar_per_seed": pstar_per_seed(d), "P_max": pm[g],
                       "largest_P": max(float(r["train.train_size"]) for r in table(d)),
                       "pstar_over_P_max": ps / pm[g] if ps else None}
         c["paper"] = ("Cagnetta et al. 2024: a shallow fully connected net needs P proportional to "
