@@ -553,6 +553,43 @@ static int cmp_dbl(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* "pstar":x,"bracket":[lo,hi] of one curve (ascending P) into pstar.json. */
+static void pstar_json(FILE *ps, const double *P, const double *err, size_t n, double thr,
+                       double *pstar, double *lo, double *hi) {
+  hcl_sweep_pstar(P, err, n, thr, pstar, lo, hi);
+  fputs("\"pstar\":", ps);
+  hcl_json_num(ps, *pstar);
+  fputs(",\"bracket\":[", ps);
+  hcl_json_num(ps, *lo);
+  fputc(',', ps);
+  hcl_json_num(ps, *hi);
+  fputc(']', ps);
+}
+
+/* Each seed's own P* beside the seed mean's: ,"per_seed":[{"seed":s,"pstar":..,
+ * "bracket":[..]},..] from val[q * nS + k] of the group's points q[i] (sorted
+ * by P[i]); printed as one line. Only for a complete group. */
+static void per_seed_pstar(FILE *ps, FILE *say, const double *P, const size_t *q, size_t n,
+                           const double *val, const uint64_t *seeds, size_t nS, double thr) {
+  double e[HCL_SWEEP_MAX_VALUES], pstar, lo, hi;
+  fputs(",\"per_seed\":[", ps);
+  if (say) fputs("    per seed:", say);
+  for (size_t k = 0; k < nS; k++) {
+    for (size_t i = 0; i < n; i++) e[i] = val[q[i] * nS + k];
+    fprintf(ps, "%s{\"seed\":%llu,", k ? "," : "", (unsigned long long)seeds[k]);
+    pstar_json(ps, P, e, n, thr, &pstar, &lo, &hi);
+    fputc('}', ps);
+    if (!say) continue;
+    if (isfinite(pstar))
+      fprintf(say, " %llu: %.4g", (unsigned long long)seeds[k], pstar);
+    else
+      fprintf(say, " %llu: %s %g", (unsigned long long)seeds[k], isfinite(hi) ? "<=" : ">",
+              isfinite(hi) ? hi : lo);
+  }
+  fputc(']', ps);
+  if (say) fputc('\n', say);
+}
+
 /* The index of seed in seeds[0..nS), or nS. */
 static size_t seed_index(const char *line, const uint64_t *seeds, size_t nS) {
   const char *p = strstr(line, "\"seed\":");
@@ -770,7 +807,7 @@ static hcl_status summarise(const hcl_grid *sw, const char *dir, FILE *tty, cons
       if (hcl_sweep_value_at(sw, p, (size_t)sw->size_axis) != 0) continue; /* one per group */
       char group[1024];
       point_key(sw, p, sw->size_axis, group, sizeof group);
-      double Ps[HCL_SWEEP_MAX_VALUES][2]; /* (P, err) sorted by P */
+      double Ps[HCL_SWEEP_MAX_VALUES][3]; /* (P, err, point) sorted by P */
       size_t k = 0;
       int complete = 1;
       for (size_t q = 0; q < np; q++) {
@@ -781,24 +818,21 @@ static hcl_status summarise(const hcl_grid *sw, const char *dir, FILE *tty, cons
         Ps[k][0] =
             atof(sw->axes[sw->size_axis].values[hcl_sweep_value_at(sw, q, (size_t)sw->size_axis)]);
         Ps[k][1] = mean[q];
+        Ps[k][2] = (double)q;
         k++;
       }
       qsort(Ps, k, sizeof Ps[0], cmp_dbl);
       double P[HCL_SWEEP_MAX_VALUES], e[HCL_SWEEP_MAX_VALUES], pstar = NAN, lo = NAN, hi = NAN;
-      for (size_t i = 0; i < k; i++) P[i] = Ps[i][0], e[i] = Ps[i][1];
-      if (complete) hcl_sweep_pstar(P, e, k, thr, &pstar, &lo, &hi); /* else: not known */
+      size_t pt[HCL_SWEEP_MAX_VALUES];
+      for (size_t i = 0; i < k; i++) P[i] = Ps[i][0], e[i] = Ps[i][1], pt[i] = (size_t)Ps[i][2];
       fprintf(ps, "%s\n {\"group\":", first ? "" : ",");
       first = 0;
       hcl_json_str(ps, group);
-      fputs(",\"pstar\":", ps);
-      hcl_json_num(ps, pstar);
-      fputs(",\"bracket\":[", ps);
-      hcl_json_num(ps, lo);
       fputc(',', ps);
-      hcl_json_num(ps, hi);
-      fputs("]", ps);
-      if (!complete) fputs(",\"complete\":false", ps);
-      fputs("}", ps);
+      if (complete)
+        pstar_json(ps, P, e, k, thr, &pstar, &lo, &hi);
+      else /* not known */
+        fputs("\"pstar\":null,\"bracket\":[null,null],\"complete\":false", ps);
       if (say) {
         if (!complete)
           fprintf(say, "  %-40s P* unknown (some points incomplete)\n", *group ? group : "(all)");
@@ -810,6 +844,8 @@ static hcl_status summarise(const hcl_grid *sw, const char *dir, FILE *tty, cons
         else
           fprintf(say, "  %-40s P* > %g (never reached)\n", *group ? group : "(all)", lo);
       }
+      if (complete) per_seed_pstar(ps, say, P, pt, k, val, seeds, nS, thr);
+      fputs("}", ps);
     }
     if (ps) {
       fputs("\n]", ps);

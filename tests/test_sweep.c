@@ -134,6 +134,42 @@ static void grid_end_to_end_and_resume(void **state) {
   char *ps = hcl_test_read_file(path);
   assert_non_null(ps);
   assert_non_null(strstr(ps, "\"metric\":\"test_loss\""));
+  /* each seed's own P*, recomputed from sweep.jsonl by an independent parser
+   * (the same log-interpolation rule as the seed mean's) */
+  const char *check = hcl_test_write_temp(
+      "per_seed.py",
+      "import json, math, sys\n"
+      "d = sys.argv[1]\n"
+      "ps = json.load(open(d + '/pstar.json'))\n"
+      "thr = ps['threshold']\n"
+      "rec = {}\n"
+      "for l in open(d + '/sweep.jsonl'):\n"
+      "    j = json.loads(l)\n"
+      "    if j['status'] == 'completed':\n"
+      "        rec[(j['seed'], float(j['point']['train.train_size']))] = j['test_loss']\n"
+      "g = ps['groups']\n"
+      "assert len(g) == 1, g\n"
+      "s = g[0]['per_seed']\n"
+      "assert [x['seed'] for x in s] == [0, 1], s\n"
+      "assert any(x['pstar'] is not None for x in s), s\n"
+      "for x in s:\n"
+      "    c = sorted((P, v) for (k, P), v in rec.items() if k == x['seed'])\n"
+      "    want, br = None, [c[-1][0], None]\n"
+      "    for i, (P, v) in enumerate(c):\n"
+      "        if v <= thr:\n"
+      "            if i == 0:\n"
+      "                br = [0, P]\n"
+      "            else:\n"
+      "                (P1, e1), (P2, e2) = c[i - 1], c[i]\n"
+      "                u = 1 if e1 == e2 else (e1 - thr) / (e1 - e2)\n"
+      "                want, br = math.exp(math.log(P1) + u * math.log(P2 / P1)), [P1, P2]\n"
+      "            break\n"
+      "    assert (want is None) == (x['pstar'] is None), (x, want)\n"
+      "    assert want is None or abs(x['pstar'] - want) <= 1e-6 * want, (x, want)\n"
+      "    assert x['bracket'] == br, (x, br)\n");
+  char pcmd[2600];
+  snprintf(pcmd, sizeof pcmd, "python3 %s %s", check, o.sweep_dir);
+  assert_int_equal(system(pcmd), 0);
   /* resume: the same sweep again runs nothing new */
   hcl_sweep_options o2;
   memset(&o2, 0, sizeof o2);
