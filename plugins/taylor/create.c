@@ -27,11 +27,14 @@ void hcl_taylor_destroy(void *self) {
   hcl_taylor *m = self;
   if (!m) return;
   const hcl_host_api *host = hcl_host;
-  hcl_buf *bufs[] = {&m->zb, &m->hb, &m->pen_n2};
+  hcl_buf *bufs[] = {&m->zb, &m->hb, &m->pen_n2, &m->wtb, &m->dsb};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
   if (m->k_head) clReleaseKernel(m->k_head);
   if (m->k_dcoef) clReleaseKernel(m->k_dcoef);
+  cl_kernel fk[] = {m->k_wt, m->k_fhead, m->k_fdcoef, m->k_wgrad};
+  for (size_t i = 0; i < sizeof fk / sizeof *fk; i++)
+    if (fk[i]) clReleaseKernel(fk[i]);
   if (m->k_pen_rows) clReleaseKernel(m->k_pen_rows);
   if (m->k_pen_apply) clReleaseKernel(m->k_pen_apply);
   if (m->prog) clReleaseProgram(m->prog);
@@ -182,6 +185,7 @@ static hcl_status build(hcl_taylor *m) {
   if (err != CL_SUCCESS || kmax < 1) kmax = 1;
   m->wg = HEAD_WG;
   while (m->wg > kmax) m->wg >>= 1;
+  if (m->head_rows) HCL_TRY(hcl_taylor_fused_setup(m));
   if (!(m->penalty > 0)) return HCL_OK;
   HCL_TRY(host->kernel(m->ctx, m->prog, "tay_pen_rows", &m->k_pen_rows));
   HCL_TRY(host->kernel(m->ctx, m->prog, "tay_pen_apply", &m->k_pen_apply));
