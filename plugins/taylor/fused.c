@@ -35,15 +35,11 @@ static hcl_status transpose_w(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *i
                               args);
 }
 
-/* The work-items of both kernels: TAY_FR (taylor.cl) rows each, per replica. */
+/* Forms U and S after transposing w0 and w: tay_fused_head (forward, into
+ * io->out) or tay_fused_dcoef (backward, io->out is dout; dS into dsb,
+ * their last argument). TAY_FR (taylor.cl) rows per work-item, per replica. */
 #define ROWS_PER_ITEM 4
-static void rows_gws(const hcl_graph_io *io, size_t *gws) {
-  gws[0] = (io->n + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM;
-  gws[1] = io->R;
-}
-
-static hcl_status fused_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
-  hcl_taylor *m = user;
+static hcl_status run_rows(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io, int backward) {
   HCL_TRY(transpose_w(m, ctx, io));
   cl_ulong zo = fo(io->in[0]), ao = fo(io->param[F_A]), ps = io->param_stride, oo = fo(io->out);
   cl_uint nn = (cl_uint)io->n, mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
@@ -63,11 +59,16 @@ static hcl_status fused_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io
                     HCL_ARG(order),
                     HCL_ARG(act),
                     HCL_ARG(s),
-                    HCL_ARG(inv)};
-  size_t gws[2];
-  rows_gws(io, gws);
-  return hcl_host->run_kernel(ctx, m->k_fhead, 2, gws, NULL, "taylor_head",
-                              sizeof args / sizeof *args, args);
+                    HCL_ARG(inv),
+                    HCL_ARG(m->dsb.mem)};
+  size_t n_args = sizeof args / sizeof *args - (backward ? 0 : 1);
+  size_t gws[2] = {(io->n + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM, io->R};
+  return hcl_host->run_kernel(ctx, backward ? m->k_fdcoef : m->k_fhead, 2, gws, NULL,
+                              backward ? "taylor_dcoef" : "taylor_head", n_args, args);
+}
+
+static hcl_status fused_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
+  return run_rows(user, ctx, io, 0);
 }
 
 /* dS into dsb, then grad w += s dS^T z (tay_wgrad; the runtime zeroed the
@@ -78,31 +79,10 @@ static hcl_status fused_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *i
     return hcl_host->fail(ctx, HCL_ERR_UNSUPPORTED,
                           "the Taylor head has no gradient in z (z is the model's fixed input)");
   if (!io->dparam[F_W].mem) return HCL_OK;
-  HCL_TRY(transpose_w(m, ctx, io));
-  cl_ulong zo = fo(io->in[0]), ao = fo(io->param[F_A]), ps = io->param_stride, dO = fo(io->out);
+  HCL_TRY(run_rows(m, ctx, io, 1));
+  cl_ulong zo = fo(io->in[0]), ps = io->param_stride;
   cl_uint nn = (cl_uint)io->n, mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
-  cl_uint order = (cl_uint)m->order, act = (cl_uint)m->act;
-  cl_float s = (cl_float)(1.0 / sqrt((double)m->dz)), inv = (cl_float)(1.0 / sqrt((double)m->m));
-  hcl_arg args[] = {HCL_ARG(m->dsb.mem),
-                    HCL_ARG(io->in[0].mem),
-                    HCL_ARG(zo),
-                    HCL_ARG(m->wtb.mem),
-                    HCL_ARG(io->param[F_A].mem),
-                    HCL_ARG(ao),
-                    HCL_ARG(ps),
-                    HCL_ARG(io->out.mem),
-                    HCL_ARG(dO),
-                    HCL_ARG(nn),
-                    HCL_ARG(mm),
-                    HCL_ARG(dz),
-                    HCL_ARG(order),
-                    HCL_ARG(act),
-                    HCL_ARG(s),
-                    HCL_ARG(inv)};
-  size_t gws[2];
-  rows_gws(io, gws);
-  HCL_TRY(hcl_host->run_kernel(ctx, m->k_fdcoef, 2, gws, NULL, "taylor_dcoef",
-                               sizeof args / sizeof *args, args));
+  cl_float s = (cl_float)(1.0 / sqrt((double)m->dz));
   cl_ulong go = fo(io->dparam[F_W]);
   hcl_arg wargs[] = {HCL_ARG(m->dsb.mem), HCL_ARG(io->in[0].mem),
                      HCL_ARG(zo),         HCL_ARG(io->dparam[F_W].mem),

@@ -299,10 +299,11 @@ static inline float16 tay_ds16(float d, float16 a16, float16 u, float16 sv, uint
  * in blocks of 16 r, [R][ceil(m/16)][n][16], so that tay_wgrad reads each
  * block's column of rows as one contiguous run (a row-major dS put each of
  * its loads on another 4 KB page: no prefetch). gws = (ceil(n / TAY_FR), R). */
-__kernel void tay_fused_dcoef(__global float *e, __global const float *z, ulong zo,
-                              __global const float *t, __global const float *p, ulong ao,
-                              ulong pstride, __global const float *dout, ulong dO, uint n,
-                              uint m, uint dz, uint order, uint act, float s, float inv_sqrt_m) {
+__kernel void tay_fused_dcoef(__global const float *z, ulong zo, __global const float *t,
+                              __global const float *p, ulong ao, ulong pstride,
+                              __global const float *dout, ulong dO, uint n, uint m, uint dz,
+                              uint order, uint act, float s, float inv_sqrt_m,
+                              __global float *e) {
   TAY_ROWS;
   __global const float *dq = HCL_AT(dout, dO) + q * n + g0;
   float d0 = dq[0], d1 = dq[nr > 1 ? 1 : 0], d2 = dq[nr > 2 ? 2 : 0], d3 = dq[nr > 3 ? 3 : 0];
