@@ -176,15 +176,19 @@ static hcl_status gm_features(void *self, hcl_buf params, size_t layer, hcl_buf 
   int32_t t = g->features[layer - 1];
   *dim = g->nodes[t].P * g->nodes[t].C;
   if (n == 0) return HCL_OK;
-  size_t upto = hcl_graph_step_of(g, t) + 1;
-  if (g->nodes[g->output].fstep >= 0 && (size_t)g->nodes[g->output].fstep < upto)
+  int32_t node = t; /* the node whose value holds the layer */
+  while (g->nodes[node].kind == HCL_GN_RESHAPE) node = g->nodes[node].in[0];
+  /* the model's input itself: no step computes it (its first step may be
+   * the output, e.g. a fused head reading x) */
+  int is_x = g->values[g->nodes[node].value].ext == HCL_GV_X;
+  size_t upto = is_x ? 0 : hcl_graph_step_of(g, t) + 1;
+  if (upto && g->nodes[g->output].fstep >= 0 && (size_t)g->nodes[g->output].fstep < upto)
     return hcl_fail(m->ctx, HCL_ERR_UNSUPPORTED,
                     "graph: features of layer %zu: the layer is computed with the output", layer);
   hcl_buf use = params;
   if (m->params_hook) HCL_TRY(m->params_hook(m->inner, params, &use));
   HCL_TRY(hcl_graph_run(g, 0, upto, use, x, (hcl_buf){0}, (hcl_buf){0}, (hcl_buf){0}, n));
-  while (g->nodes[t].kind == HCL_GN_RESHAPE) t = g->nodes[t].in[0];
-  const hcl_gvalue *v = &g->values[g->nodes[t].value];
+  const hcl_gvalue *v = &g->values[g->nodes[node].value];
   size_t span = g->R * n * v->cols * sizeof(float);
   hcl_buf src = v->ext == HCL_GV_X ? hcl_buf_sub(x, 0, span)
                                    : hcl_buf_sub(g->arena, v->offset * sizeof(float), span);

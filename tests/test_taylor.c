@@ -1210,9 +1210,11 @@ static void test_penalty_needs_gd(void **state) {
   if (!strstr(err, "penalty_24") || !strstr(err, "algorithm = gd")) fail_msg("%s", err);
 }
 
-/* The model runs as a graph whose backward is three steps whatever the
- * representation: the zeroed gradient, the head's dS and one product for
- * w. The frozen w0 and the fixed representation cost no backward work. */
+/* On a CPU device (run_cfg's) the model runs as a graph whose forward is
+ * the fused head alone (after the representation, when neural) and whose
+ * backward is two steps whatever the representation: the zeroed gradient
+ * and the head's (dS and grad w inside it). The frozen w0 and the fixed
+ * representation cost no backward work. */
 static void test_graph_backward_steps(void **state) {
   (void)state;
   NEED_DEVICE();
@@ -1220,7 +1222,7 @@ static void test_graph_backward_steps(void **state) {
   const char *neural[] = {"train.steps=2"};
   const char *const *sets[] = {raw, neural};
   const size_t n_sets[] = {2, 1};
-  const double fwd[] = {3, 4}; /* [rep,] two products, the head */
+  const double fwd[] = {1, 2}; /* [rep,] the fused head */
   for (int k = 0; k < 2; k++) {
     char dir[1024], err[4096];
     if (run_cfg(gd_cfg, sets[k], n_sets[k], dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
@@ -1231,11 +1233,49 @@ static void test_graph_backward_steps(void **state) {
     double f = 0, b = 0;
     assert_true(hcl_test_json_num(at, "forward_steps", &f));
     assert_true(hcl_test_json_num(at, "backward_steps", &b));
-    if (f != fwd[k] || b != 3)
-      fail_msg("%s: %g forward and %g backward steps, expected %g and 3", k ? "neural" : "raw", f,
+    if (f != fwd[k] || b != 2)
+      fail_msg("%s: %g forward and %g backward steps, expected %g and 2", k ? "neural" : "raw", f,
                b, fwd[k]);
     free(man);
   }
+}
+
+/* On a CPU device the head forms U and S in registers: forward and backward
+ * of R = 4 replicas at n = m = 256 leave hiercl's device allocations at most
+ * one [R, n, m] array (dS) above the parameters, gradient and output, where
+ * the product graph held U, S and dS. Counts allocations; times nothing. */
+static void test_fused_head_memory(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  if (!(g_ctx->dev.type & CL_DEVICE_TYPE_CPU)) skip(); /* GPUs keep the products */
+  enum { R = 4 };
+  const uint64_t seeds[R] = {1, 2, 3, 4};
+  const size_t n = 256, d = 16;
+  hcl_target_info t = target_vec(d, HCL_TASK_REGRESSION);
+  spec s = {2, A_RELU3, 0, 256, 0};
+  char buf[6][64];
+  float *xh = random_floats(R * n * d, -1, 1), *douth = random_floats(R * n, -1, 1);
+  hcl_buf x = upload(xh, R * n * d), dout = upload(douth, R * n), out, grad;
+  size_t before = hcl_mem_current(g_ctx);
+  model m;
+  assert_int_equal(model_make(spec_kv(&s, buf), R, seeds, n, &t, &m), HCL_OK);
+  assert_int_equal(g_vt->init(m.self, m.params), HCL_OK);
+  assert_int_equal(hcl_buf_alloc(g_ctx, R * n * sizeof(float), &out), HCL_OK);
+  assert_int_equal(hcl_buf_alloc(g_ctx, R * m.np * sizeof(float), &grad), HCL_OK);
+  assert_int_equal(g_vt->forward(m.self, m.params, x, n, out), HCL_OK);
+  assert_int_equal(g_vt->backward(m.self, m.params, dout, n, grad), HCL_OK);
+  size_t used = hcl_mem_current(g_ctx) - before;
+  size_t small = (2 * R * m.np + R * n) * sizeof(float), big = R * n * s.m * sizeof(float);
+  if (used > small + big + big / 4)
+    fail_msg("%zu bytes allocated: more than the parameters, gradient and output (%zu) and "
+             "1.25 arrays of [R, n, m] (%zu each)",
+             used, small, big);
+  free(xh), free(douth);
+  hcl_buf_free(g_ctx, &x);
+  hcl_buf_free(g_ctx, &dout);
+  hcl_buf_free(g_ctx, &out);
+  hcl_buf_free(g_ctx, &grad);
+  model_free(&m);
 }
 
 /* Two replicas in one run give the metrics of two separate runs. */
@@ -1271,6 +1311,7 @@ int main(void) {
       cmocka_unit_test(test_rejects),
       cmocka_unit_test(test_forward_backward_raw),
       cmocka_unit_test(test_forward_backward_neural),
+      cmocka_unit_test(test_fused_head_memory),
       cmocka_unit_test(test_taylor_expansion),
       cmocka_unit_test(test_large_representation_replicas),
       cmocka_unit_test(test_init_statistics),

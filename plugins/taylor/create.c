@@ -27,11 +27,14 @@ void hcl_taylor_destroy(void *self) {
   hcl_taylor *m = self;
   if (!m) return;
   const hcl_host_api *host = hcl_host;
-  hcl_buf *bufs[] = {&m->zb, &m->hb, &m->pen_n2};
+  hcl_buf *bufs[] = {&m->zb, &m->hb, &m->pen_n2, &m->wtb, &m->dsb};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
   if (m->k_head) clReleaseKernel(m->k_head);
   if (m->k_dcoef) clReleaseKernel(m->k_dcoef);
+  cl_kernel fk[] = {m->k_wt, m->k_fhead, m->k_fdcoef, m->k_wgrad};
+  for (size_t i = 0; i < sizeof fk / sizeof *fk; i++)
+    if (fk[i]) clReleaseKernel(fk[i]);
   if (m->k_pen_rows) clReleaseKernel(m->k_pen_rows);
   if (m->k_pen_apply) clReleaseKernel(m->k_pen_apply);
   if (m->prog) clReleaseProgram(m->prog);
@@ -169,10 +172,6 @@ static hcl_status alloc(hcl_taylor *m, size_t width, hcl_buf *b) {
 static hcl_status build(hcl_taylor *m) {
   const hcl_host_api *host = hcl_host;
   HCL_TRY(host->program(m->ctx, "taylor", hcl_cl_taylor, "", &m->prog));
-  /* CPU devices: one work-item per row (no barriers); others: a tree per group */
-  cl_device_type type = 0;
-  clGetDeviceInfo(host->cl_device(m->ctx), CL_DEVICE_TYPE, sizeof type, &type, NULL);
-  m->head_rows = (type & CL_DEVICE_TYPE_CPU) != 0;
   HCL_TRY(host->kernel(m->ctx, m->prog, m->head_rows ? "tay_head_rows" : "tay_head", &m->k_head));
   HCL_TRY(
       host->kernel(m->ctx, m->prog, m->head_rows ? "tay_dcoef_rows" : "tay_dcoef", &m->k_dcoef));
@@ -182,6 +181,7 @@ static hcl_status build(hcl_taylor *m) {
   if (err != CL_SUCCESS || kmax < 1) kmax = 1;
   m->wg = HEAD_WG;
   while (m->wg > kmax) m->wg >>= 1;
+  if (m->head_rows) HCL_TRY(hcl_taylor_fused_setup(m));
   if (!(m->penalty > 0)) return HCL_OK;
   HCL_TRY(host->kernel(m->ctx, m->prog, "tay_pen_rows", &m->k_pen_rows));
   HCL_TRY(host->kernel(m->ctx, m->prog, "tay_pen_apply", &m->k_pen_apply));
@@ -189,14 +189,16 @@ static hcl_status build(hcl_taylor *m) {
 }
 
 /* The activations as a whole at their peak (h and z of the whitening, the
- * graph's z, U, S and dS), checked first (when the runtime offers the
- * check), so that the error names the keys. */
+ * graph's z, U, S and dS; on CPUs the fused head's dS alone), checked
+ * first (when the runtime offers the check), so that the error names the
+ * keys. */
 static hcl_status check_buffers(hcl_taylor *m) {
   const hcl_host_api *host = hcl_host;
   if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
   double rb = (double)m->R * (double)m->max_batch * sizeof(float);
   double D = m->neural ? (double)m->D : 0.0, w = (double)m->m;
-  double all = rb * (3.0 * D + 3.0 * w), big = rb * (D > w ? D : w), cap = (double)SIZE_MAX / 8.0;
+  double all = rb * (3.0 * D + (m->head_rows ? 1.0 : 3.0) * w), big = rb * (D > w ? D : w),
+         cap = (double)SIZE_MAX / 8.0;
   char what[256];
   snprintf(what, sizeof what,
            "taylor: activations of [model] width = %zu%s for %zu replicas x %zu samples (the "
@@ -207,6 +209,11 @@ static hcl_status check_buffers(hcl_taylor *m) {
 }
 
 static hcl_status setup_buffers(hcl_taylor *m) {
+  /* CPU devices: one work-item per row (no barriers) and the fused head;
+   * others: a tree per group after the runtime's products */
+  cl_device_type type = 0;
+  clGetDeviceInfo(hcl_host->cl_device(m->ctx), CL_DEVICE_TYPE, sizeof type, &type, NULL);
+  m->head_rows = (type & CL_DEVICE_TYPE_CPU) != 0;
   HCL_TRY(check_buffers(m));
   if (m->neural) {
     HCL_TRY(alloc(m, m->D, &m->hb)); /* zb: while the whitening is fitted (graph.c) */

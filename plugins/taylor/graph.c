@@ -6,6 +6,9 @@
  *       products: the factor inside the GEMM)
  *   out = head(U, S; a)   (a custom op, its kernels in taylor.cl)
  *
+ * On CPU devices out = head(z; w, w0, a) instead: one custom op whose
+ * kernels form U and S in registers (fused.c), with the same bits.
+ *
  * The runtime derives backward: head's backward gives dS, the product gives
  * grad w = dS^T z / sqrt(dz). w0 is frozen and z detached, so U needs no
  * gradient: nothing is computed for w0, a or the representation and their
@@ -181,6 +184,7 @@ void hcl_taylor_ops(hcl_taylor *m) {
                                   .backward = head_backward,
                                   .blocks = head_block_names,
                                   .flags = HCL_GCUSTOM_DIN_SET};
+  hcl_taylor_fused_op(m);
 }
 
 /* The model sees u = z/sqrt(dz), of unit norm on either representation (the
@@ -192,6 +196,8 @@ hcl_status hcl_taylor_graph(void *self, hcl_graph *g) {
   hcl_tensor z = host->g_input(g);
   if (m->neural) z = host->g_detach(g, host->g_custom(g, &m->rep_op, &z, 1));
   HCL_TRY(host->g_feature(g, z, 1)); /* features(1): the model's input z */
+  if (m->head_rows)                  /* CPU devices: the products inside the head (fused.c) */
+    return host->g_output(g, host->g_custom(g, &m->fused_op, &z, 1));
   float s = (float)(1.0 / sqrt((double)m->dz));
   hcl_tensor us[2] = {host->g_matmul_scaled(g, z, "w0", s), host->g_matmul_scaled(g, z, "w", s)};
   return host->g_output(g, host->g_custom(g, &m->head_op, us, 2));

@@ -182,3 +182,189 @@ __kernel void tay_pen_apply(__global float *g, ulong go, __global const float *p
   ulong at = rep * pstride + r * (ulong)dz;
   for (uint c = 0; c < dz; c++) g[go + at + c] += k * p[wo + at + c];
 }
+
+/* ---- CPU devices: the head fused with its two products (graph.c) --------
+ * U = s u w0^T and S = s u w^T are formed in registers, TAY_FR rows of u
+ * per work-item (each weight vector loaded once for all of them), and never
+ * written: at R = 8 each was a 32 MB array written once and read twice.
+ * Every entry has the bits hcl_k_gemm_rb gives it: lanes r < 16 floor(m/16)
+ * an fma chain over p from 0, the tail r a multiply and an add per p (its
+ * scalar columns), then times s; the head's and tay_dcoef_rows' formulas
+ * follow unchanged, in the same lanes. */
+#define TAY_FR 4
+
+/* t [R][2][dz, m]: w0^T, then w^T, of each replica (16 consecutive r load
+ * as one vector). gws = (m, dz, R). */
+__kernel void tay_wt(__global const float *w0, ulong w0o, __global const float *w, ulong wo,
+                     ulong pstride, __global float *t, uint m, uint dz) {
+  ulong r = get_global_id(0), c = get_global_id(1), q = get_global_id(2);
+  if (r >= m || c >= dz) return;
+  __global float *tq = t + q * 2 * (ulong)dz * m;
+  tq[c * m + r] = HCL_AT(w0, w0o)[q * pstride + r * dz + c];
+  tq[(dz + c) * m + r] = HCL_AT(w, wo)[q * pstride + r * dz + c];
+}
+
+/* U and S of the rows z0 .. z3 at lanes r .. r+15 (t0, t1 point at column
+ * r of w0^T and w^T) into u0 .. u3, s0 .. s3: named registers, not arrays,
+ * which PoCL kept in memory. */
+#define TAY_US16(t0, t1)                                                                           \
+  float16 u0 = 0.0f, u1 = 0.0f, u2 = 0.0f, u3 = 0.0f, s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f; \
+  for (uint p = 0; p < dz; p++) {                                                                  \
+    float16 b0 = vload16(0, (t0) + p * (ulong)m), b1 = vload16(0, (t1) + p * (ulong)m), v;        \
+    v = (float16)z0[p], u0 = fma(v, b0, u0), s0 = fma(v, b1, s0);                                  \
+    v = (float16)z1[p], u1 = fma(v, b0, u1), s1 = fma(v, b1, s1);                                  \
+    v = (float16)z2[p], u2 = fma(v, b0, u2), s2 = fma(v, b1, s2);                                  \
+    v = (float16)z3[p], u3 = fma(v, b0, u3), s3 = fma(v, b1, s3);                                  \
+  }                                                                                                \
+  u0 = s * u0, u1 = s * u1, u2 = s * u2, u3 = s * u3;                                              \
+  s0 = s * s0, s1 = s * s1, s2 = s * s2, s3 = s * s3
+
+/* The rows of a work-item: z0 .. z3 (past n: row n-1, not stored). */
+#define TAY_ROWS                                                                                   \
+  ulong g0 = get_global_id(0) * TAY_FR, q = get_global_id(1);                                      \
+  if (g0 >= n) return;                                                                             \
+  uint nr = n - g0 < TAY_FR ? (uint)(n - g0) : TAY_FR;                                             \
+  __global const float *zq = HCL_AT(z, zo) + q * n * dz;                                           \
+  __global const float *t0 = t + q * 2 * (ulong)dz * m, *t1 = t0 + (ulong)dz * m;                  \
+  __global const float *ar = HCL_AT(p, ao) + q * pstride;                                          \
+  __global const float *z0 = zq + g0 * dz, *z1 = zq + (g0 + (nr > 1 ? 1 : 0)) * dz;                \
+  __global const float *z2 = zq + (g0 + (nr > 2 ? 2 : 0)) * dz;                                    \
+  __global const float *z3 = zq + (g0 + (nr > 3 ? 3 : 0)) * dz
+
+/* One tail entry: s (z_g . column c of t), a multiply and an add per p. */
+static inline float tay_dot(__global const float *zr, __global const float *tc, uint dz, uint m,
+                            float s) {
+  float acc = 0.0f;
+  for (uint p = 0; p < dz; p++) acc += zr[p] * tc[p * (ulong)m];
+  return s * acc;
+}
+
+/* acc + the head's terms of one row at 16 lanes (tay_head_rows' formula). */
+static inline float16 tay_head16(float16 acc, float16 a16, float16 u, float16 sv, uint order,
+                                 uint act, float inv_sqrt_m) {
+  float16 c = a16 * tay_deriv16(act, order, u) * inv_sqrt_m;
+  return acc + (order == 1u ? c * sv : 0.5f * c * (sv * sv));
+}
+
+/* The head's total of one row: its lane sums in lane order, then the tail
+ * r >= r0, its U and S formed here. */
+static inline float tay_head_tail(float16 acc, __global const float *zr,
+                                  __global const float *t0, __global const float *t1,
+                                  __global const float *ar, uint r0, uint m, uint dz, uint order,
+                                  uint act, float s, float inv_sqrt_m) {
+  float tot = 0.0f;
+  for (uint l = 0; l < 16; l++) tot += acc[l];
+  for (uint j = r0; j < m; j++) {
+    float u = tay_dot(zr, t0 + j, dz, m, s), sv = tay_dot(zr, t1 + j, dz, m, s);
+    float c = ar[j] * tay_deriv(act, order, u) * inv_sqrt_m;
+    tot = tot + (order == 1u ? c * sv : 0.5f * c * (sv * sv));
+  }
+  return tot;
+}
+
+/* out [R, n] as tay_head_rows, from z [R, n, dz] and t (tay_wt).
+ * gws = (ceil(n / TAY_FR), R). */
+__kernel void tay_fused_head(__global const float *z, ulong zo, __global const float *t,
+                             __global const float *p, ulong ao, ulong pstride,
+                             __global float *out, ulong oo, uint n, uint m, uint dz, uint order,
+                             uint act, float s, float inv_sqrt_m) {
+  TAY_ROWS;
+  float16 c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
+  uint r = 0;
+  for (; r + 16 <= m; r += 16) {
+    TAY_US16(t0 + r, t1 + r);
+    float16 a16 = vload16(0, ar + r);
+    c0 = tay_head16(c0, a16, u0, s0, order, act, inv_sqrt_m);
+    c1 = tay_head16(c1, a16, u1, s1, order, act, inv_sqrt_m);
+    c2 = tay_head16(c2, a16, u2, s2, order, act, inv_sqrt_m);
+    c3 = tay_head16(c3, a16, u3, s3, order, act, inv_sqrt_m);
+  }
+  __global float *o = HCL_AT(out, oo) + q * n + g0;
+  o[0] = tay_head_tail(c0, z0, t0, t1, ar, r, m, dz, order, act, s, inv_sqrt_m);
+  if (nr > 1) o[1] = tay_head_tail(c1, z1, t0, t1, ar, r, m, dz, order, act, s, inv_sqrt_m);
+  if (nr > 2) o[2] = tay_head_tail(c2, z2, t0, t1, ar, r, m, dz, order, act, s, inv_sqrt_m);
+  if (nr > 3) o[3] = tay_head_tail(c3, z3, t0, t1, ar, r, m, dz, order, act, s, inv_sqrt_m);
+}
+
+/* tay_dcoef_rows' value at 16 lanes: d C, times S at order 2. */
+static inline float16 tay_ds16(float d, float16 a16, float16 u, float16 sv, uint order, uint act,
+                               float inv_sqrt_m) {
+  float16 c = a16 * tay_deriv16(act, order, u) * inv_sqrt_m;
+  float16 v = d * c;
+  return order == 2u ? v * sv : v;
+}
+
+/* dS = dout[g] * C (order 1) or dout[g] * C * S (order 2), as
+ * tay_dcoef_rows writes it, with U and S formed again from z and t; stored
+ * in blocks of 16 r, [R][ceil(m/16)][n][16], so that tay_wgrad reads each
+ * block's column of rows as one contiguous run (a row-major dS put each of
+ * its loads on another 4 KB page: no prefetch). gws = (ceil(n / TAY_FR), R). */
+__kernel void tay_fused_dcoef(__global const float *z, ulong zo, __global const float *t,
+                              __global const float *p, ulong ao, ulong pstride,
+                              __global const float *dout, ulong dO, uint n, uint m, uint dz,
+                              uint order, uint act, float s, float inv_sqrt_m,
+                              __global float *e) {
+  TAY_ROWS;
+  __global const float *dq = HCL_AT(dout, dO) + q * n + g0;
+  float d0 = dq[0], d1 = dq[nr > 1 ? 1 : 0], d2 = dq[nr > 2 ? 2 : 0], d3 = dq[nr > 3 ? 3 : 0];
+  ulong nb = (m + 15) / 16;
+  __global float *e0 = e + (q * nb * n + g0) * 16; /* block 0, row g0 */
+  uint r = 0;
+  for (; r + 16 <= m; r += 16, e0 += n * 16) {
+    TAY_US16(t0 + r, t1 + r);
+    float16 a16 = vload16(0, ar + r);
+    vstore16(tay_ds16(d0, a16, u0, s0, order, act, inv_sqrt_m), 0, e0);
+    if (nr > 1) vstore16(tay_ds16(d1, a16, u1, s1, order, act, inv_sqrt_m), 1, e0);
+    if (nr > 2) vstore16(tay_ds16(d2, a16, u2, s2, order, act, inv_sqrt_m), 2, e0);
+    if (nr > 3) vstore16(tay_ds16(d3, a16, u3, s3, order, act, inv_sqrt_m), 3, e0);
+  }
+  for (uint k = 0; k < nr; k++) { /* the tail r >= 16 floor(m/16), U and S formed here */
+    __global const float *zr = k == 0 ? z0 : k == 1 ? z1 : k == 2 ? z2 : z3;
+    float d = k == 0 ? d0 : k == 1 ? d1 : k == 2 ? d2 : d3;
+    for (uint j = r; j < m; j++) {
+      float sv = tay_dot(zr, t1 + j, dz, m, s);
+      float c = ar[j] * tay_deriv(act, order, tay_dot(zr, t0 + j, dz, m, s)) * inv_sqrt_m;
+      float v = d * c;
+      e0[k * 16 + (j - r)] = order == 2u ? v * sv : v;
+    }
+  }
+}
+
+/* grad w [R][m, dz] += s dS^T z, each entry the chain hcl_k_gemm_rb forms
+ * for this product (ta, m x dz x n): over g in order from 0, an fma for
+ * columns c < 16 floor(dz/16), a multiply and an add past them; then times
+ * s. Lanes run over r (hcl_k_gemm_rb's run over c, which at dz = 16 wasted
+ * half its tile); dS in tay_fused_dcoef's blocks, lanes past m not stored.
+ * A work-item: 16 r x up to 16 columns.
+ * gws = (ceil(m / 16), ceil(dz / 16), R). */
+#define TAY_WG(k)                                                                                  \
+  if (k < nc) {                                                                                    \
+    float zc = zr[k];                                                                              \
+    x##k = c0 + k < cfull ? fma(v, (float16)zc, x##k) : x##k + v * zc;                             \
+  }
+#define TAY_WG_OUT(k)                                                                              \
+  if (k < nc)                                                                                      \
+    for (uint l = 0; l < nl; l++) gq[l * (ulong)dz + k] += s * x##k[l];
+__kernel void tay_wgrad(__global const float *e, __global const float *z, ulong zo,
+                        __global float *g, ulong go, ulong pstride, uint n, uint m, uint dz,
+                        float s) {
+  uint r0 = get_global_id(0) * 16, c0 = get_global_id(1) * 16;
+  ulong q = get_global_id(2);
+  if (r0 >= m || c0 >= dz) return;
+  uint nl = m - r0 < 16 ? m - r0 : 16, nc = dz - c0 < 16 ? dz - c0 : 16, cfull = dz / 16 * 16;
+  __global const float *eq = e + (q * ((m + 15) / 16) + r0 / 16) * (ulong)n * 16;
+  __global const float *zq = HCL_AT(z, zo) + q * n * dz + c0;
+  float16 x0 = 0.0f, x1 = 0.0f, x2 = 0.0f, x3 = 0.0f, x4 = 0.0f, x5 = 0.0f, x6 = 0.0f, x7 = 0.0f;
+  float16 x8 = 0.0f, x9 = 0.0f, x10 = 0.0f, x11 = 0.0f, x12 = 0.0f, x13 = 0.0f, x14 = 0.0f;
+  float16 x15 = 0.0f;
+  for (uint i = 0; i < n; i++) {
+    float16 v = vload16(i, eq);
+    __global const float *zr = zq + i * (ulong)dz;
+    TAY_WG(0) TAY_WG(1) TAY_WG(2) TAY_WG(3) TAY_WG(4) TAY_WG(5) TAY_WG(6) TAY_WG(7)
+    TAY_WG(8) TAY_WG(9) TAY_WG(10) TAY_WG(11) TAY_WG(12) TAY_WG(13) TAY_WG(14) TAY_WG(15)
+  }
+  __global float *gq = HCL_AT(g, go) + q * pstride + r0 * (ulong)dz + c0;
+  TAY_WG_OUT(0) TAY_WG_OUT(1) TAY_WG_OUT(2) TAY_WG_OUT(3) TAY_WG_OUT(4) TAY_WG_OUT(5)
+  TAY_WG_OUT(6) TAY_WG_OUT(7) TAY_WG_OUT(8) TAY_WG_OUT(9) TAY_WG_OUT(10) TAY_WG_OUT(11)
+  TAY_WG_OUT(12) TAY_WG_OUT(13) TAY_WG_OUT(14) TAY_WG_OUT(15)
+}

@@ -65,14 +65,18 @@ typedef struct hcl_taylor {
   size_t off[HCL_TAYLOR_B_COUNT]; /* offsets of the blocks (floats in a replica) */
   cl_program prog;
   cl_kernel k_head, k_dcoef, k_pen_rows, k_pen_apply;
+  cl_kernel k_wt, k_fhead, k_fdcoef, k_wgrad; /* CPU devices: the fused head (fused.c) */
   hcl_buf pen_n2; /* [R, m]: squared row norms of w (penalty > 0 only) */
   size_t wg;      /* work-group size of k_head (a power of two) */
   int head_rows;  /* CPU devices: tay_head_rows / tay_dcoef_rows, one work-item per row */
   /* the graph's custom ops (graph.c); user = this instance */
-  hcl_graph_custom rep_op, head_op;
+  hcl_graph_custom rep_op, head_op, fused_op;
   /* neural, each [R, max_batch, D]: relu(V x + b) (whitening and the
    * graph's rep op) and, while the whitening is fitted, z (whiten.c) */
   hcl_buf zb, hb;
+  /* CPU devices (fused.c): [R][2][dz, m] w0^T and w^T, and dS in blocks of
+   * 16 r, [R][ceil(m/16)][max_batch][16] */
+  hcl_buf wtb, dsb;
   /* the params buffer whose "rep.fitted" block was last seen nonzero */
   cl_mem fitted_mem;
   size_t fitted_offset;
@@ -108,6 +112,10 @@ hcl_status hcl_taylor_hidden(hcl_taylor *m, hcl_buf params, hcl_buf x, size_t n)
 void hcl_taylor_whiten_done(hcl_taylor *m);
 /* Fill in the custom ops' descriptors (create(), before the graph). */
 void hcl_taylor_ops(hcl_taylor *m);
+/* The fused head's descriptor (fused.c): out from z alone, on CPU devices. */
+void hcl_taylor_fused_op(hcl_taylor *m);
+/* Its kernels and scratch buffers (create(), CPU devices only). */
+hcl_status hcl_taylor_fused_setup(hcl_taylor *m);
 /* The forward pass as a graph (hcl_model_vt.graph): the runtime derives
  * backward and features (layer 1: the model's input z). */
 hcl_status hcl_taylor_graph(void *self, hcl_graph *g);

@@ -175,6 +175,12 @@ static void num_or_null(FILE *o, double v, const char *fmt) {
     fputs("null", o);
 }
 
+/* GFLOP/s of the runtime's products; NaN (not reported) when none ran: a
+ * plugin's own kernels (the Taylor head on CPUs) are not counted. */
+static double gflop_per_s(const bench_row *r) {
+  return r->gemm_flops > 0 ? r->gemm_flops / r->steps * r->per_s / 1e9 : NAN;
+}
+
 static void print_json(FILE *o, const bench_row *rows, size_t n) {
   fprintf(o, "{\"schema\":\"%s\",\"rows\":[\n", BENCH_SCHEMA);
   for (size_t i = 0; i < n; i++) {
@@ -206,7 +212,7 @@ static void print_json(FILE *o, const bench_row *rows, size_t n) {
       fputs(",\"replica_per_cpu_s\":", o);
       num_or_null(o, r->per_s * r->c->replicas * r->wall_s / r->cpu_s, "%.6g");
       fputs(",\"gflop_per_s\":", o);
-      num_or_null(o, r->gemm_flops / r->steps * r->per_s / 1e9, "%.6g");
+      num_or_null(o, gflop_per_s(r), "%.6g");
       fputs(",\"peak_device_bytes\":", o);
       num_or_null(o, r->peak_bytes, "%.0f");
       if (isfinite(r->torch_per_s)) {
@@ -242,7 +248,7 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
     for (size_t k = 0; k < r->n_top; k++)
       snprintf(top + strlen(top), sizeof top - strlen(top), "%s%s %.3g",
                k ? (csv ? ";" : ", ") : "", r->top[k].name, r->top[k].device_s);
-    double gf = r->gemm_flops / r->steps * r->per_s / 1e9, mib = r->peak_bytes / 1048576.0;
+    double gf = gflop_per_s(r), mib = r->peak_bytes / 1048576.0;
     if (csv)
       fprintf(o, "%s,%s,\"%s\",\"%s\",%s,%u,%s,", HIERCL_VERSION, r->dev->id, r->dev->name,
               r->dev->driver, r->c->name, r->c->replicas, r->c->unit);

@@ -1,0 +1,118 @@
+/* taylor plugin: on CPU devices the head fused with its two products.
+ *
+ * The product graph (graph.c) materialises U = z w0^T s and S = z w^T s,
+ * [R, n, m] each, and dS of the same shape; at the bench's R = 8, n = m =
+ * 1 024 that is 32 MB per array, written and read back from memory every
+ * step. Here one custom op takes z alone: its forward forms U and S in
+ * registers and reduces them to out (taylor.cl, tay_fused_head); its
+ * backward forms them again to write dS, then grad w += s dS^T z
+ * (tay_wgrad, in the summation order of the runtime's product). Every value has the
+ * bits of the product graph on CPU devices (hcl_k_gemm_rb's order), so
+ * trajectories do not change. */
+#include "taylor.h"
+
+#include <math.h>
+
+static cl_ulong fo(hcl_buf b) { return (cl_ulong)(b.offset / sizeof(float)); }
+
+/* Blocks of the fused op, in the order it declares them. */
+enum { F_W, F_W0, F_A };
+
+/* w0^T and w^T of every replica into wtb. */
+static hcl_status transpose_w(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io) {
+  cl_ulong w0o = fo(io->param[F_W0]), wo = fo(io->param[F_W]), ps = io->param_stride;
+  cl_uint mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
+  hcl_arg args[] = {HCL_ARG(io->param[F_W0].mem),
+                    HCL_ARG(w0o),
+                    HCL_ARG(io->param[F_W].mem),
+                    HCL_ARG(wo),
+                    HCL_ARG(ps),
+                    HCL_ARG(m->wtb.mem),
+                    HCL_ARG(mm),
+                    HCL_ARG(dz)};
+  size_t gws[3] = {m->m, m->dz, io->R};
+  return hcl_host->run_kernel(ctx, m->k_wt, 3, gws, NULL, "taylor_wt", sizeof args / sizeof *args,
+                              args);
+}
+
+/* Forms U and S after transposing w0 and w: tay_fused_head (forward, into
+ * io->out) or tay_fused_dcoef (backward, io->out is dout; dS into dsb,
+ * their last argument). TAY_FR (taylor.cl) rows per work-item, per replica. */
+#define ROWS_PER_ITEM 4
+static hcl_status run_rows(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io, int backward) {
+  HCL_TRY(transpose_w(m, ctx, io));
+  cl_ulong zo = fo(io->in[0]), ao = fo(io->param[F_A]), ps = io->param_stride, oo = fo(io->out);
+  cl_uint nn = (cl_uint)io->n, mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
+  cl_uint order = (cl_uint)m->order, act = (cl_uint)m->act;
+  cl_float s = (cl_float)(1.0 / sqrt((double)m->dz)), inv = (cl_float)(1.0 / sqrt((double)m->m));
+  hcl_arg args[] = {HCL_ARG(io->in[0].mem),
+                    HCL_ARG(zo),
+                    HCL_ARG(m->wtb.mem),
+                    HCL_ARG(io->param[F_A].mem),
+                    HCL_ARG(ao),
+                    HCL_ARG(ps),
+                    HCL_ARG(io->out.mem),
+                    HCL_ARG(oo),
+                    HCL_ARG(nn),
+                    HCL_ARG(mm),
+                    HCL_ARG(dz),
+                    HCL_ARG(order),
+                    HCL_ARG(act),
+                    HCL_ARG(s),
+                    HCL_ARG(inv),
+                    HCL_ARG(m->dsb.mem)};
+  size_t n_args = sizeof args / sizeof *args - (backward ? 0 : 1);
+  size_t gws[2] = {(io->n + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM, io->R};
+  return hcl_host->run_kernel(ctx, backward ? m->k_fdcoef : m->k_fhead, 2, gws, NULL,
+                              backward ? "taylor_dcoef" : "taylor_head", n_args, args);
+}
+
+static hcl_status fused_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
+  return run_rows(user, ctx, io, 0);
+}
+
+/* dS into dsb, then grad w += s dS^T z (tay_wgrad; the runtime zeroed the
+ * gradient first, and 0 + x is x). */
+static hcl_status fused_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
+  hcl_taylor *m = user;
+  if (io->din[0].mem)
+    return hcl_host->fail(ctx, HCL_ERR_UNSUPPORTED,
+                          "the Taylor head has no gradient in z (z is the model's fixed input)");
+  if (!io->dparam[F_W].mem) return HCL_OK;
+  HCL_TRY(run_rows(m, ctx, io, 1));
+  cl_ulong zo = fo(io->in[0]), ps = io->param_stride;
+  cl_uint nn = (cl_uint)io->n, mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
+  cl_float s = (cl_float)(1.0 / sqrt((double)m->dz));
+  cl_ulong go = fo(io->dparam[F_W]);
+  hcl_arg wargs[] = {HCL_ARG(m->dsb.mem), HCL_ARG(io->in[0].mem),
+                     HCL_ARG(zo),         HCL_ARG(io->dparam[F_W].mem),
+                     HCL_ARG(go),         HCL_ARG(ps),
+                     HCL_ARG(nn),         HCL_ARG(mm),
+                     HCL_ARG(dz),         HCL_ARG(s)};
+  size_t wgws[3] = {(m->m + 15) / 16, (m->dz + 15) / 16, io->R};
+  return hcl_host->run_kernel(ctx, m->k_wgrad, 3, wgws, NULL, "taylor_wgrad",
+                              sizeof wargs / sizeof *wargs, wargs);
+}
+
+static const char *const fused_block_names[] = {"w", "w0", "a", NULL};
+
+void hcl_taylor_fused_op(hcl_taylor *m) {
+  m->fused_op = (hcl_graph_custom){.struct_size = sizeof m->fused_op,
+                                   .name = "taylor_head",
+                                   .out_channels = 1,
+                                   .user = m,
+                                   .forward = fused_forward,
+                                   .backward = fused_backward,
+                                   .blocks = fused_block_names};
+}
+
+hcl_status hcl_taylor_fused_setup(hcl_taylor *m) {
+  const hcl_host_api *host = hcl_host;
+  HCL_TRY(host->kernel(m->ctx, m->prog, "tay_wt", &m->k_wt));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "tay_fused_head", &m->k_fhead));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "tay_fused_dcoef", &m->k_fdcoef));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "tay_wgrad", &m->k_wgrad));
+  HCL_TRY(host->buf_alloc(m->ctx, m->R * 2 * m->dz * m->m * sizeof(float), &m->wtb));
+  size_t blocks = (m->m + 15) / 16; /* dS in blocks of 16 r (tay_fused_dcoef) */
+  return host->buf_alloc(m->ctx, m->R * blocks * m->max_batch * 16 * sizeof(float), &m->dsb);
+}
