@@ -197,6 +197,98 @@ static void test_sgemm_rb_fused(void **state) {
   hcl_buf_free(ctx, &da), hcl_buf_free(ctx, &db), hcl_buf_free(ctx, &dc);
 }
 
+/* The register-blocked kernel's exact arithmetic on the host: columns below
+ * n - n % 16 sum over p in order with one fmaf() per step, the last n % 16
+ * columns with a multiply and an add (the build has -ffp-contract=off), then
+ * alpha s (+ beta C). The device must give these bits: every transpose
+ * variant, widths with 32-, 16-, 8-, 4- and 1-column parts, rows not a
+ * multiple of 8, the RHM CNN's and the QuadNTK's shapes at small k, replicas,
+ * alpha and beta, operands at offsets with padded leading dimensions. */
+static void check_rb_bits(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                          float beta, size_t batch) {
+  size_t lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 3, ldc = n + 2;
+  size_t sa = (ta ? k : m) * lda + 3, sb = (tb ? n : k) * ldb + 1, sc = m * ldc + 5;
+  size_t na = 2 + batch * sa, nb = 1 + batch * sb, nc = 3 + batch * sc;
+  float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4), *got = malloc(nc * 4);
+  for (size_t i = 0; i < na; i++) A[i] = frand();
+  for (size_t i = 0; i < nb; i++) B[i] = frand();
+  for (size_t i = 0; i < nc; i++) C[i] = frand();
+  hcl_buf da = hcl_test_upload(ctx, A, na), db = hcl_test_upload(ctx, B, nb),
+          dc = hcl_test_upload(ctx, C, nc);
+  hcl_buf a = hcl_buf_sub(da, 2 * 4, (na - 2) * 4), b = hcl_buf_sub(db, 4, (nb - 1) * 4);
+  hcl_buf c = hcl_buf_sub(dc, 3 * 4, (nc - 3) * 4);
+  OK(hcl_sgemm_batched(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                       batch));
+  OK(hcl_buf_read(ctx, dc, got, nc * 4));
+  size_t n16 = n - n % 16;
+  for (size_t q = 0; q < batch; q++)
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++) {
+        const float *Aq = A + 2 + q * sa, *Bq = B + 1 + q * sb;
+        float s = 0.0f;
+        for (size_t p = 0; p < k; p++) {
+          float x = ta ? Aq[p * lda + i] : Aq[i * lda + p];
+          float y = tb ? Bq[j * ldb + p] : Bq[p * ldb + j];
+          s = j < n16 ? fmaf(x, y, s) : s + x * y;
+        }
+        size_t o = 3 + q * sc + i * ldc + j;
+        float v = alpha * s, want = beta == 0.0f ? v : v + beta * C[o];
+        if (memcmp(&got[o], &want, 4))
+          fail_msg("ta=%d tb=%d m=%zu n=%zu k=%zu batch %zu: C[%zu,%zu] = %a, want %a", ta, tb, m,
+                   n, k, q, i, j, got[o], want);
+      }
+  for (size_t i = 0; i < nc; i++) { /* outside the products: untouched */
+    size_t rel = i - 3, q = rel / sc, in = rel % sc;
+    int inside = i >= 3 && q < batch && in < m * ldc && in % ldc < n;
+    if (!inside && memcmp(&got[i], &C[i], 4)) fail_msg("float %zu outside C changed", i);
+  }
+  hcl_buf_free(ctx, &da), hcl_buf_free(ctx, &db), hcl_buf_free(ctx, &dc);
+  free(A), free(B), free(C), free(got);
+}
+
+static void test_sgemm_rb_bits(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
+  ctx->gemm_small_max = 0, ctx->gemm_rb_max = 1e18;
+  hcl_ops_force_paths(1);
+  static const size_t widths[] = {3, 8, 13, 16, 24, 29, 32, 48, 64, 77, 96}; /* n = 1 is a GEMV */
+  for (int v = 0; v < 4; v++) {
+    int ta = v & 1, tb = v >> 1;
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
+      check_rb_bits(ctx, ta, tb, 3 + 5 * w, widths[w], 7 + 3 * w, w % 3 ? 1.0f : -0.75f,
+                    w % 2 ? 0.5f : 0.0f, 1 + w % 3);
+    check_rb_bits(ctx, ta, tb, 128, 256, 24, 1.0f, 0.0f, 2); /* RHM CNN layer, small k */
+    check_rb_bits(ctx, ta, tb, 128, 8, 40, 1.0f, 1.0f, 2);   /* its readout */
+    check_rb_bits(ctx, ta, tb, 256, 16, 64, 0.5f, 0.0f, 2);  /* QuadNTK's backward */
+  }
+  hcl_ops_force_paths(-1);
+  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+}
+
+/* The register-blocked kernel's launch shape: the grid covered, local size
+ * dividing global size, at least 8 work-groups per compute unit where the
+ * grid has that many blocks (PoCL's own choice ran the RHM CNN's 128 x 512
+ * layer as one group, on one core of two), groups of at most 64. */
+static void test_gemm_rb_geometry(void **state) {
+  (void)state;
+  static const size_t grids[][3] = {{16, 16, 1},  {8, 16, 1}, {16, 32, 1},  {1, 16, 1},  {1, 1, 1},
+                                    {32, 128, 8}, {3, 7, 2},  {1, 1000, 1}, {16, 16, 18}};
+  for (unsigned cus = 1; cus <= 16; cus *= 2)
+    for (size_t g = 0; g < sizeof grids / sizeof *grids; g++) {
+      size_t gws[3], lws[3], nx = grids[g][0], ny = grids[g][1], nz = grids[g][2];
+      hcl_gemm_rb_geometry(nx, ny, nz, cus, gws, lws);
+      size_t groups = 1, blocks = nx * ny * nz;
+      for (int d = 0; d < 3; d++) {
+        assert_true(lws[d] >= 1 && gws[d] % lws[d] == 0);
+        groups *= gws[d] / lws[d];
+      }
+      assert_true(gws[0] == nx && gws[1] >= ny && gws[1] < ny + lws[1] && gws[2] == nz);
+      assert_true(lws[0] * lws[1] * lws[2] <= 64);
+      assert_true(groups >= (blocks < 8 * cus ? blocks : 8 * cus));
+    }
+}
+
 /* C of one batched small product (the runtime's small kernels) with the
  * CPU (1) or the GPU (0) kernel variant, read back whole. */
 static float *small_product(hcl_ctx *ctx, int cpu, int ta, int tb, size_t m, size_t n, size_t k,
@@ -383,6 +475,8 @@ int main(void) {
       cmocka_unit_test(test_sgemm_large),
       cmocka_unit_test(test_sgemm_rb),
       cmocka_unit_test(test_sgemm_rb_fused),
+      cmocka_unit_test(test_sgemm_rb_bits),
+      cmocka_unit_test(test_gemm_rb_geometry),
       cmocka_unit_test(test_gemm_small_cpu_bits),
       cmocka_unit_test(test_sgemm_batched),
       cmocka_unit_test(test_sgemm_batched_large),
