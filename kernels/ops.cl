@@ -652,6 +652,61 @@ __kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha, __gl
   HCL_RB_TAIL(float, 1, HCL_RB_L1, HCL_RB_S1)
 }
 
+/* hcl_k_gemm_rb's bits for op(A) = A^T, op(B) = B, n = 16 and m a multiple
+ * of 16 (a Taylor model's backward, the RHM CNN's first-layer weight
+ * gradient): vectors run along the rows of C, which are contiguous in A,
+ * and B's 16 values of a step are broadcast. A work-item computes 16 rows x
+ * 16 columns, each output one fma per step, in order, and reads its strip of
+ * A once; along the columns the tile was one float16 chunk of 8 rows, whose
+ * 8 fma per 9 loads left the FMA units half idle. gws = (m / 16, 1, batch), any
+ * local size. */
+#define HCL_TN_FMA(t) x##t = fma(av, (float16)bp[t], x##t)
+#define HCL_TN_STORE(t)                                                                            \
+  do {                                                                                             \
+    float u_[16];                                                                                  \
+    vstore16(alpha *x##t, 0, u_);                                                                  \
+    for (int l = 0; l < 16; l++) {                                                                 \
+      __global float *cp = cq + l * ldc + (t);                                                     \
+      *cp = beta == 0.0f ? u_[l] : u_[l] + beta * *cp;                                             \
+    }                                                                                              \
+  } while (0)
+__kernel void hcl_k_gemm_rb_tn16(ulong m, ulong k, float alpha, __global const float *a,
+                                 ulong a_off, ulong lda, ulong sa, __global const float *b,
+                                 ulong b_off, ulong ldb, ulong sb, float beta, __global float *c,
+                                 ulong c_off, ulong ldc, ulong sc) {
+  size_t i0 = get_global_id(0) * 16, q = get_global_id(2);
+  if (i0 >= m) return;
+  __global const float *aq = a + a_off + q * sa + i0, *bq = b + b_off + q * sb;
+  __global float *cq = c + c_off + q * sc + i0 * ldc;
+  HCL_RB_ZERO(x, float16);
+  float16 x8 = 0.0f, x9 = 0.0f, x10 = 0.0f, x11 = 0.0f, x12 = 0.0f, x13 = 0.0f, x14 = 0.0f,
+          x15 = 0.0f;
+  for (size_t p = 0; p < k; p++) {
+    float16 av = vload16(0, aq + p * lda);
+    __global const float *bp = bq + p * ldb;
+    HCL_TN_FMA(0), HCL_TN_FMA(1), HCL_TN_FMA(2), HCL_TN_FMA(3);
+    HCL_TN_FMA(4), HCL_TN_FMA(5), HCL_TN_FMA(6), HCL_TN_FMA(7);
+    HCL_TN_FMA(8), HCL_TN_FMA(9), HCL_TN_FMA(10), HCL_TN_FMA(11);
+    HCL_TN_FMA(12), HCL_TN_FMA(13), HCL_TN_FMA(14), HCL_TN_FMA(15);
+  }
+  HCL_TN_STORE(0);
+  HCL_TN_STORE(1);
+  HCL_TN_STORE(2);
+  HCL_TN_STORE(3);
+  HCL_TN_STORE(4);
+  HCL_TN_STORE(5);
+  HCL_TN_STORE(6);
+  HCL_TN_STORE(7);
+  HCL_TN_STORE(8);
+  HCL_TN_STORE(9);
+  HCL_TN_STORE(10);
+  HCL_TN_STORE(11);
+  HCL_TN_STORE(12);
+  HCL_TN_STORE(13);
+  HCL_TN_STORE(14);
+  HCL_TN_STORE(15);
+}
+
 /* dst [batch][k, n] = the transpose of src [batch][n, k] (leading dimension
  * lds, batch stride ss): op(B) = B^T as a plain B for hcl_k_gemm_rb. One
  * work-item writes 16 floats of a row p of dst; the work-items of a group

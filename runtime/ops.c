@@ -40,6 +40,7 @@ enum {
   K_GEMM_ROW,
   K_GEMM_SMALL1,
   K_GEMM_RB,
+  K_GEMM_RB_TN16,
   K_TRANSPOSE,
   K_COUNT
 };
@@ -82,6 +83,7 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_gemm_row",
                                              "hcl_k_gemm_small1",
                                              "hcl_k_gemm_rb",
+                                             "hcl_k_gemm_rb_tn16",
                                              "hcl_k_transpose"};
 
 struct hcl_ops {
@@ -652,6 +654,14 @@ hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
   cl_int ta_ = ta != 0;
   cl_ulong m_ = m, n_ = n, k_ = k, ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
   cl_ulong lda_ = lda, ldb_ = ldb, ldc_ = ldc, sa_ = sa, sb_ = sb, sc_ = sc;
+  if (ta && !tb && n == 16 && m % 16 == 0) { /* along the rows (see hcl_k_gemm_rb_tn16) */
+    hcl_arg targs[] = {HCL_ARG(m_),    HCL_ARG(k_),   HCL_ARG(alpha), HCL_ARG(a.mem),
+                       HCL_ARG(ao),    HCL_ARG(lda_), HCL_ARG(sa_),   HCL_ARG(b.mem),
+                       HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),   HCL_ARG(beta),
+                       HCL_ARG(c.mem), HCL_ARG(co),   HCL_ARG(ldc_),  HCL_ARG(sc_)};
+    hcl_gemm_rb_geometry(m / 16, 1, batch, ctx->dev.compute_units, gws, lws);
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB_TN16], 3, gws, lws, "gemm_rb", 16, targs);
+  }
   hcl_arg args[] = {HCL_ARG(ta_),   HCL_ARG(m_),   HCL_ARG(n_),   HCL_ARG(k_),   HCL_ARG(alpha),
                     HCL_ARG(a.mem), HCL_ARG(ao),   HCL_ARG(lda_), HCL_ARG(sa_),  HCL_ARG(b.mem),
                     HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta), HCL_ARG(c.mem),

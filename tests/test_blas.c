@@ -202,8 +202,9 @@ static void test_sgemm_rb_fused(void **state) {
  * columns with a multiply and an add (the build has -ffp-contract=off), then
  * alpha s (+ beta C). The device must give these bits: every transpose
  * variant, widths with 32-, 16-, 8-, 4- and 1-column parts, rows not a
- * multiple of 8, the RHM CNN's and the QuadNTK's shapes at small k, replicas,
- * alpha and beta, operands at offsets with padded leading dimensions. */
+ * multiple of 8, the RHM CNN's and the QuadNTK's shapes at small k (n = 16
+ * with ta = 1 takes hcl_k_gemm_rb_tn16), replicas, alpha and beta, operands
+ * at offsets with padded leading dimensions. */
 static void check_rb_bits(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                           float beta, size_t batch) {
   size_t lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 3, ldc = n + 2;
@@ -261,6 +262,7 @@ static void test_sgemm_rb_bits(void **state) {
     check_rb_bits(ctx, ta, tb, 128, 256, 24, 1.0f, 0.0f, 2); /* RHM CNN layer, small k */
     check_rb_bits(ctx, ta, tb, 128, 8, 40, 1.0f, 1.0f, 2);   /* its readout */
     check_rb_bits(ctx, ta, tb, 256, 16, 64, 0.5f, 0.0f, 2);  /* QuadNTK's backward */
+    check_rb_bits(ctx, ta, tb, 48, 16, 33, -1.0f, 2.0f, 3);  /* its kernel for ta = 1, beta */
   }
   hcl_ops_force_paths(-1);
   ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
