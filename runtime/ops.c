@@ -623,17 +623,23 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
 
 hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
 
-/* Each work-group takes ly row blocks of one column block (the same B panel
- * from cache), ly the largest power of two up to 64 that still leaves 8
- * groups per compute unit. PoCL's own choice made one group of the whole 16 x 16 grid
- * of a 128 x 512 product, so one core of two ran it; its threads take groups
- * in halving chunks, so several groups per core also balance a loaded CPU. */
-void hcl_gemm_rb_geometry(size_t nx, size_t ny, size_t nz, unsigned cus, size_t gws[3],
-                          size_t lws[3]) {
-  size_t want = 8 * (size_t)(cus ? cus : 1), ly = 1;
-  while (2 * ly <= ny && ly < 64 && nx * nz * ((ny + 2 * ly - 1) / (2 * ly)) >= want) ly *= 2;
-  gws[0] = nx, gws[1] = (ny + ly - 1) / ly * ly, gws[2] = nz;
-  lws[0] = 1, lws[1] = ly, lws[2] = 1;
+/* A work-group's work-items run one after another on one core. With
+ * cols_first they take consecutive column blocks of the same rows (A's rows
+ * from cache, C written contiguously: products with a small k, which are
+ * bound by writing C); else consecutive row blocks of one column block (the
+ * same B panel from cache). The group is the largest power of two up to 64
+ * that still leaves 8 groups per compute unit. PoCL's own choice made one
+ * group of the whole 16 x 16 grid of a 128 x 512 product, so one core of two
+ * ran it; its threads take groups in halving chunks, so several groups per
+ * core also balance a loaded CPU. */
+void hcl_gemm_rb_geometry(size_t nx, size_t ny, size_t nz, unsigned cus, int cols_first,
+                          size_t gws[3], size_t lws[3]) {
+  size_t want = 8 * (size_t)(cus ? cus : 1), along = cols_first ? nx : ny,
+         across = (cols_first ? ny : nx) * nz, l = 1;
+  while (2 * l <= along && l < 64 && across * ((along + 2 * l - 1) / (2 * l)) >= want) l *= 2;
+  size_t d = cols_first ? 0 : 1;
+  gws[0] = nx, gws[1] = ny, gws[2] = nz, lws[0] = lws[1] = lws[2] = 1;
+  gws[d] = (along + l - 1) / l * l, lws[d] = l;
 }
 
 hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
@@ -659,14 +665,15 @@ hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
                        HCL_ARG(ao),    HCL_ARG(lda_), HCL_ARG(sa_),   HCL_ARG(b.mem),
                        HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),   HCL_ARG(beta),
                        HCL_ARG(c.mem), HCL_ARG(co),   HCL_ARG(ldc_),  HCL_ARG(sc_)};
-    hcl_gemm_rb_geometry(m / 16, 1, batch, ctx->dev.compute_units, gws, lws);
+    hcl_gemm_rb_geometry(m / 16, 1, batch, ctx->dev.compute_units, 1, gws, lws);
     return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB_TN16], 3, gws, lws, "gemm_rb", 16, targs);
   }
   hcl_arg args[] = {HCL_ARG(ta_),   HCL_ARG(m_),   HCL_ARG(n_),   HCL_ARG(k_),   HCL_ARG(alpha),
                     HCL_ARG(a.mem), HCL_ARG(ao),   HCL_ARG(lda_), HCL_ARG(sa_),  HCL_ARG(b.mem),
                     HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta), HCL_ARG(c.mem),
                     HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_)};
-  hcl_gemm_rb_geometry((n + 31) / 32, (m + 7) / 8, batch, ctx->dev.compute_units, gws, lws);
+  hcl_gemm_rb_geometry((n + 31) / 32, (m + 7) / 8, batch, ctx->dev.compute_units, k <= 64, gws,
+                       lws);
   return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB], 3, gws, lws, "gemm_rb", 18, args);
 }
 

@@ -268,24 +268,26 @@ static void test_sgemm_rb_bits(void **state) {
   ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
 }
 
-/* The register-blocked kernel's launch shape: the grid covered, local size
- * dividing global size, at least 8 work-groups per compute unit where the
- * grid has that many blocks (PoCL's own choice ran the RHM CNN's 128 x 512
- * layer as one group, on one core of two), groups of at most 64. */
+/* The register-blocked kernel's launch shape, groups along the columns or
+ * the rows: the grid covered, local size dividing global size, at least 8
+ * work-groups per compute unit where the grid has that many blocks (PoCL's own choice ran the RHM
+ * CNN's 128 x 512 layer as one group, on one core of two), groups of at most 64. */
 static void test_gemm_rb_geometry(void **state) {
   (void)state;
   static const size_t grids[][3] = {{16, 16, 1},  {8, 16, 1}, {16, 32, 1},  {1, 16, 1},  {1, 1, 1},
                                     {32, 128, 8}, {3, 7, 2},  {1, 1000, 1}, {16, 16, 18}};
   for (unsigned cus = 1; cus <= 16; cus *= 2)
-    for (size_t g = 0; g < sizeof grids / sizeof *grids; g++) {
-      size_t gws[3], lws[3], nx = grids[g][0], ny = grids[g][1], nz = grids[g][2];
-      hcl_gemm_rb_geometry(nx, ny, nz, cus, gws, lws);
+    for (size_t g = 0; g < 2 * sizeof grids / sizeof *grids; g++) {
+      int cols_first = g % 2;
+      size_t gws[3], lws[3], nx = grids[g / 2][0], ny = grids[g / 2][1], nz = grids[g / 2][2];
+      hcl_gemm_rb_geometry(nx, ny, nz, cus, cols_first, gws, lws);
       size_t groups = 1, blocks = nx * ny * nz;
       for (int d = 0; d < 3; d++) {
         assert_true(lws[d] >= 1 && gws[d] % lws[d] == 0);
         groups *= gws[d] / lws[d];
       }
-      assert_true(gws[0] == nx && gws[1] >= ny && gws[1] < ny + lws[1] && gws[2] == nz);
+      assert_true(gws[0] >= nx && gws[0] < nx + lws[0] && gws[1] >= ny && gws[1] < ny + lws[1]);
+      assert_true(gws[2] == nz && lws[2] == 1 && (cols_first ? lws[1] : lws[0]) == 1);
       assert_true(lws[0] * lws[1] * lws[2] <= 64);
       assert_true(groups >= (blocks < 8 * cus ? blocks : 8 * cus));
     }
