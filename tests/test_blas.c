@@ -37,7 +37,9 @@ static float frand(void) { /* xorshift32 in [-1, 1) */
   return (float)(g_s >> 8) * 0x1p-23f - 1.0f;
 }
 
-typedef enum { USE_CLBLAST, USE_BATCHED, USE_REFERENCE } which;
+/* USE_RB_BITS: a batched call, checked bit for bit against the host's
+ * version of hcl_k_gemm_rb's arithmetic (test_sgemm_rb_bits) */
+typedef enum { USE_CLBLAST, USE_BATCHED, USE_REFERENCE, USE_RB_BITS } which;
 
 /* C = alpha op(A) op(B) + beta C for `batch` products on the device, checked
  * against double. Operands sit at element offsets with padded ld and gaps
@@ -57,7 +59,7 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
           dc = hcl_test_upload(ctx, C, nc);
   hcl_buf a = hcl_buf_sub(da, oa * 4, (na - oa) * 4), b = hcl_buf_sub(db, ob * 4, (nb - ob) * 4);
   hcl_buf c = hcl_buf_sub(dc, oc * 4, (nc - oc) * 4);
-  if (w == USE_BATCHED)
+  if (w == USE_BATCHED || w == USE_RB_BITS)
     OK(hcl_sgemm_batched(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
                          batch));
   else
@@ -77,7 +79,23 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
     if (!inside && memcmp(&got[i], &C[i], 4))
       fail_msg("variant %d%d: element %zu outside C changed", ta, tb, i);
   }
-  for (size_t q = 0; q < batch; q++)
+  for (size_t q = 0; q < batch && w == USE_RB_BITS; q++)
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++) {
+        const float *Aq = A + oa + q * sa, *Bq = B + ob + q * sb;
+        float s = 0.0f;
+        for (size_t p = 0; p < k; p++) {
+          float x = ta ? Aq[p * lda + i] : Aq[i * lda + p];
+          float y = tb ? Bq[j * ldb + p] : Bq[p * ldb + j];
+          s = j < n - n % 16 ? fmaf(x, y, s) : s + x * y; /* -ffp-contract=off */
+        }
+        size_t o = oc + q * sc + i * ldc + j;
+        float v = alpha * s, want = beta == 0.0f ? v : v + beta * C[o];
+        if (memcmp(&got[o], &want, 4))
+          fail_msg("rb bits ta=%d tb=%d m=%zu n=%zu k=%zu batch %zu: C[%zu,%zu] = %a, want %a", ta,
+                   tb, m, n, k, q, i, j, got[o], want);
+      }
+  for (size_t q = 0; q < batch && w != USE_RB_BITS; q++)
     for (size_t i = 0; i < m; i++)
       for (size_t j = 0; j < n; j++) {
         const float *Aq = A + oa + q * sa, *Bq = B + ob + q * sb;
@@ -205,48 +223,6 @@ static void test_sgemm_rb_fused(void **state) {
  * multiple of 8, the RHM CNN's and the QuadNTK's shapes at small k (n = 16
  * with ta = 1 takes hcl_k_gemm_rb_tn16), replicas, alpha and beta, operands
  * at offsets with padded leading dimensions. */
-static void check_rb_bits(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
-                          float beta, size_t batch) {
-  size_t lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 3, ldc = n + 2;
-  size_t sa = (ta ? k : m) * lda + 3, sb = (tb ? n : k) * ldb + 1, sc = m * ldc + 5;
-  size_t na = 2 + batch * sa, nb = 1 + batch * sb, nc = 3 + batch * sc;
-  float *A = malloc(na * 4), *B = malloc(nb * 4), *C = malloc(nc * 4), *got = malloc(nc * 4);
-  for (size_t i = 0; i < na; i++) A[i] = frand();
-  for (size_t i = 0; i < nb; i++) B[i] = frand();
-  for (size_t i = 0; i < nc; i++) C[i] = frand();
-  hcl_buf da = hcl_test_upload(ctx, A, na), db = hcl_test_upload(ctx, B, nb),
-          dc = hcl_test_upload(ctx, C, nc);
-  hcl_buf a = hcl_buf_sub(da, 2 * 4, (na - 2) * 4), b = hcl_buf_sub(db, 4, (nb - 1) * 4);
-  hcl_buf c = hcl_buf_sub(dc, 3 * 4, (nc - 3) * 4);
-  OK(hcl_sgemm_batched(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
-                       batch));
-  OK(hcl_buf_read(ctx, dc, got, nc * 4));
-  size_t n16 = n - n % 16;
-  for (size_t q = 0; q < batch; q++)
-    for (size_t i = 0; i < m; i++)
-      for (size_t j = 0; j < n; j++) {
-        const float *Aq = A + 2 + q * sa, *Bq = B + 1 + q * sb;
-        float s = 0.0f;
-        for (size_t p = 0; p < k; p++) {
-          float x = ta ? Aq[p * lda + i] : Aq[i * lda + p];
-          float y = tb ? Bq[j * ldb + p] : Bq[p * ldb + j];
-          s = j < n16 ? fmaf(x, y, s) : s + x * y;
-        }
-        size_t o = 3 + q * sc + i * ldc + j;
-        float v = alpha * s, want = beta == 0.0f ? v : v + beta * C[o];
-        if (memcmp(&got[o], &want, 4))
-          fail_msg("ta=%d tb=%d m=%zu n=%zu k=%zu batch %zu: C[%zu,%zu] = %a, want %a", ta, tb, m,
-                   n, k, q, i, j, got[o], want);
-      }
-  for (size_t i = 0; i < nc; i++) { /* outside the products: untouched */
-    size_t rel = i - 3, q = rel / sc, in = rel % sc;
-    int inside = i >= 3 && q < batch && in < m * ldc && in % ldc < n;
-    if (!inside && memcmp(&got[i], &C[i], 4)) fail_msg("float %zu outside C changed", i);
-  }
-  hcl_buf_free(ctx, &da), hcl_buf_free(ctx, &db), hcl_buf_free(ctx, &dc);
-  free(A), free(B), free(C), free(got);
-}
-
 static void test_sgemm_rb_bits(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
@@ -257,12 +233,13 @@ static void test_sgemm_rb_bits(void **state) {
   for (int v = 0; v < 4; v++) {
     int ta = v & 1, tb = v >> 1;
     for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
-      check_rb_bits(ctx, ta, tb, 3 + 5 * w, widths[w], 7 + 3 * w, w % 3 ? 1.0f : -0.75f,
-                    w % 2 ? 0.5f : 0.0f, 1 + w % 3);
-    check_rb_bits(ctx, ta, tb, 128, 256, 24, 1.0f, 0.0f, 2); /* RHM CNN layer, small k */
-    check_rb_bits(ctx, ta, tb, 128, 8, 40, 1.0f, 1.0f, 2);   /* its readout */
-    check_rb_bits(ctx, ta, tb, 256, 16, 64, 0.5f, 0.0f, 2);  /* QuadNTK's backward */
-    check_rb_bits(ctx, ta, tb, 48, 16, 33, -1.0f, 2.0f, 3);  /* its kernel for ta = 1, beta */
+      check_gemm(ctx, USE_RB_BITS, ta, tb, 3 + 5 * w, widths[w], 7 + 3 * w, w % 3 ? 1.0f : -0.75f,
+                 w % 2 ? 0.5f : 0.0f, 1 + w % 3);
+    check_gemm(ctx, USE_RB_BITS, ta, tb, 128, 256, 24, 1.0f, 0.0f, 2); /* RHM CNN layer, small k */
+    check_gemm(ctx, USE_RB_BITS, ta, tb, 128, 8, 40, 1.0f, 1.0f, 2);   /* its readout */
+    check_gemm(ctx, USE_RB_BITS, ta, tb, 256, 16, 64, 0.5f, 0.0f, 2);  /* QuadNTK's backward */
+    check_gemm(ctx, USE_RB_BITS, ta, tb, 48, 16, 33, -1.0f, 2.0f,
+               3); /* its kernel for ta = 1, beta */
   }
   hcl_ops_force_paths(-1);
   ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
