@@ -558,7 +558,7 @@ __kernel void hcl_k_gemm_row(int ta, int tb, ulong m, ulong n, ulong k, float al
  * The last n % 16 columns sum in order with a multiply and an add, in float8,
  * float4 and float lanes (the bits of the former scalar loop). Two fma
  * chunks (32 columns) take their own loop: a loop that also served one chunk
- * tested which inside, every step. gws = (ceil(n / 32), ceil(m / 8), batch),
+ * tested which inside, every step. gws >= (ceil(n / 32), ceil(m / 8), batch),
  * any local size. */
 #define HCL_RB_ROW(t) min(i0 + (t), m - 1) * ars
 /* the 8 rows' values of op(A) at step p */
@@ -658,7 +658,7 @@ __kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha, __gl
  * and B's 16 values of a step are broadcast. A work-item computes 16 rows x
  * 16 columns, each output one fma per step, in order, and reads its strip of
  * A once; along the columns the tile was one float16 chunk of 8 rows, whose
- * 8 fma per 9 loads left the FMA units half idle. gws = (m / 16, 1, batch), any
+ * 8 fma per 9 loads left the FMA units half idle. gws >= (m / 16, 1, batch), any
  * local size. */
 #define HCL_TN_FMA(t) x##t = fma(av, (float16)bp[t], x##t)
 #define HCL_TN_STORE(t)                                                                            \

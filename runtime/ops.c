@@ -660,7 +660,7 @@ hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
   cl_int ta_ = ta != 0;
   cl_ulong m_ = m, n_ = n, k_ = k, ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
   cl_ulong lda_ = lda, ldb_ = ldb, ldc_ = ldc, sa_ = sa, sb_ = sb, sc_ = sc;
-  if (ta && !tb && n == 16 && m % 16 == 0) { /* along the rows (see hcl_k_gemm_rb_tn16) */
+  if (ta && !tb && n == 16 && m % 16 == 0) { /* vectors along C's rows: hcl_k_gemm_rb_tn16 */
     hcl_arg targs[] = {HCL_ARG(m_),    HCL_ARG(k_),   HCL_ARG(alpha), HCL_ARG(a.mem),
                        HCL_ARG(ao),    HCL_ARG(lda_), HCL_ARG(sa_),   HCL_ARG(b.mem),
                        HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),   HCL_ARG(beta),
