@@ -550,79 +550,181 @@ __kernel void hcl_k_gemm_row(int ta, int tb, ulong m, ulong n, ulong k, float al
 /* Row-major products on CPUs without CLBlast's padded and transposed copies
  * (on PoCL those cost 20-40 % of a small-k product, and CLBlast pads k to
  * its tile). op(B) must be B itself (blas.c transposes a B^T first, with
- * hcl_k_transpose). Each work-item computes 8 rows x 32 columns of C in
- * float16 registers (16 columns, or plain loops, at the right edge); each
- * output sums over p in order, as the other kernels here do, with fma():
- * FP_CONTRACT is off for every program (common.cl), so a * b + c would be
- * two instructions, and the product is compute-bound (fma is correctly
- * rounded on every device, so the bits do not depend on the CPU).
- * gws = (ceil(n / 32), ceil(m / 8), batch). */
+ * hcl_k_transpose). Each work-item computes 8 rows x 32 columns of C.
+ * Columns below n - n % 16 sum over p in order with fma() in float16
+ * registers: FP_CONTRACT is off for every program (common.cl), so a * b + c
+ * would be two instructions, and the product is compute-bound (fma is
+ * correctly rounded on every device, so the bits do not depend on the CPU).
+ * The last n % 16 columns sum in order with a multiply and an add, in float8,
+ * float4 and float lanes (the bits of the former scalar loop). Two fma
+ * chunks (32 columns) take their own loop: a loop that also served one chunk
+ * tested which inside, every step. gws >= (ceil(n / 32), ceil(m / 8), batch),
+ * any local size. */
 #define HCL_RB_ROW(t) min(i0 + (t), m - 1) * ars
-__kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha,
-                            __global const float *a, ulong a_off, ulong lda, ulong sa,
-                            __global const float *b, ulong b_off, ulong ldb, ulong sb, float beta,
-                            __global float *c, ulong c_off, ulong ldc, ulong sc) {
+/* the 8 rows' values of op(A) at step p */
+#define HCL_RB_AV(p)                                                                               \
+  size_t o_ = (p)*as;                                                                              \
+  float v0 = a0[o_], v1 = a1[o_], v2 = a2[o_], v3 = a3[o_];                                        \
+  float v4 = a4[o_], v5 = a5[o_], v6 = a6[o_], v7 = a7[o_]
+#define HCL_RB_FMA(x, b)                                                                           \
+  x##0 = fma((float16)v0, b, x##0), x##1 = fma((float16)v1, b, x##1);                              \
+  x##2 = fma((float16)v2, b, x##2), x##3 = fma((float16)v3, b, x##3);                              \
+  x##4 = fma((float16)v4, b, x##4), x##5 = fma((float16)v5, b, x##5);                              \
+  x##6 = fma((float16)v6, b, x##6), x##7 = fma((float16)v7, b, x##7)
+/* C's columns [j, j + W) of the tile's rows = alpha acc (+ beta C) */
+#define HCL_RB_STORE(x, VT, W, LOAD, STORE, j)                                                     \
+  do {                                                                                             \
+    VT xs_[8] = {x##0, x##1, x##2, x##3, x##4, x##5, x##6, x##7};                                  \
+    for (size_t t = 0; t < rows; t++) {                                                            \
+      __global float *cr = cq + (i0 + t) * ldc + (j);                                              \
+      VT u = alpha * xs_[t];                                                                       \
+      if (beta != 0.0f) u += beta * LOAD(cr);                                                      \
+      STORE(u, cr);                                                                                \
+    }                                                                                              \
+  } while (0)
+#define HCL_RB_L16(p) vload16(0, p)
+#define HCL_RB_S16(u, p) vstore16(u, 0, p)
+#define HCL_RB_L8(p) vload8(0, p)
+#define HCL_RB_S8(u, p) vstore8(u, 0, p)
+#define HCL_RB_L4(p) vload4(0, p)
+#define HCL_RB_S4(u, p) vstore4(u, 0, p)
+#define HCL_RB_L1(p) (*(p))
+#define HCL_RB_S1(u, p) (*(p) = (u))
+#define HCL_RB_ZERO(x, VT)                                                                         \
+  VT x##0 = 0.0f, x##1 = 0.0f, x##2 = 0.0f, x##3 = 0.0f, x##4 = 0.0f, x##5 = 0.0f, x##6 = 0.0f,    \
+     x##7 = 0.0f
+/* W tail columns from j: multiply, then add (the former scalar loop's bits) */
+#define HCL_RB_MULADD(x, b)                                                                        \
+  x##0 += v0 * b, x##1 += v1 * b, x##2 += v2 * b, x##3 += v3 * b;                                  \
+  x##4 += v4 * b, x##5 += v5 * b, x##6 += v6 * b, x##7 += v7 * b
+#define HCL_RB_TAIL(VT, W, LOAD, STORE)                                                            \
+  for (; j + (W) <= jend; j += (W)) {                                                              \
+    HCL_RB_ZERO(z, VT);                                                                            \
+    for (size_t p = 0; p < k; p++) {                                                               \
+      HCL_RB_AV(p);                                                                                \
+      VT b = LOAD(bq + p * ldb + j);                                                               \
+      HCL_RB_MULADD(z, b);                                                                         \
+    }                                                                                              \
+    HCL_RB_STORE(z, VT, W, LOAD, STORE, j);                                                        \
+  }
+__kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha, __global const float *a,
+                            ulong a_off, ulong lda, ulong sa, __global const float *b, ulong b_off,
+                            ulong ldb, ulong sb, float beta, __global float *c, ulong c_off,
+                            ulong ldc, ulong sc) {
   size_t j0 = get_global_id(0) * 32, i0 = get_global_id(1) * 8, q = get_global_id(2);
   if (j0 >= n || i0 >= m) return;
-  __global const float *aq = a + a_off + q * sa, *bq = b + b_off + q * sb + j0;
-  __global float *cq = c + c_off + q * sc + j0;
+  __global const float *aq = a + a_off + q * sa, *bq = b + b_off + q * sb;
+  __global float *cq = c + c_off + q * sc;
   size_t as = ta ? lda : 1, ars = ta ? 1 : lda;
-  size_t rows = m - i0 < 8 ? m - i0 : 8, jn = n - j0 < 32 ? n - j0 : 32;
+  size_t rows = m - i0 < 8 ? m - i0 : 8, n16 = n - n % 16, jend = min(j0 + 32, (size_t)n);
   /* rows past m read row m-1 (in bounds) and are not stored */
   __global const float *a0 = aq + HCL_RB_ROW(0), *a1 = aq + HCL_RB_ROW(1);
   __global const float *a2 = aq + HCL_RB_ROW(2), *a3 = aq + HCL_RB_ROW(3);
   __global const float *a4 = aq + HCL_RB_ROW(4), *a5 = aq + HCL_RB_ROW(5);
   __global const float *a6 = aq + HCL_RB_ROW(6), *a7 = aq + HCL_RB_ROW(7);
-  if (jn >= 16) {
-    int two = jn == 32;
-    float16 x0 = 0.0f, x1 = 0.0f, x2 = 0.0f, x3 = 0.0f, x4 = 0.0f, x5 = 0.0f, x6 = 0.0f, x7 = 0.0f;
-    float16 y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f, y4 = 0.0f, y5 = 0.0f, y6 = 0.0f, y7 = 0.0f;
+  size_t j = j0;
+  if (j + 32 <= n16) {
+    HCL_RB_ZERO(x, float16);
+    HCL_RB_ZERO(y, float16);
     for (size_t p = 0; p < k; p++) {
-      size_t o = p * as;
-      float16 b0 = vload16(0, bq + p * ldb), b1 = two ? vload16(1, bq + p * ldb) : b0;
-      float v0 = a0[o], v1 = a1[o], v2 = a2[o], v3 = a3[o];
-      float v4 = a4[o], v5 = a5[o], v6 = a6[o], v7 = a7[o];
-      x0 = fma((float16)v0, b0, x0), y0 = fma((float16)v0, b1, y0);
-      x1 = fma((float16)v1, b0, x1), y1 = fma((float16)v1, b1, y1);
-      x2 = fma((float16)v2, b0, x2), y2 = fma((float16)v2, b1, y2);
-      x3 = fma((float16)v3, b0, x3), y3 = fma((float16)v3, b1, y3);
-      x4 = fma((float16)v4, b0, x4), y4 = fma((float16)v4, b1, y4);
-      x5 = fma((float16)v5, b0, x5), y5 = fma((float16)v5, b1, y5);
-      x6 = fma((float16)v6, b0, x6), y6 = fma((float16)v6, b1, y6);
-      x7 = fma((float16)v7, b0, x7), y7 = fma((float16)v7, b1, y7);
+      HCL_RB_AV(p);
+      __global const float *bp = bq + p * ldb + j;
+      float16 b0 = vload16(0, bp), b1 = vload16(1, bp);
+      HCL_RB_FMA(x, b0);
+      HCL_RB_FMA(y, b1);
     }
-    float16 xs[8] = {x0, x1, x2, x3, x4, x5, x6, x7}, ys[8] = {y0, y1, y2, y3, y4, y5, y6, y7};
-    for (size_t t = 0; t < rows; t++) {
-      __global float *cr = cq + (i0 + t) * ldc;
-      float16 u = alpha * xs[t];
-      if (beta != 0.0f) u += beta * vload16(0, cr);
-      vstore16(u, 0, cr);
-      if (!two) continue;
-      u = alpha * ys[t];
-      if (beta != 0.0f) u += beta * vload16(1, cr);
-      vstore16(u, 1, cr);
-    }
-    if (jn == 16 || jn == 32) return;
-    /* 16 < jn < 32: the columns past 16 below */
-    bq += 16, cq += 16, jn -= 16;
+    HCL_RB_STORE(x, float16, 16, HCL_RB_L16, HCL_RB_S16, j);
+    HCL_RB_STORE(y, float16, 16, HCL_RB_L16, HCL_RB_S16, j + 16);
+    return;
   }
-  for (size_t t = 0; t < rows; t++)
-    for (size_t u = 0; u < jn; u++) {
-      __global const float *ar = aq + (i0 + t) * ars;
-      float s = 0.0f;
-      for (size_t p = 0; p < k; p++) s += ar[p * as] * bq[p * ldb + u];
-      size_t o = (i0 + t) * ldc + u;
-      float v = alpha * s;
-      cq[o] = beta == 0.0f ? v : v + beta * cq[o];
+  if (j + 16 <= n16) {
+    HCL_RB_ZERO(x, float16);
+    for (size_t p = 0; p < k; p++) {
+      HCL_RB_AV(p);
+      float16 b0 = vload16(0, bq + p * ldb + j);
+      HCL_RB_FMA(x, b0);
     }
+    HCL_RB_STORE(x, float16, 16, HCL_RB_L16, HCL_RB_S16, j);
+    j += 16;
+  }
+  HCL_RB_TAIL(float8, 8, HCL_RB_L8, HCL_RB_S8)
+  HCL_RB_TAIL(float4, 4, HCL_RB_L4, HCL_RB_S4)
+  HCL_RB_TAIL(float, 1, HCL_RB_L1, HCL_RB_S1)
+}
+
+/* hcl_k_gemm_rb's bits for op(A) = A^T, op(B) = B, n = 16 and m a multiple
+ * of 16 (a Taylor model's backward, the RHM CNN's first-layer weight
+ * gradient): vectors run along the rows of C, which are contiguous in A,
+ * and B's 16 values of a step are broadcast. A work-item computes 16 rows x
+ * 16 columns, each output one fma per step, in order, and reads its strip of
+ * A once; along the columns the tile was one float16 chunk of 8 rows, whose
+ * 8 fma per 9 loads left the FMA units half idle. gws >= (m / 16, 1, batch), any
+ * local size. */
+#define HCL_TN_FMA(t) x##t = fma(av, (float16)bp[t], x##t)
+#define HCL_TN_STORE(t)                                                                            \
+  do {                                                                                             \
+    float u_[16];                                                                                  \
+    vstore16(alpha *x##t, 0, u_);                                                                  \
+    for (int l = 0; l < 16; l++) {                                                                 \
+      __global float *cp = cq + l * ldc + (t);                                                     \
+      *cp = beta == 0.0f ? u_[l] : u_[l] + beta * *cp;                                             \
+    }                                                                                              \
+  } while (0)
+__kernel void hcl_k_gemm_rb_tn16(ulong m, ulong k, float alpha, __global const float *a,
+                                 ulong a_off, ulong lda, ulong sa, __global const float *b,
+                                 ulong b_off, ulong ldb, ulong sb, float beta, __global float *c,
+                                 ulong c_off, ulong ldc, ulong sc) {
+  size_t i0 = get_global_id(0) * 16, q = get_global_id(2);
+  if (i0 >= m) return;
+  __global const float *aq = a + a_off + q * sa + i0, *bq = b + b_off + q * sb;
+  __global float *cq = c + c_off + q * sc + i0 * ldc;
+  HCL_RB_ZERO(x, float16);
+  float16 x8 = 0.0f, x9 = 0.0f, x10 = 0.0f, x11 = 0.0f, x12 = 0.0f, x13 = 0.0f, x14 = 0.0f,
+          x15 = 0.0f;
+  for (size_t p = 0; p < k; p++) {
+    float16 av = vload16(0, aq + p * lda);
+    __global const float *bp = bq + p * ldb;
+    HCL_TN_FMA(0), HCL_TN_FMA(1), HCL_TN_FMA(2), HCL_TN_FMA(3);
+    HCL_TN_FMA(4), HCL_TN_FMA(5), HCL_TN_FMA(6), HCL_TN_FMA(7);
+    HCL_TN_FMA(8), HCL_TN_FMA(9), HCL_TN_FMA(10), HCL_TN_FMA(11);
+    HCL_TN_FMA(12), HCL_TN_FMA(13), HCL_TN_FMA(14), HCL_TN_FMA(15);
+  }
+  HCL_TN_STORE(0);
+  HCL_TN_STORE(1);
+  HCL_TN_STORE(2);
+  HCL_TN_STORE(3);
+  HCL_TN_STORE(4);
+  HCL_TN_STORE(5);
+  HCL_TN_STORE(6);
+  HCL_TN_STORE(7);
+  HCL_TN_STORE(8);
+  HCL_TN_STORE(9);
+  HCL_TN_STORE(10);
+  HCL_TN_STORE(11);
+  HCL_TN_STORE(12);
+  HCL_TN_STORE(13);
+  HCL_TN_STORE(14);
+  HCL_TN_STORE(15);
 }
 
 /* dst [batch][k, n] = the transpose of src [batch][n, k] (leading dimension
- * lds, batch stride ss): op(B) = B^T as a plain B for hcl_k_gemm_rb.
- * gws = (n, k, batch). */
+ * lds, batch stride ss): op(B) = B^T as a plain B for hcl_k_gemm_rb. One
+ * work-item writes 16 floats of a row p of dst; the work-items of a group
+ * take consecutive p, so they read the same 16 rows of src from cache (one
+ * float per work-item with stride lds in its reads ran 7 % of an RHM CNN
+ * step). gws = (k rounded up to the local size, ceil(n / 16), batch). */
 __kernel void hcl_k_transpose(__global const float *src, ulong so, ulong lds, ulong ss,
                               __global float *dst, ulong n, ulong k) {
-  size_t j = get_global_id(0), p = get_global_id(1), q = get_global_id(2);
-  if (j >= n || p >= k) return;
-  dst[(q * k + p) * n + j] = src[so + q * ss + j * lds + p];
+  size_t p = get_global_id(0), j0 = get_global_id(1) * 16, q = get_global_id(2);
+  if (p >= k) return;
+  __global const float *s = src + so + q * ss + j0 * lds + p;
+  __global float *d = dst + (q * k + p) * n + j0;
+  if (j0 + 16 <= n) {
+    float16 v = (float16)(s[0], s[lds], s[2 * lds], s[3 * lds], s[4 * lds], s[5 * lds], s[6 * lds],
+                          s[7 * lds], s[8 * lds], s[9 * lds], s[10 * lds], s[11 * lds], s[12 * lds],
+                          s[13 * lds], s[14 * lds], s[15 * lds]);
+    vstore16(v, 0, d);
+    return;
+  }
+  for (size_t t = 0; j0 + t < n; t++) d[t] = s[t * lds];
 }

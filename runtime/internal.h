@@ -322,6 +322,13 @@ hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, s
 /* Batched products without CLBlast (CPU devices; blas.c decides): 8 x 32
  * blocks of C per work-item, each output summed in order; op(B) = B^T is
  * first transposed into the ctx's scratch buffer. */
+/* Launch shape of hcl_k_gemm_rb over nx column blocks, ny row blocks and nz
+ * entries on `cus` compute units, a group's work-items along the columns
+ * (cols_first) or the rows: gws covers the grid (rounded up to the local
+ * size along that dimension; the kernels skip blocks past the edge), lws
+ * divides gws. */
+void hcl_gemm_rb_geometry(size_t nx, size_t ny, size_t nz, unsigned cus, int cols_first,
+                          size_t gws[3], size_t lws[3]);
 hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                        hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                        float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);

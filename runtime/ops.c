@@ -40,6 +40,7 @@ enum {
   K_GEMM_ROW,
   K_GEMM_SMALL1,
   K_GEMM_RB,
+  K_GEMM_RB_TN16,
   K_TRANSPOSE,
   K_COUNT
 };
@@ -82,6 +83,7 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_gemm_row",
                                              "hcl_k_gemm_small1",
                                              "hcl_k_gemm_rb",
+                                             "hcl_k_gemm_rb_tn16",
                                              "hcl_k_transpose"};
 
 struct hcl_ops {
@@ -621,6 +623,25 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
 
 hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out);
 
+/* A work-group's work-items run one after another on one core. With
+ * cols_first they take consecutive column blocks of the same rows (A's rows
+ * from cache, C written contiguously: products with a small k, which are
+ * bound by writing C); else consecutive row blocks of one column block (the
+ * same B panel from cache). The group is the largest power of two up to 64
+ * that still leaves 8 groups per compute unit. PoCL's own choice made one
+ * group of the whole 16 x 16 grid of a 128 x 512 product, so one core of two
+ * ran it; its threads take groups in halving chunks, so several groups per
+ * core also balance a loaded CPU. */
+void hcl_gemm_rb_geometry(size_t nx, size_t ny, size_t nz, unsigned cus, int cols_first,
+                          size_t gws[3], size_t lws[3]) {
+  size_t want = 8 * (size_t)(cus ? cus : 1), along = cols_first ? nx : ny,
+         across = (cols_first ? ny : nx) * nz, l = 1;
+  while (2 * l <= along && l < 64 && across * ((along + 2 * l - 1) / (2 * l)) >= want) l *= 2;
+  size_t d = cols_first ? 0 : 1;
+  gws[0] = nx, gws[1] = ny, gws[2] = nz, lws[0] = lws[1] = lws[2] = 1;
+  gws[d] = (along + l - 1) / l * l, lws[d] = l;
+}
+
 hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                        hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                        float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
@@ -632,19 +653,28 @@ hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
     cl_ulong so = b.offset / 4, lds = ldb, ss = sb, n_ = n, k_ = k;
     hcl_arg targs[] = {HCL_ARG(b.mem), HCL_ARG(so), HCL_ARG(lds), HCL_ARG(ss),
                        HCL_ARG(t.mem), HCL_ARG(n_), HCL_ARG(k_)};
-    const size_t *l = hcl_ops_geom3(ctx, n, k, batch, gws, lws);
-    HCL_TRY(hcl_run_kernel(ctx, ctx->ops->k[K_TRANSPOSE], 3, gws, l, "transpose", 7, targs));
+    size_t tg[3] = {round_up(k, 16), (n + 15) / 16, batch}, tl[3] = {16, 1, 1};
+    HCL_TRY(hcl_run_kernel(ctx, ctx->ops->k[K_TRANSPOSE], 3, tg, tl, "transpose", 7, targs));
     b = t, ldb = n, sb = k * n;
   }
   cl_int ta_ = ta != 0;
   cl_ulong m_ = m, n_ = n, k_ = k, ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
   cl_ulong lda_ = lda, ldb_ = ldb, ldc_ = ldc, sa_ = sa, sb_ = sb, sc_ = sc;
+  if (ta && !tb && n == 16 && m % 16 == 0) { /* vectors along C's rows: hcl_k_gemm_rb_tn16 */
+    hcl_arg targs[] = {HCL_ARG(m_),    HCL_ARG(k_),   HCL_ARG(alpha), HCL_ARG(a.mem),
+                       HCL_ARG(ao),    HCL_ARG(lda_), HCL_ARG(sa_),   HCL_ARG(b.mem),
+                       HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),   HCL_ARG(beta),
+                       HCL_ARG(c.mem), HCL_ARG(co),   HCL_ARG(ldc_),  HCL_ARG(sc_)};
+    hcl_gemm_rb_geometry(m / 16, 1, batch, ctx->dev.compute_units, 1, gws, lws);
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB_TN16], 3, gws, lws, "gemm_rb", 16, targs);
+  }
   hcl_arg args[] = {HCL_ARG(ta_),   HCL_ARG(m_),   HCL_ARG(n_),   HCL_ARG(k_),   HCL_ARG(alpha),
                     HCL_ARG(a.mem), HCL_ARG(ao),   HCL_ARG(lda_), HCL_ARG(sa_),  HCL_ARG(b.mem),
                     HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta), HCL_ARG(c.mem),
                     HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_)};
-  const size_t *l = hcl_ops_geom3(ctx, (n + 31) / 32, (m + 7) / 8, batch, gws, lws);
-  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB], 3, gws, l, "gemm_rb", 18, args);
+  hcl_gemm_rb_geometry((n + 31) / 32, (m + 7) / 8, batch, ctx->dev.compute_units, k <= 64, gws,
+                       lws);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB], 3, gws, lws, "gemm_rb", 18, args);
 }
 
 /* ---- scratch for blas.c -------------------------------------------------- */

@@ -37,7 +37,9 @@ static float frand(void) { /* xorshift32 in [-1, 1) */
   return (float)(g_s >> 8) * 0x1p-23f - 1.0f;
 }
 
-typedef enum { USE_CLBLAST, USE_BATCHED, USE_REFERENCE } which;
+/* USE_RB_BITS: a batched call, checked bit for bit against the host's
+ * version of hcl_k_gemm_rb's arithmetic (test_sgemm_rb_bits) */
+typedef enum { USE_CLBLAST, USE_BATCHED, USE_REFERENCE, USE_RB_BITS } which;
 
 /* C = alpha op(A) op(B) + beta C for `batch` products on the device, checked
  * against double. Operands sit at element offsets with padded ld and gaps
@@ -57,7 +59,7 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
           dc = hcl_test_upload(ctx, C, nc);
   hcl_buf a = hcl_buf_sub(da, oa * 4, (na - oa) * 4), b = hcl_buf_sub(db, ob * 4, (nb - ob) * 4);
   hcl_buf c = hcl_buf_sub(dc, oc * 4, (nc - oc) * 4);
-  if (w == USE_BATCHED)
+  if (w == USE_BATCHED || w == USE_RB_BITS)
     OK(hcl_sgemm_batched(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
                          batch));
   else
@@ -77,7 +79,23 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
     if (!inside && memcmp(&got[i], &C[i], 4))
       fail_msg("variant %d%d: element %zu outside C changed", ta, tb, i);
   }
-  for (size_t q = 0; q < batch; q++)
+  for (size_t q = 0; q < batch && w == USE_RB_BITS; q++)
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++) {
+        const float *Aq = A + oa + q * sa, *Bq = B + ob + q * sb;
+        float s = 0.0f;
+        for (size_t p = 0; p < k; p++) {
+          float x = ta ? Aq[p * lda + i] : Aq[i * lda + p];
+          float y = tb ? Bq[j * ldb + p] : Bq[p * ldb + j];
+          s = j < n - n % 16 ? fmaf(x, y, s) : s + x * y; /* -ffp-contract=off */
+        }
+        size_t o = oc + q * sc + i * ldc + j;
+        float v = alpha * s, want = beta == 0.0f ? v : v + beta * C[o];
+        if (memcmp(&got[o], &want, 4))
+          fail_msg("rb bits ta=%d tb=%d m=%zu n=%zu k=%zu batch %zu: C[%zu,%zu] = %a, want %a", ta,
+                   tb, m, n, k, q, i, j, got[o], want);
+      }
+  for (size_t q = 0; q < batch && w != USE_RB_BITS; q++)
     for (size_t i = 0; i < m; i++)
       for (size_t j = 0; j < n; j++) {
         const float *Aq = A + oa + q * sa, *Bq = B + ob + q * sb;
@@ -195,6 +213,61 @@ static void test_sgemm_rb_fused(void **state) {
   OK(hcl_buf_read(ctx, dc, C, sizeof C));
   for (int i = 0; i < M * N; i++) assert_true(C[i] == 0x1p-12f + 0x1p-26f);
   hcl_buf_free(ctx, &da), hcl_buf_free(ctx, &db), hcl_buf_free(ctx, &dc);
+}
+
+/* The register-blocked kernel's exact arithmetic on the host: columns below
+ * n - n % 16 sum over p in order with one fmaf() per step, the last n % 16
+ * columns with a multiply and an add (the build has -ffp-contract=off), then
+ * alpha s (+ beta C). The device must give these bits: every transpose
+ * variant, widths with 32-, 16-, 8-, 4- and 1-column parts, rows not a
+ * multiple of 8, the RHM CNN's and the QuadNTK's shapes at small k (n = 16
+ * with ta = 1 takes hcl_k_gemm_rb_tn16), replicas, alpha and beta, operands
+ * at offsets with padded leading dimensions. */
+static void test_sgemm_rb_bits(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
+  ctx->gemm_small_max = 0, ctx->gemm_rb_max = 1e18;
+  hcl_ops_force_paths(1);
+  static const size_t widths[] = {3, 8, 13, 16, 24, 29, 32, 48, 64, 77, 96}; /* n = 1 is a GEMV */
+  for (int v = 0; v < 4; v++) {
+    int ta = v & 1, tb = v >> 1;
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++)
+      check_gemm(ctx, USE_RB_BITS, ta, tb, 3 + 5 * w, widths[w], 7 + 3 * w, w % 3 ? 1.0f : -0.75f,
+                 w % 2 ? 0.5f : 0.0f, 1 + w % 3);
+    check_gemm(ctx, USE_RB_BITS, ta, tb, 128, 256, 24, 1.0f, 0.0f, 2); /* RHM CNN layer, small k */
+    check_gemm(ctx, USE_RB_BITS, ta, tb, 128, 8, 40, 1.0f, 1.0f, 2);   /* its readout */
+    check_gemm(ctx, USE_RB_BITS, ta, tb, 256, 16, 64, 0.5f, 0.0f, 2);  /* QuadNTK's backward */
+    check_gemm(ctx, USE_RB_BITS, ta, tb, 48, 16, 33, -1.0f, 2.0f,
+               3); /* its kernel for ta = 1, beta */
+  }
+  hcl_ops_force_paths(-1);
+  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+}
+
+/* The register-blocked kernel's launch shape, groups along the columns or
+ * the rows: the grid covered, local size dividing global size, at least 8
+ * work-groups per compute unit where the grid has that many blocks (PoCL's own choice ran the RHM
+ * CNN's 128 x 512 layer as one group, on one core of two), groups of at most 64. */
+static void test_gemm_rb_geometry(void **state) {
+  (void)state;
+  static const size_t grids[][3] = {{16, 16, 1},  {8, 16, 1}, {16, 32, 1},  {1, 16, 1},  {1, 1, 1},
+                                    {32, 128, 8}, {3, 7, 2},  {1, 1000, 1}, {16, 16, 18}};
+  for (unsigned cus = 1; cus <= 16; cus *= 2)
+    for (size_t g = 0; g < 2 * sizeof grids / sizeof *grids; g++) {
+      int cols_first = g % 2;
+      size_t gws[3], lws[3], nx = grids[g / 2][0], ny = grids[g / 2][1], nz = grids[g / 2][2];
+      hcl_gemm_rb_geometry(nx, ny, nz, cus, cols_first, gws, lws);
+      size_t groups = 1, blocks = nx * ny * nz;
+      for (int d = 0; d < 3; d++) {
+        assert_true(lws[d] >= 1 && gws[d] % lws[d] == 0);
+        groups *= gws[d] / lws[d];
+      }
+      assert_true(gws[0] >= nx && gws[0] < nx + lws[0] && gws[1] >= ny && gws[1] < ny + lws[1]);
+      assert_true(gws[2] == nz && lws[2] == 1 && (cols_first ? lws[1] : lws[0]) == 1);
+      assert_true(lws[0] * lws[1] * lws[2] <= 64);
+      assert_true(groups >= (blocks < 8 * cus ? blocks : 8 * cus));
+    }
 }
 
 /* C of one batched small product (the runtime's small kernels) with the
@@ -383,6 +456,8 @@ int main(void) {
       cmocka_unit_test(test_sgemm_large),
       cmocka_unit_test(test_sgemm_rb),
       cmocka_unit_test(test_sgemm_rb_fused),
+      cmocka_unit_test(test_sgemm_rb_bits),
+      cmocka_unit_test(test_gemm_rb_geometry),
       cmocka_unit_test(test_gemm_small_cpu_bits),
       cmocka_unit_test(test_sgemm_batched),
       cmocka_unit_test(test_sgemm_batched_large),
