@@ -273,6 +273,11 @@ hcl_status hcl_rng_fill(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const
  * rows_src: a training-set size per replica), or rows_src when sizes.mem is NULL. */
 hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf sizes, hcl_buf dst,
                            size_t R, uint64_t first, size_t n, size_t width);
+/* hcl_gather_rows of a training batch's inputs (wx floats a row) and labels
+ * (wy) from their two sources, in one launch on CPUs. */
+hcl_status hcl_gather_xy(hcl_ctx *ctx, hcl_buf src_x, hcl_buf src_y, size_t rows_src, hcl_buf sizes,
+                         hcl_buf dst_x, hcl_buf dst_y, size_t R, uint64_t first, size_t n,
+                         size_t wx, size_t wy);
 
 typedef enum {
   HCL_LOSS_MSE = 0,       /* mean (f - y)^2 over outputs and samples, no 1/2 */
