@@ -52,8 +52,10 @@ static hcl_status run_generated(hcl_graph *g, const bind *b, const hcl_gstep *s)
   args[k++] = (hcl_arg){sizeof cols, &cols};
   size_t gws[3], lws[3];
   const size_t *l = hcl_ops_geom3(g->ctx, cols, rows, g->R, gws, lws);
+  if (s->by_col) /* CPUs only (graph_grad.c): one item per column, the exact range */
+    gws[0] = cols, gws[1] = g->R, l = NULL;
   return hcl_run_kernel(
-      g->ctx, g->kernels[s->kernel], 3, gws, l,
+      g->ctx, g->kernels[s->kernel], s->by_col ? 2 : 3, gws, l,
       s->node < g->n && s - g->steps < (ptrdiff_t)g->n_fwd ? "graph_fwd" : "graph_bwd", k, args);
 }
 

@@ -22,6 +22,18 @@ hcl_status hcl_graph_kernel_begin(hcl_graph *g, hcl_gstep *s, size_t n_args) {
                           "  size_t w = row * cols + c;\n");
 }
 
+hcl_status hcl_graph_kernel_begin_cols(hcl_graph *g, hcl_gstep *s, size_t n_args) {
+  s->n_args = n_args;
+  s->by_col = 1;
+  if (g->cur) g->cur[0] = 0;
+  HCL_TRY(hcl_graph_src(g, "("));
+  for (size_t i = 0; i < n_args; i++)
+    HCL_TRY(hcl_graph_src(g, "__global float *a%zu, ulong o%zu, ulong s%zu, ", i, i, i));
+  return hcl_graph_src(g, "ulong rows, ulong cols) {\n"
+                          "  size_t c = get_global_id(0), r = get_global_id(1);\n"
+                          "  if (c >= cols) return;\n");
+}
+
 /* Float literal that reads back to the same float. */
 static void lit(char *out, size_t len, float v) { snprintf(out, len, "(%.9ef)", (double)v); }
 

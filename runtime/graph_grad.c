@@ -16,6 +16,7 @@ typedef struct rev {
   char *written;   /* [blocks]: 1 gradient written (next one adds), 2 in part by windows */
   size_t *wfloats; /* [blocks]: floats of the disjoint column windows written */
   int zero_all;    /* a step adds to a block gradient nothing wrote yet */
+  char *summed;    /* [nodes]: 1 a bias node whose gradient's column sum is done */
 } rev;
 
 #define NOMEM(g) hcl_fail((g)->ctx, HCL_ERR_NOMEM, "graph: out of host memory")
@@ -123,12 +124,61 @@ static float window_beta(rev *r, size_t v) {
   return 0.0f;
 }
 
+/* Whether the bias gradient of node b (the input of activation v) can be
+ * summed inside v's backward kernel: on CPUs (the column sum there is
+ * hcl_k_col_sum_vec's order, rows in order per column; GPUs keep their tree
+ * reduction), a trainable block, v the bias's only user and its next node (so
+ * no other gradient of the block is written in between), and a fresh target. */
+static int fuse_colsum(const rev *r, size_t v, int32_t b, int acc) {
+  const hcl_graph *g = r->g;
+  const hcl_gnode *n = &g->nodes[b];
+  return !acc && n->kind == HCL_GN_BIAS && (size_t)b + 1 == v && n->n_users == 1 &&
+         g->blocks[n->block].trainable && hcl_ops_cpu_paths(g->ctx);
+}
+
+/* gin = g * df(z) of activation v and the bias gradient of its input node b
+ * in one kernel: one work-item per column sums the column's gin over the
+ * rows in order, as hcl_k_col_sum_vec does (the same bits as the two steps). */
+static hcl_status act_colsum_grad(rev *r, size_t v, int g_val, int x_val, int32_t b, int t) {
+  hcl_graph *g = r->g;
+  hcl_gnode *n = &g->nodes[v], *bn = &g->nodes[b];
+  hcl_gstep *s = step(r, HCL_GS_KERNEL, v);
+  if (!s) return NOMEM(g);
+  s->space = n->P * n->C;
+  s->cols = n->C;
+  s->arg[0] = hcl_ga(HCL_GA_VALUE, g_val);
+  s->arg[1] = hcl_ga(HCL_GA_VALUE, x_val);
+  s->arg[2] = hcl_ga(HCL_GA_VALUE, t);
+  s->arg[3] = hcl_ga(HCL_GA_GRAD, (int)bn->block);
+  float beta = param_beta(r, bn->block);
+  HCL_TRY(hcl_graph_kernel_begin_cols(g, s, 4));
+  char f[1024];
+  hcl_graph_act_expr(n, 1, "z", f, sizeof f);
+  HCL_TRY(hcl_graph_src(g,
+                        "  float sum = 0.0f;\n"
+                        "  for (size_t row = 0; row < rows; row++) {\n"
+                        "    size_t w = row * cols + c;\n"
+                        "    float z = a1[o1 + r * s1 + w];\n"
+                        "    float d = a0[o0 + r * s0 + w] * %s;\n"
+                        "    a2[o2 + r * s2 + w] = d;\n"
+                        "    sum += d;\n"
+                        "  }\n"
+                        "  float v = (%.9ef) * sum;\n"
+                        "  size_t o = o3 + r * s3 + c;\n"
+                        "  a3[o] = %s;\n}\n",
+                        f, (double)bn->scale, beta == 0.0f ? "v" : "a3[o] + v"));
+  r->summed[b] = 1;
+  return hcl_graph_kernel_end(g, s);
+}
+
 /* gin (+)= g * df(x) (act) or g * other (mul): one kernel. */
 static hcl_status ew_grad(rev *r, size_t v, int g_val, int x_val, int32_t into) {
   hcl_graph *g = r->g;
   hcl_gnode *n = &g->nodes[v];
   int t, acc;
   HCL_TRY(target(r, into, &t, &acc, v));
+  if (n->kind == HCL_GN_ACT && fuse_colsum(r, v, into, acc))
+    return act_colsum_grad(r, v, g_val, x_val, into, t);
   hcl_gstep *s = step(r, HCL_GS_KERNEL, v);
   if (!s) return NOMEM(g);
   s->space = n->P * n->C;
@@ -274,7 +324,7 @@ static hcl_status node_grad(rev *r, size_t v, int gv) {
     return HCL_OK;
   }
   case HCL_GN_BIAS:
-    if (g->blocks[n->block].trainable) {
+    if (g->blocks[n->block].trainable && !r->summed[v]) {
       if (!(s = step(r, HCL_GS_COLSUM, v))) return NOMEM(g);
       s->arg[0] = hcl_ga(HCL_GA_VALUE, gv);
       s->arg[1] = hcl_ga(HCL_GA_GRAD, (int)n->block);
@@ -307,7 +357,8 @@ hcl_status hcl_graph_grad_steps(hcl_graph *g) {
   r.gv = malloc(g->n * sizeof *r.gv);
   r.written = calloc(g->n_blocks + 1, 1);
   r.wfloats = calloc(g->n_blocks + 1, sizeof *r.wfloats);
-  hcl_status rc = r.gv && r.written && r.wfloats ? grow_holders(&r) : NOMEM(g);
+  r.summed = calloc(g->n + 1, 1);
+  hcl_status rc = r.gv && r.written && r.wfloats && r.summed ? grow_holders(&r) : NOMEM(g);
   for (size_t i = 0; r.gv && i < g->n; i++) r.gv[i] = -1;
   int dout = rc == HCL_OK ? hcl_graph_new_value(g, HCL_GV_DOUT, g->out_dim) : -1;
   if (rc == HCL_OK && dout < 0) rc = NOMEM(g);
@@ -341,5 +392,6 @@ hcl_status hcl_graph_grad_steps(hcl_graph *g) {
   free(r.holders);
   free(r.written);
   free(r.wfloats);
+  free(r.summed);
   return rc;
 }

@@ -260,6 +260,9 @@ hcl_status hcl_act_backward(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hc
 hcl_status hcl_col_sum(hcl_ctx *ctx, hcl_buf x, hcl_buf out, size_t out_stride, size_t R,
                        size_t rows, size_t cols, float alpha, float beta);
 hcl_status hcl_axpby(hcl_ctx *ctx, float a, hcl_buf x, float b, hcl_buf y, size_t n);
+/* 1 when the ops run their CPU kernel variants on ctx's device (by device
+ * type, or HIERCL_OPS_PATHS). */
+int hcl_ops_cpu_paths(const hcl_ctx *ctx);
 /* Launch shape over (x, y, z) for elementwise kernels that bound-check x and
  * y (bias_act's): fills gws (and lws); returns the lws to pass (NULL on CPUs). */
 const size_t *hcl_ops_geom3(const hcl_ctx *ctx, size_t nx, size_t ny, size_t nz, size_t gws[3],

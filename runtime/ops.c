@@ -192,7 +192,6 @@ hcl_status hcl_ops_init(hcl_ctx *ctx) {
 static int g_force_paths = -2;      /* -2: not read yet, -1: by device type, 0 GPU, 1 CPU */
 void hcl_ops_force_paths(int mode); /* tests: -1 by device type, 0 GPU, 1 CPU paths */
 void hcl_ops_force_paths(int mode) { g_force_paths = mode; }
-int hcl_ops_cpu_paths(const hcl_ctx *ctx);
 int hcl_ops_cpu_paths(const hcl_ctx *ctx) {
   if (g_force_paths == -2) {
     const char *e = hcl_getenv("HIERCL_OPS_PATHS");
