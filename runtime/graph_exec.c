@@ -34,29 +34,29 @@ static hcl_buf arg_buf(const hcl_graph *g, const bind *b, hcl_garg a, size_t *of
 }
 
 static hcl_status run_generated(hcl_graph *g, const bind *b, const hcl_gstep *s) {
-  cl_ulong v[3 * HCL_GSTEP_MAX_ARGS + 2];
+  /* hcl_gk<n> of graph_util.c: rows, cols, then n offsets and n strides */
+  cl_ulong v[2 + 2 * HCL_GSTEP_MAX_ARGS];
   cl_mem mem[HCL_GSTEP_MAX_ARGS];
-  hcl_arg args[3 * HCL_GSTEP_MAX_ARGS + 2];
-  size_t k = 0;
-  for (size_t i = 0; i < s->n_args; i++) {
+  hcl_arg args[HCL_GSTEP_MAX_ARGS + 1];
+  size_t n = s->n_args;
+  for (size_t i = 0; i < n; i++) {
     size_t off, stride, span;
     mem[i] = arg_buf(g, b, s->arg[i], &off, &stride, &span).mem;
-    v[3 * i] = off;
-    v[3 * i + 1] = stride;
-    args[k++] = (hcl_arg){sizeof(cl_mem), &mem[i]};
-    args[k++] = (hcl_arg){sizeof(cl_ulong), &v[3 * i]};
-    args[k++] = (hcl_arg){sizeof(cl_ulong), &v[3 * i + 1]};
+    v[2 + i] = off;
+    v[2 + n + i] = stride;
+    args[i] = (hcl_arg){sizeof(cl_mem), &mem[i]};
   }
   cl_ulong rows = b->n * (s->space / s->cols), cols = s->cols;
-  args[k++] = (hcl_arg){sizeof rows, &rows};
-  args[k++] = (hcl_arg){sizeof cols, &cols};
+  v[0] = rows, v[1] = cols;
+  args[n] = (hcl_arg){(2 + 2 * n) * sizeof(cl_ulong), v};
   size_t gws[3], lws[3];
   const size_t *l = hcl_ops_geom3(g->ctx, cols, rows, g->R, gws, lws);
   if (s->by_col) /* CPUs only (graph_grad.c): one item per column, the exact range */
     gws[0] = cols, gws[1] = g->R, l = NULL;
-  return hcl_run_kernel(
-      g->ctx, g->kernels[s->kernel], s->by_col ? 2 : 3, gws, l,
-      s->node < g->n && s - g->steps < (ptrdiff_t)g->n_fwd ? "graph_fwd" : "graph_bwd", k, args);
+  return hcl_run_kernel(g->ctx, g->kernels[s->kernel], s->by_col ? 2 : 3, gws, l,
+                        s->node < g->n && s - g->steps < (ptrdiff_t)g->n_fwd ? "graph_fwd"
+                                                                             : "graph_bwd",
+                        n + 1, args);
 }
 
 /* The block argument of a matmul step narrowed to its column window:
