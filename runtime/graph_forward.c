@@ -36,8 +36,8 @@ hcl_status hcl_graph_kernel_begin(hcl_graph *g, hcl_gstep *s, size_t n_args) {
 hcl_status hcl_graph_kernel_begin_cols(hcl_graph *g, hcl_gstep *s, size_t n_args) {
   HCL_TRY(signature(g, s, n_args));
   s->by_col = 1;
-  return hcl_graph_src(g, "  size_t c = get_global_id(0), r = get_global_id(1);\n"
-                          "  if (c >= cols) return;\n");
+  return hcl_graph_src(g, "  size_t c0 = get_global_id(0) * 8, r = get_global_id(1);\n"
+                          "  if (c0 >= cols) return;\n");
 }
 
 /* Float literal that reads back to the same float. */

@@ -137,8 +137,8 @@ static int fuse_colsum(const rev *r, size_t v, int32_t b, int acc) {
 }
 
 /* gin = g * df(z) of activation v and the bias gradient of its input node b
- * in one kernel: one work-item per column sums the column's gin over the
- * rows in order, as hcl_k_col_sum_vec does (the same bits as the two steps). */
+ * in one kernel: each column's gin is summed over the rows in order, as
+ * hcl_k_col_sum_vec does (the same bits as the two steps). */
 static hcl_status act_colsum_grad(rev *r, size_t v, int g_val, int x_val, int32_t b, int t) {
   hcl_graph *g = r->g;
   hcl_gnode *n = &g->nodes[v], *bn = &g->nodes[b];
@@ -154,21 +154,43 @@ static hcl_status act_colsum_grad(rev *r, size_t v, int g_val, int x_val, int32_
   HCL_TRY(hcl_graph_kernel_begin_cols(g, s, 4));
   char f[1024];
   hcl_graph_act_expr(n, 1, "z", f, sizeof f);
+  /* 8 columns a work-item (a full row segment: the compiler unrolls the
+   * constant loop), fewer at the right edge */
+  static const char *const bound[2] = {"8", "nc"};
+  HCL_TRY(hcl_graph_src(g, "  size_t nc = cols - c0 < 8 ? cols - c0 : 8;\n"
+                           "  float sum[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};\n"));
+  for (int k = 0; k < 2; k++)
+    HCL_TRY(hcl_graph_src(g,
+                          "  %s\n"
+                          "    for (size_t row = 0; row < rows; row++)\n"
+                          "      for (size_t j = 0; j < %s; j++) {\n"
+                          "        size_t w = row * cols + c0 + j;\n"
+                          "        float z = a1[o1 + r * s1 + w];\n"
+                          "        float d = a0[o0 + r * s0 + w] * %s;\n"
+                          "        a2[o2 + r * s2 + w] = d;\n"
+                          "        sum[j] += d;\n"
+                          "      }\n",
+                          k ? "else" : "if (nc == 8)", bound[k], f));
   HCL_TRY(hcl_graph_src(g,
-                        "  float sum = 0.0f;\n"
-                        "  for (size_t row = 0; row < rows; row++) {\n"
-                        "    size_t w = row * cols + c;\n"
-                        "    float z = a1[o1 + r * s1 + w];\n"
-                        "    float d = a0[o0 + r * s0 + w] * %s;\n"
-                        "    a2[o2 + r * s2 + w] = d;\n"
-                        "    sum += d;\n"
-                        "  }\n"
-                        "  float v = (%.9ef) * sum;\n"
-                        "  size_t o = o3 + r * s3 + c;\n"
-                        "  a3[o] = %s;\n}\n",
-                        f, (double)bn->scale, beta == 0.0f ? "v" : "a3[o] + v"));
+                        "  for (size_t j = 0; j < nc; j++) {\n"
+                        "    float v = (%.9ef) * sum[j];\n"
+                        "    size_t o = o3 + r * s3 + c0 + j;\n"
+                        "    a3[o] = %s;\n"
+                        "  }\n}\n",
+                        (double)bn->scale, beta == 0.0f ? "v" : "a3[o] + v"));
   r->summed[b] = 1;
-  return hcl_graph_kernel_end(g, s);
+  s->beta = beta;
+  HCL_TRY(hcl_graph_kernel_end(g, s));
+  /* the unfused pair's elementwise kernel, for large batches (graph_exec.c) */
+  hcl_gstep alt = *s;
+  HCL_TRY(hcl_graph_kernel_begin(g, &alt, 3));
+  HCL_TRY(hcl_graph_src(g,
+                        "  float z = a1[o1 + r * s1 + w];\n"
+                        "  a2[o2 + r * s2 + w] = a0[o0 + r * s0 + w] * %s;\n}\n",
+                        f));
+  HCL_TRY(hcl_graph_kernel_end(g, &alt));
+  s->alt_kernel = alt.kernel;
+  return HCL_OK;
 }
 
 /* gin (+)= g * df(x) (act) or g * other (mul): one kernel. */

@@ -866,7 +866,7 @@ static hcl_graph *one_layer(hcl_ctx *ctx, const hcl_block *blocks, size_t np, si
                             int with_act, int cpu, size_t *colsums) {
   hcl_ops_force_paths(cpu);
   hcl_graph *g;
-  assert_int_equal(hcl_graph_new(ctx, blocks, 2, np, R, in, 32, &g), HCL_OK);
+  assert_int_equal(hcl_graph_new(ctx, blocks, 2, np, R, in, 128, &g), HCL_OK);
   hcl_tensor z = hcl_g_bias(g, hcl_g_matmul(g, hcl_g_input(g), "w"), "b");
   assert_int_equal(hcl_g_output(g, with_act ? hcl_g_act(g, z, act, NULL, 0) : z), HCL_OK);
   assert_int_equal(hcl_graph_compile(g), HCL_OK);
@@ -877,22 +877,23 @@ static hcl_graph *one_layer(hcl_ctx *ctx, const hcl_block *blocks, size_t np, si
 }
 
 /* On CPUs the bias gradient is summed inside the activation's backward
- * kernel (no column-sum launch), with the bits of the unfused path:
+ * kernel (no column-sum step), with the bits of the unfused path:
  * act_backward then col_sum on the same z and dout. 43 columns: five float8
- * lanes and a scalar tail of the column sum. */
+ * lanes and a scalar tail of the column sum; a batch of 20 runs the fused
+ * kernel, one of 100 (beyond HCL_FUSED_COLSUM_MAX floats) the pair. */
 static void test_act_colsum_fused(void **state) {
   (void)state;
   NEED_CTX();
   hcl_ctx *ctx = hcl_test_ctx();
-  enum { IN = 9, OUT = 43, B = 20 };
+  enum { IN = 9, OUT = 43 };
   size_t np = OUT * IN + OUT;
   hcl_block blocks[2] = {{"w", 0, OUT, IN, 0, 1}, {"b", OUT * IN, OUT, 1, 0, 1}};
   static const int acts[][2] = {{HCL_GACT_RELU, HCL_ACT_RELU}, {HCL_GACT_TANH, HCL_ACT_TANH}};
-  for (size_t k = 0; k < 2; k++) {
-    size_t n_fused, n_plain, n_gpu;
-    hcl_graph *g = one_layer(ctx, blocks, np, IN, acts[k][0], 1, 1, &n_fused);
-    hcl_graph *lin = one_layer(ctx, blocks, np, IN, acts[k][0], 0, 1, &n_plain);
-    hcl_graph_free(one_layer(ctx, blocks, np, IN, acts[k][0], 1, 0, &n_gpu));
+  for (size_t k = 0; k < 4; k++) {
+    size_t B = k < 2 ? 20 : 100, n_fused, n_plain, n_gpu;
+    hcl_graph *g = one_layer(ctx, blocks, np, IN, acts[k % 2][0], 1, 1, &n_fused);
+    hcl_graph *lin = one_layer(ctx, blocks, np, IN, acts[k % 2][0], 0, 1, &n_plain);
+    hcl_graph_free(one_layer(ctx, blocks, np, IN, acts[k % 2][0], 1, 0, &n_gpu));
     assert_int_equal(n_fused, 0); /* summed in the activation's kernel */
     assert_int_equal(n_plain, 1); /* no activation: the column sum alone */
     assert_int_equal(n_gpu, 1);   /* GPUs keep their tree reduction */
@@ -911,7 +912,7 @@ static void test_act_colsum_fused(void **state) {
     /* the unfused path: z, dz = dout act'(z), col_sum(dz), dW = dz^T x */
     assert_int_equal(hcl_graph_run(lin, 0, lin->n_fwd, pb, xb, zb, (hcl_buf){0}, (hcl_buf){0}, B),
                      HCL_OK);
-    assert_int_equal(hcl_act_backward(ctx, acts[k][1], db, zb, dz, R, B, OUT), HCL_OK);
+    assert_int_equal(hcl_act_backward(ctx, acts[k % 2][1], db, zb, dz, R, B, OUT), HCL_OK);
     assert_int_equal(hcl_graph_run(lin, lin->n_fwd, lin->n_steps, pb, xb, zb, dz, ref, B), HCL_OK);
     float *got = hcl_test_download(ctx, gb, R * np), *want = hcl_test_download(ctx, ref, R * np);
     for (size_t i = 0; i < R * np; i++)
