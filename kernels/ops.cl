@@ -19,6 +19,13 @@ typedef struct {
   float alpha, beta;
   ulong m, n, k, a_off, lda, sa, b_off, ldb, sb, c_off, ldc, sc;
 } hcl_gemm_p;
+/* The fields of hcl_gemm_p p as locals of the same names. */
+#define HCL_GEMM_UNPACK(p)                                                                         \
+  int ta = (p).ta, tb = (p).tb;                                                                    \
+  float alpha = (p).alpha, beta = (p).beta;                                                        \
+  ulong m = (p).m, n = (p).n, k = (p).k, a_off = (p).a_off, lda = (p).lda, sa = (p).sa;            \
+  ulong b_off = (p).b_off, ldb = (p).ldb, sb = (p).sb, c_off = (p).c_off, ldc = (p).ldc;           \
+  ulong sc = (p).sc
 
 /* A loss launch (hcl_loss of runtime/ops.c): which outputs to write, the
  * scales, and the offsets in floats (nan_off in ints). */
@@ -219,6 +226,14 @@ __kernel void hcl_k_gather_rows(__global const float *src, ulong src_off, ulong 
   dst[dst_off + (r * n + j) * width + c] = src[src_off + (r * rows_src + srow) * width + c];
 }
 
+/* Row srow of replica r of src [R, rows_src, width] into row j of dst [R, n, width]. */
+HCL_FN void hcl_copy_row(__global const float *src, ulong rows_src, size_t srow,
+                         __global float *dst, ulong n, size_t j, ulong width, size_t r) {
+  __global const float *s = src + (r * rows_src + srow) * width;
+  __global float *d = dst + (r * n + j) * width;
+  for (size_t c = 0; c < width; c++) d[c] = s[c];
+}
+
 /* The same, one work-item per row (CPUs: a 3D range of small rows costs
  * PoCL a group per row). gws = (>= n, R). */
 __kernel void hcl_k_gather_rows_cpu(__global const float *src, ulong src_off, ulong rows_src,
@@ -227,9 +242,7 @@ __kernel void hcl_k_gather_rows_cpu(__global const float *src, ulong src_off, ul
   size_t j = get_global_id(0), r = get_global_id(1);
   if (j >= n) return;
   size_t srow = (f0 + j) % (sizes ? sizes[r] : rows_src);
-  __global const float *s = src + src_off + (r * rows_src + srow) * width;
-  __global float *d = dst + dst_off + (r * n + j) * width;
-  for (size_t c = 0; c < width; c++) d[c] = s[c];
+  hcl_copy_row(src + src_off, rows_src, srow, dst + dst_off, n, j, width, r);
 }
 
 /* The training batch's inputs and labels in one launch (CPUs): row j of
@@ -241,12 +254,8 @@ __kernel void hcl_k_gather_xy_cpu(__global const float *sx, ulong sx_off, __glob
   size_t j = get_global_id(0), r = get_global_id(1);
   if (j >= n) return;
   size_t srow = (f0 + j) % (sizes ? sizes[r] : rows_src);
-  __global const float *s = sx + sx_off + (r * rows_src + srow) * wx;
-  __global float *d = dx + dx_off + (r * n + j) * wx;
-  for (size_t c = 0; c < wx; c++) d[c] = s[c];
-  s = sy + sy_off + (r * rows_src + srow) * wy;
-  d = dy + dy_off + (r * n + j) * wy;
-  for (size_t c = 0; c < wy; c++) d[c] = s[c];
+  hcl_copy_row(sx + sx_off, rows_src, srow, dx + dx_off, n, j, wx, r);
+  hcl_copy_row(sy + sy_off, rows_src, srow, dy + dy_off, n, j, wy, r);
 }
 
 /* Losses (hcl_loss_kind of runtime/internal.h). */
@@ -547,10 +556,7 @@ __kernel void hcl_k_ger(hcl_thin_p t, __global const float *u, __global const fl
  * hcl_k_gemm_row. */
 __kernel void hcl_k_gemm_small1(hcl_gemm_p g, __global const float *a, __global const float *b,
                                 __global float *c) {
-  int ta = g.ta, tb = g.tb;
-  float alpha = g.alpha, beta = g.beta;
-  ulong m = g.m, n = g.n, k = g.k, a_off = g.a_off, lda = g.lda, sa = g.sa, b_off = g.b_off;
-  ulong ldb = g.ldb, sb = g.sb, c_off = g.c_off, ldc = g.ldc, sc = g.sc;
+  HCL_GEMM_UNPACK(g);
   size_t j = get_global_id(0), i = get_global_id(1), q = get_global_id(2);
   if (i >= m || j >= n) return;
   __global const float *ap = a + a_off + q * sa + (ta ? i : i * lda);
@@ -605,10 +611,7 @@ __kernel void hcl_k_gemm_small1(hcl_gemm_p g, __global const float *a, __global 
   }
 __kernel void hcl_k_gemm_row(hcl_gemm_p g, __global const float *a, __global const float *b,
                              __global float *c) {
-  int ta = g.ta, tb = g.tb;
-  float alpha = g.alpha, beta = g.beta;
-  ulong m = g.m, n = g.n, k = g.k, a_off = g.a_off, lda = g.lda, sa = g.sa, b_off = g.b_off;
-  ulong ldb = g.ldb, sb = g.sb, c_off = g.c_off, ldc = g.ldc, sc = g.sc;
+  HCL_GEMM_UNPACK(g);
   size_t i = get_global_id(0), q = get_global_id(1);
   if (i >= m) return;
   __global const float *ap = a + a_off + q * sa + (ta ? i : i * lda);

@@ -124,6 +124,20 @@ static float window_beta(rev *r, size_t v) {
   return 0.0f;
 }
 
+/* A kernel step of elementwise node v over its shape, reading g_val and
+ * x_val and writing t (NULL: out of memory). */
+static hcl_gstep *ew_step(rev *r, size_t v, int g_val, int x_val, int t) {
+  const hcl_gnode *n = &r->g->nodes[v];
+  hcl_gstep *s = step(r, HCL_GS_KERNEL, v);
+  if (!s) return NULL;
+  s->space = n->P * n->C;
+  s->cols = n->C;
+  s->arg[0] = hcl_ga(HCL_GA_VALUE, g_val);
+  s->arg[1] = hcl_ga(HCL_GA_VALUE, x_val);
+  s->arg[2] = hcl_ga(HCL_GA_VALUE, t);
+  return s;
+}
+
 /* Whether the bias gradient of node b (the input of activation v) can be
  * summed inside v's backward kernel: on CPUs (the column sum there is
  * hcl_k_col_sum_vec's order, rows in order per column; GPUs keep their tree
@@ -142,13 +156,8 @@ static int fuse_colsum(const rev *r, size_t v, int32_t b, int acc) {
 static hcl_status act_colsum_grad(rev *r, size_t v, int g_val, int x_val, int32_t b, int t) {
   hcl_graph *g = r->g;
   hcl_gnode *n = &g->nodes[v], *bn = &g->nodes[b];
-  hcl_gstep *s = step(r, HCL_GS_KERNEL, v);
+  hcl_gstep *s = ew_step(r, v, g_val, x_val, t);
   if (!s) return NOMEM(g);
-  s->space = n->P * n->C;
-  s->cols = n->C;
-  s->arg[0] = hcl_ga(HCL_GA_VALUE, g_val);
-  s->arg[1] = hcl_ga(HCL_GA_VALUE, x_val);
-  s->arg[2] = hcl_ga(HCL_GA_VALUE, t);
   s->arg[3] = hcl_ga(HCL_GA_GRAD, (int)bn->block);
   float beta = param_beta(r, bn->block);
   HCL_TRY(hcl_graph_kernel_begin_cols(g, s, 4));
@@ -201,13 +210,8 @@ static hcl_status ew_grad(rev *r, size_t v, int g_val, int x_val, int32_t into) 
   HCL_TRY(target(r, into, &t, &acc, v));
   if (n->kind == HCL_GN_ACT && fuse_colsum(r, v, into, acc))
     return act_colsum_grad(r, v, g_val, x_val, into, t);
-  hcl_gstep *s = step(r, HCL_GS_KERNEL, v);
+  hcl_gstep *s = ew_step(r, v, g_val, x_val, t);
   if (!s) return NOMEM(g);
-  s->space = n->P * n->C;
-  s->cols = n->C;
-  s->arg[0] = hcl_ga(HCL_GA_VALUE, g_val);
-  s->arg[1] = hcl_ga(HCL_GA_VALUE, x_val);
-  s->arg[2] = hcl_ga(HCL_GA_VALUE, t);
   HCL_TRY(hcl_graph_kernel_begin(g, s, 3));
   char f[1024] = "a1[o1 + r * s1 + w]";
   if (n->kind == HCL_GN_ACT) {
