@@ -8,6 +8,53 @@
 #define HCL_CS_H 8     /* col_sum: row lanes per group */
 #define HCL_RED_WG 256 /* loss: work-items per replica */
 
+/* Scalars of the launches made every training step, one by-value argument
+ * each (runtime/ops.c has the same layouts): PoCL pays per argument at
+ * every launch, about 0.5 us for each scalar (bench/launch_cost). */
+
+/* A batched product: C[q] = alpha op(A[q]) op(B[q]) + beta C[q]; offsets,
+ * leading dimensions and replica strides in floats. */
+typedef struct {
+  int ta, tb;
+  float alpha, beta;
+  ulong m, n, k, a_off, lda, sa, b_off, ldb, sb, c_off, ldc, sc;
+} hcl_gemm_p;
+/* The fields of hcl_gemm_p p as locals of the same names. */
+#define HCL_GEMM_UNPACK(p)                                                                         \
+  int ta = (p).ta, tb = (p).tb;                                                                    \
+  float alpha = (p).alpha, beta = (p).beta;                                                        \
+  ulong m = (p).m, n = (p).n, k = (p).k, a_off = (p).a_off, lda = (p).lda, sa = (p).sa;            \
+  ulong b_off = (p).b_off, ldb = (p).ldb, sb = (p).sb, c_off = (p).c_off, ldc = (p).ldc;           \
+  ulong sc = (p).sc
+
+/* A loss launch (hcl_loss of runtime/ops.c): which outputs to write, the
+ * scales, and the offsets in floats (nan_off in ints). */
+typedef struct {
+  int kind, has_dout, has_loss, has_err, accumulate, has_nan, step, pad_;
+  float grad_scale, mse_scale, mse_gscale, pad2_;
+  ulong f_off, y_off, n, out_dim, dout_off, loss_off, err_off, nan_off;
+} hcl_loss_p;
+
+/* An optimiser step (hcl_k_optim's formulas); offsets in floats. */
+typedef struct {
+  int kind, has_lrs, nesterov, first, has_mask, pad_;
+  float lr, l2, wd, momentum, beta1, beta2, eps, step_scale, inv_sqrt_bc2, pad2_;
+  ulong lrs_off, p_off, g_off, s1_off, s2_off, mask_off, n;
+} hcl_optim_p;
+
+/* A column sum: out = beta out + alpha sum over rows. */
+typedef struct {
+  float alpha, beta;
+  ulong x_off, out_off, out_stride, rows, cols;
+} hcl_colsum_p;
+
+/* A thin product: two sizes, alpha and beta, and for each of its three
+ * operands (offset, increment or leading dimension, replica stride). */
+typedef struct {
+  float alpha, beta;
+  ulong d0, d1, o0, i0, s0, o1, i1, s1, o2, i2, s2;
+} hcl_thin_p;
+
 /* One kernel per activation: a run-time switch around tanh keeps PoCL from
  * vectorising the loop (8x slower measured), so ACT is a compile-time constant. */
 
@@ -51,8 +98,10 @@ HCL_DEF_ACT_BACKWARD(hcl_k_act_backward_tanh, HCL_ACT_TANH)
  * Group (col block, 0, r): lane ly sums rows ly, ly+H, ... in order, then a
  * fixed tree over the H lanes. beta == 0: out is not read. */
 __kernel __attribute__((reqd_work_group_size(HCL_CS_W, HCL_CS_H, 1))) void
-hcl_k_col_sum(__global const float *x, ulong x_off, __global float *out, ulong out_off,
-              ulong out_stride, ulong rows, ulong cols, float alpha, float beta) {
+hcl_k_col_sum(hcl_colsum_p cp, __global const float *x, __global float *out) {
+  ulong x_off = cp.x_off, out_off = cp.out_off, out_stride = cp.out_stride, rows = cp.rows;
+  ulong cols = cp.cols;
+  float alpha = cp.alpha, beta = cp.beta;
   __local float part[HCL_CS_H][HCL_CS_W];
   size_t lx = get_local_id(0), ly = get_local_id(1);
   size_t col = get_global_id(0), r = get_global_id(2);
@@ -78,9 +127,10 @@ hcl_k_col_sum(__global const float *x, ulong x_off, __global float *out, ulong o
  * 6-30x): each work-item sums 8 columns over all rows in row order, eight
  * floats at a time. Deterministic too (a different fixed order than the
  * group version, so CPU and GPU bits differ). gws = (>= ceil(cols/8), R). */
-__kernel void hcl_k_col_sum_vec(__global const float *x, ulong x_off, __global float *out,
-                                ulong out_off, ulong out_stride, ulong rows, ulong cols,
-                                float alpha, float beta) {
+__kernel void hcl_k_col_sum_vec(hcl_colsum_p cp, __global const float *x, __global float *out) {
+  ulong x_off = cp.x_off, out_off = cp.out_off, out_stride = cp.out_stride, rows = cp.rows;
+  ulong cols = cp.cols;
+  float alpha = cp.alpha, beta = cp.beta;
   size_t c0 = get_global_id(0) * 8, r = get_global_id(1);
   if (c0 >= cols) return;
   __global const float *p = x + x_off + r * rows * cols;
@@ -176,6 +226,14 @@ __kernel void hcl_k_gather_rows(__global const float *src, ulong src_off, ulong 
   dst[dst_off + (r * n + j) * width + c] = src[src_off + (r * rows_src + srow) * width + c];
 }
 
+/* Row srow of replica r of src [R, rows_src, width] into row j of dst [R, n, width]. */
+HCL_FN void hcl_copy_row(__global const float *src, ulong rows_src, size_t srow,
+                         __global float *dst, ulong n, size_t j, ulong width, size_t r) {
+  __global const float *s = src + (r * rows_src + srow) * width;
+  __global float *d = dst + (r * n + j) * width;
+  for (size_t c = 0; c < width; c++) d[c] = s[c];
+}
+
 /* The same, one work-item per row (CPUs: a 3D range of small rows costs
  * PoCL a group per row). gws = (>= n, R). */
 __kernel void hcl_k_gather_rows_cpu(__global const float *src, ulong src_off, ulong rows_src,
@@ -184,9 +242,20 @@ __kernel void hcl_k_gather_rows_cpu(__global const float *src, ulong src_off, ul
   size_t j = get_global_id(0), r = get_global_id(1);
   if (j >= n) return;
   size_t srow = (f0 + j) % (sizes ? sizes[r] : rows_src);
-  __global const float *s = src + src_off + (r * rows_src + srow) * width;
-  __global float *d = dst + dst_off + (r * n + j) * width;
-  for (size_t c = 0; c < width; c++) d[c] = s[c];
+  hcl_copy_row(src + src_off, rows_src, srow, dst + dst_off, n, j, width, r);
+}
+
+/* The training batch's inputs and labels in one launch (CPUs): row j of
+ * replica r of both, as hcl_k_gather_rows_cpu copies each. gws = (>= n, R). */
+__kernel void hcl_k_gather_xy_cpu(__global const float *sx, ulong sx_off, __global const float *sy,
+                                  ulong sy_off, ulong rows_src, __global float *dx, ulong dx_off,
+                                  __global float *dy, ulong dy_off, ulong f0, ulong n, ulong wx,
+                                  ulong wy, __global const ulong *sizes) {
+  size_t j = get_global_id(0), r = get_global_id(1);
+  if (j >= n) return;
+  size_t srow = (f0 + j) % (sizes ? sizes[r] : rows_src);
+  hcl_copy_row(sx + sx_off, rows_src, srow, dx + dx_off, n, j, wx, r);
+  hcl_copy_row(sy + sy_off, rows_src, srow, dy + dy_off, n, j, wy, r);
 }
 
 /* Losses (hcl_loss_kind of runtime/internal.h). */
@@ -268,11 +337,13 @@ HCL_FN void hcl_loss_sample(int kind, __global const float *fi, __global const f
 /* GPUs: one group of HCL_RED_WG work-items per replica; item l handles
  * samples l, l + WG, ... in order, then a fixed tree. gws = (WG, R). */
 __kernel __attribute__((reqd_work_group_size(HCL_RED_WG, 1, 1))) void
-hcl_k_loss(int kind, __global const float *f, ulong f_off, __global const float *y, ulong y_off,
-           ulong n, ulong out_dim, float grad_scale, float mse_scale, float mse_gscale,
-           __global float *dout, ulong dout_off, int has_dout, __global float *loss_acc,
-           ulong loss_off, int has_loss, __global float *err_acc, ulong err_off, int has_err,
-           int accumulate, __global int *nan_step, ulong nan_off, int has_nan, int step) {
+hcl_k_loss(hcl_loss_p lp, __global const float *f, __global const float *y, __global float *dout,
+           __global float *loss_acc, __global float *err_acc, __global int *nan_step) {
+  int kind = lp.kind, has_dout = lp.has_dout, has_loss = lp.has_loss, has_err = lp.has_err;
+  int accumulate = lp.accumulate, has_nan = lp.has_nan, step = lp.step;
+  float grad_scale = lp.grad_scale, mse_scale = lp.mse_scale, mse_gscale = lp.mse_gscale;
+  ulong f_off = lp.f_off, y_off = lp.y_off, n = lp.n, out_dim = lp.out_dim;
+  ulong dout_off = lp.dout_off, loss_off = lp.loss_off, err_off = lp.err_off, nan_off = lp.nan_off;
   __local float pl[HCL_RED_WG], pe[HCL_RED_WG];
   size_t l = get_local_id(0), r = get_group_id(1);
   ulong ydim = kind == HCL_LOSS_MSE ? out_dim : 1;
@@ -299,43 +370,37 @@ hcl_k_loss(int kind, __global const float *f, ulong f_off, __global const float 
   if (l == 0) HCL_LOSS_STORE(r, pl[0], pe[0]);
 }
 
-/* CPUs, where the group's barriers cost ~1 us per replica (PoCL): first one
- * work-item per sample (one kernel per loss kind, so it vectorises) writes
- * loss and error into part[r*n + i] and part[(R + r)*n + i]; then one
- * work-item per replica sums them in sample order. gws = (>= n, R), then (R). */
-#define HCL_DEF_LOSS_SAMPLES(NAME, KIND)                                                           \
-  __kernel void NAME(__global const float *f, ulong f_off, __global const float *y, ulong y_off,   \
-                     ulong n, ulong R, ulong out_dim, float grad_scale, float mse_scale,           \
-                     float mse_gscale, __global float *dout, ulong dout_off, int has_dout,         \
-                     __global float *part) {                                                       \
-    size_t i = get_global_id(0), r = get_global_id(1), s = r * n + i;                              \
-    if (i >= n) return;                                                                            \
+/* CPUs, where the group's barriers cost ~1 us per replica (PoCL): one
+ * work-item per replica computes each sample's loss and error in sample order
+ * and sums them in that order (one kernel per loss kind, a compile-time
+ * constant). One launch: a launch costs PoCL more than the few samples of a
+ * training batch do. gws = (R). */
+#define HCL_DEF_LOSS_REPLICA(NAME, KIND)                                                           \
+  __kernel void NAME(hcl_loss_p lp, __global const float *f, __global const float *y,              \
+                     __global float *dout, __global float *loss_acc, __global float *err_acc,      \
+                     __global int *nan_step) {                                                     \
+    int has_dout = lp.has_dout, has_loss = lp.has_loss, has_err = lp.has_err;                      \
+    int accumulate = lp.accumulate, has_nan = lp.has_nan, step = lp.step;                          \
+    ulong n = lp.n, out_dim = lp.out_dim, loss_off = lp.loss_off, err_off = lp.err_off;            \
+    ulong nan_off = lp.nan_off;                                                                    \
+    size_t r = get_global_id(0);                                                                   \
     ulong ydim = KIND == HCL_LOSS_MSE ? out_dim : 1;                                               \
-    float li, ei;                                                                                  \
-    hcl_loss_sample(KIND, f + f_off + s * out_dim, y + y_off + s * ydim,                           \
-                    dout + dout_off + s * out_dim, has_dout, out_dim, grad_scale, mse_scale,       \
-                    mse_gscale, &li, &ei);                                                         \
-    part[s] = li;                                                                                  \
-    part[R * n + s] = ei;                                                                          \
+    float tl = 0.0f, te = 0.0f;                                                                    \
+    for (size_t i = 0; i < n; i++) {                                                               \
+      size_t s = r * n + i;                                                                        \
+      float li, ei;                                                                                \
+      hcl_loss_sample(KIND, f + lp.f_off + s * out_dim, y + lp.y_off + s * ydim,                   \
+                      dout + lp.dout_off + s * out_dim, has_dout, out_dim, lp.grad_scale,          \
+                      lp.mse_scale, lp.mse_gscale, &li, &ei);                                      \
+      tl += li;                                                                                    \
+      te += ei;                                                                                    \
+    }                                                                                              \
+    HCL_LOSS_STORE(r, tl, te);                                                                     \
   }
-HCL_DEF_LOSS_SAMPLES(hcl_k_loss_mse, HCL_LOSS_MSE)
-HCL_DEF_LOSS_SAMPLES(hcl_k_loss_cross_entropy, HCL_LOSS_CROSS_ENTROPY)
-HCL_DEF_LOSS_SAMPLES(hcl_k_loss_logistic, HCL_LOSS_LOGISTIC)
-HCL_DEF_LOSS_SAMPLES(hcl_k_loss_hinge, HCL_LOSS_HINGE)
-
-__kernel void hcl_k_loss_sum(__global const float *part, ulong n, ulong R, __global float *loss_acc,
-                             ulong loss_off, int has_loss, __global float *err_acc, ulong err_off,
-                             int has_err, int accumulate, __global int *nan_step, ulong nan_off,
-                             int has_nan, int step) {
-  size_t r = get_global_id(0);
-  __global const float *pl = part + r * n, *pe = part + (R + r) * n;
-  float tl = 0.0f, te = 0.0f;
-  for (size_t i = 0; i < n; i++) {
-    tl += pl[i];
-    te += pe[i];
-  }
-  HCL_LOSS_STORE(r, tl, te);
-}
+HCL_DEF_LOSS_REPLICA(hcl_k_loss_mse, HCL_LOSS_MSE)
+HCL_DEF_LOSS_REPLICA(hcl_k_loss_cross_entropy, HCL_LOSS_CROSS_ENTROPY)
+HCL_DEF_LOSS_REPLICA(hcl_k_loss_logistic, HCL_LOSS_LOGISTIC)
+HCL_DEF_LOSS_REPLICA(hcl_k_loss_hinge, HCL_LOSS_HINGE)
 
 /* Optimiser update of params [R, n] (torch.optim.SGD / Adam formulas).
  * g = grad + l2 p + wd p; lr_r = lr * lr_scale[r].
@@ -344,12 +409,15 @@ __kernel void hcl_k_loss_sum(__global const float *part, ulong n, ulong R, __glo
  * Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  *      p -= lr_r / bc1 * m / (sqrt(v) * inv_sqrt_bc2 + eps)   (step_scale = 1/bc1).
  * mask[e] == 0: entry e untouched (states too). */
-__kernel void hcl_k_optim(int kind, float lr, __global const float *lr_scale, ulong lrs_off,
-                          int has_lrs, float l2, float wd, float momentum, int nesterov, int first,
-                          float beta1, float beta2, float eps, float step_scale, float inv_sqrt_bc2,
-                          __global float *p, ulong p_off, __global const float *grad, ulong g_off,
-                          __global float *s1, ulong s1_off, __global float *s2, ulong s2_off,
-                          __global const float *mask, ulong mask_off, int has_mask, ulong n) {
+__kernel void hcl_k_optim(hcl_optim_p op, __global const float *lr_scale, __global float *p,
+                          __global const float *grad, __global float *s1, __global float *s2,
+                          __global const float *mask) {
+  int kind = op.kind, has_lrs = op.has_lrs, nesterov = op.nesterov, first = op.first;
+  int has_mask = op.has_mask;
+  float lr = op.lr, l2 = op.l2, wd = op.wd, momentum = op.momentum, beta1 = op.beta1;
+  float beta2 = op.beta2, eps = op.eps, step_scale = op.step_scale, inv_sqrt_bc2 = op.inv_sqrt_bc2;
+  ulong lrs_off = op.lrs_off, p_off = op.p_off, g_off = op.g_off, s1_off = op.s1_off;
+  ulong s2_off = op.s2_off, mask_off = op.mask_off, n = op.n;
   size_t e = get_global_id(0), r = get_global_id(1);
   if (e >= n) return;
   if (has_mask && mask[mask_off + e] == 0.0f) return;
@@ -374,6 +442,20 @@ __kernel void hcl_k_optim(int kind, float lr, __global const float *lr_scale, ul
     float denom = sqrt(v) * inv_sqrt_bc2 + eps;
     p[p_off + i] = w - (lr_r * step_scale) * (m / denom);
   }
+}
+
+/* Plain SGD (no momentum, no per-replica rates, no mask): hcl_k_optim's
+ * arithmetic with two buffers instead of six, each of which costs PoCL
+ * about 2 us per launch. gws = (>= n, R). */
+__kernel void hcl_k_sgd(hcl_optim_p op, __global float *p, __global const float *grad) {
+  size_t e = get_global_id(0), r = get_global_id(1);
+  if (e >= op.n) return;
+  size_t i = r * op.n + e;
+  float w = p[op.p_off + i];
+  float g = grad[op.g_off + i];
+  if (op.l2 != 0.0f) g = g + op.l2 * w;
+  if (op.wd != 0.0f) g = g + op.wd * w;
+  p[op.p_off + i] = w - op.lr * g;
 }
 
 /* Reference GEMM, row major: C = alpha op(A) op(B) + beta C (beta == 0: C not
@@ -402,10 +484,11 @@ __kernel void hcl_k_gemm_ref(int ta, int tb, ulong m, ulong n, ulong k, float al
 /* out[q][i*inco] = alpha sum_p M[q][i*ldm + p] v[q][p*incv] (+ beta out):
  * one row dot product per work-item, four partial sums in a fixed order.
  * gws = (>= rows, batch). */
-__kernel void hcl_k_gemv_dot(ulong rows, ulong k, float alpha, __global const float *M, ulong m_off,
-                             ulong ldm, ulong sm, __global const float *v, ulong v_off, ulong incv,
-                             ulong sv, float beta, __global float *out, ulong o_off, ulong inco,
-                             ulong so) {
+__kernel void hcl_k_gemv_dot(hcl_thin_p t, __global const float *M, __global const float *v,
+                             __global float *out) {
+  ulong rows = t.d0, k = t.d1, m_off = t.o0, ldm = t.i0, sm = t.s0, v_off = t.o1, incv = t.i1;
+  ulong sv = t.s1, o_off = t.o2, inco = t.i2, so = t.s2;
+  float alpha = t.alpha, beta = t.beta;
   size_t i = get_global_id(0), q = get_global_id(1);
   if (i >= rows) return;
   __global const float *mr = M + m_off + q * sm + i * ldm;
@@ -427,10 +510,11 @@ __kernel void hcl_k_gemv_dot(ulong rows, ulong k, float alpha, __global const fl
 /* out[q][j*inco] = alpha sum_p v[q][p*incv] M[q][p*ldm + j] (+ beta out):
  * eight consecutive columns per work-item, p in order.
  * gws = (>= ceil(cols / 8), batch). */
-__kernel void hcl_k_gemv_axpy(ulong cols, ulong k, float alpha, __global const float *M,
-                              ulong m_off, ulong ldm, ulong sm, __global const float *v,
-                              ulong v_off, ulong incv, ulong sv, float beta, __global float *out,
-                              ulong o_off, ulong inco, ulong so) {
+__kernel void hcl_k_gemv_axpy(hcl_thin_p t, __global const float *M, __global const float *v,
+                              __global float *out) {
+  ulong cols = t.d0, k = t.d1, m_off = t.o0, ldm = t.i0, sm = t.s0, v_off = t.o1, incv = t.i1;
+  ulong sv = t.s1, o_off = t.o2, inco = t.i2, so = t.s2;
+  float alpha = t.alpha, beta = t.beta;
   size_t j0 = get_global_id(0) * 8, q = get_global_id(1);
   if (j0 >= cols) return;
   __global const float *mq = M + m_off + q * sm;
@@ -455,9 +539,11 @@ __kernel void hcl_k_gemv_axpy(ulong cols, ulong k, float alpha, __global const f
 
 /* Rank one: c[q][i*ldc + j] = alpha (u[q][i*incu] v[q][j*incv]) (+ beta c).
  * gws = (>= n, >= m, batch). */
-__kernel void hcl_k_ger(ulong m, ulong n, float alpha, __global const float *u, ulong u_off,
-                        ulong incu, ulong su, __global const float *v, ulong v_off, ulong incv,
-                        ulong sv, float beta, __global float *c, ulong c_off, ulong ldc, ulong sc) {
+__kernel void hcl_k_ger(hcl_thin_p t, __global const float *u, __global const float *v,
+                        __global float *c) {
+  ulong m = t.d0, n = t.d1, u_off = t.o0, incu = t.i0, su = t.s0, v_off = t.o1, incv = t.i1;
+  ulong sv = t.s1, c_off = t.o2, ldc = t.i2, sc = t.s2;
+  float alpha = t.alpha, beta = t.beta;
   size_t j = get_global_id(0), i = get_global_id(1), q = get_global_id(2);
   if (i >= m || j >= n) return;
   float val = alpha * (u[u_off + q * su + i * incu] * v[v_off + q * sv + j * incv]);
@@ -468,10 +554,9 @@ __kernel void hcl_k_ger(ulong m, ulong n, float alpha, __global const float *u, 
 /* GPUs: one output per work-item (more parallel work; 4 columns per item
  * was 10-22% slower on an H100 at 100 replicas). Same summation order as
  * hcl_k_gemm_row. */
-__kernel void hcl_k_gemm_small1(int ta, int tb, ulong m, ulong n, ulong k, float alpha,
-                                __global const float *a, ulong a_off, ulong lda, ulong sa,
-                                __global const float *b, ulong b_off, ulong ldb, ulong sb,
-                                float beta, __global float *c, ulong c_off, ulong ldc, ulong sc) {
+__kernel void hcl_k_gemm_small1(hcl_gemm_p g, __global const float *a, __global const float *b,
+                                __global float *c) {
+  HCL_GEMM_UNPACK(g);
   size_t j = get_global_id(0), i = get_global_id(1), q = get_global_id(2);
   if (i >= m || j >= n) return;
   __global const float *ap = a + a_off + q * sa + (ta ? i : i * lda);
@@ -524,10 +609,9 @@ __kernel void hcl_k_gemm_small1(int ta, int tb, ulong m, ulong n, ulong k, float
     for (size_t p = 0; p < k; p++) s0 += ap[p * as] * LOAD8(j, p);                               \
     HCL_ROW_STORE8(s0, j);                                                                       \
   }
-__kernel void hcl_k_gemm_row(int ta, int tb, ulong m, ulong n, ulong k, float alpha,
-                             __global const float *a, ulong a_off, ulong lda, ulong sa,
-                             __global const float *b, ulong b_off, ulong ldb, ulong sb, float beta,
-                             __global float *c, ulong c_off, ulong ldc, ulong sc) {
+__kernel void hcl_k_gemm_row(hcl_gemm_p g, __global const float *a, __global const float *b,
+                             __global float *c) {
+  HCL_GEMM_UNPACK(g);
   size_t i = get_global_id(0), q = get_global_id(1);
   if (i >= m) return;
   __global const float *ap = a + a_off + q * sa + (ta ? i : i * lda);

@@ -31,7 +31,6 @@ hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_
 /* Thin shapes skip CLBlast on CPUs, where it pads them to its tiles (3-10x
  * slower than a GEMV there, measured on PoCL). On GPUs the one-work-item-per-
  * output kernels would leave the device idle, so CLBlast keeps them. */
-int hcl_ops_cpu_paths(const hcl_ctx *ctx); /* ops.c */
 static int use_thin(const hcl_ctx *ctx, size_t m, size_t n, size_t k) {
   return hcl_ops_cpu_paths(ctx) && (m == 1 || n == 1 || k == 1);
 }

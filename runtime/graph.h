@@ -97,6 +97,9 @@ typedef struct hcl_gstep {
   int n_in;         /* custom: inputs among args (then out / dout, din, blocks, their gradients) */
   uint32_t din_set; /* custom backward: din the op writes whole (hcl_graph_io.din_set) */
   int fonly;        /* forward step that only features() needs: forward skips it */
+  int by_col;       /* kernel: a work-item per 8 columns and replica, rows in order */
+  int alt_kernel;   /* by_col: the activation's plain backward kernel, run with col_sum
+                       instead when the batch is large (graph_exec.c) */
 } hcl_gstep;
 
 struct hcl_graph {
@@ -162,6 +165,10 @@ hcl_status hcl_graph_forward_steps(hcl_graph *g);
  * an earlier kernel with the same text. */
 hcl_status hcl_graph_kernel_begin(hcl_graph *g, hcl_gstep *s, size_t n_args);
 hcl_status hcl_graph_kernel_end(hcl_graph *g, hcl_gstep *s);
+/* The same for a kernel of the column form (hcl_gstep.by_col): c0 and r are
+ * the work-item's first of 8 columns and its replica; the body loops over
+ * `rows` itself. */
+hcl_status hcl_graph_kernel_begin_cols(hcl_graph *g, hcl_gstep *s, size_t n_args);
 /* The activation of node n (derivative: its derivative) at expression z. */
 void hcl_graph_act_expr(const hcl_gnode *n, int derivative, const char *z, char *out, size_t len);
 /* graph_grad.c: the reverse-mode steps appended after the forward ones. */

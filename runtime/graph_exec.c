@@ -33,28 +33,49 @@ static hcl_buf arg_buf(const hcl_graph *g, const bind *b, hcl_garg a, size_t *of
   return (hcl_buf){base.mem, *off * sizeof(float), *span * sizeof(float)};
 }
 
-static hcl_status run_generated(hcl_graph *g, const bind *b, const hcl_gstep *s) {
-  cl_ulong v[3 * HCL_GSTEP_MAX_ARGS + 2];
+/* A fused activation-and-column-sum step (graph_grad.c) runs as one kernel
+ * up to this many floats of the gradient, all replicas together: there it
+ * saves a launch; beyond it the column form is slower than the elementwise
+ * kernel and col_sum (PoCL, 128 x 512: about 2 against 1.5 ns a float),
+ * which then run instead, with the same bits. */
+#define HCL_FUSED_COLSUM_MAX 8192
+
+/* Launch generated kernel k with the first n arguments of step s. */
+static hcl_status launch(hcl_graph *g, const bind *b, const hcl_gstep *s, int k, size_t n,
+                         int by_col) {
+  /* hcl_gk<n> of graph_util.c: rows, cols, then n offsets and n strides */
+  cl_ulong v[2 + 2 * HCL_GSTEP_MAX_ARGS];
   cl_mem mem[HCL_GSTEP_MAX_ARGS];
-  hcl_arg args[3 * HCL_GSTEP_MAX_ARGS + 2];
-  size_t k = 0;
-  for (size_t i = 0; i < s->n_args; i++) {
+  hcl_arg args[HCL_GSTEP_MAX_ARGS + 1];
+  for (size_t i = 0; i < n; i++) {
     size_t off, stride, span;
     mem[i] = arg_buf(g, b, s->arg[i], &off, &stride, &span).mem;
-    v[3 * i] = off;
-    v[3 * i + 1] = stride;
-    args[k++] = (hcl_arg){sizeof(cl_mem), &mem[i]};
-    args[k++] = (hcl_arg){sizeof(cl_ulong), &v[3 * i]};
-    args[k++] = (hcl_arg){sizeof(cl_ulong), &v[3 * i + 1]};
+    v[2 + i] = off;
+    v[2 + n + i] = stride;
+    args[i] = (hcl_arg){sizeof(cl_mem), &mem[i]};
   }
   cl_ulong rows = b->n * (s->space / s->cols), cols = s->cols;
-  args[k++] = (hcl_arg){sizeof rows, &rows};
-  args[k++] = (hcl_arg){sizeof cols, &cols};
+  v[0] = rows, v[1] = cols;
+  args[n] = (hcl_arg){(2 + 2 * n) * sizeof(cl_ulong), v};
   size_t gws[3], lws[3];
   const size_t *l = hcl_ops_geom3(g->ctx, cols, rows, g->R, gws, lws);
-  return hcl_run_kernel(
-      g->ctx, g->kernels[s->kernel], 3, gws, l,
-      s->node < g->n && s - g->steps < (ptrdiff_t)g->n_fwd ? "graph_fwd" : "graph_bwd", k, args);
+  if (by_col) /* CPUs only (graph_grad.c): 8 columns an item, the exact range */
+    gws[0] = (cols + 7) / 8, gws[1] = g->R, l = NULL;
+  return hcl_run_kernel(g->ctx, g->kernels[k], by_col ? 2 : 3, gws, l,
+                        s->node < g->n && s - g->steps < (ptrdiff_t)g->n_fwd ? "graph_fwd"
+                                                                             : "graph_bwd",
+                        n + 1, args);
+}
+
+static hcl_status run_generated(hcl_graph *g, const bind *b, const hcl_gstep *s) {
+  if (!s->by_col || g->R * b->n * s->space <= HCL_FUSED_COLSUM_MAX)
+    return launch(g, b, s, s->kernel, s->n_args, s->by_col);
+  HCL_TRY(launch(g, b, s, s->alt_kernel, 3, 0)); /* gin, then the bias node's column sum */
+  size_t o, st, sp;
+  const hcl_gnode *bias = &g->nodes[s->node - 1];
+  hcl_buf x = arg_buf(g, b, s->arg[2], &o, &st, &sp), d = arg_buf(g, b, s->arg[3], &o, &st, &sp);
+  return hcl_col_sum(g->ctx, x, d, g->n_params, g->R, b->n * bias->P, bias->C, bias->scale,
+                     s->beta);
 }
 
 /* The block argument of a matmul step narrowed to its column window:

@@ -9,17 +9,35 @@
  * argument, then the rows and columns of one replica's iteration space; the
  * launch is (columns, rows, replicas), as the runtime's bias_act, so no
  * work-item divides. */
-hcl_status hcl_graph_kernel_begin(hcl_graph *g, hcl_gstep *s, size_t n_args) {
+/* The signature of a generated kernel: its buffers, then one by-value
+ * struct hcl_gk<n> (graph_util.c) with rows, cols and every buffer's offset
+ * and replica stride, unpacked into o<i>, s<i>: PoCL pays per argument at
+ * every launch, a struct is one. */
+static hcl_status signature(hcl_graph *g, hcl_gstep *s, size_t n_args) {
   s->n_args = n_args;
   if (g->cur) g->cur[0] = 0;
   HCL_TRY(hcl_graph_src(g, "("));
+  for (size_t i = 0; i < n_args; i++) HCL_TRY(hcl_graph_src(g, "__global float *a%zu, ", i));
+  HCL_TRY(
+      hcl_graph_src(g, "hcl_gk%zu gk_) {\n  ulong rows = gk_.rows, cols = gk_.cols;\n", n_args));
   for (size_t i = 0; i < n_args; i++)
-    HCL_TRY(hcl_graph_src(g, "__global float *a%zu, ulong o%zu, ulong s%zu, ", i, i, i));
-  return hcl_graph_src(g, "ulong rows, ulong cols) {\n"
-                          "  size_t c = get_global_id(0), row = get_global_id(1), r = "
+    HCL_TRY(hcl_graph_src(g, "  ulong o%zu = gk_.o[%zu], s%zu = gk_.s[%zu];\n", i, i, i, i));
+  return HCL_OK;
+}
+
+hcl_status hcl_graph_kernel_begin(hcl_graph *g, hcl_gstep *s, size_t n_args) {
+  HCL_TRY(signature(g, s, n_args));
+  return hcl_graph_src(g, "  size_t c = get_global_id(0), row = get_global_id(1), r = "
                           "get_global_id(2);\n"
                           "  if (c >= cols || row >= rows) return;\n"
                           "  size_t w = row * cols + c;\n");
+}
+
+hcl_status hcl_graph_kernel_begin_cols(hcl_graph *g, hcl_gstep *s, size_t n_args) {
+  HCL_TRY(signature(g, s, n_args));
+  s->by_col = 1;
+  return hcl_graph_src(g, "  size_t c0 = get_global_id(0) * 8, r = get_global_id(1);\n"
+                          "  if (c0 >= cols) return;\n");
 }
 
 /* Float literal that reads back to the same float. */

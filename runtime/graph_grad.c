@@ -16,6 +16,7 @@ typedef struct rev {
   char *written;   /* [blocks]: 1 gradient written (next one adds), 2 in part by windows */
   size_t *wfloats; /* [blocks]: floats of the disjoint column windows written */
   int zero_all;    /* a step adds to a block gradient nothing wrote yet */
+  char *summed;    /* [nodes]: 1 a bias node whose gradient's column sum is done */
 } rev;
 
 #define NOMEM(g) hcl_fail((g)->ctx, HCL_ERR_NOMEM, "graph: out of host memory")
@@ -123,19 +124,94 @@ static float window_beta(rev *r, size_t v) {
   return 0.0f;
 }
 
+/* A kernel step of elementwise node v over its shape, reading g_val and
+ * x_val and writing t (NULL: out of memory). */
+static hcl_gstep *ew_step(rev *r, size_t v, int g_val, int x_val, int t) {
+  const hcl_gnode *n = &r->g->nodes[v];
+  hcl_gstep *s = step(r, HCL_GS_KERNEL, v);
+  if (!s) return NULL;
+  s->space = n->P * n->C;
+  s->cols = n->C;
+  s->arg[0] = hcl_ga(HCL_GA_VALUE, g_val);
+  s->arg[1] = hcl_ga(HCL_GA_VALUE, x_val);
+  s->arg[2] = hcl_ga(HCL_GA_VALUE, t);
+  return s;
+}
+
+/* Whether the bias gradient of node b (the input of activation v) can be
+ * summed inside v's backward kernel: on CPUs (the column sum there is
+ * hcl_k_col_sum_vec's order, rows in order per column; GPUs keep their tree
+ * reduction), a trainable block, v the bias's only user and its next node (so
+ * no other gradient of the block is written in between), and a fresh target. */
+static int fuse_colsum(const rev *r, size_t v, int32_t b, int acc) {
+  const hcl_graph *g = r->g;
+  const hcl_gnode *n = &g->nodes[b];
+  return !acc && n->kind == HCL_GN_BIAS && (size_t)b + 1 == v && n->n_users == 1 &&
+         g->blocks[n->block].trainable && hcl_ops_cpu_paths(g->ctx);
+}
+
+/* gin = g * df(z) of activation v and the bias gradient of its input node b
+ * in one kernel: each column's gin is summed over the rows in order, as
+ * hcl_k_col_sum_vec does (the same bits as the two steps). */
+static hcl_status act_colsum_grad(rev *r, size_t v, int g_val, int x_val, int32_t b, int t) {
+  hcl_graph *g = r->g;
+  hcl_gnode *n = &g->nodes[v], *bn = &g->nodes[b];
+  hcl_gstep *s = ew_step(r, v, g_val, x_val, t);
+  if (!s) return NOMEM(g);
+  s->arg[3] = hcl_ga(HCL_GA_GRAD, (int)bn->block);
+  float beta = param_beta(r, bn->block);
+  HCL_TRY(hcl_graph_kernel_begin_cols(g, s, 4));
+  char f[1024];
+  hcl_graph_act_expr(n, 1, "z", f, sizeof f);
+  /* 8 columns a work-item (a full row segment: the compiler unrolls the
+   * constant loop), fewer at the right edge */
+  static const char *const bound[2] = {"8", "nc"};
+  HCL_TRY(hcl_graph_src(g, "  size_t nc = cols - c0 < 8 ? cols - c0 : 8;\n"
+                           "  float sum[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};\n"));
+  for (int k = 0; k < 2; k++)
+    HCL_TRY(hcl_graph_src(g,
+                          "  %s\n"
+                          "    for (size_t row = 0; row < rows; row++)\n"
+                          "      for (size_t j = 0; j < %s; j++) {\n"
+                          "        size_t w = row * cols + c0 + j;\n"
+                          "        float z = a1[o1 + r * s1 + w];\n"
+                          "        float d = a0[o0 + r * s0 + w] * %s;\n"
+                          "        a2[o2 + r * s2 + w] = d;\n"
+                          "        sum[j] += d;\n"
+                          "      }\n",
+                          k ? "else" : "if (nc == 8)", bound[k], f));
+  HCL_TRY(hcl_graph_src(g,
+                        "  for (size_t j = 0; j < nc; j++) {\n"
+                        "    float v = (%.9ef) * sum[j];\n"
+                        "    size_t o = o3 + r * s3 + c0 + j;\n"
+                        "    a3[o] = %s;\n"
+                        "  }\n}\n",
+                        (double)bn->scale, beta == 0.0f ? "v" : "a3[o] + v"));
+  r->summed[b] = 1;
+  s->beta = beta;
+  HCL_TRY(hcl_graph_kernel_end(g, s));
+  /* the unfused pair's elementwise kernel, for large batches (graph_exec.c) */
+  hcl_gstep alt = *s;
+  HCL_TRY(hcl_graph_kernel_begin(g, &alt, 3));
+  HCL_TRY(hcl_graph_src(g,
+                        "  float z = a1[o1 + r * s1 + w];\n"
+                        "  a2[o2 + r * s2 + w] = a0[o0 + r * s0 + w] * %s;\n}\n",
+                        f));
+  HCL_TRY(hcl_graph_kernel_end(g, &alt));
+  s->alt_kernel = alt.kernel;
+  return HCL_OK;
+}
+
 /* gin (+)= g * df(x) (act) or g * other (mul): one kernel. */
 static hcl_status ew_grad(rev *r, size_t v, int g_val, int x_val, int32_t into) {
   hcl_graph *g = r->g;
   hcl_gnode *n = &g->nodes[v];
   int t, acc;
   HCL_TRY(target(r, into, &t, &acc, v));
-  hcl_gstep *s = step(r, HCL_GS_KERNEL, v);
+  if (n->kind == HCL_GN_ACT && fuse_colsum(r, v, into, acc))
+    return act_colsum_grad(r, v, g_val, x_val, into, t);
+  hcl_gstep *s = ew_step(r, v, g_val, x_val, t);
   if (!s) return NOMEM(g);
-  s->space = n->P * n->C;
-  s->cols = n->C;
-  s->arg[0] = hcl_ga(HCL_GA_VALUE, g_val);
-  s->arg[1] = hcl_ga(HCL_GA_VALUE, x_val);
-  s->arg[2] = hcl_ga(HCL_GA_VALUE, t);
   HCL_TRY(hcl_graph_kernel_begin(g, s, 3));
   char f[1024] = "a1[o1 + r * s1 + w]";
   if (n->kind == HCL_GN_ACT) {
@@ -274,7 +350,7 @@ static hcl_status node_grad(rev *r, size_t v, int gv) {
     return HCL_OK;
   }
   case HCL_GN_BIAS:
-    if (g->blocks[n->block].trainable) {
+    if (g->blocks[n->block].trainable && !r->summed[v]) {
       if (!(s = step(r, HCL_GS_COLSUM, v))) return NOMEM(g);
       s->arg[0] = hcl_ga(HCL_GA_VALUE, gv);
       s->arg[1] = hcl_ga(HCL_GA_GRAD, (int)n->block);
@@ -307,7 +383,8 @@ hcl_status hcl_graph_grad_steps(hcl_graph *g) {
   r.gv = malloc(g->n * sizeof *r.gv);
   r.written = calloc(g->n_blocks + 1, 1);
   r.wfloats = calloc(g->n_blocks + 1, sizeof *r.wfloats);
-  hcl_status rc = r.gv && r.written && r.wfloats ? grow_holders(&r) : NOMEM(g);
+  r.summed = calloc(g->n + 1, 1);
+  hcl_status rc = r.gv && r.written && r.wfloats && r.summed ? grow_holders(&r) : NOMEM(g);
   for (size_t i = 0; r.gv && i < g->n; i++) r.gv[i] = -1;
   int dout = rc == HCL_OK ? hcl_graph_new_value(g, HCL_GV_DOUT, g->out_dim) : -1;
   if (rc == HCL_OK && dout < 0) rc = NOMEM(g);
@@ -341,5 +418,6 @@ hcl_status hcl_graph_grad_steps(hcl_graph *g) {
   free(r.holders);
   free(r.written);
   free(r.wfloats);
+  free(r.summed);
   return rc;
 }

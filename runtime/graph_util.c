@@ -67,7 +67,11 @@ hcl_status hcl_graph_kernel_end(hcl_graph *g, hcl_gstep *s) {
   g->bodies = b;
   if (!(b[g->n_kernels] = strdup(g->cur)))
     return hcl_fail(g->ctx, HCL_ERR_NOMEM, "graph: out of host memory");
-  char name[48];
+  char name[48], td[160];
+  /* the argument struct of kernels with this many buffers, once */
+  snprintf(td, sizeof td, "typedef struct { ulong rows, cols, o[%zu], s[%zu]; } hcl_gk%zu;\n",
+           s->n_args, s->n_args, s->n_args);
+  if (!g->src || !strstr(g->src, td)) HCL_TRY(append(g, &g->src, td));
   snprintf(name, sizeof name, "__kernel void hcl_g%zu", g->n_kernels);
   s->kernel = (int)g->n_kernels++;
   HCL_TRY(append(g, &g->src, name));

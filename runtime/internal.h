@@ -260,6 +260,9 @@ hcl_status hcl_act_backward(hcl_ctx *ctx, hcl_act act, hcl_buf dy, hcl_buf z, hc
 hcl_status hcl_col_sum(hcl_ctx *ctx, hcl_buf x, hcl_buf out, size_t out_stride, size_t R,
                        size_t rows, size_t cols, float alpha, float beta);
 hcl_status hcl_axpby(hcl_ctx *ctx, float a, hcl_buf x, float b, hcl_buf y, size_t n);
+/* 1 when the ops run their CPU kernel variants on ctx's device (by device
+ * type, or HIERCL_OPS_PATHS). */
+int hcl_ops_cpu_paths(const hcl_ctx *ctx);
 /* Launch shape over (x, y, z) for elementwise kernels that bound-check x and
  * y (bias_act's): fills gws (and lws); returns the lws to pass (NULL on CPUs). */
 const size_t *hcl_ops_geom3(const hcl_ctx *ctx, size_t nx, size_t ny, size_t nz, size_t gws[3],
@@ -273,6 +276,11 @@ hcl_status hcl_rng_fill(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const
  * rows_src: a training-set size per replica), or rows_src when sizes.mem is NULL. */
 hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf sizes, hcl_buf dst,
                            size_t R, uint64_t first, size_t n, size_t width);
+/* hcl_gather_rows of a training batch's inputs (wx floats a row) and labels
+ * (wy) from their two sources, in one launch on CPUs. */
+hcl_status hcl_gather_xy(hcl_ctx *ctx, hcl_buf src_x, hcl_buf src_y, size_t rows_src, hcl_buf sizes,
+                         hcl_buf dst_x, hcl_buf dst_y, size_t R, uint64_t first, size_t n,
+                         size_t wx, size_t wy);
 
 typedef enum {
   HCL_LOSS_MSE = 0,       /* mean (f - y)^2 over outputs and samples, no 1/2 */

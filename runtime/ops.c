@@ -17,6 +17,38 @@
 #define EW_WG 256   /* elementwise groups */
 #define EW_X_MAX 64 /* elementwise: widest first dimension of a group */
 
+/* The by-value argument structs of kernels/ops.cl (same layouts: 4-byte
+ * fields first, then 8-byte ones, so no padding differs between host and
+ * device). One struct costs PoCL one argument per launch instead of one per
+ * scalar. */
+typedef struct {
+  cl_int ta, tb;
+  cl_float alpha, beta;
+  cl_ulong m, n, k, a_off, lda, sa, b_off, ldb, sb, c_off, ldc, sc;
+} gemm_p;
+
+typedef struct {
+  cl_float alpha, beta;
+  cl_ulong d0, d1, o0, i0, s0, o1, i1, s1, o2, i2, s2;
+} thin_p;
+
+typedef struct {
+  cl_int kind, has_dout, has_loss, has_err, accumulate, has_nan, step, pad_;
+  cl_float grad_scale, mse_scale, mse_gscale, pad2_;
+  cl_ulong f_off, y_off, n, out_dim, dout_off, loss_off, err_off, nan_off;
+} loss_p;
+
+typedef struct {
+  cl_int kind, has_lrs, nesterov, first, has_mask, pad_;
+  cl_float lr, l2, wd, momentum, beta1, beta2, eps, step_scale, inv_sqrt_bc2, pad2_;
+  cl_ulong lrs_off, p_off, g_off, s1_off, s2_off, mask_off, n;
+} optim_p;
+
+typedef struct {
+  cl_float alpha, beta;
+  cl_ulong x_off, out_off, out_stride, rows, cols;
+} colsum_p;
+
 /* Kernels; bias_act and act_backward have one kernel per hcl_act, in order. */
 enum {
   K_BIAS_ACT,
@@ -29,10 +61,11 @@ enum {
   K_RNG_EDGE = K_RNG + 4, /* the same: partial blocks at the ends */
   K_GATHER = K_RNG_EDGE + 4,
   K_GATHER_CPU,
+  K_GATHER_XY_CPU,
   K_LOSS,
-  K_LOSS_SAMPLES, /* one per hcl_loss_kind, in order (CPUs) */
-  K_LOSS_SUM = K_LOSS_SAMPLES + 4,
-  K_OPTIM,
+  K_LOSS_REPLICA, /* one per hcl_loss_kind, in order (CPUs) */
+  K_OPTIM = K_LOSS_REPLICA + 4,
+  K_SGD,
   K_GEMM_REF,
   K_GEMV_DOT,
   K_GEMV_AXPY,
@@ -69,13 +102,14 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_rng_bernoulli_edge",
                                              "hcl_k_gather_rows",
                                              "hcl_k_gather_rows_cpu",
+                                             "hcl_k_gather_xy_cpu",
                                              "hcl_k_loss",
                                              "hcl_k_loss_mse",
                                              "hcl_k_loss_cross_entropy",
                                              "hcl_k_loss_logistic",
                                              "hcl_k_loss_hinge",
-                                             "hcl_k_loss_sum",
                                              "hcl_k_optim",
+                                             "hcl_k_sgd",
                                              "hcl_k_gemm_ref",
                                              "hcl_k_gemv_dot",
                                              "hcl_k_gemv_axpy",
@@ -94,8 +128,6 @@ struct hcl_ops {
   hcl_buf seeds;
   uint64_t *seeds_host;
   size_t n_seeds, seeds_cap;
-  /* per-sample losses and errors of the CPU loss path [2, R, n] */
-  hcl_buf part;
   /* CLBlast's padded/transposed operands (blas.c), kept for the ctx */
   hcl_buf blas_temp;
 };
@@ -110,7 +142,6 @@ void hcl_ops_release(hcl_ctx *ctx) {
     if (o->k[i]) clReleaseKernel(o->k[i]);
   if (o->prog) clReleaseProgram(o->prog);
   hcl_buf_free(ctx, &o->seeds);
-  hcl_buf_free(ctx, &o->part);
   hcl_buf_free(ctx, &o->blas_temp);
   free(o->seeds_host);
   free(o);
@@ -122,7 +153,6 @@ void hcl_ops_trim(hcl_ctx *ctx) {
   if (!ctx || !ctx->ops) return;
   struct hcl_ops *o = ctx->ops;
   hcl_buf_free(ctx, &o->seeds);
-  hcl_buf_free(ctx, &o->part);
   hcl_buf_free(ctx, &o->blas_temp);
   o->n_seeds = o->seeds_cap = 0;
 }
@@ -164,7 +194,6 @@ hcl_status hcl_ops_init(hcl_ctx *ctx) {
 static int g_force_paths = -2;      /* -2: not read yet, -1: by device type, 0 GPU, 1 CPU */
 void hcl_ops_force_paths(int mode); /* tests: -1 by device type, 0 GPU, 1 CPU paths */
 void hcl_ops_force_paths(int mode) { g_force_paths = mode; }
-int hcl_ops_cpu_paths(const hcl_ctx *ctx);
 int hcl_ops_cpu_paths(const hcl_ctx *ctx) {
   if (g_force_paths == -2) {
     const char *e = hcl_getenv("HIERCL_OPS_PATHS");
@@ -272,15 +301,20 @@ hcl_status hcl_col_sum(hcl_ctx *ctx, hcl_buf x, hcl_buf out, size_t out_stride, 
   else
     x = out;
   NEED("col_sum", "out", out, (R - 1) * out_stride + cols);
-  cl_ulong xo = x.offset / 4, oo = out.offset / 4, os = out_stride, rows_ = rows, cols_ = cols;
-  hcl_arg args[] = {HCL_ARG(x.mem), HCL_ARG(xo),    HCL_ARG(out.mem), HCL_ARG(oo),  HCL_ARG(os),
-                    HCL_ARG(rows_), HCL_ARG(cols_), HCL_ARG(alpha),   HCL_ARG(beta)};
+  colsum_p p = {.alpha = alpha,
+                .beta = beta,
+                .x_off = x.offset / 4,
+                .out_off = out.offset / 4,
+                .out_stride = out_stride,
+                .rows = rows,
+                .cols = cols};
+  hcl_arg args[] = {HCL_ARG(p), HCL_ARG(x.mem), HCL_ARG(out.mem)};
   if (hcl_ops_cpu_paths(ctx)) { /* see hcl_k_col_sum_vec */
     size_t gws[2] = {(cols + 7) / 8, R};
-    return hcl_run_kernel(ctx, ctx->ops->k[K_COL_SUM_VEC], 2, gws, NULL, "col_sum", 9, args);
+    return hcl_run_kernel(ctx, ctx->ops->k[K_COL_SUM_VEC], 2, gws, NULL, "col_sum", 3, args);
   }
   size_t gws[3] = {round_up(cols, CS_W), CS_H, R}, lws[3] = {CS_W, CS_H, 1};
-  return hcl_run_kernel(ctx, ctx->ops->k[K_COL_SUM], 3, gws, lws, "col_sum", 9, args);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_COL_SUM], 3, gws, lws, "col_sum", 3, args);
 }
 
 hcl_status hcl_axpby(hcl_ctx *ctx, float a, hcl_buf x, float b, hcl_buf y, size_t n) {
@@ -387,6 +421,32 @@ hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf s
   return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER], 3, gws, l, "gather_rows", 9, args);
 }
 
+hcl_status hcl_gather_xy(hcl_ctx *ctx, hcl_buf src_x, hcl_buf src_y, size_t rows_src, hcl_buf sizes,
+                         hcl_buf dst_x, hcl_buf dst_y, size_t R, uint64_t first, size_t n,
+                         size_t wx, size_t wy) {
+  if (!hcl_ops_cpu_paths(ctx) || !wx || !wy) { /* GPUs: the 3D copies, one per tensor */
+    HCL_TRY(hcl_gather_rows(ctx, src_x, rows_src, sizes, dst_x, R, first, n, wx));
+    return hcl_gather_rows(ctx, src_y, rows_src, sizes, dst_y, R, first, n, wy);
+  }
+  if (!R || !n) return HCL_OK;
+  if (!rows_src) return hcl_fail(ctx, HCL_ERR_PARAM, "gather_rows: the source has no rows");
+  OPS_READY(ctx);
+  NEED("gather_rows", "src x", src_x, R * rows_src * wx);
+  NEED("gather_rows", "src y", src_y, R * rows_src * wy);
+  NEED("gather_rows", "dst x", dst_x, R * n * wx);
+  NEED("gather_rows", "dst y", dst_y, R * n * wy);
+  if (sizes.mem) HCL_TRY(need(ctx, "gather_rows", "sizes", sizes, R, sizeof(cl_ulong)));
+  cl_ulong sxo = src_x.offset / 4, syo = src_y.offset / 4, rs = rows_src;
+  cl_ulong dxo = dst_x.offset / 4, dyo = dst_y.offset / 4, n_ = n, wx_ = wx, wy_ = wy;
+  cl_ulong f0 = sizes.mem ? first : first % rows_src;
+  hcl_arg args[] = {HCL_ARG(src_x.mem), HCL_ARG(sxo),       HCL_ARG(src_y.mem), HCL_ARG(syo),
+                    HCL_ARG(rs),        HCL_ARG(dst_x.mem), HCL_ARG(dxo),       HCL_ARG(dst_y.mem),
+                    HCL_ARG(dyo),       HCL_ARG(f0),        HCL_ARG(n_),        HCL_ARG(wx_),
+                    HCL_ARG(wy_),       HCL_ARG(sizes.mem)};
+  size_t gws[2] = {n, R};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER_XY_CPU], 2, gws, NULL, "gather_rows", 14, args);
+}
+
 static const char *loss_name(hcl_loss_kind k) {
   static const char *const names[] = {"mse", "cross_entropy", "logistic", "hinge"};
   return (unsigned)k <= HCL_LOSS_HINGE ? names[k] : "?";
@@ -423,46 +483,33 @@ hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size
   if (!has_loss) loss_acc = f;
   if (!has_err) err_acc = f;
   if (!has_nan) nan_step = f;
-  cl_int k = (cl_int)kind, acc = accumulate != 0, st = step;
-  cl_ulong fo = f.offset / 4, yo = y.offset / 4, n_ = n, od = out_dim, dso = dout.offset / 4;
-  cl_ulong lo = loss_acc.offset / 4, eo = err_acc.offset / 4, no = nan_step.offset / 4;
-  float mse_scale = (float)(1.0 / (double)out_dim);
-  float mse_gscale = (float)(2.0 * grad_scale / (double)out_dim);
-  if (hcl_ops_cpu_paths(ctx)) { /* see hcl_k_loss_sum */
-    struct hcl_ops *o = ctx->ops;
-    size_t need_bytes = 2 * R * (n ? n : 1) * sizeof(float);
-    if (o->part.size < need_bytes) {
-      hcl_buf_free(ctx, &o->part); /* kernels already enqueued keep their reference */
-      HCL_TRY(hcl_buf_alloc(ctx, need_bytes, &o->part));
-    }
-    cl_ulong R_ = R;
-    if (n) {
-      hcl_arg a1[] = {HCL_ARG(f.mem),      HCL_ARG(fo),         HCL_ARG(y.mem),
-                      HCL_ARG(yo),         HCL_ARG(n_),         HCL_ARG(R_),
-                      HCL_ARG(od),         HCL_ARG(grad_scale), HCL_ARG(mse_scale),
-                      HCL_ARG(mse_gscale), HCL_ARG(dout.mem),   HCL_ARG(dso),
-                      HCL_ARG(has_dout),   HCL_ARG(o->part.mem)};
-      size_t g1[2] = {n, R};
-      HCL_TRY(hcl_run_kernel(ctx, o->k[K_LOSS_SAMPLES + kind], 2, g1, NULL, "loss", 14, a1));
-    }
-    hcl_arg a2[] = {
-        HCL_ARG(o->part.mem), HCL_ARG(n_),       HCL_ARG(R_),           HCL_ARG(loss_acc.mem),
-        HCL_ARG(lo),          HCL_ARG(has_loss), HCL_ARG(err_acc.mem),  HCL_ARG(eo),
-        HCL_ARG(has_err),     HCL_ARG(acc),      HCL_ARG(nan_step.mem), HCL_ARG(no),
-        HCL_ARG(has_nan),     HCL_ARG(st)};
-    size_t g2 = R;
-    return hcl_run_kernel(ctx, o->k[K_LOSS_SUM], 1, &g2, NULL, "loss", 14, a2);
+  loss_p p = {.kind = (cl_int)kind,
+              .has_dout = has_dout,
+              .has_loss = has_loss,
+              .has_err = has_err,
+              .accumulate = accumulate != 0,
+              .has_nan = has_nan,
+              .step = step,
+              .grad_scale = grad_scale,
+              .mse_scale = (float)(1.0 / (double)out_dim),
+              .mse_gscale = (float)(2.0 * grad_scale / (double)out_dim),
+              .f_off = f.offset / 4,
+              .y_off = y.offset / 4,
+              .n = n,
+              .out_dim = out_dim,
+              .dout_off = dout.offset / 4,
+              .loss_off = loss_acc.offset / 4,
+              .err_off = err_acc.offset / 4,
+              .nan_off = nan_step.offset / 4};
+  hcl_arg args[] = {HCL_ARG(p),           HCL_ARG(f.mem),        HCL_ARG(y.mem),
+                    HCL_ARG(dout.mem),    HCL_ARG(loss_acc.mem), HCL_ARG(err_acc.mem),
+                    HCL_ARG(nan_step.mem)};
+  if (hcl_ops_cpu_paths(ctx)) { /* see hcl_k_loss_mse */
+    size_t g1 = R;
+    return hcl_run_kernel(ctx, ctx->ops->k[K_LOSS_REPLICA + kind], 1, &g1, NULL, "loss", 7, args);
   }
-  hcl_arg args[] = {HCL_ARG(k),          HCL_ARG(f.mem),        HCL_ARG(fo),
-                    HCL_ARG(y.mem),      HCL_ARG(yo),           HCL_ARG(n_),
-                    HCL_ARG(od),         HCL_ARG(grad_scale),   HCL_ARG(mse_scale),
-                    HCL_ARG(mse_gscale), HCL_ARG(dout.mem),     HCL_ARG(dso),
-                    HCL_ARG(has_dout),   HCL_ARG(loss_acc.mem), HCL_ARG(lo),
-                    HCL_ARG(has_loss),   HCL_ARG(err_acc.mem),  HCL_ARG(eo),
-                    HCL_ARG(has_err),    HCL_ARG(acc),          HCL_ARG(nan_step.mem),
-                    HCL_ARG(no),         HCL_ARG(has_nan),      HCL_ARG(st)};
   size_t gws[2] = {RED_WG, R}, lws[2] = {RED_WG, 1};
-  return hcl_run_kernel(ctx, ctx->ops->k[K_LOSS], 2, gws, lws, "loss", 24, args);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_LOSS], 2, gws, lws, "loss", 7, args);
 }
 
 hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf lr_scale, float l2,
@@ -493,7 +540,6 @@ hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf 
     NEED("optim", "mask", mask, n);
   else
     mask = params;
-  cl_int kind = adam, nesterov = opt->nesterov != 0, first = t == 1;
   float step_scale = 1.0f, inv_sqrt_bc2 = 1.0f;
   if (adam) {
     double bc1 = 1.0 - pow((double)opt->beta1, (double)t);
@@ -504,21 +550,36 @@ hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf 
     step_scale = (float)(1.0 / bc1);
     inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
   }
-  float wd = opt->weight_decay, mu = opt->momentum, b1 = opt->beta1, b2 = opt->beta2,
-        eps = opt->eps;
-  cl_ulong lso = lr_scale.offset / 4, po = params.offset / 4, go = grad.offset / 4;
-  cl_ulong s1o = state1.offset / 4, s2o = state2.offset / 4, mo = mask.offset / 4, n_ = n;
-  hcl_arg args[] = {HCL_ARG(kind),       HCL_ARG(lr),         HCL_ARG(lr_scale.mem),
-                    HCL_ARG(lso),        HCL_ARG(has_lrs),    HCL_ARG(l2),
-                    HCL_ARG(wd),         HCL_ARG(mu),         HCL_ARG(nesterov),
-                    HCL_ARG(first),      HCL_ARG(b1),         HCL_ARG(b2),
-                    HCL_ARG(eps),        HCL_ARG(step_scale), HCL_ARG(inv_sqrt_bc2),
-                    HCL_ARG(params.mem), HCL_ARG(po),         HCL_ARG(grad.mem),
-                    HCL_ARG(go),         HCL_ARG(state1.mem), HCL_ARG(s1o),
-                    HCL_ARG(state2.mem), HCL_ARG(s2o),        HCL_ARG(mask.mem),
-                    HCL_ARG(mo),         HCL_ARG(has_mask),   HCL_ARG(n_)};
+  optim_p p = {.kind = adam,
+               .has_lrs = has_lrs,
+               .nesterov = opt->nesterov != 0,
+               .first = t == 1,
+               .has_mask = has_mask,
+               .lr = lr,
+               .l2 = l2,
+               .wd = opt->weight_decay,
+               .momentum = opt->momentum,
+               .beta1 = opt->beta1,
+               .beta2 = opt->beta2,
+               .eps = opt->eps,
+               .step_scale = step_scale,
+               .inv_sqrt_bc2 = inv_sqrt_bc2,
+               .lrs_off = lr_scale.offset / 4,
+               .p_off = params.offset / 4,
+               .g_off = grad.offset / 4,
+               .s1_off = state1.offset / 4,
+               .s2_off = state2.offset / 4,
+               .mask_off = mask.offset / 4,
+               .n = n};
   size_t gws[2] = {round_up(n, 64), R}, lws[2] = {64, 1};
-  return hcl_run_kernel(ctx, ctx->ops->k[K_OPTIM], 2, gws, lws, "optim", 27, args);
+  if (!adam && opt->momentum == 0.0f && !has_lrs && !has_mask) { /* see hcl_k_sgd */
+    hcl_arg args[] = {HCL_ARG(p), HCL_ARG(params.mem), HCL_ARG(grad.mem)};
+    return hcl_run_kernel(ctx, ctx->ops->k[K_SGD], 2, gws, lws, "optim", 3, args);
+  }
+  hcl_arg args[] = {HCL_ARG(p),        HCL_ARG(lr_scale.mem), HCL_ARG(params.mem),
+                    HCL_ARG(grad.mem), HCL_ARG(state1.mem),   HCL_ARG(state2.mem),
+                    HCL_ARG(mask.mem)};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_OPTIM], 2, gws, lws, "optim", 7, args);
 }
 
 /* Floats a row-major matrix of `rows` x `cols` with leading dimension ld spans. */
@@ -563,62 +624,70 @@ hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_
                          float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
   OPS_READY(ctx);
   cl_ulong ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
-  cl_ulong sa_ = sa, sb_ = sb, sc_ = sc;
+  thin_p t = {.alpha = alpha, .beta = beta};
   if (k == 1) { /* C = alpha a b^T: u = column of op(A), v = row of op(B) */
-    cl_ulong m_ = m, n_ = n, incu = ta ? 1 : lda, incv = tb ? ldb : 1, ldc_ = ldc;
-    hcl_arg args[] = {HCL_ARG(m_),    HCL_ARG(n_),   HCL_ARG(alpha), HCL_ARG(a.mem),
-                      HCL_ARG(ao),    HCL_ARG(incu), HCL_ARG(sa_),   HCL_ARG(b.mem),
-                      HCL_ARG(bo),    HCL_ARG(incv), HCL_ARG(sb_),   HCL_ARG(beta),
-                      HCL_ARG(c.mem), HCL_ARG(co),   HCL_ARG(ldc_),  HCL_ARG(sc_)};
+    t.d0 = m, t.d1 = n;
+    t.o0 = ao, t.i0 = ta ? 1 : lda, t.s0 = sa;
+    t.o1 = bo, t.i1 = tb ? ldb : 1, t.s1 = sb;
+    t.o2 = co, t.i2 = ldc, t.s2 = sc;
+    hcl_arg args[] = {HCL_ARG(t), HCL_ARG(a.mem), HCL_ARG(b.mem), HCL_ARG(c.mem)};
     size_t g2[2], l2[2];
     geom2(n, m, g2, l2);
     size_t gws[3] = {g2[0], g2[1], batch}, lws[3] = {l2[0], l2[1], 1};
-    return hcl_run_kernel(ctx, ctx->ops->k[K_GER], 3, gws, lws, "gemm_thin", 16, args);
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GER], 3, gws, lws, "gemm_thin", 4, args);
   }
   /* one output vector: n == 1 (a column of C, stride ldc) or m == 1 (a row) */
   int col = n == 1;
   size_t len = col ? m : n;
   hcl_buf M, v;
-  cl_ulong m_off, ldm, sm, v_off, incv, sv, inco = col ? ldc : 1, len_ = len, k_ = k;
   int rows_contiguous;
+  t.d0 = len, t.d1 = k;
   if (col) { /* c_i = sum_p opA(i,p) b(p): v = B's column */
-    M = a, m_off = ao, ldm = lda, sm = sa_, rows_contiguous = !ta;
-    v = b, v_off = bo, incv = tb ? 1 : ldb, sv = sb_;
+    M = a, t.o0 = ao, t.i0 = lda, t.s0 = sa, rows_contiguous = !ta;
+    v = b, t.o1 = bo, t.i1 = tb ? 1 : ldb, t.s1 = sb;
   } else { /* c_j = sum_p a(p) opB(p,j): v = A's row */
-    M = b, m_off = bo, ldm = ldb, sm = sb_, rows_contiguous = tb;
-    v = a, v_off = ao, incv = ta ? lda : 1, sv = sa_;
+    M = b, t.o0 = bo, t.i0 = ldb, t.s0 = sb, rows_contiguous = tb;
+    v = a, t.o1 = ao, t.i1 = ta ? lda : 1, t.s1 = sa;
   }
-  hcl_arg args[] = {HCL_ARG(len_),  HCL_ARG(k_),   HCL_ARG(alpha), HCL_ARG(M.mem),
-                    HCL_ARG(m_off), HCL_ARG(ldm),  HCL_ARG(sm),    HCL_ARG(v.mem),
-                    HCL_ARG(v_off), HCL_ARG(incv), HCL_ARG(sv),    HCL_ARG(beta),
-                    HCL_ARG(c.mem), HCL_ARG(co),   HCL_ARG(inco),  HCL_ARG(sc_)};
+  t.o2 = co, t.i2 = col ? ldc : 1, t.s2 = sc;
+  hcl_arg args[] = {HCL_ARG(t), HCL_ARG(M.mem), HCL_ARG(v.mem), HCL_ARG(c.mem)};
   if (rows_contiguous) {
     size_t gws[2] = {round_up(len, 16), batch}, lws[2] = {16, 1};
-    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMV_DOT], 2, gws, lws, "gemm_thin", 16, args);
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMV_DOT], 2, gws, lws, "gemm_thin", 4, args);
   }
   size_t gws[2] = {round_up((len + 7) / 8, 8), batch}, lws[2] = {8, 1};
-  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMV_AXPY], 2, gws, lws, "gemm_thin", 16, args);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMV_AXPY], 2, gws, lws, "gemm_thin", 4, args);
 }
 
 hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                           hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                           float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
   OPS_READY(ctx);
-  cl_int ta_ = ta != 0, tb_ = tb != 0;
-  cl_ulong m_ = m, n_ = n, k_ = k, ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
-  cl_ulong lda_ = lda, ldb_ = ldb, ldc_ = ldc, sa_ = sa, sb_ = sb, sc_ = sc;
-  hcl_arg args[] = {HCL_ARG(ta_),   HCL_ARG(tb_),   HCL_ARG(m_),   HCL_ARG(n_),   HCL_ARG(k_),
-                    HCL_ARG(alpha), HCL_ARG(a.mem), HCL_ARG(ao),   HCL_ARG(lda_), HCL_ARG(sa_),
-                    HCL_ARG(b.mem), HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta),
-                    HCL_ARG(c.mem), HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_)};
+  gemm_p p = {.ta = ta != 0,
+              .tb = tb != 0,
+              .alpha = alpha,
+              .beta = beta,
+              .m = m,
+              .n = n,
+              .k = k,
+              .a_off = a.offset / 4,
+              .lda = lda,
+              .sa = sa,
+              .b_off = b.offset / 4,
+              .ldb = ldb,
+              .sb = sb,
+              .c_off = c.offset / 4,
+              .ldc = ldc,
+              .sc = sc};
+  hcl_arg args[] = {HCL_ARG(p), HCL_ARG(a.mem), HCL_ARG(b.mem), HCL_ARG(c.mem)};
   if (hcl_ops_cpu_paths(ctx)) { /* CPUs: one row per work-item (see hcl_k_gemm_row) */
     size_t gws[2] = {m, batch};
-    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_ROW], 2, gws, NULL, "gemm_small", 19, args);
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_ROW], 2, gws, NULL, "gemm_small", 4, args);
   }
   size_t g2[2], l2[2]; /* GPUs: one output per work-item */
   geom2(n, m, g2, l2);
   size_t gws[3] = {g2[0], g2[1], batch}, lws[3] = {l2[0], l2[1], 1};
-  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_SMALL1], 3, gws, lws, "gemm_small", 19, args);
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_SMALL1], 3, gws, lws, "gemm_small", 4, args);
 }
 
 hcl_status hcl_ops_blas_temp(hcl_ctx *ctx, size_t bytes, hcl_buf *out);

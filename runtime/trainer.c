@@ -199,10 +199,8 @@ void hcl_trainer_release(hcl_trainer *t) {
 hcl_status hcl_trainer_batch(hcl_trainer *t, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
                              hcl_buf y) {
   if (stream == HCL_STREAM_TRAIN && t->cached) { /* t->sizes: per-replica sizes, or none */
-    HCL_TRY(hcl_gather_rows(t->ctx, t->cache_x, t->cfg->train_size, t->sizes, x, t->cfg->replicas,
-                            first, n, t->x_size));
-    return hcl_gather_rows(t->ctx, t->cache_y, t->cfg->train_size, t->sizes, y, t->cfg->replicas,
-                           first, n, t->y_dim);
+    return hcl_gather_xy(t->ctx, t->cache_x, t->cache_y, t->cfg->train_size, t->sizes, x, y,
+                         t->cfg->replicas, first, n, t->x_size, t->y_dim);
   }
   return HCL_IN_TARGET(t->ctx, t->tvt->sample(t->target, stream, first, n, x, y));
 }

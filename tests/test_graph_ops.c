@@ -857,6 +857,75 @@ static void test_fusion_and_planning(void **state) {
   hcl_graph_free(g);
 }
 
+/* ops.c: -1 kernel variants by device type, 0 the GPU ones, 1 the CPU ones. */
+void hcl_ops_force_paths(int mode);
+
+/* One layer z = x W^T + b, y = act(z) (nothing after it), compiled on the
+ * given ops paths; *colsums: its backward's separate column-sum steps. */
+static hcl_graph *one_layer(hcl_ctx *ctx, const hcl_block *blocks, size_t np, size_t in, int act,
+                            int with_act, int cpu, size_t *colsums) {
+  hcl_ops_force_paths(cpu);
+  hcl_graph *g;
+  assert_int_equal(hcl_graph_new(ctx, blocks, 2, np, R, in, 128, &g), HCL_OK);
+  hcl_tensor z = hcl_g_bias(g, hcl_g_matmul(g, hcl_g_input(g), "w"), "b");
+  assert_int_equal(hcl_g_output(g, with_act ? hcl_g_act(g, z, act, NULL, 0) : z), HCL_OK);
+  assert_int_equal(hcl_graph_compile(g), HCL_OK);
+  hcl_ops_force_paths(-1);
+  *colsums = 0;
+  for (size_t i = g->n_fwd; i < g->n_steps; i++) *colsums += g->steps[i].kind == HCL_GS_COLSUM;
+  return g;
+}
+
+/* On CPUs the bias gradient is summed inside the activation's backward
+ * kernel (no column-sum step), with the bits of the unfused path:
+ * act_backward then col_sum on the same z and dout. 43 columns: five float8
+ * lanes and a scalar tail of the column sum; a batch of 20 runs the fused
+ * kernel, one of 100 (beyond HCL_FUSED_COLSUM_MAX floats) the pair. */
+static void test_act_colsum_fused(void **state) {
+  (void)state;
+  NEED_CTX();
+  hcl_ctx *ctx = hcl_test_ctx();
+  enum { IN = 9, OUT = 43 };
+  size_t np = OUT * IN + OUT;
+  hcl_block blocks[2] = {{"w", 0, OUT, IN, 0, 1}, {"b", OUT * IN, OUT, 1, 0, 1}};
+  static const int acts[][2] = {{HCL_GACT_RELU, HCL_ACT_RELU}, {HCL_GACT_TANH, HCL_ACT_TANH}};
+  for (size_t k = 0; k < 4; k++) {
+    size_t B = k < 2 ? 20 : 100, n_fused, n_plain, n_gpu;
+    hcl_graph *g = one_layer(ctx, blocks, np, IN, acts[k % 2][0], 1, 1, &n_fused);
+    hcl_graph *lin = one_layer(ctx, blocks, np, IN, acts[k % 2][0], 0, 1, &n_plain);
+    hcl_graph_free(one_layer(ctx, blocks, np, IN, acts[k % 2][0], 1, 0, &n_gpu));
+    assert_int_equal(n_fused, 0); /* summed in the activation's kernel */
+    assert_int_equal(n_plain, 1); /* no activation: the column sum alone */
+    assert_int_equal(n_gpu, 1);   /* GPUs keep their tree reduction */
+    float *p = hcl_test_random_floats(urand, R * np, -0.8, 0.8);
+    float *x = hcl_test_random_floats(urand, R * B * IN, -1, 1);
+    float *dout = hcl_test_random_floats(urand, R * B * OUT, -1, 1);
+    hcl_buf pb = hcl_test_upload(ctx, p, R * np), xb = hcl_test_upload(ctx, x, R * B * IN);
+    hcl_buf db = hcl_test_upload(ctx, dout, R * B * OUT), ob, zb, dz, gb, ref;
+    size_t nv = R * B * OUT;
+    assert_int_equal(hcl_buf_alloc(ctx, nv * sizeof(float), &ob), HCL_OK);
+    assert_int_equal(hcl_buf_alloc(ctx, nv * sizeof(float), &zb), HCL_OK);
+    assert_int_equal(hcl_buf_alloc(ctx, nv * sizeof(float), &dz), HCL_OK);
+    assert_int_equal(hcl_buf_alloc(ctx, R * np * sizeof(float), &gb), HCL_OK);
+    assert_int_equal(hcl_buf_alloc(ctx, R * np * sizeof(float), &ref), HCL_OK);
+    assert_int_equal(hcl_graph_run(g, 0, g->n_steps, pb, xb, ob, db, gb, B), HCL_OK);
+    /* the unfused path: z, dz = dout act'(z), col_sum(dz), dW = dz^T x */
+    assert_int_equal(hcl_graph_run(lin, 0, lin->n_fwd, pb, xb, zb, (hcl_buf){0}, (hcl_buf){0}, B),
+                     HCL_OK);
+    assert_int_equal(hcl_act_backward(ctx, acts[k % 2][1], db, zb, dz, R, B, OUT), HCL_OK);
+    assert_int_equal(hcl_graph_run(lin, lin->n_fwd, lin->n_steps, pb, xb, zb, dz, ref, B), HCL_OK);
+    float *got = hcl_test_download(ctx, gb, R * np), *want = hcl_test_download(ctx, ref, R * np);
+    for (size_t i = 0; i < R * np; i++)
+      if (memcmp(&got[i], &want[i], sizeof(float)))
+        fail_msg("act %zu: gradient float %zu: fused %.9g, unfused %.9g", k, i, got[i], want[i]);
+    free(got), free(want), free(p), free(x), free(dout);
+    hcl_buf_free(ctx, &pb), hcl_buf_free(ctx, &xb), hcl_buf_free(ctx, &db);
+    hcl_buf_free(ctx, &ob), hcl_buf_free(ctx, &zb), hcl_buf_free(ctx, &dz);
+    hcl_buf_free(ctx, &gb), hcl_buf_free(ctx, &ref);
+    hcl_graph_free(g), hcl_graph_free(lin);
+  }
+}
+
 /* A graph-only plugin loads (no forward or backward needed), and its shape
  * error reaches the command line as one line naming the plugin, the op and
  * the shapes, with a non-zero exit. */
@@ -915,6 +984,7 @@ int main(void) {
       cmocka_unit_test(test_custom_op),
       cmocka_unit_test(test_shape_error),
       cmocka_unit_test(test_fusion_and_planning),
+      cmocka_unit_test(test_act_colsum_fused),
       cmocka_unit_test(cli_shape_error),
       cmocka_unit_test(test_wrap_slots_released),
   };

@@ -272,6 +272,42 @@ static void test_gather_rows_var(void **state) {
   free(src), free(dst);
 }
 
+/* Inputs and labels in one launch: the bits of two hcl_gather_rows calls,
+ * with one size for all replicas and with per-replica sizes. */
+static void test_gather_xy(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  const size_t R = 3, rows = 17, wx = 7, wy = 2, n = 40;
+  const uint64_t first = (1ull << 34) + 5;
+  const cl_ulong sizes[3] = {17, 3, 10};
+  float *sx = frand(R * rows * wx, -1, 1), *sy = frand(R * rows * wy, -1, 1);
+  float *gx = malloc(R * n * wx * 4), *gy = malloc(R * n * wy * 4);
+  float *rx = malloc(R * n * wx * 4), *ry = malloc(R * n * wy * 4);
+  tbuf tsx = tb_make(ctx, sx, R * rows * wx, 4), tsy = tb_make(ctx, sy, R * rows * wy, 2);
+  tbuf tdx = tb_make(ctx, NULL, R * n * wx, 1), tdy = tb_make(ctx, NULL, R * n * wy, 3);
+  tbuf trx = tb_make(ctx, NULL, R * n * wx, 0), try_ = tb_make(ctx, NULL, R * n * wy, 0);
+  hcl_buf sb;
+  OK(hcl_buf_alloc(ctx, sizeof sizes, &sb));
+  OK(hcl_buf_write(ctx, sb, sizes, sizeof sizes));
+  for (int per = 0; per < 2; per++) {
+    hcl_buf sz = per ? sb : (hcl_buf){0};
+    OK(hcl_gather_xy(ctx, tsx.v, tsy.v, rows, sz, tdx.v, tdy.v, R, first, n, wx, wy));
+    OK(hcl_gather_rows(ctx, tsx.v, rows, sz, trx.v, R, first, n, wx));
+    OK(hcl_gather_rows(ctx, tsy.v, rows, sz, try_.v, R, first, n, wy));
+    tb_read(ctx, &tdx, gx), tb_read(ctx, &tdy, gy);
+    tb_read(ctx, &trx, rx), tb_read(ctx, &try_, ry);
+    assert_memory_equal(gx, rx, R * n * wx * 4);
+    assert_memory_equal(gy, ry, R * n * wy * 4);
+    for (size_t r = 0; r < R; r++) /* and the rows themselves */
+      assert_memory_equal(&gy[r * n * wy], &sy[(r * rows + first % (per ? sizes[r] : rows)) * wy],
+                          wy * 4);
+  }
+  hcl_buf_free(ctx, &sb);
+  tb_free(ctx, &tsx), tb_free(ctx, &tsy), tb_free(ctx, &tdx), tb_free(ctx, &tdy);
+  tb_free(ctx, &trx), tb_free(ctx, &try_);
+  free(sx), free(sy), free(gx), free(gy), free(rx), free(ry);
+}
+
 /* ---- losses ----------------------------------------------------------------- */
 /* Host loss of one sample in double; err gets the error indicator. */
 static double host_loss(hcl_loss_kind kind, const double *f, const float *y, size_t od,
@@ -509,6 +545,31 @@ static void test_optim_sgd(void **state) {
   check_optim(ctx, &nest, 0.0f, 0, 1);
 }
 
+/* Plain SGD takes its own two-buffer kernel: the bits of the general kernel
+ * (reached here through an all-ones mask), with weight decay and l2. */
+static void test_optim_sgd_plain_bits(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  const size_t R = 3, n = 301;
+  hcl_optim opt = {.kind = HCL_OPT_SGD, .weight_decay = 0.01f};
+  float *p = frand(R * n, -1, 1), *g = frand(R * n, -1, 1), *ones = malloc(n * 4);
+  float *a = malloc(R * n * 4), *b = malloc(R * n * 4);
+  for (size_t i = 0; i < n; i++) ones[i] = 1.0f;
+  tbuf pa = tb_make(ctx, p, R * n, 1), pb = tb_make(ctx, p, R * n, 2);
+  tbuf tg = tb_make(ctx, g, R * n, 3), tm = tb_make(ctx, ones, n, 0);
+  for (uint64_t t = 1; t <= 3; t++) {
+    OK(hcl_optim_step(ctx, &opt, 0.05f, (hcl_buf){0}, 0.003f, pa.v, tg.v, (hcl_buf){0},
+                      (hcl_buf){0}, (hcl_buf){0}, R, n, t));
+    OK(hcl_optim_step(ctx, &opt, 0.05f, (hcl_buf){0}, 0.003f, pb.v, tg.v, (hcl_buf){0},
+                      (hcl_buf){0}, tm.v, R, n, t));
+  }
+  tb_read(ctx, &pa, a), tb_read(ctx, &pb, b);
+  assert_memory_equal(a, b, R * n * 4);
+  for (size_t i = 0; i < R * n; i++) assert_true(a[i] != p[i]); /* it moved */
+  tb_free(ctx, &pa), tb_free(ctx, &pb), tb_free(ctx, &tg), tb_free(ctx, &tm);
+  free(p), free(g), free(ones), free(a), free(b);
+}
+
 static void test_optim_adam(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
@@ -545,12 +606,14 @@ int main(void) {
       cmocka_unit_test(test_axpby_fill),
       cmocka_unit_test(test_gather_rows),
       cmocka_unit_test(test_gather_rows_var),
+      cmocka_unit_test(test_gather_xy),
       cmocka_unit_test(test_loss_mse),
       cmocka_unit_test(test_loss_cross_entropy),
       cmocka_unit_test(test_loss_logistic),
       cmocka_unit_test(test_loss_hinge),
       cmocka_unit_test(test_loss_nan_and_edges),
       cmocka_unit_test(test_optim_sgd),
+      cmocka_unit_test(test_optim_sgd_plain_bits),
       cmocka_unit_test(test_optim_adam),
       cmocka_unit_test(test_shape_errors),
   };

@@ -299,6 +299,47 @@ static void config_errors_name_the_key(void **state) {
   assert_non_null(strstr(err, "magic"));
 }
 
+/* Kernel launches a run made (summary.json's "kernels"), all labels. */
+static double launches_of(const char *cfg, const char *steps) {
+  char dir[1024], err[4096];
+  const char *sets[] = {steps};
+  if (run_cfg(cfg, sets, 1, NULL, dir, err, sizeof err) != HCL_OK) fail_msg("%s", err);
+  char *sum = read_in(dir, "summary.json");
+  assert_non_null(sum);
+  double total = 0, v;
+  for (const char *p = sum; (p = strstr(p, "\"launches\":")); p++)
+    if (hcl_test_json_num(p, "launches", &v)) total += v;
+  free(sum);
+  return total;
+}
+
+/* On a CPU a small model's step is bound by the driver's cost per launch:
+ * the staircase ResNet of the bench (5 layers of width 40, SGD, MSE) takes
+ * at most 27 launches a step (33 before the bias gradients were summed in
+ * the activations' backward kernels, the loss became one launch and the
+ * batch's inputs and labels one gather), the linear teacher's two-layer net
+ * (hinge) at most 10 (12 before). */
+static void launches_per_step(void **state) {
+  (void)state;
+  skip_without_device();
+  static const char *const cfg[2] = {
+      "[target]\nplugin = staircase\nn = 30\nk = 10\n"
+      "[model]\nplugin = resnet\nwidth = 40\ndepth = 5\n"
+      "[train]\nbatch = 20\nlr = 0.01\ntrain_size = 600\n"
+      "[eval]\nevery = 0\ntest_size = 64\nprobes = false\n",
+      "[target]\nplugin = linear_teacher\nd = 50\nmargin = 0.1\n"
+      "[model]\nplugin = regular_net\ndepth = 1\nwidth = 40\nactivation = leaky_relu\n"
+      "readout_fixed = pm_v\nreadout_bias = false\nbias = false\n"
+      "[train]\nloss = hinge\nbatch = 50\nlr = 0.05\ntrain_size = 500\n"
+      "[eval]\nevery = 0\ntest_size = 64\nprobes = false\n"};
+  static const double most[2] = {27, 10};
+  for (int c = 0; c < 2; c++) {
+    double per =
+        (launches_of(cfg[c], "train.steps=300") - launches_of(cfg[c], "train.steps=100")) / 200.0;
+    if (!(per <= most[c])) fail_msg("case %d: %.2f launches a step, at most %.0f", c, per, most[c]);
+  }
+}
+
 static void schedules(void **state) {
   (void)state;
   hcl_schedule s = {.kind = HCL_SCHED_STEP, .lr = 0.01, .every = 15000, .factor = 0.5};
@@ -327,6 +368,7 @@ int main(void) {
       cmocka_unit_test(interrupt_keeps_results),
       cmocka_unit_test(nan_stops_with_step),
       cmocka_unit_test(diverged_replica_is_void),
+      cmocka_unit_test(launches_per_step),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
