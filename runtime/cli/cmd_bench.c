@@ -99,7 +99,10 @@ static void run_case(bench_row *r, const char *tmp, int quick, const char *plugi
                          .out_dir = tmp,
                          .plugin_path = plugin_path,
                          .stop = hcl_cli_stop_flag()};
-  hcl_status rc = hcl_run(&opt, r->error, sizeof r->error);
+  /* a case timed as whole runs builds its programs inside the run: one
+   * untimed run first, so a cold compiler cache is not part of the rate */
+  hcl_status rc = strcmp(r->c->unit, "run") ? HCL_OK : hcl_run(&opt, r->error, sizeof r->error);
+  if (rc == HCL_OK) rc = hcl_run(&opt, r->error, sizeof r->error);
   if (rc != HCL_OK) return;
   snprintf(sum_path, sizeof sum_path, "%s/summary.json", opt.run_dir);
   char *sum = hcl_file_text(sum_path);
