@@ -529,8 +529,8 @@ with open(tsv) as f:
         dirs = rest.split()
         try:
             c = judge(name, dirs)
-            c["plots"] = sorted(os.path.join(d, p) for d in dirs if os.path.isdir(d)
-                                for p in os.listdir(d) if p.endswith(".png"))
+            c["plots"] = sorted(os.path.join(w, p) for d in dirs if os.path.isdir(d)
+                                for w, _, ps in os.walk(d) for p in ps if p.endswith(".png"))
             claims.append(c)
         except Exception as e:  # a run that failed or was cut: say so, count as fail
             claims.append({"claim": name, "dirs": dirs, "error": "%s: %s" % (type(e).__name__, e),

@@ -375,11 +375,34 @@ static void select_on_validation(void **state) {
   assert_non_null(strstr(err, "train.train_size"));
 }
 
+/* A sweep of one point (seeds only) has no curve over a key: hiercl plot
+ * draws the learning curves of the run it trained instead of failing. */
+static void plot_of_one_point(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  if (system("/usr/bin/python3 -c 'import matplotlib' 2>/dev/null") != 0) {
+    print_message("skipped: matplotlib is not installed\n");
+    skip();
+  }
+  static char out[16384];
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/one_point", hcl_test_tmpdir());
+  if (hcl_test_shf(out, sizeof out,
+                   "%s sweep %s/quickstart.ini --grid run.seed=0..1 --set train.steps=40 "
+                   "--set eval.every=20 --set eval.test_size=64 --set target.probe_samples=64 "
+                   "--out %s && %s plot %s/sweep_*",
+                   HCL_TEST_HIERCL, HCL_TEST_CONFIGS, dir, HCL_TEST_HIERCL, dir))
+    HCL_FAIL_OUT(out, "sweep or plot failed (output above)");
+  assert_int_equal(hcl_test_shf(out, sizeof out, "ls %s/sweep_*/runs/*/learning_curves.png", dir),
+                   0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(value_lists),           cmocka_unit_test(pstar_interpolation),
       cmocka_unit_test(whole_prefix),          cmocka_unit_test(grid_end_to_end_and_resume),
       cmocka_unit_test(exponent_in_dimension), cmocka_unit_test(select_on_validation),
+      cmocka_unit_test(plot_of_one_point),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

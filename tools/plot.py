@@ -89,6 +89,13 @@ def plot_sweep(d):
         pstar = {g["group"]: g for g in ps.get("groups", [])}
     if metric is None:
         metric = "test_error" if rows[0].get("task") in ("classes", "binary") else "test_loss"
+    if not rows[0]["point"]:
+        # one point (only seeds, or selected candidates): no curve over a key,
+        # so the learning curves of the runs it trained
+        dirs = sorted({r["run_dir"] for r in rows if os.path.isdir(r.get("run_dir") or "")})
+        if not dirs:
+            sys.exit("hiercl plot: %s has one point and none of its run directories" % d)
+        return [p for rd in dirs for p in plot_run(rd)]
     xkey = "train.train_size" if "train.train_size" in rows[0]["point"] else sorted(rows[0]["point"])[0]
     groups = {}
     for r in rows:

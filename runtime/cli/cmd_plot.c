@@ -35,7 +35,7 @@ int hcl_cmd_plot(int argc, char **argv) {
   int st = 0;
   if (waitpid(pid, &st, 0) < 0) return HCL_EXIT_FAIL;
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-    fprintf(stderr, "hiercl: error: plotting %s failed (needs python3-matplotlib)\n", argv[1]);
+    fprintf(stderr, "hiercl: error: plotting %s failed (the lines above say why)\n", argv[1]);
     return HCL_EXIT_FAIL;
   }
   return HCL_EXIT_OK;
