@@ -172,16 +172,18 @@ static hcl_status alloc(hcl_taylor *m, size_t width, hcl_buf *b) {
 static hcl_status build(hcl_taylor *m) {
   const hcl_host_api *host = hcl_host;
   HCL_TRY(host->program(m->ctx, "taylor", hcl_cl_taylor, "", &m->prog));
-  HCL_TRY(host->kernel(m->ctx, m->prog, m->head_rows ? "tay_head_rows" : "tay_head", &m->k_head));
-  HCL_TRY(
-      host->kernel(m->ctx, m->prog, m->head_rows ? "tay_dcoef_rows" : "tay_dcoef", &m->k_dcoef));
-  size_t kmax = 0;
-  cl_int err = clGetKernelWorkGroupInfo(m->k_head, host->cl_device(m->ctx),
-                                        CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL);
-  if (err != CL_SUCCESS || kmax < 1) kmax = 1;
-  m->wg = HEAD_WG;
-  while (m->wg > kmax) m->wg >>= 1;
-  if (m->head_rows) HCL_TRY(hcl_taylor_fused_setup(m));
+  if (m->fused) {
+    HCL_TRY(hcl_taylor_fused_setup(m));
+  } else {
+    HCL_TRY(host->kernel(m->ctx, m->prog, "tay_head", &m->k_head));
+    HCL_TRY(host->kernel(m->ctx, m->prog, "tay_dcoef", &m->k_dcoef));
+    size_t kmax = 0;
+    cl_int err = clGetKernelWorkGroupInfo(m->k_head, host->cl_device(m->ctx),
+                                          CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL);
+    if (err != CL_SUCCESS || kmax < 1) kmax = 1;
+    m->wg = HEAD_WG;
+    while (m->wg > kmax) m->wg >>= 1;
+  }
   if (!(m->penalty > 0)) return HCL_OK;
   HCL_TRY(host->kernel(m->ctx, m->prog, "tay_pen_rows", &m->k_pen_rows));
   HCL_TRY(host->kernel(m->ctx, m->prog, "tay_pen_apply", &m->k_pen_apply));
@@ -197,7 +199,7 @@ static hcl_status check_buffers(hcl_taylor *m) {
   if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
   double rb = (double)m->R * (double)m->max_batch * sizeof(float);
   double D = m->neural ? (double)m->D : 0.0, w = (double)m->m;
-  double all = rb * (3.0 * D + (m->head_rows ? 1.0 : 3.0) * w), big = rb * (D > w ? D : w),
+  double all = rb * (3.0 * D + (m->fused ? 1.0 : 3.0) * w), big = rb * (D > w ? D : w),
          cap = (double)SIZE_MAX / 8.0;
   char what[256];
   snprintf(what, sizeof what,
@@ -209,11 +211,11 @@ static hcl_status check_buffers(hcl_taylor *m) {
 }
 
 static hcl_status setup_buffers(hcl_taylor *m) {
-  /* CPU devices: one work-item per row (no barriers) and the fused head;
-   * others: a tree per group after the runtime's products */
+  /* CPU devices: the fused head (fused.c); others: the head's tree per
+   * group after the runtime's products */
   cl_device_type type = 0;
   clGetDeviceInfo(hcl_host->cl_device(m->ctx), CL_DEVICE_TYPE, sizeof type, &type, NULL);
-  m->head_rows = (type & CL_DEVICE_TYPE_CPU) != 0;
+  m->fused = (type & CL_DEVICE_TYPE_CPU) != 0;
   HCL_TRY(check_buffers(m));
   if (m->neural) {
     HCL_TRY(alloc(m, m->D, &m->hb)); /* zb: while the whitening is fitted (graph.c) */

@@ -88,9 +88,9 @@ static hcl_status rep_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *io)
 }
 
 /* The head: out [R, n] = sum_r C S (order 1) or 1/2 sum_r C S^2 (order 2),
- * C = a sigma^(order)(U)/sqrt(m); in = {U, S}, block a. CPU devices run one
- * work-item per row (barriers cost more than the arithmetic there), others
- * a fixed-shape tree per work-group: the same bits at every launch. */
+ * C = a sigma^(order)(U)/sqrt(m); in = {U, S}, block a. A fixed-shape tree
+ * per work-group: the same bits at every launch (CPU devices run the fused
+ * head of fused.c instead). */
 static hcl_status head_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
   hcl_taylor *m = user;
   cl_ulong uo = fo(io->in[0]), so = fo(io->in[1]), ao = fo(io->param[0]), ps = io->param_stride;
@@ -112,12 +112,6 @@ static hcl_status head_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io)
                     HCL_ARG(act),
                     HCL_ARG(inv),
                     {m->wg * sizeof(float), NULL}};
-  if (m->head_rows) { /* the last argument is the row count, not local memory */
-    args[14] = HCL_ARG(rows);
-    size_t gws = rows;
-    return hcl_host->run_kernel(ctx, m->k_head, 1, &gws, NULL, "taylor_head",
-                                sizeof args / sizeof *args, args);
-  }
   size_t gws = m->wg * rows, lws = m->wg;
   return hcl_host->run_kernel(ctx, m->k_head, 1, &gws, &lws, "taylor_head",
                               sizeof args / sizeof *args, args);
@@ -156,13 +150,9 @@ static hcl_status head_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *io
                     HCL_ARG(act),
                     HCL_ARG(inv),
                     HCL_ARG(set)};
-  size_t n_args = sizeof args / sizeof *args;
-  if (m->head_rows) {
-    size_t gws = rows;
-    return hcl_host->run_kernel(ctx, m->k_dcoef, 1, &gws, NULL, "taylor_dcoef", n_args, args);
-  }
   size_t gws[2] = {m->m, rows};
-  return hcl_host->run_kernel(ctx, m->k_dcoef, 2, gws, NULL, "taylor_dcoef", n_args, args);
+  return hcl_host->run_kernel(ctx, m->k_dcoef, 2, gws, NULL, "taylor_dcoef",
+                              sizeof args / sizeof *args, args);
 }
 
 static const char *const rep_block_names[] = {"rep.v", "rep.b", "rep.whiten", "rep.offset", NULL};
@@ -196,7 +186,7 @@ hcl_status hcl_taylor_graph(void *self, hcl_graph *g) {
   hcl_tensor z = host->g_input(g);
   if (m->neural) z = host->g_detach(g, host->g_custom(g, &m->rep_op, &z, 1));
   HCL_TRY(host->g_feature(g, z, 1)); /* features(1): the model's input z */
-  if (m->head_rows)                  /* CPU devices: the products inside the head (fused.c) */
+  if (m->fused)                      /* CPU devices: the products inside the head (fused.c) */
     return host->g_output(g, host->g_custom(g, &m->fused_op, &z, 1));
   float s = (float)(1.0 / sqrt((double)m->dz));
   hcl_tensor us[2] = {host->g_matmul_scaled(g, z, "w0", s), host->g_matmul_scaled(g, z, "w", s)};

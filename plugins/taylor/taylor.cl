@@ -75,36 +75,6 @@ static inline float16 tay_deriv16(uint act, uint order, float16 u) {
   return order == 1u ? g : -2.0f * t * g;
 }
 
-/* tay_head for CPUs: one work-item per row g, 16 lanes of r at a time
- * (lane sums added in lane order, then the tail of m % 16): no barriers,
- * which cost more than the arithmetic on a CPU device. gws = R * n. */
-__kernel void tay_head_rows(__global const float *u, ulong uo, __global const float *s, ulong so,
-                            __global const float *p, ulong ao, ulong pstride,
-                            __global float *out, ulong oo, uint n, uint m, uint order, uint act,
-                            float inv_sqrt_m, ulong rows) {
-  ulong g = get_global_id(0);
-  if (g >= rows) return;
-  ulong rep = g / n;
-  __global const float *ur = HCL_AT(u, uo) + g * m;
-  __global const float *sr = HCL_AT(s, so) + g * m;
-  __global const float *ar = HCL_AT(p, ao) + rep * pstride;
-  float16 acc = 0.0f;
-  uint r = 0;
-  for (; r + 16 <= m; r += 16) {
-    float16 c = vload16(0, ar + r) * tay_deriv16(act, order, vload16(0, ur + r)) * inv_sqrt_m;
-    float16 sv = vload16(0, sr + r);
-    acc = acc + (order == 1u ? c * sv : 0.5f * c * (sv * sv));
-  }
-  float tot = 0.0f;
-  for (uint l = 0; l < 16; l++) tot += acc[l];
-  for (; r < m; r++) {
-    float c = ar[r] * tay_deriv(act, order, ur[r]) * inv_sqrt_m;
-    float sv = sr[r];
-    tot = tot + (order == 1u ? c * sv : 0.5f * c * (sv * sv));
-  }
-  HCL_AT(out, oo)[g] = tot;
-}
-
 /* dS [R, n, m] (+)= dout[g] * C (order 1) or dout[g] * C * S (order 2): the
  * derivative of sum_g dout_g f_g with respect to S = u w^T; set: dS holds
  * nothing yet (=). One work-item per (r, g), C as tay_head forms it. */
@@ -122,36 +92,6 @@ __kernel void tay_dcoef(__global float *e, ulong eo, __global const float *u, ul
   if (order == 2u) v = v * HCL_AT(s, so)[k];
   __global float *er = HCL_AT(e, eo) + k;
   *er = set ? v : *er + v;
-}
-
-/* tay_dcoef for CPUs, one work-item per row g as tay_head_rows (its 16
- * lanes, then the tail), so that C has the bits the forward used. */
-__kernel void tay_dcoef_rows(__global float *e, ulong eo, __global const float *u, ulong uo,
-                             __global const float *s, ulong so, __global const float *p,
-                             ulong ao, ulong pstride, __global const float *dout, ulong dO,
-                             uint n, uint m, ulong rows, uint order, uint act,
-                             float inv_sqrt_m, uint set) {
-  ulong g = get_global_id(0);
-  if (g >= rows) return;
-  __global const float *ur = HCL_AT(u, uo) + g * m;
-  __global const float *sr = HCL_AT(s, so) + g * m;
-  __global const float *ar = HCL_AT(p, ao) + (g / n) * pstride;
-  __global float *er = HCL_AT(e, eo) + g * m;
-  float d = HCL_AT(dout, dO)[g];
-  uint r = 0;
-  for (; r + 16 <= m; r += 16) {
-    float16 c = vload16(0, ar + r) * tay_deriv16(act, order, vload16(0, ur + r)) * inv_sqrt_m;
-    float16 v = d * c;
-    if (order == 2u) v = v * vload16(0, sr + r);
-    if (!set) v = vload16(0, er + r) + v;
-    vstore16(v, 0, er + r);
-  }
-  for (; r < m; r++) {
-    float c = ar[r] * tay_deriv(act, order, ur[r]) * inv_sqrt_m;
-    float v = d * c;
-    if (order == 2u) v = v * sr[r];
-    er[r] = set ? v : er[r] + v;
-  }
 }
 
 /* The ||W||_{2,4}^8 penalty (penalty.c): lambda (sum_r |w_r|^4)^2 on the
@@ -189,8 +129,8 @@ __kernel void tay_pen_apply(__global float *g, ulong go, __global const float *p
  * written: at R = 8 each was a 32 MB array written once and read twice.
  * Every entry has the bits hcl_k_gemm_rb gives it: lanes r < 16 floor(m/16)
  * an fma chain over p from 0, the tail r a multiply and an add per p (its
- * scalar columns), then times s; the head's and tay_dcoef_rows' formulas
- * follow unchanged, in the same lanes. */
+ * scalar columns), then times s; the head's and dS's formulas follow in the
+ * same lanes (16 r at a time, lane sums in lane order, then the tail). */
 #define TAY_FR 4
 
 /* t [R][2][dz, m]: w0^T, then w^T, of each replica (16 consecutive r load
@@ -239,7 +179,7 @@ static inline float tay_dot(__global const float *zr, __global const float *tc, 
   return s * acc;
 }
 
-/* acc + the head's terms of one row at 16 lanes (tay_head_rows' formula). */
+/* acc + the head's terms of one row at 16 lanes. */
 static inline float16 tay_head16(float16 acc, float16 a16, float16 u, float16 sv, uint order,
                                  uint act, float inv_sqrt_m) {
   float16 c = a16 * tay_deriv16(act, order, u) * inv_sqrt_m;
@@ -262,7 +202,7 @@ static inline float tay_head_tail(float16 acc, __global const float *zr,
   return tot;
 }
 
-/* out [R, n] as tay_head_rows, from z [R, n, dz] and t (tay_wt).
+/* out [R, n] as tay_head computes it, from z [R, n, dz] and t (tay_wt).
  * gws = (ceil(n / TAY_FR), R). */
 __kernel void tay_fused_head(__global const float *z, ulong zo, __global const float *t,
                              __global const float *p, ulong ao, ulong pstride,
@@ -286,7 +226,7 @@ __kernel void tay_fused_head(__global const float *z, ulong zo, __global const f
   if (nr > 3) o[3] = tay_head_tail(c3, z3, t0, t1, ar, r, m, dz, order, act, s, inv_sqrt_m);
 }
 
-/* tay_dcoef_rows' value at 16 lanes: d C, times S at order 2. */
+/* dS at 16 lanes: d C, times S at order 2. */
 static inline float16 tay_ds16(float d, float16 a16, float16 u, float16 sv, uint order, uint act,
                                float inv_sqrt_m) {
   float16 c = a16 * tay_deriv16(act, order, u) * inv_sqrt_m;
@@ -295,7 +235,7 @@ static inline float16 tay_ds16(float d, float16 a16, float16 u, float16 sv, uint
 }
 
 /* dS = dout[g] * C (order 1) or dout[g] * C * S (order 2), as
- * tay_dcoef_rows writes it, with U and S formed again from z and t; stored
+ * tay_dcoef writes it, with U and S formed again from z and t; stored
  * in blocks of 16 r, [R][ceil(m/16)][n][16], so that tay_wgrad reads each
  * block's column of rows as one contiguous run (a row-major dS put each of
  * its loads on another 4 KB page: no prefetch). gws = (ceil(n / TAY_FR), R). */

@@ -67,8 +67,8 @@ typedef struct hcl_taylor {
   cl_kernel k_head, k_dcoef, k_pen_rows, k_pen_apply;
   cl_kernel k_wt, k_fhead, k_fdcoef, k_wgrad; /* CPU devices: the fused head (fused.c) */
   hcl_buf pen_n2; /* [R, m]: squared row norms of w (penalty > 0 only) */
-  size_t wg;      /* work-group size of k_head (a power of two) */
-  int head_rows;  /* CPU devices: tay_head_rows / tay_dcoef_rows, one work-item per row */
+  size_t wg;      /* work-group size of k_head (a power of two; not fused) */
+  int fused;      /* CPU devices: the head fused with its products (fused.c) */
   /* the graph's custom ops (graph.c); user = this instance */
   hcl_graph_custom rep_op, head_op, fused_op;
   /* neural, each [R, max_batch, D]: relu(V x + b) (whitening and the
