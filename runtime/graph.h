@@ -169,6 +169,8 @@ hcl_status hcl_graph_kernel_end(hcl_graph *g, hcl_gstep *s);
  * the work-item's first of 8 columns and its replica; the body loops over
  * `rows` itself. */
 hcl_status hcl_graph_kernel_begin_cols(hcl_graph *g, hcl_gstep *s, size_t n_args);
+/* A float literal of OpenCL C that reads back to the same float: (v f). */
+void hcl_graph_lit(char *out, size_t len, float v);
 /* The activation of node n (derivative: its derivative) at expression z. */
 void hcl_graph_act_expr(const hcl_gnode *n, int derivative, const char *z, char *out, size_t len);
 /* graph_grad.c: the reverse-mode steps appended after the forward ones. */

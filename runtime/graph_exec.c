@@ -67,15 +67,20 @@ static hcl_status launch(hcl_graph *g, const bind *b, const hcl_gstep *s, int k,
                         n + 1, args);
 }
 
+/* The gradient of bias node nd, (+)= its scale times the column sums of
+ * argument x of step s into block-gradient argument d. */
+static hcl_status bias_col_sum(hcl_graph *g, const bind *b, const hcl_gstep *s, const hcl_gnode *nd,
+                               int x, int d) {
+  size_t o, st, sp;
+  hcl_buf xb = arg_buf(g, b, s->arg[x], &o, &st, &sp), db = arg_buf(g, b, s->arg[d], &o, &st, &sp);
+  return hcl_col_sum(g->ctx, xb, db, g->n_params, g->R, b->n * nd->P, nd->C, nd->scale, s->beta);
+}
+
 static hcl_status run_generated(hcl_graph *g, const bind *b, const hcl_gstep *s) {
   if (!s->by_col || g->R * b->n * s->space <= HCL_FUSED_COLSUM_MAX)
     return launch(g, b, s, s->kernel, s->n_args, s->by_col);
   HCL_TRY(launch(g, b, s, s->alt_kernel, 3, 0)); /* gin, then the bias node's column sum */
-  size_t o, st, sp;
-  const hcl_gnode *bias = &g->nodes[s->node - 1];
-  hcl_buf x = arg_buf(g, b, s->arg[2], &o, &st, &sp), d = arg_buf(g, b, s->arg[3], &o, &st, &sp);
-  return hcl_col_sum(g->ctx, x, d, g->n_params, g->R, b->n * bias->P, bias->C, bias->scale,
-                     s->beta);
+  return bias_col_sum(g, b, s, &g->nodes[s->node - 1], 2, 3);
 }
 
 /* The block argument of a matmul step narrowed to its column window:
@@ -141,12 +146,7 @@ static hcl_status run_step(hcl_graph *g, const bind *b, const hcl_gstep *s) {
   switch (s->kind) {
   case HCL_GS_KERNEL: return run_generated(g, b, s);
   case HCL_GS_GEMM: return run_gemm(g, b, s);
-  case HCL_GS_COLSUM: {
-    const hcl_gnode *nd = &g->nodes[s->node];
-    hcl_buf x = arg_buf(g, b, s->arg[0], &o, &st, &sp);
-    hcl_buf d = arg_buf(g, b, s->arg[1], &o, &st, &sp);
-    return hcl_col_sum(g->ctx, x, d, g->n_params, g->R, b->n * nd->P, nd->C, nd->scale, s->beta);
-  }
+  case HCL_GS_COLSUM: return bias_col_sum(g, b, s, &g->nodes[s->node], 0, 1);
   case HCL_GS_AXPY:
   case HCL_GS_COPY: {
     hcl_buf x = arg_buf(g, b, s->arg[0], &o, &st, &sp);

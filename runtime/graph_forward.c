@@ -40,12 +40,11 @@ hcl_status hcl_graph_kernel_begin_cols(hcl_graph *g, hcl_gstep *s, size_t n_args
                           "  if (c0 >= cols) return;\n");
 }
 
-/* Float literal that reads back to the same float. */
-static void lit(char *out, size_t len, float v) { snprintf(out, len, "(%.9ef)", (double)v); }
+void hcl_graph_lit(char *out, size_t len, float v) { snprintf(out, len, "(%.9ef)", (double)v); }
 
 void hcl_graph_act_expr(const hcl_gnode *n, int derivative, const char *z, char *out, size_t len) {
   char c[HCL_GRAPH_MAX_COEF][32];
-  for (size_t i = 0; i < n->n_coef; i++) lit(c[i], sizeof c[i], n->coef[i]);
+  for (size_t i = 0; i < n->n_coef; i++) hcl_graph_lit(c[i], sizeof c[i], n->coef[i]);
   /* the built-in activations go through common.cl, so that a graph model
    * computes the same bits as the runtime's bias_act / act_backward */
   static const char *const builtin[] = {[HCL_GACT_RELU] = "HCL_ACT_RELU",
@@ -151,7 +150,7 @@ static hcl_status fused(hcl_graph *g, size_t tail) {
       size_t k = arg_index(s, hcl_ga(HCL_GA_PARAM, (int)n->block));
       if (n->scale != 1.0f) { /* f b rounded first, as a scaled copy of the bias would be */
         char f[32];
-        lit(f, sizeof f, n->scale);
+        hcl_graph_lit(f, sizeof f, n->scale);
         HCL_TRY(hcl_graph_src(g, "  float v%db = %s * a%zu[o%zu + r * s%zu + c];\n", n->local, f, k,
                               k, k));
         snprintf(expr, sizeof expr, "%s + v%db", op[0], n->local);

@@ -180,13 +180,15 @@ static hcl_status act_colsum_grad(rev *r, size_t v, int g_val, int x_val, int32_
                           "        sum[j] += d;\n"
                           "      }\n",
                           k ? "else" : "if (nc == 8)", bound[k], f));
+  char scale[32];
+  hcl_graph_lit(scale, sizeof scale, bn->scale);
   HCL_TRY(hcl_graph_src(g,
                         "  for (size_t j = 0; j < nc; j++) {\n"
-                        "    float v = (%.9ef) * sum[j];\n"
+                        "    float v = %s * sum[j];\n"
                         "    size_t o = o3 + r * s3 + c0 + j;\n"
                         "    a3[o] = %s;\n"
                         "  }\n}\n",
-                        (double)bn->scale, beta == 0.0f ? "v" : "a3[o] + v"));
+                        scale, beta == 0.0f ? "v" : "a3[o] + v"));
   r->summed[b] = 1;
   s->beta = beta;
   HCL_TRY(hcl_graph_kernel_end(g, s));
