@@ -45,6 +45,57 @@ static void json_rows_name_their_device(void **state) {
   assert_non_null(strstr(out, "| 1 |")); /* a file against itself: ratio 1 */
 }
 
+/* --repeat N: N rounds, each case's PyTorch twin right after it; the JSON
+ * keeps every round and reports medians and ranges. A fake twin (a shell
+ * script in place of Python) answers 100 k replica-steps/s in its k-th
+ * round (from one thread; slower from more, so the faster is chosen). */
+static void repeat_reports_every_round(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  char cmd[4096], path[512], count[512];
+  snprintf(count, sizeof count, "%s/twin_calls", hcl_test_tmpdir());
+  remove(count);
+  char twin[2048];
+  snprintf(twin, sizeof twin,
+           "threads=1; while [ $# -gt 0 ]; do [ \"$1\" = --threads ] && threads=$2; shift; done\n"
+           "[ \"$threads\" = 1 ] && echo x >> %s\n"
+           "k=$(wc -l < %s)\n"
+           "[ \"$threads\" = 1 ] && r=$((100 * k)) || r=1\n"
+           "echo \"{\\\"implementation\\\": \\\"pytorch fake\\\", \\\"replica_per_s\\\": $r}\"\n",
+           count, count);
+  const char *script = hcl_test_write_temp("twin.sh", twin);
+  snprintf(path, sizeof path, "%s/rep.json", hcl_test_tmpdir());
+  snprintf(cmd, sizeof cmd,
+           "(HIERCL_PYTHON=/bin/sh HIERCL_TORCH_SUITE=%s %s bench --quick --device %s --only "
+           "linear_teacher --torch --repeat 3 -o json 2>/dev/null) > %s",
+           script, HCL_TEST_HIERCL, device(), path);
+  if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
+  /* medians, ranges and ratios recomputed from the rounds by Python */
+  snprintf(
+      cmd, sizeof cmd,
+      "python3 -c 'import json,sys,statistics as st; r=json.load(open(sys.argv[1]))[\"rows\"]; "
+      "assert len(r)==1, r; r=r[0]; h=r[\"replica_per_s_rounds\"]; "
+      "t=r[\"torch_replica_per_s_rounds\"]; assert r[\"rounds\"]==3 and len(h)==3, r; "
+      "assert t==[100,200,300], t; close=lambda a,b: abs(a-b)<=1e-5*abs(b); "
+      "assert close(r[\"replica_per_s\"], st.median(h)), r; "
+      "assert close(r[\"replica_per_s_range\"][0], min(h)) and "
+      "close(r[\"replica_per_s_range\"][1], max(h)), r; "
+      "assert r[\"torch_replica_per_s\"]==200 and r[\"torch_replica_per_s_range\"]==[100,300], r; "
+      "assert close(r[\"ratio_vs_torch\"], st.median(h)/200), r; q=[a/b for a,b in zip(h,t)]; "
+      "assert close(r[\"ratio_vs_torch_range\"][0], min(q)) and "
+      "close(r[\"ratio_vs_torch_range\"][1], max(q)), r' %s",
+      path);
+  if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
+  /* the table shows the ranges */
+  snprintf(cmd, sizeof cmd,
+           "HIERCL_PYTHON=/bin/sh HIERCL_TORCH_SUITE=%s %s bench --quick --device %s --only "
+           "linear_teacher --torch --repeat 2 2>/dev/null",
+           script, HCL_TEST_HIERCL, device());
+  remove(count);
+  if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
+  if (!strstr(out, "| 150 (100-200) |")) HCL_FAIL_OUT(out, "no 150 (100-200) in the table");
+}
+
 static void bad_usage(void **state) {
   (void)state;
   char cmd[1024];
@@ -55,6 +106,9 @@ static void bad_usage(void **state) {
   snprintf(cmd, sizeof cmd, "%s bench --compare %s %s", HCL_TEST_HIERCL, bad, bad);
   assert_int_equal(sh(cmd), 2);
   assert_non_null(strstr(out, "not a hiercl bench JSON file"));
+  snprintf(cmd, sizeof cmd, "%s bench --repeat 0", HCL_TEST_HIERCL);
+  assert_int_equal(sh(cmd), 2);
+  assert_non_null(strstr(out, "--repeat '0'"));
   if (!hcl_test_ctx()) return;
   snprintf(cmd, sizeof cmd, "%s bench --device no-such-device-xyz", HCL_TEST_HIERCL);
   assert_int_equal(sh(cmd), 3);
@@ -64,6 +118,7 @@ static void bad_usage(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(json_rows_name_their_device),
+      cmocka_unit_test(repeat_reports_every_round),
       cmocka_unit_test(bad_usage),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,26 +19,31 @@
 
 #define BENCH_SCHEMA "hiercl-bench/1"
 #define TOP_KERNELS 3
+#define BENCH_MAX_REPEAT 25
 
 typedef struct bench_row {
   const hcl_device_info *dev;
   const hcl_bench_case *c;
   int ok;
   char error[2048];
-  double steps, per_s, wall_s, cpu_s, gemm_flops, peak_bytes;
+  double steps, per_s, wall_s, cpu_s, gemm_flops, peak_bytes; /* the latest round */
+  /* every round's replica-steps (or runs) per s and per CPU-s, and its PyTorch twin's */
+  double rate[BENCH_MAX_REPEAT], cpu_rate[BENCH_MAX_REPEAT], torch_rate[BENCH_MAX_REPEAT];
+  size_t rounds, torch_rounds;
   struct {
     char name[48];
     double launches, device_s;
   } top[TOP_KERNELS];
   size_t n_top;
-  double torch_per_s; /* replica steps (or runs) per second of the PyTorch twin; NaN: not run */
+  double
+      torch_per_s; /* the latest round's PyTorch twin, replica steps (or runs) per s; NaN: none */
   int torch_threads;
   char torch_version[48];
 } bench_row;
 
 static const char bench_usage[] =
     "usage: hiercl bench [--device SEL|all]... [--quick] [--only SUBSTRING] [-o md|csv|json]\n"
-    "                    [--torch] [--plugin-path DIRS]\n"
+    "                    [--torch] [--repeat N] [--plugin-path DIRS]\n"
     "       hiercl bench --compare A.json B.json\n";
 
 /* The number after "key": in text (NaN when absent or null). */
@@ -78,7 +83,43 @@ static void read_kernels(const char *sum, bench_row *r) {
   }
 }
 
-static void run_case(bench_row *r, const char *tmp, int quick, const char *plugin_path) {
+/* Median, least and greatest of v[0..n-1] (n >= 1) into st[0..2]. */
+static void spread(const double *v, size_t n, double st[3]) {
+  double s[BENCH_MAX_REPEAT];
+  memcpy(s, v, n * sizeof *s);
+  for (size_t i = 1; i < n; i++) /* insertion sort: n <= BENCH_MAX_REPEAT */
+    for (size_t j = i; j > 0 && s[j - 1] > s[j]; j--) {
+      double t = s[j];
+      s[j] = s[j - 1], s[j - 1] = t;
+    }
+  st[0] = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  st[1] = s[0], st[2] = s[n - 1];
+}
+
+/* The row's figures over its rounds: hiercl's and the twin's replica rates,
+ * hiercl's per CPU-s, and the per-round ratio (rounds are pairs: hiercl,
+ * then its twin); NaN where a side has no round. */
+typedef struct row_stats {
+  double rate[3], cpu_rate[3], torch[3], ratio[3];
+} row_stats;
+
+static row_stats row_spread(const bench_row *r) {
+  row_stats s;
+  for (int i = 0; i < 3; i++) s.rate[i] = s.cpu_rate[i] = s.torch[i] = s.ratio[i] = NAN;
+  if (r->rounds) spread(r->rate, r->rounds, s.rate), spread(r->cpu_rate, r->rounds, s.cpu_rate);
+  if (r->torch_rounds) spread(r->torch_rate, r->torch_rounds, s.torch);
+  if (r->rounds && r->torch_rounds == r->rounds) {
+    double q[BENCH_MAX_REPEAT];
+    for (size_t i = 0; i < r->rounds; i++) q[i] = r->rate[i] / r->torch_rate[i];
+    spread(q, r->rounds, s.ratio);
+    s.ratio[0] = s.rate[0] / s.torch[0]; /* the ratio of the medians */
+  }
+  return s;
+}
+
+static void run_case(bench_row *r, const char *tmp, int quick, const char *plugin_path,
+                     int warm_up) {
+  r->ok = 0, r->n_top = 0; /* the busiest kernels are the latest round's */
   char cfg[1024], sets[3][64], sum_path[1200];
   snprintf(cfg, sizeof cfg, "%s/%s.ini", tmp, strchr(r->c->name, '/') + 1);
   FILE *f = fopen(cfg, "w");
@@ -101,7 +142,8 @@ static void run_case(bench_row *r, const char *tmp, int quick, const char *plugi
                          .stop = hcl_cli_stop_flag()};
   /* a case timed as whole runs builds its programs inside the run: one
    * untimed run first, so a cold compiler cache is not part of the rate */
-  hcl_status rc = strcmp(r->c->unit, "run") ? HCL_OK : hcl_run(&opt, r->error, sizeof r->error);
+  hcl_status rc =
+      !warm_up || strcmp(r->c->unit, "run") ? HCL_OK : hcl_run(&opt, r->error, sizeof r->error);
   if (rc == HCL_OK) rc = hcl_run(&opt, r->error, sizeof r->error);
   if (rc != HCL_OK) return;
   snprintf(sum_path, sizeof sum_path, "%s/summary.json", opt.run_dir);
@@ -119,7 +161,12 @@ static void run_case(bench_row *r, const char *tmp, int quick, const char *plugi
   read_kernels(sum, r);
   free(sum);
   r->ok = isfinite(r->per_s) && r->per_s > 0;
-  if (!r->ok) snprintf(r->error, sizeof r->error, "%s: no steps_per_s", sum_path);
+  if (!r->ok) {
+    snprintf(r->error, sizeof r->error, "%s: no steps_per_s", sum_path);
+    return;
+  }
+  r->rate[r->rounds] = r->per_s * r->c->replicas;
+  r->cpu_rate[r->rounds++] = r->per_s * r->c->replicas * r->wall_s / r->cpu_s;
 }
 
 /* The PyTorch twin of a row, same case, replicas and steps; on a CPU the
@@ -164,6 +211,7 @@ static void run_torch(bench_row *r, const char *script, int quick) {
       snprintf(r->torch_version, sizeof r->torch_version, "%.*s", (int)strcspn(iv + 27, "\""),
                iv + 27);
   }
+  if (isfinite(r->torch_per_s)) r->torch_rate[r->torch_rounds++] = r->torch_per_s;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -178,10 +226,32 @@ static void num_or_null(FILE *o, double v, const char *fmt) {
     fputs("null", o);
 }
 
-/* GFLOP/s of the runtime's products; NaN (not reported) when none ran: a
- * plugin's own kernels (the Taylor head on CPUs) are not counted. */
-static double gflop_per_s(const bench_row *r) {
-  return r->gemm_flops > 0 ? r->gemm_flops / r->steps * r->per_s / 1e9 : NAN;
+/* GFLOP/s of the runtime's products at the median rate; NaN (not reported)
+ * when none ran: a plugin's own kernels (the Taylor head on CPUs) are not
+ * counted. */
+static double gflop_per_s(const bench_row *r, const row_stats *s) {
+  return r->gemm_flops > 0 ? r->gemm_flops / r->steps * s->rate[0] / r->c->replicas / 1e9 : NAN;
+}
+
+/* ,"key":[v[0],...] */
+static void json_list(FILE *o, const char *key, const double *v, size_t n) {
+  fprintf(o, ",\"%s\":[", key);
+  for (size_t i = 0; i < n; i++) {
+    if (i) fputc(',', o);
+    num_or_null(o, v[i], "%.6g");
+  }
+  fputc(']', o);
+}
+
+/* ,"key":median,"key_range":[least,greatest] */
+static void json_spread(FILE *o, const char *key, const double st[3]) {
+  fprintf(o, ",\"%s\":", key);
+  num_or_null(o, st[0], "%.6g");
+  fprintf(o, ",\"%s_range\":[", key);
+  num_or_null(o, st[1], "%.6g");
+  fputc(',', o);
+  num_or_null(o, st[2], "%.6g");
+  fputc(']', o);
 }
 
 static void print_json(FILE *o, const bench_row *rows, size_t n) {
@@ -203,25 +273,27 @@ static void print_json(FILE *o, const bench_row *rows, size_t n) {
       hcl_json_str(o, r->error);
       fputs("}", o);
     } else {
+      row_stats st = row_spread(r);
       fputs(",\"steps\":", o);
       num_or_null(o, r->steps, "%.0f");
-      fputs(",\"per_s\":", o);
-      num_or_null(o, r->per_s, "%.6g");
-      fputs(",\"replica_per_s\":", o);
-      num_or_null(o, r->per_s * r->c->replicas, "%.6g");
+      fprintf(o, ",\"rounds\":%zu,\"per_s\":", r->rounds);
+      num_or_null(o, st.rate[0] / r->c->replicas, "%.6g");
+      json_spread(o, "replica_per_s", st.rate);
+      json_list(o, "replica_per_s_rounds", r->rate, r->rounds);
       /* per CPU second: comparable across runs on a loaded machine */
       fputs(",\"cpu_s\":", o);
       num_or_null(o, r->cpu_s, "%.6g");
-      fputs(",\"replica_per_cpu_s\":", o);
-      num_or_null(o, r->per_s * r->c->replicas * r->wall_s / r->cpu_s, "%.6g");
+      json_spread(o, "replica_per_cpu_s", st.cpu_rate);
       fputs(",\"gflop_per_s\":", o);
-      num_or_null(o, gflop_per_s(r), "%.6g");
+      num_or_null(o, gflop_per_s(r, &st), "%.6g");
       fputs(",\"peak_device_bytes\":", o);
       num_or_null(o, r->peak_bytes, "%.0f");
-      if (isfinite(r->torch_per_s)) {
-        fprintf(o, ",\"torch_version\":\"%s\",\"torch_threads\":%d,\"torch_replica_per_s\":%.6g",
-                r->torch_version, r->torch_threads, r->torch_per_s);
-        fprintf(o, ",\"ratio_vs_torch\":%.4g", r->per_s * r->c->replicas / r->torch_per_s);
+      if (r->torch_rounds) {
+        fprintf(o, ",\"torch_version\":\"%s\",\"torch_threads\":%d", r->torch_version,
+                r->torch_threads);
+        json_spread(o, "torch_replica_per_s", st.torch);
+        json_list(o, "torch_replica_per_s_rounds", r->torch_rate, r->torch_rounds);
+        json_spread(o, "ratio_vs_torch", st.ratio);
       }
       fputs(",\"top_kernels\":[", o);
       for (size_t k = 0; k < r->n_top; k++)
@@ -234,34 +306,56 @@ static void print_json(FILE *o, const bench_row *rows, size_t n) {
   fputs("]}\n", o);
 }
 
+/* A rate for the table: the median, and in md its range when there were
+ * several rounds; "-" (md) or empty (csv) when unknown. */
+static void cell(FILE *o, const double st[3], size_t rounds, int csv) {
+  if (!isfinite(st[0]))
+    fputs(csv ? "" : "-", o);
+  else if (csv || rounds < 2)
+    fprintf(o, "%.4g", st[0]);
+  else
+    fprintf(o, "%.4g (%.4g-%.4g)", st[0], st[1], st[2]);
+}
+
 static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
   const char *sep = csv ? "," : " | ";
   if (csv)
-    fputs("hiercl_version,device_id,device,driver,experiment,replicas,unit,per_s,replica_per_s,"
-          "gflop_per_s,peak_device_bytes,torch_replica_per_s,ratio_vs_torch,top_kernels,error\n",
+    fputs("hiercl_version,device_id,device,driver,experiment,replicas,unit,rounds,per_s,"
+          "replica_per_s,replica_per_s_min,replica_per_s_max,gflop_per_s,peak_device_bytes,"
+          "torch_replica_per_s,ratio_vs_torch,ratio_vs_torch_min,ratio_vs_torch_max,top_kernels,"
+          "error\n",
           o);
   else
-    fputs("| device | driver | experiment | R | per s | replica per s | GFLOP/s | peak MiB |"
-          " PyTorch replica per s | hiercl/PyTorch | top kernels (device s) |\n"
-          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
-          o);
+    fputs(
+        "| device | driver | experiment | R | rounds | per s | replica per s | GFLOP/s | peak MiB |"
+        " PyTorch replica per s | hiercl/PyTorch | top kernels (device s) |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        o);
   for (size_t i = 0; i < n; i++) {
     const bench_row *r = &rows[i];
     char top[256] = "";
     for (size_t k = 0; k < r->n_top; k++)
       snprintf(top + strlen(top), sizeof top - strlen(top), "%s%s %.3g",
                k ? (csv ? ";" : ", ") : "", r->top[k].name, r->top[k].device_s);
-    double gf = gflop_per_s(r), mib = r->peak_bytes / 1048576.0;
+    row_stats st = row_spread(r);
+    double gf = gflop_per_s(r, &st), mib = r->peak_bytes / 1048576.0;
+    double per[3] = {st.rate[0] / r->c->replicas, NAN, NAN};
     if (csv)
-      fprintf(o, "%s,%s,\"%s\",\"%s\",%s,%u,%s,", HIERCL_VERSION, r->dev->id, r->dev->name,
-              r->dev->driver, r->c->name, r->c->replicas, r->c->unit);
+      fprintf(o, "%s,%s,\"%s\",\"%s\",%s,%u,%s,%zu,", HIERCL_VERSION, r->dev->id, r->dev->name,
+              r->dev->driver, r->c->name, r->c->replicas, r->c->unit, r->rounds);
     else
-      fprintf(o, "| %s (%s) | %s | %s | %u | ", r->dev->id, r->dev->name, r->dev->driver,
-              r->c->name, r->c->replicas);
-    if (r->ok)
-      fprintf(o, "%.4g%s%.4g%s", r->per_s, sep, r->per_s * r->c->replicas, sep);
-    else
+      fprintf(o, "| %s (%s) | %s | %s | %u | %zu | ", r->dev->id, r->dev->name, r->dev->driver,
+              r->c->name, r->c->replicas, r->rounds);
+    if (r->ok) {
+      cell(o, per, 1, csv);
+      fputs(sep, o);
+      cell(o, st.rate, r->rounds, csv);
+      if (csv) fprintf(o, ",%.6g,%.6g", st.rate[1], st.rate[2]);
+      fputs(sep, o);
+    } else {
       fprintf(o, "%s%s%s", csv ? "" : "failed", sep, sep);
+      if (csv) fputs(",,", o);
+    }
     if (r->ok && isfinite(gf))
       fprintf(o, "%.3g", gf);
     else if (!csv)
@@ -272,12 +366,19 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
     else if (!csv)
       fputs("-", o);
     fputs(sep, o);
-    if (r->ok && isfinite(r->torch_per_s))
-      fprintf(o, "%.4g%s%.3g", r->torch_per_s, sep, r->per_s * r->c->replicas / r->torch_per_s);
+    if (!r->ok) memset(&st, 0xff, sizeof st); /* NaN: a failed row reports no rate */
+    cell(o, st.torch, r->torch_rounds, csv);
+    fputs(sep, o);
+    if (!csv && isfinite(st.ratio[0]) && r->rounds > 1)
+      fprintf(o, "%.3g (%.3g-%.3g)", st.ratio[0], st.ratio[1], st.ratio[2]);
+    else if (isfinite(st.ratio[0]))
+      fprintf(o, "%.3g", st.ratio[0]);
     else if (!csv)
-      fprintf(o, "-%s-", sep);
-    else
-      fputs(sep, o);
+      fputs("-", o);
+    if (csv && isfinite(st.ratio[1]))
+      fprintf(o, ",%.4g,%.4g", st.ratio[1], st.ratio[2]);
+    else if (csv)
+      fputs(",,", o);
     fputs(sep, o);
     if (csv)
       fprintf(o, "\"%s\",\"%s\"\n", top, r->ok ? "" : r->error);
@@ -325,6 +426,7 @@ int hcl_cmd_bench(int argc, char **argv) {
   const char *sel[16], *only = NULL, *fmt = "md", *plugin_path = NULL;
   size_t n_sel = 0;
   int quick = 0, torch = 0;
+  long repeat = 1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int has = i + 1 < argc;
@@ -343,6 +445,14 @@ int hcl_cmd_bench(int argc, char **argv) {
       quick = 1;
     } else if (!strcmp(a, "--torch")) {
       torch = 1;
+    } else if (!strcmp(a, "--repeat") && has) {
+      char *end;
+      repeat = strtol(argv[++i], &end, 10);
+      if (*end || end == argv[i] || repeat < 1 || repeat > BENCH_MAX_REPEAT) {
+        fprintf(stderr, "hiercl bench: --repeat '%s': expected a whole number from 1 to %d\n",
+                argv[i], BENCH_MAX_REPEAT);
+        return HCL_EXIT_USAGE;
+      }
     } else if (!strcmp(a, "--only") && has) {
       only = argv[++i];
     } else if (!strcmp(a, "-o") && has) {
@@ -407,21 +517,38 @@ int hcl_cmd_bench(int argc, char **argv) {
   }
   hcl_cli_catch_stop();
   const volatile int *stop = hcl_cli_stop_flag();
-  int failed = 0;
-  for (size_t d = 0; d < n_pick && !*stop; d++)
-    for (size_t c = 0; c < nc && !*stop; c++) {
+  for (size_t d = 0; d < n_pick; d++)
+    for (size_t c = 0; c < nc; c++) {
       if (only && !strstr(suite[c].name, only)) continue;
       bench_row *r = &rows[n_rows++];
       r->dev = &devs[pick[d]];
       r->c = &suite[c];
-      fprintf(stderr, "bench: %s on %s ...\n", r->c->name, r->dev->id);
+      r->ok = 1;
+    }
+  /* Round by round over every row, each row's twin right after it: drift in
+   * the machine's load or state spreads over all rows and both sides alike. */
+  int failed = 0;
+  for (long round = 0; round < repeat && !*stop; round++)
+    for (size_t i = 0; i < n_rows && !*stop; i++) {
+      bench_row *r = &rows[i];
+      if (!r->ok) continue;
+      if (repeat > 1)
+        fprintf(stderr, "bench: %s on %s (round %ld of %ld) ...\n", r->c->name, r->dev->id,
+                round + 1, repeat);
+      else
+        fprintf(stderr, "bench: %s on %s ...\n", r->c->name, r->dev->id);
       r->torch_per_s = NAN;
-      run_case(r, tmp, quick, plugin_path);
+      run_case(r, tmp, quick, plugin_path, round == 0);
       if (r->ok && script) run_torch(r, script, quick);
       if (!r->ok) {
         fprintf(stderr, "hiercl bench: %s on %s failed: %s\n", r->c->name, r->dev->id, r->error);
         failed = 1;
       }
+    }
+  for (size_t i = 0; i < n_rows; i++)
+    if (!rows[i].rounds && rows[i].ok) { /* interrupted before its first round */
+      rows[i].ok = 0;
+      snprintf(rows[i].error, sizeof rows[i].error, "not run (interrupted)");
     }
   if (!strcmp(fmt, "json"))
     print_json(stdout, rows, n_rows);
