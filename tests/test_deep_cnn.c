@@ -600,50 +600,14 @@ static void test_init_statistics(void **state) {
 static void test_replicas_bitwise(void **state) {
   (void)state;
   NEED_DEVICE();
-  enum { R = 3 };
+  enum { R = 3, D = 3 };
   const uint64_t seeds[R] = {101, 202, 303};
   const size_t n = 6, v = 4, d = 8, xs = v * d;
   const char *kv[] = {"width=16", "bias=position", NULL};
-  hcl_target_info t = target_seq(v, d, HCL_TASK_CLASSES, 3);
-  model all;
-  assert_int_equal(model_make(kv, R, seeds, 8, &t, &all), HCL_OK);
-  size_t np = all.np, D = all.D;
+  hcl_target_info t = target_seq(v, d, HCL_TASK_CLASSES, D);
   float *xh = random_floats(R * n * xs, 0, 1), *dh = random_floats(R * n * D, -1, 1);
-  hcl_buf x = upload(xh, R * n * xs), dout = upload(dh, R * n * D), out, grad;
-  assert_int_equal(hcl_buf_alloc(g_ctx, R * n * D * sizeof(float), &out), HCL_OK);
-  assert_int_equal(hcl_buf_alloc(g_ctx, R * np * sizeof(float), &grad), HCL_OK);
-  assert_int_equal(g_vt->init(all.self, all.params), HCL_OK);
-  assert_int_equal(g_vt->forward(all.self, all.params, x, n, out), HCL_OK);
-  assert_int_equal(g_vt->backward(all.self, all.params, dout, n, grad), HCL_OK);
-  float *pa = read_floats(all.params, R * np), *oa = read_floats(out, R * n * D);
-  float *ga = read_floats(grad, R * np);
-  for (size_t rep = 0; rep < R; rep++) {
-    model one;
-    assert_int_equal(model_make(kv, 1, &seeds[rep], 8, &t, &one), HCL_OK);
-    hcl_buf x1 = upload(xh + rep * n * xs, n * xs), d1 = upload(dh + rep * n * D, n * D), o1, g1;
-    assert_int_equal(hcl_buf_alloc(g_ctx, n * D * sizeof(float), &o1), HCL_OK);
-    assert_int_equal(hcl_buf_alloc(g_ctx, np * sizeof(float), &g1), HCL_OK);
-    assert_int_equal(g_vt->init(one.self, one.params), HCL_OK);
-    assert_int_equal(g_vt->forward(one.self, one.params, x1, n, o1), HCL_OK);
-    assert_int_equal(g_vt->backward(one.self, one.params, d1, n, g1), HCL_OK);
-    float *p1 = read_floats(one.params, np), *oo = read_floats(o1, n * D),
-          *gg = read_floats(g1, np);
-    assert_memory_equal(p1, pa + rep * np, np * sizeof *p1);
-    assert_memory_equal(oo, oa + rep * n * D, n * D * sizeof *oo);
-    assert_memory_equal(gg, ga + rep * np, np * sizeof *gg);
-    free(p1), free(oo), free(gg);
-    hcl_buf_free(g_ctx, &x1);
-    hcl_buf_free(g_ctx, &d1);
-    hcl_buf_free(g_ctx, &o1);
-    hcl_buf_free(g_ctx, &g1);
-    model_free(&one);
-  }
-  free(pa), free(oa), free(ga), free(xh), free(dh);
-  hcl_buf_free(g_ctx, &x);
-  hcl_buf_free(g_ctx, &dout);
-  hcl_buf_free(g_ctx, &out);
-  hcl_buf_free(g_ctx, &grad);
-  model_free(&all);
+  hcl_test_replicas_bitwise(g_ctx, g_desc, kv, R, seeds, 8, &t, n, xs, xh, dh);
+  free(xh), free(dh);
 }
 
 /* ---- layerwise through the runtime's trainer, step by step --------------

@@ -528,50 +528,10 @@ static void test_replicas_bitwise(void **state) {
   const uint64_t seeds[R] = {101, 202, 303};
   const size_t n = 11, n_in = 30;
   hcl_target_info t = target_vec(n_in, HCL_TASK_BINARY, 0);
-  model all;
-  assert_int_equal(model_make(40, 5, "leaky_relu", R, seeds, 16, &t, &all), HCL_OK);
-  size_t np = all.np;
+  const char *kv[] = {"width=40", "depth=5", "activation=leaky_relu", NULL};
   float *xh = random_floats(R * n * n_in, -1, 1), *dh = random_floats(R * n, -1, 1);
-  hcl_buf x = upload(xh, R * n * n_in), dout = upload(dh, R * n), out, grad;
-  assert_int_equal(hcl_buf_alloc(g_ctx, R * n * sizeof(float), &out), HCL_OK);
-  assert_int_equal(hcl_buf_alloc(g_ctx, R * np * sizeof(float), &grad), HCL_OK);
-  assert_int_equal(g_vt->init(all.self, all.params), HCL_OK);
-  assert_int_equal(g_vt->forward(all.self, all.params, x, n, out), HCL_OK);
-  assert_int_equal(g_vt->backward(all.self, all.params, dout, n, grad), HCL_OK);
-  float *pa = read_floats(all.params, R * np), *oa = read_floats(out, R * n);
-  float *ga = read_floats(grad, R * np);
-  for (size_t rep = 0; rep < R; rep++) {
-    model one;
-    assert_int_equal(model_make(40, 5, "leaky_relu", 1, &seeds[rep], 16, &t, &one), HCL_OK);
-    hcl_buf x1 = upload(xh + rep * n * n_in, n * n_in), d1 = upload(dh + rep * n, n), o1, g1;
-    assert_int_equal(hcl_buf_alloc(g_ctx, n * sizeof(float), &o1), HCL_OK);
-    assert_int_equal(hcl_buf_alloc(g_ctx, np * sizeof(float), &g1), HCL_OK);
-    assert_int_equal(g_vt->init(one.self, one.params), HCL_OK);
-    assert_int_equal(g_vt->forward(one.self, one.params, x1, n, o1), HCL_OK);
-    assert_int_equal(g_vt->backward(one.self, one.params, d1, n, g1), HCL_OK);
-    float *p1 = read_floats(one.params, np), *oo = read_floats(o1, n), *gg = read_floats(g1, np);
-    assert_memory_equal(p1, pa + rep * np, np * sizeof *p1);
-    assert_memory_equal(oo, oa + rep * n, n * sizeof *oo);
-    assert_memory_equal(gg, ga + rep * np, np * sizeof *gg);
-    free(p1);
-    free(oo);
-    free(gg);
-    hcl_buf_free(g_ctx, &x1);
-    hcl_buf_free(g_ctx, &d1);
-    hcl_buf_free(g_ctx, &o1);
-    hcl_buf_free(g_ctx, &g1);
-    model_free(&one);
-  }
-  free(pa);
-  free(oa);
-  free(ga);
-  free(xh);
-  free(dh);
-  hcl_buf_free(g_ctx, &x);
-  hcl_buf_free(g_ctx, &dout);
-  hcl_buf_free(g_ctx, &out);
-  hcl_buf_free(g_ctx, &grad);
-  model_free(&all);
+  hcl_test_replicas_bitwise(g_ctx, g_desc, kv, R, seeds, 16, &t, n, n_in, xh, dh);
+  free(xh), free(dh);
 }
 
 int main(void) {

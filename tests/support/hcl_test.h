@@ -39,6 +39,13 @@ hcl_status hcl_test_model_make(hcl_ctx *ctx, const hcl_plugin_desc *desc, const 
                                size_t R, const uint64_t *seeds, size_t max_batch,
                                const hcl_target_info *t, hcl_test_model *m);
 void hcl_test_model_free(hcl_test_model *m);
+/* R replicas in one model (made from kv with seeds) equal R one-replica
+ * models of the same seeds, bit for bit: init, then forward on xh [R, n, xs]
+ * and backward of dh [R, n, outputs]; fails the test otherwise. */
+void hcl_test_replicas_bitwise(hcl_ctx *ctx, const hcl_plugin_desc *desc, const char *const *kv,
+                               size_t R, const uint64_t *seeds, size_t max_batch,
+                               const hcl_target_info *t, size_t n, size_t xs, const float *xh,
+                               const float *dh);
 /* A target created from "key=value" strings of [target] (a schema error fails
  * the test) with P training and T test samples; returns create()'s status. */
 hcl_status hcl_test_target_make(hcl_ctx *ctx, const hcl_plugin_desc *desc, const char *const *kv,
