@@ -804,6 +804,24 @@ static inline hcl_buf hcl_view(hcl_buf b, size_t off, size_t span) {
 static inline hcl_buf hcl_pview(hcl_buf b, size_t R, size_t stride, size_t off, size_t count) {
   return hcl_view(b, off, (R - 1) * stride + count);
 }
+/* b's offset in floats (views are whole floats by contract) into *out; a
+ * failure naming `what` otherwise. */
+static inline hcl_status hcl_view_offset(hcl_ctx *ctx, hcl_buf b, const char *what, cl_ulong *out) {
+  if (b.offset % sizeof(float))
+    return (hcl_host->fail)(ctx, HCL_ERR_PARAM, "%s offset %zu is not float aligned", what,
+                            b.offset);
+  *out = (cl_ulong)(b.offset / sizeof(float));
+  return HCL_OK;
+}
+/* A failure naming `what` unless b, when its size is set, holds `floats`
+ * floats. */
+static inline hcl_status hcl_view_room(hcl_ctx *ctx, hcl_buf b, size_t floats, const char *what) {
+  if (b.size && b.size < floats * sizeof(float))
+    return (hcl_host->fail)(ctx, HCL_ERR_PARAM,
+                            "%s holds %zu bytes, %zu floats ([R, n, ...]) needed", what, b.size,
+                            floats);
+  return HCL_OK;
+}
 /* Floats of one input sample of shape s (the product of its dims). */
 static inline size_t hcl_shape_size(const hcl_shape *s) {
   size_t n = 1;

@@ -11,20 +11,11 @@ hcl_status hcl_rn_kernels(hcl_rn *m) {
   return host->kernel(m->ctx, m->prog, "rn_grad_post", &m->k_grad);
 }
 
-/* Float offset of a buffer region (offsets are whole floats by contract). */
-static hcl_status float_offset(hcl_rn *m, hcl_buf b, const char *what, cl_ulong *out) {
-  if (b.offset % sizeof(float))
-    return hcl_host->fail(m->ctx, HCL_ERR_PARAM, "%s offset %zu is not float aligned", what,
-                          b.offset);
-  *out = (cl_ulong)(b.offset / sizeof(float));
-  return HCL_OK;
-}
-
 hcl_status hcl_rn_apply_mask(hcl_rn *m, hcl_buf params, hcl_buf out) {
   cl_ulong po, mo, eo, np = m->n_params;
-  HCL_TRY(float_offset(m, params, "params", &po));
-  HCL_TRY(float_offset(m, m->cmask, "mask", &mo));
-  HCL_TRY(float_offset(m, out, "masked params", &eo));
+  HCL_TRY(hcl_view_offset(m->ctx, params, "params", &po));
+  HCL_TRY(hcl_view_offset(m->ctx, m->cmask, "mask", &mo));
+  HCL_TRY(hcl_view_offset(m->ctx, out, "masked params", &eo));
   hcl_arg args[] = {HCL_ARG(params.mem), HCL_ARG(po),      HCL_ARG(m->cmask.mem),
                     HCL_ARG(mo),         HCL_ARG(out.mem), HCL_ARG(eo),
                     HCL_ARG(np)};
@@ -34,9 +25,9 @@ hcl_status hcl_rn_apply_mask(hcl_rn *m, hcl_buf params, hcl_buf out) {
 
 hcl_status hcl_rn_grad_post(hcl_rn *m, hcl_buf params, hcl_buf grad) {
   cl_ulong go, po, mo = 0, np = m->n_params;
-  HCL_TRY(float_offset(m, grad, "grad", &go));
-  HCL_TRY(float_offset(m, params, "params", &po));
-  if (m->masked) HCL_TRY(float_offset(m, m->cmask, "mask", &mo));
+  HCL_TRY(hcl_view_offset(m->ctx, grad, "grad", &go));
+  HCL_TRY(hcl_view_offset(m->ctx, params, "params", &po));
+  if (m->masked) HCL_TRY(hcl_view_offset(m->ctx, m->cmask, "mask", &mo));
   cl_int has_cm = m->masked, sel = m->sel_on;
   cl_ulong w0 = m->sel_w0, w1 = m->sel_w1, s0 = m->sel_s0, s1 = m->sel_s1, b0 = m->sel_b0,
            b1 = m->sel_b1, ro = m->sel_ro;

@@ -43,23 +43,10 @@ hcl_status gt_device_init(gt_target *t, const char *plugin_src, const char *samp
   return hcl_host->kernel(ctx, t->prog, eval_kernel, &t->k_eval);
 }
 
-/* Float offset of a buffer region (offsets are whole floats by contract). */
-static hcl_status float_offset(const gt_target *t, hcl_buf b, const char *what, cl_ulong *out) {
-  if (b.offset % sizeof(float))
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %s offset %zu is not float aligned", t->name,
-                          what, b.offset);
-  *out = (cl_ulong)(b.offset / sizeof(float));
-  return HCL_OK;
-}
-
+/* A failure unless b is a device buffer holding `floats` floats. */
 static hcl_status check_room(const gt_target *t, hcl_buf b, size_t floats, const char *what) {
-  if (!b.mem)
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s: %s has no device buffer", t->name, what);
-  if (b.size && b.size < floats * sizeof(float))
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
-                          "%s: %s holds %zu bytes, %zu floats ([R, n, ...]) needed", t->name, what,
-                          b.size, floats);
-  return HCL_OK;
+  if (!b.mem) return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s has no device buffer", what);
+  return hcl_view_room(t->ctx, b, floats, what);
 }
 
 #define GT_MAX_ARGS 32
@@ -76,8 +63,8 @@ hcl_status gt_device_sample(gt_target *t, uint32_t stream, uint64_t first, size_
   HCL_TRY(check_room(t, x, t->R * n * t->d, "x"));
   HCL_TRY(check_room(t, y, t->R * n, "y"));
   cl_ulong xo, yo;
-  HCL_TRY(float_offset(t, x, "x", &xo));
-  HCL_TRY(float_offset(t, y, "y", &yo));
+  HCL_TRY(hcl_view_offset(t->ctx, x, "x", &xo));
+  HCL_TRY(hcl_view_offset(t->ctx, y, "y", &yo));
   cl_uint cnt = (cl_uint)n, d = (cl_uint)t->d, sphere = t->inputs == GT_IN_SPHERE;
   cl_ulong fst = first, wrap = stream == HCL_STREAM_TRAIN ? t->train_size : 0;
   cl_ulong sid_x = gt_stream_id(t->tag, GT_PURPOSE_X, stream);
@@ -120,8 +107,8 @@ hcl_status gt_device_eval(gt_target *t, cl_uint what, hcl_buf x, size_t n, hcl_b
   HCL_TRY(check_room(t, x, t->R * n * t->d, "x"));
   HCL_TRY(check_room(t, out, t->R * n, "out"));
   cl_ulong xo, oo;
-  HCL_TRY(float_offset(t, x, "x", &xo));
-  HCL_TRY(float_offset(t, out, "out", &oo));
+  HCL_TRY(hcl_view_offset(t->ctx, x, "x", &xo));
+  HCL_TRY(hcl_view_offset(t->ctx, out, "out", &oo));
   cl_uint cnt = (cl_uint)n, d = (cl_uint)t->d;
   cl_uint kind = (cl_uint)t->link.kind, nc = (cl_uint)t->link.n_coef;
   hcl_arg args[GT_MAX_ARGS] = {

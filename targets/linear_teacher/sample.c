@@ -68,24 +68,6 @@ void lt_device_release(lt_target *t) {
     if (bufs[i]->mem) hcl_host->buf_free(ctx, bufs[i]);
 }
 
-/* Float offset of a buffer region (offsets are whole floats by contract). */
-static hcl_status float_offset(lt_target *t, hcl_buf b, const char *what, cl_ulong *out) {
-  if (b.offset % sizeof(float))
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s offset %zu is not float aligned", what,
-                          b.offset);
-  *out = (cl_ulong)(b.offset / sizeof(float));
-  return HCL_OK;
-}
-
-/* Fail unless b (when sized) holds `floats` floats. */
-static hcl_status check_room(lt_target *t, hcl_buf b, size_t floats, const char *what) {
-  if (b.size && b.size < floats * sizeof(float))
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
-                          "%s holds %zu bytes, %zu floats ([R, n, ...]) needed", what, b.size,
-                          floats);
-  return HCL_OK;
-}
-
 hcl_status lt_sample(void *self, uint32_t stream, uint64_t first, size_t count, hcl_buf x,
                      hcl_buf y) {
   lt_target *t = self;
@@ -95,11 +77,11 @@ hcl_status lt_sample(void *self, uint32_t stream, uint64_t first, size_t count, 
                           "%zu samples of stream %u in one call (at most 2^32 "
                           "samples, streams 0..255)",
                           count, stream);
-  HCL_TRY(check_room(t, x, t->R * count * t->d, "x"));
-  HCL_TRY(check_room(t, y, t->R * count, "y"));
+  HCL_TRY(hcl_view_room(t->ctx, x, t->R * count * t->d, "x"));
+  HCL_TRY(hcl_view_room(t->ctx, y, t->R * count, "y"));
   cl_ulong xo, yo;
-  HCL_TRY(float_offset(t, x, "x", &xo));
-  HCL_TRY(float_offset(t, y, "y", &yo));
+  HCL_TRY(hcl_view_offset(t->ctx, x, "x", &xo));
+  HCL_TRY(hcl_view_offset(t->ctx, y, "y", &yo));
   cl_uint cnt = (cl_uint)count, d = (cl_uint)t->d, st = stream, inputs = (cl_uint)t->inputs;
   cl_uint attempts = t->attempts, t0 = 0, t1 = attempts;
   cl_ulong fst = first, wrap = stream == HCL_STREAM_TRAIN ? t->train_size : 0;
@@ -169,11 +151,11 @@ hcl_status lt_eval(void *self, const char *what, hcl_buf x, size_t count, hcl_bu
   if (!count) return HCL_OK;
   if (count > UINT32_MAX)
     return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%zu samples in one call", count);
-  HCL_TRY(check_room(t, x, t->R * count * t->d, "x"));
-  HCL_TRY(check_room(t, out, t->R * count, "out"));
+  HCL_TRY(hcl_view_room(t->ctx, x, t->R * count * t->d, "x"));
+  HCL_TRY(hcl_view_room(t->ctx, out, t->R * count, "out"));
   cl_ulong xo, oo;
-  HCL_TRY(float_offset(t, x, "x", &xo));
-  HCL_TRY(float_offset(t, out, "out", &oo));
+  HCL_TRY(hcl_view_offset(t->ctx, x, "x", &xo));
+  HCL_TRY(hcl_view_offset(t->ctx, out, "out", &oo));
   cl_uint cnt = (cl_uint)count, d = (cl_uint)t->d;
   hcl_arg args[] = {HCL_ARG(x.mem),          HCL_ARG(xo),  HCL_ARG(out.mem), HCL_ARG(oo),
                     HCL_ARG(t->d_wstar.mem), HCL_ARG(cnt), HCL_ARG(d)};

@@ -39,23 +39,6 @@ void rhm_device_release(rhm_target *t) {
     if (bufs[i]->mem) hcl_host->buf_free(ctx, bufs[i]);
 }
 
-/* Float offset of a buffer region (offsets are whole floats by contract). */
-static hcl_status float_offset(rhm_target *t, hcl_buf b, const char *what, cl_ulong *out) {
-  if (b.offset % sizeof(float))
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%s offset %zu is not float aligned", what,
-                          b.offset);
-  *out = (cl_ulong)(b.offset / sizeof(float));
-  return HCL_OK;
-}
-
-static hcl_status check_room(rhm_target *t, hcl_buf b, size_t floats, const char *what) {
-  if (b.size && b.size < floats * sizeof(float))
-    return hcl_host->fail(t->ctx, HCL_ERR_PARAM,
-                          "%s holds %zu bytes, %zu floats ([R, n, ...]) needed", what, b.size,
-                          floats);
-  return HCL_OK;
-}
-
 hcl_status rhm_sample_ext(rhm_target *t, uint32_t stream, uint64_t first, size_t count, hcl_buf x,
                           hcl_buf y, uint32_t ell) {
   if (stream > HCL_STREAM_VAL)
@@ -69,11 +52,11 @@ hcl_status rhm_sample_ext(rhm_target *t, uint32_t stream, uint64_t first, size_t
   if (count > UINT32_MAX)
     return hcl_host->fail(t->ctx, HCL_ERR_PARAM, "%zu samples in one call", count);
   size_t xs = (size_t)(t->g.v * t->g.d);
-  HCL_TRY(check_room(t, x, t->R * count * xs, "x"));
-  HCL_TRY(check_room(t, y, t->R * count, "y"));
+  HCL_TRY(hcl_view_room(t->ctx, x, t->R * count * xs, "x"));
+  HCL_TRY(hcl_view_room(t->ctx, y, t->R * count, "y"));
   cl_ulong xo, yo;
-  HCL_TRY(float_offset(t, x, "x", &xo));
-  HCL_TRY(float_offset(t, y, "y", &yo));
+  HCL_TRY(hcl_view_offset(t->ctx, x, "x", &xo));
+  HCL_TRY(hcl_view_offset(t->ctx, y, "y", &yo));
   const rhm_stream_map *mp = &t->map[stream];
   const rhm_dims *g = &t->g;
   cl_ulong tsize = g->table_size, fst = first, base = mp->base, wrap = mp->wrap;
@@ -123,8 +106,8 @@ hcl_status rhm_sample(void *self, uint32_t stream, uint64_t first, size_t n, hcl
 
 hcl_status rhm_sqdist(rhm_target *t, hcl_buf a, hcl_buf b, size_t n, size_t D, hcl_buf out) {
   cl_ulong ao, bo;
-  HCL_TRY(float_offset(t, a, "features", &ao));
-  HCL_TRY(float_offset(t, b, "features", &bo));
+  HCL_TRY(hcl_view_offset(t->ctx, a, "features", &ao));
+  HCL_TRY(hcl_view_offset(t->ctx, b, "features", &bo));
   cl_uint cnt = (cl_uint)n, dim = (cl_uint)D;
   hcl_arg args[] = {HCL_ARG(a.mem),   HCL_ARG(ao),  HCL_ARG(b.mem), HCL_ARG(bo),
                     HCL_ARG(out.mem), HCL_ARG(cnt), HCL_ARG(dim)};
