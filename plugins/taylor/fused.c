@@ -19,8 +19,12 @@ static cl_ulong fo(hcl_buf b) { return (cl_ulong)(b.offset / sizeof(float)); }
 /* Blocks of the fused op, in the order it declares them. */
 enum { F_W, F_W0, F_A };
 
-/* w0^T and w^T of every replica into wtb. */
-static hcl_status transpose_w(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io) {
+/* w0^T and w^T of every replica into wtb; the backward skips it when the
+ * forward it follows (same parameters, not updated in between) left them. */
+static hcl_status transpose_w(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io, int backward) {
+  hcl_buf w = io->param[F_W];
+  if (backward && m->wt_mem == w.mem && m->wt_offset == w.offset && m->wt_R == io->R) return HCL_OK;
+  m->wt_mem = w.mem, m->wt_offset = w.offset, m->wt_R = io->R;
   cl_ulong w0o = fo(io->param[F_W0]), wo = fo(io->param[F_W]), ps = io->param_stride;
   cl_uint mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
   hcl_arg args[] = {HCL_ARG(io->param[F_W0].mem),
@@ -41,7 +45,7 @@ static hcl_status transpose_w(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *i
 #define ROWS_PER_ITEM 4
 static hcl_status fused_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
   hcl_taylor *m = user;
-  HCL_TRY(transpose_w(m, ctx, io));
+  HCL_TRY(transpose_w(m, ctx, io, 0));
   cl_ulong zo = fo(io->in[0]), ao = fo(io->param[F_A]), ps = io->param_stride, oo = fo(io->out);
   cl_uint nn = (cl_uint)io->n, mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
   cl_uint order = (cl_uint)m->order, act = (cl_uint)m->act;
@@ -76,7 +80,7 @@ static hcl_status fused_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *i
     return hcl_host->fail(ctx, HCL_ERR_UNSUPPORTED,
                           "the Taylor head has no gradient in z (z is the model's fixed input)");
   if (!io->dparam[F_W].mem) return HCL_OK;
-  HCL_TRY(transpose_w(m, ctx, io));
+  HCL_TRY(transpose_w(m, ctx, io, 1));
   cl_ulong zo = fo(io->in[0]), ao = fo(io->param[F_A]), ps = io->param_stride, dO = fo(io->out);
   cl_ulong go = fo(io->dparam[F_W]);
   cl_uint nn = (cl_uint)io->n, mm = (cl_uint)m->m, dz = (cl_uint)m->dz;

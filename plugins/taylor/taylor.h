@@ -77,6 +77,9 @@ typedef struct hcl_taylor {
   /* CPU devices (fused.c): [R][2][dz, m] w0^T and w^T, and the backward's
    * accumulators between row tiles, [R][ceil(m/16)][ceil(dz/16)][16][16] */
   hcl_buf wtb, xsb;
+  /* the w whose transposes wtb holds (its buffer, offset and replicas) */
+  cl_mem wt_mem;
+  size_t wt_offset, wt_R;
   /* the params buffer whose "rep.fitted" block was last seen nonzero */
   cl_mem fitted_mem;
   size_t fitted_offset;
