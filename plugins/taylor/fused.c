@@ -40,13 +40,18 @@ static hcl_status transpose_w(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *i
                               args);
 }
 
-/* out [R, n] from z: U and S formed in registers (tay_fused_head),
- * TAY_FR (taylor.cl) rows per work-item, per replica. */
+/* Forward: out [R, n] from z, U and S formed in registers (tay_fused_head,
+ * TAY_FR (taylor.cl) rows per work-item). Backward (io->out is dout):
+ * grad w += s dS^T z with dS formed inside (tay_fused_wgrad; the runtime
+ * zeroed the gradient first, and 0 + x is x), one work-group per 16 units
+ * and replica: PoCL's own choice of local size put the whole grid in one
+ * group, on one core. */
 #define ROWS_PER_ITEM 4
-static hcl_status fused_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
-  hcl_taylor *m = user;
-  HCL_TRY(transpose_w(m, ctx, io, 0));
+static hcl_status run_fused(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io, int backward) {
+  HCL_TRY(transpose_w(m, ctx, io, backward));
+  hcl_buf g = backward ? io->dparam[F_W] : (hcl_buf){0};
   cl_ulong zo = fo(io->in[0]), ao = fo(io->param[F_A]), ps = io->param_stride, oo = fo(io->out);
+  cl_ulong go = fo(g);
   cl_uint nn = (cl_uint)io->n, mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
   cl_uint order = (cl_uint)m->order, act = (cl_uint)m->act;
   cl_float s = (cl_float)(1.0 / sqrt((double)m->dz)), inv = (cl_float)(1.0 / sqrt((double)m->m));
@@ -64,49 +69,29 @@ static hcl_status fused_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io
                     HCL_ARG(order),
                     HCL_ARG(act),
                     HCL_ARG(s),
-                    HCL_ARG(inv)};
-  size_t gws[2] = {(io->n + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM, io->R};
-  return hcl_host->run_kernel(ctx, m->k_fhead, 2, gws, NULL, "taylor_head",
-                              sizeof args / sizeof *args, args);
+                    HCL_ARG(inv),
+                    HCL_ARG(m->xsb.mem),
+                    HCL_ARG(g.mem),
+                    HCL_ARG(go)};
+  size_t n_args = sizeof args / sizeof *args;
+  if (!backward) {
+    size_t gws[2] = {(io->n + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM, io->R};
+    return hcl_host->run_kernel(ctx, m->k_fhead, 2, gws, NULL, "taylor_head", n_args - 3, args);
+  }
+  size_t gws[2] = {(m->m + 15) / 16, io->R}, lws[2] = {1, 1};
+  return hcl_host->run_kernel(ctx, m->k_fwgrad, 2, gws, lws, "taylor_wgrad", n_args, args);
 }
 
-/* grad w += s dS^T z with dS formed inside (tay_fused_wgrad; io->out is
- * dout; the runtime zeroed the gradient first, and 0 + x is x). One
- * work-group per 16 units and replica: PoCL's own choice of local size put
- * the whole grid in one group, on one core. */
+static hcl_status fused_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
+  return run_fused(user, ctx, io, 0);
+}
+
 static hcl_status fused_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
-  hcl_taylor *m = user;
   if (io->din[0].mem)
     return hcl_host->fail(ctx, HCL_ERR_UNSUPPORTED,
                           "the Taylor head has no gradient in z (z is the model's fixed input)");
   if (!io->dparam[F_W].mem) return HCL_OK;
-  HCL_TRY(transpose_w(m, ctx, io, 1));
-  cl_ulong zo = fo(io->in[0]), ao = fo(io->param[F_A]), ps = io->param_stride, dO = fo(io->out);
-  cl_ulong go = fo(io->dparam[F_W]);
-  cl_uint nn = (cl_uint)io->n, mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
-  cl_uint order = (cl_uint)m->order, act = (cl_uint)m->act;
-  cl_float s = (cl_float)(1.0 / sqrt((double)m->dz)), inv = (cl_float)(1.0 / sqrt((double)m->m));
-  hcl_arg args[] = {HCL_ARG(io->in[0].mem),
-                    HCL_ARG(zo),
-                    HCL_ARG(m->wtb.mem),
-                    HCL_ARG(io->param[F_A].mem),
-                    HCL_ARG(ao),
-                    HCL_ARG(ps),
-                    HCL_ARG(io->out.mem),
-                    HCL_ARG(dO),
-                    HCL_ARG(nn),
-                    HCL_ARG(mm),
-                    HCL_ARG(dz),
-                    HCL_ARG(order),
-                    HCL_ARG(act),
-                    HCL_ARG(s),
-                    HCL_ARG(inv),
-                    HCL_ARG(m->xsb.mem),
-                    HCL_ARG(io->dparam[F_W].mem),
-                    HCL_ARG(go)};
-  size_t gws[2] = {(m->m + 15) / 16, io->R}, lws[2] = {1, 1};
-  return hcl_host->run_kernel(ctx, m->k_fwgrad, 2, gws, lws, "taylor_wgrad",
-                              sizeof args / sizeof *args, args);
+  return run_fused(user, ctx, io, 1);
 }
 
 static const char *const fused_block_names[] = {"w", "w0", "a", NULL};
