@@ -44,8 +44,9 @@ static hcl_status transpose_w(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *i
  * TAY_FR (taylor.cl) rows per work-item). Backward (io->out is dout):
  * grad w += s dS^T z with dS formed inside (tay_fused_wgrad; the runtime
  * zeroed the gradient first, and 0 + x is x), one work-group per 16 units
- * and replica: PoCL's own choice of local size put the whole grid in one
- * group, on one core. */
+ * and replica: its grid is small (m/16 per replica), and PoCL's own choice
+ * of local size has put a small grid in one group, on one core (the
+ * runtime's products). */
 #define ROWS_PER_ITEM 4
 static hcl_status run_fused(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io, int backward) {
   HCL_TRY(transpose_w(m, ctx, io, backward));
