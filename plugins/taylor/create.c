@@ -27,12 +27,12 @@ void hcl_taylor_destroy(void *self) {
   hcl_taylor *m = self;
   if (!m) return;
   const hcl_host_api *host = hcl_host;
-  hcl_buf *bufs[] = {&m->zb, &m->hb, &m->pen_n2, &m->wtb, &m->dsb};
+  hcl_buf *bufs[] = {&m->zb, &m->hb, &m->pen_n2, &m->wtb, &m->xsb};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) host->buf_free(m->ctx, bufs[i]);
   if (m->k_head) clReleaseKernel(m->k_head);
   if (m->k_dcoef) clReleaseKernel(m->k_dcoef);
-  cl_kernel fk[] = {m->k_wt, m->k_fhead, m->k_fdcoef, m->k_wgrad};
+  cl_kernel fk[] = {m->k_wt, m->k_fhead, m->k_fwgrad};
   for (size_t i = 0; i < sizeof fk / sizeof *fk; i++)
     if (fk[i]) clReleaseKernel(fk[i]);
   if (m->k_pen_rows) clReleaseKernel(m->k_pen_rows);
@@ -191,15 +191,17 @@ static hcl_status build(hcl_taylor *m) {
 }
 
 /* The activations as a whole at their peak (h and z of the whitening, the
- * graph's z, U, S and dS; on CPUs the fused head's dS alone), checked
- * first (when the runtime offers the check), so that the error names the
- * keys. */
+ * graph's z, U, S and dS; on CPUs no [R, n, m] array, only the fused
+ * backward's accumulators, the size of w), checked first (when the runtime
+ * offers the check), so that the error names the keys. */
 static hcl_status check_buffers(hcl_taylor *m) {
   const hcl_host_api *host = hcl_host;
   if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
   double rb = (double)m->R * (double)m->max_batch * sizeof(float);
   double D = m->neural ? (double)m->D : 0.0, w = (double)m->m;
-  double all = rb * (3.0 * D + (m->fused ? 1.0 : 3.0) * w), big = rb * (D > w ? D : w),
+  double xs = (double)m->R * (double)((m->m + 15) / 16) * (double)((m->dz + 15) / 16) * 1024.0;
+  double head = m->fused ? xs : rb * w; /* fused: tay_fused_wgrad's accumulators */
+  double all = rb * 3.0 * D + (m->fused ? xs : 3.0 * head), big = rb * D > head ? rb * D : head,
          cap = (double)SIZE_MAX / 8.0;
   char what[256];
   snprintf(what, sizeof what,

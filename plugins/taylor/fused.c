@@ -5,8 +5,9 @@
  * 1 024 that is 32 MB per array, written and read back from memory every
  * step. Here one custom op takes z alone: its forward forms U and S in
  * registers and reduces them to out (taylor.cl, tay_fused_head); its
- * backward forms them again to write dS, then grad w += s dS^T z
- * (tay_wgrad, in the summation order of the runtime's product). Every value has the
+ * backward forms them again, tile by tile, into dS and at once into
+ * grad w += s dS^T z (tay_fused_wgrad, in the summation order of the
+ * runtime's product), so no [R, n, m] array exists. Every value has the
  * bits of the product graph on CPU devices (hcl_k_gemm_rb's order), so
  * trajectories do not change. */
 #include "taylor.h"
@@ -18,8 +19,12 @@ static cl_ulong fo(hcl_buf b) { return (cl_ulong)(b.offset / sizeof(float)); }
 /* Blocks of the fused op, in the order it declares them. */
 enum { F_W, F_W0, F_A };
 
-/* w0^T and w^T of every replica into wtb. */
-static hcl_status transpose_w(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io) {
+/* w0^T and w^T of every replica into wtb; the backward skips it when the
+ * forward it follows (same parameters, not updated in between) left them. */
+static hcl_status transpose_w(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io, int backward) {
+  hcl_buf w = io->param[F_W];
+  if (backward && m->wt_mem == w.mem && m->wt_offset == w.offset && m->wt_R == io->R) return HCL_OK;
+  m->wt_mem = w.mem, m->wt_offset = w.offset, m->wt_R = io->R;
   cl_ulong w0o = fo(io->param[F_W0]), wo = fo(io->param[F_W]), ps = io->param_stride;
   cl_uint mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
   hcl_arg args[] = {HCL_ARG(io->param[F_W0].mem),
@@ -35,13 +40,19 @@ static hcl_status transpose_w(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *i
                               args);
 }
 
-/* Forms U and S after transposing w0 and w: tay_fused_head (forward, into
- * io->out) or tay_fused_dcoef (backward, io->out is dout; dS into dsb,
- * their last argument). TAY_FR (taylor.cl) rows per work-item, per replica. */
+/* Forward: out [R, n] from z, U and S formed in registers (tay_fused_head,
+ * TAY_FR (taylor.cl) rows per work-item). Backward (io->out is dout):
+ * grad w += s dS^T z with dS formed inside (tay_fused_wgrad; the runtime
+ * zeroed the gradient first, and 0 + x is x), one work-group per 16 units
+ * and replica: its grid is small (m/16 per replica), and PoCL's own choice
+ * of local size has put a small grid in one group, on one core (the
+ * runtime's products). */
 #define ROWS_PER_ITEM 4
-static hcl_status run_rows(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io, int backward) {
-  HCL_TRY(transpose_w(m, ctx, io));
+static hcl_status run_fused(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io, int backward) {
+  HCL_TRY(transpose_w(m, ctx, io, backward));
+  hcl_buf g = backward ? io->dparam[F_W] : (hcl_buf){0};
   cl_ulong zo = fo(io->in[0]), ao = fo(io->param[F_A]), ps = io->param_stride, oo = fo(io->out);
+  cl_ulong go = fo(g);
   cl_uint nn = (cl_uint)io->n, mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
   cl_uint order = (cl_uint)m->order, act = (cl_uint)m->act;
   cl_float s = (cl_float)(1.0 / sqrt((double)m->dz)), inv = (cl_float)(1.0 / sqrt((double)m->m));
@@ -60,38 +71,28 @@ static hcl_status run_rows(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io, 
                     HCL_ARG(act),
                     HCL_ARG(s),
                     HCL_ARG(inv),
-                    HCL_ARG(m->dsb.mem)};
-  size_t n_args = sizeof args / sizeof *args - (backward ? 0 : 1);
-  size_t gws[2] = {(io->n + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM, io->R};
-  return hcl_host->run_kernel(ctx, backward ? m->k_fdcoef : m->k_fhead, 2, gws, NULL,
-                              backward ? "taylor_dcoef" : "taylor_head", n_args, args);
+                    HCL_ARG(m->xsb.mem),
+                    HCL_ARG(g.mem),
+                    HCL_ARG(go)};
+  size_t n_args = sizeof args / sizeof *args;
+  if (!backward) {
+    size_t gws[2] = {(io->n + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM, io->R};
+    return hcl_host->run_kernel(ctx, m->k_fhead, 2, gws, NULL, "taylor_head", n_args - 3, args);
+  }
+  size_t gws[2] = {(m->m + 15) / 16, io->R}, lws[2] = {1, 1};
+  return hcl_host->run_kernel(ctx, m->k_fwgrad, 2, gws, lws, "taylor_wgrad", n_args, args);
 }
 
 static hcl_status fused_forward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
-  return run_rows(user, ctx, io, 0);
+  return run_fused(user, ctx, io, 0);
 }
 
-/* dS into dsb, then grad w += s dS^T z (tay_wgrad; the runtime zeroed the
- * gradient first, and 0 + x is x). */
 static hcl_status fused_backward(void *user, hcl_ctx *ctx, const hcl_graph_io *io) {
-  hcl_taylor *m = user;
   if (io->din[0].mem)
     return hcl_host->fail(ctx, HCL_ERR_UNSUPPORTED,
                           "the Taylor head has no gradient in z (z is the model's fixed input)");
   if (!io->dparam[F_W].mem) return HCL_OK;
-  HCL_TRY(run_rows(m, ctx, io, 1));
-  cl_ulong zo = fo(io->in[0]), ps = io->param_stride;
-  cl_uint nn = (cl_uint)io->n, mm = (cl_uint)m->m, dz = (cl_uint)m->dz;
-  cl_float s = (cl_float)(1.0 / sqrt((double)m->dz));
-  cl_ulong go = fo(io->dparam[F_W]);
-  hcl_arg wargs[] = {HCL_ARG(m->dsb.mem), HCL_ARG(io->in[0].mem),
-                     HCL_ARG(zo),         HCL_ARG(io->dparam[F_W].mem),
-                     HCL_ARG(go),         HCL_ARG(ps),
-                     HCL_ARG(nn),         HCL_ARG(mm),
-                     HCL_ARG(dz),         HCL_ARG(s)};
-  size_t wgws[3] = {(m->m + 15) / 16, (m->dz + 15) / 16, io->R};
-  return hcl_host->run_kernel(ctx, m->k_wgrad, 3, wgws, NULL, "taylor_wgrad",
-                              sizeof wargs / sizeof *wargs, wargs);
+  return run_fused(user, ctx, io, 1);
 }
 
 static const char *const fused_block_names[] = {"w", "w0", "a", NULL};
@@ -110,9 +111,9 @@ hcl_status hcl_taylor_fused_setup(hcl_taylor *m) {
   const hcl_host_api *host = hcl_host;
   HCL_TRY(host->kernel(m->ctx, m->prog, "tay_wt", &m->k_wt));
   HCL_TRY(host->kernel(m->ctx, m->prog, "tay_fused_head", &m->k_fhead));
-  HCL_TRY(host->kernel(m->ctx, m->prog, "tay_fused_dcoef", &m->k_fdcoef));
-  HCL_TRY(host->kernel(m->ctx, m->prog, "tay_wgrad", &m->k_wgrad));
+  HCL_TRY(host->kernel(m->ctx, m->prog, "tay_fused_wgrad", &m->k_fwgrad));
   HCL_TRY(host->buf_alloc(m->ctx, m->R * 2 * m->dz * m->m * sizeof(float), &m->wtb));
-  size_t blocks = (m->m + 15) / 16; /* dS in blocks of 16 r (tay_fused_dcoef) */
-  return host->buf_alloc(m->ctx, m->R * blocks * m->max_batch * 16 * sizeof(float), &m->dsb);
+  /* tay_fused_wgrad's accumulators: 16 x 16 per (replica, 16 r, 16 columns) */
+  size_t tiles = ((m->m + 15) / 16) * ((m->dz + 15) / 16);
+  return host->buf_alloc(m->ctx, m->R * tiles * 256 * sizeof(float), &m->xsb);
 }

@@ -234,77 +234,103 @@ static inline float16 tay_ds16(float d, float16 a16, float16 u, float16 sv, uint
   return order == 2u ? v * sv : v;
 }
 
-/* dS = dout[g] * C (order 1) or dout[g] * C * S (order 2), as
- * tay_dcoef writes it, with U and S formed again from z and t; stored
- * in blocks of 16 r, [R][ceil(m/16)][n][16], so that tay_wgrad reads each
- * block's column of rows as one contiguous run (a row-major dS put each of
- * its loads on another 4 KB page: no prefetch). gws = (ceil(n / TAY_FR), R). */
-__kernel void tay_fused_dcoef(__global const float *z, ulong zo, __global const float *t,
-                              __global const float *p, ulong ao, ulong pstride,
-                              __global const float *dout, ulong dO, uint n, uint m, uint dz,
-                              uint order, uint act, float s, float inv_sqrt_m,
-                              __global float *e) {
-  TAY_ROWS;
-  __global const float *dq = HCL_AT(dout, dO) + q * n + g0;
-  float d0 = dq[0], d1 = dq[nr > 1 ? 1 : 0], d2 = dq[nr > 2 ? 2 : 0], d3 = dq[nr > 3 ? 3 : 0];
-  ulong nb = (m + 15) / 16;
-  __global float *e0 = e + (q * nb * n + g0) * 16; /* block 0, row g0 */
-  uint r = 0;
-  for (; r + 16 <= m; r += 16, e0 += n * 16) {
-    TAY_US16(t0 + r, t1 + r);
-    float16 a16 = vload16(0, ar + r);
-    vstore16(tay_ds16(d0, a16, u0, s0, order, act, inv_sqrt_m), 0, e0);
-    if (nr > 1) vstore16(tay_ds16(d1, a16, u1, s1, order, act, inv_sqrt_m), 1, e0);
-    if (nr > 2) vstore16(tay_ds16(d2, a16, u2, s2, order, act, inv_sqrt_m), 2, e0);
-    if (nr > 3) vstore16(tay_ds16(d3, a16, u3, s3, order, act, inv_sqrt_m), 3, e0);
-  }
-  for (uint k = 0; k < nr; k++) { /* the tail r >= 16 floor(m/16), U and S formed here */
-    __global const float *zr = k == 0 ? z0 : k == 1 ? z1 : k == 2 ? z2 : z3;
-    float d = k == 0 ? d0 : k == 1 ? d1 : k == 2 ? d2 : d3;
-    for (uint j = r; j < m; j++) {
-      float sv = tay_dot(zr, t1 + j, dz, m, s);
-      float c = ar[j] * tay_deriv(act, order, tay_dot(zr, t0 + j, dz, m, s)) * inv_sqrt_m;
-      float v = d * c;
-      e0[k * 16 + (j - r)] = order == 2u ? v * sv : v;
-    }
-  }
-}
-
-/* grad w [R][m, dz] += s dS^T z, each entry the chain hcl_k_gemm_rb forms
- * for this product (ta, m x dz x n): over g in order from 0, an fma for
- * columns c < 16 floor(dz/16), a multiply and an add past them; then times
- * s. Lanes run over r (hcl_k_gemm_rb's run over c, which at dz = 16 wasted
- * half its tile); dS in tay_fused_dcoef's blocks, lanes past m not stored.
- * A work-item: 16 r x up to 16 columns.
- * gws = (ceil(m / 16), ceil(dz / 16), R). */
+/* The backward: grad w [R][m, dz] += s dS^T z, with dS = dout[g] * C
+ * (order 1) or dout[g] * C * S (order 2) formed here from z and t (U and S
+ * again, as tay_fused_head forms them) and never written to memory: a
+ * work-item owns 16 units r and takes TAY_FT rows at a time, their dS into
+ * private memory, then adds them to the accumulators of every column. Each
+ * entry of grad w is the chain hcl_k_gemm_rb forms for this product (ta,
+ * m x dz x n): over g in order from 0, an fma for columns c < 16 floor(dz/16),
+ * a multiply and an add past them; then times s. Between row tiles the
+ * accumulators wait in xs, [R][ceil(m/16)][ceil(dz/16)][16 c][16 r].
+ * gws = (ceil(m / 16), R). */
+#define TAY_FT 64
 #define TAY_WG(k)                                                                                  \
   if (k < nc) {                                                                                    \
     float zc = zr[k];                                                                              \
     x##k = c0 + k < cfull ? fma(v, (float16)zc, x##k) : x##k + v * zc;                             \
   }
+#define TAY_WG_FMA(k) x##k = fma(v, (float16)zr[k], x##k);
+#define TAY_WG_LOAD(k) x##k = k < nc && i0 > 0 ? vload16(k, xb) : 0.0f;
+#define TAY_WG_SAVE(k)                                                                             \
+  if (k < nc) vstore16(x##k, k, xb);
 #define TAY_WG_OUT(k)                                                                              \
   if (k < nc)                                                                                      \
     for (uint l = 0; l < nl; l++) gq[l * (ulong)dz + k] += s * x##k[l];
-__kernel void tay_wgrad(__global const float *e, __global const float *z, ulong zo,
-                        __global float *g, ulong go, ulong pstride, uint n, uint m, uint dz,
-                        float s) {
-  uint r0 = get_global_id(0) * 16, c0 = get_global_id(1) * 16;
-  ulong q = get_global_id(2);
-  if (r0 >= m || c0 >= dz) return;
-  uint nl = m - r0 < 16 ? m - r0 : 16, nc = dz - c0 < 16 ? dz - c0 : 16, cfull = dz / 16 * 16;
-  __global const float *eq = e + (q * ((m + 15) / 16) + r0 / 16) * (ulong)n * 16;
-  __global const float *zq = HCL_AT(z, zo) + q * n * dz + c0;
-  float16 x0 = 0.0f, x1 = 0.0f, x2 = 0.0f, x3 = 0.0f, x4 = 0.0f, x5 = 0.0f, x6 = 0.0f, x7 = 0.0f;
-  float16 x8 = 0.0f, x9 = 0.0f, x10 = 0.0f, x11 = 0.0f, x12 = 0.0f, x13 = 0.0f, x14 = 0.0f;
-  float16 x15 = 0.0f;
-  for (uint i = 0; i < n; i++) {
-    float16 v = vload16(i, eq);
-    __global const float *zr = zq + i * (ulong)dz;
-    TAY_WG(0) TAY_WG(1) TAY_WG(2) TAY_WG(3) TAY_WG(4) TAY_WG(5) TAY_WG(6) TAY_WG(7)
-    TAY_WG(8) TAY_WG(9) TAY_WG(10) TAY_WG(11) TAY_WG(12) TAY_WG(13) TAY_WG(14) TAY_WG(15)
+#define TAY_WG_ALL(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) \
+  M(14) M(15)
+__kernel void tay_fused_wgrad(__global const float *z, ulong zo, __global const float *t,
+                              __global const float *p, ulong ao, ulong pstride,
+                              __global const float *dout, ulong dO, uint n, uint m, uint dz,
+                              uint order, uint act, float s, float inv_sqrt_m,
+                              __global float *xs, __global float *gr, ulong go) {
+  uint r0 = get_global_id(0) * 16;
+  ulong q = get_global_id(1);
+  if (r0 >= m) return;
+  uint nl = m - r0 < 16 ? m - r0 : 16, cfull = dz / 16 * 16, ncb = (dz + 15) / 16;
+  __global const float *zq = HCL_AT(z, zo) + q * n * dz;
+  __global const float *t0 = t + q * 2 * (ulong)dz * m + r0, *t1 = t0 + (ulong)dz * m;
+  __global const float *ar = HCL_AT(p, ao) + q * pstride + r0;
+  __global const float *dq = HCL_AT(dout, dO) + q * n;
+  __global float *xq = xs + (q * ((m + 15) / 16) + r0 / 16) * (ulong)ncb * 256;
+  float et[TAY_FT * 16]; /* dS of the tile's rows, 16 r each */
+  for (uint i0 = 0; i0 < n; i0 += TAY_FT) {
+    uint nt = n - i0 < TAY_FT ? n - i0 : TAY_FT;
+    if (nl == 16) { /* 4 rows at a time (past the tile's rows: row g again, unused) */
+      float16 a16 = vload16(0, ar);
+      for (uint i = 0; i < nt; i += 4) {
+        ulong g = i0 + i;
+        uint nr = nt - i < 4 ? nt - i : 4;
+        ulong g1 = g + (nr > 1 ? 1 : 0), g2 = g + (nr > 2 ? 2 : 0), g3 = g + (nr > 3 ? 3 : 0);
+        __global const float *z0 = zq + g * dz, *z1 = zq + g1 * dz, *z2 = zq + g2 * dz;
+        __global const float *z3 = zq + g3 * dz;
+        TAY_US16(t0, t1);
+        vstore16(tay_ds16(dq[g], a16, u0, s0, order, act, inv_sqrt_m), i, et);
+        vstore16(tay_ds16(dq[g1], a16, u1, s1, order, act, inv_sqrt_m), i + 1, et);
+        vstore16(tay_ds16(dq[g2], a16, u2, s2, order, act, inv_sqrt_m), i + 2, et);
+        vstore16(tay_ds16(dq[g3], a16, u3, s3, order, act, inv_sqrt_m), i + 3, et);
+      }
+    } else { /* the tail units r >= 16 floor(m/16): U and S entry by entry */
+      for (uint i = 0; i < nt; i++) {
+        __global const float *zr = zq + (i0 + i) * (ulong)dz;
+        float d = dq[i0 + i];
+        for (uint l = 0; l < 16; l++) {
+          float v = 0.0f;
+          if (l < nl) {
+            float sv = tay_dot(zr, t1 + l, dz, m, s);
+            float c = ar[l] * tay_deriv(act, order, tay_dot(zr, t0 + l, dz, m, s)) * inv_sqrt_m;
+            v = d * c;
+            v = order == 2u ? v * sv : v;
+          }
+          et[i * 16 + l] = v;
+        }
+      }
+    }
+    int last = i0 + TAY_FT >= n;
+    for (uint cb = 0; cb < ncb; cb++) {
+      uint c0 = cb * 16, nc = dz - c0 < 16 ? dz - c0 : 16;
+      __global float *xb = xq + cb * 256;
+      float16 x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15;
+      TAY_WG_ALL(TAY_WG_LOAD)
+      if (c0 + 16 <= cfull) { /* 16 fma columns: no test in the loop */
+        for (uint i = 0; i < nt; i++) {
+          float16 v = vload16(i, et);
+          __global const float *zr = zq + (i0 + i) * (ulong)dz + c0;
+          TAY_WG_ALL(TAY_WG_FMA)
+        }
+      } else {
+        for (uint i = 0; i < nt; i++) {
+          float16 v = vload16(i, et);
+          __global const float *zr = zq + (i0 + i) * (ulong)dz + c0;
+          TAY_WG_ALL(TAY_WG)
+        }
+      }
+      if (!last) {
+        TAY_WG_ALL(TAY_WG_SAVE)
+      } else {
+        __global float *gq = HCL_AT(gr, go) + q * pstride + r0 * (ulong)dz + c0;
+        TAY_WG_ALL(TAY_WG_OUT)
+      }
+    }
   }
-  __global float *gq = HCL_AT(g, go) + q * pstride + r0 * (ulong)dz + c0;
-  TAY_WG_OUT(0) TAY_WG_OUT(1) TAY_WG_OUT(2) TAY_WG_OUT(3) TAY_WG_OUT(4) TAY_WG_OUT(5)
-  TAY_WG_OUT(6) TAY_WG_OUT(7) TAY_WG_OUT(8) TAY_WG_OUT(9) TAY_WG_OUT(10) TAY_WG_OUT(11)
-  TAY_WG_OUT(12) TAY_WG_OUT(13) TAY_WG_OUT(14) TAY_WG_OUT(15)
 }

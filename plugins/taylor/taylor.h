@@ -65,18 +65,21 @@ typedef struct hcl_taylor {
   size_t off[HCL_TAYLOR_B_COUNT]; /* offsets of the blocks (floats in a replica) */
   cl_program prog;
   cl_kernel k_head, k_dcoef, k_pen_rows, k_pen_apply;
-  cl_kernel k_wt, k_fhead, k_fdcoef, k_wgrad; /* CPU devices: the fused head (fused.c) */
-  hcl_buf pen_n2; /* [R, m]: squared row norms of w (penalty > 0 only) */
-  size_t wg;      /* work-group size of k_head (a power of two; not fused) */
-  int fused;      /* CPU devices: the head fused with its products (fused.c) */
+  cl_kernel k_wt, k_fhead, k_fwgrad; /* CPU devices: the fused head (fused.c) */
+  hcl_buf pen_n2;                    /* [R, m]: squared row norms of w (penalty > 0 only) */
+  size_t wg;                         /* work-group size of k_head (a power of two; not fused) */
+  int fused;                         /* CPU devices: the head fused with its products (fused.c) */
   /* the graph's custom ops (graph.c); user = this instance */
   hcl_graph_custom rep_op, head_op, fused_op;
   /* neural, each [R, max_batch, D]: relu(V x + b) (whitening and the
    * graph's rep op) and, while the whitening is fitted, z (whiten.c) */
   hcl_buf zb, hb;
-  /* CPU devices (fused.c): [R][2][dz, m] w0^T and w^T, and dS in blocks of
-   * 16 r, [R][ceil(m/16)][max_batch][16] */
-  hcl_buf wtb, dsb;
+  /* CPU devices (fused.c): [R][2][dz, m] w0^T and w^T, and the backward's
+   * accumulators between row tiles, [R][ceil(m/16)][ceil(dz/16)][16][16] */
+  hcl_buf wtb, xsb;
+  /* the w whose transposes wtb holds (its buffer, offset and replicas) */
+  cl_mem wt_mem;
+  size_t wt_offset, wt_R;
   /* the params buffer whose "rep.fitted" block was last seen nonzero */
   cl_mem fitted_mem;
   size_t fitted_offset;
