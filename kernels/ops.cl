@@ -684,7 +684,23 @@ __kernel void hcl_k_gemm_tile(hcl_gemm_p g, __global const float *a, __global co
   size_t lid = get_local_id(0), nl = get_local_size(0), grp = get_global_id(1);
   size_t groups = get_global_size(1), q = get_global_id(2), np = (n + 15) / 16 * 16;
   __global const float *bq = b + b_off + q * sb;
-  for (size_t p = lid; p < k; p += nl) { /* op(B)'s row p */
+  size_t k4 = tb ? k / 4 * 4 : 0, n4 = n / 4 * 4;
+  for (size_t p = 4 * lid; p < k4; p += 4 * nl) { /* B^T's rows p..p+3: 4 x 4 blocks */
+    __local float *row = bl + p * np;
+    size_t j = 0;
+    for (; j < n4; j += 4) {
+      __global const float *s = bq + j * ldb + p;
+      float4 r0 = vload4(0, s), r1 = vload4(0, s + ldb);
+      float4 r2 = vload4(0, s + 2 * ldb), r3 = vload4(0, s + 3 * ldb);
+      vstore4((float4)(r0.s0, r1.s0, r2.s0, r3.s0), 0, row + j);
+      vstore4((float4)(r0.s1, r1.s1, r2.s1, r3.s1), 0, row + np + j);
+      vstore4((float4)(r0.s2, r1.s2, r2.s2, r3.s2), 0, row + 2 * np + j);
+      vstore4((float4)(r0.s3, r1.s3, r2.s3, r3.s3), 0, row + 3 * np + j);
+    }
+    for (; j < n; j++)
+      for (size_t t = 0; t < 4; t++) row[t * np + j] = bq[j * ldb + p + t];
+  }
+  for (size_t p = k4 + lid; p < k; p += nl) { /* op(B)'s other rows */
     __local float *row = bl + p * np;
     size_t j = 0;
     if (tb)
@@ -694,8 +710,9 @@ __kernel void hcl_k_gemm_tile(hcl_gemm_p g, __global const float *a, __global co
       if (j + 8 <= n) vstore8(vload8(0, bq + p * ldb + j), 0, row + j), j += 8;
       for (; j < n; j++) row[j] = bq[p * ldb + j];
     }
-    for (; j < np; j++) row[j] = 0.0f;
   }
+  for (size_t p = lid; p < k && n < np; p += nl) /* zero columns to np */
+    for (size_t j = n; j < np; j++) bl[p * np + j] = 0.0f;
   barrier(CLK_LOCAL_MEM_FENCE);
   size_t tiles = (m + 3) / 4, share = (tiles + groups - 1) / groups;
   size_t t1 = min(tiles, (grp + 1) * share), as = ta ? lda : 1, ars = ta ? 1 : lda;
