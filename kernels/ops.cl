@@ -632,14 +632,14 @@ __kernel void hcl_k_gemm_row(hcl_gemm_p g, __global const float *a, __global con
 }
 
 /* Small products on CPUs when op(B) fits in HCL_TILE_LOCAL floats: one
- * work-group per replica (or per share of its rows: gws = (L, G, batch),
- * lws = (L, 1, 1)) first copies op(B) into local memory as k rows of
- * np = n rounded up to 16 floats, zero-padded. Then B^T, like B, is read in
- * contiguous float16 rows: hcl_k_gemm_row reads B^T with eight strided loads
- * per float8, and its one row per work-item reuses each row of B only once
- * per step. Each work-item computes 4 rows x 32 (then 16) columns of C, so
- * eight independent float16 sums hide the add's latency; the rows' shares of
- * the G groups are whole 4-row tiles. Each output sums over p in order with
+ * work-group per replica (gws = (L, batch), lws = (L, 1); splitting a
+ * replica's rows over two groups was slower at one replica) first copies
+ * op(B) into local memory as k rows of np = n rounded up to 16 floats,
+ * zero-padded; B^T in 4 x 4 blocks. Then B^T, like B, is read in contiguous
+ * float16 rows (hcl_k_gemm_row reads B^T with eight strided loads per
+ * float8). Each work-item computes 4-row tiles of C, 32 and then 16 columns
+ * at a time: eight independent float16 sums hide the add's latency, and a
+ * row of op(B) serves four rows of C. Each output sums over p in order with
  * a multiply and an add, as hcl_k_gemm_row does (the same bits). */
 #define HCL_TILE_LOCAL 4096
 #define HCL_TILE_MULADD(x, b) x##0 += v0 * (b), x##1 += v1 * (b), x##2 += v2 * (b), x##3 += v3 * (b)
@@ -681,8 +681,8 @@ __kernel void hcl_k_gemm_tile(hcl_gemm_p g, __global const float *a, __global co
                               __global float *c) {
   __local float bl[HCL_TILE_LOCAL] __attribute__((aligned(64)));
   HCL_GEMM_UNPACK(g);
-  size_t lid = get_local_id(0), nl = get_local_size(0), grp = get_global_id(1);
-  size_t groups = get_global_size(1), q = get_global_id(2), np = (n + 15) / 16 * 16;
+  size_t lid = get_local_id(0), nl = get_local_size(0), q = get_global_id(1);
+  size_t np = (n + 15) / 16 * 16;
   __global const float *bq = b + b_off + q * sb;
   size_t k4 = tb ? k / 4 * 4 : 0, n4 = n / 4 * 4;
   for (size_t p = 4 * lid; p < k4; p += 4 * nl) { /* B^T's rows p..p+3: 4 x 4 blocks */
@@ -714,11 +714,10 @@ __kernel void hcl_k_gemm_tile(hcl_gemm_p g, __global const float *a, __global co
   for (size_t p = lid; p < k && n < np; p += nl) /* zero columns to np */
     for (size_t j = n; j < np; j++) bl[p * np + j] = 0.0f;
   barrier(CLK_LOCAL_MEM_FENCE);
-  size_t tiles = (m + 3) / 4, share = (tiles + groups - 1) / groups;
-  size_t t1 = min(tiles, (grp + 1) * share), as = ta ? lda : 1, ars = ta ? 1 : lda;
+  size_t tiles = (m + 3) / 4, as = ta ? lda : 1, ars = ta ? 1 : lda;
   __global const float *aq = a + a_off + q * sa;
   __global float *cq = c + c_off + q * sc;
-  for (size_t t = grp * share + lid; t < t1; t += nl) {
+  for (size_t t = lid; t < tiles; t += nl) {
     size_t i0 = 4 * t, j = 0;
     __global const float *a0 = aq + min(i0, m - 1) * ars, *a1 = aq + min(i0 + 1, m - 1) * ars;
     __global const float *a2 = aq + min(i0 + 2, m - 1) * ars, *a3 = aq + min(i0 + 3, m - 1) * ars;

@@ -662,18 +662,6 @@ hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_
   return hcl_run_kernel(ctx, ctx->ops->k[K_GEMV_AXPY], 2, gws, lws, "gemm_thin", 4, args);
 }
 
-/* hcl_k_gemm_tile's launch: one work-group per replica, or, when there are
- * fewer replicas than compute units, each replica's 4-row tiles shared
- * among up to that many groups (each copies op(B) for itself); a work-item
- * per tile, at most 64 a group (the work-items loop over the rest). */
-void hcl_gemm_tile_geometry(size_t m, size_t batch, unsigned cus, size_t gws[3], size_t lws[3]) {
-  size_t tiles = (m + 3) / 4, groups = 1;
-  while (groups < tiles && batch * groups < (size_t)(cus ? cus : 1)) groups++;
-  size_t share = (tiles + groups - 1) / groups, local = share < 64 ? share : 64;
-  groups = (tiles + share - 1) / share; /* no group without a tile */
-  gws[0] = lws[0] = local, gws[1] = groups, gws[2] = batch, lws[1] = lws[2] = 1;
-}
-
 hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                           hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                           float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
@@ -696,9 +684,9 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
               .sc = sc};
   hcl_arg args[] = {HCL_ARG(p), HCL_ARG(a.mem), HCL_ARG(b.mem), HCL_ARG(c.mem)};
   if (hcl_ops_cpu_paths(ctx) && k * ((n + 15) / 16 * 16) <= GEMM_TILE_LOCAL) {
-    size_t gws[3], lws[3]; /* CPUs: op(B) in local memory (see hcl_k_gemm_tile) */
-    hcl_gemm_tile_geometry(m, batch, ctx->dev.compute_units, gws, lws);
-    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_TILE], 3, gws, lws, "gemm_small", 4, args);
+    size_t tiles = (m + 3) / 4, l = tiles < 64 ? tiles : 64; /* see hcl_k_gemm_tile */
+    size_t gws[2] = {l, batch}, lws[2] = {l, 1};
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_TILE], 2, gws, lws, "gemm_small", 4, args);
   }
   if (hcl_ops_cpu_paths(ctx)) { /* CPUs: one row per work-item (see hcl_k_gemm_row); groups
                                  * of one entry's rows (PoCL's own choice was one group) */

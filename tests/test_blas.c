@@ -337,7 +337,7 @@ static void test_gemm_small_cpu_bits(void **state) {
  * for bit on the host. hcl_k_gemm_tile (op(B) in local memory, 4 x 32 and
  * 4 x 16 tiles): every transpose variant, widths with every n % 16 (the
  * zero-padded columns must not reach C), rows not a multiple of 4, k not a
- * multiple of 4, one entry (its rows shared among groups) and several,
+ * multiple of 4, one entry and several,
  * alpha and beta, the staircase ResNet's shapes at 10 replicas, more than 64
  * row tiles (work-items loop over them); and hcl_k_gemm_row where op(B) does
  * not fit (k n > 4096 floats). */
@@ -360,31 +360,6 @@ static void test_gemm_small_tile_bits(void **state) {
   }
   hcl_ops_force_paths(-1);
   ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
-}
-
-/* hcl_k_gemm_tile's launch: every 4-row tile in some group's share and no
- * group without one, groups of at most 64 work-items, one group per entry
- * once there are as many entries as compute units, and with fewer entries
- * shares no larger than an even split of the tiles over the compute units
- * (the staircase ResNet at one replica would otherwise run on one core). */
-static void test_gemm_tile_geometry(void **state) {
-  (void)state;
-  static const size_t ms[] = {1, 2, 4, 5, 20, 40, 255, 256, 257, 1000};
-  static const size_t batches[] = {1, 2, 3, 10, 100};
-  for (unsigned cus = 1; cus <= 16; cus *= 2)
-    for (size_t i = 0; i < sizeof ms / sizeof *ms; i++)
-      for (size_t b = 0; b < sizeof batches / sizeof *batches; b++) {
-        size_t m = ms[i], batch = batches[b], gws[3], lws[3], tiles = (m + 3) / 4;
-        hcl_gemm_tile_geometry(m, batch, cus, gws, lws);
-        size_t groups = gws[1], share = (tiles + groups - 1) / groups;
-        assert_true(gws[0] == lws[0] && lws[0] >= 1 && lws[0] <= 64 && lws[0] <= share);
-        assert_true(lws[1] == 1 && lws[2] == 1 && gws[2] == batch);
-        assert_true(groups >= 1 && groups <= tiles && (groups - 1) * share < tiles);
-        size_t want = cus > batch ? (cus + batch - 1) / batch : 1;
-        want = want < tiles ? want : tiles; /* groups for the cores; no share above the even one */
-        assert_true(share <= (tiles + want - 1) / want);
-        if (batch >= cus) assert_true(groups == 1);
-      }
 }
 
 /* The FLOP count behind achieved GFLOP/s: 2 m n k per product entry, on
@@ -518,7 +493,6 @@ int main(void) {
       cmocka_unit_test(test_gemm_rb_geometry),
       cmocka_unit_test(test_gemm_small_cpu_bits),
       cmocka_unit_test(test_gemm_small_tile_bits),
-      cmocka_unit_test(test_gemm_tile_geometry),
       cmocka_unit_test(test_sgemm_batched),
       cmocka_unit_test(test_sgemm_batched_large),
       cmocka_unit_test(test_flop_count),
