@@ -631,6 +631,129 @@ __kernel void hcl_k_gemm_row(hcl_gemm_p g, __global const float *a, __global con
   }
 }
 
+/* Small products on CPUs when op(B) fits in HCL_TILE_LOCAL floats: one
+ * work-group per replica (gws = (L, batch), lws = (L, 1); splitting a
+ * replica's rows over two groups was slower at one replica) first copies
+ * op(B) into local memory as k rows of np = n rounded up to 16 floats,
+ * zero-padded; B^T in 4 x 4 blocks. Then B^T, like B, is read in contiguous
+ * float16 rows (hcl_k_gemm_row reads B^T with eight strided loads per
+ * float8). Each work-item computes 4-row tiles of C, 32 and then 16 columns
+ * at a time: eight independent float16 sums hide the add's latency, and a
+ * row of op(B) serves four rows of C. Each output sums over p in order with
+ * a multiply and an add, as hcl_k_gemm_row does (the same bits). */
+#define HCL_TILE_LOCAL 4096
+#define HCL_TILE_MULADD(x, b) x##0 += v0 * (b), x##1 += v1 * (b), x##2 += v2 * (b), x##3 += v3 * (b)
+#define HCL_TILE_AV(p)                                                                             \
+  size_t o_ = (p)*as;                                                                              \
+  float v0 = a0[o_], v1 = a1[o_], v2 = a2[o_], v3 = a3[o_]
+/* C's columns [j, j + 16) (those below n) of row i0 + r = alpha x (+ beta C) */
+#define HCL_TILE_STORE(x, r, j)                                                                    \
+  do {                                                                                             \
+    if (i0 + (r) < m) hcl_tile_store(x, cq + (i0 + (r)) * ldc, j, n, alpha, beta);                 \
+  } while (0)
+void hcl_tile_store(float16 x, __global float *cr, size_t j, size_t n, float alpha, float beta);
+void hcl_tile_store(float16 x, __global float *cr, size_t j, size_t n, float alpha, float beta) {
+  float16 u = alpha * x;
+  if (j + 16 <= n) {
+    if (beta != 0.0f) u += beta * vload16(0, cr + j);
+    vstore16(u, 0, cr + j);
+    return;
+  }
+  /* vector parts of 8, 4, 1: a private array here stalled on store forwarding */
+  float8 h = u.lo;
+  if (j + 8 <= n) {
+    if (beta != 0.0f) h += beta * vload8(0, cr + j);
+    vstore8(h, 0, cr + j);
+    h = u.hi, j += 8;
+  }
+  float4 f = h.lo;
+  if (j + 4 <= n) {
+    if (beta != 0.0f) f += beta * vload4(0, cr + j);
+    vstore4(f, 0, cr + j);
+    f = h.hi, j += 4;
+  }
+  for (; j < n; j++, f = f.s1230) {
+    float v = f.s0;
+    cr[j] = beta == 0.0f ? v : v + beta * cr[j];
+  }
+}
+__kernel void hcl_k_gemm_tile(hcl_gemm_p g, __global const float *a, __global const float *b,
+                              __global float *c) {
+  __local float bl[HCL_TILE_LOCAL] __attribute__((aligned(64)));
+  HCL_GEMM_UNPACK(g);
+  size_t lid = get_local_id(0), nl = get_local_size(0), q = get_global_id(1);
+  size_t np = (n + 15) / 16 * 16;
+  __global const float *bq = b + b_off + q * sb;
+  size_t k4 = tb ? k / 4 * 4 : 0, n4 = n / 4 * 4;
+  for (size_t p = 4 * lid; p < k4; p += 4 * nl) { /* B^T's rows p..p+3: 4 x 4 blocks */
+    __local float *row = bl + p * np;
+    size_t j = 0;
+    for (; j < n4; j += 4) {
+      __global const float *s = bq + j * ldb + p;
+      float4 r0 = vload4(0, s), r1 = vload4(0, s + ldb);
+      float4 r2 = vload4(0, s + 2 * ldb), r3 = vload4(0, s + 3 * ldb);
+      vstore4((float4)(r0.s0, r1.s0, r2.s0, r3.s0), 0, row + j);
+      vstore4((float4)(r0.s1, r1.s1, r2.s1, r3.s1), 0, row + np + j);
+      vstore4((float4)(r0.s2, r1.s2, r2.s2, r3.s2), 0, row + 2 * np + j);
+      vstore4((float4)(r0.s3, r1.s3, r2.s3, r3.s3), 0, row + 3 * np + j);
+    }
+    for (; j < n; j++)
+      for (size_t t = 0; t < 4; t++) row[t * np + j] = bq[j * ldb + p + t];
+  }
+  for (size_t p = k4 + lid; p < k; p += nl) { /* op(B)'s other rows */
+    __local float *row = bl + p * np;
+    size_t j = 0;
+    if (tb)
+      for (; j < n; j++) row[j] = bq[j * ldb + p];
+    else {
+      for (; j + 16 <= n; j += 16) vstore16(vload16(0, bq + p * ldb + j), 0, row + j);
+      if (j + 8 <= n) vstore8(vload8(0, bq + p * ldb + j), 0, row + j), j += 8;
+      for (; j < n; j++) row[j] = bq[p * ldb + j];
+    }
+  }
+  for (size_t p = lid; p < k && n < np; p += nl) /* zero columns to np */
+    for (size_t j = n; j < np; j++) bl[p * np + j] = 0.0f;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  size_t tiles = (m + 3) / 4, as = ta ? lda : 1, ars = ta ? 1 : lda;
+  __global const float *aq = a + a_off + q * sa;
+  __global float *cq = c + c_off + q * sc;
+  for (size_t t = lid; t < tiles; t += nl) {
+    size_t i0 = 4 * t, j = 0;
+    __global const float *a0 = aq + min(i0, m - 1) * ars, *a1 = aq + min(i0 + 1, m - 1) * ars;
+    __global const float *a2 = aq + min(i0 + 2, m - 1) * ars, *a3 = aq + min(i0 + 3, m - 1) * ars;
+    for (; j + 32 <= np; j += 32) {
+      float16 x0 = 0.0f, x1 = 0.0f, x2 = 0.0f, x3 = 0.0f;
+      float16 y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
+      for (size_t p = 0; p < k; p++) {
+        HCL_TILE_AV(p);
+        float16 b0 = vload16(0, bl + p * np + j), b1 = vload16(0, bl + p * np + j + 16);
+        HCL_TILE_MULADD(x, b0);
+        HCL_TILE_MULADD(y, b1);
+      }
+      HCL_TILE_STORE(x0, 0, j);
+      HCL_TILE_STORE(x1, 1, j);
+      HCL_TILE_STORE(x2, 2, j);
+      HCL_TILE_STORE(x3, 3, j);
+      HCL_TILE_STORE(y0, 0, j + 16);
+      HCL_TILE_STORE(y1, 1, j + 16);
+      HCL_TILE_STORE(y2, 2, j + 16);
+      HCL_TILE_STORE(y3, 3, j + 16);
+    }
+    if (j < np) { /* the last 16 columns */
+      float16 x0 = 0.0f, x1 = 0.0f, x2 = 0.0f, x3 = 0.0f;
+      for (size_t p = 0; p < k; p++) {
+        HCL_TILE_AV(p);
+        float16 b0 = vload16(0, bl + p * np + j);
+        HCL_TILE_MULADD(x, b0);
+      }
+      HCL_TILE_STORE(x0, 0, j);
+      HCL_TILE_STORE(x1, 1, j);
+      HCL_TILE_STORE(x2, 2, j);
+      HCL_TILE_STORE(x3, 3, j);
+    }
+  }
+}
+
 /* Row-major products on CPUs without CLBlast's padded and transposed copies
  * (on PoCL those cost 20-40 % of a small-k product, and CLBlast pads k to
  * its tile). op(B) must be B itself (blas.c transposes a B^T first, with

@@ -340,8 +340,10 @@ void hcl_gemm_rb_geometry(size_t nx, size_t ny, size_t nz, unsigned cus, int col
 hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                        hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                        float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);
-/* Small batched products in one kernel launch (no CLBlast call): one
- * work-item per output; operand q starts s* floats after operand q-1. */
+/* Small batched products in one kernel launch (no CLBlast call): on GPUs one
+ * work-item per output, on CPUs 4 x 32 tiles of C against op(B) copied into
+ * local memory (one row per work-item where op(B) does not fit); operand q
+ * starts s* floats after operand q-1. */
 hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                           hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                           float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);

@@ -11,11 +11,12 @@
 #include <string.h>
 
 /* Work-group shapes; kernels/ops.cl has the same numbers (reqd_work_group_size). */
-#define CS_W 32     /* col_sum columns per group */
-#define CS_H 8      /* col_sum row lanes */
-#define RED_WG 256  /* loss: work-items per replica */
-#define EW_WG 256   /* elementwise groups */
-#define EW_X_MAX 64 /* elementwise: widest first dimension of a group */
+#define CS_W 32              /* col_sum columns per group */
+#define CS_H 8               /* col_sum row lanes */
+#define RED_WG 256           /* loss: work-items per replica */
+#define EW_WG 256            /* elementwise groups */
+#define EW_X_MAX 64          /* elementwise: widest first dimension of a group */
+#define GEMM_TILE_LOCAL 4096 /* HCL_TILE_LOCAL: hcl_k_gemm_tile's op(B), floats */
 
 /* The by-value argument structs of kernels/ops.cl (same layouts: 4-byte
  * fields first, then 8-byte ones, so no padding differs between host and
@@ -71,6 +72,7 @@ enum {
   K_GEMV_AXPY,
   K_GER,
   K_GEMM_ROW,
+  K_GEMM_TILE,
   K_GEMM_SMALL1,
   K_GEMM_RB,
   K_GEMM_RB_TN16,
@@ -115,6 +117,7 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_gemv_axpy",
                                              "hcl_k_ger",
                                              "hcl_k_gemm_row",
+                                             "hcl_k_gemm_tile",
                                              "hcl_k_gemm_small1",
                                              "hcl_k_gemm_rb",
                                              "hcl_k_gemm_rb_tn16",
@@ -680,9 +683,15 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
               .ldc = ldc,
               .sc = sc};
   hcl_arg args[] = {HCL_ARG(p), HCL_ARG(a.mem), HCL_ARG(b.mem), HCL_ARG(c.mem)};
-  if (hcl_ops_cpu_paths(ctx)) { /* CPUs: one row per work-item (see hcl_k_gemm_row) */
-    size_t gws[2] = {m, batch};
-    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_ROW], 2, gws, NULL, "gemm_small", 4, args);
+  if (hcl_ops_cpu_paths(ctx) && k * ((n + 15) / 16 * 16) <= GEMM_TILE_LOCAL) {
+    size_t tiles = (m + 3) / 4, l = tiles < 64 ? tiles : 64; /* see hcl_k_gemm_tile */
+    size_t gws[2] = {l, batch}, lws[2] = {l, 1};
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_TILE], 2, gws, lws, "gemm_small", 4, args);
+  }
+  if (hcl_ops_cpu_paths(ctx)) { /* CPUs: one row per work-item (see hcl_k_gemm_row); groups
+                                 * of one entry's rows (PoCL's own choice was one group) */
+    size_t l = m < 64 ? m : 64, gws[2] = {round_up(m, l), batch}, lws[2] = {l, 1};
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_ROW], 2, gws, lws, "gemm_small", 4, args);
   }
   size_t g2[2], l2[2]; /* GPUs: one output per work-item */
   geom2(n, m, g2, l2);

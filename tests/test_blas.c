@@ -38,8 +38,9 @@ static float frand(void) { /* xorshift32 in [-1, 1) */
 }
 
 /* USE_RB_BITS: a batched call, checked bit for bit against the host's
- * version of hcl_k_gemm_rb's arithmetic (test_sgemm_rb_bits) */
-typedef enum { USE_CLBLAST, USE_BATCHED, USE_REFERENCE, USE_RB_BITS } which;
+ * version of hcl_k_gemm_rb's arithmetic (test_sgemm_rb_bits); USE_SMALL_BITS:
+ * the same against a multiply and an add per step (the small products) */
+typedef enum { USE_CLBLAST, USE_BATCHED, USE_REFERENCE, USE_RB_BITS, USE_SMALL_BITS } which;
 
 /* C = alpha op(A) op(B) + beta C for `batch` products on the device, checked
  * against double. Operands sit at element offsets with padded ld and gaps
@@ -59,7 +60,8 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
           dc = hcl_test_upload(ctx, C, nc);
   hcl_buf a = hcl_buf_sub(da, oa * 4, (na - oa) * 4), b = hcl_buf_sub(db, ob * 4, (nb - ob) * 4);
   hcl_buf c = hcl_buf_sub(dc, oc * 4, (nc - oc) * 4);
-  if (w == USE_BATCHED || w == USE_RB_BITS)
+  int bits = w == USE_RB_BITS || w == USE_SMALL_BITS;
+  if (w == USE_BATCHED || bits)
     OK(hcl_sgemm_batched(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
                          batch));
   else
@@ -79,7 +81,7 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
     if (!inside && memcmp(&got[i], &C[i], 4))
       fail_msg("variant %d%d: element %zu outside C changed", ta, tb, i);
   }
-  for (size_t q = 0; q < batch && w == USE_RB_BITS; q++)
+  for (size_t q = 0; q < batch && bits; q++)
     for (size_t i = 0; i < m; i++)
       for (size_t j = 0; j < n; j++) {
         const float *Aq = A + oa + q * sa, *Bq = B + ob + q * sb;
@@ -87,15 +89,16 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
         for (size_t p = 0; p < k; p++) {
           float x = ta ? Aq[p * lda + i] : Aq[i * lda + p];
           float y = tb ? Bq[j * ldb + p] : Bq[p * ldb + j];
-          s = j < n - n % 16 ? fmaf(x, y, s) : s + x * y; /* -ffp-contract=off */
+          s = w == USE_RB_BITS && j < n - n % 16 ? fmaf(x, y, s)
+                                                 : s + x * y; /* -ffp-contract=off */
         }
         size_t o = oc + q * sc + i * ldc + j;
         float v = alpha * s, want = beta == 0.0f ? v : v + beta * C[o];
         if (memcmp(&got[o], &want, 4))
-          fail_msg("rb bits ta=%d tb=%d m=%zu n=%zu k=%zu batch %zu: C[%zu,%zu] = %a, want %a", ta,
-                   tb, m, n, k, q, i, j, got[o], want);
+          fail_msg("%s bits ta=%d tb=%d m=%zu n=%zu k=%zu batch %zu: C[%zu,%zu] = %a, want %a",
+                   w == USE_RB_BITS ? "rb" : "small", ta, tb, m, n, k, q, i, j, got[o], want);
       }
-  for (size_t q = 0; q < batch && w != USE_RB_BITS; q++)
+  for (size_t q = 0; q < batch && !bits; q++)
     for (size_t i = 0; i < m; i++)
       for (size_t j = 0; j < n; j++) {
         const float *Aq = A + oa + q * sa, *Bq = B + ob + q * sb;
@@ -297,8 +300,8 @@ static float *small_product(hcl_ctx *ctx, int cpu, int ta, int tb, size_t m, siz
   return C;
 }
 
-/* The CPU small-product kernel (one row per work-item in float8 registers,
- * hcl_k_gemm_row) gives the bits of the GPU one (one output per work-item,
+/* The CPU small-product kernel (4-row tiles against op(B) in local memory,
+ * hcl_k_gemm_tile, at these sizes) gives the bits of the GPU one (one output per work-item,
  * a plain loop over p), and both are right against double: every transpose
  * variant, widths with 32-, 8- and 1-column parts (3, 8, 13, 32, 40, 45, 70),
  * alpha and beta, replicas. */
@@ -327,6 +330,36 @@ static void test_gemm_small_cpu_bits(void **state) {
       hcl_ops_force_paths(-1);
       ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
     }
+}
+
+/* The CPU small-product kernels' exact arithmetic: each output sums over p
+ * in order with a multiply and an add from 0, then alpha s (+ beta C), bit
+ * for bit on the host. hcl_k_gemm_tile (op(B) in local memory, 4 x 32 and
+ * 4 x 16 tiles): every transpose variant, widths with every n % 16 (the
+ * zero-padded columns must not reach C), rows not a multiple of 4, k not a
+ * multiple of 4, one entry and several,
+ * alpha and beta, the staircase ResNet's shapes at 10 replicas, more than 64
+ * row tiles (work-items loop over them); and hcl_k_gemm_row where op(B) does
+ * not fit (k n > 4096 floats). */
+static void test_gemm_small_tile_bits(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
+  ctx->gemm_small_max = 1e18, ctx->gemm_rb_max = 0;
+  hcl_ops_force_paths(1);
+  for (int v = 0; v < 4; v++) {
+    int ta = v & 1, tb = v >> 1;
+    for (size_t n = 2; n <= 49; n += n < 18 ? 1 : 7) /* every n % 16, then 16-column steps */
+      check_gemm(ctx, USE_SMALL_BITS, ta, tb, 2 + n % 9, n, 2 + n % 11, n % 3 ? 1.0f : -0.75f,
+                 n % 2 ? 0.5f : 0.0f, 1 + n % 3);
+    check_gemm(ctx, USE_SMALL_BITS, ta, tb, 20, 40, 30, 1.0f, 0.0f, 10); /* the ResNet's layers */
+    check_gemm(ctx, USE_SMALL_BITS, ta, tb, 40, 40, 20, 1.0f, 0.0f, 10);
+    check_gemm(ctx, USE_SMALL_BITS, ta, tb, 23, 37, 13, 2.0f, -1.0f, 1);
+    check_gemm(ctx, USE_SMALL_BITS, ta, tb, 301, 9, 5, 1.0f, 1.0f, 2); /* 76 row tiles */
+    check_gemm(ctx, USE_SMALL_BITS, ta, tb, 6, 70, 61, 1.0f, 0.5f, 2); /* 61 x 80 > 4096 */
+  }
+  hcl_ops_force_paths(-1);
+  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
 }
 
 /* The FLOP count behind achieved GFLOP/s: 2 m n k per product entry, on
@@ -459,6 +492,7 @@ int main(void) {
       cmocka_unit_test(test_sgemm_rb_bits),
       cmocka_unit_test(test_gemm_rb_geometry),
       cmocka_unit_test(test_gemm_small_cpu_bits),
+      cmocka_unit_test(test_gemm_small_tile_bits),
       cmocka_unit_test(test_sgemm_batched),
       cmocka_unit_test(test_sgemm_batched_large),
       cmocka_unit_test(test_flop_count),
