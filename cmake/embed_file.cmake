@@ -1,5 +1,16 @@
-# Script mode: write OUT, a C file holding the bytes of IN as `const char VAR[]`.
-file(READ ${IN} hex HEX)
+# Script mode: write OUT, a C file holding the bytes of HEADERS ('|'-separated,
+# each followed by "#line 1"), then of IN, as `const char VAR[]`.
+set(hex "")
+if(HEADERS)
+  string(REPLACE "|" ";" headers "${HEADERS}")
+  foreach(h IN LISTS headers)
+    file(READ ${h} part HEX)
+    string(HEX "\n#line 1\n" mark)
+    string(APPEND hex "${part}${mark}")
+  endforeach()
+endif()
+file(READ ${IN} part HEX)
+string(APPEND hex "${part}")
 string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
 string(REGEX REPLACE "(0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,0x..,)" "\\1\n" bytes "${bytes}")
-file(WRITE ${OUT} "/* generated from ${IN} */\nconst char ${VAR}[] = {\n${bytes}0x00};\n")
+file(WRITE ${OUT} "/* generated from ${HEADERS} ${IN} */\nconst char ${VAR}[] = {\n${bytes}0x00};\n")

@@ -1,24 +1,8 @@
-/* The runtime's own kernels (runtime/ops.c launches them; common.cl is
- * prepended). Buffers are (pointer, offset in floats); sizes are ulong.
+/* The runtime's own kernels (runtime/ops.c launches them; common.cl and
+ * ops_args.h, the argument structs and group shapes, are prepended). Buffers are (pointer, offset in floats); sizes are ulong.
  * Reductions have fixed work-group shapes and a fixed summation order, so a
  * result does not depend on the device's scheduling: same bits every run. */
 
-/* Work-group shapes the host must use (ops.c has the same numbers). */
-#define HCL_CS_W 32    /* col_sum: columns per group */
-#define HCL_CS_H 8     /* col_sum: row lanes per group */
-#define HCL_RED_WG 256 /* loss: work-items per replica */
-
-/* Scalars of the launches made every training step, one by-value argument
- * each (runtime/ops.c has the same layouts): PoCL pays per argument at
- * every launch, about 0.5 us for each scalar (bench/launch_cost). */
-
-/* A batched product: C[q] = alpha op(A[q]) op(B[q]) + beta C[q]; offsets,
- * leading dimensions and replica strides in floats. */
-typedef struct {
-  int ta, tb;
-  float alpha, beta;
-  ulong m, n, k, a_off, lda, sa, b_off, ldb, sb, c_off, ldc, sc;
-} hcl_gemm_p;
 /* The fields of hcl_gemm_p p as locals of the same names. */
 #define HCL_GEMM_UNPACK(p)                                                                         \
   int ta = (p).ta, tb = (p).tb;                                                                    \
@@ -26,34 +10,6 @@ typedef struct {
   ulong m = (p).m, n = (p).n, k = (p).k, a_off = (p).a_off, lda = (p).lda, sa = (p).sa;            \
   ulong b_off = (p).b_off, ldb = (p).ldb, sb = (p).sb, c_off = (p).c_off, ldc = (p).ldc;           \
   ulong sc = (p).sc
-
-/* A loss launch (hcl_loss of runtime/ops.c): which outputs to write, the
- * scales, and the offsets in floats (nan_off in ints). */
-typedef struct {
-  int kind, has_dout, has_loss, has_err, accumulate, has_nan, step, pad_;
-  float grad_scale, mse_scale, mse_gscale, pad2_;
-  ulong f_off, y_off, n, out_dim, dout_off, loss_off, err_off, nan_off;
-} hcl_loss_p;
-
-/* An optimiser step (hcl_k_optim's formulas); offsets in floats. */
-typedef struct {
-  int kind, has_lrs, nesterov, first, has_mask, pad_;
-  float lr, l2, wd, momentum, beta1, beta2, eps, step_scale, inv_sqrt_bc2, pad2_;
-  ulong lrs_off, p_off, g_off, s1_off, s2_off, mask_off, n;
-} hcl_optim_p;
-
-/* A column sum: out = beta out + alpha sum over rows. */
-typedef struct {
-  float alpha, beta;
-  ulong x_off, out_off, out_stride, rows, cols;
-} hcl_colsum_p;
-
-/* A thin product: two sizes, alpha and beta, and for each of its three
- * operands (offset, increment or leading dimension, replica stride). */
-typedef struct {
-  float alpha, beta;
-  ulong d0, d1, o0, i0, s0, o1, i1, s1, o2, i2, s2;
-} hcl_thin_p;
 
 /* One kernel per activation: a run-time switch around tanh keeps PoCL from
  * vectorising the loop (8x slower measured), so ACT is a compile-time constant. */
@@ -641,7 +597,6 @@ __kernel void hcl_k_gemm_row(hcl_gemm_p g, __global const float *a, __global con
  * at a time: eight independent float16 sums hide the add's latency, and a
  * row of op(B) serves four rows of C. Each output sums over p in order with
  * a multiply and an add, as hcl_k_gemm_row does (the same bits). */
-#define HCL_TILE_LOCAL 4096
 #define HCL_TILE_MULADD(x, b) x##0 += v0 * (b), x##1 += v1 * (b), x##2 += v2 * (b), x##3 += v3 * (b)
 #define HCL_TILE_AV(p)                                                                             \
   size_t o_ = (p)*as;                                                                              \

@@ -10,45 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Work-group shapes; kernels/ops.cl has the same numbers (reqd_work_group_size). */
-#define CS_W 32              /* col_sum columns per group */
-#define CS_H 8               /* col_sum row lanes */
-#define RED_WG 256           /* loss: work-items per replica */
-#define EW_WG 256            /* elementwise groups */
-#define EW_X_MAX 64          /* elementwise: widest first dimension of a group */
-#define GEMM_TILE_LOCAL 4096 /* HCL_TILE_LOCAL: hcl_k_gemm_tile's op(B), floats */
+#include "ops_args.h" /* the argument structs and group shapes, shared with ops.cl */
 
-/* The by-value argument structs of kernels/ops.cl (same layouts: 4-byte
- * fields first, then 8-byte ones, so no padding differs between host and
- * device). One struct costs PoCL one argument per launch instead of one per
- * scalar. */
-typedef struct {
-  cl_int ta, tb;
-  cl_float alpha, beta;
-  cl_ulong m, n, k, a_off, lda, sa, b_off, ldb, sb, c_off, ldc, sc;
-} gemm_p;
-
-typedef struct {
-  cl_float alpha, beta;
-  cl_ulong d0, d1, o0, i0, s0, o1, i1, s1, o2, i2, s2;
-} thin_p;
-
-typedef struct {
-  cl_int kind, has_dout, has_loss, has_err, accumulate, has_nan, step, pad_;
-  cl_float grad_scale, mse_scale, mse_gscale, pad2_;
-  cl_ulong f_off, y_off, n, out_dim, dout_off, loss_off, err_off, nan_off;
-} loss_p;
-
-typedef struct {
-  cl_int kind, has_lrs, nesterov, first, has_mask, pad_;
-  cl_float lr, l2, wd, momentum, beta1, beta2, eps, step_scale, inv_sqrt_bc2, pad2_;
-  cl_ulong lrs_off, p_off, g_off, s1_off, s2_off, mask_off, n;
-} optim_p;
-
-typedef struct {
-  cl_float alpha, beta;
-  cl_ulong x_off, out_off, out_stride, rows, cols;
-} colsum_p;
+#define EW_WG 256   /* elementwise groups */
+#define EW_X_MAX 64 /* elementwise: widest first dimension of a group */
 
 /* Kernels; bias_act and act_backward have one kernel per hcl_act, in order. */
 enum {
@@ -183,8 +148,8 @@ hcl_status hcl_ops_init(hcl_ctx *ctx) {
   hcl_status rc = hcl_program_build(ctx, "ops", hcl_src_ops, "", &o->prog);
   for (int i = 0; rc == HCL_OK && i < K_COUNT; i++)
     rc = hcl_kernel_create(ctx, o->prog, k_names[i], &o->k[i]);
-  if (rc == HCL_OK) rc = check_group(ctx, o->k[K_COL_SUM], k_names[K_COL_SUM], CS_W * CS_H);
-  if (rc == HCL_OK) rc = check_group(ctx, o->k[K_LOSS], k_names[K_LOSS], RED_WG);
+  if (rc == HCL_OK) rc = check_group(ctx, o->k[K_COL_SUM], k_names[K_COL_SUM], HCL_CS_W * HCL_CS_H);
+  if (rc == HCL_OK) rc = check_group(ctx, o->k[K_LOSS], k_names[K_LOSS], HCL_RED_WG);
   ctx->ops = o;
   if (rc != HCL_OK) hcl_ops_release(ctx);
   return rc;
@@ -304,19 +269,19 @@ hcl_status hcl_col_sum(hcl_ctx *ctx, hcl_buf x, hcl_buf out, size_t out_stride, 
   else
     x = out;
   NEED("col_sum", "out", out, (R - 1) * out_stride + cols);
-  colsum_p p = {.alpha = alpha,
-                .beta = beta,
-                .x_off = x.offset / 4,
-                .out_off = out.offset / 4,
-                .out_stride = out_stride,
-                .rows = rows,
-                .cols = cols};
+  hcl_colsum_p p = {.alpha = alpha,
+                    .beta = beta,
+                    .x_off = x.offset / 4,
+                    .out_off = out.offset / 4,
+                    .out_stride = out_stride,
+                    .rows = rows,
+                    .cols = cols};
   hcl_arg args[] = {HCL_ARG(p), HCL_ARG(x.mem), HCL_ARG(out.mem)};
   if (hcl_ops_cpu_paths(ctx)) { /* see hcl_k_col_sum_vec */
     size_t gws[2] = {(cols + 7) / 8, R};
     return hcl_run_kernel(ctx, ctx->ops->k[K_COL_SUM_VEC], 2, gws, NULL, "col_sum", 3, args);
   }
-  size_t gws[3] = {round_up(cols, CS_W), CS_H, R}, lws[3] = {CS_W, CS_H, 1};
+  size_t gws[3] = {round_up(cols, HCL_CS_W), HCL_CS_H, R}, lws[3] = {HCL_CS_W, HCL_CS_H, 1};
   return hcl_run_kernel(ctx, ctx->ops->k[K_COL_SUM], 3, gws, lws, "col_sum", 3, args);
 }
 
@@ -486,24 +451,24 @@ hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size
   if (!has_loss) loss_acc = f;
   if (!has_err) err_acc = f;
   if (!has_nan) nan_step = f;
-  loss_p p = {.kind = (cl_int)kind,
-              .has_dout = has_dout,
-              .has_loss = has_loss,
-              .has_err = has_err,
-              .accumulate = accumulate != 0,
-              .has_nan = has_nan,
-              .step = step,
-              .grad_scale = grad_scale,
-              .mse_scale = (float)(1.0 / (double)out_dim),
-              .mse_gscale = (float)(2.0 * grad_scale / (double)out_dim),
-              .f_off = f.offset / 4,
-              .y_off = y.offset / 4,
-              .n = n,
-              .out_dim = out_dim,
-              .dout_off = dout.offset / 4,
-              .loss_off = loss_acc.offset / 4,
-              .err_off = err_acc.offset / 4,
-              .nan_off = nan_step.offset / 4};
+  hcl_loss_p p = {.kind = (cl_int)kind,
+                  .has_dout = has_dout,
+                  .has_loss = has_loss,
+                  .has_err = has_err,
+                  .accumulate = accumulate != 0,
+                  .has_nan = has_nan,
+                  .step = step,
+                  .grad_scale = grad_scale,
+                  .mse_scale = (float)(1.0 / (double)out_dim),
+                  .mse_gscale = (float)(2.0 * grad_scale / (double)out_dim),
+                  .f_off = f.offset / 4,
+                  .y_off = y.offset / 4,
+                  .n = n,
+                  .out_dim = out_dim,
+                  .dout_off = dout.offset / 4,
+                  .loss_off = loss_acc.offset / 4,
+                  .err_off = err_acc.offset / 4,
+                  .nan_off = nan_step.offset / 4};
   hcl_arg args[] = {HCL_ARG(p),           HCL_ARG(f.mem),        HCL_ARG(y.mem),
                     HCL_ARG(dout.mem),    HCL_ARG(loss_acc.mem), HCL_ARG(err_acc.mem),
                     HCL_ARG(nan_step.mem)};
@@ -511,7 +476,7 @@ hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size
     size_t g1 = R;
     return hcl_run_kernel(ctx, ctx->ops->k[K_LOSS_REPLICA + kind], 1, &g1, NULL, "loss", 7, args);
   }
-  size_t gws[2] = {RED_WG, R}, lws[2] = {RED_WG, 1};
+  size_t gws[2] = {HCL_RED_WG, R}, lws[2] = {HCL_RED_WG, 1};
   return hcl_run_kernel(ctx, ctx->ops->k[K_LOSS], 2, gws, lws, "loss", 7, args);
 }
 
@@ -553,27 +518,27 @@ hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf 
     step_scale = (float)(1.0 / bc1);
     inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
   }
-  optim_p p = {.kind = adam,
-               .has_lrs = has_lrs,
-               .nesterov = opt->nesterov != 0,
-               .first = t == 1,
-               .has_mask = has_mask,
-               .lr = lr,
-               .l2 = l2,
-               .wd = opt->weight_decay,
-               .momentum = opt->momentum,
-               .beta1 = opt->beta1,
-               .beta2 = opt->beta2,
-               .eps = opt->eps,
-               .step_scale = step_scale,
-               .inv_sqrt_bc2 = inv_sqrt_bc2,
-               .lrs_off = lr_scale.offset / 4,
-               .p_off = params.offset / 4,
-               .g_off = grad.offset / 4,
-               .s1_off = state1.offset / 4,
-               .s2_off = state2.offset / 4,
-               .mask_off = mask.offset / 4,
-               .n = n};
+  hcl_optim_p p = {.kind = adam,
+                   .has_lrs = has_lrs,
+                   .nesterov = opt->nesterov != 0,
+                   .first = t == 1,
+                   .has_mask = has_mask,
+                   .lr = lr,
+                   .l2 = l2,
+                   .wd = opt->weight_decay,
+                   .momentum = opt->momentum,
+                   .beta1 = opt->beta1,
+                   .beta2 = opt->beta2,
+                   .eps = opt->eps,
+                   .step_scale = step_scale,
+                   .inv_sqrt_bc2 = inv_sqrt_bc2,
+                   .lrs_off = lr_scale.offset / 4,
+                   .p_off = params.offset / 4,
+                   .g_off = grad.offset / 4,
+                   .s1_off = state1.offset / 4,
+                   .s2_off = state2.offset / 4,
+                   .mask_off = mask.offset / 4,
+                   .n = n};
   size_t gws[2] = {round_up(n, 64), R}, lws[2] = {64, 1};
   if (!adam && opt->momentum == 0.0f && !has_lrs && !has_mask) { /* see hcl_k_sgd */
     hcl_arg args[] = {HCL_ARG(p), HCL_ARG(params.mem), HCL_ARG(grad.mem)};
@@ -627,7 +592,7 @@ hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_
                          float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
   OPS_READY(ctx);
   cl_ulong ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
-  thin_p t = {.alpha = alpha, .beta = beta};
+  hcl_thin_p t = {.alpha = alpha, .beta = beta};
   if (k == 1) { /* C = alpha a b^T: u = column of op(A), v = row of op(B) */
     t.d0 = m, t.d1 = n;
     t.o0 = ao, t.i0 = ta ? 1 : lda, t.s0 = sa;
@@ -666,24 +631,24 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
                           hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                           float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
   OPS_READY(ctx);
-  gemm_p p = {.ta = ta != 0,
-              .tb = tb != 0,
-              .alpha = alpha,
-              .beta = beta,
-              .m = m,
-              .n = n,
-              .k = k,
-              .a_off = a.offset / 4,
-              .lda = lda,
-              .sa = sa,
-              .b_off = b.offset / 4,
-              .ldb = ldb,
-              .sb = sb,
-              .c_off = c.offset / 4,
-              .ldc = ldc,
-              .sc = sc};
+  hcl_gemm_p p = {.ta = ta != 0,
+                  .tb = tb != 0,
+                  .alpha = alpha,
+                  .beta = beta,
+                  .m = m,
+                  .n = n,
+                  .k = k,
+                  .a_off = a.offset / 4,
+                  .lda = lda,
+                  .sa = sa,
+                  .b_off = b.offset / 4,
+                  .ldb = ldb,
+                  .sb = sb,
+                  .c_off = c.offset / 4,
+                  .ldc = ldc,
+                  .sc = sc};
   hcl_arg args[] = {HCL_ARG(p), HCL_ARG(a.mem), HCL_ARG(b.mem), HCL_ARG(c.mem)};
-  if (hcl_ops_cpu_paths(ctx) && k * ((n + 15) / 16 * 16) <= GEMM_TILE_LOCAL) {
+  if (hcl_ops_cpu_paths(ctx) && k * ((n + 15) / 16 * 16) <= HCL_TILE_LOCAL) {
     size_t tiles = (m + 3) / 4, l = tiles < 64 ? tiles : 64; /* see hcl_k_gemm_tile */
     size_t gws[2] = {l, batch}, lws[2] = {l, 1};
     return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_TILE], 2, gws, lws, "gemm_small", 4, args);

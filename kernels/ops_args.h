@@ -1,0 +1,67 @@
+/* The by-value argument structs of the runtime's per-step kernels and the
+ * work-group shapes both sides must agree on, written once for both:
+ * kernels/ops.cl (embedded in front of it, OpenCL C) and runtime/ops.c (C,
+ * with the OpenCL host types). Every struct has its 4-byte fields first,
+ * then the 8-byte ones, so no padding differs between host and device. */
+#ifndef HCL_OPS_ARGS_H
+#define HCL_OPS_ARGS_H
+
+#ifdef __OPENCL_VERSION__
+#define HCL_AI int
+#define HCL_AF float
+#define HCL_AU ulong
+#else
+#define HCL_AI cl_int
+#define HCL_AF cl_float
+#define HCL_AU cl_ulong
+#endif
+
+/* Work-group shapes (kernels/ops.cl: reqd_work_group_size). */
+#define HCL_CS_W 32    /* col_sum: columns per group */
+#define HCL_CS_H 8     /* col_sum: row lanes per group */
+#define HCL_RED_WG 256 /* loss: work-items per replica */
+
+/* Scalars of the launches made every training step, one by-value argument
+ * each: PoCL pays per argument at every launch, about 0.5 us for each
+ * scalar (bench/launch_cost). */
+
+/* A batched product: C[q] = alpha op(A[q]) op(B[q]) + beta C[q]; offsets,
+ * leading dimensions and replica strides in floats. */
+typedef struct {
+  HCL_AI ta, tb;
+  HCL_AF alpha, beta;
+  HCL_AU m, n, k, a_off, lda, sa, b_off, ldb, sb, c_off, ldc, sc;
+} hcl_gemm_p;
+
+/* A loss launch (hcl_loss of runtime/ops.c): which outputs to write, the
+ * scales, and the offsets in floats (nan_off in ints). */
+typedef struct {
+  HCL_AI kind, has_dout, has_loss, has_err, accumulate, has_nan, step, pad_;
+  HCL_AF grad_scale, mse_scale, mse_gscale, pad2_;
+  HCL_AU f_off, y_off, n, out_dim, dout_off, loss_off, err_off, nan_off;
+} hcl_loss_p;
+
+/* An optimiser step (hcl_k_optim's formulas); offsets in floats. */
+typedef struct {
+  HCL_AI kind, has_lrs, nesterov, first, has_mask, pad_;
+  HCL_AF lr, l2, wd, momentum, beta1, beta2, eps, step_scale, inv_sqrt_bc2, pad2_;
+  HCL_AU lrs_off, p_off, g_off, s1_off, s2_off, mask_off, n;
+} hcl_optim_p;
+
+/* A column sum: out = beta out + alpha sum over rows. */
+typedef struct {
+  HCL_AF alpha, beta;
+  HCL_AU x_off, out_off, out_stride, rows, cols;
+} hcl_colsum_p;
+
+/* A thin product: two sizes, alpha and beta, and for each of its three
+ * operands (offset, increment or leading dimension, replica stride). */
+typedef struct {
+  HCL_AF alpha, beta;
+  HCL_AU d0, d1, o0, i0, s0, o1, i1, s1, o2, i2, s2;
+} hcl_thin_p;
+
+/* hcl_k_gemm_tile's op(B) in local memory, floats */
+#define HCL_TILE_LOCAL 4096
+
+#endif
