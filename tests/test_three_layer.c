@@ -838,6 +838,36 @@ static void algorithm1_auto_eta_and_replicas(void **state) {
   check_auto_eta("eta1_scale=2.5", 6.25);
 }
 
+/* Stage 1 runs no product of n1 x k x m2 (its closed form at W = 0): the
+ * products of a whole algorithm1 run stay below those of the ridge stage as
+ * the graph runs it (features S through both layers, S^T S, S^T y) plus a
+ * forward for the fit's loss and half of one n1 x k x m2 product. The
+ * graph's forward and backward at W = 0 (and the automatic step's phi g^T)
+ * cost three such products. Counted, not timed. */
+static void algorithm1_stage1_flops(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  enum { R = 2 };
+  const uint64_t seeds[R] = {51, 52};
+  const uint64_t P = 150;
+  const double n1 = 75, n2 = 75, d = 5, k = 48, m2 = 64;
+  const char *kv[] = {"m1=48", "m2=64", "lambda=1e-3", "probe_samples=0", NULL};
+  run *rn = malloc(sizeof *rn);
+  run_make(rn, kv, R, seeds, P, 32, 0);
+  double before = g_ctx->gemm_flops;
+  if (g_vt->train(rn->m.self, "algorithm1", &rn->t) != HCL_OK) fail_msg("%s", g_ctx->errmsg);
+  double used = (g_ctx->gemm_flops - before) / R;
+  double features = 2 * n2 * (d * k + k * m2), forward = features + 2 * n2 * m2;
+  double ridge = features + 2 * n2 * m2 * m2 + 2 * n2 * m2, big = 2 * n1 * k * m2;
+  if (!(used <= ridge + forward + 0.5 * big))
+    fail_msg("algorithm1 ran %.0f flops of products per replica; the ridge stage and a forward "
+             "need %.0f, one n1 x k x m2 product is %.0f",
+             used, ridge + forward, big);
+  assert_true(metric(rn, "eta1", 0) > 0);
+  run_free(rn);
+  free(rn);
+}
+
 /* The ridge algorithm with W frozen: W and b stay at their init, a is the
  * ridge solution on all P samples. */
 static void ridge_algorithm(void **state) {
@@ -1134,6 +1164,7 @@ int main(void) {
       cmocka_unit_test(replicas_bitwise),
       cmocka_unit_test(algorithm1_matches_formulas),
       cmocka_unit_test(algorithm1_auto_eta_and_replicas),
+      cmocka_unit_test(algorithm1_stage1_flops),
       cmocka_unit_test(ridge_algorithm),
       cmocka_unit_test(ridge_width_invariant),
       cmocka_unit_test(probe_feature_correlation),

@@ -4,11 +4,10 @@
  * algorithm1, on a finite training set of P samples (indices 0..P-1):
  *  stage 1: W = 0, then one gradient step W = -eta1 grad_W L on the first
  *           half (indices 0 .. P/2-1), L the run's loss (against labels
- *           centred by their first-half mean with center_y), the gradient
- *           taken through the graph's forward and reverse mode
- *           (host->train_forward / train_backward) with the init's a and b; eta1 = 0
- *           picks per replica the step giving w_j . phi(x) mean square
- *           eta1_scale^2;
+ *           centred by their first-half mean with center_y), with the
+ *           init's a and b, in closed form (stage1.c: at W = 0 the gradient
+ *           has rank D); eta1 = 0 picks per replica the step giving
+ *           w_j . phi(x) mean square eta1_scale^2;
  *  stage 2: b re-drawn (redraw_b), then a by ridge on the second half
  *           (indices P/2 .. P-1), solved on the device:
  *             a = argmin (1/n) sum_i (f(x_i) - y_i)^2 + lambda (1/m2) sum_j a_j^2,
@@ -33,12 +32,11 @@ typedef struct tl_work {
   hcl_trainer *t;
   hcl_buf params;
   size_t chunk;
-  hcl_buf x, y, out, dout, g, gtmp, acc, G, c, ybar;
+  hcl_buf x, y, out, dout, G, c;
 } tl_work;
 
 static void work_free(tl_work *w) {
-  hcl_buf *bufs[] = {&w->x,    &w->y,   &w->out, &w->dout, &w->g,
-                     &w->gtmp, &w->acc, &w->G,   &w->c,    &w->ybar};
+  hcl_buf *bufs[] = {&w->x, &w->y, &w->out, &w->dout, &w->G, &w->c};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) hcl_host->buf_free(w->m->ctx, bufs[i]);
 }
@@ -79,101 +77,6 @@ static hcl_status mean_loss(tl_work *w, uint64_t first, size_t n_all, double *lo
     HCL_TRY(hcl_host->train_loss_grad(w->t, hcl_view(w->out, 0, R * n * m->D),
                                       hcl_view(w->y, 0, R * n * m->y_dim), n, 0.0f, none, part));
     for (size_t r = 0; r < R; r++) loss[r] += part[r] * (double)n / (double)n_all;
-  }
-  return HCL_OK;
-}
-
-/* w->ybar [R, y_dim] = mean label over samples 0 .. n1-1. */
-static hcl_status label_mean(tl_work *w, size_t n1) {
-  tl_model *m = w->m;
-  size_t R = m->R, yd = m->y_dim;
-  HCL_TRY(alloc_f(w, &w->ybar, R * yd));
-  for (size_t off = 0; off < n1; off += w->chunk) {
-    size_t n = n1 - off < w->chunk ? n1 - off : w->chunk;
-    HCL_TRY(hcl_host->train_batch(w->t, HCL_STREAM_TRAIN, off, n, hcl_view(w->x, 0, R * n * m->d),
-                                  hcl_view(w->y, 0, R * n * yd)));
-    HCL_TRY(hcl_host->col_sum(m->ctx, hcl_view(w->y, 0, R * n * yd), w->ybar, yd, R, n, yd,
-                              (float)(1.0 / (double)n1), off == 0 ? 0.0f : 1.0f));
-  }
-  return HCL_OK;
-}
-
-/* w->g = gradient of the mean loss over samples 0 .. n1-1 (all blocks the
- * backward fills); loss0 gets the mean loss there. With center_y (and one
- * real label per output) the outputs are shifted by the label mean first:
- * the loss of f + ybar against y is the loss of f against y - ybar for mse. */
-static hcl_status stage1_gradient(tl_work *w, size_t n1, double *loss0) {
-  tl_model *m = w->m;
-  size_t R = m->R, np = m->n_params, D = m->D;
-  int center = m->center_y && m->task != HCL_TASK_CLASSES && m->y_dim == D;
-  if (center) HCL_TRY(label_mean(w, n1));
-  double part[R];
-  for (size_t r = 0; r < R; r++) loss0[r] = 0;
-  for (size_t off = 0; off < n1; off += w->chunk) {
-    size_t n = n1 - off < w->chunk ? n1 - off : w->chunk;
-    HCL_TRY(batch_forward(w, off, n));
-    hcl_buf out = hcl_view(w->out, 0, R * n * D), dout = hcl_view(w->dout, 0, R * n * D);
-    if (center)
-      HCL_TRY(hcl_host->bias_act(m->ctx, HCL_ACT_IDENTITY, out, w->ybar, D, out, R, n, D));
-    HCL_TRY(hcl_host->train_loss_grad(w->t, out, hcl_view(w->y, 0, R * n * m->y_dim), n,
-                                      (float)(1.0 / (double)n1), dout, part));
-    for (size_t r = 0; r < R; r++) loss0[r] += part[r] * (double)n / (double)n1;
-    HCL_TRY(hcl_host->train_backward(w->t, dout, n, off == 0 ? w->g : w->gtmp));
-    if (off > 0) HCL_TRY(hcl_host->axpby(m->ctx, 1.0f, w->gtmp, 1.0f, w->g, R * np));
-  }
-  return HCL_OK;
-}
-
-/* eta per replica making mean_{i,j} (eta g_j . phi(x_i))^2 = eta1_scale^2 on the first
- * half, g = grad_W: a second pass computing Z = phi g^T and summing squares. */
-static hcl_status auto_eta(tl_work *w, size_t n1, double *eta) {
-  tl_model *m = w->m;
-  const hcl_host_api *host = hcl_host;
-  size_t R = m->R, k = tl_phi_dim(m), m2 = m->m2;
-  HCL_TRY(alloc_f(w, &w->acc, R * m2));
-  hcl_buf none = {0};
-  for (size_t off = 0; off < n1; off += w->chunk) {
-    size_t n = n1 - off < w->chunk ? n1 - off : w->chunk, span = R * n * m2;
-    HCL_TRY(host->train_batch(w->t, HCL_STREAM_TRAIN, off, n, hcl_view(w->x, 0, R * n * m->d),
-                              hcl_view(w->y, 0, R * n * m->y_dim)));
-    HCL_TRY(tl_phi(m, w->t, NULL, w->x, n));
-    HCL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, hcl_view(m->phi, 0, R * n * k), k,
-                                n * k, hcl_pview(w->g, m->R, m->n_params, m->w_off, m2 * k), k,
-                                m->n_params, 0.0f, hcl_view(m->u, 0, span), m2, n * m2, R));
-    hcl_buf sq = hcl_view(m->phi, 0, span); /* u^2, phi read */
-    HCL_TRY(
-        host->bias_act(m->ctx, HCL_ACT_QUADRATIC, hcl_view(m->u, 0, span), none, 0, sq, R, n, m2));
-    HCL_TRY(host->col_sum(m->ctx, sq, w->acc, m2, R, n, m2, 1.0f, off == 0 ? 0.0f : 1.0f));
-  }
-  float *acc = malloc(R * m2 * sizeof *acc);
-  if (!acc) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
-  hcl_status rc = host->buf_read(m->ctx, w->acc, acc, R * m2 * sizeof *acc);
-  for (size_t r = 0; r < R && rc == HCL_OK; r++) {
-    double s = 0;
-    for (size_t j = 0; j < m2; j++) s += acc[r * m2 + j];
-    double ms = s / ((double)n1 * (double)m2);
-    if (!(ms > 0) || !isfinite(ms))
-      rc = host->fail(m->ctx, HCL_ERR_NUMERIC,
-                      "algorithm1 stage 1 gradient of W is zero or not finite "
-                      "(replica %zu, mean square of w_j . phi = %g): every unit has "
-                      "sigma2'(b_j) = 0 or the labels are constant; set eta1 > 0 or change "
-                      "act2 / b_scale",
-                      r, ms);
-    else
-      eta[r] = m->eta1_scale / sqrt(ms);
-  }
-  free(acc);
-  return rc;
-}
-
-/* W = -eta[r] g_W for each replica (W was 0). */
-static hcl_status apply_step(tl_work *w, const double *eta) {
-  tl_model *m = w->m;
-  size_t count = m->m2 * tl_phi_dim(m);
-  for (size_t r = 0; r < m->R; r++) {
-    size_t off = r * m->n_params + m->w_off;
-    HCL_TRY(hcl_host->axpby(m->ctx, (float)-eta[r], hcl_view(w->g, off, count), 0.0f,
-                            hcl_view(w->params, off, count), count));
   }
   return HCL_OK;
 }
@@ -222,17 +125,8 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
   const hcl_host_api *host = hcl_host;
   size_t R = m->R, n1 = (size_t)(P / 2), n2 = (size_t)(P - P / 2);
   double loss0[R], eta[R], fit[R];
-  HCL_TRY(alloc_f(w, &w->g, R * m->n_params));
-  HCL_TRY(alloc_f(w, &w->gtmp, R * m->n_params));
-  size_t wc = m->m2 * tl_phi_dim(m);
-  for (size_t r = 0; r < R; r++)
-    HCL_TRY(host->fill(m->ctx, hcl_view(w->params, r * m->n_params + m->w_off, wc), 0.0f, wc));
-  HCL_TRY(stage1_gradient(w, n1, loss0));
-  if (m->eta1 > 0)
-    for (size_t r = 0; r < R; r++) eta[r] = m->eta1;
-  else
-    HCL_TRY(auto_eta(w, n1, eta));
-  HCL_TRY(apply_step(w, eta));
+  tl_io io = {m, w->t, w->params, w->chunk, w->x, w->y, w->out, w->dout};
+  HCL_TRY(tl_stage1(&io, n1, loss0, eta));
   if (host->train_stop_requested(w->t))
     return host->fail(m->ctx, HCL_ERR_INTERRUPTED, "interrupted after stage 1");
   if (m->redraw_b) HCL_TRY(tl_draw_b(m, w->params, TL_STREAM_B2));
