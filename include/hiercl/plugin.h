@@ -327,7 +327,8 @@ typedef struct hcl_host_api {
 
   /* ---- closed-form stages and custom algorithms ------------------------ */
   /* Solve (A + lambda I) X = B on the device for each replica: A [R, k, k]
-   * symmetric (only read), B [R, k, m] overwritten by X. Fails with
+   * symmetric (only read, and only its lower triangle: the upper one may be
+   * anything), B [R, k, m] overwritten by X. Fails with
    * HCL_ERR_NUMERIC naming the replica and pivot when A + lambda I is not
    * numerically positive definite (never returns NaNs). */
   hcl_status (*solve_spd)(hcl_ctx *ctx, hcl_buf a, hcl_buf b, size_t R, size_t k, size_t m,
