@@ -838,32 +838,46 @@ static void algorithm1_auto_eta_and_replicas(void **state) {
   check_auto_eta("eta1_scale=2.5", 6.25);
 }
 
-/* Stage 1 runs no product of n1 x k x m2 (its closed form at W = 0): the
- * products of a whole algorithm1 run stay below those of the ridge stage as
- * the graph runs it (features S through both layers, S^T S, S^T y) plus a
- * forward for the fit's loss and half of one n1 x k x m2 product. The
- * graph's forward and backward at W = 0 (and the automatic step's phi g^T)
- * cost three such products. Counted, not timed. */
-static void algorithm1_stage1_flops(void **state) {
+/* No product of n1 x k x m2 in stage 1 (its closed form at W = 0) and no
+ * forward for the fit's loss (mse: from the normal equations' sums): the
+ * products of a whole algorithm1 run stay below those of the ridge stage
+ * as the graph runs it (features S through both layers, S^T S, S^T y) plus
+ * half of one n1 x k x m2 product, where the graph's forward and backward at
+ * W = 0, the automatic step's phi g^T and the fit's forward cost four such
+ * products more. Counted, not timed. m2 = 160 spans two blocks of S^T S's
+ * lower triangle: a and the fit's loss match the float64 reference. */
+static void algorithm1_products(void **state) {
   (void)state;
   NEED_DEVICE();
   enum { R = 2 };
   const uint64_t seeds[R] = {51, 52};
-  const uint64_t P = 150;
-  const double n1 = 75, n2 = 75, d = 5, k = 48, m2 = 64;
-  const char *kv[] = {"m1=48", "m2=64", "lambda=1e-3", "probe_samples=0", NULL};
+  const uint64_t P = 400;
+  const double n1 = 200, n2 = 200, d = 5, k = 48, m2 = 160;
+  const char *kv[] = {"m1=48", "m2=160", "lambda=1e-3", "probe_samples=0", NULL};
   run *rn = malloc(sizeof *rn);
-  run_make(rn, kv, R, seeds, P, 32, 0);
+  run_make(rn, kv, R, seeds, P, 64, 0);
+  rn->ref = (ref_net){5, 48, 160, 1, A_RELU, A_RELU, 0};
+  size_t np = rn->m.np;
   double before = g_ctx->gemm_flops;
   if (g_vt->train(rn->m.self, "algorithm1", &rn->t) != HCL_OK) fail_msg("%s", g_ctx->errmsg);
   double used = (g_ctx->gemm_flops - before) / R;
-  double features = 2 * n2 * (d * k + k * m2), forward = features + 2 * n2 * m2;
-  double ridge = features + 2 * n2 * m2 * m2 + 2 * n2 * m2, big = 2 * n1 * k * m2;
-  if (!(used <= ridge + forward + 0.5 * big))
-    fail_msg("algorithm1 ran %.0f flops of products per replica; the ridge stage and a forward "
-             "need %.0f, one n1 x k x m2 product is %.0f",
-             used, ridge + forward, big);
-  assert_true(metric(rn, "eta1", 0) > 0);
+  double features = 2 * n2 * (d * k + k * m2), ridge = features + 2 * n2 * m2 * (m2 + 1);
+  double big = 2 * n1 * k * m2;
+  if (!(used <= ridge + 0.5 * big))
+    fail_msg("algorithm1 ran %.0f flops of products per replica; the ridge stage needs %.0f, one "
+             "n1 x k x m2 product is %.0f",
+             used, ridge, big);
+  float *p1 = read_floats(rn->t.params, R * np);
+  for (size_t r = 0; r < R; r++) {
+    double *q = to_double(p1 + r * np, np), a[160];
+    host_ridge(rn, q, r, (uint64_t)n1, (size_t)n2, 1e-3, a);
+    assert_close("ridge a (m2 = 160)", p1 + r * np + ra(&rn->ref), a, 160, 2e-4);
+    double fit = host_loss(rn, q, r, (uint64_t)n1, (size_t)n2);
+    if (!(fabs(metric(rn, "ridge_loss", r) - fit) < 1e-4 * fit))
+      fail_msg("replica %zu: ridge_loss %.9g, reference %.9g", r, metric(rn, "ridge_loss", r), fit);
+    free(q);
+  }
+  free(p1);
   run_free(rn);
   free(rn);
 }
@@ -1164,7 +1178,7 @@ int main(void) {
       cmocka_unit_test(replicas_bitwise),
       cmocka_unit_test(algorithm1_matches_formulas),
       cmocka_unit_test(algorithm1_auto_eta_and_replicas),
-      cmocka_unit_test(algorithm1_stage1_flops),
+      cmocka_unit_test(algorithm1_products),
       cmocka_unit_test(ridge_algorithm),
       cmocka_unit_test(ridge_width_invariant),
       cmocka_unit_test(probe_feature_correlation),

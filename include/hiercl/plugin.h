@@ -402,6 +402,11 @@ typedef struct hcl_host_api {
    * [R, n, dim] (hcl_model_vt.features; a later backward needs a new forward). */
   hcl_status (*train_features)(hcl_trainer *t, size_t layer, hcl_buf x, size_t n, hcl_buf out,
                                size_t *dim);
+  /* The run's loss as train_loss_grad computes it: "mse" (mean (f - y)^2
+   * over outputs), "cross_entropy", "logistic" or "hinge" (a closed form
+   * that holds for one loss only). Read only when struct_size covers it
+   * (HCL_HOST_HAS). */
+  const char *(*train_loss_name)(hcl_trainer *t);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */

@@ -32,11 +32,11 @@ typedef struct tl_work {
   hcl_trainer *t;
   hcl_buf params;
   size_t chunk;
-  hcl_buf x, y, out, dout, G, c;
+  hcl_buf x, y, out, dout, G, c, c0, yy;
 } tl_work;
 
 static void work_free(tl_work *w) {
-  hcl_buf *bufs[] = {&w->x, &w->y, &w->out, &w->dout, &w->G, &w->c};
+  hcl_buf *bufs[] = {&w->x, &w->y, &w->out, &w->dout, &w->G, &w->c, &w->c0, &w->yy};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) hcl_host->buf_free(w->m->ctx, bufs[i]);
 }
@@ -81,31 +81,94 @@ static hcl_status mean_loss(tl_work *w, uint64_t first, size_t n_all, double *lo
   return HCL_OK;
 }
 
-/* Ridge fit of a on samples first .. first+n_all-1 with the current W, b;
- * `alg` names the algorithm in errors. */
-static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *alg) {
+/* G += alpha S^T S over its lower triangle only (solve_spd reads no more):
+ * block rows of TL_GRAM_BLOCK units, each against the columns up to its
+ * diagonal block, about half the flops of the full product. S [R, n, m2]. */
+#define TL_GRAM_BLOCK 128
+static hcl_status gram_lower(tl_model *m, hcl_buf S, size_t n, float alpha, float beta, hcl_buf G) {
+  size_t R = m->R, m2 = m->m2;
+  for (size_t j0 = 0; j0 < m2; j0 += TL_GRAM_BLOCK) {
+    size_t rows = m2 - j0 < TL_GRAM_BLOCK ? m2 - j0 : TL_GRAM_BLOCK;
+    HCL_TRY(hcl_host->sgemm_batched(
+        m->ctx, 1, 0, rows, j0 + rows, n, alpha, hcl_view(S, j0, S.size / sizeof(float) - j0), m2,
+        n * m2, S, m2, n * m2, beta, hcl_view(G, j0 * m2, R * m2 * m2 - j0 * m2), m2, m2 * m2, R));
+  }
+  return HCL_OK;
+}
+
+/* The fit's mean loss when the run's loss is mse, from the normal
+ * equations' own sums instead of a second forward over the samples:
+ *   (1/n) sum_i |S_i a / m2 - y_i|^2 / D
+ *     = (1/D) sum_d [a_d^T G a_d / m2 - 2 a_d^T c_d / m2 + (y^T y)_dd / n],
+ * G = S^T S/(n m2) (lower triangle), c = S^T y/n (w->c0), a = w->c, in
+ * double on the host. */
+static hcl_status fit_mse(tl_work *w, double *fit) {
   tl_model *m = w->m;
   const hcl_host_api *host = hcl_host;
   size_t R = m->R, m2 = m->m2, D = m->D;
+  float *G = malloc(m2 * m2 * sizeof *G), *ac = malloc(2 * m2 * D * sizeof *ac), yy[R * D * D];
+  hcl_status rc = G && ac ? host->buf_read(m->ctx, w->yy, yy, sizeof yy)
+                          : host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
+  for (size_t r = 0; r < R && rc == HCL_OK; r++) {
+    rc = host->buf_read(m->ctx, hcl_view(w->G, r * m2 * m2, m2 * m2), G, m2 * m2 * sizeof *G);
+    if (rc == HCL_OK)
+      rc = host->buf_read(m->ctx, hcl_view(w->c, r * m2 * D, m2 * D), ac, m2 * D * sizeof *ac);
+    if (rc == HCL_OK)
+      rc = host->buf_read(m->ctx, hcl_view(w->c0, r * m2 * D, m2 * D), ac + m2 * D,
+                          m2 * D * sizeof *ac);
+    const float *a = ac, *c = ac + m2 * D;
+    double s = 0;
+    for (size_t d = 0; d < D && rc == HCL_OK; d++) {
+      double q = 0, l = 0;
+      for (size_t j = 0; j < m2; j++) {
+        double gj = 0; /* (G a_d)_j from the lower triangle */
+        for (size_t i = 0; i <= j; i++) gj += (double)G[j * m2 + i] * a[i * D + d];
+        for (size_t i = j + 1; i < m2; i++) gj += (double)G[i * m2 + j] * a[i * D + d];
+        q += gj * a[j * D + d];
+        l += (double)a[j * D + d] * c[j * D + d];
+      }
+      s += (q - 2 * l) / (double)m2 + yy[(r * D + d) * D + d];
+    }
+    fit[r] = s / (double)D;
+  }
+  free(G);
+  free(ac);
+  return rc;
+}
+
+/* Ridge fit of a on samples first .. first+n_all-1 with the current W, b;
+ * `alg` names the algorithm in errors. fit [R] gets the fit's mean loss
+ * there (the run's loss). */
+static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *alg, double *fit) {
+  tl_model *m = w->m;
+  const hcl_host_api *host = hcl_host;
+  size_t R = m->R, m2 = m->m2, D = m->D;
+  int mse = HCL_HOST_HAS(train_loss_name) && !strcmp(host->train_loss_name(w->t), "mse");
   HCL_TRY(alloc_f(w, &w->G, R * m2 * m2));
   HCL_TRY(alloc_f(w, &w->c, R * m2 * D));
+  if (mse) {
+    HCL_TRY(alloc_f(w, &w->c0, R * m2 * D));
+    HCL_TRY(alloc_f(w, &w->yy, R * D * D));
+  }
   double inv_n = 1.0 / (double)n_all, inv_m2 = 1.0 / (double)m2;
   for (size_t off = 0; off < n_all; off += w->chunk) {
     size_t n = n_all - off < w->chunk ? n_all - off : w->chunk, span = R * n * m2;
     float beta = off == 0 ? 0.0f : 1.0f;
     /* s_j(x) = sigma2(w_j . phi(x) + b_j): the graph's last hidden layer */
     size_t dim = 0;
-    hcl_buf sv = hcl_view(m->u, 0, span);
+    hcl_buf sv = hcl_view(m->u, 0, span), y = hcl_view(w->y, 0, R * n * D);
     HCL_TRY(host->train_batch(w->t, HCL_STREAM_TRAIN, first + off, n,
-                              hcl_view(w->x, 0, R * n * m->d),
-                              hcl_view(w->y, 0, R * n * m->y_dim)));
+                              hcl_view(w->x, 0, R * n * m->d), y));
     HCL_TRY(host->train_features(w->t, m->two_layer ? 1 : 2, w->x, n, sv, &dim));
-    /* G += S^T S / (n m2), c += S^T y / n */
-    HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, m2, n, (float)(inv_m2 * inv_n), sv, m2, n * m2,
-                                sv, m2, n * m2, beta, w->G, m2, m2 * m2, R));
-    HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)inv_n, sv, m2, n * m2,
-                                hcl_view(w->y, 0, R * n * D), D, n * D, beta, w->c, D, m2 * D, R));
+    /* G += S^T S / (n m2), c += S^T y / n (and y^T y / n for the fit's mse) */
+    HCL_TRY(gram_lower(m, sv, n, (float)(inv_m2 * inv_n), beta, w->G));
+    HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)inv_n, sv, m2, n * m2, y, D, n * D,
+                                beta, w->c, D, m2 * D, R));
+    if (mse)
+      HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, D, D, n, (float)inv_n, y, D, n * D, y, D, n * D,
+                                  beta, w->yy, D, D * D, R));
   }
+  if (mse) HCL_TRY(host->buf_copy(m->ctx, w->c0, w->c, R * m2 * D * sizeof(float)));
   hcl_status st = host->solve_spd(m->ctx, w->G, w->c, R, m2, D, (float)m->lambda);
   if (st == HCL_ERR_NUMERIC) /* the solver cannot know which key sets lambda: say it here */
     return host->fail(m->ctx, st,
@@ -117,7 +180,7 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *al
   for (size_t r = 0; r < R; r++)
     HCL_TRY(host->buf_copy(m->ctx, hcl_view(w->params, r * m->n_params + m->a_off, m2 * D),
                            hcl_view(w->c, r * m2 * D, m2 * D), m2 * D * sizeof(float)));
-  return HCL_OK;
+  return mse ? fit_mse(w, fit) : mean_loss(w, first, n_all, fit);
 }
 
 static hcl_status algorithm1(tl_work *w, uint64_t P) {
@@ -130,8 +193,7 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
   if (host->train_stop_requested(w->t))
     return host->fail(m->ctx, HCL_ERR_INTERRUPTED, "interrupted after stage 1");
   if (m->redraw_b) HCL_TRY(tl_draw_b(m, w->params, TL_STREAM_B2));
-  HCL_TRY(ridge(w, n1, n2, "algorithm1"));
-  HCL_TRY(mean_loss(w, n1, n2, fit));
+  HCL_TRY(ridge(w, n1, n2, "algorithm1", fit));
   hcl_metric extra[] = {{"stage1_loss", loss0}, {"eta1", eta}, {"ridge_loss", fit}};
   host->train_label(w->t, "algorithm1");
   return host->train_eval(w->t, extra, 3);
@@ -140,8 +202,7 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
 static hcl_status ridge_only(tl_work *w, uint64_t P) {
   size_t R = w->m->R;
   double fit[R];
-  HCL_TRY(ridge(w, 0, (size_t)P, "ridge"));
-  HCL_TRY(mean_loss(w, 0, (size_t)P, fit));
+  HCL_TRY(ridge(w, 0, (size_t)P, "ridge", fit));
   hcl_metric extra[] = {{"ridge_loss", fit}};
   hcl_host->train_label(w->t, "ridge");
   return hcl_host->train_eval(w->t, extra, 1);
