@@ -907,6 +907,28 @@ static void ridge_algorithm(void **state) {
   free(rn);
 }
 
+/* The fit's loss stays the loss of the fitted a where the normal equations'
+ * sums cancel badly (lambda 1e-5, 100 samples for 64 units: |a| large): within
+ * 1e-5 of the float64 loss of the device's a on the same samples (the sums
+ * alone are off by 1e-4 here). */
+static void ridge_fit_loss_ill_conditioned(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  const uint64_t seed = 43, P = 100;
+  const char *kv[] = {"m1=24", "m2=64", "freeze_w=true", "lambda=1e-5", "probe_samples=0", NULL};
+  run *rn = malloc(sizeof *rn);
+  run_make(rn, kv, 1, &seed, P, 40, 0);
+  rn->ref = (ref_net){5, 24, 64, 1, A_RELU, A_RELU, 0};
+  size_t np = rn->m.np;
+  if (g_vt->train(rn->m.self, "ridge", &rn->t) != HCL_OK) fail_msg("%s", g_ctx->errmsg);
+  float *p1 = read_floats(rn->t.params, np);
+  double *q = to_double(p1, np), fit = host_loss(rn, q, 0, 0, P), got = metric(rn, "ridge_loss", 0);
+  if (!(fabs(got - fit) <= 1e-5 * fit)) fail_msg("ridge_loss %.9g, reference %.9g", got, fit);
+  free(q), free(p1);
+  run_free(rn);
+  free(rn);
+}
+
 /* lambda does not depend on the width: with every unit of a width-m net
  * duplicated (W and b rows j and j + m equal) the ridge fit at width 2m is
  * a = [a_m, a_m], a_m the fit at width m, and the predictions are the same
@@ -1180,6 +1202,7 @@ int main(void) {
       cmocka_unit_test(algorithm1_auto_eta_and_replicas),
       cmocka_unit_test(algorithm1_products),
       cmocka_unit_test(ridge_algorithm),
+      cmocka_unit_test(ridge_fit_loss_ill_conditioned),
       cmocka_unit_test(ridge_width_invariant),
       cmocka_unit_test(probe_feature_correlation),
       cmocka_unit_test(algorithm_errors),
