@@ -6,19 +6,22 @@
  * HCL_SOLVE_NB columns, factor its diagonal block in local memory
  * (solve_potrf_diag), solve the rows below it against that block
  * (solve_trsm_panel) and subtract their outer product from the trailing
- * lower triangle (solve_syrk). Then two triangular solves on B in place
+ * block: the runtime's batched SGEMM (runtime/solve.c) off the diagonal,
+ * solve_syrk_diag on it. Then two triangular solves on B in place
  * (solve_trsv). Every element is updated in a fixed order (panel by panel,
  * column by column), so the bits do not depend on the work-group size, on
  * scheduling or on how many replicas share the launch.
  *
  * Pivots: the diagonal collects the largest cancellations (a_jj minus a sum
- * of squares), so its running sum is Kahan-compensated across every kernel
- * (comp [R, k] carries the compensation), and a pivot is tested against
+ * of squares), so it is kept apart in dg [R, k] until its panel is factored
+ * (the SGEMM's update of L's diagonal is never read), its running sum
+ * Kahan-compensated across every kernel (comp [R, k] carries the
+ * compensation), and a pivot is tested against
  * thr[r] = HCL_SOLVE_TINY * trace(A + lambda I) before any square root. A
  * failed replica records (pivot index, value) in st and is skipped from then
  * on; the host reports it and never reads its numbers.
  *
- * The host passes HCL_SOLVE_NB, HCL_SOLVE_WG and HCL_SOLVE_TILE as -D options.
+ * The host passes HCL_SOLVE_NB and HCL_SOLVE_WG as -D options.
  * st [R, 2] ints: st[2r] = -1 (fine), the failing pivot index, or -2 (the
  * solution is not finite); st[2r+1] = the pivot's float bits. */
 
@@ -31,16 +34,17 @@
     (sum) = s_;                                                                                    \
   } while (0)
 
-/* L[r] += lambda I, thr[r] = tiny * max(trace, 0) (NaN trace: 0, so every
- * pivot fails), st and comp reset. One work-item per replica. */
-__kernel void solve_prepare(__global float *L, ulong k, float lambda, float tiny,
-                            __global float *thr, __global int *st, __global float *comp) {
+/* dg[r] = diag(L[r]) + lambda, thr[r] = tiny * max(trace, 0) (NaN trace: 0,
+ * so every pivot fails), st and comp reset. One work-item per replica. */
+__kernel void solve_prepare(__global const float *L, ulong k, float lambda, float tiny,
+                            __global float *thr, __global int *st, __global float *comp,
+                            __global float *dg) {
   size_t r = get_global_id(0);
-  __global float *Lr = L + r * k * k;
+  __global const float *Lr = L + r * k * k;
   float s = 0.0f, c = 0.0f;
   for (size_t i = 0; i < k; i++) {
     float v = Lr[i * k + i] + lambda;
-    Lr[i * k + i] = v;
+    dg[r * k + i] = v;
     comp[r * k + i] = 0.0f;
     HCL_KAHAN_SUB(s, c, -v);
   }
@@ -55,7 +59,7 @@ __kernel void solve_prepare(__global float *L, ulong k, float lambda, float tiny
  * guarded instead (PoCL mis-handles returns around barriers). */
 __kernel __attribute__((reqd_work_group_size(HCL_SOLVE_WG, 1, 1))) void
 solve_potrf_diag(__global float *L, ulong k, ulong j0, ulong nb, __global const float *thr,
-                 __global int *st, __global float *comp) {
+                 __global int *st, __global float *comp, __global const float *dg) {
   __local float T[HCL_SOLVE_NB][HCL_SOLVE_NB + 1];
   __local float C[HCL_SOLVE_NB];
   __local int failed;
@@ -65,7 +69,7 @@ solve_potrf_diag(__global float *L, ulong k, ulong j0, ulong nb, __global const 
   if (live) {
     for (size_t e = lid; e < nb * nb; e += HCL_SOLVE_WG) {
       size_t i = e / nb, c = e - i * nb;
-      T[i][c] = c <= i ? A[i * k + c] : 0.0f;
+      T[i][c] = c < i ? A[i * k + c] : c == i ? dg[r * k + j0 + i] : 0.0f;
     }
     for (size_t i = lid; i < nb; i += HCL_SOLVE_WG) C[i] = comp[r * k + j0 + i];
   }
@@ -136,44 +140,19 @@ __kernel void solve_trsm_panel(__global float *L, __global float *P, ulong k, ul
   }
 }
 
-/* Trailing update of the lower triangle: L[i][c] -= sum_p P[i][p] P[c][p]
- * for j1 <= c <= i < k (P rows relative to j1). TILE x TILE groups over
- * (c, i); groups above the diagonal do nothing. Diagonal entries use the
- * Kahan-compensated running sum. */
-__kernel __attribute__((reqd_work_group_size(HCL_SOLVE_TILE, HCL_SOLVE_TILE, 1))) void
-solve_syrk(__global float *L, __global const float *P, ulong k, ulong j1, ulong nb,
-           __global const int *st, __global float *comp) {
-  __local float Pi[HCL_SOLVE_TILE][HCL_SOLVE_NB + 1];
-  __local float Pc[HCL_SOLVE_TILE][HCL_SOLVE_NB + 1];
-  size_t bc = get_group_id(0), bi = get_group_id(1), r = get_group_id(2);
-  size_t lx = get_local_id(0), ly = get_local_id(1);
-  int live = bc <= bi && st[2 * r] == -1; /* uniform over the group */
-  size_t rows = k - j1;
-  __global const float *Pr = P + r * k * HCL_SOLVE_NB;
-  if (live) {
-    for (size_t e = ly * HCL_SOLVE_TILE + lx; e < HCL_SOLVE_TILE * nb;
-         e += HCL_SOLVE_TILE * HCL_SOLVE_TILE) {
-      size_t t = e / nb, p = e - t * nb;
-      size_t gi = bi * HCL_SOLVE_TILE + t, gc = bc * HCL_SOLVE_TILE + t;
-      Pi[t][p] = gi < rows ? Pr[gi * HCL_SOLVE_NB + p] : 0.0f;
-      Pc[t][p] = gc < rows ? Pr[gc * HCL_SOLVE_NB + p] : 0.0f;
-    }
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
-  size_t i = bi * HCL_SOLVE_TILE + ly, c = bc * HCL_SOLVE_TILE + lx;
-  if (live && i < rows && c <= i) {
-    __global float *dst = L + r * k * k + (j1 + i) * k + (j1 + c);
-    if (i == c) {
-      float s = *dst, cp = comp[r * k + j1 + i];
-      for (size_t p = 0; p < nb; p++) HCL_KAHAN_SUB(s, cp, Pi[ly][p] * Pi[ly][p]);
-      *dst = s;
-      comp[r * k + j1 + i] = cp;
-    } else {
-      float s = 0.0f;
-      for (size_t p = 0; p < nb; p++) s = s + Pi[ly][p] * Pc[lx][p];
-      *dst = *dst - s;
-    }
-  }
+/* The trailing block's diagonal, dg[i] -= sum_p P[i][p]^2 for j1 <= i < k
+ * (P rows relative to j1), Kahan-compensated, p in order. One work-item per
+ * (row, replica). */
+__kernel void solve_syrk_diag(__global const float *P, ulong k, ulong j1, ulong nb,
+                              __global const int *st, __global float *comp, __global float *dg) {
+  size_t i = get_global_id(0), r = get_global_id(1);
+  if (i >= k - j1 || st[2 * r] != -1) return;
+  __global const float *x = P + (r * k + i) * HCL_SOLVE_NB;
+  size_t e = r * k + j1 + i;
+  float s = dg[e], cp = comp[e];
+  for (size_t p = 0; p < nb; p++) HCL_KAHAN_SUB(s, cp, x[p] * x[p]);
+  dg[e] = s;
+  comp[e] = cp;
 }
 
 /* B <- L^{-1} B (trans = 0) or L^{-T} B (trans = 1), B [k, m] per replica, in

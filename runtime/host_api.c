@@ -100,6 +100,7 @@ static const hcl_host_api g_api = {
     .g_detach = hcl_g_detach,
     .train_backward = hcl_trainer_backward,
     .train_features = hcl_trainer_features,
+    .train_loss_name = hcl_trainer_loss_name,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

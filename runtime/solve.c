@@ -1,12 +1,15 @@
 /* Dense SPD solves on the device, (A + lambda I) X = B per replica
  * (hcl_host_api.solve_spd): blocked Cholesky then two triangular solves,
- * kernels/solve.cl. The factorisation works on a copy of A, so A is only
- * read; B is overwritten only when every replica factored, so a system that
- * is not positive definite leaves B as it was (a non-finite X, from
- * overflow, is reported after the fact). Used by closed-form stages (ridge regression of
- * a readout), not in hot loops: the program is built per call (the driver's
- * or the runtime's binary cache makes that cheap after the first time) and
- * the call waits for the device twice (pivot status, finiteness). */
+ * kernels/solve.cl, the trailing updates by the runtime's batched SGEMM.
+ * The factorisation works on a copy of A and reads its lower triangle only,
+ * so A is only read and its upper triangle may be anything; B is
+ * overwritten only when every replica factored, so a system that is not
+ * positive definite leaves B as it was (a non-finite X, from overflow, is
+ * reported after the fact). Used by closed-form stages (ridge regression of
+ * a readout), not in hot loops: the program is built on a context's first
+ * call (its memo keeps it for the later calls and a session's later runs;
+ * a binary-cache hit still costs tens of ms on PoCL) and the call waits for
+ * the device twice (pivot status, finiteness). */
 #include "internal.h"
 
 #include <math.h>
@@ -16,23 +19,26 @@
 extern const char hcl_src_solve[];
 
 /* Shapes; passed to kernels/solve.cl as -D options so there is one copy. */
-#define SOLVE_NB 64   /* panel width (diagonal block in local memory) */
-#define SOLVE_WG 64   /* items of the per-replica groups */
-#define SOLVE_TILE 16 /* trailing-update tile */
+/* Panel width (the diagonal block in local memory). The diagonal block and
+ * the panel's rows are solved column by column (one group per replica), the
+ * rest by the SGEMM: at 32 a 512 x 512 system took 4-9 ms on the 2-core
+ * CPU, at 64 11-14 ms. */
+#define SOLVE_NB 32
+#define SOLVE_WG 64 /* items of the per-replica groups */
 /* A pivot <= SOLVE_TINY * trace(A + lambda I) is "not positive definite":
  * about 8 float epsilons of the trace, the size float rounding gives the
  * pivots of a singular matrix. */
 #define SOLVE_TINY 1e-6f
 
-enum { K_PREPARE, K_POTRF, K_TRSM, K_SYRK, K_TRSV, K_COUNT };
+enum { K_PREPARE, K_POTRF, K_TRSM, K_DIAG, K_TRSV, K_COUNT };
 static const char *const k_names[K_COUNT] = {"solve_prepare", "solve_potrf_diag",
-                                             "solve_trsm_panel", "solve_syrk", "solve_trsv"};
+                                             "solve_trsm_panel", "solve_syrk_diag", "solve_trsv"};
 
 typedef struct solve_state {
   hcl_ctx *ctx;
   cl_program prog;
   cl_kernel k[K_COUNT];
-  hcl_buf L, P, comp, thr, st;
+  hcl_buf L, P, comp, dg, thr, st;
   size_t R, k_dim, m;
 } solve_state;
 
@@ -41,7 +47,7 @@ static void release(solve_state *s) {
   for (int i = 0; i < K_COUNT; i++)
     if (s->k[i]) clReleaseKernel(s->k[i]);
   if (s->prog) clReleaseProgram(s->prog);
-  hcl_buf *bufs[] = {&s->L, &s->P, &s->comp, &s->thr, &s->st};
+  hcl_buf *bufs[] = {&s->L, &s->P, &s->comp, &s->dg, &s->thr, &s->st};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) hcl_buf_free(s->ctx, bufs[i]);
 }
 
@@ -75,18 +81,17 @@ static hcl_status check_group(solve_state *s, int k, size_t need) {
 /* Program, kernels and scratch buffers of one call. */
 static hcl_status setup(solve_state *s) {
   char opts[128];
-  snprintf(opts, sizeof opts, "-DHCL_SOLVE_NB=%d -DHCL_SOLVE_WG=%d -DHCL_SOLVE_TILE=%d", SOLVE_NB,
-           SOLVE_WG, SOLVE_TILE);
+  snprintf(opts, sizeof opts, "-DHCL_SOLVE_NB=%d -DHCL_SOLVE_WG=%d", SOLVE_NB, SOLVE_WG);
   HCL_TRY(hcl_program_build(s->ctx, "solve", hcl_src_solve, opts, &s->prog));
   for (int i = 0; i < K_COUNT; i++)
     HCL_TRY(hcl_kernel_create(s->ctx, s->prog, k_names[i], &s->k[i]));
   HCL_TRY(check_group(s, K_POTRF, SOLVE_WG));
   HCL_TRY(check_group(s, K_TRSV, SOLVE_WG));
-  HCL_TRY(check_group(s, K_SYRK, SOLVE_TILE * SOLVE_TILE));
   size_t R = s->R, k = s->k_dim, f = sizeof(float);
   HCL_TRY(hcl_buf_alloc(s->ctx, R * k * k * f, &s->L));
   HCL_TRY(hcl_buf_alloc(s->ctx, (k > SOLVE_NB ? R * k * SOLVE_NB : 1) * f, &s->P));
   HCL_TRY(hcl_buf_alloc(s->ctx, R * k * f, &s->comp));
+  HCL_TRY(hcl_buf_alloc(s->ctx, R * k * f, &s->dg));
   HCL_TRY(hcl_buf_alloc(s->ctx, R * f, &s->thr));
   return hcl_buf_alloc(s->ctx, 2 * R * sizeof(cl_int), &s->st);
 }
@@ -101,26 +106,33 @@ static hcl_status factor(solve_state *s, hcl_buf a, float lambda) {
   HCL_TRY(hcl_buf_copy(ctx, s->L, hcl_buf_sub(a, 0, R * k * k * sizeof(float)),
                        R * k * k * sizeof(float)));
   float tiny = SOLVE_TINY;
-  hcl_arg pa[] = {HCL_ARG(s->L.mem),   HCL_ARG(k),         HCL_ARG(lambda),     HCL_ARG(tiny),
-                  HCL_ARG(s->thr.mem), HCL_ARG(s->st.mem), HCL_ARG(s->comp.mem)};
-  HCL_TRY(hcl_run_kernel(ctx, s->k[K_PREPARE], 1, &R, NULL, "solve_prepare", 7, pa));
+  hcl_arg pa[] = {HCL_ARG(s->L.mem),    HCL_ARG(k),          HCL_ARG(lambda),
+                  HCL_ARG(tiny),        HCL_ARG(s->thr.mem), HCL_ARG(s->st.mem),
+                  HCL_ARG(s->comp.mem), HCL_ARG(s->dg.mem)};
+  HCL_TRY(hcl_run_kernel(ctx, s->k[K_PREPARE], 1, &R, NULL, "solve_prepare", 8, pa));
   for (cl_ulong j0 = 0; j0 < k; j0 += SOLVE_NB) {
     cl_ulong nb = k - j0 < SOLVE_NB ? k - j0 : SOLVE_NB, j1 = j0 + nb;
     size_t g1[2] = {SOLVE_WG, R}, l1[2] = {SOLVE_WG, 1};
-    hcl_arg da[] = {HCL_ARG(s->L.mem),   HCL_ARG(k),         HCL_ARG(j0),         HCL_ARG(nb),
-                    HCL_ARG(s->thr.mem), HCL_ARG(s->st.mem), HCL_ARG(s->comp.mem)};
-    HCL_TRY(hcl_run_kernel(ctx, s->k[K_POTRF], 2, g1, l1, "solve_potrf", 7, da));
+    hcl_arg da[] = {HCL_ARG(s->L.mem),    HCL_ARG(k),          HCL_ARG(j0),
+                    HCL_ARG(nb),          HCL_ARG(s->thr.mem), HCL_ARG(s->st.mem),
+                    HCL_ARG(s->comp.mem), HCL_ARG(s->dg.mem)};
+    HCL_TRY(hcl_run_kernel(ctx, s->k[K_POTRF], 2, g1, l1, "solve_potrf", 8, da));
     if (j1 == k) break;
     size_t rows = (size_t)(k - j1);
     size_t g2[2] = {round_up(rows, 64), R};
     hcl_arg ta[] = {HCL_ARG(s->L.mem), HCL_ARG(s->P.mem), HCL_ARG(k),
                     HCL_ARG(j0),       HCL_ARG(nb),       HCL_ARG(s->st.mem)};
     HCL_TRY(hcl_run_kernel(ctx, s->k[K_TRSM], 2, g2, NULL, "solve_trsm", 6, ta));
-    size_t g3[3] = {round_up(rows, SOLVE_TILE), round_up(rows, SOLVE_TILE), R};
-    size_t l3[3] = {SOLVE_TILE, SOLVE_TILE, 1};
-    hcl_arg sa[] = {HCL_ARG(s->L.mem), HCL_ARG(s->P.mem),  HCL_ARG(k),          HCL_ARG(j1),
-                    HCL_ARG(nb),       HCL_ARG(s->st.mem), HCL_ARG(s->comp.mem)};
-    HCL_TRY(hcl_run_kernel(ctx, s->k[K_SYRK], 3, g3, l3, "solve_syrk", 7, sa));
+    hcl_arg sa[] = {HCL_ARG(s->P.mem),  HCL_ARG(k),           HCL_ARG(j1),       HCL_ARG(nb),
+                    HCL_ARG(s->st.mem), HCL_ARG(s->comp.mem), HCL_ARG(s->dg.mem)};
+    HCL_TRY(hcl_run_kernel(ctx, s->k[K_DIAG], 2, g2, NULL, "solve_syrk_diag", 7, sa));
+    /* L22 -= P P^T: the runtime's product (the diagonal it writes is not
+     * read: dg holds the compensated one; the upper triangle is scratch) */
+    size_t f = sizeof(float);
+    HCL_TRY(hcl_sgemm_batched(ctx, 0, 1, rows, rows, (size_t)nb, -1.0f, s->P, SOLVE_NB,
+                              (size_t)k * SOLVE_NB, s->P, SOLVE_NB, (size_t)k * SOLVE_NB, 1.0f,
+                              hcl_buf_sub(s->L, (j1 * k + j1) * f, s->L.size - (j1 * k + j1) * f),
+                              (size_t)k, (size_t)(k * k), R));
   }
   return HCL_OK;
 }

@@ -145,6 +145,8 @@ double hcl_trainer_lr(hcl_trainer *t);
 size_t hcl_trainer_batch_size(hcl_trainer *t);
 uint64_t hcl_trainer_train_size(hcl_trainer *t);
 void hcl_trainer_label(hcl_trainer *t, const char *label);
+/* The run's loss by name (hcl_host_api.train_loss_name). */
+const char *hcl_trainer_loss_name(hcl_trainer *t);
 /* Add (or replace) a metric of the evaluation under way. */
 hcl_status hcl_trainer_metric_add(hcl_trainer *t, const char *name, const double *values);
 

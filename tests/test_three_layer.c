@@ -221,6 +221,7 @@ typedef struct fake_target {
   const uint64_t *seeds;
   uint64_t P;
   int has_hstar;
+  size_t yd; /* labels per sample: y, then (two outputs) fake_y1 */
 } fake_target;
 
 static float fake_x(const fake_target *f, size_t r, uint32_t stream, uint64_t i, size_t c) {
@@ -228,6 +229,8 @@ static float fake_x(const fake_target *f, size_t r, uint32_t stream, uint64_t i,
 }
 /* h*(x) = x0 + 0.5 x1 (in float, as the device sees it), y = relu(h*) - 0.2 */
 static float fake_hstar(const float *x) { return x[0] + 0.5f * x[1]; }
+/* the second label of a two-output target */
+static float fake_y1(const float *x) { return 0.5f * x[2] - 0.1f; }
 static float fake_y(const float *x) {
   float h = fake_hstar(x);
   return (h > 0 ? h : 0.0f) - 0.2f;
@@ -241,15 +244,16 @@ static void fake_sample1(const fake_target *f, size_t r, uint32_t stream, uint64
 static hcl_status fake_sample(void *self, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
                               hcl_buf y) {
   fake_target *f = self;
-  float *hx = malloc(f->R * n * f->d * sizeof *hx), *hy = malloc(f->R * n * sizeof *hy);
+  size_t yd = f->yd;
+  float *hx = malloc(f->R * n * f->d * sizeof *hx), *hy = malloc(f->R * n * yd * sizeof *hy);
   for (size_t r = 0; r < f->R; r++)
     for (size_t i = 0; i < n; i++) {
       float *xi = hx + (r * n + i) * f->d;
       fake_sample1(f, r, stream, first + i, xi);
-      hy[r * n + i] = fake_y(xi);
+      for (size_t o = 0; o < yd; o++) hy[(r * n + i) * yd + o] = o ? fake_y1(xi) : fake_y(xi);
     }
   hcl_status rc = hcl_buf_write(f->ctx, x, hx, f->R * n * f->d * sizeof *hx);
-  if (rc == HCL_OK) rc = hcl_buf_write(f->ctx, y, hy, f->R * n * sizeof *hy);
+  if (rc == HCL_OK) rc = hcl_buf_write(f->ctx, y, hy, f->R * n * yd * sizeof *hy);
   free(hx);
   free(hy);
   return rc;
@@ -281,15 +285,21 @@ typedef struct run {
 } run;
 
 /* classes > 0: the model sees a classification target with that many
- * classes (the fake labels are then meaningless; used for error paths). */
+ * classes (the fake labels are then meaningless; used for error paths);
+ * else a regression target with yd (1 or 2) labels. */
 static void run_make_task(run *rn, const char *const *kv, size_t R, const uint64_t *seeds,
-                          uint64_t P, size_t batch, int has_hstar, size_t classes) {
+                          uint64_t P, size_t batch, int has_hstar, size_t classes, size_t yd) {
   memset(rn, 0, sizeof *rn);
   size_t d = 5;
-  rn->f =
-      (fake_target){.ctx = g_ctx, .R = R, .d = d, .seeds = seeds, .P = P, .has_hstar = has_hstar};
+  rn->f = (fake_target){.ctx = g_ctx,
+                        .R = R,
+                        .d = d,
+                        .seeds = seeds,
+                        .P = P,
+                        .has_hstar = has_hstar,
+                        .yd = classes ? 1 : yd};
   hcl_target_info ti = classes ? target_vec(d, HCL_TASK_CLASSES, 1, classes)
-                               : target_vec(d, HCL_TASK_REGRESSION, 1, 0);
+                               : target_vec(d, HCL_TASK_REGRESSION, yd, 0);
   if (model_make(kv, R, seeds, batch, &ti, &rn->m) != HCL_OK) fail_msg("%s", g_ctx->errmsg);
   rn->cfg = (hcl_train_cfg){.replicas = (uint32_t)R,
                             .seeds = seeds,
@@ -316,7 +326,7 @@ static void run_make_task(run *rn, const char *const *kv, size_t R, const uint64
 
 static void run_make(run *rn, const char *const *kv, size_t R, const uint64_t *seeds, uint64_t P,
                      size_t batch, int has_hstar) {
-  run_make_task(rn, kv, R, seeds, P, batch, has_hstar, 0);
+  run_make_task(rn, kv, R, seeds, P, batch, has_hstar, 0, 1);
 }
 
 static void run_free(run *rn) {
@@ -838,6 +848,114 @@ static void algorithm1_auto_eta_and_replicas(void **state) {
   check_auto_eta("eta1_scale=2.5", 6.25);
 }
 
+/* Two outputs (D = 2), the automatic eta1, act2 = tanh, centred labels,
+ * chunks of 8: stage 1's W equals -eta times the float64 reference gradient
+ * of the mean loss at W = 0 taken through the reference network's reverse
+ * mode (not the closed form), eta makes mean_{i,j} (w_j . phi_i)^2 = 1, and
+ * the stage-1 loss matches. */
+static void algorithm1_two_outputs(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  enum { R = 2, D = 2 };
+  const uint64_t seeds[R] = {61, 62};
+  const uint64_t P = 61;
+  const size_t n1 = 30, m2 = 9, k = 12;
+  const char *kv[] = {"m1=12", "m2=9", "act2=tanh", "lambda=1e-3", "probe_samples=0", NULL};
+  run *rn = malloc(sizeof *rn);
+  run_make_task(rn, kv, R, seeds, P, 8, 0, 0, D);
+  rn->ref = (ref_net){5, 12, 9, D, A_RELU, A_TANH, 0};
+  size_t np = rn->m.np;
+  assert_int_equal(np, rnp(&rn->ref));
+  float *p0 = read_floats(rn->t.params, R * np);
+  if (g_vt->train(rn->m.self, "algorithm1", &rn->t) != HCL_OK) fail_msg("%s", g_ctx->errmsg);
+  float *p1 = read_floats(rn->t.params, R * np);
+  float *x = malloc(n1 * 5 * sizeof *x);
+  double *out = malloc(n1 * D * sizeof *out), *dout = malloc(n1 * D * sizeof *dout);
+  double *g = malloc(np * sizeof *g), *phi = malloc(k * sizeof *phi), z1[12];
+  for (size_t r = 0; r < R; r++) {
+    double *q = to_double(p0 + r * np, np), ybar[D] = {0}, loss0 = 0, ms = 0;
+    for (size_t c = 0; c < m2 * k; c++) q[rw(&rn->ref) + c] = 0; /* W = 0 */
+    for (size_t i = 0; i < n1; i++) {
+      fake_sample1(&rn->f, r, HCL_STREAM_TRAIN, i, x + i * 5);
+      ybar[0] += fake_y(x + i * 5) / (double)n1;
+      ybar[1] += fake_y1(x + i * 5) / (double)n1;
+    }
+    ref_forward(&rn->ref, q, x, n1, out);
+    for (size_t i = 0; i < n1; i++)
+      for (size_t o = 0; o < D; o++) { /* mse averaged over the outputs */
+        double e = out[i * D + o] + ybar[o] - (o ? fake_y1(x + i * 5) : fake_y(x + i * 5));
+        loss0 += e * e / (double)(D * n1);
+        dout[i * D + o] = 2 * e / (double)(D * n1);
+      }
+    ref_grad(&rn->ref, q, x, n1, dout, g);
+    const double *gw = g + rw(&rn->ref);
+    for (size_t i = 0; i < n1; i++) {
+      ref_phi(&rn->ref, q, x + i * 5, phi, z1);
+      for (size_t j = 0; j < m2; j++) {
+        double u = 0;
+        for (size_t c = 0; c < k; c++) u += gw[j * k + c] * phi[c];
+        ms += u * u / (double)(n1 * m2);
+      }
+    }
+    double eta = 1 / sqrt(ms), W[9 * 12];
+    for (size_t c = 0; c < m2 * k; c++) W[c] = -eta * gw[c];
+    assert_close("stage-1 W (two outputs)", p1 + r * np + rw(&rn->ref), W, m2 * k, 1e-4);
+    if (!(fabs(metric(rn, "eta1", r) - eta) <= 1e-4 * eta))
+      fail_msg("replica %zu: eta1 %.9g, reference %.9g", r, metric(rn, "eta1", r), eta);
+    if (!(fabs(metric(rn, "stage1_loss", r) - loss0) <= 1e-5 * loss0))
+      fail_msg("replica %zu: stage1_loss %.9g, reference %.9g", r, metric(rn, "stage1_loss", r),
+               loss0);
+    free(q);
+  }
+  free(x), free(out), free(dout), free(g), free(phi), free(p0), free(p1);
+  run_free(rn);
+  free(rn);
+}
+
+/* No product of n1 x k x m2 in stage 1 (its closed form at W = 0) and no
+ * forward for the fit's loss (mse: from the normal equations' sums): the
+ * products of a whole algorithm1 run stay below those of the ridge stage
+ * as the graph runs it (features S through both layers, S^T S, S^T y) plus
+ * half of one n1 x k x m2 product, where the graph's forward and backward at
+ * W = 0, the automatic step's phi g^T and the fit's forward cost four such
+ * products more. Counted, not timed. m2 = 160 spans two blocks of S^T S's
+ * lower triangle: a and the fit's loss match the float64 reference. */
+static void algorithm1_products(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  enum { R = 2 };
+  const uint64_t seeds[R] = {51, 52};
+  const uint64_t P = 400;
+  const double n1 = 200, n2 = 200, d = 5, k = 48, m2 = 160;
+  const char *kv[] = {"m1=48", "m2=160", "lambda=1e-3", "probe_samples=0", NULL};
+  run *rn = malloc(sizeof *rn);
+  run_make(rn, kv, R, seeds, P, 64, 0);
+  rn->ref = (ref_net){5, 48, 160, 1, A_RELU, A_RELU, 0};
+  size_t np = rn->m.np;
+  double before = g_ctx->gemm_flops;
+  if (g_vt->train(rn->m.self, "algorithm1", &rn->t) != HCL_OK) fail_msg("%s", g_ctx->errmsg);
+  double used = (g_ctx->gemm_flops - before) / R;
+  double features = 2 * n2 * (d * k + k * m2), ridge = features + 2 * n2 * m2 * (m2 + 1);
+  double big = 2 * n1 * k * m2;
+  if (!(used <= ridge + 0.5 * big))
+    fail_msg("algorithm1 ran %.0f flops of products per replica; the ridge stage needs %.0f, one "
+             "n1 x k x m2 product is %.0f",
+             used, ridge, big);
+  float *p1 = read_floats(rn->t.params, R * np);
+  for (size_t r = 0; r < R; r++) {
+    double *q = to_double(p1 + r * np, np), a[160];
+    host_ridge(rn, q, r, (uint64_t)n1, (size_t)n2, 1e-3, a);
+    assert_close("ridge a (m2 = 160)", p1 + r * np + ra(&rn->ref), a, 160, 2e-4);
+    double fit = host_loss(rn, q, r, (uint64_t)n1, (size_t)n2);
+    if (!(fabs(metric(rn, "ridge_loss", r) - fit) < 1e-4 * fit))
+      fail_msg("replica %zu: ridge_loss %.9g, reference %.9g", r, metric(rn, "ridge_loss", r), fit);
+    free(q);
+  }
+  free(p1);
+  run_free(rn);
+  free(rn);
+}
+
 /* The ridge algorithm with W frozen: W and b stay at their init, a is the
  * ridge solution on all P samples. */
 static void ridge_algorithm(void **state) {
@@ -859,6 +977,28 @@ static void ridge_algorithm(void **state) {
   assert_close("ridge a", p1 + ra(&rn->ref), a, 12, 2e-4);
   assert_true(fabs(metric(rn, "ridge_loss", 0) - host_loss(rn, q, 0, 0, P)) < 1e-4);
   free(q), free(p0), free(p1);
+  run_free(rn);
+  free(rn);
+}
+
+/* The fit's loss stays the loss of the fitted a where the normal equations'
+ * sums cancel badly (lambda 1e-5, 100 samples for 64 units: |a| large): within
+ * 1e-5 of the float64 loss of the device's a on the same samples (the sums
+ * alone are off by 1e-4 here). */
+static void ridge_fit_loss_ill_conditioned(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  const uint64_t seed = 43, P = 100;
+  const char *kv[] = {"m1=24", "m2=64", "freeze_w=true", "lambda=1e-5", "probe_samples=0", NULL};
+  run *rn = malloc(sizeof *rn);
+  run_make(rn, kv, 1, &seed, P, 40, 0);
+  rn->ref = (ref_net){5, 24, 64, 1, A_RELU, A_RELU, 0};
+  size_t np = rn->m.np;
+  if (g_vt->train(rn->m.self, "ridge", &rn->t) != HCL_OK) fail_msg("%s", g_ctx->errmsg);
+  float *p1 = read_floats(rn->t.params, np);
+  double *q = to_double(p1, np), fit = host_loss(rn, q, 0, 0, P), got = metric(rn, "ridge_loss", 0);
+  if (!(fabs(got - fit) <= 1e-5 * fit)) fail_msg("ridge_loss %.9g, reference %.9g", got, fit);
+  free(q), free(p1);
   run_free(rn);
   free(rn);
 }
@@ -993,7 +1133,7 @@ static void algorithm_errors(void **state) {
   assert_int_equal(g_vt->train(rn->m.self, "algorithm1", &rn->t), HCL_ERR_CONFIG);
   assert_non_null(strstr(g_ctx->errmsg, "freeze_w"));
   run_free(rn);
-  run_make_task(rn, kv, 1, &seed, 20, 8, 0, 3);
+  run_make_task(rn, kv, 1, &seed, 20, 8, 0, 3, 1);
   float *p0 = read_floats(rn->t.params, rn->m.np);
   assert_int_equal(g_vt->train(rn->m.self, "algorithm1", &rn->t), HCL_ERR_UNSUPPORTED);
   assert_non_null(strstr(g_ctx->errmsg, "ridge regression"));
@@ -1134,7 +1274,10 @@ int main(void) {
       cmocka_unit_test(replicas_bitwise),
       cmocka_unit_test(algorithm1_matches_formulas),
       cmocka_unit_test(algorithm1_auto_eta_and_replicas),
+      cmocka_unit_test(algorithm1_two_outputs),
+      cmocka_unit_test(algorithm1_products),
       cmocka_unit_test(ridge_algorithm),
+      cmocka_unit_test(ridge_fit_loss_ill_conditioned),
       cmocka_unit_test(ridge_width_invariant),
       cmocka_unit_test(probe_feature_correlation),
       cmocka_unit_test(algorithm_errors),

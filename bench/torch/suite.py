@@ -158,27 +158,47 @@ class TaylorQuad(Case):
 
 
 def three_layer_run(R, a):
-    """Algorithm 1 (Nichani et al.): phi = relu(V x)/sqrt(m1), one gradient step on W
-    from 0 on half the data, re-drawn biases, ridge on the readout; m1 = m2 = 512,
-    d = 16, 4 000 points. Timed as whole runs (one run = both stages)."""
-    d, m1, m2, n, lam = 16, 512, 512, 4000, 5e-3
-    x = torch.randn(R, n, d)
+    """Algorithm 1 (Nichani et al.) as the hiercl case runs it (center_y, eta1 = 0: the
+    automatic step, lambda 1e-5): phi = relu(V x)/sqrt(m1); one gradient step on W from 0
+    on the first half, in closed form (at W = 0 the output is the constant f0, so
+    grad w_j = c_j v with c_j = a_j relu'(b_j)/m2, v = sum_i dL/df_i phi_i), eta making
+    mean (w_j . phi_i)^2 = 1; b re-drawn; ridge on the readout over the second half;
+    the stage-1 loss, the fit's loss and the test loss on 256 points before and after,
+    as hiercl reports them. The system is symmetric positive definite: Cholesky, as in
+    hiercl. m1 = m2 = 512, d = 16, 4 000 points. Data and parameters
+    are drawn before the clock starts (hiercl draws them before its timed window);
+    timed as whole runs (one run = both stages and the two evaluations)."""
+    d, m1, m2, n, lam, nt = 16, 512, 512, 4000, 1e-5, 256
+    x, xt = torch.randn(R, n, d), torch.randn(R, nt, d)
     beta = torch.nn.functional.normalize(torch.randn(R, d, 1), dim=1)
-    y = torch.relu(torch.bmm(x, beta))
-    t0 = time.perf_counter()
+    y, yt = torch.relu(torch.bmm(x, beta)), torch.relu(torch.bmm(xt, beta))
     V = torch.nn.functional.normalize(torch.randn(R, d, m1), dim=1)
+    W0 = torch.randn(R, m1, m2)
+    a0 = (torch.randint(0, 2, (R, m2, 1)) * 2 - 1).float()
+    b0, b2 = torch.randn(R, 1, m2), torch.randn(R, 1, m2)
+
+    def test_loss(W, b, a):
+        S = torch.relu(torch.bmm(torch.relu(torch.bmm(xt, V)) / math.sqrt(m1), W) + b)
+        return ((torch.bmm(S, a) / m2 - yt) ** 2).mean(dim=(1, 2))
+
+    t0 = time.perf_counter()
+    init_loss = test_loss(W0, b0, a0)
     phi = torch.relu(torch.bmm(x, V)) / math.sqrt(m1)
     h = n // 2
-    a0 = (torch.randint(0, 2, (R, 1, m2)) * 2 - 1).float()
-    b = torch.randn(R, 1, m2)
-    r = (torch.relu(b) * a0).sum(-1, keepdim=True) / m2 - y[:, :h]  # residual at W = 0
-    g = torch.bmm(phi[:, :h].transpose(1, 2), r) * (a0 * (b > 0).float()) * (2 / (h * m2))
-    W = -1.0 * g
-    b = torch.randn(R, 1, m2)
-    S = torch.relu(torch.bmm(phi[:, h:], W) + b)
+    p1, y1 = phi[:, :h], y[:, :h]
+    f0 = torch.bmm(torch.relu(b0), a0) / m2 + y1.mean(1, keepdim=True)  # centred labels
+    stage1_loss = ((f0 - y1) ** 2).mean(dim=(1, 2))
+    v = torch.bmm(p1.transpose(1, 2), 2 * (f0 - y1) / h)  # [R, m1, 1]
+    c = a0.transpose(1, 2) * (b0 > 0).float() / m2  # [R, 1, m2]
+    ms = (c ** 2).mean(dim=(1, 2)) * (torch.bmm(p1, v) ** 2).mean(dim=(1, 2))
+    eta = 1.0 / torch.sqrt(ms)
+    W = -eta.reshape(R, 1, 1) * torch.bmm(v, c)
+    S = torch.relu(torch.bmm(phi[:, h:], W) + b2)
     A = torch.bmm(S.transpose(1, 2), S) / (h * m2) + lam * torch.eye(m2)
-    coef = torch.linalg.solve(A, torch.bmm(S.transpose(1, 2), y[:, h:]) / h)
-    coef.sum().item()
+    coef = torch.cholesky_solve(torch.bmm(S.transpose(1, 2), y[:, h:]) / h, torch.linalg.cholesky(A))
+    ridge_loss = ((torch.bmm(S, coef) / m2 - y[:, h:]) ** 2).mean(dim=(1, 2))
+    final_loss = test_loss(W, b2, coef)
+    torch.stack([init_loss, stage1_loss, eta, ridge_loss, final_loss]).sum().item()
     return time.perf_counter() - t0
 
 

@@ -327,7 +327,8 @@ typedef struct hcl_host_api {
 
   /* ---- closed-form stages and custom algorithms ------------------------ */
   /* Solve (A + lambda I) X = B on the device for each replica: A [R, k, k]
-   * symmetric (only read), B [R, k, m] overwritten by X. Fails with
+   * symmetric (only read, and only its lower triangle: the upper one may be
+   * anything), B [R, k, m] overwritten by X. Fails with
    * HCL_ERR_NUMERIC naming the replica and pivot when A + lambda I is not
    * numerically positive definite (never returns NaNs). */
   hcl_status (*solve_spd)(hcl_ctx *ctx, hcl_buf a, hcl_buf b, size_t R, size_t k, size_t m,
@@ -401,6 +402,11 @@ typedef struct hcl_host_api {
    * [R, n, dim] (hcl_model_vt.features; a later backward needs a new forward). */
   hcl_status (*train_features)(hcl_trainer *t, size_t layer, hcl_buf x, size_t n, hcl_buf out,
                                size_t *dim);
+  /* The run's loss as train_loss_grad computes it: "mse" (mean (f - y)^2
+   * over outputs), "cross_entropy", "logistic" or "hinge" (a closed form
+   * that holds for one loss only). Read only when struct_size covers it
+   * (HCL_HOST_HAS). */
+  const char *(*train_loss_name)(hcl_trainer *t);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */

@@ -82,6 +82,21 @@ hcl_status tl_graph(void *self, hcl_graph *g);
  * train()) or `p` (inside a probe), or x / sqrt(d) for two_layer. */
 hcl_status tl_phi(tl_model *m, hcl_trainer *t, hcl_probe *p, hcl_buf x, size_t n);
 hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t);
+
+/* What an algorithm's stages share: the model, the trainer, its parameters
+ * and the batch buffers of chunks of up to `chunk` samples: x [R, chunk, d],
+ * y [R, chunk, y_dim], out and dout [R, chunk, D]. */
+typedef struct tl_io {
+  tl_model *m;
+  hcl_trainer *t;
+  hcl_buf params;
+  size_t chunk;
+  hcl_buf x, y, out, dout;
+} tl_io;
+/* Algorithm 1's stage 1 on samples 0 .. n1-1 (stage1.c): W = -eta grad_W L
+ * at W = 0, in closed form; loss0 [R] gets the mean loss there, eta [R] the
+ * step (eta1, or the automatic one). Uses m->phi (tl_scratch of chunk rows). */
+hcl_status tl_stage1(const tl_io *io, size_t n1, double *loss0, double *eta);
 hcl_status tl_probe(void *self, hcl_probe *p);
 
 #endif

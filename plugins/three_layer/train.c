@@ -4,11 +4,10 @@
  * algorithm1, on a finite training set of P samples (indices 0..P-1):
  *  stage 1: W = 0, then one gradient step W = -eta1 grad_W L on the first
  *           half (indices 0 .. P/2-1), L the run's loss (against labels
- *           centred by their first-half mean with center_y), the gradient
- *           taken through the graph's forward and reverse mode
- *           (host->train_forward / train_backward) with the init's a and b; eta1 = 0
- *           picks per replica the step giving w_j . phi(x) mean square
- *           eta1_scale^2;
+ *           centred by their first-half mean with center_y), with the
+ *           init's a and b, in closed form (stage1.c: at W = 0 the gradient
+ *           has rank D); eta1 = 0 picks per replica the step giving
+ *           w_j . phi(x) mean square eta1_scale^2;
  *  stage 2: b re-drawn (redraw_b), then a by ridge on the second half
  *           (indices P/2 .. P-1), solved on the device:
  *             a = argmin (1/n) sum_i (f(x_i) - y_i)^2 + lambda (1/m2) sum_j a_j^2,
@@ -33,12 +32,11 @@ typedef struct tl_work {
   hcl_trainer *t;
   hcl_buf params;
   size_t chunk;
-  hcl_buf x, y, out, dout, g, gtmp, acc, G, c, ybar;
+  hcl_buf x, y, out, dout, G, c, c0, yy;
 } tl_work;
 
 static void work_free(tl_work *w) {
-  hcl_buf *bufs[] = {&w->x,    &w->y,   &w->out, &w->dout, &w->g,
-                     &w->gtmp, &w->acc, &w->G,   &w->c,    &w->ybar};
+  hcl_buf *bufs[] = {&w->x, &w->y, &w->out, &w->dout, &w->G, &w->c, &w->c0, &w->yy};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) hcl_host->buf_free(w->m->ctx, bufs[i]);
 }
@@ -83,126 +81,103 @@ static hcl_status mean_loss(tl_work *w, uint64_t first, size_t n_all, double *lo
   return HCL_OK;
 }
 
-/* w->ybar [R, y_dim] = mean label over samples 0 .. n1-1. */
-static hcl_status label_mean(tl_work *w, size_t n1) {
-  tl_model *m = w->m;
-  size_t R = m->R, yd = m->y_dim;
-  HCL_TRY(alloc_f(w, &w->ybar, R * yd));
-  for (size_t off = 0; off < n1; off += w->chunk) {
-    size_t n = n1 - off < w->chunk ? n1 - off : w->chunk;
-    HCL_TRY(hcl_host->train_batch(w->t, HCL_STREAM_TRAIN, off, n, hcl_view(w->x, 0, R * n * m->d),
-                                  hcl_view(w->y, 0, R * n * yd)));
-    HCL_TRY(hcl_host->col_sum(m->ctx, hcl_view(w->y, 0, R * n * yd), w->ybar, yd, R, n, yd,
-                              (float)(1.0 / (double)n1), off == 0 ? 0.0f : 1.0f));
+/* G += alpha S^T S over its lower triangle only (solve_spd reads no more):
+ * block rows of TL_GRAM_BLOCK units, each against the columns up to its
+ * diagonal block: at m2 = 512, 56 % of the full product. S [R, n, m2]. */
+#define TL_GRAM_BLOCK 64
+static hcl_status gram_lower(tl_model *m, hcl_buf S, size_t n, float alpha, float beta, hcl_buf G) {
+  size_t R = m->R, m2 = m->m2;
+  for (size_t j0 = 0; j0 < m2; j0 += TL_GRAM_BLOCK) {
+    size_t rows = m2 - j0 < TL_GRAM_BLOCK ? m2 - j0 : TL_GRAM_BLOCK;
+    HCL_TRY(hcl_host->sgemm_batched(
+        m->ctx, 1, 0, rows, j0 + rows, n, alpha, hcl_view(S, j0, S.size / sizeof(float) - j0), m2,
+        n * m2, S, m2, n * m2, beta, hcl_view(G, j0 * m2, R * m2 * m2 - j0 * m2), m2, m2 * m2, R));
   }
   return HCL_OK;
 }
 
-/* w->g = gradient of the mean loss over samples 0 .. n1-1 (all blocks the
- * backward fills); loss0 gets the mean loss there. With center_y (and one
- * real label per output) the outputs are shifted by the label mean first:
- * the loss of f + ybar against y is the loss of f against y - ybar for mse. */
-static hcl_status stage1_gradient(tl_work *w, size_t n1, double *loss0) {
-  tl_model *m = w->m;
-  size_t R = m->R, np = m->n_params, D = m->D;
-  int center = m->center_y && m->task != HCL_TASK_CLASSES && m->y_dim == D;
-  if (center) HCL_TRY(label_mean(w, n1));
-  double part[R];
-  for (size_t r = 0; r < R; r++) loss0[r] = 0;
-  for (size_t off = 0; off < n1; off += w->chunk) {
-    size_t n = n1 - off < w->chunk ? n1 - off : w->chunk;
-    HCL_TRY(batch_forward(w, off, n));
-    hcl_buf out = hcl_view(w->out, 0, R * n * D), dout = hcl_view(w->dout, 0, R * n * D);
-    if (center)
-      HCL_TRY(hcl_host->bias_act(m->ctx, HCL_ACT_IDENTITY, out, w->ybar, D, out, R, n, D));
-    HCL_TRY(hcl_host->train_loss_grad(w->t, out, hcl_view(w->y, 0, R * n * m->y_dim), n,
-                                      (float)(1.0 / (double)n1), dout, part));
-    for (size_t r = 0; r < R; r++) loss0[r] += part[r] * (double)n / (double)n1;
-    HCL_TRY(hcl_host->train_backward(w->t, dout, n, off == 0 ? w->g : w->gtmp));
-    if (off > 0) HCL_TRY(hcl_host->axpby(m->ctx, 1.0f, w->gtmp, 1.0f, w->g, R * np));
-  }
-  return HCL_OK;
-}
-
-/* eta per replica making mean_{i,j} (eta g_j . phi(x_i))^2 = eta1_scale^2 on the first
- * half, g = grad_W: a second pass computing Z = phi g^T and summing squares. */
-static hcl_status auto_eta(tl_work *w, size_t n1, double *eta) {
-  tl_model *m = w->m;
-  const hcl_host_api *host = hcl_host;
-  size_t R = m->R, k = tl_phi_dim(m), m2 = m->m2;
-  HCL_TRY(alloc_f(w, &w->acc, R * m2));
-  hcl_buf none = {0};
-  for (size_t off = 0; off < n1; off += w->chunk) {
-    size_t n = n1 - off < w->chunk ? n1 - off : w->chunk, span = R * n * m2;
-    HCL_TRY(host->train_batch(w->t, HCL_STREAM_TRAIN, off, n, hcl_view(w->x, 0, R * n * m->d),
-                              hcl_view(w->y, 0, R * n * m->y_dim)));
-    HCL_TRY(tl_phi(m, w->t, NULL, w->x, n));
-    HCL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, k, 1.0f, hcl_view(m->phi, 0, R * n * k), k,
-                                n * k, hcl_pview(w->g, m->R, m->n_params, m->w_off, m2 * k), k,
-                                m->n_params, 0.0f, hcl_view(m->u, 0, span), m2, n * m2, R));
-    hcl_buf sq = hcl_view(m->phi, 0, span); /* u^2, phi read */
-    HCL_TRY(
-        host->bias_act(m->ctx, HCL_ACT_QUADRATIC, hcl_view(m->u, 0, span), none, 0, sq, R, n, m2));
-    HCL_TRY(host->col_sum(m->ctx, sq, w->acc, m2, R, n, m2, 1.0f, off == 0 ? 0.0f : 1.0f));
-  }
-  float *acc = malloc(R * m2 * sizeof *acc);
-  if (!acc) return host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
-  hcl_status rc = host->buf_read(m->ctx, w->acc, acc, R * m2 * sizeof *acc);
-  for (size_t r = 0; r < R && rc == HCL_OK; r++) {
-    double s = 0;
-    for (size_t j = 0; j < m2; j++) s += acc[r * m2 + j];
-    double ms = s / ((double)n1 * (double)m2);
-    if (!(ms > 0) || !isfinite(ms))
-      rc = host->fail(m->ctx, HCL_ERR_NUMERIC,
-                      "algorithm1 stage 1 gradient of W is zero or not finite "
-                      "(replica %zu, mean square of w_j . phi = %g): every unit has "
-                      "sigma2'(b_j) = 0 or the labels are constant; set eta1 > 0 or change "
-                      "act2 / b_scale",
-                      r, ms);
-    else
-      eta[r] = m->eta1_scale / sqrt(ms);
-  }
-  free(acc);
-  return rc;
-}
-
-/* W = -eta[r] g_W for each replica (W was 0). */
-static hcl_status apply_step(tl_work *w, const double *eta) {
-  tl_model *m = w->m;
-  size_t count = m->m2 * tl_phi_dim(m);
-  for (size_t r = 0; r < m->R; r++) {
-    size_t off = r * m->n_params + m->w_off;
-    HCL_TRY(hcl_host->axpby(m->ctx, (float)-eta[r], hcl_view(w->g, off, count), 0.0f,
-                            hcl_view(w->params, off, count), count));
-  }
-  return HCL_OK;
-}
-
-/* Ridge fit of a on samples first .. first+n_all-1 with the current W, b;
- * `alg` names the algorithm in errors. */
-static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *alg) {
+/* The fit's mean loss when the run's loss is mse, from the normal
+ * equations' own sums instead of a second forward over the samples:
+ *   (1/n) sum_i |S_i a / m2 - y_i|^2 / D
+ *     = (1/D) sum_d [a_d^T G a_d / m2 - 2 a_d^T c_d / m2 + (y^T y)_dd / n],
+ * G = S^T S/(n m2) (lower triangle), c = S^T y/n (w->c0), a = w->c, in
+ * double on the host. The terms cancel: G's float rounding enters relative
+ * to |a|^T |G| |a| / m2, so where that exceeds TL_FIT_CANCEL times the loss
+ * (small lambda, large |a|) *exact is 0 and the caller runs the forward. */
+#define TL_FIT_CANCEL 128.0
+static hcl_status fit_mse(tl_work *w, double *fit, int *exact) {
   tl_model *m = w->m;
   const hcl_host_api *host = hcl_host;
   size_t R = m->R, m2 = m->m2, D = m->D;
+  float *G = malloc(m2 * m2 * sizeof *G), *ac = malloc(2 * m2 * D * sizeof *ac), yy[R * D * D];
+  *exact = 1;
+  hcl_status rc = G && ac ? host->buf_read(m->ctx, w->yy, yy, sizeof yy)
+                          : host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
+  for (size_t r = 0; r < R && rc == HCL_OK; r++) {
+    rc = host->buf_read(m->ctx, hcl_view(w->G, r * m2 * m2, m2 * m2), G, m2 * m2 * sizeof *G);
+    if (rc == HCL_OK)
+      rc = host->buf_read(m->ctx, hcl_view(w->c, r * m2 * D, m2 * D), ac, m2 * D * sizeof *ac);
+    if (rc == HCL_OK)
+      rc = host->buf_read(m->ctx, hcl_view(w->c0, r * m2 * D, m2 * D), ac + m2 * D,
+                          m2 * D * sizeof *ac);
+    const float *a = ac, *c = ac + m2 * D;
+    double s = 0, mag = 0;
+    for (size_t d = 0; d < D && rc == HCL_OK; d++) {
+      double q = 0, l = 0;
+      for (size_t j = 0; j < m2; j++) {
+        double gj = 0, ga = 0; /* (G a_d)_j and (|G| |a_d|)_j from the lower triangle */
+        for (size_t i = 0; i < m2; i++) {
+          double e = (double)(i <= j ? G[j * m2 + i] : G[i * m2 + j]) * a[i * D + d];
+          gj += e;
+          ga += fabs(e);
+        }
+        q += gj * a[j * D + d];
+        mag += ga * fabs((double)a[j * D + d]);
+        l += (double)a[j * D + d] * c[j * D + d];
+      }
+      s += (q - 2 * l) / (double)m2 + yy[(r * D + d) * D + d];
+    }
+    fit[r] = s / (double)D;
+    if (!(mag / (double)m2 <= TL_FIT_CANCEL * s)) *exact = 0;
+  }
+  free(G);
+  free(ac);
+  return rc;
+}
+
+/* Ridge fit of a on samples first .. first+n_all-1 with the current W, b;
+ * `alg` names the algorithm in errors. fit [R] gets the fit's mean loss
+ * there (the run's loss). */
+static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *alg, double *fit) {
+  tl_model *m = w->m;
+  const hcl_host_api *host = hcl_host;
+  size_t R = m->R, m2 = m->m2, D = m->D;
+  int mse = HCL_HOST_HAS(train_loss_name) && !strcmp(host->train_loss_name(w->t), "mse");
   HCL_TRY(alloc_f(w, &w->G, R * m2 * m2));
   HCL_TRY(alloc_f(w, &w->c, R * m2 * D));
+  if (mse) {
+    HCL_TRY(alloc_f(w, &w->c0, R * m2 * D));
+    HCL_TRY(alloc_f(w, &w->yy, R * D * D));
+  }
   double inv_n = 1.0 / (double)n_all, inv_m2 = 1.0 / (double)m2;
   for (size_t off = 0; off < n_all; off += w->chunk) {
     size_t n = n_all - off < w->chunk ? n_all - off : w->chunk, span = R * n * m2;
     float beta = off == 0 ? 0.0f : 1.0f;
     /* s_j(x) = sigma2(w_j . phi(x) + b_j): the graph's last hidden layer */
     size_t dim = 0;
-    hcl_buf sv = hcl_view(m->u, 0, span);
+    hcl_buf sv = hcl_view(m->u, 0, span), y = hcl_view(w->y, 0, R * n * D);
     HCL_TRY(host->train_batch(w->t, HCL_STREAM_TRAIN, first + off, n,
-                              hcl_view(w->x, 0, R * n * m->d),
-                              hcl_view(w->y, 0, R * n * m->y_dim)));
+                              hcl_view(w->x, 0, R * n * m->d), y));
     HCL_TRY(host->train_features(w->t, m->two_layer ? 1 : 2, w->x, n, sv, &dim));
-    /* G += S^T S / (n m2), c += S^T y / n */
-    HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, m2, n, (float)(inv_m2 * inv_n), sv, m2, n * m2,
-                                sv, m2, n * m2, beta, w->G, m2, m2 * m2, R));
-    HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)inv_n, sv, m2, n * m2,
-                                hcl_view(w->y, 0, R * n * D), D, n * D, beta, w->c, D, m2 * D, R));
+    /* G += S^T S / (n m2), c += S^T y / n (and y^T y / n for the fit's mse) */
+    HCL_TRY(gram_lower(m, sv, n, (float)(inv_m2 * inv_n), beta, w->G));
+    HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)inv_n, sv, m2, n * m2, y, D, n * D,
+                                beta, w->c, D, m2 * D, R));
+    if (mse)
+      HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, D, D, n, (float)inv_n, y, D, n * D, y, D, n * D,
+                                  beta, w->yy, D, D * D, R));
   }
+  if (mse) HCL_TRY(host->buf_copy(m->ctx, w->c0, w->c, R * m2 * D * sizeof(float)));
   hcl_status st = host->solve_spd(m->ctx, w->G, w->c, R, m2, D, (float)m->lambda);
   if (st == HCL_ERR_NUMERIC) /* the solver cannot know which key sets lambda: say it here */
     return host->fail(m->ctx, st,
@@ -214,7 +189,9 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *al
   for (size_t r = 0; r < R; r++)
     HCL_TRY(host->buf_copy(m->ctx, hcl_view(w->params, r * m->n_params + m->a_off, m2 * D),
                            hcl_view(w->c, r * m2 * D, m2 * D), m2 * D * sizeof(float)));
-  return HCL_OK;
+  int exact = 0;
+  if (mse) HCL_TRY(fit_mse(w, fit, &exact));
+  return exact ? HCL_OK : mean_loss(w, first, n_all, fit);
 }
 
 static hcl_status algorithm1(tl_work *w, uint64_t P) {
@@ -222,22 +199,12 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
   const hcl_host_api *host = hcl_host;
   size_t R = m->R, n1 = (size_t)(P / 2), n2 = (size_t)(P - P / 2);
   double loss0[R], eta[R], fit[R];
-  HCL_TRY(alloc_f(w, &w->g, R * m->n_params));
-  HCL_TRY(alloc_f(w, &w->gtmp, R * m->n_params));
-  size_t wc = m->m2 * tl_phi_dim(m);
-  for (size_t r = 0; r < R; r++)
-    HCL_TRY(host->fill(m->ctx, hcl_view(w->params, r * m->n_params + m->w_off, wc), 0.0f, wc));
-  HCL_TRY(stage1_gradient(w, n1, loss0));
-  if (m->eta1 > 0)
-    for (size_t r = 0; r < R; r++) eta[r] = m->eta1;
-  else
-    HCL_TRY(auto_eta(w, n1, eta));
-  HCL_TRY(apply_step(w, eta));
+  tl_io io = {m, w->t, w->params, w->chunk, w->x, w->y, w->out, w->dout};
+  HCL_TRY(tl_stage1(&io, n1, loss0, eta));
   if (host->train_stop_requested(w->t))
     return host->fail(m->ctx, HCL_ERR_INTERRUPTED, "interrupted after stage 1");
   if (m->redraw_b) HCL_TRY(tl_draw_b(m, w->params, TL_STREAM_B2));
-  HCL_TRY(ridge(w, n1, n2, "algorithm1"));
-  HCL_TRY(mean_loss(w, n1, n2, fit));
+  HCL_TRY(ridge(w, n1, n2, "algorithm1", fit));
   hcl_metric extra[] = {{"stage1_loss", loss0}, {"eta1", eta}, {"ridge_loss", fit}};
   host->train_label(w->t, "algorithm1");
   return host->train_eval(w->t, extra, 3);
@@ -246,8 +213,7 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
 static hcl_status ridge_only(tl_work *w, uint64_t P) {
   size_t R = w->m->R;
   double fit[R];
-  HCL_TRY(ridge(w, 0, (size_t)P, "ridge"));
-  HCL_TRY(mean_loss(w, 0, (size_t)P, fit));
+  HCL_TRY(ridge(w, 0, (size_t)P, "ridge", fit));
   hcl_metric extra[] = {{"ridge_loss", fit}};
   hcl_host->train_label(w->t, "ridge");
   return hcl_host->train_eval(w->t, extra, 1);
