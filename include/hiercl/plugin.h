@@ -403,8 +403,9 @@ typedef struct hcl_host_api {
   hcl_status (*train_features)(hcl_trainer *t, size_t layer, hcl_buf x, size_t n, hcl_buf out,
                                size_t *dim);
   /* The run's loss as train_loss_grad computes it: "mse" (mean (f - y)^2
-   * over outputs), "cross_entropy", "logistic" or "hinge" (a closed form
-   * that holds for one loss only). Read only when struct_size covers it
+   * over outputs), "cross_entropy", "logistic", "hinge", or "unknown"
+   * for a loss newer than the plugin (for a closed form that holds for one
+   * loss only). Read only when struct_size covers it
    * (HCL_HOST_HAS). */
   const char *(*train_loss_name)(hcl_trainer *t);
 } hcl_host_api;
