@@ -26,7 +26,7 @@ typedef struct bench_row {
   const hcl_bench_case *c;
   int ok;
   char error[2048];
-  double steps, per_s, wall_s, cpu_s, gemm_flops, peak_bytes; /* the latest round */
+  double steps, cpu_s, gemm_flops, peak_bytes; /* the latest round */
   /* every round's replica-steps (or runs) per s and per CPU-s, and its PyTorch twin's */
   double rate[BENCH_MAX_REPEAT], cpu_rate[BENCH_MAX_REPEAT], torch_rate[BENCH_MAX_REPEAT];
   size_t rounds, torch_rounds;
@@ -35,8 +35,6 @@ typedef struct bench_row {
     double launches, device_s;
   } top[TOP_KERNELS];
   size_t n_top;
-  double
-      torch_per_s; /* the latest round's PyTorch twin, replica steps (or runs) per s; NaN: none */
   int torch_threads;
   char torch_version[48];
 } bench_row;
@@ -98,7 +96,7 @@ static void spread(const double *v, size_t n, double st[3]) {
 
 /* The row's figures over its rounds: hiercl's and the twin's replica rates,
  * hiercl's per CPU-s, and the per-round ratio (rounds are pairs: hiercl,
- * then its twin); NaN where a side has no round. */
+ * then its twin); NaN where a side has no round, and all NaN for a failed row. */
 typedef struct row_stats {
   double rate[3], cpu_rate[3], torch[3], ratio[3];
 } row_stats;
@@ -106,6 +104,7 @@ typedef struct row_stats {
 static row_stats row_spread(const bench_row *r) {
   row_stats s;
   for (int i = 0; i < 3; i++) s.rate[i] = s.cpu_rate[i] = s.torch[i] = s.ratio[i] = NAN;
+  if (!r->ok) return s;
   if (r->rounds) spread(r->rate, r->rounds, s.rate), spread(r->cpu_rate, r->rounds, s.cpu_rate);
   if (r->torch_rounds) spread(r->torch_rate, r->torch_rounds, s.torch);
   if (r->rounds && r->torch_rounds == r->rounds) {
@@ -160,27 +159,27 @@ static void run_case(bench_row *r, const char *tmp, int quick, const char *plugi
     return;
   }
   r->steps = json_num(sum, "steps");
-  r->wall_s = json_num(sum, "wall_s");
+  double wall_s = json_num(sum, "wall_s");
   r->cpu_s = json_num(sum, "cpu_s");
-  r->per_s = strcmp(r->c->unit, "run") ? json_num(sum, "steps_per_s") : 1 / r->wall_s;
+  double per_s = strcmp(r->c->unit, "run") ? json_num(sum, "steps_per_s") : 1 / wall_s;
   r->gemm_flops = json_num(sum, "gemm_flops");
   r->peak_bytes = json_num(sum, "peak_device_bytes");
   read_kernels(sum, r);
   free(sum);
-  r->ok = isfinite(r->per_s) && r->per_s > 0;
+  r->ok = isfinite(per_s) && per_s > 0;
   if (!r->ok) {
     snprintf(r->error, sizeof r->error, "%s: no steps_per_s", sum_path);
     return;
   }
-  r->rate[r->rounds] = r->per_s * r->c->replicas;
-  r->cpu_rate[r->rounds++] = r->per_s * r->c->replicas * r->wall_s / r->cpu_s;
+  r->rate[r->rounds] = per_s * r->c->replicas;
+  r->cpu_rate[r->rounds++] = per_s * r->c->replicas * wall_s / r->cpu_s;
 }
 
 /* The PyTorch twin of a row, same case, replicas and steps; on a CPU the
  * faster of 1 thread and all cores (PyTorch's OpenMP threads spin against
  * OpenBLAS's pool, so either can win). */
 static void run_torch(bench_row *r, const char *script, int quick) {
-  r->torch_per_s = NAN;
+  double best = NAN; /* replica steps (or runs) per s of the faster thread count */
   char exp[64];
   snprintf(exp, sizeof exp, "%.*s", (int)strcspn(r->c->name, "/"), r->c->name);
   unsigned steps = quick ? r->c->quick_steps : r->c->steps;
@@ -209,8 +208,8 @@ static void run_torch(bench_row *r, const char *script, int quick) {
       fprintf(stderr, "hiercl bench: note: PyTorch twin of %s failed: %s", r->c->name, line);
       return;
     }
-    if (!(v <= r->torch_per_s)) {
-      r->torch_per_s = v;
+    if (!(v <= best)) {
+      best = v;
       r->torch_threads = threads[t];
     }
     const char *iv = strstr(line, "\"implementation\": \"pytorch ");
@@ -218,7 +217,7 @@ static void run_torch(bench_row *r, const char *script, int quick) {
       snprintf(r->torch_version, sizeof r->torch_version, "%.*s", (int)strcspn(iv + 27, "\""),
                iv + 27);
   }
-  if (isfinite(r->torch_per_s)) r->torch_rate[r->torch_rounds++] = r->torch_per_s;
+  if (isfinite(best)) r->torch_rate[r->torch_rounds++] = best;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -373,7 +372,6 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
     else if (!csv)
       fputs("-", o);
     fputs(sep, o);
-    if (!r->ok) memset(&st, 0xff, sizeof st); /* NaN: a failed row reports no rate */
     cell(o, st.torch, r->torch_rounds, csv);
     fputs(sep, o);
     if (!csv && isfinite(st.ratio[0]) && r->rounds > 1)
@@ -544,7 +542,6 @@ int hcl_cmd_bench(int argc, char **argv) {
                 round + 1, repeat);
       else
         fprintf(stderr, "bench: %s on %s ...\n", r->c->name, r->dev->id);
-      r->torch_per_s = NAN;
       run_case(r, tmp, quick, plugin_path);
       if (r->ok && script) run_torch(r, script, quick);
       if (!r->ok) {
