@@ -1,7 +1,8 @@
 /* The runtime's own kernels (runtime/ops.c launches them; common.cl and
- * ops_args.h, the argument structs and group shapes, are prepended). Buffers are (pointer, offset in floats); sizes are ulong.
- * Reductions have fixed work-group shapes and a fixed summation order, so a
- * result does not depend on the device's scheduling: same bits every run. */
+ * ops_args.h, the argument structs and group shapes, are prepended).
+ * Buffers are (pointer, offset in floats); sizes are ulong. Reductions have
+ * fixed work-group shapes and a fixed summation order, so a result does not
+ * depend on the device's scheduling: same bits every run. */
 
 /* The fields of hcl_gemm_p p as locals of the same names. */
 #define HCL_GEMM_UNPACK(p)                                                                         \

@@ -648,13 +648,14 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
                   .ldc = ldc,
                   .sc = sc};
   hcl_arg args[] = {HCL_ARG(p), HCL_ARG(a.mem), HCL_ARG(b.mem), HCL_ARG(c.mem)};
-  if (hcl_ops_cpu_paths(ctx) && k * ((n + 15) / 16 * 16) <= HCL_TILE_LOCAL) {
-    size_t tiles = (m + 3) / 4, l = tiles < 64 ? tiles : 64; /* see hcl_k_gemm_tile */
-    size_t gws[2] = {l, batch}, lws[2] = {l, 1};
-    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_TILE], 2, gws, lws, "gemm_small", 4, args);
-  }
-  if (hcl_ops_cpu_paths(ctx)) { /* CPUs: one row per work-item (see hcl_k_gemm_row); groups
-                                 * of one entry's rows (PoCL's own choice was one group) */
+  if (hcl_ops_cpu_paths(ctx)) {
+    if (k * ((n + 15) / 16 * 16) <= HCL_TILE_LOCAL) { /* op(B) fits: see hcl_k_gemm_tile */
+      size_t tiles = (m + 3) / 4, l = tiles < 64 ? tiles : 64;
+      size_t gws[2] = {l, batch}, lws[2] = {l, 1};
+      return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_TILE], 2, gws, lws, "gemm_small", 4, args);
+    }
+    /* one row per work-item (see hcl_k_gemm_row); groups of one entry's rows
+     * (PoCL's own choice was one group) */
     size_t l = m < 64 ? m : 64, gws[2] = {round_up(m, l), batch}, lws[2] = {l, 1};
     return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_ROW], 2, gws, lws, "gemm_small", 4, args);
   }
