@@ -123,8 +123,12 @@ static void layout(tl_model *m) {
   m->n_blocks = n;
 }
 
+hcl_status tl_alloc_f(tl_model *m, hcl_buf *b, size_t n) {
+  return hcl_host->buf_alloc(m->ctx, n * sizeof(float), b);
+}
+
 static hcl_status alloc_act(tl_model *m, size_t rows, size_t width, hcl_buf *b) {
-  return hcl_host->buf_alloc(m->ctx, m->R * rows * width * sizeof(float), b);
+  return tl_alloc_f(m, b, m->R * rows * width);
 }
 
 hcl_status tl_scratch(tl_model *m, size_t rows) {

@@ -32,10 +32,6 @@ static void s1_free(tl_model *m, s1_bufs *s) {
     if (bufs[i]->mem) hcl_host->buf_free(m->ctx, bufs[i]);
 }
 
-static hcl_status alloc_f(tl_model *m, hcl_buf *b, size_t n) {
-  return hcl_host->buf_alloc(m->ctx, n * sizeof(float), b);
-}
-
 /* ybar [R, y_dim] = mean label over samples 0 .. n1-1. */
 static hcl_status label_mean(const tl_io *io, size_t n1, hcl_buf ybar) {
   tl_model *m = io->m;
@@ -181,18 +177,18 @@ static hcl_status stage1(const tl_io *io, s1_bufs *s, size_t n1, double *loss0, 
                          double *C) {
   tl_model *m = io->m;
   size_t R = m->R, D = m->D, k = tl_phi_dim(m), m2 = m->m2;
-  HCL_TRY(alloc_f(m, &s->unit, 3 * R * m2));
-  HCL_TRY(alloc_f(m, &s->f0, R * D));
-  HCL_TRY(alloc_f(m, &s->v, R * k * D));
-  HCL_TRY(alloc_f(m, &s->cw, R * m2 * D));
-  HCL_TRY(alloc_f(m, &s->uu, R * D * D));
+  HCL_TRY(tl_alloc_f(m, &s->unit, 3 * R * m2));
+  HCL_TRY(tl_alloc_f(m, &s->f0, R * D));
+  HCL_TRY(tl_alloc_f(m, &s->v, R * k * D));
+  HCL_TRY(tl_alloc_f(m, &s->cw, R * m2 * D));
+  HCL_TRY(tl_alloc_f(m, &s->uu, R * D * D));
   double f0[R * D];
   HCL_TRY(unit_terms(io, s, f0, C));
   /* with center_y (one real label per output) the output is shifted by the
    * label mean: the loss of f + ybar against y is that of f against y - ybar */
   if (m->center_y && m->task != HCL_TASK_CLASSES && m->y_dim == D) {
     hcl_buf ybar;
-    HCL_TRY(alloc_f(m, &ybar, R * D));
+    HCL_TRY(tl_alloc_f(m, &ybar, R * D));
     hcl_status rc = label_mean(io, n1, ybar);
     if (rc == HCL_OK)
       rc = hcl_host->bias_act(m->ctx, HCL_ACT_IDENTITY, s->f0, ybar, D, s->f0, R, 1, D);

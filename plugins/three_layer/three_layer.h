@@ -82,6 +82,8 @@ hcl_status tl_graph(void *self, hcl_graph *g);
  * train()) or `p` (inside a probe), or x / sqrt(d) for two_layer. */
 hcl_status tl_phi(tl_model *m, hcl_trainer *t, hcl_probe *p, hcl_buf x, size_t n);
 hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t);
+/* A device buffer of n floats in m's context. */
+hcl_status tl_alloc_f(tl_model *m, hcl_buf *b, size_t n);
 
 /* What an algorithm's stages share: the model, the trainer, its parameters
  * and the batch buffers of chunks of up to `chunk` samples: x [R, chunk, d],

@@ -26,56 +26,50 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Scratch of one algorithm run: a batch of samples and model outputs. */
+/* Scratch of one algorithm run: the stages' shared batch buffers (io), and
+ * the ridge system's G, c, its copy c0 and y^T y (yy). */
 typedef struct tl_work {
-  tl_model *m;
-  hcl_trainer *t;
-  hcl_buf params;
-  size_t chunk;
-  hcl_buf x, y, out, dout, G, c, c0, yy;
+  tl_io io;
+  hcl_buf G, c, c0, yy;
 } tl_work;
 
 static void work_free(tl_work *w) {
-  hcl_buf *bufs[] = {&w->x, &w->y, &w->out, &w->dout, &w->G, &w->c, &w->c0, &w->yy};
+  hcl_buf *bufs[] = {&w->io.x, &w->io.y, &w->io.out, &w->io.dout, &w->G, &w->c, &w->c0, &w->yy};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-    if (bufs[i]->mem) hcl_host->buf_free(w->m->ctx, bufs[i]);
-}
-
-static hcl_status alloc_f(tl_work *w, hcl_buf *b, size_t n) {
-  return hcl_host->buf_alloc(w->m->ctx, n * sizeof(float), b);
+    if (bufs[i]->mem) hcl_host->buf_free(w->io.m->ctx, bufs[i]);
 }
 
 static hcl_status work_alloc(tl_work *w) {
-  tl_model *m = w->m;
-  size_t R = m->R, B = w->chunk;
-  HCL_TRY(alloc_f(w, &w->x, R * B * m->d));
-  HCL_TRY(alloc_f(w, &w->y, R * B * m->y_dim));
-  HCL_TRY(alloc_f(w, &w->out, R * B * m->D));
-  return alloc_f(w, &w->dout, R * B * m->D);
+  tl_model *m = w->io.m;
+  size_t R = m->R, B = w->io.chunk;
+  HCL_TRY(tl_alloc_f(m, &w->io.x, R * B * m->d));
+  HCL_TRY(tl_alloc_f(m, &w->io.y, R * B * m->y_dim));
+  HCL_TRY(tl_alloc_f(m, &w->io.out, R * B * m->D));
+  return tl_alloc_f(m, &w->io.dout, R * B * m->D);
 }
 
-/* Samples first .. first+n-1 of the training stream into w->x, w->y, and
+/* Samples first .. first+n-1 of the training stream into w->io.x, w->io.y, and
  * the model's forward on them. */
 static hcl_status batch_forward(tl_work *w, uint64_t first, size_t n) {
-  tl_model *m = w->m;
-  HCL_TRY(hcl_host->train_batch(w->t, HCL_STREAM_TRAIN, first, n,
-                                hcl_view(w->x, 0, m->R * n * m->d),
-                                hcl_view(w->y, 0, m->R * n * m->y_dim)));
-  return hcl_host->train_forward(w->t, w->x, n, hcl_view(w->out, 0, m->R * n * m->D));
+  tl_model *m = w->io.m;
+  HCL_TRY(hcl_host->train_batch(w->io.t, HCL_STREAM_TRAIN, first, n,
+                                hcl_view(w->io.x, 0, m->R * n * m->d),
+                                hcl_view(w->io.y, 0, m->R * n * m->y_dim)));
+  return hcl_host->train_forward(w->io.t, w->io.x, n, hcl_view(w->io.out, 0, m->R * n * m->D));
 }
 
 /* Mean training loss over samples first .. first+n_all-1 (per replica). */
 static hcl_status mean_loss(tl_work *w, uint64_t first, size_t n_all, double *loss) {
-  tl_model *m = w->m;
+  tl_model *m = w->io.m;
   size_t R = m->R;
   double part[R];
   for (size_t r = 0; r < R; r++) loss[r] = 0;
   hcl_buf none = {0};
-  for (size_t off = 0; off < n_all; off += w->chunk) {
-    size_t n = n_all - off < w->chunk ? n_all - off : w->chunk;
+  for (size_t off = 0; off < n_all; off += w->io.chunk) {
+    size_t n = n_all - off < w->io.chunk ? n_all - off : w->io.chunk;
     HCL_TRY(batch_forward(w, first + off, n));
-    HCL_TRY(hcl_host->train_loss_grad(w->t, hcl_view(w->out, 0, R * n * m->D),
-                                      hcl_view(w->y, 0, R * n * m->y_dim), n, 0.0f, none, part));
+    HCL_TRY(hcl_host->train_loss_grad(w->io.t, hcl_view(w->io.out, 0, R * n * m->D),
+                                      hcl_view(w->io.y, 0, R * n * m->y_dim), n, 0.0f, none, part));
     for (size_t r = 0; r < R; r++) loss[r] += part[r] * (double)n / (double)n_all;
   }
   return HCL_OK;
@@ -106,7 +100,7 @@ static hcl_status gram_lower(tl_model *m, hcl_buf S, size_t n, float alpha, floa
  * (small lambda, large |a|) *exact is 0 and the caller runs the forward. */
 #define TL_FIT_CANCEL 128.0
 static hcl_status fit_mse(tl_work *w, double *fit, int *exact) {
-  tl_model *m = w->m;
+  tl_model *m = w->io.m;
   const hcl_host_api *host = hcl_host;
   size_t R = m->R, m2 = m->m2, D = m->D;
   float *G = malloc(m2 * m2 * sizeof *G), *ac = malloc(2 * m2 * D * sizeof *ac), yy[R * D * D];
@@ -149,26 +143,26 @@ static hcl_status fit_mse(tl_work *w, double *fit, int *exact) {
  * `alg` names the algorithm in errors. fit [R] gets the fit's mean loss
  * there (the run's loss). */
 static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *alg, double *fit) {
-  tl_model *m = w->m;
+  tl_model *m = w->io.m;
   const hcl_host_api *host = hcl_host;
   size_t R = m->R, m2 = m->m2, D = m->D;
-  int mse = HCL_HOST_HAS(train_loss_name) && !strcmp(host->train_loss_name(w->t), "mse");
-  HCL_TRY(alloc_f(w, &w->G, R * m2 * m2));
-  HCL_TRY(alloc_f(w, &w->c, R * m2 * D));
+  int mse = HCL_HOST_HAS(train_loss_name) && !strcmp(host->train_loss_name(w->io.t), "mse");
+  HCL_TRY(tl_alloc_f(m, &w->G, R * m2 * m2));
+  HCL_TRY(tl_alloc_f(m, &w->c, R * m2 * D));
   if (mse) {
-    HCL_TRY(alloc_f(w, &w->c0, R * m2 * D));
-    HCL_TRY(alloc_f(w, &w->yy, R * D * D));
+    HCL_TRY(tl_alloc_f(m, &w->c0, R * m2 * D));
+    HCL_TRY(tl_alloc_f(m, &w->yy, R * D * D));
   }
   double inv_n = 1.0 / (double)n_all, inv_m2 = 1.0 / (double)m2;
-  for (size_t off = 0; off < n_all; off += w->chunk) {
-    size_t n = n_all - off < w->chunk ? n_all - off : w->chunk, span = R * n * m2;
+  for (size_t off = 0; off < n_all; off += w->io.chunk) {
+    size_t n = n_all - off < w->io.chunk ? n_all - off : w->io.chunk, span = R * n * m2;
     float beta = off == 0 ? 0.0f : 1.0f;
     /* s_j(x) = sigma2(w_j . phi(x) + b_j): the graph's last hidden layer */
     size_t dim = 0;
-    hcl_buf sv = hcl_view(m->u, 0, span), y = hcl_view(w->y, 0, R * n * D);
-    HCL_TRY(host->train_batch(w->t, HCL_STREAM_TRAIN, first + off, n,
-                              hcl_view(w->x, 0, R * n * m->d), y));
-    HCL_TRY(host->train_features(w->t, m->two_layer ? 1 : 2, w->x, n, sv, &dim));
+    hcl_buf sv = hcl_view(m->u, 0, span), y = hcl_view(w->io.y, 0, R * n * D);
+    HCL_TRY(host->train_batch(w->io.t, HCL_STREAM_TRAIN, first + off, n,
+                              hcl_view(w->io.x, 0, R * n * m->d), y));
+    HCL_TRY(host->train_features(w->io.t, m->two_layer ? 1 : 2, w->io.x, n, sv, &dim));
     /* G += S^T S / (n m2), c += S^T y / n (and y^T y / n for the fit's mse) */
     HCL_TRY(gram_lower(m, sv, n, (float)(inv_m2 * inv_n), beta, w->G));
     HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)inv_n, sv, m2, n * m2, y, D, n * D,
@@ -187,7 +181,7 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *al
                       alg, m->lambda);
   HCL_TRY(st);
   for (size_t r = 0; r < R; r++)
-    HCL_TRY(host->buf_copy(m->ctx, hcl_view(w->params, r * m->n_params + m->a_off, m2 * D),
+    HCL_TRY(host->buf_copy(m->ctx, hcl_view(w->io.params, r * m->n_params + m->a_off, m2 * D),
                            hcl_view(w->c, r * m2 * D, m2 * D), m2 * D * sizeof(float)));
   int exact = 0;
   if (mse) HCL_TRY(fit_mse(w, fit, &exact));
@@ -195,28 +189,27 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *al
 }
 
 static hcl_status algorithm1(tl_work *w, uint64_t P) {
-  tl_model *m = w->m;
+  tl_model *m = w->io.m;
   const hcl_host_api *host = hcl_host;
   size_t R = m->R, n1 = (size_t)(P / 2), n2 = (size_t)(P - P / 2);
   double loss0[R], eta[R], fit[R];
-  tl_io io = {m, w->t, w->params, w->chunk, w->x, w->y, w->out, w->dout};
-  HCL_TRY(tl_stage1(&io, n1, loss0, eta));
-  if (host->train_stop_requested(w->t))
+  HCL_TRY(tl_stage1(&w->io, n1, loss0, eta));
+  if (host->train_stop_requested(w->io.t))
     return host->fail(m->ctx, HCL_ERR_INTERRUPTED, "interrupted after stage 1");
-  if (m->redraw_b) HCL_TRY(tl_draw_b(m, w->params, TL_STREAM_B2));
+  if (m->redraw_b) HCL_TRY(tl_draw_b(m, w->io.params, TL_STREAM_B2));
   HCL_TRY(ridge(w, n1, n2, "algorithm1", fit));
   hcl_metric extra[] = {{"stage1_loss", loss0}, {"eta1", eta}, {"ridge_loss", fit}};
-  host->train_label(w->t, "algorithm1");
-  return host->train_eval(w->t, extra, 3);
+  host->train_label(w->io.t, "algorithm1");
+  return host->train_eval(w->io.t, extra, 3);
 }
 
 static hcl_status ridge_only(tl_work *w, uint64_t P) {
-  size_t R = w->m->R;
+  size_t R = w->io.m->R;
   double fit[R];
   HCL_TRY(ridge(w, 0, (size_t)P, "ridge", fit));
   hcl_metric extra[] = {{"ridge_loss", fit}};
-  hcl_host->train_label(w->t, "ridge");
-  return hcl_host->train_eval(w->t, extra, 1);
+  hcl_host->train_label(w->io.t, "ridge");
+  return hcl_host->train_eval(w->io.t, extra, 1);
 }
 
 /* What algorithm1 and ridge need of the model and of the training-set size
@@ -253,10 +246,10 @@ hcl_status tl_train(void *self, const char *algorithm, hcl_trainer *t) {
   uint64_t P = host->train_size(t);
   hcl_report rep = {.host = host, .ctx = m->ctx};
   HCL_TRY(tl_train_check(&rep, m, algorithm, P));
-  tl_work w = {.m = m, .t = t, .params = host->train_params(t), .chunk = m->max_batch};
+  tl_work w = {.io = {.m = m, .t = t, .params = host->train_params(t), .chunk = m->max_batch}};
   /* the largest chunk: of the second half (algorithm1), of all P (ridge) */
   uint64_t most = alg1 ? P - P / 2 : P;
-  HCL_TRY(tl_scratch(m, most < w.chunk ? (size_t)most : w.chunk));
+  HCL_TRY(tl_scratch(m, most < w.io.chunk ? (size_t)most : w.io.chunk));
   hcl_status rc = work_alloc(&w);
   if (rc == HCL_OK) rc = alg1 ? algorithm1(&w, P) : ridge_only(&w, P);
   work_free(&w);
