@@ -38,8 +38,7 @@ static hcl_status label_mean(const tl_io *io, size_t n1, hcl_buf ybar) {
   size_t R = m->R, yd = m->y_dim;
   for (size_t off = 0; off < n1; off += io->chunk) {
     size_t n = n1 - off < io->chunk ? n1 - off : io->chunk;
-    HCL_TRY(hcl_host->train_batch(io->t, HCL_STREAM_TRAIN, off, n, hcl_view(io->x, 0, R * n * m->d),
-                                  hcl_view(io->y, 0, R * n * yd)));
+    HCL_TRY(tl_load(io, off, n));
     HCL_TRY(hcl_host->col_sum(m->ctx, hcl_view(io->y, 0, R * n * yd), ybar, yd, R, n, yd,
                               (float)(1.0 / (double)n1), off == 0 ? 0.0f : 1.0f));
   }
@@ -86,11 +85,8 @@ static hcl_status unit_terms(const tl_io *io, s1_bufs *s, double *f0, double *C)
 /* Samples off .. off+n-1 of the first half into io->x, io->y and their phi
  * into m->phi. */
 static hcl_status chunk_phi(const tl_io *io, size_t off, size_t n) {
-  tl_model *m = io->m;
-  HCL_TRY(hcl_host->train_batch(io->t, HCL_STREAM_TRAIN, off, n,
-                                hcl_view(io->x, 0, m->R * n * m->d),
-                                hcl_view(io->y, 0, m->R * n * m->y_dim)));
-  return tl_phi(m, io->t, NULL, io->x, n);
+  HCL_TRY(tl_load(io, off, n));
+  return tl_phi(io->m, io->t, NULL, io->x, n);
 }
 
 /* v = sum_i dout_i phi_i^T over the first half; loss0 the mean loss at f0. */

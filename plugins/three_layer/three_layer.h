@@ -95,6 +95,8 @@ typedef struct tl_io {
   size_t chunk;
   hcl_buf x, y, out, dout;
 } tl_io;
+/* Training samples first .. first+n-1 into io->x and io->y (train.c). */
+hcl_status tl_load(const tl_io *io, uint64_t first, size_t n);
 /* Algorithm 1's stage 1 on samples 0 .. n1-1 (stage1.c): W = -eta grad_W L
  * at W = 0, in closed form; loss0 [R] gets the mean loss there, eta [R] the
  * step (eta1, or the automatic one). Uses m->phi (tl_scratch of chunk rows). */

@@ -48,13 +48,17 @@ static hcl_status work_alloc(tl_work *w) {
   return tl_alloc_f(m, &w->io.dout, R * B * m->D);
 }
 
-/* Samples first .. first+n-1 of the training stream into w->io.x, w->io.y, and
- * the model's forward on them. */
+hcl_status tl_load(const tl_io *io, uint64_t first, size_t n) {
+  tl_model *m = io->m;
+  return hcl_host->train_batch(io->t, HCL_STREAM_TRAIN, first, n,
+                               hcl_view(io->x, 0, m->R * n * m->d),
+                               hcl_view(io->y, 0, m->R * n * m->y_dim));
+}
+
+/* Samples first .. first+n-1 (tl_load) and the model's forward on them. */
 static hcl_status batch_forward(tl_work *w, uint64_t first, size_t n) {
   tl_model *m = w->io.m;
-  HCL_TRY(hcl_host->train_batch(w->io.t, HCL_STREAM_TRAIN, first, n,
-                                hcl_view(w->io.x, 0, m->R * n * m->d),
-                                hcl_view(w->io.y, 0, m->R * n * m->y_dim)));
+  HCL_TRY(tl_load(&w->io, first, n));
   return hcl_host->train_forward(w->io.t, w->io.x, n, hcl_view(w->io.out, 0, m->R * n * m->D));
 }
 
@@ -160,8 +164,7 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *al
     /* s_j(x) = sigma2(w_j . phi(x) + b_j): the graph's last hidden layer */
     size_t dim = 0;
     hcl_buf sv = hcl_view(m->u, 0, span), y = hcl_view(w->io.y, 0, R * n * D);
-    HCL_TRY(host->train_batch(w->io.t, HCL_STREAM_TRAIN, first + off, n,
-                              hcl_view(w->io.x, 0, R * n * m->d), y));
+    HCL_TRY(tl_load(&w->io, first + off, n)); /* y_dim = D (tl_train_check) */
     HCL_TRY(host->train_features(w->io.t, m->two_layer ? 1 : 2, w->io.x, n, sv, &dim));
     /* G += S^T S / (n m2), c += S^T y / n (and y^T y / n for the fit's mse) */
     HCL_TRY(gram_lower(m, sv, n, (float)(inv_m2 * inv_n), beta, w->G));
