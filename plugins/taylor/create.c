@@ -199,7 +199,7 @@ static hcl_status check_buffers(hcl_taylor *m) {
   if (host->struct_size < offsetof(hcl_host_api, mem_check) + sizeof host->mem_check) return HCL_OK;
   double rb = (double)m->R * (double)m->max_batch * sizeof(float);
   double D = m->neural ? (double)m->D : 0.0, w = (double)m->m;
-  double xs = (double)m->R * (double)((m->m + 15) / 16) * (double)((m->dz + 15) / 16) * 1024.0;
+  double xs = hcl_taylor_fused_acc_bytes(m);
   double head = m->fused ? xs : rb * w; /* fused: tay_fused_wgrad's accumulators */
   double all = rb * 3.0 * D + (m->fused ? xs : 3.0 * head), big = rb * D > head ? rb * D : head,
          cap = (double)SIZE_MAX / 8.0;

@@ -113,7 +113,11 @@ hcl_status hcl_taylor_fused_setup(hcl_taylor *m) {
   HCL_TRY(host->kernel(m->ctx, m->prog, "tay_fused_head", &m->k_fhead));
   HCL_TRY(host->kernel(m->ctx, m->prog, "tay_fused_wgrad", &m->k_fwgrad));
   HCL_TRY(host->buf_alloc(m->ctx, m->R * 2 * m->dz * m->m * sizeof(float), &m->wtb));
-  /* tay_fused_wgrad's accumulators: 16 x 16 per (replica, 16 r, 16 columns) */
-  size_t tiles = ((m->m + 15) / 16) * ((m->dz + 15) / 16);
-  return host->buf_alloc(m->ctx, m->R * tiles * 256 * sizeof(float), &m->xsb);
+  return host->buf_alloc(m->ctx, (size_t)hcl_taylor_fused_acc_bytes(m), &m->xsb);
+}
+
+/* tay_fused_wgrad's accumulators: 16 x 16 per (replica, 16 units, 16 columns) */
+double hcl_taylor_fused_acc_bytes(const hcl_taylor *m) {
+  return (double)m->R * (double)((m->m + 15) / 16) * (double)((m->dz + 15) / 16) * 256.0 *
+         sizeof(float);
 }

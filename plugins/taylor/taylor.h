@@ -119,6 +119,9 @@ void hcl_taylor_ops(hcl_taylor *m);
 void hcl_taylor_fused_op(hcl_taylor *m);
 /* Its kernels and scratch buffers (create(), CPU devices only). */
 hcl_status hcl_taylor_fused_setup(hcl_taylor *m);
+/* Bytes of the fused backward's accumulators (xsb), in double so that the
+ * memory check sees a size too large for size_t. */
+double hcl_taylor_fused_acc_bytes(const hcl_taylor *m);
 /* The forward pass as a graph (hcl_model_vt.graph): the runtime derives
  * backward and features (layer 1: the model's input z). */
 hcl_status hcl_taylor_graph(void *self, hcl_graph *g);
