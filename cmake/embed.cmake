@@ -8,5 +8,6 @@ function(hcl_embed_cl out_c var file)
     COMMAND ${CMAKE_COMMAND} -DIN=${file} "-DHEADERS=${headers}" -DOUT=${out_c} -DVAR=${var}
             -P ${PROJECT_SOURCE_DIR}/cmake/embed_file.cmake
     DEPENDS ${file} ${ARGN} ${PROJECT_SOURCE_DIR}/cmake/embed_file.cmake
-    COMMENT "Embedding ${file}")
+    COMMENT "Embedding ${file}"
+    VERBATIM)
 endfunction()

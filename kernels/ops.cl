@@ -4,13 +4,6 @@
  * fixed work-group shapes and a fixed summation order, so a result does not
  * depend on the device's scheduling: same bits every run. */
 
-/* The fields of hcl_gemm_p p as locals of the same names. */
-#define HCL_GEMM_UNPACK(p)                                                                         \
-  int ta = (p).ta, tb = (p).tb;                                                                    \
-  float alpha = (p).alpha, beta = (p).beta;                                                        \
-  ulong m = (p).m, n = (p).n, k = (p).k, a_off = (p).a_off, lda = (p).lda, sa = (p).sa;            \
-  ulong b_off = (p).b_off, ldb = (p).ldb, sb = (p).sb, c_off = (p).c_off, ldc = (p).ldc;           \
-  ulong sc = (p).sc
 
 /* One kernel per activation: a run-time switch around tanh keeps PoCL from
  * vectorising the loop (8x slower measured), so ACT is a compile-time constant. */
@@ -85,36 +78,13 @@ hcl_k_col_sum(hcl_colsum_p cp, __global const float *x, __global float *out) {
  * floats at a time. Deterministic too (a different fixed order than the
  * group version, so CPU and GPU bits differ). gws = (>= ceil(cols/8), R). */
 __kernel void hcl_k_col_sum_vec(hcl_colsum_p cp, __global const float *x, __global float *out) {
-  ulong x_off = cp.x_off, out_off = cp.out_off, out_stride = cp.out_stride, rows = cp.rows;
-  ulong cols = cp.cols;
-  float alpha = cp.alpha, beta = cp.beta;
-  size_t c0 = get_global_id(0) * 8, r = get_global_id(1);
-  if (c0 >= cols) return;
-  __global const float *p = x + x_off + r * rows * cols;
-  __global float *o = out + out_off + r * out_stride;
-  if (c0 + 8 <= cols) {
-    float8 s = (float8)(0.0f);
-    for (size_t i = 0; i < rows; i++) s += vload8(0, p + i * cols + c0);
-    float8 v = alpha * s;
-    if (beta != 0.0f) v = beta * vload8(0, o + c0) + v;
-    vstore8(v, 0, o + c0);
-    return;
-  }
-  for (size_t c = c0; c < cols; c++) {
-    float s = 0.0f;
-    for (size_t i = 0; i < rows; i++) s += p[i * cols + c];
-    float v = alpha * s;
-    o[c] = beta == 0.0f ? v : beta * o[c] + v;
-  }
+  hcl_col_sum_vec_at(cp, x, out, get_global_id(0) * 8, get_global_id(1));
 }
 
 /* y = a*x + b*y (b == 0: y not read). */
 __kernel void hcl_k_axpby(float a, __global const float *x, ulong x_off, float b, __global float *y,
                           ulong y_off, ulong n) {
-  size_t e = get_global_id(0);
-  if (e >= n) return;
-  float v = a * x[x_off + e];
-  y[y_off + e] = b == 0.0f ? v : v + b * y[y_off + e];
+  hcl_axpby_at(a, x, x_off, b, y, y_off, n, get_global_id(0));
 }
 
 __kernel void hcl_k_fill(__global float *y, ulong y_off, float value, ulong n) {
@@ -443,25 +413,7 @@ __kernel void hcl_k_gemm_ref(int ta, int tb, ulong m, ulong n, ulong k, float al
  * gws = (>= rows, batch). */
 __kernel void hcl_k_gemv_dot(hcl_thin_p t, __global const float *M, __global const float *v,
                              __global float *out) {
-  ulong rows = t.d0, k = t.d1, m_off = t.o0, ldm = t.i0, sm = t.s0, v_off = t.o1, incv = t.i1;
-  ulong sv = t.s1, o_off = t.o2, inco = t.i2, so = t.s2;
-  float alpha = t.alpha, beta = t.beta;
-  size_t i = get_global_id(0), q = get_global_id(1);
-  if (i >= rows) return;
-  __global const float *mr = M + m_off + q * sm + i * ldm;
-  __global const float *vv = v + v_off + q * sv;
-  float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-  size_t p = 0;
-  for (; p + 4 <= k; p += 4) {
-    s0 += mr[p] * vv[p * incv];
-    s1 += mr[p + 1] * vv[(p + 1) * incv];
-    s2 += mr[p + 2] * vv[(p + 2) * incv];
-    s3 += mr[p + 3] * vv[(p + 3) * incv];
-  }
-  for (; p < k; p++) s0 += mr[p] * vv[p * incv];
-  float val = alpha * ((s0 + s1) + (s2 + s3));
-  size_t o = o_off + q * so + i * inco;
-  out[o] = beta == 0.0f ? val : val + beta * out[o];
+  hcl_gemv_dot_at(t, M, v, out, get_global_id(0), get_global_id(1));
 }
 
 /* out[q][j*inco] = alpha sum_p v[q][p*incv] M[q][p*ldm + j] (+ beta out):
@@ -469,43 +421,14 @@ __kernel void hcl_k_gemv_dot(hcl_thin_p t, __global const float *M, __global con
  * gws = (>= ceil(cols / 8), batch). */
 __kernel void hcl_k_gemv_axpy(hcl_thin_p t, __global const float *M, __global const float *v,
                               __global float *out) {
-  ulong cols = t.d0, k = t.d1, m_off = t.o0, ldm = t.i0, sm = t.s0, v_off = t.o1, incv = t.i1;
-  ulong sv = t.s1, o_off = t.o2, inco = t.i2, so = t.s2;
-  float alpha = t.alpha, beta = t.beta;
-  size_t j0 = get_global_id(0) * 8, q = get_global_id(1);
-  if (j0 >= cols) return;
-  __global const float *mq = M + m_off + q * sm;
-  __global const float *vv = v + v_off + q * sv;
-  __global float *oq = out + o_off + q * so;
-  if (j0 + 8 <= cols && inco == 1) {
-    float8 s = (float8)(0.0f);
-    for (size_t p = 0; p < k; p++) s += vv[p * incv] * vload8(0, mq + p * ldm + j0);
-    float8 val = alpha * s;
-    if (beta != 0.0f) val = val + beta * vload8(0, oq + j0);
-    vstore8(val, 0, oq + j0);
-    return;
-  }
-  size_t j1 = j0 + 8 < cols ? j0 + 8 : cols;
-  for (size_t j = j0; j < j1; j++) {
-    float s = 0.0f;
-    for (size_t p = 0; p < k; p++) s += vv[p * incv] * mq[p * ldm + j];
-    float val = alpha * s;
-    oq[j * inco] = beta == 0.0f ? val : val + beta * oq[j * inco];
-  }
+  hcl_gemv_axpy_at(t, M, v, out, get_global_id(0) * 8, get_global_id(1));
 }
 
 /* Rank one: c[q][i*ldc + j] = alpha (u[q][i*incu] v[q][j*incv]) (+ beta c).
  * gws = (>= n, >= m, batch). */
 __kernel void hcl_k_ger(hcl_thin_p t, __global const float *u, __global const float *v,
                         __global float *c) {
-  ulong m = t.d0, n = t.d1, u_off = t.o0, incu = t.i0, su = t.s0, v_off = t.o1, incv = t.i1;
-  ulong sv = t.s1, c_off = t.o2, ldc = t.i2, sc = t.s2;
-  float alpha = t.alpha, beta = t.beta;
-  size_t j = get_global_id(0), i = get_global_id(1), q = get_global_id(2);
-  if (i >= m || j >= n) return;
-  float val = alpha * (u[u_off + q * su + i * incu] * v[v_off + q * sv + j * incv]);
-  size_t o = c_off + q * sc + i * ldc + j;
-  c[o] = beta == 0.0f ? val : val + beta * c[o];
+  hcl_ger_at(t, u, v, c, get_global_id(0), get_global_id(1), get_global_id(2));
 }
 
 /* GPUs: one output per work-item (more parallel work; 4 columns per item
@@ -534,58 +457,9 @@ __kernel void hcl_k_gemm_small1(hcl_gemm_p g, __global const float *a, __global 
  * over p in order, as hcl_k_gemm_small1 does (the same bits).
  * c[q][i*ldc + j] = alpha sum_p opA(i,p) opB(p,j) (+ beta c).
  * gws = (m, batch). */
-#define HCL_ROW_B8N(j, p) vload8(0, bq + (p)*ldb + (j))
-#define HCL_ROW_B8T(j, p)                                                                        \
-  (float8)(bq[(j)*ldb + (p)], bq[((j) + 1) * ldb + (p)], bq[((j) + 2) * ldb + (p)],             \
-           bq[((j) + 3) * ldb + (p)], bq[((j) + 4) * ldb + (p)], bq[((j) + 5) * ldb + (p)],     \
-           bq[((j) + 6) * ldb + (p)], bq[((j) + 7) * ldb + (p)])
-#define HCL_ROW_STORE8(acc, j)                                                                   \
-  do {                                                                                           \
-    float8 u_ = alpha * (acc);                                                                   \
-    if (beta != 0.0f) u_ += beta * vload8(0, cr + (j));                                          \
-    vstore8(u_, 0, cr + (j));                                                                    \
-  } while (0)
-/* the columns [j, n - n % 8) of the row, op(B)'s 8 columns read by LOAD8 */
-#define HCL_ROW_COLUMNS(LOAD8)                                                                   \
-  for (; j + 32 <= n; j += 32) {                                                                 \
-    float8 s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;                                           \
-    for (size_t p = 0; p < k; p++) {                                                             \
-      float av = ap[p * as];                                                                     \
-      s0 += av * LOAD8(j, p);                                                                    \
-      s1 += av * LOAD8(j + 8, p);                                                                \
-      s2 += av * LOAD8(j + 16, p);                                                               \
-      s3 += av * LOAD8(j + 24, p);                                                               \
-    }                                                                                            \
-    HCL_ROW_STORE8(s0, j);                                                                       \
-    HCL_ROW_STORE8(s1, j + 8);                                                                   \
-    HCL_ROW_STORE8(s2, j + 16);                                                                  \
-    HCL_ROW_STORE8(s3, j + 24);                                                                  \
-  }                                                                                              \
-  for (; j + 8 <= n; j += 8) {                                                                   \
-    float8 s0 = 0.0f;                                                                            \
-    for (size_t p = 0; p < k; p++) s0 += ap[p * as] * LOAD8(j, p);                               \
-    HCL_ROW_STORE8(s0, j);                                                                       \
-  }
 __kernel void hcl_k_gemm_row(hcl_gemm_p g, __global const float *a, __global const float *b,
                              __global float *c) {
-  HCL_GEMM_UNPACK(g);
-  size_t i = get_global_id(0), q = get_global_id(1);
-  if (i >= m) return;
-  __global const float *ap = a + a_off + q * sa + (ta ? i : i * lda);
-  __global const float *bq = b + b_off + q * sb;
-  __global float *cr = c + c_off + q * sc + i * ldc;
-  size_t as = ta ? lda : 1, j = 0;
-  if (tb) {
-    HCL_ROW_COLUMNS(HCL_ROW_B8T)
-  } else {
-    HCL_ROW_COLUMNS(HCL_ROW_B8N)
-  }
-  for (; j < n; j++) { /* the last n % 8 columns */
-    float s = 0.0f;
-    for (size_t p = 0; p < k; p++) s += ap[p * as] * (tb ? bq[j * ldb + p] : bq[p * ldb + j]);
-    float v = alpha * s;
-    cr[j] = beta == 0.0f ? v : v + beta * cr[j];
-  }
+  hcl_gemm_row_at(g, a, b, c, get_global_id(0), get_global_id(1));
 }
 
 /* Small products on CPUs when op(B) fits in HCL_TILE_LOCAL floats: one
@@ -598,116 +472,10 @@ __kernel void hcl_k_gemm_row(hcl_gemm_p g, __global const float *a, __global con
  * at a time: eight independent float16 sums hide the add's latency, and a
  * row of op(B) serves four rows of C. Each output sums over p in order with
  * a multiply and an add, as hcl_k_gemm_row does (the same bits). */
-#define HCL_TILE_MULADD(x, b) x##0 += v0 * (b), x##1 += v1 * (b), x##2 += v2 * (b), x##3 += v3 * (b)
-#define HCL_TILE_AV(p)                                                                             \
-  size_t o_ = (p)*as;                                                                              \
-  float v0 = a0[o_], v1 = a1[o_], v2 = a2[o_], v3 = a3[o_]
-/* C's columns [j, j + 16) (those below n) of row i0 + r = alpha x (+ beta C) */
-#define HCL_TILE_STORE(x, r, j)                                                                    \
-  do {                                                                                             \
-    if (i0 + (r) < m) hcl_tile_store(x, cq + (i0 + (r)) * ldc, j, n, alpha, beta);                 \
-  } while (0)
-void hcl_tile_store(float16 x, __global float *cr, size_t j, size_t n, float alpha, float beta);
-void hcl_tile_store(float16 x, __global float *cr, size_t j, size_t n, float alpha, float beta) {
-  float16 u = alpha * x;
-  if (j + 16 <= n) {
-    if (beta != 0.0f) u += beta * vload16(0, cr + j);
-    vstore16(u, 0, cr + j);
-    return;
-  }
-  /* vector parts of 8, 4, 1: a private array here stalled on store forwarding */
-  float8 h = u.lo;
-  if (j + 8 <= n) {
-    if (beta != 0.0f) h += beta * vload8(0, cr + j);
-    vstore8(h, 0, cr + j);
-    h = u.hi, j += 8;
-  }
-  float4 f = h.lo;
-  if (j + 4 <= n) {
-    if (beta != 0.0f) f += beta * vload4(0, cr + j);
-    vstore4(f, 0, cr + j);
-    f = h.hi, j += 4;
-  }
-  for (; j < n; j++, f = f.s1230) {
-    float v = f.s0;
-    cr[j] = beta == 0.0f ? v : v + beta * cr[j];
-  }
-}
 __kernel void hcl_k_gemm_tile(hcl_gemm_p g, __global const float *a, __global const float *b,
                               __global float *c) {
   __local float bl[HCL_TILE_LOCAL] __attribute__((aligned(64)));
-  HCL_GEMM_UNPACK(g);
-  size_t lid = get_local_id(0), nl = get_local_size(0), q = get_global_id(1);
-  size_t np = (n + 15) / 16 * 16;
-  __global const float *bq = b + b_off + q * sb;
-  size_t k4 = tb ? k / 4 * 4 : 0, n4 = n / 4 * 4;
-  for (size_t p = 4 * lid; p < k4; p += 4 * nl) { /* B^T's rows p..p+3: 4 x 4 blocks */
-    __local float *row = bl + p * np;
-    size_t j = 0;
-    for (; j < n4; j += 4) {
-      __global const float *s = bq + j * ldb + p;
-      float4 r0 = vload4(0, s), r1 = vload4(0, s + ldb);
-      float4 r2 = vload4(0, s + 2 * ldb), r3 = vload4(0, s + 3 * ldb);
-      vstore4((float4)(r0.s0, r1.s0, r2.s0, r3.s0), 0, row + j);
-      vstore4((float4)(r0.s1, r1.s1, r2.s1, r3.s1), 0, row + np + j);
-      vstore4((float4)(r0.s2, r1.s2, r2.s2, r3.s2), 0, row + 2 * np + j);
-      vstore4((float4)(r0.s3, r1.s3, r2.s3, r3.s3), 0, row + 3 * np + j);
-    }
-    for (; j < n; j++)
-      for (size_t t = 0; t < 4; t++) row[t * np + j] = bq[j * ldb + p + t];
-  }
-  for (size_t p = k4 + lid; p < k; p += nl) { /* op(B)'s other rows */
-    __local float *row = bl + p * np;
-    size_t j = 0;
-    if (tb)
-      for (; j < n; j++) row[j] = bq[j * ldb + p];
-    else {
-      for (; j + 16 <= n; j += 16) vstore16(vload16(0, bq + p * ldb + j), 0, row + j);
-      if (j + 8 <= n) vstore8(vload8(0, bq + p * ldb + j), 0, row + j), j += 8;
-      for (; j < n; j++) row[j] = bq[p * ldb + j];
-    }
-  }
-  for (size_t p = lid; p < k && n < np; p += nl) /* zero columns to np */
-    for (size_t j = n; j < np; j++) bl[p * np + j] = 0.0f;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  size_t tiles = (m + 3) / 4, as = ta ? lda : 1, ars = ta ? 1 : lda;
-  __global const float *aq = a + a_off + q * sa;
-  __global float *cq = c + c_off + q * sc;
-  for (size_t t = lid; t < tiles; t += nl) {
-    size_t i0 = 4 * t, j = 0;
-    __global const float *a0 = aq + min(i0, m - 1) * ars, *a1 = aq + min(i0 + 1, m - 1) * ars;
-    __global const float *a2 = aq + min(i0 + 2, m - 1) * ars, *a3 = aq + min(i0 + 3, m - 1) * ars;
-    for (; j + 32 <= np; j += 32) {
-      float16 x0 = 0.0f, x1 = 0.0f, x2 = 0.0f, x3 = 0.0f;
-      float16 y0 = 0.0f, y1 = 0.0f, y2 = 0.0f, y3 = 0.0f;
-      for (size_t p = 0; p < k; p++) {
-        HCL_TILE_AV(p);
-        float16 b0 = vload16(0, bl + p * np + j), b1 = vload16(0, bl + p * np + j + 16);
-        HCL_TILE_MULADD(x, b0);
-        HCL_TILE_MULADD(y, b1);
-      }
-      HCL_TILE_STORE(x0, 0, j);
-      HCL_TILE_STORE(x1, 1, j);
-      HCL_TILE_STORE(x2, 2, j);
-      HCL_TILE_STORE(x3, 3, j);
-      HCL_TILE_STORE(y0, 0, j + 16);
-      HCL_TILE_STORE(y1, 1, j + 16);
-      HCL_TILE_STORE(y2, 2, j + 16);
-      HCL_TILE_STORE(y3, 3, j + 16);
-    }
-    if (j < np) { /* the last 16 columns */
-      float16 x0 = 0.0f, x1 = 0.0f, x2 = 0.0f, x3 = 0.0f;
-      for (size_t p = 0; p < k; p++) {
-        HCL_TILE_AV(p);
-        float16 b0 = vload16(0, bl + p * np + j);
-        HCL_TILE_MULADD(x, b0);
-      }
-      HCL_TILE_STORE(x0, 0, j);
-      HCL_TILE_STORE(x1, 1, j);
-      HCL_TILE_STORE(x2, 2, j);
-      HCL_TILE_STORE(x3, 3, j);
-    }
-  }
+  hcl_gemm_tile_wg(g, a, b, c, get_global_id(1), get_local_id(0), get_local_size(0), bl);
 }
 
 /* Row-major products on CPUs without CLBlast's padded and transposed copies
