@@ -17,7 +17,7 @@ void hcl_col_sum_vec_at(hcl_colsum_p cp, __global const float *x, __global float
   ulong x_off = cp.x_off, out_off = cp.out_off, out_stride = cp.out_stride, rows = cp.rows;
   ulong cols = cp.cols;
   float alpha = cp.alpha, beta = cp.beta;
-    if (c0 >= cols) return;
+  if (c0 >= cols) return;
   __global const float *p = x + x_off + r * rows * cols;
   __global float *o = out + out_off + r * out_stride;
   if (c0 + 8 <= cols) {
@@ -265,46 +265,49 @@ void hcl_gemm_tile_wg(hcl_gemm_p g, __global const float *a, __global const floa
   }
 }
 
-/* The whole work-group computes C[q] = alpha op(A[q]) op(B[q]) + beta C[q]
- * with the kernel hcl_sgemm_batched takes on CPUs for this shape (blas.c:
- * use_thin, then hcl_gemm_thin's choice in ops.c; else hcl_gemm_small's):
- * the same function per item, so the same bits. Only small or thin shapes
- * (the graph pass checks gemm_small_max on the host). Every work-item of the
- * group must call it (the tile path has barriers). */
-void hcl_wg_gemm(hcl_gemm_p g, __global const float *a, __global const float *b,
-                 __global float *c, size_t q, size_t lid, size_t nl, __local float *bl) {
+/* The paths of hcl_wg_gemm, as graph_pass.c picks them on the host. */
+#define HCL_WG_GER 0
+#define HCL_WG_DOT 1
+#define HCL_WG_AXPY 2
+#define HCL_WG_TILE 3 /* hcl_gemm_tile_wg itself, called by the pass */
+#define HCL_WG_ROW 4
+
+/* The work-group's items compute C[q] = alpha op(A[q]) op(B[q]) + beta C[q]
+ * with the kernel that hcl_sgemm_batched takes on CPUs for this shape, named
+ * by `path` (a literal at the call, so the compiler drops the others): the
+ * rank-one, dot and axpy forms of hcl_gemm_thin (ops.c), or hcl_gemm_small's
+ * row form; the same function per item, so the same bits. hcl_gemm_small's
+ * tile form is hcl_gemm_tile_wg (barriers and local memory). */
+void hcl_wg_gemm(hcl_gemm_p g, int path, __global const float *a, __global const float *b,
+                 __global float *c, size_t q, size_t lid, size_t nl) {
   HCL_GEMM_UNPACK(g);
-  if (m == 1 || n == 1 || k == 1) { /* hcl_gemm_thin */
-    hcl_thin_p t = {.alpha = alpha, .beta = beta};
-    if (k == 1) {
-      t.d0 = m, t.d1 = n;
-      t.o0 = a_off, t.i0 = ta ? 1 : lda, t.s0 = sa;
-      t.o1 = b_off, t.i1 = tb ? ldb : 1, t.s1 = sb;
-      t.o2 = c_off, t.i2 = ldc, t.s2 = sc;
-      for (size_t e = lid; e < m * n; e += nl) hcl_ger_at(t, a, b, c, e % n, e / n, q);
-      return;
-    }
-    int col = n == 1, rows_contiguous;
-    size_t len = col ? m : n;
-    __global const float *M = col ? a : b, *v = col ? b : a;
-    t.d0 = len, t.d1 = k;
-    if (col) {
-      t.o0 = a_off, t.i0 = lda, t.s0 = sa, rows_contiguous = !ta;
-      t.o1 = b_off, t.i1 = tb ? 1 : ldb, t.s1 = sb;
-    } else {
-      t.o0 = b_off, t.i0 = ldb, t.s0 = sb, rows_contiguous = tb;
-      t.o1 = a_off, t.i1 = ta ? lda : 1, t.s1 = sa;
-    }
-    t.o2 = c_off, t.i2 = col ? ldc : 1, t.s2 = sc;
-    if (rows_contiguous)
-      for (size_t i = lid; i < len; i += nl) hcl_gemv_dot_at(t, M, v, c, i, q);
-    else
-      for (size_t j = 8 * lid; j < len; j += 8 * nl) hcl_gemv_axpy_at(t, M, v, c, j, q);
+  if (path == HCL_WG_ROW) {
+    for (size_t i = lid; i < m; i += nl) hcl_gemm_row_at(g, a, b, c, i, q);
     return;
   }
-  if (k * ((n + 15) / 16 * 16) <= HCL_TILE_LOCAL) { /* hcl_gemm_small on CPUs */
-    hcl_gemm_tile_wg(g, a, b, c, q, lid, nl, bl);
+  hcl_thin_p t = {.alpha = alpha, .beta = beta};
+  if (path == HCL_WG_GER) { /* k == 1 */
+    t.d0 = m, t.d1 = n;
+    t.o0 = a_off, t.i0 = ta ? 1 : lda, t.s0 = sa;
+    t.o1 = b_off, t.i1 = tb ? ldb : 1, t.s1 = sb;
+    t.o2 = c_off, t.i2 = ldc, t.s2 = sc;
+    for (size_t e = lid; e < m * n; e += nl) hcl_ger_at(t, a, b, c, e % n, e / n, q);
     return;
   }
-  for (size_t i = lid; i < m; i += nl) hcl_gemm_row_at(g, a, b, c, i, q);
+  int col = n == 1; /* a column of C, else a row */
+  size_t len = col ? m : n;
+  __global const float *M = col ? a : b, *v = col ? b : a;
+  t.d0 = len, t.d1 = k;
+  if (col) {
+    t.o0 = a_off, t.i0 = lda, t.s0 = sa;
+    t.o1 = b_off, t.i1 = tb ? 1 : ldb, t.s1 = sb;
+  } else {
+    t.o0 = b_off, t.i0 = ldb, t.s0 = sb;
+    t.o1 = a_off, t.i1 = ta ? lda : 1, t.s1 = sa;
+  }
+  t.o2 = c_off, t.i2 = col ? ldc : 1, t.s2 = sc;
+  if (path == HCL_WG_DOT)
+    for (size_t i = lid; i < len; i += nl) hcl_gemv_dot_at(t, M, v, c, i, q);
+  else
+    for (size_t j = 8 * lid; j < len; j += 8 * nl) hcl_gemv_axpy_at(t, M, v, c, j, q);
 }

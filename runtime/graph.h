@@ -61,6 +61,7 @@ typedef struct hcl_gvalue {
   size_t cols;
   size_t offset;   /* floats into the arena */
   int first, last; /* steps that write first / touch last (liveness) */
+  size_t pass_col; /* arena values: first column in a pass's arena (graph_pass.c) */
 } hcl_gvalue;
 
 /* An argument of a step: a value, a parameter block, or its gradient. */
@@ -128,6 +129,13 @@ struct hcl_graph {
   hcl_buf arena;
   cl_program prog;
   cl_kernel *kernels;
+  int has_pass;      /* the program holds the one-launch passes (graph_pass.c) */
+  cl_program pass_prog[2]; /* forward, backward */
+  cl_kernel pass[2];
+  int *pass_path; /* [2][n_steps]: each product's kernel in the passes */
+  size_t pass_cols, pass_na; /* columns of the pass arena's values, floats per column */
+  size_t pass_fwd_n;         /* the batch of the last forward, when it ran as a pass */
+  hcl_buf pass_arena;
 };
 
 /* graph_build.c: a new empty graph over the model's blocks (errors go to
@@ -198,6 +206,15 @@ hcl_gstep *hcl_graph_new_step(hcl_graph *g, hcl_gs_kind kind, size_t node);
 hcl_garg hcl_ga(int kind, int id);
 /* Append printf text to the kernel being generated. */
 hcl_status hcl_graph_src(hcl_graph *g, const char *fmt, ...);
+
+/* graph_pass.c: whether every step can run inside a one-launch pass (CPUs
+ * only, not with HIERCL_GRAPH_PASS=0): sets has_pass. */
+hcl_status hcl_graph_pass_check(hcl_graph *g);
+/* Run pass `which` (0 forward, 1 backward) as one launch when the graph has
+ * passes and batch n suits the pass (built at its first batch): 1 with *rc
+ * the status of the build and launch, else 0 (run the steps). */
+int hcl_graph_pass_run(hcl_graph *g, int which, hcl_buf params, hcl_buf x, hcl_buf out,
+                       hcl_buf dout, hcl_buf grad, size_t n, hcl_status *rc);
 
 /* graph_model.c: the descriptor of a graph-only model plugin d (vtable with
  * graph and without forward/backward) with a complete vtable whose forward,

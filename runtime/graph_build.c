@@ -28,9 +28,15 @@ void hcl_graph_free(hcl_graph *g) {
   for (size_t i = 0; i < g->n; i++) free(g->nodes[i].ins);
   for (size_t i = 0; g->kernels && i < g->n_kernels; i++)
     if (g->kernels[i]) clReleaseKernel(g->kernels[i]);
+  for (int i = 0; i < 2; i++) {
+    if (g->pass[i]) clReleaseKernel(g->pass[i]);
+    if (g->pass_prog[i]) clReleaseProgram(g->pass_prog[i]);
+  }
   if (g->prog) clReleaseProgram(g->prog);
   if (g->arena.mem) hcl_buf_free(g->ctx, &g->arena);
+  if (g->pass_arena.mem) hcl_buf_free(g->ctx, &g->pass_arena);
   free(g->kernels);
+  free(g->pass_path);
   free(g->features);
   free(g->nodes);
   free(g->values);

@@ -47,5 +47,5 @@ hcl_status hcl_graph_compile(hcl_graph *g) {
     snprintf(name, sizeof name, "hcl_g%zu", k);
     HCL_TRY(hcl_kernel_create(g->ctx, g->prog, name, &g->kernels[k]));
   }
-  return HCL_OK;
+  return hcl_graph_pass_check(g);
 }

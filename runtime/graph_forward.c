@@ -12,14 +12,16 @@
 /* The signature of a generated kernel: its buffers, then one by-value
  * struct hcl_gk<n> (graph_util.c) with rows, cols and every buffer's offset
  * and replica stride, unpacked into o<i>, s<i>: PoCL pays per argument at
- * every launch, a struct is one. */
+ * every launch, a struct is one. The work-item's indices are HCL_GX(i) and
+ * HCL_GXARGS adds nothing: graph_util.c also compiles the same text as a
+ * function of the indices for the one-launch pass (graph_pass.c). */
 static hcl_status signature(hcl_graph *g, hcl_gstep *s, size_t n_args) {
   s->n_args = n_args;
   if (g->cur) g->cur[0] = 0;
   HCL_TRY(hcl_graph_src(g, "("));
   for (size_t i = 0; i < n_args; i++) HCL_TRY(hcl_graph_src(g, "__global float *a%zu, ", i));
   HCL_TRY(
-      hcl_graph_src(g, "hcl_gk%zu gk_) {\n  ulong rows = gk_.rows, cols = gk_.cols;\n", n_args));
+      hcl_graph_src(g, "hcl_gk%zu gk_ HCL_GXARGS) {\n  ulong rows = gk_.rows, cols = gk_.cols;\n", n_args));
   for (size_t i = 0; i < n_args; i++)
     HCL_TRY(hcl_graph_src(g, "  ulong o%zu = gk_.o[%zu], s%zu = gk_.s[%zu];\n", i, i, i, i));
   return HCL_OK;
@@ -27,8 +29,7 @@ static hcl_status signature(hcl_graph *g, hcl_gstep *s, size_t n_args) {
 
 hcl_status hcl_graph_kernel_begin(hcl_graph *g, hcl_gstep *s, size_t n_args) {
   HCL_TRY(signature(g, s, n_args));
-  return hcl_graph_src(g, "  size_t c = get_global_id(0), row = get_global_id(1), r = "
-                          "get_global_id(2);\n"
+  return hcl_graph_src(g, "  size_t c = HCL_GX(0), row = HCL_GX(1), r = HCL_GX(2);\n"
                           "  if (c >= cols || row >= rows) return;\n"
                           "  size_t w = row * cols + c;\n");
 }
@@ -36,7 +37,7 @@ hcl_status hcl_graph_kernel_begin(hcl_graph *g, hcl_gstep *s, size_t n_args) {
 hcl_status hcl_graph_kernel_begin_cols(hcl_graph *g, hcl_gstep *s, size_t n_args) {
   HCL_TRY(signature(g, s, n_args));
   s->by_col = 1;
-  return hcl_graph_src(g, "  size_t c0 = get_global_id(0) * 8, r = get_global_id(1);\n"
+  return hcl_graph_src(g, "  size_t c0 = HCL_GX(0) * 8, r = HCL_GX(1);\n"
                           "  if (c0 >= cols) return;\n");
 }
 

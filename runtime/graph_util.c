@@ -72,8 +72,21 @@ hcl_status hcl_graph_kernel_end(hcl_graph *g, hcl_gstep *s) {
   snprintf(td, sizeof td, "typedef struct { ulong rows, cols, o[%zu], s[%zu]; } hcl_gk%zu;\n",
            s->n_args, s->n_args, s->n_args);
   if (!g->src || !strstr(g->src, td)) HCL_TRY(append(g, &g->src, td));
+  /* the kernel, then the same text as hcl_g<k>_at(..., gx0, gx1, gx2): a
+   * function of the work-item's indices, for the one-launch pass */
+  static const char kernel_ix[] = "#define HCL_GXARGS\n#define HCL_GX(i) get_global_id(i)\n";
+  static const char item_ix[] = "#define HCL_GXARGS , size_t gx0, size_t gx1, size_t gx2\n"
+                                "#define HCL_GX(i) gx##i\n";
+  static const char undef[] = "#undef HCL_GXARGS\n#undef HCL_GX\n";
   snprintf(name, sizeof name, "__kernel void hcl_g%zu", g->n_kernels);
+  HCL_TRY(append(g, &g->src, kernel_ix));
+  HCL_TRY(append(g, &g->src, name));
+  HCL_TRY(append(g, &g->src, g->cur));
+  HCL_TRY(append(g, &g->src, undef));
+  HCL_TRY(append(g, &g->src, item_ix));
+  snprintf(name, sizeof name, "void hcl_g%zu_at", g->n_kernels);
   s->kernel = (int)g->n_kernels++;
   HCL_TRY(append(g, &g->src, name));
-  return append(g, &g->src, g->cur);
+  HCL_TRY(append(g, &g->src, g->cur));
+  return append(g, &g->src, undef);
 }
