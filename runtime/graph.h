@@ -129,10 +129,10 @@ struct hcl_graph {
   hcl_buf arena;
   cl_program prog;
   cl_kernel *kernels;
-  int has_pass;      /* the program holds the one-launch passes (graph_pass.c) */
+  int has_pass;            /* the program holds the one-launch passes (graph_pass.c) */
   cl_program pass_prog[2]; /* forward, backward */
   cl_kernel pass[2];
-  int *pass_path; /* [2][n_steps]: each product's kernel in the passes */
+  int *pass_path;            /* [2][n_steps]: each product's kernel in the passes */
   size_t pass_cols, pass_na; /* columns of the pass arena's values, floats per column */
   size_t pass_fwd_n;         /* the batch of the last forward, when it ran as a pass */
   hcl_buf pass_arena;

@@ -168,13 +168,16 @@ static hcl_status run_step(hcl_graph *g, const bind *b, const hcl_gstep *s) {
 hcl_status hcl_graph_run(hcl_graph *g, size_t from, size_t to, hcl_buf params, hcl_buf x,
                          hcl_buf out, hcl_buf dout, hcl_buf grad, size_t n) {
   hcl_status rc;
-  /* the backward as one launch only after the forward ran as one (the
-   * passes keep their values apart from the planned arena: graph_pass.c) */
-  if (from == g->n_fwd && to == g->n_steps && from < to && g->pass_fwd_n == n &&
-      hcl_graph_pass_run(g, 1, params, x, out, dout, grad, n, &rc))
-    return rc;
-  if (from < g->n_fwd) g->pass_fwd_n = 0;
   bind b = {params, x, out, dout, grad, n};
+  /* the backward as one launch only after the forward ran as one (the
+   * passes keep their values apart from the planned arena: graph_pass.c);
+   * if its pass cannot be built, the forward's steps fill the arena first */
+  if (from == g->n_fwd && to == g->n_steps && from < to && g->pass_fwd_n == n) {
+    if (hcl_graph_pass_run(g, 1, params, x, out, dout, grad, n, &rc)) return rc;
+    for (size_t s = 0; s < g->n_fwd; s++)
+      if (!g->steps[s].fonly) HCL_TRY(run_step(g, &b, &g->steps[s]));
+  }
+  if (from < g->n_fwd) g->pass_fwd_n = 0;
   for (size_t s = from; s < to; s++) HCL_TRY(run_step(g, &b, &g->steps[s]));
   return HCL_OK;
 }

@@ -20,8 +20,8 @@ static hcl_status signature(hcl_graph *g, hcl_gstep *s, size_t n_args) {
   if (g->cur) g->cur[0] = 0;
   HCL_TRY(hcl_graph_src(g, "("));
   for (size_t i = 0; i < n_args; i++) HCL_TRY(hcl_graph_src(g, "__global float *a%zu, ", i));
-  HCL_TRY(
-      hcl_graph_src(g, "hcl_gk%zu gk_ HCL_GXARGS) {\n  ulong rows = gk_.rows, cols = gk_.cols;\n", n_args));
+  HCL_TRY(hcl_graph_src(
+      g, "hcl_gk%zu gk_ HCL_GXARGS) {\n  ulong rows = gk_.rows, cols = gk_.cols;\n", n_args));
   for (size_t i = 0; i < n_args; i++)
     HCL_TRY(hcl_graph_src(g, "  ulong o%zu = gk_.o[%zu], s%zu = gk_.s[%zu];\n", i, i, i, i));
   return HCL_OK;

@@ -89,8 +89,8 @@ static hcl_status kernel_step(hcl_graph *g, const hcl_gstep *s) {
   int base[HCL_GSTEP_MAX_ARGS];
   for (size_t i = 0; i < s->n_args; i++)
     arg_expr(g, s->arg[i], &base[i], off[i], st[i], sizeof off[i]);
-  HCL_TRY(hcl_graph_src(g, "  {\n    hcl_gk%zu gk_ = {.rows = n * %zuu, .cols = %zuu, .o = {", s->n_args,
-                        s->space / s->cols, s->cols));
+  HCL_TRY(hcl_graph_src(g, "  {\n    hcl_gk%zu gk_ = {.rows = n * %zuu, .cols = %zuu, .o = {",
+                        s->n_args, s->space / s->cols, s->cols));
   for (size_t i = 0; i < s->n_args; i++) HCL_TRY(hcl_graph_src(g, "%s%s", i ? ", " : "", off[i]));
   HCL_TRY(hcl_graph_src(g, "}, .s = {"));
   for (size_t i = 0; i < s->n_args; i++) HCL_TRY(hcl_graph_src(g, "%s%s", i ? ", " : "", st[i]));
@@ -99,8 +99,7 @@ static hcl_status kernel_step(hcl_graph *g, const hcl_gstep *s) {
     HCL_TRY(hcl_graph_src(g, "    for (size_t e = lid; e * 8 < %zuu; e += nl) hcl_g%d_at(", s->cols,
                           s->kernel));
   else
-    HCL_TRY(hcl_graph_src(g,
-                          "    for (size_t e = lid; e < gk_.rows * %zuu; e += nl) hcl_g%d_at(",
+    HCL_TRY(hcl_graph_src(g, "    for (size_t e = lid; e < gk_.rows * %zuu; e += nl) hcl_g%d_at(",
                           s->cols, s->kernel));
   for (size_t i = 0; i < s->n_args; i++) HCL_TRY(hcl_graph_src(g, "b%d, ", base[i]));
   if (s->by_col) return hcl_graph_src(g, "gk_, e, r, 0);\n  }\n");
@@ -145,8 +144,8 @@ static hcl_status gemm_step(hcl_graph *g, const hcl_gstep *s, int path) {
                        "      .c_off = %s + %zuu, .ldc = %zuu, .sc = %s};\n"
                        "    %s(g_, %s b%d, b%d, b%d, r, lid, nl%s);\n  }\n",
                        ta, tb, al, be, m, nn, k, off[0], wa, lda, st[0], off[1], wb, ldb, st[1],
-                       off[2], wc, ldc, st[2], tile ? "hcl_gemm_tile_wg" : "hcl_wg_gemm", p, base[0],
-                       base[1], base[2], tile ? ", bl" : "");
+                       off[2], wc, ldc, st[2], tile ? "hcl_gemm_tile_wg" : "hcl_wg_gemm", p,
+                       base[0], base[1], base[2], tile ? ", bl" : "");
 }
 
 /* A bias gradient: hcl_col_sum's CPU form over this replica. */
@@ -163,8 +162,7 @@ static hcl_status colsum_step(hcl_graph *g, const hcl_gstep *s, int x, int d) {
                        ".out_off = %s, .out_stride = %zuu, .rows = n * %zuu, .cols = %zuu};\n"
                        "    for (size_t e = lid; e * 8 < %zuu; e += nl) "
                        "hcl_col_sum_vec_at(cp_, b%d, b%d, 8 * e, r);\n  }\n",
-                       al, be, off[0], off[1], g->n_params, nd->P, nd->C, nd->C, base[0],
-                       base[1]);
+                       al, be, off[0], off[1], g->n_params, nd->P, nd->C, nd->C, base[0], base[1]);
 }
 
 /* axpy, copy and zero: elementwise over this replica's part. */
@@ -180,8 +178,9 @@ static hcl_status simple_step(hcl_graph *g, const hcl_gstep *s) {
     arg_expr(g, s->arg[i], &base[i], off[i], st[i], sizeof off[i]);
   size_t cols = g->values[s->arg[0].id].cols;
   if (s->kind == HCL_GS_ZERO)
-    return hcl_graph_src(g, "  for (size_t e = lid; e < n * %zuu; e += nl) b%d[%s + r * %s + e] = 0.0f;\n",
-                         cols, base[0], off[0], st[0]);
+    return hcl_graph_src(
+        g, "  for (size_t e = lid; e < n * %zuu; e += nl) b%d[%s + r * %s + e] = 0.0f;\n", cols,
+        base[0], off[0], st[0]);
   if (s->kind == HCL_GS_COPY)
     return hcl_graph_src(g,
                          "  for (size_t e = lid; e < n * %zuu; e += nl) b%d[%s + r * %s + e] = "
@@ -318,7 +317,15 @@ int hcl_graph_pass_run(hcl_graph *g, int which, hcl_buf params, hcl_buf x, hcl_b
   if (!both_fit(g, which, n, path, &flops)) return 0;
   int *mine = path + (size_t)which * g->n_steps;
   if (!g->pass[which]) { /* written for the first batch it serves */
-    if ((*rc = pass_build(g, which, mine)) != HCL_OK) return 1;
+    if (pass_build(g, which, mine) != HCL_OK) {
+      /* a speed-up only: the steps compute the same (e.g. no compiler
+       * under HIERCL_NO_COMPILE and no recorded binary of the pass) */
+      hcl_log(g->ctx, HCL_LOG_WARN, "graph: one-launch pass not built (%s); running the steps",
+              g->ctx->errmsg);
+      g->ctx->errmsg[0] = 0;
+      g->has_pass = 0;
+      return 0;
+    }
     memcpy(g->pass_path + (size_t)which * g->n_steps, mine, g->n_steps * sizeof *mine);
   }
   if ((*rc = pass_arena(g, n)) != HCL_OK) return 1;

@@ -926,6 +926,124 @@ static void test_act_colsum_fused(void **state) {
   }
 }
 
+/* Kernel launches so far on ctx (every label's count). */
+static uint64_t launches(const hcl_ctx *ctx) {
+  uint64_t n = 0;
+  for (size_t i = 0; i < ctx->n_stats; i++) n += ctx->stats[i].launches;
+  return n;
+}
+
+/* The one-launch passes (graph_pass.c) against the steps: graph `c` built
+ * twice, with HIERCL_GRAPH_PASS=0 and without; on both, forward
+ * (hcl_graph_forward) and backward at batches N, 1, N in turn, with the
+ * same output and gradient bits each time. Bit i of the result: the i-th
+ * forward and backward ran as one launch each. */
+static unsigned pass_matches_steps(const tcase *c, const char *what) {
+  hcl_ctx *ctx = hcl_test_ctx();
+  hcl_block blocks[16];
+  size_t np = 0;
+  for (size_t b = 0; b < c->n_blocks; b++) {
+    blocks[b] = (hcl_block){c->blocks[b].name, np, c->blocks[b].rows,
+                            c->blocks[b].cols, 0,  !((g_frozen >> b) & 1)};
+    np += c->blocks[b].rows * c->blocks[b].cols;
+  }
+  static const size_t batch[3] = {N, 1, N};
+  hcl_graph *g[2];
+  for (int k = 0; k < 2; k++) {
+    if (!k) setenv("HIERCL_GRAPH_PASS", "0", 1);
+    assert_int_equal(hcl_graph_new(ctx, blocks, c->n_blocks, np, R, c->x_size, MAX_BATCH, &g[k]),
+                     HCL_OK);
+    assert_int_equal(build(g[k], c), HCL_OK);
+    assert_int_equal(hcl_graph_compile(g[k]), HCL_OK);
+    unsetenv("HIERCL_GRAPH_PASS");
+    assert_int_equal(g[k]->has_pass, k);
+  }
+  size_t D = g[0]->out_dim;
+  unsigned used = 0;
+  for (int t = 0; t < 3; t++) {
+    size_t n = batch[t];
+    float *p = hcl_test_random_floats(urand, R * np, -0.8, 0.8);
+    float *x = hcl_test_random_floats(urand, R * n * c->x_size, -1, 1);
+    float *dout = hcl_test_random_floats(urand, R * n * D, -1, 1);
+    hcl_buf pb = hcl_test_upload(ctx, p, R * np), xb = hcl_test_upload(ctx, x, R * n * c->x_size);
+    hcl_buf db = hcl_test_upload(ctx, dout, R * n * D), ob, gb;
+    assert_int_equal(hcl_buf_alloc(ctx, R * n * D * sizeof(float), &ob), HCL_OK);
+    assert_int_equal(hcl_buf_alloc(ctx, R * np * sizeof(float), &gb), HCL_OK);
+    float *out[2], *grad[2];
+    for (int k = 0; k < 2; k++) {
+      assert_int_equal(hcl_fill(ctx, gb, 7.0f, R * np), HCL_OK); /* backward must overwrite */
+      uint64_t before = launches(ctx);
+      assert_int_equal(hcl_graph_forward(g[k], pb, xb, ob, n), HCL_OK);
+      assert_int_equal(hcl_graph_run(g[k], g[k]->n_fwd, g[k]->n_steps, pb, xb, ob, db, gb, n),
+                       HCL_OK);
+      if (k && launches(ctx) - before == 2) used |= 1u << t;
+      out[k] = hcl_test_download(ctx, ob, R * n * D);
+      grad[k] = hcl_test_download(ctx, gb, R * np);
+    }
+    for (size_t i = 0; i < R * n * D; i++)
+      if (memcmp(&out[0][i], &out[1][i], sizeof(float)))
+        fail_msg("%s, n = %zu: output %zu: steps %.9g, pass %.9g", what, n, i, out[0][i],
+                 out[1][i]);
+    for (size_t i = 0; i < R * np; i++)
+      if (memcmp(&grad[0][i], &grad[1][i], sizeof(float)))
+        fail_msg("%s, n = %zu: gradient %zu: steps %.9g, pass %.9g", what, n, i, grad[0][i],
+                 grad[1][i]);
+    hcl_buf_free(ctx, &pb), hcl_buf_free(ctx, &xb), hcl_buf_free(ctx, &db);
+    hcl_buf_free(ctx, &ob), hcl_buf_free(ctx, &gb);
+    free(p), free(x), free(dout), free(out[0]), free(out[1]), free(grad[0]), free(grad[1]);
+  }
+  hcl_graph_free(g[0]), hcl_graph_free(g[1]);
+  return used;
+}
+
+/* A small network's forward and backward as one launch each, with the
+ * steps' bits: a residual network with biases (the staircase's), a frozen
+ * readout without biases (the linear teacher's), products with a factor,
+ * column windows and elementwise products. The passes are written for the
+ * first batch; at one sample the products take other kernels (thin), so
+ * the steps run there, and the pass again at the first batch. */
+static void test_one_launch_pass(void **state) {
+  (void)state;
+  NEED_CTX();
+  if (!hcl_ops_cpu_paths(hcl_test_ctx())) skip(); /* CPUs only */
+  static const tblock rb[] = {{"w0", 6, 4}, {"b0", 6, 1}, {"w1", 6, 6},
+                              {"b1", 6, 1}, {"ro", 1, 6}, {"rb", 1, 1}};
+  static const top res[] = {{.kind = T_IN},
+                            {.kind = T_MM, .a = 0, .blk = 0},
+                            {.kind = T_BIAS, .a = 1, .blk = 1},
+                            {.kind = T_ACT, .a = 2, .act = HCL_GACT_RELU},
+                            {.kind = T_MM, .a = 3, .blk = 2},
+                            {.kind = T_BIAS, .a = 4, .blk = 3},
+                            {.kind = T_ACT, .a = 5, .act = HCL_GACT_RELU},
+                            {.kind = T_ADD, .a = 6, .b = 3},
+                            {.kind = T_MM, .a = 7, .blk = 4},
+                            {.kind = T_BIAS, .a = 8, .blk = 5}};
+  static const tblock lb[] = {{"w", 5, 4}, {"v", 1, 5}};
+  static const top lin[] = {{.kind = T_IN},
+                            {.kind = T_MM, .a = 0, .blk = 0},
+                            {.kind = T_ACT, .a = 1, .act = HCL_GACT_LEAKY_RELU},
+                            {.kind = T_MM, .a = 2, .blk = 1}};
+  static const tblock mb[] = {{"w1", 6, 4}, {"b1", 6, 1}, {"sq", 6, 6}, {"ro", 2, 12}};
+  static const top mix[] = {{.kind = T_IN},
+                            {.kind = T_MMS, .a = 0, .blk = 0, .coef = {0.5f}},
+                            {.kind = T_BIASS, .a = 1, .blk = 1, .coef = {2.0f}},
+                            {.kind = T_ACT, .a = 2, .act = HCL_GACT_TANH},
+                            {.kind = T_MM, .a = 3, .blk = 2},
+                            {.kind = T_MUL, .a = 4, .b = 3},
+                            {.kind = T_MMC, .a = 5, .blk = 3, .first = 0},
+                            {.kind = T_MMC, .a = 3, .blk = 3, .first = 6},
+                            {.kind = T_ADD, .a = 6, .b = 7}};
+  tcase cases[] = {{res, sizeof res / sizeof *res, 4, rb, 6, 0, 1},
+                   {lin, sizeof lin / sizeof *lin, 4, lb, 2, 0, 1},
+                   {mix, sizeof mix / sizeof *mix, 4, mb, 4, 0, 1}};
+  static const char *const names[] = {"residual", "frozen readout", "scaled, windows, mul"};
+  for (size_t i = 0; i < 3; i++) {
+    g_frozen = i == 1 ? 0x2 : 0;
+    assert_int_equal(pass_matches_steps(&cases[i], names[i]), 0x5);
+    g_frozen = 0;
+  }
+}
+
 /* A graph-only plugin loads (no forward or backward needed), and its shape
  * error reaches the command line as one line naming the plugin, the op and
  * the shapes, with a non-zero exit. */
@@ -985,6 +1103,7 @@ int main(void) {
       cmocka_unit_test(test_shape_error),
       cmocka_unit_test(test_fusion_and_planning),
       cmocka_unit_test(test_act_colsum_fused),
+      cmocka_unit_test(test_one_launch_pass),
       cmocka_unit_test(cli_shape_error),
       cmocka_unit_test(test_wrap_slots_released),
   };
