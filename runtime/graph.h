@@ -129,7 +129,7 @@ struct hcl_graph {
   hcl_buf arena;
   cl_program prog;
   cl_kernel *kernels;
-  int has_pass;            /* the program holds the one-launch passes (graph_pass.c) */
+  int has_pass;            /* every step can run in a one-launch pass (graph_pass.c) */
   cl_program pass_prog[2]; /* forward, backward */
   cl_kernel pass[2];
   int *pass_path;            /* [2][n_steps]: each product's kernel in the passes */
