@@ -1044,6 +1044,57 @@ static void test_one_launch_pass(void **state) {
   }
 }
 
+/* A pass that cannot be built is a speed-up lost, not an error: with
+ * compilation off (no recorded binary) after the forward ran as a pass,
+ * the backward falls back to the steps, recomputing the forward's values
+ * in the planned arena first, with the steps' bits; later forwards run the
+ * steps. */
+static void test_pass_build_fallback(void **state) {
+  (void)state;
+  NEED_CTX();
+  hcl_ctx *ctx = hcl_test_ctx();
+  if (!hcl_ops_cpu_paths(ctx)) skip();
+  enum { IN = 3, H = 7 }; /* a shape no other test compiles (the memo would hold it) */
+  hcl_block blocks[3] = {
+      {"w", 0, H, IN, 0, 1}, {"b", H * IN, H, 1, 0, 1}, {"v", H * IN + H, 1, H, 0, 1}};
+  size_t np = H * IN + H + H;
+  float *p = hcl_test_random_floats(urand, R * np, -0.8, 0.8);
+  float *x = hcl_test_random_floats(urand, R * N * IN, -1, 1);
+  float *dout = hcl_test_random_floats(urand, R * N, -1, 1);
+  hcl_buf pb = hcl_test_upload(ctx, p, R * np), xb = hcl_test_upload(ctx, x, R * N * IN);
+  hcl_buf db = hcl_test_upload(ctx, dout, R * N), ob, gb;
+  assert_int_equal(hcl_buf_alloc(ctx, R * N * sizeof(float), &ob), HCL_OK);
+  assert_int_equal(hcl_buf_alloc(ctx, R * np * sizeof(float), &gb), HCL_OK);
+  float *grad[2];
+  for (int k = 0; k < 2; k++) {
+    if (!k) setenv("HIERCL_GRAPH_PASS", "0", 1);
+    hcl_graph *g;
+    assert_int_equal(hcl_graph_new(ctx, blocks, 3, np, R, IN, MAX_BATCH, &g), HCL_OK);
+    hcl_tensor h = hcl_g_act(g, hcl_g_bias(g, hcl_g_matmul(g, hcl_g_input(g), "w"), "b"),
+                             HCL_GACT_TANH, NULL, 0);
+    assert_int_equal(hcl_g_output(g, hcl_g_matmul(g, h, "v")), HCL_OK);
+    assert_int_equal(hcl_graph_compile(g), HCL_OK);
+    unsetenv("HIERCL_GRAPH_PASS");
+    assert_int_equal(hcl_fill(ctx, gb, 7.0f, R * np), HCL_OK);
+    assert_int_equal(hcl_graph_forward(g, pb, xb, ob, N), HCL_OK);
+    assert_true(k ? g->pass[0] != NULL : g->pass[0] == NULL);
+    ctx->no_compile = k; /* the backward's pass cannot be built now */
+    hcl_status rc = hcl_graph_run(g, g->n_fwd, g->n_steps, pb, xb, ob, db, gb, N);
+    ctx->no_compile = 0;
+    assert_int_equal(rc, HCL_OK);
+    assert_null(g->pass[1]);
+    assert_int_equal(g->has_pass, 0);
+    grad[k] = hcl_test_download(ctx, gb, R * np);
+    hcl_graph_free(g);
+  }
+  for (size_t i = 0; i < R * np; i++)
+    if (memcmp(&grad[0][i], &grad[1][i], sizeof(float)))
+      fail_msg("gradient %zu: steps %.9g, after the fallback %.9g", i, grad[0][i], grad[1][i]);
+  hcl_buf_free(ctx, &pb), hcl_buf_free(ctx, &xb), hcl_buf_free(ctx, &db);
+  hcl_buf_free(ctx, &ob), hcl_buf_free(ctx, &gb);
+  free(p), free(x), free(dout), free(grad[0]), free(grad[1]);
+}
+
 /* A graph-only plugin loads (no forward or backward needed), and its shape
  * error reaches the command line as one line naming the plugin, the op and
  * the shapes, with a non-zero exit. */
@@ -1104,6 +1155,7 @@ int main(void) {
       cmocka_unit_test(test_fusion_and_planning),
       cmocka_unit_test(test_act_colsum_fused),
       cmocka_unit_test(test_one_launch_pass),
+      cmocka_unit_test(test_pass_build_fallback),
       cmocka_unit_test(cli_shape_error),
       cmocka_unit_test(test_wrap_slots_released),
   };
