@@ -265,13 +265,6 @@ void hcl_gemm_tile_wg(hcl_gemm_p g, __global const float *a, __global const floa
   }
 }
 
-/* The paths of hcl_wg_gemm, as graph_pass.c picks them on the host. */
-#define HCL_WG_GER 0
-#define HCL_WG_DOT 1
-#define HCL_WG_AXPY 2
-#define HCL_WG_TILE 3 /* hcl_gemm_tile_wg itself, called by the pass */
-#define HCL_WG_ROW 4
-
 /* The work-group's items compute C[q] = alpha op(A[q]) op(B[q]) + beta C[q]
  * with the kernel that hcl_sgemm_batched takes on CPUs for this shape, named
  * by `path` (a literal at the call, so the compiler drops the others): the

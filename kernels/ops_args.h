@@ -64,4 +64,14 @@ typedef struct {
 /* hcl_k_gemm_tile's op(B) in local memory, floats */
 #define HCL_TILE_LOCAL 4096
 
+/* The runtime's own kernels for a thin or small product on CPUs (ops.c:
+ * hcl_gemm_kernel_of), as items.cl's hcl_wg_gemm names its paths: the
+ * rank-one, dot and axpy forms of a thin product, the tile and row forms
+ * of a small one. */
+#define HCL_WG_GER 0
+#define HCL_WG_DOT 1
+#define HCL_WG_AXPY 2
+#define HCL_WG_TILE 3
+#define HCL_WG_ROW 4
+
 #endif

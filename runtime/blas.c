@@ -52,6 +52,11 @@ static int use_rb(const hcl_ctx *ctx, size_t m, size_t n, size_t k) {
   return hcl_ops_cpu_paths(ctx) && (double)m * (double)n * (double)k <= ctx->gemm_rb_max;
 }
 
+int hcl_gemm_own_kernel(const hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k) {
+  if (!hcl_ops_cpu_paths(ctx) || (!use_thin(ctx, m, n, k) && !use_small(ctx, m, n, k))) return -1;
+  return hcl_gemm_kernel_of(ta, tb, m, n, k);
+}
+
 static const char *status_name(int s) {
   switch (s) {
   case CLBlastSuccess: return "success";

@@ -165,6 +165,13 @@ static hcl_status run_step(hcl_graph *g, const bind *b, const hcl_gstep *s) {
   }
 }
 
+/* The forward steps the output needs (not those only features() reads). */
+static hcl_status output_steps(hcl_graph *g, const bind *b) {
+  for (size_t s = 0; s < g->n_fwd; s++)
+    if (!g->steps[s].fonly) HCL_TRY(run_step(g, b, &g->steps[s]));
+  return HCL_OK;
+}
+
 hcl_status hcl_graph_run(hcl_graph *g, size_t from, size_t to, hcl_buf params, hcl_buf x,
                          hcl_buf out, hcl_buf dout, hcl_buf grad, size_t n) {
   hcl_status rc;
@@ -174,8 +181,7 @@ hcl_status hcl_graph_run(hcl_graph *g, size_t from, size_t to, hcl_buf params, h
    * if its pass cannot be built, the forward's steps fill the arena first */
   if (from == g->n_fwd && to == g->n_steps && from < to && g->pass_fwd_n == n) {
     if (hcl_graph_pass_run(g, 1, params, x, out, dout, grad, n, &rc)) return rc;
-    for (size_t s = 0; s < g->n_fwd; s++)
-      if (!g->steps[s].fonly) HCL_TRY(run_step(g, &b, &g->steps[s]));
+    HCL_TRY(output_steps(g, &b));
   }
   if (from < g->n_fwd) g->pass_fwd_n = 0;
   for (size_t s = from; s < to; s++) HCL_TRY(run_step(g, &b, &g->steps[s]));
@@ -190,9 +196,7 @@ hcl_status hcl_graph_forward(hcl_graph *g, hcl_buf params, hcl_buf x, hcl_buf ou
     return rc;
   }
   bind b = {params, x, out, {0}, {0}, n};
-  for (size_t s = 0; s < g->n_fwd; s++)
-    if (!g->steps[s].fonly) HCL_TRY(run_step(g, &b, &g->steps[s]));
-  return HCL_OK;
+  return output_steps(g, &b);
 }
 
 size_t hcl_graph_step_of(const hcl_graph *g, int32_t t) {

@@ -9,7 +9,7 @@
  * sum, an axpy, a copy or a zero; it runs when every product at this batch
  * is thin or small (blas.c's own kernels) and HIERCL_GRAPH_PASS is not 0. */
 #include "graph.h"
-#include "ops_args.h" /* HCL_TILE_LOCAL */
+#include "ops_args.h" /* HCL_WG_TILE */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,18 +34,6 @@ typedef struct {
   cl_ulong n, o[PB_COUNT], na;
 } pass_p;
 static const char pass_p_src[] = "typedef struct { ulong n, o[6], na; } hcl_gpass_p;\n";
-
-/* kernels/items.cl's HCL_WG_*: the kernel hcl_sgemm_batched takes on CPUs
- * (blas.c: use_thin, then hcl_gemm_thin's form in ops.c; else use_small:
- * hcl_gemm_small's tile or row form), or -1: a larger product. */
-enum { WG_GER = 0, WG_DOT, WG_AXPY, WG_TILE, WG_ROW };
-static int gemm_path(const hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k) {
-  if (k == 1) return WG_GER;
-  if (n == 1) return ta ? WG_AXPY : WG_DOT;
-  if (m == 1) return tb ? WG_DOT : WG_AXPY;
-  if ((double)m * (double)n * (double)k > ctx->gemm_small_max) return -1;
-  return k * ((n + 15) / 16 * 16) <= HCL_TILE_LOCAL ? WG_TILE : WG_ROW;
-}
 
 /* The shape of product step s at batch n (graph_exec.c's run_gemm). */
 static void gemm_shape(const hcl_graph *g, const hcl_gstep *s, size_t n, int *ta, int *tb,
@@ -113,7 +101,7 @@ static hcl_status gemm_step(hcl_graph *g, const hcl_gstep *s, int path) {
   const hcl_gnode *nd = &g->nodes[s->node];
   size_t in = g->nodes[nd->in[0]].C, out = nd->C, ld = g->blocks[nd->block].cols;
   char off[3][64], st[3][64], al[32], be[32], p[8] = "";
-  int base[3], tile = path == WG_TILE;
+  int base[3], tile = path == HCL_WG_TILE;
   if (!tile) snprintf(p, sizeof p, "%d,", path);
   for (int i = 0; i < 3; i++) arg_expr(g, s->arg[i], &base[i], off[i], st[i], sizeof off[i]);
   hcl_graph_lit(al, sizeof al, nd->scale);
@@ -252,7 +240,7 @@ static int paths_at(hcl_graph *g, int which, size_t n, int *path, double *flops)
     int ta, tb;
     size_t m, nn, k;
     gemm_shape(g, s, n, &ta, &tb, &m, &nn, &k);
-    if ((path[i] = gemm_path(g->ctx, ta, tb, m, nn, k)) < 0) return 0;
+    if ((path[i] = hcl_gemm_own_kernel(g->ctx, ta, tb, m, nn, k)) < 0) return 0;
     *flops += 2.0 * (double)m * (double)nn * (double)k * (double)g->R;
   }
   return 1;

@@ -340,6 +340,13 @@ void hcl_gemm_rb_geometry(size_t nx, size_t ny, size_t nz, unsigned cus, int col
 hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                        hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                        float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);
+/* The kernel (HCL_WG_* of kernels/ops_args.h) that hcl_gemm_thin (one of
+ * m, n, k is 1) or, on CPUs, hcl_gemm_small runs for this shape. */
+int hcl_gemm_kernel_of(int ta, int tb, size_t m, size_t n, size_t k);
+/* The same for hcl_sgemm_batched's choice on ctx (blas.c): the kernel, or
+ * -1 where it takes another path (GPUs' small kernel, the register-blocked
+ * kernel, CLBlast). */
+int hcl_gemm_own_kernel(const hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k);
 /* Small batched products in one kernel launch (no CLBlast call): on GPUs one
  * work-item per output, on CPUs 4 x 32 tiles of C against op(B) copied into
  * local memory (one row per work-item where op(B) does not fit); operand q

@@ -581,6 +581,17 @@ hcl_status hcl_sgemm_reference(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n,
   return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_REF], 2, gws, lws, "gemm_ref", 16, args);
 }
 
+/* op(B), k rows of n floats rounded up to 16, fits hcl_k_gemm_tile's local
+ * memory. */
+static int tile_fits(size_t n, size_t k) { return k * ((n + 15) / 16 * 16) <= HCL_TILE_LOCAL; }
+
+int hcl_gemm_kernel_of(int ta, int tb, size_t m, size_t n, size_t k) {
+  if (k == 1) return HCL_WG_GER;
+  if (n == 1) return ta ? HCL_WG_AXPY : HCL_WG_DOT; /* a column of C: A's rows contiguous? */
+  if (m == 1) return tb ? HCL_WG_DOT : HCL_WG_AXPY; /* a row of C: op(B)'s columns are? */
+  return tile_fits(n, k) ? HCL_WG_TILE : HCL_WG_ROW;
+}
+
 /* Thin products as GEMV / rank-one kernels (blas.c calls this on CPU
  * devices, where CLBlast pads them to its tiles and runs 3-10x slower).
  * Arguments already checked by blas.c; m, n, k >= 1 and one of them is 1. */
@@ -593,7 +604,8 @@ hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_
   OPS_READY(ctx);
   cl_ulong ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
   hcl_thin_p t = {.alpha = alpha, .beta = beta};
-  if (k == 1) { /* C = alpha a b^T: u = column of op(A), v = row of op(B) */
+  int kind = hcl_gemm_kernel_of(ta, tb, m, n, k);
+  if (kind == HCL_WG_GER) { /* C = alpha a b^T: u = column of op(A), v = row of op(B) */
     t.d0 = m, t.d1 = n;
     t.o0 = ao, t.i0 = ta ? 1 : lda, t.s0 = sa;
     t.o1 = bo, t.i1 = tb ? ldb : 1, t.s1 = sb;
@@ -608,18 +620,17 @@ hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_
   int col = n == 1;
   size_t len = col ? m : n;
   hcl_buf M, v;
-  int rows_contiguous;
   t.d0 = len, t.d1 = k;
   if (col) { /* c_i = sum_p opA(i,p) b(p): v = B's column */
-    M = a, t.o0 = ao, t.i0 = lda, t.s0 = sa, rows_contiguous = !ta;
+    M = a, t.o0 = ao, t.i0 = lda, t.s0 = sa;
     v = b, t.o1 = bo, t.i1 = tb ? 1 : ldb, t.s1 = sb;
   } else { /* c_j = sum_p a(p) opB(p,j): v = A's row */
-    M = b, t.o0 = bo, t.i0 = ldb, t.s0 = sb, rows_contiguous = tb;
+    M = b, t.o0 = bo, t.i0 = ldb, t.s0 = sb;
     v = a, t.o1 = ao, t.i1 = ta ? lda : 1, t.s1 = sa;
   }
   t.o2 = co, t.i2 = col ? ldc : 1, t.s2 = sc;
   hcl_arg args[] = {HCL_ARG(t), HCL_ARG(M.mem), HCL_ARG(v.mem), HCL_ARG(c.mem)};
-  if (rows_contiguous) {
+  if (kind == HCL_WG_DOT) { /* M's rows contiguous */
     size_t gws[2] = {round_up(len, 16), batch}, lws[2] = {16, 1};
     return hcl_run_kernel(ctx, ctx->ops->k[K_GEMV_DOT], 2, gws, lws, "gemm_thin", 4, args);
   }
@@ -649,7 +660,7 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
                   .sc = sc};
   hcl_arg args[] = {HCL_ARG(p), HCL_ARG(a.mem), HCL_ARG(b.mem), HCL_ARG(c.mem)};
   if (hcl_ops_cpu_paths(ctx)) {
-    if (k * ((n + 15) / 16 * 16) <= HCL_TILE_LOCAL) { /* op(B) fits: see hcl_k_gemm_tile */
+    if (tile_fits(n, k)) { /* op(B) fits: see hcl_k_gemm_tile */
       size_t tiles = (m + 3) / 4, l = tiles < 64 ? tiles : 64;
       size_t gws[2] = {l, batch}, lws[2] = {l, 1};
       return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_TILE], 2, gws, lws, "gemm_small", 4, args);
