@@ -288,6 +288,9 @@ typedef enum {
   HCL_LOSS_LOGISTIC,      /* log(1 + exp(-y f)), y in {-1, +1} */
   HCL_LOSS_HINGE          /* max(0, 1 - y f) */
 } hcl_loss_kind;
+/* The [train] loss key's name of loss k; "unknown" for a kind added after
+ * hinge that this table does not name yet. */
+const char *hcl_loss_name(hcl_loss_kind k);
 /* For f [R, n, out_dim] and y [R, n, y_dim]:
  *   loss_acc[r] = (accumulate ? loss_acc[r] : 0) + sum_i loss_i   (per sample,
  *                  mse averaged over out_dim);

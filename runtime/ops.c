@@ -415,9 +415,9 @@ hcl_status hcl_gather_xy(hcl_ctx *ctx, hcl_buf src_x, hcl_buf src_y, size_t rows
   return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER_XY_CPU], 2, gws, NULL, "gather_rows", 14, args);
 }
 
-static const char *loss_name(hcl_loss_kind k) {
+const char *hcl_loss_name(hcl_loss_kind k) {
   static const char *const names[] = {"mse", "cross_entropy", "logistic", "hinge"};
-  return (unsigned)k <= HCL_LOSS_HINGE ? names[k] : "?";
+  return (unsigned)k <= HCL_LOSS_HINGE ? names[k] : "unknown";
 }
 
 hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size_t R, size_t n,
@@ -426,12 +426,12 @@ hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size
   if (!R) return HCL_OK;
   if ((unsigned)kind > HCL_LOSS_HINGE)
     return hcl_fail(ctx, HCL_ERR_PARAM, "loss: kind %d", (int)kind);
-  if (!out_dim) return hcl_fail(ctx, HCL_ERR_PARAM, "loss %s: out_dim is 0", loss_name(kind));
+  if (!out_dim) return hcl_fail(ctx, HCL_ERR_PARAM, "loss %s: out_dim is 0", hcl_loss_name(kind));
   if ((kind == HCL_LOSS_LOGISTIC || kind == HCL_LOSS_HINGE) && out_dim != 1)
     return hcl_fail(ctx, HCL_ERR_PARAM, "loss %s needs one output, the model has %zu",
-                    loss_name(kind), out_dim);
+                    hcl_loss_name(kind), out_dim);
   OPS_READY(ctx);
-  const char *op = loss_name(kind);
+  const char *op = hcl_loss_name(kind);
   size_t ydim = kind == HCL_LOSS_MSE ? out_dim : 1;
   cl_int has_dout = dout.mem != NULL, has_loss = loss_acc.mem != NULL;
   cl_int has_err = err_acc.mem != NULL, has_nan = nan_step.mem != NULL;

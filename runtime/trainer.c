@@ -597,15 +597,7 @@ double hcl_trainer_lr(hcl_trainer *t) { return t->cfg->sched.lr; }
 size_t hcl_trainer_batch_size(hcl_trainer *t) { return t->cfg->batch; }
 uint64_t hcl_trainer_train_size(hcl_trainer *t) { return t->cfg->train_size; }
 
-const char *hcl_trainer_loss_name(hcl_trainer *t) {
-  switch (t->cfg->loss) {
-  case HCL_LOSS_MSE: return "mse";
-  case HCL_LOSS_CROSS_ENTROPY: return "cross_entropy";
-  case HCL_LOSS_LOGISTIC: return "logistic";
-  case HCL_LOSS_HINGE: return "hinge";
-  }
-  return "unknown"; /* a loss added later: no plugin's closed form applies */
-}
+const char *hcl_trainer_loss_name(hcl_trainer *t) { return hcl_loss_name(t->cfg->loss); }
 
 void hcl_trainer_label(hcl_trainer *t, const char *label) {
   snprintf(t->label_buf, sizeof t->label_buf, "%s", label ? label : "");
