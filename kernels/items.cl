@@ -278,27 +278,14 @@ void hcl_wg_gemm(hcl_gemm_p g, int path, __global const float *a, __global const
     for (size_t i = lid; i < m; i += nl) hcl_gemm_row_at(g, a, b, c, i, q);
     return;
   }
-  hcl_thin_p t = {.alpha = alpha, .beta = beta};
-  if (path == HCL_WG_GER) { /* k == 1 */
-    t.d0 = m, t.d1 = n;
-    t.o0 = a_off, t.i0 = ta ? 1 : lda, t.s0 = sa;
-    t.o1 = b_off, t.i1 = tb ? ldb : 1, t.s1 = sb;
-    t.o2 = c_off, t.i2 = ldc, t.s2 = sc;
+  int row;
+  hcl_thin_p t = hcl_thin_of(g, &row);
+  if (path == HCL_WG_GER) {
     for (size_t e = lid; e < m * n; e += nl) hcl_ger_at(t, a, b, c, e % n, e / n, q);
     return;
   }
-  int col = n == 1; /* a column of C, else a row */
-  size_t len = col ? m : n;
-  __global const float *M = col ? a : b, *v = col ? b : a;
-  t.d0 = len, t.d1 = k;
-  if (col) {
-    t.o0 = a_off, t.i0 = lda, t.s0 = sa;
-    t.o1 = b_off, t.i1 = tb ? 1 : ldb, t.s1 = sb;
-  } else {
-    t.o0 = b_off, t.i0 = ldb, t.s0 = sb;
-    t.o1 = a_off, t.i1 = ta ? lda : 1, t.s1 = sa;
-  }
-  t.o2 = c_off, t.i2 = col ? ldc : 1, t.s2 = sc;
+  size_t len = t.d0;
+  __global const float *M = row ? b : a, *v = row ? a : b;
   if (path == HCL_WG_DOT)
     for (size_t i = lid; i < len; i += nl) hcl_gemv_dot_at(t, M, v, c, i, q);
   else

@@ -61,6 +61,33 @@ typedef struct {
   HCL_AU d0, d1, o0, i0, s0, o1, i1, s1, o2, i2, s2;
 } hcl_thin_p;
 
+/* The thin kernels' operands for product g, where one of k, n, m is 1:
+ * hcl_gemm_thin (ops.c) and a graph pass's hcl_wg_gemm (items.cl) build
+ * them here, so both hand the same kernel the same figures. k == 1: u, v, C
+ * of the rank-one form; else *row = 0 for a column of C (M = op(A), v = B's
+ * column) and 1 for a row (M = op(B), v = A's row). */
+static inline hcl_thin_p hcl_thin_of(hcl_gemm_p g, int *row) {
+  hcl_thin_p t = {.alpha = g.alpha, .beta = g.beta};
+  *row = g.k != 1 && g.n != 1;
+  if (g.k == 1) {
+    t.d0 = g.m, t.d1 = g.n;
+    t.o0 = g.a_off, t.i0 = g.ta ? 1 : g.lda, t.s0 = g.sa;
+    t.o1 = g.b_off, t.i1 = g.tb ? g.ldb : 1, t.s1 = g.sb;
+    t.o2 = g.c_off, t.i2 = g.ldc, t.s2 = g.sc;
+    return t;
+  }
+  t.d0 = *row ? g.n : g.m, t.d1 = g.k;
+  if (*row) { /* c_j = sum_p a(p) opB(p,j) */
+    t.o0 = g.b_off, t.i0 = g.ldb, t.s0 = g.sb;
+    t.o1 = g.a_off, t.i1 = g.ta ? g.lda : 1, t.s1 = g.sa;
+  } else { /* c_i = sum_p opA(i,p) b(p) */
+    t.o0 = g.a_off, t.i0 = g.lda, t.s0 = g.sa;
+    t.o1 = g.b_off, t.i1 = g.tb ? 1 : g.ldb, t.s1 = g.sb;
+  }
+  t.o2 = g.c_off, t.i2 = *row ? 1 : g.ldc, t.s2 = g.sc;
+  return t;
+}
+
 /* hcl_k_gemm_tile's op(B) in local memory, floats */
 #define HCL_TILE_LOCAL 4096
 

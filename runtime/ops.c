@@ -581,6 +581,28 @@ hcl_status hcl_sgemm_reference(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n,
   return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_REF], 2, gws, lws, "gemm_ref", 16, args);
 }
 
+/* A product's by-value argument (offsets in floats). */
+static hcl_gemm_p gemm_p(int ta, int tb, size_t m, size_t n, size_t k, float alpha, hcl_buf a,
+                         size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb, float beta,
+                         hcl_buf c, size_t ldc, size_t sc) {
+  return (hcl_gemm_p){.ta = ta != 0,
+                      .tb = tb != 0,
+                      .alpha = alpha,
+                      .beta = beta,
+                      .m = m,
+                      .n = n,
+                      .k = k,
+                      .a_off = a.offset / 4,
+                      .lda = lda,
+                      .sa = sa,
+                      .b_off = b.offset / 4,
+                      .ldb = ldb,
+                      .sb = sb,
+                      .c_off = c.offset / 4,
+                      .ldc = ldc,
+                      .sc = sc};
+}
+
 /* op(B), k rows of n floats rounded up to 16, fits hcl_k_gemm_tile's local
  * memory. */
 static int tile_fits(size_t n, size_t k) { return k * ((n + 15) / 16 * 16) <= HCL_TILE_LOCAL; }
@@ -602,14 +624,10 @@ hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_
                          hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                          float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
   OPS_READY(ctx);
-  cl_ulong ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
-  hcl_thin_p t = {.alpha = alpha, .beta = beta};
-  int kind = hcl_gemm_kernel_of(ta, tb, m, n, k);
+  hcl_gemm_p g = gemm_p(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc);
+  int row, kind = hcl_gemm_kernel_of(ta, tb, m, n, k);
+  hcl_thin_p t = hcl_thin_of(g, &row);
   if (kind == HCL_WG_GER) { /* C = alpha a b^T: u = column of op(A), v = row of op(B) */
-    t.d0 = m, t.d1 = n;
-    t.o0 = ao, t.i0 = ta ? 1 : lda, t.s0 = sa;
-    t.o1 = bo, t.i1 = tb ? ldb : 1, t.s1 = sb;
-    t.o2 = co, t.i2 = ldc, t.s2 = sc;
     hcl_arg args[] = {HCL_ARG(t), HCL_ARG(a.mem), HCL_ARG(b.mem), HCL_ARG(c.mem)};
     size_t g2[2], l2[2];
     geom2(n, m, g2, l2);
@@ -617,18 +635,8 @@ hcl_status hcl_gemm_thin(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_
     return hcl_run_kernel(ctx, ctx->ops->k[K_GER], 3, gws, lws, "gemm_thin", 4, args);
   }
   /* one output vector: n == 1 (a column of C, stride ldc) or m == 1 (a row) */
-  int col = n == 1;
-  size_t len = col ? m : n;
-  hcl_buf M, v;
-  t.d0 = len, t.d1 = k;
-  if (col) { /* c_i = sum_p opA(i,p) b(p): v = B's column */
-    M = a, t.o0 = ao, t.i0 = lda, t.s0 = sa;
-    v = b, t.o1 = bo, t.i1 = tb ? 1 : ldb, t.s1 = sb;
-  } else { /* c_j = sum_p a(p) opB(p,j): v = A's row */
-    M = b, t.o0 = bo, t.i0 = ldb, t.s0 = sb;
-    v = a, t.o1 = ao, t.i1 = ta ? lda : 1, t.s1 = sa;
-  }
-  t.o2 = co, t.i2 = col ? ldc : 1, t.s2 = sc;
+  size_t len = t.d0;
+  hcl_buf M = row ? b : a, v = row ? a : b;
   hcl_arg args[] = {HCL_ARG(t), HCL_ARG(M.mem), HCL_ARG(v.mem), HCL_ARG(c.mem)};
   if (kind == HCL_WG_DOT) { /* M's rows contiguous */
     size_t gws[2] = {round_up(len, 16), batch}, lws[2] = {16, 1};
@@ -642,22 +650,7 @@ hcl_status hcl_gemm_small(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size
                           hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                           float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
   OPS_READY(ctx);
-  hcl_gemm_p p = {.ta = ta != 0,
-                  .tb = tb != 0,
-                  .alpha = alpha,
-                  .beta = beta,
-                  .m = m,
-                  .n = n,
-                  .k = k,
-                  .a_off = a.offset / 4,
-                  .lda = lda,
-                  .sa = sa,
-                  .b_off = b.offset / 4,
-                  .ldb = ldb,
-                  .sb = sb,
-                  .c_off = c.offset / 4,
-                  .ldc = ldc,
-                  .sc = sc};
+  hcl_gemm_p p = gemm_p(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc);
   hcl_arg args[] = {HCL_ARG(p), HCL_ARG(a.mem), HCL_ARG(b.mem), HCL_ARG(c.mem)};
   if (hcl_ops_cpu_paths(ctx)) {
     if (tile_fits(n, k)) { /* op(B) fits: see hcl_k_gemm_tile */
