@@ -1,8 +1,8 @@
-/* The per-item bodies of the runtime's products, column sums and axpby
- * (ops_args.h is prepended). ops.cl's kernels are one call of these, and a
- * graph's one-launch pass (runtime/graph_pass.c) calls the same functions
- * for its steps, so both compute the same bits by construction. Helpers
- * only, no __kernel. */
+/* The per-item bodies of the runtime's products, column sums, axpby, CPU
+ * loss and optimiser (ops_args.h is prepended). ops.cl's kernels
+ * are one call of these, and a graph's one-launch passes and training step
+ * (runtime/graph_pass.c) call the same functions, so both compute the same
+ * bits by construction. Helpers only, no __kernel. */
 
 /* The fields of hcl_gemm_p p as locals of the same names. */
 #define HCL_GEMM_UNPACK(p)                                                                         \
@@ -290,4 +290,189 @@ void hcl_wg_gemm(hcl_gemm_p g, int path, __global const float *a, __global const
     for (size_t i = lid; i < len; i += nl) hcl_gemv_dot_at(t, M, v, c, i, q);
   else
     for (size_t j = 8 * lid; j < len; j += 8 * nl) hcl_gemv_axpy_at(t, M, v, c, j, q);
+}
+
+/* Losses (hcl_loss_kind of runtime/internal.h). */
+#define HCL_LOSS_MSE 0
+#define HCL_LOSS_CROSS_ENTROPY 1
+#define HCL_LOSS_LOGISTIC 2
+#define HCL_LOSS_HINGE 3
+
+/* Sample i of replica r: the loss (mse averaged over out_dim), the error
+ * (mse: the loss; binary: y f <= 0; classes: first argmax != y) and, when
+ * has_dout, dout = grad_scale * dloss/df. mse_scale = 1/out_dim,
+ * mse_gscale = 2 grad_scale / out_dim. */
+void hcl_loss_sample(int kind, __global const float *fi, __global const float *yi,
+                            __global float *di, int has_dout, ulong out_dim, float grad_scale,
+                            float mse_scale, float mse_gscale, float *loss, float *err) {
+  float li, ei;
+  if (kind == HCL_LOSS_MSE) {
+    float s = 0.0f;
+    for (size_t k = 0; k < out_dim; k++) {
+      float d = fi[k] - yi[k];
+      s += d * d;
+      if (has_dout) di[k] = mse_gscale * d;
+    }
+    li = s * mse_scale;
+    ei = li;
+  } else if (kind == HCL_LOSS_CROSS_ENTROPY) {
+    float mx = fi[0];
+    size_t best = 0;
+    for (size_t k = 1; k < out_dim; k++) {
+      mx = fmax(mx, fi[k]);
+      if (fi[k] > fi[best]) best = k;
+    }
+    float sum = 0.0f;
+    for (size_t k = 0; k < out_dim; k++) sum += exp(fi[k] - mx);
+    float yc = yi[0];
+    int ok = yc >= 0.0f && yc < (float)out_dim; /* a bad label gives NaN */
+    long c = ok ? (long)yc : 0;
+    ok = ok && (float)c == yc;
+    li = ok ? mx + log(sum) - fi[c] : NAN;
+    ei = (ok && (long)best == c) ? 0.0f : 1.0f;
+    if (has_dout) {
+      float inv = 1.0f / sum;
+      for (size_t k = 0; k < out_dim; k++) {
+        float p = exp(fi[k] - mx) * inv;
+        di[k] = grad_scale * ((long)k == c ? p - 1.0f : p);
+      }
+    }
+  } else {
+    float yv = yi[0], fv = fi[0];
+    float m = yv * fv; /* margin */
+    ei = m > 0.0f ? 0.0f : 1.0f;
+    float g;
+    if (kind == HCL_LOSS_LOGISTIC) {
+      /* log(1 + e^-m) and its derivative -y sigmoid(-m), both stable */
+      li = m < 0.0f ? -m + log1p(exp(m)) : log1p(exp(-m));
+      float em = exp(-fabs(m));
+      float sig = m < 0.0f ? 1.0f / (1.0f + em) : em / (1.0f + em); /* sigmoid(-m) */
+      g = -yv * sig;
+    } else {
+      float h = 1.0f - m;
+      li = h < 0.0f ? 0.0f : h; /* NaN stays NaN */
+      g = h > 0.0f ? -yv : 0.0f;
+    }
+    if (has_dout) di[0] = grad_scale * g;
+  }
+  *loss = li;
+  *err = ei;
+}
+
+/* The per-replica totals: accumulate or overwrite, and record the first
+ * non-finite step. */
+#define HCL_LOSS_STORE(r, tl, te)                                                                  \
+  do {                                                                                             \
+    if (has_loss) loss_acc[loss_off + r] = accumulate ? loss_acc[loss_off + r] + tl : tl;          \
+    if (has_err) err_acc[err_off + r] = accumulate ? err_acc[err_off + r] + te : te;               \
+    if (has_nan && !isfinite(tl) && nan_step[nan_off + r] < 0) nan_step[nan_off + r] = step;       \
+  } while (0)
+
+/* Replica r's loss and error over its lp.n samples, summed in sample order,
+ * and its dout (the CPU loss kernels, and a graph's one-launch training step,
+ * with kind a literal). */
+void hcl_loss_replica_at(int kind, hcl_loss_p lp, __global const float *f,
+                         __global const float *y, __global float *dout, __global float *loss_acc,
+                         __global float *err_acc, __global int *nan_step, size_t r) {
+  int has_dout = lp.has_dout, has_loss = lp.has_loss, has_err = lp.has_err;
+  int accumulate = lp.accumulate, has_nan = lp.has_nan, step = lp.step;
+  ulong n = lp.n, out_dim = lp.out_dim, loss_off = lp.loss_off, err_off = lp.err_off;
+  ulong nan_off = lp.nan_off;
+  ulong ydim = kind == HCL_LOSS_MSE ? out_dim : 1;
+  float tl = 0.0f, te = 0.0f;
+  for (size_t i = 0; i < n; i++) {
+    size_t s = r * n + i;
+    float li, ei;
+    hcl_loss_sample(kind, f + lp.f_off + s * out_dim, y + lp.y_off + s * ydim,
+                    dout + lp.dout_off + s * out_dim, has_dout, out_dim, lp.grad_scale,
+                    lp.mse_scale, lp.mse_gscale, &li, &ei);
+    tl += li;
+    te += ei;
+  }
+  HCL_LOSS_STORE(r, tl, te);
+}
+
+/* Entry e of replica r of params [R, n]: one optimiser step, for the
+ * optimiser kernels and a graph's one-launch training step
+ * (torch.optim.SGD / Adam formulas).
+ * g = grad + l2 p + wd p; lr_r = lr * lr_scale[r].
+ * SGD: momentum: buf = first ? g : mu buf + g; g = nesterov ? g + mu buf : buf;
+ *      p -= lr_r g.
+ * Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ *      p -= lr_r / bc1 * m / (sqrt(v) * inv_sqrt_bc2 + eps)   (step_scale = 1/bc1).
+ * mask[e] == 0: entry e untouched (states too). */
+void hcl_optim_at(hcl_optim_p op, __global const float *lr_scale, __global float *p,
+                  __global const float *grad, __global float *s1, __global float *s2,
+                  __global const float *mask, size_t e, size_t r) {
+  int kind = op.kind, has_lrs = op.has_lrs, nesterov = op.nesterov, first = op.first;
+  int has_mask = op.has_mask;
+  float lr = op.lr, l2 = op.l2, wd = op.wd, momentum = op.momentum, beta1 = op.beta1;
+  float beta2 = op.beta2, eps = op.eps, step_scale = op.step_scale, inv_sqrt_bc2 = op.inv_sqrt_bc2;
+  ulong lrs_off = op.lrs_off, p_off = op.p_off, g_off = op.g_off, s1_off = op.s1_off;
+  ulong s2_off = op.s2_off, mask_off = op.mask_off, n = op.n;
+  if (has_mask && mask[mask_off + e] == 0.0f) return;
+  size_t i = r * n + e;
+  float w = p[p_off + i];
+  float g = grad[g_off + i];
+  if (l2 != 0.0f) g = g + l2 * w;
+  if (wd != 0.0f) g = g + wd * w;
+  float lr_r = has_lrs ? lr * lr_scale[lrs_off + r] : lr;
+  if (kind == 0) {
+    if (momentum != 0.0f) {
+      float buf = first ? g : momentum * s1[s1_off + i] + g;
+      s1[s1_off + i] = buf;
+      g = nesterov ? g + momentum * buf : buf;
+    }
+    p[p_off + i] = w - lr_r * g;
+  } else {
+    float m = beta1 * s1[s1_off + i] + (1.0f - beta1) * g;
+    float v = beta2 * s2[s2_off + i] + (1.0f - beta2) * (g * g);
+    s1[s1_off + i] = m;
+    s2[s2_off + i] = v;
+    float denom = sqrt(v) * inv_sqrt_bc2 + eps;
+    p[p_off + i] = w - (lr_r * step_scale) * (m / denom);
+  }
+}
+
+/* hcl_optim_at for every entry of replica r, eight at a time as float8s:
+ * the same operations per entry, so the same bits, with a frozen entry
+ * written back unchanged; the last n % 8 by hcl_optim_at. A graph's
+ * one-launch training step updates its replica with it (one work-item, with
+ * no work-items for the compiler to vectorise across). */
+void hcl_optim_replica_at(hcl_optim_p op, __global const float *lr_scale, __global float *p,
+                          __global const float *grad, __global float *s1, __global float *s2,
+                          __global const float *mask, size_t r) {
+  int kind = op.kind, nesterov = op.nesterov, first = op.first, has_mask = op.has_mask;
+  float l2 = op.l2, wd = op.wd, momentum = op.momentum, beta1 = op.beta1, beta2 = op.beta2;
+  float eps = op.eps, step_scale = op.step_scale, inv_sqrt_bc2 = op.inv_sqrt_bc2;
+  float lr_r = op.has_lrs ? op.lr * lr_scale[op.lrs_off + r] : op.lr;
+  ulong n = op.n, n8 = n / 8 * 8;
+  __global float *pr = p + op.p_off + r * n, *s1r = s1 + op.s1_off + r * n;
+  __global float *s2r = s2 + op.s2_off + r * n;
+  __global const float *gr = grad + op.g_off + r * n, *mr = mask + op.mask_off;
+  for (size_t e = 0; e < n8; e += 8) {
+    int8 frozen = has_mask ? vload8(0, mr + e) == 0.0f : (int8)(0);
+    float8 w = vload8(0, pr + e);
+    float8 g = vload8(0, gr + e);
+    if (l2 != 0.0f) g = g + l2 * w;
+    if (wd != 0.0f) g = g + wd * w;
+    if (kind == 0) {
+      if (momentum != 0.0f) {
+        float8 old = vload8(0, s1r + e);
+        float8 buf = first ? g : momentum * old + g;
+        vstore8(select(buf, old, frozen), 0, s1r + e);
+        g = nesterov ? g + momentum * buf : buf;
+      }
+      vstore8(select(w - lr_r * g, w, frozen), 0, pr + e);
+    } else {
+      float8 m0 = vload8(0, s1r + e), v0 = vload8(0, s2r + e);
+      float8 m = beta1 * m0 + (1.0f - beta1) * g;
+      float8 v = beta2 * v0 + (1.0f - beta2) * (g * g);
+      vstore8(select(m, m0, frozen), 0, s1r + e);
+      vstore8(select(v, v0, frozen), 0, s2r + e);
+      float8 denom = sqrt(v) * inv_sqrt_bc2 + eps;
+      vstore8(select(w - (lr_r * step_scale) * (m / denom), w, frozen), 0, pr + e);
+    }
+  }
+  for (size_t e = n8; e < n; e++) hcl_optim_at(op, lr_scale, p, grad, s1, s2, mask, e, r);
 }

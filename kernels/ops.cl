@@ -185,82 +185,6 @@ __kernel void hcl_k_gather_xy_cpu(__global const float *sx, ulong sx_off, __glob
   hcl_copy_row(sy + sy_off, rows_src, srow, dy + dy_off, n, j, wy, r);
 }
 
-/* Losses (hcl_loss_kind of runtime/internal.h). */
-#define HCL_LOSS_MSE 0
-#define HCL_LOSS_CROSS_ENTROPY 1
-#define HCL_LOSS_LOGISTIC 2
-#define HCL_LOSS_HINGE 3
-
-/* Sample i of replica r: the loss (mse averaged over out_dim), the error
- * (mse: the loss; binary: y f <= 0; classes: first argmax != y) and, when
- * has_dout, dout = grad_scale * dloss/df. mse_scale = 1/out_dim,
- * mse_gscale = 2 grad_scale / out_dim. */
-HCL_FN void hcl_loss_sample(int kind, __global const float *fi, __global const float *yi,
-                            __global float *di, int has_dout, ulong out_dim, float grad_scale,
-                            float mse_scale, float mse_gscale, float *loss, float *err) {
-  float li, ei;
-  if (kind == HCL_LOSS_MSE) {
-    float s = 0.0f;
-    for (size_t k = 0; k < out_dim; k++) {
-      float d = fi[k] - yi[k];
-      s += d * d;
-      if (has_dout) di[k] = mse_gscale * d;
-    }
-    li = s * mse_scale;
-    ei = li;
-  } else if (kind == HCL_LOSS_CROSS_ENTROPY) {
-    float mx = fi[0];
-    size_t best = 0;
-    for (size_t k = 1; k < out_dim; k++) {
-      mx = fmax(mx, fi[k]);
-      if (fi[k] > fi[best]) best = k;
-    }
-    float sum = 0.0f;
-    for (size_t k = 0; k < out_dim; k++) sum += exp(fi[k] - mx);
-    float yc = yi[0];
-    int ok = yc >= 0.0f && yc < (float)out_dim; /* a bad label gives NaN */
-    long c = ok ? (long)yc : 0;
-    ok = ok && (float)c == yc;
-    li = ok ? mx + log(sum) - fi[c] : NAN;
-    ei = (ok && (long)best == c) ? 0.0f : 1.0f;
-    if (has_dout) {
-      float inv = 1.0f / sum;
-      for (size_t k = 0; k < out_dim; k++) {
-        float p = exp(fi[k] - mx) * inv;
-        di[k] = grad_scale * ((long)k == c ? p - 1.0f : p);
-      }
-    }
-  } else {
-    float yv = yi[0], fv = fi[0];
-    float m = yv * fv; /* margin */
-    ei = m > 0.0f ? 0.0f : 1.0f;
-    float g;
-    if (kind == HCL_LOSS_LOGISTIC) {
-      /* log(1 + e^-m) and its derivative -y sigmoid(-m), both stable */
-      li = m < 0.0f ? -m + log1p(exp(m)) : log1p(exp(-m));
-      float em = exp(-fabs(m));
-      float sig = m < 0.0f ? 1.0f / (1.0f + em) : em / (1.0f + em); /* sigmoid(-m) */
-      g = -yv * sig;
-    } else {
-      float h = 1.0f - m;
-      li = h < 0.0f ? 0.0f : h; /* NaN stays NaN */
-      g = h > 0.0f ? -yv : 0.0f;
-    }
-    if (has_dout) di[0] = grad_scale * g;
-  }
-  *loss = li;
-  *err = ei;
-}
-
-/* The per-replica totals: accumulate or overwrite, and record the first
- * non-finite step. */
-#define HCL_LOSS_STORE(r, tl, te)                                                                  \
-  do {                                                                                             \
-    if (has_loss) loss_acc[loss_off + r] = accumulate ? loss_acc[loss_off + r] + tl : tl;          \
-    if (has_err) err_acc[err_off + r] = accumulate ? err_acc[err_off + r] + te : te;               \
-    if (has_nan && !isfinite(tl) && nan_step[nan_off + r] < 0) nan_step[nan_off + r] = step;       \
-  } while (0)
-
 /* GPUs: one group of HCL_RED_WG work-items per replica; item l handles
  * samples l, l + WG, ... in order, then a fixed tree. gws = (WG, R). */
 __kernel __attribute__((reqd_work_group_size(HCL_RED_WG, 1, 1))) void
@@ -306,69 +230,19 @@ hcl_k_loss(hcl_loss_p lp, __global const float *f, __global const float *y, __gl
   __kernel void NAME(hcl_loss_p lp, __global const float *f, __global const float *y,              \
                      __global float *dout, __global float *loss_acc, __global float *err_acc,      \
                      __global int *nan_step) {                                                     \
-    int has_dout = lp.has_dout, has_loss = lp.has_loss, has_err = lp.has_err;                      \
-    int accumulate = lp.accumulate, has_nan = lp.has_nan, step = lp.step;                          \
-    ulong n = lp.n, out_dim = lp.out_dim, loss_off = lp.loss_off, err_off = lp.err_off;            \
-    ulong nan_off = lp.nan_off;                                                                    \
-    size_t r = get_global_id(0);                                                                   \
-    ulong ydim = KIND == HCL_LOSS_MSE ? out_dim : 1;                                               \
-    float tl = 0.0f, te = 0.0f;                                                                    \
-    for (size_t i = 0; i < n; i++) {                                                               \
-      size_t s = r * n + i;                                                                        \
-      float li, ei;                                                                                \
-      hcl_loss_sample(KIND, f + lp.f_off + s * out_dim, y + lp.y_off + s * ydim,                   \
-                      dout + lp.dout_off + s * out_dim, has_dout, out_dim, lp.grad_scale,          \
-                      lp.mse_scale, lp.mse_gscale, &li, &ei);                                      \
-      tl += li;                                                                                    \
-      te += ei;                                                                                    \
-    }                                                                                              \
-    HCL_LOSS_STORE(r, tl, te);                                                                     \
+    hcl_loss_replica_at(KIND, lp, f, y, dout, loss_acc, err_acc, nan_step, get_global_id(0));     \
   }
 HCL_DEF_LOSS_REPLICA(hcl_k_loss_mse, HCL_LOSS_MSE)
 HCL_DEF_LOSS_REPLICA(hcl_k_loss_cross_entropy, HCL_LOSS_CROSS_ENTROPY)
 HCL_DEF_LOSS_REPLICA(hcl_k_loss_logistic, HCL_LOSS_LOGISTIC)
 HCL_DEF_LOSS_REPLICA(hcl_k_loss_hinge, HCL_LOSS_HINGE)
 
-/* Optimiser update of params [R, n] (torch.optim.SGD / Adam formulas).
- * g = grad + l2 p + wd p; lr_r = lr * lr_scale[r].
- * SGD: momentum: buf = first ? g : mu buf + g; g = nesterov ? g + mu buf : buf;
- *      p -= lr_r g.
- * Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
- *      p -= lr_r / bc1 * m / (sqrt(v) * inv_sqrt_bc2 + eps)   (step_scale = 1/bc1).
- * mask[e] == 0: entry e untouched (states too). */
+/* Optimiser update of params [R, n] (hcl_optim_at, items.cl). gws = (>= n, R). */
 __kernel void hcl_k_optim(hcl_optim_p op, __global const float *lr_scale, __global float *p,
                           __global const float *grad, __global float *s1, __global float *s2,
                           __global const float *mask) {
-  int kind = op.kind, has_lrs = op.has_lrs, nesterov = op.nesterov, first = op.first;
-  int has_mask = op.has_mask;
-  float lr = op.lr, l2 = op.l2, wd = op.wd, momentum = op.momentum, beta1 = op.beta1;
-  float beta2 = op.beta2, eps = op.eps, step_scale = op.step_scale, inv_sqrt_bc2 = op.inv_sqrt_bc2;
-  ulong lrs_off = op.lrs_off, p_off = op.p_off, g_off = op.g_off, s1_off = op.s1_off;
-  ulong s2_off = op.s2_off, mask_off = op.mask_off, n = op.n;
   size_t e = get_global_id(0), r = get_global_id(1);
-  if (e >= n) return;
-  if (has_mask && mask[mask_off + e] == 0.0f) return;
-  size_t i = r * n + e;
-  float w = p[p_off + i];
-  float g = grad[g_off + i];
-  if (l2 != 0.0f) g = g + l2 * w;
-  if (wd != 0.0f) g = g + wd * w;
-  float lr_r = has_lrs ? lr * lr_scale[lrs_off + r] : lr;
-  if (kind == 0) {
-    if (momentum != 0.0f) {
-      float buf = first ? g : momentum * s1[s1_off + i] + g;
-      s1[s1_off + i] = buf;
-      g = nesterov ? g + momentum * buf : buf;
-    }
-    p[p_off + i] = w - lr_r * g;
-  } else {
-    float m = beta1 * s1[s1_off + i] + (1.0f - beta1) * g;
-    float v = beta2 * s2[s2_off + i] + (1.0f - beta2) * (g * g);
-    s1[s1_off + i] = m;
-    s2[s2_off + i] = v;
-    float denom = sqrt(v) * inv_sqrt_bc2 + eps;
-    p[p_off + i] = w - (lr_r * step_scale) * (m / denom);
-  }
+  if (e < op.n) hcl_optim_at(op, lr_scale, p, grad, s1, s2, mask, e, r);
 }
 
 /* Plain SGD (no momentum, no per-replica rates, no mask): hcl_k_optim's
@@ -376,13 +250,7 @@ __kernel void hcl_k_optim(hcl_optim_p op, __global const float *lr_scale, __glob
  * about 2 us per launch. gws = (>= n, R). */
 __kernel void hcl_k_sgd(hcl_optim_p op, __global float *p, __global const float *grad) {
   size_t e = get_global_id(0), r = get_global_id(1);
-  if (e >= op.n) return;
-  size_t i = r * op.n + e;
-  float w = p[op.p_off + i];
-  float g = grad[op.g_off + i];
-  if (op.l2 != 0.0f) g = g + op.l2 * w;
-  if (op.wd != 0.0f) g = g + op.wd * w;
-  p[op.p_off + i] = w - op.lr * g;
+  if (e < op.n) hcl_optim_at(op, p, p, grad, p, p, p, e, r);
 }
 
 /* Reference GEMM, row major: C = alpha op(A) op(B) + beta C (beta == 0: C not

@@ -28,7 +28,7 @@ void hcl_graph_free(hcl_graph *g) {
   for (size_t i = 0; i < g->n; i++) free(g->nodes[i].ins);
   for (size_t i = 0; g->kernels && i < g->n_kernels; i++)
     if (g->kernels[i]) clReleaseKernel(g->kernels[i]);
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     if (g->pass[i]) clReleaseKernel(g->pass[i]);
     if (g->pass_prog[i]) clReleaseProgram(g->pass_prog[i]);
   }

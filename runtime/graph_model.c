@@ -22,7 +22,8 @@ typedef struct gm {
   /* the plugin's optional hooks (NULL: none) */
   hcl_status (*params_hook)(void *self, hcl_buf params, hcl_buf *use);
   hcl_status (*grad_hook)(void *self, hcl_buf params, hcl_buf grad);
-  int have_forward; /* 0 until a forward; features() resets it */
+  int (*plain_hook)(void *self); /* both hooks idle now (graph_plain) */
+  int have_forward;              /* 0 until a forward; features() resets it */
 } gm;
 
 static void gm_destroy(void *self) {
@@ -86,6 +87,7 @@ static hcl_status gm_create(const hcl_model_vt *vt, hcl_ctx *ctx, const hcl_setu
   if (HCL_STRUCT_HAS(vt, hcl_model_vt, graph_params)) m->params_hook = vt->graph_params;
   if (HCL_STRUCT_HAS(vt, hcl_model_vt, graph_grad)) m->grad_hook = vt->graph_grad;
   if (HCL_STRUCT_HAS(vt, hcl_model_vt, graph_variant)) m->variant_hook = vt->graph_variant;
+  if (HCL_STRUCT_HAS(vt, hcl_model_vt, graph_plain)) m->plain_hook = vt->graph_plain;
   m->variant = calloc(HCL_GRAPH_MAX_VARIANTS, sizeof *m->variant);
   if (!m->variant) {
     free(m);
@@ -156,6 +158,19 @@ static hcl_status gm_backward(void *self, hcl_buf params, hcl_buf dout, size_t n
                     g->R * g->n_params);
   HCL_TRY(hcl_graph_run(g, g->n_fwd, g->n_steps, m->p_last, m->x_last, m->out_last, dout, grad, n));
   return m->grad_hook ? m->grad_hook(m->inner, params, grad) : HCL_OK;
+}
+
+int hcl_graph_model_step(const hcl_model_vt *vt, void *self, hcl_buf params, hcl_buf x, size_t n,
+                         hcl_buf out, hcl_buf dout, hcl_buf grad,
+                         const struct hcl_loss_launch *loss, const struct hcl_optim_launch *opt,
+                         hcl_status *rc) {
+  gm *m = self;
+  if (vt->forward != gm_forward || !n || n > m->g->max_batch) return 0;
+  if ((m->params_hook || m->grad_hook) && !(m->plain_hook && m->plain_hook(m->inner))) return 0;
+  if ((*rc = gm_select(m)) != HCL_OK) return 1;
+  if (!hcl_graph_step_run(m->g, params, x, out, dout, grad, n, loss, opt, rc)) return 0;
+  m->have_forward = 0; /* the step's values are spent, as after features() */
+  return 1;
 }
 
 /* The forward pass up to the node marked as hidden layer `layer`, then a

@@ -7,8 +7,12 @@
  * the same order per output, so a pass computes the same bits as the steps.
  * A pass exists when every step is a product, a generated kernel, a column
  * sum, an axpy, a copy or a zero; it runs when every product at this batch
- * is thin or small (blas.c's own kernels) and HIERCL_GRAPH_PASS is not 0. */
+ * is thin or small (blas.c's own kernels) and HIERCL_GRAPH_PASS is not 0.
+ * A training step whose model's hooks are idle runs forward, loss, backward
+ * and optimiser as one launch (hcl_graph_step_run; HIERCL_GRAPH_STEP=0: as
+ * four). */
 #include "graph.h"
+#include "launch_args.h"
 #include "ops_args.h" /* HCL_WG_TILE */
 
 #include <stdio.h>
@@ -180,21 +184,11 @@ static hcl_status simple_step(hcl_graph *g, const hcl_gstep *s) {
                        cols, base[0], off[0], st[0], base[1], off[1], st[1], cols);
 }
 
-/* The text of pass `which` (0 forward without the features-only steps, 1
- * backward) into g->cur as kernel hcl_gpass<which>, each product on the
- * path path[step]. */
-static hcl_status pass_src(hcl_graph *g, int which, const int *path) {
+/* The steps of pass `which` (0 forward without the features-only steps, 1
+ * backward) into g->cur, each product on the path path[step], each step
+ * followed by a barrier. */
+static hcl_status pass_body(hcl_graph *g, int which, const int *path) {
   size_t from = which ? g->n_fwd : 0, to = which ? g->n_steps : g->n_fwd;
-  if (g->cur) g->cur[0] = 0;
-  HCL_TRY(hcl_graph_src(g,
-                        "__kernel void hcl_gpass%d(__global float *b0, __global float *b1, "
-                        "__global float *b2, __global float *b3, __global float *b4, "
-                        "__global float *b5, hcl_gpass_p pp) {\n"
-                        "  __local float bl[HCL_TILE_LOCAL] __attribute__((aligned(64)));\n"
-
-                        "  size_t lid = get_local_id(0), nl = get_local_size(0), r = "
-                        "get_global_id(1);\n  ulong n = pp.n;\n",
-                        which));
   for (size_t i = from; i < to; i++) {
     const hcl_gstep *s = &g->steps[i];
     if (!which && s->fonly) continue;
@@ -206,7 +200,52 @@ static hcl_status pass_src(hcl_graph *g, int which, const int *path) {
     }
     HCL_TRY(hcl_graph_src(g, "  barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);\n"));
   }
+  return HCL_OK;
+}
+
+/* A pass kernel's locals: the tile product's local memory, this item and
+ * its replica r (one work-group each), the batch n. */
+static const char pass_locals[] =
+    "  __local float bl[HCL_TILE_LOCAL] __attribute__((aligned(64)));\n"
+    "  size_t lid = get_local_id(0), nl = get_local_size(0), r = get_global_id(1);\n"
+    "  ulong n = pp.n;\n";
+
+/* The text of pass `which` (0 forward, 1 backward) into g->cur as kernel
+ * hcl_gpass<which>, each product on path path[step]. */
+static hcl_status pass_src(hcl_graph *g, int which, const int *path) {
+  if (g->cur) g->cur[0] = 0;
+  HCL_TRY(hcl_graph_src(g,
+                        "__kernel void hcl_gpass%d(__global float *b0, __global float *b1, "
+                        "__global float *b2, __global float *b3, __global float *b4, "
+                        "__global float *b5, hcl_gpass_p pp) {\n%s",
+                        which, pass_locals));
+  HCL_TRY(pass_body(g, which, path));
   return hcl_graph_src(g, "}\n");
+}
+
+/* The text of the training step into g->cur as kernel hcl_gpass2: the
+ * forward pass (paths path[0..n_steps)), loss `loss` for this replica as its
+ * CPU kernel computes it, the backward pass (path[n_steps..)) and the
+ * optimiser over this replica's parameters. Its n_slots buffer arguments are
+ * the distinct buffers of the 18 roles (PoCL pays per buffer argument at
+ * every launch): role i is argument slot[i]. */
+static hcl_status step_src(hcl_graph *g, const int *path, const int *slot, int n_slots, int loss) {
+  if (g->cur) g->cur[0] = 0;
+  HCL_TRY(hcl_graph_src(g, "__kernel void hcl_gpass2("));
+  for (int i = 0; i < n_slots; i++) HCL_TRY(hcl_graph_src(g, "__global float *a%d, ", i));
+  HCL_TRY(hcl_graph_src(g, "hcl_gpass_p pp, hcl_loss_p lp, hcl_optim_p op) {\n"));
+  for (int i = 0; i < HCL_GSTEP_ROLES; i++)
+    HCL_TRY(hcl_graph_src(g, "  __global float *b%d = a%d;\n", i, slot[i]));
+  HCL_TRY(hcl_graph_src(g, "%s", pass_locals));
+  HCL_TRY(pass_body(g, 0, path));
+  HCL_TRY(hcl_graph_src(g,
+                        "  if (lid == 0) hcl_loss_replica_at(%d, lp, b6, b7, b8, b9, b10, "
+                        "(__global int *)b11, r);\n"
+                        "  barrier(CLK_GLOBAL_MEM_FENCE);\n",
+                        loss));
+  HCL_TRY(pass_body(g, 1, path + g->n_steps));
+  return hcl_graph_src(
+      g, "  if (lid == 0) hcl_optim_replica_at(op, b12, b13, b14, b15, b16, b17, r);\n}\n");
 }
 
 hcl_status hcl_graph_pass_check(hcl_graph *g) {
@@ -215,7 +254,7 @@ hcl_status hcl_graph_pass_check(hcl_graph *g) {
   if (!hcl_ops_cpu_paths(g->ctx) || (env && !strcmp(env, "0")) || !g->n_kernels) return HCL_OK;
   for (size_t i = 0; i < g->n_steps; i++)
     if (!supported(g->steps[i].kind)) return HCL_OK;
-  if (!(g->pass_path = malloc(2 * g->n_steps * sizeof *g->pass_path)))
+  if (!(g->pass_path = malloc(4 * g->n_steps * sizeof *g->pass_path)))
     return hcl_fail(g->ctx, HCL_ERR_NOMEM, "graph: out of host memory");
   g->pass_cols = 0; /* each arena value its own columns: see hcl_graph_pass_run */
   for (size_t v = 0; v < g->n_values; v++)
@@ -224,6 +263,8 @@ hcl_status hcl_graph_pass_check(hcl_graph *g) {
       g->pass_cols += g->values[v].cols;
     }
   g->has_pass = 1;
+  const char *step = hcl_getenv("HIERCL_GRAPH_STEP");
+  g->has_step = !(step && !strcmp(step, "0"));
   return HCL_OK;
 }
 
@@ -246,10 +287,9 @@ static int paths_at(hcl_graph *g, int which, size_t n, int *path, double *flops)
   return 1;
 }
 
-/* Build pass `which` for the paths in path: the item functions, the
+/* Build pass `which` from its text in g->cur: the item functions, the
  * graph's generated kernels (whose hcl_g<k>_at it calls) and the pass. */
-static hcl_status pass_build(hcl_graph *g, int which, const int *path) {
-  HCL_TRY(pass_src(g, which, path));
+static hcl_status pass_build(hcl_graph *g, int which) {
   size_t a = strlen(hcl_src_items), b = strlen(g->src), c = strlen(g->cur);
   size_t len = a + sizeof pass_p_src + b + c + 2;
   char *src = malloc(len);
@@ -280,21 +320,52 @@ static hcl_status pass_arena(hcl_graph *g, size_t n) {
   return HCL_OK;
 }
 
-/* Both passes' paths at batch n into path[0..2 n_steps) and pass `which`'s
- * multiply-adds: 1 when both passes serve n (every product small or thin,
- * on the paths a built pass was written for). Both, so that a forward never
- * runs as a pass when its backward would run as steps (their values live
- * in different arenas). */
+/* Both passes' paths at batch n into path[0..2 n_steps) and kernel
+ * `which`'s multiply-adds (2, the training step: both passes'): 1 when both
+ * passes serve n (every product small or thin, on the paths a built kernel
+ * was written for). Both, so that a forward never runs as a pass when its
+ * backward would run as steps (their values live in different arenas). */
 static int both_fit(hcl_graph *g, int which, size_t n, int *path, double *flops) {
   double f[2];
+  size_t ns = g->n_steps;
   for (int w = 0; w < 2; w++) {
-    int *p = path + (size_t)w * g->n_steps;
+    int *p = path + (size_t)w * ns;
     if (!paths_at(g, w, n, p, &f[w])) return 0;
-    if (g->pass[w] && memcmp(g->pass_path + (size_t)w * g->n_steps, p, g->n_steps * sizeof *p))
+    if (which < 2 && g->pass[w] && memcmp(g->pass_path + (size_t)w * ns, p, ns * sizeof *p))
       return 0; /* built for a batch whose products take other kernels */
   }
-  *flops = f[which];
+  if (which == 2 && g->pass[2] && memcmp(g->pass_path + 2 * ns, path, 2 * ns * sizeof *path))
+    return 0;
+  *flops = which == 2 ? f[0] + f[1] : f[which];
   return 1;
+}
+
+/* Kernel `which` built from the text in g->cur (rc: the writing's status),
+ * for the paths path[0..len), unless it is already: 0 when the build failed,
+ * after which the graph runs its steps. */
+static int built(hcl_graph *g, int which, hcl_status rc, const int *path, size_t len) {
+  if (g->pass[which]) return 1;
+  if (rc != HCL_OK || pass_build(g, which) != HCL_OK) {
+    /* a speed-up only: the steps compute the same (e.g. no compiler under
+     * HIERCL_NO_COMPILE and no recorded binary of the pass) */
+    hcl_log(g->ctx, HCL_LOG_WARN, "graph: one-launch pass not built (%s); running the steps",
+            g->ctx->errmsg);
+    g->ctx->errmsg[0] = 0;
+    g->has_pass = 0;
+    return 0;
+  }
+  memcpy(g->pass_path + (size_t)(which == 2 ? 2 : which) * g->n_steps, path, len * sizeof *path);
+  return 1;
+}
+
+/* The base buffers' offsets into pp and their cl_mem into mem (params for
+ * one not given: a pass never reads it). */
+static void pass_bases(hcl_graph *g, const hcl_buf *b, pass_p *pp, cl_mem *mem, size_t n) {
+  *pp = (pass_p){.n = n, .na = g->pass_na};
+  for (int i = 0; i < PB_COUNT; i++) {
+    mem[i] = b[i].mem ? b[i].mem : b[PB_PARAMS].mem;
+    pp->o[i] = b[i].offset / sizeof(float);
+  }
 }
 
 int hcl_graph_pass_run(hcl_graph *g, int which, hcl_buf params, hcl_buf x, hcl_buf out,
@@ -304,32 +375,65 @@ int hcl_graph_pass_run(hcl_graph *g, int which, hcl_buf params, hcl_buf x, hcl_b
   double flops;
   if (!both_fit(g, which, n, path, &flops)) return 0;
   int *mine = path + (size_t)which * g->n_steps;
-  if (!g->pass[which]) { /* written for the first batch it serves */
-    if (pass_build(g, which, mine) != HCL_OK) {
-      /* a speed-up only: the steps compute the same (e.g. no compiler
-       * under HIERCL_NO_COMPILE and no recorded binary of the pass) */
-      hcl_log(g->ctx, HCL_LOG_WARN, "graph: one-launch pass not built (%s); running the steps",
-              g->ctx->errmsg);
-      g->ctx->errmsg[0] = 0;
-      g->has_pass = 0;
-      return 0;
-    }
-    memcpy(g->pass_path + (size_t)which * g->n_steps, mine, g->n_steps * sizeof *mine);
-  }
+  /* written for the first batch it serves */
+  if (!built(g, which, g->pass[which] ? HCL_OK : pass_src(g, which, mine), mine, g->n_steps))
+    return 0;
   if ((*rc = pass_arena(g, n)) != HCL_OK) return 1;
   hcl_buf b[PB_COUNT] = {params, grad, x, out, dout, g->pass_arena};
-  pass_p pp = {.n = n, .na = g->pass_na};
+  pass_p pp;
   cl_mem mem[PB_COUNT];
+  pass_bases(g, b, &pp, mem, n);
   hcl_arg args[PB_COUNT + 1];
-  for (int i = 0; i < PB_COUNT; i++) {
-    mem[i] = b[i].mem ? b[i].mem : params.mem; /* a pass never reads what it was not given */
-    pp.o[i] = b[i].offset / sizeof(float);
-    args[i] = (hcl_arg){sizeof(cl_mem), &mem[i]};
-  }
+  for (int i = 0; i < PB_COUNT; i++) args[i] = (hcl_arg){sizeof(cl_mem), &mem[i]};
   args[PB_COUNT] = (hcl_arg){sizeof pp, &pp};
   size_t gws[2] = {PASS_WG, g->R}, lws[2] = {PASS_WG, 1};
   g->ctx->gemm_flops += flops;
   *rc = hcl_run_kernel(g->ctx, g->pass[which], 2, gws, lws, which ? "graph_bwd" : "graph_fwd",
                        PB_COUNT + 1, args);
+  return 1;
+}
+
+int hcl_graph_step_run(hcl_graph *g, hcl_buf params, hcl_buf x, hcl_buf out, hcl_buf dout,
+                       hcl_buf grad, size_t n, const hcl_loss_launch *loss,
+                       const hcl_optim_launch *opt, hcl_status *rc) {
+  if (!g->has_pass || !g->has_step || !loss->f || !opt->params || loss->R != g->R || opt->R != g->R)
+    return 0;
+  int path[2 * g->n_steps];
+  double flops;
+  if (!both_fit(g, 2, n, path, &flops)) return 0;
+  if ((*rc = pass_arena(g, n)) != HCL_OK) return 1;
+  hcl_buf b[PB_COUNT] = {params, grad, x, out, dout, g->pass_arena};
+  pass_p pp;
+  cl_mem mem[HCL_GSTEP_ROLES], arg[HCL_GSTEP_ROLES];
+  pass_bases(g, b, &pp, mem, n);
+  const cl_mem roles[] = {loss->f,  loss->y,     loss->dout, loss->loss, loss->err, loss->nan,
+                          opt->lrs, opt->params, opt->grad,  opt->s1,    opt->s2,   opt->mask};
+  memcpy(mem + PB_COUNT, roles, sizeof roles);
+  int slot[HCL_GSTEP_ROLES], n_slots = 0;
+  for (int i = 0; i < HCL_GSTEP_ROLES; i++) { /* each distinct buffer once */
+    int j = 0;
+    while (j < i && mem[j] != mem[i]) j++;
+    slot[i] = j < i ? slot[j] : n_slots;
+    if (j == i) arg[n_slots++] = mem[i];
+  }
+  if (g->pass[2] && (memcmp(slot, g->step_slot, sizeof slot) || g->step_loss != loss->p.kind)) {
+    clReleaseKernel(g->pass[2]); /* other buffers or another loss: written again */
+    clReleaseProgram(g->pass_prog[2]);
+    g->pass[2] = NULL, g->pass_prog[2] = NULL;
+  }
+  if (!built(g, 2, g->pass[2] ? HCL_OK : step_src(g, path, slot, n_slots, loss->p.kind), path,
+             2 * g->n_steps))
+    return 0;
+  memcpy(g->step_slot, slot, sizeof slot);
+  g->step_loss = loss->p.kind;
+  hcl_arg args[HCL_GSTEP_ROLES + 3];
+  for (int i = 0; i < n_slots; i++) args[i] = (hcl_arg){sizeof(cl_mem), &arg[i]};
+  args[n_slots] = (hcl_arg){sizeof pp, &pp};
+  args[n_slots + 1] = (hcl_arg){sizeof loss->p, &loss->p};
+  args[n_slots + 2] = (hcl_arg){sizeof opt->p, &opt->p};
+  size_t gws[2] = {PASS_WG, g->R}, lws[2] = {PASS_WG, 1};
+  g->ctx->gemm_flops += flops;
+  g->pass_fwd_n = 0; /* its values are spent: a backward needs a forward first */
+  *rc = hcl_run_kernel(g->ctx, g->pass[2], 2, gws, lws, "graph_step", (unsigned)n_slots + 3, args);
   return 1;
 }

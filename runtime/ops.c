@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "launch_args.h"
 #include "ops_args.h" /* the argument structs and group shapes, shared with ops.cl */
 
 #define EW_WG 256   /* elementwise groups */
@@ -420,9 +421,11 @@ const char *hcl_loss_name(hcl_loss_kind k) {
   return (unsigned)k <= HCL_LOSS_HINGE ? names[k] : "unknown";
 }
 
-hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size_t R, size_t n,
-                    size_t out_dim, float grad_scale, hcl_buf dout, hcl_buf loss_acc,
-                    hcl_buf err_acc, int accumulate, hcl_buf nan_step, int32_t step) {
+hcl_status hcl_loss_prepare(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size_t R,
+                            size_t n, size_t out_dim, float grad_scale, hcl_buf dout,
+                            hcl_buf loss_acc, hcl_buf err_acc, int accumulate, hcl_buf nan_step,
+                            int32_t step, hcl_loss_launch *L) {
+  memset(L, 0, sizeof *L);
   if (!R) return HCL_OK;
   if ((unsigned)kind > HCL_LOSS_HINGE)
     return hcl_fail(ctx, HCL_ERR_PARAM, "loss: kind %d", (int)kind);
@@ -469,20 +472,44 @@ hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size
                   .loss_off = loss_acc.offset / 4,
                   .err_off = err_acc.offset / 4,
                   .nan_off = nan_step.offset / 4};
-  hcl_arg args[] = {HCL_ARG(p),           HCL_ARG(f.mem),        HCL_ARG(y.mem),
-                    HCL_ARG(dout.mem),    HCL_ARG(loss_acc.mem), HCL_ARG(err_acc.mem),
-                    HCL_ARG(nan_step.mem)};
+  *L = (hcl_loss_launch){.p = p,
+                         .R = R,
+                         .f = f.mem,
+                         .y = y.mem,
+                         .dout = dout.mem,
+                         .loss = loss_acc.mem,
+                         .err = err_acc.mem,
+                         .nan = nan_step.mem};
+  return HCL_OK;
+}
+
+hcl_status hcl_loss_run(hcl_ctx *ctx, const hcl_loss_launch *L) {
+  if (!L->f) return HCL_OK;
+  OPS_READY(ctx);
+  hcl_arg args[] = {HCL_ARG(L->p),    HCL_ARG(L->f),   HCL_ARG(L->y),  HCL_ARG(L->dout),
+                    HCL_ARG(L->loss), HCL_ARG(L->err), HCL_ARG(L->nan)};
   if (hcl_ops_cpu_paths(ctx)) { /* see hcl_k_loss_mse */
-    size_t g1 = R;
-    return hcl_run_kernel(ctx, ctx->ops->k[K_LOSS_REPLICA + kind], 1, &g1, NULL, "loss", 7, args);
+    size_t g1 = L->R;
+    return hcl_run_kernel(ctx, ctx->ops->k[K_LOSS_REPLICA + L->p.kind], 1, &g1, NULL, "loss", 7,
+                          args);
   }
-  size_t gws[2] = {HCL_RED_WG, R}, lws[2] = {HCL_RED_WG, 1};
+  size_t gws[2] = {HCL_RED_WG, L->R}, lws[2] = {HCL_RED_WG, 1};
   return hcl_run_kernel(ctx, ctx->ops->k[K_LOSS], 2, gws, lws, "loss", 7, args);
 }
 
-hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf lr_scale, float l2,
-                          hcl_buf params, hcl_buf grad, hcl_buf state1, hcl_buf state2,
-                          hcl_buf mask, size_t R, size_t n, uint64_t t) {
+hcl_status hcl_loss(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf y, size_t R, size_t n,
+                    size_t out_dim, float grad_scale, hcl_buf dout, hcl_buf loss_acc,
+                    hcl_buf err_acc, int accumulate, hcl_buf nan_step, int32_t step) {
+  hcl_loss_launch L;
+  HCL_TRY(hcl_loss_prepare(ctx, kind, f, y, R, n, out_dim, grad_scale, dout, loss_acc, err_acc,
+                           accumulate, nan_step, step, &L));
+  return hcl_loss_run(ctx, &L);
+}
+
+hcl_status hcl_optim_prepare(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf lr_scale,
+                             float l2, hcl_buf params, hcl_buf grad, hcl_buf state1, hcl_buf state2,
+                             hcl_buf mask, size_t R, size_t n, uint64_t t, hcl_optim_launch *O) {
+  memset(O, 0, sizeof *O);
   if (!R || !n) return HCL_OK;
   if (!opt || (opt->kind != HCL_OPT_SGD && opt->kind != HCL_OPT_ADAM))
     return hcl_fail(ctx, HCL_ERR_PARAM, "optim: unknown optimiser");
@@ -539,15 +566,38 @@ hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf 
                    .s2_off = state2.offset / 4,
                    .mask_off = mask.offset / 4,
                    .n = n};
-  size_t gws[2] = {round_up(n, 64), R}, lws[2] = {64, 1};
-  if (!adam && opt->momentum == 0.0f && !has_lrs && !has_mask) { /* see hcl_k_sgd */
-    hcl_arg args[] = {HCL_ARG(p), HCL_ARG(params.mem), HCL_ARG(grad.mem)};
+  *O = (hcl_optim_launch){.p = p,
+                          .R = R,
+                          .plain = !adam && opt->momentum == 0.0f && !has_lrs && !has_mask,
+                          .lrs = lr_scale.mem,
+                          .params = params.mem,
+                          .grad = grad.mem,
+                          .s1 = state1.mem,
+                          .s2 = state2.mem,
+                          .mask = mask.mem};
+  return HCL_OK;
+}
+
+hcl_status hcl_optim_run(hcl_ctx *ctx, const hcl_optim_launch *O) {
+  if (!O->params) return HCL_OK;
+  OPS_READY(ctx);
+  size_t gws[2] = {round_up(O->p.n, 64), O->R}, lws[2] = {64, 1};
+  if (O->plain) { /* see hcl_k_sgd */
+    hcl_arg args[] = {HCL_ARG(O->p), HCL_ARG(O->params), HCL_ARG(O->grad)};
     return hcl_run_kernel(ctx, ctx->ops->k[K_SGD], 2, gws, lws, "optim", 3, args);
   }
-  hcl_arg args[] = {HCL_ARG(p),        HCL_ARG(lr_scale.mem), HCL_ARG(params.mem),
-                    HCL_ARG(grad.mem), HCL_ARG(state1.mem),   HCL_ARG(state2.mem),
-                    HCL_ARG(mask.mem)};
+  hcl_arg args[] = {HCL_ARG(O->p),  HCL_ARG(O->lrs), HCL_ARG(O->params), HCL_ARG(O->grad),
+                    HCL_ARG(O->s1), HCL_ARG(O->s2),  HCL_ARG(O->mask)};
   return hcl_run_kernel(ctx, ctx->ops->k[K_OPTIM], 2, gws, lws, "optim", 7, args);
+}
+
+hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf lr_scale, float l2,
+                          hcl_buf params, hcl_buf grad, hcl_buf state1, hcl_buf state2,
+                          hcl_buf mask, size_t R, size_t n, uint64_t t) {
+  hcl_optim_launch O;
+  HCL_TRY(hcl_optim_prepare(ctx, opt, lr, lr_scale, l2, params, grad, state1, state2, mask, R, n, t,
+                            &O));
+  return hcl_optim_run(ctx, &O);
 }
 
 /* Floats a row-major matrix of `rows` x `cols` with leading dimension ld spans. */

@@ -3,6 +3,9 @@
  * steps (to bound the queue and check for NaN) and at evaluations. */
 #include "trainer.h"
 
+#include "graph.h" /* hcl_graph_model_step */
+#include "launch_args.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -492,13 +495,23 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
                       (unsigned long long)t->step);
     t->lr_now = hcl_schedule_lr(&c->sched, t->step) * scale;
     HCL_TRY(hcl_trainer_batch(t, HCL_STREAM_TRAIN, t->samples, B, t->x, t->y));
-    HCL_TRY(t->mvt->forward(t->model, t->params, t->x, B, t->out));
-    HCL_TRY(hcl_loss(t->ctx, c->loss, t->out, t->y, R, B, t->out_dim, 1.0f / (float)B, t->dout,
-                     hcl_buf_sub(t->loss_acc, 0, fbytes(R)), none, 1, t->nan_step,
-                     (int32_t)t->step));
-    HCL_TRY(t->mvt->backward(t->model, t->params, t->dout, B, t->grad));
-    HCL_TRY(hcl_optim_step(t->ctx, &opt, (float)(t->lr_now * lr_f), t->lr_scale, l2, t->params,
-                           t->grad, t->state1, t->state2, mask, R, t->n_params, i + 1));
+    hcl_loss_launch L;
+    hcl_optim_launch O;
+    HCL_TRY(hcl_loss_prepare(t->ctx, c->loss, t->out, t->y, R, B, t->out_dim, 1.0f / (float)B,
+                             t->dout, hcl_buf_sub(t->loss_acc, 0, fbytes(R)), none, 1, t->nan_step,
+                             (int32_t)t->step, &L));
+    HCL_TRY(hcl_optim_prepare(t->ctx, &opt, (float)(t->lr_now * lr_f), t->lr_scale, l2, t->params,
+                              t->grad, t->state1, t->state2, mask, R, t->n_params, i + 1, &O));
+    hcl_status rc;
+    if (hcl_graph_model_step(t->mvt, t->model, t->params, t->x, B, t->out, t->dout, t->grad, &L, &O,
+                             &rc)) { /* the same bits as the four below, in one launch */
+      HCL_TRY(rc);
+    } else {
+      HCL_TRY(t->mvt->forward(t->model, t->params, t->x, B, t->out));
+      HCL_TRY(hcl_loss_run(t->ctx, &L));
+      HCL_TRY(t->mvt->backward(t->model, t->params, t->dout, B, t->grad));
+      HCL_TRY(hcl_optim_run(t->ctx, &O));
+    }
     t->step++;
     t->samples += B;
     t->acc_steps++;

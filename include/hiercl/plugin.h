@@ -634,6 +634,13 @@ typedef struct hcl_model_vt {
    * truncated network, or a closed-form predictor that replaced the network
    * (as custom ops). Every variant has the same out_dim. */
   int (*graph_variant)(void *self);
+  /* Optional, graph models with graph_params or graph_grad only, read only
+   * when struct_size covers it, before every training step: nonzero when
+   * neither hook changes anything now (*use = params, grad untouched), e.g.
+   * no mask is set. The runtime may then run the step (forward, loss,
+   * backward, optimiser) as one launch, without calling the hooks. A model
+   * with hooks and without this entry never has its step fused. */
+  int (*graph_plain)(void *self);
 } hcl_model_vt;
 #define HCL_GRAPH_MAX_VARIANTS 256
 

@@ -52,3 +52,8 @@ hcl_status hcl_rn_graph_grad(void *self, hcl_buf params, hcl_buf grad) {
   if (m->masked || m->sel_on) return hcl_rn_grad_post(m, params, grad);
   return HCL_OK;
 }
+
+int hcl_rn_graph_plain(void *self) {
+  const hcl_rn *m = self;
+  return !m->masked && !m->sel_on;
+}

@@ -83,6 +83,7 @@ static const hcl_model_vt vt = {
     .graph = hcl_rn_graph,
     .graph_params = hcl_rn_graph_params,
     .graph_grad = hcl_rn_graph_grad,
+    .graph_plain = hcl_rn_graph_plain,
 };
 
 static const hcl_plugin_desc desc = {
