@@ -1,5 +1,5 @@
 /* The per-item bodies of the runtime's products, column sums, axpby, CPU
- * loss and optimiser (ops_args.h is prepended). ops.cl's kernels
+ * batch gather, loss and optimiser (ops_args.h is prepended). ops.cl's kernels
  * are one call of these, and a graph's one-launch passes and training step
  * (runtime/graph_pass.c) call the same functions, so both compute the same
  * bits by construction. Helpers only, no __kernel. */
@@ -290,6 +290,25 @@ void hcl_wg_gemm(hcl_gemm_p g, int path, __global const float *a, __global const
     for (size_t i = lid; i < len; i += nl) hcl_gemv_dot_at(t, M, v, c, i, q);
   else
     for (size_t j = 8 * lid; j < len; j += 8 * nl) hcl_gemv_axpy_at(t, M, v, c, j, q);
+}
+
+/* Row srow of replica r of src [R, rows_src, width] into row j of dst [R, n, width]. */
+void hcl_copy_row(__global const float *src, ulong rows_src, size_t srow,
+                         __global float *dst, ulong n, size_t j, ulong width, size_t r) {
+  __global const float *s = src + (r * rows_src + srow) * width;
+  __global float *d = dst + (r * n + j) * width;
+  for (size_t c = 0; c < width; c++) d[c] = s[c];
+}
+
+/* Row j of replica r of a training batch's inputs and labels, as
+ * hcl_k_gather_rows_cpu copies each (ops.cl's gather kernel, and a graph's
+ * one-launch training step). */
+void hcl_gather_xy_at(hcl_gather_p gp, __global const float *sx, __global const float *sy,
+                      __global float *dx, __global float *dy, __global const ulong *sizes,
+                      size_t j, size_t r) {
+  size_t srow = (gp.f0 + j) % (sizes ? sizes[r] : gp.rows_src);
+  hcl_copy_row(sx + gp.sx_off, gp.rows_src, srow, dx + gp.dx_off, gp.n, j, gp.wx, r);
+  hcl_copy_row(sy + gp.sy_off, gp.rows_src, srow, dy + gp.dy_off, gp.n, j, gp.wy, r);
 }
 
 /* Losses (hcl_loss_kind of runtime/internal.h). */

@@ -153,14 +153,6 @@ __kernel void hcl_k_gather_rows(__global const float *src, ulong src_off, ulong 
   dst[dst_off + (r * n + j) * width + c] = src[src_off + (r * rows_src + srow) * width + c];
 }
 
-/* Row srow of replica r of src [R, rows_src, width] into row j of dst [R, n, width]. */
-HCL_FN void hcl_copy_row(__global const float *src, ulong rows_src, size_t srow,
-                         __global float *dst, ulong n, size_t j, ulong width, size_t r) {
-  __global const float *s = src + (r * rows_src + srow) * width;
-  __global float *d = dst + (r * n + j) * width;
-  for (size_t c = 0; c < width; c++) d[c] = s[c];
-}
-
 /* The same, one work-item per row (CPUs: a 3D range of small rows costs
  * PoCL a group per row). gws = (>= n, R). */
 __kernel void hcl_k_gather_rows_cpu(__global const float *src, ulong src_off, ulong rows_src,
@@ -173,16 +165,12 @@ __kernel void hcl_k_gather_rows_cpu(__global const float *src, ulong src_off, ul
 }
 
 /* The training batch's inputs and labels in one launch (CPUs): row j of
- * replica r of both, as hcl_k_gather_rows_cpu copies each. gws = (>= n, R). */
-__kernel void hcl_k_gather_xy_cpu(__global const float *sx, ulong sx_off, __global const float *sy,
-                                  ulong sy_off, ulong rows_src, __global float *dx, ulong dx_off,
-                                  __global float *dy, ulong dy_off, ulong f0, ulong n, ulong wx,
-                                  ulong wy, __global const ulong *sizes) {
+ * replica r of both (hcl_gather_xy_at). gws = (>= n, R). */
+__kernel void hcl_k_gather_xy_cpu(hcl_gather_p gp, __global const float *sx,
+                                  __global const float *sy, __global float *dx, __global float *dy,
+                                  __global const ulong *sizes) {
   size_t j = get_global_id(0), r = get_global_id(1);
-  if (j >= n) return;
-  size_t srow = (f0 + j) % (sizes ? sizes[r] : rows_src);
-  hcl_copy_row(sx + sx_off, rows_src, srow, dx + dx_off, n, j, wx, r);
-  hcl_copy_row(sy + sy_off, rows_src, srow, dy + dy_off, n, j, wy, r);
+  if (j < gp.n) hcl_gather_xy_at(gp, sx, sy, dx, dy, sizes, j, r);
 }
 
 /* GPUs: one group of HCL_RED_WG work-items per replica; item l handles

@@ -41,6 +41,13 @@ typedef struct {
   HCL_AU f_off, y_off, n, out_dim, dout_off, loss_off, err_off, nan_off;
 } hcl_loss_p;
 
+/* A training batch's gather on CPUs (hcl_gather_xy): row j of replica r
+ * of x and y is row (f0 + j) % rows of their sources, rows = sizes[r] or
+ * rows_src; offsets in floats. */
+typedef struct {
+  HCL_AU sx_off, sy_off, rows_src, dx_off, dy_off, f0, n, wx, wy;
+} hcl_gather_p;
+
 /* An optimiser step (hcl_k_optim's formulas); offsets in floats. */
 typedef struct {
   HCL_AI kind, has_lrs, nesterov, first, has_mask, pad_;

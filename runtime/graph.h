@@ -103,9 +103,9 @@ typedef struct hcl_gstep {
                        instead when the batch is large (graph_exec.c) */
 } hcl_gstep;
 
-/* Buffers of a one-launch training step: the passes' 6, the loss's 6 and the
- * optimiser's 6 (graph_pass.c). */
-#define HCL_GSTEP_ROLES 18
+/* Buffers of a one-launch training step: the passes' 6, the loss's 6, the
+ * optimiser's 6 and the batch gather's 5 (graph_pass.c). */
+#define HCL_GSTEP_ROLES 23
 
 struct hcl_graph {
   hcl_ctx *ctx;
@@ -140,6 +140,7 @@ struct hcl_graph {
   int *pass_path; /* [4][n_steps]: each product's kernel in the passes (the step: 2 and 3) */
   int step_slot[HCL_GSTEP_ROLES]; /* the training step's kernel argument of each buffer */
   int step_loss;                  /* and the loss kind it was written for */
+  int step_gather;                /* and whether it gathers the batch */
   size_t pass_cols, pass_na;      /* columns of the pass arena's values, floats per column */
   size_t pass_fwd_n;              /* the batch of the last forward, when it ran as a pass */
   hcl_buf pass_arena;
@@ -222,31 +223,35 @@ hcl_status hcl_graph_pass_check(hcl_graph *g);
  * the status of the build and launch, else 0 (run the steps). */
 int hcl_graph_pass_run(hcl_graph *g, int which, hcl_buf params, hcl_buf x, hcl_buf out,
                        hcl_buf dout, hcl_buf grad, size_t n, hcl_status *rc);
+struct hcl_gather_launch;
 struct hcl_loss_launch;
 struct hcl_optim_launch;
-/* A whole training step as one launch: the forward pass on x, the prepared
- * loss (its f the graph's output `out`, its dout `dout`), the backward pass
- * into grad and the prepared optimiser update of params, where a pass would
- * run for both passes at batch n: 1 with *rc the status, else 0 (run the
- * four apart). The same bits as the four launches. */
+/* A whole training step as one launch: the prepared gather of the batch into
+ * x (NULL: x holds it), the forward pass on x, the prepared loss (its f the
+ * graph's output `out`, its dout `dout`), the backward pass into grad and
+ * the prepared optimiser update of params, where a pass would run for both
+ * passes at batch n: 1 with *rc the status, else 0 (nothing ran: run them
+ * apart). The same bits as the separate launches. */
 int hcl_graph_step_run(hcl_graph *g, hcl_buf params, hcl_buf x, hcl_buf out, hcl_buf dout,
-                       hcl_buf grad, size_t n, const struct hcl_loss_launch *loss,
-                       const struct hcl_optim_launch *opt, hcl_status *rc);
+                       hcl_buf grad, size_t n, const struct hcl_gather_launch *gather,
+                       const struct hcl_loss_launch *loss, const struct hcl_optim_launch *opt,
+                       hcl_status *rc);
 
 /* graph_model.c: the descriptor of a graph-only model plugin d (vtable with
  * graph and without forward/backward) with a complete vtable whose forward,
  * backward and features run the graph; static storage, never freed. */
 hcl_status hcl_graph_wrap(hcl_ctx *ctx, const char *path, const hcl_plugin_desc *d,
                           const hcl_plugin_desc **out);
-/* A training step of the model (self, of vtable vt) as one launch, when vt
- * is a graph model's made by hcl_graph_wrap, its hooks are idle
- * (graph_plain) and its graph runs batch n as passes: 1 with *rc the
- * status, else 0 and nothing ran (the caller runs forward, loss, backward
- * and optimiser). After it, a backward needs a new forward. */
+/* A training step of the model (self, of vtable vt) as one launch, the
+ * batch's gather included when gather is not NULL, when vt is a graph
+ * model's made by hcl_graph_wrap, its hooks are idle (graph_plain) and its
+ * graph runs batch n as passes: 1 with *rc the status, else 0 and nothing
+ * ran (the caller runs gather, forward, loss, backward and optimiser).
+ * After it, a backward needs a new forward. */
 int hcl_graph_model_step(const hcl_model_vt *vt, void *self, hcl_buf params, hcl_buf x, size_t n,
                          hcl_buf out, hcl_buf dout, hcl_buf grad,
-                         const struct hcl_loss_launch *loss, const struct hcl_optim_launch *opt,
-                         hcl_status *rc);
+                         const struct hcl_gather_launch *gather, const struct hcl_loss_launch *loss,
+                         const struct hcl_optim_launch *opt, hcl_status *rc);
 /* Releases what hcl_graph_wrap gave d (a no-op for a desc it did not make):
  * called before the plugin is unloaded, so a long-lived process that loads
  * and unloads plugins never runs out of wrapper slots. */

@@ -30,6 +30,9 @@ extern const char hcl_src_items[];
 
 /* The base buffers of a pass, in its kernel's argument order. */
 enum { PB_PARAMS = 0, PB_GRAD, PB_X, PB_OUT, PB_DOUT, PB_ARENA, PB_COUNT };
+/* A training step's other buffers after those: the loss's 6, the
+ * optimiser's 6 and the gather's 5, in their launch structs' order. */
+enum { SR_LOSS = PB_COUNT, SR_OPTIM = SR_LOSS + 6, SR_GATHER = SR_OPTIM + 6 };
 
 /* The by-value argument: the batch, each base buffer's offset (floats), and
  * the floats per column of a value in the pass's arena (R samples' worth of
@@ -224,28 +227,38 @@ static hcl_status pass_src(hcl_graph *g, int which, const int *path) {
 }
 
 /* The text of the training step into g->cur as kernel hcl_gpass2: the
- * forward pass (paths path[0..n_steps)), loss `loss` for this replica as its
- * CPU kernel computes it, the backward pass (path[n_steps..)) and the
- * optimiser over this replica's parameters. Its n_slots buffer arguments are
- * the distinct buffers of the 18 roles (PoCL pays per buffer argument at
- * every launch): role i is argument slot[i]. */
-static hcl_status step_src(hcl_graph *g, const int *path, const int *slot, int n_slots, int loss) {
+ * batch's gather (when `gather`), the forward pass (paths path[0..n_steps)),
+ * loss `loss` for this replica as its CPU kernel computes it, the backward
+ * pass (path[n_steps..)) and the optimiser over this replica's parameters.
+ * Its n_slots buffer arguments are the distinct buffers of the roles (PoCL
+ * pays per buffer argument at every launch): role i is argument slot[i]. */
+static hcl_status step_src(hcl_graph *g, const int *path, const int *slot, int n_slots, int loss,
+                           int gather) {
   if (g->cur) g->cur[0] = 0;
   HCL_TRY(hcl_graph_src(g, "__kernel void hcl_gpass2("));
   for (int i = 0; i < n_slots; i++) HCL_TRY(hcl_graph_src(g, "__global float *a%d, ", i));
-  HCL_TRY(hcl_graph_src(g, "hcl_gpass_p pp, hcl_loss_p lp, hcl_optim_p op) {\n"));
+  HCL_TRY(hcl_graph_src(g, "hcl_gpass_p pp, hcl_gather_p gp, hcl_loss_p lp, hcl_optim_p op) {\n"));
   for (int i = 0; i < HCL_GSTEP_ROLES; i++)
     HCL_TRY(hcl_graph_src(g, "  __global float *b%d = a%d;\n", i, slot[i]));
   HCL_TRY(hcl_graph_src(g, "%s", pass_locals));
+  if (gather)
+    HCL_TRY(hcl_graph_src(g,
+                          "  if (lid == 0) for (size_t j = 0; j < gp.n; j++) "
+                          "hcl_gather_xy_at(gp, b%d, b%d, b%d, b%d, (__global const ulong *)b%d, "
+                          "j, r);\n  barrier(CLK_GLOBAL_MEM_FENCE);\n",
+                          SR_GATHER, SR_GATHER + 1, SR_GATHER + 2, SR_GATHER + 3, SR_GATHER + 4));
   HCL_TRY(pass_body(g, 0, path));
   HCL_TRY(hcl_graph_src(g,
-                        "  if (lid == 0) hcl_loss_replica_at(%d, lp, b6, b7, b8, b9, b10, "
-                        "(__global int *)b11, r);\n"
-                        "  barrier(CLK_GLOBAL_MEM_FENCE);\n",
-                        loss));
+                        "  if (lid == 0) hcl_loss_replica_at(%d, lp, b%d, b%d, b%d, b%d, b%d, "
+                        "(__global int *)b%d, r);\n  barrier(CLK_GLOBAL_MEM_FENCE);\n",
+                        loss, SR_LOSS, SR_LOSS + 1, SR_LOSS + 2, SR_LOSS + 3, SR_LOSS + 4,
+                        SR_LOSS + 5));
   HCL_TRY(pass_body(g, 1, path + g->n_steps));
-  return hcl_graph_src(
-      g, "  if (lid == 0) hcl_optim_replica_at(op, b12, b13, b14, b15, b16, b17, r);\n}\n");
+  return hcl_graph_src(g,
+                       "  if (lid == 0) hcl_optim_replica_at(op, b%d, b%d, b%d, b%d, b%d, b%d, "
+                       "r);\n}\n",
+                       SR_OPTIM, SR_OPTIM + 1, SR_OPTIM + 2, SR_OPTIM + 3, SR_OPTIM + 4,
+                       SR_OPTIM + 5);
 }
 
 hcl_status hcl_graph_pass_check(hcl_graph *g) {
@@ -394,9 +407,10 @@ int hcl_graph_pass_run(hcl_graph *g, int which, hcl_buf params, hcl_buf x, hcl_b
 }
 
 int hcl_graph_step_run(hcl_graph *g, hcl_buf params, hcl_buf x, hcl_buf out, hcl_buf dout,
-                       hcl_buf grad, size_t n, const hcl_loss_launch *loss,
-                       const hcl_optim_launch *opt, hcl_status *rc) {
-  if (!g->has_pass || !g->has_step || !loss->f || !opt->params || loss->R != g->R || opt->R != g->R)
+                       hcl_buf grad, size_t n, const hcl_gather_launch *gather,
+                       const hcl_loss_launch *loss, const hcl_optim_launch *opt, hcl_status *rc) {
+  if (!g->has_pass || !g->has_step || !loss->f || !opt->params || loss->R != g->R ||
+      opt->R != g->R || (gather && (!gather->sx || gather->R != g->R || gather->p.n != n)))
     return 0;
   int path[2 * g->n_steps];
   double flops;
@@ -409,31 +423,38 @@ int hcl_graph_step_run(hcl_graph *g, hcl_buf params, hcl_buf x, hcl_buf out, hcl
   const cl_mem roles[] = {loss->f,  loss->y,     loss->dout, loss->loss, loss->err, loss->nan,
                           opt->lrs, opt->params, opt->grad,  opt->s1,    opt->s2,   opt->mask};
   memcpy(mem + PB_COUNT, roles, sizeof roles);
-  int slot[HCL_GSTEP_ROLES], n_slots = 0;
+  hcl_gather_launch none = {0};
+  const hcl_gather_launch *G = gather ? gather : &none;
+  const cl_mem copy[] = {G->sx, G->sy, G->dx, G->dy, G->sizes};
+  memcpy(mem + SR_GATHER, copy, sizeof copy);
+  int slot[HCL_GSTEP_ROLES], n_slots = 0, with = gather != NULL;
   for (int i = 0; i < HCL_GSTEP_ROLES; i++) { /* each distinct buffer once */
     int j = 0;
     while (j < i && mem[j] != mem[i]) j++;
     slot[i] = j < i ? slot[j] : n_slots;
     if (j == i) arg[n_slots++] = mem[i];
   }
-  if (g->pass[2] && (memcmp(slot, g->step_slot, sizeof slot) || g->step_loss != loss->p.kind)) {
-    clReleaseKernel(g->pass[2]); /* other buffers or another loss: written again */
+  if (g->pass[2] && (memcmp(slot, g->step_slot, sizeof slot) || g->step_loss != loss->p.kind ||
+                     g->step_gather != with)) {
+    clReleaseKernel(g->pass[2]); /* other buffers, loss or batch: written again */
     clReleaseProgram(g->pass_prog[2]);
     g->pass[2] = NULL, g->pass_prog[2] = NULL;
   }
-  if (!built(g, 2, g->pass[2] ? HCL_OK : step_src(g, path, slot, n_slots, loss->p.kind), path,
+  if (!built(g, 2, g->pass[2] ? HCL_OK : step_src(g, path, slot, n_slots, loss->p.kind, with), path,
              2 * g->n_steps))
     return 0;
   memcpy(g->step_slot, slot, sizeof slot);
   g->step_loss = loss->p.kind;
-  hcl_arg args[HCL_GSTEP_ROLES + 3];
+  g->step_gather = with;
+  hcl_arg args[HCL_GSTEP_ROLES + 4];
   for (int i = 0; i < n_slots; i++) args[i] = (hcl_arg){sizeof(cl_mem), &arg[i]};
   args[n_slots] = (hcl_arg){sizeof pp, &pp};
-  args[n_slots + 1] = (hcl_arg){sizeof loss->p, &loss->p};
-  args[n_slots + 2] = (hcl_arg){sizeof opt->p, &opt->p};
+  args[n_slots + 1] = (hcl_arg){sizeof G->p, &G->p};
+  args[n_slots + 2] = (hcl_arg){sizeof loss->p, &loss->p};
+  args[n_slots + 3] = (hcl_arg){sizeof opt->p, &opt->p};
   size_t gws[2] = {PASS_WG, g->R}, lws[2] = {PASS_WG, 1};
   g->ctx->gemm_flops += flops;
   g->pass_fwd_n = 0; /* its values are spent: a backward needs a forward first */
-  *rc = hcl_run_kernel(g->ctx, g->pass[2], 2, gws, lws, "graph_step", (unsigned)n_slots + 3, args);
+  *rc = hcl_run_kernel(g->ctx, g->pass[2], 2, gws, lws, "graph_step", (unsigned)n_slots + 4, args);
   return 1;
 }

@@ -390,6 +390,45 @@ hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf s
   return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER], 3, gws, l, "gather_rows", 9, args);
 }
 
+hcl_status hcl_gather_prepare(hcl_ctx *ctx, hcl_buf src_x, hcl_buf src_y, size_t rows_src,
+                              hcl_buf sizes, hcl_buf dst_x, hcl_buf dst_y, size_t R, uint64_t first,
+                              size_t n, size_t wx, size_t wy, hcl_gather_launch *G) {
+  memset(G, 0, sizeof *G);
+  if (!hcl_ops_cpu_paths(ctx) || !wx || !wy || !R || !n) return HCL_OK;
+  if (!rows_src) return hcl_fail(ctx, HCL_ERR_PARAM, "gather_rows: the source has no rows");
+  NEED("gather_rows", "src x", src_x, R * rows_src * wx);
+  NEED("gather_rows", "src y", src_y, R * rows_src * wy);
+  NEED("gather_rows", "dst x", dst_x, R * n * wx);
+  NEED("gather_rows", "dst y", dst_y, R * n * wy);
+  if (sizes.mem) HCL_TRY(need(ctx, "gather_rows", "sizes", sizes, R, sizeof(cl_ulong)));
+  hcl_gather_p p = {.sx_off = src_x.offset / 4,
+                    .sy_off = src_y.offset / 4,
+                    .rows_src = rows_src,
+                    .dx_off = dst_x.offset / 4,
+                    .dy_off = dst_y.offset / 4,
+                    .f0 = sizes.mem ? first : first % rows_src,
+                    .n = n,
+                    .wx = wx,
+                    .wy = wy};
+  *G = (hcl_gather_launch){.p = p,
+                           .R = R,
+                           .sx = src_x.mem,
+                           .sy = src_y.mem,
+                           .dx = dst_x.mem,
+                           .dy = dst_y.mem,
+                           .sizes = sizes.mem};
+  return HCL_OK;
+}
+
+hcl_status hcl_gather_run(hcl_ctx *ctx, const hcl_gather_launch *G) {
+  if (!G->sx) return HCL_OK;
+  OPS_READY(ctx);
+  hcl_arg args[] = {HCL_ARG(G->p),  HCL_ARG(G->sx), HCL_ARG(G->sy),
+                    HCL_ARG(G->dx), HCL_ARG(G->dy), HCL_ARG(G->sizes)};
+  size_t gws[2] = {G->p.n, G->R};
+  return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER_XY_CPU], 2, gws, NULL, "gather_rows", 6, args);
+}
+
 hcl_status hcl_gather_xy(hcl_ctx *ctx, hcl_buf src_x, hcl_buf src_y, size_t rows_src, hcl_buf sizes,
                          hcl_buf dst_x, hcl_buf dst_y, size_t R, uint64_t first, size_t n,
                          size_t wx, size_t wy) {
@@ -397,23 +436,10 @@ hcl_status hcl_gather_xy(hcl_ctx *ctx, hcl_buf src_x, hcl_buf src_y, size_t rows
     HCL_TRY(hcl_gather_rows(ctx, src_x, rows_src, sizes, dst_x, R, first, n, wx));
     return hcl_gather_rows(ctx, src_y, rows_src, sizes, dst_y, R, first, n, wy);
   }
-  if (!R || !n) return HCL_OK;
-  if (!rows_src) return hcl_fail(ctx, HCL_ERR_PARAM, "gather_rows: the source has no rows");
-  OPS_READY(ctx);
-  NEED("gather_rows", "src x", src_x, R * rows_src * wx);
-  NEED("gather_rows", "src y", src_y, R * rows_src * wy);
-  NEED("gather_rows", "dst x", dst_x, R * n * wx);
-  NEED("gather_rows", "dst y", dst_y, R * n * wy);
-  if (sizes.mem) HCL_TRY(need(ctx, "gather_rows", "sizes", sizes, R, sizeof(cl_ulong)));
-  cl_ulong sxo = src_x.offset / 4, syo = src_y.offset / 4, rs = rows_src;
-  cl_ulong dxo = dst_x.offset / 4, dyo = dst_y.offset / 4, n_ = n, wx_ = wx, wy_ = wy;
-  cl_ulong f0 = sizes.mem ? first : first % rows_src;
-  hcl_arg args[] = {HCL_ARG(src_x.mem), HCL_ARG(sxo),       HCL_ARG(src_y.mem), HCL_ARG(syo),
-                    HCL_ARG(rs),        HCL_ARG(dst_x.mem), HCL_ARG(dxo),       HCL_ARG(dst_y.mem),
-                    HCL_ARG(dyo),       HCL_ARG(f0),        HCL_ARG(n_),        HCL_ARG(wx_),
-                    HCL_ARG(wy_),       HCL_ARG(sizes.mem)};
-  size_t gws[2] = {n, R};
-  return hcl_run_kernel(ctx, ctx->ops->k[K_GATHER_XY_CPU], 2, gws, NULL, "gather_rows", 14, args);
+  hcl_gather_launch G;
+  HCL_TRY(hcl_gather_prepare(ctx, src_x, src_y, rows_src, sizes, dst_x, dst_y, R, first, n, wx, wy,
+                             &G));
+  return hcl_gather_run(ctx, &G);
 }
 
 const char *hcl_loss_name(hcl_loss_kind k) {

@@ -494,7 +494,11 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
       return hcl_fail(t->ctx, HCL_ERR_INTERRUPTED, "interrupted at step %llu",
                       (unsigned long long)t->step);
     t->lr_now = hcl_schedule_lr(&c->sched, t->step) * scale;
-    HCL_TRY(hcl_trainer_batch(t, HCL_STREAM_TRAIN, t->samples, B, t->x, t->y));
+    hcl_gather_launch G = {0}; /* the batch: copied inside the step's launch where it can */
+    if (t->cached)
+      HCL_TRY(hcl_gather_prepare(t->ctx, t->cache_x, t->cache_y, c->train_size, t->sizes, t->x,
+                                 t->y, R, t->samples, B, t->x_size, t->y_dim, &G));
+    if (!G.sx) HCL_TRY(hcl_trainer_batch(t, HCL_STREAM_TRAIN, t->samples, B, t->x, t->y));
     hcl_loss_launch L;
     hcl_optim_launch O;
     HCL_TRY(hcl_loss_prepare(t->ctx, c->loss, t->out, t->y, R, B, t->out_dim, 1.0f / (float)B,
@@ -503,10 +507,11 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
     HCL_TRY(hcl_optim_prepare(t->ctx, &opt, (float)(t->lr_now * lr_f), t->lr_scale, l2, t->params,
                               t->grad, t->state1, t->state2, mask, R, t->n_params, i + 1, &O));
     hcl_status rc;
-    if (hcl_graph_model_step(t->mvt, t->model, t->params, t->x, B, t->out, t->dout, t->grad, &L, &O,
-                             &rc)) { /* the same bits as the four below, in one launch */
+    if (hcl_graph_model_step(t->mvt, t->model, t->params, t->x, B, t->out, t->dout, t->grad,
+                             G.sx ? &G : NULL, &L, &O, &rc)) { /* the same bits in one launch */
       HCL_TRY(rc);
     } else {
+      HCL_TRY(hcl_gather_run(t->ctx, &G));
       HCL_TRY(t->mvt->forward(t->model, t->params, t->x, B, t->out));
       HCL_TRY(hcl_loss_run(t->ctx, &L));
       HCL_TRY(t->mvt->backward(t->model, t->params, t->dout, B, t->grad));
