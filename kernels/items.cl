@@ -453,23 +453,24 @@ void hcl_optim_at(hcl_optim_p op, __global const float *lr_scale, __global float
   }
 }
 
-/* hcl_optim_at for every entry of replica r, eight at a time as float8s:
- * the same operations per entry, so the same bits, with a frozen entry
- * written back unchanged; the last n % 8 by hcl_optim_at. A graph's
- * one-launch training step updates its replica with it (one work-item, with
- * no work-items for the compiler to vectorise across). */
-void hcl_optim_replica_at(hcl_optim_p op, __global const float *lr_scale, __global float *p,
-                          __global const float *grad, __global float *s1, __global float *s2,
-                          __global const float *mask, size_t r) {
+/* hcl_optim_at for entries e0 .. e1 - 1 of replica r, eight at a time as
+ * float8s: the same operations per entry, so the same bits, with a frozen
+ * entry written back unchanged; the last (e1 - e0) % 8 by hcl_optim_at.
+ * The optimiser's CPU kernels run a chunk of entries each with it, and a
+ * graph's one-launch training step all of its replica's (one work-item: no
+ * work-items for the compiler to vectorise across). */
+void hcl_optim_range_at(hcl_optim_p op, __global const float *lr_scale, __global float *p,
+                        __global const float *grad, __global float *s1, __global float *s2,
+                        __global const float *mask, size_t e0, size_t e1, size_t r) {
   int kind = op.kind, nesterov = op.nesterov, first = op.first, has_mask = op.has_mask;
   float l2 = op.l2, wd = op.wd, momentum = op.momentum, beta1 = op.beta1, beta2 = op.beta2;
   float eps = op.eps, step_scale = op.step_scale, inv_sqrt_bc2 = op.inv_sqrt_bc2;
   float lr_r = op.has_lrs ? op.lr * lr_scale[op.lrs_off + r] : op.lr;
-  ulong n = op.n, n8 = n / 8 * 8;
+  ulong n = op.n, n8 = e0 + (e1 - e0) / 8 * 8;
   __global float *pr = p + op.p_off + r * n, *s1r = s1 + op.s1_off + r * n;
   __global float *s2r = s2 + op.s2_off + r * n;
   __global const float *gr = grad + op.g_off + r * n, *mr = mask + op.mask_off;
-  for (size_t e = 0; e < n8; e += 8) {
+  for (size_t e = e0; e < n8; e += 8) {
     int8 frozen = has_mask ? vload8(0, mr + e) == 0.0f : (int8)(0);
     float8 w = vload8(0, pr + e);
     float8 g = vload8(0, gr + e);
@@ -493,5 +494,5 @@ void hcl_optim_replica_at(hcl_optim_p op, __global const float *lr_scale, __glob
       vstore8(select(w - (lr_r * step_scale) * (m / denom), w, frozen), 0, pr + e);
     }
   }
-  for (size_t e = n8; e < n; e++) hcl_optim_at(op, lr_scale, p, grad, s1, s2, mask, e, r);
+  for (size_t e = n8; e < e1; e++) hcl_optim_at(op, lr_scale, p, grad, s1, s2, mask, e, r);
 }

@@ -241,6 +241,22 @@ __kernel void hcl_k_sgd(hcl_optim_p op, __global float *p, __global const float 
   if (e < op.n) hcl_optim_at(op, p, p, grad, p, p, p, e, r);
 }
 
+/* The same two on CPUs: HCL_OPT_CHUNK entries an item, eight at a time
+ * (hcl_optim_range_at), one item a group. PoCL ran the kernels above scalar
+ * where a mask or per-replica rates made them branch (780 us for the RHM
+ * CNN's 137 k parameters), and pays per group. gws = (chunks, R). */
+__kernel void hcl_k_optim_cpu(hcl_optim_p op, __global const float *lr_scale, __global float *p,
+                              __global const float *grad, __global float *s1, __global float *s2,
+                              __global const float *mask) {
+  size_t e0 = get_global_id(0) * HCL_OPT_CHUNK, r = get_global_id(1);
+  if (e0 < op.n)
+    hcl_optim_range_at(op, lr_scale, p, grad, s1, s2, mask, e0, min(e0 + HCL_OPT_CHUNK, op.n), r);
+}
+__kernel void hcl_k_sgd_cpu(hcl_optim_p op, __global float *p, __global const float *grad) {
+  size_t e0 = get_global_id(0) * HCL_OPT_CHUNK, r = get_global_id(1);
+  if (e0 < op.n) hcl_optim_range_at(op, p, p, grad, p, p, p, e0, min(e0 + HCL_OPT_CHUNK, op.n), r);
+}
+
 /* Reference GEMM, row major: C = alpha op(A) op(B) + beta C (beta == 0: C not
  * read). One work-item per element, k summed in order. gws = (>= n, >= m). */
 __kernel void hcl_k_gemm_ref(int ta, int tb, ulong m, ulong n, ulong k, float alpha,

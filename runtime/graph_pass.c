@@ -255,8 +255,8 @@ static hcl_status step_src(hcl_graph *g, const int *path, const int *slot, int n
                         SR_LOSS + 5));
   HCL_TRY(pass_body(g, 1, path + g->n_steps));
   return hcl_graph_src(g,
-                       "  if (lid == 0) hcl_optim_replica_at(op, b%d, b%d, b%d, b%d, b%d, b%d, "
-                       "r);\n}\n",
+                       "  if (lid == 0) hcl_optim_range_at(op, b%d, b%d, b%d, b%d, b%d, b%d, "
+                       "0, op.n, r);\n}\n",
                        SR_OPTIM, SR_OPTIM + 1, SR_OPTIM + 2, SR_OPTIM + 3, SR_OPTIM + 4,
                        SR_OPTIM + 5);
 }

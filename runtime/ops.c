@@ -33,6 +33,8 @@ enum {
   K_LOSS_REPLICA, /* one per hcl_loss_kind, in order (CPUs) */
   K_OPTIM = K_LOSS_REPLICA + 4,
   K_SGD,
+  K_OPTIM_CPU,
+  K_SGD_CPU,
   K_GEMM_REF,
   K_GEMV_DOT,
   K_GEMV_AXPY,
@@ -78,6 +80,8 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_loss_hinge",
                                              "hcl_k_optim",
                                              "hcl_k_sgd",
+                                             "hcl_k_optim_cpu",
+                                             "hcl_k_sgd_cpu",
                                              "hcl_k_gemm_ref",
                                              "hcl_k_gemv_dot",
                                              "hcl_k_gemv_axpy",
@@ -607,14 +611,17 @@ hcl_status hcl_optim_prepare(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_b
 hcl_status hcl_optim_run(hcl_ctx *ctx, const hcl_optim_launch *O) {
   if (!O->params) return HCL_OK;
   OPS_READY(ctx);
+  int cpu = hcl_ops_cpu_paths(ctx); /* see hcl_k_optim_cpu */
   size_t gws[2] = {round_up(O->p.n, 64), O->R}, lws[2] = {64, 1};
+  if (cpu) gws[0] = (O->p.n + HCL_OPT_CHUNK - 1) / HCL_OPT_CHUNK, lws[0] = 1;
   if (O->plain) { /* see hcl_k_sgd */
     hcl_arg args[] = {HCL_ARG(O->p), HCL_ARG(O->params), HCL_ARG(O->grad)};
-    return hcl_run_kernel(ctx, ctx->ops->k[K_SGD], 2, gws, lws, "optim", 3, args);
+    return hcl_run_kernel(ctx, ctx->ops->k[cpu ? K_SGD_CPU : K_SGD], 2, gws, lws, "optim", 3, args);
   }
   hcl_arg args[] = {HCL_ARG(O->p),  HCL_ARG(O->lrs), HCL_ARG(O->params), HCL_ARG(O->grad),
                     HCL_ARG(O->s1), HCL_ARG(O->s2),  HCL_ARG(O->mask)};
-  return hcl_run_kernel(ctx, ctx->ops->k[K_OPTIM], 2, gws, lws, "optim", 7, args);
+  return hcl_run_kernel(ctx, ctx->ops->k[cpu ? K_OPTIM_CPU : K_OPTIM], 2, gws, lws, "optim", 7,
+                        args);
 }
 
 hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf lr_scale, float l2,
