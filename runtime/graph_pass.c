@@ -8,9 +8,9 @@
  * A pass exists when every step is a product, a generated kernel, a column
  * sum, an axpy, a copy or a zero; it runs when every product at this batch
  * is thin or small (blas.c's own kernels) and HIERCL_GRAPH_PASS is not 0.
- * A training step whose model's hooks are idle runs forward, loss, backward
- * and optimiser as one launch (hcl_graph_step_run; HIERCL_GRAPH_STEP=0: as
- * four). */
+ * A training step whose model's hooks are idle runs the batch's gather,
+ * forward, loss, backward and optimiser as one launch (hcl_graph_step_run;
+ * HIERCL_GRAPH_STEP=0: as five). */
 #include "graph.h"
 #include "launch_args.h"
 #include "ops_args.h" /* HCL_WG_TILE */
