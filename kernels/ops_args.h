@@ -17,9 +17,9 @@
 #endif
 
 /* Work-group shapes (kernels/ops.cl: reqd_work_group_size). */
-#define HCL_CS_W 32    /* col_sum: columns per group */
-#define HCL_CS_H 8     /* col_sum: row lanes per group */
-#define HCL_RED_WG 256 /* loss: work-items per replica */
+#define HCL_CS_W 32        /* col_sum: columns per group */
+#define HCL_CS_H 8         /* col_sum: row lanes per group */
+#define HCL_RED_WG 256     /* loss: work-items per replica */
 #define HCL_OPT_CHUNK 2048 /* optimiser on CPUs: entries per work-item */
 
 /* Scalars of the launches made every training step, one by-value argument

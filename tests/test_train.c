@@ -400,6 +400,38 @@ static void fused_step_same_bits(void **state) {
   }
 }
 
+/* A model whose hooks change the step (regular_net with connectivity masks:
+ * graph_params masks the weights, graph_grad the gradient) never has its
+ * step fused: no graph_step launch, and the same metrics as with
+ * HIERCL_GRAPH_STEP=0. Fails if graph_plain ignored the masks. */
+static void fused_step_waits_for_hooks(void **state) {
+  (void)state;
+  skip_without_device();
+  static const char *const cfg = "[target]\nplugin = linear_teacher\nd = 20\nmargin = 0.1\n"
+                                 "[model]\nplugin = regular_net\ndepth = 2\nwidth = 12\np1 = 0.5\n"
+                                 "[train]\nloss = hinge\nlr = 0.05\nbatch = 25\ntrain_size = 100\n";
+  const char *sets[] = {"run.seeds=1, 2", "train.steps=100", "eval.every=50", "eval.test_size=64",
+                        "eval.probes=false"};
+  char d0[1024], d1[1024], err[4096], *dir[2] = {d0, d1};
+  for (int k = 0; k < 2; k++) {
+    if (!k) setenv("HIERCL_GRAPH_STEP", "0", 1);
+    hcl_status rc = run_cfg(cfg, sets, 5, NULL, dir[k], err, sizeof err);
+    unsetenv("HIERCL_GRAPH_STEP");
+    if (rc != HCL_OK) fail_msg("%s", err);
+  }
+  char *sum = read_in(d1, "summary.json"),
+       *m[2] = {read_in(d0, "metrics.jsonl"), read_in(d1, "metrics.jsonl")};
+  assert_non_null(sum);
+  if (strstr(sum, "\"graph_step\"")) fail_msg("a masked regular_net's step ran as one launch");
+  for (int r = 0; r < 2; r++) {
+    char *a = strip_lines(m[0], r), *b = strip_lines(m[1], r);
+    assert_true(strlen(a) > 100);
+    assert_string_equal(a, b);
+    free(a), free(b);
+  }
+  free(sum), free(m[0]), free(m[1]);
+}
+
 static void schedules(void **state) {
   (void)state;
   hcl_schedule s = {.kind = HCL_SCHED_STEP, .lr = 0.01, .every = 15000, .factor = 0.5};
@@ -430,6 +462,7 @@ int main(void) {
       cmocka_unit_test(diverged_replica_is_void),
       cmocka_unit_test(launches_per_step),
       cmocka_unit_test(fused_step_same_bits),
+      cmocka_unit_test(fused_step_waits_for_hooks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

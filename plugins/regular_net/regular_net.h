@@ -112,6 +112,7 @@ hcl_status hcl_rn_graph(void *self, hcl_graph *g);
 hcl_status hcl_rn_graph_params(void *self, hcl_buf params, hcl_buf *use);
 /* After backward: masks, and the coordinate-descent selection (sel_on). */
 hcl_status hcl_rn_graph_grad(void *self, hcl_buf params, hcl_buf grad);
+/* Nonzero when neither hook above changes anything (no masks, no selection). */
 int hcl_rn_graph_plain(void *self);
 
 /* ---- scd.c --------------------------------------------------------------- */
