@@ -293,8 +293,8 @@ void hcl_wg_gemm(hcl_gemm_p g, int path, __global const float *a, __global const
 }
 
 /* Row srow of replica r of src [R, rows_src, width] into row j of dst [R, n, width]. */
-void hcl_copy_row(__global const float *src, ulong rows_src, size_t srow,
-                         __global float *dst, ulong n, size_t j, ulong width, size_t r) {
+void hcl_copy_row(__global const float *src, ulong rows_src, size_t srow, __global float *dst,
+                  ulong n, size_t j, ulong width, size_t r) {
   __global const float *s = src + (r * rows_src + srow) * width;
   __global float *d = dst + (r * n + j) * width;
   for (size_t c = 0; c < width; c++) d[c] = s[c];
@@ -322,8 +322,8 @@ void hcl_gather_xy_at(hcl_gather_p gp, __global const float *sx, __global const 
  * has_dout, dout = grad_scale * dloss/df. mse_scale = 1/out_dim,
  * mse_gscale = 2 grad_scale / out_dim. */
 void hcl_loss_sample(int kind, __global const float *fi, __global const float *yi,
-                            __global float *di, int has_dout, ulong out_dim, float grad_scale,
-                            float mse_scale, float mse_gscale, float *loss, float *err) {
+                     __global float *di, int has_dout, ulong out_dim, float grad_scale,
+                     float mse_scale, float mse_gscale, float *loss, float *err) {
   float li, ei;
   if (kind == HCL_LOSS_MSE) {
     float s = 0.0f;
