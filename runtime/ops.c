@@ -518,9 +518,8 @@ hcl_status hcl_loss_run(hcl_ctx *ctx, const hcl_loss_launch *L) {
   OPS_READY(ctx);
   hcl_arg args[] = {HCL_ARG(L->p),    HCL_ARG(L->f),   HCL_ARG(L->y),  HCL_ARG(L->dout),
                     HCL_ARG(L->loss), HCL_ARG(L->err), HCL_ARG(L->nan)};
-  if (hcl_ops_cpu_paths(ctx)) { /* see hcl_k_loss_mse; a group per replica, so replicas
-                                  * spread over the cores (PoCL made one group of all) */
-    size_t g1 = L->R, l1 = 1;
+  if (hcl_ops_cpu_paths(ctx)) { /* see hcl_k_loss_mse */
+    size_t g1 = L->R, l1 = 1;   /* a group per replica: PoCL made one group of all */
     return hcl_run_kernel(ctx, ctx->ops->k[K_LOSS_REPLICA + L->p.kind], 1, &g1, &l1, "loss", 7,
                           args);
   }
