@@ -35,6 +35,7 @@ typedef struct bench_row {
     double launches, device_s;
   } top[TOP_KERNELS];
   size_t n_top;
+  double launches; /* every kernel launch of the latest round */
   int torch_threads;
   char torch_version[48];
 } bench_row;
@@ -66,6 +67,7 @@ static void read_kernels(const char *sum, bench_row *r) {
     char obj[256];
     snprintf(obj, sizeof obj, "%.*s", (int)(obj_end - qe), qe);
     double ds = json_num(obj, "device_s"), la = json_num(obj, "launches");
+    if (isfinite(la)) r->launches += la;
     size_t at = r->n_top;
     while (at > 0 && !(r->top[at - 1].device_s >= ds)) at--;
     if (at < TOP_KERNELS) {
@@ -117,7 +119,7 @@ static row_stats row_spread(const bench_row *r) {
 }
 
 static void run_case(bench_row *r, const char *tmp, int quick, const char *plugin_path) {
-  r->ok = 0, r->n_top = 0; /* the busiest kernels are the latest round's */
+  r->ok = 0, r->n_top = 0, r->launches = 0; /* the kernels are the latest round's */
   char cfg[1024], sets[3][64], sum_path[1200];
   snprintf(cfg, sizeof cfg, "%s/%s.ini", tmp, strchr(r->c->name, '/') + 1);
   FILE *f = fopen(cfg, "w");
@@ -239,6 +241,13 @@ static double gflop_per_s(const bench_row *r, const row_stats *s) {
   return r->gemm_flops > 0 ? r->gemm_flops / r->steps * s->rate[0] / r->c->replicas / 1e9 : NAN;
 }
 
+/* Kernel launches per training step, set-up included (what bounds a small
+ * model on a CPU); NaN for a case timed as whole runs. */
+static double launches_per_step(const bench_row *r) {
+  return !strcmp(r->c->unit, "step") && r->steps > 0 && r->launches > 0 ? r->launches / r->steps
+                                                                        : NAN;
+}
+
 /* ,"key":[v[0],...] */
 static void json_list(FILE *o, const char *key, const double *v, size_t n) {
   fprintf(o, ",\"%s\":[", key);
@@ -294,6 +303,8 @@ static void print_json(FILE *o, const bench_row *rows, size_t n) {
       num_or_null(o, gflop_per_s(r, &st), "%.6g");
       fputs(",\"peak_device_bytes\":", o);
       num_or_null(o, r->peak_bytes, "%.0f");
+      fputs(",\"launches_per_step\":", o);
+      num_or_null(o, launches_per_step(r), "%.4g");
       if (r->torch_rounds) {
         fprintf(o, ",\"torch_version\":\"%s\",\"torch_threads\":%d", r->torch_version,
                 r->torch_threads);
@@ -328,14 +339,14 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
   if (csv)
     fputs("hiercl_version,device_id,device,driver,experiment,replicas,unit,rounds,per_s,"
           "replica_per_s,replica_per_s_min,replica_per_s_max,gflop_per_s,peak_device_bytes,"
-          "torch_replica_per_s,ratio_vs_torch,ratio_vs_torch_min,ratio_vs_torch_max,top_kernels,"
-          "error\n",
+          "torch_replica_per_s,ratio_vs_torch,ratio_vs_torch_min,ratio_vs_torch_max,"
+          "launches_per_step,top_kernels,error\n",
           o);
   else
     fputs(
         "| device | driver | experiment | R | rounds | per s | replica per s | GFLOP/s | peak MiB |"
-        " PyTorch replica per s | hiercl/PyTorch | top kernels (device s) |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        " PyTorch replica per s | hiercl/PyTorch | launches a step | top kernels (device s) |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         o);
   for (size_t i = 0; i < n; i++) {
     const bench_row *r = &rows[i];
@@ -384,6 +395,12 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
       fprintf(o, ",%.4g,%.4g", st.ratio[1], st.ratio[2]);
     else if (csv)
       fputs(",,", o);
+    fputs(sep, o);
+    double lps = r->ok ? launches_per_step(r) : NAN;
+    if (isfinite(lps))
+      fprintf(o, "%.3g", lps);
+    else if (!csv)
+      fputs("-", o);
     fputs(sep, o);
     if (csv)
       fprintf(o, "\"%s\",\"%s\"\n", top, r->ok ? "" : r->error);
