@@ -234,8 +234,9 @@ __kernel void hcl_k_optim(hcl_optim_p op, __global const float *lr_scale, __glob
 }
 
 /* Plain SGD (no momentum, no per-replica rates, no mask): hcl_k_optim's
- * arithmetic with two buffers instead of six, each of which costs PoCL
- * about 2 us per launch. gws = (>= n, R). */
+ * arithmetic with two buffers instead of six, each of which a driver may
+ * charge per launch (PoCL about 1-2 us; its CPUs take hcl_k_sgd_cpu).
+ * gws = (>= n, R). */
 __kernel void hcl_k_sgd(hcl_optim_p op, __global float *p, __global const float *grad) {
   size_t e = get_global_id(0), r = get_global_id(1);
   if (e < op.n) hcl_optim_at(op, p, p, grad, p, p, p, e, r);

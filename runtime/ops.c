@@ -463,7 +463,6 @@ hcl_status hcl_loss_prepare(hcl_ctx *ctx, hcl_loss_kind kind, hcl_buf f, hcl_buf
   if ((kind == HCL_LOSS_LOGISTIC || kind == HCL_LOSS_HINGE) && out_dim != 1)
     return hcl_fail(ctx, HCL_ERR_PARAM, "loss %s needs one output, the model has %zu",
                     hcl_loss_name(kind), out_dim);
-  OPS_READY(ctx);
   const char *op = hcl_loss_name(kind);
   size_t ydim = kind == HCL_LOSS_MSE ? out_dim : 1;
   cl_int has_dout = dout.mem != NULL, has_loss = loss_acc.mem != NULL;
@@ -544,7 +543,6 @@ hcl_status hcl_optim_prepare(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_b
   if (!opt || (opt->kind != HCL_OPT_SGD && opt->kind != HCL_OPT_ADAM))
     return hcl_fail(ctx, HCL_ERR_PARAM, "optim: unknown optimiser");
   if (t < 1) return hcl_fail(ctx, HCL_ERR_PARAM, "optim: step t must start at 1");
-  OPS_READY(ctx);
   int adam = opt->kind == HCL_OPT_ADAM;
   NEED("optim", "params", params, R * n);
   NEED("optim", "grad", grad, R * n);
