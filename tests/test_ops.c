@@ -571,6 +571,51 @@ static void test_optim_sgd_plain_bits(void **state) {
   free(p), free(g), free(ones), free(a), free(b);
 }
 
+/* The CPU optimiser kernels update eight entries at a time
+ * (hcl_optim_range_at), the others one (hcl_optim_at): two texts of the same
+ * formulas, which must give the same bits, tails and frozen entries
+ * included, for every form. Run by main() outside the forced-path groups. */
+static void test_optim_cpu_gpu_forms_bits(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  const size_t R = 2, n = 2 * 2048 + 13;
+  const hcl_optim forms[3] = {
+      {.kind = HCL_OPT_SGD, .weight_decay = 0.01f},
+      {.kind = HCL_OPT_SGD, .momentum = 0.9f, .nesterov = 1, .weight_decay = 0.01f},
+      {.kind = HCL_OPT_ADAM, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.02f}};
+  const float lrs[2] = {1.0f, 0.5f};
+  float *p = frand(R * n, -1, 1), *g = frand(R * n, -1, 1), *mask = malloc(n * 4);
+  for (size_t i = 0; i < n; i++) mask[i] = i % 5 == 2 ? 0.0f : 1.0f;
+  float *got[2][3];
+  for (int f = 0; f < 3; f++)
+    for (int cpu = 0; cpu < 2; cpu++) {
+      hcl_ops_force_paths(cpu);
+      tbuf tp = tb_make(ctx, p, R * n, 1), tg = tb_make(ctx, g, R * n, 2);
+      tbuf s1 = tb_make(ctx, NULL, R * n, 0), s2 = tb_make(ctx, NULL, R * n, 3);
+      tbuf tm = tb_make(ctx, mask, n, 1), tr = tb_make(ctx, lrs, R, 0);
+      OK(hcl_fill(ctx, s1.v, 0.0f, R * n));
+      OK(hcl_fill(ctx, s2.v, 0.0f, R * n));
+      int plain = f == 0; /* its own two-buffer kernels: no rates, no mask */
+      for (uint64_t t = 1; t <= 3; t++)
+        OK(hcl_optim_step(ctx, &forms[f], 0.05f, plain ? (hcl_buf){0} : tr.v, 0.003f, tp.v, tg.v,
+                          s1.v, s2.v, plain ? (hcl_buf){0} : tm.v, R, n, t));
+      got[cpu][f] = malloc(R * n * 4);
+      tb_read(ctx, &tp, got[cpu][f]);
+      tb_free(ctx, &tp), tb_free(ctx, &tg), tb_free(ctx, &s1), tb_free(ctx, &s2);
+      tb_free(ctx, &tm), tb_free(ctx, &tr);
+    }
+  hcl_ops_force_paths(-1);
+  for (int f = 0; f < 3; f++) {
+    for (size_t i = 0; i < R * n; i++)
+      if (memcmp(&got[0][f][i], &got[1][f][i], 4))
+        fail_msg("form %d entry %zu: %.9g (one at a time) against %.9g (eight)", f, i, got[0][f][i],
+                 got[1][f][i]);
+    assert_true(got[1][f][0] != p[0]); /* it moved */
+    free(got[0][f]), free(got[1][f]);
+  }
+  free(p), free(g), free(mask);
+}
+
 static void test_optim_adam(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
@@ -623,5 +668,7 @@ int main(void) {
   hcl_ops_force_paths(0);
   rc += cmocka_run_group_tests_name("gpu kernel variants", tests, NULL, NULL);
   hcl_ops_force_paths(-1);
+  const struct CMUnitTest both[] = {cmocka_unit_test(test_optim_cpu_gpu_forms_bits)};
+  rc += cmocka_run_group_tests_name("cpu against gpu kernel variants", both, NULL, NULL);
   return rc;
 }
