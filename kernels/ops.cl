@@ -457,6 +457,48 @@ __kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha, __gl
   HCL_RB_TAIL(float, 1, HCL_RB_L1, HCL_RB_S1)
 }
 
+/* hcl_k_gemm_rb for n a multiple of 32 and a group of several row blocks
+ * (lws = (1, l, 1)), which share one 32-column panel of B: the group first
+ * copies it into pl (k x 32 floats, contiguous), then each work-item sums
+ * its 8 x 32 block from there in the same order (the same bits). Read in
+ * place, B's rows ldb floats apart fall into a few cache sets (ldb a
+ * multiple of 256 maps every row to the same ones): at k = 1024 the
+ * 128 x 512 product ran at half its rate at k = 512. Nothing before the
+ * barrier depends on the work-item: PoCL computed wrong sums when items past
+ * m returned before it, or after it, or when the kernel had other paths. */
+__kernel void hcl_k_gemm_rb_pack(int ta, ulong m, ulong n, ulong k, float alpha,
+                                 __global const float *a, ulong a_off, ulong lda, ulong sa,
+                                 __global const float *b, ulong b_off, ulong ldb, ulong sb,
+                                 float beta, __global float *c, ulong c_off, ulong ldc, ulong sc,
+                                 __local float *pl) {
+  size_t j = get_global_id(0) * 32, i0 = get_global_id(1) * 8, q = get_global_id(2);
+  __global const float *bq = b + b_off + q * sb + j;
+  for (size_t p = get_local_id(1); p < k; p += get_local_size(1)) {
+    vstore16(vload16(0, bq + p * ldb), 0, pl + p * 32);
+    vstore16(vload16(1, bq + p * ldb), 0, pl + p * 32 + 16);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (i0 < m) {
+    __global const float *aq = a + a_off + q * sa;
+    __global float *cq = c + c_off + q * sc;
+    size_t as = ta ? lda : 1, ars = ta ? 1 : lda, rows = m - i0 < 8 ? m - i0 : 8;
+    __global const float *a0 = aq + HCL_RB_ROW(0), *a1 = aq + HCL_RB_ROW(1);
+    __global const float *a2 = aq + HCL_RB_ROW(2), *a3 = aq + HCL_RB_ROW(3);
+    __global const float *a4 = aq + HCL_RB_ROW(4), *a5 = aq + HCL_RB_ROW(5);
+    __global const float *a6 = aq + HCL_RB_ROW(6), *a7 = aq + HCL_RB_ROW(7);
+    HCL_RB_ZERO(x, float16);
+    HCL_RB_ZERO(y, float16);
+    for (size_t p = 0; p < k; p++) {
+      HCL_RB_AV(p);
+      float16 b0 = vload16(0, pl + p * 32), b1 = vload16(1, pl + p * 32);
+      HCL_RB_FMA(x, b0);
+      HCL_RB_FMA(y, b1);
+    }
+    HCL_RB_STORE(x, float16, 16, HCL_RB_L16, HCL_RB_S16, j);
+    HCL_RB_STORE(y, float16, 16, HCL_RB_L16, HCL_RB_S16, j + 16);
+  }
+}
+
 /* hcl_k_gemm_rb's bits for op(A) = A^T, op(B) = B, n = 16 and m a multiple
  * of 16 (a Taylor model's backward, the RHM CNN's first-layer weight
  * gradient): vectors run along the rows of C, which are contiguous in A,

@@ -340,6 +340,9 @@ hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, s
  * divides gws. */
 void hcl_gemm_rb_geometry(size_t nx, size_t ny, size_t nz, unsigned cus, int cols_first,
                           size_t gws[3], size_t lws[3]);
+/* 1 when hcl_k_gemm_rb's group of local size lws copies its B panel of k
+ * rows into local memory first (local_mem: the device's bytes of it). */
+int hcl_gemm_rb_pack(size_t k, const size_t lws[3], uint64_t local_mem);
 hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                        hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                        float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);

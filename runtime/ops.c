@@ -43,6 +43,7 @@ enum {
   K_GEMM_TILE,
   K_GEMM_SMALL1,
   K_GEMM_RB,
+  K_GEMM_RB_PACK,
   K_GEMM_RB_TN16,
   K_TRANSPOSE,
   K_COUNT
@@ -90,6 +91,7 @@ static const char *const k_names[K_COUNT] = {"hcl_k_bias_act_identity",
                                              "hcl_k_gemm_tile",
                                              "hcl_k_gemm_small1",
                                              "hcl_k_gemm_rb",
+                                             "hcl_k_gemm_rb_pack",
                                              "hcl_k_gemm_rb_tn16",
                                              "hcl_k_transpose"};
 
@@ -771,6 +773,12 @@ void hcl_gemm_rb_geometry(size_t nx, size_t ny, size_t nz, unsigned cus, int col
   gws[d] = (along + l - 1) / l * l, lws[d] = l;
 }
 
+/* A group of several row blocks (k > 64) shares each B panel: it is copied
+ * (hcl_k_gemm_rb_pack) when half the device's local memory holds it. */
+int hcl_gemm_rb_pack(size_t k, const size_t lws[3], uint64_t local_mem) {
+  return lws[0] == 1 && lws[1] > 1 && k > 64 && k * 32 * sizeof(float) <= local_mem / 2;
+}
+
 hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                        hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                        float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
@@ -797,12 +805,15 @@ hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
     hcl_gemm_rb_geometry(m / 16, 1, batch, ctx->dev.compute_units, 1, gws, lws);
     return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB_TN16], 3, gws, lws, "gemm_rb", 16, targs);
   }
+  hcl_arg panel = {k * 32 * sizeof(float), NULL}; /* hcl_k_gemm_rb_pack's __local copy */
   hcl_arg args[] = {HCL_ARG(ta_),   HCL_ARG(m_),   HCL_ARG(n_),   HCL_ARG(k_),   HCL_ARG(alpha),
                     HCL_ARG(a.mem), HCL_ARG(ao),   HCL_ARG(lda_), HCL_ARG(sa_),  HCL_ARG(b.mem),
                     HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta), HCL_ARG(c.mem),
-                    HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_)};
+                    HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_),  panel};
   hcl_gemm_rb_geometry((n + 31) / 32, (m + 7) / 8, batch, ctx->dev.compute_units, k <= 64, gws,
                        lws);
+  if (n % 32 == 0 && hcl_gemm_rb_pack(k, lws, ctx->dev.local_mem))
+    return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB_PACK], 3, gws, lws, "gemm_rb", 19, args);
   return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB], 3, gws, lws, "gemm_rb", 18, args);
 }
 

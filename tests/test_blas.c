@@ -243,6 +243,10 @@ static void test_sgemm_rb_bits(void **state) {
     check_gemm(ctx, USE_RB_BITS, ta, tb, 256, 16, 64, 0.5f, 0.0f, 2);  /* QuadNTK's backward */
     check_gemm(ctx, USE_RB_BITS, ta, tb, 48, 16, 33, -1.0f, 2.0f,
                3); /* its kernel for ta = 1, beta */
+    /* k > 64: groups of row blocks copy their B panel first (hcl_k_gemm_rb_pack),
+     * the last group with rows past m */
+    check_gemm(ctx, USE_RB_BITS, ta, tb, 100, 96, 130, 1.0f, 0.5f, 2);
+    check_gemm(ctx, USE_RB_BITS, ta, tb, 128, 512, 256, 1.0f, 0.0f, 1); /* the RHM CNN's layer */
   }
   hcl_ops_force_paths(-1);
   ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
@@ -271,6 +275,15 @@ static void test_gemm_rb_geometry(void **state) {
       assert_true(lws[0] * lws[1] * lws[2] <= 64);
       assert_true(groups >= (blocks < 8 * cus ? blocks : 8 * cus));
     }
+  /* the RHM CNN's 128 x 512 x 256 layer on 2 cores: groups of row blocks that
+   * copy the B panel; not for k <= 64, one-row groups or too little local memory */
+  size_t gws[3], lws[3];
+  hcl_gemm_rb_geometry(16, 16, 1, 2, 0, gws, lws);
+  assert_true(lws[1] > 1 && hcl_gemm_rb_pack(256, lws, 2u << 20));
+  assert_false(hcl_gemm_rb_pack(256, lws, 32u << 10));
+  assert_false(hcl_gemm_rb_pack(64, lws, 2u << 20));
+  hcl_gemm_rb_geometry(16, 1, 1, 2, 0, gws, lws);
+  assert_false(hcl_gemm_rb_pack(256, lws, 2u << 20));
 }
 
 /* C of one batched small product (the runtime's small kernels) with the
