@@ -340,6 +340,17 @@ hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, s
  * divides gws. */
 void hcl_gemm_rb_geometry(size_t nx, size_t ny, size_t nz, unsigned cus, int cols_first,
                           size_t gws[3], size_t lws[3]);
+/* ---- the device's FMA rate (peak.c) -------------------------------------- */
+/* GFLOP/s of kernels/peak.cl's independent fma chains, the best of 5
+ * launches of about 20 ms each (what the device does now, to state a case's
+ * rate as a fraction of it). */
+hcl_status hcl_fma_peak(hcl_ctx *ctx, double *gflops);
+/* Work-items of hcl_fma_peak's launch and float lanes per work-item. */
+size_t hcl_fma_peak_items(const hcl_ctx *ctx, unsigned *lanes);
+/* One launch of `iters` steps into out (one float per work-item: the sum of
+ * its chains), waited for; *seconds its wall time. */
+hcl_status hcl_fma_peak_run(hcl_ctx *ctx, uint64_t iters, hcl_buf out, double *seconds);
+
 /* 1 when hcl_k_gemm_rb's group of local size lws copies its B panel of k
  * rows into local memory first (local_mem: the device's bytes of it). */
 int hcl_gemm_rb_pack(size_t k, const size_t lws[3], uint64_t local_mem);

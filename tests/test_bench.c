@@ -37,6 +37,11 @@ static void json_rows_name_their_device(void **state) {
       "assert r[\"gflop_per_s\"]>0 and r[\"peak_device_bytes\"]>0, r; "
       "assert 0<r[\"cpu_s\"] and r[\"replica_per_cpu_s\"]>0, r; "
       "assert r[\"top_kernels\"] and all(k[\"launches\"]>0 for k in r[\"top_kernels\"]), r; "
+      /* the device's FMA rate, measured around the round, and the products'
+       * share of it (a few GFLOP/s of a tiny net: well under the peak) */
+      "p=r[\"fma_peak_gflop_per_s_rounds\"]; assert len(p)==r[\"rounds\"] and p[0]>0, r; "
+      "assert r[\"fma_peak_gflop_per_s\"]==p[0], r; "
+      "f=r[\"peak_fraction\"]; assert abs(f-r[\"gflop_per_s\"]/p[0])<=1e-4*f and f<1, r; "
       /* the linear teacher's step is one launch on CPUs (set-up adds a few) */
       "assert 0<r[\"launches_per_step\"]<%s, r' %s",
       strcmp(device(), "cpu") ? "1e9" : "2", path);

@@ -29,6 +29,8 @@ typedef struct bench_row {
   double steps, cpu_s, gemm_flops, peak_bytes; /* the latest round */
   /* every round's replica-steps (or runs) per s and per CPU-s, and its PyTorch twin's */
   double rate[BENCH_MAX_REPEAT], cpu_rate[BENCH_MAX_REPEAT], torch_rate[BENCH_MAX_REPEAT];
+  /* the device's FMA rate (GFLOP/s, hcl_fma_peak) right before each round; NaN if unmeasured */
+  double fma_peak[BENCH_MAX_REPEAT];
   size_t rounds, torch_rounds;
   struct {
     char name[48];
@@ -98,15 +100,35 @@ static void spread(const double *v, size_t n, double st[3]) {
 
 /* The row's figures over its rounds: hiercl's and the twin's replica rates,
  * hiercl's per CPU-s, and the per-round ratio (rounds are pairs: hiercl,
- * then its twin); NaN where a side has no round, and all NaN for a failed row. */
+ * then its twin); the device's FMA rate and, per round, the products'
+ * GFLOP/s over the rate measured just before; NaN where a side has no
+ * round, and all NaN for a failed row. */
 typedef struct row_stats {
-  double rate[3], cpu_rate[3], torch[3], ratio[3];
+  double rate[3], cpu_rate[3], torch[3], ratio[3], peak[3], peak_fraction[3];
 } row_stats;
+
+/* GFLOP/s of the runtime's products at replica rate `rate`; NaN (not
+ * reported) when none ran: a plugin's own kernels (the Taylor head on CPUs)
+ * are not counted. */
+static double gflops_at(const bench_row *r, double rate) {
+  return r->gemm_flops > 0 ? r->gemm_flops / r->steps * rate / r->c->replicas / 1e9 : NAN;
+}
 
 static row_stats row_spread(const bench_row *r) {
   row_stats s;
-  for (int i = 0; i < 3; i++) s.rate[i] = s.cpu_rate[i] = s.torch[i] = s.ratio[i] = NAN;
+  for (int i = 0; i < 3; i++)
+    s.rate[i] = s.cpu_rate[i] = s.torch[i] = s.ratio[i] = s.peak[i] = s.peak_fraction[i] = NAN;
   if (!r->ok) return s;
+  int peaks = r->rounds > 0;
+  double f[BENCH_MAX_REPEAT];
+  for (size_t i = 0; i < r->rounds; i++) {
+    peaks = peaks && isfinite(r->fma_peak[i]) && r->fma_peak[i] > 0;
+    if (peaks) f[i] = gflops_at(r, r->rate[i]) / r->fma_peak[i];
+  }
+  if (peaks) {
+    spread(r->fma_peak, r->rounds, s.peak);
+    if (isfinite(f[0])) spread(f, r->rounds, s.peak_fraction);
+  }
   if (r->rounds) spread(r->rate, r->rounds, s.rate), spread(r->cpu_rate, r->rounds, s.cpu_rate);
   if (r->torch_rounds) spread(r->torch_rate, r->torch_rounds, s.torch);
   if (r->rounds && r->torch_rounds == r->rounds) {
@@ -234,11 +256,9 @@ static void num_or_null(FILE *o, double v, const char *fmt) {
     fputs("null", o);
 }
 
-/* GFLOP/s of the runtime's products at the median rate; NaN (not reported)
- * when none ran: a plugin's own kernels (the Taylor head on CPUs) are not
- * counted. */
+/* GFLOP/s of the runtime's products at the median rate (gflops_at). */
 static double gflop_per_s(const bench_row *r, const row_stats *s) {
-  return r->gemm_flops > 0 ? r->gemm_flops / r->steps * s->rate[0] / r->c->replicas / 1e9 : NAN;
+  return gflops_at(r, s->rate[0]);
 }
 
 /* Kernel launches per training step, set-up included (what bounds a small
@@ -305,6 +325,11 @@ static void print_json(FILE *o, const bench_row *rows, size_t n) {
       num_or_null(o, r->peak_bytes, "%.0f");
       fputs(",\"launches_per_step\":", o);
       num_or_null(o, launches_per_step(r), "%.4g");
+      /* what the device's FMAs did right before each round, and the
+       * products' share of it round by round */
+      json_spread(o, "fma_peak_gflop_per_s", st.peak);
+      json_list(o, "fma_peak_gflop_per_s_rounds", r->fma_peak, r->rounds);
+      json_spread(o, "peak_fraction", st.peak_fraction);
       if (r->torch_rounds) {
         fprintf(o, ",\"torch_version\":\"%s\",\"torch_threads\":%d", r->torch_version,
                 r->torch_threads);
@@ -340,13 +365,14 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
     fputs("hiercl_version,device_id,device,driver,experiment,replicas,unit,rounds,per_s,"
           "replica_per_s,replica_per_s_min,replica_per_s_max,gflop_per_s,peak_device_bytes,"
           "torch_replica_per_s,ratio_vs_torch,ratio_vs_torch_min,ratio_vs_torch_max,"
-          "launches_per_step,top_kernels,error\n",
+          "launches_per_step,fma_peak_gflop_per_s,peak_fraction,top_kernels,error\n",
           o);
   else
     fputs(
         "| device | driver | experiment | R | rounds | per s | replica per s | GFLOP/s | peak MiB |"
-        " PyTorch replica per s | hiercl/PyTorch | launches a step | top kernels (device s) |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        " PyTorch replica per s | hiercl/PyTorch | launches a step | FMA peak GFLOP/s |"
+        " % of peak | top kernels (device s) |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         o);
   for (size_t i = 0; i < n; i++) {
     const bench_row *r = &rows[i];
@@ -402,11 +428,38 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
     else if (!csv)
       fputs("-", o);
     fputs(sep, o);
+    cell(o, st.peak, r->rounds, csv);
+    fputs(sep, o);
+    double pct[3] = {100 * st.peak_fraction[0], 100 * st.peak_fraction[1],
+                     100 * st.peak_fraction[2]};
+    cell(o, csv ? st.peak_fraction : pct, r->rounds, csv);
+    fputs(sep, o);
     if (csv)
       fprintf(o, "\"%s\",\"%s\"\n", top, r->ok ? "" : r->error);
     else
       fprintf(o, "%s |\n", r->ok ? top : r->error);
   }
+}
+
+/* The device's FMA rate now (hcl_fma_peak), on a context opened on first
+ * use and kept; NaN, with one note, where it cannot be measured (the cases
+ * still run). */
+static double device_peak(hcl_ctx **ctx, const hcl_device_info *dev) {
+  char err[1024] = "";
+  if (!*ctx) {
+    hcl_ctx_options o = {.device = dev->id, .quiet = 1};
+    if (hcl_ctx_create(&o, ctx, err, sizeof err) != HCL_OK) {
+      fprintf(stderr, "hiercl bench: note: %s: FMA peak not measured: %s\n", dev->id, err);
+      return NAN;
+    }
+  }
+  double g = NAN;
+  if (hcl_fma_peak(*ctx, &g) != HCL_OK) {
+    fprintf(stderr, "hiercl bench: note: %s: FMA peak not measured: %s\n", dev->id,
+            hcl_errmsg(*ctx));
+    return NAN;
+  }
+  return g;
 }
 
 /* One row per line in our JSON: (experiment, device_id) -> replica_per_s. */
@@ -532,9 +585,10 @@ int hcl_cmd_bench(int argc, char **argv) {
   bench_row *rows = calloc(n_pick * nc, sizeof *rows);
   size_t n_rows = 0;
   char tmp[] = "/tmp/hiercl-bench-XXXXXX";
-  if (!rows || !mkdtemp(tmp)) {
+  hcl_ctx **peak_ctx = calloc(n_pick, sizeof *peak_ctx); /* one per device, for the FMA peak */
+  if (!rows || !peak_ctx || !mkdtemp(tmp)) {
     fprintf(stderr, "hiercl bench: error: cannot create a scratch folder in /tmp\n");
-    free(rows), free(pick), free(devs);
+    free(peak_ctx), free(rows), free(pick), free(devs);
     return HCL_EXIT_FAIL;
   }
   hcl_cli_catch_stop();
@@ -559,7 +613,14 @@ int hcl_cmd_bench(int argc, char **argv) {
                 round + 1, repeat);
       else
         fprintf(stderr, "bench: %s on %s ...\n", r->c->name, r->dev->id);
+      size_t slot = 0, at = r->rounds; /* the row's device among the picked ones */
+      while (&devs[pick[slot]] != r->dev) slot++;
+      /* the FMA rate before and after the case, the greater kept: the
+       * machine's speed moves within seconds, and the fraction of the peak
+       * must not be overstated */
+      double before = device_peak(&peak_ctx[slot], r->dev);
       run_case(r, tmp, quick, plugin_path);
+      if (r->rounds > at) r->fma_peak[at] = fmax(before, device_peak(&peak_ctx[slot], r->dev));
       if (r->ok && script) run_torch(r, script, quick);
       if (!r->ok) {
         fprintf(stderr, "hiercl bench: %s on %s failed: %s\n", r->c->name, r->dev->id, r->error);
@@ -578,7 +639,8 @@ int hcl_cmd_bench(int argc, char **argv) {
   /* The scratch runs are only the timing's by-products. */
   if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS))
     fprintf(stderr, "hiercl bench: note: could not remove %s\n", tmp);
-  free(rows), free(pick), free(devs);
+  for (size_t d = 0; d < n_pick; d++) hcl_ctx_destroy(peak_ctx[d]);
+  free(peak_ctx), free(rows), free(pick), free(devs);
   if (*stop) return hcl_cli_exit_code(HCL_ERR_INTERRUPTED);
   return failed ? HCL_EXIT_FAIL : n_rows ? HCL_EXIT_OK : HCL_EXIT_USAGE;
 }
