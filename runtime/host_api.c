@@ -20,6 +20,9 @@ static hcl_status api_fail(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...) {
 }
 
 static cl_context api_context(hcl_ctx *ctx) { return ctx->context; }
+static void api_count_flops(hcl_ctx *ctx, double flops) {
+  if (ctx && flops > 0) ctx->gemm_flops += flops;
+}
 static cl_device_id api_device(hcl_ctx *ctx) { return ctx->dev.device_id; }
 static cl_command_queue api_queue(hcl_ctx *ctx) { return ctx->queue; }
 
@@ -101,6 +104,7 @@ static const hcl_host_api g_api = {
     .train_backward = hcl_trainer_backward,
     .train_features = hcl_trainer_features,
     .train_loss_name = hcl_trainer_loss_name,
+    .count_flops = api_count_flops,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

@@ -1265,7 +1265,9 @@ static void test_graph_backward_steps(void **state) {
   }
 }
 
-/* On a CPU device the head forms U, S and dS in registers: forward and
+/* On a CPU device the head forms U, S and dS in registers (and counts the
+ * products it runs, 2 flops per multiply-add: U, S forward; U, S, grad w
+ * backward): forward and
  * backward of R = 4 replicas at n = m = 256 leave hiercl's device
  * allocations less than a quarter of one [R, n, m] array above the
  * parameters, gradient and output (the transposed weights and the
@@ -1290,8 +1292,11 @@ static void test_fused_head_memory(void **state) {
   assert_int_equal(g_vt->init(m.self, m.params), HCL_OK);
   assert_int_equal(hcl_buf_alloc(g_ctx, R * n * sizeof(float), &out), HCL_OK);
   assert_int_equal(hcl_buf_alloc(g_ctx, R * m.np * sizeof(float), &grad), HCL_OK);
+  double flops = g_ctx->gemm_flops, mnk = (double)R * n * s.m * d; /* raw: z has d columns */
   assert_int_equal(g_vt->forward(m.self, m.params, x, n, out), HCL_OK);
+  assert_true(g_ctx->gemm_flops - flops == 4 * mnk); /* U and S, counted for hiercl bench */
   assert_int_equal(g_vt->backward(m.self, m.params, dout, n, grad), HCL_OK);
+  assert_true(g_ctx->gemm_flops - flops == 10 * mnk); /* U and S again, and grad w */
   size_t used = hcl_mem_current(g_ctx) - before;
   size_t small = (2 * R * m.np + R * n) * sizeof(float), big = R * n * s.m * sizeof(float);
   if (used > small + big / 4)

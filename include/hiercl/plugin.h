@@ -408,6 +408,11 @@ typedef struct hcl_host_api {
    * loss only). Read only when struct_size covers it
    * (HCL_HOST_HAS). */
   const char *(*train_loss_name)(hcl_trainer *t);
+  /* Add `flops` (2 per multiply-add) that the plugin's own kernels ran for
+   * products to the run's count (summary.json's gemm_flops; hiercl bench's
+   * GFLOP/s and fraction of the FMA peak). The runtime's products count
+   * themselves. Read only when struct_size covers it (HCL_HOST_HAS). */
+  void (*count_flops)(hcl_ctx *ctx, double flops);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */

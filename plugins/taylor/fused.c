@@ -75,6 +75,11 @@ static hcl_status run_fused(hcl_taylor *m, hcl_ctx *ctx, const hcl_graph_io *io,
                     HCL_ARG(g.mem),
                     HCL_ARG(go)};
   size_t n_args = sizeof args / sizeof *args;
+  /* the products it runs: U and S (2 n m dz multiply-adds each), and in the
+   * backward U and S again and grad w */
+  if (HCL_HOST_HAS(count_flops))
+    hcl_host->count_flops(ctx, (backward ? 6.0 : 4.0) * (double)io->R * (double)io->n *
+                                   (double)m->m * (double)m->dz);
   if (!backward) {
     size_t gws[2] = {(io->n + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM, io->R};
     return hcl_host->run_kernel(ctx, m->k_fhead, 2, gws, NULL, "taylor_head", n_args - 3, args);

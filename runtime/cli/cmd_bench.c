@@ -107,9 +107,9 @@ typedef struct row_stats {
   double rate[3], cpu_rate[3], torch[3], ratio[3], peak[3], peak_fraction[3];
 } row_stats;
 
-/* GFLOP/s of the runtime's products at replica rate `rate`; NaN (not
- * reported) when none ran: a plugin's own kernels (the Taylor head on CPUs)
- * are not counted. */
+/* GFLOP/s of the products at replica rate `rate` (the runtime's, and a
+ * plugin's own that it counts: the Taylor head on CPUs); NaN (not
+ * reported) when none ran. */
 static double gflops_at(const bench_row *r, double rate) {
   return r->gemm_flops > 0 ? r->gemm_flops / r->steps * rate / r->c->replicas / 1e9 : NAN;
 }
