@@ -103,6 +103,27 @@ static void repeat_reports_every_round(void **state) {
   if (!strstr(out, "| 150 (100-200) |")) HCL_FAIL_OUT(out, "no 150 (100-200) in the table");
 }
 
+/* A case timed as whole runs (Algorithm 1: features, ridge solves, no
+ * steps) reports its products' GFLOP/s per run and their share of the
+ * device's FMA rate. */
+static void whole_runs_report_gflops(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  char cmd[4096], path[512];
+  snprintf(path, sizeof path, "%s/runs.json", hcl_test_tmpdir());
+  snprintf(cmd, sizeof cmd,
+           "(%s bench --quick --device %s --only three_layer_algorithm1/r1 -o json 2>/dev/null) "
+           "> %s",
+           HCL_TEST_HIERCL, device(), path);
+  assert_int_equal(sh(cmd), 0);
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[\"rows\"]; "
+           "assert len(r)==1 and r[0][\"unit\"]==\"run\", r; r=r[0]; "
+           "assert r[\"gflop_per_s\"]>0 and 0<r[\"peak_fraction\"]<1, r' %s",
+           path);
+  assert_int_equal(sh(cmd), 0);
+}
+
 static void bad_usage(void **state) {
   (void)state;
   char cmd[1024];
@@ -126,6 +147,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(json_rows_name_their_device),
       cmocka_unit_test(repeat_reports_every_round),
+      cmocka_unit_test(whole_runs_report_gflops),
       cmocka_unit_test(bad_usage),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

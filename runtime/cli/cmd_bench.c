@@ -108,10 +108,11 @@ typedef struct row_stats {
 } row_stats;
 
 /* GFLOP/s of the products at replica rate `rate` (the runtime's, and a
- * plugin's own that it counts: the Taylor head on CPUs); NaN (not
- * reported) when none ran. */
+ * plugin's own that it counts: the Taylor head on CPUs): per step, or per
+ * run for a case timed as whole runs; NaN (not reported) when none ran. */
 static double gflops_at(const bench_row *r, double rate) {
-  return r->gemm_flops > 0 ? r->gemm_flops / r->steps * rate / r->c->replicas / 1e9 : NAN;
+  double per = strcmp(r->c->unit, "run") ? r->gemm_flops / r->steps : r->gemm_flops;
+  return r->gemm_flops > 0 ? per * rate / r->c->replicas / 1e9 : NAN;
 }
 
 static row_stats row_spread(const bench_row *r) {
