@@ -56,6 +56,28 @@ typedef struct {
   HCL_AU lrs_off, p_off, g_off, s1_off, s2_off, mask_off, n;
 } hcl_optim_p;
 
+/* What differs between the training steps that one launch of a graph's
+ * training step runs (graph_pass.c): the batch's first row, the step a NaN
+ * is recorded at, the optimiser's rate, first-step flag and Adam's scales.
+ * Step s runs with its gather, loss and optimiser arguments equal to the
+ * first step's with record s applied (hcl_step_apply): the trainer checks
+ * that these are the arguments it prepared for that step. */
+#define HCL_STEPS_MAX 8
+typedef struct {
+  HCL_AI step, first;
+  HCL_AF lr, step_scale, inv_sqrt_bc2, pad_;
+  HCL_AU f0;
+} hcl_step_rec;
+typedef struct {
+  HCL_AU k; /* steps, 1 .. HCL_STEPS_MAX */
+  hcl_step_rec s[HCL_STEPS_MAX];
+} hcl_steps_p;
+static inline void hcl_step_apply(const hcl_step_rec *r, hcl_gather_p *g, hcl_loss_p *l,
+                                  hcl_optim_p *o) {
+  g->f0 = r->f0, l->step = r->step, o->first = r->first, o->lr = r->lr;
+  o->step_scale = r->step_scale, o->inv_sqrt_bc2 = r->inv_sqrt_bc2;
+}
+
 /* A column sum: out = beta out + alpha sum over rows. */
 typedef struct {
   HCL_AF alpha, beta;

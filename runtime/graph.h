@@ -225,6 +225,7 @@ int hcl_graph_pass_run(hcl_graph *g, int which, hcl_buf params, hcl_buf x, hcl_b
                        hcl_buf dout, hcl_buf grad, size_t n, hcl_status *rc);
 struct hcl_gather_launch;
 struct hcl_loss_launch;
+struct hcl_steps_launch;
 struct hcl_optim_launch;
 /* A whole training step as one launch: the prepared gather of the batch into
  * x (NULL: x holds it), the forward pass on x, the prepared loss (its f the
@@ -235,7 +236,7 @@ struct hcl_optim_launch;
 int hcl_graph_step_run(hcl_graph *g, hcl_buf params, hcl_buf x, hcl_buf out, hcl_buf dout,
                        hcl_buf grad, size_t n, const struct hcl_gather_launch *gather,
                        const struct hcl_loss_launch *loss, const struct hcl_optim_launch *opt,
-                       hcl_status *rc);
+                       const struct hcl_steps_launch *steps, hcl_status *rc);
 
 /* graph_model.c: the descriptor of a graph-only model plugin d (vtable with
  * graph and without forward/backward) with a complete vtable whose forward,
@@ -251,7 +252,8 @@ hcl_status hcl_graph_wrap(hcl_ctx *ctx, const char *path, const hcl_plugin_desc 
 int hcl_graph_model_step(const hcl_model_vt *vt, void *self, hcl_buf params, hcl_buf x, size_t n,
                          hcl_buf out, hcl_buf dout, hcl_buf grad,
                          const struct hcl_gather_launch *gather, const struct hcl_loss_launch *loss,
-                         const struct hcl_optim_launch *opt, hcl_status *rc);
+                         const struct hcl_optim_launch *opt, const struct hcl_steps_launch *steps,
+                         hcl_status *rc);
 /* Releases what hcl_graph_wrap gave d (a no-op for a desc it did not make):
  * called before the plugin is unloaded, so a long-lived process that loads
  * and unloads plugins never runs out of wrapper slots. */

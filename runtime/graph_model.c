@@ -163,12 +163,14 @@ static hcl_status gm_backward(void *self, hcl_buf params, hcl_buf dout, size_t n
 int hcl_graph_model_step(const hcl_model_vt *vt, void *self, hcl_buf params, hcl_buf x, size_t n,
                          hcl_buf out, hcl_buf dout, hcl_buf grad,
                          const struct hcl_gather_launch *gather, const struct hcl_loss_launch *loss,
-                         const struct hcl_optim_launch *opt, hcl_status *rc) {
+                         const struct hcl_optim_launch *opt, const struct hcl_steps_launch *steps,
+                         hcl_status *rc) {
   gm *m = self;
   if (vt->forward != gm_forward || !n || n > m->g->max_batch) return 0;
   if ((m->params_hook || m->grad_hook) && !(m->plain_hook && m->plain_hook(m->inner))) return 0;
   if ((*rc = gm_select(m)) != HCL_OK) return 1;
-  if (!hcl_graph_step_run(m->g, params, x, out, dout, grad, n, gather, loss, opt, rc)) return 0;
+  if (!hcl_graph_step_run(m->g, params, x, out, dout, grad, n, gather, loss, opt, steps, rc))
+    return 0;
   m->have_forward = 0; /* the step's values are spent, as after features() */
   return 1;
 }

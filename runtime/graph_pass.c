@@ -237,10 +237,17 @@ static hcl_status step_src(hcl_graph *g, const int *path, const int *slot, int n
   if (g->cur) g->cur[0] = 0;
   HCL_TRY(hcl_graph_src(g, "__kernel void hcl_gpass2("));
   for (int i = 0; i < n_slots; i++) HCL_TRY(hcl_graph_src(g, "__global float *a%d, ", i));
-  HCL_TRY(hcl_graph_src(g, "hcl_gpass_p pp, hcl_gather_p gp, hcl_loss_p lp, hcl_optim_p op) {\n"));
+  HCL_TRY(hcl_graph_src(g, "hcl_gpass_p pp, hcl_gather_p gp0, hcl_loss_p lp0, hcl_optim_p op0, "
+                           "hcl_steps_p sp) {\n"));
   for (int i = 0; i < HCL_GSTEP_ROLES; i++)
     HCL_TRY(hcl_graph_src(g, "  __global float *b%d = a%d;\n", i, slot[i]));
   HCL_TRY(hcl_graph_src(g, "%s", pass_locals));
+  /* sp.k steps, each with its own record; the optimiser's last writes are
+   * seen by the next step's first reads after the loop's barrier */
+  HCL_TRY(hcl_graph_src(g, "  for (ulong s_ = 0; s_ < sp.k; s_++) {\n"
+                           "  hcl_gather_p gp = gp0;\n  hcl_loss_p lp = lp0;\n"
+                           "  hcl_optim_p op = op0;\n"
+                           "  hcl_step_apply(&sp.s[s_], &gp, &lp, &op);\n"));
   if (gather)
     HCL_TRY(hcl_graph_src(g,
                           "  if (lid == 0) for (size_t j = 0; j < gp.n; j++) "
@@ -256,7 +263,7 @@ static hcl_status step_src(hcl_graph *g, const int *path, const int *slot, int n
   HCL_TRY(pass_body(g, 1, path + g->n_steps));
   return hcl_graph_src(g,
                        "  if (lid == 0) hcl_optim_range_at(op, b%d, b%d, b%d, b%d, b%d, b%d, "
-                       "0, op.n, r);\n}\n",
+                       "0, op.n, r);\n  barrier(CLK_GLOBAL_MEM_FENCE);\n  }\n}\n",
                        SR_OPTIM, SR_OPTIM + 1, SR_OPTIM + 2, SR_OPTIM + 3, SR_OPTIM + 4,
                        SR_OPTIM + 5);
 }
@@ -408,9 +415,11 @@ int hcl_graph_pass_run(hcl_graph *g, int which, hcl_buf params, hcl_buf x, hcl_b
 
 int hcl_graph_step_run(hcl_graph *g, hcl_buf params, hcl_buf x, hcl_buf out, hcl_buf dout,
                        hcl_buf grad, size_t n, const hcl_gather_launch *gather,
-                       const hcl_loss_launch *loss, const hcl_optim_launch *opt, hcl_status *rc) {
+                       const hcl_loss_launch *loss, const hcl_optim_launch *opt,
+                       const hcl_steps_launch *steps, hcl_status *rc) {
   if (!g->has_pass || !g->has_step || !loss->f || !opt->params || loss->R != g->R ||
-      opt->R != g->R || (gather && (!gather->sx || gather->R != g->R || gather->p.n != n)))
+      steps->p.k < 1 || steps->p.k > HCL_STEPS_MAX || opt->R != g->R ||
+      (gather && (!gather->sx || gather->R != g->R || gather->p.n != n)))
     return 0;
   int path[2 * g->n_steps];
   double flops;
@@ -446,15 +455,16 @@ int hcl_graph_step_run(hcl_graph *g, hcl_buf params, hcl_buf x, hcl_buf out, hcl
   memcpy(g->step_slot, slot, sizeof slot);
   g->step_loss = loss->p.kind;
   g->step_gather = with;
-  hcl_arg args[HCL_GSTEP_ROLES + 4];
+  hcl_arg args[HCL_GSTEP_ROLES + 5];
   for (int i = 0; i < n_slots; i++) args[i] = (hcl_arg){sizeof(cl_mem), &arg[i]};
   args[n_slots] = (hcl_arg){sizeof pp, &pp};
   args[n_slots + 1] = (hcl_arg){sizeof G->p, &G->p};
   args[n_slots + 2] = (hcl_arg){sizeof loss->p, &loss->p};
   args[n_slots + 3] = (hcl_arg){sizeof opt->p, &opt->p};
+  args[n_slots + 4] = (hcl_arg){sizeof steps->p, &steps->p};
   size_t gws[2] = {PASS_WG, g->R}, lws[2] = {PASS_WG, 1};
-  g->ctx->gemm_flops += flops;
+  g->ctx->gemm_flops += flops * (double)steps->p.k;
   g->pass_fwd_n = 0; /* its values are spent: a backward needs a forward first */
-  *rc = hcl_run_kernel(g->ctx, g->pass[2], 2, gws, lws, "graph_step", (unsigned)n_slots + 4, args);
+  *rc = hcl_run_kernel(g->ctx, g->pass[2], 2, gws, lws, "graph_step", (unsigned)n_slots + 5, args);
   return 1;
 }

@@ -22,6 +22,11 @@ typedef struct hcl_optim_launch {
   cl_mem lrs, params, grad, s1, s2, mask; /* params NULL: nothing to update */
 } hcl_optim_launch;
 
+/* The steps one launch of a graph's training step runs (their records). */
+typedef struct hcl_steps_launch {
+  hcl_steps_p p;
+} hcl_steps_launch;
+
 /* A training batch's gather on CPUs. */
 typedef struct hcl_gather_launch {
   hcl_gather_p p;

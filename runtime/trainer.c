@@ -467,6 +467,49 @@ static double model_lr_scale(const hcl_trainer *t) {
   return f > 0 && isfinite(f) ? f : 1.0;
 }
 
+/* Training steps one launch may run (HIERCL_STEPS_PER_LAUNCH, 1 to
+ * HCL_STEPS_MAX; default HCL_STEPS_MAX). */
+static uint64_t steps_per_launch(void) {
+  const char *e = hcl_getenv("HIERCL_STEPS_PER_LAUNCH");
+  long v = e && *e ? strtol(e, NULL, 10) : HCL_STEPS_MAX;
+  return v < 1 ? 1 : v > HCL_STEPS_MAX ? HCL_STEPS_MAX : (uint64_t)v;
+}
+
+/* Steps i .. i + k - 1 of the phase that one launch may run (k <= most):
+ * none but the last may be followed by an evaluation or a sync point (which
+ * read what the step wrote), or be the phase's last. */
+static uint64_t chunk_len(const hcl_trainer *t, const hcl_phase *ph, uint64_t i, uint64_t most) {
+  const hcl_train_cfg *c = t->cfg;
+  uint64_t k = 1;
+  while (k < most && i + k < ph->steps) {
+    uint64_t after = t->step + k; /* the step count once step i + k - 1 ran */
+    if (hcl_eval_due(c->eval_every, c->eval_log, c->steps, after) || after % HCL_SYNC_EVERY == 0)
+      break;
+    k++;
+  }
+  return k;
+}
+
+/* Record *r of step s, whose launches gs, ls, os were prepared like the
+ * first step's g, l, o: 1 when the first step's arguments with *r applied
+ * are exactly step s's (then one launch computes both with the same bits). */
+static int step_record(const hcl_gather_launch *g, const hcl_loss_launch *l,
+                       const hcl_optim_launch *o, const hcl_gather_launch *gs,
+                       const hcl_loss_launch *ls, const hcl_optim_launch *os, hcl_step_rec *r) {
+  *r = (hcl_step_rec){.step = ls->p.step,
+                      .first = os->p.first,
+                      .lr = os->p.lr,
+                      .step_scale = os->p.step_scale,
+                      .inv_sqrt_bc2 = os->p.inv_sqrt_bc2,
+                      .f0 = gs->p.f0};
+  hcl_gather_p gp = g->p;
+  hcl_loss_p lp = l->p;
+  hcl_optim_p op = o->p;
+  hcl_step_apply(r, &gp, &lp, &op);
+  return !memcmp(&gp, &gs->p, sizeof gp) && !memcmp(&lp, &ls->p, sizeof lp) &&
+         !memcmp(&op, &os->p, sizeof op) && g->sx == gs->sx && o->plain == os->plain;
+}
+
 hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_loss) {
   const hcl_train_cfg *c = t->cfg;
   size_t R = c->replicas, B = c->batch;
@@ -489,37 +532,62 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
   t->phase_label = t->label_buf;
   double best = INFINITY;
   uint64_t best_at = 0;
-  for (uint64_t i = 0; i < ph->steps; i++) {
+  uint64_t most = steps_per_launch();
+  int fused = 1; /* the last step ran as one launch (else prepare one step at a time) */
+  for (uint64_t i = 0; i < ph->steps;) {
     if (hcl_trainer_stop_requested(t))
       return hcl_fail(t->ctx, HCL_ERR_INTERRUPTED, "interrupted at step %llu",
                       (unsigned long long)t->step);
-    t->lr_now = hcl_schedule_lr(&c->sched, t->step) * scale;
+    /* Steps i .. i + k - 1 in one launch where the model's training step is
+     * one kernel and the batch is copied inside it: every step's gather,
+     * loss and optimiser prepared as for its own launch, and kept only while
+     * they differ from the first step's in the record's fields alone. */
+    uint64_t k = t->cached && fused ? chunk_len(t, ph, i, most) : 1;
     hcl_gather_launch G = {0}; /* the batch: copied inside the step's launch where it can */
-    if (t->cached)
-      HCL_TRY(hcl_gather_prepare(t->ctx, t->cache_x, t->cache_y, c->train_size, t->sizes, t->x,
-                                 t->y, R, t->samples, B, t->x_size, t->y_dim, &G));
-    if (!G.sx) HCL_TRY(hcl_trainer_batch(t, HCL_STREAM_TRAIN, t->samples, B, t->x, t->y));
     hcl_loss_launch L;
     hcl_optim_launch O;
-    HCL_TRY(hcl_loss_prepare(t->ctx, c->loss, t->out, t->y, R, B, t->out_dim, 1.0f / (float)B,
-                             t->dout, hcl_buf_sub(t->loss_acc, 0, fbytes(R)), none, 1, t->nan_step,
-                             (int32_t)t->step, &L));
-    HCL_TRY(hcl_optim_prepare(t->ctx, &opt, (float)(t->lr_now * lr_f), t->lr_scale, l2, t->params,
-                              t->grad, t->state1, t->state2, mask, R, t->n_params, i + 1, &O));
+    hcl_steps_launch S = {.p.k = 0};
+    double lr0 = 0;
+    for (uint64_t s = 0; s < k; s++) {
+      hcl_gather_launch Gs = {0};
+      hcl_loss_launch Ls;
+      hcl_optim_launch Os;
+      double lr = hcl_schedule_lr(&c->sched, t->step + s) * scale;
+      if (t->cached)
+        HCL_TRY(hcl_gather_prepare(t->ctx, t->cache_x, t->cache_y, c->train_size, t->sizes, t->x,
+                                   t->y, R, t->samples + s * B, B, t->x_size, t->y_dim, &Gs));
+      HCL_TRY(hcl_loss_prepare(t->ctx, c->loss, t->out, t->y, R, B, t->out_dim, 1.0f / (float)B,
+                               t->dout, hcl_buf_sub(t->loss_acc, 0, fbytes(R)), none, 1,
+                               t->nan_step, (int32_t)(t->step + s), &Ls));
+      HCL_TRY(hcl_optim_prepare(t->ctx, &opt, (float)(lr * lr_f), t->lr_scale, l2, t->params,
+                                t->grad, t->state1, t->state2, mask, R, t->n_params, i + s + 1,
+                                &Os));
+      if (s == 0) G = Gs, L = Ls, O = Os, lr0 = lr;
+      if (!step_record(&G, &L, &O, &Gs, &Ls, &Os, &S.p.s[s])) break;
+      S.p.k = s + 1;
+    }
+    t->lr_now = lr0;
+    if (!G.sx) HCL_TRY(hcl_trainer_batch(t, HCL_STREAM_TRAIN, t->samples, B, t->x, t->y));
     hcl_status rc;
-    if (hcl_graph_model_step(t->mvt, t->model, t->params, t->x, B, t->out, t->dout, t->grad,
-                             G.sx ? &G : NULL, &L, &O, &rc)) { /* the same bits in one launch */
+    if (!G.sx) S.p.k = 1; /* the batch is made apart: one step */
+    fused = hcl_graph_model_step(t->mvt, t->model, t->params, t->x, B, t->out, t->dout, t->grad,
+                                 G.sx ? &G : NULL, &L, &O, &S, &rc);
+    if (fused) { /* the same bits in one launch */
       HCL_TRY(rc);
     } else {
+      S.p.k = 1;
       HCL_TRY(hcl_gather_run(t->ctx, &G));
       HCL_TRY(t->mvt->forward(t->model, t->params, t->x, B, t->out));
       HCL_TRY(hcl_loss_run(t->ctx, &L));
       HCL_TRY(t->mvt->backward(t->model, t->params, t->dout, B, t->grad));
       HCL_TRY(hcl_optim_run(t->ctx, &O));
     }
-    t->step++;
-    t->samples += B;
-    t->acc_steps++;
+    k = S.p.k;
+    if (k > 1) t->lr_now = hcl_schedule_lr(&c->sched, t->step + k - 1) * scale;
+    t->step += k;
+    t->samples += k * B;
+    t->acc_steps += k;
+    i += k - 1; /* i: the launch's last step, as below */
     int last = i + 1 == ph->steps;
     if (hcl_eval_due(c->eval_every, c->eval_log, c->steps, t->step)) {
       HCL_TRY(hcl_trainer_eval(t, NULL, 0));
@@ -544,6 +612,7 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
         break;
       }
     }
+    i++;
   }
   if (final_loss)
     for (size_t r = 0; r < R; r++) final_loss[r] = t->last_train[r];
