@@ -412,8 +412,8 @@ __kernel void hcl_k_gemm_tile(hcl_gemm_p g, __global const float *a, __global co
     }                                                                                              \
     HCL_RB_STORE(z, VT, W, LOAD, STORE, j);                                                        \
   }
-/* The 32-column block's sum over p: op(B)'s row p at BP (16-float aligned
- * pair of vectors), the 8 values of op(A) by AV. */
+/* The 32-column block's sum over p: op(B)'s row p (32 floats) at BP, the
+ * 8 values of op(A) by AV. */
 #define HCL_RB_LOOP32(AV, BP)                                                                      \
   for (size_t p = 0; p < k; p++) {                                                                 \
     AV;                                                                                            \
@@ -423,8 +423,8 @@ __kernel void hcl_k_gemm_tile(hcl_gemm_p g, __global const float *a, __global co
   }
 /* The same with op(A)'s addressing spelled out per case: with a run-time
  * step `as`, LLVM advanced all eight row pointers every step, and those
- * eight integer adds shared the FMA ports (a single 128 x 512 x 256 product
- * ran 1.13x, median of 5 alternating rounds) */
+ * eight integer adds shared the FMA ports (gemm_shapes: medians of
+ * alternating rounds 0.96-1.17x) */
 #define HCL_RB_SUM32(BP)                                                                           \
   if (!ta) {                                                                                       \
     HCL_RB_LOOP32(float v0 = a0[p]; float v1 = a1[p]; float v2 = a2[p]; float v3 = a3[p];          \
@@ -483,7 +483,8 @@ __kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha, __gl
  * multiple of 256 maps every row to the same ones): at k = 1024 the
  * 128 x 512 product ran at half its rate at k = 512. Nothing before the
  * barrier depends on the work-item: PoCL computed wrong sums when items past
- * m returned before it, or after it, or when the kernel had other paths. */
+ * m returned before it or after it, and wrong tail columns when this path
+ * shared a kernel with hcl_k_gemm_rb's. */
 __kernel void hcl_k_gemm_rb_pack(int ta, ulong m, ulong n, ulong k, float alpha,
                                  __global const float *a, ulong a_off, ulong lda, ulong sa,
                                  __global const float *b, ulong b_off, ulong ldb, ulong sb,

@@ -29,7 +29,7 @@ typedef struct bench_row {
   double steps, cpu_s, gemm_flops, peak_bytes; /* the latest round */
   /* every round's replica-steps (or runs) per s and per CPU-s, and its PyTorch twin's */
   double rate[BENCH_MAX_REPEAT], cpu_rate[BENCH_MAX_REPEAT], torch_rate[BENCH_MAX_REPEAT];
-  /* the device's FMA rate (GFLOP/s, hcl_fma_peak) right before each round; NaN if unmeasured */
+  /* the device's FMA rate (GFLOP/s, hcl_fma_peak) around each round; NaN if unmeasured */
   double fma_peak[BENCH_MAX_REPEAT];
   size_t rounds, torch_rounds;
   struct {
@@ -101,8 +101,8 @@ static void spread(const double *v, size_t n, double st[3]) {
 /* The row's figures over its rounds: hiercl's and the twin's replica rates,
  * hiercl's per CPU-s, and the per-round ratio (rounds are pairs: hiercl,
  * then its twin); the device's FMA rate and, per round, the products'
- * GFLOP/s over the rate measured just before; NaN where a side has no
- * round, and all NaN for a failed row. */
+ * GFLOP/s over the rate measured around that round; NaN where a side has
+ * no round, and all NaN for a failed row. */
 typedef struct row_stats {
   double rate[3], cpu_rate[3], torch[3], ratio[3], peak[3], peak_fraction[3];
 } row_stats;
@@ -257,7 +257,7 @@ static void num_or_null(FILE *o, double v, const char *fmt) {
     fputs("null", o);
 }
 
-/* GFLOP/s of the runtime's products at the median rate (gflops_at). */
+/* GFLOP/s of the products at the median rate (gflops_at). */
 static double gflop_per_s(const bench_row *r, const row_stats *s) {
   return gflops_at(r, s->rate[0]);
 }
@@ -326,8 +326,8 @@ static void print_json(FILE *o, const bench_row *rows, size_t n) {
       num_or_null(o, r->peak_bytes, "%.0f");
       fputs(",\"launches_per_step\":", o);
       num_or_null(o, launches_per_step(r), "%.4g");
-      /* what the device's FMAs did right before each round, and the
-       * products' share of it round by round */
+      /* what the device's FMAs did around each round, and the products'
+       * share of it round by round */
       json_spread(o, "fma_peak_gflop_per_s", st.peak);
       json_list(o, "fma_peak_gflop_per_s_rounds", r->fma_peak, r->rounds);
       json_spread(o, "peak_fraction", st.peak_fraction);
@@ -443,7 +443,7 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
 }
 
 /* The device's FMA rate now (hcl_fma_peak), on a context opened on first
- * use and kept; NaN, with one note, where it cannot be measured (the cases
+ * use and kept; NaN, with a note, where it cannot be measured (the cases
  * still run). */
 static double device_peak(hcl_ctx **ctx, const hcl_device_info *dev) {
   char err[1024] = "";
