@@ -26,30 +26,44 @@ static void peak_shape(const hcl_ctx *ctx, size_t *items, unsigned *lanes) {
   *lanes = cpu ? 16 : 1;
 }
 
+/* The program's kernel for this device (hcl_k_peak_vec on CPUs). */
+static hcl_status peak_kernel(hcl_ctx *ctx, unsigned lanes, cl_program *prog, cl_kernel *k) {
+  *prog = NULL, *k = NULL;
+  HCL_TRY(hcl_program_build(ctx, "peak", hcl_src_peak, "", prog));
+  return hcl_kernel_create(ctx, *prog, lanes > 1 ? "hcl_k_peak_vec" : "hcl_k_peak_scalar", k);
+}
+
+/* One launch of kernel k over `items` items, waited for; *seconds its wall time. */
+static hcl_status peak_launch(hcl_ctx *ctx, cl_kernel k, size_t items, unsigned lanes,
+                              uint64_t iters, hcl_buf out, double *seconds) {
+  cl_ulong it = iters;
+  float a = 0.9999f, b = 1e-4f;
+  hcl_arg args[] = {HCL_ARG(it), HCL_ARG(a), HCL_ARG(b), HCL_ARG(out.mem)};
+  double t0 = now_s();
+  size_t one = 1; /* on CPUs a group per item: PoCL's own choice ran them all on one core */
+  hcl_status rc = hcl_run_kernel(ctx, k, 1, &items, lanes > 1 ? &one : NULL, "fma_peak", 4, args);
+  if (rc == HCL_OK) rc = hcl_finish(ctx);
+  *seconds = now_s() - t0;
+  return rc;
+}
+
+static void peak_release(cl_program prog, cl_kernel k) {
+  if (k) clReleaseKernel(k);
+  if (prog) clReleaseProgram(prog);
+}
+
 hcl_status hcl_fma_peak_run(hcl_ctx *ctx, uint64_t iters, hcl_buf out, double *seconds) {
-  cl_program prog = NULL;
-  cl_kernel k = NULL;
   size_t items;
   unsigned lanes;
   peak_shape(ctx, &items, &lanes);
   if (out.size < items * sizeof(float))
     return hcl_fail(ctx, HCL_ERR_PARAM, "fma peak: output buffer holds %zu bytes, needs %zu",
                     out.size, items * sizeof(float));
-  hcl_status rc = hcl_program_build(ctx, "peak", hcl_src_peak, "", &prog);
-  if (rc == HCL_OK)
-    rc = hcl_kernel_create(ctx, prog, lanes > 1 ? "hcl_k_peak_vec" : "hcl_k_peak_scalar", &k);
-  if (rc == HCL_OK) {
-    cl_ulong it = iters;
-    float a = 0.9999f, b = 1e-4f;
-    hcl_arg args[] = {HCL_ARG(it), HCL_ARG(a), HCL_ARG(b), HCL_ARG(out.mem)};
-    double t0 = now_s();
-    size_t one = 1; /* on CPUs a group per item: PoCL's own choice ran them all on one core */
-    rc = hcl_run_kernel(ctx, k, 1, &items, lanes > 1 ? &one : NULL, "fma_peak", 4, args);
-    if (rc == HCL_OK) rc = hcl_finish(ctx);
-    *seconds = now_s() - t0;
-  }
-  if (k) clReleaseKernel(k);
-  if (prog) clReleaseProgram(prog);
+  cl_program prog;
+  cl_kernel k;
+  hcl_status rc = peak_kernel(ctx, lanes, &prog, &k);
+  if (rc == HCL_OK) rc = peak_launch(ctx, k, items, lanes, iters, out, seconds);
+  peak_release(prog, k);
   return rc;
 }
 
@@ -65,22 +79,25 @@ hcl_status hcl_fma_peak(hcl_ctx *ctx, double *gflops) {
   *gflops = 0;
   unsigned lanes;
   size_t items = hcl_fma_peak_items(ctx, &lanes);
-  hcl_buf out;
-  HCL_TRY(hcl_buf_alloc(ctx, items * sizeof(float), &out));
+  hcl_buf out = {0};
+  cl_program prog;
+  cl_kernel k;
+  hcl_status rc = peak_kernel(ctx, lanes, &prog, &k);
+  if (rc == HCL_OK) rc = hcl_buf_alloc(ctx, items * sizeof(float), &out);
   /* grow the loop until a launch takes 20 ms (launch cost < 1 %), then the
    * best of 5 such launches */
   uint64_t iters = 1024;
   double t = 0, best = 0;
-  hcl_status rc = HCL_OK;
-  while (rc == HCL_OK && (rc = hcl_fma_peak_run(ctx, iters, out, &t)) == HCL_OK && t < 0.02 &&
-         iters < ((uint64_t)1 << 40))
+  while (rc == HCL_OK && (rc = peak_launch(ctx, k, items, lanes, iters, out, &t)) == HCL_OK &&
+         t < 0.02 && iters < ((uint64_t)1 << 40))
     iters *= t > 0.002 ? (uint64_t)(0.02 / t) + 1 : 8;
   for (int i = 0; rc == HCL_OK && i < 5; i++)
-    if ((rc = hcl_fma_peak_run(ctx, iters, out, &t)) == HCL_OK && t > 0) {
+    if ((rc = peak_launch(ctx, k, items, lanes, iters, out, &t)) == HCL_OK && t > 0) {
       double g = 2.0 * 16 * lanes * (double)iters * (double)items / t / 1e9;
       if (g > best) best = g;
     }
   hcl_buf_free(ctx, &out);
+  peak_release(prog, k);
   *gflops = best;
   return rc;
 }

@@ -547,29 +547,30 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
     hcl_loss_launch L;
     hcl_optim_launch O;
     hcl_steps_launch S = {.p.k = 0};
-    double lr0 = 0;
+    double lr[HCL_STEPS_MAX]; /* each step's rate, for t->lr_now */
     for (uint64_t s = 0; s < k; s++) {
       hcl_gather_launch Gs = {0};
       hcl_loss_launch Ls;
       hcl_optim_launch Os;
-      double lr = hcl_schedule_lr(&c->sched, t->step + s) * scale;
+      lr[s] = hcl_schedule_lr(&c->sched, t->step + s) * scale;
       if (t->cached)
         HCL_TRY(hcl_gather_prepare(t->ctx, t->cache_x, t->cache_y, c->train_size, t->sizes, t->x,
                                    t->y, R, t->samples + s * B, B, t->x_size, t->y_dim, &Gs));
       HCL_TRY(hcl_loss_prepare(t->ctx, c->loss, t->out, t->y, R, B, t->out_dim, 1.0f / (float)B,
                                t->dout, hcl_buf_sub(t->loss_acc, 0, fbytes(R)), none, 1,
                                t->nan_step, (int32_t)(t->step + s), &Ls));
-      HCL_TRY(hcl_optim_prepare(t->ctx, &opt, (float)(lr * lr_f), t->lr_scale, l2, t->params,
+      HCL_TRY(hcl_optim_prepare(t->ctx, &opt, (float)(lr[s] * lr_f), t->lr_scale, l2, t->params,
                                 t->grad, t->state1, t->state2, mask, R, t->n_params, i + s + 1,
                                 &Os));
-      if (s == 0) G = Gs, L = Ls, O = Os, lr0 = lr;
+      if (s == 0) G = Gs, L = Ls, O = Os;
       if (!step_record(&G, &L, &O, &Gs, &Ls, &Os, &S.p.s[s])) break;
       S.p.k = s + 1;
     }
-    t->lr_now = lr0;
-    if (!G.sx) HCL_TRY(hcl_trainer_batch(t, HCL_STREAM_TRAIN, t->samples, B, t->x, t->y));
+    if (!G.sx) { /* the batch is made apart: one step */
+      HCL_TRY(hcl_trainer_batch(t, HCL_STREAM_TRAIN, t->samples, B, t->x, t->y));
+      S.p.k = 1;
+    }
     hcl_status rc;
-    if (!G.sx) S.p.k = 1; /* the batch is made apart: one step */
     fused = hcl_graph_model_step(t->mvt, t->model, t->params, t->x, B, t->out, t->dout, t->grad,
                                  G.sx ? &G : NULL, &L, &O, &S, &rc);
     if (fused) { /* the same bits in one launch */
@@ -583,7 +584,7 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
       HCL_TRY(hcl_optim_run(t->ctx, &O));
     }
     k = S.p.k;
-    if (k > 1) t->lr_now = hcl_schedule_lr(&c->sched, t->step + k - 1) * scale;
+    t->lr_now = lr[k - 1];
     t->step += k;
     t->samples += k * B;
     t->acc_steps += k;
