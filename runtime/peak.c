@@ -1,7 +1,7 @@
 /* The device's measured FMA rate (kernels/peak.cl), so that hiercl bench
  * states each case's GFLOP/s as a fraction of what the device did in the
  * same call: on a shared machine the rate of the same loop moved between
- * 104 and 195 GFLOP/s per core within an hour, so a peak measured once
+ * 101 and 195 GFLOP/s per core within an hour, so a peak measured once
  * and quoted later says little. */
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
