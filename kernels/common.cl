@@ -12,6 +12,10 @@
 #pragma OPENCL FP_CONTRACT OFF
 
 #define HCL_FN static inline
+/* The random draws' helpers are always inlined: in a large program (a
+ * target's) clang left calls to them in the kernel, and a call stops PoCL's
+ * vectoriser ("call instruction cannot be vectorized"): 2-3x slower. */
+#define HCL_RNG_FN static inline __attribute__((always_inline))
 
 /* Buffers travel as (pointer, offset in elements): hcl_buf.offset / 4. */
 #define HCL_AT(ptr, off) ((ptr) + (off))
@@ -34,7 +38,7 @@
   } while (0)
 
 /* philox4x32-10(counter, key): 10 rounds, the key bumped between rounds. */
-HCL_FN uint4 hcl_philox4x32(uint4 ctr, uint2 key) {
+HCL_RNG_FN uint4 hcl_philox4x32(uint4 ctr, uint2 key) {
   uint c0 = ctr.x, c1 = ctr.y, c2 = ctr.z, c3 = ctr.w, k0 = key.x, k1 = key.y;
   HCL_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
   HCL_PHILOX_ROUND(c0, c1, c2, c3, k0, k1);
@@ -70,29 +74,33 @@ HCL_FN uint4 hcl_philox4x32(uint4 ctr, uint2 key) {
  * 24-bit input checked by tests/test_philox.c): radius 2.6e-7 and sin/cos
  * 1.9e-7 relative at worst, so z within 3.6e-7 relative of the libm
  * Box-Muller of the same words (the test's bound: 1e-6 and 2e-6). */
-HCL_FN uint4 hcl_rng_block(ulong seed, ulong stream, ulong block) {
+HCL_RNG_FN uint4 hcl_rng_block(ulong seed, ulong stream, ulong block) {
   uint4 ctr = (uint4)((uint)block, (uint)(block >> 32), (uint)stream, (uint)(stream >> 32));
   return hcl_philox4x32(ctr, (uint2)((uint)seed, (uint)(seed >> 32)));
 }
 
 /* Word j (0..3) of a block. */
-HCL_FN uint hcl_word(uint4 x, uint j) { return j == 0 ? x.x : j == 1 ? x.y : j == 2 ? x.z : x.w; }
+HCL_RNG_FN uint hcl_word(uint4 x, uint j) { return j == 0 ? x.x : j == 1 ? x.y : j == 2 ? x.z : x.w; }
 
 /* (w >> 8) * 2^-24: the top 24 bits as a float in [0, 1), exactly. */
-HCL_FN float hcl_u01(uint w) { return (float)(w >> 8) * 5.9604644775390625e-8f; }
+HCL_RNG_FN float hcl_u01(uint w) { return (float)(w >> 8) * 5.9604644775390625e-8f; }
 
-/* The word maps below are straight-line code with selects, no branches or
- * loops, so that CPU drivers vectorise them across work-items (PoCL: 5x). */
+/* The word maps below are straight-line code, no branches or loops, so that
+ * CPU drivers vectorise them across work-items (PoCL: 5x). hcl_ln and
+ * hcl_sqrt_newton also avoid compares: PoCL's clang packs the isomorphic
+ * compares of an item's several draws into short vectors (SLP) before it
+ * builds the work-item loop, and its loop vectoriser then gives up
+ * ("instruction return type cannot be vectorized"): 3x slower measured. */
 
 /* Natural log for normal floats x > 0 (used on (0, 1]), fdlibm's reduction
  * x = 2^e (1 + f), sqrt(1/2) <= 1 + f < sqrt(2), ln(1 + f) = 2 atanh(s) with
  * s = f / (2 + f); the reciprocal by Newton steps (no '/'). */
-HCL_FN float hcl_ln(float x) {
+HCL_RNG_FN float hcl_ln(float x) {
   uint ix = as_uint(x);
   uint mb = ix & 0x007fffffu;
-  int big = mb >= 0x3504f3u; /* mantissa >= sqrt(2): halve it */
-  int e = (int)(ix >> 23) - 127 + big;
-  mb |= big ? 0x3f000000u : 0x3f800000u;
+  uint big = (mb + 0x004afb0du) >> 23; /* mb >= 0x3504f3 (sqrt(2)): halve it */
+  int e = (int)(ix >> 23) - 127 + (int)big;
+  mb |= 0x3f800000u - (big << 23); /* 0x3f000000 when big */
   float f = as_float(mb) - 1.0f; /* exact (Sterbenz) */
   float d = 2.0f + f;            /* in [1.707, 2.415] */
   float y = 1.0f - 0.25f * d;    /* ~1/d, relative error <= 0.043 */
@@ -108,17 +116,17 @@ HCL_FN float hcl_ln(float x) {
 }
 
 /* sqrt(v) for v >= 0 by the bit-level first guess of 1/sqrt and three
- * Newton steps (relative error about 2 ulp). */
-HCL_FN float hcl_sqrt_newton(float v) {
+ * Newton steps (relative error about 2 ulp); + 0 turns v = -0 into +0. */
+HCL_RNG_FN float hcl_sqrt_newton(float v) {
   float y = as_float(0x5f3759dfu - (as_uint(v) >> 1)); /* finite for any v >= -0 */
   y = y * (1.5f - 0.5f * v * y * y);                   /* written out, as in hcl_ln */
   y = y * (1.5f - 0.5f * v * y * y);
   y = y * (1.5f - 0.5f * v * y * y);
-  return v > 0.0f ? v * y : 0.0f;
+  return v * y + 0.0f;
 }
 
 /* Box-Muller radius sqrt(-2 ln u), u = ((w >> 8) + 1) 2^-24 in (0, 1]. */
-HCL_FN float hcl_rng_radius(uint w) {
+HCL_RNG_FN float hcl_rng_radius(uint w) {
   float u = (float)((w >> 8) + 1u) * 5.9604644775390625e-8f;
   return hcl_sqrt_newton(-2.0f * hcl_ln(u));
 }
@@ -126,7 +134,7 @@ HCL_FN float hcl_rng_radius(uint w) {
 /* (sin, cos) of the angle (w >> 8) 2^-24 turns, returned as (x = sin, y = cos).
  * Exact reduction on the integer to the nearest quarter turn q and a rest
  * |t| <= 1/8 turn; Taylor polynomials in t to 3e-8. */
-HCL_FN float2 hcl_rng_sincos(uint w) {
+HCL_RNG_FN float2 hcl_rng_sincos(uint w) {
   uint k = w >> 8;
   uint qq = (k + 0x200000u) >> 22;  /* nearest quarter, 0..4 */
   int j = (int)k - (int)(qq << 22); /* in [-2^21, 2^21) */
@@ -147,7 +155,7 @@ HCL_FN float2 hcl_rng_sincos(uint w) {
 }
 
 /* Standard normals from two words: (r cos, r sin). */
-HCL_FN float2 hcl_normal_pair(uint w_radius, uint w_angle) {
+HCL_RNG_FN float2 hcl_normal_pair(uint w_radius, uint w_angle) {
   float r = hcl_rng_radius(w_radius);
   float2 sc = hcl_rng_sincos(w_angle);
   return (float2)(r * sc.y, r * sc.x);
@@ -163,7 +171,7 @@ HCL_FN float2 hcl_normal_pair(uint w_radius, uint w_angle) {
  * With dist and j known at compile time this folds to one map; a normal
  * draw computes one Box-Muller pair (to fill a whole block, call
  * hcl_normal_pair on (x.x, x.y) and (x.z, x.w) instead: half the work). */
-HCL_FN float hcl_rng_draw(int dist, float a, float b, uint4 x, uint j) {
+HCL_RNG_FN float hcl_rng_draw(int dist, float a, float b, uint4 x, uint j) {
   if (dist == HCL_RNG_NORMAL) {
     uint wr = j < 2u ? x.x : x.z, wa = j < 2u ? x.y : x.w;
     float r = hcl_rng_radius(wr);
@@ -178,7 +186,7 @@ HCL_FN float hcl_rng_draw(int dist, float a, float b, uint4 x, uint j) {
 
 /* Element i of stream (seed, stream) for a distribution: one Philox block per
  * call; kernels drawing many elements should call hcl_rng_block once per 4. */
-HCL_FN float hcl_rng_at(int dist, float a, float b, ulong seed, ulong stream, ulong i) {
+HCL_RNG_FN float hcl_rng_at(int dist, float a, float b, ulong seed, ulong stream, ulong i) {
   return hcl_rng_draw(dist, a, b, hcl_rng_block(seed, stream, i >> 2), (uint)(i & 3u));
 }
 

@@ -94,10 +94,11 @@ __kernel void hcl_k_fill(__global float *y, ulong y_off, float value, ulong n) {
 
 /* Elements first..first+n-1 of stream (seeds[r], stream) into
  * out[r*stride + (i - first)]. A work-item computes one Philox block and its
- * 4 elements. Blocks wholly inside the range go through a branch-free kernel
- * with scalar stores (tail branches or vector stores stop PoCL's vectoriser:
- * 2.5-4x slower measured); the at most two partial blocks at the ends
- * through a second one. One pair of kernels per distribution. */
+ * 4 elements. Whole groups of whole blocks go through a kernel with no
+ * branch (a bound check, a tail branch or vector stores stop PoCL's
+ * vectoriser: 1.5-4x slower measured); the partial blocks at the ends and
+ * the last fewer than 64 whole blocks through a second one. One pair of
+ * kernels per distribution. */
 #define HCL_RNG_BLOCK_VALUES(DIST)                                                                 \
   uint4 x = hcl_rng_block(seeds[r], stream, block);                                                \
   float v0, v1, v2, v3;                                                                            \
@@ -112,24 +113,28 @@ __kernel void hcl_k_fill(__global float *y, ulong y_off, float value, ulong n) {
   }                                                                                                \
   __global float *o = out + out_off + r * stride;
 
-/* full: blocks bfirst .. bfirst+nfull-1, gws = (>= nfull, R).
- * edge: blocks e0 (and e1 when nedge is 2), gws = (nedge, R). */
+/* full: blocks bfirst .. bfirst+gws-1, gws = (a multiple of 64, R).
+ * The stores step by `one`, which is 1 but not known to be 1 when clang
+ * optimises one work-item (PoCL knows the local size only when it builds the
+ * work-group loop): four stores at known consecutive addresses are what
+ * clang's SLP vectoriser packs into one short vector store, with the four
+ * draws' arithmetic, and then PoCL's loop vectoriser gives up (3x slower).
+ * edge: nhead blocks from e0 (0 or 1) then the blocks from t0 on,
+ * gws = (their count, R), each element checked against the range. */
 #define HCL_DEF_RNG(FULL, EDGE, DIST)                                                              \
   __kernel void FULL(float a, float b, __global const ulong *seeds, ulong stream, ulong first,     \
-                     __global float *out, ulong out_off, ulong stride, ulong bfirst,               \
-                     ulong nfull) {                                                                \
-    size_t g = get_global_id(0), r = get_global_id(1);                                             \
-    if (g >= nfull) return;                                                                        \
+                     __global float *out, ulong out_off, ulong stride, ulong bfirst) {             \
+    size_t g = get_global_id(0), r = get_global_id(1), one = get_local_size(0) != 0;               \
     ulong block = bfirst + g;                                                                      \
     HCL_RNG_BLOCK_VALUES(DIST)                                                                     \
     size_t q = (block << 2) - first;                                                               \
-    o[q] = v0, o[q + 1] = v1, o[q + 2] = v2, o[q + 3] = v3;                                        \
+    o[q] = v0, o[q + one] = v1, o[q + 2 * one] = v2, o[q + 3 * one] = v3;                          \
   }                                                                                                \
   __kernel void EDGE(float a, float b, __global const ulong *seeds, ulong stream, ulong first,     \
                      __global float *out, ulong out_off, ulong stride, ulong n, ulong e0,          \
-                     ulong e1) {                                                                   \
+                     ulong nhead, ulong t0) {                                                      \
     size_t g = get_global_id(0), r = get_global_id(1);                                             \
-    ulong block = g ? e1 : e0, i0 = block << 2;                                                    \
+    ulong block = g < nhead ? e0 : t0 + (g - nhead), i0 = block << 2;                              \
     HCL_RNG_BLOCK_VALUES(DIST)                                                                     \
     if (i0 >= first && i0 - first < n) o[i0 - first] = v0;                                         \
     if (i0 + 1 >= first && i0 + 1 - first < n) o[i0 + 1 - first] = v1;                             \

@@ -345,33 +345,31 @@ hcl_status hcl_rng_fill(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const
   NEED("rng", "out", out, (R - 1) * stride + n);
   HCL_TRY(upload_seeds(ctx, seeds, R));
   cl_ulong st = stream_id, fi = first, oo = out.offset / 4, str = stride, n_ = n;
-  /* whole blocks [bf, bl) and the partial ones around them */
+  /* whole blocks [bf, bl): the full kernel takes whole groups of 64 of them
+   * (it has no bound check), the edge kernel the partial block at the start
+   * (nhead) and every block from t0 on, the partial one at the end included */
   uint64_t last = first + n; /* one past */
-  cl_ulong bf = (first + 3) >> 2, bl = last >> 2, edge[2];
-  size_t n_edge = 0;
-  if (bl < bf) { /* the range lies inside one block */
-    edge[n_edge++] = first >> 2;
-    bl = bf;
-  } else {
-    if (first & 3) edge[n_edge++] = first >> 2;
-    if (last & 3) edge[n_edge++] = last >> 2;
-  }
+  cl_ulong bf = (first + 3) >> 2, bl = last >> 2, e0 = first >> 2, nhead = (first & 3) != 0;
+  cl_ulong nmain = bl > bf ? (bl - bf) / 64 * 64 : 0, t0 = bf + nmain;
+  cl_ulong ntail = bl > t0 ? bl - t0 : 0;
+  if (bl < bf) /* the range lies inside one block */
+    nhead = 1;
+  else if (last & 3)
+    ntail++;
   cl_mem seeds_mem = ctx->ops->seeds.mem;
-  if (bl > bf) {
-    cl_ulong nfull = bl - bf;
+  if (nmain) {
     hcl_arg args[] = {HCL_ARG(a),  HCL_ARG(b),       HCL_ARG(seeds_mem), HCL_ARG(st),
                       HCL_ARG(fi), HCL_ARG(out.mem), HCL_ARG(oo),        HCL_ARG(str),
-                      HCL_ARG(bf), HCL_ARG(nfull)};
-    size_t gws[2] = {round_up((size_t)nfull, 64), R}, lws[2] = {64, 1};
-    HCL_TRY(hcl_run_kernel(ctx, ctx->ops->k[K_RNG + dist], 2, gws, lws, "rng", 10, args));
+                      HCL_ARG(bf)};
+    size_t gws[2] = {(size_t)nmain, R}, lws[2] = {64, 1};
+    HCL_TRY(hcl_run_kernel(ctx, ctx->ops->k[K_RNG + dist], 2, gws, lws, "rng", 9, args));
   }
-  if (!n_edge) return HCL_OK;
-  if (n_edge == 1) edge[1] = edge[0];
-  hcl_arg args[] = {HCL_ARG(a),  HCL_ARG(b),       HCL_ARG(seeds_mem), HCL_ARG(st),
-                    HCL_ARG(fi), HCL_ARG(out.mem), HCL_ARG(oo),        HCL_ARG(str),
-                    HCL_ARG(n_), HCL_ARG(edge[0]), HCL_ARG(edge[1])};
-  size_t gws[2] = {n_edge, R};
-  return hcl_run_kernel(ctx, ctx->ops->k[K_RNG_EDGE + dist], 2, gws, NULL, "rng", 11, args);
+  if (!nhead && !ntail) return HCL_OK;
+  hcl_arg args[] = {HCL_ARG(a),   HCL_ARG(b),       HCL_ARG(seeds_mem), HCL_ARG(st),
+                    HCL_ARG(fi),  HCL_ARG(out.mem), HCL_ARG(oo),        HCL_ARG(str),
+                    HCL_ARG(n_),  HCL_ARG(e0),      HCL_ARG(nhead),     HCL_ARG(t0)};
+  size_t gws[2] = {(size_t)(nhead + ntail), R}, lws[2] = {1, 1}; /* one local size: one build */
+  return hcl_run_kernel(ctx, ctx->ops->k[K_RNG_EDGE + dist], 2, gws, lws, "rng", 12, args);
 }
 
 hcl_status hcl_gather_rows(hcl_ctx *ctx, hcl_buf src, size_t rows_src, hcl_buf sizes, hcl_buf dst,

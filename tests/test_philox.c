@@ -193,6 +193,8 @@ static void test_device_equals_host(void **state) {
         for (size_t r = 0; r < R; r++)
           assert_memory_equal(piece + off + r * stride, got + off + r * stride, n * 4);
         for (size_t i = 0; i < off; i++) assert_true(piece[i] == -7.0f); /* offset respected */
+        for (size_t r = 0; r < R; r++) /* nothing written past each replica's n */
+          for (size_t j = n; j < stride; j++) assert_true(piece[off + r * stride + j] == -7.0f);
       }
   hcl_buf_free(ctx, &buf);
   free(got), free(piece);

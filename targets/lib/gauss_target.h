@@ -91,7 +91,7 @@ typedef struct gt_target {
   gt_link link;
   /* device (gt_device.c) */
   cl_program prog;
-  cl_kernel k_sample, k_eval;
+  cl_kernel k_draw, k_sample, k_eval;
   hcl_buf d_seeds;                       /* ulong [R] */
   hcl_buf d_coef;                        /* float [GT_MAX_COEF]: the link polynomial */
   char label_sample[64], label_eval[64]; /* kernel names in profiles */
@@ -132,9 +132,10 @@ hcl_status gt_device_init(gt_target *t, const char *plugin_src, const char *samp
                           const char *eval_kernel);
 /* Upload n floats to a fresh buffer. */
 hcl_status gt_upload(gt_target *t, const float *v, size_t n, hcl_buf *out);
-/* Run the sample kernel: arguments (x, xo, y, yo, seeds, count, d, first,
- * wrap, sid_x, sid_noise, sphere, sqrt_d, noise, link_kind, n_coef, coef)
- * followed by the plugin's extra arguments; work items (count, R). */
+/* Draw x (gt_k_draw_x), then run the sample kernel: arguments (x, xo, y,
+ * yo, seeds, count, d, first, wrap, sid_x, sid_noise, sphere, sqrt_d, noise,
+ * link_kind, n_coef, coef) followed by the plugin's extra arguments; work
+ * items (count, R). The kernel finds x drawn (gt_sphere_x scales it). */
 hcl_status gt_device_sample(gt_target *t, uint32_t stream, uint64_t first, size_t n, hcl_buf x,
                             hcl_buf y, size_t n_extra, const hcl_arg *extra);
 /* Run the eval kernel: arguments (x, xo, out, oo, count, d, what, link_kind,

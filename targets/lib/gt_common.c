@@ -58,6 +58,7 @@ hcl_status gt_check(gt_target *t, const char *name, const hcl_params *p, int has
 
 void gt_target_release(gt_target *t) {
   hcl_ctx *ctx = t->ctx;
+  if (t->k_draw) clReleaseKernel(t->k_draw);
   if (t->k_sample) clReleaseKernel(t->k_sample);
   if (t->k_eval) clReleaseKernel(t->k_eval);
   if (t->prog) clReleaseProgram(t->prog);
@@ -65,7 +66,7 @@ void gt_target_release(gt_target *t) {
   if (t->d_coef.mem) hcl_host->buf_free(ctx, &t->d_coef);
   free(t->seeds);
   t->seeds = NULL;
-  t->k_sample = t->k_eval = NULL;
+  t->k_draw = t->k_sample = t->k_eval = NULL;
   t->prog = NULL;
 }
 

@@ -31,7 +31,7 @@ __kernel void lrp_sample(__global float *x, ulong xo, __global float *y, ulong y
   if (wrap) s %= wrap;
   ulong seed = seeds[rep], row = (ulong)rep * count + i;
   __global float *xr = HCL_AT(x, xo) + row * d;
-  gt_draw_x(xr, seed, sid_x, s, d, sphere, sqrt_d);
+  gt_sphere_x(xr, d, sphere, sqrt_d); /* x drawn by gt_k_draw_x */
   float v = lrp_f(xr, d, r, B + (ulong)rep * r * d, a + (ulong)rep * r, off[rep], pw);
   HCL_AT(y, yo)[row] = gt_add_noise(v, seed, sid_noise, s, noise);
 }

@@ -27,7 +27,7 @@ __kernel void quf_sample(__global float *x, ulong xo, __global float *y, ulong y
   if (wrap) s %= wrap;
   ulong seed = seeds[r], row = (ulong)r * count + i;
   __global float *xr = HCL_AT(x, xo) + row * d;
-  gt_draw_x(xr, seed, sid_x, s, d, sphere, sqrt_d);
+  gt_sphere_x(xr, d, sphere, sqrt_d); /* x drawn by gt_k_draw_x */
   float h = quf_hstar(xr, A + (ulong)r * d * d, d, hscale);
   float v = gt_link_eval(link_kind, coef, n_coef, h);
   HCL_AT(y, yo)[row] = gt_add_noise(v, seed, sid_noise, s, noise);
