@@ -358,16 +358,15 @@ hcl_status hcl_rng_fill(hcl_ctx *ctx, hcl_rng_dist dist, float a, float b, const
     ntail++;
   cl_mem seeds_mem = ctx->ops->seeds.mem;
   if (nmain) {
-    hcl_arg args[] = {HCL_ARG(a),  HCL_ARG(b),       HCL_ARG(seeds_mem), HCL_ARG(st),
-                      HCL_ARG(fi), HCL_ARG(out.mem), HCL_ARG(oo),        HCL_ARG(str),
-                      HCL_ARG(bf)};
+    hcl_arg args[] = {HCL_ARG(a),       HCL_ARG(b),  HCL_ARG(seeds_mem), HCL_ARG(st), HCL_ARG(fi),
+                      HCL_ARG(out.mem), HCL_ARG(oo), HCL_ARG(str),       HCL_ARG(bf)};
     size_t gws[2] = {(size_t)nmain, R}, lws[2] = {64, 1};
     HCL_TRY(hcl_run_kernel(ctx, ctx->ops->k[K_RNG + dist], 2, gws, lws, "rng", 9, args));
   }
   if (!nhead && !ntail) return HCL_OK;
-  hcl_arg args[] = {HCL_ARG(a),   HCL_ARG(b),       HCL_ARG(seeds_mem), HCL_ARG(st),
-                    HCL_ARG(fi),  HCL_ARG(out.mem), HCL_ARG(oo),        HCL_ARG(str),
-                    HCL_ARG(n_),  HCL_ARG(e0),      HCL_ARG(nhead),     HCL_ARG(t0)};
+  hcl_arg args[] = {HCL_ARG(a),  HCL_ARG(b),       HCL_ARG(seeds_mem), HCL_ARG(st),
+                    HCL_ARG(fi), HCL_ARG(out.mem), HCL_ARG(oo),        HCL_ARG(str),
+                    HCL_ARG(n_), HCL_ARG(e0),      HCL_ARG(nhead),     HCL_ARG(t0)};
   size_t gws[2] = {(size_t)(nhead + ntail), R}, lws[2] = {1, 1}; /* one local size: one build */
   return hcl_run_kernel(ctx, ctx->ops->k[K_RNG_EDGE + dist], 2, gws, lws, "rng", 12, args);
 }
