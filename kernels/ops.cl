@@ -446,7 +446,9 @@ __kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha, __gl
                             ulong ldb, ulong sb, float beta, __global float *c, ulong c_off,
                             ulong ldc, ulong sc) {
   size_t j0 = get_global_id(0) * 32, i0 = get_global_id(1) * 8, q = get_global_id(2);
-  if (j0 >= n || i0 >= m) return;
+  int lower = ta >> 1; /* only the blocks meeting C's lower triangle (hcl_gemm_rb_lower) */
+  ta &= 1;
+  if (j0 >= n || i0 >= m || (lower && j0 > i0 + 7)) return;
   __global const float *aq = a + a_off + q * sa, *bq = b + b_off + q * sb;
   __global float *cq = c + c_off + q * sc;
   size_t as = ta ? lda : 1, ars = ta ? 1 : lda;
@@ -502,7 +504,9 @@ __kernel void hcl_k_gemm_rb_pack(int ta, ulong m, ulong n, ulong k, float alpha,
     vstore16(vload16(1, bq + p * ldb), 0, pl + p * 32 + 16);
   }
   barrier(CLK_LOCAL_MEM_FENCE);
-  if (i0 < m) {
+  int lower = ta >> 1; /* as in hcl_k_gemm_rb */
+  ta &= 1;
+  if (i0 < m && !(lower && j > i0 + 7)) {
     __global const float *aq = a + a_off + q * sa;
     __global float *cq = c + c_off + q * sc;
     size_t as = ta ? lda : 1, ars = ta ? 1 : lda, rows = m - i0 < 8 ? m - i0 : 8;

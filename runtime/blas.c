@@ -503,3 +503,26 @@ hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, s
   if (st != CLBlastSuccess) return blast_fail(ctx, "sgemm_batched", ta, tb, m, n, k, batch, st);
   return HCL_OK;
 }
+
+#define HCL_LOWER_BLOCK 64
+hcl_status hcl_sgemm_lower(hcl_ctx *ctx, int ta, int tb, size_t n, size_t k, float alpha, hcl_buf a,
+                           size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb, float beta,
+                           hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+  if (!n || !batch) return HCL_OK;
+  if (k && hcl_ops_cpu_paths(ctx) && !use_thin(ctx, n, n, k) && !use_small(ctx, n, n, k)) {
+    HCL_TRY(check_args(ctx, ta, tb, n, n, k, a, lda, sa, b, ldb, sb, c, ldc, sc, batch));
+    ctx->gemm_flops += (double)n * (double)(n + 1) * (double)k * (double)batch; /* the triangle */
+    return hcl_gemm_rb_lower(ctx, ta, tb, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
+                             batch);
+  }
+  for (size_t j0 = 0; j0 < n; j0 += HCL_LOWER_BLOCK) {
+    size_t rows = n - j0 < HCL_LOWER_BLOCK ? n - j0 : HCL_LOWER_BLOCK;
+    size_t ao = ta ? j0 : j0 * lda, co = j0 * ldc; /* op(A)'s rows and C's from j0 */
+    if (ao * 4 > a.size || co * 4 > c.size)
+      return hcl_fail(ctx, HCL_ERR_PARAM, "sgemm_lower: a or c smaller than n = %zu rows", n);
+    HCL_TRY(hcl_sgemm_batched(ctx, ta, tb, rows, j0 + rows, k, alpha,
+                              hcl_buf_sub(a, ao * 4, a.size - ao * 4), lda, sa, b, ldb, sb, beta,
+                              hcl_buf_sub(c, co * 4, c.size - co * 4), ldc, sc, batch));
+  }
+  return HCL_OK;
+}

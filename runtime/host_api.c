@@ -105,6 +105,7 @@ static const hcl_host_api g_api = {
     .train_features = hcl_trainer_features,
     .train_loss_name = hcl_trainer_loss_name,
     .count_flops = api_count_flops,
+    .sgemm_lower = hcl_sgemm_lower,
 };
 
 const hcl_host_api *hcl_host_api_get(void) { return &g_api; }

@@ -330,6 +330,13 @@ hcl_status hcl_sgemm(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
 hcl_status hcl_sgemm_batched(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k,
                              float alpha, hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb,
                              size_t sb, float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);
+/* host->sgemm_lower: hcl_sgemm_batched's values on the lower triangle of
+ * each n x n C (elements above it may be written); on CPUs one launch of
+ * hcl_gemm_rb_lower, elsewhere block rows of 64 against the columns up to
+ * their diagonal block. */
+hcl_status hcl_sgemm_lower(hcl_ctx *ctx, int ta, int tb, size_t n, size_t k, float alpha, hcl_buf a,
+                           size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb, float beta,
+                           hcl_buf c, size_t ldc, size_t sc, size_t batch);
 /* Batched products without CLBlast (CPU devices; blas.c decides): 8 x 32
  * blocks of C per work-item, each output summed in order; op(B) = B^T is
  * first transposed into the ctx's scratch buffer. */
@@ -357,6 +364,13 @@ int hcl_gemm_rb_pack(size_t k, const size_t lws[3], uint64_t local_mem);
 hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                        hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
                        float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);
+/* hcl_gemm_rb for m = n in one launch of only the 8 x 32 blocks of C that
+ * meet its lower triangle (i >= j): those elements get the bits that
+ * hcl_gemm_rb gives them; the rest of those blocks is written too, other
+ * elements are not. */
+hcl_status hcl_gemm_rb_lower(hcl_ctx *ctx, int ta, int tb, size_t n, size_t k, float alpha,
+                             hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                             float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch);
 /* The kernel (HCL_WG_* of kernels/ops_args.h) that hcl_gemm_thin (one of
  * m, n, k is 1) or, on CPUs, hcl_gemm_small runs for this shape. */
 int hcl_gemm_kernel_of(int ta, int tb, size_t m, size_t n, size_t k);

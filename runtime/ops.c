@@ -776,9 +776,11 @@ int hcl_gemm_rb_pack(size_t k, const size_t lws[3], uint64_t local_mem) {
   return lws[0] == 1 && lws[1] > 1 && k > 64 && k * 32 * sizeof(float) <= local_mem / 2;
 }
 
-hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
-                       hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
-                       float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+/* hcl_gemm_rb; lower: only the 8 x 32 blocks that meet C's lower triangle
+ * (the kernels read it as bit 1 of ta). */
+static hcl_status gemm_rb(hcl_ctx *ctx, int ta, int tb, int lower, size_t m, size_t n, size_t k,
+                          float alpha, hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb,
+                          size_t sb, float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
   OPS_READY(ctx);
   size_t gws[3], lws[3];
   if (tb) { /* B^T into the scratch buffer, as [batch][k, n] */
@@ -791,10 +793,11 @@ hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
     HCL_TRY(hcl_run_kernel(ctx, ctx->ops->k[K_TRANSPOSE], 3, tg, tl, "transpose", 7, targs));
     b = t, ldb = n, sb = k * n;
   }
-  cl_int ta_ = ta != 0;
+  cl_int ta_ = (ta != 0) | (lower != 0) << 1;
   cl_ulong m_ = m, n_ = n, k_ = k, ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
   cl_ulong lda_ = lda, ldb_ = ldb, ldc_ = ldc, sa_ = sa, sb_ = sb, sc_ = sc;
-  if (ta && !tb && n == 16 && m % 16 == 0) { /* vectors along C's rows: hcl_k_gemm_rb_tn16 */
+  if (ta && !tb && !lower && n == 16 &&
+      m % 16 == 0) { /* vectors along C's rows: hcl_k_gemm_rb_tn16 */
     hcl_arg targs[] = {HCL_ARG(m_),    HCL_ARG(k_),   HCL_ARG(alpha), HCL_ARG(a.mem),
                        HCL_ARG(ao),    HCL_ARG(lda_), HCL_ARG(sa_),   HCL_ARG(b.mem),
                        HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),   HCL_ARG(beta),
@@ -812,6 +815,18 @@ hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t 
   if (n % 32 == 0 && hcl_gemm_rb_pack(k, lws, ctx->dev.local_mem))
     return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB_PACK], 3, gws, lws, "gemm_rb", 19, args);
   return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB], 3, gws, lws, "gemm_rb", 18, args);
+}
+
+hcl_status hcl_gemm_rb(hcl_ctx *ctx, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                       hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                       float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+  return gemm_rb(ctx, ta, tb, 0, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+}
+
+hcl_status hcl_gemm_rb_lower(hcl_ctx *ctx, int ta, int tb, size_t n, size_t k, float alpha,
+                             hcl_buf a, size_t lda, size_t sa, hcl_buf b, size_t ldb, size_t sb,
+                             float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
+  return gemm_rb(ctx, ta, tb, 1, n, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
 }
 
 /* ---- scratch for blas.c -------------------------------------------------- */

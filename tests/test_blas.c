@@ -40,7 +40,15 @@ static float frand(void) { /* xorshift32 in [-1, 1) */
 /* USE_RB_BITS: a batched call, checked bit for bit against the host's
  * version of hcl_k_gemm_rb's arithmetic (test_sgemm_rb_bits); USE_SMALL_BITS:
  * the same against a multiply and an add per step (the small products) */
-typedef enum { USE_CLBLAST, USE_BATCHED, USE_REFERENCE, USE_RB_BITS, USE_SMALL_BITS } which;
+typedef enum {
+  USE_CLBLAST,
+  USE_BATCHED,
+  USE_REFERENCE,
+  USE_RB_BITS,
+  USE_SMALL_BITS,
+  USE_LOWER,     /* hcl_sgemm_lower (m = n), checked on the lower triangle */
+  USE_LOWER_BITS /* the same, register-blocked bits; blocks above it untouched */
+} which;
 
 /* C = alpha op(A) op(B) + beta C for `batch` products on the device, checked
  * against double. Operands sit at element offsets with padded ld and gaps
@@ -60,8 +68,11 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
           dc = hcl_test_upload(ctx, C, nc);
   hcl_buf a = hcl_buf_sub(da, oa * 4, (na - oa) * 4), b = hcl_buf_sub(db, ob * 4, (nb - ob) * 4);
   hcl_buf c = hcl_buf_sub(dc, oc * 4, (nc - oc) * 4);
-  int bits = w == USE_RB_BITS || w == USE_SMALL_BITS;
-  if (w == USE_BATCHED || bits)
+  int rb = w == USE_RB_BITS || w == USE_LOWER_BITS, bits = rb || w == USE_SMALL_BITS;
+  int lower = w == USE_LOWER || w == USE_LOWER_BITS;
+  if (lower)
+    OK(hcl_sgemm_lower(ctx, ta, tb, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch));
+  else if (w == USE_BATCHED || bits)
     OK(hcl_sgemm_batched(ctx, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc,
                          batch));
   else
@@ -85,22 +96,26 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
     for (size_t i = 0; i < m; i++)
       for (size_t j = 0; j < n; j++) {
         const float *Aq = A + oa + q * sa, *Bq = B + ob + q * sb;
+        size_t o = oc + q * sc + i * ldc + j;
+        if (lower && j > i) { /* above the diagonal: untouched outside the blocks meeting it */
+          if (j / 32 * 32 > i / 8 * 8 + 7 && memcmp(&got[o], &C[o], 4))
+            fail_msg("lower n=%zu: C[%zu,%zu] above the diagonal blocks changed", n, i, j);
+          continue;
+        }
         float s = 0.0f;
         for (size_t p = 0; p < k; p++) {
           float x = ta ? Aq[p * lda + i] : Aq[i * lda + p];
           float y = tb ? Bq[j * ldb + p] : Bq[p * ldb + j];
-          s = w == USE_RB_BITS && j < n - n % 16 ? fmaf(x, y, s)
-                                                 : s + x * y; /* -ffp-contract=off */
+          s = rb && j < n - n % 16 ? fmaf(x, y, s) : s + x * y; /* -ffp-contract=off */
         }
-        size_t o = oc + q * sc + i * ldc + j;
         float v = alpha * s, want = beta == 0.0f ? v : v + beta * C[o];
         if (memcmp(&got[o], &want, 4))
           fail_msg("%s bits ta=%d tb=%d m=%zu n=%zu k=%zu batch %zu: C[%zu,%zu] = %a, want %a",
-                   w == USE_RB_BITS ? "rb" : "small", ta, tb, m, n, k, q, i, j, got[o], want);
+                   rb ? "rb" : "small", ta, tb, m, n, k, q, i, j, got[o], want);
       }
   for (size_t q = 0; q < batch && !bits; q++)
     for (size_t i = 0; i < m; i++)
-      for (size_t j = 0; j < n; j++) {
+      for (size_t j = 0; j < n && !(lower && j > i); j++) {
         const float *Aq = A + oa + q * sa, *Bq = B + ob + q * sb;
         double s = 0, mag = 0;
         for (size_t p = 0; p < k; p++) {
@@ -116,6 +131,7 @@ static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n
           fail_msg("%s ta=%d tb=%d m=%zu n=%zu k=%zu batch %zu: C[%zu,%zu] = %.9g, want %.9g",
                    w == USE_BATCHED   ? "batched"
                    : w == USE_CLBLAST ? "sgemm"
+                   : lower            ? "lower"
                                       : "reference",
                    ta, tb, m, n, k, q, i, j, got[o], want);
       }
@@ -247,6 +263,30 @@ static void test_sgemm_rb_bits(void **state) {
      * the last group with rows past m */
     check_gemm(ctx, USE_RB_BITS, ta, tb, 100, 96, 130, 1.0f, 0.5f, 2);
     check_gemm(ctx, USE_RB_BITS, ta, tb, 128, 512, 256, 1.0f, 0.0f, 1); /* the RHM CNN's layer */
+  }
+  hcl_ops_force_paths(-1);
+  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+}
+
+/* sgemm_lower: on CPUs one launch of the blocks meeting the lower triangle,
+ * whose elements get hcl_k_gemm_rb's bits (with and without the B-panel
+ * copy, n not a multiple of 8 or 32, beta, batches) and whose blocks above
+ * it stay untouched; elsewhere (the GPU paths, here CLBlast on the CPU)
+ * block rows of 64, checked against double. */
+static void test_sgemm_lower(void **state) {
+  (void)state;
+  hcl_ctx *ctx = ctx_or_skip();
+  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
+  ctx->gemm_small_max = 0, ctx->gemm_rb_max = 1e18;
+  for (int gpu = 0; gpu < 2; gpu++) {
+    hcl_ops_force_paths(!gpu);
+    which w = gpu ? USE_LOWER : USE_LOWER_BITS;
+    for (int ta = 0; ta < 2; ta++) {
+      check_gemm(ctx, w, ta, 0, 100, 100, 40, 1.0f, 0.0f, 2);   /* k <= 64: no panel copy */
+      check_gemm(ctx, w, ta, 0, 77, 77, 130, 0.5f, 1.0f, 2);    /* panel copy, tails */
+      check_gemm(ctx, w, ta, 1, 160, 160, 96, -1.0f, 0.25f, 1); /* B^T */
+    }
+    check_gemm(ctx, w, 1, 0, 256, 256, 300, 1.0f, 1.0f, 1); /* a Gram matrix S^T S's shape */
   }
   hcl_ops_force_paths(-1);
   ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
@@ -503,6 +543,7 @@ int main(void) {
       cmocka_unit_test(test_sgemm_rb),
       cmocka_unit_test(test_sgemm_rb_fused),
       cmocka_unit_test(test_sgemm_rb_bits),
+      cmocka_unit_test(test_sgemm_lower),
       cmocka_unit_test(test_gemm_rb_geometry),
       cmocka_unit_test(test_gemm_small_cpu_bits),
       cmocka_unit_test(test_gemm_small_tile_bits),

@@ -413,6 +413,15 @@ typedef struct hcl_host_api {
    * GFLOP/s and fraction of the FMA peak). The runtime's products count
    * themselves. Read only when struct_size covers it (HCL_HOST_HAS). */
   void (*count_flops)(hcl_ctx *ctx, double flops);
+  /* sgemm_batched for m = n where only the lower triangle (i >= j) of each
+   * C is wanted (a Gram matrix for a Cholesky solve): those elements get
+   * the values sgemm_batched gives, the others may be written too. On CPUs
+   * one launch of only the blocks meeting the triangle. Read only when
+   * struct_size covers it (HCL_HOST_HAS). */
+  hcl_status (*sgemm_lower)(hcl_ctx *ctx, int trans_a, int trans_b, size_t n, size_t k, float alpha,
+                            hcl_buf a, size_t lda, size_t stride_a, hcl_buf b, size_t ldb,
+                            size_t stride_b, float beta, hcl_buf c, size_t ldc, size_t stride_c,
+                            size_t batch);
 } hcl_host_api;
 
 /* ---- target plugins: data generators ----------------------------------- */

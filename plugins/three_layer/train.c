@@ -79,19 +79,12 @@ static hcl_status mean_loss(tl_work *w, uint64_t first, size_t n_all, double *lo
   return HCL_OK;
 }
 
-/* G += alpha S^T S over its lower triangle only (solve_spd reads no more):
- * block rows of TL_GRAM_BLOCK units, each against the columns up to its
- * diagonal block: at m2 = 512, 56 % of the full product. S [R, n, m2]. */
-#define TL_GRAM_BLOCK 64
+/* G += alpha S^T S over its lower triangle only (solve_spd reads no more).
+ * S [R, n, m2]. */
 static hcl_status gram_lower(tl_model *m, hcl_buf S, size_t n, float alpha, float beta, hcl_buf G) {
   size_t R = m->R, m2 = m->m2;
-  for (size_t j0 = 0; j0 < m2; j0 += TL_GRAM_BLOCK) {
-    size_t rows = m2 - j0 < TL_GRAM_BLOCK ? m2 - j0 : TL_GRAM_BLOCK;
-    HCL_TRY(hcl_host->sgemm_batched(
-        m->ctx, 1, 0, rows, j0 + rows, n, alpha, hcl_view(S, j0, S.size / sizeof(float) - j0), m2,
-        n * m2, S, m2, n * m2, beta, hcl_view(G, j0 * m2, R * m2 * m2 - j0 * m2), m2, m2 * m2, R));
-  }
-  return HCL_OK;
+  return hcl_host->sgemm_lower(m->ctx, 1, 0, m2, n, alpha, S, m2, n * m2, S, m2, n * m2, beta, G,
+                               m2, m2 * m2, R);
 }
 
 /* The fit's mean loss when the run's loss is mse, from the normal
