@@ -445,19 +445,29 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
 /* The device's FMA rate now (hcl_fma_peak), on a context opened on first
  * use and kept; NaN, with a note, where it cannot be measured (the cases
  * still run). */
-static double device_peak(hcl_ctx **ctx, const hcl_device_info *dev) {
+/* A device's context for the FMA peak; failed once it could not be made or
+ * measured, so the note is printed once and not retried every round. */
+typedef struct {
+  hcl_ctx *ctx;
+  int failed;
+} peak_slot;
+
+static double device_peak(peak_slot *p, const hcl_device_info *dev) {
   char err[1024] = "";
-  if (!*ctx) {
+  if (p->failed) return NAN;
+  if (!p->ctx) {
     hcl_ctx_options o = {.device = dev->id, .quiet = 1};
-    if (hcl_ctx_create(&o, ctx, err, sizeof err) != HCL_OK) {
+    if (hcl_ctx_create(&o, &p->ctx, err, sizeof err) != HCL_OK) {
       fprintf(stderr, "hiercl bench: note: %s: FMA peak not measured: %s\n", dev->id, err);
+      p->failed = 1;
       return NAN;
     }
   }
   double g = NAN;
-  if (hcl_fma_peak(*ctx, &g) != HCL_OK) {
+  if (hcl_fma_peak(p->ctx, &g) != HCL_OK) {
     fprintf(stderr, "hiercl bench: note: %s: FMA peak not measured: %s\n", dev->id,
-            hcl_errmsg(*ctx));
+            hcl_errmsg(p->ctx));
+    p->failed = 1;
     return NAN;
   }
   return g;
@@ -586,7 +596,7 @@ int hcl_cmd_bench(int argc, char **argv) {
   bench_row *rows = calloc(n_pick * nc, sizeof *rows);
   size_t n_rows = 0;
   char tmp[] = "/tmp/hiercl-bench-XXXXXX";
-  hcl_ctx **peak_ctx = calloc(n_pick, sizeof *peak_ctx); /* one per device, for the FMA peak */
+  peak_slot *peak_ctx = calloc(n_pick, sizeof *peak_ctx); /* one per device, for the FMA peak */
   if (!rows || !peak_ctx || !mkdtemp(tmp)) {
     fprintf(stderr, "hiercl bench: error: cannot create a scratch folder in /tmp\n");
     free(peak_ctx), free(rows), free(pick), free(devs);
@@ -640,7 +650,7 @@ int hcl_cmd_bench(int argc, char **argv) {
   /* The scratch runs are only the timing's by-products. */
   if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS))
     fprintf(stderr, "hiercl bench: note: could not remove %s\n", tmp);
-  for (size_t d = 0; d < n_pick; d++) hcl_ctx_destroy(peak_ctx[d]);
+  for (size_t d = 0; d < n_pick; d++) hcl_ctx_destroy(peak_ctx[d].ctx);
   free(peak_ctx), free(rows), free(pick), free(devs);
   if (*stop) return hcl_cli_exit_code(HCL_ERR_INTERRUPTED);
   return failed ? HCL_EXIT_FAIL : n_rows ? HCL_EXIT_OK : HCL_EXIT_USAGE;
