@@ -455,7 +455,7 @@ __kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha, __gl
                             ulong a_off, ulong lda, ulong sa, __global const float *b, ulong b_off,
                             ulong ldb, ulong sb, float beta, __global float *c, ulong c_off,
                             ulong ldc, ulong sc) {
-  int lower = ta >> 1; /* only the blocks meeting C's lower triangle (hcl_gemm_rb_lower) */
+  int lower = (ta >> 1) & 1; /* only the blocks meeting C's lower triangle (hcl_gemm_rb_lower) */
   ta &= 1;
   size_t j0 = hcl_rb_col_block(lower, n) * 32, i0 = get_global_id(1) * 8, q = get_global_id(2);
   if (j0 >= n || i0 >= m || (lower && j0 > i0 + 7)) return;
@@ -501,19 +501,82 @@ __kernel void hcl_k_gemm_rb(int ta, ulong m, ulong n, ulong k, float alpha, __gl
  * 128 x 512 product ran at half its rate at k = 512. Nothing before the
  * barrier depends on the work-item: PoCL computed wrong sums when items past
  * m returned before it or after it, and wrong tail columns when this path
- * shared a kernel with hcl_k_gemm_rb's. */
+ * shared a kernel with hcl_k_gemm_rb's. Bit 2 of ta: B is given as B^T
+ * [n, k] (op(B) = B^T) and the copy transposes 16 x 16 blocks in registers
+ * (hcl_t16), which spares the transpose kernel's launch and its pass over
+ * memory; the panel, and so the sums, are the same. */
+/* One stage of a 16 x 16 transpose: rows a, b (b = a's row + s) exchange
+ * the s-blocks whose column bit s differs from their row bit s. */
+#define HCL_T16_8(a, b)                                                                            \
+  do {                                                                                             \
+    float16 u_ = (float16)(a.lo, b.lo);                                                            \
+    b = (float16)(a.hi, b.hi), a = u_;                                                             \
+  } while (0)
+#define HCL_T16_4(a, b)                                                                            \
+  do {                                                                                             \
+    float16 u_ = (float16)(a.s0123, b.s0123, a.s89ab, b.s89ab);                                    \
+    b = (float16)(a.s4567, b.s4567, a.scdef, b.scdef), a = u_;                                     \
+  } while (0)
+#define HCL_T16_2(a, b)                                                                            \
+  do {                                                                                             \
+    float16 u_ = (float16)(a.s01, b.s01, a.s45, b.s45, a.s89, b.s89, a.scd, b.scd);                \
+    b = (float16)(a.s23, b.s23, a.s67, b.s67, a.sab, b.sab, a.sef, b.sef), a = u_;                 \
+  } while (0)
+#define HCL_T16_1(a, b)                                                                            \
+  do {                                                                                             \
+    float16 u_ = (float16)(a.s0, b.s0, a.s2, b.s2, a.s4, b.s4, a.s6, b.s6, a.s8, b.s8, a.sa, b.sa, \
+                           a.sc, b.sc, a.se, b.se);                                                \
+    b = (float16)(a.s1, b.s1, a.s3, b.s3, a.s5, b.s5, a.s7, b.s7, a.s9, b.s9, a.sb, b.sb, a.sd,    \
+                  b.sd, a.sf, b.sf),                                                               \
+    a = u_;                                                                                        \
+  } while (0)
+/* dst[t * 32 + i] = src[i * ld + t] for i, t < 16. */
+HCL_FN void hcl_t16(__global const float *src, size_t ld, __local float *dst) {
+  float16 r0 = vload16(0, src), r1 = vload16(0, src + ld), r2 = vload16(0, src + 2 * ld);
+  float16 r3 = vload16(0, src + 3 * ld), r4 = vload16(0, src + 4 * ld);
+  float16 r5 = vload16(0, src + 5 * ld), r6 = vload16(0, src + 6 * ld);
+  float16 r7 = vload16(0, src + 7 * ld), r8 = vload16(0, src + 8 * ld);
+  float16 r9 = vload16(0, src + 9 * ld), r10 = vload16(0, src + 10 * ld);
+  float16 r11 = vload16(0, src + 11 * ld), r12 = vload16(0, src + 12 * ld);
+  float16 r13 = vload16(0, src + 13 * ld), r14 = vload16(0, src + 14 * ld);
+  float16 r15 = vload16(0, src + 15 * ld);
+  HCL_T16_8(r0, r8); HCL_T16_8(r1, r9); HCL_T16_8(r2, r10); HCL_T16_8(r3, r11);
+  HCL_T16_8(r4, r12); HCL_T16_8(r5, r13); HCL_T16_8(r6, r14); HCL_T16_8(r7, r15);
+  HCL_T16_4(r0, r4); HCL_T16_4(r1, r5); HCL_T16_4(r2, r6); HCL_T16_4(r3, r7);
+  HCL_T16_4(r8, r12); HCL_T16_4(r9, r13); HCL_T16_4(r10, r14); HCL_T16_4(r11, r15);
+  HCL_T16_2(r0, r2); HCL_T16_2(r1, r3); HCL_T16_2(r4, r6); HCL_T16_2(r5, r7);
+  HCL_T16_2(r8, r10); HCL_T16_2(r9, r11); HCL_T16_2(r12, r14); HCL_T16_2(r13, r15);
+  HCL_T16_1(r0, r1); HCL_T16_1(r2, r3); HCL_T16_1(r4, r5); HCL_T16_1(r6, r7);
+  HCL_T16_1(r8, r9); HCL_T16_1(r10, r11); HCL_T16_1(r12, r13); HCL_T16_1(r14, r15);
+  vstore16(r0, 0, dst), vstore16(r1, 0, dst + 32), vstore16(r2, 0, dst + 64);
+  vstore16(r3, 0, dst + 96), vstore16(r4, 0, dst + 128), vstore16(r5, 0, dst + 160);
+  vstore16(r6, 0, dst + 192), vstore16(r7, 0, dst + 224), vstore16(r8, 0, dst + 256);
+  vstore16(r9, 0, dst + 288), vstore16(r10, 0, dst + 320), vstore16(r11, 0, dst + 352);
+  vstore16(r12, 0, dst + 384), vstore16(r13, 0, dst + 416), vstore16(r14, 0, dst + 448);
+  vstore16(r15, 0, dst + 480);
+}
 __kernel void hcl_k_gemm_rb_pack(int ta, ulong m, ulong n, ulong k, float alpha,
                                  __global const float *a, ulong a_off, ulong lda, ulong sa,
                                  __global const float *b, ulong b_off, ulong ldb, ulong sb,
                                  float beta, __global float *c, ulong c_off, ulong ldc, ulong sc,
                                  __local float *pl) {
-  int lower = ta >> 1; /* as in hcl_k_gemm_rb */
+  int lower = (ta >> 1) & 1, tb = ta >> 2; /* as in hcl_k_gemm_rb; B given transposed */
   ta &= 1;
   size_t j = hcl_rb_col_block(lower, n) * 32, i0 = get_global_id(1) * 8, q = get_global_id(2);
-  __global const float *bq = b + b_off + q * sb + j;
-  for (size_t p = get_local_id(1); p < k; p += get_local_size(1)) {
-    vstore16(vload16(0, bq + p * ldb), 0, pl + p * 32);
-    vstore16(vload16(1, bq + p * ldb), 0, pl + p * 32 + 16);
+  size_t lid = get_local_id(1), lsz = get_local_size(1);
+  if (!tb) {
+    __global const float *bq = b + b_off + q * sb + j;
+    for (size_t p = lid; p < k; p += lsz) {
+      vstore16(vload16(0, bq + p * ldb), 0, pl + p * 32);
+      vstore16(vload16(1, bq + p * ldb), 0, pl + p * 32 + 16);
+    }
+  } else { /* panel row p = B^T's column p of rows j .. j+31: 16 x 16 blocks, then k's tail */
+    __global const float *bq = b + b_off + q * sb + j * ldb;
+    size_t k16 = k - k % 16;
+    for (size_t u = lid; u < k16 / 8; u += lsz) /* u: 16 rows of p, one half of the columns */
+      hcl_t16(bq + (u & 1) * 16 * ldb + (u >> 1) * 16, ldb, pl + (u >> 1) * 16 * 32 + (u & 1) * 16);
+    for (size_t e = lid; e < (k - k16) * 32; e += lsz)
+      pl[(k16 + e / 32) * 32 + e % 32] = bq[(e % 32) * ldb + k16 + e / 32];
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   if (i0 < m && !(lower && j > i0 + 7)) {

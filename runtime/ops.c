@@ -783,7 +783,11 @@ static hcl_status gemm_rb(hcl_ctx *ctx, int ta, int tb, int lower, size_t m, siz
                           size_t sb, float beta, hcl_buf c, size_t ldc, size_t sc, size_t batch) {
   OPS_READY(ctx);
   size_t gws[3], lws[3];
-  if (tb) { /* B^T into the scratch buffer, as [batch][k, n] */
+  hcl_gemm_rb_geometry((n + 31) / 32, (m + 7) / 8, batch, ctx->dev.compute_units, k <= 64, gws,
+                       lws);
+  int tn16 = ta && !tb && !lower && n == 16 && m % 16 == 0; /* vectors along C's rows */
+  int pack = !tn16 && n % 32 == 0 && hcl_gemm_rb_pack(k, lws, ctx->dev.local_mem);
+  if (tb && !pack) { /* B^T into the scratch buffer, as [batch][k, n]; the pack kernel reads it */
     hcl_buf t;
     HCL_TRY(hcl_ops_blas_temp(ctx, batch * k * n * sizeof(float), &t));
     cl_ulong so = b.offset / 4, lds = ldb, ss = sb, n_ = n, k_ = k;
@@ -791,13 +795,12 @@ static hcl_status gemm_rb(hcl_ctx *ctx, int ta, int tb, int lower, size_t m, siz
                        HCL_ARG(t.mem), HCL_ARG(n_), HCL_ARG(k_)};
     size_t tg[3] = {round_up(k, 16), (n + 15) / 16, batch}, tl[3] = {16, 1, 1};
     HCL_TRY(hcl_run_kernel(ctx, ctx->ops->k[K_TRANSPOSE], 3, tg, tl, "transpose", 7, targs));
-    b = t, ldb = n, sb = k * n;
+    b = t, ldb = n, sb = k * n, tb = 0;
   }
-  cl_int ta_ = (ta != 0) | (lower != 0) << 1;
+  cl_int ta_ = (ta != 0) | (lower != 0) << 1 | (tb != 0) << 2;
   cl_ulong m_ = m, n_ = n, k_ = k, ao = a.offset / 4, bo = b.offset / 4, co = c.offset / 4;
   cl_ulong lda_ = lda, ldb_ = ldb, ldc_ = ldc, sa_ = sa, sb_ = sb, sc_ = sc;
-  if (ta && !tb && !lower && n == 16 &&
-      m % 16 == 0) { /* vectors along C's rows: hcl_k_gemm_rb_tn16 */
+  if (tn16) {
     hcl_arg targs[] = {HCL_ARG(m_),    HCL_ARG(k_),   HCL_ARG(alpha), HCL_ARG(a.mem),
                        HCL_ARG(ao),    HCL_ARG(lda_), HCL_ARG(sa_),   HCL_ARG(b.mem),
                        HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),   HCL_ARG(beta),
@@ -810,9 +813,7 @@ static hcl_status gemm_rb(hcl_ctx *ctx, int ta, int tb, int lower, size_t m, siz
                     HCL_ARG(a.mem), HCL_ARG(ao),   HCL_ARG(lda_), HCL_ARG(sa_),  HCL_ARG(b.mem),
                     HCL_ARG(bo),    HCL_ARG(ldb_), HCL_ARG(sb_),  HCL_ARG(beta), HCL_ARG(c.mem),
                     HCL_ARG(co),    HCL_ARG(ldc_), HCL_ARG(sc_),  panel};
-  hcl_gemm_rb_geometry((n + 31) / 32, (m + 7) / 8, batch, ctx->dev.compute_units, k <= 64, gws,
-                       lws);
-  if (n % 32 == 0 && hcl_gemm_rb_pack(k, lws, ctx->dev.local_mem))
+  if (pack)
     return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB_PACK], 3, gws, lws, "gemm_rb", 19, args);
   return hcl_run_kernel(ctx, ctx->ops->k[K_GEMM_RB], 3, gws, lws, "gemm_rb", 18, args);
 }
