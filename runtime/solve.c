@@ -126,13 +126,14 @@ static hcl_status factor(solve_state *s, hcl_buf a, float lambda) {
     hcl_arg sa[] = {HCL_ARG(s->P.mem),  HCL_ARG(k),           HCL_ARG(j1),       HCL_ARG(nb),
                     HCL_ARG(s->st.mem), HCL_ARG(s->comp.mem), HCL_ARG(s->dg.mem)};
     HCL_TRY(hcl_run_kernel(ctx, s->k[K_DIAG], 2, g2, NULL, "solve_syrk_diag", 7, sa));
-    /* L22 -= P P^T: the runtime's product (the diagonal it writes is not
-     * read: dg holds the compensated one; the upper triangle is scratch) */
+    /* L22 -= P P^T on its lower triangle, the only part read: the runtime's
+     * product (the diagonal it writes is not read either: dg holds the
+     * compensated one; the upper triangle is scratch) */
     size_t f = sizeof(float);
-    HCL_TRY(hcl_sgemm_batched(ctx, 0, 1, rows, rows, (size_t)nb, -1.0f, s->P, SOLVE_NB,
-                              (size_t)k * SOLVE_NB, s->P, SOLVE_NB, (size_t)k * SOLVE_NB, 1.0f,
-                              hcl_buf_sub(s->L, (j1 * k + j1) * f, s->L.size - (j1 * k + j1) * f),
-                              (size_t)k, (size_t)(k * k), R));
+    HCL_TRY(hcl_sgemm_lower(ctx, 0, 1, rows, (size_t)nb, -1.0f, s->P, SOLVE_NB,
+                            (size_t)k * SOLVE_NB, s->P, SOLVE_NB, (size_t)k * SOLVE_NB, 1.0f,
+                            hcl_buf_sub(s->L, (j1 * k + j1) * f, s->L.size - (j1 * k + j1) * f),
+                            (size_t)k, (size_t)(k * k), R));
   }
   return HCL_OK;
 }
