@@ -132,7 +132,8 @@ hcl_status gt_device_init(gt_target *t, const char *plugin_src, const char *samp
                           const char *eval_kernel);
 /* Upload n floats to a fresh buffer. */
 hcl_status gt_upload(gt_target *t, const float *v, size_t n, hcl_buf *out);
-/* Draw x (gt_k_draw_x), then run the sample kernel: arguments (x, xo, y,
+/* Draw x (host->rng, or gt_k_draw_x when d is not a multiple of 4), then
+ * run the sample kernel: arguments (x, xo, y,
  * yo, seeds, count, d, first, wrap, sid_x, sid_noise, sphere, sqrt_d, noise,
  * link_kind, n_coef, coef) followed by the plugin's extra arguments; work
  * items (count, R). The kernel finds x drawn (gt_sphere_x scales it). */
