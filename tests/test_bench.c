@@ -119,6 +119,7 @@ static void whole_runs_report_gflops(void **state) {
   snprintf(cmd, sizeof cmd,
            "python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[\"rows\"]; "
            "assert len(r)==1 and r[0][\"unit\"]==\"run\", r; r=r[0]; "
+           "assert r[\"runs_per_round\"]==3, r; "
            "assert r[\"gflop_per_s\"]>0 and 0<r[\"peak_fraction\"]<1, r' %s",
            path);
   assert_int_equal(sh(cmd), 0);

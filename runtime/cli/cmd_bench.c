@@ -32,6 +32,7 @@ typedef struct bench_row {
   /* the device's FMA rate (GFLOP/s, hcl_fma_peak) around each round; NaN if unmeasured */
   double fma_peak[BENCH_MAX_REPEAT];
   size_t rounds, torch_rounds;
+  int runs_per_round; /* timed runs in the latest round (a case timed as whole runs: several) */
   struct {
     char name[48];
     double launches, device_s;
@@ -141,6 +142,9 @@ static row_stats row_spread(const bench_row *r) {
   return s;
 }
 
+/* Timed runs a round of a case timed as whole runs (the PyTorch twin's too). */
+#define BENCH_RUNS_TIMED 3
+
 static void run_case(bench_row *r, const char *tmp, int quick, const char *plugin_path) {
   r->ok = 0, r->n_top = 0, r->launches = 0; /* the kernels are the latest round's */
   char cfg[1024], sets[3][64], sum_path[1200];
@@ -165,32 +169,42 @@ static void run_case(bench_row *r, const char *tmp, int quick, const char *plugi
                          .stop = hcl_cli_stop_flag()};
   /* a case timed as whole runs loads programs inside the run (the ridge
    * solver's): one untimed run first, in a session whose context keeps its
-   * programs for the timed run, as a sweep's points share them and as the
-   * PyTorch twin's warm-up run warms its own */
+   * programs for the timed runs, as a sweep's points share them and as the
+   * PyTorch twin's warm-up run warms its own; then BENCH_RUNS_TIMED runs, as
+   * many as the twin times (its --steps 3), their rate runs / total wall */
+  int whole = !strcmp(r->c->unit, "run"), timed = whole ? BENCH_RUNS_TIMED : 1;
   hcl_session *session = NULL;
   hcl_status rc = HCL_OK;
-  if (!strcmp(r->c->unit, "run")) {
+  if (whole) {
     rc = hcl_session_create(plugin_path, &session, r->error, sizeof r->error);
     opt.session = session;
     if (rc == HCL_OK) rc = hcl_run(&opt, r->error, sizeof r->error);
   }
-  if (rc == HCL_OK) rc = hcl_run(&opt, r->error, sizeof r->error);
+  double wall_s = 0, per_s = NAN;
+  r->cpu_s = 0, r->runs_per_round = 0;
+  for (int i = 0; i < timed && rc == HCL_OK; i++) {
+    rc = hcl_run(&opt, r->error, sizeof r->error);
+    if (rc != HCL_OK) break;
+    snprintf(sum_path, sizeof sum_path, "%s/summary.json", opt.run_dir);
+    char *sum = hcl_file_text(sum_path);
+    if (!sum) {
+      snprintf(r->error, sizeof r->error, "%s: cannot read", sum_path);
+      rc = HCL_ERR_IO;
+      break;
+    }
+    r->steps = json_num(sum, "steps");
+    wall_s += json_num(sum, "wall_s");
+    r->cpu_s += json_num(sum, "cpu_s");
+    per_s = whole ? (i + 1) / wall_s : json_num(sum, "steps_per_s");
+    r->gemm_flops = json_num(sum, "gemm_flops"); /* a run's, or the run's steps' */
+    r->peak_bytes = json_num(sum, "peak_device_bytes");
+    r->n_top = 0, r->launches = 0;
+    read_kernels(sum, r); /* the last run's */
+    free(sum);
+    r->runs_per_round = i + 1;
+  }
   hcl_session_destroy(session);
   if (rc != HCL_OK) return;
-  snprintf(sum_path, sizeof sum_path, "%s/summary.json", opt.run_dir);
-  char *sum = hcl_file_text(sum_path);
-  if (!sum) {
-    snprintf(r->error, sizeof r->error, "%s: cannot read", sum_path);
-    return;
-  }
-  r->steps = json_num(sum, "steps");
-  double wall_s = json_num(sum, "wall_s");
-  r->cpu_s = json_num(sum, "cpu_s");
-  double per_s = strcmp(r->c->unit, "run") ? json_num(sum, "steps_per_s") : 1 / wall_s;
-  r->gemm_flops = json_num(sum, "gemm_flops");
-  r->peak_bytes = json_num(sum, "peak_device_bytes");
-  read_kernels(sum, r);
-  free(sum);
   r->ok = isfinite(per_s) && per_s > 0;
   if (!r->ok) {
     snprintf(r->error, sizeof r->error, "%s: no steps_per_s", sum_path);
@@ -221,8 +235,8 @@ static void run_torch(bench_row *r, const char *script, int quick) {
     snprintf(cmd, sizeof cmd,
              "OMP_WAIT_POLICY=PASSIVE '%s' '%s' --case %s --replicas %u --steps %u --threads %d "
              "--device %s 2>&1",
-             hcl_cli_python(), script, exp, r->c->replicas, steps ? steps : 3, threads[t],
-             gpu ? "cuda" : "cpu");
+             hcl_cli_python(), script, exp, r->c->replicas, steps ? steps : BENCH_RUNS_TIMED,
+             threads[t], gpu ? "cuda" : "cpu");
     FILE *p = popen(cmd, "r");
     if (!p) return;
     char buf[1024];
@@ -302,8 +316,9 @@ static void print_json(FILE *o, const bench_row *rows, size_t n) {
     hcl_json_str(o, r->dev->platform);
     fputs(",\"driver\":", o);
     hcl_json_str(o, r->dev->driver);
-    fprintf(o, ",\"experiment\":\"%s\",\"replicas\":%u,\"unit\":\"%s\",\"ok\":%s", r->c->name,
-            r->c->replicas, r->c->unit, r->ok ? "true" : "false");
+    fprintf(
+        o, ",\"experiment\":\"%s\",\"replicas\":%u,\"unit\":\"%s\",\"runs_per_round\":%d,\"ok\":%s",
+        r->c->name, r->c->replicas, r->c->unit, r->runs_per_round, r->ok ? "true" : "false");
     if (!r->ok) {
       fputs(",\"error\":", o);
       hcl_json_str(o, r->error);
