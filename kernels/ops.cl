@@ -444,7 +444,7 @@ __kernel void hcl_k_gemm_tile(hcl_gemm_p g, __global const float *a, __global co
 /* The work-item's 32-column block: get_global_id(0), or for a lower
  * triangle (whose column block c has about n - 32 c rows to compute) the
  * blocks 0, last, 1, last - 1, ...: PoCL's threads take groups in halving
- * chunks, and in order the first thread took the heavy half (89 GFLOP/s at
+ * chunks, and in order the first thread took the heavy half (85 GFLOP/s at
  * 512 x 512 x 256, S^T S). */
 HCL_FN size_t hcl_rb_col_block(int lower, ulong n) {
   size_t cb = get_global_id(0), nb = (n + 31) / 32;
