@@ -51,6 +51,9 @@ hcl_status stc_device_init(stc_target *t) {
   HCL_TRY(upload_sets(t, &t->fn, &t->d_coef, &t->d_off, &t->d_idx));
   HCL_TRY(upload_sets(t, &t->probe_sets, NULL, &t->d_poff, &t->d_pidx));
   HCL_TRY(hcl_host->program(ctx, "staircase", hcl_cl_staircase, "", &t->prog));
+  static const char *const draw[] = {"stc_draw_x_boolean", "stc_draw_x_biased",
+                                     "stc_draw_x_gaussian"}; /* by STC_IN_* */
+  HCL_TRY(hcl_host->kernel(ctx, t->prog, draw[t->inputs], &t->k_draw));
   HCL_TRY(hcl_host->kernel(ctx, t->prog, "stc_sample", &t->k_sample));
   HCL_TRY(hcl_host->kernel(ctx, t->prog, "stc_eval_f", &t->k_eval));
   HCL_TRY(hcl_host->kernel(ctx, t->prog, "stc_probe_partial", &t->k_probe_partial));
@@ -60,7 +63,7 @@ hcl_status stc_device_init(stc_target *t) {
 
 void stc_device_release(stc_target *t) {
   hcl_ctx *ctx = t->ctx;
-  cl_kernel ks[] = {t->k_sample, t->k_eval, t->k_probe_partial, t->k_probe_sum};
+  cl_kernel ks[] = {t->k_draw, t->k_sample, t->k_eval, t->k_probe_partial, t->k_probe_sum};
   for (size_t i = 0; i < sizeof ks / sizeof *ks; i++)
     if (ks[i]) clReleaseKernel(ks[i]);
   if (t->prog) clReleaseProgram(t->prog);
@@ -68,6 +71,34 @@ void stc_device_release(stc_target *t) {
                      &t->p_x,     &t->p_y,    &t->p_f,   &t->p_partial, &t->p_acc};
   for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
     if (bufs[i]->mem) hcl_host->buf_free(ctx, bufs[i]);
+}
+
+/* x of samples first .. first+count-1 (with wrap != 0, sample s is s %
+ * wrap): stc_draw_x_<law> over pieces that do not wrap, each in whole groups of 64
+ * samples and then the rest one a group (the kernel has no bound check,
+ * which would stop PoCL's vectoriser; a fixed local size builds once). */
+static hcl_status draw_x(stc_target *t, cl_uint stream, uint64_t first, uint64_t wrap,
+                         cl_ulong count, cl_mem x, cl_ulong xo, const cl_float law[3]) {
+  cl_ulong nb = (t->n + 3) / 4, s0 = wrap ? first % wrap : first, row0 = 0;
+  cl_uint n = (cl_uint)t->n;
+  while (row0 < count) {
+    cl_ulong piece = count - row0;
+    if (wrap && piece > wrap - s0) piece = wrap - s0;
+    cl_ulong main = piece / 64 * 64;
+    for (int part = 0; part < 2; part++) {
+      cl_ulong i0 = part ? main : 0, items = part ? piece - main : main;
+      if (!items) continue;
+      hcl_arg args[] = {HCL_ARG(x),      HCL_ARG(xo),     HCL_ARG(t->d_seeds.mem), HCL_ARG(count),
+                        HCL_ARG(n),      HCL_ARG(s0),     HCL_ARG(row0),           HCL_ARG(i0),
+                        HCL_ARG(stream), HCL_ARG(law[0]), HCL_ARG(law[1]),         HCL_ARG(law[2])};
+      size_t gws[3] = {(size_t)items, (size_t)nb, t->R}, lws[3] = {part ? 1 : 64, 1, 1};
+      HCL_TRY(hcl_host->run_kernel(t->ctx, t->k_draw, 3, gws, lws, "staircase_sample",
+                                   sizeof args / sizeof *args, args));
+    }
+    row0 += piece;
+    s0 = 0;
+  }
+  return HCL_OK;
 }
 
 hcl_status stc_sample(void *self, uint32_t stream, uint64_t first, size_t count, hcl_buf x,
@@ -89,6 +120,8 @@ hcl_status stc_sample(void *self, uint32_t stream, uint64_t first, size_t count,
     xhi = stc_biased_hi(t->bias);
     xlo = stc_biased_lo(t->bias);
   }
+  const cl_float law[3] = {xhi, xlo, bias};
+  HCL_TRY(draw_x(t, st, first, wrap, count, x.mem, xo, law));
   hcl_arg args[] = {HCL_ARG(x.mem),
                     HCL_ARG(xo),
                     HCL_ARG(y.mem),

@@ -33,7 +33,56 @@ static inline float stc_f(const __global float *xr, uint n_terms, const __global
   return f;
 }
 
-/* One work item per (sample, replica): x [R, count, n], y [R, count, 1]. */
+/* Inputs x [R, count, n] of the samples s0 .. s0+count-1 (already wrapped)
+ * into rows row0 on: one work-item per Philox block of a sample, gws =
+ * (samples, ceil(n / 4), R), the samples from i0 on. A work-item per sample
+ * drawing its blocks in a loop ran in scalars (PoCL vectorises across
+ * work-items only an item with no inner loop); the stores of a whole block
+ * step by `one` and the sign is taken without a compare, for the reasons
+ * given at hcl_k_rng_normal (kernels/ops.cl). No bound check: the host
+ * launches exactly the samples. stc_draw_x_<law>: */
+#define STC_DEF_DRAW(NAME, LAW)                                                                    \
+  __kernel void NAME(__global float *x, ulong xo, __global const uint *keys, ulong count, uint n,  \
+                     ulong s0, ulong row0, ulong i0, uint stream, float xhi, float xlo,            \
+                     float bias) {                                                                 \
+    size_t i = i0 + get_global_id(0), b = get_global_id(1), r = get_global_id(2);                 \
+    size_t one = get_local_size(0) != 0;                                                           \
+    ulong seed = (ulong)keys[2 * r] | ((ulong)keys[2 * r + 1] << 32), nb = ((ulong)n + 3) >> 2;    \
+    uint4 w = hcl_rng_block(seed, STC_STREAM_X | stream, (s0 + i) * nb + b);                      \
+    float v0, v1, v2, v3;                                                                          \
+    LAW;                                                                                           \
+    __global float *xr = HCL_AT(x, xo) + ((ulong)r * count + row0 + i) * n + 4 * b;              \
+    if (4 * b + 4 <= n) {                                                                          \
+      xr[0] = v0, xr[one] = v1, xr[2 * one] = v2, xr[3 * one] = v3;                               \
+    } else { /* the last block of an n that is not a multiple of 4 */                            \
+      uint lim = n - 4 * (uint)b;                                                                  \
+      xr[0] = v0;                                                                                  \
+      if (lim > 1) xr[1] = v1;                                                                     \
+      if (lim > 2) xr[2] = v2;                                                                     \
+    }                                                                                              \
+  }
+/* hcl_rng_draw's rademacher (word >> 31 ? -1 : +1), without a compare */
+#define STC_LAW_BOOLEAN                                                                            \
+  v0 = as_float(0x3f800000u | (w.x & 0x80000000u)), v1 = as_float(0x3f800000u | (w.y & 0x80000000u)); \
+  v2 = as_float(0x3f800000u | (w.z & 0x80000000u)), v3 = as_float(0x3f800000u | (w.w & 0x80000000u))
+#define STC_LAW_BIASED                                                                             \
+  v0 = hcl_rng_draw(HCL_RNG_BERNOULLI, bias, 0.0f, w, 0u) != 0.0f ? xhi : xlo;                   \
+  v1 = hcl_rng_draw(HCL_RNG_BERNOULLI, bias, 0.0f, w, 1u) != 0.0f ? xhi : xlo;                   \
+  v2 = hcl_rng_draw(HCL_RNG_BERNOULLI, bias, 0.0f, w, 2u) != 0.0f ? xhi : xlo;                   \
+  v3 = hcl_rng_draw(HCL_RNG_BERNOULLI, bias, 0.0f, w, 3u) != 0.0f ? xhi : xlo
+/* hcl_rng_draw(HCL_RNG_NORMAL, 0, 1, w, j), each Box-Muller pair once */
+#define STC_LAW_GAUSSIAN                                                                           \
+  float2 p0 = hcl_normal_pair(w.x, w.y), p1 = hcl_normal_pair(w.z, w.w);                          \
+  v0 = 0.0f + 1.0f * p0.x, v1 = 0.0f + 1.0f * p0.y, v2 = 0.0f + 1.0f * p1.x, v3 = 0.0f + 1.0f * p1.y
+/* One kernel per law: clang's SLP pass also packs the compares of a branch
+ * never taken, and that alone stops the vectoriser. */
+STC_DEF_DRAW(stc_draw_x_boolean, STC_LAW_BOOLEAN)
+STC_DEF_DRAW(stc_draw_x_biased, STC_LAW_BIASED)
+STC_DEF_DRAW(stc_draw_x_gaussian, STC_LAW_GAUSSIAN)
+
+/* One work item per (sample, replica): y [R, count, 1] = f(x) + noise, x
+ * [R, count, n] already drawn by stc_draw_x_<law> (inputs, xhi, xlo and bias
+ * are its). */
 __kernel void stc_sample(__global float *x, ulong xo, __global float *y, ulong yo,
                          __global const uint *keys, uint count, uint n, ulong first,
                          ulong train_size, uint stream, uint inputs, float xhi, float xlo,
@@ -44,22 +93,7 @@ __kernel void stc_sample(__global float *x, ulong xo, __global float *y, ulong y
   ulong s = first + i;
   if (train_size) s %= train_size;
   ulong seed = (ulong)keys[2 * r] | ((ulong)keys[2 * r + 1] << 32);
-  ulong nb = ((ulong)n + 3) >> 2;
   __global float *xr = HCL_AT(x, xo) + ((ulong)r * count + i) * n;
-  for (ulong b = 0; b < nb; b++) {
-    uint4 w = hcl_rng_block(seed, STC_STREAM_X | stream, s * nb + b);
-    uint lim = (uint)min((ulong)4, (ulong)n - 4 * b);
-    for (uint j = 0; j < lim; j++) {
-      float v;
-      if (inputs == STC_IN_BOOLEAN)
-        v = hcl_rng_draw(HCL_RNG_RADEMACHER, 0.0f, 0.0f, w, j);
-      else if (inputs == STC_IN_BIASED)
-        v = hcl_rng_draw(HCL_RNG_BERNOULLI, bias, 0.0f, w, j) != 0.0f ? xhi : xlo;
-      else
-        v = hcl_rng_draw(HCL_RNG_NORMAL, 0.0f, 1.0f, w, j);
-      xr[4 * b + j] = v;
-    }
-  }
   float f = stc_f(xr, n_terms, coef, off, idx);
   if (noise != 0.0f) {
     uint4 w = hcl_rng_block(seed, STC_STREAM_NOISE | stream, s >> 2);

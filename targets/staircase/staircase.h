@@ -96,7 +96,7 @@ typedef struct stc_target {
   uint64_t probe_samples;
   /* device */
   cl_program prog;
-  cl_kernel k_sample, k_eval, k_probe_partial, k_probe_sum;
+  cl_kernel k_draw, k_sample, k_eval, k_probe_partial, k_probe_sum;
   hcl_buf d_seeds;              /* uint [R, 2]: key words of each replica */
   hcl_buf d_coef, d_off, d_idx; /* the function's terms */
   hcl_buf d_poff, d_pidx;       /* probe sets */
