@@ -40,7 +40,7 @@ static inline float stc_f(const __global float *xr, uint n_terms, const __global
  * work-items only an item with no inner loop); the stores of a whole block
  * step by `one` and the sign is taken without a compare, for the reasons
  * given at hcl_k_rng_normal (kernels/ops.cl). No bound check: the host
- * launches exactly the samples. stc_draw_x_<law>: */
+ * launches exactly the samples. One such kernel per input law, below. */
 #define STC_DEF_DRAW(NAME, LAW)                                                                    \
   __kernel void NAME(__global float *x, ulong xo, __global const uint *keys, ulong count, uint n,  \
                      ulong s0, ulong row0, ulong i0, uint stream, float xhi, float xlo,            \
