@@ -565,11 +565,9 @@ hcl_status hcl_trainer_phase(hcl_trainer *t, const hcl_phase *ph, double *final_
       if (s == 0) G = Gs, L = Ls, O = Os;
       if (!step_record(&G, &L, &O, &Gs, &Ls, &Os, &S.p.s[s])) break;
       S.p.k = s + 1;
+      if (!G.sx) break; /* the batch is made apart: one step, no more to prepare */
     }
-    if (!G.sx) { /* the batch is made apart: one step */
-      HCL_TRY(hcl_trainer_batch(t, HCL_STREAM_TRAIN, t->samples, B, t->x, t->y));
-      S.p.k = 1;
-    }
+    if (!G.sx) HCL_TRY(hcl_trainer_batch(t, HCL_STREAM_TRAIN, t->samples, B, t->x, t->y));
     hcl_status rc;
     fused = hcl_graph_model_step(t->mvt, t->model, t->params, t->x, B, t->out, t->dout, t->grad,
                                  G.sx ? &G : NULL, &L, &O, &S, &rc);

@@ -457,9 +457,6 @@ static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
   }
 }
 
-/* The device's FMA rate now (hcl_fma_peak), on a context opened on first
- * use and kept; NaN, with a note, where it cannot be measured (the cases
- * still run). */
 /* A device's context for the FMA peak; failed once it could not be made or
  * measured, so the note is printed once and not retried every round. */
 typedef struct {
@@ -467,6 +464,9 @@ typedef struct {
   int failed;
 } peak_slot;
 
+/* The device's FMA rate now (hcl_fma_peak), on a context opened on first
+ * use and kept; NaN, with a note, where it cannot be measured (the cases
+ * still run). */
 static double device_peak(peak_slot *p, const hcl_device_info *dev) {
   char err[1024] = "";
   if (p->failed) return NAN;
