@@ -53,6 +53,28 @@ typedef enum {
 /* C = alpha op(A) op(B) + beta C for `batch` products on the device, checked
  * against double. Operands sit at element offsets with padded ld and gaps
  * between batch entries; the floats around them must stay untouched. */
+/* The product paths a test can force; 1e18 and 0 as limits send every
+ * product to one path. */
+enum { PATH_CLBLAST, PATH_SMALL, PATH_RB };
+typedef struct {
+  double small, rb;
+} gemm_limits;
+
+/* Sends every product of ctx down `path` (CLBlast and the thin kernels, the
+ * small-product kernel, or the register-blocked one); returns the limits
+ * that gemm_restore puts back. */
+static gemm_limits gemm_force(hcl_ctx *ctx, int path) {
+  gemm_limits keep = {ctx->gemm_small_max, ctx->gemm_rb_max};
+  ctx->gemm_small_max = path == PATH_SMALL ? 1e18 : 0;
+  ctx->gemm_rb_max = path == PATH_RB ? 1e18 : 0;
+  return keep;
+}
+
+/* Puts back the limits gemm_force returned. */
+static void gemm_restore(hcl_ctx *ctx, gemm_limits keep) {
+  ctx->gemm_small_max = keep.small, ctx->gemm_rb_max = keep.rb;
+}
+
 static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n, size_t k,
                        float alpha, float beta, size_t batch) {
   size_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
@@ -157,19 +179,16 @@ static void test_reference_kernel(void **state) {
 static void test_sgemm_variants(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
-  /* path 0: CLBlast (and the thin kernels); 1: the small-product kernel;
-   * 2: the register-blocked kernel (CPUs) */
-  for (int path = 0; path < 3; path++) {
-    ctx->gemm_small_max = path == 1 ? 1e18 : 0;
-    ctx->gemm_rb_max = path == 2 ? 1e18 : 0;
+  gemm_limits keep = gemm_force(ctx, PATH_CLBLAST);
+  for (int path = PATH_CLBLAST; path <= PATH_RB; path++) {
+    gemm_force(ctx, path);
     for (int v = 0; v < 4; v++) {
       check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 33, 17, 45, 1.5f, -0.5f, 1);
       check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 1, 7, 3, 1.0f, 0.0f, 2);    /* thin, beta 0 */
       check_gemm(ctx, USE_CLBLAST, v & 1, v >> 1, 20, 1, 30, -1.0f, 1.0f, 1); /* one column */
     }
   }
-  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+  gemm_restore(ctx, keep);
   check_gemm(ctx, USE_CLBLAST, 0, 0, 6, 4, 0, 1.0f, 0.25f, 1); /* k = 0 */
 }
 
@@ -177,14 +196,14 @@ static void test_sgemm_variants(void **state) {
 static void test_sgemm_large(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  double keep_rb = ctx->gemm_rb_max;
-  for (int path = 0; path < 2; path++) { /* CLBlast, then the register-blocked kernel */
-    ctx->gemm_rb_max = path ? 1e18 : 0;
+  gemm_limits keep = gemm_force(ctx, PATH_CLBLAST);
+  for (int rb = 0; rb < 2; rb++) { /* CLBlast, then the register-blocked kernel */
+    gemm_force(ctx, rb ? PATH_RB : PATH_CLBLAST);
     check_gemm(ctx, USE_CLBLAST, 0, 0, 131, 160, 129, 1.0f, 0.0f, 1);
     check_gemm(ctx, USE_CLBLAST, 1, 0, 129, 131, 160, 0.5f, 1.0f, 1);
     check_gemm(ctx, USE_CLBLAST, 0, 1, 160, 129, 131, 1.0f, -1.0f, 1);
   }
-  ctx->gemm_rb_max = keep_rb;
+  gemm_restore(ctx, keep);
 }
 
 /* The register-blocked kernel (hcl_k_gemm_rb, CPUs) against double: every
@@ -194,8 +213,7 @@ static void test_sgemm_large(void **state) {
 static void test_sgemm_rb(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
-  ctx->gemm_small_max = 0, ctx->gemm_rb_max = 1e18;
+  gemm_limits keep = gemm_force(ctx, PATH_RB);
   hcl_ops_force_paths(1);
   for (int v = 0; v < 4; v++) {
     int ta = v & 1, tb = v >> 1;
@@ -207,7 +225,7 @@ static void test_sgemm_rb(void **state) {
     check_gemm(ctx, USE_CLBLAST, ta, tb, 70, 96, 40, 1.0f, 0.0f, 1);
   }
   hcl_ops_force_paths(-1);
-  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+  gemm_restore(ctx, keep);
 }
 
 /* The register-blocked kernel accumulates with fma(), one rounding per step:
@@ -223,12 +241,11 @@ static void test_sgemm_rb_fused(void **state) {
   for (int j = 0; j < N; j++) B[j] = -1.0f, B[N + j] = e;
   hcl_buf da = hcl_test_upload(ctx, A, M * K), db = hcl_test_upload(ctx, B, K * N),
           dc = hcl_test_upload(ctx, C, M * N);
-  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
-  ctx->gemm_small_max = 0, ctx->gemm_rb_max = 1e18;
+  gemm_limits keep = gemm_force(ctx, PATH_RB);
   hcl_ops_force_paths(1);
   OK(hcl_sgemm_batched(ctx, 0, 0, M, N, K, 1.0f, da, K, 0, db, N, 0, 0.0f, dc, N, 0, 1));
   hcl_ops_force_paths(-1);
-  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+  gemm_restore(ctx, keep);
   OK(hcl_buf_read(ctx, dc, C, sizeof C));
   for (int i = 0; i < M * N; i++) assert_true(C[i] == 0x1p-12f + 0x1p-26f);
   hcl_buf_free(ctx, &da), hcl_buf_free(ctx, &db), hcl_buf_free(ctx, &dc);
@@ -245,8 +262,7 @@ static void test_sgemm_rb_fused(void **state) {
 static void test_sgemm_rb_bits(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
-  ctx->gemm_small_max = 0, ctx->gemm_rb_max = 1e18;
+  gemm_limits keep = gemm_force(ctx, PATH_RB);
   hcl_ops_force_paths(1);
   static const size_t widths[] = {3, 8, 13, 16, 24, 29, 32, 48, 64, 77, 96}; /* n = 1 is a GEMV */
   for (int v = 0; v < 4; v++) {
@@ -265,7 +281,7 @@ static void test_sgemm_rb_bits(void **state) {
     check_gemm(ctx, USE_RB_BITS, ta, tb, 128, 512, 256, 1.0f, 0.0f, 1); /* the RHM CNN's layer */
   }
   hcl_ops_force_paths(-1);
-  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+  gemm_restore(ctx, keep);
 }
 
 /* sgemm_lower: on CPUs one launch of the blocks meeting the lower triangle,
@@ -276,8 +292,7 @@ static void test_sgemm_rb_bits(void **state) {
 static void test_sgemm_lower(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
-  ctx->gemm_small_max = 0, ctx->gemm_rb_max = 1e18;
+  gemm_limits keep = gemm_force(ctx, PATH_RB);
   for (int gpu = 0; gpu < 2; gpu++) {
     hcl_ops_force_paths(!gpu);
     which w = gpu ? USE_LOWER : USE_LOWER_BITS;
@@ -289,7 +304,7 @@ static void test_sgemm_lower(void **state) {
     check_gemm(ctx, w, 1, 0, 256, 256, 300, 1.0f, 1.0f, 1); /* a Gram matrix S^T S's shape */
   }
   hcl_ops_force_paths(-1);
-  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+  gemm_restore(ctx, keep);
 }
 
 /* The register-blocked kernel's launch shape, groups along the columns or
@@ -340,13 +355,12 @@ static float *small_product(hcl_ctx *ctx, int cpu, int ta, int tb, size_t m, siz
   for (size_t i = 0; i < nc; i++) C[i] = frand();
   hcl_buf da = hcl_test_upload(ctx, A, na), db = hcl_test_upload(ctx, B, nb),
           dc = hcl_test_upload(ctx, C, nc);
-  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
-  ctx->gemm_small_max = 1e18, ctx->gemm_rb_max = 0;
+  gemm_limits keep = gemm_force(ctx, PATH_SMALL);
   hcl_ops_force_paths(cpu);
   OK(hcl_sgemm_batched(ctx, ta, tb, m, n, k, alpha, da, lda, sa, db, ldb, sb, beta, dc, ldc, sc,
                        batch));
   hcl_ops_force_paths(-1);
-  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+  gemm_restore(ctx, keep);
   OK(hcl_buf_read(ctx, dc, C, nc * 4));
   hcl_buf_free(ctx, &da), hcl_buf_free(ctx, &db), hcl_buf_free(ctx, &dc);
   free(A), free(B);
@@ -376,12 +390,11 @@ static void test_gemm_small_cpu_bits(void **state) {
                    "the GPU one",
                    ta, tb, m, n, k, i, cpu[i], gpu[i]);
       free(cpu), free(gpu);
-      double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
-      ctx->gemm_small_max = 1e18, ctx->gemm_rb_max = 0;
+      gemm_limits keep = gemm_force(ctx, PATH_SMALL);
       hcl_ops_force_paths(1);
       check_gemm(ctx, USE_BATCHED, ta, tb, m, n, k, alpha, beta, batch);
       hcl_ops_force_paths(-1);
-      ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+      gemm_restore(ctx, keep);
     }
 }
 
@@ -397,8 +410,7 @@ static void test_gemm_small_cpu_bits(void **state) {
 static void test_gemm_small_tile_bits(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
-  ctx->gemm_small_max = 1e18, ctx->gemm_rb_max = 0;
+  gemm_limits keep = gemm_force(ctx, PATH_SMALL);
   hcl_ops_force_paths(1);
   for (int v = 0; v < 4; v++) {
     int ta = v & 1, tb = v >> 1;
@@ -412,17 +424,17 @@ static void test_gemm_small_tile_bits(void **state) {
     check_gemm(ctx, USE_SMALL_BITS, ta, tb, 6, 70, 61, 1.0f, 0.5f, 2); /* 61 x 80 > 4096 */
   }
   hcl_ops_force_paths(-1);
-  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+  gemm_restore(ctx, keep);
 }
 
 /* The FLOP count behind achieved GFLOP/s: 2 m n k per product entry, on
- * every path (CLBlast, thin, small), once per call. */
+ * every path (CLBlast, thin, small, register-blocked), once per call. */
 static void test_flop_count(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  double keep = ctx->gemm_small_max;
-  for (int path = 0; path < 2; path++) {
-    ctx->gemm_small_max = path ? 1e18 : 0;
+  gemm_limits keep = gemm_force(ctx, PATH_CLBLAST);
+  for (int path = PATH_CLBLAST; path <= PATH_RB; path++) {
+    gemm_force(ctx, path);
     double before = ctx->gemm_flops;
     check_gemm(ctx, USE_CLBLAST, 0, 0, 33, 17, 45, 1.0f, 0.0f, 1);
     assert_true(ctx->gemm_flops - before == 2.0 * 33 * 17 * 45);
@@ -430,20 +442,19 @@ static void test_flop_count(void **state) {
     check_gemm(ctx, USE_BATCHED, 0, 1, 13, 21, 19, 1.0f, 0.0f, 3);
     assert_true(ctx->gemm_flops - before == 2.0 * 13 * 21 * 19 * 3);
   }
-  ctx->gemm_small_max = keep;
+  gemm_restore(ctx, keep);
 }
 
 static void test_sgemm_batched(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
-  double keep = ctx->gemm_small_max, keep_rb = ctx->gemm_rb_max;
-  for (int path = 0; path < 3; path++) {
-    ctx->gemm_small_max = path == 1 ? 1e18 : 0;
-    ctx->gemm_rb_max = path == 2 ? 1e18 : 0;
+  gemm_limits keep = gemm_force(ctx, PATH_CLBLAST);
+  for (int path = PATH_CLBLAST; path <= PATH_RB; path++) {
+    gemm_force(ctx, path);
     for (int v = 0; v < 4; v++)
       check_gemm(ctx, USE_BATCHED, v & 1, v >> 1, 13, 21, 19, 0.75f, 0.5f, 3);
   }
-  ctx->gemm_small_max = keep, ctx->gemm_rb_max = keep_rb;
+  gemm_restore(ctx, keep);
   check_gemm(ctx, USE_BATCHED, 1, 0, 8, 5, 7, 1.0f, 0.0f, 1); /* batch 1: plain sgemm */
   check_gemm(ctx, USE_BATCHED, 0, 0, 4, 6, 0, 1.0f, 3.0f, 2); /* k = 0 */
 }
@@ -457,8 +468,7 @@ static void test_sgemm_batched_large(void **state) {
   (void)state;
   hcl_ctx *ctx = ctx_or_skip();
   size_t bounds[3] = {(size_t)32 << 20, (size_t)4 << 20, 0};
-  double keep_rb = ctx->gemm_rb_max;
-  ctx->gemm_rb_max = 0; /* CLBlast */
+  gemm_limits keep = gemm_force(ctx, PATH_CLBLAST);
   for (int i = 0; i < 3; i++) {
     hcl_blas_set_pending_max(bounds[i]);
     for (int v = 0; v < 4; v++)
@@ -467,7 +477,7 @@ static void test_sgemm_batched_large(void **state) {
     check_gemm(ctx, USE_CLBLAST, 0, 1, 160, 129, 131, 1.0f, 1.0f, 1);
   }
   hcl_blas_set_pending_max((size_t)64 << 20);
-  ctx->gemm_rb_max = keep_rb;
+  gemm_restore(ctx, keep);
 }
 
 /* m, n or k = 1: the GEMV / rank-one kernels on CPUs, CLBlast on GPUs. */
