@@ -1,5 +1,5 @@
 /* The plugin SDK of include/hiercl/plugin.h (views, struct-size checks,
- * enum parameters as indices) and the runtime's side of it: a plugin's
+ * enum parameters as indices, per-sample launches) and the runtime's side of it: a plugin's
  * error carries its name once. */
 #include "hcl_test.h"
 
@@ -49,6 +49,80 @@ static void enum_values_come_back_as_indices(void **state) {
   assert_int_equal(hcl_param_choice(host, p, "readout", readouts), 1);
   assert_int_equal(hcl_param_choice(host, p, "init", other), -1);
   hcl_test_params_free(p);
+}
+
+/* hcl_run_samples through a host table that records each launch. */
+const hcl_host_api *hcl_host;
+typedef struct {
+  size_t items, lws;
+  cl_ulong s0, row0, i0;
+} launch_rec;
+static launch_rec recs[64];
+static int nrec;
+
+static hcl_status record_launch(hcl_ctx *ctx, cl_kernel k, cl_uint dims, const size_t *gws,
+                                const size_t *lws, const char *label, size_t nargs,
+                                const hcl_arg *args) {
+  (void)ctx, (void)k, (void)label;
+  assert_int_equal(dims, 3);
+  assert_int_equal(nargs, 4);
+  assert_int_equal(gws[1], 3);                      /* gy */
+  assert_int_equal(gws[2], 2);                      /* R */
+  assert_int_equal(*(const int *)args[2].value, 7); /* not a slot: passed as given */
+  assert_true(nrec < 64);
+  recs[nrec++] = (launch_rec){gws[0], lws[0], *(const cl_ulong *)args[1].value,
+                              *(const cl_ulong *)args[3].value, *(const cl_ulong *)args[0].value};
+  return HCL_OK;
+}
+
+static hcl_status record_fail(hcl_ctx *ctx, hcl_status rc, const char *fmt, ...) {
+  (void)ctx, (void)fmt;
+  return rc;
+}
+
+/* Every requested sample is launched once, at its stream position (first +
+ * row, modulo wrap), in whole groups of 64 or at local size 1 with fewer
+ * than 64 items; slots outside the arguments are refused. */
+static void run_samples_launches_each_sample_once(void **state) {
+  (void)state;
+  hcl_host_api h;
+  memset(&h, 0, sizeof h);
+  h.struct_size = sizeof h, h.run_kernel = record_launch, h.fail = record_fail;
+  hcl_host = &h;
+  int seven = 7;
+  hcl_arg args[4] = {{0}, {0}, HCL_ARG(seven), {0}};
+  hcl_sample_slots at = {1, 3, 0}; /* s0, row0, i0 */
+  static const struct {
+    uint64_t first, wrap;
+    size_t count;
+  } cases[] = {{0, 0, 200},   {5, 0, 64},     {0, 0, 63},  {250, 300, 130},
+               {299, 300, 1}, {10, 100, 450}, {7, 64, 64}, {0, 0, 0}};
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    uint64_t first = cases[c].first, wrap = cases[c].wrap;
+    size_t count = cases[c].count;
+    unsigned char seen[512] = {0};
+    nrec = 0;
+    assert_int_equal(hcl_run_samples(NULL, NULL, "t", first, wrap, count, 3, 2, args, 4, at),
+                     HCL_OK);
+    for (int i = 0; i < nrec; i++) {
+      launch_rec r = recs[i];
+      assert_true(r.lws == 64 ? r.items % 64 == 0 : r.lws == 1 && r.items < 64);
+      for (cl_ulong j = 0; j < r.items; j++) {
+        cl_ulong row = r.row0 + r.i0 + j, pos = r.s0 + r.i0 + j;
+        assert_true(row < count);
+        assert_false(seen[row]);
+        seen[row] = 1;
+        assert_int_equal(pos, wrap ? (first + row) % wrap : first + row);
+      }
+    }
+    for (size_t row = 0; row < count; row++) assert_true(seen[row]);
+  }
+  nrec = 0;
+  assert_int_equal(
+      hcl_run_samples(NULL, NULL, "t", 0, 0, 10, 3, 2, args, 4, (hcl_sample_slots){1, 3, 4}),
+      HCL_ERR_PARAM);
+  assert_int_equal(nrec, 0);
+  hcl_host = NULL;
 }
 
 /* A plugin that still writes "regular_net: ..." gets "[model] regular_net:"
@@ -198,6 +272,7 @@ static void old_environment_names_warn_once(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(views_stride_over_replicas),
+      cmocka_unit_test(run_samples_launches_each_sample_once),
       cmocka_unit_test(struct_has_reads_the_size),
       cmocka_unit_test(enum_values_come_back_as_indices),
       cmocka_unit_test(plugin_name_appears_once),

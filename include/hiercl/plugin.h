@@ -850,6 +850,49 @@ static inline hcl_status hcl_view_room(hcl_ctx *ctx, hcl_buf b, size_t floats, c
                             floats);
   return HCL_OK;
 }
+
+/* ---- per-sample launches over a stream that wraps ------------------------ */
+/* Where hcl_run_samples puts each launch's place: indices in args of three
+ * cl_ulong arguments. */
+typedef struct hcl_sample_slots {
+  size_t s0, row0, i0;
+} hcl_sample_slots;
+
+/* Runs kernel k with one work-item per sample along dimension 0 (gy along 1,
+ * R replicas along 2) over `count` samples from stream position `first`,
+ * which wraps every `wrap` samples (0: never): in pieces that do not wrap,
+ * each as whole groups of 64 samples and then the rest at local size 1, so
+ * the kernel needs no bound check (one stops PoCL's vectoriser) and each
+ * local size builds once. args (at most 32) as for run_kernel, except that
+ * each launch puts its piece's first position, first row and first item in
+ * the arguments at.s0, at.row0 and at.i0. */
+static inline hcl_status hcl_run_samples(hcl_ctx *ctx, cl_kernel k, const char *label,
+                                         uint64_t first, uint64_t wrap, size_t count, size_t gy,
+                                         size_t R, const hcl_arg *args, size_t nargs,
+                                         hcl_sample_slots at) {
+  hcl_arg a[32];
+  if (nargs > 32 || at.s0 >= nargs || at.row0 >= nargs || at.i0 >= nargs)
+    return (hcl_host->fail)(ctx, HCL_ERR_PARAM, "%s: %zu arguments, slots %zu %zu %zu", label,
+                            nargs, at.s0, at.row0, at.i0);
+  cl_ulong s0 = wrap ? first % wrap : first, row0 = 0, i0 = 0;
+  for (size_t i = 0; i < nargs; i++) a[i] = args[i];
+  a[at.s0] = HCL_ARG(s0), a[at.row0] = HCL_ARG(row0), a[at.i0] = HCL_ARG(i0);
+  while (row0 < count) {
+    cl_ulong piece = count - row0;
+    if (wrap && piece > wrap - s0) piece = wrap - s0;
+    cl_ulong main = piece / 64 * 64;
+    for (int part = 0; part < 2; part++) {
+      cl_ulong items = part ? piece - main : main;
+      i0 = part ? main : 0;
+      if (!items) continue;
+      size_t gws[3] = {(size_t)items, gy, R}, lws[3] = {part ? 1 : 64, 1, 1};
+      HCL_TRY(hcl_host->run_kernel(ctx, k, 3, gws, lws, label, nargs, a));
+    }
+    row0 += piece;
+    s0 = 0;
+  }
+  return HCL_OK;
+}
 /* Floats of one input sample of shape s (the product of its dims). */
 static inline size_t hcl_shape_size(const hcl_shape *s) {
   size_t n = 1;

@@ -55,32 +55,32 @@ static hcl_status check_room(const gt_target *t, hcl_buf b, size_t floats, const
 /* x [R, n, d] of samples first .. first+n-1 of stream sid (with wrap != 0,
  * sample s is s % wrap), over pieces that do not wrap. With d a multiple of
  * 4 a piece's inputs are one range of the stream, so host->rng draws them
- * (the same bits: 0 + 1 * z); else gt_k_draw_x, in whole groups of 64
- * samples and then the rest one a group (it has no bound check, which
- * would stop PoCL's vectoriser, and a fixed local size compiles once). */
+ * (the same bits: 0 + 1 * z); else gt_k_draw_x, one Philox block a
+ * work-item (hcl_run_samples). */
 static hcl_status draw_x(gt_target *t, cl_ulong sid, uint64_t first, uint64_t wrap, size_t n,
                          hcl_buf x, cl_ulong xo) {
-  cl_ulong cnt = n, nb = (t->d + 3) / 4, s0 = wrap ? first % wrap : first, row0 = 0;
+  cl_ulong cnt = n, nb = (t->d + 3) / 4;
   cl_uint d = (cl_uint)t->d;
+  if (d % 4) {
+    hcl_arg args[] = {HCL_ARG(x.mem),
+                      HCL_ARG(xo),
+                      HCL_ARG(t->d_seeds.mem),
+                      HCL_ARG(cnt),
+                      HCL_ARG(d),
+                      {0},
+                      {0},
+                      {0},
+                      HCL_ARG(sid)};
+    return hcl_run_samples(t->ctx, t->k_draw, t->label_sample, first, wrap, cnt, nb, t->R, args, 9,
+                           (hcl_sample_slots){5, 6, 7});
+  }
+  cl_ulong s0 = wrap ? first % wrap : first, row0 = 0;
   while (row0 < cnt) {
     cl_ulong piece = cnt - row0;
     if (wrap && piece > wrap - s0) piece = wrap - s0;
-    if (d % 4 == 0) {
-      hcl_buf xv = hcl_view(x, row0 * d, t->R * cnt * d - row0 * d);
-      HCL_TRY(hcl_host->rng(t->ctx, HCL_RNG_NORMAL, 0.0f, 1.0f, t->seeds, t->R, sid, s0 * d, xv,
-                            cnt * d, piece * d));
-    } else {
-      cl_ulong main = piece / 64 * 64;
-      for (int part = 0; part < 2; part++) {
-        cl_ulong i0 = part ? main : 0, items = part ? piece - main : main;
-        if (!items) continue;
-        hcl_arg args[] = {HCL_ARG(x.mem), HCL_ARG(xo), HCL_ARG(t->d_seeds.mem),
-                          HCL_ARG(cnt),   HCL_ARG(d),  HCL_ARG(s0),
-                          HCL_ARG(row0),  HCL_ARG(i0), HCL_ARG(sid)};
-        size_t gws[3] = {(size_t)items, (size_t)nb, t->R}, lws[3] = {part ? 1 : 64, 1, 1};
-        HCL_TRY(hcl_host->run_kernel(t->ctx, t->k_draw, 3, gws, lws, t->label_sample, 9, args));
-      }
-    }
+    hcl_buf xv = hcl_view(x, row0 * d, t->R * cnt * d - row0 * d);
+    HCL_TRY(hcl_host->rng(t->ctx, HCL_RNG_NORMAL, 0.0f, 1.0f, t->seeds, t->R, sid, s0 * d, xv,
+                          cnt * d, piece * d));
     row0 += piece;
     s0 = 0;
   }

@@ -74,31 +74,25 @@ void stc_device_release(stc_target *t) {
 }
 
 /* x of samples first .. first+count-1 (with wrap != 0, sample s is s %
- * wrap): stc_draw_x_<law> over pieces that do not wrap, each in whole groups of 64
- * samples and then the rest one a group (the kernel has no bound check,
- * which would stop PoCL's vectoriser; a fixed local size builds once). */
+ * wrap): stc_draw_x_<law>, one Philox block a work-item (hcl_run_samples). */
 static hcl_status draw_x(stc_target *t, cl_uint stream, uint64_t first, uint64_t wrap,
                          cl_ulong count, cl_mem x, cl_ulong xo, const cl_float law[3]) {
-  cl_ulong nb = (t->n + 3) / 4, s0 = wrap ? first % wrap : first, row0 = 0;
+  cl_ulong nb = (t->n + 3) / 4;
   cl_uint n = (cl_uint)t->n;
-  while (row0 < count) {
-    cl_ulong piece = count - row0;
-    if (wrap && piece > wrap - s0) piece = wrap - s0;
-    cl_ulong main = piece / 64 * 64;
-    for (int part = 0; part < 2; part++) {
-      cl_ulong i0 = part ? main : 0, items = part ? piece - main : main;
-      if (!items) continue;
-      hcl_arg args[] = {HCL_ARG(x),      HCL_ARG(xo),     HCL_ARG(t->d_seeds.mem), HCL_ARG(count),
-                        HCL_ARG(n),      HCL_ARG(s0),     HCL_ARG(row0),           HCL_ARG(i0),
-                        HCL_ARG(stream), HCL_ARG(law[0]), HCL_ARG(law[1]),         HCL_ARG(law[2])};
-      size_t gws[3] = {(size_t)items, (size_t)nb, t->R}, lws[3] = {part ? 1 : 64, 1, 1};
-      HCL_TRY(hcl_host->run_kernel(t->ctx, t->k_draw, 3, gws, lws, "staircase_sample",
-                                   sizeof args / sizeof *args, args));
-    }
-    row0 += piece;
-    s0 = 0;
-  }
-  return HCL_OK;
+  hcl_arg args[] = {HCL_ARG(x),
+                    HCL_ARG(xo),
+                    HCL_ARG(t->d_seeds.mem),
+                    HCL_ARG(count),
+                    HCL_ARG(n),
+                    {0},
+                    {0},
+                    {0},
+                    HCL_ARG(stream),
+                    HCL_ARG(law[0]),
+                    HCL_ARG(law[1]),
+                    HCL_ARG(law[2])};
+  return hcl_run_samples(t->ctx, t->k_draw, "staircase_sample", first, wrap, count, nb, t->R, args,
+                         sizeof args / sizeof *args, (hcl_sample_slots){5, 6, 7});
 }
 
 hcl_status stc_sample(void *self, uint32_t stream, uint64_t first, size_t count, hcl_buf x,
