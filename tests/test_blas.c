@@ -50,9 +50,6 @@ typedef enum {
   USE_LOWER_BITS /* the same, register-blocked bits; blocks above it untouched */
 } which;
 
-/* C = alpha op(A) op(B) + beta C for `batch` products on the device, checked
- * against double. Operands sit at element offsets with padded ld and gaps
- * between batch entries; the floats around them must stay untouched. */
 /* The product paths a test can force; 1e18 and 0 as limits send every
  * product to one path. */
 enum { PATH_CLBLAST, PATH_SMALL, PATH_RB };
@@ -75,6 +72,9 @@ static void gemm_restore(hcl_ctx *ctx, gemm_limits keep) {
   ctx->gemm_small_max = keep.small, ctx->gemm_rb_max = keep.rb;
 }
 
+/* C = alpha op(A) op(B) + beta C for `batch` products on the device, checked
+ * against double. Operands sit at element offsets with padded ld and gaps
+ * between batch entries; the floats around them must stay untouched. */
 static void check_gemm(hcl_ctx *ctx, which w, int ta, int tb, size_t m, size_t n, size_t k,
                        float alpha, float beta, size_t batch) {
   size_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
