@@ -27,6 +27,22 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
   const char *sel = opt->device;
   int from_env = !sel || !*sel;
   if (from_env) sel = getenv("HIERCL_DEVICE");
+  char base[256];
+  unsigned parts = 1, part = 0;
+  int pk = hcl_device_part_parse(sel, base, sizeof base, &parts, &part);
+  if (pk < 0 || (pk == 2 && parts > 1)) {
+    free(devs);
+    if (pk < 0)
+      snprintf(err, errlen, "device '%s': a part is SEL/N.I, part I (0 <= I < N) of SEL split in N",
+               sel);
+    else
+      snprintf(err, errlen,
+               "device '%s' names %u parts and a run takes one: %s/%u.0 to %s/%u.%u (a sweep's "
+               "--device takes them all)",
+               sel, parts, base, parts, base, parts, parts - 1);
+    return HCL_ERR_NODEVICE;
+  }
+  if (pk) sel = base;
   rc = hcl_device_select(devs, n, sel, &idx, err, errlen);
   if (rc != HCL_OK) {
     free(devs);
@@ -47,6 +63,12 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
     return HCL_ERR_CONFIG;
   }
   size_t run_on = exporting ? hcl_export_run_on(devs, n, idx) : idx;
+  if (run_on != idx && parts > 1) {
+    snprintf(err, errlen, "device %s: a part of a device cannot record programs for another",
+             devs[idx].id);
+    free(devs);
+    return HCL_ERR_NODEVICE;
+  }
   if (run_on == n) {
     snprintf(err, errlen,
              "device %s (%s) has no OpenCL compiler, and recording its programs needs another "
@@ -55,9 +77,14 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
     free(devs);
     return HCL_ERR_NODEVICE;
   }
+  if ((rc = hcl_device_partition(&devs[idx], parts, part, err, errlen)) != HCL_OK) {
+    free(devs);
+    return rc;
+  }
   hcl_ctx *ctx = calloc(1, sizeof *ctx);
   hcl_device_info *export_dev = run_on != idx ? malloc(sizeof *export_dev) : NULL;
   if (!ctx || (run_on != idx && !export_dev)) {
+    if (devs[idx].sub_device) clReleaseDevice(devs[idx].device_id);
     free(devs);
     free(ctx);
     free(export_dev);
@@ -138,6 +165,7 @@ void hcl_ctx_destroy(hcl_ctx *ctx) {
     clReleaseCommandQueue(ctx->queue);
   }
   if (ctx->context) clReleaseContext(ctx->context);
+  if (ctx->dev.sub_device) clReleaseDevice(ctx->dev.device_id);
   for (size_t i = 0; i < ctx->n_notes; i++) {
     free(ctx->notes[i].key);
     free(ctx->notes[i].value);

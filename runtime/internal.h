@@ -29,6 +29,7 @@ typedef struct hcl_device_info {
   size_t max_work_group;
   int fp64;
   int compiler_available; /* 0: needs prebuilt binaries (FPGA boards) */
+  int sub_device;         /* device_id is a part (hcl_device_partition), released with it */
   cl_platform_id platform_id;
   cl_device_id device_id;
 } hcl_device_info;
@@ -45,6 +46,14 @@ const char *hcl_device_type_name(cl_device_type type);
  * match writes an error listing the candidates and returns HCL_ERR_NODEVICE. */
 hcl_status hcl_device_select(const hcl_device_info *devs, size_t n, const char *selector,
                              size_t *index, char *err, size_t errlen);
+/* A selector's part suffix (device_part.c): 1 for "SEL/N.I" (part I of N),
+ * 2 for "SEL/N" (all N parts, I = 0), 0 without one, -1 malformed; SEL into
+ * base. */
+int hcl_device_part_parse(const char *sel, char *base, size_t cap, unsigned *n, unsigned *i);
+/* dev becomes part i of n equal sub-devices of itself (n < 2: unchanged),
+ * its id "<id>/n.i"; a failure names the device. */
+hcl_status hcl_device_partition(hcl_device_info *dev, unsigned n, unsigned i, char *err,
+                                size_t errlen);
 
 /* The device a run recording programs for devs[idx] runs on: idx when it
  * has a compiler, else the first device with one; n when there is none. */

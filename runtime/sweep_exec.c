@@ -336,8 +336,8 @@ hcl_status hcl_sweep_devices(const char *selector, const char *origin, char ***i
                              char *err, size_t errlen) {
   *ids = NULL;
   *n = 0;
-  if (!selector ||
-      (strcmp(selector, "all") && strcmp(selector, "gpu-all") && !strchr(selector, ',')))
+  if (!selector || (strcmp(selector, "all") && strcmp(selector, "gpu-all") &&
+                    !strchr(selector, ',') && !strchr(selector, '/')))
     return HCL_OK;
   hcl_device_info *devs = NULL;
   size_t nd = 0;
@@ -353,7 +353,9 @@ hcl_status hcl_sweep_devices(const char *selector, const char *origin, char ***i
     *n = k;
     return HCL_OK;
   }
-  char **out = calloc(nd + 1, sizeof *out);
+  size_t cap = nd + 1; /* every device, and the parts a "SEL/N" adds */
+  for (const char *c = selector; (c = strchr(c, '/')) != NULL; c++) cap += strtoul(c + 1, NULL, 10);
+  char **out = calloc(cap, sizeof *out);
   char *list = strdup(selector);
   hcl_status rc = out && list ? HCL_OK : HCL_ERR_NOMEM;
   if (rc != HCL_OK) snprintf(err, errlen, "out of memory");
@@ -373,16 +375,29 @@ hcl_status hcl_sweep_devices(const char *selector, const char *origin, char ***i
     size_t e = strlen(tok);
     while (e && tok[e - 1] == ' ') tok[--e] = 0;
     size_t idx;
-    char why[4096];
+    char why[4096], base[256], id[128];
+    unsigned parts = 1, part = 0;
+    int pk = hcl_device_part_parse(tok, base, sizeof base, &parts, &part);
     if (!*tok) {
       snprintf(err, errlen, "%s '%s': empty selector in the list", origin, selector);
       rc = HCL_ERR_NODEVICE;
-    } else if ((rc = hcl_device_select(devs, nd, tok, &idx, why, sizeof why)) != HCL_OK) {
+    } else if (pk < 0) {
+      snprintf(err, errlen, "%s '%s': '%s' is not SEL/N (N parts of SEL) or SEL/N.I (part I)",
+               origin, selector, tok);
+      rc = HCL_ERR_NODEVICE;
+    } else if ((rc = hcl_device_select(devs, nd, pk ? base : tok, &idx, why, sizeof why)) !=
+               HCL_OK) {
       snprintf(err, errlen, "%s '%s': %s", origin, selector, why);
-    } else {
-      int dup = 0;
-      for (size_t i = 0; i < k; i++) dup |= !strcmp(out[i], devs[idx].id);
-      if (!dup && !(out[k++] = strdup(devs[idx].id))) rc = HCL_ERR_NOMEM;
+    } else { /* SEL/N: parts 0 .. N-1; SEL/N.I: part I; N = 1: the device itself */
+      for (unsigned q = pk == 2 ? 0 : part; rc == HCL_OK && q < (pk == 2 ? parts : part + 1); q++) {
+        if (parts > 1)
+          snprintf(id, sizeof id, "%s/%u.%u", devs[idx].id, parts, q);
+        else
+          snprintf(id, sizeof id, "%s", devs[idx].id);
+        int dup = 0;
+        for (size_t i = 0; i < k; i++) dup |= !strcmp(out[i], id);
+        if (!dup && !(out[k++] = strdup(id))) rc = HCL_ERR_NOMEM;
+      }
     }
     tok = comma ? comma + 1 : NULL;
   }

@@ -1,6 +1,7 @@
 /* Device selector (device_select.c) on fake device lists: every selector
  * form, the default rule, and errors that list the candidates. Also, when an
- * OpenCL platform exists, the real list's ids and order. */
+ * OpenCL platform exists, the real list's ids and order, and a device's
+ * parts (device_part.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -197,6 +198,81 @@ static void test_real_list(void **state) {
   free(b);
 }
 
+/* "SEL/N.I" is part I of N, "SEL/N" all N parts; anything else after the
+ * last '/' is refused. */
+static void test_part_parse(void **state) {
+  (void)state;
+  char base[64];
+  unsigned n = 9, i = 9;
+  assert_int_equal(hcl_device_part_parse("cpu", base, sizeof base, &n, &i), 0);
+  assert_int_equal(hcl_device_part_parse(NULL, base, sizeof base, &n, &i), 0);
+  assert_int_equal(hcl_device_part_parse("pocl:cpu:0/4.3", base, sizeof base, &n, &i), 1);
+  assert_string_equal(base, "pocl:cpu:0");
+  assert_true(n == 4 && i == 3);
+  assert_int_equal(hcl_device_part_parse("cpu/2", base, sizeof base, &n, &i), 2);
+  assert_string_equal(base, "cpu");
+  assert_true(n == 2 && i == 0);
+  static const char *const bad[] = {"cpu/2.2", "cpu/0",    "cpu/0.0", "cpu/x",  "cpu/2.",
+                                    "cpu/.1",  "cpu/2.1x", "/2.1",    "cpu/-1", "cpu/99999"};
+  for (size_t b = 0; b < sizeof bad / sizeof *bad; b++)
+    if (hcl_device_part_parse(bad[b], base, sizeof base, &n, &i) != -1)
+      fail_msg("'%s' was taken as a part", bad[b]);
+}
+
+/* A part of the real CPU device: its own id and half the compute units, the
+ * same bits from a product as the whole device; the whole list "cpu/2", a
+ * part past the device's units and a part beyond N are refused by name. */
+static void test_part_ctx(void **state) {
+  (void)state;
+  hcl_ctx_options o = {.device = "cpu", .quiet = 1};
+  hcl_ctx *whole = NULL, *half = NULL;
+  char err[1024];
+  if (hcl_ctx_create(&o, &whole, err, sizeof err) != HCL_OK) skip();
+  unsigned cu = whole->dev.compute_units;
+  if (cu < 2 || cu % 2) {
+    hcl_ctx_destroy(whole);
+    skip();
+  }
+  o.device = "cpu/2.1";
+  assert_int_equal(hcl_ctx_create(&o, &half, err, sizeof err), HCL_OK);
+  char want[128];
+  snprintf(want, sizeof want, "%s/2.1", whole->dev.id);
+  assert_string_equal(half->dev.id, want);
+  assert_int_equal(half->dev.compute_units, cu / 2);
+  assert_true(half->dev.sub_device);
+  enum { M = 37, N = 45, K = 29 };
+  static float a[M * K], b[K * N], c[2][M * N];
+  for (int t = 0; t < M * K; t++) a[t] = (float)((t * 7919) % 1000) * 1e-3f - 0.5f;
+  for (int t = 0; t < K * N; t++) b[t] = (float)((t * 104729) % 1000) * 1e-3f - 0.5f;
+  hcl_ctx *ctxs[2] = {whole, half};
+  for (int q = 0; q < 2; q++) {
+    hcl_buf da, db, dc;
+    assert_int_equal(hcl_buf_alloc(ctxs[q], sizeof a, &da), HCL_OK);
+    assert_int_equal(hcl_buf_alloc(ctxs[q], sizeof b, &db), HCL_OK);
+    assert_int_equal(hcl_buf_alloc(ctxs[q], sizeof c[q], &dc), HCL_OK);
+    assert_int_equal(hcl_buf_write(ctxs[q], da, a, sizeof a), HCL_OK);
+    assert_int_equal(hcl_buf_write(ctxs[q], db, b, sizeof b), HCL_OK);
+    assert_int_equal(hcl_sgemm(ctxs[q], 0, 0, M, N, K, 1.0f, da, K, db, N, 0.0f, dc, N), HCL_OK);
+    assert_int_equal(hcl_buf_read(ctxs[q], dc, c[q], sizeof c[q]), HCL_OK);
+    hcl_buf_free(ctxs[q], &da), hcl_buf_free(ctxs[q], &db), hcl_buf_free(ctxs[q], &dc);
+  }
+  assert_memory_equal(c[0], c[1], sizeof c[0]);
+  hcl_ctx_destroy(half);
+  static const struct {
+    const char *sel, *says;
+  } refused[] = {{"cpu/2", "names 2 parts"},
+                 {"cpu/2.2", "a part is SEL/N.I"},
+                 {"cpu/4096.0", "do not split into 4096 equal parts"}};
+  for (size_t r = 0; r < sizeof refused / sizeof *refused; r++) {
+    o.device = refused[r].sel;
+    half = NULL;
+    assert_int_equal(hcl_ctx_create(&o, &half, err, sizeof err), HCL_ERR_NODEVICE);
+    assert_null(half);
+    if (!strstr(err, refused[r].says)) fail_msg("%s: '%s'", refused[r].sel, err);
+  }
+  hcl_ctx_destroy(whole);
+}
+
 static void test_type_names(void **state) {
   (void)state;
   assert_string_equal(hcl_device_type_name(CL_DEVICE_TYPE_GPU), "gpu");
@@ -218,6 +294,8 @@ int main(void) {
       cmocka_unit_test(test_empty_list),
       cmocka_unit_test(test_type_names),
       cmocka_unit_test(test_real_list),
+      cmocka_unit_test(test_part_parse),
+      cmocka_unit_test(test_part_ctx),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* The sweep engine, through the built command: the runs of a sweep share one
  * context per device (programs compiled once) and give the numbers of
  * separate `hiercl run`s; `--device all` (or a list) trains on every
- * selected device at once and, on one device, is that device; the progress
+ * selected device at once and, on one device, is that device, as do a
+ * device's parts (`--device cpu/2`); the progress
  * names each finished point. */
 #include "hcl_test.h"
 
@@ -206,6 +207,45 @@ static void two_devices_one_queue(void **state) {
   }
 }
 
+/* --device SEL/2 (the device split in two parts, one worker each) trains
+ * like the whole device: every record names a part, and the records, table
+ * and P* are those of the whole device. A malformed part is refused. */
+static void device_parts_one_queue(void **state) {
+  (void)state;
+  hcl_ctx *ctx = hcl_test_ctx();
+  if (!ctx) skip();
+  if (!(ctx->dev.type & CL_DEVICE_TYPE_CPU) || ctx->dev.compute_units < 2 ||
+      ctx->dev.compute_units % 2) {
+    print_message("skipped: parts are made of a CPU device with an even number of units\n");
+    skip();
+  }
+  const char *cfg = hcl_test_write_temp("sp.ini", cfg_text);
+  char one[1024], parts[1024];
+  snprintf(one, sizeof one, "%s/p_one", hcl_test_tmpdir());
+  snprintf(parts, sizeof parts, "%s/p_parts", hcl_test_tmpdir());
+  if (sh("%s sweep %s --out %s --device %s --plugin-path %s --grid 'model.width=8, 12, 16, 20'",
+         HCL_TEST_HIERCL, cfg, one, ctx->dev.id, HCL_TEST_PLUGIN_DIR))
+    HCL_FAIL_OUT(out, "the command failed (output above)");
+  if (sh("%s sweep %s --out %s --device %s/2 --plugin-path %s --grid 'model.width=8, 12, 16, 20'",
+         HCL_TEST_HIERCL, cfg, parts, ctx->dev.id, HCL_TEST_PLUGIN_DIR))
+    HCL_FAIL_OUT(out, "the command failed (output above)");
+  char *raw = records(parts, "sweep.jsonl", 0), p0[160], p1[160];
+  snprintf(p0, sizeof p0, "\"device\":\"%s/2.0\"", ctx->dev.id);
+  snprintf(p1, sizeof p1, "\"device\":\"%s/2.1\"", ctx->dev.id);
+  assert_int_equal(count(raw, p0) + count(raw, p1), 8);
+  free(raw);
+  static const char *const files[] = {"sweep.jsonl", "table.tsv", "pstar.json"};
+  for (int f = 0; f < 3; f++) {
+    char *a = records(one, files[f], 1), *b = records(parts, files[f], 1);
+    assert_string_equal(a, b);
+    free(a), free(b);
+  }
+  assert_int_equal(sh("%s sweep %s --out %s --device cpu/2.x --plugin-path %s", HCL_TEST_HIERCL,
+                      cfg, parts, HCL_TEST_PLUGIN_DIR),
+                   3);
+  assert_non_null(strstr(out, "'cpu/2.x' is not SEL/N (N parts of SEL) or SEL/N.I (part I)"));
+}
+
 /* On a terminal the progress is one line redrawn in place (carriage return,
  * erase) with points done / total and an ETA; the per-point lines are for
  * logs only. The terminal is made with script(1). */
@@ -230,9 +270,8 @@ static void terminal_progress_one_line(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(shared_context_same_numbers),
-      cmocka_unit_test(device_all_is_that_device),
-      cmocka_unit_test(two_devices_one_queue),
+      cmocka_unit_test(shared_context_same_numbers), cmocka_unit_test(device_all_is_that_device),
+      cmocka_unit_test(two_devices_one_queue),       cmocka_unit_test(device_parts_one_queue),
       cmocka_unit_test(terminal_progress_one_line),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
