@@ -52,6 +52,17 @@ static char *records(const char *parent, const char *file, int strip) {
   return t;
 }
 
+/* The records, table and P* of the sweeps under parents a and b are the
+ * same, run directories and devices aside. */
+static void same_records(const char *a, const char *b) {
+  static const char *const files[] = {"sweep.jsonl", "table.tsv", "pstar.json"};
+  for (int f = 0; f < 3; f++) {
+    char *x = records(a, files[f], 1), *y = records(b, files[f], 1);
+    assert_string_equal(x, y);
+    free(x), free(y);
+  }
+}
+
 /* The context (and its compiled programs) serves every run of the sweep,
  * and every replica's metrics are those of a separate `hiercl run` of its
  * point, which makes its own context: sharing changes no number. The log
@@ -142,12 +153,7 @@ static void device_all_is_that_device(void **state) {
   snprintf(want, sizeof want, "\"device\":\"%s\"", ctx->dev.id);
   assert_int_equal(count(raw, want), 6);
   free(raw);
-  static const char *const files[] = {"sweep.jsonl", "table.tsv", "pstar.json"};
-  for (int f = 0; f < 3; f++) {
-    char *a = records(one, files[f], 1), *b = records(all, files[f], 1);
-    assert_string_equal(a, b);
-    free(a), free(b);
-  }
+  same_records(one, all);
   assert_int_equal(sh("%s sweep %s --out %s --device 'cpu,' --plugin-path %s", HCL_TEST_HIERCL, cfg,
                       all, HCL_TEST_PLUGIN_DIR),
                    3);
@@ -234,12 +240,7 @@ static void device_parts_one_queue(void **state) {
   snprintf(p1, sizeof p1, "\"device\":\"%s/2.1\"", ctx->dev.id);
   assert_int_equal(count(raw, p0) + count(raw, p1), 8);
   free(raw);
-  static const char *const files[] = {"sweep.jsonl", "table.tsv", "pstar.json"};
-  for (int f = 0; f < 3; f++) {
-    char *a = records(one, files[f], 1), *b = records(parts, files[f], 1);
-    assert_string_equal(a, b);
-    free(a), free(b);
-  }
+  same_records(one, parts);
   assert_int_equal(sh("%s sweep %s --out %s --device cpu/2.x --plugin-path %s", HCL_TEST_HIERCL,
                       cfg, parts, HCL_TEST_PLUGIN_DIR),
                    3);
