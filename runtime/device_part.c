@@ -58,6 +58,7 @@ hcl_status hcl_device_partition(hcl_device_info *dev, unsigned n, unsigned i, ch
     if (k != i) clReleaseDevice(subs[k]);
   dev->device_id = subs[i];
   dev->compute_units = units;
+  dev->global_mem /= n; /* the parts share the memory: each budgets its share */
   dev->sub_device = 1;
   size_t len = strlen(dev->id);
   snprintf(dev->id + len, sizeof dev->id - len, "/%u.%u", n, i);

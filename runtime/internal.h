@@ -51,7 +51,8 @@ hcl_status hcl_device_select(const hcl_device_info *devs, size_t n, const char *
  * base. */
 int hcl_device_part_parse(const char *sel, char *base, size_t cap, unsigned *n, unsigned *i);
 /* dev becomes part i of n equal sub-devices of itself (n < 2: unchanged),
- * its id "<id>/n.i"; a failure names the device. */
+ * its id "<id>/n.i", its memory budget 1/n of the device's; a failure names
+ * the device. */
 hcl_status hcl_device_partition(hcl_device_info *dev, unsigned n, unsigned i, char *err,
                                 size_t errlen);
 
