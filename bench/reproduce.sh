@@ -11,7 +11,10 @@
 #   to run on a 2-core CPU in under 30 minutes in all; its verdicts are those
 #   of the small instance, not of the paper's protocol.
 # ONLY="claim ..." runs a subset (claim names: see the list below); LIMIT
-# bounds each command in seconds (default 3600, 600 with --quick). An
+# bounds each command in seconds (default 3600, 600 with --quick); PARTS=N
+# trains the sweeps of many small runs (the three-layer and neural-
+# representation claims) on DEVICE/N, N parts of the device side by side
+# (on a CPU: faster, the same records; see docs/results.md §3). An
 # interrupted sweep resumes when the script runs again (same OUT). Every
 # claim's directories are plotted (`hiercl plot`: PNG and SVG in each; their
 # paths under "plots" in claims.json); docs/results.md has the last full pass.
@@ -54,7 +57,9 @@ sweep() {
   n=$1 c=$2
   shift 2
   start=$(date +%s)
-  timeout "$limit" "$hiercl" sweep "configs/$c.ini" --device "$dev" --out "$out" "$@" \
+  sdev=$dev
+  case "$n" in three_layer* | neural_rep*) [ "${PARTS:-1}" -gt 1 ] && sdev="$dev/$PARTS" ;; esac
+  timeout "$limit" "$hiercl" sweep "configs/$c.ini" --device "$sdev" --out "$out" "$@" \
     > "$out/$n.table.txt" 2> "$out/$n.log"
   rc=$?
   # the directory the sweep printed last, else the newest of this config (a
