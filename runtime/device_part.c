@@ -6,6 +6,7 @@
  * sharing every kernel between the threads. */
 #include "internal.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,10 @@ int hcl_device_part_parse(const char *sel, char *base, size_t cap, unsigned *n, 
   if (!slash) return 0;
   const char *e;
   if (small_uint(slash + 1, n, &e) || *n < 1) return -1;
-  int whole = *e == 0;
-  if (!whole && (*e != '.' || small_uint(e + 1, i, &e) || *e || *i >= *n)) return -1;
+  int whole = !*e || isspace((unsigned char)*e);
+  if (!whole && (*e != '.' || small_uint(e + 1, i, &e) || *i >= *n)) return -1;
+  while (isspace((unsigned char)*e)) e++; /* blanks from INI values and quoting */
+  if (*e) return -1;
   size_t len = (size_t)(slash - sel);
   if (len == 0 || len >= cap) return -1;
   memcpy(base, sel, len);

@@ -212,8 +212,12 @@ static void test_part_parse(void **state) {
   assert_int_equal(hcl_device_part_parse("cpu/2", base, sizeof base, &n, &i), 2);
   assert_string_equal(base, "cpu");
   assert_true(n == 2 && i == 0);
-  static const char *const bad[] = {"cpu/2.2", "cpu/0",    "cpu/0.0", "cpu/x",  "cpu/2.",
-                                    "cpu/.1",  "cpu/2.1x", "/2.1",    "cpu/-1", "cpu/99999"};
+  assert_int_equal(hcl_device_part_parse(" cpu/2.1 ", base, sizeof base, &n, &i), 1);
+  assert_true(n == 2 && i == 1); /* blanks around, as from an INI value */
+  assert_int_equal(hcl_device_part_parse("cpu/2 ", base, sizeof base, &n, &i), 2);
+  static const char *const bad[] = {"cpu/2.2", "cpu/0",     "cpu/0.0",  "cpu/x",
+                                    "cpu/2.",  "cpu/.1",    "cpu/2.1x", "/2.1",
+                                    "cpu/-1",  "cpu/99999", "cpu/2 .1"};
   for (size_t b = 0; b < sizeof bad / sizeof *bad; b++)
     if (hcl_device_part_parse(bad[b], base, sizeof base, &n, &i) != -1)
       fail_msg("'%s' was taken as a part", bad[b]);
