@@ -299,7 +299,13 @@ hcl_status hcl_graph_wrap(hcl_ctx *ctx, const char *path, const hcl_plugin_desc 
                     d->name, SLOTS);
   }
   size_t n = d->struct_size < sizeof g_desc[k] ? d->struct_size : sizeof g_desc[k];
-  if (g_inner[k] == in && !memcmp(&g_desc[k], d, n)) { /* loaded again: already wrapped */
+  /* loaded again (another session, e.g. a sweep's second worker): already
+   * wrapped. The slot holds a vtable only while a load uses it, so the same
+   * vtable is the same loaded plugin. (Comparing the descriptors never
+   * matched, as the copy's vt is the wrapper's: each load reset the count to
+   * 1, and the first session to close freed the slot under the others, whose
+   * next create called through NULL.) */
+  if (g_inner[k] == in) {
     g_refs[k]++;
     *out = &g_desc[k];
     pthread_mutex_unlock(&g_lock);

@@ -317,6 +317,14 @@ hcl_status hcl_sweep_exec_local(hcl_sweep_env *env, char **devices, size_t n_dev
   if (!w) return snprintf(env->err, sizeof env->err, "out of memory"), HCL_ERR_NOMEM;
   for (size_t i = 0; i < n; i++)
     w[i] = (worker){.env = env, .device = n_devices ? devices[i] : NULL, .cursor = &cursor};
+  /* a part left without a run leaves its share of the device idle, while
+   * the whole device would have given it to the runs */
+  if (n > 1 && env->n_tasks < n && strchr(devices[0], '/'))
+    fprintf(stderr,
+            "hiercl sweep: note: %s%zu run%s for %zu device parts: %zu part%s will idle (parts pay "
+            "for sweeps of many runs; the whole device gives each run all its units)\n",
+            env->tag, env->n_tasks, env->n_tasks == 1 ? "" : "s", n, n - env->n_tasks,
+            n - env->n_tasks == 1 ? "" : "s");
   if (n == 1) {
     work(&w[0]); /* one device: this thread, as a plain sweep always did */
   } else {

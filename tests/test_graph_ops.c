@@ -1117,7 +1117,8 @@ static void cli_shape_error(void **state) {
 /* The runtime's wrapper slots for graph models are released on unwrap:
  * 40 distinct graph-only models (40 vtables, more than the 32 slots), each
  * wrapped then unwrapped, all wrap; a second wrap of the same one shares
- * its slot until both are unwrapped. */
+ * its slot until both are unwrapped, so another model gets another slot
+ * while either holds it. */
 static hcl_status no_graph(void *self, struct hcl_graph *g) {
   (void)self, (void)g;
   return HCL_OK;
@@ -1136,6 +1137,16 @@ static void test_wrap_slots_released(void **state) {
     assert_int_equal(hcl_graph_wrap(NULL, "slot.so", &d, &w2), HCL_OK);
     assert_ptr_equal(w1, w2); /* the same model loaded twice: one slot */
     hcl_graph_unwrap(w1);
+    /* the second load still holds the slot: another model gets another one
+     * (a sweep's worker that closed its session freed the slot under the
+     * other worker, whose next run called through NULL) */
+    static hcl_model_vt other = {.struct_size = sizeof(hcl_model_vt), .graph = no_graph};
+    hcl_plugin_desc d2 = d;
+    d2.vt = &other;
+    const hcl_plugin_desc *w3 = NULL;
+    assert_int_equal(hcl_graph_wrap(NULL, "other.so", &d2, &w3), HCL_OK);
+    assert_ptr_not_equal(w3, w2);
+    hcl_graph_unwrap(w3);
     hcl_graph_unwrap(w2);
   }
 }

@@ -235,12 +235,21 @@ static void device_parts_one_queue(void **state) {
   if (sh("%s sweep %s --out %s --device %s/2 --plugin-path %s --grid 'model.width=8, 12, 16, 20'",
          HCL_TEST_HIERCL, cfg, parts, ctx->dev.id, HCL_TEST_PLUGIN_DIR))
     HCL_FAIL_OUT(out, "the command failed (output above)");
+  assert_null(strstr(out, "will idle")); /* 4 runs for 2 parts */
   char *raw = records(parts, "sweep.jsonl", 0), p0[160], p1[160];
   snprintf(p0, sizeof p0, "\"device\":\"%s/2.0\"", ctx->dev.id);
   snprintf(p1, sizeof p1, "\"device\":\"%s/2.1\"", ctx->dev.id);
   assert_int_equal(count(raw, p0) + count(raw, p1), 8);
   free(raw);
   same_records(one, parts);
+  /* one run for two parts: said, and the run still trains */
+  char lone[1024];
+  snprintf(lone, sizeof lone, "%s/p_lone", hcl_test_tmpdir());
+  if (sh("%s sweep %s --out %s --device %s/2 --plugin-path %s --grid 'model.width=8'",
+         HCL_TEST_HIERCL, cfg, lone, ctx->dev.id, HCL_TEST_PLUGIN_DIR))
+    HCL_FAIL_OUT(out, "the command failed (output above)");
+  if (!strstr(out, "1 run for 2 device parts: 1 part will idle"))
+    HCL_FAIL_OUT(out, "no note of the idle part");
   assert_int_equal(sh("%s sweep %s --out %s --device cpu/2.x --plugin-path %s", HCL_TEST_HIERCL,
                       cfg, parts, HCL_TEST_PLUGIN_DIR),
                    3);
