@@ -29,7 +29,7 @@ typedef struct hcl_device_info {
   size_t max_work_group;
   int fp64;
   int compiler_available; /* 0: needs prebuilt binaries (FPGA boards) */
-  int sub_device;         /* device_id is a part (hcl_device_partition), released with it */
+  int sub_device;         /* device_id is a part (hcl_device_partition), kept to the end */
   cl_platform_id platform_id;
   cl_device_id device_id;
 } hcl_device_info;

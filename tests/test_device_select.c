@@ -244,7 +244,6 @@ static void test_part_ctx(void **state) {
   assert_string_equal(half->dev.id, want);
   assert_int_equal(half->dev.compute_units, cu / 2);
   assert_true(half->dev.global_mem == whole->dev.global_mem / 2);
-  assert_true(half->dev.sub_device);
   enum { M = 37, N = 45, K = 29 };
   static float a[M * K], b[K * N], c[2][M * N];
   for (int t = 0; t < M * K; t++) a[t] = (float)((t * 7919) % 1000) * 1e-3f - 0.5f;
