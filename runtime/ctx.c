@@ -84,7 +84,7 @@ hcl_status hcl_ctx_create(const hcl_ctx_options *opt, hcl_ctx **out, char *err, 
   hcl_ctx *ctx = calloc(1, sizeof *ctx);
   hcl_device_info *export_dev = run_on != idx ? malloc(sizeof *export_dev) : NULL;
   if (!ctx || (run_on != idx && !export_dev)) {
-    if (devs[idx].sub_device) clReleaseDevice(devs[idx].device_id);
+    if (parts > 1) clReleaseDevice(devs[idx].device_id); /* the part made above */
     free(devs);
     free(ctx);
     free(export_dev);

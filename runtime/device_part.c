@@ -62,9 +62,16 @@ hcl_status hcl_device_partition(hcl_device_info *dev, unsigned n, unsigned i, ch
   dev->device_id = subs[i];
   dev->compute_units = units;
   dev->global_mem /= n; /* the parts share the memory: each budgets its share */
-  dev->sub_device = 1;
-  size_t len = strlen(dev->id);
-  snprintf(dev->id + len, sizeof dev->id - len, "/%u.%u", n, i);
+  char whole[sizeof dev->id];
+  snprintf(whole, sizeof whole, "%s", dev->id);
+  hcl_device_part_id(dev->id, sizeof dev->id, whole, n, i);
   free(subs);
   return HCL_OK;
+}
+
+void hcl_device_part_id(char *out, size_t cap, const char *id, unsigned n, unsigned i) {
+  if (n > 1)
+    snprintf(out, cap, "%s/%u.%u", id, n, i);
+  else
+    snprintf(out, cap, "%s", id);
 }

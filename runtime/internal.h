@@ -29,7 +29,6 @@ typedef struct hcl_device_info {
   size_t max_work_group;
   int fp64;
   int compiler_available; /* 0: needs prebuilt binaries (FPGA boards) */
-  int sub_device;         /* device_id is a part (hcl_device_partition), kept to the end */
   cl_platform_id platform_id;
   cl_device_id device_id;
 } hcl_device_info;
@@ -55,6 +54,9 @@ int hcl_device_part_parse(const char *sel, char *base, size_t cap, unsigned *n, 
  * the device. */
 hcl_status hcl_device_partition(hcl_device_info *dev, unsigned n, unsigned i, char *err,
                                 size_t errlen);
+/* A part's id into out: "<id>/n.i", or id itself for n < 2 (what
+ * hcl_device_partition makes its id, and a sweep's list names). */
+void hcl_device_part_id(char *out, size_t cap, const char *id, unsigned n, unsigned i);
 
 /* The device a run recording programs for devs[idx] runs on: idx when it
  * has a compiler, else the first device with one; n when there is none. */

@@ -398,10 +398,7 @@ hcl_status hcl_sweep_devices(const char *selector, const char *origin, char ***i
       snprintf(err, errlen, "%s '%s': %s", origin, selector, why);
     } else { /* SEL/N: parts 0 .. N-1; SEL/N.I: part I; N = 1: the device itself */
       for (unsigned q = pk == 2 ? 0 : part; rc == HCL_OK && q < (pk == 2 ? parts : part + 1); q++) {
-        if (parts > 1)
-          snprintf(id, sizeof id, "%s/%u.%u", devs[idx].id, parts, q);
-        else
-          snprintf(id, sizeof id, "%s", devs[idx].id);
+        hcl_device_part_id(id, sizeof id, devs[idx].id, parts, q);
         int dup = 0;
         for (size_t i = 0; i < k; i++) dup |= !strcmp(out[i], id);
         if (!dup && !(out[k++] = strdup(id))) rc = HCL_ERR_NOMEM;
