@@ -718,21 +718,29 @@ static double host_loss(const run *rn, const double *p, size_t r, uint64_t first
  * gradient at W = 0, grad w_j = (a_j sigma2'(b_j)/m2) (1/n1) sum_i 2 (f0 + c -
  * y_i) phi(x_i), f0 = (1/m2) sum_j a_j sigma2(b_j), c = the first half's mean
  * label with center_y (else 0); b is then the stage-2 stream; a the ridge
- * solution on the second half; the reported metrics match. P is odd and not a
- * multiple of the batch, so chunks are partial. */
-static void check_algorithm1(int center) {
+ * solution on the second half (the reference's S from the dense W, the
+ * plugin's from W's rank-1 factors); the reported metrics match. P is odd
+ * and not a multiple of the batch, so chunks are partial. two_layer: phi =
+ * x / sqrt(d). */
+static void check_algorithm1(int center, int two_layer) {
   enum { R = 2 };
   const uint64_t seeds[R] = {21, 22};
   const uint64_t P = 61;
   const size_t n1 = 30, n2 = 31;
-  const char *kv[] = {
-      "m1=12",     "m2=9",        "eta1=0.7",        "lambda=1e-3",
-      "act2=tanh", "b_scale=0.8", "probe_samples=0", center ? "center_y=true" : "center_y=false",
-      NULL};
+  const char *kv[] = {"m1=12",
+                      "m2=9",
+                      "eta1=0.7",
+                      "lambda=1e-3",
+                      "act2=tanh",
+                      "b_scale=0.8",
+                      "probe_samples=0",
+                      center ? "center_y=true" : "center_y=false",
+                      two_layer ? "two_layer=true" : "two_layer=false",
+                      NULL};
   run *rn = malloc(sizeof *rn);
   run_make(rn, kv, R, seeds, P, 8, 0);
-  rn->ref = (ref_net){5, 12, 9, 1, A_RELU, A_TANH, 0};
-  size_t np = rn->m.np, m2 = 9, k = 12;
+  rn->ref = (ref_net){5, 12, 9, 1, A_RELU, A_TANH, two_layer};
+  size_t np = rn->m.np, m2 = 9, k = rk(&rn->ref);
   assert_int_equal(np, rnp(&rn->ref));
   float *p0 = read_floats(rn->t.params, R * np);
   hcl_status rc = g_vt->train(rn->m.self, "algorithm1", &rn->t);
@@ -789,8 +797,9 @@ static void check_algorithm1(int center) {
 static void algorithm1_matches_formulas(void **state) {
   (void)state;
   NEED_DEVICE();
-  check_algorithm1(0);
-  check_algorithm1(1);
+  check_algorithm1(0, 0);
+  check_algorithm1(1, 0);
+  check_algorithm1(1, 1);
 }
 
 /* eta1 = 0: the step makes mean_{i, j} (w_j . phi(x_i))^2 = eta1_scale^2

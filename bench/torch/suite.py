@@ -162,7 +162,8 @@ def three_layer_run(R, a):
     automatic step, lambda 1e-5): phi = relu(V x)/sqrt(m1); one gradient step on W from 0
     on the first half, in closed form (at W = 0 the output is the constant f0, so
     grad w_j = c_j v with c_j = a_j relu'(b_j)/m2, v = sum_i dL/df_i phi_i), eta making
-    mean (w_j . phi_i)^2 = 1; b re-drawn; ridge on the readout over the second half;
+    mean (w_j . phi_i)^2 = 1; b re-drawn; ridge on the readout over the second half,
+    its features from W's rank-1 factors (phi W = (phi v) (-eta c), as hiercl forms them);
     the stage-1 loss, the fit's loss and the test loss on 256 points before and after,
     as hiercl reports them. The system is symmetric positive definite: Cholesky, as in
     hiercl. m1 = m2 = 512, d = 16, 4 000 points. Data and parameters
@@ -192,8 +193,9 @@ def three_layer_run(R, a):
     c = a0.transpose(1, 2) * (b0 > 0).float() / m2  # [R, 1, m2]
     ms = (c ** 2).mean(dim=(1, 2)) * (torch.bmm(p1, v) ** 2).mean(dim=(1, 2))
     eta = 1.0 / torch.sqrt(ms)
-    W = -eta.reshape(R, 1, 1) * torch.bmm(v, c)
-    S = torch.relu(torch.bmm(phi[:, h:], W) + b2)
+    cw = -eta.reshape(R, 1, 1) * c
+    W = torch.bmm(v, cw)
+    S = torch.relu(torch.bmm(torch.bmm(phi[:, h:], v), cw) + b2)
     A = torch.bmm(S.transpose(1, 2), S) / (h * m2) + lam * torch.eye(m2)
     coef = torch.cholesky_solve(torch.bmm(S.transpose(1, 2), y[:, h:]) / h, torch.linalg.cholesky(A))
     ridge_loss = ((torch.bmm(S, coef) / m2 - y[:, h:]) ** 2).mean(dim=(1, 2))

@@ -17,7 +17,8 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Device scratch of stage 1 (freed at its end). */
+/* Device scratch of stage 1 (freed at its end, but for v and cw: the step's
+ * factors, handed to the caller). */
 typedef struct s1_bufs {
   hcl_buf unit; /* [3, R, m2]: b, sigma2(b), sigma2'(b) */
   hcl_buf f0;   /* [R, D] the constant output */
@@ -199,12 +200,16 @@ static hcl_status stage1(const tl_io *io, s1_bufs *s, size_t n1, double *loss0, 
   return apply_step(io, s, C, eta);
 }
 
-hcl_status tl_stage1(const tl_io *io, size_t n1, double *loss0, double *eta) {
+hcl_status tl_stage1(const tl_io *io, size_t n1, double *loss0, double *eta, tl_step *step) {
   tl_model *m = io->m;
   double *C = malloc(m->R * m->m2 * m->D * sizeof *C);
   if (!C) return hcl_host->fail(m->ctx, HCL_ERR_NOMEM, "out of host memory");
   s1_bufs s = {0};
   hcl_status rc = stage1(io, &s, n1, loss0, eta, C);
+  if (rc == HCL_OK) { /* the caller's now */
+    step->cw = s.cw, step->v = s.v;
+    s.cw = s.v = (hcl_buf){0};
+  }
   s1_free(m, &s);
   free(C);
   return rc;

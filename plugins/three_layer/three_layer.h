@@ -97,10 +97,16 @@ typedef struct tl_io {
 } tl_io;
 /* Training samples first .. first+n-1 into io->x and io->y (train.c). */
 hcl_status tl_load(const tl_io *io, uint64_t first, size_t n);
+/* The factors of W after Algorithm 1's stage 1: W = cw v^T per replica,
+ * cw [R, m2, D] and v [R, k, D] (rank D). The caller frees them. */
+typedef struct tl_step {
+  hcl_buf cw, v;
+} tl_step;
 /* Algorithm 1's stage 1 on samples 0 .. n1-1 (stage1.c): W = -eta grad_W L
  * at W = 0, in closed form; loss0 [R] gets the mean loss there, eta [R] the
- * step (eta1, or the automatic one). Uses m->phi (tl_scratch of chunk rows). */
-hcl_status tl_stage1(const tl_io *io, size_t n1, double *loss0, double *eta);
+ * step (eta1, or the automatic one), step W's factors. Uses m->phi
+ * (tl_scratch of chunk rows). */
+hcl_status tl_stage1(const tl_io *io, size_t n1, double *loss0, double *eta, tl_step *step);
 hcl_status tl_probe(void *self, hcl_probe *p);
 
 #endif

@@ -136,10 +136,32 @@ static hcl_status fit_mse(tl_work *w, double *fit, int *exact) {
   return rc;
 }
 
-/* Ridge fit of a on samples first .. first+n_all-1 with the current W, b;
- * `alg` names the algorithm in errors. fit [R] gets the fit's mean loss
- * there (the run's loss). */
-static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *alg, double *fit) {
+/* S [R, n, m2] = sigma2(phi W^T + b) of the n samples in io->x, the graph's
+ * last hidden layer. After stage 1 (step given) W = cw v^T has rank D, so
+ * phi W^T = (phi v) cw^T: O(n k D + n m2 D) instead of the graph's
+ * O(n k m2), which was half of Algorithm 1's products. */
+static hcl_status hidden(tl_work *w, const tl_step *step, size_t n, hcl_buf S) {
+  tl_model *m = w->io.m;
+  const hcl_host_api *host = hcl_host;
+  size_t R = m->R, k = tl_phi_dim(m), m2 = m->m2, D = m->D, dim = 0;
+  if (!step) return host->train_features(w->io.t, m->two_layer ? 1 : 2, w->io.x, n, S, &dim);
+  hcl_buf u = hcl_view(w->io.out, 0, R * n * D), z = hcl_view(m->phi, 0, R * n * m2);
+  HCL_TRY(tl_phi(m, w->io.t, NULL, w->io.x, n));
+  HCL_TRY(host->sgemm_batched(m->ctx, 0, 0, n, D, k, 1.0f, hcl_view(m->phi, 0, R * n * k), k,
+                              n * k, step->v, D, k * D, 0.0f, u, D, n * D, R));
+  /* z overwrites phi, which u has consumed (m->phi is max(k, m2) wide) */
+  HCL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, D, 1.0f, u, D, n * D, step->cw, D, m2 * D,
+                              0.0f, z, m2, n * m2, R));
+  return host->bias_act(m->ctx, m->act2, z,
+                        hcl_pview(w->io.params, R, m->n_params, m->b_off, m2), m->n_params, S, R,
+                        n, m2);
+}
+
+/* Ridge fit of a on samples first .. first+n_all-1 with the current W, b
+ * (step: W's factors after stage 1, else NULL); `alg` names the algorithm
+ * in errors. fit [R] gets the fit's mean loss there (the run's loss). */
+static hcl_status ridge(tl_work *w, const tl_step *step, uint64_t first, size_t n_all,
+                        const char *alg, double *fit) {
   tl_model *m = w->io.m;
   const hcl_host_api *host = hcl_host;
   size_t R = m->R, m2 = m->m2, D = m->D;
@@ -154,11 +176,10 @@ static hcl_status ridge(tl_work *w, uint64_t first, size_t n_all, const char *al
   for (size_t off = 0; off < n_all; off += w->io.chunk) {
     size_t n = n_all - off < w->io.chunk ? n_all - off : w->io.chunk, span = R * n * m2;
     float beta = off == 0 ? 0.0f : 1.0f;
-    /* s_j(x) = sigma2(w_j . phi(x) + b_j): the graph's last hidden layer */
-    size_t dim = 0;
+    /* s_j(x) = sigma2(w_j . phi(x) + b_j) */
     hcl_buf sv = hcl_view(m->u, 0, span), y = hcl_view(w->io.y, 0, R * n * D);
     HCL_TRY(tl_load(&w->io, first + off, n)); /* y_dim = D (tl_train_check) */
-    HCL_TRY(host->train_features(w->io.t, m->two_layer ? 1 : 2, w->io.x, n, sv, &dim));
+    HCL_TRY(hidden(w, step, n, sv));
     /* G += S^T S / (n m2), c += S^T y / n (and y^T y / n for the fit's mse) */
     HCL_TRY(gram_lower(m, sv, n, (float)(inv_m2 * inv_n), beta, w->G));
     HCL_TRY(host->sgemm_batched(m->ctx, 1, 0, m2, D, n, (float)inv_n, sv, m2, n * m2, y, D, n * D,
@@ -189,11 +210,15 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
   const hcl_host_api *host = hcl_host;
   size_t R = m->R, n1 = (size_t)(P / 2), n2 = (size_t)(P - P / 2);
   double loss0[R], eta[R], fit[R];
-  HCL_TRY(tl_stage1(&w->io, n1, loss0, eta));
-  if (host->train_stop_requested(w->io.t))
-    return host->fail(m->ctx, HCL_ERR_INTERRUPTED, "interrupted after stage 1");
-  if (m->redraw_b) HCL_TRY(tl_draw_b(m, w->io.params, TL_STREAM_B2));
-  HCL_TRY(ridge(w, n1, n2, "algorithm1", fit));
+  tl_step step = {0};
+  hcl_status rc = tl_stage1(&w->io, n1, loss0, eta, &step);
+  if (rc == HCL_OK && host->train_stop_requested(w->io.t))
+    rc = host->fail(m->ctx, HCL_ERR_INTERRUPTED, "interrupted after stage 1");
+  if (rc == HCL_OK && m->redraw_b) rc = tl_draw_b(m, w->io.params, TL_STREAM_B2);
+  if (rc == HCL_OK) rc = ridge(w, &step, n1, n2, "algorithm1", fit);
+  if (step.cw.mem) host->buf_free(m->ctx, &step.cw);
+  if (step.v.mem) host->buf_free(m->ctx, &step.v);
+  HCL_TRY(rc);
   hcl_metric extra[] = {{"stage1_loss", loss0}, {"eta1", eta}, {"ridge_loss", fit}};
   host->train_label(w->io.t, "algorithm1");
   return host->train_eval(w->io.t, extra, 3);
@@ -202,7 +227,7 @@ static hcl_status algorithm1(tl_work *w, uint64_t P) {
 static hcl_status ridge_only(tl_work *w, uint64_t P) {
   size_t R = w->io.m->R;
   double fit[R];
-  HCL_TRY(ridge(w, 0, (size_t)P, "ridge", fit));
+  HCL_TRY(ridge(w, NULL, 0, (size_t)P, "ridge", fit));
   hcl_metric extra[] = {{"ridge_loss", fit}};
   hcl_host->train_label(w->io.t, "ridge");
   return hcl_host->train_eval(w->io.t, extra, 1);
