@@ -156,14 +156,18 @@ __kernel void solve_syrk_diag(__global const float *P, ulong k, ulong j1, ulong 
 }
 
 /* B <- L^{-1} B (trans = 0) or L^{-T} B (trans = 1), B [k, m] per replica, in
- * place; one group per replica. Column j of the sweep: the items load
- * y = B[j, :] / L[j][j] into local memory (HCL_SOLVE_WG columns at a time),
- * write it back, then every row still to solve subtracts its multiple.
- * trans = 1 flags a non-finite result in st (-2). */
+ * place; one group per replica, HCL_SOLVE_WG columns of B at a time, rows in
+ * blocks of HCL_SOLVE_NB (from the last block down for trans = 1). A block:
+ * item c solves its column over the block's rows alone (no barrier inside),
+ * keeping the solved values in Y, then every row still to solve subtracts
+ * the block's multiples, one row an item. Each element gets the same
+ * subtractions in the same order as a sweep row by row, with two barriers
+ * a block instead of two a row. trans = 1 flags a non-finite result in st
+ * (-2). */
 __kernel __attribute__((reqd_work_group_size(HCL_SOLVE_WG, 1, 1))) void
 solve_trsv(__global const float *L, __global float *B, ulong b_off, ulong k, ulong m, int trans,
            __global int *st) {
-  __local float y[HCL_SOLVE_WG];
+  __local float Y[HCL_SOLVE_NB][HCL_SOLVE_WG];
   __local int bad;
   size_t lid = get_local_id(0), r = get_group_id(1);
   int live = st[2 * r] == -1; /* uniform; no return in a kernel with barriers */
@@ -172,23 +176,39 @@ solve_trsv(__global const float *L, __global float *B, ulong b_off, ulong k, ulo
   if (lid == 0) bad = 0;
   for (size_t c0 = 0; live && c0 < m; c0 += HCL_SOLVE_WG) {
     size_t mc = m - c0 < HCL_SOLVE_WG ? m - c0 : HCL_SOLVE_WG;
-    for (size_t s = 0; s < k; s++) {
-      size_t j = trans ? k - 1 - s : s;
+    for (size_t s0 = 0; s0 < k; s0 += HCL_SOLVE_NB) {
+      size_t nb = k - s0 < HCL_SOLVE_NB ? k - s0 : HCL_SOLVE_NB;
+      size_t j0 = trans ? k - s0 - nb : s0; /* the block's first row */
       barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
       if (lid < mc) {
-        float v = Br[j * m + c0 + lid] / Lr[j * k + j];
-        y[lid] = v;
-        Br[j * m + c0 + lid] = v;
-        if (trans && !isfinite(v)) bad = 1;
+        size_t c = c0 + lid;
+        for (size_t t = 0; t < nb; t++) { /* in solving order */
+          size_t jj = trans ? nb - 1 - t : t, j = j0 + jj;
+          float v = Br[j * m + c];
+          for (size_t u = 0; u < t; u++) {
+            size_t p = trans ? nb - 1 - u : u;
+            v = v - (trans ? Lr[(j0 + p) * k + j] : Lr[j * k + j0 + p]) * Y[p][lid];
+          }
+          v = v / Lr[j * k + j];
+          Y[jj][lid] = v;
+          Br[j * m + c] = v;
+          if (trans && !isfinite(v)) bad = 1;
+        }
       }
       barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
-      /* rows still to solve: j+1..k-1 (forward) or 0..j-1 (backward) */
-      size_t n_rest = trans ? j : k - 1 - j;
+      /* rows still to solve: after the block (forward) or before it (backward) */
+      size_t n_rest = trans ? j0 : k - j0 - nb;
       for (size_t q = lid; q < n_rest; q += HCL_SOLVE_WG) {
-        size_t i = trans ? q : j + 1 + q;
-        float lij = trans ? Lr[j * k + i] : Lr[i * k + j];
+        size_t i = trans ? q : j0 + nb + q;
         __global float *bi = Br + i * m + c0;
-        for (size_t c = 0; c < mc; c++) bi[c] = bi[c] - lij * y[c];
+        for (size_t c = 0; c < mc; c++) {
+          float v = bi[c];
+          for (size_t u = 0; u < nb; u++) {
+            size_t p = trans ? nb - 1 - u : u;
+            v = v - (trans ? Lr[(j0 + p) * k + i] : Lr[i * k + j0 + p]) * Y[p][c];
+          }
+          bi[c] = v;
+        }
       }
     }
   }
