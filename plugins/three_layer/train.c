@@ -147,14 +147,13 @@ static hcl_status hidden(tl_work *w, const tl_step *step, size_t n, hcl_buf S) {
   if (!step) return host->train_features(w->io.t, m->two_layer ? 1 : 2, w->io.x, n, S, &dim);
   hcl_buf u = hcl_view(w->io.out, 0, R * n * D), z = hcl_view(m->phi, 0, R * n * m2);
   HCL_TRY(tl_phi(m, w->io.t, NULL, w->io.x, n));
-  HCL_TRY(host->sgemm_batched(m->ctx, 0, 0, n, D, k, 1.0f, hcl_view(m->phi, 0, R * n * k), k,
-                              n * k, step->v, D, k * D, 0.0f, u, D, n * D, R));
+  HCL_TRY(host->sgemm_batched(m->ctx, 0, 0, n, D, k, 1.0f, hcl_view(m->phi, 0, R * n * k), k, n * k,
+                              step->v, D, k * D, 0.0f, u, D, n * D, R));
   /* z overwrites phi, which u has consumed (m->phi is max(k, m2) wide) */
-  HCL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, D, 1.0f, u, D, n * D, step->cw, D, m2 * D,
-                              0.0f, z, m2, n * m2, R));
-  return host->bias_act(m->ctx, m->act2, z,
-                        hcl_pview(w->io.params, R, m->n_params, m->b_off, m2), m->n_params, S, R,
-                        n, m2);
+  HCL_TRY(host->sgemm_batched(m->ctx, 0, 1, n, m2, D, 1.0f, u, D, n * D, step->cw, D, m2 * D, 0.0f,
+                              z, m2, n * m2, R));
+  return host->bias_act(m->ctx, m->act2, z, hcl_pview(w->io.params, R, m->n_params, m->b_off, m2),
+                        m->n_params, S, R, n, m2);
 }
 
 /* Ridge fit of a on samples first .. first+n_all-1 with the current W, b
