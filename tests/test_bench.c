@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static char out[1 << 16];
 
@@ -125,6 +126,44 @@ static void whole_runs_report_gflops(void **state) {
   assert_int_equal(sh(cmd), 0);
 }
 
+/* --device SEL/N.I: a row of its own, named by the part, beside the whole
+ * device's; the PyTorch twin of a CPU part gets no more threads than the
+ * part has cores (a fake twin that is faster on more threads shows which
+ * count was taken). SEL/N, all the parts, is refused: a row times one. */
+static void part_rows(void **state) {
+  (void)state;
+  hcl_ctx *ctx = hcl_test_ctx();
+  if (!ctx || strcmp(device(), "cpu")) skip();
+  unsigned cu = ctx->dev.compute_units;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cu < 2 || cu % 2 || cores < 2) skip();
+  const char *script = hcl_test_write_temp(
+      "twin_threads.sh",
+      "threads=1; while [ $# -gt 0 ]; do [ \"$1\" = --threads ] && threads=$2; shift; done\n"
+      "echo \"{\\\"implementation\\\": \\\"pytorch fake\\\", \\\"replica_per_s\\\": "
+      "$((100 * threads))}\"\n");
+  char cmd[4096], path[512];
+  snprintf(path, sizeof path, "%s/part.json", hcl_test_tmpdir());
+  snprintf(cmd, sizeof cmd,
+           "(HIERCL_PYTHON=/bin/sh HIERCL_TORCH_SUITE=%s %s bench --quick --device cpu --device "
+           "cpu/2.1 --only linear_teacher --torch -o json 2>/dev/null) > %s",
+           script, HCL_TEST_HIERCL, path);
+  if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[\"rows\"]; "
+           "assert len(r)==2, r; w,p=r; assert w[\"device_id\"]==sys.argv[2], w; "
+           "assert p[\"device_id\"]==sys.argv[2]+\"/2.1\", p; "
+           "assert p[\"ok\"] and p[\"replica_per_s\"]>0 and p[\"fma_peak_gflop_per_s\"]>0, p; "
+           "assert p[\"torch_threads\"]==1 and p[\"torch_replica_per_s\"]==100, p; "
+           "assert w[\"torch_threads\"]==min(%ld,%u), w' %s '%s'",
+           cores, cu, path, ctx->dev.id);
+  if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
+  snprintf(cmd, sizeof cmd, "%s bench --quick --device cpu/2 --only linear_teacher",
+           HCL_TEST_HIERCL);
+  assert_int_equal(sh(cmd), 3);
+  if (!strstr(out, "--device cpu/2: a part is SEL/N.I")) HCL_FAIL_OUT(out, "no message");
+}
+
 static void bad_usage(void **state) {
   (void)state;
   char cmd[1024];
@@ -149,6 +188,7 @@ int main(void) {
       cmocka_unit_test(json_rows_name_their_device),
       cmocka_unit_test(repeat_reports_every_round),
       cmocka_unit_test(whole_runs_report_gflops),
+      cmocka_unit_test(part_rows),
       cmocka_unit_test(bad_usage),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,7 +46,9 @@ typedef struct bench_row {
 static const char bench_usage[] =
     "usage: hiercl bench [--device SEL|all]... [--quick] [--only SUBSTRING] [-o md|csv|json]\n"
     "                    [--torch] [--repeat N] [--plugin-path DIRS]\n"
-    "       hiercl bench --compare A.json B.json\n";
+    "       hiercl bench --compare A.json B.json\n"
+    "--device SEL/N.I times part I of the device SEL split in N equal parts, alone (the\n"
+    "PyTorch twin on a CPU part gets at most as many threads as the part has cores).\n";
 
 /* The number after "key": in text (NaN when absent or null). */
 static double json_num(const char *text, const char *key) {
@@ -227,7 +229,9 @@ static void run_torch(bench_row *r, const char *script, int quick) {
     snprintf(r->torch_version, sizeof r->torch_version, "no CUDA device");
     return;
   }
+  /* the device's cores, not more (a part of a CPU has fewer) */
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (r->dev->compute_units && cores > (long)r->dev->compute_units) cores = r->dev->compute_units;
   int threads[2] = {1, cores > 1 ? (int)cores : 0};
   for (int t = 0; t < (gpu ? 1 : 2); t++) {
     if (!threads[t]) continue;
@@ -523,6 +527,31 @@ static int compare(const char *a_path, const char *b_path) {
   return HCL_EXIT_OK;
 }
 
+/* The device a --device selector names: *dev into devs, or, for a part
+ * SEL/N.I, *part made from its device (id, compute units and memory of the
+ * part: the row's and its twin's; the run opens the part itself). */
+static hcl_status bench_select(const hcl_device_info *devs, size_t nd, const char *sel,
+                               hcl_device_info *part, const hcl_device_info **dev, char *err,
+                               size_t errlen) {
+  char base[256];
+  unsigned n = 1, i = 0;
+  int pk = hcl_device_part_parse(sel, base, sizeof base, &n, &i);
+  if (pk < 0 || (pk == 2 && n > 1)) {
+    snprintf(err, errlen,
+             "a part is SEL/N.I, part I (0 <= I < N) of SEL split in N; a bench row "
+             "times one part");
+    return HCL_ERR_NODEVICE;
+  }
+  size_t idx;
+  HCL_TRY(hcl_device_select(devs, nd, pk ? base : sel, &idx, err, errlen));
+  *dev = &devs[idx];
+  if (n < 2) return HCL_OK;
+  *part = devs[idx];
+  HCL_TRY(hcl_device_partition(part, n, i, err, errlen));
+  *dev = part;
+  return HCL_OK;
+}
+
 int hcl_cmd_bench(int argc, char **argv) {
   const char *sel[16], *only = NULL, *fmt = "md", *plugin_path = NULL;
   size_t n_sel = 0;
@@ -587,34 +616,38 @@ int hcl_cmd_bench(int argc, char **argv) {
     return HCL_EXIT_NODEVICE;
   }
   /* Devices to run: each selector once, "all" = every device; default: the
-   * run default (HIERCL_DEVICE, else the first GPU, else the CPU). */
-  size_t *pick = calloc(nd, sizeof *pick), n_pick = 0;
+   * run default (HIERCL_DEVICE, else the first GPU, else the CPU). SEL/N.I
+   * is one part of a device (device_part.c), its row that part alone. */
   if (!n_sel) sel[n_sel++] = getenv("HIERCL_DEVICE");
-  for (size_t s = 0; s < n_sel; s++) {
+  const hcl_device_info **pick = calloc(nd + n_sel, sizeof *pick);
+  hcl_device_info *parts = calloc(n_sel, sizeof *parts);
+  size_t n_pick = 0, n_parts = 0;
+  for (size_t s = 0; s < n_sel && pick && parts; s++) {
     for (size_t d = 0; d < nd; d++) {
-      size_t idx = d;
+      const hcl_device_info *dev = &devs[d];
       if (!sel[s] || strcmp(sel[s], "all")) {
-        if (hcl_device_select(devs, nd, sel[s], &idx, err, sizeof err) != HCL_OK) {
+        if (bench_select(devs, nd, sel[s], &parts[n_parts], &dev, err, sizeof err) != HCL_OK) {
           fprintf(stderr, "hiercl bench: error: --device %s: %s\n", sel[s] ? sel[s] : "", err);
-          free(pick), free(devs);
+          free(pick), free(parts), free(devs);
           return HCL_EXIT_NODEVICE;
         }
+        n_parts += dev == &parts[n_parts];
         d = nd; /* one device per selector */
       }
       size_t k = 0;
-      while (k < n_pick && pick[k] != idx) k++;
-      if (k == n_pick) pick[n_pick++] = idx;
+      while (k < n_pick && strcmp(pick[k]->id, dev->id)) k++;
+      if (k == n_pick) pick[n_pick++] = dev;
     }
   }
   size_t nc;
   const hcl_bench_case *suite = hcl_bench_suite(&nc);
-  bench_row *rows = calloc(n_pick * nc, sizeof *rows);
+  bench_row *rows = pick && parts ? calloc(n_pick * nc, sizeof *rows) : NULL;
   size_t n_rows = 0;
   char tmp[] = "/tmp/hiercl-bench-XXXXXX";
   peak_slot *peak_ctx = calloc(n_pick, sizeof *peak_ctx); /* one per device, for the FMA peak */
   if (!rows || !peak_ctx || !mkdtemp(tmp)) {
     fprintf(stderr, "hiercl bench: error: cannot create a scratch folder in /tmp\n");
-    free(peak_ctx), free(rows), free(pick), free(devs);
+    free(peak_ctx), free(rows), free(pick), free(parts), free(devs);
     return HCL_EXIT_FAIL;
   }
   hcl_cli_catch_stop();
@@ -623,7 +656,7 @@ int hcl_cmd_bench(int argc, char **argv) {
     for (size_t c = 0; c < nc; c++) {
       if (only && !strstr(suite[c].name, only)) continue;
       bench_row *r = &rows[n_rows++];
-      r->dev = &devs[pick[d]];
+      r->dev = pick[d];
       r->c = &suite[c];
       r->ok = 1;
     }
@@ -640,7 +673,7 @@ int hcl_cmd_bench(int argc, char **argv) {
       else
         fprintf(stderr, "bench: %s on %s ...\n", r->c->name, r->dev->id);
       size_t slot = 0, at = r->rounds; /* the row's device among the picked ones */
-      while (&devs[pick[slot]] != r->dev) slot++;
+      while (pick[slot] != r->dev) slot++;
       /* the FMA rate before and after the case, the greater kept: the
        * machine's speed moves within seconds, and the fraction of the peak
        * must not be overstated */
@@ -666,7 +699,7 @@ int hcl_cmd_bench(int argc, char **argv) {
   if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS))
     fprintf(stderr, "hiercl bench: note: could not remove %s\n", tmp);
   for (size_t d = 0; d < n_pick; d++) hcl_ctx_destroy(peak_ctx[d].ctx);
-  free(peak_ctx), free(rows), free(pick), free(devs);
+  free(peak_ctx), free(rows), free(pick), free(parts), free(devs);
   if (*stop) return hcl_cli_exit_code(HCL_ERR_INTERRUPTED);
   return failed ? HCL_EXIT_FAIL : n_rows ? HCL_EXIT_OK : HCL_EXIT_USAGE;
 }
