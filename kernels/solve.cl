@@ -21,7 +21,8 @@
  * failed replica records (pivot index, value) in st and is skipped from then
  * on; the host reports it and never reads its numbers.
  *
- * The host passes HCL_SOLVE_NB and HCL_SOLVE_WG as -D options.
+ * The host passes HCL_SOLVE_NB, HCL_SOLVE_WG and HCL_SOLVE_SERIAL (the
+ * diagonal blocks factored by one item: CPUs) as -D options.
  * st [R, 2] ints: st[2r] = -1 (fine), the failing pivot index, or -2 (the
  * solution is not finite); st[2r+1] = the pivot's float bits. */
 
@@ -76,6 +77,31 @@ solve_potrf_diag(__global float *L, ulong k, ulong j0, ulong nb, __global const 
   if (lid == 0) failed = !live;
   barrier(CLK_LOCAL_MEM_FENCE);
   float t = thr[r];
+#if HCL_SOLVE_SERIAL
+  /* one item factors the block: on a CPU the three barriers a column cost
+   * more than the block's arithmetic. Each element gets the same updates in
+   * the same order as below, so the same bits. */
+  for (size_t j = 0; lid == 0 && !failed && j < nb; j++) {
+    float d = T[j][j];
+    if (!(d > t)) {
+      failed = 1;
+      st[2 * r] = (int)(j0 + j);
+      st[2 * r + 1] = as_int(d);
+      break;
+    }
+    float p = T[j][j] = sqrt(d);
+    for (size_t i = j + 1; i < nb; i++) T[i][j] = T[i][j] / p;
+    for (size_t i = j + 1; i < nb; i++) {
+      for (size_t c = j + 1; c < i; c++) {
+        float v = T[i][j] * T[c][j]; /* as below */
+        T[i][c] = T[i][c] - v;
+      }
+      float v = T[i][j] * T[i][j];
+      HCL_KAHAN_SUB(T[i][i], C[i], v);
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+#else
   for (size_t j = 0; j < nb; j++) {
     if (lid == 0 && !failed) {
       float d = T[j][j];
@@ -110,6 +136,7 @@ solve_potrf_diag(__global float *L, ulong k, ulong j0, ulong nb, __global const 
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }
+#endif
   if (!failed) {
     for (size_t e = lid; e < nb * nb; e += HCL_SOLVE_WG) {
       size_t i = e / nb, c = e - i * nb;

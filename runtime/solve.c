@@ -36,6 +36,7 @@ static const char *const k_names[K_COUNT] = {"solve_prepare", "solve_potrf_diag"
 
 typedef struct solve_state {
   hcl_ctx *ctx;
+  int serial; /* diagonal blocks factored by one work-item */
   cl_program prog;
   cl_kernel k[K_COUNT];
   hcl_buf L, P, comp, dg, thr, st;
@@ -81,7 +82,8 @@ static hcl_status check_group(solve_state *s, int k, size_t need) {
 /* Program, kernels and scratch buffers of one call. */
 static hcl_status setup(solve_state *s) {
   char opts[128];
-  snprintf(opts, sizeof opts, "-DHCL_SOLVE_NB=%d -DHCL_SOLVE_WG=%d", SOLVE_NB, SOLVE_WG);
+  snprintf(opts, sizeof opts, "-DHCL_SOLVE_NB=%d -DHCL_SOLVE_WG=%d -DHCL_SOLVE_SERIAL=%d", SOLVE_NB,
+           SOLVE_WG, s->serial);
   HCL_TRY(hcl_program_build(s->ctx, "solve", hcl_src_solve, opts, &s->prog));
   for (int i = 0; i < K_COUNT; i++)
     HCL_TRY(hcl_kernel_create(s->ctx, s->prog, k_names[i], &s->k[i]));
@@ -185,6 +187,11 @@ static hcl_status solve(solve_state *s, hcl_buf a, hcl_buf b, float lambda) {
 
 hcl_status hcl_solve_spd(hcl_ctx *ctx, hcl_buf a, hcl_buf b, size_t R, size_t k, size_t m,
                          float lambda) {
+  return hcl_solve_spd_with(ctx, a, b, R, k, m, lambda, -1);
+}
+
+hcl_status hcl_solve_spd_with(hcl_ctx *ctx, hcl_buf a, hcl_buf b, size_t R, size_t k, size_t m,
+                              float lambda, int serial) {
   if (!R || !k || !m) return HCL_OK;
   if (!isfinite(lambda))
     return hcl_fail(ctx, HCL_ERR_PARAM, "solve_spd: lambda = %g is not finite", (double)lambda);
@@ -194,7 +201,10 @@ hcl_status hcl_solve_spd(hcl_ctx *ctx, hcl_buf a, hcl_buf b, size_t R, size_t k,
                     m);
   HCL_TRY(check_buf(ctx, "a", a, R * k * k));
   HCL_TRY(check_buf(ctx, "b", b, R * k * m));
-  solve_state s = {.ctx = ctx, .R = R, .k_dim = k, .m = m};
+  /* a CPU runs a work-group's items one after another: a barrier per step
+   * of the diagonal block costs more there than one item doing it all */
+  if (serial < 0) serial = (ctx->dev.type & CL_DEVICE_TYPE_CPU) != 0;
+  solve_state s = {.ctx = ctx, .serial = serial != 0, .R = R, .k_dim = k, .m = m};
   hcl_status rc = solve(&s, a, b, lambda);
   release(&s);
   return rc;

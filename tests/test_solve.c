@@ -286,6 +286,40 @@ static void deterministic_and_independent(void **state) {
   hcl_buf_free(ctx, &db);
 }
 
+/* The diagonal blocks factored by one work-item (CPUs' default) or by the
+ * whole work-group (other devices') give the same bits, solutions and the
+ * failing pivot alike, at sizes that end in a partial panel. */
+static void serial_and_group_factor_agree(void **state) {
+  (void)state;
+  NEED_DEVICE();
+  enum { R = 3, K = 150, M = 3 };
+  float *a = malloc(R * K * K * sizeof *a), *b = malloc(R * K * M * sizeof *b);
+  for (size_t r = 0; r < R; r++) make_spd(a + r * K * K, K, K, 0.05);
+  for (size_t i = 0; i < R * K * M; i++) b[i] = (float)nrand();
+  hcl_buf da = upload(ctx, a, R * K * K), db = upload(ctx, b, R * K * M);
+  float *x[2];
+  for (int serial = 0; serial < 2; serial++) {
+    assert_int_equal(hcl_buf_write(ctx, db, b, R * K * M * sizeof *b), HCL_OK);
+    if (hcl_solve_spd_with(ctx, da, db, R, K, M, 1e-3f, serial) != HCL_OK)
+      fail_msg("serial = %d: %s", serial, ctx->errmsg);
+    x[serial] = download(ctx, db, R * K * M);
+  }
+  assert_memory_equal(x[0], x[1], R * K * M * sizeof *x[0]);
+  /* replica 1 indefinite at pivot 97 (inside the fourth panel) */
+  a[(1 * K + 97) * K + 97] = -1.0f;
+  assert_int_equal(hcl_buf_write(ctx, da, a, R * K * K * sizeof *a), HCL_OK);
+  char msg[2][256];
+  for (int serial = 0; serial < 2; serial++) {
+    assert_int_equal(hcl_solve_spd_with(ctx, da, db, R, K, M, 0.0f, serial), HCL_ERR_NUMERIC);
+    snprintf(msg[serial], sizeof msg[serial], "%.200s", ctx->errmsg);
+  }
+  assert_string_equal(msg[0], msg[1]);
+  assert_non_null(strstr(msg[0], "(replica 1, pivot 97 = "));
+  free(x[0]), free(x[1]), free(a), free(b);
+  hcl_buf_free(ctx, &da);
+  hcl_buf_free(ctx, &db);
+}
+
 static void argument_checks(void **state) {
   (void)state;
   NEED_DEVICE();
@@ -323,9 +357,13 @@ static void through_host_api(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(through_host_api),      cmocka_unit_test(random_systems),
-      cmocka_unit_test(singular_needs_lambda), cmocka_unit_test(ill_conditioned),
-      cmocka_unit_test(indefinite_and_nan),    cmocka_unit_test(deterministic_and_independent),
+      cmocka_unit_test(through_host_api),
+      cmocka_unit_test(random_systems),
+      cmocka_unit_test(singular_needs_lambda),
+      cmocka_unit_test(ill_conditioned),
+      cmocka_unit_test(indefinite_and_nan),
+      cmocka_unit_test(deterministic_and_independent),
+      cmocka_unit_test(serial_and_group_factor_agree),
       cmocka_unit_test(argument_checks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
