@@ -93,6 +93,16 @@ static float *download(hcl_ctx *ctx, hcl_buf b, size_t n) {
   return h;
 }
 
+/* R systems of size K (make_spd with cols = K) and M Gaussian right-hand
+ * sides each, on the host (*a, *b) and on the device (*da, *db). */
+static void spd_batch(hcl_ctx *ctx, size_t R, size_t K, size_t M, double shift, float **a,
+                      float **b, hcl_buf *da, hcl_buf *db) {
+  *a = malloc(R * K * K * sizeof **a), *b = malloc(R * K * M * sizeof **b);
+  for (size_t r = 0; r < R; r++) make_spd(*a + r * K * K, K, K, shift);
+  for (size_t i = 0; i < R * K * M; i++) (*b)[i] = (float)nrand();
+  *da = upload(ctx, *a, R * K * K), *db = upload(ctx, *b, R * K * M);
+}
+
 /* Relative error ||x - ref|| / ||ref|| of one replica's solution. */
 static double rel_err(const float *x, const double *ref, size_t n) {
   double num = 0, den = 0;
@@ -244,10 +254,9 @@ static void deterministic_and_independent(void **state) {
   (void)state;
   NEED_DEVICE();
   enum { R = 3, K = 150, M = 3 };
-  float *a = malloc(R * K * K * sizeof *a), *b = malloc(R * K * M * sizeof *b);
-  for (size_t r = 0; r < R; r++) make_spd(a + r * K * K, K, K, 0.1);
-  for (size_t i = 0; i < R * K * M; i++) b[i] = (float)nrand();
-  hcl_buf da = upload(ctx, a, R * K * K), db = upload(ctx, b, R * K * M);
+  float *a, *b;
+  hcl_buf da, db;
+  spd_batch(ctx, R, K, M, 0.1, &a, &b, &da, &db);
   assert_int_equal(hcl_solve_spd(ctx, da, db, R, K, M, 0.0f), HCL_OK);
   float *x1 = download(ctx, db, R * K * M);
   assert_int_equal(hcl_buf_write(ctx, db, b, R * K * M * sizeof *b), HCL_OK);
@@ -293,10 +302,9 @@ static void serial_and_group_factor_agree(void **state) {
   (void)state;
   NEED_DEVICE();
   enum { R = 3, K = 150, M = 3 };
-  float *a = malloc(R * K * K * sizeof *a), *b = malloc(R * K * M * sizeof *b);
-  for (size_t r = 0; r < R; r++) make_spd(a + r * K * K, K, K, 0.05);
-  for (size_t i = 0; i < R * K * M; i++) b[i] = (float)nrand();
-  hcl_buf da = upload(ctx, a, R * K * K), db = upload(ctx, b, R * K * M);
+  float *a, *b;
+  hcl_buf da, db;
+  spd_batch(ctx, R, K, M, 0.05, &a, &b, &da, &db);
   float *x[2];
   for (int serial = 0; serial < 2; serial++) {
     assert_int_equal(hcl_buf_write(ctx, db, b, R * K * M * sizeof *b), HCL_OK);
