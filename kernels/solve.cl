@@ -191,6 +191,14 @@ __kernel void solve_syrk_diag(__global const float *P, ulong k, ulong j1, ulong 
  * subtractions in the same order as a sweep row by row, with two barriers
  * a block instead of two a row. trans = 1 flags a non-finite result in st
  * (-2). */
+/* The u-th row of a block of nb, in solving order: forward from its first,
+ * backward (trans) from its last. */
+HCL_FN size_t hcl_trsv_at(int trans, size_t nb, size_t u) { return trans ? nb - 1 - u : u; }
+/* The multiplier of solved row q in row i's equation: L[i][q], or for
+ * trans L^T's, L[q][i]. */
+HCL_FN float hcl_trsv_coef(__global const float *Lr, ulong k, int trans, size_t i, size_t q) {
+  return trans ? Lr[q * k + i] : Lr[i * k + q];
+}
 __kernel __attribute__((reqd_work_group_size(HCL_SOLVE_WG, 1, 1))) void
 solve_trsv(__global const float *L, __global float *B, ulong b_off, ulong k, ulong m, int trans,
            __global int *st) {
@@ -210,11 +218,11 @@ solve_trsv(__global const float *L, __global float *B, ulong b_off, ulong k, ulo
       if (lid < mc) {
         size_t c = c0 + lid;
         for (size_t t = 0; t < nb; t++) { /* in solving order */
-          size_t jj = trans ? nb - 1 - t : t, j = j0 + jj;
+          size_t jj = hcl_trsv_at(trans, nb, t), j = j0 + jj;
           float v = Br[j * m + c];
           for (size_t u = 0; u < t; u++) {
-            size_t p = trans ? nb - 1 - u : u;
-            v = v - (trans ? Lr[(j0 + p) * k + j] : Lr[j * k + j0 + p]) * Y[p][lid];
+            size_t p = hcl_trsv_at(trans, nb, u);
+            v = v - hcl_trsv_coef(Lr, k, trans, j, j0 + p) * Y[p][lid];
           }
           v = v / Lr[j * k + j];
           Y[jj][lid] = v;
@@ -231,8 +239,8 @@ solve_trsv(__global const float *L, __global float *B, ulong b_off, ulong k, ulo
         for (size_t c = 0; c < mc; c++) {
           float v = bi[c];
           for (size_t u = 0; u < nb; u++) {
-            size_t p = trans ? nb - 1 - u : u;
-            v = v - (trans ? Lr[(j0 + p) * k + i] : Lr[i * k + j0 + p]) * Y[p][c];
+            size_t p = hcl_trsv_at(trans, nb, u);
+            v = v - hcl_trsv_coef(Lr, k, trans, i, j0 + p) * Y[p][c];
           }
           bi[c] = v;
         }
