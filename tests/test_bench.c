@@ -23,7 +23,7 @@ static void json_rows_name_their_device(void **state) {
   char cmd[4096], path[512];
   snprintf(path, sizeof path, "%s/a.json", hcl_test_tmpdir());
   snprintf(cmd, sizeof cmd,
-           "(%s bench --quick --device %s --only linear_teacher -o json 2>/dev/null) > %s",
+           "(%s bench --quick --device %s --only linear_teacher/r1 -o json 2>/dev/null) > %s",
            HCL_TEST_HIERCL, device(), path);
   assert_int_equal(sh(cmd), 0);
   /* An independent parser checks the schema: valid JSON, one row, every
@@ -38,6 +38,9 @@ static void json_rows_name_their_device(void **state) {
       "assert r[\"gflop_per_s\"]>0 and r[\"peak_device_bytes\"]>0, r; "
       "assert 0<r[\"cpu_s\"] and r[\"replica_per_cpu_s\"]>0, r; "
       "assert r[\"top_kernels\"] and all(k[\"launches\"]>0 for k in r[\"top_kernels\"]), r; "
+      /* one untimed run of the quick pass's length before the first round
+       * (PoCL compiles a kernel at its first launch) */
+      "assert r[\"warmup_steps\"]==r[\"steps\"]>0, r; "
       /* the device's FMA rate, measured around the round, and the products'
        * share of it (a few GFLOP/s of a tiny net: well under the peak) */
       "p=r[\"fma_peak_gflop_per_s_rounds\"]; assert len(p)==r[\"rounds\"] and p[0]>0, r; "
@@ -75,7 +78,7 @@ static void repeat_reports_every_round(void **state) {
   snprintf(path, sizeof path, "%s/rep.json", hcl_test_tmpdir());
   snprintf(cmd, sizeof cmd,
            "(HIERCL_PYTHON=/bin/sh HIERCL_TORCH_SUITE=%s %s bench --quick --device %s --only "
-           "linear_teacher --torch --repeat 3 -o json 2>/dev/null) > %s",
+           "linear_teacher/r1 --torch --repeat 3 -o json 2>/dev/null) > %s",
            script, HCL_TEST_HIERCL, device(), path);
   if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
   /* medians, ranges and ratios recomputed from the rounds by Python */
@@ -97,7 +100,7 @@ static void repeat_reports_every_round(void **state) {
   /* the table shows the ranges */
   snprintf(cmd, sizeof cmd,
            "HIERCL_PYTHON=/bin/sh HIERCL_TORCH_SUITE=%s %s bench --quick --device %s --only "
-           "linear_teacher --torch --repeat 2 2>/dev/null",
+           "linear_teacher/r1 --torch --repeat 2 2>/dev/null",
            script, HCL_TEST_HIERCL, device());
   remove(count);
   if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
@@ -146,7 +149,7 @@ static void part_rows(void **state) {
   snprintf(path, sizeof path, "%s/part.json", hcl_test_tmpdir());
   snprintf(cmd, sizeof cmd,
            "(HIERCL_PYTHON=/bin/sh HIERCL_TORCH_SUITE=%s %s bench --quick --device cpu --device "
-           "cpu/2.1 --only linear_teacher --torch -o json 2>/dev/null) > %s",
+           "cpu/2.1 --only linear_teacher/r1 --torch -o json 2>/dev/null) > %s",
            script, HCL_TEST_HIERCL, path);
   if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
   snprintf(cmd, sizeof cmd,
@@ -158,7 +161,7 @@ static void part_rows(void **state) {
            "assert w[\"torch_threads\"]==min(%ld,%u), w' %s '%s'",
            cores, cu, path, ctx->dev.id);
   if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
-  snprintf(cmd, sizeof cmd, "%s bench --quick --device cpu/2 --only linear_teacher",
+  snprintf(cmd, sizeof cmd, "%s bench --quick --device cpu/2 --only linear_teacher/r1",
            HCL_TEST_HIERCL);
   assert_int_equal(sh(cmd), 3);
   if (!strstr(out, "--device cpu/2: a part is SEL/N.I")) HCL_FAIL_OUT(out, "no message");
@@ -177,6 +180,10 @@ static void bad_usage(void **state) {
   snprintf(cmd, sizeof cmd, "%s bench --repeat 0", HCL_TEST_HIERCL);
   assert_int_equal(sh(cmd), 2);
   assert_non_null(strstr(out, "--repeat '0'"));
+  snprintf(cmd, sizeof cmd, "%s bench --only no-such-case", HCL_TEST_HIERCL);
+  assert_int_equal(sh(cmd), 2);
+  assert_non_null(strstr(out, "--only 'no-such-case' names no case"));
+  assert_non_null(strstr(out, "rhm_cnn/r1,"));
   if (!hcl_test_ctx()) return;
   snprintf(cmd, sizeof cmd, "%s bench --device no-such-device-xyz", HCL_TEST_HIERCL);
   assert_int_equal(sh(cmd), 3);

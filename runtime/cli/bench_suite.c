@@ -43,11 +43,13 @@ static const hcl_bench_case suite[] = {
     {"rhm_cnn/r1", rhm_cnn, 1, 1000, 100, "step"},
     {"rhm_cnn/r8", rhm_cnn, 8, 300, 30, "step"},
     {"rhm_fcn/r1", rhm_fcn, 1, 1000, 100, "step"},
+    {"rhm_fcn/r8", rhm_fcn, 8, 300, 30, "step"},
     {"three_layer_algorithm1/r1", three_layer, 1, 0, 0, "run"},
     {"three_layer_algorithm1/r8", three_layer, 8, 0, 0, "run"},
     {"taylor_quadntk/r1", taylor, 1, 500, 50, "step"},
     {"taylor_quadntk/r8", taylor, 8, 200, 20, "step"},
     {"linear_teacher/r1", linear_teacher, 1, 3000, 300, "step"},
+    {"linear_teacher/r100", linear_teacher, 100, 1000, 100, "step"},
 };
 
 const hcl_bench_case *hcl_bench_suite(size_t *n) {

@@ -32,7 +32,8 @@ typedef struct bench_row {
   /* the device's FMA rate (GFLOP/s, hcl_fma_peak) around each round; NaN if unmeasured */
   double fma_peak[BENCH_MAX_REPEAT];
   size_t rounds, torch_rounds;
-  int runs_per_round; /* timed runs in the latest round (a case timed as whole runs: several) */
+  int runs_per_round;  /* timed runs in the latest round (a case timed as whole runs: several) */
+  double warmup_steps; /* steps of the untimed run before the first round (its summary's) */
   struct {
     char name[48];
     double launches, device_s;
@@ -44,9 +45,11 @@ typedef struct bench_row {
 } bench_row;
 
 static const char bench_usage[] =
-    "usage: hiercl bench [--device SEL|all]... [--quick] [--only SUBSTRING] [-o md|csv|json]\n"
+    "usage: hiercl bench [--device SEL|all]... [--quick] [--only NAME|SUBSTRING] [-o md|csv|json]\n"
     "                    [--torch] [--repeat N] [--plugin-path DIRS]\n"
     "       hiercl bench --compare A.json B.json\n"
+    "--only NAME times that case alone (rhm_cnn/r1); any other string, every case whose\n"
+    "name contains it (rhm_cnn).\n"
     "--device SEL/N.I times part I of the device SEL split in N equal parts, alone (the\n"
     "PyTorch twin on a CPU part gets at most as many threads as the part has cores).\n";
 
@@ -144,6 +147,16 @@ static row_stats row_spread(const bench_row *r) {
   return s;
 }
 
+/* --only: the case of that exact name if there is one (rhm_cnn/r1, not also
+ * a /r10), else every case whose name contains it; every case without it. */
+static int bench_selected(const hcl_bench_case *suite, size_t nc, const char *only,
+                          const char *name) {
+  if (!only) return 1;
+  for (size_t c = 0; c < nc; c++)
+    if (!strcmp(suite[c].name, only)) return !strcmp(name, only);
+  return strstr(name, only) != NULL;
+}
+
 /* Timed runs a round of a case timed as whole runs (the PyTorch twin's too). */
 #define BENCH_RUNS_TIMED 3
 
@@ -173,14 +186,30 @@ static void run_case(bench_row *r, const char *tmp, int quick, const char *plugi
    * solver's): one untimed run first, in a session whose context keeps its
    * programs for the timed runs, as a sweep's points share them and as the
    * PyTorch twin's warm-up run warms its own; then BENCH_RUNS_TIMED runs, as
-   * many as the twin times (its --steps 3), their rate runs / total wall */
+   * many as the twin times (its --steps 3), their rate runs / total wall.
+   * A case timed in steps runs once untimed before its first round, as long
+   * as its quick pass: PoCL compiles a kernel for its work-group size at its
+   * first launch (into its own disk cache), so on a fresh machine the first
+   * round timed the compiler (the linear teacher: 885 steps/s, 17 350 in the
+   * next process). */
   int whole = !strcmp(r->c->unit, "run"), timed = whole ? BENCH_RUNS_TIMED : 1;
   hcl_session *session = NULL;
   hcl_status rc = HCL_OK;
   if (whole) {
     rc = hcl_session_create(plugin_path, &session, r->error, sizeof r->error);
     opt.session = session;
-    if (rc == HCL_OK) rc = hcl_run(&opt, r->error, sizeof r->error);
+  }
+  if (rc == HCL_OK && (whole || r->rounds == 0)) {
+    char warm[64];
+    const char *wargv[3] = {sets[0], sets[1], warm};
+    snprintf(warm, sizeof warm, "train.steps=%u", r->c->quick_steps);
+    hcl_run_options w = opt;
+    if (!whole) w.sets = wargv, w.n_sets = r->c->quick_steps ? 3 : 2;
+    rc = hcl_run(&w, r->error, sizeof r->error);
+    snprintf(sum_path, sizeof sum_path, "%s/summary.json", w.run_dir);
+    char *sum = rc == HCL_OK && r->rounds == 0 ? hcl_file_text(sum_path) : NULL;
+    if (sum) r->warmup_steps = json_num(sum, "steps");
+    free(sum);
   }
   double wall_s = 0, per_s = NAN;
   r->cpu_s = 0, r->runs_per_round = 0;
@@ -331,6 +360,8 @@ static void print_json(FILE *o, const bench_row *rows, size_t n) {
       row_stats st = row_spread(r);
       fputs(",\"steps\":", o);
       num_or_null(o, r->steps, "%.0f");
+      fputs(",\"warmup_steps\":", o);
+      num_or_null(o, r->warmup_steps, "%.0f");
       fprintf(o, ",\"rounds\":%zu,\"per_s\":", r->rounds);
       num_or_null(o, st.rate[0] / r->c->replicas, "%.6g");
       json_spread(o, "replica_per_s", st.rate);
@@ -598,6 +629,15 @@ int hcl_cmd_bench(int argc, char **argv) {
     fprintf(stderr, "hiercl bench: -o '%s': expected md, csv or json\n", fmt);
     return HCL_EXIT_USAGE;
   }
+  size_t nc, n_match = 0;
+  const hcl_bench_case *suite = hcl_bench_suite(&nc);
+  for (size_t c = 0; c < nc; c++) n_match += bench_selected(suite, nc, only, suite[c].name);
+  if (!n_match) {
+    fprintf(stderr, "hiercl bench: error: --only '%s' names no case (the suite:", only);
+    for (size_t c = 0; c < nc; c++) fprintf(stderr, "%s %s", c ? "," : "", suite[c].name);
+    fprintf(stderr, ")\n");
+    return HCL_EXIT_USAGE;
+  }
   const char *script =
       torch ? hcl_cli_script("HIERCL_TORCH_SUITE", HCL_INSTALL_SHARE_DIR "/torch/suite.py",
                              HCL_SOURCE_DIR "/bench/torch/suite.py")
@@ -639,8 +679,6 @@ int hcl_cmd_bench(int argc, char **argv) {
       if (k == n_pick) pick[n_pick++] = dev;
     }
   }
-  size_t nc;
-  const hcl_bench_case *suite = hcl_bench_suite(&nc);
   bench_row *rows = pick && parts ? calloc(n_pick * nc, sizeof *rows) : NULL;
   size_t n_rows = 0;
   char tmp[] = "/tmp/hiercl-bench-XXXXXX";
@@ -654,7 +692,7 @@ int hcl_cmd_bench(int argc, char **argv) {
   const volatile int *stop = hcl_cli_stop_flag();
   for (size_t d = 0; d < n_pick; d++)
     for (size_t c = 0; c < nc; c++) {
-      if (only && !strstr(suite[c].name, only)) continue;
+      if (!bench_selected(suite, nc, only, suite[c].name)) continue;
       bench_row *r = &rows[n_rows++];
       r->dev = pick[d];
       r->c = &suite[c];
