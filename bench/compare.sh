@@ -27,6 +27,13 @@ echo "bench/compare.sh: building $ref ($(git rev-parse --short "$ref")) in $tmp/
 cmake -S "$tmp/ref" -B "$tmp/ref/build" -DCMAKE_BUILD_TYPE=Release -DHCL_TESTS=OFF -DHCL_MPI=OFF >/dev/null
 cmake --build "$tmp/ref/build" -j"$(nproc)" >/dev/null
 
+# Untimed first: PoCL compiles a kernel at its first launch, and the REF
+# build's bench may predate its own untimed run (a cold first round read
+# 20x too few steps/s).
+echo "bench/compare.sh: one untimed --quick pass of each build" >&2
+"$tmp/ref/build/hiercl" bench --quick -o json --plugin-path "$tmp/ref/build/plugins" "$@" >/dev/null
+./build/hiercl bench --quick -o json --plugin-path build/plugins "$@" >/dev/null
+
 i=1
 while [ "$i" -le "$rounds" ]; do
   echo "bench/compare.sh: round $i of $rounds" >&2
