@@ -127,6 +127,29 @@ static void whole_runs_report_gflops(void **state) {
            "assert r[\"gflop_per_s\"]>0 and 0<r[\"peak_fraction\"]<1, r' %s",
            path);
   assert_int_equal(sh(cmd), 0);
+  /* Outside --quick, runs until their timed wall reaches 1 s (3 runs were
+   * a 70 ms window), and the twin is asked for as long a window; a fake
+   * twin records its arguments. */
+  char args[512], twin[1024];
+  snprintf(args, sizeof args, "%s/twin_args", hcl_test_tmpdir());
+  remove(args);
+  snprintf(twin, sizeof twin,
+           "echo \"$@\" >> %s\n"
+           "echo '{\"implementation\": \"pytorch fake\", \"replica_per_s\": 10}'\n",
+           args);
+  const char *script = hcl_test_write_temp("twin_window.sh", twin);
+  snprintf(cmd, sizeof cmd,
+           "(HIERCL_PYTHON=/bin/sh HIERCL_TORCH_SUITE=%s %s bench --device %s --only "
+           "three_layer_algorithm1/r1 --torch -o json 2>/dev/null) > %s",
+           script, HCL_TEST_HIERCL, device(), path);
+  assert_int_equal(sh(cmd), 0);
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[\"rows\"][0]; "
+           "assert r[\"runs_per_round\"]>=3 and r[\"timed_s\"]>=1.0, r; "
+           "a=open(sys.argv[2]).read().split(\"\\n\"); assert len(a)>=2 and "
+           "all(\"--min-seconds 1\" in l for l in a if l), a' %s %s",
+           path, args);
+  assert_int_equal(sh(cmd), 0);
 }
 
 /* --device SEL/N.I: a row of its own, named by the part, beside the whole

@@ -215,6 +215,8 @@ def main():
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--min-seconds", type=float, default=0.0,
+                    help="a case timed as whole runs: more runs until their time reaches this")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -222,8 +224,10 @@ def main():
     R = a.replicas
     if CASES[a.case] is None:
         three_layer_run(R, a)  # warm-up
-        runs = max(1, min(a.steps, 5))
-        t = sum(three_layer_run(R, a) for _ in range(runs))
+        runs, t = 0, 0.0
+        while runs < max(1, min(a.steps, 5)) or (t < a.min_seconds and runs < 1000):
+            t += three_layer_run(R, a)
+            runs += 1
         rate, unit = runs / t, "run"
     else:
         c = CASES[a.case](R, a)
@@ -246,7 +250,7 @@ def main():
         rate, unit = a.steps / t, "step"
     print(json.dumps({"implementation": "pytorch " + torch.__version__, "case": a.case,
                       "device": a.device, "threads": a.threads, "replicas": R, "unit": unit,
-                      "per_s": rate, "replica_per_s": rate * R}))
+                      "per_s": rate, "replica_per_s": rate * R, "timed_s": t}))
 
 
 if __name__ == "__main__":
