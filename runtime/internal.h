@@ -335,8 +335,8 @@ hcl_status hcl_optim_step(hcl_ctx *ctx, const hcl_optim *opt, float lr, hcl_buf 
 hcl_status hcl_solve_spd(hcl_ctx *ctx, hcl_buf a, hcl_buf b, size_t R, size_t k, size_t m,
                          float lambda);
 /* hcl_solve_spd with the diagonal blocks factored by one work-item (serial
- * 1: CPUs' default), by the whole work-group (0: other devices') or the
- * device's default (-1); both give the same bits. */
+ * 1: CPU paths' default), by the whole work-group (0: GPU paths') or as
+ * hcl_ops_cpu_paths chooses (-1); both give the same bits. */
 hcl_status hcl_solve_spd_with(hcl_ctx *ctx, hcl_buf a, hcl_buf b, size_t R, size_t k, size_t m,
                               float lambda, int serial);
 

@@ -202,8 +202,9 @@ hcl_status hcl_solve_spd_with(hcl_ctx *ctx, hcl_buf a, hcl_buf b, size_t R, size
   HCL_TRY(check_buf(ctx, "a", a, R * k * k));
   HCL_TRY(check_buf(ctx, "b", b, R * k * m));
   /* a CPU runs a work-group's items one after another: a barrier per step
-   * of the diagonal block costs more there than one item doing it all */
-  if (serial < 0) serial = (ctx->dev.type & CL_DEVICE_TYPE_CPU) != 0;
+   * of the diagonal block costs more there than one item doing it all (the
+   * ops' choice of CPU or GPU variants, HIERCL_OPS_PATHS included) */
+  if (serial < 0) serial = hcl_ops_cpu_paths(ctx);
   solve_state s = {.ctx = ctx, .serial = serial != 0, .R = R, .k_dim = k, .m = m};
   hcl_status rc = solve(&s, a, b, lambda);
   release(&s);

@@ -168,6 +168,12 @@ static int bench_selected(const hcl_bench_case *suite, size_t nc, const char *on
 #define BENCH_WHOLE_MIN_S 1.0
 #define BENCH_RUNS_MAX 1000
 
+/* The seconds of timed wall a round of case r fills at least, on both
+ * sides: BENCH_WHOLE_MIN_S for a case timed as whole runs outside --quick. */
+static double bench_window_s(const bench_row *r, int quick) {
+  return !strcmp(r->c->unit, "run") && !quick ? BENCH_WHOLE_MIN_S : 0;
+}
+
 static void run_case(bench_row *r, const char *tmp, int quick, const char *plugin_path) {
   r->ok = 0, r->n_top = 0, r->launches = 0; /* the kernels are the latest round's */
   char cfg[1024], sets[3][64], sum_path[1200];
@@ -201,7 +207,7 @@ static void run_case(bench_row *r, const char *tmp, int quick, const char *plugi
    * round timed the compiler (the linear teacher: 885 steps/s, 17 350 in the
    * next process). */
   int whole = !strcmp(r->c->unit, "run"), timed = whole ? BENCH_RUNS_TIMED : 1;
-  double min_s = whole && !quick ? BENCH_WHOLE_MIN_S : 0;
+  double min_s = bench_window_s(r, quick);
   hcl_session *session = NULL;
   hcl_status rc = HCL_OK;
   if (whole) {
@@ -272,9 +278,9 @@ static void run_torch(bench_row *r, const char *script, int quick) {
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   if (r->dev->compute_units && cores > (long)r->dev->compute_units) cores = r->dev->compute_units;
   int threads[2] = {1, cores > 1 ? (int)cores : 0};
-  char window[48] = ""; /* a case timed as whole runs: as long a window as hiercl's */
-  if (!strcmp(r->c->unit, "run") && !quick)
-    snprintf(window, sizeof window, " --min-seconds %g", BENCH_WHOLE_MIN_S);
+  char window[48] = ""; /* as long a window as hiercl's */
+  if (bench_window_s(r, quick) > 0)
+    snprintf(window, sizeof window, " --min-seconds %g", bench_window_s(r, quick));
   for (int t = 0; t < (gpu ? 1 : 2); t++) {
     if (!threads[t]) continue;
     char cmd[2048], line[1024] = "";
