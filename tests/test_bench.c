@@ -152,6 +152,56 @@ static void whole_runs_report_gflops(void **state) {
   assert_int_equal(sh(cmd), 0);
 }
 
+/* A row with replicas reports what they buy: its replica rate over the same
+ * experiment's R = 1 rate, round by round (the rounds alternate), and per
+ * CPU second; every row, the process's CPU seconds per wall second. */
+static void replica_gain_against_r1(void **state) {
+  (void)state;
+  if (!hcl_test_ctx()) skip();
+  char cmd[4096], path[512];
+  snprintf(path, sizeof path, "%s/gain.json", hcl_test_tmpdir());
+  snprintf(cmd, sizeof cmd,
+           "(%s bench --quick --device %s --only rhm_fcn --repeat 3 -o json 2>/dev/null) > %s",
+           HCL_TEST_HIERCL, device(), path);
+  if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import json,sys,os,statistics as st; r=json.load(open(sys.argv[1]))"
+           "[\"rows\"]; assert [x[\"replicas\"] for x in r]==[1,8], r; a,b=r; "
+           "close=lambda x,y: abs(x-y)<=1e-4*abs(y); assert \"replica_gain\" not in a, a; "
+           "h,g=a[\"replica_per_s_rounds\"],b[\"replica_per_s_rounds\"]; q=[y/x for x,y in "
+           "zip(h,g)]; assert close(b[\"replica_gain\"], st.median(g)/st.median(h)), b; "
+           "assert close(b[\"replica_gain_range\"][0], min(q)) and "
+           "close(b[\"replica_gain_range\"][1], max(q)), b; "
+           "assert close(b[\"replica_cpu_gain\"], "
+           "b[\"replica_per_cpu_s\"]/a[\"replica_per_cpu_s\"]), b; "
+           "assert all(0<x[\"cpu_busy\"]<=1.05*os.cpu_count() for x in r), r' %s",
+           path);
+  if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
+  /* alone, a row with replicas has no R = 1 row to be compared with; the
+   * CSV's rows have the header's columns, the gain in the R = 8 row only */
+  snprintf(cmd, sizeof cmd,
+           "(%s bench --quick --device %s --only rhm_fcn/r8 -o json 2>/dev/null) > %s",
+           HCL_TEST_HIERCL, device(), path);
+  if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[\"rows\"]; "
+           "assert len(r)==1 and \"replica_gain\" not in r[0] and r[0][\"cpu_busy\"]>0, r' %s",
+           path);
+  if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
+  snprintf(path, sizeof path, "%s/gain.csv", hcl_test_tmpdir());
+  snprintf(cmd, sizeof cmd, "(%s bench --quick --device %s --only rhm_fcn -o csv 2>/dev/null) > %s",
+           HCL_TEST_HIERCL, device(), path);
+  if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
+  snprintf(cmd, sizeof cmd,
+           "python3 -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); "
+           "assert len(r)==2 and all(None not in x and None not in x.values() for x in r), r; "
+           "assert r[0][\"replica_gain\"]==\"\" and float(r[1][\"replica_gain\"])>0, r; "
+           "assert float(r[1][\"replica_gain_min\"])<=float(r[1][\"replica_gain_max\"]), r; "
+           "assert all(float(x[\"cpu_busy\"])>0 and float(x[\"gflop_per_s\"])>0 for x in r), r' %s",
+           path);
+  if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
+}
+
 /* --device SEL/N.I: a row of its own, named by the part, beside the whole
  * device's; the PyTorch twin of a CPU part gets no more threads than the
  * part has cores (a fake twin that is faster on more threads shows which
@@ -218,6 +268,7 @@ int main(void) {
       cmocka_unit_test(json_rows_name_their_device),
       cmocka_unit_test(repeat_reports_every_round),
       cmocka_unit_test(whole_runs_report_gflops),
+      cmocka_unit_test(replica_gain_against_r1),
       cmocka_unit_test(part_rows),
       cmocka_unit_test(bad_usage),
   };

@@ -5,7 +5,7 @@
  * its device, driver and hiercl version so files from different machines
  * can be put side by side (--compare). */
 #define _XOPEN_SOURCE 700 /* nftw */
-#include "bench_suite.h"
+#include "bench_row.h"
 #include "commands.h"
 #include "hiercl/hiercl.h"
 #include "internal.h"
@@ -16,34 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define BENCH_SCHEMA "hiercl-bench/1"
-#define TOP_KERNELS 3
-#define BENCH_MAX_REPEAT 25
-
-typedef struct bench_row {
-  const hcl_device_info *dev;
-  const hcl_bench_case *c;
-  int ok;
-  char error[2048];
-  double steps, cpu_s, gemm_flops, peak_bytes; /* the latest round */
-  /* every round's replica-steps (or runs) per s and per CPU-s, and its PyTorch twin's */
-  double rate[BENCH_MAX_REPEAT], cpu_rate[BENCH_MAX_REPEAT], torch_rate[BENCH_MAX_REPEAT];
-  /* the device's FMA rate (GFLOP/s, hcl_fma_peak) around each round; NaN if unmeasured */
-  double fma_peak[BENCH_MAX_REPEAT];
-  size_t rounds, torch_rounds;
-  int runs_per_round;  /* timed runs in the latest round (a case timed as whole runs: several) */
-  double timed_s;      /* the latest round's timed wall time (its runs' own, set-up excluded) */
-  double warmup_steps; /* steps of the untimed run before the first round (its summary's) */
-  struct {
-    char name[48];
-    double launches, device_s;
-  } top[TOP_KERNELS];
-  size_t n_top;
-  double launches; /* every kernel launch of the latest round */
-  int torch_threads;
-  char torch_version[48];
-} bench_row;
 
 static const char bench_usage[] =
     "usage: hiercl bench [--device SEL|all]... [--quick] [--only NAME|SUBSTRING] [-o md|csv|json]\n"
@@ -90,62 +62,6 @@ static void read_kernels(const char *sum, bench_row *r) {
     k = obj_end + 1;
     if (*k != ',') return;
   }
-}
-
-/* Median, least and greatest of v[0..n-1] (n >= 1) into st[0..2]. */
-static void spread(const double *v, size_t n, double st[3]) {
-  double s[BENCH_MAX_REPEAT];
-  memcpy(s, v, n * sizeof *s);
-  for (size_t i = 1; i < n; i++) /* insertion sort: n <= BENCH_MAX_REPEAT */
-    for (size_t j = i; j > 0 && s[j - 1] > s[j]; j--) {
-      double t = s[j];
-      s[j] = s[j - 1], s[j - 1] = t;
-    }
-  st[0] = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-  st[1] = s[0], st[2] = s[n - 1];
-}
-
-/* The row's figures over its rounds: hiercl's and the twin's replica rates,
- * hiercl's per CPU-s, and the per-round ratio (rounds are pairs: hiercl,
- * then its twin); the device's FMA rate and, per round, the products'
- * GFLOP/s over the rate measured around that round; NaN where a side has
- * no round, and all NaN for a failed row. */
-typedef struct row_stats {
-  double rate[3], cpu_rate[3], torch[3], ratio[3], peak[3], peak_fraction[3];
-} row_stats;
-
-/* GFLOP/s of the products at replica rate `rate` (the runtime's, and a
- * plugin's own that it counts: the Taylor head on CPUs): per step, or per
- * run for a case timed as whole runs; NaN (not reported) when none ran. */
-static double gflops_at(const bench_row *r, double rate) {
-  double per = strcmp(r->c->unit, "run") ? r->gemm_flops / r->steps : r->gemm_flops;
-  return r->gemm_flops > 0 ? per * rate / r->c->replicas / 1e9 : NAN;
-}
-
-static row_stats row_spread(const bench_row *r) {
-  row_stats s;
-  for (int i = 0; i < 3; i++)
-    s.rate[i] = s.cpu_rate[i] = s.torch[i] = s.ratio[i] = s.peak[i] = s.peak_fraction[i] = NAN;
-  if (!r->ok) return s;
-  int peaks = r->rounds > 0;
-  double f[BENCH_MAX_REPEAT];
-  for (size_t i = 0; i < r->rounds; i++) {
-    peaks = peaks && isfinite(r->fma_peak[i]) && r->fma_peak[i] > 0;
-    if (peaks) f[i] = gflops_at(r, r->rate[i]) / r->fma_peak[i];
-  }
-  if (peaks) {
-    spread(r->fma_peak, r->rounds, s.peak);
-    if (isfinite(f[0])) spread(f, r->rounds, s.peak_fraction);
-  }
-  if (r->rounds) spread(r->rate, r->rounds, s.rate), spread(r->cpu_rate, r->rounds, s.cpu_rate);
-  if (r->torch_rounds) spread(r->torch_rate, r->torch_rounds, s.torch);
-  if (r->rounds && r->torch_rounds == r->rounds) {
-    double q[BENCH_MAX_REPEAT];
-    for (size_t i = 0; i < r->rounds; i++) q[i] = r->rate[i] / r->torch_rate[i];
-    spread(q, r->rounds, s.ratio);
-    s.ratio[0] = s.rate[0] / s.torch[0]; /* the ratio of the medians */
-  }
-  return s;
 }
 
 /* --only: the case of that exact name if there is one (rhm_cnn/r1, not also
@@ -316,200 +232,15 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
   return remove(path);
 }
 
-static void num_or_null(FILE *o, double v, const char *fmt) {
-  if (isfinite(v))
-    fprintf(o, fmt, v);
-  else
-    fputs("null", o);
-}
-
-/* GFLOP/s of the products at the median rate (gflops_at). */
-static double gflop_per_s(const bench_row *r, const row_stats *s) {
-  return gflops_at(r, s->rate[0]);
-}
-
-/* Kernel launches per training step, set-up included (what bounds a small
- * model on a CPU); NaN for a case timed as whole runs. */
-static double launches_per_step(const bench_row *r) {
-  return !strcmp(r->c->unit, "step") && r->steps > 0 && r->launches > 0 ? r->launches / r->steps
-                                                                        : NAN;
-}
-
-/* ,"key":[v[0],...] */
-static void json_list(FILE *o, const char *key, const double *v, size_t n) {
-  fprintf(o, ",\"%s\":[", key);
+/* Each row with replicas gets the row of the same experiment at R = 1 on the
+ * same device, if this call times it, as its base (bench_row.base). */
+static void link_bases(bench_row *rows, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    if (i) fputc(',', o);
-    num_or_null(o, v[i], "%.6g");
-  }
-  fputc(']', o);
-}
-
-/* ,"key":median,"key_range":[least,greatest] */
-static void json_spread(FILE *o, const char *key, const double st[3]) {
-  fprintf(o, ",\"%s\":", key);
-  num_or_null(o, st[0], "%.6g");
-  fprintf(o, ",\"%s_range\":[", key);
-  num_or_null(o, st[1], "%.6g");
-  fputc(',', o);
-  num_or_null(o, st[2], "%.6g");
-  fputc(']', o);
-}
-
-static void print_json(FILE *o, const bench_row *rows, size_t n) {
-  fprintf(o, "{\"schema\":\"%s\",\"rows\":[\n", BENCH_SCHEMA);
-  for (size_t i = 0; i < n; i++) {
-    const bench_row *r = &rows[i];
-    fputs(" {\"hiercl_version\":\"" HIERCL_VERSION "\",\"device_id\":", o);
-    hcl_json_str(o, r->dev->id);
-    fputs(",\"device\":", o);
-    hcl_json_str(o, r->dev->name);
-    fputs(",\"platform\":", o);
-    hcl_json_str(o, r->dev->platform);
-    fputs(",\"driver\":", o);
-    hcl_json_str(o, r->dev->driver);
-    fprintf(
-        o, ",\"experiment\":\"%s\",\"replicas\":%u,\"unit\":\"%s\",\"runs_per_round\":%d,\"ok\":%s",
-        r->c->name, r->c->replicas, r->c->unit, r->runs_per_round, r->ok ? "true" : "false");
-    if (!r->ok) {
-      fputs(",\"error\":", o);
-      hcl_json_str(o, r->error);
-      fputs("}", o);
-    } else {
-      row_stats st = row_spread(r);
-      fputs(",\"steps\":", o);
-      num_or_null(o, r->steps, "%.0f");
-      fputs(",\"warmup_steps\":", o);
-      num_or_null(o, r->warmup_steps, "%.0f");
-      fputs(",\"timed_s\":", o);
-      num_or_null(o, r->timed_s, "%.4g");
-      fprintf(o, ",\"rounds\":%zu,\"per_s\":", r->rounds);
-      num_or_null(o, st.rate[0] / r->c->replicas, "%.6g");
-      json_spread(o, "replica_per_s", st.rate);
-      json_list(o, "replica_per_s_rounds", r->rate, r->rounds);
-      /* per CPU second: comparable across runs on a loaded machine */
-      fputs(",\"cpu_s\":", o);
-      num_or_null(o, r->cpu_s, "%.6g");
-      json_spread(o, "replica_per_cpu_s", st.cpu_rate);
-      fputs(",\"gflop_per_s\":", o);
-      num_or_null(o, gflop_per_s(r, &st), "%.6g");
-      fputs(",\"peak_device_bytes\":", o);
-      num_or_null(o, r->peak_bytes, "%.0f");
-      fputs(",\"launches_per_step\":", o);
-      num_or_null(o, launches_per_step(r), "%.4g");
-      /* what the device's FMAs did around each round, and the products'
-       * share of it round by round */
-      json_spread(o, "fma_peak_gflop_per_s", st.peak);
-      json_list(o, "fma_peak_gflop_per_s_rounds", r->fma_peak, r->rounds);
-      json_spread(o, "peak_fraction", st.peak_fraction);
-      if (r->torch_rounds) {
-        fprintf(o, ",\"torch_version\":\"%s\",\"torch_threads\":%d", r->torch_version,
-                r->torch_threads);
-        json_spread(o, "torch_replica_per_s", st.torch);
-        json_list(o, "torch_replica_per_s_rounds", r->torch_rate, r->torch_rounds);
-        json_spread(o, "ratio_vs_torch", st.ratio);
-      }
-      fputs(",\"top_kernels\":[", o);
-      for (size_t k = 0; k < r->n_top; k++)
-        fprintf(o, "%s{\"name\":\"%s\",\"launches\":%.0f,\"device_s\":%.6g}", k ? "," : "",
-                r->top[k].name, r->top[k].launches, r->top[k].device_s);
-      fputs("]}", o);
-    }
-    fputs(i + 1 < n ? ",\n" : "\n", o);
-  }
-  fputs("]}\n", o);
-}
-
-/* A rate for the table: the median, and in md its range when there were
- * several rounds; "-" (md) or empty (csv) when unknown. */
-static void cell(FILE *o, const double st[3], size_t rounds, int csv) {
-  if (!isfinite(st[0]))
-    fputs(csv ? "" : "-", o);
-  else if (csv || rounds < 2)
-    fprintf(o, "%.4g", st[0]);
-  else
-    fprintf(o, "%.4g (%.4g-%.4g)", st[0], st[1], st[2]);
-}
-
-static void print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
-  const char *sep = csv ? "," : " | ";
-  if (csv)
-    fputs("hiercl_version,device_id,device,driver,experiment,replicas,unit,rounds,per_s,"
-          "replica_per_s,replica_per_s_min,replica_per_s_max,gflop_per_s,peak_device_bytes,"
-          "torch_replica_per_s,ratio_vs_torch,ratio_vs_torch_min,ratio_vs_torch_max,"
-          "launches_per_step,fma_peak_gflop_per_s,peak_fraction,top_kernels,error\n",
-          o);
-  else
-    fputs(
-        "| device | driver | experiment | R | rounds | per s | replica per s | GFLOP/s | peak MiB |"
-        " PyTorch replica per s | hiercl/PyTorch | launches a step | FMA peak GFLOP/s |"
-        " % of peak | top kernels (device s) |\n"
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
-        o);
-  for (size_t i = 0; i < n; i++) {
-    const bench_row *r = &rows[i];
-    char top[256] = "";
-    for (size_t k = 0; k < r->n_top; k++)
-      snprintf(top + strlen(top), sizeof top - strlen(top), "%s%s %.3g",
-               k ? (csv ? ";" : ", ") : "", r->top[k].name, r->top[k].device_s);
-    row_stats st = row_spread(r);
-    double gf = gflop_per_s(r, &st), mib = r->peak_bytes / 1048576.0;
-    double per[3] = {st.rate[0] / r->c->replicas, NAN, NAN};
-    if (csv)
-      fprintf(o, "%s,%s,\"%s\",\"%s\",%s,%u,%s,%zu,", HIERCL_VERSION, r->dev->id, r->dev->name,
-              r->dev->driver, r->c->name, r->c->replicas, r->c->unit, r->rounds);
-    else
-      fprintf(o, "| %s (%s) | %s | %s | %u | %zu | ", r->dev->id, r->dev->name, r->dev->driver,
-              r->c->name, r->c->replicas, r->rounds);
-    if (r->ok) {
-      cell(o, per, 1, csv);
-      fputs(sep, o);
-      cell(o, st.rate, r->rounds, csv);
-      if (csv) fprintf(o, ",%.6g,%.6g", st.rate[1], st.rate[2]);
-      fputs(sep, o);
-    } else {
-      fprintf(o, "%s%s%s", csv ? "" : "failed", sep, sep);
-      if (csv) fputs(",,", o);
-    }
-    if (r->ok && isfinite(gf))
-      fprintf(o, "%.3g", gf);
-    else if (!csv)
-      fputs("-", o);
-    fputs(sep, o);
-    if (r->ok && isfinite(mib))
-      fprintf(o, csv ? "%.0f" : "%.1f", csv ? r->peak_bytes : mib);
-    else if (!csv)
-      fputs("-", o);
-    fputs(sep, o);
-    cell(o, st.torch, r->torch_rounds, csv);
-    fputs(sep, o);
-    if (!csv && isfinite(st.ratio[0]) && r->rounds > 1)
-      fprintf(o, "%.3g (%.3g-%.3g)", st.ratio[0], st.ratio[1], st.ratio[2]);
-    else if (isfinite(st.ratio[0]))
-      fprintf(o, "%.3g", st.ratio[0]);
-    else if (!csv)
-      fputs("-", o);
-    if (csv && isfinite(st.ratio[1]))
-      fprintf(o, ",%.4g,%.4g", st.ratio[1], st.ratio[2]);
-    else if (csv)
-      fputs(",,", o);
-    fputs(sep, o);
-    double lps = r->ok ? launches_per_step(r) : NAN;
-    if (isfinite(lps))
-      fprintf(o, "%.3g", lps);
-    else if (!csv)
-      fputs("-", o);
-    fputs(sep, o);
-    cell(o, st.peak, r->rounds, csv);
-    fputs(sep, o);
-    double pct[3] = {100 * st.peak_fraction[0], 100 * st.peak_fraction[1],
-                     100 * st.peak_fraction[2]};
-    cell(o, csv ? st.peak_fraction : pct, r->rounds, csv);
-    fputs(sep, o);
-    if (csv)
-      fprintf(o, "\"%s\",\"%s\"\n", top, r->ok ? "" : r->error);
-    else
-      fprintf(o, "%s |\n", r->ok ? top : r->error);
+    size_t len = strcspn(rows[i].c->name, "/");
+    for (size_t j = 0; j < n && rows[i].c->replicas > 1; j++)
+      if (rows[j].c->replicas == 1 && rows[j].dev == rows[i].dev &&
+          !strncmp(rows[j].c->name, rows[i].c->name, len + 1))
+        rows[i].base = &rows[j];
   }
 }
 
@@ -719,6 +450,7 @@ int hcl_cmd_bench(int argc, char **argv) {
       r->c = &suite[c];
       r->ok = 1;
     }
+  link_bases(rows, n_rows);
   /* Round by round over every row, each row's twin right after it: drift in
    * the machine's load or state spreads over all rows and both sides alike. */
   int failed = 0;
@@ -751,9 +483,9 @@ int hcl_cmd_bench(int argc, char **argv) {
       snprintf(rows[i].error, sizeof rows[i].error, "not run (interrupted)");
     }
   if (!strcmp(fmt, "json"))
-    print_json(stdout, rows, n_rows);
+    hcl_bench_print_json(stdout, rows, n_rows);
   else
-    print_table(stdout, rows, n_rows, !strcmp(fmt, "csv"));
+    hcl_bench_print_table(stdout, rows, n_rows, !strcmp(fmt, "csv"));
   /* The scratch runs are only the timing's by-products. */
   if (nftw(tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS))
     fprintf(stderr, "hiercl bench: note: could not remove %s\n", tmp);
