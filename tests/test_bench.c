@@ -174,7 +174,8 @@ static void replica_gain_against_r1(void **state) {
            "close(b[\"replica_gain_range\"][1], max(q)), b; "
            "assert close(b[\"replica_cpu_gain\"], "
            "b[\"replica_per_cpu_s\"]/a[\"replica_per_cpu_s\"]), b; "
-           "assert all(0<x[\"cpu_busy\"]<=1.05*os.cpu_count() for x in r), r' %s",
+           "assert all(0<x[\"cpu_busy_range\"][0]<=x[\"cpu_busy\"]<=x[\"cpu_busy_range\"][1]"
+           "<=1.05*os.cpu_count() for x in r), r' %s",
            path);
   if (sh(cmd) != 0) HCL_FAIL_OUT(out, "exit status not 0");
   /* alone, a row with replicas has no R = 1 row to be compared with; the

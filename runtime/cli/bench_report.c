@@ -69,8 +69,9 @@ static row_stats row_spread(const bench_row *r) {
   }
   if (r->rounds) {
     spread(r->rate, r->rounds, s.rate), spread(r->cpu_rate, r->rounds, s.cpu_rate);
-    /* replicas per wall s over replicas per CPU s: CPU s per wall s */
-    ratio_spread(r->rate, r->cpu_rate, r->rounds, s.busy);
+    double busy[BENCH_MAX_REPEAT]; /* replicas per wall s over per CPU s: CPU s per wall s */
+    for (size_t i = 0; i < r->rounds; i++) busy[i] = r->rate[i] / r->cpu_rate[i];
+    spread(busy, r->rounds, s.busy);
   }
   if (r->torch_rounds) spread(r->torch_rate, r->torch_rounds, s.torch);
   if (r->rounds && r->torch_rounds == r->rounds)
