@@ -207,6 +207,14 @@ static void cell(FILE *o, const double st[3], size_t rounds, int csv) {
     fprintf(o, "%.4g (%.4g-%.4g)", st[0], st[1], st[2]);
 }
 
+/* CSV only: ",least,greatest" of a ratio's spread, or ",," when it has none. */
+static void csv_range(FILE *o, const double st[3]) {
+  if (isfinite(st[1]))
+    fprintf(o, ",%.4g,%.4g", st[1], st[2]);
+  else
+    fputs(",,", o);
+}
+
 void hcl_bench_print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
   const char *sep = csv ? "," : " | ";
   if (csv)
@@ -244,10 +252,7 @@ void hcl_bench_print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
       if (csv) fprintf(o, ",%.6g,%.6g", st.rate[1], st.rate[2]);
       fputs(sep, o);
       cell(o, st.gain, r->rounds, csv);
-      if (csv && isfinite(st.gain[0]))
-        fprintf(o, ",%.4g,%.4g", st.gain[1], st.gain[2]);
-      else if (csv)
-        fputs(",,", o);
+      if (csv) csv_range(o, st.gain);
       fputs(sep, o);
       cell(o, st.busy, r->rounds, csv);
       fputs(sep, o);
@@ -273,10 +278,7 @@ void hcl_bench_print_table(FILE *o, const bench_row *rows, size_t n, int csv) {
       fprintf(o, "%.3g", st.ratio[0]);
     else if (!csv)
       fputs("-", o);
-    if (csv && isfinite(st.ratio[1]))
-      fprintf(o, ",%.4g,%.4g", st.ratio[1], st.ratio[2]);
-    else if (csv)
-      fputs(",,", o);
+    if (csv) csv_range(o, st.ratio);
     fputs(sep, o);
     double lps = r->ok ? launches_per_step(r) : NAN;
     if (isfinite(lps))

@@ -195,8 +195,8 @@ static void run_torch(bench_row *r, const char *script, int quick) {
   if (r->dev->compute_units && cores > (long)r->dev->compute_units) cores = r->dev->compute_units;
   int threads[2] = {1, cores > 1 ? (int)cores : 0};
   char window[48] = ""; /* as long a window as hiercl's */
-  if (bench_window_s(r, quick) > 0)
-    snprintf(window, sizeof window, " --min-seconds %g", bench_window_s(r, quick));
+  double min_s = bench_window_s(r, quick);
+  if (min_s > 0) snprintf(window, sizeof window, " --min-seconds %g", min_s);
   for (int t = 0; t < (gpu ? 1 : 2); t++) {
     if (!threads[t]) continue;
     char cmd[2048], line[1024] = "";
